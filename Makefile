@@ -1,0 +1,59 @@
+# ka_ml — key-account health. `make` (or `make help`) lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= configs/ka_ml.yaml
+export OMP_WAIT_POLICY ?= PASSIVE
+export PYTHONHASHSEED ?= 0
+
+.PHONY: help install lint test test-fast demo train score all bench bench-real ui clean
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-11s\033[0m %s\n",$$1,$$2}' $(MAKEFILE_LIST)
+
+# Idempotent: rebuilds only when the venv is missing or the dependency files changed.
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	@VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q -r requirements.lock
+	@VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
+	@touch $(STAMP)
+	@echo "environment ready in $(VENV)"
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (only when needed)
+
+lint: install ## ruff + mypy on ka_ml
+	$(BIN)/ruff check ka_ml tests
+	$(BIN)/ruff format --check ka_ml tests
+	$(BIN)/mypy ka_ml
+
+test: install ## run the whole test suite (what CI runs)
+	$(BIN)/pytest -q
+
+test-fast: install ## the tests without the slow end-to-end ones
+	$(BIN)/pytest -q -m "not slow"
+
+demo: install ## generate the demo data set (data/demo) and validate it
+	$(BIN)/ka-ml demo-data --config $(CONFIG)
+	$(BIN)/ka-ml validate --config $(CONFIG)
+
+train: install ## tune, train, evaluate and register both models on the configured data (demo by default)
+	$(BIN)/ka-ml train --config $(CONFIG)
+
+score: install ## weekly batch scoring with the champion models -> outputs/<as-of>/
+	$(BIN)/ka-ml score --config $(CONFIG)
+
+all: install ## the main job end to end on the demo data: train, then score (report in outputs/)
+	$(BIN)/ka-ml train --config $(CONFIG)
+	$(BIN)/ka-ml score --config $(CONFIG)
+
+ui: install ## open the MLflow UI on http://127.0.0.1:5000 over the local store
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+	  --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/models/mlflow.db}"
+
+clean: ## remove generated data, outputs and the local MLflow store (keeps .venv)
+	rm -rf data outputs models/mlflow.db models/artifacts

@@ -1,0 +1,3 @@
+from ka_ml.cli import main
+
+main()

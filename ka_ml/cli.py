@@ -1,0 +1,261 @@
+"""`ka-ml`: the command-line edge. Parses options, loads config once, calls pure code.
+
+Any :class:`KaMlError` becomes a one-paragraph message on stderr and exit code 2
+(``--debug`` shows the traceback); unexpected errors exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported (stack notes)
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from ka_ml.config import Config, load_config
+from ka_ml.errors import KaMlError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Key-account health: churn risk, purchase timing, explained health lights.",
+)
+console = Console(stderr=True)
+log = logging.getLogger("ka_ml")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML config (default configs/ka_ml.yaml)")
+]
+DataOpt = Annotated[
+    str | None, typer.Option("--data", help="folder or DuckDB/SQLite file; default: demo data")
+]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="YYYY-MM-DD; default: day after the last order")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+
+
+def _setup_logging(debug: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=console, show_path=False)],
+        force=True,
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numba", "shap", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError) as e:
+        raise KaMlError(f"{what} '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
+
+
+def _source(cfg: Config, data: str | None) -> str:
+    """Explicit --data, else config, else the demo world (generated on first use)."""
+    if data:
+        return data
+    if cfg.data.source:
+        return cfg.data.source
+    demo = Path(cfg.data.demo_dir)
+    if not (demo / "orders.csv").exists():
+        from ka_ml.demo.world import generate_world, write_world
+
+        log.info("generating the demo data in %s (first use) ...", demo)
+        write_world(
+            generate_world(cfg.data.demo_accounts, cfg.data.demo_years, cfg.data.demo_seed), demo
+        )
+    return str(demo)
+
+
+def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None):
+    from ka_ml.data.loader import load_history
+
+    return load_history(_source(cfg, data), cfg.data, as_of=as_of)
+
+
+def _run(debug: bool, fn) -> None:
+    _setup_logging(debug)
+    try:
+        fn()
+    except KaMlError as e:
+        if debug:
+            console.print_exception()
+        console.print(f"[bold red]error:[/] {e.render()}", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as e:
+        if debug:
+            console.print_exception()
+        console.print(
+            f"[bold red]unexpected error:[/] {type(e).__name__}: {e}. "
+            "Rerun with --debug for the traceback.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def validate(
+    config: ConfigOpt = None, data: DataOpt = None, as_of: AsOfOpt = None, debug: DebugOpt = False
+) -> None:
+    """Check a data source: print a summary, or the errors and exit non-zero."""
+
+    def go() -> None:
+        cfg = load_config(config)
+        h = _load(cfg, data, _parse_date(as_of, "--as-of"))
+        s = h.summary()
+        out = Console()
+        out.print(f"[bold green]valid[/]: {s['source']}")
+        for t, n in s["tables"].items():  # type: ignore[union-attr]
+            out.print(f"  {t:<10} {n:>9,} rows")
+        out.print(f"  accounts   {s['accounts']:>9,}")
+        out.print(f"  orders from {s['first_order']} to {s['last_order']}")
+        out.print(f"  fingerprint {s['fingerprint']}")
+        for w in h.warnings:
+            out.print(f"  [yellow]warning[/]: {w}", soft_wrap=True)
+
+    _run(debug, go)
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="folder (default data.demo_dir)")
+    ] = None,
+    accounts: Annotated[int | None, typer.Option("--accounts")] = None,
+    years: Annotated[float | None, typer.Option("--years")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the synthetic demo portfolio (six tables + ground truth in _truth/)."""
+
+    def go() -> None:
+        from ka_ml.demo.world import generate_world, write_world
+
+        cfg = load_config(config)
+        if fmt not in ("csv", "parquet"):
+            raise KaMlError(f"--format '{fmt}' is not supported.", "use csv or parquet.")
+        target = out or Path(cfg.data.demo_dir)
+        world = generate_world(
+            accounts or cfg.data.demo_accounts,
+            years or cfg.data.demo_years,
+            cfg.data.demo_seed if seed is None else seed,
+        )
+        paths = write_world(world, target, fmt=fmt)  # type: ignore[arg-type]
+        Console().print(f"wrote {len(paths)} files to {target}")
+
+    _run(debug, go)
+
+
+@app.command()
+def features(
+    out: Annotated[Path, typer.Option("--out", help="feature table: .parquet or .csv")],
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the point-in-time feature table as of --as-of."""
+
+    def go() -> None:
+        from ka_ml.features.build import build_features
+        from ka_ml.io import atomic_write
+
+        cfg = load_config(config)
+        if out.suffix not in (".parquet", ".csv"):
+            raise KaMlError(f"--out '{out}' must end in .parquet or .csv.", "pick one of them.")
+        day = _parse_date(as_of, "--as-of")
+        h = _load(cfg, data, day)
+        day = day or h.default_as_of
+        df = build_features(h, day, cfg)
+        if out.suffix == ".parquet":
+            atomic_write(out, lambda p: df.to_parquet(p, index=False))
+        else:
+            atomic_write(out, lambda p: df.to_csv(p, index=False))
+        Console().print(
+            f"wrote {len(df):,} accounts x {df.shape[1] - 2} features as of {day.date()} to {out}"
+        )
+
+    _run(debug, go)
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None, data: DataOpt = None, as_of: AsOfOpt = None, debug: DebugOpt = False
+) -> None:
+    """Tune, train, evaluate (out of time, against baselines), track and register both models."""
+
+    def go() -> None:
+        from ka_ml.reporting.console import print_train_report
+        from ka_ml.train import run_training
+
+        cfg = load_config(config)
+        day = _parse_date(as_of, "--as-of")
+        h = _load(cfg, data, day)
+        report = run_training(h, cfg, day or h.default_as_of, progress=log.info)
+        print_train_report(report, Console())
+
+    _run(debug, go)
+
+
+@app.command()
+def score(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="output folder (default outputs/<as-of>/)")
+    ] = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
+
+    def go() -> None:
+        from ka_ml.io import ensure_writable_dir
+        from ka_ml.scoring.run import run_scoring
+
+        cfg = load_config(config)
+        day = _parse_date(as_of, "--as-of")
+        if out is not None:
+            ensure_writable_dir(out.parent, "output")
+        h = _load(cfg, data, day)
+        res = run_scoring(h, cfg, day or h.default_as_of, out)
+        lights = res.record["lights"]
+        Console().print(
+            f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "
+            f"[red]{lights.get('red', 0)} red[/], [yellow]{lights.get('yellow', 0)} yellow[/], "
+            f"[green]{lights.get('green', 0)} green[/] -> {res.out_dir}/ (report.html, scores.parquet, "
+            "scores.csv, scores.xlsx, run_record.json)"
+        )
+
+    _run(debug, go)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SystemExit as e:
+        sys.exit(e.code)
+
+
+if __name__ == "__main__":
+    main()

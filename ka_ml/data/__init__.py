@@ -1,0 +1,1 @@
+"""Input data: the contract's tables, loading, validation and the History object."""

@@ -1,0 +1,94 @@
+"""The History object: every table of one data source, typed, as everything downstream uses it.
+
+Conventions (enforced by the loader, relied on everywhere else):
+- ``account_id`` (and ``order_id``) are strings, never numbers: leading zeros survive.
+- dates are ``datetime64[us]`` at midnight (time of day and time zones dropped).
+- amounts, counts, scores and values are ``float64``.
+- optional tables are ``None`` when absent; ``accounts`` always exists (derived from orders).
+
+Immutable by convention: functions take a History and return new frames; nothing mutates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+from ka_ml.data.schema import EVENT_DATE
+
+OPTIONAL_TABLES = ("usage", "tickets", "surveys", "contracts")
+
+
+@dataclass(frozen=True)
+class History:
+    orders: pd.DataFrame
+    accounts: pd.DataFrame
+    usage: pd.DataFrame | None = None
+    tickets: pd.DataFrame | None = None
+    surveys: pd.DataFrame | None = None
+    contracts: pd.DataFrame | None = None
+    source: str = ""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    # -- tables -------------------------------------------------------------------------
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Present tables by canonical name (orders and accounts always)."""
+        out = {"orders": self.orders, "accounts": self.accounts}
+        for name in OPTIONAL_TABLES:
+            df = getattr(self, name)
+            if df is not None:
+                out[name] = df
+        return out
+
+    def has(self, table: str) -> bool:
+        return getattr(self, table, None) is not None
+
+    # -- time ---------------------------------------------------------------------------
+    @property
+    def first_date(self) -> pd.Timestamp:
+        return pd.Timestamp(self.orders["order_date"].min())
+
+    @property
+    def last_order_date(self) -> pd.Timestamp:
+        return pd.Timestamp(self.orders["order_date"].max())
+
+    @property
+    def default_as_of(self) -> pd.Timestamp:
+        """The contract's default as-of: the day after the last order in the data."""
+        return self.last_order_date + pd.Timedelta(days=1)
+
+    def before(self, as_of: pd.Timestamp) -> History:
+        """Rows dated strictly before ``as_of`` in every table (half-open time).
+
+        Contracts are kept when they started before ``as_of``; their end dates may lie after
+        it (a running contract is known at signature). Accounts are never filtered here.
+        """
+        as_of = pd.Timestamp(as_of)
+        kw: dict[str, pd.DataFrame | None] = {}
+        for name in ("orders", *OPTIONAL_TABLES):
+            df = getattr(self, name)
+            kw[name] = None if df is None else df[df[EVENT_DATE[name]] < as_of]
+        return replace(self, **kw)  # type: ignore[arg-type]
+
+    # -- identity -----------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Content hash of every table (row-order sensitive; the loader sorts rows)."""
+        h = hashlib.sha256()
+        for name, df in sorted(self.tables().items()):
+            h.update(name.encode())
+            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+            h.update(",".join(map(str, df.columns)).encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "tables": {k: len(v) for k, v in self.tables().items()},
+            "accounts": int(self.accounts["account_id"].nunique()),
+            "first_order": str(self.first_date.date()),
+            "last_order": str(self.last_order_date.date()),
+            "warnings": list(self.warnings),
+            "fingerprint": self.fingerprint(),
+        }

@@ -1,0 +1,472 @@
+"""Reading a data source (folder of files, DuckDB or SQLite) into the contract's tables.
+
+This is the only module that touches input files. It reads each contract table as raw
+as possible (delimited text as strings, so ids like ``00017`` keep their zeros), applies
+the ``data.tables`` and ``data.columns`` remaps so every frame carries canonical column
+names, and leaves typing and checking to :mod:`ka_ml.data.validate`. Every problem found
+while reading becomes a :class:`DataIssue`, collected rather than raised one at a time.
+
+Sources accepted:
+- a folder: files directly inside whose stem names a table (``orders.csv``,
+  ``orders.csv.gz``, ``orders.parquet``, ``.tsv``/``.txt``); subfolders (like the demo's
+  ``_truth/``) and other files are never read;
+- a DuckDB file (``.duckdb``/``.ddb`` or ``duckdb:///path``), read through DuckDB;
+- a SQLite file (``.sqlite``/``.sqlite3``/``.db`` or ``sqlite:///path``), read through the
+  standard library's ``sqlite3`` (no DuckDB extension download needed offline).
+Files are recognised by their magic bytes first, their extension second.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import logging
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data.history import History
+from ka_ml.data.schema import SCHEMA
+from ka_ml.data.validate import ROW_BASE_ATTR, validate_tables
+from ka_ml.errors import DataIssue, DataValidationError, KaMlError
+
+log = logging.getLogger("ka_ml.data")
+
+SourceKind = Literal["folder", "duckdb", "sqlite"]
+
+TEXT_SUFFIXES = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DUCKDB_SUFFIXES = (".duckdb", ".ddb")
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+DELIMITERS = (",", ";", "\t", "|")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_URI = re.compile(r"^(?P<scheme>duckdb|sqlite)(?:\+\w+)?:///(?P<path>.*)$", re.IGNORECASE)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_DUCKDB_MAGIC = b"DUCK"  # at byte offset 8 of a DuckDB file
+_DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """What reading a source produced: raw frames, read problems and what was there."""
+
+    frames: dict[str, pd.DataFrame]
+    issues: list[DataIssue] = field(default_factory=list)
+    available: list[str] = field(default_factory=list)
+    kind: SourceKind = "folder"
+
+
+# -- public API ---------------------------------------------------------------------------
+def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None = None) -> History:
+    """Read, type and check a data source; the one entry point the rest of ka_ml uses.
+
+    Raises :class:`DataValidationError` with every error found (read and validation) so a
+    user fixes their export in one round. Warnings (rows dropped safely) are logged on the
+    ``ka_ml.data`` logger and kept, rendered, in ``History.warnings`` for the run record.
+    """
+    read = read_source(source, cfg)
+    history, found = validate_tables(read.frames, cfg, as_of, available=read.available)
+    # A table that could not be read is reported once, by the reader (its root cause).
+    unreadable = {i.table for i in read.issues if i.level == "error"}
+    issues = read.issues + [i for i in found if i.table not in unreadable]
+    errors = [i for i in issues if i.level == "error"]
+    if errors:
+        raise DataValidationError(errors)
+    for issue in issues:
+        log.log(logging.WARNING if issue.level == "warning" else logging.INFO, issue.render())
+    warnings = tuple(i.render() for i in issues if i.level == "warning")
+    return replace(history, source=str(source), warnings=warnings)
+
+
+def read_raw_tables(source: str | Path, cfg: DataConfig) -> dict[str, pd.DataFrame]:
+    """Raw frames by canonical table name, canonical column names applied, values untyped.
+
+    Raises :class:`DataValidationError` when a table cannot be read at all (encoding,
+    malformed file, two files for one table); missing tables are simply absent.
+    """
+    read = read_source(source, cfg)
+    errors = [i for i in read.issues if i.level == "error"]
+    if errors:
+        raise DataValidationError(errors)
+    return read.frames
+
+
+def read_source(source: str | Path, cfg: DataConfig) -> RawRead:
+    """Read every contract table present in ``source``; problems come back as issues."""
+    kind, path = resolve_source(source)
+    if kind == "folder":
+        return _read_folder(path, cfg)
+    return _read_database(kind, path, cfg)
+
+
+def resolve_source(source: str | Path) -> tuple[SourceKind, Path]:
+    """Classify a source as folder, DuckDB or SQLite file (URIs, magic bytes, extension)."""
+    text = str(source).strip()
+    match = _URI.match(text)
+    if match:
+        path = Path(match["path"]).expanduser()
+        if not path.exists() and Path("/" + match["path"]).exists():
+            path = Path("/" + match["path"])  # "sqlite:///tmp/x.db" meant /tmp/x.db
+        if not path.exists():
+            raise KaMlError(
+                f"Database file '{path}' named by '{text}' does not exist.",
+                "check the path (sqlite:///relative.db, sqlite:////absolute/path.db).",
+            )
+        return ("duckdb" if match["scheme"].lower() == "duckdb" else "sqlite"), path
+    if "://" in text:
+        raise KaMlError(
+            f"Data source '{text}' uses an unsupported URI scheme.",
+            "pass a folder of CSV/Parquet files, a DuckDB or SQLite file, "
+            "or a duckdb:///path or sqlite:///path URI.",
+        )
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise KaMlError(
+            f"Data source '{path}' does not exist.",
+            "pass an existing folder of tables (orders.csv, ...) or a DuckDB/SQLite file "
+            "with --data (or data.source in the config).",
+        )
+    if path.is_dir():
+        return "folder", path
+    kind = _database_kind(path)
+    if kind is None:
+        raise KaMlError(
+            f"Data source '{path}' is a file but not a DuckDB or SQLite database.",
+            "pass the folder that holds the table files (the file stem names the table, "
+            "e.g. data/orders.csv), or a .duckdb/.sqlite file.",
+        )
+    return kind, path
+
+
+# -- folders ------------------------------------------------------------------------------
+def split_table_file(name: str) -> tuple[str, Literal["text", "parquet"]] | None:
+    """``orders.csv.gz`` -> ("orders", "text"); None for files that hold no table."""
+    lower = name.lower()
+    for suffix in TEXT_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], "text"
+    for suffix in PARQUET_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], "parquet"
+    return None
+
+
+def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    wanted = {cfg.tables.get(t, t).casefold(): t for t in SCHEMA}
+    by_table: dict[str, list[tuple[Path, Literal["text", "parquet"]]]] = {}
+    for path in files:
+        split = split_table_file(path.name)
+        if split is None:
+            continue
+        table = wanted.get(split[0].strip().casefold())
+        if table is not None:
+            by_table.setdefault(table, []).append((path, split[1]))
+
+    frames: dict[str, pd.DataFrame] = {}
+    issues: list[DataIssue] = []
+    for table, found in sorted(by_table.items()):
+        if len(found) > 1:
+            names = " and ".join(f"'{p.name}'" for p, _ in found)
+            issues.append(
+                DataIssue(
+                    table,
+                    None,
+                    f"{len(found)} files hold this table: {names}",
+                    "keep one of them (remove or rename the others) so it is clear which to read.",
+                )
+            )
+            continue
+        path, fmt = found[0]
+        if fmt == "text":
+            frame, issue = _read_delimited(path, table, cfg.read)
+        else:
+            frame, issue = _read_parquet(path, table)
+        if issue is not None:
+            issues.append(issue)
+        if frame is not None:
+            frame, col_issues = canonical_columns(frame, table, cfg)
+            issues.extend(col_issues)
+            frames[table] = frame
+    return RawRead(frames, issues, [p.name for p in files], "folder")
+
+
+def _read_delimited(
+    path: Path, table: str, read: ReadOptions
+) -> tuple[pd.DataFrame | None, DataIssue | None]:
+    """Read a delimited file as strings (no value is interpreted here)."""
+    try:
+        encoding = codecs.lookup(read.encoding).name
+    except LookupError:
+        return None, DataIssue(
+            table,
+            None,
+            f"data.read.encoding '{read.encoding}' is not a known text encoding",
+            "set data.read.encoding to a valid name such as utf-8, latin-1 or cp1252.",
+        )
+    if encoding == "utf-8":
+        encoding = "utf-8-sig"  # strips a byte-order mark; identical for plain UTF-8
+    delimiter = _DELIMITER_NAMES.get((read.delimiter or "").lower(), read.delimiter)
+    try:
+        sep = delimiter or _sniff_delimiter(path, encoding)
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding=encoding,
+            compression="infer",
+        )
+    except UnicodeDecodeError as e:
+        return None, DataIssue(
+            table,
+            None,
+            f"'{path.name}' is not valid {read.encoding} text ({e.reason} at byte {e.start})",
+            "set data.read.encoding in the config to the file's encoding, "
+            "e.g. data.read.encoding: latin-1 (or cp1252 for Windows exports).",
+        )
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    except pd.errors.ParserError as e:
+        return None, DataIssue(
+            table,
+            None,
+            f"'{path.name}' is not a well-formed delimited file: {str(e).strip()}",
+            "check the delimiter (set data.read.delimiter, e.g. ';') and that quoted "
+            "fields are closed; re-export the file if it was cut off.",
+        )
+    except (OSError, EOFError) as e:
+        return None, DataIssue(
+            table,
+            None,
+            f"'{path.name}' cannot be read: {e}",
+            "re-export the file (a .gz file must be a complete gzip archive).",
+        )
+    frame.columns = _clean_names(frame.columns)
+    frame.attrs[ROW_BASE_ATTR] = 2  # row numbers in messages are file lines (header = 1)
+    return frame, None
+
+
+def _sniff_delimiter(path: Path, encoding: str) -> str:
+    """The candidate delimiter occurring most often in the header line (',' on a tie)."""
+    if path.name.lower().endswith(".gz"):
+        with gzip.open(path, "rt", encoding=encoding, newline="") as gz:
+            header = gz.readline()
+    else:
+        with path.open(encoding=encoding, newline="") as f:
+            header = f.readline()
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_parquet(path: Path, table: str) -> tuple[pd.DataFrame | None, DataIssue | None]:
+    try:
+        arrow = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        return None, DataIssue(
+            table,
+            None,
+            f"'{path.name}' is not a readable Parquet file: {e}",
+            "re-export the file as Parquet, or export it as CSV instead.",
+        )
+    frame = arrow_to_frame(arrow)
+    frame.attrs[ROW_BASE_ATTR] = 1
+    return frame, None
+
+
+def arrow_to_frame(arrow: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas keeping integers and booleans exact (nullable, no float detour)."""
+
+    def mapper(t: pa.DataType) -> object:
+        if pa.types.is_integer(t):
+            return pd.Int64Dtype()
+        if pa.types.is_boolean(t):
+            return pd.BooleanDtype()
+        return None
+
+    frame = arrow.to_pandas(types_mapper=mapper, date_as_object=False)
+    if not isinstance(frame.index, pd.RangeIndex):
+        # A frame saved with an index: a named index is data, an unnamed one is not.
+        frame = frame.reset_index(drop=all(n is None for n in frame.index.names))
+    frame = frame.reset_index(drop=True)
+    frame.columns = _clean_names(frame.columns)
+    return frame
+
+
+# -- databases ----------------------------------------------------------------------------
+def _database_kind(path: Path) -> SourceKind | None:
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head.startswith(_SQLITE_MAGIC):
+        return "sqlite"
+    if head[8:12] == _DUCKDB_MAGIC:
+        return "duckdb"
+    lower = path.name.lower()
+    if lower.endswith(DUCKDB_SUFFIXES):
+        return "duckdb"
+    if lower.endswith(SQLITE_SUFFIXES):
+        return "sqlite"
+    return None
+
+
+def quote_identifier(name: str) -> str:
+    """SQL-quote a table name (double quotes, embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _read_database(kind: SourceKind, path: Path, cfg: DataConfig) -> RawRead:
+    issues: list[DataIssue] = []
+    wanted: dict[str, str] = {}
+    for table in SCHEMA:
+        name = cfg.tables.get(table, table)
+        if IDENTIFIER.match(name):
+            wanted[table] = name
+        else:
+            issues.append(
+                DataIssue(
+                    table,
+                    None,
+                    f"data.tables.{table} = '{name}' is not a plain table name",
+                    "use a name of letters, digits and underscores that starts with a letter "
+                    "or underscore (create a view with such a name if needed).",
+                )
+            )
+    reader = _DuckDbReader(path) if kind == "duckdb" else _SqliteReader(path)
+    frames: dict[str, pd.DataFrame] = {}
+    with reader:
+        available = reader.tables()
+        lookup = {n.casefold(): n for n in available}
+        for table, name in wanted.items():
+            actual = lookup.get(name.casefold())
+            if actual is None:
+                continue
+            frame = reader.read(actual)
+            frame.columns = _clean_names(frame.columns)
+            frame.attrs[ROW_BASE_ATTR] = 1
+            frame, col_issues = canonical_columns(frame, table, cfg)
+            issues.extend(col_issues)
+            frames[table] = frame
+    return RawRead(frames, issues, sorted(available), kind)
+
+
+class _DuckDbReader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.con: object = None
+
+    def __enter__(self) -> _DuckDbReader:
+        import duckdb
+
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as e:
+            raise KaMlError(
+                f"DuckDB file '{self.path}' cannot be opened: {e}",
+                "close other programs writing to it, or check it is a DuckDB database.",
+            ) from e
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()  # type: ignore[attr-defined]
+
+    def tables(self) -> list[str]:
+        rows = self.con.execute(  # type: ignore[attr-defined]
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = current_schema()"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def read(self, name: str) -> pd.DataFrame:
+        arrow = self.con.sql(f"SELECT * FROM {quote_identifier(name)}").to_arrow_table()  # type: ignore[attr-defined]
+        return arrow_to_frame(arrow)
+
+
+class _SqliteReader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.con: sqlite3.Connection | None = None
+
+    def __enter__(self) -> _SqliteReader:
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        try:
+            self.con = sqlite3.connect(uri, uri=True)
+            self.con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        except sqlite3.Error as e:
+            raise KaMlError(
+                f"SQLite file '{self.path}' cannot be opened: {e}",
+                "check that the file is a SQLite database (or pass a DuckDB file or folder).",
+            ) from e
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.con is not None
+        self.con.close()
+
+    def tables(self) -> list[str]:
+        assert self.con is not None
+        rows = self.con.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+        ).fetchall()
+        return [str(r[0]) for r in rows if not str(r[0]).startswith("sqlite_")]
+
+    def read(self, name: str) -> pd.DataFrame:
+        assert self.con is not None
+        return pd.read_sql_query(f"SELECT * FROM {quote_identifier(name)}", self.con)
+
+
+# -- columns ------------------------------------------------------------------------------
+def _clean_names(columns: Iterable[object]) -> list[str]:
+    """Header names without a byte-order mark (whatever the encoding) or outer spaces."""
+    return [str(c).lstrip("\ufeff").removeprefix("ï»¿").strip() for c in columns]
+
+
+def canonical_columns(
+    frame: pd.DataFrame, table: str, cfg: DataConfig
+) -> tuple[pd.DataFrame, list[DataIssue]]:
+    """Rename source columns to canonical names: ``data.columns`` remap first, then a
+    case-insensitive match on the contract's names; other columns keep their name.
+
+    Two source columns landing on the same name is an error (which one is meant?).
+    """
+    remap = {
+        str(src).strip().casefold(): canon for canon, src in cfg.columns.get(table, {}).items()
+    }
+    known = {c.name.casefold(): c.name for c in SCHEMA[table].columns}
+    names = _clean_names(frame.columns)
+    targets = [remap.get(n.casefold()) or known.get(n.casefold()) or n for n in names]
+    issues: list[DataIssue] = []
+    seen: dict[str, str] = {}
+    for name, target in zip(names, targets, strict=True):
+        if target in seen:
+            issues.append(
+                DataIssue(
+                    table,
+                    target,
+                    f"source columns '{seen[target]}' and '{name}' both become '{target}'",
+                    f"rename one of them in the source, or map it to another name in the "
+                    f"config, e.g. data.columns: {{{table}: {{{target}_2: {name}}}}}.",
+                )
+            )
+        else:
+            seen[target] = name
+    if issues:
+        keep = [targets.index(t) == i for i, t in enumerate(targets)]
+        frame = frame.loc[:, keep]
+        targets = [t for t, k in zip(targets, keep, strict=True) if k]
+    attrs = dict(frame.attrs)
+    frame = frame.set_axis(targets, axis=1)
+    frame.attrs.update(attrs)
+    return frame, issues

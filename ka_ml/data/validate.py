@@ -1,0 +1,688 @@
+"""Typing and checking the contract's tables: raw frames in, a History and every issue out.
+
+Pure (no I/O): :mod:`ka_ml.data.loader` reads, this module decides. All findings are
+collected before anyone raises, so a user fixes an export in one round. Each finding is a
+:class:`DataIssue` naming table, column, example rows (``row N`` = file line for delimited
+files, where the header is line 1; 1-based row position for Parquet and databases), the
+row count and the remedy.
+
+Typing rules (the History conventions):
+- ids: strings, whitespace stripped; integer ids from typed sources render without ".0";
+- dates: ``datetime64[us]`` at midnight. Read with ``data.read.date_format`` when set,
+  else as ISO 8601, else with a format guessed from the data (day-first when
+  ``data.read.dayfirst`` is set or the data prove it), else per value when plausible
+  (never bare numbers like "12"). Time-zone-aware values are converted to UTC before
+  the time zone and time of day are dropped, so a CSV with offsets, a tz-aware Parquet
+  column and a DuckDB TIMESTAMPTZ agree;
+- numbers: ``float64``; decimal comma (``data.read.decimal: ','``), thousands separators
+  (``1.234,56``, ``1,234.56``, ``1 234``, ``1'234``) and currency signs are understood;
+- booleans: pandas nullable ``boolean`` from true/false/1/0/yes/no/y/n/t/f (any case);
+- text: ``str``, stripped; blanks are missing;
+- missing markers for ids, dates, numbers and booleans: blank, NA, N/A, #N/A, NaN, NaT,
+  null, None (any case). Text columns treat only blanks as missing (``NA`` may be a region);
+- extra (non-contract) columns are kept as text, unstripped, blanks missing;
+- every contract column exists in the result (all-missing when the source lacks it).
+
+Rows are sorted on the table's keys, then every other column, and re-indexed, so the same
+data from CSV, Parquet, DuckDB or SQLite gives identical frames and fingerprints.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.api import types as ptypes
+from pandas.tseries.api import guess_datetime_format
+
+from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data.history import OPTIONAL_TABLES, History
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, Kind, TableSpec
+from ka_ml.errors import DataIssue
+
+ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "nat", "null", "none"})
+BOOL_TOKENS: Mapping[str, bool] = {
+    **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), True),
+    **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
+}
+DTYPES: Mapping[Kind, Any] = {  # Any: pandas-stubs overloads astype on literals
+    "id": "str",
+    "date": "datetime64[us]",
+    "float": "float64",
+    "str": "str",
+    "bool": "boolean",
+}
+SORT_KEYS: Mapping[str, tuple[str, ...]] = {
+    "orders": ("account_id", "order_date", "order_id"),
+    "accounts": ("account_id",),
+    "usage": ("account_id", "date", "event_type"),
+    "tickets": ("account_id", "opened_at"),
+    "surveys": ("account_id", "date", "kind"),
+    "contracts": ("account_id", "start_date", "end_date"),
+}
+
+_MAX_EXAMPLE_CHARS = 40
+_NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"
+_GROUPED_COMMA_DECIMAL = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"
+_GROUPED_POINT_DECIMAL = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
+# A leftover (non-ISO, non-guessed) date is only trusted with three numeric parts or a
+# month name with a 4-digit year: "5" or "12" must not become a date.
+_PLAUSIBLE_DATE = (
+    r"(?:.*?\d+\D+\d+\D+\d+.*)|(?:.*[A-Za-z]{3,}.*\d{4}.*)|(?:.*\d{4}.*[A-Za-z]{3,}.*)"
+)
+_DAY_MONTH = r"^\s*(?P<a>\d{1,2})[./-](?P<b>\d{1,2})[./-]\d{2,4}\b"
+
+
+# -- public API ---------------------------------------------------------------------------
+def validate_tables(
+    raw: Mapping[str, pd.DataFrame],
+    cfg: DataConfig,
+    as_of: pd.Timestamp | None,
+    *,
+    available: Sequence[str] | None = None,
+) -> tuple[History, list[DataIssue]]:
+    """Type every contract table, check it, drop unsafe rows; return History and issues.
+
+    ``raw`` holds frames with canonical column names (see ``loader.read_raw_tables``).
+    ``available`` names what the source contained (files or tables), quoted when the
+    ``orders`` table is missing. The History is only meaningful when no issue has level
+    ``"error"``; ``"info"`` issues are notes (e.g. accounts derived from orders).
+    """
+    cutoff = _normalize_as_of(as_of)
+    issues: list[DataIssue] = []
+    tables: dict[str, _Table] = {}
+    for name, spec in SCHEMA.items():
+        frame = raw.get(name)
+        if frame is None:
+            if spec.required:
+                issues.append(_missing_table_issue(name, cfg, available or sorted(raw)))
+            continue
+        table, found = _check_table(frame, spec, cfg)
+        issues.extend(found)
+        if table is not None:
+            tables[name] = table
+    if cutoff is not None:
+        issues.extend(_drop_future_rows(tables, cutoff, cfg.future_rows))
+    issues.extend(_drop_unknown_accounts(tables))
+    orders = tables.get("orders")
+    if orders is not None and orders.frame.empty:
+        issues.append(
+            DataIssue(
+                "orders",
+                None,
+                "no orders remain after dropping the rows reported in the warnings",
+                "pass a later --as-of, or make sure orders use the account_ids of the "
+                "accounts table.",
+            )
+        )
+    history, notes = _assemble(tables)
+    return history, issues + notes
+
+
+# -- per table ----------------------------------------------------------------------------
+@dataclass
+class _Table:
+    """One table under validation: typed rows whose index labels point into ``raw``."""
+
+    spec: TableSpec
+    raw: pd.DataFrame
+    frame: pd.DataFrame
+    base: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def examples(self, mask: pd.Series, columns: Sequence[str]) -> tuple[str, ...]:
+        """Up to five offending rows rendered as ``row 12: account_id='A1', x='...'``."""
+        labels = mask.index[mask.to_numpy(dtype=bool)][:5]
+        cols = [c for c in dict.fromkeys(("account_id", *columns)) if c in self.raw.columns]
+        out = []
+        for label in labels:
+            shown = ", ".join(f"{c}='{_show(self.raw.at[label, c])}'" for c in cols)
+            out.append(f"row {int(label) + self.base}: {shown}")
+        return tuple(out)
+
+    def issue(
+        self,
+        column: str | None,
+        problem: str,
+        remedy: str,
+        mask: pd.Series,
+        show: Sequence[str] = (),
+        level: str = "error",
+    ) -> DataIssue:
+        cols = list(show) or ([column] if column else [])
+        return DataIssue(
+            self.name,
+            column,
+            problem,
+            remedy,
+            self.examples(mask, cols),
+            int(mask.sum()),
+            level,
+        )
+
+    def drop(self, mask: pd.Series) -> None:
+        self.frame = self.frame[~mask.to_numpy(dtype=bool)]
+
+
+def _check_table(
+    frame: pd.DataFrame, spec: TableSpec, cfg: DataConfig
+) -> tuple[_Table | None, list[DataIssue]]:
+    read = cfg.read
+    base = int(frame.attrs.get(ROW_BASE_ATTR, 1))
+    raw = frame.reset_index(drop=True)
+    raw.columns = [str(c) for c in raw.columns]
+    if raw.empty:
+        remedy = (
+            "re-export the orders table with its rows (orders is required)."
+            if spec.required
+            else "re-export the table with its rows, or remove the file to run without it."
+        )
+        return None, [DataIssue(spec.name, None, "the table is empty (no data rows)", remedy)]
+
+    missing = [c for c in spec.required_columns if c not in raw.columns]
+    issues = [_missing_column_issue(spec.name, c, raw, cfg) for c in missing]
+    probe = _Table(spec, raw, raw, base)
+    typed: dict[str, pd.Series] = {}
+    for col in spec.columns:
+        if col.name not in raw.columns:
+            continue
+        coerced = _coerce(raw[col.name], col.kind, read)
+        typed[col.name] = coerced.values
+        if coerced.bad.any():
+            remedy = _bad_remedy(col.kind, read)
+            issues.append(probe.issue(col.name, _BAD_PROBLEM[col.kind], remedy, coerced.bad))
+        if col.required and coerced.blank.any():
+            issues.append(_blank_issue(probe, col.name, coerced.blank))
+        if coerced.ambiguous is not None and coerced.ambiguous.any():
+            issues.append(_ambiguous_dates_issue(probe, col.name, coerced.ambiguous))
+    extras = [c for c in raw.columns if spec.kind(c) is None]
+    for c in extras:
+        text = _to_text(raw[c])
+        typed[c] = text.mask(text == "").astype("str")
+    if missing:
+        return None, issues
+
+    table = _Table(spec, raw, pd.DataFrame(typed, index=raw.index), base)
+    dup = table.frame.duplicated(keep="first")
+    if dup.any():
+        issues.append(
+            table.issue(
+                None,
+                "rows that exactly repeat an earlier row were dropped",
+                _DUPLICATE_REMEDY.get(spec.name, _DUPLICATE_REMEDY[""]),
+                dup,
+                [c for c in SORT_KEYS[spec.name] if c in raw.columns],
+                level="warning",
+            )
+        )
+        table.drop(dup)
+    issues.extend(_table_rules(table))
+    return table, issues
+
+
+def _table_rules(t: _Table) -> list[DataIssue]:
+    """Checks specific to one table: unique accounts, contracts that end after they start."""
+    f = t.frame
+    issues: list[DataIssue] = []
+    if t.name == "accounts":
+        ids = f["account_id"]
+        dup = ids.duplicated(keep=False) & ids.notna()
+        if dup.any():
+            n_ids = ids[dup].nunique()
+            issues.append(
+                t.issue(
+                    "account_id",
+                    f"account ids that appear on more than one row ({n_ids} ids)",
+                    "keep exactly one row per account in the accounts table "
+                    "(merge or remove the duplicates).",
+                    dup,
+                    ["name"],
+                )
+            )
+    if t.name == "contracts":
+        backwards = f["end_date"] < f["start_date"]
+        if backwards.any():
+            issues.append(
+                t.issue(
+                    "end_date",
+                    "contracts that end before they start",
+                    "correct start_date/end_date (are the two columns swapped? check "
+                    "data.columns) or remove these rows.",
+                    backwards,
+                    ["start_date", "end_date"],
+                )
+            )
+    return issues
+
+
+# -- across tables ------------------------------------------------------------------------
+def _drop_future_rows(
+    tables: dict[str, _Table], cutoff: pd.Timestamp, policy: str
+) -> list[DataIssue]:
+    """Rows dated on/after the as-of are unknowable at that date: drop or refuse them.
+
+    Accounts are never filtered (History.before keeps them too)."""
+    issues = []
+    level = "warning" if policy == "drop" else "error"
+    for name, t in tables.items():
+        if name == "accounts":
+            continue
+        col = EVENT_DATE[name]
+        late = t.frame[col] >= cutoff
+        if not late.any():
+            continue
+        if level == "warning":
+            problem = f"rows dated on or after the as-of date {cutoff.date()} were dropped"
+            remedy = (
+                "nothing to do for a backtest; to use these rows pass a later --as-of; set "
+                "data.future_rows: error to refuse such rows instead."
+            )
+        else:
+            problem = f"rows dated on or after the as-of date {cutoff.date()}"
+            remedy = (
+                "pass a later --as-of, remove these rows, or set data.future_rows: drop "
+                "to drop them with a warning."
+            )
+        issues.append(t.issue(col, problem, remedy, late, [col], level))
+        t.drop(late)
+    return issues
+
+
+def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
+    """When an accounts table is given, rows of other accounts are dropped with a warning."""
+    accounts = tables.get("accounts")
+    if accounts is None:
+        return []
+    known = accounts.frame["account_id"].dropna().unique()
+    issues = []
+    for name, t in tables.items():
+        if name == "accounts":
+            continue
+        ids = t.frame["account_id"]
+        unknown = ids.notna() & ~ids.isin(known)
+        if not unknown.any():
+            continue
+        n_ids = ids[unknown].nunique()
+        issues.append(
+            t.issue(
+                "account_id",
+                f"rows of accounts missing from the accounts table were dropped ({n_ids} accounts)",
+                "add these accounts to the accounts table, or remove their rows; nothing to do "
+                "if they are test or deleted accounts.",
+                unknown,
+                [EVENT_DATE[name]],
+                level="warning",
+            )
+        )
+        t.drop(unknown)
+    return issues
+
+
+def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
+    """Final frames (contract columns, sorted, fresh index) and derived accounts."""
+    frames = {name: _finish(t.frame, t.spec) for name, t in tables.items()}
+    orders = frames.get("orders", _empty(SCHEMA["orders"]))
+    notes: list[DataIssue] = []
+    accounts = frames.get("accounts")
+    if accounts is None:
+        accounts = _derive_accounts(orders, [f for n, f in frames.items() if n != "orders"])
+        notes.append(
+            DataIssue(
+                "accounts",
+                None,
+                f"no accounts table: {len(accounts)} accounts were derived from the ids in "
+                "the data (created_at = first order date)",
+                "add an accounts table (name, industry, region, ...) for industry and "
+                "portfolio figures.",
+                level="info",
+            )
+        )
+    optional = {name: frames.get(name) for name in OPTIONAL_TABLES}
+    return History(orders=orders, accounts=accounts, **optional), notes  # type: ignore[arg-type]
+
+
+def _derive_accounts(orders: pd.DataFrame, others: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """One row per account id seen anywhere; created_at = its first order (NaT if none)."""
+    ids = pd.concat([orders["account_id"], *(f["account_id"] for f in others)]).dropna()
+    first = orders.groupby("account_id")["order_date"].min()
+    frame = pd.DataFrame({"account_id": ids.drop_duplicates().astype("str")})
+    created = first.reindex(pd.Index(frame["account_id"])).to_numpy()
+    frame["created_at"] = pd.Series(created, index=frame.index).astype("datetime64[us]")
+    return _finish(frame, SCHEMA["accounts"])
+
+
+def _finish(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    contract = [c.name for c in spec.columns]
+    out = frame.copy()
+    for col in spec.columns:
+        if col.name not in out.columns:
+            out[col.name] = pd.Series(pd.NA if col.kind == "bool" else None, index=out.index)
+        out[col.name] = out[col.name].astype(DTYPES[col.kind])
+    extras = [c for c in out.columns if c not in contract]
+    out = out[contract + extras]
+    keys = list(SORT_KEYS[spec.name])
+    order = keys + [c for c in out.columns if c not in keys]
+    return out.sort_values(order, na_position="last").reset_index(drop=True)
+
+
+def _empty(spec: TableSpec) -> pd.DataFrame:
+    return pd.DataFrame({c.name: pd.Series(dtype=DTYPES[c.kind]) for c in spec.columns})
+
+
+# -- coercion -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Coerced:
+    values: pd.Series
+    blank: pd.Series  # missing in the source
+    bad: pd.Series  # present but unreadable as the column's kind
+    ambiguous: pd.Series | None = None  # dates that read differently day-first
+
+
+def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
+    if kind == "date":
+        return _coerce_dates(raw, read)
+    if kind == "float":
+        return _coerce_floats(raw, read.decimal)
+    if kind == "bool":
+        return _coerce_bools(raw)
+    text = _to_text(raw).str.strip()
+    blank = _is_missing(text) if kind == "id" else (text.isna() | (text == ""))
+    none = pd.Series(False, index=raw.index)
+    return _Coerced(text.mask(blank).astype("str"), blank, none)
+
+
+def _is_missing(text: pd.Series) -> pd.Series:
+    return text.isna() | text.str.lower().isin(MISSING_TOKENS).fillna(False).astype(bool)
+
+
+def _to_text(s: pd.Series) -> pd.Series:
+    """Any column as ``str`` (NaN when missing); integral numbers without a trailing .0."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return s.astype("str")
+    if ptypes.is_bool_dtype(dtype):
+        return s.map({True: "true", False: "false"}).astype("str")
+    if ptypes.is_integer_dtype(dtype):
+        return s.astype("str")
+    if ptypes.is_float_dtype(dtype):
+        f = s.astype("float64")
+        integral = np.isfinite(f) & (f == np.round(f)) & (f.abs() < 2**53)
+        ints = f.where(integral, 0).astype("int64").astype("str")
+        return f.astype("str").mask(integral, ints).mask(f.isna())
+    if ptypes.is_object_dtype(dtype):
+        return s.map(_scalar_text, na_action="ignore").astype("str")
+    return s.astype("str").mask(s.isna())
+
+
+def _scalar_text(v: object) -> str:
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, float | np.floating) and np.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    return str(v)
+
+
+def _coerce_dates(raw: pd.Series, read: ReadOptions) -> _Coerced:
+    if ptypes.is_datetime64_any_dtype(raw.dtype):
+        values = raw
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        values = values.astype("datetime64[us]").dt.normalize()
+        none = pd.Series(False, index=raw.index)
+        return _Coerced(values, values.isna(), none)
+    text = _to_text(raw).str.strip()
+    blank = _is_missing(text)
+    parsed, ambiguous = _parse_dates(text.mask(blank), read)
+    bad = ~blank & parsed.isna()
+    return _Coerced(parsed, blank, bad, ambiguous)
+
+
+def _parse_dates(text: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Series | None]:
+    """Parse date strings in stages: configured format, ISO 8601, then (no format set) a
+    format guessed from the data and, for what is left, pandas' per-value parser.
+
+    Day/month order of the non-ISO values: day-first when configured, or when the data
+    prove it (a first number above 12 and never a second one). Returns the dates and,
+    when the order was a default guess, the values it changed (for a warning).
+    """
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    todo = text.notna()
+    if read.date_format:
+        out, todo = _fill(out, todo, text, read.date_format, read.dayfirst)
+    out, todo = _fill(out, todo, text, "ISO8601", read.dayfirst)
+    if read.date_format is not None or not todo.any():
+        return out, None
+    parts = _day_month_parts(text[todo])
+    day_first = read.dayfirst or bool((parts[0] > 12).any() and not (parts[1] > 12).any())
+    guessed = guess_datetime_format(str(text[todo].iloc[0]), dayfirst=day_first)
+    if guessed is not None:
+        out, todo = _fill(out, todo, text, guessed, day_first)
+    plausible = todo & text.str.fullmatch(_PLAUSIBLE_DATE).fillna(False).astype(bool)
+    out, _ = _fill(out, plausible, text, "mixed", day_first)
+    if day_first:
+        return out, None
+    ambiguous = (parts[0] <= 12) & (parts[1] <= 12) & (parts[0] != parts[1])
+    return out, ambiguous.reindex(text.index, fill_value=False)
+
+
+def _day_month_parts(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The first two numbers of dates like 03.01.2024 (NaN otherwise), via Arrow's regex
+    engine: pandas' ``str.extract`` loops in Python, too slow for millions of rows."""
+    arr = pa.array(text.astype("str"), from_pandas=True, type=pa.string())
+    found = pc.extract_regex(arr, pattern=_DAY_MONTH)
+    first, second = (
+        pd.Series(
+            pc.cast(pc.struct_field(found, name), pa.float64()).to_numpy(zero_copy_only=False),
+            index=text.index,
+        )
+        for name in ("a", "b")
+    )
+    return first, second
+
+
+def _fill(
+    out: pd.Series, todo: pd.Series, text: pd.Series, fmt: str, dayfirst: bool
+) -> tuple[pd.Series, pd.Series]:
+    if not todo.any():
+        return out, todo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            parsed = pd.to_datetime(
+                text[todo], format=fmt, dayfirst=dayfirst, errors="coerce", utc=True
+            )
+        except (ValueError, TypeError, OverflowError):
+            return out, todo
+    parsed = parsed.dt.tz_localize(None).astype("datetime64[us]").dt.normalize()
+    parsed = parsed.reindex(text.index)
+    got = parsed.notna()
+    return out.mask(got, parsed), todo & ~got
+
+
+def _coerce_floats(raw: pd.Series, decimal: str) -> _Coerced:
+    if ptypes.is_numeric_dtype(raw.dtype) or ptypes.is_bool_dtype(raw.dtype):
+        values = raw.astype("float64")
+        inf = pd.Series(np.isinf(values.to_numpy()), index=raw.index)
+        return _Coerced(values.mask(inf), values.isna(), inf)
+    text = _to_text(raw).str.strip()
+    blank = _is_missing(text)
+    present = text.mask(blank)
+    if decimal == ",":
+        # "12,5" needs only the comma swapped; values with a "." may use it to group thousands.
+        simple = present.notna() & ~present.str.contains(".", regex=False).fillna(False)
+        values = _to_float(present[simple].str.replace(",", ".", regex=False))
+        values = values.reindex(raw.index)
+    else:
+        values = _to_float(present)
+    retry = present.notna() & values.isna()
+    if retry.any():
+        values = values.mask(retry, _to_float(_clean_number(present[retry], decimal)))
+    bad = ~blank & ~np.isfinite(values)
+    return _Coerced(values.mask(bad), blank, bad)
+
+
+def _to_float(text: pd.Series) -> pd.Series:
+    return pd.to_numeric(text, errors="coerce").astype("float64").reindex(text.index)
+
+
+def _clean_number(text: pd.Series, decimal: str) -> pd.Series:
+    """'1.234,56' / '1,234.56' / '€ 1 234' -> '1234.56' / '1234.56' / '1234'."""
+    t = text.str.replace(_NUMBER_NOISE, "", regex=True)
+    if decimal == ",":
+        grouped = t.str.fullmatch(_GROUPED_COMMA_DECIMAL).fillna(False).astype(bool)
+        t = t.mask(grouped, t.str.replace(".", "", regex=False))
+        return t.str.replace(",", ".", regex=False)
+    grouped = t.str.fullmatch(_GROUPED_POINT_DECIMAL).fillna(False).astype(bool)
+    return t.mask(grouped, t.str.replace(",", "", regex=False))
+
+
+def _coerce_bools(raw: pd.Series) -> _Coerced:
+    if ptypes.is_bool_dtype(raw.dtype):
+        values = raw.astype("boolean")
+        return _Coerced(values, values.isna(), pd.Series(False, index=raw.index))
+    if ptypes.is_numeric_dtype(raw.dtype):
+        f = raw.astype("float64")
+        blank = f.isna()
+        bad = ~blank & ~f.isin([0.0, 1.0])
+        return _Coerced((f == 1).astype("boolean").mask(blank | bad), blank, bad)
+    text = _to_text(raw).str.strip()
+    blank = _is_missing(text)
+    values = text.str.lower().map(BOOL_TOKENS)
+    bad = ~blank & values.isna()
+    return _Coerced(values.astype("boolean"), blank, bad)
+
+
+# -- messages -----------------------------------------------------------------------------
+_BAD_PROBLEM: Mapping[Kind, str] = {
+    "date": "values that cannot be read as dates",
+    "float": "values that are not numbers",
+    "bool": "values that are not yes/no",
+    "id": "unreadable ids",
+    "str": "unreadable text",
+}
+_DUPLICATE_REMEDY = {
+    "orders": "nothing to do if the export repeated rows; if these are genuine repeat "
+    "orders, give every order its own order_id so they are kept.",
+    "": "nothing to do if the export repeated rows; otherwise add a column that tells "
+    "the rows apart.",
+}
+
+
+def _bad_remedy(kind: Kind, read: ReadOptions) -> str:
+    if kind == "date":
+        return (
+            "write dates as YYYY-MM-DD (a time or time zone may follow), or set "
+            "data.read.date_format (e.g. '%d.%m.%Y') for another fixed format; "
+            "otherwise correct or remove these rows."
+        )
+    if kind == "float":
+        if read.decimal == ",":
+            return (
+                "a decimal comma is configured (data.read.decimal: ','): write numbers like "
+                "1.234,56 or 1234,56; otherwise correct or remove these rows."
+            )
+        return (
+            "write plain numbers like 1234.56; if the file uses decimal commas (1.234,56) "
+            "set data.read.decimal: ','; otherwise correct or remove these rows."
+        )
+    if kind == "bool":
+        return "use true/false, yes/no, y/n or 1/0 (any case), or leave the cell blank."
+    return "correct or remove these rows."
+
+
+def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
+    if column == "account_id":
+        return t.issue(
+            column,
+            "rows without an account_id",
+            "every row must name its account: fill in account_id or remove these rows "
+            "(if the id is in another column, map it with data.columns).",
+            blank,
+            [c for c in SORT_KEYS[t.name] if c != "account_id"],
+        )
+    return t.issue(
+        column,
+        f"rows without a {column}",
+        f"fill in {column} or remove these rows.",
+        blank,
+    )
+
+
+def _ambiguous_dates_issue(t: _Table, column: str, ambiguous: pd.Series) -> DataIssue:
+    return t.issue(
+        column,
+        "dates that read differently day-first and month-first were read month-first "
+        "(data.read.dayfirst is false and nothing in the data says otherwise)",
+        "set data.read.date_format (e.g. '%d.%m.%Y') or data.read.dayfirst: true if the "
+        "day comes first; nothing to do if month-first is right.",
+        ambiguous,
+        level="warning",
+    )
+
+
+def _missing_table_issue(name: str, cfg: DataConfig, available: Sequence[str]) -> DataIssue:
+    src = cfg.tables.get(name, name)
+    found = ", ".join(f"'{a}'" for a in available[:20]) or "nothing"
+    if len(available) > 20:
+        found += f" and {len(available) - 20} more"
+    return DataIssue(
+        name,
+        None,
+        f"the required table is missing: expected a file {src}.csv, {src}.csv.gz or "
+        f"{src}.parquet (or a database table '{src}'); found {found}",
+        f"add the {name} table, or if it has another name map it in the config, "
+        f"e.g. data.tables: {{{name}: sales}} to read sales.csv.",
+    )
+
+
+def _missing_column_issue(table: str, column: str, raw: pd.DataFrame, cfg: DataConfig) -> DataIssue:
+    found = ", ".join(f"'{c}'" for c in raw.columns) or "none"
+    mapped = cfg.columns.get(table, {}).get(column)
+    if mapped:
+        return DataIssue(
+            table,
+            column,
+            f"the required column is missing: data.columns.{table}.{column} points to "
+            f"'{mapped}', which is not among the columns found: {found}",
+            f"set data.columns.{table}.{column} to the exact name of the source column.",
+        )
+    return DataIssue(
+        table,
+        column,
+        f"the required column is missing; columns found: {found}",
+        f"rename the source column to '{column}', or map it in the config: "
+        f"data.columns: {{{table}: {{{column}: <source column name>}}}}.",
+    )
+
+
+def _show(value: object) -> str:
+    """A raw cell as the user would recognise it (dates at midnight without the time)."""
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        text = str(value.date())
+    elif value is None or (not isinstance(value, str) and bool(pd.isna(value))):  # type: ignore[call-overload]
+        text = ""
+    else:
+        text = str(value)
+    return text if len(text) <= _MAX_EXAMPLE_CHARS else text[: _MAX_EXAMPLE_CHARS - 1] + "…"
+
+
+def _normalize_as_of(as_of: pd.Timestamp | None) -> pd.Timestamp | None:
+    if as_of is None:
+        return None
+    ts = pd.Timestamp(as_of)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.normalize()

@@ -1,0 +1,65 @@
+"""Domain errors. Each carries what went wrong and what to do about it.
+
+The CLI turns any :class:`KaMlError` into a one-paragraph message and a non-zero exit
+(traceback only with ``--debug``). Code below the CLI raises; it never prints-then-raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+class KaMlError(Exception):
+    """Base class: a problem the user can fix, with the remedy."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, remedy: str = "") -> None:
+        self.message = message
+        self.remedy = remedy
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return f"{self.message} Fix: {self.remedy}" if self.remedy else self.message
+
+
+class ConfigError(KaMlError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    """One finding about the input data: where, what, examples, and what to do."""
+
+    table: str
+    column: str | None
+    problem: str
+    remedy: str
+    examples: Sequence[str] = field(default_factory=tuple)
+    n_rows: int = 0
+    level: str = "error"  # "error" or "warning"
+
+    def render(self) -> str:
+        where = f"table '{self.table}'" + (f", column '{self.column}'" if self.column else "")
+        rows = f" ({self.n_rows} rows)" if self.n_rows else ""
+        ex = f" Examples: {'; '.join(self.examples[:5])}." if self.examples else ""
+        return f"{where}: {self.problem}{rows}.{ex} Fix: {self.remedy}"
+
+
+class DataValidationError(KaMlError):
+    """The input data breaks the contract. Holds every error found, not just the first."""
+
+    def __init__(self, issues: Sequence[DataIssue]) -> None:
+        self.issues = list(issues)
+        body = " | ".join(i.render() for i in self.issues)
+        n = len(self.issues)
+        super().__init__(f"The input data has {n} error{'s' if n != 1 else ''}: {body}")
+
+
+class NoChampionError(KaMlError):
+    """No model carries the champion alias in the registry."""
+
+
+class ModelError(KaMlError):
+    """Training or scoring cannot proceed with these data/models."""

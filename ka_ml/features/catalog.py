@@ -1,0 +1,728 @@
+"""The feature catalog: the single source of truth for every model feature.
+
+Each :class:`FeatureSpec` says what a feature means, its unit, the table (and optional
+columns) it comes from, and how to say the account's own value to an account manager.
+The feature builder, the README table and the plain-language reasons behind a churn score
+all read this catalog, so a feature cannot exist in one place and not the others (a test
+asserts that ``build_features`` produces exactly :func:`features_for` in catalog order).
+
+Fixed windows by design (not config): trends compare the last 90 days with the 90 before,
+"year" features use the last 365 days against the 365 before, usage activity looks at the
+last 26 weeks. Only the order count/spend windows follow ``features.windows_days``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ka_ml.data.history import History
+
+Unit = Literal[
+    "days",  # a duration in days
+    "days_until",  # days until a date (negative: that many days ago)
+    "count",  # a number of things
+    "count_change",  # a signed difference of counts
+    "currency",  # money in the data's currency
+    "share",  # a fraction 0..1 shown as a percentage
+    "change",  # relative change: -1 = fell to zero, +5 = rose 500% (the clip)
+    "slope",  # relative change per month
+    "ratio",  # x times something
+    "number",  # a plain decimal number
+    "score",  # a survey score
+    "points",  # a signed difference of survey scores
+    "flag",  # 1.0 yes / 0.0 no
+    "category",  # a label
+]
+Kind = Literal["num", "cat"]
+
+DEFAULT_WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
+TREND_DAYS = 90  # trends: last 90 days versus the 90 days before
+YEAR_DAYS = 365  # "year" features: last 365 days versus the 365 before
+ACTIVE_WEEKS = 26  # usage activity: share of the last 26 weeks with any usage
+CHANGE_CLIP = (-1.0, 5.0)  # relative changes are clipped to [-100%, +500%]
+ABC_CATEGORIES: tuple[str, ...] = ("A", "B", "C")
+CATEGORICAL_FROM_ACCOUNTS: tuple[str, ...] = ("industry", "region")
+
+
+def _plural(n: float, word: str) -> str:
+    return word if abs(n) == 1 else word + "s"
+
+
+def format_value(unit: Unit, value: object) -> str:
+    """The value in words a manager reads, according to its unit."""
+    if unit == "category":
+        return str(value)
+    v = float(value)  # type: ignore[arg-type]
+    if unit == "days":
+        n = round(v)
+        return f"{n:,} {_plural(n, 'day')}"
+    if unit == "days_until":
+        n = round(v)
+        if n > 0:
+            return f"ends in {n:,} {_plural(n, 'day')}"
+        if n == 0:
+            return "ends today"
+        return f"lapsed {-n:,} {_plural(n, 'day')} ago"
+    if unit == "count":
+        return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
+    if unit == "count_change":
+        n = round(v)
+        return "unchanged" if n == 0 else (f"up {n:,}" if n > 0 else f"down {-n:,}")
+    if unit == "currency":
+        return f"{v:,.0f}"
+    if unit == "share":
+        pct = v * 100
+        return f"{pct:.1f}%" if 0 < abs(pct) < 10 and not pct.is_integer() else f"{pct:.0f}%"
+    if unit == "change":
+        pct = round(v * 100)
+        if pct == 0:
+            return "did not change"
+        if v >= CHANGE_CLIP[1]:
+            return f"rose {pct}% or more"
+        return f"rose {pct}%" if pct > 0 else f"fell {-pct}%"
+    if unit == "slope":
+        return f"{v * 100:+.0f}%"
+    if unit == "ratio":
+        return f"{v:.1f} times"
+    if unit == "number":
+        return f"{v:.2f}"
+    if unit == "score":
+        return f"{v:g}" if v.is_integer() else f"{v:.1f}"
+    if unit == "points":
+        p = round(v, 1)
+        if p == 0:
+            return "unchanged"
+        s = f"{abs(p):g}"
+        return f"up {s} {_plural(p, 'point')}" if p > 0 else f"down {s} {_plural(p, 'point')}"
+    if unit == "flag":
+        return "yes" if v >= 0.5 else "no"
+    raise ValueError(f"unknown unit {unit!r}")
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(math.isnan(value))  # type: ignore[arg-type]
+    except TypeError:
+        return False
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature: meaning, unit, source, and how to say its value to a manager.
+
+    ``templates`` are tried in order; ``{value}`` is this feature's value, any other
+    ``{name}`` is the same row's value of feature ``name`` (passed via ``other``). The
+    first template whose fields are all known wins, so a richer sentence is used when the
+    context is there ("No order for 143 days (typical gap 31 days)") and a plain one when
+    it is not.
+    """
+
+    name: str
+    family: str
+    meaning: str
+    unit: Unit
+    table: str
+    kind: Kind = "num"
+    columns: tuple[str, ...] = ()  # "table.column" that must exist (beyond required ones)
+    templates: tuple[str, ...] = ()
+    missing: str = ""
+    high_means: str = ""
+    low_means: str = ""
+
+    def format(self, value: object) -> str:
+        return format_value(self.unit, value)
+
+    def describe(self, value: object, *, other: Mapping[str, object] | None = None) -> str:
+        """A plain sentence with the account's own value (and related values of its row)."""
+        if _is_missing(value):
+            return self.missing or f"{self.meaning}: not available"
+        other = other or {}
+        for template in self.templates:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
+            values: dict[str, str] = {}
+            for f in fields:
+                if f == "value":
+                    values[f] = self.format(value)
+                    continue
+                v = other.get(f)
+                if _is_missing(v):
+                    break
+                values[f] = get(f).format(v)
+            else:
+                return template.format(**values)
+        return f"{self.meaning}: {self.format(value)}"
+
+    def available(self, history: History) -> bool:
+        """True when the data has this feature's table and every column it needs."""
+        tables = history.tables()
+        if self.table not in tables:
+            return False
+        for ref in self.columns:
+            table, column = ref.split(".")
+            if table not in tables or column not in tables[table].columns:
+                return False
+        return True
+
+
+def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
+    return (
+        FeatureSpec(
+            f"orders_{w}d",
+            "orders",
+            f"Number of orders in the {w} days before the as-of date (distinct order_id when given, else rows)",
+            "count",
+            "orders",
+            templates=(f"Orders in the last {w} days: {{value}}",),
+            high_means="buys often",
+            low_means="few or no recent orders",
+        ),
+        FeatureSpec(
+            f"spend_{w}d",
+            "orders",
+            f"Order amount summed over the {w} days before the as-of date (credits subtract)",
+            "currency",
+            "orders",
+            templates=(f"Spend in the last {w} days: {{value}}",),
+            high_means="spends a lot",
+            low_means="little recent spend",
+        ),
+    )
+
+
+_ORDER_SPECS_HEAD = (
+    FeatureSpec(
+        "recency_days",
+        "orders",
+        "Days from the last order to the as-of date (1 = ordered the day before)",
+        "days",
+        "orders",
+        templates=(
+            "No order for {value} (typical gap {gap_median_days})",
+            "No order for {value}",
+        ),
+        missing="No order on record",
+        high_means="long time since the last order",
+        low_means="ordered recently",
+    ),
+)
+
+_ORDER_SPECS_TAIL = (
+    FeatureSpec(
+        "gap_mean_days",
+        "orders",
+        "Mean days between consecutive order days over the whole history (same-day orders merged)",
+        "days",
+        "orders",
+        templates=("Average time between orders: {value}",),
+        missing="Fewer than two order days: no purchase rhythm yet",
+        high_means="orders rarely",
+        low_means="orders frequently",
+    ),
+    FeatureSpec(
+        "gap_median_days",
+        "orders",
+        "Median days between consecutive order days (the account's typical purchase cycle)",
+        "days",
+        "orders",
+        templates=("Typical time between orders: {value}",),
+        missing="Fewer than two order days: no purchase rhythm yet",
+        high_means="long purchase cycle",
+        low_means="short purchase cycle",
+    ),
+    FeatureSpec(
+        "gap_std_days",
+        "orders",
+        "Standard deviation (population) of the days between order days",
+        "days",
+        "orders",
+        templates=("Time between orders varies by {value} (standard deviation)",),
+        missing="Fewer than two order days: no purchase rhythm yet",
+        high_means="irregular ordering",
+        low_means="regular ordering",
+    ),
+    FeatureSpec(
+        "gap_cv",
+        "orders",
+        "Coefficient of variation of the gaps (std / mean): 0 = perfectly regular",
+        "number",
+        "orders",
+        templates=("Irregularity of the order rhythm (std / mean of gaps): {value}",),
+        missing="Fewer than two order days: no purchase rhythm yet",
+        high_means="irregular ordering",
+        low_means="regular ordering",
+    ),
+    FeatureSpec(
+        "gap_last_days",
+        "orders",
+        "Days between the last two order days",
+        "days",
+        "orders",
+        templates=("The last two orders were {value} apart",),
+        missing="Fewer than two order days",
+        high_means="the last reorder took long",
+        low_means="the last reorder came quickly",
+    ),
+    FeatureSpec(
+        "overdue_ratio",
+        "orders",
+        "Days since the last order divided by the median gap (above 1 = later than usual)",
+        "ratio",
+        "orders",
+        templates=(
+            "No order for {recency_days}, {value} the typical gap of {gap_median_days}",
+            "Time since the last order is {value} the typical gap",
+        ),
+        missing="Fewer than two order days: cannot tell whether an order is overdue",
+        high_means="overdue against its own purchase cycle",
+        low_means="within its usual purchase cycle",
+    ),
+    FeatureSpec(
+        "orders_trend_90d",
+        "orders",
+        "Relative change in order count, last 90 days versus the 90 before: (a-b)/max(b,1), clipped to [-1, 5]",
+        "change",
+        "orders",
+        templates=("Orders in the last 90 days {value} versus the 90 days before",),
+        high_means="ordering more than before",
+        low_means="ordering less than before",
+    ),
+    FeatureSpec(
+        "spend_trend_90d",
+        "orders",
+        "Relative change in spend, last 90 days versus the 90 before: (a-b)/max(|b|,1), clipped to [-1, 5]",
+        "change",
+        "orders",
+        templates=("Spend in the last 90 days {value} versus the 90 days before",),
+        high_means="spending more than before",
+        low_means="spending less than before",
+    ),
+    FeatureSpec(
+        "spend_slope_12m",
+        "orders",
+        "Least-squares slope of spend over the last 12 months (12 buckets of 365/12 days), per month, divided by the mean monthly spend",
+        "slope",
+        "orders",
+        templates=(
+            "Monthly spend trend over the last year: {value} of an average month, per month",
+        ),
+        missing="No positive spend in the last year: no spend trend",
+        high_means="spend growing through the year",
+        low_means="spend shrinking through the year",
+    ),
+    FeatureSpec(
+        "products_365d",
+        "orders",
+        "Distinct products ordered in the last 365 days",
+        "count",
+        "orders",
+        columns=("orders.product",),
+        templates=("Distinct products bought in the last 365 days: {value}",),
+        high_means="buys a broad range",
+        low_means="buys a narrow range",
+    ),
+    FeatureSpec(
+        "products_change_365d",
+        "orders",
+        "Distinct products in the last 365 days minus distinct products in the 365 days before",
+        "count_change",
+        "orders",
+        columns=("orders.product",),
+        templates=(
+            "Distinct products bought in the last 365 days: {products_365d} ({value} versus the year before)",
+            "Distinct products bought: {value} versus the year before",
+        ),
+        high_means="product range widening",
+        low_means="product range narrowing",
+    ),
+    FeatureSpec(
+        "aov_365d",
+        "orders",
+        "Average order value over the last 365 days (spend / orders)",
+        "currency",
+        "orders",
+        templates=("Average order value in the last 365 days: {value}",),
+        missing="No order in the last 365 days",
+        high_means="large orders",
+        low_means="small orders",
+    ),
+    FeatureSpec(
+        "aov_change_365d",
+        "orders",
+        "Relative change in average order value, last 365 days versus the 365 before, clipped to [-1, 5]",
+        "change",
+        "orders",
+        templates=("Average order value {value} versus the year before",),
+        missing="No orders in one of the last two years: no order-value comparison",
+        high_means="orders getting larger",
+        low_means="orders getting smaller",
+    ),
+    FeatureSpec(
+        "tenure_days",
+        "orders",
+        "Days since the relationship began: the earlier of the account's created_at (if before the as-of) and its first order",
+        "days",
+        "orders",
+        templates=("Customer for {value}",),
+        missing="Start of the relationship unknown",
+        high_means="long-standing customer",
+        low_means="new customer",
+    ),
+    FeatureSpec(
+        "credit_share_365d",
+        "orders",
+        "Credit notes and returns (negative amounts) as a share of gross sales, last 365 days",
+        "share",
+        "orders",
+        templates=("Credits and returns equal {value} of gross sales in the last 365 days",),
+        missing="No sales in the last 365 days",
+        high_means="many returns or credits",
+        low_means="few returns or credits",
+    ),
+)
+
+_OTHER_SPECS = (
+    # -- usage ----------------------------------------------------------------------------
+    FeatureSpec(
+        "usage_weekly_90d",
+        "usage",
+        "Mean weekly usage count over the last 90 days (sum / (90/7))",
+        "count",
+        "usage",
+        templates=("Average weekly usage in the last 90 days: {value}",),
+        high_means="heavy product use",
+        low_means="little product use",
+    ),
+    FeatureSpec(
+        "usage_trend_90d",
+        "usage",
+        "Relative change in usage, last 90 days versus the 90 before: (a-b)/max(b,1), clipped to [-1, 5]",
+        "change",
+        "usage",
+        templates=("Usage in the last 90 days {value} versus the 90 days before",),
+        high_means="usage growing",
+        low_means="usage falling",
+    ),
+    FeatureSpec(
+        "usage_recency_days",
+        "usage",
+        "Days since the last day with any usage (count > 0)",
+        "days",
+        "usage",
+        templates=("No product usage for {value}",),
+        missing="No product usage on record",
+        high_means="product not used lately",
+        low_means="product used recently",
+    ),
+    FeatureSpec(
+        "usage_active_weeks_26w",
+        "usage",
+        "Share of the last 26 weeks with any usage",
+        "share",
+        "usage",
+        templates=("Active in {value} of the last 26 weeks",),
+        high_means="uses the product every week",
+        low_means="rarely uses the product",
+    ),
+    # -- tickets --------------------------------------------------------------------------
+    FeatureSpec(
+        "tickets_90d",
+        "tickets",
+        "Support tickets opened in the last 90 days",
+        "count",
+        "tickets",
+        templates=("Support tickets in the last 90 days: {value}",),
+        high_means="many recent support issues",
+        low_means="few recent support issues",
+    ),
+    FeatureSpec(
+        "tickets_365d",
+        "tickets",
+        "Support tickets opened in the last 365 days",
+        "count",
+        "tickets",
+        templates=("Support tickets in the last 365 days: {value}",),
+        high_means="many support issues this year",
+        low_means="few support issues this year",
+    ),
+    FeatureSpec(
+        "complaints_90d",
+        "tickets",
+        "Complaints opened in the last 90 days",
+        "count",
+        "tickets",
+        columns=("tickets.is_complaint",),
+        templates=("Complaints in the last 90 days: {value}",),
+        high_means="recent complaints",
+        low_means="no recent complaints",
+    ),
+    FeatureSpec(
+        "complaints_365d",
+        "tickets",
+        "Complaints opened in the last 365 days",
+        "count",
+        "tickets",
+        columns=("tickets.is_complaint",),
+        templates=("Complaints in the last 365 days: {value}",),
+        high_means="complaints this year",
+        low_means="no complaints this year",
+    ),
+    FeatureSpec(
+        "complaints_per_order_365d",
+        "tickets",
+        "Complaints per order over the last 365 days",
+        "number",
+        "tickets",
+        columns=("tickets.is_complaint",),
+        templates=("Complaints per order in the last 365 days: {value}",),
+        missing="No order in the last 365 days: no complaint rate per order",
+        high_means="complains about many orders",
+        low_means="rarely complains about orders",
+    ),
+    FeatureSpec(
+        "complaints_per_month_365d",
+        "tickets",
+        "Complaints per month over the last 365 days, or over the tenure when shorter (at least one month)",
+        "number",
+        "tickets",
+        columns=("tickets.is_complaint",),
+        templates=("Complaints per month over the last year: {value}",),
+        high_means="complains often",
+        low_means="rarely complains",
+    ),
+    FeatureSpec(
+        "severe_ticket_share_365d",
+        "tickets",
+        "Share of the last 365 days' tickets with severity high or critical",
+        "share",
+        "tickets",
+        columns=("tickets.severity",),
+        templates=("High or critical severity: {value} of tickets in the last 365 days",),
+        missing="No tickets in the last 365 days",
+        high_means="serious issues",
+        low_means="minor issues only",
+    ),
+    FeatureSpec(
+        "open_tickets",
+        "tickets",
+        "Tickets open at the as-of date (opened before it, not resolved before it)",
+        "count",
+        "tickets",
+        columns=("tickets.resolved_at",),
+        templates=("Open support tickets: {value}",),
+        high_means="unresolved issues",
+        low_means="no unresolved issues",
+    ),
+    FeatureSpec(
+        "open_critical_complaints",
+        "tickets",
+        "Complaints of severity critical open at the as-of date",
+        "count",
+        "tickets",
+        columns=("tickets.resolved_at", "tickets.severity", "tickets.is_complaint"),
+        templates=("Open critical complaints: {value}",),
+        high_means="an unresolved critical complaint",
+        low_means="no open critical complaint",
+    ),
+    FeatureSpec(
+        "resolve_days_mean_365d",
+        "tickets",
+        "Mean days from opening to resolution, tickets resolved in the last 365 days",
+        "days",
+        "tickets",
+        columns=("tickets.resolved_at",),
+        templates=("Tickets took {value} to resolve on average (last 365 days)",),
+        missing="No ticket resolved in the last 365 days",
+        high_means="slow issue resolution",
+        low_means="fast issue resolution",
+    ),
+    # -- surveys --------------------------------------------------------------------------
+    FeatureSpec(
+        "survey_score_last",
+        "surveys",
+        "Latest survey score (NPS 0-10 or renewal intent; same-day answers averaged)",
+        "score",
+        "surveys",
+        templates=(
+            "Latest survey score {value}, {survey_score_change}",
+            "Latest survey score {value}",
+        ),
+        missing="No survey answered",
+        high_means="satisfied",
+        low_means="dissatisfied",
+    ),
+    FeatureSpec(
+        "survey_score_change",
+        "surveys",
+        "Latest survey score minus the previous one",
+        "points",
+        "surveys",
+        templates=("Survey score {value} since the previous survey",),
+        missing="Fewer than two surveys: no change",
+        high_means="satisfaction improving",
+        low_means="satisfaction falling",
+    ),
+    FeatureSpec(
+        "survey_recency_days",
+        "surveys",
+        "Days since the latest survey answer",
+        "days",
+        "surveys",
+        templates=("Last survey answered {value} ago",),
+        missing="No survey answered",
+        high_means="no recent feedback",
+        low_means="recent feedback",
+    ),
+    # -- contracts ------------------------------------------------------------------------
+    FeatureSpec(
+        "contract_days_to_end",
+        "contracts",
+        "Days from the as-of date to the end of the current (or latest) contract; negative when lapsed",
+        "days_until",
+        "contracts",
+        templates=("Contract {value}",),
+        missing="No contract on record",
+        high_means="contract runs for a long time",
+        low_means="contract ends soon or has lapsed",
+    ),
+    FeatureSpec(
+        "contract_value",
+        "contracts",
+        "Total value of the contracts running at the as-of date (0 when none)",
+        "currency",
+        "contracts",
+        columns=("contracts.value",),
+        templates=("Current contract value: {value}",),
+        high_means="large contract",
+        low_means="small or no contract",
+    ),
+    FeatureSpec(
+        "contract_renewals",
+        "contracts",
+        "Contracts signed after the account's first one (renewals and follow-on contracts), known at the as-of",
+        "count",
+        "contracts",
+        templates=("Contracts renewed or extended so far: {value}",),
+        high_means="renews faithfully",
+        low_means="few renewals",
+    ),
+    FeatureSpec(
+        "has_active_contract",
+        "contracts",
+        "1 when a contract runs at the as-of date (start before it, end on or after it)",
+        "flag",
+        "contracts",
+        templates=("Active contract: {value}",),
+        high_means="under contract",
+        low_means="no running contract",
+    ),
+    # -- account --------------------------------------------------------------------------
+    FeatureSpec(
+        "industry",
+        "account",
+        "The account's industry (categories fixed from the whole accounts table)",
+        "category",
+        "accounts",
+        kind="cat",
+        columns=("accounts.industry",),
+        templates=("Industry: {value}",),
+        missing="Industry unknown",
+    ),
+    FeatureSpec(
+        "region",
+        "account",
+        "The account's region (categories fixed from the whole accounts table)",
+        "category",
+        "accounts",
+        kind="cat",
+        columns=("accounts.region",),
+        templates=("Region: {value}",),
+        missing="Region unknown",
+    ),
+    # -- portfolio ------------------------------------------------------------------------
+    FeatureSpec(
+        "revenue_share",
+        "portfolio",
+        "The account's share of total revenue over portfolio.revenue_days (negative revenue counts as 0)",
+        "share",
+        "orders",
+        templates=("Share of company revenue: {value}",),
+        high_means="a large part of company revenue",
+        low_means="a small part of company revenue",
+    ),
+    FeatureSpec(
+        "abc_tier",
+        "portfolio",
+        "ABC tier by revenue contribution (portfolio.abc_method: share or pareto rule)",
+        "category",
+        "orders",
+        kind="cat",
+        templates=("ABC tier {value}",),
+    ),
+    FeatureSpec(
+        "dependency_index",
+        "portfolio",
+        "Customer dependency index: revenue share x industry concentration coefficient (portfolio.concentration)",
+        "number",
+        "orders",
+        templates=("Customer dependency index: {value}",),
+        high_means="the business depends heavily on this account",
+        low_means="little dependency on this account",
+    ),
+)
+
+
+def catalog(windows: Iterable[int] = DEFAULT_WINDOWS) -> tuple[FeatureSpec, ...]:
+    """Every feature for these count/spend windows, in catalog (= column) order."""
+    ws = sorted(set(int(w) for w in windows))
+    counts = tuple(_window_specs(w)[0] for w in ws)
+    spends = tuple(_window_specs(w)[1] for w in ws)
+    return (*_ORDER_SPECS_HEAD, *counts, *spends, *_ORDER_SPECS_TAIL, *_OTHER_SPECS)
+
+
+FEATURES: tuple[FeatureSpec, ...] = catalog()
+_BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
+_WINDOW_NAME = re.compile(r"^(orders|spend)_(\d+)d$")
+
+
+def get(name: str) -> FeatureSpec:
+    """The spec of ``name``; window features for any window (``orders_45d``) also resolve."""
+    spec = _BY_NAME.get(name)
+    if spec is not None:
+        return spec
+    m = _WINDOW_NAME.match(name)
+    if m:
+        counts, spends = _window_specs(int(m.group(2)))
+        return counts if m.group(1) == "orders" else spends
+    raise KeyError(f"unknown feature {name!r}; see ka_ml.features.catalog.FEATURES")
+
+
+def features_for(history: History, windows: Sequence[int] | None = None) -> list[FeatureSpec]:
+    """The catalog features this data can produce (their table and columns exist)."""
+    specs = catalog(DEFAULT_WINDOWS if windows is None else windows)
+    return [s for s in specs if s.available(history)]
+
+
+def categorical_features() -> list[str]:
+    return [f.name for f in FEATURES if f.kind == "cat"]
+
+
+def catalog_table_markdown(specs: Iterable[FeatureSpec] = FEATURES) -> str:
+    """The catalog as a markdown table (for the README)."""
+    lines = [
+        "| feature | family | source | unit | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for s in specs:
+        cols = [c.split(".")[1] for c in s.columns]
+        source = f"{s.table} ({', '.join(cols)})" if cols else s.table
+        meaning = s.meaning.replace("|", "/")
+        lines.append(f"| `{s.name}` | {s.family} | {source} | {s.unit} | {meaning} |")
+    return "\n".join(lines) + "\n"

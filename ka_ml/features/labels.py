@@ -1,0 +1,124 @@
+"""Labels: did the account churn in the 90 days after a snapshot, and when did it next order.
+
+Time is half-open. A snapshot at ``as_of`` = D has the label window W = [D, D + horizon).
+
+Churn definitions (``labels.churn_definition``), per account:
+
+- ``no_order``: no order dated in W. Reads orders in W only.
+- ``revenue_drop``: revenue in W < ``revenue_drop_fraction`` x revenue in [D - horizon, D);
+  when that earlier revenue is not positive, churn = no positive revenue in W. Reads orders
+  in [D - horizon, D + horizon) (the comparison period is part of the definition).
+- ``contract``: the account's contracts lapse in W: no contract covers W's last day
+  (D + horizon - 1, start <= day <= end) and no contract starts in W. An account without
+  any contract counts as churned. Reads contracts started before W's end (known by then).
+- ``auto`` (the product's definition): ``contract`` for accounts with a contract *around*
+  the window - one that started before W's end and ended no earlier than D - horizon
+  (running at D, lapsed within the previous horizon, or starting in W); ``no_order`` for
+  the others (no contracts, or contracts that lapsed long before: order-only customers).
+  So: "within 90 days: contracts lapse, or no order where there are no contracts".
+
+Timing: days from D to the first order on/after D; orders on/after ``data_end`` are not
+visible, so accounts without an observed next order are censored at ``data_end - D``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.errors import ConfigError
+
+DEFINITIONS = ("no_order", "contract", "revenue_drop")
+
+
+def _ids(accounts: pd.Index | pd.Series | list[str]) -> pd.Index:
+    return pd.Index(pd.Series(accounts, dtype="str").to_numpy(dtype=object), dtype=object)
+
+
+def _orders_between(history: History, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    o = history.orders
+    return o[(o["order_date"] >= start) & (o["order_date"] < end)]
+
+
+def _revenue(orders: pd.DataFrame, ids: pd.Index) -> np.ndarray:
+    rev = orders.groupby(orders["account_id"].astype(object), sort=False)["amount"].sum()
+    return rev.reindex(ids).fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def churn_labels(
+    history: History, as_of: pd.Timestamp, cfg: Config, accounts: pd.Index
+) -> pd.DataFrame:
+    """``account_id``, ``churn`` (0/1 int) and the ``churn_definition`` used, per account."""
+    as_of = pd.Timestamp(as_of)
+    horizon = pd.Timedelta(days=cfg.labels.horizon_days)
+    end = as_of + horizon
+    ids = _ids(accounts)
+    definition = cfg.labels.churn_definition
+    if definition == "contract" and history.contracts is None:
+        raise ConfigError(
+            "labels.churn_definition is 'contract' but the data has no contracts table.",
+            "provide a contracts table or use churn_definition 'auto', 'no_order' or 'revenue_drop'.",
+        )
+
+    window = _orders_between(history, as_of, end)
+    if definition == "revenue_drop":
+        now = _revenue(window, ids)
+        before = _revenue(_orders_between(history, as_of - horizon, as_of), ids)
+        drop = np.where(before > 0, now < cfg.labels.revenue_drop_fraction * before, now <= 0)
+        return _frame(ids, drop, np.full(len(ids), "revenue_drop", dtype=object))
+
+    no_order = ~ids.isin(window["account_id"].astype(object))
+    if definition == "no_order" or history.contracts is None:
+        return _frame(ids, no_order, np.full(len(ids), "no_order", dtype=object))
+
+    c = history.contracts
+    known = c[c["start_date"] < end]
+    last_day = end - pd.Timedelta(days=1)
+    keeps = ((known["start_date"] <= last_day) & (known["end_date"] >= last_day)) | (
+        known["start_date"] >= as_of
+    )
+    lapsed = ~ids.isin(known.loc[keeps, "account_id"].astype(object))
+    if definition == "contract":
+        return _frame(ids, lapsed, np.full(len(ids), "contract", dtype=object))
+
+    around = known[known["end_date"] >= as_of - horizon]
+    by_contract = ids.isin(around["account_id"].astype(object))
+    churn = np.where(by_contract, lapsed, no_order)
+    used = np.where(by_contract, "contract", "no_order").astype(object)
+    return _frame(ids, churn, used)
+
+
+def _frame(ids: pd.Index, churn: np.ndarray, used: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": pd.array(ids.to_numpy(), dtype="str"),
+            "churn": np.asarray(churn, dtype=bool).astype(np.int64),
+            "churn_definition": pd.array(used, dtype="str"),
+        }
+    )
+
+
+def timing_labels(
+    history: History, as_of: pd.Timestamp, data_end: pd.Timestamp, accounts: pd.Index
+) -> pd.DataFrame:
+    """``days_to_next`` (first order on/after ``as_of``, or censoring time) and whether seen.
+
+    Only orders in [as_of, data_end) are read: later ones are unknown at ``data_end``.
+    """
+    as_of, data_end = pd.Timestamp(as_of), pd.Timestamp(data_end)
+    ids = _ids(accounts)
+    seen = _orders_between(history, as_of, data_end)
+    first = seen.groupby(seen["account_id"].astype(object), sort=False)["order_date"].min()
+    first = first.reindex(ids)
+    observed = first.notna().to_numpy()
+    censor = max((data_end - as_of).days, 0)
+    waited = ((first - as_of).dt.days).to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.DataFrame(
+        {
+            "account_id": pd.array(ids.to_numpy(), dtype="str"),
+            "days_to_next": np.where(observed, waited, float(censor)),
+            "next_order_observed": observed,
+        }
+    )

@@ -1,0 +1,165 @@
+"""Order features: recency, windows, purchase rhythm (gaps), trends, breadth, order value.
+
+Input: the encoded orders already cut to rows before the as-of day ``t`` (sorted by
+account code and day). Output: one float64 array per feature, aligned with the accounts.
+A row's age is ``t - day`` (1 = the day before the as-of), so "last w days" is age <= w.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ka_ml.features import _np
+from ka_ml.features.catalog import TREND_DAYS, YEAR_DAYS
+from ka_ml.features.encode import NO_DATE, Arrays
+
+MONTHS = 12
+# least-squares weights of months x = 0 (oldest) .. 11 (latest): (x - mean) / sum((x - mean)^2)
+_X = np.arange(MONTHS, dtype=np.float64)
+_SLOPE_W = (_X - _X.mean()) / np.sum((_X - _X.mean()) ** 2)
+# month k (0 = latest) holds ages a with (a - 1) * 12 // 365 == k; its oldest age:
+MONTH_BOUNDS = tuple((YEAR_DAYS * (k + 1) - 1) // MONTHS + 1 for k in range(MONTHS))
+
+
+def order_bounds(windows: Sequence[int], extra: Sequence[int] = ()) -> list[int]:
+    """Every age boundary the order features need (windows, trends, years, months)."""
+    fixed = (TREND_DAYS, 2 * TREND_DAYS, YEAR_DAYS, 2 * YEAR_DAYS, *MONTH_BOUNDS)
+    return sorted({int(w) for w in (*windows, *fixed, *extra)})
+
+
+class Bands:
+    """Per-account sums over age bands: any window between two bounds is a sum of bands.
+
+    One ``bincount`` per weight over (account, band) replaces one masked pass per window;
+    ages beyond the last bound fall in an overflow band that no window uses.
+    """
+
+    def __init__(self, code: np.ndarray, age: np.ndarray, n: int, bounds: Sequence[int]):
+        self.bounds = np.asarray(sorted(set(bounds)), dtype=np.int64)
+        self.n, self.width = n, len(self.bounds) + 1
+        lut = np.searchsorted(self.bounds, np.arange(self.bounds[-1] + 2), side="left")
+        band = lut[np.clip(age, 0, self.bounds[-1] + 1)]
+        self.key = code * np.int64(self.width) + band
+        self._cache: dict[str, np.ndarray] = {}
+
+    def sums(self, weights: np.ndarray | None = None, name: str = "") -> np.ndarray:
+        """(accounts x bands) sums of ``weights`` (row counts when None); cached by ``name``."""
+        if name and name in self._cache:
+            return self._cache[name]
+        w = None if weights is None else weights.astype(np.float64, copy=False)
+        flat = np.bincount(self.key, weights=w, minlength=self.n * self.width)
+        sums = flat.astype(np.float64, copy=False).reshape(self.n, self.width)
+        if name:
+            self._cache[name] = sums
+        return sums
+
+    def window(self, sums: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Per-account total over ages ``lo..hi`` (``lo - 1`` and ``hi`` are bounds, or lo=1)."""
+        j_hi = int(np.searchsorted(self.bounds, hi)) + 1
+        j_lo = 0 if lo <= 1 else int(np.searchsorted(self.bounds, lo - 1)) + 1
+        if self.bounds[j_hi - 1] != hi or (lo > 1 and self.bounds[j_lo - 1] != lo - 1):
+            raise ValueError(f"window {lo}..{hi} does not fall on band bounds")
+        return sums[:, j_lo:j_hi].sum(axis=1)
+
+
+def order_features(
+    o: Arrays,
+    days: Arrays,
+    gaps: Arrays,
+    n: int,
+    t: int,
+    windows: Sequence[int],
+    bands: Bands,
+    created: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every order feature for ``n`` accounts at as-of day ``t``.
+
+    ``o``: order rows before ``t``; ``days``: the distinct order days before ``t``;
+    ``gaps``: the gaps between them sorted by (account, length) (see ``encode``);
+    ``bands``: the age bands of ``o`` (built with :func:`order_bounds`).
+    """
+    code, day, amount = o["code"], o["day"], o["amount"]
+    out: dict[str, np.ndarray] = {}
+
+    # -- last and first order day ------------------------------------------------------------
+    dcode, dday = days["code"], days["day"]
+    ndays, ends = _np.last_index(dcode, n)
+    has = ndays > 0
+    last_day = _np.pick(dday, ends, has)
+    first_day = _np.pick(dday, ends - ndays + 1, has)
+    out["recency_days"] = t - last_day
+
+    # -- windows -----------------------------------------------------------------------------
+    n_orders = bands.sums(o["new_order"], "orders")
+    spend = bands.sums(amount, "spend")
+
+    def orders_in(lo: int, hi: int) -> np.ndarray:
+        return bands.window(n_orders, lo, hi)
+
+    def spend_in(lo: int, hi: int) -> np.ndarray:
+        return bands.window(spend, lo, hi)
+
+    for w in sorted(set(windows)):
+        out[f"orders_{w}d"] = orders_in(1, w)
+    for w in sorted(set(windows)):
+        out[f"spend_{w}d"] = spend_in(1, w)
+
+    gcode, gap = gaps["code"], gaps["gap"].astype(np.float64)
+    ngaps = _np.count(gcode, n)
+    mean = _np.ratio(_np.count(gcode, n, gap), ngaps)
+    dev2 = (gap - mean[gcode]) ** 2 if len(gcode) else np.zeros(0)
+    std = np.sqrt(_np.ratio(_np.count(gcode, n, dev2), ngaps))
+    out["gap_mean_days"] = mean
+    out["gap_median_days"] = _median_per_account(gcode, gap, ngaps)
+    out["gap_std_days"] = std
+    out["gap_cv"] = _np.ratio(std, mean)
+    out["gap_last_days"] = last_day - _np.pick(dday, ends - 1, ndays >= 2)
+    out["overdue_ratio"] = _np.ratio(out["recency_days"], out["gap_median_days"])
+
+    # -- trends ------------------------------------------------------------------------------
+    T, Y = TREND_DAYS, YEAR_DAYS
+    out["orders_trend_90d"] = _np.rel_change(orders_in(1, T), orders_in(T + 1, 2 * T))
+    out["spend_trend_90d"] = _np.rel_change(spend_in(1, T), spend_in(T + 1, 2 * T))
+
+    spend_year = spend_in(1, Y)
+    lows = (1, *(b + 1 for b in MONTH_BOUNDS[:-1]))
+    monthly = np.stack([spend_in(lo, hi) for lo, hi in zip(lows, MONTH_BOUNDS, strict=True)])
+    raw_slope = _SLOPE_W[::-1] @ monthly  # monthly[0] is the latest month (x = 11)
+    mean_month = spend_year / MONTHS
+    out["spend_slope_12m"] = np.where(mean_month > 0, _np.ratio(raw_slope, mean_month), np.nan)
+
+    if "product" in o:
+        age = t - day
+        year, prior_year = age <= Y, (age > Y) & (age <= 2 * Y)
+        products = _np.distinct_per_account(code[year], o["product"][year], n)
+        products_prior = _np.distinct_per_account(code[prior_year], o["product"][prior_year], n)
+        out["products_365d"] = products
+        out["products_change_365d"] = products - products_prior
+
+    aov = _np.ratio(spend_year, orders_in(1, Y))
+    aov_prior = _np.ratio(spend_in(Y + 1, 2 * Y), orders_in(Y + 1, 2 * Y))
+    out["aov_365d"] = aov
+    out["aov_change_365d"] = _np.rel_change(aov, aov_prior)
+
+    start = np.where(has, first_day, np.inf)
+    if created is not None:
+        known = (created < t) & (created != NO_DATE)
+        start = np.where(known, np.minimum(start, created), start)
+    out["tenure_days"] = np.where(np.isfinite(start), t - start, np.nan)
+
+    gross = bands.window(bands.sums(np.clip(amount, 0, None)), 1, Y)
+    credits = bands.window(bands.sums(-np.clip(amount, None, 0)), 1, Y)
+    out["credit_share_365d"] = np.where(gross > 0, _np.ratio(credits, gross), np.nan)
+    return out
+
+
+def _median_per_account(gcode: np.ndarray, gap: np.ndarray, ngaps: np.ndarray) -> np.ndarray:
+    """Median gap per account from gaps sorted by (account, length)."""
+    k = ngaps.astype(np.int64)
+    offset = np.cumsum(k) - k
+    valid = k > 0
+    lo = _np.pick(gap, offset + (k - 1) // 2, valid)
+    hi = _np.pick(gap, offset + k // 2, valid)
+    return (lo + hi) / 2

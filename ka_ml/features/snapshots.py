@@ -1,0 +1,78 @@
+"""Training sets: point-in-time snapshots of features with their churn and timing labels.
+
+``train --as-of D`` must train on what was known at D: the history is cut to rows dated
+before D first, and every snapshot ``s <= D`` builds its features from rows before ``s``
+and its labels from ``[s, s + horizon)`` within what D knows. A churn window that is not
+fully observed by D (``s + horizon > D``) gets ``churn = NaN``; those rows stay because
+the timing labels (censored at D) still use them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.features.build import feature_frames
+from ka_ml.features.labels import churn_labels, timing_labels
+
+log = logging.getLogger("ka_ml.features")
+
+MIN_HISTORY_DAYS = 90  # the first snapshot needs this much order history behind it
+
+
+def snapshot_dates(history: History, cfg: Config, as_of: pd.Timestamp) -> list[pd.Timestamp]:
+    """s_k = as_of - k x snapshot_every_days (k < max_snapshots), not before first order + 90d."""
+    as_of = pd.Timestamp(as_of).normalize()
+    known = history.orders["order_date"]
+    known = known[known < as_of]
+    if known.empty:
+        return []
+    earliest = pd.Timestamp(known.min()) + pd.Timedelta(days=MIN_HISTORY_DAYS)
+    every = pd.Timedelta(days=cfg.features.snapshot_every_days)
+    dates = [as_of - k * every for k in range(cfg.features.max_snapshots)]
+    return sorted(d for d in dates if d >= earliest)
+
+
+def build_training_set(history: History, cfg: Config, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Features + ``churn`` (float, NaN if unobserved), ``churn_definition``, ``days_to_next``,
+    ``next_order_observed`` for every snapshot; sorted by (as_of, account_id)."""
+    as_of = pd.Timestamp(as_of).normalize()
+    known = history.before(as_of)  # everything at or after as_of is unknown
+    dates = snapshot_dates(known, cfg, as_of)
+    if not dates:
+        log.warning("no snapshot date: no order history before %s", as_of.date())
+    horizon = pd.Timedelta(days=cfg.labels.horizon_days)
+    frames = feature_frames(known, dates, cfg)
+    out = []
+    for s in dates:
+        feats = frames[s]
+        ids = pd.Index(feats["account_id"].astype(object))
+        churn = churn_labels(known, s, cfg, ids)
+        timing = timing_labels(known, s, as_of, ids)
+        observed = s + horizon <= as_of
+        df = feats.assign(
+            churn=churn["churn"].to_numpy(dtype=np.float64) if observed else np.nan,
+            churn_definition=churn["churn_definition"].to_numpy(),
+            days_to_next=timing["days_to_next"].to_numpy(),
+            next_order_observed=timing["next_order_observed"].to_numpy(),
+        )
+        rate = f"{df['churn'].mean():.1%}" if observed and len(df) else "not observed"
+        log.info("snapshot %s: %d accounts, churn %s", s.date(), len(df), rate)
+        out.append(df)
+    if not out:
+        return _empty(known, cfg, as_of)
+    return pd.concat(out, ignore_index=True)
+
+
+def _empty(history: History, cfg: Config, as_of: pd.Timestamp) -> pd.DataFrame:
+    feats = feature_frames(history, [as_of], cfg)[as_of].iloc[0:0]
+    return feats.assign(
+        churn=pd.Series(dtype="float64"),
+        churn_definition=pd.Series(dtype="str"),
+        days_to_next=pd.Series(dtype="float64"),
+        next_order_observed=pd.Series(dtype=bool),
+    )

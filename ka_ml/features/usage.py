@@ -1,0 +1,29 @@
+"""Usage features: level, trend, recency and regularity of product activity."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ka_ml.features import _np
+from ka_ml.features.catalog import ACTIVE_WEEKS, TREND_DAYS
+from ka_ml.features.encode import Arrays
+
+
+def usage_features(u: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
+    """Usage features at as-of day ``t`` (``u`` holds rows before ``t``, sorted by code, day)."""
+    code, day, cnt = u["code"], u["day"], u["count"]
+    age = t - day
+    recent = age <= TREND_DAYS
+    prior = (age > TREND_DAYS) & (age <= 2 * TREND_DAYS)
+    level = _np.count(code[recent], n, cnt[recent])
+    active = cnt > 0
+    acode, aday = code[active], day[active]
+    nact, ends = _np.last_index(acode, n)
+    weeks = active & (age <= 7 * ACTIVE_WEEKS)
+    week = (age[weeks] - 1) // 7  # 0 = the 7 days before the as-of
+    return {
+        "usage_weekly_90d": level / (TREND_DAYS / 7),
+        "usage_trend_90d": _np.rel_change(level, _np.count(code[prior], n, cnt[prior])),
+        "usage_recency_days": t - _np.pick(aday, ends, nact > 0),
+        "usage_active_weeks_26w": _np.distinct_per_account(code[weeks], week, n) / ACTIVE_WEEKS,
+    }

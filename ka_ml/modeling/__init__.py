@@ -1,0 +1,1 @@
+"""Models, baselines and the metrics that judge them."""

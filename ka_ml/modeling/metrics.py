@@ -1,0 +1,494 @@
+"""Evaluation metrics for churn scores and timing forecasts, as plain numpy functions.
+
+Written out rather than borrowed from scikit-learn so that every number in a report has
+one definition we can read and test (sklearn is used only as a cross-check in the tests),
+and so that degenerate inputs behave the same everywhere: a metric that is undefined on
+the data (AUC on one class, lift with no positives) returns NaN instead of raising, which
+keeps per-slice and bootstrap tables whole. Shape/value errors still raise ValueError.
+
+Conventions: ``y`` is 0/1 with 1 = the event (churn, purchase); ``p`` is a probability or
+any score where higher means "more likely".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.stats import rankdata
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FloatArray = NDArray[np.float64]
+Metric = Callable[[FloatArray, FloatArray], float]
+BinStrategy = Literal["quantile", "uniform"]
+
+LOG_LOSS_EPS = 1e-15
+
+
+# -- input checking ---------------------------------------------------------------------
+def _check_y_p(
+    y: ArrayLike, p: ArrayLike, *, probabilities: bool = False
+) -> tuple[FloatArray, FloatArray]:
+    y_arr = np.asarray(y, dtype=np.float64).ravel()
+    p_arr = np.asarray(p, dtype=np.float64).ravel()
+    if y_arr.shape != p_arr.shape:
+        raise ValueError(f"y and p must have the same length; got {len(y_arr)} and {len(p_arr)}.")
+    bad_y = ~np.isin(y_arr, (0.0, 1.0))
+    if bad_y.any():
+        raise ValueError(f"y must be 0/1; got {np.unique(y_arr[bad_y])[:5].tolist()}.")
+    if not np.isfinite(p_arr).all():
+        raise ValueError(f"scores must be finite; got {p_arr[~np.isfinite(p_arr)][:5].tolist()}.")
+    if probabilities and ((p_arr < 0) | (p_arr > 1)).any():
+        bad = p_arr[(p_arr < 0) | (p_arr > 1)]
+        raise ValueError(f"probabilities must lie in [0, 1]; got {bad[:5].tolist()}.")
+    return y_arr, p_arr
+
+
+# -- discrimination ---------------------------------------------------------------------
+def roc_auc(y: ArrayLike, p: ArrayLike) -> float:
+    """Area under the ROC curve = P(score of a random positive > a random negative), ties 1/2.
+
+    Computed from average ranks (Mann-Whitney U). NaN when only one class is present.
+    """
+    y_arr, p_arr = _check_y_p(y, p)
+    n_pos = float(y_arr.sum())
+    n_neg = float(len(y_arr) - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(p_arr)
+    u = ranks[y_arr == 1].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def pr_auc(y: ArrayLike, p: ArrayLike) -> float:
+    """Average precision: sum over distinct thresholds of (recall gain) x precision.
+
+    The step-wise area (no interpolation), as sklearn's ``average_precision_score``; tied
+    scores form one threshold. Better than ROC AUC at showing how clean the top of the
+    list is when churners are rare. NaN without positives.
+    """
+    y_arr, p_arr = _check_y_p(y, p)
+    n_pos = y_arr.sum()
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-p_arr, kind="stable")
+    p_sorted, y_sorted = p_arr[order], y_arr[order]
+    # Last index of each run of equal scores = one threshold.
+    last = np.r_[np.flatnonzero(np.diff(p_sorted) != 0), len(p_sorted) - 1]
+    tp = np.cumsum(y_sorted)[last]
+    precision = tp / (last + 1)
+    recall_gain = np.diff(np.r_[0.0, tp]) / n_pos
+    return float(recall_gain @ precision)
+
+
+def top_decile_lift(y: ArrayLike, p: ArrayLike, frac: float = 0.1) -> float:
+    """Positive rate among the top ``frac`` of scores divided by the overall rate.
+
+    "If the account managers call the 10% riskiest accounts, how many times more churners
+    do they reach than by calling at random?" The top group has exactly ceil(frac * n)
+    slots; accounts tied at the cut-off share the remaining slots pro rata, so the value
+    does not depend on row order (a constant score gives exactly 1). A perfect ranking
+    gives min(1 / base_rate, n / ceil(frac * n)). NaN when there are no positives.
+    """
+    if not 0 < frac <= 1:
+        raise ValueError(f"frac must be in (0, 1]; got {frac!r}.")
+    y_arr, p_arr = _check_y_p(y, p)
+    n = len(y_arr)
+    if n == 0 or y_arr.sum() == 0:
+        return float("nan")
+    k = int(np.ceil(frac * n))
+    cut = np.sort(p_arr)[::-1][k - 1]
+    above = p_arr > cut
+    at_cut = p_arr == cut
+    m = int(above.sum())
+    tied_rate = y_arr[at_cut].mean()
+    positives_in_top = y_arr[above].sum() + (k - m) * tied_rate
+    return float((positives_in_top / k) / y_arr.mean())
+
+
+# -- probability quality ----------------------------------------------------------------
+def brier(y: ArrayLike, p: ArrayLike) -> float:
+    """Mean squared error of the probabilities (lower is better; 0.25 = coin flip at 50%)."""
+    y_arr, p_arr = _check_y_p(y, p, probabilities=True)
+    return float(np.mean((p_arr - y_arr) ** 2)) if len(y_arr) else float("nan")
+
+
+def log_loss(y: ArrayLike, p: ArrayLike, eps: float = LOG_LOSS_EPS) -> float:
+    """Mean negative log-likelihood, probabilities clipped to [eps, 1 - eps].
+
+    Clipping keeps one overconfident mistake from making the score infinite; it still
+    costs -log(eps) ~ 34.5 nats, so overconfidence is punished.
+    """
+    y_arr, p_arr = _check_y_p(y, p, probabilities=True)
+    if not len(y_arr):
+        return float("nan")
+    q = np.clip(p_arr, eps, 1 - eps)
+    return float(-np.mean(y_arr * np.log(q) + (1 - y_arr) * np.log1p(-q)))
+
+
+def _bin_ids(p: FloatArray, n_bins: int, strategy: str) -> tuple[NDArray[np.intp], FloatArray]:
+    """Bin index of each probability and the bin edges.
+
+    ``quantile``: equal-count bins (edges at the quantiles of p; tied edges merge, so a
+    few distinct values give fewer bins); ``uniform``: equal-width bins on [0, 1].
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1; got {n_bins!r}.")
+    if strategy == "quantile":
+        edges = (
+            np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
+            if len(p)
+            else np.array([0.0, 1.0])
+        )
+        if len(edges) == 1:
+            edges = np.r_[edges, edges]
+    elif strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    else:
+        raise ValueError(f"strategy must be 'quantile' or 'uniform'; got {strategy!r}.")
+    ids = np.searchsorted(edges[1:-1], p, side="right")
+    return ids, edges
+
+
+def reliability_table(
+    y: ArrayLike, p: ArrayLike, n_bins: int = 10, strategy: BinStrategy = "quantile"
+) -> pd.DataFrame:
+    """Per probability bin: count, mean predicted, observed rate and their gap.
+
+    The table behind the reliability plot and the ECE; empty bins are left out.
+    Columns: bin, p_lo, p_hi, n, mean_p, observed_rate, gap (observed - predicted).
+    """
+    y_arr, p_arr = _check_y_p(y, p, probabilities=True)
+    ids, edges = _bin_ids(p_arr, n_bins, strategy)
+    n_edges = len(edges) - 1
+    n = np.bincount(ids, minlength=n_edges).astype(np.float64)
+    sum_p = np.bincount(ids, weights=p_arr, minlength=n_edges)
+    sum_y = np.bincount(ids, weights=y_arr, minlength=n_edges)
+    used = n > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = sum_p / n
+        rate = sum_y / n
+    return pd.DataFrame(
+        {
+            "bin": np.arange(n_edges)[used],
+            "p_lo": edges[:-1][used],
+            "p_hi": edges[1:][used],
+            "n": n[used].astype(np.int64),
+            "mean_p": mean_p[used],
+            "observed_rate": rate[used],
+            "gap": (rate - mean_p)[used],
+        }
+    )
+
+
+def expected_calibration_error(
+    y: ArrayLike, p: ArrayLike, n_bins: int = 10, strategy: BinStrategy = "quantile"
+) -> float:
+    """Count-weighted mean of |mean(p) - mean(y)| over probability bins.
+
+    Quantile bins by default: with skewed churn probabilities, equal-width bins leave most
+    accounts in one or two bins and the ECE then says little.
+    """
+    table = reliability_table(y, p, n_bins=n_bins, strategy=strategy)
+    if table.empty:
+        return float("nan")
+    w = table["n"].to_numpy(dtype=np.float64)
+    return float(w @ table["gap"].abs().to_numpy() / w.sum())
+
+
+# -- accuracy ---------------------------------------------------------------------------
+def majority_accuracy(y: ArrayLike) -> float:
+    """Accuracy of always predicting the majority class: the floor any "accuracy" must beat."""
+    y_arr = np.asarray(y, dtype=np.float64).ravel()
+    _check_y_p(y_arr, np.zeros_like(y_arr))
+    if not len(y_arr):
+        return float("nan")
+    rate = y_arr.mean()
+    return float(max(rate, 1 - rate))
+
+
+def accuracy_at(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -> float:
+    """Share of correct labels when predicting 1 for ``p >= threshold``."""
+    y_arr, p_arr = _check_y_p(y, p)
+    if not len(y_arr):
+        return float("nan")
+    return float(np.mean((p_arr >= threshold) == (y_arr == 1)))
+
+
+# -- survival / timing ------------------------------------------------------------------
+def _count_greater_after(values: FloatArray) -> NDArray[np.int64]:
+    """For each position i: #{j > i : values[j] > values[i]}, in O(n log^2 n), no Python loop per row.
+
+    Bottom-up merge-sort counting: at level L the array is cut into blocks of 2^(L+1);
+    every pair i < j is split into a block's left and right half at exactly one level.
+    At that level, sorting each block by value (right-half items first among equal
+    values) and taking a running count of right-half items gives, for each left-half
+    item, how many right-half items are <= it; the rest are greater.
+    """
+    n = len(values)
+    counts = np.zeros(n, dtype=np.int64)
+    pos = np.arange(n)
+    half = 1
+    while half < n:
+        block = pos // (2 * half)
+        is_right = (pos // half) % 2 == 1
+        order = np.lexsort((~is_right, values, block))  # last key is primary
+        right_sorted = is_right[order].astype(np.int64)
+        running = np.cumsum(right_sorted)
+        block_sorted = block[order]
+        block_start = np.r_[0, np.flatnonzero(np.diff(block_sorted)) + 1]
+        before_block = np.r_[0, running][block_start]  # right items in earlier blocks
+        starts = np.repeat(before_block, np.diff(np.r_[block_start, n]))
+        right_le = running - starts  # right items in this block with value <= own
+        right_total = np.bincount(block, weights=is_right, minlength=block.max() + 1)
+        left = ~is_right[order]
+        idx = order[left]
+        counts[idx] += (right_total[block_sorted[left]] - right_le[left]).astype(np.int64)
+        half *= 2
+    return counts
+
+
+def concordance_index(time: ArrayLike, event: ArrayLike, predicted_time: ArrayLike) -> float:
+    """Harrell's C for right-censored data: share of comparable pairs ordered correctly.
+
+    A pair (i, j) is comparable when the earlier observed time is an event: time_i <
+    time_j with event_i = 1, or equal times where i had the event and j was censored
+    (j is known to have lasted at least as long). Two events at the same time are not
+    comparable. The pair is concordant when predicted_time_i < predicted_time_j; equal
+    predictions count 1/2. Higher ``predicted_time`` means "later"; pass a negated risk
+    score for risk models. NaN when there is no comparable pair.
+
+    O(n log^2 n) via merge-sort counting, so it scales to every account in a portfolio.
+    """
+    t = np.asarray(time, dtype=np.float64).ravel()
+    e = np.asarray(event).ravel()
+    pred = np.asarray(predicted_time, dtype=np.float64).ravel()
+    if not (len(t) == len(e) == len(pred)):
+        raise ValueError(
+            f"time, event and predicted_time must have the same length; got {len(t)}, {len(e)}, "
+            f"{len(pred)}."
+        )
+    if not (np.isfinite(t).all() and np.isfinite(pred).all()):
+        raise ValueError("time and predicted_time must be finite (no NaN/inf).")
+    e_float = e.astype(np.float64)
+    if not np.isin(e_float, (0.0, 1.0)).all():
+        raise ValueError(f"event must be 0/1 or boolean; got {np.unique(e_float)[:5].tolist()}.")
+    is_event = e_float == 1
+    n = len(t)
+    if n < 2:
+        return float("nan")
+
+    # Order by (time, censored-after-event). For an event i, the comparable partners are
+    # exactly the items strictly after its (time, 0) key group.
+    censored = (~is_event).astype(np.int64)
+    # Among items with equal key, order so that the within-group pairs add nothing to
+    # the count being taken (descending prediction for "greater", ascending for "smaller").
+    order_desc = np.lexsort((-pred, censored, t))
+    order_asc = np.lexsort((pred, censored, t))
+    greater = np.empty(n, dtype=np.int64)
+    smaller = np.empty(n, dtype=np.int64)
+    greater[order_desc] = _count_greater_after(pred[order_desc])
+    smaller[order_asc] = _count_greater_after(-pred[order_asc])
+
+    t_sorted, c_sorted = t[order_desc], censored[order_desc]
+    new_key = np.r_[True, (np.diff(t_sorted) != 0) | (np.diff(c_sorted) != 0)]
+    group_id = np.cumsum(new_key) - 1
+    group_end = np.r_[np.flatnonzero(new_key)[1:], n]  # one past each group's last item
+    after = np.empty(n, dtype=np.int64)
+    after[order_desc] = n - group_end[group_id]
+
+    comparable = after[is_event].sum()
+    if comparable == 0:
+        return float("nan")
+    concordant = greater[is_event].sum()
+    ties = comparable - concordant - smaller[is_event].sum()
+    return float((concordant + 0.5 * ties) / comparable)
+
+
+# -- uncertainty ------------------------------------------------------------------------
+def bootstrap_delta(
+    y: ArrayLike,
+    p_a: ArrayLike,
+    p_b: ArrayLike,
+    metric: Metric,
+    n_boot: int = 200,
+    seed: int = 0,
+    groups: ArrayLike | None = None,
+) -> dict[str, float]:
+    """Paired bootstrap of metric(y, p_a) - metric(y, p_b) with a 95% percentile interval.
+
+    Both models are scored on the same resample, so the interval reflects the difference,
+    not two independent noises. With ``groups`` (account ids) whole groups are resampled
+    (cluster bootstrap): snapshots of one account are correlated, and treating them as
+    independent would make the interval too narrow. Resamples where the metric is
+    undefined (NaN, e.g. a single class) are dropped from the interval.
+    Returns ``{"delta", "lo", "hi"}``; deterministic for a given ``seed``.
+    """
+    y_arr = np.asarray(y, dtype=np.float64).ravel()
+    a_arr = np.asarray(p_a, dtype=np.float64).ravel()
+    b_arr = np.asarray(p_b, dtype=np.float64).ravel()
+    if not (len(y_arr) == len(a_arr) == len(b_arr)):
+        raise ValueError(
+            f"y, p_a and p_b must have the same length; got {len(y_arr)}, {len(a_arr)}, {len(b_arr)}."
+        )
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1; got {n_boot!r}.")
+    n = len(y_arr)
+    delta = float(metric(y_arr, a_arr) - metric(y_arr, b_arr))
+    rng = np.random.default_rng(seed)
+
+    if groups is None:
+        samples: list[NDArray[np.intp]] = [rng.integers(0, n, n) for _ in range(n_boot)]
+    else:
+        g = np.asarray(groups).ravel()
+        if len(g) != n:
+            raise ValueError(f"groups must have one value per row; got {len(g)} for {n} rows.")
+        codes, _ = pd.factorize(pd.Series(g), use_na_sentinel=False)
+        rows_by_group = np.argsort(codes, kind="stable")
+        sizes = np.bincount(codes)
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        n_groups = len(sizes)
+        samples = []
+        for _ in range(n_boot):
+            picked = rng.integers(0, n_groups, n_groups)
+            lengths = sizes[picked]
+            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            samples.append(rows_by_group[np.repeat(starts[picked], lengths) + offsets])
+
+    deltas = np.array(
+        [metric(y_arr[i], a_arr[i]) - metric(y_arr[i], b_arr[i]) for i in samples],
+        dtype=np.float64,
+    )
+    deltas = deltas[np.isfinite(deltas)]
+    if not len(deltas):
+        return {"delta": delta, "lo": float("nan"), "hi": float("nan")}
+    lo, hi = np.percentile(deltas, [2.5, 97.5])
+    return {"delta": delta, "lo": float(lo), "hi": float(hi)}
+
+
+# -- summaries --------------------------------------------------------------------------
+def churn_metrics(y: ArrayLike, p: ArrayLike) -> dict[str, float]:
+    """The standard panel for a churn probability: ranking, probability quality, lift."""
+    y_arr, p_arr = _check_y_p(y, p, probabilities=True)
+    n = len(y_arr)
+    return {
+        "roc_auc": roc_auc(y_arr, p_arr),
+        "pr_auc": pr_auc(y_arr, p_arr),
+        "brier": brier(y_arr, p_arr),
+        "log_loss": log_loss(y_arr, p_arr),
+        "top_decile_lift": top_decile_lift(y_arr, p_arr),
+        "ece": expected_calibration_error(y_arr, p_arr) if n else float("nan"),
+        "base_rate": float(y_arr.mean()) if n else float("nan"),
+        "n": float(n),
+    }
+
+
+def slice_metrics(
+    df: pd.DataFrame, y_col: str, p_col: str, slice_cols: Sequence[str]
+) -> pd.DataFrame:
+    """``churn_metrics`` per value of each slice column (tier, region, tenure band...).
+
+    One row per (slice, value), values as strings (missing -> "<NA>"); a slice with one
+    class has NaN AUC/PR-AUC rather than an error, so the table stays complete.
+    """
+    missing = [c for c in (y_col, p_col, *slice_cols) if c not in df.columns]
+    if missing:
+        raise ValueError(f"slice_metrics: column(s) {missing} not in the frame.")
+    rows = []
+    for col in slice_cols:
+        for value, part in df.groupby(col, dropna=False, sort=True):
+            label = "<NA>" if pd.isna(value) else str(value)
+            rows.append({"slice": col, "value": label, **churn_metrics(part[y_col], part[p_col])})
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["n"] = out["n"].astype(np.int64)
+    return out
+
+
+# -- plots ------------------------------------------------------------------------------
+def _new_figure(width: float, height: float) -> Figure:
+    """A figure not attached to pyplot, so no global backend is selected or changed.
+
+    ``Figure.savefig`` renders with Agg for raster formats on its own: this works in
+    headless batch jobs and never disturbs an interactive session's backend.
+    """
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def plot_reliability(y: ArrayLike, p: ArrayLike, path: str | Path, n_bins: int = 10) -> Path:
+    """Reliability diagram (predicted vs observed per quantile bin) with bin counts; returns path."""
+    table = reliability_table(y, p, n_bins=n_bins)
+    fig = _new_figure(5.5, 5.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.plot(table["mean_p"], table["observed_rate"], marker="o", label="model")
+    for _, row in table.iterrows():
+        ax.annotate(
+            f"{int(row['n'])}",
+            (row["mean_p"], row["observed_rate"]),
+            fontsize=7,
+            xytext=(3, -9),
+            textcoords="offset points",
+        )
+    ece = expected_calibration_error(y, p, n_bins=n_bins)
+    ax.set(
+        xlabel="mean predicted probability",
+        ylabel="observed rate",
+        title=f"Reliability (ECE = {ece:.3f})",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    ax.legend(loc="upper left")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def plot_lift(y: ArrayLike, p: ArrayLike, path: str | Path) -> Path:
+    """Cumulative gains (share of positives reached vs share of accounts contacted) and
+    per-decile lift; returns path."""
+    y_arr, p_arr = _check_y_p(y, p)
+    n = len(y_arr)
+    order = np.argsort(-p_arr, kind="stable")
+    share_contacted = np.arange(1, n + 1) / n
+    gains = np.cumsum(y_arr[order]) / max(y_arr.sum(), 1.0)
+    decile = np.minimum((np.arange(n) * 10) // max(n, 1), 9)
+    base = y_arr.mean() if n else float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.bincount(decile, weights=y_arr[order], minlength=10) / np.bincount(
+            decile, minlength=10
+        )
+        lift = rate / base
+    fig = _new_figure(10.0, 4.5)
+    ax_gain, ax_lift = fig.subplots(1, 2)
+    ax_gain.plot(np.r_[0, share_contacted], np.r_[0, gains], label="model")
+    ax_gain.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random")
+    ax_gain.set(
+        xlabel="share of accounts (riskiest first)",
+        ylabel="share of positives reached",
+        title="Cumulative gains",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    ax_gain.legend(loc="lower right")
+    ax_lift.bar(np.arange(1, 11), lift)
+    ax_lift.axhline(1.0, linestyle="--", color="grey")
+    ax_lift.set(
+        xlabel="decile (1 = highest score)",
+        ylabel="lift",
+        xticks=np.arange(1, 11),
+        title=f"Lift per decile (top decile {top_decile_lift(y_arr, p_arr):.2f}x)",
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out

@@ -1,0 +1,21 @@
+"""One prediction entry point for both model kinds (used by pyfunc, scorer and evaluation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def predict_frame(model: Any, kind: str, X: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
+    """Churn: ``churn_probability``. Timing: ``p_purchase_{k}d`` and q10/q50/q90 days."""
+    if kind == "churn":
+        return pd.DataFrame({"churn_probability": model.predict_proba(X)}, index=X.index)
+    if kind == "timing":
+        from ka_ml.modeling.timing import quantiles_from_cdf, within_from_cdf
+
+        F = model.cdf(X)
+        within = within_from_cdf(F, model.edges, windows, index=X.index)
+        q = quantiles_from_cdf(F, model.edges, (0.1, 0.5, 0.9), index=X.index)
+        return pd.concat([within, q], axis=1)
+    raise ValueError(f"unknown model kind {kind!r}; expected 'churn' or 'timing'")

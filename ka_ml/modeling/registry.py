@@ -1,0 +1,255 @@
+"""MLflow at the edge: where the store is, logging models, and the promotion gate.
+
+The embedded default needs no server: a SQLite backend at ``<paths.models>/mlflow.db`` with
+artifacts under ``<paths.models>/artifacts``. ``MLFLOW_TRACKING_URI`` wins when set.
+Models are registered as pyfunc models wrapping our own classes (a logged
+``LGBMClassifier`` would predict 0/1 labels through pyfunc, see stack notes); the
+``champion`` alias moves only through :func:`promotion_decision`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import sqlite3
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.errors import KaMlError, NoChampionError
+
+log = logging.getLogger("ka_ml.registry")
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def tracking_uri(cfg: Config) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else config, else the embedded SQLite store."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    if cfg.mlflow.tracking_uri:
+        return cfg.mlflow.tracking_uri
+    return f"sqlite:///{(Path(cfg.paths.models) / 'mlflow.db').resolve()}"
+
+
+def connect(cfg: Config) -> Any:
+    """Point MLflow at the store, make sure the experiment exists; return a client.
+
+    Fails with the remedy when the store cannot be reached or is locked.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        _check_sqlite_store(uri)
+    # mlflow.set_*_uri also export the URI to os.environ; undo that so that a later
+    # tracking_uri(cfg) in this process sees only what the user set, not the last store used.
+    saved = {k: os.environ.get(k) for k in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+            if exp is None:
+                artifacts = None
+                if uri.startswith("sqlite:///"):
+                    artifacts = (Path(cfg.paths.models) / "artifacts").resolve().as_uri()
+                client.create_experiment(cfg.mlflow.experiment, artifact_location=artifacts)
+    except Exception as e:  # mlflow raises many types for an unusable store
+        raise KaMlError(
+            f"The MLflow store at '{uri}' cannot be used: {str(e).splitlines()[0][:300]}",
+            "check MLFLOW_TRACKING_URI / mlflow.tracking_uri (is the server up, the file "
+            "readable and not locked by another process?).",
+        ) from e
+    mlflow.set_experiment(cfg.mlflow.experiment)
+    return client
+
+
+def _check_sqlite_store(uri: str) -> None:
+    """Open a local SQLite store once, directly.
+
+    MLflow retries an unopenable SQLite file for about 100 s before failing; opening it with
+    sqlite3 first turns a bad path (inside a file, a directory, not a database) into an
+    immediate, explained error.
+    """
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path)
+        try:
+            con.execute("PRAGMA schema_version")
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error) as e:
+        raise KaMlError(
+            f"The MLflow store at '{uri}' cannot be used: {e} ({path}).",
+            "point MLFLOW_TRACKING_URI / mlflow.tracking_uri (or paths.models) at a writable "
+            "SQLite file path, or remove what is in the way.",
+        ) from e
+
+
+def champion_version(client: Any, name: str) -> Any | None:
+    """The model version carrying the champion alias, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    alias: str
+    reason: str
+
+
+def promotion_decision(
+    candidate: dict[str, float],
+    champion: dict[str, float] | None,
+    *,
+    metric: str,
+    margin: float,
+    higher_is_better: bool = True,
+    ece: float | None = None,
+    ece_ceiling: float | None = None,
+) -> Decision:
+    """Promote only a candidate that is calibrated and beats the champion by the margin.
+
+    Both are measured on the same, current out-of-time test rows.
+    """
+    if (
+        ece is not None
+        and ece_ceiling is not None
+        and not (math.isfinite(ece) and ece <= ece_ceiling)
+    ):
+        return Decision(
+            False,
+            CHALLENGER,
+            f"calibration error {ece:.3f} not within the ceiling {ece_ceiling:.3f}",
+        )
+    new = candidate.get(metric, float("nan"))
+    if not math.isfinite(new):
+        return Decision(False, CHALLENGER, f"{metric} could not be measured on the test rows")
+    if champion is None or not math.isfinite(champion.get(metric, float("nan"))):
+        return Decision(True, CHAMPION, f"no comparable champion yet ({metric} {new:.4f})")
+    old = champion[metric]
+    gain = (new - old) if higher_is_better else (old - new)
+    # A tolerance keeps float noise (0.77 - 0.75 = 0.0200000001) from deciding.
+    if gain > margin + 1e-9 or (margin == 0 and gain > 1e-12):
+        return Decision(
+            True, CHAMPION, f"{metric} {new:.4f} beats the champion's {old:.4f} (margin {margin})"
+        )
+    return Decision(
+        False,
+        CHALLENGER,
+        f"{metric} {new:.4f} does not beat the champion's {old:.4f} by the margin {margin}",
+    )
+
+
+def _pyfunc_class() -> type:
+    import mlflow.pyfunc
+
+    class KaMlModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+        """A ka_ml model (churn or timing) behind MLflow's pyfunc interface."""
+
+        def __init__(self, model, kind, windows=None):
+            self.model = model
+            self.kind = kind
+            self.windows = list(windows or [])
+
+        def predict(self, context, model_input, params=None):
+            from ka_ml.modeling.predict import predict_frame
+
+            return predict_frame(self.model, self.kind, model_input, self.windows)
+
+    return KaMlModel
+
+
+PIP_REQUIREMENTS = ["ka_ml", "lightgbm", "pandas", "numpy", "scikit-learn", "mlflow"]
+
+
+def log_and_register(
+    model: Any, kind: str, registered_name: str, example: pd.DataFrame, windows: list[int]
+) -> str:
+    """Log the model in the active run, register it; return the new version number."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from ka_ml.modeling.predict import predict_frame
+
+    example = example.head(5).copy()
+    signature = infer_signature(example, predict_frame(model, kind, example, windows))
+    quiet = [logging.getLogger(n) for n in ("mlflow", "mlflow.pyfunc", "mlflow.utils.environment")]
+    levels = [lg.level for lg in quiet]
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        for lg in quiet:
+            lg.setLevel(logging.ERROR)
+        wrapped = _pyfunc_class()(model, kind, windows)
+        info = mlflow.pyfunc.log_model(
+            name=f"{kind}_model",
+            python_model=wrapped,
+            signature=signature,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=registered_name,
+        )
+        for lg, lv in zip(quiet, levels, strict=True):
+            lg.setLevel(lv)
+    return str(info.registered_model_version)
+
+
+def set_alias(client: Any, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, version)
+
+
+def load_version(name: str, version: str) -> Any:
+    """Our model object behind a registered pyfunc version."""
+    import mlflow.pyfunc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pf = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return pf.unwrap_python_model().model
+
+
+def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
+    """(model, version) of the champion, or a NoChampionError with the remedy."""
+    mv = champion_version(client, name)
+    if mv is None:
+        raise NoChampionError(
+            f"No {what} model carries the 'champion' alias in the registry '{name}' at "
+            f"{_current_uri()}.",
+            "train one first with `make train` (or `ka-ml train`), or point "
+            "MLFLOW_TRACKING_URI at the registry that holds it.",
+        )
+    return load_version(name, str(mv.version)), str(mv.version)
+
+
+def _current_uri() -> str:
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())

@@ -1,0 +1,258 @@
+"""What a training run writes to MLflow: inputs, metrics, tables, plots, models, decisions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.errors import ModelError
+from ka_ml.modeling import metrics as M
+from ka_ml.modeling import registry
+from ka_ml.modeling.evaluate import timing_scores
+from ka_ml.modeling.predict import predict_frame
+
+if TYPE_CHECKING:
+    from ka_ml.modeling.churn import ChurnModel
+    from ka_ml.modeling.timing import TimingModel
+    from ka_ml.modeling.tuning import TuningResult
+    from ka_ml.train import Evaluation, Folds
+
+log = logging.getLogger("ka_ml.tracking")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def _finite(d: dict[str, float], prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}{k}": float(v)
+        for k, v in d.items()
+        if isinstance(v, int | float) and np.isfinite(v)
+    }
+
+
+def log_inputs(
+    history: History,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    feats: list[str],
+    folds: Folds,
+    definition: str,
+) -> None:
+    import mlflow
+
+    resolved = cfg.model_dump(mode="json")
+    params = {
+        k: str(v)[:250] for k, v in _flat(resolved).items() if not k.startswith("health.actions")
+    }
+    mlflow.log_params(params)
+    mlflow.set_tags(
+        {
+            "as_of": str(as_of.date()),
+            "data_fingerprint": history.fingerprint(),
+            "data_source": history.source,
+            "data_first_order": str(history.first_date.date()),
+            "data_last_order": str(history.last_order_date.date()),
+            "churn_definition": definition,
+            "config_hash": cfg.hash(),
+            "n_features": str(len(feats)),
+        }
+    )
+    mlflow.log_dict(resolved, "config/resolved_config.json")
+    mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config/resolved_config.yaml")
+    mlflow.log_dict({"features": feats}, "features/feature_list.json")
+    mlflow.log_dict(
+        {
+            k: [str(d.date()) for d in v]
+            for k, v in {
+                "train": folds.split.train_dates,
+                "calibration": folds.split.calibration_dates,
+                "test": folds.split.test_dates,
+            }.items()
+        },
+        "split/snapshot_dates.json",
+    )
+
+
+def log_evaluation(
+    ev: Evaluation,
+    churn: ChurnModel,
+    timing: TimingModel,
+    ct: TuningResult,
+    tt: TuningResult,
+    folds: Folds,
+    feats: list[str],
+) -> None:
+    import mlflow
+
+    mlflow.log_metrics(_finite(ev.churn, "test_churn_"))
+    mlflow.log_metrics(_finite(ev.churn_uncalibrated, "test_churn_uncalibrated_"))
+    mlflow.log_metrics(_finite(ev.lights, "test_lights_"))
+    mlflow.log_metrics(_finite(ev.timing, "test_timing_"))
+    mlflow.log_metrics({"churn_cv_auc": ct.best_score, "timing_cv_loglik": tt.best_score})
+    mlflow.log_params(
+        {f"churn_best.{k}": v for k, v in ct.best_params.items()}
+        | {f"timing_best.{k}": v for k, v in tt.best_params.items()}
+        | {
+            "churn_best.rounds": churn.best_iteration_,
+            "timing_best.rounds": timing.best_iteration_,
+            "churn_calibration": churn.calibrator_.method if churn.calibrator_ else "none",
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        tables = {
+            "comparison_churn.csv": ev.comparison,
+            "comparison_timing.csv": ev.timing_comparison,
+            "slice_metrics.csv": ev.slices,
+            "tuning_churn_trials.csv": ct.trials,
+            "tuning_timing_trials.csv": tt.trials,
+            "test_predictions.csv": ev.test_predictions,
+            "feature_importance.csv": churn.feature_importance().rename("gain").to_frame(),
+        }
+        for name, df in tables.items():
+            df.to_csv(d / name, index=name == "feature_importance.csv")
+            mlflow.log_artifact(str(d / name), "evaluation")
+        y = ev.test_predictions["churn"].to_numpy(float)
+        p = ev.test_predictions["churn_probability"].to_numpy(float)
+        for plot in (
+            M.plot_reliability(y, p, d / "reliability.png"),
+            M.plot_lift(y, p, d / "lift.png"),
+            plot_importance(churn, d / "feature_importance.png"),
+            plot_shap_summary(churn, folds.test[feats], d / "shap_summary.png"),
+        ):
+            mlflow.log_artifact(str(plot), "plots")
+
+
+def plot_importance(model: ChurnModel, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    imp = model.feature_importance().head(20)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.barh(imp.index, imp.to_numpy())
+    ax.set_title("Churn model: feature importance (gain)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_shap_summary(model: ChurnModel, X: pd.DataFrame, path: Path, n: int = 2000) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    sample = X.sample(min(n, len(X)), random_state=0)
+    contrib = model.contributions(sample)[:, :-1]
+    aligned = model.aligned(sample)
+    shown = aligned.apply(lambda s: s.cat.codes if isinstance(s.dtype, pd.CategoricalDtype) else s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shap.summary_plot(contrib, shown, show=False, max_display=15)
+    plt.title("What drives churn risk (SHAP, log-odds)")
+    plt.tight_layout()
+    plt.savefig(path, dpi=110)
+    plt.close("all")
+    return path
+
+
+def _champion_scores(
+    client: Any, name: str, kind: str, folds: Folds, cfg: Config
+) -> tuple[dict[str, float] | None, str]:
+    """Re-score the current champion on today's test rows (None when not comparable)."""
+    mv = registry.champion_version(client, name)
+    if mv is None:
+        return None, ""
+    try:
+        model = registry.load_version(name, str(mv.version))
+        X = folds.test
+        if kind == "churn":
+            p = predict_frame(model, "churn", X, [])["churn_probability"].to_numpy()
+            return M.churn_metrics(folds.test["churn"].to_numpy(float), p), str(mv.version)
+        pred = predict_frame(model, "timing", X.reset_index(drop=True), cfg.labels.purchase_windows)
+        return timing_scores(
+            pred,
+            X["days_to_next"].to_numpy(float),
+            X["next_order_observed"].to_numpy(bool),
+            cfg.labels.purchase_windows,
+        ), str(mv.version)
+    except ModelError as e:
+        log.warning(
+            "champion %s v%s cannot score the current data: %s", name, mv.version, e.message
+        )
+        return None, str(mv.version)
+
+
+def promote(
+    client: Any,
+    cfg: Config,
+    churn: ChurnModel,
+    timing: TimingModel,
+    folds: Folds,
+    feats: list[str],
+    ev: Evaluation,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Register both models; move `champion` only through the promotion gate."""
+    import mlflow
+
+    example = folds.test[feats].head(5).reset_index(drop=True)
+    versions: dict[str, str] = {}
+    decisions: dict[str, str] = {}
+    plan = (
+        ("churn", cfg.mlflow.churn_model_name, churn, ev.churn, "roc_auc", ev.churn.get("ece")),
+        ("timing", cfg.mlflow.timing_model_name, timing, ev.timing, "concordance", None),
+    )
+    for kind, name, model, scores, metric, ece in plan:
+        champ, champ_version = _champion_scores(client, name, kind, folds, cfg)
+        version = registry.log_and_register(model, kind, name, example, cfg.labels.purchase_windows)
+        decision = registry.promotion_decision(
+            scores,
+            champ,
+            metric=metric,
+            margin=cfg.mlflow.promotion_margin,
+            ece=ece,
+            ece_ceiling=cfg.mlflow.calibration_ceiling if ece is not None else None,
+        )
+        registry.set_alias(client, name, decision.alias, version)
+        versions[kind] = version
+        vs = f" (champion was v{champ_version})" if champ_version else ""
+        decisions[kind] = f"v{version} -> {decision.alias}: {decision.reason}{vs}"
+        mlflow.set_tag(f"decision_{kind}", decisions[kind])
+        mlflow.log_dict(
+            {
+                "decision": decision.alias,
+                "reason": decision.reason,
+                "version": version,
+                "champion_before": champ_version,
+                "champion_scores": champ,
+            },
+            f"promotion/{kind}.json",
+        )
+    return versions, decisions
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

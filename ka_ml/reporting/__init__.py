@@ -1,0 +1,1 @@
+"""Human-facing output: console tables, the HTML report, spreadsheets."""

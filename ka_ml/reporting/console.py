@@ -1,0 +1,93 @@
+"""Compact results tables for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return "-"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def churn_table(df: pd.DataFrame) -> Table:
+    t = Table(title="Churn within the horizon (out-of-time test)", title_justify="left")
+    for c in ("predictor", "AUC", "PR AUC", "Brier", "ECE", "lift@10%", "model ΔAUC [95% CI]"):
+        t.add_column(c, justify="left" if c == "predictor" else "right")
+    for _, r in df.iterrows():
+        delta = (
+            ""
+            if pd.isna(r.get("model_minus_this_roc_auc", float("nan")))
+            else (
+                f"{r['model_minus_this_roc_auc']:+.3f} [{r['model_minus_this_roc_auc_lo']:+.3f}, "
+                f"{r['model_minus_this_roc_auc_hi']:+.3f}]"
+            )
+        )
+        t.add_row(
+            str(r["predictor"]),
+            _f(r["roc_auc"]),
+            _f(r["pr_auc"]),
+            _f(r["brier"]),
+            _f(r["ece"]),
+            _f(r["top_decile_lift"], 2),
+            delta,
+        )
+    return t
+
+
+def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
+    t = Table(title="Next purchase (out-of-time test)", title_justify="left")
+    cols = [
+        "predictor",
+        *[f"AUC {k}d" for k in windows],
+        *[f"Brier {k}d" for k in windows],
+        "C-index",
+        "p10-p90 cov.",
+    ]
+    for c in cols:
+        t.add_column(c, justify="left" if c == "predictor" else "right")
+    for _, r in df.iterrows():
+        t.add_row(
+            str(r["predictor"]),
+            *[_f(r.get(f"p{k}_auc")) for k in windows],
+            *[_f(r.get(f"p{k}_brier")) for k in windows],
+            _f(r.get("concordance")),
+            _f(r.get("p10_p90_coverage")),
+        )
+    return t
+
+
+def print_train_report(report: Any, out: Console) -> None:
+    ev = report.evaluation
+    windows = sorted(
+        int(c[1:-4])
+        for c in ev.timing_comparison.columns
+        if c.startswith("p") and c.endswith("_auc")
+    )
+    out.print(
+        f"\n[bold]ka_ml train[/] as of {report.as_of.date()}  "
+        f"(churn definition: {report.churn_definition}; {report.seconds:.0f} s)"
+    )
+    out.print(f"snapshots: {report.split}")
+    out.print(churn_table(ev.comparison))
+    out.print(timing_table(ev.timing_comparison, windows))
+    t = ev.timing
+    acc = "; ".join(
+        f"{k}d {t[f'p{k}_accuracy']:.2f} (majority {t[f'p{k}_majority_accuracy']:.2f})"
+        for k in windows
+    )
+    out.print(f"purchase-window accuracy: {acc}")
+    li = ev.lights
+    out.print(
+        f"health lights vs true churn (test): red precision {li['red_precision']:.2f} "
+        f"recall {li['red_recall']:.2f}; red+yellow precision {li['red_yellow_precision']:.2f} "
+        f"recall {li['red_yellow_recall']:.2f} (base rate {li['base_rate']:.2f})"
+    )
+    for kind, d in report.decisions.items():
+        out.print(f"[bold]{kind}[/]: {d}")
+    out.print(f"MLflow: run {report.run_id} in {report.tracking_uri} (browse: make ui)")

@@ -1,0 +1,1 @@
+"""The weekly batch scorer: scores, explanations, health lights, outputs."""

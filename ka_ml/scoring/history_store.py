@@ -1,0 +1,105 @@
+"""The score history: every weekly score, upserted by (account, as-of), in a SQLite file.
+
+It is what makes week-over-week change known (last week's light for hysteresis, forecasts
+whose p90 date has passed for the overdue rule, "turned red" in the report) and what the
+outcome backtest reads once the horizon has passed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = (
+    "account_id",
+    "as_of",
+    "churn_probability",
+    "health",
+    "expected_next_purchase_date",
+    "next_purchase_p10_date",
+    "next_purchase_p90_date",
+    "last_order_date",
+    "abc_tier",
+    "revenue_at_risk",
+    "reason_1",
+    "churn_model_version",
+    "timing_model_version",
+)
+DATE_COLUMNS = (
+    "as_of",
+    "expected_next_purchase_date",
+    "next_purchase_p10_date",
+    "next_purchase_p90_date",
+    "last_order_date",
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30)
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS scores (account_id TEXT NOT NULL, as_of TEXT NOT NULL, "
+        "churn_probability REAL, health TEXT, expected_next_purchase_date TEXT, "
+        "next_purchase_p10_date TEXT, next_purchase_p90_date TEXT, last_order_date TEXT, "
+        "abc_tier TEXT, revenue_at_risk REAL, reason_1 TEXT, churn_model_version TEXT, "
+        "timing_model_version TEXT, extra_probability_columns TEXT, "
+        "PRIMARY KEY (account_id, as_of))"
+    )
+    return con
+
+
+def upsert(path: Path, scores: pd.DataFrame) -> int:
+    """Replace this as-of's rows in one transaction (idempotent for reruns)."""
+    df = scores.loc[:, [c for c in COLUMNS if c in scores.columns]].copy()
+    for c in DATE_COLUMNS:
+        if c in df:
+            df[c] = pd.to_datetime(df[c]).dt.strftime("%Y-%m-%d")
+    rows = [tuple(None if pd.isna(v) else v for v in r) for r in df.itertuples(index=False)]
+    placeholders = ",".join("?" * len(df.columns))
+    with closing(_connect(Path(path))) as con, con:
+        for as_of in df["as_of"].unique():
+            con.execute("DELETE FROM scores WHERE as_of = ?", (as_of,))
+        con.executemany(
+            f"INSERT INTO scores ({','.join(df.columns)}) VALUES ({placeholders})", rows
+        )
+    return len(rows)
+
+
+def read(path: Path, *, before: pd.Timestamp | None = None) -> pd.DataFrame:
+    """All stored scores (optionally only as-of dates strictly before ``before``)."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    with closing(_connect(path)) as con:
+        q = "SELECT * FROM scores"
+        params: tuple[str, ...] = ()
+        if before is not None:
+            q += " WHERE as_of < ?"
+            params = (str(pd.Timestamp(before).date()),)
+        df = pd.read_sql_query(q, con, params=params)
+    for c in DATE_COLUMNS:
+        df[c] = pd.to_datetime(df[c])
+    return df.drop(columns=["extra_probability_columns"], errors="ignore")
+
+
+def previous_week(hist: pd.DataFrame, as_of: pd.Timestamp, max_days: int = 21) -> pd.DataFrame:
+    """Each account's latest score dated within ``max_days`` before ``as_of`` (by account)."""
+    h = hist[(hist["as_of"] < as_of) & (hist["as_of"] >= as_of - pd.Timedelta(days=max_days))]
+    if h.empty:
+        return h.set_index("account_id")
+    latest = h["as_of"].max()
+    return h[h["as_of"] == latest].set_index("account_id")
+
+
+def open_forecast_p90(hist: pd.DataFrame, last_order: pd.Series) -> pd.Series:
+    """p90 date of the earliest forecast made after each account's last order (NaT if none)."""
+    if hist.empty:
+        return pd.Series(pd.NaT, index=last_order.index, dtype="datetime64[us]")
+    lo = last_order.rename("lo").rename_axis("account_id").reset_index()  # any index name
+    h = hist.merge(lo, on="account_id", how="inner")
+    h = h[h["as_of"] > h["lo"]].sort_values(["account_id", "as_of"])
+    first = h.groupby("account_id")["next_purchase_p90_date"].first()
+    return first.reindex(last_order.index)

@@ -1,0 +1,155 @@
+"""The scorer's edges: registry, score history, lock, atomic outputs and the run record."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ka_ml import __version__
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.errors import KaMlError
+from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
+from ka_ml.scoring import history_store
+from ka_ml.scoring.score import Models, score_accounts
+
+log = logging.getLogger("ka_ml.score")
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """One scorer per output folder at a time; a second one fails fast with the remedy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise KaMlError(
+                f"Another ka-ml score run is writing '{path.parent}' right now (lock {path.name}).",
+                "wait for it to finish, then rerun if needed; reruns are idempotent.",
+            ) from e
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "ka_ml": __version__}
+    for pkg in ("pandas", "numpy", "lightgbm", "scikit-learn", "mlflow", "shap", "optuna"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def load_models(cfg: Config) -> Models:
+    from ka_ml.modeling import registry
+
+    client = registry.connect(cfg)
+    churn, cv = registry.load_champion(client, cfg.mlflow.churn_model_name, "churn")
+    timing, tv = registry.load_champion(client, cfg.mlflow.timing_model_name, "purchase-timing")
+    return Models(churn, timing, cv, tv)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    out_dir: Path
+    scores: pd.DataFrame
+    record: dict[str, Any]
+
+
+def history_path(cfg: Config) -> Path:
+    return Path(cfg.paths.outputs) / "score_history.sqlite"
+
+
+def run_scoring(
+    history: History, cfg: Config, as_of: pd.Timestamp, out_dir: Path | None = None
+) -> ScoreResult:
+    """Score, explain, light, write outputs atomically, append to the score history."""
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    out_dir = Path(out_dir) if out_dir else Path(cfg.paths.outputs) / str(as_of.date())
+    ensure_writable_dir(out_dir.parent, "output")
+    hist_path = history_path(cfg)
+    with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
+        recover_staged(out_dir)
+        models = load_models(cfg)
+        timings["load_models"] = round(time.perf_counter() - t0, 3)
+        past = history_store.read(hist_path, before=as_of)
+        t1 = time.perf_counter()
+        scores = score_accounts(history, cfg, as_of, models, past)
+        timings["score_and_explain"] = round(time.perf_counter() - t1, 3)
+        record = _run_record(history, cfg, as_of, models, scores, timings)
+        _write_outputs(out_dir, scores, record)
+        history_store.upsert(hist_path, scores)
+        record["timings"]["total"] = round(time.perf_counter() - t0, 3)
+    return ScoreResult(out_dir, scores, record)
+
+
+def _run_record(
+    history: History,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    models: Models,
+    scores: pd.DataFrame,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    from ka_ml.reporting.html import portfolio_summary
+
+    defs = {
+        "auto": "contract lapse (contracted accounts) / no order (others)",
+        "contract": "contract lapse",
+        "no_order": "no order",
+        "revenue_drop": "revenue drop",
+    }
+    return {
+        "as_of": str(as_of.date()),
+        "churn_definition": defs[cfg.labels.churn_definition],
+        "horizon_days": cfg.labels.horizon_days,
+        "thresholds": {
+            "red": cfg.health.red_threshold,
+            "yellow": cfg.health.yellow_threshold,
+            "hysteresis": cfg.health.hysteresis,
+        },
+        "models": {
+            "churn": f"{cfg.mlflow.churn_model_name} v{models.churn_version}",
+            "timing": f"{cfg.mlflow.timing_model_name} v{models.timing_version}",
+        },
+        "data": {
+            "source": history.source,
+            "fingerprint": history.fingerprint(),
+            "rows": {k: len(v) for k, v in history.tables().items()},
+        },
+        "config_hash": cfg.hash(),
+        "n_accounts": len(scores),
+        "lights": scores["health"].value_counts().to_dict(),
+        "summary": portfolio_summary(scores),
+        "warnings": list(history.warnings),
+        "timings": timings,
+        "generated_by": package_versions(),
+    }
+
+
+def _write_outputs(out_dir: Path, scores: pd.DataFrame, record: dict[str, Any]) -> None:
+    from ka_ml.reporting.excel import write_excel
+    from ka_ml.reporting.html import write_report
+
+    with staged_dir(out_dir) as stage:
+        scores.to_parquet(stage / "scores.parquet", index=False)
+        scores.to_csv(stage / "scores.csv", index=False, date_format="%Y-%m-%d")
+        write_report(scores, record, stage / "report.html")
+        write_excel(scores, record, stage / "scores.xlsx")
+        atomic_write_json(stage / "run_record.json", record)

@@ -1,0 +1,75 @@
+"""Shared test set-up.
+
+OMP_WAIT_POLICY must be set before lightgbm is imported (stack notes). The session
+fixtures build one small demo world and train one pair of models into a temporary MLflow
+store, which the model, scoring and CLI tests share (training once keeps the suite fast).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KA_ML_THREADS", "2")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ka_ml.config import Config
+
+SMALL_ACCOUNTS = 400
+
+
+def small_config(root: Path, **over: object) -> Config:
+    """A fast config rooted in ``root`` (models, outputs, demo data all inside it)."""
+    raw: dict[str, object] = {
+        "paths": {"outputs": str(root / "outputs"), "models": str(root / "models")},
+        "data": {"demo_dir": str(root / "demo"), "demo_accounts": SMALL_ACCOUNTS},
+        "tuning": {"n_trials": 3, "timeout_seconds": 120, "n_folds": 2},
+    }
+    raw.update(over)
+    return Config.model_validate(raw)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo world written as CSV (generated once per test session)."""
+    from ka_ml.demo.world import generate_world, write_world
+
+    out = tmp_path_factory.mktemp("demo") / "data"
+    write_world(generate_world(SMALL_ACCOUNTS, 3.0, 7), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_history(demo_dir: Path):
+    from ka_ml.data.loader import load_history
+
+    return load_history(demo_dir, Config().data)
+
+
+@dataclass(frozen=True)
+class Trained:
+    root: Path
+    cfg: Config
+    report: object
+    history: object
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, demo_history) -> Trained:
+    """Both models trained once and promoted to champion in a temporary MLflow store."""
+    from ka_ml.train import run_training
+
+    root = tmp_path_factory.mktemp("store")
+    cfg = small_config(root)
+    report = run_training(demo_history, cfg, demo_history.default_as_of, progress=lambda s: None)
+    return Trained(root, cfg, report, demo_history)
+
+
+def as_of_of(history) -> pd.Timestamp:
+    return history.default_as_of

@@ -1,0 +1,122 @@
+"""The feature catalog: complete declarations, manager sentences, availability, docs table."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from fixtures import make_history
+
+from ka_ml.features.catalog import (
+    DEFAULT_WINDOWS,
+    FEATURES,
+    catalog,
+    catalog_table_markdown,
+    features_for,
+    format_value,
+    get,
+)
+
+
+def test_every_feature_is_fully_declared_once() -> None:
+    names = [f.name for f in FEATURES]
+    assert len(names) == len(set(names))
+    for f in FEATURES:
+        assert f.name == f.name.lower() and " " not in f.name
+        assert f.meaning and f.templates, f.name
+        assert f.kind in ("num", "cat")
+        assert (f.kind == "cat") == (f.unit == "category"), f.name
+        if f.kind == "num":
+            assert f.high_means and f.low_means, f.name
+
+
+def test_every_feature_describes_a_typical_value_without_error() -> None:
+    for f in FEATURES:
+        value = "A" if f.kind == "cat" else 3.0
+        sentence = f.describe(value)
+        assert sentence and "{" not in sentence, f.name
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "other", "sentence"),
+    [
+        ("orders_trend_90d", -0.64, None, "Orders in the last 90 days fell 64% versus the 90 days before"),
+        ("spend_trend_90d", 5.0, None, "Spend in the last 90 days rose 500% or more versus the 90 days before"),
+        ("spend_trend_90d", 0.0, None, "Spend in the last 90 days did not change versus the 90 days before"),
+        ("recency_days", 143.0, {"gap_median_days": 31.0}, "No order for 143 days (typical gap 31 days)"),
+        ("recency_days", 1.0, {"gap_median_days": math.nan}, "No order for 1 day"),
+        ("recency_days", math.nan, None, "No order on record"),
+        ("open_critical_complaints", 1.0, None, "Open critical complaints: 1"),
+        ("survey_score_last", 3.0, {"survey_score_change": -4.0}, "Latest survey score 3, down 4 points"),
+        ("survey_score_last", 8.0, {}, "Latest survey score 8"),
+        ("overdue_ratio", 2.5, {"recency_days": 50.0, "gap_median_days": 20.0},
+         "No order for 50 days, 2.5 times the typical gap of 20 days"),
+        ("contract_days_to_end", -30.0, None, "Contract lapsed 30 days ago"),
+        ("contract_days_to_end", 45.0, None, "Contract ends in 45 days"),
+        ("spend_90d", 12345.4, None, "Spend in the last 90 days: 12,345"),
+        ("usage_active_weeks_26w", 0.5, None, "Active in 50% of the last 26 weeks"),
+        ("revenue_share", 0.034, None, "Share of company revenue: 3.4%"),
+        ("products_change_365d", -2.0, {"products_365d": 3.0},
+         "Distinct products bought in the last 365 days: 3 (down 2 versus the year before)"),
+        ("has_active_contract", 1.0, None, "Active contract: yes"),
+        ("abc_tier", "A", None, "ABC tier A"),
+        ("orders_45d", 2.0, None, "Orders in the last 45 days: 2"),
+    ],
+)  # fmt: skip
+def test_describe_says_the_accounts_own_value_in_plain_words(
+    name: str, value: object, other: dict[str, float] | None, sentence: str
+) -> None:
+    assert get(name).describe(value, other=other) == sentence
+
+
+def test_units_format_as_a_manager_reads_them() -> None:
+    assert format_value("days", 1) == "1 day"
+    assert format_value("days", 2.4) == "2 days"
+    assert format_value("points", 1) == "up 1 point"
+    assert format_value("points", 0) == "unchanged"
+    assert format_value("count_change", 0) == "unchanged"
+    assert format_value("share", 0.25) == "25%"
+    assert format_value("slope", -0.05) == "-5%"
+    assert format_value("ratio", 1.04) == "1.0 times"
+    assert format_value("flag", 0.0) == "no"
+    with pytest.raises(ValueError, match="unknown unit"):
+        format_value("furlongs", 1)  # type: ignore[arg-type]
+
+
+def test_get_resolves_any_window_and_rejects_unknown_names() -> None:
+    assert get("spend_365d").unit == "currency"
+    assert get("spend_7d").meaning.startswith("Order amount summed over the 7 days")
+    with pytest.raises(KeyError, match="unknown feature"):
+        get("churn")
+
+
+def test_catalog_windows_follow_the_argument_in_sorted_order() -> None:
+    names = [f.name for f in catalog([90, 7])]
+    assert [n for n in names if n.startswith(("orders_", "spend_"))][:4] == [
+        "orders_7d", "orders_90d", "spend_7d", "spend_90d",
+    ]  # fmt: skip
+    assert [f.name for f in catalog(DEFAULT_WINDOWS)] == [f.name for f in FEATURES]
+
+
+def test_features_for_keeps_only_families_whose_table_exists() -> None:
+    orders_only = make_history([{"account_id": "a", "order_date": "2024-01-01", "amount": 1.0}])
+    families = {f.family for f in features_for(orders_only)}
+    assert families == {"orders", "portfolio"}
+    with_usage = make_history(
+        [{"account_id": "a", "order_date": "2024-01-01", "amount": 1.0, "product": "p"}],
+        accounts=[{"account_id": "a", "industry": "x"}],
+        usage=[{"account_id": "a", "date": "2024-01-01", "count": 1.0}],
+    )
+    names = {f.name for f in features_for(with_usage)}
+    assert {"usage_weekly_90d", "products_365d", "industry"} <= names
+    assert "region" not in names and "tickets_90d" not in names
+
+
+def test_markdown_table_lists_every_feature_with_its_source() -> None:
+    md = catalog_table_markdown()
+    lines = md.strip().splitlines()
+    assert lines[0].startswith("| feature | family | source | unit | meaning |")
+    assert len(lines) == 2 + len(FEATURES)
+    for f in FEATURES:
+        assert f"| `{f.name}` |" in md
+    assert "| tickets (resolved_at, severity, is_complaint) |" in md

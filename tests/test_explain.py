@@ -1,0 +1,192 @@
+"""Explanations: exact TreeSHAP, probability-point contributions, readable reasons, behaviour."""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.isotonic import IsotonicRegression
+
+from ka_ml.features.build import build_features
+from ka_ml.modeling.churn import Calibrator, ChurnModel
+from ka_ml.scoring.explain import (
+    changes_since,
+    probability_contributions,
+    reason_group,
+    top_reasons,
+)
+from ka_ml.scoring.run import load_models
+
+
+def _sig(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.fixture(scope="module")
+def churn(trained) -> ChurnModel:  # type: ignore[no-untyped-def]
+    return load_models(trained.cfg).churn
+
+
+@pytest.fixture(scope="module")
+def X(trained) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    h = trained.history
+    return build_features(h, h.default_as_of, trained.cfg).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def isotonic_churn(churn: ChurnModel, X: pd.DataFrame) -> ChurnModel:
+    """The same booster behind an isotonic calibrator (flat steps exercise the raw-slope path)."""
+    m = churn.margin(X)
+    y = (np.random.default_rng(0).uniform(size=len(m)) < _sig(m)).astype(float)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(m, y)
+    model = copy.copy(churn)
+    model.calibrator_ = Calibrator(method="isotonic", model_=iso)
+    return model
+
+
+def test_treeshap_log_odds_contributions_add_up_to_the_margin(
+    churn: ChurnModel, X: pd.DataFrame
+) -> None:
+    c = churn.contributions(X)
+    assert c.shape == (len(X), len(churn.features_) + 1)
+    assert np.allclose(c[:, -1], c[0, -1])  # one base value for the portfolio
+    np.testing.assert_allclose(c.sum(axis=1), churn.margin(X), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("which", ["champion", "isotonic"])
+def test_probability_contributions_add_up_to_p_minus_base_p(
+    which: str, churn: ChurnModel, isotonic_churn: ChurnModel, X: pd.DataFrame
+) -> None:
+    model = churn if which == "champion" else isotonic_churn
+    pc, p, p_base = probability_contributions(model, X)
+    np.testing.assert_allclose(p, model.predict_proba(X), rtol=0, atol=1e-12)
+    c = model.contributions(X)
+    base, total = c[0, -1], c[:, :-1].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        calibrated = (np.abs(p - p_base) >= 0.005) & ((p - p_base) / total > 0)
+    assert calibrated.sum() >= len(X) // 2
+    np.testing.assert_allclose(
+        pc[calibrated].sum(axis=1), (p - p_base)[calibrated], rtol=0, atol=1e-9
+    )
+    # elsewhere (flat calibration) they add up to the raw booster probability's gap
+    raw_gap = _sig(base + total) - _sig(np.array(base))
+    np.testing.assert_allclose(pc[~calibrated].sum(axis=1), raw_gap[~calibrated], rtol=0, atol=1e-9)
+    if which == "isotonic":
+        assert (~calibrated).any(), "the isotonic steps should send some rows down the raw path"
+
+
+@pytest.mark.parametrize("which", ["champion", "isotonic"])
+def test_probability_contributions_keep_treeshap_signs_and_order_on_every_row(
+    which: str, churn: ChurnModel, isotonic_churn: ChurnModel, X: pd.DataFrame
+) -> None:
+    model = churn if which == "champion" else isotonic_churn
+    pc, _, _ = probability_contributions(model, X)
+    phi = model.contributions(X)[:, :-1]
+    assert np.isfinite(pc).all()
+    np.testing.assert_array_equal(np.sign(pc), np.sign(phi))
+    by_log_odds = np.argsort(-np.abs(phi), axis=1, kind="stable")
+    ranked = np.take_along_axis(np.abs(pc), by_log_odds, axis=1)
+    assert (np.diff(ranked, axis=1) <= 1e-15).all()
+
+
+def test_the_shap_package_agrees_with_lightgbm_pred_contrib(
+    churn: ChurnModel, X: pd.DataFrame
+) -> None:
+    import shap
+
+    sample = X.sample(60, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap 0.51: "output has changed to a list of ndarray"
+        explainer = shap.TreeExplainer(churn.booster_)
+        values = np.asarray(explainer.shap_values(churn.aligned(sample)))
+    if values.ndim == 3:  # a per-class list: keep the positive class
+        values = values[-1]
+    ours = churn.contributions(sample)
+    assert values.shape == ours[:, :-1].shape
+    assert np.abs(values - ours[:, :-1]).max() < 1e-6
+    assert abs(float(np.ravel(explainer.expected_value)[-1]) - ours[0, -1]) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def reasons(churn: ChurnModel, X: pd.DataFrame) -> pd.DataFrame:
+    return top_reasons(churn, X)
+
+
+def test_reasons_are_readable_sentences_with_a_direction(
+    reasons: pd.DataFrame, churn: ChurnModel
+) -> None:
+    codes = re.compile("|".join(re.escape(f) for f in churn.features_))
+    for k in (1, 2, 3):
+        texts = reasons[f"reason_{k}"].astype(str)
+        assert (texts.str.len() > len(" (raises risk)") + 5).all()
+        assert texts.str.match(r".*\((raises|lowers) risk\)$").all()
+        body = texts.str.replace(r" \((raises|lowers) risk\)$", "", regex=True)
+        assert body.str.contains(r"\d|[A-Za-z]{3,}").all()
+        assert not body.str.contains("_").any(), body[body.str.contains("_")].head().tolist()
+        assert not body.str.contains(codes).any()
+        shap_k = reasons[f"reason_{k}_shap"].to_numpy(float)
+        raises = texts.str.endswith("(raises risk)").to_numpy()
+        np.testing.assert_array_equal(raises, shap_k > 0)
+
+
+def test_reasons_name_model_features_from_three_different_groups_strongest_first(
+    reasons: pd.DataFrame, churn: ChurnModel
+) -> None:
+    feats = reasons[[f"reason_{k}_feature" for k in (1, 2, 3)]]
+    assert feats.isin(churn.features_).all().all()
+    groups = feats.map(reason_group)
+    assert (groups.nunique(axis=1) == 3).all()
+    strength = reasons[[f"reason_{k}_shap" for k in (1, 2, 3)]].abs().to_numpy()
+    assert (np.diff(strength, axis=1) <= 1e-12).all()
+
+
+def test_reasons_keep_the_frame_index(churn: ChurnModel, X: pd.DataFrame) -> None:
+    sub = X.iloc[[5, 2, 9]]
+    got = top_reasons(churn, sub)
+    assert list(got.index) == [5, 2, 9]
+    pd.testing.assert_frame_equal(got, top_reasons(churn, X).loc[[5, 2, 9]])
+
+
+def test_related_features_share_a_reason_group() -> None:
+    assert {reason_group(f) for f in ("orders_30d", "orders_365d", "orders_trend_90d")} == {
+        "order volume"
+    }
+    assert reason_group("recency_days") == reason_group("overdue_ratio") == "time since last order"
+    assert reason_group("gap_median_days") == "purchase cycle"
+    assert reason_group("tenure_days") == "tenure_days"  # ungrouped features stand alone
+
+
+def test_no_change_in_features_reads_as_no_material_change(
+    churn: ChurnModel, X: pd.DataFrame
+) -> None:
+    now = X.head(20)
+    got = changes_since(churn, now, now.copy(), churn.predict_proba(now))
+    assert (got == "No material change since last week.").all()
+
+
+def test_changes_name_the_biggest_mover_in_points(churn: ChurnModel, X: pd.DataFrame) -> None:
+    now = X.head(40)
+    before = now.copy()
+    before["recency_days"] = np.maximum(before["recency_days"] - 120, 0)
+    got = changes_since(churn, now, before, churn.predict_proba(now))
+    moved = got[got.str.startswith("Risk")]
+    assert len(moved) > 0
+    assert moved.str.match(
+        r"^Risk (up|down) \d+ pts since last week; biggest mover: .+ \([+-]\d+ pts\): .+\.$"
+    ).all()
+    assert not moved.str.contains("_").any()
+
+
+def test_making_accounts_more_overdue_does_not_lower_churn_risk_on_average(
+    churn: ChurnModel, X: pd.DataFrame
+) -> None:
+    """Behavioural: 60 more days without an order should not look safer across the portfolio."""
+    later = X.copy()
+    later["recency_days"] = later["recency_days"] + 60
+    before, after = churn.predict_proba(X), churn.predict_proba(later)
+    assert after.mean() >= before.mean()
+    assert (after > before + 1e-9).sum() >= (after < before - 1e-9).sum()

@@ -1,0 +1,499 @@
+"""Point-in-time features: hand-computed values for every feature, eligibility, dtypes, scale."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures import config, make_history
+
+from ka_ml.config import PortfolioConfig
+from ka_ml.data.history import History
+from ka_ml.features import (
+    account_features,
+    add_portfolio_features,
+    build_features,
+    feature_categories,
+    feature_frames,
+    features_for,
+)
+from ka_ml.features.portfolio import (
+    abc_tiers,
+    dependency_alert,
+    dependency_index,
+    portfolio_revenue,
+    revenue_shares,
+)
+
+AS_OF = pd.Timestamp("2024-07-01")
+NAN = math.nan
+
+
+def d(age: int) -> pd.Timestamp:
+    """The date ``age`` days before AS_OF (negative: after it)."""
+    return AS_OF - pd.Timedelta(days=age)
+
+
+def hand_history() -> History:
+    """Four accounts with orders, plus one account-table-only account (A5).
+
+    A1: everything. A2: one order. A3: only a running contract. A4: only an order 400 days
+    ago (and one after the as-of): not eligible. Ages are days before AS_OF.
+    """
+    o = [
+        # account, age, amount, product, order_id
+        ("A1", 500, 100.0, "p1", "o1"),
+        ("A1", 400, 300.0, "p2", "o2"),
+        ("A1", 200, 200.0, "p1", "o3"),
+        ("A1", 100, 100.0, "p3", "o4"),
+        ("A1", 100, 50.0, "p1", "o4"),  # second line of order o4
+        ("A1", 60, 250.0, "p1", "o5"),
+        ("A1", 20, -50.0, "p1", "o6"),  # credit note
+        ("A1", 20, 150.0, "p2", "o7"),  # another order the same day
+        ("A1", -3, 999.0, "p4", "o8"),  # after the as-of: invisible
+        ("A2", 45, 80.0, "p9", "o20"),
+        ("A4", 400, 1000.0, "p1", "o40"),
+        ("A4", -10, 500.0, "p1", "o41"),  # after the as-of: invisible
+    ]
+    orders = [
+        {"account_id": a, "order_date": d(age), "amount": amt, "product": p, "order_id": oid}
+        for a, age, amt, p, oid in o
+    ]
+    accounts: list[dict[str, Any]] = [
+        {"account_id": "A1", "industry": "Retail", "region": "North", "created_at": d(1000)},
+        {"account_id": "A2", "industry": "Manufacturing", "region": "South", "created_at": d(-10)},
+        {"account_id": "A3", "industry": None, "region": "North", "created_at": None},
+        {"account_id": "A4", "industry": "Retail", "region": "South", "created_at": d(2000)},
+        {"account_id": "A5", "industry": "Energy", "region": "West", "created_at": d(10)},
+    ]
+    usage = [
+        {"account_id": "A1", "date": d(age), "count": c}
+        for age, c in [(5, 10.0), (12, 0.0), (40, 20.0), (100, 30.0), (170, 5.0), (200, 7.0)]
+    ]
+    tk = [
+        # age opened, severity, complaint, age resolved (None: still open)
+        (10, "critical", True, None),
+        (50, "high", False, 45),
+        (200, "low", True, 190),
+        (400, "medium", True, 380),
+        (30, "medium", False, -5),  # resolved after the as-of: open at the as-of
+        (-2, "critical", True, None),  # opened after the as-of: invisible
+    ]
+    tickets = [
+        {
+            "account_id": "A1",
+            "opened_at": d(a),
+            "severity": s,
+            "is_complaint": c,
+            "resolved_at": None if r is None else d(r),
+        }
+        for a, s, c, r in tk
+    ]
+    surveys = [
+        {"account_id": "A1", "date": d(age), "score": s}
+        for age, s in [(300, 8.0), (100, 9.0), (100, 7.0), (10, 4.0), (-1, 0.0)]
+    ]
+    contracts = [
+        {"account_id": "A1", "start_date": d(800), "end_date": d(435), "value": 1000.0},
+        {"account_id": "A1", "start_date": d(434), "end_date": d(-30), "value": 1200.0},
+        {"account_id": "A3", "start_date": d(100), "end_date": d(-200), "value": 500.0},
+        {"account_id": "A4", "start_date": d(-5), "end_date": d(-400), "value": 9.0},  # future
+    ]
+    return make_history(orders, accounts, usage, tickets, surveys, contracts)
+
+
+# Hand-computed expectations (ages = days before AS_OF).
+# A1 order days (ages): 500, 400, 200, 100, 60, 20 -> gaps 100, 200, 100, 40, 40.
+#   sorted 40, 40, 100, 100, 200: median 100; mean 480/5 = 96;
+#   population variance (16 + 10816 + 16 + 3136 + 3136) / 5 = 3424, std = sqrt(3424).
+# Orders (distinct order_id): o1@500 o2@400 o3@200 o4@100 (2 lines) o5@60 o6@20 o7@20.
+# Monthly buckets (age-1)*12//365: age 20 -> 0 (x=11), 60 -> 1 (x=10), 100 -> 3 (x=8),
+#   200 -> 6 (x=5); spend 100, 250, 150, 200. slope = (5.5*100 + 4.5*250 + 2.5*150
+#   - 0.5*200) / 143 = 1950/143; mean month 700/12 -> 1950*12 / (143*700).
+# Portfolio revenue (365 d): A1 700, A2 80, A3 0, A4 0 -> total 780.
+EXPECTED: dict[str, dict[str, float | str | None]] = {
+    "A1": {
+        "recency_days": 20,
+        "orders_30d": 2,  # o6, o7
+        "orders_90d": 3,  # + o5
+        "orders_180d": 4,  # + o4
+        "orders_365d": 5,  # + o3
+        "spend_30d": 100.0,  # -50 + 150
+        "spend_90d": 350.0,  # + 250
+        "spend_180d": 500.0,  # + 100 + 50
+        "spend_365d": 700.0,  # + 200
+        "gap_mean_days": 96.0,
+        "gap_median_days": 100.0,
+        "gap_std_days": math.sqrt(3424),
+        "gap_cv": math.sqrt(3424) / 96,
+        "gap_last_days": 40.0,  # 60 - 20
+        "overdue_ratio": 0.2,  # 20 / 100
+        "orders_trend_90d": 2.0,  # (3 - 1) / 1
+        "spend_trend_90d": (350 - 150) / 150,
+        "spend_slope_12m": 1950 * 12 / (143 * 700),
+        "products_365d": 3,  # p1, p2, p3
+        "products_change_365d": 1,  # prior year p1, p2
+        "aov_365d": 140.0,  # 700 / 5
+        "aov_change_365d": -0.3,  # (140 - 200) / 200; prior year 400 / 2
+        "tenure_days": 1000,  # created 1000 days ago, before the first order (500)
+        "credit_share_365d": 50 / 750,  # gross 200+100+50+250+150
+        "usage_weekly_90d": 30 / (90 / 7),  # 10 + 0 + 20
+        "usage_trend_90d": (30 - 35) / 35,  # prior 90 d: 30 + 5
+        "usage_recency_days": 5,
+        "usage_active_weeks_26w": 4 / 26,  # weeks 0, 5, 14, 24 (age 12 had count 0)
+        "tickets_90d": 3,  # opened 10, 50, 30
+        "tickets_365d": 4,  # + 200
+        "complaints_90d": 1,
+        "complaints_365d": 2,
+        "complaints_per_order_365d": 0.4,  # 2 / 5
+        "complaints_per_month_365d": 2 / 12,
+        "severe_ticket_share_365d": 0.5,  # critical + high of 4
+        "open_tickets": 2,  # the unresolved one and the one resolved after the as-of
+        "open_critical_complaints": 1,
+        "resolve_days_mean_365d": 7.5,  # (5 + 10) / 2; resolved at age 380: outside
+        "survey_score_last": 4.0,
+        "survey_score_change": -4.0,  # previous day averages 9 and 7
+        "survey_recency_days": 10,
+        "contract_days_to_end": 30,
+        "contract_value": 1200.0,
+        "contract_renewals": 1,
+        "has_active_contract": 1.0,
+        "industry": "Retail",
+        "region": "North",
+        "revenue_share": 700 / 780,
+        "abc_tier": "A",  # cumulative share before it: 0 < 0.8
+        "dependency_index": (700 / 780) ** 2,  # share x Retail share (A4 has no revenue)
+    },
+    "A2": {
+        "recency_days": 45,
+        "orders_30d": 0,
+        "orders_90d": 1,
+        "orders_180d": 1,
+        "orders_365d": 1,
+        "spend_30d": 0.0,
+        "spend_90d": 80.0,
+        "spend_180d": 80.0,
+        "spend_365d": 80.0,
+        "gap_mean_days": NAN,
+        "gap_median_days": NAN,
+        "gap_std_days": NAN,
+        "gap_cv": NAN,
+        "gap_last_days": NAN,
+        "overdue_ratio": NAN,
+        "orders_trend_90d": 1.0,  # (1 - 0) / max(0, 1)
+        "spend_trend_90d": 5.0,  # 80 / 1 clipped to 5
+        "spend_slope_12m": 4.5 * 80 / 143 / (80 / 12),  # age 45 -> bucket 1 (x=10)
+        "products_365d": 1,
+        "products_change_365d": 1,
+        "aov_365d": 80.0,
+        "aov_change_365d": NAN,  # no order the year before
+        "tenure_days": 45,  # created_at after the as-of is ignored
+        "credit_share_365d": 0.0,
+        "usage_weekly_90d": 0.0,
+        "usage_trend_90d": 0.0,
+        "usage_recency_days": NAN,
+        "usage_active_weeks_26w": 0.0,
+        "tickets_90d": 0,
+        "tickets_365d": 0,
+        "complaints_90d": 0,
+        "complaints_365d": 0,
+        "complaints_per_order_365d": 0.0,
+        "complaints_per_month_365d": 0.0,
+        "severe_ticket_share_365d": NAN,
+        "open_tickets": 0,
+        "open_critical_complaints": 0,
+        "resolve_days_mean_365d": NAN,
+        "survey_score_last": NAN,
+        "survey_score_change": NAN,
+        "survey_recency_days": NAN,
+        "contract_days_to_end": NAN,
+        "contract_value": 0.0,
+        "contract_renewals": 0,
+        "has_active_contract": 0.0,
+        "industry": "Manufacturing",
+        "region": "South",
+        "revenue_share": 80 / 780,
+        "abc_tier": "B",  # cumulative before it 700/780 = 0.897: >= 0.8, < 0.95
+        "dependency_index": (80 / 780) ** 2,
+    },
+    "A3": {
+        "recency_days": NAN,
+        "orders_30d": 0,
+        "orders_90d": 0,
+        "orders_180d": 0,
+        "orders_365d": 0,
+        "spend_30d": 0.0,
+        "spend_90d": 0.0,
+        "spend_180d": 0.0,
+        "spend_365d": 0.0,
+        "gap_mean_days": NAN,
+        "gap_median_days": NAN,
+        "gap_std_days": NAN,
+        "gap_cv": NAN,
+        "gap_last_days": NAN,
+        "overdue_ratio": NAN,
+        "orders_trend_90d": 0.0,
+        "spend_trend_90d": 0.0,
+        "spend_slope_12m": NAN,  # no spend
+        "products_365d": 0,
+        "products_change_365d": 0,
+        "aov_365d": NAN,
+        "aov_change_365d": NAN,
+        "tenure_days": NAN,  # no order, no created_at
+        "credit_share_365d": NAN,
+        "usage_weekly_90d": 0.0,
+        "usage_trend_90d": 0.0,
+        "usage_recency_days": NAN,
+        "usage_active_weeks_26w": 0.0,
+        "tickets_90d": 0,
+        "tickets_365d": 0,
+        "complaints_90d": 0,
+        "complaints_365d": 0,
+        "complaints_per_order_365d": NAN,  # no order
+        "complaints_per_month_365d": 0.0,
+        "severe_ticket_share_365d": NAN,
+        "open_tickets": 0,
+        "open_critical_complaints": 0,
+        "resolve_days_mean_365d": NAN,
+        "survey_score_last": NAN,
+        "survey_score_change": NAN,
+        "survey_recency_days": NAN,
+        "contract_days_to_end": 200,
+        "contract_value": 500.0,
+        "contract_renewals": 0,
+        "has_active_contract": 1.0,
+        "industry": None,
+        "region": "North",
+        "revenue_share": 0.0,
+        "abc_tier": "C",
+        "dependency_index": 0.0,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def hand_features() -> pd.DataFrame:
+    return build_features(hand_history(), AS_OF, config())
+
+
+def test_every_feature_matches_its_hand_computed_value(hand_features: pd.DataFrame) -> None:
+    df = hand_features.set_index("account_id")
+    assert set(EXPECTED["A1"]) == set(df.columns) - {"as_of"}  # every feature is covered
+    for account, expected in EXPECTED.items():
+        for name, value in expected.items():
+            got: Any = df.loc[account, name]
+            if isinstance(value, str) or value is None:
+                assert (None if pd.isna(got) else got) == value, (account, name)
+            else:
+                assert got == pytest.approx(value, rel=1e-12, nan_ok=True), (account, name, got)
+
+
+def test_only_eligible_accounts_get_a_row_sorted_by_id(hand_features: pd.DataFrame) -> None:
+    # A4 ordered 400 days ago only (its future order and future contract do not count),
+    # A5 never ordered: neither is eligible; A3 is, through its running contract.
+    assert hand_features["account_id"].tolist() == ["A1", "A2", "A3"]
+    assert (hand_features["as_of"] == AS_OF).all()
+
+
+def test_eligibility_window_follows_config() -> None:
+    h = hand_history()
+    wide = build_features(h, AS_OF, config(features={"eligibility_days": 400}))
+    narrow = build_features(h, AS_OF, config(features={"eligibility_days": 30}))
+    assert wide["account_id"].tolist() == ["A1", "A2", "A3", "A4"]
+    assert narrow["account_id"].tolist() == ["A1", "A3"]  # A2's order is 45 days old
+
+
+def test_an_order_on_the_as_of_day_is_not_seen() -> None:
+    h = make_history([{"account_id": "X", "order_date": AS_OF, "amount": 5.0}])
+    assert build_features(h, AS_OF, config()).empty
+    after = build_features(h, AS_OF + pd.Timedelta(days=1), config())
+    assert after["recency_days"].tolist() == [1.0]
+
+
+def test_dtypes_follow_the_contract(hand_features: pd.DataFrame) -> None:
+    df = hand_features
+    assert df["account_id"].dtype == "str"
+    assert df["as_of"].dtype == "datetime64[us]"
+    cats = {"industry", "region", "abc_tier"}
+    for col in df.columns[2:]:
+        expected = "category" if col in cats else "float64"
+        assert str(df[col].dtype) == expected, col
+
+
+def test_categories_are_fixed_from_the_whole_accounts_table(hand_features: pd.DataFrame) -> None:
+    # A4 and A5 have no row, yet their industries and regions are categories
+    df = hand_features
+    assert list(df["industry"].cat.categories) == ["Energy", "Manufacturing", "Retail"]
+    assert list(df["region"].cat.categories) == ["North", "South", "West"]
+    assert list(df["abc_tier"].cat.categories) == ["A", "B", "C"]
+    one = build_features(hand_history(), AS_OF, config(features={"eligibility_days": 30}))
+    assert list(one["industry"].cat.categories) == ["Energy", "Manufacturing", "Retail"]
+    assert feature_categories(hand_history()) == {
+        "industry": ["Energy", "Manufacturing", "Retail"],
+        "region": ["North", "South", "West"],
+    }
+
+
+def test_chunked_build_equals_single_chunk() -> None:
+    h = hand_history()
+    cfg = config()
+    tiny = cfg.model_copy(
+        update={"features": cfg.features.model_copy(update={"chunk_accounts": 1})}
+    )
+    pd.testing.assert_frame_equal(build_features(h, AS_OF, tiny), build_features(h, AS_OF, cfg))
+
+
+def test_account_features_of_one_account_do_not_depend_on_the_others() -> None:
+    h = hand_history()
+    cats = feature_categories(h)
+    only_a2 = make_history(
+        h.orders[h.orders["account_id"] == "A2"], h.accounts, usage=[], tickets=[], surveys=[]
+    )
+    only_a2 = History(
+        orders=only_a2.orders,
+        accounts=h.accounts,
+        usage=h.usage.iloc[0:0],  # type: ignore[union-attr]
+        tickets=h.tickets.iloc[0:0],  # type: ignore[union-attr]
+        surveys=h.surveys.iloc[0:0],  # type: ignore[union-attr]
+        contracts=h.contracts.iloc[0:0],  # type: ignore[union-attr]
+    )
+    alone = account_features(only_a2, AS_OF, config(), cats)
+    together = account_features(h, AS_OF, config(), cats)
+    a2 = together[together["account_id"] == "A2"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, a2)
+    assert not set(alone.columns) & {"revenue_share", "abc_tier", "dependency_index"}
+
+
+def test_portfolio_step_without_revenue_recomputes_it_from_history() -> None:
+    h = hand_history()
+    per_account = account_features(h, AS_OF, config(), feature_categories(h))
+    df = add_portfolio_features(per_account, h, AS_OF, config())
+    assert df["revenue_share"].tolist() == pytest.approx([700 / 780, 80 / 780, 0.0])
+    assert df["abc_tier"].astype(str).tolist() == ["A", "B", "C"]
+
+
+def test_feature_frames_at_several_dates_equal_single_builds() -> None:
+    h = hand_history()
+    dates = [AS_OF - pd.Timedelta(days=k) for k in (0, 45, 150)]
+    frames = feature_frames(h, dates, config())
+    for date in dates:
+        pd.testing.assert_frame_equal(frames[date], build_features(h, date, config()))
+
+
+@pytest.mark.parametrize(
+    "drop",
+    ["usage", "tickets", "surveys", "contracts", "tickets.resolved_at", "tickets.severity",
+     "tickets.is_complaint", "orders.product", "orders.order_id", "contracts.value",
+     "accounts.industry", "accounts.region", "accounts.created_at"],
+)  # fmt: skip
+def test_columns_are_exactly_the_catalog_features_the_data_allows(drop: str) -> None:
+    h = hand_history()
+    table, _, column = drop.partition(".")
+    if column:
+        kw: dict[str, Any] = {**h.tables(), table: h.tables()[table].drop(columns=[column])}
+    else:
+        kw = {k: v for k, v in h.tables().items() if k != table}
+    h = History(**kw)
+    df = build_features(h, AS_OF, config())
+    names = [s.name for s in features_for(h, config().features.windows_days)]
+    assert list(df.columns) == ["account_id", "as_of", *names]
+    # order_id and created_at refine values (orders counted once, tenure) but add no feature
+    value_only = drop in ("orders.order_id", "accounts.created_at")
+    assert (len(names) == len(features_for(hand_history()))) == value_only
+
+
+def test_orders_only_history_builds_order_and_portfolio_features() -> None:
+    h = make_history([{"account_id": "7", "order_date": d(10), "amount": 1.0}])
+    df = build_features(h, AS_OF, config())
+    assert df.shape == (1, 2 + len(features_for(h)))
+    assert {s.family for s in features_for(h)} == {"orders", "portfolio"}
+
+
+def test_window_features_follow_the_configured_windows() -> None:
+    df = build_features(hand_history(), AS_OF, config(features={"windows_days": [7, 60]}))
+    windowed = [c for c in df.columns if re.fullmatch(r"(orders|spend)_\d+d", c)]
+    assert windowed == ["orders_7d", "orders_60d", "spend_7d", "spend_60d"]
+    a1 = df.set_index("account_id").loc["A1"]
+    assert (a1["orders_7d"], a1["orders_60d"], a1["spend_60d"]) == (0.0, 3.0, 350.0)
+
+
+# -- portfolio rules -----------------------------------------------------------------------
+def test_share_rule_tiers_follow_the_article_thresholds() -> None:
+    rev = pd.Series({"a": 35.0, "b": 30.0, "c": 10.0, "d": 9.0, "e": 16.0})
+    cfg = PortfolioConfig(abc_method="share")
+    # shares 0.35, 0.30, 0.10, 0.09, 0.16: A > 30%, B >= 10%
+    assert abc_tiers(rev, cfg).to_dict() == {"a": "A", "b": "B", "c": "B", "d": "C", "e": "B"}
+
+
+def test_pareto_rule_gives_a_to_the_account_crossing_the_line() -> None:
+    rev = pd.Series({"a": 50.0, "b": 25.0, "c": 15.0, "d": 6.0, "e": 4.0, "f": -3.0})
+    # cumulative share before each (sorted desc): a 0, b .5, c .75 (< .8: A), d .9 (B), e .96
+    tiers = abc_tiers(rev, PortfolioConfig(abc_method="pareto", pareto_a=0.8, pareto_b=0.95))
+    assert tiers.to_dict() == {"a": "A", "b": "A", "c": "A", "d": "B", "e": "C", "f": "C"}
+
+
+def test_no_revenue_at_all_puts_everyone_in_c() -> None:
+    rev = pd.Series({"a": 0.0, "b": -1.0})
+    assert revenue_shares(rev).tolist() == [0.0, 0.0]
+    assert abc_tiers(rev, PortfolioConfig()).tolist() == ["C", "C"]
+
+
+def test_dependency_index_with_industry_share_and_hhi() -> None:
+    rev = pd.Series({"a": 60.0, "b": 20.0, "c": 10.0, "d": 10.0})
+    industry = pd.Series({"a": "X", "b": "X", "c": "Y"})  # d: unknown group alone
+    by_share = dependency_index(rev, industry, PortfolioConfig(concentration="industry_share"))
+    # shares .6 .2 .1 .1; industry X share .8, Y .1, unknown .1
+    assert by_share.to_dict() == pytest.approx({"a": 0.48, "b": 0.16, "c": 0.01, "d": 0.01})
+    by_hhi = dependency_index(rev, industry, PortfolioConfig(concentration="industry_hhi"))
+    # HHI inside X: .75^2 + .25^2 = .625; Y and unknown: one account each -> 1
+    assert by_hhi.to_dict() == pytest.approx({"a": 0.375, "b": 0.125, "c": 0.1, "d": 0.1})
+    alert = dependency_alert(by_share, PortfolioConfig(dependency_alert=0.4))
+    assert alert.to_dict() == {"a": True, "b": False, "c": False, "d": False}
+
+
+def test_portfolio_revenue_uses_the_configured_window() -> None:
+    h = hand_history()
+    rev = portfolio_revenue(h, AS_OF, PortfolioConfig(revenue_days=450))
+    # A1: 700 + 300 (age 400); A2: 80; A4: 1000 (age 400); future orders excluded
+    assert rev.to_dict() == {"A1": 1000.0, "A2": 80.0, "A4": 1000.0}
+
+
+# -- scale -----------------------------------------------------------------------------------
+def test_benchmark_runs_in_subprocesses_and_writes_markdown(tmp_path: Path) -> None:
+    from ka_ml.bench.features import run, write_results
+
+    records = run(sizes=(40, 80), snapshots=(2,), orders_per_account=15)
+    assert [(r["engine"], r["accounts"], r["snapshots"]) for r in records] == [
+        ("pandas", 40, 2), ("duckdb", 40, 1), ("pandas", 80, 2), ("duckdb", 80, 1),
+    ]  # fmt: skip
+    assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 0 for r in records)
+    # two snapshots of (nearly) every account vs one row per account from SQL
+    assert records[0]["output_rows"] > records[1]["output_rows"] > 30
+    out = tmp_path / "bench.md"
+    write_results(records, out)
+    write_results(records, out)
+    text = out.read_text()
+    assert text.count("## Feature build benchmark") == 2 and "| duckdb | 80 |" in text
+
+
+def test_growth_exponent_is_the_log_log_slope() -> None:
+    from ka_ml.bench.features import growth_exponents
+
+    records = [
+        {"engine": "pandas", "snapshots": 1, "orders": n, "seconds": 0.001 * n**1.5}
+        for n in (100, 1000, 10000)
+    ] + [{"engine": "duckdb", "snapshots": 1, "orders": 100, "seconds": 1.0}]
+    assert growth_exponents(records) == {"pandas, 1 snapshot": 1.5}  # one size: no fit
+
+
+def test_synthetic_orders_are_reproducible() -> None:
+    from ka_ml.bench.features import synthetic_orders
+
+    a, b = synthetic_orders(20, seed=3), synthetic_orders(20, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert np.isclose(len(a) / 20, 100, rtol=0.2)

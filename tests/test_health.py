@@ -1,0 +1,210 @@
+"""Health lights: thresholds, the hysteresis rule of health.py's docstring, overrides, actions."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ka_ml.config import HealthConfig
+from ka_ml.scoring.health import assign_lights, recommended_actions
+
+CFG = HealthConfig()
+RED, YELLOW, H = CFG.red_threshold, CFG.yellow_threshold, CFG.hysteresis
+
+
+def lights(
+    p: list[float],
+    prev: list[object] | None = None,
+    cfg: HealthConfig = CFG,
+    *,
+    overdue: np.ndarray | None = None,
+    critical_complaint: np.ndarray | None = None,
+) -> list[str]:
+    """The lights only (positional prev, as the scorer passes it)."""
+    prev_arr = None if prev is None else np.array(prev, dtype=object)
+    got, _ = assign_lights(
+        np.array(p), prev_arr, cfg, overdue=overdue, critical_complaint=critical_complaint
+    )
+    return list(got)
+
+
+def test_thresholds_put_each_probability_in_its_band_with_the_threshold_itself_included() -> None:
+    p = [0.0, YELLOW - 1e-9, YELLOW, RED - 1e-9, RED, 1.0]
+    assert lights(p) == ["green", "green", "yellow", "yellow", "red", "red"]
+
+
+def test_without_a_previous_light_the_plain_thresholds_apply() -> None:
+    p = [RED - H / 2, YELLOW - H / 2, YELLOW + 0.001]
+    assert lights(p) == lights(p, prev=[None, None, None]) == ["yellow", "green", "yellow"]
+
+
+def test_a_red_account_stays_red_within_the_band_and_drops_once_clearly_below() -> None:
+    assert lights([RED - H / 2, RED - 2 * H], prev=["red", "red"]) == ["red", "yellow"]
+
+
+def test_a_yellow_or_red_account_stays_at_least_yellow_within_the_yellow_band() -> None:
+    p = [YELLOW - H / 2, YELLOW - H / 2, YELLOW - 2 * H, YELLOW - 2 * H]
+    assert lights(p, prev=["yellow", "red", "yellow", "red"]) == [
+        "yellow",
+        "yellow",
+        "green",
+        "green",
+    ]
+
+
+def test_moving_up_is_immediate() -> None:
+    assert lights([YELLOW + 0.001, RED + 0.001, RED], prev=["green", "green", "yellow"]) == [
+        "yellow",
+        "red",
+        "red",
+    ]
+
+
+def test_hysteresis_never_keeps_a_better_light_than_the_thresholds_give() -> None:
+    """A green account last week is not held green (only worse lights are kept)."""
+    assert lights([RED - H / 2], prev=["green"]) == ["yellow"]
+
+
+def test_unknown_or_missing_previous_lights_fall_back_to_the_thresholds() -> None:
+    assert (
+        lights([RED - H / 2, RED - H / 2, RED - H / 2], prev=[np.nan, pd.NA, "purple"])
+        == ["yellow"] * 3
+    )
+
+
+def test_previous_lights_may_come_as_a_string_series_with_gaps() -> None:
+    prev = pd.Series(["red", None, "yellow"], dtype="str")
+    got, _ = assign_lights(np.array([RED - H / 2, RED - H / 2, YELLOW - H / 2]), prev, CFG)
+    assert list(got) == ["red", "yellow", "yellow"]
+
+
+def test_a_zero_hysteresis_means_plain_thresholds_even_with_a_previous_light() -> None:
+    cfg = HealthConfig(hysteresis=0.0)
+    assert lights([RED - 0.001, YELLOW - 0.001], prev=["red", "yellow"], cfg=cfg) == [
+        "yellow",
+        "green",
+    ]
+
+
+def test_an_overdue_account_is_at_least_yellow() -> None:
+    got = lights([0.05, YELLOW + 0.01, RED + 0.01], overdue=np.array([True, True, True]))
+    assert got == ["yellow", "yellow", "red"]
+
+
+def test_an_open_critical_complaint_makes_an_account_at_least_yellow() -> None:
+    got = lights([0.05, 0.05, RED + 0.01], critical_complaint=np.array([True, False, True]))
+    assert got == ["yellow", "green", "red"]
+
+
+def test_overrides_never_lower_a_red_kept_by_hysteresis() -> None:
+    got = lights(
+        [RED - H / 2], prev=["red"], overdue=np.array([True]), critical_complaint=np.array([True])
+    )
+    assert got == ["red"]
+
+
+def test_overrides_can_be_switched_off_in_config() -> None:
+    cfg = HealthConfig(overdue_raises=False, critical_complaint_raises=False)
+    got = lights([0.05], cfg=cfg, overdue=np.array([True]), critical_complaint=np.array([True]))
+    assert got == ["green"]
+
+
+def test_each_reason_names_the_rule_that_set_the_light() -> None:
+    p = np.array([RED + 0.1, YELLOW + 0.01, 0.05, RED - H / 2, YELLOW - H / 2, 0.05, 0.05])
+    prev = np.array([None, None, None, "red", "yellow", None, None], dtype=object)
+    overdue = np.array([False] * 5 + [True, False])
+    critical = np.array([False] * 6 + [True])
+    got, reasons = assign_lights(p, prev, CFG, overdue=overdue, critical_complaint=critical)
+    assert list(got) == ["red", "yellow", "green", "red", "yellow", "yellow", "yellow"]
+    assert "red threshold" in reasons[0] and "60%" in reasons[0]
+    assert "yellow threshold" in reasons[1]
+    assert "below 25%" in reasons[2]
+    assert reasons[3].startswith("stays red") and "hysteresis" in reasons[3]
+    assert reasons[4].startswith("stays yellow") and "hysteresis" in reasons[4]
+    assert reasons[5].startswith("raised to yellow") and "overdue" in reasons[5]
+    assert reasons[6].startswith("raised to yellow") and "critical complaint" in reasons[6]
+
+
+def test_no_accounts_give_no_lights() -> None:
+    got, reasons = assign_lights(np.array([]), np.array([], dtype=object), CFG)
+    assert got.shape == reasons.shape == (0,)
+
+
+def test_actions_come_from_config_by_tier_and_light() -> None:
+    lit = np.array(["red", "yellow", "green", "red"])
+    tiers = pd.Series(["A", "B", "C", "B"])
+    got = recommended_actions(lit, tiers, CFG)
+    want = [
+        CFG.actions["A"]["red"],
+        CFG.actions["B"]["yellow"],
+        CFG.actions["C"]["green"],
+        CFG.actions["B"]["red"],
+    ]
+    assert list(got) == want
+
+
+def test_an_unknown_or_missing_tier_gets_tier_c_actions() -> None:
+    lit = np.array(["red", "yellow", "green"])
+    tiers = pd.Series(pd.Categorical(["Z", None, "C"], categories=["A", "B", "C", "Z"]))
+    got = recommended_actions(lit, tiers, CFG)
+    assert list(got) == [
+        CFG.actions["C"]["red"],
+        CFG.actions["C"]["yellow"],
+        CFG.actions["C"]["green"],
+    ]
+
+
+def test_custom_actions_in_config_are_used() -> None:
+    cfg = HealthConfig(actions={"A": {"red": "Call the CEO."}, "C": {"red": "Email."}})
+    got = recommended_actions(np.array(["red", "red", "green"]), np.array(["A", "B", "A"]), cfg)
+    assert list(got) == ["Call the CEO.", "Email.", ""]
+
+
+# -- property: hysteresis stops flip-flopping ---------------------------------------------
+
+
+@st.composite
+def configs_and_walks(draw: st.DrawFn) -> tuple[HealthConfig, float, list[float]]:
+    """A config with separated thresholds, one of them, and a walk within ±h/2 around it."""
+    h = draw(st.floats(0.01, 0.1))
+    yellow = draw(st.floats(0.1, 0.4))
+    red = draw(st.floats(yellow + 1.01 * h, 0.9))
+    cfg = HealthConfig(red_threshold=red, yellow_threshold=yellow, hysteresis=h)
+    thr = draw(st.sampled_from([red, yellow]))
+    steps = draw(st.lists(st.floats(-h / 2, h / 2), min_size=2, max_size=30))
+    return cfg, thr, [thr + s for s in steps]
+
+
+def walk(cfg: HealthConfig, ps: list[float]) -> list[str]:
+    """Week by week, each week's light becoming next week's previous light."""
+    prev: np.ndarray | None = None
+    out: list[str] = []
+    for p in ps:
+        lit, _ = assign_lights(np.array([p]), prev, cfg)
+        out.append(str(lit[0]))
+        prev = lit.astype(object)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(configs_and_walks())
+def test_an_account_oscillating_within_half_the_band_changes_light_at_most_once(
+    case: tuple[HealthConfig, float, list[float]],
+) -> None:
+    cfg, _, ps = case
+    seq = walk(cfg, ps)
+    changes = sum(a != b for a, b in itertools.pairwise(seq))
+    assert changes <= 1, (ps, seq)
+
+
+def test_without_hysteresis_the_same_oscillation_flips_every_week() -> None:
+    """The property above is not vacuous: with h = 0 the light follows every wiggle."""
+    cfg = HealthConfig(hysteresis=0.0)
+    ps = [RED - H / 2, RED + H / 2] * 3
+    seq = walk(cfg, ps)
+    assert sum(a != b for a, b in itertools.pairwise(seq)) == len(ps) - 1
+    assert walk(CFG, ps) == ["yellow"] + ["red"] * (len(ps) - 1)

@@ -1,0 +1,170 @@
+"""Churn and timing labels: each definition on a constructed case, half-open windows, censoring."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from fixtures import config, make_history
+
+from ka_ml.errors import ConfigError
+from ka_ml.features import churn_labels, timing_labels
+
+AS_OF = pd.Timestamp("2024-04-01")
+H = 90  # default horizon
+
+
+def d(days: int) -> pd.Timestamp:
+    """AS_OF + days (negative: before)."""
+    return AS_OF + pd.Timedelta(days=days)
+
+
+def order(account: str, day: int, amount: float = 100.0) -> dict[str, object]:
+    return {"account_id": account, "order_date": d(day), "amount": amount}
+
+
+def contract(account: str, start: int, end: int) -> dict[str, object]:
+    return {"account_id": account, "start_date": d(start), "end_date": d(end), "value": 1.0}
+
+
+def labels(history, definition: str, accounts: list[str]) -> dict[str, tuple[int, str]]:  # type: ignore[no-untyped-def]
+    cfg = config(labels={"churn_definition": definition})
+    df = churn_labels(history, AS_OF, cfg, pd.Index(accounts))
+    return {
+        a: (c, k)
+        for a, c, k in df[["account_id", "churn", "churn_definition"]].itertuples(index=False)
+    }
+
+
+def test_no_order_churn_is_the_absence_of_orders_in_the_half_open_window() -> None:
+    h = make_history(
+        [
+            order("on_as_of", 0),  # first day of the window: counts
+            order("last_day", H - 1),  # last day of the window: counts
+            order("after", H),  # the day after the window: does not count
+            order("before", -1),  # the day before: does not count
+        ]
+    )
+    got = labels(h, "no_order", ["on_as_of", "last_day", "after", "before", "never"])
+    assert {a: c for a, (c, _) in got.items()} == {
+        "on_as_of": 0, "last_day": 0, "after": 1, "before": 1, "never": 1,
+    }  # fmt: skip
+    assert {k for _, k in got.values()} == {"no_order"}
+
+
+def test_revenue_drop_compares_the_window_with_the_horizon_before() -> None:
+    h = make_history(
+        [
+            order("fell", -30, 1000.0), order("fell", 10, 150.0),  # 150 < 0.2 x 1000
+            order("held", -30, 1000.0), order("held", 10, 250.0),  # 250 >= 200
+            order("old", -91, 1000.0), order("old", 10, 1.0),  # prior window is [-90, 0): empty
+            order("none", -200, 5.0),  # nothing before, nothing now: churned
+            order("credit", -10, 100.0), order("credit", 5, 200.0), order("credit", 6, -190.0),
+        ]
+    )  # fmt: skip
+    got = labels(h, "revenue_drop", ["fell", "held", "old", "none", "credit"])
+    assert {a: c for a, (c, _) in got.items()} == {
+        "fell": 1, "held": 0, "old": 0, "none": 1, "credit": 1,  # credit: net 10 < 20
+    }  # fmt: skip
+    assert {k for _, k in got.values()} == {"revenue_drop"}
+
+
+def contract_history():  # type: ignore[no-untyped-def]
+    return make_history(
+        [order("lapse", 5), order("orders_only", 5)],
+        contracts=[
+            contract("lapse", -300, 30),  # ends in the window, nothing follows: churn
+            contract("renew", -300, 30),
+            contract("renew", 31, 395),  # renewal starts in the window: kept
+            contract("long", -100, 400),  # covers the window's last day: kept
+            contract("late", -300, 30),
+            contract("late", H, H + 365),  # starts the day after the window: not known, churn
+            contract("gap", -300, 10),
+            contract("gap", 50, 60),  # short new contract inside the window: kept
+            contract("covers_last_day", -300, H - 1),  # ends on the window's last day: kept
+            contract("ends_before_last", -300, H - 2),  # ends the day before: churn
+            contract("long_gone", -500, -200),  # lapsed long before the window
+            contract("recently_lapsed", -400, -30),  # lapsed 30 days before the as-of
+        ],
+    )
+
+
+def test_contract_definition_churns_when_contracts_lapse_without_renewal() -> None:
+    got = labels(contract_history(), "contract", [
+        "lapse", "renew", "long", "late", "gap", "covers_last_day", "ends_before_last",
+        "long_gone", "recently_lapsed", "orders_only",
+    ])  # fmt: skip
+    assert {a: c for a, (c, _) in got.items()} == {
+        "lapse": 1, "renew": 0, "long": 0, "late": 1, "gap": 0, "covers_last_day": 0,
+        "ends_before_last": 1, "long_gone": 1, "recently_lapsed": 1, "orders_only": 1,
+    }  # fmt: skip
+    assert {k for _, k in got.values()} == {"contract"}
+
+
+def test_auto_uses_contracts_where_they_are_around_the_window_else_orders() -> None:
+    h = make_history(
+        [order("lapse", 5), order("orders_only", 5), order("long_gone", 20)],
+        contracts=[
+            contract("lapse", -300, 30),  # orders in the window, but its contract lapses
+            contract("long_gone", -500, -91),  # ended more than a horizon ago: orders decide
+            contract("recent", -400, -90),  # ended exactly a horizon ago: contracts decide
+            contract("future", 10, 400),  # starts inside the window: contracts decide
+        ],
+    )
+    got = labels(h, "auto", ["lapse", "orders_only", "long_gone", "recent", "future", "idle"])
+    assert got == {
+        "lapse": (1, "contract"),
+        "orders_only": (0, "no_order"),
+        "long_gone": (0, "no_order"),
+        "recent": (1, "contract"),
+        "future": (0, "contract"),
+        "idle": (1, "no_order"),
+    }
+
+
+def test_auto_without_a_contracts_table_is_no_order() -> None:
+    h = make_history([order("a", 5)])
+    assert labels(h, "auto", ["a", "b"]) == {"a": (0, "no_order"), "b": (1, "no_order")}
+
+
+def test_contract_definition_without_contracts_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no contracts table"):
+        labels(make_history([order("a", 5)]), "contract", ["a"])
+
+
+def test_labels_keep_the_requested_accounts_order_and_dtypes() -> None:
+    h = make_history([order("b", 5)])
+    df = churn_labels(h, AS_OF, config(), pd.Index(["c", "b", "a"]))
+    assert df["account_id"].tolist() == ["c", "b", "a"]
+    assert df["churn"].tolist() == [1, 0, 1]
+    assert df["churn"].dtype == "int64"
+    assert df["account_id"].dtype == "str" and df["churn_definition"].dtype == "str"
+
+
+def test_horizon_comes_from_config() -> None:
+    h = make_history([order("a", 40)])
+    short = churn_labels(h, AS_OF, config(labels={"horizon_days": 30}), pd.Index(["a"]))
+    assert short["churn"].tolist() == [1]
+
+
+# -- timing ----------------------------------------------------------------------------------
+def test_days_to_next_is_the_first_order_on_or_after_the_as_of() -> None:
+    h = make_history([order("a", -3), order("a", 12), order("a", 40), order("b", 0)])
+    df = timing_labels(h, AS_OF, d(100), pd.Index(["a", "b"]))
+    assert df["days_to_next"].tolist() == [12.0, 0.0]
+    assert df["next_order_observed"].tolist() == [True, True]
+
+
+def test_no_next_order_before_data_end_is_censored_at_data_end() -> None:
+    h = make_history([order("a", -3), order("late", 100), order("edge", 99)])
+    df = timing_labels(h, AS_OF, d(100), pd.Index(["a", "late", "edge", "unknown"]))
+    assert df["next_order_observed"].tolist() == [False, False, True, False]
+    # the order on data_end itself is not visible yet
+    assert df["days_to_next"].tolist() == [100.0, 100.0, 99.0, 100.0]
+    assert df["next_order_observed"].dtype == bool
+
+
+def test_censoring_time_is_never_negative() -> None:
+    h = make_history([order("a", 5)])
+    df = timing_labels(h, AS_OF, d(-10), pd.Index(["a"]))
+    assert df["days_to_next"].tolist() == [0.0]
+    assert df["next_order_observed"].tolist() == [False]

@@ -1,0 +1,539 @@
+"""Reading data sources: formats, remaps, encodings, and identical Histories across sources."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data.history import History
+from ka_ml.data.loader import load_history, read_raw_tables, resolve_source
+from ka_ml.errors import DataValidationError, KaMlError
+
+# -- small typed tables, written to every kind of source -----------------------------------
+
+
+def _orders() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["00017", "00017", "00042", "00042", "00042", "B-7", "B-7", "00017"],
+            "order_date": pd.to_datetime(
+                [
+                    "2024-01-05",
+                    "2024-02-10",
+                    "2024-01-20",
+                    "2024-03-01",
+                    "2024-03-01",
+                    "2024-02-29",
+                    "2024-04-02",
+                    "2024-04-15",
+                ]
+            ),
+            "amount": [120.5, 80.0, 1500.25, -200.0, 310.0, 99.99, 45.0, 60.0],
+            "order_id": ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"],
+            "product": ["bolts", "nuts", "steel", "steel", "nuts", None, "bolts", "nuts"],
+            "quantity": [10.0, 4.0, 1.0, -1.0, 12.0, 3.0, None, 2.0],
+        }
+    )
+
+
+def _accounts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["00017", "00042", "B-7"],
+            "name": ["Acme GmbH", "Borealis AG", "Corvid Ltd"],
+            "industry": ["machinery", "chemicals", "machinery"],
+            "region": ["DACH", "NA", "UK"],
+            "created_at": pd.to_datetime(["2023-06-01", "2023-09-15", "NaT"]),
+            "owner": ["kim", "lee", "kim"],
+            "segment": ["key", "key", "growth"],
+        }
+    )
+
+
+def _usage() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["00017", "00017", "00042", "B-7", "B-7", "00042"],
+            "date": pd.to_datetime(
+                ["2024-01-01", "2024-02-01", "2024-01-01", "2024-01-01", "2024-02-01", "2024-02-01"]
+            ),
+            "count": [31.0, 12.0, 250.0, 5.0, 0.0, 240.0],
+            "event_type": ["login", "login", "api", "login", "login", "api"],
+        }
+    )
+
+
+def _tickets() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["00017", "00042", "B-7", "00042"],
+            "opened_at": pd.to_datetime(["2024-01-10", "2024-02-03", "2024-03-09", "2024-03-20"]),
+            "severity": ["low", "critical", "medium", "high"],
+            "is_complaint": pd.array([False, True, None, True], dtype="boolean"),
+            "resolved_at": pd.to_datetime(["2024-01-12", "NaT", "2024-03-10", "2024-03-25"]),
+        }
+    )
+
+
+def _surveys() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["00017", "00042", "B-7"],
+            "date": pd.to_datetime(["2024-02-15", "2024-02-15", "2024-02-16"]),
+            "score": [9.0, 3.0, 7.0],
+            "kind": ["nps", "nps", "renewal_intent"],
+        }
+    )
+
+
+def _contracts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["00017", "00042", "B-7"],
+            "start_date": pd.to_datetime(["2023-07-01", "2023-10-01", "2024-01-01"]),
+            "end_date": pd.to_datetime(["2024-06-30", "2024-09-30", "2024-12-31"]),
+            "value": [50000.0, 120000.0, None],
+            "renewed": pd.array([True, False, None], dtype="boolean"),
+        }
+    )
+
+
+TABLES: dict[str, Callable[[], pd.DataFrame]] = {
+    "orders": _orders,
+    "accounts": _accounts,
+    "usage": _usage,
+    "tickets": _tickets,
+    "surveys": _surveys,
+    "contracts": _contracts,
+}
+
+
+def _write_folder(folder: Path, suffix: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, make in TABLES.items():
+        df = make()
+        if suffix == ".parquet":
+            df.to_parquet(folder / f"{name}.parquet", index=False)
+        else:
+            df.to_csv(folder / f"{name}{suffix}", index=False)
+    return folder
+
+
+def _write_duckdb(path: Path) -> Path:
+    con = duckdb.connect(str(path))
+    for name, make in TABLES.items():
+        con.register("frame", make())
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        con.unregister("frame")
+    con.close()
+    return path
+
+
+def _write_sqlite(path: Path) -> Path:
+    con = sqlite3.connect(path)
+    for name, make in TABLES.items():
+        make().to_sql(name, con, index=False)
+    con.close()
+    return path
+
+
+WRITERS: dict[str, Callable[[Path], str | Path]] = {
+    "csv.gz": lambda tmp: _write_folder(tmp / "gz", ".csv.gz"),
+    "parquet": lambda tmp: _write_folder(tmp / "pq", ".parquet"),
+    "duckdb": lambda tmp: _write_duckdb(tmp / "data.duckdb"),
+    "duckdb uri": lambda tmp: f"duckdb:///{_write_duckdb(tmp / 'data.ddb')}",
+    "duckdb in a .db file": lambda tmp: _write_duckdb(tmp / "duck.db"),
+    "sqlite": lambda tmp: _write_sqlite(tmp / "data.sqlite"),
+    "sqlite uri": lambda tmp: f"sqlite:///{_write_sqlite(tmp / 'data.db')}",
+}
+
+
+def _assert_same_history(a: History, b: History) -> None:
+    assert sorted(a.tables()) == sorted(b.tables())
+    for name, frame in a.tables().items():
+        pd.testing.assert_frame_equal(frame, b.tables()[name], obj=name)
+    assert a.fingerprint() == b.fingerprint()
+
+
+@pytest.fixture
+def csv_history(tmp_path: Path) -> History:
+    return load_history(_write_folder(tmp_path / "csv", ".csv"), DataConfig())
+
+
+# -- identical Histories from every source -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_every_source_kind_gives_the_same_history_as_csv(
+    kind: str, tmp_path: Path, csv_history: History
+) -> None:
+    history = load_history(WRITERS[kind](tmp_path), DataConfig())
+    _assert_same_history(csv_history, history)
+
+
+def test_history_follows_the_type_conventions(csv_history: History) -> None:
+    orders, tickets = csv_history.orders, csv_history.tickets
+    assert tickets is not None
+    assert orders["account_id"].dtype == "str"
+    assert orders["order_date"].dtype == "datetime64[us]"
+    assert orders["amount"].dtype == "float64"
+    assert tickets["is_complaint"].dtype == "boolean"
+    assert list(orders.columns) == [
+        "account_id",
+        "order_date",
+        "amount",
+        "order_id",
+        "product",
+        "quantity",
+    ]
+    assert isinstance(orders.index, pd.RangeIndex)
+    # sorted by account, then date, then order id
+    expected = ["0001", "0002", "0008", "0003", "0004", "0005", "0006", "0007"]
+    assert orders["order_id"].tolist() == expected
+    assert csv_history.warnings == ()
+
+
+def test_extra_account_columns_are_kept_as_text(csv_history: History) -> None:
+    accounts = csv_history.accounts
+    assert list(accounts.columns)[-1] == "segment"
+    assert accounts["segment"].tolist() == ["key", "key", "growth"]
+    # "NA" is a region (North America), not a missing value, in a text column
+    assert accounts["region"].tolist() == ["DACH", "NA", "UK"]
+
+
+def test_leading_zero_ids_survive_csv_and_string_parquet(tmp_path: Path) -> None:
+    ids = ["00017", "0042", "007"]
+    frame = pd.DataFrame(
+        {"account_id": ids, "order_date": ["2024-01-01"] * 3, "amount": [1.0, 2.0, 3.0]}
+    )
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "pq").mkdir()
+    frame.to_csv(tmp_path / "csv" / "orders.csv", index=False)
+    frame.to_parquet(tmp_path / "pq" / "orders.parquet", index=False)
+    for folder in ("csv", "pq"):
+        history = load_history(tmp_path / folder, DataConfig())
+        assert sorted(history.orders["account_id"]) == sorted(ids)
+        assert sorted(history.accounts["account_id"]) == sorted(ids)
+
+
+def test_integer_ids_from_typed_sources_render_without_a_decimal_point(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "account_id": pd.array([17, 42, 42], dtype="Int64"),
+            "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
+            "amount": [1.0, 2.0, 3.0],
+            "order_id": [1.0, 2.0, None],  # integers that became floats through a NaN
+        }
+    )
+    frame.to_parquet(tmp_path / "orders.parquet")
+    orders = load_history(tmp_path, DataConfig()).orders
+    assert orders["account_id"].tolist() == ["17", "42", "42"]
+    assert orders["order_id"].iloc[:2].tolist() == ["1", "2"]
+    assert orders["order_id"].isna().iloc[2]
+
+
+# -- remaps ---------------------------------------------------------------------------------
+
+
+def test_raw_crm_export_columns_are_mapped_through_config(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "Kunde,Datum,Betrag,Region\nK-001,2024-01-05,100.5,Nord\nK-002,2024-01-06,20,Süd\n"
+        "K-001,2024-02-05,30,Nord\n",
+        encoding="utf-8",
+    )
+    cfg = DataConfig(
+        columns={"orders": {"account_id": "Kunde", "order_date": "Datum", "amount": "Betrag"}}
+    )
+    orders = load_history(tmp_path, cfg).orders
+    assert orders["account_id"].tolist() == ["K-001", "K-001", "K-002"]
+    assert orders["amount"].tolist() == [100.5, 30.0, 20.0]
+    assert orders["order_date"].dt.day.tolist() == [5, 5, 6]
+    assert orders["Region"].tolist() == ["Nord", "Nord", "Süd"]
+
+
+def test_column_names_match_case_insensitively_and_without_spaces(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        " Account_ID ,ORDER_DATE,Amount\nA1,2024-01-05,1\nA2,2024-01-06,2\n", encoding="utf-8"
+    )
+    orders = load_history(tmp_path, DataConfig()).orders
+    assert orders["account_id"].tolist() == ["A1", "A2"]
+
+
+def test_table_remap_reads_the_file_named_in_config(tmp_path: Path) -> None:
+    (tmp_path / "sales.csv").write_text(
+        "account_id,order_date,amount\nA1,2024-01-05,1\n", encoding="utf-8"
+    )
+    (tmp_path / "kunden.csv").write_text(
+        "account_id,name\nA1,Acme\nA2,Borealis\n", encoding="utf-8"
+    )
+    cfg = DataConfig(tables={"orders": "sales", "accounts": "kunden"})
+    history = load_history(tmp_path, cfg)
+    assert history.orders["amount"].tolist() == [1.0]
+    assert history.accounts["name"].tolist() == ["Acme", "Borealis"]
+
+
+def test_read_raw_tables_keeps_values_as_text_under_canonical_names(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "Kunde;order_date;amount\n007;05.01.2024;1,5\n", encoding="utf-8"
+    )
+    raw = read_raw_tables(tmp_path, DataConfig(columns={"orders": {"account_id": "Kunde"}}))
+    assert list(raw) == ["orders"]
+    assert raw["orders"].to_dict("records") == [
+        {"account_id": "007", "order_date": "05.01.2024", "amount": "1,5"}
+    ]
+
+
+# -- text formats ---------------------------------------------------------------------------
+
+
+def test_semicolon_file_with_decimal_comma_parses_when_configured(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id;order_date;amount;quantity\n"
+        "A1;2024-01-05;1.234,56;2\n"
+        "A1;2024-01-06;12,5;1,5\n"
+        "A2;2024-01-07;-3,00;\n"
+        "A2;2024-01-08;1.000.000;1\n",
+        encoding="utf-8",
+    )
+    orders = load_history(tmp_path, DataConfig(read=ReadOptions(decimal=","))).orders
+    assert orders["amount"].tolist() == [1234.56, 12.5, -3.0, 1_000_000.0]
+    assert orders["quantity"].iloc[:2].tolist() == [2.0, 1.5]
+    assert orders["quantity"].isna().iloc[2]
+
+
+def test_thousands_separators_are_understood_with_a_decimal_point(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        'account_id,order_date,amount\nA1,2024-01-05,"1,234.50"\nA1,2024-01-06,€ 99\n'
+        "A1,2024-01-07,1 000\n",
+        encoding="utf-8",
+    )
+    orders = load_history(tmp_path, DataConfig()).orders
+    assert orders["amount"].tolist() == [1234.5, 99.0, 1000.0]
+
+
+def test_tab_separated_txt_file_is_sniffed(tmp_path: Path) -> None:
+    (tmp_path / "orders.txt").write_text(
+        "account_id\torder_date\tamount\nA1\t2024-01-05\t7\n", encoding="utf-8"
+    )
+    assert load_history(tmp_path, DataConfig()).orders["amount"].tolist() == [7.0]
+
+
+def test_latin1_file_reads_once_the_encoding_is_configured(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,2024-01-05,1\n", encoding="utf-8"
+    )
+    (tmp_path / "accounts.csv").write_bytes(
+        "account_id;name\nA1;Müller & Söhne\n".encode("latin-1")
+    )
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, DataConfig())
+    assert "table 'accounts'" in str(err.value)
+    assert "data.read.encoding" in str(err.value)
+    history = load_history(tmp_path, DataConfig(read=ReadOptions(encoding="latin-1")))
+    assert history.accounts["name"].tolist() == ["Müller & Söhne"]
+
+
+def test_utf8_byte_order_mark_is_stripped_from_the_first_column(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_bytes(
+        "\ufeffaccount_id,order_date,amount\nA1,2024-01-05,1\n".encode()
+    )
+    history = load_history(tmp_path, DataConfig())
+    assert history.orders.columns[0] == "account_id"
+    # also when the configured encoding is not utf-8-sig
+    raw = read_raw_tables(tmp_path, DataConfig(read=ReadOptions(encoding="latin-1")))
+    assert raw["orders"].columns[0] == "account_id"
+
+
+def test_timezone_aware_timestamps_become_utc_dates(tmp_path: Path) -> None:
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "orders.csv").write_text(
+        "account_id,order_date,amount\n"
+        "A1,2024-03-01T23:30:00+01:00,1\n"  # 22:30 UTC: same day
+        "A1,2024-06-02T00:30:00+02:00,2\n"  # 22:30 UTC the day before (another offset)
+        "A1,2024-07-01T10:00:00Z,3\n",
+        encoding="utf-8",
+    )
+    csv = load_history(tmp_path / "csv", DataConfig()).orders
+    assert csv["order_date"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-03-01",
+        "2024-06-01",
+        "2024-07-01",
+    ]
+    (tmp_path / "pq").mkdir()
+    stamps = pd.to_datetime(["2024-03-01 23:30", "2024-06-02 00:30", "2024-07-01 12:00"])
+    pd.DataFrame(
+        {
+            "account_id": ["A1"] * 3,
+            "order_date": stamps.tz_localize("Europe/Berlin"),
+            "amount": [1.0, 2.0, 3.0],
+        }
+    ).to_parquet(tmp_path / "pq" / "orders.parquet")
+    pq = load_history(tmp_path / "pq", DataConfig()).orders
+    pd.testing.assert_frame_equal(csv, pq)
+
+
+def test_date_format_and_dayfirst_settings_are_honoured(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,01.03.2024,1\nA1,13.03.2024,2\n", encoding="utf-8"
+    )
+    for read in (ReadOptions(date_format="%d.%m.%Y"), ReadOptions(dayfirst=True)):
+        history = load_history(tmp_path, DataConfig(read=read))
+        assert history.orders["order_date"].tolist() == [
+            pd.Timestamp("2024-03-01"),
+            pd.Timestamp("2024-03-13"),
+        ]
+        assert history.warnings == ()
+
+
+# -- what is (not) read -----------------------------------------------------------------------
+
+
+def test_only_orders_is_required_and_absent_tables_are_none(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,2024-01-05,1\n", encoding="utf-8"
+    )
+    history = load_history(tmp_path, DataConfig())
+    assert history.usage is None and history.tickets is None
+    assert history.surveys is None and history.contracts is None
+    assert sorted(history.tables()) == ["accounts", "orders"]
+
+
+def test_accounts_are_derived_from_orders_when_absent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA2,2024-03-05,1\nA1,2024-02-01,1\nA2,2024-01-09,1\n",
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.INFO, logger="ka_ml.data"):
+        history = load_history(tmp_path, DataConfig())
+    accounts = history.accounts
+    assert accounts["account_id"].tolist() == ["A1", "A2"]
+    assert accounts["created_at"].tolist() == [
+        pd.Timestamp("2024-02-01"),
+        pd.Timestamp("2024-01-09"),
+    ]
+    assert accounts["name"].isna().all() and accounts["industry"].isna().all()
+    assert history.warnings == ()  # a note, not a warning
+    notes = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert any("derived" in r.getMessage() for r in notes)
+
+
+def test_subfolders_like_the_demo_truth_are_never_read(
+    tmp_path: Path, csv_history: History
+) -> None:
+    folder = _write_folder(tmp_path / "with_truth", ".csv")
+    (folder / "_truth").mkdir()
+    (folder / "_truth" / "ground_truth.csv").write_text("account_id,churned\n00017,1\n")
+    (folder / "_truth" / "orders.csv").write_text("this is not, the orders\n\x00\x01")
+    (folder / "README.txt").write_text("notes about the export\n")
+    (folder / "invoices.parquet").write_bytes(b"not parquet at all")
+    history = load_history(folder, DataConfig())
+    _assert_same_history(csv_history, history)
+
+
+def test_warnings_are_logged_and_kept_in_the_history(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,2024-01-05,1\nA1,2024-01-05,1\n", encoding="utf-8"
+    )
+    with caplog.at_level(logging.WARNING, logger="ka_ml.data"):
+        history = load_history(tmp_path, DataConfig())
+    assert len(history.warnings) == 1
+    assert "exactly repeat" in history.warnings[0]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == list(
+        history.warnings
+    )
+    assert history.source == str(tmp_path)
+
+
+def test_a_missing_source_or_a_plain_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(KaMlError, match="does not exist"):
+        load_history(tmp_path / "nope", DataConfig())
+    (tmp_path / "orders.csv").write_text("account_id,order_date,amount\n")
+    with pytest.raises(KaMlError, match="folder that holds"):
+        resolve_source(tmp_path / "orders.csv")
+    with pytest.raises(KaMlError, match="unsupported URI"):
+        resolve_source("postgresql://db/ka")
+
+
+def test_database_uris_and_magic_bytes_identify_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write_sqlite(tmp_path / "crm.db")
+    assert resolve_source(f"sqlite:///{path}") == ("sqlite", path)  # sqlite:////abs/path
+    # three slashes before an absolute path, as people often write it
+    assert resolve_source("sqlite:///" + str(path).lstrip("/")) == ("sqlite", path)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_source("sqlite:///crm.db") == ("sqlite", Path("crm.db"))
+    duck = _write_duckdb(tmp_path / "export.bin")  # no telling extension: magic bytes decide
+    assert resolve_source(duck) == ("duckdb", duck)
+
+
+def test_database_table_names_from_config_must_be_plain_identifiers(tmp_path: Path) -> None:
+    path = _write_sqlite(tmp_path / "data.sqlite")
+    cfg = DataConfig(tables={"orders": 'orders"; DROP TABLE accounts; --'})
+    with pytest.raises(DataValidationError) as err:
+        load_history(path, cfg)
+    assert "not a plain table name" in str(err.value)
+    assert "table 'orders'" in str(err.value)
+    # nothing was dropped
+    assert load_history(path, DataConfig()).accounts["account_id"].tolist() == [
+        "00017",
+        "00042",
+        "B-7",
+    ]
+
+
+def test_database_table_remap_reads_another_table(tmp_path: Path) -> None:
+    path = tmp_path / "crm.duckdb"
+    con = duckdb.connect(str(path))
+    con.register("frame", _orders())
+    con.execute("CREATE TABLE Sales AS SELECT * FROM frame")
+    con.close()
+    history = load_history(path, DataConfig(tables={"orders": "sales"}))
+    assert len(history.orders) == len(_orders())
+
+
+# -- property: CSV and Parquet of the same orders agree -----------------------------------------
+
+_ids = st.text(alphabet="0123456789AB-", min_size=1, max_size=6).filter(
+    lambda s: s.strip("-") != "" and s.lower() not in {"na", "nan"}
+)
+_rows = st.tuples(
+    _ids,
+    st.dates(
+        min_value=pd.Timestamp("1990-01-01").date(), max_value=pd.Timestamp("2040-12-31").date()
+    ),
+    st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(_rows, min_size=1, max_size=12))
+def test_random_orders_round_trip_csv_and_parquet_identically(
+    rows: list[tuple[str, object, float]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    frame = pd.DataFrame(rows, columns=["account_id", "order_date", "amount"])
+    frame["order_date"] = pd.to_datetime(frame["order_date"])
+    csv_dir, pq_dir = tmp_path_factory.mktemp("csv"), tmp_path_factory.mktemp("pq")
+    frame.to_csv(csv_dir / "orders.csv", index=False)
+    frame.to_parquet(pq_dir / "orders.parquet", index=False)
+    from_csv = load_history(csv_dir, DataConfig())
+    from_pq = load_history(pq_dir, DataConfig())
+    _assert_same_history(from_csv, from_pq)
+    kept = frame.drop_duplicates()
+    assert len(from_csv.orders) == len(kept)
+    assert sorted(from_csv.orders["amount"]) == sorted(kept["amount"])

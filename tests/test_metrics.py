@@ -1,0 +1,319 @@
+"""Metrics: hand-computed cases, scikit-learn cross-checks, brute-force references."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn import metrics as skm
+
+from ka_ml.modeling.metrics import (
+    accuracy_at,
+    bootstrap_delta,
+    brier,
+    churn_metrics,
+    concordance_index,
+    expected_calibration_error,
+    log_loss,
+    majority_accuracy,
+    plot_lift,
+    plot_reliability,
+    pr_auc,
+    reliability_table,
+    roc_auc,
+    slice_metrics,
+    top_decile_lift,
+)
+
+
+@pytest.fixture(scope="module")
+def noisy() -> tuple[np.ndarray, np.ndarray]:
+    """Scores with real signal and many ties (rounded to 2 decimals)."""
+    rng = np.random.default_rng(3)
+    p = np.round(rng.uniform(0.01, 0.99, 3000), 2)
+    y = (rng.uniform(size=3000) < p).astype(float)
+    return y, p
+
+
+# -- ranking ----------------------------------------------------------------------------
+def test_roc_auc_of_a_four_point_example_counts_ordered_pairs() -> None:
+    # Pairs (pos, neg): (0.35>0.1) yes, (0.35>0.4) no, (0.8>0.1) yes, (0.8>0.4) yes -> 3/4.
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+
+
+def test_roc_auc_counts_tied_scores_as_half() -> None:
+    assert roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.9]) == pytest.approx(0.875)
+
+
+def test_roc_auc_is_nan_with_a_single_class() -> None:
+    assert np.isnan(roc_auc([1, 1, 1], [0.2, 0.3, 0.4]))
+
+
+def test_pr_auc_is_the_step_wise_average_precision() -> None:
+    # Thresholds 0.9 (P=1, R=1/2), 0.8 (P=1/2, R=1/2), 0.7 (P=2/3, R=1).
+    assert pr_auc([1, 0, 1], [0.9, 0.8, 0.7]) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+
+
+def test_ranking_and_probability_metrics_match_scikit_learn(
+    noisy: tuple[np.ndarray, np.ndarray],
+) -> None:
+    y, p = noisy
+    assert roc_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert pr_auc(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+    assert brier(y, p) == pytest.approx(skm.brier_score_loss(y, p), abs=1e-12)
+    assert log_loss(y, p) == pytest.approx(skm.log_loss(y, p), abs=1e-12)
+
+
+def test_top_decile_lift_of_a_perfect_ranking_is_capped_by_the_top_decile_size() -> None:
+    y = np.r_[np.ones(30), np.zeros(70)]  # base rate 0.3 > 10%: top decile all positive
+    assert top_decile_lift(y, y) == pytest.approx(1 / 0.3)
+    y = np.r_[np.ones(5), np.zeros(95)]  # base rate 0.05 < 10%: at most 5 of 10 slots
+    assert top_decile_lift(y, y) == pytest.approx(min(1 / 0.05, 100 / 10) * 0.5 / 0.5)
+    assert top_decile_lift(y, y) == pytest.approx(10.0)
+
+
+def test_top_decile_lift_shares_slots_among_ties_so_row_order_does_not_matter() -> None:
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0], dtype=float)
+    assert top_decile_lift(y, np.full(10, 0.5)) == pytest.approx(1.0)
+    # one slot, two accounts tied at the top, one a churner: half a churner per slot.
+    p = np.array([0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    assert top_decile_lift(y, p) == pytest.approx(0.5 / 0.2)
+    assert top_decile_lift(y[::-1], p[::-1]) == pytest.approx(0.5 / 0.2)
+
+
+def test_top_decile_lift_is_nan_without_positives() -> None:
+    assert np.isnan(top_decile_lift(np.zeros(20), np.linspace(0, 1, 20)))
+
+
+# -- probabilities ----------------------------------------------------------------------
+def test_brier_and_log_loss_by_hand() -> None:
+    assert brier([0, 1], [0.2, 0.6]) == pytest.approx((0.04 + 0.16) / 2)
+    assert log_loss([0, 1], [0.2, 0.6]) == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
+
+
+def test_log_loss_clips_certain_mistakes_to_a_large_finite_cost() -> None:
+    cost = log_loss([1, 0], [0.0, 1.0])
+    assert cost == pytest.approx(-np.log(1e-15), rel=1e-4)  # 1 - (1 - 1e-15) rounds
+
+
+def test_probabilities_outside_zero_one_are_rejected() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\]; got \[1\.2\]"):
+        brier([1, 0], [1.2, 0.1])
+
+
+def test_labels_other_than_zero_one_are_rejected_by_name() -> None:
+    with pytest.raises(ValueError, match=r"y must be 0/1; got \[2\.0\]"):
+        roc_auc([0, 2], [0.1, 0.2])
+
+
+def test_calibration_error_of_perfectly_calibrated_bins_is_zero() -> None:
+    p = np.r_[np.full(10, 0.2), np.full(10, 0.7)]
+    y = np.r_[np.ones(2), np.zeros(8), np.ones(7), np.zeros(3)]
+    assert expected_calibration_error(y, p) == pytest.approx(0.0, abs=1e-12)
+    assert expected_calibration_error(y, p, strategy="uniform") == pytest.approx(0.0, abs=1e-12)
+
+
+def test_calibration_error_of_a_constant_overconfident_score_is_the_gap() -> None:
+    assert expected_calibration_error([1, 0, 1, 0], [0.8] * 4) == pytest.approx(0.3)
+
+
+def test_calibration_error_is_small_when_labels_are_drawn_from_the_probabilities() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=100_000)
+    y = (rng.uniform(size=p.size) < p).astype(float)
+    assert expected_calibration_error(y, p) < 0.01
+    assert expected_calibration_error(y, np.clip(p + 0.1, 0, 1)) > 0.08
+
+
+def test_reliability_table_quantile_bins_hold_equal_counts() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.uniform(size=1000)
+    y = (rng.uniform(size=1000) < p).astype(float)
+    table = reliability_table(y, p, n_bins=10)
+    assert list(table.columns) == [
+        "bin",
+        "p_lo",
+        "p_hi",
+        "n",
+        "mean_p",
+        "observed_rate",
+        "gap",
+    ]
+    assert table["n"].sum() == 1000
+    assert (table["n"] == 100).all()
+    assert (table["mean_p"].diff().dropna() > 0).all()
+
+
+def test_unknown_bin_strategy_is_rejected_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match="'quantile' or 'uniform'; got 'equal'"):
+        expected_calibration_error([0, 1], [0.2, 0.8], strategy="equal")  # type: ignore[arg-type]
+
+
+# -- accuracy ---------------------------------------------------------------------------
+def test_majority_accuracy_and_accuracy_at_a_threshold() -> None:
+    assert majority_accuracy([1, 0, 0, 0]) == 0.75
+    assert majority_accuracy([1, 1, 1, 0]) == 0.75
+    assert accuracy_at([1, 0, 0, 1], [0.5, 0.49, 0.7, 0.9]) == 0.75  # 0.5 counts as positive
+
+
+# -- concordance ------------------------------------------------------------------------
+def brute_force_c_index(time: np.ndarray, event: np.ndarray, pred: np.ndarray) -> float:
+    num = den = 0.0
+    for i in range(len(time)):
+        if not event[i]:
+            continue
+        for j in range(len(time)):
+            if time[i] < time[j] or (time[i] == time[j] and not event[j] and i != j):
+                den += 1
+                num += 1.0 if pred[i] < pred[j] else 0.5 if pred[i] == pred[j] else 0.0
+    return num / den if den else float("nan")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=40).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, 6), min_size=n, max_size=n),
+            st.lists(st.booleans(), min_size=n, max_size=n),
+            st.lists(st.integers(0, 4), min_size=n, max_size=n),
+        )
+    )
+)
+def test_concordance_index_matches_the_brute_force_definition(
+    data: tuple[list[int], list[bool], list[int]],
+) -> None:
+    time, event, pred = (np.asarray(v) for v in data)
+    expected = brute_force_c_index(time, event, pred)
+    got = concordance_index(time, event, pred)
+    if np.isnan(expected):
+        assert np.isnan(got)
+    else:
+        assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_concordance_index_is_one_for_perfect_and_zero_for_reversed_predictions() -> None:
+    rng = np.random.default_rng(0)
+    time = rng.exponential(50, 50_000)
+    event = rng.uniform(size=time.size) < 0.7
+    assert concordance_index(time, event, time) == 1.0
+    assert concordance_index(time, event, -time) == 0.0
+    assert concordance_index(time, event, np.zeros_like(time)) == 0.5
+    assert concordance_index(time, event, rng.uniform(size=time.size)) == pytest.approx(
+        0.5, abs=0.01
+    )
+
+
+def test_concordance_index_is_nan_when_no_pair_is_comparable() -> None:
+    assert np.isnan(concordance_index([1.0, 2.0], [False, False], [1.0, 2.0]))
+
+
+# -- bootstrap --------------------------------------------------------------------------
+def test_bootstrap_delta_is_deterministic_for_a_seed_and_brackets_the_point_delta(
+    noisy: tuple[np.ndarray, np.ndarray],
+) -> None:
+    y, p = noisy
+    rng = np.random.default_rng(9)
+    weaker = np.clip(p + rng.normal(0, 0.3, p.size), 0, 1)
+    first = bootstrap_delta(y, p, weaker, roc_auc, n_boot=100, seed=5)
+    again = bootstrap_delta(y, p, weaker, roc_auc, n_boot=100, seed=5)
+    assert first == again
+    assert first["lo"] < first["delta"] < first["hi"]
+    assert first["delta"] == pytest.approx(roc_auc(y, p) - roc_auc(y, weaker))
+    assert first["lo"] > 0  # the better model is better beyond resampling noise
+
+
+def test_bootstrap_delta_of_a_model_against_itself_is_exactly_zero(
+    noisy: tuple[np.ndarray, np.ndarray],
+) -> None:
+    y, p = noisy
+    assert bootstrap_delta(y, p, p, brier, n_boot=20) == {"delta": 0.0, "lo": 0.0, "hi": 0.0}
+
+
+def test_cluster_bootstrap_widens_the_interval_when_rows_repeat_an_account() -> None:
+    rng = np.random.default_rng(2)
+    n_accounts, copies = 300, 8
+    p_a = rng.uniform(size=n_accounts)
+    y = (rng.uniform(size=n_accounts) < p_a).astype(float)
+    p_b = rng.uniform(size=n_accounts)
+    rep = np.repeat(np.arange(n_accounts), copies)  # 8 identical snapshots per account
+    naive = bootstrap_delta(y[rep], p_a[rep], p_b[rep], brier, n_boot=200, seed=1)
+    clustered = bootstrap_delta(y[rep], p_a[rep], p_b[rep], brier, n_boot=200, seed=1, groups=rep)
+    assert clustered["delta"] == naive["delta"]
+    assert (clustered["hi"] - clustered["lo"]) > 2 * (naive["hi"] - naive["lo"])
+
+
+def test_bootstrap_groups_must_match_the_rows() -> None:
+    with pytest.raises(ValueError, match="one value per row"):
+        bootstrap_delta([0, 1], [0.1, 0.9], [0.2, 0.8], brier, groups=["a"])
+
+
+# -- summaries --------------------------------------------------------------------------
+def test_churn_metrics_reports_the_full_panel(noisy: tuple[np.ndarray, np.ndarray]) -> None:
+    y, p = noisy
+    out = churn_metrics(y, p)
+    assert set(out) == {
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "log_loss",
+        "top_decile_lift",
+        "ece",
+        "base_rate",
+        "n",
+    }
+    assert out["n"] == 3000
+    assert out["base_rate"] == pytest.approx(y.mean())
+    assert out["roc_auc"] == pytest.approx(roc_auc(y, p))
+
+
+def test_slice_metrics_gives_one_row_per_value_and_nan_auc_for_single_class_slices() -> None:
+    df = pd.DataFrame(
+        {
+            "y": [1, 0, 1, 0, 0, 0, 1],
+            "p": [0.9, 0.2, 0.6, 0.4, 0.1, 0.3, 0.5],
+            "tier": ["A", "A", "B", "B", "C", "C", None],
+        }
+    )
+    out = slice_metrics(df, "y", "p", ["tier"])
+    assert out["value"].tolist() == ["A", "B", "C", "<NA>"]
+    assert out["n"].tolist() == [2, 2, 2, 1]
+    by_value = out.set_index("value")
+    assert by_value.loc["A", "roc_auc"] == 1.0
+    assert by_value["roc_auc"].isna()["C"]
+    assert by_value.loc["C", "base_rate"] == 0.0
+
+
+def test_slice_metrics_names_a_missing_column() -> None:
+    with pytest.raises(ValueError, match=r"\['region'\]"):
+        slice_metrics(pd.DataFrame({"y": [1], "p": [0.5]}), "y", "p", ["region"])
+
+
+# -- plots ------------------------------------------------------------------------------
+def test_plots_are_written_as_png_files(
+    tmp_path: Path, noisy: tuple[np.ndarray, np.ndarray]
+) -> None:
+    y, p = noisy
+    for plot, name in ((plot_reliability, "rel.png"), (plot_lift, "sub/lift.png")):
+        out = plot(y, p, tmp_path / name)
+        assert out == tmp_path / name
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert out.stat().st_size > 5_000
+
+
+def test_plotting_leaves_pyplot_and_the_global_backend_alone(tmp_path: Path) -> None:
+    code = (
+        "import sys, matplotlib\n"
+        "from ka_ml.modeling.metrics import plot_lift\n"
+        f"plot_lift([0, 1, 1, 0], [0.1, 0.8, 0.6, 0.3], {str(tmp_path / 'l.png')!r})\n"
+        "print('matplotlib.pyplot' in sys.modules, matplotlib.rcParams._get_backend_or_none())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "None"]

@@ -1,0 +1,469 @@
+"""The managers' report (HTML) and the spreadsheet: content, numbers, escaping, edge cases."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from ka_ml.reporting.excel import LIGHT_FILLS, write_excel
+from ka_ml.reporting.html import (
+    attention_flags,
+    fmt_money,
+    fmt_pct,
+    fmt_range,
+    needs_attention,
+    portfolio_summary,
+    render_report,
+    write_report,
+)
+
+AS_OF = pd.Timestamp("2026-11-23")
+XSS = "<script>alert(1)</script>"
+
+REASONS = (
+    ("Orders in the last 90 days fell 64% versus the 90 days before", "orders_trend_90d", 0.14),
+    ("No order for 143 days (typical gap 31 days)", "recency_days", 0.11),
+    ("3 complaints in the last 90 days", "complaints_90d", 0.07),
+    ("Renewal intent score 9 of 10 in the last survey", "survey_last_score", -0.06),
+    ("Product usage active in 25 of the last 26 weeks", "usage_active_weeks", -0.09),
+    ("Contract runs until 2027-06-30", "contract_days_left", -0.04),
+)
+NAMES = ("Acme Corp", "Borealis AG", "Cobalt Mining", "Delta Foods", "Epsilon Labs", "Fjord Tech")
+OWNERS = ("Ana Silva", "Ben Okafor", "Chen Wei")
+
+
+def _light(p: np.ndarray) -> np.ndarray:
+    return np.select([p >= 0.5, p >= 0.25], ["red", "yellow"], "green")
+
+
+def make_scores(n: int = 30, seed: int = 7) -> pd.DataFrame:
+    """A realistic scores frame typed like the scorer's output (str, Categorical tier, us dates).
+
+    Fixed rows for the edge cases: 0 is turned red, 1 rose >= 10 pts but stayed yellow,
+    2 is new (no last week), 3 has open-ended dates (NaT) and no name or owner.
+    """
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n)
+    p = rng.beta(1.6, 3.5, n)
+    p_prev = np.clip(p - rng.normal(0.0, 0.04, n), 0.0, 1.0)
+    p[:2], p_prev[:2] = [0.62, 0.41], [0.31, 0.28]
+    p_prev[2] = np.nan
+    health = _light(p)
+    health_prev = pd.Series(_light(np.nan_to_num(p_prev)), dtype=object).where(~np.isnan(p_prev))
+    revenue = np.round(rng.lognormal(11.5, 1.0, n), 2)
+    share = revenue / revenue.sum()
+    order = np.argsort(-revenue)
+    cum = np.empty(n)
+    cum[order] = np.cumsum(revenue[order]) / revenue.sum()
+    tier = np.select([cum <= 0.5, cum <= 0.8], ["A", "B"], "C")
+    dependency = share * rng.uniform(1.0, 6.0, n)
+    next_days = rng.integers(5, 120, n)
+    next_date = AS_OF + pd.to_timedelta(next_days, unit="D")
+    p30 = rng.uniform(0.0, 0.6, n)
+    p60 = p30 + rng.uniform(0.0, 0.2, n)
+    p90 = np.minimum(p60 + rng.uniform(0.0, 0.2, n), 1.0)
+    r = np.stack([(idx + k) % len(REASONS) for k in range(3)], axis=1)
+    names = pd.Series(
+        [NAMES[i % len(NAMES)] + f" {i}" if i != 3 else None for i in idx], dtype="str"
+    )
+    owners = pd.Series([OWNERS[i % len(OWNERS)] if i != 3 else None for i in idx], dtype="str")
+    df = pd.DataFrame(
+        {
+            "account_id": pd.Series([f"KA-{i:04d}" for i in idx], dtype="str"),
+            "name": names,
+            "owner": owners,
+            "industry": pd.Series(np.where(idx % 2, "Manufacturing", "Retail"), dtype="str"),
+            "region": pd.Series(np.where(idx % 3, "North", "South"), dtype="str"),
+            "as_of": pd.Series(AS_OF, index=idx).astype("datetime64[us]"),
+            "churn_probability": p,
+            "health": pd.Series(health, dtype="str"),
+            "health_prev": health_prev.astype("str"),
+            "churn_probability_prev": p_prev,
+            "light_reason": pd.Series(
+                [f"churn probability {x:.0%} vs thresholds 50%/25%" for x in p], dtype="str"
+            ),
+            "recommended_action": pd.Series(
+                np.where(health == "red", "Call the account this week", "Keep the usual rhythm"),
+                dtype="str",
+            ),
+            "p_purchase_30d": p30,
+            "p_purchase_60d": p60,
+            "p_purchase_90d": p90,
+            "expected_next_purchase_date": pd.Series(next_date).astype("datetime64[us]"),
+            "next_purchase_p10_date": pd.Series(next_date - pd.Timedelta(days=9)).astype(
+                "datetime64[us]"
+            ),
+            "next_purchase_p90_date": pd.Series(next_date + pd.Timedelta(days=35)).astype(
+                "datetime64[us]"
+            ),
+        }
+    )
+    for k in range(3):
+        text = np.array([REASONS[j][0] for j in r[:, k]], dtype=object)
+        shap = np.array([REASONS[j][2] for j in r[:, k]]) * (1.0 - 0.2 * k)
+        direction = np.where(shap > 0, "raises risk", "lowers risk")
+        df[f"reason_{k + 1}"] = pd.Series(text + " (" + direction + ")", dtype="str")
+        df[f"reason_{k + 1}_feature"] = pd.Series([REASONS[j][1] for j in r[:, k]], dtype="str")
+        df[f"reason_{k + 1}_shap"] = shap
+        df[f"reason_{k + 1}_direction"] = pd.Series(direction, dtype="str")
+    df["changes"] = pd.Series(
+        np.where(idx % 4 == 0, "", "Risk up 3 pts since last week; biggest mover: order volume"),
+        dtype="str",
+    )
+    df["abc_tier"] = pd.Categorical(tier, categories=["A", "B", "C"])
+    df["revenue_share"] = share
+    df["revenue_365d"] = revenue
+    df["revenue_at_risk"] = revenue * p
+    df["dependency_index"] = dependency
+    df["dependency_alert"] = dependency > 0.4
+    df["days_since_last_order"] = rng.integers(1, 200, n).astype(float)
+    df["churn_model_version"] = "7"
+    df["timing_model_version"] = "4"
+    for col in ("expected_next_purchase_date", "next_purchase_p10_date", "next_purchase_p90_date"):
+        df.loc[3, col] = pd.NaT
+    return df
+
+
+def make_run(**extra: Any) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "as_of": "2026-11-23",
+        "churn_definition": "contract lapse (contracted accounts) / no order (others)",
+        "horizon_days": 90,
+        "thresholds": {"red": 0.5, "yellow": 0.25},
+        "models": {"churn": "ka_churn v7", "timing": "ka_timing v4"},
+        "data": {"fingerprint": "3f9a1c0d77e2b4a1"},
+        "n_accounts": 30,
+        "warnings": [],
+        "generated_by": {"ka_ml": "0.1.0", "python": "3.11"},
+    }
+    run.update(extra)
+    return run
+
+
+def six_accounts() -> pd.DataFrame:
+    """Six accounts whose summary is checked by hand below."""
+    return pd.DataFrame(
+        {
+            "account_id": pd.Series(["A1", "A2", "A3", "A4", "A5", "A6"], dtype="str"),
+            "name": pd.Series(["Acme", "Bolt", None, "Dune", "Echo", "Flux"], dtype="str"),
+            "health": pd.Series(["red", "red", "yellow", "green", "green", "yellow"], dtype="str"),
+            "health_prev": pd.Series(["red", "green", "yellow", "green", None, "green"]),
+            "churn_probability": [0.70, 0.55, 0.30, 0.05, 0.10, 0.40],
+            "churn_probability_prev": [0.65, 0.20, 0.29, 0.04, np.nan, 0.30],
+            "abc_tier": pd.Categorical(["A", "B", "B", "C", "C", "A"], categories=["A", "B", "C"]),
+            "revenue_365d": [1000.0, 500.0, 200.0, 100.0, np.nan, 2000.0],
+            "revenue_at_risk": [700.0, 275.0, 60.0, 5.0, np.nan, 800.0],
+            "dependency_index": [0.45, 0.1, 0.05, 0.01, 0.0, 0.62],
+            "dependency_alert": [True, False, False, False, False, True],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def scores() -> pd.DataFrame:
+    return make_scores()
+
+
+@pytest.fixture(scope="module")
+def report(scores: pd.DataFrame) -> str:
+    return render_report(scores, make_run())
+
+
+def _strip_own_script(text: str) -> str:
+    """The report without its single inline <script> block (which holds no data)."""
+    return re.sub(r"<script>.*?</script>", "", text, count=1, flags=re.S)
+
+
+# ------------------------------------------------------------------------- summary figures
+
+
+def test_portfolio_summary_matches_hand_computed_figures_on_six_accounts() -> None:
+    s = portfolio_summary(six_accounts())
+    assert s["n_accounts"] == 6
+    assert s["total_revenue"] == pytest.approx(3800.0)  # the missing revenue counts as 0
+    assert s["revenue_at_risk"] == pytest.approx(1840.0)
+    assert s["revenue_at_risk_share"] == pytest.approx(1840.0 / 3800.0)
+    assert s["lights"]["red"] == {"accounts": 2, "revenue": 1500.0, "revenue_at_risk": 975.0}
+    assert s["lights"]["yellow"] == {"accounts": 2, "revenue": 2200.0, "revenue_at_risk": 860.0}
+    assert s["lights"]["green"] == {"accounts": 2, "revenue": 100.0, "revenue_at_risk": 5.0}
+    assert s["tiers"]["A"] == {"accounts": 2, "revenue": 3000.0, "revenue_at_risk": 1500.0}
+    assert s["tiers"]["C"]["accounts"] == 2
+    assert s["light_by_tier"]["red"]["B"] == {
+        "accounts": 1,
+        "revenue": 500.0,
+        "revenue_at_risk": 275.0,
+    }
+    assert s["light_by_tier"]["green"]["A"] == {
+        "accounts": 0,
+        "revenue": 0.0,
+        "revenue_at_risk": 0.0,
+    }
+    assert [d["account_id"] for d in s["dependency_alerts"]] == ["A6", "A1"]  # highest index first
+    assert s["dependency_alerts"][0]["dependency_index"] == pytest.approx(0.62)
+    # A2 turned red (was green); A2 (+35 pts) and A6 (+10 pts) rose by 10 points or more
+    assert (s["turned_red"], s["rising"], s["needs_attention"]) == (1, 2, 2)
+
+
+def test_portfolio_summary_is_plain_python_ready_for_the_run_record() -> None:
+    import json
+
+    s = portfolio_summary(six_accounts())
+    assert json.loads(json.dumps(s)) == s  # no numpy scalars, no NaN
+    assert type(s["lights"]["red"]["accounts"]) is int
+
+
+def test_an_account_turns_red_only_when_it_was_not_red_last_week() -> None:
+    df = six_accounts()
+    flags = attention_flags(df)
+    assert flags["turned_red"].tolist() == [False, True, False, False, False, False]
+    assert flags["rising"].tolist() == [False, True, False, False, False, True]
+    new_red = df.assign(health_prev=pd.Series([None] * 6, dtype=object))
+    assert attention_flags(new_red)["turned_red"].tolist() == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_needs_attention_lists_turned_red_and_rising_accounts_by_revenue_at_risk() -> None:
+    att = needs_attention(six_accounts())
+    assert att["account_id"].tolist() == ["A6", "A2"]  # 800 then 275 at risk
+    assert att["risk_change"].round(2).tolist() == [0.10, 0.35]
+
+
+def test_numbers_are_formatted_for_people() -> None:
+    assert fmt_money(1234567.8) == "1,234,568"
+    assert fmt_money(1234.4, "€") == "€1,234"
+    assert fmt_money(np.nan) == "–"
+    assert fmt_pct(0.623) == "62%"
+    assert fmt_pct(0.001) == "<1%"
+    assert fmt_pct(0.1234, 1) == "12.3%"
+    assert fmt_range(pd.Timestamp("2026-08-01"), pd.NaT) == "1 Aug 2026 – open-ended"
+    assert (
+        fmt_range(pd.Timestamp("2026-08-01"), pd.Timestamp("2026-09-20")) == "1 Aug – 20 Sep 2026"
+    )
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_the_report_has_every_section_and_is_self_contained(report: str) -> None:
+    for anchor in ('id="summary"', 'id="attention"', 'id="accounts"', 'id="cards"', 'id="acct"'):
+        assert anchor in report
+    assert "probability that the account churns within the next 90 days" in report
+    assert "contract lapse (contracted accounts) / no order (others)" in report
+    assert "ka_churn v7" in report and "ka_timing v4" in report
+    assert "23 Nov 2026" in report
+    assert report.count('<article class="card') == 30
+    assert report.count("<tr data-c=") == 30
+    assert report.count("<svg") == 30
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", report)  # nothing remote
+    assert "@import" not in report and "url(" not in report
+
+
+def test_the_total_revenue_at_risk_is_shown_correct_and_formatted(
+    scores: pd.DataFrame, report: str
+) -> None:
+    total = scores["revenue_at_risk"].sum()
+    m = re.search(r'<b id="total-at-risk">([^<]*)</b>', report)
+    assert m is not None
+    assert m.group(1) == f"{total:,.0f}"
+    assert "," in m.group(1)
+
+
+def test_cards_and_rows_are_ordered_by_revenue_at_risk(scores: pd.DataFrame, report: str) -> None:
+    expected = scores.sort_values("revenue_at_risk", ascending=False)["account_id"].tolist()
+    in_cards = re.findall(r'<article class="card[^"]*" id="a\d+">.*?<small>(KA-\d+)', report, re.S)
+    assert in_cards == expected
+
+
+def test_needs_attention_shows_the_turned_red_and_rising_accounts(report: str) -> None:
+    section = report.split('id="attention"')[1].split("</section>")[0]
+    assert "Acme Corp 0" in section and "turned red (was yellow)" in section
+    assert "Borealis AG 1" in section and "risk up +13 pts" in section
+    assert "was 31%" in section
+
+
+def test_open_ended_dates_render_as_open_ended(report: str) -> None:
+    card = report.split("<h3>KA-0003</h3>")[1].split("</article>")[0]
+    assert "<b>open-ended</b>" in card
+    assert "next order expected · open-ended" in card
+    row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*KA-0003(?:(?!</tr>).)*</tr>", report, re.S)
+    assert row is not None and 'data-s="9999-12-31">open-ended' in row.group(0)
+
+
+def test_reason_bars_are_red_when_raising_risk_and_green_when_lowering(report: str) -> None:
+    card = report.split("<h3>Acme Corp 0</h3>")[1].split("</article>")[0]
+    # Acme's reasons: orders trend (+), recency (+), complaints (+)
+    assert card.count('class="u"') == 3 and 'class="d"' not in card
+    card = (
+        report.split("<h3>Delta Foods 3</h3>")[1].split("</article>")[0]
+        if ("<h3>Delta Foods 3</h3>" in report)
+        else report.split("<h3>KA-0003</h3>")[1].split("</article>")[0]
+    )
+    # row 3: survey (-), usage (-), contract (-)
+    assert card.count('class="d"') == 3 and 'class="u"' not in card
+    assert "lowers risk -6 pts" in card
+    assert "(lowers risk)" not in card  # the suffix is shown as a coloured tag instead
+
+
+def test_the_longest_reason_bar_fills_the_half_width(report: str) -> None:
+    card = report.split("<h3>Acme Corp 0</h3>")[1].split("</article>")[0]
+    widths = [
+        float(w)
+        for w in re.findall(r'<rect class="[ud]" x="[\d.]+" y="\d+" width="([\d.]+)"', card)
+    ]
+    assert max(widths) == 80.0 and all(0 < w <= 80 for w in widths)
+
+
+def test_names_owners_and_reasons_are_escaped() -> None:
+    df = make_scores()
+    df.loc[5, "name"] = XSS
+    df.loc[6, "owner"] = XSS
+    df.loc[7, "reason_1"] = XSS
+    df.loc[8, "changes"] = '"><img src=x onerror=alert(2)>'
+    text = render_report(df, make_run(warnings=[XSS], title_note=XSS), title="Health <b>")
+    assert XSS not in text
+    assert "<img src=x" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "Health &lt;b&gt;" in text
+    assert text.count("<script") == 1  # the report's own script only
+    assert "alert" not in re.search(r"<script>(.*?)</script>", text, re.S).group(1)  # type: ignore[union-attr]
+    assert html.unescape(_strip_own_script(text)).count(XSS) >= 4  # visible as text
+
+
+def test_the_drift_banner_shows_only_when_flagged(scores: pd.DataFrame) -> None:
+    drift = {
+        "banner": True,
+        "message": "Inputs moved away from the training data.",
+        "features": [{"feature": "recency_days", "psi": 0.41}, {"feature": "x_custom", "psi": 0.9}],
+    }
+    flagged = render_report(scores, make_run(drift=drift))
+    assert 'id="drift"' in flagged and "Inputs moved away from the training data." in flagged
+    assert "PSI 0.90" in flagged and "PSI 0.41" in flagged
+    assert flagged.index("x_custom") < flagged.index("PSI 0.41")  # strongest drift first
+    calm = render_report(scores, make_run(drift={**drift, "banner": False}))
+    assert 'id="drift"' not in calm and "Inputs moved away" not in calm
+    assert 'id="drift"' not in render_report(scores, make_run())
+
+
+def test_data_warnings_and_backtest_are_listed_when_present(scores: pd.DataFrame) -> None:
+    run = make_run(
+        warnings=["orders: 12 rows with negative amounts"],
+        backtest={"red_precision": 0.62, "red_recall": 0.48},
+    )
+    text = render_report(scores, run)
+    assert 'id="warnings"' in text and "orders: 12 rows with negative amounts" in text
+    assert "62% of the accounts flagged red did churn" in text
+    assert 'id="warnings"' not in render_report(scores, make_run())
+
+
+def test_filters_offer_every_owner_and_the_missing_owner(report: str) -> None:
+    select = report.split('data-f="o"')[1].split("</select>")[0]
+    for owner in OWNERS:
+        assert f'<option value="{owner}">{owner}</option>' in select
+    assert "(no owner)" in select
+
+
+def test_one_owners_report_says_whose_it_is(scores: pd.DataFrame) -> None:
+    text = render_report(scores, make_run(owner="Ana Silva"))
+    assert "<h1>Key-account health · Ana Silva</h1>" in text
+
+
+def test_an_empty_frame_still_renders(scores: pd.DataFrame) -> None:
+    text = render_report(scores.iloc[:0], make_run())
+    assert "0 accounts" in text and "No account turned red" in text
+
+
+def test_a_first_run_without_last_week_or_optional_columns_still_renders(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    bare = scores.drop(
+        columns=["changes", "dependency_alert", "light_reason", "recommended_action", "owner"]
+    ).assign(
+        health_prev=pd.Series([pd.NA] * len(scores), dtype=object),
+        churn_probability_prev=np.nan,
+        abc_tier=pd.Categorical([None] * len(scores), categories=["A", "B", "C"]),
+    )
+    text = render_report(bare, {})
+    assert text.count("<tr data-c=") == len(bare)
+    assert "Since last week" not in text and "No account is above the dependency" in text
+    assert "Tier ?" in text  # the unknown tier gets its own column
+    red = int((bare["health"] == "red").sum())
+    assert text.count("turned red (new)") == red  # without a last week every red is new
+    summary = portfolio_summary(bare)
+    assert summary["rising"] == 0 and summary["turned_red"] == red
+    assert summary["tiers"][""]["accounts"] == len(bare)  # unknown tier is kept, not dropped
+    book = load_workbook(write_excel(bare, {}, tmp_path / "bare.xlsx"))
+    assert book["Accounts"].max_row == len(bare) + 1
+
+
+def test_the_report_for_2000_accounts_stays_small(tmp_path: Path) -> None:
+    path = write_report(make_scores(2000, seed=3), make_run(), tmp_path / "report.html")
+    size = path.stat().st_size
+    assert size < 5_000_000, f"{size:,} bytes"
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file
+
+
+# ---------------------------------------------------------------------------- spreadsheet
+
+
+def test_the_spreadsheet_has_three_sheets_rows_and_light_fills(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = write_excel(scores, make_run(), tmp_path / "scores.xlsx")
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Summary", "Accounts", "Reasons"]
+    acc = wb["Accounts"]
+    assert acc.max_row == len(scores) + 1
+    assert acc.freeze_panes == "A2"
+    assert acc.auto_filter.ref == f"A1:{acc.cell(1, acc.max_column).column_letter}{len(scores) + 1}"
+    headers = [c.value for c in acc[1]]
+    light_col = headers.index("Light") + 1
+    prob_col = headers.index("Churn probability") + 1
+    next_col = headers.index("Next expected order") + 1
+    for row in range(2, acc.max_row + 1):
+        light = acc.cell(row, light_col).value
+        assert acc.cell(row, light_col).fill.fgColor.rgb.endswith(LIGHT_FILLS[light])
+    assert acc.cell(2, prob_col).number_format == "0%"
+    assert 0 <= acc.cell(2, prob_col).value <= 1
+    assert acc.cell(2, next_col).is_date
+    assert acc.column_dimensions["B"].width > 8
+    reasons = wb["Reasons"]
+    assert reasons.max_row == 3 * len(scores) + 1
+    assert [c.value for c in reasons[1]][:6] == [
+        "Account ID",
+        "Account",
+        "Rank",
+        "Reason",
+        "Feature",
+        "Contribution (pts)",
+    ]
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0]}
+    assert summary["Accounts"] == len(scores)
+    assert summary["Revenue at risk"] == pytest.approx(scores["revenue_at_risk"].sum())
+
+
+def test_spreadsheet_text_that_looks_like_a_formula_stays_text(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    df = scores.copy()
+    df.loc[0, "name"] = '=HYPERLINK("http://x","click")'
+    df.loc[1, "owner"] = "@SUM(1+1)\x07"  # a control character openpyxl would refuse
+    path = write_excel(df, make_run(), tmp_path / "scores.xlsx")
+    acc = load_workbook(path)["Accounts"]
+    headers = [c.value for c in acc[1]]
+    cells = [c for row in acc.iter_rows(min_row=2) for c in row]
+    assert all(c.data_type != "f" for c in cells)
+    names = [acc.cell(r, headers.index("Account") + 1).value for r in range(2, acc.max_row + 1)]
+    assert df.loc[0, "name"] in names

@@ -1,0 +1,398 @@
+"""`ka-ml score` end to end on the champion models: the contract, atomic reruns, failures, CLI.
+
+Scoring runs take a second or two each, so one module fixture scores the week before and
+the as-of date (twice: the idempotent rerun) and the tests read its results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import small_config
+from typer.testing import CliRunner
+
+from ka_ml.cli import app
+from ka_ml.config import Config, PathsConfig
+from ka_ml.errors import KaMlError, NoChampionError
+from ka_ml.io import recover_staged, staged_dir
+from ka_ml.modeling import registry
+from ka_ml.scoring import history_store
+from ka_ml.scoring.run import ScoreResult, exclusive_lock, history_path, run_scoring
+
+OUTPUT_FILES = {"scores.parquet", "scores.csv", "report.html", "scores.xlsx", "run_record.json"}
+WINDOWS = (30, 60, 90)
+REASON_COLUMNS = [f"reason_{k}{s}" for k in (1, 2, 3) for s in ("", "_feature", "_shap")]
+CONTRACT_COLUMNS = [
+    "account_id", "as_of", "churn_probability", "health",
+    *[f"p_purchase_{k}d" for k in WINDOWS],
+    "expected_next_purchase_date", "next_purchase_p10_date", "next_purchase_p90_date",
+    *REASON_COLUMNS,
+    "abc_tier", "revenue_share", "dependency_index", "churn_model_version", "timing_model_version",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Weekly:
+    cfg: Config
+    root: Path
+    as_of: pd.Timestamp
+    prev: ScoreResult
+    now: ScoreResult
+    rerun: ScoreResult
+    history_after_first: pd.DataFrame
+    history_after_rerun: pd.DataFrame
+
+
+def isolated(cfg: Config, root: Path) -> Config:
+    """The trained config (same MLflow store) with its own outputs and score history."""
+    return cfg.model_copy(
+        update={"paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models)}
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(
+        p.name for p in parent.iterdir() if ".staging." in p.name or p.name.endswith(".old")
+    )
+
+
+@pytest.fixture(scope="module")
+def weekly(trained, tmp_path_factory: pytest.TempPathFactory) -> Weekly:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("score")
+    cfg = isolated(trained.cfg, root)
+    as_of = trained.history.default_as_of
+    prev = run_scoring(trained.history, cfg, as_of - pd.Timedelta(days=7), root / "runs" / "prev")
+    now = run_scoring(trained.history, cfg, as_of, root / "runs" / "now")
+    first = history_store.read(history_path(cfg))
+    rerun = run_scoring(trained.history, cfg, as_of, root / "runs" / "now")
+    again = history_store.read(history_path(cfg))
+    return Weekly(cfg, root, as_of, prev, now, rerun, first, again)
+
+
+@pytest.fixture(scope="module")
+def empty_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """A config whose MLflow store holds no model at all."""
+    return small_config(tmp_path_factory.mktemp("empty_store"))
+
+
+# -- outputs and the contract ----------------------------------------------------------
+
+
+def test_scoring_writes_every_output_file_and_nothing_else(weekly: Weekly) -> None:
+    assert {p.name for p in weekly.now.out_dir.iterdir()} == OUTPUT_FILES
+    assert leftovers(weekly.now.out_dir.parent) == []
+
+
+def test_the_scores_table_has_every_contract_column_with_its_type(weekly: Weekly) -> None:
+    s = pd.read_parquet(weekly.now.out_dir / "scores.parquet")
+    assert set(CONTRACT_COLUMNS) <= set(s.columns)
+    assert len(s) == weekly.now.record["n_accounts"] > 100
+    assert pd.api.types.is_string_dtype(s["account_id"]) and s["account_id"].is_unique
+    assert pd.api.types.is_datetime64_any_dtype(s["as_of"]) and (s["as_of"] == weekly.as_of).all()
+    p = s["churn_probability"]
+    assert pd.api.types.is_float_dtype(p) and p.between(0, 1).all()
+    assert set(s["health"]) <= {"red", "yellow", "green"}
+    assert set(s["abc_tier"].astype(str)) <= {"A", "B", "C"}
+    assert s["revenue_share"].between(0, 1).all() and 0 < s["revenue_share"].sum() <= 1 + 1e-9
+    assert (
+        pd.api.types.is_float_dtype(s["dependency_index"])
+        and (s["dependency_index"].dropna() >= 0).all()
+    )
+
+
+def test_purchase_probabilities_are_probabilities_non_decreasing_in_the_window(
+    weekly: Weekly,
+) -> None:
+    s = weekly.now.scores
+    pp = s[[f"p_purchase_{k}d" for k in WINDOWS]].to_numpy(float)
+    assert np.isfinite(pp).all() and (pp >= 0).all() and (pp <= 1).all()
+    assert (np.diff(pp, axis=1) >= -1e-12).all()
+
+
+def test_next_purchase_dates_are_ordered_and_after_the_as_of(weekly: Weekly) -> None:
+    s = weekly.now.scores
+    cols = ["next_purchase_p10_date", "expected_next_purchase_date", "next_purchase_p90_date"]
+    for c in cols:
+        assert pd.api.types.is_datetime64_any_dtype(s[c])
+        assert (s[c].dropna() >= weekly.as_of).all()
+    assert s["expected_next_purchase_date"].notna().mean() > 0.5
+    lo, mid, hi = (s[c] for c in cols)
+    assert (
+        not (lo > mid).any() and not (mid > hi).any() and not (lo > hi).any()
+    )  # NaT compares False
+
+
+def test_each_account_has_three_reasons_with_feature_and_shap(weekly: Weekly) -> None:
+    s = weekly.now.scores
+    for k in (1, 2, 3):
+        assert pd.api.types.is_string_dtype(s[f"reason_{k}"])
+        assert (s[f"reason_{k}"].str.len() > 0).all()
+        assert (s[f"reason_{k}_feature"].str.len() > 0).all()
+        shap_k = s[f"reason_{k}_shap"]
+        assert pd.api.types.is_float_dtype(shap_k) and np.isfinite(shap_k).all()
+
+
+def test_model_versions_are_the_champions(weekly: Weekly) -> None:
+    client = registry.connect(weekly.cfg)
+    churn = registry.champion_version(client, weekly.cfg.mlflow.churn_model_name)
+    timing = registry.champion_version(client, weekly.cfg.mlflow.timing_model_name)
+    assert churn is not None and timing is not None
+    s = weekly.now.scores
+    assert set(s["churn_model_version"]) == {str(churn.version)}
+    assert set(s["timing_model_version"]) == {str(timing.version)}
+
+
+def test_the_csv_holds_the_same_scores_with_plain_dates(weekly: Weekly) -> None:
+    csv = pd.read_csv(weekly.now.out_dir / "scores.csv", dtype={"account_id": str})
+    s = weekly.now.scores
+    assert list(csv.columns) == list(s.columns)
+    assert list(csv["account_id"]) == list(s["account_id"])
+    assert set(csv["as_of"]) == {str(weekly.as_of.date())}
+    np.testing.assert_allclose(csv["churn_probability"], s["churn_probability"], rtol=1e-12)
+
+
+def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -> None:
+    rec = json.loads((weekly.now.out_dir / "run_record.json").read_text())
+    s = weekly.now.scores
+    assert rec["as_of"] == str(weekly.as_of.date())
+    assert rec["n_accounts"] == len(s)
+    assert rec["lights"] == s["health"].value_counts().to_dict()
+    assert rec["models"]["churn"].endswith(f"v{s['churn_model_version'].iloc[0]}")
+    assert rec["data"]["rows"]["orders"] > 0 and rec["data"]["fingerprint"]
+    assert rec["thresholds"]["red"] == weekly.cfg.health.red_threshold
+
+
+def test_the_parquet_file_holds_exactly_the_returned_frame(weekly: Weekly) -> None:
+    got = pd.read_parquet(weekly.now.out_dir / "scores.parquet")
+    pd.testing.assert_frame_equal(
+        got, weekly.rerun.scores, check_dtype=False, check_categorical=False
+    )
+
+
+# -- week over week -------------------------------------------------------------------
+
+
+def test_last_weeks_light_and_probability_come_from_the_previous_run(weekly: Weekly) -> None:
+    prev = weekly.prev.scores.set_index("account_id")
+    now = weekly.now.scores.set_index("account_id")
+    both = now.index.intersection(prev.index)
+    assert len(both) > 0.8 * len(now)
+    assert (now.loc[both, "health_prev"] == prev.loc[both, "health"]).all()
+    np.testing.assert_allclose(
+        now.loc[both, "churn_probability_prev"],
+        prev.loc[both, "churn_probability"],
+        rtol=0,
+        atol=1e-12,
+    )
+    new = now.index.difference(prev.index)
+    assert (
+        now.loc[new, "health_prev"].isna().all()
+        and now.loc[new, "churn_probability_prev"].isna().all()
+    )
+    assert weekly.prev.scores["health_prev"].isna().all()  # nothing scored before the first week
+
+
+def test_changes_are_described_for_accounts_scored_both_weeks(weekly: Weekly) -> None:
+    now = weekly.now.scores.set_index("account_id")
+    both = now.index.intersection(pd.Index(weekly.prev.scores["account_id"]))
+    changes = now.loc[both, "changes"]
+    assert (changes.str.len() > 0).all()
+    assert changes.str.startswith("Risk").any()
+
+
+def test_the_real_run_applies_hysteresis_to_last_weeks_red_accounts(weekly: Weekly) -> None:
+    s = weekly.now.scores
+    h = weekly.cfg.health
+    held = (s["health_prev"] == "red") & (s["churn_probability"] >= h.red_threshold - h.hysteresis)
+    assert (s.loc[held, "health"] == "red").all()
+    assert (s.loc[s["churn_probability"] >= h.red_threshold, "health"] == "red").all()
+
+
+# -- idempotent, atomic, fail-safe ------------------------------------------------------
+
+
+def test_a_staged_folder_replaces_the_target_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "week"
+    with staged_dir(target) as stage:
+        (stage / "a.txt").write_text("first")
+    with pytest.raises(ValueError), staged_dir(target) as stage:
+        (stage / "a.txt").write_text("half")
+        raise ValueError("killed mid-write")
+    assert snapshot(target) == {"a.txt": b"first"}
+    with staged_dir(target) as stage:
+        (stage / "b.txt").write_text("second")
+    assert snapshot(target) == {"b.txt": b"second"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["week"]
+
+
+def test_recovery_restores_an_interrupted_swap_and_removes_a_killed_runs_staging(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "week"
+    old = tmp_path / ".week.old"  # killed between the two renames of staged_dir
+    old.mkdir()
+    (old / "scores.csv").write_text("last good")
+    stale = tmp_path / ".week.staging.x1y2"  # killed (SIGKILL) while writing
+    stale.mkdir()
+    (stale / "scores.csv").write_text("half")
+    other = tmp_path / ".other.staging.z3"  # another target's: not ours to touch
+    other.mkdir()
+    recover_staged(target)
+    assert snapshot(target) == {"scores.csv": b"last good"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.staging.z3", "week"]
+
+
+def test_a_rerun_for_the_same_date_gives_identical_scores(weekly: Weekly) -> None:
+    pd.testing.assert_frame_equal(weekly.now.scores, weekly.rerun.scores)
+    assert {p.name for p in weekly.rerun.out_dir.iterdir()} == OUTPUT_FILES
+    assert leftovers(weekly.rerun.out_dir.parent) == []
+
+
+def test_a_rerun_replaces_its_rows_in_the_score_history(weekly: Weekly) -> None:
+    def canon(df: pd.DataFrame) -> pd.DataFrame:
+        return df.sort_values(["as_of", "account_id"]).reset_index(drop=True)
+
+    after = weekly.history_after_rerun
+    pd.testing.assert_frame_equal(canon(weekly.history_after_first), canon(after))
+    assert not after.duplicated(["account_id", "as_of"]).any()
+    counts = after.groupby("as_of").size()
+    assert counts[weekly.as_of] == len(weekly.now.scores)
+    assert counts[weekly.as_of - pd.Timedelta(days=7)] == len(weekly.prev.scores)
+
+
+def test_a_run_failing_mid_write_leaves_the_previous_outputs_untouched(
+    weekly: Weekly,
+    trained,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    import ka_ml.reporting.excel
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full while writing the spreadsheet")
+
+    out = weekly.now.out_dir
+    before = snapshot(out)
+    history_before = history_store.read(history_path(weekly.cfg))
+    monkeypatch.setattr(ka_ml.reporting.excel, "write_excel", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_scoring(trained.history, weekly.cfg, weekly.as_of, out)
+    assert snapshot(out) == before
+    assert leftovers(out.parent) == []
+    pd.testing.assert_frame_equal(history_store.read(history_path(weekly.cfg)), history_before)
+
+
+def test_a_second_scorer_on_the_same_folder_is_refused(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = isolated(trained.cfg, tmp_path)
+    out = tmp_path / "runs" / "week"
+    with (
+        exclusive_lock(out.parent / f".{out.name}.lock"),
+        pytest.raises(KaMlError, match="Another ka-ml score run"),
+    ):
+        run_scoring(trained.history, cfg, trained.history.default_as_of, out)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("how", ["read-only folder", "path under a file"])
+def test_an_unwritable_output_folder_fails_before_any_work(
+    how: str,
+    trained,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    import ka_ml.scoring.run
+
+    def no_work(cfg: Config) -> None:
+        raise AssertionError("models were loaded for an unwritable output folder")
+
+    monkeypatch.setattr(ka_ml.scoring.run, "load_models", no_work)
+    if how == "read-only folder":
+        if os.geteuid() == 0:
+            pytest.skip("root ignores folder permissions")
+        parent = tmp_path / "locked"
+        parent.mkdir()
+        parent.chmod(0o500)
+        out = parent / "week"
+    else:
+        blocker = tmp_path / "a_file"
+        blocker.write_text("not a folder")
+        out = blocker / "week"
+    try:
+        with pytest.raises(KaMlError, match="not writable") as err:
+            run_scoring(
+                trained.history, isolated(trained.cfg, tmp_path), trained.history.default_as_of, out
+            )
+        assert "--out" in err.value.remedy
+    finally:
+        if how == "read-only folder":
+            out.parent.chmod(0o700)
+
+
+def test_without_a_champion_scoring_says_so_and_writes_nothing(
+    trained,
+    empty_cfg: Config,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    out = tmp_path / "runs" / "week"
+    with pytest.raises(NoChampionError) as err:
+        run_scoring(trained.history, empty_cfg, trained.history.default_as_of, out)
+    assert "champion" in err.value.message
+    assert "make train" in err.value.remedy
+    assert not out.exists()
+    assert not history_path(empty_cfg).exists()
+
+
+# -- the command line -----------------------------------------------------------------
+
+
+def write_config(cfg: Config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+def test_the_cli_scores_and_prints_the_lights_summary(
+    weekly: Weekly, demo_dir: Path, tmp_path: Path
+) -> None:
+    """Same data, models, date and score history as the weekly run: the same lights."""
+    config = write_config(weekly.cfg, tmp_path / "ka_ml.yaml")
+    out = tmp_path / "cli_out"
+    res = CliRunner().invoke(
+        app, ["score", "--config", str(config), "--data", str(demo_dir), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    m = re.search(
+        r"scored (\d+) accounts as of (\S+): (\d+) red,\s+(\d+) yellow,\s+(\d+) green", res.output
+    )
+    assert m, res.output
+    lights = weekly.now.scores["health"].value_counts()
+    assert int(m[1]) == len(weekly.now.scores) and m[2] == str(weekly.as_of.date())
+    assert (int(m[3]), int(m[4]), int(m[5])) == (
+        lights.get("red", 0),
+        lights.get("yellow", 0),
+        lights.get("green", 0),
+    )
+    assert {p.name for p in out.iterdir()} == OUTPUT_FILES
+
+
+def test_the_cli_exits_2_and_names_the_champion_when_there_is_none(
+    empty_cfg: Config, demo_dir: Path, tmp_path: Path
+) -> None:
+    config = write_config(empty_cfg, tmp_path / "ka_ml.yaml")
+    out = tmp_path / "cli_out"
+    res = CliRunner().invoke(
+        app, ["score", "--config", str(config), "--data", str(demo_dir), "--out", str(out)]
+    )
+    assert res.exit_code == 2, res.output
+    assert "champion" in res.output and "make train" in res.output
+    assert not out.exists()

@@ -1,0 +1,230 @@
+"""The discrete-time hazard model of the next order: censoring, expansion, curves, quantiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from ka_ml.errors import ModelError
+from ka_ml.modeling.timing import (
+    TimingModel,
+    expand_person_period,
+    interval_edges,
+    quantiles_from_cdf,
+    within_from_cdf,
+)
+
+WINDOWS = [30, 60, 90]
+EDGES = interval_edges(WINDOWS)  # 0, 7, 14, 21, 30, 45, 60, ...
+FAST = {"num_leaves": 7, "min_child_samples": 100, "learning_rate": 0.1}
+RATE = 1 / 40  # orders per day: a constant hazard, so P(within k) = 1 - exp(-k * RATE)
+
+
+def exponential_world(
+    n: int, rate: np.ndarray | float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Event times ~ Exp(rate) independently censored by Uniform(0, 120) days."""
+    rng = np.random.default_rng(seed)
+    t = rng.exponential(1 / np.asarray(rate, dtype=float), n)
+    c = rng.uniform(0, 120, n)
+    return np.minimum(t, c), t < c, rng.normal(size=n)
+
+
+# -- person-period expansion ------------------------------------------------------------
+def test_person_period_rows_labels_and_weights_on_a_hand_example() -> None:
+    X = pd.DataFrame({"x": [1.0, 2.0, 3.0], "recency_days": [5.0, 6.0, 7.0]}, index=[10, 11, 12])
+    X["gap_median_days"] = [10.0, np.nan, 0.0]
+    duration = np.array([10.0, 10.0, 0.0])
+    event = np.array([True, False, True])
+    pp, y, w = expand_person_period(X, duration, event, np.array([0.0, 7.0, 14.0, 21.0]))
+
+    expected = pd.DataFrame(
+        {
+            "x": [1.0, 1.0, 2.0, 2.0, 3.0],
+            "recency_days": [5.0, 5.0, 6.0, 6.0, 7.0],
+            "gap_median_days": [10.0, 10.0, np.nan, np.nan, 0.0],
+            "t_start": [0.0, 7.0, 0.0, 7.0, 0.0],
+            "t_width": [7.0, 7.0, 7.0, 7.0, 7.0],
+            "recency_at_t": [5.0, 12.0, 6.0, 13.0, 7.0],
+            # recency relative to the typical gap; undefined without a positive gap
+            "overdue_at_t": [0.5, 1.2, np.nan, np.nan, np.nan],
+        }
+    )
+    pd.testing.assert_frame_equal(pp, expected)
+    # event at day 10: not yet in [0,7), ordered in [7,14)
+    # censored at day 10: survived [0,7), watched 3 of the 7 days of [7,14), no order seen
+    # event at day 0: ordered in the very first interval
+    np.testing.assert_array_equal(y, [0.0, 1.0, 0.0, 0.0, 1.0])
+    np.testing.assert_allclose(w, [1.0, 1.0, 1.0, 3 / 7, 1.0])
+
+
+def test_censoring_on_an_edge_or_at_day_zero_adds_no_zero_weight_rows() -> None:
+    X = pd.DataFrame({"x": [1.0, 2.0]})
+    pp, y, w = expand_person_period(
+        X, np.array([7.0, 0.0]), np.array([False, False]), np.array([0.0, 7.0, 14.0])
+    )
+    assert list(pp["x"]) == [1.0] and list(pp["t_start"]) == [0.0]
+    assert list(y) == [0.0] and list(w) == [1.0]
+
+
+def test_an_order_beyond_the_last_edge_counts_as_surviving_every_interval() -> None:
+    X = pd.DataFrame({"x": [1.0]})
+    pp, y, w = expand_person_period(
+        X, np.array([400.0]), np.array([True]), np.array([0.0, 7.0, 14.0])
+    )
+    assert list(pp["t_start"]) == [0.0, 7.0]
+    assert list(y) == [0.0, 0.0] and list(w) == [1.0, 1.0]
+
+
+# -- censoring handled correctly: a constructed case with a known answer -----------------
+def test_constant_hazard_with_censoring_recovers_the_exponential_answer() -> None:
+    """Why censoring matters: every shortcut misses 1 - exp(-30 rate), the model does not.
+
+    Dropping censored rows keeps only the orders that came before the censoring time (too
+    early on average); treating the censoring time as an order invents orders; treating a
+    censored account as "no order within 30 days" ignores that it was not watched that long.
+    """
+    duration, event, noise = exponential_world(4000, RATE, seed=0)
+    X = pd.DataFrame({"noise": noise})
+    model = TimingModel(FAST, EDGES, seed=0).fit(X, duration, event, num_boost_round=100)
+    within = model.predict_within(X, WINDOWS).mean()
+
+    for k in WINDOWS:
+        assert within[f"p_purchase_{k}d"] == pytest.approx(1 - np.exp(-k * RATE), abs=0.03)
+
+    truth = 1 - np.exp(-30 * RATE)  # 0.528
+    drop_censored = np.mean(duration[event] < 30)
+    censoring_as_order = np.mean(duration < 30)
+    censored_as_never = np.mean(event & (duration < 30))
+    assert drop_censored - truth > 0.1
+    assert censoring_as_order - truth > 0.08
+    assert truth - censored_as_never > 0.05
+
+
+def test_a_covariate_that_doubles_the_hazard_raises_p_within_k() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 2, 4000)
+    duration, event, _ = exponential_world(4000, RATE * 2.0**x, seed=1)
+    X = pd.DataFrame({"x": x.astype(float)})
+    model = TimingModel(FAST, EDGES, seed=0).fit(X, duration, event, num_boost_round=100)
+    within = model.predict_within(X, WINDOWS)
+    doubled, base = within[x == 1], within[x == 0]
+    assert (doubled.min() > base.max()).all()
+    for k in WINDOWS:
+        col = f"p_purchase_{k}d"
+        assert doubled[col].mean() == pytest.approx(1 - np.exp(-2 * k * RATE), abs=0.03)
+        assert base[col].mean() == pytest.approx(1 - np.exp(-k * RATE), abs=0.03)
+
+
+def test_fit_refuses_data_without_a_single_observed_order() -> None:
+    X = pd.DataFrame({"x": [1.0, 2.0]})
+    with pytest.raises(ModelError, match="No next order is observed"):
+        TimingModel(FAST, EDGES).fit(X, np.array([10.0, 20.0]), np.array([False, False]))
+
+
+def test_an_unfitted_model_says_to_fit_first() -> None:
+    with pytest.raises(ModelError, match="call fit"):
+        TimingModel(FAST, EDGES).cdf(pd.DataFrame({"x": [1.0]}))
+
+
+# -- curves and quantiles of a fitted model ---------------------------------------------
+@pytest.fixture(scope="module")
+def fitted() -> TimingModel:
+    """A small model using the time-varying covariates (recency, typical gap) too."""
+    rng = np.random.default_rng(2)
+    n = 1500
+    gap = rng.uniform(10, 90, n)
+    recency = rng.uniform(0, 120, n)
+    duration, event, noise = exponential_world(n, 1 / gap, seed=2)
+    X = pd.DataFrame({"noise": noise, "recency_days": recency, "gap_median_days": gap})
+    X["segment"] = pd.Series(rng.choice(["a", "b"], n), dtype="str")
+    return TimingModel(FAST, EDGES, seed=0).fit(X, duration, event, num_boost_round=40)
+
+
+row_values = st.one_of(st.none(), st.floats(-1e4, 1e4, allow_nan=False))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(row_values, row_values, row_values, st.sampled_from(["a", "b", "new"])),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_p_within_k_is_non_decreasing_in_k_for_every_row_of_a_fitted_model(
+    fitted: TimingModel, rows: list[tuple]
+) -> None:
+    X = pd.DataFrame(rows, columns=["noise", "recency_days", "gap_median_days", "segment"])
+    X[["noise", "recency_days", "gap_median_days"]] = X[
+        ["noise", "recency_days", "gap_median_days"]
+    ].astype(float)
+    within = fitted.predict_within(X, WINDOWS).to_numpy()
+    assert np.all((within >= 0) & (within <= 1))
+    assert np.all(np.diff(within, axis=1) >= 0)
+    q = fitted.predict_quantiles(X).to_numpy()
+    finite = np.isfinite(q)
+    # an open quantile stays open for every higher q; finite ones are ordered
+    assert np.all(finite[:, 1:] <= finite[:, :-1])
+    both = finite[:, 1:] & finite[:, :-1]
+    assert np.all(np.diff(q, axis=1)[both] >= 0)
+
+
+def test_scores_do_not_depend_on_the_index_even_when_it_repeats(fitted: TimingModel) -> None:
+    X = pd.DataFrame(
+        {"noise": [0.1, -0.3, 2.0], "recency_days": [5.0, 50.0, 100.0]}
+        | {"gap_median_days": [30.0, 30.0, 20.0], "segment": ["a", "b", "a"]}
+    )
+    plain = fitted.cdf(X)
+    X.index = [7, 7, 3]
+    np.testing.assert_array_equal(fitted.cdf(X), plain)
+    assert list(fitted.predict_within(X, WINDOWS).index) == [7, 7, 3]
+
+
+hazards = arrays(
+    float, st.tuples(st.integers(1, 8), st.just(len(EDGES) - 1)), elements=st.floats(0, 1)
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=hazards)
+def test_within_from_cdf_reads_the_curve_at_each_window_edge(h: np.ndarray) -> None:
+    F = 1 - np.cumprod(1 - h, axis=1)
+    within = within_from_cdf(F, EDGES, WINDOWS).to_numpy()
+    assert np.all(np.diff(within, axis=1) >= 0)
+    for i, k in enumerate(WINDOWS):
+        np.testing.assert_array_equal(within[:, i], F[:, list(EDGES).index(k) - 1])
+
+
+def test_within_from_cdf_rejects_a_window_that_is_not_an_edge() -> None:
+    with pytest.raises(ModelError, match="Window 31 is not an interval edge"):
+        within_from_cdf(np.zeros((1, len(EDGES) - 1)), EDGES, [31])
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=hazards)
+def test_quantiles_are_ordered_q10_q50_q90(h: np.ndarray) -> None:
+    F = 1 - np.cumprod(1 - h, axis=1)
+    q = quantiles_from_cdf(F, EDGES, (0.1, 0.5, 0.9))
+    for lo, hi in (("q10", "q50"), ("q50", "q90")):
+        both = q[lo].notna() & q[hi].notna()
+        assert (q.loc[both, lo] <= q.loc[both, hi]).all()
+        assert not (q[lo].isna() & q[hi].notna()).any()
+    reached = F[:, -1] >= 0.9
+    assert (q["q90"].notna().to_numpy() == reached).all()
+
+
+def test_quantiles_interpolate_linearly_inside_intervals_by_hand() -> None:
+    edges = np.array([0.0, 7.0, 14.0, 21.0, 30.0])
+    F = np.array([[0.1, 0.3, 0.5, 0.8], [0.0, 0.0, 0.0, 0.05]])
+    q = quantiles_from_cdf(F, edges, (0.05, 0.1, 0.4, 0.65, 0.9), index=pd.Index(["a", "b"]))
+    # row a: 0.05 halfway to F(7)=0.1 -> 3.5; 0.4 halfway 0.3..0.5 over [14, 21) -> 17.5;
+    # 0.65 halfway 0.5..0.8 over [21, 30) -> 25.5; 0.9 never reached -> open (NaN)
+    np.testing.assert_array_equal(q.iloc[0].to_numpy(), [3.5, 7.0, 17.5, 25.5, np.nan])
+    # row b: only 0.05 is reached, exactly at the last edge
+    assert q.loc["b", "q05"] == 30.0
+    assert q.loc["b", ["q10", "q40", "q65", "q90"]].isna().all()

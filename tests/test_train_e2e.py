@@ -1,0 +1,126 @@
+"""The session's training run, end to end: evaluation tables and what MLflow recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ka_ml.modeling import metrics as M
+from ka_ml.train import TrainReport
+
+PREDICTORS = {"ka_ml churn model", "recency only", "RFM logistic regression", "BG/NBD"}
+
+
+@pytest.fixture(scope="module")
+def report(trained: Any) -> TrainReport:
+    assert isinstance(trained.report, TrainReport)
+    return trained.report
+
+
+@pytest.fixture(scope="module")
+def client(report: TrainReport) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=report.tracking_uri, registry_uri=report.tracking_uri)
+
+
+def test_churn_comparison_has_the_model_and_three_baselines_on_the_same_rows(
+    report: TrainReport,
+) -> None:
+    cmp = report.evaluation.comparison
+    assert set(cmp["predictor"]) == PREDICTORS and len(cmp) == 4
+    n_test = len(report.evaluation.test_predictions)
+    assert n_test > 50
+    assert cmp["n"].nunique() == 1, cmp[["predictor", "n"]]
+    # only rows some baseline cannot score (BG/NBD: no purchase history) are left out
+    assert 0.95 * n_test <= float(cmp["n"].iloc[0]) <= n_test
+    assert cmp["roc_auc"].between(0, 1).all()
+
+
+def test_churn_probabilities_are_probabilities(report: TrainReport) -> None:
+    p = report.evaluation.test_predictions["churn_probability"].to_numpy(float)
+    assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+    assert np.ptp(p) > 0.1, "the model separates accounts"
+
+
+def test_timing_probabilities_never_decrease_with_the_window(
+    report: TrainReport, trained: Any
+) -> None:
+    windows = trained.cfg.labels.purchase_windows
+    preds = report.evaluation.test_predictions
+    within = preds[[f"p_purchase_{k}d" for k in windows]].to_numpy(float)
+    assert np.isfinite(within).all() and ((within >= 0) & (within <= 1)).all()
+    assert (np.diff(within, axis=1) >= 0).all()
+
+
+def test_timing_interval_coverage_is_a_share(report: TrainReport) -> None:
+    timing = report.evaluation.timing
+    assert 0.0 <= timing["p10_p90_coverage"] <= 1.0
+    assert timing["coverage_n"] > 0
+    cmp = report.evaluation.timing_comparison
+    assert list(cmp["predictor"]) == ["ka_ml timing model", "BG/NBD"]
+
+
+def test_the_run_is_tagged_with_data_definition_and_config(
+    report: TrainReport, client: Any, trained: Any
+) -> None:
+    run = client.get_run(report.run_id)
+    tags = run.data.tags
+    assert tags["data_fingerprint"] == trained.history.before(report.as_of).fingerprint()
+    assert tags["churn_definition"] == report.churn_definition
+    assert tags["config_hash"] == trained.cfg.hash()
+    assert "test_churn_roc_auc" in run.data.metrics
+    assert run.data.metrics["test_timing_p10_p90_coverage"] == pytest.approx(
+        report.evaluation.timing["p10_p90_coverage"]
+    )
+
+
+def test_the_run_holds_plots_evaluation_tables_and_tuning_trials(
+    report: TrainReport, client: Any
+) -> None:
+    def names(folder: str) -> set[str]:
+        return {a.path.split("/")[-1] for a in client.list_artifacts(report.run_id, folder)}
+
+    assert {"reliability.png", "lift.png", "shap_summary.png", "feature_importance.png"} <= names(
+        "plots"
+    )
+    assert {
+        "comparison_churn.csv",
+        "comparison_timing.csv",
+        "slice_metrics.csv",
+        "test_predictions.csv",
+        "feature_importance.csv",
+        "tuning_churn_trials.csv",
+        "tuning_timing_trials.csv",
+    } <= names("evaluation")
+    assert {"churn.json", "timing.json"} <= names("promotion")
+
+
+def test_every_tuning_trial_is_a_nested_run_of_the_training_run(
+    report: TrainReport, client: Any, trained: Any
+) -> None:
+    run = client.get_run(report.run_id)
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{report.run_id}'"
+    )
+    names = {c.info.run_name for c in children}
+    n_churn = trained.cfg.tuning.n_trials
+    assert {f"churn-trial-{i}" for i in range(n_churn)} <= names
+    assert "timing-trial-0" in names
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert finished and all("cv_score" in c.data.metrics for c in finished)
+
+
+def test_comparison_measures_every_predictor_on_the_rows_all_of_them_can_score() -> None:
+    from ka_ml.modeling.evaluate import compare
+
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=200) < 0.3).astype(float)
+    model_p = np.clip(0.3 + 0.4 * (y - 0.3) + rng.normal(0, 0.1, 200), 0.01, 0.99)
+    partial = rng.uniform(size=200)
+    partial[:20] = np.nan  # e.g. BG/NBD for accounts without purchase history
+    cmp = compare(y, model_p, {"full": rng.uniform(size=200), "partial": partial}, None, seed=0)
+    assert list(cmp["n"]) == [180.0, 180.0, 180.0]
+    assert cmp.loc[0, "roc_auc"] == pytest.approx(M.roc_auc(y[20:], model_p[20:]))

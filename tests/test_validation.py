@@ -1,0 +1,422 @@
+"""Validation: every error and warning names table, column, example rows and the remedy."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data.loader import load_history
+from ka_ml.data.validate import validate_tables
+from ka_ml.errors import DataIssue, DataValidationError
+
+ORDERS = "account_id,order_date,amount\nA1,2024-01-05,10\nA2,2024-01-06,20\nA1,2024-02-05,5\n"
+ACCOUNTS = "account_id,name\nA1,Acme\nA2,Borealis\n"
+
+
+def _folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def _errors(
+    tmp_path: Path,
+    files: dict[str, str],
+    cfg: DataConfig | None = None,
+    as_of: pd.Timestamp | None = None,
+) -> list[DataIssue]:
+    with pytest.raises(DataValidationError) as err:
+        load_history(_folder(tmp_path, files), cfg or DataConfig(), as_of)
+    assert all(i.level == "error" for i in err.value.issues)
+    return err.value.issues
+
+
+def _only(issues: list[DataIssue]) -> DataIssue:
+    assert len(issues) == 1, [i.render() for i in issues]
+    return issues[0]
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_missing_orders_lists_the_files_found_and_the_table_remap(tmp_path: Path) -> None:
+    issue = _only(_errors(tmp_path, {"accounts.csv": ACCOUNTS, "sales_2024.csv": ORDERS}))
+    assert issue.table == "orders" and issue.column is None
+    assert "required table is missing" in issue.problem
+    assert "orders.csv" in issue.problem and "orders.parquet" in issue.problem
+    assert "'sales_2024.csv'" in issue.problem and "'accounts.csv'" in issue.problem
+    assert "data.tables: {orders: sales}" in issue.remedy
+
+
+def test_missing_orders_in_a_database_lists_its_tables(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "crm.sqlite")
+    con.execute("CREATE TABLE sales (account_id TEXT, order_date TEXT, amount REAL)")
+    con.commit()
+    con.close()
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path / "crm.sqlite", DataConfig())
+    issue = _only(err.value.issues)
+    assert "database table 'orders'" in issue.problem and "found 'sales'" in issue.problem
+    assert "data.tables" in issue.remedy
+
+
+def test_missing_required_column_lists_columns_found_and_the_column_remap(
+    tmp_path: Path,
+) -> None:
+    text = "account_id,order_date,Betrag\nA1,2024-01-05,10\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert (issue.table, issue.column) == ("orders", "amount")
+    assert "required column is missing" in issue.problem
+    assert "'account_id', 'order_date', 'Betrag'" in issue.problem
+    assert "data.columns: {orders: {amount: <source column name>}}" in issue.remedy
+
+
+def test_a_column_remap_pointing_to_no_column_names_the_setting(tmp_path: Path) -> None:
+    cfg = DataConfig(columns={"orders": {"amount": "Umsatz"}})
+    text = "account_id,order_date,Betrag\nA1,2024-01-05,10\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}, cfg))
+    assert (issue.table, issue.column) == ("orders", "amount")
+    assert "data.columns.orders.amount points to 'Umsatz'" in issue.problem
+    assert "exact name of the source column" in issue.remedy
+
+
+def test_unparseable_dates_are_errors_quoting_file_lines(tmp_path: Path) -> None:
+    text = "account_id,order_date,amount\nA1,2024-01-05,1\nA1,2024-13-45,2\nA2,soon,3\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert (issue.table, issue.column) == ("orders", "order_date")
+    assert issue.n_rows == 2
+    assert issue.examples == (
+        "row 3: account_id='A1', order_date='2024-13-45'",
+        "row 4: account_id='A2', order_date='soon'",
+    )
+    assert "YYYY-MM-DD" in issue.remedy and "data.read.date_format" in issue.remedy
+
+
+def test_bare_numbers_are_not_taken_for_dates(tmp_path: Path) -> None:
+    text = "account_id,order_date,amount\nA1,2024-01-05,1\nA1,12,2\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert issue.examples == ("row 3: account_id='A1', order_date='12'",)
+
+
+def test_non_numeric_amounts_are_errors_that_point_to_decimal_comma(tmp_path: Path) -> None:
+    text = (
+        'account_id,order_date,amount\nA1,2024-01-05,10\nA1,2024-01-06,"12,50"\nA2,2024-01-07,n/v\n'
+    )
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert (issue.table, issue.column, issue.n_rows) == ("orders", "amount", 2)
+    assert issue.examples[0] == "row 3: account_id='A1', amount='12,50'"
+    assert "not numbers" in issue.problem
+    assert "data.read.decimal: ','" in issue.remedy
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "column"),
+    [
+        ("usage.csv", "account_id,date,count\nA1,2024-01-01,many\n", "count"),
+        ("surveys.csv", "account_id,date,score\nA1,2024-01-01,great\n", "score"),
+        (
+            "contracts.csv",
+            "account_id,start_date,end_date,value\nA1,2024-01-01,2024-12-31,lots\n",
+            "value",
+        ),
+    ],
+)
+def test_non_numeric_counts_scores_and_values_are_errors(
+    tmp_path: Path, name: str, text: str, column: str
+) -> None:
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, name: text}))
+    assert (issue.table, issue.column) == (name.removesuffix(".csv"), column)
+    assert "row 2: account_id='A1'" in issue.examples[0]
+    assert "correct or remove these rows" in issue.remedy
+
+
+def test_an_empty_orders_table_is_an_error(tmp_path: Path) -> None:
+    issue = _only(_errors(tmp_path, {"orders.csv": "account_id,order_date,amount\n"}))
+    assert issue.table == "orders" and "empty" in issue.problem
+    assert "orders is required" in issue.remedy
+
+
+@pytest.mark.parametrize("content", ["account_id,date,count\n", ""])
+def test_an_empty_optional_table_is_an_error_that_says_remove_the_file(
+    tmp_path: Path, content: str
+) -> None:
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "usage.csv": content}))
+    assert issue.table == "usage" and "the table is empty" in issue.problem
+    assert "remove the file to run without it" in issue.remedy
+
+
+def test_duplicate_account_ids_are_an_error(tmp_path: Path) -> None:
+    accounts = "account_id,name\nA1,Acme\nA2,Borealis\nA1,Acme Holding\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "accounts.csv": accounts}))
+    assert (issue.table, issue.column, issue.n_rows) == ("accounts", "account_id", 2)
+    assert issue.examples == (
+        "row 2: account_id='A1', name='Acme'",
+        "row 4: account_id='A1', name='Acme Holding'",
+    )
+    assert "(1 ids)" in issue.problem
+    assert "one row per account" in issue.remedy
+
+
+def test_blank_account_ids_are_an_error(tmp_path: Path) -> None:
+    text = "account_id,order_date,amount\nA1,2024-01-05,1\n  ,2024-01-06,2\nNULL,2024-01-07,3\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert (issue.table, issue.column, issue.n_rows) == ("orders", "account_id", 2)
+    assert issue.examples[0] == "row 3: account_id='  ', order_date='2024-01-06'"
+    assert "fill in account_id" in issue.remedy
+
+
+def test_blank_required_dates_are_an_error(tmp_path: Path) -> None:
+    text = "account_id,order_date,amount\nA1,2024-01-05,1\nA2,,2\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert (issue.table, issue.column) == ("orders", "order_date")
+    assert issue.problem == "rows without a order_date"
+    assert issue.examples == ("row 3: account_id='A2', order_date=''",)
+
+
+def test_contracts_that_end_before_they_start_are_an_error(tmp_path: Path) -> None:
+    contracts = (
+        "account_id,start_date,end_date\nA1,2024-01-01,2024-12-31\nA2,2024-06-30,2024-01-01\n"
+    )
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "contracts.csv": contracts}))
+    assert (issue.table, issue.column) == ("contracts", "end_date")
+    assert issue.examples == (
+        "row 3: account_id='A2', start_date='2024-06-30', end_date='2024-01-01'",
+    )
+    assert "swapped" in issue.remedy
+
+
+def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> None:
+    tickets = (
+        "account_id,opened_at,is_complaint\nA1,2024-01-01,Yes\nA1,2024-01-02,n\n"
+        "A2,2024-01-03,\nA2,2024-01-04,TRUE\n"
+    )
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "tickets.csv": tickets}), DataConfig()
+    )
+    assert history.tickets is not None
+    flags = history.tickets["is_complaint"]
+    assert flags.isna().tolist() == [False, False, True, False]
+    assert flags.fillna(False).tolist() == [True, False, False, True]
+    bad = tickets + "A2,2024-01-05,perhaps\n"
+    issue = _only(_errors(tmp_path, {"tickets.csv": bad}))
+    assert (issue.table, issue.column) == ("tickets", "is_complaint")
+    assert issue.examples == ("row 6: account_id='A2', is_complaint='perhaps'",)
+    assert "yes/no" in issue.remedy
+
+
+def test_two_files_for_one_table_is_an_error_asking_to_keep_one(tmp_path: Path) -> None:
+    _folder(tmp_path, {"orders.csv": ORDERS})
+    pd.read_csv(tmp_path / "orders.csv").to_parquet(tmp_path / "orders.parquet")
+    issue = _only(_errors(tmp_path, {}))
+    assert issue.table == "orders"
+    assert "'orders.csv' and 'orders.parquet'" in issue.problem
+    assert "keep one of them" in issue.remedy
+
+
+def test_undecodable_text_asks_to_set_the_encoding(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_bytes(
+        "account_id,order_date,amount\nMüller,2024-01-05,1\n".encode("latin-1")
+    )
+    issue = _only(_errors(tmp_path, {}))
+    assert issue.table == "orders" and "is not valid utf-8 text" in issue.problem
+    assert "data.read.encoding: latin-1" in issue.remedy
+
+
+def test_an_unknown_encoding_name_is_reported(tmp_path: Path) -> None:
+    cfg = DataConfig(read=ReadOptions(encoding="klingon"))
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS}, cfg))
+    assert "'klingon' is not a known text encoding" in issue.problem
+
+
+def test_a_malformed_file_points_to_delimiter_and_quotes(tmp_path: Path) -> None:
+    text = 'account_id,order_date,amount\nA1,2024-01-05,"1\n'
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert "not a well-formed delimited file" in issue.problem
+    assert "data.read.delimiter" in issue.remedy
+
+
+def test_two_columns_landing_on_one_name_is_an_error(tmp_path: Path) -> None:
+    text = "Kunde,account_id,order_date,amount\nK1,X9,2024-01-05,1\n"
+    cfg = DataConfig(columns={"orders": {"account_id": "Kunde"}})
+    issue = _only(_errors(tmp_path, {"orders.csv": text}, cfg))
+    assert (issue.table, issue.column) == ("orders", "account_id")
+    assert "'Kunde' and 'account_id' both become 'account_id'" in issue.problem
+    assert "data.columns: {orders: {account_id_2: account_id}}" in issue.remedy
+
+
+def test_every_error_is_collected_before_raising(tmp_path: Path) -> None:
+    orders = "account_id,order_date,amount\nA1,2024-02-30,1\nA2,2024-01-06,x\n"
+    accounts = "account_id,name\nA1,Acme\nA1,Acme again\nA2,Borealis\n"
+    contracts = "account_id,start_date,end_date\nA1,2024-05-01,2024-04-01\n"
+    issues = _errors(
+        tmp_path, {"orders.csv": orders, "accounts.csv": accounts, "contracts.csv": contracts}
+    )
+    assert [(i.table, i.column) for i in issues] == [
+        ("orders", "order_date"),
+        ("orders", "amount"),
+        ("accounts", "account_id"),
+        ("contracts", "end_date"),
+    ]
+
+
+def test_the_error_message_names_table_column_example_and_remedy(tmp_path: Path) -> None:
+    text = "account_id,order_date,amount\nA1,2024-13-45,1\n"
+    with pytest.raises(DataValidationError) as err:
+        load_history(_folder(tmp_path, {"orders.csv": text}), DataConfig())
+    message = str(err.value)
+    assert message.startswith("The input data has 1 error: table 'orders', column 'order_date'")
+    assert "Examples: row 2: account_id='A1', order_date='2024-13-45'." in message
+    assert "Fix: write dates as YYYY-MM-DD" in message
+
+
+def test_parquet_examples_number_rows_from_one(tmp_path: Path) -> None:
+    pd.DataFrame(
+        {"account_id": ["A1", "A2"], "order_date": ["2024-01-05", "later"], "amount": [1.0, 2.0]}
+    ).to_parquet(tmp_path / "orders.parquet")
+    issue = _only(_errors(tmp_path, {}))
+    assert issue.examples == ("row 2: account_id='A2', order_date='later'",)
+
+
+def test_no_orders_left_after_dropping_is_an_error(tmp_path: Path) -> None:
+    issues = _errors(tmp_path, {"orders.csv": ORDERS}, as_of=pd.Timestamp("2023-01-01"))
+    assert [i.problem for i in issues] == [
+        "no orders remain after dropping the rows reported in the warnings"
+    ]
+
+
+# -- warnings: rows dropped safely -----------------------------------------------------------
+
+
+def test_rows_of_unknown_accounts_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    orders = ORDERS + "Z9,2024-01-09,7\nZ9,2024-01-10,8\nY1,2024-01-11,9\n"
+    usage = "account_id,date,count\nA1,2024-01-01,3\nZ9,2024-01-01,4\n"
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS, "usage.csv": usage}),
+        DataConfig(),
+    )
+    assert set(history.orders["account_id"]) == {"A1", "A2"}
+    assert history.usage is not None and history.usage["account_id"].tolist() == ["A1"]
+    orders_warning, usage_warning = history.warnings
+    assert orders_warning.startswith("table 'orders', column 'account_id': rows of accounts")
+    assert "(2 accounts) (3 rows)" in orders_warning
+    assert "row 5: account_id='Z9', order_date='2024-01-09'" in orders_warning
+    assert "add these accounts to the accounts table" in orders_warning
+    assert "table 'usage'" in usage_warning and "(1 rows)" in usage_warning
+
+
+def test_accounts_derived_from_the_data_make_no_row_unknown(tmp_path: Path) -> None:
+    usage = "account_id,date,count\nA1,2024-01-01,3\nZ9,2024-01-01,4\n"
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "usage.csv": usage}), DataConfig()
+    )
+    assert history.warnings == ()
+    assert history.accounts["account_id"].tolist() == ["A1", "A2", "Z9"]
+    assert pd.isna(history.accounts["created_at"].iloc[2])  # Z9 never ordered
+
+
+def test_rows_on_or_after_the_as_of_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    usage = "account_id,date,count\nA1,2024-01-31,3\nA1,2024-02-01,4\n"
+    contracts = (
+        "account_id,start_date,end_date\nA1,2024-01-01,2024-12-31\nA2,2024-03-01,2025-02-28\n"
+    )
+    files = {"orders.csv": ORDERS, "usage.csv": usage, "contracts.csv": contracts}
+    history = load_history(_folder(tmp_path, files), DataConfig(), pd.Timestamp("2024-02-01"))
+    assert history.orders["order_date"].max() == pd.Timestamp("2024-01-06")
+    assert history.usage is not None and len(history.usage) == 1
+    # a running contract keeps its end date after the as-of
+    assert history.contracts is not None
+    assert history.contracts["end_date"].tolist() == [pd.Timestamp("2024-12-31")]
+    assert len(history.warnings) == 3
+    orders_warning = history.warnings[0]
+    assert orders_warning.startswith("table 'orders', column 'order_date': rows dated on or after")
+    assert "2024-02-01 were dropped (1 rows)" in orders_warning
+    assert "row 4: account_id='A1', order_date='2024-02-05'" in orders_warning
+    assert "data.future_rows: error" in orders_warning
+
+
+def test_future_rows_are_an_error_when_configured(tmp_path: Path) -> None:
+    cfg = DataConfig(future_rows="error")
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS}, cfg, pd.Timestamp("2024-02-01")))
+    assert (issue.table, issue.column, issue.n_rows) == ("orders", "order_date", 1)
+    assert "pass a later --as-of" in issue.remedy and "data.future_rows: drop" in issue.remedy
+
+
+def test_without_an_as_of_no_row_is_in_the_future(tmp_path: Path) -> None:
+    orders = ORDERS + "A1,2099-01-01,1\n"
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": orders}), DataConfig(future_rows="error")
+    )
+    assert len(history.orders) == 4 and history.warnings == ()
+
+
+def test_exact_duplicate_rows_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    orders = ORDERS + "A1,2024-01-05,10.0\nA1,2024-01-05,11\n"  # 10.0 repeats 10
+    history = load_history(_folder(tmp_path, {"orders.csv": orders}), DataConfig())
+    assert len(history.orders) == 4
+    warning = history.warnings[0]
+    assert (
+        "table 'orders': rows that exactly repeat an earlier row were dropped (1 rows)" in warning
+    )
+    assert "row 5: account_id='A1', order_date='2024-01-05'" in warning
+    assert "own order_id" in warning
+
+
+def test_unknown_table_like_files_are_ignored_silently(tmp_path: Path) -> None:
+    files = {"orders.csv": ORDERS, "invoices.csv": "garbage\n\x00", "notes.md": "# hi\n"}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.warnings == () and len(history.orders) == 3
+
+
+def test_ambiguous_day_month_dates_warn_when_dayfirst_is_not_set(tmp_path: Path) -> None:
+    text = "account_id,order_date,amount\nA1,03.01.2024,1\nA1,04.02.2024,2\nA1,05.05.2024,3\n"
+    history = load_history(_folder(tmp_path, {"orders.csv": text}), DataConfig())
+    assert history.orders["order_date"].dt.month.tolist() == [3, 4, 5]  # month-first
+    warning = _only_warning(history.warnings)
+    assert "column 'order_date': dates that read differently day-first" in warning
+    assert "(2 rows)" in warning  # 05.05.2024 reads the same either way
+    assert "row 2: account_id='A1', order_date='03.01.2024'" in warning
+    assert "data.read.dayfirst: true" in warning
+
+
+def test_day_first_is_used_when_the_data_prove_it(tmp_path: Path) -> None:
+    text = "account_id,order_date,amount\nA1,03.01.2024,1\nA1,20.01.2024,2\n"
+    history = load_history(_folder(tmp_path, {"orders.csv": text}), DataConfig())
+    assert history.orders["order_date"].tolist() == [
+        pd.Timestamp("2024-01-03"),
+        pd.Timestamp("2024-01-20"),
+    ]
+    assert history.warnings == ()
+
+
+def _only_warning(warnings: tuple[str, ...]) -> str:
+    assert len(warnings) == 1, warnings
+    return warnings[0]
+
+
+# -- the pure API -----------------------------------------------------------------------------
+
+
+def test_validate_tables_types_raw_frames_without_files() -> None:
+    raw = {
+        "orders": pd.DataFrame(
+            {
+                "account_id": [" 007 ", "008"],
+                "order_date": ["2024-01-05 13:45", "2024-01-06"],
+                "amount": ["1", "2.5"],
+            }
+        )
+    }
+    history, issues = validate_tables(raw, DataConfig(), None)
+    assert [i.level for i in issues] == ["info"]  # accounts derived
+    assert history.orders["account_id"].tolist() == ["007", "008"]
+    assert history.orders["order_date"].tolist() == [
+        pd.Timestamp("2024-01-05"),
+        pd.Timestamp("2024-01-06"),
+    ]
+    assert history.orders["amount"].tolist() == [1.0, 2.5]
+    _, issues = validate_tables({}, DataConfig(), None)
+    assert issues[0].table == "orders" and "found nothing" in issues[0].problem
