@@ -53,6 +53,8 @@ def _setup_logging(debug: bool) -> None:
     )
     for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numba", "shap", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # data warnings are printed once, in the command's own summary / run record
+    logging.getLogger("ka_ml.data").setLevel(logging.ERROR if not debug else logging.DEBUG)
 
 
 def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:

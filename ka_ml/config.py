@@ -74,6 +74,12 @@ class LabelsConfig(_Strict):
         0.2, gt=0, lt=1, description="revenue_drop: churn when window revenue < fraction x prior"
     )
     purchase_windows: list[int] = Field(default_factory=lambda: [30, 60, 90])
+    at_risk_only: bool = Field(
+        True,
+        description="train and evaluate churn only on accounts still active at the snapshot "
+        "(a running contract, or an order within the horizon before it); an account already "
+        "inactive cannot churn again. False = every eligible account (e.g. the CDNOW setting).",
+    )
 
     @field_validator("purchase_windows")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,8 +38,11 @@ def world(seed: int = 0, n: int = 6) -> History:
     return make_history(orders, contracts=contracts)
 
 
-def cfg(**features: int):  # type: ignore[no-untyped-def]
-    return config(features={"max_snapshots": 6, "snapshot_every_days": 30, **features})
+def cfg(at_risk_only: bool = False, **features: int):  # type: ignore[no-untyped-def]
+    return config(
+        features={"max_snapshots": 6, "snapshot_every_days": 30, **features},
+        labels={"at_risk_only": at_risk_only},
+    )
 
 
 def test_snapshot_dates_step_back_from_the_as_of_but_not_before_some_history() -> None:
@@ -70,6 +74,21 @@ def test_churn_is_nan_exactly_where_the_window_is_not_fully_observed() -> None:
     assert df.loc[~unobserved, "churn"].notna().all()
     assert unobserved.any() and (~unobserved).any()
     assert set(df.loc[~unobserved, "churn"]) <= {0.0, 1.0}
+
+
+def test_at_risk_only_keeps_churn_labels_just_for_accounts_that_can_still_churn() -> None:
+    every = build_training_set(world(), cfg(), AS_OF)
+    at_risk = build_training_set(world(), cfg(at_risk_only=True), AS_OF)
+    observed = every["churn"].notna()
+    active = (every["churn_definition"] == "contract") | (every["recency_days"] <= 90)
+    # same rows and features; only the churn label of inactive accounts is withdrawn
+    pd.testing.assert_frame_equal(every.drop(columns="churn"), at_risk.drop(columns="churn"))
+    assert (
+        at_risk.loc[observed & active, "churn"].tolist()
+        == every.loc[observed & active, "churn"].tolist()
+    )
+    assert at_risk.loc[~active, "churn"].isna().all()
+    assert (observed & ~active).any() and (observed & active).any()
 
 
 def test_no_snapshot_sees_rows_on_or_after_the_training_as_of() -> None:
@@ -136,7 +155,8 @@ def test_demo_world_training_set_uses_every_table_and_reads_well() -> None:
     from ka_ml.features import features_for, get
 
     w = generate_world(80, 2.0, 1)
-    h = History(**w.tables)
+    tables: dict[str, Any] = dict(w.tables)
+    h = History(**tables)
     as_of = h.default_as_of
     df = build_training_set(h, cfg(max_snapshots=8), as_of)
     assert list(df.columns[2:-4]) == [f.name for f in features_for(h)]
@@ -146,6 +166,6 @@ def test_demo_world_training_set_uses_every_table_and_reads_well() -> None:
     observed = df["churn"].dropna()
     assert 0 < observed.mean() < 0.5
     assert set(df["churn_definition"]) == {"contract", "no_order"}
-    row = df.iloc[-1].to_dict()
+    row = {str(k): v for k, v in df.iloc[-1].items()}
     for name in df.columns[2:-4]:
         assert get(name).describe(row[name], other=row)

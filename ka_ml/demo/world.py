@@ -157,7 +157,7 @@ class _Story:
     churn_max_weekly: float = 0.04
     sudden_weekly: float = 0.0006
     grace_weeks: int = 12
-    p_early_exit: float = 0.15
+    p_early_exit: float = 0.04
     fade_weeks: tuple[float, float] = (6.0, 26.0)
     fade_depth: tuple[float, float] = (0.5, 1.5)
     sudden_fade_weeks: tuple[float, float] = (0.0, 4.0)
@@ -166,6 +166,12 @@ class _Story:
     basket_health_beta: float = 0.25
     usage_health_beta: float = 0.45
     usage_fade: float = 0.5
+    usage_noise_rho: float = 0.9
+    usage_noise_sd: float = 0.25
+    p_usage_stops_early: float = 0.25
+    usage_early_days: int = 21
+    usage_tail_days: int = 56
+    usage_tail_tau: float = 21.0
     p_credit_note: float = 0.012
     p_contracted_logit: float = 1.1
 
@@ -342,7 +348,7 @@ def _simulate_chunk(
     tables = {
         "truth": truth,
         "orders": _orders(rng, acc, h_eff, alive_from, alive_to, grid, s),
-        "usage": _usage(rng, acc, h_eff, ramp, alive_from, alive_to, grid, s),
+        "usage": _usage(rng, acc, h_eff, ramp, alive_from, churn, grid, s),
         "tickets": _tickets(rng, acc, h_eff, ramp, alive_from, alive_to, grid),
         "surveys": _surveys(rng, h_eff, ramp, alive_from, alive_to, grid),
         "contracts": _contracts(acc, alive_to, grid),
@@ -437,11 +443,19 @@ def _draw_churn(
     k = np.maximum(1, -(-(decision_day - acc["anchor"] + 1) // 365))
     lapse = acc["anchor"] + 365 * k
     health_kind = wk_health <= wk_sudden
-    # contracted accounts leave when that contract lapses (not renewed), except sudden churn
-    # (insolvency, acquisition) and a share of early exits: they stop buying at once and
-    # the contract runs out unused (still not renewed)
-    waits = acc["contracted"] & health_kind & (rng.random(n) >= s.p_early_exit)
+    # contracted accounts leave when that contract lapses (it is not renewed) and keep
+    # buying and using until then; only a few early exits (insolvency, breach) stop at once
+    # and let the contract run out unused (still not renewed)
+    waits = acc["contracted"] & (rng.random(n) >= s.p_early_exit)
     churn_day = np.where(waits, lapse, decision_day)
+    # usage does not stop on the churn date: some teams move to the new supplier a little
+    # earlier, most keep logging in for a few weeks (grace period, data export)
+    early = rng.random(n) < s.p_usage_stops_early
+    usage_offset = np.where(
+        early,
+        -rng.integers(0, s.usage_early_days + 1, n),
+        rng.integers(0, s.usage_tail_days + 1, n),
+    )
     weeks = np.where(
         health_kind, rng.uniform(*s.fade_weeks, n), rng.uniform(*s.sudden_fade_weeks, n)
     )
@@ -451,6 +465,7 @@ def _draw_churn(
     # a churn planned after end_date (a lapse still ahead) already fades in the data
     return {
         "churn_day": np.where(decided, churn_day, _NEVER),
+        "usage_end": np.where(decided, churn_day + usage_offset, _NEVER),
         "decision_day": np.where(decided, decision_day, -1),
         "kind": np.where(decided, np.where(health_kind, 1, 2), 0),
         "weeks": np.where(decided, weeks, 0.0),
@@ -570,30 +585,51 @@ def _usage(
     h_eff: Arr,
     ramp: Arr,
     alive_from: Arr,
-    alive_to: Arr,
+    churn: dict[str, Arr],
     grid: _Grid,
     s: _Story,
 ) -> dict[str, Arr]:
-    """Weekly active users, one row per account and full week alive, dated on its Sunday."""
-    w_n = h_eff.shape[1]
+    """Weekly active users, one row per account and week in use, dated on its Sunday.
+
+    Besides health, usage follows the account's own slow ups and downs (projects,
+    reorganisations: an AR(1) factor that makes a usage dip a noisy signal) and does not
+    end exactly on the churn date: it stops up to ``usage_early_days`` before it or tails
+    off (decaying) for up to ``usage_tail_days`` after it.
+    """
+    n, w_n = h_eff.shape
+    wander = _ar1(rng, n, w_n, s.usage_noise_rho, s.usage_noise_sd)
     sunday = np.arange(w_n) * 7 + 6
     valid = (
         (sunday[None, :] >= alive_from[:, None])
-        & (sunday[None, :] < alive_to[:, None])
+        & (sunday[None, :] < churn["usage_end"][:, None])
         & (sunday[None, :] < grid.n_days)
     )
     acc_i, week = np.nonzero(valid)
     age_weeks = (sunday[week] - acc["created"][acc_i]) / 7
     adoption = 1 - 0.8 * np.exp(-age_weeks / 6)
+    after = np.maximum(sunday[week] - churn["churn_day"][acc_i], 0)
     mean = (
         acc["seats"][acc_i]
         * adoption
-        * np.exp(s.usage_health_beta * h_eff[acc_i, week])
+        * np.exp(s.usage_health_beta * h_eff[acc_i, week] + wander[acc_i, week])
         * (1 - s.usage_fade * ramp[acc_i, week])
+        * np.exp(-after / s.usage_tail_tau)
         * _SEASON_USAGE[grid.week_month[week]]
         * np.exp(0.1 * rng.standard_normal(len(acc_i)))
     )
     return {"acc": acc_i, "day": sunday[week], "count": rng.poisson(mean).astype(float)}
+
+
+def _ar1(rng: np.random.Generator, n: int, w_n: int, rho: float, sd: float) -> Arr:
+    """(n x w_n) stationary AR(1) paths with lag-1 correlation ``rho`` and s.d. ``sd``."""
+    out = np.empty((n, w_n))
+    x = sd * rng.standard_normal(n)
+    step = sd * np.sqrt(1 - rho**2)
+    for w in range(w_n):
+        if w:
+            x = rho * x + step * rng.standard_normal(n)
+        out[:, w] = x
+    return out
 
 
 def _tickets(

@@ -29,7 +29,7 @@ from ka_ml.data.history import History
 from ka_ml.features import _np
 from ka_ml.features.catalog import ABC_CATEGORIES, YEAR_DAYS, FeatureSpec, features_for
 from ka_ml.features.contracts import contract_features, running
-from ka_ml.features.encode import Encoded, encode, feature_categories, to_day
+from ka_ml.features.encode import Encoded, encode, feature_categories, known_before, to_day
 from ka_ml.features.orders import Bands, order_bounds, order_features
 from ka_ml.features.portfolio import abc_tiers, dependency_index, portfolio_revenue, revenue_shares
 from ka_ml.features.surveys import survey_features
@@ -54,7 +54,7 @@ def feature_frames(
     days = sorted({pd.Timestamp(d).normalize() for d in dates})
     if not days:
         return {}
-    hist = history.before(days[-1])
+    hist = known_before(history, days[-1])
     specs = features_for(hist, cfg.features.windows_days)
     enc = encode(hist, feature_categories(history))
     step = cfg.features.chunk_accounts
@@ -87,7 +87,7 @@ def account_features(
     whole data), so every chunk gets identical category dtypes.
     """
     as_of = pd.Timestamp(as_of).normalize()
-    df, _ = _account_block(encode(history_chunk.before(as_of), categories), as_of, cfg)
+    df, _ = _account_block(encode(known_before(history_chunk, as_of), categories), as_of, cfg)
     return df
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.data.history import History
+from ka_ml.data.schema import EVENT_DATE
 
 NO_DATE = np.int64(2**40)  # "never": later than any as-of
 Arrays = dict[str, np.ndarray]
@@ -118,6 +119,19 @@ class Encoded:
         attrs = {k: v[lo:hi] for k, v in self.attributes.items()}
         created = None if self.created is None else self.created[lo:hi]
         return replace(self, ids=self.ids[lo:hi], created=created, attributes=attrs, **kw)  # type: ignore[arg-type]
+
+
+def known_before(history: History, as_of: pd.Timestamp) -> History:
+    """``history.before(as_of)``, skipping the copy when no row is dated on/after ``as_of``.
+
+    The usual case (as-of after the data's end) would otherwise copy every table.
+    """
+    as_of = pd.Timestamp(as_of)
+    for name, df in history.tables().items():
+        date = EVENT_DATE[name]
+        if name != "accounts" and len(df) and not bool((df[date] < as_of).all()):
+            return history.before(as_of)
+    return history
 
 
 def account_universe(history: History) -> np.ndarray:

@@ -17,6 +17,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.features.build import feature_frames
+from ka_ml.features.encode import known_before
 from ka_ml.features.labels import churn_labels, timing_labels
 
 log = logging.getLogger("ka_ml.features")
@@ -41,7 +42,7 @@ def build_training_set(history: History, cfg: Config, as_of: pd.Timestamp) -> pd
     """Features + ``churn`` (float, NaN if unobserved), ``churn_definition``, ``days_to_next``,
     ``next_order_observed`` for every snapshot; sorted by (as_of, account_id)."""
     as_of = pd.Timestamp(as_of).normalize()
-    known = history.before(as_of)  # everything at or after as_of is unknown
+    known = known_before(history, as_of)  # everything at or after as_of is unknown
     dates = snapshot_dates(known, cfg, as_of)
     if not dates:
         log.warning("no snapshot date: no order history before %s", as_of.date())
@@ -54,18 +55,29 @@ def build_training_set(history: History, cfg: Config, as_of: pd.Timestamp) -> pd
         churn = churn_labels(known, s, cfg, ids)
         timing = timing_labels(known, s, as_of, ids)
         observed = s + horizon <= as_of
+        label = churn["churn"].to_numpy(dtype=np.float64) if observed else np.full(len(ids), np.nan)
+        if cfg.labels.at_risk_only:
+            label = np.where(at_risk(feats, churn, cfg), label, np.nan)
         df = feats.assign(
-            churn=churn["churn"].to_numpy(dtype=np.float64) if observed else np.nan,
+            churn=label,
             churn_definition=churn["churn_definition"].to_numpy(),
             days_to_next=timing["days_to_next"].to_numpy(),
             next_order_observed=timing["next_order_observed"].to_numpy(),
         )
-        rate = f"{df['churn'].mean():.1%}" if observed and len(df) else "not observed"
+        rate = f"{np.nanmean(label):.1%}" if observed and np.isfinite(label).any() else "not observed"
         log.info("snapshot %s: %d accounts, churn %s", s.date(), len(df), rate)
         out.append(df)
     if not out:
         return _empty(known, cfg, as_of)
     return pd.concat(out, ignore_index=True)
+
+
+def at_risk(feats: pd.DataFrame, churn: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """Accounts that can still churn at the snapshot: a running contract under the contract
+    rule, else an order within the horizon before the snapshot."""
+    by_contract = churn["churn_definition"].to_numpy() == "contract"
+    recent = feats["recency_days"].to_numpy(dtype=np.float64) <= cfg.labels.horizon_days
+    return by_contract | recent
 
 
 def _empty(history: History, cfg: Config, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -137,16 +137,13 @@ def promotion_decision(
 
     Both are measured on the same, current out-of-time test rows.
     """
-    if (
-        ece is not None
-        and ece_ceiling is not None
-        and not (math.isfinite(ece) and ece <= ece_ceiling)
-    ):
-        return Decision(
-            False,
-            CHALLENGER,
-            f"calibration error {ece:.3f} not within the ceiling {ece_ceiling:.3f}",
-        )
+    if ece is not None and ece_ceiling is not None:
+        if not math.isfinite(ece):
+            return Decision(False, CHALLENGER, "calibration error could not be measured")
+        if ece > ece_ceiling:
+            return Decision(
+                False, CHALLENGER, f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}"
+            )
     new = candidate.get(metric, float("nan"))
     if not math.isfinite(new):
         return Decision(False, CHALLENGER, f"{metric} could not be measured on the test rows")
