@@ -10,7 +10,7 @@ CONFIG ?= configs/ka_ml.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install lint test test-fast demo train score all bench bench-real ui clean
+.PHONY: help install lint test test-fast demo train score all backtest bench bench-real ui clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-11s\033[0m %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,15 @@ score: install ## weekly batch scoring with the champion models -> outputs/<as-o
 all: install ## the main job end to end on the demo data: train, then score (report in outputs/)
 	$(BIN)/ka-ml train --config $(CONFIG)
 	$(BIN)/ka-ml score --config $(CONFIG)
+
+bench: install ## speed + memory: make train, 10k/100k end to end, features (~25 min) -> ka_ml/bench/results/BENCH.md
+	$(BIN)/python -m ka_ml.bench
+
+bench-real: install ## CDNOW benchmark: ka_ml vs BG/NBD, RFM, recency -> ka_ml/bench/results/cdnow.md
+	$(BIN)/python -m ka_ml.bench.cdnow
+
+backtest: install ## outcome monitoring: past weekly scores against what happened (ka-ml backtest)
+	$(BIN)/ka-ml backtest --config $(CONFIG)
 
 ui: install ## open the MLflow UI on http://127.0.0.1:5000 over the local store
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \

@@ -11,7 +11,7 @@ every number they show has one tested definition here. Conventions shared by all
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,6 @@ from numpy.typing import ArrayLike
 
 from ka_ml.data.history import History
 from ka_ml.data.schema import EVENT_DATE
-
-WEEK = pd.Timedelta(days=7)
 
 
 # -- data profile -----------------------------------------------------------------------
@@ -53,8 +51,7 @@ def purchase_days(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """account_id, order_date, amount: one row per account and day with a purchase before
     ``as_of`` (positive lines summed), sorted by account then date."""
     o = orders[(orders["order_date"] < pd.Timestamp(as_of)) & (orders["amount"] > 0)]
-    days = o.groupby(["account_id", "order_date"], sort=True, as_index=False)["amount"].sum()
-    return days.reset_index(drop=True)
+    return o.groupby(["account_id", "order_date"], sort=True)["amount"].sum().reset_index()
 
 
 def first_purchase(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
@@ -67,7 +64,8 @@ def monthly_activity(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Per complete calendar month before ``as_of``: purchase days, net revenue (credit
     notes included) and the number of accounts that bought.
 
-    The month containing ``as_of`` is left out unless ``as_of`` is its first day: a partial
+    Partial months at either end are left out (the month of the first order unless the
+    data starts on its 1st, the month of ``as_of`` unless ``as_of`` is its 1st): a partial
     month would look like a sudden drop.
     """
     as_of = pd.Timestamp(as_of)
@@ -84,7 +82,9 @@ def monthly_activity(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         }
     ).fillna(0.0)
     out.index = pd.DatetimeIndex(out.index, name="month")
-    complete = out.index + pd.offsets.MonthBegin(1) <= as_of
+    complete = (out.index + pd.offsets.MonthBegin(1) <= as_of) & (
+        out.index >= o["order_date"].min()
+    )
     return out[complete].astype({"purchase_days": "int64", "buying_accounts": "int64"})
 
 
@@ -299,7 +299,7 @@ def align_on_anchor(
     )
     values = ev[value_col].astype("float64") if value_col else pd.Series(1.0, index=ev.index)
     sums = values.groupby([ev["account_id"].to_numpy(), offset]).sum()
-    wide = sums.unstack(fill_value=0.0) if len(sums) else pd.DataFrame()
+    wide = sums.unstack(fill_value=0) if len(sums) else pd.DataFrame()
     wide = wide.reindex(index=anchors.index, columns=starts, fill_value=0.0).astype("float64")
     if observed_from is not None:
         bin_start = anchors.to_numpy()[:, None] + starts[None, :] * np.timedelta64(7, "D")
@@ -329,8 +329,38 @@ def mean_curve(wide: pd.DataFrame) -> pd.DataFrame:
     """Per column: mean over accounts, its standard error and the accounts behind it."""
     n = wide.count()
     with np.errstate(invalid="ignore", divide="ignore"):
-        se = wide.std(ddof=1) / np.sqrt(n)
+        se: pd.Series = wide.std(ddof=1) / np.sqrt(n)
     return pd.DataFrame({"mean": wide.mean(), "se": se, "n": n})
+
+
+def aligned_curves(
+    events: pd.DataFrame,
+    groups: Mapping[str, pd.Series],
+    *,
+    date_col: str,
+    value_col: str | None = None,
+    weeks_before: int = 52,
+    weeks_per_bin: int = 1,
+    observed_from: pd.Series | pd.Timestamp | None = None,
+    baseline_bins: int | None = None,
+) -> dict[str, pd.DataFrame]:
+    """``mean_curve`` of each group's activity aligned on its anchors (e.g. churned vs
+    retained), optionally relative to each account's own baseline (``baseline_bins``)."""
+    out = {}
+    for name, anchors in groups.items():
+        wide = align_on_anchor(
+            events,
+            anchors,
+            date_col=date_col,
+            value_col=value_col,
+            weeks_before=weeks_before,
+            weeks_per_bin=weeks_per_bin,
+            observed_from=observed_from,
+        )
+        if baseline_bins is not None:
+            wide = relative_to_baseline(wide, baseline_bins)
+        out[name] = mean_curve(wide)
+    return out
 
 
 # -- model review -----------------------------------------------------------------------
@@ -388,6 +418,18 @@ def pick_examples(y: ArrayLike, p: ArrayLike) -> dict[str, int]:
     if len(pos) > 1:
         out["missed churner"] = int(pos[np.argmin(p_arr[pos])])
     return out
+
+
+def mean_abs_contributions(contrib: ArrayLike, features: Sequence[str]) -> pd.Series:
+    """Mean |SHAP value| per feature (global importance in the model's own units),
+    largest first. ``contrib`` is n x f, or n x (f + 1) with the base value last."""
+    c = np.asarray(contrib, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] not in (len(features), len(features) + 1):
+        raise ValueError(f"contributions of shape {c.shape} do not match {len(features)} features.")
+    imp = np.abs(c[:, : len(features)]).mean(axis=0)
+    return pd.Series(
+        imp, index=pd.Index(features, name="feature"), name="mean_abs_shap"
+    ).sort_values(ascending=False, kind="stable")
 
 
 OTHER_FEATURES = "all other features"

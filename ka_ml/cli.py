@@ -39,6 +39,14 @@ AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="YYYY-MM-DD; default: day after the last order")
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local, or spark (needs ka_ml[spark] and Java; master: spark-submit or "
+        "$KA_ML_SPARK_MASTER, else local[*]; --data: any path Spark reads or catalog:NAMESPACE)",
+    ),
+]
 
 
 def _setup_logging(debug: bool) -> None:
@@ -68,22 +76,19 @@ def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
 
 def _source(cfg: Config, data: str | None) -> str:
     """Explicit --data, else config, else the demo world (generated on first use)."""
-    if data:
-        return data
-    if cfg.data.source:
-        return cfg.data.source
-    demo = Path(cfg.data.demo_dir)
-    if not (demo / "orders.csv").exists():
-        from ka_ml.demo.world import generate_world, write_world
+    from ka_ml.data.source import resolve_source
 
-        log.info("generating the demo data in %s (first use) ...", demo)
-        write_world(
-            generate_world(cfg.data.demo_accounts, cfg.data.demo_years, cfg.data.demo_seed), demo
-        )
-    return str(demo)
+    return resolve_source(cfg, data)
 
 
-def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None):
+def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):
+    from ka_ml.spark.session import check_engine
+
+    if check_engine(engine) == "spark":  # read by Spark itself (a SparkHistory)
+        from ka_ml.spark.data import read_history
+        from ka_ml.spark.session import spark_session
+
+        return read_history(spark_session(), _source(cfg, data), cfg.data)
     from ka_ml.data.loader import load_history
 
     return load_history(_source(cfg, data), cfg.data, as_of=as_of)
@@ -173,6 +178,7 @@ def features(
     config: ConfigOpt = None,
     data: DataOpt = None,
     as_of: AsOfOpt = None,
+    engine: EngineOpt = "local",
     debug: DebugOpt = False,
 ) -> None:
     """Write the point-in-time feature table as of --as-of."""
@@ -185,9 +191,14 @@ def features(
         if out.suffix not in (".parquet", ".csv"):
             raise KaMlError(f"--out '{out}' must end in .parquet or .csv.", "pick one of them.")
         day = _parse_date(as_of, "--as-of")
-        h = _load(cfg, data, day)
+        h = _load(cfg, data, day, engine)
         day = day or h.default_as_of
-        df = build_features(h, day, cfg)
+        if engine == "spark":
+            from ka_ml.spark.features import build_features as build_on_spark
+
+            df = build_on_spark(h, day, cfg)
+        else:
+            df = build_features(h, day, cfg)
         if out.suffix == ".parquet":
             atomic_write(out, lambda p: df.to_parquet(p, index=False))
         else:
@@ -201,18 +212,23 @@ def features(
 
 @app.command()
 def train(
-    config: ConfigOpt = None, data: DataOpt = None, as_of: AsOfOpt = None, debug: DebugOpt = False
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    engine: EngineOpt = "local",
+    debug: DebugOpt = False,
 ) -> None:
     """Tune, train, evaluate (out of time, against baselines), track and register both models."""
 
     def go() -> None:
         from ka_ml.reporting.console import print_train_report
+        from ka_ml.spark.session import check_engine
         from ka_ml.train import run_training
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
-        h = _load(cfg, data, day)
-        report = run_training(h, cfg, day or h.default_as_of, progress=log.info)
+        h = _load(cfg, data, day)  # training runs here; --engine spark builds the snapshots
+        report = run_training(h, cfg, day or h.default_as_of, log.info, check_engine(engine))
         print_train_report(report, Console())
 
     _run(debug, go)
@@ -226,6 +242,18 @@ def score(
     config: ConfigOpt = None,
     data: DataOpt = None,
     as_of: AsOfOpt = None,
+    notify_owners: Annotated[
+        bool, typer.Option("--notify", help="then e-mail each owner their digest (SMTP)")
+    ] = False,
+    writeback: Annotated[
+        bool,
+        typer.Option(
+            "--writeback",
+            help="also upsert the scores into the database at $KA_ML_WRITEBACK_URL "
+            "(default: SQLite outputs/scores.db)",
+        ),
+    ] = False,
+    engine: EngineOpt = "local",
     debug: DebugOpt = False,
 ) -> None:
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
@@ -238,8 +266,9 @@ def score(
         day = _parse_date(as_of, "--as-of")
         if out is not None:
             ensure_writable_dir(out.parent, "output")
-        h = _load(cfg, data, day)
-        res = run_scoring(h, cfg, day or h.default_as_of, out)
+        h = _load(cfg, data, day, engine)
+        url = _writeback_url(cfg) if writeback else None
+        res = run_scoring(h, cfg, day or h.default_as_of, out, writeback_url=url, engine=engine)
         lights = res.record["lights"]
         Console().print(
             f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "
@@ -247,6 +276,144 @@ def score(
             f"[green]{lights.get('green', 0)} green[/] -> {res.out_dir}/ (report.html, scores.parquet, "
             "scores.csv, scores.xlsx, run_record.json)"
         )
+        _print_delivery(res.record)
+        if notify_owners:
+            from ka_ml.delivery.notify import notify as send_digests
+
+            _print_notify(send_digests(res.out_dir, cfg))
+
+    _run(debug, go)
+
+
+def _writeback_url(cfg: Config) -> str:
+    from ka_ml.delivery.writeback import resolve_url
+
+    return resolve_url(cfg, os.environ)
+
+
+def _print_delivery(record: dict) -> None:
+    delivery = record.get("delivery") or {}
+    out = Console()
+    if delivery.get("owner_reports"):
+        out.print(f"  {delivery['owner_reports']} owner reports + digests in owners/")
+    for label in delivery.get("unaddressed") or []:
+        out.print(f"  [yellow]warning[/]: no e-mail address for '{label}'", soft_wrap=True)
+    wb = delivery.get("writeback")
+    if wb:
+        out.print(
+            f"  wrote back {wb['rows']:,} rows to {wb['url']} table {wb['table']}"
+            + (f" (removed {wb['removed']:,} stale)" if wb["removed"] else "")
+        )
+
+
+def _print_notify(res) -> None:
+    from rich.table import Table
+
+    table = Table("owner", "to", "accounts", "red", "turned red", box=None)
+    for o in res.outgoing:
+        d = o.digest
+        table.add_row(
+            d.label,
+            d.address or "[yellow]no address[/]",
+            str(d.counts["accounts"]),
+            str(d.counts["red"]),
+            str(d.counts["turned_red"]),
+        )
+    out = Console()
+    out.print(table)
+    if res.sent:
+        out.print(f"sent {len(res.outgoing)} digests from {res.folder}/")
+    else:
+        where = res.written[0].parent if res.written else "-"
+        out.print(f"dry run: wrote {len(res.written)} .eml files to {where}/ (nothing sent)")
+
+
+@app.command()
+def notify(
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="YYYY-MM-DD of the scores; default: the latest scored"),
+    ] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="score output folder (default outputs/<as-of>/)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="write DIR/<owner>.eml instead of sending")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="folder for the .eml files (--dry-run)")
+    ] = None,
+    owner: Annotated[
+        list[str] | None, typer.Option("--owner", help="only this owner (repeatable)")
+    ] = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """E-mail each account manager the digest of their own accounts (SMTP, or .eml files)."""
+
+    def go() -> None:
+        from ka_ml.delivery.notify import notify as send_digests
+        from ka_ml.delivery.notify import scored_folder
+
+        cfg = load_config(config)
+        if dry_run and out is None:
+            raise KaMlError("--dry-run needs --out DIR.", "name a folder for the .eml files.")
+        folder = scores or scored_folder(cfg.paths.outputs, _parse_date(as_of, "--as-of"))
+        res = send_digests(folder, cfg, dry_run=dry_run, out=out, owners=owner or ())
+        _print_notify(res)
+
+    _run(debug, go)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the read-only HTTP API over the score history (OpenAPI at /docs)."""
+
+    def go() -> None:
+        from ka_ml.delivery.api import serve as run_api
+
+        run_api(load_config(config), host, port, os.environ)
+
+    _run(debug, go)
+
+
+@app.command()
+def backtest(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="JSON file (default outputs/backtests/backtest-<as-of>.json)"),
+    ] = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    as_of: AsOfOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Outcome monitoring: how past weekly scores turned out once their horizon passed."""
+
+    def go() -> None:
+        from ka_ml.monitoring.backtest import run_backtest
+
+        cfg = load_config(config)
+        day = _parse_date(as_of, "--as-of")
+        h = _load(cfg, data, day)
+        res = run_backtest(h, cfg, day or h.default_as_of, out)
+        shown = Console()
+        s = res.summary
+        shown.print(
+            f"backtest as of {s['backtest_as_of']}: {s['weeks']} weekly scores, "
+            f"{s['account_weeks']:,} labelled account-weeks -> {res.path}"
+        )
+        for key, value in s.items():
+            if isinstance(value, float):
+                shown.print(f"  {key.replace('_', ' '):<22} {value:.3f}")
+        colour = "red" if res.details["recommendation"]["retrain"] else "green"
+        shown.print(f"[{colour}]{res.details['recommendation']['message']}[/]", soft_wrap=True)
 
     _run(debug, go)
 

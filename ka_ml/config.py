@@ -26,6 +26,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _without_credentials(uri: str | None, remedy: str) -> str | None:
+    """Credentials never live in a config file (it gets committed and copied around)."""
+    from urllib.parse import urlsplit
+
+    if uri and "://" in uri and urlsplit(uri).password:
+        raise ValueError(f"contains a password: {remedy}")
+    return uri
+
+
 class ReadOptions(_Strict):
     """How delimited text files are parsed (set these for raw CRM exports)."""
 
@@ -52,6 +61,18 @@ class DataConfig(_Strict):
     future_rows: Literal["error", "drop"] = Field(
         "drop", description="rows dated on/after the as-of: drop with a warning, or error"
     )
+    max_file_mb: float | None = Field(
+        1024,
+        gt=0,
+        description="refuse a table file (or database file) larger than this many MB before "
+        "reading it: tables are read whole, and delimited text needs several times its size "
+        "in memory; null = no limit",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        return _without_credentials(v, "pass the source with --data, from the environment")
 
     @field_validator("tables", "columns")
     @classmethod
@@ -160,6 +181,15 @@ class MlflowConfig(_Strict):
     promotion_margin: float = Field(0.0, ge=0, description="ROC AUC gain needed to replace")
     calibration_ceiling: float = Field(0.05, gt=0, description="max ECE for promotion")
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        return _without_credentials(
+            v,
+            "set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_URI) "
+            "in the environment instead",
+        )
+
 
 class TuningConfig(_Strict):
     n_trials: int = Field(12, ge=1)
@@ -175,6 +205,153 @@ class TuningConfig(_Strict):
     )
 
 
+class ReportConfig(_Strict):
+    max_accounts: int = Field(
+        3000, ge=10, description="accounts shown in report.html (most revenue at risk first)"
+    )
+    max_excel_rows: int = Field(100_000, ge=10, description="account rows in scores.xlsx")
+
+
+class ScoringConfig(_Strict):
+    chunk_rows: int = Field(
+        50_000, ge=100, description="accounts scored and explained per chunk (bounds memory)"
+    )
+
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# a plain address (local@domain.tld): no display names, spaces, brackets or line breaks
+EMAIL_ADDRESS = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+class SmtpConfig(_Strict):
+    """The mail server the digests go through; credentials come from the environment."""
+
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    tls: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="starttls (port 587), ssl (port 465) or none (a local relay)"
+    )
+    sender: str = Field("ka-ml@example.com", pattern=EMAIL_ADDRESS, description="From address")
+    timeout_seconds: float = Field(30, gt=0)
+    user_env: str = Field("KA_ML_SMTP_USER", pattern=_ENV_NAME)
+    password_env: str = Field("KA_ML_SMTP_PASSWORD", pattern=_ENV_NAME)
+
+
+class DeliveryConfig(_Strict):
+    """Per-owner digests, e-mail, the read API and the database write-back (issue 9)."""
+
+    owner_reports: bool = Field(True, description="score writes owners/<owner>.html + digests")
+    recipients: dict[str, str] = Field(
+        default_factory=dict, description="owner (as in accounts.owner) -> e-mail address"
+    )
+    address_template: str | None = Field(
+        "{slug}@example.com",
+        description="address of an owner missing from recipients: {owner} or {slug} "
+        "(lower-case, dots); null = only recipients (an owner that is itself an address "
+        "always works)",
+    )
+    default_recipient: str | None = Field(
+        None,
+        pattern=EMAIL_ADDRESS,
+        description="gets the accounts without an owner, and owners without an address",
+    )
+    unassigned_label: str = Field("unassigned", min_length=1, description="the no-owner group")
+    subject_prefix: str = "[ka-ml]"
+    max_listed: int = Field(10, ge=1, description="accounts listed per section of a digest")
+    attach_report: bool = Field(True, description="attach the owner's report.html to the mail")
+    smtp: SmtpConfig = SmtpConfig()
+    api_token_env: str = Field("KA_ML_API_TOKEN", pattern=_ENV_NAME)
+    writeback_url_env: str = Field("KA_ML_WRITEBACK_URL", pattern=_ENV_NAME)
+    writeback_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL without a password (the environment variable wins); "
+        "null = sqlite:///<paths.outputs>/scores.db",
+    )
+    writeback_table: str = Field("ka_ml_scores", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        bad = sorted(owner for owner, addr in v.items() if not re.match(EMAIL_ADDRESS, addr))
+        if bad:
+            raise ValueError(f"not a plain e-mail address for owner(s) {bad[:5]}")
+        return v
+
+    @field_validator("address_template")
+    @classmethod
+    def _template_fields(cls, v: str | None) -> str | None:
+        import string
+
+        if v is None:
+            return v
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        except ValueError as e:
+            raise ValueError(f"not a valid template: {e}") from e
+        if not fields or not fields <= {"owner", "slug"}:
+            raise ValueError("use {owner} and/or {slug}, e.g. '{slug}@yourcompany.com'")
+        return v
+
+    @field_validator("writeback_url")
+    @classmethod
+    def _no_password(cls, v: str | None) -> str | None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if v is None:
+            return v
+        try:
+            url = make_url(v)
+        except ArgumentError as e:
+            raise ValueError(f"not a SQLAlchemy URL: {e}") from e
+        if url.password:
+            raise ValueError(
+                "contains a password: put the URL in the environment variable named by "
+                "writeback_url_env instead of the config file"
+            )
+        return v
+
+
+class MonitoringConfig(_Strict):
+    """Input drift (PSI against the training reference) and outcome backtests (issue 7)."""
+
+    psi_bins: int = Field(10, ge=2, le=50, description="quantile bins per numeric feature")
+    psi_warn: float = Field(0.1, gt=0, description="PSI from which a feature is listed as shifting")
+    psi_alert: float = Field(0.25, gt=0, description="PSI from which a feature counts as drifted")
+    psi_natural_margin: float = Field(
+        1.25,
+        ge=1,
+        description="a feature also needs PSI above this x its own snapshot-to-snapshot PSI "
+        "in training (calendar-driven features move every week)",
+    )
+    min_features_alerting: int = Field(
+        1, ge=1, description="drifted features needed to show the report's drift banner"
+    )
+    min_backtest_rows: int = Field(
+        50, ge=1, description="labelled account-weeks needed before a retrain verdict"
+    )
+    min_red_recall: float = Field(0.3, ge=0, le=1, description="share of churners flagged red")
+    min_red_yellow_recall: float = Field(
+        0.5, ge=0, le=1, description="share of churners flagged red or yellow"
+    )
+    min_roc_auc: float = Field(0.65, ge=0, le=1, description="ranking quality of churn scores")
+    max_ece: float = Field(0.1, gt=0, le=1, description="calibration error of churn probabilities")
+    min_interval_hit_rate: float = Field(
+        0.6, ge=0, le=1, description="share of next orders inside the p10-p90 window (80% nominal)"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError("psi_warn must not exceed psi_alert")
+        return self
+
+
 class Config(_Strict):
     seed: int = 42
     data: DataConfig = DataConfig()  # type: ignore[call-arg]
@@ -185,6 +362,10 @@ class Config(_Strict):
     health: HealthConfig = HealthConfig()
     mlflow: MlflowConfig = MlflowConfig()
     tuning: TuningConfig = TuningConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    report: ReportConfig = ReportConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
 
     def hash(self) -> str:
         """Stable hash of the resolved configuration (recorded with every output)."""

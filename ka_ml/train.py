@@ -17,6 +17,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
+from ka_ml.errors import ModelError
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.evaluate import compare, light_scores, tenure_band, timing_scores
@@ -60,6 +61,23 @@ def make_folds(ts: pd.DataFrame, cfg: Config) -> Folds:
     return Folds(
         split, pick(split.train_dates), pick(split.calibration_dates), pick(split.test_dates)
     )
+
+
+def check_labels(folds: Folds) -> None:
+    """Refuse a split whose training, calibration or test rows hold a single churn class:
+    nothing could be learned, calibrated or measured."""
+    for where, df in (("training", folds.train), ("calibration", folds.cal), ("test", folds.test)):
+        y = df["churn"].to_numpy(float)
+        n_pos = int(np.sum(y == 1))
+        if n_pos == 0 or n_pos == len(y):
+            kind = "no churners" if n_pos == 0 else "only churners"
+            dates = sorted({str(pd.Timestamp(d).date()) for d in df["as_of"]})
+            raise ModelError(
+                f"The {where} snapshots ({', '.join(dates) or 'none'}) contain {kind} "
+                f"({len(y)} rows): a churn model cannot be trained, calibrated and tested.",
+                "use a longer history or more accounts, check labels.churn_definition and "
+                "labels.horizon_days against the data, or set a different --as-of.",
+            )
 
 
 def censor_at(df: pd.DataFrame, boundary: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
@@ -259,6 +277,19 @@ def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     return M.slice_metrics(df, "y", "p", cols) if cols else pd.DataFrame()
 
 
+def log_reference(churn: ChurnModel, ts: pd.DataFrame, feats: list[str], cfg: Config) -> None:
+    """Attach the drift reference to the churn model (it travels to the scorer with the
+    champion) and log it, with the package versions, to the active MLflow run."""
+    import mlflow
+
+    from ka_ml.monitoring.drift import training_reference
+    from ka_ml.scoring.run import package_versions
+
+    churn.reference_profile_ = training_reference(ts, feats, cfg.monitoring.psi_bins)
+    mlflow.log_dict(churn.reference_profile_, "monitoring/reference_profile.json")
+    mlflow.log_dict(package_versions(), "environment/package_versions.json")
+
+
 @dataclass
 class TrainReport:
     as_of: pd.Timestamp
@@ -273,9 +304,16 @@ class TrainReport:
 
 
 def run_training(
-    history: History, cfg: Config, as_of: pd.Timestamp, progress: Progress = log.info
+    history: History,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    progress: Progress = log.info,
+    engine: str = "local",
 ) -> TrainReport:
-    """The whole job; MLflow logging and registry decisions happen here only."""
+    """The whole job; MLflow logging and registry decisions happen here only.
+
+    ``engine="spark"`` builds the snapshots on Spark; training stays on this machine.
+    """
     import mlflow
 
     from ka_ml.features.snapshots import build_training_set
@@ -286,11 +324,17 @@ def run_training(
     client = registry.connect(cfg)
     known = history.before(as_of)
     progress(f"building training snapshots as of {as_of.date()} ...")
-    ts = build_training_set(known, cfg, as_of)
+    if engine == "spark":
+        from ka_ml.spark.features import build_training_set as build_on_spark
+
+        ts = build_on_spark(known, cfg, as_of)
+    else:
+        ts = build_training_set(known, cfg, as_of)
     feats = feature_columns(ts)
     folds = make_folds(ts, cfg)
     definition = ",".join(sorted(ts["churn_definition"].dropna().unique()))
     progress(f"{len(ts)} snapshot rows, {len(feats)} features; split {folds.split.describe()}")
+    check_labels(folds)  # before any MLflow run: a refused training leaves no trace
 
     def on_trial(name: str) -> Callable[[int, float | None, str], None]:
         return lambda n, v, s: progress(
@@ -301,6 +345,7 @@ def run_training(
         log_inputs(known, cfg, as_of, feats, folds, definition)
         progress("tuning the churn model (Optuna, time-based CV) ...")
         churn, churn_tuning = fit_churn(folds, feats, cfg, on_trial("churn"))
+        log_reference(churn, ts, feats, cfg)
         progress("tuning the purchase-timing model ...")
         timing, timing_tuning = fit_timing(folds, feats, cfg, on_trial("timing"))
         progress("evaluating out of time against the baselines ...")

@@ -44,13 +44,17 @@ def _seasoned(world: DemoWorld, refs: pd.Series, min_days: int) -> pd.Series:
     return refs[age >= min_days]
 
 
-def _mean_usage_ratio(world: DemoWorld, refs: pd.Series) -> float:
-    """Mean over accounts of usage in the 90 days before ``ref`` / the 90 days before that."""
+def _usage_ratios(world: DemoWorld, refs: pd.Series) -> pd.Series:
+    """Per account: usage in the 90 days before ``ref`` / usage in the 90 days before that."""
     u = world.tables["usage"].join(refs.rename("ref"), on="account_id", how="inner")
     days_before = (u["ref"] - u["date"]).dt.days
     recent = u[(days_before > 0) & (days_before <= 90)].groupby("account_id")["count"].mean()
     prior = u[(days_before > 90) & (days_before <= 180)].groupby("account_id")["count"].mean()
-    return float((recent / prior).dropna().mean())
+    return (recent / prior).dropna()
+
+
+def _mean_usage_ratio(world: DemoWorld, refs: pd.Series) -> float:
+    return float(_usage_ratios(world, refs).mean())
 
 
 def _complaints_before(world: DemoWorld, refs: pd.Series, days: int) -> float:
@@ -254,8 +258,22 @@ def test_churners_usage_fades_in_the_90_days_before_churn(
 ) -> None:
     churners = _mean_usage_ratio(world, _seasoned(world, churn_dates, 270))
     stayers = _mean_usage_ratio(world, _seasoned(world, reference_dates, 270))
-    assert churners < 0.8
+    assert churners < 0.87  # a noisy fade: sudden churners barely fade at all
     assert 0.9 <= stayers <= 1.1
+    assert stayers - churners > 0.12
+
+
+def test_a_usage_dip_is_a_warning_not_a_verdict(
+    world: DemoWorld, churn_dates: pd.Series, reference_dates: pd.Series
+) -> None:
+    """Healthy accounts' usage wanders too, and some churners hardly fade before leaving."""
+    churners = _usage_ratios(world, _seasoned(world, churn_dates, 270))
+    stayers = _usage_ratios(world, _seasoned(world, reference_dates, 270))
+    stayers_dipping = (stayers < 0.8).mean()
+    churners_dipping = (churners < 0.8).mean()
+    assert 0.1 <= stayers_dipping <= 0.4
+    assert churners_dipping > stayers_dipping + 0.15
+    assert (churners >= 0.9).mean() > 0.15
 
 
 def test_complaints_rise_in_the_120_days_before_churn(
@@ -266,10 +284,10 @@ def test_complaints_rise_in_the_120_days_before_churn(
     assert churners > 2 * stayers
 
 
-def test_nothing_but_trailing_credit_notes_follows_a_churn(
+def test_only_credit_notes_and_fading_usage_follow_a_churn(
     world: DemoWorld, churn_dates: pd.Series
 ) -> None:
-    for table in ("orders", "usage", "tickets", "surveys"):
+    for table in ("orders", "tickets", "surveys"):
         df = world.tables[table].join(churn_dates.rename("churn"), on="account_id", how="inner")
         after = df[df[EVENT_DATE[table]] >= df["churn"]]
         if table == "orders":
@@ -277,6 +295,25 @@ def test_nothing_but_trailing_credit_notes_follows_a_churn(
             assert ((after["order_date"] - after["churn"]).dt.days <= 45).all()
         else:
             assert after.empty, table
+    u = world.tables["usage"].join(churn_dates.rename("churn"), on="account_id", how="inner")
+    offset = (u["date"] - u["churn"]).dt.days
+    assert offset.max() <= 84  # a tail of at most 12 weeks
+    level_after = u[offset >= 0].groupby("account_id")["count"].mean()
+    level_before = u[offset.between(-90, -1)].groupby("account_id")["count"].mean()
+    assert (level_after / level_before).dropna().median() < 0.6
+
+
+def test_usage_does_not_end_exactly_on_the_churn_date(
+    world: DemoWorld, churn_dates: pd.Series
+) -> None:
+    """Some teams leave a little before the churn date; most tail off for a few weeks after."""
+    u = world.tables["usage"]
+    u = u[u["count"] > 0].join(churn_dates.rename("churn"), on="account_id", how="inner")
+    last_use = u.groupby("account_id")["date"].max()
+    offset = (last_use - churn_dates.reindex(last_use.index)).dt.days
+    assert 0.5 <= (offset >= 0).mean() <= 0.9
+    assert (offset < -7).mean() > 0.05
+    assert offset.min() >= -28
 
 
 def test_churners_contracts_are_not_renewed_past_the_churn_date(
@@ -286,9 +323,23 @@ def test_churners_contracts_are_not_renewed_past_the_churn_date(
     assert (c["start_date"] < c["churn"]).all()
     last = c.groupby("account_id").tail(1)
     assert not last["renewed"].any()
-    # a contracted account that waits for its contract leaves the day after it ends
+    # a contracted account leaves the day after its contract ends; early exits are rare
     at_lapse = last["churn"] == last["end_date"] + DAY
-    assert at_lapse.mean() > 0.5
+    assert at_lapse.mean() >= 0.88
+
+
+def test_contracted_churners_keep_buying_until_their_contract_lapses(
+    world: DemoWorld, churn_dates: pd.Series
+) -> None:
+    """The non-renewal is the churn: orders do not stop long before the lapse."""
+    last = world.tables["contracts"].groupby("account_id").tail(1).set_index("account_id")
+    lapse = last["end_date"] + DAY
+    lapsers = churn_dates[churn_dates == lapse.reindex(churn_dates.index)]
+    o = world.tables["orders"]
+    last_order = o[o["amount"] > 0].groupby("account_id")["order_date"].max()
+    quiet_days = (lapsers - last_order.reindex(lapsers.index)).dt.days
+    assert len(lapsers) >= 50
+    assert (quiet_days <= 60).mean() >= 0.8
 
 
 def test_a_lapse_decided_before_the_end_date_is_in_the_truth_but_not_yet_in_the_data(
@@ -309,7 +360,10 @@ def test_a_lapse_decided_before_the_end_date_is_in_the_truth_but_not_yet_in_the_
 def test_a_simple_early_warning_model_learns_something_but_not_everything(
     world: DemoWorld,
 ) -> None:
-    """Three as-of features and a logistic regression: AUC well above chance, below perfect."""
+    """Three as-of features and a logistic regression: AUC well above chance, far from perfect.
+
+    The ceiling guards against a leak: churn must not be readable off the data before it
+    happens (e.g. orders or usage stopping long before the churn date)."""
     snapshots = pd.date_range(world.start_date + 300 * DAY, world.end_date - 91 * DAY, freq="60D")
     frames = [_as_of_features(world, d) for d in snapshots]
     half = len(frames) // 2
@@ -318,7 +372,7 @@ def test_a_simple_early_warning_model_learns_something_but_not_everything(
     model = LogisticRegression().fit(train[cols], train["y"])
     auc = roc_auc_score(test["y"], model.predict_proba(test[cols])[:, 1])
     assert test["y"].sum() >= 30
-    assert 0.65 <= auc <= 0.95
+    assert 0.62 <= auc <= 0.85
 
 
 def _as_of_features(world: DemoWorld, as_of: pd.Timestamp) -> pd.DataFrame:

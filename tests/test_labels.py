@@ -105,17 +105,21 @@ def test_auto_uses_contracts_where_they_are_around_the_window_else_orders() -> N
         [order("lapse", 5), order("orders_only", 5), order("long_gone", 20)],
         contracts=[
             contract("lapse", -300, 30),  # orders in the window, but its contract lapses
-            contract("long_gone", -500, -91),  # ended more than a horizon ago: orders decide
-            contract("recent", -400, -90),  # ended exactly a horizon ago: contracts decide
+            contract("long_gone", -500, -91),  # ended long before the as-of: orders decide
+            contract("recent", -400, -1),  # lapsed the day before: already lost, orders decide
+            contract("running", -400, 0),  # still running on the as-of day: contracts decide
             contract("future", 10, 400),  # starts inside the window: contracts decide
         ],
     )
-    got = labels(h, "auto", ["lapse", "orders_only", "long_gone", "recent", "future", "idle"])
+    got = labels(
+        h, "auto", ["lapse", "orders_only", "long_gone", "recent", "running", "future", "idle"]
+    )
     assert got == {
         "lapse": (1, "contract"),
         "orders_only": (0, "no_order"),
         "long_gone": (0, "no_order"),
-        "recent": (1, "contract"),
+        "recent": (1, "no_order"),
+        "running": (1, "contract"),
         "future": (0, "contract"),
         "idle": (1, "no_order"),
     }

@@ -27,7 +27,14 @@ from ka_ml.modeling import registry
 from ka_ml.scoring import history_store
 from ka_ml.scoring.run import ScoreResult, exclusive_lock, history_path, run_scoring
 
-OUTPUT_FILES = {"scores.parquet", "scores.csv", "report.html", "scores.xlsx", "run_record.json"}
+OUTPUT_FILES = {
+    "scores.parquet",
+    "scores.csv",
+    "report.html",
+    "scores.xlsx",
+    "run_record.json",
+    "owners",
+}
 WINDOWS = (30, 60, 90)
 REASON_COLUMNS = [f"reason_{k}{s}" for k in (1, 2, 3) for s in ("", "_feature", "_shap")]
 CONTRACT_COLUMNS = [
@@ -59,7 +66,9 @@ def isolated(cfg: Config, root: Path) -> Config:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def leftovers(parent: Path) -> list[str]:

@@ -45,6 +45,10 @@ class History:
     def has(self, table: str) -> bool:
         return getattr(self, table, None) is not None
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows per present table (for the run record; the Spark engine's has the same)."""
+        return {k: len(v) for k, v in self.tables().items()}
+
     # -- time ---------------------------------------------------------------------------
     @property
     def first_date(self) -> pd.Timestamp:

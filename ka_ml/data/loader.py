@@ -104,7 +104,30 @@ def read_source(source: str | Path, cfg: DataConfig) -> RawRead:
     kind, path = resolve_source(source)
     if kind == "folder":
         return _read_folder(path, cfg)
+    too_big = _size_issue(path, "orders", cfg.max_file_mb)
+    if too_big is not None:
+        return RawRead({}, [too_big], [path.name], kind)
     return _read_database(kind, path, cfg)
+
+
+def _size_issue(path: Path, table: str, limit_mb: float | None) -> DataIssue | None:
+    """A file above ``data.max_file_mb`` is refused before any byte is read.
+
+    Tables are read whole into memory (delimited text as strings: several times the file
+    size), so a multi-GB export would exhaust the machine minutes in; refusing up front
+    with the size and the setting is the predictable behaviour.
+    """
+    size = path.stat().st_size
+    if limit_mb is None or size <= limit_mb * 2**20:
+        return None
+    return DataIssue(
+        table,
+        None,
+        f"'{path.name}' is {size / 2**20:,.2f} MB, above the limit data.max_file_mb = "
+        f"{limit_mb:,g} MB (tables are read whole into memory)",
+        "export a shorter period or only the key accounts, or raise data.max_file_mb if this "
+        "machine has about 5x the file size in free memory (null = no limit).",
+    )
 
 
 def resolve_source(source: str | Path) -> tuple[SourceKind, Path]:
@@ -186,6 +209,10 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
             )
             continue
         path, fmt = found[0]
+        too_big = _size_issue(path, table, cfg.max_file_mb)
+        if too_big is not None:
+            issues.append(too_big)
+            continue
         if fmt == "text":
             frame, issue = _read_delimited(path, table, cfg.read)
         else:

@@ -121,6 +121,12 @@ def validate_tables(
                 "no orders remain after dropping the rows reported in the warnings",
                 "pass a later --as-of, or make sure orders use the account_ids of the "
                 "accounts table.",
+                # the dropped rows' warnings are not shown with an error: say why here
+                examples=tuple(
+                    f"{i.problem} ({i.n_rows} rows)"
+                    for i in issues
+                    if i.table == "orders" and i.level == "warning"
+                ),
             )
         )
     history, notes = _assemble(tables)

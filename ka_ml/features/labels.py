@@ -12,9 +12,11 @@ Churn definitions (``labels.churn_definition``), per account:
   (D + horizon - 1, start <= day <= end) and no contract starts in W. An account without
   any contract counts as churned. Reads contracts started before W's end (known by then).
 - ``auto`` (the product's definition): ``contract`` for accounts with a contract *around*
-  the window - one that started before W's end and ended no earlier than D - horizon
-  (running at D, lapsed within the previous horizon, or starting in W); ``no_order`` for
-  the others (no contracts, or contracts that lapsed long before: order-only customers).
+  the window - one that started before W's end and had not ended before D (running at D,
+  or starting in W); ``no_order`` for the others (no contracts, or contracts that already
+  lapsed before D). An account whose contract is already gone cannot "lapse" again:
+  counting it as a churner at every later snapshot would reward the model for finding
+  accounts that are already lost (on the demo data such rows were 40% of the positives).
   So: "within 90 days: contracts lapse, or no order where there are no contracts".
 
 Timing: days from D to the first order on/after D; orders on/after ``data_end`` are not
@@ -83,7 +85,7 @@ def churn_labels(
     if definition == "contract":
         return _frame(ids, lapsed, np.full(len(ids), "contract", dtype=object))
 
-    around = known[known["end_date"] >= as_of - horizon]
+    around = known[known["end_date"] >= as_of]
     by_contract = ids.isin(around["account_id"].astype(object))
     churn = np.where(by_contract, lapsed, no_order)
     used = np.where(by_contract, "contract", "no_order").astype(object)

@@ -64,7 +64,9 @@ def build_training_set(history: History, cfg: Config, as_of: pd.Timestamp) -> pd
             days_to_next=timing["days_to_next"].to_numpy(),
             next_order_observed=timing["next_order_observed"].to_numpy(),
         )
-        rate = f"{np.nanmean(label):.1%}" if observed and np.isfinite(label).any() else "not observed"
+        rate = (
+            f"{np.nanmean(label):.1%}" if observed and np.isfinite(label).any() else "not observed"
+        )
         log.info("snapshot %s: %d accounts, churn %s", s.date(), len(df), rate)
         out.append(df)
     if not out:

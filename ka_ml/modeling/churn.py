@@ -107,6 +107,8 @@ class ChurnModel:
     booster_: lgb.Booster | None = None
     calibrator_: Calibrator | None = None
     best_iteration_: int = 0
+    # training reference for input-drift checks (ka_ml.monitoring.drift), set by train
+    reference_profile_: dict[str, Any] | None = None
 
     def fit(
         self,

@@ -16,6 +16,7 @@ import math
 import os
 import sqlite3
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def connect(cfg: Config) -> Any:
         else:
             os.environ[k] = v
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _fail_fast_http(uri):
             warnings.simplefilter("ignore")
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             exp = client.get_experiment_by_name(cfg.mlflow.experiment)
@@ -79,8 +80,33 @@ def connect(cfg: Config) -> Any:
             "check MLFLOW_TRACKING_URI / mlflow.tracking_uri (is the server up, the file "
             "readable and not locked by another process?).",
         ) from e
-    mlflow.set_experiment(cfg.mlflow.experiment)
+    with _fail_fast_http(uri):
+        mlflow.set_experiment(cfg.mlflow.experiment)
     return client
+
+
+# A server store is checked with one try and a short timeout: MLflow's own defaults (7
+# retries with exponential backoff, 120 s timeout) make a wrong or down server hang for
+# minutes (measured: 258 s for a refused connection) before saying anything.
+_HTTP_CHECK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@contextlib.contextmanager
+def _fail_fast_http(uri: str) -> Iterator[None]:
+    """During the store check only, make MLflow's HTTP client try once, for 10 s at most."""
+    if not uri.lower().startswith(("http://", "https://")):
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in _HTTP_CHECK}
+    os.environ.update(_HTTP_CHECK)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _check_sqlite_store(uri: str) -> None:
@@ -98,12 +124,24 @@ def _check_sqlite_store(uri: str) -> None:
             con.execute("PRAGMA schema_version")
         finally:
             con.close()
-    except (OSError, sqlite3.Error) as e:
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e).lower():
+            raise _unusable(uri, path, e) from e
         raise KaMlError(
-            f"The MLflow store at '{uri}' cannot be used: {e} ({path}).",
-            "point MLFLOW_TRACKING_URI / mlflow.tracking_uri (or paths.models) at a writable "
-            "SQLite file path, or remove what is in the way.",
+            f"The MLflow store at '{uri}' is locked by another process ({e}; {path}).",
+            "wait for the other ka-ml train/score run (or a tool holding the file open) to "
+            "finish, then rerun; nothing was written.",
         ) from e
+    except (OSError, sqlite3.Error) as e:
+        raise _unusable(uri, path, e) from e
+
+
+def _unusable(uri: str, path: Path, e: Exception) -> KaMlError:
+    return KaMlError(
+        f"The MLflow store at '{uri}' cannot be used: {e} ({path}).",
+        "point MLFLOW_TRACKING_URI / mlflow.tracking_uri (or paths.models) at a writable "
+        "SQLite file path, or remove what is in the way.",
+    )
 
 
 def champion_version(client: Any, name: str) -> Any | None:
@@ -142,7 +180,9 @@ def promotion_decision(
             return Decision(False, CHALLENGER, "calibration error could not be measured")
         if ece > ece_ceiling:
             return Decision(
-                False, CHALLENGER, f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}"
+                False,
+                CHALLENGER,
+                f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}",
             )
     new = candidate.get(metric, float("nan"))
     if not math.isfinite(new):

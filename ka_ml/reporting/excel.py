@@ -259,12 +259,16 @@ def _accounts_sheet(ws: Worksheet, scores: pd.DataFrame) -> None:
     ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(scores) + 1}"
 
 
-def _build(scores: pd.DataFrame, run: dict[str, Any]) -> Workbook:
+def _build(scores: pd.DataFrame, run: dict[str, Any], max_rows: int | None = None) -> Workbook:
     wb = Workbook()
     summary = wb.active
     assert summary is not None
     summary.title = "Summary"
     _summary_sheet(summary, scores, run)
+    if max_rows is not None and len(scores) > max_rows:
+        from ka_ml.reporting.html import order_by_risk
+
+        scores = scores.loc[order_by_risk(scores)[:max_rows]]
     _accounts_sheet(wb.create_sheet("Accounts"), scores)
     reasons = wb.create_sheet("Reasons")
     _write_table(reasons, _reason_columns(scores))
@@ -273,7 +277,13 @@ def _build(scores: pd.DataFrame, run: dict[str, Any]) -> Workbook:
     return wb
 
 
-def write_excel(scores: pd.DataFrame, run: dict[str, Any], path: Path) -> Path:
-    """Write ``scores.xlsx`` atomically (whole or not at all); returns the path."""
-    wb = _build(scores, run)
+def write_excel(
+    scores: pd.DataFrame, run: dict[str, Any], path: Path, *, max_rows: int | None = None
+) -> Path:
+    """Write ``scores.xlsx`` atomically (whole or not at all); returns the path.
+
+    ``max_rows`` keeps the account sheets to the accounts with the most revenue at risk
+    (spreadsheets slow down long before Excel's 1,048,576-row limit); the summary covers all.
+    """
+    wb = _build(scores, run, max_rows)
     return atomic_write(Path(path), lambda tmp: wb.save(tmp))

@@ -457,9 +457,16 @@ def _as_of(scores: pd.DataFrame, run: dict[str, Any]) -> str:
         return str(raw)
 
 
-def _context(scores: pd.DataFrame, run: dict[str, Any], title: str) -> dict[str, Any]:
+def _context(
+    scores: pd.DataFrame, run: dict[str, Any], title: str, max_accounts: int | None = None
+) -> dict[str, Any]:
+    summary_scores = scores
+    if max_accounts is not None and len(scores) > max_accounts:
+        # the table and cards show the accounts with the most revenue at risk; the portfolio
+        # figures above them still cover every account
+        scores = scores.loc[order_by_risk(scores)[:max_accounts]]
     view = _account_view(scores)
-    summary = portfolio_summary(scores)
+    summary = portfolio_summary(summary_scores)
     attention = view[view["turned_red"] | view["rising"]]
     owners = sorted(set(view["owner"]) - {""})
     thresholds = run.get("thresholds") or {}
@@ -485,6 +492,7 @@ def _context(scores: pd.DataFrame, run: dict[str, Any], title: str) -> dict[str,
         "attention": attention.head(ATTENTION_SHOWN).to_dict("records"),
         "attention_more": max(len(attention) - ATTENTION_SHOWN, 0),
         "accounts": view.to_dict("records"),
+        "accounts_total": len(summary_scores),
         "windows": purchase_windows(scores),
         "owners": owners,
         "no_owner": bool(view["owner"].eq("").any()),
@@ -518,10 +526,19 @@ def _environment() -> jinja2.Environment:
 
 
 def render_report(
-    scores: pd.DataFrame, run: dict[str, Any], *, title: str = "Key-account health"
+    scores: pd.DataFrame,
+    run: dict[str, Any],
+    *,
+    title: str = "Key-account health",
+    max_accounts: int | None = None,
 ) -> str:
-    """The report as one self-contained HTML document (see the module docstring)."""
-    return _environment().get_template("report.html.j2").render(**_context(scores, run, title))
+    """The report as one self-contained HTML document (see the module docstring).
+
+    ``max_accounts`` caps the account table and cards (most revenue at risk first) so the
+    file stays readable for very large portfolios; the summary covers every account.
+    """
+    ctx = _context(scores, run, title, max_accounts)
+    return _environment().get_template("report.html.j2").render(**ctx)
 
 
 def write_report(
@@ -530,9 +547,11 @@ def write_report(
     path: Path,
     *,
     title: str = "Key-account health",
+    max_accounts: int | None = None,
 ) -> Path:
     """Render and write ``report.html`` atomically (whole or not at all)."""
-    return atomic_write_text(Path(path), render_report(scores, run, title=title))
+    html = render_report(scores, run, title=title, max_accounts=max_accounts)
+    return atomic_write_text(Path(path), html)
 
 
 __all__ = [

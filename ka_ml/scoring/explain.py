@@ -15,7 +15,7 @@ through the feature catalog, with the account's own values.
 from __future__ import annotations
 
 import re
-from typing import cast
+import string
 
 import numpy as np
 import pandas as pd
@@ -82,40 +82,92 @@ def _dsig(x: np.ndarray) -> np.ndarray:
     return s * (1 - s)
 
 
+def _group_index(feats: list[str]) -> tuple[list[str], np.ndarray]:
+    """(sorted reason-group names, the group index of each feature)."""
+    groups = [reason_group(f) for f in feats]
+    names = sorted(set(groups))
+    return names, np.array([names.index(g) for g in groups], dtype=int)
+
+
+def _group_sums(values: np.ndarray, gidx: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-row sums of ``values`` (n x f) over each group's features (n x groups)."""
+    out = np.zeros((len(values), n_groups))
+    for j in range(values.shape[1]):
+        out[:, gidx[j]] += values[:, j]
+    return out
+
+
+def _group_leads(strength: np.ndarray, gidx: np.ndarray, n_groups: int) -> np.ndarray:
+    """For each row and group, the member feature with the largest ``strength`` (n x groups).
+
+    Ties go to the first member in model-feature order (``np.argmax``).
+    """
+    out = np.zeros((len(strength), n_groups), dtype=int)
+    for g in range(n_groups):
+        members = np.flatnonzero(gidx == g)
+        out[:, g] = members[np.argmax(strength[:, members], axis=1)]
+    return out
+
+
+def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
+    """The other features a spec's templates mention (``{value}`` is the spec's own)."""
+    fields = {f for t in spec.templates for _, f, _, _ in string.Formatter().parse(t) if f}
+    return sorted(fields - {"value"})
+
+
+def _describe_rows(
+    X: pd.DataFrame, rows: np.ndarray, lead: np.ndarray, feats: list[str]
+) -> list[str]:
+    """``catalog.get(feats[lead[i]]).describe(...)`` for row ``rows[i]`` of ``X``, for every i.
+
+    The same sentences as describing each row from its full record, built per lead feature
+    from just the columns its templates read, and once per distinct set of those values.
+    """
+    out: list[str] = [""] * len(rows)
+    for j in np.unique(lead):
+        where = np.flatnonzero(lead == j)
+        spec = catalog.get(feats[j])
+        others = [f for f in _template_fields(spec) if f in X.columns]
+        sub = X.iloc[rows[where]]
+        columns = [sub[feats[j]].tolist(), *(sub[f].tolist() for f in others)]
+        memo: dict[tuple[str, ...], str] = {}
+        for i, values in zip(where, zip(*columns, strict=True), strict=True):
+            key = tuple(map(repr, values))  # exact: tells -0.0 from 0.0, 1 from 1.0
+            text = memo.get(key)
+            if text is None:
+                text = spec.describe(values[0], other=dict(zip(others, values[1:], strict=True)))
+                memo[key] = text
+            out[i] = text
+    return out
+
+
 def top_reasons(model: ChurnModel, X: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:
     """reason_k, reason_k_feature, reason_k_shap, reason_k_direction for k = 1..n."""
     contrib, _, _ = probability_contributions(model, X)
     feats = model.features_
-    groups = [reason_group(f) for f in feats]
-    names = sorted(set(groups))
-    gidx = np.array([names.index(g) for g in groups])
-    gsum = np.zeros((len(X), len(names)))
-    for j in range(len(feats)):
-        gsum[:, gidx[j]] += contrib[:, j]
+    names, gidx = _group_index(feats)
+    gsum = _group_sums(contrib, gidx, len(names))
     order = np.argsort(-np.abs(gsum), axis=1)[:, :n_reasons]
+    leads = _group_leads(np.abs(contrib), gidx, len(names))
     raw = X.reset_index(drop=True)
-    records = cast("list[dict[str, object]]", raw.to_dict("records"))
+    every = np.arange(len(X))
     out: dict[str, list[object]] = {}
     for k in range(n_reasons):
-        out[f"reason_{k + 1}"], out[f"reason_{k + 1}_feature"] = [], []
-        out[f"reason_{k + 1}_shap"], out[f"reason_{k + 1}_direction"] = [], []
-    for i, row in enumerate(records):
-        for k in range(n_reasons):
-            g = order[i, k] if k < len(names) else None
-            if g is None:
-                for key, val in (("", ""), ("_feature", ""), ("_shap", np.nan), ("_direction", "")):
-                    out[f"reason_{k + 1}{key}"].append(val)
-                continue
-            members = np.flatnonzero(gidx == g)
-            lead = members[np.argmax(np.abs(contrib[i, members]))]
-            feat = feats[lead]
-            value = float(gsum[i, g])
-            direction = "raises risk" if value > 0 else "lowers risk"
-            sentence = catalog.get(feat).describe(row.get(feat), other=row)
-            out[f"reason_{k + 1}"].append(f"{sentence} ({direction})")
-            out[f"reason_{k + 1}_feature"].append(feat)
-            out[f"reason_{k + 1}_shap"].append(value)
-            out[f"reason_{k + 1}_direction"].append(direction)
+        if k >= len(names):
+            out[f"reason_{k + 1}"] = [""] * len(X)
+            out[f"reason_{k + 1}_feature"] = [""] * len(X)
+            out[f"reason_{k + 1}_shap"] = [np.nan] * len(X)
+            out[f"reason_{k + 1}_direction"] = [""] * len(X)
+            continue
+        g = order[:, k]
+        lead = leads[every, g]
+        value = gsum[every, g]
+        direction = np.where(value > 0, "raises risk", "lowers risk").tolist()
+        sentences = _describe_rows(raw, every, lead, feats)
+        out[f"reason_{k + 1}"] = [f"{s} ({d})" for s, d in zip(sentences, direction, strict=True)]
+        out[f"reason_{k + 1}_feature"] = [feats[j] for j in lead]
+        out[f"reason_{k + 1}_shap"] = value.tolist()
+        out[f"reason_{k + 1}_direction"] = direction
     return pd.DataFrame(out, index=X.index)
 
 
@@ -130,26 +182,24 @@ def changes_since(
     c_now, _, _ = probability_contributions(model, now)
     c_before, p_before, _ = probability_contributions(model, before)
     feats = model.features_
-    groups = [reason_group(f) for f in feats]
-    names = sorted(set(groups))
-    gidx = np.array([names.index(g) for g in groups])
-    delta = np.zeros((len(now), len(names)))
-    for j in range(len(feats)):
-        delta[:, gidx[j]] += c_now[:, j] - c_before[:, j]
+    names, gidx = _group_index(feats)
+    moved = c_now - c_before
+    delta = _group_sums(moved, gidx, len(names))
+    every = np.arange(len(now))
     best = np.argmax(np.abs(delta), axis=1)
-    rows_now = cast("list[dict[str, object]]", now.reset_index(drop=True).to_dict("records"))
-    texts: list[str] = []
-    for i, row in enumerate(rows_now):
-        dp = (now_p[i] - p_before[i]) * 100
-        g = best[i]
-        if not np.isfinite(dp) or abs(delta[i, g]) < 0.005:
-            texts.append("No material change since last week." if np.isfinite(dp) else "")
-            continue
-        members = np.flatnonzero(gidx == g)
-        lead = members[np.argmax(np.abs(c_now[i, members] - c_before[i, members]))]
-        sentence = catalog.get(feats[lead]).describe(row.get(feats[lead]), other=row)
-        texts.append(
-            f"Risk {'up' if dp >= 0 else 'down'} {abs(dp):.0f} pts since last week; "
-            f"biggest mover: {names[g]} ({delta[i, g] * 100:+.0f} pts): {sentence}."
-        )
-    return pd.Series(texts, index=now.index)
+    best_delta = delta[every, best]
+    dp = (np.asarray(now_p, float) - p_before) * 100
+    finite = np.isfinite(dp)
+    texts = np.where(finite, "No material change since last week.", "").astype(object)
+    told = np.flatnonzero(finite & ~(np.abs(best_delta) < 0.005))
+    if len(told):
+        lead = _group_leads(np.abs(moved[told]), gidx, len(names))[np.arange(len(told)), best[told]]
+        sentences = _describe_rows(now.reset_index(drop=True), told, lead, feats)
+        texts[told] = [
+            f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts since last week; "
+            f"biggest mover: {names[g]} ({v * 100:+.0f} pts): {s}."
+            for d, g, v, s in zip(
+                dp[told].tolist(), best[told], best_delta[told].tolist(), sentences, strict=True
+            )
+        ]
+    return pd.Series(texts.tolist(), index=now.index)

@@ -7,6 +7,7 @@ outcome backtest reads once the horizon has passed.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -28,6 +29,31 @@ COLUMNS = (
     "churn_model_version",
     "timing_model_version",
 )
+# Stored beside COLUMNS for the readers of the history (the read API, `ka-ml notify`), not
+# read back by the scorer: names, owners and every reason, so "latest with reasons" needs no
+# output folder. Files written before these existed get them on first open (ALTER TABLE).
+DETAIL_COLUMNS: dict[str, str] = {
+    "name": "TEXT",
+    "owner": "TEXT",
+    "industry": "TEXT",
+    "region": "TEXT",
+    "health_prev": "TEXT",
+    "churn_probability_prev": "REAL",
+    "light_reason": "TEXT",
+    "recommended_action": "TEXT",
+    "changes": "TEXT",
+    "reason_2": "TEXT",
+    "reason_3": "TEXT",
+    **{f"reason_{k}_feature": "TEXT" for k in (1, 2, 3)},
+    **{f"reason_{k}_shap": "REAL" for k in (1, 2, 3)},
+    "revenue_365d": "REAL",
+    "revenue_share": "REAL",
+    "dependency_index": "REAL",
+    "days_since_last_order": "REAL",
+}
+# the p_purchase_{k}d windows (config-dependent) as one JSON object per row
+PROBABILITY_JSON = "extra_probability_columns"
+_WINDOW = re.compile(r"^p_purchase_\d+d$")
 DATE_COLUMNS = (
     "as_of",
     "expected_next_purchase_date",
@@ -48,12 +74,25 @@ def _connect(path: Path) -> sqlite3.Connection:
         "timing_model_version TEXT, extra_probability_columns TEXT, "
         "PRIMARY KEY (account_id, as_of))"
     )
+    have = {row[1] for row in con.execute("PRAGMA table_info(scores)")}
+    for col, sql_type in DETAIL_COLUMNS.items():  # constant names: safe to splice
+        if col not in have:
+            con.execute(f"ALTER TABLE scores ADD COLUMN {col} {sql_type}")
+    con.commit()
     return con
 
 
 def upsert(path: Path, scores: pd.DataFrame) -> int:
     """Replace this as-of's rows in one transaction (idempotent for reruns)."""
-    df = scores.loc[:, [c for c in COLUMNS if c in scores.columns]].copy()
+    stored = [*COLUMNS, *DETAIL_COLUMNS]
+    df = scores.loc[:, [c for c in stored if c in scores.columns]].copy()
+    windows = [c for c in scores.columns if _WINDOW.match(str(c))]
+    if windows:
+        df[PROBABILITY_JSON] = (
+            scores[windows].to_json(orient="records", lines=True).splitlines()
+            if len(scores)
+            else []
+        )
     for c in DATE_COLUMNS:
         if c in df:
             df[c] = pd.to_datetime(df[c]).dt.strftime("%Y-%m-%d")
@@ -74,7 +113,7 @@ def read(path: Path, *, before: pd.Timestamp | None = None) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
     with closing(_connect(path)) as con:
-        q = "SELECT * FROM scores"
+        q = f"SELECT {', '.join(COLUMNS)} FROM scores"  # the scorer's columns only
         params: tuple[str, ...] = ()
         if before is not None:
             q += " WHERE as_of < ?"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,9 +18,14 @@ from ka_ml import __version__
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
+from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
+from ka_ml.monitoring.status import monitoring_record
 from ka_ml.scoring import history_store
 from ka_ml.scoring.score import Models, score_accounts
+
+if TYPE_CHECKING:
+    from ka_ml.spark.data import SparkHistory
 
 log = logging.getLogger("ka_ml.score")
 
@@ -76,9 +81,19 @@ def history_path(cfg: Config) -> Path:
 
 
 def run_scoring(
-    history: History, cfg: Config, as_of: pd.Timestamp, out_dir: Path | None = None
+    history: History | SparkHistory,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    out_dir: Path | None = None,
+    *,
+    writeback_url: str | None = None,
+    engine: str = "local",
 ) -> ScoreResult:
-    """Score, explain, light, write outputs atomically, append to the score history."""
+    """Score, explain, light, write outputs atomically, append to the score history.
+
+    The outputs include one report + digest per owner (``owners/``) when accounts have
+    owners; ``writeback_url`` also upserts the scores into that database (one transaction).
+    """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     out_dir = Path(out_dir) if out_dir else Path(cfg.paths.outputs) / str(as_of.date())
@@ -90,17 +105,24 @@ def run_scoring(
         timings["load_models"] = round(time.perf_counter() - t0, 3)
         past = history_store.read(hist_path, before=as_of)
         t1 = time.perf_counter()
-        scores = score_accounts(history, cfg, as_of, models, past)
+        if engine == "spark" or not isinstance(history, History):  # features + models on Spark
+            from ka_ml.spark.score import score_with_features
+
+            scores, feats = score_with_features(history, cfg, as_of, models, past)
+        else:
+            feats = build_features(history, as_of, cfg)
+            scores = score_accounts(history, cfg, as_of, models, past, features=feats)
         timings["score_and_explain"] = round(time.perf_counter() - t1, 3)
         record = _run_record(history, cfg, as_of, models, scores, timings)
-        _write_outputs(out_dir, scores, record)
+        record.update(monitoring_record(models.churn, feats, cfg, as_of))  # drift, backtest
+        _write_outputs(out_dir, scores, record, cfg, writeback_url)
         history_store.upsert(hist_path, scores)
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
 
 
 def _run_record(
-    history: History,
+    history: History | SparkHistory,
     cfg: Config,
     as_of: pd.Timestamp,
     models: Models,
@@ -131,7 +153,7 @@ def _run_record(
         "data": {
             "source": history.source,
             "fingerprint": history.fingerprint(),
-            "rows": {k: len(v) for k, v in history.tables().items()},
+            "rows": history.row_counts(),
         },
         "config_hash": cfg.hash(),
         "n_accounts": len(scores),
@@ -143,13 +165,21 @@ def _run_record(
     }
 
 
-def _write_outputs(out_dir: Path, scores: pd.DataFrame, record: dict[str, Any]) -> None:
+def _write_outputs(
+    out_dir: Path,
+    scores: pd.DataFrame,
+    record: dict[str, Any],
+    cfg: Config,
+    writeback_url: str | None = None,
+) -> None:
+    from ka_ml.delivery.stage import stage_delivery
     from ka_ml.reporting.excel import write_excel
     from ka_ml.reporting.html import write_report
 
     with staged_dir(out_dir) as stage:
         scores.to_parquet(stage / "scores.parquet", index=False)
         scores.to_csv(stage / "scores.csv", index=False, date_format="%Y-%m-%d")
-        write_report(scores, record, stage / "report.html")
-        write_excel(scores, record, stage / "scores.xlsx")
+        write_report(scores, record, stage / "report.html", max_accounts=cfg.report.max_accounts)
+        write_excel(scores, record, stage / "scores.xlsx", max_rows=cfg.report.max_excel_rows)
+        stage_delivery(stage, scores, record, cfg, writeback_url)  # owners/, DB write-back
         atomic_write_json(stage / "run_record.json", record)

@@ -48,21 +48,69 @@ def score_accounts(
     as_of: pd.Timestamp,
     models: Models,
     score_history: pd.DataFrame | None = None,
+    *,
+    features: pd.DataFrame | None = None,
+    engine: str = "local",
 ) -> pd.DataFrame:
-    """One row per eligible account with every contract column (and the report's extras)."""
+    """One row per eligible account with every contract column (and the report's extras).
+
+    ``features``: the feature table as of ``as_of`` when the caller built it already (the
+    scorer does, to check it for drift); built here otherwise. ``engine="spark"``: the
+    same frame from :mod:`ka_ml.spark.score` (which builds its own features).
+    """
     as_of = pd.Timestamp(as_of)
-    feats = build_features(history, as_of, cfg)
+    if engine == "spark":  # features, scores and reasons per account bucket on Spark
+        from ka_ml.spark.score import score_accounts as on_spark
+
+        return on_spark(history, cfg, as_of, models, score_history)
+    feats = build_features(history, as_of, cfg) if features is None else features
     if feats.empty:
         raise ModelError(
             f"No account is eligible for scoring as of {as_of.date()}.",
             "check --as-of against the data's dates (features.eligibility_days).",
         )
-    windows = cfg.labels.purchase_windows
     X = feats.reset_index(drop=True)
+    before = _features_week_before(history, as_of, cfg, X)
+    step = cfg.scoring.chunk_rows
+    parts = [
+        _score_chunk(
+            models,
+            X.iloc[i : i + step],
+            None if before is None else before.iloc[i : i + step],
+            cfg.labels.purchase_windows,
+            as_of,
+        )
+        for i in range(0, len(X), step)
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    p = out["churn_probability"].to_numpy()
+    out = _portfolio(out, X, p)
+    out = _lights(out, X, history, cfg, as_of, score_history)
+    out["churn_model_version"] = models.churn_version
+    out["timing_model_version"] = models.timing_version
+    acc = history.accounts.set_index("account_id")
+    for c in ACCOUNT_COLUMNS:
+        out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
+    return out
+
+
+def _score_chunk(
+    models: Models,
+    X: pd.DataFrame,
+    before: pd.DataFrame | None,
+    windows: list[int],
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """Probabilities, timing forecast, reasons and weekly change for one chunk of accounts.
+
+    Chunks bound the memory of the wide intermediates (the timing model's person-period
+    rows, the SHAP matrices, the reason texts) whatever the portfolio size.
+    """
     p = models.churn.predict_proba(X)
     timing = predict_frame(models.timing, "timing", X, windows)
     out = pd.DataFrame(
-        {"account_id": X["account_id"].astype(str), "as_of": X["as_of"], "churn_probability": p}
+        {"account_id": X["account_id"].astype(str), "as_of": X["as_of"], "churn_probability": p},
+        index=X.index,
     )
     for k in windows:
         out[f"p_purchase_{k}d"] = timing[f"p_purchase_{k}d"].to_numpy()
@@ -70,19 +118,11 @@ def score_accounts(
     out["next_purchase_p10_date"] = _days_to_dates(as_of, timing["q10"])
     out["next_purchase_p90_date"] = _days_to_dates(as_of, timing["q90"])
     out = pd.concat([out, top_reasons(models.churn, X)], axis=1)
-    out = _portfolio(out, X, p)
-    out = _lights(out, X, history, cfg, as_of, score_history)
-    before = _features_week_before(history, as_of, cfg, X)
     out["changes"] = ""
     if before is not None:
         changes = changes_since(models.churn, X, before, p).to_numpy()
         new = before["as_of"].isna().to_numpy()
         out["changes"] = np.where(new, "New on the list this week.", changes)
-    out["churn_model_version"] = models.churn_version
-    out["timing_model_version"] = models.timing_version
-    acc = history.accounts.set_index("account_id")
-    for c in ACCOUNT_COLUMNS:
-        out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
     return out
 
 

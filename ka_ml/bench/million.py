@@ -1,0 +1,146 @@
+"""Scoring 1M accounts in bounded memory (issue 7.6): time and peak RSS of `run_scoring`.
+
+Orders-only synthetic data (``features.synthetic_orders``, ~20 orders per account), models
+trained on a 20,000-account sample of the same world, then the whole portfolio scored,
+explained and written (scores.parquet/csv, the capped report and spreadsheet, the score
+history) in one subprocess whose peak RSS (VmHWM) is the figure. Scoring works in chunks
+of ``scoring.chunk_rows`` accounts, so the wide intermediates (timing person-period rows,
+SHAP matrices, reason texts) never exist for the whole portfolio at once.
+
+    python -m ka_ml.bench.million [--accounts N] [--orders-per-account K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ka_ml.bench.features import AS_OF, MARK, _peak_mb, synthetic_orders
+
+TRAIN_ACCOUNTS = 20_000
+
+
+def _config(root: Path) -> Any:
+    from ka_ml.config import Config
+
+    return Config.model_validate(
+        {
+            "paths": {"outputs": str(root / "outputs"), "models": str(root / "models")},
+            "tuning": {"n_trials": 2, "timeout_seconds": 120},
+            "features": {"max_snapshots": 18},
+        }
+    )
+
+
+def _history(path: Path) -> Any:
+    from ka_ml.data.history import History
+
+    orders = pd.read_parquet(path)
+    accounts = (
+        orders.groupby("account_id", sort=True)["order_date"]
+        .min()
+        .rename("created_at")
+        .reset_index()
+    )
+    return History(orders=orders, accounts=accounts, source=str(path))
+
+
+def case_train(path: str, root: str) -> dict[str, Any]:
+    from ka_ml.train import run_training
+
+    t0 = time.perf_counter()
+    h = _history(Path(path))
+    run_training(h, _config(Path(root)), AS_OF, progress=lambda s: None)
+    return {"seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb()}
+
+
+def case_score(path: str, root: str) -> dict[str, Any]:
+    from ka_ml.scoring.run import run_scoring
+
+    t0 = time.perf_counter()
+    h = _history(Path(path))
+    loaded = time.perf_counter() - t0
+    res = run_scoring(h, _config(Path(root)), AS_OF, Path(root) / "outputs" / "million")
+    return {
+        "seconds": time.perf_counter() - t0,
+        "load_seconds": loaded,
+        "accounts_scored": len(res.scores),
+        "orders": len(h.orders),
+        "timings": res.record["timings"],
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
+def _sub(fn: str, *args: str) -> dict[str, Any]:
+    code = (
+        "import json; from ka_ml.bench import million as m; "
+        f"print('\\n{MARK}' + json.dumps(m.{fn}(*{list(args)!r}), default=str))"
+    )
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{fn} failed:\n{done.stderr[-3000:]}")
+    line = [x for x in done.stdout.splitlines() if x.startswith(MARK)][-1]
+    return dict(json.loads(line[len(MARK) :]))
+
+
+def run(accounts: int = 1_000_000, orders_per_account: int = 20) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        full = synthetic_orders(accounts, orders_per_account, seed=1)
+        full.to_parquet(root / "full.parquet", index=False)
+        ids = full["account_id"].drop_duplicates().iloc[:TRAIN_ACCOUNTS]
+        full[full["account_id"].isin(ids)].to_parquet(root / "train.parquet", index=False)
+        del full
+        train = _sub("case_train", str(root / "train.parquet"), str(root))
+        score = _sub("case_score", str(root / "full.parquet"), str(root))
+    return {
+        "accounts": accounts,
+        "orders_per_account": orders_per_account,
+        "train": train,
+        "score": score,
+    }
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    s = r["score"]
+    return "\n".join(
+        [
+            "### Scoring 1M accounts in bounded memory",
+            "",
+            f"Orders-only synthetic portfolio: {r['accounts']:,} accounts, {s['orders']:,} "
+            f"orders (~{r['orders_per_account']} per account); models trained on "
+            f"{TRAIN_ACCOUNTS:,} of them. `run_scoring` end to end in one process "
+            "(features, scores, reasons, week-over-week change, lights, parquet/csv, capped "
+            "report and spreadsheet, score history).",
+            "",
+            "| accounts scored | wall s | load s | score+explain s | peak RSS MiB | target |",
+            "|---:|---:|---:|---:|---:|---|",
+            f"| {s['accounts_scored']:,} | {s['seconds']:.0f} | {s['load_seconds']:.0f} | "
+            f"{s['timings'].get('score_and_explain', float('nan')):.0f} | "
+            f"{s['peak_rss_mb']:,.0f} | < 8,192 MiB: "
+            f"{'met' if s['peak_rss_mb'] < 8192 else 'MISSED'} |",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=1_000_000)
+    ap.add_argument("--orders-per-account", type=int, default=20)
+    args = ap.parse_args(argv)
+    print(to_markdown(run(args.accounts, args.orders_per_account)))
+
+
+if __name__ == "__main__":
+    main()

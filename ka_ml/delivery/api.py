@@ -1,0 +1,540 @@
+"""`ka-ml serve`: a small read-only HTTP API over the score history (FastAPI).
+
+Endpoints: ``GET /portfolio`` (summary), ``GET /accounts`` (filters ``light``, ``tier``,
+``owner``, ``as_of``; paginated), ``GET /accounts/{account_id}`` (latest score with its
+reasons, and its history), ``GET /models`` (model versions in use), ``GET /healthz``.
+The OpenAPI schema is at ``/openapi.json`` (interactive docs at ``/docs``).
+
+Why it is built this way:
+
+- The source is the scorer's own history (``outputs/score_history.sqlite``, which keeps
+  every weekly score with its reasons), opened read-only per request: the API can never
+  change it, and a score run landing meanwhile is simply seen by the next request.
+- Queries are SQLAlchemy Core with bound parameters; every input is typed and bounded by
+  FastAPI (unknown light/tier, bad dates, out-of-range paging -> 422 with the reason);
+  unknown accounts and dates -> 404 with what to do.
+- Bound to 127.0.0.1 by default. A bearer token (from the environment variable
+  ``delivery.api_token_env``) protects every data endpoint when set, and ``serve`` refuses
+  to listen on a non-loopback address without one.
+
+No ``from __future__ import annotations`` here: FastAPI reads the annotations at runtime.
+"""
+
+import json
+import math
+import secrets
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from ka_ml import __version__
+from ka_ml.config import Config
+from ka_ml.errors import KaMlError
+
+TABLE = "scores"
+Light = Literal["red", "yellow", "green"]
+Tier = Literal["A", "B", "C"]
+MAX_PAGE = 500
+N_REASONS = 3
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Reason(BaseModel):
+    rank: int
+    text: str
+    feature: str | None = None
+    shap: float | None = Field(None, description="contribution to the churn log-odds")
+
+
+class AccountSummary(BaseModel):
+    account_id: str
+    as_of: date
+    name: str | None = None
+    owner: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    abc_tier: str | None = None
+    health: str | None = None
+    health_prev: str | None = Field(None, description="last week's light")
+    churn_probability: float | None = None
+    churn_probability_prev: float | None = None
+    revenue_365d: float | None = None
+    revenue_at_risk: float | None = None
+    expected_next_purchase_date: date | None = None
+    next_purchase_p10_date: date | None = None
+    next_purchase_p90_date: date | None = None
+    light_reason: str | None = None
+    recommended_action: str | None = None
+    top_reason: str | None = None
+
+
+class HistoryPoint(BaseModel):
+    as_of: date
+    churn_probability: float | None = None
+    health: str | None = None
+    abc_tier: str | None = None
+    revenue_at_risk: float | None = None
+    expected_next_purchase_date: date | None = None
+    churn_model_version: str | None = None
+    timing_model_version: str | None = None
+
+
+class AccountDetail(AccountSummary):
+    reasons: list[Reason]
+    purchase_probabilities: dict[str, float | None] = Field(
+        default_factory=dict, description="P(next order within k days), by window"
+    )
+    changes: str | None = None
+    revenue_share: float | None = None
+    dependency_index: float | None = None
+    days_since_last_order: float | None = None
+    last_order_date: date | None = None
+    churn_model_version: str | None = None
+    timing_model_version: str | None = None
+    history: list[HistoryPoint]
+
+
+class AccountPage(BaseModel):
+    as_of: date
+    total: int
+    limit: int
+    offset: int
+    items: list[AccountSummary]
+
+
+class Portfolio(BaseModel):
+    as_of: date
+    owner: str | None = None
+    summary: dict[str, Any]
+
+
+class ModelUse(BaseModel):
+    as_of: date
+    churn_model_version: str | None = None
+    timing_model_version: str | None = None
+    accounts: int
+
+
+class Models(BaseModel):
+    latest_as_of: date
+    in_use: list[ModelUse]
+    history: list[ModelUse]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    scores: bool
+    latest_as_of: date | None = None
+
+
+# --------------------------------------------------------------------------- data access
+
+
+class NoScores(Exception):
+    """The score history does not exist yet (nothing scored)."""
+
+
+class ScoreStore:
+    """Read-only access to the score history's ``scores`` table (SQLite file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).resolve()
+        uri = f"{self.path.as_uri()}?mode=ro"
+        self.engine = sa.create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+            poolclass=NullPool,
+        )
+
+    @contextmanager
+    def table(self) -> Iterator[tuple[Connection, sa.Table]]:
+        if not self.path.exists():
+            raise NoScores
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(TABLE):
+                raise NoScores
+            yield conn, sa.Table(TABLE, sa.MetaData(), autoload_with=conn)
+
+    @staticmethod
+    def latest(conn: Connection, t: sa.Table) -> str | None:
+        value = conn.execute(sa.select(sa.func.max(t.c.as_of))).scalar()
+        return None if value is None else str(value)
+
+
+def _col(t: sa.Table, name: str) -> sa.ColumnElement[Any]:
+    """A column, or NULL labelled with its name when an older history file lacks it."""
+    return t.c[name] if name in t.c else sa.null().label(name)
+
+
+def _summary_columns(t: sa.Table) -> list[sa.ColumnElement[Any]]:
+    names = [f for f in AccountSummary.model_fields if f != "top_reason"]
+    return [*(_col(t, n) for n in names), _col(t, "reason_1").label("top_reason")]
+
+
+def _value(v: Any) -> Any:
+    """NaN (from REAL columns) as None; everything else unchanged."""
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _clean(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k): _value(v) for k, v in row.items()}
+
+
+def _reasons(row: Mapping[str, Any]) -> list[Reason]:
+    out = []
+    for k in range(1, N_REASONS + 1):
+        text = row.get(f"reason_{k}")
+        if text:
+            out.append(
+                Reason(
+                    rank=k,
+                    text=str(text),
+                    feature=row.get(f"reason_{k}_feature"),
+                    shap=_value(row.get(f"reason_{k}_shap")),
+                )
+            )
+    return out
+
+
+def _probabilities(raw: Any) -> dict[str, float | None]:
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except (TypeError, ValueError):
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {
+        str(k).removeprefix("p_purchase_"): (float(v) if isinstance(v, int | float) else None)
+        for k, v in parsed.items()
+    }
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the endpoint does not know (``?lihgt=red`` would otherwise
+    silently return every account)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = {p.alias for p in dependant.query_params} if dependant is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": f"Unknown query parameter; this endpoint takes {sorted(known)}",
+                    "input": request.query_params[name],
+                }
+                for name in unknown
+            ]
+        )
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such account, date or no scores yet"}
+}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or wrong bearer token"}
+}
+NO_SCORES = "No scores yet: run `ka-ml score` first (the API reads the score history)."
+
+
+def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
+    """The API over ``history_path`` (the scorer's score_history.sqlite)."""
+    store = ScoreStore(history_path)
+    bearer = HTTPBearer(auto_error=False, description="the token in KA_ML_API_TOKEN")
+
+    def authorize(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if token is None:
+            return
+        given = creds.credentials if creds is not None else ""
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                401, "Missing or wrong bearer token.", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    guarded = [Depends(authorize)] if token else []
+    errors: dict[int | str, dict[str, Any]] = {**NOT_FOUND, **(UNAUTHORIZED if token else {})}
+    app = FastAPI(
+        title="ka_ml read API",
+        version=__version__,
+        description="Latest key-account health scores, reasons and history (read-only).",
+        dependencies=[Depends(reject_unknown_query)],
+    )
+
+    @contextmanager
+    def scores() -> Iterator[tuple[Connection, sa.Table]]:
+        try:
+            with store.table() as found:
+                yield found
+        except NoScores:
+            raise HTTPException(404, NO_SCORES) from None
+
+    def pick_date(conn: Connection, t: sa.Table, as_of: date | None) -> str:
+        if as_of is None:
+            latest = store.latest(conn, t)
+            if latest is None:
+                raise HTTPException(404, NO_SCORES)
+            return latest
+        day = as_of.isoformat()
+        found = conn.execute(sa.select(t.c.as_of).where(t.c.as_of == day).limit(1)).first()
+        if found is None:
+            raise HTTPException(404, f"No scores as of {day}. GET /models lists the scored dates.")
+        return day
+
+    @app.get("/healthz", response_model=Health, tags=["meta"])
+    def healthz() -> Health:
+        """Liveness, and whether any scores exist yet (no token needed)."""
+        try:
+            with store.table() as (conn, t):
+                latest = store.latest(conn, t)
+        except NoScores:
+            latest = None
+        return Health(
+            status="ok",
+            version=__version__,
+            scores=latest is not None,
+            latest_as_of=date.fromisoformat(latest) if latest else None,
+        )
+
+    @app.get(
+        "/portfolio",
+        response_model=Portfolio,
+        responses=errors,
+        dependencies=guarded,
+        tags=["scores"],
+    )
+    def portfolio(
+        owner: Annotated[str | None, Query(max_length=200)] = None,
+        as_of: date | None = None,
+    ) -> Portfolio:
+        """Accounts, revenue and revenue at risk per light and ABC tier, plus alerts."""
+        from ka_ml.reporting.html import portfolio_summary
+
+        with scores() as (conn, t):
+            day = pick_date(conn, t, as_of)
+            cols = [
+                _col(t, c)
+                for c in (
+                    "account_id",
+                    "name",
+                    "health",
+                    "health_prev",
+                    "abc_tier",
+                    "churn_probability",
+                    "churn_probability_prev",
+                    "revenue_365d",
+                    "revenue_at_risk",
+                    "revenue_share",
+                    "dependency_index",
+                )
+            ]
+            q = sa.select(*cols).where(t.c.as_of == day)
+            if owner is not None:
+                q = q.where(_col(t, "owner") == owner)
+            rows = conn.execute(q).mappings().all()
+        frame = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in cols])
+        return Portfolio(
+            as_of=date.fromisoformat(day), owner=owner, summary=portfolio_summary(frame)
+        )
+
+    @app.get(
+        "/accounts",
+        response_model=AccountPage,
+        responses=errors,
+        dependencies=guarded,
+        tags=["scores"],
+    )
+    def accounts(
+        light: Light | None = None,
+        tier: Tier | None = None,
+        owner: Annotated[str | None, Query(max_length=200)] = None,
+        as_of: date | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> AccountPage:
+        """The scored accounts of one date (latest by default), most revenue at risk first."""
+        with scores() as (conn, t):
+            day = pick_date(conn, t, as_of)
+            where = [t.c.as_of == day]
+            if light is not None:
+                where.append(t.c.health == light)
+            if tier is not None:
+                where.append(t.c.abc_tier == tier)
+            if owner is not None:
+                where.append(_col(t, "owner") == owner)
+            total = conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar()
+            q = (
+                sa.select(*_summary_columns(t))
+                .where(*where)
+                .order_by(
+                    t.c.revenue_at_risk.desc().nulls_last(),
+                    t.c.churn_probability.desc().nulls_last(),
+                    t.c.account_id,
+                )
+                .limit(limit)
+                .offset(offset)
+            )
+            rows = conn.execute(q).mappings().all()
+        return AccountPage(
+            as_of=date.fromisoformat(day),
+            total=int(total or 0),
+            limit=limit,
+            offset=offset,
+            items=[AccountSummary(**_clean(r)) for r in rows],
+        )
+
+    @app.get(
+        "/accounts/{account_id}",
+        response_model=AccountDetail,
+        responses=errors,
+        dependencies=guarded,
+        tags=["scores"],
+    )
+    def account(
+        account_id: Annotated[str, PathParam(min_length=1, max_length=200)],
+        history: Annotated[int, Query(ge=1, le=520)] = 104,
+    ) -> AccountDetail:
+        """The account's latest score with its reasons, and up to ``history`` past weeks."""
+        with scores() as (conn, t):
+            latest = (
+                conn.execute(
+                    sa.select(t)
+                    .where(t.c.account_id == account_id)
+                    .order_by(t.c.as_of.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            if latest is None:
+                raise HTTPException(
+                    404,
+                    f"Account '{account_id}' has no scores. GET /accounts lists the scored ones.",
+                )
+            past = (
+                conn.execute(
+                    sa.select(*(_col(t, n) for n in HistoryPoint.model_fields))
+                    .where(t.c.account_id == account_id)
+                    .order_by(t.c.as_of.desc())
+                    .limit(history)
+                )
+                .mappings()
+                .all()
+            )
+        row = _clean(latest)
+        fields = {k: v for k, v in row.items() if k in AccountDetail.model_fields}
+        return AccountDetail(
+            **fields,
+            top_reason=row.get("reason_1"),
+            reasons=_reasons(row),
+            purchase_probabilities=_probabilities(row.get("extra_probability_columns")),
+            history=[HistoryPoint(**_clean(p)) for p in reversed(past)],
+        )
+
+    @app.get(
+        "/models",
+        response_model=Models,
+        responses=errors,
+        dependencies=guarded,
+        tags=["scores"],
+    )
+    def models(
+        limit: Annotated[int, Query(ge=1, le=520)] = 52,
+    ) -> Models:
+        """The model versions behind the latest scores, and per scored date before."""
+        with scores() as (conn, t):
+            q = (
+                sa.select(
+                    t.c.as_of,
+                    _col(t, "churn_model_version"),
+                    _col(t, "timing_model_version"),
+                    sa.func.count().label("accounts"),
+                )
+                .group_by(t.c.as_of, t.c.churn_model_version, t.c.timing_model_version)
+                .order_by(t.c.as_of.desc(), t.c.churn_model_version, t.c.timing_model_version)
+                .limit(limit)
+            )
+            rows = [ModelUse(**r) for r in conn.execute(q).mappings().all()]
+        if not rows:
+            raise HTTPException(404, NO_SCORES)
+        latest = rows[0].as_of
+        return Models(
+            latest_as_of=latest,
+            in_use=[r for r in rows if r.as_of == latest],
+            history=rows,
+        )
+
+    return app
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def score_history_path(cfg: Config) -> Path:
+    """Where the scorer keeps its history: ``ka_ml.scoring.run.history_path``, restated
+    here so that starting the API does not import the scoring stack (LightGBM, SHAP)."""
+    return Path(cfg.paths.outputs) / "score_history.sqlite"
+
+
+def api_token(cfg: Config, env: Mapping[str, str]) -> str | None:
+    """The bearer token from the environment (None when unset or empty)."""
+    return env.get(cfg.delivery.api_token_env) or None
+
+
+def check_bind(host: str, token: str | None, token_env: str) -> None:
+    """Refuse to expose the API beyond this machine without a token."""
+    from ka_ml.delivery.notify import is_loopback
+
+    if token is None and not is_loopback(host):
+        raise KaMlError(
+            f"Refusing to serve the API on {host} without a token.",
+            f"export {token_env}=<a long random secret> (clients send it as "
+            "'Authorization: Bearer <token>'), or bind to 127.0.0.1.",
+        )
+    if token is not None and len(token) < 16:
+        raise KaMlError(
+            f"The API token in {token_env} is too short ({len(token)} characters).",
+            "use at least 16 random characters, e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`.",
+        )
+
+
+def serve(cfg: Config, host: str, port: int, env: Mapping[str, str]) -> None:
+    """Run the API with uvicorn until interrupted."""
+    import uvicorn
+
+    token = api_token(cfg, env)
+    check_bind(host, token, cfg.delivery.api_token_env)
+    app = create_app(score_history_path(cfg), token=token)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+__all__ = ["api_token", "check_bind", "create_app", "score_history_path", "serve"]

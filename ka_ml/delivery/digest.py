@@ -1,0 +1,489 @@
+"""Per-owner digests: each account manager's own accounts, explained in a few lines.
+
+A scores frame (one row per account, with ``owner``) becomes one :class:`OwnerDigest` per
+owner: their accounts only, the same report layout as ``report.html`` (filtered rows, the
+owner in the title), and a short text + HTML digest ("3 accounts turned red: ..., why,
+what to do"). Accounts without an owner form one more group, labelled
+``delivery.unassigned_label``, which goes to ``delivery.default_recipient``.
+
+Why it is built this way:
+
+- Pure: scores and the run record in, digests out; the scorer writes them into its staged
+  output folder (``owners/``) and ``ka-ml notify`` rebuilds the same digests from the
+  saved ``scores.parquet``, so what is mailed is exactly what was written.
+- Owner names come from CRM exports: the HTML digest is autoescaped, subjects are cleaned
+  of line breaks (no header injection) and file names are slugs (``[a-z0-9.-]``, never a
+  path or a hidden file).
+- Loops run over owners (a handful) and over the few accounts listed per section; every
+  per-account computation is column-wise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import EMAIL_ADDRESS, DeliveryConfig
+from ka_ml.errors import KaMlError
+from ka_ml.io import atomic_write_json, atomic_write_text
+from ka_ml.reporting.html import (
+    attention_flags,
+    fmt_date,
+    fmt_money,
+    fmt_pct,
+    fmt_points,
+    order_by_risk,
+    render_report,
+)
+
+OWNERS_DIR = "owners"
+INDEX_FILE = "index.json"
+_PARENTHESIS = re.compile(r"\s*\([^()]*\)\s*$")
+_ADDRESS = re.compile(EMAIL_ADDRESS)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@dataclass(frozen=True)
+class OwnerDigest:
+    """One owner's accounts, report and digest, ready to be written or mailed."""
+
+    owner: str | None  # as in accounts.owner; None = the accounts without an owner
+    label: str  # the owner, or delivery.unassigned_label
+    slug: str  # file-name key: owners/<slug>.html, <slug>.eml
+    address: str | None  # where it goes; None = no address could be resolved
+    as_of: str  # YYYY-MM-DD
+    account_ids: tuple[str, ...]
+    counts: dict[str, int]
+    subject: str
+    text: str
+    html: str
+    report_html: str = field(repr=False)
+
+
+# --------------------------------------------------------------------------- owners
+
+
+def slugify(label: str) -> str:
+    """A safe, readable file-name key: 'Anna Müller' -> 'anna.muller' (never empty)."""
+    ascii_ = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", ".", ascii_.lower()).strip(".")[:80].strip(".")
+    return slug or "owner"
+
+
+def is_address(value: str) -> bool:
+    """A plain e-mail address (what an owner column sometimes already holds)."""
+    return bool(_ADDRESS.match(value))
+
+
+def resolve_address(owner: str | None, delivery: DeliveryConfig) -> str | None:
+    """Where one owner's digest goes; ``None`` when nobody can be found.
+
+    Order: ``recipients[owner]``; the owner itself when it is an address; the
+    ``address_template`` filled with the owner; ``default_recipient``. The accounts without
+    an owner go to ``recipients[unassigned_label]``, else ``default_recipient``.
+    """
+    key = delivery.unassigned_label if owner is None else owner
+    if key in delivery.recipients:
+        return delivery.recipients[key]
+    if owner is not None:
+        if is_address(owner):
+            return owner
+        if delivery.address_template:
+            filled = delivery.address_template.format(owner=owner, slug=slugify(owner))
+            if is_address(filled):
+                return filled
+    return delivery.default_recipient
+
+
+def owner_of(scores: pd.DataFrame) -> pd.Series:
+    """Each row's owner, trimmed; missing or blank as <NA>."""
+    if "owner" not in scores:
+        return pd.Series(pd.NA, index=scores.index, dtype="string")
+    owner = scores["owner"].astype("string").str.strip()
+    return owner.where(owner.ne(""), pd.NA)
+
+
+def has_owners(scores: pd.DataFrame) -> bool:
+    """True when at least one account has an owner (the ``accounts.owner`` column is used)."""
+    return bool(owner_of(scores).notna().any())
+
+
+def unique_slugs(labels: Sequence[str]) -> list[str]:
+    """One slug per label, made unique in order ('ann', 'ann-2') so no file overwrites another."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        base = slugify(label)
+        n = seen.get(base, 0) + 1
+        seen[base] = n
+        out.append(base if n == 1 else f"{base}-{n}")
+    return out
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _text(rows: pd.DataFrame, col: str) -> pd.Series:
+    if col not in rows:
+        return pd.Series("", index=rows.index, dtype="string")
+    return rows[col].astype("string").fillna("")
+
+
+def _num(rows: pd.DataFrame, col: str) -> pd.Series:
+    if col not in rows:
+        return pd.Series(np.nan, index=rows.index, dtype="float64")
+    return pd.to_numeric(rows[col], errors="coerce").astype("float64")
+
+
+def _items(rows: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
+    """The listed accounts of one section, in report order, as plain records."""
+    shown = rows.loc[order_by_risk(rows)].head(limit)
+    ids = _text(shown, "account_id")
+    name = _text(shown, "name")
+    reasons = [_text(shown, f"reason_{k}") for k in (1, 2, 3)]  # with "(raises risk)"
+    why = reasons[0]
+    for more in reasons[1:]:
+        why = why.where(more.eq(""), why + "; " + more)
+    view = pd.DataFrame(
+        {
+            "account_id": ids,
+            "name": name.where(name.ne(""), ids),
+            "tier": _text(shown, "abc_tier"),
+            "health": _text(shown, "health"),
+            "health_prev": _text(shown, "health_prev"),
+            "p": _num(shown, "churn_probability"),
+            "p_prev": _num(shown, "churn_probability_prev"),
+            "change": _num(shown, "churn_probability") - _num(shown, "churn_probability_prev"),
+            "has_prev": _num(shown, "churn_probability_prev").notna(),
+            "at_risk": _num(shown, "revenue_at_risk"),
+            "why": why.str.strip("; "),
+            "light_reason": _text(shown, "light_reason"),
+            "action": _text(shown, "recommended_action"),
+            "changes": _text(shown, "changes"),
+        }
+    )
+    return [{str(k): v for k, v in r.items()} for r in view.to_dict("records")]
+
+
+def _top_reasons(rows: pd.DataFrame, n: int = 3) -> list[dict[str, Any]]:
+    """The most common first reasons among the owner's red and yellow accounts."""
+    from ka_ml.features import catalog
+
+    risky = rows[_text(rows, "health").isin(["red", "yellow"])]
+    feature = _text(risky, "reason_1_feature")
+    feature = feature[feature.ne("")]
+    counts = feature.value_counts().head(n)
+    out = []
+    for code, count in counts.items():  # at most n reasons
+        try:
+            label = _PARENTHESIS.sub("", catalog.get(str(code)).meaning)
+        except KeyError:
+            label = str(code)
+        out.append({"reason": label, "accounts": int(count)})
+    return out
+
+
+def digest_context(
+    rows: pd.DataFrame, *, label: str, as_of: str, max_listed: int, currency: str = ""
+) -> dict[str, Any]:
+    """Everything one owner's digest says, computed from their rows (pure).
+
+    Sections: accounts that turned red this week, whose risk rose 10+ points, that are
+    still red, and that left red (improved); counts per light; the commonest reasons.
+    """
+    flags = attention_flags(rows)
+    health = _text(rows, "health")
+    prev = _text(rows, "health_prev")
+    turned_red = flags["turned_red"]
+    rising = flags["rising"] & ~turned_red
+    still_red = health.eq("red") & ~turned_red & ~rising
+    improved = prev.eq("red") & health.ne("red") & health.ne("")
+    counts = {
+        "accounts": len(rows),
+        "red": int(health.eq("red").sum()),
+        "yellow": int(health.eq("yellow").sum()),
+        "green": int(health.eq("green").sum()),
+        "turned_red": int(turned_red.sum()),
+        "rising": int(rising.sum()),
+        "still_red": int(still_red.sum()),
+        "improved": int(improved.sum()),
+    }
+    sections = [
+        ("turned_red", "Turned red this week", turned_red),
+        ("rising", "Risk rising (10+ points since last week)", rising),
+        ("still_red", "Still red", still_red),
+        ("improved", "No longer red", improved),
+    ]
+    return {
+        "label": label,
+        "as_of": as_of,
+        "as_of_text": fmt_date(pd.Timestamp(as_of)) if as_of else "",
+        "counts": counts,
+        "at_risk": float(_num(rows, "revenue_at_risk").fillna(0.0).sum()),
+        "cur": currency,
+        "sections": [
+            {
+                "key": key,
+                "title": title,
+                "count": counts[key],
+                "rows": _items(rows[mask.to_numpy()], max_listed),
+                "more": max(counts[key] - max_listed, 0),
+            }
+            for key, title, mask in sections
+            if counts[key]
+        ],
+        "turned_red_names": [i["name"] for i in _items(rows[turned_red.to_numpy()], max_listed)],
+        "top_reasons": _top_reasons(rows),
+    }
+
+
+def subject_line(prefix: str, label: str, counts: Mapping[str, int], as_of: str) -> str:
+    """One line, no control characters (owner names come from CRM data)."""
+    news = (
+        f"{counts['turned_red']} turned red"
+        if counts["turned_red"]
+        else ("risk rising on " + str(counts["rising"]) if counts["rising"] else "no new red")
+    )
+    label = label if len(label) <= 80 else label[:79] + "…"
+    line = (
+        f"{prefix} {label}: {news}, {counts['red']} red of {counts['accounts']} accounts "
+        f"(as of {as_of})"
+    )
+    return re.sub(r"\s+", " ", _CONTROL.sub(" ", line)).strip()
+
+
+# --------------------------------------------------------------------------- rendering
+
+_TEXT_TEMPLATE = """\
+{{ label }}: your key accounts as of {{ as_of_text }}
+{{ counts.accounts }} accounts: {{ counts.red }} red, {{ counts.yellow }} yellow, \
+{{ counts.green }} green; {{ at_risk|money(cur) }} revenue at risk.
+{% if turned_red_names %}
+{{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red: \
+{{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, ...{% endif %}.
+{% else %}
+No account turned red this week.
+{% endif %}
+{% if top_reasons %}
+Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
+{{ "s" if r.accounts != 1 }}){{ "; " if not loop.last }}{% endfor %}.
+{% endif %}
+{% for s in sections %}
+
+{{ s.title|upper }} ({{ s.count }})
+{% for a in s.rows %}
+- {{ a.name }} ({{ a.account_id }}{% if a.tier %}, tier {{ a.tier }}{% endif %}): \
+{{ a.health }}, risk {{ a.p|pct }}{% if a.has_prev %} (was {{ a.p_prev|pct }}, \
+{{ a.change|pts }}){% endif %}, {{ a.at_risk|money(cur) }} at risk
+{% if a.why %}
+  Why: {{ a.why }}
+{% endif %}
+{% if a.changes %}
+  Since last week: {{ a.changes }}
+{% endif %}
+{% if a.action %}
+  Do: {{ a.action }}
+{% endif %}
+{% endfor %}
+{% if s.more %}
+  ... and {{ s.more }} more (see the report).
+{% endif %}
+{% endfor %}
+
+Your full report (your accounts only): owners/{{ slug }}.html in the score output\
+{% if attach %}, also attached to this e-mail{% endif %}.
+"""
+
+_HTML_TEMPLATE = """\
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1f2933;\
+max-width:720px;line-height:1.45">
+<h2 style="margin-bottom:4px">{{ label }}: your key accounts</h2>
+<p style="margin-top:0;color:#52606d">as of {{ as_of_text }}</p>
+<p><b>{{ counts.accounts }}</b> accounts:
+<span style="color:#c81e1e"><b>{{ counts.red }}</b> red</span>,
+<span style="color:#b7791f"><b>{{ counts.yellow }}</b> yellow</span>,
+<span style="color:#2f855a"><b>{{ counts.green }}</b> green</span>;
+<b>{{ at_risk|money(cur) }}</b> revenue at risk.</p>
+{% if turned_red_names %}
+<p><b>{{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red:</b>
+{{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, …{% endif %}.</p>
+{% else %}
+<p>No account turned red this week.</p>
+{% endif %}
+{% if top_reasons %}
+<p><b>Top reasons:</b> {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }}){{ "; " if not loop.last }}{% endfor %}.</p>
+{% endif %}
+{% for s in sections %}
+<h3 style="margin-bottom:4px">{{ s.title }} ({{ s.count }})</h3>
+<ul style="padding-left:18px;margin-top:4px">
+{% for a in s.rows %}
+<li style="margin-bottom:8px"><b>{{ a.name }}</b> <small>{{ a.account_id }}\
+{% if a.tier %} · tier {{ a.tier }}{% endif %}</small>: {{ a.health }}, risk <b>{{ a.p|pct }}</b>\
+{% if a.has_prev %} (was {{ a.p_prev|pct }}, {{ a.change|pts }}){% endif %}, \
+{{ a.at_risk|money(cur) }} at risk
+{% if a.why %}<br><span style="color:#52606d">Why:</span> {{ a.why }}{% endif %}
+{% if a.changes %}<br><span style="color:#52606d">Since last week:</span> {{ a.changes }}{% endif %}
+{% if a.action %}<br><span style="color:#52606d">Do:</span> <b>{{ a.action }}</b>{% endif %}
+</li>
+{% endfor %}
+</ul>
+{% if s.more %}<p><small>… and {{ s.more }} more in the report.</small></p>{% endif %}
+{% endfor %}
+<p style="color:#52606d"><small>Your full report (your accounts only): owners/{{ slug }}.html
+in the score output{% if attach %}, also attached to this e-mail{% endif %}.</small></p>
+</body></html>
+"""
+
+
+@lru_cache(maxsize=2)
+def _template(html: bool) -> jinja2.Template:
+    """The compiled digest template (compiled once per process)."""
+    return _environment(html).from_string(_HTML_TEMPLATE if html else _TEXT_TEMPLATE)
+
+
+def _environment(html: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(money=fmt_money, pct=fmt_pct, pts=fmt_points)
+    return env
+
+
+def render_digest(context: Mapping[str, Any]) -> tuple[str, str]:
+    """The digest as (plain text, HTML)."""
+    text = _template(False).render(**context)
+    html = _template(True).render(**context)
+    return text, html
+
+
+# --------------------------------------------------------------------------- digests
+
+
+def _as_of(scores: pd.DataFrame, run: Mapping[str, Any]) -> str:
+    raw = run.get("as_of")
+    if raw is None and "as_of" in scores and len(scores):
+        raw = pd.to_datetime(scores["as_of"]).max()
+    return "" if raw is None else str(pd.Timestamp(raw).date())
+
+
+def build_digests(
+    scores: pd.DataFrame,
+    run: Mapping[str, Any],
+    delivery: DeliveryConfig,
+    *,
+    title: str = "Key-account health",
+) -> list[OwnerDigest]:
+    """One digest per owner (sorted by owner), then one for the accounts without an owner.
+
+    Every account is in exactly one digest. ``run`` is the score run record (as-of,
+    thresholds, models: shown in each owner's report).
+    """
+    scores = scores.reset_index(drop=True)
+    owner = owner_of(scores)
+    as_of = _as_of(scores, run)
+    currency = str(run.get("currency") or "")
+    groups: list[tuple[str | None, pd.Index]] = [
+        (str(name), idx) for name, idx in sorted(scores.groupby(owner.dropna()).groups.items())
+    ]
+    unowned = scores.index[owner.isna().to_numpy()]
+    if len(unowned):
+        groups.append((None, unowned))
+    labels = [
+        delivery.unassigned_label if name is None else _CONTROL.sub(" ", name).strip()
+        for name, _ in groups
+    ]
+    digests = []
+    for (name, idx), label, slug in zip(groups, labels, unique_slugs(labels), strict=True):
+        rows = scores.loc[idx]
+        ctx = digest_context(
+            rows, label=label, as_of=as_of, max_listed=delivery.max_listed, currency=currency
+        )
+        subject = subject_line(delivery.subject_prefix, label, ctx["counts"], as_of)
+        text, html = render_digest(
+            {**ctx, "slug": slug, "subject": subject, "attach": delivery.attach_report}
+        )
+        digests.append(
+            OwnerDigest(
+                owner=name,
+                label=label,
+                slug=slug,
+                address=resolve_address(name, delivery),
+                as_of=as_of,
+                account_ids=tuple(_text(rows, "account_id").tolist()),
+                counts=ctx["counts"],
+                subject=subject,
+                text=text,
+                html=html,
+                report_html=render_report(rows, {**run, "owner": label}, title=title),
+            )
+        )
+    return digests
+
+
+def write_owner_files(digests: Sequence[OwnerDigest], folder: Path) -> list[Path]:
+    """``<slug>.html`` (report), ``<slug>.digest.txt`` / ``.digest.html`` and ``index.json``."""
+    folder = Path(folder)
+    paths = []
+    for d in digests:  # one iteration per owner
+        paths.append(atomic_write_text(folder / f"{d.slug}.html", d.report_html))
+        paths.append(atomic_write_text(folder / f"{d.slug}.digest.txt", d.text))
+        paths.append(atomic_write_text(folder / f"{d.slug}.digest.html", d.html))
+    index = [
+        {
+            "owner": d.owner,
+            "label": d.label,
+            "slug": d.slug,
+            "address": d.address,
+            "subject": d.subject,
+            **d.counts,
+        }
+        for d in digests
+    ]
+    paths.append(atomic_write_json(folder / INDEX_FILE, index))
+    return paths
+
+
+def read_scored(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A score output folder's ``scores.parquet`` and ``run_record.json``."""
+    folder = Path(folder)
+    scores_path = folder / "scores.parquet"
+    if not scores_path.exists():
+        raise KaMlError(
+            f"No scores in '{folder}' (scores.parquet is missing).",
+            "run `ka-ml score` for that date first, or pass the score output folder.",
+        )
+    record_path = folder / "run_record.json"
+    run: dict[str, Any] = (
+        json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {}
+    )
+    return pd.read_parquet(scores_path), run
+
+
+__all__ = [
+    "OwnerDigest",
+    "build_digests",
+    "digest_context",
+    "has_owners",
+    "read_scored",
+    "render_digest",
+    "resolve_address",
+    "slugify",
+    "subject_line",
+    "write_owner_files",
+]

@@ -1,0 +1,243 @@
+"""`ka-ml notify`: each owner's digest as an e-mail, sent over SMTP or written as ``.eml``.
+
+The digests are rebuilt from a score output folder (``scores.parquet`` + the run record),
+so a notify run is reproducible and can be repeated for one owner (``--owner``). Messages
+are standard ``multipart/alternative`` (text + HTML), with the owner's report attached
+when ``delivery.attach_report`` is on; built with the standard library's ``email``.
+
+Safety: every address is resolved before the first message goes out, so a missing
+address fails the run up front instead of half-way; credentials come only from the
+environment (``delivery.smtp.user_env`` / ``password_env``) and are never sent over an
+unencrypted connection except to a loopback relay.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+import pandas as pd
+
+from ka_ml.config import Config, DeliveryConfig, SmtpConfig
+from ka_ml.delivery.digest import OwnerDigest, build_digests, read_scored
+from ka_ml.errors import KaMlError
+from ka_ml.io import atomic_write
+
+_DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# CRLF, and lines up to the SMTP limit: short headers stay on one line (the default 78
+# makes the email package fold "Subject: [ka-ml] ..." right after the colon)
+MAIL_POLICY = SMTP_POLICY.clone(max_line_length=998)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One digest and its e-mail."""
+
+    digest: OwnerDigest
+    message: EmailMessage
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    folder: Path  # the score output folder the digests came from
+    outgoing: tuple[Outgoing, ...]
+    written: tuple[Path, ...] = ()  # dry run: the .eml files
+    sent: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP (127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def scored_folder(outputs: Path, as_of: pd.Timestamp | None) -> Path:
+    """``outputs/<as-of>/``; without a date, the latest dated folder holding scores."""
+    outputs = Path(outputs)
+    if as_of is not None:
+        return outputs / str(pd.Timestamp(as_of).date())
+    dated = sorted(
+        p
+        for p in (outputs.iterdir() if outputs.is_dir() else ())
+        if _DATE_DIR.match(p.name) and (p / "scores.parquet").exists()
+    )
+    if not dated:
+        raise KaMlError(
+            f"No scored date found in '{outputs}'.",
+            "run `ka-ml score` first, or pass --as-of / --scores.",
+        )
+    return dated[-1]
+
+
+def compose(digest: OwnerDigest, delivery: DeliveryConfig) -> EmailMessage:
+    """The digest as a standard e-mail: text and HTML alternatives (+ the report attached)."""
+    msg = EmailMessage(policy=MAIL_POLICY)
+    msg["Subject"] = digest.subject
+    msg["From"] = delivery.smtp.sender
+    if digest.address:
+        msg["To"] = digest.address
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=delivery.smtp.sender.rsplit("@", 1)[-1])
+    msg["X-Ka-Ml-Owner"] = digest.slug
+    msg["X-Ka-Ml-As-Of"] = digest.as_of
+    msg.set_content(digest.text)
+    msg.add_alternative(digest.html, subtype="html")
+    if delivery.attach_report:
+        msg.add_attachment(
+            digest.report_html.encode("utf-8"),
+            maintype="text",
+            subtype="html",
+            filename=f"key-accounts-{digest.slug}-{digest.as_of}.html",
+        )
+    return msg
+
+
+def prepare(
+    folder: Path, cfg: Config, owners: Sequence[str] = ()
+) -> tuple[tuple[Outgoing, ...], Path]:
+    """Digests and e-mails for a score output folder (optionally only some owners)."""
+    scores, run = read_scored(folder)
+    digests = build_digests(scores, run, cfg.delivery)
+    if owners:
+        wanted = set(owners)
+        known = {d.label for d in digests} | {d.slug for d in digests}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise KaMlError(
+                f"Unknown owner(s) {unknown} in '{folder}'.",
+                f"use one of: {', '.join(sorted(d.label for d in digests)[:20])}.",
+            )
+        digests = [d for d in digests if d.label in wanted or d.slug in wanted]
+    return tuple(Outgoing(d, compose(d, cfg.delivery)) for d in digests), Path(folder)
+
+
+def write_eml(outgoing: Sequence[Outgoing], out_dir: Path) -> list[Path]:
+    """``out_dir/<owner>.eml`` per message (CRLF line ends, as the RFC has it); atomic each."""
+    paths = []
+    for o in outgoing:  # one per owner
+        data = o.message.as_bytes(policy=MAIL_POLICY)
+
+        def write(p: Path, data: bytes = data) -> None:
+            p.write_bytes(data)
+
+        paths.append(atomic_write(Path(out_dir) / f"{o.digest.slug}.eml", write))
+    return paths
+
+
+def _check_addresses(outgoing: Sequence[Outgoing]) -> None:
+    missing = [o.digest.label for o in outgoing if not o.digest.address]
+    if missing:
+        raise KaMlError(
+            f"No e-mail address for {len(missing)} digest(s): {', '.join(missing[:10])}. "
+            "Nothing was sent.",
+            "map owners in delivery.recipients, set delivery.address_template, or set "
+            "delivery.default_recipient (it also gets the accounts without an owner).",
+        )
+
+
+def _credentials(smtp: SmtpConfig, env: Mapping[str, str]) -> tuple[str, str] | None:
+    user, password = env.get(smtp.user_env, ""), env.get(smtp.password_env, "")
+    if not user:
+        return None
+    if not password:
+        raise KaMlError(
+            f"{smtp.user_env} is set but {smtp.password_env} is not.",
+            f"export {smtp.password_env} too (or unset {smtp.user_env} for a relay without login).",
+        )
+    if smtp.tls == "none" and not is_loopback(smtp.host):
+        raise KaMlError(
+            f"Refusing to send the SMTP password to {smtp.host} without TLS.",
+            "set delivery.smtp.tls to starttls or ssl.",
+        )
+    return user, password
+
+
+def send(outgoing: Sequence[Outgoing], smtp: SmtpConfig, env: Mapping[str, str]) -> None:
+    """Send every message over one SMTP connection; report every failure at the end."""
+    _check_addresses(outgoing)
+    creds = _credentials(smtp, env)
+    context = ssl.create_default_context()
+    failed: list[str] = []
+    sent = 0
+    try:
+        server = (
+            smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context)
+            if smtp.tls == "ssl"
+            else smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
+        )
+        with server:
+            if smtp.tls == "starttls":
+                server.starttls(context=context)
+            if creds:
+                server.login(*creds)
+            for o in outgoing:  # one message per owner
+                try:
+                    refused = server.send_message(o.message)
+                    problem = str(refused) if refused else ""
+                except smtplib.SMTPRecipientsRefused as e:
+                    problem = str(e.recipients)
+                except smtplib.SMTPResponseException as e:  # sender or data refused
+                    problem = f"{e.smtp_code} {e.smtp_error!r}"
+                if problem:
+                    failed.append(f"{o.digest.label} <{o.digest.address}>: {problem}")
+                else:
+                    sent += 1
+    except (OSError, smtplib.SMTPException) as e:
+        raise KaMlError(
+            f"Sending over SMTP {smtp.host}:{smtp.port} failed after {sent} of "
+            f"{len(outgoing)} digest(s): {type(e).__name__}: {e}.",
+            "check delivery.smtp (host, port, tls) and the credentials in "
+            f"{smtp.user_env}/{smtp.password_env}; rerun with --owner for the missing ones.",
+        ) from e
+    if failed:
+        raise KaMlError(
+            f"The SMTP server refused {len(failed)} of {len(outgoing)} digest(s) "
+            f"({sent} sent): {' | '.join(failed[:10])}.",
+            "fix those addresses (delivery.recipients) and rerun with --owner NAME for each.",
+        )
+
+
+def notify(
+    folder: Path,
+    cfg: Config,
+    *,
+    dry_run: bool = False,
+    out: Path | None = None,
+    owners: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> NotifyResult:
+    """Send each owner their digest, or (``dry_run``) write ``out/<owner>.eml`` files."""
+    if dry_run:
+        if out is None:
+            raise KaMlError("--dry-run needs --out DIR.", "name a folder for the .eml files.")
+        outgoing, folder = prepare(folder, cfg, owners)
+        return NotifyResult(folder, outgoing, tuple(write_eml(outgoing, out)), sent=False)
+    outgoing, folder = prepare(folder, cfg, owners)
+    send(outgoing, cfg.delivery.smtp, os.environ if env is None else env)
+    return NotifyResult(folder, outgoing, (), sent=True)
+
+
+__all__ = [
+    "NotifyResult",
+    "Outgoing",
+    "compose",
+    "is_loopback",
+    "notify",
+    "prepare",
+    "scored_folder",
+    "send",
+    "write_eml",
+]

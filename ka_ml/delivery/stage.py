@@ -1,0 +1,47 @@
+"""The scorer's delivery hook: owner reports and the database write-back, inside its stage.
+
+``run_scoring`` calls :func:`stage_delivery` while its output folder is still staged, just
+before the run record is written: the owner files land in the same atomic swap as
+``report.html`` (a failed run leaves none of them), and the write-back's single transaction
+commits only when everything before it succeeded. The record says what was delivered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ka_ml.config import Config
+
+
+def stage_delivery(
+    stage: Path,
+    scores: pd.DataFrame,
+    record: dict[str, Any],
+    cfg: Config,
+    writeback_url: str | None = None,
+) -> None:
+    """Write ``stage/owners/`` (when accounts have owners) and upsert to ``writeback_url``."""
+    from ka_ml.delivery.digest import OWNERS_DIR, build_digests, has_owners, write_owner_files
+
+    delivery: dict[str, Any] = {}
+    if cfg.delivery.owner_reports and has_owners(scores):
+        digests = build_digests(scores, record, cfg.delivery)
+        write_owner_files(digests, Path(stage) / OWNERS_DIR)
+        delivery["owner_reports"] = len(digests)
+        delivery["unaddressed"] = [d.label for d in digests if not d.address]
+    if writeback_url:
+        from ka_ml.delivery.writeback import write_back
+
+        res = write_back(scores, writeback_url, table=cfg.delivery.writeback_table)
+        delivery["writeback"] = {
+            "url": res.url,
+            "table": res.table,
+            "rows": res.rows,
+            "removed": res.removed,
+            "added_columns": list(res.added_columns),
+        }
+    if delivery:
+        record["delivery"] = delivery

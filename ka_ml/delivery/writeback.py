@@ -1,0 +1,262 @@
+"""Database write-back: the scores table upserted into any SQL database (SQLAlchemy URL).
+
+A CRM or BI tool reads scores where it already reads data: one table (default
+``ka_ml_scores``), one row per (account_id, as_of), the columns of ``scores.parquet``.
+
+Why it is built this way:
+
+- Idempotent and atomic: one transaction per write; rows are upserted by the primary key
+  (account_id, as_of) with the dialect's own ``INSERT ... ON CONFLICT DO UPDATE``
+  (PostgreSQL, SQLite; delete-then-insert elsewhere), and rows of the same as-of that the
+  new scores no longer hold are deleted. Re-running score + write-back for a date leaves
+  the table holding exactly that date's scores, once.
+- Schema follows the scores: the table is created on first use; a column new in the
+  scores (another purchase window, a new extra) is added with ``ALTER TABLE`` (Alembic's
+  dialect-aware operations); existing columns are never dropped or retyped.
+- Credentials never live in committed config: the URL comes from the environment variable
+  ``delivery.writeback_url_env``; the config may hold a password-free URL; the default is
+  a SQLite file beside the outputs. Logged URLs hide the password.
+- SQL is built with SQLAlchemy Core (bound parameters), never by string formatting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from ka_ml.config import Config
+from ka_ml.errors import KaMlError
+
+KEY = ("account_id", "as_of")
+CHUNK = 1000  # rows per statement: far below every driver's bind-parameter limit
+
+
+@dataclass(frozen=True)
+class WritebackResult:
+    url: str  # password hidden
+    table: str
+    rows: int  # rows upserted
+    removed: int  # rows of the same as-of(s) no longer in the scores
+    added_columns: tuple[str, ...] = ()
+
+
+def resolve_url(cfg: Config, env: Mapping[str, str]) -> str:
+    """The environment variable, else ``delivery.writeback_url``, else SQLite in outputs."""
+    url = env.get(cfg.delivery.writeback_url_env) or cfg.delivery.writeback_url
+    if url:
+        return url
+    return f"sqlite:///{(Path(cfg.paths.outputs) / 'scores.db').resolve()}"
+
+
+def parse_url(url: str) -> URL:
+    """A SQLAlchemy URL; plain ``postgresql://`` uses psycopg 3 (the driver we ship)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise KaMlError(
+            "The write-back URL is not a SQLAlchemy URL.",
+            "use e.g. postgresql://user:password@host:5432/db or sqlite:///path/scores.db.",
+        ) from e
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    return (url if isinstance(url, URL) else parse_url(url)).render_as_string(hide_password=True)
+
+
+def _sql_type(name: str, dtype: Any) -> sa.types.TypeEngine[Any]:
+    if name == "account_id":
+        return sa.String(255)
+    if pd.api.types.is_bool_dtype(dtype):
+        return sa.Boolean()
+    if pd.api.types.is_integer_dtype(dtype):
+        return sa.BigInteger()
+    if pd.api.types.is_float_dtype(dtype):
+        return sa.Double()
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return sa.Date() if name == "as_of" or name.endswith("_date") else sa.DateTime()
+    return sa.Text()
+
+
+def sql_frame(scores: pd.DataFrame) -> pd.DataFrame:
+    """The scores as plain Python values a DB driver takes: dates, floats, str, None."""
+    if not set(KEY) <= set(scores.columns):
+        raise KaMlError(
+            "The scores to write back lack account_id or as_of.",
+            "write back a scores table produced by `ka-ml score`.",
+        )
+    dup = scores.duplicated(list(KEY))
+    if dup.any():
+        raise KaMlError(
+            f"The scores hold {int(dup.sum())} duplicate (account_id, as_of) rows.",
+            "write back one row per account and date.",
+        )
+    out = {}
+    for col in scores.columns:
+        s = scores[col]
+        if col == "account_id":
+            s = s.astype("string")
+        if pd.api.types.is_datetime64_any_dtype(s):
+            typed = _sql_type(str(col), s.dtype)
+            values = s.dt.date if isinstance(typed, sa.Date) else s.dt.to_pydatetime()
+            out[col] = pd.Series(values, index=s.index, dtype=object).where(s.notna(), None)
+        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            out[col] = s.astype(object).where(s.notna(), None)
+        else:
+            out[col] = s.astype("string").astype(object).where(s.notna(), None)
+    return pd.DataFrame(out, index=scores.index)
+
+
+def _table(name: str, scores: pd.DataFrame, metadata: sa.MetaData) -> sa.Table:
+    cols = [
+        sa.Column(str(c), _sql_type(str(c), scores[c].dtype), primary_key=c in KEY)
+        for c in scores.columns
+    ]
+    return sa.Table(name, metadata, *cols)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = [
+        {str(k): v for k, v in r.items()} for r in frame.to_dict("records")
+    ]
+    for r in records:  # numpy scalars that survived astype(object) (rare) -> Python
+        for k, v in r.items():
+            if isinstance(v, np.generic):
+                r[k] = v.item()
+    return records
+
+
+def _ensure_table(conn: Connection, wanted: sa.Table) -> tuple[sa.Table, tuple[str, ...]]:
+    """Create the table, or add the scores' new columns to it; the table as it now is."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(wanted.name):
+        wanted.metadata.create_all(conn, tables=[wanted])
+        return wanted, ()
+    have = {c["name"] for c in inspector.get_columns(wanted.name)}
+    missing = [c for c in wanted.columns if c.name not in have]
+    if not {*KEY} <= have:
+        raise KaMlError(
+            f"Table '{wanted.name}' exists but has no (account_id, as_of) columns.",
+            "point delivery.writeback_table at a new table name.",
+        )
+    ops = Operations(MigrationContext.configure(conn))
+    for col in missing:
+        ops.add_column(wanted.name, sa.Column(col.name, col.type))
+    return sa.Table(wanted.name, sa.MetaData(), autoload_with=conn), tuple(c.name for c in missing)
+
+
+def _native_insert(dialect: str) -> Any:
+    """The dialect's INSERT that knows ON CONFLICT (PostgreSQL, SQLite)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    dialect = conn.dialect.name
+    names = [c for c in rows[0]] if rows else []
+    for start in range(0, len(rows), CHUNK):  # chunks of rows, not a loop over accounts
+        chunk = rows[start : start + CHUNK]
+        if dialect in ("postgresql", "sqlite"):
+            stmt = _native_insert(dialect)(table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c[k] for k in KEY],
+                set_={n: stmt.excluded[n] for n in names if n not in KEY},
+            )
+            conn.execute(stmt, chunk)
+        else:
+            for as_of in {r["as_of"] for r in chunk}:
+                ids = [r["account_id"] for r in chunk if r["as_of"] == as_of]
+                conn.execute(
+                    table.delete().where(table.c.as_of == as_of, table.c.account_id.in_(ids))
+                )
+            conn.execute(table.insert(), chunk)
+
+
+def _prune(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+    """Delete rows of the written as-of dates whose account is not in the new scores."""
+    dates = sorted(set(frame["as_of"]))
+    existing = pd.DataFrame(
+        conn.execute(
+            sa.select(table.c.account_id, table.c.as_of).where(table.c.as_of.in_(dates))
+        ).all(),
+        columns=list(KEY),
+    )
+    if existing.empty:
+        return 0
+    existing["as_of"] = pd.to_datetime(existing["as_of"]).dt.date
+    keys = pd.MultiIndex.from_frame(frame[list(KEY)].astype({"account_id": str}))
+    stale = existing[~pd.MultiIndex.from_frame(existing.astype({"account_id": str})).isin(keys)]
+    removed = 0
+    for as_of, ids in stale.groupby("as_of")["account_id"]:  # a few dates
+        for start in range(0, len(ids), CHUNK):
+            res = conn.execute(
+                table.delete().where(
+                    table.c.as_of == as_of,
+                    table.c.account_id.in_(ids.iloc[start : start + CHUNK].tolist()),
+                )
+            )
+            removed += res.rowcount
+    return removed
+
+
+def write_back(
+    scores: pd.DataFrame,
+    url: str,
+    *,
+    table: str = "ka_ml_scores",
+    engine: sa.Engine | None = None,
+) -> WritebackResult:
+    """Upsert ``scores`` into ``table`` at ``url`` in one transaction (see module docstring)."""
+    parsed = parse_url(url)
+    frame = sql_frame(scores)
+    wanted = _table(table, scores, sa.MetaData())
+    eng = engine or sa.create_engine(parsed)
+    try:
+        with eng.begin() as conn:
+            live, added = _ensure_table(conn, wanted)
+            removed = _prune(conn, live, frame)
+            _upsert(conn, live, _records(frame))
+    except SQLAlchemyError as e:
+        raise KaMlError(
+            f"Write-back to {safe_url(parsed)} (table '{table}') failed; nothing was "
+            f"changed there: {type(e).__name__}: {str(e).splitlines()[0]}",
+            "check the database is reachable and the user may create/alter and write that "
+            "table; the scores files are in the output folder, rerun to retry (idempotent).",
+        ) from e
+    finally:
+        if engine is None:
+            eng.dispose()
+    return WritebackResult(safe_url(parsed), table, len(frame), removed, added)
+
+
+def read_back(url: str, *, table: str = "ka_ml_scores") -> pd.DataFrame:
+    """The whole write-back table (for checks and tests), sorted by key."""
+    eng = sa.create_engine(parse_url(url))
+    try:
+        with eng.connect() as conn:
+            t = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            rows = conn.execute(sa.select(t).order_by(*[t.c[k] for k in KEY])).mappings().all()
+            return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in t.columns])
+    finally:
+        eng.dispose()
+
+
+__all__ = ["WritebackResult", "parse_url", "read_back", "resolve_url", "safe_url", "write_back"]

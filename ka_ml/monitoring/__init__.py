@@ -1,0 +1,1 @@
+"""Monitoring: input drift against the training reference and outcome backtests."""

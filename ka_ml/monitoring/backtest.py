@@ -1,0 +1,432 @@
+"""`ka-ml backtest`: how did past weekly scores turn out, once their horizon has passed?
+
+Every weekly score is kept in the score history. A week ``d`` is *due* when its whole
+churn window has been observed by the data: ``d + horizon <= data as-of``. For the due
+weeks this module joins what happened, by the same definitions the models were trained
+on (:func:`ka_ml.features.labels.churn_labels`, :func:`~ka_ml.features.labels.timing_labels`),
+and measures:
+
+- the lights: precision and recall of red, and of red + yellow, against churn;
+- the churn probabilities: ROC AUC, Brier score, expected calibration error and the
+  reliability table (quantile bins);
+- the purchase timing: Brier score and ROC AUC of each stored ``P(order within k days)``,
+  and the interval hit rate: the share of account-weeks whose next order fell inside the
+  forecast's [p10, p90] window, among those where that is already known (the order was
+  seen, or p90 passed without one: a miss). 80% is the nominal rate.
+
+Churn is measured on the population the churn model is trained and calibrated on: with
+``labels.at_risk_only`` (the default) only accounts that could still churn at ``d`` (a
+running contract under the contract rule, or an order within the horizon before ``d``).
+
+When a figure falls below its ``monitoring`` threshold, the result recommends retraining.
+Pure parts (:func:`outcomes`, :func:`backtest_metrics`, :func:`recommendation`) take frames
+and config; :func:`run_backtest` adds the edges (score history, MLflow, the JSON file).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config, MonitoringConfig
+from ka_ml.data.history import History
+from ka_ml.errors import KaMlError
+from ka_ml.features.labels import churn_labels, timing_labels
+from ka_ml.modeling import metrics as M
+from ka_ml.modeling.evaluate import interval_coverage, window_outcomes
+
+log = logging.getLogger("ka_ml.backtest")
+
+SUMMARY_KEYS = (
+    "red_precision",
+    "red_recall",
+    "red_yellow_precision",
+    "red_yellow_recall",
+    "roc_auc",
+    "ece",
+    "brier",
+    "interval_hit_rate",
+)
+
+
+def backtest_dir(cfg: Config) -> Path:
+    """Backtest results live beside the score history, one JSON file per data as-of."""
+    return Path(cfg.paths.outputs) / "backtests"
+
+
+# -- reading the score history ----------------------------------------------------------
+def read_scores(path: Path, *, before: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The stored weekly scores (dated before ``before``) with their ``p_purchase_{k}d``.
+
+    The purchase-window probabilities are stored as one JSON object per row; rows written
+    without them get NaN.
+    """
+    from ka_ml.scoring import history_store
+
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(history_store.COLUMNS))
+    scores = history_store.read(path, before=before)
+    uri = path.resolve().as_uri() + "?mode=ro"
+    query = "SELECT account_id, as_of, extra_probability_columns AS p FROM scores"
+    params: tuple[str, ...] = ()
+    if before is not None:
+        query += " WHERE as_of < ?"
+        params = (str(pd.Timestamp(before).date()),)
+    with closing(sqlite3.connect(uri, uri=True, timeout=30)) as con:
+        extra = pd.read_sql_query(query, con, params=params)
+    if extra["p"].notna().any():
+        text = extra["p"].fillna("{}").str.cat(sep="\n")
+        probs = pd.read_json(io.StringIO(text), lines=True).astype(float)
+        probs.index = extra.index
+        extra = pd.concat([extra.drop(columns="p"), probs], axis=1)
+        extra["as_of"] = pd.to_datetime(extra["as_of"])
+        scores = scores.merge(extra, on=["account_id", "as_of"], how="left")
+    return scores
+
+
+def due_weeks(
+    score_dates: pd.Series | pd.DatetimeIndex, data_as_of: pd.Timestamp, horizon_days: int
+) -> list[pd.Timestamp]:
+    """Scoring dates whose churn window ``[d, d + horizon)`` the data has fully seen."""
+    distinct = pd.to_datetime(pd.Series(score_dates)).dropna().unique()  # a few dates
+    horizon = pd.Timedelta(days=horizon_days)
+    return sorted(pd.Timestamp(d) for d in distinct if d + horizon <= pd.Timestamp(data_as_of))
+
+
+# -- pure: outcomes and metrics ---------------------------------------------------------
+def outcomes(
+    history: History,
+    scores: pd.DataFrame,
+    cfg: Config,
+    data_as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """The due weeks' scores joined with what happened.
+
+    Adds ``churn`` (0/1), ``churn_definition``, ``at_risk``, ``days_to_next`` (days from
+    the scoring date to the next order, or the censoring time) and ``next_order_observed``.
+    The loop runs over weeks (a handful), each week vectorised over its accounts.
+    """
+    weeks = due_weeks(scores["as_of"], data_as_of, cfg.labels.horizon_days)
+    parts = []
+    for d in weeks:
+        week = scores[scores["as_of"] == d].reset_index(drop=True)
+        ids = pd.Index(week["account_id"].astype(object))
+        churn = churn_labels(history, d, cfg, ids)
+        timing = timing_labels(history, d, data_as_of, ids)
+        recency = (d - pd.to_datetime(week["last_order_date"])).dt.days.to_numpy(float)
+        by_contract = churn["churn_definition"].to_numpy() == "contract"
+        parts.append(
+            week.assign(
+                churn=churn["churn"].to_numpy(),
+                churn_definition=churn["churn_definition"].to_numpy(),
+                at_risk=by_contract
+                | (np.nan_to_num(recency, nan=np.inf) <= cfg.labels.horizon_days),
+                days_to_next=timing["days_to_next"].to_numpy(),
+                next_order_observed=timing["next_order_observed"].to_numpy(),
+            )
+        )
+    if not parts:
+        return scores.iloc[0:0].assign(
+            churn=pd.Series(dtype="int64"),
+            churn_definition=pd.Series(dtype="str"),
+            at_risk=pd.Series(dtype=bool),
+            days_to_next=pd.Series(dtype="float64"),
+            next_order_observed=pd.Series(dtype=bool),
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else float("nan")
+
+
+def light_metrics(health: pd.Series, churn: np.ndarray) -> dict[str, float]:
+    """Precision and recall of the red and of the red + yellow lights against churn."""
+    y = np.asarray(churn, bool)
+    h = health.astype("string").fillna("").to_numpy()
+    out: dict[str, float] = {}
+    for name, flag in (("red", h == "red"), ("red_yellow", np.isin(h, ["red", "yellow"]))):
+        tp = float(np.sum(flag & y))
+        out[f"{name}_precision"] = _ratio(tp, float(flag.sum()))
+        out[f"{name}_recall"] = _ratio(tp, float(y.sum()))
+        out[f"{name}_share"] = float(flag.mean()) if len(flag) else float("nan")
+    return out
+
+
+def churn_metrics(frame: pd.DataFrame, n_bins: int = 10) -> tuple[dict[str, float], pd.DataFrame]:
+    """Lights, ranking and calibration of the churn scores on ``frame``'s rows."""
+    y = frame["churn"].to_numpy(float)
+    p = frame["churn_probability"].to_numpy(float)
+    ok = np.isfinite(p)
+    y, p = y[ok], p[ok]
+    out = light_metrics(frame["health"][ok], y)
+    out.update(
+        {
+            "roc_auc": M.roc_auc(y, p),
+            "brier": M.brier(y, p),
+            "ece": M.expected_calibration_error(y, p, n_bins) if len(y) else float("nan"),
+            "base_rate": float(y.mean()) if len(y) else float("nan"),
+            "mean_probability": float(p.mean()) if len(p) else float("nan"),
+            "n": float(len(y)),
+        }
+    )
+    table = M.reliability_table(y, p, n_bins) if len(y) else pd.DataFrame()
+    return out, table
+
+
+def _days_until(frame: pd.DataFrame, col: str) -> np.ndarray:
+    return (pd.to_datetime(frame[col]) - frame["as_of"]).dt.days.to_numpy(float, na_value=np.nan)
+
+
+def timing_metrics(frame: pd.DataFrame, windows: list[int]) -> dict[str, float]:
+    """Purchase-window Brier/AUC and the p10-p90 interval hit rate."""
+    d = frame["days_to_next"].to_numpy(float)
+    e = frame["next_order_observed"].to_numpy(bool)
+    out: dict[str, float] = {}
+    for k in windows:
+        col = f"p_purchase_{k}d"
+        if col not in frame:
+            continue
+        p = frame[col].to_numpy(float)
+        known, y = window_outcomes(d, e, k)
+        known &= np.isfinite(p)
+        yk, pk = y[known].astype(float), p[known]
+        out[f"p{k}_brier"] = M.brier(yk, pk) if len(yk) else float("nan")
+        out[f"p{k}_auc"] = M.roc_auc(yk, pk) if len(yk) else float("nan")
+        out[f"p{k}_observed_rate"] = float(yk.mean()) if len(yk) else float("nan")
+        out[f"p{k}_n"] = float(len(yk))
+    if len(frame):
+        rate, n = interval_coverage(
+            d,
+            e,
+            _days_until(frame, "next_purchase_p10_date"),
+            _days_until(frame, "next_purchase_p90_date"),
+        )
+    else:
+        rate, n = float("nan"), 0
+    out["interval_hit_rate"] = rate
+    out["interval_n"] = float(n)
+    return out
+
+
+def backtest_metrics(
+    frame: pd.DataFrame, cfg: Config
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """(pooled metrics, reliability table, per-week table) of the joined outcomes."""
+    population = frame[frame["at_risk"]] if cfg.labels.at_risk_only else frame
+    churn, reliability = churn_metrics(population)
+    timing = timing_metrics(frame, cfg.labels.purchase_windows)
+    metrics = {**churn, **timing, "account_weeks": float(len(frame))}
+    metrics["weeks"] = float(frame["as_of"].nunique())
+    rows = []
+    for d, week in population.groupby("as_of", sort=True):  # a handful of weeks
+        m, _ = churn_metrics(week)
+        rows.append({"as_of": str(pd.Timestamp(d).date()), **m})  # type: ignore[arg-type]
+    return metrics, reliability, pd.DataFrame(rows)
+
+
+def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bool, list[str]]:
+    """(retrain?, reasons): each figure measured and past its threshold is a reason."""
+    n = metrics.get("n", 0.0)
+    if not np.isfinite(n) or n < cfg.min_backtest_rows:
+        return False, []
+    checks = (
+        ("red_recall", "red recall", cfg.min_red_recall, False),
+        ("red_yellow_recall", "red+yellow recall", cfg.min_red_yellow_recall, False),
+        ("roc_auc", "ROC AUC", cfg.min_roc_auc, False),
+        ("ece", "calibration error (ECE)", cfg.max_ece, True),
+        ("interval_hit_rate", "p10-p90 interval hit rate", cfg.min_interval_hit_rate, False),
+    )
+    reasons = []
+    for key, label, limit, upper in checks:
+        value = metrics.get(key, float("nan"))
+        if not np.isfinite(value):
+            continue
+        if (value > limit) if upper else (value < limit):
+            side = "above the ceiling" if upper else "below the floor"
+            reasons.append(f"{label} {value:.3f} {side} {limit:.3f}")
+    return bool(reasons), reasons
+
+
+def summary(details: dict[str, Any]) -> dict[str, Any]:
+    """The flat figures the run record and the report show (see SUMMARY_KEYS)."""
+    m = details["metrics"]
+    out: dict[str, Any] = {
+        "backtest_as_of": details["as_of"],
+        "weeks": int(m.get("weeks", 0)),
+        "account_weeks": int(m.get("n", 0)),
+    }
+    for key in SUMMARY_KEYS:
+        value = m.get(key)
+        if isinstance(value, float) and np.isfinite(value):
+            out[key] = round(value, 4)
+    rec = details["recommendation"]
+    out["recommendation"] = (
+        "retrain: " + "; ".join(rec["reasons"]) if rec["retrain"] else rec["message"]
+    )
+    return out
+
+
+# -- the job ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BacktestResult:
+    as_of: pd.Timestamp
+    details: dict[str, Any]
+    summary: dict[str, Any]
+    path: Path
+    run_id: str
+
+
+def _native(obj: Any) -> Any:
+    """JSON-ready: NaN -> None, numpy scalars -> Python."""
+    if isinstance(obj, dict):
+        return {str(k): _native(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_native(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def compute_backtest(
+    history: History, scores: pd.DataFrame, cfg: Config, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    """Everything the backtest JSON holds (pure: frames and config in, a dict out)."""
+    from ka_ml.scoring.run import package_versions
+
+    as_of = pd.Timestamp(as_of)
+    horizon = cfg.labels.horizon_days
+    weeks = due_weeks(scores["as_of"], as_of, horizon)
+    if not weeks:
+        earliest = pd.to_datetime(scores["as_of"]).min() if len(scores) else None
+        when = (
+            f" The earliest stored score ({earliest.date()}) can be backtested from "
+            f"{(earliest + pd.Timedelta(days=horizon)).date()}."
+            if earliest is not None and not pd.isna(earliest)
+            else ""
+        )
+        raise KaMlError(
+            f"No weekly score in the score history is old enough to backtest as of "
+            f"{as_of.date()}: the {horizon}-day horizon has not passed for any.{when}",
+            "run ka-ml score every week; backtest once the horizon has passed (or pass a "
+            "later --as-of with data that covers it).",
+        )
+    frame = outcomes(history, scores[scores["as_of"].isin(weeks)], cfg, as_of)
+    metrics, reliability, per_week = backtest_metrics(frame, cfg)
+    retrain, reasons = recommendation(metrics, cfg.monitoring)
+    n = int(metrics.get("n", 0))
+    if retrain:
+        message = "Retrain (ka-ml train): " + "; ".join(reasons) + "."
+    elif n < cfg.monitoring.min_backtest_rows:
+        message = (
+            f"Too few labelled account-weeks ({n} < monitoring.min_backtest_rows "
+            f"{cfg.monitoring.min_backtest_rows}) for a verdict."
+        )
+    else:
+        message = "No retraining needed: every figure is within its threshold."
+    versions = sorted(
+        set(scores.loc[scores["as_of"].isin(weeks), "churn_model_version"].astype(str))
+    )
+    return _native(
+        {
+            "as_of": str(as_of.date()),
+            "horizon_days": horizon,
+            "weeks": [str(d.date()) for d in weeks],
+            "population": "at-risk accounts" if cfg.labels.at_risk_only else "all scored accounts",
+            "metrics": metrics,
+            "reliability": reliability.to_dict("records"),
+            "per_week": per_week.to_dict("records"),
+            "recommendation": {"retrain": retrain, "reasons": reasons, "message": message},
+            "thresholds": cfg.monitoring.model_dump(),
+            "data": {"source": history.source, "fingerprint": history.fingerprint()},
+            "config_hash": cfg.hash(),
+            "churn_model_versions": versions,
+            "generated_by": package_versions(),
+        }
+    )
+
+
+def run_backtest(
+    history: History, cfg: Config, as_of: pd.Timestamp, out: Path | None = None
+) -> BacktestResult:
+    """Backtest the due weeks of the score history; log to MLflow; write the JSON file."""
+    import mlflow
+
+    from ka_ml.io import atomic_write_json, ensure_writable_dir
+    from ka_ml.modeling import registry
+    from ka_ml.scoring.run import history_path
+
+    as_of = pd.Timestamp(as_of).normalize()
+    path = Path(out) if out else backtest_dir(cfg) / f"backtest-{as_of.date()}.json"
+    hist = history_path(cfg)
+    if not hist.exists():
+        raise KaMlError(
+            f"There is no score history at '{hist}' to backtest.",
+            "run ka-ml score weekly (with the same paths.outputs) first.",
+        )
+    # only weeks whose horizon can have passed: as_of + horizon <= data as-of
+    due_before = as_of - pd.Timedelta(days=cfg.labels.horizon_days - 1)
+    scores = read_scores(hist, before=due_before)
+    if scores.empty:
+        scores = read_scores(hist)  # none due: the error names the earliest stored week
+    details = compute_backtest(history, scores, cfg, as_of)  # seconds, no I/O
+    ensure_writable_dir(path.parent, "backtest output")  # before MLflow or any file
+    flat = summary(details)
+    registry.connect(cfg)
+    with mlflow.start_run(run_name=f"backtest-{as_of.date()}") as run:
+        mlflow.set_tags(
+            {
+                "kind": "backtest",
+                "as_of": details["as_of"],
+                "data_fingerprint": details["data"]["fingerprint"],
+                "config_hash": details["config_hash"],
+                "retrain_recommended": str(details["recommendation"]["retrain"]).lower(),
+                "weeks": ",".join(details["weeks"])[:5000],
+            }
+        )
+        mlflow.log_metrics(
+            {
+                f"backtest_{k}": float(v)
+                for k, v in details["metrics"].items()
+                if isinstance(v, int | float) and np.isfinite(v)
+            }
+        )
+        mlflow.log_dict(details, "backtest/backtest.json")
+    atomic_write_json(path, {**details, "summary": flat, "mlflow_run_id": run.info.run_id})
+    return BacktestResult(as_of, details, flat, path, run.info.run_id)
+
+
+def latest_summary(cfg: Config, as_of: pd.Timestamp) -> dict[str, Any] | None:
+    """The summary of the newest backtest dated on or before ``as_of`` (None if none)."""
+    folder = backtest_dir(cfg)
+    if not folder.is_dir():
+        return None
+    dated = []
+    for p in folder.glob("backtest-*.json"):  # one file per backtest run, not per account
+        try:
+            day = pd.Timestamp(p.stem.removeprefix("backtest-"))
+        except ValueError:
+            continue
+        if day <= pd.Timestamp(as_of):
+            dated.append((day, p))
+    for _, p in sorted(dated, reverse=True):
+        try:
+            found = json.loads(p.read_text(encoding="utf-8")).get("summary")
+        except (OSError, ValueError) as e:
+            log.warning("skipping unreadable backtest file %s: %s", p, e)
+            continue
+        if isinstance(found, dict):
+            return found
+    return None

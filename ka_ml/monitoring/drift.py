@@ -1,0 +1,269 @@
+"""Input drift: this week's feature distributions against the training reference (PSI).
+
+Why PSI: it is one number per feature that account managers' analysts already know from
+credit scoring (0.1 = "shifting", 0.25 = "shifted"), it needs nothing but bin proportions
+(so the reference shipped with the model is a few kB of JSON, not the training data), and
+bin counts add up over chunks of accounts, so it scales with the chunked scorer.
+
+The reference profile is taken at train time from the training snapshots and travels
+with the champion model (``ChurnModel.reference_profile_``) and as an MLflow artifact:
+
+- numeric feature: interior cut points at the reference's quantiles (``bins`` equal-count
+  bins; tied quantiles merge, so a feature that is mostly 0 gets fewer bins), bins
+  ``(-inf, e1], (e1, e2], ..., (ek, inf)``, plus a bin for missing values;
+- categorical feature: one bin per reference category, one for categories the reference
+  never saw ("other", proportion 0 in the reference) and one for missing values.
+
+PSI = sum over bins of (a - e) * ln(a / e), with ``eps`` added to every proportion and
+the proportions renormalised, so an empty bin costs a large but finite amount.
+
+One week is one date, while the reference pools every training snapshot. Features that
+move with the calendar (weekly usage exports: days since usage cycles 1..7; quarterly
+survey campaigns; counts that grow as the portfolio ages) differ from the pool at *any*
+single date: on the demo data ``usage_recency_days`` has PSI ~6 every week. So each
+feature also carries its ``natural_psi``, the largest PSI of a single training snapshot
+against the pool, and is flagged only beyond ``max(psi_alert, natural_psi x
+psi_natural_margin)``. Stable features keep the plain thresholds; a real change (a unit
+or currency switch, a broken export, a new category) still stands out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import MonitoringConfig
+
+PROFILE_VERSION = 1
+EPS = 1e-4
+MIN_ROWS = 30  # fewer scored accounts: bin proportions are noise, no drift verdict
+
+
+def _is_categorical(s: pd.Series) -> bool:
+    return (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(s.dtype)
+        or pd.api.types.is_bool_dtype(s.dtype)
+        or s.dtype == object
+    )
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Category values as plain strings, missing as None (so 'A' and 'A' always match)."""
+    return s.astype("object").astype("string")
+
+
+def numeric_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Interior cut points at the quantiles of the finite values (ties merged)."""
+    v = values[np.isfinite(values)]
+    if len(v) == 0 or bins < 2:
+        return np.array([], dtype=float)
+    return np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def feature_profile(s: pd.Series, bins: int) -> dict[str, Any]:
+    """The reference bins of one feature and the reference's proportions in them."""
+    if _is_categorical(s):
+        text = _as_text(s)
+        categories = sorted(str(c) for c in text.dropna().unique())
+        entry: dict[str, Any] = {"kind": "categorical", "categories": categories}
+    else:
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        entry = {"kind": "numeric", "edges": numeric_edges(values, bins).tolist()}
+    counts = bin_counts(entry, s)
+    entry["proportions"] = (counts / max(counts.sum(), 1)).tolist()
+    entry["n"] = int(counts.sum())
+    return entry
+
+
+def reference_profile(X: pd.DataFrame, features: Sequence[str], bins: int = 10) -> dict[str, Any]:
+    """A compact, JSON-ready profile of ``features`` in ``X`` (the training reference)."""
+    return {
+        "version": PROFILE_VERSION,
+        "bins": bins,
+        "n_rows": len(X),
+        "features": {f: feature_profile(X[f], bins) for f in features if f in X.columns},
+    }
+
+
+def training_reference(
+    snapshots: pd.DataFrame, features: Sequence[str], bins: int = 10
+) -> dict[str, Any]:
+    """The reference of a training run: pooled snapshots plus each feature's natural PSI.
+
+    ``natural_psi`` is the largest PSI of any single snapshot date against the pool. A
+    feature that moves with the calendar (weekly usage exports, quarterly survey
+    campaigns, ageing counts) differs from the pool at every single date; judging this
+    week against that movement, not against zero, keeps the banner for real changes.
+    """
+    profile = reference_profile(snapshots, features, bins)
+    natural: dict[str, float] = dict.fromkeys(profile["features"], 0.0)
+    for _, group in snapshots.groupby("as_of", sort=True):
+        for name, value in feature_psi(profile, group).items():
+            if np.isfinite(value):
+                natural[name] = max(natural[name], value)
+    for name, entry in profile["features"].items():
+        entry["natural_psi"] = round(natural[name], 4)
+    dates = pd.to_datetime(snapshots["as_of"]) if "as_of" in snapshots else pd.Series([])
+    profile["snapshots"] = int(dates.nunique())
+    profile["first_snapshot"] = str(dates.min().date()) if len(dates) else None
+    profile["last_snapshot"] = str(dates.max().date()) if len(dates) else None
+    return profile
+
+
+def bin_counts(entry: Mapping[str, Any], s: pd.Series) -> np.ndarray:
+    """Counts of ``s`` in the bins of one profile entry (additive over chunks of rows).
+
+    Numeric: len(edges) + 1 value bins, then missing. Categorical: one per reference
+    category, then other (unseen), then missing.
+    """
+    if entry["kind"] == "categorical":
+        cats = list(entry["categories"])
+        text = _as_text(s)
+        code = pd.Categorical(text, categories=cats).codes.astype(np.int64)
+        missing = text.isna().to_numpy()
+        idx = np.where(missing, len(cats) + 1, np.where(code < 0, len(cats), code))
+        return np.bincount(idx, minlength=len(cats) + 2).astype(np.int64)
+    edges = np.asarray(entry["edges"], dtype=float)
+    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    finite = np.isfinite(values)
+    idx = np.full(len(values), len(edges) + 1, dtype=np.int64)
+    idx[finite] = np.searchsorted(edges, values[finite], side="left")
+    return np.bincount(idx, minlength=len(edges) + 2).astype(np.int64)
+
+
+def psi(
+    expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray, eps: float = EPS
+) -> float:
+    """Population stability index of two distributions over the same bins.
+
+    Both are normalised to sum to 1 after adding ``eps`` to every bin (epsilon smoothing),
+    so a bin empty on one side contributes a large, finite amount. Bins empty on both
+    sides contribute 0. NaN when either side has no mass at all.
+    """
+    e = np.asarray(expected, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    if e.shape != a.shape:
+        raise ValueError(f"expected and actual need the same bins; got {e.shape} and {a.shape}.")
+    if e.sum() <= 0 or a.sum() <= 0:
+        return float("nan")
+    e = e / e.sum() + eps
+    a = a / a.sum() + eps
+    e, a = e / e.sum(), a / a.sum()
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def feature_psi(profile: Mapping[str, Any], X: pd.DataFrame, eps: float = EPS) -> dict[str, float]:
+    """PSI of every profiled feature present in ``X``, largest first."""
+    out = {
+        name: psi(entry["proportions"], bin_counts(entry, X[name]), eps)
+        for name, entry in profile["features"].items()
+        if name in X.columns
+    }
+    return dict(sorted(out.items(), key=lambda kv: -np.nan_to_num(kv[1], nan=-1.0)))
+
+
+def _label(feature: str) -> str:
+    from ka_ml.features import catalog
+
+    try:
+        return catalog.get(feature).meaning
+    except KeyError:
+        return feature
+
+
+def alert_levels(profile: Mapping[str, Any], cfg: MonitoringConfig) -> dict[str, float]:
+    """Per feature: the PSI beyond which it counts as drifted.
+
+    ``psi_alert``, or the feature's own snapshot-to-snapshot movement in the training
+    period times ``psi_natural_margin`` when that is larger.
+    """
+    return {
+        name: max(cfg.psi_alert, float(entry.get("natural_psi", 0.0)) * cfg.psi_natural_margin)
+        for name, entry in profile["features"].items()
+    }
+
+
+def drift_report(
+    profile: Mapping[str, Any] | None, X: pd.DataFrame, cfg: MonitoringConfig
+) -> dict[str, Any]:
+    """What the run record keeps and the report shows: PSI per feature, banner or not.
+
+    A feature is listed as ``warn`` from ``psi_warn`` and as ``alert`` from its alert level
+    (:func:`alert_levels`), both only beyond its natural movement; the ``banner`` is raised
+    when at least ``min_features_alerting`` features are on alert. Without a profile (a
+    champion trained before profiles existed) nothing is flagged and the message says how
+    to get one.
+    """
+    thresholds = {
+        "psi_warn": cfg.psi_warn,
+        "psi_alert": cfg.psi_alert,
+        "psi_natural_margin": cfg.psi_natural_margin,
+        "min_features_alerting": cfg.min_features_alerting,
+    }
+    if not profile or not profile.get("features"):
+        return {
+            "available": False,
+            "banner": False,
+            "message": "The champion model has no training reference profile, so input drift "
+            "was not checked; retrain (ka-ml train) to enable the check.",
+            "features": [],
+            "thresholds": thresholds,
+        }
+    if len(X) < MIN_ROWS:
+        return {
+            "available": False,
+            "banner": False,
+            "message": f"Only {len(X)} accounts scored: too few to compare feature "
+            f"distributions with the training data (drift is checked from {MIN_ROWS}).",
+            "features": [],
+            "current_rows": len(X),
+            "thresholds": thresholds,
+        }
+    values = feature_psi(profile, X)
+    alert_at = alert_levels(profile, cfg)
+    listed: list[dict[str, Any]] = []
+    for name, value in values.items():
+        natural = float(profile["features"][name].get("natural_psi", 0.0))
+        warn_at = max(cfg.psi_warn, natural * cfg.psi_natural_margin)
+        if np.isfinite(value) and value >= warn_at:
+            listed.append(
+                {
+                    "feature": name,
+                    "psi": round(value, 4),
+                    "natural_psi": round(natural, 4),
+                    "level": "alert" if value >= alert_at[name] else "warn",
+                }
+            )
+    alerts = [f for f in listed if f["level"] == "alert"]
+    banner = len(alerts) >= cfg.min_features_alerting
+    if banner:
+        top, n = alerts[0], len(alerts)
+        message = (
+            f"{n} input feature{'s' if n != 1 else ''} differ{'' if n != 1 else 's'} from the "
+            f"training data beyond PSI {cfg.psi_alert:g} (largest: {_label(str(top['feature']))}, "
+            f"PSI {float(top['psi']):.2f}). This week's scores may be less reliable: check the "
+            "data export, and retrain (ka-ml train) if the change is real."
+        )
+    elif listed:
+        message = (
+            f"{len(listed)} input feature(s) are shifting (PSI {cfg.psi_warn:g} or more) but "
+            "none enough to raise the alert."
+        )
+    else:
+        message = "No input feature has shifted beyond its usual week-to-week movement."
+    return {
+        "available": True,
+        "banner": banner,
+        "message": message,
+        "features": listed,
+        "psi": {f: round(v, 4) if np.isfinite(v) else None for f, v in values.items()},
+        "not_computed": sorted(set(profile["features"]) - set(X.columns)),
+        "reference_rows": int(profile.get("n_rows", 0)),
+        "reference_snapshots": profile.get("snapshots"),
+        "current_rows": len(X),
+        "thresholds": thresholds,
+    }

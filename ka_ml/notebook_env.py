@@ -1,0 +1,181 @@
+"""The notebooks' edge: inputs from environment variables, data, the champion's run, figures.
+
+A notebook must run as is (from the repo root or from ``notebooks/``) and also under the
+tests with other inputs, so every input comes from one variable with the CLI's default:
+
+- ``KA_ML_CONFIG``: YAML config (default ``configs/ka_ml.yaml``, else built-in defaults);
+- ``KA_ML_DATA``: folder or database (default: ``data.source``, else the demo data,
+  generated on first use exactly as ``ka-ml`` does);
+- ``KA_ML_AS_OF``: analysis date (default: the notebook's own, see each notebook);
+- ``KA_ML_FIGURES``: folder where every figure is also saved (default ``outputs/figures``).
+
+The MLflow store follows the config and ``MLFLOW_TRACKING_URI``, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ka_ml.config import DEFAULT_CONFIG_PATH, Config, load_config
+from ka_ml.errors import KaMlError
+
+log = logging.getLogger("ka_ml.notebooks")
+
+DEFAULT_FIGURES = Path("outputs") / "figures"
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding the default config, else None.
+
+    Jupyter starts a notebook's kernel in the notebook's folder; the defaults (config,
+    demo data, MLflow store) are relative to the repo root, where ``make`` runs.
+    """
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / DEFAULT_CONFIG_PATH).is_file():
+            return folder
+    return None
+
+
+def data_source(cfg: Config, explicit: str | None = None) -> str:
+    """The same rule as the ``--data`` default of the CLI (see ``ka_ml.data.source``)."""
+    from ka_ml.data.source import resolve_source
+
+    return resolve_source(cfg, explicit)
+
+
+def _parse_as_of(value: str | None) -> pd.Timestamp | None:
+    if not value:
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError) as e:
+        raise KaMlError(f"KA_ML_AS_OF '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
+
+
+@dataclass(frozen=True)
+class NotebookInputs:
+    cfg: Config
+    config_path: Path | None
+    source: str
+    as_of: pd.Timestamp | None
+    figures: Path
+
+
+def notebook_inputs(environ: Mapping[str, str] | None = None) -> NotebookInputs:
+    """Resolve every input of a notebook from the environment (see the module doc)."""
+    env = os.environ if environ is None else environ
+    config_path = Path(env["KA_ML_CONFIG"]) if env.get("KA_ML_CONFIG") else None
+    cfg = load_config(config_path)
+    figures = Path(env.get("KA_ML_FIGURES") or DEFAULT_FIGURES)
+    figures.mkdir(parents=True, exist_ok=True)
+    return NotebookInputs(
+        cfg=cfg,
+        config_path=config_path
+        if config_path
+        else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None),
+        source=data_source(cfg, env.get("KA_ML_DATA") or None),
+        as_of=_parse_as_of(env.get("KA_ML_AS_OF")),
+        figures=figures,
+    )
+
+
+def load_truth(source: str | Path) -> pd.DataFrame | None:
+    """The demo world's ground truth beside a demo data folder, or None (real data).
+
+    Columns used by the notebooks: account_id (str), churned (bool), churn_date.
+    """
+    from ka_ml.demo.world import TRUTH_PATH
+
+    path = Path(source) / TRUTH_PATH
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path, dtype={"account_id": "str"}, parse_dates=["churn_date"])
+    truth["churn_date"] = truth["churn_date"].astype("datetime64[us]")
+    truth["churned"] = truth["churned"].astype(bool)
+    return truth
+
+
+def show_png(path: str | Path, width: int | None = None) -> None:
+    """Display a saved PNG inline when running under IPython (else the file is the output).
+
+    Returns nothing, so a notebook cell ending with it shows the image and no repr.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(filename=str(path), width=width))
+
+
+def show_figure(fig: Any, folder: Path, name: str) -> None:
+    """Save ``fig`` as ``folder/name.png`` and display it inline."""
+    from ka_ml.analysis_plots import save_figure
+
+    show_png(save_figure(fig, folder / f"{name}.png"))
+
+
+@dataclass(frozen=True)
+class ChampionRun:
+    """What the champion's training run recorded: enough to rebuild its test rows."""
+
+    version: str
+    run_id: str
+    as_of: pd.Timestamp | None
+    data_fingerprint: str
+    metrics: dict[str, float]
+    test_dates: tuple[pd.Timestamp, ...] = ()
+
+
+def champion_run(client: Any, name: str, version: str) -> ChampionRun:
+    """Tags, test metrics and test snapshot dates of the run behind ``name`` ``version``."""
+    import mlflow
+
+    mv = client.get_model_version(name, version)
+    run = client.get_run(mv.run_id)
+    tags = run.data.tags
+    as_of = tags.get("as_of")
+    try:
+        split = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/split/snapshot_dates.json")
+        test_dates = tuple(pd.Timestamp(d) for d in split.get("test", []))
+    except Exception:  # an older run without the split record
+        test_dates = ()
+    return ChampionRun(
+        version=str(version),
+        run_id=str(mv.run_id),
+        as_of=pd.Timestamp(as_of) if as_of else None,
+        data_fingerprint=tags.get("data_fingerprint", ""),
+        metrics=dict(run.data.metrics),
+        test_dates=test_dates,
+    )
+
+
+MODELLING_SECTIONS = ("seed", "labels", "features", "portfolio", "tuning")
+
+
+def review_config(current: Config, run_id: str) -> Config:
+    """``current`` with the modelling sections the run was trained with.
+
+    Rebuilding the champion's test rows needs its labels, features, portfolio rules and
+    split settings, whatever the config in hand says today; data and paths stay current
+    (they describe this machine). Falls back to ``current`` when the run has no readable
+    resolved config (an older run, another schema), with a warning.
+    """
+    import mlflow
+
+    try:
+        raw = mlflow.artifacts.load_dict(f"runs:/{run_id}/config/resolved_config.json")
+        trained = Config.model_validate(raw)
+    except Exception as e:  # missing artifact, unreachable store, older config schema
+        log.warning("run %s: no usable resolved config (%s); using the current one", run_id, e)
+        return current
+    return current.model_copy(update={k: getattr(trained, k) for k in MODELLING_SECTIONS})

@@ -1,0 +1,594 @@
+"""The contract's tables as Spark DataFrames: read from any path Spark reads, or a History.
+
+:func:`read_history` is the Spark counterpart of :func:`ka_ml.data.loader.load_history`:
+
+- sources: a folder (local, ``hdfs://``, ``s3a://``, ``abfss://``, ``dbfs:/``, ...) whose
+  entries are named by table - files (``orders.csv``, ``orders.csv.gz``, ``orders.parquet``)
+  or folders of part files as Spark writes them (``orders/``, ``orders.parquet/``, a Delta
+  table) - or ``catalog:NAMESPACE`` for metastore tables ``NAMESPACE.orders``, ... The
+  ``data.tables`` and ``data.columns`` remaps apply as in the local loader.
+- typing follows the History conventions: ids and text as strings (stripped), dates as
+  midnight timestamps (time-zone-aware values in UTC first), floats, booleans; every
+  contract column exists (all-missing when the source lacks it).
+- checks: missing tables/columns, blank required values, unreadable values, duplicate
+  account ids, contracts ending before they start - all collected into one
+  :class:`DataValidationError` with counts and example rows.
+
+Text dates are read as ISO 8601 or with ``data.read.date_format`` (plus day-first
+numeric forms when ``data.read.dayfirst``); the local loader's guessing of other formats
+is not repeated on Spark: set ``date_format`` for such exports. Exact duplicate rows and
+rows of accounts missing from the accounts table are dropped inside each account bucket
+(:func:`ka_ml.spark.kernel.unpack`), which costs no extra shuffle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data.history import History
+from ka_ml.data.loader import DELIMITERS, split_table_file
+from ka_ml.data.schema import SCHEMA, Kind
+from ka_ml.errors import DataIssue, DataValidationError, KaMlError
+from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+CATALOG_PREFIX = "catalog:"
+SPARK_TYPES: Mapping[Kind, str] = {
+    "id": "string",
+    "str": "string",
+    "date": "timestamp_ntz",
+    "float": "double",
+    "bool": "boolean",
+}
+MISSING_TOKENS = ("", "na", "n/a", "#n/a", "nan", "nat", "null", "none")
+TRUE_TOKENS = ("true", "t", "yes", "y", "1", "1.0")
+FALSE_TOKENS = ("false", "f", "no", "n", "0", "0.0")
+_NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"
+_GROUPED_COMMA = r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$"
+_GROUPED_POINT = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
+_STRFTIME = {
+    "Y": "yyyy",
+    "y": "yy",
+    "m": "MM",
+    "d": "dd",
+    "H": "HH",
+    "M": "mm",
+    "S": "ss",
+    "f": "SSSSSS",
+    "b": "MMM",
+    "B": "MMMM",
+    "z": "Z",
+    "%": "%",
+}
+_DAYFIRST = ("d.M.yyyy", "d/M/yyyy", "d-M-yyyy", "d.M.yy", "d/M/yy")
+
+
+@dataclass(frozen=True)
+class SparkHistory:
+    """Every contract table of one source as typed Spark DataFrames (see module doc).
+
+    ``accounts`` is absent when the source has none (each bucket derives it, like the
+    loader). The counterpart of :class:`History` for the Spark engine.
+    """
+
+    frames: Mapping[str, DataFrame]
+    source: str = ""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    counts: Mapping[str, int] | None = None
+
+    @property
+    def spark(self) -> SparkSession:
+        return self.frames["orders"].sparkSession
+
+    @property
+    def accounts_given(self) -> bool:
+        return "accounts" in self.frames
+
+    def has(self, table: str) -> bool:
+        return table in self.frames
+
+    def layout(self) -> Layout:
+        """The tables and kernel columns each bucket rebuilds."""
+        cols = {}
+        for table, df in self.frames.items():
+            present = set(df.columns)
+            cols[table] = tuple(
+                c.name
+                for c in SCHEMA[table].columns
+                if c.name in present and (c.name == "account_id" or c.name in SLOTS[table])
+            )
+        return Layout(cols, accounts_given=self.accounts_given)
+
+    def row_counts(self) -> dict[str, int]:
+        if self.counts is not None:
+            return dict(self.counts)
+        return {name: int(df.count()) for name, df in self.frames.items()}
+
+    def order_dates(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """(first, last) order date (one small aggregation)."""
+        from pyspark.sql import functions as F
+
+        row = self.frames["orders"].agg(F.min("order_date"), F.max("order_date")).first()
+        if row is None or row[0] is None:
+            raise KaMlError("The orders table has no rows.", "pass data with orders.")
+        return pd.Timestamp(row[0]).normalize(), pd.Timestamp(row[1]).normalize()
+
+    @property
+    def first_date(self) -> pd.Timestamp:
+        return self.order_dates()[0]
+
+    @property
+    def default_as_of(self) -> pd.Timestamp:
+        """The contract's default as-of: the day after the last order in the data."""
+        return self.order_dates()[1] + pd.Timedelta(days=1)
+
+    def schema_history(self) -> History:
+        """A History with no rows and this source's tables and columns (for the catalog)."""
+        empty = {
+            name: pd.DataFrame({c: pd.Series(dtype=object) for c in df.columns})
+            for name, df in self.frames.items()
+        }
+        if "accounts" not in empty:
+            empty["accounts"] = pd.DataFrame(
+                {c.name: pd.Series(dtype=object) for c in SCHEMA["accounts"].columns}
+            )
+        return History(**empty)  # type: ignore[arg-type]
+
+    def categories(self) -> dict[str, list[str]]:
+        """:func:`ka_ml.features.encode.feature_categories` of the whole accounts table."""
+        out: dict[str, list[str]] = {}
+        acc = self.frames.get("accounts")
+        for col in ("industry", "region"):
+            if acc is None:
+                out[col] = []  # derived accounts have the column, all missing
+            elif col in acc.columns:
+                rows = acc.select(col).where(acc[col].isNotNull()).distinct().collect()
+                out[col] = sorted(str(r[0]) for r in rows)
+        return out
+
+    def fingerprint(self) -> str:
+        """Content hash of every table (row-order free: rows are hashed and summed)."""
+        from pyspark.sql import functions as F
+
+        h = hashlib.sha256()
+        for name, df in sorted(self.frames.items()):
+            row_hash = F.xxhash64(*[F.col(c) for c in df.columns]).cast("decimal(38,0)")
+            total, n = df.agg(F.sum(row_hash), F.count(F.lit(1))).first() or (0, 0)
+            h.update(f"{name}:{n}:{total}:{','.join(df.columns)}".encode())
+        return "spark-" + h.hexdigest()[:16]
+
+    def long_frame(self, buckets: int) -> DataFrame:
+        """Every table's kernel columns in one frame, with each row's account ``_bucket``."""
+        from pyspark.sql import functions as F
+
+        parts = []
+        for table, df in self.frames.items():
+            slots = {slot: col for col, slot in SLOTS[table].items() if col in df.columns}
+            cols = [F.lit(TABLE_CODES[table]).cast("tinyint").alias("_t"), F.col("account_id")]
+            for slot, kind in SLOT_KINDS.items():
+                source = F.col(slots[slot]) if slot in slots else F.lit(None)
+                cols.append(source.cast(SPARK_TYPES[kind]).alias(slot))
+            parts.append(df.where(F.col("account_id").isNotNull()).select(*cols))
+        long = reduce(lambda a, b: a.unionByName(b), parts)
+        return long.withColumn("_bucket", F.pmod(F.xxhash64("account_id"), F.lit(buckets)))
+
+
+def spark_schema(columns: list[str], kinds: Mapping[str, Kind]) -> str:
+    """A DDL schema string (unknown columns are text)."""
+    return ", ".join(f"`{c}` {SPARK_TYPES.get(kinds.get(c, 'str'), 'string')}" for c in columns)
+
+
+def from_history(spark: SparkSession, history: History) -> SparkHistory:
+    """A loaded History as Spark DataFrames (same rows, same types)."""
+    frames: dict[str, DataFrame] = {}
+    for name, df in history.tables().items():
+        kinds = {c.name: c.kind for c in SCHEMA[name].columns}
+        data = pd.DataFrame(index=df.index)
+        for c in df.columns:
+            kind = kinds.get(c, "str")
+            col = df[c]
+            if kind == "date":
+                data[c] = col.astype("datetime64[us]")
+            elif kind == "float":
+                data[c] = col.astype("float64")
+            elif kind == "bool":
+                data[c] = col.astype("boolean")
+            else:
+                data[c] = col.astype(object).where(col.notna(), None)
+        frames[name] = spark.createDataFrame(data, schema=spark_schema(list(df.columns), kinds))
+    counts = {k: len(v) for k, v in history.tables().items()}
+    return SparkHistory(frames, history.source, history.warnings, counts)
+
+
+# -- reading ------------------------------------------------------------------------------
+def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHistory:
+    """Read, type and check a source with Spark (see the module doc); raises every error."""
+    raw, issues = _read_tables(spark, source, cfg)
+    if "orders" not in raw:
+        issues.append(
+            DataIssue(
+                "orders",
+                None,
+                f"no orders table in '{source}' (found: {', '.join(sorted(raw)) or 'nothing'})",
+                "add orders.csv / orders.parquet (or an orders/ folder), or map your table's "
+                "name with data.tables: {orders: YOUR_NAME}.",
+            )
+        )
+    frames: dict[str, DataFrame] = {}
+    for name, df in raw.items():
+        typed, found = _typed_table(df, name, cfg)
+        issues.extend(found)
+        if typed is not None:
+            frames[name] = typed
+    if any(i.level == "error" for i in issues):
+        raise DataValidationError([i for i in issues if i.level == "error"])
+    counts, found = _check(raw, frames, cfg)
+    errors = [i for i in issues + found if i.level == "error"]
+    if errors:
+        raise DataValidationError(errors)
+    typed_frames = {
+        name: df.select(*[c for c in df.columns if c != "_bad" and not c.startswith("_raw_")])
+        for name, df in frames.items()
+    }
+    return SparkHistory(typed_frames, source, (), counts)
+
+
+def _read_tables(
+    spark: SparkSession, source: str, cfg: DataConfig
+) -> tuple[dict[str, DataFrame], list[DataIssue]]:
+    wanted = {cfg.tables.get(t, t).casefold(): t for t in SCHEMA}
+    text = source.strip()
+    if text.startswith(CATALOG_PREFIX):
+        namespace = text[len(CATALOG_PREFIX) :].strip(". ")
+        out = {}
+        for canon in SCHEMA:
+            name = f"{namespace}.{cfg.tables.get(canon, canon)}" if namespace else canon
+            if spark.catalog.tableExists(name):
+                out[canon] = spark.table(name)
+        return out, []
+    if re.match(r"^(duckdb|sqlite)(\+\w+)?://", text, re.IGNORECASE) or text.lower().endswith(
+        (".duckdb", ".ddb", ".sqlite", ".sqlite3", ".db")
+    ):
+        raise KaMlError(
+            f"The Spark engine cannot read the database file '{text}'.",
+            "export its tables to Parquet (a folder with orders.parquet, ...), or run with "
+            "--engine local.",
+        )
+    if "://" not in text and not text.startswith("dbfs:") and os.path.exists(text):
+        text = os.path.abspath(text)  # the executors' working folder may differ
+    entries = _list(spark, text)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path, name, is_dir in entries:
+        if name.startswith((".", "_")):
+            continue
+        split = split_table_file(name)
+        stem, fmt = split if split else (name, "")
+        if is_dir and not fmt:
+            fmt = _folder_format(spark, path)
+        elif is_dir and name.lower().endswith((".csv", ".tsv", ".txt")):
+            fmt = "text"
+        table = wanted.get(stem.strip().casefold())
+        if table is not None and fmt:
+            found.setdefault(table, []).append((path, fmt))
+    out, issues = {}, []
+    for table, paths in sorted(found.items()):
+        if len(paths) > 1:
+            names = " and ".join(f"'{p.rsplit('/', 1)[-1]}'" for p, _ in paths)
+            issues.append(
+                DataIssue(
+                    table,
+                    None,
+                    f"{len(paths)} entries hold this table: {names}",
+                    "keep one of them so it is clear which to read.",
+                )
+            )
+            continue
+        path, fmt = paths[0]
+        out[table] = _read_one(spark, path, fmt, cfg.read)
+    return {t: _canonical(df, t, cfg, issues) for t, df in out.items()}, issues
+
+
+def _list(spark: SparkSession, source: str) -> list[tuple[str, str, bool]]:
+    """(path, name, is_folder) of the entries of a folder on any Hadoop file system."""
+    jvm: Any = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    path = jvm.org.apache.hadoop.fs.Path(source)
+    fs = path.getFileSystem(conf)
+    if not fs.exists(path) or not fs.getFileStatus(path).isDirectory():
+        raise KaMlError(
+            f"Data source '{source}' is not a folder Spark can list.",
+            "pass a folder of tables (orders.parquet, orders.csv, orders/ ...) on a file "
+            "system Spark reads, or catalog:NAMESPACE for metastore tables.",
+        )
+    return [
+        (str(s.getPath().toString()), str(s.getPath().getName()), bool(s.isDirectory()))
+        for s in fs.listStatus(path)
+    ]
+
+
+def _folder_format(spark: SparkSession, path: str) -> str:
+    names = [n.lower() for _, n, _ in _list(spark, path)]
+    if "_delta_log" in names:
+        return "delta"
+    if any(n.endswith((".parquet", ".pq")) for n in names):
+        return "parquet"
+    if any(split_table_file(n) for n in names):
+        return "text"
+    return ""
+
+
+def _read_one(spark: SparkSession, path: str, fmt: str, read: ReadOptions) -> DataFrame:
+    if fmt == "parquet":
+        return spark.read.parquet(path)
+    if fmt == "delta":
+        return spark.read.format("delta").load(path)
+    names = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    sep = names.get((read.delimiter or "").lower(), read.delimiter)
+    if not sep:
+        first = spark.read.text(path).limit(1).collect()
+        header = str(first[0][0]) if first else ""
+        best = max(DELIMITERS, key=header.count)
+        sep = best if header.count(best) > 0 else ","
+    encoding = "UTF-8" if read.encoding.lower().replace("_", "-") == "utf-8-sig" else read.encoding
+    return (
+        spark.read.option("header", True)
+        .option("sep", sep)
+        .option("encoding", encoding)
+        .option("inferSchema", False)
+        .option("mode", "PERMISSIVE")
+        .csv(path)
+    )
+
+
+def _canonical(df: DataFrame, table: str, cfg: DataConfig, issues: list[DataIssue]) -> DataFrame:
+    """The loader's column naming: remap first, then case-insensitive contract names."""
+    remap = {str(s).strip().casefold(): c for c, s in cfg.columns.get(table, {}).items()}
+    known = {c.name.casefold(): c.name for c in SCHEMA[table].columns}
+    seen: dict[str, str] = {}
+    cols = []
+    for name in df.columns:
+        clean = name.strip().lstrip("\ufeff")
+        target = remap.get(clean.casefold()) or known.get(clean.casefold()) or clean
+        if target in seen:
+            issues.append(
+                DataIssue(
+                    table,
+                    target,
+                    f"source columns '{seen[target]}' and '{name}' both become '{target}'",
+                    "rename one of them in the source, or map it to another name in data.columns.",
+                )
+            )
+            continue
+        seen[target] = name
+        cols.append(df[f"`{name}`"].alias(target))
+    return df.select(*cols)
+
+
+# -- typing -------------------------------------------------------------------------------
+def _typed_table(
+    df: DataFrame, table: str, cfg: DataConfig
+) -> tuple[DataFrame | None, list[DataIssue]]:
+    """Contract columns typed (plus a ``_bad`` array naming the unreadable ones per row)."""
+    from pyspark.sql import functions as F
+
+    spec = SCHEMA[table]
+    issues = [
+        DataIssue(
+            table,
+            c.name,
+            "required column is missing",
+            f"add the column, or map yours with data.columns: {{{table}: {{{c.name}: YOUR_COLUMN}}}}.",
+        )
+        for c in spec.columns
+        if c.required and c.name not in df.columns
+    ]
+    if issues:
+        return None, issues
+    types = dict(df.dtypes)
+    cols, bad = [], []
+    for c in spec.columns:
+        if c.name not in df.columns:
+            cols.append(F.lit(None).cast(SPARK_TYPES[c.kind]).alias(c.name))
+            continue
+        value, is_bad = _coerce(F.col(c.name), types[c.name], c.kind, cfg.read)
+        cols.append(value.alias(c.name))
+        bad.append(F.when(is_bad, F.lit(c.name)))
+    # the source text rides along for error examples; column pruning drops it afterwards
+    raw = [F.col(f"`{c}`").cast("string").alias(f"_raw_{c}") for c in df.columns if spec.kind(c)]
+    bad_names = F.filter(F.array(*bad), lambda x: x.isNotNull()).alias("_bad")
+    return df.select(*cols, *raw, bad_names), []
+
+
+def _missing(text: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return text.isNull() | F.lower(text).isin(*MISSING_TOKENS)
+
+
+def _coerce(col: Column, dtype: str, kind: Kind, read: ReadOptions) -> tuple[Column, Column]:
+    """(typed value, unreadable flag) of one column by its contract kind and source type."""
+    from pyspark.sql import functions as F
+
+    is_text = dtype == "string"
+    numeric = dtype in ("tinyint", "smallint", "int", "bigint", "float", "double") or (
+        dtype.startswith("decimal")
+    )
+    no = F.lit(False)
+    if kind in ("id", "str"):
+        if numeric:
+            integral = col.cast("double") == F.floor(col.cast("double"))
+            text = F.when(integral, col.cast("decimal(38,0)").cast("string")).otherwise(
+                col.cast("string")
+            )
+        else:
+            text = F.trim(col.cast("string"))
+        blank = _missing(text) if kind == "id" else (text.isNull() | (text == ""))
+        return F.when(~blank, text), no
+    if kind == "date":
+        if not is_text:
+            if dtype == "timestamp":
+                return F.to_date(col).cast("timestamp_ntz"), no
+            if dtype in ("date", "timestamp_ntz"):
+                return F.to_date(col).cast("timestamp_ntz"), no
+            return F.lit(None).cast("timestamp_ntz"), col.isNotNull()
+        text = F.trim(col)
+        present = ~_missing(text)
+        tries = []
+        if read.date_format:
+            tries.append(F.try_to_timestamp(text, F.lit(java_pattern(read.date_format))))
+        tries.append(text.try_cast("timestamp"))
+        if read.dayfirst:
+            tries += [F.try_to_timestamp(text, F.lit(p)) for p in _DAYFIRST]
+        value = F.when(present, F.to_date(F.coalesce(*tries)).cast("timestamp_ntz"))
+        return value, present & value.isNull()
+    if kind == "float":
+        if numeric:
+            value = col.cast("double")
+        elif not is_text:
+            return F.lit(None).cast("double"), col.isNotNull()
+        else:
+            text = F.trim(col)
+            present = F.when(~_missing(text), text)
+            clean = F.regexp_replace(present, _NUMBER_NOISE, "")
+            if read.decimal == ",":
+                simple = F.when(~present.contains("."), F.regexp_replace(present, ",", "."))
+                grouped = F.regexp_replace(F.regexp_replace(clean, r"\.", ""), ",", ".")
+                retry = F.when(clean.rlike(_GROUPED_COMMA), grouped).otherwise(
+                    F.regexp_replace(clean, ",", ".")
+                )
+                value = F.coalesce(simple.try_cast("double"), retry.try_cast("double"))
+            else:
+                retry = F.when(clean.rlike(_GROUPED_POINT), F.regexp_replace(clean, ",", ""))
+                value = F.coalesce(
+                    present.try_cast("double"), retry.otherwise(clean).try_cast("double")
+                )
+            value = F.when(present.isNotNull(), value)
+            infinite = F.abs(value) == float("inf")
+            return F.when(~infinite, value), present.isNotNull() & (value.isNull() | infinite)
+        infinite = F.abs(value) == float("inf")
+        return F.when(~infinite, value), F.coalesce(infinite, no)
+    # bool
+    if dtype == "boolean":
+        return col, no
+    if numeric:
+        f = col.cast("double")
+        return F.when(f == 1, True).when(f == 0, False), col.isNotNull() & ~f.isin(0.0, 1.0)
+    text = F.lower(F.trim(col.cast("string")))
+    value = F.when(text.isin(*TRUE_TOKENS), True).when(text.isin(*FALSE_TOKENS), False)
+    return value, ~_missing(text) & value.isNull()
+
+
+def java_pattern(strftime: str) -> str:
+    """``%d.%m.%Y`` -> ``dd.MM.yyyy`` (Spark's datetime pattern); KaMlError when unknown."""
+    out, i = [], 0
+    while i < len(strftime):
+        ch = strftime[i]
+        if ch == "%" and i + 1 < len(strftime):
+            token = strftime[i + 1]
+            if token not in _STRFTIME:
+                raise KaMlError(
+                    f"data.read.date_format '{strftime}' uses %{token}, which the Spark engine "
+                    "does not translate.",
+                    f"use the directives {' '.join('%' + k for k in _STRFTIME)}, or run with "
+                    "--engine local.",
+                )
+            out.append(_STRFTIME[token])
+            i += 2
+            continue
+        out.append(f"'{ch}'" if ch.isalpha() else ("''" if ch == "'" else ch))
+        i += 1
+    return "".join(out)
+
+
+# -- checks -------------------------------------------------------------------------------
+def _check(
+    raw: Mapping[str, DataFrame], frames: Mapping[str, DataFrame], cfg: DataConfig
+) -> tuple[dict[str, int], list[DataIssue]]:
+    """One aggregation per table: rows, blank required values, unreadable values, rules."""
+    from pyspark.sql import functions as F
+
+    counts: dict[str, int] = {}
+    issues: list[DataIssue] = []
+    for name, df in frames.items():
+        spec = SCHEMA[name]
+        present = set(raw[name].columns)
+        aggs = [F.count(F.lit(1)).alias("_rows")]
+        for c in spec.columns:
+            if c.name not in present:
+                continue
+            aggs.append(F.sum(F.array_contains("_bad", c.name).cast("long")).alias(f"bad:{c.name}"))
+            if c.required:
+                aggs.append(F.sum(F.col(c.name).isNull().cast("long")).alias(f"blank:{c.name}"))
+        if name == "contracts":
+            backwards = F.col("end_date") < F.col("start_date")
+            aggs.append(F.sum(backwards.cast("long")).alias("rule:end_date"))
+        row = df.agg(*aggs).first()
+        stats = row.asDict() if row is not None else {}
+        counts[name] = int(stats.pop("_rows", 0) or 0)
+        for key, n in stats.items():
+            if not n:
+                continue
+            what, column = key.split(":", 1)
+            if what == "bad":
+                mask = F.array_contains("_bad", column)
+                problem, remedy = _bad_message(spec.kind(column) or "str", cfg.read)
+            elif what == "blank":
+                mask = F.col(column).isNull()
+                problem, remedy = (
+                    "required values are missing",
+                    "fill them in or remove these rows.",
+                )
+            else:
+                mask = F.col("end_date") < F.col("start_date")
+                problem, remedy = (
+                    "contracts that end before they start",
+                    "correct start_date/end_date (swapped? check data.columns) or remove these rows.",
+                )
+            examples = _examples(df, mask, column)
+            issues.append(DataIssue(name, column, problem, remedy, examples, int(n)))
+    acc = frames.get("accounts")
+    if acc is not None:
+        dup = acc.groupBy("account_id").count().where(F.col("count") > 1)
+        ids = [str(r[0]) for r in dup.limit(5).collect()]
+        if ids:
+            issues.append(
+                DataIssue(
+                    "accounts",
+                    "account_id",
+                    "account ids that appear on more than one row",
+                    "keep exactly one row per account in the accounts table.",
+                    tuple(f"account_id={i}" for i in ids),
+                    int(dup.count()),
+                )
+            )
+    return counts, issues
+
+
+def _examples(typed: DataFrame, mask: Column, column: str) -> tuple[str, ...]:
+    """Up to three offending rows: the account and the value as the source wrote it."""
+    rows = typed.where(mask).select("_raw_account_id", f"_raw_{column}").limit(3).collect()
+    return tuple(f"account_id={r[0]!s}, {column}={r[1]!r}" for r in rows)
+
+
+def _bad_message(kind: Kind, read: ReadOptions) -> tuple[str, str]:
+    from ka_ml.data.validate import _BAD_PROBLEM, _bad_remedy
+
+    remedy = _bad_remedy(kind, read)
+    if kind == "date":
+        remedy = (
+            "write dates as YYYY-MM-DD (a time or time zone may follow), or set "
+            "data.read.date_format (e.g. '%d.%m.%Y'); the Spark engine does not guess other "
+            "formats. Otherwise correct or remove these rows."
+        )
+    return _BAD_PROBLEM[kind], remedy

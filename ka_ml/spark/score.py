@@ -1,0 +1,208 @@
+"""`ka-ml score --engine spark`: the scores frame of :func:`ka_ml.scoring.score.score_accounts`.
+
+Features (this week and a week earlier, for the "what changed" text) come from
+:func:`ka_ml.spark.features.feature_frame`. The champion models are broadcast once; each
+account bucket is scored, explained and compared with its previous week in one pandas call
+(:func:`ka_ml.spark.kernel.score_rows`). What needs the whole portfolio or the score
+history - the portfolio columns, revenue at risk, the health lights with their hysteresis,
+the manager's action - runs on the driver over one row per account, with the local
+engine's own functions, so both engines write the same outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.errors import ModelError
+from ka_ml.features.catalog import ABC_CATEGORIES
+from ka_ml.scoring.score import ACCOUNT_COLUMNS, Models, _lights, _portfolio
+from ka_ml.spark import kernel
+from ka_ml.spark.data import SparkHistory
+from ka_ml.spark.features import Plan, as_spark, default_buckets, feature_frame
+
+N_REASONS = 3  # top_reasons' default
+# features the driver needs after scoring (portfolio columns, revenue at risk, lights)
+KEEP = (
+    "abc_tier",
+    "revenue_share",
+    "dependency_index",
+    "spend_365d",
+    "recency_days",
+    "overdue_ratio",
+    "open_critical_complaints",
+)
+
+
+def _score_udf(
+    rows: pd.DataFrame,
+    *,
+    models: Any,
+    as_of: pd.Timestamp,
+    prev_day: pd.Timestamp | None,
+    names: list[str],
+    categories: dict[str, list[str]],
+    windows: list[int],
+    keep: list[str],
+    chunk_rows: int,
+    columns: list[str],
+) -> pd.DataFrame:
+    """One bucket of feature rows in, its scored accounts out (runs on executors)."""
+    out = kernel.score_rows(
+        rows, models.value, as_of, prev_day, names, categories, windows, keep, chunk_rows
+    )
+    if out.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return kernel.to_spark(out[columns])
+
+
+DATE_COLUMNS = (
+    "as_of",
+    "expected_next_purchase_date",
+    "next_purchase_p10_date",
+    "next_purchase_p90_date",
+)
+
+
+def _schema(windows: list[int], keep: list[str]) -> list[tuple[str, str]]:
+    """The scorer's per-chunk columns (``_score_chunk``) and the kept features."""
+    cols = [("account_id", "string"), ("as_of", "timestamp_ntz"), ("churn_probability", "double")]
+    cols += [(f"p_purchase_{k}d", "double") for k in windows]
+    cols += [(c, "timestamp_ntz") for c in DATE_COLUMNS[1:]]
+    for k in range(1, N_REASONS + 1):
+        cols += [
+            (f"reason_{k}", "string"),
+            (f"reason_{k}_feature", "string"),
+            (f"reason_{k}_shap", "double"),
+            (f"reason_{k}_direction", "string"),
+        ]
+    cols.append(("changes", "string"))
+    cols += [(c, "string" if c == "abc_tier" else "double") for c in keep]
+    return cols
+
+
+def score_frame(
+    source: History | SparkHistory,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    models: Models,
+    *,
+    buckets: int | None = None,
+    with_features: bool = False,
+) -> tuple[pd.DataFrame, Plan, pd.DataFrame | None]:
+    """Per-account model output (collected, sorted by account), the feature plan and,
+    when asked, the feature table as of ``as_of`` (the local ``build_features`` frame)."""
+    from pyspark.sql import functions as F
+
+    sh = as_spark(source)
+    as_of = pd.Timestamp(as_of)
+    day = as_of.normalize()
+    prev: pd.Timestamp | None = day - pd.Timedelta(days=7)
+    if prev is not None and prev <= sh.first_date:
+        prev = None
+    dates = [day] if prev is None else [prev, day]
+    feats = feature_frame(sh, dates, cfg, buckets=buckets)
+    p = feats.plan
+    keep = [c for c in KEEP if c in p.names]
+    windows = list(cfg.labels.purchase_windows)
+    schema = _schema(windows, keep)
+    broadcast = sh.spark.sparkContext.broadcast(models)
+    columns = [c for c, _ in schema]
+    names_, categories, chunk_rows = p.names, p.all_categories, cfg.scoring.chunk_rows
+
+    def fn(rows: pd.DataFrame) -> pd.DataFrame:  # a plain function: Spark reads its hints
+        return _score_udf(
+            rows,
+            models=broadcast,
+            as_of=as_of,
+            prev_day=prev,
+            names=names_,
+            categories=categories,
+            windows=windows,
+            keep=keep,
+            chunk_rows=chunk_rows,
+            columns=columns,
+        )
+
+    n = buckets or default_buckets(sh)
+    bucketed = feats.frame.withColumn("_bucket", F.pmod(F.xxhash64("account_id"), F.lit(n)))
+    ddl = ", ".join(f"`{c}` {t}" for c, t in schema)
+    scored = bucketed.groupBy("_bucket").applyInPandas(fn, ddl)
+    acc = sh.frames.get("accounts")
+    names = [c for c in ACCOUNT_COLUMNS if acc is not None and c in acc.columns]
+    if acc is not None and names:
+        scored = scored.join(acc.select("account_id", *names), "account_id", "left")
+    table = None
+    try:
+        res = scored.toPandas()
+        if with_features:
+            now = feats.frame.where(F.col("as_of") == F.lit(day.to_pydatetime()))
+            got = kernel.restore(now.toPandas(), p.names, p.all_categories)
+            table = got.sort_values("account_id").reset_index(drop=True)
+    finally:
+        feats.release()
+        broadcast.unpersist()
+    return res.sort_values("account_id").reset_index(drop=True), p, table
+
+
+def score_accounts(
+    source: History | SparkHistory,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    models: Models,
+    score_history: pd.DataFrame | None = None,
+    *,
+    buckets: int | None = None,
+) -> pd.DataFrame:
+    """The local ``score_accounts`` frame, with features and model work on Spark."""
+    scores, _ = score_with_features(
+        source, cfg, as_of, models, score_history, buckets=buckets, features=False
+    )
+    return scores
+
+
+def score_with_features(
+    source: History | SparkHistory,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    models: Models,
+    score_history: pd.DataFrame | None = None,
+    *,
+    buckets: int | None = None,
+    features: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores, feature table as of ``as_of``) - what ``run_scoring`` needs (the features
+    feed the drift check); ``features=False`` skips collecting the features (empty frame)."""
+    as_of = pd.Timestamp(as_of)
+    res, p, table = score_frame(source, cfg, as_of, models, buckets=buckets, with_features=features)
+    if res.empty:
+        raise ModelError(
+            f"No account is eligible for scoring as of {as_of.date()}.",
+            "check --as-of against the data's dates (features.eligibility_days).",
+        )
+    keep = [c for c in KEEP if c in p.names]
+    X = pd.DataFrame(
+        {c: res[c].to_numpy(np.float64, na_value=np.nan) for c in keep if c != "abc_tier"}
+    )
+    if "abc_tier" in keep:
+        tier = res["abc_tier"].astype(object)
+        X["abc_tier"] = pd.Categorical(tier.where(tier.notna(), None), list(ABC_CATEGORIES))
+    chunk_columns = [c for c, _ in _schema(list(cfg.labels.purchase_windows), [])]
+    out = res[chunk_columns].copy()
+    out["account_id"] = out["account_id"].astype(str)
+    for c in DATE_COLUMNS:
+        out[c] = out[c].astype("datetime64[us]")
+    p_churn = out["churn_probability"].to_numpy(np.float64)
+    out = _portfolio(out, X, p_churn)
+    stub = History(orders=pd.DataFrame(), accounts=pd.DataFrame())  # _lights reads no history
+    out = _lights(out, X, stub, cfg, as_of, score_history)
+    out["churn_model_version"] = models.churn_version
+    out["timing_model_version"] = models.timing_version
+    acc = res.set_index("account_id")
+    for c in ACCOUNT_COLUMNS:
+        out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
+    return out, (table if table is not None else pd.DataFrame())

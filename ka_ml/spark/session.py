@@ -1,0 +1,113 @@
+"""A SparkSession the engine can rely on, or a clear error when Spark cannot run here.
+
+Why the settings: Arrow carries the pandas frames of the grouped kernels; the session
+time zone is UTC so that time-zone-aware source dates become the same calendar days as
+in the local loader; ``OMP_WAIT_POLICY=PASSIVE`` reaches the executors' Python workers
+before LightGBM is imported (stack notes). A session we start in local mode binds to
+127.0.0.1 with the UI off (CI machines, laptops).
+
+Under ``spark-submit`` or on a managed platform (Databricks, EMR, Dataproc) the session
+already exists or the master comes from the submit command: it is reused as it is,
+apart from the two runtime settings above.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ka_ml.errors import KaMlError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+ENGINES = ("local", "spark")
+MASTER_VARIABLE = "KA_ML_SPARK_MASTER"  # e.g. local[4], spark://host:7077, yarn
+
+RUNTIME_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+}
+START_CONF = {
+    "spark.executorEnv.OMP_WAIT_POLICY": "PASSIVE",
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+}
+LOCAL_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+
+def check_engine(engine: str) -> str:
+    """The engine name, or a KaMlError naming the allowed ones."""
+    if engine not in ENGINES:
+        raise KaMlError(f"--engine '{engine}' is not known.", f"use one of {', '.join(ENGINES)}.")
+    return engine
+
+
+def require_spark() -> None:
+    """Fail with the remedy when pyspark or a Java runtime is missing."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as e:
+        raise KaMlError(
+            "The Spark engine needs pyspark, which is not installed.",
+            "install the extra: pip install 'ka_ml[spark]' (or run with --engine local).",
+        ) from e
+    if _submitted():
+        return
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))) and not (
+        shutil.which("java")
+    ):
+        raise KaMlError(
+            "The Spark engine needs a Java runtime (17 or newer) and none was found.",
+            "install one (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless) or set "
+            "JAVA_HOME to it.",
+        )
+
+
+def _submitted() -> bool:
+    """True inside spark-submit / pyspark / a platform that launched the JVM for us."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_session(master: str | None = None, conf: Mapping[str, str] | None = None) -> SparkSession:
+    """The running SparkSession, or a new one (``local[*]`` unless told otherwise).
+
+    ``master`` (or the ``KA_ML_SPARK_MASTER`` variable) only matters when no session runs
+    yet and Spark was not launched by spark-submit.
+    """
+    require_spark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is None:
+        master = master or os.environ.get(MASTER_VARIABLE)
+        if master is None and not _submitted():
+            master = "local[*]"
+        builder = SparkSession.builder.appName("ka_ml")
+        settings = {**START_CONF, **RUNTIME_CONF}
+        if master is not None:
+            builder = builder.master(master)
+            if master.startswith("local"):
+                settings.update(LOCAL_CONF)
+                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        settings.update(conf or {})
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        active = builder.getOrCreate()
+        active.sparkContext.setLogLevel("ERROR")  # our own errors say what to do
+    # pyspark 4.3 warns on every pandas conversion that pandas 3 is "not yet fully
+    # supported"; the parity tests are the check that matters here
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    for key, value in RUNTIME_CONF.items():
+        active.conf.set(key, value)
+    return active

@@ -1,0 +1,282 @@
+"""Bad input as real exports bring it, beyond the loader/validation suites (issue 7.1).
+
+Each case is handled (with the handling asserted) or refused with a specific message and
+exit code 2, leaving the output folder, the score history and the registry unchanged.
+Delimiters, decimal commas, encodings, BOMs, date formats, time zones, duplicate rows,
+leading zeros and unknown accounts are covered by test_loader.py / test_validation.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import small_config
+from fixtures import make_history
+from typer.testing import CliRunner
+
+from ka_ml.cli import app
+from ka_ml.config import Config, DataConfig, PathsConfig
+from ka_ml.data.history import History
+from ka_ml.data.loader import load_history
+from ka_ml.errors import DataValidationError, ModelError
+from ka_ml.features.build import build_features
+from ka_ml.modeling import registry
+from ka_ml.scoring.run import history_path, run_scoring
+
+
+def isolated(cfg: Config, root: Path) -> Config:
+    return cfg.model_copy(
+        update={"paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models)}
+    )
+
+
+def config_file(cfg: Config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+def registry_state(cfg: Config) -> dict[str, Any]:
+    client = registry.connect(cfg)
+    state: dict[str, Any] = {}
+    for rm in client.search_registered_models():
+        versions = client.search_model_versions(f"name='{rm.name}'")
+        state[rm.name] = (sorted(v.version for v in versions), sorted(rm.aliases.items()))
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    state["runs"] = len(client.search_runs([exp.experiment_id], max_results=5000))
+    return state
+
+
+def cli(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(app, list(args))
+    return res.exit_code, " ".join(res.output.split())
+
+
+# -- dates: an as-of before the data, too little history -------------------------------
+
+
+def test_an_as_of_before_the_data_starts_is_refused_saying_why(
+    trained: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    cfg = isolated(trained.cfg, tmp_path)
+    before = registry_state(cfg)
+    code, out = cli(
+        "score", "--config", str(config_file(cfg, tmp_path / "c.yaml")),
+        "--data", str(demo_dir), "--as-of", "2000-01-01",
+    )  # fmt: skip
+    assert code == 2, out
+    assert "table 'orders': no orders remain after dropping" in out
+    n = len(trained.history.orders)
+    assert f"rows dated on or after the as-of date 2000-01-01 were dropped ({n} rows)" in out
+    assert "Fix: pass a later --as-of" in out
+    assert not (tmp_path / "outputs").exists()
+    assert registry_state(cfg) == before
+
+
+def test_too_little_history_for_the_horizon_is_a_clear_model_error(
+    trained: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    cfg = isolated(trained.cfg, tmp_path)
+    before = registry_state(cfg)
+    early = (trained.history.first_date + pd.Timedelta(days=150)).date()
+    code, out = cli(
+        "train", "--config", str(config_file(cfg, tmp_path / "c.yaml")),
+        "--data", str(demo_dir), "--as-of", str(early),
+    )  # fmt: skip
+    assert code == 2, out
+    assert "fully labelled snapshots; training needs at least 5" in out
+    assert "90-day purge" in out and "Fix: provide a longer history" in out
+    assert registry_state(cfg) == before  # no run, no version
+
+
+# -- labels: no churners, only churners, a single account -------------------------------
+
+
+def _regular(n_accounts: int, days: int, every: int = 10) -> History:
+    """Accounts that order every ``every`` days for ``days`` days: nobody churns."""
+    ids = pd.DataFrame({"account_id": [f"A{i:03d}" for i in range(n_accounts)]})
+    dates = pd.DataFrame(
+        {"order_date": pd.date_range("2023-01-02", periods=days // every, freq=f"{every}D")}
+    )
+    return make_history(ids.merge(dates, how="cross").assign(amount=100.0))
+
+
+def _one_off(n_accounts: int, spacing: int = 3) -> History:
+    """Each account orders once, a few days after the previous one: every at-risk account
+    churns (it never orders again)."""
+    days = pd.to_timedelta(spacing * pd.RangeIndex(n_accounts), unit="D")
+    return make_history(
+        pd.DataFrame(
+            {
+                "account_id": [f"B{i:03d}" for i in range(n_accounts)],
+                "order_date": pd.Timestamp("2023-01-02") + days,
+                "amount": 50.0,
+            }
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """A fresh MLflow store (and outputs) for the refused trainings."""
+    return small_config(tmp_path_factory.mktemp("bad_input_store"))
+
+
+@pytest.mark.parametrize(
+    ("history", "kind"),
+    [
+        (_regular(40, 3 * 365), "no churners"),
+        (_one_off(330), "only churners"),
+        (_regular(1, 3 * 365), "no churners"),
+    ],
+    ids=["no-churners", "only-churners", "single-account"],
+)
+def test_training_data_with_a_single_churn_class_is_refused_before_any_mlflow_run(
+    history: History, kind: str, empty_store: Config
+) -> None:
+    from ka_ml.train import run_training
+
+    before = registry_state(empty_store)
+    with pytest.raises(ModelError) as err:
+        run_training(history, empty_store, history.default_as_of, progress=lambda s: None)
+    assert "The training snapshots (" in err.value.message
+    assert f"contain {kind}" in err.value.message
+    assert "more accounts" in err.value.remedy and "labels.churn_definition" in err.value.remedy
+    assert registry_state(empty_store) == before == {"runs": 0}
+
+
+def _one_account(h: History, account: str) -> History:
+    tables = {
+        name: None if df is None else df[df["account_id"] == account].reset_index(drop=True)
+        for name, df in h.tables().items()
+    }
+    accounts = tables["accounts"].assign(contact_email="ceo.private@customer.example")
+    return replace(h, **{**tables, "accounts": accounts})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def single(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The champion scores a one-account portfolio whose accounts table has a PII column."""
+    h = trained.history
+    account = str(h.orders.sort_values("order_date")["account_id"].iloc[-1])
+    root = tmp_path_factory.mktemp("single")
+    res = run_scoring(_one_account(h, account), isolated(trained.cfg, root), h.default_as_of)
+    return root, res
+
+
+def test_a_single_account_portfolio_is_scored_as_its_whole_portfolio(
+    single: tuple[Path, Any],
+) -> None:
+    _, res = single
+    s = res.scores
+    assert len(s) == 1 and 0 <= s["churn_probability"].iloc[0] <= 1
+    assert s["revenue_share"].iloc[0] == pytest.approx(1.0)
+    assert str(s["abc_tier"].iloc[0]) == "A" and s["health"].iloc[0] in {"red", "yellow", "green"}
+    drift = res.record["drift"]
+    assert drift["banner"] is False and "too few to compare" in drift["message"]
+
+
+def test_outputs_show_only_the_account_columns_the_scorer_selects(
+    single: tuple[Path, Any],
+) -> None:
+    """An extra accounts column (here a private e-mail) never reaches any output file."""
+    from ka_ml.scoring.score import ACCOUNT_COLUMNS
+
+    _, res = single
+    assert "contact_email" not in res.scores.columns
+    assert set(ACCOUNT_COLUMNS) <= set(res.scores.columns)
+    written = [p for p in res.out_dir.rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"report.html", "scores.csv", "scores.xlsx"}
+    for p in written:
+        assert b"ceo.private" not in p.read_bytes(), p.name
+
+
+# -- empty tables and huge files --------------------------------------------------------
+
+
+def test_a_zero_byte_orders_file_fails_validate_naming_the_empty_table(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_bytes(b"")
+    code, out = cli("validate", "--data", str(tmp_path))
+    assert code == 2, out
+    assert "table 'orders'" in out and "empty" in out and "orders is required" in out
+
+
+def test_credit_notes_and_zero_amounts_are_kept_as_data(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,2024-01-05,100\nA1,2024-02-05,-50\n"
+        "A1,2024-03-05,0\nA2,2024-03-01,10\n"
+    )
+    h = load_history(tmp_path, DataConfig())
+    assert h.orders["amount"].tolist() == [100.0, -50.0, 0.0, 10.0] and h.warnings == ()
+    f = build_features(h, pd.Timestamp("2024-04-01"), Config()).set_index("account_id")
+    assert f.loc["A1", "spend_365d"] == 50.0  # the credit note subtracts
+    assert (f.loc[["A1"], "credit_share_365d"] > 0).all()
+
+
+def _never_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ka_ml.data.loader as loader
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an oversized file was read")
+
+    monkeypatch.setattr(loader.pd, "read_csv", refuse)
+    monkeypatch.setattr(loader, "_sniff_delimiter", refuse)
+
+
+def test_a_2_gb_export_is_refused_before_a_byte_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (tmp_path / "orders.csv").open("wb") as f:
+        f.truncate(2 * 2**30)  # a sparse 2 GiB file: no disk or memory used
+    _never_read(monkeypatch)
+    code, out = cli("validate", "--data", str(tmp_path))
+    assert code == 2, out
+    assert "'orders.csv' is 2,048.00 MB, above the limit data.max_file_mb = 1,024 MB" in out
+    assert "raise data.max_file_mb" in out
+
+
+def test_the_file_size_limit_is_configurable_and_can_be_lifted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = "".join(f"A{i % 7},2024-01-{1 + i % 28:02d},{i}\n" for i in range(200))
+    (tmp_path / "orders.csv").write_text("account_id,order_date,amount\n" + rows)
+    size_kb = (tmp_path / "orders.csv").stat().st_size / 1024
+    assert 2 < size_kb < 5
+    assert len(load_history(tmp_path, DataConfig(max_file_mb=0.01)).orders) == 200  # 10 KB
+    assert len(load_history(tmp_path, DataConfig(max_file_mb=None)).orders) == 200
+    _never_read(monkeypatch)
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, DataConfig(max_file_mb=0.001))
+    assert [i.table for i in err.value.issues] == ["orders"]
+    assert "above the limit data.max_file_mb = 0.001 MB" in str(err.value)
+
+
+def test_an_oversized_database_file_is_refused_too(tmp_path: Path) -> None:
+    db = tmp_path / "crm.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE orders (account_id TEXT, order_date TEXT, amount REAL)")
+        con.executemany(
+            "INSERT INTO orders VALUES (?, ?, ?)",
+            [("A1", "2024-01-05", float(i)) for i in range(2000)],
+        )
+    with pytest.raises(DataValidationError, match=r"'crm.sqlite' is .* MB, above the limit"):
+        load_history(db, DataConfig(max_file_mb=0.01))
+    assert len(load_history(db, DataConfig()).orders) == 2000
+
+
+def test_nothing_is_written_for_refused_input(trained: Any, tmp_path: Path) -> None:
+    """The refusals above happen while loading: no output folder, no score history."""
+    cfg = isolated(trained.cfg, tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_text("account_id,order_date,amount\n")
+    code, out = cli(
+        "score", "--config", str(config_file(cfg, tmp_path / "c.yaml")),
+        "--data", str(tmp_path / "data"), "--out", str(tmp_path / "week"),
+    )  # fmt: skip
+    assert code == 2 and "empty" in out
+    assert not (tmp_path / "week").exists() and not history_path(cfg).exists()

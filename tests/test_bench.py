@@ -1,0 +1,224 @@
+"""`make bench`: the growth arithmetic, the phase split, the rendering, and a --quick run."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ka_ml.bench import e2e
+from ka_ml.bench.__main__ import FULL, main, to_markdown
+
+SECTIONS = (
+    "# ka_ml benchmarks",
+    "## Run of ",
+    "### Targets",
+    "### `make train` on the default demo",
+    "### Stages by portfolio size (issue 6.2)",
+    "### Share of time per stage",
+    "### Training phases",
+    "### Scoring and explanation (issue 5.7)",
+    "### SHAP throughput: LightGBM pred_contrib vs shap.TreeExplainer",
+    "### Feature build (issue 3.7)",
+)
+
+
+def test_the_exponent_is_the_slope_of_log_time_on_log_size() -> None:
+    assert e2e.exponent([10, 100], [1.0, 10.0]) == pytest.approx(1.0)
+    assert e2e.exponent([10, 100, 1000], [1.0, 100.0, 10_000.0]) == pytest.approx(2.0)
+    assert e2e.exponent([1000, 10_000], [5.0, 5.0]) == pytest.approx(0.0)
+
+
+def test_the_exponent_is_undefined_with_fewer_than_two_usable_sizes() -> None:
+    assert math.isnan(e2e.exponent([10], [1.0]))
+    assert math.isnan(e2e.exponent([10, 100], [1.0, float("nan")]))
+    assert math.isnan(e2e.exponent([10, 100], [0.0, 3.0]))
+
+
+def test_training_phases_run_from_one_progress_message_to_the_next() -> None:
+    marks = [
+        (2.0, "building training snapshots as of 2026-10-01 ..."),
+        (5.0, "1234 snapshot rows, 50 features; split {...}"),
+        (6.0, "tuning the churn model (Optuna, time-based CV) ..."),
+        (9.0, "  churn trial 0: complete score=0.9"),
+        (16.0, "tuning the purchase-timing model ..."),
+        (26.0, "evaluating out of time against the baselines ..."),
+    ]
+    phases = e2e.train_phases(marks, total=30.0)
+    assert phases == {
+        "MLflow store + setup": 2.0,
+        "snapshots": 3.0,
+        "logging inputs": 1.0,
+        "churn: tune + fit + calibrate": 10.0,
+        "timing: tune + fit": 10.0,
+        "evaluate + log + register": 4.0,
+    }
+    assert sum(phases.values()) == pytest.approx(30.0)
+
+
+def _record(n: int, k: float) -> dict[str, Any]:
+    """A fake per-size record whose times are ``k`` times the base ones."""
+    parts = {
+        "load models": 1.0,
+        "features (as-of and week before)": 2.0 * k,
+        "reasons (SHAP + texts)": 3.0 * k,
+        "weekly changes (SHAP x2 + texts)": 6.0 * k,
+        "write outputs": 4.0 * k,
+        "score_accounts": 12.0 * k,
+        "churn prediction + assembly": 1.0 * k,
+    }
+    return {
+        "accounts": n,
+        "world": {
+            "generate_s": 1.0 * k,
+            "write_s": 0.5 * k,
+            "rows": {"orders": 70 * n},
+            "peak_rss_mb": 100.0 * k,
+        },
+        "features": {
+            "load_s": 2.0 * k,
+            "features_s": 1.0 * k,
+            "cpu_s": 3.0 * k,
+            "eligible": n // 2,
+            "feature_columns": 50,
+            "peak_rss_mb": 200.0 * k,
+        },
+        "train": {
+            "seconds": 40.0 * k,
+            "cpu_s": 60.0 * k,
+            "phases": {
+                "store": 2.0,
+                "snapshots": 8.0 * k,
+                "churn: tune + fit + calibrate": 30.0 * k - 2.0,
+            },
+            "snapshot_rows": 15 * n,
+            "trials": {"COMPLETE": 4},
+            "split": {},
+            "churn_roc_auc": 0.9,
+            "peak_rss_mb": 300.0 * k,
+        },
+        "score": {
+            "seconds": 20.0 * k,
+            "cpu_s": 25.0 * k,
+            "accounts_scored": n // 2,
+            "parts": parts,
+            "peak_rss_mb": 400.0 * k,
+            "shap": {
+                "rows": 1000,
+                "pred_contrib_s": 1.0,
+                "pred_contrib_rows_s": 1000.0,
+                "shap_s": 1.25,
+                "shap_rows_s": 800.0,
+                "max_abs_diff": 0.0,
+                "trees": 200,
+                "mean_leaves": 15.0,
+                "max_depth": 6,
+                "features": 50,
+            },
+        },
+    }
+
+
+def _fake_result() -> dict[str, Any]:
+    mt = {
+        "accounts": 2000,
+        "n_trials": 12,
+        "timeout_seconds": 90,
+        "max_snapshots": 24,
+        "overridden": False,
+        **{
+            f"{s}_{m}": v
+            for s in ("demo_data", "train")
+            for m, v in (("s", 9.0), ("cpu_s", 8.0), ("peak_rss_mb", 500.0))
+        },
+    }
+    feats = [
+        {
+            "engine": e,
+            "accounts": n,
+            "orders": 100 * n,
+            "snapshots": 1,
+            "seconds": t,
+            "peak_rss_mb": 150.0,
+            "rss_after_load_mb": float("nan"),
+            "output_rows": n,
+        }
+        for e, n, t in (
+            ("pandas", 1000, 0.1),
+            ("pandas", 10_000, 1.0),
+            ("duckdb", 1000, 0.05),
+            ("duckdb", 10_000, 0.5),
+        )
+    ]
+    return {
+        "plan": FULL,
+        "date": "2026-11-26 12:00 UTC",
+        "minutes": 20.0,
+        "machine": {
+            "platform": "Linux-x",
+            "cpu": "AMD EPYC",
+            "cores": "2 logical (2 usable)",
+            "ram": "23.5 GiB",
+        },
+        "load_start": "0.1 / 0.1 / 0.1",
+        "load_end": "1.0 / 1.0 / 1.0",
+        "warm_up_s": 4.0,
+        "make_train": mt,
+        "e2e": [_record(10_000, 1.0), _record(100_000, 10.0)],
+        "features": feats,
+    }
+
+
+def test_the_markdown_shows_both_sizes_side_by_side_with_ratio_and_exponent() -> None:
+    md = to_markdown(_fake_result())
+    for section in SECTIONS:
+        assert section in md
+    training = next(
+        line for line in md.splitlines() if line.startswith("| training (run_training)")
+    )
+    cells = [c.strip() for c in training.strip("|").split("|")]
+    # stage | 10k s | 100k s | ratio | exp. | 10k MiB | 100k MiB | ratio | exp.
+    assert cells[1:] == ["40.0", "400.0", "10.0×", "1.00", "300", "3,000", "10.0×", "1.00"]
+    # a part that does not grow has exponent 0
+    assert re.search(r"\| load models \| 1\.0 \| 1\.0 \| 1\.0× \| 0\.00 \|", md)
+    # 120 s at 100k misses the 60 s target
+    assert "120.0 s in `score_accounts`" in md and "**missed**" in md
+    assert (
+        "| 10k | 1,000 | 200 trees, ~15.0 leaves, depth ≤ 6 | 1,000 | 800 | 0.80 | 0.0e+00 |" in md
+    )
+    assert "pandas, 1 snapshot 1.0" in md and "duckdb, 1 snapshot 1.0" in md
+
+
+def test_the_share_of_time_adds_up_to_the_whole_pipeline() -> None:
+    md = to_markdown(_fake_result())
+    section = md.split("### Share of time per stage")[1].split("###")[0]
+    shares = re.findall(r"\| (\d+)% \| (\d+)% \|", section)
+    assert len(shares) == 5
+    for col in (0, 1):
+        assert 98 <= sum(int(s[col]) for s in shares) <= 102  # rounding
+
+
+def test_a_quick_run_writes_every_section_with_measured_numbers(tmp_path: Path) -> None:
+    out = main(["--quick", "--out", str(tmp_path / "BENCH.md")])
+    md = out.read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert section in md, section
+    assert md.count("## Run of ") == 1 and "(quick," in md
+    assert "ka_ml " in md and "lightgbm " in md and "RAM" in md and "CPU " in md
+
+    def row(prefix: str) -> list[str]:
+        line = next(x for x in md.splitlines() if x.startswith(prefix))
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    # seconds and peak memory were measured (positive numbers), not left blank
+    for prefix in ("| training (run_training)", "| scoring run incl. outputs (run_scoring)"):
+        cells = row(prefix)
+        assert float(cells[1].replace(",", "")) > 0 and float(cells[4].replace(",", "")) > 50
+    assert float(row("| `ka-ml train` (= `make train`)")[1].replace(",", "")) > 0
+    shap = row("| 300 |")
+    assert float(shap[3].replace(",", "")) > 0 and float(shap[4].replace(",", "")) > 0
+    assert float(shap[6]) < 1e-6  # the two SHAP paths agree
+    assert re.search(r"\| pandas \| 300 \| [\d,]+ \| 1 \| \d+\.\d\d \|", md)

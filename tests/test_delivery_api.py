@@ -1,0 +1,406 @@
+"""The read API, started for real (uvicorn on 127.0.0.1) and called over HTTP.
+
+The score history holds three weekly scores of the nine ``delivery_data`` accounts; the
+schema is fuzzed with schemathesis (no 5xx, responses match the schema).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import schemathesis
+import uvicorn
+import yaml
+from delivery_data import AS_OF, scores_frame
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from typer.testing import CliRunner
+
+from ka_ml.cli import app
+from ka_ml.config import Config
+from ka_ml.delivery.api import check_bind, create_app, score_history_path
+from ka_ml.errors import KaMlError
+from ka_ml.scoring import history_store
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DATES = [AS_OF - pd.Timedelta(days=14), AS_OF - pd.Timedelta(days=7), AS_OF]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Running:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+def start(history: Path, token: str | None) -> Running:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(history, token=token), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.02)
+    return Running(f"http://127.0.0.1:{port}", server, thread)
+
+
+def stop(running: Running) -> None:
+    running.server.should_exit = True
+    running.thread.join(timeout=10)
+
+
+def write_history(path: Path) -> Path:
+    for day in DATES:
+        frame = scores_frame(day)
+        if day != AS_OF:  # earlier weeks: other probabilities and model versions
+            frame["churn_probability"] = frame["churn_probability"] / 2
+            frame["churn_model_version"] = "2"
+        history_store.upsert(path, frame)
+    return path
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_history(tmp_path_factory.mktemp("api") / "score_history.sqlite")
+
+
+@pytest.fixture(scope="module")
+def api(history: Path) -> Iterator[str]:
+    running = start(history, TOKEN)
+    yield running.url
+    stop(running)
+
+
+@pytest.fixture(scope="module")
+def client(api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, headers=AUTH, timeout=10) as c:
+        yield c
+
+
+# -- endpoints -------------------------------------------------------------------------
+
+
+def test_healthz_answers_without_a_token_and_names_the_latest_date(api: str) -> None:
+    r = httpx.get(f"{api}/healthz")
+    assert r.status_code == 200
+    assert r.json() == {
+        "status": "ok",
+        "version": r.json()["version"],
+        "scores": True,
+        "latest_as_of": "2026-06-01",
+    }
+
+
+@pytest.mark.parametrize("path", ["/portfolio", "/accounts", "/accounts/A1", "/models"])
+@pytest.mark.parametrize("header", [{}, {"Authorization": "Bearer wrong-token-wrong-token"}])
+def test_data_endpoints_need_the_bearer_token(api: str, path: str, header: dict) -> None:
+    r = httpx.get(f"{api}{path}", headers=header)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert r.json() == {"detail": "Missing or wrong bearer token."}
+
+
+def test_portfolio_sums_the_latest_scores_overall_and_per_owner(client: httpx.Client) -> None:
+    body = client.get("/portfolio").json()
+    assert body["as_of"] == "2026-06-01" and body["owner"] is None
+    summary = body["summary"]
+    assert summary["n_accounts"] == 9
+    assert {k: v["accounts"] for k, v in summary["lights"].items()} == {
+        "red": 3,
+        "yellow": 2,
+        "green": 4,
+    }
+    assert summary["turned_red"] == 2  # A1 (from yellow) and B2 (new)
+    alice = client.get("/portfolio", params={"owner": "alice.meyer"}).json()["summary"]
+    assert alice["n_accounts"] == 4 and alice["lights"]["red"]["accounts"] == 2
+    earlier = client.get("/portfolio", params={"as_of": "2026-05-25"}).json()
+    assert earlier["as_of"] == "2026-05-25" and earlier["summary"]["n_accounts"] == 9
+
+
+def test_accounts_are_listed_by_revenue_at_risk_and_filtered(client: httpx.Client) -> None:
+    page = client.get("/accounts").json()
+    assert (page["as_of"], page["total"], page["limit"], page["offset"]) == ("2026-06-01", 9, 50, 0)
+    risk = [a["revenue_at_risk"] for a in page["items"]]
+    assert risk == sorted(risk, reverse=True)
+    first = page["items"][0]
+    assert first["top_reason"].startswith("No order for")
+    assert first["recommended_action"] == "Call the buyer this week."
+
+    def ids(**params: str) -> set[str]:
+        return {a["account_id"] for a in client.get("/accounts", params=params).json()["items"]}
+
+    assert ids(light="red") == {"A1", "A2", "B2"}
+    assert ids(tier="A") == {"A1", "A4", "B3"}
+    assert ids(owner="alice.meyer") == {"A1", "A2", "A3", "A4"}
+    assert ids(owner="alice.meyer", light="green") == {"A3", "A4"}
+    assert ids(owner="nobody") == set()
+
+
+def test_pages_cover_every_account_once(client: httpx.Client) -> None:
+    seen = []
+    for offset in range(0, 10, 4):
+        page = client.get("/accounts", params={"limit": 4, "offset": offset}).json()
+        assert page["total"] == 9
+        seen += [a["account_id"] for a in page["items"]]
+    all_ids = [a["account_id"] for a in client.get("/accounts").json()["items"]]
+    assert seen == all_ids and len(set(seen)) == 9
+
+
+def test_one_account_comes_with_its_reasons_windows_and_history(client: httpx.Client) -> None:
+    body = client.get("/accounts/A1").json()
+    assert (body["account_id"], body["as_of"], body["owner"]) == ("A1", "2026-06-01", "alice.meyer")
+    assert body["churn_probability"] == pytest.approx(0.62)
+    assert [r["rank"] for r in body["reasons"]] == [1, 2, 3]
+    assert body["reasons"][0] == {
+        "rank": 1,
+        "text": "No order for 40 days (raises risk)",
+        "feature": "recency_days",
+        "shap": 0.8,
+    }
+    assert set(body["purchase_probabilities"]) == {"30d", "60d", "90d"}
+    assert body["purchase_probabilities"]["90d"] == pytest.approx(0.28)
+    assert body["next_purchase_p90_date"] == "2026-07-31"
+    history = body["history"]
+    assert [h["as_of"] for h in history] == ["2026-05-18", "2026-05-25", "2026-06-01"]
+    assert [h["churn_probability"] for h in history] == pytest.approx([0.31, 0.31, 0.62])
+    short = client.get("/accounts/A1", params={"history": 1}).json()["history"]
+    assert [h["as_of"] for h in short] == ["2026-06-01"]
+
+
+def test_models_lists_the_versions_in_use_and_before(client: httpx.Client) -> None:
+    body = client.get("/models").json()
+    assert body["latest_as_of"] == "2026-06-01"
+    assert body["in_use"] == [
+        {
+            "as_of": "2026-06-01",
+            "churn_model_version": "3",
+            "timing_model_version": "2",
+            "accounts": 9,
+        }
+    ]
+    assert [(m["as_of"], m["churn_model_version"]) for m in body["history"]] == [
+        ("2026-06-01", "3"),
+        ("2026-05-25", "2"),
+        ("2026-05-18", "2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "where"),
+    [
+        ("/accounts", {"light": "purple"}, "light"),
+        ("/accounts", {"tier": "D"}, "tier"),
+        ("/accounts", {"limit": 0}, "limit"),
+        ("/accounts", {"limit": 501}, "limit"),
+        ("/accounts", {"offset": -1}, "offset"),
+        ("/accounts", {"as_of": "yesterday"}, "as_of"),
+        ("/portfolio", {"owner": "x" * 201}, "owner"),
+        ("/accounts/A1", {"history": 0}, "history"),
+        ("/accounts", {"lihgt": "red"}, "lihgt"),
+        ("/healthz", {"verbose": "1"}, "verbose"),
+    ],
+)
+def test_bad_parameters_get_a_422_naming_the_parameter(
+    client: httpx.Client, path: str, params: dict, where: str
+) -> None:
+    r = client.get(path, params=params)
+    assert r.status_code == 422
+    assert [e["loc"][-1] for e in r.json()["detail"]] == [where]
+
+
+def test_unknown_accounts_and_dates_get_a_404_that_says_what_to_do(client: httpx.Client) -> None:
+    r = client.get("/accounts/NOPE")
+    assert r.status_code == 404
+    assert (
+        r.json()["detail"] == "Account 'NOPE' has no scores. GET /accounts lists the scored ones."
+    )
+    r = client.get("/accounts", params={"as_of": "2020-01-06"})
+    assert r.status_code == 404 and "No scores as of 2020-01-06" in r.json()["detail"]
+
+
+def test_the_openapi_schema_documents_paths_errors_and_bearer_auth(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert set(schema["paths"]) == {
+        "/healthz",
+        "/portfolio",
+        "/accounts",
+        "/accounts/{account_id}",
+        "/models",
+    }
+    accounts = schema["paths"]["/accounts"]["get"]
+    assert {"200", "401", "404", "422"} <= set(accounts["responses"])
+    assert accounts["security"] == [{"HTTPBearer": []}]
+    light = next(p for p in accounts["parameters"] if p["name"] == "light")
+    assert light["schema"]["anyOf"][0]["enum"] == ["red", "yellow", "green"]
+
+
+def test_without_scores_yet_the_api_says_to_run_score_first(tmp_path: Path) -> None:
+    running = start(tmp_path / "missing.sqlite", None)
+    try:
+        assert httpx.get(f"{running.url}/healthz").json()["scores"] is False
+        for path in ("/portfolio", "/accounts", "/accounts/A1", "/models"):
+            r = httpx.get(f"{running.url}{path}")
+            assert r.status_code == 404 and "run `ka-ml score` first" in r.json()["detail"]
+    finally:
+        stop(running)
+    assert not (tmp_path / "missing.sqlite").exists()  # read-only: nothing created
+
+
+def test_a_history_file_from_before_the_detail_columns_is_served_and_migrated(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "score_history.sqlite"
+    with sqlite3.connect(old) as con:
+        con.execute(
+            "CREATE TABLE scores (account_id TEXT NOT NULL, as_of TEXT NOT NULL, "
+            "churn_probability REAL, health TEXT, expected_next_purchase_date TEXT, "
+            "next_purchase_p10_date TEXT, next_purchase_p90_date TEXT, last_order_date TEXT, "
+            "abc_tier TEXT, revenue_at_risk REAL, reason_1 TEXT, churn_model_version TEXT, "
+            "timing_model_version TEXT, extra_probability_columns TEXT, "
+            "PRIMARY KEY (account_id, as_of))"
+        )
+        con.execute(
+            "INSERT INTO scores (account_id, as_of, churn_probability, health, reason_1) "
+            "VALUES ('X1', '2026-05-25', 0.7, 'red', 'No order for 90 days')"
+        )
+    con.close()
+    running = start(old, None)
+    try:
+        body = httpx.get(f"{running.url}/accounts/X1").json()
+        assert body["name"] is None and body["owner"] is None
+        assert body["reasons"] == [
+            {"rank": 1, "text": "No order for 90 days", "feature": None, "shap": None}
+        ]
+        assert httpx.get(f"{running.url}/accounts", params={"owner": "a"}).json()["total"] == 0
+    finally:
+        stop(running)
+    history_store.upsert(old, scores_frame())  # the scorer's next run widens the table
+    with sqlite3.connect(old) as con:
+        cols = {row[1] for row in con.execute("PRAGMA table_info(scores)")}
+        kept = con.execute("SELECT health FROM scores WHERE account_id = 'X1'").fetchall()
+    con.close()
+    assert set(history_store.DETAIL_COLUMNS) <= cols and kept == [("red",)]
+
+
+# -- serving safely ----------------------------------------------------------------------
+
+
+def test_the_api_reads_the_history_file_the_scorer_writes(tmp_path: Path) -> None:
+    from ka_ml.scoring.run import history_path
+
+    cfg = Config.model_validate({"paths": {"outputs": str(tmp_path)}})
+    assert score_history_path(cfg) == history_path(cfg)
+
+
+def test_serving_beyond_loopback_needs_a_long_enough_token() -> None:
+    check_bind("127.0.0.1", None, "KA_ML_API_TOKEN")
+    check_bind("localhost", None, "KA_ML_API_TOKEN")
+    check_bind("0.0.0.0", TOKEN, "KA_ML_API_TOKEN")
+    with pytest.raises(KaMlError, match="without a token") as err:
+        check_bind("0.0.0.0", None, "KA_ML_API_TOKEN")
+    assert "export KA_ML_API_TOKEN" in err.value.remedy
+    with pytest.raises(KaMlError, match="too short"):
+        check_bind("127.0.0.1", "short", "KA_ML_API_TOKEN")
+
+
+def test_the_cli_refuses_to_expose_the_api_without_a_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KA_ML_API_TOKEN", raising=False)
+    res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "1"])
+    assert res.exit_code == 2 and "without a token" in res.output
+
+
+def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
+    history: Path, tmp_path: Path
+) -> None:
+    raw = Config().model_dump(mode="json")
+    raw["paths"]["outputs"] = str(history.parent)
+    config = tmp_path / "ka_ml.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "KA_ML_API_TOKEN": TOKEN}
+    cmd = [sys.executable, "-m", "ka_ml", "serve", "--config", str(config), "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{url}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert health.json()["latest_as_of"] == "2026-06-01"
+        assert httpx.get(f"{url}/accounts").status_code == 401
+        page = httpx.get(f"{url}/accounts", headers=AUTH, params={"light": "red"}).json()
+        assert page["total"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+# -- fuzzing -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_schema(api: str) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{api}/openapi.json")
+
+
+@pytest.mark.parametrize(
+    ("path", "mode"),
+    [
+        ("/healthz", GenerationMode.POSITIVE),  # no parameter to get wrong
+        *(
+            (path, mode)
+            for path in ("/portfolio", "/accounts", "/accounts/{account_id}", "/models")
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ),
+    ],
+)
+def test_fuzzed_requests_never_get_a_server_error(
+    api_schema: schemathesis.BaseSchema, path: str, mode: GenerationMode
+) -> None:
+    """Valid and invalid requests: no 5xx, documented status codes, schema-true bodies."""
+
+    @given(case=api_schema[path]["GET"].as_strategy(generation_mode=mode, headers=AUTH))
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def fuzz(case: schemathesis.Case) -> None:
+        case.call_and_validate()
+
+    fuzz()

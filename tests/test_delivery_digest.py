@@ -1,0 +1,305 @@
+"""Per-owner digests: who gets which accounts, what the digest says, and the score/notify flow.
+
+Pure tests use the small typed frame of ``delivery_data``; the end-to-end ones score the
+demo world with the session's champion models and read the files back.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import re
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from delivery_data import AS_OF, OWNER_OF, owned_ids, scores_frame
+from typer.testing import CliRunner
+
+from ka_ml.cli import app
+from ka_ml.config import Config, DeliveryConfig, PathsConfig
+from ka_ml.delivery.digest import (
+    build_digests,
+    has_owners,
+    resolve_address,
+    slugify,
+    subject_line,
+    unique_slugs,
+    write_owner_files,
+)
+from ka_ml.delivery.notify import compose
+from ka_ml.scoring.run import ScoreResult, run_scoring
+
+RUN = {"as_of": str(AS_OF.date()), "thresholds": {"red": 0.5, "yellow": 0.25}}
+
+
+def delivery(**over: object) -> DeliveryConfig:
+    return DeliveryConfig.model_validate(over)
+
+
+def report_owners(html: str) -> list[str]:
+    """The owner attribute of every account row of a rendered report."""
+    return re.findall(r'<tr data-c="[^"]*"[^>]*\sdata-o="([^"]*)"', html)
+
+
+# -- who gets which accounts -------------------------------------------------------------
+
+
+def test_every_account_lands_in_exactly_one_digest_and_unowned_ones_in_their_own_group() -> None:
+    digests = build_digests(scores_frame(), RUN, delivery())
+    assert [d.label for d in digests] == ["alice.meyer", "bruno.rossi", "unassigned"]
+    assert [d.owner for d in digests] == ["alice.meyer", "bruno.rossi", None]
+    for d in digests:
+        assert set(d.account_ids) == owned_ids(d.owner)
+        assert d.counts["accounts"] == len(d.account_ids)
+    every = [i for d in digests for i in d.account_ids]
+    assert sorted(every) == sorted(OWNER_OF)
+
+
+def test_each_owner_report_shows_only_that_owners_accounts_with_the_owner_in_the_title() -> None:
+    for d in build_digests(scores_frame(), RUN, delivery()):
+        owners = report_owners(d.report_html)
+        assert len(owners) == len(d.account_ids)
+        assert {o.strip() for o in owners} == ({d.owner} if d.owner else {""})
+        assert f"· {d.label}</h1>" in d.report_html
+
+
+def test_accounts_without_an_owner_go_to_the_default_recipient() -> None:
+    digests = build_digests(scores_frame(), RUN, delivery(default_recipient="desk@corp.example"))
+    unassigned = digests[-1]
+    assert unassigned.owner is None and unassigned.address == "desk@corp.example"
+    assert set(unassigned.account_ids) == {"U1", "U2"}
+
+
+def test_without_any_owner_everything_is_one_unassigned_digest() -> None:
+    frame = scores_frame().drop(columns=["owner"])
+    assert not has_owners(frame)
+    (only,) = build_digests(frame, RUN, delivery(unassigned_label="team"))
+    assert only.label == "team" and len(only.account_ids) == len(frame)
+
+
+@pytest.mark.parametrize(
+    ("owner", "settings", "expected"),
+    [
+        ("alice.meyer", {"recipients": {"alice.meyer": "am@corp.example"}}, "am@corp.example"),
+        ("bob@corp.example", {}, "bob@corp.example"),
+        ("Anna Müller", {"address_template": "{slug}@corp.example"}, "anna.muller@corp.example"),
+        ("Anna Müller", {"address_template": "{owner}@corp.example"}, None),
+        ("x", {"address_template": None, "default_recipient": "d@corp.example"}, "d@corp.example"),
+        (None, {"recipients": {"unassigned": "u@corp.example"}}, "u@corp.example"),
+        (None, {}, None),
+    ],
+)
+def test_an_owners_address_comes_from_mapping_then_owner_then_template_then_default(
+    owner: str | None, settings: dict[str, object], expected: str | None
+) -> None:
+    assert resolve_address(owner, delivery(**settings)) == expected
+
+
+def test_the_config_rejects_bad_addresses_templates_and_passwords_in_urls() -> None:
+    bad: list[dict[str, object]] = [
+        {"recipients": {"a": "not an address"}},
+        {"default_recipient": "Desk <desk@corp.example>"},
+        {"address_template": "{name}@corp.example"},
+        {"writeback_url": "postgresql://user:secret@db/crm"},
+        {"writeback_table": "scores; drop table x"},
+    ]
+    for settings in bad:
+        with pytest.raises(ValueError):
+            delivery(**settings)
+    assert delivery(writeback_url="postgresql://reader@db/crm").writeback_url
+
+
+# -- what a digest says ------------------------------------------------------------------
+
+
+def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
+    alice, bruno, _ = build_digests(scores_frame(), RUN, delivery())
+    assert alice.counts == {
+        "accounts": 4,
+        "red": 2,
+        "yellow": 0,
+        "green": 2,
+        "turned_red": 1,
+        "rising": 0,
+        "still_red": 1,
+        "improved": 1,
+    }
+    assert "1 account turned red: A1 Holdings <b>&</b>." in alice.text
+    turned = alice.text.split("TURNED RED THIS WEEK (1)")[1].split("STILL RED")[0]
+    assert "A1 Holdings" in turned and "risk 62% (was 30%, +32 pts)" in turned
+    assert "Why: No order for 40 days (raises risk)" in turned
+    assert "Do: Call the buyer this week." in turned
+    assert "NO LONGER RED (1)" in alice.text and "A3 Holdings" in alice.text
+    assert "Top reasons: Days from the last order to the as-of date (2 accounts)" in alice.text
+    # B2 is new (no previous light): it turned red; B1 rose 20 points
+    assert bruno.counts["turned_red"] == 1 and bruno.counts["rising"] == 1
+    assert "RISK RISING (10+ POINTS SINCE LAST WEEK) (1)" in bruno.text
+    assert "B1 Holdings" in bruno.text.split("RISK RISING")[1]
+    assert (
+        alice.subject == "[ka-ml] alice.meyer: 1 turned red, 2 red of 4 accounts (as of 2026-06-01)"
+    )
+
+
+def test_the_html_digest_escapes_crm_text() -> None:
+    alice = build_digests(scores_frame(), RUN, delivery())[0]
+    assert "A1 Holdings &lt;b&gt;&amp;&lt;/b&gt;" in alice.html
+    assert "<b>&</b>" not in alice.html
+
+
+def test_a_long_section_lists_max_listed_accounts_and_counts_the_rest() -> None:
+    frame = scores_frame()
+    frame["owner"] = "alice.meyer"
+    frame["health"] = "red"
+    frame["health_prev"] = "green"
+    (d,) = build_digests(frame, RUN, delivery(max_listed=2))
+    section = d.text.split("TURNED RED THIS WEEK (9)")[1]
+    assert section.count("\n- ") == 2
+    assert "... and 7 more (see the report)." in section
+
+
+def test_subjects_and_headers_survive_hostile_owner_names() -> None:
+    frame = scores_frame()
+    frame["owner"] = "eve\r\nBcc: all@corp.example"
+    settings = delivery(default_recipient="desk@corp.example", address_template=None)
+    (d,) = build_digests(frame, RUN, settings)
+    assert "\n" not in d.subject and "\r" not in d.subject
+    msg = compose(d, settings)
+    assert msg["Bcc"] is None and msg["To"] == "desk@corp.example"
+    headers = msg.as_bytes().split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc:" not in headers
+    assert d.label == "eve Bcc: all@corp.example" and d.owner == frame["owner"][0]
+    assert d.text.startswith("eve Bcc: all@corp.example: your key accounts")
+    assert subject_line("[x]", "a\tb\x00c", d.counts, "2026-06-01").startswith("[x] a b c:")
+
+
+def test_slugs_are_safe_readable_and_unique() -> None:
+    assert slugify("Anna Müller") == "anna.muller"
+    assert slugify("../../etc/passwd") == "etc.passwd"
+    assert slugify("...") == "owner"
+    slugs = unique_slugs(["Anna Müller", "anna muller", "ANNA-MULLER"])
+    assert slugs == ["anna.muller", "anna.muller-2", "anna.muller-3"]
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", s) for s in slugs)
+
+
+def test_owner_files_are_written_per_owner_with_an_index(tmp_path: Path) -> None:
+    digests = build_digests(scores_frame(), RUN, delivery())
+    write_owner_files(digests, tmp_path / "owners")
+    names = {p.name for p in (tmp_path / "owners").iterdir()}
+    assert names == {
+        "index.json",
+        *(f"{d.slug}{ext}" for d in digests for ext in (".html", ".digest.txt", ".digest.html")),
+    }
+    index = json.loads((tmp_path / "owners" / "index.json").read_text())
+    assert [(e["label"], e["accounts"]) for e in index] == [
+        ("alice.meyer", 4),
+        ("bruno.rossi", 3),
+        ("unassigned", 2),
+    ]
+
+
+# -- end to end: score, then notify --dry-run ---------------------------------------------
+
+
+def write_config(cfg: Config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+def read_eml(path: Path) -> EmailMessage:
+    msg = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+@pytest.fixture(scope="module")
+def scored(trained, tmp_path_factory: pytest.TempPathFactory) -> ScoreResult:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("digest")
+    cfg = trained.cfg.model_copy(
+        update={"paths": PathsConfig(outputs=root / "outputs", models=trained.cfg.paths.models)}
+    )
+    return run_scoring(trained.history, cfg, trained.history.default_as_of)
+
+
+def test_scoring_writes_one_report_and_digest_per_owner(scored: ScoreResult) -> None:
+    owners_dir = scored.out_dir / "owners"
+    index = json.loads((owners_dir / "index.json").read_text())
+    owners = sorted(scored.scores["owner"].dropna().unique())
+    assert [e["owner"] for e in index] == owners  # the demo accounts all have an owner
+    assert sum(e["accounts"] for e in index) == len(scored.scores)
+    assert scored.record["delivery"]["owner_reports"] == len(owners)
+    recorded = json.loads((scored.out_dir / "run_record.json").read_text())
+    assert recorded["delivery"]["owner_reports"] == len(owners)
+    for e in index:
+        html = (owners_dir / f"{e['slug']}.html").read_text()
+        assert set(report_owners(html)) == {e["owner"]}
+        assert len(report_owners(html)) == e["accounts"]
+        assert (owners_dir / f"{e['slug']}.digest.txt").read_text().startswith(e["owner"])
+
+
+def test_score_then_notify_dry_run_writes_one_eml_per_owner_with_only_their_accounts(
+    trained, demo_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = trained.cfg.model_copy(
+        update={"paths": PathsConfig(outputs=tmp_path / "outputs", models=trained.cfg.paths.models)}
+    )
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    runner = CliRunner()
+    res = runner.invoke(app, ["score", "--config", str(config), "--data", str(demo_dir)])
+    assert res.exit_code == 0, res.output
+    assert "owner reports + digests in owners/" in res.output
+    mail = tmp_path / "mail"
+    res = runner.invoke(app, ["notify", "--config", str(config), "--dry-run", "--out", str(mail)])
+    assert res.exit_code == 0, res.output
+    assert "dry run: wrote" in res.output
+
+    (folder,) = (tmp_path / "outputs").glob("20*")
+    scores = pd.read_parquet(folder / "scores.parquet")
+    by_owner = scores.groupby("owner")["account_id"].apply(set).to_dict()
+    files = sorted(mail.glob("*.eml"))
+    assert len(files) == len(by_owner)
+    for path in files:
+        msg = read_eml(path)
+        owner = path.stem
+        assert msg["To"] == f"{owner}@example.com"
+        assert msg["X-Ka-Ml-Owner"] == owner
+        assert msg["Subject"].startswith(f"[ka-ml] {owner}: ")
+        text = msg.get_body(preferencelist=("plain",))
+        html = msg.get_body(preferencelist=("html",))
+        assert text is not None and html is not None
+        assert text.get_content().startswith(f"{owner}: your key accounts")
+        (attachment,) = list(msg.iter_attachments())
+        report = attachment.get_content()
+        assert set(report_owners(report)) == {owner}
+        assert len(report_owners(report)) == len(by_owner[owner])
+        others = set(scores["account_id"]) - by_owner[owner]
+        listed = set(re.findall(r"\((KA\d+)", text.get_content()))
+        assert listed <= by_owner[owner] and not listed & others
+
+
+def test_notify_can_target_one_owner_and_names_unknown_ones(
+    scored: ScoreResult, tmp_path: Path
+) -> None:
+    owner = sorted(scored.scores["owner"].dropna().unique())[0]
+    args = ["notify", "--scores", str(scored.out_dir), "--dry-run", "--out", str(tmp_path)]
+    res = CliRunner().invoke(app, [*args, "--owner", owner])
+    assert res.exit_code == 0, res.output
+    assert [p.stem for p in tmp_path.glob("*.eml")] == [owner]
+    res = CliRunner().invoke(app, [*args, "--owner", "nobody.here"])
+    assert res.exit_code == 2 and "Unknown owner(s) ['nobody.here']" in res.output
+
+
+def test_notify_explains_a_missing_out_folder_and_an_unscored_date(tmp_path: Path) -> None:
+    cfg = Config().model_copy(update={"paths": PathsConfig(outputs=tmp_path / "outputs")})
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    res = CliRunner().invoke(app, ["notify", "--config", str(config), "--dry-run"])
+    assert res.exit_code == 2 and "--dry-run needs --out DIR" in res.output
+    res = CliRunner().invoke(
+        app, ["notify", "--config", str(config), "--as-of", "2026-01-05", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2 and "run `ka-ml score`" in res.output
+    res = CliRunner().invoke(app, ["notify", "--config", str(config)])
+    assert res.exit_code == 2 and "No scored date found" in res.output

@@ -1,0 +1,238 @@
+"""`ka-ml notify` against a real SMTP server (aiosmtpd) listening on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from delivery_data import AS_OF, owned_ids, scores_frame
+from typer.testing import CliRunner
+
+from ka_ml.cli import app
+from ka_ml.config import Config
+from ka_ml.delivery.notify import notify
+from ka_ml.errors import KaMlError
+
+USER, PASSWORD = "mailer", "s3cret-pass"
+ADDRESSES = {
+    "alice.meyer": "alice@corp.example",
+    "bruno.rossi": "bruno@corp.example",
+    None: "desk@corp.example",
+}
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    login: str | None
+
+
+@dataclass
+class Inbox:
+    """An aiosmtpd handler that keeps every message and refuses *@refused.example."""
+
+    messages: list[Received] = field(default_factory=list)
+
+    async def handle_RCPT(  # aiosmtpd's hook names
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address.endswith("@refused.example"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=default_policy)
+        assert isinstance(msg, EmailMessage)
+        login = session.auth_data.decode() if session.authenticated else None
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, login))
+        return "250 Message accepted"
+
+
+def authenticate(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        USER.encode(),
+        PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False, auth_data=auth_data.login if ok else None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    inbox: Inbox
+    port: int
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Server]:
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-session chatter
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticate,
+        auth_require_tls=False,  # loopback only; the client refuses this off loopback
+    )
+    controller.start()
+    try:
+        yield Server(inbox, port)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def scored_dir(tmp_path: Path) -> Path:
+    """A score output folder as `ka-ml score` leaves it (scores + run record)."""
+    folder = tmp_path / "outputs" / str(AS_OF.date())
+    folder.mkdir(parents=True)
+    scores_frame().to_parquet(folder / "scores.parquet", index=False)
+    (folder / "run_record.json").write_text(json.dumps({"as_of": str(AS_OF.date())}))
+    return folder
+
+
+def mail_config(port: int, **delivery: object) -> Config:
+    settings: dict[str, object] = {
+        "recipients": {k: v for k, v in ADDRESSES.items() if k},
+        "default_recipient": ADDRESSES[None],
+        "smtp": {"host": "127.0.0.1", "port": port, "tls": "none", "timeout_seconds": 10},
+    }
+    settings.update(delivery)
+    return Config.model_validate({"delivery": settings})
+
+
+def body(msg: EmailMessage, kind: str) -> str:
+    part = msg.get_body(preferencelist=(kind,))
+    assert part is not None, f"no text/{kind} part"
+    return str(part.get_content())
+
+
+def test_each_owner_receives_one_mail_with_only_their_accounts(
+    smtp_server: Server, scored_dir: Path
+) -> None:
+    res = notify(scored_dir, mail_config(smtp_server.port), env={})
+    assert res.sent and len(res.outgoing) == 3
+    got = {tuple(m.rcpt_tos): m for m in smtp_server.inbox.messages}
+    assert sorted(got) == sorted((a,) for a in ADDRESSES.values())
+    for owner, address in ADDRESSES.items():
+        m = got[(address,)]
+        label = owner or "unassigned"
+        assert m.mail_from == "ka-ml@example.com" and m.login is None
+        assert m.message["To"] == address
+        assert m.message["Subject"].startswith(f"[ka-ml] {label}: ")
+        assert m.message["Subject"].endswith("(as of 2026-06-01)")
+        text, html = body(m.message, "plain"), body(m.message, "html")
+        mine = owned_ids(owner)
+        others = {i for o in ADDRESSES if o != owner for i in owned_ids(o)}
+        # the digest lists only this owner's accounts ("A1 Holdings ... (A1, tier A)")
+        listed = set(re.findall(r"\(([ABU]\d), tier", text))
+        assert listed <= mine and not listed & others
+        assert not any(f"{i} Holdings" in text or f"{i} Holdings" in html for i in others)
+        (report,) = list(m.message.iter_attachments())
+        rows = re.findall(r'<tr data-c="[^"]*"[^>]*\sdata-o="([^"]*)"', report.get_content())
+        assert len(rows) == len(mine)
+    alice = got[(ADDRESSES["alice.meyer"],)]
+    assert "1 account turned red: A1 Holdings" in body(alice.message, "plain")
+
+
+def test_login_uses_the_credentials_from_the_environment(
+    smtp_server: Server, scored_dir: Path
+) -> None:
+    env = {"KA_ML_SMTP_USER": USER, "KA_ML_SMTP_PASSWORD": PASSWORD}
+    notify(scored_dir, mail_config(smtp_server.port), env=env)
+    assert [m.login for m in smtp_server.inbox.messages] == [USER] * 3
+
+
+def test_a_wrong_password_fails_before_anything_is_sent(
+    smtp_server: Server, scored_dir: Path
+) -> None:
+    env = {"KA_ML_SMTP_USER": USER, "KA_ML_SMTP_PASSWORD": "wrong"}
+    with pytest.raises(KaMlError, match=r"failed after 0 of 3 digest\(s\)") as err:
+        notify(scored_dir, mail_config(smtp_server.port), env=env)
+    assert "KA_ML_SMTP_USER" in err.value.remedy
+    assert smtp_server.inbox.messages == []
+
+
+def test_a_refused_recipient_is_reported_while_the_others_are_delivered(
+    smtp_server: Server, scored_dir: Path
+) -> None:
+    cfg = mail_config(
+        smtp_server.port,
+        recipients={"alice.meyer": "alice@corp.example", "bruno.rossi": "bruno@refused.example"},
+    )
+    with pytest.raises(KaMlError, match=r"refused 1 of 3 digest\(s\) \(2 sent\)") as err:
+        notify(scored_dir, cfg, env={})
+    assert "bruno.rossi <bruno@refused.example>" in err.value.message
+    assert "--owner" in err.value.remedy
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.inbox.messages) == [
+        "alice@corp.example",
+        "desk@corp.example",
+    ]
+
+
+def test_a_digest_without_an_address_stops_the_run_before_the_first_mail(
+    smtp_server: Server, scored_dir: Path
+) -> None:
+    cfg = mail_config(smtp_server.port, default_recipient=None)
+    with pytest.raises(KaMlError, match="No e-mail address for 1 digest") as err:
+        notify(scored_dir, cfg, env={})
+    assert "unassigned" in err.value.message and "default_recipient" in err.value.remedy
+    assert smtp_server.inbox.messages == []
+
+
+def test_an_unreachable_server_is_a_clear_error(scored_dir: Path) -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(KaMlError, match=f"SMTP 127.0.0.1:{port} failed after 0 of 3"):
+        notify(scored_dir, mail_config(port), env={})
+
+
+def test_a_password_is_never_sent_unencrypted_to_a_remote_server(scored_dir: Path) -> None:
+    cfg = Config.model_validate(
+        {
+            "delivery": {
+                "default_recipient": "desk@corp.example",
+                "smtp": {"host": "smtp.corp.example", "port": 25, "tls": "none"},
+            }
+        }
+    )
+    env = {"KA_ML_SMTP_USER": USER, "KA_ML_SMTP_PASSWORD": PASSWORD}
+    with pytest.raises(KaMlError, match="without TLS"):
+        notify(scored_dir, cfg, env=env)
+
+
+def test_the_cli_sends_the_digests_of_the_latest_scored_date(
+    smtp_server: Server, scored_dir: Path, tmp_path: Path
+) -> None:
+    cfg = mail_config(smtp_server.port)
+    raw = cfg.model_dump(mode="json")
+    raw["paths"]["outputs"] = str(scored_dir.parent)
+    config = tmp_path / "ka_ml.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    res = CliRunner().invoke(app, ["notify", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    assert f"sent 3 digests from {scored_dir}" in res.output.replace("\n", "")
+    assert len(smtp_server.inbox.messages) == 3

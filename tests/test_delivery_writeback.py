@@ -1,0 +1,184 @@
+"""Database write-back: idempotent upserts per (account_id, as_of), one transaction.
+
+Every test runs against SQLite and against a real PostgreSQL server when
+``KA_ML_TEST_PG_URL`` names one (``.ci/postgres.sh`` starts it in CI).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+from delivery_data import AS_OF, scores_frame
+from sqlalchemy.exc import OperationalError
+from typer.testing import CliRunner
+
+from ka_ml.cli import app
+from ka_ml.config import Config, PathsConfig
+from ka_ml.delivery import writeback
+from ka_ml.delivery.writeback import parse_url, read_back, resolve_url, write_back
+from ka_ml.errors import KaMlError
+
+PG_ENV = "KA_ML_TEST_PG_URL"
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    table: str
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    table = f"scores_{uuid.uuid4().hex[:10]}"
+    if request.param == "sqlite":
+        yield Target(f"sqlite:///{tmp_path / 'crm.db'}", table)
+        return
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set (bash .ci/postgres.sh starts a local PostgreSQL)")
+    yield Target(url, table)
+    engine = sa.create_engine(parse_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+    engine.dispose()
+
+
+def canon(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["as_of", "account_id"]).reset_index(drop=True)
+
+
+def test_the_table_is_created_and_values_round_trip(target: Target) -> None:
+    scores = scores_frame()
+    res = write_back(scores, target.url, table=target.table)
+    assert (res.rows, res.removed, res.table) == (len(scores), 0, target.table)
+    got = read_back(target.url, table=target.table).set_index("account_id")
+    assert list(got.columns) == [c for c in scores.columns if c != "account_id"]
+    a1 = got.loc["A1"]
+    assert a1["as_of"] == dt.date(2026, 6, 1)
+    assert a1["next_purchase_p90_date"] == dt.date(2026, 7, 31)
+    assert a1["churn_probability"] == pytest.approx(0.62)
+    assert a1["abc_tier"] == "A" and a1["owner"] == "alice.meyer"
+    assert a1["name"] == "A1 Holdings <b>&</b>"
+    assert a1["churn_model_version"] == "3"
+    assert got.loc["U2", "next_purchase_p90_date"] is None  # NaT -> NULL
+    missing = got[["owner", "health_prev", "churn_probability_prev"]].isna()
+    assert missing.loc["U1", "owner"] and missing.loc["B2", "health_prev"]
+    assert missing.loc["B2", "churn_probability_prev"]
+
+
+def test_writing_the_same_date_twice_leaves_the_same_rows(target: Target) -> None:
+    write_back(scores_frame(AS_OF - pd.Timedelta(days=7)), target.url, table=target.table)
+    write_back(scores_frame(), target.url, table=target.table)
+    once = read_back(target.url, table=target.table)
+    again = write_back(scores_frame(), target.url, table=target.table)
+    assert again.removed == 0
+    pd.testing.assert_frame_equal(canon(read_back(target.url, table=target.table)), canon(once))
+    assert len(once) == 18 and not once.duplicated(["account_id", "as_of"]).any()
+
+
+def test_a_rerun_replaces_that_dates_rows_and_leaves_other_dates_alone(target: Target) -> None:
+    last_week = AS_OF - pd.Timedelta(days=7)
+    write_back(scores_frame(last_week), target.url, table=target.table)
+    write_back(scores_frame(), target.url, table=target.table)
+    changed = scores_frame(ids=["A1", "B1"])
+    changed["churn_probability"] = [0.99, 0.01]
+    res = write_back(changed, target.url, table=target.table)
+    assert (res.rows, res.removed) == (2, 7)
+    got = read_back(target.url, table=target.table)
+    now = got[got["as_of"] == AS_OF.date()].set_index("account_id")
+    assert sorted(now.index) == ["A1", "B1"]
+    assert list(now.loc[["A1", "B1"], "churn_probability"]) == [0.99, 0.01]
+    assert (got["as_of"] == last_week.date()).sum() == 9
+
+
+def test_a_column_new_in_the_scores_is_added_to_the_table(target: Target) -> None:
+    old = scores_frame().drop(columns=["p_purchase_90d"])
+    write_back(old, target.url, table=target.table)
+    res = write_back(scores_frame(), target.url, table=target.table)
+    assert res.added_columns == ("p_purchase_90d",)
+    got = read_back(target.url, table=target.table).set_index("account_id")
+    assert got.loc["A1", "p_purchase_90d"] == pytest.approx(0.28)
+
+
+def test_a_failure_mid_write_changes_nothing(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_back(scores_frame(), target.url, table=target.table)
+    before = read_back(target.url, table=target.table)
+
+    def broken(*args: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(writeback, "_upsert", broken)
+    fewer = scores_frame(ids=["A1"])  # the prune step deletes 8 rows before the failure
+    with pytest.raises(KaMlError, match="nothing was changed there") as err:
+        write_back(fewer, target.url, table=target.table)
+    assert "idempotent" in err.value.remedy
+    pd.testing.assert_frame_equal(canon(read_back(target.url, table=target.table)), canon(before))
+
+
+def test_the_password_never_appears_in_messages(target: Target) -> None:
+    res = write_back(scores_frame(ids=["A1"]), target.url, table=target.table)
+    password = sa.engine.make_url(target.url).password
+    assert not password or (f":{password}@" not in res.url and ":***@" in res.url)
+
+
+def test_duplicate_keys_are_refused_before_touching_the_database(tmp_path: Path) -> None:
+    scores = pd.concat([scores_frame(ids=["A1"]), scores_frame(ids=["A1"])])
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    with pytest.raises(KaMlError, match="1 duplicate"):
+        write_back(scores, url)
+    assert not (tmp_path / "crm.db").exists()
+
+
+def test_the_url_comes_from_the_environment_then_the_config_then_a_sqlite_default(
+    tmp_path: Path,
+) -> None:
+    cfg = Config().model_copy(update={"paths": PathsConfig(outputs=tmp_path / "out")})
+    assert resolve_url(cfg, {}) == f"sqlite:///{(tmp_path / 'out' / 'scores.db').resolve()}"
+    with_url = Config.model_validate(
+        {"paths": {"outputs": str(tmp_path)}, "delivery": {"writeback_url": "sqlite:///x.db"}}
+    )
+    assert resolve_url(with_url, {}) == "sqlite:///x.db"
+    env = {"KA_ML_WRITEBACK_URL": "postgresql://u:p@db/crm"}
+    assert resolve_url(with_url, env) == "postgresql://u:p@db/crm"
+    assert parse_url("postgresql://u:p@db/crm").drivername == "postgresql+psycopg"
+    with pytest.raises(KaMlError, match="not a SQLAlchemy URL"):
+        parse_url("not a url")
+
+
+def test_rerunning_score_with_writeback_for_a_date_leaves_the_same_rows(
+    target: Target, trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = trained.cfg.model_copy(
+        update={
+            "paths": PathsConfig(outputs=tmp_path / "outputs", models=trained.cfg.paths.models),
+            "delivery": trained.cfg.delivery.model_copy(update={"writeback_table": target.table}),
+        }
+    )
+    config = tmp_path / "ka_ml.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    monkeypatch.setenv("KA_ML_WRITEBACK_URL", target.url)
+    args = ["score", "--config", str(config), "--data", str(demo_dir), "--writeback"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (folder,) = (tmp_path / "outputs").glob("20*")
+    record = json.loads((folder / "run_record.json").read_text())["delivery"]["writeback"]
+    assert (record["table"], record["removed"]) == (target.table, 0)
+    rows = read_back(target.url, table=target.table)
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    again = read_back(target.url, table=target.table)
+    pd.testing.assert_frame_equal(canon(again), canon(rows))
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert len(again) == len(scores) and set(again["account_id"]) == set(scores["account_id"])

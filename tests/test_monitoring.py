@@ -1,0 +1,323 @@
+"""Drift and outcome monitoring end to end, on the demo world whose outcomes are known.
+
+One module fixture scores two past weeks whose 90-day horizon has passed by the data's
+end, backtests them, then scores the last week (which then carries that backtest and
+its drift check). The tests read those results; a second scoring run on data with a unit
+change in order amounts shows the drift banner.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from typer.testing import CliRunner
+
+from ka_ml.cli import app
+from ka_ml.config import Config, PathsConfig
+from ka_ml.features.labels import churn_labels
+from ka_ml.modeling import metrics as M
+from ka_ml.modeling import registry
+from ka_ml.monitoring.backtest import BacktestResult, backtest_dir, read_scores, run_backtest
+from ka_ml.scoring import history_store
+from ka_ml.scoring.run import ScoreResult, history_path, run_scoring
+
+PAST = (98, 91)  # days before the data's as-of: both horizons have passed
+
+
+def isolated(cfg: Config, root: Path) -> Config:
+    """The trained config (same MLflow store) with its own outputs; no per-owner reports
+    (they are delivery's subject and cost seconds per run)."""
+    return cfg.model_copy(
+        update={
+            "paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models),
+            "delivery": cfg.delivery.model_copy(update={"owner_reports": False}),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Monitored:
+    cfg: Config
+    root: Path
+    end: pd.Timestamp
+    past: list[ScoreResult]
+    backtest: BacktestResult
+    now: ScoreResult
+
+
+@pytest.fixture(scope="module")
+def monitored(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Monitored:
+    root = tmp_path_factory.mktemp("monitoring")
+    cfg = isolated(trained.cfg, root)
+    end = trained.history.default_as_of
+    past = [
+        run_scoring(trained.history, cfg, end - pd.Timedelta(days=k), root / "runs" / f"m{k}")
+        for k in PAST
+    ]
+    bt = run_backtest(trained.history, cfg, end)
+    now = run_scoring(trained.history, cfg, end, root / "runs" / "now")
+    return Monitored(cfg, root, end, past, bt, now)
+
+
+# -- the training reference -----------------------------------------------------------
+
+
+def test_the_champion_carries_its_training_reference_and_mlflow_logged_it(trained: Any) -> None:
+    client = registry.connect(trained.cfg)
+    name = trained.cfg.mlflow.churn_model_name
+    champion = registry.champion_version(client, name)
+    assert champion is not None
+    model = registry.load_version(name, str(champion.version))
+    profile = model.reference_profile_
+    assert set(profile["features"]) == set(model.features_)
+    assert profile["snapshots"] >= 5 and profile["n_rows"] > 1000
+    assert all(e["natural_psi"] >= 0 for e in profile["features"].values())
+    paths = {a.path for a in client.list_artifacts(trained.report.run_id, "monitoring")}
+    assert paths == {"monitoring/reference_profile.json"}
+    logged = client.list_artifacts(trained.report.run_id, "environment")
+    assert [a.path for a in logged] == ["environment/package_versions.json"]
+
+
+# -- drift ------------------------------------------------------------------------------
+
+
+def test_scoring_data_like_the_training_data_shows_no_drift_banner(monitored: Monitored) -> None:
+    for res in (*monitored.past, monitored.now):
+        drift = res.record["drift"]
+        assert drift["available"] and not drift["banner"], drift["features"]
+        assert len(drift["psi"]) > 30
+    record = json.loads((monitored.now.out_dir / "run_record.json").read_text())
+    assert record["drift"]["banner"] is False
+    assert 'id="drift"' not in (monitored.now.out_dir / "report.html").read_text()
+
+
+def test_a_unit_change_in_order_amounts_shows_the_drift_banner_naming_spend(
+    monitored: Monitored, trained: Any
+) -> None:
+    h = trained.history
+    cents = replace(h, orders=h.orders.assign(amount=h.orders["amount"] * 100))  # cents export
+    res = run_scoring(cents, monitored.cfg, monitored.end, monitored.root / "runs" / "cents")
+    drift = json.loads((res.out_dir / "run_record.json").read_text())["drift"]
+    assert drift["banner"] is True
+    named = {f["feature"] for f in drift["features"] if f["level"] == "alert"}
+    assert {"spend_365d", "aov_365d"} <= named
+    assert not any(f.startswith(("recency", "tickets", "usage")) for f in named)
+    html = (res.out_dir / "report.html").read_text()
+    assert 'id="drift"' in html and "(spend_365d)" in html and "PSI" in html
+
+
+# -- outcome monitoring ---------------------------------------------------------------
+
+
+def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
+    """The backtest's headline figures computed here, from the scoring runs' own frames."""
+    cfg, end = monitored.cfg, monitored.end
+    rows = []
+    for res in monitored.past:
+        s = res.scores
+        d = pd.Timestamp(s["as_of"].iloc[0])
+        labels = churn_labels(history, d, cfg, pd.Index(s["account_id"].astype(object)))
+        at_risk = (labels["churn_definition"].to_numpy() == "contract") | (
+            s["days_since_last_order"].to_numpy() <= cfg.labels.horizon_days
+        )
+        rows.append(s.assign(churn=labels["churn"].to_numpy())[at_risk])
+    df = pd.concat(rows, ignore_index=True)
+    y, p = df["churn"].to_numpy(), df["churn_probability"].to_numpy()
+    red = (df["health"] == "red").to_numpy()
+    warm = df["health"].isin(["red", "yellow"]).to_numpy()
+
+    # interval: first order on/after the scoring date, within [p10, p90]
+    seen = history.orders[history.orders["order_date"] < end]
+    all_rows = pd.concat([r.scores for r in monitored.past], ignore_index=True)
+    keys = all_rows[["account_id", "as_of"]]
+    later = keys.merge(seen[["account_id", "order_date"]], on="account_id")
+    later = later[later["order_date"] >= later["as_of"]]
+    nxt = later.groupby(["account_id", "as_of"], as_index=False)["order_date"].min()
+    first = keys.merge(nxt, on=["account_id", "as_of"], how="left")["order_date"].to_numpy()
+    lo = all_rows["next_purchase_p10_date"].to_numpy()
+    hi = all_rows["next_purchase_p90_date"].fillna(pd.Timestamp.max).to_numpy()
+    observed = ~pd.isna(first)
+    inside = observed & (first >= lo) & (first <= hi)
+    known = observed | (hi < end)
+    return {
+        "red_precision": red[y == 1].sum() / red.sum(),
+        "red_recall": red[y == 1].sum() / (y == 1).sum(),
+        "red_yellow_precision": warm[y == 1].sum() / warm.sum(),
+        "red_yellow_recall": warm[y == 1].sum() / (y == 1).sum(),
+        "roc_auc": roc_auc_score(y, p),
+        "brier": brier_score_loss(y, p),
+        "ece": M.expected_calibration_error(y, p),
+        "n": float(len(y)),
+        "interval_hit_rate": inside[known].mean(),
+        "p30_brier": brier_score_loss(
+            (observed & (first < all_rows["as_of"].to_numpy() + np.timedelta64(30, "D"))),
+            all_rows["p_purchase_30d"],
+        ),
+    }
+
+
+def test_backtest_figures_match_a_direct_computation(monitored: Monitored, trained: Any) -> None:
+    got = monitored.backtest.details["metrics"]
+    want = _direct(monitored, trained.history)
+    assert got["weeks"] == 2 and monitored.backtest.details["weeks"] == [
+        str((monitored.end - pd.Timedelta(days=k)).date()) for k in PAST
+    ]
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert 0 < got["red_recall"] < 1 and got["n"] > 400
+
+
+def test_the_reliability_table_covers_every_labelled_account_week(monitored: Monitored) -> None:
+    table = pd.DataFrame(monitored.backtest.details["reliability"])
+    assert table["n"].sum() == monitored.backtest.details["metrics"]["n"]
+    assert (table["mean_p"].between(0, 1)).all() and table["observed_rate"].between(0, 1).all()
+
+
+def test_a_healthy_model_gets_no_retrain_recommendation(monitored: Monitored) -> None:
+    rec = monitored.backtest.details["recommendation"]
+    assert rec == {"retrain": False, "reasons": [], "message": rec["message"]}
+    assert "No retraining needed" in monitored.backtest.summary["recommendation"]
+
+
+def test_the_backtest_is_written_beside_the_outputs_and_logged_to_mlflow(
+    monitored: Monitored,
+) -> None:
+    bt = monitored.backtest
+    assert bt.path == backtest_dir(monitored.cfg) / f"backtest-{monitored.end.date()}.json"
+    saved = json.loads(bt.path.read_text())
+    assert saved["summary"] == bt.summary and saved["mlflow_run_id"] == bt.run_id
+    assert saved["data"]["fingerprint"] == monitored.now.record["data"]["fingerprint"]
+    assert saved["config_hash"] == monitored.cfg.hash() and saved["generated_by"]["pandas"]
+    client = registry.connect(monitored.cfg)
+    run = client.get_run(bt.run_id)
+    assert run.info.run_name == f"backtest-{monitored.end.date()}"
+    assert run.data.tags["kind"] == "backtest"
+    assert run.data.metrics["backtest_red_recall"] == pytest.approx(
+        bt.details["metrics"]["red_recall"]
+    )
+
+
+def test_the_next_scoring_run_carries_the_backtest_into_record_and_report(
+    monitored: Monitored,
+) -> None:
+    assert monitored.now.record["backtest"] == monitored.backtest.summary
+    html = (monitored.now.out_dir / "report.html").read_text()
+    assert 'id="backtest"' in html and "red+yellow recall" in html
+    recall = monitored.backtest.summary["red_recall"]
+    assert f"caught {round(recall * 100)}%" in html
+
+
+def test_the_score_history_keeps_the_purchase_window_probabilities(
+    monitored: Monitored,
+) -> None:
+    stored = read_scores(history_path(monitored.cfg))
+    week = monitored.past[0].scores
+    got = stored[stored["as_of"] == week["as_of"].iloc[0]].set_index("account_id")
+    for k in monitored.cfg.labels.purchase_windows:
+        np.testing.assert_allclose(
+            got.loc[week["account_id"], f"p_purchase_{k}d"], week[f"p_purchase_{k}d"], atol=1e-9
+        )  # stored as JSON with 10 decimals
+
+
+def test_shuffled_probabilities_in_the_history_trigger_the_retrain_recommendation(
+    monitored: Monitored, trained: Any, tmp_path: Path
+) -> None:
+    cfg = isolated(monitored.cfg, tmp_path)
+    rng = np.random.default_rng(0)
+    for res in monitored.past:  # the same weeks, their (probability, light) pairs shuffled
+        s = res.scores
+        order = rng.permutation(len(s))
+        shuffled = s.assign(
+            churn_probability=s["churn_probability"].to_numpy()[order],
+            health=s["health"].to_numpy()[order],
+        )
+        history_store.upsert(history_path(cfg), shuffled)
+    bt = run_backtest(trained.history, cfg, monitored.end)
+    rec = bt.details["recommendation"]
+    assert rec["retrain"] is True
+    assert any(r.startswith("ROC AUC") for r in rec["reasons"])
+    assert any(r.startswith("red recall") for r in rec["reasons"])
+    assert bt.summary["recommendation"].startswith("retrain: ")
+    assert bt.details["metrics"]["roc_auc"] < 0.65
+
+
+def _config_file(cfg: Config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+def test_the_cli_backtest_prints_the_figures_and_the_verdict(
+    monitored: Monitored, demo_dir: Path, tmp_path: Path
+) -> None:
+    config = _config_file(monitored.cfg, tmp_path / "ka_ml.yaml")
+    out = tmp_path / "bt.json"
+    res = CliRunner().invoke(
+        app, ["backtest", "--config", str(config), "--data", str(demo_dir), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert f"backtest as of {monitored.end.date()}: 2 weekly scores" in res.output
+    assert "red recall" in res.output and "No retraining needed" in res.output
+    assert json.loads(out.read_text())["metrics"] == monitored.backtest.details["metrics"]
+
+
+def test_the_cli_backtest_without_old_enough_scores_exits_2_with_the_date_it_can_run(
+    monitored: Monitored, trained: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    cfg = isolated(monitored.cfg, tmp_path)
+    history_store.upsert(history_path(cfg), monitored.now.scores)  # scored today only
+    config = _config_file(cfg, tmp_path / "ka_ml.yaml")
+    res = CliRunner().invoke(app, ["backtest", "--config", str(config), "--data", str(demo_dir)])
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "No weekly score in the score history is old enough" in text
+    ready = (monitored.end + pd.Timedelta(days=90)).date()
+    assert f"can be backtested from {ready}" in text
+    assert not backtest_dir(cfg).exists()
+
+
+# -- provenance ---------------------------------------------------------------------------
+
+
+def test_every_output_records_the_data_config_models_and_packages_behind_it(
+    monitored: Monitored, trained: Any
+) -> None:
+    import platform
+    from importlib.metadata import version
+
+    from openpyxl import load_workbook
+
+    out, cfg = monitored.now.out_dir, monitored.cfg
+    rec = json.loads((out / "run_record.json").read_text())
+    fingerprint = trained.history.fingerprint()
+    assert rec["data"]["fingerprint"] == fingerprint and rec["config_hash"] == cfg.hash()
+    client = registry.connect(cfg)
+    scores = pd.read_parquet(out / "scores.parquet")
+    for kind in ("churn", "timing"):
+        name = getattr(cfg.mlflow, f"{kind}_model_name")
+        mv = registry.champion_version(client, name)
+        assert mv is not None
+        champion = str(mv.version)
+        assert rec["models"][kind] == f"{name} v{champion}"
+        assert set(scores[f"{kind}_model_version"]) == {champion}
+    generated = rec["generated_by"]
+    assert generated["python"] == platform.python_version()
+    for pkg in ("pandas", "numpy", "lightgbm", "scikit-learn", "mlflow", "shap"):
+        assert generated[pkg] == version(pkg), pkg
+    html = (out / "report.html").read_text()
+    assert f"Data fingerprint {fingerprint}" in html and f"lightgbm {version('lightgbm')}" in html
+    cells = {
+        str(c.value)
+        for ws in load_workbook(out / "scores.xlsx", read_only=True).worksheets
+        for row in ws.iter_rows()
+        for c in row
+        if c.value is not None
+    }
+    assert fingerprint in cells

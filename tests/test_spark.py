@@ -1,0 +1,298 @@
+"""The Spark engine gives the local engine's features, snapshots, scores and lights.
+
+The kernel tests run everywhere (pure pandas). The ``spark`` tests need pyspark and a Java
+runtime and run Spark in local mode (``local[2]``, one session for the module); they are
+skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ka_ml.config import Config, PathsConfig
+from ka_ml.data.history import History
+from ka_ml.errors import DataValidationError, KaMlError
+from ka_ml.features.build import build_features
+from ka_ml.features.encode import feature_categories
+from ka_ml.spark import kernel
+from ka_ml.spark.features import Plan, check_fits, portfolio
+
+HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
+JAVA_HOME = os.environ.get("JAVA_HOME", "")
+HAS_JAVA = bool(shutil.which("java")) or os.path.exists(os.path.join(JAVA_HOME, "bin", "java"))
+needs_spark = [
+    pytest.mark.spark,
+    pytest.mark.skipif(not HAS_PYSPARK, reason="pyspark is not installed (ka_ml[spark] extra)"),
+    pytest.mark.skipif(
+        not HAS_JAVA, reason="no Java runtime (apt-get install -y openjdk-17-jre-headless)"
+    ),
+]
+
+
+def same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Equal frames: same columns, dtypes and text; numbers to 1e-9 (relative)."""
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+def apply(marks: list[Any]) -> Any:
+    def wrap(fn: Any) -> Any:
+        for m in marks:
+            fn = m(fn)
+        return fn
+
+    return wrap
+
+
+# -- the kernel, without Spark ------------------------------------------------------------
+def bucketed_features(history: History, cfg: Config, n_buckets: int) -> pd.DataFrame:
+    """The Spark engine's plan run by hand: pack, split by account, kernel, portfolio."""
+    as_of = history.default_as_of
+    long = kernel.pack(history)
+    layout = kernel.layout_of(history)
+    cats = feature_categories(history)
+    local = build_features(history, as_of, cfg)
+    names = [c for c in local.columns if c not in ("account_id", "as_of")]
+    per_account = [n for n in names if n not in kernel.PORTFOLIO]
+    bucket = pd.util.hash_array(long["account_id"].to_numpy(dtype=object)) % n_buckets
+    rows = pd.concat(
+        [
+            kernel.feature_rows(
+                kernel.unpack(long[bucket == b], layout), [as_of], cfg, cats, per_account
+            )
+            for b in range(n_buckets)
+        ],
+        ignore_index=True,
+    )
+    plan = Plan(names, per_account, cats, "industry" in history.accounts.columns)
+    folio = portfolio(rows, cfg, plan)
+    feats = rows[rows["_eligible"]].drop(columns=list(kernel.PORTFOLIO), errors="ignore")
+    feats = feats.merge(folio, on=["account_id", "as_of"])
+    out = kernel.restore(kernel.to_spark(feats), names, plan.all_categories)
+    return out.sort_values("account_id").reset_index(drop=True)
+
+
+def test_the_kernel_on_account_buckets_gives_the_local_feature_table(demo_history) -> None:
+    cfg = Config()
+    local = build_features(demo_history, demo_history.default_as_of, cfg)
+    same(bucketed_features(demo_history, cfg, 3), local)
+
+
+def test_packing_and_unpacking_a_history_keeps_every_kernel_column(demo_history) -> None:
+    back = kernel.unpack(kernel.pack(demo_history), kernel.layout_of(demo_history))
+    for name, df in back.tables().items():
+        original = demo_history.tables()[name][list(df.columns)]
+        pd.testing.assert_frame_equal(df, original.reset_index(drop=True))
+
+
+def test_a_bucket_drops_repeated_rows_and_rows_of_unknown_accounts_like_the_loader() -> None:
+    day = pd.Timestamp("2025-01-10")
+    orders = pd.DataFrame(
+        {
+            "account_id": pd.array(["A", "A", "B", "X"], dtype="str"),
+            "order_date": pd.Series([day, day, day, day], dtype="datetime64[us]"),
+            "amount": [10.0, 10.0, 5.0, 7.0],
+        }
+    )
+    accounts = pd.DataFrame({"account_id": pd.array(["A", "B"], dtype="str")})
+    history = History(orders=orders, accounts=accounts)
+    back = kernel.unpack(kernel.pack(history), kernel.layout_of(history))
+    assert back.orders["account_id"].tolist() == ["A", "B"]
+    assert back.orders["amount"].tolist() == [10.0, 5.0]
+
+
+def test_a_bucket_without_accounts_table_derives_them_from_the_orders() -> None:
+    day = pd.Timestamp("2025-01-10")
+    orders = pd.DataFrame(
+        {
+            "account_id": pd.array(["B", "A", "A"], dtype="str"),
+            "order_date": pd.Series([day, day + pd.Timedelta(days=3), day], dtype="datetime64[us]"),
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    history = History(orders=orders, accounts=pd.DataFrame({"account_id": ["A", "B"]}))
+    long = kernel.pack(history)
+    long = long[long["_t"] == kernel.TABLE_CODES["orders"]]
+    layout = kernel.Layout({"orders": ("account_id", "order_date", "amount")}, False)
+    back = kernel.unpack(long, layout)
+    assert back.accounts["account_id"].tolist() == ["A", "B"]
+    assert back.accounts["created_at"].tolist() == [day, day]
+
+
+def test_snapshots_too_big_for_this_machine_are_refused_with_the_remedy() -> None:
+    with pytest.raises(KaMlError, match="max_snapshots") as err:
+        check_fits(10_000_000, 60, available=8 * 2**30)
+    assert "GiB" in str(err.value)
+    check_fits(1_000, 60, available=8 * 2**30)  # small enough: no error
+
+
+def test_strftime_formats_become_spark_patterns() -> None:
+    from ka_ml.spark.data import java_pattern
+
+    assert java_pattern("%d.%m.%Y") == "dd.MM.yyyy"
+    assert java_pattern("%Y-%m-%dT%H:%M") == "yyyy-MM-dd'T'HH:mm"
+    with pytest.raises(KaMlError, match="%j"):
+        java_pattern("%j/%Y")
+
+
+def test_without_java_the_engine_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ka_ml.spark import session
+
+    if not HAS_PYSPARK:
+        with pytest.raises(KaMlError, match=r"ka_ml\[spark\]"):
+            session.require_spark()
+        return
+    monkeypatch.setattr(session.shutil, "which", lambda name: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    with pytest.raises(KaMlError, match="openjdk-17-jre-headless"):
+        session.require_spark()
+
+
+def test_an_unknown_engine_is_a_clear_cli_error(demo_dir: Path, tmp_path: Path) -> None:
+    from ka_ml.cli import app
+
+    res = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--data",
+            str(demo_dir),
+            "--out",
+            str(tmp_path / "f.csv"),
+            "--engine",
+            "flink",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "--engine 'flink' is not known" in res.output
+
+
+# -- Spark in local mode ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def spark() -> Any:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from ka_ml.spark.session import spark_session
+
+    session = spark_session(
+        "local[2]",
+        {
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.driver.host": "127.0.0.1",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # a short-lived test JVM: skip the optimising compiler's warm-up
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        },
+    )
+    yield session
+    session.stop()
+
+
+@apply(needs_spark)
+def test_spark_features_equal_the_local_engine(spark: Any, demo_history) -> None:
+    from ka_ml.spark import features as on_spark
+
+    cfg = Config()
+    as_of = demo_history.default_as_of
+    local = build_features(demo_history, as_of, cfg)
+    got = on_spark.build_features(demo_history, as_of, cfg)
+    assert len(got) == len(local) > 100
+    same(got, local)
+
+
+@apply(needs_spark)
+def test_spark_reads_the_demo_csv_folder_into_the_same_features(
+    spark: Any, demo_dir: Path, demo_history
+) -> None:
+    from ka_ml.spark import features as on_spark
+    from ka_ml.spark.data import read_history
+
+    cfg = Config()
+    sh = read_history(spark, str(demo_dir), cfg.data)
+    raw = {p.stem.split(".")[0]: len(pd.read_csv(p)) for p in demo_dir.glob("*.csv*")}
+    assert sh.row_counts() == raw  # rows read; repeated rows are dropped per bucket
+    assert sh.default_as_of == demo_history.default_as_of
+    as_of = demo_history.default_as_of - pd.Timedelta(days=45)  # mid-history, rows after it
+    got = on_spark.build_features(sh, as_of, cfg)
+    same(got, build_features(demo_history, as_of, cfg))
+
+
+@apply(needs_spark)
+def test_unreadable_values_read_by_spark_are_one_error_naming_table_column_and_rows(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,2025-01-03,10\nA2,03/01/2025x,5\nA3,2025-01-04,lots\n"
+    )
+    pd.DataFrame({"account_id": ["A1", "A1"], "industry": ["x", "y"]}).to_parquet(
+        tmp_path / "accounts.parquet"
+    )
+    with pytest.raises(DataValidationError) as err:
+        read_history(spark, str(tmp_path), Config().data)
+    text = str(err.value)
+    assert "table 'orders', column 'order_date'" in text and "03/01/2025x" in text
+    assert "table 'orders', column 'amount'" in text and "'lots'" in text
+    assert "table 'accounts', column 'account_id'" in text and "more than one row" in text
+
+
+@apply(needs_spark)
+def test_spark_training_snapshots_equal_the_local_ones(spark: Any, demo_history) -> None:
+    from ka_ml.features.snapshots import build_training_set
+    from ka_ml.spark import features as on_spark
+
+    cfg = Config.model_validate({"features": {"max_snapshots": 8}})
+    as_of = demo_history.default_as_of
+    local = build_training_set(demo_history, cfg, as_of)
+    got = on_spark.build_training_set(demo_history, cfg, as_of)
+    assert local["as_of"].nunique() == 8
+    same(got, local)
+
+
+def _config(trained: Any, root: Path) -> Path:
+    cfg = trained.cfg.model_copy(
+        update={"paths": PathsConfig(outputs=root / "outputs", models=trained.cfg.paths.models)}
+    )
+    path = root / "ka_ml.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+@apply(needs_spark)
+def test_score_engine_spark_writes_the_same_outputs_as_the_local_engine(
+    spark: Any, trained: Any, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from ka_ml.cli import app
+
+    runs = {}
+    for engine in ("local", "spark"):
+        root = tmp_path_factory.mktemp(f"score-{engine}")
+        args = ["score", "--config", str(_config(trained, root)), "--data", str(demo_dir)]
+        res = CliRunner().invoke(app, [*args, "--out", str(root / "week"), "--engine", engine])
+        assert res.exit_code == 0, res.output
+        runs[engine] = root / "week"
+    local = pd.read_parquet(runs["local"] / "scores.parquet")
+    got = pd.read_parquet(runs["spark"] / "scores.parquet")
+    assert len(got) == len(local) > 100
+    same(got, local)
+    assert (got["health"] == local["health"]).all()
+    assert set(local["health"]) >= {"red", "green"}
+    csv_local = pd.read_csv(runs["local"] / "scores.csv")
+    csv_spark = pd.read_csv(runs["spark"] / "scores.csv")
+    same(csv_spark, csv_local)
+    records = {e: json.loads((runs[e] / "run_record.json").read_text()) for e in runs}
+    for key in ("n_accounts", "lights", "summary"):
+        assert records["spark"][key] == records["local"][key]
+    assert records["spark"]["data"]["rows"]["orders"] == records["local"]["data"]["rows"]["orders"]
