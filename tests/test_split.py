@@ -134,3 +134,11 @@ def test_cv_folds_with_more_folds_than_dates_never_repeat_a_validation_block() -
 def test_cv_folds_without_any_purged_training_date_raise_with_remedy() -> None:
     with pytest.raises(ModelError, match=r"from 2 training snapshots.*Fix: .*n_folds"):
         cv_folds(tuple(monthly(2)), n_folds=2, horizon_days=90)
+
+
+def test_without_a_purge_no_snapshot_date_sits_in_two_folds() -> None:
+    dates = [pd.Timestamp("2024-01-01") + pd.Timedelta(days=7 * k) for k in range(8)]
+    split = time_split(dates, horizon_days=90, purge_days=0, calibration_snapshots=1)
+    folds = [set(split.train_dates), set(split.calibration_dates), set(split.test_dates)]
+    assert not (folds[0] & folds[1]) and not (folds[1] & folds[2]) and not (folds[0] & folds[2])
+    assert max(split.train_dates) < min(split.calibration_dates) < min(split.test_dates)

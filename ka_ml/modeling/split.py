@@ -48,7 +48,8 @@ class TimeSplit:
 def _purged_before(
     dates: list[pd.Timestamp], boundary: pd.Timestamp, horizon: pd.Timedelta
 ) -> list:
-    return [d for d in dates if d + horizon <= boundary]
+    # strictly before the boundary even with no purge: a fold never shares a date with the next
+    return [d for d in dates if d < boundary and d + horizon <= boundary]
 
 
 def time_split(
