@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import numpy as np
 import pandas as pd
 
 from ka_ml.config import EMAIL_ADDRESS, DeliveryConfig
 from ka_ml.errors import KaMlError
 from ka_ml.io import atomic_write_json, atomic_write_text
-from ka_ml.reporting.html import (
+from ka_ml.reporting.html import (  # the report's own column readers
+    _num,
+    _text,
     attention_flags,
     fmt_date,
     fmt_money,
@@ -131,18 +132,6 @@ def unique_slugs(labels: Sequence[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- sections
-
-
-def _text(rows: pd.DataFrame, col: str) -> pd.Series:
-    if col not in rows:
-        return pd.Series("", index=rows.index, dtype="string")
-    return rows[col].astype("string").fillna("")
-
-
-def _num(rows: pd.DataFrame, col: str) -> pd.Series:
-    if col not in rows:
-        return pd.Series(np.nan, index=rows.index, dtype="float64")
-    return pd.to_numeric(rows[col], errors="coerce").astype("float64")
 
 
 def _items(rows: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
