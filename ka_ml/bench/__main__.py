@@ -151,6 +151,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: int
     ]
 
 
+# the case whose subprocess measured each row of ``stage_rows``
+STAGE_CASES = ("world", "features", "features", "train", "score", "score")
+
+
 def stage_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, list[float], list[float]]]:
     """(stage, seconds per size, peak MiB per size) for the issue 6.2 table."""
     nan = float("nan")
@@ -196,13 +200,14 @@ def _stages_section(records: Sequence[dict[str, Any]], plan: Plan) -> list[str]:
     sizes = [r["accounts"] for r in records]
     head = ["stage"]
     head += [f"{_k(n)} s" for n in sizes] + ["time ratio", "time exp."]
-    head += [f"{_k(n)} peak MiB" for n in sizes] + ["mem ratio", "mem exp."]
+    head += [f"{_k(n)} peak MiB" for n in sizes] + ["mem ratio", "mem exp.", "load at start"]
     rows = []
-    for name, secs, peaks in stage_rows(records):
+    for (name, secs, peaks), stage in zip(stage_rows(records), STAGE_CASES, strict=True):
         rows.append(
             [name, *[_s(x) for x in secs], *_growth(sizes, secs)]
             + [_s(x, 0) for x in peaks]
             + (list(_growth(sizes, peaks)) if all(math.isfinite(p) for p in peaks) else ["", ""])
+            + [" / ".join(_s(r[stage].get("load1")) for r in records)]
         )
     b = plan.budget
     lines = [
@@ -215,7 +220,8 @@ def _stages_section(records: Sequence[dict[str, Any]], plan: Plan) -> list[str]:
         f"timeout {b.timeout_seconds:g} s (never reached: the trial count is the budget). "
         "Ratio = largest / smallest size; exponent = slope of log(value) on log(accounts) "
         "(1 = linear). Peak = VmHWM of the stage's own process (load, features, and the "
-        "scoring run each include reading the data).",
+        "scoring run each include reading the data). Load at start = the machine's 1-minute "
+        "load average when the stage began, per size (2 cores: above 2 means contention).",
         "",
         *_table(head, rows),
         "",
@@ -321,6 +327,13 @@ def _score_section(records: Sequence[dict[str, Any]]) -> list[str]:
         "",
         *_table(["part", *[f"{_k(n)} s" for n in sizes], "ratio", "exp."], rows),
         "",
+        "A SHAP pass costs rows x trees (x leaves x depth): the champion churn boosters have "
+        + " and ".join(
+            f"{r['score']['shap']['trees']} trees at {_k(r['accounts'])}" for r in records
+        )
+        + " (early stopping keeps more rounds on more data), so explanation time grows "
+        "faster than the account count.",
+        "",
     ]
 
 
@@ -378,12 +391,14 @@ def _make_train_section(mt: dict[str, Any]) -> list[str]:
             _s(mt["demo_data_s"]),
             _s(mt["demo_data_cpu_s"]),
             _s(mt["demo_data_peak_rss_mb"], 0),
+            _s(mt.get("demo_data_load1")),
         ],
         [
             "`ka-ml train` (= `make train`)",
             _s(mt["train_s"]),
             _s(mt["train_cpu_s"]),
             _s(mt["train_peak_rss_mb"], 0),
+            _s(mt.get("train_load1")),
         ],
     ]
     return [
@@ -392,7 +407,7 @@ def _make_train_section(mt: dict[str, Any]) -> list[str]:
         f"Config: {note} ({cfg}); a scratch folder with a copy of `configs/`, so a fresh "
         "MLflow store (its migrations included).",
         "",
-        *_table(["command", "wall s", "CPU s", "peak RSS MiB"], rows),
+        *_table(["command", "wall s", "CPU s", "peak RSS MiB", "load at start"], rows),
         "",
     ]
 

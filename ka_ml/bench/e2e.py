@@ -316,7 +316,12 @@ def bench_env(pycache: Path | None = None) -> dict[str, str]:
 
 
 def run_case(name: str, env: dict[str, str], **kwargs: Any) -> dict[str, Any]:
-    """Run ``case_<name>(**kwargs)`` in a fresh interpreter; return its JSON result."""
+    """Run ``case_<name>(**kwargs)`` in a fresh interpreter; return its JSON result.
+
+    The result also holds the 1-minute load average when the case started (``load1``): on
+    a shared machine it says how far wall seconds can be trusted.
+    """
+    load1 = load_average()
     code = (
         "import json, sys; from ka_ml.bench import e2e; "
         f"r = e2e.case_{name}(**json.loads(sys.argv[1])); "
@@ -333,7 +338,15 @@ def run_case(name: str, env: dict[str, str], **kwargs: Any) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"benchmark case {name}{kwargs} failed:\n{done.stderr[-3000:]}")
     line = [x for x in done.stdout.splitlines() if x.startswith(MARK)][-1]
-    return dict(json.loads(line[len(MARK) :]))
+    return {**json.loads(line[len(MARK) :]), "load1": load1}
+
+
+def load_average() -> float:
+    """The 1-minute load average (NaN where the platform has none)."""
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return float("nan")
 
 
 def warm_up(env: dict[str, str]) -> float:
@@ -379,6 +392,7 @@ def make_train(
             "overridden": bool(config_overrides),
         }
         for step, args in (("demo_data", ["demo-data"]), ("train", ["train"])):
+            out[f"{step}_load1"] = load_average()
             wall, cpu, peak = _run_measured([*cli, *args, "--config", str(cfg_path)], work, env)
             out[f"{step}_s"], out[f"{step}_cpu_s"], out[f"{step}_peak_rss_mb"] = (
                 round(wall, 2),
