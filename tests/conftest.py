@@ -13,6 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("KA_ML_THREADS", "2")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +74,25 @@ def trained(tmp_path_factory: pytest.TempPathFactory, demo_history) -> Trained:
 
 def as_of_of(history) -> pd.Timestamp:
     return history.default_as_of
+
+
+@pytest.fixture
+def mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Put MLflow's process-wide URIs and experiment back after the test.
+
+    ``registry.connect`` points MLflow (a process-wide setting) at the store it opens; the
+    rest of the session must keep talking to the store of the ``trained`` fixture.
+    """
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
+
+    for module, name in (
+        (tracking_utils, "_tracking_uri"),
+        (registry_utils, "_registry_uri"),
+        (fluent, "_active_experiment_id"),
+    ):
+        monkeypatch.setattr(module, name, getattr(module, name))
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    yield

@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,24 +133,6 @@ def spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-@pytest.fixture
-def mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Put MLflow's process-wide URIs and experiment back after the test."""
-    import mlflow.tracking._model_registry.utils as registry_utils
-    import mlflow.tracking._tracking_service.utils as tracking_utils
-    import mlflow.tracking.fluent as fluent
-
-    for module, name in (
-        (tracking_utils, "_tracking_uri"),
-        (registry_utils, "_registry_uri"),
-        (fluent, "_active_experiment_id"),
-    ):
-        monkeypatch.setattr(module, name, getattr(module, name))
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(var, raising=False)
-    yield
 
 
 # -- a killed scorer and a concurrent one (real processes) ---------------------------------

@@ -28,24 +28,6 @@ from ka_ml.scoring.run import load_models
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Put MLflow's process-wide URIs and experiment back after the test."""
-    import mlflow.tracking._model_registry.utils as registry_utils
-    import mlflow.tracking._tracking_service.utils as tracking_utils
-    import mlflow.tracking.fluent as fluent
-
-    for module, name in (
-        (tracking_utils, "_tracking_uri"),
-        (registry_utils, "_registry_uri"),
-        (fluent, "_active_experiment_id"),
-    ):
-        monkeypatch.setattr(module, name, getattr(module, name))
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(var, raising=False)
-    yield
-
-
 # -- servers ----------------------------------------------------------------------------
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,28 +10,6 @@ from conftest import small_config
 
 from ka_ml.errors import KaMlError
 from ka_ml.modeling import registry
-
-
-@pytest.fixture
-def mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Put MLflow's process-wide URIs and experiment back after the test.
-
-    ``registry.connect`` points MLflow (a process-wide setting) at the store it opens; the
-    rest of the session must keep talking to the store of the ``trained`` fixture.
-    """
-    import mlflow.tracking._model_registry.utils as registry_utils
-    import mlflow.tracking._tracking_service.utils as tracking_utils
-    import mlflow.tracking.fluent as fluent
-
-    for module, name in (
-        (tracking_utils, "_tracking_uri"),
-        (registry_utils, "_registry_uri"),
-        (fluent, "_active_experiment_id"),
-    ):
-        monkeypatch.setattr(module, name, getattr(module, name))
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(var, raising=False)
-    yield
 
 
 def test_the_environment_variable_wins_and_connect_creates_that_store(
