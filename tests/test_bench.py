@@ -23,6 +23,8 @@ SECTIONS = (
     "### Scoring and explanation (issue 5.7)",
     "### SHAP throughput: LightGBM pred_contrib vs shap.TreeExplainer",
     "### Feature build (issue 3.7)",
+    "accounts in bounded memory (issue 7.6)",
+    "### Spark engine (local mode) against the local engine (issue 8)",
 )
 
 
@@ -64,8 +66,9 @@ def _record(n: int, k: float) -> dict[str, Any]:
     parts = {
         "load models": 1.0,
         "features (as-of and week before)": 2.0 * k,
-        "reasons (SHAP + texts)": 3.0 * k,
-        "weekly changes (SHAP x2 + texts)": 6.0 * k,
+        "SHAP this week (shared by reasons and changes)": 1.5 * k,
+        "reasons (texts)": 1.5 * k,
+        "weekly changes (SHAP a week before + texts)": 6.0 * k,
         "write outputs": 4.0 * k,
         "score_accounts": 12.0 * k,
         "churn prediction + assembly": 1.0 * k,
@@ -169,7 +172,74 @@ def _fake_result() -> dict[str, Any]:
         "make_train": mt,
         "e2e": [_record(10_000, 1.0), _record(100_000, 10.0)],
         "features": feats,
+        "million": _million(9_000.0),
+        "spark": {"records": [_spark_record(20_000, 10.0, 8.0), _spark_record(50_000, 25.0, 20.0)]},
     }
+
+
+def _million(peak: float) -> dict[str, Any]:
+    return {
+        "accounts": 1_000_000,
+        "orders_per_account": 20,
+        "train_accounts": 20_000,
+        "train": {"seconds": 60.0, "peak_rss_mb": 900.0},
+        "score": {
+            "seconds": 900.0,
+            "load_seconds": 40.0,
+            "accounts_scored": 700_000,
+            "orders": 20_000_000,
+            "timings": {"score_and_explain": 600.0},
+            "peak_rss_mb": peak,
+        },
+    }
+
+
+def _spark_record(n: int, local_s: float, spark_s: float) -> dict[str, Any]:
+    t = {"wall_s": 1.0, "cpu_s": 1.0}
+    return {
+        "accounts": n,
+        "cores": 2,
+        "rows": {"orders": 70 * n},
+        "eligible": n // 2,
+        "features": 50,
+        "trees": 300,
+        "model_accounts": 2_000,
+        "times": {
+            "local load": t,
+            "local features": t,
+            "local score": {"wall_s": local_s, "cpu_s": local_s},
+            "spark read": t,
+            "spark features": t,
+            "spark score": {"wall_s": spark_s, "cpu_s": 2 * spark_s},
+        },
+        "spark_start": {"wall_s": 5.0, "cpu_s": 3.0},
+        "warm_up": {"wall_s": 9.0, "cpu_s": 12.0},
+        "max_abs_diff": 0.0,
+        "same_lights": True,
+    }
+
+
+def test_the_scale_targets_say_met_or_missed_with_the_measured_figures() -> None:
+    result = _fake_result()
+    md = to_markdown(result)
+    # 9,000 MiB is above the 8 GiB target
+    assert "- Scoring 1,000,000 accounts (700,000 eligible) end to end: peak RSS 9,000 MiB" in md
+    assert "< 8,192 MiB: **missed**" in md
+    assert "| 700,000 | 900 | 40 | 600.0 | 9,000 | < 8,192 MiB: MISSED |" in md
+    result["million"] = _million(3_000.0)
+    assert "< 8,192 MiB: **met**" in to_markdown(result)
+    # Spark against local at the largest size: 20 s vs 25 s, ratio 0.80
+    assert "score 20.0 s vs 25.0 s (0.80x); max |dp| 0.0e+00, lights identical" in md
+    # accounts per CPU second of Spark scoring: 25,000 eligible / 40 CPU s
+    assert "| 50,000 | spark | 1.0 | 1.0 | 20.0 | 40.0 | 625 |" in md
+
+
+def test_a_machine_without_spark_says_why_the_spark_benchmark_was_skipped() -> None:
+    result = _fake_result()
+    result["spark"] = {"skipped": "The Spark engine needs pyspark, which is not installed."}
+    md = to_markdown(result)
+    assert "- Spark engine: skipped (The Spark engine needs pyspark" in md
+    assert "Skipped: The Spark engine needs pyspark, which is not installed." in md
 
 
 def test_the_markdown_shows_both_sizes_side_by_side_with_ratio_and_exponent() -> None:
@@ -232,3 +302,11 @@ def test_a_quick_run_writes_every_section_with_measured_numbers(tmp_path: Path) 
     assert float(shap[3].replace(",", "")) > 0 and float(shap[4].replace(",", "")) > 0
     assert float(shap[6]) < 1e-6  # the two SHAP paths agree
     assert re.search(r"\| pandas \| 300 \| [\d,]+ \| 1 \| \d+\.\d\d \|", md)
+    # the bounded-memory scoring run scored accounts and measured its peak
+    million = re.search(
+        r"\| ([\d,]+) \| \d+ \| \d+ \| [\d.]+ \| ([\d,]+) \| < 8,192 MiB: met \|", md
+    )
+    assert million and int(million[1].replace(",", "")) > 0
+    assert int(million[2].replace(",", "")) > 100
+    if "Skipped:" not in md:  # pyspark and Java here: both engines ran and agreed
+        assert re.search(r"1,000: max \|dp\| \d\.\de[-+]\d\d, lights identical", md)

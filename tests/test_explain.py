@@ -191,3 +191,33 @@ def test_making_accounts_more_overdue_does_not_lower_churn_risk_on_average(
     before, after = churn.predict_proba(X), churn.predict_proba(later)
     assert after.mean() >= before.mean()
     assert (after > before + 1e-9).sum() >= (after < before - 1e-9).sum()
+
+
+def test_the_scorer_explains_a_chunk_with_two_shap_passes_and_the_same_texts(
+    trained, X: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """This week's TreeSHAP serves both the reasons and the weekly change (issue 5.7)."""
+    from ka_ml.scoring.score import score_chunk
+
+    models = load_models(trained.cfg)
+    now = X.head(60)
+    before = now.copy()
+    before["recency_days"] = np.maximum(before["recency_days"] - 60, 0)
+    windows = trained.cfg.labels.purchase_windows
+    as_of = pd.Timestamp(now["as_of"].iloc[0])
+    want_reasons = top_reasons(models.churn, now)
+    want_changes = changes_since(models.churn, now, before, models.churn.predict_proba(now))
+
+    calls: list[int] = []
+    original = ChurnModel.contributions
+
+    def counted(self: ChurnModel, frame: pd.DataFrame) -> np.ndarray:
+        calls.append(len(frame))
+        return original(self, frame)
+
+    monkeypatch.setattr(ChurnModel, "contributions", counted)
+    got = score_chunk(models, now, before, windows, as_of)
+    assert calls == [60, 60]  # this week once, the week before once
+    pd.testing.assert_frame_equal(got[list(want_reasons.columns)], want_reasons)
+    assert got["changes"].tolist() == want_changes.tolist()
+    assert got["churn_probability"].to_numpy() == pytest.approx(models.churn.predict_proba(now))

@@ -1,8 +1,10 @@
 """`make bench`: every benchmark in one run, one dated markdown section in BENCH.md.
 
 Runs ``make train``'s commands on the default demo (timed), the end-to-end stages at 10k and
-100k accounts (:mod:`ka_ml.bench.e2e`) and the feature-build benchmark
-(:mod:`ka_ml.bench.features`), then replaces ``ka_ml/bench/results/BENCH.md`` with the
+100k accounts (:mod:`ka_ml.bench.e2e`), the feature-build benchmark
+(:mod:`ka_ml.bench.features`), scoring 1M accounts in bounded memory
+(:mod:`ka_ml.bench.million`) and local-mode Spark against the local engine
+(:mod:`ka_ml.bench.spark`; skipped, with the reason, without pyspark or Java), then replaces ``ka_ml/bench/results/BENCH.md`` with the
 machine, package versions, date and the tables. ``--quick`` runs tiny sizes (a smoke test).
 
     python -m ka_ml.bench [--quick] [--out PATH]
@@ -23,7 +25,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ka_ml.bench import e2e, features
+from ka_ml.bench import e2e, features, million
+from ka_ml.bench import spark as spark_bench
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "BENCH.md"
@@ -39,6 +42,7 @@ PACKAGES = (
     "optuna",
     "shap",
     "openpyxl",
+    "pyspark",
 )
 
 
@@ -53,13 +57,27 @@ class Plan:
     feature_sizes: tuple[int, ...]
     feature_snapshots: tuple[int, ...]
     orders_per_account: int
+    million_accounts: int  # issue 7.6: run_scoring on this many accounts, peak RSS
+    spark_sizes: tuple[int, ...]  # issue 8.5: local-mode Spark against the local engine
+    spark_model_accounts: int
     train_overrides: dict[str, Any] = field(default_factory=dict)
     # quick only: `make train` and the feature benchmark run beside the end-to-end stages
     # (a smoke test: its figures are not comparable then)
     concurrent: bool = False
 
 
-FULL = Plan("full", e2e.SIZES, e2e.Budget(), 10_000, features.FULL_SIZES, (1, 12), 100)
+FULL = Plan(
+    "full",
+    e2e.SIZES,
+    e2e.Budget(),
+    10_000,
+    features.FULL_SIZES,
+    (1, 12),
+    100,
+    1_000_000,
+    spark_bench.SIZES,
+    spark_bench.MODEL_ACCOUNTS,
+)
 QUICK = Plan(
     "quick",
     e2e.QUICK_SIZES,
@@ -68,6 +86,9 @@ QUICK = Plan(
     (300, 600),
     (1,),
     20,
+    1_000,
+    spark_bench.QUICK_SIZES,
+    300,
     {
         "data": {"demo_accounts": 300},
         "tuning": {"n_trials": 1, "n_folds": 1, "timeout_seconds": 30},
@@ -322,8 +343,8 @@ def _score_section(records: Sequence[dict[str, Any]]) -> list[str]:
         "One `run_scoring` per size; its parts are timed by wrapping the functions "
         "`score_accounts` calls (features are built twice: the as-of and a week before, for "
         "the weekly changes; 'churn prediction + assembly' is the rest of `score_accounts`). "
-        "The SHAP work is 3 `pred_contrib` passes: one in the reasons, two in the weekly "
-        "changes.",
+        "The SHAP work is 2 `pred_contrib` passes: this week's (shared by the reasons and "
+        "the weekly changes) and the week before's (in the weekly changes).",
         "",
         *_table(["part", *[f"{_k(n)} s" for n in sizes], "ratio", "exp."], rows),
         "",
@@ -462,7 +483,9 @@ def _targets_section(
     s = big["score"]
     secs = s["parts"]["score_accounts"]
     met = "**met**" if secs < e2e.SCORE_TARGET_S else "**missed**"
-    explain = sum(v for k, v in s["parts"].items() if k.startswith(("reasons", "weekly changes")))
+    explain = sum(
+        v for k, v in s["parts"].items() if k.startswith(("SHAP", "reasons", "weekly changes"))
+    )
     lines = [
         "### Targets",
         "",
@@ -477,6 +500,31 @@ def _targets_section(
         + f" The whole scoring run with every output: {_s(s['seconds'])} s.",
         "",
     ]
+    return lines
+
+
+def _scale_targets(result: dict[str, Any]) -> list[str]:
+    """Target lines for issue 7.6 (1M accounts under 8 GiB) and issue 8.5 (Spark)."""
+    m = result["million"]
+    peak = m["score"]["peak_rss_mb"]
+    lines = [
+        f"- Scoring {m['accounts']:,} accounts ({m['score']['accounts_scored']:,} eligible) "
+        f"end to end: peak RSS {_s(peak, 0)} MiB in {_s(m['score']['seconds'], 0)} s; target "
+        f"< {million.PEAK_TARGET_MB:,} MiB: {'**met**' if peak < million.PEAK_TARGET_MB else '**missed**'}.",
+    ]
+    sp = result["spark"]
+    if sp.get("records"):
+        r = sp["records"][-1]
+        t = r["times"]
+        lines.append(
+            f"- Spark `local[{r['cores']}]` vs the local engine at {r['accounts']:,} accounts: "
+            f"score {t['spark score']['wall_s']:.1f} s vs {t['local score']['wall_s']:.1f} s "
+            f"({t['spark score']['wall_s'] / max(t['local score']['wall_s'], 1e-9):.2f}x); "
+            f"max |dp| {r['max_abs_diff']:.1e}, lights "
+            f"{'identical' if r['same_lights'] else 'DIFFERENT'}."
+        )
+    else:
+        lines.append(f"- Spark engine: skipped ({sp.get('skipped', 'no sizes')}).")
     return lines
 
 
@@ -506,6 +554,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += _targets_section(result["e2e"], result["make_train"], plan)
+    lines[-1:-1] = _scale_targets(result)
     lines += _make_train_section(result["make_train"])
     lines += _stages_section(result["e2e"], plan)
     lines += _share_section(result["e2e"])
@@ -513,6 +562,14 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines += _score_section(result["e2e"])
     lines += _shap_section(result["e2e"])
     lines += _features_section(result["features"], plan)
+    lines += [million.to_markdown(result["million"])]
+    sp = result["spark"]
+    lines += [
+        spark_bench.to_markdown(sp["records"])
+        if "records" in sp
+        else "### Spark engine (local mode) against the local engine (issue 8)\n\n"
+        f"Skipped: {sp['skipped']}\n",
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -557,9 +614,23 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> dict[str, Any]:
         result["e2e"] = e2e.run(plan.e2e_sizes, plan.budget, plan.shap_rows, env, log)
         result["features"] = feats.result() if plan.concurrent else feature_bench()
         result["make_train"] = make_train.result()
+    log(f"scoring {plan.million_accounts:,} accounts (memory) ...")
+    result["million"] = million.run(plan.million_accounts, env=env)
+    result["spark"] = _spark_bench(plan, env, log)
     result["load_end"] = _load_avg()
     result["minutes"] = (time.perf_counter() - t0) / 60
     return result
+
+
+def _spark_bench(plan: Plan, env: dict[str, str], log: Callable[[str], None]) -> dict[str, Any]:
+    """The Spark records, or why they are missing (no pyspark / Java here)."""
+    why = spark_bench.unavailable()
+    if why is not None:
+        log(f"Spark benchmark skipped: {why}")
+        return {"skipped": why}
+    log(f"Spark (local mode) against the local engine at {plan.spark_sizes} accounts ...")
+    kwargs = {"sizes": list(plan.spark_sizes), "model_accounts": plan.spark_model_accounts}
+    return features.call_in_subprocess("ka_ml.bench.spark", "case", kwargs, env)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -20,7 +20,6 @@ log(seconds) on log(accounts). Results are rendered by :mod:`ka_ml.bench.__main_
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ka_ml.bench.features import MARK, _peak_mb
+from ka_ml.bench.features import call_in_subprocess, peak_mb
 
 SIZES = (10_000, 100_000)
 QUICK_SIZES = (300,)
@@ -121,7 +120,7 @@ def case_world(n_accounts: int, data_dir: str) -> dict[str, Any]:
         "generate_s": round(gen, 3),
         "write_s": round(clock.wall() - gen, 3),
         "rows": {k: len(v) for k, v in world.tables.items()},
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_mb(), 1),
     }
 
 
@@ -140,7 +139,7 @@ def case_features(data_dir: str) -> dict[str, Any]:
         "cpu_s": round(clock.cpu(), 2),
         "eligible": len(feats),
         "feature_columns": feats.shape[1] - 2,
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_mb(), 1),
     }
 
 
@@ -191,14 +190,15 @@ def case_train(data_dir: str, root: str, budget: dict[str, Any]) -> dict[str, An
         "trials": {s: states.count(s) for s in sorted(set(states))},
         "split": report.split,
         "churn_roc_auc": round(float(report.evaluation.churn.get("roc_auc", np.nan)), 4),
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_mb(), 1),
     }
 
 
 SCORE_PARTS = {  # function in ka_ml.scoring.score -> part name
     "build_features": "features (as-of and week before)",
-    "top_reasons": "reasons (SHAP + texts)",
-    "changes_since": "weekly changes (SHAP x2 + texts)",
+    "probability_contributions": "SHAP this week (shared by reasons and changes)",
+    "top_reasons": "reasons (texts)",
+    "changes_since": "weekly changes (SHAP a week before + texts)",
     "assign_lights": "lights + actions",
     "recommended_actions": "lights + actions",
     "predict_frame": "timing forecast",
@@ -281,7 +281,7 @@ def case_score(data_dir: str, root: str, budget: dict[str, Any], shap_rows: int)
     _instrument_scoring(clock, keep)
     clock.wall0, clock.cpu0 = time.perf_counter(), _cpu_s()
     res = run_scoring(history, cfg, history.default_as_of, Path(root) / "outputs" / "bench")
-    total, cpu, peak = clock.wall(), clock.cpu(), _peak_mb()
+    total, cpu, peak = clock.wall(), clock.cpu(), peak_mb()
     parts = {k: round(v, 3) for k, v in clock.parts.items()}
     accounted = sum(v for k, v in parts.items() if k in set(SCORE_PARTS.values()))
     parts["churn prediction + assembly"] = round(parts["score_accounts"] - accounted, 3)
@@ -322,23 +322,8 @@ def run_case(name: str, env: dict[str, str], **kwargs: Any) -> dict[str, Any]:
     a shared machine it says how far wall seconds can be trusted.
     """
     load1 = load_average()
-    code = (
-        "import json, sys; from ka_ml.bench import e2e; "
-        f"r = e2e.case_{name}(**json.loads(sys.argv[1])); "
-        f"print('\\n{MARK}' + json.dumps(r))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(kwargs)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        timeout=CASE_TIMEOUT_S,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark case {name}{kwargs} failed:\n{done.stderr[-3000:]}")
-    line = [x for x in done.stdout.splitlines() if x.startswith(MARK)][-1]
-    return {**json.loads(line[len(MARK) :]), "load1": load1}
+    r = call_in_subprocess("ka_ml.bench.e2e", f"case_{name}", kwargs, env, CASE_TIMEOUT_S)
+    return {**r, "load1": load1}
 
 
 def load_average() -> float:

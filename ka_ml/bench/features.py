@@ -84,7 +84,7 @@ def _rss_mb() -> float:
     return _status_mb("VmRSS")
 
 
-def _peak_mb() -> float:
+def peak_mb() -> float:
     """Peak RSS of this process since it started.
 
     VmHWM first: ``ru_maxrss`` survives ``exec`` on Linux, so a child forked from a big
@@ -123,7 +123,7 @@ def _case_pandas(path: str, snapshots: int) -> dict[str, Any]:
         "load_s": round(load, 3),
         "seconds": round(build, 3),
         "rss_after_load_mb": round(rss_loaded, 1),
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_mb(), 1),
         "output_rows": len(df),
         "output_columns": df.shape[1],
     }
@@ -153,25 +153,48 @@ def _case_duckdb(path: str, snapshots: int) -> dict[str, Any]:
         "load_s": 0.0,
         "seconds": round(build, 3),
         "rss_after_load_mb": float("nan"),
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_mb(), 1),
         "output_rows": len(df),
         "output_columns": df.shape[1],
     }
 
 
-def _in_subprocess(engine: str, path: Path, snapshots: int) -> dict[str, Any]:
+def call_in_subprocess(
+    module: str,
+    fn: str,
+    kwargs: dict[str, Any],
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """``module.fn(**kwargs)`` in a fresh interpreter; its JSON-able dict result.
+
+    A fresh process per case makes its peak RSS (VmHWM) the case's own and keeps one
+    case's caches and threads from colouring the next one's time.
+    """
     code = (
-        "import json, sys; from ka_ml.bench import features as b; "
-        f"print('\\n{MARK}' + json.dumps(b._case_{engine}({str(path)!r}, {snapshots})))"
+        "import importlib, json, sys; "
+        f"r = getattr(importlib.import_module({module!r}), {fn!r})(**json.loads(sys.argv[1])); "
+        f"print('\\n{MARK}' + json.dumps(r, default=str))"
     )
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"} if env is None else env
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
+        [sys.executable, "-c", code, json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=timeout,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"benchmark case {engine}/{path.name} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"benchmark case {module}.{fn}{kwargs} failed:\n{done.stderr[-3000:]}")
     line = [x for x in done.stdout.splitlines() if x.startswith(MARK)][-1]
     return dict(json.loads(line[len(MARK) :]))
+
+
+def _in_subprocess(engine: str, path: Path, snapshots: int) -> dict[str, Any]:
+    return call_in_subprocess(
+        "ka_ml.bench.features", f"_case_{engine}", {"path": str(path), "snapshots": snapshots}
+    )
 
 
 def run(

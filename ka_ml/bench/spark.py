@@ -77,7 +77,19 @@ class _Timer:
         return out
 
 
-def bench_models(root: Path, trees: int = TREES) -> Any:
+def unavailable() -> str | None:
+    """Why the Spark benchmark cannot run here (pyspark or Java missing), or None."""
+    from ka_ml.errors import KaMlError
+    from ka_ml.spark.session import require_spark
+
+    try:
+        require_spark()
+    except KaMlError as e:
+        return str(e)
+    return None
+
+
+def bench_models(root: Path, trees: int = TREES, accounts: int = MODEL_ACCOUNTS) -> Any:
     """Churn and timing models fitted on a small demo world (see module doc)."""
     from ka_ml.config import Config
     from ka_ml.data.loader import load_history
@@ -89,7 +101,7 @@ def bench_models(root: Path, trees: int = TREES) -> Any:
     from ka_ml.scoring.score import Models
     from ka_ml.train import feature_columns
 
-    write_world(generate_world(MODEL_ACCOUNTS, YEARS, SEED + 1), root, fmt="parquet")
+    write_world(generate_world(accounts, YEARS, SEED + 1), root, fmt="parquet")
     cfg = Config.model_validate({"features": {"max_snapshots": 8}})
     history = load_history(root, cfg.data)
     ts = build_training_set(history, cfg, history.default_as_of)
@@ -114,6 +126,7 @@ def run(
     cores: int | None = None,
     workdir: Path | None = None,
     log: Callable[[str], None] = print,
+    model_accounts: int = MODEL_ACCOUNTS,
 ) -> list[dict[str, Any]]:
     """One record per size: rows, eligible accounts, both engines' wall/CPU seconds."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -132,7 +145,7 @@ def run(
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         log("fitting the bench models ...")
-        models = bench_models(Path(tmp) / "model_world")
+        models = bench_models(Path(tmp) / "model_world", accounts=model_accounts)
         timer = _Timer()
         spark = timer(
             "start",
@@ -169,6 +182,7 @@ def run(
                     "eligible": len(feats),
                     "features": feats.shape[1] - 2,
                     "trees": TREES,
+                    "model_accounts": model_accounts,
                     "times": t.times,
                     "spark_start": start,
                     "warm_up": timer.times["warm_up"],
@@ -177,7 +191,15 @@ def run(
                 }
             )
             del history, local, got, sh
+        spark.stop()
     return records
+
+
+def case(
+    sizes: list[int], cores: int | None = None, model_accounts: int = MODEL_ACCOUNTS
+) -> dict[str, Any]:
+    """:func:`run` for ``make bench`` (in its own process: the JVM goes with it)."""
+    return {"records": run(sizes, cores, log=lambda s: None, model_accounts=model_accounts)}
 
 
 def throughput(record: dict[str, Any], engine: str = "spark") -> dict[str, float]:
@@ -219,7 +241,7 @@ def to_markdown(records: Sequence[dict[str, Any]]) -> str:
         "### Spark engine (local mode) against the local engine (issue 8)",
         "",
         f"Demo world ({YEARS:g} years, six tables, Parquet), bench models of {r0['trees']} churn "
-        f"trees (15 leaves, depth <= 6) fitted on {MODEL_ACCOUNTS:,} accounts. Spark: "
+        f"trees (15 leaves, depth <= 6) fitted on {r0['model_accounts']:,} accounts. Spark: "
         f"`local[{r0['cores']}]`, session start {r0['spark_start']['wall_s']} s, warm-up "
         f"(JIT + Python workers) {r0['warm_up']['wall_s']} s, not counted below. 'score' = "
         "`score_accounts` (features at the as-of and a week before, predictions, TreeSHAP "

@@ -206,8 +206,8 @@ def _check_table(
         coerced = _coerce(raw[col.name], col.kind, read)
         typed[col.name] = coerced.values
         if coerced.bad.any():
-            remedy = _bad_remedy(col.kind, read)
-            issues.append(probe.issue(col.name, _BAD_PROBLEM[col.kind], remedy, coerced.bad))
+            remedy = bad_remedy(col.kind, read)
+            issues.append(probe.issue(col.name, BAD_PROBLEM[col.kind], remedy, coerced.bad))
         if col.required and coerced.blank.any():
             issues.append(_blank_issue(probe, col.name, coerced.blank))
         if coerced.ambiguous is not None and coerced.ambiguous.any():
@@ -342,7 +342,7 @@ def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
     notes: list[DataIssue] = []
     accounts = frames.get("accounts")
     if accounts is None:
-        accounts = _derive_accounts(orders, [f for n, f in frames.items() if n != "orders"])
+        accounts = derive_accounts(orders, [f for n, f in frames.items() if n != "orders"])
         notes.append(
             DataIssue(
                 "accounts",
@@ -358,7 +358,7 @@ def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
     return History(orders=orders, accounts=accounts, **optional), notes  # type: ignore[arg-type]
 
 
-def _derive_accounts(orders: pd.DataFrame, others: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def derive_accounts(orders: pd.DataFrame, others: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """One row per account id seen anywhere; created_at = its first order (NaT if none)."""
     ids = pd.concat([orders["account_id"], *(f["account_id"] for f in others)]).dropna()
     first = orders.groupby("account_id")["order_date"].min()
@@ -572,7 +572,7 @@ def _coerce_bools(raw: pd.Series) -> _Coerced:
 
 
 # -- messages -----------------------------------------------------------------------------
-_BAD_PROBLEM: Mapping[Kind, str] = {
+BAD_PROBLEM: Mapping[Kind, str] = {
     "date": "values that cannot be read as dates",
     "float": "values that are not numbers",
     "bool": "values that are not yes/no",
@@ -587,7 +587,7 @@ _DUPLICATE_REMEDY = {
 }
 
 
-def _bad_remedy(kind: Kind, read: ReadOptions) -> str:
+def bad_remedy(kind: Kind, read: ReadOptions) -> str:
     if kind == "date":
         return (
             "write dates as YYYY-MM-DD (a time or time zone may follow), or set "

@@ -63,7 +63,7 @@ def feature_frames(
     for lo in range(0, max(enc.n, 1), step):
         chunk = enc if enc.n <= step else enc.slice(lo, min(lo + step, enc.n))
         for d in days:
-            df, rev = _account_block(chunk, d, cfg)
+            df, rev = account_block(chunk, d, cfg)
             parts[d].append(df)
             revenue[d].append(rev)
     out = {}
@@ -87,7 +87,7 @@ def account_features(
     whole data), so every chunk gets identical category dtypes.
     """
     as_of = pd.Timestamp(as_of).normalize()
-    df, _ = _account_block(encode(known_before(history_chunk, as_of), categories), as_of, cfg)
+    df, _ = account_block(encode(known_before(history_chunk, as_of), categories), as_of, cfg)
     return df
 
 
@@ -121,9 +121,7 @@ def add_portfolio_features(
     )
 
 
-def _account_block(
-    enc: Encoded, as_of: pd.Timestamp, cfg: Config
-) -> tuple[pd.DataFrame, pd.Series]:
+def account_block(enc: Encoded, as_of: pd.Timestamp, cfg: Config) -> tuple[pd.DataFrame, pd.Series]:
     """(eligible accounts' per-account features, portfolio revenue of every account)."""
     t = to_day(as_of)
     n = enc.n

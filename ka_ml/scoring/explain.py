@@ -141,9 +141,18 @@ def _describe_rows(
     return out
 
 
-def top_reasons(model: ChurnModel, X: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:
-    """reason_k, reason_k_feature, reason_k_shap, reason_k_direction for k = 1..n."""
-    contrib, _, _ = probability_contributions(model, X)
+def top_reasons(
+    model: ChurnModel,
+    X: pd.DataFrame,
+    n_reasons: int = 3,
+    contributions: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """reason_k, reason_k_feature, reason_k_shap, reason_k_direction for k = 1..n.
+
+    ``contributions``: ``probability_contributions(model, X)[0]`` when the caller has it
+    already (the scorer does: one TreeSHAP pass serves the reasons and the weekly change).
+    """
+    contrib = probability_contributions(model, X)[0] if contributions is None else contributions
     feats = model.features_
     names, gidx = _group_index(feats)
     gsum = _group_sums(contrib, gidx, len(names))
@@ -172,14 +181,21 @@ def top_reasons(model: ChurnModel, X: pd.DataFrame, n_reasons: int = 3) -> pd.Da
 
 
 def changes_since(
-    model: ChurnModel, now: pd.DataFrame, before: pd.DataFrame, now_p: np.ndarray
+    model: ChurnModel,
+    now: pd.DataFrame,
+    before: pd.DataFrame,
+    now_p: np.ndarray,
+    now_contributions: np.ndarray | None = None,
 ) -> pd.Series:
     """What moved each account's risk most since the previous scoring date.
 
     ``before`` holds the same accounts' features one week earlier (same row order; rows of
-    accounts not eligible then are all-NaN and get an empty text).
+    accounts not eligible then are all-NaN and get an empty text). ``now_contributions``:
+    ``probability_contributions(model, now)[0]`` when the caller has it already.
     """
-    c_now, _, _ = probability_contributions(model, now)
+    c_now = (
+        probability_contributions(model, now)[0] if now_contributions is None else now_contributions
+    )
     c_before, p_before, _ = probability_contributions(model, before)
     feats = model.features_
     names, gidx = _group_index(feats)

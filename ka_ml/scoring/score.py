@@ -21,7 +21,7 @@ from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
 from ka_ml.modeling.predict import predict_frame
-from ka_ml.scoring.explain import changes_since, top_reasons
+from ka_ml.scoring.explain import changes_since, probability_contributions, top_reasons
 from ka_ml.scoring.health import assign_lights, recommended_actions
 
 log = logging.getLogger("ka_ml.score")
@@ -70,10 +70,10 @@ def score_accounts(
             "check --as-of against the data's dates (features.eligibility_days).",
         )
     X = feats.reset_index(drop=True)
-    before = _features_week_before(history, as_of, cfg, X)
+    before = features_week_before(history, as_of, cfg, X)
     step = cfg.scoring.chunk_rows
     parts = [
-        _score_chunk(
+        score_chunk(
             models,
             X.iloc[i : i + step],
             None if before is None else before.iloc[i : i + step],
@@ -84,8 +84,8 @@ def score_accounts(
     ]
     out = pd.concat(parts, ignore_index=True)
     p = out["churn_probability"].to_numpy()
-    out = _portfolio(out, X, p)
-    out = _lights(out, X, history, cfg, as_of, score_history)
+    out = portfolio_columns(out, X, p)
+    out = light_columns(out, X, history, cfg, as_of, score_history)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version
     acc = history.accounts.set_index("account_id")
@@ -94,7 +94,7 @@ def score_accounts(
     return out
 
 
-def _score_chunk(
+def score_chunk(
     models: Models,
     X: pd.DataFrame,
     before: pd.DataFrame | None,
@@ -106,7 +106,7 @@ def _score_chunk(
     Chunks bound the memory of the wide intermediates (the timing model's person-period
     rows, the SHAP matrices, the reason texts) whatever the portfolio size.
     """
-    p = models.churn.predict_proba(X)
+    contrib, p, _ = probability_contributions(models.churn, X)  # one TreeSHAP pass
     timing = predict_frame(models.timing, "timing", X, windows)
     out = pd.DataFrame(
         {"account_id": X["account_id"].astype(str), "as_of": X["as_of"], "churn_probability": p},
@@ -117,16 +117,16 @@ def _score_chunk(
     out["expected_next_purchase_date"] = _days_to_dates(as_of, timing["q50"])
     out["next_purchase_p10_date"] = _days_to_dates(as_of, timing["q10"])
     out["next_purchase_p90_date"] = _days_to_dates(as_of, timing["q90"])
-    out = pd.concat([out, top_reasons(models.churn, X)], axis=1)
+    out = pd.concat([out, top_reasons(models.churn, X, contributions=contrib)], axis=1)
     out["changes"] = ""
     if before is not None:
-        changes = changes_since(models.churn, X, before, p).to_numpy()
+        changes = changes_since(models.churn, X, before, p, contrib).to_numpy()
         new = before["as_of"].isna().to_numpy()
         out["changes"] = np.where(new, "New on the list this week.", changes)
     return out
 
 
-def _portfolio(out: pd.DataFrame, X: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+def portfolio_columns(out: pd.DataFrame, X: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
     from ka_ml.features.catalog import ABC_CATEGORIES
 
     tier = X["abc_tier"].astype("object") if "abc_tier" in X else pd.Series("C", index=X.index)
@@ -143,7 +143,7 @@ def _portfolio(out: pd.DataFrame, X: pd.DataFrame, p: np.ndarray) -> pd.DataFram
     return out
 
 
-def _lights(
+def light_columns(
     out: pd.DataFrame,
     X: pd.DataFrame,
     history: History,
@@ -189,7 +189,7 @@ def _lights(
     return out
 
 
-def _features_week_before(
+def features_week_before(
     history: History, as_of: pd.Timestamp, cfg: Config, X: pd.DataFrame
 ) -> pd.DataFrame | None:
     """The same accounts' features 7 days earlier (NaN rows where not eligible then)."""

@@ -582,13 +582,13 @@ def _examples(typed: DataFrame, mask: Column, column: str) -> tuple[str, ...]:
 
 
 def _bad_message(kind: Kind, read: ReadOptions) -> tuple[str, str]:
-    from ka_ml.data.validate import _BAD_PROBLEM, _bad_remedy
+    from ka_ml.data.validate import BAD_PROBLEM, bad_remedy
 
-    remedy = _bad_remedy(kind, read)
+    remedy = bad_remedy(kind, read)
     if kind == "date":
         remedy = (
             "write dates as YYYY-MM-DD (a time or time zone may follow), or set "
             "data.read.date_format (e.g. '%d.%m.%Y'); the Spark engine does not guess other "
             "formats. Otherwise correct or remove these rows."
         )
-    return _BAD_PROBLEM[kind], remedy
+    return BAD_PROBLEM[kind], remedy

@@ -28,7 +28,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.data.schema import SCHEMA, Kind
-from ka_ml.features.build import KEYS, _account_block
+from ka_ml.features.build import KEYS, account_block
 from ka_ml.features.catalog import ABC_CATEGORIES
 from ka_ml.features.encode import encode, known_before
 
@@ -135,7 +135,7 @@ def pack(history: History) -> pd.DataFrame:
 
 def unpack(long: pd.DataFrame, layout: Layout) -> History:
     """The History of one bucket from its long frame (see the module doc)."""
-    from ka_ml.data.validate import SORT_KEYS, _derive_accounts
+    from ka_ml.data.validate import SORT_KEYS, derive_accounts
 
     codes = long["_t"].to_numpy()
     frames: dict[str, pd.DataFrame] = {}
@@ -161,7 +161,7 @@ def unpack(long: pd.DataFrame, layout: Layout) -> History:
         out[table] = frame.sort_values(order, na_position="last").reset_index(drop=True)
     orders = out.pop("orders")
     if accounts is None:
-        accounts = _derive_accounts(orders, list(out.values()))
+        accounts = derive_accounts(orders, list(out.values()))
     else:
         accounts = accounts.sort_values("account_id").reset_index(drop=True)
     return History(orders=orders, accounts=accounts, **out)  # type: ignore[arg-type]
@@ -205,7 +205,7 @@ def feature_rows(
         industry = _industry(history, enc.ids)
         universe = pd.Index(enc.ids, dtype=object)
         for day in days:
-            df, revenue = _account_block(enc, day, cfg)
+            df, revenue = account_block(enc, day, cfg)
             full = df.set_index(pd.Index(df["account_id"].astype(object))).reindex(universe)
             data: dict[str, object] = {
                 "account_id": pd.array(enc.ids, dtype="str"),
@@ -351,10 +351,10 @@ def score_rows(
 
     ``rows`` are feature rows (portfolio columns included) at ``as_of`` and, when
     ``prev_day`` is given, at ``prev_day``. The result is the scorer's own per-chunk frame
-    (``ka_ml.scoring.score._score_chunk``) for the accounts scored at ``as_of``, plus the
+    (``ka_ml.scoring.score.score_chunk``) for the accounts scored at ``as_of``, plus the
     features in ``keep``, which the driver needs for the portfolio columns and the lights.
     """
-    from ka_ml.scoring.score import _score_chunk
+    from ka_ml.scoring.score import score_chunk
 
     as_of = pd.Timestamp(as_of)
     stamp = rows["as_of"].astype("datetime64[us]")
@@ -366,7 +366,7 @@ def score_rows(
     if prev_day is not None:
         then = rows[stamp == np.datetime64(pd.Timestamp(prev_day), "us")]
         earlier = restore(then, names, categories)[[*KEYS, *names]]
-        # as ka_ml.scoring.score._features_week_before aligns them
+        # as ka_ml.scoring.score.features_week_before aligns them
         before = earlier.set_index("account_id").reindex(X["account_id"]).reset_index()
         for c in X.columns:
             if isinstance(X[c].dtype, pd.CategoricalDtype):
@@ -374,7 +374,7 @@ def score_rows(
                     before[c].astype("object"), categories=X[c].cat.categories
                 )
     parts = [
-        _score_chunk(
+        score_chunk(
             models,
             X.iloc[i : i + chunk_rows],
             None if before is None else before.iloc[i : i + chunk_rows],

@@ -20,7 +20,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.catalog import ABC_CATEGORIES
-from ka_ml.scoring.score import ACCOUNT_COLUMNS, Models, _lights, _portfolio
+from ka_ml.scoring.score import ACCOUNT_COLUMNS, Models, light_columns, portfolio_columns
 from ka_ml.spark import kernel
 from ka_ml.spark.data import SparkHistory
 from ka_ml.spark.features import Plan, as_spark, default_buckets, feature_frame
@@ -69,7 +69,7 @@ DATE_COLUMNS = (
 
 
 def _schema(windows: list[int], keep: list[str]) -> list[tuple[str, str]]:
-    """The scorer's per-chunk columns (``_score_chunk``) and the kept features."""
+    """The scorer's per-chunk columns (``score_chunk``) and the kept features."""
     cols = [("account_id", "string"), ("as_of", "timestamp_ntz"), ("churn_probability", "double")]
     cols += [(f"p_purchase_{k}d", "double") for k in windows]
     cols += [(c, "timestamp_ntz") for c in DATE_COLUMNS[1:]]
@@ -197,9 +197,9 @@ def score_with_features(
     for c in DATE_COLUMNS:
         out[c] = out[c].astype("datetime64[us]")
     p_churn = out["churn_probability"].to_numpy(np.float64)
-    out = _portfolio(out, X, p_churn)
-    stub = History(orders=pd.DataFrame(), accounts=pd.DataFrame())  # _lights reads no history
-    out = _lights(out, X, stub, cfg, as_of, score_history)
+    out = portfolio_columns(out, X, p_churn)
+    stub = History(orders=pd.DataFrame(), accounts=pd.DataFrame())  # light_columns reads no history
+    out = light_columns(out, X, stub, cfg, as_of, score_history)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version
     acc = res.set_index("account_id")
