@@ -182,6 +182,16 @@ def split_table_file(name: str) -> tuple[str, Literal["text", "parquet"]] | None
     return None
 
 
+def ambiguous_table(table: str, names: list[str]) -> DataIssue:
+    """The issue for a folder where several files (or entries) hold one table."""
+    return DataIssue(
+        table,
+        None,
+        f"{len(names)} files hold this table: " + " and ".join(f"'{n}'" for n in names),
+        "keep one of them (remove or rename the others) so it is clear which to read.",
+    )
+
+
 def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     wanted = {cfg.tables.get(t, t).casefold(): t for t in SCHEMA}
@@ -198,15 +208,7 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
     issues: list[DataIssue] = []
     for table, found in sorted(by_table.items()):
         if len(found) > 1:
-            names = " and ".join(f"'{p.name}'" for p, _ in found)
-            issues.append(
-                DataIssue(
-                    table,
-                    None,
-                    f"{len(found)} files hold this table: {names}",
-                    "keep one of them (remove or rename the others) so it is clear which to read.",
-                )
-            )
+            issues.append(ambiguous_table(table, [p.name for p, _ in found]))
             continue
         path, fmt = found[0]
         too_big = _size_issue(path, table, cfg.max_file_mb)

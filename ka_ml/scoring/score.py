@@ -71,18 +71,9 @@ def score_accounts(
         )
     X = feats.reset_index(drop=True)
     before = features_week_before(history, as_of, cfg, X)
-    step = cfg.scoring.chunk_rows
-    parts = [
-        score_chunk(
-            models,
-            X.iloc[i : i + step],
-            None if before is None else before.iloc[i : i + step],
-            cfg.labels.purchase_windows,
-            as_of,
-        )
-        for i in range(0, len(X), step)
-    ]
-    out = pd.concat(parts, ignore_index=True)
+    out = score_in_chunks(
+        models, X, before, cfg.labels.purchase_windows, as_of, cfg.scoring.chunk_rows
+    )
     p = out["churn_probability"].to_numpy()
     out = portfolio_columns(out, X, p)
     out = light_columns(out, X, history, cfg, as_of, score_history)
@@ -92,6 +83,28 @@ def score_accounts(
     for c in ACCOUNT_COLUMNS:
         out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
     return out
+
+
+def score_in_chunks(
+    models: Models,
+    X: pd.DataFrame,
+    before: pd.DataFrame | None,
+    windows: list[int],
+    as_of: pd.Timestamp,
+    chunk_rows: int,
+) -> pd.DataFrame:
+    """:func:`score_chunk` over ``chunk_rows`` accounts at a time, concatenated."""
+    parts = [
+        score_chunk(
+            models,
+            X.iloc[i : i + chunk_rows],
+            None if before is None else before.iloc[i : i + chunk_rows],
+            windows,
+            as_of,
+        )
+        for i in range(0, len(X), chunk_rows)
+    ]
+    return pd.concat(parts, ignore_index=True)
 
 
 def score_chunk(
@@ -196,7 +209,12 @@ def features_week_before(
     prev_day = as_of - pd.Timedelta(days=7)
     if prev_day <= history.first_date:
         return None
-    before = build_features(history, prev_day, cfg)
+    return align_to(build_features(history, prev_day, cfg), X)
+
+
+def align_to(before: pd.DataFrame, X: pd.DataFrame) -> pd.DataFrame:
+    """``before``'s rows in ``X``'s account order (all-NaN rows for accounts it lacks),
+    categoricals on ``X``'s categories."""
     aligned = before.set_index("account_id").reindex(X["account_id"]).reset_index()
     for c in X.columns:
         if isinstance(X[c].dtype, pd.CategoricalDtype):

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
-from ka_ml.data.loader import DELIMITERS, split_table_file
+from ka_ml.data.loader import DELIMITERS, ambiguous_table, split_table_file
 from ka_ml.data.schema import SCHEMA, Kind
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
@@ -284,15 +284,7 @@ def _read_tables(
     out, issues = {}, []
     for table, paths in sorted(found.items()):
         if len(paths) > 1:
-            names = " and ".join(f"'{p.rsplit('/', 1)[-1]}'" for p, _ in paths)
-            issues.append(
-                DataIssue(
-                    table,
-                    None,
-                    f"{len(paths)} entries hold this table: {names}",
-                    "keep one of them so it is clear which to read.",
-                )
-            )
+            issues.append(ambiguous_table(table, [p.rsplit("/", 1)[-1] for p, _ in paths]))
             continue
         path, fmt = paths[0]
         out[table] = _read_one(spark, path, fmt, cfg.read)

@@ -354,7 +354,7 @@ def score_rows(
     (``ka_ml.scoring.score.score_chunk``) for the accounts scored at ``as_of``, plus the
     features in ``keep``, which the driver needs for the portfolio columns and the lights.
     """
-    from ka_ml.scoring.score import score_chunk
+    from ka_ml.scoring.score import align_to, score_in_chunks
 
     as_of = pd.Timestamp(as_of)
     stamp = rows["as_of"].astype("datetime64[us]")
@@ -365,25 +365,8 @@ def score_rows(
     before = None
     if prev_day is not None:
         then = rows[stamp == np.datetime64(pd.Timestamp(prev_day), "us")]
-        earlier = restore(then, names, categories)[[*KEYS, *names]]
-        # as ka_ml.scoring.score.features_week_before aligns them
-        before = earlier.set_index("account_id").reindex(X["account_id"]).reset_index()
-        for c in X.columns:
-            if isinstance(X[c].dtype, pd.CategoricalDtype):
-                before[c] = pd.Categorical(
-                    before[c].astype("object"), categories=X[c].cat.categories
-                )
-    parts = [
-        score_chunk(
-            models,
-            X.iloc[i : i + chunk_rows],
-            None if before is None else before.iloc[i : i + chunk_rows],
-            list(windows),
-            as_of,
-        )
-        for i in range(0, len(X), chunk_rows)
-    ]
-    out = pd.concat(parts, ignore_index=True)
+        before = align_to(restore(then, names, categories)[[*KEYS, *names]], X)
+    out = score_in_chunks(models, X, before, list(windows), as_of, chunk_rows)
     for c in keep:
         out[c] = _plain(X[c])
     return out
