@@ -310,3 +310,25 @@ def test_a_quick_run_writes_every_section_with_measured_numbers(tmp_path: Path) 
     assert int(million[2].replace(",", "")) > 100
     if "Skipped:" not in md:  # pyspark and Java here: both engines ran and agreed
         assert re.search(r"1,000: max \|dp\| \d\.\de[-+]\d\d, lights identical", md)
+
+
+def test_a_failed_spark_run_keeps_the_other_results_and_says_what_broke(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ka_ml.bench import __main__ as bench
+    from ka_ml.bench import features
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError(
+            "benchmark case failed:\nTraceback ...\njava.lang.OutOfMemoryError: heap"
+        )
+
+    monkeypatch.setattr(bench.spark_bench, "unavailable", lambda: None)
+    monkeypatch.setattr(features, "call_in_subprocess", broken)
+    logged: list[str] = []
+    got = bench._spark_bench(bench.QUICK, {}, logged.append)
+    assert got == {
+        "skipped": "the Spark run failed (java.lang.OutOfMemoryError: heap); "
+        "rerun `python -m ka_ml.bench.spark`"
+    }
+    assert any("OutOfMemoryError" in line for line in logged)
