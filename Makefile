@@ -51,7 +51,7 @@ all: install ## the main job end to end on the demo data: train, then score (rep
 	$(BIN)/ka-ml train --config $(CONFIG)
 	$(BIN)/ka-ml score --config $(CONFIG)
 
-bench: install ## speed + memory: make train, 10k/100k end to end, features (~10-20 min) -> ka_ml/bench/results/BENCH.md
+bench: install ## speed + memory: make train, 10k/100k end to end, features, 1M-account scoring, Spark vs local (~20 min) -> ka_ml/bench/results/BENCH.md
 	$(BIN)/python -m ka_ml.bench
 
 bench-real: install ## CDNOW benchmark: ka_ml vs BG/NBD, RFM, recency -> ka_ml/bench/results/cdnow.md

@@ -642,7 +642,7 @@ def _spark_bench(plan: Plan, env: dict[str, str], log: Callable[[str], None]) ->
 
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test (~20 s)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test (~2 min)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to replace")
     args = parser.parse_args(argv)
     result = run(QUICK if args.quick else FULL, log=lambda s: print(f"[bench] {s}", flush=True))
