@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from ka_ml.reporting.excel import LIGHT_FILLS, write_excel
@@ -467,3 +469,37 @@ def test_spreadsheet_text_that_looks_like_a_formula_stays_text(
     assert all(c.data_type != "f" for c in cells)
     names = [acc.cell(r, headers.index("Account") + 1).value for r in range(2, acc.max_row + 1)]
     assert df.loc[0, "name"] in names
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    names=st.lists(st.text(max_size=30), min_size=6, max_size=6),
+    probs=st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=6, max_size=6),
+)
+def test_any_text_and_numbers_round_trip_through_the_spreadsheet(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], probs: list[float]
+) -> None:
+    """Whatever a CRM export holds (formula-like text, control characters, blanks, NaN),
+    the Accounts sheet holds the same values: text as text (control characters removed,
+    line breaks as \\n),
+    numbers as numbers, missing values as empty cells; never a formula."""
+    df = make_scores(6, seed=1)
+    df["name"] = pd.Series(names, dtype="str")
+    df["churn_probability_prev"] = probs
+    path = write_excel(df, make_run(), tmp_path_factory.mktemp("xlsx") / "s.xlsx")
+    acc = load_workbook(path)["Accounts"]
+    headers = [c.value for c in acc[1]]
+    ids = [c.value for c in acc["B"][1:]]
+    got = {
+        row[headers.index("Account ID")]: row for row in acc.iter_rows(min_row=2, values_only=True)
+    }
+    assert sorted(ids) == sorted(df["account_id"])
+    control = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+    for _, want in df.iterrows():
+        row = got[want["account_id"]]
+        text = control.sub("", want["name"]).replace("\r\n", "\n").replace("\r", "\n")
+        assert (row[headers.index("Account")] or "") == text  # "" and blank both read empty
+        prev = want["churn_probability_prev"]
+        cell = row[headers.index("Last week")]
+        assert cell is None if np.isnan(prev) else cell == pytest.approx(prev)
+    assert all(c.data_type != "f" for r in acc.iter_rows(min_row=2) for c in r)

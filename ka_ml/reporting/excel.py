@@ -176,10 +176,15 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
 
 
 def _clean(values: pd.Series) -> pd.Series:
-    """Text without the control characters that spreadsheets refuse."""
+    """Text without the control characters that spreadsheets refuse; line breaks as ``\n``.
+
+    A carriage return would be stored escaped (``_x000D_``), which only Excel decodes;
+    a cell's line break is ``\n`` everywhere.
+    """
     if values.dtype.kind in "fiumMb":
         return values
-    return values.astype("string").str.replace(ILLEGAL_CHARACTERS, "", regex=True)
+    text = values.astype("string").str.replace(ILLEGAL_CHARACTERS, "", regex=True)
+    return text.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
 
 
 class _Formats:
