@@ -18,9 +18,15 @@ help: ## list the targets
 # Idempotent: rebuilds only when the venv is missing or the dependency files changed.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	@VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q -r requirements.lock
-	@VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
+	@# uv installs the lock; an uv already on PATH is used, else one goes into the venv
+	@# (a venv made by uv has no pip: ensurepip brings it)
+	@UV=$$(command -v uv || true); \
+	if [ -z "$$UV" ]; then \
+	  $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null; \
+	  $(BIN)/python -m pip install -q --disable-pip-version-check uv && UV=$(BIN)/uv; \
+	fi; \
+	VIRTUAL_ENV=$(VENV) $$UV pip install -q -r requirements.lock && \
+	VIRTUAL_ENV=$(VENV) $$UV pip install -q --no-deps -e .
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV)"
 
