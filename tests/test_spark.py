@@ -249,6 +249,31 @@ def test_unreadable_values_read_by_spark_are_one_error_naming_table_column_and_r
 
 
 @apply(needs_spark)
+def test_spark_names_columns_like_the_loader_and_reports_the_same_clash(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "\ufeffKunde,Account_ID,Order_Date,Amount\nA1,x,2025-01-03,10\nA2,y,2025-01-04,5\n",
+        encoding="utf-8",
+    )
+    cfg = Config.model_validate({"data": {"columns": {"orders": {"account_id": "Kunde"}}}})
+    errors = []
+    for read in (
+        lambda: load_history(tmp_path, cfg.data),
+        lambda: read_history(spark, str(tmp_path), cfg.data),
+    ):
+        with pytest.raises(DataValidationError) as err:
+            read()
+        errors.append(str(err.value))
+    for text in errors:
+        assert "'Kunde' and 'Account_ID' both become 'account_id'" in text
+        assert "data.columns: {orders: {account_id_2: Account_ID}}" in text
+
+
+@apply(needs_spark)
 def test_spark_training_snapshots_equal_the_local_ones(spark: Any, demo_history) -> None:
     from ka_ml.features.snapshots import build_training_set
     from ka_ml.spark import features as on_spark

@@ -462,19 +462,19 @@ def _clean_names(columns: Iterable[object]) -> list[str]:
     return [str(c).lstrip("\ufeff").removeprefix("ï»¿").strip() for c in columns]
 
 
-def canonical_columns(
-    frame: pd.DataFrame, table: str, cfg: DataConfig
-) -> tuple[pd.DataFrame, list[DataIssue]]:
-    """Rename source columns to canonical names: ``data.columns`` remap first, then a
-    case-insensitive match on the contract's names; other columns keep their name.
-
-    Two source columns landing on the same name is an error (which one is meant?).
+def column_targets(
+    columns: Iterable[object], table: str, cfg: DataConfig
+) -> tuple[list[str], list[DataIssue]]:
+    """(the canonical name of each source column, clash issues): the naming rule
+    both engines apply. ``data.columns`` remap first, then a case-insensitive match on the
+    contract's names; other columns keep their name. Two source columns landing on the
+    same name is an error (which one is meant?); the first one is kept.
     """
     remap = {
         str(src).strip().casefold(): canon for canon, src in cfg.columns.get(table, {}).items()
     }
     known = {c.name.casefold(): c.name for c in SCHEMA[table].columns}
-    names = _clean_names(frame.columns)
+    names = _clean_names(columns)
     targets = [remap.get(n.casefold()) or known.get(n.casefold()) or n for n in names]
     issues: list[DataIssue] = []
     seen: dict[str, str] = {}
@@ -491,6 +491,15 @@ def canonical_columns(
             )
         else:
             seen[target] = name
+    return targets, issues
+
+
+def canonical_columns(
+    frame: pd.DataFrame, table: str, cfg: DataConfig
+) -> tuple[pd.DataFrame, list[DataIssue]]:
+    """Rename source columns to canonical names (:func:`column_targets`); a clash drops
+    the later column and is reported."""
+    targets, issues = column_targets(frame.columns, table, cfg)
     if issues:
         keep = [targets.index(t) == i for i, t in enumerate(targets)]
         frame = frame.loc[:, keep]

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
-from ka_ml.data.loader import DELIMITERS, ambiguous_table, split_table_file
+from ka_ml.data.loader import DELIMITERS, ambiguous_table, column_targets, split_table_file
 from ka_ml.data.schema import SCHEMA, Kind
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
@@ -344,27 +344,17 @@ def _read_one(spark: SparkSession, path: str, fmt: str, read: ReadOptions) -> Da
 
 
 def _canonical(df: DataFrame, table: str, cfg: DataConfig, issues: list[DataIssue]) -> DataFrame:
-    """The loader's column naming: remap first, then case-insensitive contract names."""
-    remap = {str(s).strip().casefold(): c for c, s in cfg.columns.get(table, {}).items()}
-    known = {c.name.casefold(): c.name for c in SCHEMA[table].columns}
-    seen: dict[str, str] = {}
-    cols = []
-    for name in df.columns:
-        clean = name.strip().lstrip("\ufeff")
-        target = remap.get(clean.casefold()) or known.get(clean.casefold()) or clean
-        if target in seen:
-            issues.append(
-                DataIssue(
-                    table,
-                    target,
-                    f"source columns '{seen[target]}' and '{name}' both become '{target}'",
-                    "rename one of them in the source, or map it to another name in data.columns.",
-                )
-            )
-            continue
-        seen[target] = name
-        cols.append(df[f"`{name}`"].alias(target))
-    return df.select(*cols)
+    """The loader's column naming (:func:`column_targets`); a clash keeps the first column."""
+    targets, clashes = column_targets(df.columns, table, cfg)
+    issues.extend(clashes)
+    first = [targets.index(t) == i for i, t in enumerate(targets)]
+    return df.select(
+        *[
+            df[f"`{name}`"].alias(target)
+            for name, target, keep in zip(df.columns, targets, first, strict=True)
+            if keep
+        ]
+    )
 
 
 # -- typing -------------------------------------------------------------------------------
