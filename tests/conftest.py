@@ -25,6 +25,28 @@ from ka_ml.config import Config
 SMALL_ACCOUNTS = 400
 
 
+def write_config(cfg: Config, path: Path) -> Path:
+    """``cfg`` as a YAML file the CLI's --config reads."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+def registry_state(cfg: Config) -> dict[str, object]:
+    """Registered versions, aliases and the number of runs: what a failure must not change."""
+    from ka_ml.modeling import registry
+
+    client = registry.connect(cfg)
+    state: dict[str, object] = {}
+    for rm in client.search_registered_models():
+        versions = client.search_model_versions(f"name='{rm.name}'")
+        state[rm.name] = (sorted(v.version for v in versions), sorted(rm.aliases.items()))
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    state["runs"] = len(client.search_runs([exp.experiment_id], max_results=5000))
+    return state
+
+
 def small_config(root: Path, **over: object) -> Config:
     """A fast config rooted in ``root`` (models, outputs, demo data all inside it)."""
     raw: dict[str, object] = {

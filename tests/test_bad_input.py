@@ -15,8 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
-from conftest import small_config
+from conftest import registry_state, small_config, write_config
 from fixtures import make_history
 from typer.testing import CliRunner
 
@@ -26,7 +25,6 @@ from ka_ml.data.history import History
 from ka_ml.data.loader import load_history
 from ka_ml.errors import DataValidationError, ModelError
 from ka_ml.features.build import build_features
-from ka_ml.modeling import registry
 from ka_ml.scoring.run import history_path, run_scoring
 
 
@@ -34,22 +32,6 @@ def isolated(cfg: Config, root: Path) -> Config:
     return cfg.model_copy(
         update={"paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models)}
     )
-
-
-def config_file(cfg: Config, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-    return path
-
-
-def registry_state(cfg: Config) -> dict[str, Any]:
-    client = registry.connect(cfg)
-    state: dict[str, Any] = {}
-    for rm in client.search_registered_models():
-        versions = client.search_model_versions(f"name='{rm.name}'")
-        state[rm.name] = (sorted(v.version for v in versions), sorted(rm.aliases.items()))
-    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
-    state["runs"] = len(client.search_runs([exp.experiment_id], max_results=5000))
-    return state
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -66,7 +48,7 @@ def test_an_as_of_before_the_data_starts_is_refused_saying_why(
     cfg = isolated(trained.cfg, tmp_path)
     before = registry_state(cfg)
     code, out = cli(
-        "score", "--config", str(config_file(cfg, tmp_path / "c.yaml")),
+        "score", "--config", str(write_config(cfg, tmp_path / "c.yaml")),
         "--data", str(demo_dir), "--as-of", "2000-01-01",
     )  # fmt: skip
     assert code == 2, out
@@ -85,7 +67,7 @@ def test_too_little_history_for_the_horizon_is_a_clear_model_error(
     before = registry_state(cfg)
     early = (trained.history.first_date + pd.Timedelta(days=150)).date()
     code, out = cli(
-        "train", "--config", str(config_file(cfg, tmp_path / "c.yaml")),
+        "train", "--config", str(write_config(cfg, tmp_path / "c.yaml")),
         "--data", str(demo_dir), "--as-of", str(early),
     )  # fmt: skip
     assert code == 2, out
@@ -275,7 +257,7 @@ def test_nothing_is_written_for_refused_input(trained: Any, tmp_path: Path) -> N
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "orders.csv").write_text("account_id,order_date,amount\n")
     code, out = cli(
-        "score", "--config", str(config_file(cfg, tmp_path / "c.yaml")),
+        "score", "--config", str(write_config(cfg, tmp_path / "c.yaml")),
         "--data", str(tmp_path / "data"), "--out", str(tmp_path / "week"),
     )  # fmt: skip
     assert code == 2 and "empty" in out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import write_config
 from delivery_data import AS_OF, OWNER_OF, owned_ids, scores_frame
 from typer.testing import CliRunner
 
@@ -202,11 +202,6 @@ def test_owner_files_are_written_per_owner_with_an_index(tmp_path: Path) -> None
 
 
 # -- end to end: score, then notify --dry-run ---------------------------------------------
-
-
-def write_config(cfg: Config, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-    return path
 
 
 def read_eml(path: Path) -> EmailMessage:

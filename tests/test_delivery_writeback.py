@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import yaml
+from conftest import write_config
 from delivery_data import AS_OF, scores_frame
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
@@ -166,8 +166,7 @@ def test_rerunning_score_with_writeback_for_a_date_leaves_the_same_rows(
             "delivery": trained.cfg.delivery.model_copy(update={"writeback_table": target.table}),
         }
     )
-    config = tmp_path / "ka_ml.yaml"
-    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
     monkeypatch.setenv("KA_ML_WRITEBACK_URL", target.url)
     args = ["score", "--config", str(config), "--data", str(demo_dir), "--writeback"]
     first = CliRunner().invoke(app, args)

@@ -21,13 +21,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import registry_state, write_config
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
 from ka_ml.config import Config, MlflowConfig, PathsConfig
 from ka_ml.errors import KaMlError
-from ka_ml.modeling import registry
 from ka_ml.scoring import history_store
 from ka_ml.scoring.run import history_path, run_scoring
 
@@ -85,11 +84,6 @@ def isolated(cfg: Config, root: Path) -> Config:
     )
 
 
-def config_file(cfg: Config, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-    return path
-
-
 def files(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path -> bytes); {} when it does not exist."""
     if not folder.exists():
@@ -101,18 +95,6 @@ def files(folder: Path) -> dict[str, bytes]:
 
 def staging_left(parent: Path) -> list[Path]:
     return sorted(p for p in parent.iterdir() if ".staging." in p.name or p.name.endswith(".old"))
-
-
-def registry_state(cfg: Config) -> dict[str, Any]:
-    """Registered versions, aliases and the number of runs: what a failure must not change."""
-    client = registry.connect(cfg)
-    state: dict[str, Any] = {}
-    for rm in client.search_registered_models():
-        versions = client.search_model_versions(f"name='{rm.name}'")
-        state[rm.name] = (sorted(v.version for v in versions), sorted(rm.aliases.items()))
-    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
-    state["runs"] = len(client.search_runs([exp.experiment_id], max_results=5000))
-    return state
 
 
 def history_rows(cfg: Config) -> pd.DataFrame:
@@ -158,7 +140,7 @@ class Killed:
 def killed(trained: Any, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Killed:
     root = tmp_path_factory.mktemp("faults")
     cfg = isolated(trained.cfg, root)
-    config = config_file(cfg, root / "ka_ml.yaml")
+    config = write_config(cfg, root / "ka_ml.yaml")
     out = root / "runs" / "week"
     as_of = trained.history.default_as_of
     run_scoring(trained.history, cfg, as_of, out)  # last week's good outputs
@@ -240,7 +222,7 @@ def test_an_unreachable_mlflow_server_fails_fast_with_the_remedy(
     trained: Any, demo_dir: Path, tmp_path: Path, mlflow_state: None
 ) -> None:
     cfg = isolated(trained.cfg, tmp_path)
-    config = config_file(cfg, tmp_path / "ka_ml.yaml")
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
     out = tmp_path / "runs" / "week"
     t0 = time.monotonic()
     res = CliRunner().invoke(
@@ -299,7 +281,7 @@ def test_an_unwritable_output_folder_fails_before_reading_data_or_models(
         raise AssertionError("work was done for an unwritable output folder")
 
     cfg = isolated(trained.cfg, tmp_path)
-    config = config_file(cfg, tmp_path / "ka_ml.yaml")
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
     registry_before = registry_state(cfg)
     monkeypatch.setattr(ka_ml.data.loader, "load_history", no_work)
     monkeypatch.setattr(ka_ml.scoring.run, "load_models", no_work)
@@ -330,7 +312,7 @@ def test_a_champion_needing_usage_features_fails_on_data_without_usage_naming_th
             shutil.copy(p, data / p.name)
     cfg = isolated(trained.cfg, tmp_path)
     history_store.upsert(history_path(cfg), pd.DataFrame(columns=list(history_store.COLUMNS)))
-    config = config_file(cfg, tmp_path / "ka_ml.yaml")
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
     registry_before = registry_state(cfg)
     out = tmp_path / "runs" / "week"
     res = CliRunner().invoke(

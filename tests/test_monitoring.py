@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from conftest import write_config
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from typer.testing import CliRunner
 
@@ -249,15 +249,10 @@ def test_shuffled_probabilities_in_the_history_trigger_the_retrain_recommendatio
     assert bt.details["metrics"]["roc_auc"] < 0.65
 
 
-def _config_file(cfg: Config, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-    return path
-
-
 def test_the_cli_backtest_prints_the_figures_and_the_verdict(
     monitored: Monitored, demo_dir: Path, tmp_path: Path
 ) -> None:
-    config = _config_file(monitored.cfg, tmp_path / "ka_ml.yaml")
+    config = write_config(monitored.cfg, tmp_path / "ka_ml.yaml")
     out = tmp_path / "bt.json"
     res = CliRunner().invoke(
         app, ["backtest", "--config", str(config), "--data", str(demo_dir), "--out", str(out)]
@@ -273,7 +268,7 @@ def test_the_cli_backtest_without_old_enough_scores_exits_2_with_the_date_it_can
 ) -> None:
     cfg = isolated(monitored.cfg, tmp_path)
     history_store.upsert(history_path(cfg), monitored.now.scores)  # scored today only
-    config = _config_file(cfg, tmp_path / "ka_ml.yaml")
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
     res = CliRunner().invoke(app, ["backtest", "--config", str(config), "--data", str(demo_dir)])
     assert res.exit_code == 2, res.output
     text = " ".join(res.output.split())

@@ -15,13 +15,11 @@ import jupytext
 import nbformat
 import pandas as pd
 import pytest
-import yaml
-from conftest import small_config
+from conftest import small_config, write_config
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-from ka_ml.config import Config
 from ka_ml.errors import KaMlError
 from ka_ml.notebook_env import (
     find_project_root,
@@ -40,11 +38,6 @@ EXPLORE_FIGURES = (
     "signals_before_churn",
 )
 REVIEW_FIGURES = ("reliability", "lift", "shap_summary", "slice_metrics", "example_accounts")
-
-
-def write_config(cfg: Config, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-    return path
 
 
 def execute(notebook: Path, cwd: Path) -> nbformat.NotebookNode:

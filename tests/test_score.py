@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import small_config
+from conftest import small_config, write_config
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
@@ -363,11 +362,6 @@ def test_without_a_champion_scoring_says_so_and_writes_nothing(
 
 
 # -- the command line -----------------------------------------------------------------
-
-
-def write_config(cfg: Config, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-    return path
 
 
 def test_the_cli_scores_and_prints_the_lights_summary(

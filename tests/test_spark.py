@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import write_config
 from typer.testing import CliRunner
 
 from ka_ml.config import Config, PathsConfig
@@ -290,9 +290,7 @@ def _config(trained: Any, root: Path) -> Path:
     cfg = trained.cfg.model_copy(
         update={"paths": PathsConfig(outputs=root / "outputs", models=trained.cfg.paths.models)}
     )
-    path = root / "ka_ml.yaml"
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-    return path
+    return write_config(cfg, root / "ka_ml.yaml")
 
 
 @apply(needs_spark)
