@@ -25,6 +25,20 @@ from ka_ml.config import Config
 SMALL_ACCOUNTS = 400
 
 
+def isolated(cfg: Config, root: Path, *, owner_reports: bool | None = None) -> Config:
+    """The trained config (same MLflow store) with its own outputs and score history under
+    ``root``; ``owner_reports=False`` skips the per-owner reports (delivery's subject; they
+    cost seconds per run)."""
+    from ka_ml.config import PathsConfig
+
+    update: dict[str, object] = {
+        "paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models)
+    }
+    if owner_reports is not None:
+        update["delivery"] = cfg.delivery.model_copy(update={"owner_reports": owner_reports})
+    return cfg.model_copy(update=update)
+
+
 def write_config(cfg: Config, path: Path) -> Path:
     """``cfg`` as a YAML file the CLI's --config reads."""
     import yaml

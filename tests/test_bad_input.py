@@ -15,23 +15,17 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import registry_state, small_config, write_config
+from conftest import isolated, registry_state, small_config, write_config
 from fixtures import make_history
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
-from ka_ml.config import Config, DataConfig, PathsConfig
+from ka_ml.config import Config, DataConfig
 from ka_ml.data.history import History
 from ka_ml.data.loader import load_history
 from ka_ml.errors import DataValidationError, ModelError
 from ka_ml.features.build import build_features
 from ka_ml.scoring.run import history_path, run_scoring
-
-
-def isolated(cfg: Config, root: Path) -> Config:
-    return cfg.model_copy(
-        update={"paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models)}
-    )
 
 
 def cli(*args: str) -> tuple[int, str]:

@@ -21,11 +21,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import registry_state, write_config
+from conftest import isolated, registry_state, write_config
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
-from ka_ml.config import Config, MlflowConfig, PathsConfig
+from ka_ml.config import Config, MlflowConfig
 from ka_ml.errors import KaMlError
 from ka_ml.scoring import history_store
 from ka_ml.scoring.run import history_path, run_scoring
@@ -71,17 +71,6 @@ while not marker.exists():
 sys.argv = ["ka-ml", *sys.argv[2:]]
 main()
 """
-
-
-def isolated(cfg: Config, root: Path) -> Config:
-    """The trained config (same MLflow store) with its own outputs; no per-owner reports
-    (they are delivery's subject and cost seconds per run)."""
-    return cfg.model_copy(
-        update={
-            "paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models),
-            "delivery": cfg.delivery.model_copy(update={"owner_reports": False}),
-        }
-    )
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -139,7 +128,7 @@ class Killed:
 @pytest.fixture(scope="module")
 def killed(trained: Any, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Killed:
     root = tmp_path_factory.mktemp("faults")
-    cfg = isolated(trained.cfg, root)
+    cfg = isolated(trained.cfg, root, owner_reports=False)
     config = write_config(cfg, root / "ka_ml.yaml")
     out = root / "runs" / "week"
     as_of = trained.history.default_as_of
@@ -221,7 +210,7 @@ def test_the_next_run_after_a_kill_recovers_and_writes_whole_outputs(killed: Kil
 def test_an_unreachable_mlflow_server_fails_fast_with_the_remedy(
     trained: Any, demo_dir: Path, tmp_path: Path, mlflow_state: None
 ) -> None:
-    cfg = isolated(trained.cfg, tmp_path)
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     out = tmp_path / "runs" / "week"
     t0 = time.monotonic()
@@ -246,7 +235,7 @@ def test_a_locked_mlflow_store_fails_clearly_instead_of_hanging(
     db = tmp_path / "store" / "mlflow.db"
     db.parent.mkdir()
     shutil.copy(Path(trained.cfg.paths.models) / "mlflow.db", db)
-    cfg = isolated(trained.cfg, tmp_path).model_copy(
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False).model_copy(
         update={"mlflow": MlflowConfig(tracking_uri=f"sqlite:///{db}")}
     )
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
@@ -280,7 +269,7 @@ def test_an_unwritable_output_folder_fails_before_reading_data_or_models(
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("work was done for an unwritable output folder")
 
-    cfg = isolated(trained.cfg, tmp_path)
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     registry_before = registry_state(cfg)
     monkeypatch.setattr(ka_ml.data.loader, "load_history", no_work)
@@ -310,7 +299,7 @@ def test_a_champion_needing_usage_features_fails_on_data_without_usage_naming_th
     for p in demo_dir.iterdir():
         if p.is_file() and p.name != "usage.csv":
             shutil.copy(p, data / p.name)
-    cfg = isolated(trained.cfg, tmp_path)
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
     history_store.upsert(history_path(cfg), pd.DataFrame(columns=list(history_store.COLUMNS)))
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     registry_before = registry_state(cfg)

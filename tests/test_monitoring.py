@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_config
+from conftest import isolated, write_config
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
-from ka_ml.config import Config, PathsConfig
+from ka_ml.config import Config
 from ka_ml.features.labels import churn_labels
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
@@ -30,17 +30,6 @@ from ka_ml.scoring import history_store
 from ka_ml.scoring.run import ScoreResult, history_path, run_scoring
 
 PAST = (98, 91)  # days before the data's as-of: both horizons have passed
-
-
-def isolated(cfg: Config, root: Path) -> Config:
-    """The trained config (same MLflow store) with its own outputs; no per-owner reports
-    (they are delivery's subject and cost seconds per run)."""
-    return cfg.model_copy(
-        update={
-            "paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models),
-            "delivery": cfg.delivery.model_copy(update={"owner_reports": False}),
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +45,7 @@ class Monitored:
 @pytest.fixture(scope="module")
 def monitored(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Monitored:
     root = tmp_path_factory.mktemp("monitoring")
-    cfg = isolated(trained.cfg, root)
+    cfg = isolated(trained.cfg, root, owner_reports=False)
     end = trained.history.default_as_of
     past = [
         run_scoring(trained.history, cfg, end - pd.Timedelta(days=k), root / "runs" / f"m{k}")
@@ -230,7 +219,7 @@ def test_the_score_history_keeps_the_purchase_window_probabilities(
 def test_shuffled_probabilities_in_the_history_trigger_the_retrain_recommendation(
     monitored: Monitored, trained: Any, tmp_path: Path
 ) -> None:
-    cfg = isolated(monitored.cfg, tmp_path)
+    cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
     rng = np.random.default_rng(0)
     for res in monitored.past:  # the same weeks, their (probability, light) pairs shuffled
         s = res.scores
@@ -266,7 +255,7 @@ def test_the_cli_backtest_prints_the_figures_and_the_verdict(
 def test_the_cli_backtest_without_old_enough_scores_exits_2_with_the_date_it_can_run(
     monitored: Monitored, trained: Any, demo_dir: Path, tmp_path: Path
 ) -> None:
-    cfg = isolated(monitored.cfg, tmp_path)
+    cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
     history_store.upsert(history_path(cfg), monitored.now.scores)  # scored today only
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     res = CliRunner().invoke(app, ["backtest", "--config", str(config), "--data", str(demo_dir)])

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import small_config, write_config
+from conftest import isolated, small_config, write_config
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
-from ka_ml.config import Config, PathsConfig
+from ka_ml.config import Config
 from ka_ml.errors import KaMlError, NoChampionError
 from ka_ml.io import recover_staged, staged_dir
 from ka_ml.modeling import registry
@@ -55,13 +55,6 @@ class Weekly:
     rerun: ScoreResult
     history_after_first: pd.DataFrame
     history_after_rerun: pd.DataFrame
-
-
-def isolated(cfg: Config, root: Path) -> Config:
-    """The trained config (same MLflow store) with its own outputs and score history."""
-    return cfg.model_copy(
-        update={"paths": PathsConfig(outputs=root / "outputs", models=cfg.paths.models)}
-    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
