@@ -4,8 +4,9 @@ Runs ``make train``'s commands on the default demo (timed), the end-to-end stage
 100k accounts (:mod:`ka_ml.bench.e2e`), the feature-build benchmark
 (:mod:`ka_ml.bench.features`), scoring 1M accounts in bounded memory
 (:mod:`ka_ml.bench.million`) and local-mode Spark against the local engine
-(:mod:`ka_ml.bench.spark`; skipped, with the reason, without pyspark or Java), then replaces ``ka_ml/bench/results/BENCH.md`` with the
-machine, package versions, date and the tables. ``--quick`` runs tiny sizes (a smoke test).
+(:mod:`ka_ml.bench.spark`; skipped, with the reason, without pyspark or Java), then
+replaces ``ka_ml/bench/results/BENCH.md`` with the machine, package versions, date and the
+tables. ``--quick`` runs tiny sizes (a smoke test).
 
     python -m ka_ml.bench [--quick] [--out PATH]
 """
@@ -498,7 +499,6 @@ def _targets_section(
         f"2 cores: {met}"
         + (" (quick mode: sizes too small to judge)." if plan.name == "quick" else ".")
         + f" The whole scoring run with every output: {_s(s['seconds'])} s.",
-        "",
     ]
     return lines
 
@@ -554,7 +554,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += _targets_section(result["e2e"], result["make_train"], plan)
-    lines[-1:-1] = _scale_targets(result)
+    lines += [*_scale_targets(result), ""]
     lines += _make_train_section(result["make_train"])
     lines += _stages_section(result["e2e"], plan)
     lines += _share_section(result["e2e"])
@@ -567,8 +567,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines += [
         spark_bench.to_markdown(sp["records"])
         if "records" in sp
-        else "### Spark engine (local mode) against the local engine (issue 8)\n\n"
-        f"Skipped: {sp['skipped']}\n",
+        else f"{spark_bench.TITLE}\n\nSkipped: {sp['skipped']}\n"
     ]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -37,6 +37,7 @@ MODEL_ACCOUNTS = 2_000
 TREES = 300
 YEARS = 3.0
 SEED = 11
+TITLE = "### Spark engine (local mode) against the local engine (issue 8)"
 
 
 def _tree_cpu_s(root: int | None = None) -> float:
@@ -238,7 +239,7 @@ def to_markdown(records: Sequence[dict[str, Any]]) -> str:
     r0 = records[0]
     head = "| accounts | engine | read s | features s | score s | score CPU s | accounts / CPU s |"
     lines = [
-        "### Spark engine (local mode) against the local engine (issue 8)",
+        TITLE,
         "",
         f"Demo world ({YEARS:g} years, six tables, Parquet), bench models of {r0['trees']} churn "
         f"trees (15 leaves, depth <= 6) fitted on {r0['model_accounts']:,} accounts. Spark: "
