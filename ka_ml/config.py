@@ -96,10 +96,11 @@ class LabelsConfig(_Strict):
     )
     purchase_windows: list[int] = Field(default_factory=lambda: [30, 60, 90])
     at_risk_only: bool = Field(
-        True,
+        False,
         description="train and evaluate churn only on accounts still active at the snapshot "
-        "(a running contract, or an order within the horizon before it); an account already "
-        "inactive cannot churn again. False = every eligible account (e.g. the CDNOW setting).",
+        "(a running contract, or an order within the horizon before it). False (default) = "
+        "every account the scorer scores, so the model is trained on the accounts it is "
+        "used on.",
     )
 
     @field_validator("purchase_windows")
@@ -115,8 +116,21 @@ class FeaturesConfig(_Strict):
     eligibility_days: int = Field(
         365, ge=1, description="eligible: an order within this many days, or an active contract"
     )
-    snapshot_every_days: int = Field(30, ge=7, description="cadence of training snapshots")
-    max_snapshots: int = Field(24, ge=1)
+    snapshot_every_days: int | None = Field(
+        None,
+        ge=7,
+        description="cadence of training snapshots; null = chosen from the history length "
+        "(weekly to four-weekly, about target_snapshots over the history)",
+    )
+    max_snapshots: int | None = Field(
+        None, ge=1, description="most snapshots built; null = as many as the cadence gives"
+    )
+    target_snapshots: int = Field(
+        36, ge=4, description="automatic cadence: about this many snapshots over the history"
+    )
+    min_history_days: int = Field(
+        28, ge=1, description="the first snapshot needs this much order history behind it"
+    )
     chunk_accounts: int = Field(200_000, ge=1000, description="accounts per feature chunk")
 
 
@@ -194,14 +208,23 @@ class MlflowConfig(_Strict):
 class TuningConfig(_Strict):
     n_trials: int = Field(12, ge=1)
     timeout_seconds: float = Field(90, gt=0)
-    n_folds: int = Field(2, ge=1)
-    test_snapshots: int = Field(1, ge=1)
-    calibration_snapshots: int = Field(2, ge=1)
+    n_folds: int = Field(
+        2, ge=1, description="not used since rolling origins (kept for old configs)"
+    )
+    test_snapshots: int = Field(1, ge=1, description="not used since rolling origins")
+    calibration_snapshots: int = Field(2, ge=1, description="not used since rolling origins")
+    backtest_origins: int = Field(
+        3,
+        ge=1,
+        description="rolling out-of-time test origins in every train (fewer, with a note, "
+        "when the history is short)",
+    )
     purge_days: int | None = Field(
         None,
         ge=0,
-        description="gap between folds; None = the churn horizon (no label window overlaps "
-        "the next fold). Lower it only for short histories.",
+        description="days between a training snapshot and a test origin; None = the churn "
+        "horizon, and never shorter than it (a shorter purge lets the model recognise "
+        "accounts whose outcome it saw)",
     )
 
 
@@ -366,6 +389,18 @@ class Config(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     report: ReportConfig = ReportConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+
+    @model_validator(mode="after")
+    def _purge_covers_horizon(self) -> Config:
+        purge = self.tuning.purge_days
+        if purge is not None and purge < self.labels.horizon_days:
+            raise ValueError(
+                f"tuning.purge_days ({purge}) is shorter than labels.horizon_days "
+                f"({self.labels.horizon_days}): training and test label windows of the same "
+                "accounts would overlap and the reported quality would be overstated; remove "
+                "purge_days (short histories get fewer test origins instead)"
+            )
+        return self
 
     def hash(self) -> str:
         """Stable hash of the resolved configuration (recorded with every output)."""

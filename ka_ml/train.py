@@ -1,7 +1,16 @@
-"""`ka-ml train`: snapshots -> time split -> tuned, calibrated models -> evaluation -> MLflow.
+"""`ka-ml train`: snapshots -> rolling origins -> tuned, chosen, calibrated models -> MLflow.
 
-Pure steps (``make_folds``, ``fit_churn``, ``fit_timing``, ``evaluate``) take frames and
-config; ``run_training`` wires them together and is the only place that talks to MLflow.
+The procedure is judged as it is deployed. Each test origin ``T`` (the latest labelled
+snapshots, ``tuning.backtest_origins`` of them) gets the whole procedure fitted only on
+snapshots whose label window closed by ``T`` (the purge is the horizon): trees, the
+logistic part, and the baselines. Parameters (Optuna, defaults first), the model family
+(LightGBM, LightGBM + logistic blend, logistic) and the calibration (none, Platt,
+isotonic; cross-fitted) are chosen on those origins; what is reported and gated is the
+pooled out-of-time result. The champion candidate is then refitted on every labelled
+snapshot (churn) and on the latest snapshots censored at the as-of date (timing).
+
+Pure steps take frames and config; ``run_training`` wires them together and is the only
+place that talks to MLflow.
 """
 
 from __future__ import annotations
@@ -19,10 +28,18 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.modeling import metrics as M
-from ka_ml.modeling.churn import ChurnModel
-from ka_ml.modeling.evaluate import compare, light_scores, tenure_band, timing_scores
-from ka_ml.modeling.split import TimeSplit, cv_folds, time_split
-from ka_ml.modeling.timing import TimingModel, interval_edges
+from ka_ml.modeling.churn import Calibrator, ChurnModel
+from ka_ml.modeling.evaluate import (
+    compare,
+    interval_coverage,
+    light_scores,
+    tenure_band,
+    timing_scores,
+)
+from ka_ml.modeling.lgb_utils import default_params, sigmoid
+from ka_ml.modeling.predict import predict_frame
+from ka_ml.modeling.split import Backtest, Origin, rolling_origins
+from ka_ml.modeling.timing import TimingModel, interval_edges, quantiles_from_cdf
 from ka_ml.modeling.tuning import TuningResult, tune
 
 log = logging.getLogger("ka_ml.train")
@@ -38,46 +55,51 @@ def feature_columns(ts: pd.DataFrame) -> list[str]:
 
 @dataclass(frozen=True)
 class Folds:
-    split: TimeSplit
-    train: pd.DataFrame
-    cal: pd.DataFrame
-    test: pd.DataFrame
+    """The labelled snapshots, the rolling test origins, and the pooled test rows."""
+
+    split: Backtest
+    labelled: pd.DataFrame
+    test: pd.DataFrame  # every origin's snapshot rows (the out-of-time test rows, pooled)
+
+    def train_rows(self, origin: Origin) -> pd.DataFrame:
+        return self.labelled[self.labelled["as_of"].isin(list(origin.train_dates))]
+
+    def test_rows(self, origin: Origin) -> pd.DataFrame:
+        return self.labelled[self.labelled["as_of"] == origin.date]
+
+
+def _purge(cfg: Config) -> int:
+    return cfg.labels.horizon_days if cfg.tuning.purge_days is None else cfg.tuning.purge_days
 
 
 def make_folds(ts: pd.DataFrame, cfg: Config) -> Folds:
-    """Purged time split of the snapshots whose churn label is fully observed."""
-    labelled = ts[ts["churn"].notna()]
-    split = time_split(
-        labelled["as_of"].unique(),
-        horizon_days=cfg.labels.horizon_days,
-        test_snapshots=cfg.tuning.test_snapshots,
-        calibration_snapshots=cfg.tuning.calibration_snapshots,
-        purge_days=cfg.tuning.purge_days,
+    """Rolling origins over the snapshots whose churn label is fully observed."""
+    labelled = ts[ts["churn"].notna()].reset_index(drop=True)
+    bt = rolling_origins(
+        labelled["as_of"].unique(), purge_days=_purge(cfg), n_origins=cfg.tuning.backtest_origins
     )
-
-    def pick(dates: tuple[pd.Timestamp, ...]) -> pd.DataFrame:
-        return labelled[labelled["as_of"].isin(list(dates))].reset_index(drop=True)
-
-    return Folds(
-        split, pick(split.train_dates), pick(split.calibration_dates), pick(split.test_dates)
-    )
+    dates = [o.date for o in bt.origins]
+    test = labelled[labelled["as_of"].isin(dates)].reset_index(drop=True)
+    return Folds(bt, labelled, test)
 
 
 def check_labels(folds: Folds) -> None:
-    """Refuse a split whose training, calibration or test rows hold a single churn class:
-    nothing could be learned, calibrated or measured."""
-    for where, df in (("training", folds.train), ("calibration", folds.cal), ("test", folds.test)):
-        y = df["churn"].to_numpy(float)
-        n_pos = int(np.sum(y == 1))
-        if n_pos == 0 or n_pos == len(y):
-            kind = "no churners" if n_pos == 0 else "only churners"
-            dates = sorted({str(pd.Timestamp(d).date()) for d in df["as_of"]})
-            raise ModelError(
-                f"The {where} snapshots ({', '.join(dates) or 'none'}) contain {kind} "
-                f"({len(y)} rows): a churn model cannot be trained, calibrated and tested.",
-                "use a longer history or more accounts, check labels.churn_definition and "
-                "labels.horizon_days against the data, or set a different --as-of.",
-            )
+    """Refuse origins whose training or test rows hold a single churn class: nothing could
+    be learned or measured."""
+    for o in folds.split.origins:
+        for where, df in (("training", folds.train_rows(o)), ("test", folds.test_rows(o))):
+            y = df["churn"].to_numpy(float)
+            n_pos = int(np.sum(y == 1))
+            if n_pos == 0 or n_pos == len(y):
+                kind = "no churners" if n_pos == 0 else "only churners"
+                dates = sorted({str(pd.Timestamp(d).date()) for d in df["as_of"]})
+                raise ModelError(
+                    f"The {where} snapshots of the test origin {o.date.date()} "
+                    f"({', '.join(dates) or 'none'}) contain {kind} ({len(y)} rows): a churn "
+                    "model cannot be trained and tested.",
+                    "use a longer history or more accounts, check labels.churn_definition and "
+                    "labels.horizon_days against the data, or set a different --as-of.",
+                )
 
 
 def censor_at(df: pd.DataFrame, boundary: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
@@ -88,89 +110,254 @@ def censor_at(df: pd.DataFrame, boundary: pd.Timestamp) -> tuple[np.ndarray, np.
     return np.minimum(d, limit), e & (d < limit)
 
 
-def _purge(cfg: Config) -> int:
-    return cfg.labels.horizon_days if cfg.tuning.purge_days is None else cfg.tuning.purge_days
+# -- churn ------------------------------------------------------------------------------
+FAMILIES = ("lightgbm", "blend", "logistic")
+# tuned parameters replace the defaults only when they gain this much validation ROC AUC
+TUNING_MIN_GAIN = 0.002
 
 
-def _rows(df: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataFrame:
-    return df[df["as_of"].isin(dates)]
+def _groups(df: pd.DataFrame) -> np.ndarray:
+    return df["account_id"].astype("str").to_numpy()
 
 
-def fit_churn(
-    folds: Folds, feats: list[str], cfg: Config, on_trial: Any = None
-) -> tuple[ChurnModel, TuningResult]:
-    """Tune on purged expanding folds of the training snapshots; fit; calibrate on cal."""
-    cv = cv_folds(folds.split.train_dates, n_folds=cfg.tuning.n_folds, horizon_days=_purge(cfg))
+def fit_churn_model(
+    rows: pd.DataFrame, feats: list[str], params: dict[str, Any], cfg: Config
+) -> ChurnModel:
+    """The churn procedure on ``rows``: trees (early stopping on held-out accounts, then a
+    refit on every row) and the logistic part, both on the same rows."""
+    y = rows["churn"].to_numpy()
+    model = ChurnModel(params, seed=cfg.seed).fit_grouped(rows[feats], y, _groups(rows))
+    return model.fit_linear(rows[feats], y)
+
+
+def tune_churn(folds: Folds, feats: list[str], cfg: Config, on_trial: Any = None) -> TuningResult:
+    """Optuna over the rolling origins (trees only): mean out-of-time ROC AUC.
+
+    The defaults are trial 0; other parameters replace them only when they gain
+    ``TUNING_MIN_GAIN``: a small gain on a few origins is noise, and tuned parameters that
+    won on short-gap folds lost on real data before.
+    """
+    origins = folds.split.origins
 
     def fit_and_score(params: dict[str, Any], k: int) -> tuple[float, int]:
-        tr, va = _rows(folds.train, cv[k][0]), _rows(folds.train, cv[k][1])
-        m = ChurnModel(params, seed=cfg.seed).fit(
-            tr[feats], tr["churn"].to_numpy(), X_valid=va[feats], y_valid=va["churn"].to_numpy()
+        tr, te = folds.train_rows(origins[k]), folds.test_rows(origins[k])
+        m = ChurnModel(params, seed=cfg.seed).fit_grouped(
+            tr[feats], tr["churn"].to_numpy(), _groups(tr)
         )
-        return M.roc_auc(
-            va["churn"].to_numpy(), m.predict_uncalibrated(va[feats])
-        ), m.best_iteration_
+        return M.roc_auc(te["churn"].to_numpy(), m.tree_margin(te[feats])), m.best_iteration_
 
     res = tune(
         "churn",
         fit_and_score,
-        len(cv),
+        len(origins),
         n_trials=cfg.tuning.n_trials,
         timeout=cfg.tuning.timeout_seconds,
         seed=cfg.seed,
         on_trial=on_trial,
     )
-    model = ChurnModel(res.best_params, seed=cfg.seed).fit(
-        folds.train[feats],
-        folds.train["churn"].to_numpy(),
-        num_boost_round=max(20, int(res.best_rounds * 1.1)),
+    return keep_defaults_unless_better(res)
+
+
+def keep_defaults_unless_better(res: TuningResult) -> TuningResult:
+    trials = res.trials
+    if trials.empty or "value" not in trials or not np.isfinite(res.best_score):
+        return res
+    first = trials[trials["number"] == 0]["value"]
+    default_score = float(first.iloc[0]) if len(first) else float("nan")
+    if np.isfinite(default_score) and res.best_score < default_score + TUNING_MIN_GAIN:
+        return TuningResult(default_params(), default_score, res.best_rounds, trials)
+    return res
+
+
+def backtest_churn(
+    history: History, folds: Folds, feats: list[str], params: dict[str, Any], cfg: Config
+) -> pd.DataFrame:
+    """Every origin: the procedure fitted on its past, margins of each family and the
+    baselines' probabilities on its test rows (one frame, rows in ``folds.test`` order)."""
+    out = []
+    for o in folds.split.origins:
+        tr, te = folds.train_rows(o), folds.test_rows(o)
+        m = fit_churn_model(tr, feats, params, cfg)
+        frame = te[["account_id", "as_of", "churn"]].reset_index(drop=True)
+        for family in FAMILIES:
+            frame[f"margin_{family}"] = m.set_family(family).margin(te[feats])
+        for name, p in origin_baselines(history, tr, te, o.date, cfg).items():
+            frame[name] = p
+        out.append(frame)
+    pooled = pd.concat(out, ignore_index=True)
+    order = folds.test[["account_id", "as_of"]]
+    return order.merge(pooled, on=["account_id", "as_of"], how="left", validate="1:1")
+
+
+def origin_baselines(
+    history: History, tr: pd.DataFrame, te: pd.DataFrame, date: pd.Timestamp, cfg: Config
+) -> dict[str, np.ndarray]:
+    """Recency and RFM logistic regression fitted on the origin's training rows, BG/NBD on
+    the orders before it: P(churn) on the origin's test rows."""
+    from ka_ml.modeling.baselines import BGNBDChurn, RecencyBaseline, RFMLogistic
+
+    y = tr["churn"].to_numpy()
+    ids = te["account_id"].to_numpy()
+    bg = BGNBDChurn().fit(history.orders, date)
+    return {
+        "recency only": RecencyBaseline().fit(tr, y).predict_proba(te),
+        "RFM logistic regression": RFMLogistic().fit(tr, y).predict_proba(te),
+        "BG/NBD": bg.predict_no_order(history.orders, date, cfg.labels.horizon_days, ids),
+    }
+
+
+def choose_family(oot: pd.DataFrame) -> tuple[str, dict[str, float]]:
+    """The family with the best pooled out-of-time ROC AUC (ties go to the simpler)."""
+    y = oot["churn"].to_numpy(float)
+    aucs = {f: M.roc_auc(y, oot[f"margin_{f}"].to_numpy()) for f in FAMILIES}
+    best = "lightgbm"
+    for f in ("blend", "logistic"):
+        if aucs[f] > aucs[best] + 1e-4:
+            best = f
+    return best, aucs
+
+
+def final_churn(
+    folds: Folds,
+    feats: list[str],
+    params: dict[str, Any],
+    family: str,
+    oot: pd.DataFrame,
+    cfg: Config,
+) -> tuple[ChurnModel, np.ndarray]:
+    """The champion candidate: the procedure on every labelled snapshot, the chosen family,
+    and the calibration chosen on the origins' out-of-time margins. Returns the model and
+    the cross-fitted out-of-time probabilities (what is reported)."""
+    model = fit_churn_model(folds.labelled, feats, params, cfg).set_family(family)
+    y = oot["churn"].to_numpy(float)
+    cal = Calibrator.choose(oot[f"margin_{family}"].to_numpy(), y, cfg.seed, _groups(oot))
+    p_oot = cal.crossfit_ if cal.crossfit_ is not None else cal.transform(oot[f"margin_{family}"])
+    cal.crossfit_ = None
+    model.calibrator_ = cal
+    return model, np.asarray(p_oot, float)
+
+
+# -- timing -----------------------------------------------------------------------------
+TIMING_MAX_SNAPSHOTS = 12  # person-period rows grow with snapshots x intervals
+
+
+def _latest(dates: list[pd.Timestamp], k: int) -> list[pd.Timestamp]:
+    """At most ``k`` dates, evenly thinned from the latest backwards."""
+    dates = sorted(dates)
+    step = int(np.ceil(len(dates) / k)) if len(dates) > k else 1
+    return dates[::-1][::step][::-1]
+
+
+def fit_timing_model(
+    rows: pd.DataFrame,
+    boundary: pd.Timestamp,
+    feats: list[str],
+    params: dict[str, Any],
+    cfg: Config,
+) -> TimingModel:
+    """The hazard model on ``rows`` censored at ``boundary``: early stopping on held-out
+    accounts, then a refit on every row."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    edges = interval_edges(cfg.labels.purchase_windows)
+    d, e = censor_at(rows, boundary)
+    g = _groups(rows)
+    tr, va = next(GroupShuffleSplit(1, test_size=0.2, random_state=cfg.seed).split(rows, d, g))
+    X = rows[feats].reset_index(drop=True)
+    probe = TimingModel(params, edges, seed=cfg.seed).fit(
+        X.iloc[tr], d[tr], e[tr], X_valid=X.iloc[va], duration_valid=d[va], event_valid=e[va]
     )
-    model.calibrate(folds.cal[feats], folds.cal["churn"].to_numpy())
-    return model, res
+    rounds = max(probe.best_iteration_, 10)
+    return TimingModel(params, edges, seed=cfg.seed).fit(X, d, e, num_boost_round=rounds)
+
+
+def timing_rows(ts: pd.DataFrame, before: pd.Timestamp) -> pd.DataFrame:
+    dates = _latest([d for d in ts["as_of"].unique() if d < before], TIMING_MAX_SNAPSHOTS)
+    return ts[ts["as_of"].isin(dates)].reset_index(drop=True)
+
+
+def backtest_timing(
+    ts: pd.DataFrame, folds: Folds, feats: list[str], params: dict[str, Any], cfg: Config
+) -> pd.DataFrame:
+    """Every origin: the hazard model fitted on the snapshots before it (labels censored at
+    the origin), predicting the origin's rows; CDFs kept for the interval adjustment."""
+    out = []
+    for o in folds.split.origins:
+        m = fit_timing_model(timing_rows(ts, o.date), o.date, feats, params, cfg)
+        te = folds.test_rows(o).reset_index(drop=True)
+        pred = predict_frame(m, "timing", te[feats], cfg.labels.purchase_windows)
+        frame = pd.concat([te[["account_id", "as_of"]], pred], axis=1)
+        frame["cdf"] = list(m.cdf(te[feats]))
+        out.append(frame)
+    pooled = pd.concat(out, ignore_index=True)
+    order = folds.test[["account_id", "as_of"]]
+    return order.merge(pooled, on=["account_id", "as_of"], how="left", validate="1:1")
+
+
+def interval_levels(
+    toot: pd.DataFrame, test: pd.DataFrame, edges: np.ndarray, target: float = 0.8
+) -> tuple[float, float]:
+    """Symmetric CDF levels whose interval held ``target`` of next orders out of time.
+
+    A split-conformal adjustment: on the origins' predictions, the levels (a, 1 - a) are
+    chosen from a grid so the p10-p90 dates cover the determinable next orders closest to
+    80%; the nominal (0.1, 0.9) stays when the origins cannot tell (no determinable rows).
+    """
+    F = np.stack(toot["cdf"].to_numpy())
+    d = test["days_to_next"].to_numpy(float)
+    e = test["next_order_observed"].to_numpy(bool)
+    best, best_err = (0.1, 0.9), np.inf
+    for a in np.round(np.arange(0.02, 0.26, 0.01), 2):
+        q = quantiles_from_cdf(F, edges, (float(a), float(1 - a)))
+        cov, n = interval_coverage(d, e, q.iloc[:, 0].to_numpy(), q.iloc[:, 1].to_numpy())
+        if n and abs(cov - target) < best_err - 1e-9:
+            best, best_err = (float(a), float(1 - a)), abs(cov - target)
+    return best
 
 
 def fit_timing(
-    folds: Folds, feats: list[str], cfg: Config, on_trial: Any = None
-) -> tuple[TimingModel, TuningResult]:
-    """Tune the hazard model on purged folds; final fit on train + calibration snapshots.
-
-    Every fold's labels are re-censored at the start of the block it is judged on, so no
-    order after that date is seen. The timing model has no calibration step, so the
-    calibration snapshots join its training data (censored at the test start).
-    """
+    ts: pd.DataFrame,
+    folds: Folds,
+    feats: list[str],
+    as_of: pd.Timestamp,
+    cfg: Config,
+    on_trial: Any = None,
+) -> tuple[TimingModel, TuningResult, pd.DataFrame]:
+    """Tune the hazard model on the latest origin, backtest it on every origin, adjust its
+    interval on those predictions, and fit it on the latest snapshots censored at as_of."""
+    latest = folds.split.origins[0]
+    tr = timing_rows(ts, latest.date)
+    te = folds.test_rows(latest).reset_index(drop=True)
     edges = interval_edges(cfg.labels.purchase_windows)
-    dates = (*folds.split.train_dates, *folds.split.calibration_dates)
-    pool = pd.concat([folds.train, folds.cal], ignore_index=True)
-    cv = cv_folds(dates, n_folds=cfg.tuning.n_folds, horizon_days=_purge(cfg))
 
     def fit_and_score(params: dict[str, Any], k: int) -> tuple[float, int]:
-        tr, va = _rows(pool, cv[k][0]), _rows(pool, cv[k][1])
-        d, e = censor_at(tr, min(cv[k][1]))
-        dv, ev = censor_at(va, folds.split.test_start)
-        m = TimingModel(params, edges, seed=cfg.seed).fit(
-            tr[feats], d, e, X_valid=va[feats], duration_valid=dv, event_valid=ev
-        )
-        return m.log_likelihood(va[feats], dv, ev), m.best_iteration_
+        m = fit_timing_model(tr, latest.date, feats, params, cfg)
+        d, e = censor_at(te, as_of)
+        return m.log_likelihood(te[feats], d, e), m.best_iteration_
 
-    n_trials = max(2, cfg.tuning.n_trials // 3)
     res = tune(
         "timing",
         fit_and_score,
-        len(cv),
-        n_trials=n_trials,
+        1,
+        n_trials=max(1, cfg.tuning.n_trials // 4),
         timeout=cfg.tuning.timeout_seconds / 2,
         seed=cfg.seed,
         on_trial=on_trial,
     )
-    d, e = censor_at(pool, folds.split.test_start)
-    model = TimingModel(res.best_params, edges, seed=cfg.seed).fit(
-        pool[feats], d, e, num_boost_round=max(20, int(res.best_rounds * 1.1))
-    )
-    return model, res
+    toot = backtest_timing(ts, folds, feats, res.best_params, cfg)
+    model = fit_timing_model(timing_rows(ts, as_of), as_of, feats, res.best_params, cfg)
+    model.interval_levels_ = interval_levels(toot, folds.test, edges)
+    lo, hi = model.interval_levels_
+    q = quantiles_from_cdf(np.stack(toot["cdf"].to_numpy()), edges, (lo, 0.5, hi))
+    toot[["q10", "q50", "q90"]] = q.to_numpy()
+    return model, res, toot.drop(columns="cdf")
 
 
+# -- evaluation -------------------------------------------------------------------------
 @dataclass
 class Evaluation:
+    """The out-of-time performance of the training procedure, pooled over the origins."""
+
     churn: dict[str, float]
     churn_uncalibrated: dict[str, float]
     lights: dict[str, float]
@@ -179,89 +366,104 @@ class Evaluation:
     timing_comparison: pd.DataFrame
     slices: pd.DataFrame
     test_predictions: pd.DataFrame = field(repr=False)
+    per_origin: pd.DataFrame = field(default_factory=pd.DataFrame)
+    family: str = "lightgbm"
+    family_scores: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
-def baseline_predictions(
-    history: History, folds: Folds, feats: list[str], cfg: Config
-) -> tuple[dict[str, np.ndarray], dict[str, pd.DataFrame]]:
-    """Recency, RFM logistic regression and BG/NBD on exactly the test rows."""
-    from ka_ml.modeling.baselines import BGNBDChurn, RecencyBaseline, RFMLogistic
+BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
 
-    test, train = folds.test, folds.train
-    y_tr = train["churn"].to_numpy()
-    churn: dict[str, np.ndarray] = {
-        "recency only": RecencyBaseline().fit(train, y_tr).predict_proba(test),
-        "RFM logistic regression": RFMLogistic().fit(train, y_tr).predict_proba(test),
-    }
-    bg_no = np.full(len(test), np.nan)
-    bg_within = {k: np.full(len(test), np.nan) for k in cfg.labels.purchase_windows}
-    for date in folds.split.test_dates:
-        idx = np.flatnonzero(test["as_of"].to_numpy() == np.datetime64(date))
-        ids = test["account_id"].to_numpy()[idx]
-        bg = BGNBDChurn().fit(history.orders, date)
-        bg_no[idx] = bg.predict_no_order(history.orders, date, cfg.labels.horizon_days, ids)
-        for k in cfg.labels.purchase_windows:
-            bg_within[k][idx] = bg.predict_purchase_within(history.orders, date, k, ids)
-    churn["BG/NBD"] = bg_no
-    timing = {
-        "BG/NBD": pd.DataFrame({f"p_purchase_{k}d": v for k, v in bg_within.items()}),
-    }
-    return churn, timing
+
+def per_origin_table(oot: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+    """ROC AUC, Brier and calibration in the large per origin, model beside baselines."""
+    rows = []
+    for date, idx in oot.groupby("as_of").indices.items():
+        y = oot["churn"].to_numpy(float)[idx]
+        for name, q in (
+            ("ka_ml churn model", p[idx]),
+            *((b, oot[b].to_numpy()[idx]) for b in BASELINES),
+        ):
+            ok = np.isfinite(q)
+            rows.append(
+                {
+                    "origin": str(pd.Timestamp(date).date()),
+                    "predictor": name,
+                    "rows": int(ok.sum()),
+                    "roc_auc": M.roc_auc(y[ok], q[ok]),
+                    "brier": M.brier(y[ok], q[ok]),
+                    "mean_p": float(np.mean(q[ok])),
+                    "churn_rate": float(np.mean(y[ok])),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def evaluate(
-    history: History,
     folds: Folds,
-    feats: list[str],
     churn: ChurnModel,
-    timing: TimingModel,
+    p: np.ndarray,
+    oot: pd.DataFrame,
+    toot: pd.DataFrame,
+    history: History,
     cfg: Config,
+    family_scores: dict[str, float],
 ) -> Evaluation:
-    """Models and baselines on the same out-of-time test rows."""
+    """The procedure's pooled out-of-time metrics beside the baselines on the same rows."""
     test = folds.test
     y = test["churn"].to_numpy(float)
-    p = churn.predict_proba(test[feats])
     windows = cfg.labels.purchase_windows
-    from ka_ml.modeling.predict import predict_frame
-
-    tpred = predict_frame(timing, "timing", test[feats].reset_index(drop=True), windows)
     d = test["days_to_next"].to_numpy(float)
     e = test["next_order_observed"].to_numpy(bool)
-    base_churn, base_timing = baseline_predictions(history, folds, feats, cfg)
-    groups = test["account_id"].to_numpy()
-    comparison = compare(y, p, base_churn, groups, seed=cfg.seed)
-    model_timing = timing_scores(tpred, d, e, windows)
-    # Every timing predictor is compared on the rows all of them can score.
-    common = np.ones(len(test), bool)
-    for bp in base_timing.values():
-        common &= np.isfinite(bp.to_numpy(float)).all(axis=1)
+    base_churn = {b: oot[b].to_numpy(float) for b in BASELINES}
+    comparison = compare(y, p, base_churn, _groups(test), seed=cfg.seed)
+    tpred = toot.drop(columns=["account_id", "as_of"])
+    bg_timing = bgnbd_within(history, folds, cfg)
+    common = np.isfinite(bg_timing.to_numpy(float)).all(axis=1)
     trows = [
         {
-            "predictor": "ka_ml timing model",
-            **timing_scores(tpred[common].reset_index(drop=True), d[common], e[common], windows),
+            "predictor": name,
+            **timing_scores(pr[common].reset_index(drop=True), d[common], e[common], windows),
         }
+        for name, pr in (("ka_ml timing model", tpred), ("BG/NBD", bg_timing))
     ]
-    for name, bp in base_timing.items():
-        trows.append(
-            {
-                "predictor": name,
-                **timing_scores(bp[common].reset_index(drop=True), d[common], e[common], windows),
-            }
-        )
     preds = (
         test[["account_id", "as_of", "churn"]].assign(churn_probability=p).reset_index(drop=True)
     )
     preds = pd.concat([preds, tpred.reset_index(drop=True)], axis=1)
+    cal = churn.calibrator_
     return Evaluation(
         churn=M.churn_metrics(y, p),
-        churn_uncalibrated=M.churn_metrics(y, churn.predict_uncalibrated(test[feats])),
+        churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
         lights=light_scores(y, p, cfg.health.red_threshold, cfg.health.yellow_threshold),
-        timing=model_timing,
+        timing=timing_scores(tpred, d, e, windows),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
         slices=_slices(test, y, p),
         test_predictions=preds,
+        per_origin=per_origin_table(oot, p),
+        family=churn.family_,
+        family_scores=family_scores,
+        calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
+        notes=[n for n in (folds.split.note,) if n],
     )
+
+
+def bgnbd_within(history: History, folds: Folds, cfg: Config) -> pd.DataFrame:
+    """BG/NBD's P(order within k days) on every origin's rows (fitted on orders before it)."""
+    from ka_ml.modeling.baselines import BGNBDChurn
+
+    test = folds.test
+    windows = cfg.labels.purchase_windows
+    out = {k: np.full(len(test), np.nan) for k in windows}
+    for o in folds.split.origins:
+        idx = np.flatnonzero(test["as_of"].to_numpy() == np.datetime64(o.date))
+        ids = test["account_id"].to_numpy()[idx]
+        bg = BGNBDChurn().fit(history.orders, o.date)
+        for k in windows:
+            out[k][idx] = bg.predict_purchase_within(history.orders, o.date, k, ids)
+    return pd.DataFrame({f"p_purchase_{k}d": v for k, v in out.items()})
 
 
 def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
@@ -303,6 +505,30 @@ class TrainReport:
     seconds: float
 
 
+def train_churn(
+    history: History,
+    folds: Folds,
+    feats: list[str],
+    cfg: Config,
+    progress: Progress,
+    on_trial: Callable[[str], Any],
+) -> tuple[ChurnModel, TuningResult, tuple[np.ndarray, pd.DataFrame, dict[str, float]]]:
+    """Tune, backtest every family on the origins, choose, calibrate, refit on everything."""
+    progress(f"tuning the churn model on {len(folds.split.origins)} rolling origins ...")
+    tuning = tune_churn(folds, feats, cfg, on_trial("churn"))
+    progress("backtesting the churn procedure and the baselines on every origin ...")
+    oot = backtest_churn(history, folds, feats, tuning.best_params, cfg)
+    family, scores = choose_family(oot)
+    progress(
+        "model family on the origins (pooled ROC AUC): "
+        + ", ".join(f"{f} {v:.4f}" for f, v in scores.items())
+        + f" -> {family}"
+    )
+    progress(f"refitting on all {len(folds.split.final_dates)} labelled snapshots ...")
+    churn, p = final_churn(folds, feats, tuning.best_params, family, oot, cfg)
+    return churn, tuning, (p, oot, scores)
+
+
 def run_training(
     history: History,
     cfg: Config,
@@ -334,6 +560,8 @@ def run_training(
     folds = make_folds(ts, cfg)
     definition = ",".join(sorted(ts["churn_definition"].dropna().unique()))
     progress(f"{len(ts)} snapshot rows, {len(feats)} features; split {folds.split.describe()}")
+    if folds.split.note:
+        progress(f"note: {folds.split.note}")
     check_labels(folds)  # before any MLflow run: a refused training leaves no trace
 
     def on_trial(name: str) -> Callable[[int, float | None, str], None]:
@@ -343,13 +571,11 @@ def run_training(
 
     with mlflow.start_run(run_name=f"train-{as_of.date()}") as run:
         log_inputs(known, cfg, as_of, feats, folds, definition)
-        progress("tuning the churn model (Optuna, time-based CV) ...")
-        churn, churn_tuning = fit_churn(folds, feats, cfg, on_trial("churn"))
+        churn, churn_tuning, ev_parts = train_churn(known, folds, feats, cfg, progress, on_trial)
         log_reference(churn, ts, feats, cfg)
-        progress("tuning the purchase-timing model ...")
-        timing, timing_tuning = fit_timing(folds, feats, cfg, on_trial("timing"))
-        progress("evaluating out of time against the baselines ...")
-        ev = evaluate(known, folds, feats, churn, timing, cfg)
+        progress("tuning, backtesting and fitting the purchase-timing model ...")
+        timing, timing_tuning, toot = fit_timing(ts, folds, feats, as_of, cfg, on_trial("timing"))
+        ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2])
         log_evaluation(ev, churn, timing, churn_tuning, timing_tuning, folds, feats)
         versions, decisions = promote(client, cfg, churn, timing, folds, feats, ev)
     return TrainReport(

@@ -22,19 +22,30 @@ from ka_ml.features.labels import churn_labels, timing_labels
 
 log = logging.getLogger("ka_ml.features")
 
-MIN_HISTORY_DAYS = 90  # the first snapshot needs this much order history behind it
+
+def snapshot_every(span_days: int, cfg: Config) -> int:
+    """The configured cadence, or one chosen from the history: whole weeks (7 to 28 days)
+    giving about ``features.target_snapshots`` snapshots over ``span_days``."""
+    if cfg.features.snapshot_every_days is not None:
+        return cfg.features.snapshot_every_days
+    weeks = int(np.ceil(max(span_days, 1) / (cfg.features.target_snapshots * 7)))
+    return 7 * min(max(weeks, 1), 4)
 
 
 def snapshot_dates(history: History, cfg: Config, as_of: pd.Timestamp) -> list[pd.Timestamp]:
-    """s_k = as_of - k x snapshot_every_days (k < max_snapshots), not before first order + 90d."""
+    """s_k = as_of - k x cadence (k < max_snapshots), none before the first order plus
+    ``features.min_history_days``."""
     as_of = pd.Timestamp(as_of).normalize()
     known = history.orders["order_date"]
     known = known[known < as_of]
     if known.empty:
         return []
-    earliest = pd.Timestamp(known.min()) + pd.Timedelta(days=MIN_HISTORY_DAYS)
-    every = pd.Timedelta(days=cfg.features.snapshot_every_days)
-    dates = [as_of - k * every for k in range(cfg.features.max_snapshots)]
+    earliest = pd.Timestamp(known.min()) + pd.Timedelta(days=cfg.features.min_history_days)
+    every = snapshot_every((as_of - earliest).days, cfg)
+    count = (as_of - earliest).days // every + 1
+    if cfg.features.max_snapshots is not None:
+        count = min(count, cfg.features.max_snapshots)
+    dates = [as_of - k * pd.Timedelta(days=every) for k in range(max(count, 0))]
     return sorted(d for d in dates if d >= earliest)
 
 

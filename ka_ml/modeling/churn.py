@@ -1,9 +1,11 @@
-"""The churn model: a LightGBM booster plus an out-of-time probability calibrator.
+"""The churn model: a LightGBM booster, optionally blended with a logistic model, plus a
+probability calibrator.
 
-The booster is fitted on the training snapshots with early stopping on a later, purged
-validation block; the calibrator (isotonic or Platt, whichever has the lower
-cross-validated Brier score on the calibration snapshots) is fitted on a later fold still,
-never on rows the booster saw. Predictions are calibrated P(churn within the horizon).
+The booster is fitted with early stopping on an account-grouped hold-out, then refitted
+on every training row; the optional logistic part (``ka_ml.modeling.linear``) is blended
+in log-odds with weight ``1 - blend_weight_``. Training chooses the family (trees, blend
+or logistic) and the calibration (none, Platt or isotonic) on rolling out-of-time origins
+(``ka_ml.train``); predictions are P(churn within the horizon).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ka_ml.modeling.lgb_utils import (
     category_levels,
     sigmoid,
 )
+from ka_ml.modeling.linear import LinearChurn
 
 
 def _check_two_classes(y: np.ndarray, where: str) -> None:
@@ -45,50 +48,95 @@ def _check_two_classes(y: np.ndarray, where: str) -> None:
 class Calibrator:
     """Maps raw booster margins to calibrated probabilities."""
 
-    method: Literal["isotonic", "sigmoid"] = "sigmoid"
+    method: Literal["none", "isotonic", "sigmoid"] = "sigmoid"
     model_: Any = None
     cv_brier_: dict[str, float] = field(default_factory=dict)
+    # cross-fitted probabilities of the chosen method on the rows it was chosen on
+    # (reported as the out-of-time estimate; dropped before the model is stored)
+    crossfit_: np.ndarray | None = field(default=None, repr=False)
 
     @staticmethod
     def _fit_one(method: str, margin: np.ndarray, y: np.ndarray) -> Any:
+        if method == "none":
+            return "none"
         if method == "isotonic":
             return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(margin, y)
         return LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y)
 
     @staticmethod
     def _apply(model: Any, margin: np.ndarray) -> np.ndarray:
+        if isinstance(model, str):  # "none": the model's own probability
+            return sigmoid(margin)
         if isinstance(model, IsotonicRegression):
             return np.clip(model.predict(margin), 1e-4, 1 - 1e-4)
         return model.predict_proba(margin.reshape(-1, 1))[:, 1]
 
     @classmethod
-    def choose(cls, margin: np.ndarray, y: np.ndarray, seed: int) -> Calibrator:
-        """Pick isotonic or Platt by 5-fold CV Brier on the calibration rows, then refit."""
+    def choose(
+        cls,
+        margin: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        groups: np.ndarray | None = None,
+        *,
+        min_gain: float = 1e-4,
+        max_auc_loss: float = 1e-3,
+    ) -> Calibrator:
+        """None, Platt or isotonic, by cross-fitted Brier on out-of-time predictions.
+
+        ``margin`` are log-odds the model gave rows it had not seen (the rolling origins).
+        Each method is fitted on K-1 folds of whole accounts and judged on the K-th. "none"
+        (the model's own probability) stays unless a method lowers the Brier score by more
+        than ``min_gain`` without lowering the cross-fitted ROC AUC by more than
+        ``max_auc_loss`` (isotonic steps create ties). Then it is refitted on every row.
+        """
+        from sklearn.model_selection import GroupKFold
+
+        from ka_ml.modeling import metrics as M
+
         _check_two_classes(y, "calibration")
         smaller = int(min(np.bincount(y.astype(int))))
-        if smaller < 2:
-            kind = "churner" if int(np.sum(y == 1)) == smaller else "non-churner"
-            raise ModelError(
-                f"The calibration rows contain a single {kind} ({len(y)} rows): too few to "
-                "choose and fit a calibration by cross-validation.",
-                "use a longer history or raise tuning.calibration_snapshots.",
+        n_splits = min(5, smaller)
+        if groups is not None:
+            n_splits = min(n_splits, len(np.unique(groups)))
+        if n_splits < 2:
+            return cls(method="none", model_="none", cv_brier_={})
+        folds = (
+            GroupKFold(n_splits=n_splits).split(margin, y, groups)
+            if groups is not None
+            else StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(
+                margin, y
             )
-        folds = StratifiedKFold(
-            n_splits=min(5, smaller),
-            shuffle=True,
-            random_state=seed,
         )
+        splits = list(folds)
         scores: dict[str, float] = {}
+        aucs: dict[str, float] = {}
+        for method in ("none", "sigmoid", "isotonic"):
+            p = cls.cross_fit(method, margin, y, splits)
+            scores[method] = float(np.mean((p - y) ** 2))
+            aucs[method] = M.roc_auc(y, p)
+        best: Literal["none", "isotonic", "sigmoid"] = "none"
         for method in ("sigmoid", "isotonic"):
-            errs = []
-            for tr, va in folds.split(margin, y):
-                m = cls._fit_one(method, margin[tr], y[tr])
-                errs.append(np.mean((cls._apply(m, margin[va]) - y[va]) ** 2))
-            scores[method] = float(np.mean(errs))
-        best: Literal["isotonic", "sigmoid"] = (
-            "isotonic" if scores["isotonic"] < scores["sigmoid"] else "sigmoid"
+            better = scores[method] < scores[best] - min_gain
+            if better and aucs[method] >= aucs["none"] - max_auc_loss:
+                best = method  # type: ignore[assignment]
+        out = cls(
+            method=best,
+            model_=cls._fit_one(best, margin, y),
+            cv_brier_=scores | {f"auc_{k}": v for k, v in aucs.items()},
         )
-        return cls(method=best, model_=cls._fit_one(best, margin, y), cv_brier_=scores)
+        out.crossfit_ = cls.cross_fit(best, margin, y, splits)
+        return out
+
+    @classmethod
+    def cross_fit(
+        cls, method: str, margin: np.ndarray, y: np.ndarray, splits: list[tuple[Any, Any]]
+    ) -> np.ndarray:
+        """Probabilities of ``method`` where each fold is calibrated on the others."""
+        p = np.empty(len(y))
+        for tr, va in splits:
+            p[va] = cls._apply(cls._fit_one(method, margin[tr], y[tr]), margin[va])
+        return p
 
     def transform(self, margin: np.ndarray) -> np.ndarray:
         if self.model_ is None:
@@ -107,6 +155,10 @@ class ChurnModel:
     booster_: lgb.Booster | None = None
     calibrator_: Calibrator | None = None
     best_iteration_: int = 0
+    # logistic part and the weight of the trees in the log-odds blend (1 = trees only)
+    linear_: LinearChurn | None = None
+    blend_weight_: float = 1.0
+    family_: str = "lightgbm"
     # training reference for input-drift checks (ka_ml.monitoring.drift), set by train
     reference_profile_: dict[str, Any] | None = None
 
@@ -140,6 +192,45 @@ class ChurnModel:
         self.best_iteration_ = int(self.booster_.best_iteration or rounds)
         return self
 
+    def fit_grouped(
+        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, holdout: float = 0.2
+    ) -> ChurnModel:
+        """Early stopping on a hold-out of whole accounts, then a refit on every row.
+
+        Rows of one account never sit on both sides of the hold-out, so the number of
+        trees is chosen on accounts the booster has not seen (not on their other snapshots).
+        """
+        from sklearn.model_selection import GroupShuffleSplit
+
+        y = np.asarray(y, dtype=float)
+        split = GroupShuffleSplit(n_splits=1, test_size=holdout, random_state=self.seed)
+        tr, va = next(split.split(X, y, groups))
+        if len(set(y[va])) < 2 or len(set(y[tr])) < 2:
+            return self.fit(X, y, num_boost_round=200)
+        rounds = self.fit(X.iloc[tr], y[tr], X_valid=X.iloc[va], y_valid=y[va]).best_iteration_
+        return self.fit(X, y, num_boost_round=max(rounds, 10))
+
+    def fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
+        """Fit the logistic part on the same rows (blended by ``set_family``)."""
+        self.linear_ = LinearChurn().fit(X[self.features_], np.asarray(y, int))
+        return self
+
+    def set_family(self, family: str) -> ChurnModel:
+        """``lightgbm`` (trees only), ``blend`` (equal log-odds weights) or ``logistic``."""
+        weights = {"lightgbm": 1.0, "blend": 0.5, "logistic": 0.0}
+        if family not in weights:
+            raise ModelError(f"Unknown model family {family!r}.", f"use one of {list(weights)}.")
+        if family != "lightgbm" and self.linear_ is None:
+            raise ModelError("The logistic part is not fitted.", "call fit_linear() first.")
+        self.family_, self.blend_weight_ = family, weights[family]
+        return self
+
+    def tree_margin(self, X: pd.DataFrame) -> np.ndarray:
+        b = self._check()
+        return np.asarray(
+            b.predict(self.aligned(X), raw_score=True, num_iteration=self.best_iteration_)
+        )
+
     def _check(self) -> lgb.Booster:
         if self.booster_ is None:
             raise ModelError("ChurnModel is not fitted.", "call fit() first.")
@@ -149,11 +240,12 @@ class ChurnModel:
         return align_frame(X, self.features_, self.categories_)
 
     def margin(self, X: pd.DataFrame) -> np.ndarray:
-        """Raw log-odds of the booster (what SHAP values add up to)."""
-        b = self._check()
-        return np.asarray(
-            b.predict(self.aligned(X), raw_score=True, num_iteration=self.best_iteration_)
-        )
+        """Log-odds of the model before calibration (what the contributions add up to)."""
+        w = self.blend_weight_
+        if self.linear_ is None or w >= 1.0:
+            return self.tree_margin(X)
+        linear = self.linear_.margin(X)
+        return linear if w <= 0.0 else w * self.tree_margin(X) + (1 - w) * linear
 
     def calibrate(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
         self.calibrator_ = Calibrator.choose(self.margin(X), np.asarray(y, float), self.seed)
@@ -168,10 +260,19 @@ class ChurnModel:
         return self.calibrator_.transform(m) if self.calibrator_ else sigmoid(m)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
-        """Exact TreeSHAP values in log-odds (n x (features + 1), last column = base value)."""
+        """Exact contributions in log-odds (n x (features + 1), last column = base value).
+
+        TreeSHAP for the trees, exact linear terms for the logistic part, weighted as in
+        the blend: every row adds up to :meth:`margin`.
+        """
+        w = self.blend_weight_
+        linear = None if self.linear_ is None or w >= 1.0 else self.linear_.contributions(X)
+        if linear is not None and w <= 0.0:
+            return linear
         b = self._check()
         out = b.predict(self.aligned(X), pred_contrib=True, num_iteration=self.best_iteration_)
-        return np.asarray(out)
+        trees = np.asarray(out)
+        return trees if linear is None else w * trees + (1 - w) * linear
 
     def feature_importance(self) -> pd.Series:
         b = self._check()

@@ -16,6 +16,8 @@ def predict_frame(model: Any, kind: str, X: pd.DataFrame, windows: list[int]) ->
 
         F = model.cdf(X)
         within = within_from_cdf(F, model.edges, windows, index=X.index)
-        q = quantiles_from_cdf(F, model.edges, (0.1, 0.5, 0.9), index=X.index)
+        lo, hi = getattr(model, "interval_levels_", (0.1, 0.9))
+        q = quantiles_from_cdf(F, model.edges, (lo, 0.5, hi), index=X.index)
+        q.columns = ["q10", "q50", "q90"]  # the 80% interval's edges, whatever levels give it
         return pd.concat([within, q], axis=1)
     raise ValueError(f"unknown model kind {kind!r}; expected 'churn' or 'timing'")

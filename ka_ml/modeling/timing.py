@@ -97,6 +97,9 @@ class TimingModel:
     categories_: dict[str, list[str]] = field(default_factory=dict)
     booster_: lgb.Booster | None = None
     best_iteration_: int = 0
+    # CDF levels of the reported "p10" / "p90" dates: (0.1, 0.9) unless training widened
+    # or narrowed them so the interval held 80% of next orders out of time (conformal)
+    interval_levels_: tuple[float, float] = (0.1, 0.9)
 
     @property
     def model_columns(self) -> list[str]:

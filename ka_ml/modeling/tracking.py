@@ -79,17 +79,29 @@ def log_inputs(
     mlflow.log_dict(resolved, "config/resolved_config.json")
     mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config/resolved_config.yaml")
     mlflow.log_dict({"features": feats}, "features/feature_list.json")
+    bt = folds.split
     mlflow.log_dict(
         {
-            k: [str(d.date()) for d in v]
-            for k, v in {
-                "train": folds.split.train_dates,
-                "calibration": folds.split.calibration_dates,
-                "test": folds.split.test_dates,
-            }.items()
+            "final_fit": [str(d.date()) for d in bt.final_dates],
+            "origins": {
+                str(o.date.date()): [str(d.date()) for d in o.train_dates] for o in bt.origins
+            },
+            "purge_days": bt.purge_days,
+            "note": bt.note,
         },
         "split/snapshot_dates.json",
     )
+    cadence = int(np.median(np.diff(sorted(bt.final_dates))).days) if len(bt.final_dates) > 1 else 0
+    mlflow.log_params(
+        {
+            "chosen.snapshot_every_days": cadence,
+            "chosen.purge_days": bt.purge_days,
+            "chosen.backtest_origins": len(bt.origins),
+            "chosen.labelled_snapshots": len(bt.final_dates),
+        }
+    )
+    if bt.note:
+        mlflow.set_tag("backtest_note", bt.note)
 
 
 def log_evaluation(
@@ -108,6 +120,17 @@ def log_evaluation(
     mlflow.log_metrics(_finite(ev.lights, "test_lights_"))
     mlflow.log_metrics(_finite(ev.timing, "test_timing_"))
     mlflow.log_metrics({"churn_cv_auc": ct.best_score, "timing_cv_loglik": tt.best_score})
+    mlflow.log_metrics({f"family_{k}_roc_auc": v for k, v in ev.family_scores.items()})
+    mlflow.log_metrics(
+        {f"calibration_cv_{k}": float(v) for k, v in ev.calibration.items() if k != "method"}
+    )
+    for _, r in ev.per_origin.iterrows():
+        key = f"origin_{r['origin']}_{'model' if r['predictor'] == 'ka_ml churn model' else r['predictor']}"
+        mlflow.log_metric(_metric_key(f"{key}_roc_auc"), float(r["roc_auc"]))
+    for _, r in ev.comparison.iterrows():
+        name = "model" if r["predictor"] == "ka_ml churn model" else r["predictor"]
+        for metric in ("roc_auc", "brier"):
+            mlflow.log_metric(_metric_key(f"test_{name}_{metric}"), float(r[metric]))
     mlflow.log_params(
         {f"churn_best.{k}": v for k, v in ct.best_params.items()}
         | {f"timing_best.{k}": v for k, v in tt.best_params.items()}
@@ -115,8 +138,11 @@ def log_evaluation(
             "churn_best.rounds": churn.best_iteration_,
             "timing_best.rounds": timing.best_iteration_,
             "churn_calibration": churn.calibrator_.method if churn.calibrator_ else "none",
+            "churn_family": ev.family,
+            "timing_interval_levels": str(tuple(round(x, 2) for x in timing.interval_levels_)),
         }
     )
+    mlflow.set_tag("churn_family", ev.family)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         tables = {
@@ -126,6 +152,7 @@ def log_evaluation(
             "tuning_churn_trials.csv": ct.trials,
             "tuning_timing_trials.csv": tt.trials,
             "test_predictions.csv": ev.test_predictions,
+            "per_origin_churn.csv": ev.per_origin,
             "feature_importance.csv": churn.feature_importance().rename("gain").to_frame(),
         }
         for name, df in tables.items():
@@ -140,6 +167,13 @@ def log_evaluation(
             plot_shap_summary(churn, folds.test[feats], d / "shap_summary.png"),
         ):
             mlflow.log_artifact(str(plot), "plots")
+
+
+def _metric_key(name: str) -> str:
+    """MLflow metric names allow letters, digits and _ - . / only."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-./]+", "_", name).strip("_")
 
 
 def plot_importance(model: ChurnModel, path: Path) -> Path:

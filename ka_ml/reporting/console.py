@@ -15,8 +15,10 @@ def _f(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def churn_table(df: pd.DataFrame) -> Table:
-    t = Table(title="Churn within the horizon (out-of-time test)", title_justify="left")
+def churn_table(
+    df: pd.DataFrame, title: str = "Churn within the horizon (out-of-time test)"
+) -> Table:
+    t = Table(title=title, title_justify="left")
     for c in ("predictor", "AUC", "PR AUC", "Brier", "ECE", "lift@10%", "model ΔAUC [95% CI]"):
         t.add_column(c, justify="left" if c == "predictor" else "right")
     for _, r in df.iterrows():
@@ -62,6 +64,53 @@ def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
     return t
 
 
+def origin_table(per_origin: pd.DataFrame) -> Table:
+    """Per test origin: the model's ROC AUC and Brier beside the best baseline's, and the
+    mean predicted probability beside the observed churn rate (calibration in the large)."""
+    t = Table(
+        title="Per test origin (each trained only on what was known before it)",
+        title_justify="left",
+    )
+    for c in (
+        "origin",
+        "rows",
+        "model AUC",
+        "best baseline AUC",
+        "model Brier",
+        "best baseline Brier",
+        "mean P",
+        "churn rate",
+    ):
+        t.add_column(c, justify="left" if c == "origin" else "right")
+    for origin, g in per_origin.groupby("origin", sort=False):
+        model = g[g["predictor"] == "ka_ml churn model"].iloc[0]
+        base = g[g["predictor"] != "ka_ml churn model"]
+        best_auc = base.loc[base["roc_auc"].idxmax()]
+        t.add_row(
+            str(origin),
+            f"{int(model['rows']):,}",
+            _f(model["roc_auc"]),
+            f"{_f(best_auc['roc_auc'])} ({best_auc['predictor']})",
+            _f(model["brier"], 4),
+            _f(float(base["brier"].min()), 4),
+            _f(model["mean_p"]),
+            _f(model["churn_rate"]),
+        )
+    return t
+
+
+def _choices(ev: Any) -> list[str]:
+    fam = ", ".join(f"{k} {v:.4f}" for k, v in ev.family_scores.items())
+    cal = ev.calibration
+    names = {"none": "none", "sigmoid": "Platt", "isotonic": "isotonic"}
+    briers = ", ".join(f"{names[k]} {cal[k]:.4f}" for k in names if k in cal)
+    return [
+        f"model family: [bold]{ev.family}[/] (pooled out-of-time ROC AUC: {fam})",
+        f"calibration: [bold]{names.get(cal.get('method', 'none'), cal.get('method'))}[/]"
+        + (f" (cross-fitted Brier: {briers})" if briers else ""),
+    ]
+
+
 def print_train_report(report: Any, out: Console) -> None:
     ev = report.evaluation
     windows = sorted(
@@ -74,7 +123,20 @@ def print_train_report(report: Any, out: Console) -> None:
         f"(churn definition: {report.churn_definition}; {report.seconds:.0f} s)"
     )
     out.print(f"snapshots: {report.split}")
-    out.print(churn_table(ev.comparison))
+    for note in ev.notes:
+        out.print(f"[yellow]note:[/] {note}")
+    n = ev.per_origin["origin"].nunique() if not ev.per_origin.empty else 0
+    out.print(
+        churn_table(
+            ev.comparison,
+            f"Churn within the horizon: the training procedure out of time, pooled over {n} "
+            "test origins (what the scores should achieve)",
+        )
+    )
+    if not ev.per_origin.empty:
+        out.print(origin_table(ev.per_origin))
+    for line in _choices(ev):
+        out.print(line)
     out.print(timing_table(ev.timing_comparison, windows))
     t = ev.timing
     acc = "; ".join(
