@@ -78,6 +78,9 @@ def test_units_format_as_a_manager_reads_them() -> None:
     assert format_value("share", 0.25) == "25%"
     assert format_value("slope", -0.05) == "-5%"
     assert format_value("ratio", 1.04) == "1.0 times"
+    assert [format_value("rate", v) for v in (0, 0.083, 0.5, 0.998, 1.34, 12.4)] == [
+        "0", "0.083", "0.5", "1.0", "1.3", "12",
+    ]  # fmt: skip
     assert format_value("flag", 0.0) == "no"
     with pytest.raises(ValueError, match="unknown unit"):
         format_value("furlongs", 1)  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ Unit = Literal[
     "change",  # relative change: -1 = fell to zero, +5 = rose 500% (the clip)
     "slope",  # relative change per month
     "ratio",  # x times something
+    "rate",  # things per month (orders a month): 2 significant digits below 1
     "number",  # a plain decimal number
     "score",  # a survey score
     "points",  # a signed difference of survey scores
@@ -44,6 +45,7 @@ Kind = Literal["num", "cat"]
 DEFAULT_WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
 TREND_DAYS = 90  # trends: last 90 days versus the 90 days before
 YEAR_DAYS = 365  # "year" features: last 365 days versus the 365 before
+MONTH_DAYS = YEAR_DAYS / 12  # one month (30.42 days) for every per-month rate
 ACTIVE_WEEKS = 26  # usage activity: share of the last 26 weeks with any usage
 CHANGE_CLIP = (-1.0, 5.0)  # relative changes are clipped to [-100%, +500%]
 ABC_CATEGORIES: tuple[str, ...] = ("A", "B", "C")
@@ -90,6 +92,10 @@ def format_value(unit: Unit, value: object) -> str:
         return f"{v * 100:+.0f}%"
     if unit == "ratio":
         return f"{v:.1f} times"
+    if unit == "rate":
+        if v == 0 or abs(v) >= 10:
+            return f"{v:,.0f}"
+        return f"{v:.1f}" if abs(v) >= 0.995 else f"{v:.2g}"
     if unit == "number":
         return f"{v:.2f}"
     if unit == "score":
