@@ -61,6 +61,19 @@ def test_every_feature_describes_a_typical_value_without_error() -> None:
         ("has_active_contract", 1.0, None, "Active contract: yes"),
         ("abc_tier", "A", None, "ABC tier A"),
         ("orders_45d", 2.0, None, "Orders in the last 45 days: 2"),
+        ("orders_per_month", 1.3, None, "Buys 1.3 times a month on average since the first order"),
+        ("orders_per_month", 0.083, None, "Buys 0.083 times a month on average since the first order"),
+        ("orders_per_month", math.nan, None, "No order on record"),
+        ("spend_per_month", 1234.4, None, "Spends 1,234 a month on average since the first order"),
+        ("recency_tenure_ratio", 0.2, {"recency_days": 80.0},
+         "No order for 80 days, 20% of the time since the first order"),
+        ("recency_tenure_ratio", 1.0, {},
+         "Time since the last order: 100% of the time since the first order"),
+        ("active_span_days", 412.0, None, "412 days between the first and the latest order"),
+        ("repeat_orders", 3.0, None, "Days with a repeat order after the first order day: 3"),
+        ("first_order_amount", 2500.0, None, "Spent 2,500 on the first order day"),
+        ("orders_lifetime", 14.0, None, "Orders over the whole relationship: 14"),
+        ("spend_lifetime", 98765.0, None, "Spend over the whole relationship: 98,765"),
     ],
 )  # fmt: skip
 def test_describe_says_the_accounts_own_value_in_plain_words(
@@ -78,6 +91,9 @@ def test_units_format_as_a_manager_reads_them() -> None:
     assert format_value("share", 0.25) == "25%"
     assert format_value("slope", -0.05) == "-5%"
     assert format_value("ratio", 1.04) == "1.0 times"
+    assert [format_value("rate", v) for v in (0, 0.083, 0.5, 0.998, 1.34, 12.4)] == [
+        "0", "0.083", "0.5", "1.0", "1.3", "12",
+    ]  # fmt: skip
     assert format_value("flag", 0.0) == "no"
     with pytest.raises(ValueError, match="unknown unit"):
         format_value("furlongs", 1)  # type: ignore[arg-type]

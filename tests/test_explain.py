@@ -158,6 +158,12 @@ def test_related_features_share_a_reason_group() -> None:
     }
     assert reason_group("recency_days") == reason_group("overdue_ratio") == "time since last order"
     assert reason_group("gap_median_days") == "purchase cycle"
+    assert reason_group("recency_tenure_ratio") == "time since last order"
+    lifetime = ("orders_lifetime", "spend_lifetime", "orders_per_month", "spend_per_month",
+                "repeat_orders", "active_span_days")  # fmt: skip
+    assert {reason_group(f) for f in lifetime} == {"buying history"}
+    assert reason_group("first_order_amount") == reason_group("aov_365d") == "order value"
+    assert reason_group("complaints_per_month_365d") == "complaints"
     assert reason_group("tenure_days") == "tenure_days"  # ungrouped features stand alone
 
 

@@ -32,6 +32,7 @@ from ka_ml.features.portfolio import (
 
 AS_OF = pd.Timestamp("2024-07-01")
 NAN = math.nan
+MONTH = 365 / 12  # the catalog's month, in days
 
 
 def d(age: int) -> pd.Timestamp:
@@ -141,6 +142,14 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "aov_365d": 140.0,  # 700 / 5
         "aov_change_365d": -0.3,  # (140 - 200) / 200; prior year 400 / 2
         "tenure_days": 1000,  # created 1000 days ago, before the first order (500)
+        "orders_lifetime": 7,  # o1..o7 (o4's two lines once, o8 after the as-of)
+        "spend_lifetime": 1100.0,  # 700 + 100 (age 500) + 300 (age 400)
+        "orders_per_month": 7 / (500 / MONTH),  # since the first order day (500), not created_at
+        "spend_per_month": 1100 / (500 / MONTH),
+        "repeat_orders": 5,  # 6 order days
+        "active_span_days": 480,  # 500 - 20
+        "recency_tenure_ratio": 20 / 500,
+        "first_order_amount": 100.0,
         "credit_share_365d": 50 / 750,  # gross 200+100+50+250+150
         "usage_weekly_90d": 30 / (90 / 7),  # 10 + 0 + 20
         "usage_trend_90d": (30 - 35) / 35,  # prior 90 d: 30 + 5
@@ -193,6 +202,14 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "aov_365d": 80.0,
         "aov_change_365d": NAN,  # no order the year before
         "tenure_days": 45,  # created_at after the as-of is ignored
+        "orders_lifetime": 1,
+        "spend_lifetime": 80.0,
+        "orders_per_month": 1 / (45 / MONTH),  # 45 days: more than the one-month floor
+        "spend_per_month": 80 / (45 / MONTH),
+        "repeat_orders": 0,
+        "active_span_days": 0,
+        "recency_tenure_ratio": 1.0,  # no order after the first order day
+        "first_order_amount": 80.0,
         "credit_share_365d": 0.0,
         "usage_weekly_90d": 0.0,
         "usage_trend_90d": 0.0,
@@ -245,6 +262,14 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "aov_365d": NAN,
         "aov_change_365d": NAN,
         "tenure_days": NAN,  # no order, no created_at
+        "orders_lifetime": 0,
+        "spend_lifetime": 0.0,
+        "orders_per_month": NAN,  # no first order: no rate
+        "spend_per_month": NAN,
+        "repeat_orders": NAN,
+        "active_span_days": NAN,
+        "recency_tenure_ratio": NAN,
+        "first_order_amount": NAN,
         "credit_share_365d": NAN,
         "usage_weekly_90d": 0.0,
         "usage_trend_90d": 0.0,
@@ -420,6 +445,98 @@ def test_window_features_follow_the_configured_windows() -> None:
     assert windowed == ["orders_7d", "orders_60d", "spend_7d", "spend_60d"]
     a1 = df.set_index("account_id").loc["A1"]
     assert (a1["orders_7d"], a1["orders_60d"], a1["spend_60d"]) == (0.0, 3.0, 350.0)
+
+
+# -- whole-history features ----------------------------------------------------------------
+def lifetime_history() -> History:
+    """Orders for the whole-history features; ages are days before AS_OF.
+
+    L1: nearly three years, beyond the two the windows reach; two orders on its first day
+    (one of them two lines) and a credit note. L2: a single order. L3: a credit on its first
+    order day. L4: two orders inside its first month. Rows on/after the as-of never count.
+    """
+    o = [
+        # account, age, amount, order_id
+        ("L1", 1000, 120.0, "a"),
+        ("L1", 1000, 80.0, "a"),  # second line of order a
+        ("L1", 1000, 40.0, "b"),  # another order the same day
+        ("L1", 800, 300.0, "c"),
+        ("L1", 300, 500.0, "d"),
+        ("L1", 30, -100.0, "e"),  # credit note: an order of its own, as in the windows
+        ("L1", 30, 200.0, "f"),
+        ("L1", 0, 999.0, "g"),  # on the as-of day: invisible
+        ("L1", -5, 999.0, "h"),  # after the as-of: invisible
+        ("L2", 10, 500.0, "x"),
+        ("L2", 0, 7.0, "y"),  # on the as-of day: invisible
+        ("L3", 200, -60.0, "r"),  # credit on the first order day
+        ("L3", 200, 260.0, "s"),
+        ("L3", 50, 100.0, "t"),
+        ("L4", 20, 100.0, "n1"),
+        ("L4", 5, 50.0, "n2"),
+    ]
+    rows = [
+        {"account_id": a, "order_date": d(age), "amount": amt, "order_id": oid}
+        for a, age, amt, oid in o
+    ]
+    return make_history(rows)
+
+
+LIFETIME: dict[str, dict[str, float]] = {
+    "L1": {
+        "orders_365d": 3,  # d, e, f: the window stops where the lifetime does not
+        "orders_lifetime": 6,  # a (two lines once), b, c, d, e, f
+        "spend_lifetime": 1140.0,  # 120 + 80 + 40 + 300 + 500 - 100 + 200
+        "orders_per_month": 6 / (1000 / MONTH),
+        "spend_per_month": 1140 / (1000 / MONTH),
+        "repeat_orders": 3,  # order days 1000, 800, 300, 30
+        "active_span_days": 970,  # 1000 - 30
+        "recency_tenure_ratio": 30 / 1000,
+        "first_order_amount": 240.0,  # every row of the first day: 120 + 80 + 40
+    },
+    "L2": {
+        "orders_lifetime": 1,
+        "spend_lifetime": 500.0,
+        "orders_per_month": 1.0,  # 10 days since the first order: counted as one month
+        "spend_per_month": 500.0,
+        "repeat_orders": 0,
+        "active_span_days": 0,
+        "recency_tenure_ratio": 1.0,
+        "first_order_amount": 500.0,
+    },
+    "L3": {
+        "orders_lifetime": 3,
+        "spend_lifetime": 300.0,
+        "orders_per_month": 3 / (200 / MONTH),
+        "spend_per_month": 300 / (200 / MONTH),
+        "repeat_orders": 1,
+        "active_span_days": 150,
+        "recency_tenure_ratio": 50 / 200,
+        "first_order_amount": 200.0,  # 260 - 60
+    },
+    "L4": {
+        "orders_lifetime": 2,
+        "spend_lifetime": 150.0,
+        "orders_per_month": 2.0,  # 20 days: one month
+        "spend_per_month": 150.0,
+        "repeat_orders": 1,
+        "active_span_days": 15,
+        "recency_tenure_ratio": 5 / 20,
+        "first_order_amount": 100.0,
+    },
+}
+
+
+@pytest.mark.parametrize("windows", [[30, 90, 180, 365], [7]])
+def test_whole_history_features_count_every_order_before_the_as_of(windows: list[int]) -> None:
+    df = build_features(lifetime_history(), AS_OF, config(features={"windows_days": windows}))
+    df = df.set_index("account_id")
+    assert df.index.tolist() == list(LIFETIME)
+    for account, expected in LIFETIME.items():
+        for name, value in expected.items():
+            if name == "orders_365d" and 365 not in windows:
+                continue
+            got = df.loc[account, name]
+            assert got == pytest.approx(value, rel=1e-12), (account, name, got)
 
 
 # -- portfolio rules -----------------------------------------------------------------------

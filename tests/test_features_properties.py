@@ -166,6 +166,46 @@ def test_rows_dated_on_or_after_the_as_of_never_change_the_features(
     pd.testing.assert_frame_equal(one, none)
 
 
+def lifetime_oracle(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The whole-history features straight from the rows before AS_OF, with pandas."""
+    o = pd.DataFrame(rows)
+    o = o[o["order_date"] < AS_OF]
+    g = o.groupby("account_id")
+    first, last = g["order_date"].min(), g["order_date"].max()
+    on_first = o[o["order_date"] == o["account_id"].map(first)]
+    since_first = (AS_OF - first).dt.days
+    months = since_first.clip(lower=365 / 12) / (365 / 12)
+    return pd.DataFrame(
+        {
+            "orders_lifetime": g["order_id"].nunique(),
+            "spend_lifetime": g["amount"].sum(),
+            "orders_per_month": g["order_id"].nunique() / months,
+            "spend_per_month": g["amount"].sum() / months,
+            "repeat_orders": g["order_date"].nunique() - 1,
+            "active_span_days": (last - first).dt.days,
+            "recency_tenure_ratio": (AS_OF - last).dt.days / since_first,
+            "first_order_amount": on_first.groupby("account_id")["amount"].sum(),
+        }
+    ).astype("float64")
+
+
+@SETTINGS
+@given(before=orders(past), after=orders(future))
+def test_whole_history_features_are_the_plain_totals_of_every_row_before_the_as_of(
+    before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> None:
+    # ages up to 800 days: beyond the two years the windows' bands reach
+    df = build_features(make_history(before + after), AS_OF, config()).set_index("account_id")
+    if df.empty:
+        return
+    want = lifetime_oracle(before).reindex(df.index.astype(object))
+    got = df[list(want.columns)]
+    pd.testing.assert_frame_equal(got, want, check_names=False, check_index_type=False, rtol=1e-9)
+    ratio = got["recency_tenure_ratio"]
+    assert ((ratio > 0) & (ratio <= 1)).all()  # every row here has an order before the as-of
+    assert (got["orders_lifetime"] >= df["orders_365d"]).all()
+
+
 # -- labels ----------------------------------------------------------------------------------
 inside = st.integers(-(H - 1), 0)  # ages of days in [AS_OF, AS_OF + H)
 outside = st.integers(-400, -H) | st.integers(1, 400)  # before the as-of or from its end on

@@ -8,7 +8,9 @@ asserts that ``build_features`` produces exactly :func:`features_for` in catalog
 
 Fixed windows by design (not config): trends compare the last 90 days with the 90 before,
 "year" features use the last 365 days against the 365 before, usage activity looks at the
-last 26 weeks. Only the order count/spend windows follow ``features.windows_days``.
+last 26 weeks. Only the order count/spend windows follow ``features.windows_days``. The
+whole-history order features (``orders_lifetime`` ... ``first_order_amount``) read every
+order row before the as-of, however old; their monthly rates use a month of 365/12 days.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ Unit = Literal[
     "change",  # relative change: -1 = fell to zero, +5 = rose 500% (the clip)
     "slope",  # relative change per month
     "ratio",  # x times something
+    "rate",  # things per month (orders a month): 2 significant digits below 1
     "number",  # a plain decimal number
     "score",  # a survey score
     "points",  # a signed difference of survey scores
@@ -44,6 +47,7 @@ Kind = Literal["num", "cat"]
 DEFAULT_WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
 TREND_DAYS = 90  # trends: last 90 days versus the 90 days before
 YEAR_DAYS = 365  # "year" features: last 365 days versus the 365 before
+MONTH_DAYS = YEAR_DAYS / 12  # one month (30.42 days) for every per-month rate
 ACTIVE_WEEKS = 26  # usage activity: share of the last 26 weeks with any usage
 CHANGE_CLIP = (-1.0, 5.0)  # relative changes are clipped to [-100%, +500%]
 ABC_CATEGORIES: tuple[str, ...] = ("A", "B", "C")
@@ -90,6 +94,10 @@ def format_value(unit: Unit, value: object) -> str:
         return f"{v * 100:+.0f}%"
     if unit == "ratio":
         return f"{v:.1f} times"
+    if unit == "rate":
+        if v == 0 or abs(v) >= 10:
+            return f"{v:,.0f}"
+        return f"{v:.1f}" if abs(v) >= 0.995 else f"{v:.2g}"
     if unit == "number":
         return f"{v:.2f}"
     if unit == "score":
@@ -374,6 +382,96 @@ _ORDER_SPECS_TAIL = (
         missing="Start of the relationship unknown",
         high_means="long-standing customer",
         low_means="new customer",
+    ),
+    # -- whole history: the same meaning at any tenure (no fixed window) ---------------------
+    FeatureSpec(
+        "orders_lifetime",
+        "orders",
+        "Number of orders over the whole known history before the as-of date (counted as in the windows: distinct order_id when given, else rows)",
+        "count",
+        "orders",
+        templates=("Orders over the whole relationship: {value}",),
+        high_means="a long buying history",
+        low_means="few orders so far",
+    ),
+    FeatureSpec(
+        "spend_lifetime",
+        "orders",
+        "Order amount summed over the whole known history before the as-of date (credits subtract)",
+        "currency",
+        "orders",
+        templates=("Spend over the whole relationship: {value}",),
+        high_means="a large customer over time",
+        low_means="little spend so far",
+    ),
+    FeatureSpec(
+        "orders_per_month",
+        "orders",
+        "Orders per month since the first order day, over the whole history (month = 365/12 days; at least one month is counted, so a brand-new account's rate does not explode)",
+        "rate",
+        "orders",
+        templates=("Buys {value} times a month on average since the first order",),
+        missing="No order on record",
+        high_means="buys often over the relationship",
+        low_means="buys rarely over the relationship",
+    ),
+    FeatureSpec(
+        "spend_per_month",
+        "orders",
+        "Spend per month since the first order day, over the whole history (month = 365/12 days; at least one month is counted; credits subtract)",
+        "currency",
+        "orders",
+        templates=("Spends {value} a month on average since the first order",),
+        missing="No order on record",
+        high_means="spends a lot per month over the relationship",
+        low_means="spends little per month over the relationship",
+    ),
+    FeatureSpec(
+        "repeat_orders",
+        "orders",
+        "Order days after the first one (BG/NBD's repeat frequency x; every dated row counts, credits too, as for recency and the gaps)",
+        "count",
+        "orders",
+        templates=("Days with a repeat order after the first order day: {value}",),
+        missing="No order on record",
+        high_means="a loyal repeat buyer",
+        low_means="bought once or rarely came back",
+    ),
+    FeatureSpec(
+        "active_span_days",
+        "orders",
+        "Days from the first to the last order day (BG/NBD's t_x; 0 with a single order day)",
+        "days",
+        "orders",
+        templates=("{value} between the first and the latest order",),
+        missing="No order on record",
+        high_means="has bought over a long span",
+        low_means="has bought over a short span only",
+    ),
+    FeatureSpec(
+        "recency_tenure_ratio",
+        "orders",
+        "Days since the last order divided by days since the first order (0..1; 1 = no order after the first order day)",
+        "share",
+        "orders",
+        templates=(
+            "No order for {recency_days}, {value} of the time since the first order",
+            "Time since the last order: {value} of the time since the first order",
+        ),
+        missing="No order on record",
+        high_means="quiet for much of the relationship",
+        low_means="still buying late in the relationship",
+    ),
+    FeatureSpec(
+        "first_order_amount",
+        "orders",
+        "Order amount of the first known order day (all that day's rows, credits subtract)",
+        "currency",
+        "orders",
+        templates=("Spent {value} on the first order day",),
+        missing="No order on record",
+        high_means="started with a large order",
+        low_means="started with a small order",
     ),
     FeatureSpec(
         "credit_share_365d",

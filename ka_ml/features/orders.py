@@ -1,4 +1,5 @@
-"""Order features: recency, windows, purchase rhythm (gaps), trends, breadth, order value.
+"""Order features: recency, windows, purchase rhythm (gaps), trends, breadth, order value,
+and whole-history totals and rates that mean the same at any tenure.
 
 Input: the encoded orders already cut to rows before the as-of day ``t`` (sorted by
 account code and day). Output: one float64 array per feature, aligned with the accounts.
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ka_ml.features import _np
-from ka_ml.features.catalog import TREND_DAYS, YEAR_DAYS
+from ka_ml.features.catalog import MONTH_DAYS, TREND_DAYS, YEAR_DAYS
 from ka_ml.features.encode import NO_DATE, Arrays
 
 MONTHS = 12
@@ -62,6 +63,10 @@ class Bands:
         if self.bounds[j_hi - 1] != hi or (lo > 1 and self.bounds[j_lo - 1] != lo - 1):
             raise ValueError(f"window {lo}..{hi} does not fall on band bounds")
         return sums[:, j_lo:j_hi].sum(axis=1)
+
+    def total(self, sums: np.ndarray) -> np.ndarray:
+        """Per-account total over every age, the overflow band beyond the last bound included."""
+        return sums.sum(axis=1)
 
 
 def order_features(
@@ -152,7 +157,48 @@ def order_features(
     gross = bands.window(bands.sums(np.clip(amount, 0, None)), 1, Y)
     credits = bands.window(bands.sums(-np.clip(amount, None, 0)), 1, Y)
     out["credit_share_365d"] = np.where(gross > 0, _np.ratio(credits, gross), np.nan)
+    out.update(lifetime_features(o, bands, ndays, first_day, last_day, t))
     return out
+
+
+def lifetime_features(
+    o: Arrays,
+    bands: Bands,
+    ndays: np.ndarray,
+    first_day: np.ndarray,
+    last_day: np.ndarray,
+    t: int,
+) -> dict[str, np.ndarray]:
+    """Whole-history order features: totals, monthly rates, BG/NBD's x and t_x, first order.
+
+    Every row of ``o`` counts, however old (the bands' overflow band included), so these
+    do not stop at the two years the windows reach. ``ndays``, ``first_day``, ``last_day``:
+    per account, its distinct order days and the first and last of them (NaN: no order).
+    Rates divide by the months since the first order day, at least one month.
+
+    "Whole" means the data's: for an account older than the data, its first order is the
+    data's first, so the totals, the span and the ratio's denominator grow with the
+    calendar rather than with the account's age; the monthly rates do not.
+    """
+    code, day, amount = o["code"], o["day"], o["amount"]
+    has = ndays > 0
+    orders = bands.total(bands.sums(o["new_order"], "orders"))
+    spend = bands.total(bands.sums(amount, "spend"))
+    since_first = t - first_day  # NaN without orders
+    months = np.maximum(since_first, MONTH_DAYS) / MONTH_DAYS
+    on_first = day == first_day[code]
+    return {
+        "orders_lifetime": orders,
+        "spend_lifetime": spend,
+        "orders_per_month": orders / months,
+        "spend_per_month": spend / months,
+        "repeat_orders": np.where(has, ndays - 1.0, np.nan),
+        "active_span_days": last_day - first_day,
+        "recency_tenure_ratio": (t - last_day) / since_first,
+        "first_order_amount": np.where(
+            has, _np.count(code[on_first], len(ndays), amount[on_first]), np.nan
+        ),
+    }
 
 
 def _median_per_account(gcode: np.ndarray, gap: np.ndarray, ngaps: np.ndarray) -> np.ndarray:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ka_ml.features import _np
-from ka_ml.features.catalog import TREND_DAYS, YEAR_DAYS
+from ka_ml.features.catalog import MONTH_DAYS, TREND_DAYS, YEAR_DAYS
 from ka_ml.features.encode import Arrays
-
-MONTH_DAYS = YEAR_DAYS / 12
 
 
 def ticket_features(

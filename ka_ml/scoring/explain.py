@@ -7,9 +7,10 @@ base value and its own margin: contributions in probability points then add up e
 (its churn probability - the portfolio base probability).
 
 Related features are grouped before ranking (the 30/90/180/365-day order counts are one
-"order volume" reason, the gap statistics one "purchase cycle" reason), so the top three
-reasons are three different things; the sentence comes from the group's strongest feature
-through the feature catalog, with the account's own values.
+"order volume" reason, the gap statistics one "purchase cycle" reason, the whole-history
+totals and rates one "buying history" reason), so the top three reasons are three
+different things; the sentence comes from the group's strongest feature through the
+feature catalog, with the account's own values.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ GROUPS: tuple[tuple[str, str], ...] = (
     (r"^orders_\d+d$|^orders_trend", "order volume"),
     (r"^spend_\d+d$|^spend_trend|^spend_slope", "spend"),
     (r"^gap_", "purchase cycle"),
-    (r"^recency_days$|^overdue_ratio$", "time since last order"),
+    (r"^recency_days$|^overdue_ratio$|^recency_tenure_ratio$", "time since last order"),
+    (r"^(orders|spend)_(lifetime|per_month)$|^repeat_orders$|^active_span_days$", "buying history"),
     (r"^products_", "product breadth"),
-    (r"^aov_", "order value"),
+    (r"^aov_|^first_order_amount$", "order value"),
     (r"^usage_", "product usage"),
     (r"^tickets_|^open_tickets$|^resolve_days|^severe_ticket", "support tickets"),
     (r"^complaints_|^open_critical", "complaints"),
