@@ -159,6 +159,7 @@ class Decision:
     promote: bool
     alias: str
     reason: str
+    warning: str = ""  # set when promoted although a secondary gate failed
 
 
 def promotion_decision(
@@ -170,26 +171,45 @@ def promotion_decision(
     higher_is_better: bool = True,
     ece: float | None = None,
     ece_ceiling: float | None = None,
+    beats_baselines: bool | None = None,
 ) -> Decision:
     """Promote only a candidate that is calibrated and beats the champion by the margin.
 
-    Both are measured on the same, current out-of-time test rows.
+    Both are measured on the same, current out-of-time test rows. One exception keeps a
+    user from being left without any model: when there is no comparable champion yet and
+    the candidate beats every baseline (``beats_baselines``), a failed calibration ceiling
+    (a secondary gate) does not hold it back; it becomes champion and the decision carries
+    a ``warning`` saying so. With a champion in place the ceiling always refuses.
     """
+    new = candidate.get(metric, float("nan"))
+    old = champion.get(metric, float("nan")) if champion is not None else float("nan")
+    first = not math.isfinite(old)  # no comparable champion yet
+    calibration = ""  # what failed the ceiling, when it is overridden
     if ece is not None and ece_ceiling is not None:
         if not math.isfinite(ece):
-            return Decision(False, CHALLENGER, "calibration error could not be measured")
-        if ece > ece_ceiling:
-            return Decision(
-                False,
-                CHALLENGER,
-                f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}",
-            )
-    new = candidate.get(metric, float("nan"))
+            failed = "calibration error could not be measured"
+            refusal = failed
+        elif ece > ece_ceiling:
+            failed = f"calibration error {ece:.3f} is above the ceiling {ece_ceiling:.3f}"
+            refusal = f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}"
+        else:
+            failed = refusal = ""
+        if failed and not (first and beats_baselines and math.isfinite(new)):
+            return Decision(False, CHALLENGER, refusal)
+        calibration = failed
     if not math.isfinite(new):
         return Decision(False, CHALLENGER, f"{metric} could not be measured on the test rows")
-    if champion is None or not math.isfinite(champion.get(metric, float("nan"))):
+    if first:
+        if calibration:
+            return Decision(
+                True,
+                CHAMPION,
+                f"no comparable champion yet and it beats every baseline ({metric} {new:.4f}): "
+                f"promoted although its {calibration} (warning)",
+                warning=f"promoted although its {calibration}: no comparable champion yet and "
+                "it beats every baseline",
+            )
         return Decision(True, CHAMPION, f"no comparable champion yet ({metric} {new:.4f})")
-    old = champion[metric]
     gain = (new - old) if higher_is_better else (old - new)
     # A tolerance keeps float noise (0.77 - 0.75 = 0.0200000001) from deciding.
     if gain > margin + 1e-9 or (margin == 0 and gain > 1e-12):
@@ -201,6 +221,53 @@ def promotion_decision(
         CHALLENGER,
         f"{metric} {new:.4f} does not beat the champion's {old:.4f} by the margin {margin}",
     )
+
+
+def beats_every_baseline(table: pd.DataFrame, model: str, metrics: dict[str, bool]) -> bool | None:
+    """Whether the ``model`` row of a comparison table (one row per ``predictor``, all on the
+    same test rows) strictly beats every other row on each of ``metrics`` (name -> higher is
+    better) that the other row measured. None when nothing could be compared."""
+    if "predictor" not in table.columns:
+        return None
+    rows = table.to_dict("records")
+    mine = [r for r in rows if r["predictor"] == model]
+    if len(mine) != 1:
+        return None
+    compared = False
+    for row in rows:
+        if row["predictor"] == model:
+            continue
+        for metric, higher in metrics.items():
+            theirs = float(row.get(metric, float("nan")))
+            if not math.isfinite(theirs):
+                continue
+            ours = float(mine[0].get(metric, float("nan")))
+            if not (ours > theirs if higher else ours < theirs):  # NaN ours: not beaten
+                return False
+            compared = True
+    return True if compared else None
+
+
+def baselines_beaten(
+    churn_comparison: pd.DataFrame, timing_comparison: pd.DataFrame, windows: list[int]
+) -> dict[str, bool]:
+    """For each model: does it beat every baseline on the out-of-time test rows?
+
+    Churn: ROC AUC and Brier score against recency, RFM logistic regression and BG/NBD.
+    Timing: AUC and Brier score of P(order within k days), every window, against BG/NBD.
+    Nothing to compare counts as not beating them.
+    """
+    timing_metrics = {f"p{k}_auc": True for k in windows} | {f"p{k}_brier": False for k in windows}
+    return {
+        "churn": bool(
+            beats_every_baseline(
+                churn_comparison, "ka_ml churn model", {"roc_auc": True, "brier": False}
+            )
+        ),
+        "timing": bool(
+            beats_every_baseline(timing_comparison, "ka_ml timing model", timing_metrics)
+        ),
+    }
 
 
 def _pyfunc_class() -> type:
