@@ -256,3 +256,27 @@ def test_promote_refuses_an_unknown_name_or_version_and_changes_nothing(
     assert all(e in text for e in expected), text
     assert "Traceback" not in res.output
     assert registry_state(store_copy) == before
+
+
+def test_without_a_champion_the_error_names_promote_and_promoting_by_hand_fixes_it(
+    store_copy: Config, tmp_path: Path
+) -> None:
+    from ka_ml.errors import NoChampionError
+    from ka_ml.modeling import registry
+
+    name = store_copy.mlflow.churn_model_name
+    client = registry.connect(store_copy)
+    client.delete_registered_model_alias(name, registry.CHAMPION)
+    with pytest.raises(NoChampionError) as err:
+        registry.load_champion(client, name, "churn")
+    assert f"`ka-ml promote {name} VERSION`" in err.value.remedy
+    assert "`ka-ml models`" in err.value.remedy and "`ka-ml train`" in err.value.remedy
+
+    new = aliases(store_copy, name)["challenger"]
+    config = str(write_config(store_copy, tmp_path / "c.yaml"))
+    res = runner.invoke(app, ["promote", name, new, "--config", config])
+    assert res.exit_code == 0, res.output
+    assert "(the previous champion: there was none)" in flat(res.output)
+    assert aliases(store_copy, name) == {"champion": new}  # not champion and challenger at once
+    assert client.get_model_version(name, new).tags["previous_champion"] == "none"
+    assert registry.load_champion(client, name, "churn")[1] == new

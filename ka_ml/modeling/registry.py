@@ -349,8 +349,9 @@ def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
         raise NoChampionError(
             f"No {what} model carries the 'champion' alias in the registry '{name}' at "
             f"{_current_uri()}.",
-            "train one first with `make train` (or `ka-ml train`), or point "
-            "MLFLOW_TRACKING_URI at the registry that holds it.",
+            "train one first with `make train` (or `ka-ml train`); or, when versions are "
+            f"registered (`ka-ml models` lists them), promote one by hand with `ka-ml promote "
+            f"{name} VERSION`; or point MLFLOW_TRACKING_URI at the registry that holds it.",
         )
     return load_version(name, str(mv.version)), str(mv.version)
 
