@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported (stack notes)
 
@@ -20,6 +20,9 @@ from rich.console import Console
 
 from ka_ml.config import Config, load_config
 from ka_ml.errors import KaMlError
+
+if TYPE_CHECKING:
+    from ka_ml.modeling.registry import VersionInfo
 
 app = typer.Typer(
     add_completion=False,
@@ -414,6 +417,102 @@ def backtest(
                 shown.print(f"  {key.replace('_', ' '):<22} {value:.3f}")
         colour = "red" if res.details["recommendation"]["retrain"] else "green"
         shown.print(f"[{colour}]{res.details['recommendation']['message']}[/]", soft_wrap=True)
+
+    _run(debug, go)
+
+
+@app.command()
+def models(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """List the registered versions of both models: aliases, creation time, run, test metrics."""
+
+    def go() -> None:
+        from ka_ml.modeling import registry
+
+        cfg = load_config(config)
+        client = registry.connect(cfg)
+        _print_models(registry.list_versions(client, cfg), cfg)
+
+    _run(debug, go)
+
+
+def _print_models(versions: list[VersionInfo], cfg: Config) -> None:
+    from rich.table import Table
+
+    from ka_ml.modeling import registry
+
+    out = Console()
+    names = " and ".join(f"'{n}'" for n in registry.model_kinds(cfg))
+    where = registry.tracking_uri(cfg)
+    if not versions:
+        out.print(
+            f"No models are registered yet ({names} in {where}). Train them with "
+            "`ka-ml train` (or `make train`); `ka-ml models` then lists their versions.",
+            soft_wrap=True,
+        )
+        return
+    table = Table("model", "version", "aliases", "created (UTC)", "run id", "test metrics")
+    for v in versions:
+        metrics = registry.key_metrics(v.kind, v.metrics)
+        aliases = ", ".join(
+            f"[bold green]{a}[/]" if a == registry.CHAMPION else a for a in v.aliases
+        )
+        table.add_row(
+            v.name,
+            v.version,
+            aliases or "-",
+            v.created.strftime("%Y-%m-%d %H:%M") if v.created else "-",
+            v.run_id or "-",
+            "  ".join(f"{k} {val:.3f}" for k, val in metrics.items()) or "-",
+        )
+    out.print(table)
+    for name in registry.model_kinds(cfg):
+        if not any(v.name == name for v in versions):
+            out.print(f"no versions of '{name}' yet: train with `ka-ml train`", soft_wrap=True)
+    out.print(
+        "`ka-ml score` uses the champions; promote another version by hand with "
+        "`ka-ml promote NAME VERSION`.",
+        soft_wrap=True,
+    )
+
+
+@app.command("promote")
+def promote_cmd(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="registered model name (see `ka-ml models`)")
+    ],
+    version: Annotated[
+        str, typer.Argument(metavar="VERSION", help="version number to make champion, e.g. 3")
+    ],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="why, stored with the promotion in MLflow")
+    ] = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Make VERSION of model NAME the champion by hand; the old champion becomes challenger."""
+
+    def go() -> None:
+        from ka_ml.modeling import registry
+
+        cfg = load_config(config)
+        client = registry.connect(cfg)
+        done = registry.promote_by_hand(client, cfg, name, version, reason=reason or "")
+        out = Console()
+        if not done.changed:
+            out.print(f"{done.name} v{done.version} is already the champion; nothing changed.")
+            return
+        was = f"v{done.previous} is now challenger" if done.previous else "there was none"
+        out.print(
+            f"{done.name} v{done.version} is now the champion (the previous champion: {was}). "
+            f"Recorded in MLflow as run promote-{done.name}-v{done.version} ({done.run_id}).",
+            soft_wrap=True,
+        )
+        if done.name not in registry.model_kinds(cfg):
+            out.print(
+                f"  [yellow]warning[/]: the config scores "
+                f"{' and '.join(registry.model_kinds(cfg))}, not '{done.name}'.",
+                soft_wrap=True,
+            )
 
     _run(debug, go)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import isolated, registry_state, small_config, write_config
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
+from ka_ml.config import Config
 
 runner = CliRunner()
 
@@ -93,3 +96,187 @@ def test_an_unknown_config_key_is_rejected(tmp_path: Path) -> None:
     res = runner.invoke(app, ["validate", "--config", str(cfg)])
     assert res.exit_code == 2
     assert "horizon_dayz" in res.output
+
+
+# -- the registry by hand: `ka-ml models`, `ka-ml promote` -------------------------------
+
+WIDE = {"COLUMNS": "220"}  # rich tables wrap to the terminal width
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def table_rows(output: str, name: str) -> list[list[str]]:
+    """The cells of the rows of the `ka-ml models` table that belong to model ``name``."""
+    rows = [[c.strip() for c in line.strip().strip("│").split("│")] for line in output.splitlines()]
+    return [r for r in rows if r[0] == name]
+
+
+@pytest.fixture
+def store_copy(trained: Any, tmp_path: Path, mlflow_state: None) -> Config:
+    """A copy of the session's trained store, so promoting here leaves its champions alone.
+
+    The churn model gets a non-champion version when the copy has only the champion
+    (registered from the champion's own artifacts, as a retrain's `challenger` would be).
+    """
+    from ka_ml.modeling import registry
+
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(Path(trained.cfg.paths.models) / "mlflow.db", db)
+    mlflow = trained.cfg.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{db}"})
+    cfg = isolated(trained.cfg, tmp_path).model_copy(update={"mlflow": mlflow})
+    client = registry.connect(cfg)
+    name = cfg.mlflow.churn_model_name
+    versions = client.search_model_versions(f"name='{name}'")
+    if len(versions) == 1:
+        one = versions[0]
+        two = client.create_model_version(name, one.source, run_id=one.run_id)
+        client.set_registered_model_alias(name, registry.CHALLENGER, two.version)
+    return cfg
+
+
+def aliases(cfg: Config, name: str) -> dict[str, str]:
+    from ka_ml.modeling import registry
+
+    found = registry.connect(cfg).get_registered_model(name).aliases
+    return {alias: str(version) for alias, version in found.items()}
+
+
+def test_models_lists_every_version_with_aliases_run_and_test_metrics(
+    trained: Any, tmp_path: Path, mlflow_state: None
+) -> None:
+    cfg = isolated(trained.cfg, tmp_path)
+    res = runner.invoke(
+        app, ["models", "--config", str(write_config(cfg, tmp_path / "c.yaml"))], env=WIDE
+    )
+    assert res.exit_code == 0, res.output
+    ev, run_id = trained.report.evaluation, trained.report.run_id
+    for name, shown in (
+        (cfg.mlflow.churn_model_name, [
+            f"roc_auc {ev.churn['roc_auc']:.3f}", f"brier {ev.churn['brier']:.3f}",
+            f"ece {ev.churn['ece']:.3f}",
+        ]),
+        (cfg.mlflow.timing_model_name, [
+            f"concordance {ev.timing['concordance']:.3f}",
+            f"p10_p90_coverage {ev.timing['p10_p90_coverage']:.3f}",
+        ]),
+    ):  # fmt: skip
+        row = next(r for r in table_rows(res.output, name) if r[1] == "1")
+        assert row[2] == "champion" and row[4] == run_id  # version 1: the session's training
+        assert pd.Timestamp(row[3]).date() <= pd.Timestamp.now(tz="UTC").date()
+        assert row[5] == "  ".join(shown)
+    assert "ka-ml promote NAME VERSION" in flat(res.output)
+
+
+def test_models_on_an_empty_registry_says_so_and_how_to_train(
+    tmp_path: Path, mlflow_state: None
+) -> None:
+    config = write_config(small_config(tmp_path), tmp_path / "c.yaml")
+    res = runner.invoke(app, ["models", "--config", str(config)], env=WIDE)
+    assert res.exit_code == 0, res.output
+    text = flat(res.output)
+    assert "No models are registered yet ('ka_ml_churn' and 'ka_ml_timing'" in text
+    assert "`ka-ml train`" in text
+
+
+def test_promote_moves_the_champion_by_hand_and_records_it_in_mlflow(
+    store_copy: Config, tmp_path: Path
+) -> None:
+    from ka_ml.modeling import registry
+
+    cfg, name = store_copy, store_copy.mlflow.churn_model_name
+    timing_before = aliases(cfg, cfg.mlflow.timing_model_name)
+    before = aliases(cfg, name)
+    old, new = before["champion"], before["challenger"]
+    config = str(write_config(cfg, tmp_path / "c.yaml"))
+    res = runner.invoke(
+        app, ["promote", name, f"v{new}", "--reason", "reviewed by hand", "--config", config]
+    )
+    assert res.exit_code == 0, res.output
+    assert f"{name} v{new} is now the champion" in flat(res.output)
+    assert f"v{old} is now challenger" in flat(res.output)
+
+    assert aliases(cfg, name) == {"champion": new, "challenger": old}
+    assert aliases(cfg, cfg.mlflow.timing_model_name) == timing_before
+    client = registry.connect(cfg)
+    tags = client.get_model_version(name, new).tags
+    assert tags["promoted_by_hand"] == "true"
+    assert tags["previous_champion"] == old
+    assert tags["promotion_reason"] == "reviewed by hand"
+    assert pd.Timestamp(tags["promoted_at"]).tzinfo is not None
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    [run] = client.search_runs(
+        [exp.experiment_id], f"tags.`mlflow.runName` = 'promote-{name}-v{new}'"
+    )
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["previous_champion"] == old and run.data.tags["version"] == new
+    assert run.data.tags["reason"] == "reviewed by hand" and run.data.tags["promoted_by"]
+    # what the scorer loads now
+    _, loaded = registry.load_champion(client, name, "churn")
+    assert loaded == new
+
+    shown = runner.invoke(app, ["models", "--config", config], env=WIDE)
+    rows = {r[1]: r[2] for r in table_rows(shown.output, name)}
+    assert rows[new] == "champion" and rows[old] == "challenger", rows
+
+
+def test_promoting_the_champion_again_changes_nothing(store_copy: Config, tmp_path: Path) -> None:
+    name = store_copy.mlflow.churn_model_name
+    champion = aliases(store_copy, name)["champion"]
+    before = registry_state(store_copy)
+    config = str(write_config(store_copy, tmp_path / "c.yaml"))
+    res = runner.invoke(app, ["promote", name, champion, "--config", config])
+    assert res.exit_code == 0, res.output
+    assert "already the champion; nothing changed" in flat(res.output)
+    assert registry_state(store_copy) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["ka_ml_chrun", "1"], ["'ka_ml_chrun' is not a registered model",
+                                 "registered models: ka_ml_churn, ka_ml_timing",
+                                 "Fix:", "`ka-ml models`"]),
+        (["ka_ml_churn", "99"], ["Model 'ka_ml_churn' has no version '99' (its versions: 1, 2",
+                                 "Fix:", "`ka-ml models` lists the versions"]),
+        (["ka_ml_churn", "latest"], ["has no version 'latest'"]),
+    ],
+    ids=["unknown-name", "unknown-version", "not-a-number"],
+)  # fmt: skip
+def test_promote_refuses_an_unknown_name_or_version_and_changes_nothing(
+    store_copy: Config, tmp_path: Path, args: list[str], expected: list[str]
+) -> None:
+    before = registry_state(store_copy)
+    config = str(write_config(store_copy, tmp_path / "c.yaml"))
+    res = runner.invoke(app, ["promote", *args, "--config", config])
+    assert res.exit_code == 2, res.output
+    text = flat(res.output)
+    assert all(e in text for e in expected), text
+    assert "Traceback" not in res.output
+    assert registry_state(store_copy) == before
+
+
+def test_without_a_champion_the_error_names_promote_and_promoting_by_hand_fixes_it(
+    store_copy: Config, tmp_path: Path
+) -> None:
+    from ka_ml.errors import NoChampionError
+    from ka_ml.modeling import registry
+
+    name = store_copy.mlflow.churn_model_name
+    client = registry.connect(store_copy)
+    client.delete_registered_model_alias(name, registry.CHAMPION)
+    with pytest.raises(NoChampionError) as err:
+        registry.load_champion(client, name, "churn")
+    assert f"`ka-ml promote {name} VERSION`" in err.value.remedy
+    assert "`ka-ml models`" in err.value.remedy and "`ka-ml train`" in err.value.remedy
+
+    new = aliases(store_copy, name)["challenger"]
+    config = str(write_config(store_copy, tmp_path / "c.yaml"))
+    res = runner.invoke(app, ["promote", name, new, "--config", config])
+    assert res.exit_code == 0, res.output
+    assert "(the previous champion: there was none)" in flat(res.output)
+    assert aliases(store_copy, name) == {"champion": new}  # not champion and challenger at once
+    assert client.get_model_version(name, new).tags["previous_champion"] == "none"
+    assert registry.load_champion(client, name, "churn")[1] == new

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import small_config
 
-from ka_ml.modeling.registry import CHALLENGER, CHAMPION, promotion_decision
+from ka_ml.modeling.registry import (
+    CHALLENGER,
+    CHAMPION,
+    Decision,
+    baselines_beaten,
+    beats_every_baseline,
+    promotion_decision,
+)
 from ka_ml.train import TrainReport
 
 
@@ -82,6 +92,120 @@ def test_lower_is_better_metrics_compare_the_other_way(new: float, promote: bool
     assert d.alias == (CHAMPION if promote else CHALLENGER)
 
 
+# -- the first champion: beating every baseline outranks the calibration ceiling --------
+def _gate(champion: dict[str, float] | None, ece: float, beats: bool | None) -> Decision:
+    return promotion_decision(
+        {"roc_auc": 0.81},
+        champion,
+        metric="roc_auc",
+        margin=0.0,
+        ece=ece,
+        ece_ceiling=0.05,
+        beats_baselines=beats,
+    )
+
+
+@pytest.mark.parametrize("champion", [None, {}, {"roc_auc": math.nan}], ids=str)
+def test_a_first_model_beating_every_baseline_is_champion_despite_the_ceiling_with_a_warning(
+    champion: dict[str, float] | None,
+) -> None:
+    d = _gate(champion, ece=0.054, beats=True)
+    assert d.promote and d.alias == CHAMPION
+    assert d.reason == (
+        "no comparable champion yet and it beats every baseline (roc_auc 0.8100): promoted "
+        "although its calibration error 0.054 is above the ceiling 0.050 (warning)"
+    )
+    assert "calibration error 0.054 is above the ceiling 0.050" in d.warning
+    assert "beats every baseline" in d.warning
+
+
+@pytest.mark.parametrize("beats", [False, None], ids=["does-not-beat", "not-known"])
+def test_a_first_model_not_beating_the_baselines_still_needs_the_ceiling(
+    beats: bool | None,
+) -> None:
+    d = _gate(None, ece=0.054, beats=beats)
+    assert not d.promote and d.alias == CHALLENGER
+    assert d.reason == "calibration error 0.054 above the ceiling 0.050"
+    assert d.warning == ""
+
+
+def test_with_a_champion_the_ceiling_still_refuses_a_better_model_that_beats_the_baselines() -> (
+    None
+):
+    d = _gate({"roc_auc": 0.70}, ece=0.054, beats=True)
+    assert not d.promote and d.alias == CHALLENGER
+    assert d.reason == "calibration error 0.054 above the ceiling 0.050"
+    assert d.warning == ""
+
+
+def test_a_first_model_under_the_ceiling_is_promoted_without_a_warning() -> None:
+    d = _gate(None, ece=0.02, beats=True)
+    assert d.promote and d.reason == "no comparable champion yet (roc_auc 0.8100)"
+    assert d.warning == ""
+
+
+@pytest.mark.parametrize(("beats", "promote"), [(True, True), (False, False)])
+def test_an_unmeasurable_calibration_error_follows_the_same_first_champion_rule(
+    beats: bool, promote: bool
+) -> None:
+    d = _gate(None, ece=math.nan, beats=beats)
+    assert d.promote is promote
+    if promote:
+        assert "calibration error could not be measured" in d.warning
+    else:
+        assert d.reason == "calibration error could not be measured" and d.warning == ""
+
+
+def test_beating_the_baselines_does_not_excuse_an_unmeasured_main_metric() -> None:
+    d = promotion_decision(
+        {"roc_auc": math.nan}, None, metric="roc_auc", margin=0.0, ece=0.09, ece_ceiling=0.05,
+        beats_baselines=True,
+    )  # fmt: skip
+    assert not d.promote and d.alias == CHALLENGER and d.warning == ""
+
+
+def _table(*rows: tuple[str, float, float]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["predictor", "roc_auc", "brier"])
+
+
+HIGHER_AUC_LOWER_BRIER = {"roc_auc": True, "brier": False}
+
+
+@pytest.mark.parametrize(
+    ("baselines", "expected"),
+    [
+        ([("recency", 0.70, 0.09), ("BG/NBD", 0.75, 0.07)], True),
+        ([("recency", 0.70, 0.09), ("BG/NBD", 0.80, 0.07)], False),  # ties on AUC
+        ([("recency", 0.70, 0.09), ("BG/NBD", 0.75, 0.05)], False),  # better Brier
+        ([("recency", 0.70, 0.09), ("BG/NBD", math.nan, math.nan)], True),  # not measured
+        ([("BG/NBD", math.nan, math.nan)], None),  # nothing to compare
+        ([], None),
+    ],
+    ids=["beats-all", "ties-one", "loses-on-brier", "skips-unmeasured", "nothing", "none"],
+)
+def test_beating_every_baseline_means_strictly_better_on_every_metric_against_each(
+    baselines: list[tuple[str, float, float]], expected: bool | None
+) -> None:
+    table = _table(("ka_ml churn model", 0.80, 0.06), *baselines)
+    assert beats_every_baseline(table, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER) is expected
+
+
+def test_an_unmeasured_model_beats_no_baseline() -> None:
+    table = _table(("ka_ml churn model", math.nan, 0.06), ("recency", 0.70, 0.09))
+    assert beats_every_baseline(table, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER) is False
+
+
+def test_the_session_models_beat_their_baselines_on_the_comparison_tables(trained: Any) -> None:
+    ev = trained.report.evaluation
+    windows = trained.cfg.labels.purchase_windows
+    assert baselines_beaten(ev.comparison, ev.timing_comparison, windows) == {
+        "churn": True,
+        "timing": True,
+    }
+    worse = ev.comparison.assign(roc_auc=ev.comparison["roc_auc"][::-1].to_numpy())
+    assert baselines_beaten(worse, ev.timing_comparison, windows)["churn"] is False
+
+
 # -- integration: the session's training run, then a retrain on unchanged data ----------
 @pytest.fixture(scope="module")
 def retrained(trained: Any) -> TrainReport:
@@ -132,3 +256,36 @@ def test_retraining_keeps_the_champion_and_registers_a_challenger(
     for name in (trained.cfg.mlflow.churn_model_name, trained.cfg.mlflow.timing_model_name):
         assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
         assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == "2"
+
+
+def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_and_warns(
+    trained: Any, tmp_path: Path, mlflow_state: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13.9: a first ``ka-ml train`` must not leave the user without a model."""
+    from mlflow.tracking import MlflowClient
+
+    from ka_ml.train import run_training
+
+    cfg = small_config(
+        tmp_path,
+        mlflow={"calibration_ceiling": 1e-6},  # no model is that well calibrated
+        tuning={"n_trials": 1, "timeout_seconds": 60, "n_folds": 2},
+    )
+    with caplog.at_level(logging.WARNING, logger="ka_ml.tracking"):
+        report = run_training(trained.history, cfg, trained.report.as_of, progress=lambda s: None)
+    churn = report.decisions["churn"]
+    assert churn.startswith(
+        "v1 -> champion: no comparable champion yet and it beats every baseline"
+    )
+    assert "above the ceiling 0.000 (warning)" in churn
+    assert report.decisions["timing"].startswith("v1 -> champion: no comparable champion yet")
+
+    client = MlflowClient(tracking_uri=report.tracking_uri, registry_uri=report.tracking_uri)
+    tags = client.get_run(report.run_id).data.tags
+    assert "promoted although its calibration error" in tags["warning_churn"]
+    assert "warning_timing" not in tags
+    for name in (cfg.mlflow.churn_model_name, cfg.mlflow.timing_model_name):
+        assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{cfg.mlflow.churn_model_name} v1 -> champion: {tags['warning_churn']}"
+    ]

@@ -10,6 +10,7 @@ Models are registered as pyfunc models wrapping our own classes (a logged
 from __future__ import annotations
 
 import contextlib
+import getpass
 import io
 import logging
 import math
@@ -17,7 +18,8 @@ import os
 import sqlite3
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,7 @@ class Decision:
     promote: bool
     alias: str
     reason: str
+    warning: str = ""  # set when promoted although a secondary gate failed
 
 
 def promotion_decision(
@@ -170,26 +173,45 @@ def promotion_decision(
     higher_is_better: bool = True,
     ece: float | None = None,
     ece_ceiling: float | None = None,
+    beats_baselines: bool | None = None,
 ) -> Decision:
     """Promote only a candidate that is calibrated and beats the champion by the margin.
 
-    Both are measured on the same, current out-of-time test rows.
+    Both are measured on the same, current out-of-time test rows. One exception keeps a
+    user from being left without any model: when there is no comparable champion yet and
+    the candidate beats every baseline (``beats_baselines``), a failed calibration ceiling
+    (a secondary gate) does not hold it back; it becomes champion and the decision carries
+    a ``warning`` saying so. With a champion in place the ceiling always refuses.
     """
+    new = candidate.get(metric, float("nan"))
+    old = champion.get(metric, float("nan")) if champion is not None else float("nan")
+    first = not math.isfinite(old)  # no comparable champion yet
+    calibration = ""  # what failed the ceiling, when it is overridden
     if ece is not None and ece_ceiling is not None:
         if not math.isfinite(ece):
-            return Decision(False, CHALLENGER, "calibration error could not be measured")
-        if ece > ece_ceiling:
-            return Decision(
-                False,
-                CHALLENGER,
-                f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}",
-            )
-    new = candidate.get(metric, float("nan"))
+            failed = "calibration error could not be measured"
+            refusal = failed
+        elif ece > ece_ceiling:
+            failed = f"calibration error {ece:.3f} is above the ceiling {ece_ceiling:.3f}"
+            refusal = f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}"
+        else:
+            failed = refusal = ""
+        if failed and not (first and beats_baselines and math.isfinite(new)):
+            return Decision(False, CHALLENGER, refusal)
+        calibration = failed
     if not math.isfinite(new):
         return Decision(False, CHALLENGER, f"{metric} could not be measured on the test rows")
-    if champion is None or not math.isfinite(champion.get(metric, float("nan"))):
+    if first:
+        if calibration:
+            return Decision(
+                True,
+                CHAMPION,
+                f"no comparable champion yet and it beats every baseline ({metric} {new:.4f}): "
+                f"promoted although its {calibration} (warning)",
+                warning=f"promoted although its {calibration}: no comparable champion yet and "
+                "it beats every baseline",
+            )
         return Decision(True, CHAMPION, f"no comparable champion yet ({metric} {new:.4f})")
-    old = champion[metric]
     gain = (new - old) if higher_is_better else (old - new)
     # A tolerance keeps float noise (0.77 - 0.75 = 0.0200000001) from deciding.
     if gain > margin + 1e-9 or (margin == 0 and gain > 1e-12):
@@ -201,6 +223,53 @@ def promotion_decision(
         CHALLENGER,
         f"{metric} {new:.4f} does not beat the champion's {old:.4f} by the margin {margin}",
     )
+
+
+def beats_every_baseline(table: pd.DataFrame, model: str, metrics: dict[str, bool]) -> bool | None:
+    """Whether the ``model`` row of a comparison table (one row per ``predictor``, all on the
+    same test rows) strictly beats every other row on each of ``metrics`` (name -> higher is
+    better) that the other row measured. None when nothing could be compared."""
+    if "predictor" not in table.columns:
+        return None
+    rows = table.to_dict("records")
+    mine = [r for r in rows if r["predictor"] == model]
+    if len(mine) != 1:
+        return None
+    compared = False
+    for row in rows:
+        if row["predictor"] == model:
+            continue
+        for metric, higher in metrics.items():
+            theirs = float(row.get(metric, float("nan")))
+            if not math.isfinite(theirs):
+                continue
+            ours = float(mine[0].get(metric, float("nan")))
+            if not (ours > theirs if higher else ours < theirs):  # NaN ours: not beaten
+                return False
+            compared = True
+    return True if compared else None
+
+
+def baselines_beaten(
+    churn_comparison: pd.DataFrame, timing_comparison: pd.DataFrame, windows: list[int]
+) -> dict[str, bool]:
+    """For each model: does it beat every baseline on the out-of-time test rows?
+
+    Churn: ROC AUC and Brier score against recency, RFM logistic regression and BG/NBD.
+    Timing: AUC and Brier score of P(order within k days), every window, against BG/NBD.
+    Nothing to compare counts as not beating them.
+    """
+    timing_metrics = {f"p{k}_auc": True for k in windows} | {f"p{k}_brier": False for k in windows}
+    return {
+        "churn": bool(
+            beats_every_baseline(
+                churn_comparison, "ka_ml churn model", {"roc_auc": True, "brier": False}
+            )
+        ),
+        "timing": bool(
+            beats_every_baseline(timing_comparison, "ka_ml timing model", timing_metrics)
+        ),
+    }
 
 
 def _pyfunc_class() -> type:
@@ -280,8 +349,9 @@ def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
         raise NoChampionError(
             f"No {what} model carries the 'champion' alias in the registry '{name}' at "
             f"{_current_uri()}.",
-            "train one first with `make train` (or `ka-ml train`), or point "
-            "MLFLOW_TRACKING_URI at the registry that holds it.",
+            "train one first with `make train` (or `ka-ml train`); or, when versions are "
+            f"registered (`ka-ml models` lists them), promote one by hand with `ka-ml promote "
+            f"{name} VERSION`; or point MLFLOW_TRACKING_URI at the registry that holds it.",
         )
     return load_version(name, str(mv.version)), str(mv.version)
 
@@ -290,3 +360,199 @@ def _current_uri() -> str:
     import mlflow
 
     return str(mlflow.get_tracking_uri())
+
+
+# -- looking at the registry and promoting by hand (`ka-ml models`, `ka-ml promote`) -----
+
+# The main out-of-time test metrics of each kind, as logged by the training run
+# (``test_<kind>_<metric>``), in the order they are shown; the first name found wins.
+MAIN_METRICS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "churn": (("roc_auc",), ("brier",), ("ece",)),
+    "timing": (("concordance",), ("p10_p90_coverage", "coverage_p10_p90")),
+}
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered model version and the test metrics of the run that produced it."""
+
+    name: str
+    kind: str  # "churn", "timing", or "" for a model the config does not name
+    version: str
+    aliases: tuple[str, ...]
+    created: datetime | None
+    run_id: str
+    metrics: dict[str, float] = field(default_factory=dict)  # every test_* metric of the run
+
+
+def key_metrics(kind: str, metrics: dict[str, float], limit: int = 3) -> dict[str, float]:
+    """The main test metrics of a run for one model kind, by short name.
+
+    Falls back to the first ``limit`` ``test_<kind>_*`` (then any ``test_*``) metrics the
+    run has when none of the usual ones were logged.
+    """
+    prefix = f"test_{kind}_"
+    main: dict[str, float] = {}
+    for spellings in MAIN_METRICS.get(kind, ()):
+        found = next((m for m in spellings if prefix + m in metrics), None)
+        if found is not None:
+            main[found] = metrics[prefix + found]
+    if main:
+        return main
+    for start in (prefix, "test_"):
+        rest = sorted(k for k in metrics if k.startswith(start))
+        if rest:
+            return {k.removeprefix(start): metrics[k] for k in rest[:limit]}
+    return {}
+
+
+def model_kinds(cfg: Config) -> dict[str, str]:
+    """Registered model name -> kind, for the two models the config names."""
+    return {cfg.mlflow.churn_model_name: "churn", cfg.mlflow.timing_model_name: "timing"}
+
+
+def _versions(client: Any, name: str) -> list[Any]:
+    found = client.search_model_versions(f"name='{name}'")
+    return sorted(found, key=lambda mv: int(mv.version), reverse=True)
+
+
+def _registered(client: Any, name: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException:
+        return None
+
+
+def list_versions(client: Any, cfg: Config) -> list[VersionInfo]:
+    """Every registered version of both configured models, newest first per model."""
+    from mlflow.exceptions import MlflowException
+
+    runs: dict[str, dict[str, float]] = {}
+    out: list[VersionInfo] = []
+    for name, kind in model_kinds(cfg).items():
+        rm = _registered(client, name)
+        if rm is None:
+            continue
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (rm.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        for mv in _versions(client, name):
+            run_id = str(mv.run_id or "")
+            if run_id and run_id not in runs:
+                try:
+                    data = client.get_run(run_id).data.metrics
+                    runs[run_id] = {k: float(v) for k, v in data.items() if k.startswith("test_")}
+                except MlflowException:  # the run was deleted
+                    runs[run_id] = {}
+            ts = mv.creation_timestamp
+            out.append(
+                VersionInfo(
+                    name=name,
+                    kind=kind,
+                    version=str(mv.version),
+                    aliases=tuple(sorted(aliases.get(str(mv.version), []))),
+                    created=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts else None,
+                    run_id=run_id,
+                    metrics=runs.get(run_id, {}),
+                )
+            )
+    return out
+
+
+def find_version(client: Any, name: str, version: str) -> Any:
+    """The registered version ``version`` ("3" or "v3") of model ``name``, or a KaMlError
+    naming what exists and how to see it."""
+    if _registered(client, name) is None:
+        names = sorted(rm.name for rm in client.search_registered_models(max_results=1000))
+        known = ", ".join(names) if names else "none yet"
+        raise KaMlError(
+            f"'{name}' is not a registered model in the registry at {_current_uri()} "
+            f"(registered models: {known}).",
+            "pass one of the registered names (`ka-ml models` lists every version), or train "
+            "with `ka-ml train` first; check --config / MLFLOW_TRACKING_URI if the registry is "
+            "the wrong one.",
+        )
+    versions = _versions(client, name)
+    wanted = version.strip().removeprefix("v").removeprefix("V")
+    for mv in versions:
+        if str(mv.version) == wanted:
+            return mv
+    known = ", ".join(str(mv.version) for mv in reversed(versions)) or "none"
+    raise KaMlError(
+        f"Model '{name}' has no version '{version}' (its versions: {known}).",
+        f"pass one of them, e.g. `ka-ml promote {name} {versions[0].version if versions else 1}`;"
+        " `ka-ml models` lists the versions with their aliases and test metrics.",
+    )
+
+
+@dataclass(frozen=True)
+class ManualPromotion:
+    name: str
+    version: str
+    previous: str | None  # the champion before, now `challenger`
+    run_id: str  # the MLflow run that records it ("" when nothing changed)
+    changed: bool
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (containers)
+        return os.environ.get("USER") or "unknown"
+
+
+def promote_by_hand(
+    client: Any, cfg: Config, name: str, version: str, *, reason: str = ""
+) -> ManualPromotion:
+    """Move `champion` to a registered version by hand, and record who did it and why.
+
+    The previous champion gets the `challenger` alias (so it stays visible in
+    `ka-ml models` and a rollback is `ka-ml promote NAME <its version>`); the promoted
+    version loses `challenger` if it had it; other aliases are left alone. The promoted
+    version gets the tags ``promoted_by_hand``, ``promoted_at``, ``promoted_by``,
+    ``previous_champion`` (and ``promotion_reason``), and the promotion is logged as a run
+    ``promote-NAME-vVERSION`` in the configured experiment. Nothing changes, and no run is
+    logged, when the name or version does not exist or the version is already champion.
+    """
+    mv = find_version(client, name, version)
+    target = str(mv.version)
+    before = champion_version(client, name)
+    previous = str(before.version) if before is not None else None
+    if previous == target:
+        return ManualPromotion(name, target, previous, "", changed=False)
+    set_alias(client, name, CHAMPION, target)
+    if previous is not None:
+        set_alias(client, name, CHALLENGER, previous)  # also takes it off the new champion
+    elif str(client.get_registered_model(name).aliases.get(CHALLENGER)) == target:
+        client.delete_registered_model_alias(name, CHALLENGER)  # not both at once
+    who, now = _who(), datetime.now(UTC).isoformat(timespec="seconds")
+    tags = {
+        "promoted_by_hand": "true",
+        "promoted_at": now,
+        "promoted_by": who,
+        "previous_champion": previous or "none",
+    }
+    if reason:
+        tags["promotion_reason"] = reason
+    for key, value in tags.items():
+        client.set_model_version_tag(name, target, key, value)
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    run = client.create_run(
+        exp.experiment_id,
+        run_name=f"promote-{name}-v{target}",
+        tags={
+            "mlflow.user": who,
+            "ka_ml.action": "promote by hand",
+            "model": name,
+            "version": target,
+            "previous_champion": previous or "none",
+            "promoted_by": who,
+            "promoted_at": now,
+            **({"reason": reason} if reason else {}),
+        },
+    )
+    client.set_terminated(run.info.run_id)
+    log.info("%s v%s promoted to champion by hand (was %s)", name, target, previous or "none")
+    return ManualPromotion(name, target, previous, run.info.run_id, changed=True)

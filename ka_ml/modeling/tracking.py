@@ -248,10 +248,21 @@ def promote(
     folds: Folds,
     feats: list[str],
     ev: Evaluation,
+    *,
+    beats_baselines: dict[str, bool] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Register both models; move `champion` only through the promotion gate."""
+    """Register both models; move `champion` only through the promotion gate.
+
+    ``beats_baselines`` ("churn"/"timing" -> beats every baseline) lets a first model with
+    no champion to compare against become champion despite a failed calibration ceiling;
+    when not given it is read from the evaluation's comparison tables.
+    """
     import mlflow
 
+    if beats_baselines is None:
+        beats_baselines = registry.baselines_beaten(
+            ev.comparison, ev.timing_comparison, cfg.labels.purchase_windows
+        )
     example = folds.test[feats].head(5).reset_index(drop=True)
     versions: dict[str, str] = {}
     decisions: dict[str, str] = {}
@@ -269,16 +280,22 @@ def promote(
             margin=cfg.mlflow.promotion_margin,
             ece=ece,
             ece_ceiling=cfg.mlflow.calibration_ceiling if ece is not None else None,
+            beats_baselines=beats_baselines.get(kind),
         )
         registry.set_alias(client, name, decision.alias, version)
         versions[kind] = version
         vs = f" (champion was v{champ_version})" if champ_version else ""
         decisions[kind] = f"v{version} -> {decision.alias}: {decision.reason}{vs}"
         mlflow.set_tag(f"decision_{kind}", decisions[kind])
+        if decision.warning:
+            log.warning("%s v%s -> %s: %s", name, version, decision.alias, decision.warning)
+            mlflow.set_tag(f"warning_{kind}", decision.warning)
         mlflow.log_dict(
             {
                 "decision": decision.alias,
                 "reason": decision.reason,
+                "warning": decision.warning,
+                "beats_baselines": beats_baselines.get(kind),
                 "version": version,
                 "champion_before": champ_version,
                 "champion_scores": champ,
