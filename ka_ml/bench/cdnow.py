@@ -329,6 +329,103 @@ def logistic_predictions(
     return out
 
 
+# The plain LightGBM yardstick of ../shared/tools/cdnow_plain_lightgbm.py, in-process: fixed
+# parameters (no tuning, no calibration), early stopping on a customer-grouped split, a refit.
+PLAIN_PARAMS: dict[str, Any] = {
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_child_samples": 200,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "random_state": 0,
+    "verbose": -1,
+}
+PLAIN_FIRST_SNAPSHOT = pd.Timestamp("1997-05-01")
+PLAIN_MAX_TREES = 3000
+PLAIN_EARLY_STOPPING = 100
+
+
+def plain_snapshots(
+    cutoff: pd.Timestamp, horizon_days: int, first: pd.Timestamp = PLAIN_FIRST_SNAPSHOT
+) -> list[pd.Timestamp]:
+    """Month starts from ``first`` whose ``horizon_days`` churn window closed by the cutoff."""
+    horizon = pd.Timedelta(days=horizon_days)
+    return [d for d in pd.date_range(first, cutoff, freq="MS") if d + horizon <= cutoff]
+
+
+def _no_order_within(orders: pd.DataFrame, ids: pd.Series, day: pd.Timestamp, days: int) -> Any:
+    """1 where the customer placed no order in [day, day + days), else 0."""
+    end = day + pd.Timedelta(days=days)
+    window = orders[(orders["order_date"] >= day) & (orders["order_date"] < end)]
+    buyers = set(window["account_id"].astype(str))
+    return (~ids.astype(str).isin(buyers)).to_numpy(np.int64)
+
+
+@dataclass
+class PlainRun:
+    predictions: pd.DataFrame
+    snapshots: list[pd.Timestamp]
+    rows: int
+    features: int
+    trees: int
+
+
+def plain_lightgbm_predictions(
+    history: History, cutoff: pd.Timestamp, cfg: Config, ids: pd.Index
+) -> PlainRun:
+    """The plain LightGBM baseline: the product's features, fixed parameters, no calibration.
+
+    As ``../shared/tools/cdnow_plain_lightgbm.py`` does with ``ka-ml features``, in-process:
+    features (``feature_frames`` with ``cfg``, rows before the cutoff only) at the month
+    starts from 1997-05-01 whose churn window closed by the cutoff, labelled "no order in the
+    ``horizon_days`` from the snapshot"; numeric columns only; LightGBM with
+    :data:`PLAIN_PARAMS`, early stopping (100 rounds) on a customer-grouped 20% split
+    (``GroupShuffleSplit(random_state=0)``), then a refit on every labelled row with the best
+    iteration; scored on the features at the cutoff. Customers not eligible at the cutoff
+    get NaN.
+    """
+    import lightgbm as lgb
+    from sklearn.model_selection import GroupShuffleSplit
+
+    from ka_ml.features.build import feature_frames
+
+    known = history.before(cutoff)
+    horizon = cfg.labels.horizon_days
+    snaps = plain_snapshots(cutoff, horizon)
+    if not snaps:
+        raise ValueError(
+            f"no month start from {PLAIN_FIRST_SNAPSHOT.date()} is labelled by {cutoff.date()}"
+        )
+    frames = feature_frames(known, [*snaps, cutoff], cfg)
+    X = pd.concat([frames[s] for s in snaps], ignore_index=True)
+    y = np.concatenate(
+        [_no_order_within(known.orders, frames[s]["account_id"], s, horizon) for s in snaps]
+    )
+    cols = [c for c in X.columns if c not in ("account_id", "as_of") and X[c].dtype.kind in "fiub"]
+    split = GroupShuffleSplit(1, test_size=0.2, random_state=0)
+    tr, va = next(split.split(X, y, X["account_id"]))
+    early = lgb.LGBMClassifier(n_estimators=PLAIN_MAX_TREES, **PLAIN_PARAMS).fit(
+        X.iloc[tr][cols],
+        y[tr],
+        eval_X=(X.iloc[va][cols],),
+        eval_y=(y[va],),
+        callbacks=[lgb.early_stopping(PLAIN_EARLY_STOPPING, verbose=False)],
+    )
+    trees = int(early.best_iteration_ or PLAIN_MAX_TREES)
+    model = lgb.LGBMClassifier(n_estimators=trees, **PLAIN_PARAMS).fit(X[cols], y)
+    now = frames[cutoff]
+    p = pd.Series(
+        model.predict_proba(now[cols])[:, 1], index=pd.Index(now["account_id"].astype(object))
+    )
+    pred = pd.DataFrame(
+        {"churn_probability": p.reindex(ids).to_numpy(np.float64)},
+        index=pd.Index(ids, name="account_id"),
+    )
+    return PlainRun(pred, snaps, len(y), len(cols), trees)
+
+
 # -- evaluation -------------------------------------------------------------------------
 def _concordance_on(d: np.ndarray, e: np.ndarray) -> Callable[[Any, Any], float]:
     """Harrell's C as a ``metric(y, p)`` for the bootstrap: ``y`` carries row indices."""
