@@ -416,9 +416,8 @@ def plain_lightgbm_predictions(
     trees = int(early.best_iteration_ or PLAIN_MAX_TREES)
     model = lgb.LGBMClassifier(n_estimators=trees, **PLAIN_PARAMS).fit(X[cols], y)
     now = frames[cutoff]
-    p = pd.Series(
-        model.predict_proba(now[cols])[:, 1], index=pd.Index(now["account_id"].astype(object))
-    )
+    proba = np.asarray(model.predict_proba(now[cols]), dtype=np.float64)
+    p = pd.Series(proba[:, 1], index=pd.Index(now["account_id"].astype(object)))
     pred = pd.DataFrame(
         {"churn_probability": p.reindex(ids).to_numpy(np.float64)},
         index=pd.Index(ids, name="account_id"),
