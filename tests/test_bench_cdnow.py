@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from ka_ml.bench import cdnow
-from ka_ml.config import Config, load_config
+from ka_ml.config import load_config
+from ka_ml.modeling import metrics as M
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,108 +76,308 @@ def test_outcomes_label_churn_in_90_days_and_censor_the_next_order_at_the_data_e
     assert truth["next_order_observed"].tolist() == [True, True, False]
 
 
-def test_targets_are_judged_per_cutoff_against_the_issue_thresholds() -> None:
-    metrics = pd.DataFrame(
+def _metrics_row(config: str, predictor: str, **values: float) -> dict[str, object]:
+    return {"config": config, "cutoff": "1997-09-30", "predictor": predictor, **values}
+
+
+def test_acceptance_marks_each_rule_met_or_missed_per_config() -> None:
+    good, bad = "configs/good.yaml", "configs/bad.yaml"
+    ours = {
+        "churn_roc_auc": 0.80,
+        "churn_brier": 0.110,
+        "p30_auc": 0.786,  # exactly the floor: met
+        "concordance": 0.73,  # below 0.74
+        "p10_p90_coverage": 0.90,  # outside [0.75, 0.85]
+        "reported_roc_auc": 0.82,  # 0.02 above the achieved 0.80
+    }
+    yardsticks = {
+        cdnow.RECENCY: (0.76, 0.130),
+        cdnow.RFM: (0.78, 0.115),
+        cdnow.BGNBD: (0.77, 0.117),
+        cdnow.PLAIN: (0.81, 0.105),  # beats ka_ml on both
+    }
+    rows = [_metrics_row(good, cdnow.PRODUCT, **ours)]
+    rows += [
+        _metrics_row(c, name, churn_roc_auc=auc, churn_brier=brier)
+        for c in (good, bad)
+        for name, (auc, brier) in yardsticks.items()
+    ]
+    # the bad config: ka_ml has no scores (train refused), so every rule is missed
+    metrics = pd.DataFrame(rows)
+    deltas = pd.DataFrame(
         [
             {
+                "config": good,
                 "cutoff": "1997-09-30",
-                "predictor": cdnow.PRODUCT,
-                "churn_roc_auc": 0.80,
-                "churn_brier": 0.110,
-                "p30_auc": 0.79,
-                "concordance": 0.76,
-                "p10_p90_coverage": 0.90,
-            },
-            {"cutoff": "1997-09-30", "predictor": cdnow.BGNBD, "churn_brier": 0.117},
+                "baseline": cdnow.BGNBD,
+                "metric": "churn ROC AUC",
+                "delta": 0.03,
+                "lo": 0.01,
+                "hi": 0.05,
+            }
         ]
     )
-    got = cdnow.targets(metrics).set_index("target")["met"].to_dict()
+    acc = cdnow.acceptance(metrics, deltas)
+    got = acc[acc["config"] == good].set_index("target")["met"].to_dict()
     assert got == {
-        "churn ROC AUC >= 0.79": True,
-        "churn Brier < BG/NBD's (0.1170)": True,
-        "P(order within 30 d) AUC >= 0.80": False,
-        "timing concordance >= 0.75": True,
-        "p10-p90 coverage in [0.75, 0.85]": False,
+        "churn ROC AUC above recency only": True,
+        "churn ROC AUC above RFM logistic regression": True,
+        "churn ROC AUC above BG/NBD": True,
+        "churn ROC AUC above plain LightGBM": False,
+        "churn Brier below recency only": True,
+        "churn Brier below RFM logistic regression": True,
+        "churn Brier below BG/NBD": True,
+        "churn Brier below plain LightGBM": False,
+        "churn ROC AUC minus BG/NBD's: 95% bootstrap interval above 0": True,
+        "P(order within 30 d) ROC AUC": True,
+        "timing concordance": False,
+        "p10-p90 coverage": False,
+        "churn ROC AUC reported by train minus achieved": True,
     }
+    gap = acc.set_index(["config", "target"]).loc[
+        (good, "churn ROC AUC reported by train minus achieved"), "value"
+    ]
+    assert gap == pytest.approx(0.02)
+    missing = acc[acc["config"] == bad]
+    assert len(missing) == len(got) and not missing["met"].any()
+
+
+def test_acceptance_needs_the_bootstrap_interval_to_exclude_zero_in_ka_mls_favour() -> None:
+    metrics = pd.DataFrame(
+        [
+            _metrics_row("c", cdnow.PRODUCT, churn_roc_auc=0.8, churn_brier=0.1),
+            _metrics_row("c", cdnow.BGNBD, churn_roc_auc=0.79, churn_brier=0.11),
+        ]
+    )
+    for lo, hi, met in ((-0.001, 0.02, False), (-0.03, -0.01, False), (0.001, 0.02, True)):
+        deltas = pd.DataFrame(
+            [
+                {
+                    "config": "c",
+                    "cutoff": "1997-09-30",
+                    "baseline": cdnow.BGNBD,
+                    "metric": "churn ROC AUC",
+                    "delta": (lo + hi) / 2,
+                    "lo": lo,
+                    "hi": hi,
+                }
+            ]
+        )
+        acc = cdnow.acceptance(metrics, deltas).set_index("target")
+        assert acc.loc["churn ROC AUC minus BG/NBD's: 95% bootstrap interval above 0", "met"] == met
+
+
+def test_predictors_are_evaluated_on_the_customers_every_one_of_them_scored() -> None:
+    ids = pd.Index([f"{i:05d}" for i in range(8)], name="account_id")
+    truth = pd.DataFrame(
+        {
+            "churn": [1, 0, 1, 0, 1, 1, 0, 1.0],
+            "days_to_next": [200, 10, 150, 40, 300, 120, 20, 200.0],
+            "next_order_observed": [False, True, True, True, False, True, True, False],
+        },
+        index=ids,
+    )
+    rng = np.random.default_rng(0)
+    full = pd.DataFrame({"churn_probability": rng.uniform(size=8)}, index=ids)
+    partial = full.iloc[:6].copy()  # ka_ml scored 6 of 8 (e.g. eligibility)
+    for k in (30, 60, 90):
+        partial[f"p_purchase_{k}d"] = rng.uniform(size=6)
+    preds = {cdnow.PRODUCT: partial, cdnow.PLAIN: full}
+    res = cdnow.evaluate_cutoff(pd.Timestamp("1997-09-30"), preds, truth, [30, 60, 90], n_boot=5)
+    assert res.n_customers == 8 and res.n_scored == 6
+    assert (res.metrics["n"] == 6).all()
+    plain = res.metrics.set_index("predictor").loc[cdnow.PLAIN]
+    assert np.isnan(plain.get("p30_auc", np.nan))  # churn only: no window forecast
+    assert res.deltas["baseline"].tolist() == [cdnow.PLAIN, cdnow.PLAIN]
+    assert res.deltas["metric"].tolist() == ["churn ROC AUC", "churn Brier"]
+
+
+def test_the_benchmark_changes_only_the_store_and_output_paths_of_a_config(
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(REPO / "configs" / "ka_ml.yaml")
+    cut = cdnow.cutoff_config(cfg, tmp_path)
+    before, after = cfg.model_dump(mode="json"), cut.model_dump(mode="json")
+    assert after["paths"] == {
+        "outputs": str(tmp_path / "outputs"),
+        "models": str(tmp_path / "models"),
+    }
+    assert after["mlflow"]["tracking_uri"] is None
+    for d in (before, after):
+        d.pop("paths")
+        d["mlflow"].pop("tracking_uri")
+    assert before == after  # labels, features, tuning, ...: the config's own
+
+
+def test_plain_lightgbm_snapshots_are_the_month_starts_whose_window_closed_by_the_cutoff() -> None:
+    got = cdnow.plain_snapshots(pd.Timestamp("1997-09-30"), 90)
+    assert [str(d.date()) for d in got] == ["1997-05-01", "1997-06-01", "1997-07-01"]
+    got = cdnow.plain_snapshots(pd.Timestamp("1997-12-31"), 90)
+    assert str(got[-1].date()) == "1997-10-01" and len(got) == 6
+
+
+def test_plain_lightgbm_trains_on_labelled_month_starts_and_scores_every_customer(
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(REPO / "configs" / "cdnow.yaml")
+    raw = cdnow.sample_customers(cdnow.read_cdnow(), 2000, seed=3)
+    history = cdnow.load_history(raw, tmp_path / "data", cfg)
+    cutoff = cdnow.CUTOFFS[0]
+    truth = cdnow.outcomes(history, cutoff, cfg)
+    run = cdnow.plain_lightgbm_predictions(history, cutoff, cfg, truth.index)
+    assert [str(d.date()) for d in run.snapshots] == ["1997-05-01", "1997-06-01", "1997-07-01"]
+    assert run.rows == 3 * 2000  # every Q1-1997 customer is eligible at every month start
+    assert run.features > 10 and 1 <= run.trees <= cdnow.PLAIN_MAX_TREES
+    p = run.predictions["churn_probability"]
+    assert p.index.equals(truth.index)
+    assert p.between(0, 1).all()  # every customer scored, probabilities
+    auc = M.roc_auc(truth["churn"].to_numpy(), p.to_numpy())
+    assert 0.65 < auc < 0.9  # the full data gives 0.775 at this cutoff
+    again = cdnow.plain_lightgbm_predictions(history, cutoff, cfg, truth.index)
+    assert np.array_equal(again.predictions.to_numpy(), run.predictions.to_numpy())
+
+
+CONFIGS = ("configs/ka_ml.yaml", "configs/cdnow.yaml")
 
 
 @pytest.fixture(scope="module")
-def sample_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[cdnow.BenchResult, Config]:
-    """The benchmark on 1,000 customers, cutoff 1997-09-30, one Optuna trial."""
-    cfg = load_config(REPO / "configs" / "cdnow.yaml")
-    cfg = cfg.model_copy(
-        update={"tuning": cfg.tuning.model_copy(update={"n_trials": 1, "timeout_seconds": 60})}
-    )
+def sample_results(tmp_path_factory: pytest.TempPathFactory) -> list[cdnow.BenchResult]:
+    """Both configs on 1,000 customers, cutoff 1997-09-30, one Optuna trial each."""
     raw = cdnow.sample_customers(cdnow.read_cdnow(), 1000, seed=1)
-    result = cdnow.run_benchmark(
-        cfg, raw, cutoffs=(cdnow.CUTOFFS[0],), workdir=tmp_path_factory.mktemp("cdnow"), n_boot=20
-    )
-    return result, cfg
+    out = []
+    for name in CONFIGS:
+        cfg = load_config(REPO / name)
+        cfg = cfg.model_copy(
+            update={"tuning": cfg.tuning.model_copy(update={"n_trials": 1, "timeout_seconds": 60})}
+        )
+        out.append(
+            cdnow.run_benchmark(
+                cfg,
+                raw,
+                cutoffs=(cdnow.CUTOFFS[0],),
+                config=name,
+                workdir=tmp_path_factory.mktemp("cdnow"),
+                n_boot=20,
+            )
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_result(sample_results: list[cdnow.BenchResult]) -> cdnow.BenchResult:
+    """The configs/cdnow.yaml part, where the product trains on this sample."""
+    return sample_results[1]
 
 
 @pytest.mark.slow
 def test_the_sample_benchmark_scores_every_predictor_on_every_customer(
-    sample_result: tuple[cdnow.BenchResult, Config],
+    sample_result: cdnow.BenchResult,
 ) -> None:
-    result, _ = sample_result
-    m = result.metrics
+    m = sample_result.metrics
     assert m["predictor"].tolist() == list(cdnow.PREDICTORS)
     assert (m["cutoff"] == "1997-09-30").all()
+    assert (m["config"] == "configs/cdnow.yaml").all()
     assert (m["n"] == 1000).all()
-    assert result.n_customers == 1000
-    assert result.runs[0]["scored"] == result.runs[0]["evaluated"] == 1000
+    assert sample_result.n_customers == 1000
+    run = sample_result.runs[0]
+    assert run["scored"] == run["evaluated"] == 1000 and run["error"] is None
 
 
 @pytest.mark.slow
 def test_the_sample_benchmark_reports_every_metric_as_a_probability_like_number(
-    sample_result: tuple[cdnow.BenchResult, Config],
+    sample_result: cdnow.BenchResult,
 ) -> None:
-    result, _ = sample_result
-    m = result.metrics.set_index("predictor")
-    unit = ["churn_roc_auc", "churn_pr_auc", "churn_brier", "churn_base_rate"]
+    m = sample_result.metrics.set_index("predictor")
+    churn = ["churn_roc_auc", "churn_pr_auc", "churn_brier", "churn_base_rate"]
+    unit = list(churn)
     for k in (30, 60, 90):
         unit += [f"p{k}_auc", f"p{k}_brier", f"p{k}_accuracy", f"p{k}_majority_accuracy"]
-    values = m[unit].to_numpy(float)
-    assert np.isfinite(values).all()
-    assert ((values >= 0) & (values <= 1)).all()
+    windowed = m.drop(index=cdnow.PLAIN)
+    for values in (windowed[unit].to_numpy(float), m[churn].to_numpy(float)):
+        assert np.isfinite(values).all()
+        assert ((values >= 0) & (values <= 1)).all()
+    # plain LightGBM forecasts churn only: no window metrics, rather than made-up ones
+    assert m.loc[cdnow.PLAIN, ["p30_auc", "p90_brier"]].isna().all()
     timing = m.loc[[cdnow.PRODUCT, cdnow.BGNBD], ["concordance", "p10_p90_coverage"]]
     assert ((timing >= 0) & (timing <= 1)).all().all()
     # logistic baselines give no time forecast: no concordance, rather than a made-up one
-    assert m.loc[[cdnow.RFM, cdnow.RECENCY], "concordance"].isna().all()
+    assert m.loc[[cdnow.RFM, cdnow.RECENCY, cdnow.PLAIN], "concordance"].isna().all()
+    # what train reported beside what was achieved, on the ka_ml row only
+    reported = m["reported_roc_auc"]
+    assert 0 <= reported[cdnow.PRODUCT] <= 1 and reported.drop(index=cdnow.PRODUCT).isna().all()
 
 
 @pytest.mark.slow
-def test_the_sample_benchmark_compares_ka_ml_with_bgnbd_with_intervals_around_the_delta(
-    sample_result: tuple[cdnow.BenchResult, Config],
+def test_the_sample_benchmark_compares_ka_ml_with_bgnbd_and_plain_lightgbm_with_intervals(
+    sample_result: cdnow.BenchResult,
 ) -> None:
-    result, _ = sample_result
-    d = result.deltas
-    assert d["metric"].tolist() == [
-        "churn ROC AUC",
-        "churn Brier",
-        "P(order within 30 d) AUC",
-        "P(order within 30 d) Brier",
-        "timing concordance",
+    d = sample_result.deltas
+    assert list(zip(d["baseline"], d["metric"], strict=True)) == [
+        (cdnow.BGNBD, "churn ROC AUC"),
+        (cdnow.BGNBD, "churn Brier"),
+        (cdnow.BGNBD, "P(order within 30 d) AUC"),
+        (cdnow.BGNBD, "P(order within 30 d) Brier"),
+        (cdnow.BGNBD, "timing concordance"),
+        (cdnow.PLAIN, "churn ROC AUC"),
+        (cdnow.PLAIN, "churn Brier"),
     ]
     assert (d["lo"] <= d["hi"]).all()
-    assert np.allclose(d["delta"], d[cdnow.PRODUCT] - d[cdnow.BGNBD])
+    assert np.allclose(d["delta"], d[cdnow.PRODUCT] - d["theirs"])
 
 
 @pytest.mark.slow
-def test_the_results_file_carries_every_section_and_the_validation_fold(
-    sample_result: tuple[cdnow.BenchResult, Config], tmp_path: Path
+def test_the_default_config_is_benchmarked_as_it_is_and_a_refusal_is_reported(
+    sample_results: list[cdnow.BenchResult],
 ) -> None:
-    result, cfg = sample_result
-    path = cdnow.write_results(cdnow.to_markdown(result, cfg), tmp_path / "cdnow.md")
+    default = sample_results[0]
+    assert default.config == "configs/ka_ml.yaml"
+    run = default.runs[0]
+    m = default.metrics
+    baselines = m[m["predictor"] != cdnow.PRODUCT]
+    assert baselines["predictor"].tolist() == [cdnow.BGNBD, cdnow.RFM, cdnow.RECENCY, cdnow.PLAIN]
+    if run["error"]:  # train refused the default config on this data: no ka_ml row
+        assert cdnow.PRODUCT not in set(m["predictor"]) and run["scored"] == 0
+        assert run["evaluated"] == 1000  # the baselines are still measured on everyone
+        assert default.deltas.empty
+        text = cdnow.to_markdown(sample_results)
+        assert "`configs/ka_ml.yaml` at 1997-09-30: ka_ml has no scores" in text
+    else:
+        assert run["evaluated"] == min(run["scored"], 1000)
+
+
+@pytest.mark.slow
+def test_the_results_file_carries_both_configs_every_section_and_the_acceptance_table(
+    sample_results: list[cdnow.BenchResult], tmp_path: Path
+) -> None:
+    path = cdnow.write_results(cdnow.to_markdown(sample_results), tmp_path / "cdnow.md")
     text = path.read_text(encoding="utf-8")
     for heading in (
+        "## Acceptance (issue 13)",
+        "## Reported by `train` vs achieved at the cutoff",
         "## Churn: no order in the 90 days after the cutoff",
         "## Next order: P(order within k days)",
         "## Timing forecast",
-        "## ka_ml minus BG/NBD",
-        "## Targets",
-        "## Validation",
+        "## ka_ml minus BG/NBD and minus plain LightGBM",
+        "## Reference figures",
+        "## Validation: the training run's own out-of-time estimate (pre-cutoff data only)",
+        "## Runs",
     ):
         assert heading in text
-    assert "| 1997-09-30 | ka_ml |" in text
-    assert set(result.validation["predictor"]) >= {"ka_ml churn model", "BG/NBD"}
+    assert "## Targets (issue 6)" not in text and "purge_days" not in text
+    for res in sample_results:
+        assert f"`{res.config}` (hash {res.config_hash}" in text
+        assert f"| `{res.config}` | 1997-09-30 | plain LightGBM |" in text
+    assert "| `configs/cdnow.yaml` | 1997-09-30 | ka_ml |" in text
+    assert "| `configs/cdnow.yaml` | 1997-09-30 | churn ROC AUC above plain LightGBM |" in text
+    validation = sample_results[1].validation
+    assert set(validation["predictor"]) >= {"ka_ml churn model", "BG/NBD"}
+    assert "| `configs/cdnow.yaml` | 1997-09-30 | ka_ml churn model |" in text
+    # no stray "|" inside a cell: every row of a table has as many cells as its header
+    header_pipes = 0
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header_pipes = 0
+        elif header_pipes == 0:
+            header_pipes = line.count("|")
+        else:
+            assert line.count("|") == header_pipes, line
