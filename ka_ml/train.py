@@ -230,7 +230,10 @@ def final_churn(
     the cross-fitted out-of-time probabilities (what is reported)."""
     model = fit_churn_model(folds.labelled, feats, params, cfg).set_family(family)
     y = oot["churn"].to_numpy(float)
-    cal = Calibrator.choose(oot[f"margin_{family}"].to_numpy(), y, cfg.seed, _groups(oot))
+    # cross-fitted across origins: a map fitted on other models' margins is judged on the
+    # margins of a model it has not seen, as the final model's will be
+    origin = oot["as_of"].astype("int64").to_numpy()
+    cal = Calibrator.choose(oot[f"margin_{family}"].to_numpy(), y, cfg.seed, origin)
     p_oot = cal.crossfit_ if cal.crossfit_ is not None else cal.transform(oot[f"margin_{family}"])
     cal.crossfit_ = None
     model.calibrator_ = cal

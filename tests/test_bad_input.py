@@ -65,7 +65,7 @@ def test_too_little_history_for_the_horizon_is_a_clear_model_error(
         "--data", str(demo_dir), "--as-of", str(early),
     )  # fmt: skip
     assert code == 2, out
-    assert "fully labelled snapshots; training needs at least 5" in out
+    assert "No out-of-time test is possible" in out and "90-day purge" in out
     assert "90-day purge" in out and "Fix: provide a longer history" in out
     assert registry_state(cfg) == before  # no run, no version
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -12,6 +13,7 @@ from fixtures import config, make_history
 
 from ka_ml.data.history import History
 from ka_ml.features import build_features, build_training_set, churn_labels, snapshot_dates
+from ka_ml.features.snapshots import snapshot_every
 
 AS_OF = pd.Timestamp("2024-12-01")
 START = pd.Timestamp("2023-06-01")
@@ -50,9 +52,31 @@ def test_snapshot_dates_step_back_from_the_as_of_but_not_before_some_history() -
     dates = snapshot_dates(h, cfg(), AS_OF)
     assert dates == [AS_OF - pd.Timedelta(days=30 * k) for k in range(5, -1, -1)]
     first = h.orders["order_date"].min()
-    late_start = snapshot_dates(h, cfg(max_snapshots=24), AS_OF)
+    late_start = snapshot_dates(h, cfg(max_snapshots=24, min_history_days=90), AS_OF)
     assert min(late_start) >= first + pd.Timedelta(days=90)
     assert min(late_start) - pd.Timedelta(days=30) < first + pd.Timedelta(days=90)
+
+
+@pytest.mark.parametrize(
+    ("span_days", "every"), [(100, 7), (244, 7), (336, 14), (700, 21), (1095, 28), (5000, 28)]
+)
+def test_the_automatic_cadence_is_whole_weeks_giving_about_the_target_count(
+    span_days: int, every: int
+) -> None:
+    c = config(features={"target_snapshots": 36})
+    assert snapshot_every(span_days, c) == every
+
+
+def test_without_a_cap_snapshots_cover_the_whole_history_at_the_automatic_cadence() -> None:
+    h = world()
+    first = h.orders["order_date"].min()
+    dates = snapshot_dates(h, config(features={"min_history_days": 28}), AS_OF)
+    gaps = {(b - a).days for a, b in itertools.pairwise(dates)}
+    assert len(gaps) == 1 and gaps <= {7, 14, 21, 28}
+    assert max(dates) == AS_OF
+    assert (
+        min(dates) >= first + pd.Timedelta(days=28) > min(dates) - min(gaps) * pd.Timedelta(days=1)
+    )
 
 
 def test_training_set_is_sorted_and_carries_labels_beside_the_features() -> None:

@@ -462,9 +462,12 @@ def _concordance_on(d: np.ndarray, e: np.ndarray) -> Callable[[Any, Any], float]
 
 
 def _q50_for_ranking(pred: pd.DataFrame) -> np.ndarray:
-    """The median forecast in days; beyond the range (NaN) ranks after every dated forecast."""
-    q50 = pred["q50"].to_numpy(np.float64)
-    return np.where(np.isnan(q50), 1e6, q50)
+    """The median forecast in days; beyond the range (NaN) ranks after every dated forecast,
+    and among those by P(order within the largest window) (the product's own rule)."""
+    from ka_ml.modeling.evaluate import ranking_time
+
+    windows = [int(c[len("p_purchase_") : -1]) for c in pred.columns if c.startswith("p_purchase_")]
+    return ranking_time(pred, windows)
 
 
 @dataclass

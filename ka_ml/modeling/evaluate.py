@@ -62,6 +62,19 @@ def interval_coverage(
     return (float(covered[known].mean()) if n else float("nan")), n
 
 
+def ranking_time(pred: pd.DataFrame, windows: list[int]) -> np.ndarray:
+    """The median forecast in days, for ranking: a forecast beyond the model's range (NaN)
+    ranks after every dated one, and among those by the chance of an order within the
+    largest window (less likely = later). Without that tie-break every open forecast would
+    tie, and the concordance would judge only the dated minority."""
+    q50 = pred["q50"].to_numpy(float)
+    cap = 2.0 * (np.nanmax(q50) if np.isfinite(q50).any() else 1e4)
+    col = f"p_purchase_{max(windows)}d" if windows else ""
+    p_last = pred[col].to_numpy(float) if col in pred else np.zeros(len(pred))
+    later = cap * (2.0 - np.nan_to_num(p_last, nan=0.0))
+    return np.where(np.isnan(q50), later, q50)
+
+
 def timing_scores(
     pred: pd.DataFrame, duration: np.ndarray, event: np.ndarray, windows: list[int]
 ) -> dict[str, float]:
@@ -78,9 +91,7 @@ def timing_scores(
         out[f"p{k}_majority_accuracy"] = M.majority_accuracy(yk)
         out[f"p{k}_n"] = float(len(yk))
     if "q50" in pred:
-        q50 = pred["q50"].to_numpy(float)
-        horizon_cap = np.nanmax(q50) * 2 if np.isfinite(q50).any() else 1e4
-        q50c = np.where(np.isnan(q50), horizon_cap, q50)
+        q50c = ranking_time(pred, windows)
         e = np.asarray(event, bool)
         d = np.asarray(duration, float)
         out["concordance"] = M.concordance_index(d, e, q50c)

@@ -1,16 +1,14 @@
-"""Splitting snapshots in time, never at random.
-
-``rolling_origins`` is what ``train`` uses: several test origins, each with the snapshots
-whose whole label window closed before it (the purge is the horizon, never shorter).
-``time_split`` and ``cv_folds`` are the older single split and its inner folds.
+"""Splitting snapshots in time, never at random: rolling test origins.
 
 Snapshots are taken every few weeks while the churn label looks 90 days ahead, so the
 label windows of neighbouring snapshots overlap. A naive "earlier snapshots train, later
-ones test" split would let a training label see the test period. Every fold boundary is
-therefore *purged*: a snapshot at ``s`` may sit in a fold that ends at ``b`` only when its
-label window ``[s, s + horizon)`` closes by ``b``.
+ones test" split would let a training label see the test period, and trees recognise the
+same accounts with their outcomes. Every test origin ``T`` is therefore *purged*: a snapshot
+at ``s`` trains for ``T`` only when its label window ``[s, s + horizon)`` closed by ``T``.
+The purge is never shorter than the horizon (the config refuses it).
 
-    |---- train ----|  purge  |-- calibration --|  purge  |-- test --|
+    |---- train (s + horizon <= T) ----|  purge  |T: test origin 1|
+    |---- train --------------------|  purge  |T': origin 2|     (each origin its own fit)
 """
 
 from __future__ import annotations
@@ -21,103 +19,6 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.errors import ModelError
-
-
-@dataclass(frozen=True)
-class TimeSplit:
-    train_dates: tuple[pd.Timestamp, ...]
-    calibration_dates: tuple[pd.Timestamp, ...]
-    test_dates: tuple[pd.Timestamp, ...]
-    horizon_days: int
-
-    @property
-    def calibration_start(self) -> pd.Timestamp:
-        return min(self.calibration_dates)
-
-    @property
-    def test_start(self) -> pd.Timestamp:
-        return min(self.test_dates)
-
-    def describe(self) -> dict[str, str]:
-        def span(d: tuple[pd.Timestamp, ...]) -> str:
-            return f"{min(d).date()}..{max(d).date()} ({len(d)} snapshots)"
-
-        return {
-            "train": span(self.train_dates),
-            "calibration": span(self.calibration_dates),
-            "test": span(self.test_dates),
-        }
-
-
-def _purged_before(
-    dates: list[pd.Timestamp], boundary: pd.Timestamp, horizon: pd.Timedelta
-) -> list:
-    # strictly before the boundary even with no purge: a fold never shares a date with the next
-    return [d for d in dates if d < boundary and d + horizon <= boundary]
-
-
-def time_split(
-    snapshot_dates: list[pd.Timestamp] | np.ndarray | pd.DatetimeIndex,
-    *,
-    horizon_days: int,
-    test_snapshots: int = 1,
-    calibration_snapshots: int = 2,
-    min_train_snapshots: int = 2,
-    purge_days: int | None = None,
-) -> TimeSplit:
-    """Latest labelled snapshots test, the ones before calibrate, earlier ones train (purged).
-
-    ``snapshot_dates`` are the dates whose churn label is fully observed.
-    """
-    dates = sorted(pd.Timestamp(d) for d in pd.unique(pd.DatetimeIndex(snapshot_dates)))
-    h = pd.Timedelta(days=horizon_days if purge_days is None else purge_days)
-    need = test_snapshots + calibration_snapshots + min_train_snapshots
-    if len(dates) < need:
-        raise ModelError(
-            f"Only {len(dates)} fully labelled snapshots; training needs at least {need} "
-            f"(test {test_snapshots}, calibration {calibration_snapshots}, train "
-            f"{min_train_snapshots}) plus a {horizon_days}-day purge between folds.",
-            "provide a longer history, lower features.snapshot_every_days, or set a later --as-of.",
-        )
-    test = dates[-test_snapshots:]
-    cal_pool = _purged_before(dates, test[0], h)
-    cal = cal_pool[-calibration_snapshots:]
-    train = _purged_before(dates, cal[0], h) if cal else []
-    if len(cal) < calibration_snapshots or len(train) < min_train_snapshots:
-        raise ModelError(
-            f"After purging {horizon_days} days between folds only {len(train)} training and "
-            f"{len(cal)} calibration snapshots remain (of {len(dates)} labelled).",
-            "provide a longer history or lower tuning.calibration_snapshots / test_snapshots.",
-        )
-    return TimeSplit(tuple(train), tuple(cal), tuple(test), horizon_days)
-
-
-def cv_folds(
-    train_dates: tuple[pd.Timestamp, ...], *, n_folds: int, horizon_days: int
-) -> list[tuple[list[pd.Timestamp], list[pd.Timestamp]]]:
-    """Expanding-window folds inside the training dates, each purged before its validation.
-
-    Fold i validates on one later block of dates and trains on everything whose label
-    window closes before that block starts.
-    """
-    dates = sorted(train_dates)
-    h = pd.Timedelta(days=horizon_days)
-    folds = []
-    block = max(1, len(dates) // (n_folds + 2))
-    for i in range(n_folds, 0, -1):
-        start = len(dates) - i * block
-        if start < 0:  # more folds than dates: a negative start would wrap around
-            continue
-        val = dates[start : start + block]
-        tr = _purged_before(dates, val[0], h)
-        if len(tr) >= 1:
-            folds.append((tr, val))
-    if not folds:
-        raise ModelError(
-            f"Cannot build time-based CV folds from {len(dates)} training snapshots.",
-            "provide a longer history or set tuning.n_folds lower.",
-        )
-    return folds
 
 
 @dataclass(frozen=True)
