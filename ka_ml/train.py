@@ -230,18 +230,19 @@ def final_churn(
     the cross-fitted out-of-time probabilities (what is reported)."""
     model = fit_churn_model(folds.labelled, feats, params, cfg).set_family(family)
     y = oot["churn"].to_numpy(float)
-    # cross-fitted across origins: a map fitted on other models' margins is judged on the
-    # margins of a model it has not seen, as the final model's will be
+    # judged forward across origins: a map fitted on older models' margins is judged on a
+    # later model's, as the final model's will be
     origin = oot["as_of"].astype("int64").to_numpy()
     cal = Calibrator.choose(oot[f"margin_{family}"].to_numpy(), y, cfg.seed, origin)
-    p_oot = cal.crossfit_ if cal.crossfit_ is not None else cal.transform(oot[f"margin_{family}"])
+    margin = oot[f"margin_{family}"].to_numpy()
+    p_oot = cal.crossfit_ if cal.crossfit_ is not None else cal.transform(margin)
     cal.crossfit_ = None
     model.calibrator_ = cal
     return model, np.asarray(p_oot, float)
 
 
 # -- timing -----------------------------------------------------------------------------
-TIMING_MAX_SNAPSHOTS = 12  # person-period rows grow with snapshots x intervals
+TIMING_MAX_SNAPSHOTS = 6  # person-period rows grow with snapshots x intervals
 
 
 def _latest(dates: list[pd.Timestamp], k: int) -> list[pd.Timestamp]:
@@ -306,7 +307,7 @@ def interval_levels(
     chosen from a grid so the p10-p90 dates cover the determinable next orders closest to
     80%; the nominal (0.1, 0.9) stays when the origins cannot tell (no determinable rows).
     """
-    F = np.stack(toot["cdf"].to_numpy())
+    F = np.stack(list(toot["cdf"]))
     d = test["days_to_next"].to_numpy(float)
     e = test["next_order_observed"].to_numpy(bool)
     best, best_err = (0.1, 0.9), np.inf
@@ -351,7 +352,7 @@ def fit_timing(
     model = fit_timing_model(timing_rows(ts, as_of), as_of, feats, res.best_params, cfg)
     model.interval_levels_ = interval_levels(toot, folds.test, edges)
     lo, hi = model.interval_levels_
-    q = quantiles_from_cdf(np.stack(toot["cdf"].to_numpy()), edges, (lo, 0.5, hi))
+    q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, 0.5, hi))
     toot[["q10", "q50", "q90"]] = q.to_numpy()
     return model, res, toot.drop(columns="cdf")
 
@@ -372,7 +373,7 @@ class Evaluation:
     per_origin: pd.DataFrame = field(default_factory=pd.DataFrame)
     family: str = "lightgbm"
     family_scores: dict[str, float] = field(default_factory=dict)
-    calibration: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -391,7 +392,7 @@ def per_origin_table(oot: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
             ok = np.isfinite(q)
             rows.append(
                 {
-                    "origin": str(pd.Timestamp(date).date()),
+                    "origin": str(pd.Timestamp(str(date)).date()),
                     "predictor": name,
                     "rows": int(ok.sum()),
                     "roc_auc": M.roc_auc(y[ok], q[ok]),

@@ -101,9 +101,8 @@ def test_none_stays_when_the_model_is_already_calibrated() -> None:
     assert cal.method == "none"
 
 
-def test_a_calibration_that_loses_ranking_on_held_out_groups_is_not_chosen() -> None:
-    # isotonic fitted on two groups and judged on the third: its steps tie accounts the
-    # margin still ranks, so it may not win even where its Brier looks lower in-sample
+def test_with_groups_a_calibration_is_judged_forward_in_time() -> None:
+    # fitted on the earlier groups, judged on the later ones; isotonic may not lose ranking
     rng = np.random.default_rng(9)
     margin = rng.normal(0, 1, 3000)
     y = (rng.uniform(size=3000) < 1 / (1 + np.exp(-(2 * margin + 1)))).astype(float)
@@ -173,3 +172,15 @@ def test_feature_importance_names_every_feature_strongest_first(model: ChurnMode
     assert set(imp.index) == {"overdue", "noise", "tier"}
     assert imp.index[0] == "overdue"
     assert imp.is_monotonic_decreasing
+
+
+def test_a_map_that_only_fits_the_past_is_not_chosen() -> None:
+    # the older origins needed a shift that the latest no longer needs (a drifting
+    # population): judged forward, "none" stays
+    rng = np.random.default_rng(11)
+    margin = rng.normal(0, 1, 3000)
+    shift = np.repeat([1.5, 1.5, 0.0], 1000)
+    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(-(margin + shift)))).astype(float)
+    groups = np.repeat([1, 2, 3], 1000)
+    cal = Calibrator.choose(margin, y, seed=0, groups=groups)
+    assert cal.method == "none"

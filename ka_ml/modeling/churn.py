@@ -82,45 +82,33 @@ class Calibrator:
         min_gain: float = 0.005,
         max_auc_loss: float = 1e-3,
     ) -> Calibrator:
-        """None, Platt or isotonic, by cross-fitted Brier on out-of-time predictions.
+        """None, Platt or isotonic, by out-of-sample Brier on out-of-time predictions.
 
-        ``margin`` are log-odds the model gave rows it had not seen (the rolling origins).
-        Each method is fitted on K-1 groups (training passes the test origins: a map fitted
-        on some models' margins is judged on another model's) and judged on the K-th;
-        without groups, stratified folds of rows. A single group leaves "none". "none"
-        (the model's own probability) stays unless a method lowers the Brier score by more
-        than the share ``min_gain`` (0.5%: less is noise) without lowering the cross-fitted ROC AUC by more than
-        ``max_auc_loss`` (isotonic steps create ties). Then it is refitted on every row.
+        ``margin`` are log-odds the models gave rows they had not seen. With ``groups``
+        (training passes the test origins' dates) the check runs forward in time: a map
+        fitted on the earlier origins is judged on the next one, as the final model's map
+        was fitted on origins older than the rows it will score. Without groups,
+        stratified folds of rows. Too little to judge leaves "none". "none" (the model's
+        own probability) stays unless a method lowers the Brier score by the share
+        ``min_gain`` (0.5%: less is noise) and, for isotonic (whose steps tie accounts),
+        keeps the ROC AUC within ``max_auc_loss``. The winner is refitted on every row.
         """
-        from sklearn.model_selection import GroupKFold
-
         from ka_ml.modeling import metrics as M
 
         _check_two_classes(y, "calibration")
-        smaller = int(min(np.bincount(y.astype(int))))
-        n_splits = min(5, smaller)
-        if groups is not None:
-            n_splits = min(n_splits, len(np.unique(groups)))
-        if n_splits < 2:
+        splits = cls._splits(margin, y, seed, groups)
+        if not splits:
             return cls(method="none", model_="none", cv_brier_={})
-        folds = (
-            GroupKFold(n_splits=n_splits).split(margin, y, groups)
-            if groups is not None
-            else StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(
-                margin, y
-            )
-        )
-        splits = list(folds)
+        judged = np.concatenate([va for _, va in splits])
         scores: dict[str, float] = {}
         aucs: dict[str, float] = {}
         for method in ("none", "sigmoid", "isotonic"):
-            p = cls.cross_fit(method, margin, y, splits)
-            scores[method] = float(np.mean((p - y) ** 2))
-            aucs[method] = M.roc_auc(y, p)
+            p = cls.cross_fit(method, margin, y, splits)[judged]
+            scores[method] = float(np.mean((p - y[judged]) ** 2))
+            aucs[method] = M.roc_auc(y[judged], p)
         best: Literal["none", "isotonic", "sigmoid"] = "none"
         for method in ("sigmoid", "isotonic"):
             better = scores[method] < scores[best] * (1 - min_gain)
-            # Platt is strictly monotone (ranking kept); isotonic steps tie accounts
             ranks = method == "sigmoid" or aucs[method] >= aucs["none"] - max_auc_loss
             if better and ranks:
                 best = method  # type: ignore[assignment]
@@ -129,15 +117,38 @@ class Calibrator:
             model_=cls._fit_one(best, margin, y),
             cv_brier_=scores | {f"auc_{k}": v for k, v in aucs.items()},
         )
-        out.crossfit_ = cls.cross_fit(best, margin, y, splits)
+        p_all = cls._apply(out.model_, margin)  # rows never judged: the final map
+        p_all[judged] = cls.cross_fit(best, margin, y, splits)[judged]
+        out.crossfit_ = p_all
         return out
+
+    @staticmethod
+    def _splits(
+        margin: np.ndarray, y: np.ndarray, seed: int, groups: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(fit rows, judged rows): forward over ordered groups, else stratified K-fold."""
+        if groups is not None:
+            g = np.asarray(groups)
+            order = np.unique(g)
+            out = []
+            for k in range(1, len(order)):
+                tr, va = np.flatnonzero(g < order[k]), np.flatnonzero(g == order[k])
+                if len(np.unique(y[tr])) == 2:
+                    out.append((tr, va))
+            return out
+        smaller = int(min(np.bincount(y.astype(int), minlength=2)))
+        if min(5, smaller) < 2:
+            return []
+        folds = StratifiedKFold(n_splits=min(5, smaller), shuffle=True, random_state=seed)
+        return [(tr, va) for tr, va in folds.split(margin, y)]
 
     @classmethod
     def cross_fit(
         cls, method: str, margin: np.ndarray, y: np.ndarray, splits: list[tuple[Any, Any]]
     ) -> np.ndarray:
-        """Probabilities of ``method`` where each fold is calibrated on the others."""
-        p = np.empty(len(y))
+        """Probabilities of ``method`` on each split's judged rows, fitted on its fit rows
+        (NaN on rows no split judges)."""
+        p = np.full(len(y), np.nan)
         for tr, va in splits:
             p[va] = cls._apply(cls._fit_one(method, margin[tr], y[tr]), margin[va])
         return p
@@ -216,7 +227,7 @@ class ChurnModel:
 
     def fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
         """Fit the logistic part on the same rows (blended by ``set_family``)."""
-        self.linear_ = LinearChurn().fit(X[self.features_], np.asarray(y, int))
+        self.linear_ = LinearChurn().fit(X[self.features_], np.asarray(y, int), seed=self.seed)
         return self
 
     def set_family(self, family: str) -> ChurnModel:

@@ -20,6 +20,8 @@ from sklearn.linear_model import LogisticRegression
 
 from ka_ml.errors import ModelError
 
+MAX_ROWS = 60_000
+
 
 def _signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
@@ -55,7 +57,13 @@ class LinearChurn:
             )
         return np.column_stack(cols) if cols else np.zeros((len(X), 0))
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LinearChurn:
+    def fit(self, X: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> LinearChurn:
+        """Fit on at most ``MAX_ROWS`` rows drawn at random (a few dozen coefficients need no
+        more; the saga solver's time grows with the rows)."""
+        y = np.asarray(y, int)
+        if len(X) > MAX_ROWS:
+            keep = np.sort(np.random.default_rng(seed).choice(len(X), MAX_ROWS, replace=False))
+            X, y = X.iloc[keep], y[keep]
         self.features_ = list(X.columns)
         numeric = [c for c in self.features_ if pd.api.types.is_numeric_dtype(X[c].dtype)]
         self.terms_ = [(c, "value") for c in numeric]
@@ -67,7 +75,7 @@ class LinearChurn:
         lr = LogisticRegression(
             C=1.0 / (self.penalty * len(Z)), l1_ratio=1.0, solver="saga", max_iter=500, tol=1e-3
         )
-        lr.fit((Z - self.mean_) / self.scale_, np.asarray(y, int))
+        lr.fit((Z - self.mean_) / self.scale_, y)
         # back to the unscaled design: margin = intercept + coef @ (z - mean)
         self.coef_ = lr.coef_[0] / self.scale_
         self.intercept_ = float(lr.intercept_[0])

@@ -85,7 +85,7 @@ def origin_table(per_origin: pd.DataFrame) -> Table:
     for origin, g in per_origin.groupby("origin", sort=False):
         model = g[g["predictor"] == "ka_ml churn model"].iloc[0]
         base = g[g["predictor"] != "ka_ml churn model"]
-        best_auc = base.loc[base["roc_auc"].idxmax()]
+        best_auc = base.iloc[int(base["roc_auc"].to_numpy().argmax())]
         t.add_row(
             str(origin),
             f"{int(model['rows']):,}",
