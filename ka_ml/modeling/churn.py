@@ -208,9 +208,16 @@ class ChurnModel:
         return self
 
     def fit_grouped(
-        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, holdout: float = 0.2
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        groups: np.ndarray,
+        *,
+        holdout: float = 0.2,
+        refit: bool = True,
     ) -> ChurnModel:
-        """Early stopping on a hold-out of whole accounts, then a refit on every row.
+        """Early stopping on a hold-out of whole accounts, then a refit on every row
+        (``refit=False`` keeps the early-stopped booster: tuning only compares settings).
 
         Rows of one account never sit on both sides of the hold-out, so the number of
         trees is chosen on accounts the booster has not seen (not on their other snapshots).
@@ -223,7 +230,7 @@ class ChurnModel:
         if len(set(y[va])) < 2 or len(set(y[tr])) < 2:
             return self.fit(X, y, num_boost_round=200)
         rounds = self.fit(X.iloc[tr], y[tr], X_valid=X.iloc[va], y_valid=y[va]).best_iteration_
-        return self.fit(X, y, num_boost_round=max(rounds, 10))
+        return self.fit(X, y, num_boost_round=max(rounds, 10)) if refit else self
 
     def fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
         """Fit the logistic part on the same rows (blended by ``set_family``)."""

@@ -119,7 +119,9 @@ def log_evaluation(
     mlflow.log_metrics(_finite(ev.churn_uncalibrated, "test_churn_uncalibrated_"))
     mlflow.log_metrics(_finite(ev.lights, "test_lights_"))
     mlflow.log_metrics(_finite(ev.timing, "test_timing_"))
-    mlflow.log_metrics({"churn_cv_auc": ct.best_score, "timing_cv_loglik": tt.best_score})
+    mlflow.log_metrics(
+        _finite({"churn_cv_auc": ct.best_score, "timing_cv_loglik": tt.best_score}, "")
+    )
     mlflow.log_metrics({f"family_{k}_roc_auc": v for k, v in ev.family_scores.items()})
     mlflow.log_metrics(
         {f"calibration_cv_{k}": float(v) for k, v in ev.calibration.items() if k != "method"}
