@@ -146,7 +146,8 @@ def champion_run(client: Any, name: str, version: str) -> ChampionRun:
     as_of = tags.get("as_of")
     try:
         split = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/split/snapshot_dates.json")
-        test_dates = tuple(pd.Timestamp(d) for d in split.get("test", []))
+        dates = split.get("origins") or split.get("test", [])  # rolling origins, or older runs
+        test_dates = tuple(sorted(pd.Timestamp(d) for d in dates))
     except Exception:  # an older run without the split record
         test_dates = ()
     return ChampionRun(
@@ -157,6 +158,16 @@ def champion_run(client: Any, name: str, version: str) -> ChampionRun:
         metrics=dict(run.data.metrics),
         test_dates=test_dates,
     )
+
+
+def out_of_time_predictions(run_id: str) -> pd.DataFrame:
+    """The training run's pooled out-of-time predictions (``evaluation/test_predictions.csv``):
+    each test origin scored by the procedure fitted only on what was known before it."""
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/evaluation/test_predictions.csv")
+    df = pd.read_csv(path, dtype={"account_id": "str"})
+    return df.assign(as_of=pd.to_datetime(df["as_of"]))
 
 
 MODELLING_SECTIONS = ("seed", "labels", "features", "portfolio", "tuning")

@@ -67,6 +67,7 @@ from ka_ml.modeling.tracking import plot_shap_summary
 from ka_ml.notebook_env import (
     champion_run,
     notebook_inputs,
+    out_of_time_predictions,
     review_config,
     show_figure,
     show_png,
@@ -106,28 +107,36 @@ if run.data_fingerprint and known.fingerprint() != run.data_fingerprint:
 # ## 1. The test rows
 #
 # The training set is rebuilt exactly as `ka-ml train` built it (same snapshots, same
-# labels, the modelling settings recorded with the run) and split the same way; the test
-# fold is the most recent labelled snapshot, after a purge gap, which the model never saw.
-# If the recomputed metrics equal the logged ones, this review is looking at the very rows
-# the promotion gate judged.
+# labels, the modelling settings recorded with the run) and split the same way: the test
+# rows are the rolling origins, each scored at training by the procedure fitted only on
+# snapshots whose outcome was known before it. The champion itself was refitted on every
+# labelled snapshot, these rows included, so its own scores here would be in-sample: the
+# figures below use the run's logged out-of-time predictions for the same rows. If they
+# equal the logged metrics, this review is looking at the very rows the gate judged.
 
 # %%
 ts = build_training_set(known, cfg, as_of)
 folds = make_folds(ts, cfg)
 test = folds.test.reset_index(drop=True)
 X = test[model.features_]
+oot = out_of_time_predictions(run.run_id)
+p = test[["account_id", "as_of"]].merge(oot, on=["account_id", "as_of"], how="left")[
+    "churn_probability"
+].to_numpy(dtype=float)
 y = test["churn"].to_numpy(dtype=float)
-p = model.predict_proba(X)
+origins = sorted({str(pd.Timestamp(d).date()) for d in test["as_of"]})
 print(
-    f"test snapshot(s) {[str(d.date()) for d in folds.split.test_dates]}: {len(test)} accounts "
-    f"at risk, {int(y.sum())} churned within {cfg.labels.horizon_days} days ({y.mean():.1%})"
+    f"test snapshot(s) {origins}: {len(test)} account-snapshots, {int(y.sum())} churned "
+    f"within {cfg.labels.horizon_days} days ({y.mean():.1%})"
 )
-if run.test_dates and min(folds.split.test_dates) < min(run.test_dates):
+if run.test_dates and [str(d.date()) for d in run.test_dates] != origins:
     print(
-        "CAUTION: these test rows are older than the champion's own test snapshot "
-        f"({min(run.test_dates).date()}): the champion may have been trained or calibrated on "
-        "them, so the metrics below are optimistic. Use a later KA_ML_AS_OF."
+        "CAUTION: these test origins differ from the champion's own "
+        f"({[str(d.date()) for d in run.test_dates]}): rows without a logged out-of-time "
+        "prediction are left out. Use the run's KA_ML_AS_OF."
     )
+keep = np.isfinite(p)
+test, X, y, p = test[keep].reset_index(drop=True), X[keep], y[keep], p[keep]
 now = M.churn_metrics(y, p)
 logged = {k: run.metrics.get(f"test_churn_{k}", np.nan) for k in now}
 display(pd.DataFrame({"recomputed": now, "logged at training": logged}).round(4))

@@ -120,7 +120,7 @@ def test_training_data_with_a_single_churn_class_is_refused_before_any_mlflow_ru
     before = registry_state(empty_store)
     with pytest.raises(ModelError) as err:
         run_training(history, empty_store, history.default_as_of, progress=lambda s: None)
-    assert "The training snapshots (" in err.value.message
+    assert "snapshots of the test origin" in err.value.message
     assert f"contain {kind}" in err.value.message
     assert "more accounts" in err.value.remedy and "labels.churn_definition" in err.value.remedy
     assert registry_state(empty_store) == before == {"runs": 0}

@@ -117,6 +117,8 @@ def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
         at_risk = (labels["churn_definition"].to_numpy() == "contract") | (
             s["days_since_last_order"].to_numpy() <= cfg.labels.horizon_days
         )
+        if not cfg.labels.at_risk_only:  # the default: every scored account
+            at_risk = np.ones(len(s), dtype=bool)
         rows.append(s.assign(churn=labels["churn"].to_numpy())[at_risk])
     df = pd.concat(rows, ignore_index=True)
     y, p = df["churn"].to_numpy(), df["churn_probability"].to_numpy()

@@ -234,7 +234,7 @@ class ChurnModel:
 
     def fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
         """Fit the logistic part on the same rows (blended by ``set_family``)."""
-        self.linear_ = LinearChurn().fit(X[self.features_], np.asarray(y, int), seed=self.seed)
+        self.linear_ = LinearChurn().fit(self.aligned(X), np.asarray(y, int), seed=self.seed)
         return self
 
     def set_family(self, family: str) -> ChurnModel:
@@ -266,7 +266,7 @@ class ChurnModel:
         w = self.blend_weight_
         if self.linear_ is None or w >= 1.0:
             return self.tree_margin(X)
-        linear = self.linear_.margin(X)
+        linear = self.linear_.margin(self.aligned(X))  # aligned: missing features named
         return linear if w <= 0.0 else w * self.tree_margin(X) + (1 - w) * linear
 
     def calibrate(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
@@ -288,7 +288,11 @@ class ChurnModel:
         the blend: every row adds up to :meth:`margin`.
         """
         w = self.blend_weight_
-        linear = None if self.linear_ is None or w >= 1.0 else self.linear_.contributions(X)
+        linear = (
+            None
+            if self.linear_ is None or w >= 1.0
+            else self.linear_.contributions(self.aligned(X))
+        )
         if linear is not None and w <= 0.0:
             return linear
         b = self._check()

@@ -73,7 +73,12 @@ class LinearChurn:
         sd = Z.std(axis=0)
         self.scale_ = np.where(sd > 0, sd, 1.0)
         lr = LogisticRegression(
-            C=1.0 / (self.penalty * len(Z)), l1_ratio=1.0, solver="saga", max_iter=500, tol=1e-3
+            C=1.0 / (self.penalty * len(Z)),
+            l1_ratio=1.0,
+            solver="saga",
+            max_iter=500,
+            tol=1e-3,
+            random_state=seed,
         )
         lr.fit((Z - self.mean_) / self.scale_, y)
         # back to the unscaled design: margin = intercept + coef @ (z - mean)

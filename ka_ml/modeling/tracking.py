@@ -124,7 +124,11 @@ def log_evaluation(
     )
     mlflow.log_metrics({f"family_{k}_roc_auc": v for k, v in ev.family_scores.items()})
     mlflow.log_metrics(
-        {f"calibration_cv_{k}": float(v) for k, v in ev.calibration.items() if k != "method"}
+        {
+            f"calibration_cv_{k}": float(v)
+            for k, v in ev.calibration.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
     )
     for _, r in ev.per_origin.iterrows():
         key = f"origin_{r['origin']}_{'model' if r['predictor'] == 'ka_ml churn model' else r['predictor']}"

@@ -15,8 +15,9 @@ and measures:
   seen, or p90 passed without one: a miss). 80% is the nominal rate.
 
 Churn is measured on the population the churn model is trained and calibrated on: with
-``labels.at_risk_only`` (the default) only accounts that could still churn at ``d`` (a
-running contract under the contract rule, or an order within the horizon before ``d``).
+every scored account by default; with ``labels.at_risk_only`` only accounts that could
+still churn at ``d`` (a running contract under the contract rule, or an order within the
+horizon before ``d``).
 
 When a figure falls below its ``monitoring`` threshold, the result recommends retraining.
 Pure parts (:func:`outcomes`, :func:`backtest_metrics`, :func:`recommendation`) take frames
