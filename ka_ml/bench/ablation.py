@@ -27,7 +27,6 @@ marked "ref" in each block).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -47,6 +46,7 @@ from ka_ml.bench.cdnow import (
     _f,
     _machine,
     _table,
+    bench_parser,
     cutoff_config,
     load_history,
     private_mlflow,
@@ -893,18 +893,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     from ka_ml.config import load_config
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        action="append",
-        default=None,
-        help="a config; repeat for several (default: "
-        + " and ".join(str(c) for c in DEFAULT_CONFIGS)
-        + ")",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS_FILE)
-    parser.add_argument("--sample", type=int, default=None, help="only N random customers")
+    parser = bench_parser(__doc__, RESULTS_FILE)
     parser.add_argument("--trials", type=int, default=N_TRIALS, help="Optuna trials per cutoff")
     args = parser.parse_args(argv)
 

@@ -1246,14 +1246,9 @@ def write_results(text: str, path: Path | str = RESULTS_FILE) -> Path:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported
-    import logging
-    import warnings
-
-    from ka_ml.config import load_config
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def bench_parser(doc: str | None, out: Path) -> argparse.ArgumentParser:
+    """The options the CDNOW benchmarks share: --config (repeatable), --out, --sample."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
     parser.add_argument(
         "--config",
         type=Path,
@@ -1263,8 +1258,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
         + " and ".join(str(c) for c in DEFAULT_CONFIGS)
         + ")",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS_FILE)
+    parser.add_argument("--out", type=Path, default=out)
     parser.add_argument("--sample", type=int, default=None, help="only N random customers")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported
+    import logging
+    import warnings
+
+    from ka_ml.config import load_config
+
+    parser = bench_parser(__doc__, RESULTS_FILE)
     parser.add_argument("--n-boot", type=int, default=200)
     args = parser.parse_args(argv)
 
