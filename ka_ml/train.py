@@ -241,20 +241,34 @@ def final_churn(
        final model's kind of margins.
     """
     model = fit_churn_model(folds.labelled, feats, params, cfg).set_family(family)
-    y = oot["churn"].to_numpy(float)
+    cal = choose_calibration(folds, feats, params, family, oot, cfg)
     margin = oot[f"margin_{family}"].to_numpy()
-    origin = oot["as_of"].astype("int64").to_numpy()
-    cal = Calibrator.choose(margin, y, cfg.seed, origin)
-    if cal.method != "none":
-        held_out, y_held = held_out_margins(folds.labelled, feats, params, family, cfg)
-        in_period = Calibrator.choose(held_out, y_held, cfg.seed)
-        if in_period.method != cal.method:
-            cal = Calibrator(method="none", model_="none", cv_brier_=cal.cv_brier_)
-            cal.cv_brier_["in_period_method"] = in_period.method  # type: ignore[assignment]
     p_oot = cal.crossfit_ if cal.crossfit_ is not None else cal.transform(margin)
     cal.crossfit_ = None
     model.calibrator_ = cal
     return model, np.asarray(p_oot, float)
+
+
+def choose_calibration(
+    folds: Folds,
+    feats: list[str],
+    params: dict[str, Any],
+    family: str,
+    oot: pd.DataFrame,
+    cfg: Config,
+) -> Calibrator:
+    """The two checks of :func:`final_churn`: forward across origins, then in period."""
+    y = oot["churn"].to_numpy(float)
+    origin = oot["as_of"].astype("int64").to_numpy()
+    cal = Calibrator.choose(oot[f"margin_{family}"].to_numpy(), y, cfg.seed, origin)
+    if cal.method == "none":
+        return cal
+    held_out, y_held = held_out_margins(folds.labelled, feats, params, family, cfg)
+    in_period = Calibrator.choose(held_out, y_held, cfg.seed)
+    if in_period.method == cal.method:
+        return cal
+    scores = {**cal.cv_brier_, "in_period_method": in_period.method}
+    return Calibrator(method="none", model_="none", cv_brier_=scores)  # type: ignore[arg-type]
 
 
 def held_out_margins(
@@ -494,6 +508,26 @@ def evaluate(
     )
 
 
+def model_card(ev: Evaluation) -> dict[str, Any]:
+    """The churn model's card: the family that won on the origins and by how much, and the
+    pooled out-of-time figures beside the best baseline's."""
+    base = ev.comparison[ev.comparison["predictor"] != "ka_ml churn model"]
+    top = base.iloc[int(base["roc_auc"].to_numpy().argmax())]
+    others = {k: v for k, v in ev.family_scores.items() if k != ev.family}
+    return {
+        "family": ev.family,
+        "family_roc_auc": ev.family_scores.get(ev.family, float("nan")),
+        "family_margin": ev.family_scores.get(ev.family, float("nan"))
+        - max(others.values(), default=float("nan")),
+        "calibration": str(ev.calibration.get("method", "none")),
+        "oot_roc_auc": float(ev.churn["roc_auc"]),
+        "oot_brier": float(ev.churn["brier"]),
+        "best_baseline": str(top["predictor"]),
+        "best_baseline_roc_auc": float(top["roc_auc"]),
+        "origins": int(ev.per_origin["origin"].nunique()) if not ev.per_origin.empty else 0,
+    }
+
+
 def bgnbd_within(history: History, folds: Folds, cfg: Config) -> pd.DataFrame:
     """BG/NBD's P(order within k days) on every origin's rows (fitted on orders before it)."""
     from ka_ml.modeling.baselines import BGNBDChurn
@@ -620,6 +654,8 @@ def run_training(
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(ts, folds, feats, as_of, cfg, on_trial("timing"))
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2])
+        churn.card_ = model_card(ev)
+        mlflow.log_dict(churn.card_, "model_card.json")
         log_evaluation(ev, churn, timing, churn_tuning, timing_tuning, folds, feats)
         versions, decisions = promote(client, cfg, churn, timing, folds, feats, ev)
     return TrainReport(

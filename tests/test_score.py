@@ -171,6 +171,13 @@ def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -
     assert rec["n_accounts"] == len(s)
     assert rec["lights"] == s["health"].value_counts().to_dict()
     assert rec["models"]["churn"].endswith(f"v{s['churn_model_version'].iloc[0]}")
+    card = rec["model_card"]  # what training measured travels with the champion
+    assert card["family"] in {"lightgbm", "blend", "logistic"} and card["origins"] >= 1
+    assert 0.5 < card["oot_roc_auc"] <= 1 and card["best_baseline"] in {
+        "recency only", "RFM logistic regression", "BG/NBD",
+    }  # fmt: skip
+    html = (weekly.now.out_dir / "report.html").read_text()
+    assert f"{card['family']}; out-of-time ROC AUC {card['oot_roc_auc']:.3f}" in html
     assert rec["data"]["rows"]["orders"] > 0 and rec["data"]["fingerprint"]
     assert rec["thresholds"]["red"] == weekly.cfg.health.red_threshold
 

@@ -12,7 +12,7 @@ cross-fitted Brier across origins). Each block changes one thing against it:
    recency only, RFM logistic regression and BG/NBD on the same rows;
 2. parameters: the defaults (Optuna's trial 0) against the best of a fixed number of trials
    (selected on the same origins: its figure is optimistic);
-3. calibration: none, Platt, isotonic cross-fitted across origins, and the old way (a map
+3. calibration: none, Platt, isotonic judged forward across origins, and the old way (a map
    fitted on the earliest origin, applied to the latest);
 4. final fit: the old train/calibration/test split's training window against every labelled
    snapshot whose window closed by the origin (trees);
@@ -319,19 +319,19 @@ class Chosen:
         return np.asarray(self.calibrator.crossfit_, float)
 
 
-def crossfit_splits(y: np.ndarray, groups: np.ndarray) -> list[tuple[Any, Any]]:
-    """The folds ``Calibrator.choose`` cross-fits on: whole origins (at most 5 folds)."""
-    from sklearn.model_selection import GroupKFold
+def crossfit_splits(
+    margin: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
+) -> list[tuple[Any, Any]]:
+    """The splits ``Calibrator.choose`` judges on: forward across the origins."""
+    from ka_ml.modeling.churn import Calibrator
 
-    n = min(5, int(np.bincount(y.astype(int)).min()), len(np.unique(groups)))
-    return list(GroupKFold(n_splits=n).split(y, y, groups)) if n >= 2 else []
+    return Calibrator.splits(margin, y, seed, groups)
 
 
 def choose(setup: Setup, n_trials: int, progress: Progress) -> Chosen:
     """Tune (fixed budget), backtest every family and the baselines, choose the family and
     the calibration: ``train``'s own steps on this cutoff's origins."""
-    from ka_ml.modeling.churn import Calibrator
-    from ka_ml.train import backtest_churn, choose_family, tune_churn
+    from ka_ml.train import backtest_churn, choose_calibration, choose_family, tune_churn
 
     cfg = setup.cfg.model_copy(
         update={
@@ -350,10 +350,11 @@ def choose(setup: Setup, n_trials: int, progress: Progress) -> Chosen:
     family, _ = choose_family(oot)
     y = oot["churn"].to_numpy(float)
     groups = oot["as_of"].astype("int64").to_numpy()
-    cal = Calibrator.choose(oot[f"margin_{family}"].to_numpy(), y, cfg.seed, groups)
-    if cal.crossfit_ is None:  # a single origin: nothing to cross-fit, the model's own p
-        cal.crossfit_ = cal.transform(oot[f"margin_{family}"].to_numpy())
-    return Chosen(setup, tuning, oot, family, cal, crossfit_splits(y, groups))
+    margin = oot[f"margin_{family}"].to_numpy()
+    cal = choose_calibration(setup.folds, setup.feats, tuning.best_params, family, oot, cfg)
+    if cal.crossfit_ is None:  # "none" (or too little to judge): the model's own p
+        cal.crossfit_ = cal.transform(margin)
+    return Chosen(setup, tuning, oot, family, cal, crossfit_splits(margin, y, groups, cfg.seed))
 
 
 def _sigmoid(x: Any) -> np.ndarray:
@@ -489,19 +490,26 @@ def calibration_rows(ch: Chosen) -> list[Row]:
     if not ch.splits:
         return [Row(name, "a single origin: nothing to cross-fit", "", None, None, "kept: none")]
     chosen = ch.calibrator.method
+    judged = np.sort(np.concatenate([va for _, va in ch.splits]))
+    frame = oot.iloc[judged].reset_index(drop=True)
+    ref = Calibrator.cross_fit(chosen, margin, y, ch.splits)[judged]
+    vetoed = ch.calibrator.cv_brier_.get("in_period_method")
     rows = []
     for method, label in CALIBRATION_NAMES.items():
-        p = Calibrator.cross_fit(method, margin, y, ch.splits)
+        p = Calibrator.cross_fit(method, margin, y, ch.splits)[judged]
         is_chosen = method == chosen
+        decision = f"chosen: {label}" if is_chosen else "not chosen"
+        if vetoed is not None and method != "none" and not is_chosen:
+            decision += f" (held-out accounts in the training period preferred {vetoed})"
         rows.append(
             measured(
                 name,
-                f"{label}, cross-fitted across origins",
-                f"{ch.family}, map from the other origins",
-                oot,
+                f"{label}, judged forward (map from the earlier origins)",
+                f"{ch.family}, later origins only",
+                frame,
                 p,
-                None if is_chosen else ch.p,
-                f"chosen: {label}" if is_chosen else "not chosen",
+                None if is_chosen else ref,
+                decision,
             )
         )
     return rows + old_calibration_rows(ch, margin, y)

@@ -96,7 +96,7 @@ class Calibrator:
         from ka_ml.modeling import metrics as M
 
         _check_two_classes(y, "calibration")
-        splits = cls._splits(margin, y, seed, groups)
+        splits = cls.splits(margin, y, seed, groups)
         if not splits:
             return cls(method="none", model_="none", cv_brier_={})
         judged = np.concatenate([va for _, va in splits])
@@ -117,13 +117,22 @@ class Calibrator:
             model_=cls._fit_one(best, margin, y),
             cv_brier_=scores | {f"auc_{k}": v for k, v in aucs.items()},
         )
-        p_all = cls._apply(out.model_, margin)  # rows never judged: the final map
-        p_all[judged] = cls.cross_fit(best, margin, y, splits)[judged]
-        out.crossfit_ = p_all
+        out.crossfit_ = cls.judged_probabilities(best, margin, y, splits)
         return out
 
+    @classmethod
+    def judged_probabilities(
+        cls, method: str, margin: np.ndarray, y: np.ndarray, splits: list[tuple[Any, Any]]
+    ) -> np.ndarray:
+        """Every row's probability under ``method``: out of sample where a split judges it,
+        else (the earliest origin) the map fitted on every row."""
+        p = cls._apply(cls._fit_one(method, margin, y), margin)
+        judged = np.concatenate([va for _, va in splits]) if splits else np.zeros(0, int)
+        p[judged] = cls.cross_fit(method, margin, y, splits)[judged]
+        return p
+
     @staticmethod
-    def _splits(
+    def splits(
         margin: np.ndarray, y: np.ndarray, seed: int, groups: np.ndarray | None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(fit rows, judged rows): forward over ordered groups, else stratified K-fold."""
@@ -174,6 +183,9 @@ class ChurnModel:
     linear_: LinearChurn | None = None
     blend_weight_: float = 1.0
     family_: str = "lightgbm"
+    # what training measured (family, out-of-time figures beside the best baseline), set
+    # by train: it travels with the model to the scorer's run record and report
+    card_: dict[str, Any] | None = None
     # training reference for input-drift checks (ka_ml.monitoring.drift), set by train
     reference_profile_: dict[str, Any] | None = None
 

@@ -52,7 +52,9 @@ class Backtest:
         def span(d: tuple[pd.Timestamp, ...]) -> str:
             return f"{min(d).date()}..{max(d).date()} ({len(d)} snapshots)" if d else "none"
 
+        steps = {(b - a).days for a, b in zip(self.final_dates, self.final_dates[1:], strict=False)}
         return {
+            "every": f"{min(steps)} days" if steps else "-",
             "train": span(self.final_dates),
             "test": ", ".join(str(o.date.date()) for o in self.origins)
             + f" ({len(self.origins)} origins)",

@@ -150,6 +150,7 @@ def _run_record(
             "churn": f"{cfg.mlflow.churn_model_name} v{models.churn_version}",
             "timing": f"{cfg.mlflow.timing_model_name} v{models.timing_version}",
         },
+        "model_card": getattr(models.churn, "card_", None) or {},
         "data": {
             "source": history.source,
             "fingerprint": history.fingerprint(),
