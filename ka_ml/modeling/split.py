@@ -58,7 +58,7 @@ class Backtest:
             "train": span(self.final_dates),
             "test": ", ".join(str(o.date.date()) for o in self.origins)
             + f" ({len(self.origins)} origins)",
-            "purge_days": str(self.purge_days),
+            "purge": f"{self.purge_days} days",
         }
 
 
