@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,16 +41,14 @@ import pandas as pd
 
 from ka_ml.bench.cdnow import (
     CUTOFFS,
-    DEFAULT_CONFIGS,
     _f,
     _machine,
     _table,
+    bench_inputs,
     bench_parser,
     cutoff_config,
     load_history,
     private_mlflow,
-    read_cdnow,
-    sample_customers,
     write_results,
 )
 
@@ -896,27 +893,13 @@ def to_markdown(
 
 def main(argv: Sequence[str] | None = None) -> Path:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported
-    import logging
-    import warnings
-
-    from ka_ml.config import load_config
 
     parser = bench_parser(__doc__, RESULTS_FILE)
     parser.add_argument("--trials", type=int, default=N_TRIALS, help="Optuna trials per cutoff")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    warnings.filterwarnings("ignore")
-    paths: list[Path] = args.config or list(DEFAULT_CONFIGS)
-    cfgs = [load_config(p) for p in paths]  # every config validated before anything runs
     t0 = time.perf_counter()
-
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
-
-    raw = read_cdnow()
-    if args.sample:
-        raw = sample_customers(raw, args.sample, cfgs[0].seed)
+    paths, cfgs, raw, progress = bench_inputs(args)
     names = [str(p) for p in paths]
     runs = run_ablation(raw, names, cfgs, n_trials=args.trials, progress=progress)
     data = (

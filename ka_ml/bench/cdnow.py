@@ -1263,21 +1263,20 @@ def bench_parser(doc: str | None, out: Path) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported
+def bench_inputs(
+    args: argparse.Namespace,
+) -> tuple[list[Path], list[Config], pd.DataFrame, Progress]:
+    """Quiet logging, every config validated before anything runs, the (sampled) CDNOW
+    rows, and a progress printer with the elapsed seconds."""
     import logging
     import warnings
 
     from ka_ml.config import load_config
 
-    parser = bench_parser(__doc__, RESULTS_FILE)
-    parser.add_argument("--n-boot", type=int, default=200)
-    args = parser.parse_args(argv)
-
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.filterwarnings("ignore")
     paths: list[Path] = args.config or list(DEFAULT_CONFIGS)
-    cfgs = [load_config(p) for p in paths]  # every config validated before anything runs
+    cfgs = [load_config(p) for p in paths]
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
@@ -1286,6 +1285,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     raw = read_cdnow()
     if args.sample:
         raw = sample_customers(raw, args.sample, cfgs[0].seed)
+    return paths, cfgs, raw, progress
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported
+
+    parser = bench_parser(__doc__, RESULTS_FILE)
+    parser.add_argument("--n-boot", type=int, default=200)
+    args = parser.parse_args(argv)
+
+    paths, cfgs, raw, progress = bench_inputs(args)
     results = [
         run_benchmark(cfg, raw, config=str(path), n_boot=args.n_boot, progress=progress)
         for path, cfg in zip(paths, cfgs, strict=True)
