@@ -64,6 +64,9 @@ def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
     return t
 
 
+SHORT = {"recency only": "recency", "RFM logistic regression": "RFM LR", "BG/NBD": "BG/NBD"}
+
+
 def origin_table(per_origin: pd.DataFrame) -> Table:
     """Per test origin: the model's ROC AUC and Brier beside the best baseline's, and the
     mean predicted probability beside the observed churn rate (calibration in the large)."""
@@ -71,28 +74,20 @@ def origin_table(per_origin: pd.DataFrame) -> Table:
         title="Per test origin (each trained only on what was known before it)",
         title_justify="left",
     )
-    for c in (
-        "origin",
-        "rows",
-        "model AUC",
-        "best baseline AUC",
-        "model Brier",
-        "best baseline Brier",
-        "mean P",
-        "churn rate",
-    ):
-        t.add_column(c, justify="left" if c == "origin" else "right")
+    for c in ("origin", "rows", "AUC", "best baseline", "Brier", "best", "mean P", "churn"):
+        t.add_column(c, justify="left" if c == "origin" else "right", no_wrap=True)
     for origin, g in per_origin.groupby("origin", sort=False):
         model = g[g["predictor"] == "ka_ml churn model"].iloc[0]
         base = g[g["predictor"] != "ka_ml churn model"]
-        best_auc = base.iloc[int(base["roc_auc"].to_numpy().argmax())]
+        top = base.iloc[int(base["roc_auc"].to_numpy().argmax())]
+        name = SHORT.get(str(top["predictor"]), str(top["predictor"]))
         t.add_row(
             str(origin),
             f"{int(model['rows']):,}",
             _f(model["roc_auc"]),
-            f"{_f(best_auc['roc_auc'])} ({best_auc['predictor']})",
-            _f(model["brier"], 4),
-            _f(float(base["brier"].min()), 4),
+            f"{_f(top['roc_auc'])} {name}",
+            _f(model["brier"]),
+            _f(float(base["brier"].min())),
             _f(model["mean_p"]),
             _f(model["churn_rate"]),
         )
