@@ -429,6 +429,7 @@ class Evaluation:
     family_scores: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    expected: dict[str, float] = field(default_factory=dict)
 
 
 BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
@@ -453,9 +454,34 @@ def per_origin_table(oot: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
                     "brier": M.brier(y[ok], q[ok]),
                     "mean_p": float(np.mean(q[ok])),
                     "churn_rate": float(np.mean(y[ok])),
+                    "expected_roc_auc": M.expected_roc_auc(q[ok])
+                    if name == "ka_ml churn model"
+                    else float("nan"),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def expected_at(p_now: np.ndarray, per_origin: pd.DataFrame) -> dict[str, float]:
+    """What the scores should achieve on the population being scored, from the model's own
+    probabilities (assuming its calibration holds there), with the error that estimate made
+    on the origins, where the outcomes are known.
+
+    The origins lie at least a horizon before the as-of; when the population moves (a
+    cohort ages, a portfolio grows) the AUC on them is a biased estimate of the AUC at
+    the as-of, in either direction. The expected AUC sees the as-of population.
+    """
+    model = per_origin[per_origin["predictor"] == "ka_ml churn model"]
+    err = (model["expected_roc_auc"] - model["roc_auc"]).to_numpy(float)
+    p = np.asarray(p_now, dtype=float)
+    return {
+        "roc_auc": M.expected_roc_auc(p),
+        "brier": float(np.mean(p * (1 - p))) if len(p) else float("nan"),
+        "mean_p": float(np.mean(p)) if len(p) else float("nan"),
+        "accounts": float(len(p)),
+        "origin_error": float(np.mean(err)) if len(err) else float("nan"),
+        "origin_abs_error": float(np.max(np.abs(err))) if len(err) else float("nan"),
+    }
 
 
 def evaluate(
@@ -467,6 +493,7 @@ def evaluate(
     history: History,
     cfg: Config,
     family_scores: dict[str, float],
+    p_now: np.ndarray | None = None,
 ) -> Evaluation:
     """The procedure's pooled out-of-time metrics beside the baselines on the same rows."""
     test = folds.test
@@ -491,6 +518,7 @@ def evaluate(
     )
     preds = pd.concat([preds, tpred.reset_index(drop=True)], axis=1)
     cal = churn.calibrator_
+    per_origin = per_origin_table(oot, p)
     return Evaluation(
         churn=M.churn_metrics(y, p),
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
@@ -500,11 +528,12 @@ def evaluate(
         timing_comparison=pd.DataFrame(trows),
         slices=_slices(test, y, p),
         test_predictions=preds,
-        per_origin=per_origin_table(oot, p),
+        per_origin=per_origin,
         family=churn.family_,
         family_scores=family_scores,
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
         notes=[n for n in (folds.split.note,) if n],
+        expected={} if p_now is None else expected_at(p_now, per_origin),
     )
 
 
@@ -620,6 +649,7 @@ def run_training(
     """
     import mlflow
 
+    from ka_ml.features.build import feature_frames
     from ka_ml.features.snapshots import build_training_set
     from ka_ml.modeling import registry
     from ka_ml.modeling.tracking import log_evaluation, log_inputs, promote
@@ -653,7 +683,8 @@ def run_training(
         log_reference(churn, ts, feats, cfg)
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(ts, folds, feats, as_of, cfg, on_trial("timing"))
-        ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2])
+        p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])
+        ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2], p_now)
         churn.card_ = model_card(ev)
         mlflow.log_dict(churn.card_, "model_card.json")
         log_evaluation(ev, churn, timing, churn_tuning, timing_tuning, folds, feats)

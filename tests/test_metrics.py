@@ -20,6 +20,7 @@ from ka_ml.modeling.metrics import (
     churn_metrics,
     concordance_index,
     expected_calibration_error,
+    expected_roc_auc,
     log_loss,
     majority_accuracy,
     plot_lift,
@@ -317,3 +318,24 @@ def test_plotting_leaves_pyplot_and_the_global_backend_alone(tmp_path: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.split() == ["False", "None"]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 6))
+def test_expected_roc_auc_is_the_mean_auc_of_outcomes_drawn_from_p(seed: int, levels: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.beta(2, 3, 3_000), levels // 2)  # coarse rounding makes ties
+    draws = [roc_auc(rng.random(len(p)) < p, p) for _ in range(300)]
+    assert expected_roc_auc(p) == pytest.approx(float(np.mean(draws)), abs=0.004)
+
+
+def test_expected_roc_auc_edges() -> None:
+    assert expected_roc_auc(np.array([0.0, 0.0, 1.0, 1.0])) == pytest.approx(1.0)
+    # a score that reverses the probabilities is expected to rank backwards
+    p = np.array([0.1, 0.2, 0.8, 0.9])
+    assert expected_roc_auc(p, -p) < 0.5 < expected_roc_auc(p)
+    assert expected_roc_auc(np.full(10, 0.3)) == pytest.approx(0.5)  # all tied
+    assert np.isnan(expected_roc_auc(np.array([0.5])))
+    assert np.isnan(expected_roc_auc(np.array([0.2, 1.5])))
+    with pytest.raises(ValueError, match="one length"):
+        expected_roc_auc(np.array([0.1, 0.2]), np.array([1.0]))

@@ -55,6 +55,21 @@ def test_timing_probabilities_never_decrease_with_the_window(
     assert (np.diff(within, axis=1) >= 0).all()
 
 
+def test_train_expects_an_auc_for_the_scored_population_and_checks_it_on_the_origins(
+    report: TrainReport, client: Any
+) -> None:
+    x = report.evaluation.expected
+    assert 0.5 < x["roc_auc"] <= 1.0 and 0.0 < x["brier"] < 0.25
+    assert x["accounts"] > 100
+    model = report.evaluation.per_origin
+    model = model[model["predictor"] == "ka_ml churn model"]
+    err = model["expected_roc_auc"] - model["roc_auc"]
+    assert x["origin_error"] == pytest.approx(float(err.mean()))
+    assert x["origin_abs_error"] == pytest.approx(float(err.abs().max()))
+    logged = client.get_run(report.run_id).data.metrics
+    assert logged["expected_churn_roc_auc"] == pytest.approx(x["roc_auc"])
+
+
 def test_timing_interval_coverage_is_a_share(report: TrainReport) -> None:
     timing = report.evaluation.timing
     assert 0.0 <= timing["p10_p90_coverage"] <= 1.0

@@ -66,6 +66,31 @@ def roc_auc(y: ArrayLike, p: ArrayLike) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def expected_roc_auc(p: ArrayLike, score: ArrayLike | None = None) -> float:
+    """The ROC AUC ``score`` would reach if each outcome were drawn from its probability ``p``.
+
+    A label-free estimate of performance on a new population (confidence-based performance
+    estimation): it assumes ``p`` is calibrated there, i.e. that the population moved but
+    P(churn | features) did not. Ratio of the expected concordant pair mass to the expected
+    number of (positive, negative) pairs, ties counted 1/2; ``score`` defaults to ``p``.
+    NaN for fewer than two rows.
+    """
+    p_arr = np.asarray(p, dtype=float)
+    s_arr = p_arr if score is None else np.asarray(score, dtype=float)
+    if p_arr.shape != s_arr.shape or p_arr.ndim != 1:
+        raise ValueError(f"p and score must be 1-d of one length, got {p_arr.shape}, {s_arr.shape}")
+    if len(p_arr) < 2 or not np.isfinite(p_arr).all() or ((p_arr < 0) | (p_arr > 1)).any():
+        return float("nan")
+    q = 1.0 - p_arr
+    _, group = np.unique(s_arr, return_inverse=True)
+    q_group = np.bincount(group, weights=q)
+    q_below = np.concatenate([[0.0], np.cumsum(q_group)[:-1]])
+    # positive i beats every lower-scored negative j, and ties (j != i) with half credit
+    concordant = np.sum(p_arr * (q_below[group] + 0.5 * (q_group[group] - q)))
+    pairs = p_arr.sum() * q.sum() - np.sum(p_arr * q)
+    return float(concordant / pairs) if pairs > 0 else float("nan")
+
+
 def pr_auc(y: ArrayLike, p: ArrayLike) -> float:
     """Average precision: sum over distinct thresholds of (recall gain) x precision.
 

@@ -94,6 +94,17 @@ def origin_table(per_origin: pd.DataFrame) -> Table:
     return t
 
 
+def expected_line(x: dict[str, float], as_of: pd.Timestamp) -> str:
+    """The estimate for the population being scored, and how well it did on the origins."""
+    return (
+        f"expected on the {int(x['accounts']):,} accounts as of {as_of.date()} "
+        f"(from the model's own probabilities, if its calibration holds): ROC AUC "
+        f"[bold]{_f(x['roc_auc'])}[/], Brier {_f(x['brier'], 4)}; on the origins this "
+        f"estimate erred by {x['origin_error']:+.3f} on average "
+        f"(at most {x['origin_abs_error']:.3f})"
+    )
+
+
 def _choices(ev: Any) -> list[str]:
     fam = ", ".join(f"{k} {v:.4f}" for k, v in ev.family_scores.items())
     cal = ev.calibration
@@ -130,6 +141,8 @@ def print_train_report(report: Any, out: Console) -> None:
     )
     if not ev.per_origin.empty:
         out.print(origin_table(ev.per_origin))
+    if ev.expected:
+        out.print(expected_line(ev.expected, report.as_of))
     for line in _choices(ev):
         out.print(line)
     out.print(timing_table(ev.timing_comparison, windows))
