@@ -145,7 +145,89 @@ class PortfolioConfig(_Strict):
     dependency_alert: float = 0.4
 
 
+class LifecycleConfig(_Strict):
+    """Which accounts are judged for risk (new, active) and which are already lost (lapsed).
+
+    Lapsed: the last contract ended more than ``contract_grace_days`` ago with none running,
+    or (no contract running) no order for longer than ``lapsed_after_days`` (null = the
+    churn horizon) and longer than ``lapsed_cycle_multiple`` times the account's own
+    typical gap between orders. New (not lapsed): fewer than ``new_min_orders`` orders or a
+    tenure shorter than ``new_min_tenure_days`` (null = the horizon); scored and flagged
+    low confidence.
+    """
+
+    contract_grace_days: int = Field(
+        30, ge=0, description="a contract that ended this many days ago may still be renewed"
+    )
+    lapsed_after_days: int | None = Field(
+        None, ge=1, description="no order for longer than this (null = the horizon) ..."
+    )
+    lapsed_cycle_multiple: float = Field(
+        3.0, ge=1, description="... and longer than this x the account's own typical gap"
+    )
+    new_min_orders: int = Field(3, ge=1, description="fewer orders than this: new")
+    new_min_tenure_days: int | None = Field(
+        None, ge=0, description="a shorter tenure than this (null = the horizon): new"
+    )
+
+
+class ScorecardConfig(_Strict):
+    """The business's own health measures, each read as red / yellow / green beside the model.
+
+    Usage: weekly usage of the last 90 days against the 90 before (the catalog's
+    ``usage_trend_90d``; ratio red below ``usage_red_ratio``, yellow below
+    ``usage_yellow_ratio``; no usage at all for 90 days is red). Complaints: complaints
+    opened in the last 90 days (red from ``complaints_red``, yellow from
+    ``complaints_yellow``). Renewal intent: the latest answer of the survey
+    kinds in ``renewal_intent_kinds`` (red at or below ``intent_red``, yellow at or below
+    ``intent_yellow``), kept apart from NPS (``nps_kinds``, not a scorecard light).
+    Purchase rhythm: days since the last order over the account's typical gap (red from
+    ``rhythm_red``, yellow from ``rhythm_yellow``).
+    """
+
+    usage_red_ratio: float = Field(0.5, gt=0)
+    usage_yellow_ratio: float = Field(0.8, gt=0)
+    complaints_red: int = Field(3, ge=1)
+    complaints_yellow: int = Field(1, ge=1)
+    renewal_intent_kinds: list[str] = Field(
+        default_factory=lambda: ["renewal_intent", "renewal"],
+        description="survey kinds read as renewal intent (score 0-10)",
+    )
+    nps_kinds: list[str] = Field(default_factory=lambda: ["nps"])
+    intent_red: float = Field(4.0, description="renewal intent at or below this: red")
+    intent_yellow: float = Field(6.0, description="renewal intent at or below this: yellow")
+    intent_max_age_days: int = Field(365, ge=1, description="older answers are not read")
+    rhythm_red: float = Field(2.0, gt=0, description="days since the last order / typical gap")
+    rhythm_yellow: float = Field(1.3, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScorecardConfig:
+        if not (self.usage_red_ratio < self.usage_yellow_ratio):
+            raise ValueError("usage_red_ratio must be below usage_yellow_ratio")
+        if self.complaints_yellow > self.complaints_red:
+            raise ValueError("complaints_yellow must not exceed complaints_red")
+        if self.intent_red >= self.intent_yellow:
+            raise ValueError("intent_red must be below intent_yellow")
+        if self.rhythm_yellow >= self.rhythm_red:
+            raise ValueError("rhythm_yellow must be below rhythm_red")
+        return self
+
+
 class HealthConfig(_Strict):
+    mode: Literal["budget", "threshold"] = Field(
+        "budget",
+        description="budget: red = the riskiest red_share of active and new accounts, yellow "
+        "the next yellow_share (ranked by rank_by); threshold: absolute probabilities",
+    )
+    rank_by: Literal["churn_probability", "revenue_at_risk"] = "churn_probability"
+    red_share: float = Field(0.10, gt=0, lt=1)
+    yellow_share: float = Field(0.20, ge=0, lt=1)
+    red_min_probability: float = Field(
+        0.25, ge=0, lt=1, description="budget mode: never red below this churn probability"
+    )
+    yellow_min_probability: float = Field(
+        0.10, ge=0, lt=1, description="budget mode: never yellow below this churn probability"
+    )
     red_threshold: float = Field(0.5, gt=0, lt=1)
     yellow_threshold: float = Field(0.25, gt=0, lt=1)
     hysteresis: float = Field(
@@ -157,6 +239,10 @@ class HealthConfig(_Strict):
     )
     critical_complaint_raises: bool = Field(
         True, description="an open critical complaint: at least yellow"
+    )
+    win_back_action: str = Field(
+        "Win-back: call to learn why they stopped and whether an offer would bring them back.",
+        description="the action shown for lapsed accounts",
     )
     actions: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {
@@ -182,6 +268,8 @@ class HealthConfig(_Strict):
     def _ordered(self) -> HealthConfig:
         if self.yellow_threshold >= self.red_threshold:
             raise ValueError("yellow_threshold must be below red_threshold")
+        if self.red_share + self.yellow_share >= 1:
+            raise ValueError("red_share + yellow_share must stay below 1")
         return self
 
 
@@ -229,6 +317,18 @@ class TuningConfig(_Strict):
 
 
 class ReportConfig(_Strict):
+    currency: str = Field("", description="shown with money, e.g. EUR or €; '' = none")
+    risk_rise_points: float = Field(
+        0.10, gt=0, lt=1, description="a weekly rise this large (0.10 = 10 points) needs attention"
+    )
+    attention_rows: int = Field(25, ge=1, description="rows shown in 'Needs attention'")
+    win_back_rows: int = Field(25, ge=1, description="rows shown in 'Win-back'")
+    run_rate_days: int = Field(
+        180,
+        ge=30,
+        description="revenue at risk without a running contract: the run rate of this many "
+        "days (the nearest features.windows_days window), annualised",
+    )
     max_accounts: int = Field(
         3000, ge=10, description="accounts shown in report.html (most revenue at risk first)"
     )
@@ -238,6 +338,15 @@ class ReportConfig(_Strict):
 class ScoringConfig(_Strict):
     chunk_rows: int = Field(
         50_000, ge=100, description="accounts scored and explained per chunk (bounds memory)"
+    )
+    previous_run_max_days: int = Field(
+        21, ge=1, description="'since last week' compares with the latest run this recent"
+    )
+    change_lookback_days: int = Field(
+        7,
+        ge=1,
+        description="with no stored run to compare with, 'since last week' recomputes the "
+        "features this many days back",
     )
 
 
@@ -382,7 +491,9 @@ class Config(_Strict):
     labels: LabelsConfig = LabelsConfig()
     features: FeaturesConfig = FeaturesConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
     health: HealthConfig = HealthConfig()
+    scorecard: ScorecardConfig = ScorecardConfig()
     mlflow: MlflowConfig = MlflowConfig()
     tuning: TuningConfig = TuningConfig()
     monitoring: MonitoringConfig = MonitoringConfig()

@@ -16,6 +16,7 @@ place that talks to MLflow.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -522,7 +523,7 @@ def evaluate(
     return Evaluation(
         churn=M.churn_metrics(y, p),
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
-        lights=light_scores(y, p, cfg.health.red_threshold, cfg.health.yellow_threshold),
+        lights=origin_lights(test, y, p, cfg),
         timing=timing_scores(tpred, d, e, windows),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
@@ -535,6 +536,27 @@ def evaluate(
         notes=[n for n in (folds.split.note,) if n],
         expected={} if p_now is None else expected_at(p_now, per_origin),
     )
+
+
+def origin_lights(
+    test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config
+) -> dict[str, float]:
+    """The lights the scorer would have shown on each origin (its lifecycle states and light
+    rule, no previous week), judged against what happened: precision and recall of red and
+    of red + yellow among the accounts that get a light, the share of them that was red,
+    and the churn ROC AUC on them (lapsed accounts, the easy part of any ranking, left out).
+    """
+    from ka_ml.scoring.health import assign_lights
+    from ka_ml.scoring.lifecycle import lifecycle_states
+
+    lit = (lifecycle_states(test, cfg)["lifecycle"] != "lapsed").to_numpy()
+    light = np.full(len(test), "", dtype=object)
+    for idx in test.groupby("as_of").indices.values():
+        light[idx], _ = assign_lights(p[idx], None, cfg.health, eligible=lit[idx])
+    out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
+    out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
+    out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")
+    return out
 
 
 def model_card(ev: Evaluation) -> dict[str, Any]:
@@ -554,7 +576,26 @@ def model_card(ev: Evaluation) -> dict[str, Any]:
         "best_baseline": str(top["predictor"]),
         "best_baseline_roc_auc": float(top["roc_auc"]),
         "origins": int(ev.per_origin["origin"].nunique()) if not ev.per_origin.empty else 0,
+        **cycle_figures(ev.timing),
     }
+
+
+def cycle_figures(timing: dict[str, float]) -> dict[str, float]:
+    """The purchase-cycle record managers see: p10-p90 coverage and the shortest window's
+    accuracy beside the always-majority answer (empty when not measured)."""
+    windows = sorted(int(k[1:-9]) for k in timing if re.fullmatch(r"p\d+_accuracy", k))
+    out: dict[str, float] = {}
+    cov = timing.get("p10_p90_coverage", float("nan"))
+    if np.isfinite(cov):
+        out["timing_coverage"] = float(cov)
+    if windows:
+        k = windows[0]
+        out |= {
+            "window_days": float(k),
+            "window_accuracy": float(timing[f"p{k}_accuracy"]),
+            "window_majority_accuracy": float(timing.get(f"p{k}_majority_accuracy", np.nan)),
+        }
+    return out
 
 
 def bgnbd_within(history: History, folds: Folds, cfg: Config) -> pd.DataFrame:

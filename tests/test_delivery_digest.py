@@ -127,6 +127,8 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "rising": 0,
         "still_red": 1,
         "improved": 1,
+        "dependency": 0,
+        "lapsed": 0,
     }
     assert "1 account turned red: A1 Holdings <b>&</b>." in alice.text
     turned = alice.text.split("TURNED RED THIS WEEK (1)")[1].split("STILL RED")[0]

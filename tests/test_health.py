@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ka_ml.config import HealthConfig
 from ka_ml.scoring.health import assign_lights, recommended_actions
 
-CFG = HealthConfig()
+CFG = HealthConfig(mode="threshold")
 RED, YELLOW, H = CFG.red_threshold, CFG.yellow_threshold, CFG.hysteresis
 
 
@@ -83,7 +83,7 @@ def test_previous_lights_may_come_as_a_string_series_with_gaps() -> None:
 
 
 def test_a_zero_hysteresis_means_plain_thresholds_even_with_a_previous_light() -> None:
-    cfg = HealthConfig(hysteresis=0.0)
+    cfg = HealthConfig(mode="threshold", hysteresis=0.0)
     assert lights([RED - 0.001, YELLOW - 0.001], prev=["red", "yellow"], cfg=cfg) == [
         "yellow",
         "green",
@@ -108,7 +108,7 @@ def test_overrides_never_lower_a_red_kept_by_hysteresis() -> None:
 
 
 def test_overrides_can_be_switched_off_in_config() -> None:
-    cfg = HealthConfig(overdue_raises=False, critical_complaint_raises=False)
+    cfg = HealthConfig(mode="threshold", overdue_raises=False, critical_complaint_raises=False)
     got = lights([0.05], cfg=cfg, overdue=np.array([True]), critical_complaint=np.array([True]))
     assert got == ["green"]
 
@@ -173,7 +173,7 @@ def configs_and_walks(draw: st.DrawFn) -> tuple[HealthConfig, float, list[float]
     h = draw(st.floats(0.01, 0.1))
     yellow = draw(st.floats(0.1, 0.4))
     red = draw(st.floats(yellow + 1.01 * h, 0.9))
-    cfg = HealthConfig(red_threshold=red, yellow_threshold=yellow, hysteresis=h)
+    cfg = HealthConfig(mode="threshold", red_threshold=red, yellow_threshold=yellow, hysteresis=h)
     thr = draw(st.sampled_from([red, yellow]))
     steps = draw(st.lists(st.floats(-h / 2, h / 2), min_size=2, max_size=30))
     return cfg, thr, [thr + s for s in steps]
@@ -203,7 +203,7 @@ def test_an_account_oscillating_within_half_the_band_changes_light_at_most_once(
 
 def test_without_hysteresis_the_same_oscillation_flips_every_week() -> None:
     """The property above is not vacuous: with h = 0 the light follows every wiggle."""
-    cfg = HealthConfig(hysteresis=0.0)
+    cfg = HealthConfig(mode="threshold", hysteresis=0.0)
     ps = [RED - H / 2, RED + H / 2] * 3
     seq = walk(cfg, ps)
     assert sum(a != b for a, b in itertools.pairwise(seq)) == len(ps) - 1

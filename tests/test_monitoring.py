@@ -124,6 +124,7 @@ def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
     y, p = df["churn"].to_numpy(), df["churn_probability"].to_numpy()
     red = (df["health"] == "red").to_numpy()
     warm = df["health"].isin(["red", "yellow"]).to_numpy()
+    lit = df["health"].notna().to_numpy()  # lapsed accounts have no light: not judged
 
     # interval: first order on/after the scoring date, within [p10, p90]
     seen = history.orders[history.orders["order_date"] < end]
@@ -140,9 +141,9 @@ def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
     known = observed | (hi < end)
     return {
         "red_precision": red[y == 1].sum() / red.sum(),
-        "red_recall": red[y == 1].sum() / (y == 1).sum(),
+        "red_recall": red[y == 1].sum() / ((y == 1) & lit).sum(),
         "red_yellow_precision": warm[y == 1].sum() / warm.sum(),
-        "red_yellow_recall": warm[y == 1].sum() / (y == 1).sum(),
+        "red_yellow_recall": warm[y == 1].sum() / ((y == 1) & lit).sum(),
         "roc_auc": roc_auc_score(y, p),
         "brier": brier_score_loss(y, p),
         "ece": M.expected_calibration_error(y, p),

@@ -402,9 +402,10 @@ def test_a_first_run_without_last_week_or_optional_columns_still_renders(
     assert "Since last week" not in text and "No account is above the dependency" in text
     assert "Tier ?" in text  # the unknown tier gets its own column
     red = int((bare["health"] == "red").sum())
-    assert text.count("turned red (new)") == red  # without a last week every red is new
+    assert red and text.count("turned red (new)") == 0  # a first run reports no changes
+    assert "First run: changes are reported from next week on" in text
     summary = portfolio_summary(bare)
-    assert summary["rising"] == 0 and summary["turned_red"] == red
+    assert summary["rising"] == 0 and summary["turned_red"] == 0
     assert summary["tiers"][""]["accounts"] == len(bare)  # unknown tier is kept, not dropped
     book = load_workbook(write_excel(bare, {}, tmp_path / "bare.xlsx"))
     assert book["Accounts"].max_row == len(bare) + 1

@@ -42,6 +42,9 @@ CONTRACT_COLUMNS = [
     "expected_next_purchase_date", "next_purchase_p10_date", "next_purchase_p90_date",
     *REASON_COLUMNS,
     "abc_tier", "revenue_share", "dependency_index", "churn_model_version", "timing_model_version",
+    "lifecycle", "low_confidence", "churn_definition", "dependency_alert",
+    "scorecard_usage", "scorecard_complaints", "scorecard_renewal_intent",
+    "scorecard_purchase_rhythm",
 ]  # fmt: skip
 
 
@@ -104,7 +107,18 @@ def test_the_scores_table_has_every_contract_column_with_its_type(weekly: Weekly
     assert pd.api.types.is_datetime64_any_dtype(s["as_of"]) and (s["as_of"] == weekly.as_of).all()
     p = s["churn_probability"]
     assert pd.api.types.is_float_dtype(p) and p.between(0, 1).all()
-    assert set(s["health"]) <= {"red", "yellow", "green"}
+    lapsed = s["lifecycle"].eq("lapsed")
+    assert set(s["lifecycle"]) <= {"new", "active", "lapsed"} and lapsed.any()
+    assert set(s.loc[~lapsed, "health"]) <= {"red", "yellow", "green"}
+    assert s.loc[lapsed, "health"].isna().all()  # lost already: no light
+    assert (s.loc[lapsed, "revenue_at_risk"] == 0).all()
+    assert s["low_confidence"].dtype == bool
+    assert (s["low_confidence"] == s["lifecycle"].eq("new")).all()
+    assert set(s["churn_definition"]) <= {"contract", "no_order"}
+    assert s["dependency_alert"].dtype == bool
+    assert (s["dependency_alert"] == (s["dependency_index"] > 0.4)).all()
+    for m in ("usage", "complaints", "renewal_intent", "purchase_rhythm"):
+        assert set(s[f"scorecard_{m}"].fillna("")) <= {"red", "yellow", "green", ""}
     assert set(s["abc_tier"].astype(str)) <= {"A", "B", "C"}
     assert s["revenue_share"].between(0, 1).all() and 0 < s["revenue_share"].sum() <= 1 + 1e-9
     assert (
@@ -197,7 +211,7 @@ def test_last_weeks_light_and_probability_come_from_the_previous_run(weekly: Wee
     now = weekly.now.scores.set_index("account_id")
     both = now.index.intersection(prev.index)
     assert len(both) > 0.8 * len(now)
-    assert (now.loc[both, "health_prev"] == prev.loc[both, "health"]).all()
+    assert (now.loc[both, "health_prev"].fillna("") == prev.loc[both, "health"].fillna("")).all()
     np.testing.assert_allclose(
         now.loc[both, "churn_probability_prev"],
         prev.loc[both, "churn_probability"],
@@ -220,12 +234,20 @@ def test_changes_are_described_for_accounts_scored_both_weeks(weekly: Weekly) ->
     assert changes.str.startswith("Risk").any()
 
 
-def test_the_real_run_applies_hysteresis_to_last_weeks_red_accounts(weekly: Weekly) -> None:
+def test_the_real_run_keeps_red_a_short_list_with_hysteresis(weekly: Weekly) -> None:
+    from ka_ml.scoring.health import budget_rank
+
     s = weekly.now.scores
     h = weekly.cfg.health
-    held = (s["health_prev"] == "red") & (s["churn_probability"] >= h.red_threshold - h.hysteresis)
-    assert (s.loc[held, "health"] == "red").all()
-    assert (s.loc[s["churn_probability"] >= h.red_threshold, "health"] == "red").all()
+    lit = s["lifecycle"].ne("lapsed").to_numpy()
+    above = 1 - budget_rank(s["churn_probability"].to_numpy(), lit)
+    p = s["churn_probability"]
+    top = lit & (above < h.red_share - 1e-9) & (p >= h.red_min_probability)
+    assert (s.loc[top, "health"] == "red").all()
+    held = lit & (s["health_prev"] == "red") & (above < h.red_share + h.hysteresis - 1e-9)
+    assert (s.loc[held & (p >= h.red_min_probability), "health"] == "red").all()
+    red_share = (s.loc[lit, "health"] == "red").mean()
+    assert red_share <= h.red_share + h.hysteresis + 1e-9
 
 
 # -- idempotent, atomic, fail-safe ------------------------------------------------------

@@ -47,6 +47,7 @@ from ka_ml.errors import KaMlError
 TABLE = "scores"
 Light = Literal["red", "yellow", "green"]
 Tier = Literal["A", "B", "C"]
+Lifecycle = Literal["new", "active", "lapsed"]
 MAX_PAGE = 500
 N_REASONS = 3
 
@@ -85,6 +86,13 @@ class AccountSummary(BaseModel):
     light_reason: str | None = None
     recommended_action: str | None = None
     top_reason: str | None = None
+    lifecycle: str | None = Field(None, description="new / active / lapsed")
+    low_confidence: bool | None = None
+    dependency_alert: bool | None = None
+    scorecard_usage: str | None = None
+    scorecard_complaints: str | None = None
+    scorecard_renewal_intent: str | None = None
+    scorecard_purchase_rhythm: str | None = None
 
 
 class HistoryPoint(BaseModel):
@@ -104,6 +112,14 @@ class AccountDetail(AccountSummary):
         default_factory=dict, description="P(next order within k days), by window"
     )
     changes: str | None = None
+    lifecycle_reason: str | None = None
+    churn_definition: str | None = None
+    expected_revenue_12m: float | None = None
+    win_back_value: float | None = None
+    scorecard_usage_detail: str | None = None
+    scorecard_complaints_detail: str | None = None
+    scorecard_renewal_intent_detail: str | None = None
+    scorecard_purchase_rhythm_detail: str | None = None
     revenue_share: float | None = None
     dependency_index: float | None = None
     days_since_last_order: float | None = None
@@ -354,6 +370,10 @@ def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
                     "revenue_at_risk",
                     "revenue_share",
                     "dependency_index",
+                    "dependency_alert",
+                    "lifecycle",
+                    "expected_revenue_12m",
+                    "win_back_value",
                 )
             ]
             q = sa.select(*cols).where(t.c.as_of == day)
@@ -375,6 +395,8 @@ def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
     def accounts(
         light: Light | None = None,
         tier: Tier | None = None,
+        lifecycle: Lifecycle | None = None,
+        dependency_alert: bool | None = None,
         owner: Annotated[str | None, Query(max_length=200)] = None,
         as_of: date | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
@@ -388,6 +410,10 @@ def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
                 where.append(t.c.health == light)
             if tier is not None:
                 where.append(t.c.abc_tier == tier)
+            if lifecycle is not None:
+                where.append(_col(t, "lifecycle") == lifecycle)
+            if dependency_alert is not None:
+                where.append(_col(t, "dependency_alert") == int(dependency_alert))
             if owner is not None:
                 where.append(_col(t, "owner") == owner)
             total = conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar()

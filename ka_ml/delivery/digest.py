@@ -134,9 +134,34 @@ def unique_slugs(labels: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- sections
 
 
-def _items(rows: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
-    """The listed accounts of one section, in report order, as plain records."""
-    shown = rows.loc[order_by_risk(rows)].head(limit)
+SCORECARD_NAMES = {
+    "usage": "usage",
+    "complaints": "complaints",
+    "renewal_intent": "renewal intent",
+    "purchase_rhythm": "purchase rhythm",
+}
+DEPENDENCY_ACTION = "Start a new-customer development plan: the business depends too much on it."
+
+
+def _scorecard_text(shown: pd.DataFrame) -> pd.Series:
+    """The business measures that are not green, e.g. 'usage red (…); complaints yellow (…)'."""
+    out = pd.Series("", index=shown.index, dtype="string")
+    for key, name in SCORECARD_NAMES.items():
+        light, detail = _text(shown, f"scorecard_{key}"), _text(shown, f"scorecard_{key}_detail")
+        part = name + " " + light + " (" + detail + ")"
+        part = part.where(light.isin(["red", "yellow"]), "")
+        out = (out + "; " + part).where(part.ne(""), out)
+    return out.str.strip("; ")
+
+
+def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[str, Any]]:
+    """The listed accounts of one section, in report order (or by column ``by``,
+    descending), as plain records."""
+    if by is None:
+        shown = rows.loc[order_by_risk(rows)].head(limit)
+    else:
+        shown = rows.assign(_k=_num(rows, by).fillna(-1.0))
+        shown = shown.sort_values("_k", ascending=False, kind="stable").head(limit)
     ids = _text(shown, "account_id")
     name = _text(shown, "name")
     reasons = [_text(shown, f"reason_{k}") for k in (1, 2, 3)]  # with "(raises risk)"
@@ -159,6 +184,10 @@ def _items(rows: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
             "light_reason": _text(shown, "light_reason"),
             "action": _text(shown, "recommended_action"),
             "changes": _text(shown, "changes"),
+            "lifecycle": _text(shown, "lifecycle"),
+            "scorecard": _scorecard_text(shown),
+            "win_back": _num(shown, "win_back_value"),
+            "lapsed_why": _text(shown, "lifecycle_reason"),
         }
     )
     return [{str(k): v for k, v in r.items()} for r in view.to_dict("records")]
@@ -183,20 +212,33 @@ def _top_reasons(rows: pd.DataFrame, n: int = 3) -> list[dict[str, Any]]:
 
 
 def digest_context(
-    rows: pd.DataFrame, *, label: str, as_of: str, max_listed: int, currency: str = ""
+    rows: pd.DataFrame,
+    *,
+    label: str,
+    as_of: str,
+    max_listed: int,
+    currency: str = "",
+    rise: float = 0.10,
 ) -> dict[str, Any]:
     """Everything one owner's digest says, computed from their rows (pure).
 
-    Sections: accounts that turned red this week, whose risk rose 10+ points, that are
-    still red, and that left red (improved); counts per light; the commonest reasons.
+    Sections: accounts that turned red this week, whose risk rose ``rise`` or more, that
+    are still red, that left red (improved), above the dependency alert, and lapsed ones
+    worth a win-back call; counts per light; the commonest reasons.
     """
-    flags = attention_flags(rows)
+    flags = attention_flags(rows, rise=rise)
     health = _text(rows, "health")
     prev = _text(rows, "health_prev")
     turned_red = flags["turned_red"]
     rising = flags["rising"] & ~turned_red
     still_red = health.eq("red") & ~turned_red & ~rising
     improved = prev.eq("red") & health.ne("red") & health.ne("")
+    dependency = (
+        rows["dependency_alert"].astype("boolean").fillna(False).astype(bool)
+        if ("dependency_alert" in rows)
+        else pd.Series(False, index=rows.index)
+    )
+    lapsed = _text(rows, "lifecycle").eq("lapsed")
     counts = {
         "accounts": len(rows),
         "red": int(health.eq("red").sum()),
@@ -206,12 +248,17 @@ def digest_context(
         "rising": int(rising.sum()),
         "still_red": int(still_red.sum()),
         "improved": int(improved.sum()),
+        "dependency": int(dependency.sum()),
+        "lapsed": int(lapsed.sum()),
     }
+    pts = round(rise * 100)
     sections = [
-        ("turned_red", "Turned red this week", turned_red),
-        ("rising", "Risk rising (10+ points since last week)", rising),
-        ("still_red", "Still red", still_red),
-        ("improved", "No longer red", improved),
+        ("turned_red", "Turned red this week", turned_red, None),
+        ("rising", f"Risk rising ({pts}+ points since last week)", rising, None),
+        ("still_red", "Still red", still_red, None),
+        ("improved", "No longer red", improved, None),
+        ("dependency", "Dependency alert", dependency, None),
+        ("lapsed", "Win-back: lapsed accounts", lapsed, "win_back_value"),
     ]
     return {
         "label": label,
@@ -225,14 +272,15 @@ def digest_context(
                 "key": key,
                 "title": title,
                 "count": counts[key],
-                "rows": _items(rows[mask.to_numpy()], max_listed),
+                "rows": _items(rows[mask.to_numpy()], max_listed, by),
                 "more": max(counts[key] - max_listed, 0),
             }
-            for key, title, mask in sections
+            for key, title, mask, by in sections
             if counts[key]
         ],
         "turned_red_names": [i["name"] for i in _items(rows[turned_red.to_numpy()], max_listed)],
         "top_reasons": _top_reasons(rows),
+        "dependency_action": DEPENDENCY_ACTION,
     }
 
 
@@ -271,10 +319,21 @@ Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
 
 {{ s.title|upper }} ({{ s.count }})
 {% for a in s.rows %}
+{% if s.key == "lapsed" %}
+- {{ a.name }} ({{ a.account_id }}): lapsed, {{ a.lapsed_why }}; win-back value \
+{{ a.win_back|money(cur) }}
+{% else %}
 - {{ a.name }} ({{ a.account_id }}{% if a.tier %}, tier {{ a.tier }}{% endif %}): \
-{{ a.health }}, risk {{ a.p|pct }}{% if a.has_prev %} (was {{ a.p_prev|pct }}, \
+{{ a.health or a.lifecycle }}, risk {{ a.p|pct }}{% if a.has_prev %} (was {{ a.p_prev|pct }}, \
 {{ a.change|pts }}){% endif %}, {{ a.at_risk|money(cur) }} at risk
-{% if a.why %}
+{% if s.key == "dependency" %}
+  Do: {{ dependency_action }}
+{% endif %}
+{% if a.scorecard %}
+  Scorecard: {{ a.scorecard }}
+{% endif %}
+{% endif %}
+{% if a.why and s.key != "lapsed" %}
   Why: {{ a.why }}
 {% endif %}
 {% if a.changes %}
@@ -318,14 +377,21 @@ max-width:720px;line-height:1.45">
 <h3 style="margin-bottom:4px">{{ s.title }} ({{ s.count }})</h3>
 <ul style="padding-left:18px;margin-top:4px">
 {% for a in s.rows %}
+{% if s.key == "lapsed" %}
+<li style="margin-bottom:8px"><b>{{ a.name }}</b> <small>{{ a.account_id }}</small>: lapsed, \
+{{ a.lapsed_why }}; win-back value <b>{{ a.win_back|money(cur) }}</b></li>
+{% else %}
 <li style="margin-bottom:8px"><b>{{ a.name }}</b> <small>{{ a.account_id }}\
-{% if a.tier %} · tier {{ a.tier }}{% endif %}</small>: {{ a.health }}, risk <b>{{ a.p|pct }}</b>\
+{% if a.tier %} · tier {{ a.tier }}{% endif %}</small>: {{ a.health or a.lifecycle }}, risk <b>{{ a.p|pct }}</b>\
 {% if a.has_prev %} (was {{ a.p_prev|pct }}, {{ a.change|pts }}){% endif %}, \
 {{ a.at_risk|money(cur) }} at risk
+{% if s.key == "dependency" %}<br><span style="color:#52606d">Do:</span> <b>{{ dependency_action }}</b>{% endif %}
+{% if a.scorecard %}<br><span style="color:#52606d">Scorecard:</span> {{ a.scorecard }}{% endif %}
 {% if a.why %}<br><span style="color:#52606d">Why:</span> {{ a.why }}{% endif %}
 {% if a.changes %}<br><span style="color:#52606d">Since last week:</span> {{ a.changes }}{% endif %}
 {% if a.action %}<br><span style="color:#52606d">Do:</span> <b>{{ a.action }}</b>{% endif %}
 </li>
+{% endif %}
 {% endfor %}
 </ul>
 {% if s.more %}<p><small>… and {{ s.more }} more in the report.</small></p>{% endif %}
@@ -401,7 +467,12 @@ def build_digests(
     for (name, idx), label, slug in zip(groups, labels, unique_slugs(labels), strict=True):
         rows = scores.loc[idx]
         ctx = digest_context(
-            rows, label=label, as_of=as_of, max_listed=delivery.max_listed, currency=currency
+            rows,
+            label=label,
+            as_of=as_of,
+            max_listed=delivery.max_listed,
+            currency=currency,
+            rise=float(run.get("risk_rise_points") or 0.10),
         )
         subject = subject_line(delivery.subject_prefix, label, ctx["counts"], as_of)
         text, html = render_digest(

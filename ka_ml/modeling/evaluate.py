@@ -21,11 +21,14 @@ def churn_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return M.churn_metrics(np.asarray(y, float), np.asarray(p, float))
 
 
-def light_scores(y: np.ndarray, p: np.ndarray, red: float, yellow: float) -> dict[str, float]:
+def light_scores(y: np.ndarray, red: np.ndarray, red_yellow: np.ndarray) -> dict[str, float]:
     """Precision and recall of red, and of red+yellow, against the churn labels."""
     y = np.asarray(y, bool)
     out: dict[str, float] = {}
-    for name, flag in (("red", p >= red), ("red_yellow", p >= yellow)):
+    for name, flag in (
+        ("red", np.asarray(red, bool)),
+        ("red_yellow", np.asarray(red_yellow, bool)),
+    ):
         tp = float(np.sum(flag & y))
         out[f"{name}_precision"] = tp / max(float(flag.sum()), 1.0)
         out[f"{name}_recall"] = tp / max(float(y.sum()), 1.0)

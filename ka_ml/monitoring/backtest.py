@@ -152,9 +152,12 @@ def _ratio(num: float, den: float) -> float:
 
 
 def light_metrics(health: pd.Series, churn: np.ndarray) -> dict[str, float]:
-    """Precision and recall of the red and of the red + yellow lights against churn."""
-    y = np.asarray(churn, bool)
+    """Precision and recall of the red and of the red + yellow lights against churn, among
+    the accounts that had a light (lapsed accounts have none: they were lost already)."""
     h = health.astype("string").fillna("").to_numpy()
+    lit = h != ""
+    y = np.asarray(churn, bool)[lit]
+    h = h[lit]
     out: dict[str, float] = {}
     for name, flag in (("red", h == "red"), ("red_yellow", np.isin(h, ["red", "yellow"]))):
         tp = float(np.sum(flag & y))
@@ -205,6 +208,8 @@ def timing_metrics(frame: pd.DataFrame, windows: list[int]) -> dict[str, float]:
         out[f"p{k}_brier"] = M.brier(yk, pk) if len(yk) else float("nan")
         out[f"p{k}_auc"] = M.roc_auc(yk, pk) if len(yk) else float("nan")
         out[f"p{k}_observed_rate"] = float(yk.mean()) if len(yk) else float("nan")
+        out[f"p{k}_accuracy"] = M.accuracy_at(yk, pk) if len(yk) else float("nan")
+        out[f"p{k}_majority_accuracy"] = M.majority_accuracy(yk) if len(yk) else float("nan")
         out[f"p{k}_n"] = float(len(yk))
     if len(frame):
         rate, n = interval_coverage(
@@ -271,6 +276,16 @@ def summary(details: dict[str, Any]) -> dict[str, Any]:
         value = m.get(key)
         if isinstance(value, float) and np.isfinite(value):
             out[key] = round(value, 4)
+    windows = sorted(
+        int(k[1:-9])
+        for k in m
+        if k.startswith("p") and k.endswith("_accuracy") and k[1:-9].isdigit()
+    )
+    if windows and np.isfinite(m.get(f"p{windows[0]}_accuracy", np.nan)):
+        k = windows[0]
+        out["window_days"] = k
+        out["window_accuracy"] = round(float(m[f"p{k}_accuracy"]), 4)
+        out["window_majority_accuracy"] = round(float(m[f"p{k}_majority_accuracy"]), 4)
     rec = details["recommendation"]
     out["recommendation"] = (
         "retrain: " + "; ".join(rec["reasons"]) if rec["retrain"] else rec["message"]

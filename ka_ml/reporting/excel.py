@@ -29,6 +29,7 @@ from xlsxwriter.worksheet import Worksheet
 from ka_ml.io import atomic_write
 from ka_ml.reporting.html import (
     N_REASONS,
+    SCORECARD,
     attention_flags,
     order_by_risk,
     portfolio_summary,
@@ -72,7 +73,7 @@ def _dates(scores: pd.DataFrame, col: str) -> pd.Series:
 
 def _account_columns(scores: pd.DataFrame) -> list[Column]:
     s = scores.loc[order_by_risk(scores)]
-    change = attention_flags(s)["risk_change"] * 100
+    change = attention_flags(s)["risk_change"] * 100  # the change itself, any size
     alert = s["dependency_alert"].astype("boolean") if "dependency_alert" in s else None
     cols = [
         Column("Light", _text(s, "health")),
@@ -82,12 +83,21 @@ def _account_columns(scores: pd.DataFrame) -> list[Column]:
         Column("Tier", _text(s, "abc_tier")),
         Column("Industry", _text(s, "industry")),
         Column("Region", _text(s, "region")),
+        Column("Stage", _text(s, "lifecycle")),
+        Column(
+            "Low confidence",
+            s["low_confidence"].astype("boolean").map({True: "yes", False: "no"}).astype("string")
+            if "low_confidence" in s
+            else _text(s, "low_confidence"),
+        ),
         Column("Churn probability", _num(s, "churn_probability"), PCT),
         Column("Last week", _num(s, "churn_probability_prev"), PCT),
         Column("Change (pts)", change.round(1), POINTS),
         Column("Light last week", _text(s, "health_prev")),
         Column("Revenue 365 days", _num(s, "revenue_365d"), MONEY),
+        Column("Expected revenue 12 months", _num(s, "expected_revenue_12m"), MONEY),
         Column("Revenue at risk", _num(s, "revenue_at_risk"), MONEY),
+        Column("Win-back value", _num(s, "win_back_value"), MONEY),
         Column("Revenue share", _num(s, "revenue_share"), PCT1),
         Column("Dependency index", _num(s, "dependency_index"), INDEX),
         Column(
@@ -105,6 +115,15 @@ def _account_columns(scores: pd.DataFrame) -> list[Column]:
         ],
         Column("Days since last order", _num(s, "days_since_last_order"), "0"),
         Column("Why this light", _text(s, "light_reason")),
+        *[
+            c
+            for key, label in SCORECARD
+            for c in (
+                Column(f"Scorecard: {label}", _text(s, f"scorecard_{key}")),
+                Column(f"{label}: measured", _text(s, f"scorecard_{key}_detail")),
+            )
+        ],
+        Column("Churn rule", _text(s, "churn_definition")),
         Column("Top reason", _text(s, "reason_1")),
         Column("Changes since last week", _text(s, "changes")),
         Column("Recommended action", _text(s, "recommended_action")),
@@ -146,7 +165,7 @@ def _reason_columns(scores: pd.DataFrame) -> list[Column]:
 
 
 def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, Any, str]]:
-    s = portfolio_summary(scores)
+    s = portfolio_summary(scores, rise=float(run.get("risk_rise_points") or 0.1))
     thresholds = run.get("thresholds") or {}
     models = run.get("models") if isinstance(run.get("models"), dict) else {}
     data = run.get("data") if isinstance(run.get("data"), dict) else {}
@@ -154,15 +173,27 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ("As of", str(run.get("as_of") or ""), ""),
         ("Churn definition", str(run.get("churn_definition") or ""), ""),
         ("Horizon (days)", run.get("horizon_days"), "0"),
+        ("Lights", str(run.get("light_rule") or ""), ""),
         ("Red from", thresholds.get("red"), PCT),
         ("Yellow from", thresholds.get("yellow"), PCT),
         ("Accounts", s["n_accounts"], MONEY),
         ("Revenue 365 days", s["total_revenue"], MONEY),
         ("Revenue at risk", s["revenue_at_risk"], MONEY),
+        ("Revenue at risk rule", str(run.get("revenue_at_risk_rule") or ""), ""),
         ("Revenue at risk share", s["revenue_at_risk_share"], PCT1),
         ("Need attention", s["needs_attention"], "0"),
         ("Turned red this week", s["turned_red"], "0"),
-        ("Risk up 10 pts or more", s["rising"], "0"),
+        (
+            f"Risk up {round(100 * float(run.get('risk_rise_points') or 0.1))} pts or more",
+            s["rising"],
+            "0",
+        ),
+        ("Lapsed (win-back)", s.get("win_back", {}).get("accounts", 0), "0"),
+        (
+            "Top 5 accounts' revenue share",
+            s.get("concentration", {}).get("top5_revenue_share"),
+            PCT1,
+        ),
         ("Dependency alerts", len(s["dependency_alerts"]), "0"),
     ]
     rows += [(f"{k.capitalize()} model", str(v), "") for k, v in (models or {}).items()]
@@ -289,7 +320,7 @@ def _summary_sheet(
         ws.write_string(r, 0, label)
         _write_value(ws, r, 1, value, formats.cell(fmt))
         r += 1
-    s = portfolio_summary(scores)
+    s = portfolio_summary(scores, rise=float(run.get("risk_rise_points") or 0.1))
     tiers = list(s["tiers"])
     start = r + 1
     headers = ["Light", "Accounts", "Revenue 365 days", "Revenue at risk"]

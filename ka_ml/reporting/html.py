@@ -32,8 +32,15 @@ from ka_ml.io import atomic_write_text
 
 LIGHTS: tuple[str, ...] = ("red", "yellow", "green")
 TIERS: tuple[str, ...] = ("A", "B", "C")
-RISE_POINTS = 0.10  # a rise of 10 probability points in a week needs attention
-ATTENTION_SHOWN = 25  # rows shown in "Needs attention"; the rest are one filter away
+RISE_POINTS = 0.10  # default of report.risk_rise_points (the run record carries the config's)
+ATTENTION_SHOWN = 25  # default of report.attention_rows
+SCORECARD: tuple[tuple[str, str], ...] = (
+    ("usage", "Usage"),
+    ("complaints", "Complaints"),
+    ("renewal_intent", "Renewal intent"),
+    ("purchase_rhythm", "Purchase rhythm"),
+)
+DEPENDENCY_RESPONSE = "start a new-customer development plan"
 TOP_DRIFT_FEATURES = 5
 N_REASONS = 3
 BAR_HALF = 80.0  # SVG reason chart: longest bar in px (bars grow left/right from the axis)
@@ -82,13 +89,17 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
 
     ``turned_red``: red now and not red last week (an account new to the list counts: it
     was not red before). ``rising``: churn probability up by at least ``rise`` (0.10 = 10
-    points) since last week; unknown when there is no previous probability.
+    points) since last week; unknown when there is no previous probability. Lapsed
+    accounts (already lost) are never flagged, and a first run (no previous run at all)
+    reports no changes.
     """
     health = _text(scores, "health")
     prev = _text(scores, "health_prev")
     change = _num(scores, "churn_probability") - _num(scores, "churn_probability_prev")
-    turned_red = health.eq("red") & prev.ne("red")
-    rising = change.ge(rise - 1e-9).fillna(False)
+    first_run = prev.eq("").all() and change.isna().all()
+    lit = _text(scores, "lifecycle").ne("lapsed") & ~pd.Series(first_run, index=scores.index)
+    turned_red = health.eq("red") & prev.ne("red") & lit
+    rising = change.ge(rise - 1e-9).fillna(False) & lit
     return pd.DataFrame(
         {
             "turned_red": turned_red.astype(bool),
@@ -123,8 +134,13 @@ def needs_attention(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     return out[out["turned_red"] | out["rising"]]
 
 
-def portfolio_summary(scores: pd.DataFrame) -> dict[str, Any]:
+def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dict[str, Any]:
     """Accounts, revenue and revenue at risk per light and per ABC tier, plus alerts.
+
+    Lights, tiers and revenue at risk cover the accounts still to keep (``active`` and
+    ``new``); ``lifecycle`` counts every state and ``win_back`` sums the lapsed ones.
+    ``concentration``: the top five accounts' share of revenue and the Herfindahl index
+    (sum of squared revenue shares: 1 = one customer, 1/n = n equal ones).
 
     Pure and JSON-ready (plain ints/floats/str), so the same figures appear in the report
     and in the run record. Missing revenue counts as 0 in the sums.
@@ -135,8 +151,22 @@ def portfolio_summary(scores: pd.DataFrame) -> dict[str, Any]:
             "tier": _text(scores, "abc_tier"),
             "revenue": _num(scores, "revenue_365d").fillna(0.0),
             "at_risk": _num(scores, "revenue_at_risk").fillna(0.0),
+            "expected": _num(scores, "expected_revenue_12m").fillna(0.0),
         }
     )
+    total_revenue = float(frame["revenue"].sum())  # every account's last 365 days
+    stage = _text(scores, "lifecycle")
+    lapsed = stage.eq("lapsed")
+    lifecycle = {str(k): int(v) for k, v in stage[stage.ne("")].value_counts().sort_index().items()}
+    share = _num(scores, "revenue_share").fillna(0.0)
+    top5 = float(share.nlargest(5).sum())
+    hhi = float((share**2).sum())
+    win_back = {
+        "accounts": int(lapsed.sum()),
+        "revenue_365d": float(frame.loc[lapsed.to_numpy(), "revenue"].sum()),
+        "value": float(_num(scores, "win_back_value")[lapsed].fillna(0.0).sum()),
+    }
+    frame = frame[~lapsed.to_numpy()]  # lights and revenue at risk: accounts still to keep
     lights = [*LIGHTS, *sorted(set(frame["light"]) - set(LIGHTS))]
     tiers = [*TIERS, *sorted(set(frame["tier"]) - set(TIERS))]
 
@@ -175,16 +205,27 @@ def portfolio_summary(scores: pd.DataFrame) -> dict[str, Any]:
             "revenue_share": _num(scores, "revenue_share"),
         }
     )[alert.to_numpy()].sort_values("dependency_index", ascending=False, kind="stable")
-    dep_records = [{k: _native(v) for k, v in row.items()} for row in dep.to_dict("records")]
+    dep_records = [
+        {**{k: _native(v) for k, v in row.items()}, "response": DEPENDENCY_RESPONSE}
+        for row in dep.to_dict("records")
+    ]
 
-    flags = attention_flags(scores)
-    total_revenue = float(frame["revenue"].sum())
+    flags = attention_flags(scores, rise=rise)
     at_risk = float(frame["at_risk"].sum())
+    expected = float(frame["expected"].sum())
+    kept = float(frame["revenue"].sum())
     return {
-        "n_accounts": len(frame),
+        "n_accounts": len(scores),
+        "n_lit": len(frame),
+        "lifecycle": lifecycle,
+        "win_back": win_back,
+        "concentration": {"top5_revenue_share": top5, "hhi": hhi},
         "total_revenue": total_revenue,
         "revenue_at_risk": at_risk,
-        "revenue_at_risk_share": at_risk / total_revenue if total_revenue > 0 else 0.0,
+        "expected_revenue_12m": expected,
+        # share of what is expected (forward revenue at risk), or of the last 365 days'
+        # revenue for scores written before expected revenue existed
+        "revenue_at_risk_share": at_risk / base if (base := expected or kept) > 0 else 0.0,
         "lights": records(by_light),
         "tiers": records(by_tier),
         "light_by_tier": cross_dict,
@@ -291,14 +332,14 @@ def sort_date(v: Any) -> str:
 # ------------------------------------------------------------------------- the view model
 
 
-def _account_view(scores: pd.DataFrame) -> pd.DataFrame:
+def _account_view(scores: pd.DataFrame, rise: float = RISE_POINTS) -> pd.DataFrame:
     """One display row per account, ordered by revenue at risk (the table and card order).
 
     Computes everything the template shows (deltas, flags, reason texts without the
     trailing '(raises risk)', the SVG bar geometry) column-wise; the template only formats.
     """
     s = scores.loc[order_by_risk(scores)]
-    flags = attention_flags(s)
+    flags = attention_flags(s, rise=rise)
     ids = _text(s, "account_id")
     name = _text(s, "name")
     v = pd.DataFrame(
@@ -327,13 +368,24 @@ def _account_view(scores: pd.DataFrame) -> pd.DataFrame:
             "light_reason": _text(s, "light_reason"),
             "action": _text(s, "recommended_action"),
             "changes": _text(s, "changes"),
+            "lifecycle": _text(s, "lifecycle"),
+            "lifecycle_reason": _text(s, "lifecycle_reason"),
+            "low_conf": _flag(s, "low_confidence"),
+            "expected_rev": _num(s, "expected_revenue_12m"),
+            "win_back": _num(s, "win_back_value"),
         }
     )
+    for key, _label in SCORECARD:
+        v[f"sc_{key}"] = _text(s, f"scorecard_{key}")
+        v[f"sc_{key}_d"] = _text(s, f"scorecard_{key}_detail")
+    v["sc_red"] = pd.concat([v[f"sc_{k}"].eq("red") for k, _ in SCORECARD], axis=1).any(axis=1)
     v = pd.concat([v, flags], axis=1)
     v["has_prev"] = v["risk_change"].notna()
     v["rank"] = v["health"].map({light: i for i, light in enumerate(LIGHTS)}).fillna(len(LIGHTS))
     for k in purchase_windows(s):
         v[f"pw{k}"] = _num(s, f"p_purchase_{k}d")
+    windows = purchase_windows(s)
+    v["p_back"] = _num(s, f"p_purchase_{max(windows)}d") if windows else np.nan
 
     shap = pd.DataFrame({k: _num(s, f"reason_{k}_shap") for k in range(1, N_REASONS + 1)})
     scale = shap.abs().max(axis=1).fillna(0.0)
@@ -452,6 +504,33 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
     return {"sentences": sentences, "figures": items}
 
 
+def _cycle_accuracy(run: dict[str, Any]) -> str:
+    """The purchase-cycle forecast's record in one sentence: from the backtest of past runs
+    when there is one, else from the training run's out-of-time test (the model card)."""
+    bt: dict[str, Any] = run.get("backtest") or {}
+    card: dict[str, Any] = run.get("model_card") or {}
+    for src, where in (
+        (bt if isinstance(bt, dict) else {}, "in the backtest of past weekly runs"),
+        (card if isinstance(card, dict) else {}, "in training's out-of-time test"),
+    ):
+        hit = src.get("interval_hit_rate", src.get("timing_coverage"))
+        acc, maj = src.get("window_accuracy"), src.get("window_majority_accuracy")
+        k = int(src.get("window_days") or 30)
+        if not isinstance(hit, int | float):
+            continue
+        text = (
+            f"Purchase cycle, {where}: the next order fell inside the predicted window "
+            f"(p10–p90, 80% nominal) for {fmt_pct(hit)} of accounts"
+        )
+        if isinstance(acc, int | float) and isinstance(maj, int | float):
+            text += (
+                f'; "order within {k} days or not" was right for {fmt_pct(acc)} '
+                f"(always giving the most common answer: {fmt_pct(maj)})"
+            )
+        return text + "."
+    return ""
+
+
 def _generated_by(run: dict[str, Any]) -> str:
     gen = run.get("generated_by")
     if isinstance(gen, dict):
@@ -479,9 +558,13 @@ def _context(
         # the table and cards show the accounts with the most revenue at risk; the portfolio
         # figures above them still cover every account
         scores = scores.loc[order_by_risk(scores)[:max_accounts]]
-    view = _account_view(scores)
-    summary = portfolio_summary(summary_scores)
+    rise = float(run.get("risk_rise_points") or RISE_POINTS)
+    shown = int(run.get("attention_rows") or ATTENTION_SHOWN)
+    view = _account_view(scores, rise)
+    summary = portfolio_summary(summary_scores, rise=rise)
     attention = view[view["turned_red"] | view["rising"]]
+    lapsed = view[view["lifecycle"].eq("lapsed")]
+    win_back = lapsed.sort_values(["win_back", "p_back"], ascending=False, kind="stable")
     owners = sorted(set(view["owner"]) - {""})
     thresholds = run.get("thresholds") or {}
     return {
@@ -503,8 +586,16 @@ def _context(
         # unknown lights/tiers ('' = missing) get a column and a filter option only when used
         "lights": [k for k, v in summary["lights"].items() if k in LIGHTS or v["accounts"]],
         "tiers": [k for k, v in summary["tiers"].items() if k in TIERS or v["accounts"]],
-        "attention": attention.head(ATTENTION_SHOWN).to_dict("records"),
-        "attention_more": max(len(attention) - ATTENTION_SHOWN, 0),
+        "attention": attention.head(shown).to_dict("records"),
+        "attention_more": max(len(attention) - shown, 0),
+        "rise": rise,
+        "win_back": win_back.head(int(run.get("win_back_rows") or shown)).to_dict("records"),
+        "win_back_more": max(len(win_back) - int(run.get("win_back_rows") or shown), 0),
+        "light_rule": str(run.get("light_rule") or ""),
+        "risk_rule": str(run.get("revenue_at_risk_rule") or ""),
+        "cycle": _cycle_accuracy(run),
+        "scorecard": SCORECARD,
+        "lifecycles": [k for k in ("active", "new", "lapsed") if k in summary["lifecycle"]],
         "accounts": view.to_dict("records"),
         "accounts_total": len(summary_scores),
         "windows": purchase_windows(scores),

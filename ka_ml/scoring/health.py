@@ -2,10 +2,15 @@
 
 The rule, in order:
 
-1. **Thresholds.** red when p >= ``red_threshold``, yellow when p >= ``yellow_threshold``,
-   else green.
-2. **Hysteresis.** An account keeps last week's worse light until its probability falls
-   below that light's threshold by more than ``hysteresis``: a red account stays red while
+1. **Budget (default) or thresholds.** Only ``active`` and ``new`` accounts get a light
+   (``lapsed`` ones are already lost: see :mod:`ka_ml.scoring.lifecycle`). Budget mode:
+   red = the ``red_share`` of them with the highest churn probability (or revenue at risk,
+   ``rank_by``), never below ``red_min_probability``; yellow = the next ``yellow_share``,
+   never below ``yellow_min_probability``; so red stays a list a team can work through
+   whatever the portfolio's base rate. Threshold mode: red when p >= ``red_threshold``,
+   yellow when p >= ``yellow_threshold``, else green.
+2. **Hysteresis.** An account keeps last week's worse light until its probability (budget
+   mode: its place in the ranking) falls below that light's cut by more than ``hysteresis``: a red account stays red while
    p >= red - h, a yellow (or red) one stays at least yellow while p >= yellow - h. Moving
    *up* is immediate. So an account hovering around a threshold does not flip every week,
    yet a real improvement shows within a week.
@@ -28,6 +33,34 @@ ORDER = {"green": 0, "yellow": 1, "red": 2}
 NAMES = np.array(["green", "yellow", "red"])
 
 
+def budget_rank(metric: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Each eligible account's place in the ranking: the share of eligible accounts at or
+    below it (the riskiest gets 1.0; ties broken by row order, so a budget of k accounts
+    holds k even when many probabilities are equal); NaN elsewhere."""
+    from scipy.stats import rankdata
+
+    out = np.full(len(metric), np.nan)
+    m = np.nan_to_num(np.asarray(metric, float)[eligible], nan=-np.inf)
+    if len(m):
+        out[eligible] = rankdata(m, method="ordinal") / len(m)
+    return out
+
+
+def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str:
+    """The lights' rule in one line, for the report's legend and the run record."""
+    if cfg.mode == "threshold":
+        return (
+            f"red from a churn probability of {cfg.red_threshold:.0%}, yellow from "
+            f"{cfg.yellow_threshold:.0%}, green below"
+        )
+    by = "churn probability" if cfg.rank_by == "churn_probability" else "revenue at risk"
+    return (
+        f"red = the {cfg.red_share:.0%} of {scope} with the highest {by} (never below a "
+        f"{cfg.red_min_probability:.0%} churn probability), yellow = the next "
+        f"{cfg.yellow_share:.0%} (from {cfg.yellow_min_probability:.0%}), green = the rest"
+    )
+
+
 def assign_lights(
     p: np.ndarray,
     prev: pd.Series | np.ndarray | None,
@@ -35,32 +68,43 @@ def assign_lights(
     *,
     overdue: np.ndarray | None = None,
     critical_complaint: np.ndarray | None = None,
+    eligible: np.ndarray | None = None,
+    rank_metric: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(lights, reasons) for probabilities ``p`` given last week's lights ``prev``."""
+    """(lights, reasons) for probabilities ``p`` given last week's lights ``prev``.
+
+    ``eligible``: accounts that get a light (default all; the others get '' and no
+    reason). Budget mode ranks the eligible accounts by ``rank_metric`` (default ``p``).
+    """
     p = np.asarray(p, float)
     n = len(p)
-    red, yellow, h = cfg.red_threshold, cfg.yellow_threshold, cfg.hysteresis
-    level = np.where(p >= red, 2, np.where(p >= yellow, 1, 0))
-    reason = np.array(
-        [
-            f"churn probability {x:.0%} ≥ red threshold {red:.0%}"
-            if lv == 2
-            else f"churn probability {x:.0%} ≥ yellow threshold {yellow:.0%}"
-            if lv == 1
-            else f"churn probability {x:.0%} below {yellow:.0%}"
-            for x, lv in zip(p, level, strict=True)
-        ],
-        dtype=object,
+    ok = np.ones(n, bool) if eligible is None else np.asarray(eligible, bool)
+    h = cfg.hysteresis
+    # distance past each light's cut: <= 0 inside it, <= h inside its hysteresis band
+    if cfg.mode == "threshold":
+        d_red, d_yellow = cfg.red_threshold - p, cfg.yellow_threshold - p
+        floor_red = floor_yellow = np.ones(n, bool)
+    else:
+        metric = p if rank_metric is None else np.asarray(rank_metric, float)
+        above = 1.0 - budget_rank(metric, ok)  # share of eligible accounts ranked higher
+        d_red = above - cfg.red_share + 1e-9
+        d_yellow = above - cfg.red_share - cfg.yellow_share + 1e-9
+        floor_red, floor_yellow = p >= cfg.red_min_probability, p >= cfg.yellow_min_probability
+    d_red, d_yellow = np.nan_to_num(d_red, nan=np.inf), np.nan_to_num(d_yellow, nan=np.inf)
+    level = np.where(
+        ok & floor_red & (d_red <= 0), 2, np.where(ok & floor_yellow & (d_yellow <= 0), 1, 0)
     )
+    reason = np.array([_why(x, lv, cfg) for x, lv in zip(p, level, strict=True)], dtype=object)
     if prev is not None:
         prev_level = pd.Series(np.asarray(prev, dtype=object)).map(ORDER).fillna(-1).to_numpy(int)
-        keep_red = (prev_level == 2) & (level < 2) & (p >= red - h)
-        keep_yellow = (prev_level >= 1) & (level < 1) & (p >= yellow - h)
+        keep_red = ok & (prev_level == 2) & (level < 2) & (d_red <= h + 1e-12) & floor_red
+        keep_yellow = ok & (prev_level >= 1) & (level < 1) & (d_yellow <= h + 1e-12) & floor_yellow
         level = np.where(keep_red, 2, np.where(keep_yellow, 1, level))
-        for mask, light, thr in ((keep_red, "red", red), (keep_yellow, "yellow", yellow)):
+        band = "of the ranking" if cfg.mode == "budget" else "below the threshold"
+        for mask, light in ((keep_red, "red"), (keep_yellow, "yellow")):
             reason[mask] = [
-                f"stays {light}: churn probability {x:.0%} within the {h:.0%} hysteresis band "
-                f"below the {thr:.0%} threshold"
+                f"stays {light}: churn probability {x:.0%}, within the {h:.0%} hysteresis "
+                f"band {band}"
                 for x in p[mask]
             ]
     for flag, enabled, text in (
@@ -69,11 +113,29 @@ def assign_lights(
     ):
         if flag is None or not enabled:
             continue
-        raise_ = np.asarray(flag, bool) & (level < 1)
+        raise_ = np.asarray(flag, bool) & (level < 1) & ok
         level = np.where(raise_, 1, level)
         reason[raise_] = [f"raised to yellow: {text} ({r})" for r in reason[raise_]]
-    del n
-    return NAMES[level], reason
+    lights = np.where(ok, NAMES[level], "").astype(object)
+    reason[~ok] = ""
+    return lights, reason
+
+
+def _why(x: float, level: int, cfg: HealthConfig) -> str:
+    if cfg.mode == "threshold":
+        red, yellow = cfg.red_threshold, cfg.yellow_threshold
+        if level == 2:
+            return f"churn probability {x:.0%} ≥ red threshold {red:.0%}"
+        if level == 1:
+            return f"churn probability {x:.0%} ≥ yellow threshold {yellow:.0%}"
+        return f"churn probability {x:.0%} below {yellow:.0%}"
+    by = "churn probability" if cfg.rank_by == "churn_probability" else "revenue at risk"
+    top = cfg.red_share + cfg.yellow_share
+    if level == 2:
+        return f"churn probability {x:.0%}: among the {cfg.red_share:.0%} highest {by}"
+    if level == 1:
+        return f"churn probability {x:.0%}: among the {top:.0%} highest {by}"
+    return f"churn probability {x:.0%}: not among the {top:.0%} highest {by}"
 
 
 def recommended_actions(

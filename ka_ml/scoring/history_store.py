@@ -50,6 +50,18 @@ DETAIL_COLUMNS: dict[str, str] = {
     "revenue_share": "REAL",
     "dependency_index": "REAL",
     "days_since_last_order": "REAL",
+    "lifecycle": "TEXT",
+    "lifecycle_reason": "TEXT",
+    "low_confidence": "INTEGER",
+    "churn_definition": "TEXT",
+    "dependency_alert": "INTEGER",
+    "expected_revenue_12m": "REAL",
+    "win_back_value": "REAL",
+    **{
+        f"scorecard_{m}{suffix}": "TEXT"
+        for m in ("usage", "complaints", "renewal_intent", "purchase_rhythm")
+        for suffix in ("", "_detail")
+    },
 }
 # the p_purchase_{k}d windows (config-dependent) as one JSON object per row
 PROBABILITY_JSON = "extra_probability_columns"
@@ -96,6 +108,9 @@ def upsert(path: Path, scores: pd.DataFrame) -> int:
     for c in DATE_COLUMNS:
         if c in df:
             df[c] = pd.to_datetime(df[c]).dt.strftime("%Y-%m-%d")
+    for c in df.columns:
+        if pd.api.types.is_bool_dtype(df[c]):  # SQLite has no booleans: 0 / 1
+            df[c] = [None if pd.isna(v) else int(bool(v)) for v in df[c]]
     rows = [tuple(None if pd.isna(v) else v for v in r) for r in df.itertuples(index=False)]
     placeholders = ",".join("?" * len(df.columns))
     with closing(_connect(Path(path))) as con, con:
@@ -125,7 +140,8 @@ def read(path: Path, *, before: pd.Timestamp | None = None) -> pd.DataFrame:
 
 
 def previous_week(hist: pd.DataFrame, as_of: pd.Timestamp, max_days: int = 21) -> pd.DataFrame:
-    """Each account's latest score dated within ``max_days`` before ``as_of`` (by account)."""
+    """Each account's latest score dated within ``max_days`` (``scoring.previous_run_max_days``)
+    before ``as_of`` (by account)."""
     h = hist[(hist["as_of"] < as_of) & (hist["as_of"] >= as_of - pd.Timedelta(days=max_days))]
     if h.empty:
         return h.set_index("account_id")

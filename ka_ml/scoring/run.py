@@ -130,6 +130,8 @@ def _run_record(
     timings: dict[str, float],
 ) -> dict[str, Any]:
     from ka_ml.reporting.html import portfolio_summary
+    from ka_ml.scoring.health import light_rule
+    from ka_ml.scoring.lifecycle import run_rate_text
 
     defs = {
         "auto": "contract lapse (contracted accounts) / no order (others)",
@@ -145,7 +147,19 @@ def _run_record(
             "red": cfg.health.red_threshold,
             "yellow": cfg.health.yellow_threshold,
             "hysteresis": cfg.health.hysteresis,
-        },
+        }
+        if cfg.health.mode == "threshold"
+        else {"hysteresis": cfg.health.hysteresis},
+        "light_mode": cfg.health.mode,
+        "light_rule": light_rule(cfg.health),
+        "revenue_at_risk_rule": (
+            "expected revenue of the next 12 months (the running contract's yearly value, "
+            f"else {run_rate_text(cfg)}) × churn probability; lapsed accounts carry none"
+        ),
+        "currency": cfg.report.currency,
+        "risk_rise_points": cfg.report.risk_rise_points,
+        "attention_rows": cfg.report.attention_rows,
+        "win_back_rows": cfg.report.win_back_rows,
         "models": {
             "churn": f"{cfg.mlflow.churn_model_name} v{models.churn_version}",
             "timing": f"{cfg.mlflow.timing_model_name} v{models.timing_version}",
@@ -159,7 +173,8 @@ def _run_record(
         "config_hash": cfg.hash(),
         "n_accounts": len(scores),
         "lights": scores["health"].value_counts().to_dict(),
-        "summary": portfolio_summary(scores),
+        "lifecycle": scores["lifecycle"].astype(str).value_counts().to_dict(),
+        "summary": portfolio_summary(scores, rise=cfg.report.risk_rise_points),
         "warnings": list(history.warnings),
         "timings": timings,
         "generated_by": package_versions(),

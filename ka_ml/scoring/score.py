@@ -75,7 +75,7 @@ def score_accounts(
         models, X, before, cfg.labels.purchase_windows, as_of, cfg.scoring.chunk_rows
     )
     p = out["churn_probability"].to_numpy()
-    out = portfolio_columns(out, X, p)
+    out = portfolio_columns(out, X, p, history, cfg, as_of)
     out = light_columns(out, X, history, cfg, as_of, score_history)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version
@@ -139,20 +139,55 @@ def score_chunk(
     return out
 
 
-def portfolio_columns(out: pd.DataFrame, X: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
-    from ka_ml.features.catalog import ABC_CATEGORIES
+def portfolio_columns(
+    out: pd.DataFrame,
+    X: pd.DataFrame,
+    p: np.ndarray,
+    history: History,
+    cfg: Config,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """Lifecycle, portfolio position, dependency alert, revenue at risk and win-back value.
 
+    Revenue at risk looks forward: the next 12 months' expected revenue (running contract
+    value, else the recent run rate) times the churn probability, for active and new
+    accounts; a lapsed account's revenue is already gone, so it carries none. Win-back
+    value = P(order within the largest purchase window) x what the account used to buy in a
+    year (its lifetime spend per month x 12), for lapsed accounts only.
+    """
+    from ka_ml.features.catalog import ABC_CATEGORIES
+    from ka_ml.scoring.lifecycle import churn_definitions, expected_revenue, lifecycle_states
+    from ka_ml.scoring.scorecard import scorecard
+
+    states = lifecycle_states(X, cfg)
+    lapsed = (states["lifecycle"] == "lapsed").to_numpy()
+    out["lifecycle"] = states["lifecycle"].to_numpy()
+    out["low_confidence"] = states["low_confidence"].to_numpy(bool)
+    out["lifecycle_reason"] = states["lifecycle_reason"].to_numpy()
+    out["churn_definition"] = churn_definitions(X, cfg)
     tier = X["abc_tier"].astype("object") if "abc_tier" in X else pd.Series("C", index=X.index)
     out["abc_tier"] = pd.Categorical(tier, categories=list(ABC_CATEGORIES))
     out["revenue_share"] = X["revenue_share"].to_numpy(float) if "revenue_share" in X else np.nan
-    out["dependency_index"] = (
-        X["dependency_index"].to_numpy(float) if "dependency_index" in X else np.nan
-    )
+    dep = X["dependency_index"].to_numpy(float) if "dependency_index" in X else np.nan
+    out["dependency_index"] = dep
+    out["dependency_alert"] = np.nan_to_num(dep, nan=-np.inf) > cfg.portfolio.dependency_alert
     revenue = X["spend_365d"].to_numpy(float) if "spend_365d" in X else np.full(len(X), np.nan)
     out["revenue_365d"] = revenue
-    out["revenue_at_risk"] = np.clip(revenue, 0, None) * p
+    expected = expected_revenue(X, history, as_of, cfg)
+    out["expected_revenue_12m"] = np.where(lapsed, 0.0, expected)
+    out["revenue_at_risk"] = np.where(lapsed, 0.0, expected * p)
+    windows = cfg.labels.purchase_windows
+    back = out[f"p_purchase_{max(windows)}d"].to_numpy(float) if windows else np.zeros(len(X))
+    if "spend_per_month" in X:
+        yearly = np.clip(X["spend_per_month"].to_numpy(float), 0, None) * 12
+    else:
+        yearly = np.clip(np.nan_to_num(revenue), 0, None)
+    out["win_back_value"] = np.where(lapsed, np.nan_to_num(back * yearly), np.nan)
     out["days_since_last_order"] = X["recency_days"].to_numpy(float)
     out["last_order_date"] = out["as_of"] - pd.to_timedelta(out["days_since_last_order"], unit="D")
+    card = scorecard(X.reset_index(drop=True), history.surveys, as_of, cfg.scorecard)
+    for c in card.columns:
+        out[c] = card[c].to_numpy()
     return out
 
 
@@ -171,7 +206,7 @@ def light_columns(
         if score_history is not None
         else pd.DataFrame(columns=list(history_store.COLUMNS))
     )
-    prev = history_store.previous_week(hist, as_of)
+    prev = history_store.previous_week(hist, as_of, cfg.scoring.previous_run_max_days)
     ids = out["account_id"]
     prev_light = ids.map(prev["health"]) if not prev.empty else None
     out["health_prev"] = prev_light if prev_light is not None else pd.NA
@@ -187,18 +222,25 @@ def light_columns(
         if "open_critical_complaints" in X
         else None
     )
+    lapsed = (out["lifecycle"].astype(object) == "lapsed").to_numpy()
+    rank = "revenue_at_risk" if cfg.health.rank_by == "revenue_at_risk" else "churn_probability"
     lights, reasons = assign_lights(
         out["churn_probability"].to_numpy(),
         prev_light,
         cfg.health,
         overdue=overdue_hist | overdue_first,
         critical_complaint=critical,
+        eligible=~lapsed,
+        rank_metric=out[rank].to_numpy(float),
     )
-    out["health"] = lights
+    health = np.asarray(lights, dtype=object)
+    health[lapsed] = None  # no light: lost already
+    out["health"] = health
+    reasons[lapsed] = [f"lapsed: {r}" for r in out["lifecycle_reason"].to_numpy()[lapsed]]
     out["light_reason"] = reasons
-    out["recommended_action"] = recommended_actions(
-        lights, out["abc_tier"].astype("object"), cfg.health
-    )
+    actions = recommended_actions(lights, out["abc_tier"].astype("object"), cfg.health)
+    actions[lapsed] = cfg.health.win_back_action
+    out["recommended_action"] = actions
     return out
 
 
@@ -206,7 +248,7 @@ def features_week_before(
     history: History, as_of: pd.Timestamp, cfg: Config, X: pd.DataFrame
 ) -> pd.DataFrame | None:
     """The same accounts' features 7 days earlier (NaN rows where not eligible then)."""
-    prev_day = as_of - pd.Timedelta(days=7)
+    prev_day = as_of - pd.Timedelta(days=cfg.scoring.change_lookback_days)
     if prev_day <= history.first_date:
         return None
     return align_to(build_features(history, prev_day, cfg), X)

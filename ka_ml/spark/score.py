@@ -35,6 +35,14 @@ KEEP = (
     "recency_days",
     "overdue_ratio",
     "open_critical_complaints",
+    # lifecycle states and forward revenue (ka_ml.scoring.lifecycle)
+    "gap_median_days",
+    "contract_days_to_end",
+    "has_active_contract",
+    "orders_lifetime",
+    "tenure_days",
+    "spend_per_month",
+    *(f"spend_{w}d" for w in (30, 90, 180)),
 )
 
 
@@ -101,7 +109,7 @@ def score_frame(
     sh = as_spark(source)
     as_of = pd.Timestamp(as_of)
     day = as_of.normalize()
-    prev: pd.Timestamp | None = day - pd.Timedelta(days=7)
+    prev: pd.Timestamp | None = day - pd.Timedelta(days=cfg.scoring.change_lookback_days)
     if prev is not None and prev <= sh.first_date:
         prev = None
     dates = [day] if prev is None else [prev, day]
@@ -197,8 +205,15 @@ def score_with_features(
     for c in DATE_COLUMNS:
         out[c] = out[c].astype("datetime64[us]")
     p_churn = out["churn_probability"].to_numpy(np.float64)
-    out = portfolio_columns(out, X, p_churn)
-    stub = History(orders=pd.DataFrame(), accounts=pd.DataFrame())  # light_columns reads no history
+    # the driver needs only the contracts (their yearly value) of the history: a small table
+    sh = as_spark(source)
+    small = {t: sh.frames.get(t) for t in ("contracts", "surveys")}
+    stub = History(
+        orders=pd.DataFrame(),
+        accounts=pd.DataFrame(),
+        **{t: None if f is None else f.toPandas() for t, f in small.items()},  # type: ignore[arg-type]
+    )
+    out = portfolio_columns(out, X, p_churn, stub, cfg, as_of)
     out = light_columns(out, X, stub, cfg, as_of, score_history)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version

@@ -1,0 +1,138 @@
+"""Lifecycle states, the churn rule per account, and forward-looking revenue at risk.
+
+Pure functions of the feature table as of a date (and, for contract values, the history
+before it). The states decide what a manager is shown, not what is scored:
+
+- ``lapsed``: already lost. The last contract ended more than ``contract_grace_days`` ago
+  and none is running, or (no contract running) no order for longer than the horizon and
+  longer than ``lapsed_cycle_multiple`` times the account's own typical gap. A running
+  contract keeps an account out of ``lapsed`` however quiet it is: it is still a customer,
+  and its silence is a risk to act on, not a loss to win back.
+- ``new``: not lapsed, but too little history to judge (fewer than ``new_min_orders``
+  orders or a tenure shorter than the horizon). Scored and lit, flagged low confidence.
+- ``active``: everything else.
+
+Lapsed accounts get no light and no revenue at risk (their revenue is gone, not at risk);
+the report lists them under Win-back, ranked by their chance of ordering again times
+their value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+
+STATES: tuple[str, ...] = ("new", "active", "lapsed")
+
+
+def _col(X: pd.DataFrame, name: str) -> np.ndarray:
+    return X[name].to_numpy(float) if name in X else np.full(len(X), np.nan)
+
+
+def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """``lifecycle``, ``low_confidence`` and ``lifecycle_reason`` per row of ``X``."""
+    lc = cfg.lifecycle
+    horizon = cfg.labels.horizon_days
+    recency = _col(X, "recency_days")
+    gap = _col(X, "gap_median_days")
+    to_end = _col(X, "contract_days_to_end")
+    running = np.nan_to_num(_col(X, "has_active_contract")) > 0
+    orders = _col(X, "orders_lifetime")
+    if "orders_lifetime" not in X:  # older feature tables: the 365-day count
+        orders = _col(X, "orders_365d")
+    tenure = _col(X, "tenure_days")
+
+    contract_lapsed = ~running & np.isfinite(to_end) & (to_end < -lc.contract_grace_days)
+    quiet_days = lc.lapsed_after_days or horizon
+    own_cycle = np.where(np.isfinite(gap), lc.lapsed_cycle_multiple * gap, 0.0)
+    # no order at all (recency NaN) with no running contract: nothing left to lose
+    silent = np.where(
+        np.isfinite(recency), (recency > quiet_days) & (recency > own_cycle), ~running
+    )
+    order_lapsed = ~running & silent
+    lapsed = contract_lapsed | order_lapsed
+    min_tenure = lc.new_min_tenure_days if lc.new_min_tenure_days is not None else horizon
+    new = ~lapsed & (
+        (np.nan_to_num(orders) < lc.new_min_orders) | (np.nan_to_num(tenure) < min_tenure)
+    )
+    state = np.where(lapsed, "lapsed", np.where(new, "new", "active"))
+    reason = np.full(len(X), "", dtype=object)
+    reason[contract_lapsed] = [
+        f"contract ended {int(-d)} days ago, none running" for d in to_end[contract_lapsed]
+    ]
+    only_orders = order_lapsed & ~contract_lapsed
+    reason[only_orders] = [
+        f"no order for {int(r)} days" + (f" (typical gap {g:.0f} days)" if np.isfinite(g) else "")
+        if np.isfinite(r)
+        else "no order on record"
+        for r, g in zip(recency[only_orders], gap[only_orders], strict=True)
+    ]
+    reason[new] = [
+        f"{int(o)} order{'s' if o != 1 else ''} in {int(t)} days: too little history to judge"
+        for o, t in zip(np.nan_to_num(orders[new]), np.nan_to_num(tenure[new]), strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "lifecycle": pd.Categorical(state, categories=list(STATES)),
+            "low_confidence": new,
+            "lifecycle_reason": reason,
+        },
+        index=X.index,
+    )
+
+
+def churn_definitions(X: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """The churn rule that applies to each account: ``contract`` where it has (had) a
+    contract under the ``auto`` definition, else ``no_order`` (or the configured rule)."""
+    rule = cfg.labels.churn_definition
+    if rule != "auto":
+        return np.full(len(X), rule, dtype=object)
+    has_contract = np.isfinite(_col(X, "contract_days_to_end"))
+    return np.where(has_contract, "contract", "no_order").astype(object)
+
+
+def _run_rate_window(cfg: Config) -> int:
+    want = cfg.report.run_rate_days
+    return min(cfg.features.windows_days, key=lambda w: (abs(w - want), -w))
+
+
+def annual_contract_value(history: History, as_of: pd.Timestamp, ids: pd.Series) -> np.ndarray:
+    """Each account's running contracts' value per year (a contract's ``value`` is taken
+    as its total over its term, so a 2-year contract counts half per year). NaN where no
+    contract with a value is running."""
+    c = history.contracts
+    out = pd.Series(np.nan, index=pd.Index(ids.astype(str)))
+    if c is None or c.empty or "value" not in c:
+        return out.to_numpy()
+    start, end = pd.to_datetime(c["start_date"]), pd.to_datetime(c["end_date"])
+    run = (start < as_of) & (end >= as_of) & c["value"].notna()
+    if not run.any():
+        return out.to_numpy()
+    years = ((end - start).dt.days[run].clip(lower=1) + 1) / 365.0
+    per_year = (
+        (c.loc[run, "value"].astype(float) / years.clip(lower=1.0))
+        .groupby(c.loc[run, "account_id"].astype(str))
+        .sum()
+    )
+    return per_year.reindex(out.index).to_numpy(float)
+
+
+def expected_revenue(
+    X: pd.DataFrame, history: History, as_of: pd.Timestamp, cfg: Config
+) -> np.ndarray:
+    """Expected revenue of the next 12 months: the running contract's yearly value where
+    there is one, else the recent run rate (spend of the ``report.run_rate_days`` window,
+    annualised)."""
+    w = _run_rate_window(cfg)
+    run_rate = np.clip(_col(X, f"spend_{w}d"), 0, None) * 365.0 / w
+    contract = annual_contract_value(history, as_of, X["account_id"])
+    return np.where(np.isfinite(contract), contract, np.nan_to_num(run_rate))
+
+
+def run_rate_text(cfg: Config) -> str:
+    """The legend's wording of the run rate, e.g. 'the last 180 days' revenue x 365/180'."""
+    w = _run_rate_window(cfg)
+    return f"the last {w} days' revenue × 365/{w}"

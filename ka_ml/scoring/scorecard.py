@@ -1,0 +1,159 @@
+"""The business's health scorecard: four measures, each its own red / yellow / green.
+
+The model's light is the headline; the scorecard says which of the business's own
+measures stands behind it (domain.md: usage frequency, complaint rate, renewal intent,
+plus the purchase rhythm). Every measure is a transparent rule on one number (the rules
+and their cut-offs live in ``scorecard:`` of the config), with the value, its trend and
+the rule in one sentence. A measure is empty ('') where the table behind it is missing,
+or where the account has nothing to measure (no usage ever, no renewal-intent answer, fewer
+than two orders for a rhythm).
+
+Pure: the feature table as of the date, the surveys before it, the config.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import ScorecardConfig
+
+MEASURES: tuple[str, ...] = ("usage", "complaints", "renewal_intent", "purchase_rhythm")
+LEVELS = np.array(["green", "yellow", "red"], dtype=object)
+
+
+def _col(X: pd.DataFrame, name: str) -> np.ndarray:
+    return X[name].to_numpy(float) if name in X else np.full(len(X), np.nan)
+
+
+def _lights(red: np.ndarray, yellow: np.ndarray, known: np.ndarray) -> np.ndarray:
+    level = np.where(red, 2, np.where(yellow, 1, 0))
+    return np.where(known, LEVELS[level], "").astype(object)
+
+
+def usage(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
+    weekly, trend = _col(X, "usage_weekly_90d"), _col(X, "usage_trend_90d")
+    idle = _col(X, "usage_recency_days")
+    known = np.isfinite(idle)  # some usage on record
+    ratio = 1.0 + np.nan_to_num(trend)
+    red = (idle > 90) | (ratio < cfg.usage_red_ratio)
+    yellow = ratio < cfg.usage_yellow_ratio
+    text = [
+        (
+            f"no usage for {idle_d:.0f} days"
+            if idle_d > 90
+            else f"{w:.1f} uses a week, {t:+.0%} vs the 90 days before"
+        )
+        + f" (red below {cfg.usage_red_ratio - 1:+.0%}, yellow below {cfg.usage_yellow_ratio - 1:+.0%})"
+        if k
+        else ""
+        for w, t, idle_d, k in zip(weekly, np.nan_to_num(trend), idle, known, strict=True)
+    ]
+    return _lights(red, yellow, known), np.asarray(text, dtype=object)
+
+
+def complaints(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
+    n90, n365 = _col(X, "complaints_90d"), _col(X, "complaints_365d")
+    known = np.isfinite(n90)
+    red, yellow = n90 >= cfg.complaints_red, n90 >= cfg.complaints_yellow
+    text = [
+        f"{a:.0f} complaint{'s' if a != 1 else ''} in 90 days ({b:.0f} in the year; red from "
+        f"{cfg.complaints_red}, yellow from {cfg.complaints_yellow})"
+        if k
+        else ""
+        for a, b, k in zip(n90, np.nan_to_num(n365), known, strict=True)
+    ]
+    return _lights(red, yellow, known), np.asarray(text, dtype=object)
+
+
+def purchase_rhythm(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
+    rec, gap = _col(X, "recency_days"), _col(X, "gap_median_days")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(gap > 0, rec / gap, np.nan)
+    known = np.isfinite(ratio)
+    red, yellow = ratio >= cfg.rhythm_red, ratio >= cfg.rhythm_yellow
+    text = [
+        f"{r:.0f} days since the last order, {q:.1f}x the typical gap of {g:.0f} days "
+        f"(red from {cfg.rhythm_red:g}x, yellow from {cfg.rhythm_yellow:g}x)"
+        if k
+        else ""
+        for r, g, q, k in zip(rec, gap, ratio, known, strict=True)
+    ]
+    return _lights(red, yellow, known), np.asarray(text, dtype=object)
+
+
+def latest_answers(
+    surveys: pd.DataFrame | None,
+    kinds: list[str],
+    as_of: pd.Timestamp,
+    max_age_days: int,
+) -> pd.DataFrame:
+    """Per account: the latest answer of the given survey kinds before ``as_of`` (within
+    ``max_age_days``) and the one before it. Columns ``last``, ``previous``, ``age_days``."""
+    empty = pd.DataFrame(columns=["last", "previous", "age_days"], dtype=float)
+    if surveys is None or surveys.empty or "kind" not in surveys:
+        return empty
+    wanted = {k.lower() for k in kinds}
+    s = surveys[surveys["kind"].astype("string").str.lower().isin(wanted).fillna(False)]
+    day = pd.to_datetime(s["date"])
+    s = s[(day < as_of) & (day >= as_of - pd.Timedelta(days=max_age_days))]
+    if s.empty:
+        return empty
+    s = s.assign(_day=pd.to_datetime(s["date"]), account_id=s["account_id"].astype(str))
+    daily = s.groupby(["account_id", "_day"])["score"].mean().reset_index()  # order-free
+    daily = daily.sort_values(["account_id", "_day"])
+    daily["previous"] = daily.groupby("account_id")["score"].shift(1)
+    last = daily.groupby("account_id").tail(1).set_index("account_id")
+    out = pd.DataFrame(
+        {
+            "last": last["score"].astype(float),
+            "previous": last["previous"].astype(float),
+            "age_days": (as_of - last["_day"]).dt.days.astype(float),
+        }
+    )
+    return out
+
+
+def renewal_intent(
+    X: pd.DataFrame,
+    surveys: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    cfg: ScorecardConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    ans = latest_answers(surveys, cfg.renewal_intent_kinds, as_of, cfg.intent_max_age_days)
+    ids = X["account_id"].astype(str)
+    last = ids.map(ans["last"]).to_numpy(float) if len(ans) else np.full(len(X), np.nan)
+    prev = ids.map(ans["previous"]).to_numpy(float) if len(ans) else np.full(len(X), np.nan)
+    age = ids.map(ans["age_days"]).to_numpy(float) if len(ans) else np.full(len(X), np.nan)
+    known = np.isfinite(last)
+    red, yellow = last <= cfg.intent_red, last <= cfg.intent_yellow
+    text = [
+        f"renewal intent {v:g}/10, {d:.0f} days ago"
+        + (f", {v - p:+g} vs the answer before" if np.isfinite(p) else "")
+        + f" (red at {cfg.intent_red:g} or below, yellow at {cfg.intent_yellow:g} or below)"
+        if k
+        else ""
+        for v, p, d, k in zip(last, prev, age, known, strict=True)
+    ]
+    return _lights(red, yellow, known), np.asarray(text, dtype=object)
+
+
+def scorecard(
+    X: pd.DataFrame,
+    surveys: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    cfg: ScorecardConfig,
+) -> pd.DataFrame:
+    """``scorecard_<measure>`` (light or '') and ``scorecard_<measure>_detail`` (the value,
+    its trend and the rule in words) for every measure, one row per row of ``X``."""
+    parts = {
+        "usage": usage(X, cfg),
+        "complaints": complaints(X, cfg),
+        "renewal_intent": renewal_intent(X, surveys, as_of, cfg),
+        "purchase_rhythm": purchase_rhythm(X, cfg),
+    }
+    out = {}
+    for name, (light, text) in parts.items():
+        out[f"scorecard_{name}"] = light
+        out[f"scorecard_{name}_detail"] = text
+    return pd.DataFrame(out, index=X.index)

@@ -1,0 +1,205 @@
+"""Lifecycle states, forward revenue, budget lights and the business's scorecard (pure)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ka_ml.config import Config, HealthConfig, ScorecardConfig
+from ka_ml.data.history import History
+from ka_ml.scoring.health import assign_lights, light_rule
+from ka_ml.scoring.lifecycle import (
+    annual_contract_value,
+    churn_definitions,
+    expected_revenue,
+    lifecycle_states,
+)
+from ka_ml.scoring.scorecard import scorecard
+
+CFG = Config()
+AS_OF = pd.Timestamp("2026-06-01")
+
+
+def features(**cols: list[float]) -> pd.DataFrame:
+    n = len(next(iter(cols.values())))
+    base = {"account_id": [f"X{i}" for i in range(n)], "as_of": [AS_OF] * n}
+    return pd.DataFrame({**base, **cols})
+
+
+# -- lifecycle ---------------------------------------------------------------------------
+
+
+def test_each_lifecycle_rule_on_accounts_built_for_it() -> None:
+    X = features(
+        #            active  quiet-ok  lapsed(order)  contract-lapsed  grace  running-contract  new(orders)  new(tenure)  never-ordered
+        recency_days=[10, 80, 200, 20, 20, 400, 15, 5, np.nan],
+        gap_median_days=[30, 60, 30, 30, 30, 30, np.nan, 10, np.nan],
+        contract_days_to_end=[np.nan, np.nan, np.nan, -45, -20, 100, np.nan, np.nan, -300],
+        has_active_contract=[0, 0, 0, 0, 0, 1, 0, 0, 0],
+        orders_lifetime=[12, 6, 8, 10, 10, 5, 2, 4, 0],
+        tenure_days=[700, 600, 500, 800, 800, 900, 300, 40, 0],
+    )
+    got = lifecycle_states(X, CFG)
+    assert got["lifecycle"].tolist() == [
+        "active",
+        "active",  # 80 days silent: within the horizon
+        "lapsed",  # 200 days > 90 and > 3 x 30
+        "lapsed",  # contract ended 45 days ago (> 30 days' grace), none running
+        "active",  # ended 20 days ago: may still be renewed
+        "active",  # a running contract is never lapsed, however quiet
+        "new",  # 2 orders
+        "new",  # 40 days of tenure < the 90-day horizon
+        "lapsed",  # contract long gone, no order ever
+    ]
+    assert got["low_confidence"].tolist() == [s == "new" for s in got["lifecycle"]]
+    assert got.loc[2, "lifecycle_reason"] == "no order for 200 days (typical gap 30 days)"
+    assert got.loc[3, "lifecycle_reason"] == "contract ended 45 days ago, none running"
+
+
+def test_an_account_silent_well_past_the_horizon_but_within_its_own_cycle_stays_active() -> None:
+    X = features(
+        recency_days=[150.0], gap_median_days=[120.0], orders_lifetime=[5.0], tenure_days=[900.0]
+    )
+    assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["active"]  # 150 < 3 x 120
+
+
+def test_lifecycle_rules_follow_the_config() -> None:
+    X = features(
+        recency_days=[100.0], gap_median_days=[20.0], orders_lifetime=[5.0], tenure_days=[900.0]
+    )
+    assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["lapsed"]
+    later = CFG.model_copy(
+        update={"lifecycle": CFG.lifecycle.model_copy(update={"lapsed_after_days": 180})}
+    )
+    assert lifecycle_states(X, later)["lifecycle"].tolist() == ["active"]
+
+
+def test_churn_definition_per_account_under_auto() -> None:
+    X = features(contract_days_to_end=[30.0, np.nan])
+    assert churn_definitions(X, CFG).tolist() == ["contract", "no_order"]
+    fixed = CFG.model_copy(
+        update={"labels": CFG.labels.model_copy(update={"churn_definition": "no_order"})}
+    )
+    assert churn_definitions(X, fixed).tolist() == ["no_order", "no_order"]
+
+
+# -- forward revenue ---------------------------------------------------------------------
+
+
+def test_expected_revenue_is_the_running_contracts_yearly_value_else_the_run_rate() -> None:
+    contracts = pd.DataFrame(
+        {
+            "account_id": ["X0", "X0", "X1"],
+            "start_date": pd.to_datetime(["2025-09-01", "2024-01-01", "2025-01-01"]),
+            "end_date": pd.to_datetime(["2027-08-31", "2024-12-31", "2025-12-31"]),
+            "value": [200_000.0, 99_999.0, 50_000.0],  # X0: 2 years running; X1: ended
+        }
+    )
+    h = History(orders=pd.DataFrame(), accounts=pd.DataFrame(), contracts=contracts)
+    X = features(spend_180d=[10_000.0, 9_000.0, 0.0])
+    assert annual_contract_value(h, AS_OF, X["account_id"])[0] == pytest.approx(100_000, rel=1e-3)
+    got = expected_revenue(X, h, AS_OF, CFG)
+    assert got[0] == pytest.approx(100_000, rel=1e-3)  # the contract, per year
+    assert got[1] == pytest.approx(9_000 * 365 / 180)  # contract over: the run rate
+    assert got[2] == 0.0
+
+
+# -- budget lights -----------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=400),
+    st.floats(0.01, 0.3),
+    st.floats(0.0, 0.4),
+)
+def test_budget_red_is_the_top_share_of_eligible_accounts_above_the_floor(
+    p: list[float], red_share: float, yellow_share: float
+) -> None:
+    cfg = HealthConfig(red_share=red_share, yellow_share=min(yellow_share, 0.98 - red_share))
+    arr = np.asarray(p)
+    eligible = np.arange(len(arr)) % 3 != 0  # every third account lapsed
+    lights, reasons = assign_lights(arr, None, cfg, eligible=eligible)
+    assert (lights[~eligible] == "").all() and (reasons[~eligible] == "").all()
+    red = lights == "red"
+    assert red.sum() <= np.ceil(red_share * eligible.sum() - 1e-9)  # the top share, rounded up
+    assert (arr[red] >= cfg.red_min_probability).all()
+    if red.any():  # nobody eligible and outside red is riskier than a red account
+        others = eligible & ~red & (arr >= cfg.red_min_probability)
+        assert not (arr[others] > arr[red].min()).any() or red.sum() == 0
+
+
+def test_budget_mode_can_rank_by_revenue_at_risk_and_keeps_red_within_hysteresis() -> None:
+    p = np.linspace(0.3, 0.9, 100)
+    at_risk = p * np.r_[np.full(50, 1e6), np.full(50, 1.0)]  # the big accounts are the less risky
+    cfg = HealthConfig(rank_by="revenue_at_risk")
+    lights, _ = assign_lights(p, None, cfg, rank_metric=at_risk)
+    assert (lights[40:50] == "red").all() and (lights == "red").sum() == 10
+    # last week's red accounts stay red while within 5% of the ranking below the cut
+    prev = np.where(np.arange(100) >= 85, "red", "green").astype(object)
+    kept, why = assign_lights(p, prev, HealthConfig(), eligible=None)
+    assert (kept[85:] == "red").all() and (kept == "red").sum() == 15
+    assert why[85].startswith("stays red")
+    assert "10% of active and new accounts" in light_rule(HealthConfig())
+
+
+# -- the scorecard -----------------------------------------------------------------------
+
+
+def test_each_scorecard_measure_is_red_yellow_and_green_on_accounts_built_for_it() -> None:
+    X = features(
+        #                  red    yellow  green  idle   nothing
+        usage_weekly_90d=[2.0, 7.0, 10.0, 0.0, np.nan],
+        usage_trend_90d=[-0.6, -0.3, 0.1, -1.0, np.nan],
+        usage_recency_days=[3.0, 2.0, 1.0, 120.0, np.nan],
+        complaints_90d=[4.0, 1.0, 0.0, 0.0, np.nan],
+        complaints_365d=[6.0, 2.0, 0.0, 0.0, np.nan],
+        recency_days=[90.0, 40.0, 10.0, 20.0, 5.0],
+        gap_median_days=[30.0, 30.0, 30.0, 30.0, np.nan],
+    )
+    surveys = pd.DataFrame(
+        {
+            "account_id": ["X0", "X1", "X2", "X2", "X3", "X4"],
+            "date": pd.to_datetime(
+                [
+                    "2026-03-01",
+                    "2026-04-01",
+                    "2026-01-01",
+                    "2026-05-01",
+                    "2026-05-01",
+                    "2025-01-01",
+                ]
+            ),
+            "score": [3.0, 6.0, 7.0, 9.0, 10.0, 2.0],
+            "kind": [
+                "renewal_intent",
+                "renewal_intent",
+                "renewal_intent",
+                "renewal_intent",
+                "nps",
+                "renewal_intent",
+            ],
+        }
+    )
+    got = scorecard(X, surveys, AS_OF, ScorecardConfig())
+    assert got["scorecard_usage"].tolist() == ["red", "yellow", "green", "red", ""]
+    assert got["scorecard_complaints"].tolist() == ["red", "yellow", "green", "green", ""]
+    # X3 answered NPS only (kept apart); X4's answer is older than a year
+    assert got["scorecard_renewal_intent"].tolist() == ["red", "yellow", "green", "", ""]
+    assert got["scorecard_purchase_rhythm"].tolist() == ["red", "yellow", "green", "green", ""]
+    assert got.loc[2, "scorecard_renewal_intent_detail"].startswith(
+        "renewal intent 9/10, 31 days ago, +2 vs the answer before"
+    )
+    assert got.loc[3, "scorecard_usage_detail"].startswith("no usage for 120 days")
+    assert "3.0x the typical gap" in got.loc[0, "scorecard_purchase_rhythm_detail"]
+
+
+def test_a_missing_table_leaves_its_measure_empty() -> None:
+    X = features(recency_days=[10.0], gap_median_days=[20.0])
+    got = scorecard(X, None, AS_OF, ScorecardConfig())
+    assert got.loc[0, "scorecard_usage"] == "" and got.loc[0, "scorecard_complaints"] == ""
+    assert got.loc[0, "scorecard_renewal_intent"] == ""
+    assert got.loc[0, "scorecard_purchase_rhythm"] == "green"
