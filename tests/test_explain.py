@@ -223,8 +223,48 @@ def test_the_scorer_explains_a_chunk_with_two_shap_passes_and_the_same_texts(
         return original(self, frame)
 
     monkeypatch.setattr(ChurnModel, "contributions", counted)
-    got = score_chunk(models, now, before, windows, as_of)
+    got, _ = score_chunk(models, now, before, windows, as_of)
     assert calls == [60, 60]  # this week once, the week before once
     pd.testing.assert_frame_equal(got[list(want_reasons.columns)], want_reasons)
     assert got["changes"].tolist() == want_changes.tolist()
     assert got["churn_probability"].to_numpy() == pytest.approx(models.churn.predict_proba(now))
+
+
+def test_with_last_weeks_stored_contributions_one_shap_pass_and_the_reported_change(
+    trained, X: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14.5: 'since last week' compares with what was reported then, not with last
+    week's features explained again by today's model on today's (possibly corrected) data."""
+    from ka_ml.scoring.explain import probability_contributions
+    from ka_ml.scoring.score import score_chunk
+
+    models = load_models(trained.cfg)
+    now = X.head(40).reset_index(drop=True)
+    windows = trained.cfg.labels.purchase_windows
+    as_of = pd.Timestamp(now["as_of"].iloc[0])
+    reported = now.copy()
+    reported["recency_days"] = reported["recency_days"] + 90  # what last week's run saw
+    c_rep, p_rep, _ = probability_contributions(models.churn, reported)
+    # a data correction since: last week's features, recomputed today, look different
+    corrected = now.copy()
+    p_rep[-1] = np.nan  # the last account was not scored last week
+
+    calls: list[int] = []
+    original = ChurnModel.contributions
+
+    def counted(self: ChurnModel, frame: pd.DataFrame) -> np.ndarray:
+        calls.append(len(frame))
+        return original(self, frame)
+
+    monkeypatch.setattr(ChurnModel, "contributions", counted)
+    got, contrib = score_chunk(models, now, corrected, windows, as_of, c_rep, p_rep)
+    assert calls == [40]  # this week only: last week's contributions were stored
+    p_now = got["churn_probability"].to_numpy()
+    assert contrib.shape == (40, len(models.churn.features_))
+    for text, d in zip(got["changes"][:-1], (p_now[:-1] - p_rep[:-1]) * 100, strict=True):
+        if text.startswith("Risk"):  # the stated change is now minus what was reported
+            assert text.startswith(f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts")
+    assert got["changes"].str.startswith("Risk").sum() >= 5
+    assert got["changes"].iloc[-1] == "New on the list this week."
+    recomputed, _ = score_chunk(models, now, corrected, windows, as_of)
+    assert not recomputed["changes"].str.startswith("Risk").any()  # same features: no move

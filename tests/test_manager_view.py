@@ -129,6 +129,17 @@ def test_the_second_run_reports_changes_against_the_first(built: Built) -> None:
     assert s.loc[lit, "health_prev"].notna().mean() > 0.9
     html = (built.second.out_dir / "report.html").read_text(encoding="utf-8")
     assert "First run" not in html
+    # the change is measured against what the first run reported (stored contributions)
+    told = s[s["changes"].str.startswith("Risk")]
+    assert len(told) > 0
+    for text, d in zip(
+        told["changes"],
+        (told["churn_probability"] - told["churn_probability_prev"]) * 100,
+        strict=True,
+    ):
+        assert text.startswith(f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts")
+    first = built.result.scores
+    assert (first["changes"] == "").all()  # a first run reports no changes
 
 
 def test_the_spreadsheet_carries_stage_scorecard_and_the_alert(built: Built) -> None:

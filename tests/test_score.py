@@ -193,7 +193,9 @@ def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -
     html = (weekly.now.out_dir / "report.html").read_text()
     assert f"{card['family']}; out-of-time ROC AUC {card['oot_roc_auc']:.3f}" in html
     assert rec["data"]["rows"]["orders"] > 0 and rec["data"]["fingerprint"]
-    assert rec["thresholds"]["red"] == weekly.cfg.health.red_threshold
+    assert rec["light_mode"] == "budget" and rec["light_rule"].startswith("red = the 10%")
+    assert rec["thresholds"] == {"hysteresis": weekly.cfg.health.hysteresis}
+    assert rec["lifecycle"] == s["lifecycle"].astype(str).value_counts().to_dict()
 
 
 def test_the_parquet_file_holds_exactly_the_returned_frame(weekly: Weekly) -> None:

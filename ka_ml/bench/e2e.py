@@ -221,7 +221,7 @@ def _instrument_scoring(clock: _Clock, keep: dict[str, Any]) -> None:
         return keep["models"]
 
     R.load_models = load_and_keep  # type: ignore[assignment]
-    R.score_accounts = clock.wrap("score_accounts", R.score_accounts)  # type: ignore[assignment]
+    R.score_and_explain = clock.wrap("score_accounts", R.score_and_explain)  # type: ignore[assignment]
     R._write_outputs = clock.wrap("write outputs", R._write_outputs)  # type: ignore[assignment]
     history_store.upsert = clock.wrap("score history", history_store.upsert)  # type: ignore[assignment]
 

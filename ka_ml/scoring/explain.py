@@ -185,20 +185,32 @@ def top_reasons(
 def changes_since(
     model: ChurnModel,
     now: pd.DataFrame,
-    before: pd.DataFrame,
+    before: pd.DataFrame | None,
     now_p: np.ndarray,
     now_contributions: np.ndarray | None = None,
+    *,
+    before_contributions: np.ndarray | None = None,
+    before_p: np.ndarray | None = None,
 ) -> pd.Series:
     """What moved each account's risk most since the previous scoring date.
 
-    ``before`` holds the same accounts' features one week earlier (same row order; rows of
-    accounts not eligible then are all-NaN and get an empty text). ``now_contributions``:
-    ``probability_contributions(model, now)[0]`` when the caller has it already.
+    Either ``before_contributions`` and ``before_p``: what the previous run reported (its
+    stored contributions, in this model's feature order, and its probabilities; NaN rows
+    for accounts it did not score), so the change agrees with ``churn_probability_prev``
+    and needs no second TreeSHAP pass; or ``before``: the same accounts' features one week
+    earlier (same row order; all-NaN rows for accounts not eligible then), explained now.
+    ``now_contributions``: ``probability_contributions(model, now)[0]`` when the caller
+    has it already.
     """
     c_now = (
         probability_contributions(model, now)[0] if now_contributions is None else now_contributions
     )
-    c_before, p_before, _ = probability_contributions(model, before)
+    if before_contributions is not None and before_p is not None:
+        c_before, p_before = before_contributions, np.asarray(before_p, float)
+    elif before is not None:
+        c_before, p_before, _ = probability_contributions(model, before)
+    else:
+        raise ValueError("changes_since needs the previous run's contributions or features")
     feats = model.features_
     names, gidx = _group_index(feats)
     moved = c_now - c_before

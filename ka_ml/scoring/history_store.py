@@ -12,6 +12,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = (
@@ -158,3 +159,91 @@ def open_forecast_p90(hist: pd.DataFrame, last_order: pd.Series) -> pd.Series:
     h = h[h["as_of"] > h["lo"]].sort_values(["account_id", "as_of"])
     first = h.groupby("account_id")["next_purchase_p90_date"].first()
     return first.reindex(last_order.index)
+
+
+# -- the contributions each run reported ------------------------------------------------
+# Beside the scores, each run's per-feature churn contributions (probability points,
+# float32), so "since last week" compares with what was reported then (the same numbers
+# as churn_probability_prev) and needs no second TreeSHAP pass. Only the latest
+# KEEP_CONTRIBUTION_RUNS dates are kept: the next run needs only the previous one.
+KEEP_CONTRIBUTION_RUNS = 4
+
+
+def _contributions_tables(con: sqlite3.Connection) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS contributions (account_id TEXT NOT NULL, "
+        "as_of TEXT NOT NULL, features_id TEXT NOT NULL, vec BLOB NOT NULL, "
+        "PRIMARY KEY (account_id, as_of))"
+    )
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS contribution_features (features_id TEXT PRIMARY KEY, "
+        "features TEXT NOT NULL)"
+    )
+
+
+def upsert_contributions(
+    path: Path,
+    as_of: pd.Timestamp,
+    account_ids: pd.Series | np.ndarray,
+    features: list[str],
+    values: np.ndarray,
+) -> int:
+    """Replace ``as_of``'s stored contributions (one transaction) and drop all but the
+    latest ``KEEP_CONTRIBUTION_RUNS`` dates."""
+    import hashlib
+    import json
+
+    names = json.dumps(list(features))
+    fid = hashlib.sha256(names.encode()).hexdigest()[:16]
+    day = str(pd.Timestamp(as_of).date())
+    mat = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
+    rows = [(str(a), day, fid, mat[i].tobytes()) for i, a in enumerate(np.asarray(account_ids))]
+    with closing(_connect(Path(path))) as con, con:
+        _contributions_tables(con)
+        con.execute("INSERT OR IGNORE INTO contribution_features VALUES (?, ?)", (fid, names))
+        con.execute("DELETE FROM contributions WHERE as_of = ?", (day,))
+        con.executemany("INSERT INTO contributions VALUES (?, ?, ?, ?)", rows)
+        keep = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT as_of FROM contributions ORDER BY as_of DESC LIMIT ?",
+                (KEEP_CONTRIBUTION_RUNS,),
+            )
+        ]
+        con.execute(
+            f"DELETE FROM contributions WHERE as_of NOT IN ({','.join('?' * len(keep))})", keep
+        )
+    return len(rows)
+
+
+def read_contributions(path: Path, as_of: pd.Timestamp, features: list[str]) -> pd.DataFrame:
+    """The contributions stored for ``as_of``: one row per account (index ``account_id``),
+    columns ``features`` in that order (0 for a feature the stored run's model lacked).
+    Empty when nothing was stored for that date."""
+    import json
+
+    empty = pd.DataFrame(columns=list(features), dtype=float)
+    path = Path(path)
+    if not path.exists():
+        return empty
+    day = str(pd.Timestamp(as_of).date())
+    with closing(_connect(path)) as con:
+        _contributions_tables(con)
+        found = con.execute(
+            "SELECT c.account_id, c.vec, f.features FROM contributions c JOIN "
+            "contribution_features f USING (features_id) WHERE c.as_of = ?",
+            (day,),
+        ).fetchall()
+    if not found:
+        return empty
+    parts = []
+    for stored, group in pd.DataFrame(found, columns=["id", "vec", "features"]).groupby(
+        "features"
+    ):  # one feature list per model version: a handful at most
+        cols = json.loads(str(stored))
+        mat = np.frombuffer(b"".join(group["vec"]), dtype=np.float32).reshape(len(group), -1)
+        df = pd.DataFrame(mat.astype(np.float64), index=group["id"].to_numpy(), columns=cols)
+        parts.append(df.reindex(columns=list(features), fill_value=0.0))
+    out = pd.concat(parts)
+    out.index.name = "account_id"
+    return out

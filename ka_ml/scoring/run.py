@@ -22,7 +22,7 @@ from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
 from ka_ml.monitoring.status import monitoring_record
 from ka_ml.scoring import history_store
-from ka_ml.scoring.score import Models, score_accounts
+from ka_ml.scoring.score import Models, Previous, score_and_explain
 
 if TYPE_CHECKING:
     from ka_ml.spark.data import SparkHistory
@@ -109,16 +109,39 @@ def run_scoring(
             from ka_ml.spark.score import score_with_features
 
             scores, feats = score_with_features(history, cfg, as_of, models, past)
+            contrib = None
         else:
             feats = build_features(history, as_of, cfg)
-            scores = score_accounts(history, cfg, as_of, models, past, features=feats)
+            previous = previous_run(hist_path, past, as_of, cfg, models)
+            scores, contrib = score_and_explain(
+                history, cfg, as_of, models, past, features=feats, previous=previous
+            )
         timings["score_and_explain"] = round(time.perf_counter() - t1, 3)
         record = _run_record(history, cfg, as_of, models, scores, timings)
         record.update(monitoring_record(models.churn, feats, cfg, as_of))  # drift, backtest
         _write_outputs(out_dir, scores, record, cfg, writeback_url)
         history_store.upsert(hist_path, scores)
+        if contrib is not None:  # what the next run's "since last week" compares with
+            history_store.upsert_contributions(
+                hist_path, as_of, scores["account_id"], list(models.churn.features_), contrib
+            )
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
+
+
+def previous_run(
+    path: Path, past: pd.DataFrame, as_of: pd.Timestamp, cfg: Config, models: Models
+) -> Previous | None:
+    """The previous run's stored contributions and probabilities (None when there is no
+    previous run within ``scoring.previous_run_max_days`` or it stored none)."""
+    prev = history_store.previous_week(past, as_of, cfg.scoring.previous_run_max_days)
+    if prev.empty:
+        return None
+    day = pd.Timestamp(prev["as_of"].max())
+    stored = history_store.read_contributions(path, day, list(models.churn.features_))
+    if stored.empty:
+        return None
+    return Previous(stored, prev["churn_probability"].astype(float))
 
 
 def _run_record(

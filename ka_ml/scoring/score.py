@@ -30,6 +30,15 @@ ACCOUNT_COLUMNS = ("name", "owner", "industry", "region")
 
 
 @dataclass(frozen=True)
+class Previous:
+    """What the previous run reported: each account's churn contributions (index
+    ``account_id``, columns the churn model's features) and its churn probability."""
+
+    contributions: pd.DataFrame
+    probability: pd.Series
+
+
+@dataclass(frozen=True)
 class Models:
     churn: Any
     timing: Any
@@ -51,18 +60,44 @@ def score_accounts(
     *,
     features: pd.DataFrame | None = None,
     engine: str = "local",
+    previous: Previous | None = None,
 ) -> pd.DataFrame:
     """One row per eligible account with every contract column (and the report's extras).
 
     ``features``: the feature table as of ``as_of`` when the caller built it already (the
     scorer does, to check it for drift); built here otherwise. ``engine="spark"``: the
     same frame from :mod:`ka_ml.spark.score` (which builds its own features).
+    ``previous``: the previous run's stored contributions (see :func:`score_and_explain`).
     """
-    as_of = pd.Timestamp(as_of)
     if engine == "spark":  # features, scores and reasons per account bucket on Spark
         from ka_ml.spark.score import score_accounts as on_spark
 
-        return on_spark(history, cfg, as_of, models, score_history)
+        return on_spark(history, cfg, pd.Timestamp(as_of), models, score_history)
+    return score_and_explain(
+        history, cfg, as_of, models, score_history, features=features, previous=previous
+    )[0]
+
+
+def score_and_explain(
+    history: History,
+    cfg: Config,
+    as_of: pd.Timestamp,
+    models: Models,
+    score_history: pd.DataFrame | None = None,
+    *,
+    features: pd.DataFrame | None = None,
+    previous: Previous | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the scores frame, each account's churn contributions in the churn model's feature
+    order): the contributions are what the next run compares with.
+
+    "Since last week": with ``previous`` (what the last run reported, stored), the change
+    is measured against it, so it agrees with ``churn_probability_prev``; with a last run
+    in ``score_history`` but nothing stored (an older history file), the features of
+    ``scoring.change_lookback_days`` earlier are explained again; on a first run there is
+    no change to report.
+    """
+    as_of = pd.Timestamp(as_of)
     feats = build_features(history, as_of, cfg) if features is None else features
     if feats.empty:
         raise ModelError(
@@ -70,9 +105,23 @@ def score_accounts(
             "check --as-of against the data's dates (features.eligibility_days).",
         )
     X = feats.reset_index(drop=True)
-    before = features_week_before(history, as_of, cfg, X)
-    out = score_in_chunks(
-        models, X, before, cfg.labels.purchase_windows, as_of, cfg.scoring.chunk_rows
+    before, prev_c, prev_p = None, None, None
+    if previous is not None:
+        ids = X["account_id"].astype(str)
+        cols = list(models.churn.features_)
+        prev_c = previous.contributions.reindex(index=ids, columns=cols).to_numpy(float)
+        prev_p = ids.map(previous.probability).to_numpy(float)
+    elif _has_previous_run(score_history, as_of, cfg):
+        before = features_week_before(history, as_of, cfg, X)
+    out, contrib = score_in_chunks(
+        models,
+        X,
+        before,
+        cfg.labels.purchase_windows,
+        as_of,
+        cfg.scoring.chunk_rows,
+        prev_c,
+        prev_p,
     )
     p = out["churn_probability"].to_numpy()
     out = portfolio_columns(out, X, p, history, cfg, as_of)
@@ -82,7 +131,16 @@ def score_accounts(
     acc = history.accounts.set_index("account_id")
     for c in ACCOUNT_COLUMNS:
         out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
-    return out
+    return out, contrib
+
+
+def _has_previous_run(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cfg: Config) -> bool:
+    from ka_ml.scoring import history_store
+
+    if score_history is None or score_history.empty:
+        return False
+    prev = history_store.previous_week(score_history, as_of, cfg.scoring.previous_run_max_days)
+    return not prev.empty
 
 
 def score_in_chunks(
@@ -92,7 +150,9 @@ def score_in_chunks(
     windows: list[int],
     as_of: pd.Timestamp,
     chunk_rows: int,
-) -> pd.DataFrame:
+    prev_contributions: np.ndarray | None = None,
+    prev_p: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`score_chunk` over ``chunk_rows`` accounts at a time, concatenated."""
     parts = [
         score_chunk(
@@ -101,10 +161,13 @@ def score_in_chunks(
             None if before is None else before.iloc[i : i + chunk_rows],
             windows,
             as_of,
+            None if prev_contributions is None else prev_contributions[i : i + chunk_rows],
+            None if prev_p is None else prev_p[i : i + chunk_rows],
         )
         for i in range(0, len(X), chunk_rows)
     ]
-    return pd.concat(parts, ignore_index=True)
+    frame = pd.concat([f for f, _ in parts], ignore_index=True)
+    return frame, np.concatenate([c for _, c in parts]) if parts else np.empty((0, 0))
 
 
 def score_chunk(
@@ -113,8 +176,11 @@ def score_chunk(
     before: pd.DataFrame | None,
     windows: list[int],
     as_of: pd.Timestamp,
-) -> pd.DataFrame:
-    """Probabilities, timing forecast, reasons and weekly change for one chunk of accounts.
+    prev_contributions: np.ndarray | None = None,
+    prev_p: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Probabilities, timing forecast, reasons and weekly change for one chunk of accounts,
+    and the chunk's churn contributions.
 
     Chunks bound the memory of the wide intermediates (the timing model's person-period
     rows, the SHAP matrices, the reason texts) whatever the portfolio size.
@@ -132,11 +198,23 @@ def score_chunk(
     out["next_purchase_p90_date"] = _days_to_dates(as_of, timing["q90"])
     out = pd.concat([out, top_reasons(models.churn, X, contributions=contrib)], axis=1)
     out["changes"] = ""
-    if before is not None:
+    if prev_contributions is not None and prev_p is not None:
+        changes = changes_since(
+            models.churn,
+            X,
+            None,
+            p,
+            contrib,
+            before_contributions=prev_contributions,
+            before_p=prev_p,
+        ).to_numpy()
+        new = ~np.isfinite(prev_p) | np.isnan(prev_contributions).all(axis=1)
+        out["changes"] = np.where(new, "New on the list this week.", changes)
+    elif before is not None:
         changes = changes_since(models.churn, X, before, p, contrib).to_numpy()
         new = before["as_of"].isna().to_numpy()
         out["changes"] = np.where(new, "New on the list this week.", changes)
-    return out
+    return out, contrib
 
 
 def portfolio_columns(

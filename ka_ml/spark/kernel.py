@@ -366,7 +366,7 @@ def score_rows(
     if prev_day is not None:
         then = rows[stamp == np.datetime64(pd.Timestamp(prev_day), "us")]
         before = align_to(restore(then, names, categories)[[*KEYS, *names]], X)
-    out = score_in_chunks(models, X, before, list(windows), as_of, chunk_rows)
+    out, _ = score_in_chunks(models, X, before, list(windows), as_of, chunk_rows)
     for c in keep:
         out[c] = _plain(X[c])
     return out
