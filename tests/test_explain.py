@@ -143,7 +143,25 @@ def test_reasons_name_model_features_from_three_different_groups_strongest_first
     groups = feats.map(reason_group)
     assert (groups.nunique(axis=1) == 3).all()
     strength = reasons[[f"reason_{k}_shap" for k in (1, 2, 3)]].abs().to_numpy()
-    assert (np.diff(strength, axis=1) <= 1e-12).all()
+    promoted = feats["reason_2_feature"].isin(["industry", "region"]).to_numpy()
+    assert (np.diff(strength[~promoted], axis=1) <= 1e-12).all()
+
+
+def test_a_static_attribute_never_leads_while_behaviour_carries_a_point() -> None:
+    from types import SimpleNamespace
+
+    feats = ["region", "recency_days", "orders_90d"]
+    X = pd.DataFrame(
+        {"region": ["Portugal", "Cyprus"], "recency_days": [80.0, 20.0], "orders_90d": [1.0, 3.0]}
+    )
+    contrib = np.array([[0.20, 0.05, 0.001], [0.20, 0.005, 0.001]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got.loc[0, ["reason_1_feature", "reason_2_feature", "reason_3_feature"]].tolist() == [
+        "recency_days", "region", "orders_90d"
+    ]  # fmt: skip
+    assert got.loc[0, "reason_2_shap"] == pytest.approx(0.20)  # still shown, second
+    # no behavioural reason carries a point: the model's strongest reason leads
+    assert got.loc[1, "reason_1_feature"] == "region"
 
 
 def test_reasons_keep_the_frame_index(churn: ChurnModel, X: pd.DataFrame) -> None:

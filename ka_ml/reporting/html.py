@@ -562,7 +562,11 @@ def _context(
     shown = int(run.get("attention_rows") or ATTENTION_SHOWN)
     view = _account_view(scores, rise)
     summary = portfolio_summary(summary_scores, rise=rise)
-    attention = view[view["turned_red"] | view["rising"]]
+    first_run = bool(len(view)) and view["health_prev"].eq("").all() and view["p_prev"].isna().all()
+    # a first run has no changes to report: its red accounts are this week's list
+    attention = (
+        view[view["health"].eq("red")] if first_run else view[view["turned_red"] | view["rising"]]
+    )
     lapsed = view[view["lifecycle"].eq("lapsed")]
     win_back = lapsed.sort_values(["win_back", "p_back"], ascending=False, kind="stable")
     owners = sorted(set(view["owner"]) - {""})
@@ -589,6 +593,7 @@ def _context(
         "attention": attention.head(shown).to_dict("records"),
         "attention_more": max(len(attention) - shown, 0),
         "rise": rise,
+        "first_run": first_run,
         "win_back": win_back.head(int(run.get("win_back_rows") or shown)).to_dict("records"),
         "win_back_more": max(len(win_back) - int(run.get("win_back_rows") or shown), 0),
         "light_rule": str(run.get("light_rule") or ""),

@@ -10,7 +10,9 @@ Related features are grouped before ranking (the 30/90/180/365-day order counts 
 "order volume" reason, the gap statistics one "purchase cycle" reason, the whole-history
 totals and rates one "buying history" reason), so the top three reasons are three
 different things; the sentence comes from the group's strongest feature through the
-feature catalog, with the account's own values.
+feature catalog, with the account's own values. Static attributes (industry, region)
+never lead while a behavioural reason carries at least one probability point: "Region:
+Portugal" is true to the model and useless to a manager.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ GROUPS: tuple[tuple[str, str], ...] = (
     (r"^contract_|^has_active_contract$", "contract"),
     (r"^revenue_share$|^abc_tier$|^dependency_index$", "portfolio position"),
 )
+# Who the account is, not what it does: true to the model, but nothing a manager can act
+# on, so never the first reason while a behavioural reason moves the risk by at least
+# BEHAVIOURAL_POINTS (1 probability point); it may still be the second or third.
+STATIC_FEATURES: frozenset[str] = frozenset(catalog.CATEGORICAL_FROM_ACCOUNTS)
+BEHAVIOURAL_POINTS = 0.01
 
 
 def reason_group(feature: str) -> str:
@@ -158,7 +165,17 @@ def top_reasons(
     feats = model.features_
     names, gidx = _group_index(feats)
     gsum = _group_sums(contrib, gidx, len(names))
-    order = np.argsort(-np.abs(gsum), axis=1)[:, :n_reasons]
+    static = np.array([n in STATIC_FEATURES for n in names])
+    strength = np.abs(gsum)
+    order = np.argsort(-strength, axis=1, kind="stable")
+    if static.any() and (~static).any():
+        lead_static = static[order[:, 0]]
+        best_behaviour = np.where(~static[None, :], strength, -1.0).max(axis=1)
+        for i in np.flatnonzero(lead_static & (best_behaviour >= BEHAVIOURAL_POINTS)):
+            row = order[i]
+            j = int(np.flatnonzero(~static[row])[0])  # the strongest behavioural reason
+            order[i] = np.r_[row[j], row[:j], row[j + 1 :]]  # leads; the rest keep their order
+    order = order[:, :n_reasons]
     leads = _group_leads(np.abs(contrib), gidx, len(names))
     raw = X.reset_index(drop=True)
     every = np.arange(len(X))
