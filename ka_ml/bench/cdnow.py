@@ -706,6 +706,7 @@ def run_benchmark(
                     "cutoff": str(cutoff.date()),
                     "customers": res.n_customers,
                     "scored": 0 if run.scores is None else len(run.scores),
+                    "managers": _managers_view(run.scores),
                     "evaluated": res.n_scored,
                     "train_seconds": run.train_seconds,
                     "score_seconds": run.score_seconds,
@@ -983,6 +984,49 @@ def _reported_section(m: pd.DataFrame) -> list[str]:
     ]
 
 
+def _managers_view(scores: pd.DataFrame | None) -> dict[str, int]:
+    """What the report shows at the cutoff: accounts per lifecycle state and per light."""
+    if scores is None or "lifecycle" not in scores:
+        return {}
+    out = {str(k): int(v) for k, v in scores["lifecycle"].astype(str).value_counts().items()}
+    lit = scores["lifecycle"].astype(str).ne("lapsed")
+    for light in ("red", "yellow", "green"):
+        out[light] = int((scores.loc[lit, "health"] == light).sum())
+    return out
+
+
+def _managers_section(results: Sequence[BenchResult]) -> list[str]:
+    rows = []
+    for res in results:
+        for r in res.runs:
+            v = r.get("managers") or {}
+            if not v:
+                continue
+            lit = v.get("active", 0) + v.get("new", 0)
+            rows.append(
+                [
+                    f"`{res.config}`",
+                    r["cutoff"],
+                    f"{v.get('active', 0):,}",
+                    f"{v.get('new', 0):,}",
+                    f"{v.get('lapsed', 0):,}",
+                    f"{v.get('red', 0):,}",
+                    f"{v.get('yellow', 0):,}",
+                    f"{v.get('red', 0) / lit:.1%}" if lit else "—",
+                ]
+            )
+    header = ["config", "cutoff", "active", "new", "lapsed", "red", "yellow", "red share"]
+    return [
+        "## What managers would see at the cutoff",
+        "",
+        "The scores `score --as-of C` wrote, by lifecycle state (issue 14: lapsed accounts "
+        "get no light and go to Win-back) and by light among the active and new accounts "
+        "(red share: of those; the default budget keeps it at most ~15%).",
+        "",
+        *_table(header, rows, left=2),
+    ]
+
+
 def _evaluated_notes(results: Sequence[BenchResult]) -> list[str]:
     notes = []
     for res in results:
@@ -1236,6 +1280,7 @@ def to_markdown(results: Sequence[BenchResult]) -> str:
         _header(results),
         _acceptance_section(m, deltas),
         _reported_section(m),
+        _managers_section(results),
         _churn_section(m, results),
         _windows_section(m, windows),
         _timing_section(m),
