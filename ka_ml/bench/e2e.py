@@ -8,7 +8,8 @@ inside the child. The stages read the same demo world written as Parquet:
 - ``features``: ``load_history`` (parse, type, validate) and one ``build_features``;
 - ``train``: ``run_training`` into a temporary MLflow store, split into phases by the
   times of its progress messages (snapshots, churn tuning, timing tuning, evaluation);
-- ``score``: ``run_scoring`` as a whole, its parts timed by wrapping the functions
+- ``score``: a weekly ``run_scoring`` (last week's run first, untimed) as a whole, its
+  parts timed by wrapping the functions
   ``score_accounts`` calls (features, reasons, weekly changes, lights) and the output
   writer; then, after the peak is recorded, the SHAP throughput of LightGBM's
   ``pred_contrib`` (the path ka_ml uses) against ``shap.TreeExplainer`` on the same rows.
@@ -269,13 +270,19 @@ def _depth(node: dict[str, Any]) -> int:
 
 
 def case_score(data_dir: str, root: str, budget: dict[str, Any], shap_rows: int) -> dict[str, Any]:
-    """``run_scoring`` with the champions of ``case_train``; then the SHAP comparison."""
+    """A weekly ``run_scoring`` with the champions of ``case_train`` (after last week's run,
+    untimed, so "since last week" reads the stored contributions as it does every week);
+    then the SHAP comparison."""
+    import pandas as pd
+
     from ka_ml.config import Config
     from ka_ml.features.build import build_features
     from ka_ml.scoring.run import run_scoring
 
     history = _load(data_dir)
     cfg = Config.model_validate(Budget(**budget).overrides(Path(root)))
+    last_week = history.default_as_of - pd.Timedelta(days=7)
+    run_scoring(history, cfg, last_week, Path(root) / "outputs" / "bench-last-week")
     clock = _Clock()
     keep: dict[str, Any] = {}
     _instrument_scoring(clock, keep)
