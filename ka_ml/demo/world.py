@@ -107,7 +107,8 @@ not yet taken by ``end_date`` are not simulated), ``churn_kind`` (health/sudden)
 ``residual_orders_until`` and ``return_date`` after a churn; ``new_account``; ``size_z``.
 
 Scale: vectorized over accounts (chunks of 20,000; loops only over weeks), so 100,000
-accounts x 3 years take well under a minute on an idle 2-core machine.
+accounts x 3 years (~4.8M order lines, 7.2M usage rows) take about 16 s and 1.5 GB peak on
+the 2-core machine (writing the CSVs: ~30 s more).
 """
 
 from __future__ import annotations
