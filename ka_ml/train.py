@@ -431,9 +431,33 @@ class Evaluation:
     calibration: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     expected: dict[str, float] = field(default_factory=dict)
+    calendar_rule: dict[str, float] = field(default_factory=dict)  # empty: no contracts
 
 
 BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
+CALENDAR_FEATURE = "contract_days_to_end"
+
+
+def calendar_rule_scores(test: pd.DataFrame) -> np.ndarray | None:
+    """The contract calendar as the only churn score: minus the days to the end of the
+    account's latest contract, so contracts ending soonest, and contracts already past
+    their end, rank as the riskiest. An account without any contract scores as if its
+    contract ended today (0 days): nothing binds it, so the calendar calls it as risky as
+    a contract expiring now (of the simple choices, the one the calendar ranks best with
+    on the demo). ``None`` when the data has no contracts table (no such feature)."""
+    if CALENDAR_FEATURE not in test:
+        return None
+    days = test[CALENDAR_FEATURE].to_numpy(float)
+    return -np.where(np.isnan(days), 0.0, days)
+
+
+def calendar_rule_metrics(test: pd.DataFrame) -> dict[str, float]:
+    """ROC AUC of :func:`calendar_rule_scores` on the pooled out-of-time rows; empty
+    when there is no contract calendar."""
+    score = calendar_rule_scores(test)
+    if score is None:
+        return {}
+    return {"roc_auc": M.roc_auc(test["churn"].to_numpy(float), score)}
 
 
 def per_origin_table(oot: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
@@ -535,6 +559,7 @@ def evaluate(
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
         notes=[n for n in (folds.split.note,) if n],
         expected={} if p_now is None else expected_at(p_now, per_origin),
+        calendar_rule=calendar_rule_metrics(test),
     )
 
 

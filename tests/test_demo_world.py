@@ -191,15 +191,35 @@ def test_event_dates_lie_between_the_start_and_the_fixed_end_date(world: DemoWor
     assert (world.tables["accounts"]["created_at"] <= world.end_date).all()
 
 
-def test_usage_is_weekly_and_surveys_are_nps_scores(world: DemoWorld) -> None:
+def test_usage_is_weekly_for_the_accounts_it_is_logged_for(world: DemoWorld) -> None:
     u = world.tables["usage"]
-    gaps = u.groupby("account_id")["date"].diff().dropna().dt.days
+    came_back = world.truth.loc[world.truth["return_date"].notna(), "account_id"]
+    steady = u[~u["account_id"].isin(came_back)]
+    gaps = steady.groupby("account_id")["date"].diff().dropna().dt.days
     assert set(gaps.unique()) == {7}
+    # a win-back's usage resumes after a gap; about 60% of accounts have usage logged
+    assert (
+        u[u["account_id"].isin(came_back)].groupby("account_id")["date"].diff().dt.days > 7
+    ).any()
+    assert 0.45 <= u["account_id"].nunique() / N_ACCOUNTS <= 0.7
+
+
+def test_surveys_are_quarterly_nps_and_renewal_intent_before_contract_ends(
+    world: DemoWorld,
+) -> None:
     s = world.tables["surveys"]
-    assert s["score"].between(0, 10).all() and (s["kind"] == "nps").all()
-    per_account = s.groupby("account_id").size()
-    assert per_account.max() <= 13  # at most one answer per quarterly wave over 3 years
-    assert per_account.reindex(world.tables["accounts"]["account_id"]).isna().any()
+    assert s["score"].between(0, 10).all() and set(s["kind"]) == {"nps", "renewal_intent"}
+    nps = s[s["kind"] == "nps"].groupby("account_id").size()
+    assert nps.max() <= 13  # at most one answer per quarterly wave over 3 years
+    assert nps.reindex(world.tables["accounts"]["account_id"]).isna().any()
+    intent = s[s["kind"] == "renewal_intent"]
+    c = world.tables["contracts"]
+    assert set(intent["account_id"]) <= set(c["account_id"])
+    # each answer falls 70-130 days before the end of one of the account's contracts
+    pairs = intent.merge(c, on="account_id")
+    before = (pairs["end_date"] + DAY - pairs["date"]).dt.days
+    pairs = pairs[before.between(70, 130) & (pairs["date"] >= pairs["start_date"])]
+    assert len(pairs.drop_duplicates(["account_id", "date"])) == len(intent)
 
 
 def test_a_small_share_of_order_rows_are_credit_notes(world: DemoWorld) -> None:
@@ -210,13 +230,19 @@ def test_a_small_share_of_order_rows_are_credit_notes(world: DemoWorld) -> None:
     assert (o.loc[~credit, "quantity"] >= 1).all()
 
 
-def test_about_three_quarters_of_accounts_hold_annual_contracts(world: DemoWorld) -> None:
+def test_about_half_the_accounts_hold_contracts_renewing_through_the_year(
+    world: DemoWorld,
+) -> None:
     c = world.tables["contracts"]
     share = c["account_id"].nunique() / N_ACCOUNTS
-    assert 0.6 <= share <= 0.85
-    assert ((c["end_date"] - c["start_date"]).dt.days == 364).all()
+    assert 0.35 <= share <= 0.6
+    term = (c["end_date"] - c["start_date"]).dt.days + 1
+    assert set(term) == {183, 365, 730} and (term == 365).mean() > 0.4
     nxt = c.groupby("account_id")["start_date"].shift(-1)
     assert (c["renewed"] == nxt.eq(c["end_date"] + DAY)).all()
+    # renewals are spread through the year: no month holds more than 15% of the ends
+    months = c["end_date"].dt.month.value_counts(normalize=True)
+    assert len(months) == 12 and months.max() < 0.15
 
 
 # -- behaviour of the portfolio --------------------------------------------------------------
@@ -226,14 +252,29 @@ def test_the_top_fifth_of_accounts_holds_most_of_the_revenue(world: DemoWorld) -
     assert 0.6 <= top <= 0.92
 
 
-def test_purchase_gaps_are_more_regular_than_a_memoryless_process(world: DemoWorld) -> None:
+def test_regular_buyers_order_in_cycles_and_project_buyers_rarely(world: DemoWorld) -> None:
     o = world.tables["orders"]
     days = o[o["amount"] > 0].drop_duplicates(["account_id", "order_date"])
-    gaps = days.groupby("account_id")["order_date"].diff().dt.days
-    stats = gaps.groupby(days["account_id"]).agg(["mean", "std", "count"])
+    g = pd.DataFrame(
+        {"account_id": days["account_id"], "gap": days.groupby("account_id")["order_date"].diff()}
+    ).dropna()
+    g["gap"] = g["gap"].dt.days
+    t = world.truth.set_index("account_id")
+    regular = g[~t["project_buyer"].reindex(g["account_id"]).to_numpy()]
+    # between pauses (gaps over 3x the account's median left out) gaps are cyclical
+    typical = regular[
+        regular["gap"] <= 3 * regular.groupby("account_id")["gap"].transform("median")
+    ]
+    stats = typical.groupby("account_id")["gap"].agg(["mean", "std", "count"])
     cv = (stats["std"] / stats["mean"])[stats["count"] >= 10]
     assert cv.median() < 0.8  # exponential gaps would give 1
-    assert world.truth["mean_gap_days"].between(7, 90).all()
+    assert t["mean_gap_days"].between(7, 180).all()
+    assert 0.3 <= t["project_buyer"].mean() <= 0.5
+    assert (
+        t.loc[t["project_buyer"], "mean_gap_days"].median()
+        > 2 * t.loc[~t["project_buyer"], "mean_gap_days"].median()
+    )
+    assert (t["paused_weeks"] > 0).mean() > 0.3  # order pauses are common and end again
 
 
 def test_orders_dip_in_august_and_peak_in_the_fourth_quarter(world: DemoWorld) -> None:
@@ -258,8 +299,8 @@ def test_churners_usage_fades_in_the_90_days_before_churn(
 ) -> None:
     churners = _mean_usage_ratio(world, _seasoned(world, churn_dates, 270))
     stayers = _mean_usage_ratio(world, _seasoned(world, reference_dates, 270))
-    assert churners < 0.87  # a noisy fade: sudden churners barely fade at all
-    assert 0.9 <= stayers <= 1.1
+    assert churners < 0.95  # a noisy fade: sudden churners barely fade at all
+    assert 0.9 <= stayers <= 1.15
     assert stayers - churners > 0.12
 
 
@@ -284,20 +325,30 @@ def test_complaints_rise_in_the_120_days_before_churn(
     assert churners > 2 * stayers
 
 
-def test_only_credit_notes_and_fading_usage_follow_a_churn(
+def test_after_a_churn_only_residual_orders_win_backs_and_fading_usage(
     world: DemoWorld, churn_dates: pd.Series
 ) -> None:
+    t = world.truth.set_index("account_id")
+    residual = t["residual_orders_until"].notna()
+    came_back = t["return_date"].notna()
     for table in ("orders", "tickets", "surveys"):
         df = world.tables[table].join(churn_dates.rename("churn"), on="account_id", how="inner")
         after = df[df[EVENT_DATE[table]] >= df["churn"]]
         if table == "orders":
-            assert (after["amount"] < 0).all()
-            assert ((after["order_date"] - after["churn"]).dt.days <= 45).all()
+            gone = after[~(residual | came_back).reindex(after["account_id"]).to_numpy()]
+            assert (gone["amount"] < 0).all()
+            assert ((gone["order_date"] - gone["churn"]).dt.days <= 45).all()
+            # lost accounts that keep buying spare parts do so in small baskets
+            tail = after[residual.reindex(after["account_id"]).to_numpy() & (after["amount"] > 0)]
+            before = df[(df["order_date"] < df["churn"]) & (df["amount"] > 0)]
+            assert len(tail) > 0
+            assert tail["amount"].median() < 0.6 * before["amount"].median()
         else:
             assert after.empty, table
     u = world.tables["usage"].join(churn_dates.rename("churn"), on="account_id", how="inner")
+    u = u[~came_back.reindex(u["account_id"]).to_numpy()]
     offset = (u["date"] - u["churn"]).dt.days
-    assert offset.max() <= 84  # a tail of at most 12 weeks
+    assert offset.max() <= 182  # a tail of at most 26 weeks
     level_after = u[offset >= 0].groupby("account_id")["count"].mean()
     level_before = u[offset.between(-90, -1)].groupby("account_id")["count"].mean()
     assert (level_after / level_before).dropna().median() < 0.6
@@ -323,9 +374,14 @@ def test_churners_contracts_are_not_renewed_past_the_churn_date(
     assert (c["start_date"] < c["churn"]).all()
     last = c.groupby("account_id").tail(1)
     assert not last["renewed"].any()
-    # a contracted account leaves the day after its contract ends; early exits are rare
+    # most contracted accounts leave the day after their contract ends; some leave mid-term
     at_lapse = last["churn"] == last["end_date"] + DAY
-    assert at_lapse.mean() >= 0.88
+    assert 0.6 <= at_lapse.mean() <= 0.95
+    dropped = world.truth.set_index("account_id")["contract_dropped_date"]
+    other = last[~at_lapse].join(dropped, on="account_id")
+    mid_term = other["churn"] < other["end_date"]
+    after_a_drop = other["contract_dropped_date"] == other["end_date"] + DAY
+    assert (mid_term | after_a_drop).all() and mid_term.any()
 
 
 def test_contracted_churners_keep_buying_until_their_contract_lapses(
@@ -338,8 +394,8 @@ def test_contracted_churners_keep_buying_until_their_contract_lapses(
     o = world.tables["orders"]
     last_order = o[o["amount"] > 0].groupby("account_id")["order_date"].max()
     quiet_days = (lapsers - last_order.reindex(lapsers.index)).dt.days
-    assert len(lapsers) >= 50
-    assert (quiet_days <= 60).mean() >= 0.8
+    assert len(lapsers) >= 25
+    assert (quiet_days <= 90).mean() >= 0.6
 
 
 def test_a_lapse_decided_before_the_end_date_is_in_the_truth_but_not_yet_in_the_data(
@@ -372,7 +428,9 @@ def test_a_simple_early_warning_model_learns_something_but_not_everything(
     model = LogisticRegression().fit(train[cols], train["y"])
     auc = roc_auc_score(test["y"], model.predict_proba(test[cols])[:, 1])
     assert test["y"].sum() >= 30
-    assert 0.62 <= auc <= 0.85
+    # usage trend, complaints and overdue see part of it; fades are shallow, some churners
+    # show no warning, and pauses and project buyers look overdue without leaving
+    assert 0.53 <= auc <= 0.8
 
 
 def _as_of_features(world: DemoWorld, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -87,6 +87,10 @@ def test_the_run_is_tagged_with_data_definition_and_config(
     assert tags["churn_definition"] == report.churn_definition
     assert tags["config_hash"] == trained.cfg.hash()
     assert "test_churn_roc_auc" in run.data.metrics
+    # the demo data has contracts: the calendar-only rule is logged beside the model
+    assert run.data.metrics["test_calendar_rule_roc_auc"] == pytest.approx(
+        report.evaluation.calendar_rule["roc_auc"]
+    )
     assert run.data.metrics["test_timing_p10_p90_coverage"] == pytest.approx(
         report.evaluation.timing["p10_p90_coverage"]
     )

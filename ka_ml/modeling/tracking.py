@@ -120,6 +120,7 @@ def log_evaluation(
     mlflow.log_metrics(_finite(ev.lights, "test_lights_"))
     mlflow.log_metrics(_finite(ev.timing, "test_timing_"))
     mlflow.log_metrics(_finite(ev.expected, "expected_churn_"))
+    mlflow.log_metrics(_finite(ev.calendar_rule, "test_calendar_rule_"))
     mlflow.log_metrics(
         _finite({"churn_cv_auc": ct.best_score, "timing_cv_loglik": tt.best_score}, "")
     )

@@ -139,6 +139,12 @@ def print_train_report(report: Any, out: Console) -> None:
             "test origins (what the scores should achieve)",
         )
     )
+    cal = getattr(ev, "calendar_rule", {})
+    if cal:
+        out.print(
+            f"churn ROC AUC: model {ev.churn['roc_auc']:.3f}, calendar-only rule "
+            f"{cal['roc_auc']:.3f} (days to contract end as the only score; same rows)"
+        )
     if not ev.per_origin.empty:
         out.print(origin_table(ev.per_origin))
     if ev.expected:

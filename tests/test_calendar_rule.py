@@ -1,0 +1,101 @@
+"""The calendar-only rule: days to the contract's end as the only churn score."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from ka_ml.reporting.console import print_train_report
+from ka_ml.train import calendar_rule_metrics, calendar_rule_scores
+
+
+def _rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            # ends in 10 days, in 200, no contract, lapsed 30 days ago, in 50, in 400
+            "contract_days_to_end": [10.0, 200.0, np.nan, -30.0, 50.0, 400.0],
+            "churn": [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        }
+    )
+
+
+def test_the_rule_ranks_lapsed_and_soon_ending_contracts_riskiest() -> None:
+    score = calendar_rule_scores(_rows())
+    assert score is not None
+    # no contract counts as a contract ending today (0 days)
+    assert score.tolist() == [-10.0, -200.0, 0.0, 30.0, -50.0, -400.0]
+
+
+def test_the_rule_auc_on_a_built_example() -> None:
+    # positive -10 beats -200, -50, -400 and loses to the no-contract 0: 3 of 4;
+    # positive +30 (lapsed) beats all four negatives: 7 of 8 pairs
+    assert calendar_rule_metrics(_rows()) == {"roc_auc": pytest.approx(7 / 8)}
+
+
+def test_no_contracts_table_no_rule() -> None:
+    rows = _rows().drop(columns="contract_days_to_end")
+    assert calendar_rule_scores(rows) is None
+    assert calendar_rule_metrics(rows) == {}
+
+
+def _report(calendar_rule: dict[str, float]) -> SimpleNamespace:
+    ev = SimpleNamespace(
+        notes=[],
+        per_origin=pd.DataFrame(),
+        comparison=pd.DataFrame(
+            [
+                {
+                    "predictor": "ka_ml churn model",
+                    "roc_auc": 0.87,
+                    "pr_auc": 0.6,
+                    "brier": 0.1,
+                    "ece": 0.01,
+                    "top_decile_lift": 3.0,
+                }
+            ]
+        ),
+        churn={"roc_auc": 0.87},
+        calendar_rule=calendar_rule,
+        family="lightgbm",
+        family_scores={"lightgbm": 0.87},
+        calibration={"method": "none"},
+        timing_comparison=pd.DataFrame(
+            [{"predictor": "ka_ml timing model", "p30_auc": 0.8, "p30_brier": 0.2}]
+        ),
+        timing={"p30_accuracy": 0.7, "p30_majority_accuracy": 0.5},
+        lights={
+            "red_precision": 0.5,
+            "red_recall": 0.4,
+            "red_yellow_precision": 0.4,
+            "red_yellow_recall": 0.7,
+            "base_rate": 0.2,
+        },
+    )
+    return SimpleNamespace(
+        evaluation=ev,
+        as_of=pd.Timestamp("2026-10-01"),
+        churn_definition="contract,no_order",
+        seconds=1.0,
+        split={},
+        decisions={},
+        run_id="r",
+        tracking_uri="sqlite://",
+    )
+
+
+@pytest.mark.parametrize("rule", [{"roc_auc": 0.718}, {}])
+def test_the_train_console_prints_the_rule_beside_the_model_only_with_contracts(
+    rule: dict[str, float],
+) -> None:
+    buf = io.StringIO()
+    print_train_report(_report(rule), Console(file=buf, width=200))
+    text = buf.getvalue()
+    if rule:
+        assert "churn ROC AUC: model 0.870, calendar-only rule 0.718" in text
+    else:
+        assert "calendar" not in text
