@@ -62,7 +62,7 @@ from ka_ml.data.loader import load_history
 from ka_ml.features.snapshots import build_training_set
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
-from ka_ml.modeling.evaluate import light_scores, tenure_band
+from ka_ml.modeling.evaluate import tenure_band
 from ka_ml.modeling.tracking import plot_shap_summary
 from ka_ml.notebook_env import (
     champion_run,
@@ -73,7 +73,8 @@ from ka_ml.notebook_env import (
     show_png,
 )
 from ka_ml.scoring.explain import probability_contributions, top_reasons
-from ka_ml.train import make_folds
+from ka_ml.scoring.health import light_rule
+from ka_ml.train import make_folds, origin_lights
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
@@ -154,15 +155,16 @@ display(pd.DataFrame({"recomputed": now, "logged at training": logged}).round(4)
 #   requires it below `mlflow.calibration_ceiling`.
 # * Look hardest at the bins around the yellow and red thresholds: that is where a
 #   miscalibration changes a light. The table below the plot gives the light precision
-#   and recall at the configured thresholds.
+#   and recall with the scorer's own rule (lifecycle states and light rule of the config)
+#   on each origin's active and new accounts, as `train` logged them.
 
 # %%
 display(M.reliability_table(y, p).round(3))
 show_png(M.plot_reliability(y, p, FIG / "reliability.png"))
-lights = light_scores(y, p, cfg.health.red_threshold, cfg.health.yellow_threshold)
+lights = origin_lights(test, y, p, cfg)
 print(
-    f"ECE {now['ece']:.3f} (ceiling {cfg.mlflow.calibration_ceiling}); thresholds: red >= "
-    f"{cfg.health.red_threshold}, yellow >= {cfg.health.yellow_threshold}"
+    f"ECE {now['ece']:.3f} (ceiling {cfg.mlflow.calibration_ceiling}); lights: "
+    f"{light_rule(cfg.health)}"
 )
 pd.Series(lights, name="lights").round(3).to_frame()
 

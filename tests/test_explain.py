@@ -136,14 +136,17 @@ def test_reasons_are_readable_sentences_with_a_direction(
 
 
 def test_reasons_name_model_features_from_three_different_groups_strongest_first(
-    reasons: pd.DataFrame, churn: ChurnModel
+    reasons: pd.DataFrame, churn: ChurnModel, X: pd.DataFrame
 ) -> None:
     feats = reasons[[f"reason_{k}_feature" for k in (1, 2, 3)]]
     assert feats.isin(churn.features_).all().all()
     groups = feats.map(reason_group)
     assert (groups.nunique(axis=1) == 3).all()
     strength = reasons[[f"reason_{k}_shap" for k in (1, 2, 3)]].abs().to_numpy()
-    promoted = feats["reason_2_feature"].isin(["industry", "region"]).to_numpy()
+    second = feats["reason_2_feature"].to_numpy()
+    raw = X.reset_index(drop=True)  # the reasons' rows, in order
+    missing = np.array([pd.isna(raw.iloc[i][f]) for i, f in enumerate(second)])
+    promoted = np.isin(second, ["industry", "region"]) | missing  # a static fact moved down
     assert (np.diff(strength[~promoted], axis=1) <= 1e-12).all()
 
 
@@ -162,6 +165,18 @@ def test_a_static_attribute_never_leads_while_behaviour_carries_a_point() -> Non
     assert got.loc[0, "reason_2_shap"] == pytest.approx(0.20)  # still shown, second
     # no behavioural reason carries a point: the model's strongest reason leads
     assert got.loc[1, "reason_1_feature"] == "region"
+
+
+def test_a_missing_value_reason_no_contract_on_record_does_not_lead_either() -> None:
+    from types import SimpleNamespace
+
+    feats = ["contract_days_to_end", "recency_days"]
+    X = pd.DataFrame({"contract_days_to_end": [np.nan, 40.0], "recency_days": [70.0, 70.0]})
+    contrib = np.array([[0.30, 0.04], [0.30, 0.04]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got["reason_1_feature"].tolist() == ["recency_days", "contract_days_to_end"]
+    assert got.loc[0, "reason_2"].startswith("No contract on record")
+    assert got.loc[1, "reason_1"].startswith("Contract ends in 40 days")  # a real date: leads
 
 
 def test_reasons_keep_the_frame_index(churn: ChurnModel, X: pd.DataFrame) -> None:

@@ -10,9 +10,10 @@ Related features are grouped before ranking (the 30/90/180/365-day order counts 
 "order volume" reason, the gap statistics one "purchase cycle" reason, the whole-history
 totals and rates one "buying history" reason), so the top three reasons are three
 different things; the sentence comes from the group's strongest feature through the
-feature catalog, with the account's own values. Static attributes (industry, region)
-never lead while a behavioural reason carries at least one probability point: "Region:
-Portugal" is true to the model and useless to a manager.
+feature catalog, with the account's own values. Static facts (industry, region, a table
+with no rows for the account such as "No contract on record") never lead while a
+behavioural reason carries at least one probability point: "Region: Portugal" is true to
+the model and useless to a manager.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ GROUPS: tuple[tuple[str, str], ...] = (
 )
 # Who the account is, not what it does: true to the model, but nothing a manager can act
 # on, so never the first reason while a behavioural reason moves the risk by at least
-# BEHAVIOURAL_POINTS (1 probability point); it may still be the second or third.
+# BEHAVIOURAL_POINTS (1 probability point); it may still be the second or third. Reasons
+# whose leading value is missing ("No contract on record") count as static too.
 STATIC_FEATURES: frozenset[str] = frozenset(catalog.CATEGORICAL_FROM_ACCOUNTS)
 BEHAVIOURAL_POINTS = 0.01
 
@@ -165,20 +167,31 @@ def top_reasons(
     feats = model.features_
     names, gidx = _group_index(feats)
     gsum = _group_sums(contrib, gidx, len(names))
-    static = np.array([n in STATIC_FEATURES for n in names])
-    strength = np.abs(gsum)
-    order = np.argsort(-strength, axis=1, kind="stable")
-    if static.any() and (~static).any():
-        lead_static = static[order[:, 0]]
-        best_behaviour = np.where(~static[None, :], strength, -1.0).max(axis=1)
-        for i in np.flatnonzero(lead_static & (best_behaviour >= BEHAVIOURAL_POINTS)):
-            row = order[i]
-            j = int(np.flatnonzero(~static[row])[0])  # the strongest behavioural reason
-            order[i] = np.r_[row[j], row[:j], row[j + 1 :]]  # leads; the rest keep their order
-    order = order[:, :n_reasons]
     leads = _group_leads(np.abs(contrib), gidx, len(names))
     raw = X.reset_index(drop=True)
+    # a static reason: an account attribute (industry, region), or a group whose leading
+    # feature has no value on the row ("No contract on record"): facts about who the
+    # account is, where a manager needs what it does
+    missing = (
+        np.column_stack(
+            [raw[f].isna().to_numpy() if f in raw else np.zeros(len(raw), bool) for f in feats]
+        )
+        if len(feats)
+        else np.zeros((len(raw), 0), bool)
+    )
     every = np.arange(len(X))
+    static = (
+        np.array([n in STATIC_FEATURES for n in names])[None, :] | missing[every[:, None], leads]
+    )
+    strength = np.abs(gsum)
+    order = np.argsort(-strength, axis=1, kind="stable")
+    lead_static = static[every, order[:, 0]]
+    best_behaviour = np.where(~static, strength, -1.0).max(axis=1) if len(names) else 0.0
+    for i in np.flatnonzero(lead_static & (best_behaviour >= BEHAVIOURAL_POINTS)):
+        row = order[i]
+        j = int(np.flatnonzero(~static[i, row])[0])  # the strongest behavioural reason
+        order[i] = np.r_[row[j], row[:j], row[j + 1 :]]  # leads; the rest keep their order
+    order = order[:, :n_reasons]
     out: dict[str, list[object]] = {}
     for k in range(n_reasons):
         if k >= len(names):

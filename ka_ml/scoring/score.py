@@ -111,7 +111,7 @@ def score_and_explain(
         cols = list(models.churn.features_)
         prev_c = previous.contributions.reindex(index=ids, columns=cols).to_numpy(float)
         prev_p = ids.map(previous.probability).to_numpy(float)
-    elif _has_previous_run(score_history, as_of, cfg):
+    elif has_previous_run(score_history, as_of, cfg):
         before = features_week_before(history, as_of, cfg, X)
     out, contrib = score_in_chunks(
         models,
@@ -134,7 +134,7 @@ def score_and_explain(
     return out, contrib
 
 
-def _has_previous_run(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cfg: Config) -> bool:
+def has_previous_run(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cfg: Config) -> bool:
     from ka_ml.scoring import history_store
 
     if score_history is None or score_history.empty:

@@ -43,6 +43,12 @@ KEEP = (
     "tenure_days",
     "spend_per_month",
     *(f"spend_{w}d" for w in (30, 90, 180)),
+    # the scorecard (ka_ml.scoring.scorecard)
+    "usage_weekly_90d",
+    "usage_trend_90d",
+    "usage_recency_days",
+    "complaints_90d",
+    "complaints_365d",
 )
 
 
@@ -101,6 +107,7 @@ def score_frame(
     *,
     buckets: int | None = None,
     with_features: bool = False,
+    compare: bool = True,
 ) -> tuple[pd.DataFrame, Plan, pd.DataFrame | None]:
     """Per-account model output (collected, sorted by account), the feature plan and,
     when asked, the feature table as of ``as_of`` (the local ``build_features`` frame)."""
@@ -110,6 +117,8 @@ def score_frame(
     as_of = pd.Timestamp(as_of)
     day = as_of.normalize()
     prev: pd.Timestamp | None = day - pd.Timedelta(days=cfg.scoring.change_lookback_days)
+    if not compare:  # a first run: no change to report, no week-earlier features needed
+        prev = None
     if prev is not None and prev <= sh.first_date:
         prev = None
     dates = [day] if prev is None else [prev, day]
@@ -186,7 +195,12 @@ def score_with_features(
     """(scores, feature table as of ``as_of``) - what ``run_scoring`` needs (the features
     feed the drift check); ``features=False`` skips collecting the features (empty frame)."""
     as_of = pd.Timestamp(as_of)
-    res, p, table = score_frame(source, cfg, as_of, models, buckets=buckets, with_features=features)
+    from ka_ml.scoring.score import has_previous_run
+
+    compare = has_previous_run(score_history, as_of, cfg)
+    res, p, table = score_frame(
+        source, cfg, as_of, models, buckets=buckets, with_features=features, compare=compare
+    )
     if res.empty:
         raise ModelError(
             f"No account is eligible for scoring as of {as_of.date()}.",
@@ -199,6 +213,7 @@ def score_with_features(
     if "abc_tier" in keep:
         tier = res["abc_tier"].astype(object)
         X["abc_tier"] = pd.Categorical(tier.where(tier.notna(), None), list(ABC_CATEGORIES))
+    X.insert(0, "account_id", res["account_id"].astype(str).to_numpy())  # contracts, surveys
     chunk_columns = [c for c, _ in _schema(list(cfg.labels.purchase_windows), [])]
     out = res[chunk_columns].copy()
     out["account_id"] = out["account_id"].astype(str)
