@@ -233,6 +233,19 @@ def test_making_accounts_more_overdue_does_not_lower_churn_risk_on_average(
     assert (after > before + 1e-9).sum() >= (after < before - 1e-9).sum()
 
 
+def count_shap_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The row counts of every TreeSHAP pass (``ChurnModel.contributions``) from now on."""
+    calls: list[int] = []
+    original = ChurnModel.contributions
+
+    def counted(self: ChurnModel, frame: pd.DataFrame) -> np.ndarray:
+        calls.append(len(frame))
+        return original(self, frame)
+
+    monkeypatch.setattr(ChurnModel, "contributions", counted)
+    return calls
+
+
 def test_the_scorer_explains_a_chunk_with_two_shap_passes_and_the_same_texts(
     trained, X: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -248,14 +261,7 @@ def test_the_scorer_explains_a_chunk_with_two_shap_passes_and_the_same_texts(
     want_reasons = top_reasons(models.churn, now)
     want_changes = changes_since(models.churn, now, before, models.churn.predict_proba(now))
 
-    calls: list[int] = []
-    original = ChurnModel.contributions
-
-    def counted(self: ChurnModel, frame: pd.DataFrame) -> np.ndarray:
-        calls.append(len(frame))
-        return original(self, frame)
-
-    monkeypatch.setattr(ChurnModel, "contributions", counted)
+    calls = count_shap_passes(monkeypatch)
     got, _ = score_chunk(models, now, before, windows, as_of)
     assert calls == [60, 60]  # this week once, the week before once
     pd.testing.assert_frame_equal(got[list(want_reasons.columns)], want_reasons)
@@ -282,14 +288,7 @@ def test_with_last_weeks_stored_contributions_one_shap_pass_and_the_reported_cha
     corrected = now.copy()
     p_rep[-1] = np.nan  # the last account was not scored last week
 
-    calls: list[int] = []
-    original = ChurnModel.contributions
-
-    def counted(self: ChurnModel, frame: pd.DataFrame) -> np.ndarray:
-        calls.append(len(frame))
-        return original(self, frame)
-
-    monkeypatch.setattr(ChurnModel, "contributions", counted)
+    calls = count_shap_passes(monkeypatch)
     got, contrib = score_chunk(models, now, corrected, windows, as_of, c_rep, p_rep)
     assert calls == [40]  # this week only: last week's contributions were stored
     p_now = got["churn_probability"].to_numpy()
