@@ -39,7 +39,13 @@ from ka_ml.modeling.evaluate import (
 from ka_ml.modeling.lgb_utils import default_params, sigmoid
 from ka_ml.modeling.predict import predict_frame
 from ka_ml.modeling.split import Backtest, Origin, rolling_origins
-from ka_ml.modeling.timing import TimingModel, interval_edges, quantiles_from_cdf
+from ka_ml.modeling.timing import (
+    TimingModel,
+    anchor_cdf,
+    interval_edges,
+    quantiles_from_cdf,
+    within_from_cdf,
+)
 from ka_ml.modeling.tuning import TuningResult, tune
 
 log = logging.getLogger("ka_ml.train")
@@ -367,6 +373,29 @@ def interval_levels(
     return best
 
 
+def timing_anchor(ts: pd.DataFrame, cfg: Config, edges: np.ndarray) -> int | None:
+    """The horizon, when every labelled row's churn means "no order within it" and it is an
+    interval edge: the timing curve is then anchored there to the churn model."""
+    used = ts["churn_definition"].dropna()
+    h = cfg.labels.horizon_days
+    if len(used) and bool((used == "no_order").all()) and h in set(edges.tolist()):
+        return int(h)
+    return None
+
+
+def anchor_backtest(
+    toot: pd.DataFrame, p_no_order: np.ndarray, edges: np.ndarray, days: int, cfg: Config
+) -> pd.DataFrame:
+    """The origins' timing forecasts anchored to the churn procedure's out-of-time
+    probabilities on the same rows (as the scorer anchors the final model's)."""
+    F = anchor_cdf(np.stack(list(toot["cdf"])), edges, p_no_order, days)
+    toot = toot.copy()
+    toot["cdf"] = list(F)
+    within = within_from_cdf(F, edges, cfg.labels.purchase_windows)
+    toot[list(within.columns)] = within.to_numpy()
+    return toot
+
+
 def fit_timing(
     ts: pd.DataFrame,
     folds: Folds,
@@ -374,10 +403,16 @@ def fit_timing(
     as_of: pd.Timestamp,
     cfg: Config,
     on_trial: Any = None,
+    p_no_order: np.ndarray | None = None,
 ) -> tuple[TimingModel, TuningResult, pd.DataFrame]:
     """Tune the hazard model on the latest origin (a quarter of ``tuning.n_trials``; none
     below two), backtest it on every origin, adjust its interval on those predictions, and
-    fit it on the latest snapshots censored at as_of."""
+    fit it on the latest snapshots censored at as_of.
+
+    ``p_no_order``: the churn procedure's out-of-time probabilities on ``folds.test``; when
+    churn is "no order within the horizon" the curves are anchored to them (on the origins
+    here, at scoring time to the champion churn model's), before the interval is adjusted.
+    """
     latest = folds.split.origins[0]
     tr = timing_rows(ts, latest.date)
     te = folds.test_rows(latest).reset_index(drop=True)
@@ -404,6 +439,10 @@ def fit_timing(
     )
     toot = backtest_timing(ts, folds, feats, res.best_params, cfg)
     model = fit_timing_model(timing_rows(ts, as_of), as_of, feats, res.best_params, cfg)
+    anchor = timing_anchor(ts, cfg, edges) if p_no_order is not None else None
+    if anchor is not None and p_no_order is not None:
+        toot = anchor_backtest(toot, p_no_order, edges, anchor, cfg)
+        model.anchor_days_ = anchor
     model.interval_levels_ = interval_levels(toot, folds.test, edges)
     lo, hi = model.interval_levels_
     q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, 0.5, hi))
@@ -652,7 +691,9 @@ def run_training(
         churn, churn_tuning, ev_parts = train_churn(known, folds, feats, cfg, progress, on_trial)
         log_reference(churn, ts, feats, cfg)
         progress("tuning, backtesting and fitting the purchase-timing model ...")
-        timing, timing_tuning, toot = fit_timing(ts, folds, feats, as_of, cfg, on_trial("timing"))
+        timing, timing_tuning, toot = fit_timing(
+            ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
+        )
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2])
         churn.card_ = model_card(ev)
         mlflow.log_dict(churn.card_, "model_card.json")
