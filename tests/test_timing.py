@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from ka_ml.errors import ModelError
+from ka_ml.modeling.predict import predict_frame
 from ka_ml.modeling.timing import (
     TimingModel,
+    anchor_cdf,
     expand_person_period,
     interval_edges,
     quantiles_from_cdf,
@@ -228,3 +230,65 @@ def test_quantiles_interpolate_linearly_inside_intervals_by_hand() -> None:
     # row b: only 0.05 is reached, exactly at the last edge
     assert q.loc["b", "q05"] == 30.0
     assert q.loc["b", ["q10", "q40", "q65", "q90"]].isna().all()
+
+
+# -- anchoring the curve to the churn model ---------------------------------------------
+def test_anchoring_a_constant_hazard_by_hand() -> None:
+    """S(t) = exp(-t/40) anchored to S(90) = 0.5 is S(t) = 0.5 ** (t / 90): the rate
+    becomes log(2)/90 at every t (proportional in the cumulative hazard)."""
+    F = 1 - np.exp(-EDGES[1:] * RATE)[None, :]
+    out = anchor_cdf(np.vstack([F, F]), EDGES, np.array([0.5, 0.25]), 90)
+    np.testing.assert_allclose(1 - out[0], 0.5 ** (EDGES[1:] / 90), rtol=1e-12)
+    np.testing.assert_allclose(1 - out[1], 0.25 ** (EDGES[1:] / 90), rtol=1e-12)
+    within = within_from_cdf(out, EDGES, WINDOWS)
+    np.testing.assert_allclose(within["p_purchase_90d"], [0.5, 0.75])
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=hazards, p=st.floats(0, 1))
+def test_an_anchored_curve_is_a_cdf_that_hits_the_churn_probability(
+    h: np.ndarray, p: float
+) -> None:
+    F = 1 - np.cumprod(1 - h, axis=1)
+    out = anchor_cdf(F, EDGES, np.full(len(F), p), 90)
+    assert np.all((out >= 0) & (out <= 1))
+    assert np.all(np.diff(out, axis=1) >= -1e-12)
+    at_90 = out[:, list(EDGES).index(90) - 1]
+    np.testing.assert_allclose(at_90, 1 - np.clip(p, 1e-9, 1 - 1e-9), atol=1e-6)
+
+
+def test_anchoring_refuses_a_horizon_that_is_not_an_edge() -> None:
+    with pytest.raises(ModelError, match="not an interval edge"):
+        anchor_cdf(np.full((1, len(EDGES) - 1), 0.5), EDGES, np.array([0.5]), 91)
+
+
+def test_predict_frame_anchors_only_a_model_trained_for_it(fitted: TimingModel) -> None:
+    X = pd.DataFrame(
+        {"noise": [0.1, -0.3], "recency_days": [5.0, 100.0]}
+        | {"gap_median_days": [30.0, 20.0], "segment": ["a", "b"]}
+    )
+    p_churn = np.array([0.2, 0.9])
+    own = predict_frame(fitted, "timing", X, WINDOWS)
+    assert fitted.anchor_days_ is None
+    pd.testing.assert_frame_equal(predict_frame(fitted, "timing", X, WINDOWS, p_churn), own)
+    fitted.anchor_days_ = 90
+    try:
+        anchored = predict_frame(fitted, "timing", X, WINDOWS, p_churn)
+        np.testing.assert_allclose(anchored["p_purchase_90d"], 1 - p_churn)
+        assert np.all(np.diff(anchored[[f"p_purchase_{k}d" for k in WINDOWS]], axis=1) >= 0)
+        # without churn probabilities (e.g. the timing model served alone): its own curve
+        pd.testing.assert_frame_equal(predict_frame(fitted, "timing", X, WINDOWS), own)
+    finally:
+        fitted.anchor_days_ = None
+
+
+def test_the_anchor_is_the_horizon_only_when_churn_means_no_order() -> None:
+    from ka_ml.config import Config
+    from ka_ml.train import timing_anchor
+
+    cfg = Config()
+    ts = pd.DataFrame({"churn_definition": ["no_order", "no_order", None]})
+    assert timing_anchor(ts, cfg, EDGES) == cfg.labels.horizon_days
+    mixed = pd.DataFrame({"churn_definition": ["no_order", "contract"]})
+    assert timing_anchor(mixed, cfg, EDGES) is None
+    assert timing_anchor(ts, cfg, np.array([0.0, 30.0, 60.0])) is None  # not an edge

@@ -217,18 +217,21 @@ def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: i
     Proportional in the cumulative hazard: ``S'(t) = S(t) ** lam`` with
     ``lam = log(p_no_order) / log(S(days))``, so the curve stays non-decreasing, 0 at 0, and
     the relative timing of an account's orders (which intervals carry its hazard) is the
-    hazard model's. ``days`` must be an interval edge.
+    hazard model's. A curve with no hazard at all before ``days`` gets a constant one.
+    ``days`` must be an interval edge.
     """
     pos = int(np.searchsorted(edges, days))
     if pos >= len(edges) or edges[pos] != days or pos == 0:
         raise ModelError(
             f"Anchor {days} is not an interval edge {list(edges)}.", "refit the model."
         )
-    S = np.clip(1.0 - np.asarray(F, float), ANCHOR_EPS, 1.0)
-    s_h = np.clip(S[:, pos - 1], ANCHOR_EPS, 1.0 - ANCHOR_EPS)
-    p = np.clip(np.asarray(p_no_order, float), ANCHOR_EPS, 1.0 - ANCHOR_EPS)
-    lam = np.log(p) / np.log(s_h)
-    return 1.0 - S ** lam[:, None]
+    cum = -np.log(np.clip(1.0 - np.asarray(F, float), ANCHOR_EPS, 1.0))  # cumulative hazard
+    at_h = cum[:, pos - 1]
+    target = -np.log(np.clip(np.asarray(p_no_order, float), ANCHOR_EPS, 1.0 - ANCHOR_EPS))
+    flat = at_h < ANCHOR_EPS  # no hazard before the horizon at all: nothing to scale
+    scale = np.where(flat, 0.0, target / np.where(flat, 1.0, at_h))
+    linear = target[:, None] * (edges[1:] / days)[None, :]  # then a constant hazard
+    return 1.0 - np.exp(-np.where(flat[:, None], linear, cum * scale[:, None]))
 
 
 def within_from_cdf(
