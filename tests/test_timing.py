@@ -292,3 +292,40 @@ def test_the_anchor_is_the_horizon_only_when_churn_means_no_order() -> None:
     mixed = pd.DataFrame({"churn_definition": ["no_order", "contract"]})
     assert timing_anchor(mixed, cfg, EDGES) is None
     assert timing_anchor(ts, cfg, np.array([0.0, 30.0, 60.0])) is None  # not an edge
+
+
+# -- interval coverage under a short follow-up -------------------------------------------
+def test_completed_coverage_recovers_the_true_share_that_determinable_rows_miss() -> None:
+    """Orders ~ Exp(1/40) (a quarter never reorder), every row followed for 30 days only.
+    The true share of orders within 365 days that fall in [q10, q90] of the exact curve is
+    known; counting only the determinable rows (orders seen by day 30) selects early orders
+    and is far off, the completed estimate recovers it."""
+    from ka_ml.modeling.evaluate import completed_interval_coverage, interval_coverage
+    from ka_ml.modeling.timing import cdf_at
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    t = np.where(rng.random(n) < 0.75, rng.exponential(40.0, n), np.inf)
+    d, e = np.minimum(t, 30.0), t < 30.0
+    F = np.tile(0.75 * (1 - np.exp(-EDGES[1:] / 40.0)), (n, 1))
+    q = quantiles_from_cdf(F, EDGES, (0.1, 0.9))
+    lo, hi = q.iloc[:, 0].to_numpy(), q.iloc[:, 1].to_numpy()
+    assert np.isnan(hi).all()  # F tops out at 0.75: the interval is open
+    f = cdf_at(F[:1], EDGES, lo[:1])[0]
+    truth = (0.75 * (1 - np.exp(-365 / 40)) - f) / (0.75 * (1 - np.exp(-365 / 40)))
+    done = completed_interval_coverage(F, EDGES, d, e, lo, hi)
+    seen, _ = interval_coverage(d, e, lo, hi)
+    assert done == pytest.approx(truth, abs=0.01)
+    assert seen < truth - 0.08  # early orders fall before p10 more often
+
+
+def test_completed_coverage_equals_the_plain_share_when_every_row_is_determinable() -> None:
+    from ka_ml.modeling.evaluate import completed_interval_coverage, interval_coverage
+
+    F = np.tile(1 - np.exp(-EDGES[1:] / 20.0), (4, 1))
+    d = np.array([3.0, 10.0, 50.0, 400.0])
+    e = np.array([True, True, True, False])
+    lo, hi = np.full(4, 5.0), np.full(4, 40.0)
+    seen, n = interval_coverage(d, e, lo, hi)
+    assert n == 4 and seen == pytest.approx(0.25)
+    assert completed_interval_coverage(F, EDGES, d, e, lo, hi) == pytest.approx(0.25)

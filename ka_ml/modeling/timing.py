@@ -234,6 +234,19 @@ def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: i
     return 1.0 - np.exp(-np.where(flat[:, None], linear, cum * scale[:, None]))
 
 
+def cdf_at(F: np.ndarray, edges: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Each row's CDF at its own ``days`` (linear inside intervals, as the quantiles are read;
+    0 at day 0, the last edge's value beyond it)."""
+    n = F.shape[0]
+    Fz = np.hstack([np.zeros((n, 1)), F])
+    t = np.clip(np.asarray(days, float), 0.0, edges[-1])
+    j = np.clip(np.searchsorted(edges, t, side="right"), 1, len(edges) - 1)
+    e0, e1 = edges[j - 1], edges[j]
+    frac = np.clip((t - e0) / (e1 - e0), 0.0, 1.0)
+    rows = np.arange(n)
+    return Fz[rows, j - 1] + frac * (Fz[rows, j] - Fz[rows, j - 1])
+
+
 def within_from_cdf(
     F: np.ndarray, edges: np.ndarray, windows: list[int], index: pd.Index | None = None
 ) -> pd.DataFrame:
