@@ -32,7 +32,7 @@ from ka_ml.modeling import metrics as M
 from ka_ml.modeling.churn import Calibrator, ChurnModel
 from ka_ml.modeling.evaluate import (
     compare,
-    interval_coverage,
+    completed_interval_coverage,
     light_scores,
     tenure_band,
     timing_scores,
@@ -40,7 +40,13 @@ from ka_ml.modeling.evaluate import (
 from ka_ml.modeling.lgb_utils import default_params, sigmoid
 from ka_ml.modeling.predict import predict_frame
 from ka_ml.modeling.split import Backtest, Origin, rolling_origins
-from ka_ml.modeling.timing import TimingModel, interval_edges, quantiles_from_cdf
+from ka_ml.modeling.timing import (
+    TimingModel,
+    anchor_cdf,
+    interval_edges,
+    quantiles_from_cdf,
+    within_from_cdf,
+)
 from ka_ml.modeling.tuning import TuningResult, tune
 
 log = logging.getLogger("ka_ml.train")
@@ -353,8 +359,11 @@ def interval_levels(
     """Symmetric CDF levels whose interval held ``target`` of next orders out of time.
 
     A split-conformal adjustment: on the origins' predictions, the levels (a, 1 - a) are
-    chosen from a grid so the p10-p90 dates cover the determinable next orders closest to
-    80%; the nominal (0.1, 0.9) stays when the origins cannot tell (no determinable rows).
+    chosen from a grid so the p10-p90 dates cover the next orders placed within the
+    model's range closest to 80%, rows censored by the short follow-up after an origin
+    completed by their forecast (:func:`completed_interval_coverage`; counting only the
+    determinable rows selects early orders and widened the interval on CDNOW). The nominal
+    (0.1, 0.9) stays when the origins cannot tell.
     """
     F = np.stack(list(toot["cdf"]))
     d = test["days_to_next"].to_numpy(float)
@@ -362,10 +371,35 @@ def interval_levels(
     best, best_err = (0.1, 0.9), np.inf
     for a in np.round(np.arange(0.02, 0.26, 0.01), 2):
         q = quantiles_from_cdf(F, edges, (float(a), float(1 - a)))
-        cov, n = interval_coverage(d, e, q.iloc[:, 0].to_numpy(), q.iloc[:, 1].to_numpy())
-        if n and abs(cov - target) < best_err - 1e-9:
+        cov = completed_interval_coverage(
+            F, edges, d, e, q.iloc[:, 0].to_numpy(), q.iloc[:, 1].to_numpy()
+        )
+        if np.isfinite(cov) and abs(cov - target) < best_err - 1e-9:
             best, best_err = (float(a), float(1 - a)), abs(cov - target)
     return best
+
+
+def timing_anchor(ts: pd.DataFrame, cfg: Config, edges: np.ndarray) -> int | None:
+    """The horizon, when every labelled row's churn means "no order within it" and it is an
+    interval edge: the timing curve is then anchored there to the churn model."""
+    used = ts["churn_definition"].dropna()
+    h = cfg.labels.horizon_days
+    if len(used) and bool((used == "no_order").all()) and h in set(edges.tolist()):
+        return int(h)
+    return None
+
+
+def anchor_backtest(
+    toot: pd.DataFrame, p_no_order: np.ndarray, edges: np.ndarray, days: int, cfg: Config
+) -> pd.DataFrame:
+    """The origins' timing forecasts anchored to the churn procedure's out-of-time
+    probabilities on the same rows (as the scorer anchors the final model's)."""
+    F = anchor_cdf(np.stack(list(toot["cdf"])), edges, p_no_order, days)
+    toot = toot.copy()
+    toot["cdf"] = list(F)
+    within = within_from_cdf(F, edges, cfg.labels.purchase_windows)
+    toot[list(within.columns)] = within.to_numpy()
+    return toot
 
 
 def fit_timing(
@@ -375,10 +409,16 @@ def fit_timing(
     as_of: pd.Timestamp,
     cfg: Config,
     on_trial: Any = None,
+    p_no_order: np.ndarray | None = None,
 ) -> tuple[TimingModel, TuningResult, pd.DataFrame]:
     """Tune the hazard model on the latest origin (a quarter of ``tuning.n_trials``; none
     below two), backtest it on every origin, adjust its interval on those predictions, and
-    fit it on the latest snapshots censored at as_of."""
+    fit it on the latest snapshots censored at as_of.
+
+    ``p_no_order``: the churn procedure's out-of-time probabilities on ``folds.test``; when
+    churn is "no order within the horizon" the curves are anchored to them (on the origins
+    here, at scoring time to the champion churn model's), before the interval is adjusted.
+    """
     latest = folds.split.origins[0]
     tr = timing_rows(ts, latest.date)
     te = folds.test_rows(latest).reset_index(drop=True)
@@ -405,11 +445,15 @@ def fit_timing(
     )
     toot = backtest_timing(ts, folds, feats, res.best_params, cfg)
     model = fit_timing_model(timing_rows(ts, as_of), as_of, feats, res.best_params, cfg)
+    anchor = timing_anchor(ts, cfg, edges) if p_no_order is not None else None
+    if anchor is not None and p_no_order is not None:
+        toot = anchor_backtest(toot, p_no_order, edges, anchor, cfg)
+        model.anchor_days_ = anchor
     model.interval_levels_ = interval_levels(toot, folds.test, edges)
     lo, hi = model.interval_levels_
     q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, 0.5, hi))
     toot[["q10", "q50", "q90"]] = q.to_numpy()
-    return model, res, toot.drop(columns="cdf")
+    return model, res, toot
 
 
 # -- evaluation -------------------------------------------------------------------------
@@ -528,7 +572,7 @@ def evaluate(
     e = test["next_order_observed"].to_numpy(bool)
     base_churn = {b: oot[b].to_numpy(float) for b in BASELINES}
     comparison = compare(y, p, base_churn, _groups(test), seed=cfg.seed)
-    tpred = toot.drop(columns=["account_id", "as_of"])
+    tpred = toot.drop(columns=["account_id", "as_of", "cdf"], errors="ignore")
     bg_timing = bgnbd_within(history, folds, cfg)
     common = np.isfinite(bg_timing.to_numpy(float)).all(axis=1)
     trows = [
@@ -548,7 +592,7 @@ def evaluate(
         churn=M.churn_metrics(y, p),
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
         lights=origin_lights(test, y, p, cfg),
-        timing=timing_scores(tpred, d, e, windows),
+        timing=timing_scores(tpred, d, e, windows) | completed_coverage(toot, d, e, windows),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
         slices=_slices(test, y, p),
@@ -582,6 +626,21 @@ def origin_lights(
     out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
     out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")
     return out
+
+
+def completed_coverage(
+    toot: pd.DataFrame, d: np.ndarray, e: np.ndarray, windows: list[int]
+) -> dict[str, float]:
+    """The interval's coverage of next orders within the model's range, rows censored by the
+    origins' short follow-up completed by their forecast (what the levels were chosen on)."""
+    if "cdf" not in toot:
+        return {}
+    edges = interval_edges(windows)
+    F = np.stack(list(toot["cdf"]))
+    cov = completed_interval_coverage(
+        F, edges, d, e, toot["q10"].to_numpy(float), toot["q90"].to_numpy(float)
+    )
+    return {"p10_p90_coverage_completed": cov}
 
 
 def model_card(ev: Evaluation) -> dict[str, Any]:
@@ -748,7 +807,9 @@ def run_training(
         churn, churn_tuning, ev_parts = train_churn(known, folds, feats, cfg, progress, on_trial)
         log_reference(churn, ts, feats, cfg)
         progress("tuning, backtesting and fitting the purchase-timing model ...")
-        timing, timing_tuning, toot = fit_timing(ts, folds, feats, as_of, cfg, on_trial("timing"))
+        timing, timing_tuning, toot = fit_timing(
+            ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
+        )
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2], p_now)
         churn.card_ = model_card(ev)

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from ka_ml.errors import ModelError
+from ka_ml.modeling.predict import predict_frame
 from ka_ml.modeling.timing import (
     TimingModel,
+    anchor_cdf,
     expand_person_period,
     interval_edges,
     quantiles_from_cdf,
@@ -228,3 +230,102 @@ def test_quantiles_interpolate_linearly_inside_intervals_by_hand() -> None:
     # row b: only 0.05 is reached, exactly at the last edge
     assert q.loc["b", "q05"] == 30.0
     assert q.loc["b", ["q10", "q40", "q65", "q90"]].isna().all()
+
+
+# -- anchoring the curve to the churn model ---------------------------------------------
+def test_anchoring_a_constant_hazard_by_hand() -> None:
+    """S(t) = exp(-t/40) anchored to S(90) = 0.5 is S(t) = 0.5 ** (t / 90): the rate
+    becomes log(2)/90 at every t (proportional in the cumulative hazard)."""
+    F = 1 - np.exp(-EDGES[1:] * RATE)[None, :]
+    out = anchor_cdf(np.vstack([F, F]), EDGES, np.array([0.5, 0.25]), 90)
+    np.testing.assert_allclose(1 - out[0], 0.5 ** (EDGES[1:] / 90), rtol=1e-12)
+    np.testing.assert_allclose(1 - out[1], 0.25 ** (EDGES[1:] / 90), rtol=1e-12)
+    within = within_from_cdf(out, EDGES, WINDOWS)
+    np.testing.assert_allclose(within["p_purchase_90d"], [0.5, 0.75])
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=hazards, p=st.floats(0, 1))
+def test_an_anchored_curve_is_a_cdf_that_hits_the_churn_probability(
+    h: np.ndarray, p: float
+) -> None:
+    F = 1 - np.cumprod(1 - h, axis=1)
+    out = anchor_cdf(F, EDGES, np.full(len(F), p), 90)
+    assert np.all((out >= 0) & (out <= 1))
+    assert np.all(np.diff(out, axis=1) >= -1e-12)
+    at_90 = out[:, list(EDGES).index(90) - 1]
+    np.testing.assert_allclose(at_90, 1 - np.clip(p, 1e-9, 1 - 1e-9), atol=1e-6)
+
+
+def test_anchoring_refuses_a_horizon_that_is_not_an_edge() -> None:
+    with pytest.raises(ModelError, match="not an interval edge"):
+        anchor_cdf(np.full((1, len(EDGES) - 1), 0.5), EDGES, np.array([0.5]), 91)
+
+
+def test_predict_frame_anchors_only_a_model_trained_for_it(fitted: TimingModel) -> None:
+    X = pd.DataFrame(
+        {"noise": [0.1, -0.3], "recency_days": [5.0, 100.0]}
+        | {"gap_median_days": [30.0, 20.0], "segment": ["a", "b"]}
+    )
+    p_churn = np.array([0.2, 0.9])
+    own = predict_frame(fitted, "timing", X, WINDOWS)
+    assert fitted.anchor_days_ is None
+    pd.testing.assert_frame_equal(predict_frame(fitted, "timing", X, WINDOWS, p_churn), own)
+    fitted.anchor_days_ = 90
+    try:
+        anchored = predict_frame(fitted, "timing", X, WINDOWS, p_churn)
+        np.testing.assert_allclose(anchored["p_purchase_90d"], 1 - p_churn)
+        assert np.all(np.diff(anchored[[f"p_purchase_{k}d" for k in WINDOWS]], axis=1) >= 0)
+        # without churn probabilities (e.g. the timing model served alone): its own curve
+        pd.testing.assert_frame_equal(predict_frame(fitted, "timing", X, WINDOWS), own)
+    finally:
+        fitted.anchor_days_ = None
+
+
+def test_the_anchor_is_the_horizon_only_when_churn_means_no_order() -> None:
+    from ka_ml.config import Config
+    from ka_ml.train import timing_anchor
+
+    cfg = Config()
+    ts = pd.DataFrame({"churn_definition": ["no_order", "no_order", None]})
+    assert timing_anchor(ts, cfg, EDGES) == cfg.labels.horizon_days
+    mixed = pd.DataFrame({"churn_definition": ["no_order", "contract"]})
+    assert timing_anchor(mixed, cfg, EDGES) is None
+    assert timing_anchor(ts, cfg, np.array([0.0, 30.0, 60.0])) is None  # not an edge
+
+
+# -- interval coverage under a short follow-up -------------------------------------------
+def test_completed_coverage_recovers_the_true_share_that_determinable_rows_miss() -> None:
+    """Orders ~ Exp(1/40) (a quarter never reorder), every row followed for 30 days only.
+    The true share of orders within 365 days that fall in [q10, q90] of the exact curve is
+    known; counting only the determinable rows (orders seen by day 30) selects early orders
+    and is far off, the completed estimate recovers it."""
+    from ka_ml.modeling.evaluate import completed_interval_coverage, interval_coverage
+    from ka_ml.modeling.timing import cdf_at
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    t = np.where(rng.random(n) < 0.75, rng.exponential(40.0, n), np.inf)
+    d, e = np.minimum(t, 30.0), t < 30.0
+    F = np.tile(0.75 * (1 - np.exp(-EDGES[1:] / 40.0)), (n, 1))
+    q = quantiles_from_cdf(F, EDGES, (0.1, 0.9))
+    lo, hi = q.iloc[:, 0].to_numpy(), q.iloc[:, 1].to_numpy()
+    assert np.isnan(hi).all()  # F tops out at 0.75: the interval is open
+    f = cdf_at(F[:1], EDGES, lo[:1])[0]
+    truth = (0.75 * (1 - np.exp(-365 / 40)) - f) / (0.75 * (1 - np.exp(-365 / 40)))
+    done = completed_interval_coverage(F, EDGES, d, e, lo, hi)
+    seen, _ = interval_coverage(d, e, lo, hi)
+    assert done == pytest.approx(truth, abs=0.01)
+    assert seen < truth - 0.08  # early orders fall before p10 more often
+
+
+def test_completed_coverage_equals_the_plain_share_when_every_row_is_determinable() -> None:
+    from ka_ml.modeling.evaluate import completed_interval_coverage, interval_coverage
+
+    F = np.tile(1 - np.exp(-EDGES[1:] / 20.0), (4, 1))
+    d = np.array([3.0, 10.0, 50.0, 400.0])
+    e = np.array([True, True, True, False])
+    lo, hi = np.full(4, 5.0), np.full(4, 40.0)
+    seen, n = interval_coverage(d, e, lo, hi)
+    assert n == 4 and seen == pytest.approx(0.25)
+    assert completed_interval_coverage(F, EDGES, d, e, lo, hi) == pytest.approx(0.25)

@@ -15,6 +15,15 @@ start, and that recency relative to the account's typical gap). The survival cur
 ``S(b_j) = prod_{i<=j} (1 - h_i)`` and ``P(order within k days) = 1 - S(k)``, which is
 non-decreasing in k by construction. Quantiles (p10, median, p90) are read off the curve
 with linear interpolation inside intervals; beyond the last edge they are open (NaN).
+
+Anchoring to the churn model: when the churn label is "no order within the horizon" (every
+training row's definition is ``no_order``) the churn model forecasts ``S(horizon)`` itself,
+and on CDNOW's rolling origins it ranks that event better than the hazard model's own
+``S(horizon)`` does (the hazard is learned from few, partly censored snapshots). The model
+then records ``anchor_days_`` and its survival curve is rescaled at prediction time so that
+``S(horizon) = P(churn)`` (:func:`anchor_cdf`): the cumulative hazard is multiplied by one
+factor per account, which keeps the curve's shape, keeps it monotone, and keeps the window
+probabilities consistent with the churn score the user sees beside them.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from ka_ml.errors import ModelError
 from ka_ml.modeling.lgb_utils import MAX_ROUNDS, align_frame, base_params, category_levels
 
 DEFAULT_GRID = (7, 14, 21, 30, 45, 60, 75, 90, 120, 150, 180, 240, 365)
+ANCHOR_EPS = 1e-9  # keeps log(S) finite where a curve or a churn probability is 0 or 1
 TIME_COLUMNS = ("t_start", "t_width", "recency_at_t", "overdue_at_t")
 
 
@@ -100,6 +110,9 @@ class TimingModel:
     # CDF levels of the reported "p10" / "p90" dates: (0.1, 0.9) unless training widened
     # or narrowed them so the interval held 80% of next orders out of time (conformal)
     interval_levels_: tuple[float, float] = (0.1, 0.9)
+    # the horizon in days where the curve is anchored to the churn model's P(no order), or
+    # None (churn is not "no order within the horizon", or the horizon is not an edge)
+    anchor_days_: int | None = None
 
     @property
     def model_columns(self) -> list[str]:
@@ -180,6 +193,14 @@ class TimingModel:
         """F[i, j] = P(next order before edge j+1); non-decreasing along j."""
         return 1.0 - np.cumprod(1.0 - self.hazards(X), axis=1)
 
+    def anchored_cdf(self, X: pd.DataFrame, p_no_order: np.ndarray | None) -> np.ndarray:
+        """:meth:`cdf`, anchored to the churn model's ``P(no order within the horizon)`` when
+        the model was trained for it and the probabilities are given; else the hazard's own."""
+        F = self.cdf(X)
+        if self.anchor_days_ is None or p_no_order is None:
+            return F
+        return anchor_cdf(F, self.edges, np.asarray(p_no_order, float), self.anchor_days_)
+
     def predict_within(self, X: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
         F = self.cdf(X)
         return within_from_cdf(F, self.edges, windows, index=X.index)
@@ -188,6 +209,42 @@ class TimingModel:
         self, X: pd.DataFrame, qs: tuple[float, ...] = (0.1, 0.5, 0.9)
     ) -> pd.DataFrame:
         return quantiles_from_cdf(self.cdf(X), self.edges, qs, index=X.index)
+
+
+def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: int) -> np.ndarray:
+    """The CDF rescaled so that ``S(days) = p_no_order`` per row, shape kept.
+
+    Proportional in the cumulative hazard: ``S'(t) = S(t) ** lam`` with
+    ``lam = log(p_no_order) / log(S(days))``, so the curve stays non-decreasing, 0 at 0, and
+    the relative timing of an account's orders (which intervals carry its hazard) is the
+    hazard model's. A curve with no hazard at all before ``days`` gets a constant one.
+    ``days`` must be an interval edge.
+    """
+    pos = int(np.searchsorted(edges, days))
+    if pos >= len(edges) or edges[pos] != days or pos == 0:
+        raise ModelError(
+            f"Anchor {days} is not an interval edge {list(edges)}.", "refit the model."
+        )
+    cum = -np.log(np.clip(1.0 - np.asarray(F, float), ANCHOR_EPS, 1.0))  # cumulative hazard
+    at_h = cum[:, pos - 1]
+    target = -np.log(np.clip(np.asarray(p_no_order, float), ANCHOR_EPS, 1.0 - ANCHOR_EPS))
+    flat = at_h < ANCHOR_EPS  # no hazard before the horizon at all: nothing to scale
+    scale = np.where(flat, 0.0, target / np.where(flat, 1.0, at_h))
+    linear = target[:, None] * (edges[1:] / days)[None, :]  # then a constant hazard
+    return 1.0 - np.exp(-np.where(flat[:, None], linear, cum * scale[:, None]))
+
+
+def cdf_at(F: np.ndarray, edges: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Each row's CDF at its own ``days`` (linear inside intervals, as the quantiles are read;
+    0 at day 0, the last edge's value beyond it)."""
+    n = F.shape[0]
+    Fz = np.hstack([np.zeros((n, 1)), F])
+    t = np.clip(np.asarray(days, float), 0.0, edges[-1])
+    j = np.clip(np.searchsorted(edges, t, side="right"), 1, len(edges) - 1)
+    e0, e1 = edges[j - 1], edges[j]
+    frac = np.clip((t - e0) / (e1 - e0), 0.0, 1.0)
+    rows = np.arange(n)
+    return Fz[rows, j - 1] + frac * (Fz[rows, j] - Fz[rows, j - 1])
 
 
 def within_from_cdf(

@@ -148,6 +148,7 @@ def log_evaluation(
             "churn_calibration": churn.calibrator_.method if churn.calibrator_ else "none",
             "churn_family": ev.family,
             "timing_interval_levels": str(tuple(round(x, 2) for x in timing.interval_levels_)),
+            "timing_anchor_days": str(timing.anchor_days_),
         }
     )
     mlflow.set_tag("churn_family", ev.family)
@@ -222,9 +223,16 @@ def plot_shap_summary(model: ChurnModel, X: pd.DataFrame, path: Path, n: int = 2
 
 
 def _champion_scores(
-    client: Any, name: str, kind: str, folds: Folds, cfg: Config
+    client: Any,
+    name: str,
+    kind: str,
+    folds: Folds,
+    cfg: Config,
+    churn_probability: np.ndarray | None = None,
 ) -> tuple[dict[str, float] | None, str]:
-    """Re-score the current champion on today's test rows (None when not comparable)."""
+    """Re-score the current champion on today's test rows (None when not comparable); a
+    timing champion with an anchor is anchored to the same churn probabilities as the new
+    model's out-of-time forecasts."""
     mv = registry.champion_version(client, name)
     if mv is None:
         return None, ""
@@ -234,7 +242,13 @@ def _champion_scores(
         if kind == "churn":
             p = predict_frame(model, "churn", X, [])["churn_probability"].to_numpy()
             return M.churn_metrics(folds.test["churn"].to_numpy(float), p), str(mv.version)
-        pred = predict_frame(model, "timing", X.reset_index(drop=True), cfg.labels.purchase_windows)
+        pred = predict_frame(
+            model,
+            "timing",
+            X.reset_index(drop=True),
+            cfg.labels.purchase_windows,
+            churn_probability=churn_probability,
+        )
         return timing_scores(
             pred,
             X["days_to_next"].to_numpy(float),
@@ -279,7 +293,8 @@ def promote(
         ("timing", cfg.mlflow.timing_model_name, timing, ev.timing, "concordance", None),
     )
     for kind, name, model, scores, metric, ece in plan:
-        champ, champ_version = _champion_scores(client, name, kind, folds, cfg)
+        p_churn = ev.test_predictions["churn_probability"].to_numpy(float)
+        champ, champ_version = _champion_scores(client, name, kind, folds, cfg, p_churn)
         version = registry.log_and_register(model, kind, name, example, cfg.labels.purchase_windows)
         decision = registry.promotion_decision(
             scores,

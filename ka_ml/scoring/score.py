@@ -186,7 +186,7 @@ def score_chunk(
     rows, the SHAP matrices, the reason texts) whatever the portfolio size.
     """
     contrib, p, _ = probability_contributions(models.churn, X)  # one TreeSHAP pass
-    timing = predict_frame(models.timing, "timing", X, windows)
+    timing = predict_frame(models.timing, "timing", X, windows, churn_probability=p)
     out = pd.DataFrame(
         {"account_id": X["account_id"].astype(str), "as_of": X["as_of"], "churn_probability": p},
         index=X.index,
