@@ -73,7 +73,10 @@ def _report(calendar_rule: dict[str, float]) -> SimpleNamespace:
             "red_recall": 0.4,
             "red_yellow_precision": 0.4,
             "red_yellow_recall": 0.7,
+            "red_share": 0.1,
             "base_rate": 0.2,
+            "lit_share": 0.8,
+            "lit_roc_auc": 0.75,
         },
     )
     return SimpleNamespace(

@@ -188,7 +188,9 @@ def run(
                     "spark_start": start,
                     "warm_up": timer.times["warm_up"],
                     "max_abs_diff": float(diff.max()) if len(diff) else 0.0,
-                    "same_lights": bool((got["health"] == local["health"]).all()),
+                    "same_lights": bool(
+                        (got["health"].fillna("") == local["health"].fillna("")).all()
+                    ),
                 }
             )
             del history, local, got, sh

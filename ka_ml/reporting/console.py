@@ -147,7 +147,7 @@ def print_train_report(report: Any, out: Console) -> None:
         )
     if not ev.per_origin.empty:
         out.print(origin_table(ev.per_origin))
-    if ev.expected:
+    if getattr(ev, "expected", None):
         out.print(expected_line(ev.expected, report.as_of))
     for line in _choices(ev):
         out.print(line)
