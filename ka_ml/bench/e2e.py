@@ -199,7 +199,7 @@ SCORE_PARTS = {  # function in ka_ml.scoring.score -> part name
     "build_features": "features (as-of and week before)",
     "probability_contributions": "SHAP this week (shared by reasons and changes)",
     "top_reasons": "reasons (texts)",
-    "changes_since": "weekly changes (SHAP a week before + texts)",
+    "changes_since": "weekly changes (vs the stored run, or SHAP a week before; texts)",
     "assign_lights": "lights + actions",
     "recommended_actions": "lights + actions",
     "predict_frame": "timing forecast",
