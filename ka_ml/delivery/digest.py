@@ -36,6 +36,8 @@ from ka_ml.config import EMAIL_ADDRESS, DeliveryConfig
 from ka_ml.errors import KaMlError
 from ka_ml.io import atomic_write_json, atomic_write_text
 from ka_ml.reporting.html import (  # the report's own column readers
+    DEPENDENCY_RESPONSE,
+    SCORECARD,
     _num,
     _text,
     attention_flags,
@@ -134,13 +136,8 @@ def unique_slugs(labels: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- sections
 
 
-SCORECARD_NAMES = {
-    "usage": "usage",
-    "complaints": "complaints",
-    "renewal_intent": "renewal intent",
-    "purchase_rhythm": "purchase rhythm",
-}
-DEPENDENCY_ACTION = "Start a new-customer development plan: the business depends too much on it."
+SCORECARD_NAMES = {key: label.lower() for key, label in SCORECARD}
+DEPENDENCY_ACTION = f"{DEPENDENCY_RESPONSE.capitalize()}: the business depends too much on it."
 
 
 def _scorecard_text(shown: pd.DataFrame) -> pd.Series:

@@ -84,6 +84,14 @@ def purchase_windows(scores: pd.DataFrame) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+def is_first_run(scores: pd.DataFrame) -> bool:
+    """No previous run to compare with: nobody has last week's light or probability."""
+    return bool(
+        _text(scores, "health_prev").eq("").all()
+        and _num(scores, "churn_probability_prev").isna().all()
+    )
+
+
 def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.DataFrame:
     """Why each account needs attention this week: it turned red, or its risk jumped.
 
@@ -96,7 +104,7 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     health = _text(scores, "health")
     prev = _text(scores, "health_prev")
     change = _num(scores, "churn_probability") - _num(scores, "churn_probability_prev")
-    first_run = prev.eq("").all() and change.isna().all()
+    first_run = is_first_run(scores)
     lit = _text(scores, "lifecycle").ne("lapsed") & ~pd.Series(first_run, index=scores.index)
     turned_red = health.eq("red") & prev.ne("red") & lit
     rising = change.ge(rise - 1e-9).fillna(False) & lit
@@ -562,7 +570,7 @@ def _context(
     shown = int(run.get("attention_rows") or ATTENTION_SHOWN)
     view = _account_view(scores, rise)
     summary = portfolio_summary(summary_scores, rise=rise)
-    first_run = bool(len(view)) and view["health_prev"].eq("").all() and view["p_prev"].isna().all()
+    first_run = bool(len(summary_scores)) and is_first_run(summary_scores)
     # a first run has no changes to report: its red accounts are this week's list
     attention = (
         view[view["health"].eq("red")] if first_run else view[view["turned_red"] | view["rising"]]
@@ -594,6 +602,7 @@ def _context(
         "attention_more": max(len(attention) - shown, 0),
         "rise": rise,
         "first_run": first_run,
+        "dependency_response": DEPENDENCY_RESPONSE,
         "win_back": win_back.head(int(run.get("win_back_rows") or shown)).to_dict("records"),
         "win_back_more": max(len(win_back) - int(run.get("win_back_rows") or shown), 0),
         "light_rule": str(run.get("light_rule") or ""),

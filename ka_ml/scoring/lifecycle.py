@@ -28,7 +28,9 @@ from ka_ml.data.history import History
 STATES: tuple[str, ...] = ("new", "active", "lapsed")
 
 
-def _col(X: pd.DataFrame, name: str) -> np.ndarray:
+def float_column(X: pd.DataFrame, name: str) -> np.ndarray:
+    """Column ``name`` of a feature table as floats, all-NaN when the table lacks it (its
+    source table is missing)."""
     return X[name].to_numpy(float) if name in X else np.full(len(X), np.nan)
 
 
@@ -36,14 +38,14 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """``lifecycle``, ``low_confidence`` and ``lifecycle_reason`` per row of ``X``."""
     lc = cfg.lifecycle
     horizon = cfg.labels.horizon_days
-    recency = _col(X, "recency_days")
-    gap = _col(X, "gap_median_days")
-    to_end = _col(X, "contract_days_to_end")
-    running = np.nan_to_num(_col(X, "has_active_contract")) > 0
-    orders = _col(X, "orders_lifetime")
+    recency = float_column(X, "recency_days")
+    gap = float_column(X, "gap_median_days")
+    to_end = float_column(X, "contract_days_to_end")
+    running = np.nan_to_num(float_column(X, "has_active_contract")) > 0
+    orders = float_column(X, "orders_lifetime")
     if "orders_lifetime" not in X:  # older feature tables: the 365-day count
-        orders = _col(X, "orders_365d")
-    tenure = _col(X, "tenure_days")
+        orders = float_column(X, "orders_365d")
+    tenure = float_column(X, "tenure_days")
 
     contract_lapsed = ~running & np.isfinite(to_end) & (to_end < -lc.contract_grace_days)
     quiet_days = lc.lapsed_after_days or horizon
@@ -90,7 +92,7 @@ def churn_definitions(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     rule = cfg.labels.churn_definition
     if rule != "auto":
         return np.full(len(X), rule, dtype=object)
-    has_contract = np.isfinite(_col(X, "contract_days_to_end"))
+    has_contract = np.isfinite(float_column(X, "contract_days_to_end"))
     return np.where(has_contract, "contract", "no_order").astype(object)
 
 
@@ -127,7 +129,7 @@ def expected_revenue(
     there is one, else the recent run rate (spend of the ``report.run_rate_days`` window,
     annualised)."""
     w = _run_rate_window(cfg)
-    run_rate = np.clip(_col(X, f"spend_{w}d"), 0, None) * 365.0 / w
+    run_rate = np.clip(float_column(X, f"spend_{w}d"), 0, None) * 365.0 / w
     contract = annual_contract_value(history, as_of, X["account_id"])
     return np.where(np.isfinite(contract), contract, np.nan_to_num(run_rate))
 

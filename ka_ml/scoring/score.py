@@ -234,7 +234,12 @@ def portfolio_columns(
     year (its lifetime spend per month x 12), for lapsed accounts only.
     """
     from ka_ml.features.catalog import ABC_CATEGORIES
-    from ka_ml.scoring.lifecycle import churn_definitions, expected_revenue, lifecycle_states
+    from ka_ml.scoring.lifecycle import (
+        churn_definitions,
+        expected_revenue,
+        float_column,
+        lifecycle_states,
+    )
     from ka_ml.scoring.scorecard import scorecard
 
     states = lifecycle_states(X, cfg)
@@ -245,11 +250,11 @@ def portfolio_columns(
     out["churn_definition"] = churn_definitions(X, cfg)
     tier = X["abc_tier"].astype("object") if "abc_tier" in X else pd.Series("C", index=X.index)
     out["abc_tier"] = pd.Categorical(tier, categories=list(ABC_CATEGORIES))
-    out["revenue_share"] = X["revenue_share"].to_numpy(float) if "revenue_share" in X else np.nan
-    dep = X["dependency_index"].to_numpy(float) if "dependency_index" in X else np.nan
+    out["revenue_share"] = float_column(X, "revenue_share")
+    dep = float_column(X, "dependency_index")
     out["dependency_index"] = dep
     out["dependency_alert"] = np.nan_to_num(dep, nan=-np.inf) > cfg.portfolio.dependency_alert
-    revenue = X["spend_365d"].to_numpy(float) if "spend_365d" in X else np.full(len(X), np.nan)
+    revenue = float_column(X, "spend_365d")
     out["revenue_365d"] = revenue
     expected = expected_revenue(X, history, as_of, cfg)
     out["expected_revenue_12m"] = np.where(lapsed, 0.0, expected)

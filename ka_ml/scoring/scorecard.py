@@ -17,13 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import ScorecardConfig
+from ka_ml.scoring.lifecycle import float_column
 
 MEASURES: tuple[str, ...] = ("usage", "complaints", "renewal_intent", "purchase_rhythm")
 LEVELS = np.array(["green", "yellow", "red"], dtype=object)
-
-
-def _col(X: pd.DataFrame, name: str) -> np.ndarray:
-    return X[name].to_numpy(float) if name in X else np.full(len(X), np.nan)
 
 
 def _lights(red: np.ndarray, yellow: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -32,8 +29,8 @@ def _lights(red: np.ndarray, yellow: np.ndarray, known: np.ndarray) -> np.ndarra
 
 
 def usage(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
-    weekly, trend = _col(X, "usage_weekly_90d"), _col(X, "usage_trend_90d")
-    idle = _col(X, "usage_recency_days")
+    weekly, trend = float_column(X, "usage_weekly_90d"), float_column(X, "usage_trend_90d")
+    idle = float_column(X, "usage_recency_days")
     known = np.isfinite(idle)  # some usage on record
     ratio = 1.0 + np.nan_to_num(trend)
     red = (idle > 90) | (ratio < cfg.usage_red_ratio)
@@ -53,7 +50,7 @@ def usage(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray
 
 
 def complaints(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
-    n90, n365 = _col(X, "complaints_90d"), _col(X, "complaints_365d")
+    n90, n365 = float_column(X, "complaints_90d"), float_column(X, "complaints_365d")
     known = np.isfinite(n90)
     red, yellow = n90 >= cfg.complaints_red, n90 >= cfg.complaints_yellow
     text = [
@@ -67,7 +64,7 @@ def complaints(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.nd
 
 
 def purchase_rhythm(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
-    rec, gap = _col(X, "recency_days"), _col(X, "gap_median_days")
+    rec, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(gap > 0, rec / gap, np.nan)
     known = np.isfinite(ratio)
