@@ -32,10 +32,11 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (only when needed)
 
-lint: install ## ruff + mypy on ka_ml
+lint: install ## ruff + mypy on ka_ml, and the layers (import-linter: imports point down, no cycles)
 	$(BIN)/ruff check ka_ml tests
 	$(BIN)/ruff format --check ka_ml tests
 	$(BIN)/mypy ka_ml
+	$(BIN)/lint-imports --no-cache
 
 test: install ## run the whole test suite (what CI runs)
 	$(BIN)/pytest -q

@@ -22,7 +22,7 @@ from ka_ml.config import Config, load_config
 from ka_ml.errors import KaMlError
 
 if TYPE_CHECKING:
-    from ka_ml.modeling.registry import VersionInfo
+    pass
 
 app = typer.Typer(
     add_completion=False,
@@ -77,24 +77,10 @@ def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
         raise KaMlError(f"{what} '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
 
 
-def _source(cfg: Config, data: str | None) -> str:
-    """Explicit --data, else config, else the demo world (generated on first use)."""
-    from ka_ml.data.source import resolve_source
-
-    return resolve_source(cfg, data)
-
-
 def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):
-    from ka_ml.spark.session import check_engine
+    from ka_ml.jobs.data import load
 
-    if check_engine(engine) == "spark":  # read by Spark itself (a SparkHistory)
-        from ka_ml.spark.data import read_history
-        from ka_ml.spark.session import spark_session
-
-        return read_history(spark_session(), _source(cfg, data), cfg.data)
-    from ka_ml.data.loader import load_history
-
-    return load_history(_source(cfg, data), cfg.data, as_of=as_of)
+    return load(cfg, data, as_of, engine)
 
 
 def _run(debug: bool, fn) -> None:
@@ -158,18 +144,9 @@ def demo_data(
     """Write the synthetic demo portfolio (six tables + ground truth in _truth/)."""
 
     def go() -> None:
-        from ka_ml.demo.world import generate_world, write_world
+        from ka_ml.jobs.data import write_demo
 
-        cfg = load_config(config)
-        if fmt not in ("csv", "parquet"):
-            raise KaMlError(f"--format '{fmt}' is not supported.", "use csv or parquet.")
-        target = out or Path(cfg.data.demo_dir)
-        world = generate_world(
-            accounts or cfg.data.demo_accounts,
-            years or cfg.data.demo_years,
-            cfg.data.demo_seed if seed is None else seed,
-        )
-        paths = write_world(world, target, fmt=fmt)  # type: ignore[arg-type]
+        paths, target = write_demo(load_config(config), out, accounts, years, seed, fmt)
         Console().print(f"wrote {len(paths)} files to {target}")
 
     _run(debug, go)
@@ -187,25 +164,10 @@ def features(
     """Write the point-in-time feature table as of --as-of."""
 
     def go() -> None:
-        from ka_ml.features.build import build_features
-        from ka_ml.io import atomic_write
+        from ka_ml.jobs.data import write_features
 
         cfg = load_config(config)
-        if out.suffix not in (".parquet", ".csv"):
-            raise KaMlError(f"--out '{out}' must end in .parquet or .csv.", "pick one of them.")
-        day = _parse_date(as_of, "--as-of")
-        h = _load(cfg, data, day, engine)
-        day = day or h.default_as_of
-        if engine == "spark":
-            from ka_ml.spark.features import build_features as build_on_spark
-
-            df = build_on_spark(h, day, cfg)
-        else:
-            df = build_features(h, day, cfg)
-        if out.suffix == ".parquet":
-            atomic_write(out, lambda p: df.to_parquet(p, index=False))
-        else:
-            atomic_write(out, lambda p: df.to_csv(p, index=False))
+        df, day = write_features(cfg, data, _parse_date(as_of, "--as-of"), out, engine)
         Console().print(
             f"wrote {len(df):,} accounts x {df.shape[1] - 2} features as of {day.date()} to {out}"
         )
@@ -224,14 +186,13 @@ def train(
     """Tune, train, evaluate (out of time, against baselines), track and register both models."""
 
     def go() -> None:
+        from ka_ml.jobs.train import run_training
         from ka_ml.reporting.console import print_train_report
-        from ka_ml.spark.session import check_engine
-        from ka_ml.train import run_training
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
         h = _load(cfg, data, day)  # training runs here; --engine spark builds the snapshots
-        report = run_training(h, cfg, day or h.default_as_of, log.info, check_engine(engine))
+        report = run_training(h, cfg, day or h.default_as_of, log.info, engine)
         print_train_report(report, Console())
 
     _run(debug, go)
@@ -262,15 +223,13 @@ def score(
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
 
     def go() -> None:
-        from ka_ml.io import ensure_writable_dir
-        from ka_ml.scoring.run import run_scoring
+        from ka_ml.jobs.score import check_output, run_scoring, writeback_url
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
-        if out is not None:
-            ensure_writable_dir(out.parent, "output")
+        check_output(out)  # before the data is read
         h = _load(cfg, data, day, engine)
-        url = _writeback_url(cfg) if writeback else None
+        url = writeback_url(cfg, os.environ) if writeback else None
         res = run_scoring(h, cfg, day or h.default_as_of, out, writeback_url=url, engine=engine)
         lights = res.record["lights"]
         Console().print(
@@ -281,17 +240,11 @@ def score(
         )
         _print_delivery(res.record)
         if notify_owners:
-            from ka_ml.delivery.notify import notify as send_digests
+            from ka_ml.jobs.notify import notify as send_digests
 
             _print_notify(send_digests(res.out_dir, cfg))
 
     _run(debug, go)
-
-
-def _writeback_url(cfg: Config) -> str:
-    from ka_ml.delivery.writeback import resolve_url
-
-    return resolve_url(cfg, os.environ)
 
 
 def _print_delivery(record: dict) -> None:
@@ -356,8 +309,8 @@ def notify(
     """E-mail each account manager the digest of their own accounts (SMTP, or .eml files)."""
 
     def go() -> None:
-        from ka_ml.delivery.notify import notify as send_digests
-        from ka_ml.delivery.notify import scored_folder
+        from ka_ml.jobs.notify import notify as send_digests
+        from ka_ml.jobs.notify import scored_folder
 
         cfg = load_config(config)
         if dry_run and out is None:
@@ -379,7 +332,7 @@ def serve(
     """Serve the read-only HTTP API over the score history (OpenAPI at /docs)."""
 
     def go() -> None:
-        from ka_ml.delivery.api import serve as run_api
+        from ka_ml.jobs.serve import serve as run_api
 
         run_api(load_config(config), host, port, os.environ)
 
@@ -400,7 +353,7 @@ def backtest(
     """Outcome monitoring: how past weekly scores turned out once their horizon passed."""
 
     def go() -> None:
-        from ka_ml.monitoring.backtest import run_backtest
+        from ka_ml.jobs.backtest import run_backtest
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
@@ -426,53 +379,13 @@ def models(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     """List the registered versions of both models: aliases, creation time, run, test metrics."""
 
     def go() -> None:
-        from ka_ml.modeling import registry
+        from ka_ml.jobs.models import list_models
+        from ka_ml.reporting.console import print_models
 
         cfg = load_config(config)
-        client = registry.connect(cfg)
-        _print_models(registry.list_versions(client, cfg), cfg)
+        print_models(list_models(cfg), cfg, Console())
 
     _run(debug, go)
-
-
-def _print_models(versions: list[VersionInfo], cfg: Config) -> None:
-    from rich.table import Table
-
-    from ka_ml.modeling import registry
-
-    out = Console()
-    names = " and ".join(f"'{n}'" for n in registry.model_kinds(cfg))
-    where = registry.tracking_uri(cfg)
-    if not versions:
-        out.print(
-            f"No models are registered yet ({names} in {where}). Train them with "
-            "`ka-ml train` (or `make train`); `ka-ml models` then lists their versions.",
-            soft_wrap=True,
-        )
-        return
-    table = Table("model", "version", "aliases", "created (UTC)", "run id", "test metrics")
-    for v in versions:
-        metrics = registry.key_metrics(v.kind, v.metrics)
-        aliases = ", ".join(
-            f"[bold green]{a}[/]" if a == registry.CHAMPION else a for a in v.aliases
-        )
-        table.add_row(
-            v.name,
-            v.version,
-            aliases or "-",
-            v.created.strftime("%Y-%m-%d %H:%M") if v.created else "-",
-            v.run_id or "-",
-            "  ".join(f"{k} {val:.3f}" for k, val in metrics.items()) or "-",
-        )
-    out.print(table)
-    for name in registry.model_kinds(cfg):
-        if not any(v.name == name for v in versions):
-            out.print(f"no versions of '{name}' yet: train with `ka-ml train`", soft_wrap=True)
-    out.print(
-        "`ka-ml score` uses the champions; promote another version by hand with "
-        "`ka-ml promote NAME VERSION`.",
-        soft_wrap=True,
-    )
 
 
 @app.command("promote")
@@ -492,27 +405,11 @@ def promote_cmd(
     """Make VERSION of model NAME the champion by hand; the old champion becomes challenger."""
 
     def go() -> None:
-        from ka_ml.modeling import registry
+        from ka_ml.jobs.models import promote
+        from ka_ml.reporting.console import print_promotion
 
         cfg = load_config(config)
-        client = registry.connect(cfg)
-        done = registry.promote_by_hand(client, cfg, name, version, reason=reason or "")
-        out = Console()
-        if not done.changed:
-            out.print(f"{done.name} v{done.version} is already the champion; nothing changed.")
-            return
-        was = f"v{done.previous} is now challenger" if done.previous else "there was none"
-        out.print(
-            f"{done.name} v{done.version} is now the champion (the previous champion: {was}). "
-            f"Recorded in MLflow as run promote-{done.name}-v{done.version} ({done.run_id}).",
-            soft_wrap=True,
-        )
-        if done.name not in registry.model_kinds(cfg):
-            out.print(
-                f"  [yellow]warning[/]: the config scores "
-                f"{' and '.join(registry.model_kinds(cfg))}, not '{done.name}'.",
-                soft_wrap=True,
-            )
+        print_promotion(promote(cfg, name, version, reason or ""), cfg, Console())
 
     _run(debug, go)
 

@@ -28,7 +28,7 @@
 # (`configs/ka_ml.yaml`), `KA_ML_DATA` (the config's source, else the demo data, generated
 # on first use), `KA_ML_AS_OF` (the day after the last order), `KA_ML_FIGURES`
 # (`outputs/figures/`, where every figure is also saved). Run it from the repo root or
-# from `notebooks/`. All logic lives in `ka_ml.analysis` / `ka_ml.analysis_plots`; this
+# from `notebooks/`. All logic lives in `ka_ml.analysis.tables` / `ka_ml.analysis.plots`; this
 # notebook only wires it and says what to look for.
 
 # %%
@@ -39,7 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is import
 
 from pathlib import Path
 
-from ka_ml.notebook_env import find_project_root
+from ka_ml.analysis.notebook import find_project_root
 
 _root = find_project_root(Path.cwd())
 if _root is not None:
@@ -48,12 +48,12 @@ if _root is not None:
 import pandas as pd
 from IPython.display import display
 
-from ka_ml import analysis as A
-from ka_ml import analysis_plots as P
+from ka_ml.analysis import plots as P
+from ka_ml.analysis import tables as A
+from ka_ml.analysis.notebook import load_truth, notebook_inputs, show_figure
 from ka_ml.data.loader import load_history
 from ka_ml.features.portfolio import abc_tiers, portfolio_revenue
 from ka_ml.features.snapshots import build_training_set
-from ka_ml.notebook_env import load_truth, notebook_inputs, show_figure
 
 pd.set_option("display.width", 140)
 pd.set_option("display.max_columns", 20)

@@ -46,7 +46,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 
-from ka_ml.notebook_env import find_project_root
+from ka_ml.analysis.notebook import find_project_root
 
 _root = find_project_root(Path.cwd())
 if _root is not None:
@@ -56,15 +56,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from ka_ml import analysis as A
-from ka_ml import analysis_plots as P
-from ka_ml.data.loader import load_history
-from ka_ml.features.snapshots import build_training_set
-from ka_ml.modeling import metrics as M
-from ka_ml.modeling import registry
-from ka_ml.modeling.evaluate import tenure_band
-from ka_ml.modeling.tracking import plot_shap_summary
-from ka_ml.notebook_env import (
+from ka_ml.analysis import plots as P
+from ka_ml.analysis import tables as A
+from ka_ml.analysis.notebook import (
     champion_run,
     notebook_inputs,
     out_of_time_predictions,
@@ -72,9 +66,16 @@ from ka_ml.notebook_env import (
     show_figure,
     show_png,
 )
+from ka_ml.data.loader import load_history
+from ka_ml.features.snapshots import build_training_set
+from ka_ml.modeling import metrics as M
+from ka_ml.modeling import registry
+from ka_ml.modeling.evaluate import tenure_band
 from ka_ml.scoring.explain import probability_contributions, top_reasons
 from ka_ml.scoring.health import light_rule
-from ka_ml.train import make_folds, origin_lights
+from ka_ml.training.evaluation import origin_lights
+from ka_ml.training.folds import make_folds
+from ka_ml.training.tracking import plot_shap_summary
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)

@@ -100,7 +100,7 @@ class Trained:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, demo_history) -> Trained:
     """Both models trained once and promoted to champion in a temporary MLflow store."""
-    from ka_ml.train import run_training
+    from ka_ml.jobs.train import run_training
 
     root = tmp_path_factory.mktemp("store")
     cfg = small_config(root)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from ka_ml import analysis as A
-from ka_ml import analysis_plots as P
+from ka_ml.analysis import plots as P
+from ka_ml.analysis import tables as A
 from ka_ml.data.history import History
 
 D = pd.Timestamp

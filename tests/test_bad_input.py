@@ -25,7 +25,8 @@ from ka_ml.data.history import History
 from ka_ml.data.loader import load_history
 from ka_ml.errors import DataValidationError, ModelError
 from ka_ml.features.build import build_features
-from ka_ml.scoring.run import history_path, run_scoring
+from ka_ml.jobs.score import run_scoring
+from ka_ml.scoring.history_store import history_path
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -115,7 +116,7 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Config:
 def test_training_data_with_a_single_churn_class_is_refused_before_any_mlflow_run(
     history: History, kind: str, empty_store: Config
 ) -> None:
-    from ka_ml.train import run_training
+    from ka_ml.jobs.train import run_training
 
     before = registry_state(empty_store)
     with pytest.raises(ModelError) as err:

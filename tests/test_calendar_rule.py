@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from ka_ml.reporting.console import print_train_report
-from ka_ml.train import calendar_rule_metrics, calendar_rule_scores
+from ka_ml.training.evaluation import calendar_rule_metrics, calendar_rule_scores
 
 
 def _rows() -> pd.DataFrame:

@@ -310,7 +310,7 @@ def test_a_history_file_from_before_the_detail_columns_is_served_and_migrated(
 
 
 def test_the_api_reads_the_history_file_the_scorer_writes(tmp_path: Path) -> None:
-    from ka_ml.scoring.run import history_path
+    from ka_ml.scoring.history_store import history_path
 
     cfg = Config.model_validate({"paths": {"outputs": str(tmp_path)}})
     assert score_history_path(cfg) == history_path(cfg)

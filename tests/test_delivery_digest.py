@@ -30,8 +30,8 @@ from ka_ml.delivery.digest import (
     unique_slugs,
     write_owner_files,
 )
-from ka_ml.delivery.notify import compose
-from ka_ml.scoring.run import ScoreResult, run_scoring
+from ka_ml.delivery.mail import compose
+from ka_ml.jobs.score import ScoreResult, run_scoring
 
 RUN = {"as_of": str(AS_OF.date()), "thresholds": {"red": 0.5, "yellow": 0.25}}
 

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from ka_ml.cli import app
 from ka_ml.config import Config
-from ka_ml.delivery.notify import notify
 from ka_ml.errors import KaMlError
+from ka_ml.jobs.notify import notify
 
 USER, PASSWORD = "mailer", "s3cret-pass"
 ADDRESSES = {

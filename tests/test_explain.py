@@ -12,6 +12,7 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 
 from ka_ml.features.build import build_features
+from ka_ml.jobs.score import load_models
 from ka_ml.modeling.churn import Calibrator, ChurnModel
 from ka_ml.scoring.explain import (
     changes_since,
@@ -19,7 +20,6 @@ from ka_ml.scoring.explain import (
     reason_group,
     top_reasons,
 )
-from ka_ml.scoring.run import load_models
 
 
 def _sig(x: np.ndarray) -> np.ndarray:

@@ -27,8 +27,9 @@ from typer.testing import CliRunner
 from ka_ml.cli import app
 from ka_ml.config import Config, MlflowConfig
 from ka_ml.errors import KaMlError
+from ka_ml.jobs.score import run_scoring
 from ka_ml.scoring import history_store
-from ka_ml.scoring.run import history_path, run_scoring
+from ka_ml.scoring.history_store import history_path
 
 # A scorer whose spreadsheet writer stalls after writing half a file: the test kills it
 # there (SIGKILL: no cleanup runs), which is a kill in the middle of writing the outputs.
@@ -62,7 +63,7 @@ WAITING_SCORER = """
 import sys, time
 from pathlib import Path
 
-import ka_ml.scoring.run  # the heavy imports, before waiting
+import ka_ml.jobs.score  # the heavy imports, before waiting
 from ka_ml.cli import main
 
 marker = Path(sys.argv[1])
@@ -263,8 +264,8 @@ def test_a_locked_mlflow_store_fails_clearly_instead_of_hanging(
 def test_an_unwritable_output_folder_fails_before_reading_data_or_models(
     trained: Any, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ka_ml.data.loader
-    import ka_ml.scoring.run
+    import ka_ml.jobs.data
+    import ka_ml.jobs.score
 
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("work was done for an unwritable output folder")
@@ -272,8 +273,8 @@ def test_an_unwritable_output_folder_fails_before_reading_data_or_models(
     cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     registry_before = registry_state(cfg)
-    monkeypatch.setattr(ka_ml.data.loader, "load_history", no_work)
-    monkeypatch.setattr(ka_ml.scoring.run, "load_models", no_work)
+    monkeypatch.setattr(ka_ml.jobs.data, "load_history", no_work)
+    monkeypatch.setattr(ka_ml.jobs.score, "load_models", no_work)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     res = CliRunner().invoke(

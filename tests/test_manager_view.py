@@ -13,7 +13,8 @@ import pytest
 from conftest import isolated
 from openpyxl import load_workbook
 
-from ka_ml.scoring.run import ScoreResult, history_path, run_scoring
+from ka_ml.jobs.score import ScoreResult, run_scoring
+from ka_ml.scoring.history_store import history_path
 
 LAPSED, NEW, BIG = "ZZ-LAPSED", "ZZ-NEW", "ZZ-BIG"
 NAMES = {LAPSED: "Gone Since Spring AG", NEW: "Fresh Start GmbH", BIG: "Whale Industries"}

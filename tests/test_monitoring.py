@@ -23,11 +23,13 @@ from typer.testing import CliRunner
 from ka_ml.cli import app
 from ka_ml.config import Config
 from ka_ml.features.labels import churn_labels
+from ka_ml.jobs.backtest import BacktestResult, run_backtest
+from ka_ml.jobs.score import ScoreResult, run_scoring
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
-from ka_ml.monitoring.backtest import BacktestResult, backtest_dir, read_scores, run_backtest
+from ka_ml.monitoring.backtest import backtest_dir, read_scores
 from ka_ml.scoring import history_store
-from ka_ml.scoring.run import ScoreResult, history_path, run_scoring
+from ka_ml.scoring.history_store import history_path
 
 PAST = (98, 91)  # days before the data's as-of: both horizons have passed
 

@@ -20,14 +20,14 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-from ka_ml.errors import KaMlError
-from ka_ml.notebook_env import (
+from ka_ml.analysis.notebook import (
     find_project_root,
     load_truth,
     notebook_inputs,
     review_config,
     show_figure,
 )
+from ka_ml.errors import KaMlError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPLORE_FIGURES = (
@@ -190,8 +190,8 @@ def test_a_bad_as_of_in_the_environment_is_a_clear_error(tmp_path: Path, demo_di
 def test_the_review_uses_the_modelling_settings_the_champion_was_trained_with(
     trained, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
+    from ka_ml.analysis.notebook import champion_run
     from ka_ml.modeling import registry
-    from ka_ml.notebook_env import champion_run
 
     client = registry.connect(trained.cfg)
     _, version = registry.load_champion(client, trained.cfg.mlflow.churn_model_name, "churn")

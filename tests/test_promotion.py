@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from conftest import small_config
 
+from ka_ml.jobs.train import TrainReport
 from ka_ml.modeling.registry import (
     CHALLENGER,
     CHAMPION,
@@ -20,7 +21,6 @@ from ka_ml.modeling.registry import (
     beats_every_baseline,
     promotion_decision,
 )
-from ka_ml.train import TrainReport
 
 
 def test_without_a_champion_the_candidate_is_promoted() -> None:
@@ -214,7 +214,7 @@ def retrained(trained: Any) -> TrainReport:
     It leaves version 2 of each model (alias ``challenger``) in the shared store; the
     champion alias stays on version 1.
     """
-    from ka_ml.train import run_training
+    from ka_ml.jobs.train import run_training
 
     return run_training(trained.history, trained.cfg, trained.report.as_of, progress=lambda s: None)
 
@@ -264,7 +264,7 @@ def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_
     """Issue 13.9: a first ``ka-ml train`` must not leave the user without a model."""
     from mlflow.tracking import MlflowClient
 
-    from ka_ml.train import run_training
+    from ka_ml.jobs.train import run_training
 
     cfg = small_config(
         tmp_path,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ka_ml.docs import with_feature_table
 from ka_ml.features.catalog import FEATURES
+from ka_ml.features.readme_table import with_feature_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_the_readme_feature_table_is_the_catalogs() -> None:
-    assert with_feature_table(README) == README, "run: python -m ka_ml.docs"
+    assert with_feature_table(README) == README, "run: python -m ka_ml.features.readme_table"
 
 
 def test_every_catalog_feature_is_listed_in_the_readme() -> None:

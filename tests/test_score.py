@@ -22,9 +22,10 @@ from ka_ml.cli import app
 from ka_ml.config import Config
 from ka_ml.errors import KaMlError, NoChampionError
 from ka_ml.io import recover_staged, staged_dir
+from ka_ml.jobs.score import ScoreResult, exclusive_lock, run_scoring
 from ka_ml.modeling import registry
 from ka_ml.scoring import history_store
-from ka_ml.scoring.run import ScoreResult, exclusive_lock, history_path, run_scoring
+from ka_ml.scoring.history_store import history_path
 
 OUTPUT_FILES = {
     "scores.parquet",
@@ -309,7 +310,7 @@ def test_a_run_failing_mid_write_leaves_the_previous_outputs_untouched(
     trained,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
-    import ka_ml.reporting.excel
+    import ka_ml.jobs.score
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full while writing the spreadsheet")
@@ -317,7 +318,7 @@ def test_a_run_failing_mid_write_leaves_the_previous_outputs_untouched(
     out = weekly.now.out_dir
     before = snapshot(out)
     history_before = history_store.read(history_path(weekly.cfg))
-    monkeypatch.setattr(ka_ml.reporting.excel, "write_excel", broken)
+    monkeypatch.setattr(ka_ml.jobs.score, "write_excel", broken)  # the job's writer
     with pytest.raises(RuntimeError, match="disk full"):
         run_scoring(trained.history, weekly.cfg, weekly.as_of, out)
     assert snapshot(out) == before
@@ -343,12 +344,12 @@ def test_an_unwritable_output_folder_fails_before_any_work(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
-    import ka_ml.scoring.run
+    import ka_ml.jobs.score
 
     def no_work(cfg: Config) -> None:
         raise AssertionError("models were loaded for an unwritable output folder")
 
-    monkeypatch.setattr(ka_ml.scoring.run, "load_models", no_work)
+    monkeypatch.setattr(ka_ml.jobs.score, "load_models", no_work)
     if how == "read-only folder":
         if os.geteuid() == 0:
             pytest.skip("root ignores folder permissions")

@@ -22,8 +22,8 @@ from ka_ml import cli
 from ka_ml.config import Config, DataConfig, load_config
 from ka_ml.data.loader import load_history
 from ka_ml.errors import DataValidationError
+from ka_ml.jobs.score import load_models
 from ka_ml.modeling import registry
-from ka_ml.scoring.run import load_models
 
 ROOT = Path(__file__).resolve().parents[1]
 

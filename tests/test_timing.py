@@ -284,7 +284,7 @@ def test_predict_frame_anchors_only_a_model_trained_for_it(fitted: TimingModel) 
 
 def test_the_anchor_is_the_horizon_only_when_churn_means_no_order() -> None:
     from ka_ml.config import Config
-    from ka_ml.train import timing_anchor
+    from ka_ml.training.timing import timing_anchor
 
     cfg = Config()
     ts = pd.DataFrame({"churn_definition": ["no_order", "no_order", None]})

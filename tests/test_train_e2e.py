@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ka_ml.jobs.train import TrainReport
 from ka_ml.modeling import metrics as M
-from ka_ml.train import TrainReport
 
 PREDICTORS = {"ka_ml churn model", "recency only", "RFM logistic regression", "BG/NBD"}
 

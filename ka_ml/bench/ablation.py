@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from ka_ml.modeling.churn import Calibrator
     from ka_ml.modeling.split import Origin
     from ka_ml.modeling.tuning import TuningResult
-    from ka_ml.train import Folds
+    from ka_ml.training.folds import Folds
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "ablation.md"
 N_TRIALS = 6  # a fixed budget: the result must not depend on machine load
@@ -154,7 +154,7 @@ def verdict(
     """What a measured alternative leads to: a candidate only when it gains the tuning
     threshold of pooled ROC AUC, does not lower the mean ROC AUC per origin (pooled AUC also
     rewards levels that track the churn rate across origins) and has no worse Brier score."""
-    from ka_ml.train import TUNING_MIN_GAIN
+    from ka_ml.training.churn import TUNING_MIN_GAIN
 
     d_auc, d_brier = delta(frame, p, p_ref)
     mean_gain = _mean_auc(score(frame, p)) - _mean_auc(score(frame, p_ref))
@@ -205,7 +205,7 @@ def shared_origin_dates(
 def folds_at(labelled: pd.DataFrame, origins: Sequence[Origin], purge: int) -> Folds:
     """``Folds`` over ``labelled`` with the given origins (each with its own training dates)."""
     from ka_ml.modeling.split import Backtest
-    from ka_ml.train import Folds
+    from ka_ml.training.folds import Folds
 
     dates = [o.date for o in origins]
     test = labelled[labelled["as_of"].isin(dates)].reset_index(drop=True)
@@ -225,7 +225,7 @@ def fitted_margins(
     logistic part, or both for the blend), its margins on ``te``."""
     from ka_ml.modeling.churn import ChurnModel
     from ka_ml.modeling.linear import LinearChurn
-    from ka_ml.train import fit_churn_model
+    from ka_ml.training.churn import fit_churn_model
 
     y = tr["churn"].to_numpy()
     if family == "logistic":  # what ChurnModel.fit_linear fits, without the trees
@@ -276,7 +276,7 @@ class Setup:
 def prepare(history: History, cfg: Config, cutoff: pd.Timestamp) -> Setup:
     """What ``train --as-of cutoff`` builds: snapshots from rows before the cutoff, origins."""
     from ka_ml.features.snapshots import build_training_set
-    from ka_ml.train import check_labels, feature_columns, make_folds
+    from ka_ml.training.folds import check_labels, feature_columns, make_folds
 
     known = history.before(cutoff)
     ts = build_training_set(known, cfg, cutoff)
@@ -328,7 +328,7 @@ def crossfit_splits(
 def choose(setup: Setup, n_trials: int, progress: Progress) -> Chosen:
     """Tune (fixed budget), backtest every family and the baselines, choose the family and
     the calibration: ``train``'s own steps on this cutoff's origins."""
-    from ka_ml.train import backtest_churn, choose_calibration, choose_family, tune_churn
+    from ka_ml.training.churn import backtest_churn, choose_calibration, choose_family, tune_churn
 
     cfg = setup.cfg.model_copy(
         update={
@@ -386,7 +386,8 @@ def _defaults() -> dict[str, Any]:
 
 # -- 1. family --------------------------------------------------------------------------
 def family_rows(ch: Chosen) -> list[Row]:
-    from ka_ml.train import BASELINES, FAMILIES
+    from ka_ml.training.churn import FAMILIES
+    from ka_ml.training.evaluation import BASELINES
 
     oot, name = ch.oot, "1 family"
     ref = _sigmoid(oot[f"margin_{ch.family}"])
@@ -429,7 +430,7 @@ def best_trial(trials: pd.DataFrame) -> tuple[int, float, float]:
 
 def params_rows(ch: Chosen, progress: Progress) -> list[Row]:
     """Trees with the defaults (trial 0) and with the best trial's parameters."""
-    from ka_ml.train import TUNING_MIN_GAIN
+    from ka_ml.training.churn import TUNING_MIN_GAIN
 
     s, name = ch.setup, "2 parameters"
     trials = ch.tuning.trials
@@ -847,7 +848,7 @@ def _identical(runs: Sequence[CutoffRun]) -> list[str]:
 
 
 def header(runs: Sequence[CutoffRun], minutes: float, data: str, n_trials: int) -> list[str]:
-    from ka_ml.scoring.run import package_versions
+    from ka_ml.versions import package_versions
 
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
     configs = list(dict.fromkeys(c for r in runs for c in r.configs))

@@ -54,7 +54,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from ka_ml.config import Config
     from ka_ml.data.history import History
-    from ka_ml.train import TrainReport
+    from ka_ml.jobs.train import TrainReport
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "cdnow" / "CDNOW_master.txt.gz"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "cdnow.md"
@@ -223,8 +223,8 @@ def run_product(
     baselines are still measured. Anything else is a bug and propagates.
     """
     from ka_ml.errors import KaMlError
-    from ka_ml.scoring.run import run_scoring
-    from ka_ml.train import run_training
+    from ka_ml.jobs.score import run_scoring
+    from ka_ml.jobs.train import run_training
 
     cut_cfg = cutoff_config(cfg, root)
     known = history.before(cutoff)
@@ -876,7 +876,7 @@ def _is_default(result: BenchResult) -> bool:
 
 
 def _header(results: Sequence[BenchResult]) -> list[str]:
-    from ka_ml.scoring.run import package_versions
+    from ka_ml.versions import package_versions
 
     first = results[0]
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())

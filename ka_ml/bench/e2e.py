@@ -171,7 +171,7 @@ def train_phases(marks: Sequence[tuple[float, str]], total: float) -> dict[str, 
 def case_train(data_dir: str, root: str, budget: dict[str, Any]) -> dict[str, Any]:
     """``run_training`` into a fresh MLflow store under ``root``."""
     from ka_ml.config import Config
-    from ka_ml.train import run_training
+    from ka_ml.jobs.train import run_training
 
     history = _load(data_dir)
     cfg = Config.model_validate(Budget(**budget).overrides(Path(root)))
@@ -208,8 +208,8 @@ SCORE_PARTS = {  # function in ka_ml.scoring.score -> part name
 
 def _instrument_scoring(clock: _Clock, keep: dict[str, Any]) -> None:
     """Wrap what ``run_scoring`` calls so one run yields its own breakdown."""
+    from ka_ml.jobs import score as R
     from ka_ml.scoring import history_store
-    from ka_ml.scoring import run as R
     from ka_ml.scoring import score as S
 
     for fn, part in SCORE_PARTS.items():
@@ -282,7 +282,7 @@ def case_score(data_dir: str, root: str, budget: dict[str, Any], shap_rows: int)
 
     from ka_ml.config import Config
     from ka_ml.features.build import build_features
-    from ka_ml.scoring.run import run_scoring
+    from ka_ml.jobs.score import run_scoring
 
     history = _load(data_dir)
     cfg = Config.model_validate(Budget(**budget).overrides(Path(root)))
@@ -348,7 +348,7 @@ def load_average() -> float:
 
 def warm_up(env: dict[str, str]) -> float:
     """Import what the cases import once, so compiled bytecode is cached for all of them."""
-    mods = "ka_ml.train, ka_ml.scoring.run, ka_ml.reporting.html, ka_ml.reporting.excel, shap"
+    mods = "ka_ml.jobs.train, ka_ml.jobs.score, ka_ml.reporting.html, ka_ml.reporting.excel, shap"
     t = time.perf_counter()
     subprocess.run(
         [sys.executable, "-c", f"import {mods}, ka_ml.cli, mlflow.pyfunc"],

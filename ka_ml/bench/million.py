@@ -54,7 +54,7 @@ def _history(path: Path) -> Any:
 
 
 def case_train(path: str, root: str) -> dict[str, Any]:
-    from ka_ml.train import run_training
+    from ka_ml.jobs.train import run_training
 
     t0 = time.perf_counter()
     h = _history(Path(path))
@@ -68,7 +68,7 @@ def case_train(path: str, root: str) -> dict[str, Any]:
 
 def case_score(path: str, root: str) -> dict[str, Any]:
     """``run_scoring`` on the whole portfolio: seconds, stage timings, peak RSS (MiB)."""
-    from ka_ml.scoring.run import run_scoring
+    from ka_ml.jobs.score import run_scoring
 
     t0 = time.perf_counter()
     h = _history(Path(path))

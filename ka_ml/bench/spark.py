@@ -100,7 +100,7 @@ def bench_models(root: Path, trees: int = TREES, accounts: int = MODEL_ACCOUNTS)
     from ka_ml.modeling.lgb_utils import default_params
     from ka_ml.modeling.timing import TimingModel, interval_edges
     from ka_ml.scoring.score import Models
-    from ka_ml.train import feature_columns
+    from ka_ml.training.folds import feature_columns
 
     write_world(generate_world(accounts, YEARS, SEED + 1), root, fmt="parquet")
     cfg = Config.model_validate({"features": {"max_snapshots": 8}})

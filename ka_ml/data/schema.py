@@ -25,10 +25,6 @@ class TableSpec:
     def required_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
 
-    @property
-    def date_columns(self) -> list[str]:
-        return [c.name for c in self.columns if c.kind == "date"]
-
     def kind(self, column: str) -> Kind | None:
         for c in self.columns:
             if c.name == column:

@@ -2,7 +2,7 @@
 
 - :mod:`ka_ml.delivery.digest`: per-owner reports and short digests (pure, plus the writer
   of ``owners/`` in the score output folder);
-- :mod:`ka_ml.delivery.notify`: the digests as e-mails (SMTP, or ``.eml`` files);
+- :mod:`ka_ml.delivery.mail`: the digests as e-mails (SMTP, or ``.eml`` files);
 - :mod:`ka_ml.delivery.api`: the read-only HTTP API over the score history;
 - :mod:`ka_ml.delivery.writeback`: the scores table upserted into a SQL database;
 - :mod:`ka_ml.delivery.stage`: the scorer's hook that runs the two above that belong to

@@ -537,7 +537,7 @@ def api_token(cfg: Config, env: Mapping[str, str]) -> str | None:
 
 def check_bind(host: str, token: str | None, token_env: str) -> None:
     """Refuse to expose the API beyond this machine without a token."""
-    from ka_ml.delivery.notify import is_loopback
+    from ka_ml.delivery.mail import is_loopback
 
     if token is None and not is_loopback(host):
         raise KaMlError(

@@ -808,10 +808,6 @@ def features_for(history: History, windows: Sequence[int] | None = None) -> list
     return [s for s in specs if s.available(history)]
 
 
-def categorical_features() -> list[str]:
-    return [f.name for f in FEATURES if f.kind == "cat"]
-
-
 def catalog_table_markdown(specs: Iterable[FeatureSpec] = FEATURES) -> str:
     """The catalog as a markdown table (for the README)."""
     lines = [

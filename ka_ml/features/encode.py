@@ -165,7 +165,24 @@ def encode(
 ) -> Encoded:
     """Encode ``history`` (all its rows; mask by date later with :meth:`Encoded.upto`)."""
     ids = account_universe(history) if ids is None else ids
-    o = history.orders
+    orders = _encode_orders(history.orders, ids)
+    order_days, gaps = _order_days(orders)
+    created, attributes = _encode_accounts(history.accounts, ids, categories)
+    return Encoded(
+        ids=ids,
+        orders=orders,
+        order_days=order_days,
+        gaps=gaps,
+        contracts=None if history.contracts is None else _encode_contracts(history.contracts, ids),
+        created=created,
+        attributes=attributes,
+        usage=None if history.usage is None else _encode_usage(history.usage, ids),
+        tickets=None if history.tickets is None else _encode_tickets(history.tickets, ids),
+        surveys=None if history.surveys is None else _encode_surveys(history.surveys, ids),
+    )
+
+
+def _encode_orders(o: pd.DataFrame, ids: np.ndarray) -> Arrays:
     orders: Arrays = {
         "code": _codes(o["account_id"], ids),
         "day": _days(o["order_date"]),
@@ -177,55 +194,58 @@ def encode(
         orders["order_id"] = pd.factorize(o["order_id"], sort=False)[0].astype(np.int64)
     orders = _sorted(orders, "day")
     orders["new_order"] = _first_of_order(orders)
-    order_days, gaps = _order_days(orders)
+    return orders
 
-    kw: dict[str, Arrays | None] = {"usage": None, "tickets": None, "surveys": None}
-    if history.usage is not None:
-        u = history.usage
-        kw["usage"] = _sorted(
-            {
-                "code": _codes(u["account_id"], ids),
-                "day": _days(u["date"]),
-                "count": u["count"].to_numpy(dtype="float64", na_value=0.0),
-            },
-            "day",
-        )
-    if history.tickets is not None:
-        t = history.tickets
-        arr: Arrays = {"code": _codes(t["account_id"], ids), "day": _days(t["opened_at"])}
-        if "resolved_at" in t.columns:
-            arr["resolved"] = _days(t["resolved_at"])
-        if "is_complaint" in t.columns:
-            arr["complaint"] = _bool(t["is_complaint"])
-        if "severity" in t.columns:
-            sev = t["severity"].astype(object).where(t["severity"].notna(), "")
-            sev = sev.astype(str).str.strip().str.lower()
-            arr["severe"] = np.asarray(sev.isin(["high", "critical"]), dtype=bool)
-            arr["critical"] = np.asarray(sev == "critical", dtype=bool)
-        kw["tickets"] = _sorted(arr, "day")
-    if history.surveys is not None:
-        s = history.surveys
-        arr = {
-            "code": _codes(s["account_id"], ids),
-            "day": _days(s["date"]),
-            "score": s["score"].to_numpy(dtype="float64", na_value=np.nan),
-        }
-        arr = {k: v[~np.isnan(arr["score"])] for k, v in arr.items()}
-        kw["surveys"] = _sorted(arr, "day")
-    contracts: Arrays | None = None
-    if history.contracts is not None:
-        c = history.contracts
-        arr = {
-            "code": _codes(c["account_id"], ids),
-            "start": _days(c["start_date"]),
-            "end": _days(c["end_date"]),
-        }
-        if "value" in c.columns:
-            arr["value"] = c["value"].to_numpy(dtype="float64", na_value=0.0)
-            arr["value"] = np.nan_to_num(arr["value"])
-        contracts = _sorted(arr, "start")
 
-    acc = history.accounts.drop_duplicates("account_id", keep="last").set_index("account_id")
+def _encode_usage(u: pd.DataFrame, ids: np.ndarray) -> Arrays:
+    arr: Arrays = {
+        "code": _codes(u["account_id"], ids),
+        "day": _days(u["date"]),
+        "count": u["count"].to_numpy(dtype="float64", na_value=0.0),
+    }
+    return _sorted(arr, "day")
+
+
+def _encode_tickets(t: pd.DataFrame, ids: np.ndarray) -> Arrays:
+    arr: Arrays = {"code": _codes(t["account_id"], ids), "day": _days(t["opened_at"])}
+    if "resolved_at" in t.columns:
+        arr["resolved"] = _days(t["resolved_at"])
+    if "is_complaint" in t.columns:
+        arr["complaint"] = _bool(t["is_complaint"])
+    if "severity" in t.columns:
+        sev = t["severity"].astype(object).where(t["severity"].notna(), "")
+        sev = sev.astype(str).str.strip().str.lower()
+        arr["severe"] = np.asarray(sev.isin(["high", "critical"]), dtype=bool)
+        arr["critical"] = np.asarray(sev == "critical", dtype=bool)
+    return _sorted(arr, "day")
+
+
+def _encode_surveys(s: pd.DataFrame, ids: np.ndarray) -> Arrays:
+    arr: Arrays = {
+        "code": _codes(s["account_id"], ids),
+        "day": _days(s["date"]),
+        "score": s["score"].to_numpy(dtype="float64", na_value=np.nan),
+    }
+    arr = {k: v[~np.isnan(arr["score"])] for k, v in arr.items()}
+    return _sorted(arr, "day")
+
+
+def _encode_contracts(c: pd.DataFrame, ids: np.ndarray) -> Arrays:
+    arr: Arrays = {
+        "code": _codes(c["account_id"], ids),
+        "start": _days(c["start_date"]),
+        "end": _days(c["end_date"]),
+    }
+    if "value" in c.columns:
+        arr["value"] = np.nan_to_num(c["value"].to_numpy(dtype="float64", na_value=0.0))
+    return _sorted(arr, "start")
+
+
+def _encode_accounts(
+    accounts: pd.DataFrame, ids: np.ndarray, categories: Mapping[str, Sequence[str]]
+) -> tuple[np.ndarray | None, dict[str, pd.Categorical]]:
+    """Each account's creation day (when known) and its categorical attributes."""
+    acc = accounts.drop_duplicates("account_id", keep="last").set_index("account_id")
     acc = acc.reindex(pd.Index(ids, dtype=object))
     created = _days(acc["created_at"]) if "created_at" in acc.columns else None
     attributes: dict[str, pd.Categorical] = {}
@@ -233,16 +253,7 @@ def encode(
         if col in acc.columns:
             values = acc[col].astype(object).where(acc[col].notna(), None)
             attributes[col] = pd.Categorical(values, categories=list(cats))
-    return Encoded(
-        ids=ids,
-        orders=orders,
-        order_days=order_days,
-        gaps=gaps,
-        contracts=contracts,
-        created=created,
-        attributes=attributes,
-        **kw,
-    )
+    return created, attributes
 
 
 def _first_of_order(orders: Arrays) -> np.ndarray:

@@ -79,86 +79,119 @@ def order_features(
     bands: Bands,
     created: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every order feature for ``n`` accounts at as-of day ``t``.
+    """Every order feature for ``n`` accounts at as-of day ``t`` (in the catalog's order).
 
     ``o``: order rows before ``t``; ``days``: the distinct order days before ``t``;
     ``gaps``: the gaps between them sorted by (account, length) (see ``encode``);
     ``bands``: the age bands of ``o`` (built with :func:`order_bounds`).
     """
-    code, day, amount = o["code"], o["day"], o["amount"]
-    out: dict[str, np.ndarray] = {}
-
-    # -- last and first order day ------------------------------------------------------------
-    dcode, dday = days["code"], days["day"]
-    ndays, ends = _np.last_index(dcode, n)
+    dday = days["day"]
+    ndays, ends = _np.last_index(days["code"], n)
     has = ndays > 0
     last_day = _np.pick(dday, ends, has)
     first_day = _np.pick(dday, ends - ndays + 1, has)
-    out["recency_days"] = t - last_day
-
-    # -- windows -----------------------------------------------------------------------------
     n_orders = bands.sums(o["new_order"], "orders")
-    spend = bands.sums(amount, "spend")
+    spend = bands.sums(o["amount"], "spend")
+    out: dict[str, np.ndarray] = {"recency_days": t - last_day}
+    out.update(window_features(bands, n_orders, spend, windows))
+    prev_day = _np.pick(dday, ends - 1, ndays >= 2)
+    out.update(gap_features(gaps, n, last_day - prev_day, out["recency_days"]))
+    out.update(trend_features(bands, n_orders, spend))
+    out.update(mix_features(o, bands, n_orders, spend, n, t))
+    out["tenure_days"] = tenure_days(has, first_day, created, t)
+    out["credit_share_365d"] = credit_share(o["amount"], bands)
+    out.update(lifetime_features(o, bands, ndays, first_day, last_day, t))
+    return out
 
-    def orders_in(lo: int, hi: int) -> np.ndarray:
-        return bands.window(n_orders, lo, hi)
 
-    def spend_in(lo: int, hi: int) -> np.ndarray:
-        return bands.window(spend, lo, hi)
+def window_features(
+    bands: Bands, n_orders: np.ndarray, spend: np.ndarray, windows: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Orders, then spend, in each trailing window (days 1..w before the as-of)."""
+    ws = sorted(set(windows))
+    out = {f"orders_{w}d": bands.window(n_orders, 1, w) for w in ws}
+    return out | {f"spend_{w}d": bands.window(spend, 1, w) for w in ws}
 
-    for w in sorted(set(windows)):
-        out[f"orders_{w}d"] = orders_in(1, w)
-    for w in sorted(set(windows)):
-        out[f"spend_{w}d"] = spend_in(1, w)
 
+def gap_features(
+    gaps: Arrays, n: int, last_gap: np.ndarray, recency: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The account's own purchase rhythm: gaps between order days (mean, median, spread,
+    the latest) and how far the current silence is past the usual gap."""
     gcode, gap = gaps["code"], gaps["gap"].astype(np.float64)
     ngaps = _np.count(gcode, n)
     mean = _np.ratio(_np.count(gcode, n, gap), ngaps)
     dev2 = (gap - mean[gcode]) ** 2 if len(gcode) else np.zeros(0)
     std = np.sqrt(_np.ratio(_np.count(gcode, n, dev2), ngaps))
-    out["gap_mean_days"] = mean
-    out["gap_median_days"] = _median_per_account(gcode, gap, ngaps)
-    out["gap_std_days"] = std
-    out["gap_cv"] = _np.ratio(std, mean)
-    out["gap_last_days"] = last_day - _np.pick(dday, ends - 1, ndays >= 2)
-    out["overdue_ratio"] = _np.ratio(out["recency_days"], out["gap_median_days"])
+    median = _median_per_account(gcode, gap, ngaps)
+    return {
+        "gap_mean_days": mean,
+        "gap_median_days": median,
+        "gap_std_days": std,
+        "gap_cv": _np.ratio(std, mean),
+        "gap_last_days": last_gap,
+        "overdue_ratio": _np.ratio(recency, median),
+    }
 
-    # -- trends ------------------------------------------------------------------------------
-    T, Y = TREND_DAYS, YEAR_DAYS
-    out["orders_trend_90d"] = _np.rel_change(orders_in(1, T), orders_in(T + 1, 2 * T))
-    out["spend_trend_90d"] = _np.rel_change(spend_in(1, T), spend_in(T + 1, 2 * T))
 
-    spend_year = spend_in(1, Y)
+def trend_features(bands: Bands, n_orders: np.ndarray, spend: np.ndarray) -> dict[str, np.ndarray]:
+    """Orders and spend of the last 90 days against the 90 before; the 12-month spend slope
+    relative to the mean month."""
+    T = TREND_DAYS
     lows = (1, *(b + 1 for b in MONTH_BOUNDS[:-1]))
-    monthly = np.stack([spend_in(lo, hi) for lo, hi in zip(lows, MONTH_BOUNDS, strict=True)])
+    monthly = np.stack(
+        [bands.window(spend, lo, hi) for lo, hi in zip(lows, MONTH_BOUNDS, strict=True)]
+    )
     raw_slope = _SLOPE_W[::-1] @ monthly  # monthly[0] is the latest month (x = 11)
-    mean_month = spend_year / MONTHS
-    out["spend_slope_12m"] = np.where(mean_month > 0, _np.ratio(raw_slope, mean_month), np.nan)
+    mean_month = bands.window(spend, 1, YEAR_DAYS) / MONTHS
+    return {
+        "orders_trend_90d": _np.rel_change(
+            bands.window(n_orders, 1, T), bands.window(n_orders, T + 1, 2 * T)
+        ),
+        "spend_trend_90d": _np.rel_change(
+            bands.window(spend, 1, T), bands.window(spend, T + 1, 2 * T)
+        ),
+        "spend_slope_12m": np.where(mean_month > 0, _np.ratio(raw_slope, mean_month), np.nan),
+    }
 
+
+def mix_features(
+    o: Arrays, bands: Bands, n_orders: np.ndarray, spend: np.ndarray, n: int, t: int
+) -> dict[str, np.ndarray]:
+    """Distinct products this year and their change (when orders name products), and the
+    average order value this year and its change against the year before."""
+    Y = YEAR_DAYS
+    out: dict[str, np.ndarray] = {}
     if "product" in o:
-        age = t - day
+        code, age = o["code"], t - o["day"]
         year, prior_year = age <= Y, (age > Y) & (age <= 2 * Y)
         products = _np.distinct_per_account(code[year], o["product"][year], n)
         products_prior = _np.distinct_per_account(code[prior_year], o["product"][prior_year], n)
         out["products_365d"] = products
         out["products_change_365d"] = products - products_prior
-
-    aov = _np.ratio(spend_year, orders_in(1, Y))
-    aov_prior = _np.ratio(spend_in(Y + 1, 2 * Y), orders_in(Y + 1, 2 * Y))
+    aov = _np.ratio(bands.window(spend, 1, Y), bands.window(n_orders, 1, Y))
+    aov_prior = _np.ratio(bands.window(spend, Y + 1, 2 * Y), bands.window(n_orders, Y + 1, 2 * Y))
     out["aov_365d"] = aov
     out["aov_change_365d"] = _np.rel_change(aov, aov_prior)
+    return out
 
+
+def tenure_days(
+    has: np.ndarray, first_day: np.ndarray, created: np.ndarray | None, t: int
+) -> np.ndarray:
+    """Days since the first order, or since the account was created when that is earlier."""
     start = np.where(has, first_day, np.inf)
     if created is not None:
         known = (created < t) & (created != NO_DATE)
         start = np.where(known, np.minimum(start, created), start)
-    out["tenure_days"] = np.where(np.isfinite(start), t - start, np.nan)
+    return np.where(np.isfinite(start), t - start, np.nan)
 
-    gross = bands.window(bands.sums(np.clip(amount, 0, None)), 1, Y)
-    credits = bands.window(bands.sums(-np.clip(amount, None, 0)), 1, Y)
-    out["credit_share_365d"] = np.where(gross > 0, _np.ratio(credits, gross), np.nan)
-    out.update(lifetime_features(o, bands, ndays, first_day, last_day, t))
-    return out
+
+def credit_share(amount: np.ndarray, bands: Bands) -> np.ndarray:
+    """Credit notes this year as a share of gross orders this year."""
+    gross = bands.window(bands.sums(np.clip(amount, 0, None)), 1, YEAR_DAYS)
+    credits = bands.window(bands.sums(-np.clip(amount, None, 0)), 1, YEAR_DAYS)
+    return np.where(gross > 0, _np.ratio(credits, gross), np.nan)
 
 
 def lifetime_features(

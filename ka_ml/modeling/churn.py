@@ -5,7 +5,7 @@ The booster is fitted with early stopping on an account-grouped hold-out, then r
 on every training row; the optional logistic part (``ka_ml.modeling.linear``) is blended
 in log-odds with weight ``1 - blend_weight_``. Training chooses the family (trees, blend
 or logistic) and the calibration (none, Platt or isotonic) on rolling out-of-time origins
-(``ka_ml.train``); predictions are P(churn within the horizon).
+(``ka_ml.training``); predictions are P(churn within the horizon).
 """
 
 from __future__ import annotations

@@ -21,17 +21,16 @@ horizon before ``d``).
 
 When a figure falls below its ``monitoring`` threshold, the result recommends retraining.
 Pure parts (:func:`outcomes`, :func:`backtest_metrics`, :func:`recommendation`) take frames
-and config; :func:`run_backtest` adds the edges (score history, MLflow, the JSON file).
+and config; :func:`ka_ml.jobs.backtest.run_backtest` adds the edges (score history, MLflow,
+the JSON file).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from ka_ml.errors import KaMlError
 from ka_ml.features.labels import churn_labels, timing_labels
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.evaluate import interval_coverage, window_outcomes
+from ka_ml.versions import package_versions
 
 log = logging.getLogger("ka_ml.backtest")
 
@@ -294,13 +294,6 @@ def summary(details: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the job ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BacktestResult:
-    as_of: pd.Timestamp
-    details: dict[str, Any]
-    summary: dict[str, Any]
-    path: Path
-    run_id: str
 
 
 def _native(obj: Any) -> Any:
@@ -320,8 +313,6 @@ def compute_backtest(
     history: History, scores: pd.DataFrame, cfg: Config, as_of: pd.Timestamp
 ) -> dict[str, Any]:
     """Everything the backtest JSON holds (pure: frames and config in, a dict out)."""
-    from ka_ml.scoring.run import package_versions
-
     as_of = pd.Timestamp(as_of)
     horizon = cfg.labels.horizon_days
     weeks = due_weeks(scores["as_of"], as_of, horizon)
@@ -372,77 +363,3 @@ def compute_backtest(
             "generated_by": package_versions(),
         }
     )
-
-
-def run_backtest(
-    history: History, cfg: Config, as_of: pd.Timestamp, out: Path | None = None
-) -> BacktestResult:
-    """Backtest the due weeks of the score history; log to MLflow; write the JSON file."""
-    import mlflow
-
-    from ka_ml.io import atomic_write_json, ensure_writable_dir
-    from ka_ml.modeling import registry
-    from ka_ml.scoring.run import history_path
-
-    as_of = pd.Timestamp(as_of).normalize()
-    path = Path(out) if out else backtest_dir(cfg) / f"backtest-{as_of.date()}.json"
-    hist = history_path(cfg)
-    if not hist.exists():
-        raise KaMlError(
-            f"There is no score history at '{hist}' to backtest.",
-            "run ka-ml score weekly (with the same paths.outputs) first.",
-        )
-    # only weeks whose horizon can have passed: as_of + horizon <= data as-of
-    due_before = as_of - pd.Timedelta(days=cfg.labels.horizon_days - 1)
-    scores = read_scores(hist, before=due_before)
-    if scores.empty:
-        scores = read_scores(hist)  # none due: the error names the earliest stored week
-    details = compute_backtest(history, scores, cfg, as_of)  # seconds, no I/O
-    ensure_writable_dir(path.parent, "backtest output")  # before MLflow or any file
-    flat = summary(details)
-    registry.connect(cfg)
-    with mlflow.start_run(run_name=f"backtest-{as_of.date()}") as run:
-        mlflow.set_tags(
-            {
-                "kind": "backtest",
-                "as_of": details["as_of"],
-                "data_fingerprint": details["data"]["fingerprint"],
-                "config_hash": details["config_hash"],
-                "retrain_recommended": str(details["recommendation"]["retrain"]).lower(),
-                "weeks": ",".join(details["weeks"])[:5000],
-            }
-        )
-        mlflow.log_metrics(
-            {
-                f"backtest_{k}": float(v)
-                for k, v in details["metrics"].items()
-                if isinstance(v, int | float) and np.isfinite(v)
-            }
-        )
-        mlflow.log_dict(details, "backtest/backtest.json")
-    atomic_write_json(path, {**details, "summary": flat, "mlflow_run_id": run.info.run_id})
-    return BacktestResult(as_of, details, flat, path, run.info.run_id)
-
-
-def latest_summary(cfg: Config, as_of: pd.Timestamp) -> dict[str, Any] | None:
-    """The summary of the newest backtest dated on or before ``as_of`` (None if none)."""
-    folder = backtest_dir(cfg)
-    if not folder.is_dir():
-        return None
-    dated = []
-    for p in folder.glob("backtest-*.json"):  # one file per backtest run, not per account
-        try:
-            day = pd.Timestamp(p.stem.removeprefix("backtest-"))
-        except ValueError:
-            continue
-        if day <= pd.Timestamp(as_of):
-            dated.append((day, p))
-    for _, p in sorted(dated, reverse=True):
-        try:
-            found = json.loads(p.read_text(encoding="utf-8")).get("summary")
-        except (OSError, ValueError) as e:
-            log.warning("skipping unreadable backtest file %s: %s", p, e)
-            continue
-        if isinstance(found, dict):
-            return found
-    return None

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import MonitoringConfig
+from ka_ml.features import catalog
 
 PROFILE_VERSION = 1
 EPS = 1e-4
@@ -167,7 +168,6 @@ def feature_psi(profile: Mapping[str, Any], X: pd.DataFrame, eps: float = EPS) -
 
 
 def _label(feature: str) -> str:
-    from ka_ml.features import catalog
 
     try:
         return catalog.get(feature).meaning
@@ -205,25 +205,52 @@ def drift_report(
         "min_features_alerting": cfg.min_features_alerting,
     }
     if not profile or not profile.get("features"):
-        return {
-            "available": False,
-            "banner": False,
-            "message": "The champion model has no training reference profile, so input drift "
+        return _unchecked(
+            "The champion model has no training reference profile, so input drift "
             "was not checked; retrain (ka-ml train) to enable the check.",
-            "features": [],
-            "thresholds": thresholds,
-        }
+            thresholds,
+        )
     if len(X) < MIN_ROWS:
-        return {
-            "available": False,
-            "banner": False,
-            "message": f"Only {len(X)} accounts scored: too few to compare feature "
+        return _unchecked(
+            f"Only {len(X)} accounts scored: too few to compare feature "
             f"distributions with the training data (drift is checked from {MIN_ROWS}).",
-            "features": [],
-            "current_rows": len(X),
-            "thresholds": thresholds,
-        }
+            thresholds,
+            current_rows=len(X),
+        )
     values = feature_psi(profile, X)
+    listed = shifted_features(profile, values, cfg)
+    alerts = [f for f in listed if f["level"] == "alert"]
+    banner = len(alerts) >= cfg.min_features_alerting
+    return {
+        "available": True,
+        "banner": banner,
+        "message": _drift_message(listed, alerts, banner, cfg),
+        "features": listed,
+        "psi": {f: round(v, 4) if np.isfinite(v) else None for f, v in values.items()},
+        "not_computed": sorted(set(profile["features"]) - set(X.columns)),
+        "reference_rows": int(profile.get("n_rows", 0)),
+        "reference_snapshots": profile.get("snapshots"),
+        "current_rows": len(X),
+        "thresholds": thresholds,
+    }
+
+
+def _unchecked(message: str, thresholds: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The record of a drift check that could not run, and why."""
+    return {
+        "available": False,
+        "banner": False,
+        "message": message,
+        "features": [],
+        **extra,
+        "thresholds": thresholds,
+    }
+
+
+def shifted_features(
+    profile: Mapping[str, Any], values: Mapping[str, float], cfg: MonitoringConfig
+) -> list[dict[str, Any]]:
+    """The features whose PSI reaches their warning level, each marked warn or alert."""
     alert_at = alert_levels(profile, cfg)
     listed: list[dict[str, Any]] = []
     for name, value in values.items():
@@ -238,32 +265,23 @@ def drift_report(
                     "level": "alert" if value >= alert_at[name] else "warn",
                 }
             )
-    alerts = [f for f in listed if f["level"] == "alert"]
-    banner = len(alerts) >= cfg.min_features_alerting
+    return listed
+
+
+def _drift_message(
+    listed: list[dict[str, Any]], alerts: list[dict[str, Any]], banner: bool, cfg: MonitoringConfig
+) -> str:
     if banner:
         top, n = alerts[0], len(alerts)
-        message = (
+        return (
             f"{n} input feature{'s' if n != 1 else ''} differ{'' if n != 1 else 's'} from the "
             f"training data beyond PSI {cfg.psi_alert:g} (largest: {_label(str(top['feature']))}, "
             f"PSI {float(top['psi']):.2f}). This week's scores may be less reliable: check the "
             "data export, and retrain (ka-ml train) if the change is real."
         )
-    elif listed:
-        message = (
+    if listed:
+        return (
             f"{len(listed)} input feature(s) are shifting (PSI {cfg.psi_warn:g} or more) but "
             "none enough to raise the alert."
         )
-    else:
-        message = "No input feature has shifted beyond its usual week-to-week movement."
-    return {
-        "available": True,
-        "banner": banner,
-        "message": message,
-        "features": listed,
-        "psi": {f: round(v, 4) if np.isfinite(v) else None for f, v in values.items()},
-        "not_computed": sorted(set(profile["features"]) - set(X.columns)),
-        "reference_rows": int(profile.get("n_rows", 0)),
-        "reference_snapshots": profile.get("snapshots"),
-        "current_rows": len(X),
-        "thresholds": thresholds,
-    }
+    return "No input feature has shifted beyond its usual week-to-week movement."

@@ -1,4 +1,4 @@
-"""Compact results tables for the terminal."""
+"""What the CLI prints: the training console, the model registry listing, promotions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+from ka_ml.config import Config
+from ka_ml.modeling import registry
+from ka_ml.modeling.registry import ManualPromotion, VersionInfo
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -169,3 +173,58 @@ def print_train_report(report: Any, out: Console) -> None:
     for kind, d in report.decisions.items():
         out.print(f"[bold]{kind}[/]: {d}")
     out.print(f"MLflow: run {report.run_id} in {report.tracking_uri} (browse: make ui)")
+
+
+def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None:
+    """`ka-ml models`: a table of the registered versions, or what to do when there are none."""
+    names = " and ".join(f"'{n}'" for n in registry.model_kinds(cfg))
+    where = registry.tracking_uri(cfg)
+    if not versions:
+        out.print(
+            f"No models are registered yet ({names} in {where}). Train them with "
+            "`ka-ml train` (or `make train`); `ka-ml models` then lists their versions.",
+            soft_wrap=True,
+        )
+        return
+    table = Table("model", "version", "aliases", "created (UTC)", "run id", "test metrics")
+    for v in versions:
+        metrics = registry.key_metrics(v.kind, v.metrics)
+        aliases = ", ".join(
+            f"[bold green]{a}[/]" if a == registry.CHAMPION else a for a in v.aliases
+        )
+        table.add_row(
+            v.name,
+            v.version,
+            aliases or "-",
+            v.created.strftime("%Y-%m-%d %H:%M") if v.created else "-",
+            v.run_id or "-",
+            "  ".join(f"{k} {val:.3f}" for k, val in metrics.items()) or "-",
+        )
+    out.print(table)
+    for name in registry.model_kinds(cfg):
+        if not any(v.name == name for v in versions):
+            out.print(f"no versions of '{name}' yet: train with `ka-ml train`", soft_wrap=True)
+    out.print(
+        "`ka-ml score` uses the champions; promote another version by hand with "
+        "`ka-ml promote NAME VERSION`.",
+        soft_wrap=True,
+    )
+
+
+def print_promotion(done: ManualPromotion, cfg: Config, out: Console) -> None:
+    """`ka-ml promote`: what changed, where it was recorded, and a config mismatch."""
+    if not done.changed:
+        out.print(f"{done.name} v{done.version} is already the champion; nothing changed.")
+        return
+    was = f"v{done.previous} is now challenger" if done.previous else "there was none"
+    out.print(
+        f"{done.name} v{done.version} is now the champion (the previous champion: {was}). "
+        f"Recorded in MLflow as run promote-{done.name}-v{done.version} ({done.run_id}).",
+        soft_wrap=True,
+    )
+    if done.name not in registry.model_kinds(cfg):
+        out.print(
+            f"  [yellow]warning[/]: the config scores "
+            f"{' and '.join(registry.model_kinds(cfg))}, not '{done.name}'.",
+            soft_wrap=True,
+        )

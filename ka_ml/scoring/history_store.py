@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ka_ml.config import Config
+
 COLUMNS = (
     "account_id",
     "as_of",
@@ -74,6 +76,11 @@ DATE_COLUMNS = (
     "next_purchase_p90_date",
     "last_order_date",
 )
+
+
+def history_path(cfg: Config) -> Path:
+    """Where the scorer keeps its history: beside the weekly output folders."""
+    return Path(cfg.paths.outputs) / "score_history.sqlite"
 
 
 def _connect(path: Path) -> sqlite3.Connection:

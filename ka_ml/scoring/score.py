@@ -1,15 +1,14 @@
-"""`ka-ml score`: champion models -> features as of the date -> scores, reasons, lights.
+"""Scoring, pure: champion models -> features as of the date -> scores, reasons, lights.
 
-``score_accounts`` is pure (history, config, models in; the scores frame out);
-``run_scoring`` adds the edges: the registry, the score history, the locked, atomic
-writing of ``scores.parquet``/``scores.csv``/``report.html``/``scores.xlsx`` and the
-run record.
+``score_and_explain`` takes the history, config, models and last week's stored run and
+returns the scores frame (every contract column, the report's extras) with each account's
+churn contributions; the job :mod:`ka_ml.jobs.score` adds the edges (registry, score
+history, outputs).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +19,18 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
+from ka_ml.features.catalog import ABC_CATEGORIES
 from ka_ml.modeling.predict import predict_frame
+from ka_ml.scoring import history_store
 from ka_ml.scoring.explain import changes_since, probability_contributions, top_reasons
 from ka_ml.scoring.health import assign_lights, recommended_actions
+from ka_ml.scoring.lifecycle import (
+    churn_definitions,
+    expected_revenue,
+    float_column,
+    lifecycle_states,
+)
+from ka_ml.scoring.scorecard import scorecard
 
 log = logging.getLogger("ka_ml.score")
 
@@ -59,20 +67,15 @@ def score_accounts(
     score_history: pd.DataFrame | None = None,
     *,
     features: pd.DataFrame | None = None,
-    engine: str = "local",
     previous: Previous | None = None,
 ) -> pd.DataFrame:
     """One row per eligible account with every contract column (and the report's extras).
 
     ``features``: the feature table as of ``as_of`` when the caller built it already (the
-    scorer does, to check it for drift); built here otherwise. ``engine="spark"``: the
-    same frame from :mod:`ka_ml.spark.score` (which builds its own features).
+    scorer does, to check it for drift); built here otherwise. The Spark engine builds the
+    same frame in :mod:`ka_ml.spark.score`.
     ``previous``: the previous run's stored contributions (see :func:`score_and_explain`).
     """
-    if engine == "spark":  # features, scores and reasons per account bucket on Spark
-        from ka_ml.spark.score import score_accounts as on_spark
-
-        return on_spark(history, cfg, pd.Timestamp(as_of), models, score_history)
     return score_and_explain(
         history, cfg, as_of, models, score_history, features=features, previous=previous
     )[0]
@@ -135,7 +138,6 @@ def score_and_explain(
 
 
 def has_previous_run(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cfg: Config) -> bool:
-    from ka_ml.scoring import history_store
 
     if score_history is None or score_history.empty:
         return False
@@ -233,14 +235,6 @@ def portfolio_columns(
     value = P(order within the largest purchase window) x what the account used to buy in a
     year (its lifetime spend per month x 12), for lapsed accounts only.
     """
-    from ka_ml.features.catalog import ABC_CATEGORIES
-    from ka_ml.scoring.lifecycle import (
-        churn_definitions,
-        expected_revenue,
-        float_column,
-        lifecycle_states,
-    )
-    from ka_ml.scoring.scorecard import scorecard
 
     states = lifecycle_states(X, cfg)
     lapsed = (states["lifecycle"] == "lapsed").to_numpy()
@@ -282,7 +276,6 @@ def light_columns(
     as_of: pd.Timestamp,
     score_history: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    from ka_ml.scoring import history_store
 
     hist = (
         score_history
@@ -345,9 +338,3 @@ def align_to(before: pd.DataFrame, X: pd.DataFrame) -> pd.DataFrame:
         if isinstance(X[c].dtype, pd.CategoricalDtype):
             aligned[c] = pd.Categorical(aligned[c].astype("object"), categories=X[c].cat.categories)
     return aligned
-
-
-def time_it(timings: dict[str, float], name: str, t0: float) -> float:
-    now = time.perf_counter()
-    timings[name] = round(now - t0, 3)
-    return now

@@ -37,6 +37,7 @@ from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
 from ka_ml.data.loader import DELIMITERS, ambiguous_table, column_targets, split_table_file
 from ka_ml.data.schema import SCHEMA, Kind
+from ka_ml.data.validate import BAD_PROBLEM, bad_remedy
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
 
@@ -564,7 +565,6 @@ def _examples(typed: DataFrame, mask: Column, column: str) -> tuple[str, ...]:
 
 
 def _bad_message(kind: Kind, read: ReadOptions) -> tuple[str, str]:
-    from ka_ml.data.validate import BAD_PROBLEM, bad_remedy
 
     remedy = bad_remedy(kind, read)
     if kind == "date":

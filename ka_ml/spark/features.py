@@ -29,10 +29,12 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
+from ka_ml.features import snapshots
 from ka_ml.features.build import KEYS, add_portfolio_features
 from ka_ml.features.catalog import features_for
 from ka_ml.spark import kernel
 from ka_ml.spark.data import SparkHistory, from_history
+from ka_ml.spark.session import spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -47,7 +49,6 @@ def as_spark(source: Source) -> SparkHistory:
     """A SparkHistory (a History is sent to the running/new session first)."""
     if isinstance(source, SparkHistory):
         return source
-    from ka_ml.spark.session import spark_session
 
     return from_history(spark_session(), source)
 
@@ -269,7 +270,6 @@ def build_training_set(
 
     The collected frame must fit this machine: a KaMlError with the remedy otherwise.
     """
-    from ka_ml.features import snapshots
 
     as_of = pd.Timestamp(as_of).normalize()
     sh = as_spark(history)

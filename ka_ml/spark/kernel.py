@@ -28,9 +28,13 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.data.schema import SCHEMA, Kind
+from ka_ml.data.validate import SORT_KEYS, derive_accounts
 from ka_ml.features.build import KEYS, account_block
 from ka_ml.features.catalog import ABC_CATEGORIES
 from ka_ml.features.encode import encode, known_before
+from ka_ml.features.labels import churn_labels, timing_labels
+from ka_ml.features.snapshots import at_risk
+from ka_ml.scoring.score import align_to, score_in_chunks
 
 TABLE_CODES: dict[str, int] = {
     "orders": 0,
@@ -135,7 +139,6 @@ def pack(history: History) -> pd.DataFrame:
 
 def unpack(long: pd.DataFrame, layout: Layout) -> History:
     """The History of one bucket from its long frame (see the module doc)."""
-    from ka_ml.data.validate import SORT_KEYS, derive_accounts
 
     codes = long["_t"].to_numpy()
     frames: dict[str, pd.DataFrame] = {}
@@ -266,8 +269,6 @@ def training_rows(
 ) -> pd.DataFrame:
     """:func:`feature_rows` plus the churn and timing labels of the eligible rows, exactly
     as :func:`ka_ml.features.snapshots.build_training_set` computes them."""
-    from ka_ml.features.labels import churn_labels, timing_labels
-    from ka_ml.features.snapshots import at_risk
 
     as_of = pd.Timestamp(as_of).normalize()
     known = known_before(history, as_of)
@@ -354,7 +355,6 @@ def score_rows(
     (``ka_ml.scoring.score.score_chunk``) for the accounts scored at ``as_of``, plus the
     features in ``keep``, which the driver needs for the portfolio columns and the lights.
     """
-    from ka_ml.scoring.score import align_to, score_in_chunks
 
     as_of = pd.Timestamp(as_of)
     stamp = rows["as_of"].astype("datetime64[us]")

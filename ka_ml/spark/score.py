@@ -20,7 +20,13 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.catalog import ABC_CATEGORIES
-from ka_ml.scoring.score import ACCOUNT_COLUMNS, Models, light_columns, portfolio_columns
+from ka_ml.scoring.score import (
+    ACCOUNT_COLUMNS,
+    Models,
+    has_previous_run,
+    light_columns,
+    portfolio_columns,
+)
 from ka_ml.spark import kernel
 from ka_ml.spark.data import SparkHistory
 from ka_ml.spark.features import Plan, as_spark, default_buckets, feature_frame
@@ -195,7 +201,6 @@ def score_with_features(
     """(scores, feature table as of ``as_of``) - what ``run_scoring`` needs (the features
     feed the drift check); ``features=False`` skips collecting the features (empty frame)."""
     as_of = pd.Timestamp(as_of)
-    from ka_ml.scoring.score import has_previous_run
 
     compare = has_previous_run(score_history, as_of, cfg)
     res, p, table = score_frame(

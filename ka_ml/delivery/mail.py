@@ -1,7 +1,7 @@
-"""`ka-ml notify`: each owner's digest as an e-mail, sent over SMTP or written as ``.eml``.
+"""Each owner's digest as an e-mail, sent over SMTP or written as ``.eml`` (the mail edge).
 
-The digests are rebuilt from a score output folder (``scores.parquet`` + the run record),
-so a notify run is reproducible and can be repeated for one owner (``--owner``). Messages
+The job (:mod:`ka_ml.jobs.notify`) rebuilds the digests from a score output folder and hands
+them here. Messages
 are standard ``multipart/alternative`` (text + HTML), with the owner's report attached
 when ``delivery.attach_report`` is on; built with the standard library's ``email``.
 
@@ -14,8 +14,6 @@ unencrypted connection except to a loopback relay.
 from __future__ import annotations
 
 import ipaddress
-import os
-import re
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -25,14 +23,11 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-import pandas as pd
-
-from ka_ml.config import Config, DeliveryConfig, SmtpConfig
-from ka_ml.delivery.digest import OwnerDigest, build_digests, read_scored
+from ka_ml.config import DeliveryConfig, SmtpConfig
+from ka_ml.delivery.digest import OwnerDigest
 from ka_ml.errors import KaMlError
 from ka_ml.io import atomic_write
 
-_DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # CRLF, and lines up to the SMTP limit: short headers stay on one line (the default 78
 # makes the email package fold "Subject: [ka-ml] ..." right after the colon)
 MAIL_POLICY = SMTP_POLICY.clone(max_line_length=998)
@@ -46,14 +41,6 @@ class Outgoing:
     message: EmailMessage
 
 
-@dataclass(frozen=True)
-class NotifyResult:
-    folder: Path  # the score output folder the digests came from
-    outgoing: tuple[Outgoing, ...]
-    written: tuple[Path, ...] = ()  # dry run: the .eml files
-    sent: bool = False
-
-
 def is_loopback(host: str) -> bool:
     """``localhost`` or a loopback IP (127.0.0.0/8, ::1)."""
     if host.strip().lower() == "localhost":
@@ -62,24 +49,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def scored_folder(outputs: Path, as_of: pd.Timestamp | None) -> Path:
-    """``outputs/<as-of>/``; without a date, the latest dated folder holding scores."""
-    outputs = Path(outputs)
-    if as_of is not None:
-        return outputs / str(pd.Timestamp(as_of).date())
-    dated = sorted(
-        p
-        for p in (outputs.iterdir() if outputs.is_dir() else ())
-        if _DATE_DIR.match(p.name) and (p / "scores.parquet").exists()
-    )
-    if not dated:
-        raise KaMlError(
-            f"No scored date found in '{outputs}'.",
-            "run `ka-ml score` first, or pass --as-of / --scores.",
-        )
-    return dated[-1]
 
 
 def compose(digest: OwnerDigest, delivery: DeliveryConfig) -> EmailMessage:
@@ -103,25 +72,6 @@ def compose(digest: OwnerDigest, delivery: DeliveryConfig) -> EmailMessage:
             filename=f"key-accounts-{digest.slug}-{digest.as_of}.html",
         )
     return msg
-
-
-def prepare(
-    folder: Path, cfg: Config, owners: Sequence[str] = ()
-) -> tuple[tuple[Outgoing, ...], Path]:
-    """Digests and e-mails for a score output folder (optionally only some owners)."""
-    scores, run = read_scored(folder)
-    digests = build_digests(scores, run, cfg.delivery)
-    if owners:
-        wanted = set(owners)
-        known = {d.label for d in digests} | {d.slug for d in digests}
-        unknown = sorted(wanted - known)
-        if unknown:
-            raise KaMlError(
-                f"Unknown owner(s) {unknown} in '{folder}'.",
-                f"use one of: {', '.join(sorted(d.label for d in digests)[:20])}.",
-            )
-        digests = [d for d in digests if d.label in wanted or d.slug in wanted]
-    return tuple(Outgoing(d, compose(d, cfg.delivery)) for d in digests), Path(folder)
 
 
 def write_eml(outgoing: Sequence[Outgoing], out_dir: Path) -> list[Path]:
@@ -210,34 +160,4 @@ def send(outgoing: Sequence[Outgoing], smtp: SmtpConfig, env: Mapping[str, str])
         )
 
 
-def notify(
-    folder: Path,
-    cfg: Config,
-    *,
-    dry_run: bool = False,
-    out: Path | None = None,
-    owners: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
-) -> NotifyResult:
-    """Send each owner their digest, or (``dry_run``) write ``out/<owner>.eml`` files."""
-    if dry_run:
-        if out is None:
-            raise KaMlError("--dry-run needs --out DIR.", "name a folder for the .eml files.")
-        outgoing, folder = prepare(folder, cfg, owners)
-        return NotifyResult(folder, outgoing, tuple(write_eml(outgoing, out)), sent=False)
-    outgoing, folder = prepare(folder, cfg, owners)
-    send(outgoing, cfg.delivery.smtp, os.environ if env is None else env)
-    return NotifyResult(folder, outgoing, (), sent=True)
-
-
-__all__ = [
-    "NotifyResult",
-    "Outgoing",
-    "compose",
-    "is_loopback",
-    "notify",
-    "prepare",
-    "scored_folder",
-    "send",
-    "write_eml",
-]
+__all__ = ["MAIL_POLICY", "Outgoing", "compose", "is_loopback", "send", "write_eml"]

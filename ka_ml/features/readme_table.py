@@ -1,6 +1,6 @@
 """Keeps the README's feature table in step with the feature catalog.
 
-``python -m ka_ml.docs`` rewrites the block between the ``features:start`` and
+``python -m ka_ml.features.readme_table`` rewrites the block between the ``features:start`` and
 ``features:end`` markers; a test fails when the README and the catalog disagree.
 """
 

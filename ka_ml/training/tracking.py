@@ -7,8 +7,9 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 import yaml
@@ -18,14 +19,13 @@ from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
+from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.evaluate import timing_scores
 from ka_ml.modeling.predict import predict_frame
-
-if TYPE_CHECKING:
-    from ka_ml.modeling.churn import ChurnModel
-    from ka_ml.modeling.timing import TimingModel
-    from ka_ml.modeling.tuning import TuningResult
-    from ka_ml.train import Evaluation, Folds
+from ka_ml.modeling.timing import TimingModel
+from ka_ml.modeling.tuning import TuningResult
+from ka_ml.training.evaluation import Evaluation
+from ka_ml.training.folds import Folds
 
 log = logging.getLogger("ka_ml.tracking")
 
@@ -57,7 +57,6 @@ def log_inputs(
     folds: Folds,
     definition: str,
 ) -> None:
-    import mlflow
 
     resolved = cfg.model_dump(mode="json")
     params = {
@@ -113,7 +112,6 @@ def log_evaluation(
     folds: Folds,
     feats: list[str],
 ) -> None:
-    import mlflow
 
     mlflow.log_metrics(_finite(ev.churn, "test_churn_"))
     mlflow.log_metrics(_finite(ev.churn_uncalibrated, "test_churn_uncalibrated_"))
@@ -279,7 +277,6 @@ def promote(
     no champion to compare against become champion despite a failed calibration ceiling;
     when not given it is read from the evaluation's comparison tables.
     """
-    import mlflow
 
     if beats_baselines is None:
         beats_baselines = registry.baselines_beaten(

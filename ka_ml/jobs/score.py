@@ -1,31 +1,44 @@
-"""The scorer's edges: registry, score history, lock, atomic outputs and the run record."""
+"""`ka-ml score` as a job: the weekly run from the champion models to every output.
+
+Loads the champions from the registry, reads the score history (last week's lights and
+contributions), scores and explains every account (here or on Spark), adds monitoring
+(drift now, the latest backtest), and writes the outputs atomically under a lock: scores,
+report, spreadsheet, owners' digests, the database write-back and the run record; then the
+score history. Everything it calls is pure or owns one edge.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import logging
-import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from ka_ml import __version__
 from ka_ml.config import Config
 from ka_ml.data.history import History
+from ka_ml.delivery.stage import stage_delivery
+from ka_ml.delivery.writeback import resolve_url
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
-from ka_ml.monitoring.status import monitoring_record
+from ka_ml.jobs.backtest import latest_summary
+from ka_ml.modeling import registry
+from ka_ml.monitoring.drift import drift_report
+from ka_ml.reporting.excel import write_excel
+from ka_ml.reporting.html import portfolio_summary, write_report
 from ka_ml.scoring import history_store
+from ka_ml.scoring.health import light_rule
+from ka_ml.scoring.lifecycle import run_rate_text
 from ka_ml.scoring.score import Models, Previous, score_and_explain
-
-if TYPE_CHECKING:
-    from ka_ml.spark.data import SparkHistory
+from ka_ml.spark.data import SparkHistory
+from ka_ml.spark.score import score_with_features
+from ka_ml.versions import package_versions
 
 log = logging.getLogger("ka_ml.score")
 
@@ -48,21 +61,7 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version(), "ka_ml": __version__}
-    for pkg in ("pandas", "numpy", "lightgbm", "scikit-learn", "mlflow", "shap", "optuna"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
-
-
 def load_models(cfg: Config) -> Models:
-    from ka_ml.modeling import registry
-
     client = registry.connect(cfg)
     churn, cv = registry.load_champion(client, cfg.mlflow.churn_model_name, "churn")
     timing, tv = registry.load_champion(client, cfg.mlflow.timing_model_name, "purchase-timing")
@@ -76,8 +75,15 @@ class ScoreResult:
     record: dict[str, Any]
 
 
-def history_path(cfg: Config) -> Path:
-    return Path(cfg.paths.outputs) / "score_history.sqlite"
+def check_output(out_dir: Path | None) -> None:
+    """Fail before any work when an explicit output folder cannot be written."""
+    if out_dir is not None:
+        ensure_writable_dir(Path(out_dir).parent, "output")
+
+
+def writeback_url(cfg: Config, env: Mapping[str, str]) -> str:
+    """The database the scores are upserted into (``$KA_ML_WRITEBACK_URL``, else config)."""
+    return resolve_url(cfg, env)
 
 
 def run_scoring(
@@ -98,7 +104,7 @@ def run_scoring(
     timings: dict[str, float] = {}
     out_dir = Path(out_dir) if out_dir else Path(cfg.paths.outputs) / str(as_of.date())
     ensure_writable_dir(out_dir.parent, "output")
-    hist_path = history_path(cfg)
+    hist_path = history_store.history_path(cfg)
     with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
         recover_staged(out_dir)
         models = load_models(cfg)
@@ -106,8 +112,6 @@ def run_scoring(
         past = history_store.read(hist_path, before=as_of)
         t1 = time.perf_counter()
         if engine == "spark" or not isinstance(history, History):  # features + models on Spark
-            from ka_ml.spark.score import score_with_features
-
             scores, feats = score_with_features(history, cfg, as_of, models, past)
             contrib = None
         else:
@@ -127,6 +131,19 @@ def run_scoring(
             )
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
+
+
+def monitoring_record(
+    churn_model: Any, features: pd.DataFrame, cfg: Config, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    """``drift`` (PSI of this week's features against the champion's training reference)
+    and, when one exists, ``backtest`` (the newest backtest summary dated by ``as_of``)."""
+    profile = getattr(churn_model, "reference_profile_", None)
+    record: dict[str, Any] = {"drift": drift_report(profile, features, cfg.monitoring)}
+    backtest = latest_summary(cfg, as_of)
+    if backtest is not None:
+        record["backtest"] = backtest
+    return record
 
 
 def previous_run(
@@ -152,9 +169,6 @@ def _run_record(
     scores: pd.DataFrame,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    from ka_ml.reporting.html import portfolio_summary
-    from ka_ml.scoring.health import light_rule
-    from ka_ml.scoring.lifecycle import run_rate_text
 
     defs = {
         "auto": "contract lapse (contracted accounts) / no order (others)",
@@ -211,9 +225,6 @@ def _write_outputs(
     cfg: Config,
     writeback_url: str | None = None,
 ) -> None:
-    from ka_ml.delivery.stage import stage_delivery
-    from ka_ml.reporting.excel import write_excel
-    from ka_ml.reporting.html import write_report
 
     with staged_dir(out_dir) as stage:
         scores.to_parquet(stage / "scores.parquet", index=False)

@@ -1,4 +1,4 @@
-"""Figures for the notebooks, drawn from the tables in :mod:`ka_ml.analysis`.
+"""Figures for the notebooks, drawn from the tables in :mod:`ka_ml.analysis.tables`.
 
 Every function returns a ``matplotlib.figure.Figure`` that is not attached to pyplot: no
 backend is selected or changed (the notebooks may run headless, in a test), nothing is
@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ka_ml.analysis import OTHER_FEATURES, pooled_retention
+from ka_ml.analysis.tables import OTHER_FEATURES, pooled_retention
 
 RAISES, LOWERS = "#c0392b", "#27ae60"
 

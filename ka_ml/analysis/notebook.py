@@ -46,9 +46,9 @@ def find_project_root(start: Path) -> Path | None:
 
 def data_source(cfg: Config, explicit: str | None = None) -> str:
     """The same rule as the ``--data`` default of the CLI (see ``ka_ml.data.source``)."""
-    from ka_ml.data.source import resolve_source
+    from ka_ml.jobs.data import choose_source
 
-    return resolve_source(cfg, explicit)
+    return choose_source(cfg, explicit)
 
 
 def _parse_as_of(value: str | None) -> pd.Timestamp | None:
@@ -119,7 +119,7 @@ def show_png(path: str | Path, width: int | None = None) -> None:
 
 def show_figure(fig: Any, folder: Path, name: str) -> None:
     """Save ``fig`` as ``folder/name.png`` and display it inline."""
-    from ka_ml.analysis_plots import save_figure
+    from ka_ml.analysis.plots import save_figure
 
     show_png(save_figure(fig, folder / f"{name}.png"))
 

@@ -1,0 +1,106 @@
+"""`ka-ml backtest` as a job: read the score history, measure, log to MLflow, write JSON.
+
+The measuring is pure (:mod:`ka_ml.monitoring.backtest`); this job reads the stored weekly
+scores that are due, logs the result as an MLflow run and writes one JSON file per data
+as-of beside the score history, which the next scoring run's record quotes
+(:func:`latest_summary`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.errors import KaMlError
+from ka_ml.io import atomic_write_json, ensure_writable_dir
+from ka_ml.modeling import registry
+from ka_ml.monitoring.backtest import backtest_dir, compute_backtest, read_scores, summary
+from ka_ml.scoring.history_store import history_path
+
+log = logging.getLogger("ka_ml.backtest")
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    as_of: pd.Timestamp
+    details: dict[str, Any]
+    summary: dict[str, Any]
+    path: Path
+    run_id: str
+
+
+def run_backtest(
+    history: History, cfg: Config, as_of: pd.Timestamp, out: Path | None = None
+) -> BacktestResult:
+    """Backtest the due weeks of the score history; log to MLflow; write the JSON file."""
+    as_of = pd.Timestamp(as_of).normalize()
+    path = Path(out) if out else backtest_dir(cfg) / f"backtest-{as_of.date()}.json"
+    hist = history_path(cfg)
+    if not hist.exists():
+        raise KaMlError(
+            f"There is no score history at '{hist}' to backtest.",
+            "run ka-ml score weekly (with the same paths.outputs) first.",
+        )
+    # only weeks whose horizon can have passed: as_of + horizon <= data as-of
+    due_before = as_of - pd.Timedelta(days=cfg.labels.horizon_days - 1)
+    scores = read_scores(hist, before=due_before)
+    if scores.empty:
+        scores = read_scores(hist)  # none due: the error names the earliest stored week
+    details = compute_backtest(history, scores, cfg, as_of)  # seconds, no I/O
+    ensure_writable_dir(path.parent, "backtest output")  # before MLflow or any file
+    flat = summary(details)
+    registry.connect(cfg)
+    with mlflow.start_run(run_name=f"backtest-{as_of.date()}") as run:
+        mlflow.set_tags(
+            {
+                "kind": "backtest",
+                "as_of": details["as_of"],
+                "data_fingerprint": details["data"]["fingerprint"],
+                "config_hash": details["config_hash"],
+                "retrain_recommended": str(details["recommendation"]["retrain"]).lower(),
+                "weeks": ",".join(details["weeks"])[:5000],
+            }
+        )
+        mlflow.log_metrics(
+            {
+                f"backtest_{k}": float(v)
+                for k, v in details["metrics"].items()
+                if isinstance(v, int | float) and np.isfinite(v)
+            }
+        )
+        mlflow.log_dict(details, "backtest/backtest.json")
+    atomic_write_json(path, {**details, "summary": flat, "mlflow_run_id": run.info.run_id})
+    return BacktestResult(as_of, details, flat, path, run.info.run_id)
+
+
+def latest_summary(cfg: Config, as_of: pd.Timestamp) -> dict[str, Any] | None:
+    """The summary of the newest backtest dated on or before ``as_of`` (None if none)."""
+    folder = backtest_dir(cfg)
+    if not folder.is_dir():
+        return None
+    dated = []
+    for p in folder.glob("backtest-*.json"):  # one file per backtest run, not per account
+        try:
+            day = pd.Timestamp(p.stem.removeprefix("backtest-"))
+        except ValueError:
+            continue
+        if day <= pd.Timestamp(as_of):
+            dated.append((day, p))
+    for _, p in sorted(dated, reverse=True):
+        try:
+            found = json.loads(p.read_text(encoding="utf-8")).get("summary")
+        except (OSError, ValueError) as e:
+            log.warning("skipping unreadable backtest file %s: %s", p, e)
+            continue
+        if isinstance(found, dict):
+            return found
+    return None

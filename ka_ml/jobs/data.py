@@ -1,0 +1,90 @@
+"""Reading account history for a command, and the two commands that only write data.
+
+One rule for which data a command reads when the user does not say (``--data``, else
+``data.source``, else the demo world, generated on first use), read here or by Spark; and
+the ``demo-data`` and ``features`` commands' writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.data.loader import load_history
+from ka_ml.demo.world import generate_world, write_world
+from ka_ml.errors import KaMlError
+from ka_ml.features.build import build_features
+from ka_ml.io import atomic_write
+from ka_ml.spark import data as spark_data
+from ka_ml.spark import features as spark_features
+from ka_ml.spark.session import check_engine, spark_session
+
+log = logging.getLogger("ka_ml.demo")
+
+
+def choose_source(cfg: Config, explicit: str | None = None) -> str:
+    """Explicit source, else ``data.source``, else the demo world (generated on first use)."""
+    if explicit:
+        return explicit
+    if cfg.data.source:
+        return cfg.data.source
+    demo = Path(cfg.data.demo_dir)
+    if not (demo / "orders.csv").exists():
+        log.info("generating the demo data in %s (first use) ...", demo)
+        world = generate_world(cfg.data.demo_accounts, cfg.data.demo_years, cfg.data.demo_seed)
+        write_world(world, demo)
+    return str(demo)
+
+
+def load(
+    cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"
+) -> History | spark_data.SparkHistory:
+    """The history a command works on: read and validated here, or read by Spark itself
+    (``engine="spark"``, a :class:`~ka_ml.spark.data.SparkHistory`)."""
+    if check_engine(engine) == "spark":
+        return spark_data.read_history(spark_session(), choose_source(cfg, data), cfg.data)
+    return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
+
+
+def write_demo(
+    cfg: Config,
+    out: Path | None,
+    accounts: int | None,
+    years: float | None,
+    seed: int | None,
+    fmt: str,
+) -> tuple[list[Path], Path]:
+    """The synthetic demo portfolio (config defaults for what is not given): files, folder."""
+    if fmt not in ("csv", "parquet"):
+        raise KaMlError(f"--format '{fmt}' is not supported.", "use csv or parquet.")
+    target = out or Path(cfg.data.demo_dir)
+    world = generate_world(
+        accounts or cfg.data.demo_accounts,
+        years or cfg.data.demo_years,
+        cfg.data.demo_seed if seed is None else seed,
+    )
+    return write_world(world, target, fmt=fmt), target  # type: ignore[arg-type]
+
+
+def write_features(
+    cfg: Config, data: str | None, as_of: pd.Timestamp | None, out: Path, engine: str
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The point-in-time feature table as of ``as_of`` (default: the data's), written to
+    ``out`` (.parquet or .csv) atomically."""
+    if out.suffix not in (".parquet", ".csv"):
+        raise KaMlError(f"--out '{out}' must end in .parquet or .csv.", "pick one of them.")
+    h = load(cfg, data, as_of, engine)
+    day = as_of or h.default_as_of
+    if engine == "spark":
+        df = spark_features.build_features(h, day, cfg)
+    else:
+        df = build_features(h, day, cfg)  # type: ignore[arg-type]
+    if out.suffix == ".parquet":
+        atomic_write(out, lambda p: df.to_parquet(p, index=False))
+    else:
+        atomic_write(out, lambda p: df.to_csv(p, index=False))
+    return df, day

@@ -1,0 +1,289 @@
+"""What a training run reports: the procedure's pooled out-of-time performance.
+
+Churn and timing metrics on the origins beside the baselines (recency, RFM logistic
+regression, BG/NBD, the contract calendar), per origin, per slice, the lights the scorer would
+have shown, the AUC expected on the population being scored, and the model card.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.data.history import History
+from ka_ml.modeling import metrics as M
+from ka_ml.modeling.baselines import BGNBDChurn
+from ka_ml.modeling.churn import ChurnModel
+from ka_ml.modeling.evaluate import (
+    compare,
+    completed_interval_coverage,
+    light_scores,
+    tenure_band,
+    timing_scores,
+)
+from ka_ml.modeling.lgb_utils import sigmoid
+from ka_ml.modeling.timing import (
+    interval_edges,
+)
+from ka_ml.scoring.health import assign_lights
+from ka_ml.scoring.lifecycle import lifecycle_states
+from ka_ml.training.folds import Folds, account_groups
+
+
+# -- evaluation -------------------------------------------------------------------------
+@dataclass
+class Evaluation:
+    """The out-of-time performance of the training procedure, pooled over the origins."""
+
+    churn: dict[str, float]
+    churn_uncalibrated: dict[str, float]
+    lights: dict[str, float]
+    timing: dict[str, float]
+    comparison: pd.DataFrame
+    timing_comparison: pd.DataFrame
+    slices: pd.DataFrame
+    test_predictions: pd.DataFrame = field(repr=False)
+    per_origin: pd.DataFrame = field(default_factory=pd.DataFrame)
+    family: str = "lightgbm"
+    family_scores: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    expected: dict[str, float] = field(default_factory=dict)
+    calendar_rule: dict[str, float] = field(default_factory=dict)  # empty: no contracts
+
+
+BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
+
+
+CALENDAR_FEATURE = "contract_days_to_end"
+
+
+def calendar_rule_scores(test: pd.DataFrame) -> np.ndarray | None:
+    """The contract calendar as the only churn score: minus the days to the end of the
+    account's latest contract, so contracts ending soonest, and contracts already past
+    their end, rank as the riskiest. An account without any contract scores as if its
+    contract ended today (0 days): nothing binds it, so the calendar calls it as risky as
+    a contract expiring now (of the simple choices, the one the calendar ranks best with
+    on the demo). ``None`` when the data has no contracts table (no such feature)."""
+    if CALENDAR_FEATURE not in test:
+        return None
+    days = test[CALENDAR_FEATURE].to_numpy(float)
+    return -np.where(np.isnan(days), 0.0, days)
+
+
+def calendar_rule_metrics(test: pd.DataFrame) -> dict[str, float]:
+    """ROC AUC of :func:`calendar_rule_scores` on the pooled out-of-time rows; empty
+    when there is no contract calendar."""
+    score = calendar_rule_scores(test)
+    if score is None:
+        return {}
+    return {"roc_auc": M.roc_auc(test["churn"].to_numpy(float), score)}
+
+
+def per_origin_table(oot: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+    """ROC AUC, Brier and calibration in the large per origin, model beside baselines."""
+    rows = []
+    for date, idx in oot.groupby("as_of").indices.items():
+        y = oot["churn"].to_numpy(float)[idx]
+        for name, q in (
+            ("ka_ml churn model", p[idx]),
+            *((b, oot[b].to_numpy()[idx]) for b in BASELINES),
+        ):
+            ok = np.isfinite(q)
+            rows.append(
+                {
+                    "origin": str(pd.Timestamp(str(date)).date()),
+                    "predictor": name,
+                    "rows": int(ok.sum()),
+                    "roc_auc": M.roc_auc(y[ok], q[ok]),
+                    "brier": M.brier(y[ok], q[ok]),
+                    "mean_p": float(np.mean(q[ok])),
+                    "churn_rate": float(np.mean(y[ok])),
+                    "expected_roc_auc": M.expected_roc_auc(q[ok])
+                    if name == "ka_ml churn model"
+                    else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def expected_at(p_now: np.ndarray, per_origin: pd.DataFrame) -> dict[str, float]:
+    """What the scores should achieve on the population being scored, from the model's own
+    probabilities (assuming its calibration holds there), with the error that estimate made
+    on the origins, where the outcomes are known.
+
+    The origins lie at least a horizon before the as-of; when the population moves (a
+    cohort ages, a portfolio grows) the AUC on them is a biased estimate of the AUC at
+    the as-of, in either direction. The expected AUC sees the as-of population.
+    """
+    model = per_origin[per_origin["predictor"] == "ka_ml churn model"]
+    err = (model["expected_roc_auc"] - model["roc_auc"]).to_numpy(float)
+    p = np.asarray(p_now, dtype=float)
+    return {
+        "roc_auc": M.expected_roc_auc(p),
+        "brier": float(np.mean(p * (1 - p))) if len(p) else float("nan"),
+        "mean_p": float(np.mean(p)) if len(p) else float("nan"),
+        "accounts": float(len(p)),
+        "origin_error": float(np.mean(err)) if len(err) else float("nan"),
+        "origin_abs_error": float(np.max(np.abs(err))) if len(err) else float("nan"),
+    }
+
+
+def evaluate(
+    folds: Folds,
+    churn: ChurnModel,
+    p: np.ndarray,
+    oot: pd.DataFrame,
+    toot: pd.DataFrame,
+    history: History,
+    cfg: Config,
+    family_scores: dict[str, float],
+    p_now: np.ndarray | None = None,
+) -> Evaluation:
+    """The procedure's pooled out-of-time metrics beside the baselines on the same rows."""
+    test = folds.test
+    y = test["churn"].to_numpy(float)
+    windows = cfg.labels.purchase_windows
+    d = test["days_to_next"].to_numpy(float)
+    e = test["next_order_observed"].to_numpy(bool)
+    base_churn = {b: oot[b].to_numpy(float) for b in BASELINES}
+    comparison = compare(y, p, base_churn, account_groups(test), seed=cfg.seed)
+    tpred = toot.drop(columns=["account_id", "as_of", "cdf"], errors="ignore")
+    bg_timing = bgnbd_within(history, folds, cfg)
+    common = np.isfinite(bg_timing.to_numpy(float)).all(axis=1)
+    trows = [
+        {
+            "predictor": name,
+            **timing_scores(pr[common].reset_index(drop=True), d[common], e[common], windows),
+        }
+        for name, pr in (("ka_ml timing model", tpred), ("BG/NBD", bg_timing))
+    ]
+    preds = (
+        test[["account_id", "as_of", "churn"]].assign(churn_probability=p).reset_index(drop=True)
+    )
+    preds = pd.concat([preds, tpred.reset_index(drop=True)], axis=1)
+    cal = churn.calibrator_
+    per_origin = per_origin_table(oot, p)
+    return Evaluation(
+        churn=M.churn_metrics(y, p),
+        churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
+        lights=origin_lights(test, y, p, cfg),
+        timing=timing_scores(tpred, d, e, windows) | completed_coverage(toot, d, e, windows),
+        comparison=comparison,
+        timing_comparison=pd.DataFrame(trows),
+        slices=_slices(test, y, p),
+        test_predictions=preds,
+        per_origin=per_origin,
+        family=churn.family_,
+        family_scores=family_scores,
+        calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
+        notes=[n for n in (folds.split.note,) if n],
+        expected={} if p_now is None else expected_at(p_now, per_origin),
+        calendar_rule=calendar_rule_metrics(test),
+    )
+
+
+def origin_lights(
+    test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config
+) -> dict[str, float]:
+    """The lights the scorer would have shown on each origin (its lifecycle states and light
+    rule, no previous week), judged against what happened: precision and recall of red and
+    of red + yellow among the accounts that get a light, the share of them that was red,
+    and the churn ROC AUC on them (lapsed accounts, the easy part of any ranking, left out).
+    """
+
+    lit = (lifecycle_states(test, cfg)["lifecycle"] != "lapsed").to_numpy()
+    light = np.full(len(test), "", dtype=object)
+    for idx in test.groupby("as_of").indices.values():
+        light[idx], _ = assign_lights(p[idx], None, cfg.health, eligible=lit[idx])
+    out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
+    out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
+    out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")
+    return out
+
+
+def completed_coverage(
+    toot: pd.DataFrame, d: np.ndarray, e: np.ndarray, windows: list[int]
+) -> dict[str, float]:
+    """The interval's coverage of next orders within the model's range, rows censored by the
+    origins' short follow-up completed by their forecast (what the levels were chosen on)."""
+    if "cdf" not in toot:
+        return {}
+    edges = interval_edges(windows)
+    F = np.stack(list(toot["cdf"]))
+    cov = completed_interval_coverage(
+        F, edges, d, e, toot["q10"].to_numpy(float), toot["q90"].to_numpy(float)
+    )
+    return {"p10_p90_coverage_completed": cov}
+
+
+def model_card(ev: Evaluation) -> dict[str, Any]:
+    """The churn model's card: the family that won on the origins and by how much, and the
+    pooled out-of-time figures beside the best baseline's."""
+    base = ev.comparison[ev.comparison["predictor"] != "ka_ml churn model"]
+    top = base.iloc[int(base["roc_auc"].to_numpy().argmax())]
+    others = {k: v for k, v in ev.family_scores.items() if k != ev.family}
+    return {
+        "family": ev.family,
+        "family_roc_auc": ev.family_scores.get(ev.family, float("nan")),
+        "family_margin": ev.family_scores.get(ev.family, float("nan"))
+        - max(others.values(), default=float("nan")),
+        "calibration": str(ev.calibration.get("method", "none")),
+        "oot_roc_auc": float(ev.churn["roc_auc"]),
+        "oot_brier": float(ev.churn["brier"]),
+        "best_baseline": str(top["predictor"]),
+        "best_baseline_roc_auc": float(top["roc_auc"]),
+        "origins": int(ev.per_origin["origin"].nunique()) if not ev.per_origin.empty else 0,
+        **cycle_figures(ev.timing),
+    }
+
+
+def cycle_figures(timing: dict[str, float]) -> dict[str, float]:
+    """The purchase-cycle record managers see: p10-p90 coverage and the shortest window's
+    accuracy beside the always-majority answer (empty when not measured)."""
+    windows = sorted(int(k[1:-9]) for k in timing if re.fullmatch(r"p\d+_accuracy", k))
+    out: dict[str, float] = {}
+    cov = timing.get("p10_p90_coverage", float("nan"))
+    if np.isfinite(cov):
+        out["timing_coverage"] = float(cov)
+    if windows:
+        k = windows[0]
+        out |= {
+            "window_days": float(k),
+            "window_accuracy": float(timing[f"p{k}_accuracy"]),
+            "window_majority_accuracy": float(timing.get(f"p{k}_majority_accuracy", np.nan)),
+        }
+    return out
+
+
+def bgnbd_within(history: History, folds: Folds, cfg: Config) -> pd.DataFrame:
+    """BG/NBD's P(order within k days) on every origin's rows (fitted on orders before it)."""
+
+    test = folds.test
+    windows = cfg.labels.purchase_windows
+    out = {k: np.full(len(test), np.nan) for k in windows}
+    for o in folds.split.origins:
+        idx = np.flatnonzero(test["as_of"].to_numpy() == np.datetime64(o.date))
+        ids = test["account_id"].to_numpy()[idx]
+        bg = BGNBDChurn().fit(history.orders, o.date)
+        for k in windows:
+            out[k][idx] = bg.predict_purchase_within(history.orders, o.date, k, ids)
+    return pd.DataFrame({f"p_purchase_{k}d": v for k, v in out.items()})
+
+
+def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    df = pd.DataFrame({"y": y, "p": p})
+    cols = []
+    for c in ("abc_tier", "industry"):
+        if c in test:
+            df[c] = test[c].astype("object").fillna("unknown").to_numpy()
+            cols.append(c)
+    if "tenure_days" in test:
+        df["tenure_band"] = tenure_band(test["tenure_days"]).to_numpy()
+        cols.append("tenure_band")
+    return M.slice_metrics(df, "y", "p", cols) if cols else pd.DataFrame()

@@ -1,0 +1,92 @@
+"""The labelled snapshots split in time: rolling test origins, each with its own past.
+
+:class:`Folds` holds the snapshots whose churn label is fully observed, the rolling origins
+(:func:`ka_ml.modeling.split.rolling_origins`, purged by the horizon) and the pooled test rows;
+:func:`censor_at` re-censors timing labels at a boundary, so a fit for an origin sees nothing
+its date could not have known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import Config
+from ka_ml.errors import ModelError
+from ka_ml.modeling.split import Backtest, Origin, rolling_origins
+
+KEY_COLUMNS = ("account_id", "as_of")
+
+
+LABEL_COLUMNS = ("churn", "churn_definition", "days_to_next", "next_order_observed")
+
+Progress = Callable[[str], None]
+
+
+def account_groups(df: pd.DataFrame) -> np.ndarray:
+    """One group per account (for splits that keep an account's snapshots together)."""
+    return df["account_id"].astype("str").to_numpy()
+
+
+def feature_columns(ts: pd.DataFrame) -> list[str]:
+    return [c for c in ts.columns if c not in (*KEY_COLUMNS, *LABEL_COLUMNS)]
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The labelled snapshots, the rolling test origins, and the pooled test rows."""
+
+    split: Backtest
+    labelled: pd.DataFrame
+    test: pd.DataFrame  # every origin's snapshot rows (the out-of-time test rows, pooled)
+
+    def train_rows(self, origin: Origin) -> pd.DataFrame:
+        return self.labelled[self.labelled["as_of"].isin(list(origin.train_dates))]
+
+    def test_rows(self, origin: Origin) -> pd.DataFrame:
+        return self.labelled[self.labelled["as_of"] == origin.date]
+
+
+def _purge(cfg: Config) -> int:
+    return cfg.labels.horizon_days if cfg.tuning.purge_days is None else cfg.tuning.purge_days
+
+
+def make_folds(ts: pd.DataFrame, cfg: Config) -> Folds:
+    """Rolling origins over the snapshots whose churn label is fully observed."""
+    labelled = ts[ts["churn"].notna()].reset_index(drop=True)
+    bt = rolling_origins(
+        labelled["as_of"].unique(), purge_days=_purge(cfg), n_origins=cfg.tuning.backtest_origins
+    )
+    dates = [o.date for o in bt.origins]
+    test = labelled[labelled["as_of"].isin(dates)].reset_index(drop=True)
+    return Folds(bt, labelled, test)
+
+
+def check_labels(folds: Folds) -> None:
+    """Refuse origins whose training or test rows hold a single churn class: nothing could
+    be learned or measured."""
+    for o in folds.split.origins:
+        for where, df in (("training", folds.train_rows(o)), ("test", folds.test_rows(o))):
+            y = df["churn"].to_numpy(float)
+            n_pos = int(np.sum(y == 1))
+            if n_pos == 0 or n_pos == len(y):
+                kind = "no churners" if n_pos == 0 else "only churners"
+                dates = sorted({str(pd.Timestamp(d).date()) for d in df["as_of"]})
+                raise ModelError(
+                    f"The {where} snapshots of the test origin {o.date.date()} "
+                    f"({', '.join(dates) or 'none'}) contain {kind} ({len(y)} rows): a churn "
+                    "model cannot be trained and tested.",
+                    "use a longer history or more accounts, check labels.churn_definition and "
+                    "labels.horizon_days against the data, or set a different --as-of.",
+                )
+
+
+def censor_at(df: pd.DataFrame, boundary: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Timing labels as they were known at ``boundary`` (re-censored, nothing later seen)."""
+    limit = (pd.Timestamp(boundary) - df["as_of"]).dt.days.to_numpy(float)
+    d = df["days_to_next"].to_numpy(float)
+    e = df["next_order_observed"].to_numpy(bool)
+    return np.minimum(d, limit), e & (d < limit)
