@@ -401,69 +401,90 @@ def _missing(text: Column) -> Column:
 
 def _coerce(col: Column, dtype: str, kind: Kind, read: ReadOptions) -> tuple[Column, Column]:
     """(typed value, unreadable flag) of one column by its contract kind and source type."""
-    from pyspark.sql import functions as F
-
-    is_text = dtype == "string"
     numeric = dtype in ("tinyint", "smallint", "int", "bigint", "float", "double") or (
         dtype.startswith("decimal")
     )
-    no = F.lit(False)
     if kind in ("id", "str"):
-        if numeric:
-            integral = col.cast("double") == F.floor(col.cast("double"))
-            text = F.when(integral, col.cast("decimal(38,0)").cast("string")).otherwise(
-                col.cast("string")
-            )
-        else:
-            text = F.trim(col.cast("string"))
-        blank = _missing(text) if kind == "id" else (text.isNull() | (text == ""))
-        return F.when(~blank, text), no
+        return _coerce_text(col, kind, numeric)
     if kind == "date":
-        if not is_text:
-            if dtype == "timestamp":
-                return F.to_date(col).cast("timestamp_ntz"), no
-            if dtype in ("date", "timestamp_ntz"):
-                return F.to_date(col).cast("timestamp_ntz"), no
-            return F.lit(None).cast("timestamp_ntz"), col.isNotNull()
-        text = F.trim(col)
-        present = ~_missing(text)
-        tries = []
-        if read.date_format:
-            tries.append(F.try_to_timestamp(text, F.lit(java_pattern(read.date_format))))
-        tries.append(text.try_cast("timestamp"))
-        if read.dayfirst:
-            tries += [F.try_to_timestamp(text, F.lit(p)) for p in _DAYFIRST]
-        value = F.when(present, F.to_date(F.coalesce(*tries)).cast("timestamp_ntz"))
-        return value, present & value.isNull()
+        return _coerce_date(col, dtype, read)
     if kind == "float":
-        if numeric:
-            value = col.cast("double")
-        elif not is_text:
-            return F.lit(None).cast("double"), col.isNotNull()
-        else:
-            text = F.trim(col)
-            present = F.when(~_missing(text), text)
-            clean = F.regexp_replace(present, _NUMBER_NOISE, "")
-            if read.decimal == ",":
-                simple = F.when(~present.contains("."), F.regexp_replace(present, ",", "."))
-                grouped = F.regexp_replace(F.regexp_replace(clean, r"\.", ""), ",", ".")
-                retry = F.when(clean.rlike(_GROUPED_COMMA), grouped).otherwise(
-                    F.regexp_replace(clean, ",", ".")
-                )
-                value = F.coalesce(simple.try_cast("double"), retry.try_cast("double"))
-            else:
-                retry = F.when(clean.rlike(_GROUPED_POINT), F.regexp_replace(clean, ",", ""))
-                value = F.coalesce(
-                    present.try_cast("double"), retry.otherwise(clean).try_cast("double")
-                )
-            value = F.when(present.isNotNull(), value)
-            infinite = F.abs(value) == float("inf")
-            return F.when(~infinite, value), present.isNotNull() & (value.isNull() | infinite)
+        return _coerce_float(col, dtype, numeric, read)
+    return _coerce_bool(col, dtype, numeric)
+
+
+def _coerce_text(col: Column, kind: Kind, numeric: bool) -> tuple[Column, Column]:
+    """Ids and strings: integral numbers without a decimal point, text trimmed, blanks null."""
+    from pyspark.sql import functions as F
+
+    if numeric:
+        integral = col.cast("double") == F.floor(col.cast("double"))
+        text = F.when(integral, col.cast("decimal(38,0)").cast("string")).otherwise(
+            col.cast("string")
+        )
+    else:
+        text = F.trim(col.cast("string"))
+    blank = _missing(text) if kind == "id" else (text.isNull() | (text == ""))
+    return F.when(~blank, text), F.lit(False)
+
+
+def _coerce_date(col: Column, dtype: str, read: ReadOptions) -> tuple[Column, Column]:
+    """Dates: typed columns as they are, text by the configured format, ISO, day-first."""
+    from pyspark.sql import functions as F
+
+    if dtype != "string":
+        if dtype in ("timestamp", "date", "timestamp_ntz"):
+            return F.to_date(col).cast("timestamp_ntz"), F.lit(False)
+        return F.lit(None).cast("timestamp_ntz"), col.isNotNull()
+    text = F.trim(col)
+    present = ~_missing(text)
+    tries = []
+    if read.date_format:
+        tries.append(F.try_to_timestamp(text, F.lit(java_pattern(read.date_format))))
+    tries.append(text.try_cast("timestamp"))
+    if read.dayfirst:
+        tries += [F.try_to_timestamp(text, F.lit(p)) for p in _DAYFIRST]
+    value = F.when(present, F.to_date(F.coalesce(*tries)).cast("timestamp_ntz"))
+    return value, present & value.isNull()
+
+
+def _coerce_float(
+    col: Column, dtype: str, numeric: bool, read: ReadOptions
+) -> tuple[Column, Column]:
+    """Numbers: numeric columns cast, text read with the configured decimal mark and
+    thousands separators; infinities unreadable."""
+    from pyspark.sql import functions as F
+
+    if numeric:
+        value = col.cast("double")
         infinite = F.abs(value) == float("inf")
-        return F.when(~infinite, value), F.coalesce(infinite, no)
-    # bool
+        return F.when(~infinite, value), F.coalesce(infinite, F.lit(False))
+    if dtype != "string":
+        return F.lit(None).cast("double"), col.isNotNull()
+    text = F.trim(col)
+    present = F.when(~_missing(text), text)
+    clean = F.regexp_replace(present, _NUMBER_NOISE, "")
+    if read.decimal == ",":
+        simple = F.when(~present.contains("."), F.regexp_replace(present, ",", "."))
+        grouped = F.regexp_replace(F.regexp_replace(clean, r"\.", ""), ",", ".")
+        retry = F.when(clean.rlike(_GROUPED_COMMA), grouped).otherwise(
+            F.regexp_replace(clean, ",", ".")
+        )
+        value = F.coalesce(simple.try_cast("double"), retry.try_cast("double"))
+    else:
+        retry = F.when(clean.rlike(_GROUPED_POINT), F.regexp_replace(clean, ",", ""))
+        value = F.coalesce(present.try_cast("double"), retry.otherwise(clean).try_cast("double"))
+    value = F.when(present.isNotNull(), value)
+    infinite = F.abs(value) == float("inf")
+    return F.when(~infinite, value), present.isNotNull() & (value.isNull() | infinite)
+
+
+def _coerce_bool(col: Column, dtype: str, numeric: bool) -> tuple[Column, Column]:
+    """Booleans: typed as they are, 1/0, or the true/false words."""
+    from pyspark.sql import functions as F
+
     if dtype == "boolean":
-        return col, no
+        return col, F.lit(False)
     if numeric:
         f = col.cast("double")
         return F.when(f == 1, True).when(f == 0, False), col.isNotNull() & ~f.isin(0.0, 1.0)
@@ -499,63 +520,73 @@ def _check(
     raw: Mapping[str, DataFrame], frames: Mapping[str, DataFrame], cfg: DataConfig
 ) -> tuple[dict[str, int], list[DataIssue]]:
     """One aggregation per table: rows, blank required values, unreadable values, rules."""
-    from pyspark.sql import functions as F
-
     counts: dict[str, int] = {}
     issues: list[DataIssue] = []
     for name, df in frames.items():
-        spec = SCHEMA[name]
-        present = set(raw[name].columns)
-        aggs = [F.count(F.lit(1)).alias("_rows")]
-        for c in spec.columns:
-            if c.name not in present:
-                continue
-            aggs.append(F.sum(F.array_contains("_bad", c.name).cast("long")).alias(f"bad:{c.name}"))
-            if c.required:
-                aggs.append(F.sum(F.col(c.name).isNull().cast("long")).alias(f"blank:{c.name}"))
-        if name == "contracts":
-            backwards = F.col("end_date") < F.col("start_date")
-            aggs.append(F.sum(backwards.cast("long")).alias("rule:end_date"))
-        row = df.agg(*aggs).first()
+        row = df.agg(*_check_aggregates(name, set(raw[name].columns))).first()
         stats = row.asDict() if row is not None else {}
         counts[name] = int(stats.pop("_rows", 0) or 0)
-        for key, n in stats.items():
-            if not n:
-                continue
-            what, column = key.split(":", 1)
-            if what == "bad":
-                mask = F.array_contains("_bad", column)
-                problem, remedy = _bad_message(spec.kind(column) or "str", cfg.read)
-            elif what == "blank":
-                mask = F.col(column).isNull()
-                problem, remedy = (
-                    "required values are missing",
-                    "fill them in or remove these rows.",
-                )
-            else:
-                mask = F.col("end_date") < F.col("start_date")
-                problem, remedy = (
-                    "contracts that end before they start",
-                    "correct start_date/end_date (swapped? check data.columns) or remove these rows.",
-                )
-            examples = _examples(df, mask, column)
-            issues.append(DataIssue(name, column, problem, remedy, examples, int(n)))
+        issues += [_issue(name, df, key, int(n), cfg) for key, n in stats.items() if n]
     acc = frames.get("accounts")
     if acc is not None:
-        dup = acc.groupBy("account_id").count().where(F.col("count") > 1)
-        ids = [str(r[0]) for r in dup.limit(5).collect()]
-        if ids:
-            issues.append(
-                DataIssue(
-                    "accounts",
-                    "account_id",
-                    "account ids that appear on more than one row",
-                    "keep exactly one row per account in the accounts table.",
-                    tuple(f"account_id={i}" for i in ids),
-                    int(dup.count()),
-                )
-            )
+        issues += _duplicate_accounts(acc)
     return counts, issues
+
+
+def _check_aggregates(name: str, present: set[str]) -> list[Column]:
+    """Counts of a table's rows, unreadable and blank required values, broken rules."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("_rows")]
+    for c in SCHEMA[name].columns:
+        if c.name not in present:
+            continue
+        aggs.append(F.sum(F.array_contains("_bad", c.name).cast("long")).alias(f"bad:{c.name}"))
+        if c.required:
+            aggs.append(F.sum(F.col(c.name).isNull().cast("long")).alias(f"blank:{c.name}"))
+    if name == "contracts":
+        backwards = F.col("end_date") < F.col("start_date")
+        aggs.append(F.sum(backwards.cast("long")).alias("rule:end_date"))
+    return aggs
+
+
+def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataIssue:
+    """The issue behind one non-zero count of :func:`_check_aggregates`, with examples."""
+    from pyspark.sql import functions as F
+
+    what, column = key.split(":", 1)
+    if what == "bad":
+        mask = F.array_contains("_bad", column)
+        problem, remedy = _bad_message(SCHEMA[name].kind(column) or "str", cfg.read)
+    elif what == "blank":
+        mask = F.col(column).isNull()
+        problem, remedy = ("required values are missing", "fill them in or remove these rows.")
+    else:
+        mask = F.col("end_date") < F.col("start_date")
+        problem, remedy = (
+            "contracts that end before they start",
+            "correct start_date/end_date (swapped? check data.columns) or remove these rows.",
+        )
+    return DataIssue(name, column, problem, remedy, _examples(df, mask, column), n)
+
+
+def _duplicate_accounts(acc: DataFrame) -> list[DataIssue]:
+    from pyspark.sql import functions as F
+
+    dup = acc.groupBy("account_id").count().where(F.col("count") > 1)
+    ids = [str(r[0]) for r in dup.limit(5).collect()]
+    if not ids:
+        return []
+    return [
+        DataIssue(
+            "accounts",
+            "account_id",
+            "account ids that appear on more than one row",
+            "keep exactly one row per account in the accounts table.",
+            tuple(f"account_id={i}" for i in ids),
+            int(dup.count()),
+        )
+    ]
 
 
 def _examples(typed: DataFrame, mask: Column, column: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ engine's own functions, so both engines write the same outputs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from ka_ml.scoring.score import (
 from ka_ml.spark import kernel
 from ka_ml.spark.data import SparkHistory
 from ka_ml.spark.features import Plan, as_spark, default_buckets, feature_frame
+
+if TYPE_CHECKING:  # pyspark is optional: types only
+    from pyspark.sql import DataFrame
 
 N_REASONS = 3  # top_reasons' default
 # features the driver needs after scoring (portfolio columns, revenue at risk, lights)
@@ -122,11 +125,7 @@ def score_frame(
     sh = as_spark(source)
     as_of = pd.Timestamp(as_of)
     day = as_of.normalize()
-    prev: pd.Timestamp | None = day - pd.Timedelta(days=cfg.scoring.change_lookback_days)
-    if not compare:  # a first run: no change to report, no week-earlier features needed
-        prev = None
-    if prev is not None and prev <= sh.first_date:
-        prev = None
+    prev = _compare_day(sh, cfg, day, compare)
     dates = [day] if prev is None else [prev, day]
     feats = feature_frame(sh, dates, cfg, buckets=buckets)
     p = feats.plan
@@ -155,10 +154,7 @@ def score_frame(
     bucketed = feats.frame.withColumn("_bucket", F.pmod(F.xxhash64("account_id"), F.lit(n)))
     ddl = ", ".join(f"`{c}` {t}" for c, t in schema)
     scored = bucketed.groupBy("_bucket").applyInPandas(fn, ddl)
-    acc = sh.frames.get("accounts")
-    names = [c for c in ACCOUNT_COLUMNS if acc is not None and c in acc.columns]
-    if acc is not None and names:
-        scored = scored.join(acc.select("account_id", *names), "account_id", "left")
+    scored = _with_account_names(scored, sh)
     table = None
     try:
         res = scored.toPandas()
@@ -170,6 +166,26 @@ def score_frame(
         feats.release()
         broadcast.unpersist()
     return res.sort_values("account_id").reset_index(drop=True), p, table
+
+
+def _compare_day(
+    sh: SparkHistory, cfg: Config, day: pd.Timestamp, compare: bool
+) -> pd.Timestamp | None:
+    """The day "what changed" compares with (``scoring.change_lookback_days`` earlier);
+    None on a first run or when the data starts later."""
+    if not compare:  # a first run: no change to report, no week-earlier features needed
+        return None
+    prev = day - pd.Timedelta(days=cfg.scoring.change_lookback_days)
+    return None if prev <= sh.first_date else prev
+
+
+def _with_account_names(scored: DataFrame, sh: SparkHistory) -> DataFrame:
+    """The scores joined with the accounts' names, owners, industries and regions."""
+    acc = sh.frames.get("accounts")
+    names = [c for c in ACCOUNT_COLUMNS if acc is not None and c in acc.columns]
+    if acc is None or not names:
+        return scored
+    return scored.join(acc.select("account_id", *names), "account_id", "left")
 
 
 def score_accounts(
