@@ -10,7 +10,7 @@ CONFIG ?= configs/ka_ml.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install lint test test-fast demo train score all backtest bench bench-real ablation ui clean
+.PHONY: help install lint test test-fast demo train score all backtest bench bench-real ablation identical ui clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-11s\033[0m %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,9 @@ bench-real: install ## CDNOW real data, default + CDNOW config, 2 cutoffs: ka_ml
 
 ablation: install ## CDNOW, pre-cutoff origins only: family, tuning, calibration, fit window, cadence, features one at a time (~15 min) -> ka_ml/bench/results/ablation.md
 	$(BIN)/python -m ka_ml.bench.ablation
+
+identical: install ## same demo outputs as BASE=<git rev>? (scores, run record, MLflow metrics; ~15 min)
+	$(BIN)/python -m ka_ml.bench.identical --base $(BASE)
 
 backtest: install ## outcome monitoring: past weekly scores against what happened (ka-ml backtest)
 	$(BIN)/ka-ml backtest --config $(CONFIG)
