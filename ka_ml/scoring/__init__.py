@@ -1,1 +1,4 @@
-"""The weekly batch scorer: scores, explanations, health lights, outputs."""
+"""Scoring, pure: scores, explanations, lifecycle, health lights, scorecard; the score history.
+
+The weekly job that runs it and writes the outputs is :mod:`ka_ml.jobs.score`.
+"""

@@ -1,7 +1,7 @@
 """The Spark engine: the same features and scores as the local engine, on a cluster.
 
-Nothing here is imported unless ``--engine spark`` (or the Python API below) is used, so
-the core package never needs pyspark or Java.
+pyspark is imported only inside the functions that run on Spark, so these modules import
+(and the jobs use them) without pyspark or Java; ``--engine spark`` is what needs them.
 
 How it maps the local engine onto Spark (see ``ka_ml/features/build.py``):
 
