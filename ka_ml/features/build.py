@@ -26,7 +26,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.features import _np
+from ka_ml.features import per_account
 from ka_ml.features.catalog import ABC_CATEGORIES, YEAR_DAYS, FeatureSpec, features_for
 from ka_ml.features.contracts import contract_features, running
 from ka_ml.features.encode import Encoded, encode, feature_categories, known_before, to_day
@@ -145,7 +145,7 @@ def account_block(enc: Encoded, as_of: pd.Timestamp, cfg: Config) -> tuple[pd.Da
     c = enc.upto("contracts", t)
     if c is not None:
         cols.update(contract_features(c, n, t))
-        eligible |= _np.count(c["code"][running(c, t)], n) > 0
+        eligible |= per_account.count(c["code"][running(c, t)], n) > 0
     revenue = pd.Series(
         bands.window(bands.sums(o["amount"], "spend"), 1, rev_days),
         index=pd.Index(enc.ids, dtype=object, name="account_id"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ka_ml.features import _np
+from ka_ml.features import per_account
 from ka_ml.features.encode import Arrays
 
 
@@ -23,12 +23,12 @@ def contract_features(c: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
     run = running(c, t)
     latest_end = np.full(n, np.iinfo(np.int64).min)
     np.maximum.at(latest_end, code, end)
-    has_any = _np.count(code, n) > 0
+    has_any = per_account.count(code, n) > 0
     out = {"contract_days_to_end": np.where(has_any, (latest_end - t).astype(np.float64), np.nan)}
     if "value" in c:
-        out["contract_value"] = _np.count(code[run], n, c["value"][run])
+        out["contract_value"] = per_account.count(code[run], n, c["value"][run])
     # follow-on contracts already signed; the ``renewed`` flag is not used because on a
     # contract ending just before the as-of it would reveal a renewal that starts later
-    out["contract_renewals"] = np.maximum(_np.count(code, n) - 1, 0)
-    out["has_active_contract"] = (_np.count(code[run], n) > 0).astype(np.float64)
+    out["contract_renewals"] = np.maximum(per_account.count(code, n) - 1, 0)
+    out["has_active_contract"] = (per_account.count(code[run], n) > 0).astype(np.float64)
     return out

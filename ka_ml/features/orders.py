@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ka_ml.features import _np
+from ka_ml.features import per_account
 from ka_ml.features.catalog import MONTH_DAYS, TREND_DAYS, YEAR_DAYS
 from ka_ml.features.encode import NO_DATE, Arrays
 
@@ -86,15 +86,15 @@ def order_features(
     ``bands``: the age bands of ``o`` (built with :func:`order_bounds`).
     """
     dday = days["day"]
-    ndays, ends = _np.last_index(days["code"], n)
+    ndays, ends = per_account.last_index(days["code"], n)
     has = ndays > 0
-    last_day = _np.pick(dday, ends, has)
-    first_day = _np.pick(dday, ends - ndays + 1, has)
+    last_day = per_account.pick(dday, ends, has)
+    first_day = per_account.pick(dday, ends - ndays + 1, has)
     n_orders = bands.sums(o["new_order"], "orders")
     spend = bands.sums(o["amount"], "spend")
     out: dict[str, np.ndarray] = {"recency_days": t - last_day}
     out.update(window_features(bands, n_orders, spend, windows))
-    prev_day = _np.pick(dday, ends - 1, ndays >= 2)
+    prev_day = per_account.pick(dday, ends - 1, ndays >= 2)
     out.update(gap_features(gaps, n, last_day - prev_day, out["recency_days"]))
     out.update(trend_features(bands, n_orders, spend))
     out.update(mix_features(o, bands, n_orders, spend, n, t))
@@ -119,18 +119,18 @@ def gap_features(
     """The account's own purchase rhythm: gaps between order days (mean, median, spread,
     the latest) and how far the current silence is past the usual gap."""
     gcode, gap = gaps["code"], gaps["gap"].astype(np.float64)
-    ngaps = _np.count(gcode, n)
-    mean = _np.ratio(_np.count(gcode, n, gap), ngaps)
+    ngaps = per_account.count(gcode, n)
+    mean = per_account.ratio(per_account.count(gcode, n, gap), ngaps)
     dev2 = (gap - mean[gcode]) ** 2 if len(gcode) else np.zeros(0)
-    std = np.sqrt(_np.ratio(_np.count(gcode, n, dev2), ngaps))
+    std = np.sqrt(per_account.ratio(per_account.count(gcode, n, dev2), ngaps))
     median = _median_per_account(gcode, gap, ngaps)
     return {
         "gap_mean_days": mean,
         "gap_median_days": median,
         "gap_std_days": std,
-        "gap_cv": _np.ratio(std, mean),
+        "gap_cv": per_account.ratio(std, mean),
         "gap_last_days": last_gap,
-        "overdue_ratio": _np.ratio(recency, median),
+        "overdue_ratio": per_account.ratio(recency, median),
     }
 
 
@@ -145,13 +145,15 @@ def trend_features(bands: Bands, n_orders: np.ndarray, spend: np.ndarray) -> dic
     raw_slope = _SLOPE_W[::-1] @ monthly  # monthly[0] is the latest month (x = 11)
     mean_month = bands.window(spend, 1, YEAR_DAYS) / MONTHS
     return {
-        "orders_trend_90d": _np.rel_change(
+        "orders_trend_90d": per_account.rel_change(
             bands.window(n_orders, 1, T), bands.window(n_orders, T + 1, 2 * T)
         ),
-        "spend_trend_90d": _np.rel_change(
+        "spend_trend_90d": per_account.rel_change(
             bands.window(spend, 1, T), bands.window(spend, T + 1, 2 * T)
         ),
-        "spend_slope_12m": np.where(mean_month > 0, _np.ratio(raw_slope, mean_month), np.nan),
+        "spend_slope_12m": np.where(
+            mean_month > 0, per_account.ratio(raw_slope, mean_month), np.nan
+        ),
     }
 
 
@@ -165,14 +167,18 @@ def mix_features(
     if "product" in o:
         code, age = o["code"], t - o["day"]
         year, prior_year = age <= Y, (age > Y) & (age <= 2 * Y)
-        products = _np.distinct_per_account(code[year], o["product"][year], n)
-        products_prior = _np.distinct_per_account(code[prior_year], o["product"][prior_year], n)
+        products = per_account.distinct_per_account(code[year], o["product"][year], n)
+        products_prior = per_account.distinct_per_account(
+            code[prior_year], o["product"][prior_year], n
+        )
         out["products_365d"] = products
         out["products_change_365d"] = products - products_prior
-    aov = _np.ratio(bands.window(spend, 1, Y), bands.window(n_orders, 1, Y))
-    aov_prior = _np.ratio(bands.window(spend, Y + 1, 2 * Y), bands.window(n_orders, Y + 1, 2 * Y))
+    aov = per_account.ratio(bands.window(spend, 1, Y), bands.window(n_orders, 1, Y))
+    aov_prior = per_account.ratio(
+        bands.window(spend, Y + 1, 2 * Y), bands.window(n_orders, Y + 1, 2 * Y)
+    )
     out["aov_365d"] = aov
-    out["aov_change_365d"] = _np.rel_change(aov, aov_prior)
+    out["aov_change_365d"] = per_account.rel_change(aov, aov_prior)
     return out
 
 
@@ -191,7 +197,7 @@ def credit_share(amount: np.ndarray, bands: Bands) -> np.ndarray:
     """Credit notes this year as a share of gross orders this year."""
     gross = bands.window(bands.sums(np.clip(amount, 0, None)), 1, YEAR_DAYS)
     credits = bands.window(bands.sums(-np.clip(amount, None, 0)), 1, YEAR_DAYS)
-    return np.where(gross > 0, _np.ratio(credits, gross), np.nan)
+    return np.where(gross > 0, per_account.ratio(credits, gross), np.nan)
 
 
 def lifetime_features(
@@ -229,7 +235,7 @@ def lifetime_features(
         "active_span_days": last_day - first_day,
         "recency_tenure_ratio": (t - last_day) / since_first,
         "first_order_amount": np.where(
-            has, _np.count(code[on_first], len(ndays), amount[on_first]), np.nan
+            has, per_account.count(code[on_first], len(ndays), amount[on_first]), np.nan
         ),
     }
 
@@ -239,6 +245,6 @@ def _median_per_account(gcode: np.ndarray, gap: np.ndarray, ngaps: np.ndarray) -
     k = ngaps.astype(np.int64)
     offset = np.cumsum(k) - k
     valid = k > 0
-    lo = _np.pick(gap, offset + (k - 1) // 2, valid)
-    hi = _np.pick(gap, offset + k // 2, valid)
+    lo = per_account.pick(gap, offset + (k - 1) // 2, valid)
+    hi = per_account.pick(gap, offset + k // 2, valid)
     return (lo + hi) / 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ka_ml.features import _np
+from ka_ml.features import per_account
 from ka_ml.features.encode import Arrays
 
 
@@ -18,16 +18,16 @@ def survey_features(s: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
     new_day = np.ones(len(code), dtype=bool)
     new_day[1:] = (code[1:] != code[:-1]) | (day[1:] != day[:-1])
     group = np.cumsum(new_day) - 1
-    g_score = _np.ratio(
+    g_score = per_account.ratio(
         np.bincount(group, weights=score).astype(np.float64),
         np.bincount(group).astype(np.float64),
     )
     g_code, g_day = code[new_day], day[new_day]
-    k, ends = _np.last_index(g_code, n)
-    last = _np.pick(g_score, ends, k > 0)
-    previous = _np.pick(g_score, ends - 1, k > 1)
+    k, ends = per_account.last_index(g_code, n)
+    last = per_account.pick(g_score, ends, k > 0)
+    previous = per_account.pick(g_score, ends - 1, k > 1)
     return {
         "survey_score_last": last,
         "survey_score_change": last - previous,
-        "survey_recency_days": t - _np.pick(g_day, ends, k > 0),
+        "survey_recency_days": t - per_account.pick(g_day, ends, k > 0),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ka_ml.features import _np
+from ka_ml.features import per_account
 from ka_ml.features.catalog import ACTIVE_WEEKS, TREND_DAYS
 from ka_ml.features.encode import Arrays
 
@@ -15,15 +15,18 @@ def usage_features(u: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
     age = t - day
     recent = age <= TREND_DAYS
     prior = (age > TREND_DAYS) & (age <= 2 * TREND_DAYS)
-    level = _np.count(code[recent], n, cnt[recent])
+    level = per_account.count(code[recent], n, cnt[recent])
     active = cnt > 0
     acode, aday = code[active], day[active]
-    nact, ends = _np.last_index(acode, n)
+    nact, ends = per_account.last_index(acode, n)
     weeks = active & (age <= 7 * ACTIVE_WEEKS)
     week = (age[weeks] - 1) // 7  # 0 = the 7 days before the as-of
     return {
         "usage_weekly_90d": level / (TREND_DAYS / 7),
-        "usage_trend_90d": _np.rel_change(level, _np.count(code[prior], n, cnt[prior])),
-        "usage_recency_days": t - _np.pick(aday, ends, nact > 0),
-        "usage_active_weeks_26w": _np.distinct_per_account(code[weeks], week, n) / ACTIVE_WEEKS,
+        "usage_trend_90d": per_account.rel_change(
+            level, per_account.count(code[prior], n, cnt[prior])
+        ),
+        "usage_recency_days": t - per_account.pick(aday, ends, nact > 0),
+        "usage_active_weeks_26w": per_account.distinct_per_account(code[weeks], week, n)
+        / ACTIVE_WEEKS,
     }

@@ -1,4 +1,5 @@
-"""Small numpy helpers for per-account aggregates over code-sorted arrays."""
+"""Per-account aggregates over code-sorted numpy arrays (counts, last index, distinct values,
+ratios, relative changes): the building blocks of every feature family."""
 
 from __future__ import annotations
 
