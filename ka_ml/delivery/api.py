@@ -352,7 +352,7 @@ def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
         as_of: date | None = None,
     ) -> Portfolio:
         """Accounts, revenue and revenue at risk per light and ABC tier, plus alerts."""
-        from ka_ml.reporting.html import portfolio_summary
+        from ka_ml.reporting.summary import portfolio_summary
 
         with scores() as (conn, t):
             day = pick_date(conn, t, as_of)

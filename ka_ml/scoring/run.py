@@ -152,7 +152,7 @@ def _run_record(
     scores: pd.DataFrame,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    from ka_ml.reporting.html import portfolio_summary
+    from ka_ml.reporting.summary import portfolio_summary
     from ka_ml.scoring.health import light_rule
     from ka_ml.scoring.lifecycle import run_rate_text
 
