@@ -26,7 +26,7 @@ from ka_ml.features.labels import churn_labels
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
 from ka_ml.monitoring.backtest import BacktestResult, backtest_dir, read_scores, run_backtest
-from ka_ml.scoring import history_store
+from ka_ml.scoring import score_history
 from ka_ml.scoring.run import ScoreResult, history_path, run_scoring
 
 PAST = (98, 91)  # days before the data's as-of: both horizons have passed
@@ -231,7 +231,7 @@ def test_shuffled_probabilities_in_the_history_trigger_the_retrain_recommendatio
             churn_probability=s["churn_probability"].to_numpy()[order],
             health=s["health"].to_numpy()[order],
         )
-        history_store.upsert(history_path(cfg), shuffled)
+        score_history.write_run(history_path(cfg), shuffled)
     bt = run_backtest(trained.history, cfg, monitored.end)
     rec = bt.details["recommendation"]
     assert rec["retrain"] is True
@@ -259,7 +259,7 @@ def test_the_cli_backtest_without_old_enough_scores_exits_2_with_the_date_it_can
     monitored: Monitored, trained: Any, demo_dir: Path, tmp_path: Path
 ) -> None:
     cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
-    history_store.upsert(history_path(cfg), monitored.now.scores)  # scored today only
+    score_history.write_run(history_path(cfg), monitored.now.scores)  # scored today only
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     res = CliRunner().invoke(app, ["backtest", "--config", str(config), "--data", str(demo_dir)])
     assert res.exit_code == 2, res.output

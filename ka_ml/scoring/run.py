@@ -21,7 +21,7 @@ from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
 from ka_ml.monitoring.status import monitoring_record
-from ka_ml.scoring import history_store
+from ka_ml.scoring import score_history
 from ka_ml.scoring.score import Models, Previous, score_and_explain
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class ScoreResult:
 
 
 def history_path(cfg: Config) -> Path:
-    return Path(cfg.paths.outputs) / "score_history.sqlite"
+    return score_history.history_path(cfg)
 
 
 def run_scoring(
@@ -103,7 +103,7 @@ def run_scoring(
         recover_staged(out_dir)
         models = load_models(cfg)
         timings["load_models"] = round(time.perf_counter() - t0, 3)
-        past = history_store.read(hist_path, before=as_of)
+        past = score_history.read(hist_path, before=as_of)
         t1 = time.perf_counter()
         if engine == "spark" or not isinstance(history, History):  # features + models on Spark
             from ka_ml.spark.score import score_with_features
@@ -120,11 +120,14 @@ def run_scoring(
         record = _run_record(history, cfg, as_of, models, scores, timings)
         record.update(monitoring_record(models.churn, feats, cfg, as_of))  # drift, backtest
         _write_outputs(out_dir, scores, record, cfg, writeback_url)
-        history_store.upsert(hist_path, scores)
-        if contrib is not None:  # what the next run's "since last week" compares with
-            history_store.upsert_contributions(
-                hist_path, as_of, scores["account_id"], list(models.churn.features_), contrib
+        reported = (  # what the next run's "since last week" compares with
+            None
+            if contrib is None
+            else score_history.Contributions(
+                as_of, scores["account_id"], list(models.churn.features_), contrib
             )
+        )
+        score_history.write_run(hist_path, scores, reported)  # one transaction
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
 
@@ -134,11 +137,11 @@ def previous_run(
 ) -> Previous | None:
     """The previous run's stored contributions and probabilities (None when there is no
     previous run within ``scoring.previous_run_max_days`` or it stored none)."""
-    prev = history_store.previous_week(past, as_of, cfg.scoring.previous_run_max_days)
+    prev = score_history.previous_week(past, as_of, cfg.scoring.previous_run_max_days)
     if prev.empty:
         return None
     day = pd.Timestamp(prev["as_of"].max())
-    stored = history_store.read_contributions(path, day, list(models.churn.features_))
+    stored = score_history.read_contributions(path, day, list(models.churn.features_))
     if stored.empty:
         return None
     return Previous(stored, prev["churn_probability"].astype(float))
