@@ -214,7 +214,7 @@ def _write_outputs(
     cfg: Config,
     writeback_url: str | None = None,
 ) -> None:
-    from ka_ml.delivery.stage import stage_delivery
+    from ka_ml.delivery.run_delivery import stage_delivery
     from ka_ml.reporting.excel import write_excel
     from ka_ml.reporting.html import write_report
 
