@@ -26,7 +26,7 @@ from ka_ml.data.loader import load_history
 from ka_ml.errors import DataValidationError, ModelError
 from ka_ml.features.build import build_features
 from ka_ml.jobs.score import run_scoring
-from ka_ml.scoring.history_store import history_path
+from ka_ml.scoring.score_history import history_path
 
 
 def cli(*args: str) -> tuple[int, str]:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -30,9 +31,9 @@ from typer.testing import CliRunner
 
 from ka_ml.cli import app
 from ka_ml.config import Config
-from ka_ml.delivery.api import check_bind, create_app, score_history_path
+from ka_ml.delivery.api import check_bind, create_app, serve
 from ka_ml.errors import KaMlError
-from ka_ml.scoring import history_store
+from ka_ml.scoring import score_history
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -79,7 +80,7 @@ def write_history(path: Path) -> Path:
         if day != AS_OF:  # earlier weeks: other probabilities and model versions
             frame["churn_probability"] = frame["churn_probability"] / 2
             frame["churn_model_version"] = "2"
-        history_store.upsert(path, frame)
+        score_history.write_run(path, frame)
     return path
 
 
@@ -298,22 +299,26 @@ def test_a_history_file_from_before_the_detail_columns_is_served_and_migrated(
         assert httpx.get(f"{running.url}/accounts", params={"owner": "a"}).json()["total"] == 0
     finally:
         stop(running)
-    history_store.upsert(old, scores_frame())  # the scorer's next run widens the table
+    score_history.write_run(old, scores_frame())  # the scorer's next run widens the table
     with sqlite3.connect(old) as con:
         cols = {row[1] for row in con.execute("PRAGMA table_info(scores)")}
         kept = con.execute("SELECT health FROM scores WHERE account_id = 'X1'").fetchall()
     con.close()
-    assert set(history_store.DETAIL_COLUMNS) <= cols and kept == [("red",)]
+    assert set(score_history.DETAIL_COLUMNS) <= cols and kept == [("red",)]
 
 
 # -- serving safely ----------------------------------------------------------------------
 
 
-def test_the_api_reads_the_history_file_the_scorer_writes(tmp_path: Path) -> None:
-    from ka_ml.scoring.history_store import history_path
-
+def test_the_api_reads_the_history_file_the_scorer_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app))
     cfg = Config.model_validate({"paths": {"outputs": str(tmp_path)}})
-    assert score_history_path(cfg) == history_path(cfg)
+    serve(cfg, "127.0.0.1", 8000, {})
+    assert served[0].state.history.path == score_history.history_path(cfg).resolve()
+    assert score_history.history_path(cfg) == tmp_path / "score_history.sqlite"
 
 
 def test_serving_beyond_loopback_needs_a_long_enough_token() -> None:

@@ -28,8 +28,8 @@ from ka_ml.cli import app
 from ka_ml.config import Config, MlflowConfig
 from ka_ml.errors import KaMlError
 from ka_ml.jobs.score import run_scoring
-from ka_ml.scoring import history_store
-from ka_ml.scoring.history_store import history_path
+from ka_ml.scoring import score_history
+from ka_ml.scoring.score_history import history_path
 
 # A scorer whose spreadsheet writer stalls after writing half a file: the test kills it
 # there (SIGKILL: no cleanup runs), which is a kill in the middle of writing the outputs.
@@ -88,7 +88,7 @@ def staging_left(parent: Path) -> list[Path]:
 
 
 def history_rows(cfg: Config) -> pd.DataFrame:
-    return history_store.read(history_path(cfg))
+    return score_history.read(history_path(cfg))
 
 
 def env() -> dict[str, str]:
@@ -301,7 +301,7 @@ def test_a_champion_needing_usage_features_fails_on_data_without_usage_naming_th
         if p.is_file() and p.name != "usage.csv":
             shutil.copy(p, data / p.name)
     cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
-    history_store.upsert(history_path(cfg), pd.DataFrame(columns=list(history_store.COLUMNS)))
+    score_history.write_run(history_path(cfg), pd.DataFrame(columns=list(score_history.COLUMNS)))
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     registry_before = registry_state(cfg)
     out = tmp_path / "runs" / "week"

@@ -14,7 +14,7 @@ from conftest import isolated
 from openpyxl import load_workbook
 
 from ka_ml.jobs.score import ScoreResult, run_scoring
-from ka_ml.scoring.history_store import history_path
+from ka_ml.scoring.score_history import history_path
 
 LAPSED, NEW, BIG = "ZZ-LAPSED", "ZZ-NEW", "ZZ-BIG"
 NAMES = {LAPSED: "Gone Since Spring AG", NEW: "Fresh Start GmbH", BIG: "Whale Industries"}

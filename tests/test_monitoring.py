@@ -28,8 +28,8 @@ from ka_ml.jobs.score import ScoreResult, run_scoring
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
 from ka_ml.monitoring.backtest import backtest_dir, read_scores
-from ka_ml.scoring import history_store
-from ka_ml.scoring.history_store import history_path
+from ka_ml.scoring import score_history
+from ka_ml.scoring.score_history import history_path
 
 PAST = (98, 91)  # days before the data's as-of: both horizons have passed
 
@@ -233,7 +233,7 @@ def test_shuffled_probabilities_in_the_history_trigger_the_retrain_recommendatio
             churn_probability=s["churn_probability"].to_numpy()[order],
             health=s["health"].to_numpy()[order],
         )
-        history_store.upsert(history_path(cfg), shuffled)
+        score_history.write_run(history_path(cfg), shuffled)
     bt = run_backtest(trained.history, cfg, monitored.end)
     rec = bt.details["recommendation"]
     assert rec["retrain"] is True
@@ -261,7 +261,7 @@ def test_the_cli_backtest_without_old_enough_scores_exits_2_with_the_date_it_can
     monitored: Monitored, trained: Any, demo_dir: Path, tmp_path: Path
 ) -> None:
     cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
-    history_store.upsert(history_path(cfg), monitored.now.scores)  # scored today only
+    score_history.write_run(history_path(cfg), monitored.now.scores)  # scored today only
     config = write_config(cfg, tmp_path / "ka_ml.yaml")
     res = CliRunner().invoke(app, ["backtest", "--config", str(config), "--data", str(demo_dir)])
     assert res.exit_code == 2, res.output

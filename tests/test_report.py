@@ -15,16 +15,9 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from ka_ml.reporting.excel import LIGHT_FILLS, write_excel
-from ka_ml.reporting.html import (
-    attention_flags,
-    fmt_money,
-    fmt_pct,
-    fmt_range,
-    needs_attention,
-    portfolio_summary,
-    render_report,
-    write_report,
-)
+from ka_ml.reporting.formatting import fmt_money, fmt_pct, fmt_range
+from ka_ml.reporting.html import render_report, write_report
+from ka_ml.reporting.summary import attention_flags, needs_attention, portfolio_summary
 
 AS_OF = pd.Timestamp("2026-11-23")
 XSS = "<script>alert(1)</script>"

@@ -8,7 +8,8 @@ import openpyxl
 from test_report import make_run, make_scores
 
 from ka_ml.reporting.excel import write_excel
-from ka_ml.reporting.html import order_by_risk, render_report
+from ka_ml.reporting.html import render_report
+from ka_ml.reporting.summary import order_by_risk
 
 
 def test_the_report_shows_the_accounts_most_at_risk_and_says_how_many_are_left_out() -> None:

@@ -24,8 +24,8 @@ from ka_ml.errors import KaMlError, NoChampionError
 from ka_ml.io import recover_staged, staged_dir
 from ka_ml.jobs.score import ScoreResult, exclusive_lock, run_scoring
 from ka_ml.modeling import registry
-from ka_ml.scoring import history_store
-from ka_ml.scoring.history_store import history_path
+from ka_ml.scoring import score_history
+from ka_ml.scoring.score_history import history_path
 
 OUTPUT_FILES = {
     "scores.parquet",
@@ -80,9 +80,9 @@ def weekly(trained, tmp_path_factory: pytest.TempPathFactory) -> Weekly:  # type
     as_of = trained.history.default_as_of
     prev = run_scoring(trained.history, cfg, as_of - pd.Timedelta(days=7), root / "runs" / "prev")
     now = run_scoring(trained.history, cfg, as_of, root / "runs" / "now")
-    first = history_store.read(history_path(cfg))
+    first = score_history.read(history_path(cfg))
     rerun = run_scoring(trained.history, cfg, as_of, root / "runs" / "now")
-    again = history_store.read(history_path(cfg))
+    again = score_history.read(history_path(cfg))
     return Weekly(cfg, root, as_of, prev, now, rerun, first, again)
 
 
@@ -317,13 +317,13 @@ def test_a_run_failing_mid_write_leaves_the_previous_outputs_untouched(
 
     out = weekly.now.out_dir
     before = snapshot(out)
-    history_before = history_store.read(history_path(weekly.cfg))
+    history_before = score_history.read(history_path(weekly.cfg))
     monkeypatch.setattr(ka_ml.jobs.score, "write_excel", broken)  # the job's writer
     with pytest.raises(RuntimeError, match="disk full"):
         run_scoring(trained.history, weekly.cfg, weekly.as_of, out)
     assert snapshot(out) == before
     assert leftovers(out.parent) == []
-    pd.testing.assert_frame_equal(history_store.read(history_path(weekly.cfg)), history_before)
+    pd.testing.assert_frame_equal(score_history.read(history_path(weekly.cfg)), history_before)
 
 
 def test_a_second_scorer_on_the_same_folder_is_refused(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 
+from ka_ml.analysis.plots import save_figure
 from ka_ml.config import DEFAULT_CONFIG_PATH, Config, load_config
+from ka_ml.demo.world import TRUTH_PATH
 from ka_ml.errors import KaMlError
+from ka_ml.jobs.data import choose_source
 
 log = logging.getLogger("ka_ml.notebooks")
 
@@ -46,7 +50,6 @@ def find_project_root(start: Path) -> Path | None:
 
 def data_source(cfg: Config, explicit: str | None = None) -> str:
     """The same rule as the ``--data`` default of the CLI (see ``ka_ml.data.source``)."""
-    from ka_ml.jobs.data import choose_source
 
     return choose_source(cfg, explicit)
 
@@ -92,7 +95,6 @@ def load_truth(source: str | Path) -> pd.DataFrame | None:
 
     Columns used by the notebooks: account_id (str), churned (bool), churn_date.
     """
-    from ka_ml.demo.world import TRUTH_PATH
 
     path = Path(source) / TRUTH_PATH
     if not path.is_file():
@@ -119,7 +121,6 @@ def show_png(path: str | Path, width: int | None = None) -> None:
 
 def show_figure(fig: Any, folder: Path, name: str) -> None:
     """Save ``fig`` as ``folder/name.png`` and display it inline."""
-    from ka_ml.analysis.plots import save_figure
 
     show_png(save_figure(fig, folder / f"{name}.png"))
 
@@ -138,7 +139,6 @@ class ChampionRun:
 
 def champion_run(client: Any, name: str, version: str) -> ChampionRun:
     """Tags, test metrics and test snapshot dates of the run behind ``name`` ``version``."""
-    import mlflow
 
     mv = client.get_model_version(name, version)
     run = client.get_run(mv.run_id)
@@ -163,7 +163,6 @@ def champion_run(client: Any, name: str, version: str) -> ChampionRun:
 def out_of_time_predictions(run_id: str) -> pd.DataFrame:
     """The training run's pooled out-of-time predictions (``evaluation/test_predictions.csv``):
     each test origin scored by the procedure fitted only on what was known before it."""
-    import mlflow
 
     path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/evaluation/test_predictions.csv")
     df = pd.read_csv(path, dtype={"account_id": "str"})
@@ -181,7 +180,6 @@ def review_config(current: Config, run_id: str) -> Config:
     (they describe this machine). Falls back to ``current`` when the run has no readable
     resolved config (an older run, another schema), with a warning.
     """
-    import mlflow
 
     try:
         raw = mlflow.artifacts.load_dict(f"runs:/{run_id}/config/resolved_config.json")

@@ -209,8 +209,8 @@ SCORE_PARTS = {  # function in ka_ml.scoring.score -> part name
 def _instrument_scoring(clock: _Clock, keep: dict[str, Any]) -> None:
     """Wrap what ``run_scoring`` calls so one run yields its own breakdown."""
     from ka_ml.jobs import score as R
-    from ka_ml.scoring import history_store
     from ka_ml.scoring import score as S
+    from ka_ml.scoring import score_history
 
     for fn, part in SCORE_PARTS.items():
         if hasattr(S, fn):
@@ -224,7 +224,7 @@ def _instrument_scoring(clock: _Clock, keep: dict[str, Any]) -> None:
     R.load_models = load_and_keep  # type: ignore[assignment]
     R.score_and_explain = clock.wrap("score_accounts", R.score_and_explain)  # type: ignore[assignment]
     R._write_outputs = clock.wrap("write outputs", R._write_outputs)  # type: ignore[assignment]
-    history_store.upsert = clock.wrap("score history", history_store.upsert)  # type: ignore[assignment]
+    score_history.write_run = clock.wrap("score history", score_history.write_run)  # type: ignore[assignment]
 
 
 def shap_throughput(churn: Any, X: Any) -> dict[str, Any]:

@@ -5,6 +5,6 @@
 - :mod:`ka_ml.delivery.mail`: the digests as e-mails (SMTP, or ``.eml`` files);
 - :mod:`ka_ml.delivery.api`: the read-only HTTP API over the score history;
 - :mod:`ka_ml.delivery.writeback`: the scores table upserted into a SQL database;
-- :mod:`ka_ml.delivery.stage`: the scorer's hook that runs the two above that belong to
-  a score run (owner files, write-back) inside its staged output folder.
+- :mod:`ka_ml.delivery.run_delivery`: the deliveries a score run makes itself (owner
+  files, write-back), run inside its staged output folder.
 """

@@ -10,9 +10,14 @@ Why it is built this way:
 - The source is the scorer's own history (``outputs/score_history.sqlite``, which keeps
   every weekly score with its reasons), opened read-only per request: the API can never
   change it, and a score run landing meanwhile is simply seen by the next request.
-- Queries are SQLAlchemy Core with bound parameters; every input is typed and bounded by
-  FastAPI (unknown light/tier, bad dates, out-of-range paging -> 422 with the reason);
-  unknown accounts and dates -> 404 with what to do.
+- The queries belong to the history's owner (:mod:`ka_ml.scoring.score_history`,
+  SQLAlchemy Core with bound parameters); this module holds the HTTP side: every input
+  is typed and bounded by FastAPI (unknown light/tier, bad dates, out-of-range paging ->
+  422 with the reason); unknown accounts and dates -> 404 with what to do.
+- Routes are module-level functions on two routers (``meta``: no token; ``data``: the
+  scores), the history and the token reach them through ``Depends`` and ``app.state``,
+  and :func:`create_app` only wires them: the token check is added to the ``data``
+  router when a token is set.
 - Bound to 127.0.0.1 by default. A bearer token (from the environment variable
   ``delivery.api_token_env``) protects every data endpoint when set, and ``serve`` refuses
   to listen on a non-loopback address without one.
@@ -23,28 +28,25 @@ No ``from __future__ import annotations`` here: FastAPI reads the annotations at
 import json
 import math
 import secrets
-import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pandas as pd
-import sqlalchemy as sa
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
 
 from ka_ml import __version__
 from ka_ml.config import Config
+from ka_ml.delivery.mail import is_loopback
 from ka_ml.errors import KaMlError
+from ka_ml.reporting.summary import portfolio_summary
+from ka_ml.scoring.score_history import HistoryQueries, NoScores, ReadOnlyHistory, history_path
 
-TABLE = "scores"
 Light = Literal["red", "yellow", "green"]
 Tier = Literal["A", "B", "C"]
 Lifecycle = Literal["new", "active", "lapsed"]
@@ -163,48 +165,7 @@ class Health(BaseModel):
     latest_as_of: date | None = None
 
 
-# --------------------------------------------------------------------------- data access
-
-
-class NoScores(Exception):
-    """The score history does not exist yet (nothing scored)."""
-
-
-class ScoreStore:
-    """Read-only access to the score history's ``scores`` table (SQLite file)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path).resolve()
-        uri = f"{self.path.as_uri()}?mode=ro"
-        self.engine = sa.create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
-            poolclass=NullPool,
-        )
-
-    @contextmanager
-    def table(self) -> Iterator[tuple[Connection, sa.Table]]:
-        if not self.path.exists():
-            raise NoScores
-        with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(TABLE):
-                raise NoScores
-            yield conn, sa.Table(TABLE, sa.MetaData(), autoload_with=conn)
-
-    @staticmethod
-    def latest(conn: Connection, t: sa.Table) -> str | None:
-        value = conn.execute(sa.select(sa.func.max(t.c.as_of))).scalar()
-        return None if value is None else str(value)
-
-
-def _col(t: sa.Table, name: str) -> sa.ColumnElement[Any]:
-    """A column, or NULL labelled with its name when an older history file lacks it."""
-    return t.c[name] if name in t.c else sa.null().label(name)
-
-
-def _summary_columns(t: sa.Table) -> list[sa.ColumnElement[Any]]:
-    names = [f for f in AccountSummary.model_fields if f != "top_reason"]
-    return [*(_col(t, n) for n in names), _col(t, "reason_1").label("top_reason")]
+# --------------------------------------------------------------------------- row helpers
 
 
 def _value(v: Any) -> Any:
@@ -278,256 +239,221 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong bearer token"}
 }
 NO_SCORES = "No scores yet: run `ka-ml score` first (the API reads the score history)."
+BEARER = HTTPBearer(auto_error=False, description="the token in KA_ML_API_TOKEN")
+# what each response reads from the history
+PORTFOLIO_COLUMNS = (
+    "account_id",
+    "name",
+    "health",
+    "health_prev",
+    "abc_tier",
+    "churn_probability",
+    "churn_probability_prev",
+    "revenue_365d",
+    "revenue_at_risk",
+    "revenue_share",
+    "dependency_index",
+    "dependency_alert",
+    "lifecycle",
+    "expected_revenue_12m",
+    "win_back_value",
+)
+SUMMARY_FIELDS = [*(f for f in AccountSummary.model_fields if f != "top_reason"), "top_reason"]
+TOP_REASON = {"top_reason": "reason_1"}
+
+
+def authorize(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> None:
+    """401 unless the request carries the app's bearer token (added only when one is set)."""
+    token: str = request.app.state.token
+    given = creds.credentials if creds is not None else ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401, "Missing or wrong bearer token.", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def app_history(request: Request) -> ReadOnlyHistory:
+    """The app's score history (read-only); each route opens it for its own request."""
+    store: ReadOnlyHistory = request.app.state.history
+    return store
+
+
+Store = Annotated[ReadOnlyHistory, Depends(app_history)]
+
+
+@contextmanager
+def scores(store: ReadOnlyHistory) -> Iterator[HistoryQueries]:
+    """The history's queries for one request; 404 with the remedy when nothing is scored."""
+    try:
+        with store.open() as found:
+            yield found
+    except NoScores:
+        raise HTTPException(404, NO_SCORES) from None
+
+
+def pick_date(q: HistoryQueries, as_of: date | None) -> str:
+    """The scored date a request asks for (latest by default); 404 for an unscored date."""
+    if as_of is None:
+        latest = q.latest_as_of()
+        if latest is None:
+            raise HTTPException(404, NO_SCORES)
+        return latest
+    day = as_of.isoformat()
+    if not q.has_as_of(day):
+        raise HTTPException(404, f"No scores as of {day}. GET /models lists the scored dates.")
+    return day
+
+
+def account_filters(
+    *,
+    light: str | None = None,
+    tier: str | None = None,
+    lifecycle: str | None = None,
+    dependency_alert: bool | None = None,
+    owner: str | None = None,
+) -> dict[str, Any]:
+    """The given filters as stored column -> required value (unset filters left out)."""
+    wanted: dict[str, Any] = {
+        "health": light,
+        "abc_tier": tier,
+        "lifecycle": lifecycle,
+        "dependency_alert": None if dependency_alert is None else int(dependency_alert),
+        "owner": owner,
+    }
+    return {col: value for col, value in wanted.items() if value is not None}
+
+
+# --------------------------------------------------------------------------- routes
+
+meta = APIRouter(tags=["meta"])
+data = APIRouter(tags=["scores"])
+
+
+@meta.get("/healthz", response_model=Health)
+def healthz(store: Store) -> Health:
+    """Liveness, and whether any scores exist yet (no token needed)."""
+    try:
+        with store.open() as q:
+            latest = q.latest_as_of()
+    except NoScores:
+        latest = None
+    return Health(
+        status="ok",
+        version=__version__,
+        scores=latest is not None,
+        latest_as_of=date.fromisoformat(latest) if latest else None,
+    )
+
+
+@data.get("/portfolio", response_model=Portfolio)
+def portfolio(
+    store: Store,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    as_of: date | None = None,
+) -> Portfolio:
+    """Accounts, revenue and revenue at risk per light and ABC tier, plus alerts."""
+    with scores(store) as q:
+        day = pick_date(q, as_of)
+        frame = q.frame(day, PORTFOLIO_COLUMNS, account_filters(owner=owner))
+    return Portfolio(as_of=date.fromisoformat(day), owner=owner, summary=portfolio_summary(frame))
+
+
+@data.get("/accounts", response_model=AccountPage)
+def accounts(
+    store: Store,
+    light: Light | None = None,
+    tier: Tier | None = None,
+    lifecycle: Lifecycle | None = None,
+    dependency_alert: bool | None = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    as_of: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> AccountPage:
+    """The scored accounts of one date (latest by default), most revenue at risk first."""
+    where = account_filters(
+        light=light, tier=tier, lifecycle=lifecycle, dependency_alert=dependency_alert, owner=owner
+    )
+    with scores(store) as q:
+        day = pick_date(q, as_of)
+        total = q.count(day, where)
+        rows = q.page(day, where, SUMMARY_FIELDS, renamed=TOP_REASON, limit=limit, offset=offset)
+    return AccountPage(
+        as_of=date.fromisoformat(day),
+        total=total,
+        limit=limit,
+        offset=offset,
+        items=[AccountSummary(**_clean(r)) for r in rows],
+    )
+
+
+@data.get("/accounts/{account_id}", response_model=AccountDetail)
+def account(
+    store: Store,
+    account_id: Annotated[str, PathParam(min_length=1, max_length=200)],
+    history: Annotated[int, Query(ge=1, le=520)] = 104,
+) -> AccountDetail:
+    """The account's latest score with its reasons, and up to ``history`` past weeks."""
+    with scores(store) as q:
+        latest = q.latest_of(account_id)
+        if latest is None:
+            raise HTTPException(
+                404, f"Account '{account_id}' has no scores. GET /accounts lists the scored ones."
+            )
+        past = q.history_of(account_id, list(HistoryPoint.model_fields), history)
+    return account_detail(_clean(latest), past)
+
+
+def account_detail(row: dict[str, Any], past: list[dict[str, Any]]) -> AccountDetail:
+    """The latest row (NaN cleaned) and its past rows (newest first) as the response."""
+    fields = {k: v for k, v in row.items() if k in AccountDetail.model_fields}
+    return AccountDetail(
+        **fields,
+        top_reason=row.get("reason_1"),
+        reasons=_reasons(row),
+        purchase_probabilities=_probabilities(row.get("extra_probability_columns")),
+        history=[HistoryPoint(**_clean(p)) for p in reversed(past)],
+    )
+
+
+@data.get("/models", response_model=Models)
+def models(
+    store: Store,
+    limit: Annotated[int, Query(ge=1, le=520)] = 52,
+) -> Models:
+    """The model versions behind the latest scores, and per scored date before."""
+    with scores(store) as q:
+        rows = [ModelUse(**r) for r in q.model_use(limit)]
+    if not rows:
+        raise HTTPException(404, NO_SCORES)
+    latest = rows[0].as_of
+    return Models(latest_as_of=latest, in_use=[r for r in rows if r.as_of == latest], history=rows)
 
 
 def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
-    """The API over ``history_path`` (the scorer's score_history.sqlite)."""
-    store = ScoreStore(history_path)
-    bearer = HTTPBearer(auto_error=False, description="the token in KA_ML_API_TOKEN")
-
-    def authorize(
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if token is None:
-            return
-        given = creds.credentials if creds is not None else ""
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401, "Missing or wrong bearer token.", headers={"WWW-Authenticate": "Bearer"}
-            )
-
-    guarded = [Depends(authorize)] if token else []
-    errors: dict[int | str, dict[str, Any]] = {**NOT_FOUND, **(UNAUTHORIZED if token else {})}
+    """The API over ``history_path`` (the scorer's score_history.sqlite); with ``token``,
+    every data endpoint needs it as a bearer token."""
     app = FastAPI(
         title="ka_ml read API",
         version=__version__,
         description="Latest key-account health scores, reasons and history (read-only).",
         dependencies=[Depends(reject_unknown_query)],
     )
-
-    @contextmanager
-    def scores() -> Iterator[tuple[Connection, sa.Table]]:
-        try:
-            with store.table() as found:
-                yield found
-        except NoScores:
-            raise HTTPException(404, NO_SCORES) from None
-
-    def pick_date(conn: Connection, t: sa.Table, as_of: date | None) -> str:
-        if as_of is None:
-            latest = store.latest(conn, t)
-            if latest is None:
-                raise HTTPException(404, NO_SCORES)
-            return latest
-        day = as_of.isoformat()
-        found = conn.execute(sa.select(t.c.as_of).where(t.c.as_of == day).limit(1)).first()
-        if found is None:
-            raise HTTPException(404, f"No scores as of {day}. GET /models lists the scored dates.")
-        return day
-
-    @app.get("/healthz", response_model=Health, tags=["meta"])
-    def healthz() -> Health:
-        """Liveness, and whether any scores exist yet (no token needed)."""
-        try:
-            with store.table() as (conn, t):
-                latest = store.latest(conn, t)
-        except NoScores:
-            latest = None
-        return Health(
-            status="ok",
-            version=__version__,
-            scores=latest is not None,
-            latest_as_of=date.fromisoformat(latest) if latest else None,
-        )
-
-    @app.get(
-        "/portfolio",
-        response_model=Portfolio,
-        responses=errors,
-        dependencies=guarded,
-        tags=["scores"],
+    app.state.history = ReadOnlyHistory(history_path)
+    app.state.token = token
+    app.include_router(meta)
+    app.include_router(
+        data,
+        dependencies=[Depends(authorize)] if token else [],
+        responses={**NOT_FOUND, **(UNAUTHORIZED if token else {})},
     )
-    def portfolio(
-        owner: Annotated[str | None, Query(max_length=200)] = None,
-        as_of: date | None = None,
-    ) -> Portfolio:
-        """Accounts, revenue and revenue at risk per light and ABC tier, plus alerts."""
-        from ka_ml.reporting.html import portfolio_summary
-
-        with scores() as (conn, t):
-            day = pick_date(conn, t, as_of)
-            cols = [
-                _col(t, c)
-                for c in (
-                    "account_id",
-                    "name",
-                    "health",
-                    "health_prev",
-                    "abc_tier",
-                    "churn_probability",
-                    "churn_probability_prev",
-                    "revenue_365d",
-                    "revenue_at_risk",
-                    "revenue_share",
-                    "dependency_index",
-                    "dependency_alert",
-                    "lifecycle",
-                    "expected_revenue_12m",
-                    "win_back_value",
-                )
-            ]
-            q = sa.select(*cols).where(t.c.as_of == day)
-            if owner is not None:
-                q = q.where(_col(t, "owner") == owner)
-            rows = conn.execute(q).mappings().all()
-        frame = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in cols])
-        return Portfolio(
-            as_of=date.fromisoformat(day), owner=owner, summary=portfolio_summary(frame)
-        )
-
-    @app.get(
-        "/accounts",
-        response_model=AccountPage,
-        responses=errors,
-        dependencies=guarded,
-        tags=["scores"],
-    )
-    def accounts(
-        light: Light | None = None,
-        tier: Tier | None = None,
-        lifecycle: Lifecycle | None = None,
-        dependency_alert: bool | None = None,
-        owner: Annotated[str | None, Query(max_length=200)] = None,
-        as_of: date | None = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    ) -> AccountPage:
-        """The scored accounts of one date (latest by default), most revenue at risk first."""
-        with scores() as (conn, t):
-            day = pick_date(conn, t, as_of)
-            where = [t.c.as_of == day]
-            if light is not None:
-                where.append(t.c.health == light)
-            if tier is not None:
-                where.append(t.c.abc_tier == tier)
-            if lifecycle is not None:
-                where.append(_col(t, "lifecycle") == lifecycle)
-            if dependency_alert is not None:
-                where.append(_col(t, "dependency_alert") == int(dependency_alert))
-            if owner is not None:
-                where.append(_col(t, "owner") == owner)
-            total = conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar()
-            q = (
-                sa.select(*_summary_columns(t))
-                .where(*where)
-                .order_by(
-                    t.c.revenue_at_risk.desc().nulls_last(),
-                    t.c.churn_probability.desc().nulls_last(),
-                    t.c.account_id,
-                )
-                .limit(limit)
-                .offset(offset)
-            )
-            rows = conn.execute(q).mappings().all()
-        return AccountPage(
-            as_of=date.fromisoformat(day),
-            total=int(total or 0),
-            limit=limit,
-            offset=offset,
-            items=[AccountSummary(**_clean(r)) for r in rows],
-        )
-
-    @app.get(
-        "/accounts/{account_id}",
-        response_model=AccountDetail,
-        responses=errors,
-        dependencies=guarded,
-        tags=["scores"],
-    )
-    def account(
-        account_id: Annotated[str, PathParam(min_length=1, max_length=200)],
-        history: Annotated[int, Query(ge=1, le=520)] = 104,
-    ) -> AccountDetail:
-        """The account's latest score with its reasons, and up to ``history`` past weeks."""
-        with scores() as (conn, t):
-            latest = (
-                conn.execute(
-                    sa.select(t)
-                    .where(t.c.account_id == account_id)
-                    .order_by(t.c.as_of.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-            if latest is None:
-                raise HTTPException(
-                    404,
-                    f"Account '{account_id}' has no scores. GET /accounts lists the scored ones.",
-                )
-            past = (
-                conn.execute(
-                    sa.select(*(_col(t, n) for n in HistoryPoint.model_fields))
-                    .where(t.c.account_id == account_id)
-                    .order_by(t.c.as_of.desc())
-                    .limit(history)
-                )
-                .mappings()
-                .all()
-            )
-        row = _clean(latest)
-        fields = {k: v for k, v in row.items() if k in AccountDetail.model_fields}
-        return AccountDetail(
-            **fields,
-            top_reason=row.get("reason_1"),
-            reasons=_reasons(row),
-            purchase_probabilities=_probabilities(row.get("extra_probability_columns")),
-            history=[HistoryPoint(**_clean(p)) for p in reversed(past)],
-        )
-
-    @app.get(
-        "/models",
-        response_model=Models,
-        responses=errors,
-        dependencies=guarded,
-        tags=["scores"],
-    )
-    def models(
-        limit: Annotated[int, Query(ge=1, le=520)] = 52,
-    ) -> Models:
-        """The model versions behind the latest scores, and per scored date before."""
-        with scores() as (conn, t):
-            q = (
-                sa.select(
-                    t.c.as_of,
-                    _col(t, "churn_model_version"),
-                    _col(t, "timing_model_version"),
-                    sa.func.count().label("accounts"),
-                )
-                .group_by(t.c.as_of, t.c.churn_model_version, t.c.timing_model_version)
-                .order_by(t.c.as_of.desc(), t.c.churn_model_version, t.c.timing_model_version)
-                .limit(limit)
-            )
-            rows = [ModelUse(**r) for r in conn.execute(q).mappings().all()]
-        if not rows:
-            raise HTTPException(404, NO_SCORES)
-        latest = rows[0].as_of
-        return Models(
-            latest_as_of=latest,
-            in_use=[r for r in rows if r.as_of == latest],
-            history=rows,
-        )
-
     return app
 
 
 # --------------------------------------------------------------------------- serving
-
-
-def score_history_path(cfg: Config) -> Path:
-    """Where the scorer keeps its history: ``ka_ml.scoring.run.history_path``, restated
-    here so that starting the API does not import the scoring stack (LightGBM, SHAP)."""
-    return Path(cfg.paths.outputs) / "score_history.sqlite"
 
 
 def api_token(cfg: Config, env: Mapping[str, str]) -> str | None:
@@ -537,7 +463,6 @@ def api_token(cfg: Config, env: Mapping[str, str]) -> str | None:
 
 def check_bind(host: str, token: str | None, token_env: str) -> None:
     """Refuse to expose the API beyond this machine without a token."""
-    from ka_ml.delivery.mail import is_loopback
 
     if token is None and not is_loopback(host):
         raise KaMlError(
@@ -559,8 +484,8 @@ def serve(cfg: Config, host: str, port: int, env: Mapping[str, str]) -> None:
 
     token = api_token(cfg, env)
     check_bind(host, token, cfg.delivery.api_token_env)
-    app = create_app(score_history_path(cfg), token=token)
+    app = create_app(history_path(cfg), token=token)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
 
 
-__all__ = ["api_token", "check_bind", "create_app", "score_history_path", "serve"]
+__all__ = ["api_token", "check_bind", "create_app", "serve"]

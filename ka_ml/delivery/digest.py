@@ -34,20 +34,12 @@ import pandas as pd
 
 from ka_ml.config import EMAIL_ADDRESS, DeliveryConfig
 from ka_ml.errors import KaMlError
+from ka_ml.features import catalog
 from ka_ml.io import atomic_write_json, atomic_write_text
-from ka_ml.reporting.html import (  # the report's own column readers
-    DEPENDENCY_RESPONSE,
-    SCORECARD,
-    _num,
-    _text,
-    attention_flags,
-    fmt_date,
-    fmt_money,
-    fmt_pct,
-    fmt_points,
-    order_by_risk,
-    render_report,
-)
+from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
+from ka_ml.reporting.formatting import fmt_date, fmt_money, fmt_pct, fmt_points
+from ka_ml.reporting.html import render_report
+from ka_ml.reporting.summary import DEPENDENCY_RESPONSE, attention_flags, order_by_risk
 
 OWNERS_DIR = "owners"
 INDEX_FILE = "index.json"
@@ -144,7 +136,10 @@ def _scorecard_text(shown: pd.DataFrame) -> pd.Series:
     """The business measures that are not green, e.g. 'usage red (…); complaints yellow (…)'."""
     out = pd.Series("", index=shown.index, dtype="string")
     for key, name in SCORECARD_NAMES.items():
-        light, detail = _text(shown, f"scorecard_{key}"), _text(shown, f"scorecard_{key}_detail")
+        light, detail = (
+            text_col(shown, f"scorecard_{key}"),
+            text_col(shown, f"scorecard_{key}_detail"),
+        )
         part = name + " " + light + " (" + detail + ")"
         part = part.where(light.isin(["red", "yellow"]), "")
         out = (out + "; " + part).where(part.ne(""), out)
@@ -157,11 +152,11 @@ def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[s
     if by is None:
         shown = rows.loc[order_by_risk(rows)].head(limit)
     else:
-        shown = rows.assign(_k=_num(rows, by).fillna(-1.0))
+        shown = rows.assign(_k=num_col(rows, by).fillna(-1.0))
         shown = shown.sort_values("_k", ascending=False, kind="stable").head(limit)
-    ids = _text(shown, "account_id")
-    name = _text(shown, "name")
-    reasons = [_text(shown, f"reason_{k}") for k in (1, 2, 3)]  # with "(raises risk)"
+    ids = text_col(shown, "account_id")
+    name = text_col(shown, "name")
+    reasons = [text_col(shown, f"reason_{k}") for k in (1, 2, 3)]  # with "(raises risk)"
     why = reasons[0]
     for more in reasons[1:]:
         why = why.where(more.eq(""), why + "; " + more)
@@ -169,22 +164,23 @@ def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[s
         {
             "account_id": ids,
             "name": name.where(name.ne(""), ids),
-            "tier": _text(shown, "abc_tier"),
-            "health": _text(shown, "health"),
-            "health_prev": _text(shown, "health_prev"),
-            "p": _num(shown, "churn_probability"),
-            "p_prev": _num(shown, "churn_probability_prev"),
-            "change": _num(shown, "churn_probability") - _num(shown, "churn_probability_prev"),
-            "has_prev": _num(shown, "churn_probability_prev").notna(),
-            "at_risk": _num(shown, "revenue_at_risk"),
+            "tier": text_col(shown, "abc_tier"),
+            "health": text_col(shown, "health"),
+            "health_prev": text_col(shown, "health_prev"),
+            "p": num_col(shown, "churn_probability"),
+            "p_prev": num_col(shown, "churn_probability_prev"),
+            "change": num_col(shown, "churn_probability")
+            - num_col(shown, "churn_probability_prev"),
+            "has_prev": num_col(shown, "churn_probability_prev").notna(),
+            "at_risk": num_col(shown, "revenue_at_risk"),
             "why": why.str.strip("; "),
-            "light_reason": _text(shown, "light_reason"),
-            "action": _text(shown, "recommended_action"),
-            "changes": _text(shown, "changes"),
-            "lifecycle": _text(shown, "lifecycle"),
+            "light_reason": text_col(shown, "light_reason"),
+            "action": text_col(shown, "recommended_action"),
+            "changes": text_col(shown, "changes"),
+            "lifecycle": text_col(shown, "lifecycle"),
             "scorecard": _scorecard_text(shown),
-            "win_back": _num(shown, "win_back_value"),
-            "lapsed_why": _text(shown, "lifecycle_reason"),
+            "win_back": num_col(shown, "win_back_value"),
+            "lapsed_why": text_col(shown, "lifecycle_reason"),
         }
     )
     return [{str(k): v for k, v in r.items()} for r in view.to_dict("records")]
@@ -192,10 +188,8 @@ def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[s
 
 def _top_reasons(rows: pd.DataFrame, n: int = 3) -> list[dict[str, Any]]:
     """The most common first reasons among the owner's red and yellow accounts."""
-    from ka_ml.features import catalog
-
-    risky = rows[_text(rows, "health").isin(["red", "yellow"])]
-    feature = _text(risky, "reason_1_feature")
+    risky = rows[text_col(rows, "health").isin(["red", "yellow"])]
+    feature = text_col(risky, "reason_1_feature")
     feature = feature[feature.ne("")]
     counts = feature.value_counts().head(n)
     out = []
@@ -223,62 +217,77 @@ def digest_context(
     are still red, that left red (improved), above the dependency alert, and lapsed ones
     worth a win-back call; counts per light; the commonest reasons.
     """
-    flags = attention_flags(rows, rise=rise)
-    health = _text(rows, "health")
-    prev = _text(rows, "health_prev")
-    turned_red = flags["turned_red"]
-    rising = flags["rising"] & ~turned_red
-    still_red = health.eq("red") & ~turned_red & ~rising
-    improved = prev.eq("red") & health.ne("red") & health.ne("")
-    dependency = (
-        rows["dependency_alert"].astype("boolean").fillna(False).astype(bool)
-        if ("dependency_alert" in rows)
-        else pd.Series(False, index=rows.index)
-    )
-    lapsed = _text(rows, "lifecycle").eq("lapsed")
+    masks = _section_masks(rows, rise)
+    health = text_col(rows, "health")
     counts = {
         "accounts": len(rows),
-        "red": int(health.eq("red").sum()),
-        "yellow": int(health.eq("yellow").sum()),
-        "green": int(health.eq("green").sum()),
-        "turned_red": int(turned_red.sum()),
-        "rising": int(rising.sum()),
-        "still_red": int(still_red.sum()),
-        "improved": int(improved.sum()),
-        "dependency": int(dependency.sum()),
-        "lapsed": int(lapsed.sum()),
+        **{light: int(health.eq(light).sum()) for light in ("red", "yellow", "green")},
+        **{key: int(mask.sum()) for key, mask in masks.items()},
     }
-    pts = round(rise * 100)
-    sections = [
-        ("turned_red", "Turned red this week", turned_red, None),
-        ("rising", f"Risk rising ({pts}+ points since last week)", rising, None),
-        ("still_red", "Still red", still_red, None),
-        ("improved", "No longer red", improved, None),
-        ("dependency", "Dependency alert", dependency, None),
-        ("lapsed", "Win-back: lapsed accounts", lapsed, "win_back_value"),
-    ]
     return {
         "label": label,
         "as_of": as_of,
         "as_of_text": fmt_date(pd.Timestamp(as_of)) if as_of else "",
         "counts": counts,
-        "at_risk": float(_num(rows, "revenue_at_risk").fillna(0.0).sum()),
+        "at_risk": float(num_col(rows, "revenue_at_risk").fillna(0.0).sum()),
         "cur": currency,
-        "sections": [
-            {
-                "key": key,
-                "title": title,
-                "count": counts[key],
-                "rows": _items(rows[mask.to_numpy()], max_listed, by),
-                "more": max(counts[key] - max_listed, 0),
-            }
-            for key, title, mask, by in sections
-            if counts[key]
+        "sections": _sections(rows, masks, counts, max_listed, rise),
+        "turned_red_names": [
+            i["name"] for i in _items(rows[masks["turned_red"].to_numpy()], max_listed)
         ],
-        "turned_red_names": [i["name"] for i in _items(rows[turned_red.to_numpy()], max_listed)],
         "top_reasons": _top_reasons(rows),
         "dependency_action": DEPENDENCY_ACTION,
     }
+
+
+def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
+    """Which rows each section lists, in section order (an account is in one of the first
+    three at most)."""
+    flags = attention_flags(rows, rise=rise)
+    health = text_col(rows, "health")
+    turned_red = flags["turned_red"]
+    rising = flags["rising"] & ~turned_red
+    return {
+        "turned_red": turned_red,
+        "rising": rising,
+        "still_red": health.eq("red") & ~turned_red & ~rising,
+        "improved": text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne(""),
+        "dependency": flag_col(rows, "dependency_alert"),
+        "lapsed": text_col(rows, "lifecycle").eq("lapsed"),
+    }
+
+
+def _sections(
+    rows: pd.DataFrame,
+    masks: Mapping[str, pd.Series],
+    counts: Mapping[str, int],
+    max_listed: int,
+    rise: float,
+) -> list[dict[str, Any]]:
+    """The non-empty sections with their first ``max_listed`` accounts and how many more."""
+    titles = {
+        "turned_red": "Turned red this week",
+        "rising": f"Risk rising ({round(rise * 100)}+ points since last week)",
+        "still_red": "Still red",
+        "improved": "No longer red",
+        "dependency": "Dependency alert",
+        "lapsed": "Win-back: lapsed accounts",
+    }
+    return [
+        {
+            "key": key,
+            "title": title,
+            "count": counts[key],
+            "rows": _items(
+                rows[masks[key].to_numpy()],
+                max_listed,
+                "win_back_value" if key == "lapsed" else None,
+            ),
+            "more": max(counts[key] - max_listed, 0),
+        }
+        for key, title in titles.items()
+        if counts[key]
+    ]
 
 
 def subject_line(prefix: str, label: str, counts: Mapping[str, int], as_of: str) -> str:
@@ -447,50 +456,66 @@ def build_digests(
     thresholds, models: shown in each owner's report).
     """
     scores = scores.reset_index(drop=True)
+    as_of = _as_of(scores, run)  # the run's date, the same in every digest
+    groups = _owner_groups(scores)
+    labels = [
+        delivery.unassigned_label if name is None else _CONTROL.sub(" ", name).strip()
+        for name, _ in groups
+    ]
+    return [
+        _owner_digest(scores.loc[idx], name, label, slug, as_of, run, delivery, title)
+        for (name, idx), label, slug in zip(groups, labels, unique_slugs(labels), strict=True)
+    ]
+
+
+def _owner_groups(scores: pd.DataFrame) -> list[tuple[str | None, pd.Index]]:
+    """Each owner's rows, sorted by owner, then the rows without one (owner ``None``)."""
     owner = owner_of(scores)
-    as_of = _as_of(scores, run)
-    currency = str(run.get("currency") or "")
     groups: list[tuple[str | None, pd.Index]] = [
         (str(name), idx) for name, idx in sorted(scores.groupby(owner.dropna()).groups.items())
     ]
     unowned = scores.index[owner.isna().to_numpy()]
     if len(unowned):
         groups.append((None, unowned))
-    labels = [
-        delivery.unassigned_label if name is None else _CONTROL.sub(" ", name).strip()
-        for name, _ in groups
-    ]
-    digests = []
-    for (name, idx), label, slug in zip(groups, labels, unique_slugs(labels), strict=True):
-        rows = scores.loc[idx]
-        ctx = digest_context(
-            rows,
-            label=label,
-            as_of=as_of,
-            max_listed=delivery.max_listed,
-            currency=currency,
-            rise=float(run.get("risk_rise_points") or 0.10),
-        )
-        subject = subject_line(delivery.subject_prefix, label, ctx["counts"], as_of)
-        text, html = render_digest(
-            {**ctx, "slug": slug, "subject": subject, "attach": delivery.attach_report}
-        )
-        digests.append(
-            OwnerDigest(
-                owner=name,
-                label=label,
-                slug=slug,
-                address=resolve_address(name, delivery),
-                as_of=as_of,
-                account_ids=tuple(_text(rows, "account_id").tolist()),
-                counts=ctx["counts"],
-                subject=subject,
-                text=text,
-                html=html,
-                report_html=render_report(rows, {**run, "owner": label}, title=title),
-            )
-        )
-    return digests
+    return groups
+
+
+def _owner_digest(
+    rows: pd.DataFrame,
+    name: str | None,
+    label: str,
+    slug: str,
+    as_of: str,
+    run: Mapping[str, Any],
+    delivery: DeliveryConfig,
+    title: str,
+) -> OwnerDigest:
+    """One owner's digest: context, subject, text and HTML, and their own report."""
+    ctx = digest_context(
+        rows,
+        label=label,
+        as_of=as_of,
+        max_listed=delivery.max_listed,
+        currency=str(run.get("currency") or ""),
+        rise=float(run.get("risk_rise_points") or 0.10),
+    )
+    subject = subject_line(delivery.subject_prefix, label, ctx["counts"], as_of)
+    text, html = render_digest(
+        {**ctx, "slug": slug, "subject": subject, "attach": delivery.attach_report}
+    )
+    return OwnerDigest(
+        owner=name,
+        label=label,
+        slug=slug,
+        address=resolve_address(name, delivery),
+        as_of=as_of,
+        account_ids=tuple(text_col(rows, "account_id").tolist()),
+        counts=ctx["counts"],
+        subject=subject,
+        text=text,
+        html=html,
+        report_html=render_report(rows, {**run, "owner": label}, title=title),
+    )
 
 
 def write_owner_files(digests: Sequence[OwnerDigest], folder: Path) -> list[Path]:

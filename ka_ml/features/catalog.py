@@ -20,10 +20,9 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from ka_ml.data.history import History
+from ka_ml.data.history import History
 
 Unit = Literal[
     "days",  # a duration in days

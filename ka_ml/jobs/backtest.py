@@ -24,7 +24,7 @@ from ka_ml.errors import KaMlError
 from ka_ml.io import atomic_write_json, ensure_writable_dir
 from ka_ml.modeling import registry
 from ka_ml.monitoring.backtest import backtest_dir, compute_backtest, read_scores, summary
-from ka_ml.scoring.history_store import history_path
+from ka_ml.scoring.score_history import history_path
 
 log = logging.getLogger("ka_ml.backtest")
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.delivery.stage import stage_delivery
+from ka_ml.delivery.run_delivery import stage_delivery
 from ka_ml.delivery.writeback import resolve_url
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
@@ -31,8 +31,9 @@ from ka_ml.jobs.backtest import latest_summary
 from ka_ml.modeling import registry
 from ka_ml.monitoring.drift import drift_report
 from ka_ml.reporting.excel import write_excel
-from ka_ml.reporting.html import portfolio_summary, write_report
-from ka_ml.scoring import history_store
+from ka_ml.reporting.html import write_report
+from ka_ml.reporting.summary import portfolio_summary
+from ka_ml.scoring import score_history
 from ka_ml.scoring.health import light_rule
 from ka_ml.scoring.lifecycle import run_rate_text
 from ka_ml.scoring.score import Models, Previous, score_and_explain
@@ -104,12 +105,12 @@ def run_scoring(
     timings: dict[str, float] = {}
     out_dir = Path(out_dir) if out_dir else Path(cfg.paths.outputs) / str(as_of.date())
     ensure_writable_dir(out_dir.parent, "output")
-    hist_path = history_store.history_path(cfg)
+    hist_path = score_history.history_path(cfg)
     with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
         recover_staged(out_dir)
         models = load_models(cfg)
         timings["load_models"] = round(time.perf_counter() - t0, 3)
-        past = history_store.read(hist_path, before=as_of)
+        past = score_history.read(hist_path, before=as_of)
         t1 = time.perf_counter()
         if engine == "spark" or not isinstance(history, History):  # features + models on Spark
             scores, feats = score_with_features(history, cfg, as_of, models, past)
@@ -124,11 +125,14 @@ def run_scoring(
         record = _run_record(history, cfg, as_of, models, scores, timings)
         record.update(monitoring_record(models.churn, feats, cfg, as_of))  # drift, backtest
         _write_outputs(out_dir, scores, record, cfg, writeback_url)
-        history_store.upsert(hist_path, scores)
-        if contrib is not None:  # what the next run's "since last week" compares with
-            history_store.upsert_contributions(
-                hist_path, as_of, scores["account_id"], list(models.churn.features_), contrib
+        reported = (  # what the next run's "since last week" compares with
+            None
+            if contrib is None
+            else score_history.Contributions(
+                as_of, scores["account_id"], list(models.churn.features_), contrib
             )
+        )
+        score_history.write_run(hist_path, scores, reported)  # one transaction
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
 
@@ -151,11 +155,11 @@ def previous_run(
 ) -> Previous | None:
     """The previous run's stored contributions and probabilities (None when there is no
     previous run within ``scoring.previous_run_max_days`` or it stored none)."""
-    prev = history_store.previous_week(past, as_of, cfg.scoring.previous_run_max_days)
+    prev = score_history.previous_week(past, as_of, cfg.scoring.previous_run_max_days)
     if prev.empty:
         return None
     day = pd.Timestamp(prev["as_of"].max())
-    stored = history_store.read_contributions(path, day, list(models.churn.features_))
+    stored = score_history.read_contributions(path, day, list(models.churn.features_))
     if stored.empty:
         return None
     return Previous(stored, prev["churn_probability"].astype(float))

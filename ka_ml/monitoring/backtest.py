@@ -27,10 +27,7 @@ the JSON file).
 
 from __future__ import annotations
 
-import io
 import logging
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +40,7 @@ from ka_ml.errors import KaMlError
 from ka_ml.features.labels import churn_labels, timing_labels
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.evaluate import interval_coverage, window_outcomes
+from ka_ml.scoring import score_history
 from ka_ml.versions import package_versions
 
 log = logging.getLogger("ka_ml.backtest")
@@ -66,33 +64,9 @@ def backtest_dir(cfg: Config) -> Path:
 
 # -- reading the score history ----------------------------------------------------------
 def read_scores(path: Path, *, before: pd.Timestamp | None = None) -> pd.DataFrame:
-    """The stored weekly scores (dated before ``before``) with their ``p_purchase_{k}d``.
-
-    The purchase-window probabilities are stored as one JSON object per row; rows written
-    without them get NaN.
-    """
-    from ka_ml.scoring import history_store
-
-    path = Path(path)
-    if not path.exists():
-        return pd.DataFrame(columns=list(history_store.COLUMNS))
-    scores = history_store.read(path, before=before)
-    uri = path.resolve().as_uri() + "?mode=ro"
-    query = "SELECT account_id, as_of, extra_probability_columns AS p FROM scores"
-    params: tuple[str, ...] = ()
-    if before is not None:
-        query += " WHERE as_of < ?"
-        params = (str(pd.Timestamp(before).date()),)
-    with closing(sqlite3.connect(uri, uri=True, timeout=30)) as con:
-        extra = pd.read_sql_query(query, con, params=params)
-    if extra["p"].notna().any():
-        text = extra["p"].fillna("{}").str.cat(sep="\n")
-        probs = pd.read_json(io.StringIO(text), lines=True).astype(float)
-        probs.index = extra.index
-        extra = pd.concat([extra.drop(columns="p"), probs], axis=1)
-        extra["as_of"] = pd.to_datetime(extra["as_of"])
-        scores = scores.merge(extra, on=["account_id", "as_of"], how="left")
-    return scores
+    """The stored weekly scores (dated before ``before``) with their ``p_purchase_{k}d``
+    (NaN in rows stored without them): what the backtest compares with the outcomes."""
+    return score_history.read(path, before=before, windows=True)
 
 
 def due_weeks(

@@ -27,14 +27,8 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from ka_ml.io import atomic_write
-from ka_ml.reporting.html import (
-    N_REASONS,
-    SCORECARD,
-    attention_flags,
-    order_by_risk,
-    portfolio_summary,
-    purchase_windows,
-)
+from ka_ml.reporting.columns import N_REASONS, SCORECARD, num_col, purchase_windows
+from ka_ml.reporting.summary import attention_flags, order_by_risk, portfolio_summary
 
 LIGHT_FILLS: dict[str, str] = {"red": "FFC7CE", "yellow": "FFEB9C", "green": "C6EFCE"}
 HEADER_FILL = "E4E7EB"
@@ -54,18 +48,14 @@ class Column:
 
 
 def _text(scores: pd.DataFrame, col: str) -> pd.Series:
+    """A text column, missing values kept missing (empty cells, unlike the report's '')."""
     if col not in scores:
         return pd.Series(pd.NA, index=scores.index, dtype="string")
     return scores[col].astype("string")
 
 
-def _num(scores: pd.DataFrame, col: str) -> pd.Series:
-    if col not in scores:
-        return pd.Series(np.nan, index=scores.index)
-    return pd.to_numeric(scores[col], errors="coerce").astype("float64")
-
-
 def _dates(scores: pd.DataFrame, col: str) -> pd.Series:
+    """A date column at midnight (Excel dates without a time), NaT where missing."""
     if col not in scores:
         return pd.Series(pd.NaT, index=scores.index, dtype="datetime64[us]")
     return pd.to_datetime(scores[col], errors="coerce").dt.normalize()
@@ -90,16 +80,16 @@ def _account_columns(scores: pd.DataFrame) -> list[Column]:
             if "low_confidence" in s
             else _text(s, "low_confidence"),
         ),
-        Column("Churn probability", _num(s, "churn_probability"), PCT),
-        Column("Last week", _num(s, "churn_probability_prev"), PCT),
+        Column("Churn probability", num_col(s, "churn_probability"), PCT),
+        Column("Last week", num_col(s, "churn_probability_prev"), PCT),
         Column("Change (pts)", change.round(1), POINTS),
         Column("Light last week", _text(s, "health_prev")),
-        Column("Revenue 365 days", _num(s, "revenue_365d"), MONEY),
-        Column("Expected revenue 12 months", _num(s, "expected_revenue_12m"), MONEY),
-        Column("Revenue at risk", _num(s, "revenue_at_risk"), MONEY),
-        Column("Win-back value", _num(s, "win_back_value"), MONEY),
-        Column("Revenue share", _num(s, "revenue_share"), PCT1),
-        Column("Dependency index", _num(s, "dependency_index"), INDEX),
+        Column("Revenue 365 days", num_col(s, "revenue_365d"), MONEY),
+        Column("Expected revenue 12 months", num_col(s, "expected_revenue_12m"), MONEY),
+        Column("Revenue at risk", num_col(s, "revenue_at_risk"), MONEY),
+        Column("Win-back value", num_col(s, "win_back_value"), MONEY),
+        Column("Revenue share", num_col(s, "revenue_share"), PCT1),
+        Column("Dependency index", num_col(s, "dependency_index"), INDEX),
         Column(
             "Dependency alert",
             alert.map({True: "yes", False: "no"}).astype("string")
@@ -110,10 +100,10 @@ def _account_columns(scores: pd.DataFrame) -> list[Column]:
         Column("Order window from (p10)", _dates(s, "next_purchase_p10_date"), DATE),
         Column("Order window to (p90)", _dates(s, "next_purchase_p90_date"), DATE),
         *[
-            Column(f"P(order within {k} days)", _num(s, f"p_purchase_{k}d"), PCT)
+            Column(f"P(order within {k} days)", num_col(s, f"p_purchase_{k}d"), PCT)
             for k in purchase_windows(s)
         ],
-        Column("Days since last order", _num(s, "days_since_last_order"), "0"),
+        Column("Days since last order", num_col(s, "days_since_last_order"), "0"),
         Column("Why this light", _text(s, "light_reason")),
         *[
             c
@@ -145,7 +135,7 @@ def _reason_columns(scores: pd.DataFrame) -> list[Column]:
                 "rank": k,
                 "reason": _text(s, f"reason_{k}"),
                 "feature": _text(s, f"reason_{k}_feature"),
-                "shap": _num(s, f"reason_{k}_shap") * 100,
+                "shap": num_col(s, f"reason_{k}_shap") * 100,
                 "direction": _text(s, f"reason_{k}_direction"),
             }
         )

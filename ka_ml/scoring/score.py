@@ -21,7 +21,6 @@ from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
 from ka_ml.features.catalog import ABC_CATEGORIES
 from ka_ml.modeling.predict import predict_frame
-from ka_ml.scoring import history_store
 from ka_ml.scoring.explain import changes_since, probability_contributions, top_reasons
 from ka_ml.scoring.health import assign_lights, recommended_actions
 from ka_ml.scoring.lifecycle import (
@@ -30,6 +29,8 @@ from ka_ml.scoring.lifecycle import (
     float_column,
     lifecycle_states,
 )
+from ka_ml.scoring.score_history import COLUMNS as HISTORY_COLUMNS
+from ka_ml.scoring.score_history import open_forecast_p90, previous_week
 from ka_ml.scoring.scorecard import scorecard
 
 log = logging.getLogger("ka_ml.score")
@@ -141,7 +142,7 @@ def has_previous_run(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cf
 
     if score_history is None or score_history.empty:
         return False
-    prev = history_store.previous_week(score_history, as_of, cfg.scoring.previous_run_max_days)
+    prev = previous_week(score_history, as_of, cfg.scoring.previous_run_max_days)
     return not prev.empty
 
 
@@ -278,17 +279,15 @@ def light_columns(
 ) -> pd.DataFrame:
 
     hist = (
-        score_history
-        if score_history is not None
-        else pd.DataFrame(columns=list(history_store.COLUMNS))
+        score_history if score_history is not None else pd.DataFrame(columns=list(HISTORY_COLUMNS))
     )
-    prev = history_store.previous_week(hist, as_of, cfg.scoring.previous_run_max_days)
+    prev = previous_week(hist, as_of, cfg.scoring.previous_run_max_days)
     ids = out["account_id"]
     prev_light = ids.map(prev["health"]) if not prev.empty else None
     out["health_prev"] = prev_light if prev_light is not None else pd.NA
     out["churn_probability_prev"] = ids.map(prev["churn_probability"]) if not prev.empty else np.nan
     last_order = pd.Series(out["last_order_date"].to_numpy(), index=ids)
-    p90 = history_store.open_forecast_p90(hist, last_order).to_numpy()
+    p90 = open_forecast_p90(hist, last_order).to_numpy()
     has_forecast = ~pd.isna(p90)
     overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of)
     ratio = X["overdue_ratio"].to_numpy(float) if "overdue_ratio" in X else np.full(len(X), np.nan)

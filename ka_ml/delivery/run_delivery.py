@@ -1,9 +1,12 @@
-"""The scorer's delivery hook: owner reports and the database write-back, inside its stage.
+"""The deliveries a score run makes itself: owner files and the database write-back.
 
-``run_scoring`` calls :func:`stage_delivery` while its output folder is still staged, just
-before the run record is written: the owner files land in the same atomic swap as
-``report.html`` (a failed run leaves none of them), and the write-back's single transaction
-commits only when everything before it succeeded. The record says what was delivered.
+Named for when it runs: ``run_scoring`` calls :func:`stage_delivery` while its output
+folder is still staged, just before the run record is written, so these deliveries are
+part of the run. The owner files (``owners/``) land in the same atomic swap as
+``report.html`` (a failed run leaves none of them), and the write-back's single
+transaction commits only when everything before it succeeded. The record says what was
+delivered. The other channels run on their own: ``ka-ml notify`` mails the digests
+afterwards, and the read API serves the score history at any time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 from ka_ml.config import Config
+from ka_ml.delivery.digest import OWNERS_DIR, build_digests, has_owners, write_owner_files
+from ka_ml.delivery.writeback import write_back
 
 
 def stage_delivery(
@@ -24,8 +29,6 @@ def stage_delivery(
     writeback_url: str | None = None,
 ) -> None:
     """Write ``stage/owners/`` (when accounts have owners) and upsert to ``writeback_url``."""
-    from ka_ml.delivery.digest import OWNERS_DIR, build_digests, has_owners, write_owner_files
-
     delivery: dict[str, Any] = {}
     if cfg.delivery.owner_reports and has_owners(scores):
         digests = build_digests(scores, record, cfg.delivery)
@@ -33,8 +36,6 @@ def stage_delivery(
         delivery["owner_reports"] = len(digests)
         delivery["unaddressed"] = [d.label for d in digests if not d.address]
     if writeback_url:
-        from ka_ml.delivery.writeback import write_back
-
         res = write_back(scores, writeback_url, table=cfg.delivery.writeback_table)
         delivery["writeback"] = {
             "url": res.url,

@@ -1,0 +1,232 @@
+"""The portfolio's numbers: which accounts need attention this week, in which order, and
+the portfolio at a glance (per light, per ABC tier, lifecycle, concentration, alerts).
+
+Pure pandas in, plain dicts or frames out, with nothing about how they are shown: the
+report, the spreadsheet, the digests, the run record and the read API's ``/portfolio``
+all take their figures from here, so every output counts the same accounts the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ka_ml.reporting.columns import flag_col, num_col, text_col
+from ka_ml.reporting.formatting import to_native
+
+LIGHTS: tuple[str, ...] = ("red", "yellow", "green")
+TIERS: tuple[str, ...] = ("A", "B", "C")
+RISE_POINTS = 0.10  # default of report.risk_rise_points (the run record carries the config's)
+DEPENDENCY_RESPONSE = "start a new-customer development plan"
+
+Totals = dict[str, dict[str, float | int]]
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def is_first_run(scores: pd.DataFrame) -> bool:
+    """No previous run to compare with: nobody has last week's light or probability."""
+    return bool(
+        text_col(scores, "health_prev").eq("").all()
+        and num_col(scores, "churn_probability_prev").isna().all()
+    )
+
+
+def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.DataFrame:
+    """Why each account needs attention this week: it turned red, or its risk jumped.
+
+    ``turned_red``: red now and not red last week (an account new to the list counts: it
+    was not red before). ``rising``: churn probability up by at least ``rise`` (0.10 = 10
+    points) since last week; unknown when there is no previous probability. Lapsed
+    accounts (already lost) are never flagged, and a first run (no previous run at all)
+    reports no changes.
+    """
+    health = text_col(scores, "health")
+    prev = text_col(scores, "health_prev")
+    change = num_col(scores, "churn_probability") - num_col(scores, "churn_probability_prev")
+    first_run = is_first_run(scores)
+    lit = text_col(scores, "lifecycle").ne("lapsed") & ~pd.Series(first_run, index=scores.index)
+    turned_red = health.eq("red") & prev.ne("red") & lit
+    rising = change.ge(rise - 1e-9).fillna(False) & lit
+    return pd.DataFrame(
+        {
+            "turned_red": turned_red.astype(bool),
+            "rising": rising.astype(bool),
+            "risk_change": change,
+        },
+        index=scores.index,
+    )
+
+
+def order_by_risk(scores: pd.DataFrame) -> pd.Index:
+    """Row order used everywhere: revenue at risk desc, then probability desc, then id."""
+    key = pd.DataFrame(
+        {
+            "risk": num_col(scores, "revenue_at_risk").fillna(-1.0),
+            "p": num_col(scores, "churn_probability").fillna(-1.0),
+            "id": text_col(scores, "account_id"),
+        }
+    )
+    return key.sort_values(["risk", "p", "id"], ascending=[False, False, True], kind="stable").index
+
+
+def needs_attention(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.DataFrame:
+    """Accounts that turned red this week or whose risk rose ``rise`` or more, by revenue at risk.
+
+    Returns the matching rows of ``scores`` plus ``turned_red``, ``rising`` and
+    ``risk_change`` (probability points as a fraction; NaN without last week's score).
+    """
+    flags = attention_flags(scores, rise=rise)
+    out = pd.concat([scores, flags], axis=1)
+    out = out.loc[order_by_risk(scores)]
+    return out[out["turned_red"] | out["rising"]]
+
+
+# --------------------------------------------------------------------------- the portfolio
+
+
+def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dict[str, Any]:
+    """Accounts, revenue and revenue at risk per light and per ABC tier, plus alerts.
+
+    Lights, tiers and revenue at risk cover the accounts still to keep (``active`` and
+    ``new``); ``lifecycle`` counts every state and ``win_back`` sums the lapsed ones.
+    ``concentration``: the top five accounts' share of revenue and the Herfindahl index
+    (sum of squared revenue shares: 1 = one customer, 1/n = n equal ones).
+
+    Pure and JSON-ready (plain ints/floats/str), so the same figures appear in the report
+    and in the run record. Missing revenue counts as 0 in the sums.
+    """
+    frame = _money(scores)
+    lapsed = text_col(scores, "lifecycle").eq("lapsed")
+    kept = frame[~lapsed.to_numpy()]  # lights and revenue at risk: accounts still to keep
+    lights = _known_first(LIGHTS, kept["light"])
+    tiers = _known_first(TIERS, kept["tier"])
+    flags = attention_flags(scores, rise=rise)
+    return {
+        "n_accounts": len(scores),
+        "n_lit": len(kept),
+        "lifecycle": _lifecycle_counts(scores),
+        "win_back": _win_back(scores, frame, lapsed),
+        "concentration": _concentration(scores),
+        "total_revenue": float(frame["revenue"].sum()),  # every account's last 365 days
+        **_at_risk(kept),
+        "lights": _records(_totals(kept, ["light"]).reindex(lights, fill_value=0)),
+        "tiers": _records(_totals(kept, ["tier"]).reindex(tiers, fill_value=0)),
+        "light_by_tier": _light_by_tier(kept, lights, tiers),
+        "dependency_alerts": _dependency_alerts(scores),
+        "turned_red": int(flags["turned_red"].sum()),
+        "rising": int(flags["rising"].sum()),
+        "needs_attention": int((flags["turned_red"] | flags["rising"]).sum()),
+    }
+
+
+def _money(scores: pd.DataFrame) -> pd.DataFrame:
+    """Light, tier and the money columns of every account (missing money as 0)."""
+    return pd.DataFrame(
+        {
+            "light": text_col(scores, "health"),
+            "tier": text_col(scores, "abc_tier"),
+            "revenue": num_col(scores, "revenue_365d").fillna(0.0),
+            "at_risk": num_col(scores, "revenue_at_risk").fillna(0.0),
+            "expected": num_col(scores, "expected_revenue_12m").fillna(0.0),
+        }
+    )
+
+
+def _known_first(known: tuple[str, ...], seen: pd.Series) -> list[str]:
+    """The known categories in their order, then any other value seen ('' = missing)."""
+    return [*known, *sorted(set(seen) - set(known))]
+
+
+def _lifecycle_counts(scores: pd.DataFrame) -> dict[str, int]:
+    stage = text_col(scores, "lifecycle")
+    return {str(k): int(v) for k, v in stage[stage.ne("")].value_counts().sort_index().items()}
+
+
+def _win_back(scores: pd.DataFrame, frame: pd.DataFrame, lapsed: pd.Series) -> dict[str, Any]:
+    """The lapsed accounts: how many, their last 365 days' revenue, their win-back value."""
+    return {
+        "accounts": int(lapsed.sum()),
+        "revenue_365d": float(frame.loc[lapsed.to_numpy(), "revenue"].sum()),
+        "value": float(num_col(scores, "win_back_value")[lapsed].fillna(0.0).sum()),
+    }
+
+
+def _concentration(scores: pd.DataFrame) -> dict[str, float]:
+    share = num_col(scores, "revenue_share").fillna(0.0)
+    return {"top5_revenue_share": float(share.nlargest(5).sum()), "hhi": float((share**2).sum())}
+
+
+def _at_risk(kept: pd.DataFrame) -> dict[str, float]:
+    """Revenue at risk of the accounts still to keep, and its share of what is expected."""
+    at_risk = float(kept["at_risk"].sum())
+    expected = float(kept["expected"].sum())
+    revenue = float(kept["revenue"].sum())
+    # share of what is expected (forward revenue at risk), or of the last 365 days'
+    # revenue for scores written before expected revenue existed
+    base = expected or revenue
+    return {
+        "revenue_at_risk": at_risk,
+        "expected_revenue_12m": expected,
+        "revenue_at_risk_share": at_risk / base if base > 0 else 0.0,
+    }
+
+
+def _totals(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.groupby(keys, observed=True).agg(
+        accounts=("revenue", "size"),
+        revenue=("revenue", "sum"),
+        revenue_at_risk=("at_risk", "sum"),
+    )
+
+
+def _records(agg: pd.DataFrame) -> Totals:
+    out = agg.astype({"accounts": "int64"}).to_dict("index")
+    return {str(k): {str(c): to_native(v) for c, v in row.items()} for k, row in out.items()}
+
+
+def _light_by_tier(kept: pd.DataFrame, lights: list[str], tiers: list[str]) -> dict[str, Totals]:
+    """The light x tier cross table (every combination, zeros included)."""
+    cross = _totals(kept, ["light", "tier"]).reindex(
+        pd.MultiIndex.from_product([lights, tiers], names=["light", "tier"]), fill_value=0
+    )
+    out: dict[str, Totals] = {light: {} for light in lights}
+    for row in cross.reset_index().to_dict("records"):  # the cells, not the accounts
+        out[str(row["light"])][str(row["tier"])] = {
+            "accounts": int(row["accounts"]),
+            "revenue": float(row["revenue"]),
+            "revenue_at_risk": float(row["revenue_at_risk"]),
+        }
+    return out
+
+
+def _dependency_alerts(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    """The accounts above the dependency alert, most dependent first, with the response."""
+    alert = flag_col(scores, "dependency_alert")
+    dep = pd.DataFrame(
+        {
+            "account_id": text_col(scores, "account_id"),
+            "name": text_col(scores, "name"),
+            "dependency_index": num_col(scores, "dependency_index"),
+            "revenue_share": num_col(scores, "revenue_share"),
+        }
+    )[alert.to_numpy()].sort_values("dependency_index", ascending=False, kind="stable")
+    return [
+        {**{str(k): to_native(v) for k, v in row.items()}, "response": DEPENDENCY_RESPONSE}
+        for row in dep.to_dict("records")
+    ]
+
+
+__all__ = [
+    "DEPENDENCY_RESPONSE",
+    "LIGHTS",
+    "RISE_POINTS",
+    "TIERS",
+    "attention_flags",
+    "is_first_run",
+    "needs_attention",
+    "order_by_risk",
+    "portfolio_summary",
+]
