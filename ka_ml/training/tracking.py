@@ -21,7 +21,6 @@ from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.evaluate import timing_scores
-from ka_ml.modeling.predict import predict_frame
 from ka_ml.modeling.timing import TimingModel
 from ka_ml.modeling.tuning import TuningResult
 from ka_ml.training.evaluation import Evaluation
@@ -238,11 +237,9 @@ def _champion_scores(
         model = registry.load_version(name, str(mv.version))
         X = folds.test
         if kind == "churn":
-            p = predict_frame(model, "churn", X, [])["churn_probability"].to_numpy()
+            p = model.predict_frame(X, [])["churn_probability"].to_numpy()
             return M.churn_metrics(folds.test["churn"].to_numpy(float), p), str(mv.version)
-        pred = predict_frame(
-            model,
-            "timing",
+        pred = model.predict_frame(
             X.reset_index(drop=True),
             cfg.labels.purchase_windows,
             churn_probability=churn_probability,
