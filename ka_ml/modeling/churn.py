@@ -21,7 +21,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit, StratifiedKFold
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+)
 
 from ka_ml.errors import ModelError
 from ka_ml.modeling import metrics as M
@@ -47,6 +53,23 @@ def legacy_state_error(kind: str) -> ModelError:
         "comparable champion can be loaded), or promote a newer registered version with "
         "`ka-ml promote NAME VERSION` (`ka-ml models` lists them).",
     )
+
+
+def churn_labels(X: Any, y: Any, who: str) -> np.ndarray:
+    """``y`` as floats 0/1 after scikit-learn's checks of a classification target (given,
+    finite, 1-D, one per row of ``X``, discrete), refusing labels other than 0 and 1."""
+    if y is None:
+        raise ValueError(f"{who} requires y to be passed, but the target y is None.")
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
+    check_consistent_length(X, y)
+    check_classification_targets(y)
+    labels = np.unique(y)
+    if not set(labels.tolist()) <= {0, 1}:
+        raise ValueError(
+            f"Only binary classification is supported. {who} takes the labels 0 and 1 "
+            f"(1 = churn); got {labels[:5].tolist()}."
+        )
+    return np.asarray(y, dtype=float)
 
 
 def _check_two_classes(y: np.ndarray, where: str) -> None:
@@ -262,9 +285,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         ``num_boost_round`` trees (default ``MAX_ROUNDS``).
         """
         X = as_frame(X, None, type(self).__name__)
-        y = np.asarray(y, dtype=float)
+        y = churn_labels(X, y, type(self).__name__)
         _check_two_classes(y, "training")
         self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
         self.linear_: LinearChurn | None = None
         self.blend_weight_, self.family_ = 1.0, "lightgbm"
         self.calibrator_: Calibrator | None = None
@@ -394,7 +418,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """1 where the calibrated P(churn) is above 1/2."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_frame(
         self,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_array
 
 from ka_ml.errors import ModelError
 
@@ -17,12 +17,8 @@ def as_frame(X: Any, columns: list[str] | None, who: str) -> pd.DataFrame:
     scikit-learn tools that pass arrays work too."""
     if isinstance(X, pd.DataFrame):
         return X
-    arr = np.asarray(X)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{who} expects 2-D features (rows x columns); got an array of shape {arr.shape}. "
-            "Reshape your data using array.reshape(-1, 1) for a single feature."
-        )
+    # dense, 2-D, not empty, not complex (scikit-learn's own messages); NaN is a feature gap
+    arr = check_array(X, dtype=None, ensure_all_finite="allow-nan", estimator=who)
     names = columns if columns is not None else [f"x{i}" for i in range(arr.shape[1])]
     if len(names) != arr.shape[1]:
         raise ValueError(
