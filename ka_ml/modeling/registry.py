@@ -282,7 +282,8 @@ class KaMlModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         self.kind = kind
         self.windows = list(windows or [])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+    # no type hints: MLflow would read them as the signature and convert inputs by them
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return self.model.predict_frame(model_input, self.windows)
 
 
