@@ -32,8 +32,10 @@ def test_recency_baseline_gives_more_risk_to_longer_silences(
     X, y = snapshots
     model = RecencyBaseline().fit(X, y)
     grid = pd.DataFrame({"recency_days": [1.0, 10.0, 30.0, 90.0, 365.0]})
-    p = model.predict_proba(grid)
-    assert p.shape == (5,)
+    proba = model.predict_proba(grid)
+    assert proba.shape == (5, 2)  # scikit-learn's columns: P(no churn), P(churn)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    p = proba[:, 1]
     assert (np.diff(p) > 0).all()
     assert ((p > 0) & (p < 1)).all()
 
@@ -42,7 +44,7 @@ def test_recency_baseline_probabilities_beat_the_base_rate_on_brier(
     snapshots: tuple[pd.DataFrame, np.ndarray],
 ) -> None:
     X, y = snapshots
-    p = RecencyBaseline().fit(X[:3000], y[:3000]).predict_proba(X[3000:])
+    p = RecencyBaseline().fit(X[:3000], y[:3000]).predict_proba(X[3000:])[:, 1]
     brier_model = np.mean((p - y[3000:]) ** 2)
     brier_constant = np.mean((y[:3000].mean() - y[3000:]) ** 2)
     assert brier_model < brier_constant
@@ -54,14 +56,15 @@ def test_recency_baseline_treats_missing_recency_as_the_coldest_seen(
 ) -> None:
     X, y = snapshots
     model = RecencyBaseline().fit(X, y)
-    p = model.predict_proba(pd.DataFrame({"recency_days": [np.nan, X["recency_days"].max()]}))
+    p = model.predict_proba(pd.DataFrame({"recency_days": [np.nan, X["recency_days"].max()]}))[:, 1]
     assert p[0] == p[1]
 
 
 def test_recency_baseline_reads_the_configured_column() -> None:
     X = pd.DataFrame({"days_silent": [1.0, 2.0, 50.0, 80.0]})
     model = RecencyBaseline(recency_col="days_silent").fit(X, [0, 0, 1, 1])
-    assert model.predict_proba(X)[3] > model.predict_proba(X)[0]
+    p = model.predict_proba(X)[:, 1]
+    assert p[3] > p[0]
     with pytest.raises(ValueError, match=r"\['recency_days'\] not found"):
         RecencyBaseline().fit(X, [0, 0, 1, 1])
 
@@ -98,8 +101,8 @@ def test_rfm_logistic_ranks_better_than_recency_alone_when_frequency_matters(
 ) -> None:
     X, y = snapshots
     train, test = slice(0, 3000), slice(3000, None)
-    p_rfm = RFMLogistic().fit(X[train], y[train]).predict_proba(X[test])
-    p_rec = RecencyBaseline().fit(X[train], y[train]).predict_proba(X[test])
+    p_rfm = RFMLogistic().fit(X[train], y[train]).predict_proba(X[test])[:, 1]
+    p_rec = RecencyBaseline().fit(X[train], y[train]).predict_proba(X[test])[:, 1]
     assert roc_auc_score(y[test], p_rfm) > roc_auc_score(y[test], p_rec) + 0.02
 
 
@@ -115,7 +118,7 @@ def test_rfm_logistic_fills_gaps_and_treats_net_credits_as_zero_spend(
             "spend_365d": [-500.0, 0.0, np.nan],
         }
     )
-    p = model.predict_proba(rows)
+    p = model.predict_proba(rows)[:, 1]
     assert np.isfinite(p).all()
     assert p[0] == p[1] == p[2]
 

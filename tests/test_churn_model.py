@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from ka_ml.errors import ModelError
 from ka_ml.modeling.churn import Calibrator, ChurnModel
@@ -32,21 +33,23 @@ def churn_frame(n: int, seed: int, shift: float = 0.0) -> tuple[pd.DataFrame, np
 @pytest.fixture(scope="module")
 def model() -> ChurnModel:
     X, y = churn_frame(1500, seed=0)
-    return ChurnModel(FAST, seed=7).fit(X, y, num_boost_round=60)
+    return ChurnModel(params=FAST, random_state=7).fit(X, y, num_boost_round=60)
 
 
 # -- calibration ------------------------------------------------------------------------
 def test_calibration_on_separate_rows_repairs_a_badly_calibrated_booster() -> None:
     X, y = churn_frame(2000, seed=1)
     # up-weighting churners 8x makes the raw booster overstate every risk
-    m = ChurnModel({**FAST, "scale_pos_weight": 8.0}, seed=7).fit(X, y, num_boost_round=60)
+    m = ChurnModel(params={**FAST, "scale_pos_weight": 8.0}, random_state=7).fit(
+        X, y, num_boost_round=60
+    )
     X_cal, y_cal = churn_frame(2000, seed=2)
     X_test, y_test = churn_frame(3000, seed=3)
     margin_before = m.margin(X_test)
     m.calibrate(X_cal, y_cal)
 
     np.testing.assert_array_equal(m.margin(X_test), margin_before)  # booster untouched
-    raw, calibrated = m.predict_uncalibrated(X_test), m.predict_proba(X_test)
+    raw, calibrated = m.predict_uncalibrated(X_test), m.predict_proba(X_test)[:, 1]
     ece_raw = expected_calibration_error(y_test, raw)
     ece_cal = expected_calibration_error(y_test, calibrated)
     assert ece_raw > 0.15
@@ -60,7 +63,7 @@ def test_calibrator_follows_the_calibration_rows_not_the_training_rows(model: Ch
     # calibration snapshots where churn became more common than in training
     X_cal, y_cal = churn_frame(2000, seed=4, shift=1.0)
     model_cal = copy.deepcopy(model).calibrate(X_cal, y_cal)
-    p = model_cal.predict_proba(X_cal)
+    p = model_cal.predict_proba(X_cal)[:, 1]
     assert p.mean() == pytest.approx(y_cal.mean(), abs=0.01)
     assert model.predict_uncalibrated(X_cal).mean() < y_cal.mean() - 0.1
 
@@ -122,7 +125,7 @@ def test_an_unfitted_calibrator_says_how_to_fit_it() -> None:
 def test_training_on_a_single_class_is_refused(label: float, kind: str) -> None:
     X, _ = churn_frame(50, seed=5)
     with pytest.raises(ModelError, match=rf"training rows contain {kind} \(50 rows\).*Fix:"):
-        ChurnModel(FAST).fit(X, np.full(50, label))
+        ChurnModel(params=FAST).fit(X, np.full(50, label))
 
 
 @pytest.mark.parametrize(("label", "kind"), [(0.0, "no churners"), (1.0, "only churners")])
@@ -147,9 +150,9 @@ def test_shap_contributions_add_up_to_the_margin(model: ChurnModel) -> None:
 def test_same_data_and_seed_give_identical_predictions() -> None:
     X, y = churn_frame(800, seed=9)
     params = {**FAST, "bagging_fraction": 0.7, "bagging_freq": 1, "feature_fraction": 0.7}
-    first = ChurnModel(params, seed=11).fit(X, y, num_boost_round=40)
-    again = ChurnModel(params, seed=11).fit(X, y, num_boost_round=40)
-    other = ChurnModel(params, seed=12).fit(X, y, num_boost_round=40)
+    first = ChurnModel(params=params, random_state=11).fit(X, y, num_boost_round=40)
+    again = ChurnModel(params=params, random_state=11).fit(X, y, num_boost_round=40)
+    other = ChurnModel(params=params, random_state=12).fit(X, y, num_boost_round=40)
     np.testing.assert_array_equal(first.predict_proba(X), again.predict_proba(X))
     assert not np.array_equal(first.predict_proba(X), other.predict_proba(X))
 
@@ -157,14 +160,15 @@ def test_same_data_and_seed_give_identical_predictions() -> None:
 def test_early_stopping_on_a_later_block_sets_the_rounds_used() -> None:
     X, y = churn_frame(800, seed=10)
     Xv, yv = churn_frame(400, seed=11)
-    m = ChurnModel({**FAST, "learning_rate": 0.3}, seed=1).fit(X, y, X_valid=Xv, y_valid=yv)
+    m = ChurnModel(params={**FAST, "learning_rate": 0.3}, random_state=1)
+    m.fit(X, y, eval_set=(Xv, yv))
     assert 1 <= m.best_iteration_ < 600  # stopped long before the cap
     assert m.booster_ is not None and m.booster_.current_iteration() == m.best_iteration_
 
 
 def test_an_unfitted_model_says_to_fit_first() -> None:
-    with pytest.raises(ModelError, match=r"not fitted.*Fix: call fit"):
-        ChurnModel(FAST).margin(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(NotFittedError, match=r"ChurnModel instance is not fitted yet"):
+        ChurnModel(params=FAST).margin(pd.DataFrame({"x": [1.0]}))
 
 
 def test_feature_importance_names_every_feature_strongest_first(model: ChurnModel) -> None:

@@ -44,8 +44,7 @@ def isotonic_churn(churn: ChurnModel, X: pd.DataFrame) -> ChurnModel:
     y = (np.random.default_rng(0).uniform(size=len(m)) < _sig(m)).astype(float)
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(m, y)
     model = copy.copy(churn)
-    model.calibrator_ = Calibrator(method="isotonic", model_=iso)
-    return model
+    return model.attach(calibrator=Calibrator(method="isotonic", model_=iso))
 
 
 def test_treeshap_log_odds_contributions_add_up_to_the_margin(
@@ -63,7 +62,7 @@ def test_probability_contributions_add_up_to_p_minus_base_p(
 ) -> None:
     model = churn if which == "champion" else isotonic_churn
     pc, p, p_base = probability_contributions(model, X)
-    np.testing.assert_allclose(p, model.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p, model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
     c = model.contributions(X)
     base, total = c[0, -1], c[:, :-1].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -205,7 +204,7 @@ def test_no_change_in_features_reads_as_no_material_change(
     churn: ChurnModel, X: pd.DataFrame
 ) -> None:
     now = X.head(20)
-    got = changes_since(churn, now, now.copy(), churn.predict_proba(now))
+    got = changes_since(churn, now, now.copy(), churn.predict_proba(now)[:, 1])
     assert (got == "No material change since last week.").all()
 
 
@@ -213,7 +212,7 @@ def test_changes_name_the_biggest_mover_in_points(churn: ChurnModel, X: pd.DataF
     now = X.head(40)
     before = now.copy()
     before["recency_days"] = np.maximum(before["recency_days"] - 120, 0)
-    got = changes_since(churn, now, before, churn.predict_proba(now))
+    got = changes_since(churn, now, before, churn.predict_proba(now)[:, 1])
     moved = got[got.str.startswith("Risk")]
     assert len(moved) > 0
     assert moved.str.match(
@@ -228,7 +227,7 @@ def test_making_accounts_more_overdue_does_not_lower_churn_risk_on_average(
     """Behavioural: 60 more days without an order should not look safer across the portfolio."""
     later = X.copy()
     later["recency_days"] = later["recency_days"] + 60
-    before, after = churn.predict_proba(X), churn.predict_proba(later)
+    before, after = churn.predict_proba(X)[:, 1], churn.predict_proba(later)[:, 1]
     assert after.mean() >= before.mean()
     assert (after > before + 1e-9).sum() >= (after < before - 1e-9).sum()
 
@@ -259,14 +258,16 @@ def test_the_scorer_explains_a_chunk_with_two_shap_passes_and_the_same_texts(
     windows = trained.cfg.labels.purchase_windows
     as_of = pd.Timestamp(now["as_of"].iloc[0])
     want_reasons = top_reasons(models.churn, now)
-    want_changes = changes_since(models.churn, now, before, models.churn.predict_proba(now))
+    want_changes = changes_since(models.churn, now, before, models.churn.predict_proba(now)[:, 1])
 
     calls = count_shap_passes(monkeypatch)
     got, _ = score_chunk(models, now, before, windows, as_of)
     assert calls == [60, 60]  # this week once, the week before once
     pd.testing.assert_frame_equal(got[list(want_reasons.columns)], want_reasons)
     assert got["changes"].tolist() == want_changes.tolist()
-    assert got["churn_probability"].to_numpy() == pytest.approx(models.churn.predict_proba(now))
+    assert got["churn_probability"].to_numpy() == pytest.approx(
+        models.churn.predict_proba(now)[:, 1]
+    )
 
 
 def test_with_last_weeks_stored_contributions_one_shap_pass_and_the_reported_change(

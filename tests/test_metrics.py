@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn import metrics as skm
+from scipy.stats import rankdata
 
 from ka_ml.modeling.metrics import (
     accuracy_at,
@@ -61,14 +61,43 @@ def test_pr_auc_is_the_step_wise_average_precision() -> None:
     assert pr_auc([1, 0, 1], [0.9, 0.8, 0.7]) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
 
 
-def test_ranking_and_probability_metrics_match_scikit_learn(
+def mann_whitney_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """The ROC AUC from average ranks (ties 1/2): the package's own before it delegated."""
+    ranks = rankdata(p)
+    n_pos = y.sum()
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (len(y) - n_pos)))
+
+
+def step_wise_average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """Recall gain x precision over distinct thresholds (one per run of tied scores)."""
+    order = np.argsort(-p, kind="stable")
+    p_sorted, y_sorted = p[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(p_sorted) != 0), len(p_sorted) - 1]
+    tp = np.cumsum(y_sorted)[last]
+    return float((np.diff(np.r_[0.0, tp]) / y.sum()) @ (tp / (last + 1)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 12), st.integers(8, 400))
+def test_sklearns_auc_and_average_precision_equal_the_definitions_on_tied_scores(
+    seed: int, levels: int, n: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, levels, n) / levels  # few distinct scores: ties everywhere
+    y = (rng.uniform(size=n) < 0.2 + 0.6 * p).astype(float)
+    y[:2] = [0.0, 1.0]  # both classes
+    assert abs(roc_auc(y, p) - mann_whitney_auc(y, p)) <= 1e-12
+    assert abs(pr_auc(y, p) - step_wise_average_precision(y, p)) <= 1e-12
+
+
+def test_probability_metrics_equal_their_definitions(
     noisy: tuple[np.ndarray, np.ndarray],
 ) -> None:
     y, p = noisy
-    assert roc_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
-    assert pr_auc(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
-    assert brier(y, p) == pytest.approx(skm.brier_score_loss(y, p), abs=1e-12)
-    assert log_loss(y, p) == pytest.approx(skm.log_loss(y, p), abs=1e-12)
+    assert abs(roc_auc(y, p) - mann_whitney_auc(y, p)) <= 1e-12
+    assert abs(brier(y, p) - np.mean((p - y) ** 2)) <= 1e-12
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    assert abs(log_loss(y, p) + np.mean(y * np.log(q) + (1 - y) * np.log1p(-q))) <= 1e-12
 
 
 def test_top_decile_lift_of_a_perfect_ranking_is_capped_by_the_top_decile_size() -> None:

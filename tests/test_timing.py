@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.exceptions import NotFittedError
 
 from ka_ml.errors import ModelError
-from ka_ml.modeling.predict import predict_frame
 from ka_ml.modeling.timing import (
     TimingModel,
     anchor_cdf,
@@ -92,7 +92,9 @@ def test_constant_hazard_with_censoring_recovers_the_exponential_answer() -> Non
     """
     duration, event, noise = exponential_world(4000, RATE, seed=0)
     X = pd.DataFrame({"noise": noise})
-    model = TimingModel(FAST, EDGES, seed=0).fit(X, duration, event, num_boost_round=100)
+    model = TimingModel(edges=EDGES, params=FAST, random_state=0).fit(
+        X, duration, event, num_boost_round=100
+    )
     within = model.predict_within(X, WINDOWS).mean()
 
     for k in WINDOWS:
@@ -112,7 +114,9 @@ def test_a_covariate_that_doubles_the_hazard_raises_p_within_k() -> None:
     x = rng.integers(0, 2, 4000)
     duration, event, _ = exponential_world(4000, RATE * 2.0**x, seed=1)
     X = pd.DataFrame({"x": x.astype(float)})
-    model = TimingModel(FAST, EDGES, seed=0).fit(X, duration, event, num_boost_round=100)
+    model = TimingModel(edges=EDGES, params=FAST, random_state=0).fit(
+        X, duration, event, num_boost_round=100
+    )
     within = model.predict_within(X, WINDOWS)
     doubled, base = within[x == 1], within[x == 0]
     assert (doubled.min() > base.max()).all()
@@ -125,12 +129,14 @@ def test_a_covariate_that_doubles_the_hazard_raises_p_within_k() -> None:
 def test_fit_refuses_data_without_a_single_observed_order() -> None:
     X = pd.DataFrame({"x": [1.0, 2.0]})
     with pytest.raises(ModelError, match="No next order is observed"):
-        TimingModel(FAST, EDGES).fit(X, np.array([10.0, 20.0]), np.array([False, False]))
+        TimingModel(edges=EDGES, params=FAST).fit(
+            X, np.array([10.0, 20.0]), np.array([False, False])
+        )
 
 
 def test_an_unfitted_model_says_to_fit_first() -> None:
-    with pytest.raises(ModelError, match="call fit"):
-        TimingModel(FAST, EDGES).cdf(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(NotFittedError, match="Call 'fit'"):
+        TimingModel(edges=EDGES, params=FAST).cdf(pd.DataFrame({"x": [1.0]}))
 
 
 # -- curves and quantiles of a fitted model ---------------------------------------------
@@ -144,7 +150,9 @@ def fitted() -> TimingModel:
     duration, event, noise = exponential_world(n, 1 / gap, seed=2)
     X = pd.DataFrame({"noise": noise, "recency_days": recency, "gap_median_days": gap})
     X["segment"] = pd.Series(rng.choice(["a", "b"], n), dtype="str")
-    return TimingModel(FAST, EDGES, seed=0).fit(X, duration, event, num_boost_round=40)
+    return TimingModel(edges=EDGES, params=FAST, random_state=0).fit(
+        X, duration, event, num_boost_round=40
+    )
 
 
 row_values = st.one_of(st.none(), st.floats(-1e4, 1e4, allow_nan=False))
@@ -268,16 +276,16 @@ def test_predict_frame_anchors_only_a_model_trained_for_it(fitted: TimingModel) 
         | {"gap_median_days": [30.0, 20.0], "segment": ["a", "b"]}
     )
     p_churn = np.array([0.2, 0.9])
-    own = predict_frame(fitted, "timing", X, WINDOWS)
+    own = fitted.predict_frame(X, WINDOWS)
     assert fitted.anchor_days_ is None
-    pd.testing.assert_frame_equal(predict_frame(fitted, "timing", X, WINDOWS, p_churn), own)
-    fitted.anchor_days_ = 90
+    pd.testing.assert_frame_equal(fitted.predict_frame(X, WINDOWS, p_churn), own)
+    fitted.attach(anchor_days=90)
     try:
-        anchored = predict_frame(fitted, "timing", X, WINDOWS, p_churn)
+        anchored = fitted.predict_frame(X, WINDOWS, p_churn)
         np.testing.assert_allclose(anchored["p_purchase_90d"], 1 - p_churn)
         assert np.all(np.diff(anchored[[f"p_purchase_{k}d" for k in WINDOWS]], axis=1) >= 0)
         # without churn probabilities (e.g. the timing model served alone): its own curve
-        pd.testing.assert_frame_equal(predict_frame(fitted, "timing", X, WINDOWS), own)
+        pd.testing.assert_frame_equal(fitted.predict_frame(X, WINDOWS), own)
     finally:
         fitted.anchor_days_ = None
 

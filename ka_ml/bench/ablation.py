@@ -233,7 +233,7 @@ def fitted_margins(
     if family == "blend":
         return fit_churn_model(tr, feats, params, cfg).set_family(family).margin(te[feats])
     groups = tr["account_id"].astype("str").to_numpy()
-    m = ChurnModel(params, seed=cfg.seed).fit_grouped(tr[feats], y, groups)
+    m = ChurnModel(params=params, random_state=cfg.seed).fit(tr[feats], y, groups)
     return m.margin(te[feats])
 
 
@@ -355,7 +355,7 @@ def choose(setup: Setup, n_trials: int, progress: Progress) -> Chosen:
 
 
 def _sigmoid(x: Any) -> np.ndarray:
-    from ka_ml.modeling.lgb_utils import sigmoid
+    from ka_ml.modeling.churn import sigmoid
 
     return sigmoid(np.asarray(x, float))
 
@@ -379,7 +379,7 @@ def chosen_row(ch: Chosen) -> Row:
 
 
 def _defaults() -> dict[str, Any]:
-    from ka_ml.modeling.lgb_utils import default_params
+    from ka_ml.modeling.lightgbm_params import default_params
 
     return default_params()
 
@@ -411,7 +411,7 @@ def trial_params(trials: pd.DataFrame, number: int) -> dict[str, Any]:
     """The LightGBM parameters of Optuna trial ``number`` (from the trials table)."""
     import optuna
 
-    from ka_ml.modeling.lgb_utils import suggest_params
+    from ka_ml.modeling.lightgbm_params import suggest_params
 
     row = trials[trials["number"] == number].iloc[0]
     ints = {k for k, v in _defaults().items() if isinstance(v, int)}

@@ -345,10 +345,10 @@ def logistic_predictions(
     for name, make in ((RFM, RFMLogistic), (RECENCY, RecencyBaseline)):
         pred = pd.DataFrame(index=pd.Index(ids, name="account_id"))
         model = make().fit(labelled, labelled["churn"].to_numpy())
-        pred["churn_probability"] = model.predict_proba(now)
+        pred["churn_probability"] = model.predict_proba(now)[:, 1]
         for k in cfg.labels.purchase_windows:
             rows, y = _window_target(ts, cutoff, k)
-            pred[f"p_purchase_{k}d"] = make().fit(rows, y).predict_proba(now)
+            pred[f"p_purchase_{k}d"] = make().fit(rows, y).predict_proba(now)[:, 1]
         out[name] = pred
     return out
 

@@ -97,7 +97,7 @@ def bench_models(root: Path, trees: int = TREES, accounts: int = MODEL_ACCOUNTS)
     from ka_ml.demo.world import generate_world, write_world
     from ka_ml.features.snapshots import build_training_set
     from ka_ml.modeling.churn import ChurnModel
-    from ka_ml.modeling.lgb_utils import default_params
+    from ka_ml.modeling.lightgbm_params import default_params
     from ka_ml.modeling.timing import TimingModel, interval_edges
     from ka_ml.scoring.score import Models
     from ka_ml.training.folds import feature_columns
@@ -108,11 +108,12 @@ def bench_models(root: Path, trees: int = TREES, accounts: int = MODEL_ACCOUNTS)
     ts = build_training_set(history, cfg, history.default_as_of)
     feats = feature_columns(ts)
     labelled = ts[ts["churn"].notna()]
-    churn = ChurnModel(default_params(), seed=SEED).fit(
+    churn = ChurnModel(params=default_params(), random_state=SEED).fit(
         labelled[feats], labelled["churn"].to_numpy(), num_boost_round=trees
     )
     churn.calibrate(labelled[feats], labelled["churn"].to_numpy())
-    timing = TimingModel(default_params(), interval_edges(cfg.labels.purchase_windows), seed=SEED)
+    edges = interval_edges(cfg.labels.purchase_windows)
+    timing = TimingModel(edges=edges, params=default_params(), random_state=SEED)
     timing.fit(
         ts[feats],
         ts["days_to_next"].to_numpy(float),

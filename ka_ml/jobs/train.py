@@ -57,8 +57,9 @@ class TrainReport:
 def log_reference(churn: ChurnModel, ts: pd.DataFrame, feats: list[str], cfg: Config) -> None:
     """Attach the drift reference to the churn model (it travels to the scorer with the
     champion) and log it, with the package versions, to the active MLflow run."""
-    churn.reference_profile_ = training_reference(ts, feats, cfg.monitoring.psi_bins)
-    mlflow.log_dict(churn.reference_profile_, "monitoring/reference_profile.json")
+    profile = training_reference(ts, feats, cfg.monitoring.psi_bins)
+    churn.attach(reference_profile=profile)
+    mlflow.log_dict(profile, "monitoring/reference_profile.json")
     mlflow.log_dict(package_versions(), "environment/package_versions.json")
 
 
@@ -136,10 +137,11 @@ def run_training(
         timing, timing_tuning, toot = fit_timing(
             ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
         )
-        p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])
+        p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2], p_now)
-        churn.card_ = model_card(ev)
-        mlflow.log_dict(churn.card_, "model_card.json")
+        card = model_card(ev)
+        churn.attach(card=card)
+        mlflow.log_dict(card, "model_card.json")
         log_evaluation(ev, churn, timing, churn_tuning, timing_tuning, folds, feats)
         versions, decisions = promote(client, cfg, churn, timing, folds, feats, ev)
     return TrainReport(

@@ -9,8 +9,11 @@ Three rungs of the ladder, from the rule a manager already uses to a real model:
   principled, individually tailored version of the recency rule (it knows that a 60-day
   silence is alarming for a weekly buyer and normal for a quarterly one).
 
-``predict_proba`` returns a 1-D array of P(churn) (P(y = 1)), not sklearn's two columns:
-every consumer here (metrics, reports) wants exactly that vector.
+The first two are scikit-learn classifiers on a pandas frame with named columns:
+``predict_proba`` returns sklearn's two columns (P(no churn), P(churn)); callers take
+column 1. :class:`BGNBDChurn` is fitted on the orders table and a date, not on a feature
+frame, so it keeps its own prediction methods (``predict_no_order``,
+``predict_purchase_within``) that return one probability per account id.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from ka_ml.modeling.bgnbd import BGNBD, rfm_summary
 
@@ -70,15 +73,13 @@ def _log1p_nonneg(values: pd.Series, fill: float) -> FloatArray:
     return np.log1p(values.fillna(fill).clip(lower=0.0).to_numpy(dtype=np.float64))
 
 
-def _check_fitted(model: BaseEstimator, attr: str = "model_") -> None:
-    if not hasattr(model, attr):
-        raise NotFittedError(
-            f"This {type(model).__name__} instance is not fitted yet: call fit first."
-        )
+def _two_columns(model: Pipeline, Z: FloatArray) -> FloatArray:
+    """(n, 2) probabilities of the classes 0 and 1 from a fitted logistic pipeline."""
+    return np.asarray(model.predict_proba(Z), dtype=np.float64)
 
 
 # -- recency ----------------------------------------------------------------------------
-class RecencyBaseline(BaseEstimator):  # type: ignore[misc]
+class RecencyBaseline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """P(churn) from days since the last order alone (logistic on log1p(recency)).
 
     The score is the account managers' own rule of thumb; the logistic map only makes it
@@ -107,13 +108,17 @@ class RecencyBaseline(BaseEstimator):  # type: ignore[misc]
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> FloatArray:
-        """P(churn) per row (1-D)."""
-        _check_fitted(self)
-        return np.asarray(self.model_.predict_proba(self._features(X))[:, 1], dtype=np.float64)
+        """(n, 2): P(no churn), P(churn) per row."""
+        check_is_fitted(self, "model_")
+        return _two_columns(self.model_, self._features(X))
+
+    def predict(self, X: pd.DataFrame) -> NDArray[np.int64]:
+        """1 where P(churn) is above 1/2."""
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 
 # -- RFM logistic -----------------------------------------------------------------------
-class RFMLogistic(BaseEstimator):  # type: ignore[misc]
+class RFMLogistic(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Logistic regression on log1p of recency, frequency and monetary value.
 
     Gaps are filled before the log: recency with the longest training recency (never
@@ -158,14 +163,18 @@ class RFMLogistic(BaseEstimator):  # type: ignore[misc]
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> FloatArray:
-        """P(churn) per row (1-D)."""
-        _check_fitted(self)
-        return np.asarray(self.model_.predict_proba(self._features(X))[:, 1], dtype=np.float64)
+        """(n, 2): P(no churn), P(churn) per row."""
+        check_is_fitted(self, "model_")
+        return _two_columns(self.model_, self._features(X))
+
+    def predict(self, X: pd.DataFrame) -> NDArray[np.int64]:
+        """1 where P(churn) is above 1/2."""
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
     @property
     def coef_(self) -> FloatArray:
         """Coefficients on the standardised log1p features (recency, frequency, monetary)."""
-        _check_fitted(self)
+        check_is_fitted(self, "model_")
         return np.asarray(self.model_[-1].coef_[0], dtype=np.float64)
 
 
@@ -215,7 +224,7 @@ class BGNBDChurn(BaseEstimator):  # type: ignore[misc]
         account_ids: ArrayLike,
         what: str,
     ) -> FloatArray:
-        _check_fitted(self)
+        check_is_fitted(self, "model_")
         if not (np.isfinite(days) and days > 0):
             raise ValueError(f"{what} must be a positive number of days; got {days!r}.")
         ids = np.asarray(account_ids).ravel()

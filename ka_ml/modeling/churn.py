@@ -10,26 +10,66 @@ or logistic) and the calibration (none, Platt or isotonic) on rolling out-of-tim
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import GroupShuffleSplit, StratifiedKFold
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+)
 
 from ka_ml.errors import ModelError
-from ka_ml.modeling.lgb_utils import (
-    MAX_ROUNDS,
-    align_frame,
-    base_params,
-    category_levels,
-    sigmoid,
-)
+from ka_ml.modeling import metrics as M
+from ka_ml.modeling.feature_frame import align_frame, as_frame, category_levels
+from ka_ml.modeling.lightgbm_params import MAX_ROUNDS, base_params, default_params
 from ka_ml.modeling.linear import LinearChurn
+
+FAMILY_WEIGHTS = {"lightgbm": 1.0, "blend": 0.5, "logistic": 0.0}
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Log-odds to probability: the model's own probability, before any calibration."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def legacy_state_error(kind: str) -> ModelError:
+    """A model pickled before the models became scikit-learn estimators (their fitted state
+    used other names): refused with the remedy, never half-loaded."""
+    return ModelError(
+        f"This {kind} model was saved by an older ka_ml (before the models became "
+        "scikit-learn estimators) and cannot be loaded by this version.",
+        "retrain with `ka-ml train` (it registers a new version and promotes it when no "
+        "comparable champion can be loaded), or promote a newer registered version with "
+        "`ka-ml promote NAME VERSION` (`ka-ml models` lists them).",
+    )
+
+
+def churn_labels(X: Any, y: Any, who: str) -> np.ndarray:
+    """``y`` as floats 0/1 after scikit-learn's checks of a classification target (given,
+    finite, 1-D, one per row of ``X``, discrete), refusing labels other than 0 and 1."""
+    if y is None:
+        raise ValueError(f"{who} requires y to be passed, but the target y is None.")
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
+    check_consistent_length(X, y)
+    check_classification_targets(y)
+    labels = np.unique(y)
+    if not set(labels.tolist()) <= {0, 1}:
+        raise ValueError(
+            f"Only binary classification is supported. {who} takes the labels 0 and 1 "
+            f"(1 = churn); got {labels[:5].tolist()}."
+        )
+    return np.asarray(y, dtype=float)
 
 
 def _check_two_classes(y: np.ndarray, where: str) -> None:
@@ -46,7 +86,21 @@ def _check_two_classes(y: np.ndarray, where: str) -> None:
 
 @dataclass
 class Calibrator:
-    """Maps raw booster margins to calibrated probabilities."""
+    """Maps raw booster margins to calibrated probabilities.
+
+    The maps are scikit-learn's: ``IsotonicRegression`` and, for Platt scaling, a
+    ``LogisticRegression`` on the margin (``C=1e6``: practically unpenalised). Not
+    ``sklearn.calibration._SigmoidCalibration``: it fits Platt's smoothed targets
+    ((n+ + 1) / (n+ + 2) for positives) with its own optimiser, which moves the
+    probabilities by up to ~1e-3 on the same margins, and the package's outputs are kept
+    identical. Not ``CalibratedClassifierCV(FrozenEstimator(model))`` either: the margins
+    a map is fitted on come from a different model per test origin (each fitted on its own
+    past), and the choice judges each map forward in time on origins it did not see, while
+    ``CalibratedClassifierCV`` calibrates one estimator's own outputs on folds of rows.
+    Not an estimator itself: it is built by :meth:`choose` (which also refits the winner)
+    and its state is the chosen ``method``, the fitted map ``model_``, the forward-judged
+    scores ``cv_brier_`` and the cross-fitted probabilities ``crossfit_``.
+    """
 
     method: Literal["none", "isotonic", "sigmoid"] = "sigmoid"
     model_: Any = None
@@ -93,8 +147,6 @@ class Calibrator:
         ``min_gain`` (0.5%: less is noise) and, for isotonic (whose steps tie accounts),
         keeps the ROC AUC within ``max_auc_loss``. The winner is refitted on every row.
         """
-        from ka_ml.modeling import metrics as M
-
         _check_two_classes(y, "calibration")
         splits = cls.splits(margin, y, seed, groups)
         if not splits:
@@ -168,49 +220,118 @@ class Calibrator:
         return self._apply(self.model_, np.asarray(margin, dtype=float))
 
 
-@dataclass
-class ChurnModel:
-    """LightGBM churn classifier with a separate out-of-time calibrator."""
+class ChurnModel(ClassifierMixin, BaseEstimator):
+    """LightGBM churn classifier, optionally blended with a logistic part, with a separate
+    out-of-time calibrator; a scikit-learn classifier of the labels 0 and 1 (1 = churn).
 
-    params: dict[str, Any]
-    seed: int = 42
-    features_: list[str] = field(default_factory=list)
-    categories_: dict[str, list[str]] = field(default_factory=dict)
-    booster_: lgb.Booster | None = None
-    calibrator_: Calibrator | None = None
-    best_iteration_: int = 0
-    # logistic part and the weight of the trees in the log-odds blend (1 = trees only)
-    linear_: LinearChurn | None = None
-    blend_weight_: float = 1.0
-    family_: str = "lightgbm"
-    # what training measured (family, out-of-time figures beside the best baseline), set
-    # by train: it travels with the model to the scorer's run record and report
-    card_: dict[str, Any] | None = None
-    # training reference for input-drift checks (ka_ml.monitoring.drift), set by train
-    reference_profile_: dict[str, Any] | None = None
+    Hyperparameters are one ``params`` mapping of LightGBM settings (None: the package's
+    defaults) beside ``random_state``, not one keyword each: the defaults, the Optuna
+    search space and the tuned results are LightGBM parameter mappings shared with the
+    timing model and logged as such, and any LightGBM setting (``scale_pos_weight``, ...)
+    can be passed without this class repeating LightGBM's parameter list. ``holdout`` and
+    ``refit`` govern :meth:`fit` with ``groups``: early stopping on a hold-out of that share
+    of whole accounts, then (``refit``) a refit on every row with the rounds found.
+
+    Fitted: ``classes_``, ``features_``, ``categories_`` (training levels of the
+    categorical features), ``booster_``, ``best_iteration_``, ``linear_`` (after
+    :meth:`fit_linear`), ``family_`` and ``blend_weight_`` (the weight of the trees in the
+    log-odds blend; :meth:`set_family`), ``calibrator_``, and what training attaches
+    (:meth:`attach`): ``card_`` (what training measured; it travels with the model to the
+    scorer's run record and report) and ``reference_profile_`` (the training reference of
+    the input-drift checks, :mod:`ka_ml.monitoring.drift`).
+    """
+
+    def __init__(
+        self,
+        *,
+        params: Mapping[str, Any] | None = None,
+        random_state: int = 42,
+        holdout: float = 0.2,
+        refit: bool = True,
+    ) -> None:
+        self.params = params
+        self.random_state = random_state
+        self.holdout = holdout
+        self.refit = refit
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "random_state" not in state:  # pickled as the old dataclass (params, seed, ...)
+            raise legacy_state_error("churn")
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # LightGBM's missing branch; the features have gaps
+        tags.classifier_tags.multi_class = False  # churn or not
+        return tags
 
     def fit(
         self,
         X: pd.DataFrame,
-        y: np.ndarray,
+        y: Any,
+        groups: Any = None,
         *,
-        X_valid: pd.DataFrame | None = None,
-        y_valid: np.ndarray | None = None,
+        eval_set: tuple[pd.DataFrame, Any] | None = None,
         num_boost_round: int | None = None,
     ) -> ChurnModel:
-        """Fit the booster; early-stop on ``X_valid`` when given, else ``num_boost_round``."""
-        y = np.asarray(y, dtype=float)
+        """Fit the booster (the logistic part and the calibrator come after, see
+        :meth:`fit_linear`, :meth:`attach`).
+
+        With ``groups`` (account ids): early stopping on a hold-out of whole accounts, so
+        the number of trees is chosen on accounts the booster has not seen (not on their
+        other snapshots), then a refit on every row (``refit=False`` keeps the early-stopped
+        booster: tuning only compares settings); a hold-out or rest with one class gets 200
+        trees. With ``eval_set=(X_valid, y_valid)``: early stopping on it. Otherwise
+        ``num_boost_round`` trees (default ``MAX_ROUNDS``).
+        """
+        X = as_frame(X, None, type(self).__name__)
+        y = churn_labels(X, y, type(self).__name__)
         _check_two_classes(y, "training")
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
+        self.linear_: LinearChurn | None = None
+        self.blend_weight_, self.family_ = 1.0, "lightgbm"
+        self.calibrator_: Calibrator | None = None
+        self.card_: dict[str, Any] | None = None
+        self.reference_profile_: dict[str, Any] | None = None
+        if groups is None:
+            return self._fit_booster(X, y, eval_set, num_boost_round)
+        return self._fit_grouped(X, y, np.asarray(groups))
+
+    def _fit_grouped(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> ChurnModel:
+        split = GroupShuffleSplit(
+            n_splits=1, test_size=self.holdout, random_state=self.random_state
+        )
+        tr, va = next(split.split(X, y, groups))
+        if len(set(y[va])) < 2 or len(set(y[tr])) < 2:
+            return self._fit_booster(X, y, None, 200)
+        self._fit_booster(X.iloc[tr], y[tr], (X.iloc[va], y[va]), None)
+        rounds = self.best_iteration_
+        return self._fit_booster(X, y, None, max(rounds, 10)) if self.refit else self
+
+    def _fit_booster(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        eval_set: tuple[pd.DataFrame, Any] | None,
+        num_boost_round: int | None,
+    ) -> ChurnModel:
         self.features_ = list(X.columns)
         self.categories_ = category_levels(X, self.features_)
         Xa = align_frame(X, self.features_, self.categories_)
-        params = {**base_params(self.seed), **self.params, "objective": "binary"}
+        params = {
+            **base_params(self.random_state),
+            **self._lightgbm_params(),
+            "objective": "binary",
+        }
         train = lgb.Dataset(Xa, y, free_raw_data=False)
         callbacks: list[Callable[..., Any]] = []
         valid_sets: list[lgb.Dataset] = []
-        if X_valid is not None and y_valid is not None:
-            Xv = align_frame(X_valid, self.features_, self.categories_)
-            valid_sets = [lgb.Dataset(Xv, np.asarray(y_valid, float), reference=train)]
+        if eval_set is not None:
+            Xv = align_frame(
+                as_frame(eval_set[0], None, "eval_set"), self.features_, self.categories_
+            )
+            valid_sets = [lgb.Dataset(Xv, np.asarray(eval_set[1], float), reference=train)]
             callbacks = [lgb.early_stopping(50, verbose=False)]
         rounds = num_boost_round or MAX_ROUNDS
         self.booster_ = lgb.train(
@@ -219,79 +340,96 @@ class ChurnModel:
         self.best_iteration_ = int(self.booster_.best_iteration or rounds)
         return self
 
-    def fit_grouped(
-        self,
-        X: pd.DataFrame,
-        y: np.ndarray,
-        groups: np.ndarray,
-        *,
-        holdout: float = 0.2,
-        refit: bool = True,
-    ) -> ChurnModel:
-        """Early stopping on a hold-out of whole accounts, then a refit on every row
-        (``refit=False`` keeps the early-stopped booster: tuning only compares settings).
+    def _lightgbm_params(self) -> dict[str, Any]:
+        return default_params() if self.params is None else dict(self.params)
 
-        Rows of one account never sit on both sides of the hold-out, so the number of
-        trees is chosen on accounts the booster has not seen (not on their other snapshots).
-        """
-        from sklearn.model_selection import GroupShuffleSplit
-
-        y = np.asarray(y, dtype=float)
-        split = GroupShuffleSplit(n_splits=1, test_size=holdout, random_state=self.seed)
-        tr, va = next(split.split(X, y, groups))
-        if len(set(y[va])) < 2 or len(set(y[tr])) < 2:
-            return self.fit(X, y, num_boost_round=200)
-        rounds = self.fit(X.iloc[tr], y[tr], X_valid=X.iloc[va], y_valid=y[va]).best_iteration_
-        return self.fit(X, y, num_boost_round=max(rounds, 10)) if refit else self
-
-    def fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
+    def fit_linear(self, X: pd.DataFrame, y: Any) -> ChurnModel:
         """Fit the logistic part on the same rows (blended by ``set_family``)."""
-        self.linear_ = LinearChurn().fit(self.aligned(X), np.asarray(y, int), seed=self.seed)
+        linear = LinearChurn(random_state=self.random_state)
+        self.linear_ = linear.fit(self.aligned(X), np.asarray(y, int))
         return self
 
     def set_family(self, family: str) -> ChurnModel:
         """``lightgbm`` (trees only), ``blend`` (equal log-odds weights) or ``logistic``."""
-        weights = {"lightgbm": 1.0, "blend": 0.5, "logistic": 0.0}
-        if family not in weights:
-            raise ModelError(f"Unknown model family {family!r}.", f"use one of {list(weights)}.")
+        if family not in FAMILY_WEIGHTS:
+            raise ModelError(
+                f"Unknown model family {family!r}.", f"use one of {list(FAMILY_WEIGHTS)}."
+            )
+        check_is_fitted(self, "booster_")
         if family != "lightgbm" and self.linear_ is None:
             raise ModelError("The logistic part is not fitted.", "call fit_linear() first.")
-        self.family_, self.blend_weight_ = family, weights[family]
+        self.family_, self.blend_weight_ = family, FAMILY_WEIGHTS[family]
+        return self
+
+    def attach(
+        self,
+        *,
+        calibrator: Calibrator | None = None,
+        reference_profile: dict[str, Any] | None = None,
+        card: dict[str, Any] | None = None,
+    ) -> ChurnModel:
+        """Attach what training chose or measured around the fitted model (each given one
+        replaces the current): the calibrator, the drift reference, the model card."""
+        check_is_fitted(self, "booster_")
+        if calibrator is not None:
+            self.calibrator_ = calibrator
+        if reference_profile is not None:
+            self.reference_profile_ = reference_profile
+        if card is not None:
+            self.card_ = card
         return self
 
     def tree_margin(self, X: pd.DataFrame) -> np.ndarray:
-        b = self._check()
+        check_is_fitted(self, "booster_")
         return np.asarray(
-            b.predict(self.aligned(X), raw_score=True, num_iteration=self.best_iteration_)
+            self.booster_.predict(
+                self.aligned(X), raw_score=True, num_iteration=self.best_iteration_
+            )
         )
 
-    def _check(self) -> lgb.Booster:
-        if self.booster_ is None:
-            raise ModelError("ChurnModel is not fitted.", "call fit() first.")
-        return self.booster_
-
     def aligned(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "features_")
+        X = as_frame(X, self.features_, type(self).__name__)
         return align_frame(X, self.features_, self.categories_)
 
     def margin(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds of the model before calibration (what the contributions add up to)."""
+        check_is_fitted(self, "booster_")
         w = self.blend_weight_
         if self.linear_ is None or w >= 1.0:
             return self.tree_margin(X)
         linear = self.linear_.margin(self.aligned(X))  # aligned: missing features named
         return linear if w <= 0.0 else w * self.tree_margin(X) + (1 - w) * linear
 
-    def calibrate(self, X: pd.DataFrame, y: np.ndarray) -> ChurnModel:
-        self.calibrator_ = Calibrator.choose(self.margin(X), np.asarray(y, float), self.seed)
-        return self
+    def calibrate(self, X: pd.DataFrame, y: Any) -> ChurnModel:
+        """Choose and attach a calibrator on these rows (:meth:`Calibrator.choose`)."""
+        cal = Calibrator.choose(self.margin(X), np.asarray(y, float), self.random_state)
+        return self.attach(calibrator=cal)
 
     def predict_uncalibrated(self, X: pd.DataFrame) -> np.ndarray:
+        """P(churn) before calibration, one value per row."""
         return sigmoid(self.margin(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated P(churn); uncalibrated booster output if no calibrator was fitted."""
+        """(n, 2): P(no churn), P(churn), calibrated (the model's own if no calibrator)."""
         m = self.margin(X)
-        return self.calibrator_.transform(m) if self.calibrator_ else sigmoid(m)
+        p = self.calibrator_.transform(m) if self.calibrator_ else sigmoid(m)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 where the calibrated P(churn) is above 1/2."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def predict_frame(
+        self,
+        X: pd.DataFrame,
+        windows: Sequence[int] = (),
+        churn_probability: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """The registered model's output: ``churn_probability`` per row (``windows`` and
+        ``churn_probability`` are the timing model's; ignored)."""
+        return pd.DataFrame({"churn_probability": self.predict_proba(X)[:, 1]}, index=X.index)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """Exact contributions in log-odds (n x (features + 1), last column = base value).
@@ -299,6 +437,7 @@ class ChurnModel:
         TreeSHAP for the trees, exact linear terms for the logistic part, weighted as in
         the blend: every row adds up to :meth:`margin`.
         """
+        check_is_fitted(self, "booster_")
         w = self.blend_weight_
         linear = (
             None
@@ -307,13 +446,14 @@ class ChurnModel:
         )
         if linear is not None and w <= 0.0:
             return linear
-        b = self._check()
-        out = b.predict(self.aligned(X), pred_contrib=True, num_iteration=self.best_iteration_)
+        out = self.booster_.predict(
+            self.aligned(X), pred_contrib=True, num_iteration=self.best_iteration_
+        )
         trees = np.asarray(out)
         return trees if linear is None else w * trees + (1 - w) * linear
 
     def feature_importance(self) -> pd.Series:
-        b = self._check()
+        check_is_fitted(self, "booster_")
         return pd.Series(
-            b.feature_importance(importance_type="gain"), index=self.features_
+            self.booster_.feature_importance(importance_type="gain"), index=self.features_
         ).sort_values(ascending=False)

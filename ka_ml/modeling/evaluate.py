@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.modeling import metrics as M
+from ka_ml.modeling.timing import cdf_at
 
 
 def churn_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -85,8 +86,6 @@ def completed_interval_coverage(
     P(max(p10, c) <= T <= min(p90, R) | T >= c) as covered. Observed orders and rows
     censored after p90 count as in :func:`interval_coverage`.
     """
-    from ka_ml.modeling.timing import cdf_at
-
     d = np.asarray(duration, float)
     e = np.asarray(event, bool)
     R = float(edges[-1])

@@ -12,13 +12,11 @@ missing flag), and the base value is the log-odds at the training means.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
-
-from ka_ml.errors import ModelError
+from sklearn.utils.validation import check_is_fitted
 
 MAX_ROWS = 60_000
 
@@ -27,24 +25,23 @@ def _signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
-@dataclass
-class LinearChurn:
+class LinearChurn(BaseEstimator):
     """Standardised L1 logistic regression on signed log1p(feature) and a missing flag each.
 
     Categorical columns are left out (they contribute 0); numeric ones enter as
     ``sign(x) log(1 + |x|)`` (counts, money and days are skewed) with missing values at 0
     plus a 0/1 missing flag.
+
+    ``penalty``: the L1 penalty per training row, C = 1 / (penalty x rows), so the strength
+    does not change with the number of snapshot rows (chosen on the CDNOW validation
+    origins). ``random_state`` seeds the row sample and the saga solver. Fitted:
+    ``features_``, ``terms_`` ((feature, "value"|"missing") per design column), ``mean_``,
+    ``scale_``, ``coef_`` (on the unscaled design) and ``intercept_``.
     """
 
-    # L1 penalty per training row: C = 1 / (penalty x rows), so the strength does not
-    # change with the number of snapshot rows (chosen on the CDNOW validation origins)
-    penalty: float = 0.003
-    features_: list[str] = field(default_factory=list)
-    terms_: list[tuple[str, str]] = field(default_factory=list)  # (feature, "value"|"missing")
-    mean_: np.ndarray | None = None
-    scale_: np.ndarray | None = None
-    coef_: np.ndarray | None = None
-    intercept_: float = 0.0
+    def __init__(self, *, penalty: float = 0.003, random_state: int = 0) -> None:
+        self.penalty = penalty
+        self.random_state = random_state
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:
         cols = []
@@ -57,10 +54,11 @@ class LinearChurn:
             )
         return np.column_stack(cols) if cols else np.zeros((len(X), 0))
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> LinearChurn:
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LinearChurn:
         """Fit on at most ``MAX_ROWS`` rows drawn at random (a few dozen coefficients need no
         more; the saga solver's time grows with the rows)."""
         y = np.asarray(y, int)
+        seed = self.random_state
         if len(X) > MAX_ROWS:
             keep = np.sort(np.random.default_rng(seed).choice(len(X), MAX_ROWS, replace=False))
             X, y = X.iloc[keep], y[keep]
@@ -86,19 +84,14 @@ class LinearChurn:
         self.intercept_ = float(lr.intercept_[0])
         return self
 
-    def _check(self) -> np.ndarray:
-        if self.coef_ is None or self.mean_ is None:
-            raise ModelError("LinearChurn is not fitted.", "call fit() first.")
-        return self.coef_
-
     def margin(self, X: pd.DataFrame) -> np.ndarray:
-        coef = self._check()
-        return self.intercept_ + (self._design(X) - self.mean_) @ coef
+        check_is_fitted(self, "coef_")
+        return self.intercept_ + (self._design(X) - self.mean_) @ self.coef_
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """(n x (features + 1)) log-odds contributions; the last column is the base value."""
-        coef = self._check()
-        per_term = (self._design(X) - self.mean_) * coef
+        check_is_fitted(self, "coef_")
+        per_term = (self._design(X) - self.mean_) * self.coef_
         out = np.zeros((len(X), len(self.features_) + 1))
         index = {f: i for i, f in enumerate(self.features_)}
         for j, (feature, _) in enumerate(self.terms_):

@@ -1,10 +1,13 @@
-"""Evaluation metrics for churn scores and timing forecasts, as plain numpy functions.
+"""Evaluation metrics for churn scores and timing forecasts, behind one set of guards.
 
-Written out rather than borrowed from scikit-learn so that every number in a report has
-one definition we can read and test (sklearn is used only as a cross-check in the tests),
-and so that degenerate inputs behave the same everywhere: a metric that is undefined on
-the data (AUC on one class, lift with no positives) returns NaN instead of raising, which
-keeps per-slice and bootstrap tables whole. Shape/value errors still raise ValueError.
+ROC AUC, average precision, the Brier score, log loss and accuracy are scikit-learn's
+(``sklearn.metrics``); what is written out here is what no maintained dependency does: the
+top-decile lift with pro-rata ties, the reliability table and its expected calibration
+error, Harrell's C under right censoring, the label-free expected AUC, and the paired
+account-clustered bootstrap. The guards make degenerate inputs behave the same everywhere:
+a metric that is undefined on the data (AUC on one class, lift with no positives) returns
+NaN instead of raising or warning, which keeps per-slice and bootstrap tables whole.
+Shape/value errors still raise ValueError.
 
 Conventions: ``y`` is 0/1 with 1 = the event (churn, purchase); ``p`` is a probability or
 any score where higher means "more likely".
@@ -14,15 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import rankdata
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from sklearn import metrics as sk
 
 FloatArray = NDArray[np.float64]
 Metric = Callable[[FloatArray, FloatArray], float]
@@ -54,20 +55,21 @@ def _check_y_p(
 def roc_auc(y: ArrayLike, p: ArrayLike) -> float:
     """Area under the ROC curve = P(score of a random positive > a random negative), ties 1/2.
 
-    Computed from average ranks (Mann-Whitney U). NaN when only one class is present.
+    ``sklearn.metrics.roc_auc_score`` (its trapezoids count tied scores 1/2, as the
+    Mann-Whitney U does). NaN when only one class is present.
     """
     y_arr, p_arr = _check_y_p(y, p)
     n_pos = float(y_arr.sum())
-    n_neg = float(len(y_arr) - n_pos)
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == len(y_arr):
         return float("nan")
-    ranks = rankdata(p_arr)
-    u = ranks[y_arr == 1].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
+    return float(sk.roc_auc_score(y_arr, p_arr))
 
 
 def expected_roc_auc(p: ArrayLike, score: ArrayLike | None = None) -> float:
     """The ROC AUC ``score`` would reach if each outcome were drawn from its probability ``p``.
+
+    Ours (no library computes it): the expectation is taken in closed form over the
+    outcomes, one pass over the sorted scores.
 
     A label-free estimate of performance on a new population (confidence-based performance
     estimation): it assumes ``p`` is calibrated there, i.e. that the population moved but
@@ -94,22 +96,14 @@ def expected_roc_auc(p: ArrayLike, score: ArrayLike | None = None) -> float:
 def pr_auc(y: ArrayLike, p: ArrayLike) -> float:
     """Average precision: sum over distinct thresholds of (recall gain) x precision.
 
-    The step-wise area (no interpolation), as sklearn's ``average_precision_score``; tied
-    scores form one threshold. Better than ROC AUC at showing how clean the top of the
-    list is when churners are rare. NaN without positives.
+    ``sklearn.metrics.average_precision_score``: the step-wise area (no interpolation);
+    tied scores form one threshold. Better than ROC AUC at showing how clean the top of
+    the list is when churners are rare. NaN without positives.
     """
     y_arr, p_arr = _check_y_p(y, p)
-    n_pos = y_arr.sum()
-    if n_pos == 0:
+    if y_arr.sum() == 0:
         return float("nan")
-    order = np.argsort(-p_arr, kind="stable")
-    p_sorted, y_sorted = p_arr[order], y_arr[order]
-    # Last index of each run of equal scores = one threshold.
-    last = np.r_[np.flatnonzero(np.diff(p_sorted) != 0), len(p_sorted) - 1]
-    tp = np.cumsum(y_sorted)[last]
-    precision = tp / (last + 1)
-    recall_gain = np.diff(np.r_[0.0, tp]) / n_pos
-    return float(recall_gain @ precision)
+    return float(sk.average_precision_score(y_arr, p_arr))
 
 
 def top_decile_lift(y: ArrayLike, p: ArrayLike, frac: float = 0.1) -> float:
@@ -139,22 +133,27 @@ def top_decile_lift(y: ArrayLike, p: ArrayLike, frac: float = 0.1) -> float:
 
 # -- probability quality ----------------------------------------------------------------
 def brier(y: ArrayLike, p: ArrayLike) -> float:
-    """Mean squared error of the probabilities (lower is better; 0.25 = coin flip at 50%)."""
+    """Mean squared error of the probabilities (lower is better; 0.25 = coin flip at 50%):
+    ``sklearn.metrics.brier_score_loss``. NaN on no rows."""
     y_arr, p_arr = _check_y_p(y, p, probabilities=True)
-    return float(np.mean((p_arr - y_arr) ** 2)) if len(y_arr) else float("nan")
+    if not len(y_arr):
+        return float("nan")
+    return float(sk.brier_score_loss(y_arr, p_arr, pos_label=1))
 
 
 def log_loss(y: ArrayLike, p: ArrayLike, eps: float = LOG_LOSS_EPS) -> float:
-    """Mean negative log-likelihood, probabilities clipped to [eps, 1 - eps].
+    """Mean negative log-likelihood (``sklearn.metrics.log_loss``), probabilities first
+    clipped to [eps, 1 - eps].
 
     Clipping keeps one overconfident mistake from making the score infinite; it still
-    costs -log(eps) ~ 34.5 nats, so overconfidence is punished.
+    costs -log(eps) ~ 34.5 nats, so overconfidence is punished. (scikit-learn clips at the
+    float precision, ~2e-16, and no longer takes an ``eps``: the clip is done here.)
     """
     y_arr, p_arr = _check_y_p(y, p, probabilities=True)
     if not len(y_arr):
         return float("nan")
     q = np.clip(p_arr, eps, 1 - eps)
-    return float(-np.mean(y_arr * np.log(q) + (1 - y_arr) * np.log1p(-q)))
+    return float(sk.log_loss(y_arr, q, labels=[0.0, 1.0]))
 
 
 def _bin_ids(p: FloatArray, n_bins: int, strategy: str) -> tuple[NDArray[np.intp], FloatArray]:
@@ -239,11 +238,12 @@ def majority_accuracy(y: ArrayLike) -> float:
 
 
 def accuracy_at(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -> float:
-    """Share of correct labels when predicting 1 for ``p >= threshold``."""
+    """Share of correct labels when predicting 1 for ``p >= threshold``
+    (``sklearn.metrics.accuracy_score``)."""
     y_arr, p_arr = _check_y_p(y, p)
     if not len(y_arr):
         return float("nan")
-    return float(np.mean((p_arr >= threshold) == (y_arr == 1)))
+    return float(sk.accuracy_score(y_arr == 1, p_arr >= threshold))
 
 
 # -- survival / timing ------------------------------------------------------------------
@@ -281,6 +281,9 @@ def _count_greater_after(values: FloatArray) -> NDArray[np.int64]:
 
 def concordance_index(time: ArrayLike, event: ArrayLike, predicted_time: ArrayLike) -> float:
     """Harrell's C for right-censored data: share of comparable pairs ordered correctly.
+
+    Written out: scikit-learn has no concordance index for censored times (the survival
+    libraries that do, lifelines and scikit-survival, are not dependencies of ka_ml).
 
     A pair (i, j) is comparable when the earlier observed time is an event: time_i <
     time_j with event_i = 1, or equal times where i had the event and j was censored
@@ -443,8 +446,6 @@ def _new_figure(width: float, height: float) -> Figure:
     ``Figure.savefig`` renders with Agg for raster formats on its own: this works in
     headless batch jobs and never disturbs an interactive session's backend.
     """
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -23,10 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 
 from ka_ml.config import Config
-from ka_ml.errors import KaMlError, NoChampionError
+from ka_ml.errors import KaMlError, ModelError, NoChampionError
 
 log = logging.getLogger("ka_ml.registry")
 
@@ -50,9 +55,6 @@ def connect(cfg: Config) -> Any:
 
     Fails with the remedy when the store cannot be reached or is locked.
     """
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     uri = tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
         _check_sqlite_store(uri)
@@ -148,8 +150,6 @@ def _unusable(uri: str, path: Path, e: Exception) -> KaMlError:
 
 def champion_version(client: Any, name: str) -> Any | None:
     """The model version carrying the champion alias, or None."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -272,23 +272,19 @@ def baselines_beaten(
     }
 
 
-def _pyfunc_class() -> type:
-    import mlflow.pyfunc
+class KaMlModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    """A ka_ml model (churn or timing) behind MLflow's pyfunc interface: ``predict`` is the
+    model's own ``predict_frame`` (a pyfunc served alone has no churn probabilities to
+    anchor the timing curve to)."""
 
-    class KaMlModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
-        """A ka_ml model (churn or timing) behind MLflow's pyfunc interface."""
+    def __init__(self, model: Any, kind: str, windows: list[int] | None = None) -> None:
+        self.model = model
+        self.kind = kind
+        self.windows = list(windows or [])
 
-        def __init__(self, model, kind, windows=None):
-            self.model = model
-            self.kind = kind
-            self.windows = list(windows or [])
-
-        def predict(self, context, model_input, params=None):
-            from ka_ml.modeling.predict import predict_frame
-
-            return predict_frame(self.model, self.kind, model_input, self.windows)
-
-    return KaMlModel
+    # no type hints: MLflow would read them as the signature and convert inputs by them
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        return self.model.predict_frame(model_input, self.windows)
 
 
 PIP_REQUIREMENTS = ["ka_ml", "lightgbm", "pandas", "numpy", "scikit-learn", "mlflow"]
@@ -298,13 +294,8 @@ def log_and_register(
     model: Any, kind: str, registered_name: str, example: pd.DataFrame, windows: list[int]
 ) -> str:
     """Log the model in the active run, register it; return the new version number."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from ka_ml.modeling.predict import predict_frame
-
     example = example.head(5).copy()
-    signature = infer_signature(example, predict_frame(model, kind, example, windows))
+    signature = infer_signature(example, model.predict_frame(example, windows))
     quiet = [logging.getLogger(n) for n in ("mlflow", "mlflow.pyfunc", "mlflow.utils.environment")]
     levels = [lg.level for lg in quiet]
     with (
@@ -315,7 +306,7 @@ def log_and_register(
         warnings.simplefilter("ignore")
         for lg in quiet:
             lg.setLevel(logging.ERROR)
-        wrapped = _pyfunc_class()(model, kind, windows)
+        wrapped = KaMlModel(model, kind, windows)
         info = mlflow.pyfunc.log_model(
             name=f"{kind}_model",
             python_model=wrapped,
@@ -333,12 +324,21 @@ def set_alias(client: Any, name: str, alias: str, version: str) -> None:
 
 
 def load_version(name: str, version: str) -> Any:
-    """Our model object behind a registered pyfunc version."""
-    import mlflow.pyfunc
+    """Our model object behind a registered pyfunc version.
 
+    A version registered before the models became scikit-learn estimators is refused with
+    a :class:`ModelError` naming it and the remedy (retrain, or promote a newer version);
+    the training run's champion comparison treats it as not comparable.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pf = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        try:
+            pf = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        except ModelError as e:
+            raise ModelError(
+                f"Registered model '{name}' version {version}: {e.message}",
+                e.remedy.replace("NAME", name),
+            ) from e
     return pf.unwrap_python_model().model
 
 
@@ -357,8 +357,6 @@ def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
 
 
 def _current_uri() -> str:
-    import mlflow
-
     return str(mlflow.get_tracking_uri())
 
 
@@ -417,8 +415,6 @@ def _versions(client: Any, name: str) -> list[Any]:
 
 
 def _registered(client: Any, name: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_registered_model(name)
     except MlflowException:
@@ -427,8 +423,6 @@ def _registered(client: Any, name: str) -> Any | None:
 
 def list_versions(client: Any, cfg: Config) -> list[VersionInfo]:
     """Every registered version of both configured models, newest first per model."""
-    from mlflow.exceptions import MlflowException
-
     runs: dict[str, dict[str, float]] = {}
     out: list[VersionInfo] = []
     for name, kind in model_kinds(cfg).items():

@@ -28,16 +28,19 @@ probabilities consistent with the churn score the user sees beside them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from ka_ml.errors import ModelError
-from ka_ml.modeling.lgb_utils import MAX_ROUNDS, align_frame, base_params, category_levels
+from ka_ml.modeling.churn import legacy_state_error
+from ka_ml.modeling.feature_frame import align_frame, category_levels
+from ka_ml.modeling.lightgbm_params import MAX_ROUNDS, base_params, default_params
 
 DEFAULT_GRID = (7, 14, 21, 30, 45, 60, 75, 90, 120, 150, 180, 240, 365)
 ANCHOR_EPS = 1e-9  # keeps log(S) finite where a curve or a churn probability is 0 or 1
@@ -94,61 +97,86 @@ def expand_person_period(
     return pp, label[rows, cols].astype(float), weight[rows, cols].astype(float)
 
 
-@dataclass
-class TimingModel:
-    """Discrete-time hazard model of the days to the next order."""
+class TimingModel(BaseEstimator):
+    """Discrete-time hazard model of the days to the next order; a scikit-learn estimator
+    (neither a classifier nor a regressor: it is fitted on durations and events).
 
-    params: dict[str, Any]
-    edges: np.ndarray
-    seed: int = 42
-    recency_col: str = "recency_days"
-    gap_col: str = "gap_median_days"
-    features_: list[str] = field(default_factory=list)
-    categories_: dict[str, list[str]] = field(default_factory=dict)
-    booster_: lgb.Booster | None = None
-    best_iteration_: int = 0
-    # CDF levels of the reported "p10" / "p90" dates: (0.1, 0.9) unless training widened
-    # or narrowed them so the interval held 80% of next orders out of time (conformal)
-    interval_levels_: tuple[float, float] = (0.1, 0.9)
-    # the horizon in days where the curve is anchored to the churn model's P(no order), or
-    # None (churn is not "no order within the horizon", or the horizon is not an edge)
-    anchor_days_: int | None = None
+    ``edges``: the interval edges of the hazard (None: :func:`interval_edges` of no window,
+    the default grid); ``params``: one mapping of LightGBM settings (None: the package's
+    defaults) for the reasons given on :class:`ka_ml.modeling.churn.ChurnModel`;
+    ``random_state``; ``recency_col`` / ``gap_col``: the features the time-varying
+    covariates are built from.
+
+    Fitted: ``edges_``, ``features_``, ``categories_``, ``booster_``, ``best_iteration_``,
+    and what training sets with :meth:`attach`: ``interval_levels_`` (the CDF levels of the
+    reported "p10" / "p90" dates: (0.1, 0.9) unless training widened or narrowed them so
+    the interval held 80% of next orders out of time, conformal) and ``anchor_days_`` (the
+    horizon in days where the curve is anchored to the churn model's P(no order), or None:
+    churn is not "no order within the horizon", or the horizon is not an edge).
+    """
+
+    def __init__(
+        self,
+        *,
+        edges: Sequence[float] | np.ndarray | None = None,
+        params: Mapping[str, Any] | None = None,
+        random_state: int = 42,
+        recency_col: str = "recency_days",
+        gap_col: str = "gap_median_days",
+    ) -> None:
+        self.edges = edges
+        self.params = params
+        self.random_state = random_state
+        self.recency_col = recency_col
+        self.gap_col = gap_col
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "random_state" not in state:  # pickled as the old dataclass (params, edges, seed)
+            raise legacy_state_error("purchase-timing")
+        super().__setstate__(state)
 
     @property
     def model_columns(self) -> list[str]:
         return [*self.features_, *TIME_COLUMNS]
 
-    def _expand(self, X: pd.DataFrame, duration: np.ndarray, event: np.ndarray):
+    def _expand(self, X: pd.DataFrame, duration: np.ndarray, event: np.ndarray) -> Any:
         return expand_person_period(
-            X, duration, event, self.edges, recency_col=self.recency_col, gap_col=self.gap_col
+            X, duration, event, self.edges_, recency_col=self.recency_col, gap_col=self.gap_col
         )
 
     def fit(
         self,
         X: pd.DataFrame,
-        duration: np.ndarray,
-        event: np.ndarray,
+        duration: Any,
+        event: Any,
         *,
-        X_valid: pd.DataFrame | None = None,
-        duration_valid: np.ndarray | None = None,
-        event_valid: np.ndarray | None = None,
+        eval_set: tuple[pd.DataFrame, Any, Any] | None = None,
         num_boost_round: int | None = None,
     ) -> TimingModel:
+        """Fit the hazard booster on the person-period rows of ``X``; early-stop on
+        ``eval_set=(X_valid, duration_valid, event_valid)`` when given, else
+        ``num_boost_round`` trees (default ``MAX_ROUNDS``)."""
         if not np.any(np.asarray(event, bool)):
             raise ModelError(
                 "No next order is observed in the training snapshots: the timing model "
                 "has nothing to learn from.",
                 "provide a longer history or check the orders table's dates.",
             )
+        self.edges_ = np.asarray(
+            interval_edges(()) if self.edges is None else self.edges, dtype=float
+        )
+        self.interval_levels_: tuple[float, float] = (0.1, 0.9)
+        self.anchor_days_: int | None = None
         self.features_ = list(X.columns)
         self.categories_ = category_levels(X, self.features_)
         pp, y, w = self._expand(X, duration, event)
-        params = {**base_params(self.seed), **self.params, "objective": "binary"}
+        lgb_params = default_params() if self.params is None else dict(self.params)
+        params = {**base_params(self.random_state), **lgb_params, "objective": "binary"}
         train = lgb.Dataset(align_frame(pp, self.model_columns, self.categories_), y, weight=w)
         valid_sets: list[lgb.Dataset] = []
         callbacks: list[Callable[..., Any]] = []
-        if X_valid is not None and duration_valid is not None and event_valid is not None:
-            vpp, vy, vw = self._expand(X_valid, duration_valid, event_valid)
+        if eval_set is not None:
+            vpp, vy, vw = self._expand(*eval_set)
             vX = align_frame(vpp, self.model_columns, self.categories_)
             valid_sets = [lgb.Dataset(vX, vy, weight=vw, reference=train)]
             callbacks = [lgb.early_stopping(50, verbose=False)]
@@ -159,10 +187,24 @@ class TimingModel:
         self.best_iteration_ = int(self.booster_.best_iteration or rounds)
         return self
 
+    def attach(
+        self,
+        *,
+        interval_levels: tuple[float, float] | None = None,
+        anchor_days: int | None = None,
+    ) -> TimingModel:
+        """Set what training chose around the fitted hazard (each given one replaces the
+        current): the interval's CDF levels, the anchor horizon in days."""
+        check_is_fitted(self, "booster_")
+        if interval_levels is not None:
+            self.interval_levels_ = interval_levels
+        if anchor_days is not None:
+            self.anchor_days_ = anchor_days
+        return self
+
     def log_likelihood(self, X: pd.DataFrame, duration: np.ndarray, event: np.ndarray) -> float:
         """Mean exposure-weighted Bernoulli log-likelihood of the person-period rows."""
-        if self.booster_ is None:
-            raise ModelError("TimingModel is not fitted.", "call fit() first.")
+        check_is_fitted(self, "booster_")
         pp, y, w = self._expand(X, duration, event)
         h = np.asarray(
             self.booster_.predict(
@@ -176,9 +218,8 @@ class TimingModel:
 
     def hazards(self, X: pd.DataFrame) -> np.ndarray:
         """h[i, j] = P(order in interval j | none before), shape (n, intervals)."""
-        if self.booster_ is None:
-            raise ModelError("TimingModel is not fitted.", "call fit() first.")
-        a, b = self.edges[:-1], self.edges[1:]
+        check_is_fitted(self, "booster_")
+        a, b = self.edges_[:-1], self.edges_[1:]
         n, j = len(X), len(a)
         # positional repeat: label-based .loc would multiply rows of a duplicated index
         base = X.iloc[np.repeat(np.arange(n), j)].reset_index(drop=True)
@@ -199,16 +240,36 @@ class TimingModel:
         F = self.cdf(X)
         if self.anchor_days_ is None or p_no_order is None:
             return F
-        return anchor_cdf(F, self.edges, np.asarray(p_no_order, float), self.anchor_days_)
+        return anchor_cdf(F, self.edges_, np.asarray(p_no_order, float), self.anchor_days_)
 
     def predict_within(self, X: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
         F = self.cdf(X)
-        return within_from_cdf(F, self.edges, windows, index=X.index)
+        return within_from_cdf(F, self.edges_, windows, index=X.index)
 
     def predict_quantiles(
         self, X: pd.DataFrame, qs: tuple[float, ...] = (0.1, 0.5, 0.9)
     ) -> pd.DataFrame:
-        return quantiles_from_cdf(self.cdf(X), self.edges, qs, index=X.index)
+        return quantiles_from_cdf(self.cdf(X), self.edges_, qs, index=X.index)
+
+    def predict_frame(
+        self,
+        X: pd.DataFrame,
+        windows: Sequence[int],
+        churn_probability: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """The registered model's output: ``p_purchase_{k}d`` per window and the q10 / q50 /
+        q90 days (the edges of the 80% interval, whatever levels give it).
+
+        ``churn_probability``: the churn model's probabilities for the same rows; a model
+        trained with an anchor (churn = no order within the horizon) rescales its curve to
+        them, so P(order within the horizon) = 1 - P(churn). Without them (e.g. the timing
+        model served alone) the hazard model's own curve is used."""
+        F = self.anchored_cdf(X, churn_probability)
+        within = within_from_cdf(F, self.edges_, list(windows), index=X.index)
+        lo, hi = self.interval_levels_
+        q = quantiles_from_cdf(F, self.edges_, (lo, 0.5, hi), index=X.index)
+        q.columns = ["q10", "q50", "q90"]
+        return pd.concat([within, q], axis=1)
 
 
 def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: int) -> np.ndarray:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import mlflow
 import numpy as np
 import optuna
 import pandas as pd
 
-from ka_ml.modeling.lgb_utils import default_params, suggest_params
+from ka_ml.modeling.lightgbm_params import default_params, suggest_params
 
 log = logging.getLogger("ka_ml.tuning")
 
@@ -48,8 +49,6 @@ def tune(
     The first trial is always the default parameters, so tuning can only match or improve
     on them within the budget.
     """
-    import mlflow
-
     rounds: dict[int, int] = {}
 
     def objective(trial: optuna.Trial) -> float:

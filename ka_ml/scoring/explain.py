@@ -72,7 +72,7 @@ def probability_contributions(
     phi = contrib[:, :-1]
     base = float(contrib[0, -1]) if len(contrib) else 0.0
     total = phi.sum(axis=1)
-    p = model.predict_proba(X)
+    p = model.predict_proba(X)[:, 1]
     cal = model.calibrator_
     p_base = float(cal.transform(np.array([base]))[0]) if cal else float(_sig(np.array([base]))[0])
     raw_gap = _sig(base + total) - _sig(np.array([base]))[0]

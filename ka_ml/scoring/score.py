@@ -20,7 +20,6 @@ from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
 from ka_ml.features.catalog import ABC_CATEGORIES
-from ka_ml.modeling.predict import predict_frame
 from ka_ml.scoring.explain import changes_since, probability_contributions, top_reasons
 from ka_ml.scoring.health import assign_lights, recommended_actions
 from ka_ml.scoring.lifecycle import (
@@ -189,7 +188,7 @@ def score_chunk(
     rows, the SHAP matrices, the reason texts) whatever the portfolio size.
     """
     contrib, p, _ = probability_contributions(models.churn, X)  # one TreeSHAP pass
-    timing = predict_frame(models.timing, "timing", X, windows, churn_probability=p)
+    timing = models.timing.predict_frame(X, windows, churn_probability=p)
     out = pd.DataFrame(
         {"account_id": X["account_id"].astype(str), "as_of": X["as_of"], "churn_probability": p},
         index=X.index,

@@ -20,7 +20,7 @@ from ka_ml.data.history import History
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.baselines import BGNBDChurn, RecencyBaseline, RFMLogistic
 from ka_ml.modeling.churn import Calibrator, ChurnModel
-from ka_ml.modeling.lgb_utils import default_params
+from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.modeling.tuning import TuningResult, tune
 from ka_ml.training.folds import Folds, Progress, account_groups
 
@@ -38,7 +38,8 @@ def fit_churn_model(
     """The churn procedure on ``rows``: trees (early stopping on held-out accounts, then a
     refit on every row) and the logistic part, both on the same rows."""
     y = rows["churn"].to_numpy()
-    model = ChurnModel(params, seed=cfg.seed).fit_grouped(rows[feats], y, account_groups(rows))
+    model = ChurnModel(params=params, random_state=cfg.seed)
+    model.fit(rows[feats], y, account_groups(rows))
     return model.fit_linear(rows[feats], y)
 
 
@@ -53,8 +54,8 @@ def tune_churn(folds: Folds, feats: list[str], cfg: Config, on_trial: Any = None
 
     def fit_and_score(params: dict[str, Any], k: int) -> tuple[float, int]:
         tr, te = folds.train_rows(origins[k]), folds.test_rows(origins[k])
-        m = ChurnModel(params, seed=cfg.seed).fit_grouped(
-            tr[feats], tr["churn"].to_numpy(), account_groups(tr), refit=False
+        m = ChurnModel(params=params, random_state=cfg.seed, refit=False).fit(
+            tr[feats], tr["churn"].to_numpy(), account_groups(tr)
         )
         return M.roc_auc(te["churn"].to_numpy(), m.tree_margin(te[feats])), m.best_iteration_
 
@@ -111,8 +112,8 @@ def origin_baselines(
     ids = te["account_id"].to_numpy()
     bg = BGNBDChurn().fit(history.orders, date)
     return {
-        "recency only": RecencyBaseline().fit(tr, y).predict_proba(te),
-        "RFM logistic regression": RFMLogistic().fit(tr, y).predict_proba(te),
+        "recency only": RecencyBaseline().fit(tr, y).predict_proba(te)[:, 1],
+        "RFM logistic regression": RFMLogistic().fit(tr, y).predict_proba(te)[:, 1],
         "BG/NBD": bg.predict_no_order(history.orders, date, cfg.labels.horizon_days, ids),
     }
 
@@ -156,8 +157,7 @@ def final_churn(
     margin = oot[f"margin_{family}"].to_numpy()
     p_oot = cal.crossfit_ if cal.crossfit_ is not None else cal.transform(margin)
     cal.crossfit_ = None
-    model.calibrator_ = cal
-    return model, np.asarray(p_oot, float)
+    return model.attach(calibrator=cal), np.asarray(p_oot, float)
 
 
 def choose_calibration(

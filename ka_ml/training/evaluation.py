@@ -18,7 +18,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.baselines import BGNBDChurn
-from ka_ml.modeling.churn import ChurnModel
+from ka_ml.modeling.churn import ChurnModel, sigmoid
 from ka_ml.modeling.evaluate import (
     compare,
     completed_interval_coverage,
@@ -26,7 +26,6 @@ from ka_ml.modeling.evaluate import (
     tenure_band,
     timing_scores,
 )
-from ka_ml.modeling.lgb_utils import sigmoid
 from ka_ml.modeling.timing import (
     interval_edges,
 )

@@ -18,8 +18,7 @@ from ka_ml.config import Config
 from ka_ml.modeling.evaluate import (
     completed_interval_coverage,
 )
-from ka_ml.modeling.lgb_utils import default_params
-from ka_ml.modeling.predict import predict_frame
+from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.modeling.timing import (
     TimingModel,
     anchor_cdf,
@@ -59,13 +58,14 @@ def fit_timing_model(
     g = account_groups(rows)
     tr, va = next(GroupShuffleSplit(1, test_size=0.2, random_state=cfg.seed).split(rows, d, g))
     X = rows[feats].reset_index(drop=True)
-    probe = TimingModel(params, edges, seed=cfg.seed).fit(
-        X.iloc[tr], d[tr], e[tr], X_valid=X.iloc[va], duration_valid=d[va], event_valid=e[va]
+    probe = TimingModel(edges=edges, params=params, random_state=cfg.seed).fit(
+        X.iloc[tr], d[tr], e[tr], eval_set=(X.iloc[va], d[va], e[va])
     )
     if not refit:
         return probe
     rounds = max(probe.best_iteration_, 10)
-    return TimingModel(params, edges, seed=cfg.seed).fit(X, d, e, num_boost_round=rounds)
+    final = TimingModel(edges=edges, params=params, random_state=cfg.seed)
+    return final.fit(X, d, e, num_boost_round=rounds)
 
 
 def timing_rows(ts: pd.DataFrame, before: pd.Timestamp) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def backtest_timing(
     for o in folds.split.origins:
         m = fit_timing_model(timing_rows(ts, o.date), o.date, feats, params, cfg, refit=False)
         te = folds.test_rows(o).reset_index(drop=True)
-        pred = predict_frame(m, "timing", te[feats], cfg.labels.purchase_windows)
+        pred = m.predict_frame(te[feats], cfg.labels.purchase_windows)
         frame = pd.concat([te[["account_id", "as_of"]], pred], axis=1)
         frame["cdf"] = list(m.cdf(te[feats]))
         out.append(frame)
@@ -186,8 +186,8 @@ def fit_timing(
     anchor = timing_anchor(ts, cfg, edges) if p_no_order is not None else None
     if anchor is not None and p_no_order is not None:
         toot = anchor_backtest(toot, p_no_order, edges, anchor, cfg)
-        model.anchor_days_ = anchor
-    model.interval_levels_ = interval_levels(toot, folds.test, edges)
+        model.attach(anchor_days=anchor)
+    model.attach(interval_levels=interval_levels(toot, folds.test, edges))
     lo, hi = model.interval_levels_
     q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, 0.5, hi))
     toot[["q10", "q50", "q90"]] = q.to_numpy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,7 +22,6 @@ from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.evaluate import timing_scores
-from ka_ml.modeling.predict import predict_frame
 from ka_ml.modeling.timing import TimingModel
 from ka_ml.modeling.tuning import TuningResult
 from ka_ml.training.evaluation import Evaluation
@@ -112,7 +112,17 @@ def log_evaluation(
     folds: Folds,
     feats: list[str],
 ) -> None:
+    """The evaluation's metrics, the chosen settings and the tables and plots behind them."""
+    log_evaluation_metrics(ev, ct, tt)
+    log_chosen(ev, churn, timing, ct, tt)
+    with tempfile.TemporaryDirectory() as tmp:
+        log_tables(ev, churn, ct, tt, Path(tmp))
+        log_plots(ev, churn, folds.test[feats], Path(tmp))
 
+
+def log_evaluation_metrics(ev: Evaluation, ct: TuningResult, tt: TuningResult) -> None:
+    """Every finite out-of-time figure: model, lights, timing, expected AUC, calendar rule,
+    tuning, families, calibration, per origin and beside each baseline."""
     mlflow.log_metrics(_finite(ev.churn, "test_churn_"))
     mlflow.log_metrics(_finite(ev.churn_uncalibrated, "test_churn_uncalibrated_"))
     mlflow.log_metrics(_finite(ev.lights, "test_lights_"))
@@ -137,6 +147,13 @@ def log_evaluation(
         name = "model" if r["predictor"] == "ka_ml churn model" else r["predictor"]
         for metric in ("roc_auc", "brier"):
             mlflow.log_metric(_metric_key(f"test_{name}_{metric}"), float(r[metric]))
+
+
+def log_chosen(
+    ev: Evaluation, churn: ChurnModel, timing: TimingModel, ct: TuningResult, tt: TuningResult
+) -> None:
+    """What training chose, as parameters: tuned settings, rounds, calibration, family,
+    the timing interval's levels and anchor."""
     mlflow.log_params(
         {f"churn_best.{k}": v for k, v in ct.best_params.items()}
         | {f"timing_best.{k}": v for k, v in tt.best_params.items()}
@@ -150,36 +167,42 @@ def log_evaluation(
         }
     )
     mlflow.set_tag("churn_family", ev.family)
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        tables = {
-            "comparison_churn.csv": ev.comparison,
-            "comparison_timing.csv": ev.timing_comparison,
-            "slice_metrics.csv": ev.slices,
-            "tuning_churn_trials.csv": ct.trials,
-            "tuning_timing_trials.csv": tt.trials,
-            "test_predictions.csv": ev.test_predictions,
-            "per_origin_churn.csv": ev.per_origin,
-            "feature_importance.csv": churn.feature_importance().rename("gain").to_frame(),
-        }
-        for name, df in tables.items():
-            df.to_csv(d / name, index=name == "feature_importance.csv")
-            mlflow.log_artifact(str(d / name), "evaluation")
-        y = ev.test_predictions["churn"].to_numpy(float)
-        p = ev.test_predictions["churn_probability"].to_numpy(float)
-        for plot in (
-            M.plot_reliability(y, p, d / "reliability.png"),
-            M.plot_lift(y, p, d / "lift.png"),
-            plot_importance(churn, d / "feature_importance.png"),
-            plot_shap_summary(churn, folds.test[feats], d / "shap_summary.png"),
-        ):
-            mlflow.log_artifact(str(plot), "plots")
+
+
+def log_tables(
+    ev: Evaluation, churn: ChurnModel, ct: TuningResult, tt: TuningResult, d: Path
+) -> None:
+    """The comparison, slice, tuning, prediction, per-origin and importance tables (CSV)."""
+    tables = {
+        "comparison_churn.csv": ev.comparison,
+        "comparison_timing.csv": ev.timing_comparison,
+        "slice_metrics.csv": ev.slices,
+        "tuning_churn_trials.csv": ct.trials,
+        "tuning_timing_trials.csv": tt.trials,
+        "test_predictions.csv": ev.test_predictions,
+        "per_origin_churn.csv": ev.per_origin,
+        "feature_importance.csv": churn.feature_importance().rename("gain").to_frame(),
+    }
+    for name, df in tables.items():
+        df.to_csv(d / name, index=name == "feature_importance.csv")
+        mlflow.log_artifact(str(d / name), "evaluation")
+
+
+def log_plots(ev: Evaluation, churn: ChurnModel, X: pd.DataFrame, d: Path) -> None:
+    """Reliability, lift, feature importance and the SHAP summary on the test rows ``X``."""
+    y = ev.test_predictions["churn"].to_numpy(float)
+    p = ev.test_predictions["churn_probability"].to_numpy(float)
+    for plot in (
+        M.plot_reliability(y, p, d / "reliability.png"),
+        M.plot_lift(y, p, d / "lift.png"),
+        plot_importance(churn, d / "feature_importance.png"),
+        plot_shap_summary(churn, X, d / "shap_summary.png"),
+    ):
+        mlflow.log_artifact(str(plot), "plots")
 
 
 def _metric_key(name: str) -> str:
     """MLflow metric names allow letters, digits and _ - . / only."""
-    import re
-
     return re.sub(r"[^A-Za-z0-9_\-./]+", "_", name).strip("_")
 
 
@@ -238,11 +261,9 @@ def _champion_scores(
         model = registry.load_version(name, str(mv.version))
         X = folds.test
         if kind == "churn":
-            p = predict_frame(model, "churn", X, [])["churn_probability"].to_numpy()
+            p = model.predict_frame(X, [])["churn_probability"].to_numpy()
             return M.churn_metrics(folds.test["churn"].to_numpy(float), p), str(mv.version)
-        pred = predict_frame(
-            model,
-            "timing",
+        pred = model.predict_frame(
             X.reset_index(drop=True),
             cfg.labels.purchase_windows,
             churn_probability=churn_probability,
@@ -304,25 +325,43 @@ def promote(
         )
         registry.set_alias(client, name, decision.alias, version)
         versions[kind] = version
-        vs = f" (champion was v{champ_version})" if champ_version else ""
-        decisions[kind] = f"v{version} -> {decision.alias}: {decision.reason}{vs}"
-        mlflow.set_tag(f"decision_{kind}", decisions[kind])
-        if decision.warning:
-            log.warning("%s v%s -> %s: %s", name, version, decision.alias, decision.warning)
-            mlflow.set_tag(f"warning_{kind}", decision.warning)
-        mlflow.log_dict(
-            {
-                "decision": decision.alias,
-                "reason": decision.reason,
-                "warning": decision.warning,
-                "beats_baselines": beats_baselines.get(kind),
-                "version": version,
-                "champion_before": champ_version,
-                "champion_scores": champ,
-            },
-            f"promotion/{kind}.json",
+        decisions[kind] = record_decision(
+            kind, name, version, decision, (champ_version, champ), beats_baselines.get(kind)
         )
     return versions, decisions
+
+
+def record_decision(
+    kind: str,
+    name: str,
+    version: str,
+    decision: registry.Decision,
+    champion: tuple[str, dict[str, float] | None],
+    beats_baselines: bool | None,
+) -> str:
+    """Tag the run with the promotion decision (and its warning), log it in full as
+    ``promotion/<kind>.json``; return its one-line text. ``champion``: the version and
+    the scores of the champion it was compared with ("" and None when there was none)."""
+    champ_version, champ = champion
+    vs = f" (champion was v{champ_version})" if champ_version else ""
+    text = f"v{version} -> {decision.alias}: {decision.reason}{vs}"
+    mlflow.set_tag(f"decision_{kind}", text)
+    if decision.warning:
+        log.warning("%s v%s -> %s: %s", name, version, decision.alias, decision.warning)
+        mlflow.set_tag(f"warning_{kind}", decision.warning)
+    mlflow.log_dict(
+        {
+            "decision": decision.alias,
+            "reason": decision.reason,
+            "warning": decision.warning,
+            "beats_baselines": beats_baselines,
+            "version": version,
+            "champion_before": champ_version,
+            "champion_scores": champ,
+        },
+        f"promotion/{kind}.json",
+    )
+    return text
 
 
 def dump(obj: Any) -> str:

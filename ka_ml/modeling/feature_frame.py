@@ -1,0 +1,61 @@
+"""The frame a model reads: its training columns in order, categoricals cast to the levels
+seen in training (so every chunk of accounts scores alike), arrays given column names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sklearn.utils.validation import check_array
+
+from ka_ml.errors import ModelError
+
+
+def as_frame(X: Any, columns: list[str] | None, who: str) -> pd.DataFrame:
+    """``X`` itself when it is a DataFrame (what the package always passes); a 2-D array
+    gets the model's training ``columns`` (or ``x0, x1, ...`` before fitting), so generic
+    scikit-learn tools that pass arrays work too."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    # dense, 2-D, not empty, not complex (scikit-learn's own messages); NaN is a feature gap
+    arr = check_array(X, dtype=None, ensure_all_finite="allow-nan", estimator=who)
+    names = columns if columns is not None else [f"x{i}" for i in range(arr.shape[1])]
+    if len(names) != arr.shape[1]:
+        raise ValueError(
+            f"X has {arr.shape[1]} features, but {who} is expecting {len(names)} features as input."
+        )
+    return pd.DataFrame(arr, columns=names)
+
+
+def align_frame(
+    df: pd.DataFrame, columns: list[str], categories: dict[str, list[str]]
+) -> pd.DataFrame:
+    """Select ``columns`` in order; cast categoricals to the training categories.
+
+    Unseen category values become NaN (LightGBM's missing branch), never a new code, so a
+    model scores consistently whatever accounts a chunk holds.
+    """
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ModelError(
+            f"The model needs features the current data cannot produce: {missing}.",
+            "retrain on data that has the same tables (ka-ml train), or supply the missing "
+            "tables/columns.",
+        )
+    out = df.loc[:, columns].copy()
+    for c in columns:
+        if c in categories:
+            out[c] = pd.Categorical(out[c].astype("object"), categories=categories[c])
+        else:
+            out[c] = out[c].astype("float64")
+    return out
+
+
+def category_levels(df: pd.DataFrame, columns: list[str]) -> dict[str, list[str]]:
+    cats: dict[str, list[str]] = {}
+    for c in columns:
+        if isinstance(df[c].dtype, pd.CategoricalDtype):
+            cats[c] = [str(x) for x in df[c].cat.categories]
+        elif df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype):
+            cats[c] = sorted(str(x) for x in df[c].dropna().unique())
+    return cats
