@@ -341,11 +341,13 @@ def _score_section(records: Sequence[dict[str, Any]]) -> list[str]:
     return [
         "### Scoring and explanation (issue 5.7)",
         "",
-        "One `run_scoring` per size; its parts are timed by wrapping the functions "
-        "`score_accounts` calls (features are built twice: the as-of and a week before, for "
-        "the weekly changes; 'churn prediction + assembly' is the rest of `score_accounts`). "
-        "The SHAP work is 2 `pred_contrib` passes: this week's (shared by the reasons and "
-        "the weekly changes) and the week before's (in the weekly changes).",
+        "A weekly `run_scoring` per size, after last week's run (whose scores and "
+        "contributions are stored); its parts are timed by wrapping the functions "
+        "`score_accounts` calls ('churn prediction + assembly' is the rest of "
+        "`score_accounts`). The SHAP work is one `pred_contrib` pass, this week's, shared by "
+        "the reasons and the weekly changes, which compare it with last week's stored "
+        "contributions (without a stored run they explain the features of a week before "
+        "again: a second pass).",
         "",
         *_table(["part", *[f"{_k(n)} s" for n in sizes], "ratio", "exp."], rows),
         "",
