@@ -30,7 +30,13 @@ from ka_ml.modeling.linear import LinearChurn
 from ka_ml.modeling.timing import TimingModel
 
 # sklearn's check data are a few dozen rows: leaves of 2 rows let the booster learn them
-SMALL = {"num_leaves": 7, "min_child_samples": 2, "min_data_in_bin": 1, "learning_rate": 0.1}
+SMALL = {
+    "num_leaves": 7,
+    "min_child_samples": 2,
+    "min_data_in_bin": 1,
+    "learning_rate": 0.1,
+    "num_iterations": 30,  # the checks need a fitted model, not a good one: fast
+}
 
 _LABELS_0_1 = (
     "the target is the churn label, 0 or 1 (1 = churn); the check trains on other labels "
