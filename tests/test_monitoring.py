@@ -27,7 +27,7 @@ from ka_ml.jobs.backtest import BacktestResult, run_backtest
 from ka_ml.jobs.score import ScoreResult, run_scoring
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
-from ka_ml.monitoring.backtest import backtest_dir, read_scores
+from ka_ml.monitoring.backtest import backtest_dir
 from ka_ml.scoring import score_history
 from ka_ml.scoring.score_history import history_path
 
@@ -212,7 +212,7 @@ def test_the_next_scoring_run_carries_the_backtest_into_record_and_report(
 def test_the_score_history_keeps_the_purchase_window_probabilities(
     monitored: Monitored,
 ) -> None:
-    stored = read_scores(history_path(monitored.cfg))
+    stored = score_history.read(history_path(monitored.cfg), windows=True)
     week = monitored.past[0].scores
     got = stored[stored["as_of"] == week["as_of"].iloc[0]].set_index("account_id")
     for k in monitored.cfg.labels.purchase_windows:

@@ -23,7 +23,8 @@ from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
 from ka_ml.io import atomic_write_json, ensure_writable_dir
 from ka_ml.modeling import registry
-from ka_ml.monitoring.backtest import backtest_dir, compute_backtest, read_scores, summary
+from ka_ml.monitoring.backtest import backtest_dir, compute_backtest, summary
+from ka_ml.scoring import score_history
 from ka_ml.scoring.score_history import history_path
 
 log = logging.getLogger("ka_ml.backtest")
@@ -52,9 +53,11 @@ def run_backtest(
         )
     # only weeks whose horizon can have passed: as_of + horizon <= data as-of
     due_before = as_of - pd.Timedelta(days=cfg.labels.horizon_days - 1)
-    scores = read_scores(hist, before=due_before)
+    scores = score_history.read(hist, before=due_before, windows=True)
     if scores.empty:
-        scores = read_scores(hist)  # none due: the error names the earliest stored week
+        scores = score_history.read(
+            hist, windows=True
+        )  # none due: the error names the earliest stored week
     details = compute_backtest(history, scores, cfg, as_of)  # seconds, no I/O
     ensure_writable_dir(path.parent, "backtest output")  # before MLflow or any file
     flat = summary(details)

@@ -40,7 +40,6 @@ from ka_ml.errors import KaMlError
 from ka_ml.features.labels import churn_labels, timing_labels
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.evaluate import interval_coverage, window_outcomes
-from ka_ml.scoring import score_history
 from ka_ml.versions import package_versions
 
 log = logging.getLogger("ka_ml.backtest")
@@ -63,12 +62,6 @@ def backtest_dir(cfg: Config) -> Path:
 
 
 # -- reading the score history ----------------------------------------------------------
-def read_scores(path: Path, *, before: pd.Timestamp | None = None) -> pd.DataFrame:
-    """The stored weekly scores (dated before ``before``) with their ``p_purchase_{k}d``
-    (NaN in rows stored without them): what the backtest compares with the outcomes."""
-    return score_history.read(path, before=before, windows=True)
-
-
 def due_weeks(
     score_dates: pd.Series | pd.DatetimeIndex, data_as_of: pd.Timestamp, horizon_days: int
 ) -> list[pd.Timestamp]:
