@@ -61,8 +61,38 @@ def registry_state(cfg: Config) -> dict[str, object]:
     return state
 
 
+_EMPTY_STORE: list[Path] = []
+
+
+def empty_store_copy(models: Path) -> None:
+    """Put an empty, already-migrated MLflow SQLite store at ``models/mlflow.db``.
+
+    MLflow builds a new store by running its schema migrations: 2-4 s here, paid by every
+    test that trains or registers into a fresh store. They are run once per session into
+    a template and copied (0.1 s). Creating a store from nothing stays tested where that is
+    the subject (test_tracking_uri, the CLI's first train).
+    """
+    import shutil
+    import tempfile
+
+    if not _EMPTY_STORE:
+        from mlflow import MlflowClient
+
+        db = Path(tempfile.mkdtemp(prefix="ka_ml_empty_store_")) / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+        _EMPTY_STORE.append(db)
+    target = models / "mlflow.db"
+    if not target.exists():
+        models.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_EMPTY_STORE[0], target)
+
+
 def small_config(root: Path, **over: object) -> Config:
-    """A fast config rooted in ``root`` (models, outputs, demo data all inside it)."""
+    """A fast config rooted in ``root`` (models, outputs, demo data all inside it); its
+    MLflow store starts as a copy of an empty one (:func:`empty_store_copy`) unless
+    ``over`` moves the store."""
+    if not {"paths", "mlflow"} & over.keys():
+        empty_store_copy(root / "models")
     raw: dict[str, object] = {
         "paths": {"outputs": str(root / "outputs"), "models": str(root / "models")},
         "data": {"demo_dir": str(root / "demo"), "demo_accounts": SMALL_ACCOUNTS},

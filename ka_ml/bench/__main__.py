@@ -62,6 +62,7 @@ class Plan:
     spark_sizes: tuple[int, ...]  # issue 8.5: local-mode Spark against the local engine
     spark_model_accounts: int
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    million_tuning: dict[str, Any] = field(default_factory=dict)  # over million.TUNING
     # quick only: `make train` and the feature benchmark run beside the end-to-end stages
     # (a smoke test: its figures are not comparable then)
     concurrent: bool = False
@@ -82,7 +83,7 @@ FULL = Plan(
 QUICK = Plan(
     "quick",
     e2e.QUICK_SIZES,
-    e2e.Budget(n_trials=1, n_folds=1, max_snapshots=18),
+    e2e.Budget(n_trials=1, n_folds=1, max_snapshots=18, backtest_origins=1),
     500,
     (300, 600),
     (1,),
@@ -92,9 +93,10 @@ QUICK = Plan(
     300,
     {
         "data": {"demo_accounts": 300},
-        "tuning": {"n_trials": 1, "n_folds": 1, "timeout_seconds": 30},
+        "tuning": {"n_trials": 1, "n_folds": 1, "timeout_seconds": 30, "backtest_origins": 1},
         "features": {"max_snapshots": 18},
     },
+    {"n_trials": 1, "backtest_origins": 1},
     concurrent=True,
 )
 
@@ -237,7 +239,7 @@ def _stages_section(records: Sequence[dict[str, Any]], plan: Plan) -> list[str]:
         "",
         f"Demo world, {e2e.YEARS:g} years, seed {e2e.SEED}, Parquet. Training budget at every "
         f"size: `tuning.n_trials={b.n_trials}` (timing model: "
-        f"{max(2, b.n_trials // 3)}), `tuning.n_folds={b.n_folds}`, "
+        f"{max(2, b.n_trials // 3)}), `tuning.backtest_origins={b.backtest_origins}`, "
         f"`features.max_snapshots={b.max_snapshots}`, "
         f"timeout {b.timeout_seconds:g} s (never reached: the trial count is the budget). "
         "Ratio = largest / smallest size; exponent = slope of log(value) on log(accounts) "
@@ -616,7 +618,7 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> dict[str, Any]:
         result["features"] = feats.result() if plan.concurrent else feature_bench()
         result["make_train"] = make_train.result()
     log(f"scoring {plan.million_accounts:,} accounts (memory) ...")
-    result["million"] = million.run(plan.million_accounts, env=env)
+    result["million"] = million.run(plan.million_accounts, env=env, tuning=plan.million_tuning)
     result["spark"] = _spark_bench(plan, env, log)
     result["load_end"] = _load_avg()
     result["minutes"] = (time.perf_counter() - t0) / 60

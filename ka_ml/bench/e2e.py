@@ -56,6 +56,7 @@ class Budget:
     max_snapshots: int = 15  # about the fewest that leave purged CV folds (30-day cadence)
     n_folds: int = 1  # at 100k accounts the timing model's tuning fits dominate training
     timeout_seconds: float = 3600.0  # large: the trial count, not the clock, is the budget
+    backtest_origins: int = 3  # the default config's; quick mode: 1 (a smoke test)
 
     def overrides(self, root: Path) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class Budget:
                 "n_trials": self.n_trials,
                 "n_folds": self.n_folds,
                 "timeout_seconds": self.timeout_seconds,
+                "backtest_origins": self.backtest_origins,
             },
             "features": {"max_snapshots": self.max_snapshots},
         }
