@@ -19,13 +19,15 @@ help: ## list the targets
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# uv installs the lock; an uv already on PATH is used, else one goes into the venv
-	@# (a venv made by uv has no pip: ensurepip brings it)
+	@# (a venv made by uv has no pip: ensurepip brings it). --compile-bytecode: uv writes no
+	@# .pyc by default, and where PYTHONDONTWRITEBYTECODE is set (this machine, many CI
+	@# images) every process would then recompile ~3,000 modules (10-20 s per command).
 	@UV=$$(command -v uv || true); \
 	if [ -z "$$UV" ]; then \
 	  $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null; \
 	  $(BIN)/python -m pip install -q --disable-pip-version-check uv && UV=$(BIN)/uv; \
 	fi; \
-	VIRTUAL_ENV=$(VENV) $$UV pip install -q -r requirements.lock && \
+	VIRTUAL_ENV=$(VENV) $$UV pip install -q --compile-bytecode -r requirements.lock && \
 	VIRTUAL_ENV=$(VENV) $$UV pip install -q --no-deps -e .
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,9 +20,10 @@ from ka_ml.demo.world import generate_world, write_world
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write
-from ka_ml.spark import data as spark_data
-from ka_ml.spark import features as spark_features
 from ka_ml.spark.session import check_engine, spark_session
+
+if TYPE_CHECKING:
+    from ka_ml.spark.data import SparkHistory
 
 log = logging.getLogger("ka_ml.demo")
 
@@ -42,10 +44,17 @@ def choose_source(cfg: Config, explicit: str | None = None) -> str:
 
 def load(
     cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"
-) -> History | spark_data.SparkHistory:
+) -> History | SparkHistory:
     """The history a command works on: read and validated here, or read by Spark itself
-    (``engine="spark"``, a :class:`~ka_ml.spark.data.SparkHistory`)."""
+    (``engine="spark"``, a :class:`~ka_ml.spark.data.SparkHistory`).
+
+    The Spark engine's modules are imported only when it is chosen (declared in
+    ``.importlinter``): they load the scorer, hence LightGBM and SHAP, which reading and
+    ``ka-ml features``/``validate`` on the local engine never need (seconds per command).
+    """
     if check_engine(engine) == "spark":
+        from ka_ml.spark import data as spark_data
+
         return spark_data.read_history(spark_session(), choose_source(cfg, data), cfg.data)
     return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
 
@@ -80,6 +89,8 @@ def write_features(
     h = load(cfg, data, as_of, engine)
     day = as_of or h.default_as_of
     if engine == "spark":
+        from ka_ml.spark import features as spark_features
+
         df = spark_features.build_features(h, day, cfg)
     else:
         df = build_features(h, day, cfg)  # type: ignore[arg-type]
