@@ -280,3 +280,22 @@ def test_without_a_champion_the_error_names_promote_and_promoting_by_hand_fixes_
     assert aliases(store_copy, name) == {"champion": new}  # not champion and challenger at once
     assert client.get_model_version(name, new).tags["previous_champion"] == "none"
     assert registry.load_champion(client, name, "churn")[1] == new
+
+
+@pytest.mark.parametrize("module", ["ka_ml.cli", "ka_ml.jobs.data"])
+def test_reading_data_and_the_cli_load_no_model_library(module: str) -> None:
+    """`ka-ml --help`, `validate` and `features` on the local engine never import LightGBM,
+    scikit-learn, SHAP, MLflow or Spark (seconds per command); the jobs that need them do."""
+    import subprocess
+    import sys
+
+    heavy = ("lightgbm", "sklearn", "shap", "mlflow", "pyspark")
+    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    if module == "ka_ml.cli":  # the check can fail: the training job does load them
+        code = "import sys, ka_ml.jobs.train; print('lightgbm' in sys.modules)"
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "True"
