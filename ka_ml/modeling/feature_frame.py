@@ -42,13 +42,18 @@ def align_frame(
             "retrain on data that has the same tables (ka-ml train), or supply the missing "
             "tables/columns.",
         )
-    out = df.loc[:, columns].copy()
-    for c in columns:
-        if c in categories:
-            out[c] = pd.Categorical(out[c].astype("object"), categories=categories[c])
-        else:
-            out[c] = out[c].astype("float64")
-    return out
+    data = {
+        c: _known_categories(df[c], categories[c]) if c in categories else df[c].astype("float64")
+        for c in columns
+    }
+    return pd.DataFrame(data, index=df.index, columns=columns)
+
+
+def _known_categories(values: pd.Series, levels: list[str]) -> pd.Categorical:
+    """``values`` as a categorical of ``levels``, values outside them NaN (pandas 4 will
+    refuse to build a Categorical from values outside its categories)."""
+    v = values.astype("object")
+    return pd.Categorical(v.where(v.isin(levels)), categories=levels)
 
 
 def category_levels(df: pd.DataFrame, columns: list[str]) -> dict[str, list[str]]:

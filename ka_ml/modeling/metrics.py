@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -389,15 +389,51 @@ def bootstrap_delta(
             offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
             samples.append(rows_by_group[np.repeat(starts[picked], lengths) + offsets])
 
-    deltas = np.array(
-        [metric(y_arr[i], a_arr[i]) - metric(y_arr[i], b_arr[i]) for i in samples],
-        dtype=np.float64,
-    )
+    fast = _COUNTED.get(metric)
+    if fast is not None:  # the same numbers from each row's count in the resample
+        counts = [np.bincount(i, minlength=n).astype(np.float64) for i in samples]
+        prep_a, prep_b = fast[0](y_arr, a_arr), fast[0](y_arr, b_arr)
+        deltas = np.array([fast[1](prep_a, c) - fast[1](prep_b, c) for c in counts])
+    else:
+        deltas = np.array(
+            [metric(y_arr[i], a_arr[i]) - metric(y_arr[i], b_arr[i]) for i in samples],
+            dtype=np.float64,
+        )
     deltas = deltas[np.isfinite(deltas)]
     if not len(deltas):
         return {"delta": delta, "lo": float("nan"), "hi": float("nan")}
     lo, hi = np.percentile(deltas, [2.5, 97.5])
     return {"delta": delta, "lo": float(lo), "hi": float(hi)}
+
+
+def _auc_prep(y: FloatArray, p: FloatArray) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
+    _, tie_group = np.unique(p, return_inverse=True)
+    return tie_group, y, 1.0 - y
+
+
+def _auc_counted(prep: tuple[NDArray[np.intp], FloatArray, FloatArray], c: FloatArray) -> float:
+    """ROC AUC of a resample given each row's count in it: the Mann-Whitney form over the
+    tie groups of the score (ties 1/2), what :func:`roc_auc` gives on the repeated rows."""
+    group, pos, neg = prep
+    p_g = np.bincount(group, weights=c * pos)
+    n_g = np.bincount(group, weights=c * neg)
+    n_pos, n_neg = p_g.sum(), n_g.sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    below = np.cumsum(n_g) - n_g
+    return float(np.sum(p_g * (below + 0.5 * n_g)) / (n_pos * n_neg))
+
+
+def _brier_counted(prep: FloatArray, c: FloatArray) -> float:
+    return float(np.sum(c * prep) / np.sum(c))
+
+
+# Metrics the bootstrap computes from row counts (one O(n) pass per resample instead of
+# the metric on a copied resample: 1,260 scikit-learn calls were 13% of a 10k training).
+_COUNTED: dict[Metric, tuple[Callable[..., Any], Callable[..., float]]] = {
+    roc_auc: (_auc_prep, _auc_counted),
+    brier: (lambda y, p: (p - y) ** 2, _brier_counted),
+}
 
 
 # -- summaries --------------------------------------------------------------------------
