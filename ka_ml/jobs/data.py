@@ -46,7 +46,9 @@ def load(
     """The history a command works on: read and validated here, or read by Spark itself
     (``engine="spark"``, a :class:`~ka_ml.spark.data.SparkHistory`)."""
     if check_engine(engine) == "spark":
-        return spark_data.read_history(spark_session(), choose_source(cfg, data), cfg.data)
+        source = choose_source(cfg, data)
+        spark_data.refuse_database_url(source)  # before a JVM starts
+        return spark_data.read_history(spark_session(), source, cfg.data)
     return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
 
 
