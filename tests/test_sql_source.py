@@ -129,7 +129,7 @@ def test_data_schema_is_a_plain_identifier(tmp_path: Path) -> None:
     path.write_text('data:\n  schema: "crm; DROP SCHEMA crm"\n')
     from ka_ml.config import load_config
 
-    with pytest.raises(ConfigError, match="data.schema"):
+    with pytest.raises(ConfigError, match=r"data\.schema"):
         load_config(path)
 
 
@@ -168,7 +168,7 @@ def test_the_spark_engine_refuses_a_database_url_early_with_the_alternatives(
 
 
 def test_driver_values_become_the_arrow_types_the_validator_reads() -> None:
-    utc = dt.timezone.utc
+    utc = dt.UTC
     rows = [
         (
             "00017",

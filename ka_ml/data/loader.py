@@ -469,7 +469,12 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
                 arrow = db.read(actual, [c for c, _ in picked], before)
                 if before is not None:
                     late = _rows_left_behind(db, actual, table, source_of["account_id"], before)
-                    issues += [late] if late is not None else []
+                    if arrow.num_rows == 0 and late is not None:
+                        # every row lies on/after the as-of: read them, so the table is not
+                        # "empty" but emptied by the as-of, exactly as from a file
+                        arrow = db.read(actual, [c for c, _ in picked])
+                    elif late is not None:
+                        issues.append(late)
             except sql.TableError as e:
                 issues.append(e.issue)
                 continue
