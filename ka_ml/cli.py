@@ -333,6 +333,12 @@ def notify(
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, max=64, help="server processes (one core each; README figures)"
+        ),
+    ] = 1,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -341,7 +347,7 @@ def serve(
     def go() -> None:
         from ka_ml.jobs.serve import serve as run_api
 
-        run_api(load_config(config), host, port, os.environ)
+        run_api(load_config(config), host, port, os.environ, workers)
 
     _run(debug, go)
 

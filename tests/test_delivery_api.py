@@ -142,6 +142,47 @@ def test_portfolio_sums_the_latest_scores_overall_and_per_owner(client: httpx.Cl
     assert earlier["as_of"] == "2026-05-25" and earlier["summary"]["n_accounts"] == 9
 
 
+def test_a_cached_portfolio_follows_a_rerun_of_its_week(tmp_path: Path) -> None:
+    """The summary is kept per (date, run, owner): a rerun of the week is a new run, so
+    the next request sees the new scores, never the cached ones."""
+    path = write_history(tmp_path / "score_history.sqlite")
+    running = start(path, None)
+    try:
+        with httpx.Client(base_url=running.url, timeout=10) as c:
+            first = c.get("/portfolio").json()
+            assert c.get("/portfolio").json() == first  # served from the cache
+            rerun = scores_frame(AS_OF)
+            rerun["health"] = "red"
+            score_history.write_run(path, rerun)
+            after = c.get("/portfolio").json()["summary"]
+            by_owner = c.get("/portfolio", params={"owner": "bruno.rossi"}).json()["summary"]
+    finally:
+        stop(running)
+    assert first["summary"]["lights"]["red"]["accounts"] == 3
+    assert after["lights"]["red"]["accounts"] == 9 and after["n_accounts"] == 9
+    assert by_owner["lights"]["red"]["accounts"] == 3
+
+
+def test_the_summary_cache_computes_a_missing_entry_once_for_concurrent_requests() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ka_ml.delivery.api import SummaryCache
+
+    cache, calls = SummaryCache(size=2), []
+
+    def build() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: cache.get(("2026-06-01", "run", None), build), range(8)))
+    assert got == [42] * 8 and len(calls) == 1
+    for k in range(3):  # least recently used entries go first
+        cache.get(k, lambda k=k: k)
+    assert cache.get(("2026-06-01", "run", None), lambda: 0) == 0
+
+
 def test_accounts_are_listed_by_revenue_at_risk_and_filtered(client: httpx.Client) -> None:
     page = client.get("/accounts").json()
     assert (page["as_of"], page["total"], page["limit"], page["offset"]) == ("2026-06-01", 9, 50, 0)
@@ -340,8 +381,9 @@ def test_the_cli_refuses_to_expose_the_api_without_a_token(
     assert res.exit_code == 2 and "without a token" in res.output
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
-    history: Path, tmp_path: Path
+    history: Path, tmp_path: Path, workers: int
 ) -> None:
     raw = Config().model_dump(mode="json")
     raw["paths"]["outputs"] = str(history.parent)
@@ -350,6 +392,7 @@ def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
     port = free_port()
     env = {**os.environ, "KA_ML_API_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "ka_ml", "serve", "--config", str(config), "--port", str(port)]
+    cmd += ["--workers", str(workers)]  # 2: uvicorn's worker processes build the app
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -364,8 +407,9 @@ def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
                 time.sleep(0.1)
         assert health.json()["latest_as_of"] == "2026-06-01"
         assert httpx.get(f"{url}/accounts").status_code == 401
-        page = httpx.get(f"{url}/accounts", headers=AUTH, params={"light": "red"}).json()
-        assert page["total"] == 3
+        for _ in range(4):  # whichever worker answers
+            page = httpx.get(f"{url}/accounts", headers=AUTH, params={"light": "red"}).json()
+            assert page["total"] == 3
     finally:
         proc.terminate()
         proc.wait(timeout=10)

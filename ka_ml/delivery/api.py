@@ -18,6 +18,13 @@ Why it is built this way:
   scores), the history and the token reach them through ``Depends`` and ``app.state``,
   and :func:`create_app` only wires them: the token check is added to the ``data``
   router when a token is set.
+- Under load (issue 16.3): every request reads one snapshot of the history (the scorer
+  writes a week in one transaction, the file is in WAL mode), so a response is last
+  week's whole history or this week's, never a mix, and readers never wait for a
+  scoring run. The portfolio summary, the one response computed over every account, is
+  kept per (date, the run that stored it, owner) in a small in-process cache: a week
+  rewritten by a rerun has a new run id, so it is never served stale; one request
+  computes a missing entry while the others for it wait.
 - Bound to 127.0.0.1 by default. A bearer token (from the environment variable
   ``delivery.api_token_env``) protects every data endpoint when set, and ``serve`` refuses
   to listen on a non-loopback address without one.
@@ -27,13 +34,17 @@ No ``from __future__ import annotations`` here: FastAPI reads the annotations at
 
 import json
 import math
+import os
 import secrets
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -52,6 +63,7 @@ Tier = Literal["A", "B", "C"]
 Lifecycle = Literal["new", "active", "lapsed"]
 MAX_PAGE = 500
 N_REASONS = 3
+THREADS = 4  # requests served at once (see _lifespan)
 
 
 # --------------------------------------------------------------------------- responses
@@ -174,7 +186,9 @@ def _value(v: Any) -> Any:
 
 
 def _clean(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {str(k): _value(v) for k, v in row.items()}
+    """A row with NaN as None. The values are SQLite's (str, int, float, bytes, None), of
+    which only NaN differs from itself: the cheap test, on every cell of every response."""
+    return {str(k): None if v != v else v for k, v in row.items()}
 
 
 def _reasons(row: Mapping[str, Any]) -> list[Reason]:
@@ -211,7 +225,7 @@ def _probabilities(raw: Any) -> dict[str, float | None]:
 # --------------------------------------------------------------------------- the app
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """422 for a query parameter the endpoint does not know (``?lihgt=red`` would otherwise
     silently return every account)."""
     route = request.scope.get("route")
@@ -262,7 +276,7 @@ SUMMARY_FIELDS = [*(f for f in AccountSummary.model_fields if f != "top_reason")
 TOP_REASON = {"top_reason": "reason_1"}
 
 
-def authorize(
+async def authorize(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
 ) -> None:
@@ -275,7 +289,36 @@ def authorize(
         )
 
 
-def app_history(request: Request) -> ReadOnlyHistory:
+class SummaryCache:
+    """A small LRU of computed responses; one thread computes a missing key, the others
+    asking for the same key wait for it (no stampede when a new week lands)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._data:
+                    return self._data[key]
+            value = build()
+            with self._lock:
+                self._data[key] = value
+                while len(self._data) > self.size:
+                    self._data.popitem(last=False)
+                self._building.pop(key, None)
+        return value
+
+
+async def app_history(request: Request) -> ReadOnlyHistory:
     """The app's score history (read-only); each route opens it for its own request."""
     store: ReadOnlyHistory = request.app.state.history
     return store
@@ -348,17 +391,28 @@ def healthz(store: Store) -> Health:
     )
 
 
+async def app_summaries(request: Request) -> SummaryCache:
+    cache: SummaryCache = request.app.state.summaries
+    return cache
+
+
 @data.get("/portfolio", response_model=Portfolio)
 def portfolio(
     store: Store,
+    cache: Annotated[SummaryCache, Depends(app_summaries)],
     owner: Annotated[str | None, Query(max_length=200)] = None,
     as_of: date | None = None,
 ) -> Portfolio:
     """Accounts, revenue and revenue at risk per light and ABC tier, plus alerts."""
     with scores(store) as q:
         day = pick_date(q, as_of)
-        frame = q.frame(day, PORTFOLIO_COLUMNS, account_filters(owner=owner))
-    return Portfolio(as_of=date.fromisoformat(day), owner=owner, summary=portfolio_summary(frame))
+
+        def build() -> dict[str, Any]:
+            return portfolio_summary(q.frame(day, PORTFOLIO_COLUMNS, account_filters(owner=owner)))
+
+        run = q.run_id(day)  # None: a week stored before runs were recorded, not cached
+        summary = build() if run is None else cache.get((day, run, owner), build)
+    return Portfolio(as_of=date.fromisoformat(day), owner=owner, summary=summary)
 
 
 @data.get("/accounts", response_model=AccountPage)
@@ -433,16 +487,26 @@ def models(
     return Models(latest_as_of=latest, in_use=[r for r in rows if r.as_of == latest], history=rows)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """A few threads for the (blocking, SQLite) routes instead of anyio's 40: under load
+    40 threads only queue for the one GIL, and the slowest requests wait longest."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    yield
+
+
 def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
     """The API over ``history_path`` (the scorer's score_history.sqlite); with ``token``,
     every data endpoint needs it as a bearer token."""
     app = FastAPI(
+        lifespan=_lifespan,
         title="ka_ml read API",
         version=__version__,
         description="Latest key-account health scores, reasons and history (read-only).",
         dependencies=[Depends(reject_unknown_query)],
     )
     app.state.history = ReadOnlyHistory(history_path)
+    app.state.summaries = SummaryCache()
     app.state.token = token
     app.include_router(meta)
     app.include_router(
@@ -478,14 +542,39 @@ def check_bind(host: str, token: str | None, token_env: str) -> None:
         )
 
 
-def serve(cfg: Config, host: str, port: int, env: Mapping[str, str]) -> None:
-    """Run the API with uvicorn until interrupted."""
+# `ka-ml serve --workers N`: uvicorn starts N processes that import the app themselves;
+# they find the history and the token's variable name here (the token stays in its own).
+HISTORY_ENV = "KA_ML_API_HISTORY"
+TOKEN_NAME_ENV = "KA_ML_API_TOKEN_ENV"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (uvicorn's factory for ``--workers`` above 1)."""
+    token_env = os.environ.get(TOKEN_NAME_ENV, "KA_ML_API_TOKEN")
+    return create_app(Path(os.environ[HISTORY_ENV]), token=os.environ.get(token_env) or None)
+
+
+def serve(cfg: Config, host: str, port: int, env: Mapping[str, str], *, workers: int = 1) -> None:
+    """Run the API with uvicorn until interrupted: one process, or ``workers`` processes
+    sharing the port (the API is CPU-bound Python: one process uses one core at most)."""
     import uvicorn
 
     token = api_token(cfg, env)
     check_bind(host, token, cfg.delivery.api_token_env)
-    app = create_app(history_path(cfg), token=token)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    options: dict[str, Any] = {"host": host, "port": port, "server_header": False}
+    if workers <= 1:
+        app = create_app(history_path(cfg), token=token)
+        uvicorn.run(app, log_level="info", **options)
+        return
+    os.environ[HISTORY_ENV] = str(history_path(cfg).resolve())
+    os.environ[TOKEN_NAME_ENV] = cfg.delivery.api_token_env
+    uvicorn.run(
+        "ka_ml.delivery.api:app_from_environment",
+        factory=True,
+        workers=workers,
+        log_level="info",
+        **options,
+    )
 
 
-__all__ = ["api_token", "check_bind", "create_app", "serve"]
+__all__ = ["api_token", "app_from_environment", "check_bind", "create_app", "serve"]
