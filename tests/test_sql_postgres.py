@@ -226,6 +226,20 @@ def test_features_from_postgresql_equal_those_from_the_csv_files(
         )
 
 
+def test_every_table_is_read_in_one_read_only_repeatable_read_snapshot(
+    crm: Crm, password: None
+) -> None:
+    url = sql.sql_url(crm.pg.url())
+    assert url is not None
+    with sql.SqlSource(url, crm.schema) as db:
+        assert db.conn is not None
+        db.tables()
+        show = db.conn.exec_driver_sql
+        assert show("SHOW transaction_isolation").scalar() == "repeatable read"
+        assert show("SHOW transaction_read_only").scalar() == "on"
+        assert show("SELECT current_setting('application_name')").scalar() == "ka_ml"
+
+
 # -- the commands ---------------------------------------------------------------------------
 
 
