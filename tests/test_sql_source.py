@@ -227,6 +227,16 @@ def test_chunks_with_all_null_columns_join_under_the_other_chunks_type(
     assert joined.schema.types[0] in (pa.string(), pa.null())
 
 
+def test_a_column_whose_chunks_do_not_unify_becomes_text_and_the_others_keep_their_type() -> None:
+    chunks = [
+        sql.rows_to_arrow([(1, dt.date(2024, 1, 1))], ["x", "day"]),
+        sql.rows_to_arrow([("A-7", None)], ["x", "day"]),
+    ]
+    joined = sql.concat(chunks)
+    assert joined.column("x").to_pylist() == ["1", "A-7"]
+    assert joined.schema.field("day").type == pa.date32()
+
+
 # -- the streaming reader, against SQLite through SQLAlchemy --------------------------------
 
 

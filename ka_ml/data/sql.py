@@ -221,10 +221,6 @@ class SqlSource:
         assert self.conn is not None, "use SqlSource as a context manager"
         return self.conn
 
-    @property
-    def where(self) -> str:
-        return f"schema '{self.schema}'" if self.schema else "the default schema"
-
     def _check_schema(self) -> None:
         """The configured schema, spelled as the database spells it, or the error."""
         schemas = [str(s) for s in self._inspect(lambda i: i.get_schema_names())]
@@ -448,13 +444,23 @@ def _column(values: list[Any]) -> pa.Array:
 
 
 def concat(chunks: Sequence[pa.Table]) -> pa.Table:
-    """Chunks as one table: a column all-NULL in one chunk takes the others' type."""
+    """Chunks as one table: a column all-NULL in one chunk takes the others' type; a
+    column whose chunks hold types that do not unify (integers, then text) becomes text."""
     try:
         return pa.concat_tables(chunks, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        # types that do not unify (say integers in one chunk, text in another): as text
-        text = pa.schema([(n, pa.string()) for n in chunks[0].column_names])
-        return pa.concat_tables([c.cast(text) for c in chunks])
+        names = chunks[0].column_names
+        seen = {n: {c.schema.field(n).type for c in chunks} - {pa.null()} for n in names}
+        as_text = {n for n, types in seen.items() if len(types) > 1}
+        fixed = [
+            c.cast(
+                pa.schema(
+                    [(n, pa.string() if n in as_text else c.schema.field(n).type) for n in names]
+                )
+            )
+            for c in chunks
+        ]
+        return pa.concat_tables(fixed, promote_options="permissive")
 
 
 # -- helpers ------------------------------------------------------------------------------
