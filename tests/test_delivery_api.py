@@ -163,24 +163,44 @@ def test_a_cached_portfolio_follows_a_rerun_of_its_week(tmp_path: Path) -> None:
     assert by_owner["lights"]["red"]["accounts"] == 3
 
 
-def test_the_summary_cache_computes_a_missing_entry_once_for_concurrent_requests() -> None:
+def test_requests_for_a_missing_summary_share_one_computation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summaries are computed once per (date, run, owner), in the worker (here a thread
+    pool standing in for the process), and not kept under a run id a rerun replaced."""
+    import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from ka_ml.delivery.api import SummaryCache
+    from ka_ml.delivery import api
 
-    cache, calls = SummaryCache(size=2), []
+    calls: list[tuple[str, str | None]] = []
+    seen_run = {"value": "run-1"}
 
-    def build() -> int:
-        calls.append(1)
+    def fake(path: str, day: str, owner: str | None) -> tuple[str, dict[str, Any]]:
+        calls.append((day, owner))
         time.sleep(0.2)
-        return 42
+        return seen_run["value"], {"n_accounts": len(calls)}
 
-    with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(lambda _: cache.get(("2026-06-01", "run", None), build), range(8)))
-    assert got == [42] * 8 and len(calls) == 1
-    for k in range(3):  # least recently used entries go first
-        cache.get(k, lambda k=k: k)
-    assert cache.get(("2026-06-01", "run", None), lambda: 0) == 0
+    monkeypatch.setattr(api, "compute_portfolio", fake)
+    summaries = api.Summaries(tmp_path / "score_history.sqlite")
+    pool = ThreadPoolExecutor(1)
+    monkeypatch.setattr(summaries, "_worker", lambda: pool)
+
+    async def scenario() -> list[Any]:
+        first = await asyncio.gather(
+            *(summaries.get("2026-06-01", "run-1", None) for _ in range(8))
+        )
+        again = await summaries.get("2026-06-01", "run-1", None)  # cached
+        seen_run["value"] = "run-2"  # a rerun landed while the next one was computed
+        late = await summaries.get("2026-06-01", "run-1", "alice")
+        late_again = await summaries.get("2026-06-01", "run-1", "alice")
+        return [first, again, late, late_again]
+
+    first, again, late, late_again = asyncio.run(scenario())
+    pool.shutdown()
+    assert first == [{"n_accounts": 1}] * 8 and again == {"n_accounts": 1}
+    assert late == {"n_accounts": 2} and late_again == {"n_accounts": 3}  # not kept
+    assert calls == [("2026-06-01", None), ("2026-06-01", "alice"), ("2026-06-01", "alice")]
 
 
 def test_accounts_are_listed_by_revenue_at_risk_and_filtered(client: httpx.Client) -> None:

@@ -20,6 +20,8 @@ inconsistent (an error).
 
 Latency is measured by the client, from sending the request to the last byte of the body.
 The client shares the machine with the server (and, in the second phase, the writer).
+Each server is warmed up first, outside the measured window: its first ``/portfolio``
+starts the summaries' worker process (about 2 s) and computes the latest week.
 
     python -m ka_ml.bench.api_load [--quick] [--accounts N] [--seconds S] [--clients C]
 """
@@ -454,6 +456,16 @@ WRITER = (
 )
 
 
+def _warm_up(port: int, workers: int) -> None:
+    """What a server does once after it starts, outside the measured window: the first
+    /portfolio starts the summaries' worker process and computes the latest week."""
+    import urllib.request
+
+    for _ in range(4 * workers):  # the requests reach every worker process
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/portfolio", timeout=120) as r:
+            r.read()
+
+
 def _spawn_writer(
     path: Path, plan: LoadPlan, first: int, env: dict[str, str]
 ) -> subprocess.Popen[str]:
@@ -598,6 +610,7 @@ def run(
             writer = _spawn_writer(path, plan, next_week, env)  # imports meanwhile
             server, port = _start_server(root, env, workers)
             try:
+                _warm_up(port, workers)
                 for name in ("readers only", "with a scoring run writing"):
                     log(
                         f"{workers} server process(es), {plan.clients} clients, "
@@ -655,7 +668,9 @@ def to_markdown(r: dict[str, Any]) -> str:
         + f" ({plan['owners']} owners). Latency from request sent to last byte read, measured "
         "by the client on the same machine. Inconsistent = a response not exactly what was "
         "written for the week it names (a half-written week, or two weeks mixed). In the "
-        "writing phases another process stores the next weeks with `write_run`, back to back.",
+        "writing phases another process stores the next weeks with `write_run`, back to back. "
+        "Each server answered one `/portfolio` per process before its first phase (the "
+        "summaries' worker process starts then).",
         "",
         "| server, phase | endpoint | requests | req/s | p50 ms | p95 ms | p99 ms | max ms "
         "| errors | inconsistent |",
@@ -680,7 +695,8 @@ def to_markdown(r: dict[str, Any]) -> str:
             secs = [x["seconds"] for x in w]
             seen = ph["weeks_seen"]
             line += (
-                f"; the writer stored {len(w)} weeks ({min(secs, default=float('nan')):.1f}-"
+                f"; the writer stored {len(w)} week{'s' if len(w) != 1 else ''} "
+                f"({min(secs, default=float('nan')):.1f}-"
                 f"{max(secs, default=float('nan')):.1f} s each) and readers saw {len(seen)} "
                 f"different latest weeks, each response one whole week"
             )
