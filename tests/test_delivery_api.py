@@ -203,6 +203,26 @@ def test_requests_for_a_missing_summary_share_one_computation(
     assert calls == [("2026-06-01", None), ("2026-06-01", "alice"), ("2026-06-01", "alice")]
 
 
+def test_a_portfolio_worker_that_cannot_start_still_gets_an_answer(
+    history: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from ka_ml.delivery import api
+
+    summaries = api.Summaries(history)
+
+    def no_worker() -> None:
+        raise RuntimeError("An attempt has been made to start a new process before ...")
+
+    monkeypatch.setattr(summaries, "_worker", no_worker)
+    with score_history.ReadOnlyHistory(history).open() as q:
+        run = q.run_id("2026-06-01")
+    summary = asyncio.run(summaries.get("2026-06-01", run, "alice.meyer"))
+    assert summary["n_accounts"] == 4
+    assert "computing in a thread" in caplog.text
+
+
 def test_accounts_are_listed_by_revenue_at_risk_and_filtered(client: httpx.Client) -> None:
     page = client.get("/accounts").json()
     assert (page["as_of"], page["total"], page["limit"], page["offset"]) == ("2026-06-01", 9, 50, 0)

@@ -40,6 +40,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the annotations at
 
 import asyncio
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -47,6 +48,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date
 from functools import partial
@@ -66,6 +68,8 @@ from ka_ml.delivery.mail import is_loopback
 from ka_ml.errors import KaMlError
 from ka_ml.reporting.summary import portfolio_summary
 from ka_ml.scoring.score_history import HistoryQueries, NoScores, ReadOnlyHistory, history_path
+
+log = logging.getLogger("ka_ml.api")
 
 Light = Literal["red", "yellow", "green"]
 Tier = Literal["A", "B", "C"]
@@ -337,13 +341,23 @@ class Summaries:
             return self._data[key]
         pending = self._pending.get(key)
         if pending is None:
-            pending = asyncio.get_running_loop().run_in_executor(
-                self._worker(), compute_portfolio, str(self.path), day, owner
-            )
+            pending = asyncio.ensure_future(self._compute(day, owner))
             self._pending[key] = pending
             pending.add_done_callback(partial(self._done, key))
         # shielded: a client hanging up does not cancel the others' computation
         return (await asyncio.shield(pending))[1]
+
+    async def _compute(self, day: str, owner: str | None) -> tuple[str | None, dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        args = (str(self.path), day, owner)
+        try:
+            return await loop.run_in_executor(self._worker(), compute_portfolio, *args)
+        except (BrokenProcessPool, RuntimeError, OSError):
+            # the worker could not start (a script without a __main__ guard creating the
+            # app) or died: answer from a thread (slower under load), try a new one next
+            log.warning("the portfolio worker process failed; computing in a thread", exc_info=True)
+            self.close()
+            return await loop.run_in_executor(None, compute_portfolio, *args)
 
     def _done(self, key: tuple[str, str | None, str | None], done: asyncio.Future[Any]) -> None:
         self._pending.pop(key, None)
