@@ -450,11 +450,72 @@ def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
         for _ in range(4):  # whichever worker answers
             page = httpx.get(f"{url}/accounts", headers=AUTH, params={"light": "red"}).json()
             assert page["total"] == 3
+            summary = httpx.get(f"{url}/portfolio", headers=AUTH).json()["summary"]
+            assert summary["n_accounts"] == 9
+        children = descendants(proc.pid)  # the summaries' worker process(es), uvicorn's
+        assert children
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         if proc.stdout:
             proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in children):  # none outlives the server
+        assert time.monotonic() < deadline, [p for p in children if Path(f"/proc/{p}").exists()]
+        time.sleep(0.2)
+
+
+def test_the_portfolio_worker_exits_when_the_server_is_killed(
+    history: Path, tmp_path: Path
+) -> None:
+    import signal
+
+    raw = Config().model_dump(mode="json")
+    raw["paths"]["outputs"] = str(history.parent)
+    config = tmp_path / "ka_ml.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    port = free_port()
+    cmd = [sys.executable, "-m", "ka_ml", "serve", "--config", str(config), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert (
+                    httpx.get(f"http://127.0.0.1:{port}/portfolio", timeout=30).status_code == 200
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        children = descendants(proc.pid)
+        assert children
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # no shutdown runs
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "the worker outlived its server"
+        time.sleep(0.2)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    parent_of = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent_of[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found, todo = [], [pid]
+    while todo:
+        here = todo.pop()
+        kids = [p for p, parent in parent_of.items() if parent == here]
+        found += kids
+        todo += kids
+    return found
 
 
 # -- fuzzing -----------------------------------------------------------------------------

@@ -422,12 +422,14 @@ def _start_server(
     config.write_text(f"paths:\n  outputs: {root / 'outputs'}\n  models: {root / 'models'}\n")
     port = _free_port()
     args = ["serve", "--config", str(config), "--port", str(port), "--workers", str(workers)]
+    log = (root / f"serve-{port}.log").open("wb")  # a file: the server's children inherit it
     server = subprocess.Popen(
         [sys.executable, "-m", "ka_ml", *args],
         env={k: v for k, v in env.items() if k != "KA_ML_API_TOKEN"},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
+    log.close()
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -437,8 +439,8 @@ def _start_server(
         except OSError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            err = server.communicate()[1].decode(errors="replace")[-2000:]
+            _stop(server)
+            err = (root / f"serve-{port}.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"ka-ml serve did not start:\n{err}")
         time.sleep(0.2)
 
@@ -570,12 +572,13 @@ def _run_phase(
 
 
 def _stop(process: subprocess.Popen[Any]) -> None:
+    """Terminate, and kill after 30 s; never wait on pipes a child may still hold."""
     process.terminate()
     try:
-        process.communicate(timeout=20)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.communicate()
+        process.wait(timeout=30)
 
 
 def run(

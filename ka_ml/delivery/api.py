@@ -45,6 +45,8 @@ import math
 import multiprocessing
 import os
 import secrets
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -371,14 +373,30 @@ class Summaries:
 
     def _worker(self) -> ProcessPoolExecutor:
         if self._pool is None:  # started on first use: ~2 s of imports, once
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def close(self) -> None:
+        """Stop the worker (after the summary it may be computing: a second or two)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the worker: exit when the server that started it is gone (killed, not stopped)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 async def app_history(request: Request) -> ReadOnlyHistory:
@@ -549,17 +567,37 @@ def models(
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """A few threads for the routes left in threads (``/models``, ``/healthz``) instead of
-    anyio's 40; the summaries' worker process ends with the app."""
+    anyio's 40; with ``warm``, the latest portfolio computed while the first requests come
+    in; the summaries' worker process ends with the app."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    warming = asyncio.create_task(_warm(app)) if app.state.warm else None
     try:
         yield
     finally:
+        if warming is not None:
+            warming.cancel()
         app.state.summaries.close()
 
 
-def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
+async def _warm(app: FastAPI) -> None:
+    """Start the summaries' worker and compute the latest week's portfolio, so the first
+    /portfolio after a start does not wait for both (~2 s + ~1 s at 100k accounts)."""
+    try:
+        with app.state.history.open() as q:
+            day = q.latest_as_of()
+            run = q.run_id(day) if day else None
+        if day:
+            await app.state.summaries.get(day, run, None)
+    except NoScores:
+        pass
+    except Exception:  # a cold cache is no reason to stop serving
+        log.warning("warming the portfolio summary failed", exc_info=True)
+
+
+def create_app(history_path: Path, *, token: str | None = None, warm: bool = False) -> FastAPI:
     """The API over ``history_path`` (the scorer's score_history.sqlite); with ``token``,
-    every data endpoint needs it as a bearer token."""
+    every data endpoint needs it as a bearer token; ``warm`` (``ka-ml serve``): see
+    :func:`_warm`."""
     app = FastAPI(
         lifespan=_lifespan,
         title="ka_ml read API",
@@ -570,6 +608,7 @@ def create_app(history_path: Path, *, token: str | None = None) -> FastAPI:
     app.state.history = ReadOnlyHistory(history_path)
     app.state.summaries = Summaries(history_path)
     app.state.token = token
+    app.state.warm = warm
     app.include_router(meta)
     app.include_router(
         data,
@@ -613,7 +652,8 @@ TOKEN_NAME_ENV = "KA_ML_API_TOKEN_ENV"
 def app_from_environment() -> FastAPI:
     """The app of one worker process (uvicorn's factory for ``--workers`` above 1)."""
     token_env = os.environ.get(TOKEN_NAME_ENV, "KA_ML_API_TOKEN")
-    return create_app(Path(os.environ[HISTORY_ENV]), token=os.environ.get(token_env) or None)
+    token = os.environ.get(token_env) or None
+    return create_app(Path(os.environ[HISTORY_ENV]), token=token, warm=True)
 
 
 def serve(cfg: Config, host: str, port: int, env: Mapping[str, str], *, workers: int = 1) -> None:
@@ -625,7 +665,7 @@ def serve(cfg: Config, host: str, port: int, env: Mapping[str, str], *, workers:
     check_bind(host, token, cfg.delivery.api_token_env)
     options: dict[str, Any] = {"host": host, "port": port, "server_header": False}
     if workers <= 1:
-        app = create_app(history_path(cfg), token=token)
+        app = create_app(history_path(cfg), token=token, warm=True)
         uvicorn.run(app, log_level="info", **options)
         return
     os.environ[HISTORY_ENV] = str(history_path(cfg).resolve())
