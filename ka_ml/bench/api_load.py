@@ -453,7 +453,8 @@ WRITER = (
     "import ka_ml.scoring.score_history\n"
     "print('READY', flush=True)\n"
     "kwargs = json.loads(sys.argv[1])\n"
-    "kwargs['deadline'] = time.time() + float(sys.stdin.readline())\n"
+    "seconds = float(sys.stdin.readline())  # blocks until the phase starts\n"
+    "kwargs['deadline'] = time.time() + seconds\n"
     "print(sys.argv[2] + json.dumps(write_weeks(**kwargs)), flush=True)\n"
 )
 
