@@ -60,7 +60,7 @@ all: install ## the main job end to end on the demo data: train, then score (rep
 	$(BIN)/ka-ml train --config $(CONFIG)
 	$(BIN)/ka-ml score --config $(CONFIG)
 
-bench: install ## speed + memory: make train, 10k/100k end to end, features, 1M-account scoring, Spark vs local (~20 min) -> ka_ml/bench/results/BENCH.md
+bench: install ## speed + memory: make train, 10k/100k end to end, features, 1M-account scoring, Spark vs local, the read API under load (~20 min; the API load ~7 more) -> ka_ml/bench/results/BENCH.md
 	$(BIN)/python -m ka_ml.bench
 
 bench-real: install ## CDNOW real data, default + CDNOW config, 2 cutoffs: ka_ml train+score vs plain LightGBM, BG/NBD, RFM, recency; issue-13 acceptance (~20-40 min) -> ka_ml/bench/results/cdnow.md

@@ -36,7 +36,13 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="YAML config (default configs/ka_ml.yaml)")
 ]
 DataOpt = Annotated[
-    str | None, typer.Option("--data", help="folder or DuckDB/SQLite file; default: demo data")
+    str | None,
+    typer.Option(
+        "--data",
+        help="folder, DuckDB/SQLite file, or database URL without password "
+        "(postgresql+psycopg://user@host:5432/db; password from $KA_ML_DB_PASSWORD or "
+        "PGPASSWORD/~/.pgpass; tables in data.schema); default: demo data",
+    ),
 ]
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="YYYY-MM-DD; default: day after the last order")
@@ -47,7 +53,8 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine",
         help="local, or spark (needs ka_ml[spark] and Java; master: spark-submit or "
-        "$KA_ML_SPARK_MASTER, else local[*]; --data: any path Spark reads or catalog:NAMESPACE)",
+        "$KA_ML_SPARK_MASTER, else local[*]; --data: any path Spark reads or catalog:NAMESPACE, "
+        "not a database URL)",
     ),
 ]
 
@@ -326,6 +333,12 @@ def notify(
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, max=64, help="server processes (one core each; README figures)"
+        ),
+    ] = 1,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -334,7 +347,7 @@ def serve(
     def go() -> None:
         from ka_ml.jobs.serve import serve as run_api
 
-        run_api(load_config(config), host, port, os.environ)
+        run_api(load_config(config), host, port, os.environ, workers)
 
     _run(debug, go)
 

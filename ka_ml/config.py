@@ -27,11 +27,16 @@ class _Strict(BaseModel):
 
 
 def _without_credentials(uri: str | None, remedy: str) -> str | None:
-    """Credentials never live in a config file (it gets committed and copied around)."""
-    from urllib.parse import urlsplit
+    """Credentials never live in a config file (it gets committed and copied around):
+    neither as ``user:password@`` nor as a ``password=`` query parameter (which database
+    drivers accept too)."""
+    from urllib.parse import parse_qsl, urlsplit
 
-    if uri and "://" in uri and urlsplit(uri).password:
-        raise ValueError(f"contains a password: {remedy}")
+    if uri and "://" in uri:
+        parts = urlsplit(uri)
+        query = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        if parts.password or query & {"password", "passwd", "pwd"}:
+            raise ValueError(f"contains a password: {remedy}")
     return uri
 
 
@@ -46,7 +51,24 @@ class ReadOptions(_Strict):
 
 
 class DataConfig(_Strict):
-    source: str | None = Field(None, description="folder or database file; None = demo data")
+    # the YAML key is `schema` (a pydantic BaseModel attribute, hence the field's own name)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    source: str | None = Field(
+        None,
+        description="folder, DuckDB/SQLite file, or a SQLAlchemy URL without a password "
+        "(postgresql+psycopg://user@host:5432/db; the password comes from KA_ML_DB_PASSWORD "
+        "or the driver's own PGPASSWORD / ~/.pgpass); None = demo data",
+    )
+    db_schema: str | None = Field(
+        None,
+        alias="schema",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="database sources: the schema holding the tables; None = the "
+        "connection's default (PostgreSQL: search_path, usually public)",
+    )
     demo_dir: Path = Path("data/demo")
     demo_accounts: int = Field(2000, ge=10)
     demo_years: float = Field(3.0, gt=0.5)
@@ -72,7 +94,11 @@ class DataConfig(_Strict):
     @field_validator("source")
     @classmethod
     def _no_credentials(cls, v: str | None) -> str | None:
-        return _without_credentials(v, "pass the source with --data, from the environment")
+        return _without_credentials(
+            v,
+            "remove it; a database password comes from the environment "
+            "(KA_ML_DB_PASSWORD, or PGPASSWORD / ~/.pgpass for PostgreSQL)",
+        )
 
     @field_validator("tables", "columns")
     @classmethod

@@ -25,6 +25,7 @@ SECTIONS = (
     "### Feature build (issue 3.7)",
     "accounts in bounded memory (issue 7.6)",
     "### Spark engine (local mode) against the local engine (issue 8)",
+    "### Read API under load (issue 16.3)",
 )
 
 
@@ -174,7 +175,89 @@ def _fake_result() -> dict[str, Any]:
         "features": feats,
         "million": _million(9_000.0),
         "spark": {"records": [_spark_record(20_000, 10.0, 8.0), _spark_record(50_000, 25.0, 20.0)]},
+        "api_load": _api_load(),
     }
+
+
+def _api_load(account_p99: float = 150.0, inconsistent: int = 0) -> dict[str, Any]:
+    def endpoint(p99: float, n: int) -> dict[str, Any]:
+        return {
+            "requests": n,
+            "rps": n / 60,
+            "p50_ms": p99 / 3,
+            "p95_ms": p99 / 1.5,
+            "p99_ms": p99,
+            "max_ms": p99 * 2,
+            "errors": 0,
+            "inconsistent": 0,
+        }
+
+    def phase(name: str, workers: int, writer: bool) -> dict[str, Any]:
+        by = {
+            "account": endpoint(account_p99, 12_000),
+            "list": endpoint(180.0, 6_000),
+            "portfolio": endpoint(900.0, 2_000),
+        }
+        ph: dict[str, Any] = {
+            "name": name,
+            "workers": workers,
+            "load1": 0.5,
+            "seconds": 60.0,
+            "requests": 20_000,
+            "rps": 333.3,
+            "p50_ms": 50.0,
+            "p99_ms": 400.0,
+            "errors": 0,
+            "inconsistent": inconsistent if writer else 0,
+            "by_endpoint": by,
+            "weeks_seen": {"2026-03-02": 10, "2026-03-09": 10},
+            "examples": [],
+            "server_cpu_pct": 98.0,
+            "client_cpu_pct": 20.0,
+        }
+        if writer:
+            ph["writer"] = [{"as_of": "2026-03-09", "rows": 100_000, "seconds": 9.0}] * 3
+        return ph
+
+    return {
+        "plan": {
+            "name": "full",
+            "accounts": 100_000,
+            "weeks": 8,
+            "owners": 200,
+            "clients": 50,
+            "seconds": 60.0,
+            "max_new_weeks": 30,
+            "workers": (1, 2),
+        },
+        "history": {"build_s": 70.0, "rows": 800_000, "write_s": [8.0] * 8, "file_mb": 700.0},
+        "phases": [
+            phase(name, w, name != "readers only")
+            for w in (1, 2)
+            for name in ("readers only", "with a scoring run writing")
+        ],
+    }
+
+
+def test_the_api_load_section_states_throughput_latency_failures_and_the_targets() -> None:
+    md = to_markdown(_fake_result())
+    section = md.split("### Read API under load (issue 16.3)")[1]
+    assert (
+        "| 1 process, readers only | `/accounts/{id}` | 12,000 | 200 | 50.0 | 100.0 | 150.0 |"
+        in section
+    )
+    assert "| 2 processes, with a scoring run writing | **all** | 20,000 | **333** |" in section
+    assert "all phases: **0** (goal 0)" in section
+    assert "the writer stored 3 weeks (9.0-9.0 s each) and readers saw 2 different" in section
+    target = next(x for x in md.splitlines() if x.startswith("- Read API, 50 clients"))
+    assert "0 failed or inconsistent requests (target 0: **met**)" in target
+    assert "in every phase: **met**" in target
+    result = _fake_result()
+    result["api_load"] = _api_load(account_p99=250.0, inconsistent=2)
+    md = to_markdown(result)
+    target = next(x for x in md.splitlines() if x.startswith("- Read API, 50 clients"))
+    assert "4 failed or inconsistent requests (target 0: **missed**)" in target
+    assert "250 ms (1 process, readers only)" in target and "in every phase: **missed**" in target
 
 
 def _million(peak: float) -> dict[str, Any]:
@@ -298,6 +381,9 @@ def test_a_quick_run_writes_every_section_with_measured_numbers(tmp_path: Path) 
         cells = row(prefix)
         assert float(cells[1].replace(",", "")) > 0 and float(cells[4].replace(",", "")) > 50
     assert float(row("| `ka-ml train` (= `make train`)")[1].replace(",", "")) > 0
+    # the read API answered every request, each with one whole week
+    assert "all phases: **0** (goal 0)" in md
+    assert float(row("| 1 process, readers only | **all**")[3].strip("*").replace(",", "")) > 0
     shap = row("| 300 |")
     assert float(shap[3].replace(",", "")) > 0 and float(shap[4].replace(",", "")) > 0
     assert float(shap[6]) < 1e-6  # the two SHAP paths agree

@@ -142,6 +142,87 @@ def test_portfolio_sums_the_latest_scores_overall_and_per_owner(client: httpx.Cl
     assert earlier["as_of"] == "2026-05-25" and earlier["summary"]["n_accounts"] == 9
 
 
+def test_a_cached_portfolio_follows_a_rerun_of_its_week(tmp_path: Path) -> None:
+    """The summary is kept per (date, run, owner): a rerun of the week is a new run, so
+    the next request sees the new scores, never the cached ones."""
+    path = write_history(tmp_path / "score_history.sqlite")
+    running = start(path, None)
+    try:
+        with httpx.Client(base_url=running.url, timeout=10) as c:
+            first = c.get("/portfolio").json()
+            assert c.get("/portfolio").json() == first  # served from the cache
+            rerun = scores_frame(AS_OF)
+            rerun["health"] = "red"
+            score_history.write_run(path, rerun)
+            after = c.get("/portfolio").json()["summary"]
+            by_owner = c.get("/portfolio", params={"owner": "bruno.rossi"}).json()["summary"]
+    finally:
+        stop(running)
+    assert first["summary"]["lights"]["red"]["accounts"] == 3
+    assert after["lights"]["red"]["accounts"] == 9 and after["n_accounts"] == 9
+    assert by_owner["lights"]["red"]["accounts"] == 3
+
+
+def test_requests_for_a_missing_summary_share_one_computation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summaries are computed once per (date, run, owner), in the worker (here a thread
+    pool standing in for the process), and not kept under a run id a rerun replaced."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ka_ml.delivery import api
+
+    calls: list[tuple[str, str | None]] = []
+    seen_run = {"value": "run-1"}
+
+    def fake(path: str, day: str, owner: str | None) -> tuple[str, dict[str, Any]]:
+        calls.append((day, owner))
+        time.sleep(0.2)
+        return seen_run["value"], {"n_accounts": len(calls)}
+
+    monkeypatch.setattr(api, "compute_portfolio", fake)
+    summaries = api.Summaries(tmp_path / "score_history.sqlite")
+    pool = ThreadPoolExecutor(1)
+    monkeypatch.setattr(summaries, "_worker", lambda: pool)
+
+    async def scenario() -> list[Any]:
+        first = await asyncio.gather(
+            *(summaries.get("2026-06-01", "run-1", None) for _ in range(8))
+        )
+        again = await summaries.get("2026-06-01", "run-1", None)  # cached
+        seen_run["value"] = "run-2"  # a rerun landed while the next one was computed
+        late = await summaries.get("2026-06-01", "run-1", "alice")
+        late_again = await summaries.get("2026-06-01", "run-1", "alice")
+        return [first, again, late, late_again]
+
+    first, again, late, late_again = asyncio.run(scenario())
+    pool.shutdown()
+    assert first == [{"n_accounts": 1}] * 8 and again == {"n_accounts": 1}
+    assert late == {"n_accounts": 2} and late_again == {"n_accounts": 3}  # not kept
+    assert calls == [("2026-06-01", None), ("2026-06-01", "alice"), ("2026-06-01", "alice")]
+
+
+def test_a_portfolio_worker_that_cannot_start_still_gets_an_answer(
+    history: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from ka_ml.delivery import api
+
+    summaries = api.Summaries(history)
+
+    def no_worker() -> None:
+        raise RuntimeError("An attempt has been made to start a new process before ...")
+
+    monkeypatch.setattr(summaries, "_worker", no_worker)
+    with score_history.ReadOnlyHistory(history).open() as q:
+        run = q.run_id("2026-06-01")
+    summary = asyncio.run(summaries.get("2026-06-01", run, "alice.meyer"))
+    assert summary["n_accounts"] == 4
+    assert "computing in a thread" in caplog.text
+
+
 def test_accounts_are_listed_by_revenue_at_risk_and_filtered(client: httpx.Client) -> None:
     page = client.get("/accounts").json()
     assert (page["as_of"], page["total"], page["limit"], page["offset"]) == ("2026-06-01", 9, 50, 0)
@@ -340,8 +421,9 @@ def test_the_cli_refuses_to_expose_the_api_without_a_token(
     assert res.exit_code == 2 and "without a token" in res.output
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
-    history: Path, tmp_path: Path
+    history: Path, tmp_path: Path, workers: int
 ) -> None:
     raw = Config().model_dump(mode="json")
     raw["paths"]["outputs"] = str(history.parent)
@@ -350,6 +432,7 @@ def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
     port = free_port()
     env = {**os.environ, "KA_ML_API_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "ka_ml", "serve", "--config", str(config), "--port", str(port)]
+    cmd += ["--workers", str(workers)]  # 2: uvicorn's worker processes build the app
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -364,13 +447,75 @@ def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
                 time.sleep(0.1)
         assert health.json()["latest_as_of"] == "2026-06-01"
         assert httpx.get(f"{url}/accounts").status_code == 401
-        page = httpx.get(f"{url}/accounts", headers=AUTH, params={"light": "red"}).json()
-        assert page["total"] == 3
+        for _ in range(4):  # whichever worker answers
+            page = httpx.get(f"{url}/accounts", headers=AUTH, params={"light": "red"}).json()
+            assert page["total"] == 3
+            summary = httpx.get(f"{url}/portfolio", headers=AUTH).json()["summary"]
+            assert summary["n_accounts"] == 9
+        children = descendants(proc.pid)  # the summaries' worker process(es), uvicorn's
+        assert children
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         if proc.stdout:
             proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in children):  # none outlives the server
+        assert time.monotonic() < deadline, [p for p in children if Path(f"/proc/{p}").exists()]
+        time.sleep(0.2)
+
+
+def test_the_portfolio_worker_exits_when_the_server_is_killed(
+    history: Path, tmp_path: Path
+) -> None:
+    import signal
+
+    raw = Config().model_dump(mode="json")
+    raw["paths"]["outputs"] = str(history.parent)
+    config = tmp_path / "ka_ml.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    port = free_port()
+    cmd = [sys.executable, "-m", "ka_ml", "serve", "--config", str(config), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert (
+                    httpx.get(f"http://127.0.0.1:{port}/portfolio", timeout=30).status_code == 200
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        children = descendants(proc.pid)
+        assert children
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # no shutdown runs
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "the worker outlived its server"
+        time.sleep(0.2)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    parent_of = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent_of[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found, todo = [], [pid]
+    while todo:
+        here = todo.pop()
+        kids = [p for p, parent in parent_of.items() if parent == here]
+        found += kids
+        todo += kids
+    return found
 
 
 # -- fuzzing -----------------------------------------------------------------------------

@@ -464,7 +464,7 @@ def test_a_missing_source_or_a_plain_file_is_a_clear_error(tmp_path: Path) -> No
     with pytest.raises(KaMlError, match="folder that holds"):
         resolve_source(tmp_path / "orders.csv")
     with pytest.raises(KaMlError, match="unsupported URI"):
-        resolve_source("postgresql://db/ka")
+        resolve_source("ftp://files/ka")  # database URLs: tests/test_sql_source.py
 
 
 def test_database_uris_and_magic_bytes_identify_the_engine(

@@ -221,3 +221,75 @@ def test_the_read_only_view_never_creates_the_file(db: Path) -> None:
         assert q.count("2026-06-01", {"owner": "nobody"}) == 0  # a column the file lacks
         page = q.page("2026-06-01", {}, ["account_id"], renamed={}, limit=1, offset=1)
         assert page == [{"account_id": "b"}]
+
+
+# -- readers while a run is written (issue 16.3) -------------------------------------------
+
+
+def test_the_file_is_in_wal_mode_with_the_api_indexes_and_a_run_per_week(db: Path) -> None:
+    import sqlite3
+
+    score_history.write_run(db, scores(day(0), ["a", "b"], [0.7, 0.1]))
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        indexes = {r[1] for r in con.execute("PRAGMA index_list(scores)")}
+        runs = con.execute("SELECT as_of, accounts FROM runs").fetchall()
+    assert set(score_history.INDEXES) <= indexes
+    assert runs == [("2026-06-01", 2)]
+
+
+def test_a_rewritten_week_gets_a_new_run_id_and_other_weeks_keep_theirs(db: Path) -> None:
+    score_history.write_run(db, scores(day(0), ["a"], [0.7]))
+    score_history.write_run(db, scores(day(7), ["a"], [0.6]))
+    store = score_history.ReadOnlyHistory(db)
+    with store.open() as q:
+        first = (q.run_id("2026-06-01"), q.run_id("2026-06-08"))
+        assert None not in first and q.run_id("2026-06-15") is None
+    score_history.write_run(db, scores(day(7), ["a", "b"], [0.2, 0.3]))  # a rerun
+    with store.open() as q:
+        assert q.run_id("2026-06-01") == first[0]
+        assert q.run_id("2026-06-08") != first[1]
+        assert q.count("2026-06-08", {}) == 2
+
+
+def test_a_reader_keeps_its_snapshot_while_a_run_is_committed(db: Path) -> None:
+    """All queries of one open() see the same history: a run committed in between shows
+    only in the next open() (WAL: the writer did not wait for the reader either)."""
+    score_history.write_run(db, scores(day(0), ["a", "b"], [0.7, 0.1]))
+    store = score_history.ReadOnlyHistory(db)
+    with store.open() as q:
+        assert q.latest_as_of() == "2026-06-01"
+        score_history.write_run(db, scores(day(7), ["a", "b", "c"], [0.9, 0.2, 0.4]))
+        assert q.latest_as_of() == "2026-06-01"
+        assert q.latest_of("a")["as_of"] == "2026-06-01"  # type: ignore[index]
+        assert [r["as_of"] for r in q.history_of("a", ["as_of"], 10)] == ["2026-06-01"]
+    with store.open() as q:
+        assert q.latest_as_of() == "2026-06-08" and q.count("2026-06-08", {}) == 3
+
+
+def test_a_file_written_before_runs_were_recorded_is_read_without_run_ids(db: Path) -> None:
+    import sqlite3
+
+    score_history.write_run(db, scores(day(0), ["a"], [0.7]))
+    with sqlite3.connect(db) as con:
+        con.execute("DROP TABLE runs")
+    with score_history.ReadOnlyHistory(db).open() as q:
+        assert q.run_id("2026-06-01") is None and q.latest_as_of() == "2026-06-01"
+    score_history.write_run(db, scores(day(7), ["a"], [0.6]))  # the next run adds it
+    with score_history.ReadOnlyHistory(db).open() as q:
+        assert q.run_id("2026-06-08") is not None and q.run_id("2026-06-01") is None
+
+
+def test_a_new_column_from_a_newer_scorer_is_seen_by_a_running_reader(db: Path) -> None:
+    """The table's shape is cached by the reader, and reflected again when the file's
+    schema changes."""
+    import sqlite3
+
+    score_history.write_run(db, scores(day(0), ["a"], [0.7]))
+    store = score_history.ReadOnlyHistory(db)
+    with store.open() as q:
+        assert "segment" not in q.table.c
+    with sqlite3.connect(db) as con:
+        con.execute("ALTER TABLE scores ADD COLUMN segment TEXT")
+    with store.open() as q:
+        assert "segment" in q.table.c

@@ -3,8 +3,9 @@
 Runs ``make train``'s commands on the default demo (timed), the end-to-end stages at 10k and
 100k accounts (:mod:`ka_ml.bench.e2e`), the feature-build benchmark
 (:mod:`ka_ml.bench.features`), scoring 1M accounts in bounded memory
-(:mod:`ka_ml.bench.million`) and local-mode Spark against the local engine
-(:mod:`ka_ml.bench.spark`; skipped, with the reason, without pyspark or Java), then
+(:mod:`ka_ml.bench.million`), local-mode Spark against the local engine
+(:mod:`ka_ml.bench.spark`; skipped, with the reason, without pyspark or Java) and the read
+API under load with a scoring run writing (:mod:`ka_ml.bench.api_load`), then
 replaces ``ka_ml/bench/results/BENCH.md`` with the machine, package versions, date and the
 tables. ``--quick`` runs tiny sizes (a smoke test).
 
@@ -26,7 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ka_ml.bench import e2e, features, million
+from ka_ml.bench import api_load, e2e, features, million
 from ka_ml.bench import spark as spark_bench
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +67,7 @@ class Plan:
     # quick only: `make train` and the feature benchmark run beside the end-to-end stages
     # (a smoke test: its figures are not comparable then)
     concurrent: bool = False
+    api_load: api_load.LoadPlan = api_load.FULL  # issue 16.3: the read API under load
 
 
 FULL = Plan(
@@ -98,6 +100,7 @@ QUICK = Plan(
     },
     {"n_trials": 1, "backtest_origins": 1},
     concurrent=True,
+    api_load=api_load.QUICK,
 )
 
 
@@ -529,7 +532,28 @@ def _scale_targets(result: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append(f"- Spark engine: skipped ({sp.get('skipped', 'no sizes')}).")
+    if "api_load" in result:
+        lines.append(_api_target(result["api_load"]))
     return lines
+
+
+def _api_target(r: dict[str, Any]) -> str:
+    """Issue 16.3: no failed request, p99 of /accounts/{id} under 200 ms."""
+    failed = sum(ph["errors"] + ph["inconsistent"] for ph in r["phases"])
+    p99 = [
+        f"{ph['by_endpoint']['account']['p99_ms']:,.0f} ms ({ph['workers']} process"
+        f"{'es' if ph['workers'] > 1 else ''}, {ph['name']})"
+        for ph in r["phases"]
+    ]
+    met = all(ph["by_endpoint"]["account"]["p99_ms"] < api_load.P99_TARGET_MS for ph in r["phases"])
+    best = max(r["phases"], key=lambda ph: ph["rps"])
+    return (
+        f"- Read API, {r['plan']['clients']} clients on {r['plan']['accounts']:,} accounts: "
+        f"{failed} failed or inconsistent requests (target 0: {'**met**' if failed == 0 else '**missed**'}); "
+        f"p99 of `/accounts/{{id}}` " + ", ".join(p99) + f" (target < "
+        f"{api_load.P99_TARGET_MS:g} ms in every phase: {'**met**' if met else '**missed**'}); "
+        f"up to {best['rps']:,.0f} requests/s."
+    )
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -573,6 +597,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         if "records" in sp
         else f"{spark_bench.TITLE}\n\nSkipped: {sp['skipped']}\n"
     ]
+    if "api_load" in result:
+        lines += [api_load.to_markdown(result["api_load"])]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -620,6 +646,11 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> dict[str, Any]:
     log(f"scoring {plan.million_accounts:,} accounts (memory) ...")
     result["million"] = million.run(plan.million_accounts, env=env, tuning=plan.million_tuning)
     result["spark"] = _spark_bench(plan, env, log)
+    log(
+        f"the read API under load ({plan.api_load.clients} clients, readers alone, then with a "
+        "scoring run writing) ..."
+    )
+    result["api_load"] = api_load.run(plan.api_load, env=env, log=log)
     result["load_end"] = _load_avg()
     result["minutes"] = (time.perf_counter() - t0) / 60
     return result

@@ -1,4 +1,4 @@
-"""Reading a data source (folder of files, DuckDB or SQLite) into the contract's tables.
+"""Reading a data source (folder of files, DuckDB, SQLite, a SQL database) into the contract's tables.
 
 This is the only module that touches input files. It reads each contract table as raw
 as possible (delimited text as strings, so ids like ``00017`` keep their zeros), applies
@@ -12,7 +12,11 @@ Sources accepted:
   ``_truth/``) and other files are never read;
 - a DuckDB file (``.duckdb``/``.ddb`` or ``duckdb:///path``), read through DuckDB;
 - a SQLite file (``.sqlite``/``.sqlite3``/``.db`` or ``sqlite:///path``), read through the
-  standard library's ``sqlite3`` (no DuckDB extension download needed offline).
+  standard library's ``sqlite3`` (no DuckDB extension download needed offline);
+- a database server by its SQLAlchemy URL (``postgresql+psycopg://user@host:5432/db``,
+  any dialect SQLAlchemy has a driver for), password from the environment, tables in
+  ``data.schema``: read by :mod:`ka_ml.data.sql` in chunks, only the contract's columns,
+  and with ``data.future_rows: drop`` only the rows before the as-of (the rest counted).
 Files are recognised by their magic bytes first, their extension second.
 """
 
@@ -31,16 +35,24 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlalchemy.engine import URL
 
 from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data import sql
 from ka_ml.data.history import History
-from ka_ml.data.schema import SCHEMA
-from ka_ml.data.validate import ROW_BASE_ATTR, validate_tables
+from ka_ml.data.schema import EVENT_DATE, SCHEMA
+from ka_ml.data.validate import (
+    ROW_BASE_ATTR,
+    future_rows_texts,
+    missing_column_issue,
+    normalize_as_of,
+    validate_tables,
+)
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 
 log = logging.getLogger("ka_ml.data")
 
-SourceKind = Literal["folder", "duckdb", "sqlite"]
+SourceKind = Literal["folder", "duckdb", "sqlite", "sql"]
 
 TEXT_SUFFIXES = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -72,7 +84,7 @@ def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None
     user fixes their export in one round. Warnings (rows dropped safely) are logged on the
     ``ka_ml.data`` logger and kept, rendered, in ``History.warnings`` for the run record.
     """
-    read = read_source(source, cfg)
+    read = read_source(source, cfg, as_of=as_of)
     history, found = validate_tables(read.frames, cfg, as_of, available=read.available)
     # A table that could not be read is reported once, by the reader (its root cause).
     unreadable = {i.table for i in read.issues if i.level == "error"}
@@ -83,7 +95,13 @@ def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None
     for issue in issues:
         log.log(logging.WARNING if issue.level == "warning" else logging.INFO, issue.render())
     warnings = tuple(i.render() for i in issues if i.level == "warning")
-    return replace(history, source=str(source), warnings=warnings)
+    return replace(history, source=source_name(source), warnings=warnings)
+
+
+def source_name(source: str | Path) -> str:
+    """The source as recorded and shown: a database URL without any password."""
+    url = sql.sql_url(source)
+    return str(source) if url is None else sql.safe_url(url)
 
 
 def read_raw_tables(source: str | Path, cfg: DataConfig) -> dict[str, pd.DataFrame]:
@@ -99,8 +117,17 @@ def read_raw_tables(source: str | Path, cfg: DataConfig) -> dict[str, pd.DataFra
     return read.frames
 
 
-def read_source(source: str | Path, cfg: DataConfig) -> RawRead:
-    """Read every contract table present in ``source``; problems come back as issues."""
+def read_source(
+    source: str | Path, cfg: DataConfig, *, as_of: pd.Timestamp | None = None
+) -> RawRead:
+    """Read every contract table present in ``source``; problems come back as issues.
+
+    ``as_of`` only matters for a database server: with ``data.future_rows: drop`` the rows
+    dated on/after it stay in the database (counted for the warning), see :func:`_read_sql`.
+    """
+    url = sql.sql_url(source)
+    if url is not None:
+        return _read_sql(url, cfg, as_of)
     kind, path = resolve_source(source)
     if kind == "folder":
         return _read_folder(path, cfg)
@@ -146,9 +173,10 @@ def resolve_source(source: str | Path) -> tuple[SourceKind, Path]:
         return ("duckdb" if match["scheme"].lower() == "duckdb" else "sqlite"), path
     if "://" in text:
         raise KaMlError(
-            f"Data source '{text}' uses an unsupported URI scheme.",
-            "pass a folder of CSV/Parquet files, a DuckDB or SQLite file, "
-            "or a duckdb:///path or sqlite:///path URI.",
+            f"Data source '{text.split('://', 1)[0]}://...' uses an unsupported URI scheme.",
+            "pass a folder of CSV/Parquet files, a DuckDB or SQLite file, a duckdb:///path "
+            "or sqlite:///path URI, or a database URL SQLAlchemy knows, e.g. "
+            "postgresql+psycopg://user@host:5432/db.",
         )
     path = Path(text).expanduser()
     if not path.exists():
@@ -356,7 +384,9 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _read_database(kind: SourceKind, path: Path, cfg: DataConfig) -> RawRead:
+def _table_names(cfg: DataConfig) -> tuple[dict[str, str], list[DataIssue]]:
+    """(canonical table -> its plain name in the database, issues for names that are not
+    plain identifiers): a name from the config reaches no SQL before this check."""
     issues: list[DataIssue] = []
     wanted: dict[str, str] = {}
     for table in SCHEMA:
@@ -373,6 +403,11 @@ def _read_database(kind: SourceKind, path: Path, cfg: DataConfig) -> RawRead:
                     "or underscore (create a view with such a name if needed).",
                 )
             )
+    return wanted, issues
+
+
+def _read_database(kind: SourceKind, path: Path, cfg: DataConfig) -> RawRead:
+    wanted, issues = _table_names(cfg)
     reader = _DuckDbReader(path) if kind == "duckdb" else _SqliteReader(path)
     frames: dict[str, pd.DataFrame] = {}
     with reader:
@@ -389,6 +424,81 @@ def _read_database(kind: SourceKind, path: Path, cfg: DataConfig) -> RawRead:
             issues.extend(col_issues)
             frames[table] = frame
     return RawRead(frames, issues, sorted(available), kind)
+
+
+def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
+    """The contract's tables from a database server (see :mod:`ka_ml.data.sql`).
+
+    Per table: the columns the database reports are named as in a file (``data.columns``
+    remap, then case-insensitive contract names), and only those that become contract
+    columns are selected; a table lacking a required column is reported with every column
+    it has and not read. With an as-of and ``data.future_rows: drop``, a table whose event
+    date (:data:`~ka_ml.data.schema.EVENT_DATE`) is a DATE/TIMESTAMP column is read
+    ``WHERE date < :as_of OR date IS NULL`` - the rows :func:`validate_tables` would drop
+    anyway; they are counted instead, for the same warning (examples without row
+    numbers). Not pushed down: accounts (never filtered), text date columns (parsed here,
+    not comparable there), and ``future_rows: error`` (those rows must be seen to be
+    refused).
+    """
+    wanted, issues = _table_names(cfg)
+    cutoff = normalize_as_of(as_of) if cfg.future_rows == "drop" else None
+    frames: dict[str, pd.DataFrame] = {}
+    with sql.SqlSource(url, cfg.db_schema) as db:
+        available = db.tables()
+        lookup = {n.casefold(): n for n in available}
+        for table, name in wanted.items():
+            actual = lookup.get(name.casefold())
+            if actual is None:
+                continue
+            columns = db.columns(actual)
+            targets, _ = column_targets([c.name for c in columns], table, cfg)
+            missing = [c for c in SCHEMA[table].required_columns if c not in targets]
+            if missing:
+                issues += [missing_column_issue(table, c, targets, cfg) for c in missing]
+                continue
+            contract = {c.name for c in SCHEMA[table].columns}
+            picked = [(c, t) for c, t in zip(columns, targets, strict=True) if t in contract]
+            source_of: dict[str, sql.SqlColumn] = {}
+            for column, target in picked:  # a clash keeps the first (canonical_columns)
+                source_of.setdefault(target, column)
+            date = source_of.get(EVENT_DATE[table])
+            before = None
+            if cutoff is not None and table != "accounts" and date is not None and date.is_date:
+                before = sql.Before(date, cutoff)
+            try:
+                arrow = db.read(actual, [c for c, _ in picked], before)
+                if before is not None:
+                    late = _rows_left_behind(db, actual, table, source_of["account_id"], before)
+                    if arrow.num_rows == 0 and late is not None:
+                        # every row lies on/after the as-of: read them, so the table is not
+                        # "empty" but emptied by the as-of, exactly as from a file
+                        arrow = db.read(actual, [c for c, _ in picked])
+                    elif late is not None:
+                        issues.append(late)
+            except sql.TableError as e:
+                issues.append(e.issue)
+                continue
+            frame = arrow_to_frame(arrow)
+            frame.attrs[ROW_BASE_ATTR] = 1
+            frame, col_issues = canonical_columns(frame, table, cfg)
+            issues.extend(col_issues)
+            frames[table] = frame
+    shown = [db.qualified(n) for n in available]
+    return RawRead(frames, issues, shown, "sql")
+
+
+def _rows_left_behind(
+    db: sql.SqlSource, actual: str, table: str, account: sql.SqlColumn, before: sql.Before
+) -> DataIssue | None:
+    """The warning :func:`validate_tables` gives for rows on/after the as-of, for the rows
+    the query left in the database (counted there; examples as id and date)."""
+    n, rows = db.count_from(actual, account, before)
+    if n == 0:
+        return None
+    column = EVENT_DATE[table]
+    problem, remedy = future_rows_texts(before.as_of, "warning")
+    examples = tuple(f"account_id='{a}', {column}='{str(d)[:10]}'" for a, d in rows)
+    return DataIssue(table, column, problem, remedy, examples, n, "warning")
 
 
 class _DuckDbReader:

@@ -30,7 +30,7 @@ data from CSV, Parquet, DuckDB or SQLite gives identical frames and fingerprints
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +96,7 @@ def validate_tables(
     ``orders`` table is missing. The History is only meaningful when no issue has level
     ``"error"``; ``"info"`` issues are notes (e.g. accounts derived from orders).
     """
-    cutoff = _normalize_as_of(as_of)
+    cutoff = normalize_as_of(as_of)
     issues: list[DataIssue] = []
     tables: dict[str, _Table] = {}
     for name, spec in SCHEMA.items():
@@ -197,7 +197,7 @@ def _check_table(
         return None, [DataIssue(spec.name, None, "the table is empty (no data rows)", remedy)]
 
     missing = [c for c in spec.required_columns if c not in raw.columns]
-    issues = [_missing_column_issue(spec.name, c, raw, cfg) for c in missing]
+    issues = [missing_column_issue(spec.name, c, raw.columns, cfg) for c in missing]
     probe = _Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
     for col in spec.columns:
@@ -288,21 +288,27 @@ def _drop_future_rows(
         late = t.frame[col] >= cutoff
         if not late.any():
             continue
-        if level == "warning":
-            problem = f"rows dated on or after the as-of date {cutoff.date()} were dropped"
-            remedy = (
-                "nothing to do for a backtest; to use these rows pass a later --as-of; set "
-                "data.future_rows: error to refuse such rows instead."
-            )
-        else:
-            problem = f"rows dated on or after the as-of date {cutoff.date()}"
-            remedy = (
-                "pass a later --as-of, remove these rows, or set data.future_rows: drop "
-                "to drop them with a warning."
-            )
+        problem, remedy = future_rows_texts(cutoff, level)
         issues.append(t.issue(col, problem, remedy, late, [col], level))
         t.drop(late)
     return issues
+
+
+def future_rows_texts(cutoff: pd.Timestamp, level: str) -> tuple[str, str]:
+    """(problem, remedy) of the issue about rows dated on/after the as-of: dropped with a
+    warning (``level="warning"``) or refused. The SQL reader, which leaves such rows in the
+    database, words its warning the same way."""
+    if level == "warning":
+        return (
+            f"rows dated on or after the as-of date {cutoff.date()} were dropped",
+            "nothing to do for a backtest; to use these rows pass a later --as-of; set "
+            "data.future_rows: error to refuse such rows instead.",
+        )
+    return (
+        f"rows dated on or after the as-of date {cutoff.date()}",
+        "pass a later --as-of, remove these rows, or set data.future_rows: drop "
+        "to drop them with a warning.",
+    )
 
 
 def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
@@ -654,8 +660,11 @@ def _missing_table_issue(name: str, cfg: DataConfig, available: Sequence[str]) -
     )
 
 
-def _missing_column_issue(table: str, column: str, raw: pd.DataFrame, cfg: DataConfig) -> DataIssue:
-    found = ", ".join(f"'{c}'" for c in raw.columns) or "none"
+def missing_column_issue(
+    table: str, column: str, found_columns: Iterable[object], cfg: DataConfig
+) -> DataIssue:
+    """A required column the source lacks, naming the columns it has (and the remap)."""
+    found = ", ".join(f"'{c}'" for c in found_columns) or "none"
     mapped = cfg.columns.get(table, {}).get(column)
     if mapped:
         return DataIssue(
@@ -685,7 +694,8 @@ def _show(value: object) -> str:
     return text if len(text) <= _MAX_EXAMPLE_CHARS else text[: _MAX_EXAMPLE_CHARS - 1] + "…"
 
 
-def _normalize_as_of(as_of: pd.Timestamp | None) -> pd.Timestamp | None:
+def normalize_as_of(as_of: pd.Timestamp | None) -> pd.Timestamp | None:
+    """The as-of as the day the half-open rule cuts at (UTC, midnight)."""
     if as_of is None:
         return None
     ts = pd.Timestamp(as_of)

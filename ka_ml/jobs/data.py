@@ -55,7 +55,9 @@ def load(
     if check_engine(engine) == "spark":
         from ka_ml.spark import data as spark_data
 
-        return spark_data.read_history(spark_session(), choose_source(cfg, data), cfg.data)
+        source = choose_source(cfg, data)
+        spark_data.refuse_database_url(source)  # before a JVM starts
+        return spark_data.read_history(spark_session(), source, cfg.data)
     return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
 
 

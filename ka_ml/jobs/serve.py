@@ -8,6 +8,6 @@ from ka_ml.config import Config
 from ka_ml.delivery.api import serve as serve_api
 
 
-def serve(cfg: Config, host: str, port: int, env: Mapping[str, str]) -> None:
+def serve(cfg: Config, host: str, port: int, env: Mapping[str, str], workers: int = 1) -> None:
     """Serve until stopped (a token from the environment when the config names one)."""
-    serve_api(cfg, host, port, env)
+    serve_api(cfg, host, port, env, workers=workers)

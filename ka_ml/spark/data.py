@@ -37,6 +37,7 @@ from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
 from ka_ml.data.loader import DELIMITERS, ambiguous_table, column_targets, split_table_file
 from ka_ml.data.schema import SCHEMA, Kind
+from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import BAD_PROBLEM, bad_remedy
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
@@ -213,8 +214,30 @@ def from_history(spark: SparkSession, history: History) -> SparkHistory:
 
 
 # -- reading ------------------------------------------------------------------------------
+def refuse_database_url(source: str) -> None:
+    """Spark reads paths and catalog tables, not a database URL: say so, and what works.
+
+    Reading through Spark's JDBC source would need the database's JDBC driver jar on the
+    driver and every executor (``spark.jars``), which ka_ml neither ships nor can fetch
+    offline; rather than fail inside the JVM, the run stops here, before a session starts.
+    """
+    url = sql_url(source)
+    if url is None:
+        return
+    raise KaMlError(
+        f"--engine spark does not read database URLs ({safe_url(url)}): Spark's JDBC "
+        "reader needs the database's JDBC driver jar on every executor, which ka_ml does "
+        "not ship.",
+        "use --engine local, which streams the tables from the database (ka-ml train "
+        "--engine spark works too: it reads locally and builds the snapshots on Spark); "
+        "or export the tables to Parquet first (one file or folder per table, e.g. "
+        "orders.parquet) and pass that folder, or catalog:NAMESPACE, to --engine spark.",
+    )
+
+
 def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHistory:
     """Read, type and check a source with Spark (see the module doc); raises every error."""
+    refuse_database_url(source)
     raw, issues = _read_tables(spark, source, cfg)
     if "orders" not in raw:
         issues.append(
