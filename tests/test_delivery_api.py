@@ -421,14 +421,20 @@ def test_the_cli_refuses_to_expose_the_api_without_a_token(
     assert res.exit_code == 2 and "without a token" in res.output
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
-    history: Path, tmp_path: Path, workers: int
-) -> None:
+def serve_config(history: Path, tmp_path: Path) -> Path:
+    """A config file whose outputs folder holds ``history`` (what `ka-ml serve` reads)."""
     raw = Config().model_dump(mode="json")
     raw["paths"]["outputs"] = str(history.parent)
     config = tmp_path / "ka_ml.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return config
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
+    history: Path, tmp_path: Path, workers: int
+) -> None:
+    config = serve_config(history, tmp_path)
     port = free_port()
     env = {**os.environ, "KA_ML_API_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "ka_ml", "serve", "--config", str(config), "--port", str(port)]
@@ -470,10 +476,7 @@ def test_the_portfolio_worker_exits_when_the_server_is_killed(
 ) -> None:
     import signal
 
-    raw = Config().model_dump(mode="json")
-    raw["paths"]["outputs"] = str(history.parent)
-    config = tmp_path / "ka_ml.yaml"
-    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    config = serve_config(history, tmp_path)
     port = free_port()
     cmd = [sys.executable, "-m", "ka_ml", "serve", "--config", str(config), "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

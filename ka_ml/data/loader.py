@@ -406,17 +406,20 @@ def _table_names(cfg: DataConfig) -> tuple[dict[str, str], list[DataIssue]]:
     return wanted, issues
 
 
+def present_tables(wanted: dict[str, str], available: Iterable[str]) -> list[tuple[str, str]]:
+    """(contract table, its name in the database) for each wanted table the database has,
+    names matched case-insensitively (absent ones are reported by validation)."""
+    lookup = {n.casefold(): n for n in available}
+    return [(t, lookup[n.casefold()]) for t, n in wanted.items() if n.casefold() in lookup]
+
+
 def _read_database(kind: SourceKind, path: Path, cfg: DataConfig) -> RawRead:
     wanted, issues = _table_names(cfg)
     reader = _DuckDbReader(path) if kind == "duckdb" else _SqliteReader(path)
     frames: dict[str, pd.DataFrame] = {}
     with reader:
         available = reader.tables()
-        lookup = {n.casefold(): n for n in available}
-        for table, name in wanted.items():
-            actual = lookup.get(name.casefold())
-            if actual is None:
-                continue
+        for table, actual in present_tables(wanted, available):
             frame = reader.read(actual)
             frame.columns = _clean_names(frame.columns)
             frame.attrs[ROW_BASE_ATTR] = 1
@@ -445,11 +448,7 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
     frames: dict[str, pd.DataFrame] = {}
     with sql.SqlSource(url, cfg.db_schema) as db:
         available = db.tables()
-        lookup = {n.casefold(): n for n in available}
-        for table, name in wanted.items():
-            actual = lookup.get(name.casefold())
-            if actual is None:
-                continue
+        for table, actual in present_tables(wanted, available):
             columns = db.columns(actual)
             targets, _ = column_targets([c.name for c in columns], table, cfg)
             missing = [c for c in SCHEMA[table].required_columns if c not in targets]
