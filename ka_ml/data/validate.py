@@ -43,6 +43,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import OPTIONAL_TABLES, History
+from ka_ml.data.rowkey import repeated, row_key, sort_order
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, Kind, TableSpec
 from ka_ml.errors import DataIssue
 
@@ -142,6 +143,7 @@ class _Table:
     raw: pd.DataFrame
     frame: pd.DataFrame
     base: int
+    key: np.ndarray | None = None  # row_key of ``frame`` in sort order (see _sort_columns)
 
     @property
     def name(self) -> str:
@@ -177,8 +179,11 @@ class _Table:
             level,
         )
 
-    def drop(self, mask: pd.Series) -> None:
-        self.frame = self.frame[~mask.to_numpy(dtype=bool)]
+    def drop(self, mask: pd.Series | np.ndarray) -> None:
+        keep = ~np.asarray(mask, dtype=bool)
+        self.frame = self.frame[keep]
+        if self.key is not None:
+            self.key = self.key[keep]
 
 
 def _check_table(
@@ -219,8 +224,11 @@ def _check_table(
     if missing:
         return None, issues
 
-    table = _Table(spec, raw, pd.DataFrame(typed, index=raw.index), base)
-    dup = table.frame.duplicated(keep="first")
+    frame = pd.DataFrame(typed, index=raw.index)
+    # one key orders the rows (at the end) and finds the exact repeats (now)
+    key = row_key(frame, _sort_columns(frame, spec))
+    table = _Table(spec, raw, frame, base, key)
+    dup = pd.Series(repeated(key), index=frame.index)
     if dup.any():
         issues.append(
             table.issue(
@@ -322,7 +330,7 @@ def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
         if name == "accounts":
             continue
         ids = t.frame["account_id"]
-        unknown = ids.notna() & ~ids.isin(known)
+        unknown = ids.notna() & ~_is_in(ids, known)
         if not unknown.any():
             continue
         n_ids = ids[unknown].nunique()
@@ -343,7 +351,7 @@ def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
 
 def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
     """Final frames (contract columns, sorted, fresh index) and derived accounts."""
-    frames = {name: _finish(t.frame, t.spec) for name, t in tables.items()}
+    frames = {name: _finish(t.frame, t.spec, t.key) for name, t in tables.items()}
     orders = frames.get("orders", _empty(SCHEMA["orders"]))
     notes: list[DataIssue] = []
     accounts = frames.get("accounts")
@@ -374,7 +382,13 @@ def derive_accounts(orders: pd.DataFrame, others: Sequence[pd.DataFrame]) -> pd.
     return _finish(frame, SCHEMA["accounts"])
 
 
-def _finish(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+def _finish(frame: pd.DataFrame, spec: TableSpec, key: np.ndarray | None = None) -> pd.DataFrame:
+    """Contract columns (typed, all-missing where absent), then extras; rows in key order.
+
+    ``key`` is ``row_key(frame, _sort_columns(frame, spec))`` when the caller has it. The
+    order equals ``sort_values(_sort_columns(...), na_position="last")``, which is stable:
+    columns added here are all-missing, so they cannot reorder anything.
+    """
     contract = [c.name for c in spec.columns]
     out = frame.copy()
     for col in spec.columns:
@@ -383,9 +397,22 @@ def _finish(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         out[col.name] = out[col.name].astype(DTYPES[col.kind])
     extras = [c for c in out.columns if c not in contract]
     out = out[contract + extras]
-    keys = list(SORT_KEYS[spec.name])
-    order = keys + [c for c in out.columns if c not in keys]
-    return out.sort_values(order, na_position="last").reset_index(drop=True)
+    if key is None:
+        key = row_key(out, _sort_columns(out, spec))
+    return out.take(sort_order(key)).reset_index(drop=True)
+
+
+def _sort_columns(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
+    """The table's sort keys, then every other column in the frame's order."""
+    keys = [c for c in SORT_KEYS[spec.name] if c in frame.columns]
+    return keys + [c for c in frame.columns if c not in keys]
+
+
+def _is_in(values: pd.Series, allowed: np.ndarray) -> pd.Series:
+    """``values.isin(allowed)`` for text, by Arrow's hash lookup (pandas' is per value)."""
+    arr = pa.array(values.array, from_pandas=True)
+    found = pc.is_in(arr, value_set=pa.array(allowed, from_pandas=True), skip_nulls=True)
+    return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=values.index)
 
 
 def _empty(spec: TableSpec) -> pd.DataFrame:

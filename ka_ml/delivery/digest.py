@@ -36,6 +36,7 @@ from ka_ml.config import EMAIL_ADDRESS, DeliveryConfig
 from ka_ml.errors import KaMlError
 from ka_ml.features import catalog
 from ka_ml.io import atomic_write_json, atomic_write_text
+from ka_ml.reporting.account_html import AccountHtml
 from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, fmt_money, fmt_pct, fmt_points
 from ka_ml.reporting.html import render_report
@@ -449,11 +450,13 @@ def build_digests(
     delivery: DeliveryConfig,
     *,
     title: str = "Key-account health",
+    accounts: AccountHtml | None = None,
 ) -> list[OwnerDigest]:
     """One digest per owner (sorted by owner), then one for the accounts without an owner.
 
     Every account is in exactly one digest. ``run`` is the score run record (as-of,
-    thresholds, models: shown in each owner's report).
+    thresholds, models: shown in each owner's report); ``accounts``: the run's
+    per-account HTML (``reporting.html.account_fragments``), reused by the owner reports.
     """
     scores = scores.reset_index(drop=True)
     as_of = _as_of(scores, run)  # the run's date, the same in every digest
@@ -463,7 +466,7 @@ def build_digests(
         for name, _ in groups
     ]
     return [
-        _owner_digest(scores.loc[idx], name, label, slug, as_of, run, delivery, title)
+        _owner_digest(scores.loc[idx], name, label, slug, as_of, run, delivery, title, accounts)
         for (name, idx), label, slug in zip(groups, labels, unique_slugs(labels), strict=True)
     ]
 
@@ -489,6 +492,7 @@ def _owner_digest(
     run: Mapping[str, Any],
     delivery: DeliveryConfig,
     title: str,
+    accounts: AccountHtml | None = None,
 ) -> OwnerDigest:
     """One owner's digest: context, subject, text and HTML, and their own report."""
     ctx = digest_context(
@@ -514,7 +518,7 @@ def _owner_digest(
         subject=subject,
         text=text,
         html=html,
-        report_html=render_report(rows, {**run, "owner": label}, title=title),
+        report_html=render_report(rows, {**run, "owner": label}, title=title, accounts=accounts),
     )
 
 

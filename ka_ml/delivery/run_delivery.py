@@ -19,6 +19,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.delivery.digest import OWNERS_DIR, build_digests, has_owners, write_owner_files
 from ka_ml.delivery.writeback import write_back
+from ka_ml.reporting.account_html import AccountHtml
 
 
 def stage_delivery(
@@ -27,11 +28,14 @@ def stage_delivery(
     record: dict[str, Any],
     cfg: Config,
     writeback_url: str | None = None,
+    accounts: AccountHtml | None = None,
 ) -> None:
-    """Write ``stage/owners/`` (when accounts have owners) and upsert to ``writeback_url``."""
+    """Write ``stage/owners/`` (when accounts have owners) and upsert to ``writeback_url``.
+
+    ``accounts``: the run's per-account HTML, shared with ``report.html``."""
     delivery: dict[str, Any] = {}
     if cfg.delivery.owner_reports and has_owners(scores):
-        digests = build_digests(scores, record, cfg.delivery)
+        digests = build_digests(scores, record, cfg.delivery, accounts=accounts)
         write_owner_files(digests, Path(stage) / OWNERS_DIR)
         delivery["owner_reports"] = len(digests)
         delivery["unaddressed"] = [d.label for d in digests if not d.address]

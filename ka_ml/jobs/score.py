@@ -31,7 +31,7 @@ from ka_ml.jobs.backtest import latest_summary
 from ka_ml.modeling import registry
 from ka_ml.monitoring.drift import drift_report
 from ka_ml.reporting.excel import write_excel
-from ka_ml.reporting.html import write_report
+from ka_ml.reporting.html import account_fragments, write_report
 from ka_ml.reporting.summary import portfolio_summary
 from ka_ml.scoring import score_history
 from ka_ml.scoring.health import light_rule
@@ -233,7 +233,14 @@ def _write_outputs(
     with staged_dir(out_dir) as stage:
         scores.to_parquet(stage / "scores.parquet", index=False)
         scores.to_csv(stage / "scores.csv", index=False, date_format="%Y-%m-%d")
-        write_report(scores, record, stage / "report.html", max_accounts=cfg.report.max_accounts)
+        accounts = account_fragments(scores, record)  # one row + card per account, shared
+        write_report(
+            scores,
+            record,
+            stage / "report.html",
+            max_accounts=cfg.report.max_accounts,
+            accounts=accounts,
+        )
         write_excel(scores, record, stage / "scores.xlsx", max_rows=cfg.report.max_excel_rows)
-        stage_delivery(stage, scores, record, cfg, writeback_url)  # owners/, DB write-back
+        stage_delivery(stage, scores, record, cfg, writeback_url, accounts)  # owners/, DB
         atomic_write_json(stage / "run_record.json", record)

@@ -28,9 +28,12 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from ka_ml.features import catalog
 from ka_ml.io import atomic_write_text
+from ka_ml.reporting import account_html
+from ka_ml.reporting.account_html import AccountHtml
 from ka_ml.reporting.columns import (
     N_REASONS,
     SCORECARD,
@@ -303,11 +306,33 @@ def _as_of(scores: pd.DataFrame, run: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------- the context
 
 
+def account_fragments(scores: pd.DataFrame, run: dict[str, Any]) -> AccountHtml:
+    """Every account's table row and card, to share between the reports of one run (the
+    portfolio's and each owner's show the same accounts' HTML, only their anchors differ)."""
+    rise = float(run.get("risk_rise_points") or RISE_POINTS)
+    return account_html.build(_account_view(scores, rise), _layout(scores, run))
+
+
+def _layout(shown: pd.DataFrame, run: dict[str, Any]) -> account_html.Layout:
+    return account_html.Layout(
+        currency=str(run.get("currency") or ""),
+        windows=tuple(purchase_windows(shown)),
+        svg_w=_layout_context()["svg_w"],
+        bar_center=_layout_context()["bar_center"],
+        dependency_response=DEPENDENCY_RESPONSE,
+    )
+
+
 def _context(
-    scores: pd.DataFrame, run: dict[str, Any], title: str, max_accounts: int | None = None
+    scores: pd.DataFrame,
+    run: dict[str, Any],
+    title: str,
+    max_accounts: int | None = None,
+    accounts: AccountHtml | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows: the run, the portfolio (every account) and the
-    accounts listed (at most ``max_accounts``, most revenue at risk first)."""
+    accounts listed (at most ``max_accounts``, most revenue at risk first). ``accounts``:
+    the run's shared per-account HTML (see :func:`account_fragments`); built when None."""
     shown = scores
     if max_accounts is not None and len(scores) > max_accounts:
         # the table and cards show the accounts with the most revenue at risk; the portfolio
@@ -317,6 +342,9 @@ def _context(
     summary = portfolio_summary(scores, rise=rise)
     first_run = bool(len(scores)) and is_first_run(scores)
     view = _account_view(shown, rise)
+    if accounts is None or accounts.layout != _layout(shown, run):
+        accounts = account_html.build(view, _layout(shown, run))
+    rows, cards = accounts.render(view["account_id"].tolist(), view["cid"].tolist())
     return {
         "title": title,
         "as_of": _as_of(shown, run),
@@ -324,6 +352,10 @@ def _context(
         **_run_context(run),
         **_portfolio_context(summary, len(scores)),
         **_lists_context(view, run, first_run),
+        "accounts_shown": len(view),
+        "any_prev": bool(view["has_prev"].any()),
+        "account_rows": Markup(rows),
+        "account_cards": Markup(cards),
         "rise": rise,
         "first_run": first_run,
         "windows": purchase_windows(shown),
@@ -380,7 +412,6 @@ def _lists_context(view: pd.DataFrame, run: dict[str, Any], first_run: bool) -> 
         "attention_more": max(len(attention) - shown, 0),
         "win_back": win_back.head(win_back_shown).to_dict("records"),
         "win_back_more": max(len(win_back) - win_back_shown, 0),
-        "accounts": view.to_dict("records"),
         "owners": sorted(set(view["owner"]) - {""}),
         "no_owner": bool(view["owner"].eq("").any()),
     }
@@ -425,13 +456,16 @@ def render_report(
     *,
     title: str = "Key-account health",
     max_accounts: int | None = None,
+    accounts: AccountHtml | None = None,
 ) -> str:
     """The report as one self-contained HTML document (see the module docstring).
 
     ``max_accounts`` caps the account table and cards (most revenue at risk first) so the
     file stays readable for very large portfolios; the summary covers every account.
+    ``accounts``: the run's per-account HTML from :func:`account_fragments`, shared by
+    the reports of one run (built here when None).
     """
-    ctx = _context(scores, run, title, max_accounts)
+    ctx = _context(scores, run, title, max_accounts, accounts)
     return _environment().get_template("report.html.j2").render(**ctx)
 
 
@@ -442,10 +476,11 @@ def write_report(
     *,
     title: str = "Key-account health",
     max_accounts: int | None = None,
+    accounts: AccountHtml | None = None,
 ) -> Path:
     """Render and write ``report.html`` atomically (whole or not at all)."""
-    html = render_report(scores, run, title=title, max_accounts=max_accounts)
+    html = render_report(scores, run, title=title, max_accounts=max_accounts, accounts=accounts)
     return atomic_write_text(Path(path), html)
 
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["account_fragments", "render_report", "write_report"]
