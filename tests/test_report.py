@@ -456,6 +456,10 @@ def test_spreadsheet_text_that_looks_like_a_formula_stays_text(
     df = scores.copy()
     df.loc[0, "name"] = '=HYPERLINK("http://x","click")'
     df.loc[1, "owner"] = "@SUM(1+1)\x07"  # a control character openpyxl would refuse
+    # XML and SpreadsheetML look-alikes must come back as the same text
+    tricky = ["<r><t>rich?</t></r>", "  padded  ", "a & b < c > \"d\" 'e'"]
+    for i, text in enumerate(tricky, start=2):
+        df.loc[i, "name"] = text
     path = write_excel(df, make_run(), tmp_path / "scores.xlsx")
     acc = load_workbook(path)["Accounts"]
     headers = [c.value for c in acc[1]]
@@ -463,6 +467,7 @@ def test_spreadsheet_text_that_looks_like_a_formula_stays_text(
     assert all(c.data_type != "f" for c in cells)
     names = [acc.cell(r, headers.index("Account") + 1).value for r in range(2, acc.max_row + 1)]
     assert df.loc[0, "name"] in names
+    assert set(tricky) <= set(names)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
