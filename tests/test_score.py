@@ -424,3 +424,39 @@ def test_the_cli_exits_2_and_names_the_champion_when_there_is_none(
     assert res.exit_code == 2, res.output
     assert "champion" in res.output and "make train" in res.output
     assert not out.exists()
+
+
+def test_outputs_written_beside_in_another_process_fail_the_run_on_error() -> None:
+    # big portfolios write the spreadsheet in a spawned process: its result comes back,
+    # and its exception is raised where the run waits for it (nothing is published)
+    from ka_ml.jobs.score import _beside
+
+    with _beside(True) as run:
+        assert run(int, "42").result() == 42
+        failing = run(int, "not a number")
+    with pytest.raises(ValueError):
+        failing.result()
+    with _beside(False) as run, pytest.raises(ValueError):
+        run(int, "not a number")
+
+
+def test_the_spreadsheet_written_in_another_process_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openpyxl import load_workbook
+    from test_report import make_run, make_scores
+
+    from ka_ml.config import Config
+    from ka_ml.jobs import score as job
+
+    scores, run = make_scores(40), make_run()
+    job._write_outputs(tmp_path / "here", scores, dict(run), Config())
+    monkeypatch.setattr(job, "PARALLEL_FROM_ACCOUNTS", 0)
+    job._write_outputs(tmp_path / "beside", scores, dict(run), Config())
+    sheets = [load_workbook(tmp_path / d / "scores.xlsx") for d in ("here", "beside")]
+    for name in sheets[0].sheetnames:
+        rows = [list(wb[name].iter_rows(values_only=True)) for wb in sheets]
+        assert rows[0] == rows[1] and len(rows[0]) > 1
+    assert (tmp_path / "beside" / "report.html").read_text() == (
+        tmp_path / "here" / "report.html"
+    ).read_text()

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import multiprocessing
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +224,26 @@ def _run_record(
     }
 
 
+PARALLEL_FROM_ACCOUNTS = 20_000  # below, starting a process costs more than it saves
+
+
+@contextmanager
+def _beside(parallel: bool) -> Iterator[Callable[..., Future[Any]]]:
+    """``run(fn, *args)``: in one other process when ``parallel`` (spawned: nothing of this
+    process's threads or locks is inherited), else right here; either way a Future."""
+    if not parallel:
+
+        def here(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+            done: Future[Any] = Future()
+            done.set_result(fn(*args, **kwargs))
+            return done
+
+        yield here
+        return
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.submit
+
+
 def _write_outputs(
     out_dir: Path,
     scores: pd.DataFrame,
@@ -230,7 +252,11 @@ def _write_outputs(
     writeback_url: str | None = None,
 ) -> None:
 
-    with staged_dir(out_dir) as stage:
+    with staged_dir(out_dir) as stage, _beside(len(scores) >= PARALLEL_FROM_ACCOUNTS) as run:
+        # the spreadsheet is written beside the rest (another process) for big portfolios
+        xlsx = run(
+            write_excel, scores, record, stage / "scores.xlsx", max_rows=cfg.report.max_excel_rows
+        )
         scores.to_parquet(stage / "scores.parquet", index=False)
         scores.to_csv(stage / "scores.csv", index=False, date_format="%Y-%m-%d")
         accounts = account_fragments(scores, record)  # one row + card per account, shared
@@ -241,6 +267,6 @@ def _write_outputs(
             max_accounts=cfg.report.max_accounts,
             accounts=accounts,
         )
-        write_excel(scores, record, stage / "scores.xlsx", max_rows=cfg.report.max_excel_rows)
         stage_delivery(stage, scores, record, cfg, writeback_url, accounts)  # owners/, DB
+        xlsx.result()  # its error, if any, fails the run before anything is published
         atomic_write_json(stage / "run_record.json", record)

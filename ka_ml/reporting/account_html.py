@@ -47,15 +47,29 @@ class Layout:
     svg_w: str
     bar_center: str
     dependency_response: str
+    rise: float  # the risk rise the attention flags of the display rows use
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AccountHtml:
-    """Each account's table row and card (``CID`` in place of its anchor id), by account id."""
+    """Each account's table row and card (``CID`` in place of its anchor id), by account id,
+    and the display rows (``view``, report order) they were built from."""
 
     rows: dict[str, str]
     cards: dict[str, str]
     layout: Layout
+    view: pd.DataFrame
+
+    def view_of(self, account_ids: Sequence[str]) -> pd.DataFrame:
+        """The display rows of these accounts, in report order, anchors numbered anew:
+        what the report of only these accounts would compute (the order is a total one:
+        revenue at risk, probability, then the unique id)."""
+        wanted = set(account_ids)
+        view = self.view[self.view["account_id"].isin(wanted)].reset_index(drop=True)
+        if len(view) != len(wanted):
+            raise KeyError("accounts the shared fragments were not built for")
+        view["cid"] = "a" + pd.Series(np.arange(len(view))).astype("string")
+        return view
 
     def render(self, account_ids: Sequence[str], cids: Sequence[str]) -> tuple[str, str]:
         """The table body and the cards of these accounts, in this order, with these ids."""
@@ -79,7 +93,7 @@ def build(view: pd.DataFrame, layout: Layout) -> AccountHtml:
     c = _Columns(view, layout)
     ids = view["account_id"].tolist()
     return AccountHtml(
-        dict(zip(ids, _row(c), strict=True)), dict(zip(ids, _card(c), strict=True)), layout
+        dict(zip(ids, _row(c), strict=True)), dict(zip(ids, _card(c), strict=True)), layout, view
     )
 
 

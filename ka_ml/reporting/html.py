@@ -315,6 +315,7 @@ def account_fragments(scores: pd.DataFrame, run: dict[str, Any]) -> AccountHtml:
 
 def _layout(shown: pd.DataFrame, run: dict[str, Any]) -> account_html.Layout:
     return account_html.Layout(
+        rise=float(run.get("risk_rise_points") or RISE_POINTS),
         currency=str(run.get("currency") or ""),
         windows=tuple(purchase_windows(shown)),
         svg_w=_layout_context()["svg_w"],
@@ -341,9 +342,11 @@ def _context(
     rise = float(run.get("risk_rise_points") or RISE_POINTS)
     summary = portfolio_summary(scores, rise=rise)
     first_run = bool(len(scores)) and is_first_run(scores)
-    view = _account_view(shown, rise)
     if accounts is None or accounts.layout != _layout(shown, run):
+        view = _account_view(shown, rise)
         accounts = account_html.build(view, _layout(shown, run))
+    else:
+        view = accounts.view_of(text_col(shown, "account_id").tolist())
     rows, cards = accounts.render(view["account_id"].tolist(), view["cid"].tolist())
     return {
         "title": title,
