@@ -26,6 +26,7 @@ SECTIONS = (
     "accounts in bounded memory (issue 7.6)",
     "### Spark engine (local mode) against the local engine (issue 8)",
     "### Read API under load (issue 16.3)",
+    "### The CLI end to end (`ka-ml features`, `train`, `score`)",
 )
 
 
@@ -372,8 +373,9 @@ def test_a_quick_run_writes_every_section_with_measured_numbers(tmp_path: Path) 
     assert md.count("## Run of ") == 1 and "(quick," in md
     assert "ka_ml " in md and "lightgbm " in md and "RAM" in md and "CPU " in md
 
-    def row(prefix: str) -> list[str]:
-        line = next(x for x in md.splitlines() if x.startswith(prefix))
+    def row(prefix: str, within: str = "") -> list[str]:
+        text = md.split(within, 1)[1] if within else md
+        line = next(x for x in text.splitlines() if x.startswith(prefix))
         return [c.strip() for c in line.strip("|").split("|")]
 
     # seconds and peak memory were measured (positive numbers), not left blank
@@ -381,10 +383,16 @@ def test_a_quick_run_writes_every_section_with_measured_numbers(tmp_path: Path) 
         cells = row(prefix)
         assert float(cells[1].replace(",", "")) > 0 and float(cells[4].replace(",", "")) > 50
     assert float(row("| `ka-ml train` (= `make train`)")[1].replace(",", "")) > 0
+    # the three commands ran as a user runs them, timed from outside, beside DuckDB
+    for cmd in ("features", "train", "score"):
+        cells = row(f"| 300 | `ka-ml {cmd}` |")
+        assert float(cells[2]) > 0 and float(cells[3]) > 0 and float(cells[4].replace(",", "")) > 50
+    assert re.search(r"- `ka-ml score` with every output at 300 accounts .*: [\d.]+ s wall", md)
+    assert re.search(r"Loading [\d.]+ s = [\d.]+x a DuckDB read into pandas", md)
     # the read API answered every request, each with one whole week
     assert "all phases: **0** (goal 0)" in md
     assert float(row("| 1 process, readers only | **all**")[3].strip("*").replace(",", "")) > 0
-    shap = row("| 300 |")
+    shap = row("| 300 |", within="### SHAP throughput")
     assert float(shap[3].replace(",", "")) > 0 and float(shap[4].replace(",", "")) > 0
     assert float(shap[6]) < 1e-6  # the two SHAP paths agree
     assert re.search(r"\| pandas \| 300 \| [\d,]+ \| 1 \| \d+\.\d\d \|", md)
@@ -418,3 +426,28 @@ def test_a_failed_spark_run_keeps_the_other_results_and_says_what_broke(
         "rerun `python -m ka_ml.bench.spark`"
     }
     assert any("OutOfMemoryError" in line for line in logged)
+
+
+def test_the_cli_targets_are_judged_at_the_largest_size() -> None:
+    from ka_ml.bench import cli
+
+    def rec(n: int, score: float, feats: float, train: float, rss: float) -> dict[str, Any]:
+        run = {"cpu_s": 1.0}
+        return {
+            "accounts": n,
+            "rows": {"orders": 10},
+            "load": {"load_s": 9.0},
+            "duckdb": {"pandas_s": 4.0, "arrow_s": 1.0},
+            "features": {**run, "wall_s": feats, "peak_rss_mb": 100.0},
+            "train": {**run, "wall_s": train, "peak_rss_mb": 100.0},
+            "score": {**run, "wall_s": score, "peak_rss_mb": rss},
+        }
+
+    lines = cli.targets(
+        [rec(10_000, 9.0, 2.0, 30.0, 500.0), rec(100_000, 75.0, 14.0, 400.0, 3500.0)]
+    )
+    assert lines[0].startswith("- `ka-ml score` with every output at 100,000 accounts: 75.0 s")
+    assert "< 60 s: **missed**, < 3,072 MiB: **missed**" in lines[0]
+    assert "14.0 s; target < 15 s: **met**" in lines[1]
+    assert "Loading 9.0 s = 2.2x a DuckDB read into pandas (4.0 s; into Arrow 1.0 s)" in lines[1]
+    assert "within 3x: **met**" in lines[1] and "400.0 s; target < 150 s: **missed**" in lines[2]

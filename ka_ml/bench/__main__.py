@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in one run, one dated markdown section in BENCH.md.
 
 Runs ``make train``'s commands on the default demo (timed), the end-to-end stages at 10k and
-100k accounts (:mod:`ka_ml.bench.e2e`), the feature-build benchmark
+100k accounts (:mod:`ka_ml.bench.e2e`), ``ka-ml features/train/score`` as a user runs them
+at the same sizes, with the load beside a DuckDB read (:mod:`ka_ml.bench.cli`), the feature-build benchmark
 (:mod:`ka_ml.bench.features`), scoring 1M accounts in bounded memory
 (:mod:`ka_ml.bench.million`), local-mode Spark against the local engine
 (:mod:`ka_ml.bench.spark`; skipped, with the reason, without pyspark or Java) and the read
@@ -27,7 +28,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ka_ml.bench import api_load, e2e, features, million
+from ka_ml.bench import api_load, cli, e2e, features, million
 from ka_ml.bench import spark as spark_bench
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,6 +69,7 @@ class Plan:
     # (a smoke test: its figures are not comparable then)
     concurrent: bool = False
     api_load: api_load.LoadPlan = api_load.FULL  # issue 16.3: the read API under load
+    cli_sizes: tuple[int, ...] = e2e.SIZES  # issue 17.5: the three commands end to end
 
 
 FULL = Plan(
@@ -101,6 +103,7 @@ QUICK = Plan(
     {"n_trials": 1, "backtest_origins": 1},
     concurrent=True,
     api_load=api_load.QUICK,
+    cli_sizes=e2e.QUICK_SIZES,
 )
 
 
@@ -582,7 +585,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += _targets_section(result["e2e"], result["make_train"], plan)
+    lines += cli.targets(result.get("cli") or [], quick=plan.name == "quick")
     lines += [*_scale_targets(result), ""]
+    if result.get("cli"):
+        lines += [cli.to_markdown(result["cli"], plan.budget)]
     lines += _make_train_section(result["make_train"])
     lines += _stages_section(result["e2e"], plan)
     lines += _share_section(result["e2e"])
@@ -643,6 +649,8 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> dict[str, Any]:
         result["e2e"] = e2e.run(plan.e2e_sizes, plan.budget, plan.shap_rows, env, log)
         result["features"] = feats.result() if plan.concurrent else feature_bench()
         result["make_train"] = make_train.result()
+    log(f"the CLI end to end at {plan.cli_sizes} accounts ...")
+    result["cli"] = cli.run(plan.cli_sizes, plan.budget, env, log)
     log(f"scoring {plan.million_accounts:,} accounts (memory) ...")
     result["million"] = million.run(plan.million_accounts, env=env, tuning=plan.million_tuning)
     result["spark"] = _spark_bench(plan, env, log)
