@@ -8,6 +8,9 @@ outputs. Then compares what a user gets:
 - ``scores.parquet``: same columns, same rows in the same order; floats equal within
   ``1e-12``, everything else exactly;
 - ``run_record.json`` minus the timings (the copies' own paths replaced by ``<tree>``);
+- every other file of the run folder (``report.html``, ``scores.csv``, ``owners/``) byte for
+  byte, the copies' own paths replaced; ``scores.xlsx`` cell by cell (value, type, number
+  format, fill), since the zip's bytes hold timestamps;
 - every metric of every MLflow run, matched by run name (parent and child runs).
 
 Tuning is bounded by trials, not by time, in both copies (``tuning.n_trials`` 4 and no
@@ -194,12 +197,65 @@ def mlflow_metrics(db: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def compare_files(ra: Path, rb: Path, roots: tuple[str, ...]) -> list[str]:
+    """The run folders' other files: text byte for byte (the copies' paths replaced),
+    ``scores.xlsx`` cell by cell (value, type, number format, fill: the zip's own bytes
+    hold timestamps)."""
+    special = {"scores.parquet", "run_record.json", "scores.xlsx"}
+    names = {p.relative_to(ra).as_posix() for p in ra.rglob("*") if p.is_file()}
+    other = {p.relative_to(rb).as_posix() for p in rb.rglob("*") if p.is_file()}
+    out = [f"{n}: only in one" for n in sorted(names ^ other)]
+    for name in sorted((names & other) - special):
+        a, b = (_normalise((r / name).read_text("utf-8"), roots) for r in (ra, rb))
+        if a != b:
+            i = next(
+                (k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)),
+            )
+            out.append(
+                f"{name}: differs at character {i}: {a[i - 40 : i + 40]!r} vs {b[i - 40 : i + 40]!r}"
+            )
+    if "scores.xlsx" in names & other:
+        out += compare_xlsx(ra / "scores.xlsx", rb / "scores.xlsx")
+    return out
+
+
+def compare_xlsx(a: Path, b: Path) -> list[str]:
+    try:
+        from openpyxl import load_workbook
+    except ImportError:  # a test dependency: without it the spreadsheets are not compared
+        return []
+    wa, wb = load_workbook(a), load_workbook(b)
+    if wa.sheetnames != wb.sheetnames:
+        return [f"scores.xlsx: sheets {wa.sheetnames} vs {wb.sheetnames}"]
+    out = []
+    for name in wa.sheetnames:
+        sa, sb = wa[name], wb[name]
+        if (sa.max_row, sa.max_column, sa.freeze_panes, sa.auto_filter.ref) != (
+            sb.max_row,
+            sb.max_column,
+            sb.freeze_panes,
+            sb.auto_filter.ref,
+        ):
+            out.append(f"scores.xlsx/{name}: shape, frozen panes or filter differ")
+            continue
+        for row_a, row_b in zip(sa.iter_rows(), sb.iter_rows(), strict=True):
+            for x, y in zip(row_a, row_b, strict=True):
+                key_a = (x.value, x.data_type, x.number_format, x.fill.fgColor.rgb)
+                key_b = (y.value, y.data_type, y.number_format, y.fill.fgColor.rgb)
+                if key_a != key_b:
+                    out.append(f"scores.xlsx/{name}!{x.coordinate}: {key_a!r} vs {key_b!r}")
+                    break
+    return out
+
+
 def compare_trees(base: Path, head: Path) -> list[str]:
     """Every difference between the two copies' outputs."""
     ra, rb = _only_dir(base / "outputs"), _only_dir(head / "outputs")
     diffs = compare_scores(
         pd.read_parquet(ra / "scores.parquet"), pd.read_parquet(rb / "scores.parquet")
     )
+    diffs += compare_files(ra, rb, (str(base), str(head)))
     roots = (str(base), str(head))
     ja = _normalise(json.loads((ra / "run_record.json").read_text()), roots)
     jb = _normalise(json.loads((rb / "run_record.json").read_text()), roots)
@@ -228,7 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(diffs)} differences from {rev}:")
         print("\n".join(f"- {d}" for d in diffs))
         return 1
-    print(f"identical to {rev}: scores.parquet, run_record.json (minus timings), MLflow metrics")
+    print(
+        f"identical to {rev}: scores.parquet, run_record.json (minus timings), the reports, "
+        "owner files and scores.csv byte for byte, scores.xlsx cell by cell, MLflow metrics"
+    )
     return 0
 
 
