@@ -390,7 +390,7 @@ def _finish(frame: pd.DataFrame, spec: TableSpec, key: np.ndarray | None = None)
     columns added here are all-missing, so they cannot reorder anything.
     """
     contract = [c.name for c in spec.columns]
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the casts below replace columns
     for col in spec.columns:
         if col.name not in out.columns:
             out[col.name] = pd.Series(pd.NA if col.kind == "bool" else None, index=out.index)

@@ -13,8 +13,10 @@ Why it is built this way:
 - One file, no network: inline CSS and a few lines of inline JS, no CDN, no web fonts, so
   it can be mailed around and opened from ``file://`` offline.
 - Safe with any data: account names, owners and reasons come from CRM exports, so every
-  value goes through Jinja2 autoescaping, and no data is embedded in JavaScript at all;
-  the table sorts and filters DOM rows by their ``data-*`` attributes.
+  value is escaped (Jinja2 autoescaping; the per-account rows and cards, built in Python
+  by :mod:`ka_ml.reporting.account_html` for speed, use the same ``markupsafe.escape``),
+  and no data is embedded in JavaScript at all; the table sorts and filters DOM rows by
+  their ``data-*`` attributes.
 - Computation stays here (pure, vectorised pandas), presentation in the template; the
   template only loops over rows and formats numbers for people.
 """
