@@ -177,7 +177,28 @@ def _fake_result() -> dict[str, Any]:
         "million": _million(9_000.0),
         "spark": {"records": [_spark_record(20_000, 10.0, 8.0), _spark_record(50_000, 25.0, 20.0)]},
         "api_load": _api_load(),
+        "cli": _cli_records(),
     }
+
+
+def _cli_record(n: int, score: float, feats: float, train: float, rss: float) -> dict[str, Any]:
+    run = {"cpu_s": 1.0}
+    return {
+        "accounts": n,
+        "rows": {"orders": 10},
+        "load": {"load_s": 9.0},
+        "duckdb": {"pandas_s": 4.0, "arrow_s": 1.0},
+        "features": {**run, "wall_s": feats, "peak_rss_mb": 100.0},
+        "train": {**run, "wall_s": train, "peak_rss_mb": 100.0},
+        "score": {**run, "wall_s": score, "peak_rss_mb": rss},
+    }
+
+
+def _cli_records() -> list[dict[str, Any]]:
+    return [
+        _cli_record(10_000, 9.0, 2.0, 30.0, 500.0),
+        _cli_record(100_000, 75.0, 14.0, 400.0, 3500.0),
+    ]
 
 
 def _api_load(account_p99: float = 150.0, inconsistent: int = 0) -> dict[str, Any]:
@@ -431,21 +452,7 @@ def test_a_failed_spark_run_keeps_the_other_results_and_says_what_broke(
 def test_the_cli_targets_are_judged_at_the_largest_size() -> None:
     from ka_ml.bench import cli
 
-    def rec(n: int, score: float, feats: float, train: float, rss: float) -> dict[str, Any]:
-        run = {"cpu_s": 1.0}
-        return {
-            "accounts": n,
-            "rows": {"orders": 10},
-            "load": {"load_s": 9.0},
-            "duckdb": {"pandas_s": 4.0, "arrow_s": 1.0},
-            "features": {**run, "wall_s": feats, "peak_rss_mb": 100.0},
-            "train": {**run, "wall_s": train, "peak_rss_mb": 100.0},
-            "score": {**run, "wall_s": score, "peak_rss_mb": rss},
-        }
-
-    lines = cli.targets(
-        [rec(10_000, 9.0, 2.0, 30.0, 500.0), rec(100_000, 75.0, 14.0, 400.0, 3500.0)]
-    )
+    lines = cli.targets(_cli_records())
     assert lines[0].startswith("- `ka-ml score` with every output at 100,000 accounts: 75.0 s")
     assert "< 60 s: **missed**, < 3,072 MiB: **missed**" in lines[0]
     assert "14.0 s; target < 15 s: **met**" in lines[1]
