@@ -45,7 +45,7 @@ def row_key(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
         if radix <= 1:
             continue
         if bound > _LIMIT // radix:
-            key, bound = _densify(key)
+            key, bound = _dense_ints(key)
         key *= radix
         if tied is None:
             key += codes
@@ -106,10 +106,6 @@ def _text_codes(s: pd.Series) -> tuple[np.ndarray, int]:
     idx = encoded.indices.fill_null(len(words)).to_numpy(zero_copy_only=False)
     codes = rank[idx.astype(np.int64, copy=False)]
     return codes, len(words) + int(codes.max(initial=-1) == len(words))
-
-
-def _densify(key: np.ndarray) -> tuple[np.ndarray, int]:
-    return _dense_ints(key)
 
 
 def _tied(key: np.ndarray) -> np.ndarray:

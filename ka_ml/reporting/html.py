@@ -72,6 +72,7 @@ ATTENTION_SHOWN = 25  # default of report.attention_rows
 TOP_DRIFT_FEATURES = 5
 BAR_HALF = 80.0  # SVG reason chart: longest bar in px (bars grow left/right from the axis)
 BAR_CENTER = BAR_HALF + 16.0  # the zero axis; 16 px on the left hold the reason numbers
+SVG_WIDTH = f"{BAR_CENTER + BAR_HALF + 4:g}"  # the reason chart's width, as the SVG says it
 _DIRECTION_SUFFIX = r"\s*\((?:raises|lowers) risk\)\s*$"
 
 
@@ -320,8 +321,8 @@ def _layout(shown: pd.DataFrame, run: dict[str, Any]) -> account_html.Layout:
         rise=float(run.get("risk_rise_points") or RISE_POINTS),
         currency=str(run.get("currency") or ""),
         windows=tuple(purchase_windows(shown)),
-        svg_w=_layout_context()["svg_w"],
-        bar_center=_layout_context()["bar_center"],
+        svg_w=SVG_WIDTH,
+        bar_center=f"{BAR_CENTER:g}",
         dependency_response=DEPENDENCY_RESPONSE,
     )
 
@@ -344,9 +345,10 @@ def _context(
     rise = float(run.get("risk_rise_points") or RISE_POINTS)
     summary = portfolio_summary(scores, rise=rise)
     first_run = bool(len(scores)) and is_first_run(scores)
-    if accounts is None or accounts.layout != _layout(shown, run):
+    layout = _layout(shown, run)
+    if accounts is None or accounts.layout != layout:
         view = _account_view(shown, rise)
-        accounts = account_html.build(view, _layout(shown, run))
+        accounts = account_html.build(view, layout)
     else:
         view = accounts.view_of(text_col(shown, "account_id").tolist())
     rows, cards = accounts.render(view["account_id"].tolist(), view["cid"].tolist())
@@ -428,7 +430,7 @@ def _layout_context() -> dict[str, Any]:
         "scorecard": SCORECARD,
         "n_reasons": N_REASONS,
         "bar_center": f"{BAR_CENTER:g}",
-        "svg_w": f"{BAR_CENTER + BAR_HALF + 4:g}",
+        "svg_w": SVG_WIDTH,
     }
 
 
