@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.loader import load_history
-from ka_ml.data.validate import validate_tables
+from ka_ml.data.validate import MISSING_TOKENS, _is_missing, validate_tables
 from ka_ml.errors import DataIssue, DataValidationError
 
 ORDERS = "account_id,order_date,amount\nA1,2024-01-05,10\nA2,2024-01-06,20\nA1,2024-02-05,5\n"
@@ -420,3 +422,22 @@ def test_validate_tables_types_raw_frames_without_files() -> None:
     assert history.orders["amount"].tolist() == [1.0, 2.5]
     _, issues = validate_tables({}, DataConfig(), None)
     assert issues[0].table == "orders" and "found nothing" in issues[0].problem
+
+
+_TOKEN_LIKE = st.sampled_from(["", "na", "NA", "n/a", "N/A", "#N/A", "nan", "NaN", "NaT", "null"])
+_TEXT = st.one_of(
+    _TOKEN_LIKE,
+    st.text(alphabet="nNaAtTuUlLoOeE/#İKk x1é", max_size=6),
+    st.none(),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_TEXT, max_size=30))
+def test_missing_markers_are_found_in_any_case_whatever_their_neighbours(
+    values: list[str | None],
+) -> None:
+    """The length-filtered lookup equals lower-casing and looking up every value."""
+    text = pd.Series(values, dtype="str")
+    expected = [v is None or v.lower() in MISSING_TOKENS for v in values]
+    assert _is_missing(text).tolist() == expected

@@ -53,6 +53,7 @@ from ka_ml.errors import DataIssue
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "nat", "null", "none"})
+_LONGEST_MISSING_TOKEN = max(map(len, MISSING_TOKENS))
 BOOL_TOKENS: Mapping[str, bool] = {
     **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), True),
     **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
@@ -471,7 +472,16 @@ def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
 
 
 def _is_missing(text: pd.Series) -> pd.Series:
-    return text.isna() | text.str.lower().isin(MISSING_TOKENS).fillna(False).astype(bool)
+    """Missing, or a missing marker in any case. Only values as short as the longest marker
+    are lower-cased and looked up (lower-casing never shortens a value), so a column of
+    real ids costs one length pass instead of a lower-cased copy and a hash per value."""
+    missing = text.isna()
+    short = (text.str.len() <= _LONGEST_MISSING_TOKEN).fillna(False).to_numpy(bool)
+    if not short.any():
+        return missing
+    token = np.zeros(len(text), dtype=bool)
+    token[short] = text[short].str.lower().isin(MISSING_TOKENS).to_numpy(bool)
+    return missing | token
 
 
 def _to_text(s: pd.Series) -> pd.Series:
