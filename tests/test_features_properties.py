@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from fixtures import config, make_history
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from ka_ml.data.history import History
 from ka_ml.features import build_features, churn_labels, timing_labels
+from ka_ml.features.encode import _codes
 
 AS_OF = pd.Timestamp("2024-07-01")
 H = 90
@@ -290,3 +292,20 @@ def test_timing_labels_read_only_orders_between_as_of_and_data_end(
     one = timing_labels(label_history(seen + noise_a, []), AS_OF, data_end, ids)
     two = timing_labels(label_history(seen + noise_b, []), AS_OF, data_end, ids)
     pd.testing.assert_frame_equal(one, two)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["A1", "A2", "B", "é9", "", None, "X-unknown"]), max_size=40),
+    st.sampled_from(["str", "object"]),
+)
+def test_account_codes_are_positions_in_the_universe_whatever_the_row_order(
+    values: list[str | None], dtype: str
+) -> None:
+    """Run-wise lookup (sorted tables) gives the same codes as a lookup per row, in any
+    order, with missing and unknown ids coded -1."""
+    ids = np.array(sorted({"A1", "A2", "B", "é9", ""}), dtype=object)
+    col = pd.Series(values, dtype=dtype)
+    where = {v: i for i, v in enumerate(ids)}
+    expected = [where.get(v, -1) if v is not None else -1 for v in values]
+    assert _codes(col, ids).tolist() == expected
