@@ -441,3 +441,34 @@ def test_missing_markers_are_found_in_any_case_whatever_their_neighbours(
     text = pd.Series(values, dtype="str")
     expected = [v is None or v.lower() in MISSING_TOKENS for v in values]
     assert _is_missing(text).tolist() == expected
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_typed_sources_keep_ids_and_dates_as_given_or_stripped_and_normalized(
+    padded: bool,
+) -> None:
+    """Ids with surrounding spaces are stripped (all of them, not only the padded ones),
+    clean ids are kept as they are; timestamps with a time of day become midnight, dates
+    already at midnight stay; either way the typed values are what the contract says."""
+    ids = [" A1", "A2 ", "A1"] if padded else ["A1", "A2", "A1"]
+    times = ["2024-01-05 13:30", "2024-01-06", "2024-02-05 00:00:01"] if padded else None
+    orders = pd.DataFrame(
+        {
+            "account_id": pd.Series(ids, dtype="str"),
+            "order_date": pd.to_datetime(
+                times or ["2024-01-05", "2024-01-06", "2024-02-05"], format="ISO8601"
+            ),
+            "amount": [10.0, 20.0, 5.0],
+        }
+    )
+    history, issues = validate_tables({"orders": orders}, DataConfig(), None)
+    assert [i for i in issues if i.level == "error"] == []
+    got = history.orders
+    assert got["account_id"].tolist() == ["A1", "A1", "A2"]
+    assert str(got["account_id"].dtype) == "str"
+    assert got["order_date"].tolist() == [
+        pd.Timestamp("2024-01-05"),
+        pd.Timestamp("2024-02-05"),
+        pd.Timestamp("2024-01-06"),
+    ]
+    assert str(got["order_date"].dtype) == "datetime64[us]"

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
 _LIMIT = np.iinfo(np.int64).max // 2  # headroom: key * radix + code never overflows
-_DAY_US = 86_400_000_000
+DAY_US = 86_400_000_000  # microseconds in a day
 
 
 def row_key(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -72,8 +72,8 @@ def dense_codes(s: pd.Series) -> tuple[np.ndarray, int]:
             s = s.dt.tz_convert(None)
         ints = s.to_numpy().astype("datetime64[us]").view("int64")
         missing = s.isna().to_numpy()
-        if not (ints[~missing] % _DAY_US).any():  # dates at midnight: count in days
-            ints = ints // _DAY_US
+        if not (ints[~missing] % DAY_US).any():  # dates at midnight: count in days
+            ints = ints // DAY_US
         return _dense_ints(np.where(missing, ints[~missing].max(initial=0) + 1, ints))
     # np.unique sorts NaN last and counts every NaN as one value (equal_nan)
     uniques, codes = np.unique(s.to_numpy(dtype="float64", na_value=np.nan), return_inverse=True)
@@ -134,4 +134,4 @@ def sort_order(key: np.ndarray) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-__all__ = ["dense_codes", "repeated", "row_key", "sort_order"]
+__all__ = ["DAY_US", "dense_codes", "repeated", "row_key", "sort_order"]

@@ -46,7 +46,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import OPTIONAL_TABLES, History
-from ka_ml.data.rowkey import repeated, row_key, sort_order
+from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, Kind, TableSpec
 from ka_ml.errors import DataIssue
 
@@ -465,10 +465,27 @@ def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
         return _coerce_floats(raw, read.decimal)
     if kind == "bool":
         return _coerce_bools(raw)
-    text = _to_text(raw).str.strip()
+    text = _stripped(_to_text(raw))
     blank = _is_missing(text) if kind == "id" else (text.isna() | (text == ""))
     none = pd.Series(False, index=raw.index)
     return _Coerced(text.mask(blank).astype("str"), blank, none)
+
+
+def _at_midnight(values: pd.Series) -> bool:
+    """Every (non-missing) ``datetime64[us]`` value is at midnight."""
+    arr = values.to_numpy()
+    return bool((np.isnat(arr) | (arr.view("int64") % DAY_US == 0)).all())
+
+
+def _stripped(text: pd.Series) -> pd.Series:
+    """``text.str.strip()``, or ``text`` itself when stripping changes no value: the typed
+    column then shares the source's strings instead of keeping a second copy of them
+    (ids from typed sources rarely carry spaces; ~0.4 GB at 100k accounts' 12M rows)."""
+    stripped = text.str.strip()
+    # stripping only removes characters: equal lengths mean equal values
+    if bool((stripped.str.len() == text.str.len()).fillna(True).all()):
+        return text
+    return stripped
 
 
 def _is_missing(text: pd.Series) -> pd.Series:
@@ -518,7 +535,9 @@ def _coerce_dates(raw: pd.Series, read: ReadOptions) -> _Coerced:
         values = raw
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        values = values.astype("datetime64[us]").dt.normalize()
+        values = values.astype("datetime64[us]")
+        if not _at_midnight(values):  # else normalize would only copy them
+            values = values.dt.normalize()
         none = pd.Series(False, index=raw.index)
         return _Coerced(values, values.isna(), none)
     text = _to_text(raw).str.strip()
