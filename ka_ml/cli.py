@@ -235,9 +235,11 @@ def score(
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
         check_output(out)  # before the data is read
-        h = _load(cfg, data, day, engine)
+        loaded = [_load(cfg, data, day, engine)]
+        when = day or loaded[0].default_as_of
         url = writeback_url(cfg, os.environ) if writeback else None
-        res = run_scoring(h, cfg, day or h.default_as_of, out, writeback_url=url, engine=engine)
+        # handed over (popped): the scorer alone holds the History and can let it go
+        res = run_scoring(loaded.pop(), cfg, when, out, writeback_url=url, engine=engine)
         lights = res.record["lights"]
         Console().print(
             f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "
