@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.loader import load_history
-from ka_ml.data.validate import MISSING_TOKENS, _is_missing, validate_tables
+from ka_ml.data.validate import MISSING_TOKENS, _is_missing, _stripped, validate_tables
 from ka_ml.errors import DataIssue, DataValidationError
 
 ORDERS = "account_id,order_date,amount\nA1,2024-01-05,10\nA2,2024-01-06,20\nA1,2024-02-05,5\n"
@@ -472,3 +472,21 @@ def test_typed_sources_keep_ids_and_dates_as_given_or_stripped_and_normalized(
         pd.Timestamp("2024-01-06"),
     ]
     assert str(got["order_date"].dtype) == "datetime64[us]"
+
+
+@pytest.mark.parametrize(
+    ("values", "kept"),
+    [
+        (["A1", None, "B 2"], True),
+        (["A1", None, " B2"], False),
+        (["A1\u00a0", "B2"], False),
+        ([None, None], True),
+    ],
+)
+def test_stripping_keeps_the_column_itself_when_no_value_changes(
+    values: list[str | None], kept: bool
+) -> None:
+    text = pd.Series(values, dtype="str")
+    out = _stripped(text)
+    assert (out is text) == kept
+    assert out.fillna("<NA>").tolist() == text.str.strip().fillna("<NA>").tolist()

@@ -482,10 +482,10 @@ def _stripped(text: pd.Series) -> pd.Series:
     column then shares the source's strings instead of keeping a second copy of them
     (ids from typed sources rarely carry spaces; ~0.4 GB at 100k accounts' 12M rows)."""
     stripped = text.str.strip()
-    # stripping only removes characters: equal lengths mean equal values
-    if bool((stripped.str.len() == text.str.len()).fillna(True).all()):
-        return text
-    return stripped
+    # stripping only removes characters: equal lengths mean equal values (missing stay missing)
+    before = text.str.len().to_numpy(dtype="float64", na_value=np.nan)
+    after = stripped.str.len().to_numpy(dtype="float64", na_value=np.nan)
+    return text if np.array_equal(before, after, equal_nan=True) else stripped
 
 
 def _is_missing(text: pd.Series) -> pd.Series:
