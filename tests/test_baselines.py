@@ -197,6 +197,20 @@ def test_bgnbd_purchase_within_is_the_complement_and_non_decreasing_in_k(
     np.testing.assert_allclose(within[2], 1 - model.predict_no_order(orders, as_of, 90, ids))
 
 
+def test_bgnbd_table_of_horizons_is_each_horizon_alone_from_one_summary(
+    orders: pd.DataFrame,
+) -> None:
+    as_of = START + pd.Timedelta(days=600)
+    model = BGNBDChurn().fit(orders, as_of)
+    ids = np.r_[orders["account_id"].unique()[:40], ["nobody"]]
+    table = model.predict_no_order_table(orders, as_of, [90, 30, 60], ids)
+    assert table.shape == (41, 3) and np.isnan(table[-1]).all()
+    for j, k in enumerate((90, 30, 60)):
+        np.testing.assert_array_equal(table[:, j], model.predict_no_order(orders, as_of, k, ids))
+    with pytest.raises(ValueError, match="positive number of days"):
+        model.predict_no_order_table(orders, as_of, [30, 0], ids)
+
+
 def test_bgnbd_churn_ignores_orders_on_or_after_as_of(orders: pd.DataFrame) -> None:
     as_of = START + pd.Timedelta(days=600)
     model = BGNBDChurn().fit(orders, as_of)

@@ -290,6 +290,23 @@ def test_predict_frame_anchors_only_a_model_trained_for_it(fitted: TimingModel) 
         fitted.anchor_days_ = None
 
 
+def test_the_frame_from_curves_already_computed_is_the_predicted_frame(
+    fitted: TimingModel,
+) -> None:
+    X = pd.DataFrame(
+        {"noise": [0.1, -0.3, 1.0], "recency_days": [5.0, 100.0, 40.0]}
+        | {"gap_median_days": [30.0, 20.0, 60.0], "segment": ["a", "b", "new"]},
+        index=[4, 4, 9],
+    )
+    levels = fitted.interval_levels_
+    fitted.attach(interval_levels=(0.05, 0.95))  # the levels come from the model, as there
+    try:
+        frame = fitted.frame_from_cdf(fitted.cdf(X), WINDOWS, index=X.index)
+        pd.testing.assert_frame_equal(frame, fitted.predict_frame(X, WINDOWS), check_exact=True)
+    finally:
+        fitted.interval_levels_ = levels
+
+
 def test_the_anchor_is_the_horizon_only_when_churn_means_no_order() -> None:
     from ka_ml.config import Config
     from ka_ml.training.timing import timing_anchor

@@ -33,8 +33,15 @@ from ka_ml.monitoring.drift import training_reference
 from ka_ml.spark.features import build_training_set as build_on_spark
 from ka_ml.training.churn import train_churn
 from ka_ml.training.evaluation import Evaluation, evaluate, model_card
-from ka_ml.training.folds import Folds, Progress, check_labels, feature_columns, make_folds
-from ka_ml.training.timing import fit_timing
+from ka_ml.training.folds import (
+    Folds,
+    Progress,
+    check_labels,
+    feature_columns,
+    make_folds,
+    sampling_note,
+)
+from ka_ml.training.timing import fit_timing, timing_rows
 from ka_ml.training.tracking import log_evaluation, log_inputs, promote
 from ka_ml.versions import package_versions
 
@@ -93,6 +100,7 @@ class Prepared:
     feats: list[str]
     folds: Folds
     definition: str
+    sampling: str  # what the row caps do to the fits ('' = every fit uses every row)
 
 
 def prepare(
@@ -109,8 +117,11 @@ def prepare(
     progress(f"{len(ts)} snapshot rows, {len(feats)} features; split {folds.split.describe()}")
     if folds.split.note:
         progress(f"note: {folds.split.note}")
+    sampling = sampling_note(folds, len(timing_rows(ts, as_of)), cfg)
+    if sampling:
+        progress(f"note: {sampling}")
     check_labels(folds)
-    return Prepared(known, ts, feats, folds, definition)
+    return Prepared(known, ts, feats, folds, definition, sampling)
 
 
 def run_training(
@@ -131,18 +142,22 @@ def run_training(
     on_trial = trial_printer(progress)
     with mlflow.start_run(run_name=f"train-{as_of.date()}") as run:
         log_inputs(known, cfg, as_of, feats, folds, pre.definition)
+        if pre.sampling:
+            mlflow.set_tag("sampling_note", pre.sampling)
         churn, churn_tuning, ev_parts = train_churn(known, folds, feats, cfg, progress, on_trial)
         log_reference(churn, ts, feats, cfg)
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(
             ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
         )
+        progress("evaluating on the origins and logging to MLflow ...")
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
-        ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, known, cfg, ev_parts[2], p_now)
+        ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now)
         card = model_card(ev)
         churn.attach(card=card)
         mlflow.log_dict(card, "model_card.json")
         log_evaluation(ev, churn, timing, churn_tuning, timing_tuning, folds, feats)
+        progress("registering the models and judging them against the champion ...")
         versions, decisions = promote(client, cfg, churn, timing, folds, feats, ev)
     return TrainReport(
         as_of,

@@ -224,20 +224,31 @@ class BGNBDChurn(BaseEstimator):  # type: ignore[misc]
         account_ids: ArrayLike,
         what: str,
     ) -> FloatArray:
+        return self.predict_no_order_table(orders, as_of, [days], account_ids, what)[:, 0]
+
+    def predict_no_order_table(
+        self,
+        orders: pd.DataFrame,
+        as_of: pd.Timestamp,
+        days: Sequence[float],
+        account_ids: ArrayLike,
+        what: str = "days",
+    ) -> FloatArray:
+        """P(no order within each of ``days`` of ``as_of``), shape (accounts, len(days)),
+        from one summary of the orders (the summary is the cost; NaN: no history)."""
         check_is_fitted(self, "model_")
-        if not (np.isfinite(days) and days > 0):
-            raise ValueError(f"{what} must be a positive number of days; got {days!r}.")
+        for d in days:
+            if not (np.isfinite(d) and d > 0):
+                raise ValueError(f"{what} must be a positive number of days; got {d!r}.")
         ids = np.asarray(account_ids).ravel()
         rows = rfm_summary(orders, as_of, unit_days=self.unit_days).reindex(pd.Index(ids))
         known = rows["frequency"].notna().to_numpy()
-        out = np.full(len(ids), np.nan)
+        out = np.full((len(ids), len(days)), np.nan)
         if known.any():
-            out[known] = self.model_.prob_no_purchase(
-                days / self.unit_days,
-                rows["frequency"].to_numpy()[known],
-                rows["recency"].to_numpy()[known],
-                rows["T"].to_numpy()[known],
-            )
+            x = rows["frequency"].to_numpy()[known]
+            t_x, T = rows["recency"].to_numpy()[known], rows["T"].to_numpy()[known]
+            for j, d in enumerate(days):
+                out[known, j] = self.model_.prob_no_purchase(d / self.unit_days, x, t_x, T)
         return out
 
     def predict_no_order(

@@ -264,10 +264,17 @@ class TimingModel(BaseEstimator):
         trained with an anchor (churn = no order within the horizon) rescales its curve to
         them, so P(order within the horizon) = 1 - P(churn). Without them (e.g. the timing
         model served alone) the hazard model's own curve is used."""
-        F = self.anchored_cdf(X, churn_probability)
-        within = within_from_cdf(F, self.edges_, list(windows), index=X.index)
+        return self.frame_from_cdf(self.anchored_cdf(X, churn_probability), windows, index=X.index)
+
+    def frame_from_cdf(
+        self, F: np.ndarray, windows: Sequence[int], index: pd.Index | None = None
+    ) -> pd.DataFrame:
+        """:meth:`predict_frame` from curves already computed (``F`` as :meth:`cdf` or
+        :meth:`anchored_cdf` gives them): the hazards are the cost, not this."""
+        check_is_fitted(self, "booster_")
+        within = within_from_cdf(F, self.edges_, list(windows), index=index)
         lo, hi = self.interval_levels_
-        q = quantiles_from_cdf(F, self.edges_, (lo, 0.5, hi), index=X.index)
+        q = quantiles_from_cdf(F, self.edges_, (lo, 0.5, hi), index=index)
         q.columns = ["q10", "q50", "q90"]
         return pd.concat([within, q], axis=1)
 

@@ -22,7 +22,7 @@ from ka_ml.modeling.baselines import BGNBDChurn, RecencyBaseline, RFMLogistic
 from ka_ml.modeling.churn import Calibrator, ChurnModel
 from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.modeling.tuning import TuningResult, tune
-from ka_ml.training.folds import Folds, Progress, account_groups
+from ka_ml.training.folds import Folds, Progress, account_groups, capped
 
 # -- churn ------------------------------------------------------------------------------
 FAMILIES = ("lightgbm", "blend", "logistic")
@@ -32,31 +32,60 @@ FAMILIES = ("lightgbm", "blend", "logistic")
 TUNING_MIN_GAIN = 0.002
 
 
+# (origin index, parameters) -> trees chosen by early stopping on that origin's rows
+Rounds = dict[tuple[int, tuple[tuple[str, Any], ...]], int]
+
+
+def params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
+
+
 def fit_churn_model(
-    rows: pd.DataFrame, feats: list[str], params: dict[str, Any], cfg: Config
+    rows: pd.DataFrame,
+    feats: list[str],
+    params: dict[str, Any],
+    cfg: Config,
+    rounds: int | None = None,
 ) -> ChurnModel:
-    """The churn procedure on ``rows``: trees (early stopping on held-out accounts, then a
-    refit on every row) and the logistic part, both on the same rows."""
+    """The churn procedure on ``rows`` (at most ``tuning.max_churn_rows`` of them, see
+    :func:`capped`): trees (early stopping on held-out accounts, then a refit on every row)
+    and the logistic part, both on the same rows. ``rounds``: the trees early stopping
+    already chose on these rows with these parameters (a tuning trial fitted the same
+    probe), so only the refit is fitted; the model is the same."""
+    rows = capped(rows, cfg.tuning.max_churn_rows, cfg.seed)
     y = rows["churn"].to_numpy()
     model = ChurnModel(params=params, random_state=cfg.seed)
-    model.fit(rows[feats], y, account_groups(rows))
+    if rounds is None:
+        model.fit(rows[feats], y, account_groups(rows))
+    else:
+        model.fit(rows[feats], y, num_boost_round=max(rounds, 10))
     return model.fit_linear(rows[feats], y)
 
 
-def tune_churn(folds: Folds, feats: list[str], cfg: Config, on_trial: Any = None) -> TuningResult:
+def tune_churn(
+    folds: Folds,
+    feats: list[str],
+    cfg: Config,
+    on_trial: Any = None,
+    rounds: Rounds | None = None,
+) -> TuningResult:
     """Optuna over the rolling origins (trees only): mean out-of-time ROC AUC.
 
     The defaults are trial 0; other parameters replace them only when they gain
     ``TUNING_MIN_GAIN``: a small gain on a few origins is noise, and tuned parameters that
-    won on short-gap folds lost on real data before.
+    won on short-gap folds lost on real data before. ``rounds`` (filled when given): the
+    trees each trial's early stopping chose per origin, which the backtest reuses.
     """
     origins = folds.split.origins
 
     def fit_and_score(params: dict[str, Any], k: int) -> tuple[float, int]:
         tr, te = folds.train_rows(origins[k]), folds.test_rows(origins[k])
+        tr = capped(tr, cfg.tuning.max_churn_rows, cfg.seed)
         m = ChurnModel(params=params, random_state=cfg.seed, refit=False).fit(
             tr[feats], tr["churn"].to_numpy(), account_groups(tr)
         )
+        if rounds is not None:
+            rounds[(k, params_key(params))] = m.best_iteration_
         return M.roc_auc(te["churn"].to_numpy(), m.tree_margin(te[feats])), m.best_iteration_
 
     res = tune(
@@ -83,14 +112,22 @@ def keep_defaults_unless_better(res: TuningResult) -> TuningResult:
 
 
 def backtest_churn(
-    history: History, folds: Folds, feats: list[str], params: dict[str, Any], cfg: Config
+    history: History,
+    folds: Folds,
+    feats: list[str],
+    params: dict[str, Any],
+    cfg: Config,
+    rounds: Rounds | None = None,
 ) -> pd.DataFrame:
     """Every origin: the procedure fitted on its past, margins of each family and the
-    baselines' probabilities on its test rows (one frame, rows in ``folds.test`` order)."""
+    baselines' probabilities on its test rows (one frame, rows in ``folds.test`` order).
+    ``rounds``: what tuning's early stopping chose (:func:`tune_churn`); an origin whose
+    probe with ``params`` was fitted there is only refitted."""
     out = []
-    for o in folds.split.origins:
+    for k, o in enumerate(folds.split.origins):
         tr, te = folds.train_rows(o), folds.test_rows(o)
-        m = fit_churn_model(tr, feats, params, cfg)
+        known = (rounds or {}).get((k, params_key(params)))
+        m = fit_churn_model(tr, feats, params, cfg, known)
         frame = te[["account_id", "as_of", "churn"]].reset_index(drop=True)
         for family in FAMILIES:
             frame[f"margin_{family}"] = m.set_family(family).margin(te[feats])
@@ -106,15 +143,22 @@ def origin_baselines(
     history: History, tr: pd.DataFrame, te: pd.DataFrame, date: pd.Timestamp, cfg: Config
 ) -> dict[str, np.ndarray]:
     """Recency and RFM logistic regression fitted on the origin's training rows, BG/NBD on
-    the orders before it: P(churn) on the origin's test rows."""
+    the orders before it: P(churn) on the origin's test rows; and BG/NBD's P(order within
+    k days) for each purchase window (``bgnbd_p_purchase_{k}d``: the timing baseline, from
+    the same fit, read by the evaluation)."""
 
     y = tr["churn"].to_numpy()
     ids = te["account_id"].to_numpy()
     bg = BGNBDChurn().fit(history.orders, date)
+    windows = cfg.labels.purchase_windows
+    silent = bg.predict_no_order_table(
+        history.orders, date, [cfg.labels.horizon_days, *windows], ids
+    )
     return {
         "recency only": RecencyBaseline().fit(tr, y).predict_proba(te)[:, 1],
         "RFM logistic regression": RFMLogistic().fit(tr, y).predict_proba(te)[:, 1],
-        "BG/NBD": bg.predict_no_order(history.orders, date, cfg.labels.horizon_days, ids),
+        "BG/NBD": silent[:, 0],
+        **{f"bgnbd_p_purchase_{k}d": 1.0 - silent[:, j + 1] for j, k in enumerate(windows)},
     }
 
 
@@ -204,9 +248,10 @@ def train_churn(
 ) -> tuple[ChurnModel, TuningResult, tuple[np.ndarray, pd.DataFrame, dict[str, float]]]:
     """Tune, backtest every family on the origins, choose, calibrate, refit on everything."""
     progress(f"tuning the churn model on {len(folds.split.origins)} rolling origins ...")
-    tuning = tune_churn(folds, feats, cfg, on_trial("churn"))
+    rounds: Rounds = {}
+    tuning = tune_churn(folds, feats, cfg, on_trial("churn"), rounds)
     progress("backtesting the churn procedure and the baselines on every origin ...")
-    oot = backtest_churn(history, folds, feats, tuning.best_params, cfg)
+    oot = backtest_churn(history, folds, feats, tuning.best_params, cfg, rounds)
     family, scores = choose_family(oot)
     progress(
         "model family on the origins (pooled ROC AUC): "

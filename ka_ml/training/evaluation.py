@@ -15,9 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import Config
-from ka_ml.data.history import History
 from ka_ml.modeling import metrics as M
-from ka_ml.modeling.baselines import BGNBDChurn
 from ka_ml.modeling.churn import ChurnModel, sigmoid
 from ka_ml.modeling.evaluate import (
     compare,
@@ -139,7 +137,6 @@ def evaluate(
     p: np.ndarray,
     oot: pd.DataFrame,
     toot: pd.DataFrame,
-    history: History,
     cfg: Config,
     family_scores: dict[str, float],
     p_now: np.ndarray | None = None,
@@ -153,7 +150,7 @@ def evaluate(
     base_churn = {b: oot[b].to_numpy(float) for b in BASELINES}
     comparison = compare(y, p, base_churn, account_groups(test), seed=cfg.seed)
     tpred = toot.drop(columns=["account_id", "as_of", "cdf"], errors="ignore")
-    bg_timing = bgnbd_within(history, folds, cfg)
+    bg_timing = bgnbd_within(oot, cfg)
     common = np.isfinite(bg_timing.to_numpy(float)).all(axis=1)
     trows = [
         {
@@ -260,19 +257,16 @@ def cycle_figures(timing: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def bgnbd_within(history: History, folds: Folds, cfg: Config) -> pd.DataFrame:
-    """BG/NBD's P(order within k days) on every origin's rows (fitted on orders before it)."""
-
-    test = folds.test
-    windows = cfg.labels.purchase_windows
-    out = {k: np.full(len(test), np.nan) for k in windows}
-    for o in folds.split.origins:
-        idx = np.flatnonzero(test["as_of"].to_numpy() == np.datetime64(o.date))
-        ids = test["account_id"].to_numpy()[idx]
-        bg = BGNBDChurn().fit(history.orders, o.date)
-        for k in windows:
-            out[k][idx] = bg.predict_purchase_within(history.orders, o.date, k, ids)
-    return pd.DataFrame({f"p_purchase_{k}d": v for k, v in out.items()})
+def bgnbd_within(oot: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """BG/NBD's P(order within k days) on every origin's rows, as the backtest computed
+    them from the BG/NBD it fitted on the orders before each origin
+    (:func:`ka_ml.training.churn.origin_baselines`)."""
+    return pd.DataFrame(
+        {
+            f"p_purchase_{k}d": oot[f"bgnbd_p_purchase_{k}d"].to_numpy(float)
+            for k in cfg.labels.purchase_windows
+        }
+    )
 
 
 def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:

@@ -84,6 +84,37 @@ def check_labels(folds: Folds) -> None:
                 )
 
 
+def capped(rows: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """``rows`` itself when it holds at most ``max_rows`` rows (or there is no cap), else a
+    seeded uniform sample of ``max_rows`` of them in their original order: the same rows in,
+    the same sample out, so fits of the same rows (a tuning trial and the backtest) agree.
+    """
+    if max_rows is None or len(rows) <= max_rows:
+        return rows
+    keep = np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False)
+    return rows.iloc[np.sort(keep)]
+
+
+def sampling_note(folds: Folds, timing_rows: int, cfg: Config) -> str:
+    """What the row caps (``tuning.max_churn_rows`` / ``max_timing_rows``) do to this run's
+    fits: '' when every fit uses every row."""
+    t = cfg.tuning
+    parts = []
+    n = len(folds.labelled)
+    if t.max_churn_rows is not None and n > t.max_churn_rows:
+        parts.append(
+            f"churn fits use a seeded sample of at most {t.max_churn_rows:,} snapshot rows "
+            f"(the final fit {t.max_churn_rows / n:.0%} of {n:,}; tuning.max_churn_rows)"
+        )
+    if t.max_timing_rows is not None and timing_rows > t.max_timing_rows:
+        parts.append(
+            f"purchase-timing fits at most {t.max_timing_rows:,} "
+            f"(the final fit {t.max_timing_rows / timing_rows:.0%} of {timing_rows:,}; "
+            "tuning.max_timing_rows)"
+        )
+    return "; ".join(parts)
+
+
 def censor_at(df: pd.DataFrame, boundary: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
     """Timing labels as they were known at ``boundary`` (re-censored, nothing later seen)."""
     limit = (pd.Timestamp(boundary) - df["as_of"]).dt.days.to_numpy(float)

@@ -27,7 +27,7 @@ from ka_ml.modeling.timing import (
     within_from_cdf,
 )
 from ka_ml.modeling.tuning import TuningResult, tune
-from ka_ml.training.folds import Folds, account_groups, censor_at
+from ka_ml.training.folds import Folds, account_groups, capped, censor_at
 
 # -- timing -----------------------------------------------------------------------------
 TIMING_MAX_SNAPSHOTS = 6  # person-period rows grow with snapshots x intervals
@@ -49,10 +49,12 @@ def fit_timing_model(
     *,
     refit: bool = True,
 ) -> TimingModel:
-    """The hazard model on ``rows`` censored at ``boundary``: early stopping on held-out
-    accounts, then a refit on every row (``refit=False``: the early-stopped model, which
-    the backtest and tuning use: person-period fits dominate training time)."""
+    """The hazard model on ``rows`` (at most ``tuning.max_timing_rows`` of them, see
+    :func:`capped`) censored at ``boundary``: early stopping on held-out accounts, then a
+    refit on every row (``refit=False``: the early-stopped model, which the backtest and
+    tuning use: person-period fits dominate training time)."""
 
+    rows = capped(rows, cfg.tuning.max_timing_rows, cfg.seed)
     edges = interval_edges(cfg.labels.purchase_windows)
     d, e = censor_at(rows, boundary)
     g = account_groups(rows)
@@ -82,9 +84,10 @@ def backtest_timing(
     for o in folds.split.origins:
         m = fit_timing_model(timing_rows(ts, o.date), o.date, feats, params, cfg, refit=False)
         te = folds.test_rows(o).reset_index(drop=True)
-        pred = m.predict_frame(te[feats], cfg.labels.purchase_windows)
+        F = m.cdf(te[feats])  # one pass of the hazards (the cost) for the frame and curves
+        pred = m.frame_from_cdf(F, cfg.labels.purchase_windows, index=te.index)
         frame = pd.concat([te[["account_id", "as_of"]], pred], axis=1)
-        frame["cdf"] = list(m.cdf(te[feats]))
+        frame["cdf"] = list(F)
         out.append(frame)
     pooled = pd.concat(out, ignore_index=True)
     order = folds.test[["account_id", "as_of"]]

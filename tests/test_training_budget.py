@@ -1,0 +1,124 @@
+"""The training budget at large portfolios (issue 17): row caps per fit, and tuning's early
+stopping reused by the backtest. Neither may change a model where it does not apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import small_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ka_ml.config import Config
+from ka_ml.jobs.train import Prepared, prepare
+from ka_ml.modeling.lightgbm_params import default_params
+from ka_ml.training.churn import Rounds, backtest_churn, fit_churn_model, params_key, tune_churn
+from ka_ml.training.folds import capped, sampling_note
+from ka_ml.training.timing import fit_timing_model, timing_rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 300), cap=st.one_of(st.none(), st.integers(1, 300)), seed=st.integers(0, 5))
+def test_capped_keeps_at_most_the_cap_in_order_and_is_reproducible(
+    n: int, cap: int | None, seed: int
+) -> None:
+    rows = pd.DataFrame({"x": np.arange(n)}, index=np.arange(n) * 3 + 1)
+    out = capped(rows, cap, seed)
+    if cap is None or n <= cap:
+        assert out is rows  # untouched: the same models as before the cap existed
+        return
+    assert len(out) == cap
+    assert out.index.is_monotonic_increasing and out.index.is_unique
+    assert set(out["x"]) <= set(rows["x"])
+    assert out.equals(capped(rows, cap, seed))
+
+
+def test_capped_draws_differ_between_seeds() -> None:
+    rows = pd.DataFrame({"x": np.arange(1000)})
+    assert not capped(rows, 100, 1).equals(capped(rows, 100, 2))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, demo_history: object) -> tuple:
+    cfg = small_config(Path(tmp_path_factory.mktemp("budget")))
+    as_of = demo_history.default_as_of  # type: ignore[attr-defined]
+    return cfg, prepare(demo_history, cfg, as_of, lambda s: None, "local")  # type: ignore[arg-type]
+
+
+def _with_tuning(cfg: Config, **over: object) -> Config:
+    return cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update=over)})
+
+
+def test_the_backtest_reuses_tunings_early_stopping_and_gets_the_same_models(
+    prepared: tuple[Config, Prepared], demo_history: object, tmp_path: Path, mlflow_state: None
+) -> None:
+    cfg, pre = prepared
+    cfg = _with_tuning(cfg, n_trials=1)  # trial 0: the defaults, on every origin
+    rounds: Rounds = {}
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")  # trials are nested runs
+    with mlflow.start_run():
+        res = tune_churn(pre.folds, pre.feats, cfg, rounds=rounds)
+    n = len(pre.folds.split.origins)
+    assert {(k, params_key(res.best_params)) for k in range(n)} <= rounds.keys()
+    reused = backtest_churn(demo_history, pre.folds, pre.feats, res.best_params, cfg, rounds)  # type: ignore[arg-type]
+    fitted = backtest_churn(demo_history, pre.folds, pre.feats, res.best_params, cfg)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(reused, fitted, check_exact=True)
+    # a wrong number of trees would give another model: the reuse is what makes them equal
+    wrong = {key: r + 7 for key, r in rounds.items()}
+    other = backtest_churn(demo_history, pre.folds, pre.feats, res.best_params, cfg, wrong)  # type: ignore[arg-type]
+    assert not np.allclose(other["margin_lightgbm"], fitted["margin_lightgbm"])
+
+
+def test_a_churn_fit_above_the_cap_is_the_fit_of_the_sample(
+    prepared: tuple[Config, Prepared],
+) -> None:
+    cfg, pre = prepared
+    rows = pre.folds.labelled
+    cap = len(rows) // 3
+    params = default_params()
+    small = fit_churn_model(rows, pre.feats, params, _with_tuning(cfg, max_churn_rows=cap))
+    sample = capped(rows, cap, cfg.seed)
+    same = fit_churn_model(sample, pre.feats, params, _with_tuning(cfg, max_churn_rows=None))
+    full = fit_churn_model(rows, pre.feats, params, _with_tuning(cfg, max_churn_rows=None))
+    X = rows[pre.feats]
+    np.testing.assert_array_equal(small.margin(X), same.margin(X))
+    assert not np.allclose(small.margin(X), full.margin(X))
+
+
+def test_a_timing_fit_above_the_cap_is_the_fit_of_the_sample(
+    prepared: tuple[Config, Prepared],
+) -> None:
+    cfg, pre = prepared
+    as_of = pre.ts["as_of"].max()
+    rows = timing_rows(pre.ts, as_of)
+    cap = len(rows) // 2
+    params = default_params()
+    capped_cfg = _with_tuning(cfg, max_timing_rows=cap)
+    a = fit_timing_model(rows, as_of, pre.feats, params, capped_cfg, refit=False)
+    free = _with_tuning(cfg, max_timing_rows=None)
+    b = fit_timing_model(capped(rows, cap, cfg.seed), as_of, pre.feats, params, free, refit=False)
+    X = rows[pre.feats].reset_index(drop=True)
+    np.testing.assert_array_equal(a.cdf(X), b.cdf(X))
+
+
+def test_the_run_says_when_its_fits_are_sampled(prepared: tuple[Config, Prepared]) -> None:
+    cfg, pre = prepared
+    n = len(pre.folds.labelled)
+    assert pre.sampling == ""  # the demo's rows are far below the defaults
+    note = sampling_note(pre.folds, 5000, _with_tuning(cfg, max_churn_rows=n // 2))
+    assert "tuning.max_churn_rows" in note and f"{n:,}" in note
+    assert "max_timing_rows" not in note
+    note = sampling_note(pre.folds, 5000, _with_tuning(cfg, max_timing_rows=1000))
+    assert note.startswith("purchase-timing fits at most 1,000") and "20% of 5,000" in note
+
+
+def test_row_caps_are_validated() -> None:
+    with pytest.raises(ValueError, match="max_churn_rows"):
+        Config.model_validate({"tuning": {"max_churn_rows": 10}})
+    assert (
+        Config.model_validate({"tuning": {"max_timing_rows": None}}).tuning.max_timing_rows is None
+    )
