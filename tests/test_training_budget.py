@@ -59,8 +59,10 @@ def test_the_backtest_reuses_tunings_early_stopping_and_gets_the_same_models(
     cfg, pre = prepared
     cfg = _with_tuning(cfg, n_trials=1)  # trial 0: the defaults, on every origin
     rounds: Rounds = {}
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")  # trials are nested runs
-    with mlflow.start_run():
+    # trials are nested runs: a private store and experiment (mlflow_state restores both)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.set_experiment("training-budget")
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
         res = tune_churn(pre.folds, pre.feats, cfg, rounds=rounds)
     n = len(pre.folds.split.origins)
     assert {(k, params_key(res.best_params)) for k in range(n)} <= rounds.keys()
