@@ -160,5 +160,8 @@ def mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ):
         monkeypatch.setattr(module, name, getattr(module, name))
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(var, raising=False)
+        # setenv first records the variable's state before the test (set or not), so one
+        # the test sets (mlflow.set_experiment sets MLFLOW_EXPERIMENT_ID) is undone after it
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     yield
