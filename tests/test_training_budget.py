@@ -18,7 +18,7 @@ from ka_ml.jobs.train import Prepared, prepare
 from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.training.churn import Rounds, backtest_churn, fit_churn_model, params_key, tune_churn
 from ka_ml.training.folds import capped, sampling_note
-from ka_ml.training.timing import fit_timing_model, timing_rows
+from ka_ml.training.timing import count_timing_rows, fit_timing_model, timing_rows
 
 
 @settings(max_examples=60, deadline=None)
@@ -97,6 +97,7 @@ def test_a_timing_fit_above_the_cap_is_the_fit_of_the_sample(
     cfg, pre = prepared
     as_of = pre.ts["as_of"].max()
     rows = timing_rows(pre.ts, as_of)
+    assert count_timing_rows(pre.ts, as_of) == len(rows) > 0
     cap = len(rows) // 2
     params = default_params()
     capped_cfg = _with_tuning(cfg, max_timing_rows=cap)

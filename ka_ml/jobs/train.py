@@ -41,7 +41,7 @@ from ka_ml.training.folds import (
     make_folds,
     sampling_note,
 )
-from ka_ml.training.timing import fit_timing, timing_rows
+from ka_ml.training.timing import count_timing_rows, fit_timing
 from ka_ml.training.tracking import log_evaluation, log_inputs, promote
 from ka_ml.versions import package_versions
 
@@ -117,7 +117,7 @@ def prepare(
     progress(f"{len(ts)} snapshot rows, {len(feats)} features; split {folds.split.describe()}")
     if folds.split.note:
         progress(f"note: {folds.split.note}")
-    sampling = sampling_note(folds, len(timing_rows(ts, as_of)), cfg)
+    sampling = sampling_note(folds, count_timing_rows(ts, as_of), cfg)
     if sampling:
         progress(f"note: {sampling}")
     check_labels(folds)

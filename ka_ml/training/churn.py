@@ -139,12 +139,17 @@ def backtest_churn(
     return order.merge(pooled, on=["account_id", "as_of"], how="left", validate="1:1")
 
 
+def bgnbd_within_column(k: int) -> str:
+    """The backtest frame's column of BG/NBD's P(order within ``k`` days)."""
+    return f"bgnbd_p_purchase_{k}d"
+
+
 def origin_baselines(
     history: History, tr: pd.DataFrame, te: pd.DataFrame, date: pd.Timestamp, cfg: Config
 ) -> dict[str, np.ndarray]:
     """Recency and RFM logistic regression fitted on the origin's training rows, BG/NBD on
     the orders before it: P(churn) on the origin's test rows; and BG/NBD's P(order within
-    k days) for each purchase window (``bgnbd_p_purchase_{k}d``: the timing baseline, from
+    k days) for each purchase window (:func:`bgnbd_within_column`: the timing baseline, from
     the same fit, read by the evaluation)."""
 
     y = tr["churn"].to_numpy()
@@ -158,7 +163,7 @@ def origin_baselines(
         "recency only": RecencyBaseline().fit(tr, y).predict_proba(te)[:, 1],
         "RFM logistic regression": RFMLogistic().fit(tr, y).predict_proba(te)[:, 1],
         "BG/NBD": silent[:, 0],
-        **{f"bgnbd_p_purchase_{k}d": 1.0 - silent[:, j + 1] for j, k in enumerate(windows)},
+        **{bgnbd_within_column(k): 1.0 - silent[:, j + 1] for j, k in enumerate(windows)},
     }
 
 

@@ -29,6 +29,7 @@ from ka_ml.modeling.timing import (
 )
 from ka_ml.scoring.health import assign_lights
 from ka_ml.scoring.lifecycle import lifecycle_states
+from ka_ml.training.churn import bgnbd_within_column
 from ka_ml.training.folds import Folds, account_groups
 
 
@@ -263,7 +264,7 @@ def bgnbd_within(oot: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     (:func:`ka_ml.training.churn.origin_baselines`)."""
     return pd.DataFrame(
         {
-            f"p_purchase_{k}d": oot[f"bgnbd_p_purchase_{k}d"].to_numpy(float)
+            f"p_purchase_{k}d": oot[bgnbd_within_column(k)].to_numpy(float)
             for k in cfg.labels.purchase_windows
         }
     )

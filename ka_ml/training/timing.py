@@ -70,9 +70,19 @@ def fit_timing_model(
     return final.fit(X, d, e, num_boost_round=rounds)
 
 
-def timing_rows(ts: pd.DataFrame, before: pd.Timestamp) -> pd.DataFrame:
+def _in_timing_dates(ts: pd.DataFrame, before: pd.Timestamp) -> pd.Series:
+    """Which snapshot rows the timing model fitted at ``before`` learns from."""
     dates = _latest([d for d in ts["as_of"].unique() if d < before], TIMING_MAX_SNAPSHOTS)
-    return ts[ts["as_of"].isin(dates)].reset_index(drop=True)
+    return ts["as_of"].isin(dates)
+
+
+def timing_rows(ts: pd.DataFrame, before: pd.Timestamp) -> pd.DataFrame:
+    return ts[_in_timing_dates(ts, before)].reset_index(drop=True)
+
+
+def count_timing_rows(ts: pd.DataFrame, before: pd.Timestamp) -> int:
+    """``len(timing_rows(ts, before))`` without copying the rows."""
+    return int(_in_timing_dates(ts, before).sum())
 
 
 def backtest_timing(
