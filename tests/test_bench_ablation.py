@@ -81,6 +81,47 @@ def test_scores_are_per_origin_and_deltas_on_the_rows_both_predict() -> None:
     assert A.score(frame, flipped).rows == 7
 
 
+def _rfm_rows(date: str, n: int, seed: int) -> pd.DataFrame:
+    """Customers drawn from the BG/NBD process itself (so its fit is well defined)."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(30, 300, n).astype(float)
+    rate, drop = rng.gamma(0.8, 1 / 20, n), rng.beta(1.0, 3.0, n)
+    repeat, span = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        t = rng.exponential(1 / rate[i])
+        while t < tenure[i]:
+            repeat[i], span[i] = repeat[i] + 1, np.floor(t)
+            if rng.random() < drop[i]:
+                break
+            t += rng.exponential(1 / rate[i])
+    return pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "as_of": pd.Timestamp(date),
+            "repeat_orders": repeat,
+            "active_span_days": span,
+            "tenure_days": tenure,
+        }
+    )
+
+
+def test_bgnbd_features_of_a_date_depend_only_on_that_dates_rows() -> None:
+    early, late = _rfm_rows("1997-03-01", 300, 1), _rfm_rows("1997-06-01", 300, 2)
+    alone = A.with_bgnbd_features(early, 90)
+    both = A.with_bgnbd_features(pd.concat([early, late], ignore_index=True), 90)
+    cols = list(A.BGNBD_FEATURES)
+    np.testing.assert_allclose(both[cols].iloc[:300].to_numpy(), alone[cols].to_numpy())
+    assert not np.allclose(both[cols].iloc[300:].to_numpy(), alone[cols].to_numpy())
+    p_alive, p_none = alone["bgnbd_p_alive"], alone["bgnbd_p_no_order"]
+    assert ((p_alive > 0) & (p_alive <= 1)).all() and ((p_none > 0) & (p_none < 1)).all()
+    assert (alone["bgnbd_expected_orders"] > 0).all()
+    # no repeat order: BG/NBD cannot have seen the drop-out, so P(alive) is 1
+    assert (p_alive[alone["repeat_orders"] == 0] == 1).all()
+    # a row without an order on record gets no BG/NBD value
+    gone = early.assign(tenure_days=early["tenure_days"].where(early.index != 0))
+    assert A.with_bgnbd_features(gone, 90)[cols].iloc[0].isna().all()
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("ablation") / "ablation.md"
@@ -110,7 +151,7 @@ def test_the_table_has_every_block_at_both_cutoffs_with_a_decision(results: str)
             "3 calibration": 5,
             "4 final fit": 2,
             "5 cadence": 3,
-            "6 features": 3,
+            "6 features": 4,
         }
         family = rows[rows["ablation"] == "1 family"]
         assert family["decision"].str.startswith("chosen:").sum() == 1

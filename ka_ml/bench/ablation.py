@@ -17,7 +17,10 @@ cross-fitted Brier across origins). Each block changes one thing against it:
 4. final fit: the old train/calibration/test split's training window against every labelled
    snapshot whose window closed by the origin (trees);
 5. snapshot cadence: 7, 14, 28 days on the origin dates every cadence shares;
-6. feature sets: all, without the whole-history order features, without tenure-like ones.
+6. feature sets: all, without the whole-history order features, without tenure-like ones,
+   and with BG/NBD features added (issue 13 point 5's "LightGBM with BG/NBD features": P(alive),
+   expected orders and P(no order) within the horizon, the model fitted per snapshot date on
+   that date's accounts only, so each row still sees nothing after its date).
 
 Deltas are against the chosen procedure measured the same way on the same rows (the row
 marked "ref" in each block).
@@ -76,6 +79,7 @@ ORDER_HISTORY = (
     "first_order_amount",
 )
 TENURE_LIKE = ("tenure_days", "active_span_days")
+BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_expected_orders", "bgnbd_p_no_order")
 KEYS = ["account_id", "as_of"]
 
 Progress = Callable[[str], None]
@@ -664,7 +668,40 @@ def feature_rows(ch: Chosen, progress: Progress) -> list[Row]:
         decision = verdict(ch.oot, p, p_ref, "all features", "without them")
         change = f"{label} ({', '.join(gone)})"
         rows.append(measured(name, change, ch.family, ch.oot, p, p_ref, decision))
+    progress(f"{ch.family} with BG/NBD features ...")
+    labelled = with_bgnbd_features(s.folds.labelled, s.cfg.labels.horizon_days)
+    folds = folds_at(labelled, s.folds.split.origins, s.purge)
+    m = origin_margins(folds, [*s.feats, *BGNBD_FEATURES], ch.params, s.cfg, ch.family)
+    p = _sigmoid(aligned(ch.oot, m, col))
+    decision = verdict(ch.oot, p, p_ref, "all features", "with BG/NBD features")
+    change = f"with BG/NBD features ({', '.join(BGNBD_FEATURES)}; fitted per snapshot date)"
+    rows.append(measured(name, change, ch.family, ch.oot, p, p_ref, decision))
     return rows
+
+
+def with_bgnbd_features(ts: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """``ts`` with :data:`BGNBD_FEATURES`: per snapshot date, BG/NBD fitted on that date's
+    rows (x = ``repeat_orders``, t_x = ``active_span_days``, T = ``tenure_days``, in weeks) and
+    its P(alive), expected orders and P(no order) within the horizon; NaN for rows without
+    an order on record, and for every row of a date with fewer than 10 repeat buyers."""
+    from ka_ml.modeling.bgnbd import BGNBD
+
+    out = {c: np.full(len(ts), np.nan) for c in BGNBD_FEATURES}
+    t = horizon_days / 7.0
+    for idx in ts.groupby("as_of").indices.values():
+        rows = ts.iloc[idx]
+        x = rows["repeat_orders"].to_numpy(float)
+        t_x = rows["active_span_days"].to_numpy(float) / 7.0
+        T = rows["tenure_days"].to_numpy(float) / 7.0
+        ok = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T) & (T > 0) & (t_x <= T)
+        if int((x[ok] > 0).sum()) < 10:
+            continue
+        x, t_x, T, at = x[ok], t_x[ok], T[ok], idx[ok]
+        bg = BGNBD().fit(x, t_x, T)
+        out["bgnbd_p_alive"][at] = bg.prob_alive(x, t_x, T)
+        out["bgnbd_expected_orders"][at] = bg.expected_purchases(t, x, t_x, T)
+        out["bgnbd_p_no_order"][at] = bg.prob_no_purchase(t, x, t_x, T)
+    return ts.assign(**out)
 
 
 # -- one cutoff -------------------------------------------------------------------------
