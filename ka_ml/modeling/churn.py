@@ -34,6 +34,7 @@ from ka_ml.modeling import metrics as M
 from ka_ml.modeling.feature_frame import align_frame, as_frame, category_levels
 from ka_ml.modeling.lightgbm_params import MAX_ROUNDS, base_params, default_params
 from ka_ml.modeling.linear import LinearChurn
+from ka_ml.modeling.treeshap import tree_contributions
 
 FAMILY_WEIGHTS = {"lightgbm": 1.0, "blend": 0.5, "logistic": 0.0}
 
@@ -434,7 +435,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """Exact contributions in log-odds (n x (features + 1), last column = base value).
 
-        TreeSHAP for the trees, exact linear terms for the logistic part, weighted as in
+        TreeSHAP for the trees (LightGBM's, per distinct split pattern:
+        :mod:`ka_ml.modeling.treeshap`), exact linear terms for the logistic part, weighted as in
         the blend: every row adds up to :meth:`margin`.
         """
         check_is_fitted(self, "booster_")
@@ -446,10 +448,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         )
         if linear is not None and w <= 0.0:
             return linear
-        out = self.booster_.predict(
-            self.aligned(X), pred_contrib=True, num_iteration=self.best_iteration_
-        )
-        trees = np.asarray(out)
+        trees = tree_contributions(self.booster_, self.aligned(X), self.best_iteration_)
         return trees if linear is None else w * trees + (1 - w) * linear
 
     def feature_importance(self) -> pd.Series:
