@@ -8,8 +8,10 @@ outputs. Then compares what a user gets:
 - ``scores.parquet``: same columns, same rows in the same order; floats equal within
   ``1e-12``, everything else exactly;
 - ``run_record.json`` minus the timings (the copies' own paths replaced by ``<tree>``);
-- every other file of the run folder (``report.html``, ``scores.csv``, ``owners/``) byte for
-  byte, the copies' own paths replaced; ``scores.xlsx`` cell by cell (value, type, number
+- ``scores.csv`` the same way as a table (its numbers are the same floats written out in
+  full: a 1e-17 change of a contribution changes its text, not what anyone reads);
+- every other file of the run folder (``report.html``, ``owners/``) byte for byte, the
+  copies' own paths replaced; ``scores.xlsx`` cell by cell (value, type, number
   format, fill), since the zip's bytes hold timestamps;
 - every metric of every MLflow run, matched by run name (parent and child runs).
 
@@ -201,7 +203,7 @@ def compare_files(ra: Path, rb: Path, roots: tuple[str, ...]) -> list[str]:
     """The run folders' other files: text byte for byte (the copies' paths replaced),
     ``scores.xlsx`` cell by cell (value, type, number format, fill: the zip's own bytes
     hold timestamps)."""
-    special = {"scores.parquet", "run_record.json", "scores.xlsx"}
+    special = {"scores.parquet", "run_record.json", "scores.xlsx", "scores.csv"}
     names = {p.relative_to(ra).as_posix() for p in ra.rglob("*") if p.is_file()}
     other = {p.relative_to(rb).as_posix() for p in rb.rglob("*") if p.is_file()}
     out = [f"{n}: only in one" for n in sorted(names ^ other)]
@@ -217,6 +219,9 @@ def compare_files(ra: Path, rb: Path, roots: tuple[str, ...]) -> list[str]:
             )
     if "scores.xlsx" in names & other:
         out += compare_xlsx(ra / "scores.xlsx", rb / "scores.xlsx")
+    if "scores.csv" in names & other:
+        tables = [pd.read_csv(r / "scores.csv", keep_default_na=False) for r in (ra, rb)]
+        out += [d.replace("scores.", "scores.csv: ", 1) for d in compare_scores(*tables)]
     return out
 
 
@@ -285,8 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(f"- {d}" for d in diffs))
         return 1
     print(
-        f"identical to {rev}: scores.parquet, run_record.json (minus timings), the reports, "
-        "owner files and scores.csv byte for byte, scores.xlsx cell by cell, MLflow metrics"
+        f"identical to {rev}: scores.parquet and scores.csv (floats within {TOLERANCE:g}), "
+        "run_record.json (minus timings), the reports and owner files byte for byte, "
+        "scores.xlsx cell by cell, MLflow metrics"
     )
     return 0
 
