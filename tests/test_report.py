@@ -352,6 +352,29 @@ def test_the_drift_banner_shows_only_when_flagged(scores: pd.DataFrame) -> None:
     assert 'id="drift"' not in render_report(scores, make_run())
 
 
+def test_the_header_says_which_model_family_won_and_by_how_much(scores: pd.DataFrame) -> None:
+    card = {
+        "family": "blend",
+        "family_margin": -0.0004,  # kept within FAMILY_MIN_GAIN of a better-ranking family
+        "family_runner_up": "lightgbm",
+        "oot_roc_auc": 0.7412,
+        "best_baseline": "RFM logistic regression",
+        "best_baseline_roc_auc": 0.7423,
+        "origins": 3,
+    }
+    text = render_report(scores, make_run(model_card=card))
+    assert (
+        "ka_churn v7 (blend, -0.0004 ROC AUC vs lightgbm; out-of-time ROC AUC 0.741 vs "
+        "RFM logistic regression 0.742, 3 test origins)"
+    ) in text
+    old = {k: v for k, v in card.items() if k not in ("family_margin", "family_runner_up")}
+    assert "ka_churn v7 (blend; out-of-time ROC AUC 0.741" in render_report(
+        scores, make_run(model_card=old)
+    )  # a champion trained before the runner-up was recorded
+    nan = render_report(scores, make_run(model_card={**card, "family_margin": float("nan")}))
+    assert "ka_churn v7 (blend; out-of-time" in nan and "ROC AUC vs lightgbm" not in nan
+
+
 def test_data_warnings_and_backtest_are_listed_when_present(scores: pd.DataFrame) -> None:
     run = make_run(
         warnings=["orders: 12 rows with negative amounts"],

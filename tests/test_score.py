@@ -192,7 +192,9 @@ def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -
         "recency only", "RFM logistic regression", "BG/NBD",
     }  # fmt: skip
     html = (weekly.now.out_dir / "report.html").read_text()
-    assert f"{card['family']}; out-of-time ROC AUC {card['oot_roc_auc']:.3f}" in html
+    assert card["family_runner_up"] in {"lightgbm", "blend", "logistic"} - {card["family"]}
+    won_by = f"{card['family_margin']:+.4f} ROC AUC vs {card['family_runner_up']}"
+    assert f"{card['family']}, {won_by}; out-of-time ROC AUC {card['oot_roc_auc']:.3f}" in html
     assert rec["data"]["rows"]["orders"] > 0 and rec["data"]["fingerprint"]
     assert rec["light_mode"] == "budget" and rec["light_rule"].startswith("red = the 10%")
     assert rec["thresholds"] == {"hysteresis": weekly.cfg.health.hysteresis}

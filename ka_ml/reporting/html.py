@@ -23,6 +23,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -191,11 +192,19 @@ def _model_versions(scores: pd.DataFrame, run: dict[str, Any]) -> dict[str, str]
 
 
 def _card_text(card: Any) -> str:
-    """' (blend; out-of-time ROC AUC 0.741 vs RFM logistic regression 0.742, 3 origins)'."""
+    """' (blend, +0.0021 ROC AUC vs lightgbm; out-of-time ROC AUC 0.741 vs RFM logistic
+    regression 0.742, 3 test origins)': the family that won on the origins and by how much
+    (cards written before the runner-up was recorded name the family only)."""
     if not isinstance(card, dict) or "family" not in card:
         return ""
+    margin, runner_up = card.get("family_margin"), card.get("family_runner_up")
+    won_by = (
+        f", {margin:+.4f} ROC AUC vs {runner_up}"
+        if runner_up and isinstance(margin, (int, float)) and math.isfinite(margin)
+        else ""
+    )
     return (
-        f" ({card['family']}; out-of-time ROC AUC {card['oot_roc_auc']:.3f} vs "
+        f" ({card['family']}{won_by}; out-of-time ROC AUC {card['oot_roc_auc']:.3f} vs "
         f"{card['best_baseline']} {card['best_baseline_roc_auc']:.3f}, "
         f"{card['origins']} test origins)"
     )

@@ -225,11 +225,13 @@ def model_card(ev: Evaluation) -> dict[str, Any]:
     base = ev.comparison[ev.comparison["predictor"] != "ka_ml churn model"]
     top = base.iloc[int(base["roc_auc"].to_numpy().argmax())]
     others = {k: v for k, v in ev.family_scores.items() if k != ev.family}
+    runner_up = max(others, key=others.__getitem__) if others else None
     return {
         "family": ev.family,
         "family_roc_auc": ev.family_scores.get(ev.family, float("nan")),
         "family_margin": ev.family_scores.get(ev.family, float("nan"))
-        - max(others.values(), default=float("nan")),
+        - (others[runner_up] if runner_up else float("nan")),
+        "family_runner_up": runner_up,
         "calibration": str(ev.calibration.get("method", "none")),
         "oot_roc_auc": float(ev.churn["roc_auc"]),
         "oot_brier": float(ev.churn["brier"]),
