@@ -22,6 +22,11 @@ from ka_ml.delivery.writeback import write_back
 from ka_ml.reporting.account_html import AccountHtml
 
 
+def owner_reports_due(scores: pd.DataFrame, cfg: Config) -> bool:
+    """Whether this run writes ``owners/``: owner reports are on and accounts have owners."""
+    return cfg.delivery.owner_reports and has_owners(scores)
+
+
 def stage_delivery(
     stage: Path,
     scores: pd.DataFrame,
@@ -34,7 +39,7 @@ def stage_delivery(
 
     ``accounts``: the run's per-account HTML, shared with ``report.html``."""
     delivery: dict[str, Any] = {}
-    if cfg.delivery.owner_reports and has_owners(scores):
+    if owner_reports_due(scores, cfg):
         digests = build_digests(scores, record, cfg.delivery, accounts=accounts)
         write_owner_files(digests, Path(stage) / OWNERS_DIR)
         delivery["owner_reports"] = len(digests)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.delivery.run_delivery import stage_delivery
+from ka_ml.delivery.run_delivery import owner_reports_due, stage_delivery
 from ka_ml.delivery.writeback import resolve_url
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
@@ -262,7 +262,10 @@ def _write_outputs(
         )
         scores.to_parquet(stage / "scores.parquet", index=False)
         scores.to_csv(stage / "scores.csv", index=False, date_format="%Y-%m-%d")
-        accounts = account_fragments(scores, record)  # one row + card per account, shared
+        # one row + card per account, shared with the owners' reports, which list every
+        # account; without them the capped report builds only the rows it shows (1M accounts:
+        # ~5 GB of HTML strings otherwise)
+        accounts = account_fragments(scores, record) if owner_reports_due(scores, cfg) else None
         write_report(
             scores,
             record,
