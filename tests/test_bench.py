@@ -463,3 +463,26 @@ def test_the_cli_targets_are_judged_at_the_largest_size() -> None:
     assert "14.0 s; target < 15 s: **met**" in lines[1]
     assert "Loading 9.0 s = 2.2x a DuckDB read into pandas (4.0 s; into Arrow 1.0 s)" in lines[1]
     assert "within 3x: **met**" in lines[1] and "400.0 s; target < 150 s: **missed**" in lines[2]
+
+
+def test_a_timed_command_reports_its_own_peak_not_the_benchmarks(tmp_path: Path) -> None:
+    """Linux keeps ru_maxrss across exec: a small command started from a large benchmark
+    process must still report its own peak (the 10k rows once all showed the parent's)."""
+    import sys
+
+    import numpy as np
+
+    from ka_ml.bench.cli import timed
+
+    held = np.ones(300 * 2**20 // 8)  # 300 MiB resident in this process
+    held[:] = 2.0
+    small = timed([sys.executable, "-c", "pass"], {}, tmp_path)
+    grows = timed(
+        [sys.executable, "-c", "import numpy as np; a = np.ones(100 * 2**17); a[:] = 2"],
+        {},
+        tmp_path,
+    )
+    assert small["peak_rss_mb"] < 150 < held.nbytes / 2**20
+    assert grows["peak_rss_mb"] > small["peak_rss_mb"] + 80  # its own 100 MiB array counts
+    with pytest.raises(RuntimeError, match="failed \\(3\\)"):
+        timed([sys.executable, "-c", "import sys; sys.exit(3)"], {}, tmp_path)

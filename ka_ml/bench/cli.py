@@ -39,11 +39,32 @@ SCORE_RSS_TARGET_MB = 3 * 1024
 LOAD_RATIO_TARGET = 3.0
 
 
+# Runs argv[2:] and writes its peak RSS (KiB) to argv[1]. Linux keeps ru_maxrss across exec,
+# so a command started straight from this (large) process would report this process's peak
+# whenever its own is smaller; started from this small launcher it reports its own.
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def timed(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
-    """Run ``cmd``; its wall and CPU seconds and peak RSS (MiB). Raises on failure."""
+    """Run ``cmd``; its wall and CPU seconds (with its children's) and peak RSS (MiB, its
+    largest process). Raises on failure."""
+    peak_file = cwd / "last_command.maxrss"
+    peak_file.unlink(missing_ok=True)
     t = time.perf_counter()
     with open(cwd / "last_command.log", "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(peak_file), *cmd],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -53,7 +74,7 @@ def timed(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> dict[str, float
     return {
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+        "peak_rss_mb": round(int(peak_file.read_text()) / 1024, 1),  # Linux: KiB
     }
 
 
