@@ -364,15 +364,17 @@ def test_the_header_says_which_model_family_won_and_by_how_much(scores: pd.DataF
     }
     text = render_report(scores, make_run(model_card=card))
     assert (
-        "ka_churn v7 (blend, -0.0004 ROC AUC vs lightgbm; out-of-time ROC AUC 0.741 vs "
-        "RFM logistic regression 0.742, 3 test origins)"
+        "ka_churn v7 (blend, lightgbm ranked 0.0004 higher: within noise; out-of-time ROC AUC "
+        "0.741 vs RFM logistic regression 0.742, 3 test origins)"
     ) in text
+    won = render_report(scores, make_run(model_card={**card, "family_margin": 0.0021}))
+    assert "ka_churn v7 (blend, +0.0021 ROC AUC over lightgbm; out-of-time" in won
     old = {k: v for k, v in card.items() if k not in ("family_margin", "family_runner_up")}
     assert "ka_churn v7 (blend; out-of-time ROC AUC 0.741" in render_report(
         scores, make_run(model_card=old)
     )  # a champion trained before the runner-up was recorded
     nan = render_report(scores, make_run(model_card={**card, "family_margin": float("nan")}))
-    assert "ka_churn v7 (blend; out-of-time" in nan and "ROC AUC vs lightgbm" not in nan
+    assert "ka_churn v7 (blend; out-of-time" in nan and "within noise" not in nan
 
 
 def test_data_warnings_and_backtest_are_listed_when_present(scores: pd.DataFrame) -> None:

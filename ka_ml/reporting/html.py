@@ -192,17 +192,21 @@ def _model_versions(scores: pd.DataFrame, run: dict[str, Any]) -> dict[str, str]
 
 
 def _card_text(card: Any) -> str:
-    """' (blend, +0.0021 ROC AUC vs lightgbm; out-of-time ROC AUC 0.741 vs RFM logistic
-    regression 0.742, 3 test origins)': the family that won on the origins and by how much
-    (cards written before the runner-up was recorded name the family only)."""
+    """' (blend, +0.0021 ROC AUC over lightgbm; out-of-time ROC AUC 0.741 vs RFM logistic
+    regression 0.742, 3 test origins)': the family chosen on the origins and by how much (the
+    blend is kept when another family ranks higher by less than training's noise threshold:
+    ', lightgbm ranked 0.0004 higher: within noise'). Cards written before the runner-up was
+    recorded name the family only."""
     if not isinstance(card, dict) or "family" not in card:
         return ""
     margin, runner_up = card.get("family_margin"), card.get("family_runner_up")
-    won_by = (
-        f", {margin:+.4f} ROC AUC vs {runner_up}"
-        if runner_up and isinstance(margin, (int, float)) and math.isfinite(margin)
-        else ""
-    )
+    won_by = ""
+    if runner_up and isinstance(margin, (int, float)) and math.isfinite(margin):
+        won_by = (
+            f", {margin:+.4f} ROC AUC over {runner_up}"
+            if margin >= 0
+            else f", {runner_up} ranked {-margin:.4f} higher: within noise"
+        )
     return (
         f" ({card['family']}{won_by}; out-of-time ROC AUC {card['oot_roc_auc']:.3f} vs "
         f"{card['best_baseline']} {card['best_baseline_roc_auc']:.3f}, "
