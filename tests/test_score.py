@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,12 @@ def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -
     }  # fmt: skip
     html = (weekly.now.out_dir / "report.html").read_text()
     assert card["family_runner_up"] in {"lightgbm", "blend", "logistic"} - {card["family"]}
-    won_by = f"{card['family_margin']:+.4f} ROC AUC vs {card['family_runner_up']}"
+    margin, runner_up = card["family_margin"], card["family_runner_up"]
+    won_by = (
+        f"{margin:+.4f} ROC AUC over {runner_up}"
+        if margin >= 0
+        else f"{runner_up} ranked {-margin:.4f} higher: within noise"
+    )
     assert f"{card['family']}, {won_by}; out-of-time ROC AUC {card['oot_roc_auc']:.3f}" in html
     assert rec["data"]["rows"]["orders"] > 0 and rec["data"]["fingerprint"]
     assert rec["light_mode"] == "budget" and rec["light_rule"].startswith("red = the 10%")
@@ -462,3 +468,35 @@ def test_the_spreadsheet_written_in_another_process_is_the_same(
     assert (tmp_path / "beside" / "report.html").read_text() == (
         tmp_path / "here" / "report.html"
     ).read_text()
+
+
+def test_account_html_is_built_for_every_account_only_when_owner_reports_list_them(
+    weekly: Weekly, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The capped report alone needs only its shown accounts' rows and cards (at 1M accounts
+    building all of them peaked at ~9.8 GB); owner reports list every account."""
+    from ka_ml.jobs import score as score_job
+    from ka_ml.reporting import account_html
+
+    built: list[int] = []
+    real_build = account_html.build
+
+    def counting_build(view: pd.DataFrame, layout: Any) -> Any:
+        built.append(len(view))
+        return real_build(view, layout)
+
+    monkeypatch.setattr(account_html, "build", counting_build)
+    scores = weekly.now.scores
+    record = json.loads((weekly.now.out_dir / "run_record.json").read_text())
+    cfg = weekly.cfg.model_copy(
+        update={"report": weekly.cfg.report.model_copy(update={"max_accounts": 5})}
+    )
+    assert len(scores) > 5 and scores["owner"].notna().any()
+    score_job._write_outputs(tmp_path / "owners", scores, dict(record), cfg)
+    assert built == [len(scores)] and (tmp_path / "owners" / "owners").is_dir()
+    built.clear()
+    no_owner = scores.assign(owner=pd.Series(pd.NA, index=scores.index, dtype="string"))
+    score_job._write_outputs(tmp_path / "alone", no_owner, dict(record), cfg)
+    assert built == [5] and not (tmp_path / "alone" / "owners").exists()
+    html = (tmp_path / "alone" / "report.html").read_text()
+    assert html.count('<article class="card ') == 5  # the shown accounts keep their cards
