@@ -428,6 +428,8 @@ def test_a_quick_run_writes_every_section_with_measured_numbers(tmp_path: Path) 
     )
     assert million and int(million[1].replace(",", "")) > 0
     assert int(million[2].replace(",", "")) > 100
+    owners = re.search(r"score history, (\d+) owner reports capped as the report is", md)
+    assert owners and int(owners[1]) > 0  # the owners' reports were written too
     if "Skipped:" not in md:  # pyspark and Java here: both engines ran and agreed
         assert re.search(r"1,000: max \|dp\| \d\.\de[-+]\d\d, lights identical", md)
 

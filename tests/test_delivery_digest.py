@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import json
 import re
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -22,8 +23,10 @@ from typer.testing import CliRunner
 from ka_ml.cli import app
 from ka_ml.config import Config, DeliveryConfig, PathsConfig
 from ka_ml.delivery.digest import (
+    OwnerDigest,
     build_digests,
     has_owners,
+    iter_digests,
     resolve_address,
     slugify,
     subject_line,
@@ -201,6 +204,34 @@ def test_owner_files_are_written_per_owner_with_an_index(tmp_path: Path) -> None
         ("bruno.rossi", 3),
         ("unassigned", 2),
     ]
+
+
+def test_owner_reports_are_capped_like_the_portfolio_report_but_digests_count_everything() -> None:
+    full = {d.label: d for d in build_digests(scores_frame(), RUN, delivery())}
+    capped = build_digests(scores_frame(), RUN, delivery(), max_accounts=2)
+    for d in capped:
+        n = len(d.account_ids)
+        assert d.counts == full[d.label].counts and d.text == full[d.label].text
+        assert len(report_owners(d.report_html)) == min(n, 2)
+        assert ("Showing the 2 accounts with the most revenue at risk of" in d.report_html) == (
+            n > 2
+        )
+
+
+def test_owner_files_are_written_one_owner_at_a_time(tmp_path: Path) -> None:
+    folder = tmp_path / "owners"
+    made: list[str] = []
+
+    def watched() -> Iterator[OwnerDigest]:
+        for d in iter_digests(scores_frame(), RUN, delivery()):
+            # the previous owner's files are on disk before the next digest is made
+            assert all((folder / f"{slug}.html").exists() for slug in made)
+            made.append(d.slug)
+            yield d
+
+    index = write_owner_files(watched(), folder)
+    assert [e["slug"] for e in index] == made and len(made) == 3
+    assert json.loads((folder / "index.json").read_text()) == index
 
 
 # -- end to end: score, then notify --dry-run ---------------------------------------------

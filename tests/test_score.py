@@ -470,11 +470,13 @@ def test_the_spreadsheet_written_in_another_process_is_the_same(
     ).read_text()
 
 
-def test_account_html_is_built_for_every_account_only_when_owner_reports_list_them(
+def test_reports_build_html_only_for_the_accounts_they_show_one_owner_at_a_time(
     weekly: Weekly, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The capped report alone needs only its shown accounts' rows and cards (at 1M accounts
-    building all of them peaked at ~9.8 GB); owner reports list every account."""
+    """report.html and every owner's report are capped at report.max_accounts and build rows
+    and cards only for what they show (at 1M accounts with 50 owners, HTML for every account
+    held at once peaked at 11.3 GB); the owner digests still count every account."""
+    from ka_ml.delivery.digest import owner_of
     from ka_ml.jobs import score as score_job
     from ka_ml.reporting import account_html
 
@@ -488,15 +490,23 @@ def test_account_html_is_built_for_every_account_only_when_owner_reports_list_th
     monkeypatch.setattr(account_html, "build", counting_build)
     scores = weekly.now.scores
     record = json.loads((weekly.now.out_dir / "run_record.json").read_text())
+    cap = 5
     cfg = weekly.cfg.model_copy(
-        update={"report": weekly.cfg.report.model_copy(update={"max_accounts": 5})}
+        update={"report": weekly.cfg.report.model_copy(update={"max_accounts": cap})}
     )
-    assert len(scores) > 5 and scores["owner"].notna().any()
+    per_owner = owner_of(scores).value_counts(dropna=False).sort_index(na_position="last")
+    assert len(scores) > cap and scores["owner"].notna().any() and (per_owner > cap).any()
     score_job._write_outputs(tmp_path / "owners", scores, dict(record), cfg)
-    assert built == [len(scores)] and (tmp_path / "owners" / "owners").is_dir()
+    assert built == [cap, *(min(int(n), cap) for n in per_owner)]
+    owners = tmp_path / "owners" / "owners"
+    index = json.loads((owners / "index.json").read_text())
+    assert sum(e["accounts"] for e in index) == len(scores)  # counts cover every account
+    for e in index:
+        html = (owners / f"{e['slug']}.html").read_text()
+        assert html.count('<article class="card ') == min(e["accounts"], cap)
     built.clear()
     no_owner = scores.assign(owner=pd.Series(pd.NA, index=scores.index, dtype="string"))
     score_job._write_outputs(tmp_path / "alone", no_owner, dict(record), cfg)
-    assert built == [5] and not (tmp_path / "alone" / "owners").exists()
+    assert built == [cap] and not (tmp_path / "alone" / "owners").exists()
     html = (tmp_path / "alone" / "report.html").read_text()
-    assert html.count('<article class="card ') == 5  # the shown accounts keep their cards
+    assert html.count('<article class="card ') == cap  # the shown accounts keep their cards

@@ -3,11 +3,13 @@
 Orders-only synthetic data (``features.synthetic_orders``, ~20 orders per account), models
 trained on a 20,000-account sample of the same world, then the whole portfolio scored,
 explained and written (scores.parquet/csv, the capped report and spreadsheet, the score
-history) in one subprocess whose peak RSS (VmHWM) is the figure. Scoring works in chunks
-of ``scoring.chunk_rows`` accounts, so the wide intermediates (timing person-period rows,
-SHAP matrices, reason texts) never exist for the whole portfolio at once.
+history, and one report per account owner: ``OWNERS`` of them, accounts dealt out in turn)
+in one subprocess whose peak RSS (VmHWM) is the figure. Scoring works in chunks of
+``scoring.chunk_rows`` accounts, so the wide intermediates (timing person-period rows, SHAP
+matrices, reason texts) never exist for the whole portfolio at once, and the owners' reports
+are written one owner at a time.
 
-    python -m ka_ml.bench.million [--accounts N] [--orders-per-account K]
+    python -m ka_ml.bench.million [--accounts N] [--orders-per-account K] [--owners M]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ka_ml.bench.features import AS_OF, call_in_subprocess, peak_mb, synthetic_o
 TRAIN_ACCOUNTS = 20_000
 PEAK_TARGET_MB = 8_192  # issue 7.6: under 8 GB
 TUNING: dict[str, Any] = {"n_trials": 2, "timeout_seconds": 120}
+OWNERS = 50  # account managers; each gets their own report (capped like report.html)
 
 
 def _config(root: Path, tuning: dict[str, Any] | None = None) -> Any:
@@ -41,7 +44,9 @@ def _config(root: Path, tuning: dict[str, Any] | None = None) -> Any:
     )
 
 
-def _history(path: Path) -> Any:
+def _history(path: Path, owners: int = 0) -> Any:
+    """The orders at ``path`` and their accounts (first order = created), dealt out in turn
+    to ``owners`` account managers (none when 0)."""
     from ka_ml.data.history import History
 
     orders = pd.read_parquet(path)
@@ -51,6 +56,9 @@ def _history(path: Path) -> Any:
         .rename("created_at")
         .reset_index()
     )
+    if owners:
+        k = pd.RangeIndex(len(accounts)) % owners
+        accounts["owner"] = pd.array([f"Owner {i:02d}" for i in k], dtype="string")
     return History(orders=orders, accounts=accounts, source=str(path))
 
 
@@ -67,12 +75,12 @@ def case_train(path: str, root: str, tuning: dict[str, Any] | None = None) -> di
     }
 
 
-def case_score(path: str, root: str) -> dict[str, Any]:
+def case_score(path: str, root: str, owners: int = OWNERS) -> dict[str, Any]:
     """``run_scoring`` on the whole portfolio: seconds, stage timings, peak RSS (MiB)."""
     from ka_ml.jobs.score import run_scoring
 
     t0 = time.perf_counter()
-    h = _history(Path(path))
+    h = _history(Path(path), owners)
     loaded = time.perf_counter() - t0
     res = run_scoring(h, _config(Path(root)), AS_OF, Path(root) / "outputs" / "million")
     return {
@@ -81,6 +89,7 @@ def case_score(path: str, root: str) -> dict[str, Any]:
         "accounts_scored": len(res.scores),
         "orders": len(h.orders),
         "timings": res.record["timings"],
+        "owner_reports": int((res.record.get("delivery") or {}).get("owner_reports", 0)),
         "peak_rss_mb": peak_mb(),
     }
 
@@ -91,8 +100,10 @@ def run(
     workdir: Path | None = None,
     env: dict[str, str] | None = None,
     tuning: dict[str, Any] | None = None,
+    owners: int = OWNERS,
 ) -> dict[str, Any]:
-    """Train on a sample, then score the whole synthetic portfolio; both in subprocesses.
+    """Train on a sample, then score the whole synthetic portfolio (its accounts shared by
+    ``owners`` account managers); both in subprocesses.
 
     ``tuning`` overrides :data:`TUNING` for the training (quick mode: one trial, one origin).
     """
@@ -112,7 +123,9 @@ def run(
             "ka_ml.bench.million", "case_train", {**args, "tuning": tuning}, env
         )
         args["path"] = str(root / "full.parquet")
-        score = call_in_subprocess("ka_ml.bench.million", "case_score", args, env)
+        score = call_in_subprocess(
+            "ka_ml.bench.million", "case_score", {**args, "owners": owners}, env
+        )
     return {
         "accounts": accounts,
         "orders_per_account": orders_per_account,
@@ -132,7 +145,8 @@ def to_markdown(r: dict[str, Any]) -> str:
             f"orders (~{r['orders_per_account']} per account); models trained on "
             f"{r['train_accounts']:,} of them (training: {r['train']['seconds']:.0f} s, not counted). `run_scoring` end to end in one process "
             "(features, scores, reasons, week-over-week change, lights, parquet/csv, capped "
-            "report and spreadsheet, score history).",
+            f"report and spreadsheet, score history, {s.get('owner_reports', 0)} owner reports "
+            "capped as the report is).",
             "",
             "| accounts scored | wall s | load s | score+explain s | peak RSS MiB | target |",
             "|---:|---:|---:|---:|---:|---|",
@@ -149,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--orders-per-account", type=int, default=20)
+    ap.add_argument("--owners", type=int, default=OWNERS)
     args = ap.parse_args(argv)
-    print(to_markdown(run(args.accounts, args.orders_per_account)))
+    print(to_markdown(run(args.accounts, args.orders_per_account, owners=args.owners)))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A scores frame (one row per account, with ``owner``) becomes one :class:`OwnerDigest` per
 owner: their accounts only, the same report layout as ``report.html`` (filtered rows, the
-owner in the title), and a short text + HTML digest ("3 accounts turned red: ..., why,
+owner in the title, capped as it is), and a short text + HTML digest ("3 accounts turned red: ..., why,
 what to do"). Accounts without an owner form one more group, labelled
 ``delivery.unassigned_label``, which goes to ``delivery.default_recipient``.
 
@@ -16,6 +16,10 @@ Why it is built this way:
   path or a hidden file).
 - Loops run over owners (a handful) and over the few accounts listed per section; every
   per-account computation is column-wise.
+- Bounded memory: :func:`iter_digests` makes one owner's digest at a time and
+  :func:`write_owner_files` writes it before the next is made; each owner's report lists at
+  most ``max_accounts`` accounts (``report.max_accounts``, most revenue at risk first), like
+  ``report.html``, so a run never holds every account's HTML (1M accounts: ~5 GB).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,7 +40,6 @@ from ka_ml.config import EMAIL_ADDRESS, DeliveryConfig
 from ka_ml.errors import KaMlError
 from ka_ml.features import catalog
 from ka_ml.io import atomic_write_json, atomic_write_text
-from ka_ml.reporting.account_html import AccountHtml
 from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, fmt_money, fmt_pct, fmt_points
 from ka_ml.reporting.html import render_report
@@ -444,19 +447,20 @@ def _as_of(scores: pd.DataFrame, run: Mapping[str, Any]) -> str:
     return "" if raw is None else str(pd.Timestamp(raw).date())
 
 
-def build_digests(
+def iter_digests(
     scores: pd.DataFrame,
     run: Mapping[str, Any],
     delivery: DeliveryConfig,
     *,
     title: str = "Key-account health",
-    accounts: AccountHtml | None = None,
-) -> list[OwnerDigest]:
-    """One digest per owner (sorted by owner), then one for the accounts without an owner.
+    max_accounts: int | None = None,
+) -> Iterator[OwnerDigest]:
+    """One digest per owner (sorted by owner), then one for the accounts without an owner,
+    made one at a time.
 
     Every account is in exactly one digest. ``run`` is the score run record (as-of,
-    thresholds, models: shown in each owner's report); ``accounts``: the run's
-    per-account HTML (``reporting.html.account_fragments``), reused by the owner reports.
+    thresholds, models: shown in each owner's report); ``max_accounts`` caps each owner's
+    report as ``report.html`` is capped (the digest's counts and lists cover every account).
     """
     scores = scores.reset_index(drop=True)
     as_of = _as_of(scores, run)  # the run's date, the same in every digest
@@ -465,10 +469,22 @@ def build_digests(
         delivery.unassigned_label if name is None else _CONTROL.sub(" ", name).strip()
         for name, _ in groups
     ]
-    return [
-        _owner_digest(scores.loc[idx], name, label, slug, as_of, run, delivery, title, accounts)
-        for (name, idx), label, slug in zip(groups, labels, unique_slugs(labels), strict=True)
-    ]
+    for (name, idx), label, slug in zip(groups, labels, unique_slugs(labels), strict=True):
+        yield _owner_digest(
+            scores.loc[idx], name, label, slug, as_of, run, delivery, title, max_accounts
+        )
+
+
+def build_digests(
+    scores: pd.DataFrame,
+    run: Mapping[str, Any],
+    delivery: DeliveryConfig,
+    *,
+    title: str = "Key-account health",
+    max_accounts: int | None = None,
+) -> list[OwnerDigest]:
+    """Every owner's digest (:func:`iter_digests`), as a list."""
+    return list(iter_digests(scores, run, delivery, title=title, max_accounts=max_accounts))
 
 
 def _owner_groups(scores: pd.DataFrame) -> list[tuple[str | None, pd.Index]]:
@@ -492,7 +508,7 @@ def _owner_digest(
     run: Mapping[str, Any],
     delivery: DeliveryConfig,
     title: str,
-    accounts: AccountHtml | None = None,
+    max_accounts: int | None = None,
 ) -> OwnerDigest:
     """One owner's digest: context, subject, text and HTML, and their own report."""
     ctx = digest_context(
@@ -518,31 +534,34 @@ def _owner_digest(
         subject=subject,
         text=text,
         html=html,
-        report_html=render_report(rows, {**run, "owner": label}, title=title, accounts=accounts),
+        report_html=render_report(
+            rows, {**run, "owner": label}, title=title, max_accounts=max_accounts
+        ),
     )
 
 
-def write_owner_files(digests: Sequence[OwnerDigest], folder: Path) -> list[Path]:
-    """``<slug>.html`` (report), ``<slug>.digest.txt`` / ``.digest.html`` and ``index.json``."""
+def write_owner_files(digests: Iterable[OwnerDigest], folder: Path) -> list[dict[str, Any]]:
+    """``<slug>.html`` (report), ``<slug>.digest.txt`` / ``.digest.html`` per owner, each
+    owner's written before the next digest is taken (pass :func:`iter_digests` to hold one
+    at a time), then ``index.json``: one entry per owner, returned."""
     folder = Path(folder)
-    paths = []
+    index = []
     for d in digests:  # one iteration per owner
-        paths.append(atomic_write_text(folder / f"{d.slug}.html", d.report_html))
-        paths.append(atomic_write_text(folder / f"{d.slug}.digest.txt", d.text))
-        paths.append(atomic_write_text(folder / f"{d.slug}.digest.html", d.html))
-    index = [
-        {
-            "owner": d.owner,
-            "label": d.label,
-            "slug": d.slug,
-            "address": d.address,
-            "subject": d.subject,
-            **d.counts,
-        }
-        for d in digests
-    ]
-    paths.append(atomic_write_json(folder / INDEX_FILE, index))
-    return paths
+        atomic_write_text(folder / f"{d.slug}.html", d.report_html)
+        atomic_write_text(folder / f"{d.slug}.digest.txt", d.text)
+        atomic_write_text(folder / f"{d.slug}.digest.html", d.html)
+        index.append(
+            {
+                "owner": d.owner,
+                "label": d.label,
+                "slug": d.slug,
+                "address": d.address,
+                "subject": d.subject,
+                **d.counts,
+            }
+        )
+    atomic_write_json(folder / INDEX_FILE, index)
+    return index
 
 
 def read_scored(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:

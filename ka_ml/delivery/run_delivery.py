@@ -17,9 +17,8 @@ from typing import Any
 import pandas as pd
 
 from ka_ml.config import Config
-from ka_ml.delivery.digest import OWNERS_DIR, build_digests, has_owners, write_owner_files
+from ka_ml.delivery.digest import OWNERS_DIR, has_owners, iter_digests, write_owner_files
 from ka_ml.delivery.writeback import write_back
-from ka_ml.reporting.account_html import AccountHtml
 
 
 def owner_reports_due(scores: pd.DataFrame, cfg: Config) -> bool:
@@ -33,17 +32,15 @@ def stage_delivery(
     record: dict[str, Any],
     cfg: Config,
     writeback_url: str | None = None,
-    accounts: AccountHtml | None = None,
 ) -> None:
-    """Write ``stage/owners/`` (when accounts have owners) and upsert to ``writeback_url``.
-
-    ``accounts``: the run's per-account HTML, shared with ``report.html``."""
+    """Write ``stage/owners/`` (when accounts have owners; one owner at a time, each report
+    capped at ``report.max_accounts``) and upsert to ``writeback_url``."""
     delivery: dict[str, Any] = {}
     if owner_reports_due(scores, cfg):
-        digests = build_digests(scores, record, cfg.delivery, accounts=accounts)
-        write_owner_files(digests, Path(stage) / OWNERS_DIR)
-        delivery["owner_reports"] = len(digests)
-        delivery["unaddressed"] = [d.label for d in digests if not d.address]
+        digests = iter_digests(scores, record, cfg.delivery, max_accounts=cfg.report.max_accounts)
+        index = write_owner_files(digests, Path(stage) / OWNERS_DIR)
+        delivery["owner_reports"] = len(index)
+        delivery["unaddressed"] = [e["label"] for e in index if not e["address"]]
     if writeback_url:
         res = write_back(scores, writeback_url, table=cfg.delivery.writeback_table)
         delivery["writeback"] = {

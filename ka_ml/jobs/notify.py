@@ -54,7 +54,7 @@ def prepare(
 ) -> tuple[tuple[Outgoing, ...], Path]:
     """Digests and e-mails for a score output folder (optionally only some owners)."""
     scores, run = read_scored(folder)
-    digests = build_digests(scores, run, cfg.delivery)
+    digests = build_digests(scores, run, cfg.delivery, max_accounts=cfg.report.max_accounts)
     if owners:
         wanted = set(owners)
         known = {d.label for d in digests} | {d.slug for d in digests}

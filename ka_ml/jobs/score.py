@@ -24,7 +24,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.delivery.run_delivery import owner_reports_due, stage_delivery
+from ka_ml.delivery.run_delivery import stage_delivery
 from ka_ml.delivery.writeback import resolve_url
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
@@ -33,7 +33,7 @@ from ka_ml.jobs.backtest import latest_summary
 from ka_ml.modeling import registry
 from ka_ml.monitoring.drift import drift_report
 from ka_ml.reporting.excel import write_excel
-from ka_ml.reporting.html import account_fragments, write_report
+from ka_ml.reporting.html import write_report
 from ka_ml.reporting.summary import portfolio_summary
 from ka_ml.scoring import score_history
 from ka_ml.scoring.health import light_rule
@@ -262,17 +262,9 @@ def _write_outputs(
         )
         scores.to_parquet(stage / "scores.parquet", index=False)
         scores.to_csv(stage / "scores.csv", index=False, date_format="%Y-%m-%d")
-        # one row + card per account, shared with the owners' reports, which list every
-        # account; without them the capped report builds only the rows it shows (1M accounts:
-        # ~5 GB of HTML strings otherwise)
-        accounts = account_fragments(scores, record) if owner_reports_due(scores, cfg) else None
-        write_report(
-            scores,
-            record,
-            stage / "report.html",
-            max_accounts=cfg.report.max_accounts,
-            accounts=accounts,
-        )
-        stage_delivery(stage, scores, record, cfg, writeback_url, accounts)  # owners/, DB
+        # the report and each owner's (stage_delivery) build HTML only for the accounts they
+        # show, report.max_accounts at most (1M accounts: ~5 GB of HTML strings otherwise)
+        write_report(scores, record, stage / "report.html", max_accounts=cfg.report.max_accounts)
+        stage_delivery(stage, scores, record, cfg, writeback_url)  # owners/, DB
         xlsx.result()  # its error, if any, fails the run before anything is published
         atomic_write_json(stage / "run_record.json", record)

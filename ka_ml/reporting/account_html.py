@@ -6,9 +6,11 @@ Here every value is formatted once per distinct value and escaped with the same
 ``markupsafe.escape`` Jinja's autoescaping uses, and each account's HTML is one f-string:
 the output is the same, byte for byte, as the template's loops it replaces.
 
-Both fragments carry ``CID`` where the account's anchor id goes: the id depends on the
-account's position in each report, so a fragment is built once per account and reused by
-the portfolio report and its owner's report (:class:`AccountHtml`).
+Both fragments carry ``CID`` where the account's anchor id goes (its position in the
+report), filled in when they are placed (:meth:`AccountHtml.render`). A report builds them
+only for the accounts it shows: the portfolio's and each owner's report are capped at
+``report.max_accounts``, so a run holds at most that many accounts' HTML at a time (at 1M
+accounts, HTML for every account took ~5 GB).
 """
 
 from __future__ import annotations
@@ -52,24 +54,10 @@ class Layout:
 
 @dataclass(frozen=True, eq=False)
 class AccountHtml:
-    """Each account's table row and card (``CID`` in place of its anchor id), by account id,
-    and the display rows (``view``, report order) they were built from."""
+    """Each account's table row and card (``CID`` in place of its anchor id), by account id."""
 
     rows: dict[str, str]
     cards: dict[str, str]
-    layout: Layout
-    view: pd.DataFrame
-
-    def view_of(self, account_ids: Sequence[str]) -> pd.DataFrame:
-        """The display rows of these accounts, in report order, anchors numbered anew:
-        what the report of only these accounts would compute (the order is a total one:
-        revenue at risk, probability, then the unique id)."""
-        wanted = set(account_ids)
-        view = self.view[self.view["account_id"].isin(wanted)].reset_index(drop=True)
-        if len(view) != len(wanted):
-            raise KeyError("accounts the shared fragments were not built for")
-        view["cid"] = "a" + pd.Series(np.arange(len(view))).astype("string")
-        return view
 
     def render(self, account_ids: Sequence[str], cids: Sequence[str]) -> tuple[str, str]:
         """The table body and the cards of these accounts, in this order, with these ids."""
@@ -92,9 +80,7 @@ def build(view: pd.DataFrame, layout: Layout) -> AccountHtml:
     """
     c = _Columns(view, layout)
     ids = view["account_id"].tolist()
-    return AccountHtml(
-        dict(zip(ids, _row(c), strict=True)), dict(zip(ids, _card(c), strict=True)), layout, view
-    )
+    return AccountHtml(dict(zip(ids, _row(c), strict=True)), dict(zip(ids, _card(c), strict=True)))
 
 
 class _Columns:

@@ -36,7 +36,6 @@ from markupsafe import Markup
 from ka_ml.features import catalog
 from ka_ml.io import atomic_write_text
 from ka_ml.reporting import account_html
-from ka_ml.reporting.account_html import AccountHtml
 from ka_ml.reporting.columns import (
     N_REASONS,
     SCORECARD,
@@ -322,13 +321,6 @@ def _as_of(scores: pd.DataFrame, run: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------- the context
 
 
-def account_fragments(scores: pd.DataFrame, run: dict[str, Any]) -> AccountHtml:
-    """Every account's table row and card, to share between the reports of one run (the
-    portfolio's and each owner's show the same accounts' HTML, only their anchors differ)."""
-    rise = float(run.get("risk_rise_points") or RISE_POINTS)
-    return account_html.build(_account_view(scores, rise), _layout(scores, run))
-
-
 def _layout(shown: pd.DataFrame, run: dict[str, Any]) -> account_html.Layout:
     return account_html.Layout(
         rise=float(run.get("risk_rise_points") or RISE_POINTS),
@@ -345,11 +337,10 @@ def _context(
     run: dict[str, Any],
     title: str,
     max_accounts: int | None = None,
-    accounts: AccountHtml | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows: the run, the portfolio (every account) and the
-    accounts listed (at most ``max_accounts``, most revenue at risk first). ``accounts``:
-    the run's shared per-account HTML (see :func:`account_fragments`); built when None."""
+    accounts listed (at most ``max_accounts``, most revenue at risk first): only those get
+    a table row and a card built."""
     shown = scores
     if max_accounts is not None and len(scores) > max_accounts:
         # the table and cards show the accounts with the most revenue at risk; the portfolio
@@ -358,13 +349,10 @@ def _context(
     rise = float(run.get("risk_rise_points") or RISE_POINTS)
     summary = portfolio_summary(scores, rise=rise)
     first_run = bool(len(scores)) and is_first_run(scores)
-    layout = _layout(shown, run)
-    if accounts is None or accounts.layout != layout:
-        view = _account_view(shown, rise)
-        accounts = account_html.build(view, layout)
-    else:
-        view = accounts.view_of(text_col(shown, "account_id").tolist())
-    rows, cards = accounts.render(view["account_id"].tolist(), view["cid"].tolist())
+    view = _account_view(shown, rise)
+    rows, cards = account_html.build(view, _layout(shown, run)).render(
+        view["account_id"].tolist(), view["cid"].tolist()
+    )
     return {
         "title": title,
         "as_of": _as_of(shown, run),
@@ -476,16 +464,13 @@ def render_report(
     *,
     title: str = "Key-account health",
     max_accounts: int | None = None,
-    accounts: AccountHtml | None = None,
 ) -> str:
     """The report as one self-contained HTML document (see the module docstring).
 
     ``max_accounts`` caps the account table and cards (most revenue at risk first) so the
     file stays readable for very large portfolios; the summary covers every account.
-    ``accounts``: the run's per-account HTML from :func:`account_fragments`, shared by
-    the reports of one run (built here when None).
     """
-    ctx = _context(scores, run, title, max_accounts, accounts)
+    ctx = _context(scores, run, title, max_accounts)
     return _environment().get_template("report.html.j2").render(**ctx)
 
 
@@ -496,11 +481,10 @@ def write_report(
     *,
     title: str = "Key-account health",
     max_accounts: int | None = None,
-    accounts: AccountHtml | None = None,
 ) -> Path:
     """Render and write ``report.html`` atomically (whole or not at all)."""
-    html = render_report(scores, run, title=title, max_accounts=max_accounts, accounts=accounts)
+    html = render_report(scores, run, title=title, max_accounts=max_accounts)
     return atomic_write_text(Path(path), html)
 
 
-__all__ = ["account_fragments", "render_report", "write_report"]
+__all__ = ["render_report", "write_report"]
