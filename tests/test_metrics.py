@@ -16,6 +16,7 @@ from scipy.stats import rankdata
 from ka_ml.modeling.metrics import (
     accuracy_at,
     bootstrap_delta,
+    bootstrap_resamples,
     brier,
     churn_metrics,
     concordance_index,
@@ -309,6 +310,22 @@ def test_the_bootstrap_from_row_counts_equals_the_metric_on_each_resample(
 def test_bootstrap_groups_must_match_the_rows() -> None:
     with pytest.raises(ValueError, match="one value per row"):
         bootstrap_delta([0, 1], [0.1, 0.9], [0.2, 0.8], brier, groups=["a"])
+
+
+def test_resamples_drawn_once_give_each_comparison_what_its_own_draws_give() -> None:
+    rng = np.random.default_rng(4)
+    n = 400
+    y = (rng.uniform(size=n) < 0.3).astype(float)
+    p_a, p_b, p_c = rng.uniform(size=(3, n))
+    groups = rng.integers(0, 120, n)
+    draws = bootstrap_resamples(n, 50, 7, groups)
+    for other in (p_b, p_c):
+        for fn in (roc_auc, brier):
+            shared = bootstrap_delta(y, p_a, other, fn, resamples=draws)
+            own = bootstrap_delta(y, p_a, other, fn, n_boot=50, seed=7, groups=groups)
+            assert shared == own
+    with pytest.raises(ValueError, match="drawn for 400 rows, not 3"):
+        bootstrap_delta([0, 1, 1], [0.1, 0.9, 0.5], [0.2, 0.8, 0.4], brier, resamples=draws)
 
 
 # -- summaries --------------------------------------------------------------------------

@@ -169,11 +169,15 @@ def compare(
     rows: list[dict[str, Any]] = [
         {"predictor": "ka_ml churn model", **churn_scores(y[ok], model_p[ok])}
     ]
+    # one set of resamples for every baseline and metric: the same draws as separate calls
+    # with this seed, drawn once
+    draws = M.bootstrap_resamples(
+        int(ok.sum()), n_boot, seed, groups[ok] if groups is not None else None
+    )
     for name, p in baselines.items():
         row: dict[str, Any] = {"predictor": name, **churn_scores(y[ok], p[ok])}
         for metric, fn in (("roc_auc", M.roc_auc), ("brier", M.brier)):
-            g = groups[ok] if groups is not None else None
-            d = M.bootstrap_delta(y[ok], model_p[ok], p[ok], fn, n_boot=n_boot, seed=seed, groups=g)
+            d = M.bootstrap_delta(y[ok], model_p[ok], p[ok], fn, resamples=draws)
             row[f"model_minus_this_{metric}"] = d["delta"]
             row[f"model_minus_this_{metric}_lo"] = d["lo"]
             row[f"model_minus_this_{metric}_hi"] = d["hi"]

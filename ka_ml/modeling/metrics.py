@@ -340,6 +340,53 @@ def concordance_index(time: ArrayLike, event: ArrayLike, predicted_time: ArrayLi
 
 
 # -- uncertainty ------------------------------------------------------------------------
+class Resamples:
+    """The bootstrap's resamples of ``n`` rows: each one's row indices and, computed once
+    when first asked for, each row's count in it. One set serves every comparison on the
+    same rows (the model against each baseline, on each metric)."""
+
+    def __init__(self, indices: list[NDArray[np.intp]], n: int) -> None:
+        self.indices, self.n = indices, n
+        self._counts: list[FloatArray] | None = None
+
+    @property
+    def counts(self) -> list[FloatArray]:
+        if self._counts is None:
+            self._counts = [
+                np.bincount(i, minlength=self.n).astype(np.float64) for i in self.indices
+            ]
+        return self._counts
+
+
+def bootstrap_resamples(
+    n: int, n_boot: int = 200, seed: int = 0, groups: ArrayLike | None = None
+) -> Resamples:
+    """``n_boot`` resamples of ``n`` rows with replacement, deterministic for a ``seed``; with
+    ``groups`` (account ids) whole groups are drawn (cluster bootstrap): snapshots of one
+    account are correlated, and treating them as independent would make intervals too
+    narrow."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1; got {n_boot!r}.")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return Resamples([rng.integers(0, n, n) for _ in range(n_boot)], n)
+    g = np.asarray(groups).ravel()
+    if len(g) != n:
+        raise ValueError(f"groups must have one value per row; got {len(g)} for {n} rows.")
+    codes, _ = pd.factorize(pd.Series(g), use_na_sentinel=False)
+    rows_by_group = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    n_groups = len(sizes)
+    samples = []
+    for _ in range(n_boot):
+        picked = rng.integers(0, n_groups, n_groups)
+        lengths = sizes[picked]
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        samples.append(rows_by_group[np.repeat(starts[picked], lengths) + offsets])
+    return Resamples(samples, n)
+
+
 def bootstrap_delta(
     y: ArrayLike,
     p_a: ArrayLike,
@@ -348,15 +395,16 @@ def bootstrap_delta(
     n_boot: int = 200,
     seed: int = 0,
     groups: ArrayLike | None = None,
+    resamples: Resamples | None = None,
 ) -> dict[str, float]:
     """Paired bootstrap of metric(y, p_a) - metric(y, p_b) with a 95% percentile interval.
 
     Both models are scored on the same resample, so the interval reflects the difference,
     not two independent noises. With ``groups`` (account ids) whole groups are resampled
-    (cluster bootstrap): snapshots of one account are correlated, and treating them as
-    independent would make the interval too narrow. Resamples where the metric is
-    undefined (NaN, e.g. a single class) are dropped from the interval.
-    Returns ``{"delta", "lo", "hi"}``; deterministic for a given ``seed``.
+    (:func:`bootstrap_resamples`). ``resamples``: drawn once for several comparisons on the
+    same rows (then ``n_boot``, ``seed`` and ``groups`` are those it was drawn with).
+    Resamples where the metric is undefined (NaN, e.g. a single class) are dropped from the
+    interval. Returns ``{"delta", "lo", "hi"}``; deterministic for a given ``seed``.
     """
     y_arr = np.asarray(y, dtype=np.float64).ravel()
     a_arr = np.asarray(p_a, dtype=np.float64).ravel()
@@ -365,38 +413,20 @@ def bootstrap_delta(
         raise ValueError(
             f"y, p_a and p_b must have the same length; got {len(y_arr)}, {len(a_arr)}, {len(b_arr)}."
         )
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1; got {n_boot!r}.")
     n = len(y_arr)
+    if resamples is None:
+        resamples = bootstrap_resamples(n, n_boot, seed, groups)
+    elif resamples.n != n:
+        raise ValueError(f"resamples were drawn for {resamples.n} rows, not {n}.")
     delta = float(metric(y_arr, a_arr) - metric(y_arr, b_arr))
-    rng = np.random.default_rng(seed)
-
-    if groups is None:
-        samples: list[NDArray[np.intp]] = [rng.integers(0, n, n) for _ in range(n_boot)]
-    else:
-        g = np.asarray(groups).ravel()
-        if len(g) != n:
-            raise ValueError(f"groups must have one value per row; got {len(g)} for {n} rows.")
-        codes, _ = pd.factorize(pd.Series(g), use_na_sentinel=False)
-        rows_by_group = np.argsort(codes, kind="stable")
-        sizes = np.bincount(codes)
-        starts = np.r_[0, np.cumsum(sizes)[:-1]]
-        n_groups = len(sizes)
-        samples = []
-        for _ in range(n_boot):
-            picked = rng.integers(0, n_groups, n_groups)
-            lengths = sizes[picked]
-            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            samples.append(rows_by_group[np.repeat(starts[picked], lengths) + offsets])
 
     fast = _COUNTED.get(metric)
     if fast is not None:  # the same numbers from each row's count in the resample
-        counts = [np.bincount(i, minlength=n).astype(np.float64) for i in samples]
         prep_a, prep_b = fast[0](y_arr, a_arr), fast[0](y_arr, b_arr)
-        deltas = np.array([fast[1](prep_a, c) - fast[1](prep_b, c) for c in counts])
+        deltas = np.array([fast[1](prep_a, c) - fast[1](prep_b, c) for c in resamples.counts])
     else:
         deltas = np.array(
-            [metric(y_arr[i], a_arr[i]) - metric(y_arr[i], b_arr[i]) for i in samples],
+            [metric(y_arr[i], a_arr[i]) - metric(y_arr[i], b_arr[i]) for i in resamples.indices],
             dtype=np.float64,
         )
     deltas = deltas[np.isfinite(deltas)]
