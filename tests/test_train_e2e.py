@@ -131,6 +131,8 @@ def test_every_tuning_trial_is_a_nested_run_of_the_training_run(
     assert ("timing-trial-0" in names) == (trained.cfg.tuning.n_trials // 4 >= 2)
     finished = [c for c in children if c.info.status == "FINISHED"]
     assert finished and all("cv_score" in c.data.metrics for c in finished)
+    # the run says how many trials ran within the budget (the session's is trials, not time)
+    assert run.data.params["churn_tuning.trials_run"] == str(n_churn)
 
 
 def test_comparison_measures_every_predictor_on_the_rows_all_of_them_can_score() -> None:

@@ -29,6 +29,7 @@ from ka_ml.features.build import feature_frames
 from ka_ml.features.snapshots import build_training_set
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
+from ka_ml.modeling.tuning import budget_note
 from ka_ml.monitoring.drift import training_reference
 from ka_ml.spark.features import build_training_set as build_on_spark
 from ka_ml.training.churn import train_churn
@@ -41,7 +42,7 @@ from ka_ml.training.folds import (
     make_folds,
     sampling_note,
 )
-from ka_ml.training.timing import count_timing_rows, fit_timing
+from ka_ml.training.timing import count_timing_rows, fit_timing, timing_budget
 from ka_ml.training.tracking import log_evaluation, log_inputs, promote
 from ka_ml.versions import package_versions
 
@@ -150,6 +151,7 @@ def run_training(
         timing, timing_tuning, toot = fit_timing(
             ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
         )
+        progress("timing tuning: " + budget_note(timing_tuning, *timing_budget(cfg)))
         progress("evaluating on the origins and logging to MLflow ...")
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now)

@@ -92,3 +92,30 @@ def tune(
     params = {**suggest_params(optuna.trial.FixedTrial(best.params))}
     score = float(best.value) if best.value is not None else float("nan")
     return TuningResult(params, score, rounds[best.number], study.trials_dataframe())
+
+
+def trials_run(res: TuningResult) -> dict[str, int]:
+    """How many trials ran, completed and were pruned (all 0 when tuning did not run)."""
+    t = res.trials
+    states = t["state"].value_counts() if "state" in t else pd.Series(dtype=int)
+    return {
+        "run": len(t),
+        "complete": int(states.get("COMPLETE", 0)),
+        "pruned": int(states.get("PRUNED", 0)),
+    }
+
+
+def budget_note(res: TuningResult, n_trials: int, timeout: float) -> str:
+    """What tuning did within its budget, for the console: '12 of 12 trials (10 complete,
+    2 pruned)'; when the time budget stopped it early, say so (the number of trials, and so
+    the parameters, then depend on how busy the machine was)."""
+    n = trials_run(res)
+    if n["run"] == 0:
+        return "not run (the default parameters)"
+    note = f"{n['run']} of {n_trials} trials ({n['complete']} complete, {n['pruned']} pruned)"
+    if n["run"] < n_trials:
+        note += (
+            f"; stopped by its time budget ({timeout:g} s, from tuning.timeout_seconds): a "
+            "busier machine runs fewer trials, so raise it for a repeatable run"
+        )
+    return note

@@ -21,7 +21,7 @@ from ka_ml.modeling import metrics as M
 from ka_ml.modeling.baselines import BGNBDChurn, RecencyBaseline, RFMLogistic
 from ka_ml.modeling.churn import Calibrator, ChurnModel
 from ka_ml.modeling.lightgbm_params import default_params
-from ka_ml.modeling.tuning import TuningResult, tune
+from ka_ml.modeling.tuning import TuningResult, budget_note, tune
 from ka_ml.training.folds import Folds, Progress, account_groups, capped
 
 # -- churn ------------------------------------------------------------------------------
@@ -109,6 +109,25 @@ def keep_defaults_unless_better(res: TuningResult) -> TuningResult:
     if np.isfinite(default_score) and res.best_score < default_score + TUNING_MIN_GAIN:
         return TuningResult(default_params(), default_score, res.best_rounds, trials)
     return res
+
+
+def defaults_note(res: TuningResult) -> str:
+    """'; the default parameters kept (best other trial 0.8826 vs their 0.8806: a gain
+    under 0.002 is noise)', or '' when tuned parameters won."""
+    if res.best_params != default_params():
+        return ""
+    t = res.trials
+    if t.empty or "value" not in t:
+        return "; the default parameters kept"
+    others = t.loc[(t["number"] != 0) & (t["state"] == "COMPLETE"), "value"]
+    if others.empty or not np.isfinite(res.best_score):
+        return "; the default parameters kept"
+    if others.max() <= res.best_score:
+        return f"; the default parameters kept (no other trial beat their {res.best_score:.4f})"
+    return (
+        f"; the default parameters kept (best other trial {others.max():.4f} vs their "
+        f"{res.best_score:.4f}: a gain under {TUNING_MIN_GAIN} is noise)"
+    )
 
 
 def backtest_churn(
@@ -255,6 +274,11 @@ def train_churn(
     progress(f"tuning the churn model on {len(folds.split.origins)} rolling origins ...")
     rounds: Rounds = {}
     tuning = tune_churn(folds, feats, cfg, on_trial("churn"), rounds)
+    progress(
+        "churn tuning: "
+        + budget_note(tuning, cfg.tuning.n_trials, cfg.tuning.timeout_seconds)
+        + defaults_note(tuning)
+    )
     progress("backtesting the churn procedure and the baselines on every origin ...")
     oot = backtest_churn(history, folds, feats, tuning.best_params, cfg, rounds)
     family, scores = choose_family(oot)

@@ -153,6 +153,12 @@ def anchor_backtest(
     return toot
 
 
+def timing_budget(cfg: Config) -> tuple[int, float]:
+    """The timing model's tuning budget: a quarter of ``tuning.n_trials`` (none below two:
+    one trial would only be the defaults again) in half of ``tuning.timeout_seconds``."""
+    return cfg.tuning.n_trials // 4, cfg.tuning.timeout_seconds / 2
+
+
 def fit_timing(
     ts: pd.DataFrame,
     folds: Folds,
@@ -180,14 +186,14 @@ def fit_timing(
         d, e = censor_at(te, as_of)
         return m.log_likelihood(te[feats], d, e), m.best_iteration_
 
-    n_trials = cfg.tuning.n_trials // 4
+    n_trials, timeout = timing_budget(cfg)
     res = (
         tune(
             "timing",
             fit_and_score,
             1,
             n_trials=n_trials,
-            timeout=cfg.tuning.timeout_seconds / 2,
+            timeout=timeout,
             seed=cfg.seed,
             on_trial=on_trial,
         )

@@ -23,7 +23,7 @@ from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.evaluate import timing_scores
 from ka_ml.modeling.timing import TimingModel
-from ka_ml.modeling.tuning import TuningResult
+from ka_ml.modeling.tuning import TuningResult, trials_run
 from ka_ml.training.evaluation import Evaluation
 from ka_ml.training.folds import Folds
 
@@ -164,6 +164,8 @@ def log_chosen(
             "churn_family": ev.family,
             "timing_interval_levels": str(tuple(round(x, 2) for x in timing.interval_levels_)),
             "timing_anchor_days": str(timing.anchor_days_),
+            "churn_tuning.trials_run": trials_run(ct)["run"],
+            "timing_tuning.trials_run": trials_run(tt)["run"],
         }
     )
     mlflow.set_tag("churn_family", ev.family)

@@ -1,0 +1,65 @@
+"""Tuning's budget: what `train` says about the trials that ran within it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from ka_ml.modeling.tuning import TuningResult, budget_note, trials_run, tune
+
+
+def result(states: list[str]) -> TuningResult:
+    trials = pd.DataFrame({"number": range(len(states)), "state": states})
+    return TuningResult({}, 0.8, 100, trials)
+
+
+def test_the_note_counts_trials_by_state_and_is_plain_when_the_budget_held() -> None:
+    res = result(["COMPLETE", "PRUNED", "COMPLETE", "COMPLETE"])
+    assert trials_run(res) == {"run": 4, "complete": 3, "pruned": 1}
+    assert budget_note(res, 4, 90) == "4 of 4 trials (3 complete, 1 pruned)"
+    assert budget_note(TuningResult({}, float("nan"), 0, pd.DataFrame()), 3, 90) == (
+        "not run (the default parameters)"
+    )
+
+
+def test_a_run_stopped_by_the_time_budget_says_so_and_how_to_make_it_repeatable(
+    tmp_path: Path, mlflow_state: None
+) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("tuning-budget")
+
+    def slow(params: dict[str, Any], k: int) -> tuple[float, int]:
+        time.sleep(0.3)
+        return 0.5, 10
+
+    with mlflow.start_run():
+        res = tune("churn", slow, 1, n_trials=12, timeout=0.1, seed=0)
+    n = trials_run(res)
+    assert 1 <= n["run"] < 12  # optuna checks the clock between trials
+    note = budget_note(res, 12, 0.1)
+    assert note.startswith(f"{n['run']} of 12 trials")
+    assert "stopped by its time budget (0.1 s, from tuning.timeout_seconds)" in note
+    assert "raise it for a repeatable run" in note
+
+
+def test_the_console_says_why_the_default_parameters_were_kept() -> None:
+    from ka_ml.modeling.lightgbm_params import default_params
+    from ka_ml.training.churn import TUNING_MIN_GAIN, defaults_note
+
+    def res(values: list[float], params: dict[str, Any]) -> TuningResult:
+        trials = pd.DataFrame({"number": range(len(values)), "state": "COMPLETE", "value": values})
+        return TuningResult(params, values[0], 100, trials)
+
+    close = defaults_note(res([0.8806, 0.8826, 0.87], default_params()))
+    assert close == (
+        "; the default parameters kept (best other trial 0.8826 vs their 0.8806: a gain "
+        f"under {TUNING_MIN_GAIN} is noise)"
+    )
+    assert defaults_note(res([0.88, 0.87], default_params())) == (
+        "; the default parameters kept (no other trial beat their 0.8800)"
+    )
+    assert defaults_note(res([0.85, 0.88], {**default_params(), "num_leaves": 63})) == ""
