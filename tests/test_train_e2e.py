@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,20 @@ def test_comparison_measures_every_predictor_on_the_rows_all_of_them_can_score()
     cmp = compare(y, model_p, {"full": rng.uniform(size=200), "partial": partial}, None, seed=0)
     assert list(cmp["n"]) == [180.0, 180.0, 180.0]
     assert cmp.loc[0, "roc_auc"] == pytest.approx(M.roc_auc(y[20:], model_p[20:]))
+
+
+def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
+    report: TrainReport,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ka_ml.reporting.console import print_train_report
+
+    buf = io.StringIO()
+    print_train_report(report, Console(file=buf, width=80))
+    text = buf.getvalue()
+    assert "…" not in text  # rich cuts a cell that does not fit with an ellipsis
+    c = report.evaluation.timing["concordance"]
+    assert re.search(rf"C-index \(time to next order\)\s*│\s*{c:.3f}\s*│", text)

@@ -47,24 +47,22 @@ def churn_table(
 
 
 def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
+    """One row per figure, one column per predictor: fits 80 columns whatever the windows
+    (a column per window and metric was cut to 'predi…', 'C-in…' in a terminal)."""
     t = Table(title="Next purchase (out-of-time test)", title_justify="left")
-    cols = [
-        "predictor",
-        *[f"AUC {k}d" for k in windows],
-        *[f"Brier {k}d" for k in windows],
-        "C-index",
-        "p10-p90 cov.",
+    t.add_column("figure", justify="left")
+    names = [str(p) for p in df["predictor"]]
+    for name in names:
+        t.add_column(name, justify="right")
+    figures = [
+        *((f"P(order within {k} d) ROC AUC", f"p{k}_auc") for k in windows),
+        *((f"P(order within {k} d) Brier", f"p{k}_brier") for k in windows),
+        ("C-index (time to next order)", "concordance"),
+        ("p10-p90 interval coverage", "p10_p90_coverage"),
     ]
-    for c in cols:
-        t.add_column(c, justify="left" if c == "predictor" else "right")
-    for _, r in df.iterrows():
-        t.add_row(
-            str(r["predictor"]),
-            *[_f(r.get(f"p{k}_auc")) for k in windows],
-            *[_f(r.get(f"p{k}_brier")) for k in windows],
-            _f(r.get("concordance")),
-            _f(r.get("p10_p90_coverage")),
-        )
+    rows = [r for _, r in df.iterrows()]
+    for label, key in figures:
+        t.add_row(label, *(_f(r.get(key)) for r in rows))
     return t
 
 
