@@ -209,6 +209,13 @@ def test_bgnbd_table_of_horizons_is_each_horizon_alone_from_one_summary(
         np.testing.assert_array_equal(table[:, j], model.predict_no_order(orders, as_of, k, ids))
     with pytest.raises(ValueError, match="positive number of days"):
         model.predict_no_order_table(orders, as_of, [30, 0], ids)
+    # one summary made beforehand and passed to both gives the same model and table
+    shared = BGNBDChurn()
+    summary = shared.summary(orders, as_of)
+    shared.fit(orders, as_of, summary)
+    np.testing.assert_array_equal(
+        shared.predict_no_order_table(orders, as_of, [90, 30, 60], ids, summary=summary), table
+    )
 
 
 def test_bgnbd_churn_ignores_orders_on_or_after_as_of(orders: pd.DataFrame) -> None:

@@ -205,8 +205,17 @@ class BGNBDChurn(BaseEstimator):  # type: ignore[misc]
         self.penalizer = penalizer
         self.max_iter = max_iter
 
-    def fit(self, orders: pd.DataFrame, as_of: pd.Timestamp) -> BGNBDChurn:
-        summary = rfm_summary(orders, as_of, unit_days=self.unit_days)
+    def summary(self, orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+        """The orders before ``as_of`` per account, in this model's time unit: what
+        :meth:`fit` and :meth:`predict_no_order_table` read (pass it to both to summarise
+        the orders once)."""
+        return rfm_summary(orders, as_of, unit_days=self.unit_days)
+
+    def fit(
+        self, orders: pd.DataFrame, as_of: pd.Timestamp, summary: pd.DataFrame | None = None
+    ) -> BGNBDChurn:
+        if summary is None:
+            summary = self.summary(orders, as_of)
         if summary.empty:
             raise ValueError(f"BGNBDChurn: no orders dated before {pd.Timestamp(as_of).date()}.")
         self.model_ = BGNBD(penalizer=self.penalizer, max_iter=self.max_iter).fit(
@@ -233,15 +242,19 @@ class BGNBDChurn(BaseEstimator):  # type: ignore[misc]
         days: Sequence[float],
         account_ids: ArrayLike,
         what: str = "days",
+        summary: pd.DataFrame | None = None,
     ) -> FloatArray:
         """P(no order within each of ``days`` of ``as_of``), shape (accounts, len(days)),
-        from one summary of the orders (the summary is the cost; NaN: no history)."""
+        from one summary of the orders (the summary is the cost; NaN: no history).
+        ``summary``: :meth:`summary` of the same orders and date, when already made."""
         check_is_fitted(self, "model_")
         for d in days:
             if not (np.isfinite(d) and d > 0):
                 raise ValueError(f"{what} must be a positive number of days; got {d!r}.")
         ids = np.asarray(account_ids).ravel()
-        rows = rfm_summary(orders, as_of, unit_days=self.unit_days).reindex(pd.Index(ids))
+        if summary is None:
+            summary = self.summary(orders, as_of)
+        rows = summary.reindex(pd.Index(ids))
         known = rows["frequency"].notna().to_numpy()
         out = np.full((len(ids), len(days)), np.nan)
         if known.any():

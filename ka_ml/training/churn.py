@@ -173,10 +173,12 @@ def origin_baselines(
 
     y = tr["churn"].to_numpy()
     ids = te["account_id"].to_numpy()
-    bg = BGNBDChurn().fit(history.orders, date)
+    bg = BGNBDChurn()
+    summary = bg.summary(history.orders, date)  # once, for the fit and the predictions
+    bg.fit(history.orders, date, summary)
     windows = cfg.labels.purchase_windows
     silent = bg.predict_no_order_table(
-        history.orders, date, [cfg.labels.horizon_days, *windows], ids
+        history.orders, date, [cfg.labels.horizon_days, *windows], ids, summary=summary
     )
     return {
         "recency only": RecencyBaseline().fit(tr, y).predict_proba(te)[:, 1],
