@@ -488,3 +488,15 @@ def test_a_timed_command_reports_its_own_peak_not_the_benchmarks(tmp_path: Path)
     assert grows["peak_rss_mb"] > small["peak_rss_mb"] + 80  # its own 100 MiB array counts
     with pytest.raises(RuntimeError, match="failed \\(3\\)"):
         timed([sys.executable, "-c", "import sys; sys.exit(3)"], {}, tmp_path)
+
+
+def test_trial_states_read_only_the_trial_lines_not_the_tuning_summary() -> None:
+    lines = [
+        "tuning the churn model on 3 rolling origins ...",
+        "  churn trial 0: complete score=0.8895",
+        "  churn trial 1: pruned score=0.87",
+        "churn tuning: 2 of 2 trials (1 complete, 1 pruned); the default parameters kept "
+        "(best other trial 0.8700 vs their 0.8895)",
+        "  timing trial 0: complete score=-0.392",
+    ]
+    assert e2e.trial_states(lines) == ["complete", "pruned", "complete"]

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,16 @@ def train_phases(marks: Sequence[tuple[float, str]], total: float) -> dict[str, 
     return {name: round(end - t, 3) for (name, t), end in zip(starts, ends, strict=True)}
 
 
+_TRIAL = re.compile(r"^\s*\w+ trial \d+: (\w+)")
+
+
+def trial_states(messages: Iterable[str]) -> list[str]:
+    """The state of each tuning trial from `train`'s progress lines ('  churn trial 3:
+    complete score=0.88' -> 'complete'); other lines, the tuning summary included, are not
+    trials."""
+    return [m[1] for m in map(_TRIAL.match, messages) if m]
+
+
 def case_train(data_dir: str, root: str, budget: dict[str, Any]) -> dict[str, Any]:
     """``run_training`` into a fresh MLflow store under ``root``."""
     from ka_ml.config import Config
@@ -185,7 +195,7 @@ def case_train(data_dir: str, root: str, budget: dict[str, Any]) -> dict[str, An
     )
     total = clock.wall()
     rows = next((m for _, m in marks if re.match(r"^\d+ snapshot rows", m)), "")
-    states = [m.split(":")[1].split()[0] for _, m in marks if " trial " in m and ":" in m]
+    states = trial_states(m for _, m in marks)
     return {
         "seconds": round(total, 3),
         "cpu_s": round(clock.cpu(), 2),
