@@ -288,12 +288,13 @@ def bgnbd_predictions(
     product's are: both forecasts are then judged on the same footing.
     """
     from ka_ml.modeling.baselines import BGNBDChurn
-    from ka_ml.modeling.bgnbd import rfm_summary
     from ka_ml.modeling.timing import quantiles_from_cdf
 
     orders = history.before(cutoff).orders
-    bg = BGNBDChurn().fit(orders, cutoff)
-    rfm = rfm_summary(orders, cutoff, unit_days=bg.unit_days).reindex(ids)
+    bg = BGNBDChurn()
+    summary = bg.summary(orders, cutoff)  # once, for the fit and the forecasts
+    bg.fit(orders, cutoff, summary)
+    rfm = summary.reindex(ids)
     known = rfm["frequency"].notna().to_numpy()
     x, tx, T = (rfm[c].to_numpy(np.float64)[known] for c in ("frequency", "recency", "T"))
     out = pd.DataFrame(index=pd.Index(ids, name="account_id"), dtype=np.float64)
