@@ -63,3 +63,16 @@ def test_the_console_says_why_the_default_parameters_were_kept() -> None:
         "; the default parameters kept (no other trial beat their 0.8800)"
     )
     assert defaults_note(res([0.85, 0.88], {**default_params(), "num_leaves": 63})) == ""
+
+
+def test_the_timing_model_is_tuned_on_a_quarter_of_the_trials_or_not_at_all() -> None:
+    from ka_ml.config import Config
+    from ka_ml.training.timing import timing_budget
+
+    def budget(n: int) -> tuple[int, float]:
+        return timing_budget(
+            Config.model_validate({"tuning": {"n_trials": n, "timeout_seconds": 90}})
+        )
+
+    assert budget(12) == (3, 45.0) and budget(8) == (2, 45.0)
+    assert budget(7) == (0, 45.0) and budget(3) == (0, 45.0)  # one trial = the defaults again

@@ -154,9 +154,11 @@ def anchor_backtest(
 
 
 def timing_budget(cfg: Config) -> tuple[int, float]:
-    """The timing model's tuning budget: a quarter of ``tuning.n_trials`` (none below two:
-    one trial would only be the defaults again) in half of ``tuning.timeout_seconds``."""
-    return cfg.tuning.n_trials // 4, cfg.tuning.timeout_seconds / 2
+    """The timing model's tuning budget: a quarter of ``tuning.n_trials`` (0, no tuning,
+    below two: one trial would only be the defaults again) in half of
+    ``tuning.timeout_seconds``."""
+    n = cfg.tuning.n_trials // 4
+    return (n if n >= 2 else 0), cfg.tuning.timeout_seconds / 2
 
 
 def fit_timing(
@@ -197,7 +199,7 @@ def fit_timing(
             seed=cfg.seed,
             on_trial=on_trial,
         )
-        if n_trials >= 2  # one trial would only be the defaults again
+        if n_trials  # 0: the budget allows no tuning (timing_budget)
         else TuningResult(default_params(), float("nan"), 0, pd.DataFrame())
     )
     toot = backtest_timing(ts, folds, feats, res.best_params, cfg)
