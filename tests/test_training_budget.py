@@ -1,5 +1,6 @@
-"""The training budget at large portfolios (issue 17): row caps per fit, and tuning's early
-stopping reused by the backtest. Neither may change a model where it does not apply."""
+"""The training budget at large portfolios (issue 17): row caps per fit, tuning's early
+stopping and models reused by the backtest, trials sharing their rows' Datasets. None may
+change a model where it does not apply."""
 
 from __future__ import annotations
 
@@ -15,10 +16,19 @@ from hypothesis import strategies as st
 
 from ka_ml.config import Config
 from ka_ml.jobs.train import Prepared, prepare
+from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.lightgbm_params import default_params
-from ka_ml.training.churn import Rounds, backtest_churn, fit_churn_model, params_key, tune_churn
-from ka_ml.training.folds import capped, sampling_note
-from ka_ml.training.timing import count_timing_rows, fit_timing_model, timing_rows
+from ka_ml.modeling.timing import TimingModel
+from ka_ml.modeling.tuning import params_key
+from ka_ml.training.churn import Rounds, backtest_churn, fit_churn_model, tune_churn
+from ka_ml.training.folds import account_groups, capped, sampling_note
+from ka_ml.training.timing import (
+    backtest_timing,
+    count_timing_rows,
+    fit_timing_model,
+    timing_probe_data,
+    timing_rows,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -125,3 +135,85 @@ def test_row_caps_are_validated() -> None:
     assert (
         Config.model_validate({"tuning": {"max_timing_rows": None}}).tuning.max_timing_rows is None
     )
+
+
+# -- tuning trials share their rows' Datasets (issue 17: "tuning folds reuse Datasets") -----
+OTHER_PARAMS = {
+    "learning_rate": 0.12,
+    "num_leaves": 7,
+    "max_depth": 3,
+    "min_child_samples": 150,  # a leaf-size change: binning must not depend on it
+    "feature_fraction": 0.6,
+    "bagging_fraction": 0.7,
+    "bagging_freq": 1,
+    "lambda_l2": 0.01,
+}
+
+
+def _same_booster(a: object, b: object) -> bool:
+    return a.booster_.model_to_string() == b.booster_.model_to_string()  # type: ignore[attr-defined]
+
+
+def test_trials_on_shared_churn_probe_data_fit_the_boosters_of_fresh_fits(
+    prepared: tuple[Config, Prepared],
+) -> None:
+    cfg, pre = prepared
+    rows = pre.folds.train_rows(pre.folds.split.origins[0])
+    X, y, g = rows[pre.feats], rows["churn"].to_numpy(), account_groups(rows)
+    data = ChurnModel(params=default_params(), random_state=cfg.seed).probe_data(X, y, g)
+    fits = []
+    for params in (OTHER_PARAMS, default_params(), OTHER_PARAMS):  # one Dataset, in turn
+        shared = ChurnModel(params=params, random_state=cfg.seed, refit=False).fit_probe(data)
+        fresh = ChurnModel(params=params, random_state=cfg.seed, refit=False).fit(X, y, g)
+        assert _same_booster(shared, fresh)
+        assert shared.n_features_in_ == fresh.n_features_in_ and shared.features_ == fresh.features_
+        fits.append(shared)
+    assert not _same_booster(fits[0], fits[1])  # the parameters do reach the booster
+
+
+def test_shared_probe_data_is_binned_with_the_fits_seed_above_lightgbms_bin_sample() -> None:
+    # LightGBM takes bin edges from a seeded sample of 200,000 rows: a Dataset binned with
+    # other settings than the fit's would give other trees only above that size
+    rng = np.random.default_rng(3)
+    n = 210_000
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.exponential(size=n)})
+    y = (X["a"] + np.log1p(X["b"]) + rng.normal(size=n) > 1).astype(int).to_numpy()
+    g = rng.integers(0, 20_000, n).astype(str)
+    params = {**default_params(), "learning_rate": 0.3}
+    data = ChurnModel(params=params, random_state=7).probe_data(X, y, g)
+    shared = ChurnModel(params=params, random_state=7, refit=False).fit_probe(data)
+    fresh = ChurnModel(params=params, random_state=7, refit=False).fit(X, y, g)
+    assert _same_booster(shared, fresh)
+
+
+def test_timing_trials_on_shared_hazard_rows_fit_the_models_of_fresh_fits(
+    prepared: tuple[Config, Prepared],
+) -> None:
+    cfg, pre = prepared
+    latest = pre.folds.split.origins[0].date
+    rows = timing_rows(pre.ts, latest)
+    data = timing_probe_data(rows, latest, pre.feats, default_params(), cfg)
+    X = pre.folds.test_rows(pre.folds.split.origins[0])[pre.feats]
+    for params in (OTHER_PARAMS, default_params()):
+        shared = TimingModel(edges=data.edges, params=params, random_state=cfg.seed).fit_probe(data)
+        fresh = fit_timing_model(rows, latest, pre.feats, params, cfg, refit=False)
+        assert _same_booster(shared, fresh)
+        np.testing.assert_array_equal(shared.cdf(X), fresh.cdf(X))
+
+
+def test_the_timing_backtest_reuses_the_tuned_model_of_the_latest_origin(
+    prepared: tuple[Config, Prepared],
+) -> None:
+    cfg, pre = prepared
+    latest = pre.folds.split.origins[0].date
+    data = timing_probe_data(timing_rows(pre.ts, latest), latest, pre.feats, OTHER_PARAMS, cfg)
+    tuned = TimingModel(edges=data.edges, params=OTHER_PARAMS, random_state=cfg.seed)
+    reused = backtest_timing(pre.ts, pre.folds, pre.feats, OTHER_PARAMS, cfg, tuned.fit_probe(data))
+    fitted = backtest_timing(pre.ts, pre.folds, pre.feats, OTHER_PARAMS, cfg)
+    cols = [c for c in fitted.columns if c != "cdf"]
+    pd.testing.assert_frame_equal(reused[cols], fitted[cols], check_exact=True)
+    np.testing.assert_array_equal(np.stack(list(reused["cdf"])), np.stack(list(fitted["cdf"])))
+    # a model of other parameters there changes the frame: the reuse is what makes them equal
+    other = TimingModel(edges=data.edges, params=default_params(), random_state=cfg.seed)
+    wrong = backtest_timing(pre.ts, pre.folds, pre.feats, OTHER_PARAMS, cfg, other.fit_probe(data))
+    assert not np.allclose(wrong["p_purchase_30d"], fitted["p_purchase_30d"], equal_nan=True)

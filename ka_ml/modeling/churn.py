@@ -39,6 +39,19 @@ from ka_ml.modeling.treeshap import tree_contributions
 FAMILY_WEIGHTS = {"lightgbm": 1.0, "blend": 0.5, "logistic": 0.0}
 
 
+@dataclass(frozen=True)
+class ProbeData:
+    """A booster's training rows as LightGBM Datasets (:meth:`ChurnModel.probe_data`):
+    the column layout they were aligned to, the training and early-stopping sets, and the
+    trees to fit when there is no early stopping (None: ``MAX_ROUNDS``)."""
+
+    features: list[str]
+    categories: dict[str, list[str]]
+    train: lgb.Dataset
+    valid: lgb.Dataset | None
+    rounds: int | None
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Log-odds to probability: the model's own probability, before any calibration."""
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
@@ -285,30 +298,84 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         trees. With ``eval_set=(X_valid, y_valid)``: early stopping on it. Otherwise
         ``num_boost_round`` trees (default ``MAX_ROUNDS``).
         """
+        X, y = self._start(X, y)
+        if groups is None:
+            return self._fit_booster(X, y, eval_set, num_boost_round)
+        data = self._probe_data(X, y, np.asarray(groups))
+        self._train(data)
+        if data.valid is None or not self.refit:
+            return self
+        return self._fit_booster(X, y, None, max(self.best_iteration_, 10))
+
+    def probe_data(self, X: pd.DataFrame, y: Any, groups: Any) -> ProbeData:
+        """The early-stopping probe of ``fit(X, y, groups)`` binned once, for fits that
+        differ only in booster settings (tuning trials on the same rows):
+        ``ChurnModel(params=p, refit=False).fit_probe(data)`` is the same booster as
+        ``ChurnModel(params=p, refit=False).fit(X, y, groups)``, without binning the rows
+        again."""
+        X, y = self._start(X, y)
+        return self._probe_data(X, y, np.asarray(groups), keep_raw=False)
+
+    def fit_probe(self, data: ProbeData) -> ChurnModel:
+        """The early-stopped booster on :meth:`probe_data`'s rows (no refit)."""
+        self._reset(len(data.features))
+        return self._train(data)
+
+    def _start(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
         X = as_frame(X, None, type(self).__name__)
         y = churn_labels(X, y, type(self).__name__)
         _check_two_classes(y, "training")
+        self._reset(X.shape[1])
+        return X, y
+
+    def _reset(self, n_features: int) -> None:
         self.classes_ = np.array([0, 1])
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = n_features
         self.linear_: LinearChurn | None = None
         self.blend_weight_, self.family_ = 1.0, "lightgbm"
         self.calibrator_: Calibrator | None = None
         self.card_: dict[str, Any] | None = None
         self.reference_profile_: dict[str, Any] | None = None
-        if groups is None:
-            return self._fit_booster(X, y, eval_set, num_boost_round)
-        return self._fit_grouped(X, y, np.asarray(groups))
 
-    def _fit_grouped(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> ChurnModel:
+    def _probe_data(
+        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, keep_raw: bool = True
+    ) -> ProbeData:
+        """Early stopping on a hold-out of whole accounts; a hold-out or rest with one
+        class gets 200 trees on every row (``valid`` None)."""
         split = GroupShuffleSplit(
             n_splits=1, test_size=self.holdout, random_state=self.random_state
         )
         tr, va = next(split.split(X, y, groups))
         if len(set(y[va])) < 2 or len(set(y[tr])) < 2:
-            return self._fit_booster(X, y, None, 200)
-        self._fit_booster(X.iloc[tr], y[tr], (X.iloc[va], y[va]), None)
-        rounds = self.best_iteration_
-        return self._fit_booster(X, y, None, max(rounds, 10)) if self.refit else self
+            return self._data(X, y, None, 200, keep_raw)
+        return self._data(X.iloc[tr], y[tr], (X.iloc[va], y[va]), None, keep_raw)
+
+    def _data(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        eval_set: tuple[pd.DataFrame, Any] | None,
+        rounds: int | None,
+        keep_raw: bool = True,
+    ) -> ProbeData:
+        features = list(X.columns)
+        categories = category_levels(X, features)
+        # binned once here when shared (keep_raw False): with the settings lgb.train would
+        # bin with (the seed draws the rows the bin edges are taken from)
+        params = None if keep_raw else self._booster_params()
+        train = lgb.Dataset(
+            align_frame(X, features, categories), y, params=params, free_raw_data=not keep_raw
+        )
+        valid = None
+        if eval_set is not None:
+            Xv = align_frame(as_frame(eval_set[0], None, "eval_set"), features, categories)
+            valid = lgb.Dataset(Xv, np.asarray(eval_set[1], float), params=params, reference=train)
+        data = ProbeData(features, categories, train, valid, rounds)
+        if not keep_raw:  # bin now, with the settings every fit shares, and drop the frames
+            train.construct()
+            if valid is not None:
+                valid.construct()
+        return data
 
     def _fit_booster(
         self,
@@ -317,29 +384,24 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         eval_set: tuple[pd.DataFrame, Any] | None,
         num_boost_round: int | None,
     ) -> ChurnModel:
-        self.features_ = list(X.columns)
-        self.categories_ = category_levels(X, self.features_)
-        Xa = align_frame(X, self.features_, self.categories_)
-        params = {
-            **base_params(self.random_state),
-            **self._lightgbm_params(),
-            "objective": "binary",
-        }
-        train = lgb.Dataset(Xa, y, free_raw_data=False)
+        return self._train(self._data(X, y, eval_set, num_boost_round))
+
+    def _train(self, data: ProbeData) -> ChurnModel:
+        self.features_, self.categories_ = list(data.features), dict(data.categories)
+        params = self._booster_params()
+        valid_sets = [] if data.valid is None else [data.valid]
         callbacks: list[Callable[..., Any]] = []
-        valid_sets: list[lgb.Dataset] = []
-        if eval_set is not None:
-            Xv = align_frame(
-                as_frame(eval_set[0], None, "eval_set"), self.features_, self.categories_
-            )
-            valid_sets = [lgb.Dataset(Xv, np.asarray(eval_set[1], float), reference=train)]
-            callbacks = [lgb.early_stopping(50, verbose=False)]
-        rounds = num_boost_round or MAX_ROUNDS
+        if data.valid is not None:
+            callbacks.append(lgb.early_stopping(50, verbose=False))
+        rounds = data.rounds or MAX_ROUNDS
         self.booster_ = lgb.train(
-            params, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
+            params, data.train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
         )
         self.best_iteration_ = int(self.booster_.best_iteration or rounds)
         return self
+
+    def _booster_params(self) -> dict[str, Any]:
+        return {**base_params(self.random_state), **self._lightgbm_params(), "objective": "binary"}
 
     def _lightgbm_params(self) -> dict[str, Any]:
         return default_params() if self.params is None else dict(self.params)

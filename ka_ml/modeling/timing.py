@@ -29,6 +29,7 @@ probabilities consistent with the churn score the user sees beside them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -45,6 +46,21 @@ from ka_ml.modeling.lightgbm_params import MAX_ROUNDS, base_params, default_para
 DEFAULT_GRID = (7, 14, 21, 30, 45, 60, 75, 90, 120, 150, 180, 240, 365)
 ANCHOR_EPS = 1e-9  # keeps log(S) finite where a curve or a churn probability is 0 or 1
 TIME_COLUMNS = ("t_start", "t_width", "recency_at_t", "overdue_at_t")
+
+
+@dataclass(frozen=True)
+class HazardData:
+    """A hazard booster's person-period rows as LightGBM Datasets
+    (:meth:`TimingModel.probe_data`): the interval edges and column layout they were built
+    with, the training and early-stopping sets, and the trees to fit without early stopping
+    (None: ``MAX_ROUNDS``)."""
+
+    edges: np.ndarray
+    features: list[str]
+    categories: dict[str, list[str]]
+    train: lgb.Dataset
+    valid: lgb.Dataset | None
+    rounds: int | None
 
 
 def interval_edges(
@@ -156,6 +172,56 @@ class TimingModel(BaseEstimator):
         """Fit the hazard booster on the person-period rows of ``X``; early-stop on
         ``eval_set=(X_valid, duration_valid, event_valid)`` when given, else
         ``num_boost_round`` trees (default ``MAX_ROUNDS``)."""
+        return self.fit_probe(self._data(X, duration, event, eval_set, num_boost_round))
+
+    def probe_data(
+        self,
+        X: pd.DataFrame,
+        duration: Any,
+        event: Any,
+        *,
+        eval_set: tuple[pd.DataFrame, Any, Any] | None = None,
+    ) -> HazardData:
+        """The person-period rows of ``fit(X, duration, event, eval_set=...)`` expanded and
+        binned once, for fits that differ only in booster settings (tuning trials):
+        ``TimingModel(params=p, ...).fit_probe(data)`` is the booster ``fit`` would give."""
+        return self._data(X, duration, event, eval_set, None, keep_raw=False)
+
+    def fit_probe(self, data: HazardData) -> TimingModel:
+        """Fit the hazard booster on :meth:`probe_data`'s rows (early stopping when it
+        holds a validation set)."""
+        self.edges_ = data.edges.copy()
+        self.interval_levels_: tuple[float, float] = (0.1, 0.9)
+        self.anchor_days_: int | None = None
+        self.features_, self.categories_ = list(data.features), dict(data.categories)
+        valid_sets = [] if data.valid is None else [data.valid]
+        callbacks: list[Callable[..., Any]] = []
+        if data.valid is not None:
+            callbacks.append(lgb.early_stopping(50, verbose=False))
+        rounds = data.rounds or MAX_ROUNDS
+        self.booster_ = lgb.train(
+            self._booster_params(),
+            data.train,
+            num_boost_round=rounds,
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+        )
+        self.best_iteration_ = int(self.booster_.best_iteration or rounds)
+        return self
+
+    def _booster_params(self) -> dict[str, Any]:
+        lgb_params = default_params() if self.params is None else dict(self.params)
+        return {**base_params(self.random_state), **lgb_params, "objective": "binary"}
+
+    def _data(
+        self,
+        X: pd.DataFrame,
+        duration: Any,
+        event: Any,
+        eval_set: tuple[pd.DataFrame, Any, Any] | None,
+        rounds: int | None,
+        keep_raw: bool = True,
+    ) -> HazardData:
         if not np.any(np.asarray(event, bool)):
             raise ModelError(
                 "No next order is observed in the training snapshots: the timing model "
@@ -165,27 +231,29 @@ class TimingModel(BaseEstimator):
         self.edges_ = np.asarray(
             interval_edges(()) if self.edges is None else self.edges, dtype=float
         )
-        self.interval_levels_: tuple[float, float] = (0.1, 0.9)
-        self.anchor_days_: int | None = None
         self.features_ = list(X.columns)
         self.categories_ = category_levels(X, self.features_)
+        # binned once here when shared (keep_raw False), with the settings lgb.train would
+        # bin with (the seed draws the rows the bin edges are taken from)
+        params = None if keep_raw else self._booster_params()
         pp, y, w = self._expand(X, duration, event)
-        lgb_params = default_params() if self.params is None else dict(self.params)
-        params = {**base_params(self.random_state), **lgb_params, "objective": "binary"}
-        train = lgb.Dataset(align_frame(pp, self.model_columns, self.categories_), y, weight=w)
-        valid_sets: list[lgb.Dataset] = []
-        callbacks: list[Callable[..., Any]] = []
+        train = lgb.Dataset(
+            align_frame(pp, self.model_columns, self.categories_),
+            y,
+            weight=w,
+            params=params,
+            free_raw_data=not keep_raw,
+        )
+        valid = None
         if eval_set is not None:
             vpp, vy, vw = self._expand(*eval_set)
             vX = align_frame(vpp, self.model_columns, self.categories_)
-            valid_sets = [lgb.Dataset(vX, vy, weight=vw, reference=train)]
-            callbacks = [lgb.early_stopping(50, verbose=False)]
-        rounds = num_boost_round or MAX_ROUNDS
-        self.booster_ = lgb.train(
-            params, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
-        )
-        self.best_iteration_ = int(self.booster_.best_iteration or rounds)
-        return self
+            valid = lgb.Dataset(vX, vy, weight=vw, params=params, reference=train)
+        if not keep_raw:  # bin now and drop the person-period frames
+            train.construct()
+            if valid is not None:
+                valid.construct()
+        return HazardData(self.edges_, self.features_, self.categories_, train, valid, rounds)
 
     def attach(
         self,

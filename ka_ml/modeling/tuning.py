@@ -26,6 +26,11 @@ log = logging.getLogger("ka_ml.tuning")
 FoldFn = Callable[[dict[str, Any], int], tuple[float, int]]
 
 
+def params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A hashable key of a parameter set (what a trial fitted, looked up by later steps)."""
+    return tuple(sorted(params.items()))
+
+
 @dataclass(frozen=True)
 class TuningResult:
     best_params: dict[str, Any]

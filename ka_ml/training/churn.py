@@ -19,9 +19,9 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.baselines import BGNBDChurn, RecencyBaseline, RFMLogistic
-from ka_ml.modeling.churn import Calibrator, ChurnModel
+from ka_ml.modeling.churn import Calibrator, ChurnModel, ProbeData
 from ka_ml.modeling.lightgbm_params import default_params
-from ka_ml.modeling.tuning import TuningResult, budget_note, tune
+from ka_ml.modeling.tuning import TuningResult, budget_note, params_key, tune
 from ka_ml.training.folds import Folds, Progress, account_groups, capped
 
 # -- churn ------------------------------------------------------------------------------
@@ -34,10 +34,6 @@ TUNING_MIN_GAIN = 0.002
 
 # (origin index, parameters) -> trees chosen by early stopping on that origin's rows
 Rounds = dict[tuple[int, tuple[tuple[str, Any], ...]], int]
-
-
-def params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(params.items()))
 
 
 def fit_churn_model(
@@ -77,16 +73,22 @@ def tune_churn(
     trees each trial's early stopping chose per origin, which the backtest reuses.
     """
     origins = folds.split.origins
+    # per origin: its training rows binned once for every trial, and its test rows
+    shared: dict[int, tuple[ProbeData, pd.DataFrame, np.ndarray]] = {}
 
     def fit_and_score(params: dict[str, Any], k: int) -> tuple[float, int]:
-        tr, te = folds.train_rows(origins[k]), folds.test_rows(origins[k])
-        tr = capped(tr, cfg.tuning.max_churn_rows, cfg.seed)
-        m = ChurnModel(params=params, random_state=cfg.seed, refit=False).fit(
-            tr[feats], tr["churn"].to_numpy(), account_groups(tr)
-        )
+        if k not in shared:
+            tr, te = folds.train_rows(origins[k]), folds.test_rows(origins[k])
+            tr = capped(tr, cfg.tuning.max_churn_rows, cfg.seed)
+            probe = ChurnModel(params=params, random_state=cfg.seed).probe_data(
+                tr[feats], tr["churn"].to_numpy(), account_groups(tr)
+            )
+            shared[k] = (probe, te[feats], te["churn"].to_numpy())
+        probe, X_test, y_test = shared[k]
+        m = ChurnModel(params=params, random_state=cfg.seed, refit=False).fit_probe(probe)
         if rounds is not None:
             rounds[(k, params_key(params))] = m.best_iteration_
-        return M.roc_auc(te["churn"].to_numpy(), m.tree_margin(te[feats])), m.best_iteration_
+        return M.roc_auc(y_test, m.tree_margin(X_test)), m.best_iteration_
 
     res = tune(
         "churn",

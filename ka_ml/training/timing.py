@@ -20,13 +20,14 @@ from ka_ml.modeling.evaluate import (
 )
 from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.modeling.timing import (
+    HazardData,
     TimingModel,
     anchor_cdf,
     interval_edges,
     quantiles_from_cdf,
     within_from_cdf,
 )
-from ka_ml.modeling.tuning import TuningResult, tune
+from ka_ml.modeling.tuning import TuningResult, params_key, tune
 from ka_ml.training.folds import Folds, account_groups, capped, censor_at
 
 # -- timing -----------------------------------------------------------------------------
@@ -53,21 +54,45 @@ def fit_timing_model(
     :func:`capped`) censored at ``boundary``: early stopping on held-out accounts, then a
     refit on every row (``refit=False``: the early-stopped model, which the backtest and
     tuning use: person-period fits dominate training time)."""
-
-    rows = capped(rows, cfg.tuning.max_timing_rows, cfg.seed)
-    edges = interval_edges(cfg.labels.purchase_windows)
-    d, e = censor_at(rows, boundary)
-    g = account_groups(rows)
-    tr, va = next(GroupShuffleSplit(1, test_size=0.2, random_state=cfg.seed).split(rows, d, g))
-    X = rows[feats].reset_index(drop=True)
-    probe = TimingModel(edges=edges, params=params, random_state=cfg.seed).fit(
-        X.iloc[tr], d[tr], e[tr], eval_set=(X.iloc[va], d[va], e[va])
-    )
+    X, d, e, tr, va = _probe_split(rows, boundary, feats, cfg)
+    probe = _model(params, cfg).fit(X.iloc[tr], d[tr], e[tr], eval_set=(X.iloc[va], d[va], e[va]))
     if not refit:
         return probe
     rounds = max(probe.best_iteration_, 10)
-    final = TimingModel(edges=edges, params=params, random_state=cfg.seed)
-    return final.fit(X, d, e, num_boost_round=rounds)
+    return _model(params, cfg).fit(X, d, e, num_boost_round=rounds)
+
+
+def timing_probe_data(
+    rows: pd.DataFrame,
+    boundary: pd.Timestamp,
+    feats: list[str],
+    params: dict[str, Any],
+    cfg: Config,
+) -> HazardData:
+    """The early-stopped fit of :func:`fit_timing_model` (``refit=False``) expanded and
+    binned once: ``_model(p, cfg).fit_probe(data)`` is that fit for any parameters ``p``
+    (tuning trials share it)."""
+    X, d, e, tr, va = _probe_split(rows, boundary, feats, cfg)
+    return _model(params, cfg).probe_data(
+        X.iloc[tr], d[tr], e[tr], eval_set=(X.iloc[va], d[va], e[va])
+    )
+
+
+def _model(params: dict[str, Any], cfg: Config) -> TimingModel:
+    edges = interval_edges(cfg.labels.purchase_windows)
+    return TimingModel(edges=edges, params=params, random_state=cfg.seed)
+
+
+def _probe_split(
+    rows: pd.DataFrame, boundary: pd.Timestamp, feats: list[str], cfg: Config
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The capped rows' features, labels censored at ``boundary``, and the accounts split
+    into training and early-stopping rows."""
+    rows = capped(rows, cfg.tuning.max_timing_rows, cfg.seed)
+    d, e = censor_at(rows, boundary)
+    g = account_groups(rows)
+    tr, va = next(GroupShuffleSplit(1, test_size=0.2, random_state=cfg.seed).split(rows, d, g))
+    return rows[feats].reset_index(drop=True), d, e, tr, va
 
 
 def _in_timing_dates(ts: pd.DataFrame, before: pd.Timestamp) -> pd.Series:
@@ -86,13 +111,24 @@ def count_timing_rows(ts: pd.DataFrame, before: pd.Timestamp) -> int:
 
 
 def backtest_timing(
-    ts: pd.DataFrame, folds: Folds, feats: list[str], params: dict[str, Any], cfg: Config
+    ts: pd.DataFrame,
+    folds: Folds,
+    feats: list[str],
+    params: dict[str, Any],
+    cfg: Config,
+    latest: TimingModel | None = None,
 ) -> pd.DataFrame:
     """Every origin: the hazard model fitted on the snapshots before it (labels censored at
-    the origin), predicting the origin's rows; CDFs kept for the interval adjustment."""
+    the origin), predicting the origin's rows; CDFs kept for the interval adjustment.
+    ``latest``: that model for the latest origin when tuning already fitted it (the same
+    rows, boundary and ``params``), so it is not fitted twice."""
     out = []
-    for o in folds.split.origins:
-        m = fit_timing_model(timing_rows(ts, o.date), o.date, feats, params, cfg, refit=False)
+    for k, o in enumerate(folds.split.origins):
+        m = (
+            latest
+            if k == 0 and latest is not None
+            else fit_timing_model(timing_rows(ts, o.date), o.date, feats, params, cfg, refit=False)
+        )
         te = folds.test_rows(o).reset_index(drop=True)
         F = m.cdf(te[feats])  # one pass of the hazards (the cost) for the frame and curves
         pred = m.frame_from_cdf(F, cfg.labels.purchase_windows, index=te.index)
@@ -179,14 +215,20 @@ def fit_timing(
     here, at scoring time to the champion churn model's), before the interval is adjusted.
     """
     latest = folds.split.origins[0]
-    tr = timing_rows(ts, latest.date)
-    te = folds.test_rows(latest).reset_index(drop=True)
     edges = interval_edges(cfg.labels.purchase_windows)
+    # the latest origin's person-period rows built once for every trial, its test rows,
+    # and each trial's model (the backtest reuses the chosen one there)
+    shared: dict[str, Any] = {}
+    fitted: dict[tuple[tuple[str, Any], ...], TimingModel] = {}
 
     def fit_and_score(params: dict[str, Any], k: int) -> tuple[float, int]:
-        m = fit_timing_model(tr, latest.date, feats, params, cfg, refit=False)
-        d, e = censor_at(te, as_of)
-        return m.log_likelihood(te[feats], d, e), m.best_iteration_
+        if not shared:
+            tr = timing_rows(ts, latest.date)
+            shared["probe"] = timing_probe_data(tr, latest.date, feats, params, cfg)
+            te = folds.test_rows(latest).reset_index(drop=True)
+            shared["test"] = (te[feats], *censor_at(te, as_of))
+        m = fitted[params_key(params)] = _model(params, cfg).fit_probe(shared["probe"])
+        return m.log_likelihood(*shared["test"]), m.best_iteration_
 
     n_trials, timeout = timing_budget(cfg)
     res = (
@@ -202,7 +244,10 @@ def fit_timing(
         if n_trials  # 0: the budget allows no tuning (timing_budget)
         else TuningResult(default_params(), float("nan"), 0, pd.DataFrame())
     )
-    toot = backtest_timing(ts, folds, feats, res.best_params, cfg)
+    shared.clear()
+    known = fitted.get(params_key(res.best_params))
+    fitted.clear()
+    toot = backtest_timing(ts, folds, feats, res.best_params, cfg, known)
     model = fit_timing_model(timing_rows(ts, as_of), as_of, feats, res.best_params, cfg)
     anchor = timing_anchor(ts, cfg, edges) if p_no_order is not None else None
     if anchor is not None and p_no_order is not None:
