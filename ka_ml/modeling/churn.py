@@ -10,7 +10,7 @@ or logistic) and the calibration (none, Platt or isotonic) on rolling out-of-tim
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from sklearn.utils.validation import (
 from ka_ml.errors import ModelError
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.feature_frame import align_frame, as_frame, category_levels
-from ka_ml.modeling.lightgbm_params import MAX_ROUNDS, base_params, default_params
+from ka_ml.modeling.lightgbm_params import base_params, default_params, train_booster
 from ka_ml.modeling.linear import LinearChurn
 from ka_ml.modeling.treeshap import tree_contributions
 
@@ -388,16 +388,9 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
     def _train(self, data: ProbeData) -> ChurnModel:
         self.features_, self.categories_ = list(data.features), dict(data.categories)
-        params = self._booster_params()
-        valid_sets = [] if data.valid is None else [data.valid]
-        callbacks: list[Callable[..., Any]] = []
-        if data.valid is not None:
-            callbacks.append(lgb.early_stopping(50, verbose=False))
-        rounds = data.rounds or MAX_ROUNDS
-        self.booster_ = lgb.train(
-            params, data.train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
+        self.booster_, self.best_iteration_ = train_booster(
+            self._booster_params(), data.train, data.valid, data.rounds
         )
-        self.best_iteration_ = int(self.booster_.best_iteration or rounds)
         return self
 
     def _booster_params(self) -> dict[str, Any]:

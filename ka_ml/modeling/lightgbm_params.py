@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import lightgbm as lgb
+
 # Bounds on the search space keep TreeSHAP explanation time a property we control
 # (cost grows with trees x depth; see stack notes).
 MAX_DEPTH = 8
@@ -49,3 +51,24 @@ def suggest_params(trial: Any) -> dict[str, Any]:
         "bagging_freq": 1,
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10.0, log=True),
     }
+
+
+EARLY_STOPPING_ROUNDS = 50
+
+
+def train_booster(
+    params: dict[str, Any], train: lgb.Dataset, valid: lgb.Dataset | None, rounds: int | None
+) -> tuple[lgb.Booster, int]:
+    """A booster on ``train``: early stopping on ``valid`` when given (up to ``MAX_ROUNDS``
+    trees), else ``rounds`` trees (None: ``MAX_ROUNDS``); with its best iteration."""
+    n = rounds or MAX_ROUNDS
+    booster = lgb.train(
+        params,
+        train,
+        num_boost_round=n,
+        valid_sets=[] if valid is None else [valid],
+        callbacks=[]
+        if valid is None
+        else [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
+    return booster, int(booster.best_iteration or n)

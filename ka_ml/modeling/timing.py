@@ -28,7 +28,7 @@ probabilities consistent with the churn score the user sees beside them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 from ka_ml.errors import ModelError
 from ka_ml.modeling.churn import legacy_state_error
 from ka_ml.modeling.feature_frame import align_frame, category_levels
-from ka_ml.modeling.lightgbm_params import MAX_ROUNDS, base_params, default_params
+from ka_ml.modeling.lightgbm_params import base_params, default_params, train_booster
 
 DEFAULT_GRID = (7, 14, 21, 30, 45, 60, 75, 90, 120, 150, 180, 240, 365)
 ANCHOR_EPS = 1e-9  # keeps log(S) finite where a curve or a churn probability is 0 or 1
@@ -194,19 +194,9 @@ class TimingModel(BaseEstimator):
         self.interval_levels_: tuple[float, float] = (0.1, 0.9)
         self.anchor_days_: int | None = None
         self.features_, self.categories_ = list(data.features), dict(data.categories)
-        valid_sets = [] if data.valid is None else [data.valid]
-        callbacks: list[Callable[..., Any]] = []
-        if data.valid is not None:
-            callbacks.append(lgb.early_stopping(50, verbose=False))
-        rounds = data.rounds or MAX_ROUNDS
-        self.booster_ = lgb.train(
-            self._booster_params(),
-            data.train,
-            num_boost_round=rounds,
-            valid_sets=valid_sets,
-            callbacks=callbacks,
+        self.booster_, self.best_iteration_ = train_booster(
+            self._booster_params(), data.train, data.valid, data.rounds
         )
-        self.best_iteration_ = int(self.booster_.best_iteration or rounds)
         return self
 
     def _booster_params(self) -> dict[str, Any]:
