@@ -185,7 +185,7 @@ class TimingModel(BaseEstimator):
         """The person-period rows of ``fit(X, duration, event, eval_set=...)`` expanded and
         binned once, for fits that differ only in booster settings (tuning trials):
         ``TimingModel(params=p, ...).fit_probe(data)`` is the booster ``fit`` would give."""
-        return self._data(X, duration, event, eval_set, None, keep_raw=False)
+        return self._data(X, duration, event, eval_set, None, shared=True)
 
     def fit_probe(self, data: HazardData) -> TimingModel:
         """Fit the hazard booster on :meth:`probe_data`'s rows (early stopping when it
@@ -210,7 +210,7 @@ class TimingModel(BaseEstimator):
         event: Any,
         eval_set: tuple[pd.DataFrame, Any, Any] | None,
         rounds: int | None,
-        keep_raw: bool = True,
+        shared: bool = False,
     ) -> HazardData:
         if not np.any(np.asarray(event, bool)):
             raise ModelError(
@@ -223,23 +223,20 @@ class TimingModel(BaseEstimator):
         )
         self.features_ = list(X.columns)
         self.categories_ = category_levels(X, self.features_)
-        # binned once here when shared (keep_raw False), with the settings lgb.train would
-        # bin with (the seed draws the rows the bin edges are taken from)
-        params = None if keep_raw else self._booster_params()
+        # binned once here when shared, with the settings lgb.train would bin with (the seed
+        # draws the rows the bin edges are taken from); the frames are dropped once binned
+        params = self._booster_params() if shared else None
         pp, y, w = self._expand(X, duration, event)
         train = lgb.Dataset(
-            align_frame(pp, self.model_columns, self.categories_),
-            y,
-            weight=w,
-            params=params,
-            free_raw_data=not keep_raw,
+            align_frame(pp, self.model_columns, self.categories_), y, weight=w, params=params
         )
         valid = None
         if eval_set is not None:
             vpp, vy, vw = self._expand(*eval_set)
             vX = align_frame(vpp, self.model_columns, self.categories_)
             valid = lgb.Dataset(vX, vy, weight=vw, params=params, reference=train)
-        if not keep_raw:  # bin now and drop the person-period frames
+        if shared:  # bin now, so every fit on it skips the person-period frames
+            del pp
             train.construct()
             if valid is not None:
                 valid.construct()
