@@ -20,6 +20,7 @@ from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.modeling.timing import TimingModel
 from ka_ml.modeling.tuning import params_key
+from ka_ml.training import timing as timing_module
 from ka_ml.training.churn import Rounds, backtest_churn, fit_churn_model, tune_churn
 from ka_ml.training.folds import account_groups, capped, sampling_note
 from ka_ml.training.timing import (
@@ -217,3 +218,33 @@ def test_the_timing_backtest_reuses_the_tuned_model_of_the_latest_origin(
     other = TimingModel(edges=data.edges, params=default_params(), random_state=cfg.seed)
     wrong = backtest_timing(pre.ts, pre.folds, pre.feats, OTHER_PARAMS, cfg, other.fit_probe(data))
     assert not np.allclose(wrong["p_purchase_30d"], fitted["p_purchase_30d"], equal_nan=True)
+
+
+@pytest.mark.parametrize("n_trials", [4, 8])  # 4: no timing tuning (a quarter, below two)
+def test_fit_timing_fits_the_latest_origin_once_when_tuning_fitted_it(
+    prepared: tuple[Config, Prepared],
+    tmp_path: Path,
+    mlflow_state: None,
+    monkeypatch: pytest.MonkeyPatch,
+    n_trials: int,
+) -> None:
+    cfg, pre = prepared
+    cfg = _with_tuning(cfg, n_trials=n_trials)
+    calls: list[pd.Timestamp] = []
+    real = timing_module.fit_timing_model
+
+    def counted(rows: pd.DataFrame, boundary: pd.Timestamp, *a: object, **k: object) -> object:
+        calls.append(pd.Timestamp(boundary))
+        return real(rows, boundary, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(timing_module, "fit_timing_model", counted)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.set_experiment("timing-reuse")
+    as_of = pre.ts["as_of"].max()
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        _, res, _ = timing_module.fit_timing(pre.ts, pre.folds, pre.feats, as_of, cfg)
+    origins = [o.date for o in pre.folds.split.origins]
+    tuned = not res.trials.empty
+    assert tuned == (n_trials == 8)
+    # the backtest fits every origin but the latest when tuning fitted it there; then the final
+    assert calls == [*(origins[1:] if tuned else origins), as_of]
