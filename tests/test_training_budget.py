@@ -248,3 +248,27 @@ def test_fit_timing_fits_the_latest_origin_once_when_tuning_fitted_it(
     assert tuned == (n_trials == 8)
     # the backtest fits every origin but the latest when tuning fitted it there; then the final
     assert calls == [*(origins[1:] if tuned else origins), as_of]
+
+
+def test_churn_tuning_bins_each_origins_rows_once_for_all_its_trials(
+    prepared: tuple[Config, Prepared],
+    tmp_path: Path,
+    mlflow_state: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg, pre = prepared
+    built: list[int] = []
+    real = ChurnModel.probe_data
+
+    def counted(self: ChurnModel, X: pd.DataFrame, *a: object) -> object:
+        built.append(len(X))
+        return real(self, X, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ChurnModel, "probe_data", counted)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.set_experiment("churn-reuse")
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        res = tune_churn(pre.folds, pre.feats, _with_tuning(cfg, n_trials=3))
+    assert len(res.trials) == 3
+    origins = pre.folds.split.origins
+    assert built == [len(pre.folds.train_rows(o)) for o in origins]  # once each, in order
