@@ -30,6 +30,8 @@ from typing import Any
 
 from ka_ml.bench import api_load, cli, e2e, features, million
 from ka_ml.bench import spark as spark_bench
+from ka_ml.config import Config
+from ka_ml.training.timing import timing_budget
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "BENCH.md"
@@ -226,6 +228,12 @@ def stage_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, list[float]
     ]
 
 
+def _timing_trials(b: e2e.Budget) -> str:
+    """How the budget tunes the purchase-timing model, as training decides it."""
+    n, _ = timing_budget(Config.model_validate({"tuning": {"n_trials": b.n_trials}}))
+    return f"{n} trials" if n else "not tuned, below two trials"
+
+
 def _stages_section(records: Sequence[dict[str, Any]], plan: Plan) -> list[str]:
     sizes = [r["accounts"] for r in records]
     head = ["stage"]
@@ -244,8 +252,8 @@ def _stages_section(records: Sequence[dict[str, Any]], plan: Plan) -> list[str]:
         f"### Stages by portfolio size (issue 6.2): {', '.join(_k(n) for n in sizes)} accounts",
         "",
         f"Demo world, {e2e.YEARS:g} years, seed {e2e.SEED}, Parquet. Training budget at every "
-        f"size: `tuning.n_trials={b.n_trials}` (timing model: "
-        f"{max(2, b.n_trials // 3)}), `tuning.backtest_origins={b.backtest_origins}`, "
+        f"size: `tuning.n_trials={b.n_trials}` (timing model: {_timing_trials(b)}), "
+        f"`tuning.backtest_origins={b.backtest_origins}`, "
         f"`features.max_snapshots={b.max_snapshots}`, "
         f"timeout {b.timeout_seconds:g} s (never reached: the trial count is the budget). "
         "Ratio = largest / smallest size; exponent = slope of log(value) on log(accounts) "
