@@ -231,7 +231,7 @@ def stage_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, list[float]
 def _timing_trials(b: e2e.Budget) -> str:
     """How the budget tunes the purchase-timing model, as training decides it."""
     n, _ = timing_budget(Config.model_validate({"tuning": {"n_trials": b.n_trials}}))
-    return f"{n} trials" if n else "not tuned, below two trials"
+    return f"{n} trials" if n else "not tuned: a quarter of the trials is below two"
 
 
 def _stages_section(records: Sequence[dict[str, Any]], plan: Plan) -> list[str]:
