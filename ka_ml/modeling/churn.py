@@ -314,7 +314,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         ``ChurnModel(params=p, refit=False).fit(X, y, groups)``, without binning the rows
         again."""
         X, y = self._start(X, y)
-        return self._probe_data(X, y, np.asarray(groups), keep_raw=False)
+        return self._probe_data(X, y, np.asarray(groups), shared=True)
 
     def fit_probe(self, data: ProbeData) -> ChurnModel:
         """The early-stopped booster on :meth:`probe_data`'s rows (no refit)."""
@@ -338,7 +338,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.reference_profile_: dict[str, Any] | None = None
 
     def _probe_data(
-        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, keep_raw: bool = True
+        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, shared: bool = False
     ) -> ProbeData:
         """Early stopping on a hold-out of whole accounts; a hold-out or rest with one
         class gets 200 trees on every row (``valid`` None)."""
@@ -347,8 +347,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         )
         tr, va = next(split.split(X, y, groups))
         if len(set(y[va])) < 2 or len(set(y[tr])) < 2:
-            return self._data(X, y, None, 200, keep_raw)
-        return self._data(X.iloc[tr], y[tr], (X.iloc[va], y[va]), None, keep_raw)
+            return self._data(X, y, None, 200, shared)
+        return self._data(X.iloc[tr], y[tr], (X.iloc[va], y[va]), None, shared)
 
     def _data(
         self,
@@ -356,22 +356,22 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         y: np.ndarray,
         eval_set: tuple[pd.DataFrame, Any] | None,
         rounds: int | None,
-        keep_raw: bool = True,
+        shared: bool = False,
     ) -> ProbeData:
         features = list(X.columns)
         categories = category_levels(X, features)
-        # binned once here when shared (keep_raw False): with the settings lgb.train would
-        # bin with (the seed draws the rows the bin edges are taken from)
-        params = None if keep_raw else self._booster_params()
+        # binned once here when shared, with the settings lgb.train would bin with (the seed
+        # draws the rows the bin edges are taken from); the frames are dropped once binned
+        params = self._booster_params() if shared else None
         train = lgb.Dataset(
-            align_frame(X, features, categories), y, params=params, free_raw_data=not keep_raw
+            align_frame(X, features, categories), y, params=params, free_raw_data=shared
         )
         valid = None
         if eval_set is not None:
             Xv = align_frame(as_frame(eval_set[0], None, "eval_set"), features, categories)
             valid = lgb.Dataset(Xv, np.asarray(eval_set[1], float), params=params, reference=train)
         data = ProbeData(features, categories, train, valid, rounds)
-        if not keep_raw:  # bin now, with the settings every fit shares, and drop the frames
+        if shared:  # bin now, so every fit on it skips the frames
             train.construct()
             if valid is not None:
                 valid.construct()
