@@ -1,0 +1,53 @@
+"""The registered pyfunc wrapper: served alone it predicts what the model itself predicts,
+and defining it prints nothing on the console of every command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from conftest import small_config
+
+from ka_ml.modeling import registry
+from ka_ml.modeling.timing import TimingModel, interval_edges
+
+FAST = {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.1}
+WINDOWS = [30, 60, 90]
+
+
+def test_importing_the_registry_prints_no_mlflow_warning() -> None:
+    # a subprocess: the class is defined once per process, at import
+    run = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "import ka_ml.modeling.registry"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Add type hints" not in run.stderr
+    assert "Warning" not in run.stderr, run.stderr
+
+
+def test_the_served_pyfunc_predicts_the_models_own_frame(
+    tmp_path: Path, mlflow_state: None
+) -> None:
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(
+        {"recency_days": rng.uniform(0, 200, 400), "gap_median_days": rng.uniform(5, 60, 400)}
+    )
+    d, e = rng.exponential(40, 400), rng.uniform(size=400) < 0.8
+    model = TimingModel(edges=interval_edges(WINDOWS), params=FAST).fit(X, d, e, num_boost_round=15)
+    cfg = small_config(tmp_path)
+    registry.connect(cfg)
+    with mlflow.start_run():
+        version = registry.log_and_register(
+            model, "timing", cfg.mlflow.timing_model_name, X, WINDOWS
+        )
+    served = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.timing_model_name}/{version}")
+    # columns in another order: the model aligns its own frame, MLflow converts nothing
+    got = served.predict(X[["gap_median_days", "recency_days"]].head(50))
+    want = model.predict_frame(X.head(50), WINDOWS)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
