@@ -331,7 +331,8 @@ class TuningConfig(_Strict):
         3,
         ge=1,
         description="rolling out-of-time test origins in every train (fewer, with a note, "
-        "when the history is short)",
+        "when the history is short; when the labelled snapshots span less than the purge, "
+        "as many origins that hold account groups out instead, in time, with a note)",
     )
     purge_days: int | None = Field(
         None,
@@ -550,7 +551,8 @@ class Config(_Strict):
                 f"tuning.purge_days ({purge}) is shorter than labels.horizon_days "
                 f"({self.labels.horizon_days}): training and test label windows of the same "
                 "accounts would overlap and the reported quality would be overstated; remove "
-                "purge_days (short histories get fewer test origins instead)"
+                "purge_days (short histories get fewer test origins instead, or origins "
+                "that hold accounts out)"
             )
         return self
 

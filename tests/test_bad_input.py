@@ -60,15 +60,40 @@ def test_too_little_history_for_the_horizon_is_a_clear_model_error(
 ) -> None:
     cfg = isolated(trained.cfg, tmp_path)
     before = registry_state(cfg)
-    early = (trained.history.first_date + pd.Timedelta(days=150)).date()
+    # 120 days: one snapshot (28 days after the first order) has its 90-day label window
+    early = (trained.history.first_date + pd.Timedelta(days=120)).date()
     code, out = cli(
         "train", "--config", str(write_config(cfg, tmp_path / "c.yaml")),
         "--data", str(demo_dir), "--as-of", str(early),
     )  # fmt: skip
     assert code == 2, out
-    assert "No out-of-time test is possible" in out and "90-day purge" in out
+    assert "No test is possible: 1 fully labelled snapshot date(s)" in out
     assert "90-day purge" in out and "Fix: provide a longer history" in out
     assert registry_state(cfg) == before  # no run, no version
+
+
+@pytest.mark.slow
+def test_a_history_shorter_than_the_purge_trains_on_held_out_accounts_and_scores(
+    trained: Any, demo_dir: Path, tmp_path: Path, mlflow_state: None
+) -> None:
+    """Five months of orders: the labelled snapshots span less than the 90-day purge, so no
+    out-of-time origin fits; training holds accounts out instead (issue 13, points 7-8),
+    says so, and leaves a champion that scores (a registry of its own: the first model)."""
+    from ka_ml.config import PathsConfig
+
+    paths = PathsConfig(outputs=tmp_path / "outputs", models=tmp_path / "models")
+    cfg = trained.cfg.model_copy(update={"paths": paths})
+    path = str(write_config(cfg, tmp_path / "c.yaml"))
+    early = str((trained.history.first_date + pd.Timedelta(days=150)).date())
+    code, out = cli("train", "--config", path, "--data", str(demo_dir), "--as-of", early)
+    assert code == 0, out
+    assert "'purge': 'none: accounts held out'" in out
+    assert "less than the 90-day purge: no out-of-time test fits" in out
+    assert "the training procedure on held-out accounts, in time, pooled over" in out
+    assert "-> champion: no comparable champion yet" in out  # its own, new registry
+    code, out = cli("score", "--config", path, "--data", str(demo_dir), "--as-of", early)
+    assert code == 0, out
+    assert "scored" in out
 
 
 # -- labels: no churners, only churners, a single account -------------------------------

@@ -9,6 +9,12 @@ The purge is never shorter than the horizon (the config refuses it).
 
     |---- train (s + horizon <= T) ----|  purge  |T: test origin 1|
     |---- train --------------------|  purge  |T': origin 2|     (each origin its own fit)
+
+A history whose labelled snapshots span less than the purge has no such test. Rather than
+shorten the purge, the origins then hold *accounts* out (issue 13, point 8): origin ``k`` tests
+the ``k``-th account group at its date and trains on the other groups' snapshots up to that
+date, so no account is ever in a test and in a training window at once. That estimate is
+in time (it cannot see the population move) and the note says so.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from ka_ml.errors import ModelError
 
 @dataclass(frozen=True)
 class Origin:
-    """One out-of-time test: the snapshot ``date``, trained on ``train_dates`` only."""
+    """One test: the snapshot ``date``, trained on ``train_dates`` only. ``group``: None for
+    an out-of-time origin; else the account group it tests (at ``date``), whose snapshots its
+    training leaves out (a history too short for the purge)."""
 
     date: pd.Timestamp
     train_dates: tuple[pd.Timestamp, ...]
+    group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,8 +48,23 @@ class Backtest:
     wanted: int
 
     @property
+    def grouped(self) -> bool:
+        """The origins hold accounts out instead of time (the history is shorter than the
+        purge)."""
+        return any(o.group is not None for o in self.origins)
+
+    @property
     def note(self) -> str:
-        """Empty when the history gave every origin asked for, else why not."""
+        """Empty when the history gave every out-of-time origin asked for, else why not."""
+        if self.grouped:
+            span = (max(self.final_dates) - min(self.final_dates)).days
+            return (
+                f"the labelled snapshots span {span} days, less than the {self.purge_days}-day "
+                "purge: no out-of-time test fits in this history, so each of the "
+                f"{len(self.origins)} origins tests 1 of {len(self.origins)} account groups, "
+                "held out of its training: an in-time estimate that cannot see the population "
+                "change over time (a longer history gives out-of-time origins)"
+            )
         if len(self.origins) >= self.wanted:
             return ""
         return (
@@ -58,7 +82,7 @@ class Backtest:
             "train": span(self.final_dates),
             "test": ", ".join(str(o.date.date()) for o in self.origins)
             + f" ({len(self.origins)} origins)",
-            "purge": f"{self.purge_days} days",
+            "purge": "none: accounts held out" if self.grouped else f"{self.purge_days} days",
         }
 
 
@@ -74,7 +98,8 @@ def rolling_origins(
     An origin at ``T`` trains on the labelled snapshots ``s`` with ``s + purge <= T``: no
     training label window reaches into the test window of the same accounts. The final
     model is fitted on every labelled date. Fewer origins than asked when the history is
-    short (``Backtest.note`` says so); none at all is an error with the remedy.
+    short (``Backtest.note`` says so); none at all: account-grouped origins
+    (:func:`grouped_origins`); fewer than two labelled dates is an error with the remedy.
     """
     dates = sorted(pd.Timestamp(d) for d in pd.unique(pd.DatetimeIndex(labelled_dates)))
     gap = pd.Timedelta(days=purge_days)
@@ -86,12 +111,24 @@ def rolling_origins(
         if len(train) >= min_train_snapshots:
             origins.append(Origin(t, train))
     if not origins:
+        origins = grouped_origins(dates, n_origins)
+    if not origins:
         first = f"{dates[0].date()}..{dates[-1].date()}" if dates else "none"
         raise ModelError(
-            f"No out-of-time test is possible: the fully labelled snapshots ({first}, "
-            f"{len(dates)} dates) do not span the {purge_days}-day purge between a training "
-            "snapshot and a later test snapshot.",
-            "provide a longer history (at least twice the churn horizon of orders before "
-            "--as-of), a later --as-of, or a shorter labels.horizon_days.",
+            f"No test is possible: {len(dates)} fully labelled snapshot date(s) ({first}); "
+            "training needs two, and the history is too short for an out-of-time test with the "
+            f"{purge_days}-day purge.",
+            "provide a longer history (the churn horizon plus a few snapshot steps of orders "
+            "before --as-of; twice the horizon for out-of-time origins), a later --as-of, or a "
+            "shorter labels.horizon_days.",
         )
     return Backtest(tuple(origins), tuple(dates), purge_days, n_origins)
+
+
+def grouped_origins(dates: list[pd.Timestamp], n_origins: int) -> list[Origin]:
+    """Account-grouped origins for a history too short for the purge: the latest
+    ``n_origins`` labelled dates that have an earlier one (the timing model learns from
+    snapshots before its origin), origin ``k`` testing account group ``k`` and trained on
+    every labelled date up to its own. None when fewer than two dates are labelled."""
+    usable = dates[1:][::-1][:n_origins]
+    return [Origin(t, tuple(d for d in dates if d <= t), group=k) for k, t in enumerate(usable)]

@@ -69,11 +69,17 @@ def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
 SHORT = {"recency only": "recency", "RFM logistic regression": "RFM LR", "BG/NBD": "BG/NBD"}
 
 
-def origin_table(per_origin: pd.DataFrame) -> Table:
+def origin_table(per_origin: pd.DataFrame, held_out_accounts: bool = False) -> Table:
     """Per test origin: the model's ROC AUC and Brier beside the best baseline's, and the
     mean predicted probability beside the observed churn rate (calibration in the large)."""
     t = Table(
-        title="Per test origin (each trained only on what was known before it)",
+        title="Per test origin ("
+        + (
+            "each tests accounts its training left out, trained up to its date"
+            if held_out_accounts
+            else "each trained only on what was known before it"
+        )
+        + ")",
         title_justify="left",
     )
     for c in ("origin", "rows", "AUC", "best baseline", "Brier", "best", "mean P", "churn"):
@@ -109,11 +115,12 @@ def expected_line(x: dict[str, float], as_of: pd.Timestamp) -> str:
 
 def _choices(ev: Any) -> list[str]:
     fam = ", ".join(f"{k} {v:.4f}" for k, v in ev.family_scores.items())
+    test = "held-out accounts" if getattr(ev, "held_out_accounts", False) else "out-of-time"
     cal = ev.calibration
     names = {"none": "none", "sigmoid": "Platt", "isotonic": "isotonic"}
     briers = ", ".join(f"{names[k]} {cal[k]:.4f}" for k in names if k in cal)
     return [
-        f"model family: [bold]{ev.family}[/] (pooled out-of-time ROC AUC: {fam})",
+        f"model family: [bold]{ev.family}[/] (pooled {test} ROC AUC: {fam})",
         f"calibration: [bold]{names.get(cal.get('method', 'none'), cal.get('method'))}[/]"
         + (f" (cross-fitted Brier: {briers})" if briers else ""),
     ]
@@ -134,10 +141,12 @@ def print_train_report(report: Any, out: Console) -> None:
     for note in ev.notes:
         out.print(f"[yellow]note:[/] {note}")
     n = ev.per_origin["origin"].nunique() if not ev.per_origin.empty else 0
+    held_out = bool(getattr(ev, "held_out_accounts", False))
+    how = "on held-out accounts, in time," if held_out else "out of time,"
     out.print(
         churn_table(
             ev.comparison,
-            f"Churn within the horizon: the training procedure out of time, pooled over {n} "
+            f"Churn within the horizon: the training procedure {how} pooled over {n} "
             "test origins (what the scores should achieve)",
         )
     )
@@ -148,7 +157,7 @@ def print_train_report(report: Any, out: Console) -> None:
             f"{cal['roc_auc']:.3f} (days to contract end as the only score; same rows)"
         )
     if not ev.per_origin.empty:
-        out.print(origin_table(ev.per_origin))
+        out.print(origin_table(ev.per_origin, held_out))
     if getattr(ev, "expected", None):
         out.print(expected_line(ev.expected, report.as_of))
     for line in _choices(ev):

@@ -206,8 +206,9 @@ def _card_text(card: Any) -> str:
             if margin >= 0
             else f", {runner_up} ranked {-margin:.4f} higher: within noise"
         )
+    test = "ROC AUC on held-out accounts" if card.get("test") else "out-of-time ROC AUC"
     return (
-        f" ({card['family']}{won_by}; out-of-time ROC AUC {card['oot_roc_auc']:.3f} vs "
+        f" ({card['family']}{won_by}; {test} {card['oot_roc_auc']:.3f} vs "
         f"{card['best_baseline']} {card['best_baseline_roc_auc']:.3f}, "
         f"{card['origins']} test origins)"
     )
@@ -279,7 +280,12 @@ def _cycle_accuracy(run: dict[str, Any]) -> str:
     card: dict[str, Any] = run.get("model_card") or {}
     for src, where in (
         (bt if isinstance(bt, dict) else {}, "in the backtest of past weekly runs"),
-        (card if isinstance(card, dict) else {}, "in training's out-of-time test"),
+        (
+            card if isinstance(card, dict) else {},
+            "in training's out-of-time test"
+            if not isinstance(card, dict) or not card.get("test")
+            else "in training's test on held-out accounts",
+        ),
     ):
         hit = src.get("interval_hit_rate", src.get("timing_coverage"))
         acc, maj = src.get("window_accuracy"), src.get("window_majority_accuracy")

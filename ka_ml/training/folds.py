@@ -37,32 +37,58 @@ def feature_columns(ts: pd.DataFrame) -> list[str]:
 
 @dataclass(frozen=True)
 class Folds:
-    """The labelled snapshots, the rolling test origins, and the pooled test rows."""
+    """The labelled snapshots, the test origins, and the pooled test rows. ``groups``: each
+    labelled row's account group when the origins hold accounts out (a history shorter than
+    the purge, :func:`ka_ml.modeling.split.grouped_origins`), else None."""
 
     split: Backtest
     labelled: pd.DataFrame
-    test: pd.DataFrame  # every origin's snapshot rows (the out-of-time test rows, pooled)
+    test: pd.DataFrame  # every origin's test rows, pooled (in ``labelled`` order)
+    groups: np.ndarray | None = None
+
+    def _in(self, origin: Origin, dates: list[pd.Timestamp], tested: bool) -> pd.Series:
+        rows = self.labelled["as_of"].isin(dates)
+        if origin.group is not None and self.groups is not None:
+            rows &= (self.groups == origin.group) == tested
+        return rows
 
     def train_rows(self, origin: Origin) -> pd.DataFrame:
-        return self.labelled[self.labelled["as_of"].isin(list(origin.train_dates))]
+        return self.labelled[self._in(origin, list(origin.train_dates), tested=False)]
 
     def test_rows(self, origin: Origin) -> pd.DataFrame:
-        return self.labelled[self.labelled["as_of"] == origin.date]
+        return self.labelled[self._in(origin, [origin.date], tested=True)]
 
 
 def _purge(cfg: Config) -> int:
     return cfg.labels.horizon_days if cfg.tuning.purge_days is None else cfg.tuning.purge_days
 
 
+def account_partition(accounts: pd.Series, k: int, seed: int) -> np.ndarray:
+    """Each row's account group in ``0..k-1``: the accounts (sorted, so the same accounts
+    give the same groups whatever the row order) dealt into ``k`` groups of near-equal size
+    in a seeded random order."""
+    ids = accounts.astype("str")
+    unique = np.sort(ids.unique())
+    group_of = np.empty(len(unique), dtype=np.int64)
+    group_of[np.random.default_rng(seed).permutation(len(unique))] = np.arange(len(unique)) % k
+    return group_of[np.searchsorted(unique, ids.to_numpy())]
+
+
 def make_folds(ts: pd.DataFrame, cfg: Config) -> Folds:
-    """Rolling origins over the snapshots whose churn label is fully observed."""
+    """Test origins over the snapshots whose churn label is fully observed: rolling in time,
+    or holding accounts out when the history is shorter than the purge."""
     labelled = ts[ts["churn"].notna()].reset_index(drop=True)
     bt = rolling_origins(
         labelled["as_of"].unique(), purge_days=_purge(cfg), n_origins=cfg.tuning.backtest_origins
     )
-    dates = [o.date for o in bt.origins]
-    test = labelled[labelled["as_of"].isin(dates)].reset_index(drop=True)
-    return Folds(bt, labelled, test)
+    groups = (
+        account_partition(labelled["account_id"], len(bt.origins), cfg.seed) if bt.grouped else None
+    )
+    folds = Folds(bt, labelled, labelled.iloc[:0], groups)
+    tested = np.zeros(len(labelled), dtype=bool)
+    for o in bt.origins:
+        tested |= folds._in(o, [o.date], tested=True).to_numpy()
+    return Folds(bt, labelled, labelled[tested].reset_index(drop=True), groups)
 
 
 def check_labels(folds: Folds) -> None:

@@ -86,6 +86,9 @@ def log_inputs(
                 str(o.date.date()): [str(d.date()) for d in o.train_dates] for o in bt.origins
             },
             "purge_days": bt.purge_days,
+            "held_out_account_group": {
+                str(o.date.date()): o.group for o in bt.origins if o.group is not None
+            },
             "note": bt.note,
         },
         "split/snapshot_dates.json",
@@ -95,6 +98,7 @@ def log_inputs(
         {
             "chosen.snapshot_every_days": cadence,
             "chosen.purge_days": bt.purge_days,
+            "chosen.test_split": "accounts held out" if bt.grouped else "rolling origins",
             "chosen.backtest_origins": len(bt.origins),
             "chosen.labelled_snapshots": len(bt.final_dates),
         }
