@@ -375,6 +375,12 @@ def test_the_header_says_which_model_family_won_and_by_how_much(scores: pd.DataF
     )  # a champion trained before the runner-up was recorded
     nan = render_report(scores, make_run(model_card={**card, "family_margin": float("nan")}))
     assert "ka_churn v7 (blend; out-of-time" in nan and "within noise" not in nan
+    # a history shorter than the purge: the origins held accounts out, in time
+    held = {**card, "test": "held-out accounts", "timing_coverage": 0.8}
+    text = render_report(scores, make_run(model_card=held))
+    assert "within noise; ROC AUC on held-out accounts 0.741 vs RFM" in text
+    assert "out-of-time" not in text
+    assert "s test on held-out accounts: the next order fell inside" in text
 
 
 def test_data_warnings_and_backtest_are_listed_when_present(scores: pd.DataFrame) -> None:
