@@ -235,6 +235,10 @@ def test_plain_lightgbm_trains_on_labelled_month_starts_and_scores_every_custome
     assert 0.65 < auc < 0.9  # the full data gives 0.775 at this cutoff
     again = cdnow.plain_lightgbm_predictions(history, cutoff, cfg, truth.index)
     assert np.array_equal(again.predictions.to_numpy(), run.predictions.to_numpy())
+    # a cutoff before any labelled month start from 1997-05-01 (five months of orders): the
+    # month starts after the first order
+    early = cdnow.plain_lightgbm_predictions(history, pd.Timestamp("1997-06-01"), cfg, truth.index)
+    assert [str(d.date()) for d in early.snapshots] == ["1997-02-01", "1997-03-01"]
 
 
 CONFIGS = ("configs/ka_ml.yaml", "configs/cdnow.yaml")

@@ -404,7 +404,8 @@ def plain_lightgbm_predictions(
 
     As ``../shared/tools/cdnow_plain_lightgbm.py`` does with ``ka-ml features``, in-process:
     features (``feature_frames`` with ``cfg``, rows before the cutoff only) at the month
-    starts from 1997-05-01 whose churn window closed by the cutoff, labelled "no order in the
+    starts from 1997-05-01 whose churn window closed by the cutoff (none before 1997-08-01:
+    the month starts after the first order instead), labelled "no order in the
     ``horizon_days`` from the snapshot"; numeric columns only; LightGBM with
     :data:`PLAIN_PARAMS`, early stopping (100 rounds) on a customer-grouped 20% split
     (``GroupShuffleSplit(random_state=0)``), then a refit on every labelled row with the best
@@ -418,11 +419,11 @@ def plain_lightgbm_predictions(
 
     known = history.before(cutoff)
     horizon = cfg.labels.horizon_days
-    snaps = plain_snapshots(cutoff, horizon)
+    # a cutoff too early for that (a short history): the month starts after the first order
+    first = (pd.Timestamp(known.orders["order_date"].min()) + pd.offsets.MonthBegin(1)).normalize()
+    snaps = plain_snapshots(cutoff, horizon) or plain_snapshots(cutoff, horizon, first)
     if not snaps:
-        raise ValueError(
-            f"no month start from {PLAIN_FIRST_SNAPSHOT.date()} is labelled by {cutoff.date()}"
-        )
+        raise ValueError(f"no month start after {first.date()} is labelled by {cutoff.date()}")
     frames = feature_frames(known, [*snaps, cutoff], cfg)
     X = pd.concat([frames[s] for s in snaps], ignore_index=True)
     y = np.concatenate(
@@ -906,7 +907,8 @@ def _header(results: Sequence[BenchResult]) -> list[str]:
         "RFM logistic regression and recency only fitted on the product's labelled training "
         "snapshots before C (the k-day windows on snapshots whose window closed before C); "
         "plain LightGBM (fixed parameters, no tuning, no calibration) on the product's "
-        "features at month starts from 1997-05-01 whose 90-day window closed before C; "
+        "features at month starts from 1997-05-01 (for a C before 1997-08-01: from the "
+        "first month start after the first order) whose 90-day window closed before C; "
         "every predictor on the customers all of them scored, against what happened from "
         "C on.",
     ]
@@ -1348,11 +1350,22 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     parser = bench_parser(__doc__, RESULTS_FILE)
     parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument(
+        "--cutoffs",
+        nargs="+",
+        type=pd.Timestamp,
+        default=list(CUTOFFS),
+        help="the cutoffs (default: "
+        + " and ".join(str(c.date()) for c in CUTOFFS)
+        + "; earlier ones give shorter histories)",
+    )
     args = parser.parse_args(argv)
 
     paths, cfgs, raw, progress = bench_inputs(args)
     results = [
-        run_benchmark(cfg, raw, config=str(path), n_boot=args.n_boot, progress=progress)
+        run_benchmark(
+            cfg, raw, args.cutoffs, config=str(path), n_boot=args.n_boot, progress=progress
+        )
         for path, cfg in zip(paths, cfgs, strict=True)
     ]
     text = to_markdown(results)

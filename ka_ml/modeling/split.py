@@ -113,9 +113,9 @@ def rolling_origins(
     if not origins:
         origins = grouped_origins(dates, n_origins)
     if not origins:
-        first = f"{dates[0].date()}..{dates[-1].date()}" if dates else "none"
+        seen = ", ".join(str(d.date()) for d in dates) or "none"
         raise ModelError(
-            f"No test is possible: {len(dates)} fully labelled snapshot date(s) ({first}); "
+            f"No test is possible: {len(dates)} fully labelled snapshot date(s) ({seen}); "
             "training needs two, and the history is too short for an out-of-time test with the "
             f"{purge_days}-day purge.",
             "provide a longer history (the churn horizon plus a few snapshot steps of orders "
