@@ -160,7 +160,7 @@ def run_training(
         mlflow.log_dict(card, "model_card.json")
         log_evaluation(ev, churn, timing, churn_tuning, timing_tuning, folds, feats)
         progress("registering the models and judging them against the champion ...")
-        versions, decisions = promote(client, cfg, churn, timing, folds, feats, ev)
+        versions, decisions = promote(client, cfg, churn, timing, folds, feats, ev, as_of=as_of)
     return TrainReport(
         as_of,
         pre.definition,

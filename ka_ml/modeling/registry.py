@@ -225,6 +225,53 @@ def promotion_decision(
     )
 
 
+def fresher_decision(
+    champion: str,
+    champion_as_of: pd.Timestamp | None,
+    as_of: pd.Timestamp | None,
+    *,
+    ece: float | None = None,
+    ece_ceiling: float | None = None,
+    beats_baselines: bool | None = None,
+) -> Decision:
+    """The gate when the champion was trained on the outcomes of every test row (a retrain
+    within the horizon of it): its scores there would be in-sample, so the two are not
+    compared. A candidate trained on newer data replaces it only when it beats every
+    baseline out of time and its calibration error is under the ceiling; otherwise it stays
+    challenger and the reason names the way to compare by hand."""
+    seen = (
+        f"the champion {champion} (trained as of {champion_as_of.date()}) saw the outcomes of "
+        "every test row, so they cannot be compared there"
+        if champion_as_of is not None
+        else f"the champion {champion} saw the outcomes of every test row"
+    )
+    newer = as_of is not None and champion_as_of is not None and as_of > champion_as_of
+    if not newer:
+        return Decision(
+            False,
+            CHALLENGER,
+            f"{seen}, and this model is not trained on newer data: compare the two runs in "
+            "MLflow and `ka-ml promote` by hand",
+        )
+    if not beats_baselines:
+        return Decision(
+            False, CHALLENGER, f"{seen}; this model does not beat every baseline out of time"
+        )
+    if ece is not None and ece_ceiling is not None and not (ece <= ece_ceiling):
+        return Decision(
+            False,
+            CHALLENGER,
+            f"{seen}; calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}",
+        )
+    assert as_of is not None
+    return Decision(
+        True,
+        CHAMPION,
+        f"{seen}; this model is trained on newer data (as of {as_of.date()}) and beats every "
+        "baseline out of time",
+    )
+
+
 def beats_every_baseline(table: pd.DataFrame, model: str, metrics: dict[str, bool]) -> bool | None:
     """Whether the ``model`` row of a comparison table (one row per ``predictor``, all on the
     same test rows) strictly beats every other row on each of ``metrics`` (name -> higher is

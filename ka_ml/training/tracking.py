@@ -7,6 +7,7 @@ import logging
 import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,46 @@ def plot_shap_summary(model: ChurnModel, X: pd.DataFrame, path: Path, n: int = 2
     return path
 
 
+@dataclass(frozen=True)
+class ChampionCheck:
+    """The current champion against today's test rows: ``version`` ("" when there is none),
+    its ``scores`` on the rows it never saw (None: not comparable), which rows those are
+    (``unseen``; None: every row), and the as-of it was trained at (None: unknown)."""
+
+    version: str = ""
+    scores: dict[str, float] | None = None
+    unseen: np.ndarray | None = None
+    trained_as_of: pd.Timestamp | None = None
+
+    def saw_every_row(self, metric: str) -> bool:
+        """A champion was trained on the outcomes of every test row (a retrain within the
+        horizon of it), or the rows it did not see cannot measure ``metric`` (one class):
+        scores on the rest would be in-sample, so nothing is compared."""
+        if not self.version or self.unseen is None:
+            return False
+        if not self.unseen.any() or self.scores is None:
+            return True
+        return not np.isfinite(self.scores.get(metric, np.nan))
+
+
+def unseen_rows(test: pd.DataFrame, trained_as_of: pd.Timestamp | None) -> np.ndarray:
+    """The test rows whose outcomes a model trained as of ``trained_as_of`` never saw: its
+    churn labels are windows closed by that date and its timing labels are censored there,
+    so a row dated on or after it is out of its time. Every row when the date is unknown."""
+    if trained_as_of is None:
+        return np.ones(len(test), dtype=bool)
+    return (test["as_of"] >= trained_as_of).to_numpy()
+
+
+def _trained_as_of(client: Any, mv: Any) -> pd.Timestamp | None:
+    """The as-of date a registered version was trained at (its training run's tag)."""
+    try:
+        tag = client.get_run(mv.run_id).data.tags.get("as_of")
+    except Exception:  # a version without its run (deleted, another store): unknown
+        return None
+    return pd.Timestamp(tag) if tag else None
+
+
 def _champion_scores(
     client: Any,
     name: str,
@@ -256,35 +297,64 @@ def _champion_scores(
     folds: Folds,
     cfg: Config,
     churn_probability: np.ndarray | None = None,
-) -> tuple[dict[str, float] | None, str]:
-    """Re-score the current champion on today's test rows (None when not comparable); a
+) -> ChampionCheck:
+    """Re-score the current champion on the test rows it never saw (:func:`unseen_rows`; a
+    champion trained within the horizon of today saw them all and is scored on none); a
     timing champion with an anchor is anchored to the same churn probabilities as the new
     model's out-of-time forecasts."""
     mv = registry.champion_version(client, name)
     if mv is None:
-        return None, ""
+        return ChampionCheck()
+    trained = _trained_as_of(client, mv)
+    rows = unseen_rows(folds.test, trained)
+    check = ChampionCheck(str(mv.version), None, rows, trained)
+    if not rows.any():
+        return check
     try:
         model = registry.load_version(name, str(mv.version))
-        X = folds.test
+        X = folds.test[rows].reset_index(drop=True)
         if kind == "churn":
             p = model.predict_frame(X, [])["churn_probability"].to_numpy()
-            return M.churn_metrics(folds.test["churn"].to_numpy(float), p), str(mv.version)
-        pred = model.predict_frame(
-            X.reset_index(drop=True),
-            cfg.labels.purchase_windows,
-            churn_probability=churn_probability,
-        )
-        return timing_scores(
-            pred,
-            X["days_to_next"].to_numpy(float),
-            X["next_order_observed"].to_numpy(bool),
-            cfg.labels.purchase_windows,
-        ), str(mv.version)
+            scores = M.churn_metrics(X["churn"].to_numpy(float), p)
+        else:
+            pred = model.predict_frame(
+                X,
+                cfg.labels.purchase_windows,
+                churn_probability=None if churn_probability is None else churn_probability[rows],
+            )
+            scores = timing_scores(
+                pred,
+                X["days_to_next"].to_numpy(float),
+                X["next_order_observed"].to_numpy(bool),
+                cfg.labels.purchase_windows,
+            )
     except ModelError as e:
         log.warning(
             "champion %s v%s cannot score the current data: %s", name, mv.version, e.message
         )
-        return None, str(mv.version)
+        return ChampionCheck(str(mv.version))
+    return ChampionCheck(str(mv.version), scores, rows, trained)
+
+
+def candidate_scores(
+    kind: str, ev: Evaluation, folds: Folds, rows: np.ndarray | None, cfg: Config
+) -> dict[str, float]:
+    """The new model's out-of-time scores on the test rows the champion is scored on (all
+    of them: the evaluation's own)."""
+    base = ev.churn if kind == "churn" else ev.timing
+    if rows is None or rows.all():
+        return base
+    test = folds.test[rows]
+    pred = ev.test_predictions[rows].reset_index(drop=True)
+    if kind == "churn":
+        scores = M.churn_metrics(test["churn"].to_numpy(float), pred["churn_probability"])
+        return {**scores, "ece": base.get("ece", scores.get("ece", float("nan")))}
+    return timing_scores(
+        pred,
+        test["days_to_next"].to_numpy(float),
+        test["next_order_observed"].to_numpy(bool),
+        cfg.labels.purchase_windows,
+    )
 
 
 def promote(
@@ -295,10 +365,16 @@ def promote(
     folds: Folds,
     feats: list[str],
     ev: Evaluation,
-    *,
     beats_baselines: dict[str, bool] | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Register both models; move `champion` only through the promotion gate.
+
+    The champion and the new model are compared on the test rows the champion never saw
+    (:func:`unseen_rows`). When it saw them all (it was trained within the horizon of
+    ``as_of``), scores on them would be in-sample and beat any honest estimate, so nothing
+    is compared: the new model replaces it only when trained on newer data, beating every
+    baseline out of time, under the calibration ceiling (:func:`registry.fresher_decision`).
 
     ``beats_baselines`` ("churn"/"timing" -> beats every baseline) lets a first model with
     no champion to compare against become champion despite a failed calibration ceiling;
@@ -313,26 +389,37 @@ def promote(
     versions: dict[str, str] = {}
     decisions: dict[str, str] = {}
     plan = (
-        ("churn", cfg.mlflow.churn_model_name, churn, ev.churn, "roc_auc", ev.churn.get("ece")),
-        ("timing", cfg.mlflow.timing_model_name, timing, ev.timing, "concordance", None),
+        ("churn", cfg.mlflow.churn_model_name, churn, "roc_auc", ev.churn.get("ece")),
+        ("timing", cfg.mlflow.timing_model_name, timing, "concordance", None),
     )
-    for kind, name, model, scores, metric, ece in plan:
+    for kind, name, model, metric, ece in plan:
         p_churn = ev.test_predictions["churn_probability"].to_numpy(float)
-        champ, champ_version = _champion_scores(client, name, kind, folds, cfg, p_churn)
+        champ = _champion_scores(client, name, kind, folds, cfg, p_churn)
         version = registry.log_and_register(model, kind, name, example, cfg.labels.purchase_windows)
-        decision = registry.promotion_decision(
-            scores,
-            champ,
-            metric=metric,
-            margin=cfg.mlflow.promotion_margin,
-            ece=ece,
-            ece_ceiling=cfg.mlflow.calibration_ceiling if ece is not None else None,
-            beats_baselines=beats_baselines.get(kind),
-        )
+        ceiling = cfg.mlflow.calibration_ceiling if ece is not None else None
+        if champ.saw_every_row(metric):
+            decision = registry.fresher_decision(
+                f"v{champ.version}",
+                champ.trained_as_of,
+                as_of,
+                ece=ece,
+                ece_ceiling=ceiling,
+                beats_baselines=beats_baselines.get(kind),
+            )
+        else:
+            decision = registry.promotion_decision(
+                candidate_scores(kind, ev, folds, champ.unseen, cfg),
+                champ.scores,
+                metric=metric,
+                margin=cfg.mlflow.promotion_margin,
+                ece=ece,
+                ece_ceiling=ceiling,
+                beats_baselines=beats_baselines.get(kind),
+            )
         registry.set_alias(client, name, decision.alias, version)
         versions[kind] = version
         decisions[kind] = record_decision(
-            kind, name, version, decision, (champ_version, champ), beats_baselines.get(kind)
+            kind, name, version, decision, (champ.version, champ.scores), beats_baselines.get(kind)
         )
     return versions, decisions
 
