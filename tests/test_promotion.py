@@ -362,3 +362,30 @@ def test_a_weekly_retrain_on_newer_data_replaces_the_champion(
     # the timing model goes through the same rule: promoted exactly when it beats BG/NBD
     assert "saw the outcomes of every test row" in timing, timing
     assert timing.startswith("v2 -> champion") == ("beats every baseline" in timing)
+
+
+def test_the_new_model_is_scored_on_the_same_rows_as_the_champion() -> None:
+    from types import SimpleNamespace
+
+    from ka_ml.config import Config
+    from ka_ml.modeling import metrics as M
+    from ka_ml.training.tracking import candidate_scores
+
+    rng = np.random.default_rng(5)
+    n = 400
+    dates = np.repeat(pd.to_datetime(["2026-04-16", "2026-05-14"]), n // 2)
+    y = (rng.uniform(size=n) < 0.3).astype(float)
+    p = np.clip(0.3 + 0.4 * (y - 0.3) + rng.normal(0, 0.2, n), 0.01, 0.99)
+    folds = SimpleNamespace(test=pd.DataFrame({"as_of": dates, "churn": y}))
+    ev = SimpleNamespace(
+        churn={**M.churn_metrics(y, p), "ece": 0.123},
+        timing={},
+        test_predictions=pd.DataFrame({"churn_probability": p}),
+    )
+    cfg = Config()
+    assert candidate_scores("churn", ev, folds, None, cfg) is ev.churn  # type: ignore[arg-type]
+    rows = unseen_rows(folds.test, pd.Timestamp("2026-05-01"))
+    got = candidate_scores("churn", ev, folds, rows, cfg)  # type: ignore[arg-type]
+    assert got["roc_auc"] == M.churn_metrics(y[n // 2 :], p[n // 2 :])["roc_auc"]
+    assert got["roc_auc"] != ev.churn["roc_auc"]
+    assert got["ece"] == 0.123  # the calibration ceiling stays judged on every row
