@@ -43,6 +43,8 @@ def test_every_feature_describes_a_typical_value_without_error() -> None:
         ("orders_trend_90d", -0.64, None, "Orders in the last 90 days fell 64% versus the 90 days before"),
         ("spend_trend_90d", 5.0, None, "Spend in the last 90 days rose 500% or more versus the 90 days before"),
         ("spend_trend_90d", 0.0, None, "Spend in the last 90 days did not change versus the 90 days before"),
+        ("spend_trend_90d", -1.0, None, "Spend in the last 90 days fell to zero versus the 90 days before"),
+        ("orders_trend_90d", -0.996, None, "Orders in the last 90 days fell 100% versus the 90 days before"),
         ("recency_days", 143.0, {"gap_median_days": 31.0}, "No order for 143 days (typical gap 31 days)"),
         ("recency_days", 1.0, {"gap_median_days": math.nan}, "No order for 1 day"),
         ("recency_days", math.nan, None, "No order on record"),

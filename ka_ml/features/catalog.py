@@ -88,6 +88,8 @@ def format_value(unit: Unit, value: object) -> str:
             return "did not change"
         if v >= CHANGE_CLIP[1]:
             return f"rose {pct}% or more"
+        if v <= CHANGE_CLIP[0]:  # read as "fell 100%" by a manager: say what happened
+            return "fell to zero"
         return f"rose {pct}%" if pct > 0 else f"fell {-pct}%"
     if unit == "slope":
         return f"{v * 100:+.0f}%"
