@@ -91,6 +91,15 @@ def test_held_out_origins_never_train_on_an_account_they_test() -> None:
     assert sorted(tested) == sorted(folds.test["account_id"]) and len(set(tested)) == 90
 
 
+def test_two_labelled_dates_give_one_held_out_origin_trained_on_the_other_half() -> None:
+    folds = make_folds(labelled_snapshots(every(2, 7), 60), Config())
+    (o,) = folds.split.origins
+    assert folds.split.account_groups == 2 and "1 of 2 account groups" in folds.split.note
+    tr, te = folds.train_rows(o), folds.test_rows(o)
+    assert len(te) == 30 and len(tr) == 2 * 30  # the other half, at both dates
+    assert not set(tr["account_id"]) & set(te["account_id"])
+
+
 def test_out_of_time_origins_test_every_account_at_their_date() -> None:
     folds = make_folds(labelled_snapshots(every(20, 7), 40), Config())
     assert not folds.split.grouped and folds.groups is None

@@ -54,6 +54,13 @@ class Backtest:
         return any(o.group is not None for o in self.origins)
 
     @property
+    def account_groups(self) -> int:
+        """How many account groups held-out origins deal the accounts into: one per origin,
+        and never fewer than two (a single group would leave the origin nothing to train
+        on); 0 for out-of-time origins."""
+        return max(len(self.origins), 2) if self.grouped else 0
+
+    @property
     def note(self) -> str:
         """Empty when the history gave every out-of-time origin asked for, else why not."""
         if self.grouped:
@@ -61,7 +68,7 @@ class Backtest:
             return (
                 f"the labelled snapshots span {span} days, less than the {self.purge_days}-day "
                 "purge: no out-of-time test fits in this history, so each of the "
-                f"{len(self.origins)} origins tests 1 of {len(self.origins)} account groups, "
+                f"{len(self.origins)} origin(s) tests 1 of {self.account_groups} account groups, "
                 "held out of its training: an in-time estimate that cannot see the population "
                 "change over time (a longer history gives out-of-time origins)"
             )

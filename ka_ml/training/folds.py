@@ -82,7 +82,9 @@ def make_folds(ts: pd.DataFrame, cfg: Config) -> Folds:
         labelled["as_of"].unique(), purge_days=_purge(cfg), n_origins=cfg.tuning.backtest_origins
     )
     groups = (
-        account_partition(labelled["account_id"], len(bt.origins), cfg.seed) if bt.grouped else None
+        account_partition(labelled["account_id"], bt.account_groups, cfg.seed)
+        if bt.grouped
+        else None
     )
     folds = Folds(bt, labelled, labelled.iloc[:0], groups)
     tested = np.zeros(len(labelled), dtype=bool)
