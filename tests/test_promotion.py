@@ -389,3 +389,25 @@ def test_the_new_model_is_scored_on_the_same_rows_as_the_champion() -> None:
     assert got["roc_auc"] == M.churn_metrics(y[n // 2 :], p[n // 2 :])["roc_auc"]
     assert got["roc_auc"] != ev.churn["roc_auc"]
     assert got["ece"] == 0.123  # the calibration ceiling stays judged on every row
+
+
+def test_a_champion_whose_training_run_is_gone_counts_as_of_unknown_date() -> None:
+    from types import SimpleNamespace
+
+    from mlflow.exceptions import MlflowException
+
+    from ka_ml.training.tracking import _trained_as_of
+
+    class Store:
+        def __init__(self, tags: dict[str, str] | None) -> None:
+            self.tags = tags
+
+        def get_run(self, run_id: str) -> Any:
+            if self.tags is None:
+                raise MlflowException(f"Run '{run_id}' not found")
+            return SimpleNamespace(data=SimpleNamespace(tags=self.tags))
+
+    mv = SimpleNamespace(run_id="r1")
+    assert _trained_as_of(Store(None), mv) is None  # then judged on every row, as before
+    assert _trained_as_of(Store({}), mv) is None
+    assert _trained_as_of(Store({"as_of": "2026-09-03"}), mv) == A

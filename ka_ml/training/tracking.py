@@ -285,7 +285,7 @@ def _trained_as_of(client: Any, mv: Any) -> pd.Timestamp | None:
     """The as-of date a registered version was trained at (its training run's tag)."""
     try:
         tag = client.get_run(mv.run_id).data.tags.get("as_of")
-    except Exception:  # a version without its run (deleted, another store): unknown
+    except mlflow.exceptions.MlflowException:  # its run deleted or elsewhere: unknown
         return None
     return pd.Timestamp(tag) if tag else None
 
