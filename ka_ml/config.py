@@ -332,7 +332,7 @@ class TuningConfig(_Strict):
         ge=1,
         description="rolling out-of-time test origins in every train (fewer, with a note, "
         "when the history is short; when the labelled snapshots span less than the purge, "
-        "as many origins that hold account groups out instead, in time, with a note)",
+        "origins that hold account groups out instead: in time, with a note)",
     )
     purge_days: int | None = Field(
         None,
