@@ -365,6 +365,7 @@ def promote(
     folds: Folds,
     feats: list[str],
     ev: Evaluation,
+    *,
     beats_baselines: dict[str, bool] | None = None,
     as_of: pd.Timestamp | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
