@@ -314,20 +314,14 @@ def _champion_scores(
         model = registry.load_version(name, str(mv.version))
         X = folds.test[rows].reset_index(drop=True)
         if kind == "churn":
-            p = model.predict_frame(X, [])["churn_probability"].to_numpy()
-            scores = M.churn_metrics(X["churn"].to_numpy(float), p)
+            pred = model.predict_frame(X, [])
         else:
             pred = model.predict_frame(
                 X,
                 cfg.labels.purchase_windows,
                 churn_probability=None if churn_probability is None else churn_probability[rows],
             )
-            scores = timing_scores(
-                pred,
-                X["days_to_next"].to_numpy(float),
-                X["next_order_observed"].to_numpy(bool),
-                cfg.labels.purchase_windows,
-            )
+        scores = _scores_on(kind, X, pred, cfg)
     except ModelError as e:
         log.warning(
             "champion %s v%s cannot score the current data: %s", name, mv.version, e.message
@@ -344,11 +338,21 @@ def candidate_scores(
     base = ev.churn if kind == "churn" else ev.timing
     if rows is None or rows.all():
         return base
-    test = folds.test[rows]
-    pred = ev.test_predictions[rows].reset_index(drop=True)
+    scores = _scores_on(
+        kind, folds.test[rows], ev.test_predictions[rows].reset_index(drop=True), cfg
+    )
     if kind == "churn":
-        scores = M.churn_metrics(test["churn"].to_numpy(float), pred["churn_probability"])
         return {**scores, "ece": base.get("ece", scores.get("ece", float("nan")))}
+    return scores
+
+
+def _scores_on(kind: str, test: pd.DataFrame, pred: pd.DataFrame, cfg: Config) -> dict[str, float]:
+    """A model's scores of ``kind`` on ``test`` rows from its prediction frame (same order):
+    churn metrics of ``churn_probability``, or the timing metrics."""
+    if kind == "churn":
+        return M.churn_metrics(
+            test["churn"].to_numpy(float), pred["churn_probability"].to_numpy(float)
+        )
     return timing_scores(
         pred,
         test["days_to_next"].to_numpy(float),
