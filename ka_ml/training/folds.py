@@ -46,17 +46,23 @@ class Folds:
     test: pd.DataFrame  # every origin's test rows, pooled (in ``labelled`` order)
     groups: np.ndarray | None = None
 
-    def _in(self, origin: Origin, dates: list[pd.Timestamp], tested: bool) -> pd.Series:
-        rows = self.labelled["as_of"].isin(dates)
-        if origin.group is not None and self.groups is not None:
-            rows &= (self.groups == origin.group) == tested
-        return rows
-
     def train_rows(self, origin: Origin) -> pd.DataFrame:
-        return self.labelled[self._in(origin, list(origin.train_dates), tested=False)]
+        return self.labelled[_origin_rows(self.labelled, self.groups, origin, tested=False)]
 
     def test_rows(self, origin: Origin) -> pd.DataFrame:
-        return self.labelled[self._in(origin, [origin.date], tested=True)]
+        return self.labelled[_origin_rows(self.labelled, self.groups, origin, tested=True)]
+
+
+def _origin_rows(
+    labelled: pd.DataFrame, groups: np.ndarray | None, origin: Origin, *, tested: bool
+) -> pd.Series:
+    """Which labelled rows an origin tests (its date; its account group when it holds
+    accounts out) or trains on (its training dates; the other groups)."""
+    dates = [origin.date] if tested else list(origin.train_dates)
+    rows = labelled["as_of"].isin(dates)
+    if origin.group is not None and groups is not None:
+        rows &= (groups == origin.group) == tested
+    return rows
 
 
 def _purge(cfg: Config) -> int:
@@ -86,10 +92,9 @@ def make_folds(ts: pd.DataFrame, cfg: Config) -> Folds:
         if bt.grouped
         else None
     )
-    folds = Folds(bt, labelled, labelled.iloc[:0], groups)
     tested = np.zeros(len(labelled), dtype=bool)
     for o in bt.origins:
-        tested |= folds._in(o, [o.date], tested=True).to_numpy()
+        tested |= _origin_rows(labelled, groups, o, tested=True).to_numpy()
     return Folds(bt, labelled, labelled[tested].reset_index(drop=True), groups)
 
 
