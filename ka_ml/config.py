@@ -307,7 +307,12 @@ class MlflowConfig(_Strict):
     churn_model_name: str = "ka_ml_churn"
     timing_model_name: str = "ka_ml_timing"
     promotion_margin: float = Field(0.0, ge=0, description="ROC AUC gain needed to replace")
-    calibration_ceiling: float = Field(0.05, gt=0, description="max ECE for promotion")
+    calibration_ceiling: float = Field(
+        0.05,
+        gt=0,
+        description="max ECE for promotion (an ECE within what a perfectly calibrated model "
+        "shows by chance on the test rows passes)",
+    )
 
     @field_validator("tracking_uri")
     @classmethod

@@ -18,6 +18,7 @@ from ka_ml.modeling.metrics import (
     bootstrap_delta,
     bootstrap_resamples,
     brier,
+    chance_calibration_error,
     churn_metrics,
     concordance_index,
     expected_calibration_error,
@@ -160,6 +161,49 @@ def test_calibration_error_is_small_when_labels_are_drawn_from_the_probabilities
     y = (rng.uniform(size=p.size) < p).astype(float)
     assert expected_calibration_error(y, p) < 0.01
     assert expected_calibration_error(y, np.clip(p + 0.1, 0, 1)) > 0.08
+
+
+def test_the_chance_level_holds_a_perfect_model_about_as_often_as_its_level() -> None:
+    """Outcomes drawn from the probabilities: the observed ECE stays under the 95% chance
+    level in about 95% of samples, and under the median in about half."""
+    rng = np.random.default_rng(7)
+    p = rng.beta(1, 4, 400)
+    q95 = chance_calibration_error(p, seed=1)
+    q50 = chance_calibration_error(p, level=0.5, seed=1)
+    eces = np.array(
+        [expected_calibration_error((rng.uniform(size=p.size) < p).astype(float), p)
+         for _ in range(400)]
+    )  # fmt: skip
+    assert 0.91 <= float(np.mean(eces <= q95)) <= 0.99
+    assert 0.4 <= float(np.mean(eces <= q50)) <= 0.6
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 1000), st.floats(0.05, 0.6))
+def test_the_chance_level_shrinks_as_the_rows_grow(seed: int, mean: float) -> None:
+    rng = np.random.default_rng(seed)
+    small = rng.beta(2 * mean / (1 - mean), 2, 300)
+    large = np.tile(small, 30)  # the same probabilities, 30 times the rows
+    assert chance_calibration_error(large) < chance_calibration_error(small)
+    assert chance_calibration_error(small, seed=seed) == chance_calibration_error(small, seed=seed)
+
+
+def test_chance_level_on_a_few_hundred_rows_exceeds_the_default_ceiling() -> None:
+    """Why the promotion gate needs it: 418 rows near 0.2 (a 150-account portfolio's three
+    origins) put a perfectly calibrated model's ECE about the 0.05 ceiling."""
+    p = np.random.default_rng(0).beta(1, 4, 418)
+    assert chance_calibration_error(p) > 0.05
+    assert chance_calibration_error(np.tile(p, 100)) < 0.01
+
+
+def test_chance_level_rejects_bad_arguments_and_is_nan_on_no_rows() -> None:
+    with pytest.raises(ValueError, match="level must be in"):
+        chance_calibration_error([0.2, 0.4], level=1.0)
+    with pytest.raises(ValueError, match="draws must be"):
+        chance_calibration_error([0.2, 0.4], draws=0)
+    with pytest.raises(ValueError, match="probabilities must lie in"):
+        chance_calibration_error([0.2, 1.4])
+    assert np.isnan(chance_calibration_error([]))
 
 
 def test_reliability_table_quantile_bins_hold_equal_counts() -> None:

@@ -1,6 +1,7 @@
 """The promotion gate: a retrain on unchanged data must not replace the champion, and a
 champion is never judged on rows whose outcomes it trained on (a retrain on newer data
-within the horizon replaces it when it beats every baseline out of time)."""
+within the horizon replaces it when no baseline does better out of time beyond chance), and
+the calibration ceiling allows for the error chance alone gives on a small portfolio."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ka_ml.modeling.registry import (
     Decision,
     baselines_beaten,
     beats_every_baseline,
+    calibration_verdict,
     fresher_decision,
     promotion_decision,
 )
@@ -284,7 +286,7 @@ def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_
     assert churn.startswith(
         "v1 -> champion: no comparable champion yet and it beats every baseline"
     )
-    assert "above the ceiling 0.000 (warning)" in churn
+    assert "above the ceiling 0.000 and beyond chance" in churn and churn.endswith("(warning)")
     assert report.decisions["timing"].startswith("v1 -> champion: no comparable champion yet")
 
     client = MlflowClient(tracking_uri=report.tracking_uri, registry_uri=report.tracking_uri)
@@ -312,7 +314,7 @@ def test_the_rows_a_champion_never_saw_are_those_dated_from_its_as_of() -> None:
 
 
 def test_a_model_on_newer_data_replaces_a_champion_that_saw_every_test_row() -> None:
-    d = fresher_decision("v1", A, B, ece=0.02, ece_ceiling=0.05, beats_baselines=True)
+    d = fresher_decision("v1", A, B, ece=0.02, ece_ceiling=0.05, holds_baselines=True)
     assert d.promote and d.alias == CHAMPION
     assert "v1 (trained as of 2026-09-03) saw the outcomes of every test row" in d.reason
     assert "newer data (as of 2026-10-01)" in d.reason
@@ -324,10 +326,10 @@ def test_a_model_on_newer_data_replaces_a_champion_that_saw_every_test_row() -> 
         (A, True, 0.02, "not trained on newer data"),
         (pd.Timestamp("2026-08-01"), True, 0.02, "not trained on newer data"),
         (None, True, 0.02, "not trained on newer data"),
-        (B, False, 0.02, "does not beat every baseline"),
-        (B, None, 0.02, "does not beat every baseline"),
+        (B, False, 0.02, "a baseline does better than this model out of time"),
+        (B, None, 0.02, "a baseline does better than this model out of time"),
         (B, True, 0.09, "calibration error 0.090 above the ceiling 0.050"),
-        (B, True, math.nan, "calibration error nan above the ceiling"),
+        (B, True, math.nan, "calibration error could not be measured"),
     ],
     ids=["same-data", "older-data", "unknown-date", "loses-to-a-baseline", "unmeasured",
          "miscalibrated", "ece-unmeasured"],
@@ -335,7 +337,7 @@ def test_a_model_on_newer_data_replaces_a_champion_that_saw_every_test_row() -> 
 def test_otherwise_the_new_model_stays_challenger_and_says_why(
     as_of: pd.Timestamp | None, beats: bool | None, ece: float, why: str
 ) -> None:
-    d = fresher_decision("v3", A, as_of, ece=ece, ece_ceiling=0.05, beats_baselines=beats)
+    d = fresher_decision("v3", A, as_of, ece=ece, ece_ceiling=0.05, holds_baselines=beats)
     assert not d.promote and d.alias == CHALLENGER
     assert why in d.reason and "v3 (trained as of 2026-09-03)" in d.reason
 
@@ -346,7 +348,7 @@ def test_a_weekly_retrain_on_newer_data_replaces_the_champion(
 ) -> None:
     """The champion trained four weeks earlier scored in-sample above the retrain's honest
     estimate (0.897 vs 0.883 on the demo) and kept its alias for ever; now the retrain on
-    newer data, beating every baseline out of time, replaces it."""
+    newer data, with no baseline doing better out of time, replaces it."""
     from ka_ml.jobs.train import run_training
 
     cfg = small_config(tmp_path)
@@ -358,10 +360,11 @@ def test_a_weekly_retrain_on_newer_data_replaces_the_champion(
     churn, timing = again.decisions["churn"], again.decisions["timing"]
     assert "saw the outcomes of every test row" in churn, churn
     assert churn.startswith("v2 -> champion") and "(champion was v1)" in churn, churn
-    assert "newer data" in churn and "beats every baseline out of time" in churn
-    # the timing model goes through the same rule: promoted exactly when it beats BG/NBD
+    assert "newer data" in churn and "no baseline does better out of time" in churn
+    # the timing model goes through the same rule: promoted exactly when BG/NBD does not
+    # do better beyond chance
     assert "saw the outcomes of every test row" in timing, timing
-    assert timing.startswith("v2 -> champion") == ("beats every baseline" in timing)
+    assert timing.startswith("v2 -> champion") == ("no baseline does better" in timing)
 
 
 def test_the_new_model_is_scored_on_the_same_rows_as_the_champion() -> None:
@@ -396,7 +399,7 @@ def test_a_champion_whose_training_run_is_gone_counts_as_of_unknown_date() -> No
 
     from mlflow.exceptions import MlflowException
 
-    from ka_ml.training.tracking import _trained_as_of
+    from ka_ml.training.tracking import _training_tags
 
     class Store:
         def __init__(self, tags: dict[str, str] | None) -> None:
@@ -408,6 +411,129 @@ def test_a_champion_whose_training_run_is_gone_counts_as_of_unknown_date() -> No
             return SimpleNamespace(data=SimpleNamespace(tags=self.tags))
 
     mv = SimpleNamespace(run_id="r1")
-    assert _trained_as_of(Store(None), mv) is None  # then judged on every row, as before
-    assert _trained_as_of(Store({}), mv) is None
-    assert _trained_as_of(Store({"as_of": "2026-09-03"}), mv) == A
+    assert _training_tags(Store(None), mv) == {}  # then judged on every row, as before
+    assert _training_tags(Store({}), mv) == {}
+    assert _training_tags(Store({"as_of": "2026-09-03"}), mv) == {"as_of": "2026-09-03"}
+
+
+# -- small portfolios: what chance alone gives ----------------------------------------------
+@pytest.mark.parametrize(
+    ("ece", "chance", "failed", "note"),
+    [
+        (0.04, 0.07, "", ""),  # under the ceiling: nothing to say
+        (0.056, 0.061, "", "calibration error 0.056 above the ceiling 0.050 but within chance"),
+        (0.08, 0.061, "calibration error 0.080 above the ceiling 0.050 and beyond chance", ""),
+        (0.08, 0.004, "calibration error 0.080 above the ceiling 0.050", ""),
+        (0.08, None, "calibration error 0.080 above the ceiling 0.050", ""),
+        (0.08, math.nan, "calibration error 0.080 above the ceiling 0.050", ""),
+        (math.nan, 0.061, "calibration error could not be measured", ""),
+    ],
+    ids=["under", "within-chance", "beyond-chance", "large-sample", "no-chance", "nan-chance",
+         "unmeasured"],
+)  # fmt: skip
+def test_the_calibration_ceiling_refuses_only_an_error_beyond_chance(
+    ece: float, chance: float | None, failed: str, note: str
+) -> None:
+    got_failed, got_note = calibration_verdict(ece, 0.05, chance)
+    assert got_failed.startswith(failed) and bool(got_failed) == bool(failed)
+    assert got_note.startswith(note) and bool(got_note) == bool(note)
+    if chance is not None and math.isfinite(chance) and failed.endswith("beyond chance"):
+        assert f"({chance:.3f} on these rows)" in got_failed
+
+
+def test_a_candidate_within_chance_of_the_ceiling_is_promoted_and_says_so() -> None:
+    d = promotion_decision(
+        {"roc_auc": 0.86}, {"roc_auc": 0.84}, metric="roc_auc", margin=0.0,
+        ece=0.056, ece_ceiling=0.05, ece_chance=0.061,
+    )  # fmt: skip
+    assert d.promote and d.warning == ""
+    assert d.reason.startswith("roc_auc 0.8600 beats the champion's 0.8400")
+    assert "but within chance (a perfectly calibrated model shows up to 0.061" in d.reason
+    d = fresher_decision(
+        "v1", A, B, ece=0.056, ece_ceiling=0.05, ece_chance=0.061, holds_baselines=True
+    )
+    assert d.promote and "within chance" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("beats", "champion_warning", "promote"),
+    [
+        (True, "promoted although its calibration error 0.063 is above the ceiling 0.050", True),
+        (False, "promoted although its calibration error 0.063 is above the ceiling 0.050", False),
+        (True, "", False),  # the champion met the ceiling: its successor must too
+    ],
+    ids=["champion-missed-too", "trails-a-baseline", "champion-met-it"],
+)
+def test_a_champion_promoted_above_the_ceiling_does_not_hold_its_successor_to_it(
+    beats: bool, champion_warning: str, promote: bool
+) -> None:
+    d = fresher_decision(
+        "v1", A, B, ece=0.07, ece_ceiling=0.05, ece_chance=0.055, holds_baselines=True,
+        beats_baselines=beats, champion_warning=champion_warning,
+    )  # fmt: skip
+    assert d.promote is promote
+    if promote:
+        assert "promoted although its calibration error 0.070 is above the ceiling" in d.reason
+        assert "the champion v1 was promoted above the ceiling too" in d.warning
+    else:
+        assert d.reason.endswith("calibration error 0.070 above the ceiling 0.050 and beyond "
+                                 "chance (0.055 on these rows)")  # fmt: skip
+        assert d.warning == ""
+
+
+def _with_interval(lo: float, hi: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"predictor": "ka_ml timing model", "p30_auc": 0.837, "p30_brier": 0.165},
+            {
+                "predictor": "BG/NBD", "p30_auc": 0.839, "p30_brier": 0.160,
+                "model_minus_this_p30_auc_lo": lo, "model_minus_this_p30_auc_hi": hi,
+                "model_minus_this_p30_brier_lo": -0.004, "model_minus_this_p30_brier_hi": 0.012,
+            },
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "holds"),
+    [(-0.03, 0.02, True), (-0.03, -0.001, False), (math.nan, math.nan, False)],
+    ids=["interval-covers-zero", "baseline-better-beyond-chance", "no-interval"],
+)
+def test_trailing_a_baseline_is_forgiven_only_within_its_bootstrap_interval(
+    lo: float, hi: float, holds: bool
+) -> None:
+    table = _with_interval(lo, hi)
+    metrics = {"p30_auc": True, "p30_brier": False}
+    assert beats_every_baseline(table, "ka_ml timing model", metrics) is False
+    assert beats_every_baseline(table, "ka_ml timing model", metrics, within_chance=True) is holds
+
+
+def test_a_brier_interval_wholly_above_zero_is_a_baseline_better_beyond_chance() -> None:
+    table = _with_interval(-0.03, 0.02)
+    table.loc[1, ["model_minus_this_p30_brier_lo", "model_minus_this_p30_brier_hi"]] = [0.001, 0.01]
+    metrics = {"p30_auc": True, "p30_brier": False}
+    assert beats_every_baseline(table, "ka_ml timing model", metrics, within_chance=True) is False
+
+
+@pytest.mark.parametrize(
+    ("new", "beats", "promote"),
+    [(0.86, True, True), (0.83, True, False), (0.86, False, False)],
+    ids=["beats-it-and-the-baselines", "does-not-beat-it", "trails-a-baseline"],
+)
+def test_a_champion_above_the_ceiling_can_be_replaced_by_a_better_model_above_it_too(
+    new: float, beats: bool, promote: bool
+) -> None:
+    d = promotion_decision(
+        {"roc_auc": new}, {"roc_auc": 0.84}, metric="roc_auc", margin=0.0,
+        ece=0.07, ece_ceiling=0.05, ece_chance=0.02, beats_baselines=beats,
+        champion_warning="promoted although its calibration error 0.063 is above the ceiling",
+    )  # fmt: skip
+    assert d.promote is promote
+    if promote:
+        assert d.reason.startswith("roc_auc 0.8600 beats the champion's 0.8400 (margin 0.0)")
+        assert "promoted although its calibration error 0.070 is above the ceiling" in d.reason
+        assert "the champion was promoted above the ceiling too" in d.warning
+    elif beats:
+        assert "does not beat the champion's 0.8400" in d.reason
+    else:
+        assert d.reason == "calibration error 0.070 above the ceiling 0.050"  # chance 0.02 under it

@@ -149,6 +149,38 @@ def test_comparison_measures_every_predictor_on_the_rows_all_of_them_can_score()
     assert cmp.loc[0, "roc_auc"] == pytest.approx(M.roc_auc(y[20:], model_p[20:]))
 
 
+def test_window_deltas_are_paired_intervals_on_each_windows_known_rows() -> None:
+    import pandas as pd
+
+    from ka_ml.modeling.evaluate import window_deltas, window_outcomes
+
+    rng = np.random.default_rng(2)
+    n = 600
+    d = rng.exponential(60, n)
+    e = d < 150  # censored after 150 days
+    d = np.minimum(d, 150)
+    good = pd.DataFrame(
+        {
+            "p_purchase_30d": np.clip(np.where(d < 30, 0.6, 0.3) + rng.normal(0, 0.1, n), 0, 1),
+            "p_purchase_90d": np.full(n, 1 - np.exp(-90 / 60)),
+        }
+    )
+    noise = good.assign(p_purchase_30d=rng.uniform(size=n))
+    groups = np.arange(n) // 3  # three rows per account
+    out = window_deltas(good, noise, d, e, [30, 90], groups, seed=0)
+    known, y = window_outcomes(d, e, 30)
+    assert out["model_minus_this_p30_auc"] == pytest.approx(
+        M.roc_auc(y[known], good["p_purchase_30d"][known])
+        - M.roc_auc(y[known], noise["p_purchase_30d"][known])
+    )
+    assert 0 < out["model_minus_this_p30_auc_lo"] < out["model_minus_this_p30_auc"]
+    assert out["model_minus_this_p30_auc"] < out["model_minus_this_p30_auc_hi"]
+    # the same forecast on the 90-day window: no difference, a zero-width interval
+    for key in ("model_minus_this_p90_auc", "model_minus_this_p90_brier"):
+        assert out[key] == out[f"{key}_lo"] == out[f"{key}_hi"] == 0.0
+    assert window_deltas(good, noise, d, e, [30, 90], groups, seed=0) == out
+
+
 def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     report: TrainReport,
 ) -> None:

@@ -148,6 +148,36 @@ def timing_scores(
     return out
 
 
+def window_deltas(
+    model: pd.DataFrame,
+    other: pd.DataFrame,
+    duration: np.ndarray,
+    event: np.ndarray,
+    windows: list[int],
+    groups: np.ndarray | None,
+    *,
+    seed: int,
+    n_boot: int = 200,
+) -> dict[str, float]:
+    """Model minus ``other`` on each purchase window's ROC AUC and Brier, with paired
+    (account-clustered) bootstrap intervals: ``model_minus_this_p{k}_{auc,brier}`` and its
+    ``_lo`` / ``_hi``, on the rows whose window outcome is known and both forecast."""
+    out: dict[str, float] = {}
+    for k in windows:
+        col = f"p_purchase_{k}d"
+        a, b = model[col].to_numpy(float), other[col].to_numpy(float)
+        known, y = window_outcomes(duration, event, k)
+        known &= np.isfinite(a) & np.isfinite(b)
+        draws = M.bootstrap_resamples(
+            int(known.sum()), n_boot, seed, None if groups is None else groups[known]
+        )
+        for metric, fn in (("auc", M.roc_auc), ("brier", M.brier)):
+            d = M.bootstrap_delta(y[known].astype(float), a[known], b[known], fn, resamples=draws)
+            key = f"model_minus_this_p{k}_{metric}"
+            out |= {key: d["delta"], f"{key}_lo": d["lo"], f"{key}_hi": d["hi"]}
+    return out
+
+
 def compare(
     y: np.ndarray,
     model_p: np.ndarray,

@@ -15,6 +15,7 @@ import io
 import logging
 import math
 import os
+import re
 import sqlite3
 import warnings
 from collections.abc import Iterator
@@ -164,6 +165,35 @@ class Decision:
     warning: str = ""  # set when promoted although a secondary gate failed
 
 
+def calibration_verdict(
+    ece: float | None, ceiling: float | None, chance: float | None = None
+) -> tuple[str, str]:
+    """(what failed, a note): the calibration ceiling judged against sampling noise.
+
+    An ECE above ``ceiling`` fails only when it is also above ``chance``, the ECE a
+    perfectly calibrated model reaches on the same rows by chance
+    (:func:`ka_ml.modeling.metrics.chance_calibration_error`): on a few hundred test rows
+    that is 0.05-0.06, so a fixed ceiling alone would refuse every model of a small
+    portfolio. Passing only thanks to that leaves a note saying so."""
+    if ece is None or ceiling is None:
+        return "", ""
+    if not math.isfinite(ece):
+        return "calibration error could not be measured", ""
+    if ece <= ceiling:
+        return "", ""
+    above = f"calibration error {ece:.3f} above the ceiling {ceiling:.3f}"
+    if chance is None or not math.isfinite(chance):
+        return above, ""
+    if ece <= chance:
+        return "", (
+            f"{above} but within chance (a perfectly calibrated model shows up to "
+            f"{chance:.3f} on these rows)"
+        )
+    if chance > ceiling:
+        return f"{above} and beyond chance ({chance:.3f} on these rows)", ""
+    return above, ""
+
+
 def promotion_decision(
     candidate: dict[str, float],
     champion: dict[str, float] | None,
@@ -173,7 +203,9 @@ def promotion_decision(
     higher_is_better: bool = True,
     ece: float | None = None,
     ece_ceiling: float | None = None,
+    ece_chance: float | None = None,
     beats_baselines: bool | None = None,
+    champion_warning: str = "",
 ) -> Decision:
     """Promote only a candidate that is calibrated and beats the champion by the margin.
 
@@ -181,24 +213,21 @@ def promotion_decision(
     user from being left without any model: when there is no comparable champion yet and
     the candidate beats every baseline (``beats_baselines``), a failed calibration ceiling
     (a secondary gate) does not hold it back; it becomes champion and the decision carries
-    a ``warning`` saying so. With a champion in place the ceiling always refuses.
+    a ``warning`` saying so. With a champion in place the ceiling refuses, unless that
+    champion was itself promoted above it (``champion_warning``): then a candidate that
+    beats it and every baseline replaces it, with the same warning.
+    ``ece_chance``: the calibration error chance alone gives on the test rows
+    (:func:`calibration_verdict`).
     """
     new = candidate.get(metric, float("nan"))
     old = champion.get(metric, float("nan")) if champion is not None else float("nan")
     first = not math.isfinite(old)  # no comparable champion yet
-    calibration = ""  # what failed the ceiling, when it is overridden
-    if ece is not None and ece_ceiling is not None:
-        if not math.isfinite(ece):
-            failed = "calibration error could not be measured"
-            refusal = failed
-        elif ece > ece_ceiling:
-            failed = f"calibration error {ece:.3f} is above the ceiling {ece_ceiling:.3f}"
-            refusal = f"calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}"
-        else:
-            failed = refusal = ""
-        if failed and not (first and beats_baselines and math.isfinite(new)):
-            return Decision(False, CHALLENGER, refusal)
-        calibration = failed
+    refusal, note = calibration_verdict(ece, ece_ceiling, ece_chance)
+    note = f"; {note}" if note else ""
+    excused = bool(beats_baselines) and (first or "calibration error" in champion_warning)
+    if refusal and not (excused and math.isfinite(new)):
+        return Decision(False, CHALLENGER, refusal)
+    calibration = _is_above(refusal)  # what failed the ceiling, when it is overridden
     if not math.isfinite(new):
         return Decision(False, CHALLENGER, f"{metric} could not be measured on the test rows")
     if first:
@@ -211,18 +240,31 @@ def promotion_decision(
                 warning=f"promoted although its {calibration}: no comparable champion yet and "
                 "it beats every baseline",
             )
-        return Decision(True, CHAMPION, f"no comparable champion yet ({metric} {new:.4f})")
+        return Decision(True, CHAMPION, f"no comparable champion yet ({metric} {new:.4f}){note}")
     gain = (new - old) if higher_is_better else (old - new)
     # A tolerance keeps float noise (0.77 - 0.75 = 0.0200000001) from deciding.
     if gain > margin + 1e-9 or (margin == 0 and gain > 1e-12):
-        return Decision(
-            True, CHAMPION, f"{metric} {new:.4f} beats the champion's {old:.4f} (margin {margin})"
-        )
+        better = f"{metric} {new:.4f} beats the champion's {old:.4f} (margin {margin})"
+        if calibration:
+            return Decision(
+                True,
+                CHAMPION,
+                f"{better} and every baseline: promoted although its {calibration}, as the "
+                "champion was (warning)",
+                warning=f"promoted although its {calibration}: the champion was promoted "
+                "above the ceiling too, and this model beats it and every baseline",
+            )
+        return Decision(True, CHAMPION, f"{better}{note}")
     return Decision(
         False,
         CHALLENGER,
         f"{metric} {new:.4f} does not beat the champion's {old:.4f} by the margin {margin}",
     )
+
+
+def _is_above(refusal: str) -> str:
+    """'calibration error 0.054 above ...' -> 'calibration error 0.054 is above ...'."""
+    return re.sub(r"^(calibration error [0-9.]+) above", r"\1 is above", refusal)
 
 
 def fresher_decision(
@@ -232,13 +274,23 @@ def fresher_decision(
     *,
     ece: float | None = None,
     ece_ceiling: float | None = None,
+    ece_chance: float | None = None,
+    holds_baselines: bool | None = None,
     beats_baselines: bool | None = None,
+    champion_warning: str = "",
 ) -> Decision:
     """The gate when the champion was trained on the outcomes of every test row (a retrain
     within the horizon of it): its scores there would be in-sample, so the two are not
-    compared. A candidate trained on newer data replaces it only when it beats every
-    baseline out of time and its calibration error is under the ceiling; otherwise it stays
-    challenger and the reason names the way to compare by hand."""
+    compared. A candidate trained on newer data replaces it only when no baseline does
+    better out of time beyond chance (``holds_baselines``: :func:`baselines_beaten` with
+    ``within_chance``; on a small portfolio a strict win on every figure is a coin toss)
+    and its calibration passes (:func:`calibration_verdict`); otherwise it stays challenger
+    and the reason names the way to compare by hand.
+
+    A champion that was itself promoted above the calibration ceiling (``champion_warning``,
+    the first-model rule of :func:`promotion_decision`) does not hold its successor to the
+    ceiling: one that beats every baseline replaces it, with the same warning. Otherwise a
+    small portfolio whose first model missed the ceiling would keep that model for ever."""
     seen = (
         f"the champion {champion} (trained as of {champion_as_of.date()}) saw the outcomes of "
         "every test row, so they cannot be compared there"
@@ -253,29 +305,44 @@ def fresher_decision(
             f"{seen}, and this model is not trained on newer data: compare the two runs in "
             "MLflow and `ka-ml promote` by hand",
         )
-    if not beats_baselines:
+    if not holds_baselines:
         return Decision(
-            False, CHALLENGER, f"{seen}; this model does not beat every baseline out of time"
+            False, CHALLENGER, f"{seen}; a baseline does better than this model out of time"
         )
-    if ece is not None and ece_ceiling is not None and not (ece <= ece_ceiling):
-        return Decision(
-            False,
-            CHALLENGER,
-            f"{seen}; calibration error {ece:.3f} above the ceiling {ece_ceiling:.3f}",
-        )
+    refusal, note = calibration_verdict(ece, ece_ceiling, ece_chance)
     assert as_of is not None
+    newer_note = f"this model is trained on newer data (as of {as_of.date()})"
+    if refusal and beats_baselines and "calibration error" in champion_warning:
+        calibration = _is_above(refusal)
+        return Decision(
+            True,
+            CHAMPION,
+            f"{seen}; {newer_note} and beats every baseline out of time: promoted although "
+            f"its {calibration}, as the champion was (warning)",
+            warning=f"promoted although its {calibration}: the champion {champion} was "
+            "promoted above the ceiling too, and this model is on newer data and beats every "
+            "baseline",
+        )
+    if refusal:
+        return Decision(False, CHALLENGER, f"{seen}; {refusal}")
     return Decision(
         True,
         CHAMPION,
-        f"{seen}; this model is trained on newer data (as of {as_of.date()}) and beats every "
-        "baseline out of time",
+        f"{seen}; {newer_note} and no baseline does better out of time beyond chance"
+        + (f"; {note}" if note else ""),
     )
 
 
-def beats_every_baseline(table: pd.DataFrame, model: str, metrics: dict[str, bool]) -> bool | None:
+def beats_every_baseline(
+    table: pd.DataFrame, model: str, metrics: dict[str, bool], *, within_chance: bool = False
+) -> bool | None:
     """Whether the ``model`` row of a comparison table (one row per ``predictor``, all on the
     same test rows) strictly beats every other row on each of ``metrics`` (name -> higher is
-    better) that the other row measured. None when nothing could be compared."""
+    better) that the other row measured. None when nothing could be compared.
+
+    ``within_chance``: trailing a row is forgiven where the paired bootstrap interval of the
+    difference (``model_minus_this_<metric>_lo`` / ``_hi`` on that row) includes zero, i.e.
+    no baseline does better beyond chance; without an interval the strict rule holds."""
     if "predictor" not in table.columns:
         return None
     rows = table.to_dict("records")
@@ -291,30 +358,48 @@ def beats_every_baseline(table: pd.DataFrame, model: str, metrics: dict[str, boo
             if not math.isfinite(theirs):
                 continue
             ours = float(mine[0].get(metric, float("nan")))
-            if not (ours > theirs if higher else ours < theirs):  # NaN ours: not beaten
+            beaten = ours > theirs if higher else ours < theirs  # NaN ours: not beaten
+            if not beaten and not (within_chance and _within_chance(row, metric, higher)):
                 return False
             compared = True
     return True if compared else None
 
 
+def _within_chance(row: dict[Any, Any], metric: str, higher: bool) -> bool:
+    """Whether the paired interval of (model - this row) on ``metric`` includes zero."""
+    lo = float(row.get(f"model_minus_this_{metric}_lo", float("nan")))
+    hi = float(row.get(f"model_minus_this_{metric}_hi", float("nan")))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return False
+    return hi >= 0 if higher else lo <= 0
+
+
 def baselines_beaten(
-    churn_comparison: pd.DataFrame, timing_comparison: pd.DataFrame, windows: list[int]
+    churn_comparison: pd.DataFrame,
+    timing_comparison: pd.DataFrame,
+    windows: list[int],
+    *,
+    within_chance: bool = False,
 ) -> dict[str, bool]:
     """For each model: does it beat every baseline on the out-of-time test rows?
 
     Churn: ROC AUC and Brier score against recency, RFM logistic regression and BG/NBD.
     Timing: AUC and Brier score of P(order within k days), every window, against BG/NBD.
-    Nothing to compare counts as not beating them.
+    Nothing to compare counts as not beating them. ``within_chance``: or trail one only
+    within its bootstrap interval (:func:`beats_every_baseline`).
     """
     timing_metrics = {f"p{k}_auc": True for k in windows} | {f"p{k}_brier": False for k in windows}
+    churn_metrics = {"roc_auc": True, "brier": False}
     return {
         "churn": bool(
             beats_every_baseline(
-                churn_comparison, "ka_ml churn model", {"roc_auc": True, "brier": False}
+                churn_comparison, "ka_ml churn model", churn_metrics, within_chance=within_chance
             )
         ),
         "timing": bool(
-            beats_every_baseline(timing_comparison, "ka_ml timing model", timing_metrics)
+            beats_every_baseline(
+                timing_comparison, "ka_ml timing model", timing_metrics, within_chance=within_chance
+            )
         ),
     }
 

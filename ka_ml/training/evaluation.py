@@ -23,6 +23,7 @@ from ka_ml.modeling.evaluate import (
     light_scores,
     tenure_band,
     timing_scores,
+    window_deltas,
 )
 from ka_ml.modeling.timing import (
     interval_edges,
@@ -162,6 +163,15 @@ def evaluate(
         }
         for name, pr in (("ka_ml timing model", tpred), ("BG/NBD", bg_timing))
     ]
+    trows[1] |= window_deltas(
+        tpred[common].reset_index(drop=True),
+        bg_timing[common].reset_index(drop=True),
+        d[common],
+        e[common],
+        windows,
+        account_groups(test)[common],
+        seed=cfg.seed,
+    )
     preds = (
         test[["account_id", "as_of", "churn"]].assign(churn_probability=p).reset_index(drop=True)
     )
@@ -169,7 +179,7 @@ def evaluate(
     cal = churn.calibrator_
     per_origin = per_origin_table(oot, p)
     return Evaluation(
-        churn=M.churn_metrics(y, p),
+        churn=M.churn_metrics(y, p) | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
         lights=origin_lights(test, y, p, cfg),
         timing=timing_scores(tpred, d, e, windows) | completed_coverage(toot, d, e, windows),

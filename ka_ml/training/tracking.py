@@ -260,6 +260,7 @@ class ChampionCheck:
     scores: dict[str, float] | None = None
     unseen: np.ndarray | None = None
     trained_as_of: pd.Timestamp | None = None
+    warning: str = ""  # what the champion was promoted despite (its run's warning tag)
 
     def saw_every_row(self, metric: str) -> bool:
         """A champion was trained on the outcomes of every test row (a retrain within the
@@ -281,13 +282,13 @@ def unseen_rows(test: pd.DataFrame, trained_as_of: pd.Timestamp | None) -> np.nd
     return (test["as_of"] >= trained_as_of).to_numpy()
 
 
-def _trained_as_of(client: Any, mv: Any) -> pd.Timestamp | None:
-    """The as-of date a registered version was trained at (its training run's tag)."""
+def _training_tags(client: Any, mv: Any) -> dict[str, str]:
+    """The tags of the run a registered version was trained in (``as_of``, its promotion
+    ``warning_<kind>``); empty when that run is gone or elsewhere."""
     try:
-        tag = client.get_run(mv.run_id).data.tags.get("as_of")
-    except mlflow.exceptions.MlflowException:  # its run deleted or elsewhere: unknown
-        return None
-    return pd.Timestamp(tag) if tag else None
+        return dict(client.get_run(mv.run_id).data.tags)
+    except mlflow.exceptions.MlflowException:
+        return {}
 
 
 def _champion_scores(
@@ -305,9 +306,11 @@ def _champion_scores(
     mv = registry.champion_version(client, name)
     if mv is None:
         return ChampionCheck()
-    trained = _trained_as_of(client, mv)
+    tags = _training_tags(client, mv)
+    trained = pd.Timestamp(tags["as_of"]) if tags.get("as_of") else None
+    warning = tags.get(f"warning_{kind}", "")
     rows = unseen_rows(folds.test, trained)
-    check = ChampionCheck(str(mv.version), None, rows, trained)
+    check = ChampionCheck(str(mv.version), None, rows, trained, warning)
     if not rows.any():
         return check
     try:
@@ -327,7 +330,7 @@ def _champion_scores(
             "champion %s v%s cannot score the current data: %s", name, mv.version, e.message
         )
         return ChampionCheck(str(mv.version))
-    return ChampionCheck(str(mv.version), scores, rows, trained)
+    return ChampionCheck(str(mv.version), scores, rows, trained, warning)
 
 
 def candidate_scores(
@@ -378,18 +381,22 @@ def promote(
     The champion and the new model are compared on the test rows the champion never saw
     (:func:`unseen_rows`). When it saw them all (it was trained within the horizon of
     ``as_of``), scores on them would be in-sample and beat any honest estimate, so nothing
-    is compared: the new model replaces it only when trained on newer data, beating every
-    baseline out of time, under the calibration ceiling (:func:`registry.fresher_decision`).
+    is compared: the new model replaces it only when trained on newer data, with no
+    baseline doing better out of time beyond chance, under the calibration ceiling
+    (:func:`registry.fresher_decision`). The ceiling allows for the calibration error a
+    perfectly calibrated model shows by chance on the test rows (``ece_chance``).
 
     ``beats_baselines`` ("churn"/"timing" -> beats every baseline) lets a first model with
     no champion to compare against become champion despite a failed calibration ceiling;
     when not given it is read from the evaluation's comparison tables.
     """
 
+    windows = cfg.labels.purchase_windows
     if beats_baselines is None:
-        beats_baselines = registry.baselines_beaten(
-            ev.comparison, ev.timing_comparison, cfg.labels.purchase_windows
-        )
+        beats_baselines = registry.baselines_beaten(ev.comparison, ev.timing_comparison, windows)
+    holds = registry.baselines_beaten(
+        ev.comparison, ev.timing_comparison, windows, within_chance=True
+    )
     example = folds.test[feats].head(5).reset_index(drop=True)
     versions: dict[str, str] = {}
     decisions: dict[str, str] = {}
@@ -397,6 +404,7 @@ def promote(
         ("churn", cfg.mlflow.churn_model_name, churn, "roc_auc", ev.churn.get("ece")),
         ("timing", cfg.mlflow.timing_model_name, timing, "concordance", None),
     )
+    chance = ev.churn.get("ece_chance")
     for kind, name, model, metric, ece in plan:
         p_churn = ev.test_predictions["churn_probability"].to_numpy(float)
         champ = _champion_scores(client, name, kind, folds, cfg, p_churn)
@@ -409,7 +417,10 @@ def promote(
                 as_of,
                 ece=ece,
                 ece_ceiling=ceiling,
+                ece_chance=chance,
+                holds_baselines=beats_baselines.get(kind) or holds.get(kind),
                 beats_baselines=beats_baselines.get(kind),
+                champion_warning=champ.warning,
             )
         else:
             decision = registry.promotion_decision(
@@ -419,7 +430,9 @@ def promote(
                 margin=cfg.mlflow.promotion_margin,
                 ece=ece,
                 ece_ceiling=ceiling,
+                ece_chance=chance,
                 beats_baselines=beats_baselines.get(kind),
+                champion_warning=champ.warning,
             )
         registry.set_alias(client, name, decision.alias, version)
         versions[kind] = version
