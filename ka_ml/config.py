@@ -174,10 +174,10 @@ class PortfolioConfig(_Strict):
 class LifecycleConfig(_Strict):
     """Which accounts are judged for risk (new, active) and which are already lost (lapsed).
 
-    Lapsed: the last contract ended more than ``contract_grace_days`` ago with none running,
-    or (no contract running) no order for longer than ``lapsed_after_days`` (null = the
-    churn horizon) and longer than ``lapsed_cycle_multiple`` times the account's own
-    typical gap between orders. New (not lapsed): fewer than ``new_min_orders`` orders or a
+    Lapsed: the last contract ended more than ``contract_grace_days`` ago with none running
+    and no order since its end, or (no contract running) no order for longer than
+    ``lapsed_after_days`` (null = the churn horizon) and longer than
+    ``lapsed_cycle_multiple`` times the account's own typical gap between orders. New (not lapsed): fewer than ``new_min_orders`` orders or a
     tenure shorter than ``new_min_tenure_days`` (null = the horizon); scored and flagged
     low confidence.
     """

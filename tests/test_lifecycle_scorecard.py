@@ -34,26 +34,29 @@ def features(**cols: list[float]) -> pd.DataFrame:
 
 def test_each_lifecycle_rule_on_accounts_built_for_it() -> None:
     X = features(
-        #            active  quiet-ok  lapsed(order)  contract-lapsed  grace  running-contract  new(orders)  new(tenure)  never-ordered
-        recency_days=[10, 80, 200, 20, 20, 400, 15, 5, np.nan],
-        gap_median_days=[30, 60, 30, 30, 30, 30, np.nan, 10, np.nan],
-        contract_days_to_end=[np.nan, np.nan, np.nan, -45, -20, 100, np.nan, np.nan, -300],
-        has_active_contract=[0, 0, 0, 0, 0, 1, 0, 0, 0],
-        orders_lifetime=[12, 6, 8, 10, 10, 5, 2, 4, 0],
-        tenure_days=[700, 600, 500, 800, 800, 900, 300, 40, 0],
-    )
+        #            active  quiet-ok  lapsed(order)  contract-lapsed  grace  running-contract  new(orders)  new(tenure)  never-ordered  buying-without-contract  bought-then-silent
+        recency_days=[10, 80, 200, 50, 20, 400, 15, 5, np.nan, 7, 200],
+        gap_median_days=[30, 60, 30, 30, 30, 30, np.nan, 10, np.nan, 7, 30],
+        contract_days_to_end=[np.nan, np.nan, np.nan, -45, -20, 100, np.nan, np.nan, -300, -1035, -400],
+        has_active_contract=[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+        orders_lifetime=[12, 6, 8, 10, 10, 5, 2, 4, 0, 150, 20],
+        tenure_days=[700, 600, 500, 800, 800, 900, 300, 40, 0, 1500, 900],
+    )  # fmt: skip
     got = lifecycle_states(X, CFG)
     assert got["lifecycle"].tolist() == [
         "active",
         "active",  # 80 days silent: within the horizon
         "lapsed",  # 200 days > 90 and > 3 x 30
-        "lapsed",  # contract ended 45 days ago (> 30 days' grace), none running
+        "lapsed",  # contract ended 45 days ago (> 30 days' grace), none running, no order since
         "active",  # ended 20 days ago: may still be renewed
         "active",  # a running contract is never lapsed, however quiet
         "new",  # 2 orders
         "new",  # 40 days of tenure < the 90-day horizon
         "lapsed",  # contract long gone, no order ever
+        "active",  # contract gone 1,035 days, ordered 7 days ago: a customer without one
+        "lapsed",  # ordered after its contract ended, then silent 200 days: lost by orders
     ]
+    assert got.loc[10, "lifecycle_reason"] == "no order for 200 days (typical gap 30 days)"
     assert got["low_confidence"].tolist() == [s == "new" for s in got["lifecycle"]]
     assert got.loc[2, "lifecycle_reason"] == "no order for 200 days (typical gap 30 days)"
     assert got.loc[3, "lifecycle_reason"] == "contract ended 45 days ago, none running"
@@ -78,12 +81,14 @@ def test_lifecycle_rules_follow_the_config() -> None:
 
 
 def test_churn_definition_per_account_under_auto() -> None:
-    X = features(contract_days_to_end=[30.0, np.nan])
-    assert churn_definitions(X, CFG).tolist() == ["contract", "no_order"]
+    """As the label decides: a running contract can lapse; one already gone cannot, so the
+    account is judged by its orders."""
+    X = features(contract_days_to_end=[30.0, np.nan, -1035.0, 0.0])
+    assert churn_definitions(X, CFG).tolist() == ["contract", "no_order", "no_order", "contract"]
     fixed = CFG.model_copy(
         update={"labels": CFG.labels.model_copy(update={"churn_definition": "no_order"})}
     )
-    assert churn_definitions(X, fixed).tolist() == ["no_order", "no_order"]
+    assert churn_definitions(X, fixed).tolist() == ["no_order"] * 4
 
 
 # -- forward revenue ---------------------------------------------------------------------

@@ -3,11 +3,14 @@
 Pure functions of the feature table as of a date (and, for contract values, the history
 before it). The states decide what a manager is shown, not what is scored:
 
-- ``lapsed``: already lost. The last contract ended more than ``contract_grace_days`` ago
-  and none is running, or (no contract running) no order for longer than the horizon and
-  longer than ``lapsed_cycle_multiple`` times the account's own typical gap. A running
-  contract keeps an account out of ``lapsed`` however quiet it is: it is still a customer,
-  and its silence is a risk to act on, not a loss to win back.
+- ``lapsed``: already lost. The last contract ended more than ``contract_grace_days`` ago,
+  none is running and no order came after its end; or (no contract running) no order for
+  longer than the horizon and longer than ``lapsed_cycle_multiple`` times the account's own
+  typical gap. A running contract keeps an account out of ``lapsed`` however quiet it is:
+  it is still a customer, and its silence is a risk to act on, not a loss to win back. An
+  account still ordering after its contract ended is a customer buying without one: judged
+  by its orders, as its churn label judges it (``auto``: ``no_order`` once the contract is
+  gone), not sent to Win-back while it orders every week.
 - ``new``: not lapsed, but too little history to judge (fewer than ``new_min_orders``
   orders or a tenure shorter than the horizon). Scored and lit, flagged low confidence.
 - ``active``: everything else.
@@ -47,7 +50,9 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
         orders = float_column(X, "orders_365d")
     tenure = float_column(X, "tenure_days")
 
-    contract_lapsed = ~running & np.isfinite(to_end) & (to_end < -lc.contract_grace_days)
+    ended = ~running & np.isfinite(to_end) & (to_end < -lc.contract_grace_days)
+    ordered_since = np.isfinite(recency) & np.isfinite(to_end) & (recency < -to_end)
+    contract_lapsed = ended & ~ordered_since
     quiet_days = lc.lapsed_after_days or horizon
     own_cycle = np.where(np.isfinite(gap), lc.lapsed_cycle_multiple * gap, 0.0)
     # no order at all (recency NaN) with no running contract: nothing left to lose
@@ -87,13 +92,18 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
 
 
 def churn_definitions(X: pd.DataFrame, cfg: Config) -> np.ndarray:
-    """The churn rule that applies to each account: ``contract`` where it has (had) a
-    contract under the ``auto`` definition, else ``no_order`` (or the configured rule)."""
+    """The churn rule that applies to each account: under the ``auto`` definition
+    ``contract`` where a contract is running (its end not before the as-of), else
+    ``no_order``, as the churn label decides (:mod:`ka_ml.features.labels`: a contract
+    already gone cannot lapse again); or the configured rule."""
     rule = cfg.labels.churn_definition
     if rule != "auto":
         return np.full(len(X), rule, dtype=object)
-    has_contract = np.isfinite(float_column(X, "contract_days_to_end"))
-    return np.where(has_contract, "contract", "no_order").astype(object)
+    to_end = float_column(X, "contract_days_to_end")
+    running = (np.nan_to_num(float_column(X, "has_active_contract")) > 0) | (
+        np.isfinite(to_end) & (to_end >= 0)
+    )
+    return np.where(running, "contract", "no_order").astype(object)
 
 
 def _run_rate_window(cfg: Config) -> int:
