@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -53,7 +54,7 @@ def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
     t.add_column("figure", justify="left")
     names = [str(p) for p in df["predictor"]]
     for name in names:
-        t.add_column(name, justify="right")
+        t.add_column("ka_ml" if name == "ka_ml timing model" else name, justify="right")
     figures = [
         *((f"P(order within {k} d) ROC AUC", f"p{k}_auc") for k in windows),
         *((f"P(order within {k} d) Brier", f"p{k}_brier") for k in windows),
@@ -61,9 +62,26 @@ def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
         ("p10-p90 interval coverage", "p10_p90_coverage"),
     ]
     rows = [r for _, r in df.iterrows()]
+    # the paired bootstrap interval of model - baseline, where the evaluation measured one
+    other = rows[-1] if len(rows) == 2 else None
+    paired = other is not None and any(f"model_minus_this_{k}_lo" in other for _, k in figures)
+    if paired:
+        t.add_column(f"Δ vs {names[-1]} [95% CI]", justify="right", no_wrap=True)
     for label, key in figures:
-        t.add_row(label, *(_f(r.get(key)) for r in rows))
+        cells = [_f(r.get(key)) for r in rows]
+        if paired:
+            cells.append(_delta(other, key))
+        t.add_row(label, *cells)
     return t
+
+
+def _delta(row: Any, key: str) -> str:
+    """'+0.012 [+0.004, +0.020]' from a comparison row's ``model_minus_this_<key>``
+    columns; '-' where there is no interval."""
+    d, lo, hi = (row.get(f"model_minus_this_{key}{x}") for x in ("", "_lo", "_hi"))
+    if not all(isinstance(v, float | int) and np.isfinite(v) for v in (d, lo, hi)):
+        return "-"
+    return f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
 SHORT = {"recency only": "recency", "RFM logistic regression": "RFM LR", "BG/NBD": "BG/NBD"}
