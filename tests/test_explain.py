@@ -145,7 +145,10 @@ def test_reasons_name_model_features_from_three_different_groups_strongest_first
     second = feats["reason_2_feature"].to_numpy()
     raw = X.reset_index(drop=True)  # the reasons' rows, in order
     missing = np.array([pd.isna(raw.iloc[i][f]) for i, f in enumerate(second)])
-    promoted = np.isin(second, ["industry", "region"]) | missing  # a static fact moved down
+    ended = raw["contract_days_to_end"].to_numpy(float)
+    past = (ended < 0) & (raw["recency_days"].to_numpy(float) < -ended)  # buys without one
+    past &= pd.Series(second).map(reason_group).eq("contract").to_numpy()
+    promoted = np.isin(second, ["industry", "region"]) | missing | past  # static, moved down
     assert (np.diff(strength[~promoted], axis=1) <= 1e-12).all()
 
 
@@ -164,6 +167,24 @@ def test_a_static_attribute_never_leads_while_behaviour_carries_a_point() -> Non
     assert got.loc[0, "reason_2_shap"] == pytest.approx(0.20)  # still shown, second
     # no behavioural reason carries a point: the model's strongest reason leads
     assert got.loc[1, "reason_1_feature"] == "region"
+
+
+def test_a_contract_that_ended_before_the_last_order_does_not_lead() -> None:
+    """An account buying without a contract: the old lapse is who it is, not why now."""
+    from types import SimpleNamespace
+
+    feats = ["contract_days_to_end", "recency_days"]
+    X = pd.DataFrame(
+        {"contract_days_to_end": [-775.0, -45.0, -45.0], "recency_days": [11.0, 60.0, 20.0]}
+    )
+    contrib = np.array([[0.30, 0.04], [0.30, 0.04], [0.30, 0.04]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got["reason_1_feature"].tolist() == [
+        "recency_days",  # lapsed 775 days ago, ordered 11 days ago
+        "contract_days_to_end",  # lapsed 45 days ago, no order since: the news
+        "recency_days",  # ordered 20 days ago, after the lapse
+    ]
+    assert got.loc[0, "reason_2"].startswith("Contract lapsed 775 days ago")  # still shown
 
 
 def test_a_missing_value_reason_no_contract_on_record_does_not_lead_either() -> None:

@@ -11,9 +11,9 @@ Related features are grouped before ranking (the 30/90/180/365-day order counts 
 totals and rates one "buying history" reason), so the top three reasons are three
 different things; the sentence comes from the group's strongest feature through the
 feature catalog, with the account's own values. Static facts (industry, region, a table
-with no rows for the account such as "No contract on record") never lead while a
-behavioural reason carries at least one probability point: "Region: Portugal" is true to
-the model and useless to a manager.
+with no rows for the account such as "No contract on record", a contract that ended before
+the account's last order) never lead while a behavioural reason carries at least one
+probability point: "Region: Portugal" is true to the model and useless to a manager.
 """
 
 from __future__ import annotations
@@ -152,6 +152,16 @@ def _describe_rows(
     return out
 
 
+def _bought_since_contract_end(X: pd.DataFrame) -> np.ndarray:
+    """Rows whose latest contract ended before their last order (both known)."""
+    if "contract_days_to_end" not in X or "recency_days" not in X:
+        return np.zeros(len(X), bool)
+    to_end = X["contract_days_to_end"].to_numpy(float)
+    recency = X["recency_days"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        return (to_end < 0) & (recency < -to_end)
+
+
 def top_reasons(
     model: ChurnModel,
     X: pd.DataFrame,
@@ -179,6 +189,12 @@ def top_reasons(
         if len(feats)
         else np.zeros((len(raw), 0), bool)
     )
+    # a contract that ended before the account's last order: it buys without one, and
+    # "Contract lapsed 775 days ago" is who it is now, not why it is at risk this week
+    past = _bought_since_contract_end(raw)
+    for j, f in enumerate(feats):
+        if reason_group(f) == "contract":
+            missing[:, j] |= past
     every = np.arange(len(X))
     static = (
         np.array([n in STATIC_FEATURES for n in names])[None, :] | missing[every[:, None], leads]
