@@ -124,6 +124,19 @@ def test_the_report_lists_lapsed_accounts_under_win_back_not_in_attention(built:
     assert "red = the 10% of active and new accounts" in html
 
 
+def test_the_light_by_tier_totals_add_up_to_the_accounts_still_to_keep(built: Built) -> None:
+    """The table counts active and new accounts (its caption says so); its All row added up
+    lapsed ones too, so Tier A + B + C fell short of the Total by the Win-back list."""
+    import re
+
+    s = built.result.scores
+    html = (built.result.out_dir / "report.html").read_text(encoding="utf-8")
+    foot = html.split('id="light-tier"')[1].split("<tfoot>")[1].split("</tfoot>")[0]
+    counts = [int(c.replace(",", "")) for c in re.findall(r'<td class="n">([\d,]+)<small>', foot)]
+    assert counts[-1] == sum(counts[:-1]) == int(s["lifecycle"].ne("lapsed").sum())
+    assert counts[-1] < len(s)  # the built portfolio has lapsed accounts
+
+
 def test_the_second_run_reports_changes_against_the_first(built: Built) -> None:
     s = built.second.scores
     lit = s["lifecycle"].ne("lapsed")

@@ -111,6 +111,7 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "win_back": _win_back(scores, frame, lapsed),
         "concentration": _concentration(scores),
         "total_revenue": float(frame["revenue"].sum()),  # every account's last 365 days
+        "lit_revenue": float(kept["revenue"].sum()),  # the active and new accounts' only
         **_at_risk(kept),
         "lights": _records(_totals(kept, ["light"]).reindex(lights, fill_value=0)),
         "tiers": _records(_totals(kept, ["tier"]).reindex(tiers, fill_value=0)),
