@@ -139,7 +139,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
     assert "Why: No order for 40 days (raises risk)" in turned
     assert "Do: Call the buyer this week." in turned
     assert "NO LONGER RED (1)" in alice.text and "A3 Holdings" in alice.text
-    assert "Top reasons: Days from the last order to the as-of date (2 accounts)" in alice.text
+    assert "Top reasons: Time since last order (2 accounts)" in alice.text
     # B2 is new (no previous light): it turned red; B1 rose 20 points
     assert bruno.counts["turned_red"] == 1 and bruno.counts["rising"] == 1
     assert "RISK RISING (10+ POINTS SINCE LAST WEEK) (1)" in bruno.text
@@ -331,3 +331,24 @@ def test_notify_explains_a_missing_out_folder_and_an_unscored_date(tmp_path: Pat
     assert res.exit_code == 2 and "run `ka-ml score`" in res.output
     res = CliRunner().invoke(app, ["notify", "--config", str(config)])
     assert res.exit_code == 2 and "No scored date found" in res.output
+
+
+def test_top_reasons_count_what_the_reasons_are_about_in_a_managers_words() -> None:
+    from ka_ml.delivery.digest import _top_reasons
+
+    rows = pd.DataFrame(
+        {
+            "health": ["red", "red", "yellow", "yellow", "green", "red"],
+            "reason_1_feature": [
+                "orders_90d", "orders_30d", "contract_days_to_end", "recency_days",
+                "orders_90d", "not_in_the_catalog",
+            ],
+        }
+    )  # fmt: skip
+    assert _top_reasons(rows, n=4) == [
+        {"reason": "Order volume", "accounts": 2},  # 30 and 90 days: one thing; green not counted
+        {"reason": "Contract", "accounts": 1},  # ties in the order of what they are about
+        {"reason": "not_in_the_catalog", "accounts": 1},
+        {"reason": "Time since last order", "accounts": 1},
+    ]
+    assert len(_top_reasons(rows)) == 3

@@ -44,6 +44,7 @@ from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, fmt_money, fmt_pct, fmt_points
 from ka_ml.reporting.html import render_report
 from ka_ml.reporting.summary import DEPENDENCY_RESPONSE, attention_flags, order_by_risk
+from ka_ml.scoring.explain import GROUPS, reason_group
 
 OWNERS_DIR = "owners"
 INDEX_FILE = "index.json"
@@ -191,19 +192,27 @@ def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[s
 
 
 def _top_reasons(rows: pd.DataFrame, n: int = 3) -> list[dict[str, Any]]:
-    """The most common first reasons among the owner's red and yellow accounts."""
+    """The most common first reasons among the owner's red and yellow accounts, by what
+    they are about (the reasons' own groups: order volume, time since last order,
+    contract, ...), in a manager's words rather than the catalog's definitions ("Days from
+    the as-of date to the end of the current (or latest) contract; negative when lapsed")."""
     risky = rows[text_col(rows, "health").isin(["red", "yellow"])]
     feature = text_col(risky, "reason_1_feature")
     feature = feature[feature.ne("")]
-    counts = feature.value_counts().head(n)
-    out = []
-    for code, count in counts.items():  # at most n reasons
-        try:
-            label = _PARENTHESIS.sub("", catalog.get(str(code)).meaning)
-        except KeyError:
-            label = str(code)
-        out.append({"reason": label, "accounts": int(count)})
-    return out
+    counts = feature.map(reason_group).value_counts(sort=False)
+    order = sorted(counts.index, key=lambda g: (-int(counts[g]), str(g)))
+    return [{"reason": _group_label(str(g)), "accounts": int(counts[g])} for g in order[:n]]
+
+
+def _group_label(group: str) -> str:
+    """'order volume' -> 'Order volume'; a feature outside every group by its catalog
+    meaning."""
+    if any(pattern for pattern, name in GROUPS if name == group):
+        return group[:1].upper() + group[1:]
+    try:
+        return _PARENTHESIS.sub("", catalog.get(group).meaning)
+    except KeyError:
+        return group
 
 
 def digest_context(
