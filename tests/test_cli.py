@@ -299,3 +299,20 @@ def test_reading_data_and_the_cli_load_no_model_library(module: str) -> None:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
         assert out.stdout.strip() == "True"
+
+
+def test_models_in_a_narrow_terminal_folds_the_run_id_instead_of_cutting_it(
+    trained: Any, tmp_path: Path, mlflow_state: None
+) -> None:
+    """The run id is the handle to MLflow: at 80 columns it was cut to 'bfb6fd341d7…'."""
+    cfg = isolated(trained.cfg, tmp_path)
+    res = runner.invoke(
+        app,
+        ["models", "--config", str(write_config(cfg, tmp_path / "c.yaml"))],
+        env={"COLUMNS": "80"},
+    )
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output
+    cells = [line.split("│") for line in res.output.splitlines() if line.count("│") == 7]
+    run_ids = "".join(c[5].strip() for c in cells)  # the run id column, top to bottom
+    assert trained.report.run_id in run_ids
