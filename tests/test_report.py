@@ -206,6 +206,16 @@ def test_portfolio_summary_matches_hand_computed_figures_on_six_accounts() -> No
     assert (s["turned_red"], s["rising"], s["needs_attention"]) == (1, 2, 2)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_portfolio_summary_is_the_same_to_the_last_digit_in_any_row_order(seed: int) -> None:
+    """The Spark engine writes the same run record as the local one: its rows come in
+    another order, and a plain float sum over them differed in the last digits."""
+    scores = make_scores()
+    shuffled = scores.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    assert portfolio_summary(shuffled) == portfolio_summary(scores)
+
+
 def test_portfolio_summary_is_plain_python_ready_for_the_run_record() -> None:
     import json
 

@@ -8,6 +8,7 @@ all take their figures from here, so every output counts the same accounts the s
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -110,8 +111,8 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "lifecycle": _lifecycle_counts(scores),
         "win_back": _win_back(scores, frame, lapsed),
         "concentration": _concentration(scores),
-        "total_revenue": float(frame["revenue"].sum()),  # every account's last 365 days
-        "lit_revenue": float(kept["revenue"].sum()),  # the active and new accounts' only
+        "total_revenue": fsum(frame["revenue"]),  # every account's last 365 days
+        "lit_revenue": fsum(kept["revenue"]),  # the active and new accounts' only
         **_at_risk(kept),
         "lights": _records(_totals(kept, ["light"]).reindex(lights, fill_value=0)),
         "tiers": _records(_totals(kept, ["tier"]).reindex(tiers, fill_value=0)),
@@ -150,21 +151,21 @@ def _win_back(scores: pd.DataFrame, frame: pd.DataFrame, lapsed: pd.Series) -> d
     """The lapsed accounts: how many, their last 365 days' revenue, their win-back value."""
     return {
         "accounts": int(lapsed.sum()),
-        "revenue_365d": float(frame.loc[lapsed.to_numpy(), "revenue"].sum()),
-        "value": float(num_col(scores, "win_back_value")[lapsed].fillna(0.0).sum()),
+        "revenue_365d": fsum(frame.loc[lapsed.to_numpy(), "revenue"]),
+        "value": fsum(num_col(scores, "win_back_value")[lapsed].fillna(0.0)),
     }
 
 
 def _concentration(scores: pd.DataFrame) -> dict[str, float]:
     share = num_col(scores, "revenue_share").fillna(0.0)
-    return {"top5_revenue_share": float(share.nlargest(5).sum()), "hhi": float((share**2).sum())}
+    return {"top5_revenue_share": fsum(share.nlargest(5)), "hhi": fsum(share**2)}
 
 
 def _at_risk(kept: pd.DataFrame) -> dict[str, float]:
     """Revenue at risk of the accounts still to keep, and its share of what is expected."""
-    at_risk = float(kept["at_risk"].sum())
-    expected = float(kept["expected"].sum())
-    revenue = float(kept["revenue"].sum())
+    at_risk = fsum(kept["at_risk"])
+    expected = fsum(kept["expected"])
+    revenue = fsum(kept["revenue"])
     # share of what is expected (forward revenue at risk), or of the last 365 days'
     # revenue for scores written before expected revenue existed
     base = expected or revenue
@@ -175,11 +176,17 @@ def _at_risk(kept: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def fsum(values: pd.Series) -> float:
+    """The correctly rounded sum (``math.fsum``): the same to the last digit whatever the
+    rows' order, so the local and the Spark engine (and a rerun) write the same figures."""
+    return math.fsum(values.to_numpy(float).tolist())
+
+
 def _totals(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.groupby(keys, observed=True).agg(
         accounts=("revenue", "size"),
-        revenue=("revenue", "sum"),
-        revenue_at_risk=("at_risk", "sum"),
+        revenue=("revenue", fsum),
+        revenue_at_risk=("at_risk", fsum),
     )
 
 
