@@ -519,7 +519,13 @@ class MonitoringConfig(_Strict):
         0.5, ge=0, le=1, description="share of churners flagged red or yellow"
     )
     min_roc_auc: float = Field(0.65, ge=0, le=1, description="ranking quality of churn scores")
-    max_ece: float = Field(0.1, gt=0, le=1, description="calibration error of churn probabilities")
+    max_ece: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="calibration error of churn probabilities (an ECE within what a "
+        "perfectly calibrated model shows by chance on the account-weeks passes)",
+    )
     min_interval_hit_rate: float = Field(
         0.6, ge=0, le=1, description="share of next orders inside the p10-p90 window (80% nominal)"
     )

@@ -310,3 +310,20 @@ def test_every_output_records_the_data_config_models_and_packages_behind_it(
         if c.value is not None
     }
     assert fingerprint in cells
+
+
+def test_the_calibration_ceiling_counts_only_an_error_beyond_chance() -> None:
+    """60 account-weeks: a perfectly calibrated model shows an ECE near 0.15 by chance, so
+    0.12 against a 0.10 ceiling is no reason to retrain; 0.20 is."""
+    from ka_ml.config import MonitoringConfig
+    from ka_ml.monitoring.backtest import recommendation
+
+    cfg = MonitoringConfig()
+    base = {"n": 60.0, "roc_auc": 0.8, "ece_chance": 0.15}
+    assert recommendation({**base, "ece": 0.12}, cfg) == (False, [])
+    assert recommendation({**base, "ece": 0.20}, cfg) == (
+        True,
+        ["calibration error (ECE) 0.200 above the ceiling 0.100"],
+    )
+    no_chance = {k: v for k, v in base.items() if k != "ece_chance"}
+    assert recommendation({**no_chance, "ece": 0.12}, cfg)[0]  # older records: as before

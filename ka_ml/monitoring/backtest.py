@@ -146,6 +146,7 @@ def churn_metrics(frame: pd.DataFrame, n_bins: int = 10) -> tuple[dict[str, floa
             "roc_auc": M.roc_auc(y, p),
             "brier": M.brier(y, p),
             "ece": M.expected_calibration_error(y, p, n_bins) if len(y) else float("nan"),
+            "ece_chance": M.chance_calibration_error(p, n_bins) if len(y) else float("nan"),
             "base_rate": float(y.mean()) if len(y) else float("nan"),
             "mean_probability": float(p.mean()) if len(p) else float("nan"),
             "n": float(len(y)),
@@ -221,11 +222,16 @@ def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bo
         ("interval_hit_rate", "p10-p90 interval hit rate", cfg.min_interval_hit_rate, False),
     )
     reasons = []
+    # a perfectly calibrated model's ECE on a few hundred account-weeks is 0.05-0.15 by
+    # chance alone: the ceiling counts only beyond that (as the promotion gate's does)
+    chance = metrics.get("ece_chance", float("nan"))
     for key, label, limit, upper in checks:
         value = metrics.get(key, float("nan"))
         if not np.isfinite(value):
             continue
         if (value > limit) if upper else (value < limit):
+            if key == "ece" and np.isfinite(chance) and value <= chance:
+                continue
             side = "above the ceiling" if upper else "below the floor"
             reasons.append(f"{label} {value:.3f} {side} {limit:.3f}")
     return bool(reasons), reasons
