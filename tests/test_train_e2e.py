@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -179,6 +180,11 @@ def test_window_deltas_are_paired_intervals_on_each_windows_known_rows() -> None
     for key in ("model_minus_this_p90_auc", "model_minus_this_p90_brier"):
         assert out[key] == out[f"{key}_lo"] == out[f"{key}_hi"] == 0.0
     assert window_deltas(good, noise, d, e, [30, 90], groups, seed=0) == out
+    # every row censored before the window ends: no outcome known, no figure, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = window_deltas(good, noise, np.full(n, 5.0), np.zeros(n, bool), [30], groups, seed=0)
+    assert len(none) == 6 and all(np.isnan(v) for v in none.values())
 
 
 def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(

@@ -168,6 +168,11 @@ def window_deltas(
         a, b = model[col].to_numpy(float), other[col].to_numpy(float)
         known, y = window_outcomes(duration, event, k)
         known &= np.isfinite(a) & np.isfinite(b)
+        if not known.any():  # no outcome known yet for this window: nothing to compare
+            for metric in ("auc", "brier"):
+                key = f"model_minus_this_p{k}_{metric}"
+                out |= dict.fromkeys((key, f"{key}_lo", f"{key}_hi"), float("nan"))
+            continue
         draws = M.bootstrap_resamples(
             int(known.sum()), n_boot, seed, None if groups is None else groups[known]
         )
