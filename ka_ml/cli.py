@@ -380,9 +380,10 @@ def backtest(
             f"backtest as of {s['backtest_as_of']}: {s['weeks']} weekly scores, "
             f"{s['account_weeks']:,} labelled account-weeks -> {res.path}"
         )
-        for key, value in s.items():
-            if isinstance(value, float):
-                shown.print(f"  {key.replace('_', ' '):<22} {value:.3f}")
+        figures = {k.replace("_", " "): v for k, v in s.items() if isinstance(v, float)}
+        width = max((len(k) for k in figures), default=0)
+        for key, value in figures.items():
+            shown.print(f"  {key:<{width}}  {value:.3f}")
         colour = "red" if res.details["recommendation"]["retrain"] else "green"
         shown.print(f"[{colour}]{res.details['recommendation']['message']}[/]", soft_wrap=True)
 
