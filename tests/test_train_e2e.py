@@ -119,6 +119,18 @@ def test_the_run_holds_plots_evaluation_tables_and_tuning_trials(
     assert {"churn.json", "timing.json"} <= names("promotion")
 
 
+def test_the_slices_include_the_lifecycle_states_over_every_test_row(report: TrainReport) -> None:
+    """Lapsed accounts' probabilities rank Win-back: their calibration is in the slices."""
+    ev = report.evaluation
+    life = ev.slices[ev.slices["slice"] == "lifecycle"].set_index("value")
+    assert int(life["n"].sum()) == len(ev.test_predictions)
+    assert {"active", "lapsed"} <= set(life.index)
+    # already lost accounts churn (no order, no contract) far more often than active ones
+    assert life.loc["lapsed", "base_rate"] > 2 * life.loc["active", "base_rate"]
+    weighted = (life["base_rate"] * life["n"]).sum() / life["n"].sum()
+    assert weighted == pytest.approx(ev.test_predictions["churn"].mean())
+
+
 def test_every_tuning_trial_is_a_nested_run_of_the_training_run(
     report: TrainReport, client: Any, trained: Any
 ) -> None:

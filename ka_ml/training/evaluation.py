@@ -185,7 +185,7 @@ def evaluate(
         timing=timing_scores(tpred, d, e, windows) | completed_coverage(toot, d, e, windows),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
-        slices=_slices(test, y, p),
+        slices=_slices(test, y, p, cfg),
         test_predictions=preds,
         per_origin=per_origin,
         family=churn.family_,
@@ -287,9 +287,12 @@ def bgnbd_within(oot: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     )
 
 
-def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config) -> pd.DataFrame:
+    """Churn metrics per tier, industry, tenure band and lifecycle state (lapsed accounts'
+    probabilities rank the Win-back list: their calibration is checked here too)."""
     df = pd.DataFrame({"y": y, "p": p})
-    cols = []
+    df["lifecycle"] = lifecycle_states(test, cfg)["lifecycle"].astype("object").to_numpy()
+    cols = ["lifecycle"]
     for c in ("abc_tier", "industry"):
         if c in test:
             df[c] = test[c].astype("object").fillna("unknown").to_numpy()
