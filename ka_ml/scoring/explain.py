@@ -26,6 +26,7 @@ import pandas as pd
 
 from ka_ml.features import catalog
 from ka_ml.modeling.churn import ChurnModel
+from ka_ml.scoring.lifecycle import bought_since_contract_end
 
 GROUPS: tuple[tuple[str, str], ...] = (
     (r"^orders_\d+d$|^orders_trend", "order volume"),
@@ -152,16 +153,6 @@ def _describe_rows(
     return out
 
 
-def _bought_since_contract_end(X: pd.DataFrame) -> np.ndarray:
-    """Rows whose latest contract ended before their last order (both known)."""
-    if "contract_days_to_end" not in X or "recency_days" not in X:
-        return np.zeros(len(X), bool)
-    to_end = X["contract_days_to_end"].to_numpy(float)
-    recency = X["recency_days"].to_numpy(float)
-    with np.errstate(invalid="ignore"):
-        return (to_end < 0) & (recency < -to_end)
-
-
 def top_reasons(
     model: ChurnModel,
     X: pd.DataFrame,
@@ -191,7 +182,7 @@ def top_reasons(
     )
     # a contract that ended before the account's last order: it buys without one, and
     # "Contract lapsed 775 days ago" is who it is now, not why it is at risk this week
-    past = _bought_since_contract_end(raw)
+    past = bought_since_contract_end(raw)
     for j, f in enumerate(feats):
         if reason_group(f) == "contract":
             missing[:, j] |= past

@@ -37,6 +37,14 @@ def float_column(X: pd.DataFrame, name: str) -> np.ndarray:
     return X[name].to_numpy(float) if name in X else np.full(len(X), np.nan)
 
 
+def bought_since_contract_end(X: pd.DataFrame) -> np.ndarray:
+    """Rows whose latest contract ended before their last order (both known): customers
+    buying without a contract."""
+    to_end = float_column(X, "contract_days_to_end")
+    recency = float_column(X, "recency_days")
+    return np.isfinite(recency) & np.isfinite(to_end) & (recency < -to_end)
+
+
 def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """``lifecycle``, ``low_confidence`` and ``lifecycle_reason`` per row of ``X``."""
     lc = cfg.lifecycle
@@ -51,8 +59,7 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     tenure = float_column(X, "tenure_days")
 
     ended = ~running & np.isfinite(to_end) & (to_end < -lc.contract_grace_days)
-    ordered_since = np.isfinite(recency) & np.isfinite(to_end) & (recency < -to_end)
-    contract_lapsed = ended & ~ordered_since
+    contract_lapsed = ended & ~bought_since_contract_end(X)
     quiet_days = lc.lapsed_after_days or horizon
     own_cycle = np.where(np.isfinite(gap), lc.lapsed_cycle_multiple * gap, 0.0)
     # no order at all (recency NaN) with no running contract: nothing left to lose
