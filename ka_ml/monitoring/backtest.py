@@ -134,8 +134,12 @@ def light_metrics(health: pd.Series, churn: np.ndarray) -> dict[str, float]:
     return out
 
 
-def churn_metrics(frame: pd.DataFrame, n_bins: int = 10) -> tuple[dict[str, float], pd.DataFrame]:
-    """Lights, ranking and calibration of the churn scores on ``frame``'s rows."""
+def churn_metrics(
+    frame: pd.DataFrame, n_bins: int = 10, *, chance: bool = False
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Lights, ranking and calibration of the churn scores on ``frame``'s rows; with
+    ``chance``, also ``ece_chance`` (what the retrain verdict judges the ECE against: the
+    pooled figures only, not each week's)."""
     y = frame["churn"].to_numpy(float)
     p = frame["churn_probability"].to_numpy(float)
     ok = np.isfinite(p)
@@ -146,12 +150,13 @@ def churn_metrics(frame: pd.DataFrame, n_bins: int = 10) -> tuple[dict[str, floa
             "roc_auc": M.roc_auc(y, p),
             "brier": M.brier(y, p),
             "ece": M.expected_calibration_error(y, p, n_bins) if len(y) else float("nan"),
-            "ece_chance": M.chance_calibration_error(p, n_bins) if len(y) else float("nan"),
             "base_rate": float(y.mean()) if len(y) else float("nan"),
             "mean_probability": float(p.mean()) if len(p) else float("nan"),
             "n": float(len(y)),
         }
     )
+    if chance:
+        out["ece_chance"] = M.chance_calibration_error(p, n_bins) if len(y) else float("nan")
     table = M.reliability_table(y, p, n_bins) if len(y) else pd.DataFrame()
     return out, table
 
@@ -198,7 +203,7 @@ def backtest_metrics(
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """(pooled metrics, reliability table, per-week table) of the joined outcomes."""
     population = frame[frame["at_risk"]] if cfg.labels.at_risk_only else frame
-    churn, reliability = churn_metrics(population)
+    churn, reliability = churn_metrics(population, chance=True)
     timing = timing_metrics(frame, cfg.labels.purchase_windows)
     metrics = {**churn, **timing, "account_weeks": float(len(frame))}
     metrics["weeks"] = float(frame["as_of"].nunique())
