@@ -187,6 +187,33 @@ def test_a_contract_that_ended_before_the_last_order_does_not_lead() -> None:
     assert got.loc[0, "reason_2"].startswith("Contract lapsed 775 days ago")  # still shown
 
 
+def test_a_static_lead_gives_way_to_a_reason_pointing_the_way_the_risk_moved() -> None:
+    """Read on the demo's red list: Juniperfield SE (red, 43%) led with 'Average weekly usage
+    in the last 90 days: 123.8 (lowers risk)' once its old contract lapse stepped down: the
+    strongest behavioural reason, but pointing against the account's risk."""
+    from types import SimpleNamespace
+
+    feats = ["region", "usage_weekly_90d", "gap_mean_days"]
+    X = pd.DataFrame(
+        {"region": ["EMEA"] * 3, "usage_weekly_90d": [123.8] * 3, "gap_mean_days": [120.0] * 3}
+    )
+    contrib = np.array(
+        [
+            [0.20, -0.08, 0.03],  # risk up: the reason raising it leads
+            [0.20, -0.08, 0.005],  # nothing raising it carries a point: the strongest leads
+            [-0.20, 0.08, -0.03],  # risk down: the reason lowering it leads
+        ]
+    )
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got.loc[0, ["reason_1_feature", "reason_2_feature", "reason_3_feature"]].tolist() == [
+        "gap_mean_days", "region", "usage_weekly_90d"
+    ]  # fmt: skip
+    assert got.loc[0, "reason_1_direction"] == "raises risk"
+    assert got.loc[1, "reason_1_feature"] == "usage_weekly_90d"  # as before: behaviour leads
+    assert got.loc[2, "reason_1_feature"] == "gap_mean_days"
+    assert got.loc[2, "reason_1_direction"] == "lowers risk"
+
+
 def test_a_missing_value_reason_no_contract_on_record_does_not_lead_either() -> None:
     from types import SimpleNamespace
 

@@ -13,7 +13,10 @@ different things; the sentence comes from the group's strongest feature through 
 feature catalog, with the account's own values. Static facts (industry, region, a table
 with no rows for the account such as "No contract on record", a contract that ended before
 the account's last order) never lead while a behavioural reason carries at least one
-probability point: "Region: Portugal" is true to the model and useless to a manager.
+probability point: "Region: Portugal" is true to the model and useless to a manager. The
+behavioural reason that leads instead is the strongest one pointing the way the account's
+risk moved from the portfolio's base, where one carries a point (a red account does not lead
+with what lowers its risk).
 """
 
 from __future__ import annotations
@@ -193,10 +196,15 @@ def top_reasons(
     strength = np.abs(gsum)
     order = np.argsort(-strength, axis=1, kind="stable")
     lead_static = static[every, order[:, 0]]
-    best_behaviour = np.where(~static, strength, -1.0).max(axis=1) if len(names) else 0.0
-    for i in np.flatnonzero(lead_static & (best_behaviour >= BEHAVIOURAL_POINTS)):
+    behaviour = ~static & (strength >= BEHAVIOURAL_POINTS)
+    # among them, those pointing the way the account's risk moved from the portfolio's base
+    # (the contributions' sum): a red account leads with what raises its risk, not with
+    # "usage 123.8 a week (lowers risk)" because that was the strongest behavioural reason
+    along = behaviour & (np.sign(gsum) == np.sign(gsum.sum(axis=1))[:, None])
+    for i in np.flatnonzero(lead_static & behaviour.any(axis=1)):
         row = order[i]
-        j = int(np.flatnonzero(~static[i, row])[0])  # the strongest behavioural reason
+        pick = along[i, row] if along[i].any() else behaviour[i, row]
+        j = int(np.flatnonzero(pick)[0])  # the strongest such behavioural reason
         order[i] = np.r_[row[j], row[:j], row[j + 1 :]]  # leads; the rest keep their order
     order = order[:, :n_reasons]
     out: dict[str, list[object]] = {}
