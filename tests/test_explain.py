@@ -148,8 +148,15 @@ def test_reasons_name_model_features_from_three_different_groups_strongest_first
     ended = raw["contract_days_to_end"].to_numpy(float)
     past = (ended < 0) & (raw["recency_days"].to_numpy(float) < -ended)  # buys without one
     past &= pd.Series(second).map(reason_group).eq("contract").to_numpy()
-    promoted = np.isin(second, ["industry", "region"]) | missing | past  # static, moved down
-    assert (np.diff(strength[~promoted], axis=1) <= 1e-12).all()
+    static = np.isin(second, ["industry", "region"]) | missing | past
+    # the rest keep their order; a weaker lead is there because it points the way the
+    # account's risk moved (the contributions' sum) or the stronger one is a static fact
+    assert (np.diff(strength[:, 1:], axis=1) <= 1e-12).all()
+    up = probability_contributions(churn, X)[0].sum(axis=1) > 0
+    weaker = strength[:, 0] < strength[:, 1] - 1e-12
+    along = (reasons["reason_1_shap"].to_numpy() > 0) == up
+    assert (along | static)[weaker].all()
+    assert weaker.any()  # the demo has such accounts: the rule is exercised
 
 
 def test_a_static_attribute_never_leads_while_behaviour_carries_a_point() -> None:
@@ -187,6 +194,31 @@ def test_a_contract_that_ended_before_the_last_order_does_not_lead() -> None:
     assert got.loc[0, "reason_2"].startswith("Contract lapsed 775 days ago")  # still shown
 
 
+def test_a_contract_that_ended_within_the_horizon_is_news_even_when_the_account_ordered_since() -> (
+    None
+):
+    """Read on a 40-account portfolio: Junipervale Inc (red, 26%) led with 'High or critical
+    severity: 0% of tickets' while its contract had ended 34 days earlier, unrenewed."""
+    from types import SimpleNamespace
+
+    feats = ["contract_days_to_end", "recency_days"]
+    X = pd.DataFrame(
+        {"contract_days_to_end": [-34.0, -90.0, -91.0], "recency_days": [4.0, 4.0, 4.0]}
+    )
+    contrib = np.array([[0.09, 0.04]] * 3)
+    model = SimpleNamespace(features_=feats)
+    got = top_reasons(model, X, contributions=contrib, recent_lapse_days=90)  # type: ignore[arg-type]
+    assert got["reason_1_feature"].tolist() == [
+        "contract_days_to_end",  # the renewal that has not come
+        "contract_days_to_end",  # the horizon's last day still counts
+        "recency_days",  # older: who the account is now
+    ]
+    assert got.loc[0, "reason_1"].startswith("Contract lapsed 34 days ago")
+    # without the window every lapse before the last order is a fact (the default)
+    plain = top_reasons(model, X, contributions=contrib)  # type: ignore[arg-type]
+    assert plain["reason_1_feature"].eq("recency_days").all()
+
+
 def test_a_static_lead_gives_way_to_a_reason_pointing_the_way_the_risk_moved() -> None:
     """Read on the demo's red list: Juniperfield SE (red, 43%) led with 'Average weekly usage
     in the last 90 days: 123.8 (lowers risk)' once its old contract lapse stepped down: the
@@ -195,13 +227,14 @@ def test_a_static_lead_gives_way_to_a_reason_pointing_the_way_the_risk_moved() -
 
     feats = ["region", "usage_weekly_90d", "gap_mean_days"]
     X = pd.DataFrame(
-        {"region": ["EMEA"] * 3, "usage_weekly_90d": [123.8] * 3, "gap_mean_days": [120.0] * 3}
+        {"region": ["EMEA"] * 4, "usage_weekly_90d": [123.8] * 4, "gap_mean_days": [120.0] * 4}
     )
     contrib = np.array(
         [
             [0.20, -0.08, 0.03],  # risk up: the reason raising it leads
-            [0.20, -0.08, 0.005],  # nothing raising it carries a point: the strongest leads
+            [0.20, -0.08, 0.005],  # nothing behavioural raises it by a point: the fact stays
             [-0.20, 0.08, -0.03],  # risk down: the reason lowering it leads
+            [0.20, -0.15, -0.10],  # the fact raises it, behaviour lowers it more
         ]
     )
     got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
@@ -209,9 +242,14 @@ def test_a_static_lead_gives_way_to_a_reason_pointing_the_way_the_risk_moved() -
         "gap_mean_days", "region", "usage_weekly_90d"
     ]  # fmt: skip
     assert got.loc[0, "reason_1_direction"] == "raises risk"
-    assert got.loc[1, "reason_1_feature"] == "usage_weekly_90d"  # as before: behaviour leads
+    # what raised the risk leads, not "usage 123.8 (lowers risk)" on a flagged account
+    assert got.loc[1, "reason_1_feature"] == "region"
+    assert got.loc[1, "reason_1_direction"] == "raises risk"
     assert got.loc[2, "reason_1_feature"] == "gap_mean_days"
     assert got.loc[2, "reason_1_direction"] == "lowers risk"
+    # a fact against the way the risk moved gives way to behaviour along it
+    assert got.loc[3, "reason_1_feature"] == "usage_weekly_90d"
+    assert got.loc[3, "reason_1_direction"] == "lowers risk"
 
 
 def test_a_missing_value_reason_no_contract_on_record_does_not_lead_either() -> None:
@@ -349,3 +387,28 @@ def test_with_last_weeks_stored_contributions_one_shap_pass_and_the_reported_cha
     assert got["changes"].iloc[-1] == "New on the list this week."
     recomputed, _ = score_chunk(models, now, corrected, windows, as_of)
     assert not recomputed["changes"].str.startswith("Risk").any()  # same features: no move
+
+
+def test_the_scorer_reads_contract_lapses_within_the_churn_horizon_as_news(
+    trained, X: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The weekly scorer words its reasons with the config's horizon as the news window."""
+    from ka_ml.scoring import score as scoring
+
+    seen: list[object] = []
+    real = scoring.top_reasons
+
+    def spy(*args: object, **kwargs: object) -> pd.DataFrame:
+        seen.append(kwargs.get("recent_lapse_days"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scoring, "top_reasons", spy)
+    as_of = pd.Timestamp(X["as_of"].iloc[0])
+    out, _ = scoring.score_and_explain(
+        trained.history, trained.cfg, as_of, load_models(trained.cfg), features=X
+    )
+    assert seen and set(seen) == {trained.cfg.labels.horizon_days}
+    want = real(
+        load_models(trained.cfg).churn, X, recent_lapse_days=trained.cfg.labels.horizon_days
+    )
+    assert out["reason_1"].tolist() == want["reason_1"].tolist()

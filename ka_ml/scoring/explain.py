@@ -29,7 +29,7 @@ import pandas as pd
 
 from ka_ml.features import catalog
 from ka_ml.modeling.churn import ChurnModel
-from ka_ml.scoring.lifecycle import bought_since_contract_end
+from ka_ml.scoring.lifecycle import bought_since_contract_end, float_column
 
 GROUPS: tuple[tuple[str, str], ...] = (
     (r"^orders_\d+d$|^orders_trend", "order volume"),
@@ -46,10 +46,10 @@ GROUPS: tuple[tuple[str, str], ...] = (
     (r"^contract_|^has_active_contract$", "contract"),
     (r"^revenue_share$|^abc_tier$|^dependency_index$", "portfolio position"),
 )
-# Who the account is, not what it does: true to the model, but nothing a manager can act
-# on, so never the first reason while a behavioural reason moves the risk by at least
-# BEHAVIOURAL_POINTS (1 probability point); it may still be the second or third. Reasons
-# whose leading value is missing ("No contract on record") count as static too.
+# Who the account is, not what it does: true to the model, but little a manager can act
+# on, so never the first reason while a behavioural reason moves the risk the same way by
+# at least BEHAVIOURAL_POINTS (1 probability point); it may still be the second or third.
+# Reasons whose leading value is missing ("No contract on record") count as static too.
 STATIC_FEATURES: frozenset[str] = frozenset(catalog.CATEGORICAL_FROM_ACCOUNTS)
 BEHAVIOURAL_POINTS = 0.01
 
@@ -161,11 +161,16 @@ def top_reasons(
     X: pd.DataFrame,
     n_reasons: int = 3,
     contributions: np.ndarray | None = None,
+    *,
+    recent_lapse_days: float = 0.0,
 ) -> pd.DataFrame:
     """reason_k, reason_k_feature, reason_k_shap, reason_k_direction for k = 1..n.
 
     ``contributions``: ``probability_contributions(model, X)[0]`` when the caller has it
     already (the scorer does: one TreeSHAP pass serves the reasons and the weekly change).
+    ``recent_lapse_days``: a contract that ended at most this many days ago is news even
+    when the account has ordered since (the scorer passes the churn horizon: the renewal
+    that has not happened yet); an older one is who the account is now (static).
     """
     contrib = probability_contributions(model, X)[0] if contributions is None else contributions
     feats = model.features_
@@ -185,7 +190,9 @@ def top_reasons(
     )
     # a contract that ended before the account's last order: it buys without one, and
     # "Contract lapsed 775 days ago" is who it is now, not why it is at risk this week
-    past = bought_since_contract_end(raw)
+    past = bought_since_contract_end(raw) & ~(
+        float_column(raw, "contract_days_to_end") >= -recent_lapse_days
+    )
     for j, f in enumerate(feats):
         if reason_group(f) == "contract":
             missing[:, j] |= past
@@ -195,17 +202,28 @@ def top_reasons(
     )
     strength = np.abs(gsum)
     order = np.argsort(-strength, axis=1, kind="stable")
-    lead_static = static[every, order[:, 0]]
-    behaviour = ~static & (strength >= BEHAVIOURAL_POINTS)
-    # among them, those pointing the way the account's risk moved from the portfolio's base
-    # (the contributions' sum): a red account leads with what raises its risk, not with
-    # "usage 123.8 a week (lowers risk)" because that was the strongest behavioural reason
-    along = behaviour & (np.sign(gsum) == np.sign(gsum.sum(axis=1))[:, None])
-    for i in np.flatnonzero(lead_static & behaviour.any(axis=1)):
-        row = order[i]
-        pick = along[i, row] if along[i].any() else behaviour[i, row]
-        j = int(np.flatnonzero(pick)[0])  # the strongest such behavioural reason
-        order[i] = np.r_[row[j], row[:j], row[j + 1 :]]  # leads; the rest keep their order
+    # The lead, in this order of preference: the strongest behavioural reason that moves
+    # the risk by a point the way the account's risk moved from the portfolio's base (the
+    # contributions' sum); else the strongest fact moving it that way by a point ("No
+    # contract on record (raises risk)" for a yellow account, not "No order for 26 days,
+    # typical gap 34 (lowers risk)"); else the strongest behavioural reason carrying a
+    # point; else the model's strongest. An account whose risk rose never leads with what
+    # lowers it while something raising it counts. Where the risk fell, only a static lead
+    # is reconsidered: "Contract ends in 7 days (raises risk)" still leads a green account.
+    # The others keep their order.
+    total = gsum.sum(axis=1)
+    moved = np.sign(gsum) == np.sign(total)[:, None]
+    counts = strength >= BEHAVIOURAL_POINTS
+    rank = np.select(
+        [counts & ~static & moved, counts & moved, counts & ~static], [0, 1, 2], default=3
+    )
+    if len(names):
+        best = np.argmin(rank * 2.0 - strength, axis=1)  # strength < 1: the rank decides
+        lead = np.where((total > 0) | static[every, order[:, 0]], best, order[:, 0])
+        for i in np.flatnonzero(lead != order[:, 0]):
+            row = order[i]
+            j = int(np.flatnonzero(row == lead[i])[0])
+            order[i] = np.r_[row[j], row[:j], row[j + 1 :]]
     order = order[:, :n_reasons]
     out: dict[str, list[object]] = {}
     for k in range(n_reasons):

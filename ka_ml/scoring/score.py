@@ -125,6 +125,7 @@ def score_and_explain(
         cfg.scoring.chunk_rows,
         prev_c,
         prev_p,
+        recent_lapse_days=cfg.labels.horizon_days,
     )
     p = out["churn_probability"].to_numpy()
     out = portfolio_columns(out, X, p, history, cfg, as_of)
@@ -154,6 +155,8 @@ def score_in_chunks(
     chunk_rows: int,
     prev_contributions: np.ndarray | None = None,
     prev_p: np.ndarray | None = None,
+    *,
+    recent_lapse_days: float = 0.0,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`score_chunk` over ``chunk_rows`` accounts at a time, concatenated."""
     parts = [
@@ -165,6 +168,7 @@ def score_in_chunks(
             as_of,
             None if prev_contributions is None else prev_contributions[i : i + chunk_rows],
             None if prev_p is None else prev_p[i : i + chunk_rows],
+            recent_lapse_days=recent_lapse_days,
         )
         for i in range(0, len(X), chunk_rows)
     ]
@@ -180,12 +184,16 @@ def score_chunk(
     as_of: pd.Timestamp,
     prev_contributions: np.ndarray | None = None,
     prev_p: np.ndarray | None = None,
+    *,
+    recent_lapse_days: float = 0.0,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Probabilities, timing forecast, reasons and weekly change for one chunk of accounts,
     and the chunk's churn contributions.
 
     Chunks bound the memory of the wide intermediates (the timing model's person-period
     rows, the SHAP matrices, the reason texts) whatever the portfolio size.
+    ``recent_lapse_days``: see :func:`ka_ml.scoring.explain.top_reasons` (the scorer passes
+    ``labels.horizon_days``).
     """
     contrib, p, _ = probability_contributions(models.churn, X)  # one TreeSHAP pass
     timing = models.timing.predict_frame(X, windows, churn_probability=p)
@@ -198,7 +206,10 @@ def score_chunk(
     out["expected_next_purchase_date"] = _days_to_dates(as_of, timing["q50"])
     out["next_purchase_p10_date"] = _days_to_dates(as_of, timing["q10"])
     out["next_purchase_p90_date"] = _days_to_dates(as_of, timing["q90"])
-    out = pd.concat([out, top_reasons(models.churn, X, contributions=contrib)], axis=1)
+    reasons = top_reasons(
+        models.churn, X, contributions=contrib, recent_lapse_days=recent_lapse_days
+    )
+    out = pd.concat([out, reasons], axis=1)
     out["changes"] = ""
     if prev_contributions is not None and prev_p is not None:
         changes = changes_since(

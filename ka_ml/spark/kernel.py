@@ -347,6 +347,7 @@ def score_rows(
     windows: Sequence[int],
     keep: Sequence[str],
     chunk_rows: int,
+    recent_lapse_days: float = 0.0,
 ) -> pd.DataFrame:
     """Scores, timing, reasons and week-on-week changes of one bucket's accounts.
 
@@ -366,7 +367,9 @@ def score_rows(
     if prev_day is not None:
         then = rows[stamp == np.datetime64(pd.Timestamp(prev_day), "us")]
         before = align_to(restore(then, names, categories)[[*KEYS, *names]], X)
-    out, _ = score_in_chunks(models, X, before, list(windows), as_of, chunk_rows)
+    out, _ = score_in_chunks(
+        models, X, before, list(windows), as_of, chunk_rows, recent_lapse_days=recent_lapse_days
+    )
     for c in keep:
         out[c] = _plain(X[c])
     return out

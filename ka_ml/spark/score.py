@@ -73,10 +73,20 @@ def _score_udf(
     keep: list[str],
     chunk_rows: int,
     columns: list[str],
+    recent_lapse_days: float,
 ) -> pd.DataFrame:
     """One bucket of feature rows in, its scored accounts out (runs on executors)."""
     out = kernel.score_rows(
-        rows, models.value, as_of, prev_day, names, categories, windows, keep, chunk_rows
+        rows,
+        models.value,
+        as_of,
+        prev_day,
+        names,
+        categories,
+        windows,
+        keep,
+        chunk_rows,
+        recent_lapse_days,
     )
     if out.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -135,6 +145,7 @@ def score_frame(
     broadcast = sh.spark.sparkContext.broadcast(models)
     columns = [c for c, _ in schema]
     names_, categories, chunk_rows = p.names, p.all_categories, cfg.scoring.chunk_rows
+    horizon = cfg.labels.horizon_days
 
     def fn(rows: pd.DataFrame) -> pd.DataFrame:  # a plain function: Spark reads its hints
         return _score_udf(
@@ -148,6 +159,7 @@ def score_frame(
             keep=keep,
             chunk_rows=chunk_rows,
             columns=columns,
+            recent_lapse_days=horizon,
         )
 
     n = buckets or default_buckets(sh)
