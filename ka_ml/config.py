@@ -261,7 +261,15 @@ class HealthConfig(_Strict):
     )
     overdue_raises: bool = Field(True, description="past the p90 next-order date: at least yellow")
     overdue_ratio_fallback: float = Field(
-        2.0, gt=1, description="first run (no forecast history): overdue past this x typical gap"
+        3.0,
+        gt=1,
+        description="no forecast made from the last order (a first run, or silent since "
+        "before the score history): overdue past this x typical gap",
+    )
+    overdue_ratio_measured: bool = Field(
+        True,
+        description="instead, this run's own p90 in typical gaps (median over the accounts "
+        "that ordered within scoring.change_lookback_days), when at least 30 did",
     )
     critical_complaint_raises: bool = Field(
         True, description="an open critical complaint: at least yellow"

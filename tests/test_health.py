@@ -208,3 +208,94 @@ def test_without_hysteresis_the_same_oscillation_flips_every_week() -> None:
     seq = walk(cfg, ps)
     assert sum(a != b for a, b in itertools.pairwise(seq)) == len(ps) - 1
     assert walk(CFG, ps) == ["yellow"] + ["red"] * (len(ps) - 1)
+
+
+# -- overdue without a forecast from the last order --------------------------------------
+
+
+def test_the_overdue_multiple_is_the_runs_own_p90_in_typical_gaps() -> None:
+    import pytest
+
+    from ka_ml.scoring.health import MIN_MEASURED_ACCOUNTS, overdue_multiple
+
+    n = MIN_MEASURED_ACCOUNTS
+    recency = np.r_[np.full(n, 3.0), np.full(5, 100.0)]  # n just ordered, 5 long silent
+    gap = np.full(n + 5, 10.0)
+    p90 = np.r_[np.linspace(20.0, 40.0, n), np.full(5, 1000.0)]  # 2 to 4 gaps; 100 gaps
+    cfg = HealthConfig(overdue_ratio_fallback=2.5)
+    # the median over those that just ordered; the silent ones' forecasts start from silence
+    assert overdue_multiple(recency, gap, p90, cfg, 7) == pytest.approx(3.0)
+    # measuring off, or too few accounts that just ordered: the configured multiple
+    off = HealthConfig(overdue_ratio_fallback=2.5, overdue_ratio_measured=False)
+    assert overdue_multiple(recency, gap, p90, off, 7) == 2.5
+    assert overdue_multiple(recency[1:], gap[1:], p90[1:], cfg, 7) == 2.5
+    assert overdue_multiple(recency, gap, p90, cfg, 2) == 2.5  # nobody within 2 days
+    # open forecasts (beyond the model's range) count as longer than any gap; when most
+    # are open the median says nothing usable and the configured multiple stands
+    some_open = p90.copy()
+    some_open[:5] = np.nan
+    assert overdue_multiple(recency, gap, some_open, cfg, 7) > 3.0
+    most_open = p90.copy()
+    most_open[: n // 2 + 1] = np.nan
+    assert overdue_multiple(recency, gap, most_open, cfg, 7) == 2.5
+    # accounts without a typical gap (one order) are not measured
+    no_gap = gap.copy()
+    no_gap[:n] = np.nan
+    assert overdue_multiple(recency, no_gap, p90, cfg, 7) == 2.5
+
+
+def test_an_account_silent_since_before_the_score_history_stays_overdue_week_after_week() -> None:
+    """Read on eight weekly runs of the demo: the first run raised 290 accounts to yellow as
+    overdue (more than 2x their typical gap), the second only 20, with nothing changed: the
+    second judged them by a forecast the first run made after weeks of silence, whose p90
+    lay months ahead. Such a forecast no longer counts; the gap rule holds them."""
+    from types import SimpleNamespace
+
+    from ka_ml.config import Config
+    from ka_ml.scoring.score import light_columns
+
+    as_of = pd.Timestamp("2026-10-01")
+    cfg = Config()
+    n = 40
+    ids = [f"a{i}" for i in range(n)]
+    # a0-a2: silent 60 days at a typical gap of 10; a3: ordered 2 days after a run that
+    # forecast it from that order, p90 still ahead; the rest ordered 3 days ago
+    recency = np.array([60.0, 60.0, 60.0, 12.0] + [3.0] * (n - 4))
+    last = as_of - pd.to_timedelta(recency, unit="D")
+    out = pd.DataFrame(
+        {
+            "account_id": ids,
+            "as_of": as_of,
+            "churn_probability": np.linspace(0.01, 0.02, n),  # all green by the model
+            "last_order_date": last,
+            "next_purchase_p90_date": last + pd.Timedelta(days=30),  # 3 gaps
+            "lifecycle": "active",
+            "lifecycle_reason": "",
+            "abc_tier": "B",
+            "revenue_at_risk": 0.0,
+        }
+    )
+    X = pd.DataFrame({"account_id": ids, "recency_days": recency, "gap_median_days": 10.0}).assign(
+        overdue_ratio=lambda d: d["recency_days"] / d["gap_median_days"]
+    )
+    week = as_of - pd.Timedelta(days=7)
+    hist = pd.DataFrame(
+        {
+            "account_id": ids[:4],
+            "as_of": [week, week, week, as_of - pd.Timedelta(days=10)],
+            "churn_probability": 0.01,
+            "health": "yellow",
+            "next_purchase_p90_date": [as_of + pd.Timedelta(days=60)] * 3
+            + [as_of + pd.Timedelta(days=20)],
+            "last_order_date": list(last[:4]),
+        }
+    )
+    got = light_columns(out.copy(), X, SimpleNamespace(), cfg, as_of, hist)  # type: ignore[arg-type]
+    overdue = got["light_reason"].str.contains("overdue")
+    # a0-a2: the forecast on record was made 53 days after their order: the gap rule (6 gaps
+    # of silence against the run's p90 of 3 gaps) holds them overdue
+    assert overdue[:3].all()
+    assert (got["health"][:3] == "yellow").all()
+    # a3: its own forecast, from its order, is not yet due (1.2 gaps alone would not be either)
+    assert not overdue[3]
+    assert not overdue[4:].any()

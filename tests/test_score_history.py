@@ -141,6 +141,10 @@ def test_the_open_forecast_is_the_earliest_one_made_after_the_last_order() -> No
     assert pd.isna(got["b"])
     assert got["c"] == day(40)
     assert pd.isna(got["d"])  # never scored
+    # only a forecast made soon after the order forecast from it: c's came 43 days later
+    near = score_history.open_forecast_p90(h, last_order, within_days=21)
+    assert near["a"] == day(-3)  # made 4 days after a's order
+    assert pd.isna(near["c"]) and pd.isna(near["b"]) and pd.isna(near["d"])
 
 
 def test_an_empty_history_has_no_open_forecasts() -> None:

@@ -15,9 +15,10 @@ The rule, in order:
    *up* is immediate. So an account hovering around a threshold does not flip every week,
    yet a real improvement shows within a week.
 3. **Overrides** (each only raises, never lowers): an overdue account (past the p90 date of
-   its previous purchase forecast with no order since; on a first run, more than
-   ``overdue_ratio_fallback`` times its typical gap without an order) is at least yellow; an
-   open critical complaint makes it at least yellow.
+   the purchase forecast made from its last order, with no order since; where the score
+   history holds no such forecast, a first run or an account silent since before the
+   history began, silent for longer than :func:`overdue_multiple` times its typical gap) is
+   at least yellow; an open critical complaint makes it at least yellow.
 
 Every light carries its reason in words, and a recommended action per light and ABC tier.
 """
@@ -31,6 +32,40 @@ from ka_ml.config import HealthConfig
 
 ORDER = {"green": 0, "yellow": 1, "red": 2}
 NAMES = np.array(["green", "yellow", "red"])
+# fewer accounts than this that just ordered: their median p90 is too noisy to replace the
+# configured multiple (its standard error is then about a quarter of the spread)
+MIN_MEASURED_ACCOUNTS = 30
+
+
+def overdue_multiple(
+    recency_days: np.ndarray,
+    gap_days: np.ndarray,
+    p90_days: np.ndarray,
+    cfg: HealthConfig,
+    window_days: int,
+) -> float:
+    """How many typical gaps of silence make an account overdue when no forecast was made
+    from its last order.
+
+    ``health.overdue_ratio_measured``: the run's own answer for the accounts that ordered
+    within ``window_days`` (their forecast starts at that order): the median of their p90
+    time to the next order (``p90_days``, counted from the last order; NaN = open, beyond
+    the model's range) over their typical gap, so the accounts judged by the rule are held
+    to the same p90 as those judged by their forecast. Otherwise, with fewer than
+    ``MIN_MEASURED_ACCOUNTS`` such accounts, or when most of their forecasts are open,
+    ``health.overdue_ratio_fallback``.
+    """
+    fixed = float(cfg.overdue_ratio_fallback)
+    if not cfg.overdue_ratio_measured:
+        return fixed
+    recency, gap = np.asarray(recency_days, float), np.asarray(gap_days, float)
+    fresh = (recency <= window_days) & np.isfinite(gap) & (gap > 0)
+    if fresh.sum() < MIN_MEASURED_ACCOUNTS:
+        return fixed
+    p90 = np.asarray(p90_days, float)[fresh]
+    ratio = np.where(np.isfinite(p90), p90, np.inf) / gap[fresh]  # open: beyond every gap
+    median = float(np.median(ratio))
+    return max(median, 1.0) if np.isfinite(median) else fixed  # mostly open: nothing usable
 
 
 def budget_rank(metric: np.ndarray, eligible: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
 from ka_ml.features.catalog import ABC_CATEGORIES
 from ka_ml.scoring.explain import changes_since, probability_contributions, top_reasons
-from ka_ml.scoring.health import assign_lights, recommended_actions
+from ka_ml.scoring.health import assign_lights, overdue_multiple, recommended_actions
 from ka_ml.scoring.lifecycle import (
     churn_definitions,
     expected_revenue,
@@ -297,11 +297,21 @@ def light_columns(
     out["health_prev"] = prev_light if prev_light is not None else pd.NA
     out["churn_probability_prev"] = ids.map(prev["churn_probability"]) if not prev.empty else np.nan
     last_order = pd.Series(out["last_order_date"].to_numpy(), index=ids)
-    p90 = open_forecast_p90(hist, last_order).to_numpy()
+    # overdue: past the p90 of the forecast made from the last order; without one (a first
+    # run, or silent since before the history began) past the run's typical p90 in gaps
+    p90 = open_forecast_p90(hist, last_order, cfg.scoring.previous_run_max_days).to_numpy()
     has_forecast = ~pd.isna(p90)
     overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of)
-    ratio = X["overdue_ratio"].to_numpy(float) if "overdue_ratio" in X else np.full(len(X), np.nan)
-    overdue_first = ~has_forecast & (np.nan_to_num(ratio) > cfg.health.overdue_ratio_fallback)
+    ratio = float_column(X, "overdue_ratio")
+    now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
+    multiple = overdue_multiple(
+        float_column(X, "recency_days"),
+        float_column(X, "gap_median_days"),
+        now_p90,
+        cfg.health,
+        cfg.scoring.change_lookback_days,
+    )
+    overdue_first = ~has_forecast & (np.nan_to_num(ratio) > multiple)
     critical = (
         X["open_critical_complaints"].to_numpy(float) > 0
         if "open_critical_complaints" in X

@@ -263,15 +263,26 @@ def previous_week(hist: pd.DataFrame, as_of: pd.Timestamp, max_days: int = 21) -
     return h[h["as_of"] == latest].set_index("account_id")
 
 
-def open_forecast_p90(hist: pd.DataFrame, last_order: pd.Series) -> pd.Series:
-    """p90 date of the earliest forecast made after each account's last order (NaT if none)."""
+def open_forecast_p90(
+    hist: pd.DataFrame, last_order: pd.Series, within_days: int | None = None
+) -> pd.Series:
+    """p90 date of the earliest forecast made after each account's last order (NaT if none).
+
+    ``within_days``: only a forecast made at most this many days after the order counts. One
+    made later (the account was already silent when the score history began) forecast from
+    that silence, not from the order: it says nothing about when the order was due.
+    """
     if hist.empty:
         return pd.Series(pd.NaT, index=last_order.index, dtype="datetime64[us]")
     lo = last_order.rename("lo").rename_axis("account_id").reset_index()  # any index name
     h = hist.merge(lo, on="account_id", how="inner")
     h = h[h["as_of"] > h["lo"]].sort_values(["account_id", "as_of"])
-    first = h.groupby("account_id")["next_purchase_p90_date"].first()
-    return first.reindex(last_order.index)
+    first = h.groupby("account_id")[["as_of", "lo", "next_purchase_p90_date"]].first()
+    p90 = first["next_purchase_p90_date"]
+    if within_days is not None:
+        late = (first["as_of"] - first["lo"]) > pd.Timedelta(days=within_days)
+        p90 = p90.mask(late)
+    return p90.reindex(last_order.index)
 
 
 # -- the contributions each run reported ------------------------------------------------
