@@ -166,6 +166,28 @@ def test_a_long_section_lists_max_listed_accounts_and_counts_the_rest() -> None:
     assert "... and 7 more (see the report)." in section
 
 
+def test_a_first_run_digest_lists_the_red_accounts_without_claiming_a_change() -> None:
+    """Read in a first run's digest: 'No account turned red this week.' above 'STILL RED
+    (20)', where there was no last week; the report already said 'First run'."""
+    frame = scores_frame()
+    frame["owner"] = "alice.meyer"
+    frame["health"] = "red"
+    frame["health_prev"] = pd.Series([None] * len(frame), dtype="str")
+    frame["churn_probability_prev"] = float("nan")
+    (d,) = build_digests(frame, RUN, delivery())
+    assert "First run: changes are reported from next week on." in d.text
+    assert "First run: changes are reported from next week on." in d.html
+    assert "STILL RED" not in d.text and "No account turned red" not in d.text
+    assert f"\nRED ({len(frame)})\n" in d.text
+    assert ": first run, " in d.subject
+    # the week after, the same accounts are still red
+    frame["health_prev"] = "red"
+    frame["churn_probability_prev"] = frame["churn_probability"]
+    (d,) = build_digests(frame, RUN, delivery())
+    assert f"STILL RED ({len(frame)})" in d.text and "No account turned red" in d.text
+    assert ": no new red, " in d.subject
+
+
 def test_subjects_and_headers_survive_hostile_owner_names() -> None:
     frame = scores_frame()
     frame["owner"] = "eve\r\nBcc: all@corp.example"

@@ -43,7 +43,12 @@ from ka_ml.io import atomic_write_json, atomic_write_text
 from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, fmt_money, fmt_pct, fmt_points
 from ka_ml.reporting.html import render_report
-from ka_ml.reporting.summary import DEPENDENCY_RESPONSE, attention_flags, order_by_risk
+from ka_ml.reporting.summary import (
+    DEPENDENCY_RESPONSE,
+    attention_flags,
+    is_first_run,
+    order_by_risk,
+)
 from ka_ml.scoring.explain import GROUPS, reason_group
 
 OWNERS_DIR = "owners"
@@ -232,6 +237,8 @@ def digest_context(
     """
     masks = _section_masks(rows, rise)
     health = text_col(rows, "health")
+    # a first run has no last week: nothing "turned" or "stayed" red, the red list is the news
+    first_run = bool(len(rows)) and is_first_run(rows)
     counts = {
         "accounts": len(rows),
         **{light: int(health.eq(light).sum()) for light in ("red", "yellow", "green")},
@@ -244,7 +251,8 @@ def digest_context(
         "counts": counts,
         "at_risk": float(num_col(rows, "revenue_at_risk").fillna(0.0).sum()),
         "cur": currency,
-        "sections": _sections(rows, masks, counts, max_listed, rise),
+        "first_run": first_run,
+        "sections": _sections(rows, masks, counts, max_listed, rise, first_run),
         "turned_red_names": [
             i["name"] for i in _items(rows[masks["turned_red"].to_numpy()], max_listed)
         ],
@@ -276,12 +284,13 @@ def _sections(
     counts: Mapping[str, int],
     max_listed: int,
     rise: float,
+    first_run: bool = False,
 ) -> list[dict[str, Any]]:
     """The non-empty sections with their first ``max_listed`` accounts and how many more."""
     titles = {
         "turned_red": "Turned red this week",
         "rising": f"Risk rising ({round(rise * 100)}+ points since last week)",
-        "still_red": "Still red",
+        "still_red": "Red" if first_run else "Still red",
         "improved": "No longer red",
         "dependency": "Dependency alert",
         "lapsed": "Win-back: lapsed accounts",
@@ -303,10 +312,14 @@ def _sections(
     ]
 
 
-def subject_line(prefix: str, label: str, counts: Mapping[str, int], as_of: str) -> str:
+def subject_line(
+    prefix: str, label: str, counts: Mapping[str, int], as_of: str, *, first_run: bool = False
+) -> str:
     """One line, no control characters (owner names come from CRM data)."""
     news = (
-        f"{counts['turned_red']} turned red"
+        "first run"
+        if first_run
+        else f"{counts['turned_red']} turned red"
         if counts["turned_red"]
         else ("risk rising on " + str(counts["rising"]) if counts["rising"] else "no new red")
     )
@@ -327,6 +340,8 @@ _TEXT_TEMPLATE = """\
 {% if turned_red_names %}
 {{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red: \
 {{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, ...{% endif %}.
+{% elif first_run %}
+First run: changes are reported from next week on.
 {% else %}
 No account turned red this week.
 {% endif %}
@@ -386,6 +401,8 @@ max-width:720px;line-height:1.45">
 {% if turned_red_names %}
 <p><b>{{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red:</b>
 {{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, …{% endif %}.</p>
+{% elif first_run %}
+<p>First run: changes are reported from next week on.</p>
 {% else %}
 <p>No account turned red this week.</p>
 {% endif %}
@@ -528,7 +545,9 @@ def _owner_digest(
         currency=str(run.get("currency") or ""),
         rise=float(run.get("risk_rise_points") or 0.10),
     )
-    subject = subject_line(delivery.subject_prefix, label, ctx["counts"], as_of)
+    subject = subject_line(
+        delivery.subject_prefix, label, ctx["counts"], as_of, first_run=ctx["first_run"]
+    )
     text, html = render_digest(
         {**ctx, "slug": slug, "subject": subject, "attach": delivery.attach_report}
     )
