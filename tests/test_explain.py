@@ -302,7 +302,8 @@ def test_changes_name_the_biggest_mover_in_points(churn: ChurnModel, X: pd.DataF
     moved = got[got.str.startswith("Risk")]
     assert len(moved) > 0
     assert moved.str.match(
-        r"^Risk (up|down) \d+ pts since last week; biggest mover: .+ \([+-]\d+ pts\): .+\.$"
+        r"^Risk ((up|down) [1-9]\d* pts|unchanged) since last week; biggest mover: .+ "
+        r"\([+-]\d+ pts(, offset by the rest)?\): .+\.$"
     ).all()
     assert not moved.str.contains("_").any()
 
@@ -382,7 +383,8 @@ def test_with_last_weeks_stored_contributions_one_shap_pass_and_the_reported_cha
     assert contrib.shape == (40, len(models.churn.features_))
     for text, d in zip(got["changes"][:-1], (p_now[:-1] - p_rep[:-1]) * 100, strict=True):
         if text.startswith("Risk"):  # the stated change is now minus what was reported
-            assert text.startswith(f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts")
+            said = f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts" if round(abs(d)) else ""
+            assert text.startswith(said or "Risk unchanged since last week")
     assert got["changes"].str.startswith("Risk").sum() >= 5
     assert got["changes"].iloc[-1] == "New on the list this week."
     recomputed, _ = score_chunk(models, now, corrected, windows, as_of)
@@ -412,3 +414,35 @@ def test_the_scorer_reads_contract_lapses_within_the_churn_horizon_as_news(
         load_models(trained.cfg).churn, X, recent_lapse_days=trained.cfg.labels.horizon_days
     )
     assert out["reason_1"].tolist() == want["reason_1"].tolist()
+
+
+def test_the_mover_named_is_what_the_account_did_the_way_its_risk_moved() -> None:
+    """Read on the demo's weekly runs: 'Risk up 4 pts; biggest mover: contract (+2 pts): No
+    contract on record.' (nothing changed in the contract; its points moved with what they
+    interact with) and 'Risk up 0 pts since last week; biggest mover: ... (+3 pts)'."""
+    from types import SimpleNamespace
+
+    feats = ["contract_days_to_end", "recency_days", "orders_90d"]
+    now = pd.DataFrame(
+        {"contract_days_to_end": [np.nan] * 4, "recency_days": [40.0] * 4, "orders_90d": [1.0] * 4}
+    )
+    before = np.zeros((4, 3))
+    c_now = np.array(
+        [
+            [0.02, 0.012, 0.008],  # up 4: the missing contract moved most, recency next
+            [0.03, -0.002, 0.002],  # up 3: only the contract moved by half a point
+            [0.0, 0.03, -0.03],  # unchanged: recency up 3, orders down 3
+            [0.0, -0.01, 0.03],  # up 2: orders up 3 leads, not recency down 1
+        ]
+    )
+    model = SimpleNamespace(features_=feats)
+    got = changes_since(  # type: ignore[arg-type]
+        model, now, None, c_now.sum(axis=1), c_now, before_contributions=before,
+        before_p=np.zeros(4),
+    )  # fmt: skip
+    assert got[0].startswith("Risk up 4 pts since last week; biggest mover: time since last")
+    assert "(+1 pts)" in got[0]
+    assert "contract (+3 pts): No contract on record" in got[1]  # nothing else to name
+    assert got[2].startswith("Risk unchanged since last week; biggest mover: ")
+    assert "offset by the rest" in got[2]
+    assert "order volume (+3 pts)" in got[3]

@@ -52,6 +52,8 @@ GROUPS: tuple[tuple[str, str], ...] = (
 # Reasons whose leading value is missing ("No contract on record") count as static too.
 STATIC_FEATURES: frozenset[str] = frozenset(catalog.CATEGORICAL_FROM_ACCOUNTS)
 BEHAVIOURAL_POINTS = 0.01
+# a group's move since last week smaller than this (half a point) is no change to report
+MATERIAL_POINTS = 0.005
 
 
 def reason_group(feature: str) -> str:
@@ -156,6 +158,37 @@ def _describe_rows(
     return out
 
 
+def _static_groups(
+    raw: pd.DataFrame,
+    feats: list[str],
+    names: list[str],
+    leads: np.ndarray,
+    recent_lapse_days: float,
+) -> np.ndarray:
+    """Which reason groups state who each account is rather than what it does (n x groups).
+
+    An account attribute (industry, region); a group whose leading feature (``leads``) has
+    no value on the row ("No contract on record"); a contract that ended more than
+    ``recent_lapse_days`` before the account's last order (it buys without one: "Contract
+    lapsed 775 days ago" is who it is now, not why it is at risk this week).
+    """
+    missing = (
+        np.column_stack(
+            [raw[f].isna().to_numpy() if f in raw else np.zeros(len(raw), bool) for f in feats]
+        )
+        if len(feats)
+        else np.zeros((len(raw), 0), bool)
+    )
+    past = bought_since_contract_end(raw) & ~(
+        float_column(raw, "contract_days_to_end") >= -recent_lapse_days
+    )
+    for j, f in enumerate(feats):
+        if reason_group(f) == "contract":
+            missing[:, j] |= past
+    every = np.arange(len(raw))
+    return np.array([n in STATIC_FEATURES for n in names])[None, :] | missing[every[:, None], leads]
+
+
 def top_reasons(
     model: ChurnModel,
     X: pd.DataFrame,
@@ -178,28 +211,8 @@ def top_reasons(
     gsum = _group_sums(contrib, gidx, len(names))
     leads = _group_leads(np.abs(contrib), gidx, len(names))
     raw = X.reset_index(drop=True)
-    # a static reason: an account attribute (industry, region), or a group whose leading
-    # feature has no value on the row ("No contract on record"): facts about who the
-    # account is, where a manager needs what it does
-    missing = (
-        np.column_stack(
-            [raw[f].isna().to_numpy() if f in raw else np.zeros(len(raw), bool) for f in feats]
-        )
-        if len(feats)
-        else np.zeros((len(raw), 0), bool)
-    )
-    # a contract that ended before the account's last order: it buys without one, and
-    # "Contract lapsed 775 days ago" is who it is now, not why it is at risk this week
-    past = bought_since_contract_end(raw) & ~(
-        float_column(raw, "contract_days_to_end") >= -recent_lapse_days
-    )
-    for j, f in enumerate(feats):
-        if reason_group(f) == "contract":
-            missing[:, j] |= past
     every = np.arange(len(X))
-    static = (
-        np.array([n in STATIC_FEATURES for n in names])[None, :] | missing[every[:, None], leads]
-    )
+    static = _static_groups(raw, feats, names, leads, recent_lapse_days)
     strength = np.abs(gsum)
     order = np.argsort(-strength, axis=1, kind="stable")
     # The lead, in this order of preference: the strongest behavioural reason that moves
@@ -254,8 +267,15 @@ def changes_since(
     *,
     before_contributions: np.ndarray | None = None,
     before_p: np.ndarray | None = None,
+    recent_lapse_days: float = 0.0,
 ) -> pd.Series:
     """What moved each account's risk most since the previous scoring date.
+
+    The mover named is the group whose contribution moved most the way the risk moved, by
+    at least half a point, preferring what the account does over who it is (the static
+    groups of :func:`top_reasons`, with the same ``recent_lapse_days``): "No contract on
+    record" or "Contract lapsed 592 days ago" said nothing new this week, their points
+    moved with the other features they interact with.
 
     Either ``before_contributions`` and ``before_p``: what the previous run reported (its
     stored contributions, in this model's feature order, and its probabilities; NaN rows
@@ -279,20 +299,36 @@ def changes_since(
     moved = c_now - c_before
     delta = _group_sums(moved, gidx, len(names))
     every = np.arange(len(now))
-    best = np.argmax(np.abs(delta), axis=1)
-    best_delta = delta[every, best]
     dp = (np.asarray(now_p, float) - p_before) * 100
+    leads = _group_leads(np.abs(moved), gidx, len(names))
+    static = _static_groups(now.reset_index(drop=True), feats, names, leads, recent_lapse_days)
+    size = np.abs(np.nan_to_num(delta))
+    material = size >= MATERIAL_POINTS
+    along = np.sign(delta) == np.sign(dp)[:, None]
+    rank = np.select(
+        [material & along & ~static, material & along, material & ~static], [0, 1, 2], default=3
+    )
+    best = np.argmin(rank * 2.0 - size, axis=1)  # size < 1: the rank decides first
+    best_delta = delta[every, best]
     finite = np.isfinite(dp)
     texts = np.where(finite, "No material change since last week.", "").astype(object)
-    told = np.flatnonzero(finite & ~(np.abs(best_delta) < 0.005))
+    told = np.flatnonzero(finite & ~(np.abs(best_delta) < MATERIAL_POINTS))
     if len(told):
-        lead = _group_leads(np.abs(moved[told]), gidx, len(names))[np.arange(len(told)), best[told]]
+        lead = leads[told, best[told]]
         sentences = _describe_rows(now.reset_index(drop=True), told, lead, feats)
         texts[told] = [
-            f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts since last week; "
-            f"biggest mover: {names[g]} ({v * 100:+.0f} pts): {s}."
+            f"{_risk_moved(d)} since last week; biggest mover: {names[g]} ({v * 100:+.0f} pts"
+            f"{', offset by the rest' if round(abs(d)) == 0 else ''}): {s}."
             for d, g, v, s in zip(
                 dp[told].tolist(), best[told], best_delta[told].tolist(), sentences, strict=True
             )
         ]
     return pd.Series(texts.tolist(), index=now.index)
+
+
+def _risk_moved(points: float) -> str:
+    """ "Risk up 4 pts", "Risk down 9 pts"; "Risk unchanged" under half a point (never
+    "Risk up 0 pts" above a mover of +3)."""
+    if round(abs(points)) == 0:
+        return "Risk unchanged"
+    return f"Risk {'up' if points > 0 else 'down'} {abs(points):.0f} pts"

@@ -220,11 +220,14 @@ def score_chunk(
             contrib,
             before_contributions=prev_contributions,
             before_p=prev_p,
+            recent_lapse_days=recent_lapse_days,
         ).to_numpy()
         new = ~np.isfinite(prev_p) | np.isnan(prev_contributions).all(axis=1)
         out["changes"] = np.where(new, "New on the list this week.", changes)
     elif before is not None:
-        changes = changes_since(models.churn, X, before, p, contrib).to_numpy()
+        changes = changes_since(
+            models.churn, X, before, p, contrib, recent_lapse_days=recent_lapse_days
+        ).to_numpy()
         new = before["as_of"].isna().to_numpy()
         out["changes"] = np.where(new, "New on the list this week.", changes)
     return out, contrib
