@@ -296,6 +296,23 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
     # of silence against the run's p90 of 3 gaps) holds them overdue
     assert overdue[:3].all()
     assert (got["health"][:3] == "yellow").all()
+    assert got["light_reason"][0].startswith(
+        "raised to yellow: overdue: no order for 60 days, 6.0x the typical gap of 10 days "
+        "(overdue beyond 3.0x)"
+    )
     # a3: its own forecast, from its order, is not yet due (1.2 gaps alone would not be either)
     assert not overdue[3]
     assert not overdue[4:].any()
+    # a week on, a3's forecast is past due: the reason names the date it expected
+    later = as_of + pd.Timedelta(days=25)
+    out3 = out.iloc[[3]].assign(as_of=later)
+    X3 = X.iloc[[3]].assign(recency_days=37.0, overdue_ratio=3.7)
+    got3 = light_columns(out3, X3, SimpleNamespace(), cfg, later, hist)  # type: ignore[arg-type]
+    assert (
+        got3["light_reason"]
+        .iloc[0]
+        .startswith(
+            "raised to yellow: overdue: no order for 37 days; the forecast made after the last "
+            "order expected one by 21 Oct 2026 (9 chances in 10)"
+        )
+    )

@@ -105,11 +105,14 @@ def assign_lights(
     critical_complaint: np.ndarray | None = None,
     eligible: np.ndarray | None = None,
     rank_metric: np.ndarray | None = None,
+    overdue_why: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lights, reasons) for probabilities ``p`` given last week's lights ``prev``.
 
     ``eligible``: accounts that get a light (default all; the others get '' and no
     reason). Budget mode ranks the eligible accounts by ``rank_metric`` (default ``p``).
+    ``overdue_why``: per account, what made it overdue in words (the scorer's dates and
+    gaps); where empty, the generic "the expected next order has not come".
     """
     p = np.asarray(p, float)
     n = len(p)
@@ -150,7 +153,14 @@ def assign_lights(
             continue
         raise_ = np.asarray(flag, bool) & (level < 1) & ok
         level = np.where(raise_, 1, level)
-        reason[raise_] = [f"raised to yellow: {text} ({r})" for r in reason[raise_]]
+        texts = np.full(n, text, dtype=object)
+        if flag is overdue and overdue_why is not None:
+            why = np.asarray(overdue_why, dtype=object)
+            texts = np.where(pd.notna(why) & (why != ""), "overdue: " + why.astype(str), texts)
+        reason[raise_] = [
+            f"raised to yellow: {t} ({r})"
+            for t, r in zip(texts[raise_], reason[raise_], strict=True)
+        ]
     lights = np.where(ok, NAMES[level], "").astype(object)
     reason[~ok] = ""
     return lights, reason

@@ -315,6 +315,7 @@ def light_columns(
         cfg.scoring.change_lookback_days,
     )
     overdue_first = ~has_forecast & (np.nan_to_num(ratio) > multiple)
+    why = _overdue_why(pd.to_datetime(p90), overdue_hist, overdue_first, X, ratio, multiple)
     critical = (
         X["open_critical_complaints"].to_numpy(float) > 0
         if "open_critical_complaints" in X
@@ -330,6 +331,7 @@ def light_columns(
         critical_complaint=critical,
         eligible=~lapsed,
         rank_metric=out[rank].to_numpy(float),
+        overdue_why=why,
     )
     health = np.asarray(lights, dtype=object)
     health[lapsed] = None  # no light: lost already
@@ -340,6 +342,32 @@ def light_columns(
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
     return out
+
+
+def _overdue_why(
+    p90: pd.DatetimeIndex,
+    by_forecast: np.ndarray,
+    by_gap: np.ndarray,
+    X: pd.DataFrame,
+    ratio: np.ndarray,
+    multiple: float,
+) -> np.ndarray:
+    """What made each overdue account overdue, in a manager's words ('' elsewhere)."""
+    why = np.full(len(X), "", dtype=object)
+    recency = float_column(X, "recency_days")
+    gap = float_column(X, "gap_median_days")
+    for i in np.flatnonzero(by_forecast):
+        d = pd.Timestamp(p90[int(i)])
+        why[i] = (
+            f"no order for {recency[i]:.0f} days; the forecast made after the last order "
+            f"expected one by {d.day} {d:%b %Y} (9 chances in 10)"
+        )
+    for i in np.flatnonzero(by_gap):
+        why[i] = (
+            f"no order for {recency[i]:.0f} days, {ratio[i]:.1f}x the typical gap of "
+            f"{gap[i]:.0f} days (overdue beyond {multiple:.1f}x)"
+        )
+    return why
 
 
 def features_week_before(
