@@ -226,6 +226,12 @@ def promotion_decision(
     note = f"; {note}" if note else ""
     excused = bool(beats_baselines) and (first or "calibration error" in champion_warning)
     if refusal and not (excused and math.isfinite(new)):
+        if first and beats_baselines is False:  # say why the first-model exception failed
+            refusal += (
+                "; a first model failing the calibration gate is promoted only when it beats "
+                "every baseline out of time, and this one does not (`ka-ml promote` makes it "
+                "champion by hand)"
+            )
         return Decision(False, CHALLENGER, refusal)
     calibration = _is_above(refusal)  # what failed the ceiling, when it is overridden
     if not math.isfinite(new):
