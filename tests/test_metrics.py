@@ -467,3 +467,15 @@ def test_expected_roc_auc_edges() -> None:
     assert np.isnan(expected_roc_auc(np.array([0.2, 1.5])))
     with pytest.raises(ValueError, match="one length"):
         expected_roc_auc(np.array([0.1, 0.2]), np.array([1.0]))
+
+
+def test_light_scores_count_the_rows_behind_each_precision() -> None:
+    from ka_ml.modeling.evaluate import light_scores
+
+    y = np.array([1, 0, 0, 1, 0, 0], bool)
+    red = np.array([1, 1, 0, 0, 0, 0], bool)
+    red_yellow = np.array([1, 1, 1, 1, 0, 0], bool)
+    got = light_scores(y, red, red_yellow)
+    assert (got["red_count"], got["red_churned"], got["red_precision"]) == (2.0, 1.0, 0.5)
+    assert (got["red_yellow_count"], got["red_yellow_churned"]) == (4.0, 2.0)
+    assert got["red_yellow_recall"] == 1.0 and got["base_rate"] == pytest.approx(1 / 3)

@@ -188,9 +188,14 @@ def print_train_report(report: Any, out: Console) -> None:
     )
     out.print(f"purchase-window accuracy: {acc}")
     li = ev.lights
+    counted = (
+        f" ({li['red_count']:,.0f} rows, {li['red_churned']:,.0f} churned)"
+        if "red_count" in li and "red_churned" in li
+        else ""
+    )
     out.print(
         f"health lights on the origins ({li.get('lit_share', float('nan')):.0%} of accounts "
-        f"active or new, the rest lapsed): red {li['red_share']:.0%} of them, precision "
+        f"active or new, the rest lapsed): red {li['red_share']:.0%} of them{counted}, precision "
         f"{li['red_precision']:.2f} recall {li['red_recall']:.2f}; red+yellow precision "
         f"{li['red_yellow_precision']:.2f} recall {li['red_yellow_recall']:.2f} (base rate "
         f"{li['base_rate']:.2f}); churn ROC AUC on them {li.get('lit_roc_auc', float('nan')):.3f}"
