@@ -142,6 +142,12 @@ def test_the_open_forecast_is_the_earliest_one_made_after_the_last_order() -> No
     assert got["c"] == day(40)
     assert pd.isna(got["d"])  # never scored
     # only a forecast made soon after the order forecast from it: c's came 43 days later
+    # the earliest forecast, whole: an open-ended one is not replaced by a later date
+    h_open = h.copy()
+    h_open.loc[
+        (h_open["account_id"] == "a") & (h_open["as_of"] == day(-21)), "next_purchase_p90_date"
+    ] = pd.NaT
+    assert pd.isna(score_history.open_forecast_p90(h_open, last_order)["a"])
     near = score_history.open_forecast_p90(h, last_order, within_days=21)
     assert near["a"] == day(-3)  # made 4 days after a's order
     assert pd.isna(near["c"]) and pd.isna(near["b"]) and pd.isna(near["d"])

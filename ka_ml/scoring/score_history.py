@@ -266,7 +266,8 @@ def previous_week(hist: pd.DataFrame, as_of: pd.Timestamp, max_days: int = 21) -
 def open_forecast_p90(
     hist: pd.DataFrame, last_order: pd.Series, within_days: int | None = None
 ) -> pd.Series:
-    """p90 date of the earliest forecast made after each account's last order (NaT if none).
+    """p90 date of the earliest forecast made after each account's last order (NaT if none,
+    or if that forecast was open-ended: a later one forecast from a longer silence).
 
     ``within_days``: only a forecast made at most this many days after the order counts. One
     made later (the account was already silent when the score history began) forecast from
@@ -277,7 +278,7 @@ def open_forecast_p90(
     lo = last_order.rename("lo").rename_axis("account_id").reset_index()  # any index name
     h = hist.merge(lo, on="account_id", how="inner")
     h = h[h["as_of"] > h["lo"]].sort_values(["account_id", "as_of"])
-    first = h.groupby("account_id")[["as_of", "lo", "next_purchase_p90_date"]].first()
+    first = h.groupby("account_id").head(1).set_index("account_id")  # the earliest, whole
     p90 = first["next_purchase_p90_date"]
     if within_days is not None:
         late = (first["as_of"] - first["lo"]) > pd.Timedelta(days=within_days)
