@@ -20,7 +20,12 @@ from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
 from ka_ml.features.catalog import ABC_CATEGORIES
-from ka_ml.scoring.explain import changes_since, probability_contributions, top_reasons
+from ka_ml.scoring.explain import (
+    changes_since,
+    lead_flagged_with_what_raised,
+    probability_contributions,
+    top_reasons,
+)
 from ka_ml.scoring.health import assign_lights, overdue_multiple, recommended_actions
 from ka_ml.scoring.lifecycle import (
     churn_definitions,
@@ -130,6 +135,7 @@ def score_and_explain(
     p = out["churn_probability"].to_numpy()
     out = portfolio_columns(out, X, p, history, cfg, as_of)
     out = light_columns(out, X, history, cfg, as_of, score_history)
+    out = lead_flagged_with_what_raised(out)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version
     acc = history.accounts.set_index("account_id")

@@ -20,6 +20,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.catalog import ABC_CATEGORIES
+from ka_ml.scoring.explain import lead_flagged_with_what_raised
 from ka_ml.scoring.score import (
     ACCOUNT_COLUMNS,
     Models,
@@ -263,6 +264,7 @@ def score_with_features(
     )
     out = portfolio_columns(out, X, p_churn, stub, cfg, as_of)
     out = light_columns(out, X, stub, cfg, as_of, score_history)
+    out = lead_flagged_with_what_raised(out)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version
     acc = res.set_index("account_id")
