@@ -56,6 +56,29 @@ def test_treeshap_log_odds_contributions_add_up_to_the_margin(
     np.testing.assert_allclose(c.sum(axis=1), churn.margin(X), rtol=0, atol=1e-9)
 
 
+def referenced(model: ChurnModel, X: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """TreeSHAP's log-odds contributions and base, measured from the model's reason
+    reference (the typical lit account in training), as the reasons are."""
+    c = model.contributions(X)
+    ref = model.reason_reference_
+    assert ref is not None and ref.shape == (c.shape[1] - 1,)  # training attached it
+    return c[:, :-1] - ref[None, :], float(c[0, -1] + ref.sum())
+
+
+def test_the_reasons_reference_is_the_typical_lit_account_and_keeps_the_sum(
+    trained, churn: ChurnModel, X: pd.DataFrame
+) -> None:  # type: ignore[no-untyped-def]
+    from ka_ml.scoring.lifecycle import lifecycle_states
+
+    phi, base = referenced(churn, X)
+    np.testing.assert_allclose(phi.sum(axis=1) + base, churn.margin(X), rtol=0, atol=1e-9)
+    # measured from the typical lit account (training's latest snapshot), today's lit
+    # accounts average nearer the reference than TreeSHAP's base over every training row
+    lit = (lifecycle_states(X, trained.cfg)["lifecycle"] != "lapsed").to_numpy()
+    raw = churn.contributions(X)[:, :-1]
+    assert abs(phi[lit].sum(axis=1).mean()) < abs(raw[lit].sum(axis=1).mean())
+
+
 @pytest.mark.parametrize("which", ["champion", "isotonic"])
 def test_probability_contributions_add_up_to_p_minus_base_p(
     which: str, churn: ChurnModel, isotonic_churn: ChurnModel, X: pd.DataFrame
@@ -63,8 +86,8 @@ def test_probability_contributions_add_up_to_p_minus_base_p(
     model = churn if which == "champion" else isotonic_churn
     pc, p, p_base = probability_contributions(model, X)
     np.testing.assert_allclose(p, model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
-    c = model.contributions(X)
-    base, total = c[0, -1], c[:, :-1].sum(axis=1)
+    phi, base = referenced(model, X)
+    total = phi.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         calibrated = (np.abs(p - p_base) >= 0.005) & ((p - p_base) / total > 0)
     # both paths must be exercised for the test to mean something
@@ -85,7 +108,7 @@ def test_probability_contributions_keep_treeshap_signs_and_order_on_every_row(
 ) -> None:
     model = churn if which == "champion" else isotonic_churn
     pc, _, _ = probability_contributions(model, X)
-    phi = model.contributions(X)[:, :-1]
+    phi, _ = referenced(model, X)
     assert np.isfinite(pc).all()
     np.testing.assert_array_equal(np.sign(pc), np.sign(phi))
     by_log_odds = np.argsort(-np.abs(phi), axis=1, kind="stable")

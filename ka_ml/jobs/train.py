@@ -31,6 +31,7 @@ from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.tuning import budget_note
 from ka_ml.monitoring.drift import training_reference
+from ka_ml.scoring.explain import reason_reference
 from ka_ml.spark.features import build_training_set as build_on_spark
 from ka_ml.training.churn import train_churn
 from ka_ml.training.evaluation import Evaluation, evaluate, model_card
@@ -147,6 +148,7 @@ def run_training(
             mlflow.set_tag("sampling_note", pre.sampling)
         churn, churn_tuning, ev_parts = train_churn(known, folds, feats, cfg, progress, on_trial)
         log_reference(churn, ts, feats, cfg)
+        churn.attach(reason_reference=reason_reference(churn, ts, cfg))
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(
             ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]

@@ -251,8 +251,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     :meth:`fit_linear`), ``family_`` and ``blend_weight_`` (the weight of the trees in the
     log-odds blend; :meth:`set_family`), ``calibrator_``, and what training attaches
     (:meth:`attach`): ``card_`` (what training measured; it travels with the model to the
-    scorer's run record and report) and ``reference_profile_`` (the training reference of
-    the input-drift checks, :mod:`ka_ml.monitoring.drift`).
+    scorer's run record and report), ``reference_profile_`` (the training reference of
+    the input-drift checks, :mod:`ka_ml.monitoring.drift`) and ``reason_reference_`` (the
+    mean log-odds contribution of each feature over the accounts that get a light, the
+    point the reasons are measured from: :func:`ka_ml.scoring.explain.reason_reference`).
     """
 
     def __init__(
@@ -336,6 +338,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.calibrator_: Calibrator | None = None
         self.card_: dict[str, Any] | None = None
         self.reference_profile_: dict[str, Any] | None = None
+        self.reason_reference_: np.ndarray | None = None
 
     def _probe_data(
         self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, shared: bool = False
@@ -423,10 +426,14 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         calibrator: Calibrator | None = None,
         reference_profile: dict[str, Any] | None = None,
         card: dict[str, Any] | None = None,
+        reason_reference: np.ndarray | None = None,
     ) -> ChurnModel:
         """Attach what training chose or measured around the fitted model (each given one
-        replaces the current): the calibrator, the drift reference, the model card."""
+        replaces the current): the calibrator, the drift reference, the model card, the
+        reasons' reference."""
         check_is_fitted(self, "booster_")
+        if reason_reference is not None:
+            self.reason_reference_ = np.asarray(reason_reference, float)
         if calibrator is not None:
             self.calibrator_ = calibrator
         if reference_profile is not None:

@@ -27,9 +27,10 @@ import string
 import numpy as np
 import pandas as pd
 
+from ka_ml.config import Config
 from ka_ml.features import catalog
 from ka_ml.modeling.churn import ChurnModel
-from ka_ml.scoring.lifecycle import bought_since_contract_end, float_column
+from ka_ml.scoring.lifecycle import bought_since_contract_end, float_column, lifecycle_states
 
 GROUPS: tuple[tuple[str, str], ...] = (
     (r"^orders_\d+d$|^orders_trend", "order volume"),
@@ -68,15 +69,24 @@ def probability_contributions(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(contributions in probability points (n x f), calibrated p (n), base probability).
 
-    Each row's log-odds contributions are scaled by one positive factor, so their order and
-    signs are exactly TreeSHAP's. The factor is the secant slope of the calibrated
-    probability between the base value and the row's margin, so the contributions add up
-    to (p - base p). Where calibration is flat there (isotonic steps, |p - base p| < 0.5
-    points) the raw booster probability's secant is used instead, which never vanishes.
+    The base is the model's reason reference when training attached one
+    (``reason_reference_``: the typical account that gets a light), else TreeSHAP's
+    expected value over every training row. Measured from the reference, each feature's
+    log-odds contribution is TreeSHAP's minus its mean over those accounts, which still adds
+    up to the margin minus the reference's. Each row's log-odds contributions are scaled by
+    one positive factor, so their order and signs are kept. The factor is the secant slope
+    of the calibrated probability between the base value and the row's margin, so the
+    contributions add up to (p - base p). Where calibration is flat there (isotonic steps,
+    |p - base p| < 0.5 points) the raw booster probability's secant is used instead, which
+    never vanishes.
     """
     contrib = model.contributions(X)
     phi = contrib[:, :-1]
     base = float(contrib[0, -1]) if len(contrib) else 0.0
+    ref = getattr(model, "reason_reference_", None)
+    if ref is not None and len(ref) == phi.shape[1]:
+        phi = phi - np.asarray(ref, float)[None, :]
+        base += float(np.sum(ref))
     total = phi.sum(axis=1)
     p = model.predict_proba(X)[:, 1]
     cal = model.calibrator_
@@ -88,6 +98,31 @@ def probability_contributions(
     use_cal = (np.abs(p - p_base) >= 0.005) & (slope_cal > 0) & np.isfinite(slope_cal)
     slope = np.where(use_cal, slope_cal, slope_raw)
     return phi * slope[:, None], p, p_base
+
+
+# accounts sampled to measure the reasons' reference: the mean's standard error is then a
+# seventieth of the contributions' spread
+REFERENCE_ROWS = 5000
+
+
+def reason_reference(model: ChurnModel, rows: pd.DataFrame, cfg: Config) -> np.ndarray | None:
+    """The point the reasons are measured from: each feature's mean log-odds contribution
+    over the accounts that would get a light (not lapsed) on the latest snapshot of
+    ``rows`` (a seeded sample of at most REFERENCE_ROWS). None when there are none.
+
+    TreeSHAP measures from the average of every training row; where most of those are lost
+    customers (CDNOW: 72% lapsed, base near 0.8) a yellow account at 59% reads three reasons
+    that "lower" its risk. Measured from the typical lit account, "raises risk" means
+    riskier than that account, which is what the lights compare.
+    """
+    if rows.empty:
+        return None
+    latest = rows[rows["as_of"] == rows["as_of"].max()]
+    lit = latest[(lifecycle_states(latest, cfg)["lifecycle"] != "lapsed").to_numpy()]
+    if lit.empty:
+        return None
+    sample = lit.sample(min(len(lit), REFERENCE_ROWS), random_state=cfg.seed)
+    return np.asarray(model.contributions(sample)[:, :-1].mean(axis=0), float)
 
 
 def _sig(x: np.ndarray) -> np.ndarray:
