@@ -1,22 +1,25 @@
 """Plain-language reasons behind each churn score, from exact TreeSHAP values.
 
 LightGBM's ``pred_contrib`` gives exact TreeSHAP values in log-odds; they add up to the
-booster's margin (checked in the tests). Managers read probabilities, so each account's
+booster's margin (checked in the tests). They are measured from the model's reason
+reference, the typical account that gets a light in training (each feature's mean
+contribution over those accounts is subtracted; :func:`reason_reference`), so "raises risk"
+means riskier than that account. Managers read probabilities, so each account's
 contributions are rescaled by the secant slope of its calibrated probability between the
-base value and its own margin: contributions in probability points then add up exactly to
-(its churn probability - the portfolio base probability).
+reference and its own margin: contributions in probability points then add up exactly to
+(its churn probability - the reference probability).
 
 Related features are grouped before ranking (the 30/90/180/365-day order counts are one
 "order volume" reason, the gap statistics one "purchase cycle" reason, the whole-history
 totals and rates one "buying history" reason), so the top three reasons are three
 different things; the sentence comes from the group's strongest feature through the
 feature catalog, with the account's own values. Static facts (industry, region, a table
-with no rows for the account such as "No contract on record", a contract that ended before
-the account's last order) never lead while a behavioural reason carries at least one
-probability point: "Region: Portugal" is true to the model and useless to a manager. The
-behavioural reason that leads instead is the strongest one pointing the way the account's
-risk moved from the portfolio's base, where one carries a point (a red account does not lead
-with what lowers its risk).
+with no rows for the account such as "No contract on record", a contract that ended more
+than the horizon before the account's last order) never lead while a behavioural reason
+moving the risk the same way carries at least one probability point: "Region: Portugal" is
+true to the model and useless to a manager. An account whose risk rose from the reference
+leads with what raised it; once the lights are set a red or yellow account never leads with
+what lowers its risk while a shown reason raises it (:func:`lead_flagged_with_what_raised`).
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ def top_reasons(
     strength = np.abs(gsum)
     order = np.argsort(-strength, axis=1, kind="stable")
     # The lead, in this order of preference: the strongest behavioural reason that moves
-    # the risk by a point the way the account's risk moved from the portfolio's base (the
+    # the risk by a point the way the account's risk moved from the reference (the
     # contributions' sum); else the strongest fact moving it that way by a point ("No
     # contract on record (raises risk)" for a yellow account, not "No order for 26 days,
     # typical gap 34 (lowers risk)"); else the strongest behavioural reason carrying a
@@ -374,12 +377,13 @@ def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> p
     by at least MATERIAL_POINTS (half a point), when their first reason lowers it (the
     others keep their order).
 
-    :func:`top_reasons` orients each account by the model's base, the average of every
-    account it was trained on. Where most of those are lost customers (CDNOW: 72% lapsed)
-    the base sits above the accounts that get a light, so a red account at 81% read "No
-    order for 145 days, 46% of the time since the first order (lowers risk)" first: true
-    against that base, but a manager asks why the account is red. Runs on the scores once
-    the lights are set (both engines), so it reorders the columns it finds.
+    :func:`top_reasons` orients each account by the model's reference (TreeSHAP's base,
+    the average of every training row, for a model trained without a reason reference);
+    where that sits above the accounts that get a light (CDNOW: 72% of customers lapsed),
+    a red account at 81% read "No order for 145 days, 46% of the time since the first
+    order (lowers risk)" first: true against that base, but a manager asks why the account
+    is red. Runs on the scores once the lights are set (both engines), so it reorders the
+    columns it finds.
     """
     keys = [f"reason_{k}" for k in range(1, n_reasons + 1)]
     if not all(f"{k}_shap" in scores for k in keys) or "health" not in scores:
