@@ -196,6 +196,21 @@ def _describe_rows(
     return out
 
 
+def _preferred(
+    size: np.ndarray, along: np.ndarray, static: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Per row, the group to name first (n x groups in, n out): the largest ``size`` among
+    the behavioural groups of at least ``threshold`` pointing ``along`` the way the risk
+    moved; else the largest such static fact; else the largest behavioural group of at
+    least ``threshold``; else the largest of all. The reasons' lead and the weekly change's
+    mover are both chosen so."""
+    counts = size >= threshold
+    rank = np.select(
+        [counts & ~static & along, counts & along, counts & ~static], [0, 1, 2], default=3
+    )
+    return np.argmin(rank * 2.0 - size, axis=1)  # sizes are probability points (< 1): rank first
+
+
 def _static_groups(
     raw: pd.DataFrame,
     feats: list[str],
@@ -264,12 +279,8 @@ def top_reasons(
     # The others keep their order.
     total = gsum.sum(axis=1)
     moved = np.sign(gsum) == np.sign(total)[:, None]
-    counts = strength >= BEHAVIOURAL_POINTS
-    rank = np.select(
-        [counts & ~static & moved, counts & moved, counts & ~static], [0, 1, 2], default=3
-    )
     if len(names):
-        best = np.argmin(rank * 2.0 - strength, axis=1)  # strength < 1: the rank decides
+        best = _preferred(strength, moved, static, BEHAVIOURAL_POINTS)
         lead = np.where((total > 0) | static[every, order[:, 0]], best, order[:, 0])
         for i in np.flatnonzero(lead != order[:, 0]):
             row = order[i]
@@ -340,13 +351,8 @@ def changes_since(
     dp = (np.asarray(now_p, float) - p_before) * 100
     leads = _group_leads(np.abs(moved), gidx, len(names))
     static = _static_groups(now.reset_index(drop=True), feats, names, leads, recent_lapse_days)
-    size = np.abs(np.nan_to_num(delta))
-    material = size >= MATERIAL_POINTS
     along = np.sign(delta) == np.sign(dp)[:, None]
-    rank = np.select(
-        [material & along & ~static, material & along, material & ~static], [0, 1, 2], default=3
-    )
-    best = np.argmin(rank * 2.0 - size, axis=1)  # size < 1: the rank decides first
+    best = _preferred(np.abs(np.nan_to_num(delta)), along, static, MATERIAL_POINTS)
     best_delta = delta[every, best]
     finite = np.isfinite(dp)
     texts = np.where(finite, "No material change since last week.", "").astype(object)
