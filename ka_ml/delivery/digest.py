@@ -212,7 +212,7 @@ def _top_reasons(rows: pd.DataFrame, n: int = 3) -> list[dict[str, Any]]:
 def _group_label(group: str) -> str:
     """'order volume' -> 'Order volume'; a feature outside every group by its catalog
     meaning."""
-    if any(pattern for pattern, name in GROUPS if name == group):
+    if group in {name for _, name in GROUPS}:
         return group[:1].upper() + group[1:]
     try:
         return _PARENTHESIS.sub("", catalog.get(group).meaning)

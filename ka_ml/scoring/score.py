@@ -312,16 +312,13 @@ def light_columns(
     has_forecast = ~pd.isna(p90)
     overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of)
     ratio = float_column(X, "overdue_ratio")
+    recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
-    multiple = overdue_multiple(
-        float_column(X, "recency_days"),
-        float_column(X, "gap_median_days"),
-        now_p90,
-        cfg.health,
-        cfg.scoring.change_lookback_days,
-    )
+    multiple = overdue_multiple(recency, gap, now_p90, cfg.health, cfg.scoring.change_lookback_days)
     overdue_first = ~has_forecast & (np.nan_to_num(ratio) > multiple)
-    why = _overdue_why(pd.to_datetime(p90), overdue_hist, overdue_first, X, ratio, multiple)
+    why = _overdue_why(
+        pd.to_datetime(p90), overdue_hist, overdue_first, recency, gap, ratio, multiple
+    )
     critical = (
         X["open_critical_complaints"].to_numpy(float) > 0
         if "open_critical_complaints" in X
@@ -354,14 +351,13 @@ def _overdue_why(
     p90: pd.DatetimeIndex,
     by_forecast: np.ndarray,
     by_gap: np.ndarray,
-    X: pd.DataFrame,
+    recency: np.ndarray,
+    gap: np.ndarray,
     ratio: np.ndarray,
     multiple: float,
 ) -> np.ndarray:
     """What made each overdue account overdue, in a manager's words ('' elsewhere)."""
-    why = np.full(len(X), "", dtype=object)
-    recency = float_column(X, "recency_days")
-    gap = float_column(X, "gap_median_days")
+    why = np.full(len(recency), "", dtype=object)
     for i in np.flatnonzero(by_forecast):
         d = pd.Timestamp(p90[int(i)])
         why[i] = (
