@@ -327,3 +327,23 @@ def test_the_calibration_ceiling_counts_only_an_error_beyond_chance() -> None:
     )
     no_chance = {k: v for k, v in base.items() if k != "ece_chance"}
     assert recommendation({**no_chance, "ece": 0.12}, cfg)[0]  # older records: as before
+
+
+def test_the_lights_figures_carry_their_counts_and_leave_empty_denominators_unjudged() -> None:
+    """Lapsed accounts (no light) are not judged; a week with no red account or no churner
+    has no red precision or recall (NaN, which the retrain verdict skips), not a 0 that
+    would read as a collapse."""
+    from ka_ml.config import MonitoringConfig
+    from ka_ml.monitoring.backtest import light_metrics, recommendation
+
+    health = pd.Series(["red", "red", "yellow", "green", "green", None], dtype="string")
+    m = light_metrics(health, np.array([1, 0, 1, 0, 0, 1]))
+    assert (m["red_count"], m["red_churned"], m["red_precision"]) == (2.0, 1.0, 0.5)
+    assert m["red_recall"] == 0.5 and m["red_yellow_recall"] == 1.0  # the lapsed churner: no light
+    assert m["red_share"] == 0.4 and m["red_yellow_count"] == 3.0
+
+    quiet = light_metrics(pd.Series(["green", "yellow"], dtype="string"), np.array([0, 0]))
+    assert quiet["red_count"] == 0.0
+    assert np.isnan(quiet["red_precision"]) and np.isnan(quiet["red_recall"])
+    assert quiet["red_yellow_precision"] == 0.0  # one yellow, no churner: a real 0
+    assert recommendation({"n": 1e6, **quiet}, MonitoringConfig()) == (False, [])

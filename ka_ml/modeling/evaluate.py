@@ -35,10 +35,10 @@ def light_scores(y: np.ndarray, red: np.ndarray, red_yellow: np.ndarray) -> dict
         tp = float(np.sum(flag & y))
         out[f"{name}_precision"] = tp / max(float(flag.sum()), 1.0)
         out[f"{name}_recall"] = tp / max(float(y.sum()), 1.0)
-        out[f"{name}_share"] = float(flag.mean())
+        out[f"{name}_share"] = float(flag.mean()) if len(flag) else float("nan")
         out[f"{name}_count"] = float(flag.sum())
         out[f"{name}_churned"] = tp
-    out["base_rate"] = float(y.mean())
+    out["base_rate"] = float(y.mean()) if len(y) else float("nan")
     return out
 
 

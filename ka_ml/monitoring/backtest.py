@@ -39,7 +39,7 @@ from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
 from ka_ml.features.labels import churn_labels, timing_labels
 from ka_ml.modeling import metrics as M
-from ka_ml.modeling.evaluate import interval_coverage, window_outcomes
+from ka_ml.modeling.evaluate import interval_coverage, light_scores, window_outcomes
 from ka_ml.versions import package_versions
 
 log = logging.getLogger("ka_ml.backtest")
@@ -114,23 +114,23 @@ def outcomes(
     return pd.concat(parts, ignore_index=True)
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den > 0 else float("nan")
-
-
 def light_metrics(health: pd.Series, churn: np.ndarray) -> dict[str, float]:
-    """Precision and recall of the red and of the red + yellow lights against churn, among
-    the accounts that had a light (lapsed accounts have none: they were lost already)."""
+    """Precision and recall of the red and of the red + yellow lights against churn, with
+    the counts behind them (:func:`~ka_ml.modeling.evaluate.light_scores`), among the
+    accounts that had a light (lapsed accounts have none: they were lost already). A figure
+    without a denominator (no red account, no churner, no lit account) is NaN, not 0: the
+    retrain verdict skips it instead of reading it as a collapse."""
     h = health.astype("string").fillna("").to_numpy()
     lit = h != ""
     y = np.asarray(churn, bool)[lit]
     h = h[lit]
-    out: dict[str, float] = {}
-    for name, flag in (("red", h == "red"), ("red_yellow", np.isin(h, ["red", "yellow"]))):
-        tp = float(np.sum(flag & y))
-        out[f"{name}_precision"] = _ratio(tp, float(flag.sum()))
-        out[f"{name}_recall"] = _ratio(tp, float(y.sum()))
-        out[f"{name}_share"] = float(flag.mean()) if len(flag) else float("nan")
+    out = light_scores(y, h == "red", np.isin(h, ["red", "yellow"]))
+    del out["base_rate"]  # the caller's, over every row with a probability
+    for name in ("red", "red_yellow"):
+        if out[f"{name}_count"] == 0:
+            out[f"{name}_precision"] = float("nan")
+        if not y.any():
+            out[f"{name}_recall"] = float("nan")
     return out
 
 
