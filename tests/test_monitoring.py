@@ -323,7 +323,7 @@ def test_the_calibration_ceiling_counts_only_an_error_beyond_chance() -> None:
     assert recommendation({**base, "ece": 0.12}, cfg) == (False, [])
     assert recommendation({**base, "ece": 0.20}, cfg) == (
         True,
-        ["calibration error (ECE) 0.200 above the ceiling 0.100"],
+        ["calibration error 0.200 above the ceiling 0.100 and beyond chance (0.150 on these rows)"],
     )
     no_chance = {k: v for k, v in base.items() if k != "ece_chance"}
     assert recommendation({**no_chance, "ece": 0.12}, cfg)[0]  # older records: as before

@@ -262,6 +262,35 @@ def chance_calibration_error(
     return float(np.quantile(eces, level))
 
 
+def calibration_verdict(
+    ece: float | None, ceiling: float | None, chance: float | None = None
+) -> tuple[str, str]:
+    """(what failed, a note): the calibration ceiling judged against sampling noise.
+
+    An ECE above ``ceiling`` fails only when it is also above ``chance``, the ECE a
+    perfectly calibrated model reaches on the same rows by chance
+    (:func:`chance_calibration_error`): on a few hundred test rows
+    that is 0.05-0.06, so a fixed ceiling alone would refuse every model of a small
+    portfolio. Passing only thanks to that leaves a note saying so."""
+    if ece is None or ceiling is None:
+        return "", ""
+    if not np.isfinite(ece):
+        return "calibration error could not be measured", ""
+    if ece <= ceiling:
+        return "", ""
+    above = f"calibration error {ece:.3f} above the ceiling {ceiling:.3f}"
+    if chance is None or not np.isfinite(chance):
+        return above, ""
+    if ece <= chance:
+        return "", (
+            f"{above} but within chance (a perfectly calibrated model shows up to "
+            f"{chance:.3f} on these rows)"
+        )
+    if chance > ceiling:
+        return f"{above} and beyond chance ({chance:.3f} on these rows)", ""
+    return above, ""
+
+
 # -- accuracy ---------------------------------------------------------------------------
 def majority_accuracy(y: ArrayLike) -> float:
     """Accuracy of always predicting the majority class: the floor any "accuracy" must beat."""

@@ -219,26 +219,24 @@ def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bo
     n = metrics.get("n", 0.0)
     if not np.isfinite(n) or n < cfg.min_backtest_rows:
         return False, []
-    checks = (
-        ("red_recall", "red recall", cfg.min_red_recall, False),
-        ("red_yellow_recall", "red+yellow recall", cfg.min_red_yellow_recall, False),
-        ("roc_auc", "ROC AUC", cfg.min_roc_auc, False),
-        ("ece", "calibration error (ECE)", cfg.max_ece, True),
-        ("interval_hit_rate", "p10-p90 interval hit rate", cfg.min_interval_hit_rate, False),
+    floors = (
+        ("red_recall", "red recall", cfg.min_red_recall),
+        ("red_yellow_recall", "red+yellow recall", cfg.min_red_yellow_recall),
+        ("roc_auc", "ROC AUC", cfg.min_roc_auc),
+        ("interval_hit_rate", "p10-p90 interval hit rate", cfg.min_interval_hit_rate),
     )
     reasons = []
-    # a perfectly calibrated model's ECE on a few hundred account-weeks is 0.05-0.15 by
-    # chance alone: the ceiling counts only beyond that (as the promotion gate's does)
-    chance = metrics.get("ece_chance", float("nan"))
-    for key, label, limit, upper in checks:
+    for key, label, limit in floors:
         value = metrics.get(key, float("nan"))
-        if not np.isfinite(value):
-            continue
-        if (value > limit) if upper else (value < limit):
-            if key == "ece" and np.isfinite(chance) and value <= chance:
-                continue
-            side = "above the ceiling" if upper else "below the floor"
-            reasons.append(f"{label} {value:.3f} {side} {limit:.3f}")
+        if np.isfinite(value) and value < limit:
+            reasons.append(f"{label} {value:.3f} below the floor {limit:.3f}")
+    # a perfectly calibrated model's ECE on a few hundred account-weeks is 0.05-0.15 by
+    # chance alone: the ceiling counts only beyond that, judged as the promotion gate does
+    ece = metrics.get("ece", float("nan"))
+    if np.isfinite(ece):
+        failed, _ = M.calibration_verdict(ece, cfg.max_ece, metrics.get("ece_chance"))
+        if failed:
+            reasons.append(failed)
     return bool(reasons), reasons
 
 
