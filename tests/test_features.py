@@ -112,7 +112,8 @@ def hand_history() -> History:
 # A1 order days (ages): 500, 400, 200, 100, 60, 20 -> gaps 100, 200, 100, 40, 40.
 #   sorted 40, 40, 100, 100, 200: median 100; mean 480/5 = 96;
 #   population variance (16 + 10816 + 16 + 3136 + 3136) / 5 = 3424, std = sqrt(3424).
-# Orders (distinct order_id): o1@500 o2@400 o3@200 o4@100 (2 lines) o5@60 o6@20 o7@20.
+# Orders (distinct order_id): o1@500 o2@400 o3@200 o4@100 (2 lines) o5@60 o7@20; o6@20 is a
+#   credit note: it subtracts from spend but is no order.
 # Monthly buckets (age-1)*12//365: age 20 -> 0 (x=11), 60 -> 1 (x=10), 100 -> 3 (x=8),
 #   200 -> 6 (x=5); spend 100, 250, 150, 200. slope = (5.5*100 + 4.5*250 + 2.5*150
 #   - 0.5*200) / 143 = 1950/143; mean month 700/12 -> 1950*12 / (143*700).
@@ -120,10 +121,10 @@ def hand_history() -> History:
 EXPECTED: dict[str, dict[str, float | str | None]] = {
     "A1": {
         "recency_days": 20,
-        "orders_30d": 2,  # o6, o7
-        "orders_90d": 3,  # + o5
-        "orders_180d": 4,  # + o4
-        "orders_365d": 5,  # + o3
+        "orders_30d": 1,  # o7 (o6 is a credit note)
+        "orders_90d": 2,  # + o5
+        "orders_180d": 3,  # + o4
+        "orders_365d": 4,  # + o3
         "spend_30d": 100.0,  # -50 + 150
         "spend_90d": 350.0,  # + 250
         "spend_180d": 500.0,  # + 100 + 50
@@ -134,17 +135,17 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "gap_cv": math.sqrt(3424) / 96,
         "gap_last_days": 40.0,  # 60 - 20
         "overdue_ratio": 0.2,  # 20 / 100
-        "orders_trend_90d": 2.0,  # (3 - 1) / 1
+        "orders_trend_90d": 1.0,  # (2 - 1) / 1
         "spend_trend_90d": (350 - 150) / 150,
         "spend_slope_12m": 1950 * 12 / (143 * 700),
         "products_365d": 3,  # p1, p2, p3
         "products_change_365d": 1,  # prior year p1, p2
-        "aov_365d": 140.0,  # 700 / 5
-        "aov_change_365d": -0.3,  # (140 - 200) / 200; prior year 400 / 2
+        "aov_365d": 175.0,  # 700 / 4
+        "aov_change_365d": -0.125,  # (175 - 200) / 200; prior year 400 / 2
         "tenure_days": 1000,  # created 1000 days ago, before the first order (500)
-        "orders_lifetime": 7,  # o1..o7 (o4's two lines once, o8 after the as-of)
+        "orders_lifetime": 6,  # o1..o7 but the credit o6 (o4's two lines once, o8 after the as-of)
         "spend_lifetime": 1100.0,  # 700 + 100 (age 500) + 300 (age 400)
-        "orders_per_month": 7 / (500 / MONTH),  # since the first order day (500), not created_at
+        "orders_per_month": 6 / (500 / MONTH),  # since the first order day (500), not created_at
         "spend_per_month": 1100 / (500 / MONTH),
         "repeat_orders": 5,  # 6 order days
         "active_span_days": 480,  # 500 - 20
@@ -159,7 +160,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "tickets_365d": 4,  # + 200
         "complaints_90d": 1,
         "complaints_365d": 2,
-        "complaints_per_order_365d": 0.4,  # 2 / 5
+        "complaints_per_order_365d": 0.5,  # 2 / 4
         "complaints_per_month_365d": 2 / 12,
         "severe_ticket_share_365d": 0.5,  # critical + high of 4
         "open_tickets": 2,  # the unresolved one and the one resolved after the as-of
@@ -444,7 +445,8 @@ def test_window_features_follow_the_configured_windows() -> None:
     windowed = [c for c in df.columns if re.fullmatch(r"(orders|spend)_\d+d", c)]
     assert windowed == ["orders_7d", "orders_60d", "spend_7d", "spend_60d"]
     a1 = df.set_index("account_id").loc["A1"]
-    assert (a1["orders_7d"], a1["orders_60d"], a1["spend_60d"]) == (0.0, 3.0, 350.0)
+    # ages 20 (o7; the credit o6 is no order) and 60 (o5)
+    assert (a1["orders_7d"], a1["orders_60d"], a1["spend_60d"]) == (0.0, 2.0, 350.0)
 
 
 # -- whole-history features ----------------------------------------------------------------
@@ -462,7 +464,7 @@ def lifetime_history() -> History:
         ("L1", 1000, 40.0, "b"),  # another order the same day
         ("L1", 800, 300.0, "c"),
         ("L1", 300, 500.0, "d"),
-        ("L1", 30, -100.0, "e"),  # credit note: an order of its own, as in the windows
+        ("L1", 30, -100.0, "e"),  # credit note: subtracts from spend, no order
         ("L1", 30, 200.0, "f"),
         ("L1", 0, 999.0, "g"),  # on the as-of day: invisible
         ("L1", -5, 999.0, "h"),  # after the as-of: invisible
@@ -483,10 +485,10 @@ def lifetime_history() -> History:
 
 LIFETIME: dict[str, dict[str, float]] = {
     "L1": {
-        "orders_365d": 3,  # d, e, f: the window stops where the lifetime does not
-        "orders_lifetime": 6,  # a (two lines once), b, c, d, e, f
+        "orders_365d": 2,  # d, f: the window stops where the lifetime does not
+        "orders_lifetime": 5,  # a (two lines once), b, c, d, f (e is a credit note)
         "spend_lifetime": 1140.0,  # 120 + 80 + 40 + 300 + 500 - 100 + 200
-        "orders_per_month": 6 / (1000 / MONTH),
+        "orders_per_month": 5 / (1000 / MONTH),
         "spend_per_month": 1140 / (1000 / MONTH),
         "repeat_orders": 3,  # order days 1000, 800, 300, 30
         "active_span_days": 970,  # 1000 - 30
@@ -504,9 +506,9 @@ LIFETIME: dict[str, dict[str, float]] = {
         "first_order_amount": 500.0,
     },
     "L3": {
-        "orders_lifetime": 3,
+        "orders_lifetime": 2,  # s, t (r is a credit)
         "spend_lifetime": 300.0,
-        "orders_per_month": 3 / (200 / MONTH),
+        "orders_per_month": 2 / (200 / MONTH),
         "spend_per_month": 300 / (200 / MONTH),
         "repeat_orders": 1,
         "active_span_days": 150,
@@ -614,3 +616,21 @@ def test_synthetic_orders_are_reproducible() -> None:
     a, b = synthetic_orders(20, seed=3), synthetic_orders(20, seed=3)
     pd.testing.assert_frame_equal(a, b)
     assert np.isclose(len(a) / 20, 100, rtol=0.2)
+
+
+def test_a_credit_note_after_the_last_order_is_no_order() -> None:
+    """A return booked 11 days ago on an account whose last order is 121 days old: the
+    credit subtracts from spend, but recency, order counts and eligibility read purchases."""
+    rows = [
+        {"account_id": "R", "order_date": d(121), "amount": 500.0, "order_id": "o1"},
+        {"account_id": "R", "order_date": d(11), "amount": -250.0, "order_id": "cn1"},
+        {"account_id": "Q", "order_date": d(400), "amount": 500.0, "order_id": "o2"},
+        {"account_id": "Q", "order_date": d(11), "amount": -250.0, "order_id": "cn2"},
+    ]
+    df = build_features(make_history(rows), AS_OF, config()).set_index("account_id")
+    assert df.index.tolist() == ["R"]  # Q's only row in the last 365 days is a credit
+    r = df.loc["R"]
+    assert (r["recency_days"], r["orders_30d"], r["orders_365d"], r["spend_30d"]) == (
+        121.0, 0.0, 1.0, -250.0,
+    )  # fmt: skip
+    assert (r["orders_lifetime"], r["repeat_orders"], r["spend_lifetime"]) == (1.0, 0.0, 250.0)

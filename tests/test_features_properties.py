@@ -169,21 +169,23 @@ def test_rows_dated_on_or_after_the_as_of_never_change_the_features(
 
 
 def lifetime_oracle(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The whole-history features straight from the rows before AS_OF, with pandas."""
+    """The whole-history features straight from the rows before AS_OF, with pandas: every
+    row counts for spend, only purchase rows (amount >= 0, not credit notes) for orders."""
     o = pd.DataFrame(rows)
     o = o[o["order_date"] < AS_OF]
     g = o.groupby("account_id")
-    first, last = g["order_date"].min(), g["order_date"].max()
+    bought = o[o["amount"] >= 0].groupby("account_id")
+    first, last = bought["order_date"].min(), bought["order_date"].max()
     on_first = o[o["order_date"] == o["account_id"].map(first)]
     since_first = (AS_OF - first).dt.days
     months = since_first.clip(lower=365 / 12) / (365 / 12)
     return pd.DataFrame(
         {
-            "orders_lifetime": g["order_id"].nunique(),
+            "orders_lifetime": bought["order_id"].nunique(),
             "spend_lifetime": g["amount"].sum(),
-            "orders_per_month": g["order_id"].nunique() / months,
+            "orders_per_month": bought["order_id"].nunique() / months,
             "spend_per_month": g["amount"].sum() / months,
-            "repeat_orders": g["order_date"].nunique() - 1,
+            "repeat_orders": bought["order_date"].nunique() - 1,
             "active_span_days": (last - first).dt.days,
             "recency_tenure_ratio": (AS_OF - last).dt.days / since_first,
             "first_order_amount": on_first.groupby("account_id")["amount"].sum(),

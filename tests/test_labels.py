@@ -172,3 +172,19 @@ def test_censoring_time_is_never_negative() -> None:
     df = timing_labels(h, AS_OF, d(-10), pd.Index(["a"]))
     assert df["days_to_next"].tolist() == [0.0]
     assert df["next_order_observed"].tolist() == [False]
+
+
+def test_a_credit_note_is_no_order_for_the_churn_or_the_timing_label() -> None:
+    """A refund or return in the window does not "save" a lost account, and the next order
+    is the next purchase, not the next credit note."""
+    h = make_history(
+        [
+            order("refunded", -20), order("refunded", 10, -250.0),  # only a credit in W
+            order("bought", -20), order("bought", 10, -250.0), order("bought", 30),
+        ]
+    )  # fmt: skip
+    got = labels(h, "no_order", ["refunded", "bought"])
+    assert {a: c for a, (c, _) in got.items()} == {"refunded": 1, "bought": 0}
+    t = timing_labels(h, AS_OF, d(100), pd.Index(["refunded", "bought"]))
+    assert t["days_to_next"].tolist() == [100.0, 30.0]
+    assert t["next_order_observed"].tolist() == [False, True]

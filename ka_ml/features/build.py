@@ -133,7 +133,7 @@ def account_block(enc: Encoded, as_of: pd.Timestamp, cfg: Config) -> tuple[pd.Da
     elig_days, rev_days = cfg.features.eligibility_days, cfg.portfolio.revenue_days
     bands = Bands(o["code"], t - o["day"], n, order_bounds(windows, (elig_days, rev_days)))
     cols = order_features(o, days, gaps, n, t, windows, bands, enc.created)
-    eligible = bands.window(bands.sums(), 1, elig_days) > 0
+    eligible = bands.window(bands.sums(o["purchase"], "purchases"), 1, elig_days) > 0
     for table, fn in (("usage", usage_features), ("surveys", survey_features)):
         arrays = enc.upto(table, t)
         if arrays is not None:

@@ -430,7 +430,7 @@ _ORDER_SPECS_TAIL = (
     FeatureSpec(
         "repeat_orders",
         "orders",
-        "Order days after the first one (BG/NBD's repeat frequency x; every dated row counts, credits too, as for recency and the gaps)",
+        "Order days after the first one (BG/NBD's repeat frequency x; a day with only credit notes or returns is no order day, as for recency and the gaps)",
         "count",
         "orders",
         templates=("Days with a repeat order after the first order day: {value}",),

@@ -213,6 +213,7 @@ def _encode_orders(o: pd.DataFrame, ids: np.ndarray) -> Arrays:
     if "order_id" in o.columns:
         orders["order_id"] = pd.factorize(o["order_id"], sort=False)[0].astype(np.int64)
     orders = _sorted(orders, "day")
+    orders["purchase"] = orders["amount"] >= 0
     orders["new_order"] = _first_of_order(orders)
     return orders
 
@@ -277,16 +278,18 @@ def _encode_accounts(
 
 
 def _first_of_order(orders: Arrays) -> np.ndarray:
-    """True on the first (earliest) row of each (account, order_id); rows without id: True.
+    """True on the first (earliest) purchase row of each (account, order_id); purchase rows
+    without id: True; credit rows (negative amounts: credit notes, returns): False.
 
-    Orders often arrive as one row per order line: counting rows would count lines.
+    Orders often arrive as one row per order line: counting rows would count lines. A credit
+    note is not an order: an order whose only rows are credits is not counted, and a
+    discount line does not count its order twice.
     """
-    n = len(orders["code"])
-    first = np.ones(n, dtype=bool)
+    first = orders["purchase"].copy()
     oid = orders.pop("order_id", None)
-    if oid is None or n == 0:
+    if oid is None or not len(first):
         return first
-    rows = np.flatnonzero(oid >= 0)
+    rows = np.flatnonzero((oid >= 0) & first)
     key = orders["code"][rows] * np.int64(int(oid.max()) + 1) + oid[rows]
     order = np.argsort(key, kind="stable")  # stable: the earliest row of a group comes first
     k = key[order]
@@ -297,13 +300,15 @@ def _first_of_order(orders: Arrays) -> np.ndarray:
 
 
 def _order_days(orders: Arrays) -> tuple[Arrays, Arrays]:
-    """Distinct order days per account, and the gaps between them sorted by value.
+    """Distinct order days per account (days with a purchase row), and the gaps between them
+    sorted by value.
 
     Gaps carry the day that closes them (``end``): the gap is known once that day is past,
     so ``end < as_of`` selects the gaps of the history before the as-of. Sorting them by
     (account, length) once lets every snapshot read medians without sorting again.
     """
-    code, day = orders["code"], orders["day"]
+    bought = orders["purchase"]  # a day with only credit notes or returns is no order day
+    code, day = orders["code"][bought], orders["day"][bought]
     first = np.ones(len(code), dtype=bool)
     first[1:] = (code[1:] != code[:-1]) | (day[1:] != day[:-1])
     days: Arrays = {"code": code[first], "day": day[first]}

@@ -4,7 +4,8 @@ Time is half-open. A snapshot at ``as_of`` = D has the label window W = [D, D + 
 
 Churn definitions (``labels.churn_definition``), per account:
 
-- ``no_order``: no order dated in W. Reads orders in W only.
+- ``no_order``: no order dated in W. Reads orders in W only; a credit note or return
+  (negative amount) is not an order, so a lost account's late refund does not "save" it.
 - ``revenue_drop``: revenue in W < ``revenue_drop_fraction`` x revenue in [D - horizon, D);
   when that earlier revenue is not positive, churn = no positive revenue in W. Reads orders
   in [D - horizon, D + horizon) (the comparison period is part of the definition).
@@ -19,7 +20,7 @@ Churn definitions (``labels.churn_definition``), per account:
   accounts that are already lost (on the demo data such rows were 40% of the positives).
   So: "within 90 days: contracts lapse, or no order where there are no contracts".
 
-Timing: days from D to the first order on/after D; orders on/after ``data_end`` are not
+Timing: days from D to the first order (purchase row, not a credit) on/after D; orders on/after ``data_end`` are not
 visible, so accounts without an observed next order are censored at ``data_end - D``.
 """
 
@@ -42,6 +43,11 @@ def _ids(accounts: pd.Index | pd.Series | list[str]) -> pd.Index:
 def _orders_between(history: History, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     o = history.orders
     return o[(o["order_date"] >= start) & (o["order_date"] < end)]
+
+
+def _purchases(orders: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are orders: a credit note or return (negative amount) is not one."""
+    return orders[~(orders["amount"] < 0)]
 
 
 def _revenue(orders: pd.DataFrame, ids: pd.Index) -> np.ndarray:
@@ -71,7 +77,7 @@ def churn_labels(
         drop = np.where(before > 0, now < cfg.labels.revenue_drop_fraction * before, now <= 0)
         return _frame(ids, drop, np.full(len(ids), "revenue_drop", dtype=object))
 
-    no_order = ~ids.isin(window["account_id"].astype(object))
+    no_order = ~ids.isin(_purchases(window)["account_id"].astype(object))
     if definition == "no_order" or history.contracts is None:
         return _frame(ids, no_order, np.full(len(ids), "no_order", dtype=object))
 
@@ -111,7 +117,7 @@ def timing_labels(
     """
     as_of, data_end = pd.Timestamp(as_of), pd.Timestamp(data_end)
     ids = _ids(accounts)
-    seen = _orders_between(history, as_of, data_end)
+    seen = _purchases(_orders_between(history, as_of, data_end))
     first = seen.groupby(seen["account_id"].astype(object), sort=False)["order_date"].min()
     first = first.reindex(ids)
     observed = first.notna().to_numpy()
