@@ -247,6 +247,8 @@ def score(
             f"[green]{lights.get('green', 0)} green[/] -> {res.out_dir}/ (report.html, scores.parquet, "
             "scores.csv, scores.xlsx, run_record.json)"
         )
+        if res.record.get("in_sample"):
+            Console().print(f"[yellow]warning[/]: {res.record['in_sample']['message']}")
         _print_delivery(res.record)
         if notify_owners:
             from ka_ml.jobs.notify import notify as send_digests
@@ -380,6 +382,12 @@ def backtest(
             f"backtest as of {s['backtest_as_of']}: {s['weeks']} weekly scores, "
             f"{s['account_weeks']:,} labelled account-weeks -> {res.path}"
         )
+        if left_out := res.details.get("left_out_look_back_weeks"):
+            shown.print(
+                f"  [yellow]left out[/] {len(left_out)} week(s) scored by a churn model trained "
+                f"after them (look-backs, not forecasts): {', '.join(left_out)}",
+                soft_wrap=True,
+            )
         figures = {k.replace("_", " "): v for k, v in s.items() if isinstance(v, float)}
         width = max((len(k) for k in figures), default=0)
         for key, value in figures.items():

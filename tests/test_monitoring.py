@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import isolated, write_config
+from conftest import isolated, small_config, write_config
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from typer.testing import CliRunner
 
@@ -25,6 +25,7 @@ from ka_ml.config import Config
 from ka_ml.features.labels import churn_labels
 from ka_ml.jobs.backtest import BacktestResult, run_backtest
 from ka_ml.jobs.score import ScoreResult, run_scoring
+from ka_ml.jobs.train import run_training
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
 from ka_ml.monitoring.backtest import backtest_dir
@@ -46,9 +47,15 @@ class Monitored:
 
 @pytest.fixture(scope="module")
 def monitored(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Monitored:
+    """The weekly runs of a champion trained as of the first of them, in a store of its own:
+    its scores of the past weeks are forecasts (the shared champion, trained at the data's
+    end, has seen how those weeks turned out)."""
     root = tmp_path_factory.mktemp("monitoring")
-    cfg = isolated(trained.cfg, root, owner_reports=False)
     end = trained.history.default_as_of
+    first = end - pd.Timedelta(days=max(PAST))
+    cfg = small_config(root)
+    run_training(trained.history.before(first), cfg, first, progress=lambda s: None)
+    cfg = isolated(cfg, root, owner_reports=False)
     past = [
         run_scoring(trained.history, cfg, end - pd.Timedelta(days=k), root / "runs" / f"m{k}")
         for k in PAST
@@ -129,7 +136,8 @@ def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
     lit = df["health"].notna().to_numpy()  # lapsed accounts have no light: not judged
 
     # interval: first order on/after the scoring date, within [p10, p90]
-    seen = history.orders[history.orders["order_date"] < end]
+    o = history.orders  # purchases: a credit note is no next order
+    seen = o[(o["order_date"] < end) & (o["amount"] >= 0)]
     all_rows = pd.concat([r.scores for r in monitored.past], ignore_index=True)
     keys = all_rows[["account_id", "as_of"]]
     later = keys.merge(seen[["account_id", "order_date"]], on="account_id")
@@ -347,3 +355,30 @@ def test_the_lights_figures_carry_their_counts_and_leave_empty_denominators_unju
     assert np.isnan(quiet["red_precision"]) and np.isnan(quiet["red_recall"])
     assert quiet["red_yellow_precision"] == 0.0  # one yellow, no churner: a real 0
     assert recommendation({"n": 1e6, **quiet}, MonitoringConfig()) == (False, [])
+
+
+def test_scores_of_a_week_before_the_champion_was_trained_say_they_look_back_and_the_backtest_leaves_them_out(
+    monitored: Monitored, trained: Any, tmp_path: Path
+) -> None:
+    """The shared champion was trained at the data's end: its scores of a week 98 days
+    earlier are in-sample. The run says so (record, report banner); the backtest refuses to
+    judge forecasts on them. The monitoring champion's own weeks are forecasts."""
+    from ka_ml.errors import KaMlError
+
+    assert not any(r.record.get("in_sample") for r in (*monitored.past, monitored.now))
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
+    week = monitored.end - pd.Timedelta(days=max(PAST))
+    res = run_scoring(trained.history, cfg, week, tmp_path / "look-back")
+    note = res.record["in_sample"]
+    assert note["churn_trained_as_of"] == str(monitored.end.date())
+    assert note["message"].startswith("These scores look back, they do not forecast")
+    assert (
+        f"trained on data up to {monitored.end.date()}, after this date ({week.date()})"
+        in (note["message"])
+    )
+    html = (res.out_dir / "report.html").read_text()
+    assert 'id="in-sample"' in html and "Not a forecast." in html
+    with pytest.raises(KaMlError, match="look back, they do not forecast") as err:
+        run_backtest(trained.history, cfg, monitored.end)
+    assert str(week.date()) in str(err.value)
+    assert not backtest_dir(cfg).exists()

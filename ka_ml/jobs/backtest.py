@@ -23,7 +23,7 @@ from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
 from ka_ml.io import atomic_write_json, ensure_writable_dir
 from ka_ml.modeling import registry
-from ka_ml.monitoring.backtest import backtest_dir, compute_backtest, summary
+from ka_ml.monitoring.backtest import backtest_dir, compute_backtest, in_sample_weeks, summary
 from ka_ml.scoring import score_history
 from ka_ml.scoring.score_history import history_path
 
@@ -54,11 +54,15 @@ def run_backtest(
     # only weeks whose horizon can have passed: as_of + horizon <= data as-of
     due_before = as_of - pd.Timedelta(days=cfg.labels.horizon_days - 1)
     scores = score_history.read(hist, before=due_before, windows=True)
+    left_out: list[str] = []
     if scores.empty:
         scores = score_history.read(
             hist, windows=True
         )  # none due: the error names the earliest stored week
+    else:
+        scores, left_out = _forecasts_only(scores, registry.connect(cfg), cfg)
     details = compute_backtest(history, scores, cfg, as_of)  # seconds, no I/O
+    details["left_out_look_back_weeks"] = left_out
     ensure_writable_dir(path.parent, "backtest output")  # before MLflow or any file
     flat = summary(details)
     registry.connect(cfg)
@@ -83,6 +87,36 @@ def run_backtest(
         mlflow.log_dict(details, "backtest/backtest.json")
     atomic_write_json(path, {**details, "summary": flat, "mlflow_run_id": run.info.run_id})
     return BacktestResult(as_of, details, flat, path, run.info.run_id)
+
+
+def _forecasts_only(
+    scores: pd.DataFrame, client: Any, cfg: Config
+) -> tuple[pd.DataFrame, list[str]]:
+    """The stored weeks scored as forecasts, and the weeks left out: those scored by a churn
+    model trained on data after them (:func:`in_sample_weeks`)."""
+    trained = {
+        v: registry.trained_as_of(client, cfg.mlflow.churn_model_name, v)
+        for v in scores["churn_model_version"].astype(str).unique()
+    }
+    look_back = in_sample_weeks(scores, trained)
+    if not look_back.any():
+        return scores, []
+    left_out = sorted({str(pd.Timestamp(d).date()) for d in scores.loc[look_back, "as_of"]})
+    log.warning(
+        "left out %d week(s) scored by a churn model trained after them (look-backs, not "
+        "forecasts): %s",
+        len(left_out),
+        ", ".join(left_out),
+    )
+    if look_back.all():
+        raise KaMlError(
+            f"Every stored week old enough to backtest ({', '.join(left_out)}) was scored by "
+            "a churn model trained on data after it: those scores look back, they do not "
+            "forecast, so they cannot tell how the forecasts turn out.",
+            "score each week with the model of that week (ka-ml score every week, retraining "
+            "only forward in time), then backtest once the horizon has passed.",
+        )
+    return scores[~look_back], left_out
 
 
 def latest_summary(cfg: Config, as_of: pd.Timestamp) -> dict[str, Any] | None:

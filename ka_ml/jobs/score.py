@@ -68,7 +68,23 @@ def load_models(cfg: Config) -> Models:
     client = registry.connect(cfg)
     churn, cv = registry.load_champion(client, cfg.mlflow.churn_model_name, "churn")
     timing, tv = registry.load_champion(client, cfg.mlflow.timing_model_name, "purchase-timing")
-    return Models(churn, timing, cv, tv)
+    trained = registry.trained_as_of(client, cfg.mlflow.churn_model_name, cv)
+    return Models(churn, timing, cv, tv, trained)
+
+
+def in_sample_note(models: Models, as_of: pd.Timestamp) -> str:
+    """Why these scores are a look back, not a forecast: the churn champion was trained on
+    data after ``as_of`` (it has seen what happened next). Empty when they are a forecast."""
+    trained = models.churn_trained_as_of
+    if trained is None or as_of >= trained:
+        return ""
+    return (
+        f"These scores look back, they do not forecast: the churn model in use (v"
+        f"{models.churn_version}) was trained on data up to {trained.date()}, after this "
+        f"date ({as_of.date()}), so it has seen what happened next. ka-ml backtest leaves "
+        "such weeks out; to judge a model on this date, train one as of it "
+        f"(ka-ml train --as-of {as_of.date()}, with its own paths.models)."
+    )
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,11 @@ def run_scoring(
             )
         timings["score_and_explain"] = round(time.perf_counter() - t1, 3)
         record = _run_record(history, cfg, as_of, models, scores, timings)
+        if note := in_sample_note(models, as_of):
+            log.warning(note)
+            trained = models.churn_trained_as_of
+            assert trained is not None
+            record["in_sample"] = {"message": note, "churn_trained_as_of": str(trained.date())}
         record.update(monitoring_record(models.churn, feats, cfg, as_of))  # drift, backtest
         # the outputs need only the scores: a History no caller holds (the CLI hands it over)
         # is freed before they are written (~1.4 GB of the 100k-account run's peak)

@@ -471,6 +471,21 @@ def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
     return load_version(name, str(mv.version)), str(mv.version)
 
 
+def trained_as_of(client: Any, name: str, version: str) -> pd.Timestamp | None:
+    """The as-of date VERSION of NAME was trained at (its training run's ``as_of`` tag):
+    its features and labels read the data before it. None when unknown (the run is gone,
+    or the version was registered elsewhere)."""
+    try:
+        mv = client.get_model_version(name, str(version))
+        value = client.get_run(mv.run_id).data.tags.get("as_of")
+    except MlflowException:
+        return None
+    try:
+        return pd.Timestamp(value) if value else None
+    except ValueError:
+        return None
+
+
 def _current_uri() -> str:
     return str(mlflow.get_tracking_uri())
 

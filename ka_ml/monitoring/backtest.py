@@ -285,6 +285,15 @@ def _native(obj: Any) -> Any:
     return obj
 
 
+def in_sample_weeks(scores: pd.DataFrame, trained: dict[str, pd.Timestamp | None]) -> np.ndarray:
+    """Rows of the score history scored by a churn model trained after their week
+    (``trained``: version -> its training as-of): look-backs, not forecasts, so they say
+    nothing about how the forecasts turn out."""
+    versions = scores["churn_model_version"].astype(str)
+    when = pd.to_datetime(versions.map(trained))
+    return (when.notna() & (pd.to_datetime(scores["as_of"]) < when)).to_numpy()
+
+
 def compute_backtest(
     history: History, scores: pd.DataFrame, cfg: Config, as_of: pd.Timestamp
 ) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class Models:
     timing: Any
     churn_version: str
     timing_version: str
+    churn_trained_as_of: pd.Timestamp | None = None  # its training run's as-of, when known
 
 
 def _days_to_dates(as_of: pd.Timestamp, days: pd.Series) -> pd.Series:
