@@ -20,6 +20,7 @@ from ka_ml.modeling.registry import (
     CHALLENGER,
     CHAMPION,
     Decision,
+    baseline_ahead,
     baselines_beaten,
     beats_every_baseline,
     calibration_verdict,
@@ -168,6 +169,62 @@ def test_an_unmeasurable_calibration_error_follows_the_same_first_champion_rule(
         assert d.warning == ""
 
 
+def test_a_first_model_a_baseline_beats_beyond_chance_stays_challenger_naming_it() -> None:
+    """Read on a short history: the first timing model lost to BG/NBD beyond chance
+    (P(order within 60 d) AUC -0.028 [-0.050, -0.001]) and became champion silently."""
+    ahead = "BG/NBD: P(order within 60 d) ROC AUC 0.788 against the model's 0.760"
+    d = promotion_decision(
+        {"roc_auc": 0.76}, None, metric="roc_auc", margin=0.0, ece=0.02, ece_ceiling=0.05,
+        beats_baselines=False, trails=ahead, ahead=ahead,
+        by_hand="`ka-ml promote ka_ml_timing 1` makes it champion by hand",
+    )  # fmt: skip
+    assert not d.promote and d.alias == CHALLENGER and d.warning == ""
+    assert d.reason == (
+        f"no comparable champion yet, but a baseline does better out of time beyond chance "
+        f"({ahead}): a model that loses to a baseline is not promoted; `ka-ml promote "
+        "ka_ml_timing 1` makes it champion by hand"
+    )
+
+
+def test_a_first_model_trailing_a_baseline_within_chance_is_champion_with_a_warning() -> None:
+    """Eight accounts, 24 test rows: recency ranks them better (0.954 against 0.630), but
+    the interval of the difference spans zero; the user still gets a model, told why."""
+    trails = "recency only: ROC AUC 0.954 against the model's 0.630"
+    d = promotion_decision(
+        {"roc_auc": 0.63}, None, metric="roc_auc", margin=0.0, ece=0.02, ece_ceiling=0.05,
+        beats_baselines=False, trails=trails, ahead="",
+    )  # fmt: skip
+    assert d.promote and d.alias == CHAMPION
+    assert d.reason.endswith(
+        f"a baseline does better out of time, within chance ({trails}) (warning)"
+    )
+    assert (
+        d.warning
+        == f"promoted although a baseline does better out of time, within chance ({trails}): no comparable champion yet"
+    )
+    with_gate = _gate(None, ece=0.054, beats=False)  # and the calibration gate names the way out
+    assert with_gate.reason.endswith("`ka-ml promote` makes it champion by hand")
+
+
+def test_baseline_ahead_names_the_figure_furthest_ahead_and_respects_chance() -> None:
+    table = _table(("ka_ml churn model", 0.63, 0.165), ("recency only", 0.954, 0.176),
+                   ("BG/NBD", 0.75, 0.171))  # fmt: skip
+    assert baseline_ahead(table, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER) == (
+        "recency only: ROC AUC 0.954 against the model's 0.630"
+    )
+    table["model_minus_this_roc_auc_lo"] = [math.nan, -0.698, -0.476]
+    table["model_minus_this_roc_auc_hi"] = [math.nan, 0.040, 0.344]
+    assert (
+        baseline_ahead(table, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER, within_chance=True) == ""
+    )
+    table.loc[1, "model_minus_this_roc_auc_hi"] = -0.01  # now beyond chance
+    assert baseline_ahead(
+        table, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER, within_chance=True
+    ) == ("recency only: ROC AUC 0.954 against the model's 0.630")
+    beats = _table(("ka_ml churn model", 0.80, 0.06), ("recency only", 0.70, 0.09))
+    assert baseline_ahead(beats, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER) == ""
+
+
 def test_beating_the_baselines_does_not_excuse_an_unmeasured_main_metric() -> None:
     d = promotion_decision(
         {"roc_auc": math.nan}, None, metric="roc_auc", margin=0.0, ece=0.09, ece_ceiling=0.05,
@@ -274,12 +331,21 @@ def test_retraining_keeps_the_champion_and_registers_a_challenger(
 
 
 def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_and_warns(
-    trained: Any, tmp_path: Path, mlflow_state: None, caplog: pytest.LogCaptureFixture
+    trained: Any,
+    tmp_path: Path,
+    mlflow_state: None,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Issue 13.9: a first ``ka-ml train`` must not leave the user without a model."""
     from mlflow.tracking import MlflowClient
 
     from ka_ml.jobs.train import run_training
+    from ka_ml.modeling import metrics
+
+    # no error is within chance here: the ceiling alone decides (the test is about its
+    # exception, not about how large chance is on these rows)
+    monkeypatch.setattr(metrics, "chance_calibration_error", lambda *a, **k: 0.0)
 
     cfg = small_config(
         tmp_path,
@@ -292,7 +358,7 @@ def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_
     assert churn.startswith(
         "v1 -> champion: no comparable champion yet and it beats every baseline"
     )
-    assert "above the ceiling 0.000 and beyond chance" in churn and churn.endswith("(warning)")
+    assert "is above the ceiling 0.000" in churn and churn.endswith("(warning)")
     assert report.decisions["timing"].startswith("v1 -> champion: no comparable champion yet")
 
     client = MlflowClient(tracking_uri=report.tracking_uri, registry_uri=report.tracking_uri)

@@ -178,6 +178,9 @@ def promotion_decision(
     ece_chance: float | None = None,
     beats_baselines: bool | None = None,
     champion_warning: str = "",
+    trails: str = "",
+    ahead: str = "",
+    by_hand: str = "`ka-ml promote` makes it champion by hand",
 ) -> Decision:
     """Promote only a candidate that is calibrated and beats the champion by the margin.
 
@@ -190,6 +193,12 @@ def promotion_decision(
     beats it and every baseline replaces it, with the same warning.
     ``ece_chance``: the calibration error chance alone gives on the test rows
     (:func:`calibration_verdict`).
+
+    A first model that a baseline beats out of time beyond chance (``ahead``, in words:
+    :func:`baseline_ahead` with ``within_chance``) is not promoted: managers would get
+    lights worse than the baseline's. One that trails a baseline only within chance
+    (``trails``: the strict :func:`baseline_ahead`; on a small portfolio a coin toss) is,
+    with a warning naming the baseline. ``by_hand``: the command that promotes it anyway.
     """
     new = candidate.get(metric, float("nan"))
     old = champion.get(metric, float("nan")) if champion is not None else float("nan")
@@ -199,15 +208,22 @@ def promotion_decision(
     excused = bool(beats_baselines) and (first or "calibration error" in champion_warning)
     if refusal and not (excused and math.isfinite(new)):
         if first and beats_baselines is False:  # say why the first-model exception failed
+            behind = f" ({trails})" if trails else ""
             refusal += (
                 "; a first model failing the calibration gate is promoted only when it beats "
-                "every baseline out of time, and this one does not (`ka-ml promote` makes it "
-                "champion by hand)"
+                f"every baseline out of time, and this one does not{behind}; {by_hand}"
             )
         return Decision(False, CHALLENGER, refusal)
     calibration = _is_above(refusal)  # what failed the ceiling, when it is overridden
     if not math.isfinite(new):
         return Decision(False, CHALLENGER, f"{metric} could not be measured on the test rows")
+    if first and ahead:
+        return Decision(
+            False,
+            CHALLENGER,
+            f"no comparable champion yet, but a baseline does better out of time beyond "
+            f"chance ({ahead}): a model that loses to a baseline is not promoted; {by_hand}",
+        )
     if first:
         if calibration:
             return Decision(
@@ -217,6 +233,14 @@ def promotion_decision(
                 f"promoted although its {calibration} (warning)",
                 warning=f"promoted although its {calibration}: no comparable champion yet and "
                 "it beats every baseline",
+            )
+        if trails:
+            caveat = f"a baseline does better out of time, within chance ({trails})"
+            return Decision(
+                True,
+                CHAMPION,
+                f"no comparable champion yet ({metric} {new:.4f}){note}; {caveat} (warning)",
+                warning=f"promoted although {caveat}: no comparable champion yet",
             )
         return Decision(True, CHAMPION, f"no comparable champion yet ({metric} {new:.4f}){note}")
     gain = (new - old) if higher_is_better else (old - new)
@@ -311,23 +335,18 @@ def fresher_decision(
     )
 
 
-def beats_every_baseline(
-    table: pd.DataFrame, model: str, metrics: dict[str, bool], *, within_chance: bool = False
-) -> bool | None:
-    """Whether the ``model`` row of a comparison table (one row per ``predictor``, all on the
-    same test rows) strictly beats every other row on each of ``metrics`` (name -> higher is
-    better) that the other row measured. None when nothing could be compared.
-
-    ``within_chance``: trailing a row is forgiven where the paired bootstrap interval of the
-    difference (``model_minus_this_<metric>_lo`` / ``_hi`` on that row) includes zero, i.e.
-    no baseline does better beyond chance; without an interval the strict rule holds."""
+def _trailing(
+    table: pd.DataFrame, model: str, metrics: dict[str, bool], within_chance: bool
+) -> tuple[list[tuple[str, str, float, float]], bool] | None:
+    """((predictor, metric, theirs, ours) for every figure where ``model`` does not beat a
+    row, whether anything was compared); None without exactly one ``model`` row."""
     if "predictor" not in table.columns:
         return None
     rows = table.to_dict("records")
     mine = [r for r in rows if r["predictor"] == model]
     if len(mine) != 1:
         return None
-    compared = False
+    compared, losses = False, []
     for row in rows:
         if row["predictor"] == model:
             continue
@@ -338,9 +357,50 @@ def beats_every_baseline(
             ours = float(mine[0].get(metric, float("nan")))
             beaten = ours > theirs if higher else ours < theirs  # NaN ours: not beaten
             if not beaten and not (within_chance and _within_chance(row, metric, higher)):
-                return False
+                losses.append((str(row["predictor"]), metric, theirs, ours))
             compared = True
+    return losses, compared
+
+
+def beats_every_baseline(
+    table: pd.DataFrame, model: str, metrics: dict[str, bool], *, within_chance: bool = False
+) -> bool | None:
+    """Whether the ``model`` row of a comparison table (one row per ``predictor``, all on the
+    same test rows) strictly beats every other row on each of ``metrics`` (name -> higher is
+    better) that the other row measured. None when nothing could be compared.
+
+    ``within_chance``: trailing a row is forgiven where the paired bootstrap interval of the
+    difference (``model_minus_this_<metric>_lo`` / ``_hi`` on that row) includes zero, i.e.
+    no baseline does better beyond chance; without an interval the strict rule holds."""
+    found = _trailing(table, model, metrics, within_chance)
+    if found is None:
+        return None
+    losses, compared = found
+    if losses:
+        return False
     return True if compared else None
+
+
+def _metric_words(metric: str) -> str:
+    """'roc_auc' -> 'ROC AUC', 'p30_brier' -> 'P(order within 30 d) Brier score'."""
+    window, _, rest = (
+        metric.partition("_") if metric[:1] == "p" and metric[1:2].isdigit() else ("", "", metric)
+    )
+    words = {"roc_auc": "ROC AUC", "auc": "ROC AUC", "brier": "Brier score"}.get(rest, rest)
+    return f"P(order within {window[1:]} d) {words}" if window else words
+
+
+def baseline_ahead(
+    table: pd.DataFrame, model: str, metrics: dict[str, bool], *, within_chance: bool = False
+) -> str:
+    """The baseline figure furthest ahead of ``model``, in words ("recency only: ROC AUC
+    0.954 against the model's 0.630"); "" when the model beats every baseline (with
+    ``within_chance``: when none does better beyond chance, :func:`beats_every_baseline`)."""
+    found = _trailing(table, model, metrics, within_chance)
+    if not found or not found[0]:
+        return ""
+    who, metric, theirs, ours = max(found[0], key=lambda x: abs(x[2] - x[3]))
+    return f"{who}: {_metric_words(metric)} {theirs:.3f} against the model's {ours:.3f}"
 
 
 def _within_chance(row: dict[Any, Any], metric: str, higher: bool) -> bool:
@@ -350,6 +410,15 @@ def _within_chance(row: dict[Any, Any], metric: str, higher: bool) -> bool:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return False
     return hi >= 0 if higher else lo <= 0
+
+
+def _baseline_metrics(windows: list[int]) -> dict[str, tuple[str, dict[str, bool]]]:
+    """kind -> (the model's row in its comparison table, metric -> higher is better)."""
+    timing = {f"p{k}_auc": True for k in windows} | {f"p{k}_brier": False for k in windows}
+    return {
+        "churn": ("ka_ml churn model", {"roc_auc": True, "brier": False}),
+        "timing": ("ka_ml timing model", timing),
+    }
 
 
 def baselines_beaten(
@@ -366,19 +435,27 @@ def baselines_beaten(
     Nothing to compare counts as not beating them. ``within_chance``: or trail one only
     within its bootstrap interval (:func:`beats_every_baseline`).
     """
-    timing_metrics = {f"p{k}_auc": True for k in windows} | {f"p{k}_brier": False for k in windows}
-    churn_metrics = {"roc_auc": True, "brier": False}
+    tables = {"churn": churn_comparison, "timing": timing_comparison}
     return {
-        "churn": bool(
-            beats_every_baseline(
-                churn_comparison, "ka_ml churn model", churn_metrics, within_chance=within_chance
-            )
-        ),
-        "timing": bool(
-            beats_every_baseline(
-                timing_comparison, "ka_ml timing model", timing_metrics, within_chance=within_chance
-            )
-        ),
+        kind: bool(beats_every_baseline(tables[kind], row, metrics, within_chance=within_chance))
+        for kind, (row, metrics) in _baseline_metrics(windows).items()
+    }
+
+
+def baselines_ahead(
+    churn_comparison: pd.DataFrame,
+    timing_comparison: pd.DataFrame,
+    windows: list[int],
+    *,
+    within_chance: bool = False,
+) -> dict[str, str]:
+    """For each model, :func:`baseline_ahead`: the baseline figure furthest ahead of it, in
+    words ("" when it beats them all; with ``within_chance``, when none is ahead beyond
+    chance)."""
+    tables = {"churn": churn_comparison, "timing": timing_comparison}
+    return {
+        kind: baseline_ahead(tables[kind], row, metrics, within_chance=within_chance)
+        for kind, (row, metrics) in _baseline_metrics(windows).items()
     }
 
 

@@ -397,6 +397,10 @@ def promote(
     holds = registry.baselines_beaten(
         ev.comparison, ev.timing_comparison, windows, within_chance=True
     )
+    trails = registry.baselines_ahead(ev.comparison, ev.timing_comparison, windows)
+    ahead = registry.baselines_ahead(
+        ev.comparison, ev.timing_comparison, windows, within_chance=True
+    )
     example = folds.test[feats].head(5).reset_index(drop=True)
     versions: dict[str, str] = {}
     decisions: dict[str, str] = {}
@@ -433,6 +437,9 @@ def promote(
                 ece_chance=chance,
                 beats_baselines=beats_baselines.get(kind),
                 champion_warning=champ.warning,
+                trails=trails.get(kind, ""),
+                ahead=ahead.get(kind, ""),
+                by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
             )
         registry.set_alias(client, name, decision.alias, version)
         versions[kind] = version
