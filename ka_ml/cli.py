@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -90,8 +92,17 @@ def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str
     return load(cfg, data, as_of, engine)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's timeout, `kill`) stops a command as Ctrl-C does, so the same
+    clean-up runs: the MLflow run is marked failed, a cut-short registration is rolled
+    back, staged outputs are left unpublished."""
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
 def _run(debug: bool, fn) -> None:
     _setup_logging(debug)
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    previous = signal.signal(signal.SIGTERM, _terminated) if main else None
     try:
         fn()
     except KaMlError as e:
@@ -111,6 +122,9 @@ def _run(debug: bool, fn) -> None:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()

@@ -609,3 +609,50 @@ def test_a_champion_above_the_ceiling_can_be_replaced_by_a_better_model_above_it
         assert "does not beat the champion's 0.8400" in d.reason
     else:
         assert d.reason == "calibration error 0.070 above the ceiling 0.050"  # chance 0.02 under it
+
+
+def test_a_registration_cut_short_leaves_the_registry_as_it_was(
+    trained: Any, tmp_path: Path, mlflow_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM right after the timing model was registered (the churn one already
+    registered and judged): neither version stays, the champion alias is back where it
+    was, and the run is marked failed. Seen: churn v6 registered alone, run RUNNING."""
+    from conftest import registry_state
+    from mlflow.tracking import MlflowClient
+
+    from ka_ml.jobs.train import run_training
+    from ka_ml.modeling import registry
+
+    cfg = small_config(tmp_path, tuning={"n_trials": 1, "timeout_seconds": 60, "n_folds": 2})
+    run_training(trained.history, cfg, trained.report.as_of, progress=lambda s: None)
+    before = {k: v for k, v in registry_state(cfg).items() if k != "runs"}
+    assert before[cfg.mlflow.churn_model_name] == ([1], [(CHAMPION, 1)])
+
+    real = registry.log_and_register
+
+    def cut_short(model: Any, kind: str, *args: Any) -> str:
+        version = real(model, kind, *args)
+        if kind == "timing":
+            raise KeyboardInterrupt("terminated by signal 15")
+        return version
+
+    monkeypatch.setattr(registry, "log_and_register", cut_short)
+    newer = trained.report.as_of + pd.Timedelta(days=7)  # a newer model: it would be promoted
+    with pytest.raises(KeyboardInterrupt):
+        run_training(trained.history, cfg, newer, progress=lambda s: None)
+    assert {k: v for k, v in registry_state(cfg).items() if k != "runs"} == before
+    client = MlflowClient(tracking_uri=registry.tracking_uri(cfg))
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    runs = client.search_runs([exp.experiment_id], f"attributes.run_name = 'train-{newer.date()}'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does() -> None:
+    import os
+    import signal
+
+    from ka_ml.cli import _run
+
+    with pytest.raises(KeyboardInterrupt, match="terminated by signal"):
+        _run(False, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back afterwards

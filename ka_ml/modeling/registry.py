@@ -515,6 +515,37 @@ def set_alias(client: Any, name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(name, alias, version)
 
 
+def aliases(client: Any, name: str) -> dict[str, str]:
+    """alias -> version of registered model NAME ({} when it is not registered yet)."""
+    try:
+        return {str(k): str(v) for k, v in client.get_registered_model(name).aliases.items()}
+    except MlflowException:
+        return {}
+
+
+def roll_back(client: Any, run_id: str, before: dict[str, dict[str, str]]) -> None:
+    """Undo a registration cut short: delete every version of the models of ``before``
+    (name -> alias -> version, as they were) that run ``run_id`` registered, and put their
+    aliases back. Best effort: a failing step is logged and the others still run (the
+    caller re-raises what cut it short)."""
+    for name, held in before.items():
+        try:
+            mine = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+        except MlflowException as e:
+            log.warning("could not look up the versions of %s from run %s: %s", name, run_id, e)
+            mine = []
+        for mv in mine:
+            try:
+                client.delete_model_version(name, str(mv.version))
+            except MlflowException as e:
+                log.warning("could not remove the half-registered %s v%s: %s", name, mv.version, e)
+        for alias, version in held.items():
+            try:
+                client.set_registered_model_alias(name, alias, version)
+            except MlflowException as e:
+                log.warning("could not restore %s@%s -> v%s: %s", name, alias, version, e)
+
+
 def load_version(name: str, version: str) -> Any:
     """Our model object behind a registered pyfunc version.
 

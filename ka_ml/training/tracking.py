@@ -409,43 +409,59 @@ def promote(
         ("timing", cfg.mlflow.timing_model_name, timing, "concordance", None),
     )
     chance = ev.churn.get("ece_chance")
-    for kind, name, model, metric, ece in plan:
-        p_churn = ev.test_predictions["churn_probability"].to_numpy(float)
-        champ = _champion_scores(client, name, kind, folds, cfg, p_churn)
-        version = registry.log_and_register(model, kind, name, example, cfg.labels.purchase_windows)
-        ceiling = cfg.mlflow.calibration_ceiling if ece is not None else None
-        if champ.saw_every_row(metric):
-            decision = registry.fresher_decision(
-                f"v{champ.version}",
-                champ.trained_as_of,
-                as_of,
-                ece=ece,
-                ece_ceiling=ceiling,
-                ece_chance=chance,
-                holds_baselines=beats_baselines.get(kind) or holds.get(kind),
-                beats_baselines=beats_baselines.get(kind),
-                champion_warning=champ.warning,
+    # both models or neither: a registration cut short (an error, Ctrl-C, SIGTERM from a
+    # scheduler) leaves no half-registered pair and no moved alias behind
+    before = {name: registry.aliases(client, name) for _, name, *_ in plan}
+    try:
+        for kind, name, model, metric, ece in plan:
+            p_churn = ev.test_predictions["churn_probability"].to_numpy(float)
+            champ = _champion_scores(client, name, kind, folds, cfg, p_churn)
+            version = registry.log_and_register(
+                model, kind, name, example, cfg.labels.purchase_windows
             )
-        else:
-            decision = registry.promotion_decision(
-                candidate_scores(kind, ev, folds, champ.unseen, cfg),
-                champ.scores,
-                metric=metric,
-                margin=cfg.mlflow.promotion_margin,
-                ece=ece,
-                ece_ceiling=ceiling,
-                ece_chance=chance,
-                beats_baselines=beats_baselines.get(kind),
-                champion_warning=champ.warning,
-                trails=trails.get(kind, ""),
-                ahead=ahead.get(kind, ""),
-                by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
+            ceiling = cfg.mlflow.calibration_ceiling if ece is not None else None
+            if champ.saw_every_row(metric):
+                decision = registry.fresher_decision(
+                    f"v{champ.version}",
+                    champ.trained_as_of,
+                    as_of,
+                    ece=ece,
+                    ece_ceiling=ceiling,
+                    ece_chance=chance,
+                    holds_baselines=beats_baselines.get(kind) or holds.get(kind),
+                    beats_baselines=beats_baselines.get(kind),
+                    champion_warning=champ.warning,
+                )
+            else:
+                decision = registry.promotion_decision(
+                    candidate_scores(kind, ev, folds, champ.unseen, cfg),
+                    champ.scores,
+                    metric=metric,
+                    margin=cfg.mlflow.promotion_margin,
+                    ece=ece,
+                    ece_ceiling=ceiling,
+                    ece_chance=chance,
+                    beats_baselines=beats_baselines.get(kind),
+                    champion_warning=champ.warning,
+                    trails=trails.get(kind, ""),
+                    ahead=ahead.get(kind, ""),
+                    by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
+                )
+            registry.set_alias(client, name, decision.alias, version)
+            versions[kind] = version
+            decisions[kind] = record_decision(
+                kind,
+                name,
+                version,
+                decision,
+                (champ.version, champ.scores),
+                beats_baselines.get(kind),
             )
-        registry.set_alias(client, name, decision.alias, version)
-        versions[kind] = version
-        decisions[kind] = record_decision(
-            kind, name, version, decision, (champ.version, champ.scores), beats_baselines.get(kind)
-        )
+    except BaseException:
+        run = mlflow.active_run()
+        if run is not None:
+            registry.roll_back(client, run.info.run_id, before)
+        raise
     return versions, decisions
 
 
