@@ -16,6 +16,7 @@ from ka_ml.scoring.lifecycle import (
     churn_definitions,
     expected_revenue,
     lifecycle_states,
+    run_rate_text,
 )
 from ka_ml.scoring.scorecard import scorecard
 
@@ -110,6 +111,23 @@ def test_expected_revenue_is_the_running_contracts_yearly_value_else_the_run_rat
     assert got[0] == pytest.approx(100_000, rel=1e-3)  # the contract, per year
     assert got[1] == pytest.approx(9_000 * 365 / 180)  # contract over: the run rate
     assert got[2] == 0.0
+
+
+def test_a_buyer_with_a_long_cycle_is_judged_on_a_window_that_holds_one_cycle() -> None:
+    """Seen: a red, active account that bought 4,952 in the last 365 days, every 269 days,
+    showed '0 revenue at risk of 0 expected in 12 months': nothing in the last 180 days."""
+    h = History(orders=pd.DataFrame(), accounts=pd.DataFrame())
+    X = features(
+        spend_180d=[0.0, 9_000.0, 0.0, 1_000.0],
+        spend_365d=[4_952.5, 20_000.0, 0.0, 1_000.0],
+        gap_median_days=[269.0, 30.0, np.nan, 500.0],
+    )
+    got = expected_revenue(X, h, AS_OF, CFG)
+    assert got[0] == pytest.approx(4_952.5)  # one 269-day cycle fits in 365 days only
+    assert got[1] == pytest.approx(9_000 * 365 / 180)  # a monthly buyer: the run rate
+    assert got[2] == 0.0  # no gap known: the run rate
+    assert got[3] == pytest.approx(1_000.0)  # longer than any window: the longest
+    assert "for accounts whose typical gap between orders is longer" in run_rate_text(CFG)
 
 
 # -- budget lights -----------------------------------------------------------------------

@@ -143,15 +143,32 @@ def expected_revenue(
     X: pd.DataFrame, history: History, as_of: pd.Timestamp, cfg: Config
 ) -> np.ndarray:
     """Expected revenue of the next 12 months: the running contract's yearly value where
-    there is one, else the recent run rate (spend of the ``report.run_rate_days`` window,
-    annualised)."""
+    there is one, else the recent run rate: spend of the ``report.run_rate_days`` window,
+    annualised; for an account whose typical gap between orders is longer than that window,
+    of the shortest feature window holding one such gap (else the longest). A buyer who
+    orders every 269 days has spent nothing in the last 180 days between two orders; its
+    year is not worth 0."""
     w = _run_rate_window(cfg)
     run_rate = np.clip(float_column(X, f"spend_{w}d"), 0, None) * 365.0 / w
+    gap = float_column(X, "gap_median_days")
+    for longer in sorted(v for v in cfg.features.windows_days if v > w):
+        cycle = np.isfinite(gap) & (gap > w)  # the windows so far cannot hold one gap
+        spend = np.clip(float_column(X, f"spend_{longer}d"), 0, None) * 365.0 / longer
+        run_rate = np.where(cycle, spend, run_rate)
+        w = longer
     contract = annual_contract_value(history, as_of, X["account_id"])
     return np.where(np.isfinite(contract), contract, np.nan_to_num(run_rate))
 
 
 def run_rate_text(cfg: Config) -> str:
-    """The legend's wording of the run rate, e.g. 'the last 180 days' revenue x 365/180'."""
+    """The legend's wording of the run rate, e.g. 'the last 180 days' revenue x 365/180'
+    (and the longer window for accounts whose typical gap is longer)."""
     w = _run_rate_window(cfg)
-    return f"the last {w} days' revenue × 365/{w}"
+    text = f"the last {w} days' revenue × 365/{w}"
+    longer = [v for v in cfg.features.windows_days if v > w]
+    if longer:
+        text += (
+            f"; over {'/'.join(str(v) for v in sorted(longer))} days for accounts whose "
+            "typical gap between orders is longer"
+        )
+    return text
