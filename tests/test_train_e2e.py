@@ -214,3 +214,23 @@ def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     assert "…" not in text  # rich cuts a cell that does not fit with an ellipsis
     c = report.evaluation.timing["concordance"]
     assert re.search(rf"C-index \(time to next order\)\s*│\s*{c:.3f}\s*│", text)
+
+
+def test_the_console_says_why_calibration_is_none_when_a_method_won_across_origins() -> None:
+    """Seen: 'calibration: none (cross-fitted Brier: none 0.1072, Platt 0.1053)', a gain past
+    the rule, with nothing saying the in-period check on held-out accounts disagreed."""
+    from types import SimpleNamespace
+
+    from ka_ml.reporting.console import _choices
+
+    def line(cal: dict[str, Any]) -> str:
+        ev = SimpleNamespace(family_scores={"lightgbm": 0.8}, family="lightgbm", calibration=cal)
+        return _choices(ev)[1]
+
+    briers = {"none": 0.1072, "sigmoid": 0.1053, "isotonic": 0.1060}
+    vetoed = line({"method": "none", **briers, "in_period_method": "isotonic"})
+    assert vetoed.endswith(
+        "Platt 0.1053, isotonic 0.1060; Platt was best across origins, but on held-out "
+        "accounts of the same period isotonic did better: no method holds in both, so none)"
+    )
+    assert "held-out" not in line({"method": "sigmoid", **briers})

@@ -137,10 +137,20 @@ def _choices(ev: Any) -> list[str]:
     cal = ev.calibration
     names = {"none": "none", "sigmoid": "Platt", "isotonic": "isotonic"}
     briers = ", ".join(f"{names[k]} {cal[k]:.4f}" for k in names if k in cal)
+    veto = ""
+    if (other := cal.get("in_period_method")) is not None:  # the second check disagreed
+        best = min((k for k in names if k in cal), key=lambda k: float(cal[k]))
+        there = (
+            "none did better" if other == "none" else f"{names.get(str(other), other)} did better"
+        )
+        veto = (
+            f"; {names.get(best, best)} was best across origins, but on held-out accounts of "
+            f"the same period {there}: no method holds in both, so none"
+        )
     return [
         f"model family: [bold]{ev.family}[/] (pooled {test} ROC AUC: {fam})",
         f"calibration: [bold]{names.get(cal.get('method', 'none'), cal.get('method'))}[/]"
-        + (f" (cross-fitted Brier: {briers})" if briers else ""),
+        + (f" (cross-fitted Brier: {briers}{veto})" if briers else ""),
     ]
 
 
