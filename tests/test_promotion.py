@@ -624,7 +624,12 @@ def test_a_registration_cut_short_leaves_the_registry_as_it_was(
     from ka_ml.modeling import registry
 
     cfg = small_config(tmp_path, tuning={"n_trials": 1, "timeout_seconds": 60, "n_folds": 2})
-    run_training(trained.history, cfg, trained.report.as_of, progress=lambda s: None)
+    said: list[str] = []
+    run_training(trained.history, cfg, trained.report.as_of, progress=said.append)
+    assert (  # and the console said why the timing model was not tuned
+        "timing tuning: not run (the default parameters) (its budget is a quarter of "
+        "tuning.n_trials, 1 // 4; tuning starts at 2 trials, n_trials 8)"
+    ) in said
     before = {k: v for k, v in registry_state(cfg).items() if k != "runs"}
     assert before[cfg.mlflow.churn_model_name] == ([1], [(CHAMPION, 1)])
 

@@ -193,3 +193,26 @@ def test_demo_world_training_set_uses_every_table_and_reads_well() -> None:
     row = {str(k): v for k, v in df.iloc[-1].items()}
     for name in df.columns[2:-4]:
         assert get(name).describe(row[name], other=row)
+
+
+def test_no_snapshot_says_whether_the_history_is_missing_or_too_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seen: 'no order history before 2023-10-20' where 25 days of orders stood, short of
+    the 28 the first snapshot needs."""
+    from ka_ml.features.snapshots import no_snapshot_reason
+
+    as_of = pd.Timestamp("2023-10-20")
+    h = make_history(
+        [{"account_id": "a", "order_date": as_of - pd.Timedelta(days=25), "amount": 1.0}]
+    )
+    assert no_snapshot_reason(h, config(), as_of) == (
+        "the order history before 2023-10-20 starts on 2023-09-25: 25 days, fewer than "
+        "features.min_history_days (28)"
+    )
+    assert no_snapshot_reason(h, config(), as_of - pd.Timedelta(days=30)) == (
+        "no order history before 2023-09-20"
+    )
+    with caplog.at_level(logging.WARNING, logger="ka_ml"):
+        assert build_training_set(h, config(), as_of).empty
+    assert "25 days, fewer than features.min_history_days (28)" in caplog.text

@@ -49,6 +49,21 @@ def snapshot_dates(history: History, cfg: Config, as_of: pd.Timestamp) -> list[p
     return sorted(d for d in dates if d >= earliest)
 
 
+def no_snapshot_reason(history: History, cfg: Config, as_of: pd.Timestamp) -> str:
+    """Why :func:`snapshot_dates` gives none: no order before ``as_of``, or too short a
+    history behind the first one."""
+    known = history.orders["order_date"]
+    known = known[known < as_of]
+    if known.empty:
+        return f"no order history before {as_of.date()}"
+    first = pd.Timestamp(known.min())
+    return (
+        f"the order history before {as_of.date()} starts on {first.date()}: "
+        f"{(as_of - first).days} days, fewer than features.min_history_days "
+        f"({cfg.features.min_history_days})"
+    )
+
+
 def build_training_set(history: History, cfg: Config, as_of: pd.Timestamp) -> pd.DataFrame:
     """Features + ``churn`` (float, NaN if unobserved), ``churn_definition``, ``days_to_next``,
     ``next_order_observed`` for every snapshot; sorted by (as_of, account_id)."""
@@ -56,7 +71,7 @@ def build_training_set(history: History, cfg: Config, as_of: pd.Timestamp) -> pd
     known = known_before(history, as_of)  # everything at or after as_of is unknown
     dates = snapshot_dates(known, cfg, as_of)
     if not dates:
-        log.warning("no snapshot date: no order history before %s", as_of.date())
+        log.warning("no snapshot date: %s", no_snapshot_reason(known, cfg, as_of))
     horizon = pd.Timedelta(days=cfg.labels.horizon_days)
     frames = feature_frames(known, dates, cfg)
     out = []

@@ -153,7 +153,14 @@ def run_training(
         timing, timing_tuning, toot = fit_timing(
             ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
         )
-        progress("timing tuning: " + budget_note(timing_tuning, *timing_budget(cfg)))
+        n_timing, timing_timeout = timing_budget(cfg)
+        skipped = (
+            f" (its budget is a quarter of tuning.n_trials, {cfg.tuning.n_trials} // 4; "
+            "tuning starts at 2 trials, n_trials 8)"
+            if n_timing == 0
+            else ""
+        )
+        progress("timing tuning: " + budget_note(timing_tuning, n_timing, timing_timeout) + skipped)
         progress("evaluating on the origins and logging to MLflow ...")
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now)

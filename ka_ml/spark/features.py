@@ -274,19 +274,18 @@ def build_training_set(
     as_of = pd.Timestamp(as_of).normalize()
     sh = as_spark(history)
     first = _first_known_order(sh, as_of)
-    if first is None:
-        dates: list[pd.Timestamp] = []
-    else:
-        probe = History(
-            orders=pd.DataFrame({"order_date": pd.Series([first], dtype="datetime64[us]")}),
-            accounts=pd.DataFrame({"account_id": pd.Series(dtype="str")}),
-        )
-        dates = snapshots.snapshot_dates(probe, cfg, as_of)
+    probe = History(  # the first order is all snapshot_dates reads
+        orders=pd.DataFrame(
+            {"order_date": pd.Series([] if first is None else [first], dtype="datetime64[us]")}
+        ),
+        accounts=pd.DataFrame({"account_id": pd.Series(dtype="str")}),
+    )
+    dates = snapshots.snapshot_dates(probe, cfg, as_of)
     if not dates:
         if isinstance(history, History):
             return snapshots.build_training_set(history, cfg, as_of)
         raise KaMlError(
-            f"No snapshot date: no order history before {as_of.date()} (90 days needed).",
+            f"No snapshot date: {snapshots.no_snapshot_reason(probe, cfg, as_of)}.",
             "pass a later --as-of or data with a longer order history.",
         )
     feats = feature_frame(sh, dates, cfg, labels_as_of=as_of, buckets=buckets, check_memory=True)
