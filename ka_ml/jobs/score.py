@@ -231,7 +231,10 @@ def _run_record(
             "churn": f"{cfg.mlflow.churn_model_name} v{models.churn_version}",
             "timing": f"{cfg.mlflow.timing_model_name} v{models.timing_version}",
         },
-        "model_card": getattr(models.churn, "card_", None) or {},
+        "model_card": {  # the purchase-cycle figures of the timing champion when it has them
+            **(getattr(models.churn, "card_", None) or {}),
+            **(getattr(models.timing, "card_", None) or {}),
+        },
         "data": {
             "source": history.source,
             "fingerprint": history.fingerprint(),

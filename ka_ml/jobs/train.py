@@ -34,7 +34,7 @@ from ka_ml.monitoring.drift import training_reference
 from ka_ml.scoring.explain import reason_reference
 from ka_ml.spark.features import build_training_set as build_on_spark
 from ka_ml.training.churn import train_churn
-from ka_ml.training.evaluation import Evaluation, evaluate, model_card
+from ka_ml.training.evaluation import CYCLE_CARD_KEYS, Evaluation, evaluate, model_card
 from ka_ml.training.folds import (
     Folds,
     Progress,
@@ -166,6 +166,9 @@ def run_training(
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now)
         card = model_card(ev)
         churn.attach(card=card)
+        # the report quotes the purchase-cycle record of the timing champion in use, which
+        # may come from another run than the churn champion's
+        timing.attach(card={k: v for k, v in card.items() if k in CYCLE_CARD_KEYS})
         mlflow.log_dict(card, "model_card.json")
         log_evaluation(ev, churn, timing, churn_tuning, timing_tuning, folds, feats)
         progress("registering the models and judging them against the champion ...")

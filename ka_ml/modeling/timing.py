@@ -193,6 +193,7 @@ class TimingModel(BaseEstimator):
         self.edges_ = data.edges.copy()
         self.interval_levels_: tuple[float, float] = (0.1, 0.9)
         self.anchor_days_: int | None = None
+        self.card_: dict[str, Any] | None = None
         self.features_, self.categories_ = list(data.features), dict(data.categories)
         self.booster_, self.best_iteration_ = train_booster(
             self._booster_params(), data.train, data.valid, data.rounds
@@ -247,14 +248,18 @@ class TimingModel(BaseEstimator):
         *,
         interval_levels: tuple[float, float] | None = None,
         anchor_days: int | None = None,
+        card: dict[str, Any] | None = None,
     ) -> TimingModel:
         """Set what training chose around the fitted hazard (each given one replaces the
-        current): the interval's CDF levels, the anchor horizon in days."""
+        current): the interval's CDF levels, the anchor horizon in days, the card of what
+        training measured of it (``card_``: the purchase-cycle record managers see)."""
         check_is_fitted(self, "booster_")
         if interval_levels is not None:
             self.interval_levels_ = interval_levels
         if anchor_days is not None:
             self.anchor_days_ = anchor_days
+        if card is not None:
+            self.card_ = card
         return self
 
     def log_likelihood(self, X: pd.DataFrame, duration: np.ndarray, event: np.ndarray) -> float:

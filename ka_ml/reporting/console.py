@@ -47,10 +47,11 @@ def churn_table(
     return t
 
 
-def timing_table(df: pd.DataFrame, windows: list[int]) -> Table:
+def timing_table(df: pd.DataFrame, windows: list[int], held_out: bool = False) -> Table:
     """One row per figure, one column per predictor: fits 80 columns whatever the windows
     (a column per window and metric was cut to 'predi…', 'C-in…' in a terminal)."""
-    t = Table(title="Next purchase (out-of-time test)", title_justify="left")
+    test = "test on held-out accounts, in time" if held_out else "out-of-time test"
+    t = Table(title=f"Next purchase ({test})", title_justify="left")
     t.add_column("figure", justify="left")
     names = [str(p) for p in df["predictor"]]
     for name in names:
@@ -190,7 +191,7 @@ def print_train_report(report: Any, out: Console) -> None:
         out.print(expected_line(ev.expected, report.as_of))
     for line in _choices(ev):
         out.print(line)
-    out.print(timing_table(ev.timing_comparison, windows))
+    out.print(timing_table(ev.timing_comparison, windows, held_out))
     t = ev.timing
     acc = "; ".join(
         f"{k}d {t[f'p{k}_accuracy']:.2f} (majority {t[f'p{k}_majority_accuracy']:.2f})"

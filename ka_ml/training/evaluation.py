@@ -257,6 +257,16 @@ def model_card(ev: Evaluation) -> dict[str, Any]:
     }
 
 
+CYCLE_CARD_KEYS = (
+    "timing_coverage",
+    "window_days",
+    "window_accuracy",
+    "window_majority_accuracy",
+    "test",
+)
+"""The model card's purchase-cycle keys (:func:`cycle_figures` and the kind of test)."""
+
+
 def cycle_figures(timing: dict[str, float]) -> dict[str, float]:
     """The purchase-cycle record managers see: p10-p90 coverage and the shortest window's
     accuracy beside the always-majority answer (empty when not measured)."""
