@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
+from ka_ml.features import catalog
 from ka_ml.features.build import build_features
 from ka_ml.jobs.score import load_models
 from ka_ml.modeling.churn import Calibrator, ChurnModel
 from ka_ml.scoring.explain import (
+    GROUPS,
     changes_since,
     probability_contributions,
     reason_group,
@@ -306,7 +308,17 @@ def test_related_features_share_a_reason_group() -> None:
     assert {reason_group(f) for f in lifetime} == {"buying history"}
     assert reason_group("first_order_amount") == reason_group("aov_365d") == "order value"
     assert reason_group("complaints_per_month_365d") == "complaints"
-    assert reason_group("tenure_days") == "tenure_days"  # ungrouped features stand alone
+    assert reason_group("tenure_days") == "time as a customer"
+    assert reason_group("credit_share_365d") == "returns and credits"
+
+
+@pytest.mark.parametrize("windows", [catalog.DEFAULT_WINDOWS, (7, 45, 730)])
+def test_every_catalog_feature_has_a_named_reason_group(windows: tuple[int, ...]) -> None:
+    """Read in a digest: "biggest mover: tenure_days (+1 pts)". A feature that matches no
+    group reached managers as its code; every feature the catalog can build has a group."""
+    named = {name for _, name in GROUPS}
+    ungrouped = [f.name for f in catalog.catalog(windows) if reason_group(f.name) not in named]
+    assert ungrouped == []
 
 
 def test_no_change_in_features_reads_as_no_material_change(
