@@ -201,6 +201,24 @@ def test_a_static_attribute_never_leads_while_behaviour_carries_a_point() -> Non
     assert got.loc[1, "reason_1_feature"] == "region"
 
 
+def test_a_reason_on_the_gaps_spread_reads_the_rows_order_count() -> None:
+    """The reasons pass the row's repeat orders to the gap spread's wording: with two
+    order days (one gap) the spread is not measurable, with three it is said."""
+    from types import SimpleNamespace
+
+    feats = ["gap_std_days", "recency_days"]
+    X = pd.DataFrame(
+        {"gap_std_days": [0.0, 0.0], "recency_days": [30.0, 30.0], "repeat_orders": [1.0, 2.0]}
+    )
+    contrib = np.array([[0.12, 0.01], [0.12, 0.01]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got["reason_1"].tolist() == [
+        "Only one gap between orders so far: too few orders to tell how regular they are"
+        " (raises risk)",
+        "Time between orders varies by 0 days (standard deviation) (raises risk)",
+    ]
+
+
 def test_a_contract_that_ended_before_the_last_order_does_not_lead() -> None:
     """An account buying without a contract: the old lapse is who it is, not why now."""
     from types import SimpleNamespace

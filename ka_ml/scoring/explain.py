@@ -173,8 +173,11 @@ def _group_leads(strength: np.ndarray, gidx: np.ndarray, n_groups: int) -> np.nd
 
 
 def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
-    """The other features a spec's templates mention (``{value}`` is the spec's own)."""
+    """The other features a spec's templates (and its ``measured_from``) mention
+    (``{value}`` is the spec's own)."""
     fields = {f for t in spec.templates for _, f, _, _ in string.Formatter().parse(t) if f}
+    if spec.measured_from is not None:
+        fields.add(spec.measured_from[0])
     return sorted(fields - {"value"})
 
 
