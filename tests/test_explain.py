@@ -355,8 +355,8 @@ def test_changes_name_the_biggest_mover_in_points(churn: ChurnModel, X: pd.DataF
     moved = got[got.str.startswith("Risk")]
     assert len(moved) > 0
     assert moved.str.match(
-        r"^Risk ((up|down) [1-9]\d* pts|unchanged) since last week; biggest mover: .+ "
-        r"\([+-]\d+ pts(, offset by the rest)?\): .+\.$"
+        r"^Risk ((up|down) (1 pt|[2-9] pts|[1-9]\d+ pts)|unchanged) since last week; "
+        r"biggest mover: .+ \(([+-]1 pt|[+-]\d+ pts)(, offset by the rest)?\): .+\.$"
     ).all()
     assert not moved.str.contains("_").any()
 
@@ -436,8 +436,9 @@ def test_with_last_weeks_stored_contributions_one_shap_pass_and_the_reported_cha
     assert contrib.shape == (40, len(models.churn.features_))
     for text, d in zip(got["changes"][:-1], (p_now[:-1] - p_rep[:-1]) * 100, strict=True):
         if text.startswith("Risk"):  # the stated change is now minus what was reported
-            said = f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts" if round(abs(d)) else ""
-            assert text.startswith(said or "Risk unchanged since last week")
+            n = f"{abs(d):.0f}"
+            said = f"Risk {'up' if d >= 0 else 'down'} {n} pt{'' if n == '1' else 's'}"
+            assert text.startswith(said if round(abs(d)) else "Risk unchanged since last week")
     assert got["changes"].str.startswith("Risk").sum() >= 5
     assert got["changes"].iloc[-1] == "New on the list this week."
     recomputed, _ = score_chunk(models, now, corrected, windows, as_of)
@@ -472,6 +473,23 @@ def test_the_scorer_reads_contract_lapses_within_the_churn_horizon_as_news(
     assert out["reason_1"].tolist() == want["reason_1"].tolist()
 
 
+def test_one_point_is_singular_in_the_weekly_change() -> None:
+    """Read in a digest: "Risk up 1 pts"."""
+    from types import SimpleNamespace
+
+    feats = ["recency_days", "orders_90d"]
+    now = pd.DataFrame({"recency_days": [40.0, 10.0], "orders_90d": [1.0, 3.0]})
+    c_now = np.array([[0.011, 0.0], [-0.012, 0.0]])
+    got = changes_since(  # type: ignore[arg-type]
+        SimpleNamespace(features_=feats), now, None, c_now.sum(axis=1), c_now,
+        before_contributions=np.zeros((2, 2)), before_p=np.zeros(2),
+    )  # fmt: skip
+    assert got[0].startswith("Risk up 1 pt since last week; biggest mover: time since last")
+    assert "(+1 pt): No order for 40 days." in got[0]
+    assert got[1].startswith("Risk down 1 pt since last week")
+    assert "(-1 pt)" in got[1]
+
+
 def test_the_mover_named_is_what_the_account_did_the_way_its_risk_moved() -> None:
     """Read on the demo's weekly runs: 'Risk up 4 pts; biggest mover: contract (+2 pts): No
     contract on record.' (nothing changed in the contract; its points moved with what they
@@ -497,7 +515,7 @@ def test_the_mover_named_is_what_the_account_did_the_way_its_risk_moved() -> Non
         before_p=np.zeros(4),
     )  # fmt: skip
     assert got[0].startswith("Risk up 4 pts since last week; biggest mover: time since last")
-    assert "(+1 pts)" in got[0]
+    assert "(+1 pt)" in got[0]  # one point is singular
     assert "contract (+3 pts): No contract on record" in got[1]  # nothing else to name
     assert got[2].startswith("Risk unchanged since last week; biggest mover: ")
     assert "offset by the rest" in got[2]

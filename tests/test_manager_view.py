@@ -151,8 +151,9 @@ def test_the_second_run_reports_changes_against_the_first(built: Built) -> None:
         (told["churn_probability"] - told["churn_probability_prev"]) * 100,
         strict=True,
     ):
-        said = f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts" if round(abs(d)) else ""
-        assert text.startswith(said or "Risk unchanged since last week")
+        n = f"{abs(d):.0f}"
+        said = f"Risk {'up' if d >= 0 else 'down'} {n} pt{'' if n == '1' else 's'}"
+        assert text.startswith(said if round(abs(d)) else "Risk unchanged since last week")
     first = built.result.scores
     assert (first["changes"] == "").all()  # a first run reports no changes
 

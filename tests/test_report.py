@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from ka_ml.reporting.excel import LIGHT_FILLS, write_excel
-from ka_ml.reporting.formatting import fmt_money, fmt_pct, fmt_range
+from ka_ml.reporting.formatting import fmt_money, fmt_pct, fmt_points, fmt_range
 from ka_ml.reporting.html import render_report, write_report
 from ka_ml.reporting.summary import attention_flags, needs_attention, portfolio_summary
 
@@ -253,6 +253,10 @@ def test_numbers_are_formatted_for_people() -> None:
     assert fmt_pct(0.623) == "62%"
     assert fmt_pct(0.001) == "<1%"
     assert fmt_pct(0.1234, 1) == "12.3%"
+    # "Risk up 1 pts" read in a digest: one point is singular
+    assert [fmt_points(v) for v in (0.124, 0.01, -0.011, 0.004)] == [
+        "+12 pts", "+1 pt", "-1 pt", "±0 pts"
+    ]  # fmt: skip
     assert fmt_range(pd.Timestamp("2026-08-01"), pd.NaT) == "1 Aug 2026 – open-ended"
     assert (
         fmt_range(pd.Timestamp("2026-08-01"), pd.Timestamp("2026-09-20")) == "1 Aug – 20 Sep 2026"

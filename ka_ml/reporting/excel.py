@@ -30,6 +30,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from ka_ml.io import atomic_write
 from ka_ml.reporting.columns import N_REASONS, SCORECARD, num_col, purchase_windows
+from ka_ml.reporting.formatting import fmt_points
 from ka_ml.reporting.sheet_rows import SheetColumn, SheetData, insert_rows
 from ka_ml.reporting.summary import attention_flags, order_by_risk, portfolio_summary
 
@@ -177,7 +178,7 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ("Need attention", s["needs_attention"], "0"),
         ("Turned red this week", s["turned_red"], "0"),
         (
-            f"Risk up {round(100 * float(run.get('risk_rise_points') or 0.1))} pts or more",
+            f"Risk up {fmt_points(float(run.get('risk_rise_points') or 0.1)).lstrip('+')} or more",
             s["rising"],
             "0",
         ),

@@ -372,7 +372,7 @@ def changes_since(
         lead = leads[told, best[told]]
         sentences = _describe_rows(now.reset_index(drop=True), told, lead, feats)
         texts[told] = [
-            f"{_risk_moved(d)} since last week; biggest mover: {names[g]} ({v * 100:+.0f} pts"
+            f"{_risk_moved(d)} since last week; biggest mover: {names[g]} ({_points(v * 100)}"
             f"{', offset by the rest' if round(abs(d)) == 0 else ''}): {s}."
             for d, g, v, s in zip(
                 dp[told].tolist(), best[told], best_delta[told].tolist(), sentences, strict=True
@@ -382,11 +382,17 @@ def changes_since(
 
 
 def _risk_moved(points: float) -> str:
-    """ "Risk up 4 pts", "Risk down 9 pts"; "Risk unchanged" under half a point (never
+    """ "Risk up 4 pts", "Risk down 1 pt"; "Risk unchanged" under half a point (never
     "Risk up 0 pts" above a mover of +3)."""
     if round(abs(points)) == 0:
         return "Risk unchanged"
-    return f"Risk {'up' if points > 0 else 'down'} {abs(points):.0f} pts"
+    return f"Risk {'up' if points > 0 else 'down'} {_points(abs(points)).lstrip('+')}"
+
+
+def _points(points: float) -> str:
+    """Signed whole points with their unit: '+4 pts', '-1 pt' ('pt' for one)."""
+    text = f"{points:+.0f}"
+    return f"{text} {'pt' if text in ('+1', '-1') else 'pts'}"
 
 
 def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:
