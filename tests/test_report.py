@@ -17,7 +17,12 @@ from openpyxl import load_workbook
 from ka_ml.reporting.excel import LIGHT_FILLS, write_excel
 from ka_ml.reporting.formatting import fmt_money, fmt_pct, fmt_points, fmt_range
 from ka_ml.reporting.html import render_report, write_report
-from ka_ml.reporting.summary import attention_flags, needs_attention, portfolio_summary
+from ka_ml.reporting.summary import (
+    attention_flags,
+    lowest_lit,
+    needs_attention,
+    portfolio_summary,
+)
 
 AS_OF = pd.Timestamp("2026-11-23")
 XSS = "<script>alert(1)</script>"
@@ -493,6 +498,40 @@ def test_the_spreadsheet_has_three_sheets_rows_and_light_fills(
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0]}
     assert summary["Accounts"] == len(scores)
     assert summary["Revenue at risk"] == pytest.approx(scores["revenue_at_risk"].sum())
+
+
+def test_the_spreadsheet_says_what_decided_the_lights_in_budget_mode(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Read in the default (budget) mode: 'Red from' and 'Yellow from' were empty, the
+    run record held thresholds only in threshold mode."""
+    budget = {
+        "hysteresis": 0.05, "red_share": 0.1, "yellow_share": 0.2,
+        "red_min_probability": 0.25, "yellow_min_probability": 0.1,
+        **lowest_lit(scores),
+    }  # fmt: skip
+    path = write_excel(scores, make_run(thresholds=budget), tmp_path / "scores.xlsx")
+    rows = {r[0]: r[1] for r in load_workbook(path)["Summary"].iter_rows(values_only=True)}
+    assert rows["Red from"] == "the riskiest 10% (never below a 25% churn probability)"
+    assert rows["Yellow from"] == "the next 20% (never below a 10% churn probability)"
+    p = scores["churn_probability"]
+    red_low = p[scores["health"].eq("red")].min()
+    assert rows["Lowest red probability this run"] == pytest.approx(red_low)
+    assert rows["Lowest yellow probability this run"] == pytest.approx(
+        p[scores["health"].eq("yellow")].min()
+    )
+    # threshold mode keeps its two numbers
+    path = write_excel(scores, make_run(), tmp_path / "t.xlsx")
+    rows = {r[0]: r[1] for r in load_workbook(path)["Summary"].iter_rows(values_only=True)}
+    assert (rows["Red from"], rows["Yellow from"]) == (0.5, 0.25)
+    assert "Lowest red probability this run" not in rows
+
+
+def test_lowest_lit_is_none_for_a_light_nobody_got() -> None:
+    df = pd.DataFrame(
+        {"health": ["red", "green", "red", None], "churn_probability": [0.6, 0.1, 0.47, 0.9]}
+    )
+    assert lowest_lit(df) == {"lowest_red_probability": 0.47, "lowest_yellow_probability": None}
 
 
 def test_spreadsheet_text_that_looks_like_a_formula_stays_text(

@@ -168,8 +168,7 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ("Churn definition", str(run.get("churn_definition") or ""), ""),
         ("Horizon (days)", run.get("horizon_days"), "0"),
         ("Lights", str(run.get("light_rule") or ""), ""),
-        ("Red from", thresholds.get("red"), PCT),
-        ("Yellow from", thresholds.get("yellow"), PCT),
+        *_light_cut_rows(thresholds),
         ("Accounts", s["n_accounts"], MONEY),
         ("Revenue 365 days", s["total_revenue"], MONEY),
         ("Revenue at risk", s["revenue_at_risk"], MONEY),
@@ -198,6 +197,30 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         rows.append(("Owner", str(run["owner"]), ""))
     rows += [("Warning", str(w), "") for w in run.get("warnings") or []]
     return rows
+
+
+def _light_cut_rows(thresholds: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """'Red from' / 'Yellow from': the thresholds in threshold mode; in budget mode (no
+    fixed threshold) the shares and floors that decided the lights, and the lowest churn
+    probability that got each light this run."""
+    if "red" in thresholds or "red_share" not in thresholds:
+        return [
+            ("Red from", thresholds.get("red"), PCT),
+            ("Yellow from", thresholds.get("yellow"), PCT),
+        ]
+
+    def rule(share: str, floor: str, who: str) -> str:
+        return (
+            f"{who} {float(thresholds[share]):.0%} (never below a "
+            f"{float(thresholds[floor]):.0%} churn probability)"
+        )
+
+    return [
+        ("Red from", rule("red_share", "red_min_probability", "the riskiest"), ""),
+        ("Yellow from", rule("yellow_share", "yellow_min_probability", "the next"), ""),
+        ("Lowest red probability this run", thresholds.get("lowest_red_probability"), PCT),
+        ("Lowest yellow probability this run", thresholds.get("lowest_yellow_probability"), PCT),
+    ]
 
 
 def _clean(values: pd.Series) -> pd.Series:

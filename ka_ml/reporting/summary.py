@@ -61,6 +61,20 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     )
 
 
+def lowest_lit(scores: pd.DataFrame) -> dict[str, float | None]:
+    """This run's realised cuts: the lowest churn probability that got red, and yellow
+    (None where no account got that light). In budget mode these, not a fixed threshold,
+    say where the lights fell this week (hysteresis and the overdue and complaint rules
+    can put an account below the week's ranking cut)."""
+    health = text_col(scores, "health")
+    p = num_col(scores, "churn_probability")
+    out: dict[str, float | None] = {}
+    for light in ("red", "yellow"):
+        lit = p[health.eq(light)].dropna()
+        out[f"lowest_{light}_probability"] = float(lit.min()) if len(lit) else None
+    return out
+
+
 def order_by_risk(scores: pd.DataFrame) -> pd.Index:
     """Row order used everywhere: revenue at risk desc, then probability desc, then id."""
     key = pd.DataFrame(
@@ -234,6 +248,7 @@ __all__ = [
     "TIERS",
     "attention_flags",
     "is_first_run",
+    "lowest_lit",
     "needs_attention",
     "order_by_risk",
     "portfolio_summary",
