@@ -251,6 +251,23 @@ def test_needs_attention_lists_turned_red_and_rising_accounts_by_revenue_at_risk
     assert att["risk_change"].round(2).tolist() == [0.10, 0.35]
 
 
+def test_an_owner_report_states_the_owners_share_not_the_company_concentration() -> None:
+    """Read on an owner's page with 2 accounts: "the top 5 accounts make 36.0% of revenue;
+    Herfindahl index 0.000": company figures computed over two rows. An owner's page says
+    what their accounts make of the company's revenue; the full report keeps the
+    company-wide line."""
+    df = six_accounts().assign(revenue_share=[0.25, 0.05, 0.02, 0.01, 0.0, 0.11])
+    mine = df.iloc[[0, 1]]
+    owner = render_report(mine, make_run(owner="maria.meyer"))
+    assert "The 2 accounts in this report make 30.0% of the company's revenue" in owner
+    assert "Herfindahl" not in owner and "top 5 accounts" not in owner
+    whole = render_report(df, make_run())
+    assert "Concentration: the top 5 accounts make 44.0% of revenue" in whole
+    one = render_report(df.iloc[[5]], make_run(owner="x"))
+    assert "report make 11" not in one  # the verb agrees in number
+    assert "The 1 account in this report makes 11.0%" in one
+
+
 def test_numbers_are_formatted_for_people() -> None:
     assert fmt_money(1234567.8) == "1,234,568"
     assert fmt_money(1234.4, "€") == "€1,234"

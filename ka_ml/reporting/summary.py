@@ -108,7 +108,8 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
     Lights, tiers and revenue at risk cover the accounts still to keep (``active`` and
     ``new``); ``lifecycle`` counts every state and ``win_back`` sums the lapsed ones.
     ``concentration``: the top five accounts' share of revenue and the Herfindahl index
-    (sum of squared revenue shares: 1 = one customer, 1/n = n equal ones).
+    (sum of squared revenue shares: 1 = one customer, 1/n = n equal ones), and these
+    accounts' total share of the company's revenue (below 1 for one owner's accounts).
 
     Pure and JSON-ready (plain ints/floats/str), so the same figures appear in the report
     and in the run record. Missing revenue counts as 0 in the sums.
@@ -172,7 +173,13 @@ def _win_back(scores: pd.DataFrame, frame: pd.DataFrame, lapsed: pd.Series) -> d
 
 def _concentration(scores: pd.DataFrame) -> dict[str, float]:
     share = num_col(scores, "revenue_share").fillna(0.0)
-    return {"top5_revenue_share": fsum(share.nlargest(5)), "hhi": fsum(share**2)}
+    return {
+        "top5_revenue_share": fsum(share.nlargest(5)),
+        "hhi": fsum(share**2),
+        # these accounts' share of the company's revenue (1 for the whole portfolio): what
+        # an owner's report says instead of the company-wide figures
+        "revenue_share_total": fsum(share),
+    }
 
 
 def _at_risk(kept: pd.DataFrame) -> dict[str, float]:
