@@ -268,6 +268,28 @@ def test_an_owner_report_states_the_owners_share_not_the_company_concentration()
     assert "The 1 account in this report makes 11.0%" in one
 
 
+def test_the_attention_list_says_why_an_account_without_a_light_last_week_turned_red() -> None:
+    """Read: "Brightstone Ltd ... turned red (new)" for a customer back from lapsed; and an
+    account that turned red with its risk unchanged showed nothing to explain it."""
+    df = six_accounts().assign(
+        lifecycle_prev=["active", "active", "active", "active", "lapsed", "active"],
+        changes=["", "Risk unchanged at 55%, yet now red: because.", "", "", "", ""],
+    )
+    df.loc[4, ["health", "churn_probability", "revenue_at_risk"]] = ["red", 0.61, 900.0]
+    df.loc[1, "churn_probability_prev"] = 0.551
+    text = render_report(df, make_run())
+    attention = text.split('id="attention"')[1].split("</table>")[0]
+    assert "turned red (back from lapsed)" in attention
+    assert "(new)" not in attention
+    assert "turned red (was green)<small>Risk unchanged at 55%, yet now red: because.</small>" in (
+        attention
+    )
+    df["lifecycle_prev"] = ["active", "active", "active", "active", None, "active"]
+    assert "turned red (not scored last week)" in render_report(df, make_run())
+    old = render_report(df.drop(columns="lifecycle_prev"), make_run())  # scores from before
+    assert "turned red (no light last week)" in old
+
+
 def test_numbers_are_formatted_for_people() -> None:
     assert fmt_money(1234567.8) == "1,234,568"
     assert fmt_money(1234.4, "€") == "€1,234"
