@@ -115,3 +115,25 @@ def test_the_train_console_shows_how_many_rows_the_red_precision_rests_on() -> N
     buf = io.StringIO()
     print_train_report(report, Console(file=buf, width=300))
     assert "red 10% of them (8 rows, 0 churned), precision 0.00" in buf.getvalue()
+
+
+def test_the_models_two_pooled_aucs_say_which_rows_each_rests_on() -> None:
+    """Read in a train log: the table said 0.838 and the line below "churn ROC AUC: model
+    0.839 ... same rows". The table keeps the rows every baseline scores, the line (and the
+    promotion gate) every pooled row: each now says which."""
+    report = _report({"roc_auc": 0.718})
+    ev = report.evaluation
+    ev.comparison = ev.comparison.assign(n=312.0)
+    ev.churn = {"roc_auc": 0.871, "n": 330.0}
+    buf = io.StringIO()
+    print_train_report(report, Console(file=buf, width=400))
+    text = " ".join(buf.getvalue().split())
+    assert "pooled over 0 test origins, on the 312 rows every predictor can score" in text
+    assert (
+        "churn ROC AUC on all 330 pooled test rows (the promotion gate's figure; the table "
+        "leaves out 18 rows a baseline cannot score): model 0.871, calendar-only rule 0.718"
+    ) in text
+    ev.churn = {"roc_auc": 0.87, "n": 312.0}  # the same rows: nothing to explain
+    buf = io.StringIO()
+    print_train_report(report, Console(file=buf, width=400))
+    assert "churn ROC AUC: model 0.870, calendar-only rule 0.718" in buf.getvalue()

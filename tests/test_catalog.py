@@ -84,6 +84,28 @@ def test_describe_says_the_accounts_own_value_in_plain_words(
     assert get(name).describe(value, other=other) == sentence
 
 
+@pytest.mark.parametrize("name", ["gap_std_days", "gap_cv"])
+def test_the_spread_of_a_single_gap_reads_as_not_measurable_not_as_zero(name: str) -> None:
+    """Read on a red account with two orders: "Time between orders varies by 0 days
+    (standard deviation) raises risk" - a manager reads a perfectly regular buyer. One gap
+    has no spread; the value stays (the models read it), the sentence says so."""
+    one_gap = get(name).describe(0.0, other={"repeat_orders": 1.0})
+    assert (
+        one_gap == "Only one gap between orders so far: too few orders to tell how regular they are"
+    )
+    two_gaps = get(name).describe(0.0, other={"repeat_orders": 2.0})
+    assert "0" in two_gaps and "Only one gap" not in two_gaps
+    assert get(name).describe(4.0) == get(name).describe(4.0, other={"repeat_orders": math.nan})
+
+
+def test_no_sales_reads_as_an_unmeasurable_credit_share_not_as_no_sales() -> None:
+    """Read as "No sales in the last 365 days (lowers risk)": no sales is bad news to a
+    manager; the reason is about the share of returns, which needs sales to exist."""
+    text = get("credit_share_365d").describe(math.nan)
+    assert text.startswith("Share of returns and credits not measurable")
+    assert not text.startswith("No sales")
+
+
 def test_units_format_as_a_manager_reads_them() -> None:
     assert format_value("days", 1) == "1 day"
     assert format_value("days", 2.4) == "2 days"

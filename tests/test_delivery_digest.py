@@ -21,7 +21,7 @@ from delivery_data import AS_OF, OWNER_OF, owned_ids, scores_frame
 from typer.testing import CliRunner
 
 from ka_ml.cli import app
-from ka_ml.config import Config, DeliveryConfig, PathsConfig
+from ka_ml.config import Config, DeliveryConfig, HealthConfig, PathsConfig
 from ka_ml.delivery.digest import (
     OwnerDigest,
     build_digests,
@@ -35,6 +35,7 @@ from ka_ml.delivery.digest import (
 )
 from ka_ml.delivery.mail import compose
 from ka_ml.jobs.score import ScoreResult, run_scoring
+from ka_ml.scoring.light_change import BACK_FROM_LAPSED, light_moved_alone
 
 RUN = {"as_of": str(AS_OF.date()), "thresholds": {"red": 0.5, "yellow": 0.25}}
 
@@ -117,6 +118,41 @@ def test_the_config_rejects_bad_addresses_templates_and_passwords_in_urls() -> N
 
 
 # -- what a digest says ------------------------------------------------------------------
+
+
+def test_a_digest_says_why_an_account_turned_red_when_its_risk_did_not_move() -> None:
+    """Read: "TURNED RED THIS WEEK - Brightvale Oy: red, risk 47% (was 47%, ±0 pts) ...
+    Since last week: No material change since last week." The scorer's text says why;
+    the digest shows it under the turned-red account, and one back from lapsed says so."""
+    df = scores_frame()
+    a1, b2 = df["account_id"].eq("A1"), df["account_id"].eq("B2")
+    df.loc[a1, "churn_probability_prev"] = 0.62
+    moved = light_moved_alone(
+        pd.DataFrame(
+            {"account_id": ["A1", "X"], "health": ["red", None],
+             "churn_probability": [0.62, 0.9], "lifecycle": ["active", "lapsed"]}
+        ),
+        pd.DataFrame(
+            {"account_id": ["A1", "X"], "health": ["yellow", "red"],
+             "churn_probability": [0.62, 0.9], "lifecycle": ["active", "active"]}
+        ).set_index("account_id"),
+        "churn_probability",
+        HealthConfig(red_share=0.5, yellow_share=0.4),
+    )[0]  # fmt: skip
+    df.loc[a1, "changes"] = moved
+    df.loc[b2, "changes"] = BACK_FROM_LAPSED
+    df["lifecycle_prev"] = pd.Series(["active"] * len(df)).where(~b2, "lapsed")
+    alice, bruno, _ = build_digests(df, RUN, delivery())
+    turned = " ".join(alice.text.split("TURNED RED THIS WEEK (1)")[1].split("STILL RED")[0].split())
+    assert "risk 62% (was 62%, ±0 pts)" in turned
+    assert (
+        "Since last week: Risk unchanged at 62%, yet now red: among the riskiest 50% of active "
+        "and new accounts, because 1 account ranked above it last week has lapsed or left the "
+        "list." in turned
+    )
+    turned = " ".join(bruno.text.split("TURNED RED THIS WEEK (1)")[1].split()[:40])
+    assert "Since last week: Back from lapsed" in turned
+    assert "New on the list" not in bruno.text + bruno.html
 
 
 def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:

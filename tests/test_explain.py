@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
+from ka_ml.features import catalog
 from ka_ml.features.build import build_features
 from ka_ml.jobs.score import load_models
 from ka_ml.modeling.churn import Calibrator, ChurnModel
 from ka_ml.scoring.explain import (
+    GROUPS,
     changes_since,
     probability_contributions,
     reason_group,
@@ -199,6 +201,24 @@ def test_a_static_attribute_never_leads_while_behaviour_carries_a_point() -> Non
     assert got.loc[1, "reason_1_feature"] == "region"
 
 
+def test_a_reason_on_the_gaps_spread_reads_the_rows_order_count() -> None:
+    """The reasons pass the row's repeat orders to the gap spread's wording: with two
+    order days (one gap) the spread is not measurable, with three it is said."""
+    from types import SimpleNamespace
+
+    feats = ["gap_std_days", "recency_days"]
+    X = pd.DataFrame(
+        {"gap_std_days": [0.0, 0.0], "recency_days": [30.0, 30.0], "repeat_orders": [1.0, 2.0]}
+    )
+    contrib = np.array([[0.12, 0.01], [0.12, 0.01]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got["reason_1"].tolist() == [
+        "Only one gap between orders so far: too few orders to tell how regular they are"
+        " (raises risk)",
+        "Time between orders varies by 0 days (standard deviation) (raises risk)",
+    ]
+
+
 def test_a_contract_that_ended_before_the_last_order_does_not_lead() -> None:
     """An account buying without a contract: the old lapse is who it is, not why now."""
     from types import SimpleNamespace
@@ -306,7 +326,17 @@ def test_related_features_share_a_reason_group() -> None:
     assert {reason_group(f) for f in lifetime} == {"buying history"}
     assert reason_group("first_order_amount") == reason_group("aov_365d") == "order value"
     assert reason_group("complaints_per_month_365d") == "complaints"
-    assert reason_group("tenure_days") == "tenure_days"  # ungrouped features stand alone
+    assert reason_group("tenure_days") == "time as a customer"
+    assert reason_group("credit_share_365d") == "returns and credits"
+
+
+@pytest.mark.parametrize("windows", [catalog.DEFAULT_WINDOWS, (7, 45, 730)])
+def test_every_catalog_feature_has_a_named_reason_group(windows: tuple[int, ...]) -> None:
+    """Read in a digest: "biggest mover: tenure_days (+1 pts)". A feature that matches no
+    group reached managers as its code; every feature the catalog can build has a group."""
+    named = {name for _, name in GROUPS}
+    ungrouped = [f.name for f in catalog.catalog(windows) if reason_group(f.name) not in named]
+    assert ungrouped == []
 
 
 def test_no_change_in_features_reads_as_no_material_change(
@@ -325,8 +355,8 @@ def test_changes_name_the_biggest_mover_in_points(churn: ChurnModel, X: pd.DataF
     moved = got[got.str.startswith("Risk")]
     assert len(moved) > 0
     assert moved.str.match(
-        r"^Risk ((up|down) [1-9]\d* pts|unchanged) since last week; biggest mover: .+ "
-        r"\([+-]\d+ pts(, offset by the rest)?\): .+\.$"
+        r"^Risk ((up|down) (1 pt|[2-9] pts|[1-9]\d+ pts)|unchanged) since last week; "
+        r"biggest mover: .+ \(([+-]1 pt|[+-]\d+ pts)(, offset by the rest)?\): .+\.$"
     ).all()
     assert not moved.str.contains("_").any()
 
@@ -406,8 +436,9 @@ def test_with_last_weeks_stored_contributions_one_shap_pass_and_the_reported_cha
     assert contrib.shape == (40, len(models.churn.features_))
     for text, d in zip(got["changes"][:-1], (p_now[:-1] - p_rep[:-1]) * 100, strict=True):
         if text.startswith("Risk"):  # the stated change is now minus what was reported
-            said = f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts" if round(abs(d)) else ""
-            assert text.startswith(said or "Risk unchanged since last week")
+            n = f"{abs(d):.0f}"
+            said = f"Risk {'up' if d >= 0 else 'down'} {n} pt{'' if n == '1' else 's'}"
+            assert text.startswith(said if round(abs(d)) else "Risk unchanged since last week")
     assert got["changes"].str.startswith("Risk").sum() >= 5
     assert got["changes"].iloc[-1] == "New on the list this week."
     recomputed, _ = score_chunk(models, now, corrected, windows, as_of)
@@ -442,6 +473,23 @@ def test_the_scorer_reads_contract_lapses_within_the_churn_horizon_as_news(
     assert out["reason_1"].tolist() == want["reason_1"].tolist()
 
 
+def test_one_point_is_singular_in_the_weekly_change() -> None:
+    """Read in a digest: "Risk up 1 pts"."""
+    from types import SimpleNamespace
+
+    feats = ["recency_days", "orders_90d"]
+    now = pd.DataFrame({"recency_days": [40.0, 10.0], "orders_90d": [1.0, 3.0]})
+    c_now = np.array([[0.011, 0.0], [-0.012, 0.0]])
+    got = changes_since(  # type: ignore[arg-type]
+        SimpleNamespace(features_=feats), now, None, c_now.sum(axis=1), c_now,
+        before_contributions=np.zeros((2, 2)), before_p=np.zeros(2),
+    )  # fmt: skip
+    assert got[0].startswith("Risk up 1 pt since last week; biggest mover: time since last")
+    assert "(+1 pt): No order for 40 days." in got[0]
+    assert got[1].startswith("Risk down 1 pt since last week")
+    assert "(-1 pt)" in got[1]
+
+
 def test_the_mover_named_is_what_the_account_did_the_way_its_risk_moved() -> None:
     """Read on the demo's weekly runs: 'Risk up 4 pts; biggest mover: contract (+2 pts): No
     contract on record.' (nothing changed in the contract; its points moved with what they
@@ -467,7 +515,7 @@ def test_the_mover_named_is_what_the_account_did_the_way_its_risk_moved() -> Non
         before_p=np.zeros(4),
     )  # fmt: skip
     assert got[0].startswith("Risk up 4 pts since last week; biggest mover: time since last")
-    assert "(+1 pts)" in got[0]
+    assert "(+1 pt)" in got[0]  # one point is singular
     assert "contract (+3 pts): No contract on record" in got[1]  # nothing else to name
     assert got[2].startswith("Risk unchanged since last week; biggest mover: ")
     assert "offset by the rest" in got[2]

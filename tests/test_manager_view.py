@@ -151,8 +151,10 @@ def test_the_second_run_reports_changes_against_the_first(built: Built) -> None:
         (told["churn_probability"] - told["churn_probability_prev"]) * 100,
         strict=True,
     ):
-        said = f"Risk {'up' if d >= 0 else 'down'} {abs(d):.0f} pts" if round(abs(d)) else ""
-        assert text.startswith(said or "Risk unchanged since last week")
+        n = f"{abs(d):.0f}"
+        said = f"Risk {'up' if d >= 0 else 'down'} {n} pt{'' if n == '1' else 's'}"
+        # unchanged: the usual text, or why the light moved anyway ("Risk unchanged at 2%, ...")
+        assert text.startswith(said if round(abs(d)) else "Risk unchanged")
     first = built.result.scores
     assert (first["changes"] == "").all()  # a first run reports no changes
 

@@ -26,3 +26,31 @@ def test_every_make_target_the_readme_names_exists() -> None:
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
     named = set(re.findall(r"`make ([a-z-]+)`", README))
     assert named and named <= targets, named - targets
+
+
+def _options() -> dict[str, set[str]]:
+    import typer
+
+    from ka_ml.cli import app
+
+    group = typer.main.get_command(app)
+    commands = group.commands  # type: ignore[attr-defined]
+    return {name: {o for p in c.params for o in p.opts} for name, c in commands.items()}
+
+
+def test_the_readme_says_which_commands_take_data_and_as_of() -> None:
+    """The README said every command takes ``--data``; ``ka-ml notify --data`` answered
+    "No such option". The commands it names for each option are exactly those that take it."""
+    options = _options()
+    assert all("--config" in o and "--debug" in o for o in options.values())
+    intro = README.split("## The command line", 1)[1].split("| command |", 1)[0]
+    history = re.search(r"read the account\s+history \(([^)]*)\)", intro)
+    assert history is not None
+    named = set(re.findall(r"`([a-z-]+)`", history.group(1)))
+    assert named == {c for c, o in options.items() if "--data" in o}
+    assert {c for c, o in options.items() if "--as-of" in o} == named | {"notify"}
+    neither = re.search(r"`notify` takes `--as-of`.*?;(.*?)take neither", intro, flags=re.S)
+    assert neither is not None
+    assert set(re.findall(r"`([a-z-]+)`", neither.group(1))) == {
+        c for c, o in options.items() if not {"--data", "--as-of"} & o
+    }

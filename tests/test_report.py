@@ -15,9 +15,14 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from ka_ml.reporting.excel import LIGHT_FILLS, write_excel
-from ka_ml.reporting.formatting import fmt_money, fmt_pct, fmt_range
+from ka_ml.reporting.formatting import fmt_money, fmt_pct, fmt_points, fmt_range
 from ka_ml.reporting.html import render_report, write_report
-from ka_ml.reporting.summary import attention_flags, needs_attention, portfolio_summary
+from ka_ml.reporting.summary import (
+    attention_flags,
+    lowest_lit,
+    needs_attention,
+    portfolio_summary,
+)
 
 AS_OF = pd.Timestamp("2026-11-23")
 XSS = "<script>alert(1)</script>"
@@ -246,6 +251,45 @@ def test_needs_attention_lists_turned_red_and_rising_accounts_by_revenue_at_risk
     assert att["risk_change"].round(2).tolist() == [0.10, 0.35]
 
 
+def test_an_owner_report_states_the_owners_share_not_the_company_concentration() -> None:
+    """Read on an owner's page with 2 accounts: "the top 5 accounts make 36.0% of revenue;
+    Herfindahl index 0.000": company figures computed over two rows. An owner's page says
+    what their accounts make of the company's revenue; the full report keeps the
+    company-wide line."""
+    df = six_accounts().assign(revenue_share=[0.25, 0.05, 0.02, 0.01, 0.0, 0.11])
+    mine = df.iloc[[0, 1]]
+    owner = render_report(mine, make_run(owner="maria.meyer"))
+    assert "The 2 accounts in this report make 30.0% of the company's revenue" in owner
+    assert "Herfindahl" not in owner and "top 5 accounts" not in owner
+    whole = render_report(df, make_run())
+    assert "Concentration: the top 5 accounts make 44.0% of revenue" in whole
+    one = render_report(df.iloc[[5]], make_run(owner="x"))
+    assert "report make 11" not in one  # the verb agrees in number
+    assert "The 1 account in this report makes 11.0%" in one
+
+
+def test_the_attention_list_says_why_an_account_without_a_light_last_week_turned_red() -> None:
+    """Read: "Brightstone Ltd ... turned red (new)" for a customer back from lapsed; and an
+    account that turned red with its risk unchanged showed nothing to explain it."""
+    df = six_accounts().assign(
+        lifecycle_prev=["active", "active", "active", "active", "lapsed", "active"],
+        changes=["", "Risk unchanged at 55%, yet now red: because.", "", "", "", ""],
+    )
+    df.loc[4, ["health", "churn_probability", "revenue_at_risk"]] = ["red", 0.61, 900.0]
+    df.loc[1, "churn_probability_prev"] = 0.551
+    text = render_report(df, make_run())
+    attention = text.split('id="attention"')[1].split("</table>")[0]
+    assert "turned red (back from lapsed)" in attention
+    assert "(new)" not in attention
+    assert "turned red (was green)<small>Risk unchanged at 55%, yet now red: because.</small>" in (
+        attention
+    )
+    df["lifecycle_prev"] = ["active", "active", "active", "active", None, "active"]
+    assert "turned red (not scored last week)" in render_report(df, make_run())
+    old = render_report(df.drop(columns="lifecycle_prev"), make_run())  # scores from before
+    assert "turned red (no light last week)" in old
+
+
 def test_numbers_are_formatted_for_people() -> None:
     assert fmt_money(1234567.8) == "1,234,568"
     assert fmt_money(1234.4, "€") == "€1,234"
@@ -253,6 +297,10 @@ def test_numbers_are_formatted_for_people() -> None:
     assert fmt_pct(0.623) == "62%"
     assert fmt_pct(0.001) == "<1%"
     assert fmt_pct(0.1234, 1) == "12.3%"
+    # "Risk up 1 pts" read in a digest: one point is singular
+    assert [fmt_points(v) for v in (0.124, 0.01, -0.011, 0.004)] == [
+        "+12 pts", "+1 pt", "-1 pt", "±0 pts"
+    ]  # fmt: skip
     assert fmt_range(pd.Timestamp("2026-08-01"), pd.NaT) == "1 Aug 2026 – open-ended"
     assert (
         fmt_range(pd.Timestamp("2026-08-01"), pd.Timestamp("2026-09-20")) == "1 Aug – 20 Sep 2026"
@@ -489,6 +537,40 @@ def test_the_spreadsheet_has_three_sheets_rows_and_light_fills(
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0]}
     assert summary["Accounts"] == len(scores)
     assert summary["Revenue at risk"] == pytest.approx(scores["revenue_at_risk"].sum())
+
+
+def test_the_spreadsheet_says_what_decided_the_lights_in_budget_mode(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Read in the default (budget) mode: 'Red from' and 'Yellow from' were empty, the
+    run record held thresholds only in threshold mode."""
+    budget = {
+        "hysteresis": 0.05, "red_share": 0.1, "yellow_share": 0.2,
+        "red_min_probability": 0.25, "yellow_min_probability": 0.1,
+        **lowest_lit(scores),
+    }  # fmt: skip
+    path = write_excel(scores, make_run(thresholds=budget), tmp_path / "scores.xlsx")
+    rows = {r[0]: r[1] for r in load_workbook(path)["Summary"].iter_rows(values_only=True)}
+    assert rows["Red from"] == "the riskiest 10% (never below a 25% churn probability)"
+    assert rows["Yellow from"] == "the next 20% (never below a 10% churn probability)"
+    p = scores["churn_probability"]
+    red_low = p[scores["health"].eq("red")].min()
+    assert rows["Lowest red probability this run"] == pytest.approx(red_low)
+    assert rows["Lowest yellow probability this run"] == pytest.approx(
+        p[scores["health"].eq("yellow")].min()
+    )
+    # threshold mode keeps its two numbers
+    path = write_excel(scores, make_run(), tmp_path / "t.xlsx")
+    rows = {r[0]: r[1] for r in load_workbook(path)["Summary"].iter_rows(values_only=True)}
+    assert (rows["Red from"], rows["Yellow from"]) == (0.5, 0.25)
+    assert "Lowest red probability this run" not in rows
+
+
+def test_lowest_lit_is_none_for_a_light_nobody_got() -> None:
+    df = pd.DataFrame(
+        {"health": ["red", "green", "red", None], "churn_probability": [0.6, 0.1, 0.47, 0.9]}
+    )
+    assert lowest_lit(df) == {"lowest_red_probability": 0.47, "lowest_yellow_probability": None}
 
 
 def test_spreadsheet_text_that_looks_like_a_formula_stays_text(

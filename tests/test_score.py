@@ -203,7 +203,16 @@ def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -
     assert f"{card['family']}, {won_by}; out-of-time ROC AUC {card['oot_roc_auc']:.3f}" in html
     assert rec["data"]["rows"]["orders"] > 0 and rec["data"]["fingerprint"]
     assert rec["light_mode"] == "budget" and rec["light_rule"].startswith("red = the 10%")
-    assert rec["thresholds"] == {"hysteresis": weekly.cfg.health.hysteresis}
+    h, p = weekly.cfg.health, s["churn_probability"]
+    assert rec["thresholds"] == {  # budget mode: what decided the lights, and where they fell
+        "hysteresis": h.hysteresis,
+        "red_share": h.red_share,
+        "yellow_share": h.yellow_share,
+        "red_min_probability": h.red_min_probability,
+        "yellow_min_probability": h.yellow_min_probability,
+        "lowest_red_probability": pytest.approx(p[s["health"].eq("red")].min()),
+        "lowest_yellow_probability": pytest.approx(p[s["health"].eq("yellow")].min()),
+    }
     assert rec["lifecycle"] == s["lifecycle"].astype(str).value_counts().to_dict()
 
 

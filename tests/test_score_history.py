@@ -47,7 +47,7 @@ def db(tmp_path: Path) -> Path:
 
 def test_reading_a_missing_store_gives_an_empty_frame_with_the_columns(db: Path) -> None:
     got = score_history.read(db)
-    assert got.empty and list(got.columns) == list(score_history.COLUMNS)
+    assert got.empty and list(got.columns) == [*score_history.COLUMNS, "lifecycle"]
     assert not db.exists()
 
 
@@ -209,9 +209,12 @@ def test_reading_with_windows_decodes_the_purchase_probabilities(db: Path) -> No
     score_history.write_run(db, old)
     score_history.write_run(db, new)
     got = score_history.read(db, windows=True).sort_values(["as_of", "account_id"])
-    assert list(got.columns) == [*score_history.COLUMNS, "p_purchase_30d", "p_purchase_90d"]
+    assert list(got.columns) == [
+        *score_history.COLUMNS, *score_history.READ_DETAIL, "p_purchase_30d", "p_purchase_90d"
+    ]  # fmt: skip
     assert got["p_purchase_90d"].tolist() == pytest.approx([np.nan, 0.6, 0.7], nan_ok=True)
-    assert list(score_history.read(db).columns) == list(score_history.COLUMNS)
+    # each week's lifecycle comes back too: last week's tells "back from lapsed" from "not scored"
+    assert list(score_history.read(db).columns) == [*score_history.COLUMNS, "lifecycle"]
     assert "p_purchase_30d" not in score_history.read(db, before=day(0), windows=True)
 
 

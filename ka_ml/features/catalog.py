@@ -51,6 +51,8 @@ ACTIVE_WEEKS = 26  # usage activity: share of the last 26 weeks with any usage
 CHANGE_CLIP = (-1.0, 5.0)  # relative changes are clipped to [-100%, +500%]
 ABC_CATEGORIES: tuple[str, ...] = ("A", "B", "C")
 CATEGORICAL_FROM_ACCOUNTS: tuple[str, ...] = ("industry", "region")
+# what the spread of the gaps says with two order days: one gap has no spread to measure
+ONE_GAP = "Only one gap between orders so far: too few orders to tell how regular they are"
 
 
 def _plural(n: float, word: str) -> str:
@@ -145,6 +147,11 @@ class FeatureSpec:
     missing: str = ""
     high_means: str = ""
     low_means: str = ""
+    # (feature, minimum): below that value of the row's other feature, this one has a value
+    # but measures nothing yet, and ``unmeasured`` is said instead of it (the spread of one
+    # gap between orders is 0: not "perfectly regular", just not measurable)
+    measured_from: tuple[str, float] | None = None
+    unmeasured: str = ""
 
     def format(self, value: object) -> str:
         return format_value(self.unit, value)
@@ -154,6 +161,11 @@ class FeatureSpec:
         if _is_missing(value):
             return self.missing or f"{self.meaning}: not available"
         other = other or {}
+        if self.measured_from is not None:
+            name, minimum = self.measured_from
+            known = other.get(name)
+            if not _is_missing(known) and float(known) < minimum:  # type: ignore[arg-type]
+                return self.unmeasured
         for template in self.templates:
             fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
             values: dict[str, str] = {}
@@ -254,6 +266,8 @@ _ORDER_SPECS_TAIL = (
         "orders",
         templates=("Time between orders varies by {value} (standard deviation)",),
         missing="Fewer than two order days: no purchase rhythm yet",
+        measured_from=("repeat_orders", 2),
+        unmeasured=ONE_GAP,
         high_means="irregular ordering",
         low_means="regular ordering",
     ),
@@ -265,6 +279,8 @@ _ORDER_SPECS_TAIL = (
         "orders",
         templates=("Irregularity of the order rhythm (std / mean of gaps): {value}",),
         missing="Fewer than two order days: no purchase rhythm yet",
+        measured_from=("repeat_orders", 2),
+        unmeasured=ONE_GAP,
         high_means="irregular ordering",
         low_means="regular ordering",
     ),
@@ -481,7 +497,7 @@ _ORDER_SPECS_TAIL = (
         "share",
         "orders",
         templates=("Credits and returns equal {value} of gross sales in the last 365 days",),
-        missing="No sales in the last 365 days",
+        missing="Share of returns and credits not measurable: no sales to compare them with in the last 365 days",
         high_means="many returns or credits",
         low_means="few returns or credits",
     ),

@@ -34,7 +34,7 @@ from ka_ml.modeling import registry
 from ka_ml.monitoring.drift import drift_report
 from ka_ml.reporting.excel import write_excel
 from ka_ml.reporting.html import write_report
-from ka_ml.reporting.summary import portfolio_summary
+from ka_ml.reporting.summary import lowest_lit, portfolio_summary
 from ka_ml.scoring import score_history
 from ka_ml.scoring.health import light_rule
 from ka_ml.scoring.lifecycle import run_rate_text
@@ -216,7 +216,16 @@ def _run_record(
             "hysteresis": cfg.health.hysteresis,
         }
         if cfg.health.mode == "threshold"
-        else {"hysteresis": cfg.health.hysteresis},
+        else {
+            "hysteresis": cfg.health.hysteresis,
+            # budget mode: the shares and floors that decided the lights, and where they
+            # fell this run (the spreadsheet's "Red from" / "Yellow from")
+            "red_share": cfg.health.red_share,
+            "yellow_share": cfg.health.yellow_share,
+            "red_min_probability": cfg.health.red_min_probability,
+            "yellow_min_probability": cfg.health.yellow_min_probability,
+            **lowest_lit(scores),
+        },
         "light_mode": cfg.health.mode,
         "light_rule": light_rule(cfg.health),
         "revenue_at_risk_rule": (

@@ -155,6 +155,33 @@ def _choices(ev: Any) -> list[str]:
     ]
 
 
+def _churn_rows(ev: Any) -> tuple[int, int]:
+    """(rows of the comparison table, every pooled test row): the table keeps the rows
+    every baseline can score (BG/NBD has no prediction without purchase history), the
+    model's own figures (``ev.churn``, what the promotion gate reads) use them all. 0 where
+    the evaluation did not count them."""
+    comp = ev.comparison
+    table = comp["n"].iloc[0] if "n" in comp and len(comp) else None
+    every = ev.churn.get("n")
+
+    def count(v: Any) -> int:
+        return int(v) if isinstance(v, int | float) and np.isfinite(v) else 0
+
+    return count(table), count(every)
+
+
+def _all_rows_note(table_rows: int, all_rows: int) -> str:
+    """Where the model's pooled figure below the table rests on more rows than the table,
+    say so: otherwise the same model shows two AUCs one line apart (0.838 and 0.839)."""
+    if not table_rows or not all_rows or table_rows == all_rows:
+        return ""
+    left = all_rows - table_rows
+    return (
+        f" on all {all_rows:,} pooled test rows (the promotion gate's figure; the table "
+        f"leaves out {left:,} {'row' if left == 1 else 'rows'} a baseline cannot score)"
+    )
+
+
 def print_train_report(report: Any, out: Console) -> None:
     ev = report.evaluation
     windows = sorted(
@@ -172,18 +199,21 @@ def print_train_report(report: Any, out: Console) -> None:
     n = ev.per_origin["origin"].nunique() if not ev.per_origin.empty else 0
     held_out = bool(getattr(ev, "held_out_accounts", False))
     how = "on held-out accounts, in time," if held_out else "out of time,"
+    table_rows, all_rows = _churn_rows(ev)
+    on = f", on the {table_rows:,} rows every predictor can score" if table_rows else ""
     out.print(
         churn_table(
             ev.comparison,
             f"Churn within the horizon: the training procedure {how} pooled over {n} "
-            "test origins (what the scores should achieve)",
+            f"test origins{on} (what the scores should achieve)",
         )
     )
     cal = getattr(ev, "calendar_rule", {})
     if cal:
         out.print(
-            f"churn ROC AUC: model {ev.churn['roc_auc']:.3f}, calendar-only rule "
-            f"{cal['roc_auc']:.3f} (days to contract end as the only score; same rows)"
+            f"churn ROC AUC{_all_rows_note(table_rows, all_rows)}: model "
+            f"{ev.churn['roc_auc']:.3f}, calendar-only rule {cal['roc_auc']:.3f} (days to "
+            "contract end as the only score; same rows)"
         )
     if not ev.per_origin.empty:
         out.print(origin_table(ev.per_origin, held_out))

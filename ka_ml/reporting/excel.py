@@ -30,6 +30,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from ka_ml.io import atomic_write
 from ka_ml.reporting.columns import N_REASONS, SCORECARD, num_col, purchase_windows
+from ka_ml.reporting.formatting import fmt_points
 from ka_ml.reporting.sheet_rows import SheetColumn, SheetData, insert_rows
 from ka_ml.reporting.summary import attention_flags, order_by_risk, portfolio_summary
 
@@ -167,8 +168,7 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ("Churn definition", str(run.get("churn_definition") or ""), ""),
         ("Horizon (days)", run.get("horizon_days"), "0"),
         ("Lights", str(run.get("light_rule") or ""), ""),
-        ("Red from", thresholds.get("red"), PCT),
-        ("Yellow from", thresholds.get("yellow"), PCT),
+        *_light_cut_rows(thresholds),
         ("Accounts", s["n_accounts"], MONEY),
         ("Revenue 365 days", s["total_revenue"], MONEY),
         ("Revenue at risk", s["revenue_at_risk"], MONEY),
@@ -177,7 +177,7 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ("Need attention", s["needs_attention"], "0"),
         ("Turned red this week", s["turned_red"], "0"),
         (
-            f"Risk up {round(100 * float(run.get('risk_rise_points') or 0.1))} pts or more",
+            f"Risk up {fmt_points(float(run.get('risk_rise_points') or 0.1)).lstrip('+')} or more",
             s["rising"],
             "0",
         ),
@@ -197,6 +197,30 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         rows.append(("Owner", str(run["owner"]), ""))
     rows += [("Warning", str(w), "") for w in run.get("warnings") or []]
     return rows
+
+
+def _light_cut_rows(thresholds: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """'Red from' / 'Yellow from': the thresholds in threshold mode; in budget mode (no
+    fixed threshold) the shares and floors that decided the lights, and the lowest churn
+    probability that got each light this run."""
+    if "red" in thresholds or "red_share" not in thresholds:
+        return [
+            ("Red from", thresholds.get("red"), PCT),
+            ("Yellow from", thresholds.get("yellow"), PCT),
+        ]
+
+    def rule(share: str, floor: str, who: str) -> str:
+        return (
+            f"{who} {float(thresholds[share]):.0%} (never below a "
+            f"{float(thresholds[floor]):.0%} churn probability)"
+        )
+
+    return [
+        ("Red from", rule("red_share", "red_min_probability", "the riskiest"), ""),
+        ("Yellow from", rule("yellow_share", "yellow_min_probability", "the next"), ""),
+        ("Lowest red probability this run", thresholds.get("lowest_red_probability"), PCT),
+        ("Lowest yellow probability this run", thresholds.get("lowest_yellow_probability"), PCT),
+    ]
 
 
 def _clean(values: pd.Series) -> pd.Series:

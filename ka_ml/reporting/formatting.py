@@ -58,11 +58,16 @@ def fmt_pct(v: Any, decimals: int = 0) -> str:
 
 
 def fmt_points(v: Any) -> str:
-    """A probability change 0.124 -> '+12 pts' (empty when unknown)."""
+    """A probability change 0.124 -> '+12 pts', 0.01 -> '+1 pt' (empty when unknown)."""
     if is_missing(v):
         return ""
     pts = round(float(v) * 100)
-    return f"{pts:+d} pts" if pts else "±0 pts"
+    return f"{pts:+d} {points_unit(pts)}" if pts else "±0 pts"
+
+
+def points_unit(n: float) -> str:
+    """'pt' for one point (either sign), else 'pts'."""
+    return "pt" if abs(n) == 1 else "pts"
 
 
 def fmt_count(v: Any) -> str:

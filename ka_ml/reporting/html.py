@@ -118,6 +118,8 @@ def _account_columns(s: pd.DataFrame) -> pd.DataFrame:
             "region": text_col(s, "region"),
             "health": text_col(s, "health"),
             "health_prev": text_col(s, "health_prev"),
+            "lifecycle_prev": text_col(s, "lifecycle_prev"),
+            "has_lifecycle_prev": pd.Series("lifecycle_prev" in s, index=s.index),
             "p": num_col(s, "churn_probability"),
             "p_prev": num_col(s, "churn_probability_prev"),
             "revenue": num_col(s, "revenue_365d"),

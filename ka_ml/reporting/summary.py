@@ -61,6 +61,20 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     )
 
 
+def lowest_lit(scores: pd.DataFrame) -> dict[str, float | None]:
+    """This run's realised cuts: the lowest churn probability that got red, and yellow
+    (None where no account got that light). In budget mode these, not a fixed threshold,
+    say where the lights fell this week (hysteresis and the overdue and complaint rules
+    can put an account below the week's ranking cut)."""
+    health = text_col(scores, "health")
+    p = num_col(scores, "churn_probability")
+    out: dict[str, float | None] = {}
+    for light in ("red", "yellow"):
+        lit = p[health.eq(light)].dropna()
+        out[f"lowest_{light}_probability"] = float(lit.min()) if len(lit) else None
+    return out
+
+
 def order_by_risk(scores: pd.DataFrame) -> pd.Index:
     """Row order used everywhere: revenue at risk desc, then probability desc, then id."""
     key = pd.DataFrame(
@@ -94,7 +108,8 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
     Lights, tiers and revenue at risk cover the accounts still to keep (``active`` and
     ``new``); ``lifecycle`` counts every state and ``win_back`` sums the lapsed ones.
     ``concentration``: the top five accounts' share of revenue and the Herfindahl index
-    (sum of squared revenue shares: 1 = one customer, 1/n = n equal ones).
+    (sum of squared revenue shares: 1 = one customer, 1/n = n equal ones), and these
+    accounts' total share of the company's revenue (below 1 for one owner's accounts).
 
     Pure and JSON-ready (plain ints/floats/str), so the same figures appear in the report
     and in the run record. Missing revenue counts as 0 in the sums.
@@ -158,7 +173,13 @@ def _win_back(scores: pd.DataFrame, frame: pd.DataFrame, lapsed: pd.Series) -> d
 
 def _concentration(scores: pd.DataFrame) -> dict[str, float]:
     share = num_col(scores, "revenue_share").fillna(0.0)
-    return {"top5_revenue_share": fsum(share.nlargest(5)), "hhi": fsum(share**2)}
+    return {
+        "top5_revenue_share": fsum(share.nlargest(5)),
+        "hhi": fsum(share**2),
+        # these accounts' share of the company's revenue (1 for the whole portfolio): what
+        # an owner's report says instead of the company-wide figures
+        "revenue_share_total": fsum(share),
+    }
 
 
 def _at_risk(kept: pd.DataFrame) -> dict[str, float]:
@@ -234,6 +255,7 @@ __all__ = [
     "TIERS",
     "attention_flags",
     "is_first_run",
+    "lowest_lit",
     "needs_attention",
     "order_by_risk",
     "portfolio_summary",

@@ -49,7 +49,13 @@ GROUPS: tuple[tuple[str, str], ...] = (
     (r"^survey_", "survey"),
     (r"^contract_|^has_active_contract$", "contract"),
     (r"^revenue_share$|^abc_tier$|^dependency_index$", "portfolio position"),
+    (r"^tenure_days$", "time as a customer"),
+    (r"^credit_share_", "returns and credits"),
+    (r"^industry$", "industry"),
+    (r"^region$", "region"),
 )
+# Every catalog feature matches one pattern (a test walks the catalog): a feature outside
+# every group would reach a manager as its code ("biggest mover: tenure_days").
 # Who the account is, not what it does: true to the model, but little a manager can act
 # on, so never the first reason while a behavioural reason moves the risk the same way by
 # at least BEHAVIOURAL_POINTS (1 probability point); it may still be the second or third.
@@ -61,6 +67,8 @@ MATERIAL_POINTS = 0.005
 
 
 def reason_group(feature: str) -> str:
+    """The reason group of ``feature`` in a manager's words ("order volume"); a feature no
+    pattern matches stands alone under its own name."""
     for pattern, group in GROUPS:
         if re.search(pattern, feature):
             return group
@@ -165,8 +173,11 @@ def _group_leads(strength: np.ndarray, gidx: np.ndarray, n_groups: int) -> np.nd
 
 
 def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
-    """The other features a spec's templates mention (``{value}`` is the spec's own)."""
+    """The other features a spec's templates (and its ``measured_from``) mention
+    (``{value}`` is the spec's own)."""
     fields = {f for t in spec.templates for _, f, _, _ in string.Formatter().parse(t) if f}
+    if spec.measured_from is not None:
+        fields.add(spec.measured_from[0])
     return sorted(fields - {"value"})
 
 
@@ -361,7 +372,7 @@ def changes_since(
         lead = leads[told, best[told]]
         sentences = _describe_rows(now.reset_index(drop=True), told, lead, feats)
         texts[told] = [
-            f"{_risk_moved(d)} since last week; biggest mover: {names[g]} ({v * 100:+.0f} pts"
+            f"{_risk_moved(d)} since last week; biggest mover: {names[g]} ({_points(v * 100)}"
             f"{', offset by the rest' if round(abs(d)) == 0 else ''}): {s}."
             for d, g, v, s in zip(
                 dp[told].tolist(), best[told], best_delta[told].tolist(), sentences, strict=True
@@ -371,11 +382,17 @@ def changes_since(
 
 
 def _risk_moved(points: float) -> str:
-    """ "Risk up 4 pts", "Risk down 9 pts"; "Risk unchanged" under half a point (never
+    """ "Risk up 4 pts", "Risk down 1 pt"; "Risk unchanged" under half a point (never
     "Risk up 0 pts" above a mover of +3)."""
     if round(abs(points)) == 0:
         return "Risk unchanged"
-    return f"Risk {'up' if points > 0 else 'down'} {abs(points):.0f} pts"
+    return f"Risk {'up' if points > 0 else 'down'} {_points(abs(points)).lstrip('+')}"
+
+
+def _points(points: float) -> str:
+    """Signed whole points with their unit: '+4 pts', '-1 pt' ('pt' for one)."""
+    text = f"{points:+.0f}"
+    return f"{text} {'pt' if text in ('+1', '-1') else 'pts'}"
 
 
 def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:

@@ -33,6 +33,7 @@ from ka_ml.scoring.lifecycle import (
     float_column,
     lifecycle_states,
 )
+from ka_ml.scoring.light_change import NEW_ON_LIST, light_moved_alone, no_light_last_week
 from ka_ml.scoring.score_history import COLUMNS as HISTORY_COLUMNS
 from ka_ml.scoring.score_history import open_forecast_p90, previous_week
 from ka_ml.scoring.scorecard import scorecard
@@ -230,13 +231,13 @@ def score_chunk(
             recent_lapse_days=recent_lapse_days,
         ).to_numpy()
         new = ~np.isfinite(prev_p) | np.isnan(prev_contributions).all(axis=1)
-        out["changes"] = np.where(new, "New on the list this week.", changes)
+        out["changes"] = np.where(new, NEW_ON_LIST, changes)
     elif before is not None:
         changes = changes_since(
             models.churn, X, before, p, contrib, recent_lapse_days=recent_lapse_days
         ).to_numpy()
         new = before["as_of"].isna().to_numpy()
-        out["changes"] = np.where(new, "New on the list this week.", changes)
+        out["changes"] = np.where(new, NEW_ON_LIST, changes)
     return out, contrib
 
 
@@ -345,6 +346,38 @@ def light_columns(
     actions = recommended_actions(lights, out["abc_tier"].astype("object"), cfg.health)
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
+    return _said_since_last_week(out, X, prev, as_of, rank, cfg)
+
+
+def _said_since_last_week(
+    out: pd.DataFrame,
+    X: pd.DataFrame,
+    prev: pd.DataFrame,
+    as_of: pd.Timestamp,
+    rank: str,
+    cfg: Config,
+) -> pd.DataFrame:
+    """``lifecycle_prev`` (last week's lifecycle; empty: not scored last week), and the
+    weekly change's text where the scores alone misread: why an account had no light last
+    week (back from lapsed, not scored, first order), and why a light changed while the
+    risk did not (:mod:`ka_ml.scoring.light_change`)."""
+    known = "lifecycle" in prev
+    ids = out["account_id"]
+    out["lifecycle_prev"] = ids.map(prev["lifecycle"]).astype(object) if known else None
+    if "changes" not in out or prev.empty:
+        return out
+    days_between = float((as_of - pd.Timestamp(prev["as_of"].max())).days)
+    since_first = float_column(X, "recency_days") + float_column(X, "active_span_days")
+    changes = no_light_last_week(
+        out["changes"].to_numpy(object),
+        out["lifecycle_prev"],
+        since_first,
+        days_between,
+        known=known,
+        lifecycle=out["lifecycle"].astype(object).to_numpy(),
+    )
+    moved = light_moved_alone(out, prev, rank, cfg.health)
+    out["changes"] = np.where(moved != "", moved, changes)
     return out
 
 

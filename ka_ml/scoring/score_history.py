@@ -89,6 +89,7 @@ DETAIL_COLUMNS: dict[str, str] = {
     "industry": "TEXT",
     "region": "TEXT",
     "health_prev": "TEXT",
+    "lifecycle_prev": "TEXT",
     "churn_probability_prev": "REAL",
     "light_reason": "TEXT",
     "recommended_action": "TEXT",
@@ -114,6 +115,8 @@ DETAIL_COLUMNS: dict[str, str] = {
         for suffix in ("", "_detail")
     },
 }
+# detail columns the scorer reads back too (:func:`read`)
+READ_DETAIL = ("lifecycle",)
 # the p_purchase_{k}d windows (config-dependent) as one JSON object per row
 PROBABILITY_JSON = "extra_probability_columns"
 _WINDOW = re.compile(r"^p_purchase_\d+d$")
@@ -222,12 +225,14 @@ def _stored_frame(scores: pd.DataFrame) -> pd.DataFrame:
 # -- reading runs -----------------------------------------------------------------------
 def read(path: Path, *, before: pd.Timestamp | None = None, windows: bool = False) -> pd.DataFrame:
     """All stored scores (optionally only as-of dates strictly before ``before``): the
-    scorer's columns, plus with ``windows`` each stored ``p_purchase_{k}d`` (NaN in rows
+    scorer's columns and ``lifecycle``, plus with ``windows`` each stored ``p_purchase_{k}d`` (NaN in rows
     written without them)."""
     path = Path(path)
     if not path.exists():
-        return pd.DataFrame(columns=list(COLUMNS))
-    selected = [*COLUMNS, PROBABILITY_JSON] if windows else list(COLUMNS)
+        return pd.DataFrame(columns=[*COLUMNS, *READ_DETAIL])
+    # with each week's lifecycle: last week's tells a lapsed account coming back from one
+    # that was not scored ("back from lapsed", not "new")
+    selected = [*COLUMNS, *READ_DETAIL, *([PROBABILITY_JSON] if windows else [])]
     with closing(_connect(path)) as con:
         q = f"SELECT {', '.join(selected)} FROM scores"  # constant names
         params: tuple[str, ...] = ()

@@ -1,0 +1,172 @@
+"""What a light change means when the account's own score does not say it.
+
+Two cases a manager misread in the weekly texts:
+
+* An account with no light last week was announced as "New on the list this week" (and
+  "turned red (new)"), which collides with the lifecycle state ``new`` (too little
+  history). Last week's lifecycle says why it had no light: it was lapsed and ordered
+  again ("back from lapsed"), or it was not scored (no recent order or running contract
+  then), or its first order came since.
+* In budget mode an account whose risk did not move can change light because other
+  accounts moved in the ranking: "turned red ... No material change since last week"
+  contradicts itself. The text says the risk is unchanged and why the light moved.
+
+Pure: arrays and frames in, one text per account out ('' where nothing is to be said).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import HealthConfig
+
+NEW_ON_LIST = "New on the list this week."  # score_chunk's marker: no score last week
+BACK_FROM_LAPSED = "Back from lapsed: no light last week (lapsed), and it has ordered since."
+FIRST_ORDER = "First scored this week: its first order on record came since last week."
+NOT_SCORED = "Not scored last week (no recent order or running contract then)."
+NO_LIGHT = "No light last week."  # last week's state unknown (an older score history)
+ORDER = {"green": 0, "yellow": 1, "red": 2}
+# light reasons (ka_ml.scoring.health) that are not the ranking: an override, hysteresis
+BY_RULE = ("raised to yellow", "stays ")
+# a risk move smaller than this (half a point) is no move: "Risk unchanged"
+UNCHANGED = 0.005
+
+
+def no_light_last_week(
+    changes: np.ndarray,
+    lifecycle_prev: pd.Series,
+    since_first_days: np.ndarray,
+    days_between: float,
+    *,
+    known: bool,
+    lifecycle: np.ndarray | None = None,
+) -> np.ndarray:
+    """``changes`` with the marker of an account that had no score last week replaced by
+    why: lapsed last week (``lifecycle_prev``), first order since last week (its first
+    order is at most ``days_between`` days old: ``since_first_days``), else not scored.
+    ``known``: the history holds last week's lifecycles (older files do not).
+    ``lifecycle``: this week's; an account lapsed last week and not now that was scored
+    then (its risk change is said) gets "Back from lapsed" before that change."""
+    if lifecycle is None:
+        lifecycle = np.full(len(changes), "", dtype=object)
+    out = np.asarray(changes, dtype=object).copy()
+    marked = out == NEW_ON_LIST
+    was = lifecycle_prev.astype(object).to_numpy()
+    # scored but lapsed last week (its risk change is known): say it came back, then that
+    back = ~marked & (was == "lapsed") & (np.asarray(lifecycle, dtype=object) != "lapsed")
+    out[back] = [f"{BACK_FROM_LAPSED} {t}".strip() for t in out[back]]
+    lapsed = marked & (was == "lapsed")
+    fresh = marked & ~lapsed & (np.nan_to_num(since_first_days, nan=np.inf) <= days_between)
+    out[marked] = NOT_SCORED if known else NO_LIGHT
+    out[fresh] = FIRST_ORDER
+    out[lapsed] = BACK_FROM_LAPSED
+    return out
+
+
+def light_moved_alone(
+    out: pd.DataFrame, prev: pd.DataFrame, rank: str, cfg: HealthConfig
+) -> np.ndarray:
+    """Per account of ``out`` (this week: ``health``, ``lifecycle``, ``churn_probability``,
+    ``rank``, and ``light_reason`` when set), the reason in words when its light changed while its risk moved under half a
+    point, else ''. ``prev``: last week's scores by account (``health``,
+    ``churn_probability``, ``rank``, and ``lifecycle`` when stored).
+
+    In budget mode the light follows the account's place in the ranking, so it moves when
+    accounts ranked above it last week leave the lit list (lapsed, or not scored) or fall
+    below it, or the other way round. The counts are of those accounts. A light set by
+    an override (overdue, critical complaint) or kept by hysteresis says its light reason.
+    """
+    texts = np.full(len(out), "", dtype=object)
+    if prev.empty or "health" not in prev:
+        return texts
+    ids = out["account_id"].astype(str)
+    now = out["health"].astype(object).map(ORDER).to_numpy(float)
+    before = ids.map(prev["health"].astype(object)).map(ORDER).to_numpy(float)
+    p = out["churn_probability"].to_numpy(float)
+    p_prev = ids.map(prev["churn_probability"]).to_numpy(float)
+    moved = np.isfinite(now) & np.isfinite(before) & (now != before)
+    still = moved & (np.abs(p - p_prev) < UNCHANGED)
+    if not still.any():
+        return texts
+    lit_prev = prev[prev["health"].notna() & prev["health"].astype(object).ne("")]
+    m_prev = lit_prev[rank].astype(float)
+    now_lit = pd.Series(out[rank].to_numpy(float), index=ids.to_numpy())[
+        (out["health"].notna() & out["lifecycle"].astype(object).ne("lapsed")).to_numpy()
+    ]
+    left = ~m_prev.index.isin(now_lit.index)  # lit last week, lapsed or unscored now
+    stayed = m_prev[~left]
+    m_now = now_lit.reindex(stayed.index)
+    rule = (
+        out["light_reason"].astype(object).fillna("").astype(str).to_numpy()
+        if ("light_reason" in out)
+        else np.full(len(out), "", dtype=object)
+    )
+    for i in np.flatnonzero(still):
+        if rule[i].startswith(BY_RULE):  # an override or the hysteresis band, not the ranking
+            texts[i] = (
+                f"Risk unchanged at {p[i]:.0%}; the light changed by the light rule, not the "
+                f"risk: {rule[i]}."
+            )
+            continue
+        me_prev, me_now = float(ids.map(prev[rank]).iloc[i]), float(out[rank].iloc[i])
+        texts[i] = _said(
+            up=bool(now[i] > before[i]),
+            light=str(out["health"].iloc[i]),
+            p=p[i],
+            rule=rule[i],
+            gone=int((m_prev[left] > me_prev).sum()),
+            passed=int(((stayed > me_prev) & (m_now < me_now)).sum()),
+            joined=int(((stayed < me_prev) & (m_now > me_now)).sum()),
+            newcomers=int((~now_lit.index.isin(m_prev.index) & (now_lit > me_now)).sum()),
+            cfg=cfg,
+        )
+    return texts
+
+
+def _said(
+    *,
+    up: bool,
+    light: str,
+    p: float,
+    gone: int,
+    passed: int,
+    joined: int,
+    newcomers: int,
+    cfg: HealthConfig,
+    rule: str = "",
+) -> str:
+    """One account's sentence (see :func:`light_moved_alone`)."""
+    head = f"Risk unchanged at {p:.0%}, yet now {light}"
+    if cfg.mode != "budget":
+        return f"{head}: the light rule or an override changed, not the risk."
+    where = {
+        "red": f"among the riskiest {cfg.red_share:.0%} of active and new accounts",
+        "yellow": f"in the next {cfg.yellow_share:.0%} by risk",
+        "green": "below the red and yellow shares",
+    }[light]
+    if up:
+        why = [
+            _n(gone, "account ranked above it last week has", "lapsed or left the list"),
+            _n(passed, "account ranked above it last week is", "now less risky"),
+        ]
+    else:
+        why = [
+            _n(joined, "account ranked below it last week is", "now riskier"),
+            _n(newcomers, "account not on the list last week ranks", "above it"),
+        ]
+    because = " and ".join(w for w in why if w)
+    if because:
+        return f"{head}: {where}, because {because}."
+    return f"{head}: {rule}." if rule else f"{head}: {where}."
+
+
+def _n(count: int, one: str, rest: str) -> str:
+    """'2 accounts ranked above it last week have lapsed ...' ('' for none)."""
+    if not count:
+        return ""
+    if count == 1:
+        return f"1 {one} {rest}"
+    many = one.replace("account", "accounts", 1).replace(" has", " have").replace(" is", " are")
+    many = many.replace(" ranks", " rank")
+    return f"{count} {many} {rest}"

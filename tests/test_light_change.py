@@ -1,0 +1,146 @@
+"""What a light change means when the account's own score does not say it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ka_ml.config import HealthConfig
+from ka_ml.scoring.light_change import (
+    BACK_FROM_LAPSED,
+    FIRST_ORDER,
+    NEW_ON_LIST,
+    NO_LIGHT,
+    NOT_SCORED,
+    light_moved_alone,
+    no_light_last_week,
+)
+from ka_ml.scoring.score import _said_since_last_week
+
+
+def test_an_account_without_a_light_last_week_says_why_never_new() -> None:
+    """Read in a digest: a customer back from lapsed under "TURNED RED ... Since last week:
+    New on the list this week", which a manager reads as the lifecycle state 'new'."""
+    changes = np.array([NEW_ON_LIST, NEW_ON_LIST, NEW_ON_LIST, "Risk up 3 pts since last week"])
+    was = pd.Series(["lapsed", None, None, "active"])
+    since_first = np.array([900.0, 400.0, 5.0, 700.0])  # days since the first order
+    got = no_light_last_week(changes, was, since_first, 7.0, known=True)
+    assert got.tolist() == [BACK_FROM_LAPSED, NOT_SCORED, FIRST_ORDER, changes[3]]
+    assert not any("new" in t.lower().split() for t in got)
+    assert BACK_FROM_LAPSED.startswith("Back from lapsed")
+    # lapsed last week yet scored (a probability, no light): its change follows the news
+    came_back = no_light_last_week(
+        np.array(["Risk down 5 pts since last week; biggest mover: order volume (-6 pts)."]),
+        pd.Series(["lapsed"]), np.array([900.0]), 7.0, known=True,
+        lifecycle=np.array(["active"]),
+    )  # fmt: skip
+    assert came_back[0] == f"{BACK_FROM_LAPSED} Risk down 5 pts since last week; " + (
+        "biggest mover: order volume (-6 pts)."
+    )
+    # an older history without lifecycles: nothing is claimed
+    assert (
+        no_light_last_week(changes[:1], pd.Series([None]), since_first[:1], 7.0, known=False)[0]
+        == NO_LIGHT
+    )
+
+
+def _week(
+    ids: list[str], health: list[str | None], p: list[float], life: list[str]
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"account_id": ids, "health": health, "churn_probability": p, "lifecycle": life}
+    )
+
+
+def test_a_light_that_moved_while_the_risk_did_not_says_why() -> None:
+    """Read in p120: "TURNED RED - Brightvale Oy: red, risk 47% (was 47%, ±0 pts) ...
+    Since last week: No material change since last week." Two red accounts above it had
+    lapsed, freeing red places in the 10% budget."""
+    cfg = HealthConfig()
+    ids = [f"K{i}" for i in range(10)]
+    prev = _week(
+        ids,
+        ["red", "red", "yellow", "yellow", *["green"] * 6],
+        [0.9, 0.8, 0.47, 0.4, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
+        ["active"] * 10,
+    ).set_index("account_id")
+    now = _week(
+        ids,
+        [None, None, "red", "yellow", *["green"] * 6],
+        [0.9, 0.8, 0.472, 0.45, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
+        ["lapsed", "lapsed", *["active"] * 8],
+    )
+    got = light_moved_alone(now, prev, "churn_probability", cfg)
+    assert got[2] == (
+        "Risk unchanged at 47%, yet now red: among the riskiest 10% of active and new "
+        "accounts, because 2 accounts ranked above it last week have lapsed or left the list."
+    )
+    assert (got[[0, 1, 3, 4]] == "").all()  # lapsed, or the risk moved, or no light change
+
+
+def test_a_light_that_fell_while_the_risk_did_not_names_who_passed_it() -> None:
+    cfg = HealthConfig()
+    ids = [f"K{i}" for i in range(10)]
+    p_prev = [0.5, 0.3, 0.2, 0.19, 0.18, 0.17, 0.16, 0.15, 0.14, 0.13]
+    prev = _week(ids, ["red", "yellow", "yellow", *["green"] * 7], p_prev, ["active"] * 10)
+    now_p = [0.5, 0.6, 0.2, 0.19, 0.18, 0.17, 0.16, 0.15, 0.14, 0.13]
+    now = _week(ids, ["yellow", "red", "yellow", *["green"] * 7], now_p, ["active"] * 10)
+    got = light_moved_alone(now, prev.set_index("account_id"), "churn_probability", cfg)
+    assert got[0] == (
+        "Risk unchanged at 50%, yet now yellow: in the next 20% by risk, because 1 account "
+        "ranked below it last week is now riskier."
+    )
+    assert got[1] == ""  # its risk rose: the usual weekly text says so
+
+
+def test_a_light_raised_by_an_override_says_the_rule_not_the_ranking() -> None:
+    """Seen on the demo: "Risk unchanged at 2%, yet now yellow: in the next 20% by risk,
+    because 2 accounts ... lapsed" for an account the overdue rule made yellow."""
+    cfg = HealthConfig()
+    prev = _week(["A", "B"], ["green", "red"], [0.02, 0.9], ["active"] * 2)
+    now = _week(["A", "B"], ["yellow", None], [0.021, 0.9], ["active", "lapsed"]).assign(
+        light_reason=["raised to yellow: overdue: no order for 40 days (churn probability 2%)", ""]
+    )
+    got = light_moved_alone(now, prev.set_index("account_id"), "churn_probability", cfg)
+    assert got[0] == (
+        "Risk unchanged at 2%; the light changed by the light rule, not the risk: raised to "
+        "yellow: overdue: no order for 40 days (churn probability 2%)."
+    )
+
+
+def test_the_scorer_keeps_last_weeks_lifecycle_and_rewrites_the_texts() -> None:
+    cfg = HealthConfig()
+    prev = pd.DataFrame(
+        {
+            "account_id": ["A", "B"],
+            "as_of": pd.Timestamp("2026-09-17"),
+            "health": [None, "yellow"],
+            "churn_probability": [0.61, 0.3],
+            "lifecycle": ["lapsed", "active"],
+        }
+    ).set_index("account_id")
+    out = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "health": ["red", "yellow", "green"],
+            "churn_probability": [0.56, 0.31, 0.1],
+            "lifecycle": ["active", "active", "active"],
+            "changes": [NEW_ON_LIST, "No material change since last week.", NEW_ON_LIST],
+        }
+    )
+    X = pd.DataFrame({"recency_days": [7.0, 20.0, 3.0], "active_span_days": [600.0, 300.0, 0.0]})
+    got = _said_since_last_week(
+        out, X, prev, pd.Timestamp("2026-09-24"), "churn_probability", _Cfg(cfg)
+    )
+    assert got["lifecycle_prev"].tolist()[:2] == ["lapsed", "active"]
+    assert pd.isna(got["lifecycle_prev"].iloc[2])
+    assert got["changes"].tolist() == [
+        BACK_FROM_LAPSED,
+        "No material change since last week.",
+        FIRST_ORDER,
+    ]
+
+
+class _Cfg:
+    def __init__(self, health: HealthConfig) -> None:
+        self.health = health
