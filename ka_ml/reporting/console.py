@@ -47,9 +47,19 @@ def churn_table(
     return t
 
 
-def timing_table(df: pd.DataFrame, windows: list[int], held_out: bool = False) -> Table:
+def timing_table(
+    df: pd.DataFrame,
+    windows: list[int],
+    held_out: bool = False,
+    overall: dict[str, float] | None = None,
+) -> Table:
     """One row per figure, one column per predictor: fits 80 columns whatever the windows
-    (a column per window and metric was cut to 'predi…', 'C-in…' in a terminal)."""
+    (a column per window and metric was cut to 'predi…', 'C-in…' in a terminal).
+
+    The window figures are paired with BG/NBD's on the rows both can score; a figure no
+    baseline has (C-index, coverage) is the model's on every test row, from ``overall``
+    (the evaluation's, what MLflow and the promotion gate read), so one figure is printed
+    with one value."""
     test = "test on held-out accounts, in time" if held_out else "out-of-time test"
     t = Table(title=f"Next purchase ({test})", title_justify="left")
     t.add_column("figure", justify="left")
@@ -70,6 +80,9 @@ def timing_table(df: pd.DataFrame, windows: list[int], held_out: bool = False) -
         t.add_column(f"Δ vs {names[-1]} [95% CI]", justify="right", no_wrap=True)
     for label, key in figures:
         cells = [_f(r.get(key)) for r in rows]
+        alone = not any(np.isfinite(float(r.get(key, np.nan))) for r in rows[1:])
+        if overall is not None and alone and key in overall:
+            cells[0] = _f(overall[key])
         if paired:
             cells.append(_delta(other, key))
         t.add_row(label, *cells)
@@ -221,7 +234,7 @@ def print_train_report(report: Any, out: Console) -> None:
         out.print(expected_line(ev.expected, report.as_of))
     for line in _choices(ev):
         out.print(line)
-    out.print(timing_table(ev.timing_comparison, windows, held_out))
+    out.print(timing_table(ev.timing_comparison, windows, held_out, ev.timing))
     t = ev.timing
     acc = "; ".join(
         f"{k}d {t[f'p{k}_accuracy']:.2f} (majority {t[f'p{k}_majority_accuracy']:.2f})"
