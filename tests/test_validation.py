@@ -191,6 +191,29 @@ def test_contracts_that_end_before_they_start_are_an_error(tmp_path: Path) -> No
     assert "swapped" in issue.remedy
 
 
+def test_survey_scores_outside_0_to_10_are_an_error_asking_to_rescale(tmp_path: Path) -> None:
+    surveys = (
+        "account_id,date,score\nA1,2024-01-10,8\nA2,2024-01-11,85\nA1,2024-02-10,9.5\n"
+        "A2,2024-02-11,-3\nA1,2024-03-10,10\nA2,2024-03-11,0\n"
+    )
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "surveys.csv": surveys}))
+    assert (issue.table, issue.column, issue.n_rows) == ("surveys", "score", 2)
+    assert "outside the 0-10 scale (found -3 to 85)" in issue.problem
+    assert issue.examples == (
+        "row 3: account_id='A2', date='2024-01-11', score='85'",
+        "row 5: account_id='A2', date='2024-02-11', score='-3'",
+    )
+    assert "rescale them to 0-10 (e.g. divide a 0-100 score by 10)" in issue.remedy
+
+
+def test_survey_scores_on_the_0_to_10_scale_pass_as_given(tmp_path: Path) -> None:
+    surveys = "account_id,date,score\nA1,2024-01-10,0\nA2,2024-01-11,10\nA1,2024-02-10,7.5\n"
+    files = {"orders.csv": ORDERS, "surveys.csv": surveys}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.surveys is not None and history.warnings == ()
+    assert history.surveys["score"].tolist() == [0.0, 7.5, 10.0]
+
+
 def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> None:
     tickets = (
         "account_id,opened_at,is_complaint\nA1,2024-01-01,Yes\nA1,2024-01-02,n\n"

@@ -276,9 +276,12 @@ def _check_table(
 
 
 def _table_rules(t: _Table) -> list[DataIssue]:
-    """Checks specific to one table: unique accounts, contracts that end after they start."""
+    """Checks specific to one table: unique accounts, contracts that end after they start,
+    survey scores on the 0-10 scale."""
     f = t.frame
     issues: list[DataIssue] = []
+    if t.name == "surveys":
+        issues.extend(_survey_scale_issue(t))
     if t.name == "accounts":
         ids = f["account_id"]
         dup = ids.duplicated(keep=False) & ids.notna()
@@ -308,6 +311,30 @@ def _table_rules(t: _Table) -> list[DataIssue]:
                 )
             )
     return issues
+
+
+SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them
+
+
+def _survey_scale_issue(t: _Table) -> list[DataIssue]:
+    """Scores outside 0-10 (a 0-100 or 1-5-as-percent export) would pass for very high or
+    low intent and colour the renewal-intent scorecard: refused, not guessed at."""
+    score = t.frame["score"]
+    low, high = SURVEY_SCALE
+    outside = (score < low) | (score > high)  # missing scores compare False: kept as they are
+    if not outside.any():
+        return []
+    seen = score[outside]
+    return [
+        t.issue(
+            "score",
+            f"scores outside the 0-10 scale (found {seen.min():g} to {seen.max():g})",
+            "survey scores (NPS, renewal intent) are read on a 0-10 scale: rescale them "
+            "to 0-10 (e.g. divide a 0-100 score by 10), or correct or remove these rows.",
+            outside,
+            ["date", "score"],
+        )
+    ]
 
 
 # -- across tables ------------------------------------------------------------------------
