@@ -214,6 +214,36 @@ def test_survey_scores_on_the_0_to_10_scale_pass_as_given(tmp_path: Path) -> Non
     assert history.surveys["score"].tolist() == [0.0, 7.5, 10.0]
 
 
+def test_unknown_ticket_severities_are_an_error_listing_the_values(tmp_path: Path) -> None:
+    tickets = (
+        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02,hoch\n"
+        "A2,2024-01-03, CRITICAL \nA2,2024-01-04,\nA2,2024-01-05,P1\nA1,2024-01-06,hoch\n"
+        "A1,2024-01-07,n/a\n"
+    )
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "tickets.csv": tickets}))
+    assert (issue.table, issue.column, issue.n_rows) == ("tickets", "severity", 3)
+    assert issue.problem == "unknown severities: 'hoch' (2 rows), 'P1' (1 rows)"
+    assert issue.examples == (
+        "row 3: account_id='A1', opened_at='2024-01-02', severity='hoch'",
+        "row 6: account_id='A2', opened_at='2024-01-05', severity='P1'",
+        "row 7: account_id='A1', opened_at='2024-01-06', severity='hoch'",
+    )
+    assert "low, medium, high or critical" in issue.remedy
+    assert "'hoch' -> high, 'P1' -> critical" in issue.remedy
+    assert "leave the cell empty" in issue.remedy
+
+
+def test_known_severities_in_any_case_and_blank_ones_pass(tmp_path: Path) -> None:
+    tickets = (
+        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02, low\n"
+        "A2,2024-01-03,CRITICAL\nA2,2024-01-04,\nA2,2024-01-05,Medium\nA1,2024-01-06,N/A\n"
+    )
+    files = {"orders.csv": ORDERS, "tickets.csv": tickets}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.tickets is not None and history.warnings == ()
+    assert len(history.tickets) == 6
+
+
 def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> None:
     tickets = (
         "account_id,opened_at,is_complaint\nA1,2024-01-01,Yes\nA1,2024-01-02,n\n"

@@ -47,7 +47,7 @@ from pandas.tseries.api import guess_datetime_format
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import OPTIONAL_TABLES, History
 from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
-from ka_ml.data.schema import EVENT_DATE, SCHEMA, Kind, TableSpec
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind, TableSpec
 from ka_ml.errors import DataIssue
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
@@ -277,11 +277,13 @@ def _check_table(
 
 def _table_rules(t: _Table) -> list[DataIssue]:
     """Checks specific to one table: unique accounts, contracts that end after they start,
-    survey scores on the 0-10 scale."""
+    survey scores on the 0-10 scale, known ticket severities."""
     f = t.frame
     issues: list[DataIssue] = []
     if t.name == "surveys":
         issues.extend(_survey_scale_issue(t))
+    if t.name == "tickets" and "severity" in f.columns:
+        issues.extend(_unknown_severity_issue(t))
     if t.name == "accounts":
         ids = f["account_id"]
         dup = ids.duplicated(keep=False) & ids.notna()
@@ -333,6 +335,30 @@ def _survey_scale_issue(t: _Table) -> list[DataIssue]:
             "to 0-10 (e.g. divide a 0-100 score by 10), or correct or remove these rows.",
             outside,
             ["date", "score"],
+        )
+    ]
+
+
+def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
+    """Severities other than low/medium/high/critical (any case, blank = unknown) would
+    count as not severe without a word (features.encode reads only high and critical)."""
+    severity = t.frame["severity"].str.lower()  # stripped already; blanks are missing
+    unknown = severity.notna() & ~_is_in(severity, np.array([*SEVERITIES, *MISSING_TOKENS]))
+    if not unknown.any():
+        return []
+    counts = t.frame["severity"][unknown].value_counts(sort=True)
+    listed = ", ".join(f"'{_show(v)}' ({n} rows)" for v, n in counts.head(8).items())
+    if len(counts) > 8:
+        listed += f" and {len(counts) - 8} more"
+    return [
+        t.issue(
+            "severity",
+            f"unknown severities: {listed}",
+            "use low, medium, high or critical (any case): recode the export's values "
+            "(e.g. 'hoch' -> high, 'P1' -> critical), or leave the cell empty when the "
+            "severity is unknown.",
+            unknown,
+            ["opened_at", "severity"],
         )
     ]
 
