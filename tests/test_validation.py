@@ -420,6 +420,56 @@ def test_exact_duplicate_rows_are_dropped_with_a_warning(tmp_path: Path) -> None
     assert "own order_id" in warning
 
 
+def test_usage_rows_with_a_negative_count_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    usage = "account_id,date,count\nA1,2024-01-01,3\nA1,2024-01-02,-40\nA2,2024-01-02,0\n"
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "usage.csv": usage}), DataConfig()
+    )
+    assert history.usage is not None and history.usage["count"].tolist() == [3.0, 0.0]
+    warning = _only_warning(history.warnings)
+    assert warning.startswith(
+        "table 'usage', column 'count': usage rows with a negative count were dropped (1 rows)"
+    )
+    assert "row 3: account_id='A1', date='2024-01-02', count='-40'" in warning
+    assert "cannot be negative" in warning
+
+
+def test_tickets_resolved_before_they_were_opened_are_kept_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    tickets = (
+        "account_id,opened_at,resolved_at\nA1,2024-01-05,2024-01-07\nA2,2024-01-05,2020-01-01\n"
+        "A2,2024-01-06,\n"
+    )
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "tickets.csv": tickets}), DataConfig()
+    )
+    assert history.tickets is not None and len(history.tickets) == 3
+    warning = _only_warning(history.warnings)
+    assert warning.startswith(
+        "table 'tickets', column 'resolved_at': tickets resolved before they were opened"
+    )
+    assert "kept as given" in warning and "(1 rows)" in warning
+    assert "row 3: account_id='A2', opened_at='2024-01-05', resolved_at='2020-01-01'" in warning
+    assert "swapped" in warning
+
+
+def test_contracts_with_a_negative_value_are_kept_with_a_warning(tmp_path: Path) -> None:
+    contracts = (
+        "account_id,start_date,end_date,value\nA1,2024-01-01,2024-12-31,1000\n"
+        "A2,2024-01-01,2024-12-31,-50000\n"
+    )
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": contracts}), DataConfig()
+    )
+    assert history.contracts is not None
+    assert history.contracts["value"].tolist() == [1000.0, -50000.0]
+    warning = _only_warning(history.warnings)
+    assert warning.startswith("table 'contracts', column 'value': contracts with a negative")
+    assert "kept as given" in warning and "(1 rows)" in warning
+    assert "row 3: account_id='A2', start_date='2024-01-01', value='-50000'" in warning
+
+
 def test_unknown_table_like_files_are_ignored_silently(tmp_path: Path) -> None:
     files = {"orders.csv": ORDERS, "invoices.csv": "garbage\n\x00", "notes.md": "# hi\n"}
     history = load_history(_folder(tmp_path, files), DataConfig())

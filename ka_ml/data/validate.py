@@ -277,13 +277,14 @@ def _check_table(
 
 def _table_rules(t: _Table) -> list[DataIssue]:
     """Checks specific to one table: unique accounts, contracts that end after they start,
-    survey scores on the 0-10 scale, known ticket severities."""
+    survey scores on the 0-10 scale, known ticket severities, impossible values."""
     f = t.frame
     issues: list[DataIssue] = []
     if t.name == "surveys":
         issues.extend(_survey_scale_issue(t))
     if t.name == "tickets" and "severity" in f.columns:
         issues.extend(_unknown_severity_issue(t))
+    issues.extend(_impossible_values(t))
     if t.name == "accounts":
         ids = f["account_id"]
         dup = ids.duplicated(keep=False) & ids.notna()
@@ -313,6 +314,59 @@ def _table_rules(t: _Table) -> list[DataIssue]:
                 )
             )
     return issues
+
+
+def _impossible_values(t: _Table) -> list[DataIssue]:
+    """Values no export should hold, warned about: negative usage counts are dropped (a
+    count of events cannot be below 0; summed they would lower usage); tickets resolved
+    before they were opened and negative contract values are kept as given."""
+    f = t.frame
+    if t.name == "usage":
+        negative = f["count"] < 0
+        if not negative.any():
+            return []
+        issue = t.issue(
+            "count",
+            "usage rows with a negative count were dropped",
+            "a count of events cannot be negative: correct these rows in the export (are "
+            "they corrections or differences?); nothing to do if they should be ignored.",
+            negative,
+            ["date", "count"],
+            level="warning",
+        )
+        t.drop(negative)
+        return [issue]
+    if t.name == "tickets" and "resolved_at" in f.columns:
+        backwards = f["resolved_at"] < f["opened_at"]
+        if backwards.any():
+            return [
+                t.issue(
+                    "resolved_at",
+                    "tickets resolved before they were opened (kept as given: they count as "
+                    "resolved, not open)",
+                    "correct opened_at/resolved_at (are the two columns swapped? check "
+                    "data.columns) or remove these rows.",
+                    backwards,
+                    ["opened_at", "resolved_at"],
+                    level="warning",
+                )
+            ]
+    if t.name == "contracts" and "value" in f.columns:
+        negative = f["value"] < 0
+        if negative.any():
+            return [
+                t.issue(
+                    "value",
+                    "contracts with a negative value (kept as given: they lower the "
+                    "account's contract value)",
+                    "correct value (a credit belongs in orders, not contracts) or remove "
+                    "these rows.",
+                    negative,
+                    ["start_date", "value"],
+                    level="warning",
+                )
+            ]
+    return []
 
 
 SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them
