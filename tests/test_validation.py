@@ -263,6 +263,23 @@ def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> 
     assert "yes/no" in issue.remedy
 
 
+@pytest.mark.parametrize(
+    ("yes", "no"),
+    [("ja", "nein"), ("WAHR", "Falsch"), ("Oui", "NON"), ("vrai", "faux"), ("si", "no"),
+     ("Sí", "No"), ("J", "N")],
+)  # fmt: skip
+def test_boolean_columns_read_german_french_and_spanish_yes_no_words(
+    tmp_path: Path, yes: str, no: str
+) -> None:
+    tickets = f"account_id,opened_at,is_complaint\nA1,2024-01-01,{yes}\nA1,2024-01-02, {no} \n"
+    contracts = f"account_id,start_date,end_date,renewed\nA1,2024-01-01,2024-12-31,{no}\n"
+    files = {"orders.csv": ORDERS, "tickets.csv": tickets, "contracts.csv": contracts}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.tickets is not None and history.contracts is not None
+    assert history.tickets["is_complaint"].tolist() == [True, False]
+    assert history.contracts["renewed"].tolist() == [False]
+
+
 def test_two_files_for_one_table_is_an_error_asking_to_keep_one(tmp_path: Path) -> None:
     _folder(tmp_path, {"orders.csv": ORDERS})
     pd.read_csv(tmp_path / "orders.csv").to_parquet(tmp_path / "orders.parquet")

@@ -16,7 +16,9 @@ Typing rules (the History conventions):
   column and a DuckDB TIMESTAMPTZ agree;
 - numbers: ``float64``; decimal comma (``data.read.decimal: ','``), thousands separators
   (``1.234,56``, ``1,234.56``, ``1 234``, ``1'234``) and currency signs are understood;
-- booleans: pandas nullable ``boolean`` from true/false/1/0/yes/no/y/n/t/f (any case);
+- booleans: pandas nullable ``boolean`` from true/false/1/0/yes/no/y/n/t/f and the
+  German, French, Spanish and Italian words (ja/nein, wahr/falsch, oui/non, vrai/faux,
+  si/sí/sì/no, verdadero/vero/falso), any case;
 - text: ``str``, stripped; blanks are missing;
 - missing markers for ids, dates, numbers and booleans: blank, NA, N/A, #N/A, NaN, NaT,
   null, None (any case). Text columns treat only blanks as missing (``NA`` may be a region);
@@ -54,9 +56,15 @@ ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "nat", "null", "none"})
 _LONGEST_MISSING_TOKEN = max(map(len, MISSING_TOKENS))
+# English, then the yes/no words of the exports we meet most (German, French, Spanish,
+# Italian): "no" is no in all of them
 BOOL_TOKENS: Mapping[str, bool] = {
     **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), True),
     **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
+    **dict.fromkeys(
+        ("ja", "j", "wahr", "oui", "vrai", "si", "sí", "sì", "verdadero", "vero"), True
+    ),
+    **dict.fromkeys(("nein", "falsch", "non", "faux", "falso"), False),
 }
 DTYPES: Mapping[Kind, Any] = {  # Any: pandas-stubs overloads astype on literals
     "id": "str",
@@ -803,7 +811,10 @@ def bad_remedy(kind: Kind, read: ReadOptions) -> str:
             "set data.read.decimal: ','; otherwise correct or remove these rows."
         )
     if kind == "bool":
-        return "use true/false, yes/no, y/n or 1/0 (any case), or leave the cell blank."
+        return (
+            "use true/false, yes/no, y/n or 1/0 (any case; ja/nein, oui/non, si/no, "
+            "wahr/falsch, vrai/faux are read too), or leave the cell blank."
+        )
     return "correct or remove these rows."
 
 
