@@ -437,6 +437,41 @@ def test_exact_duplicate_rows_are_dropped_with_a_warning(tmp_path: Path) -> None
     assert "own order_id" in warning
 
 
+def test_rows_that_differ_only_in_time_of_day_are_not_dropped_as_repeats(
+    tmp_path: Path,
+) -> None:
+    """Two equal order lines at 09:15 and 16:40 are two orders that day: both are kept
+    (revenue 20, not 10); only the line repeating 09:15 exactly is a repeat."""
+    orders = (
+        "account_id,order_date,amount\nA1,2024-01-05 09:15,10\nA1,2024-01-05 16:40,10\n"
+        "A1,2024-01-05 09:15:00,10\nA2,2024-01-06,20\n"
+    )
+    history = load_history(_folder(tmp_path, {"orders.csv": orders}), DataConfig())
+    assert history.orders["amount"].tolist() == [10.0, 10.0, 20.0]
+    assert history.orders["order_date"].tolist() == [pd.Timestamp("2024-01-05")] * 2 + [
+        pd.Timestamp("2024-01-06")
+    ]
+    warning = _only_warning(history.warnings)
+    assert "rows that exactly repeat an earlier row were dropped (1 rows)" in warning
+    assert "row 4: account_id='A1', order_date='2024-01-05 09:15:00'" in warning
+
+
+def test_typed_timestamps_that_differ_only_in_time_of_day_are_not_repeats() -> None:
+    orders = pd.DataFrame(
+        {
+            "account_id": ["A1", "A1", "A1"],
+            "order_date": pd.to_datetime(
+                ["2024-01-05 09:15", "2024-01-05 16:40", "2024-01-05 16:40"]
+            ),
+            "amount": [10.0, 10.0, 10.0],
+        }
+    )
+    history, issues = validate_tables({"orders": orders}, DataConfig(), None)
+    assert len(history.orders) == 2
+    repeats = [i for i in issues if i.level == "warning"]
+    assert [i.n_rows for i in repeats] == [1] and "exactly repeat" in repeats[0].problem
+
+
 def test_usage_rows_with_a_negative_count_are_dropped_with_a_warning(tmp_path: Path) -> None:
     usage = "account_id,date,count\nA1,2024-01-01,3\nA1,2024-01-02,-40\nA2,2024-01-02,0\n"
     history = load_history(

@@ -243,6 +243,7 @@ def _check_table(
     issues = [missing_column_issue(spec.name, c, raw.columns, cfg) for c in missing]
     probe = _Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
+    timed: dict[str, pd.Series] = {}  # date columns with a time of day: as given
     for col in spec.columns:
         if col.name not in raw.columns:
             continue
@@ -255,6 +256,8 @@ def _check_table(
             issues.append(_blank_issue(probe, col.name, coerced.blank))
         if coerced.ambiguous is not None and coerced.ambiguous.any():
             issues.append(_ambiguous_dates_issue(probe, col.name, coerced.ambiguous))
+        if coerced.timed is not None:
+            timed[col.name] = coerced.timed
     extras = [c for c in raw.columns if spec.kind(c) is None]
     for c in extras:
         text = _to_text(raw[c])
@@ -266,7 +269,10 @@ def _check_table(
     # one key orders the rows (at the end) and finds the exact repeats (now)
     key = row_key(frame, _sort_columns(frame, spec))
     table = _Table(spec, raw, frame, base, key)
-    dup = pd.Series(repeated(key), index=frame.index)
+    repeats = repeated(key)
+    if timed and repeats.any():
+        repeats = _repeated_with_times(frame, timed, _sort_columns(frame, spec), key, repeats)
+    dup = pd.Series(repeats, index=frame.index)
     if dup.any():
         issues.append(
             table.issue(
@@ -281,6 +287,25 @@ def _check_table(
         table.drop(dup)
     issues.extend(_table_rules(table))
     return table, issues
+
+
+def _repeated_with_times(
+    frame: pd.DataFrame,
+    timed: Mapping[str, pd.Series],
+    columns: list[str],
+    key: np.ndarray,
+    repeats: np.ndarray,
+) -> np.ndarray:
+    """Of the rows that repeat an earlier row once dates are days (``repeats``), those that
+    repeat it with the time of day too: two equal order lines at 09:15 and 16:40 are two
+    orders that day, not one exported twice. Only the rows sharing a day key with another
+    row are compared again, so the cost follows the repeats, not the table."""
+    shared = pc.is_in(pa.array(key), value_set=pa.array(key[repeats]))  # a hash: not a sort
+    among = np.flatnonzero(shared.to_numpy(zero_copy_only=False))
+    rows = frame.iloc[among].assign(**{c: s.iloc[among] for c, s in timed.items()})
+    out = np.zeros(len(key), dtype=bool)
+    out[among] = repeated(row_key(rows, columns))
+    return out
 
 
 def _table_rules(t: _Table) -> list[DataIssue]:
@@ -571,6 +596,7 @@ class _Coerced:
     blank: pd.Series  # missing in the source
     bad: pd.Series  # present but unreadable as the column's kind
     ambiguous: pd.Series | None = None  # dates that read differently day-first
+    timed: pd.Series | None = None  # dates with their time of day, when any has one
 
 
 def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
@@ -651,15 +677,23 @@ def _coerce_dates(raw: pd.Series, read: ReadOptions) -> _Coerced:
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         values = values.astype("datetime64[us]")
-        if not _at_midnight(values):  # else normalize would only copy them
-            values = values.dt.normalize()
+        days, timed = _dates_and_times(values)
         none = pd.Series(False, index=raw.index)
-        return _Coerced(values, values.isna(), none)
+        return _Coerced(days, values.isna(), none, timed=timed)
     text = _to_text(raw).str.strip()
     blank = _is_missing(text)
     parsed, ambiguous = _parse_dates(text.mask(blank), read)
     bad = ~blank & parsed.isna()
-    return _Coerced(parsed, blank, bad, ambiguous)
+    days, timed = _dates_and_times(parsed)
+    return _Coerced(days, blank, bad, ambiguous, timed)
+
+
+def _dates_and_times(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
+    """The dates (at midnight) and, when any value has a time of day, the values as given:
+    only rows equal with their time of day are repeats (see ``_check_table``)."""
+    if _at_midnight(values):  # else normalize would only copy them
+        return values, None
+    return values.dt.normalize(), values
 
 
 def _parse_dates(text: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Series | None]:
@@ -667,8 +701,9 @@ def _parse_dates(text: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Seri
     format guessed from the data and, for what is left, pandas' per-value parser.
 
     Day/month order of the non-ISO values: day-first when configured, or when the data
-    prove it (a first number above 12 and never a second one). Returns the dates and,
-    when the order was a default guess, the values it changed (for a warning).
+    prove it (a first number above 12 and never a second one). Returns the dates (with
+    their time of day, if any) and, when the order was a default guess, the values it
+    changed (for a warning).
     """
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
     todo = text.notna()
@@ -718,8 +753,7 @@ def _fill(
             )
         except (ValueError, TypeError, OverflowError):
             return out, todo
-    parsed = parsed.dt.tz_localize(None).astype("datetime64[us]").dt.normalize()
-    parsed = parsed.reindex(text.index)
+    parsed = parsed.dt.tz_localize(None).astype("datetime64[us]").reindex(text.index)
     got = parsed.notna()
     return out.mask(got, parsed), todo & ~got
 
