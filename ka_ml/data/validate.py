@@ -8,8 +8,8 @@ row count and the remedy.
 
 Typing rules (the History conventions):
 - ids: strings, whitespace stripped; integer ids from typed sources render without ".0";
-- dates: ``datetime64[us]`` at midnight. Read with ``data.read.date_format`` when set,
-  else as ISO 8601, else with a format guessed from the data (day-first when
+- dates: ``datetime64[us]`` at midnight. Read with ``data.read.date_format`` when set
+  (a time of day may follow it), else as ISO 8601, else with a format guessed from the data (day-first when
   ``data.read.dayfirst`` is set or the data prove it), else per value when plausible
   (never bare numbers like "12"). Time-zone-aware values are converted to UTC before
   the time zone and time of day are dropped, so a CSV with offsets, a tz-aware Parquet
@@ -92,6 +92,13 @@ _PLAUSIBLE_DATE = (
     r"(?:.*?\d+\D+\d+\D+\d+.*)|(?:.*[A-Za-z]{3,}.*\d{4}.*)|(?:.*\d{4}.*[A-Za-z]{3,}.*)"
 )
 _DAY_MONTH = r"^\s*(?P<a>\d{1,2})[./-](?P<b>\d{1,2})[./-]\d{2,4}\b"
+# times of day that may follow data.read.date_format (an offset converts to UTC first)
+_TIME_SUFFIXES = tuple(
+    sep + clock + zone
+    for sep in (" ", "T")
+    for clock in ("%H:%M:%S", "%H:%M", "%H:%M:%S.%f")
+    for zone in ("", "%z")
+)
 
 
 # -- public API ---------------------------------------------------------------------------
@@ -710,7 +717,14 @@ def _parse_dates(text: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Seri
     if read.date_format:
         out, todo = _fill(out, todo, text, read.date_format, read.dayfirst)
     out, todo = _fill(out, todo, text, "ISO8601", read.dayfirst)
-    if read.date_format is not None or not todo.any():
+    if read.date_format is not None:
+        # the configured date followed by a time of day ("25.09.2023 20:06:17"): dates
+        # are dates, so the time is read and dropped like an ISO value's
+        timed = todo & text.str.contains(":", regex=False).fillna(False).astype(bool)
+        for suffix in _TIME_SUFFIXES:
+            out, timed = _fill(out, timed, text, read.date_format + suffix, read.dayfirst)
+        return out, None
+    if not todo.any():
         return out, None
     parts = _day_month_parts(text[todo])
     day_first = read.dayfirst or bool((parts[0] > 12).any() and not (parts[1] > 12).any())
@@ -828,6 +842,12 @@ _DUPLICATE_REMEDY = {
 
 
 def bad_remedy(kind: Kind, read: ReadOptions) -> str:
+    if kind == "date" and read.date_format:
+        return (
+            f"these values match neither data.read.date_format '{read.date_format}' (a "
+            "time of day may follow) nor YYYY-MM-DD: change date_format to the format of "
+            "these dates, or correct or remove these rows."
+        )
     if kind == "date":
         return (
             "write dates as YYYY-MM-DD (a time or time zone may follow), or set "
