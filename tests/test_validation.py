@@ -358,6 +358,37 @@ def test_no_orders_left_after_dropping_is_an_error(tmp_path: Path) -> None:
     assert [i.problem for i in issues] == [
         "no orders remain after dropping the rows reported in the warnings"
     ]
+    assert issues[0].examples == (
+        "rows dated on or after the as-of date 2023-01-01 were dropped (3 rows)",
+    )
+    assert issues[0].remedy.startswith("pass a later --as-of")
+
+
+def test_no_order_of_a_known_account_shows_ids_of_both_tables_and_the_zeros_lost(
+    tmp_path: Path,
+) -> None:
+    orders = "account_id,order_date,amount\n00005,2024-01-05,1\n00017,2024-01-06,2\n"
+    accounts = "account_id,name\n5,Acme\n17,Borealis\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": orders, "accounts.csv": accounts}))
+    assert issue.problem == "no orders remain after dropping the rows reported in the warnings"
+    assert issue.examples == (
+        "rows of accounts missing from the accounts table were dropped (2 accounts) (2 rows)",
+        "account_ids in orders: '00005', '00017'",
+        "account_ids in the accounts table: '5', '17'",
+    )
+    assert "differ in leading zeros ('00005' in orders is '5' in accounts" in issue.remedy
+    assert "restore the zeros" in issue.remedy and "--as-of" not in issue.remedy
+
+
+def test_no_order_of_a_known_account_with_other_ids_asks_to_match_them(tmp_path: Path) -> None:
+    orders = "account_id,order_date,amount\nC-1,2024-01-05,1\nC-2,2024-01-06,2\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS}))
+    assert issue.examples[1:] == (
+        "account_ids in orders: 'C-1', 'C-2'",
+        "account_ids in the accounts table: 'A1', 'A2'",
+    )
+    assert issue.remedy.startswith("make orders use the account_ids of the accounts table")
+    assert "leading zeros" in issue.remedy and "--as-of" not in issue.remedy
 
 
 # -- warnings: rows dropped safely -----------------------------------------------------------

@@ -130,26 +130,14 @@ def validate_tables(
         issues.extend(found)
         if table is not None:
             tables[name] = table
-    if cutoff is not None:
-        issues.extend(_drop_future_rows(tables, cutoff, cfg.future_rows))
-    issues.extend(_drop_unknown_accounts(tables))
+    future = _drop_future_rows(tables, cutoff, cfg.future_rows) if cutoff is not None else []
     orders = tables.get("orders")
-    if orders is not None and orders.frame.empty:
-        issues.append(
-            DataIssue(
-                "orders",
-                None,
-                "no orders remain after dropping the rows reported in the warnings",
-                "pass a later --as-of, or make sure orders use the account_ids of the "
-                "accounts table.",
-                # the dropped rows' warnings are not shown with an error: say why here
-                examples=tuple(
-                    f"{i.problem} ({i.n_rows} rows)"
-                    for i in issues
-                    if i.table == "orders" and i.level == "warning"
-                ),
-            )
-        )
+    before_unknown = orders.frame["account_id"] if orders is not None else None
+    unknown = _drop_unknown_accounts(tables)
+    issues.extend(future + unknown)
+    if orders is not None and before_unknown is not None and orders.frame.empty:
+        dropped = [i for i in future + unknown if i.table == "orders"]
+        issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
     return history, issues + notes
 
@@ -524,6 +512,57 @@ def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
         )
         t.drop(unknown)
     return issues
+
+
+def _no_orders_left(
+    dropped: Sequence[DataIssue], unknown_ids: pd.Series, accounts: _Table | None
+) -> DataIssue:
+    """The error when dropping rows left no order, with the fix for its cause.
+
+    ``dropped``: the orders' issues of the steps that dropped rows (their warnings are not
+    shown with an error: say why here). ``unknown_ids``: the orders' account_ids that were
+    left after the as-of cut, all missing from the accounts table (empty when none were).
+    """
+    examples = [f"{i.problem} ({i.n_rows} rows)" for i in dropped]
+    fixes = []
+    if any(i.column == EVENT_DATE["orders"] for i in dropped):
+        fixes.append("pass a later --as-of (orders dated on or after it were dropped)")
+    ids = unknown_ids.dropna()
+    if len(ids) and accounts is not None:
+        known = accounts.frame["account_id"].dropna()
+        examples.append(f"account_ids in orders: {_quoted(ids)}")
+        examples.append(f"account_ids in the accounts table: {_quoted(known)}")
+        padded = _is_in(ids.str.lstrip("0"), known.str.lstrip("0").unique())
+        if padded.any():
+            ours = ids[padded].iloc[0]
+            theirs = known[known.str.lstrip("0") == ours.lstrip("0")].iloc[0]
+            fixes.append(
+                "orders and the accounts table spell the same ids differently: they differ "
+                f"in leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are "
+                "read as text, so they do not match); restore the zeros in the table that "
+                "lost them (export the id column as text, not as a number)"
+            )
+        else:
+            fixes.append(
+                "make orders use the account_ids of the accounts table: no order's "
+                "account_id is in it (ids are read as text and must match exactly; compare "
+                "the examples, e.g. for prefixes, leading zeros or another id column, "
+                "which data.columns can map)"
+            )
+    return DataIssue(
+        "orders",
+        None,
+        "no orders remain after dropping the rows reported in the warnings",
+        "; ".join(fixes) + "." if fixes else "correct the rows reported above.",
+        examples=tuple(examples),
+    )
+
+
+def _quoted(ids: pd.Series, n: int = 5) -> str:
+    """The first ``n`` distinct ids, quoted as the data spell them."""
+    first = ids.drop_duplicates()
+    shown = ", ".join(f"'{_show(v)}'" for v in first.head(n))
+    return shown + (f" and {len(first) - n} more" if len(first) > n else "")
 
 
 def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
