@@ -9,11 +9,12 @@ row count and the remedy.
 Typing rules (the History conventions):
 - ids: strings, whitespace stripped; integer ids from typed sources render without ".0";
 - dates: ``datetime64[us]`` at midnight. Read with ``data.read.date_format`` when set
-  (a time of day may follow it), else as ISO 8601, else with a format guessed from the data (day-first when
-  ``data.read.dayfirst`` is set or the data prove it), else per value when plausible
-  (never bare numbers like "12"). Time-zone-aware values are converted to UTC before
-  the time zone and time of day are dropped, so a CSV with offsets, a tz-aware Parquet
-  column and a DuckDB TIMESTAMPTZ agree;
+  (a time of day may follow it), else as ISO 8601, else with a format guessed from the
+  data (day-first when ``data.read.dayfirst`` is set or the data prove it), else per
+  value when plausible (never bare numbers like "12"). Time-zone-aware values are
+  converted to UTC before the time zone and time of day are dropped, so a CSV with
+  offsets, a tz-aware Parquet column and a DuckDB TIMESTAMPTZ agree; rows that differ
+  only in time of day are not exact repeats;
 - numbers: ``float64``; decimal comma (``data.read.decimal: ','``), thousands separators
   (``1.234,56``, ``1,234.56``, ``1 234``, ``1'234``) and currency signs are understood;
 - booleans: pandas nullable ``boolean`` from true/false/1/0/yes/no/y/n/t/f and the
@@ -401,8 +402,8 @@ SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the ca
 
 
 def _survey_scale_issue(t: _Table) -> list[DataIssue]:
-    """Scores outside 0-10 (a 0-100 or 1-5-as-percent export) would pass for very high or
-    low intent and colour the renewal-intent scorecard: refused, not guessed at."""
+    """Scores outside 0-10 (a 0-100 scale, negative values) would pass for very high or
+    low intent and colour the renewal-intent scorecard: refused, not rescaled by guess."""
     score = t.frame["score"]
     low, high = SURVEY_SCALE
     outside = (score < low) | (score > high)  # missing scores compare False: kept as they are
