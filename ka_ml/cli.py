@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -78,10 +79,17 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
+    """A date given as YYYY-MM-DD, and only so: pandas would read 01.10.2026 month-first
+    (2026-01-10) without a word, a silent shift of the as-of by months."""
     if value is None:
         return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise KaMlError(
+            f"{what} '{value}' is not a date of the form YYYY-MM-DD.",
+            "use the form YYYY-MM-DD (e.g. 2026-10-01 for 1 October 2026).",
+        )
     try:
-        return pd.Timestamp(value).normalize()
+        return pd.Timestamp(value.strip())
     except (ValueError, TypeError) as e:
         raise KaMlError(f"{what} '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
 

@@ -90,6 +90,33 @@ def test_a_bad_as_of_is_a_clear_error_not_a_traceback(demo500: Path) -> None:
     assert "--as-of" in res.output and "YYYY-MM-DD" in res.output
 
 
+@pytest.mark.parametrize(
+    "value", ["01.10.2026", "10/01/2026", "2026-1-5", "20261001", "1 Oct 2026"]
+)
+def test_an_as_of_not_written_yyyy_mm_dd_is_refused_naming_the_value(
+    tmp_path: Path, value: str
+) -> None:
+    """01.10.2026 would silently read as 2026-01-10: only YYYY-MM-DD is accepted."""
+    (tmp_path / "orders.csv").write_text("account_id,order_date,amount\nA1,2026-01-05,1\n")
+    given = ["--data", str(tmp_path), "--as-of", value]
+    for args in (["validate", *given], ["features", *given, "--out", str(tmp_path / "F")]):
+        res = runner.invoke(app, args)
+        out = " ".join(res.output.split())
+        assert res.exit_code == 2, out
+        assert f"--as-of '{value}' is not a date of the form YYYY-MM-DD" in out
+        assert "Fix: use the form YYYY-MM-DD" in out
+    assert not (tmp_path / "F").exists()
+
+
+def test_an_as_of_in_the_form_yyyy_mm_dd_is_read_as_that_day(tmp_path: Path) -> None:
+    orders = "account_id,order_date,amount\nA1,2026-09-30,1\nA1,2026-10-01,2\n"
+    (tmp_path / "orders.csv").write_text(orders)
+    res = runner.invoke(app, ["validate", "--data", str(tmp_path), "--as-of", "2026-10-01"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "as-of date 2026-10-01 were dropped (1 rows)" in out
+
+
 def test_an_unknown_config_key_is_rejected(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("labels:\n  horizon_dayz: 30\n")

@@ -394,6 +394,39 @@ def test_date_format_and_dayfirst_settings_are_honoured(tmp_path: Path) -> None:
         assert history.warnings == ()
 
 
+def test_a_time_of_day_after_the_configured_date_format_is_read_and_dropped(
+    tmp_path: Path,
+) -> None:
+    """Dates are dates: '25.09.2023 20:06:17' under date_format '%d.%m.%Y' is 25 September;
+    an offset converts to UTC first, as for ISO values (29.09. 01:30+02:00 is the 28th)."""
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,25.09.2023 20:06:17,1\nA1,26.09.2023T08:15,2\n"
+        "A1,27.09.2023 23:30:00.250,3\nA1,28.09.2023,4\nA1,29.09.2023 01:30+02:00,5\n",
+        encoding="utf-8",
+    )
+    history = load_history(tmp_path, DataConfig(read=ReadOptions(date_format="%d.%m.%Y")))
+    days = ["2023-09-25", "2023-09-26", "2023-09-27", "2023-09-28", "2023-09-28"]
+    assert history.orders["order_date"].tolist() == [pd.Timestamp(d) for d in days]
+    assert history.warnings == ()
+
+
+def test_dates_off_the_configured_format_get_a_fix_that_is_not_the_setting_in_place(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nA1,25.09.2023 20:06,1\nA1,09/26/2023,2\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, DataConfig(read=ReadOptions(date_format="%d.%m.%Y")))
+    (issue,) = err.value.issues
+    assert (issue.table, issue.column, issue.n_rows) == ("orders", "order_date", 1)
+    assert issue.examples == ("row 3: account_id='A1', order_date='09/26/2023'",)
+    assert "match neither data.read.date_format '%d.%m.%Y'" in issue.remedy
+    assert "change date_format to the format of these dates" in issue.remedy
+    assert "set data.read.date_format" not in issue.remedy
+
+
 # -- what is (not) read -----------------------------------------------------------------------
 
 

@@ -191,6 +191,59 @@ def test_contracts_that_end_before_they_start_are_an_error(tmp_path: Path) -> No
     assert "swapped" in issue.remedy
 
 
+def test_survey_scores_outside_0_to_10_are_an_error_asking_to_rescale(tmp_path: Path) -> None:
+    surveys = (
+        "account_id,date,score\nA1,2024-01-10,8\nA2,2024-01-11,85\nA1,2024-02-10,9.5\n"
+        "A2,2024-02-11,-3\nA1,2024-03-10,10\nA2,2024-03-11,0\n"
+    )
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "surveys.csv": surveys}))
+    assert (issue.table, issue.column, issue.n_rows) == ("surveys", "score", 2)
+    assert "outside the 0-10 scale (found -3 to 85)" in issue.problem
+    assert issue.examples == (
+        "row 3: account_id='A2', date='2024-01-11', score='85'",
+        "row 5: account_id='A2', date='2024-02-11', score='-3'",
+    )
+    assert "rescale them to 0-10 (e.g. divide a 0-100 score by 10)" in issue.remedy
+
+
+def test_survey_scores_on_the_0_to_10_scale_pass_as_given(tmp_path: Path) -> None:
+    surveys = "account_id,date,score\nA1,2024-01-10,0\nA2,2024-01-11,10\nA1,2024-02-10,7.5\n"
+    files = {"orders.csv": ORDERS, "surveys.csv": surveys}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.surveys is not None and history.warnings == ()
+    assert history.surveys["score"].tolist() == [0.0, 7.5, 10.0]
+
+
+def test_unknown_ticket_severities_are_an_error_listing_the_values(tmp_path: Path) -> None:
+    tickets = (
+        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02,hoch\n"
+        "A2,2024-01-03, CRITICAL \nA2,2024-01-04,\nA2,2024-01-05,P1\nA1,2024-01-06,hoch\n"
+        "A1,2024-01-07,n/a\n"
+    )
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "tickets.csv": tickets}))
+    assert (issue.table, issue.column, issue.n_rows) == ("tickets", "severity", 3)
+    assert issue.problem == "unknown severities: 'hoch' (2 rows), 'P1' (1 rows)"
+    assert issue.examples == (
+        "row 3: account_id='A1', opened_at='2024-01-02', severity='hoch'",
+        "row 6: account_id='A2', opened_at='2024-01-05', severity='P1'",
+        "row 7: account_id='A1', opened_at='2024-01-06', severity='hoch'",
+    )
+    assert "low, medium, high or critical" in issue.remedy
+    assert "'hoch' -> high, 'P1' -> critical" in issue.remedy
+    assert "leave the cell empty" in issue.remedy
+
+
+def test_known_severities_in_any_case_and_blank_ones_pass(tmp_path: Path) -> None:
+    tickets = (
+        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02, low\n"
+        "A2,2024-01-03,CRITICAL\nA2,2024-01-04,\nA2,2024-01-05,Medium\nA1,2024-01-06,N/A\n"
+    )
+    files = {"orders.csv": ORDERS, "tickets.csv": tickets}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.tickets is not None and history.warnings == ()
+    assert len(history.tickets) == 6
+
+
 def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> None:
     tickets = (
         "account_id,opened_at,is_complaint\nA1,2024-01-01,Yes\nA1,2024-01-02,n\n"
@@ -208,6 +261,23 @@ def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> 
     assert (issue.table, issue.column) == ("tickets", "is_complaint")
     assert issue.examples == ("row 6: account_id='A2', is_complaint='perhaps'",)
     assert "yes/no" in issue.remedy
+
+
+@pytest.mark.parametrize(
+    ("yes", "no"),
+    [("ja", "nein"), ("WAHR", "Falsch"), ("Oui", "NON"), ("vrai", "faux"), ("si", "no"),
+     ("Sí", "No"), ("J", "N")],
+)  # fmt: skip
+def test_boolean_columns_read_german_french_and_spanish_yes_no_words(
+    tmp_path: Path, yes: str, no: str
+) -> None:
+    tickets = f"account_id,opened_at,is_complaint\nA1,2024-01-01,{yes}\nA1,2024-01-02, {no} \n"
+    contracts = f"account_id,start_date,end_date,renewed\nA1,2024-01-01,2024-12-31,{no}\n"
+    files = {"orders.csv": ORDERS, "tickets.csv": tickets, "contracts.csv": contracts}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.tickets is not None and history.contracts is not None
+    assert history.tickets["is_complaint"].tolist() == [True, False]
+    assert history.contracts["renewed"].tolist() == [False]
 
 
 def test_two_files_for_one_table_is_an_error_asking_to_keep_one(tmp_path: Path) -> None:
@@ -288,6 +358,37 @@ def test_no_orders_left_after_dropping_is_an_error(tmp_path: Path) -> None:
     assert [i.problem for i in issues] == [
         "no orders remain after dropping the rows reported in the warnings"
     ]
+    assert issues[0].examples == (
+        "rows dated on or after the as-of date 2023-01-01 were dropped (3 rows)",
+    )
+    assert issues[0].remedy.startswith("pass a later --as-of")
+
+
+def test_no_order_of_a_known_account_shows_ids_of_both_tables_and_the_zeros_lost(
+    tmp_path: Path,
+) -> None:
+    orders = "account_id,order_date,amount\n00005,2024-01-05,1\n00017,2024-01-06,2\n"
+    accounts = "account_id,name\n5,Acme\n17,Borealis\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": orders, "accounts.csv": accounts}))
+    assert issue.problem == "no orders remain after dropping the rows reported in the warnings"
+    assert issue.examples == (
+        "rows of accounts missing from the accounts table were dropped (2 accounts) (2 rows)",
+        "account_ids in orders: '00005', '00017'",
+        "account_ids in the accounts table: '5', '17'",
+    )
+    assert "differ in leading zeros ('00005' in orders is '5' in accounts" in issue.remedy
+    assert "restore the zeros" in issue.remedy and "--as-of" not in issue.remedy
+
+
+def test_no_order_of_a_known_account_with_other_ids_asks_to_match_them(tmp_path: Path) -> None:
+    orders = "account_id,order_date,amount\nC-1,2024-01-05,1\nC-2,2024-01-06,2\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS}))
+    assert issue.examples[1:] == (
+        "account_ids in orders: 'C-1', 'C-2'",
+        "account_ids in the accounts table: 'A1', 'A2'",
+    )
+    assert issue.remedy.startswith("make orders use the account_ids of the accounts table")
+    assert "leading zeros" in issue.remedy and "--as-of" not in issue.remedy
 
 
 # -- warnings: rows dropped safely -----------------------------------------------------------
@@ -365,6 +466,91 @@ def test_exact_duplicate_rows_are_dropped_with_a_warning(tmp_path: Path) -> None
     )
     assert "row 5: account_id='A1', order_date='2024-01-05'" in warning
     assert "own order_id" in warning
+
+
+def test_rows_that_differ_only_in_time_of_day_are_not_dropped_as_repeats(
+    tmp_path: Path,
+) -> None:
+    """Two equal order lines at 09:15 and 16:40 are two orders that day: both are kept
+    (revenue 20, not 10); only the line repeating 09:15 exactly is a repeat."""
+    orders = (
+        "account_id,order_date,amount\nA1,2024-01-05 09:15,10\nA1,2024-01-05 16:40,10\n"
+        "A1,2024-01-05 09:15:00,10\nA2,2024-01-06,20\n"
+    )
+    history = load_history(_folder(tmp_path, {"orders.csv": orders}), DataConfig())
+    assert history.orders["amount"].tolist() == [10.0, 10.0, 20.0]
+    assert history.orders["order_date"].tolist() == [pd.Timestamp("2024-01-05")] * 2 + [
+        pd.Timestamp("2024-01-06")
+    ]
+    warning = _only_warning(history.warnings)
+    assert "rows that exactly repeat an earlier row were dropped (1 rows)" in warning
+    assert "row 4: account_id='A1', order_date='2024-01-05 09:15:00'" in warning
+
+
+def test_typed_timestamps_that_differ_only_in_time_of_day_are_not_repeats() -> None:
+    orders = pd.DataFrame(
+        {
+            "account_id": ["A1", "A1", "A1"],
+            "order_date": pd.to_datetime(
+                ["2024-01-05 09:15", "2024-01-05 16:40", "2024-01-05 16:40"]
+            ),
+            "amount": [10.0, 10.0, 10.0],
+        }
+    )
+    history, issues = validate_tables({"orders": orders}, DataConfig(), None)
+    assert len(history.orders) == 2
+    repeats = [i for i in issues if i.level == "warning"]
+    assert [i.n_rows for i in repeats] == [1] and "exactly repeat" in repeats[0].problem
+
+
+def test_usage_rows_with_a_negative_count_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    usage = "account_id,date,count\nA1,2024-01-01,3\nA1,2024-01-02,-40\nA2,2024-01-02,0\n"
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "usage.csv": usage}), DataConfig()
+    )
+    assert history.usage is not None and history.usage["count"].tolist() == [3.0, 0.0]
+    warning = _only_warning(history.warnings)
+    assert warning.startswith(
+        "table 'usage', column 'count': usage rows with a negative count were dropped (1 rows)"
+    )
+    assert "row 3: account_id='A1', date='2024-01-02', count='-40'" in warning
+    assert "cannot be negative" in warning
+
+
+def test_tickets_resolved_before_they_were_opened_are_kept_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    tickets = (
+        "account_id,opened_at,resolved_at\nA1,2024-01-05,2024-01-07\nA2,2024-01-05,2020-01-01\n"
+        "A2,2024-01-06,\n"
+    )
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "tickets.csv": tickets}), DataConfig()
+    )
+    assert history.tickets is not None and len(history.tickets) == 3
+    warning = _only_warning(history.warnings)
+    assert warning.startswith(
+        "table 'tickets', column 'resolved_at': tickets resolved before they were opened"
+    )
+    assert "kept as given" in warning and "(1 rows)" in warning
+    assert "row 3: account_id='A2', opened_at='2024-01-05', resolved_at='2020-01-01'" in warning
+    assert "swapped" in warning
+
+
+def test_contracts_with_a_negative_value_are_kept_with_a_warning(tmp_path: Path) -> None:
+    contracts = (
+        "account_id,start_date,end_date,value\nA1,2024-01-01,2024-12-31,1000\n"
+        "A2,2024-01-01,2024-12-31,-50000\n"
+    )
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": contracts}), DataConfig()
+    )
+    assert history.contracts is not None
+    assert history.contracts["value"].tolist() == [1000.0, -50000.0]
+    warning = _only_warning(history.warnings)
+    assert warning.startswith("table 'contracts', column 'value': contracts with a negative")
+    assert "kept as given" in warning and "(1 rows)" in warning
+    assert "row 3: account_id='A2', start_date='2024-01-01', value='-50000'" in warning
 
 
 def test_unknown_table_like_files_are_ignored_silently(tmp_path: Path) -> None:

@@ -8,15 +8,18 @@ row count and the remedy.
 
 Typing rules (the History conventions):
 - ids: strings, whitespace stripped; integer ids from typed sources render without ".0";
-- dates: ``datetime64[us]`` at midnight. Read with ``data.read.date_format`` when set,
-  else as ISO 8601, else with a format guessed from the data (day-first when
-  ``data.read.dayfirst`` is set or the data prove it), else per value when plausible
-  (never bare numbers like "12"). Time-zone-aware values are converted to UTC before
-  the time zone and time of day are dropped, so a CSV with offsets, a tz-aware Parquet
-  column and a DuckDB TIMESTAMPTZ agree;
+- dates: ``datetime64[us]`` at midnight. Read with ``data.read.date_format`` when set
+  (a time of day may follow it), else as ISO 8601, else with a format guessed from the
+  data (day-first when ``data.read.dayfirst`` is set or the data prove it), else per
+  value when plausible (never bare numbers like "12"). Time-zone-aware values are
+  converted to UTC before the time zone and time of day are dropped, so a CSV with
+  offsets, a tz-aware Parquet column and a DuckDB TIMESTAMPTZ agree; rows that differ
+  only in time of day are not exact repeats;
 - numbers: ``float64``; decimal comma (``data.read.decimal: ','``), thousands separators
   (``1.234,56``, ``1,234.56``, ``1 234``, ``1'234``) and currency signs are understood;
-- booleans: pandas nullable ``boolean`` from true/false/1/0/yes/no/y/n/t/f (any case);
+- booleans: pandas nullable ``boolean`` from true/false/1/0/yes/no/y/n/t/f and the
+  German, French, Spanish and Italian words (ja/nein, wahr/falsch, oui/non, vrai/faux,
+  si/sí/sì/no, verdadero/vero/falso), any case;
 - text: ``str``, stripped; blanks are missing;
 - missing markers for ids, dates, numbers and booleans: blank, NA, N/A, #N/A, NaN, NaT,
   null, None (any case). Text columns treat only blanks as missing (``NA`` may be a region);
@@ -47,16 +50,22 @@ from pandas.tseries.api import guess_datetime_format
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import OPTIONAL_TABLES, History
 from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
-from ka_ml.data.schema import EVENT_DATE, SCHEMA, Kind, TableSpec
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind, TableSpec
 from ka_ml.errors import DataIssue
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "nat", "null", "none"})
 _LONGEST_MISSING_TOKEN = max(map(len, MISSING_TOKENS))
+# English, then the yes/no words of the exports we meet most (German, French, Spanish,
+# Italian): "no" is no in all of them
 BOOL_TOKENS: Mapping[str, bool] = {
     **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), True),
     **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
+    **dict.fromkeys(
+        ("ja", "j", "wahr", "oui", "vrai", "si", "sí", "sì", "verdadero", "vero"), True
+    ),
+    **dict.fromkeys(("nein", "falsch", "non", "faux", "falso"), False),
 }
 DTYPES: Mapping[Kind, Any] = {  # Any: pandas-stubs overloads astype on literals
     "id": "str",
@@ -84,6 +93,13 @@ _PLAUSIBLE_DATE = (
     r"(?:.*?\d+\D+\d+\D+\d+.*)|(?:.*[A-Za-z]{3,}.*\d{4}.*)|(?:.*\d{4}.*[A-Za-z]{3,}.*)"
 )
 _DAY_MONTH = r"^\s*(?P<a>\d{1,2})[./-](?P<b>\d{1,2})[./-]\d{2,4}\b"
+# times of day that may follow data.read.date_format (an offset converts to UTC first)
+_TIME_SUFFIXES = tuple(
+    sep + clock + zone
+    for sep in (" ", "T")
+    for clock in ("%H:%M:%S", "%H:%M", "%H:%M:%S.%f")
+    for zone in ("", "%z")
+)
 
 
 # -- public API ---------------------------------------------------------------------------
@@ -115,26 +131,14 @@ def validate_tables(
         issues.extend(found)
         if table is not None:
             tables[name] = table
-    if cutoff is not None:
-        issues.extend(_drop_future_rows(tables, cutoff, cfg.future_rows))
-    issues.extend(_drop_unknown_accounts(tables))
+    future = _drop_future_rows(tables, cutoff, cfg.future_rows) if cutoff is not None else []
     orders = tables.get("orders")
-    if orders is not None and orders.frame.empty:
-        issues.append(
-            DataIssue(
-                "orders",
-                None,
-                "no orders remain after dropping the rows reported in the warnings",
-                "pass a later --as-of, or make sure orders use the account_ids of the "
-                "accounts table.",
-                # the dropped rows' warnings are not shown with an error: say why here
-                examples=tuple(
-                    f"{i.problem} ({i.n_rows} rows)"
-                    for i in issues
-                    if i.table == "orders" and i.level == "warning"
-                ),
-            )
-        )
+    before_unknown = orders.frame["account_id"] if orders is not None else None
+    unknown = _drop_unknown_accounts(tables)
+    issues.extend(future + unknown)
+    if orders is not None and before_unknown is not None and orders.frame.empty:
+        dropped = [i for i in future + unknown if i.table == "orders"]
+        issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
     return history, issues + notes
 
@@ -235,6 +239,7 @@ def _check_table(
     issues = [missing_column_issue(spec.name, c, raw.columns, cfg) for c in missing]
     probe = _Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
+    timed: dict[str, pd.Series] = {}  # date columns with a time of day: as given
     for col in spec.columns:
         if col.name not in raw.columns:
             continue
@@ -247,6 +252,8 @@ def _check_table(
             issues.append(_blank_issue(probe, col.name, coerced.blank))
         if coerced.ambiguous is not None and coerced.ambiguous.any():
             issues.append(_ambiguous_dates_issue(probe, col.name, coerced.ambiguous))
+        if coerced.timed is not None:
+            timed[col.name] = coerced.timed
     extras = [c for c in raw.columns if spec.kind(c) is None]
     for c in extras:
         text = _to_text(raw[c])
@@ -258,7 +265,10 @@ def _check_table(
     # one key orders the rows (at the end) and finds the exact repeats (now)
     key = row_key(frame, _sort_columns(frame, spec))
     table = _Table(spec, raw, frame, base, key)
-    dup = pd.Series(repeated(key), index=frame.index)
+    repeats = repeated(key)
+    if timed and repeats.any():
+        repeats = _repeated_with_times(frame, timed, _sort_columns(frame, spec), key, repeats)
+    dup = pd.Series(repeats, index=frame.index)
     if dup.any():
         issues.append(
             table.issue(
@@ -275,10 +285,35 @@ def _check_table(
     return table, issues
 
 
+def _repeated_with_times(
+    frame: pd.DataFrame,
+    timed: Mapping[str, pd.Series],
+    columns: list[str],
+    key: np.ndarray,
+    repeats: np.ndarray,
+) -> np.ndarray:
+    """Of the rows that repeat an earlier row once dates are days (``repeats``), those that
+    repeat it with the time of day too: two equal order lines at 09:15 and 16:40 are two
+    orders that day, not one exported twice. Only the rows sharing a day key with another
+    row are compared again, so the cost follows the repeats, not the table."""
+    shared = pc.is_in(pa.array(key), value_set=pa.array(key[repeats]))  # a hash: not a sort
+    among = np.flatnonzero(shared.to_numpy(zero_copy_only=False))
+    rows = frame.iloc[among].assign(**{c: s.iloc[among] for c, s in timed.items()})
+    out = np.zeros(len(key), dtype=bool)
+    out[among] = repeated(row_key(rows, columns))
+    return out
+
+
 def _table_rules(t: _Table) -> list[DataIssue]:
-    """Checks specific to one table: unique accounts, contracts that end after they start."""
+    """Checks specific to one table: unique accounts, contracts that end after they start,
+    survey scores on the 0-10 scale, known ticket severities, impossible values."""
     f = t.frame
     issues: list[DataIssue] = []
+    if t.name == "surveys":
+        issues.extend(_survey_scale_issue(t))
+    if t.name == "tickets" and "severity" in f.columns:
+        issues.extend(_unknown_severity_issue(t))
+    issues.extend(_impossible_values(t))
     if t.name == "accounts":
         ids = f["account_id"]
         dup = ids.duplicated(keep=False) & ids.notna()
@@ -308,6 +343,107 @@ def _table_rules(t: _Table) -> list[DataIssue]:
                 )
             )
     return issues
+
+
+def _impossible_values(t: _Table) -> list[DataIssue]:
+    """Values no export should hold, warned about: negative usage counts are dropped (a
+    count of events cannot be below 0; summed they would lower usage); tickets resolved
+    before they were opened and negative contract values are kept as given."""
+    f = t.frame
+    if t.name == "usage":
+        negative = f["count"] < 0
+        if not negative.any():
+            return []
+        issue = t.issue(
+            "count",
+            "usage rows with a negative count were dropped",
+            "a count of events cannot be negative: correct these rows in the export (are "
+            "they corrections or differences?); nothing to do if they should be ignored.",
+            negative,
+            ["date", "count"],
+            level="warning",
+        )
+        t.drop(negative)
+        return [issue]
+    if t.name == "tickets" and "resolved_at" in f.columns:
+        backwards = f["resolved_at"] < f["opened_at"]
+        if backwards.any():
+            return [
+                t.issue(
+                    "resolved_at",
+                    "tickets resolved before they were opened (kept as given: they count as "
+                    "resolved, not open)",
+                    "correct opened_at/resolved_at (are the two columns swapped? check "
+                    "data.columns) or remove these rows.",
+                    backwards,
+                    ["opened_at", "resolved_at"],
+                    level="warning",
+                )
+            ]
+    if t.name == "contracts" and "value" in f.columns:
+        negative = f["value"] < 0
+        if negative.any():
+            return [
+                t.issue(
+                    "value",
+                    "contracts with a negative value (kept as given: they lower the "
+                    "account's contract value)",
+                    "correct value (a credit belongs in orders, not contracts) or remove "
+                    "these rows.",
+                    negative,
+                    ["start_date", "value"],
+                    level="warning",
+                )
+            ]
+    return []
+
+
+SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them
+
+
+def _survey_scale_issue(t: _Table) -> list[DataIssue]:
+    """Scores outside 0-10 (a 0-100 scale, negative values) would pass for very high or
+    low intent and colour the renewal-intent scorecard: refused, not rescaled by guess."""
+    score = t.frame["score"]
+    low, high = SURVEY_SCALE
+    outside = (score < low) | (score > high)  # missing scores compare False: kept as they are
+    if not outside.any():
+        return []
+    seen = score[outside]
+    return [
+        t.issue(
+            "score",
+            f"scores outside the 0-10 scale (found {seen.min():g} to {seen.max():g})",
+            "survey scores (NPS, renewal intent) are read on a 0-10 scale: rescale them "
+            "to 0-10 (e.g. divide a 0-100 score by 10), or correct or remove these rows.",
+            outside,
+            ["date", "score"],
+        )
+    ]
+
+
+def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
+    """Severities other than low/medium/high/critical (any case, blank = unknown) would
+    count as not severe without a word (features.encode reads only high and critical)."""
+    severity = t.frame["severity"].str.lower()  # stripped already; blanks are missing
+    unknown = severity.notna() & ~_is_in(severity, np.array([*SEVERITIES, *MISSING_TOKENS]))
+    if not unknown.any():
+        return []
+    counts = t.frame["severity"][unknown].value_counts(sort=True)
+    listed = ", ".join(f"'{_show(v)}' ({n} rows)" for v, n in counts.head(8).items())
+    if len(counts) > 8:
+        listed += f" and {len(counts) - 8} more"
+    return [
+        t.issue(
+            "severity",
+            f"unknown severities: {listed}",
+            "use low, medium, high or critical (any case): recode the export's values "
+            "(e.g. 'hoch' -> high, 'P1' -> critical), or leave the cell empty when the "
+            "severity is unknown.",
+            unknown,
+            ["opened_at", "severity"],
+        )
+    ]
 
 
 # -- across tables ------------------------------------------------------------------------
@@ -377,6 +513,57 @@ def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
         )
         t.drop(unknown)
     return issues
+
+
+def _no_orders_left(
+    dropped: Sequence[DataIssue], unknown_ids: pd.Series, accounts: _Table | None
+) -> DataIssue:
+    """The error when dropping rows left no order, with the fix for its cause.
+
+    ``dropped``: the orders' issues of the steps that dropped rows (their warnings are not
+    shown with an error: say why here). ``unknown_ids``: the orders' account_ids that were
+    left after the as-of cut, all missing from the accounts table (empty when none were).
+    """
+    examples = [f"{i.problem} ({i.n_rows} rows)" for i in dropped]
+    fixes = []
+    if any(i.column == EVENT_DATE["orders"] for i in dropped):
+        fixes.append("pass a later --as-of (orders dated on or after it were dropped)")
+    ids = unknown_ids.dropna()
+    if len(ids) and accounts is not None:
+        known = accounts.frame["account_id"].dropna()
+        examples.append(f"account_ids in orders: {_quoted(ids)}")
+        examples.append(f"account_ids in the accounts table: {_quoted(known)}")
+        padded = _is_in(ids.str.lstrip("0"), known.str.lstrip("0").unique())
+        if padded.any():
+            ours = ids[padded].iloc[0]
+            theirs = known[known.str.lstrip("0") == ours.lstrip("0")].iloc[0]
+            fixes.append(
+                "orders and the accounts table spell the same ids differently: they differ "
+                f"in leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are "
+                "read as text, so they do not match); restore the zeros in the table that "
+                "lost them (export the id column as text, not as a number)"
+            )
+        else:
+            fixes.append(
+                "make orders use the account_ids of the accounts table: no order's "
+                "account_id is in it (ids are read as text and must match exactly; compare "
+                "the examples, e.g. for prefixes, leading zeros or another id column, "
+                "which data.columns can map)"
+            )
+    return DataIssue(
+        "orders",
+        None,
+        "no orders remain after dropping the rows reported in the warnings",
+        "; ".join(fixes) + "." if fixes else "correct the rows reported above.",
+        examples=tuple(examples),
+    )
+
+
+def _quoted(ids: pd.Series, n: int = 5) -> str:
+    """The first ``n`` distinct ids, quoted as the data spell them."""
+    first = ids.drop_duplicates()
+    shown = ", ".join(f"'{_show(v)}'" for v in first.head(n))
+    return shown + (f" and {len(first) - n} more" if len(first) > n else "")
 
 
 def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
@@ -456,6 +643,7 @@ class _Coerced:
     blank: pd.Series  # missing in the source
     bad: pd.Series  # present but unreadable as the column's kind
     ambiguous: pd.Series | None = None  # dates that read differently day-first
+    timed: pd.Series | None = None  # dates with their time of day, when any has one
 
 
 def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
@@ -536,15 +724,23 @@ def _coerce_dates(raw: pd.Series, read: ReadOptions) -> _Coerced:
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         values = values.astype("datetime64[us]")
-        if not _at_midnight(values):  # else normalize would only copy them
-            values = values.dt.normalize()
+        days, timed = _dates_and_times(values)
         none = pd.Series(False, index=raw.index)
-        return _Coerced(values, values.isna(), none)
+        return _Coerced(days, values.isna(), none, timed=timed)
     text = _to_text(raw).str.strip()
     blank = _is_missing(text)
     parsed, ambiguous = _parse_dates(text.mask(blank), read)
     bad = ~blank & parsed.isna()
-    return _Coerced(parsed, blank, bad, ambiguous)
+    days, timed = _dates_and_times(parsed)
+    return _Coerced(days, blank, bad, ambiguous, timed)
+
+
+def _dates_and_times(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
+    """The dates (at midnight) and, when any value has a time of day, the values as given:
+    only rows equal with their time of day are repeats (see ``_check_table``)."""
+    if _at_midnight(values):  # else normalize would only copy them
+        return values, None
+    return values.dt.normalize(), values
 
 
 def _parse_dates(text: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Series | None]:
@@ -552,15 +748,23 @@ def _parse_dates(text: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Seri
     format guessed from the data and, for what is left, pandas' per-value parser.
 
     Day/month order of the non-ISO values: day-first when configured, or when the data
-    prove it (a first number above 12 and never a second one). Returns the dates and,
-    when the order was a default guess, the values it changed (for a warning).
+    prove it (a first number above 12 and never a second one). Returns the dates (with
+    their time of day, if any) and, when the order was a default guess, the values it
+    changed (for a warning).
     """
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
     todo = text.notna()
     if read.date_format:
         out, todo = _fill(out, todo, text, read.date_format, read.dayfirst)
     out, todo = _fill(out, todo, text, "ISO8601", read.dayfirst)
-    if read.date_format is not None or not todo.any():
+    if read.date_format is not None:
+        # the configured date followed by a time of day ("25.09.2023 20:06:17"): dates
+        # are dates, so the time is read and dropped like an ISO value's
+        timed = todo & text.str.contains(":", regex=False).fillna(False).astype(bool)
+        for suffix in _TIME_SUFFIXES:
+            out, timed = _fill(out, timed, text, read.date_format + suffix, read.dayfirst)
+        return out, None
+    if not todo.any():
         return out, None
     parts = _day_month_parts(text[todo])
     day_first = read.dayfirst or bool((parts[0] > 12).any() and not (parts[1] > 12).any())
@@ -603,8 +807,7 @@ def _fill(
             )
         except (ValueError, TypeError, OverflowError):
             return out, todo
-    parsed = parsed.dt.tz_localize(None).astype("datetime64[us]").dt.normalize()
-    parsed = parsed.reindex(text.index)
+    parsed = parsed.dt.tz_localize(None).astype("datetime64[us]").reindex(text.index)
     got = parsed.notna()
     return out.mask(got, parsed), todo & ~got
 
@@ -679,6 +882,12 @@ _DUPLICATE_REMEDY = {
 
 
 def bad_remedy(kind: Kind, read: ReadOptions) -> str:
+    if kind == "date" and read.date_format:
+        return (
+            f"these values match neither data.read.date_format '{read.date_format}' (a "
+            "time of day may follow) nor YYYY-MM-DD: change date_format to the format of "
+            "these dates, or correct or remove these rows."
+        )
     if kind == "date":
         return (
             "write dates as YYYY-MM-DD (a time or time zone may follow), or set "
@@ -696,7 +905,10 @@ def bad_remedy(kind: Kind, read: ReadOptions) -> str:
             "set data.read.decimal: ','; otherwise correct or remove these rows."
         )
     if kind == "bool":
-        return "use true/false, yes/no, y/n or 1/0 (any case), or leave the cell blank."
+        return (
+            "use true/false, yes/no, y/n or 1/0 (any case; ja/nein, oui/non, si/no, "
+            "wahr/falsch, vrai/faux are read too), or leave the cell blank."
+        )
     return "correct or remove these rows."
 
 

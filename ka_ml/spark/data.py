@@ -38,7 +38,7 @@ from ka_ml.data.history import History
 from ka_ml.data.loader import DELIMITERS, ambiguous_table, column_targets, split_table_file
 from ka_ml.data.schema import SCHEMA, Kind
 from ka_ml.data.sql import safe_url, sql_url
-from ka_ml.data.validate import BAD_PROBLEM, bad_remedy
+from ka_ml.data.validate import BAD_PROBLEM, BOOL_TOKENS, bad_remedy
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
 
@@ -54,8 +54,8 @@ SPARK_TYPES: Mapping[Kind, str] = {
     "bool": "boolean",
 }
 MISSING_TOKENS = ("", "na", "n/a", "#n/a", "nan", "nat", "null", "none")
-TRUE_TOKENS = ("true", "t", "yes", "y", "1", "1.0")
-FALSE_TOKENS = ("false", "f", "no", "n", "0", "0.0")
+TRUE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if value)  # as the local reader
+FALSE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if not value)
 _NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"
 _GROUPED_COMMA = r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$"
 _GROUPED_POINT = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
