@@ -307,6 +307,10 @@ def test_without_a_champion_the_error_names_promote_and_promoting_by_hand_fixes_
     assert aliases(store_copy, name) == {"champion": new}  # not champion and challenger at once
     assert client.get_model_version(name, new).tags["previous_champion"] == "none"
     assert registry.load_champion(client, name, "churn")[1] == new
+    # and the reports say the model in use was put there by hand (read: a 25-account
+    # portfolio's hand-promoted model showed 49% risks with no word of the gate's refusal)
+    note = registry.champion_note(client, name, new, "churn", "churn")
+    assert note.startswith(f"The churn model in use (v{new}) was made champion by hand (")
 
 
 @pytest.mark.parametrize("module", ["ka_ml.cli", "ka_ml.jobs.data"])

@@ -381,6 +381,14 @@ def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_
     assert "warning_timing" not in tags
     for name in (cfg.mlflow.churn_model_name, cfg.mlflow.timing_model_name):
         assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
+    from ka_ml.modeling.registry import champion_note  # what the weekly report then says
+
+    assert champion_note(client, cfg.mlflow.churn_model_name, "1", "churn", "churn") == (
+        f"The churn model in use (v1) was {tags['warning_churn']}."
+    )
+    assert (
+        champion_note(client, cfg.mlflow.timing_model_name, "1", "purchase-timing", "timing") == ""
+    )
     assert [r.getMessage() for r in caplog.records] == [
         f"{cfg.mlflow.churn_model_name} v1 -> champion: {tags['warning_churn']}"
     ]

@@ -410,6 +410,15 @@ def test_the_drift_banner_shows_only_when_flagged(scores: pd.DataFrame) -> None:
     assert 'id="drift"' not in render_report(scores, make_run())
 
 
+def test_how_the_models_came_to_be_in_use_is_said_when_it_is_not_the_plain_story(
+    scores: pd.DataFrame,
+) -> None:
+    note = "The churn model in use (v1) was made champion by hand (2026-12-05, ana)."
+    shown = render_report(scores, make_run(model_notes=[note]))
+    assert 'id="model-notes"' in shown and note in shown
+    assert 'id="model-notes"' not in render_report(scores, make_run())
+
+
 def test_the_header_says_which_model_family_won_and_by_how_much(scores: pd.DataFrame) -> None:
     card = {
         "family": "blend",

@@ -69,7 +69,15 @@ def load_models(cfg: Config) -> Models:
     churn, cv = registry.load_champion(client, cfg.mlflow.churn_model_name, "churn")
     timing, tv = registry.load_champion(client, cfg.mlflow.timing_model_name, "purchase-timing")
     trained = registry.trained_as_of(client, cfg.mlflow.churn_model_name, cv)
-    return Models(churn, timing, cv, tv, trained)
+    notes = tuple(
+        note
+        for name, version, what, kind in (
+            (cfg.mlflow.churn_model_name, cv, "churn", "churn"),
+            (cfg.mlflow.timing_model_name, tv, "purchase-timing", "timing"),
+        )
+        if (note := registry.champion_note(client, name, version, what, kind))
+    )
+    return Models(churn, timing, cv, tv, trained, notes)
 
 
 def in_sample_note(models: Models, as_of: pd.Timestamp) -> str:
@@ -141,6 +149,8 @@ def run_scoring(
             )
         timings["score_and_explain"] = round(time.perf_counter() - t1, 3)
         record = _run_record(history, cfg, as_of, models, scores, timings)
+        if models.notes:
+            record["model_notes"] = list(models.notes)
         if note := in_sample_note(models, as_of):
             log.warning(note)
             trained = models.churn_trained_as_of

@@ -594,6 +594,35 @@ def trained_as_of(client: Any, name: str, version: str) -> pd.Timestamp | None:
         return None
 
 
+def champion_note(client: Any, name: str, version: str, what: str, kind: str) -> str:
+    """What a manager's report should say about how VERSION became the model in use, when
+    it is not the plain story (the gate promoted it, no warning): made champion by hand
+    over the gate's verdict, or promoted with a warning. "" otherwise, or when unknown.
+    ``what``: "churn" or "purchase-timing"; ``kind``: the decision tags' suffix."""
+    try:
+        mv = client.get_model_version(name, str(version))
+        run_tags = client.get_run(mv.run_id).data.tags
+    except MlflowException:
+        return ""
+    tags = dict(mv.tags or {})
+    decision = str(run_tags.get(f"decision_{kind}", ""))
+    verdict = decision.split(": ", 1)[1] if ": " in decision else ""
+    if tags.get("promoted_by_hand") == "true":
+        who = ", ".join(
+            x for x in (str(tags.get("promoted_at", ""))[:10], tags.get("promoted_by", "")) if x
+        )
+        why = f": {tags['promotion_reason']}" if tags.get("promotion_reason") else ""
+        kept = (
+            f"; training's promotion gate had kept it challenger ({verdict})"
+            if " -> challenger" in decision and verdict
+            else ""
+        )
+        return f"The {what} model in use (v{version}) was made champion by hand ({who}){why}{kept}."
+    if warning := run_tags.get(f"warning_{kind}"):
+        return f"The {what} model in use (v{version}) was {warning}."
+    return ""
+
+
 def _current_uri() -> str:
     return str(mlflow.get_tracking_uri())
 

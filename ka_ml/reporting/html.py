@@ -392,6 +392,7 @@ def _run_context(run: dict[str, Any]) -> dict[str, Any]:
         "generated_by": _generated_by(run),
         "drift": _drift(run),
         "in_sample": str((run.get("in_sample") or {}).get("message") or ""),
+        "model_notes": [str(n) for n in run.get("model_notes") or []],
         "warnings": [str(w) for w in run.get("warnings") or []],
         "backtest": _backtest(run),
         "cur": str(run.get("currency") or ""),

@@ -59,6 +59,7 @@ class Models:
     churn_version: str
     timing_version: str
     churn_trained_as_of: pd.Timestamp | None = None  # its training run's as-of, when known
+    notes: tuple[str, ...] = ()  # how a model came to be in use, when not the plain story
 
 
 def _days_to_dates(as_of: pd.Timestamp, days: pd.Series) -> pd.Series:
