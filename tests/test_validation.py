@@ -676,3 +676,27 @@ def test_stripping_keeps_the_column_itself_when_no_value_changes(
     out = _stripped(text)
     assert (out is text) == kept
     assert out.fillna("<NA>").tolist() == text.str.strip().fillna("<NA>").tolist()
+
+
+def test_ids_that_differ_only_in_leading_zeros_in_one_table_are_warned_about() -> None:
+    """Seen: '00017' and '17' in one orders file (part of the export wrote the column as a
+    number) were split into two accounts without a word."""
+    orders = pd.DataFrame(
+        {
+            "account_id": ["00017", "17", "0042", "42", "042", "7", "0"],
+            "order_date": pd.to_datetime(["2024-01-05"] * 7),
+            "amount": [10.0] * 7,
+        }
+    )
+    history, issues = validate_tables({"orders": orders}, DataConfig(), None)
+    assert history.orders["account_id"].nunique() == 7  # kept apart: ids are text
+    (twins,) = [i for i in issues if "leading zeros" in i.problem]
+    assert twins.level == "warning" and (twins.table, twins.column) == ("orders", "account_id")
+    assert "(2 groups)" in twins.problem
+    assert list(twins.examples) == ["'00017' and '17'", "'0042' and '042' and '42'"]
+    clean = orders.assign(account_id=["A17", "17", "B42", "42", "C42", "7", "0"])
+    assert not [
+        i
+        for i in validate_tables({"orders": clean}, DataConfig(), None)[1]
+        if "leading zeros" in i.problem
+    ]

@@ -131,6 +131,7 @@ def validate_tables(
         issues.extend(found)
         if table is not None:
             tables[name] = table
+    issues.extend(i for name, t in tables.items() if (i := _zero_padding_twins(name, t)))
     future = _drop_future_rows(tables, cutoff, cfg.future_rows) if cutoff is not None else []
     orders = tables.get("orders")
     before_unknown = orders.frame["account_id"] if orders is not None else None
@@ -513,6 +514,31 @@ def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
         )
         t.drop(unknown)
     return issues
+
+
+def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
+    """A warning when one table spells account ids that differ only in leading zeros
+    ('00017' and '17'): ids are text, so they are two accounts; an export that wrote the
+    column as a number in part of the file would split one customer in two."""
+    ids = pd.Series(table.frame["account_id"].dropna().unique(), dtype="str")
+    if ids.empty or not ids.str.startswith("0").any():
+        return None
+    core = ids.str.lstrip("0").replace("", "0")
+    twins = core.duplicated(keep=False)
+    if not twins.any():
+        return None
+    groups = ids[twins].groupby(core[twins].to_numpy(), sort=True)
+    examples = tuple(" and ".join(f"'{_show(v)}'" for v in sorted(g)) for _, g in groups)
+    return DataIssue(
+        name,
+        "account_id",
+        f"account_ids that differ only in leading zeros ({groups.ngroups} groups): they are "
+        "read as different accounts",
+        "if they are the same customer, export the id column as text everywhere so the zeros "
+        "survive (or strip them consistently); nothing to do if they are different accounts.",
+        examples=examples,
+        level="warning",
+    )
 
 
 def _no_orders_left(
