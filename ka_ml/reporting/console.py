@@ -253,6 +253,8 @@ def print_train_report(report: Any, out: Console) -> None:
         f"{li['red_precision']:.2f} recall {li['red_recall']:.2f}; red+yellow precision "
         f"{li['red_yellow_precision']:.2f} recall {li['red_yellow_recall']:.2f} (base rate "
         f"{li['base_rate']:.2f}); churn ROC AUC on them {li.get('lit_roc_auc', float('nan')):.3f}"
+        " (the ranking's lights: the scorer also raises overdue accounts and open critical "
+        "complaints to at least yellow)"
     )
     for kind, d in report.decisions.items():
         out.print(f"[bold]{kind}[/]: {d}")
