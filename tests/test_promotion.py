@@ -459,6 +459,11 @@ def test_a_weekly_retrain_on_newer_data_replaces_the_champion(
     # do better beyond chance
     assert "saw the outcomes of every test row" in timing, timing
     assert timing.startswith("v2 -> champion") == ("no baseline does better" in timing)
+    # the replaced champion stays in view for a rollback, as `ka-ml promote` leaves it
+    from ka_ml.modeling import registry
+
+    held = registry.aliases(registry.connect(cfg), cfg.mlflow.churn_model_name)
+    assert held == {registry.CHAMPION: "2", registry.CHALLENGER: "1"}
 
 
 def test_the_new_model_is_scored_on_the_same_rows_as_the_champion() -> None:

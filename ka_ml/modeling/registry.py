@@ -539,6 +539,11 @@ def roll_back(client: Any, run_id: str, before: dict[str, dict[str, str]]) -> No
                 client.delete_model_version(name, str(mv.version))
             except MlflowException as e:
                 log.warning("could not remove the half-registered %s v%s: %s", name, mv.version, e)
+        for alias in set(aliases(client, name)) - set(held):  # set by the run cut short
+            try:
+                client.delete_registered_model_alias(name, alias)
+            except MlflowException as e:
+                log.warning("could not remove %s@%s: %s", name, alias, e)
         for alias, version in held.items():
             try:
                 client.set_registered_model_alias(name, alias, version)

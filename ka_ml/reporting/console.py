@@ -272,10 +272,12 @@ def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None
             soft_wrap=True,
         )
         return
-    table = Table("model", "version", "aliases", "created (UTC)")
-    # the run id is the handle to MLflow and the metrics are the reason to look: folded
-    # across lines in a narrow terminal, never cut with an ellipsis
-    table.add_column("run id", overflow="fold")
+    table = Table()
+    # the name is what `ka-ml promote` takes, the run id the handle to MLflow and the
+    # metrics the reason to look: folded across lines in a narrow terminal, never cut
+    # with an ellipsis
+    for header in ("model", "version", "aliases", "created (UTC)", "run id"):
+        table.add_column(header, overflow="fold")
     table.add_column("test metrics", overflow="fold")
     for v in versions:
         metrics = registry.key_metrics(v.kind, v.metrics)

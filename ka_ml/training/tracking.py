@@ -448,6 +448,10 @@ def promote(
                     by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
                 )
             registry.set_alias(client, name, decision.alias, version)
+            replaced = before[name].get(registry.CHAMPION)
+            if decision.promote and replaced and replaced != version:
+                # the replaced champion stays in view for a rollback, as `ka-ml promote` does
+                registry.set_alias(client, name, registry.CHALLENGER, replaced)
             versions[kind] = version
             decisions[kind] = record_decision(
                 kind,
