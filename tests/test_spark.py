@@ -266,6 +266,37 @@ def test_unreadable_values_read_by_spark_are_one_error_naming_table_column_and_r
 
 
 @apply(needs_spark)
+def test_spark_refuses_what_the_loader_refuses_survey_scale_and_unknown_severities(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text("account_id,order_date,amount\nA1,2025-01-03,10\n")
+    (tmp_path / "surveys.csv").write_text(
+        "account_id,date,score\nA1,2025-01-02,85\nA1,2025-01-03,7\n"
+    )
+    (tmp_path / "tickets.csv").write_text(
+        "account_id,opened_at,severity\nA1,2025-01-02,hoch\nA1,2025-01-02, High \nA1,2025-01-02,\n"
+    )
+    for read in (
+        lambda: load_history(tmp_path, Config().data),
+        lambda: read_history(spark, str(tmp_path), Config().data),
+    ):
+        with pytest.raises(DataValidationError) as err:
+            read()
+        text = str(err.value)
+        assert "table 'surveys', column 'score': scores outside the 0-10 scale" in text
+        assert "divide a 0-100 score by 10" in text and "85" in text
+        assert "table 'tickets', column 'severity': unknown severities" in text
+        assert (
+            "hoch" in text
+            and "'P1' -> critical" in text
+            and "High" not in text.split("Examples")[-1]
+        )
+
+
+@apply(needs_spark)
 def test_spark_names_columns_like_the_loader_and_reports_the_same_clash(
     spark: Any, tmp_path: Path
 ) -> None:

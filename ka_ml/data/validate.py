@@ -400,6 +400,14 @@ def _impossible_values(t: _Table) -> list[DataIssue]:
 
 
 SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them
+SURVEY_SCALE_FIX = (
+    "survey scores (NPS, renewal intent) are read on a 0-10 scale: rescale them to 0-10 "
+    "(e.g. divide a 0-100 score by 10), or correct or remove these rows."
+)
+SEVERITY_FIX = (
+    "use low, medium, high or critical (any case): recode the export's values (e.g. 'hoch' "
+    "-> high, 'P1' -> critical), or leave the cell empty when the severity is unknown."
+)
 
 
 def _survey_scale_issue(t: _Table) -> list[DataIssue]:
@@ -415,8 +423,7 @@ def _survey_scale_issue(t: _Table) -> list[DataIssue]:
         t.issue(
             "score",
             f"scores outside the 0-10 scale (found {seen.min():g} to {seen.max():g})",
-            "survey scores (NPS, renewal intent) are read on a 0-10 scale: rescale them "
-            "to 0-10 (e.g. divide a 0-100 score by 10), or correct or remove these rows.",
+            SURVEY_SCALE_FIX,
             outside,
             ["date", "score"],
         )
@@ -438,9 +445,7 @@ def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
         t.issue(
             "severity",
             f"unknown severities: {listed}",
-            "use low, medium, high or critical (any case): recode the export's values "
-            "(e.g. 'hoch' -> high, 'P1' -> critical), or leave the cell empty when the "
-            "severity is unknown.",
+            SEVERITY_FIX,
             unknown,
             ["opened_at", "severity"],
         )

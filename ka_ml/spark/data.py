@@ -36,9 +36,17 @@ import pandas as pd
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
 from ka_ml.data.loader import DELIMITERS, ambiguous_table, column_targets, split_table_file
-from ka_ml.data.schema import SCHEMA, Kind
+from ka_ml.data.schema import SCHEMA, SEVERITIES, Kind
 from ka_ml.data.sql import safe_url, sql_url
-from ka_ml.data.validate import BAD_PROBLEM, BOOL_TOKENS, bad_remedy
+from ka_ml.data.validate import (
+    BAD_PROBLEM,
+    BOOL_TOKENS,
+    MISSING_TOKENS,
+    SEVERITY_FIX,
+    SURVEY_SCALE,
+    SURVEY_SCALE_FIX,
+    bad_remedy,
+)
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
 
@@ -53,7 +61,6 @@ SPARK_TYPES: Mapping[Kind, str] = {
     "float": "double",
     "bool": "boolean",
 }
-MISSING_TOKENS = ("", "na", "n/a", "#n/a", "nan", "nat", "null", "none")
 TRUE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if value)  # as the local reader
 FALSE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if not value)
 _NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"
@@ -419,7 +426,7 @@ def _typed_table(
 def _missing(text: Column) -> Column:
     from pyspark.sql import functions as F
 
-    return text.isNull() | F.lower(text).isin(*MISSING_TOKENS)
+    return text.isNull() | F.lower(text).isin(*sorted(MISSING_TOKENS))  # as the local reader
 
 
 def _coerce(col: Column, dtype: str, kind: Kind, read: ReadOptions) -> tuple[Column, Column]:
@@ -567,10 +574,34 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
         aggs.append(F.sum(F.array_contains("_bad", c.name).cast("long")).alias(f"bad:{c.name}"))
         if c.required:
             aggs.append(F.sum(F.col(c.name).isNull().cast("long")).alias(f"blank:{c.name}"))
-    if name == "contracts":
-        backwards = F.col("end_date") < F.col("start_date")
-        aggs.append(F.sum(backwards.cast("long")).alias("rule:end_date"))
+    for column, (broken, _, _) in _rules(name, present).items():
+        aggs.append(F.sum(broken.cast("long")).alias(f"rule:{column}"))
     return aggs
+
+
+def _rules(name: str, present: set[str]) -> dict[str, tuple[Column, str, str]]:
+    """The local reader's table rules that refuse rows (:mod:`ka_ml.data.validate`):
+    column -> (the broken rows, the problem, the fix)."""
+    from pyspark.sql import functions as F
+
+    if name == "contracts":
+        return {
+            "end_date": (
+                F.col("end_date") < F.col("start_date"),
+                "contracts that end before they start",
+                "correct start_date/end_date (swapped? check data.columns) or remove these rows.",
+            )
+        }
+    if name == "surveys":
+        low, high = SURVEY_SCALE
+        outside = (F.col("score") < low) | (F.col("score") > high)
+        return {"score": (outside, "scores outside the 0-10 scale", SURVEY_SCALE_FIX)}
+    if name == "tickets" and "severity" in present:
+        known = [*SEVERITIES, *sorted(MISSING_TOKENS)]
+        value = F.lower(F.trim(F.col("severity")))
+        unknown = value.isNotNull() & ~value.isin(known)
+        return {"severity": (unknown, "unknown severities", SEVERITY_FIX)}
+    return {}
 
 
 def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataIssue:
@@ -585,11 +616,7 @@ def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataI
         mask = F.col(column).isNull()
         problem, remedy = ("required values are missing", "fill them in or remove these rows.")
     else:
-        mask = F.col("end_date") < F.col("start_date")
-        problem, remedy = (
-            "contracts that end before they start",
-            "correct start_date/end_date (swapped? check data.columns) or remove these rows.",
-        )
+        mask, problem, remedy = _rules(name, set(df.columns))[column]
     return DataIssue(name, column, problem, remedy, _examples(df, mask, column), n)
 
 
