@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -79,19 +78,9 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
-    """A date given as YYYY-MM-DD, and only so: pandas would read 01.10.2026 month-first
-    (2026-01-10) without a word, a silent shift of the as-of by months."""
-    if value is None:
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        raise KaMlError(
-            f"{what} '{value}' is not a date of the form YYYY-MM-DD.",
-            "use the form YYYY-MM-DD (e.g. 2026-10-01 for 1 October 2026).",
-        )
-    try:
-        return pd.Timestamp(value.strip())
-    except (ValueError, TypeError) as e:
-        raise KaMlError(f"{what} '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
+    from ka_ml.data.validate import parse_day
+
+    return parse_day(value, what)
 
 
 def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):

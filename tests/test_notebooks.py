@@ -154,6 +154,10 @@ def test_inputs_come_from_the_environment_with_the_figures_folder_created(
     assert inp.source == str(demo_dir)
     assert inp.as_of == pd.Timestamp("2026-06-01")
     assert (tmp_path / "figs").is_dir()
+    from ka_ml.errors import KaMlError  # the form --as-of takes, not pandas' month-first guess
+
+    with pytest.raises(KaMlError, match=r"KA_ML_AS_OF '01\.06\.2026' is not a date of the form"):
+        notebook_inputs({**env, "KA_ML_AS_OF": "01.06.2026"})
 
 
 def test_without_data_the_inputs_fall_back_to_the_demo_world_generated_once(

@@ -26,8 +26,8 @@ import pandas as pd
 
 from ka_ml.analysis.plots import save_figure
 from ka_ml.config import DEFAULT_CONFIG_PATH, Config, load_config
+from ka_ml.data.validate import parse_day
 from ka_ml.demo.world import TRUTH_PATH
-from ka_ml.errors import KaMlError
 from ka_ml.jobs.data import choose_source
 
 log = logging.getLogger("ka_ml.notebooks")
@@ -55,12 +55,7 @@ def data_source(cfg: Config, explicit: str | None = None) -> str:
 
 
 def _parse_as_of(value: str | None) -> pd.Timestamp | None:
-    if not value:
-        return None
-    try:
-        return pd.Timestamp(value).normalize()
-    except (ValueError, TypeError) as e:
-        raise KaMlError(f"KA_ML_AS_OF '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
+    return parse_day(value, "KA_ML_AS_OF")  # YYYY-MM-DD only, as --as-of
 
 
 @dataclass(frozen=True)

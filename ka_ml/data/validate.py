@@ -33,6 +33,7 @@ data from CSV, Parquet, DuckDB or SQLite gives identical frames and fingerprints
 from __future__ import annotations
 
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,7 +52,7 @@ from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import OPTIONAL_TABLES, History
 from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind, TableSpec
-from ka_ml.errors import DataIssue
+from ka_ml.errors import DataIssue, KaMlError
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
 
@@ -1020,6 +1021,23 @@ def _show(value: object) -> str:
     else:
         text = str(value)
     return text if len(text) <= _MAX_EXAMPLE_CHARS else text[: _MAX_EXAMPLE_CHARS - 1] + "…"
+
+
+def parse_day(value: str | None, what: str) -> pd.Timestamp | None:
+    """A day a user typed (``--as-of``, ``KA_ML_AS_OF``): YYYY-MM-DD, and only so. pandas
+    would read 01.10.2026 month-first (2026-01-10) without a word, a silent shift of the
+    as-of by months. None for None or blank."""
+    if value is None or not value.strip():
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise KaMlError(
+            f"{what} '{value}' is not a date of the form YYYY-MM-DD.",
+            "use the form YYYY-MM-DD (e.g. 2026-10-01 for 1 October 2026).",
+        )
+    try:
+        return pd.Timestamp(value.strip())
+    except (ValueError, TypeError) as e:
+        raise KaMlError(f"{what} '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
 
 
 def normalize_as_of(as_of: pd.Timestamp | None) -> pd.Timestamp | None:
