@@ -37,6 +37,14 @@ def test_an_account_without_a_light_last_week_says_why_never_new() -> None:
     assert came_back[0] == f"{BACK_FROM_LAPSED} Risk down 5 pts since last week; " + (
         "biggest mover: order volume (-6 pts)."
     )
+    # with the silence the return ended, said in days
+    told = no_light_last_week(
+        changes[:1], was[:1], since_first[:1], 7.0, known=True, silence=np.array([138.0])
+    )
+    assert told[0] == (
+        "Back from lapsed after 138 days without an order: no light last week (lapsed), and "
+        "it has ordered since."
+    )
     # an older history without lifecycles: nothing is claimed
     assert (
         no_light_last_week(changes[:1], pd.Series([None]), since_first[:1], 7.0, known=False)[0]

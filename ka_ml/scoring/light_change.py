@@ -41,13 +41,16 @@ def no_light_last_week(
     *,
     known: bool,
     lifecycle: np.ndarray | None = None,
+    silence: np.ndarray | None = None,
 ) -> np.ndarray:
     """``changes`` with the marker of an account that had no score last week replaced by
     why: lapsed last week (``lifecycle_prev``), first order since last week (its first
     order is at most ``days_between`` days old: ``since_first_days``), else not scored.
     ``known``: the history holds last week's lifecycles (older files do not).
     ``lifecycle``: this week's; an account lapsed last week and not now that was scored
-    then (its risk change is said) gets "Back from lapsed" before that change."""
+    then (its risk change is said) gets "Back from lapsed" before that change.
+    ``silence``: the days without an order the return ended (the last gap between order
+    days), said where known ("Back from lapsed after 138 days without an order: ...")."""
     if lifecycle is None:
         lifecycle = np.full(len(changes), "", dtype=object)
     out = np.asarray(changes, dtype=object).copy()
@@ -55,13 +58,24 @@ def no_light_last_week(
     was = lifecycle_prev.astype(object).to_numpy()
     # scored but lapsed last week (its risk change is known): say it came back, then that
     back = ~marked & (was == "lapsed") & (np.asarray(lifecycle, dtype=object) != "lapsed")
-    out[back] = [f"{BACK_FROM_LAPSED} {t}".strip() for t in out[back]]
+    quiet = np.full(len(out), np.nan) if silence is None else np.asarray(silence, float)
+    came_back = np.array([_back(d) for d in quiet], dtype=object)
+    out[back] = [f"{b} {t}".strip() for b, t in zip(came_back[back], out[back], strict=True)]
     lapsed = marked & (was == "lapsed")
     fresh = marked & ~lapsed & (np.nan_to_num(since_first_days, nan=np.inf) <= days_between)
     out[marked] = NOT_SCORED if known else NO_LIGHT
     out[fresh] = FIRST_ORDER
-    out[lapsed] = BACK_FROM_LAPSED
+    out[lapsed] = came_back[lapsed]
     return out
+
+
+def _back(silent_days: float) -> str:
+    """BACK_FROM_LAPSED, with how long the account was silent when that is known."""
+    if not np.isfinite(silent_days):
+        return BACK_FROM_LAPSED
+    return BACK_FROM_LAPSED.replace(
+        "Back from lapsed:", f"Back from lapsed after {silent_days:,.0f} days without an order:"
+    )
 
 
 def light_moved_alone(

@@ -376,6 +376,7 @@ def _said_since_last_week(
         days_between,
         known=known,
         lifecycle=out["lifecycle"].astype(object).to_numpy(),
+        silence=float_column(X, "gap_last_days"),  # the silence the latest order ended
     )
     moved = light_moved_alone(out, prev, rank, cfg.health)
     out["changes"] = np.where(moved != "", moved, changes)
