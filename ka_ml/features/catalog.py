@@ -59,6 +59,12 @@ def _plural(n: float, word: str) -> str:
     return word if abs(n) == 1 else word + "s"
 
 
+def points_unit(n: float) -> str:
+    """'pt' for one probability point (either sign), else 'pts': the reasons', the weekly
+    changes' and the reports' one wording."""
+    return _plural(n, "pt")
+
+
 def format_value(unit: Unit, value: object) -> str:
     """The value in words a manager reads, according to its unit."""
     if unit == "category":

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ka_ml.features.catalog import points_unit
+
 
 def is_missing(v: Any) -> bool:
     """None, pd.NA, NaT or a float NaN."""
@@ -63,11 +65,6 @@ def fmt_points(v: Any) -> str:
         return ""
     pts = round(float(v) * 100)
     return f"{pts:+d} {points_unit(pts)}" if pts else "±0 pts"
-
-
-def points_unit(n: float) -> str:
-    """'pt' for one point (either sign), else 'pts'."""
-    return "pt" if abs(n) == 1 else "pts"
 
 
 def fmt_count(v: Any) -> str:

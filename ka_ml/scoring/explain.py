@@ -392,7 +392,7 @@ def _risk_moved(points: float) -> str:
 def _points(points: float) -> str:
     """Signed whole points with their unit: '+4 pts', '-1 pt' ('pt' for one)."""
     text = f"{points:+.0f}"
-    return f"{text} {'pt' if text in ('+1', '-1') else 'pts'}"
+    return f"{text} {catalog.points_unit(float(text))}"
 
 
 def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:
