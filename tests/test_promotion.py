@@ -498,7 +498,7 @@ def test_a_champion_whose_training_run_is_gone_counts_as_of_unknown_date() -> No
 
     from mlflow.exceptions import MlflowException
 
-    from ka_ml.training.tracking import _training_tags
+    from ka_ml.modeling.registry import training_tags
 
     class Store:
         def __init__(self, tags: dict[str, str] | None) -> None:
@@ -510,9 +510,9 @@ def test_a_champion_whose_training_run_is_gone_counts_as_of_unknown_date() -> No
             return SimpleNamespace(data=SimpleNamespace(tags=self.tags))
 
     mv = SimpleNamespace(run_id="r1")
-    assert _training_tags(Store(None), mv) == {}  # then judged on every row, as before
-    assert _training_tags(Store({}), mv) == {}
-    assert _training_tags(Store({"as_of": "2026-09-03"}), mv) == {"as_of": "2026-09-03"}
+    assert training_tags(Store(None), mv) == {}  # then judged on every row, as before
+    assert training_tags(Store({}), mv) == {}
+    assert training_tags(Store({"as_of": "2026-09-03"}), mv) == {"as_of": "2026-09-03"}
 
 
 # -- small portfolios: what chance alone gives ----------------------------------------------

@@ -584,18 +584,27 @@ def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
     return load_version(name, str(mv.version)), str(mv.version)
 
 
+def training_tags(client: Any, mv: Any) -> dict[str, str]:
+    """The tags of the run a registered version was trained in (``as_of``, its promotion
+    ``decision_<kind>`` and ``warning_<kind>``); empty when that run is gone or elsewhere."""
+    try:
+        return dict(client.get_run(mv.run_id).data.tags)
+    except MlflowException:
+        return {}
+
+
+def tagged_as_of(tags: dict[str, str]) -> pd.Timestamp | None:
+    """The as-of date a training run's tags (:func:`training_tags`) name, or None."""
+    return pd.Timestamp(tags["as_of"]) if tags.get("as_of") else None
+
+
 def trained_as_of(client: Any, name: str, version: str) -> pd.Timestamp | None:
     """The as-of date VERSION of NAME was trained at (its training run's ``as_of`` tag):
     its features and labels read the data before it. None when unknown (the run is gone,
     or the version was registered elsewhere)."""
     try:
-        mv = client.get_model_version(name, str(version))
-        value = client.get_run(mv.run_id).data.tags.get("as_of")
-    except MlflowException:
-        return None
-    try:
-        return pd.Timestamp(value) if value else None
-    except ValueError:
+        return tagged_as_of(training_tags(client, client.get_model_version(name, str(version))))
+    except (MlflowException, ValueError):
         return None
 
 
@@ -606,9 +615,9 @@ def champion_note(client: Any, name: str, version: str, what: str, kind: str) ->
     ``what``: "churn" or "purchase-timing"; ``kind``: the decision tags' suffix."""
     try:
         mv = client.get_model_version(name, str(version))
-        run_tags = client.get_run(mv.run_id).data.tags
     except MlflowException:
         return ""
+    run_tags = training_tags(client, mv)
     tags = dict(mv.tags or {})
     decision = str(run_tags.get(f"decision_{kind}", ""))
     verdict = decision.split(": ", 1)[1] if ": " in decision else ""

@@ -282,15 +282,6 @@ def unseen_rows(test: pd.DataFrame, trained_as_of: pd.Timestamp | None) -> np.nd
     return (test["as_of"] >= trained_as_of).to_numpy()
 
 
-def _training_tags(client: Any, mv: Any) -> dict[str, str]:
-    """The tags of the run a registered version was trained in (``as_of``, its promotion
-    ``warning_<kind>``); empty when that run is gone or elsewhere."""
-    try:
-        return dict(client.get_run(mv.run_id).data.tags)
-    except mlflow.exceptions.MlflowException:
-        return {}
-
-
 def _champion_scores(
     client: Any,
     name: str,
@@ -306,8 +297,8 @@ def _champion_scores(
     mv = registry.champion_version(client, name)
     if mv is None:
         return ChampionCheck()
-    tags = _training_tags(client, mv)
-    trained = pd.Timestamp(tags["as_of"]) if tags.get("as_of") else None
+    tags = registry.training_tags(client, mv)
+    trained = registry.tagged_as_of(tags)
     warning = tags.get(f"warning_{kind}", "")
     rows = unseen_rows(folds.test, trained)
     check = ChampionCheck(str(mv.version), None, rows, trained, warning)
