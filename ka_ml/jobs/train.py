@@ -43,7 +43,7 @@ from ka_ml.training.folds import (
     make_folds,
     sampling_note,
 )
-from ka_ml.training.timing import count_timing_rows, fit_timing, timing_budget
+from ka_ml.training.timing import count_timing_rows, fit_timing, timing_budget, untuned_reason
 from ka_ml.training.tracking import log_evaluation, log_inputs, promote
 from ka_ml.versions import package_versions
 
@@ -153,14 +153,8 @@ def run_training(
         timing, timing_tuning, toot = fit_timing(
             ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
         )
-        n_timing, timing_timeout = timing_budget(cfg)
-        skipped = (
-            f" (its budget is a quarter of tuning.n_trials, {cfg.tuning.n_trials} // 4; "
-            "tuning starts at 2 trials, n_trials 8)"
-            if n_timing == 0
-            else ""
-        )
-        progress("timing tuning: " + budget_note(timing_tuning, n_timing, timing_timeout) + skipped)
+        budget = budget_note(timing_tuning, *timing_budget(cfg))
+        progress("timing tuning: " + budget + untuned_reason(cfg))
         progress("evaluating on the origins and logging to MLflow ...")
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now)

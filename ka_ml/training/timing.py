@@ -189,12 +189,27 @@ def anchor_backtest(
     return toot
 
 
+TIMING_SHARE = 4  # the timing model tunes with a quarter of tuning.n_trials ...
+MIN_TIMING_TRIALS = 2  # ... and not at all below two: one trial is only the defaults again
+
+
 def timing_budget(cfg: Config) -> tuple[int, float]:
     """The timing model's tuning budget: a quarter of ``tuning.n_trials`` (0, no tuning,
     below two: one trial would only be the defaults again) in half of
     ``tuning.timeout_seconds``."""
-    n = cfg.tuning.n_trials // 4
-    return (n if n >= 2 else 0), cfg.tuning.timeout_seconds / 2
+    n = cfg.tuning.n_trials // TIMING_SHARE
+    return (n if n >= MIN_TIMING_TRIALS else 0), cfg.tuning.timeout_seconds / 2
+
+
+def untuned_reason(cfg: Config) -> str:
+    """Why :func:`timing_budget` allows no tuning, for the console ('' when it allows some)."""
+    if timing_budget(cfg)[0]:
+        return ""
+    return (
+        f" (its budget is a quarter of tuning.n_trials, {cfg.tuning.n_trials} // "
+        f"{TIMING_SHARE}; tuning starts at {MIN_TIMING_TRIALS} trials, n_trials "
+        f"{MIN_TIMING_TRIALS * TIMING_SHARE})"
+    )
 
 
 def fit_timing(
