@@ -67,6 +67,7 @@ from ka_ml.reporting.summary import (
     order_by_risk,
     portfolio_summary,
 )
+from ka_ml.scoring.light_change import UNCHANGED
 
 ATTENTION_SHOWN = 25  # default of report.attention_rows
 TOP_DRIFT_FEATURES = 5
@@ -93,6 +94,7 @@ def _account_view(scores: pd.DataFrame, rise: float = RISE_POINTS) -> pd.DataFra
     v["sc_red"] = pd.concat([v[f"sc_{k}"].eq("red") for k, _ in SCORECARD], axis=1).any(axis=1)
     v = pd.concat([v, attention_flags(s, rise=rise)], axis=1)
     v["has_prev"] = v["risk_change"].notna()
+    v["risk_unchanged"] = v["has_prev"] & (v["risk_change"].abs() < UNCHANGED)
     v["rank"] = v["health"].map({light: i for i, light in enumerate(LIGHTS)}).fillna(len(LIGHTS))
     windows = purchase_windows(s)
     for k in windows:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import HealthConfig
+from ka_ml.scoring.explain import MATERIAL_POINTS
 
 NEW_ON_LIST = "New on the list this week."  # score_chunk's marker: no score last week
 BACK_FROM_LAPSED = "Back from lapsed: no light last week (lapsed), and it has ordered since."
@@ -29,8 +30,9 @@ NO_LIGHT = "No light last week."  # last week's state unknown (an older score hi
 ORDER = {"green": 0, "yellow": 1, "red": 2}
 # light reasons (ka_ml.scoring.health) that are not the ranking: an override, hysteresis
 BY_RULE = ("raised to yellow", "stays ")
-# a risk move smaller than this (half a point) is no move: "Risk unchanged"
-UNCHANGED = 0.005
+# a risk move smaller than this (half a point) is no move: "Risk unchanged", the weekly
+# change's own threshold (explain.MATERIAL_POINTS)
+UNCHANGED = MATERIAL_POINTS
 
 
 def no_light_last_week(
