@@ -60,14 +60,17 @@ def no_light_last_week(
     was = lifecycle_prev.astype(object).to_numpy()
     # scored but lapsed last week (its risk change is known): say it came back, then that
     back = ~marked & (was == "lapsed") & (np.asarray(lifecycle, dtype=object) != "lapsed")
-    quiet = np.full(len(out), np.nan) if silence is None else np.asarray(silence, float)
-    came_back = np.array([_back(d) for d in quiet], dtype=object)
-    out[back] = [f"{b} {t}".strip() for b, t in zip(came_back[back], out[back], strict=True)]
     lapsed = marked & (was == "lapsed")
+    quiet = np.full(len(out), np.nan) if silence is None else np.asarray(silence, float)
+    came_back = back | lapsed  # worded only for these few rows, not for the whole portfolio
+    said = {i: _back(quiet[i]) for i in np.flatnonzero(came_back)}
+    for i in np.flatnonzero(back):
+        out[i] = f"{said[i]} {out[i]}".strip()
     fresh = marked & ~lapsed & (np.nan_to_num(since_first_days, nan=np.inf) <= days_between)
     out[marked] = NOT_SCORED if known else NO_LIGHT
     out[fresh] = FIRST_ORDER
-    out[lapsed] = came_back[lapsed]
+    for i in np.flatnonzero(lapsed):
+        out[i] = said[i]
     return out
 
 
