@@ -522,6 +522,12 @@ def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
     return issues
 
 
+def _zero_core(ids: pd.Series) -> pd.Series:
+    """Ids without their leading zeros ('00017' -> '17', '000' -> '0'): equal cores are the
+    same id spelled with and without the zeros a numeric export drops."""
+    return ids.str.lstrip("0").replace("", "0")
+
+
 def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
     """A warning when one table spells account ids that differ only in leading zeros
     ('00017' and '17'): ids are text, so they are two accounts; an export that wrote the
@@ -529,7 +535,7 @@ def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
     ids = pd.Series(table.frame["account_id"].dropna().unique(), dtype="str")
     if ids.empty or not ids.str.startswith("0").any():
         return None
-    core = ids.str.lstrip("0").replace("", "0")
+    core = _zero_core(ids)
     twins = core.duplicated(keep=False)
     if not twins.any():
         return None
@@ -565,10 +571,11 @@ def _no_orders_left(
         known = accounts.frame["account_id"].dropna()
         examples.append(f"account_ids in orders: {_quoted(ids)}")
         examples.append(f"account_ids in the accounts table: {_quoted(known)}")
-        padded = _is_in(ids.str.lstrip("0"), known.str.lstrip("0").unique())
+        core, known_core = _zero_core(ids), _zero_core(known)
+        padded = _is_in(core, known_core.unique())
         if padded.any():
             ours = ids[padded].iloc[0]
-            theirs = known[known.str.lstrip("0") == ours.lstrip("0")].iloc[0]
+            theirs = known[known_core == core[padded].iloc[0]].iloc[0]
             fixes.append(
                 "orders and the accounts table spell the same ids differently: they differ "
                 f"in leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are "
