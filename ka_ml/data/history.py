@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 
 from ka_ml.data.schema import EVENT_DATE
 
 OPTIONAL_TABLES = ("usage", "tickets", "surveys", "contracts")
+Amounts = TypeVar("Amounts", pd.Series, np.ndarray)
+
+
+def is_purchase(amount: Amounts) -> Amounts:
+    """Which order rows are orders: not a credit note or return (a negative amount). Those
+    subtract from spend, but they do not make an order day, an order, or a next order."""
+    return ~(amount < 0)
 
 
 @dataclass(frozen=True)

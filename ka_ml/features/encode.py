@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ka_ml.data.history import History
+from ka_ml.data.history import History, is_purchase
 from ka_ml.data.schema import EVENT_DATE
 
 NO_DATE = np.int64(2**40)  # "never": later than any as-of
@@ -213,7 +213,7 @@ def _encode_orders(o: pd.DataFrame, ids: np.ndarray) -> Arrays:
     if "order_id" in o.columns:
         orders["order_id"] = pd.factorize(o["order_id"], sort=False)[0].astype(np.int64)
     orders = _sorted(orders, "day")
-    orders["purchase"] = orders["amount"] >= 0
+    orders["purchase"] = is_purchase(orders["amount"])
     orders["new_order"] = _first_of_order(orders)
     return orders
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import Config
-from ka_ml.data.history import History
+from ka_ml.data.history import History, is_purchase
 from ka_ml.errors import ConfigError
 
 DEFINITIONS = ("no_order", "contract", "revenue_drop")
@@ -46,8 +46,7 @@ def _orders_between(history: History, start: pd.Timestamp, end: pd.Timestamp) ->
 
 
 def _purchases(orders: pd.DataFrame) -> pd.DataFrame:
-    """The rows that are orders: a credit note or return (negative amount) is not one."""
-    return orders[~(orders["amount"] < 0)]
+    return orders[is_purchase(orders["amount"])]
 
 
 def _revenue(orders: pd.DataFrame, ids: pd.Index) -> np.ndarray:
