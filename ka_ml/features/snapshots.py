@@ -32,15 +32,21 @@ def snapshot_every(span_days: int, cfg: Config) -> int:
     return 7 * min(max(weeks, 1), 4)
 
 
+def _first_order_before(history: History, as_of: pd.Timestamp) -> pd.Timestamp | None:
+    """The first order date before ``as_of`` (None without one): where snapshots may start."""
+    known = history.orders["order_date"]
+    known = known[known < as_of]
+    return None if known.empty else pd.Timestamp(known.min())
+
+
 def snapshot_dates(history: History, cfg: Config, as_of: pd.Timestamp) -> list[pd.Timestamp]:
     """s_k = as_of - k x cadence (k < max_snapshots), none before the first order plus
     ``features.min_history_days``."""
     as_of = pd.Timestamp(as_of).normalize()
-    known = history.orders["order_date"]
-    known = known[known < as_of]
-    if known.empty:
+    first = _first_order_before(history, as_of)
+    if first is None:
         return []
-    earliest = pd.Timestamp(known.min()) + pd.Timedelta(days=cfg.features.min_history_days)
+    earliest = first + pd.Timedelta(days=cfg.features.min_history_days)
     every = snapshot_every((as_of - earliest).days, cfg)
     count = (as_of - earliest).days // every + 1
     if cfg.features.max_snapshots is not None:
@@ -52,11 +58,9 @@ def snapshot_dates(history: History, cfg: Config, as_of: pd.Timestamp) -> list[p
 def no_snapshot_reason(history: History, cfg: Config, as_of: pd.Timestamp) -> str:
     """Why :func:`snapshot_dates` gives none: no order before ``as_of``, or too short a
     history behind the first one."""
-    known = history.orders["order_date"]
-    known = known[known < as_of]
-    if known.empty:
+    first = _first_order_before(history, as_of)
+    if first is None:
         return f"no order history before {as_of.date()}"
-    first = pd.Timestamp(known.min())
     return (
         f"the order history before {as_of.date()} starts on {first.date()}: "
         f"{(as_of - first).days} days, fewer than features.min_history_days "
