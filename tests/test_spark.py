@@ -127,6 +127,25 @@ def test_a_bucket_drops_repeated_rows_and_rows_of_unknown_accounts_like_the_load
     assert back.orders["amount"].tolist() == [10.0, 5.0]
 
 
+def test_a_bucket_keeps_rows_that_differ_only_in_their_time_of_day() -> None:
+    day = pd.Timestamp("2025-01-10")
+    orders = pd.DataFrame(
+        {
+            "account_id": pd.array(["A", "A", "A"], dtype="str"),
+            "order_date": pd.Series([day] * 3, dtype="datetime64[us]"),
+            "amount": [10.0, 10.0, 10.0],
+        }
+    )
+    history = History(orders=orders, accounts=pd.DataFrame({"account_id": ["A"]}))
+    long = kernel.pack(history)
+    layout = kernel.layout_of(history)
+    assert len(kernel.unpack(long, layout).orders) == 1  # no times: one row repeated
+    long.loc[long["_t"] == 0, "c1"] = [9 * 3600 + 15 * 60, 16 * 3600 + 40 * 60, 9 * 3600 + 900]
+    back = kernel.unpack(long, layout)
+    assert back.orders["amount"].tolist() == [10.0, 10.0]  # 09:15 twice is one; 16:40 another
+    assert list(back.orders.columns) == ["account_id", "order_date", "amount"]
+
+
 def test_a_bucket_without_accounts_table_derives_them_from_the_orders() -> None:
     day = pd.Timestamp("2025-01-10")
     orders = pd.DataFrame(
@@ -263,6 +282,38 @@ def test_unreadable_values_read_by_spark_are_one_error_naming_table_column_and_r
     assert "table 'orders', column 'order_date'" in text and "03/01/2025x" in text
     assert "table 'orders', column 'amount'" in text and "'lots'" in text
     assert "table 'accounts', column 'account_id'" in text and "more than one row" in text
+    assert "required values are missing" not in text  # unreadable ones are not also blank
+
+
+@apply(needs_spark)
+def test_spark_reads_times_after_the_date_format_and_keeps_orders_apart_by_time_of_day(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.config import DataConfig, ReadOptions
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark import features as on_spark
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id;order_date;amount\n"
+        "A1;25.09.2023 09:15;10\n"
+        "A1;25.09.2023 16:40;10\n"  # a second order that day: kept
+        "A1;25.09.2023 16:40;10\n"  # the same line exported twice: dropped
+        "A1;02.10.2023;5\n"
+        "A2;01.10.2023 23:30:00+02:00;7\n"  # 21:30 UTC, the same day
+        "A2;03.10.2023T08:00:00;7\n"
+    )
+    cfg = DataConfig(read=ReadOptions(delimiter=";", date_format="%d.%m.%Y"))
+    local = load_history(tmp_path, cfg)
+    sh = read_history(spark, str(tmp_path), cfg)
+    as_of = pd.Timestamp("2023-10-04")
+    got = on_spark.build_features(sh, as_of, Config(data=cfg))
+    want = build_features(local, as_of, Config(data=cfg))
+    same(got, want)
+    assert len(local.orders) == 5
+    spend = got.set_index("account_id")["spend_lifetime"]
+    assert spend["A1"] == 25.0 and spend["A2"] == 14.0
+    assert "_clock_order_date" not in sh.schema_history().orders.columns
 
 
 @apply(needs_spark)

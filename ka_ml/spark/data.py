@@ -14,10 +14,12 @@
   account ids, contracts ending before they start - all collected into one
   :class:`DataValidationError` with counts and example rows.
 
-Text dates are read as ISO 8601 or with ``data.read.date_format`` (plus day-first
-numeric forms when ``data.read.dayfirst``); the local loader's guessing of other formats
-is not repeated on Spark: set ``date_format`` for such exports. Exact duplicate rows and
-rows of accounts missing from the accounts table are dropped inside each account bucket
+Text dates are read as ISO 8601 or with ``data.read.date_format`` (a time of day may
+follow it; plus day-first numeric forms when ``data.read.dayfirst``); the local loader's
+guessing of other formats is not repeated on Spark: set ``date_format`` for such exports.
+Dates are days; each date column's time of day rides along hidden (``_clock_<column>``) so
+that exact duplicate rows - equal with their time of day, as in the loader - and rows of
+accounts missing from the accounts table are dropped inside each account bucket
 (:func:`ka_ml.spark.kernel.unpack`), which costs no extra shuffle.
 """
 
@@ -48,7 +50,7 @@ from ka_ml.data.validate import (
     bad_remedy,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
-from ka_ml.spark.kernel import SLOT_KINDS, SLOTS, TABLE_CODES, Layout
+from ka_ml.spark.kernel import CLOCKS, SLOT_KINDS, SLOTS, TABLE_CODES, Layout
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -81,6 +83,14 @@ _STRFTIME = {
     "%": "%",
 }
 _DAYFIRST = ("d.M.yyyy", "d/M/yyyy", "d-M-yyyy", "d.M.yy", "d/M/yy")
+# a time of day after data.read.date_format (the loader's _TIME_SUFFIXES, in Java patterns)
+_TIME_SUFFIXES = tuple(
+    sep + clock + zone
+    for sep in (" ", "'T'")
+    for clock in ("HH:mm:ss", "HH:mm", "HH:mm:ss.SSSSSS")
+    for zone in ("", "XXX", "XX")
+)
+CLOCK_PREFIX = "_clock_"  # a date column's time of day, kept for repeats (kernel.CLOCKS)
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,13 @@ class SparkHistory:
 
     def has(self, table: str) -> bool:
         return table in self.frames
+
+    def table(self, name: str) -> DataFrame | None:
+        """A table's contract columns (without the hidden times of day), or None."""
+        df = self.frames.get(name)
+        if df is None:
+            return None
+        return df.select(*[f"`{c}`" for c in df.columns if not c.startswith(CLOCK_PREFIX)])
 
     def layout(self) -> Layout:
         """The tables and kernel columns each bucket rebuilds."""
@@ -145,7 +162,9 @@ class SparkHistory:
     def schema_history(self) -> History:
         """A History with no rows and this source's tables and columns (for the catalog)."""
         empty = {
-            name: pd.DataFrame({c: pd.Series(dtype=object) for c in df.columns})
+            name: pd.DataFrame(
+                {c: pd.Series(dtype=object) for c in df.columns if not c.startswith(CLOCK_PREFIX)}
+            )
             for name, df in self.frames.items()
         }
         if "accounts" not in empty:
@@ -185,6 +204,10 @@ class SparkHistory:
         for table, df in self.frames.items():
             slots = {slot: col for col, slot in SLOTS[table].items() if col in df.columns}
             cols = [F.lit(TABLE_CODES[table]).cast("tinyint").alias("_t"), F.col("account_id")]
+            for date_slot, clock in CLOCKS.items():
+                name = f"{CLOCK_PREFIX}{slots.get(date_slot)}"
+                if name in df.columns:
+                    slots[clock] = name
             for slot, kind in SLOT_KINDS.items():
                 source = F.col(slots[slot]) if slot in slots else F.lit(None)
                 cols.append(source.cast(SPARK_TYPES[kind]).alias(slot))
@@ -415,6 +438,10 @@ def _typed_table(
             cols.append(F.lit(None).cast(SPARK_TYPES[c.kind]).alias(c.name))
             continue
         value, is_bad = _coerce(F.col(c.name), types[c.name], c.kind, cfg.read)
+        if c.kind == "date":  # the day, and its time of day for telling repeats apart
+            day = F.to_date(value).cast("timestamp_ntz")
+            cols.append(_clock(value, day).alias(f"{CLOCK_PREFIX}{c.name}"))
+            value = day
         cols.append(value.alias(c.name))
         bad.append(F.when(is_bad, F.lit(c.name)))
     # the source text rides along for error examples; column pruning drops it afterwards
@@ -459,23 +486,36 @@ def _coerce_text(col: Column, kind: Kind, numeric: bool) -> tuple[Column, Column
 
 
 def _coerce_date(col: Column, dtype: str, read: ReadOptions) -> tuple[Column, Column]:
-    """Dates: typed columns as they are, text by the configured format, ISO, day-first."""
+    """Dates with their time of day (in UTC; :func:`_typed_table` keeps the day): typed
+    columns as they are, text by the configured format (a time of day may follow it), ISO,
+    day-first."""
     from pyspark.sql import functions as F
 
     if dtype != "string":
         if dtype in ("timestamp", "date", "timestamp_ntz"):
-            return F.to_date(col).cast("timestamp_ntz"), F.lit(False)
+            return col.cast("timestamp_ntz"), F.lit(False)
         return F.lit(None).cast("timestamp_ntz"), col.isNotNull()
     text = F.trim(col)
     present = ~_missing(text)
     tries = []
     if read.date_format:
-        tries.append(F.try_to_timestamp(text, F.lit(java_pattern(read.date_format))))
+        day = java_pattern(read.date_format)
+        tries += [F.try_to_timestamp(text, F.lit(day + s)) for s in ("", *_TIME_SUFFIXES)]
     tries.append(text.try_cast("timestamp"))
     if read.dayfirst:
         tries += [F.try_to_timestamp(text, F.lit(p)) for p in _DAYFIRST]
-    value = F.when(present, F.to_date(F.coalesce(*tries)).cast("timestamp_ntz"))
+    value = F.when(present, F.coalesce(*tries).cast("timestamp_ntz"))
     return value, present & value.isNull()
+
+
+def _clock(value: Column, day: Column) -> Column:
+    """Seconds after midnight of a date's time of day; null at midnight (as a plain date)."""
+    from pyspark.sql import functions as F
+
+    seconds = (F.unix_micros(value.cast("timestamp")) - F.unix_micros(day.cast("timestamp"))).cast(
+        "double"
+    ) / 1e6
+    return F.when(seconds != 0, seconds)
 
 
 def _coerce_float(
@@ -573,10 +613,17 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
             continue
         aggs.append(F.sum(F.array_contains("_bad", c.name).cast("long")).alias(f"bad:{c.name}"))
         if c.required:
-            aggs.append(F.sum(F.col(c.name).isNull().cast("long")).alias(f"blank:{c.name}"))
+            aggs.append(F.sum(_blank(c.name).cast("long")).alias(f"blank:{c.name}"))
     for column, (broken, _, _) in _rules(name, present).items():
         aggs.append(F.sum(broken.cast("long")).alias(f"rule:{column}"))
     return aggs
+
+
+def _blank(column: str) -> Column:
+    """Missing required values (the unreadable ones are counted as such, not twice)."""
+    from pyspark.sql import functions as F
+
+    return F.col(column).isNull() & ~F.array_contains("_bad", column)
 
 
 def _rules(name: str, present: set[str]) -> dict[str, tuple[Column, str, str]]:
@@ -613,7 +660,7 @@ def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataI
         mask = F.array_contains("_bad", column)
         problem, remedy = _bad_message(SCHEMA[name].kind(column) or "str", cfg.read)
     elif what == "blank":
-        mask = F.col(column).isNull()
+        mask = _blank(column)
         problem, remedy = ("required values are missing", "fill them in or remove these rows.")
     else:
         mask, problem, remedy = _rules(name, set(df.columns))[column]

@@ -6,10 +6,12 @@ A bucket arrives as one *long* frame: every table's rows of the bucket's account
 apart by a ``_t`` table code, their columns packed into a few shared typed slots (``d1``,
 ``d2`` dates, ``f1``, ``f2`` floats, ``s1``, ``s2`` text, ``b1`` booleans). Six tables fit in
 one Arrow stream that way, with about a dozen dense columns instead of two dozen sparse
-ones. :func:`unpack` turns it back into a :class:`History` typed like the loader's (drops
-exact duplicate rows and rows of accounts missing from the accounts table, derives the
-accounts when there is no accounts table, sorts rows as the loader does), so the encoded
-arrays - and the features - are the local engine's, bit for bit.
+ones (plus ``c1``, ``c2``: the time of day of ``d1``, ``d2`` when the source had one).
+:func:`unpack` turns it back into a :class:`History` typed like the loader's (drops exact
+duplicate rows, their times of day included, and rows of accounts missing from the
+accounts table, derives the accounts when there is no accounts table, sorts rows as the
+loader does), so the encoded arrays - and the features - are the local engine's, bit for
+bit.
 
 Every account's rows are in one bucket, so the per-account features, the labels and the
 scores computed here are exactly those of the whole data; only the portfolio step (shares
@@ -52,7 +54,12 @@ SLOT_KINDS: dict[str, Kind] = {
     "s1": "str",
     "s2": "str",
     "b1": "bool",
+    "c1": "float",
+    "c2": "float",
 }
+# The time of day of a date slot (seconds after midnight, null at midnight): dates are days,
+# but rows equal but for their time of day are two rows, not one repeated (as the loader).
+CLOCKS: dict[str, str] = {"d1": "c1", "d2": "c2"}
 # Every contract column the kernels need, by table -> its slot in the long frame.
 SLOTS: dict[str, dict[str, str]] = {
     "orders": {
@@ -151,14 +158,22 @@ def unpack(long: pd.DataFrame, layout: Layout) -> History:
             )
             for col in columns
         }
-        frames[table] = pd.DataFrame(data).reset_index(drop=True)
+        clocks = {
+            CLOCKS[SLOTS[table][col]]: part[CLOCKS[SLOTS[table][col]]]
+            for col in columns
+            if SLOTS[table].get(col) in CLOCKS
+        }
+        frames[table] = pd.DataFrame({**data, **clocks}).reset_index(drop=True)
     accounts = frames.pop("accounts", None)
+    if accounts is not None:
+        accounts = accounts.drop(columns=list(CLOCKS.values()), errors="ignore")
     if layout.accounts_given and accounts is not None:
         known = pd.Index(accounts["account_id"].dropna().unique())
         frames = {k: f[f["account_id"].isin(known)] for k, f in frames.items()}
     out: dict[str, pd.DataFrame] = {}
     for table, frame in frames.items():
-        frame = frame.drop_duplicates(keep="first")
+        frame = frame.drop_duplicates(keep="first")  # with the times of day, then without
+        frame = frame.drop(columns=list(CLOCKS.values()), errors="ignore")
         keys = [k for k in SORT_KEYS[table] if k in frame.columns]
         order = keys + [c for c in frame.columns if c not in keys]
         out[table] = frame.sort_values(order, na_position="last").reset_index(drop=True)

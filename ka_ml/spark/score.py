@@ -194,7 +194,7 @@ def _compare_day(
 
 def _with_account_names(scored: DataFrame, sh: SparkHistory) -> DataFrame:
     """The scores joined with the accounts' names, owners, industries and regions."""
-    acc = sh.frames.get("accounts")
+    acc = sh.table("accounts")
     names = [c for c in ACCOUNT_COLUMNS if acc is not None and c in acc.columns]
     if acc is None or not names:
         return scored
@@ -256,7 +256,7 @@ def score_with_features(
     p_churn = out["churn_probability"].to_numpy(np.float64)
     # the driver needs only the contracts (their yearly value) of the history: a small table
     sh = as_spark(source)
-    small = {t: sh.frames.get(t) for t in ("contracts", "surveys")}
+    small = {t: sh.table(t) for t in ("contracts", "surveys")}
     stub = History(
         orders=pd.DataFrame(),
         accounts=pd.DataFrame(),
