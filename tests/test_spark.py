@@ -317,6 +317,42 @@ def test_spark_reads_times_after_the_date_format_and_keeps_orders_apart_by_time_
 
 
 @apply(needs_spark)
+def test_spark_warns_like_the_loader_and_drops_negative_usage_counts(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark import features as on_spark
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\n"
+        "00017,2025-01-03,10\n17,2025-01-05,4\nA1,2025-01-04,8\nA1,2025-02-04,8\n"
+    )
+    (tmp_path / "usage.csv").write_text(
+        "account_id,date,count\nA1,2025-01-10,5\nA1,2025-01-11,-40\nA1,2025-01-12,3\n"
+    )
+    (tmp_path / "tickets.csv").write_text(
+        "account_id,opened_at,resolved_at\nA1,2025-01-10,2025-01-02\nA1,2025-01-10,\n"
+    )
+    (tmp_path / "contracts.csv").write_text(
+        "account_id,start_date,end_date,value\nA1,2024-06-01,2025-06-01,-1200\n"
+    )
+    cfg = Config()
+    local = load_history(tmp_path, cfg.data)
+    sh = read_history(spark, str(tmp_path), cfg.data)
+
+    def heads(warnings: tuple[str, ...]) -> set[str]:
+        return {w.split(" Examples:")[0].split(" (")[0] for w in warnings}
+
+    assert len(local.warnings) == 4
+    assert heads(sh.warnings) == heads(local.warnings)
+    assert any("'00017' and '17'" in w for w in sh.warnings)
+    as_of = pd.Timestamp("2025-03-01")
+    got = on_spark.build_features(sh, as_of, cfg)
+    same(got, build_features(local, as_of, cfg))
+
+
+@apply(needs_spark)
 def test_spark_refuses_what_the_loader_refuses_survey_scale_and_unknown_severities(
     spark: Any, tmp_path: Path
 ) -> None:

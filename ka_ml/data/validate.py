@@ -347,57 +347,48 @@ def _table_rules(t: _Table) -> list[DataIssue]:
     return issues
 
 
+# Values no export should hold, warned about (table -> column, problem, fix); the Spark
+# reader warns with the same texts. Negative usage counts are dropped (a count of events
+# cannot be below 0; summed they would lower usage); the others are kept as given.
+IMPOSSIBLE: dict[str, tuple[str, str, str]] = {
+    "usage": (
+        "count",
+        "usage rows with a negative count were dropped",
+        "a count of events cannot be negative: correct these rows in the export (are "
+        "they corrections or differences?); nothing to do if they should be ignored.",
+    ),
+    "tickets": (
+        "resolved_at",
+        "tickets resolved before they were opened (kept as given: they count as "
+        "resolved, not open)",
+        "correct opened_at/resolved_at (are the two columns swapped? check "
+        "data.columns) or remove these rows.",
+    ),
+    "contracts": (
+        "value",
+        "contracts with a negative value (kept as given: they lower the account's contract value)",
+        "correct value (a credit belongs in orders, not contracts) or remove these rows.",
+    ),
+}
+
+
 def _impossible_values(t: _Table) -> list[DataIssue]:
-    """Values no export should hold, warned about: negative usage counts are dropped (a
-    count of events cannot be below 0; summed they would lower usage); tickets resolved
-    before they were opened and negative contract values are kept as given."""
+    """The :data:`IMPOSSIBLE` warning of a table, with its examples (usage rows dropped)."""
     f = t.frame
+    if t.name not in IMPOSSIBLE or IMPOSSIBLE[t.name][0] not in f.columns:
+        return []
+    column, problem, remedy = IMPOSSIBLE[t.name]
+    if t.name == "tickets":
+        broken, shown = f["resolved_at"] < f["opened_at"], ["opened_at", "resolved_at"]
+    else:
+        broken = f[column] < 0
+        shown = ["date", "count"] if t.name == "usage" else ["start_date", "value"]
+    if not broken.any():
+        return []
+    issue = t.issue(column, problem, remedy, broken, shown, level="warning")
     if t.name == "usage":
-        negative = f["count"] < 0
-        if not negative.any():
-            return []
-        issue = t.issue(
-            "count",
-            "usage rows with a negative count were dropped",
-            "a count of events cannot be negative: correct these rows in the export (are "
-            "they corrections or differences?); nothing to do if they should be ignored.",
-            negative,
-            ["date", "count"],
-            level="warning",
-        )
-        t.drop(negative)
-        return [issue]
-    if t.name == "tickets" and "resolved_at" in f.columns:
-        backwards = f["resolved_at"] < f["opened_at"]
-        if backwards.any():
-            return [
-                t.issue(
-                    "resolved_at",
-                    "tickets resolved before they were opened (kept as given: they count as "
-                    "resolved, not open)",
-                    "correct opened_at/resolved_at (are the two columns swapped? check "
-                    "data.columns) or remove these rows.",
-                    backwards,
-                    ["opened_at", "resolved_at"],
-                    level="warning",
-                )
-            ]
-    if t.name == "contracts" and "value" in f.columns:
-        negative = f["value"] < 0
-        if negative.any():
-            return [
-                t.issue(
-                    "value",
-                    "contracts with a negative value (kept as given: they lower the "
-                    "account's contract value)",
-                    "correct value (a credit belongs in orders, not contracts) or remove "
-                    "these rows.",
-                    negative,
-                    ["start_date", "value"],
-                    level="warning",
-                )
-            ]
-    return []
+        t.drop(broken)
+    return [issue]
 
 
 SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them
@@ -541,15 +532,17 @@ def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
         return None
     groups = ids[twins].groupby(core[twins].to_numpy(), sort=True)
     examples = tuple(" and ".join(f"'{_show(v)}'" for v in sorted(g)) for _, g in groups)
-    return DataIssue(
-        name,
-        "account_id",
-        f"account_ids that differ only in leading zeros ({groups.ngroups} groups): they are "
-        "read as different accounts",
+    problem, remedy = zero_twins_texts(groups.ngroups)
+    return DataIssue(name, "account_id", problem, remedy, examples=examples, level="warning")
+
+
+def zero_twins_texts(groups: int) -> tuple[str, str]:
+    """(problem, fix) of the warning about ids that differ only in leading zeros."""
+    return (
+        f"account_ids that differ only in leading zeros ({groups} groups): they are read as "
+        "different accounts",
         "if they are the same customer, export the id column as text everywhere so the zeros "
         "survive (or strip them consistently); nothing to do if they are different accounts.",
-        examples=examples,
-        level="warning",
     )
 
 

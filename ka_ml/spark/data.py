@@ -26,12 +26,13 @@ accounts missing from the accounts table are dropped inside each account bucket
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -43,11 +44,13 @@ from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
     BAD_PROBLEM,
     BOOL_TOKENS,
+    IMPOSSIBLE,
     MISSING_TOKENS,
     SEVERITY_FIX,
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
     bad_remedy,
+    zero_twins_texts,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import CLOCKS, SLOT_KINDS, SLOTS, TABLE_CODES, Layout
@@ -55,6 +58,7 @@ from ka_ml.spark.kernel import CLOCKS, SLOT_KINDS, SLOTS, TABLE_CODES, Layout
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+log = logging.getLogger("ka_ml.data")
 CATALOG_PREFIX = "catalog:"
 SPARK_TYPES: Mapping[Kind, str] = {
     "id": "string",
@@ -291,11 +295,17 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     errors = [i for i in issues + found if i.level == "error"]
     if errors:
         raise DataValidationError(errors)
+    warnings = [i for i in issues + found if i.level == "warning"]
+    for issue in warnings:
+        log.warning(issue.render())
     typed_frames = {
         name: df.select(*[c for c in df.columns if c != "_bad" and not c.startswith("_raw_")])
         for name, df in frames.items()
     }
-    return SparkHistory(typed_frames, source, (), counts)
+    if "usage" in typed_frames:  # as the loader: a negative count of events is dropped
+        usage = typed_frames["usage"]
+        typed_frames["usage"] = usage.where(~(usage["count"] < 0) | usage["count"].isNull())
+    return SparkHistory(typed_frames, source, tuple(i.render() for i in warnings), counts)
 
 
 def _read_tables(
@@ -596,6 +606,8 @@ def _check(
         row = df.agg(*_check_aggregates(name, set(raw[name].columns))).first()
         stats = row.asDict() if row is not None else {}
         counts[name] = int(stats.pop("_rows", 0) or 0)
+        if stats.pop("_zeros", 0):
+            issues += _zero_padding_twins(name, df)
         issues += [_issue(name, df, key, int(n), cfg) for key, n in stats.items() if n]
     acc = frames.get("accounts")
     if acc is not None:
@@ -614,8 +626,10 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
         aggs.append(F.sum(F.array_contains("_bad", c.name).cast("long")).alias(f"bad:{c.name}"))
         if c.required:
             aggs.append(F.sum(_blank(c.name).cast("long")).alias(f"blank:{c.name}"))
-    for column, (broken, _, _) in _rules(name, present).items():
-        aggs.append(F.sum(broken.cast("long")).alias(f"rule:{column}"))
+    for column, rule in _rules(name, present).items():
+        aggs.append(F.sum(rule.broken.cast("long")).alias(f"rule:{column}"))
+    if "account_id" in present:  # leading zeros: the twins are looked for only if any
+        aggs.append(F.max(F.col("account_id").startswith("0").cast("long")).alias("_zeros"))
     return aggs
 
 
@@ -626,29 +640,60 @@ def _blank(column: str) -> Column:
     return F.col(column).isNull() & ~F.array_contains("_bad", column)
 
 
-def _rules(name: str, present: set[str]) -> dict[str, tuple[Column, str, str]]:
-    """The local reader's table rules that refuse rows (:mod:`ka_ml.data.validate`):
-    column -> (the broken rows, the problem, the fix)."""
+class _Rule(NamedTuple):
+    broken: Column  # the rows that break it
+    problem: str
+    remedy: str
+    level: str = "error"
+
+
+def _rules(name: str, present: set[str]) -> dict[str, _Rule]:
+    """The local reader's table rules (:mod:`ka_ml.data.validate`) by column: those that
+    refuse rows, and the impossible values it warns about."""
     from pyspark.sql import functions as F
 
+    rules: dict[str, _Rule] = {}
     if name == "contracts":
-        return {
-            "end_date": (
-                F.col("end_date") < F.col("start_date"),
-                "contracts that end before they start",
-                "correct start_date/end_date (swapped? check data.columns) or remove these rows.",
-            )
-        }
+        rules["end_date"] = _Rule(
+            F.col("end_date") < F.col("start_date"),
+            "contracts that end before they start",
+            "correct start_date/end_date (swapped? check data.columns) or remove these rows.",
+        )
     if name == "surveys":
         low, high = SURVEY_SCALE
         outside = (F.col("score") < low) | (F.col("score") > high)
-        return {"score": (outside, "scores outside the 0-10 scale", SURVEY_SCALE_FIX)}
+        rules["score"] = _Rule(outside, "scores outside the 0-10 scale", SURVEY_SCALE_FIX)
     if name == "tickets" and "severity" in present:
         known = [*SEVERITIES, *sorted(MISSING_TOKENS)]
         value = F.lower(F.trim(F.col("severity")))
         unknown = value.isNotNull() & ~value.isin(known)
-        return {"severity": (unknown, "unknown severities", SEVERITY_FIX)}
-    return {}
+        rules["severity"] = _Rule(unknown, "unknown severities", SEVERITY_FIX)
+    if name in IMPOSSIBLE and IMPOSSIBLE[name][0] in present:
+        column, problem, remedy = IMPOSSIBLE[name]
+        broken = (
+            F.col("resolved_at") < F.col("opened_at") if name == "tickets" else F.col(column) < 0
+        )
+        rules[column] = _Rule(broken, problem, remedy, "warning")
+    return rules
+
+
+def _zero_padding_twins(name: str, df: DataFrame) -> list[DataIssue]:
+    """The loader's warning about ids that differ only in leading zeros ('00017', '17')."""
+    from pyspark.sql import functions as F
+
+    ids = df.select("account_id").where(F.col("account_id").isNotNull()).distinct()
+    core = F.regexp_replace("account_id", "^0+", "")
+    twins = (
+        ids.groupBy(F.when(core == "", "0").otherwise(core).alias("_core"))
+        .agg(F.sort_array(F.collect_list("account_id")).alias("ids"))
+        .where(F.size("ids") > 1)
+    )
+    rows = twins.orderBy("_core").limit(5).collect()
+    if not rows:
+        return []
+    problem, remedy = zero_twins_texts(int(twins.count()))
+    examples = tuple(" and ".join(f"'{v}'" for v in r["ids"]) for r in rows)
+    return [DataIssue(name, "account_id", problem, remedy, examples, level="warning")]
 
 
 def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataIssue:
@@ -663,7 +708,9 @@ def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataI
         mask = _blank(column)
         problem, remedy = ("required values are missing", "fill them in or remove these rows.")
     else:
-        mask, problem, remedy = _rules(name, set(df.columns))[column]
+        rule = _rules(name, set(df.columns))[column]
+        mask, problem, remedy, level = rule
+        return DataIssue(name, column, problem, remedy, _examples(df, mask, column), n, level)
     return DataIssue(name, column, problem, remedy, _examples(df, mask, column), n)
 
 
