@@ -163,6 +163,25 @@ def test_a_cached_portfolio_follows_a_rerun_of_its_week(tmp_path: Path) -> None:
     assert by_owner["lights"]["red"]["accounts"] == 3
 
 
+def test_accounts_say_last_weeks_lifecycle_so_a_crm_can_tell_back_from_lapsed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "score_history.sqlite"
+    frame = scores_frame(AS_OF)
+    frame["lifecycle"] = "active"
+    frame["lifecycle_prev"] = pd.Series(["lapsed", None] + ["active"] * 7, dtype=object)
+    score_history.write_run(path, frame)
+    running = start(path, None)
+    try:
+        with httpx.Client(base_url=running.url, timeout=10) as c:
+            items = {a["account_id"]: a for a in c.get("/accounts").json()["items"]}
+            detail = c.get("/accounts/A1").json()
+    finally:
+        stop(running)
+    assert items["A1"]["lifecycle_prev"] == "lapsed" and items["A2"]["lifecycle_prev"] is None
+    assert items["A3"]["lifecycle_prev"] == "active" and detail["lifecycle_prev"] == "lapsed"
+
+
 def test_requests_for_a_missing_summary_share_one_computation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -452,11 +471,14 @@ def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
                     raise
                 time.sleep(0.1)
         assert health.json()["latest_as_of"] == "2026-06-01"
-        assert httpx.get(f"{url}/accounts").status_code == 401
+        wait = 30  # a worker's first answer imports the app: slow on a busy 2-core machine
+        assert httpx.get(f"{url}/accounts", timeout=wait).status_code == 401
         for _ in range(4):  # whichever worker answers
-            page = httpx.get(f"{url}/accounts", headers=AUTH, params={"light": "red"}).json()
+            page = httpx.get(
+                f"{url}/accounts", headers=AUTH, params={"light": "red"}, timeout=wait
+            ).json()
             assert page["total"] == 3
-            summary = httpx.get(f"{url}/portfolio", headers=AUTH).json()["summary"]
+            summary = httpx.get(f"{url}/portfolio", headers=AUTH, timeout=wait).json()["summary"]
             assert summary["n_accounts"] == 9
         children = descendants(proc.pid)  # the summaries' worker process(es), uvicorn's
         assert children

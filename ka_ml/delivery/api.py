@@ -116,6 +116,9 @@ class AccountSummary(BaseModel):
     recommended_action: str | None = None
     top_reason: str | None = None
     lifecycle: str | None = Field(None, description="new / active / lapsed")
+    lifecycle_prev: str | None = Field(
+        None, description="last week's lifecycle (empty: not scored last week)"
+    )
     low_confidence: bool | None = None
     dependency_alert: bool | None = None
     scorecard_usage: str | None = None
