@@ -149,6 +149,43 @@ def test_the_scorer_keeps_last_weeks_lifecycle_and_rewrites_the_texts() -> None:
     ]
 
 
+def test_a_tier_change_is_said_with_where_the_account_now_stands() -> None:
+    cfg = HealthConfig()
+    prev = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "as_of": pd.Timestamp("2026-09-17"),
+            "health": ["red", "green", "green"],
+            "churn_probability": [0.6, 0.1, 0.1],
+            "lifecycle": ["active"] * 3,
+            "abc_tier": ["A", "B", None],
+        }
+    ).set_index("account_id")
+    out = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "health": ["red", "green", "green"],
+            "churn_probability": [0.62, 0.1, 0.1],
+            "lifecycle": ["active"] * 3,
+            "abc_tier": pd.Categorical(["B", "B", "C"], categories=["A", "B", "C"]),
+            "revenue_share": [0.0123, 0.02, 0.001],
+            "changes": [
+                "Risk up 2 pts since last week.",
+                *["No material change since last week."] * 2,
+            ],
+        }
+    )
+    X = pd.DataFrame({"recency_days": [70.0, 20.0, 3.0], "active_span_days": [600.0] * 3})
+    got = _said_since_last_week(
+        out, X, prev, pd.Timestamp("2026-09-24"), "churn_probability", _Cfg(cfg)
+    )["changes"].tolist()
+    assert got[0] == (
+        "Risk up 2 pts since last week. Now tier B (tier A last week; its 12-month revenue "
+        "is 1.2% of the portfolio's)."
+    )
+    assert got[1:] == ["No material change since last week."] * 2  # same tier; unknown before
+
+
 class _Cfg:
     def __init__(self, health: HealthConfig) -> None:
         self.health = health

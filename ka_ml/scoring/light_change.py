@@ -1,6 +1,6 @@
 """What a light change means when the account's own score does not say it.
 
-Two cases a manager misread in the weekly texts:
+Three cases a manager misread in the weekly texts:
 
 * An account with no light last week was announced as "New on the list this week" (and
   "turned red (new)"), which collides with the lifecycle state ``new`` (too little
@@ -10,6 +10,7 @@ Two cases a manager misread in the weekly texts:
 * In budget mode an account whose risk did not move can change light because other
   accounts moved in the ranking: "turned red ... No material change since last week"
   contradicts itself. The text says the risk is unchanged and why the light moved.
+* A tier change (which changes the recommended action) went unsaid.
 
 Pure: arrays and frames in, one text per account out ('' where nothing is to be said).
 """
@@ -72,6 +73,24 @@ def no_light_last_week(
     for i in np.flatnonzero(lapsed):
         out[i] = said[i]
     return out
+
+
+def tier_moved(tier: pd.Series, tier_prev: pd.Series, revenue_share: pd.Series) -> np.ndarray:
+    """Per account, the sentence when its ABC tier changed since last week ('' elsewhere):
+    the tier sets the recommended action, so a manager asks why the action changed. The
+    share says where the account now stands; the tier moves when its own 12-month revenue
+    or the rest of the portfolio's does."""
+    now = tier.astype(object).to_numpy()
+    was = tier_prev.astype(object).to_numpy()
+    share = revenue_share.to_numpy(float)
+    texts = np.full(len(now), "", dtype=object)
+    known = pd.notna(now) & pd.notna(was)
+    for i in np.flatnonzero(known & (now.astype(str) != was.astype(str))):
+        part = f"; its 12-month revenue is {share[i]:.1%} of the portfolio's"
+        texts[i] = (
+            f"Now tier {now[i]} (tier {was[i]} last week{part if np.isfinite(share[i]) else ''})."
+        )
+    return texts
 
 
 def _back(silent_days: float) -> str:

@@ -33,7 +33,12 @@ from ka_ml.scoring.lifecycle import (
     float_column,
     lifecycle_states,
 )
-from ka_ml.scoring.light_change import NEW_ON_LIST, light_moved_alone, no_light_last_week
+from ka_ml.scoring.light_change import (
+    NEW_ON_LIST,
+    light_moved_alone,
+    no_light_last_week,
+    tier_moved,
+)
 from ka_ml.scoring.score_history import COLUMNS as HISTORY_COLUMNS
 from ka_ml.scoring.score_history import open_forecast_p90, previous_week
 from ka_ml.scoring.scorecard import scorecard
@@ -379,7 +384,16 @@ def _said_since_last_week(
         silence=float_column(X, "gap_last_days"),  # the silence the latest order ended
     )
     moved = light_moved_alone(out, prev, rank, cfg.health)
-    out["changes"] = np.where(moved != "", moved, changes)
+    changes = np.where(moved != "", moved, changes)
+    if "abc_tier" in prev and "abc_tier" in out:
+        share = (
+            out["revenue_share"] if "revenue_share" in out else pd.Series(np.nan, index=ids.index)
+        )
+        tier = tier_moved(out["abc_tier"], ids.map(prev["abc_tier"]), share)
+        said = np.flatnonzero(tier != "")  # a few accounts: worded one by one
+        changes = changes.astype(object)
+        changes[said] = [f"{changes[i]} {tier[i]}".strip() for i in said]
+    out["changes"] = changes
     return out
 
 
