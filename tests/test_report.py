@@ -563,23 +563,54 @@ def test_the_spreadsheet_says_what_decided_the_lights_in_budget_mode(
     assert rows["Red from"] == "the riskiest 10% (never below a 25% churn probability)"
     assert rows["Yellow from"] == "the next 20% (never below a 10% churn probability)"
     p = scores["churn_probability"]
-    red_low = p[scores["health"].eq("red")].min()
-    assert rows["Lowest red probability this run"] == pytest.approx(red_low)
-    assert rows["Lowest yellow probability this run"] == pytest.approx(
-        p[scores["health"].eq("yellow")].min()
+    by_rule = scores["light_reason"].fillna("").str.startswith(("raised to yellow", "stays "))
+    red_low = p[scores["health"].eq("red") & ~by_rule].min()
+    assert rows["Lowest red probability ranked this run"] == pytest.approx(red_low)
+    assert rows["Lowest yellow probability ranked this run"] == pytest.approx(
+        p[scores["health"].eq("yellow") & ~by_rule].min()
+    )
+    n_red, n_yellow = ((scores["health"].eq(c) & by_rule).sum() for c in ("red", "yellow"))
+    assert rows["Lit by a rule, below the ranking's cut"].startswith(
+        f"{n_red} red, {n_yellow} yellow (overdue"
     )
     # threshold mode keeps its two numbers
     path = write_excel(scores, make_run(), tmp_path / "t.xlsx")
     rows = {r[0]: r[1] for r in load_workbook(path)["Summary"].iter_rows(values_only=True)}
     assert (rows["Red from"], rows["Yellow from"]) == (0.5, 0.25)
-    assert "Lowest red probability this run" not in rows
+    assert "Lowest red probability ranked this run" not in rows
 
 
 def test_lowest_lit_is_none_for_a_light_nobody_got() -> None:
     df = pd.DataFrame(
         {"health": ["red", "green", "red", None], "churn_probability": [0.6, 0.1, 0.47, 0.9]}
     )
-    assert lowest_lit(df) == {"lowest_red_probability": 0.47, "lowest_yellow_probability": None}
+    assert lowest_lit(df) == {
+        "lowest_red_probability": 0.47,
+        "red_by_rule": 0,
+        "lowest_yellow_probability": None,
+        "yellow_by_rule": 0,
+    }
+
+
+def test_lowest_lit_is_where_the_ranking_cut_not_where_a_rule_lit() -> None:
+    df = pd.DataFrame(
+        {
+            "health": ["red", "yellow", "yellow", "red"],
+            "churn_probability": [0.6, 0.3, 0.02, 0.3],
+            "light_reason": [
+                "churn probability 60%: among the riskiest 10%",
+                "churn probability 30%: among the next 20%",
+                "raised to yellow: overdue: no order for 40 days (churn probability 2%)",
+                "stays red: churn probability 30%, within the 5% hysteresis of its cut",
+            ],
+        }
+    )
+    assert lowest_lit(df) == {
+        "lowest_red_probability": 0.6,
+        "red_by_rule": 1,
+        "lowest_yellow_probability": 0.3,
+        "yellow_by_rule": 1,
+    }
 
 
 def test_spreadsheet_text_that_looks_like_a_formula_stays_text(

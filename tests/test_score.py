@@ -204,15 +204,20 @@ def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -
     assert rec["data"]["rows"]["orders"] > 0 and rec["data"]["fingerprint"]
     assert rec["light_mode"] == "budget" and rec["light_rule"].startswith("red = the 10%")
     h, p = weekly.cfg.health, s["churn_probability"]
+    by_rule = s["light_reason"].fillna("").str.startswith(("raised to yellow", "stays "))
     assert rec["thresholds"] == {  # budget mode: what decided the lights, and where they fell
         "hysteresis": h.hysteresis,
         "red_share": h.red_share,
         "yellow_share": h.yellow_share,
         "red_min_probability": h.red_min_probability,
         "yellow_min_probability": h.yellow_min_probability,
-        "lowest_red_probability": pytest.approx(p[s["health"].eq("red")].min()),
-        "lowest_yellow_probability": pytest.approx(p[s["health"].eq("yellow")].min()),
+        "lowest_red_probability": pytest.approx(p[s["health"].eq("red") & ~by_rule].min()),
+        "lowest_yellow_probability": pytest.approx(p[s["health"].eq("yellow") & ~by_rule].min()),
+        "red_by_rule": int((s["health"].eq("red") & by_rule).sum()),
+        "yellow_by_rule": int((s["health"].eq("yellow") & by_rule).sum()),
     }
+    ranked_yellow = s["health"].eq("yellow") & ~by_rule
+    assert (p[ranked_yellow] >= h.yellow_min_probability).all()  # the floor holds for the cut
     assert rec["lifecycle"] == s["lifecycle"].astype(str).value_counts().to_dict()
 
 

@@ -201,8 +201,8 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
 
 def _light_cut_rows(thresholds: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """'Red from' / 'Yellow from': the thresholds in threshold mode; in budget mode (no
-    fixed threshold) the shares and floors that decided the lights, and the lowest churn
-    probability that got each light this run."""
+    fixed threshold) the shares and floors that decided the lights, the lowest churn
+    probability the ranking lit each light with this run, and how many a rule lit."""
     if "red" in thresholds or "red_share" not in thresholds:
         return [
             ("Red from", thresholds.get("red"), PCT),
@@ -218,8 +218,19 @@ def _light_cut_rows(thresholds: dict[str, Any]) -> list[tuple[str, Any, str]]:
     return [
         ("Red from", rule("red_share", "red_min_probability", "the riskiest"), ""),
         ("Yellow from", rule("yellow_share", "yellow_min_probability", "the next"), ""),
-        ("Lowest red probability this run", thresholds.get("lowest_red_probability"), PCT),
-        ("Lowest yellow probability this run", thresholds.get("lowest_yellow_probability"), PCT),
+        ("Lowest red probability ranked this run", thresholds.get("lowest_red_probability"), PCT),
+        (
+            "Lowest yellow probability ranked this run",
+            thresholds.get("lowest_yellow_probability"),
+            PCT,
+        ),
+        (
+            "Lit by a rule, below the ranking's cut",
+            f"{thresholds.get('red_by_rule', 0)} red, {thresholds.get('yellow_by_rule', 0)} "
+            "yellow (overdue or an open critical complaint: raised to yellow; hysteresis: "
+            "kept from last week)",
+            "",
+        ),
     ]
 
 

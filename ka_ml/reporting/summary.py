@@ -15,6 +15,7 @@ import pandas as pd
 
 from ka_ml.reporting.columns import flag_col, num_col, text_col
 from ka_ml.reporting.formatting import to_native
+from ka_ml.scoring.light_change import BY_RULE
 
 LIGHTS: tuple[str, ...] = ("red", "yellow", "green")
 TIERS: tuple[str, ...] = ("A", "B", "C")
@@ -61,17 +62,21 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     )
 
 
-def lowest_lit(scores: pd.DataFrame) -> dict[str, float | None]:
-    """This run's realised cuts: the lowest churn probability that got red, and yellow
-    (None where no account got that light). In budget mode these, not a fixed threshold,
-    say where the lights fell this week (hysteresis and the overdue and complaint rules
-    can put an account below the week's ranking cut)."""
+def lowest_lit(scores: pd.DataFrame) -> dict[str, float | int | None]:
+    """This run's realised cuts: the lowest churn probability the ranking made red, and
+    yellow (None where it made none). In budget mode these, not a fixed threshold, say
+    where the lights fell this week. Lights set by a rule instead (raised to yellow when
+    overdue or on an open critical complaint, kept by hysteresis: ``light_reason``) sit
+    below the cut by design; they are counted (``red_by_rule``, ``yellow_by_rule``), not
+    taken for the cut (a "lowest yellow" of 2% beside a 10% floor read as a broken floor)."""
     health = text_col(scores, "health")
     p = num_col(scores, "churn_probability")
-    out: dict[str, float | None] = {}
+    by_rule = text_col(scores, "light_reason").str.startswith(BY_RULE)
+    out: dict[str, float | int | None] = {}
     for light in ("red", "yellow"):
-        lit = p[health.eq(light)].dropna()
-        out[f"lowest_{light}_probability"] = float(lit.min()) if len(lit) else None
+        ranked = p[health.eq(light) & ~by_rule].dropna()
+        out[f"lowest_{light}_probability"] = float(ranked.min()) if len(ranked) else None
+        out[f"{light}_by_rule"] = int((health.eq(light) & by_rule).sum())
     return out
 
 
