@@ -30,6 +30,7 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
+from ka_ml.data.history import is_purchase
 from ka_ml.errors import ModelError
 
 FloatArray = NDArray[np.float64]
@@ -397,7 +398,7 @@ def rfm_summary(
     as_of = pd.Timestamp(as_of)
     unit_seconds = float(unit_days) * 86_400.0
 
-    keep = (orders["order_date"] < as_of) & (orders["amount"] >= 0)
+    keep = (orders["order_date"] < as_of) & is_purchase(orders["amount"])  # the one rule
     cols = ["account_id", "order_date", "amount"]
     has_id = "order_id" in orders.columns
     past = orders.loc[keep, [*cols, "order_id"] if has_id else cols]
