@@ -337,6 +337,11 @@ def test_spark_warns_like_the_loader_and_drops_negative_usage_counts(
     (tmp_path / "contracts.csv").write_text(
         "account_id,start_date,end_date,value\nA1,2024-06-01,2025-06-01,-1200\n"
     )
+    (tmp_path / "surveys.csv").write_text(  # renewal intent on 1-5, NPS on 0-10
+        "account_id,date,score,kind\n"
+        + "".join(f"A1,2025-01-{d:02d},{1 + d % 5},renewal_intent\n" for d in range(1, 26))
+        + "".join(f"A1,2025-01-{d:02d},{d % 11},nps\n" for d in range(1, 26))
+    )
     cfg = Config()
     local = load_history(tmp_path, cfg.data)
     sh = read_history(spark, str(tmp_path), cfg.data)
@@ -344,8 +349,10 @@ def test_spark_warns_like_the_loader_and_drops_negative_usage_counts(
     def heads(warnings: tuple[str, ...]) -> set[str]:
         return {w.split(" Examples:")[0].split(" (")[0] for w in warnings}
 
-    assert len(local.warnings) == 4
+    assert len(local.warnings) == 5
     assert heads(sh.warnings) == heads(local.warnings)
+    assert any("kind=renewal_intent: 25 answers, all between 1 and 5" in w for w in sh.warnings)
+    assert not any("kind=nps" in w for w in sh.warnings)
     assert any("'00017' and '17'" in w for w in sh.warnings)
     as_of = pd.Timestamp("2025-03-01")
     got = on_spark.build_features(sh, as_of, cfg)

@@ -206,6 +206,23 @@ def test_survey_scores_outside_0_to_10_are_an_error_asking_to_rescale(tmp_path: 
     assert "rescale them to 0-10 (e.g. divide a 0-100 score by 10)" in issue.remedy
 
 
+def test_survey_kinds_that_look_like_a_1_to_5_scale_are_warned_about(tmp_path: Path) -> None:
+    answers = [(d, 1 + d % 5, "renewal") for d in range(1, 26)]  # 25 answers on 1-5
+    answers += [(d, d % 6, "nps") for d in range(1, 26)]  # low, but 0-10 NPS could be
+    answers += [(d, 3, "nps") for d in range(1, 3)] + [(d, 2, None) for d in range(1, 10)]
+    surveys = "account_id,date,score,kind\n" + "".join(
+        f"A1,2024-01-{d:02d},{v},{k or ''}\n" for d, v, k in answers
+    )
+    files = {"orders.csv": ORDERS, "surveys.csv": surveys}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    (warning,) = [w for w in history.warnings if "1-5 scale" in w]
+    assert "kind=renewal: 25 answers, all between 1 and 5" in warning
+    assert "kind=nps" in warning  # 27 answers, none above 5
+    assert "kind=(none)" not in warning  # 9 answers: too few to say
+    assert "(score - 1) * 2.5" in warning
+    assert history.surveys is not None and len(history.surveys) == len(answers)  # kept
+
+
 def test_survey_scores_on_the_0_to_10_scale_pass_as_given(tmp_path: Path) -> None:
     surveys = "account_id,date,score\nA1,2024-01-10,0\nA2,2024-01-11,10\nA1,2024-02-10,7.5\n"
     files = {"orders.csv": ORDERS, "surveys.csv": surveys}

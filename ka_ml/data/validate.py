@@ -402,14 +402,51 @@ SEVERITY_FIX = (
 )
 
 
+# A survey kind whose scores all sit at or below this, over at least this many answers,
+# looks like a 1-5 (or 0-5) scale read as 0-10: every answer would be a detractor.
+SMALL_SCALE_TOP, SMALL_SCALE_MIN_ANSWERS = 5.0, 20
+
+
+def small_scale_issue(stats: pd.DataFrame) -> DataIssue | None:
+    """The warning for survey kinds that look like a 1-5 scale. ``stats``: one row per
+    kind (index: the kind, NaN/None for none), columns ``count``, ``min``, ``max`` of the
+    scores (the loader and the Spark reader compute them their own way)."""
+    small = stats[(stats["count"] >= SMALL_SCALE_MIN_ANSWERS) & (stats["max"] <= SMALL_SCALE_TOP)]
+    if small.empty:
+        return None
+    examples = tuple(
+        f"kind={'(none)' if _blank_kind(k) else _show(k)}: {int(r['count'])} answers, all between "
+        f"{r['min']:g} and {r['max']:g}"
+        for k, r in small.iterrows()
+    )
+    return DataIssue(
+        "surveys",
+        "score",
+        "survey scores that look like a 1-5 scale (read on 0-10, every answer would count "
+        "as a detractor)",
+        "rescale them to 0-10 (e.g. (score - 1) * 2.5 for 1-5), or ignore this warning if "
+        "these answers really are that low.",
+        examples=examples,
+        level="warning",
+    )
+
+
+def _blank_kind(kind: object) -> bool:
+    return kind is None or (isinstance(kind, float) and np.isnan(kind))
+
+
 def _survey_scale_issue(t: _Table) -> list[DataIssue]:
     """Scores outside 0-10 (a 0-100 scale, negative values) would pass for very high or
-    low intent and colour the renewal-intent scorecard: refused, not rescaled by guess."""
+    low intent and colour the renewal-intent scorecard: refused, not rescaled by guess.
+    Scores that all sit on 0-5 for a kind are warned about (:func:`small_scale_issue`)."""
     score = t.frame["score"]
     low, high = SURVEY_SCALE
     outside = (score < low) | (score > high)  # missing scores compare False: kept as they are
     if not outside.any():
-        return []
+        kind = t.frame["kind"] if "kind" in t.frame else pd.Series(None, index=score.index)
+        stats = score.groupby(kind.astype(object), dropna=False).agg(["count", "min", "max"])
+        small = small_scale_issue(stats)
+        return [small] if small is not None else []
     seen = score[outside]
     return [
         t.issue(

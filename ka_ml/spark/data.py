@@ -50,6 +50,7 @@ from ka_ml.data.validate import (
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
     bad_remedy,
+    small_scale_issue,
     zero_twins_texts,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
@@ -612,7 +613,28 @@ def _check(
     acc = frames.get("accounts")
     if acc is not None:
         issues += _duplicate_accounts(acc)
+    surveys = frames.get("surveys")
+    if surveys is not None and not any(
+        i.table == "surveys" and i.column == "score" for i in issues
+    ):
+        issues += _small_scale(surveys)
     return counts, issues
+
+
+def _small_scale(surveys: DataFrame) -> list[DataIssue]:
+    """The loader's warning about survey kinds that look like a 1-5 scale (one small
+    group-by: a row per kind)."""
+    from pyspark.sql import functions as F
+
+    score = F.col("score")
+    stats = (
+        surveys.groupBy("kind")
+        .agg(F.count(score).alias("count"), F.min(score).alias("min"), F.max(score).alias("max"))
+        .toPandas()
+        .set_index("kind")
+    )
+    small = small_scale_issue(stats)
+    return [small] if small is not None else []
 
 
 def _check_aggregates(name: str, present: set[str]) -> list[Column]:
