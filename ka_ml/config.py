@@ -321,6 +321,13 @@ class MlflowConfig(_Strict):
         description="max ECE for promotion (an ECE within what a perfectly calibrated model "
         "shows by chance on the test rows passes)",
     )
+    few_test_accounts: int = Field(
+        200,
+        ge=0,
+        description="below this many distinct accounts on the test origins, train says its "
+        "figures are rough: the accounts scored later can do far worse or better than an "
+        "interval over so few shows (0 = never say it)",
+    )
 
     @field_validator("tracking_uri")
     @classmethod

@@ -137,3 +137,42 @@ def test_the_models_two_pooled_aucs_say_which_rows_each_rests_on() -> None:
     buf = io.StringIO()
     print_train_report(report, Console(file=buf, width=400))
     assert "churn ROC AUC: model 0.870, calendar-only rule 0.718" in buf.getvalue()
+
+
+def test_train_cautions_when_few_accounts_or_accounts_unlike_the_origins() -> None:
+    """Seen on 300 CDNOW customers as of 1998-03-31: pooled ROC AUC 0.830, the scores then
+    0.750 (recency 0.790), with 'expected 0.754 on the 247 accounts' printed but nothing
+    saying which to trust; 30 customers: 0.981 claimed, 0.718 achieved, no warning."""
+    from ka_ml.config import Config
+    from ka_ml.training.evaluation import cautions, population_gap
+
+    cfg = Config()
+    pooled = {"roc_auc": 0.830, "roc_auc_lo": 0.785, "roc_auc_hi": 0.866, "accounts": 300.0}
+    pooled |= {"churned_rows": 480.0, "kept_rows": 420.0}
+    expected = {"roc_auc": 0.754, "accounts": 247.0, "origin_abs_error": 0.046}
+    gap = population_gap(pooled, expected)
+    assert gap["pooled_minus_expected"] == pytest.approx(0.076)
+    assert gap["population_differs"] == 1.0
+    (said,) = cautions(pooled, expected | gap, cfg)
+    assert "the 247 accounts scored now are unlike the test origins'" in said
+    assert "0.076 below the pooled 0.830" in said and "may overstate" in said
+    # within what the estimate erred on the origins, or inside the interval: nothing said
+    close = {**expected, "roc_auc": 0.80}
+    assert population_gap(pooled, close)["population_differs"] == 0.0
+    assert cautions(pooled, close | population_gap(pooled, close), cfg) == []
+    # few accounts
+    few = {**pooled, "accounts": 30.0, "churned_rows": 76.0, "kept_rows": 14.0}
+    (small,) = cautions(few, {}, cfg)
+    assert small.startswith("only 30 accounts on the test origins (14 rows of the rarer")
+    assert "mlflow.few_test_accounts = 200" in small
+    assert cautions(few, {}, cfg.model_copy(update={"mlflow": cfg.mlflow.model_copy(
+        update={"few_test_accounts": 0})})) == []  # fmt: skip
+    # the console says the interval and the cautions
+    report = _report({})
+    report.evaluation.churn = pooled
+    report.evaluation.cautions = [small]
+    buf = io.StringIO()
+    print_train_report(report, Console(file=buf, width=400))
+    text = buf.getvalue()
+    assert "ka_ml churn ROC AUC 0.830, 95% interval [0.785, 0.866] over 300 accounts" in text
+    assert "caution: only 30 accounts on the test origins" in text

@@ -16,6 +16,7 @@ from scipy.stats import rankdata
 from ka_ml.modeling.metrics import (
     accuracy_at,
     bootstrap_delta,
+    bootstrap_interval,
     bootstrap_resamples,
     brier,
     chance_calibration_error,
@@ -301,6 +302,24 @@ def test_bootstrap_delta_is_deterministic_for_a_seed_and_brackets_the_point_delt
     assert first["lo"] < first["delta"] < first["hi"]
     assert first["delta"] == pytest.approx(roc_auc(y, p) - roc_auc(y, weaker))
     assert first["lo"] > 0  # the better model is better beyond resampling noise
+
+
+def test_bootstrap_interval_brackets_the_auc_and_widens_when_accounts_repeat(
+    noisy: tuple[np.ndarray, np.ndarray],
+) -> None:
+    y, p = noisy[0][:300], noisy[1][:300]
+    lo, hi = bootstrap_interval(y, p, roc_auc, bootstrap_resamples(300, 200, 1))
+    assert lo < roc_auc(y, p) < hi and 0.02 < hi - lo < 0.25
+    rep = np.repeat(np.arange(100), 3)  # 100 accounts at 3 origins: 100 pieces of evidence
+    by_row = bootstrap_interval(y[rep], p[rep], roc_auc, bootstrap_resamples(300, 200, 1))
+    by_account = bootstrap_interval(
+        y[rep], p[rep], roc_auc, bootstrap_resamples(300, 200, 1, groups=rep)
+    )
+    assert by_account[1] - by_account[0] > 1.3 * (by_row[1] - by_row[0])
+    one_class = bootstrap_interval(np.ones(5), p[:5], roc_auc, bootstrap_resamples(5, 20, 1))
+    assert np.isnan(one_class).all()
+    with pytest.raises(ValueError, match="300 rows"):
+        bootstrap_interval(y[:10], p[:10], roc_auc, bootstrap_resamples(300, 5, 1))
 
 
 def test_bootstrap_delta_of_a_model_against_itself_is_exactly_zero(

@@ -442,6 +442,14 @@ def test_the_header_says_which_model_family_won_and_by_how_much(scores: pd.DataF
     )  # a champion trained before the runner-up was recorded
     nan = render_report(scores, make_run(model_card={**card, "family_margin": float("nan")}))
     assert "ka_churn v7 (blend; out-of-time" in nan and "within noise" not in nan
+    # train cautioned: few accounts, and accounts scored unlike the origins'
+    rough = render_report(
+        scores, make_run(model_card={**card, "few_test_accounts": 30, "expected_roc_auc": 0.754})
+    )
+    assert (
+        "3 test origins, only 30 accounts: rough; the accounts scored at training looked "
+        "unlike those on the test origins: about 0.754 expected on them)"
+    ) in rough
     # a history shorter than the purge: the origins held accounts out, in time
     held = {**card, "test": "held-out accounts", "timing_coverage": 0.8}
     text = render_report(scores, make_run(model_card=held))

@@ -501,6 +501,32 @@ def bootstrap_delta(
     return {"delta": delta, "lo": float(lo), "hi": float(hi)}
 
 
+def bootstrap_interval(
+    y: ArrayLike, p: ArrayLike, metric: Metric, resamples: Resamples
+) -> tuple[float, float]:
+    """95% percentile interval of ``metric(y, p)`` over ``resamples`` (drawn by account:
+    :func:`bootstrap_resamples`); resamples where it is undefined are dropped, (NaN, NaN)
+    when all are."""
+    y_arr = np.asarray(y, dtype=np.float64).ravel()
+    p_arr = np.asarray(p, dtype=np.float64).ravel()
+    if not len(y_arr) == len(p_arr) == resamples.n:
+        raise ValueError(
+            f"y and p must have the {resamples.n} rows the resamples were drawn for; got "
+            f"{len(y_arr)} and {len(p_arr)}."
+        )
+    fast = _COUNTED.get(metric)
+    if fast is not None:
+        prep = fast[0](y_arr, p_arr)
+        values = np.array([fast[1](prep, c) for c in resamples.counts])
+    else:
+        values = np.array([metric(y_arr[i], p_arr[i]) for i in resamples.indices], dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def _auc_prep(y: FloatArray, p: FloatArray) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
     _, tie_group = np.unique(p, return_inverse=True)
     return tie_group, y, 1.0 - y

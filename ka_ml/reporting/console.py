@@ -221,6 +221,13 @@ def print_train_report(report: Any, out: Console) -> None:
             f"test origins{on} (what the scores should achieve)",
         )
     )
+    c = ev.churn
+    if np.isfinite(c.get("roc_auc_lo", np.nan)):
+        out.print(
+            f"ka_ml churn ROC AUC {c['roc_auc']:.3f}, 95% interval [{c['roc_auc_lo']:.3f}, "
+            f"{c['roc_auc_hi']:.3f}] over {int(c['accounts']):,} accounts (whole accounts "
+            "resampled)"
+        )
     cal = getattr(ev, "calendar_rule", {})
     if cal:
         out.print(
@@ -232,6 +239,8 @@ def print_train_report(report: Any, out: Console) -> None:
         out.print(origin_table(ev.per_origin, held_out))
     if getattr(ev, "expected", None):
         out.print(expected_line(ev.expected, report.as_of))
+    for caution in getattr(ev, "cautions", []):
+        out.print(f"[yellow]caution:[/] {caution}")
     for line in _choices(ev):
         out.print(line)
     out.print(timing_table(ev.timing_comparison, windows, held_out, ev.timing))

@@ -211,10 +211,18 @@ def _card_text(card: Any) -> str:
             else f", {runner_up} ranked {-margin:.4f} higher: within noise"
         )
     test = "ROC AUC on held-out accounts" if card.get("test") else "out-of-time ROC AUC"
+    rough = ""
+    if card.get("few_test_accounts"):
+        rough += f", only {card['few_test_accounts']} accounts: rough"
+    if isinstance(card.get("expected_roc_auc"), (int, float)):
+        rough += (
+            f"; the accounts scored at training looked unlike those on the test origins: about "
+            f"{card['expected_roc_auc']:.3f} expected on them"
+        )
     return (
         f" ({card['family']}{won_by}; {test} {card['oot_roc_auc']:.3f} vs "
         f"{card['best_baseline']} {card['best_baseline_roc_auc']:.3f}, "
-        f"{card['origins']} test origins)"
+        f"{card['origins']} test origins{rough})"
     )
 
 

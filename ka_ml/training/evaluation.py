@@ -56,6 +56,9 @@ class Evaluation:
     calendar_rule: dict[str, float] = field(default_factory=dict)  # empty: no contracts
     # the origins held accounts out, in time (a history shorter than the purge), not time
     held_out_accounts: bool = False
+    # what a data scientist should weigh before trusting the pooled figures (few accounts,
+    # a population unlike the origins'): said by train, tagged on the run
+    cautions: list[str] = field(default_factory=list)
 
 
 BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
@@ -135,6 +138,64 @@ def expected_at(p_now: np.ndarray, per_origin: pd.DataFrame) -> dict[str, float]
     }
 
 
+def sample_figures(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, float]:
+    """How much the pooled ROC AUC rests on: its 95% interval with whole accounts
+    resampled (an account's snapshots at several origins are one piece of evidence), the
+    distinct accounts, and the rows of each outcome."""
+    draws = M.bootstrap_resamples(len(y), 200, seed, groups)
+    lo, hi = M.bootstrap_interval(y, p, M.roc_auc, draws)
+    return {
+        "roc_auc_lo": lo,
+        "roc_auc_hi": hi,
+        "accounts": float(len(pd.unique(groups))),
+        "churned_rows": float(np.sum(y == 1)),
+        "kept_rows": float(np.sum(y == 0)),
+    }
+
+
+def population_gap(pooled: dict[str, float], expected: dict[str, float]) -> dict[str, float]:
+    """Whether the accounts being scored look unlike the test origins: the label-free
+    expected ROC AUC on them (:func:`expected_at`) differs from the pooled figure by more
+    than that estimate ever erred on the origins and more than the pooled figure's own
+    interval. Then the pooled figure (and a promotion resting on it) may not hold for them:
+    on a young cohort, accounts silent for most of a year are still scored on the origins
+    and easy to rank, but no longer at the as-of."""
+    if not expected or not np.isfinite(expected.get("roc_auc", np.nan)):
+        return {}
+    gap = float(pooled["roc_auc"] - expected["roc_auc"])
+    half = (pooled.get("roc_auc_hi", np.nan) - pooled.get("roc_auc_lo", np.nan)) / 2
+    allowed = float(np.nanmax([expected.get("origin_abs_error", np.nan), half, 0.0]))
+    return {"pooled_minus_expected": gap, "population_differs": float(abs(gap) > allowed)}
+
+
+def cautions(pooled: dict[str, float], expected: dict[str, float], cfg: Config) -> list[str]:
+    """The pooled figures' limits in words: too few accounts to judge, and accounts being
+    scored unlike those on the origins (:func:`population_gap`)."""
+    out = []
+    accounts = int(pooled.get("accounts", 0))
+    if accounts < cfg.mlflow.few_test_accounts:
+        rare = int(min(pooled.get("churned_rows", 0), pooled.get("kept_rows", 0)))
+        out.append(
+            f"only {accounts:,} accounts on the test origins ({rare:,} rows of the rarer "
+            f"outcome): figures this small are rough; the accounts scored next can do far "
+            f"worse or better than the interval shows. Read the ranking beside recency, and "
+            f"judge it again with `ka-ml backtest` once the horizon has passed (fewer than "
+            f"mlflow.few_test_accounts = {cfg.mlflow.few_test_accounts})"
+        )
+    if expected.get("population_differs"):
+        gap = float(expected["pooled_minus_expected"])
+        out.append(
+            f"the {int(expected['accounts']):,} accounts scored now are unlike the test "
+            f"origins': on them the model expects ROC AUC {expected['roc_auc']:.3f}, "
+            f"{abs(gap):.3f} {'below' if gap > 0 else 'above'} the pooled "
+            f"{pooled['roc_auc']:.3f}, more than that estimate erred on the origins "
+            f"({expected.get('origin_abs_error', float('nan')):.3f}) and than the pooled "
+            f"figure's interval: the pooled figures, and the promotion resting on them, may "
+            f"{'overstate' if gap > 0 else 'understate'} what the scores achieve"
+        )
+    return out
+
+
 def evaluate(
     folds: Folds,
     churn: ChurnModel,
@@ -178,8 +239,10 @@ def evaluate(
     preds = pd.concat([preds, tpred.reset_index(drop=True)], axis=1)
     cal = churn.calibrator_
     per_origin = per_origin_table(oot, p)
+    pooled = M.churn_metrics(y, p) | sample_figures(y, p, account_groups(test), cfg.seed)
+    expected = {} if p_now is None else expected_at(p_now, per_origin)
     return Evaluation(
-        churn=M.churn_metrics(y, p) | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
+        churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
         lights=origin_lights(test, y, p, cfg),
         timing=timing_scores(tpred, d, e, windows) | completed_coverage(toot, d, e, windows),
@@ -192,7 +255,8 @@ def evaluate(
         family_scores=family_scores,
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
         notes=[n for n in (folds.split.note,) if n],
-        expected={} if p_now is None else expected_at(p_now, per_origin),
+        expected=expected | population_gap(pooled, expected),
+        cautions=cautions(pooled, expected | population_gap(pooled, expected), cfg),
         calendar_rule=calendar_rule_metrics(test),
         held_out_accounts=folds.split.grouped,
     )
@@ -254,7 +318,20 @@ def model_card(ev: Evaluation) -> dict[str, Any]:
         **cycle_figures(ev.timing),
         # only when the origins held accounts out: the figures are then not out of time
         **({"test": "held-out accounts"} if ev.held_out_accounts else {}),
+        **_card_cautions(ev),
     }
+
+
+def _card_cautions(ev: Evaluation) -> dict[str, Any]:
+    """What the report says beside the card's figures when train cautioned about them:
+    the test origins' accounts when they were few, the AUC expected on the accounts scored
+    at training when they looked unlike the origins'."""
+    out: dict[str, Any] = {}
+    if any(c.startswith("only ") for c in ev.cautions):
+        out["few_test_accounts"] = int(ev.churn.get("accounts", 0))
+    if ev.expected.get("population_differs"):
+        out["expected_roc_auc"] = float(ev.expected["roc_auc"])
+    return out
 
 
 CYCLE_CARD_KEYS = (

@@ -174,6 +174,8 @@ def log_chosen(
         }
     )
     mlflow.set_tag("churn_family", ev.family)
+    if ev.cautions:  # what the console said before its figures can be trusted
+        mlflow.set_tag("cautions", " | ".join(ev.cautions)[:5000])
 
 
 def log_tables(
