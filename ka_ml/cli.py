@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -241,6 +242,7 @@ def score(
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
 
     def go() -> None:
+        from ka_ml.jobs.data import check_scoring_date
         from ka_ml.jobs.score import check_output, run_scoring, writeback_url
 
         cfg = load_config(config)
@@ -248,6 +250,14 @@ def score(
         check_output(out)  # before the data is read
         loaded = [_load(cfg, data, day, engine)]
         when = day or loaded[0].default_as_of
+        today = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        demo = not (data or cfg.data.source)  # the embedded demo ends when it ends
+        stale = check_scoring_date(
+            loaded[0], when, cfg, explicit=day is not None, today=today, demo=demo
+        )
+        for w in stale:
+            log.warning(w)
+        loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]
         url = writeback_url(cfg, os.environ) if writeback else None
         # handed over (popped): the scorer alone holds the History and can let it go
         res = run_scoring(loaded.pop(), cfg, when, out, writeback_url=url, engine=engine)

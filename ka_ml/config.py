@@ -410,6 +410,12 @@ class ScoringConfig(_Strict):
         description="with no stored run to compare with, 'since last week' recomputes the "
         "features this many days back",
     )
+    stale_data_days: int | None = Field(
+        28,
+        ge=1,
+        description="score warns when the newest order is this many days before the scoring "
+        "date (a stale export makes every account look quieter than it is); None = never",
+    )
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -8,6 +8,7 @@ leading zeros and unknown accounts are covered by test_loader.py / test_validati
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -53,6 +54,56 @@ def test_an_as_of_before_the_data_starts_is_refused_saying_why(
     assert "Fix: pass a later --as-of" in out
     assert not (tmp_path / "outputs").exists()
     assert registry_state(cfg) == before
+
+
+def test_a_future_scoring_date_is_refused_before_anything_is_written(
+    trained: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """Seen: one order typed as 2026-11-27 among September's made the weekly run (dated by
+    the data) publish a week two months ahead, which then stayed 'latest' in the API."""
+    cfg = isolated(trained.cfg, tmp_path)
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    with (data / "orders.csv").open("a") as f:
+        f.write("KA00010,2099-11-27,1200\n")
+    conf = str(write_config(cfg, tmp_path / "c.yaml"))
+    code, out = cli("score", "--config", conf, "--data", str(data))
+    assert code != 0, out
+    assert "The scoring date 2099-11-28 (the day after the newest order) is after tomorrow" in out
+    assert "correct those order dates in the source" in out
+    code, out = cli("score", "--config", conf, "--data", str(demo_dir), "--as-of", "2099-01-05")
+    assert code != 0 and "--as-of 2099-01-05 is after tomorrow" in out
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_scoring_dates_warn_when_the_data_looks_stale() -> None:
+    from ka_ml.jobs.data import check_scoring_date
+
+    cfg = Config()
+    orders = pd.DataFrame(
+        {
+            "account_id": ["A", "B"],
+            "order_date": pd.to_datetime(["2026-08-01", "2026-09-30"]),
+            "amount": [1.0, 2.0],
+        }
+    )
+    h = History(orders=orders, accounts=pd.DataFrame({"account_id": ["A", "B"]}))
+    today = pd.Timestamp("2026-10-02 09:00")
+    assert check_scoring_date(h, pd.Timestamp("2026-10-01"), cfg, explicit=False, today=today) == ()
+    nov = pd.Timestamp("2026-11-05")
+    (late,) = check_scoring_date(h, pd.Timestamp("2026-11-02"), cfg, explicit=True, today=nov)
+    assert late.startswith("the newest order in the data is from 2026-09-30, 33 days before")
+    later = pd.Timestamp("2026-11-20")  # the weekly run, dated by data 50 days old
+    (old,) = check_scoring_date(h, pd.Timestamp("2026-10-01"), cfg, explicit=False, today=later)
+    assert "2026-09-30, 51 days ago: these scores are as of 2026-10-01, not this week" in old
+    assert check_scoring_date(
+        h, pd.Timestamp("2026-10-01"), cfg, explicit=False, today=later, demo=True
+    ) == ()  # fmt: skip
+    quiet = cfg.model_copy(
+        update={"scoring": cfg.scoring.model_copy(update={"stale_data_days": None})}
+    )
+    assert check_scoring_date(h, pd.Timestamp("2026-11-02"), quiet, explicit=True, today=nov) == ()
+    assert check_scoring_date(h, pd.Timestamp("2026-10-03"), cfg, explicit=True, today=today) == ()
 
 
 def test_too_little_history_for_the_horizon_is_a_clear_model_error(

@@ -61,6 +61,57 @@ def load(
     return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
 
 
+def check_scoring_date(
+    history: History | SparkHistory,
+    as_of: pd.Timestamp,
+    cfg: Config,
+    *,
+    explicit: bool,
+    today: pd.Timestamp,
+    demo: bool = False,
+) -> tuple[str, ...]:
+    """Refuse to score a date after tomorrow (``today``: the run's clock, in UTC): a weekly
+    run dated by the data (the day after its last order) would publish a made-up future week
+    for one mistyped order date, and that week would stay the latest everywhere (the read
+    API, the write-back table, the digests). Returns the warnings to record: the newest order
+    lies ``scoring.stale_data_days`` or more before the scoring date (a stale export makes
+    every account look that much quieter), or, for a date taken from the data, before
+    ``today`` (the week scored is not this week)."""
+    last = history.default_as_of - pd.Timedelta(days=1)  # the newest order's day
+    tomorrow = today.normalize() + pd.Timedelta(days=1)
+    if as_of > tomorrow:
+        if explicit:
+            raise KaMlError(
+                f"--as-of {as_of.date()} is after tomorrow ({tomorrow.date()}): scores of a "
+                "future date would be published as that week's.",
+                f"pass a date up to {tomorrow.date()} (or leave --as-of out: the day after the "
+                "newest order).",
+            )
+        raise KaMlError(
+            f"The scoring date {as_of.date()} (the day after the newest order) is after "
+            f"tomorrow ({tomorrow.date()}): the data holds orders dated after today, newest "
+            f"{last.date()}.",
+            f"correct those order dates in the source (a typo in the year or month?), or pass "
+            f"--as-of {tomorrow.date()} to score today's week without them.",
+        )
+    stale = cfg.scoring.stale_data_days
+    lag = (as_of - last).days
+    if stale is not None and lag >= stale:
+        return (
+            f"the newest order in the data is from {last.date()}, {lag} days before the "
+            f"scoring date {as_of.date()}: if the export is stale, every account looks {lag} "
+            "days quieter than it is (check the source; scoring.stale_data_days)",
+        )
+    age = (today.normalize() - last).days
+    if stale is not None and not (explicit or demo) and age >= stale:  # dated by the data
+        return (
+            f"the newest order in the data is from {last.date()}, {age} days ago: these "
+            f"scores are as of {as_of.date()}, not this week; if the export is stale, "
+            "refresh it (scoring.stale_data_days)",
+        )
+    return ()
+
+
 def write_demo(
     cfg: Config,
     out: Path | None,
