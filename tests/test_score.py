@@ -448,6 +448,24 @@ def test_the_cli_exits_2_and_names_the_champion_when_there_is_none(
     assert not out.exists()
 
 
+def test_the_cli_refuses_an_output_folder_holding_other_files_and_keeps_them(
+    empty_cfg: Config, demo_dir: Path, tmp_path: Path
+) -> None:
+    """Seen: `score --out ~/userdir` replaced the folder whole and deleted notes.txt."""
+    config = write_config(empty_cfg, tmp_path / "ka_ml.yaml")
+    out = tmp_path / "userdir"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(
+        app, ["score", "--config", str(config), "--data", str(demo_dir), "--out", str(out)]
+    )
+    assert res.exit_code != 0
+    text = " ".join(res.output.split())
+    assert "holds files that are not ka_ml outputs (notes.txt)" in text
+    assert "pass a new or empty folder with --out" in text
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_outputs_written_beside_in_another_process_fail_the_run_on_error() -> None:
     # big portfolios write the spreadsheet in a spawned process: its result comes back,
     # and its exception is raised where the run waits for it (nothing is published)

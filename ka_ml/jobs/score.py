@@ -103,9 +103,22 @@ class ScoreResult:
 
 
 def check_output(out_dir: Path | None) -> None:
-    """Fail before any work when an explicit output folder cannot be written."""
-    if out_dir is not None:
-        ensure_writable_dir(Path(out_dir).parent, "output")
+    """Fail before any work when an explicit output folder cannot be written, or holds
+    files that are not a run's outputs: the run replaces the folder as a whole (so it
+    appears whole or not at all), which would delete them."""
+    if out_dir is None:
+        return
+    out = Path(out_dir)
+    ensure_writable_dir(out.parent, "output")
+    if out.is_dir() and not (out / "run_record.json").exists():
+        found = sorted(p.name for p in out.iterdir())
+        if found:
+            shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+            raise KaMlError(
+                f"The output folder '{out}' holds files that are not ka_ml outputs ({shown}): "
+                "score replaces the whole folder, which would delete them.",
+                "pass a new or empty folder with --out (or one an earlier score wrote).",
+            )
 
 
 def writeback_url(cfg: Config, env: Mapping[str, str]) -> str:
