@@ -55,7 +55,7 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="local, or spark (needs ka_ml[spark] and Java; master: spark-submit or "
+        help="local, or spark (needs ka_ml\\[spark] and Java; master: spark-submit or "
         "$KA_ML_SPARK_MASTER, else local[*]; --data: any path Spark reads or catalog:NAMESPACE, "
         "not a database URL)",
     ),

@@ -347,3 +347,11 @@ def test_models_in_a_narrow_terminal_folds_the_run_id_instead_of_cutting_it(
     cells = [line.split("│") for line in res.output.splitlines() if line.count("│") == 7]
     run_ids = "".join(c[5].strip() for c in cells)  # the run id column, top to bottom
     assert trained.report.run_id in run_ids
+
+
+@pytest.mark.parametrize("command", ["features", "train", "score"])
+def test_the_engine_help_names_the_extra_to_install(command: str) -> None:
+    """Rich read '[spark]' in 'ka_ml[spark]' as markup and dropped it from --help."""
+    res = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    assert "needs ka_ml[spark] and Java" in " ".join(res.output.split())

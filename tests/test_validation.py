@@ -248,6 +248,11 @@ def test_unknown_ticket_severities_are_an_error_listing_the_values(tmp_path: Pat
     assert "low, medium, high or critical" in issue.remedy
     assert "'hoch' -> high, 'P1' -> critical" in issue.remedy
     assert "leave the cell empty" in issue.remedy
+    one = tickets.replace("hoch", "urgent").replace("P1", "urgent")
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "tickets.csv": one}))
+    assert issue.render().startswith(
+        "table 'tickets', column 'severity': unknown severities: 'urgent' (3 rows)."
+    )  # one value: its count once, not '(3 rows) (3 rows)'
 
 
 def test_known_severities_in_any_case_and_blank_ones_pass(tmp_path: Path) -> None:

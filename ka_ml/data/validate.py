@@ -467,7 +467,10 @@ def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
     if not unknown.any():
         return []
     counts = t.frame["severity"][unknown].value_counts(sort=True)
-    listed = ", ".join(f"'{_show(v)}' ({n} rows)" for v, n in counts.head(8).items())
+    if len(counts) == 1:  # the issue counts its rows: one value needs no count of its own
+        listed = f"'{_show(counts.index[0])}'"
+    else:
+        listed = ", ".join(f"'{_show(v)}' ({n} rows)" for v, n in counts.head(8).items())
     if len(counts) > 8:
         listed += f" and {len(counts) - 8} more"
     return [
