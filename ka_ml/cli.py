@@ -241,14 +241,15 @@ def score(
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
 
     def go() -> None:
-        from ka_ml.jobs.score import check_output, run_scoring, writeback_url
+        from ka_ml.jobs.score import check_output, check_writeback, run_scoring, writeback_url
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
         check_output(out)  # before the data is read
+        url = writeback_url(cfg, os.environ) if writeback else None
+        check_writeback(cfg, url)  # likewise: a week's scoring is not lost to the database
         loaded = [_load(cfg, data, day, engine)]
         when = day or loaded[0].default_as_of
-        url = writeback_url(cfg, os.environ) if writeback else None
         # handed over (popped): the scorer alone holds the History and can let it go
         res = run_scoring(loaded.pop(), cfg, when, out, writeback_url=url, engine=engine)
         lights = res.record["lights"]

@@ -2,9 +2,18 @@
 
 Loads the champions from the registry, reads the score history (last week's lights and
 contributions), scores and explains every account (here or on Spark), adds monitoring
-(drift now, the latest backtest), and writes the outputs atomically under a lock: scores,
-report, spreadsheet, owners' digests, the database write-back and the run record; then the
-score history. Everything it calls is pure or owns one edge.
+(drift now, the latest backtest), and writes the outputs under a lock. Everything it calls
+is pure or owns one edge.
+
+The order of the writes:
+
+1. the files (scores, report, spreadsheet, owners' digests, run record) are staged in a
+   hidden sibling folder and swapped in; a failure removes the stage, nothing is published;
+2. the score history (what the API serves) is written in one transaction;
+3. only then the database write-back (one transaction): its failure leaves the files and
+   the history published and whole, says so, and exits non-zero; rerunning the date
+   rewrites the same files and history rows and retries the write-back (idempotent).
+   It was checked before scoring (:func:`check_writeback`), so it rarely fails here.
 """
 
 from __future__ import annotations
@@ -24,8 +33,8 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.delivery.run_delivery import stage_delivery
-from ka_ml.delivery.writeback import resolve_url
+from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
+from ka_ml.delivery.writeback import check_target, resolve_url
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
@@ -113,6 +122,13 @@ def writeback_url(cfg: Config, env: Mapping[str, str]) -> str:
     return resolve_url(cfg, env)
 
 
+def check_writeback(cfg: Config, url: str | None) -> None:
+    """Fail before any work when the write-back target cannot take the scores (it cannot be
+    reached, the table cannot be created or written, or it has another layout)."""
+    if url is not None:
+        check_target(url, table=cfg.delivery.writeback_table)
+
+
 def run_scoring(
     history: History | SparkHistory,
     cfg: Config,
@@ -160,7 +176,6 @@ def run_scoring(
         # the outputs need only the scores: a History no caller holds (the CLI hands it over)
         # is freed before they are written (~1.4 GB of the 100k-account run's peak)
         del history
-        _write_outputs(out_dir, scores, record, cfg, writeback_url)
         reported = (  # what the next run's "since last week" compares with
             None
             if contrib is None
@@ -168,9 +183,30 @@ def run_scoring(
                 as_of, scores["account_id"], list(models.churn.features_), contrib
             )
         )
-        score_history.write_run(hist_path, scores, reported)  # one transaction
+        _write_outputs(out_dir, scores, record, cfg)  # step 1 of the module docstring
+        score_history.write_run(hist_path, scores, reported)  # step 2: one transaction
+        if writeback_url:  # step 3, after everything else is published
+            _write_back(out_dir, scores, record, cfg, writeback_url)
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
+
+
+def _write_back(
+    out_dir: Path, scores: pd.DataFrame, record: dict[str, Any], cfg: Config, url: str
+) -> None:
+    """Upsert the published scores into ``url``; the run record then says so. A failure
+    says that the files and the history are published and how to retry."""
+    try:
+        done = write_back_scores(scores, url, cfg)
+    except KaMlError as e:
+        raise KaMlError(
+            f"The scores as of {record['as_of']} are published (files in {out_dir}/, score "
+            f"history updated), but the database write-back failed: {e.message}",
+            f"{e.remedy} The scores are in {out_dir}/; rerun with --writeback to retry; "
+            "reruns are idempotent.",
+        ) from e
+    record.setdefault("delivery", {})["writeback"] = done
+    atomic_write_json(out_dir / "run_record.json", record)
 
 
 def monitoring_record(
@@ -295,7 +331,6 @@ def _write_outputs(
     scores: pd.DataFrame,
     record: dict[str, Any],
     cfg: Config,
-    writeback_url: str | None = None,
 ) -> None:
 
     with staged_dir(out_dir) as stage, _beside(len(scores) >= PARALLEL_FROM_ACCOUNTS) as run:
@@ -308,6 +343,6 @@ def _write_outputs(
         # the report and each owner's (stage_delivery) build HTML only for the accounts they
         # show, report.max_accounts at most (1M accounts: ~5 GB of HTML strings otherwise)
         write_report(scores, record, stage / "report.html", max_accounts=cfg.report.max_accounts)
-        stage_delivery(stage, scores, record, cfg, writeback_url)  # owners/, DB
+        stage_delivery(stage, scores, record, cfg)  # owners/
         xlsx.result()  # its error, if any, fails the run before anything is published
         atomic_write_json(stage / "run_record.json", record)
