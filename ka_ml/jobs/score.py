@@ -5,12 +5,17 @@ contributions), scores and explains every account (here or on Spark), adds monit
 (drift now, the latest backtest), and writes the outputs under a lock. Everything it calls
 is pure or owns one edge.
 
-The order of the writes:
+The order of the writes, so that no single failure leaves the outputs disagreeing (the
+files and the CRM saying one week, the API another):
 
 1. the files (scores, report, spreadsheet, owners' digests, run record) are staged in a
-   hidden sibling folder and swapped in; a failure removes the stage, nothing is published;
-2. the score history (what the API serves) is written in one transaction;
-3. only then the database write-back (one transaction): its failure leaves the files and
+   hidden sibling folder; a failure removes the stage, nothing is published;
+2. the score history (what the API serves) is written in one transaction, still before
+   the files are published; a failure (e.g. the history is locked) removes the stage;
+3. the staged folder is swapped in (two renames in one folder, under the lock; the only
+   step after the history's commit that could fail, and :func:`recover_staged` repairs a
+   swap cut between its renames at the next run);
+4. only then the database write-back (one transaction): its failure leaves the files and
    the history published and whole, says so, and exits non-zero; rerunning the date
    rewrites the same files and history rows and retries the write-back (idempotent).
    It was checked before scoring (:func:`check_writeback`), so it rarely fails here.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import multiprocessing
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -183,9 +189,15 @@ def run_scoring(
                 as_of, scores["account_id"], list(models.churn.features_), contrib
             )
         )
-        _write_outputs(out_dir, scores, record, cfg)  # step 1 of the module docstring
-        score_history.write_run(hist_path, scores, reported)  # step 2: one transaction
-        if writeback_url:  # step 3, after everything else is published
+        # steps 1-3 of the module docstring: stage, write the history, swap the files in
+        _write_outputs(
+            out_dir,
+            scores,
+            record,
+            cfg,
+            lambda: score_history.write_run(hist_path, scores, reported),
+        )
+        if writeback_url:  # step 4, after everything else is published
             _write_back(out_dir, scores, record, cfg, writeback_url)
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
@@ -331,7 +343,10 @@ def _write_outputs(
     scores: pd.DataFrame,
     record: dict[str, Any],
     cfg: Config,
+    before_publish: Callable[[], object] = lambda: None,
 ) -> None:
+    """Stage every file, call ``before_publish`` (the score history's write), and only when
+    both succeeded swap the staged folder in; any failure publishes nothing."""
 
     with staged_dir(out_dir) as stage, _beside(len(scores) >= PARALLEL_FROM_ACCOUNTS) as run:
         # the spreadsheet is written beside the rest (another process) for big portfolios
@@ -346,3 +361,12 @@ def _write_outputs(
         stage_delivery(stage, scores, record, cfg)  # owners/
         xlsx.result()  # its error, if any, fails the run before anything is published
         atomic_write_json(stage / "run_record.json", record)
+        try:
+            before_publish()  # the history: its failure discards the stage too
+        except sqlite3.Error as e:
+            raise KaMlError(
+                f"The score history could not be written ({e}); nothing was published: "
+                f"'{out_dir}' and the database write-back are as before this run.",
+                "if another process holds the history (outputs/score_history.sqlite) open "
+                "for writing, let it finish, then rerun; reruns are idempotent.",
+            ) from e
