@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,3 +331,22 @@ def test_a_write_back_failing_after_scoring_publishes_files_and_history_and_says
     again = CliRunner().invoke(app, args)  # the retry the message promises
     assert again.exit_code == 0, again.output
     assert len(read_back(url)) == len(scores)
+
+
+@pytest.mark.parametrize("password", ["S3cr@tPw/x7Q", "Ab9/cd@Efgh", "Qz7k@Wm2p"])
+def test_a_password_with_unencoded_at_or_slash_is_refused_and_never_shown(password: str) -> None:
+    url = f"postgresql+psycopg://crm_writer:{password}@127.0.0.1:55431/crm"
+    for attempt in (
+        lambda: writeback.check_target(url),
+        lambda: write_back(scores_frame(), url),
+    ):
+        with pytest.raises(KaMlError) as err:
+            attempt()
+        text = str(err.value)
+        assert "crm_writer:***@127.0.0.1:55431/crm" in text and "URL-encoded" in text
+        for part in {password, *password.replace("/", "@").split("@")}:
+            assert part not in text  # no piece of it, as 'tPw/x%40127...' was
+    assert writeback.safe_url(url) == "postgresql+psycopg://crm_writer:***@127.0.0.1:55431/crm"
+    encoded = url.replace(password, urllib.parse.quote(password, safe=""))
+    parsed = parse_url(encoded)
+    assert (parsed.password, parsed.host, parsed.port) == (password, "127.0.0.1", 55431)

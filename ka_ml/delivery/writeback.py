@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,29 @@ def resolve_url(cfg: Config, env: Mapping[str, str]) -> str:
     return f"sqlite:///{(Path(cfg.paths.outputs) / 'scores.db').resolve()}"
 
 
+def _raw_password(url: str) -> str | None:
+    """The password as written in ``url``: between ``user:`` after ``://`` and the LAST
+    ``@`` before the query, so an unencoded ``@`` or ``/`` in it is still inside it."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    authority = rest.split("?", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1]
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password (as :func:`_raw_password` finds it) replaced by ``***``."""
+    raw = _raw_password(url)
+    if not raw:
+        return url
+    head, _, rest = url.partition("://")
+    user, _, tail = rest.partition(":")
+    return f"{head}://{user}:***{tail[len(raw) :]}"
+
+
 def parse_url(url: str) -> URL:
     """A SQLAlchemy URL; plain ``postgresql://`` uses psycopg 3 (the driver we ship)."""
     try:
@@ -73,13 +97,29 @@ def parse_url(url: str) -> URL:
             "The write-back URL is not a SQLAlchemy URL.",
             "use e.g. postgresql://user:password@host:5432/db or sqlite:///path/scores.db.",
         ) from e
+    raw = _raw_password(url)
+    if raw and unquote(raw) != parsed.password:  # e.g. 'S3cr@tPw/x' read as host 'tPw'
+        raise KaMlError(
+            f"The write-back URL {mask_password(url)} cannot be read: its password holds "
+            "characters that must be URL-encoded ('@' as %40, '/' as %2F, ':' as %3A, "
+            "'%' as %25, '?' as %3F, '#' as %23).",
+            "encode the password, e.g. python -c 'import sys, urllib.parse; "
+            "print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'the-password', and put "
+            "the encoded form in the URL.",
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
 
 def safe_url(url: str | URL) -> str:
-    return (url if isinstance(url, URL) else parse_url(url)).render_as_string(hide_password=True)
+    """``url`` for messages: the password hidden, however it is written."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return parse_url(url).render_as_string(hide_password=True)
+    except KaMlError:
+        return mask_password(url)
 
 
 def _sql_type(name: str, dtype: Any) -> sa.types.TypeEngine[Any]:
