@@ -96,7 +96,13 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
-def _run(debug: bool, fn) -> None:
+INTERRUPTED = "what it was writing was not published"
+
+
+def _run(debug: bool, fn, interrupted: str = INTERRUPTED) -> None:
+    """Run a command's body: a KaMlError is one message and exit 2; Ctrl-C or SIGTERM say
+    in one line that the command was interrupted and ``interrupted`` (what that left),
+    then exit 130 as before."""
     _setup_logging(debug)
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = signal.signal(signal.SIGTERM, _terminated) if main else None
@@ -107,7 +113,13 @@ def _run(debug: bool, fn) -> None:
             console.print_exception()
         console.print(f"[bold red]error:[/] {e.render()}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    except (KeyboardInterrupt, typer.Exit):
+    except KeyboardInterrupt as e:
+        why = str(e) or "Ctrl-C"
+        console.print(
+            f"[bold red]interrupted[/] ({why}): {interrupted}.", highlight=False, soft_wrap=True
+        )
+        raise
+    except typer.Exit:
         raise
     except Exception as e:
         if debug:
@@ -267,7 +279,12 @@ def score(
 
             _print_notify(send_digests(res.out_dir, cfg))
 
-    _run(debug, go)
+    _run(
+        debug,
+        go,
+        "the score run stopped; nothing of it was published (the previous outputs and score "
+        "history are untouched); rerun it, reruns are idempotent",
+    )
 
 
 def _print_delivery(record: dict) -> None:

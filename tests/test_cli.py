@@ -347,3 +347,19 @@ def test_models_in_a_narrow_terminal_folds_the_run_id_instead_of_cutting_it(
     cells = [line.split("│") for line in res.output.splitlines() if line.count("│") == 7]
     run_ids = "".join(c[5].strip() for c in cells)  # the run id column, top to bottom
     assert trained.report.run_id in run_ids
+
+
+def test_a_terminated_score_run_says_so_in_one_line_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ka_ml.jobs.score
+
+    def terminated(*args: object) -> None:
+        raise KeyboardInterrupt("terminated by signal 15")
+
+    monkeypatch.setattr(ka_ml.jobs.score, "check_output", terminated)
+    res = CliRunner().invoke(app, ["score"])
+    assert res.exit_code == 130, res.output
+    text = " ".join(res.output.split())
+    assert "interrupted (terminated by signal 15): the score run stopped; nothing of it was" in text
+    assert "previous outputs and score history are untouched" in text
