@@ -350,3 +350,40 @@ def test_a_password_with_unencoded_at_or_slash_is_refused_and_never_shown(passwo
     encoded = url.replace(password, urllib.parse.quote(password, safe=""))
     parsed = parse_url(encoded)
     assert (parsed.password, parsed.host, parsed.port) == (password, "127.0.0.1", 55431)
+
+
+def test_a_schema_qualified_table_is_written_in_that_schema(target: Target) -> None:
+    schema = "main" if target.url.startswith("sqlite") else f"ka_{uuid.uuid4().hex[:8]}"
+    if schema != "main":
+        engine = sa.create_engine(parse_url(target.url))
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+    table = f"{schema}.{target.table}"
+    try:
+        assert writeback.check_target(target.url, table=table)
+        write_back(scores_frame(ids=["A1", "B1"]), target.url, table=table)
+        res = write_back(scores_frame(), target.url, table=table)  # upsert into the same table
+        assert (res.table, res.rows) == (table, 9)
+        assert len(read_back(target.url, table=table)) == 9
+        engine = sa.create_engine(parse_url(target.url))
+        assert target.table in sa.inspect(engine).get_table_names(schema=schema)
+        engine.dispose()
+    finally:
+        if schema != "main":
+            engine = sa.create_engine(parse_url(target.url))
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["ka.ka_ml_scores", "ka_ml_scores", "Crm_1.Scores_2"])
+def test_the_config_takes_a_table_or_schema_dot_table(name: str) -> None:
+    cfg = Config.model_validate({"delivery": {"writeback_table": name}})
+    assert cfg.delivery.writeback_table == name
+
+
+@pytest.mark.parametrize("name", ["a.b.c", "ka.", ".t", 'ka."t"', "ka;drop", "ka. t"])
+def test_the_config_refuses_other_table_names(name: str) -> None:
+    with pytest.raises(ValueError, match="writeback_table"):
+        Config.model_validate({"delivery": {"writeback_table": name}})

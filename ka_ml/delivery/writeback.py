@@ -165,12 +165,21 @@ def sql_frame(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=scores.index)
 
 
+def split_table(table: str) -> tuple[str | None, str]:
+    """``schema.table`` -> (schema, table); a plain name -> (None, name): the connection's
+    default schema (search_path). Both are validated identifiers (config), quoted by the
+    dialect, never spliced into SQL."""
+    schema, _, name = table.rpartition(".")
+    return schema or None, name
+
+
 def _table(name: str, scores: pd.DataFrame, metadata: sa.MetaData) -> sa.Table:
     cols = [
         sa.Column(str(c), _sql_type(str(c), scores[c].dtype), primary_key=c in KEY)
         for c in scores.columns
     ]
-    return sa.Table(name, metadata, *cols)
+    schema, plain = split_table(name)
+    return sa.Table(plain, metadata, *cols, schema=schema)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -222,18 +231,25 @@ _FITS = {  # the kinds of an existing column that take the values of a wanted ki
 
 
 def _layout_problems(
-    inspector: Any, name: str, wanted: dict[str, sa.types.TypeEngine[Any]]
+    inspector: Any, table: str, wanted: dict[str, sa.types.TypeEngine[Any]]
 ) -> list[str]:
     """What keeps an existing table from taking the upsert of columns ``wanted`` (name ->
     type; the columns a missing one would be added for are left out): one line each."""
-    cols = {c["name"]: c for c in inspector.get_columns(name)}
+    schema, name = split_table(table)
+    cols = {c["name"]: c for c in inspector.get_columns(name, schema=schema)}
     problems = []
     absent = [k for k in KEY if k not in cols]
     if absent:
         problems.append(f"no column(s) {', '.join(absent)}")
-    pk = set(inspector.get_pk_constraint(name).get("constrained_columns") or [])
-    uniques = [set(u["column_names"]) for u in inspector.get_unique_constraints(name)]
-    uniques += [set(i["column_names"]) for i in inspector.get_indexes(name) if i.get("unique")]
+    pk = set(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or [])
+    uniques = [
+        set(u["column_names"]) for u in inspector.get_unique_constraints(name, schema=schema)
+    ]
+    uniques += [
+        set(i["column_names"])
+        for i in inspector.get_indexes(name, schema=schema)
+        if i.get("unique")
+    ]
     if not absent and pk != set(KEY) and set(KEY) not in uniques:
         problems.append(
             "no primary key or unique constraint on exactly (account_id, as_of)"
@@ -271,17 +287,19 @@ def _ensure_table(conn: Connection, wanted: sa.Table) -> tuple[sa.Table, tuple[s
     from alembic.operations import Operations
 
     inspector = sa.inspect(conn)
-    if not inspector.has_table(wanted.name):
+    name, schema = wanted.name, wanted.schema
+    if not inspector.has_table(name, schema=schema):
         wanted.metadata.create_all(conn, tables=[wanted])
         return wanted, ()
-    have = {c["name"] for c in inspector.get_columns(wanted.name)}
+    have = {c["name"] for c in inspector.get_columns(name, schema=schema)}
     missing = [c for c in wanted.columns if c.name not in have]
     types = {c.name: c.type for c in wanted.columns}
-    _refuse_layout(wanted.name, _layout_problems(inspector, wanted.name, types))
+    _refuse_layout(wanted.fullname, _layout_problems(inspector, wanted.fullname, types))
     ops = Operations(MigrationContext.configure(conn))
     for col in missing:
-        ops.add_column(wanted.name, sa.Column(col.name, col.type))
-    return sa.Table(wanted.name, sa.MetaData(), autoload_with=conn), tuple(c.name for c in missing)
+        ops.add_column(name, sa.Column(col.name, col.type), schema=schema)
+    live = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
+    return live, tuple(c.name for c in missing)
 
 
 def _native_insert(dialect: str) -> Any:
@@ -392,7 +410,8 @@ def check_target(url: str, *, table: str = "ka_ml_scores", engine: sa.Engine | N
         with eng.connect() as conn, conn.begin() as tx:
             try:
                 inspector = sa.inspect(conn)
-                if inspector.has_table(table):
+                schema, name = split_table(table)
+                if inspector.has_table(name, schema=schema):
                     _refuse_layout(table, _layout_problems(inspector, table, KNOWN_TYPES))
                     _probe_writes(conn, table)
                 else:
@@ -420,6 +439,7 @@ def _probe_create(conn: Connection, table: str) -> None:
         f"ka_ml_probe_{uuid.uuid4().hex[:12]}",
         sa.MetaData(),
         *(sa.Column(k, KNOWN_TYPES[k], primary_key=True) for k in KEY),
+        schema=split_table(table)[0],
     )
     probe.create(conn)
     probe.drop(conn)
@@ -427,7 +447,8 @@ def _probe_create(conn: Connection, table: str) -> None:
 
 def _probe_writes(conn: Connection, table: str) -> None:
     """The upsert's statements on ``table``, each matching no row: privileges only."""
-    t = sa.Table(table, sa.MetaData(), sa.Column("account_id"), sa.Column("as_of"))
+    schema, name = split_table(table)
+    t = sa.Table(name, sa.MetaData(), sa.Column("account_id"), sa.Column("as_of"), schema=schema)
     never = sa.false()
     conn.execute(
         t.insert().from_select(list(KEY), sa.select(t.c.account_id, t.c.as_of).where(never))
@@ -441,7 +462,8 @@ def read_back(url: str, *, table: str = "ka_ml_scores") -> pd.DataFrame:
     eng = sa.create_engine(parse_url(url))
     try:
         with eng.connect() as conn:
-            t = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            schema, name = split_table(table)
+            t = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
             rows = conn.execute(sa.select(t).order_by(*[t.c[k] for k in KEY])).mappings().all()
             return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in t.columns])
     finally:
