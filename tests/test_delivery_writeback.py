@@ -217,6 +217,7 @@ def test_a_target_the_user_may_not_create_in_is_refused_before_scoring(tmp_path:
     with pytest.raises(KaMlError, match="not usable; checked before scoring") as err:
         writeback.check_target(read_only, table="ka_ml_scores")
     assert "readonly" in err.value.message and "GRANT CREATE ON SCHEMA" in err.value.remedy
+    assert "delivery.writeback_table to schema.table" in err.value.remedy
 
 
 def sqlite3_connect_and_close(db: Path) -> None:

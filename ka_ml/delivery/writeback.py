@@ -423,8 +423,9 @@ def check_target(url: str, *, table: str = "ka_ml_scores", engine: sa.Engine | N
             f"The write-back target {where} is not usable; checked before scoring, nothing "
             f"was scored or written: {_first_line(e)}",
             "check the database is reachable and the user of $KA_ML_WRITEBACK_URL may "
-            "create that table (PostgreSQL: GRANT CREATE ON SCHEMA ... TO the user, or "
-            "create the table for it) or insert, update and delete in it; or run without "
+            "create that table (PostgreSQL: GRANT CREATE ON SCHEMA ... TO the user, create "
+            "the table for it, or set delivery.writeback_table to schema.table in a schema "
+            "it may create in) or insert, update and delete in it; or run without "
             "--writeback.",
         ) from e
     finally:
