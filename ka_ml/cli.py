@@ -97,7 +97,13 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
-def _run(debug: bool, fn) -> None:
+INTERRUPTED = "what it was writing was not published"
+
+
+def _run(debug: bool, fn, interrupted: str = INTERRUPTED) -> None:
+    """Run a command's body: a KaMlError is one message and exit 2; Ctrl-C or SIGTERM say
+    in one line that the command was interrupted and ``interrupted`` (what that left),
+    then exit 130 as before."""
     _setup_logging(debug)
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = signal.signal(signal.SIGTERM, _terminated) if main else None
@@ -108,7 +114,13 @@ def _run(debug: bool, fn) -> None:
             console.print_exception()
         console.print(f"[bold red]error:[/] {e.render()}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    except (KeyboardInterrupt, typer.Exit):
+    except KeyboardInterrupt as e:
+        why = str(e) or "Ctrl-C"
+        console.print(
+            f"[bold red]interrupted[/] ({why}): {interrupted}.", highlight=False, soft_wrap=True
+        )
+        raise
+    except typer.Exit:
         raise
     except Exception as e:
         if debug:
@@ -243,11 +255,13 @@ def score(
 
     def go() -> None:
         from ka_ml.jobs.data import check_scoring_date
-        from ka_ml.jobs.score import check_output, run_scoring, writeback_url
+        from ka_ml.jobs.score import check_output, check_writeback, run_scoring, writeback_url
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
         check_output(out)  # before the data is read
+        url = writeback_url(cfg, os.environ) if writeback else None
+        check_writeback(cfg, url)  # likewise: a week's scoring is not lost to the database
         loaded = [_load(cfg, data, day, engine)]
         when = day or loaded[0].default_as_of
         today = pd.Timestamp.now(tz="UTC").tz_localize(None)
@@ -258,7 +272,6 @@ def score(
         for w in stale:
             log.warning(w)
         loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]
-        url = writeback_url(cfg, os.environ) if writeback else None
         # handed over (popped): the scorer alone holds the History and can let it go
         res = run_scoring(loaded.pop(), cfg, when, out, writeback_url=url, engine=engine)
         lights = res.record["lights"]
@@ -276,7 +289,12 @@ def score(
 
             _print_notify(send_digests(res.out_dir, cfg))
 
-    _run(debug, go)
+    _run(
+        debug,
+        go,
+        "the score run stopped; nothing of it was published (the previous outputs and score "
+        "history are untouched); rerun it, reruns are idempotent",
+    )
 
 
 def _print_delivery(record: dict) -> None:

@@ -470,7 +470,11 @@ class DeliveryConfig(_Strict):
         description="SQLAlchemy URL without a password (the environment variable wins); "
         "null = sqlite:///<paths.outputs>/scores.db",
     )
-    writeback_table: str = Field("ka_ml_scores", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    writeback_table: str = Field(
+        "ka_ml_scores",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="table, or schema.table (plain identifiers; the schema must exist)",
+    )
 
     @field_validator("recipients")
     @classmethod

@@ -355,3 +355,19 @@ def test_the_engine_help_names_the_extra_to_install(command: str) -> None:
     res = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
     assert res.exit_code == 0
     assert "needs ka_ml[spark] and Java" in " ".join(res.output.split())
+
+
+def test_a_terminated_score_run_says_so_in_one_line_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ka_ml.jobs.score
+
+    def terminated(*args: object) -> None:
+        raise KeyboardInterrupt("terminated by signal 15")
+
+    monkeypatch.setattr(ka_ml.jobs.score, "check_output", terminated)
+    res = CliRunner().invoke(app, ["score"])
+    assert res.exit_code == 130, res.output
+    text = " ".join(res.output.split())
+    assert "interrupted (terminated by signal 15): the score run stopped; nothing of it was" in text
+    assert "previous outputs and score history are untouched" in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,3 +182,209 @@ def test_rerunning_score_with_writeback_for_a_date_leaves_the_same_rows(
     pd.testing.assert_frame_equal(canon(again), canon(rows))
     scores = pd.read_parquet(folder / "scores.parquet")
     assert len(again) == len(scores) and set(again["account_id"]) == set(scores["account_id"])
+
+
+# -- a target that cannot take the scores: found before scoring, never costs the week ------
+
+
+def _make_table(target: Target, ddl: str) -> None:
+    engine = sa.create_engine(parse_url(target.url))
+    with engine.begin() as conn:
+        conn.execute(sa.text(ddl.format(t=f'"{target.table}"')))
+    engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = sa.create_engine(parse_url(url))
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_checking_a_new_target_proves_it_can_be_created_and_leaves_nothing(
+    target: Target,
+) -> None:
+    before = _tables(target.url)
+    assert writeback.check_target(target.url, table=target.table)
+    assert _tables(target.url) == before  # no probe table, no scores table yet
+
+
+def test_a_target_the_user_may_not_create_in_is_refused_before_scoring(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    sqlite3_connect_and_close(db)
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    with pytest.raises(KaMlError, match="not usable; checked before scoring") as err:
+        writeback.check_target(read_only, table="ka_ml_scores")
+    assert "readonly" in err.value.message and "GRANT CREATE ON SCHEMA" in err.value.remedy
+    assert "delivery.writeback_table to schema.table" in err.value.remedy
+
+
+def sqlite3_connect_and_close(db: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE other (x INTEGER)")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("ddl", "named"),
+    [
+        (  # no key the upsert can conflict on
+            "CREATE TABLE {t} (account_id VARCHAR(255), as_of DATE, churn_probability FLOAT)",
+            ["no primary key or unique constraint on exactly (account_id, as_of)"],
+        ),
+        (  # a column of another type
+            "CREATE TABLE {t} (account_id VARCHAR(255), as_of DATE, churn_probability TEXT, "
+            "PRIMARY KEY (account_id, as_of))",
+            ["column churn_probability is TEXT, ka_ml writes number there"],
+        ),
+        (  # a NOT NULL column ka_ml does not fill
+            "CREATE TABLE {t} (account_id VARCHAR(255), as_of DATE, crm_team TEXT NOT NULL, "
+            "PRIMARY KEY (account_id, as_of))",
+            ["column crm_team is NOT NULL without a default"],
+        ),
+    ],
+    ids=["no-key", "text-probability", "extra-not-null"],
+)
+def test_an_existing_table_of_another_layout_is_refused_naming_table_and_columns(
+    target: Target, ddl: str, named: list[str]
+) -> None:
+    _make_table(target, ddl)
+    for check in (  # before scoring, and at write time
+        lambda: writeback.check_target(target.url, table=target.table),
+        lambda: write_back(scores_frame(), target.url, table=target.table),
+    ):
+        with pytest.raises(KaMlError) as err:
+            check()
+        text = str(err.value)
+        assert f"table '{target.table}' exists with another layout" in text
+        for part in named:
+            assert part in text
+        assert "Fix: point delivery.writeback_table at a new table name" in text
+    assert read_back(target.url, table=target.table).empty  # nothing written
+
+
+def _score_args(trained, demo_dir: Path, tmp_path: Path, table: str) -> tuple[Config, list[str]]:  # type: ignore[no-untyped-def]
+    cfg = trained.cfg.model_copy(
+        update={
+            "paths": PathsConfig(outputs=tmp_path / "outputs", models=trained.cfg.paths.models),
+            "delivery": trained.cfg.delivery.model_copy(
+                update={"writeback_table": table, "owner_reports": False}
+            ),
+        }
+    )
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    return cfg, ["score", "--config", str(config), "--data", str(demo_dir), "--writeback"]
+
+
+def test_an_unusable_target_fails_the_run_before_the_data_is_read(
+    trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import ka_ml.jobs.data
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data was read for an unusable write-back target")
+
+    monkeypatch.setattr(ka_ml.jobs.data, "load_history", no_work)
+    db = tmp_path / "crm.db"
+    sqlite3_connect_and_close(db)
+    monkeypatch.setenv("KA_ML_WRITEBACK_URL", f"sqlite:///file:{db}?mode=ro&uri=true")
+    _, args = _score_args(trained, demo_dir, tmp_path, "ka_ml_scores")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "nothing was scored or written" in " ".join(res.output.split())
+    assert not list((tmp_path / "outputs").glob("20*"))
+
+
+def test_a_write_back_failing_after_scoring_publishes_files_and_history_and_says_so(
+    trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from ka_ml.scoring import score_history
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    monkeypatch.setenv("KA_ML_WRITEBACK_URL", url)
+    cfg, args = _score_args(trained, demo_dir, tmp_path, "ka_ml_scores")
+
+    def broken(*args: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(writeback, "_upsert", broken)  # the check before scoring passes
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    (folder,) = (tmp_path / "outputs").glob("20*")
+    for name in ("scores.parquet", "scores.csv", "report.html", "run_record.json"):
+        assert (folder / name).is_file(), name
+    scores = pd.read_parquet(folder / "scores.parquet")
+    history = score_history.read(score_history.history_path(cfg))
+    assert len(history) == len(scores) > 0
+    assert "writeback" not in json.loads((folder / "run_record.json").read_text()).get(
+        "delivery", {}
+    )
+    text = " ".join(res.output.split())
+    assert "the database write-back failed" in text and "connection lost" in text
+    assert f"The scores are in {folder}/; rerun with --writeback to retry" in text
+    assert "reruns are idempotent" in text
+    monkeypatch.undo()
+    monkeypatch.setenv("KA_ML_WRITEBACK_URL", url)
+    again = CliRunner().invoke(app, args)  # the retry the message promises
+    assert again.exit_code == 0, again.output
+    assert len(read_back(url)) == len(scores)
+
+
+@pytest.mark.parametrize("password", ["S3cr@tPw/x7Q", "Ab9/cd@Efgh", "Qz7k@Wm2p"])
+def test_a_password_with_unencoded_at_or_slash_is_refused_and_never_shown(password: str) -> None:
+    url = f"postgresql+psycopg://crm_writer:{password}@127.0.0.1:55431/crm"
+    for attempt in (
+        lambda: writeback.check_target(url),
+        lambda: write_back(scores_frame(), url),
+    ):
+        with pytest.raises(KaMlError) as err:
+            attempt()
+        text = str(err.value)
+        assert "crm_writer:***@127.0.0.1:55431/crm" in text and "URL-encoded" in text
+        for part in {password, *password.replace("/", "@").split("@")}:
+            assert part not in text  # no piece of it, as 'tPw/x%40127...' was
+    assert writeback.safe_url(url) == "postgresql+psycopg://crm_writer:***@127.0.0.1:55431/crm"
+    encoded = url.replace(password, urllib.parse.quote(password, safe=""))
+    parsed = parse_url(encoded)
+    assert (parsed.password, parsed.host, parsed.port) == (password, "127.0.0.1", 55431)
+
+
+def test_a_schema_qualified_table_is_written_in_that_schema(target: Target) -> None:
+    schema = "main" if target.url.startswith("sqlite") else f"ka_{uuid.uuid4().hex[:8]}"
+    if schema != "main":
+        engine = sa.create_engine(parse_url(target.url))
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+    table = f"{schema}.{target.table}"
+    try:
+        assert writeback.check_target(target.url, table=table)
+        write_back(scores_frame(ids=["A1", "B1"]), target.url, table=table)
+        res = write_back(scores_frame(), target.url, table=table)  # upsert into the same table
+        assert (res.table, res.rows) == (table, 9)
+        assert len(read_back(target.url, table=table)) == 9
+        engine = sa.create_engine(parse_url(target.url))
+        assert target.table in sa.inspect(engine).get_table_names(schema=schema)
+        engine.dispose()
+    finally:
+        if schema != "main":
+            engine = sa.create_engine(parse_url(target.url))
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["ka.ka_ml_scores", "ka_ml_scores", "Crm_1.Scores_2"])
+def test_the_config_takes_a_table_or_schema_dot_table(name: str) -> None:
+    cfg = Config.model_validate({"delivery": {"writeback_table": name}})
+    assert cfg.delivery.writeback_table == name
+
+
+@pytest.mark.parametrize("name", ["a.b.c", "ka.", ".t", 'ka."t"', "ka;drop", "ka. t"])
+def test_the_config_refuses_other_table_names(name: str) -> None:
+    with pytest.raises(ValueError, match="writeback_table"):
+        Config.model_validate({"delivery": {"writeback_table": name}})

@@ -318,3 +318,34 @@ def test_a_champion_needing_usage_features_fails_on_data_without_usage_naming_th
     assert not out.exists()
     assert history_rows(cfg).empty
     assert registry_state(cfg) == registry_before
+
+
+# -- the outputs of one run are published together ----------------------------------------
+
+
+def test_a_failed_history_write_publishes_neither_files_nor_write_back(
+    trained: Any, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import NoSuchTableError
+
+    from ka_ml.delivery.writeback import read_back
+
+    def locked(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    crm = f"sqlite:///{tmp_path / 'crm.db'}"
+    monkeypatch.setenv("KA_ML_WRITEBACK_URL", crm)
+    monkeypatch.setattr(score_history, "write_run", locked)
+    out = tmp_path / "runs" / "week"
+    args = ["score", "--config", str(config), "--data", str(demo_dir), "--writeback"]
+    res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "The score history could not be written (database is locked)" in text
+    assert "nothing was published" in text and "rerun" in text
+    assert not out.exists() and not list(out.parent.glob(".week.staging.*"))
+    assert history_rows(cfg).empty
+    with pytest.raises(NoSuchTableError):  # the CRM was not told either
+        read_back(crm)

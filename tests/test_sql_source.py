@@ -316,3 +316,30 @@ def test_an_unreachable_server_fails_fast_naming_it_without_a_password(
     text = " ".join(res.output.split())
     assert "Cannot connect to postgresql+psycopg://reader@127.0.0.1:9/crm" in text
     assert "reachable" in text and "s3cret" not in text and "Traceback" not in text
+
+
+def test_a_missing_password_is_reported_as_a_refused_login_naming_where_it_comes_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    def no_password(self: object, *args: object, **kwargs: object) -> None:
+        raise OperationalError(
+            None,
+            None,
+            psycopg.OperationalError(
+                'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+                "fe_sendauth: no password supplied"
+            ),
+        )
+
+    monkeypatch.setattr(sa.engine.Engine, "connect", no_password)
+    url = sa.engine.make_url("postgresql+psycopg://ka_ml_reader@127.0.0.1:5432/crm")
+    with pytest.raises(KaMlError) as err, sql.SqlSource(url, env={}):
+        pass
+    text = str(err.value)
+    assert "the database refused the login of ka_ml_reader" in text
+    assert "KA_ML_DB_PASSWORD is not set" in text and "no password supplied" in text
+    assert "set KA_ML_DB_PASSWORD to ka_ml_reader's password" in err.value.remedy
+    assert "reachable" not in text

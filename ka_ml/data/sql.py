@@ -323,6 +323,15 @@ class SqlSource:
         code = sqlstate(e)
         where = safe_url(self.url)
         user = self.url.username or "the current user"
+        if "no password supplied" in str(e).lower():  # libpq, before the server is asked
+            return KaMlError(
+                f"Cannot connect to {where}: the database refused the login of {user}: it "
+                f"asks for a password and none was supplied ({PASSWORD_ENV} is not set or "
+                f"empty, and no PGPASSWORD or ~/.pgpass entry applies) ({first_line(e)}).",
+                f"set {PASSWORD_ENV} to {user}'s password in the environment of the run (for "
+                "a timer or cron job: in its environment file), or use PGPASSWORD / "
+                "~/.pgpass; passwords never go in the URL.",
+            )
         if code in _AUTH_FAILED or "authentication failed" in str(e).lower():
             return KaMlError(
                 f"Cannot connect to {where}: the database refused the login of {user} "

@@ -3,9 +3,10 @@
 Named for when it runs: ``run_scoring`` calls :func:`stage_delivery` while its output
 folder is still staged, just before the run record is written, so these deliveries are
 part of the run. The owner files (``owners/``) land in the same atomic swap as
-``report.html`` (a failed run leaves none of them), and the write-back's single
-transaction commits only when everything before it succeeded. The record says what was
-delivered. The other channels run on their own: ``ka-ml notify`` mails the digests
+``report.html`` (a failed run leaves none of them). The write-back
+(:func:`write_back_scores`, one transaction) runs after the files and the score history
+are published, so a database failure never costs the week's files. The record says what
+was delivered. The other channels run on their own: ``ka-ml notify`` mails the digests
 afterwards, and the read API serves the score history at any time.
 """
 
@@ -31,24 +32,26 @@ def stage_delivery(
     scores: pd.DataFrame,
     record: dict[str, Any],
     cfg: Config,
-    writeback_url: str | None = None,
 ) -> None:
     """Write ``stage/owners/`` (when accounts have owners; one owner at a time, each report
-    capped at ``report.max_accounts``) and upsert to ``writeback_url``."""
+    capped at ``report.max_accounts``)."""
     delivery: dict[str, Any] = {}
     if owner_reports_due(scores, cfg):
         digests = iter_digests(scores, record, cfg.delivery, max_accounts=cfg.report.max_accounts)
         index = write_owner_files(digests, Path(stage) / OWNERS_DIR)
         delivery["owner_reports"] = len(index)
         delivery["unaddressed"] = [e["label"] for e in index if not e["address"]]
-    if writeback_url:
-        res = write_back(scores, writeback_url, table=cfg.delivery.writeback_table)
-        delivery["writeback"] = {
-            "url": res.url,
-            "table": res.table,
-            "rows": res.rows,
-            "removed": res.removed,
-            "added_columns": list(res.added_columns),
-        }
     if delivery:
         record["delivery"] = delivery
+
+
+def write_back_scores(scores: pd.DataFrame, url: str, cfg: Config) -> dict[str, Any]:
+    """Upsert ``scores`` into ``delivery.writeback_table`` at ``url``; what the record keeps."""
+    res = write_back(scores, url, table=cfg.delivery.writeback_table)
+    return {
+        "url": res.url,
+        "table": res.table,
+        "rows": res.rows,
+        "removed": res.removed,
+        "added_columns": list(res.added_columns),
+    }

@@ -12,7 +12,14 @@ Why it is built this way:
   the table holding exactly that date's scores, once.
 - Schema follows the scores: the table is created on first use; a column new in the
   scores (another purchase window, a new extra) is added with ``ALTER TABLE`` (Alembic's
-  dialect-aware operations); existing columns are never dropped or retyped.
+  dialect-aware operations); existing columns are never dropped or retyped. A table of
+  another layout (no primary key or unique constraint on (account_id, as_of), a column of
+  another type, a NOT NULL column ka_ml does not fill) is refused with its columns named,
+  before anything is written.
+- Checked before the long run: :func:`check_target` connects and proves, in a transaction
+  that is rolled back, that the user may create the table (or write the existing one) and
+  that an existing table's layout fits, so a weekly run fails in seconds, not after
+  scoring.
 - Credentials never live in committed config: the URL comes from the environment variable
   ``delivery.writeback_url_env``; the config may hold a password-free URL; the default is
   a SQLite file beside the outputs. Logged URLs hide the password.
@@ -21,10 +28,12 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -56,6 +65,29 @@ def resolve_url(cfg: Config, env: Mapping[str, str]) -> str:
     return f"sqlite:///{(Path(cfg.paths.outputs) / 'scores.db').resolve()}"
 
 
+def _raw_password(url: str) -> str | None:
+    """The password as written in ``url``: between ``user:`` after ``://`` and the LAST
+    ``@`` before the query, so an unencoded ``@`` or ``/`` in it is still inside it."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    authority = rest.split("?", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1]
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password (as :func:`_raw_password` finds it) replaced by ``***``."""
+    raw = _raw_password(url)
+    if not raw:
+        return url
+    head, _, rest = url.partition("://")
+    user, _, tail = rest.partition(":")
+    return f"{head}://{user}:***{tail[len(raw) :]}"
+
+
 def parse_url(url: str) -> URL:
     """A SQLAlchemy URL; plain ``postgresql://`` uses psycopg 3 (the driver we ship)."""
     try:
@@ -65,13 +97,29 @@ def parse_url(url: str) -> URL:
             "The write-back URL is not a SQLAlchemy URL.",
             "use e.g. postgresql://user:password@host:5432/db or sqlite:///path/scores.db.",
         ) from e
+    raw = _raw_password(url)
+    if raw and unquote(raw) != parsed.password:  # e.g. 'S3cr@tPw/x' read as host 'tPw'
+        raise KaMlError(
+            f"The write-back URL {mask_password(url)} cannot be read: its password holds "
+            "characters that must be URL-encoded ('@' as %40, '/' as %2F, ':' as %3A, "
+            "'%' as %25, '?' as %3F, '#' as %23).",
+            "encode the password, e.g. python -c 'import sys, urllib.parse; "
+            "print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'the-password', and put "
+            "the encoded form in the URL.",
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
 
 def safe_url(url: str | URL) -> str:
-    return (url if isinstance(url, URL) else parse_url(url)).render_as_string(hide_password=True)
+    """``url`` for messages: the password hidden, however it is written."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return parse_url(url).render_as_string(hide_password=True)
+    except KaMlError:
+        return mask_password(url)
 
 
 def _sql_type(name: str, dtype: Any) -> sa.types.TypeEngine[Any]:
@@ -117,12 +165,21 @@ def sql_frame(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=scores.index)
 
 
+def split_table(table: str) -> tuple[str | None, str]:
+    """``schema.table`` -> (schema, table); a plain name -> (None, name): the connection's
+    default schema (search_path). Both are validated identifiers (config), quoted by the
+    dialect, never spliced into SQL."""
+    schema, _, name = table.rpartition(".")
+    return schema or None, name
+
+
 def _table(name: str, scores: pd.DataFrame, metadata: sa.MetaData) -> sa.Table:
     cols = [
         sa.Column(str(c), _sql_type(str(c), scores[c].dtype), primary_key=c in KEY)
         for c in scores.columns
     ]
-    return sa.Table(name, metadata, *cols)
+    schema, plain = split_table(name)
+    return sa.Table(plain, metadata, *cols, schema=schema)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -136,26 +193,113 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
+# the types of the columns every scores table has, to check an existing table before scoring
+KNOWN_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "account_id": sa.String(255),
+    "as_of": sa.Date(),
+    "churn_probability": sa.Double(),
+    "health": sa.Text(),
+    "lifecycle": sa.Text(),
+}
+
+
+def _family(t: Any) -> str:
+    """A column type's broad kind: what decides whether ka_ml's values fit it."""
+    if isinstance(t, sa.Boolean):
+        return "boolean"
+    if isinstance(t, sa.DateTime):
+        return "timestamp"
+    if isinstance(t, sa.Date):
+        return "date"
+    if isinstance(t, sa.Integer):
+        return "integer"
+    if isinstance(t, sa.Numeric | sa.Float):
+        return "number"
+    if isinstance(t, sa.String):
+        return "text"
+    return "other"
+
+
+_FITS = {  # the kinds of an existing column that take the values of a wanted kind
+    "text": {"text"},
+    "number": {"number"},
+    "integer": {"integer", "number"},
+    "boolean": {"boolean"},
+    "date": {"date", "timestamp"},
+    "timestamp": {"timestamp"},
+}
+
+
+def _layout_problems(
+    inspector: Any, table: str, wanted: dict[str, sa.types.TypeEngine[Any]]
+) -> list[str]:
+    """What keeps an existing table from taking the upsert of columns ``wanted`` (name ->
+    type; the columns a missing one would be added for are left out): one line each."""
+    schema, name = split_table(table)
+    cols = {c["name"]: c for c in inspector.get_columns(name, schema=schema)}
+    problems = []
+    absent = [k for k in KEY if k not in cols]
+    if absent:
+        problems.append(f"no column(s) {', '.join(absent)}")
+    pk = set(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or [])
+    uniques = [
+        set(u["column_names"]) for u in inspector.get_unique_constraints(name, schema=schema)
+    ]
+    uniques += [
+        set(i["column_names"])
+        for i in inspector.get_indexes(name, schema=schema)
+        if i.get("unique")
+    ]
+    if not absent and pk != set(KEY) and set(KEY) not in uniques:
+        problems.append(
+            "no primary key or unique constraint on exactly (account_id, as_of)"
+            + (f" (the primary key is ({', '.join(sorted(pk))}))" if pk else "")
+        )
+    for col, want in wanted.items():
+        if col in cols and _family(cols[col]["type"]) not in _FITS.get(_family(want), set()):
+            problems.append(
+                f"column {col} is {cols[col]['type']}, ka_ml writes {_family(want)} there"
+            )
+    for col, c in cols.items():
+        if col not in KEY and not c.get("nullable", True) and c.get("default") is None:
+            problems.append(
+                f"column {col} is NOT NULL without a default (ka_ml leaves it empty where a "
+                "value does not apply, or does not fill it at all)"
+            )
+    return problems
+
+
+def _refuse_layout(name: str, problems: list[str]) -> None:
+    if problems:
+        raise KaMlError(
+            f"The write-back table '{name}' exists with another layout than ka_ml's scores "
+            f"table: {'; '.join(problems)}.",
+            "point delivery.writeback_table at a new table name (ka_ml creates it), or "
+            "change that table: a primary key (account_id, as_of), columns of the types "
+            "named, NOT NULL only on account_id and as_of.",
+        )
+
+
 def _ensure_table(conn: Connection, wanted: sa.Table) -> tuple[sa.Table, tuple[str, ...]]:
-    """Create the table, or add the scores' new columns to it; the table as it now is."""
+    """Create the table, or add the scores' new columns to it; the table as it now is.
+    An existing table of another layout is refused before anything is changed."""
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
     inspector = sa.inspect(conn)
-    if not inspector.has_table(wanted.name):
+    name, schema = wanted.name, wanted.schema
+    if not inspector.has_table(name, schema=schema):
         wanted.metadata.create_all(conn, tables=[wanted])
         return wanted, ()
-    have = {c["name"] for c in inspector.get_columns(wanted.name)}
+    have = {c["name"] for c in inspector.get_columns(name, schema=schema)}
     missing = [c for c in wanted.columns if c.name not in have]
-    if not {*KEY} <= have:
-        raise KaMlError(
-            f"Table '{wanted.name}' exists but has no (account_id, as_of) columns.",
-            "point delivery.writeback_table at a new table name.",
-        )
+    types = {c.name: c.type for c in wanted.columns}
+    _refuse_layout(wanted.fullname, _layout_problems(inspector, wanted.fullname, types))
     ops = Operations(MigrationContext.configure(conn))
     for col in missing:
-        ops.add_column(wanted.name, sa.Column(col.name, col.type))
-    return sa.Table(wanted.name, sa.MetaData(), autoload_with=conn), tuple(c.name for c in missing)
+        ops.add_column(name, sa.Column(col.name, col.type), schema=schema)
+    live = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
+    return live, tuple(c.name for c in missing)
 
 
 def _native_insert(dialect: str) -> Any:
@@ -237,9 +381,9 @@ def write_back(
     except SQLAlchemyError as e:
         raise KaMlError(
             f"Write-back to {safe_url(parsed)} (table '{table}') failed; nothing was "
-            f"changed there: {type(e).__name__}: {str(e).splitlines()[0]}",
+            f"changed there: {_first_line(e)}",
             "check the database is reachable and the user may create/alter and write that "
-            "table; the scores files are in the output folder, rerun to retry (idempotent).",
+            "table; rerunning the write-back is idempotent.",
         ) from e
     finally:
         if engine is None:
@@ -247,16 +391,92 @@ def write_back(
     return WritebackResult(safe_url(parsed), table, len(frame), removed, added)
 
 
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+
+
+def check_target(url: str, *, table: str = "ka_ml_scores", engine: sa.Engine | None = None) -> str:
+    """Fail fast, before a scoring run, when the write-back cannot work: connect, then in a
+    transaction that is always rolled back either create a probe table beside ``table``
+    (it does not exist yet: ka_ml will create it) or check the existing table's layout and
+    run no-op INSERT / UPDATE / DELETE statements on it (the upsert's privileges). Returns
+    the URL with the password hidden. Changes nothing in the database."""
+    parsed = parse_url(url)
+    where = f"{safe_url(parsed)} (table '{table}')"
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # as the run will
+    eng = engine or sa.create_engine(parsed)
+    try:
+        with eng.connect() as conn, conn.begin() as tx:
+            try:
+                inspector = sa.inspect(conn)
+                schema, name = split_table(table)
+                if inspector.has_table(name, schema=schema):
+                    _refuse_layout(table, _layout_problems(inspector, table, KNOWN_TYPES))
+                    _probe_writes(conn, table)
+                else:
+                    _probe_create(conn, table)
+            finally:
+                tx.rollback()
+    except SQLAlchemyError as e:
+        raise KaMlError(
+            f"The write-back target {where} is not usable; checked before scoring, nothing "
+            f"was scored or written: {_first_line(e)}",
+            "check the database is reachable and the user of $KA_ML_WRITEBACK_URL may "
+            "create that table (PostgreSQL: GRANT CREATE ON SCHEMA ... TO the user, create "
+            "the table for it, or set delivery.writeback_table to schema.table in a schema "
+            "it may create in) or insert, update and delete in it; or run without "
+            "--writeback.",
+        ) from e
+    finally:
+        if engine is None:
+            eng.dispose()
+    return safe_url(parsed)
+
+
+def _probe_create(conn: Connection, table: str) -> None:
+    """CREATE and DROP a probe table of the key columns where ``table`` will be created."""
+    probe = sa.Table(
+        f"ka_ml_probe_{uuid.uuid4().hex[:12]}",
+        sa.MetaData(),
+        *(sa.Column(k, KNOWN_TYPES[k], primary_key=True) for k in KEY),
+        schema=split_table(table)[0],
+    )
+    probe.create(conn)
+    probe.drop(conn)
+
+
+def _probe_writes(conn: Connection, table: str) -> None:
+    """The upsert's statements on ``table``, each matching no row: privileges only."""
+    schema, name = split_table(table)
+    t = sa.Table(name, sa.MetaData(), sa.Column("account_id"), sa.Column("as_of"), schema=schema)
+    never = sa.false()
+    conn.execute(
+        t.insert().from_select(list(KEY), sa.select(t.c.account_id, t.c.as_of).where(never))
+    )
+    conn.execute(t.update().where(never).values(account_id=t.c.account_id))
+    conn.execute(t.delete().where(never))
+
+
 def read_back(url: str, *, table: str = "ka_ml_scores") -> pd.DataFrame:
     """The whole write-back table (for checks and tests), sorted by key."""
     eng = sa.create_engine(parse_url(url))
     try:
         with eng.connect() as conn:
-            t = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            schema, name = split_table(table)
+            t = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
             rows = conn.execute(sa.select(t).order_by(*[t.c[k] for k in KEY])).mappings().all()
             return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in t.columns])
     finally:
         eng.dispose()
 
 
-__all__ = ["WritebackResult", "parse_url", "read_back", "resolve_url", "safe_url", "write_back"]
+__all__ = [
+    "WritebackResult",
+    "check_target",
+    "parse_url",
+    "read_back",
+    "resolve_url",
+    "safe_url",
+    "write_back",
+]

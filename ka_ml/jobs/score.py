@@ -2,9 +2,23 @@
 
 Loads the champions from the registry, reads the score history (last week's lights and
 contributions), scores and explains every account (here or on Spark), adds monitoring
-(drift now, the latest backtest), and writes the outputs atomically under a lock: scores,
-report, spreadsheet, owners' digests, the database write-back and the run record; then the
-score history. Everything it calls is pure or owns one edge.
+(drift now, the latest backtest), and writes the outputs under a lock. Everything it calls
+is pure or owns one edge.
+
+The order of the writes, so that no single failure leaves the outputs disagreeing (the
+files and the CRM saying one week, the API another):
+
+1. the files (scores, report, spreadsheet, owners' digests, run record) are staged in a
+   hidden sibling folder; a failure removes the stage, nothing is published;
+2. the score history (what the API serves) is written in one transaction, still before
+   the files are published; a failure (e.g. the history is locked) removes the stage;
+3. the staged folder is swapped in (two renames in one folder, under the lock; the only
+   step after the history's commit that could fail, and :func:`recover_staged` repairs a
+   swap cut between its renames at the next run);
+4. only then the database write-back (one transaction): its failure leaves the files and
+   the history published and whole, says so, and exits non-zero; rerunning the date
+   rewrites the same files and history rows and retries the write-back (idempotent).
+   It was checked before scoring (:func:`check_writeback`), so it rarely fails here.
 """
 
 from __future__ import annotations
@@ -12,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import multiprocessing
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -24,8 +39,8 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.delivery.run_delivery import stage_delivery
-from ka_ml.delivery.writeback import resolve_url
+from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
+from ka_ml.delivery.writeback import check_target, resolve_url
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
@@ -126,6 +141,13 @@ def writeback_url(cfg: Config, env: Mapping[str, str]) -> str:
     return resolve_url(cfg, env)
 
 
+def check_writeback(cfg: Config, url: str | None) -> None:
+    """Fail before any work when the write-back target cannot take the scores (it cannot be
+    reached, the table cannot be created or written, or it has another layout)."""
+    if url is not None:
+        check_target(url, table=cfg.delivery.writeback_table)
+
+
 def run_scoring(
     history: History | SparkHistory,
     cfg: Config,
@@ -173,7 +195,6 @@ def run_scoring(
         # the outputs need only the scores: a History no caller holds (the CLI hands it over)
         # is freed before they are written (~1.4 GB of the 100k-account run's peak)
         del history
-        _write_outputs(out_dir, scores, record, cfg, writeback_url)
         reported = (  # what the next run's "since last week" compares with
             None
             if contrib is None
@@ -181,9 +202,36 @@ def run_scoring(
                 as_of, scores["account_id"], list(models.churn.features_), contrib
             )
         )
-        score_history.write_run(hist_path, scores, reported)  # one transaction
+        # steps 1-3 of the module docstring: stage, write the history, swap the files in
+        _write_outputs(
+            out_dir,
+            scores,
+            record,
+            cfg,
+            lambda: score_history.write_run(hist_path, scores, reported),
+        )
+        if writeback_url:  # step 4, after everything else is published
+            _write_back(out_dir, scores, record, cfg, writeback_url)
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
+
+
+def _write_back(
+    out_dir: Path, scores: pd.DataFrame, record: dict[str, Any], cfg: Config, url: str
+) -> None:
+    """Upsert the published scores into ``url``; the run record then says so. A failure
+    says that the files and the history are published and how to retry."""
+    try:
+        done = write_back_scores(scores, url, cfg)
+    except KaMlError as e:
+        raise KaMlError(
+            f"The scores as of {record['as_of']} are published (files in {out_dir}/, score "
+            f"history updated), but the database write-back failed: {e.message}",
+            f"{e.remedy} The scores are in {out_dir}/; rerun with --writeback to retry; "
+            "reruns are idempotent.",
+        ) from e
+    record.setdefault("delivery", {})["writeback"] = done
+    atomic_write_json(out_dir / "run_record.json", record)
 
 
 def monitoring_record(
@@ -308,8 +356,10 @@ def _write_outputs(
     scores: pd.DataFrame,
     record: dict[str, Any],
     cfg: Config,
-    writeback_url: str | None = None,
+    before_publish: Callable[[], object] = lambda: None,
 ) -> None:
+    """Stage every file, call ``before_publish`` (the score history's write), and only when
+    both succeeded swap the staged folder in; any failure publishes nothing."""
 
     with staged_dir(out_dir) as stage, _beside(len(scores) >= PARALLEL_FROM_ACCOUNTS) as run:
         # the spreadsheet is written beside the rest (another process) for big portfolios
@@ -321,6 +371,15 @@ def _write_outputs(
         # the report and each owner's (stage_delivery) build HTML only for the accounts they
         # show, report.max_accounts at most (1M accounts: ~5 GB of HTML strings otherwise)
         write_report(scores, record, stage / "report.html", max_accounts=cfg.report.max_accounts)
-        stage_delivery(stage, scores, record, cfg, writeback_url)  # owners/, DB
+        stage_delivery(stage, scores, record, cfg)  # owners/
         xlsx.result()  # its error, if any, fails the run before anything is published
         atomic_write_json(stage / "run_record.json", record)
+        try:
+            before_publish()  # the history: its failure discards the stage too
+        except sqlite3.Error as e:
+            raise KaMlError(
+                f"The score history could not be written ({e}); nothing was published: "
+                f"'{out_dir}' and the database write-back are as before this run.",
+                "if another process holds the history (outputs/score_history.sqlite) open "
+                "for writing, let it finish, then rerun; reruns are idempotent.",
+            ) from e
