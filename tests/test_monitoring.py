@@ -77,6 +77,8 @@ def test_the_champion_carries_its_training_reference_and_mlflow_logged_it(traine
     profile = model.reference_profile_
     assert set(profile["features"]) == set(model.features_)
     assert profile["snapshots"] >= 5 and profile["n_rows"] > 1000
+    horizon = pd.Timedelta(days=trained.cfg.labels.horizon_days)  # labelled snapshots only
+    assert pd.Timestamp(profile["last_snapshot"]) + horizon <= trained.report.as_of
     assert all(e["natural_psi"] >= 0 for e in profile["features"].values())
     paths = {a.path for a in client.list_artifacts(trained.report.run_id, "monitoring")}
     assert paths == {"monitoring/reference_profile.json"}
