@@ -384,3 +384,48 @@ def test_scores_of_a_week_before_the_champion_was_trained_say_they_look_back_and
         run_backtest(trained.history, cfg, monitored.end)
     assert str(week.date()) in str(err.value)
     assert not backtest_dir(cfg).exists()
+
+
+def test_a_backtest_past_the_end_of_the_data_judges_only_weeks_the_data_covers(
+    monitored: Monitored, trained: Any, tmp_path: Path
+) -> None:
+    """A stale export: the data ends at `end`, the backtest runs 100 days later. The week
+    scored at `end` is due by the as-of but its horizon lies wholly past the data: left
+    out and listed, not read as 100% churn; the two covered weeks give the same figures
+    as the backtest at the data's end."""
+    cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
+    for res in (*monitored.past, monitored.now):
+        score_history.write_run(history_path(cfg), res.scores)
+    late = monitored.end + pd.Timedelta(days=100)
+    bt = run_backtest(trained.history, cfg, late)
+    assert bt.details["weeks"] == monitored.backtest.details["weeks"]
+    assert bt.details["left_out_beyond_data_weeks"] == [str(monitored.end.date())]
+    last = (monitored.end - pd.Timedelta(days=1)).date()
+    assert (
+        f"last order is on {last} (100 days before the as-of"
+        in (bt.details["left_out_beyond_data_reason"])
+    )
+    assert bt.details["data_end"] == str(monitored.end.date())
+    assert bt.details["metrics"] == monitored.backtest.details["metrics"]
+    assert bt.summary["weeks_beyond_data"] == 1
+
+
+def test_a_backtest_with_no_week_inside_the_data_refuses_naming_the_last_data_date(
+    monitored: Monitored, demo_dir: Path, tmp_path: Path
+) -> None:
+    cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
+    score_history.write_run(history_path(cfg), monitored.now.scores)  # scored at the data's end
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    late = monitored.end + pd.Timedelta(days=100)
+    res = CliRunner().invoke(
+        app,
+        ["backtest", "--config", str(config), "--data", str(demo_dir), "--as-of", str(late.date())],
+    )
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    last = (monitored.end - pd.Timedelta(days=1)).date()
+    assert f"No stored week can be judged as of {late.date()}" in text
+    assert f"the data's last order is on {last}" in text and "would count as churn" in text
+    ready = (monitored.end + pd.Timedelta(days=89)).date()
+    assert f"orders up to {ready} let the week of {monitored.end.date()} be judged" in text
+    assert not backtest_dir(cfg).exists()

@@ -1,7 +1,10 @@
 """`ka-ml backtest`: how did past weekly scores turn out, once their horizon has passed?
 
 Every weekly score is kept in the score history. A week ``d`` is *due* when its whole
-churn window has been observed by the data: ``d + horizon <= data as-of``. For the due
+churn window has been observed by the data: ``d + horizon <= data end``, the day after the
+data's last order (or the as-of when earlier). A week due by the as-of but not by the
+data's end is left out and listed: a stale export would otherwise count the days without
+data as churn. For the due
 weeks this module joins what happened, by the same definitions the models were trained
 on (:func:`ka_ml.features.labels.churn_labels`, :func:`~ka_ml.features.labels.timing_labels`),
 and measures:
@@ -248,6 +251,8 @@ def summary(details: dict[str, Any]) -> dict[str, Any]:
         "weeks": int(m.get("weeks", 0)),
         "account_weeks": int(m.get("n", 0)),
     }
+    if beyond := details.get("left_out_beyond_data_weeks"):
+        out["weeks_beyond_data"] = len(beyond)  # due by the as-of, not by the data's end
     for key in SUMMARY_KEYS:
         value = m.get(key)
         if isinstance(value, float) and np.isfinite(value):
@@ -294,13 +299,54 @@ def in_sample_weeks(scores: pd.DataFrame, trained: dict[str, pd.Timestamp | None
     return (when.notna() & (pd.to_datetime(scores["as_of"]) < when)).to_numpy()
 
 
+def data_end(history: History, as_of: pd.Timestamp) -> pd.Timestamp:
+    """The day up to which the data has seen what happened: the day after its last order,
+    or the as-of when that is earlier. Past it, a missing order is missing data, not churn."""
+    return min(pd.Timestamp(as_of), history.default_as_of)
+
+
+def beyond_data(
+    weeks: list[pd.Timestamp], end: pd.Timestamp, as_of: pd.Timestamp, horizon: int
+) -> tuple[list[pd.Timestamp], list[pd.Timestamp], str]:
+    """(weeks to judge, weeks left out, why): a week is judged only when its whole horizon
+    lies inside the data (``d + horizon <= end``); the others would count the days without
+    data as churn (a stale export read as a collapse)."""
+    limit = pd.Timedelta(days=horizon)
+    judged = [d for d in weeks if d + limit <= end]
+    left_out = [d for d in weeks if d + limit > end]
+    why = (
+        f"their {horizon}-day horizon runs past the data, whose last order is on "
+        f"{(end - pd.Timedelta(days=1)).date()} ({(as_of - end).days} days before the as-of "
+        f"{as_of.date()})"
+        if left_out
+        else ""
+    )
+    return judged, left_out, why
+
+
 def compute_backtest(
     history: History, scores: pd.DataFrame, cfg: Config, as_of: pd.Timestamp
 ) -> dict[str, Any]:
     """Everything the backtest JSON holds (pure: frames and config in, a dict out)."""
     as_of = pd.Timestamp(as_of)
     horizon = cfg.labels.horizon_days
-    weeks = due_weeks(scores["as_of"], as_of, horizon)
+    end = data_end(history, as_of)
+    weeks, past_data, why = beyond_data(
+        due_weeks(scores["as_of"], as_of, horizon), end, as_of, horizon
+    )
+    if past_data and not weeks:
+        dates = ", ".join(str(d.date()) for d in past_data)
+        raise KaMlError(
+            f"No stored week can be judged as of {as_of.date()}: the data's last order is on "
+            f"{(end - pd.Timedelta(days=1)).date()}, and the {horizon}-day horizon of every "
+            f"week old enough ({dates}) runs past it; the days without data would count as "
+            "churn.",
+            f"load data that covers the horizon (is the export up to date?): orders up to "
+            f"{(past_data[0] + pd.Timedelta(days=horizon - 1)).date()} let the week of "
+            f"{past_data[0].date()} be judged.",
+        )
+    if past_data:
+        log.warning("left out %d week(s): %s", len(past_data), why)
     if not weeks:
         earliest = pd.to_datetime(scores["as_of"]).min() if len(scores) else None
         when = (
@@ -315,7 +361,7 @@ def compute_backtest(
             "run ka-ml score every week; backtest once the horizon has passed (or pass a "
             "later --as-of with data that covers it).",
         )
-    frame = outcomes(history, scores[scores["as_of"].isin(weeks)], cfg, as_of)
+    frame = outcomes(history, scores[scores["as_of"].isin(weeks)], cfg, end)
     metrics, reliability, per_week = backtest_metrics(frame, cfg)
     retrain, reasons = recommendation(metrics, cfg.monitoring)
     n = int(metrics.get("n", 0))
@@ -335,7 +381,10 @@ def compute_backtest(
         {
             "as_of": str(as_of.date()),
             "horizon_days": horizon,
+            "data_end": str(end.date()),
             "weeks": [str(d.date()) for d in weeks],
+            "left_out_beyond_data_weeks": [str(d.date()) for d in past_data],
+            "left_out_beyond_data_reason": why,
             "population": "at-risk accounts" if cfg.labels.at_risk_only else "all scored accounts",
             "metrics": metrics,
             "reliability": reliability.to_dict("records"),
