@@ -429,3 +429,52 @@ def test_a_backtest_with_no_week_inside_the_data_refuses_naming_the_last_data_da
     ready = (monitored.end + pd.Timedelta(days=89)).date()
     assert f"orders up to {ready} let the week of {monitored.end.date()} be judged" in text
     assert not backtest_dir(cfg).exists()
+
+
+def test_the_recall_ceiling_of_budget_lights_is_counted_week_by_week() -> None:
+    """Week 1: 1 red, 3 churners (at most 1 caught); week 2: 2 red, 1 churner (1)."""
+    from ka_ml.monitoring.backtest import light_metrics
+
+    health = pd.Series(["red", "green", "green", "red", "red", "yellow"], dtype="string")
+    churn = np.array([1, 1, 1, 0, 1, 0])
+    weeks = np.array(["w1"] * 3 + ["w2"] * 3)
+    m = light_metrics(health, churn, weeks)
+    assert m["churners"] == 4.0 and m["red_recall"] == 0.5
+    assert m["red_recall_ceiling"] == 0.5  # (1 + 1) / 4
+    assert m["red_yellow_recall_ceiling"] == 0.5  # yellow adds no churner-week: (1 + 1) / 4
+    assert "red_recall_ceiling" not in light_metrics(health, churn)  # threshold lights
+
+
+def test_a_red_budget_smaller_than_the_churners_is_no_reason_to_retrain() -> None:
+    """u3's key300 backtest: 16 red accounts among 55 churners cap red recall at 0.291, so
+    the 0.30 floor could not be met by a perfect ranking; 13 of 16 red churned (0.236)."""
+    from ka_ml.config import MonitoringConfig
+    from ka_ml.monitoring.backtest import ceiling_notes, recommendation
+
+    cfg = MonitoringConfig()
+    good = {
+        "n": 300.0,
+        "roc_auc": 0.834,
+        "churners": 55.0,
+        "red_count": 16.0,
+        "red_recall": 13 / 55,
+        "red_recall_ceiling": 16 / 55,
+        "red_yellow_count": 69.0,
+        "red_yellow_recall": 34 / 55,
+        "red_yellow_recall_ceiling": 1.0,
+    }
+    assert recommendation(good, cfg) == (False, [])
+    poor = {**good, "red_recall": 5 / 55}  # 5 of the 16 red churned: worse than the budget allows
+    assert recommendation(poor, cfg) == (
+        True,
+        [
+            "red recall 0.091 below the floor 0.175 (0.6 of the ceiling 0.291: "
+            "16 red accounts for 55 churners)"
+        ],
+    )
+    assert ceiling_notes(good, cfg) == [
+        "Red recall 0.236 of at most 0.291: the light budget allows no more "
+        "(16 red accounts for 55 churners)."
+    ]
+    no_ceiling = {k: v for k, v in good.items() if not k.endswith("_ceiling")}
+    assert recommendation(no_ceiling, cfg)[1] == ["red recall 0.236 below the floor 0.300"]

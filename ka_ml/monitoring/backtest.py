@@ -50,6 +50,7 @@ log = logging.getLogger("ka_ml.backtest")
 SUMMARY_KEYS = (
     "red_precision",
     "red_recall",
+    "red_recall_ceiling",
     "red_yellow_precision",
     "red_yellow_recall",
     "roc_auc",
@@ -117,37 +118,57 @@ def outcomes(
     return pd.concat(parts, ignore_index=True)
 
 
-def light_metrics(health: pd.Series, churn: np.ndarray) -> dict[str, float]:
+def light_metrics(
+    health: pd.Series, churn: np.ndarray, weeks: np.ndarray | None = None
+) -> dict[str, float]:
     """Precision and recall of the red and of the red + yellow lights against churn, with
     the counts behind them (:func:`~ka_ml.modeling.evaluate.light_scores`), among the
     accounts that had a light (lapsed accounts have none: they were lost already). A figure
     without a denominator (no red account, no churner, no lit account) is NaN, not 0: the
-    retrain verdict skips it instead of reading it as a collapse."""
+    retrain verdict skips it instead of reading it as a collapse.
+
+    With ``weeks`` (each row's scoring date), also each light's ``recall_ceiling``: the
+    recall a perfect ranking reaches with that many lit accounts, week by week
+    (sum of min(lit, churners) over the sum of churners). Budget lights cap it: 16 red
+    accounts among 55 churners catch at most 16."""
     h = health.astype("string").fillna("").to_numpy()
     lit = h != ""
     y = np.asarray(churn, bool)[lit]
     h = h[lit]
     out = light_scores(y, h == "red", np.isin(h, ["red", "yellow"]))
     del out["base_rate"]  # the caller's, over every row with a probability
+    out["churners"] = float(y.sum())
     for name in ("red", "red_yellow"):
         if out[f"{name}_count"] == 0:
             out[f"{name}_precision"] = float("nan")
         if not y.any():
             out[f"{name}_recall"] = float("nan")
+    if weeks is not None:
+        frame = pd.DataFrame(
+            {"week": np.asarray(weeks)[lit], "y": y, "red": h == "red", "warm": h != "green"}
+        )
+        per_week = frame.groupby("week", sort=False)[["y", "red", "warm"]].sum()
+        for name, col in (("red", "red"), ("red_yellow", "warm")):
+            reachable = np.minimum(per_week[col], per_week["y"]).sum()
+            out[f"{name}_recall_ceiling"] = (
+                float(reachable / out["churners"]) if out["churners"] else float("nan")
+            )
     return out
 
 
 def churn_metrics(
-    frame: pd.DataFrame, n_bins: int = 10, *, chance: bool = False
+    frame: pd.DataFrame, n_bins: int = 10, *, chance: bool = False, budget: bool = False
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Lights, ranking and calibration of the churn scores on ``frame``'s rows; with
     ``chance``, also ``ece_chance`` (what the retrain verdict judges the ECE against: the
-    pooled figures only, not each week's)."""
+    pooled figures only, not each week's); with ``budget`` (lights by budget), the recall
+    ceilings the budget allows (:func:`light_metrics`)."""
     y = frame["churn"].to_numpy(float)
     p = frame["churn_probability"].to_numpy(float)
     ok = np.isfinite(p)
     y, p = y[ok], p[ok]
-    out = light_metrics(frame["health"][ok], y)
+    weeks = frame["as_of"].to_numpy()[ok] if budget else None
+    out = light_metrics(frame["health"][ok], y, weeks)
     out.update(
         {
             "roc_auc": M.roc_auc(y, p),
@@ -206,7 +227,8 @@ def backtest_metrics(
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """(pooled metrics, reliability table, per-week table) of the joined outcomes."""
     population = frame[frame["at_risk"]] if cfg.labels.at_risk_only else frame
-    churn, reliability = churn_metrics(population, chance=True)
+    budget = cfg.health.mode == "budget"  # threshold lights: their count is the model's say
+    churn, reliability = churn_metrics(population, chance=True, budget=budget)
     timing = timing_metrics(frame, cfg.labels.purchase_windows)
     metrics = {**churn, **timing, "account_weeks": float(len(frame))}
     metrics["weeks"] = float(frame["as_of"].nunique())
@@ -217,19 +239,58 @@ def backtest_metrics(
     return metrics, reliability, pd.DataFrame(rows)
 
 
+def recall_floor(
+    metrics: dict[str, float], key: str, floor: float, cfg: MonitoringConfig
+) -> tuple[float, str]:
+    """(the recall floor in force, what capped it): with budget lights, no more than
+    ``min_recall_of_ceiling`` of the recall the budget allows; the text names the ceiling
+    when it binds."""
+    ceiling = metrics.get(f"{key}_ceiling", float("nan"))
+    if not np.isfinite(ceiling) or ceiling * cfg.min_recall_of_ceiling >= floor:
+        return floor, ""
+    return ceiling * cfg.min_recall_of_ceiling, (
+        f" ({cfg.min_recall_of_ceiling:g} of the ceiling {ceiling:.3f}: "
+        f"{_ceiling_counts(metrics, key)})"
+    )
+
+
+def _ceiling_counts(metrics: dict[str, float], key: str) -> str:
+    light = key.removesuffix("_recall")
+    count, churners = metrics.get(f"{light}_count", 0.0), metrics.get("churners", 0.0)
+    return f"{int(count)} {light.replace('_', '+')} accounts for {int(churners)} churners"
+
+
+def ceiling_notes(metrics: dict[str, float], cfg: MonitoringConfig) -> list[str]:
+    """The recall ceilings that bind (below 1), in words, for the verdict."""
+    notes = []
+    for key, label in (("red_recall", "red recall"), ("red_yellow_recall", "red+yellow recall")):
+        value, ceiling = metrics.get(key, float("nan")), metrics.get(f"{key}_ceiling", np.nan)
+        if np.isfinite(value) and np.isfinite(ceiling) and ceiling < 1:
+            notes.append(
+                f"{label[0].upper()}{label[1:]} {value:.3f} of at most {ceiling:.3f}: the "
+                f"light budget allows no more ({_ceiling_counts(metrics, key)})."
+            )
+    return notes
+
+
 def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bool, list[str]]:
     """(retrain?, reasons): each figure measured and past its threshold is a reason."""
     n = metrics.get("n", 0.0)
     if not np.isfinite(n) or n < cfg.min_backtest_rows:
         return False, []
-    floors = (
+    reasons = []
+    for key, label, floor in (
         ("red_recall", "red recall", cfg.min_red_recall),
         ("red_yellow_recall", "red+yellow recall", cfg.min_red_yellow_recall),
+    ):
+        value = metrics.get(key, float("nan"))
+        limit, capped = recall_floor(metrics, key, floor, cfg)
+        if np.isfinite(value) and value < limit:
+            reasons.append(f"{label} {value:.3f} below the floor {limit:.3f}{capped}")
+    for key, label, limit in (
         ("roc_auc", "ROC AUC", cfg.min_roc_auc),
         ("interval_hit_rate", "p10-p90 interval hit rate", cfg.min_interval_hit_rate),
-    )
-    reasons = []
-    for key, label, limit in floors:
+    ):
         value = metrics.get(key, float("nan"))
         if np.isfinite(value) and value < limit:
             reasons.append(f"{label} {value:.3f} below the floor {limit:.3f}")
@@ -374,6 +435,8 @@ def compute_backtest(
         )
     else:
         message = "No retraining needed: every figure is within its threshold."
+        if notes := ceiling_notes(metrics, cfg.monitoring):
+            message = " ".join([message, *notes])
     versions = sorted(
         set(scores.loc[scores["as_of"].isin(weeks), "churn_model_version"].astype(str))
     )

@@ -262,11 +262,18 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
     told: set[str] = set()
     precision, recall = bt.get("red_precision"), bt.get("red_recall")
     if isinstance(precision, int | float) and isinstance(recall, int | float):
+        ceiling = bt.get("red_recall_ceiling")
+        capped = (
+            f" (with that many red accounts, at most {fmt_pct(ceiling)} could be)"
+            if isinstance(ceiling, int | float) and ceiling < 1
+            else ""
+        )
         sentences.append(
             f"In the last out-of-time test, {fmt_pct(precision)} of the accounts flagged red "
-            f"did churn, and the red flags caught {fmt_pct(recall)} of the accounts that churned."
+            f"did churn, and the red flags caught {fmt_pct(recall)} of the accounts that "
+            f"churned{capped}."
         )
-        told = {"red_precision", "red_recall"}
+        told = {"red_precision", "red_recall", "red_recall_ceiling"}
     items = []
     for key, val in bt.items():
         if key in told or isinstance(val, bool) or not isinstance(val, int | float | str):
