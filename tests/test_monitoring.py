@@ -147,10 +147,11 @@ def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
     nxt = later.groupby(["account_id", "as_of"], as_index=False)["order_date"].min()
     first = keys.merge(nxt, on=["account_id", "as_of"], how="left")["order_date"].to_numpy()
     lo = all_rows["next_purchase_p10_date"].to_numpy()
+    dated = all_rows["next_purchase_p90_date"].notna().to_numpy()  # open-ended: counted apart
     hi = all_rows["next_purchase_p90_date"].fillna(pd.Timestamp.max).to_numpy()
     observed = ~pd.isna(first)
     inside = observed & (first >= lo) & (first <= hi)
-    known = observed | (hi < end)
+    known = (observed | (hi < end)) & dated
     return {
         "red_precision": red[y == 1].sum() / red.sum(),
         "red_recall": red[y == 1].sum() / ((y == 1) & lit).sum(),
@@ -478,3 +479,35 @@ def test_a_red_budget_smaller_than_the_churners_is_no_reason_to_retrain() -> Non
     ]
     no_ceiling = {k: v for k, v in good.items() if not k.endswith("_ceiling")}
     assert recommendation(no_ceiling, cfg)[1] == ["red recall 0.236 below the floor 0.300"]
+
+
+def test_an_open_ended_window_is_no_interval_hit_and_is_counted_apart() -> None:
+    """u3: 286 of 300 windows had no p90 date; counting an order after p10 in them as a hit
+    made the hit rate (0.948) a rate of accounts that ordered."""
+    from ka_ml.monitoring.backtest import summary, timing_metrics
+
+    d0 = pd.Timestamp("2026-01-05")
+    days = pd.to_timedelta
+    frame = pd.DataFrame(
+        {
+            "as_of": [d0] * 5,
+            # dated: inside, late (a miss) | open-ended: after p10, before p10, no order yet
+            "days_to_next": [20.0, 80.0, 200.0, 3.0, 90.0],
+            "next_order_observed": [True, True, True, True, False],
+            "next_purchase_p10_date": d0 + days([10, 10, 30, 30, 30], unit="D"),
+            "next_purchase_p90_date": [d0 + days(40, unit="D"), d0 + days(40, unit="D")]
+            + [pd.NaT] * 3,
+        }
+    )
+    m = timing_metrics(frame, windows=[])
+    assert (m["interval_hit_rate"], m["interval_n"]) == (0.5, 2.0)
+    assert (m["interval_windows"], m["interval_open"], m["interval_open_ordered"]) == (5, 3, 2)
+    assert m["interval_open_not_early"] == 0.5
+    flat = summary(
+        {
+            "as_of": "2026-05-01",
+            "metrics": {**m, "n": 5.0, "weeks": 1.0},
+            "recommendation": {"retrain": False, "reasons": [], "message": "ok"},
+        }
+    )
+    assert (flat["interval_n"], flat["interval_windows"], flat["interval_open"]) == (2, 5, 3)
