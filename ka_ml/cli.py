@@ -427,6 +427,12 @@ def backtest(
                 f"after them (look-backs, not forecasts): {', '.join(left_out)}",
                 soft_wrap=True,
             )
+        if beyond := res.details.get("left_out_beyond_data_weeks"):
+            shown.print(
+                f"  [yellow]left out[/] {len(beyond)} week(s) whose outcome the data cannot "
+                f"tell yet ({', '.join(beyond)}): {res.details['left_out_beyond_data_reason']}",
+                soft_wrap=True,
+            )
         figures = {k.replace("_", " "): v for k, v in s.items() if isinstance(v, float)}
         width = max((len(k) for k in figures), default=0)
         for key, value in figures.items():

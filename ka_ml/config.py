@@ -543,6 +543,14 @@ class MonitoringConfig(_Strict):
     min_red_yellow_recall: float = Field(
         0.5, ge=0, le=1, description="share of churners flagged red or yellow"
     )
+    min_recall_of_ceiling: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="budget lights: a recall floor asks at most this share of the recall the "
+        "budget allows (n lit / n churners, week by week); more churners than the budget "
+        "holds is no reason to retrain",
+    )
     min_roc_auc: float = Field(0.65, ge=0, le=1, description="ranking quality of churn scores")
     max_ece: float = Field(
         0.1,

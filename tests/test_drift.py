@@ -168,3 +168,24 @@ def test_without_a_reference_profile_drift_is_not_checked_and_says_how_to_fix_it
 def test_psi_thresholds_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="psi_warn"):
         MonitoringConfig(psi_warn=0.3, psi_alert=0.2)
+
+
+def test_a_shift_on_the_training_date_fires_since_unlabelled_snapshots_are_no_reference() -> None:
+    """Scoring on the training as-of: that snapshot is in the training set (unlabelled, for
+    the timing model). Were it pooled into the reference, it would also set the natural
+    PSI and could never drift from itself; the reference is the labelled dates only."""
+    labelled = [
+        _world(500, seed).assign(
+            as_of=pd.Timestamp("2026-01-01") + pd.Timedelta(days=30 * k), churn=float(k % 2)
+        )
+        for k, seed in enumerate(range(4))
+    ]
+    as_of = pd.Timestamp("2026-06-01")
+    current = _world(500, 99, spend_shift=3.0).assign(as_of=as_of, churn=np.nan)
+    ts = pd.concat([*labelled, current], ignore_index=True)
+    profile = training_reference(ts, FEATURES, bins=10)
+    assert profile["snapshots"] == 4 and profile["n_rows"] == 2000
+    assert profile["last_snapshot"] == "2026-04-01"
+    assert profile["features"]["spend_365d"]["natural_psi"] < 0.1
+    rep = drift_report(profile, current, MonitoringConfig())
+    assert rep["banner"] and [f["feature"] for f in rep["features"]] == ["spend_365d"]

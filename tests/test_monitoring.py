@@ -77,6 +77,8 @@ def test_the_champion_carries_its_training_reference_and_mlflow_logged_it(traine
     profile = model.reference_profile_
     assert set(profile["features"]) == set(model.features_)
     assert profile["snapshots"] >= 5 and profile["n_rows"] > 1000
+    horizon = pd.Timedelta(days=trained.cfg.labels.horizon_days)  # labelled snapshots only
+    assert pd.Timestamp(profile["last_snapshot"]) + horizon <= trained.report.as_of
     assert all(e["natural_psi"] >= 0 for e in profile["features"].values())
     paths = {a.path for a in client.list_artifacts(trained.report.run_id, "monitoring")}
     assert paths == {"monitoring/reference_profile.json"}
@@ -145,10 +147,11 @@ def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
     nxt = later.groupby(["account_id", "as_of"], as_index=False)["order_date"].min()
     first = keys.merge(nxt, on=["account_id", "as_of"], how="left")["order_date"].to_numpy()
     lo = all_rows["next_purchase_p10_date"].to_numpy()
+    dated = all_rows["next_purchase_p90_date"].notna().to_numpy()  # open-ended: counted apart
     hi = all_rows["next_purchase_p90_date"].fillna(pd.Timestamp.max).to_numpy()
     observed = ~pd.isna(first)
     inside = observed & (first >= lo) & (first <= hi)
-    known = observed | (hi < end)
+    known = (observed | (hi < end)) & dated
     return {
         "red_precision": red[y == 1].sum() / red.sum(),
         "red_recall": red[y == 1].sum() / ((y == 1) & lit).sum(),
@@ -382,3 +385,129 @@ def test_scores_of_a_week_before_the_champion_was_trained_say_they_look_back_and
         run_backtest(trained.history, cfg, monitored.end)
     assert str(week.date()) in str(err.value)
     assert not backtest_dir(cfg).exists()
+
+
+def test_a_backtest_past_the_end_of_the_data_judges_only_weeks_the_data_covers(
+    monitored: Monitored, trained: Any, tmp_path: Path
+) -> None:
+    """A stale export: the data ends at `end`, the backtest runs 100 days later. The week
+    scored at `end` is due by the as-of but its horizon lies wholly past the data: left
+    out and listed, not read as 100% churn; the two covered weeks give the same figures
+    as the backtest at the data's end."""
+    cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
+    for res in (*monitored.past, monitored.now):
+        score_history.write_run(history_path(cfg), res.scores)
+    late = monitored.end + pd.Timedelta(days=100)
+    bt = run_backtest(trained.history, cfg, late)
+    assert bt.details["weeks"] == monitored.backtest.details["weeks"]
+    assert bt.details["left_out_beyond_data_weeks"] == [str(monitored.end.date())]
+    last = (monitored.end - pd.Timedelta(days=1)).date()
+    assert (
+        f"last order is on {last} (100 days before the as-of"
+        in (bt.details["left_out_beyond_data_reason"])
+    )
+    assert bt.details["data_end"] == str(monitored.end.date())
+    assert bt.details["metrics"] == monitored.backtest.details["metrics"]
+    assert bt.summary["weeks_beyond_data"] == 1
+
+
+def test_a_backtest_with_no_week_inside_the_data_refuses_naming_the_last_data_date(
+    monitored: Monitored, demo_dir: Path, tmp_path: Path
+) -> None:
+    cfg = isolated(monitored.cfg, tmp_path, owner_reports=False)
+    score_history.write_run(history_path(cfg), monitored.now.scores)  # scored at the data's end
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    late = monitored.end + pd.Timedelta(days=100)
+    res = CliRunner().invoke(
+        app,
+        ["backtest", "--config", str(config), "--data", str(demo_dir), "--as-of", str(late.date())],
+    )
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    last = (monitored.end - pd.Timedelta(days=1)).date()
+    assert f"No stored week can be judged as of {late.date()}" in text
+    assert f"the data's last order is on {last}" in text and "would count as churn" in text
+    ready = (monitored.end + pd.Timedelta(days=89)).date()
+    assert f"orders up to {ready} let the week of {monitored.end.date()} be judged" in text
+    assert not backtest_dir(cfg).exists()
+
+
+def test_the_recall_ceiling_of_budget_lights_is_counted_week_by_week() -> None:
+    """Week 1: 1 red, 3 churners (at most 1 caught); week 2: 2 red, 1 churner (1)."""
+    from ka_ml.monitoring.backtest import light_metrics
+
+    health = pd.Series(["red", "green", "green", "red", "red", "yellow"], dtype="string")
+    churn = np.array([1, 1, 1, 0, 1, 0])
+    weeks = np.array(["w1"] * 3 + ["w2"] * 3)
+    m = light_metrics(health, churn, weeks)
+    assert m["churners"] == 4.0 and m["red_recall"] == 0.5
+    assert m["red_recall_ceiling"] == 0.5  # (1 + 1) / 4
+    assert m["red_yellow_recall_ceiling"] == 0.5  # yellow adds no churner-week: (1 + 1) / 4
+    assert "red_recall_ceiling" not in light_metrics(health, churn)  # threshold lights
+
+
+def test_a_red_budget_smaller_than_the_churners_is_no_reason_to_retrain() -> None:
+    """u3's key300 backtest: 16 red accounts among 55 churners cap red recall at 0.291, so
+    the 0.30 floor could not be met by a perfect ranking; 13 of 16 red churned (0.236)."""
+    from ka_ml.config import MonitoringConfig
+    from ka_ml.monitoring.backtest import ceiling_notes, recommendation
+
+    cfg = MonitoringConfig()
+    good = {
+        "n": 300.0,
+        "roc_auc": 0.834,
+        "churners": 55.0,
+        "red_count": 16.0,
+        "red_recall": 13 / 55,
+        "red_recall_ceiling": 16 / 55,
+        "red_yellow_count": 69.0,
+        "red_yellow_recall": 34 / 55,
+        "red_yellow_recall_ceiling": 1.0,
+    }
+    assert recommendation(good, cfg) == (False, [])
+    poor = {**good, "red_recall": 5 / 55}  # 5 of the 16 red churned: worse than the budget allows
+    assert recommendation(poor, cfg) == (
+        True,
+        [
+            "red recall 0.091 below the floor 0.175 (0.6 of the ceiling 0.291: "
+            "16 red accounts for 55 churners)"
+        ],
+    )
+    assert ceiling_notes(good, cfg) == [
+        "Red recall 0.236 of at most 0.291: the light budget allows no more "
+        "(16 red accounts for 55 churners)."
+    ]
+    no_ceiling = {k: v for k, v in good.items() if not k.endswith("_ceiling")}
+    assert recommendation(no_ceiling, cfg)[1] == ["red recall 0.236 below the floor 0.300"]
+
+
+def test_an_open_ended_window_is_no_interval_hit_and_is_counted_apart() -> None:
+    """u3: 286 of 300 windows had no p90 date; counting an order after p10 in them as a hit
+    made the hit rate (0.948) a rate of accounts that ordered."""
+    from ka_ml.monitoring.backtest import summary, timing_metrics
+
+    d0 = pd.Timestamp("2026-01-05")
+    days = pd.to_timedelta
+    frame = pd.DataFrame(
+        {
+            "as_of": [d0] * 5,
+            # dated: inside, late (a miss) | open-ended: after p10, before p10, no order yet
+            "days_to_next": [20.0, 80.0, 200.0, 3.0, 90.0],
+            "next_order_observed": [True, True, True, True, False],
+            "next_purchase_p10_date": d0 + days([10, 10, 30, 30, 30], unit="D"),
+            "next_purchase_p90_date": [d0 + days(40, unit="D"), d0 + days(40, unit="D")]
+            + [pd.NaT] * 3,
+        }
+    )
+    m = timing_metrics(frame, windows=[])
+    assert (m["interval_hit_rate"], m["interval_n"]) == (0.5, 2.0)
+    assert (m["interval_windows"], m["interval_open"], m["interval_open_ordered"]) == (5, 3, 2)
+    assert m["interval_open_not_early"] == 0.5
+    flat = summary(
+        {
+            "as_of": "2026-05-01",
+            "metrics": {**m, "n": 5.0, "weeks": 1.0},
+            "recommendation": {"retrain": False, "reasons": [], "message": "ok"},
+        }
+    )
+    assert (flat["interval_n"], flat["interval_windows"], flat["interval_open"]) == (2, 5, 3)

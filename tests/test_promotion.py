@@ -225,6 +225,19 @@ def test_baseline_ahead_names_the_figure_furthest_ahead_and_respects_chance() ->
     assert baseline_ahead(beats, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER) == ""
 
 
+def test_figures_that_round_equal_get_the_digits_that_tell_them_apart() -> None:
+    """'a baseline does better ... Brier score 0.056 against the model's 0.056' read as a
+    tie; the verdict is about the fourth decimal, so it is shown."""
+    from ka_ml.modeling.registry import distinct_figures
+
+    brier_wins = _table(("ka_ml churn model", 0.80, 0.0563), ("recency only", 0.70, 0.0558))
+    assert baseline_ahead(brier_wins, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER) == (
+        "recency only: Brier score 0.0558 against the model's 0.0563"
+    )
+    assert distinct_figures(0.954, 0.63) == ("0.954", "0.630")
+    assert distinct_figures(0.5, 0.5) == ("0.500000", "0.500000")
+
+
 def test_beating_the_baselines_does_not_excuse_an_unmeasured_main_metric() -> None:
     d = promotion_decision(
         {"roc_auc": math.nan}, None, metric="roc_auc", margin=0.0, ece=0.09, ece_ceiling=0.05,

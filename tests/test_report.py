@@ -699,3 +699,44 @@ def test_the_light_sort_key_is_an_integer_even_when_an_account_has_no_light(
         re.findall(r'<tr data-c="a\d+"[^>]*><td data-s="([^"]*)"', render_report(s, make_run()))
     )
     assert keys <= {"0", "1", "2", "3"} and "3" in keys
+
+
+def test_the_purchase_cycle_figure_says_its_denominator_and_the_open_ended_windows(
+    scores: pd.DataFrame,
+) -> None:
+    """u3: '72% of accounts' counted the 93 of 450 that ordered, and most windows had no p90
+    date. The sentence now says whom it counts and how many windows were open-ended."""
+    bt = {
+        "interval_hit_rate": 0.5,
+        "interval_n": 14,
+        "interval_windows": 300,
+        "interval_open": 286,
+        "interval_open_ordered": 120,
+        "interval_open_not_early": 0.94,
+        "window_days": 30,
+        "window_accuracy": 0.82,
+        "window_majority_accuracy": 0.73,
+    }
+    text = " ".join(html.unescape(render_report(scores, make_run(backtest=bt))).split())
+    assert (
+        "Purchase cycle, in the backtest of past weekly runs: of the 14 account-weeks with a "
+        "dated window (p10–p90, 80% nominal) whose outcome is known, the next order fell "
+        "inside it for 50%; 286 of 300 windows were open-ended (p90 beyond the model's "
+        "range), which only the early side can prove wrong: of the 120 of those accounts "
+        "that ordered, 94% not before p10;"
+    ) in text
+    assert "interval open:" not in text  # said once, in the sentence
+    card = {
+        "timing_coverage": 0.72,
+        "timing_coverage_n": 93,
+        "timing_coverage_completed": 0.79,
+        "timing_open_share": 0.87,
+    }
+    text = " ".join(html.unescape(render_report(scores, make_run(model_card=card))).split())
+    assert (
+        "in training's out-of-time test: the next order fell inside the predicted window "
+        "(p10–p90, 80% nominal) for 79% of next orders within the model's range (orders the "
+        "follow-up did not reach estimated from the forecast; 72% of the 93 account-weeks "
+        "whose next order was seen or is overdue); 87% of windows were open-ended"
+    ) in text
+    assert "72% of accounts" not in text

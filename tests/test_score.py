@@ -542,3 +542,15 @@ def test_reports_build_html_only_for_the_accounts_they_show_one_owner_at_a_time(
     assert built == [cap] and not (tmp_path / "alone" / "owners").exists()
     html = (tmp_path / "alone" / "report.html").read_text()
     assert html.count('<article class="card ') == cap  # the shown accounts keep their cards
+
+
+def test_the_run_record_states_the_churn_definition_that_applied() -> None:
+    """'auto' on data without a contracts table is no order for every account (the console
+    said so); the run record and report said 'contract lapse (contracted accounts) / ...'."""
+    from ka_ml.jobs.score import churn_definition_text
+
+    assert churn_definition_text("auto", has_contracts=False) == "no order (no contracts table)"
+    assert churn_definition_text("auto", has_contracts=True) == (
+        "contract lapse (contracted accounts) / no order (others)"
+    )
+    assert churn_definition_text("no_order", has_contracts=True) == "no order"

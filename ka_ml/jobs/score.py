@@ -262,6 +262,20 @@ def previous_run(
     return Previous(stored, prev["churn_probability"].astype(float))
 
 
+def churn_definition_text(definition: str, has_contracts: bool) -> str:
+    """The churn definition that applied, in words: ``auto`` without a contracts table is
+    no order for every account (:func:`ka_ml.features.labels.churn_labels`), as the
+    console says, not the contract rule that could not apply."""
+    if definition == "auto" and not has_contracts:
+        return "no order (no contracts table)"
+    return {
+        "auto": "contract lapse (contracted accounts) / no order (others)",
+        "contract": "contract lapse",
+        "no_order": "no order",
+        "revenue_drop": "revenue drop",
+    }[definition]
+
+
 def _run_record(
     history: History | SparkHistory,
     cfg: Config,
@@ -270,16 +284,11 @@ def _run_record(
     scores: pd.DataFrame,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-
-    defs = {
-        "auto": "contract lapse (contracted accounts) / no order (others)",
-        "contract": "contract lapse",
-        "no_order": "no order",
-        "revenue_drop": "revenue drop",
-    }
     return {
         "as_of": str(as_of.date()),
-        "churn_definition": defs[cfg.labels.churn_definition],
+        "churn_definition": churn_definition_text(
+            cfg.labels.churn_definition, history.has("contracts")
+        ),
         "horizon_days": cfg.labels.horizon_days,
         "thresholds": {
             "red": cfg.health.red_threshold,

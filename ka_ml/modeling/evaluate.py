@@ -149,6 +149,7 @@ def timing_scores(
         cov, n = interval_coverage(d, e, pred["q10"].to_numpy(float), pred["q90"].to_numpy(float))
         out["p10_p90_coverage"] = cov
         out["coverage_n"] = float(n)
+        out["open_interval_share"] = float(np.isnan(pred["q90"].to_numpy(float)).mean())
     return out
 
 

@@ -400,7 +400,18 @@ def baseline_ahead(
     if not found or not found[0]:
         return ""
     who, metric, theirs, ours = max(found[0], key=lambda x: abs(x[2] - x[3]))
-    return f"{who}: {_metric_words(metric)} {theirs:.3f} against the model's {ours:.3f}"
+    a, b = distinct_figures(theirs, ours)
+    return f"{who}: {_metric_words(metric)} {a} against the model's {b}"
+
+
+def distinct_figures(a: float, b: float, digits: int = 3, most: int = 6) -> tuple[str, str]:
+    """Two figures with ``digits`` decimals, or as many more (up to ``most``) as it takes to
+    tell them apart: "0.056 against 0.056" reads as a tie the verdict says it is not."""
+    for d in range(digits, most + 1):
+        shown = f"{a:.{d}f}", f"{b:.{d}f}"
+        if shown[0] != shown[1]:
+            return shown
+    return shown
 
 
 def _within_chance(row: dict[Any, Any], metric: str, higher: bool) -> bool:

@@ -1,7 +1,10 @@
 """`ka-ml backtest`: how did past weekly scores turn out, once their horizon has passed?
 
 Every weekly score is kept in the score history. A week ``d`` is *due* when its whole
-churn window has been observed by the data: ``d + horizon <= data as-of``. For the due
+churn window has been observed by the data: ``d + horizon <= data end``, the day after the
+data's last order (or the as-of when earlier). A week due by the as-of but not by the
+data's end is left out and listed: a stale export would otherwise count the days without
+data as churn. For the due
 weeks this module joins what happened, by the same definitions the models were trained
 on (:func:`ka_ml.features.labels.churn_labels`, :func:`~ka_ml.features.labels.timing_labels`),
 and measures:
@@ -10,9 +13,12 @@ and measures:
 - the churn probabilities: ROC AUC, Brier score, expected calibration error and the
   reliability table (quantile bins);
 - the purchase timing: Brier score and ROC AUC of each stored ``P(order within k days)``,
-  and the interval hit rate: the share of account-weeks whose next order fell inside the
-  forecast's [p10, p90] window, among those where that is already known (the order was
-  seen, or p90 passed without one: a miss). 80% is the nominal rate.
+  and the interval hit rate: the share of account-weeks with a dated window (both p10 and
+  p90) whose next order fell inside it, among those where that is already known (the
+  order was seen, or p90 passed without one: a miss). 80% is the nominal rate. An
+  open-ended window (p90 beyond the model's range) can only fail on its lower end, so it
+  is no hit: it is counted apart (how many, how many of those accounts ordered, and how
+  often not before p10).
 
 Churn is measured on the population the churn model is trained and calibrated on: with
 every scored account by default; with ``labels.at_risk_only`` only accounts that could
@@ -47,6 +53,7 @@ log = logging.getLogger("ka_ml.backtest")
 SUMMARY_KEYS = (
     "red_precision",
     "red_recall",
+    "red_recall_ceiling",
     "red_yellow_precision",
     "red_yellow_recall",
     "roc_auc",
@@ -114,37 +121,57 @@ def outcomes(
     return pd.concat(parts, ignore_index=True)
 
 
-def light_metrics(health: pd.Series, churn: np.ndarray) -> dict[str, float]:
+def light_metrics(
+    health: pd.Series, churn: np.ndarray, weeks: np.ndarray | None = None
+) -> dict[str, float]:
     """Precision and recall of the red and of the red + yellow lights against churn, with
     the counts behind them (:func:`~ka_ml.modeling.evaluate.light_scores`), among the
     accounts that had a light (lapsed accounts have none: they were lost already). A figure
     without a denominator (no red account, no churner, no lit account) is NaN, not 0: the
-    retrain verdict skips it instead of reading it as a collapse."""
+    retrain verdict skips it instead of reading it as a collapse.
+
+    With ``weeks`` (each row's scoring date), also each light's ``recall_ceiling``: the
+    recall a perfect ranking reaches with that many lit accounts, week by week
+    (sum of min(lit, churners) over the sum of churners). Budget lights cap it: 16 red
+    accounts among 55 churners catch at most 16."""
     h = health.astype("string").fillna("").to_numpy()
     lit = h != ""
     y = np.asarray(churn, bool)[lit]
     h = h[lit]
     out = light_scores(y, h == "red", np.isin(h, ["red", "yellow"]))
     del out["base_rate"]  # the caller's, over every row with a probability
+    out["churners"] = float(y.sum())
     for name in ("red", "red_yellow"):
         if out[f"{name}_count"] == 0:
             out[f"{name}_precision"] = float("nan")
         if not y.any():
             out[f"{name}_recall"] = float("nan")
+    if weeks is not None:
+        frame = pd.DataFrame(
+            {"week": np.asarray(weeks)[lit], "y": y, "red": h == "red", "warm": h != "green"}
+        )
+        per_week = frame.groupby("week", sort=False)[["y", "red", "warm"]].sum()
+        for name, col in (("red", "red"), ("red_yellow", "warm")):
+            reachable = np.minimum(per_week[col], per_week["y"]).sum()
+            out[f"{name}_recall_ceiling"] = (
+                float(reachable / out["churners"]) if out["churners"] else float("nan")
+            )
     return out
 
 
 def churn_metrics(
-    frame: pd.DataFrame, n_bins: int = 10, *, chance: bool = False
+    frame: pd.DataFrame, n_bins: int = 10, *, chance: bool = False, budget: bool = False
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Lights, ranking and calibration of the churn scores on ``frame``'s rows; with
     ``chance``, also ``ece_chance`` (what the retrain verdict judges the ECE against: the
-    pooled figures only, not each week's)."""
+    pooled figures only, not each week's); with ``budget`` (lights by budget), the recall
+    ceilings the budget allows (:func:`light_metrics`)."""
     y = frame["churn"].to_numpy(float)
     p = frame["churn_probability"].to_numpy(float)
     ok = np.isfinite(p)
     y, p = y[ok], p[ok]
-    out = light_metrics(frame["health"][ok], y)
+    weeks = frame["as_of"].to_numpy()[ok] if budget else None
+    out = light_metrics(frame["health"][ok], y, weeks)
     out.update(
         {
             "roc_auc": M.roc_auc(y, p),
@@ -184,17 +211,29 @@ def timing_metrics(frame: pd.DataFrame, windows: list[int]) -> dict[str, float]:
         out[f"p{k}_accuracy"] = M.accuracy_at(yk, pk) if len(yk) else float("nan")
         out[f"p{k}_majority_accuracy"] = M.majority_accuracy(yk) if len(yk) else float("nan")
         out[f"p{k}_n"] = float(len(yk))
-    if len(frame):
-        rate, n = interval_coverage(
-            d,
-            e,
-            _days_until(frame, "next_purchase_p10_date"),
-            _days_until(frame, "next_purchase_p90_date"),
+    lo = _days_until(frame, "next_purchase_p10_date")
+    hi = _days_until(frame, "next_purchase_p90_date")
+    dated = np.isfinite(lo) & np.isfinite(hi)
+    rate, n = (
+        interval_coverage(d[dated], e[dated], lo[dated], hi[dated])
+        if dated.any()
+        else (
+            float("nan"),
+            0,
         )
-    else:
-        rate, n = float("nan"), 0
+    )
     out["interval_hit_rate"] = rate
     out["interval_n"] = float(n)
+    # open-ended windows (p90 beyond the model's range) can only fail on their lower end:
+    # counted as hits they made a rate of orderers alone (0.948 with 1 window in 10 dated)
+    opened = np.isfinite(lo) & ~np.isfinite(hi)
+    ordered = opened & e
+    out["interval_windows"] = float(np.isfinite(lo).sum())
+    out["interval_open"] = float(opened.sum())
+    out["interval_open_ordered"] = float(ordered.sum())
+    out["interval_open_not_early"] = (
+        float((d[ordered] >= lo[ordered]).mean()) if ordered.any() else float("nan")
+    )
     return out
 
 
@@ -203,7 +242,8 @@ def backtest_metrics(
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """(pooled metrics, reliability table, per-week table) of the joined outcomes."""
     population = frame[frame["at_risk"]] if cfg.labels.at_risk_only else frame
-    churn, reliability = churn_metrics(population, chance=True)
+    budget = cfg.health.mode == "budget"  # threshold lights: their count is the model's say
+    churn, reliability = churn_metrics(population, chance=True, budget=budget)
     timing = timing_metrics(frame, cfg.labels.purchase_windows)
     metrics = {**churn, **timing, "account_weeks": float(len(frame))}
     metrics["weeks"] = float(frame["as_of"].nunique())
@@ -214,19 +254,58 @@ def backtest_metrics(
     return metrics, reliability, pd.DataFrame(rows)
 
 
+def recall_floor(
+    metrics: dict[str, float], key: str, floor: float, cfg: MonitoringConfig
+) -> tuple[float, str]:
+    """(the recall floor in force, what capped it): with budget lights, no more than
+    ``min_recall_of_ceiling`` of the recall the budget allows; the text names the ceiling
+    when it binds."""
+    ceiling = metrics.get(f"{key}_ceiling", float("nan"))
+    if not np.isfinite(ceiling) or ceiling * cfg.min_recall_of_ceiling >= floor:
+        return floor, ""
+    return ceiling * cfg.min_recall_of_ceiling, (
+        f" ({cfg.min_recall_of_ceiling:g} of the ceiling {ceiling:.3f}: "
+        f"{_ceiling_counts(metrics, key)})"
+    )
+
+
+def _ceiling_counts(metrics: dict[str, float], key: str) -> str:
+    light = key.removesuffix("_recall")
+    count, churners = metrics.get(f"{light}_count", 0.0), metrics.get("churners", 0.0)
+    return f"{int(count)} {light.replace('_', '+')} accounts for {int(churners)} churners"
+
+
+def ceiling_notes(metrics: dict[str, float], cfg: MonitoringConfig) -> list[str]:
+    """The recall ceilings that bind (below 1), in words, for the verdict."""
+    notes = []
+    for key, label in (("red_recall", "red recall"), ("red_yellow_recall", "red+yellow recall")):
+        value, ceiling = metrics.get(key, float("nan")), metrics.get(f"{key}_ceiling", np.nan)
+        if np.isfinite(value) and np.isfinite(ceiling) and ceiling < 1:
+            notes.append(
+                f"{label[0].upper()}{label[1:]} {value:.3f} of at most {ceiling:.3f}: the "
+                f"light budget allows no more ({_ceiling_counts(metrics, key)})."
+            )
+    return notes
+
+
 def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bool, list[str]]:
     """(retrain?, reasons): each figure measured and past its threshold is a reason."""
     n = metrics.get("n", 0.0)
     if not np.isfinite(n) or n < cfg.min_backtest_rows:
         return False, []
-    floors = (
+    reasons = []
+    for key, label, floor in (
         ("red_recall", "red recall", cfg.min_red_recall),
         ("red_yellow_recall", "red+yellow recall", cfg.min_red_yellow_recall),
+    ):
+        value = metrics.get(key, float("nan"))
+        limit, capped = recall_floor(metrics, key, floor, cfg)
+        if np.isfinite(value) and value < limit:
+            reasons.append(f"{label} {value:.3f} below the floor {limit:.3f}{capped}")
+    for key, label, limit in (
         ("roc_auc", "ROC AUC", cfg.min_roc_auc),
         ("interval_hit_rate", "p10-p90 interval hit rate", cfg.min_interval_hit_rate),
-    )
-    reasons = []
-    for key, label, limit in floors:
+    ):
         value = metrics.get(key, float("nan"))
         if np.isfinite(value) and value < limit:
             reasons.append(f"{label} {value:.3f} below the floor {limit:.3f}")
@@ -248,6 +327,8 @@ def summary(details: dict[str, Any]) -> dict[str, Any]:
         "weeks": int(m.get("weeks", 0)),
         "account_weeks": int(m.get("n", 0)),
     }
+    if beyond := details.get("left_out_beyond_data_weeks"):
+        out["weeks_beyond_data"] = len(beyond)  # due by the as-of, not by the data's end
     for key in SUMMARY_KEYS:
         value = m.get(key)
         if isinstance(value, float) and np.isfinite(value):
@@ -263,6 +344,11 @@ def summary(details: dict[str, Any]) -> dict[str, Any]:
         out["window_accuracy"] = round(float(m[f"p{k}_accuracy"]), 4)
         out["window_majority_accuracy"] = round(float(m[f"p{k}_majority_accuracy"]), 4)
     rec = details["recommendation"]
+    for key in ("interval_n", "interval_windows", "interval_open", "interval_open_ordered"):
+        if np.isfinite(m.get(key, np.nan)):
+            out[key] = int(m[key])
+    if np.isfinite(m.get("interval_open_not_early", np.nan)):
+        out["interval_open_not_early"] = round(float(m["interval_open_not_early"]), 4)
     out["recommendation"] = (
         "retrain: " + "; ".join(rec["reasons"]) if rec["retrain"] else rec["message"]
     )
@@ -294,13 +380,54 @@ def in_sample_weeks(scores: pd.DataFrame, trained: dict[str, pd.Timestamp | None
     return (when.notna() & (pd.to_datetime(scores["as_of"]) < when)).to_numpy()
 
 
+def data_end(history: History, as_of: pd.Timestamp) -> pd.Timestamp:
+    """The day up to which the data has seen what happened: the day after its last order,
+    or the as-of when that is earlier. Past it, a missing order is missing data, not churn."""
+    return min(pd.Timestamp(as_of), history.default_as_of)
+
+
+def beyond_data(
+    weeks: list[pd.Timestamp], end: pd.Timestamp, as_of: pd.Timestamp, horizon: int
+) -> tuple[list[pd.Timestamp], list[pd.Timestamp], str]:
+    """(weeks to judge, weeks left out, why): a week is judged only when its whole horizon
+    lies inside the data (``d + horizon <= end``); the others would count the days without
+    data as churn (a stale export read as a collapse)."""
+    limit = pd.Timedelta(days=horizon)
+    judged = [d for d in weeks if d + limit <= end]
+    left_out = [d for d in weeks if d + limit > end]
+    why = (
+        f"their {horizon}-day horizon runs past the data, whose last order is on "
+        f"{(end - pd.Timedelta(days=1)).date()} ({(as_of - end).days} days before the as-of "
+        f"{as_of.date()})"
+        if left_out
+        else ""
+    )
+    return judged, left_out, why
+
+
 def compute_backtest(
     history: History, scores: pd.DataFrame, cfg: Config, as_of: pd.Timestamp
 ) -> dict[str, Any]:
     """Everything the backtest JSON holds (pure: frames and config in, a dict out)."""
     as_of = pd.Timestamp(as_of)
     horizon = cfg.labels.horizon_days
-    weeks = due_weeks(scores["as_of"], as_of, horizon)
+    end = data_end(history, as_of)
+    weeks, past_data, why = beyond_data(
+        due_weeks(scores["as_of"], as_of, horizon), end, as_of, horizon
+    )
+    if past_data and not weeks:
+        dates = ", ".join(str(d.date()) for d in past_data)
+        raise KaMlError(
+            f"No stored week can be judged as of {as_of.date()}: the data's last order is on "
+            f"{(end - pd.Timedelta(days=1)).date()}, and the {horizon}-day horizon of every "
+            f"week old enough ({dates}) runs past it; the days without data would count as "
+            "churn.",
+            f"load data that covers the horizon (is the export up to date?): orders up to "
+            f"{(past_data[0] + pd.Timedelta(days=horizon - 1)).date()} let the week of "
+            f"{past_data[0].date()} be judged.",
+        )
+    if past_data:
+        log.warning("left out %d week(s): %s", len(past_data), why)
     if not weeks:
         earliest = pd.to_datetime(scores["as_of"]).min() if len(scores) else None
         when = (
@@ -315,7 +442,7 @@ def compute_backtest(
             "run ka-ml score every week; backtest once the horizon has passed (or pass a "
             "later --as-of with data that covers it).",
         )
-    frame = outcomes(history, scores[scores["as_of"].isin(weeks)], cfg, as_of)
+    frame = outcomes(history, scores[scores["as_of"].isin(weeks)], cfg, end)
     metrics, reliability, per_week = backtest_metrics(frame, cfg)
     retrain, reasons = recommendation(metrics, cfg.monitoring)
     n = int(metrics.get("n", 0))
@@ -328,6 +455,8 @@ def compute_backtest(
         )
     else:
         message = "No retraining needed: every figure is within its threshold."
+        if notes := ceiling_notes(metrics, cfg.monitoring):
+            message = " ".join([message, *notes])
     versions = sorted(
         set(scores.loc[scores["as_of"].isin(weeks), "churn_model_version"].astype(str))
     )
@@ -335,7 +464,10 @@ def compute_backtest(
         {
             "as_of": str(as_of.date()),
             "horizon_days": horizon,
+            "data_end": str(end.date()),
             "weeks": [str(d.date()) for d in weeks],
+            "left_out_beyond_data_weeks": [str(d.date()) for d in past_data],
+            "left_out_beyond_data_reason": why,
             "population": "at-risk accounts" if cfg.labels.at_risk_only else "all scored accounts",
             "metrics": metrics,
             "reliability": reliability.to_dict("records"),

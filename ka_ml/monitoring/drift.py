@@ -5,7 +5,8 @@ credit scoring (0.1 = "shifting", 0.25 = "shifted"), it needs nothing but bin pr
 (so the reference shipped with the model is a few kB of JSON, not the training data), and
 bin counts add up over chunks of accounts, so it scales with the chunked scorer.
 
-The reference profile is taken at train time from the training snapshots and travels
+The reference profile is taken at train time from the labelled training snapshots (the
+ones the churn model learned from, never the unlabelled latest ones) and travels
 with the champion model (``ChurnModel.reference_profile_``) and as an MLflow artifact:
 
 - numeric feature: interior cut points at the reference's quantiles (``bins`` equal-count
@@ -90,16 +91,32 @@ def reference_profile(X: pd.DataFrame, features: Sequence[str], bins: int = 10) 
     }
 
 
+def learned_snapshots(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """The snapshot dates with an observed churn label (every account of those dates, as
+    the scorer sees every account), or all of them when the frame carries no labels."""
+    if "churn" not in snapshots.columns or "as_of" not in snapshots.columns:
+        return snapshots
+    dates = snapshots.loc[snapshots["churn"].notna(), "as_of"].unique()
+    return snapshots[snapshots["as_of"].isin(dates)]
+
+
 def training_reference(
     snapshots: pd.DataFrame, features: Sequence[str], bins: int = 10
 ) -> dict[str, Any]:
     """The reference of a training run: pooled snapshots plus each feature's natural PSI.
+
+    Only the snapshots the churn model learned from make the reference: with a ``churn``
+    column, the dates where some label was observed (:func:`learned_snapshots`). The
+    latest snapshots, the scoring date's own among them, have no label yet; pooled in,
+    the as-of snapshot would be its own reference and, through ``natural_psi``, its own
+    yardstick, so a change at the training date could never raise the banner.
 
     ``natural_psi`` is the largest PSI of any single snapshot date against the pool. A
     feature that moves with the calendar (weekly usage exports, quarterly survey
     campaigns, ageing counts) differs from the pool at every single date; judging this
     week against that movement, not against zero, keeps the banner for real changes.
     """
+    snapshots = learned_snapshots(snapshots)
     profile = reference_profile(snapshots, features, bins)
     natural: dict[str, float] = dict.fromkeys(profile["features"], 0.0)
     for _, group in snapshots.groupby("as_of", sort=True):

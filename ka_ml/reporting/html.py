@@ -270,11 +270,19 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
     told: set[str] = set()
     precision, recall = bt.get("red_precision"), bt.get("red_recall")
     if isinstance(precision, int | float) and isinstance(recall, int | float):
+        ceiling = bt.get("red_recall_ceiling")
+        capped = (
+            f" (with that many red accounts, at most {fmt_pct(ceiling)} could be)"
+            if isinstance(ceiling, int | float) and ceiling < 1
+            else ""
+        )
         sentences.append(
             f"In the last out-of-time test, {fmt_pct(precision)} of the accounts flagged red "
-            f"did churn, and the red flags caught {fmt_pct(recall)} of the accounts that churned."
+            f"did churn, and the red flags caught {fmt_pct(recall)} of the accounts that "
+            f"churned{capped}."
         )
-        told = {"red_precision", "red_recall"}
+        told = {"red_precision", "red_recall", "red_recall_ceiling"}
+    told |= set(CYCLE_FIGURES)  # said in the purchase-cycle sentence
     items = []
     for key, val in bt.items():
         if key in told or isinstance(val, bool) or not isinstance(val, int | float | str):
@@ -285,29 +293,99 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
     return {"sentences": sentences, "figures": items}
 
 
+CYCLE_FIGURES = (
+    "interval_n",
+    "interval_windows",
+    "interval_open",
+    "interval_open_ordered",
+    "interval_open_not_early",
+)
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and value == value else None
+
+
+def _backtest_cycle(bt: dict[str, Any]) -> str:
+    """The interval record of past weekly runs, with its denominators: dated windows judged,
+    open-ended ones apart (they can only fail on their lower end)."""
+    hit, n = bt.get("interval_hit_rate"), _count(bt.get("interval_n"))
+    total, opened = _count(bt.get("interval_windows")), _count(bt.get("interval_open"))
+    if n is None or total is None or opened is None:  # a backtest written before the counts
+        if not isinstance(hit, int | float):
+            return ""
+        return (
+            f"the next order fell inside the predicted window (p10–p90, 80% nominal) for "
+            f"{fmt_pct(hit)} of the account-weeks whose outcome was known"
+        )
+    parts = []
+    if isinstance(hit, int | float) and n:
+        parts.append(
+            f"of the {n:,} account-weeks with a dated window (p10–p90, 80% nominal) whose "
+            f"outcome is known, the next order fell inside it for {fmt_pct(hit)}"
+        )
+    if opened:
+        text = (
+            f"{opened:,} of {total:,} windows were open-ended (p90 beyond the model's "
+            "range), which only the early side can prove wrong"
+        )
+        ordered, held = _count(bt.get("interval_open_ordered")), bt.get("interval_open_not_early")
+        if ordered and isinstance(held, int | float):
+            text += f": of the {ordered:,} of those accounts that ordered, {fmt_pct(held)} not before p10"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _card_cycle(card: dict[str, Any]) -> str:
+    """The interval record of training's test: on the rows whose outcome is known and, when
+    recorded, completed for the rows the follow-up cut short (what training judges)."""
+    hit = card.get("timing_coverage")
+    if not isinstance(hit, int | float):
+        return ""
+    n, done = _count(card.get("timing_coverage_n")), card.get("timing_coverage_completed")
+    opened = card.get("timing_open_share")
+    if isinstance(done, int | float):
+        text = (
+            f"the next order fell inside the predicted window (p10–p90, 80% nominal) for "
+            f"{fmt_pct(done)} of next orders within the model's range (orders the follow-up "
+            f"did not reach estimated from the forecast; {fmt_pct(hit)} of the "
+            f"{f'{n:,} ' if n else ''}account-weeks whose next order was seen or is overdue)"
+        )
+    else:
+        text = (
+            f"the next order fell inside the predicted window (p10–p90, 80% nominal) for "
+            f"{fmt_pct(hit)} of the {f'{n:,} ' if n else ''}account-weeks whose next order was "
+            "seen or is overdue"
+        )
+    if isinstance(opened, int | float) and opened > 0:
+        text += f"; {fmt_pct(opened)} of windows were open-ended (p90 beyond the model's range)"
+    return text
+
+
 def _cycle_accuracy(run: dict[str, Any]) -> str:
     """The purchase-cycle forecast's record in one sentence: from the backtest of past runs
-    when there is one, else from the training run's out-of-time test (the model card)."""
+    when there is one, else from the training run's out-of-time test (the model card). Each
+    figure says its denominator: the interval is judged where the outcome is known, and an
+    open-ended window (p90 beyond the model's range) is no hit."""
     bt: dict[str, Any] = run.get("backtest") or {}
     card: dict[str, Any] = run.get("model_card") or {}
-    for src, where in (
-        (bt if isinstance(bt, dict) else {}, "in the backtest of past weekly runs"),
+    bt = bt if isinstance(bt, dict) else {}
+    card = card if isinstance(card, dict) else {}
+    for src, where, interval in (
+        (bt, "in the backtest of past weekly runs", _backtest_cycle(bt)),
         (
-            card if isinstance(card, dict) else {},
+            card,
             "in training's out-of-time test"
-            if not isinstance(card, dict) or not card.get("test")
+            if not card.get("test")
             else "in training's test on held-out accounts",
+            _card_cycle(card),
         ),
     ):
-        hit = src.get("interval_hit_rate", src.get("timing_coverage"))
+        if not interval:
+            continue
         acc, maj = src.get("window_accuracy"), src.get("window_majority_accuracy")
         k = int(src.get("window_days") or 30)
-        if not isinstance(hit, int | float):
-            continue
-        text = (
-            f"Purchase cycle, {where}: the next order fell inside the predicted window "
-            f"(p10–p90, 80% nominal) for {fmt_pct(hit)} of accounts"
-        )
+        text = f"Purchase cycle, {where}: {interval}"
         if isinstance(acc, int | float) and isinstance(maj, int | float):
             text += (
                 f'; "order within {k} days or not" was right for {fmt_pct(acc)} '

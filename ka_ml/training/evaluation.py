@@ -336,6 +336,9 @@ def _card_cautions(ev: Evaluation) -> dict[str, Any]:
 
 CYCLE_CARD_KEYS = (
     "timing_coverage",
+    "timing_coverage_n",
+    "timing_coverage_completed",
+    "timing_open_share",
     "window_days",
     "window_accuracy",
     "window_majority_accuracy",
@@ -345,13 +348,22 @@ CYCLE_CARD_KEYS = (
 
 
 def cycle_figures(timing: dict[str, float]) -> dict[str, float]:
-    """The purchase-cycle record managers see: p10-p90 coverage and the shortest window's
-    accuracy beside the always-majority answer (empty when not measured)."""
+    """The purchase-cycle record managers see: p10-p90 coverage (on the rows whose outcome
+    is known, how many, and completed by the forecast for the rows the follow-up cut short),
+    the share of open-ended windows, and the shortest window's accuracy beside the
+    always-majority answer (empty when not measured)."""
     windows = sorted(int(k[1:-9]) for k in timing if re.fullmatch(r"p\d+_accuracy", k))
     out: dict[str, float] = {}
     cov = timing.get("p10_p90_coverage", float("nan"))
     if np.isfinite(cov):
         out["timing_coverage"] = float(cov)
+        out["timing_coverage_n"] = float(timing.get("coverage_n", np.nan))
+    for key, name in (
+        ("p10_p90_coverage_completed", "timing_coverage_completed"),
+        ("open_interval_share", "timing_open_share"),
+    ):
+        if np.isfinite(timing.get(key, np.nan)):
+            out[name] = float(timing[key])
     if windows:
         k = windows[0]
         out |= {
