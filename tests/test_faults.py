@@ -310,11 +310,12 @@ def test_a_champion_needing_usage_features_fails_on_data_without_usage_naming_th
     )
     assert res.exit_code == 2, res.output
     text = " ".join(res.output.split())
-    assert "The model needs features the current data cannot produce:" in text
+    assert "The model was trained with the 'usage' table, which the current data does not" in text
     for name in ("usage_recency_days", "usage_weekly_90d", "usage_trend_90d"):
         assert name in text
-    assert "survey" not in text.split("produce:")[1].split("Fix:")[0]  # only what is missing
-    assert "retrain on data that has the same tables" in text
+    assert "survey" not in text.split("does not have")[1].split("Fix:")[0]  # only the missing
+    assert "restore 'usage' in the source (renamed? map it with data.tables: {usage:" in text
+    assert "or retrain on this data (ka-ml train) to score without it" in text
     assert not out.exists()
     assert history_rows(cfg).empty
     assert registry_state(cfg) == registry_before

@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.utils.validation import check_array
 
 from ka_ml.errors import ModelError
+from ka_ml.features import catalog
 
 
 def as_frame(X: Any, columns: list[str] | None, who: str) -> pd.DataFrame:
@@ -37,16 +38,44 @@ def align_frame(
     """
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ModelError(
-            f"The model needs features the current data cannot produce: {missing}.",
-            "retrain on data that has the same tables (ka-ml train), or supply the missing "
-            "tables/columns.",
-        )
+        raise missing_features_error(missing)
     data = {
         c: _known_categories(df[c], categories[c]) if c in categories else df[c].astype("float64")
         for c in columns
     }
     return pd.DataFrame(data, index=df.index, columns=columns)
+
+
+def missing_features_error(missing: list[str]) -> ModelError:
+    """The error when the data cannot produce features the model was trained with, naming
+    the tables they come from (a table renamed or dropped from the source is the usual
+    cause: the model needs it, or a retrain without it)."""
+    by_table: dict[str, list[str]] = {}
+    for name in missing:
+        try:
+            table = catalog.get(name).table
+        except KeyError:
+            table = ""
+        by_table.setdefault(table, []).append(name)
+    tables = sorted(t for t in by_table if t)
+    listed = "; ".join(
+        f"{t or 'other'}: {', '.join(names)}"
+        for t, names in sorted(by_table.items(), key=lambda kv: (kv[0] == "", kv[0]))
+    )
+    if tables:
+        named = " and ".join(f"'{t}'" for t in tables)
+        return ModelError(
+            f"The model was trained with the {named} table{'s' if len(tables) > 1 else ''}, "
+            f"which the current data does not have ({len(missing)} features: {listed}).",
+            f"restore {named} in the source (renamed? map it with data.tables: "
+            f"{{{tables[0]}: YOUR_NAME}}; ka-ml validate lists the tables it found), or "
+            "retrain on this data (ka-ml train) to score without it.",
+        )
+    return ModelError(
+        f"The model needs features the current data cannot produce: {missing}.",
+        "retrain on data that has the same tables (ka-ml train), or supply the missing "
+        "tables/columns.",
+    )
 
 
 def _known_categories(values: pd.Series, levels: list[str]) -> pd.Categorical:
