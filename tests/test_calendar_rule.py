@@ -176,3 +176,13 @@ def test_train_cautions_when_few_accounts_or_accounts_unlike_the_origins() -> No
     text = buf.getvalue()
     assert "ka_ml churn ROC AUC 0.830, 95% interval [0.785, 0.866] over 300 accounts" in text
     assert "caution: only 30 accounts on the test origins" in text
+
+
+def test_the_console_says_how_to_browse_the_store_the_run_went_to() -> None:
+    """Seen: 'browse: make ui' under a custom tracking URI (make ui opens models/mlflow.db)."""
+    from ka_ml.reporting.console import browse
+
+    assert browse("sqlite:////srv/ka/models/mlflow.db") == (
+        "browse: mlflow ui --backend-store-uri 'sqlite:////srv/ka/models/mlflow.db'"
+    )
+    assert browse("https://mlflow.example.com") == "browse: https://mlflow.example.com"

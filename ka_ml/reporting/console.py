@@ -267,7 +267,17 @@ def print_train_report(report: Any, out: Console) -> None:
     )
     for kind, d in report.decisions.items():
         out.print(f"[bold]{kind}[/]: {d}")
-    out.print(f"MLflow: run {report.run_id} in {report.tracking_uri} (browse: make ui)")
+    out.print(
+        f"MLflow: run {report.run_id} in {report.tracking_uri} ({browse(report.tracking_uri)})"
+    )
+
+
+def browse(uri: str) -> str:
+    """How to look at a tracking store: a server is opened in a browser; a file store with
+    the MLflow UI over that very store (`make ui` opens the default one only)."""
+    if uri.startswith(("http://", "https://", "databricks")):
+        return f"browse: {uri}"
+    return f"browse: mlflow ui --backend-store-uri '{uri}'"
 
 
 def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None:
