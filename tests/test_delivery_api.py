@@ -142,6 +142,17 @@ def test_portfolio_sums_the_latest_scores_overall_and_per_owner(client: httpx.Cl
     assert earlier["as_of"] == "2026-05-25" and earlier["summary"]["n_accounts"] == 9
 
 
+def test_a_portfolio_of_an_unknown_owner_is_a_404_naming_the_owners(
+    client: httpx.Client,
+) -> None:
+    """Seen: /portfolio?owner=typo answered 200 with a portfolio of zeros."""
+    res = client.get("/portfolio", params={"owner": "alice.meyr"})
+    assert res.status_code == 404
+    detail = res.json()["detail"]
+    assert "No account of owner 'alice.meyr' as of 2026-06-01" in detail
+    assert "alice.meyer, bruno.rossi" in detail
+
+
 def test_a_cached_portfolio_follows_a_rerun_of_its_week(tmp_path: Path) -> None:
     """The summary is kept per (date, run, owner): a rerun of the week is a new run, so
     the next request sees the new scores, never the cached ones."""

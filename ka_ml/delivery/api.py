@@ -265,7 +265,7 @@ async def reject_unknown_query(request: Request) -> None:
 
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "no such account, date or no scores yet"}
+    404: {"model": Problem, "description": "no such account, owner, date or no scores yet"}
 }
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong bearer token"}
@@ -491,6 +491,14 @@ async def portfolio(
     with scores(store) as q:
         day = pick_date(q, as_of)
         run = q.run_id(day)
+        if owner is not None and not q.count(day, account_filters(owner=owner)):
+            known = sorted({str(o) for o in q.frame(day, ["owner"], {})["owner"].dropna()})
+            shown = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
+            raise HTTPException(
+                404,
+                f"No account of owner '{owner}' as of {day} (owners then: {shown or 'none'}). "
+                "Owners are matched exactly, as the accounts table spells them.",
+            )
     summary = await summaries.get(day, run, owner)
     return Portfolio(as_of=date.fromisoformat(day), owner=owner, summary=summary)
 
