@@ -215,6 +215,27 @@ def test_with_future_rows_error_every_row_is_read_and_refused_as_from_files(
     assert errors[0] == errors[1] and len(errors[0]) == 5
 
 
+def test_a_mapped_table_the_user_may_not_read_is_one_error_not_also_a_missing_table(
+    crm: Crm, pg: Pg, password: None
+) -> None:
+    """Seen: data.tables {orders: v_secret_orders} without a GRANT gave 'may not read
+    crm.v_secret_orders' and then 'the required table is missing ... found v_secret_orders'."""
+    user = pg.admin.username
+    view = f"{crm.schema}.v_secret_orders"
+    pg.run(
+        f"CREATE VIEW {view} AS SELECT * FROM {crm.schema}.orders",
+        f"REVOKE SELECT ON {view} FROM {user}",
+    )
+    try:
+        with pytest.raises(DataValidationError) as err:
+            load_history(crm.pg.url(), crm.cfg(tables={"orders": "v_secret_orders"}))
+    finally:
+        pg.run(f"DROP VIEW {view}")
+    (issue,) = err.value.issues
+    assert issue.table == "orders" and f"may not read '{view}'" in issue.problem
+    assert "required table is missing" not in str(err.value)
+
+
 def test_features_from_postgresql_equal_those_from_the_csv_files(
     crm: Crm, trained: Any, password: None
 ) -> None:

@@ -475,7 +475,9 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
                     elif late is not None:
                         issues.append(late)
             except sql.TableError as e:
-                issues.append(e.issue)
+                # under the contract's name: the validation then does not also call the
+                # table missing (the problem text names the database's table)
+                issues.append(replace(e.issue, table=table))
                 continue
             frame = arrow_to_frame(arrow)
             frame.attrs[ROW_BASE_ATTR] = 1
