@@ -69,6 +69,13 @@ class DataConfig(_Strict):
         description="database sources: the schema holding the tables; None = the "
         "connection's default (PostgreSQL: search_path, usually public)",
     )
+    lock_timeout_seconds: float | None = Field(
+        300,
+        gt=0,
+        description="database sources (PostgreSQL): how long a read waits for a lock another "
+        "session holds on a table (a migration, LOCK TABLE) before it fails naming the table; "
+        "None = wait indefinitely",
+    )
     demo_dir: Path = Path("data/demo")
     demo_accounts: int = Field(2000, ge=10)
     demo_years: float = Field(3.0, gt=0.5)

@@ -236,6 +236,25 @@ def test_a_mapped_table_the_user_may_not_read_is_one_error_not_also_a_missing_ta
     assert "required table is missing" not in str(err.value)
 
 
+def test_a_table_locked_by_another_session_fails_the_read_after_the_lock_timeout(
+    crm: Crm, pg: Pg, password: None
+) -> None:
+    """Seen: a LOCK TABLE in the CRM held the weekly read forever (the timer never ended)."""
+    eng = pg.engine()
+    try:
+        with eng.connect() as other:
+            other.exec_driver_sql(f"LOCK TABLE {crm.schema}.tickets IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DataValidationError) as err:
+                load_history(crm.pg.url(), crm.cfg(lock_timeout_seconds=0.5))
+            other.rollback()
+    finally:
+        eng.dispose()
+    (issue,) = err.value.issues
+    assert issue.table == "tickets"
+    assert "waited longer than data.lock_timeout_seconds (0.5 s) for a lock" in issue.problem
+    assert "pg_locks" in issue.remedy
+
+
 def test_features_from_postgresql_equal_those_from_the_csv_files(
     crm: Crm, trained: Any, password: None
 ) -> None:

@@ -446,7 +446,7 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
     wanted, issues = _table_names(cfg)
     cutoff = normalize_as_of(as_of) if cfg.future_rows == "drop" else None
     frames: dict[str, pd.DataFrame] = {}
-    with sql.SqlSource(url, cfg.db_schema) as db:
+    with sql.SqlSource(url, cfg.db_schema, lock_timeout_s=cfg.lock_timeout_seconds) as db:
         available = db.tables()
         for table, actual in present_tables(wanted, available):
             columns = db.columns(actual)

@@ -61,6 +61,7 @@ _AUTH_FAILED = ("28000", "28P01")
 _NO_DATABASE = ("3D000",)
 _NO_PERMISSION = "42501"
 _NO_TABLE = "42P01"
+_LOCK_TIMEOUT = "55P03"  # lock_not_available: lock_timeout passed
 _CONNECTION_CLASSES = ("08", "57")  # connection exception; operator intervention
 
 
@@ -158,10 +159,12 @@ class SqlSource:
         *,
         env: Mapping[str, str] | None = None,
         chunk_rows: int | None = None,
+        lock_timeout_s: float | None = None,
     ) -> None:
         check_no_password(url)
         self.url = url
         self.schema = schema
+        self.lock_timeout_s = lock_timeout_s
         self.env = os.environ if env is None else env
         self.chunk_rows = chunk_rows or CHUNK_ROWS
         self.engine: sa.Engine | None = None
@@ -180,6 +183,10 @@ class SqlSource:
                 )
                 if k not in self.url.query
             }
+            if self.lock_timeout_s is not None and "options" not in self.url.query:
+                # a table locked by another session (a migration) fails the read, not hangs it
+                ms = max(1, round(self.lock_timeout_s * 1000))
+                kwargs["connect_args"]["options"] = f"-c lock_timeout={ms}"
             options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         try:
             self.engine = sa.create_engine(connect_url(self.url, self.env), **kwargs)
@@ -387,6 +394,17 @@ class SqlSource:
                 f"ask the DBA for read access: GRANT SELECT ON {self.qualified(table)} TO "
                 f"{user} (and USAGE on its schema); README 'Your database' has a read-only "
                 "role to copy.",
+            )
+        elif code == _LOCK_TIMEOUT:
+            issue = DataIssue(
+                table,
+                None,
+                f"reading '{self.qualified(table)}' waited longer than "
+                f"data.lock_timeout_seconds ({self.lock_timeout_s:g} s) for a lock another "
+                f"session holds on it ({first_line(e)})",
+                "rerun when that session is done (a migration, a LOCK TABLE, a VACUUM FULL?): "
+                "ask the DBA which session holds the lock (pg_locks); or raise "
+                "data.lock_timeout_seconds.",
             )
         elif code == _NO_TABLE:
             issue = DataIssue(
