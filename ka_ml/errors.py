@@ -39,9 +39,19 @@ class DataIssue:
     examples: Sequence[str] = field(default_factory=tuple)
     n_rows: int = 0
     level: str = "error"  # "error" or "warning"
+    # the source's own names where data.tables / data.columns map them (a CRM's
+    # 'order_lines' and 'customer_no' for the contract's orders.account_id)
+    source_table: str | None = None
+    source_column: str | None = None
 
     def render(self) -> str:
-        where = f"table '{self.table}'" + (f", column '{self.column}'" if self.column else "")
+        table = f"table '{self.table}'" + (
+            f" ('{self.source_table}' in your data)" if self.source_table else ""
+        )
+        column = f", column '{self.column}'" if self.column else ""
+        if self.column and self.source_column:
+            column += f" ('{self.source_column}' in your data)"
+        where = table + column
         rows = f" ({self.n_rows} rows)" if self.n_rows else ""
         ex = f" Examples: {'; '.join(self.examples[:5])}." if self.examples else ""
         return f"{where}: {self.problem}{rows}.{ex} Fix: {self.remedy}"

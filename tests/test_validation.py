@@ -722,3 +722,25 @@ def test_ids_that_differ_only_in_leading_zeros_in_one_table_are_warned_about() -
         for i in validate_tables({"orders": clean}, DataConfig(), None)[1]
         if "leading zeros" in i.problem
     ]
+
+
+def test_errors_name_the_sources_own_table_and_column_where_the_config_maps_them(
+    tmp_path: Path,
+) -> None:
+    """Seen: 'table 'orders', column 'account_id'' for a CRM whose export is sales_lines
+    with a Kunde column: the user had to translate back through the config."""
+    (tmp_path / "sales_lines.csv").write_text(
+        "Kunde,Datum,Betrag\nK1,2024-01-05,10\nK2,05/13/24x,3\n"
+    )
+    cfg = DataConfig(
+        tables={"orders": "sales_lines"},
+        columns={"orders": {"account_id": "Kunde", "order_date": "Datum", "amount": "Betrag"}},
+    )
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, cfg)
+    assert (
+        "table 'orders' ('sales_lines' in your data), column 'order_date' ('Datum' in your "
+        "data): values that cannot be read as dates"
+    ) in str(err.value)
+    plain = DataIssue("orders", "amount", "p", "r")
+    assert plain.render().startswith("table 'orders', column 'amount': p")

@@ -76,6 +76,17 @@ class RawRead:
     kind: SourceKind = "folder"
 
 
+def in_source_names(issue: DataIssue, cfg: DataConfig) -> DataIssue:
+    """``issue`` with the source's own table and column names where the config maps them
+    (``data.tables``, ``data.columns``): a user looks for 'customer_no' in 'order_lines',
+    not for the contract's orders.account_id."""
+    table = cfg.tables.get(issue.table)
+    column = cfg.columns.get(issue.table, {}).get(issue.column or "")
+    if table is None and column is None:
+        return issue
+    return replace(issue, source_table=table, source_column=column)
+
+
 # -- public API ---------------------------------------------------------------------------
 def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None = None) -> History:
     """Read, type and check a data source; the one entry point the rest of ka_ml uses.
@@ -89,6 +100,7 @@ def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None
     # A table that could not be read is reported once, by the reader (its root cause).
     unreadable = {i.table for i in read.issues if i.level == "error"}
     issues = read.issues + [i for i in found if i.table not in unreadable]
+    issues = [in_source_names(i, cfg) for i in issues]
     errors = [i for i in issues if i.level == "error"]
     if errors:
         raise DataValidationError(errors)

@@ -38,7 +38,13 @@ import pandas as pd
 
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
-from ka_ml.data.loader import DELIMITERS, ambiguous_table, column_targets, split_table_file
+from ka_ml.data.loader import (
+    DELIMITERS,
+    ambiguous_table,
+    column_targets,
+    in_source_names,
+    split_table_file,
+)
 from ka_ml.data.schema import SCHEMA, SEVERITIES, Kind
 from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
@@ -291,12 +297,12 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
         if typed is not None:
             frames[name] = typed
     if any(i.level == "error" for i in issues):
-        raise DataValidationError([i for i in issues if i.level == "error"])
+        raise DataValidationError([in_source_names(i, cfg) for i in issues if i.level == "error"])
     counts, found = _check(raw, frames, cfg)
     errors = [i for i in issues + found if i.level == "error"]
     if errors:
-        raise DataValidationError(errors)
-    warnings = [i for i in issues + found if i.level == "warning"]
+        raise DataValidationError([in_source_names(i, cfg) for i in errors])
+    warnings = [in_source_names(i, cfg) for i in issues + found if i.level == "warning"]
     for issue in warnings:
         log.warning(issue.render())
     typed_frames = {
