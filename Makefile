@@ -12,6 +12,13 @@ export PYTHONHASHSEED ?= 0
 
 .PHONY: help install lint test test-fast demo train score all backtest bench bench-real ablation identical ui clean
 
+# `make identical` needs the revision to compare with; say so before anything runs.
+ifneq ($(filter identical,$(MAKECMDGOALS)),)
+ifeq ($(strip $(BASE)),)
+$(error usage: make identical BASE=<git ref>, e.g. BASE=main or BASE=HEAD~1 (the revision whose demo outputs the working tree must reproduce))
+endif
+endif
+
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-11s\033[0m %s\n",$$1,$$2}' $(MAKEFILE_LIST)
 
@@ -34,13 +41,13 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (only when needed)
 
-lint: install ## ruff + mypy on ka_ml, and the layers (import-linter: imports point down, no cycles)
+lint: install ## ruff check + ruff format --check, mypy on ka_ml, and the layers (import-linter: imports point down, no cycles)
 	$(BIN)/ruff check ka_ml tests
 	$(BIN)/ruff format --check ka_ml tests
 	$(BIN)/mypy ka_ml
 	$(BIN)/lint-imports --no-cache
 
-test: install ## run the whole test suite (what CI runs)
+test: install ## run the whole test suite (CI, .ci/run, runs make lint and this)
 	$(BIN)/pytest -q
 
 test-fast: install ## the tests without the slow end-to-end ones
@@ -60,13 +67,13 @@ all: install ## the main job end to end on the demo data: train, then score (rep
 	$(BIN)/ka-ml train --config $(CONFIG)
 	$(BIN)/ka-ml score --config $(CONFIG)
 
-bench: install ## speed + memory: make train, 10k/100k end to end, features, 1M-account scoring, Spark vs local, the read API under load (~20 min; the API load ~7 more) -> ka_ml/bench/results/BENCH.md
+bench: install ## speed + memory: make train, 10k/100k end to end, features, 1M-account scoring, Spark vs local, the read API under load, the CLI at 10k/100k (~40 min) -> ka_ml/bench/results/BENCH.md
 	$(BIN)/python -m ka_ml.bench
 
-bench-real: install ## CDNOW real data, default + CDNOW config, 2 cutoffs: ka_ml train+score vs plain LightGBM, BG/NBD, RFM, recency; issue-13 acceptance (~20-40 min) -> ka_ml/bench/results/cdnow.md
+bench-real: install ## CDNOW real data, default + CDNOW config, 2 cutoffs: ka_ml train+score vs plain LightGBM, BG/NBD, RFM, recency; issue-13 acceptance (~12 min) -> ka_ml/bench/results/cdnow.md
 	$(BIN)/python -m ka_ml.bench.cdnow
 
-ablation: install ## CDNOW, pre-cutoff origins only: family, tuning, calibration, fit window, cadence, features one at a time (~15 min) -> ka_ml/bench/results/ablation.md
+ablation: install ## CDNOW, pre-cutoff origins only: family, tuning, calibration, fit window, cadence, features one at a time (~7 min) -> ka_ml/bench/results/ablation.md
 	$(BIN)/python -m ka_ml.bench.ablation
 
 identical: install ## same demo outputs as BASE=<git rev>? (scores, run record, MLflow metrics; ~15 min)

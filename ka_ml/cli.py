@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is import
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ka_ml.config import Config, load_config
 from ka_ml.errors import KaMlError
@@ -112,7 +113,8 @@ def _run(debug: bool, fn, interrupted: str = INTERRUPTED) -> None:
     except KaMlError as e:
         if debug:
             console.print_exception()
-        console.print(f"[bold red]error:[/] {e.render()}", highlight=False, soft_wrap=True)
+        # escaped: "pip install 'ka_ml[spark]'" lost its "[spark]" to Rich markup
+        console.print(f"[bold red]error:[/] {escape(e.render())}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
         why = str(e) or "Ctrl-C"

@@ -357,6 +357,22 @@ def test_the_engine_help_names_the_extra_to_install(command: str) -> None:
     assert "needs ka_ml[spark] and Java" in " ".join(res.output.split())
 
 
+def test_an_error_message_keeps_its_square_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    """The remedy "pip install 'ka_ml[spark]'" was printed as "pip install 'ka_ml'": Rich read
+    '[spark]' as markup."""
+    import typer
+
+    from ka_ml.cli import _run
+    from ka_ml.errors import KaMlError
+
+    def fails() -> None:
+        raise KaMlError("The Spark engine needs pyspark.", "pip install '<the clone>[spark]'.")
+
+    with pytest.raises(typer.Exit):
+        _run(False, fails)
+    assert "pip install '<the clone>[spark]'" in " ".join(capsys.readouterr().err.split())
+
+
 def test_a_terminated_score_run_says_so_in_one_line_and_exits_130(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

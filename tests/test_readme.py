@@ -54,3 +54,28 @@ def test_the_readme_says_which_commands_take_data_and_as_of() -> None:
     assert set(re.findall(r"`([a-z-]+)`", neither.group(1))) == {
         c for c, o in options.items() if not {"--data", "--as-of"} & o
     }
+
+
+def test_the_default_config_file_names_every_key_with_its_default() -> None:
+    """Its header says omitted keys take the defaults shown there, and a config error says
+    "see configs/ka_ml.yaml for every key"; ``health.actions`` was missing from it."""
+    import yaml
+    from pydantic import BaseModel
+
+    from ka_ml.config import Config, load_config
+
+    path = ROOT / "configs" / "ka_ml.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+
+    def missing(model: type[BaseModel], given: dict, prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            if key not in given:
+                out.append(prefix + key)
+            elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                out += missing(field.annotation, given[key], f"{prefix}{key}.")
+        return out
+
+    assert missing(Config, raw, "") == []
+    assert load_config(path) == Config()

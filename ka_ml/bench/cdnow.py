@@ -19,8 +19,9 @@ and ``configs/cdnow.yaml``) and test cutoff C (1997-09-30 and 1997-12-31):
    recorded, and the baselines are still measured.
 3. On the same customers: BG/NBD fitted on rows before C; RFM logistic regression and
    recency only, fitted on the labelled training snapshots the product built before C;
-   plain LightGBM (``../shared/tools/cdnow_plain_lightgbm.py`` in-process: the product's
-   features at month starts, fixed parameters, no tuning, no calibration).
+   plain LightGBM (:func:`plain_lightgbm_predictions`: the team's yardstick script
+   ``cdnow_plain_lightgbm.py``, kept outside this repository, redone in-process: the
+   product's features at month starts, fixed parameters, no tuning, no calibration).
 4. Everything is compared with what happened after C: churn = no order in [C, C + 90 d);
    ordered within 30/60/90 days; the days to the next order, censored at the end of the
    data (1998-06-30), for the concordance of the timing forecast and the coverage of its
@@ -354,8 +355,9 @@ def logistic_predictions(
     return out
 
 
-# The plain LightGBM yardstick of ../shared/tools/cdnow_plain_lightgbm.py, in-process: fixed
-# parameters (no tuning, no calibration), early stopping on a customer-grouped split, a refit.
+# The plain LightGBM yardstick (the team's cdnow_plain_lightgbm.py, kept outside this
+# repository) redone in-process: fixed parameters (no tuning, no calibration), early stopping
+# on a customer-grouped split, a refit.
 PLAIN_PARAMS: dict[str, Any] = {
     "learning_rate": 0.03,
     "num_leaves": 15,
@@ -402,7 +404,8 @@ def plain_lightgbm_predictions(
 ) -> PlainRun:
     """The plain LightGBM baseline: the product's features, fixed parameters, no calibration.
 
-    As ``../shared/tools/cdnow_plain_lightgbm.py`` does with ``ka-ml features``, in-process:
+    As the team's yardstick script ``cdnow_plain_lightgbm.py`` (kept outside this repository)
+    does with ``ka-ml features``, in-process:
     features (``feature_frames`` with ``cfg``, rows before the cutoff only) at the month
     starts from 1997-05-01 whose churn window closed by the cutoff (none before 1997-08-01:
     the month starts after the first order instead), labelled "no order in the
@@ -1165,7 +1168,8 @@ REFERENCE = {
     "1997-09-30": {BGNBD: (0.764, 0.1174), RFM: (0.776, 0.1171), PLAIN: (0.775, 0.1163)},
     "1997-12-31": {BGNBD: (0.793, 0.1055), RFM: (0.806, 0.1047), PLAIN: (0.808, 0.1042)},
 }
-# ../shared/tools/cdnow_plain_lightgbm.py with configs/cdnow.yaml (its cutoff, AUC, Brier).
+# The yardstick script itself (outside this repository) with configs/cdnow.yaml (its cutoff,
+# AUC, Brier).
 PLAIN_TOOL = {
     "1997-09-30": ("1997-10-01", 0.7771, 0.1164),
     "1997-12-31": ("1998-01-01", 0.8063, 0.1045),
@@ -1192,7 +1196,9 @@ def _reference_section(m: pd.DataFrame) -> list[str]:
     return [
         "## Reference figures (datasets README) beside this run: churn ROC AUC / Brier",
         "",
-        "Plain LightGBM is `../shared/tools/cdnow_plain_lightgbm.py` run in-process. The tool "
+        "Plain LightGBM is `plain_lightgbm_predictions` in `ka_ml/bench/cdnow.py`: the team's "
+        "yardstick script `cdnow_plain_lightgbm.py` (kept outside this repository) redone "
+        "in-process. The tool "
         f"itself, with `configs/cdnow.yaml`, gives {tool} (cutoffs one day later than the "
         "benchmark's); the in-process code reproduces those figures at the tool's cutoffs. "
         "At the benchmark's cutoffs the training snapshots are the same and only the "

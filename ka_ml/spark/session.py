@@ -58,7 +58,8 @@ def require_spark() -> None:
     except ImportError as e:
         raise KaMlError(
             "The Spark engine needs pyspark, which is not installed.",
-            "install the extra: pip install 'ka_ml[spark]' (or run with --engine local).",
+            "install ka_ml's spark extra: in a clone `make install` does; elsewhere pip install "
+            "'<the clone or its wheel>[spark]' (ka_ml is not on PyPI); or run with --engine local.",
         ) from e
     if _submitted():
         return
