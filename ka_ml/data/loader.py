@@ -82,6 +82,9 @@ def in_source_names(issue: DataIssue, cfg: DataConfig) -> DataIssue:
     not for the contract's orders.account_id."""
     table = cfg.tables.get(issue.table)
     column = cfg.columns.get(issue.table, {}).get(issue.column or "")
+    said = f"{issue.problem} {issue.remedy}"
+    table = None if table is None or f"'{table}'" in said else table  # said once is enough
+    column = None if column is None or f"'{column}'" in said else column
     if table is None and column is None:
         return issue
     return replace(issue, source_table=table, source_column=column)
