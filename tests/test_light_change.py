@@ -168,7 +168,7 @@ def test_a_tier_change_is_said_with_where_the_account_now_stands() -> None:
             "churn_probability": [0.62, 0.1, 0.1],
             "lifecycle": ["active"] * 3,
             "abc_tier": pd.Categorical(["B", "B", "C"], categories=["A", "B", "C"]),
-            "revenue_share": [0.0123, 0.02, 0.001],
+            "revenue_share": [0.0123, 0.02, 0.0006],
             "changes": [
                 "Risk up 2 pts since last week.",
                 *["No material change since last week."] * 2,
@@ -184,6 +184,14 @@ def test_a_tier_change_is_said_with_where_the_account_now_stands() -> None:
         "is 1.2% of the portfolio's)."
     )
     assert got[1:] == ["No material change since last week."] * 2  # same tier; unknown before
+    tiny = out.assign(revenue_share=[0.0006, 0.02, 0.0006], changes=["Risk up 2 pts."] * 3)
+    small = _said_since_last_week(
+        tiny, X, prev, pd.Timestamp("2026-09-24"), "churn_probability", _Cfg(cfg)
+    )["changes"].iloc[0]  # one account of 1,800: not '0.0%'
+    assert small == (
+        "Risk up 2 pts. Now tier B (tier A last week; its 12-month revenue is 0.06% of the "
+        "portfolio's)."
+    )
 
 
 class _Cfg:

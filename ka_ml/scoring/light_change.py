@@ -86,11 +86,20 @@ def tier_moved(tier: pd.Series, tier_prev: pd.Series, revenue_share: pd.Series) 
     texts = np.full(len(now), "", dtype=object)
     known = pd.notna(now) & pd.notna(was)
     for i in np.flatnonzero(known & (now.astype(str) != was.astype(str))):
-        part = f"; its 12-month revenue is {share[i]:.1%} of the portfolio's"
+        part = f"; its 12-month revenue is {_share(share[i])} of the portfolio's"
         texts[i] = (
             f"Now tier {now[i]} (tier {was[i]} last week{part if np.isfinite(share[i]) else ''})."
         )
     return texts
+
+
+def _share(share: float) -> str:
+    """A revenue share readable at any portfolio size: 12.3%, 0.42%, 0.05%, under 0.01%
+    (one account of 1,800 holds about 0.06%: '0.0%' said nothing)."""
+    pct = share * 100
+    if pct >= 1:
+        return f"{pct:.1f}%"
+    return f"{pct:.2f}%" if pct >= 0.01 else "under 0.01%"
 
 
 def _back(silent_days: float) -> str:
