@@ -153,24 +153,24 @@ def test_train_cautions_when_few_accounts_or_accounts_unlike_the_origins() -> No
     gap = population_gap(pooled, expected)
     assert gap["pooled_minus_expected"] == pytest.approx(0.076)
     assert gap["population_differs"] == 1.0
-    (said,) = cautions(pooled, expected | gap, cfg)
+    (said,) = cautions(pooled, expected | gap, cfg).values()
     assert "the 247 accounts scored now are unlike the test origins'" in said
     assert "0.076 below the pooled 0.830" in said and "may overstate" in said
     # within what the estimate erred on the origins, or inside the interval: nothing said
     close = {**expected, "roc_auc": 0.80}
     assert population_gap(pooled, close)["population_differs"] == 0.0
-    assert cautions(pooled, close | population_gap(pooled, close), cfg) == []
+    assert cautions(pooled, close | population_gap(pooled, close), cfg) == {}
     # few accounts
     few = {**pooled, "accounts": 30.0, "churned_rows": 76.0, "kept_rows": 14.0}
-    (small,) = cautions(few, {}, cfg)
+    (small,) = cautions(few, {}, cfg).values()
     assert small.startswith("only 30 accounts on the test origins (14 rows of the rarer")
     assert "mlflow.few_test_accounts = 200" in small
     assert cautions(few, {}, cfg.model_copy(update={"mlflow": cfg.mlflow.model_copy(
-        update={"few_test_accounts": 0})})) == []  # fmt: skip
+        update={"few_test_accounts": 0})})) == {}  # fmt: skip
     # the console says the interval and the cautions
     report = _report({})
     report.evaluation.churn = pooled
-    report.evaluation.cautions = [small]
+    report.evaluation.cautions = {"few_accounts": small}
     buf = io.StringIO()
     print_train_report(report, Console(file=buf, width=400))
     text = buf.getvalue()

@@ -239,7 +239,7 @@ def print_train_report(report: Any, out: Console) -> None:
         out.print(origin_table(ev.per_origin, held_out))
     if getattr(ev, "expected", None):
         out.print(expected_line(ev.expected, report.as_of))
-    for caution in getattr(ev, "cautions", []):
+    for caution in getattr(ev, "cautions", {}).values():
         out.print(f"[yellow]caution:[/] {caution}")
     for line in _choices(ev):
         out.print(line)

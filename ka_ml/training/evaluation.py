@@ -56,9 +56,9 @@ class Evaluation:
     calendar_rule: dict[str, float] = field(default_factory=dict)  # empty: no contracts
     # the origins held accounts out, in time (a history shorter than the purge), not time
     held_out_accounts: bool = False
-    # what a data scientist should weigh before trusting the pooled figures (few accounts,
-    # a population unlike the origins'): said by train, tagged on the run
-    cautions: list[str] = field(default_factory=list)
+    # what a data scientist should weigh before trusting the pooled figures, by kind
+    # ("few_accounts", "population"): said by train, tagged on the run
+    cautions: dict[str, str] = field(default_factory=dict)
 
 
 BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
@@ -168,14 +168,15 @@ def population_gap(pooled: dict[str, float], expected: dict[str, float]) -> dict
     return {"pooled_minus_expected": gap, "population_differs": float(abs(gap) > allowed)}
 
 
-def cautions(pooled: dict[str, float], expected: dict[str, float], cfg: Config) -> list[str]:
-    """The pooled figures' limits in words: too few accounts to judge, and accounts being
-    scored unlike those on the origins (:func:`population_gap`)."""
-    out = []
+def cautions(pooled: dict[str, float], expected: dict[str, float], cfg: Config) -> dict[str, str]:
+    """The pooled figures' limits in words, by kind: too few accounts to judge
+    (``few_accounts``), and accounts being scored unlike those on the origins
+    (``population``: :func:`population_gap`)."""
+    out = {}
     accounts = int(pooled.get("accounts", 0))
     if accounts < cfg.mlflow.few_test_accounts:
         rare = int(min(pooled.get("churned_rows", 0), pooled.get("kept_rows", 0)))
-        out.append(
+        out["few_accounts"] = (
             f"only {accounts:,} accounts on the test origins ({rare:,} rows of the rarer "
             f"outcome): figures this small are rough; the accounts scored next can do far "
             f"worse or better than the interval shows. Read the ranking beside recency, and "
@@ -184,7 +185,7 @@ def cautions(pooled: dict[str, float], expected: dict[str, float], cfg: Config) 
         )
     if expected.get("population_differs"):
         gap = float(expected["pooled_minus_expected"])
-        out.append(
+        out["population"] = (
             f"the {int(expected['accounts']):,} accounts scored now are unlike the test "
             f"origins': on them the model expects ROC AUC {expected['roc_auc']:.3f}, "
             f"{abs(gap):.3f} {'below' if gap > 0 else 'above'} the pooled "
@@ -241,6 +242,7 @@ def evaluate(
     per_origin = per_origin_table(oot, p)
     pooled = M.churn_metrics(y, p) | sample_figures(y, p, account_groups(test), cfg.seed)
     expected = {} if p_now is None else expected_at(p_now, per_origin)
+    expected |= population_gap(pooled, expected)
     return Evaluation(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
@@ -255,8 +257,8 @@ def evaluate(
         family_scores=family_scores,
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
         notes=[n for n in (folds.split.note,) if n],
-        expected=expected | population_gap(pooled, expected),
-        cautions=cautions(pooled, expected | population_gap(pooled, expected), cfg),
+        expected=expected,
+        cautions=cautions(pooled, expected, cfg),
         calendar_rule=calendar_rule_metrics(test),
         held_out_accounts=folds.split.grouped,
     )
@@ -327,9 +329,9 @@ def _card_cautions(ev: Evaluation) -> dict[str, Any]:
     the test origins' accounts when they were few, the AUC expected on the accounts scored
     at training when they looked unlike the origins'."""
     out: dict[str, Any] = {}
-    if any(c.startswith("only ") for c in ev.cautions):
+    if "few_accounts" in ev.cautions:
         out["few_test_accounts"] = int(ev.churn.get("accounts", 0))
-    if ev.expected.get("population_differs"):
+    if "population" in ev.cautions:
         out["expected_roc_auc"] = float(ev.expected["roc_auc"])
     return out
 

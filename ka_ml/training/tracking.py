@@ -175,7 +175,7 @@ def log_chosen(
     )
     mlflow.set_tag("churn_family", ev.family)
     if ev.cautions:  # what the console said before its figures can be trusted
-        mlflow.set_tag("cautions", " | ".join(ev.cautions)[:5000])
+        mlflow.set_tag("cautions", " | ".join(ev.cautions.values())[:5000])
 
 
 def log_tables(
