@@ -39,7 +39,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -347,46 +347,66 @@ def _table_rules(t: _Table) -> list[DataIssue]:
     return issues
 
 
-# Values no export should hold, warned about (table -> column, problem, fix); the Spark
-# reader warns with the same texts. Negative usage counts are dropped (a count of events
-# cannot be below 0; summed they would lower usage); the others are kept as given.
-IMPOSSIBLE: dict[str, tuple[str, str, str]] = {
-    "usage": (
+class Impossible(NamedTuple):
+    """A value no export should hold: ``column`` below ``floor`` (a number, or another
+    column of the row), warned about with ``problem`` and ``remedy``; the rows are dropped
+    when ``drop``, else kept as given. ``shown``: the columns of the examples."""
+
+    column: str
+    floor: float | str
+    problem: str
+    remedy: str
+    shown: tuple[str, ...]
+    drop: bool = False
+
+
+# The impossible values of each table; the Spark reader checks and words them the same.
+# Negative usage counts are dropped (a count of events cannot be below 0; summed they
+# would lower usage); the others are kept as given.
+IMPOSSIBLE: dict[str, Impossible] = {
+    "usage": Impossible(
         "count",
+        0.0,
         "usage rows with a negative count were dropped",
         "a count of events cannot be negative: correct these rows in the export (are "
         "they corrections or differences?); nothing to do if they should be ignored.",
+        ("date", "count"),
+        drop=True,
     ),
-    "tickets": (
+    "tickets": Impossible(
         "resolved_at",
+        "opened_at",
         "tickets resolved before they were opened (kept as given: they count as "
         "resolved, not open)",
         "correct opened_at/resolved_at (are the two columns swapped? check "
         "data.columns) or remove these rows.",
+        ("opened_at", "resolved_at"),
     ),
-    "contracts": (
+    "contracts": Impossible(
         "value",
+        0.0,
         "contracts with a negative value (kept as given: they lower the account's contract value)",
         "correct value (a credit belongs in orders, not contracts) or remove these rows.",
+        ("start_date", "value"),
     ),
 }
 
 
 def _impossible_values(t: _Table) -> list[DataIssue]:
-    """The :data:`IMPOSSIBLE` warning of a table, with its examples (usage rows dropped)."""
+    """The :data:`IMPOSSIBLE` warning of a table, with its examples (rows dropped where
+    the rule says so)."""
     f = t.frame
-    if t.name not in IMPOSSIBLE or IMPOSSIBLE[t.name][0] not in f.columns:
+    rule = IMPOSSIBLE.get(t.name)
+    if rule is None or rule.column not in f.columns:
         return []
-    column, problem, remedy = IMPOSSIBLE[t.name]
-    if t.name == "tickets":
-        broken, shown = f["resolved_at"] < f["opened_at"], ["opened_at", "resolved_at"]
-    else:
-        broken = f[column] < 0
-        shown = ["date", "count"] if t.name == "usage" else ["start_date", "value"]
+    floor = f[rule.floor] if isinstance(rule.floor, str) else rule.floor
+    broken = f[rule.column] < floor
     if not broken.any():
         return []
-    issue = t.issue(column, problem, remedy, broken, shown, level="warning")
-    if t.name == "usage":
+    issue = t.issue(
+        rule.column, rule.problem, rule.remedy, broken, list(rule.shown), level="warning"
+    )
+    if rule.drop:
         t.drop(broken)
     return [issue]
 

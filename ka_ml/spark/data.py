@@ -278,6 +278,8 @@ def refuse_database_url(source: str) -> None:
 
 def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHistory:
     """Read, type and check a source with Spark (see the module doc); raises every error."""
+    from pyspark.sql import functions as F
+
     refuse_database_url(source)
     raw, issues = _read_tables(spark, source, cfg)
     if "orders" not in raw:
@@ -309,9 +311,11 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
         name: df.select(*[c for c in df.columns if c != "_bad" and not c.startswith("_raw_")])
         for name, df in frames.items()
     }
-    if "usage" in typed_frames:  # as the loader: a negative count of events is dropped
-        usage = typed_frames["usage"]
-        typed_frames["usage"] = usage.where(~(usage["count"] < 0) | usage["count"].isNull())
+    for name, rule in IMPOSSIBLE.items():  # as the loader: rows its rule drops (usage < 0)
+        frame = typed_frames.get(name)
+        if rule.drop and frame is not None and rule.column in frame.columns:
+            broken = _rules(name, set(frame.columns))[rule.column].broken
+            typed_frames[name] = frame.where(~F.coalesce(broken, F.lit(False)))
     return SparkHistory(typed_frames, source, tuple(i.render() for i in warnings), counts)
 
 
@@ -696,12 +700,13 @@ def _rules(name: str, present: set[str]) -> dict[str, _Rule]:
         value = F.lower(F.trim(F.col("severity")))
         unknown = value.isNotNull() & ~value.isin(known)
         rules["severity"] = _Rule(unknown, "unknown severities", SEVERITY_FIX)
-    if name in IMPOSSIBLE and IMPOSSIBLE[name][0] in present:
-        column, problem, remedy = IMPOSSIBLE[name]
-        broken = (
-            F.col("resolved_at") < F.col("opened_at") if name == "tickets" else F.col(column) < 0
+    impossible = IMPOSSIBLE.get(name)
+    if impossible is not None and impossible.column in present:
+        floor = impossible.floor
+        below = F.col(floor) if isinstance(floor, str) else F.lit(floor)
+        rules[impossible.column] = _Rule(
+            F.col(impossible.column) < below, impossible.problem, impossible.remedy, "warning"
         )
-        rules[column] = _Rule(broken, problem, remedy, "warning")
     return rules
 
 
@@ -730,16 +735,16 @@ def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataI
 
     what, column = key.split(":", 1)
     if what == "bad":
-        mask = F.array_contains("_bad", column)
         problem, remedy = _bad_message(SCHEMA[name].kind(column) or "str", cfg.read)
+        rule = _Rule(F.array_contains("_bad", column), problem, remedy)
     elif what == "blank":
-        mask = _blank(column)
-        problem, remedy = ("required values are missing", "fill them in or remove these rows.")
+        rule = _Rule(
+            _blank(column), "required values are missing", "fill them in or remove these rows."
+        )
     else:
         rule = _rules(name, set(df.columns))[column]
-        mask, problem, remedy, level = rule
-        return DataIssue(name, column, problem, remedy, _examples(df, mask, column), n, level)
-    return DataIssue(name, column, problem, remedy, _examples(df, mask, column), n)
+    examples = _examples(df, rule.broken, column)
+    return DataIssue(name, column, rule.problem, rule.remedy, examples, n, rule.level)
 
 
 def _duplicate_accounts(acc: DataFrame) -> list[DataIssue]:
