@@ -484,21 +484,30 @@ def bootstrap_delta(
     elif resamples.n != n:
         raise ValueError(f"resamples were drawn for {resamples.n} rows, not {n}.")
     delta = float(metric(y_arr, a_arr) - metric(y_arr, b_arr))
+    deltas = _per_resample(y_arr, a_arr, metric, resamples) - _per_resample(
+        y_arr, b_arr, metric, resamples
+    )
+    lo, hi = _percentile_interval(deltas)
+    return {"delta": delta, "lo": lo, "hi": hi}
 
+
+def _per_resample(y: FloatArray, p: FloatArray, metric: Metric, resamples: Resamples) -> FloatArray:
+    """``metric(y, p)`` on each resample (NaN where undefined): from each row's count in the
+    resample where the metric allows (:data:`_COUNTED`), else on the copied rows."""
     fast = _COUNTED.get(metric)
-    if fast is not None:  # the same numbers from each row's count in the resample
-        prep_a, prep_b = fast[0](y_arr, a_arr), fast[0](y_arr, b_arr)
-        deltas = np.array([fast[1](prep_a, c) - fast[1](prep_b, c) for c in resamples.counts])
-    else:
-        deltas = np.array(
-            [metric(y_arr[i], a_arr[i]) - metric(y_arr[i], b_arr[i]) for i in resamples.indices],
-            dtype=np.float64,
-        )
-    deltas = deltas[np.isfinite(deltas)]
-    if not len(deltas):
-        return {"delta": delta, "lo": float("nan"), "hi": float("nan")}
-    lo, hi = np.percentile(deltas, [2.5, 97.5])
-    return {"delta": delta, "lo": float(lo), "hi": float(hi)}
+    if fast is not None:
+        prep = fast[0](y, p)
+        return np.array([fast[1](prep, c) for c in resamples.counts], dtype=np.float64)
+    return np.array([metric(y[i], p[i]) for i in resamples.indices], dtype=np.float64)
+
+
+def _percentile_interval(values: FloatArray) -> tuple[float, float]:
+    """The 95% percentile interval of the finite ``values``; (NaN, NaN) when none is."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def bootstrap_interval(
@@ -514,17 +523,7 @@ def bootstrap_interval(
             f"y and p must have the {resamples.n} rows the resamples were drawn for; got "
             f"{len(y_arr)} and {len(p_arr)}."
         )
-    fast = _COUNTED.get(metric)
-    if fast is not None:
-        prep = fast[0](y_arr, p_arr)
-        values = np.array([fast[1](prep, c) for c in resamples.counts])
-    else:
-        values = np.array([metric(y_arr[i], p_arr[i]) for i in resamples.indices], dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
+    return _percentile_interval(_per_resample(y_arr, p_arr, metric, resamples))
 
 
 def _auc_prep(y: FloatArray, p: FloatArray) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
