@@ -254,6 +254,9 @@ def backtest_metrics(
     return metrics, reliability, pd.DataFrame(rows)
 
 
+RECALLS = {"red_recall": "red recall", "red_yellow_recall": "red+yellow recall"}
+
+
 def recall_floor(
     metrics: dict[str, float], key: str, floor: float, cfg: MonitoringConfig
 ) -> tuple[float, str]:
@@ -278,7 +281,7 @@ def _ceiling_counts(metrics: dict[str, float], key: str) -> str:
 def ceiling_notes(metrics: dict[str, float], cfg: MonitoringConfig) -> list[str]:
     """The recall ceilings that bind (below 1), in words, for the verdict."""
     notes = []
-    for key, label in (("red_recall", "red recall"), ("red_yellow_recall", "red+yellow recall")):
+    for key, label in RECALLS.items():
         value, ceiling = metrics.get(key, float("nan")), metrics.get(f"{key}_ceiling", np.nan)
         if np.isfinite(value) and np.isfinite(ceiling) and ceiling < 1:
             notes.append(
@@ -294,10 +297,9 @@ def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bo
     if not np.isfinite(n) or n < cfg.min_backtest_rows:
         return False, []
     reasons = []
-    for key, label, floor in (
-        ("red_recall", "red recall", cfg.min_red_recall),
-        ("red_yellow_recall", "red+yellow recall", cfg.min_red_yellow_recall),
-    ):
+    floors = {"red_recall": cfg.min_red_recall, "red_yellow_recall": cfg.min_red_yellow_recall}
+    for key, label in RECALLS.items():
+        floor = floors[key]
         value = metrics.get(key, float("nan"))
         limit, capped = recall_floor(metrics, key, floor, cfg)
         if np.isfinite(value) and value < limit:
