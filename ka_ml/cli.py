@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     add_completion=False,
+    # plain help: typer 0.29's rich panels label every flag `<bool>`, as if it took a value
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="Key-account health: churn risk, purchase timing, explained health lights.",
 )
@@ -56,7 +58,7 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="local, or spark (needs ka_ml\\[spark] and Java; master: spark-submit or "
+        help="local, or spark (needs ka_ml[spark] and Java; master: spark-submit or "
         "$KA_ML_SPARK_MASTER, else local[*]; --data: any path Spark reads or catalog:NAMESPACE, "
         "not a database URL)",
     ),

@@ -387,3 +387,12 @@ def test_a_terminated_score_run_says_so_in_one_line_and_exits_130(
     text = " ".join(res.output.split())
     assert "interrupted (terminated by signal 15): the score run stopped; nothing of it was" in text
     assert "previous outputs and score history are untouched" in text
+
+
+@pytest.mark.parametrize("command", ["score", "train", "notify", "validate"])
+def test_help_shows_flags_without_a_value_and_no_markup(command: str) -> None:
+    """Flags take no value: typer's rich help labelled each `<bool>` (and `--help` too)."""
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "--debug " in res.output and "--config <path>" in res.output
+    assert "<bool>" not in res.output and "\\[" not in res.output
