@@ -313,6 +313,83 @@ def test_without_a_champion_the_error_names_promote_and_promoting_by_hand_fixes_
     assert note.startswith(f"The churn model in use (v{new}) was made champion by hand (")
 
 
+def test_without_a_timing_champion_score_goes_on_without_timing_forecasts(
+    store_copy: Config, trained: Any, tmp_path: Path
+) -> None:
+    """A first purchase-timing model that a baseline beat stays challenger (small
+    portfolios); the week is still scored with the churn champion: the same probabilities
+    and lights, the timing columns empty, and a note naming `ka-ml promote` in the record
+    and the report."""
+    from ka_ml.jobs.score import run_scoring
+    from ka_ml.modeling import registry
+
+    client = registry.connect(store_copy)
+    name = store_copy.mlflow.timing_model_name
+    champion = str(client.get_model_version_by_alias(name, registry.CHAMPION).version)
+    as_of = trained.history.default_as_of
+    owners = store_copy.delivery.model_copy(update={"owner_reports": False})
+    cfg = store_copy.model_copy(update={"delivery": owners})
+    client.delete_registered_model_alias(name, registry.CHAMPION)
+    without = run_scoring(trained.history, cfg, as_of, tmp_path / "without")
+    client.set_registered_model_alias(name, registry.CHAMPION, champion)
+    with_timing = run_scoring(trained.history, cfg, as_of, tmp_path / "with")
+
+    a, b = without.scores, with_timing.scores
+    assert a["account_id"].tolist() == b["account_id"].tolist()
+    assert a["churn_probability"].tolist() == b["churn_probability"].tolist()
+    # the lights rest on the churn model; only the overdue rule reads the forecast's p90,
+    # and without it counts typical gaps (`health.overdue_ratio_fallback`)
+    moved = (a["health"].fillna("-") != b["health"].fillna("-")).to_numpy()
+    by_gap = a["light_reason"].str.contains("typical gap", na=False).to_numpy()
+    assert moved.mean() < 0.1 and not (moved & ~by_gap).any()
+    assert a[[c for c in a if c.startswith("p_purchase_")]].isna().all().all()
+    assert b["p_purchase_90d"].notna().all()
+    dates = ["expected_next_purchase_date", "next_purchase_p10_date", "next_purchase_p90_date"]
+    assert a[dates].isna().all().all()
+    assert (a["timing_model_version"] == "").all()
+    lapsed = (a["lifecycle"] == "lapsed").to_numpy()
+    assert lapsed.any()  # win-back value falls back to P(order within the horizon)
+    assert (a.loc[lapsed, "win_back_value"] > 0).any()
+    assert a.loc[lapsed, "win_back_value"].notna().all()
+
+    note = [n for n in without.record["model_notes"] if "purchase-timing" in n]
+    assert len(note) == 1 and f"`ka-ml promote {name} " in note[0], note
+    assert "3x its typical gap" in note[0]
+    assert "challenger" not in note[0]  # v1 was champion until the alias was removed
+    assert not [k for k in without.record["model_card"] if k.startswith("timing_")]
+    assert "timing_coverage" in with_timing.record["model_card"]
+    assert without.record["models"]["timing"] == f"{name}: none (no champion yet)"
+    report = (without.out_dir / "report.html").read_text()
+    assert "No purchase-timing model is champion yet" in report
+    assert (
+        "Order within" not in report
+        and "Order within" in (with_timing.out_dir / "report.html").read_text()
+    )
+    assert "P(order, 90 days)" in report  # the win-back list: 1 - P(churn in the horizon)
+    assert not [n for n in with_timing.record.get("model_notes", []) if "No purchase" in n]
+
+
+def test_the_missing_timing_champion_note_quotes_the_gate_and_names_the_version(
+    store_copy: Config,
+) -> None:
+    from ka_ml.modeling import registry
+
+    client = registry.connect(store_copy)
+    name = store_copy.mlflow.timing_model_name
+    newest = max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+    verdict = "a baseline does better out of time beyond chance (BG/NBD P30 AUC 0.71 vs 0.69)"
+    client.set_tag(newest.run_id, "decision_timing", f"v{newest.version} -> challenger: {verdict}")
+    note = registry.no_champion_note(client, name, "purchase-timing", "timing", "dates left out")
+    assert note == (
+        f"No purchase-timing model is champion yet (training kept v{newest.version} challenger: "
+        f"{verdict}): dates left out. `ka-ml promote {name} {newest.version}` makes it champion "
+        "by hand (`ka-ml models` lists the versions)."
+    )
+    assert registry.no_champion_note(client, "nothing_here", "purchase-timing", "timing", "x") == (
+        "No purchase-timing model is registered as 'nothing_here' yet: x. `ka-ml train` trains one."
+    )
+
+
 @pytest.mark.parametrize("module", ["ka_ml.cli", "ka_ml.jobs.data"])
 def test_reading_data_and_the_cli_load_no_model_library(module: str) -> None:
     """`ka-ml --help`, `validate` and `features` on the local engine never import LightGBM,

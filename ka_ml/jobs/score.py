@@ -79,19 +79,44 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def timing_left_out(cfg: Config) -> str:
+    """What a run without a purchase-timing model leaves out, and what still holds."""
+    return (
+        "the next-order dates and the chances of an order within each window are left empty "
+        "this run; the churn scores and reasons do not need them, and an account counts as "
+        f"overdue after {cfg.health.overdue_ratio_fallback:g}x its typical gap between orders "
+        "(`health.overdue_ratio_fallback`) instead of after its forecast's p90"
+    )
+
+
 def load_models(cfg: Config) -> Models:
+    """The champions. The churn champion is required; without a purchase-timing champion
+    (a first model a baseline beat, on a small portfolio) the run goes on without timing
+    forecasts and a note, shown in the console and the report, says why and how to
+    promote one: the lights rest on the churn model (the overdue rule then counts typical
+    gaps instead of the forecast's p90)."""
     client = registry.connect(cfg)
     churn, cv = registry.load_champion(client, cfg.mlflow.churn_model_name, "churn")
-    timing, tv = registry.load_champion(client, cfg.mlflow.timing_model_name, "purchase-timing")
+    timing_name = cfg.mlflow.timing_model_name
+    timing: Any = None
+    tv = ""
+    if registry.champion_version(client, timing_name) is not None:
+        timing, tv = registry.load_champion(client, timing_name, "purchase-timing")
     trained = registry.trained_as_of(client, cfg.mlflow.churn_model_name, cv)
     notes = tuple(
         note
         for name, version, what, kind in (
             (cfg.mlflow.churn_model_name, cv, "churn", "churn"),
-            (cfg.mlflow.timing_model_name, tv, "purchase-timing", "timing"),
+            (timing_name, tv, "purchase-timing", "timing"),
         )
-        if (note := registry.champion_note(client, name, version, what, kind))
+        if version and (note := registry.champion_note(client, name, version, what, kind))
     )
+    if timing is None:
+        missing = registry.no_champion_note(
+            client, timing_name, "purchase-timing", "timing", timing_left_out(cfg)
+        )
+        log.warning(missing)
+        notes += (missing,)
     return Models(churn, timing, cv, tv, trained, notes)
 
 
@@ -318,12 +343,11 @@ def _run_record(
         "win_back_rows": cfg.report.win_back_rows,
         "models": {
             "churn": f"{cfg.mlflow.churn_model_name} v{models.churn_version}",
-            "timing": f"{cfg.mlflow.timing_model_name} v{models.timing_version}",
+            "timing": f"{cfg.mlflow.timing_model_name} v{models.timing_version}"
+            if models.timing_version
+            else f"{cfg.mlflow.timing_model_name}: none (no champion yet)",
         },
-        "model_card": {  # the purchase-cycle figures of the timing champion when it has them
-            **(getattr(models.churn, "card_", None) or {}),
-            **(getattr(models.timing, "card_", None) or {}),
-        },
+        "model_card": _model_card(models),
         "data": {
             "source": history.source,
             "fingerprint": history.fingerprint(),
@@ -338,6 +362,16 @@ def _run_record(
         "timings": timings,
         "generated_by": package_versions(),
     }
+
+
+def _model_card(models: Models) -> dict[str, Any]:
+    """The churn champion's card with the purchase-cycle figures of the timing champion in
+    use, when it has them; none without a timing model (the churn run's are of a model not
+    in use)."""
+    card = dict(getattr(models.churn, "card_", None) or {})
+    if models.timing is None:
+        return {k: v for k, v in card.items() if not k.startswith(("timing_", "window_"))}
+    return card | (getattr(models.timing, "card_", None) or {})
 
 
 PARALLEL_FROM_ACCOUNTS = 20_000  # below, starting a process costs more than it saves

@@ -648,6 +648,27 @@ def champion_note(client: Any, name: str, version: str, what: str, kind: str) ->
     return ""
 
 
+def no_champion_note(client: Any, name: str, what: str, kind: str, left_out: str) -> str:
+    """Why a run goes on without a ``what`` model: no version of NAME is champion.
+
+    Names the newest registered version and the verdict that kept it challenger (its
+    training run's ``decision_<kind>`` tag), and the command that promotes it by hand.
+    ``left_out``: what the outputs leave empty without it."""
+    versions = _versions(client, name) if _registered(client, name) is not None else []
+    if not versions:
+        return (
+            f"No {what} model is registered as '{name}' yet: {left_out}. `ka-ml train` trains one."
+        )
+    newest = str(versions[0].version)
+    decision = str(training_tags(client, versions[0]).get(f"decision_{kind}", ""))
+    verdict = decision.split(": ", 1)[1] if " -> challenger: " in decision else ""
+    why = f" (training kept v{newest} challenger: {verdict})" if verdict else ""
+    return (
+        f"No {what} model is champion yet{why}: {left_out}. `ka-ml promote {name} {newest}` "
+        "makes it champion by hand (`ka-ml models` lists the versions)."
+    )
+
+
 def _current_uri() -> str:
     return str(mlflow.get_tracking_uri())
 

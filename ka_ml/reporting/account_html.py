@@ -437,6 +437,8 @@ def _card_reasons(c: _Columns) -> list[str]:
 
 
 def _card_windows(c: _Columns) -> list[str]:
+    if not c.layout.windows:  # no timing forecast this run
+        return _cat(c.n)
     parts: list[Part] = []
     for i, w in enumerate(c.layout.windows):
         parts += [" · " if i else "", f"{w} days ", c.fmt(f"pw{w}", fmt_pct)]

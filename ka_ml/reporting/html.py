@@ -99,9 +99,17 @@ def _account_view(scores: pd.DataFrame, rise: float = RISE_POINTS) -> pd.DataFra
     windows = purchase_windows(s)
     for k in windows:
         v[f"pw{k}"] = num_col(s, f"p_purchase_{k}d")
-    v["p_back"] = num_col(s, f"p_purchase_{max(windows)}d") if windows else np.nan
+    back = num_col(s, f"p_purchase_{max(windows)}d") if windows else pd.Series(np.nan, v.index)
+    # no timing forecast (no timing champion): the scorer's P(order within the horizon)
+    v["p_back"] = back.where(back.notna(), 1.0 - v["p"])
     _add_reasons(v, s)
     return v.reset_index(drop=True)
+
+
+def forecast_windows(scores: pd.DataFrame) -> list[int]:
+    """The purchase windows that carry a forecast: none when the run had no timing model
+    (its columns are empty), so the cards leave out "Order within"."""
+    return [k for k in purchase_windows(scores) if scores[f"p_purchase_{k}d"].notna().any()]
 
 
 def _account_columns(s: pd.DataFrame) -> pd.DataFrame:
@@ -421,7 +429,7 @@ def _layout(shown: pd.DataFrame, run: dict[str, Any]) -> account_html.Layout:
     return account_html.Layout(
         rise=float(run.get("risk_rise_points") or RISE_POINTS),
         currency=str(run.get("currency") or ""),
-        windows=tuple(purchase_windows(shown)),
+        windows=tuple(forecast_windows(shown)),
         svg_w=SVG_WIDTH,
         bar_center=f"{BAR_CENTER:g}",
         dependency_response=DEPENDENCY_RESPONSE,
@@ -462,7 +470,8 @@ def _context(
         "account_cards": Markup(cards),
         "rise": rise,
         "first_run": first_run,
-        "windows": purchase_windows(shown),
+        "windows": forecast_windows(shown),
+        "back_days": max(forecast_windows(shown), default=run.get("horizon_days")),
         **_layout_context(),
     }
 

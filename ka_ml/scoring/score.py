@@ -60,11 +60,14 @@ class Previous:
 @dataclass(frozen=True)
 class Models:
     churn: Any
-    timing: Any
+    timing: Any  # None: no purchase-timing champion; its columns are left empty
     churn_version: str
-    timing_version: str
+    timing_version: str  # "" without a timing model
     churn_trained_as_of: pd.Timestamp | None = None  # its training run's as-of, when known
     notes: tuple[str, ...] = ()  # how a model came to be in use, when not the plain story
+
+
+_QUANTILES = ("q10", "q50", "q90")  # the timing model's interval and median, in days
 
 
 def _days_to_dates(as_of: pd.Timestamp, days: pd.Series) -> pd.Series:
@@ -210,7 +213,13 @@ def score_chunk(
     ``labels.horizon_days``).
     """
     contrib, p, _ = probability_contributions(models.churn, X)  # one TreeSHAP pass
-    timing = models.timing.predict_frame(X, windows, churn_probability=p)
+    timing = (
+        models.timing.predict_frame(X, windows, churn_probability=p)
+        if models.timing is not None
+        else pd.DataFrame(
+            np.nan, index=X.index, columns=[*(f"p_purchase_{k}d" for k in windows), *_QUANTILES]
+        )
+    )
     out = pd.DataFrame(
         {"account_id": X["account_id"].astype(str), "as_of": X["as_of"], "churn_probability": p},
         index=X.index,
@@ -261,7 +270,8 @@ def portfolio_columns(
     value, else the recent run rate) times the churn probability, for active and new
     accounts; a lapsed account's revenue is already gone, so it carries none. Win-back
     value = P(order within the largest purchase window) x what the account used to buy in a
-    year (its lifetime spend per month x 12), for lapsed accounts only.
+    year (its lifetime spend per month x 12), for lapsed accounts only; without a timing
+    forecast, P(order within the churn horizon) = 1 - ``p``.
     """
 
     states = lifecycle_states(X, cfg)
@@ -282,7 +292,10 @@ def portfolio_columns(
     out["expected_revenue_12m"] = np.where(lapsed, 0.0, expected)
     out["revenue_at_risk"] = np.where(lapsed, 0.0, expected * p)
     windows = cfg.labels.purchase_windows
-    back = out[f"p_purchase_{max(windows)}d"].to_numpy(float) if windows else np.zeros(len(X))
+    back = (
+        out[f"p_purchase_{max(windows)}d"].to_numpy(float) if windows else np.full(len(X), np.nan)
+    )
+    back = np.where(np.isfinite(back), back, 1.0 - p)  # no timing model: P(order in the horizon)
     if "spend_per_month" in X:
         yearly = np.clip(X["spend_per_month"].to_numpy(float), 0, None) * 12
     else:
