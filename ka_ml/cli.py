@@ -87,6 +87,11 @@ def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
     return parse_day(value, what)
 
 
+def _today() -> pd.Timestamp:
+    """The run's clock: today in UTC, as a naive timestamp (the data's dates are naive)."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
 def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):
     from ka_ml.jobs.data import load
 
@@ -148,6 +153,8 @@ def validate(
     """Check a data source: print a summary, or the errors and exit non-zero."""
 
     def go() -> None:
+        from ka_ml.jobs.data import date_warnings
+
         cfg = load_config(config)
         h = _load(cfg, data, _parse_date(as_of, "--as-of"))
         s = h.summary()
@@ -158,7 +165,7 @@ def validate(
         out.print(f"  accounts   {s['accounts']:>9,}")
         out.print(f"  orders from {s['first_order']} to {s['last_order']}")
         out.print(f"  fingerprint {s['fingerprint']}")
-        for w in h.warnings:
+        for w in (*h.warnings, *date_warnings(h, cfg, _today())):
             out.print(f"  [yellow]warning[/]: {w}", soft_wrap=True)
 
     _run(debug, go)
@@ -221,13 +228,16 @@ def train(
     """Tune, train, evaluate (out of time, against baselines), track and register both models."""
 
     def go() -> None:
+        from ka_ml.jobs.data import check_as_of
         from ka_ml.jobs.train import run_training
         from ka_ml.reporting.console import print_train_report
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
         h = _load(cfg, data, day)  # training runs here; --engine spark builds the snapshots
-        report = run_training(h, cfg, day or h.default_as_of, log.info, engine)
+        when = day or h.default_as_of
+        check_as_of(h, when, cfg, explicit=day is not None, today=_today(), what="training")
+        report = run_training(h, cfg, when, log.info, engine)
         print_train_report(report, Console())
 
     _run(debug, go)
@@ -268,10 +278,9 @@ def score(
         check_writeback(cfg, url)  # likewise: a week's scoring is not lost to the database
         loaded = [_load(cfg, data, day, engine)]
         when = day or loaded[0].default_as_of
-        today = pd.Timestamp.now(tz="UTC").tz_localize(None)
         demo = not (data or cfg.data.source)  # the embedded demo ends when it ends
         stale = check_scoring_date(
-            loaded[0], when, cfg, explicit=day is not None, today=today, demo=demo
+            loaded[0], when, cfg, explicit=day is not None, today=_today(), demo=demo
         )
         for w in stale:
             log.warning(w)

@@ -24,7 +24,7 @@ from ka_ml.cli import app
 from ka_ml.config import Config, DataConfig
 from ka_ml.data.history import History
 from ka_ml.data.loader import load_history
-from ka_ml.errors import DataValidationError, ModelError
+from ka_ml.errors import DataValidationError, KaMlError, ModelError
 from ka_ml.features.build import build_features
 from ka_ml.jobs.score import run_scoring
 from ka_ml.scoring.score_history import history_path
@@ -74,6 +74,81 @@ def test_a_future_scoring_date_is_refused_before_anything_is_written(
     code, out = cli("score", "--config", conf, "--data", str(demo_dir), "--as-of", "2099-01-05")
     assert code != 0 and "--as-of 2099-01-05 is after tomorrow" in out
     assert not (tmp_path / "outputs").exists()
+
+
+def _orders_to(last: str, extra: list[str]) -> History:
+    """Ten orders a day over the 60 days up to ``last``, plus one order on each ``extra`` day."""
+    days = pd.date_range(end=last, periods=60).repeat(10).append(pd.DatetimeIndex(extra))
+    n = len(days)
+    orders = pd.DataFrame(
+        {
+            "account_id": [f"A{i % 40}" for i in range(n)],
+            "order_date": days,
+            "amount": 1.0,
+            "order_id": [f"SO{i}" for i in range(n)],
+        }
+    )
+    return History(
+        orders=orders, accounts=pd.DataFrame({"account_id": [f"A{i}" for i in range(40)]})
+    )
+
+
+def test_a_lone_newest_order_day_is_named_and_a_run_dated_by_it_refused() -> None:
+    """Seen: one order typed 03.05.2026 among orders ending 2025-11-28 dated the weekly run
+    2026-05-04, marked 270 of 284 accounts lapsed, and the only warning blamed a stale export."""
+    from ka_ml.jobs.data import check_scoring_date, date_warnings, lone_newest_orders
+
+    cfg = Config()
+    h = _orders_to("2025-11-28", ["2026-05-03"])
+    lone = lone_newest_orders(h, 28)
+    assert lone is not None
+    assert lone.newest == pd.Timestamp("2026-05-03") and lone.previous == pd.Timestamp("2025-11-28")
+    assert lone.text == (
+        "the newest order day, 2026-05-03 (1 order: account A0, order SO600), stands alone 156 "
+        "days after the order day before it (2025-11-28; 280 orders in the 28 days up to then)"
+    )
+    today = pd.Timestamp("2026-05-05")
+    with pytest.raises(KaMlError) as err:
+        check_scoring_date(h, pd.Timestamp("2026-05-04"), cfg, explicit=False, today=today)
+    assert (
+        "The scoring date would be 2026-05-04, the day after the newest order" in err.value.message
+    )
+    assert "--as-of 2025-11-29 to leave it out" in err.value.remedy
+    assert "--as-of 2026-05-04" in err.value.remedy
+    # chosen by the user, the date stands
+    assert check_scoring_date(h, pd.Timestamp("2026-05-04"), cfg, explicit=True, today=today) == ()
+    (said,) = date_warnings(h, cfg, today)
+    assert said.startswith("the newest order day, 2026-05-03") and "score and train" in said
+    # a portfolio coming back after a closure, or the usual weeks: nothing to say
+    assert lone_newest_orders(_orders_to("2025-11-28", ["2026-01-10"] * 30), 28) is None
+    assert lone_newest_orders(_orders_to("2025-11-28", ["2025-12-10"]), 28) is None
+    assert lone_newest_orders(_orders_to("2025-11-28", []), 28) is None
+    assert date_warnings(_orders_to("2025-11-28", []), cfg, today) == ()
+    future, lone_too = date_warnings(h, cfg, pd.Timestamp("2026-03-01"))
+    assert future.startswith("1 orders are dated after today (2026-03-01), the earliest 2026-05-03")
+    assert lone_too == said
+
+
+def test_train_refuses_a_date_taken_from_a_mistyped_order(
+    trained: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    cfg = isolated(trained.cfg, tmp_path)
+    before = registry_state(cfg)
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    last = trained.history.last_order_date
+    typo = (last + pd.Timedelta(days=40)).date()
+    with (data / "orders.csv").open("a") as f:
+        f.write(f"KA00010,{typo},1200,SO_TYPO,Consumables,1\n")
+    conf = str(write_config(cfg, tmp_path / "c.yaml"))
+    code, out = cli("train", "--config", conf, "--data", str(data))
+    assert code == 2, out
+    assert f"The training date would be {(last + pd.Timedelta(days=41)).date()}" in out
+    assert "account KA00010, order SO_TYPO" in out
+    assert f"--as-of {(last + pd.Timedelta(days=1)).date()} to leave it out" in out
+    assert registry_state(cfg) == before
+    code, out = cli("validate", "--config", conf, "--data", str(data))
+    assert code == 0 and f"warning: the newest order day, {typo}" in out
 
 
 def test_scoring_dates_warn_when_the_data_looks_stale() -> None:

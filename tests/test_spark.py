@@ -461,3 +461,27 @@ def test_score_engine_spark_writes_the_same_outputs_as_the_local_engine(
     for key in ("n_accounts", "lights", "summary"):
         same_record(records["spark"][key], records["local"][key], key)
     assert records["spark"]["data"]["rows"]["orders"] == records["local"]["data"]["rows"]["orders"]
+
+
+@apply(needs_spark)
+def test_spark_finds_the_same_lone_newest_order_day_as_the_local_engine(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """`score --engine spark` is dated by the data as the local engine is: one mistyped
+    order far after the rest is named the same way by both."""
+    import shutil
+
+    from ka_ml.data.loader import load_history
+    from ka_ml.jobs.data import lone_newest_orders
+    from ka_ml.spark.data import read_history
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    with (data / "orders.csv").open("a") as f:
+        f.write("KA00010,2027-03-01,1200,SO_TYPO,Consumables,1\n")
+    cfg = Config()
+    local = lone_newest_orders(load_history(str(data), cfg.data), 28)
+    on_spark = lone_newest_orders(read_history(spark, str(data), cfg.data), 28)
+    assert local is not None and on_spark == local
+    assert "account KA00010, order SO_TYPO" in local.text
+    assert lone_newest_orders(read_history(spark, str(demo_dir), cfg.data), 28) is None

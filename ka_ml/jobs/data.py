@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
@@ -61,6 +61,136 @@ def load(
     return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
 
 
+LONE_DAY_FACTOR = 10
+"""The newest order day "stands alone" when the ``stale_data_days`` before the silence held at
+least this many times its orders: one mistyped date, not a portfolio coming back."""
+
+
+class LoneDay(NamedTuple):
+    newest: pd.Timestamp  # the newest order day
+    previous: pd.Timestamp  # the order day before it
+    text: str  # both described, for a message
+
+
+def lone_newest_orders(history: History | SparkHistory, silence_days: int) -> LoneDay | None:
+    """The newest order day, described, when it stands alone: at least ``silence_days`` after
+    the order day before it, with few orders against the ``silence_days`` up to that day
+    (:data:`LONE_DAY_FACTOR`). One order typed 2026-05-03 among orders ending 2025-11-28
+    otherwise dates a run five months on, with every account that much quieter. None when
+    the newest orders look like the rest of the data."""
+    days = _order_day_counts(history, silence_days)
+    if days is None:
+        return None
+    newest, previous, n_newest, n_before, examples = days
+    gap = (newest - previous).days
+    if gap < silence_days or n_before < LONE_DAY_FACTOR * n_newest:
+        return None
+    named = (f"account {a}" + (f", order {i}" if i is not None else "") for a, i in examples)
+    orders = f"{n_newest} order{'s' if n_newest > 1 else ''}: {'; '.join(named)}"
+    return LoneDay(
+        newest,
+        previous,
+        f"the newest order day, {newest.date()} ({orders}), stands alone {gap} days after "
+        f"the order day before it ({previous.date()}; {n_before:,} orders in the "
+        f"{silence_days} days up to then)",
+    )
+
+
+def _order_day_counts(
+    history: History | SparkHistory, window: int
+) -> tuple[pd.Timestamp, pd.Timestamp, int, int, list[tuple[str, str | None]]] | None:
+    """(newest order day, the order day before it, orders on the newest day, orders in the
+    ``window`` days up to the day before, up to 3 of the newest day's (account, order id))
+    or None with fewer than two order days."""
+    if not isinstance(history, History):
+        return history.order_day_counts(window)
+    o = history.orders
+    day = o["order_date"].dt.normalize()
+    distinct = day.drop_duplicates().nlargest(2)
+    if len(distinct) < 2:
+        return None
+    newest, previous = pd.Timestamp(distinct.iloc[0]), pd.Timestamp(distinct.iloc[1])
+    on_newest = o[day == newest]
+    n_before = int(((day <= previous) & (day > previous - pd.Timedelta(days=window))).sum())
+    head = on_newest.head(3)
+    ids = head["order_id"] if "order_id" in head else pd.Series(None, index=head.index)
+    examples = [
+        (str(a), str(i) if pd.notna(i) else None)
+        for a, i in zip(head["account_id"], ids, strict=True)
+    ]
+    return newest, previous, len(on_newest), n_before, examples
+
+
+def check_as_of(
+    history: History | SparkHistory,
+    as_of: pd.Timestamp,
+    cfg: Config,
+    *,
+    explicit: bool,
+    today: pd.Timestamp,
+    what: str = "scoring",
+) -> None:
+    """Refuse a ``what`` ("scoring" or "training") date after tomorrow (``today``: the run's
+    clock, in UTC), and a date taken from the data whose newest order day stands alone
+    (:func:`lone_newest_orders`, over ``scoring.stale_data_days``): a run dated by the data
+    (the day after its last order) would be dated by one mistyped order, and a scored week
+    would stay the latest everywhere (the read API, the write-back table, the digests)."""
+    last = history.default_as_of - pd.Timedelta(days=1)  # the newest order's day
+    tomorrow = today.normalize() + pd.Timedelta(days=1)
+    if as_of > tomorrow:
+        if explicit:
+            raise KaMlError(
+                f"--as-of {as_of.date()} is after tomorrow ({tomorrow.date()}): "
+                + (
+                    "scores of a future date would be published as that week's."
+                    if what == "scoring"
+                    else "no outcome after today can be known."
+                ),
+                f"pass a date up to {tomorrow.date()} (or leave --as-of out: the day after the "
+                "newest order).",
+            )
+        raise KaMlError(
+            f"The {what} date {as_of.date()} (the day after the newest order) is after "
+            f"tomorrow ({tomorrow.date()}): the data holds orders dated after today, newest "
+            f"{last.date()}.",
+            f"correct those order dates in the source (a typo in the year or month?), or pass "
+            f"--as-of {tomorrow.date()} to leave them out.",
+        )
+    silence = cfg.scoring.stale_data_days
+    if explicit or silence is None:
+        return
+    if lone := lone_newest_orders(history, silence):
+        raise KaMlError(
+            f"The {what} date would be {as_of.date()}, the day after the newest order, but "
+            f"{lone.text}: every account would look that much quieter.",
+            "correct that date in the source (a typo in the year or month?), or pass "
+            f"--as-of {(lone.previous + pd.Timedelta(days=1)).date()} to leave it out; if "
+            f"those orders are right, pass --as-of {as_of.date()} (scoring.stale_data_days "
+            "sets the silence that counts).",
+        )
+
+
+def date_warnings(history: History, cfg: Config, today: pd.Timestamp) -> tuple[str, ...]:
+    """What `validate` says of the order dates that `score` and `train` would refuse to be
+    dated by: orders after tomorrow, a newest order day that stands alone."""
+    out = []
+    future = history.orders["order_date"] >= today.normalize() + pd.Timedelta(days=1)
+    if future.any():
+        first = history.orders.loc[future].nsmallest(1, "order_date").iloc[0]
+        out.append(
+            f"{int(future.sum()):,} orders are dated after today ({today.date()}), the "
+            f"earliest {first['order_date'].date()} (account {first['account_id']}): score "
+            "and train refuse to be dated by them; correct the dates (a typo in the year?)"
+        )
+    silence = cfg.scoring.stale_data_days
+    if silence is not None and (lone := lone_newest_orders(history, silence)):
+        out.append(
+            f"{lone.text}: score and train, dated by the data, refuse it; correct that date "
+            "(a typo in the year or month?) or pass --as-of"
+        )
+    return tuple(out)
+
+
 def check_scoring_date(
     history: History | SparkHistory,
     as_of: pd.Timestamp,
@@ -70,30 +200,12 @@ def check_scoring_date(
     today: pd.Timestamp,
     demo: bool = False,
 ) -> tuple[str, ...]:
-    """Refuse to score a date after tomorrow (``today``: the run's clock, in UTC): a weekly
-    run dated by the data (the day after its last order) would publish a made-up future week
-    for one mistyped order date, and that week would stay the latest everywhere (the read
-    API, the write-back table, the digests). Returns the warnings to record: the newest order
-    lies ``scoring.stale_data_days`` or more before the scoring date (a stale export makes
-    every account look that much quieter), or, for a date taken from the data, before
-    ``today`` (the week scored is not this week)."""
+    """:func:`check_as_of`, then the warnings to record: the newest order lies
+    ``scoring.stale_data_days`` or more before the scoring date (a stale export makes every
+    account look that much quieter), or, for a date taken from the data, before ``today``
+    (the week scored is not this week)."""
+    check_as_of(history, as_of, cfg, explicit=explicit, today=today)
     last = history.default_as_of - pd.Timedelta(days=1)  # the newest order's day
-    tomorrow = today.normalize() + pd.Timedelta(days=1)
-    if as_of > tomorrow:
-        if explicit:
-            raise KaMlError(
-                f"--as-of {as_of.date()} is after tomorrow ({tomorrow.date()}): scores of a "
-                "future date would be published as that week's.",
-                f"pass a date up to {tomorrow.date()} (or leave --as-of out: the day after the "
-                "newest order).",
-            )
-        raise KaMlError(
-            f"The scoring date {as_of.date()} (the day after the newest order) is after "
-            f"tomorrow ({tomorrow.date()}): the data holds orders dated after today, newest "
-            f"{last.date()}.",
-            f"correct those order dates in the source (a typo in the year or month?), or pass "
-            f"--as-of {tomorrow.date()} to score today's week without them.",
-        )
     stale = cfg.scoring.stale_data_days
     lag = (as_of - last).days
     if stale is not None and lag >= stale:

@@ -161,6 +161,28 @@ class SparkHistory:
             raise KaMlError("The orders table has no rows.", "pass data with orders.")
         return pd.Timestamp(row[0]).normalize(), pd.Timestamp(row[1]).normalize()
 
+    def order_day_counts(
+        self, window: int
+    ) -> tuple[pd.Timestamp, pd.Timestamp, int, int, list[tuple[str, str | None]]] | None:
+        """As ``ka_ml.jobs.data._order_day_counts`` for a local History: (newest order
+        day, the order day before it, orders on the newest day, orders in the ``window`` days
+        up to the day before, up to 3 of the newest day's (account, order id)); None with one
+        order day."""
+        from pyspark.sql import functions as F
+
+        o = self.frames["orders"].withColumn("_day", F.to_date("order_date"))
+        top = [r[0] for r in o.select("_day").distinct().orderBy(F.desc("_day")).limit(2).collect()]
+        if len(top) < 2:
+            return None
+        newest, previous = pd.Timestamp(top[0]), pd.Timestamp(top[1])
+        start = (previous - pd.Timedelta(days=window)).date()
+        n_before = o.filter((F.col("_day") <= previous.date()) & (F.col("_day") > start)).count()
+        on_newest = o.filter(F.col("_day") == newest.date())
+        cols = ["account_id", *(["order_id"] if "order_id" in o.columns else [])]
+        rows = on_newest.select(*cols).limit(3).collect()
+        examples = [(str(r[0]), None if len(r) < 2 or r[1] is None else str(r[1])) for r in rows]
+        return newest, previous, int(on_newest.count()), int(n_before), examples
+
     @property
     def first_date(self) -> pd.Timestamp:
         return self.order_dates()[0]
