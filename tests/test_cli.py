@@ -390,6 +390,36 @@ def test_the_missing_timing_champion_note_quotes_the_gate_and_names_the_version(
     )
 
 
+def test_the_week_after_a_retrain_says_so_and_reruns_identically(
+    store_copy: Config, trained: Any, tmp_path: Path
+) -> None:
+    """Seen over a quarter: the week after a retrain named data movers for what the new
+    model did, and nothing said the model had changed; rerunning that week once last week's
+    contributions were pruned changed 1,304 of 1,814 texts."""
+    from ka_ml.jobs.score import run_scoring
+    from ka_ml.modeling import registry
+
+    client = registry.connect(store_copy)
+    name = store_copy.mlflow.churn_model_name
+    old = str(client.get_model_version_by_alias(name, registry.CHAMPION).version)
+    new = aliases(store_copy, name)["challenger"]
+    cfg = store_copy.model_copy(
+        update={"delivery": store_copy.delivery.model_copy(update={"owner_reports": False})}
+    )
+    as_of = trained.history.default_as_of
+    run_scoring(trained.history, cfg, as_of - pd.Timedelta(days=7), tmp_path / "w1")
+    client.set_registered_model_alias(name, registry.CHAMPION, new)
+    first = run_scoring(trained.history, cfg, as_of, tmp_path / "w2").scores
+    texts = first["changes"]  # "Risk unchanged at 1%, yet now green": the light's own story
+    told = texts[texts.str.startswith("Risk") & ~texts.str.startswith("Risk unchanged at")]
+    assert len(told) > 10
+    assert told.str.contains(
+        f"since last week: the churn model was retrained (v{old} to v{new})", regex=False
+    ).all()
+    again = run_scoring(trained.history, cfg, as_of, tmp_path / "w2").scores
+    assert again["changes"].tolist() == first["changes"].tolist()
+
+
 @pytest.mark.parametrize("module", ["ka_ml.cli", "ka_ml.jobs.data"])
 def test_reading_data_and_the_cli_load_no_model_library(module: str) -> None:
     """`ka-ml --help`, `validate` and `features` on the local engine never import LightGBM,

@@ -275,16 +275,21 @@ def monitoring_record(
 def previous_run(
     path: Path, past: pd.DataFrame, as_of: pd.Timestamp, cfg: Config, models: Models
 ) -> Previous | None:
-    """The previous run's stored contributions and probabilities (None when there is no
-    previous run within ``scoring.previous_run_max_days`` or it stored none)."""
+    """The previous run's probabilities, date and churn model version, with its stored
+    contributions when the same churn model made them (None when there is no previous run
+    within ``scoring.previous_run_max_days``)."""
     prev = score_history.previous_week(past, as_of, cfg.scoring.previous_run_max_days)
     if prev.empty:
         return None
     day = pd.Timestamp(prev["as_of"].max())
-    stored = score_history.read_contributions(path, day, list(models.churn.features_))
-    if stored.empty:
-        return None
-    return Previous(stored, prev["churn_probability"].astype(float))
+    versions = prev.get("churn_model_version", pd.Series(dtype=str)).dropna().astype(str).unique()
+    version = str(versions[0]) if len(versions) == 1 else ""
+    stored = (
+        score_history.read_contributions(path, day, list(models.churn.features_))
+        if version in ("", models.churn_version)
+        else pd.DataFrame()
+    )
+    return Previous(stored, prev["churn_probability"].astype(float), day, version)
 
 
 def churn_definition_text(definition: str, has_contracts: bool) -> str:

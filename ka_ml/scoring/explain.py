@@ -328,6 +328,8 @@ def changes_since(
     before_contributions: np.ndarray | None = None,
     before_p: np.ndarray | None = None,
     recent_lapse_days: float = 0.0,
+    reported_p: np.ndarray | None = None,
+    new_model: str = "",
 ) -> pd.Series:
     """What moved each account's risk most since the previous scoring date.
 
@@ -344,6 +346,14 @@ def changes_since(
     earlier (same row order; all-NaN rows for accounts not eligible then), explained now.
     ``now_contributions``: ``probability_contributions(model, now)[0]`` when the caller
     has it already.
+
+    ``reported_p`` (with ``before``): the probabilities the previous run reported, when
+    ``before`` is explained again; the move told is then against them (as
+    ``churn_probability_prev`` shows it), and with ``new_model`` (a churn model change,
+    "v1 to v2") the part the new model made (its probability on last week's features minus
+    the reported one) is said apart from the data's, whose mover is named as usual. A
+    move of a point or more with no group moving half a point is said to be spread, not
+    "no material change".
     """
     c_now = (
         probability_contributions(model, now)[0] if now_contributions is None else now_contributions
@@ -359,14 +369,27 @@ def changes_since(
     moved = c_now - c_before
     delta = _group_sums(moved, gidx, len(names))
     every = np.arange(len(now))
-    dp = (np.asarray(now_p, float) - p_before) * 100
+    dp = (np.asarray(now_p, float) - p_before) * 100  # the data's move, under this model
+    by_model = np.zeros(len(now))
+    if reported_p is not None:  # the move shown is against what was reported
+        by_model = (p_before - np.asarray(reported_p, float)) * 100 if new_model else by_model
+        total = (np.asarray(now_p, float) - np.asarray(reported_p, float)) * 100
+    else:
+        total = dp
     leads = _group_leads(np.abs(moved), gidx, len(names))
     static = _static_groups(now.reset_index(drop=True), feats, names, leads, recent_lapse_days)
     along = np.sign(delta) == np.sign(dp)[:, None]
     best = _preferred(np.abs(np.nan_to_num(delta)), along, static, MATERIAL_POINTS)
     best_delta = delta[every, best]
-    finite = np.isfinite(dp)
+    finite = np.isfinite(total) & np.isfinite(dp)
     texts = np.where(finite, "No material change since last week.", "").astype(object)
+    shown = dp if new_model else total  # a new model's part is told apart, below
+    spread = finite & (np.abs(best_delta) < MATERIAL_POINTS) & (np.round(np.abs(shown)) >= 1)
+    texts[spread] = [
+        f"{_risk_moved(d)} since last week, spread over several factors (none moved it by "
+        "half a point)."
+        for d in shown[spread].tolist()
+    ]
     told = np.flatnonzero(finite & ~(np.abs(best_delta) < MATERIAL_POINTS))
     if len(told):
         lead = leads[told, best[told]]
@@ -375,10 +398,33 @@ def changes_since(
             f"{_risk_moved(d)} since last week; biggest mover: {names[g]} ({_points(v * 100)}"
             f"{', offset by the rest' if round(abs(d)) == 0 else ''}): {s}."
             for d, g, v, s in zip(
-                dp[told].tolist(), best[told], best_delta[told].tolist(), sentences, strict=True
+                shown[told].tolist(), best[told], best_delta[told].tolist(), sentences, strict=True
             )
         ]
+    if new_model:
+        texts = _with_model_change(texts, finite, total, by_model, new_model)
     return pd.Series(texts.tolist(), index=now.index)
+
+
+def _with_model_change(
+    texts: np.ndarray, finite: np.ndarray, total: np.ndarray, by_model: np.ndarray, new: str
+) -> np.ndarray:
+    """Each move told as the new churn model's part and the data's (``texts``: the data's
+    move under the new model, as :func:`changes_since` words it)."""
+    out = texts.copy()
+    for i in np.flatnonzero(finite):
+        data = str(texts[i]).removesuffix(".").replace(" since last week", "", 1)
+        data = data[0].lower() + data[1:] if data else data
+        moved = (
+            f"which moved it {_points(by_model[i])}"
+            if round(abs(by_model[i]))
+            else "which moved it less than a point"
+        )
+        out[i] = (
+            f"{_risk_moved(total[i])} since last week: the churn model was retrained ({new}), "
+            f"{moved}; on the data, {data}."
+        )
+    return out
 
 
 def _risk_moved(points: float) -> str:

@@ -51,10 +51,33 @@ ACCOUNT_COLUMNS = ("name", "owner", "industry", "region")
 @dataclass(frozen=True)
 class Previous:
     """What the previous run reported: each account's churn contributions (index
-    ``account_id``, columns the churn model's features) and its churn probability."""
+    ``account_id``, columns the churn model's features; empty when none are stored any
+    more) and its churn probability, its date and the churn model version that scored it."""
 
     contributions: pd.DataFrame
     probability: pd.Series
+    as_of: pd.Timestamp | None = None
+    model_version: str = ""  # "" when unknown: taken to be this run's
+
+    def comparable(self, version: str) -> bool:
+        """Its stored contributions can be compared with this run's: there are some, and
+        the same churn model version made them."""
+        return not self.contributions.empty and self.model_version in ("", version)
+
+
+@dataclass(frozen=True)
+class Change:
+    """How "since last week" is told when last week is explained again (``before``): its
+    move is measured against what last week's run reported (``reported_p``; None: against
+    the probabilities explained again), and ``new_model`` ("v1 to v2") names a churn model
+    change, whose part of the move is then told apart."""
+
+    reported_p: np.ndarray | None = None
+    new_model: str = ""
+
+    def rows(self, start: int, stop: int) -> Change:
+        p = None if self.reported_p is None else self.reported_p[start:stop]
+        return Change(p, self.new_model)
 
 
 @dataclass(frozen=True)
@@ -110,9 +133,12 @@ def score_and_explain(
     """(the scores frame, each account's churn contributions in the churn model's feature
     order): the contributions are what the next run compares with.
 
-    "Since last week": with ``previous`` (what the last run reported, stored), the change
-    is measured against it, so it agrees with ``churn_probability_prev``; with a last run
-    in ``score_history`` but nothing stored (an older history file), the features of
+    "Since last week": with ``previous`` (what the last run reported), the change is
+    measured against its probabilities, so it agrees with ``churn_probability_prev``. Its
+    stored contributions name the mover when the same churn model made them; after a
+    retrain, or once they are pruned, that run's date is explained again with this model,
+    and the part of the move the new model made is told apart from the data's. With a last
+    run in ``score_history`` but no ``previous`` (an older history file), the features of
     ``scoring.change_lookback_days`` earlier are explained again; on a first run there is
     no change to report.
     """
@@ -125,11 +151,21 @@ def score_and_explain(
         )
     X = feats.reset_index(drop=True)
     before, prev_c, prev_p = None, None, None
+    change = Change()
     if previous is not None:
         ids = X["account_id"].astype(str)
-        cols = list(models.churn.features_)
-        prev_c = previous.contributions.reindex(index=ids, columns=cols).to_numpy(float)
         prev_p = ids.map(previous.probability).to_numpy(float)
+        if previous.comparable(models.churn_version):
+            cols = list(models.churn.features_)
+            prev_c = previous.contributions.reindex(index=ids, columns=cols).to_numpy(float)
+        else:  # explain that date again with this model; the move is still against prev_p
+            day = previous.as_of or as_of - pd.Timedelta(days=cfg.scoring.change_lookback_days)
+            before = features_on(history, day, cfg, X)
+            new_model = previous.model_version not in ("", models.churn_version)
+            change = Change(
+                prev_p, f"v{previous.model_version} to v{models.churn_version}" if new_model else ""
+            )
+            prev_p = None
     elif has_previous_run(score_history, as_of, cfg):
         before = features_week_before(history, as_of, cfg, X)
     out, contrib = score_in_chunks(
@@ -142,6 +178,7 @@ def score_and_explain(
         prev_c,
         prev_p,
         recent_lapse_days=cfg.labels.horizon_days,
+        change=change,
     )
     p = out["churn_probability"].to_numpy()
     out = portfolio_columns(out, X, p, history, cfg, as_of)
@@ -174,8 +211,10 @@ def score_in_chunks(
     prev_p: np.ndarray | None = None,
     *,
     recent_lapse_days: float = 0.0,
+    change: Change | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`score_chunk` over ``chunk_rows`` accounts at a time, concatenated."""
+    change = change or Change()
     parts = [
         score_chunk(
             models,
@@ -186,6 +225,7 @@ def score_in_chunks(
             None if prev_contributions is None else prev_contributions[i : i + chunk_rows],
             None if prev_p is None else prev_p[i : i + chunk_rows],
             recent_lapse_days=recent_lapse_days,
+            change=change.rows(i, i + chunk_rows),
         )
         for i in range(0, len(X), chunk_rows)
     ]
@@ -203,9 +243,10 @@ def score_chunk(
     prev_p: np.ndarray | None = None,
     *,
     recent_lapse_days: float = 0.0,
+    change: Change | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Probabilities, timing forecast, reasons and weekly change for one chunk of accounts,
-    and the chunk's churn contributions.
+    and the chunk's churn contributions (``change``: see :class:`Change`).
 
     Chunks bound the memory of the wide intermediates (the timing model's person-period
     rows, the SHAP matrices, the reason texts) whatever the portfolio size.
@@ -248,10 +289,20 @@ def score_chunk(
         new = ~np.isfinite(prev_p) | np.isnan(prev_contributions).all(axis=1)
         out["changes"] = np.where(new, NEW_ON_LIST, changes)
     elif before is not None:
+        change = change or Change()
         changes = changes_since(
-            models.churn, X, before, p, contrib, recent_lapse_days=recent_lapse_days
+            models.churn,
+            X,
+            before,
+            p,
+            contrib,
+            recent_lapse_days=recent_lapse_days,
+            reported_p=change.reported_p,
+            new_model=change.new_model,
         ).to_numpy()
         new = before["as_of"].isna().to_numpy()
+        if change.reported_p is not None:
+            new = new | ~np.isfinite(change.reported_p)
         out["changes"] = np.where(new, NEW_ON_LIST, changes)
     return out, contrib
 
@@ -439,10 +490,17 @@ def features_week_before(
     history: History, as_of: pd.Timestamp, cfg: Config, X: pd.DataFrame
 ) -> pd.DataFrame | None:
     """The same accounts' features 7 days earlier (NaN rows where not eligible then)."""
-    prev_day = as_of - pd.Timedelta(days=cfg.scoring.change_lookback_days)
-    if prev_day <= history.first_date:
+    return features_on(history, as_of - pd.Timedelta(days=cfg.scoring.change_lookback_days), cfg, X)
+
+
+def features_on(
+    history: History, day: pd.Timestamp, cfg: Config, X: pd.DataFrame
+) -> pd.DataFrame | None:
+    """The same accounts' features as of ``day`` (NaN rows where not eligible then); None
+    when the history starts later."""
+    if day <= history.first_date:
         return None
-    return align_to(build_features(history, prev_day, cfg), X)
+    return align_to(build_features(history, day, cfg), X)
 
 
 def align_to(before: pd.DataFrame, X: pd.DataFrame) -> pd.DataFrame:
