@@ -189,3 +189,31 @@ def test_a_shift_on_the_training_date_fires_since_unlabelled_snapshots_are_no_re
     assert profile["features"]["spend_365d"]["natural_psi"] < 0.1
     rep = drift_report(profile, current, MonitoringConfig())
     assert rep["banner"] and [f["feature"] for f in rep["features"]] == ["spend_365d"]
+
+
+def test_a_week_scored_on_another_weekday_is_not_drift() -> None:
+    """Seen: usage exported weekly (dated Sundays), snapshots 28 days apart (all Mondays),
+    and a week scored on a Thursday raised 'Model drift warning' (days since usage: PSI 6.8);
+    the same week scored on the Monday did not."""
+
+    def day(as_of: pd.Timestamp, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        w = _world(500, seed)
+        since_sunday = (as_of.dayofweek + 1) % 7  # days since the last weekly export
+        w["usage_recency_days"] = since_sunday + 7.0 * rng.integers(0, 3, len(w))
+        return w.assign(as_of=as_of)
+
+    mondays = [pd.Timestamp("2026-01-05") + pd.Timedelta(days=28 * k) for k in range(4)]
+    snaps = pd.concat([day(d, k) for k, d in enumerate(mondays)], ignore_index=True)
+    feats = [*FEATURES, "usage_recency_days"]
+    thursday = day(pd.Timestamp("2026-04-30"), 99)
+    same_weekday_only = training_reference(snaps, feats, bins=10)
+    assert drift_report(same_weekday_only, thursday, MonitoringConfig())["banner"]
+    week = [day(mondays[-1] + pd.Timedelta(days=k), 50 + k) for k in range(1, 7)]
+    reference = training_reference(snaps, feats, bins=10, between=week)
+    assert reference["snapshots"] == 4 and reference["n_rows"] == 2000  # the pool is unchanged
+    assert not drift_report(reference, thursday, MonitoringConfig())["banner"]
+    shifted = thursday.assign(spend_365d=thursday["spend_365d"] * 4)  # a real change still shows
+    assert [
+        f["feature"] for f in drift_report(reference, shifted, MonitoringConfig())["features"]
+    ] == ["spend_365d"]

@@ -30,7 +30,7 @@ from ka_ml.features.snapshots import build_training_set
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.tuning import budget_note
-from ka_ml.monitoring.drift import training_reference
+from ka_ml.monitoring.drift import learned_snapshots, training_reference
 from ka_ml.scoring.explain import reason_reference
 from ka_ml.spark.features import build_training_set as build_on_spark
 from ka_ml.training.churn import train_churn
@@ -63,10 +63,21 @@ class TrainReport:
     seconds: float
 
 
-def log_reference(churn: ChurnModel, ts: pd.DataFrame, feats: list[str], cfg: Config) -> None:
+WEEKDAYS = 7
+
+
+def log_reference(
+    churn: ChurnModel, ts: pd.DataFrame, feats: list[str], cfg: Config, known: History
+) -> None:
     """Attach the drift reference to the churn model (it travels to the scorer with the
-    champion) and log it, with the package versions, to the active MLflow run."""
-    profile = training_reference(ts, feats, cfg.monitoring.psi_bins)
+    champion) and log it, with the package versions, to the active MLflow run. The week
+    after the last learned snapshot, one frame a day, shows each feature's weekday
+    movement (:func:`training_reference`'s ``between``)."""
+    learned = pd.to_datetime(learned_snapshots(ts)["as_of"])
+    last = learned.max() if len(learned) else None
+    days = [last + pd.Timedelta(days=k) for k in range(1, WEEKDAYS)] if last is not None else []
+    between = list(feature_frames(known, days, cfg).values())
+    profile = training_reference(ts, feats, cfg.monitoring.psi_bins, between)
     churn.attach(reference_profile=profile)
     mlflow.log_dict(profile, "monitoring/reference_profile.json")
     mlflow.log_dict(package_versions(), "environment/package_versions.json")
@@ -147,7 +158,7 @@ def run_training(
         if pre.sampling:
             mlflow.set_tag("sampling_note", pre.sampling)
         churn, churn_tuning, ev_parts = train_churn(known, folds, feats, cfg, progress, on_trial)
-        log_reference(churn, ts, feats, cfg)
+        log_reference(churn, ts, feats, cfg, known)
         churn.attach(reason_reference=reason_reference(churn, ts, cfg))
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(

@@ -101,7 +101,10 @@ def learned_snapshots(snapshots: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_reference(
-    snapshots: pd.DataFrame, features: Sequence[str], bins: int = 10
+    snapshots: pd.DataFrame,
+    features: Sequence[str],
+    bins: int = 10,
+    between: Sequence[pd.DataFrame] = (),
 ) -> dict[str, Any]:
     """The reference of a training run: pooled snapshots plus each feature's natural PSI.
 
@@ -115,11 +118,18 @@ def training_reference(
     feature that moves with the calendar (weekly usage exports, quarterly survey
     campaigns, ageing counts) differs from the pool at every single date; judging this
     week against that movement, not against zero, keeps the banner for real changes.
+
+    ``between``: feature frames at dates between the snapshots. Snapshots 7, 14, 21 or 28
+    days apart all fall on one weekday, so a weekly export (usage dated on Sundays) looks
+    the same at every snapshot and a week scored on another weekday looked drifted (PSI
+    6.8 on "days since the last usage"); those frames count in ``natural_psi``, not in the
+    pool.
     """
     snapshots = learned_snapshots(snapshots)
     profile = reference_profile(snapshots, features, bins)
     natural: dict[str, float] = dict.fromkeys(profile["features"], 0.0)
-    for _, group in snapshots.groupby("as_of", sort=True):
+    groups = [g for _, g in snapshots.groupby("as_of", sort=True)] + list(between)
+    for group in groups:
         for name, value in feature_psi(profile, group).items():
             if np.isfinite(value):
                 natural[name] = max(natural[name], value)
