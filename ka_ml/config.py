@@ -87,6 +87,13 @@ class DataConfig(_Strict):
         default_factory=dict, description="table -> {canonical column: source column}"
     )
     read: ReadOptions = ReadOptions()  # type: ignore[call-arg]
+    account_id_case: Literal["keep", "upper", "lower"] = Field(
+        "keep",
+        description="letter case of account ids in every table, applied before anything "
+        "else: keep (ids are case-sensitive, as Salesforce's 15-character ids are; ids that "
+        "differ only in case are warned about) or fold them to upper / lower case so "
+        "'ka-0287' and 'KA-0287' are one account",
+    )
     future_rows: Literal["error", "drop"] = Field(
         "drop", description="rows dated on/after the as-of: drop with a warning, or error"
     )

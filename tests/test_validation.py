@@ -744,3 +744,65 @@ def test_errors_name_the_sources_own_table_and_column_where_the_config_maps_them
     ) in str(err.value)
     plain = DataIssue("orders", "amount", "p", "r")
     assert plain.render().startswith("table 'orders', column 'amount': p")
+
+
+# -- account ids in another letter case ------------------------------------------------------
+CASED_ORDERS = ORDERS + " a1,2024-03-05,7\n a2 ,2024-03-06,8\nZ9,2024-03-07,9\n"
+
+
+def test_ids_matching_the_accounts_table_only_ignoring_case_are_a_warning_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """Seen: 2% of order rows had ' ka-0287' for the accounts table's 'KA-0287'; they were
+    dropped as 'accounts missing from the accounts table ... nothing to do if they are test
+    or deleted accounts', and the accounts' real last orders were lost."""
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": CASED_ORDERS, "accounts.csv": ACCOUNTS}), DataConfig()
+    )
+    assert set(history.orders["account_id"]) == {"A1", "A2"}  # keep: still two ids apart
+    cased, unknown = history.warnings  # the case warning first: it costs real rows
+    assert "matches an account of the accounts table only when letter case is ignored" in cased
+    assert "(2 ids; e.g. 'a1' is 'A1' there)" in cased and "(2 rows)" in cased
+    assert "row 5: account_id=' a1', order_date='2024-03-05'" in cased
+    assert "data.account_id_case: upper" in cased and "test or deleted" not in cased
+    assert "(1 accounts) (1 rows)" in unknown and "Z9" in unknown  # a truly unknown one
+
+
+def test_account_id_case_upper_folds_the_ids_of_every_table_before_anything_else(
+    tmp_path: Path,
+) -> None:
+    usage = "account_id,date,count\na1,2024-01-01,3\n"
+    files = {"orders.csv": CASED_ORDERS, "accounts.csv": "account_id\na1\nA2\n", "usage.csv": usage}
+    history = load_history(_folder(tmp_path, files), DataConfig(account_id_case="upper"))
+    assert history.orders["account_id"].tolist() == ["A1", "A1", "A1", "A2", "A2"]
+    assert history.accounts["account_id"].tolist() == ["A1", "A2"]
+    assert history.usage is not None and history.usage["account_id"].tolist() == ["A1"]
+    assert len(history.warnings) == 1 and "Z9" in history.warnings[0]  # Z9 is unknown
+    lower = load_history(tmp_path, DataConfig(account_id_case="lower"))
+    assert set(lower.orders["account_id"]) == {"a1", "a2"}
+
+
+def test_without_accounts_table_ids_differing_only_in_case_are_warned_about(
+    tmp_path: Path,
+) -> None:
+    """Seen: without an accounts table the lower-case spellings became 168 fake accounts."""
+    tickets = "account_id,opened_at\nA1,2024-01-02\nz9,2024-01-03\n"
+    files = {"orders.csv": CASED_ORDERS, "tickets.csv": tickets}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    twins, strays = history.warnings
+    assert twins.startswith("table 'orders', column 'account_id': account_ids that differ")
+    assert "(2 groups)" in twins and "'A1' and 'a1'; 'A2' and 'a2'" in twins
+    assert "data.account_id_case: upper" in twins
+    assert strays.startswith("table 'tickets'") and "account of orders only when" in strays
+    assert "'z9' is 'Z9' there" in strays and "read as accounts of their own" in strays
+    folded = load_history(tmp_path, DataConfig(account_id_case="upper"))
+    assert folded.warnings == () and len(folded.accounts) == 3
+
+
+def test_no_order_of_a_known_account_in_another_case_names_the_case_setting(
+    tmp_path: Path,
+) -> None:
+    orders = "account_id,order_date,amount\na1,2024-01-05,1\na2,2024-01-06,2\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS}))
+    assert "('a1' in orders is 'A1' in accounts)" in issue.remedy
+    assert "data.account_id_case: upper" in issue.remedy

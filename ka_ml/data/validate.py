@@ -136,10 +136,14 @@ def validate_tables(
     future = _drop_future_rows(tables, cutoff, cfg.future_rows) if cutoff is not None else []
     orders = tables.get("orders")
     before_unknown = orders.frame["account_id"] if orders is not None else None
-    unknown = _drop_unknown_accounts(tables)
+    # ids that match only when letter case is ignored come first: they cost real rows
+    keep_case = cfg.account_id_case == "keep"
+    twins = _case_twin_issues(tables) if keep_case else []
+    cased, unknown = _drop_unknown_accounts(tables, case_checked=keep_case)
+    issues[:0] = twins + cased
     issues.extend(future + unknown)
     if orders is not None and before_unknown is not None and orders.frame.empty:
-        dropped = [i for i in future + unknown if i.table == "orders"]
+        dropped = [i for i in future + cased + unknown if i.table == "orders"]
         issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
     return history, issues + notes
@@ -247,6 +251,8 @@ def _check_table(
             continue
         coerced = _coerce(raw[col.name], col.kind, read)
         typed[col.name] = coerced.values
+        if col.name == "account_id":  # before anything compares ids (repeats, twins, joins)
+            typed[col.name] = fold_case(coerced.values, cfg.account_id_case)
         if coerced.bad.any():
             remedy = bad_remedy(col.kind, read)
             issues.append(probe.issue(col.name, BAD_PROBLEM[col.kind], remedy, coerced.bad))
@@ -543,34 +549,148 @@ def future_rows_texts(cutoff: pd.Timestamp, level: str) -> tuple[str, str]:
     )
 
 
-def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
-    """When an accounts table is given, rows of other accounts are dropped with a warning."""
+def _drop_unknown_accounts(
+    tables: dict[str, _Table], *, case_checked: bool
+) -> tuple[list[DataIssue], list[DataIssue]]:
+    """When an accounts table is given, rows of other accounts are dropped with a warning.
+
+    With ``case_checked`` (``data.account_id_case: keep``), the rows whose id matches a
+    known id once letter case is ignored get a warning of their own that names the setting:
+    they are real rows of known accounts, not test or deleted accounts. Returns (those
+    warnings, the others)."""
     accounts = tables.get("accounts")
     if accounts is None:
-        return []
-    known = accounts.frame["account_id"].dropna().unique()
-    issues = []
+        return [], []
+    known = accounts.frame["account_id"].dropna()
+    issues: list[DataIssue] = []
+    case_issues: list[DataIssue] = []
     for name, t in tables.items():
         if name == "accounts":
             continue
         ids = t.frame["account_id"]
-        unknown = ids.notna() & ~_is_in(ids, known)
+        unknown = ids.notna() & ~_is_in(ids, known.unique())
         if not unknown.any():
             continue
-        n_ids = ids[unknown].nunique()
-        issues.append(
-            t.issue(
-                "account_id",
-                f"rows of accounts missing from the accounts table were dropped ({n_ids} accounts)",
-                "add these accounts to the accounts table, or remove their rows; nothing to do "
-                "if they are test or deleted accounts.",
-                unknown,
-                [EVENT_DATE[name]],
-                level="warning",
+        rest = unknown
+        if case_checked:
+            cased = _case_strays(t, unknown, known, "the accounts table", dropped=True)
+            if cased is not None:
+                case_issues.append(cased[0])
+                rest = unknown & ~cased[1]
+        if rest.any():
+            n_ids = ids[rest].nunique()
+            issues.append(
+                t.issue(
+                    "account_id",
+                    f"rows of accounts missing from the accounts table were dropped ({n_ids} "
+                    "accounts)",
+                    "add these accounts to the accounts table, or remove their rows; nothing "
+                    "to do if they are test or deleted accounts.",
+                    rest,
+                    [EVENT_DATE[name]],
+                    level="warning",
+                )
             )
-        )
         t.drop(unknown)
+    return case_issues, issues
+
+
+def fold_case(ids: pd.Series, case: str) -> pd.Series:
+    """Account ids in one letter case (``data.account_id_case``); ``keep`` leaves them."""
+    if case == "upper":
+        return ids.str.upper()
+    if case == "lower":
+        return ids.str.lower()
+    return ids
+
+
+def case_twins_texts(groups: int) -> tuple[str, str]:
+    """(problem, fix) of the warning about ids of one table that differ only in case."""
+    return (
+        f"account_ids that differ only in letter case ({groups} groups): they are read as "
+        "different accounts",
+        CASE_FIX,
+    )
+
+
+CASE_FIX = (
+    "if they are the same customer (an id typed by hand in another case), set "
+    "data.account_id_case: upper (or lower) so ids are read in one case; keep "
+    "data.account_id_case: keep only if your system's ids are case-sensitive (as "
+    "Salesforce's 15-character ids are) and these are different accounts."
+)
+
+
+def _case_twin_issues(tables: dict[str, _Table]) -> list[DataIssue]:
+    """Warnings about ids that differ only in letter case ('KA-0287', 'ka-0287'), which
+    ``data.account_id_case: keep`` reads as two accounts.
+
+    With an accounts table: twins inside it (the other tables' ids are compared with it
+    where rows are dropped, see :func:`_drop_unknown_accounts`). Without one: twins inside
+    orders (each spelling would become an account of its own), and rows of the other
+    tables whose id matches an id in orders only when case is ignored."""
+    accounts = tables.get("accounts")
+    if accounts is not None:
+        twins = _case_twins(accounts)
+        return [twins] if twins is not None else []
+    issues = [i for t in tables.values() if (i := _case_twins(t)) is not None]
+    orders = tables.get("orders")
+    if orders is None:
+        return issues
+    known = orders.frame["account_id"].dropna()
+    known_ids = known.unique()
+    for name, t in tables.items():
+        if name == "orders":
+            continue
+        ids = t.frame["account_id"]
+        other = ids.notna() & ~_is_in(ids, known_ids)
+        cased = _case_strays(t, other, known, "orders", dropped=False) if other.any() else None
+        if cased is not None:
+            issues.append(cased[0])
     return issues
+
+
+def _case_twins(t: _Table) -> DataIssue | None:
+    ids = pd.Series(t.frame["account_id"].dropna().unique(), dtype="str")
+    folded = ids.str.lower()
+    twins = folded.duplicated(keep=False)
+    if not twins.any():
+        return None
+    groups = ids[twins].groupby(folded[twins].to_numpy(), sort=True)
+    examples = tuple(" and ".join(f"'{_show(v)}'" for v in sorted(g)) for _, g in groups)
+    problem, remedy = case_twins_texts(groups.ngroups)
+    return DataIssue(t.name, "account_id", problem, remedy, examples=examples, level="warning")
+
+
+def _case_strays(
+    t: _Table, candidates: pd.Series, known: pd.Series, where: str, *, dropped: bool
+) -> tuple[DataIssue, pd.Series] | None:
+    """(the warning, the rows) of ``candidates`` whose id matches a ``known`` id only when
+    letter case is ignored; None when there are none."""
+    ids = t.frame["account_id"]
+    folded_known = known.str.lower()
+    only_case = candidates & _is_in(ids.str.lower(), folded_known.unique())
+    if not only_case.any():
+        return None
+    first = ids[only_case].iloc[0]
+    theirs = known[folded_known == first.lower()].iloc[0]
+    n_ids = ids[only_case].nunique()
+    fate = (
+        "were dropped: they are likely rows of those accounts, now lost"
+        if dropped
+        else "are read as accounts of their own"
+    )
+    problem = (
+        f"rows whose account_id matches an account of {where} only when letter case is "
+        f"ignored ({n_ids} ids; e.g. '{_show(first)}' is '{_show(theirs)}' there) {fate}"
+    )
+    remedy = (
+        "set data.account_id_case: upper (or lower) so ids match whatever their case, or "
+        "correct the ids in the export; keep data.account_id_case: keep only if your "
+        "system's ids are case-sensitive and these are different accounts."
+    )
+    issue = t.issue("account_id", problem, remedy, only_case, [EVENT_DATE[t.name]], "warning")
+    return issue, only_case
 
 
 def _zero_core(ids: pd.Series) -> pd.Series:
@@ -634,6 +754,14 @@ def _no_orders_left(
                 f"in leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are "
                 "read as text, so they do not match); restore the zeros in the table that "
                 "lost them (export the id column as text, not as a number)"
+            )
+        elif _is_in(ids.str.lower(), known.str.lower().unique()).any():
+            cased = ids[_is_in(ids.str.lower(), known.str.lower().unique())].iloc[0]
+            theirs = known[known.str.lower() == cased.lower()].iloc[0]
+            fixes.append(
+                "orders and the accounts table spell the same ids in another letter case "
+                f"('{cased}' in orders is '{theirs}' in accounts); set "
+                "data.account_id_case: upper (or lower) so they match"
             )
         else:
             fixes.append(

@@ -56,6 +56,7 @@ from ka_ml.data.validate import (
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
     bad_remedy,
+    case_twins_texts,
     small_scale_issue,
     zero_twins_texts,
 )
@@ -459,6 +460,8 @@ def _typed_table(
             cols.append(F.lit(None).cast(SPARK_TYPES[c.kind]).alias(c.name))
             continue
         value, is_bad = _coerce(F.col(c.name), types[c.name], c.kind, cfg.read)
+        if c.name == "account_id" and cfg.account_id_case != "keep":  # as the loader
+            value = F.upper(value) if cfg.account_id_case == "upper" else F.lower(value)
         if c.kind == "date":  # the day, and its time of day for telling repeats apart
             day = F.to_date(value).cast("timestamp_ntz")
             cols.append(_clock(value, day).alias(f"{CLOCK_PREFIX}{c.name}"))
@@ -619,6 +622,11 @@ def _check(
         counts[name] = int(stats.pop("_rows", 0) or 0)
         if stats.pop("_zeros", 0):
             issues += _zero_padding_twins(name, df)
+        cased = bool(stats.pop("_lower", 0)) & bool(stats.pop("_upper", 0))
+        # as the loader: twins in the accounts table, or in every table without one (the
+        # loader's check of other tables' ids against the accounts table is not repeated)
+        if cased and cfg.account_id_case == "keep" and name in ("accounts", *_no(frames)):
+            issues += _case_twins(name, df)
         issues += [_issue(name, df, key, int(n), cfg) for key, n in stats.items() if n]
     acc = frames.get("accounts")
     if acc is not None:
@@ -661,7 +669,11 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
     for column, rule in _rules(name, present).items():
         aggs.append(F.sum(rule.broken.cast("long")).alias(f"rule:{column}"))
     if "account_id" in present:  # leading zeros: the twins are looked for only if any
-        aggs.append(F.max(F.col("account_id").startswith("0").cast("long")).alias("_zeros"))
+        ids = F.col("account_id")
+        aggs.append(F.max(ids.startswith("0").cast("long")).alias("_zeros"))
+        # ids in another letter case: only when some id has a lower- and some an upper-case letter
+        aggs.append(F.max((ids != F.upper(ids)).cast("long")).alias("_lower"))
+        aggs.append(F.max((ids != F.lower(ids)).cast("long")).alias("_upper"))
     return aggs
 
 
@@ -708,6 +720,29 @@ def _rules(name: str, present: set[str]) -> dict[str, _Rule]:
             F.col(impossible.column) < below, impossible.problem, impossible.remedy, "warning"
         )
     return rules
+
+
+def _no(frames: Mapping[str, DataFrame]) -> tuple[str, ...]:
+    """Every table when there is no accounts table, else none."""
+    return () if "accounts" in frames else tuple(frames)
+
+
+def _case_twins(name: str, df: DataFrame) -> list[DataIssue]:
+    """The loader's warning about ids that differ only in letter case ('KA-1', 'ka-1')."""
+    from pyspark.sql import functions as F
+
+    ids = df.select("account_id").where(F.col("account_id").isNotNull()).distinct()
+    twins = (
+        ids.groupBy(F.lower("account_id").alias("_folded"))
+        .agg(F.sort_array(F.collect_list("account_id")).alias("ids"))
+        .where(F.size("ids") > 1)
+    )
+    rows = twins.orderBy("_folded").limit(5).collect()
+    if not rows:
+        return []
+    problem, remedy = case_twins_texts(int(twins.count()))
+    examples = tuple(" and ".join(f"'{v}'" for v in r["ids"]) for r in rows)
+    return [DataIssue(name, "account_id", problem, remedy, examples, level="warning")]
 
 
 def _zero_padding_twins(name: str, df: DataFrame) -> list[DataIssue]:
