@@ -371,7 +371,8 @@ def test_spark_refuses_what_the_loader_refuses_survey_scale_and_unknown_severiti
         "account_id,date,score\nA1,2025-01-02,85\nA1,2025-01-03,7\n"
     )
     (tmp_path / "tickets.csv").write_text(
-        "account_id,opened_at,severity\nA1,2025-01-02,hoch\nA1,2025-01-02, High \nA1,2025-01-02,\n"
+        "account_id,opened_at,severity\nA1,2025-01-02,sehr hoch\nA1,2025-01-02, High \n"
+        "A1,2025-01-02,\nA1,2025-01-03,Urgent\n"
     )
     for read in (
         lambda: load_history(tmp_path, Config().data),
@@ -384,8 +385,9 @@ def test_spark_refuses_what_the_loader_refuses_survey_scale_and_unknown_severiti
         assert "divide a 0-100 score by 10" in text and "85" in text
         assert "table 'tickets', column 'severity': unknown severities" in text
         assert (
-            "hoch" in text
-            and "'P1' -> critical" in text
+            "sehr hoch" in text
+            and "data.severity_synonyms" in text
+            and "Urgent" not in text
             and "High" not in text.split("Examples")[-1]
         )
 

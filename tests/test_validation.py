@@ -233,25 +233,25 @@ def test_survey_scores_on_the_0_to_10_scale_pass_as_given(tmp_path: Path) -> Non
 
 def test_unknown_ticket_severities_are_an_error_listing_the_values(tmp_path: Path) -> None:
     tickets = (
-        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02,hoch\n"
-        "A2,2024-01-03, CRITICAL \nA2,2024-01-04,\nA2,2024-01-05,P1\nA1,2024-01-06,hoch\n"
+        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02,sehr hoch\n"
+        "A2,2024-01-03, CRITICAL \nA2,2024-01-04,\nA2,2024-01-05,S1\nA1,2024-01-06,sehr hoch\n"
         "A1,2024-01-07,n/a\n"
     )
     issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "tickets.csv": tickets}))
     assert (issue.table, issue.column, issue.n_rows) == ("tickets", "severity", 3)
-    assert issue.problem == "unknown severities: 'hoch' (2 rows), 'P1' (1 rows)"
+    assert issue.problem == "unknown severities: 'sehr hoch' (2 rows), 'S1' (1 rows)"
     assert issue.examples == (
-        "row 3: account_id='A1', opened_at='2024-01-02', severity='hoch'",
-        "row 6: account_id='A2', opened_at='2024-01-05', severity='P1'",
-        "row 7: account_id='A1', opened_at='2024-01-06', severity='hoch'",
+        "row 3: account_id='A1', opened_at='2024-01-02', severity='sehr hoch'",
+        "row 6: account_id='A2', opened_at='2024-01-05', severity='S1'",
+        "row 7: account_id='A1', opened_at='2024-01-06', severity='sehr hoch'",
     )
     assert "low, medium, high or critical" in issue.remedy
-    assert "'hoch' -> high, 'P1' -> critical" in issue.remedy
+    assert "data.severity_synonyms" in issue.remedy
     assert "leave the cell empty" in issue.remedy
-    one = tickets.replace("hoch", "urgent").replace("P1", "urgent")
+    one = tickets.replace("sehr hoch", "Dringlich").replace("S1", "Dringlich")
     issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "tickets.csv": one}))
     assert issue.render().startswith(
-        "table 'tickets', column 'severity': unknown severities: 'urgent' (3 rows)."
+        "table 'tickets', column 'severity': unknown severities: 'Dringlich' (3 rows)."
     )  # one value: its count once, not '(3 rows) (3 rows)'
 
 
@@ -264,6 +264,26 @@ def test_known_severities_in_any_case_and_blank_ones_pass(tmp_path: Path) -> Non
     history = load_history(_folder(tmp_path, files), DataConfig())
     assert history.tickets is not None and history.warnings == ()
     assert len(history.tickets) == 6
+
+
+def test_common_crm_severity_words_are_read_and_the_list_is_configurable(tmp_path: Path) -> None:
+    """Seen: a CRM's ticket priority 'Urgent' refused as an unknown severity (196 rows)."""
+    words = ["Urgent", "BLOCKER", "Highest", "p1", "P2", "Major", "Normal", "minor", "High"]
+    tickets = "account_id,opened_at,severity\n" + "".join(
+        f"A1,2024-01-{day:02d},{word}\n" for day, word in enumerate(words, start=1)
+    )
+    files = {"orders.csv": ORDERS, "tickets.csv": tickets}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.tickets is not None and history.warnings == ()
+    assert history.tickets["severity"].tolist() == [
+        *["critical"] * 4, "high", "high", "medium", "low", "High"
+    ]
+    own = DataConfig(severity_synonyms={" Urgent ": "HIGH", "blocker": "critical"})
+    assert own.severity_synonyms == {"urgent": "high", "blocker": "critical"}
+    issue = _only(_errors(tmp_path, files, own))  # a list of one's own replaces the default
+    assert issue.problem.startswith("unknown severities: 'Highest' (1 rows), 'p1' (1 rows)")
+    with pytest.raises(ValueError, match="not severities"):
+        DataConfig(severity_synonyms={"urgent": "very high"})
 
 
 def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> None:

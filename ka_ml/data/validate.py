@@ -269,6 +269,8 @@ def _check_table(
     if missing:
         return None, issues
 
+    if "severity" in typed and spec.name == "tickets":
+        typed["severity"] = recode_severity(typed["severity"], cfg.severity_synonyms)
     frame = pd.DataFrame(typed, index=raw.index)
     # one key orders the rows (at the end) and finds the exact repeats (now)
     key = row_key(frame, _sort_columns(frame, spec))
@@ -423,9 +425,20 @@ SURVEY_SCALE_FIX = (
     "(e.g. divide a 0-100 score by 10), or correct or remove these rows."
 )
 SEVERITY_FIX = (
-    "use low, medium, high or critical (any case): recode the export's values (e.g. 'hoch' "
-    "-> high, 'P1' -> critical), or leave the cell empty when the severity is unknown."
+    "use low, medium, high or critical (any case), or map the export's words to them in the "
+    "config (data.severity_synonyms, e.g. {sev-a: critical, routine: low}; it replaces the "
+    "default list of urgent, blocker, P1, ...), or leave the cell empty when the severity "
+    "is unknown."
 )
+
+
+def recode_severity(severity: pd.Series, synonyms: Mapping[str, str]) -> pd.Series:
+    """Ticket severities with the export's words (``data.severity_synonyms``, any case)
+    replaced by the tool's low/medium/high/critical; other values as given."""
+    if not synonyms:
+        return severity
+    mapped = severity.str.strip().str.casefold().map(dict(synonyms))
+    return mapped.where(mapped.notna(), severity).astype("str")
 
 
 # A survey kind whose scores all sit at or below this, over at least this many answers,

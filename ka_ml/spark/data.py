@@ -460,6 +460,9 @@ def _typed_table(
             cols.append(F.lit(None).cast(SPARK_TYPES[c.kind]).alias(c.name))
             continue
         value, is_bad = _coerce(F.col(c.name), types[c.name], c.kind, cfg.read)
+        if c.name == "severity" and table == "tickets" and cfg.severity_synonyms:  # as the loader
+            words = F.create_map(*[F.lit(x) for kv in cfg.severity_synonyms.items() for x in kv])
+            value = F.coalesce(F.try_element_at(words, F.lower(value)), value)
         if c.name == "account_id" and cfg.account_id_case != "keep":  # as the loader
             value = F.upper(value) if cfg.account_id_case == "upper" else F.lower(value)
         if c.kind == "date":  # the day, and its time of day for telling repeats apart
