@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 from pandas.api import types as ptypes
 from pandas.tseries.api import guess_datetime_format
 
-from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.config import DataConfig, ReadOptions, close_matches
 from ka_ml.data.history import OPTIONAL_TABLES, History
 from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind, TableSpec
@@ -110,13 +110,15 @@ def validate_tables(
     as_of: pd.Timestamp | None,
     *,
     available: Sequence[str] | None = None,
+    source: str | None = None,
 ) -> tuple[History, list[DataIssue]]:
     """Type every contract table, check it, drop unsafe rows; return History and issues.
 
     ``raw`` holds frames with canonical column names (see ``loader.read_raw_tables``).
     ``available`` names what the source contained (files or tables), quoted when the
-    ``orders`` table is missing. The History is only meaningful when no issue has level
-    ``"error"``; ``"info"`` issues are notes (e.g. accounts derived from orders).
+    ``orders`` table, or a table ``data.tables`` maps, is missing (``source`` names it).
+    The History is only meaningful when no issue has level ``"error"``; ``"info"`` issues
+    are notes (e.g. accounts derived from orders).
     """
     cutoff = normalize_as_of(as_of)
     issues: list[DataIssue] = []
@@ -127,6 +129,8 @@ def validate_tables(
         if name not in checked:
             if spec.required:
                 issues.append(_missing_table_issue(name, cfg, available or sorted(raw)))
+            elif name in cfg.tables:  # the user said it is there: not silently without it
+                issues.append(mapped_table_missing(name, cfg, available or sorted(raw), source))
             continue
         table, found = checked[name]
         issues.extend(found)
@@ -1187,6 +1191,33 @@ def _missing_table_issue(name: str, cfg: DataConfig, available: Sequence[str]) -
         f"{src}.parquet (or a database table '{src}'); found {found}",
         f"add the {name} table, or if it has another name map it in the config, "
         f"e.g. data.tables: {{{name}: sales}} to read sales.csv.",
+    )
+
+
+def mapped_table_missing(
+    name: str, cfg: DataConfig, available: Sequence[str], source: str | None
+) -> DataIssue:
+    """The error for a table ``data.tables`` maps that the source does not hold: the user
+    said it is there, so running without it (and its features) would be a silent loss."""
+    src = cfg.tables[name]
+    found = ", ".join(f"'{a}'" for a in available[:20]) or "nothing"
+    if len(available) > 20:
+        found += f" and {len(available) - 20} more"
+    where = f" '{source}'" if source else ""
+    stems = {a: re.sub(r"(\.[A-Za-z0-9]+)+$", "", a) for a in available}
+    near = [a for a, stem in stems.items() if src.casefold() in stem.casefold()]
+    near += [a for a in available if a not in near and close_matches(src, [stems[a]])]
+    hint = (
+        f"if it is '{near[0]}', set data.tables: {{{name}: {stems[near[0]]}}}; "
+        if near
+        else f"set data.tables.{name} to the name of the {name} file (without extension); "
+    )
+    return DataIssue(
+        name,
+        None,
+        f"data.tables maps {name} to '{src}', but the source{where} has no file {src}.csv, "
+        f"{src}.csv.gz or {src}.parquet (nor a database table '{src}'); found {found}",
+        hint + f"or remove {name} from data.tables to run without that table.",
     )
 
 

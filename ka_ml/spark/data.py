@@ -42,6 +42,8 @@ from ka_ml.data.loader import (
     DELIMITERS,
     ambiguous_table,
     column_targets,
+    foreign_file_issues,
+    foreign_table,
     in_source_names,
     split_table_file,
 )
@@ -57,6 +59,7 @@ from ka_ml.data.validate import (
     SURVEY_SCALE_FIX,
     bad_remedy,
     case_twins_texts,
+    mapped_table_missing,
     small_scale_issue,
     zero_twins_texts,
 )
@@ -327,12 +330,14 @@ def _read_tables(
     text = source.strip()
     if text.startswith(CATALOG_PREFIX):
         namespace = text[len(CATALOG_PREFIX) :].strip(". ")
-        out = {}
+        out, missing = {}, []
         for canon in SCHEMA:
             name = f"{namespace}.{cfg.tables.get(canon, canon)}" if namespace else canon
             if spark.catalog.tableExists(name):
                 out[canon] = spark.table(name)
-        return out, []
+            elif canon in cfg.tables:  # as the loader: a mapped table must be there
+                missing.append(mapped_table_missing(canon, cfg, [], text))
+        return out, missing
     if re.match(r"^(duckdb|sqlite)(\+\w+)?://", text, re.IGNORECASE) or text.lower().endswith(
         (".duckdb", ".ddb", ".sqlite", ".sqlite3", ".db")
     ):
@@ -345,10 +350,14 @@ def _read_tables(
         text = os.path.abspath(text)  # the executors' working folder may differ
     entries = _list(spark, text)
     found: dict[str, list[tuple[str, str]]] = {}
+    foreign: dict[str, list[str]] = {}  # as the loader: .xlsx, .json ... named like a table
     for path, name, is_dir in entries:
         if name.startswith((".", "_")):
             continue
         split = split_table_file(name)
+        if split is None and not is_dir and (gone := foreign_table(name, wanted)) is not None:
+            foreign.setdefault(gone, []).append(name)
+            continue
         stem, fmt = split if split else (name, "")
         if is_dir and not fmt:
             fmt = _folder_format(spark, path)
@@ -357,7 +366,13 @@ def _read_tables(
         table = wanted.get(stem.strip().casefold())
         if table is not None and fmt:
             found.setdefault(table, []).append((path, fmt))
-    out, issues = {}, []
+    out, issues = {}, foreign_file_issues(foreign, found, cfg)
+    names = sorted(name for _, name, _ in entries if not name.startswith((".", "_")))
+    issues += [
+        mapped_table_missing(t, cfg, names, text)
+        for t in cfg.tables
+        if t not in found and t not in foreign and not SCHEMA[t].required
+    ]
     for table, paths in sorted(found.items()):
         if len(paths) > 1:
             issues.append(ambiguous_table(table, [p.rsplit("/", 1)[-1] for p, _ in paths]))
