@@ -86,6 +86,44 @@ def test_a_column_remap_pointing_to_no_column_names_the_setting(tmp_path: Path) 
     assert "exact name of the source column" in issue.remedy
 
 
+def test_a_mistyped_column_remap_lists_the_sources_own_names_and_the_close_one(
+    tmp_path: Path,
+) -> None:
+    """Seen: order_date: Invoice Dat listed 'columns found' mixing the tool's names
+    ('account_id', 'amount') with the raw ones, and gave no 'did you mean'."""
+    cfg = DataConfig(
+        columns={"orders": {"account_id": "Kunde", "order_date": "Invoice Dat", "amount": "Betrag"}}
+    )
+    text = "Kunde,Invoice Date,Betrag\nA1,2024-01-05,10\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}, cfg))
+    assert issue.problem.endswith("columns found: 'Kunde', 'Invoice Date', 'Betrag'")
+    assert issue.remedy == (
+        "did you mean 'Invoice Date'? Set data.columns.orders.order_date: Invoice Date."
+    )
+    unmapped = _only(_errors(tmp_path, {"orders.csv": "account_id,order_dat,amount\nA1,x,1\n"}))
+    assert unmapped.remedy.startswith("did you mean 'order_dat'? rename the source column")
+    assert "data.columns: {orders: {order_date: order_dat}}" in unmapped.remedy
+
+
+def test_a_mistyped_config_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    from ka_ml.config import load_config
+    from ka_ml.errors import ConfigError
+
+    for typo, hint in (
+        (
+            "data: {read: {delimeter: ';'}}",
+            "data.read.delimeter: Extra inputs are not permitted (did you mean 'delimiter'?)",
+        ),
+        ("data: {colums: {}}", "(did you mean 'columns'?)"),
+        ("data: {columns: {tikets: {}}}", "(did you mean 'tikets' -> 'tickets'?)"),
+        ("data: {zzz: 1}", "data.zzz: Extra inputs are not permitted. Fix"),
+    ):
+        (tmp_path / "c.yaml").write_text(typo)
+        with pytest.raises(ConfigError) as err:
+            load_config(tmp_path / "c.yaml")
+        assert hint in str(err.value)
+
+
 def test_unparseable_dates_are_errors_quoting_file_lines(tmp_path: Path) -> None:
     text = "account_id,order_date,amount\nA1,2024-01-05,1\nA1,2024-13-45,2\nA2,soon,3\n"
     issue = _only(_errors(tmp_path, {"orders.csv": text}))
@@ -276,7 +314,12 @@ def test_common_crm_severity_words_are_read_and_the_list_is_configurable(tmp_pat
     history = load_history(_folder(tmp_path, files), DataConfig())
     assert history.tickets is not None and history.warnings == ()
     assert history.tickets["severity"].tolist() == [
-        *["critical"] * 4, "high", "high", "medium", "low", "High"
+        *["critical"] * 4,
+        "high",
+        "high",
+        "medium",
+        "low",
+        "High",
     ]
     own = DataConfig(severity_synonyms={" Urgent ": "HIGH", "blocker": "critical"})
     assert own.severity_synonyms == {"urgent": "high", "blocker": "critical"}

@@ -43,6 +43,7 @@ from ka_ml.data.history import History
 from ka_ml.data.schema import EVENT_DATE, SCHEMA
 from ka_ml.data.validate import (
     ROW_BASE_ATTR,
+    SOURCE_COLUMNS_ATTR,
     future_rows_texts,
     missing_column_issue,
     normalize_as_of,
@@ -531,7 +532,8 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
             targets, _ = column_targets([c.name for c in columns], table, cfg)
             missing = [c for c in SCHEMA[table].required_columns if c not in targets]
             if missing:
-                issues += [missing_column_issue(table, c, targets, cfg) for c in missing]
+                named = [c.name for c in columns]
+                issues += [missing_column_issue(table, c, named, cfg) for c in missing]
                 continue
             contract = {c.name for c in SCHEMA[table].columns}
             picked = [(c, t) for c, t in zip(columns, targets, strict=True) if t in contract]
@@ -694,6 +696,8 @@ def canonical_columns(
         frame = frame.loc[:, keep]
         targets = [t for t, k in zip(targets, keep, strict=True) if k]
     attrs = dict(frame.attrs)
+    names = _clean_names(frame.columns)
     frame = frame.set_axis(targets, axis=1)
     frame.attrs.update(attrs)
+    frame.attrs[SOURCE_COLUMNS_ATTR] = names  # for messages: the user's names, not ours
     return frame, issues

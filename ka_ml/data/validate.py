@@ -55,6 +55,8 @@ from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind, TableSpec
 from ka_ml.errors import DataIssue, KaMlError
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
+# frame.attrs key: the source's own column names, before data.columns renamed them
+SOURCE_COLUMNS_ATTR = "ka_ml_source_columns"
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "nat", "null", "none"})
 _LONGEST_MISSING_TOKEN = max(map(len, MISSING_TOKENS))
@@ -246,7 +248,8 @@ def _check_table(
         return None, [DataIssue(spec.name, None, "the table is empty (no data rows)", remedy)]
 
     missing = [c for c in spec.required_columns if c not in raw.columns]
-    issues = [missing_column_issue(spec.name, c, raw.columns, cfg) for c in missing]
+    named = frame.attrs.get(SOURCE_COLUMNS_ATTR, list(raw.columns))  # as the user knows them
+    issues = [missing_column_issue(spec.name, c, named, cfg) for c in missing]
     probe = _Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
     timed: dict[str, pd.Series] = {}  # date columns with a time of day: as given
@@ -1224,23 +1227,33 @@ def mapped_table_missing(
 def missing_column_issue(
     table: str, column: str, found_columns: Iterable[object], cfg: DataConfig
 ) -> DataIssue:
-    """A required column the source lacks, naming the columns it has (and the remap)."""
-    found = ", ".join(f"'{c}'" for c in found_columns) or "none"
+    """A required column the source lacks, naming the columns it has as the source names
+    them (``found_columns``), the remap, and the column it probably means."""
+    names = [str(c) for c in found_columns]
+    found = ", ".join(f"'{c}'" for c in names) or "none"
     mapped = cfg.columns.get(table, {}).get(column)
+    near = close_matches(mapped or column, names)
     if mapped:
+        fix = (
+            f"did you mean '{near[0]}'? Set data.columns.{table}.{column}: {near[0]}"
+            if near
+            else f"set data.columns.{table}.{column} to the exact name of the source column"
+        )
         return DataIssue(
             table,
             column,
             f"the required column is missing: data.columns.{table}.{column} points to "
             f"'{mapped}', which is not among the columns found: {found}",
-            f"set data.columns.{table}.{column} to the exact name of the source column.",
+            fix + ".",
         )
+    guess = near[0] if near else "<source column name>"
     return DataIssue(
         table,
         column,
         f"the required column is missing; columns found: {found}",
-        f"rename the source column to '{column}', or map it in the config: "
-        f"data.columns: {{{table}: {{{column}: <source column name>}}}}.",
+        (f"did you mean '{near[0]}'? " if near else "")
+        + f"rename the source column to '{column}', or map it in the config: "
+        f"data.columns: {{{table}: {{{column}: {guess}}}}}.",
     )
 
 
