@@ -869,3 +869,27 @@ def test_no_order_of_a_known_account_in_another_case_names_the_case_setting(
     issue = _only(_errors(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS}))
     assert "('a1' in orders is 'A1' in accounts)" in issue.remedy
     assert "data.account_id_case: upper" in issue.remedy
+
+
+def test_amounts_in_several_currencies_are_warned_about(tmp_path: Path) -> None:
+    """Seen: orders and contracts with a Currency column (EUR/GBP/USD) summed as they were
+    and labelled with report.currency, without a word."""
+    orders = (
+        "account_id,order_date,amount,Currency\nA1,2024-01-05,10,EUR\nA2,2024-01-06,20,gbp\n"
+        "A1,2024-02-05,5, EUR\n"
+    )
+    contracts = "account_id,start_date,end_date,value,Währung\nA1,2024-01-01,2024-12-31,9,USD\n"
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": orders, "contracts.csv": contracts}), DataConfig()
+    )
+    (warning,) = history.warnings  # one currency in contracts: nothing to say
+    assert warning.startswith("table 'orders', column 'Currency': order amounts in 2 currencies")
+    assert "'EUR' (2 rows), 'GBP' (1 rows)" in warning
+    assert "report.currency is only the label" in warning and "convert order amounts" in warning
+    one = orders.replace("gbp", "EUR").replace("Currency", "curr_code")
+    assert load_history(_folder(tmp_path, {"orders.csv": one}), DataConfig()).warnings == ()
+    names = ["Currency Code", "CURR", "ccy", "WAERS", "waehrung", "Devise", "amount", "Cursor"]
+    from ka_ml.data.validate import currency_columns
+
+    assert currency_columns("orders", names) == names[:6]
+    assert currency_columns("usage", names) == []

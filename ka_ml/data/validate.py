@@ -331,6 +331,10 @@ def _table_rules(t: _Table) -> list[DataIssue]:
     if t.name == "tickets" and "severity" in f.columns:
         issues.extend(_unknown_severity_issue(t))
     issues.extend(_impossible_values(t))
+    for column in currency_columns(t.name, f.columns):
+        text = f[column].dropna().str.strip().str.upper()
+        issue = currency_issue(t.name, column, text[text != ""].value_counts())
+        issues.extend([issue] if issue is not None else [])
     if t.name == "accounts":
         ids = f["account_id"]
         dup = ids.duplicated(keep=False) & ids.notna()
@@ -424,6 +428,44 @@ def _impossible_values(t: _Table) -> list[DataIssue]:
     if rule.drop:
         t.drop(broken)
     return [issue]
+
+
+# Column names that say "currency" (currency, Currency Code, curr, ccy, SAP's WAERS,
+# Währung/waehrung, devise, moneda, divisa, valuta), compared without case and punctuation
+_CURRENCY_NAME = re.compile(
+    r"(currenc|wahrung|waehrung|währung)|^(curr|cur|ccy|waers|devise|moneda|divisa|valuta)"
+    r"(code|iso|isocode|id)?$"
+)
+MONEY_TABLES = {"orders": "order amounts", "contracts": "contract values"}
+
+
+def currency_columns(table: str, columns: Iterable[object]) -> list[str]:
+    """The columns of orders or contracts whose name says they hold a currency."""
+    if table not in MONEY_TABLES:
+        return []
+    names = [str(c) for c in columns]
+    return [c for c in names if _CURRENCY_NAME.search(re.sub(r"[\W_]+", "", c.lower()))]
+
+
+def currency_issue(table: str, column: str, counts: pd.Series) -> DataIssue | None:
+    """The warning when a currency column holds more than one currency (``counts``: rows
+    per value, most first): the amounts are summed as they are, whatever their currency."""
+    if len(counts) < 2:
+        return None
+    listed = ", ".join(f"'{_show(v)}' ({int(n):,} rows)" for v, n in counts.head(8).items())
+    if len(counts) > 8:
+        listed += f" and {len(counts) - 8} more"
+    money = MONEY_TABLES[table]
+    return DataIssue(
+        table,
+        column,
+        f"{money} in {len(counts)} currencies are added up as they are: {listed} "
+        "(report.currency is only the label shown with every sum)",
+        f"convert {money} to one currency before the export (e.g. with the rate of each "
+        "row's date) and set report.currency to it; nothing to do if this column does not "
+        f"describe {money}.",
+        level="warning",
+    )
 
 
 SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them

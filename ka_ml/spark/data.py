@@ -59,6 +59,8 @@ from ka_ml.data.validate import (
     SURVEY_SCALE_FIX,
     bad_remedy,
     case_twins_texts,
+    currency_columns,
+    currency_issue,
     mapped_table_missing,
     small_scale_issue,
     zero_twins_texts,
@@ -646,6 +648,9 @@ def _check(
         if cased and cfg.account_id_case == "keep" and name in ("accounts", *_no(frames)):
             issues += _case_twins(name, df)
         issues += [_issue(name, df, key, int(n), cfg) for key, n in stats.items() if n]
+    for name in frames:
+        for column in currency_columns(name, raw[name].columns):  # as the loader
+            issues += _currencies(name, column, raw[name])
     acc = frames.get("accounts")
     if acc is not None:
         issues += _duplicate_accounts(acc)
@@ -655,6 +660,17 @@ def _check(
     ):
         issues += _small_scale(surveys)
     return counts, issues
+
+
+def _currencies(name: str, column: str, raw: DataFrame) -> list[DataIssue]:
+    """The loader's warning about amounts in several currencies (one small group-by)."""
+    from pyspark.sql import functions as F
+
+    value = F.upper(F.trim(F.col(f"`{column}`").cast("string")))
+    rows = raw.where(value.isNotNull() & (value != "")).groupBy(value.alias("v")).count()
+    counts = rows.toPandas().set_index("v")["count"].sort_values(ascending=False, kind="stable")
+    issue = currency_issue(name, column, counts)
+    return [issue] if issue is not None else []
 
 
 def _small_scale(surveys: DataFrame) -> list[DataIssue]:
