@@ -627,3 +627,23 @@ def test_a_table_mapped_with_its_file_extension_is_read(tmp_path: Path) -> None:
         load_history(tmp_path, cfg)
     assert "no file cases.csv, cases.csv.gz or cases.parquet" in str(err.value)
     assert len(load_history(tmp_path, DataConfig(tables={"orders": "sales_lines.csv"})).orders) == 2
+
+
+def test_validate_prints_each_table_once_and_says_when_accounts_were_derived(
+    tmp_path: Path,
+) -> None:
+    """Seen: 'accounts 400 rows' and then 'accounts 400'; and derived accounts ('accounts 707
+    rows' from an unread customers file) looked like a table that was read."""
+    from typer.testing import CliRunner
+
+    from ka_ml.cli import app
+
+    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
+    res = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    lines = [line.split() for line in res.output.splitlines()]
+    assert [w[:3] for w in lines if w and w[0] == "accounts"] == [["accounts", "2", "rows"]]
+    assert "(no accounts table: derived from the ids in the data)" in res.output
+    (tmp_path / "accounts.csv").write_text("account_id\nA1\nA2\n")
+    res = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
+    assert res.output.count("accounts") == 1 and "derived" not in res.output

@@ -868,7 +868,9 @@ def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
             )
         )
     optional = {name: frames.get(name) for name in OPTIONAL_TABLES}
-    return History(orders=orders, accounts=accounts, **optional), notes  # type: ignore[arg-type]
+    derived = "accounts" not in frames
+    history = History(orders=orders, accounts=accounts, accounts_derived=derived, **optional)  # type: ignore[arg-type]
+    return history, notes
 
 
 def derive_accounts(orders: pd.DataFrame, others: Sequence[pd.DataFrame]) -> pd.DataFrame:
