@@ -452,6 +452,7 @@ def currency_issue(table: str, column: str, counts: pd.Series) -> DataIssue | No
     per value, most first): the amounts are summed as they are, whatever their currency."""
     if len(counts) < 2:
         return None
+    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
     listed = ", ".join(f"'{_show(v)}' ({int(n):,} rows)" for v, n in counts.head(8).items())
     if len(counts) > 8:
         listed += f" and {len(counts) - 8} more"
