@@ -161,8 +161,10 @@ def validate(
         out = Console()
         out.print(f"[bold green]valid[/]: {s['source']}")
         for t, n in s["tables"].items():  # type: ignore[union-attr]
-            out.print(f"  {t:<10} {n:>9,} rows")
-        out.print(f"  accounts   {s['accounts']:>9,}")
+            # accounts once: its rows are the accounts (one row per id, checked)
+            derived = " (no accounts table: derived from the ids in the data)"
+            note = derived if t == "accounts" and h.accounts_derived else ""
+            out.print(f"  {t:<10} {n:>9,} rows{note}", soft_wrap=True)
         out.print(f"  orders from {s['first_order']} to {s['last_order']}")
         out.print(f"  fingerprint {s['fingerprint']}")
         for w in (*h.warnings, *date_warnings(h, cfg, _today())):

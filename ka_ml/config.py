@@ -7,10 +7,13 @@ thresholds, tiers, the dependency alert) lives here, never in the code.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +23,16 @@ from ka_ml.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("configs/ka_ml.yaml")
 
 TABLES = ("orders", "accounts", "usage", "tickets", "surveys", "contracts")
+SEVERITY_LEVELS = ("low", "medium", "high", "critical")  # the tool's ticket severities
+# what the ticket exports we meet most call them (Zendesk, Jira, ServiceNow, German CRMs)
+DEFAULT_SEVERITY_SYNONYMS = {
+    **dict.fromkeys(("urgent", "blocker", "highest", "p1", "kritisch", "dringend"), "critical"),
+    **dict.fromkeys(("major", "p2", "hoch"), "high"),
+    **dict.fromkeys(("normal", "p3", "mittel"), "medium"),
+    **dict.fromkeys(("minor", "trivial", "lowest", "p4", "niedrig"), "low"),
+}
+# a file name given as a table name: data.tables {orders: sales_lines.csv} means sales_lines
+_TABLE_FILE_SUFFIX = re.compile(r"\.(?:(?:csv|tsv|txt)(?:\.gz)?|parquet|pq)$", re.IGNORECASE)
 
 
 class _Strict(BaseModel):
@@ -81,12 +94,27 @@ class DataConfig(_Strict):
     demo_years: float = Field(3.0, gt=0.5)
     demo_seed: int = 42
     tables: dict[str, str] = Field(
-        default_factory=dict, description="canonical table -> name in the source"
+        default_factory=dict,
+        description="canonical table -> name in the source (a file extension given with it, "
+        "as in sales_lines.csv, is dropped); a table mapped here must be in the source",
     )
     columns: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="table -> {canonical column: source column}"
     )
     read: ReadOptions = ReadOptions()  # type: ignore[call-arg]
+    account_id_case: Literal["keep", "upper", "lower"] = Field(
+        "keep",
+        description="letter case of account ids in every table, applied before anything "
+        "else: keep (ids are case-sensitive, as Salesforce's 15-character ids are; ids that "
+        "differ only in case are warned about) or fold them to upper / lower case so "
+        "'ka-0287' and 'KA-0287' are one account",
+    )
+    severity_synonyms: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_SYNONYMS),
+        description="ticket severities of the export (any case) -> low/medium/high/critical; "
+        "replaces the default list, so keep its entries you need; other values than these "
+        "and low/medium/high/critical are an error",
+    )
     future_rows: Literal["error", "drop"] = Field(
         "drop", description="rows dated on/after the as-of: drop with a warning, or error"
     )
@@ -112,8 +140,27 @@ class DataConfig(_Strict):
     def _known_tables(cls, v: dict) -> dict:
         bad = sorted(set(v) - set(TABLES))
         if bad:
-            raise ValueError(f"unknown table(s) {bad}; allowed: {list(TABLES)}")
+            hints = [f"'{b}' -> '{m[0]}'" for b in bad if (m := close_matches(b, TABLES))]
+            hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            raise ValueError(f"unknown table(s) {bad}{hint}; allowed: {list(TABLES)}")
         return v
+
+    @field_validator("tables")
+    @classmethod
+    def _without_file_suffix(cls, v: dict[str, str]) -> dict[str, str]:
+        return {table: _TABLE_FILE_SUFFIX.sub("", name.strip()) for table, name in v.items()}
+
+    @field_validator("severity_synonyms")
+    @classmethod
+    def _known_severities(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {str(k).strip().casefold(): str(s).strip().casefold() for k, s in v.items()}
+        bad = sorted({s for s in out.values() if s not in SEVERITY_LEVELS})
+        if bad:
+            raise ValueError(
+                f"maps to {bad}, which are not severities; map each value to one of "
+                f"{list(SEVERITY_LEVELS)}"
+            )
+        return out
 
 
 class PathsConfig(_Strict):
@@ -486,8 +533,6 @@ class DeliveryConfig(_Strict):
     @field_validator("recipients")
     @classmethod
     def _addresses(cls, v: dict[str, str]) -> dict[str, str]:
-        import re
-
         bad = sorted(owner for owner, addr in v.items() if not re.match(EMAIL_ADDRESS, addr))
         if bad:
             raise ValueError(f"not a plain e-mail address for owner(s) {bad[:5]}")
@@ -613,6 +658,34 @@ class Config(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def close_matches(word: str, choices: Iterable[str]) -> list[str]:
+    """The choices that look like a typo of ``word`` (case ignored), best first."""
+    by_fold = {c.casefold(): c for c in choices}
+    found = difflib.get_close_matches(word.casefold(), list(by_fold), n=3, cutoff=0.75)
+    return [by_fold[f] for f in found]
+
+
+def _typo_hint(err: Mapping[str, Any]) -> str:
+    """' (did you mean 'delimiter'?)' for an unknown key next to a known one."""
+    if err.get("type") != "extra_forbidden" or not err.get("loc"):
+        return ""
+    *parent, key = err["loc"]
+    model: Any = Config
+    for part in parent:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            field = next(
+                (f for f in getattr(model, "model_fields", {}).values() if f.alias == part), None
+            )
+        if field is None or not isinstance(field.annotation, type):
+            return ""
+        model = field.annotation
+    fields = getattr(model, "model_fields", {})
+    names = [f.alias or n for n, f in fields.items()]
+    found = close_matches(str(key), names)
+    return f" (did you mean '{found[0]}'?)" if found else ""
+
+
 def load_config(path: Path | str | None = None) -> Config:
     """Read and validate a YAML config; ``None`` uses the default file when present."""
     p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
@@ -632,7 +705,8 @@ def load_config(path: Path | str | None = None) -> Config:
         return Config.model_validate(raw)
     except ValidationError as e:
         lines = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
+            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}{_typo_hint(err)}"
+            for err in e.errors()
         )
         raise ConfigError(
             f"Config file '{p}' is invalid: {lines}.",

@@ -570,3 +570,80 @@ def test_random_orders_round_trip_csv_and_parquet_identically(
     kept = frame.drop_duplicates()
     assert len(from_csv.orders) == len(kept)
     assert sorted(from_csv.orders["amount"]) == sorted(kept["amount"])
+
+
+# -- tables the user names ------------------------------------------------------------------
+ORDERS_CSV = "account_id,order_date,amount\nA1,2024-01-05,10\nA2,2024-01-06,20\n"
+
+
+def test_a_table_mapped_in_the_config_but_missing_is_an_error_naming_it(tmp_path: Path) -> None:
+    """Seen: tables: {tickets: cases} with the export tool's cases_2025-11-28.csv: validate
+    said valid and training ran without the tickets, silently."""
+    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
+    (tmp_path / "cases_2025-11-28.csv").write_text("account_id,opened_at\nA1,2024-01-02\n")
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, DataConfig(tables={"tickets": "cases"}))
+    (issue,) = err.value.issues
+    assert issue.table == "tickets"
+    assert f"data.tables maps tickets to 'cases', but the source '{tmp_path}' has no" in (
+        issue.problem
+    )
+    assert "found 'cases_2025-11-28.csv', 'orders.csv'" in issue.problem
+    assert "set data.tables: {tickets: cases_2025-11-28}" in issue.remedy
+    assert load_history(tmp_path, DataConfig()).tickets is None  # unmapped: optional as ever
+
+
+def test_files_named_like_a_table_in_a_format_not_read_are_reported(tmp_path: Path) -> None:
+    """Seen: customers.xlsx mapped as accounts was skipped without a word and the accounts
+    were derived from the orders ('accounts 707 rows')."""
+    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
+    (tmp_path / "customers.xlsx").write_bytes(b"PK\x03\x04 not read")
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, DataConfig(tables={"accounts": "customers"}))
+    (issue,) = err.value.issues
+    assert issue.table == "accounts" and "'customers.xlsx': Excel files are not read" in (
+        issue.problem
+    )
+    assert "save it as CSV (UTF-8) or Parquet" in issue.remedy and "customers.csv" in issue.remedy
+    # unmapped optional table: a warning, the run goes on without it
+    (tmp_path / "tickets.json").write_text("[]")
+    (tmp_path / "orders.xlsx").write_bytes(b"PK")
+    history = load_history(tmp_path, DataConfig())
+    orders, tickets = history.warnings[:2]
+    assert "'orders.xlsx' was not read (Excel files are not read)" in orders
+    assert "read from the other file" in orders
+    assert "'tickets.json' was not read (files of this format are not read)" in tickets
+    assert "without the tickets table" in tickets
+    with pytest.raises(KaMlError, match="Excel files are not read"):
+        resolve_source(tmp_path / "orders.xlsx")
+
+
+def test_a_table_mapped_with_its_file_extension_is_read(tmp_path: Path) -> None:
+    """Seen: tables: {orders: sales_lines.csv} answered 'expected a file sales_lines.csv.csv'."""
+    (tmp_path / "sales_lines.csv").write_text(ORDERS_CSV)
+    cfg = DataConfig(tables={"orders": "sales_lines.csv", "tickets": "cases.CSV.gz"})
+    assert cfg.tables == {"orders": "sales_lines", "tickets": "cases"}
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, cfg)
+    assert "no file cases.csv, cases.csv.gz or cases.parquet" in str(err.value)
+    assert len(load_history(tmp_path, DataConfig(tables={"orders": "sales_lines.csv"})).orders) == 2
+
+
+def test_validate_prints_each_table_once_and_says_when_accounts_were_derived(
+    tmp_path: Path,
+) -> None:
+    """Seen: 'accounts 400 rows' and then 'accounts 400'; and derived accounts ('accounts 707
+    rows' from an unread customers file) looked like a table that was read."""
+    from typer.testing import CliRunner
+
+    from ka_ml.cli import app
+
+    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
+    res = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    lines = [line.split() for line in res.output.splitlines()]
+    assert [w[:3] for w in lines if w and w[0] == "accounts"] == [["accounts", "2", "rows"]]
+    assert "(no accounts table: derived from the ids in the data)" in res.output
+    (tmp_path / "accounts.csv").write_text("account_id\nA1\nA2\n")
+    res = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
+    assert res.output.count("accounts") == 1 and "derived" not in res.output

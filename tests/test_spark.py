@@ -371,7 +371,8 @@ def test_spark_refuses_what_the_loader_refuses_survey_scale_and_unknown_severiti
         "account_id,date,score\nA1,2025-01-02,85\nA1,2025-01-03,7\n"
     )
     (tmp_path / "tickets.csv").write_text(
-        "account_id,opened_at,severity\nA1,2025-01-02,hoch\nA1,2025-01-02, High \nA1,2025-01-02,\n"
+        "account_id,opened_at,severity\nA1,2025-01-02,sehr hoch\nA1,2025-01-02, High \n"
+        "A1,2025-01-02,\nA1,2025-01-03,Urgent\n"
     )
     for read in (
         lambda: load_history(tmp_path, Config().data),
@@ -384,10 +385,46 @@ def test_spark_refuses_what_the_loader_refuses_survey_scale_and_unknown_severiti
         assert "divide a 0-100 score by 10" in text and "85" in text
         assert "table 'tickets', column 'severity': unknown severities" in text
         assert (
-            "hoch" in text
-            and "'P1' -> critical" in text
+            "sehr hoch" in text
+            and "data.severity_synonyms" in text
+            and "Urgent" not in text
             and "High" not in text.split("Examples")[-1]
         )
+
+
+@apply(needs_spark)
+def test_spark_reads_a_users_own_files_like_the_loader(spark: Any, tmp_path: Path) -> None:
+    """Account ids folded by data.account_id_case, twins in another case and several
+    currencies warned about, a mapped table that is missing and an Excel file refused."""
+    from ka_ml.config import DataConfig
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount,Currency\nA1,2025-01-03,10,EUR\n a1,2025-01-04,5,USD\n"
+    )
+    (tmp_path / "customers.xlsx").write_bytes(b"PK")
+    warned = read_history(spark, str(tmp_path), DataConfig())
+    local = load_history(tmp_path, DataConfig())
+    assert len(warned.warnings) == 2 and set(warned.warnings) == set(local.warnings)
+    money, twins = sorted(warned.warnings)  # customers.xlsx names no table: not read, no word
+    assert "differ only in letter case (1 groups)" in twins and "'A1' and 'a1'" in twins
+    assert "data.account_id_case" in twins and "'EUR' (1 rows), 'USD' (1 rows)" in money
+    folded = read_history(spark, str(tmp_path), DataConfig(account_id_case="upper"))
+    ids = sorted(r[0] for r in folded.frames["orders"].select("account_id").collect())
+    assert ids == ["A1", "A1"]
+    for cfg in (
+        DataConfig(tables={"tickets": "cases"}),
+        DataConfig(tables={"accounts": "customers"}),
+    ):
+        for read in (
+            lambda cfg=cfg: load_history(tmp_path, cfg),
+            lambda cfg=cfg: read_history(spark, str(tmp_path), cfg),
+        ):
+            with pytest.raises(DataValidationError) as err:
+                read()
+            text = str(err.value)
+            assert ("maps tickets to 'cases'" in text) or ("Excel files are not read" in text)
 
 
 @apply(needs_spark)

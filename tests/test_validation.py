@@ -86,6 +86,44 @@ def test_a_column_remap_pointing_to_no_column_names_the_setting(tmp_path: Path) 
     assert "exact name of the source column" in issue.remedy
 
 
+def test_a_mistyped_column_remap_lists_the_sources_own_names_and_the_close_one(
+    tmp_path: Path,
+) -> None:
+    """Seen: order_date: Invoice Dat listed 'columns found' mixing the tool's names
+    ('account_id', 'amount') with the raw ones, and gave no 'did you mean'."""
+    cfg = DataConfig(
+        columns={"orders": {"account_id": "Kunde", "order_date": "Invoice Dat", "amount": "Betrag"}}
+    )
+    text = "Kunde,Invoice Date,Betrag\nA1,2024-01-05,10\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}, cfg))
+    assert issue.problem.endswith("columns found: 'Kunde', 'Invoice Date', 'Betrag'")
+    assert issue.remedy == (
+        "did you mean 'Invoice Date'? Set data.columns.orders.order_date: Invoice Date."
+    )
+    unmapped = _only(_errors(tmp_path, {"orders.csv": "account_id,order_dat,amount\nA1,x,1\n"}))
+    assert unmapped.remedy.startswith("did you mean 'order_dat'? rename the source column")
+    assert "data.columns: {orders: {order_date: order_dat}}" in unmapped.remedy
+
+
+def test_a_mistyped_config_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    from ka_ml.config import load_config
+    from ka_ml.errors import ConfigError
+
+    for typo, hint in (
+        (
+            "data: {read: {delimeter: ';'}}",
+            "data.read.delimeter: Extra inputs are not permitted (did you mean 'delimiter'?)",
+        ),
+        ("data: {colums: {}}", "(did you mean 'columns'?)"),
+        ("data: {columns: {tikets: {}}}", "(did you mean 'tikets' -> 'tickets'?)"),
+        ("data: {zzz: 1}", "data.zzz: Extra inputs are not permitted. Fix"),
+    ):
+        (tmp_path / "c.yaml").write_text(typo)
+        with pytest.raises(ConfigError) as err:
+            load_config(tmp_path / "c.yaml")
+        assert hint in str(err.value)
+
+
 def test_unparseable_dates_are_errors_quoting_file_lines(tmp_path: Path) -> None:
     text = "account_id,order_date,amount\nA1,2024-01-05,1\nA1,2024-13-45,2\nA2,soon,3\n"
     issue = _only(_errors(tmp_path, {"orders.csv": text}))
@@ -233,25 +271,25 @@ def test_survey_scores_on_the_0_to_10_scale_pass_as_given(tmp_path: Path) -> Non
 
 def test_unknown_ticket_severities_are_an_error_listing_the_values(tmp_path: Path) -> None:
     tickets = (
-        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02,hoch\n"
-        "A2,2024-01-03, CRITICAL \nA2,2024-01-04,\nA2,2024-01-05,P1\nA1,2024-01-06,hoch\n"
+        "account_id,opened_at,severity\nA1,2024-01-01,High\nA1,2024-01-02,sehr hoch\n"
+        "A2,2024-01-03, CRITICAL \nA2,2024-01-04,\nA2,2024-01-05,S1\nA1,2024-01-06,sehr hoch\n"
         "A1,2024-01-07,n/a\n"
     )
     issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "tickets.csv": tickets}))
     assert (issue.table, issue.column, issue.n_rows) == ("tickets", "severity", 3)
-    assert issue.problem == "unknown severities: 'hoch' (2 rows), 'P1' (1 rows)"
+    assert issue.problem == "unknown severities: 'sehr hoch' (2 rows), 'S1' (1 rows)"
     assert issue.examples == (
-        "row 3: account_id='A1', opened_at='2024-01-02', severity='hoch'",
-        "row 6: account_id='A2', opened_at='2024-01-05', severity='P1'",
-        "row 7: account_id='A1', opened_at='2024-01-06', severity='hoch'",
+        "row 3: account_id='A1', opened_at='2024-01-02', severity='sehr hoch'",
+        "row 6: account_id='A2', opened_at='2024-01-05', severity='S1'",
+        "row 7: account_id='A1', opened_at='2024-01-06', severity='sehr hoch'",
     )
     assert "low, medium, high or critical" in issue.remedy
-    assert "'hoch' -> high, 'P1' -> critical" in issue.remedy
+    assert "data.severity_synonyms" in issue.remedy
     assert "leave the cell empty" in issue.remedy
-    one = tickets.replace("hoch", "urgent").replace("P1", "urgent")
+    one = tickets.replace("sehr hoch", "Dringlich").replace("S1", "Dringlich")
     issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "tickets.csv": one}))
     assert issue.render().startswith(
-        "table 'tickets', column 'severity': unknown severities: 'urgent' (3 rows)."
+        "table 'tickets', column 'severity': unknown severities: 'Dringlich' (3 rows)."
     )  # one value: its count once, not '(3 rows) (3 rows)'
 
 
@@ -264,6 +302,31 @@ def test_known_severities_in_any_case_and_blank_ones_pass(tmp_path: Path) -> Non
     history = load_history(_folder(tmp_path, files), DataConfig())
     assert history.tickets is not None and history.warnings == ()
     assert len(history.tickets) == 6
+
+
+def test_common_crm_severity_words_are_read_and_the_list_is_configurable(tmp_path: Path) -> None:
+    """Seen: a CRM's ticket priority 'Urgent' refused as an unknown severity (196 rows)."""
+    words = ["Urgent", "BLOCKER", "Highest", "p1", "P2", "Major", "Normal", "minor", "High"]
+    tickets = "account_id,opened_at,severity\n" + "".join(
+        f"A1,2024-01-{day:02d},{word}\n" for day, word in enumerate(words, start=1)
+    )
+    files = {"orders.csv": ORDERS, "tickets.csv": tickets}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.tickets is not None and history.warnings == ()
+    assert history.tickets["severity"].tolist() == [
+        *["critical"] * 4,
+        "high",
+        "high",
+        "medium",
+        "low",
+        "High",
+    ]
+    own = DataConfig(severity_synonyms={" Urgent ": "HIGH", "blocker": "critical"})
+    assert own.severity_synonyms == {"urgent": "high", "blocker": "critical"}
+    issue = _only(_errors(tmp_path, files, own))  # a list of one's own replaces the default
+    assert issue.problem.startswith("unknown severities: 'Highest' (1 rows), 'p1' (1 rows)")
+    with pytest.raises(ValueError, match="not severities"):
+        DataConfig(severity_synonyms={"urgent": "very high"})
 
 
 def test_boolean_columns_read_yes_no_words_and_reject_others(tmp_path: Path) -> None:
@@ -744,3 +807,89 @@ def test_errors_name_the_sources_own_table_and_column_where_the_config_maps_them
     ) in str(err.value)
     plain = DataIssue("orders", "amount", "p", "r")
     assert plain.render().startswith("table 'orders', column 'amount': p")
+
+
+# -- account ids in another letter case ------------------------------------------------------
+CASED_ORDERS = ORDERS + " a1,2024-03-05,7\n a2 ,2024-03-06,8\nZ9,2024-03-07,9\n"
+
+
+def test_ids_matching_the_accounts_table_only_ignoring_case_are_a_warning_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """Seen: 2% of order rows had ' ka-0287' for the accounts table's 'KA-0287'; they were
+    dropped as 'accounts missing from the accounts table ... nothing to do if they are test
+    or deleted accounts', and the accounts' real last orders were lost."""
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": CASED_ORDERS, "accounts.csv": ACCOUNTS}), DataConfig()
+    )
+    assert set(history.orders["account_id"]) == {"A1", "A2"}  # keep: still two ids apart
+    cased, unknown = history.warnings  # the case warning first: it costs real rows
+    assert "matches an account of the accounts table only when letter case is ignored" in cased
+    assert "(2 ids; e.g. 'a1' is 'A1' there)" in cased and "(2 rows)" in cased
+    assert "row 5: account_id=' a1', order_date='2024-03-05'" in cased
+    assert "data.account_id_case: upper" in cased and "test or deleted" not in cased
+    assert "(1 accounts) (1 rows)" in unknown and "Z9" in unknown  # a truly unknown one
+
+
+def test_account_id_case_upper_folds_the_ids_of_every_table_before_anything_else(
+    tmp_path: Path,
+) -> None:
+    usage = "account_id,date,count\na1,2024-01-01,3\n"
+    files = {"orders.csv": CASED_ORDERS, "accounts.csv": "account_id\na1\nA2\n", "usage.csv": usage}
+    history = load_history(_folder(tmp_path, files), DataConfig(account_id_case="upper"))
+    assert history.orders["account_id"].tolist() == ["A1", "A1", "A1", "A2", "A2"]
+    assert history.accounts["account_id"].tolist() == ["A1", "A2"]
+    assert history.usage is not None and history.usage["account_id"].tolist() == ["A1"]
+    assert len(history.warnings) == 1 and "Z9" in history.warnings[0]  # Z9 is unknown
+    lower = load_history(tmp_path, DataConfig(account_id_case="lower"))
+    assert set(lower.orders["account_id"]) == {"a1", "a2"}
+
+
+def test_without_accounts_table_ids_differing_only_in_case_are_warned_about(
+    tmp_path: Path,
+) -> None:
+    """Seen: without an accounts table the lower-case spellings became 168 fake accounts."""
+    tickets = "account_id,opened_at\nA1,2024-01-02\nz9,2024-01-03\n"
+    files = {"orders.csv": CASED_ORDERS, "tickets.csv": tickets}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    twins, strays = history.warnings
+    assert twins.startswith("table 'orders', column 'account_id': account_ids that differ")
+    assert "(2 groups)" in twins and "'A1' and 'a1'; 'A2' and 'a2'" in twins
+    assert "data.account_id_case: upper" in twins
+    assert strays.startswith("table 'tickets'") and "account of orders only when" in strays
+    assert "'z9' is 'Z9' there" in strays and "read as accounts of their own" in strays
+    folded = load_history(tmp_path, DataConfig(account_id_case="upper"))
+    assert folded.warnings == () and len(folded.accounts) == 3
+
+
+def test_no_order_of_a_known_account_in_another_case_names_the_case_setting(
+    tmp_path: Path,
+) -> None:
+    orders = "account_id,order_date,amount\na1,2024-01-05,1\na2,2024-01-06,2\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS}))
+    assert "('a1' in orders is 'A1' in accounts)" in issue.remedy
+    assert "data.account_id_case: upper" in issue.remedy
+
+
+def test_amounts_in_several_currencies_are_warned_about(tmp_path: Path) -> None:
+    """Seen: orders and contracts with a Currency column (EUR/GBP/USD) summed as they were
+    and labelled with report.currency, without a word."""
+    orders = (
+        "account_id,order_date,amount,Currency\nA1,2024-01-05,10,EUR\nA2,2024-01-06,20,gbp\n"
+        "A1,2024-02-05,5, EUR\n"
+    )
+    contracts = "account_id,start_date,end_date,value,Währung\nA1,2024-01-01,2024-12-31,9,USD\n"
+    history = load_history(
+        _folder(tmp_path, {"orders.csv": orders, "contracts.csv": contracts}), DataConfig()
+    )
+    (warning,) = history.warnings  # one currency in contracts: nothing to say
+    assert warning.startswith("table 'orders', column 'Currency': order amounts in 2 currencies")
+    assert "'EUR' (2 rows), 'GBP' (1 rows)" in warning
+    assert "report.currency is only the label" in warning and "convert order amounts" in warning
+    one = orders.replace("gbp", "EUR").replace("Currency", "curr_code")
+    assert load_history(_folder(tmp_path, {"orders.csv": one}), DataConfig()).warnings == ()
+    names = ["Currency Code", "CURR", "ccy", "WAERS", "waehrung", "Devise", "amount", "Cursor"]
+    from ka_ml.data.validate import currency_columns
+
+    assert currency_columns("orders", names) == names[:6]
+    assert currency_columns("usage", names) == []

@@ -40,6 +40,7 @@ class History:
     contracts: pd.DataFrame | None = None
     source: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    accounts_derived: bool = False  # no accounts table: one row per id seen in the data
 
     # -- tables -------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:

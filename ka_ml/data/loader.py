@@ -27,7 +27,7 @@ import gzip
 import logging
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -43,6 +43,7 @@ from ka_ml.data.history import History
 from ka_ml.data.schema import EVENT_DATE, SCHEMA
 from ka_ml.data.validate import (
     ROW_BASE_ATTR,
+    SOURCE_COLUMNS_ATTR,
     future_rows_texts,
     missing_column_issue,
     normalize_as_of,
@@ -58,6 +59,7 @@ TEXT_SUFFIXES = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 DELIMITERS = (",", ";", "\t", "|")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URI = re.compile(r"^(?P<scheme>duckdb|sqlite)(?:\+\w+)?:///(?P<path>.*)$", re.IGNORECASE)
@@ -99,7 +101,9 @@ def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None
     ``ka_ml.data`` logger and kept, rendered, in ``History.warnings`` for the run record.
     """
     read = read_source(source, cfg, as_of=as_of)
-    history, found = validate_tables(read.frames, cfg, as_of, available=read.available)
+    history, found = validate_tables(
+        read.frames, cfg, as_of, available=read.available, source=source_name(source)
+    )
     # A table that could not be read is reported once, by the reader (its root cause).
     unreadable = {i.table for i in read.issues if i.level == "error"}
     issues = read.issues + [i for i in found if i.table not in unreadable]
@@ -203,6 +207,12 @@ def resolve_source(source: str | Path) -> tuple[SourceKind, Path]:
     if path.is_dir():
         return "folder", path
     kind = _database_kind(path)
+    if kind is None and path.name.lower().endswith(EXCEL_SUFFIXES):
+        raise KaMlError(
+            f"Data source '{path}' is an Excel file: Excel files are not read.",
+            "save each table as CSV (UTF-8) or Parquet into one folder (orders.csv, "
+            "accounts.csv, ...) and pass that folder.",
+        )
     if kind is None:
         raise KaMlError(
             f"Data source '{path}' is a file but not a DuckDB or SQLite database.",
@@ -225,6 +235,56 @@ def split_table_file(name: str) -> tuple[str, Literal["text", "parquet"]] | None
     return None
 
 
+def foreign_table(name: str, wanted: Mapping[str, str]) -> str | None:
+    """The table a file in a format not read names (``customers.xlsx`` -> accounts when
+    data.tables maps accounts to customers), else None."""
+    if "." not in name.strip("."):
+        return None
+    for stem in (name.split(".", 1)[0], name.rsplit(".", 1)[0]):
+        table = wanted.get(stem.strip().casefold())
+        if table is not None:
+            return table
+    return None
+
+
+def foreign_file_issues(
+    foreign: Mapping[str, list[str]], read: Iterable[str], cfg: DataConfig
+) -> list[DataIssue]:
+    """Files named like a table in a format not read (Excel, JSON, ...): an error when
+    such a file is the only candidate for orders or a table data.tables maps (the user
+    means it), a warning otherwise (the table is read without it, or from the other file)."""
+    issues = []
+    for table, names in sorted(foreign.items()):
+        alone = table not in set(read)
+        error = alone and (SCHEMA[table].required or table in cfg.tables)
+        excel = any(n.lower().endswith(EXCEL_SUFFIXES) for n in names)
+        kind = "Excel files are not read" if excel else "files of this format are not read"
+        listed = " and ".join(f"'{n}'" for n in names)
+        stem = cfg.tables.get(table, table)
+        save = (
+            f"save it as CSV (UTF-8) or Parquet under the same name ({stem}.csv or {stem}.parquet)"
+        )
+        if error:
+            problem, remedy = (
+                f"{listed}: {kind}, only CSV/TSV/TXT (optionally .gz) and Parquet",
+                save + ".",
+            )
+        elif alone:
+            problem = f"{listed} was not read ({kind}): the data are used without the {table} table"
+            remedy = save + " to use it; remove it to silence this warning."
+        else:
+            problem = (
+                f"{listed} was not read ({kind}); the {table} table was read from the other file"
+            )
+            remedy = (
+                "nothing to do if that is the right file; otherwise remove it and " + save + "."
+            )
+        issues.append(
+            DataIssue(table, None, problem, remedy, level="error" if error else "warning")
+        )
+    return issues
+
+
 def ambiguous_table(table: str, names: list[str]) -> DataIssue:
     """The issue for a folder where several files (or entries) hold one table."""
     return DataIssue(
@@ -239,16 +299,20 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     wanted = {cfg.tables.get(t, t).casefold(): t for t in SCHEMA}
     by_table: dict[str, list[tuple[Path, Literal["text", "parquet"]]]] = {}
+    foreign: dict[str, list[str]] = {}  # tables' files in a format not read (.xlsx, .json)
     for path in files:
         split = split_table_file(path.name)
         if split is None:
+            table = foreign_table(path.name, wanted)
+            if table is not None:
+                foreign.setdefault(table, []).append(path.name)
             continue
         table = wanted.get(split[0].strip().casefold())
         if table is not None:
             by_table.setdefault(table, []).append((path, split[1]))
 
     frames: dict[str, pd.DataFrame] = {}
-    issues: list[DataIssue] = []
+    issues = foreign_file_issues(foreign, by_table, cfg)
     for table, found in sorted(by_table.items()):
         if len(found) > 1:
             issues.append(ambiguous_table(table, [p.name for p, _ in found]))
@@ -468,7 +532,8 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
             targets, _ = column_targets([c.name for c in columns], table, cfg)
             missing = [c for c in SCHEMA[table].required_columns if c not in targets]
             if missing:
-                issues += [missing_column_issue(table, c, targets, cfg) for c in missing]
+                named = [c.name for c in columns]
+                issues += [missing_column_issue(table, c, named, cfg) for c in missing]
                 continue
             contract = {c.name for c in SCHEMA[table].columns}
             picked = [(c, t) for c, t in zip(columns, targets, strict=True) if t in contract]
@@ -631,6 +696,8 @@ def canonical_columns(
         frame = frame.loc[:, keep]
         targets = [t for t, k in zip(targets, keep, strict=True) if k]
     attrs = dict(frame.attrs)
+    names = _clean_names(frame.columns)
     frame = frame.set_axis(targets, axis=1)
     frame.attrs.update(attrs)
+    frame.attrs[SOURCE_COLUMNS_ATTR] = names  # for messages: the user's names, not ours
     return frame, issues

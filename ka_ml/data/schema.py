@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ka_ml.config import SEVERITY_LEVELS
+
 Kind = Literal["id", "date", "float", "str", "bool"]
 
 
@@ -106,4 +108,4 @@ EVENT_DATE: dict[str, str] = {
     "accounts": "created_at",
 }
 
-SEVERITIES = ("low", "medium", "high", "critical")
+SEVERITIES = SEVERITY_LEVELS

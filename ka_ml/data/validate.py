@@ -48,13 +48,15 @@ import pyarrow.compute as pc
 from pandas.api import types as ptypes
 from pandas.tseries.api import guess_datetime_format
 
-from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.config import DataConfig, ReadOptions, close_matches
 from ka_ml.data.history import OPTIONAL_TABLES, History
 from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind, TableSpec
 from ka_ml.errors import DataIssue, KaMlError
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
+# frame.attrs key: the source's own column names, before data.columns renamed them
+SOURCE_COLUMNS_ATTR = "ka_ml_source_columns"
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "nat", "null", "none"})
 _LONGEST_MISSING_TOKEN = max(map(len, MISSING_TOKENS))
@@ -110,13 +112,15 @@ def validate_tables(
     as_of: pd.Timestamp | None,
     *,
     available: Sequence[str] | None = None,
+    source: str | None = None,
 ) -> tuple[History, list[DataIssue]]:
     """Type every contract table, check it, drop unsafe rows; return History and issues.
 
     ``raw`` holds frames with canonical column names (see ``loader.read_raw_tables``).
     ``available`` names what the source contained (files or tables), quoted when the
-    ``orders`` table is missing. The History is only meaningful when no issue has level
-    ``"error"``; ``"info"`` issues are notes (e.g. accounts derived from orders).
+    ``orders`` table, or a table ``data.tables`` maps, is missing (``source`` names it).
+    The History is only meaningful when no issue has level ``"error"``; ``"info"`` issues
+    are notes (e.g. accounts derived from orders).
     """
     cutoff = normalize_as_of(as_of)
     issues: list[DataIssue] = []
@@ -127,6 +131,8 @@ def validate_tables(
         if name not in checked:
             if spec.required:
                 issues.append(_missing_table_issue(name, cfg, available or sorted(raw)))
+            elif name in cfg.tables:  # the user said it is there: not silently without it
+                issues.append(mapped_table_missing(name, cfg, available or sorted(raw), source))
             continue
         table, found = checked[name]
         issues.extend(found)
@@ -136,10 +142,14 @@ def validate_tables(
     future = _drop_future_rows(tables, cutoff, cfg.future_rows) if cutoff is not None else []
     orders = tables.get("orders")
     before_unknown = orders.frame["account_id"] if orders is not None else None
-    unknown = _drop_unknown_accounts(tables)
+    # ids that match only when letter case is ignored come first: they cost real rows
+    keep_case = cfg.account_id_case == "keep"
+    twins = _case_twin_issues(tables) if keep_case else []
+    cased, unknown = _drop_unknown_accounts(tables, case_checked=keep_case)
+    issues[:0] = twins + cased
     issues.extend(future + unknown)
     if orders is not None and before_unknown is not None and orders.frame.empty:
-        dropped = [i for i in future + unknown if i.table == "orders"]
+        dropped = [i for i in future + cased + unknown if i.table == "orders"]
         issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
     return history, issues + notes
@@ -238,7 +248,8 @@ def _check_table(
         return None, [DataIssue(spec.name, None, "the table is empty (no data rows)", remedy)]
 
     missing = [c for c in spec.required_columns if c not in raw.columns]
-    issues = [missing_column_issue(spec.name, c, raw.columns, cfg) for c in missing]
+    named = frame.attrs.get(SOURCE_COLUMNS_ATTR, list(raw.columns))  # as the user knows them
+    issues = [missing_column_issue(spec.name, c, named, cfg) for c in missing]
     probe = _Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
     timed: dict[str, pd.Series] = {}  # date columns with a time of day: as given
@@ -247,6 +258,8 @@ def _check_table(
             continue
         coerced = _coerce(raw[col.name], col.kind, read)
         typed[col.name] = coerced.values
+        if col.name == "account_id":  # before anything compares ids (repeats, twins, joins)
+            typed[col.name] = fold_case(coerced.values, cfg.account_id_case)
         if coerced.bad.any():
             remedy = bad_remedy(col.kind, read)
             issues.append(probe.issue(col.name, BAD_PROBLEM[col.kind], remedy, coerced.bad))
@@ -263,6 +276,8 @@ def _check_table(
     if missing:
         return None, issues
 
+    if "severity" in typed and spec.name == "tickets":
+        typed["severity"] = recode_severity(typed["severity"], cfg.severity_synonyms)
     frame = pd.DataFrame(typed, index=raw.index)
     # one key orders the rows (at the end) and finds the exact repeats (now)
     key = row_key(frame, _sort_columns(frame, spec))
@@ -316,6 +331,10 @@ def _table_rules(t: _Table) -> list[DataIssue]:
     if t.name == "tickets" and "severity" in f.columns:
         issues.extend(_unknown_severity_issue(t))
     issues.extend(_impossible_values(t))
+    for column in currency_columns(t.name, f.columns):
+        text = f[column].dropna().str.strip().str.upper()
+        issue = currency_issue(t.name, column, text[text != ""].value_counts())
+        issues.extend([issue] if issue is not None else [])
     if t.name == "accounts":
         ids = f["account_id"]
         dup = ids.duplicated(keep=False) & ids.notna()
@@ -411,15 +430,65 @@ def _impossible_values(t: _Table) -> list[DataIssue]:
     return [issue]
 
 
+# Column names that say "currency" (currency, Currency Code, curr, ccy, SAP's WAERS,
+# Währung/waehrung, devise, moneda, divisa, valuta), compared without case and punctuation
+_CURRENCY_NAME = re.compile(
+    r"(currenc|wahrung|waehrung|währung)|^(curr|cur|ccy|waers|devise|moneda|divisa|valuta)"
+    r"(code|iso|isocode|id)?$"
+)
+MONEY_TABLES = {"orders": "order amounts", "contracts": "contract values"}
+
+
+def currency_columns(table: str, columns: Iterable[object]) -> list[str]:
+    """The columns of orders or contracts whose name says they hold a currency."""
+    if table not in MONEY_TABLES:
+        return []
+    names = [str(c) for c in columns]
+    return [c for c in names if _CURRENCY_NAME.search(re.sub(r"[\W_]+", "", c.lower()))]
+
+
+def currency_issue(table: str, column: str, counts: pd.Series) -> DataIssue | None:
+    """The warning when a currency column holds more than one currency (``counts``: rows
+    per value, most first): the amounts are summed as they are, whatever their currency."""
+    if len(counts) < 2:
+        return None
+    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    listed = ", ".join(f"'{_show(v)}' ({int(n):,} rows)" for v, n in counts.head(8).items())
+    if len(counts) > 8:
+        listed += f" and {len(counts) - 8} more"
+    money = MONEY_TABLES[table]
+    return DataIssue(
+        table,
+        column,
+        f"{money} in {len(counts)} currencies are added up as they are: {listed} "
+        "(report.currency is only the label shown with every sum)",
+        f"convert {money} to one currency before the export (e.g. with the rate of each "
+        "row's date) and set report.currency to it; nothing to do if this column does not "
+        f"describe {money}.",
+        level="warning",
+    )
+
+
 SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them
 SURVEY_SCALE_FIX = (
     "survey scores (NPS, renewal intent) are read on a 0-10 scale: rescale them to 0-10 "
     "(e.g. divide a 0-100 score by 10), or correct or remove these rows."
 )
 SEVERITY_FIX = (
-    "use low, medium, high or critical (any case): recode the export's values (e.g. 'hoch' "
-    "-> high, 'P1' -> critical), or leave the cell empty when the severity is unknown."
+    "use low, medium, high or critical (any case), or map the export's words to them in the "
+    "config (data.severity_synonyms, e.g. {sev-a: critical, routine: low}; it replaces the "
+    "default list of urgent, blocker, P1, ...), or leave the cell empty when the severity "
+    "is unknown."
 )
+
+
+def recode_severity(severity: pd.Series, synonyms: Mapping[str, str]) -> pd.Series:
+    """Ticket severities with the export's words (``data.severity_synonyms``, any case)
+    replaced by the tool's low/medium/high/critical; other values as given."""
+    if not synonyms:
+        return severity
+    mapped = severity.str.strip().str.casefold().map(dict(synonyms))
+    return mapped.where(mapped.notna(), severity).astype("str")
 
 
 # A survey kind whose scores all sit at or below this, over at least this many answers,
@@ -543,34 +612,148 @@ def future_rows_texts(cutoff: pd.Timestamp, level: str) -> tuple[str, str]:
     )
 
 
-def _drop_unknown_accounts(tables: dict[str, _Table]) -> list[DataIssue]:
-    """When an accounts table is given, rows of other accounts are dropped with a warning."""
+def _drop_unknown_accounts(
+    tables: dict[str, _Table], *, case_checked: bool
+) -> tuple[list[DataIssue], list[DataIssue]]:
+    """When an accounts table is given, rows of other accounts are dropped with a warning.
+
+    With ``case_checked`` (``data.account_id_case: keep``), the rows whose id matches a
+    known id once letter case is ignored get a warning of their own that names the setting:
+    they are real rows of known accounts, not test or deleted accounts. Returns (those
+    warnings, the others)."""
     accounts = tables.get("accounts")
     if accounts is None:
-        return []
-    known = accounts.frame["account_id"].dropna().unique()
-    issues = []
+        return [], []
+    known = accounts.frame["account_id"].dropna()
+    issues: list[DataIssue] = []
+    case_issues: list[DataIssue] = []
     for name, t in tables.items():
         if name == "accounts":
             continue
         ids = t.frame["account_id"]
-        unknown = ids.notna() & ~_is_in(ids, known)
+        unknown = ids.notna() & ~_is_in(ids, known.unique())
         if not unknown.any():
             continue
-        n_ids = ids[unknown].nunique()
-        issues.append(
-            t.issue(
-                "account_id",
-                f"rows of accounts missing from the accounts table were dropped ({n_ids} accounts)",
-                "add these accounts to the accounts table, or remove their rows; nothing to do "
-                "if they are test or deleted accounts.",
-                unknown,
-                [EVENT_DATE[name]],
-                level="warning",
+        rest = unknown
+        if case_checked:
+            cased = _case_strays(t, unknown, known, "the accounts table", dropped=True)
+            if cased is not None:
+                case_issues.append(cased[0])
+                rest = unknown & ~cased[1]
+        if rest.any():
+            n_ids = ids[rest].nunique()
+            issues.append(
+                t.issue(
+                    "account_id",
+                    f"rows of accounts missing from the accounts table were dropped ({n_ids} "
+                    "accounts)",
+                    "add these accounts to the accounts table, or remove their rows; nothing "
+                    "to do if they are test or deleted accounts.",
+                    rest,
+                    [EVENT_DATE[name]],
+                    level="warning",
+                )
             )
-        )
         t.drop(unknown)
+    return case_issues, issues
+
+
+def fold_case(ids: pd.Series, case: str) -> pd.Series:
+    """Account ids in one letter case (``data.account_id_case``); ``keep`` leaves them."""
+    if case == "upper":
+        return ids.str.upper()
+    if case == "lower":
+        return ids.str.lower()
+    return ids
+
+
+def case_twins_texts(groups: int) -> tuple[str, str]:
+    """(problem, fix) of the warning about ids of one table that differ only in case."""
+    return (
+        f"account_ids that differ only in letter case ({groups} groups): they are read as "
+        "different accounts",
+        CASE_FIX,
+    )
+
+
+CASE_FIX = (
+    "if they are the same customer (an id typed by hand in another case), set "
+    "data.account_id_case: upper (or lower) so ids are read in one case; keep "
+    "data.account_id_case: keep only if your system's ids are case-sensitive (as "
+    "Salesforce's 15-character ids are) and these are different accounts."
+)
+
+
+def _case_twin_issues(tables: dict[str, _Table]) -> list[DataIssue]:
+    """Warnings about ids that differ only in letter case ('KA-0287', 'ka-0287'), which
+    ``data.account_id_case: keep`` reads as two accounts.
+
+    With an accounts table: twins inside it (the other tables' ids are compared with it
+    where rows are dropped, see :func:`_drop_unknown_accounts`). Without one: twins inside
+    orders (each spelling would become an account of its own), and rows of the other
+    tables whose id matches an id in orders only when case is ignored."""
+    accounts = tables.get("accounts")
+    if accounts is not None:
+        twins = _case_twins(accounts)
+        return [twins] if twins is not None else []
+    issues = [i for t in tables.values() if (i := _case_twins(t)) is not None]
+    orders = tables.get("orders")
+    if orders is None:
+        return issues
+    known = orders.frame["account_id"].dropna()
+    known_ids = known.unique()
+    for name, t in tables.items():
+        if name == "orders":
+            continue
+        ids = t.frame["account_id"]
+        other = ids.notna() & ~_is_in(ids, known_ids)
+        cased = _case_strays(t, other, known, "orders", dropped=False) if other.any() else None
+        if cased is not None:
+            issues.append(cased[0])
     return issues
+
+
+def _case_twins(t: _Table) -> DataIssue | None:
+    ids = pd.Series(t.frame["account_id"].dropna().unique(), dtype="str")
+    folded = ids.str.lower()
+    twins = folded.duplicated(keep=False)
+    if not twins.any():
+        return None
+    groups = ids[twins].groupby(folded[twins].to_numpy(), sort=True)
+    examples = tuple(" and ".join(f"'{_show(v)}'" for v in sorted(g)) for _, g in groups)
+    problem, remedy = case_twins_texts(groups.ngroups)
+    return DataIssue(t.name, "account_id", problem, remedy, examples=examples, level="warning")
+
+
+def _case_strays(
+    t: _Table, candidates: pd.Series, known: pd.Series, where: str, *, dropped: bool
+) -> tuple[DataIssue, pd.Series] | None:
+    """(the warning, the rows) of ``candidates`` whose id matches a ``known`` id only when
+    letter case is ignored; None when there are none."""
+    ids = t.frame["account_id"]
+    folded_known = known.str.lower()
+    only_case = candidates & _is_in(ids.str.lower(), folded_known.unique())
+    if not only_case.any():
+        return None
+    first = ids[only_case].iloc[0]
+    theirs = known[folded_known == first.lower()].iloc[0]
+    n_ids = ids[only_case].nunique()
+    fate = (
+        "were dropped: they are likely rows of those accounts, now lost"
+        if dropped
+        else "are read as accounts of their own"
+    )
+    problem = (
+        f"rows whose account_id matches an account of {where} only when letter case is "
+        f"ignored ({n_ids} ids; e.g. '{_show(first)}' is '{_show(theirs)}' there) {fate}"
+    )
+    remedy = (
+        "set data.account_id_case: upper (or lower) so ids match whatever their case, or "
+        "correct the ids in the export; keep data.account_id_case: keep only if your "
+        "system's ids are case-sensitive and these are different accounts."
+    )
+    issue = t.issue("account_id", problem, remedy, only_case, [EVENT_DATE[t.name]], "warning")
+    return issue, only_case
 
 
 def _zero_core(ids: pd.Series) -> pd.Series:
@@ -635,6 +818,14 @@ def _no_orders_left(
                 "read as text, so they do not match); restore the zeros in the table that "
                 "lost them (export the id column as text, not as a number)"
             )
+        elif _is_in(ids.str.lower(), known.str.lower().unique()).any():
+            cased = ids[_is_in(ids.str.lower(), known.str.lower().unique())].iloc[0]
+            theirs = known[known.str.lower() == cased.lower()].iloc[0]
+            fixes.append(
+                "orders and the accounts table spell the same ids in another letter case "
+                f"('{cased}' in orders is '{theirs}' in accounts); set "
+                "data.account_id_case: upper (or lower) so they match"
+            )
         else:
             fixes.append(
                 "make orders use the account_ids of the accounts table: no order's "
@@ -678,7 +869,9 @@ def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
             )
         )
     optional = {name: frames.get(name) for name in OPTIONAL_TABLES}
-    return History(orders=orders, accounts=accounts, **optional), notes  # type: ignore[arg-type]
+    derived = "accounts" not in frames
+    history = History(orders=orders, accounts=accounts, accounts_derived=derived, **optional)  # type: ignore[arg-type]
+    return history, notes
 
 
 def derive_accounts(orders: pd.DataFrame, others: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -1049,26 +1242,63 @@ def _missing_table_issue(name: str, cfg: DataConfig, available: Sequence[str]) -
     )
 
 
+def mapped_table_missing(
+    name: str, cfg: DataConfig, available: Sequence[str], source: str | None
+) -> DataIssue:
+    """The error for a table ``data.tables`` maps that the source does not hold: the user
+    said it is there, so running without it (and its features) would be a silent loss."""
+    src = cfg.tables[name]
+    found = ", ".join(f"'{a}'" for a in available[:20]) or "nothing"
+    if len(available) > 20:
+        found += f" and {len(available) - 20} more"
+    where = f" '{source}'" if source else ""
+    stems = {a: re.sub(r"(\.[A-Za-z0-9]+)+$", "", a) for a in available}
+    near = [a for a, stem in stems.items() if src.casefold() in stem.casefold()]
+    near += [a for a in available if a not in near and close_matches(src, [stems[a]])]
+    hint = (
+        f"if it is '{near[0]}', set data.tables: {{{name}: {stems[near[0]]}}}; "
+        if near
+        else f"set data.tables.{name} to the name of the {name} file (without extension); "
+    )
+    return DataIssue(
+        name,
+        None,
+        f"data.tables maps {name} to '{src}', but the source{where} has no file {src}.csv, "
+        f"{src}.csv.gz or {src}.parquet (nor a database table '{src}'); found {found}",
+        hint + f"or remove {name} from data.tables to run without that table.",
+    )
+
+
 def missing_column_issue(
     table: str, column: str, found_columns: Iterable[object], cfg: DataConfig
 ) -> DataIssue:
-    """A required column the source lacks, naming the columns it has (and the remap)."""
-    found = ", ".join(f"'{c}'" for c in found_columns) or "none"
+    """A required column the source lacks, naming the columns it has as the source names
+    them (``found_columns``), the remap, and the column it probably means."""
+    names = [str(c) for c in found_columns]
+    found = ", ".join(f"'{c}'" for c in names) or "none"
     mapped = cfg.columns.get(table, {}).get(column)
+    near = close_matches(mapped or column, names)
     if mapped:
+        fix = (
+            f"did you mean '{near[0]}'? Set data.columns.{table}.{column}: {near[0]}"
+            if near
+            else f"set data.columns.{table}.{column} to the exact name of the source column"
+        )
         return DataIssue(
             table,
             column,
             f"the required column is missing: data.columns.{table}.{column} points to "
             f"'{mapped}', which is not among the columns found: {found}",
-            f"set data.columns.{table}.{column} to the exact name of the source column.",
+            fix + ".",
         )
+    guess = near[0] if near else "<source column name>"
     return DataIssue(
         table,
         column,
         f"the required column is missing; columns found: {found}",
-        f"rename the source column to '{column}', or map it in the config: "
-        f"data.columns: {{{table}: {{{column}: <source column name>}}}}.",
+        (f"did you mean '{near[0]}'? " if near else "")
+        + f"rename the source column to '{column}', or map it in the config: "
+        f"data.columns: {{{table}: {{{column}: {guess}}}}}.",
     )
 
 

@@ -42,6 +42,8 @@ from ka_ml.data.loader import (
     DELIMITERS,
     ambiguous_table,
     column_targets,
+    foreign_file_issues,
+    foreign_table,
     in_source_names,
     split_table_file,
 )
@@ -56,6 +58,10 @@ from ka_ml.data.validate import (
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
     bad_remedy,
+    case_twins_texts,
+    currency_columns,
+    currency_issue,
+    mapped_table_missing,
     small_scale_issue,
     zero_twins_texts,
 )
@@ -348,12 +354,14 @@ def _read_tables(
     text = source.strip()
     if text.startswith(CATALOG_PREFIX):
         namespace = text[len(CATALOG_PREFIX) :].strip(". ")
-        out = {}
+        out, missing = {}, []
         for canon in SCHEMA:
             name = f"{namespace}.{cfg.tables.get(canon, canon)}" if namespace else canon
             if spark.catalog.tableExists(name):
                 out[canon] = spark.table(name)
-        return out, []
+            elif canon in cfg.tables:  # as the loader: a mapped table must be there
+                missing.append(mapped_table_missing(canon, cfg, [], text))
+        return out, missing
     if re.match(r"^(duckdb|sqlite)(\+\w+)?://", text, re.IGNORECASE) or text.lower().endswith(
         (".duckdb", ".ddb", ".sqlite", ".sqlite3", ".db")
     ):
@@ -366,10 +374,14 @@ def _read_tables(
         text = os.path.abspath(text)  # the executors' working folder may differ
     entries = _list(spark, text)
     found: dict[str, list[tuple[str, str]]] = {}
+    foreign: dict[str, list[str]] = {}  # as the loader: .xlsx, .json ... named like a table
     for path, name, is_dir in entries:
         if name.startswith((".", "_")):
             continue
         split = split_table_file(name)
+        if split is None and not is_dir and (gone := foreign_table(name, wanted)) is not None:
+            foreign.setdefault(gone, []).append(name)
+            continue
         stem, fmt = split if split else (name, "")
         if is_dir and not fmt:
             fmt = _folder_format(spark, path)
@@ -378,7 +390,13 @@ def _read_tables(
         table = wanted.get(stem.strip().casefold())
         if table is not None and fmt:
             found.setdefault(table, []).append((path, fmt))
-    out, issues = {}, []
+    out, issues = {}, foreign_file_issues(foreign, found, cfg)
+    names = sorted(name for _, name, _ in entries if not name.startswith((".", "_")))
+    issues += [
+        mapped_table_missing(t, cfg, names, text)
+        for t in cfg.tables
+        if t not in found and t not in foreign and not SCHEMA[t].required
+    ]
     for table, paths in sorted(found.items()):
         if len(paths) > 1:
             issues.append(ambiguous_table(table, [p.rsplit("/", 1)[-1] for p, _ in paths]))
@@ -481,6 +499,11 @@ def _typed_table(
             cols.append(F.lit(None).cast(SPARK_TYPES[c.kind]).alias(c.name))
             continue
         value, is_bad = _coerce(F.col(c.name), types[c.name], c.kind, cfg.read)
+        if c.name == "severity" and table == "tickets" and cfg.severity_synonyms:  # as the loader
+            words = F.create_map(*[F.lit(x) for kv in cfg.severity_synonyms.items() for x in kv])
+            value = F.coalesce(F.try_element_at(words, F.lower(value)), value)
+        if c.name == "account_id" and cfg.account_id_case != "keep":  # as the loader
+            value = F.upper(value) if cfg.account_id_case == "upper" else F.lower(value)
         if c.kind == "date":  # the day, and its time of day for telling repeats apart
             day = F.to_date(value).cast("timestamp_ntz")
             cols.append(_clock(value, day).alias(f"{CLOCK_PREFIX}{c.name}"))
@@ -641,7 +664,15 @@ def _check(
         counts[name] = int(stats.pop("_rows", 0) or 0)
         if stats.pop("_zeros", 0):
             issues += _zero_padding_twins(name, df)
+        cased = bool(stats.pop("_lower", 0)) & bool(stats.pop("_upper", 0))
+        # as the loader: twins in the accounts table, or in every table without one (the
+        # loader's check of other tables' ids against the accounts table is not repeated)
+        if cased and cfg.account_id_case == "keep" and name in ("accounts", *_no(frames)):
+            issues += _case_twins(name, df)
         issues += [_issue(name, df, key, int(n), cfg) for key, n in stats.items() if n]
+    for name in frames:
+        for column in currency_columns(name, raw[name].columns):  # as the loader
+            issues += _currencies(name, column, raw[name])
     acc = frames.get("accounts")
     if acc is not None:
         issues += _duplicate_accounts(acc)
@@ -651,6 +682,17 @@ def _check(
     ):
         issues += _small_scale(surveys)
     return counts, issues
+
+
+def _currencies(name: str, column: str, raw: DataFrame) -> list[DataIssue]:
+    """The loader's warning about amounts in several currencies (one small group-by)."""
+    from pyspark.sql import functions as F
+
+    value = F.upper(F.trim(F.col(f"`{column}`").cast("string")))
+    rows = raw.where(value.isNotNull() & (value != "")).groupBy(value.alias("v")).count()
+    counts = rows.toPandas().set_index("v")["count"].sort_values(ascending=False, kind="stable")
+    issue = currency_issue(name, column, counts)
+    return [issue] if issue is not None else []
 
 
 def _small_scale(surveys: DataFrame) -> list[DataIssue]:
@@ -683,7 +725,11 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
     for column, rule in _rules(name, present).items():
         aggs.append(F.sum(rule.broken.cast("long")).alias(f"rule:{column}"))
     if "account_id" in present:  # leading zeros: the twins are looked for only if any
-        aggs.append(F.max(F.col("account_id").startswith("0").cast("long")).alias("_zeros"))
+        ids = F.col("account_id")
+        aggs.append(F.max(ids.startswith("0").cast("long")).alias("_zeros"))
+        # ids in another letter case: only when some id has a lower- and some an upper-case letter
+        aggs.append(F.max((ids != F.upper(ids)).cast("long")).alias("_lower"))
+        aggs.append(F.max((ids != F.lower(ids)).cast("long")).alias("_upper"))
     return aggs
 
 
@@ -730,6 +776,29 @@ def _rules(name: str, present: set[str]) -> dict[str, _Rule]:
             F.col(impossible.column) < below, impossible.problem, impossible.remedy, "warning"
         )
     return rules
+
+
+def _no(frames: Mapping[str, DataFrame]) -> tuple[str, ...]:
+    """Every table when there is no accounts table, else none."""
+    return () if "accounts" in frames else tuple(frames)
+
+
+def _case_twins(name: str, df: DataFrame) -> list[DataIssue]:
+    """The loader's warning about ids that differ only in letter case ('KA-1', 'ka-1')."""
+    from pyspark.sql import functions as F
+
+    ids = df.select("account_id").where(F.col("account_id").isNotNull()).distinct()
+    twins = (
+        ids.groupBy(F.lower("account_id").alias("_folded"))
+        .agg(F.sort_array(F.collect_list("account_id")).alias("ids"))
+        .where(F.size("ids") > 1)
+    )
+    rows = twins.orderBy("_folded").limit(5).collect()
+    if not rows:
+        return []
+    problem, remedy = case_twins_texts(int(twins.count()))
+    examples = tuple(" and ".join(f"'{v}'" for v in r["ids"]) for r in rows)
+    return [DataIssue(name, "account_id", problem, remedy, examples, level="warning")]
 
 
 def _zero_padding_twins(name: str, df: DataFrame) -> list[DataIssue]:
