@@ -352,8 +352,9 @@ def changes_since(
     ``churn_probability_prev`` shows it), and with ``new_model`` (a churn model change,
     "v1 to v2") the part the new model made (its probability on last week's features minus
     the reported one) is said apart from the data's, whose mover is named as usual. A
-    move of a point or more with no group moving half a point is said to be spread, not
-    "no material change".
+    move of a point or more with no behavioural group moving half a point is said to be
+    "from several small changes together", not "no material change", and no static fact
+    is named.
     """
     c_now = (
         probability_contributions(model, now)[0] if now_contributions is None else now_contributions
@@ -384,13 +385,15 @@ def changes_since(
     finite = np.isfinite(total) & np.isfinite(dp)
     texts = np.where(finite, "No material change since last week.", "").astype(object)
     shown = dp if new_model else total  # a new model's part is told apart, below
-    spread = finite & (np.abs(best_delta) < MATERIAL_POINTS) & (np.round(np.abs(shown)) >= 1)
+    # a fact about who the account is ("No contract on record") changed nothing this week:
+    # its points moved with what it interacts with, so it is never named the mover
+    named = ~(np.abs(best_delta) < MATERIAL_POINTS) & ~static[every, best]
+    spread = finite & ~named & (np.round(np.abs(shown)) >= 1)
     texts[spread] = [
-        f"{_risk_moved(d)} since last week, spread over several factors (none moved it by "
-        "half a point)."
+        f"{_risk_moved(d)} since last week, from several small changes together."
         for d in shown[spread].tolist()
     ]
-    told = np.flatnonzero(finite & ~(np.abs(best_delta) < MATERIAL_POINTS))
+    told = np.flatnonzero(finite & named)
     if len(told):
         lead = leads[told, best[told]]
         sentences = _describe_rows(now.reset_index(drop=True), told, lead, feats)
