@@ -150,9 +150,38 @@ def test_a_digest_says_why_an_account_turned_red_when_its_risk_did_not_move() ->
         "and new accounts, because 1 account ranked above it last week has lapsed or left the "
         "list." in turned
     )
-    turned = " ".join(bruno.text.split("TURNED RED THIS WEEK (1)")[1].split()[:40])
-    assert "Since last week: Back from lapsed" in turned
+    back = " ".join(bruno.text.split("BACK FROM LAPSED, STILL AT RISK (1)")[1].split()[:40])
+    assert "Since last week: Back from lapsed" in back
     assert "New on the list" not in bruno.text + bruno.html
+
+
+def test_an_account_back_from_lapsed_is_listed_apart_not_as_turned_red() -> None:
+    """u-quarter: "Turned red this week" listed "Harborcore AG: red, risk 41% (was 82%,
+    -41 pts) ... Back from lapsed after 273 days": 29 of 206 new reds over a quarter had just
+    ordered again and their risk fell. They are listed apart, and the report counts the same."""
+    from ka_ml.reporting.html import render_report
+    from ka_ml.reporting.summary import portfolio_summary
+
+    df = scores_frame()
+    b2 = df["account_id"].eq("B2")
+    df.loc[b2, ["churn_probability", "churn_probability_prev"]] = [0.41, 0.82]
+    df["lifecycle_prev"] = pd.Series(["active"] * len(df)).where(~b2, "lapsed")
+    df.loc[b2, "changes"] = "Back from lapsed after 273 days without an order."
+    bruno = build_digests(df, RUN, delivery())[1]
+    assert bruno.counts["turned_red"] == 0 and bruno.counts["back_red"] == 1
+    assert "TURNED RED" not in bruno.text and "turned red:" not in bruno.text
+    assert "No account turned red this week." in bruno.text
+    back = bruno.text.split("BACK FROM LAPSED, STILL AT RISK (1)")[1].split("\n\n")[0]
+    assert "B2 Holdings" in back and "risk 41% (was 82%, -41 pts)" in back
+    assert "Back from lapsed, still at risk (1)" in bruno.html
+    assert "turned red" not in bruno.subject
+    assert "1 account back from lapsed, still at risk: B2 Holdings" in bruno.text
+    summary = portfolio_summary(df)
+    assert summary["turned_red"] == 1 and summary["back_red"] == 1  # A1; B2 apart
+    report = " ".join(render_report(df, RUN).split())
+    assert "1 turned red, 1 back from lapsed (still red)," in report
+    attention = report.split('id="attention"')[1].split("</table>")[0]
+    assert "back from lapsed, still red" in attention
 
 
 def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
@@ -163,6 +192,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "yellow": 0,
         "green": 2,
         "turned_red": 1,
+        "back_red": 0,
         "rising": 0,
         "still_red": 1,
         "improved": 1,

@@ -279,7 +279,7 @@ def test_the_attention_list_says_why_an_account_without_a_light_last_week_turned
     df.loc[1, "churn_probability_prev"] = 0.551
     text = render_report(df, make_run())
     attention = text.split('id="attention"')[1].split("</table>")[0]
-    assert "turned red (back from lapsed)" in attention
+    assert "back from lapsed, still red" in attention and "turned red (back" not in attention
     assert "(new)" not in attention
     assert "turned red (was green)<small>Risk unchanged at 55%, yet now red: because.</small>" in (
         attention

@@ -232,7 +232,8 @@ def digest_context(
     """Everything one owner's digest says, computed from their rows (pure).
 
     Sections: accounts that turned red this week, whose risk rose ``rise`` or more, that
-    are still red, that left red (improved), above the dependency alert, and lapsed ones
+    are back from lapsed and red, are still red, that left red (improved), above the
+    dependency alert, and lapsed ones
     worth a win-back call; counts per light; the commonest reasons.
     """
     masks = _section_masks(rows, rise)
@@ -256,6 +257,9 @@ def digest_context(
         "turned_red_names": [
             i["name"] for i in _items(rows[masks["turned_red"].to_numpy()], max_listed)
         ],
+        "back_red_names": [
+            i["name"] for i in _items(rows[masks["back_red"].to_numpy()], max_listed)
+        ],
         "top_reasons": _top_reasons(rows),
         "dependency_action": DEPENDENCY_ACTION,
     }
@@ -263,15 +267,18 @@ def digest_context(
 
 def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
     """Which rows each section lists, in section order (an account is in one of the first
-    three at most)."""
+    four at most)."""
     flags = attention_flags(rows, rise=rise)
     health = text_col(rows, "health")
-    turned_red = flags["turned_red"]
-    rising = flags["rising"] & ~turned_red
+    turned_red, back_red = flags["turned_red"], flags["back_red"]
+    rising = flags["rising"] & ~turned_red & ~back_red
     return {
         "turned_red": turned_red,
+        # ordered again after being lapsed, risk usually down: no new red (u-quarter: 29 of
+        # 206 "turned red" were these, e.g. "risk 41% (was 82%, -41 pts)")
+        "back_red": back_red,
         "rising": rising,
-        "still_red": health.eq("red") & ~turned_red & ~rising,
+        "still_red": health.eq("red") & ~turned_red & ~back_red & ~rising,
         "improved": text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne(""),
         "dependency": flag_col(rows, "dependency_alert"),
         "lapsed": text_col(rows, "lifecycle").eq("lapsed"),
@@ -289,6 +296,7 @@ def _sections(
     """The non-empty sections with their first ``max_listed`` accounts and how many more."""
     titles = {
         "turned_red": "Turned red this week",
+        "back_red": "Back from lapsed, still at risk",
         "rising": f"Risk rising ({round(rise * 100)}+ points since last week)",
         "still_red": "Red" if first_run else "Still red",
         "improved": "No longer red",
@@ -344,6 +352,9 @@ _TEXT_TEMPLATE = """\
 First run: changes are reported from next week on.
 {% else %}
 No account turned red this week.
+{% endif %}
+{% if back_red_names %}
+{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, ...{% endif %}.
 {% endif %}
 {% if top_reasons %}
 Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
@@ -405,6 +416,10 @@ max-width:720px;line-height:1.45">
 <p>First run: changes are reported from next week on.</p>
 {% else %}
 <p>No account turned red this week.</p>
+{% endif %}
+{% if back_red_names %}
+<p><b>{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk:</b>
+{{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, …{% endif %}.</p>
 {% endif %}
 {% if top_reasons %}
 <p><b>Top reasons:</b> {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }}){{ "; " if not loop.last }}{% endfor %}.</p>

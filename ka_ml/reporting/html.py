@@ -535,7 +535,9 @@ def _lists_context(view: pd.DataFrame, run: dict[str, Any], first_run: bool) -> 
     win_back_shown = int(run.get("win_back_rows") or shown)
     # a first run has no changes to report: its red accounts are this week's list
     attention = (
-        view[view["health"].eq("red")] if first_run else view[view["turned_red"] | view["rising"]]
+        view[view["health"].eq("red")]
+        if first_run
+        else view[view["turned_red"] | view["back_red"] | view["rising"]]
     )
     lapsed = view[view["lifecycle"].eq("lapsed")]
     win_back = lapsed.sort_values(["win_back", "p_back"], ascending=False, kind="stable")

@@ -40,21 +40,25 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     """Why each account needs attention this week: it turned red, or its risk jumped.
 
     ``turned_red``: red now and not red last week (an account new to the list counts: it
-    was not red before). ``rising``: churn probability up by at least ``rise`` (0.10 = 10
-    points) since last week; unknown when there is no previous probability. Lapsed
-    accounts (already lost) are never flagged, and a first run (no previous run at all)
-    reports no changes.
+    was not red before). ``back_red``: red now and lapsed last week: it ordered again, so
+    its risk usually fell (82% to 41%), and it is no new red but a customer back and still
+    at risk; listed apart, never in ``turned_red``. ``rising``: churn probability up by at
+    least ``rise`` (0.10 = 10 points) since last week; unknown when there is no previous
+    probability. Lapsed accounts (already lost) are never flagged, and a first run (no
+    previous run at all) reports no changes.
     """
     health = text_col(scores, "health")
     prev = text_col(scores, "health_prev")
     change = num_col(scores, "churn_probability") - num_col(scores, "churn_probability_prev")
     first_run = is_first_run(scores)
     lit = text_col(scores, "lifecycle").ne("lapsed") & ~pd.Series(first_run, index=scores.index)
-    turned_red = health.eq("red") & prev.ne("red") & lit
+    new_red = health.eq("red") & prev.ne("red") & lit
+    back_red = new_red & text_col(scores, "lifecycle_prev").eq("lapsed")
     rising = change.ge(rise - 1e-9).fillna(False) & lit
     return pd.DataFrame(
         {
-            "turned_red": turned_red.astype(bool),
+            "turned_red": (new_red & ~back_red).astype(bool),
+            "back_red": back_red.astype(bool),
             "rising": rising.astype(bool),
             "risk_change": change,
         },
@@ -93,15 +97,16 @@ def order_by_risk(scores: pd.DataFrame) -> pd.Index:
 
 
 def needs_attention(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.DataFrame:
-    """Accounts that turned red this week or whose risk rose ``rise`` or more, by revenue at risk.
+    """Accounts that turned red this week, came back from lapsed still red, or whose risk
+    rose ``rise`` or more, by revenue at risk.
 
-    Returns the matching rows of ``scores`` plus ``turned_red``, ``rising`` and
-    ``risk_change`` (probability points as a fraction; NaN without last week's score).
+    Returns the matching rows of ``scores`` plus ``turned_red``, ``back_red``, ``rising``
+    and ``risk_change`` (probability points as a fraction; NaN without last week's score).
     """
     flags = attention_flags(scores, rise=rise)
     out = pd.concat([scores, flags], axis=1)
     out = out.loc[order_by_risk(scores)]
-    return out[out["turned_red"] | out["rising"]]
+    return out[out["turned_red"] | out["back_red"] | out["rising"]]
 
 
 # --------------------------------------------------------------------------- the portfolio
@@ -139,8 +144,9 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "light_by_tier": _light_by_tier(kept, lights, tiers),
         "dependency_alerts": _dependency_alerts(scores),
         "turned_red": int(flags["turned_red"].sum()),
+        "back_red": int(flags["back_red"].sum()),
         "rising": int(flags["rising"].sum()),
-        "needs_attention": int((flags["turned_red"] | flags["rising"]).sum()),
+        "needs_attention": int((flags["turned_red"] | flags["back_red"] | flags["rising"]).sum()),
     }
 
 
