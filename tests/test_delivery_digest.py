@@ -440,3 +440,78 @@ def test_top_reasons_count_what_the_reasons_are_about_in_a_managers_words() -> N
         {"reason": "Time since last order", "accounts": 1},
     ]
     assert len(_top_reasons(rows)) == 3
+
+
+DRIFT = {  # u-quarter's run record, as written
+    "available": True,
+    "banner": True,
+    "features": [{"feature": "usage_recency_days", "level": "alert", "psi": 6.8006}],
+    "message": "1 input feature differs from the training data beyond PSI 0.25 (largest: "
+    "Days since the last day with any usage (count > 0), PSI 6.80). This week's scores may "
+    "be less reliable: check the data export, and retrain (ka-ml train) if the change is real.",
+}
+IN_SAMPLE = {
+    "churn_trained_as_of": "2026-08-10",
+    "message": "These scores look back, they do not forecast: the churn model in use (v2) was "
+    "trained on data up to 2026-08-10, after this date (2026-06-01), so it has seen what "
+    "happened next.",
+}
+MODEL_NOTES = [
+    "No purchase-timing model is champion yet: the next-order dates and the chances of an "
+    "order within each window are left empty this run; the churn scores and reasons do not "
+    "need them (`health.overdue_ratio_fallback`).",
+    "The purchase-timing model in use (v1) was promoted although a baseline does better out "
+    "of time, within chance (BG/NBD: P(order within 30 d) ROC AUC 0.846 against the model's "
+    "0.838): no comparable champion yet.",
+]
+
+
+def test_the_runs_warnings_reach_the_digest_at_the_top_in_a_managers_words() -> None:
+    """u-quarter: the drift banner, the look-back note and the model notes were only in
+    report.html; managers read the e-mail."""
+    run = {**RUN, "drift": DRIFT, "in_sample": IN_SAMPLE, "model_notes": MODEL_NOTES}
+    alice = build_digests(scores_frame(), run, delivery())[0]
+    head = alice.text.split("accounts: 2 red")[0]
+    assert (
+        "! Input data warning: one input looks different from the data the model learned "
+        "from (most: days since the last day with any usage); this week's scores may be less "
+        "reliable." in head
+    )
+    assert (
+        "! Not a forecast: the model was trained on data up to 10 Aug 2026, after this "
+        "week's date, so these scores look back at what it already saw happen." in head
+    )
+    assert "! About the models: no purchase-timing model is champion yet." in head
+    assert (
+        "! About the models: the purchase-timing model in use (v1) was promoted although a "
+        "baseline does better out of time, within chance." in head
+    )
+    assert "PSI" not in alice.text and "`" not in alice.text  # short, no jargon
+    html_head = alice.html.split("accounts:")[0]
+    assert "Please note" in html_head and "Not a forecast" in html_head
+    assert "Input data warning" in html_head and "no purchase-timing model" in html_head
+    quiet = build_digests(scores_frame(), RUN, delivery())[0]
+    assert "!" not in quiet.text.split("accounts:")[0] and "Please note" not in quiet.html
+
+
+def test_score_prints_the_drift_banner_in_one_line() -> None:
+    """u-quarter: `ka-ml score` printed the look-back note only; the drift banner was in the
+    report alone."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ka_ml.cli import _print_run_warnings
+
+    buf = StringIO()
+    _print_run_warnings({"drift": DRIFT, "in_sample": IN_SAMPLE}, Console(file=buf, width=80))
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("warning: These scores look back")
+    assert lines[1] == (
+        "warning: input drift: 1 input feature differs from the training data beyond PSI "
+        "0.25 (largest: Days since the last day with any usage (count > 0), PSI 6.80). See "
+        "report.html."
+    )
+    buf = StringIO()
+    _print_run_warnings({"drift": {**DRIFT, "banner": False}}, Console(file=buf, width=80))
+    assert buf.getvalue() == ""

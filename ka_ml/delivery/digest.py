@@ -43,6 +43,7 @@ from ka_ml.io import atomic_write_json, atomic_write_text
 from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, fmt_money, fmt_pct, fmt_points
 from ka_ml.reporting.html import render_report
+from ka_ml.reporting.run_notes import manager_notes
 from ka_ml.reporting.summary import (
     DEPENDENCY_RESPONSE,
     attention_flags,
@@ -228,8 +229,12 @@ def digest_context(
     max_listed: int,
     currency: str = "",
     rise: float = 0.10,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Everything one owner's digest says, computed from their rows (pure).
+
+    ``notes``: the run's warnings in a manager's words (:func:`manager_notes`: input drift,
+    scores that look back, how the models came to be in use), shown at the top.
 
     Sections: accounts that turned red this week, whose risk rose ``rise`` or more, that
     are back from lapsed and red, are still red, that left red (improved), above the
@@ -247,6 +252,7 @@ def digest_context(
     }
     return {
         "label": label,
+        "notes": list(notes),
         "as_of": as_of,
         "as_of_text": fmt_date(pd.Timestamp(as_of)) if as_of else "",
         "counts": counts,
@@ -343,6 +349,12 @@ def subject_line(
 
 _TEXT_TEMPLATE = """\
 {{ label }}: your key accounts as of {{ as_of_text }}
+{% for n in notes %}
+! {{ n }}
+{% endfor %}
+{% if notes %}
+  (details at the top of the report)
+{% endif %}
 {{ counts.accounts }} accounts: {{ counts.red }} red, {{ counts.yellow }} yellow, \
 {{ counts.green }} green; {{ at_risk|money(cur) }} revenue at risk.
 {% if turned_red_names %}
@@ -404,6 +416,12 @@ _HTML_TEMPLATE = """\
 max-width:720px;line-height:1.45">
 <h2 style="margin-bottom:4px">{{ label }}: your key accounts</h2>
 <p style="margin-top:0;color:#52606d">as of {{ as_of_text }}</p>
+{% if notes %}
+<div style="background:#fff4e5;border-left:4px solid #e67e22;padding:6px 12px;margin:8px 0">
+<b>Please note</b> <small>(details at the top of the report)</small>
+<ul style="margin:4px 0;padding-left:18px">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>
+</div>
+{% endif %}
 <p><b>{{ counts.accounts }}</b> accounts:
 <span style="color:#c81e1e"><b>{{ counts.red }}</b> red</span>,
 <span style="color:#b7791f"><b>{{ counts.yellow }}</b> yellow</span>,
@@ -559,6 +577,7 @@ def _owner_digest(
         max_listed=delivery.max_listed,
         currency=str(run.get("currency") or ""),
         rise=float(run.get("risk_rise_points") or 0.10),
+        notes=manager_notes(dict(run)),
     )
     subject = subject_line(
         delivery.subject_prefix, label, ctx["counts"], as_of, first_run=ctx["first_run"]
