@@ -349,6 +349,9 @@ def test_scoring_writes_one_report_and_digest_per_owner(scored: ScoreResult) -> 
     assert scored.record["delivery"]["owner_reports"] == len(owners)
     recorded = json.loads((scored.out_dir / "run_record.json").read_text())
     assert recorded["delivery"]["owner_reports"] == len(owners)
+    # the run facts the scorer carries on its frame reach the record (report, notify)
+    assert recorded["summary"]["dependency_alert_level"] == 0.4
+    assert "last_run" in recorded["summary"] and "dependency_alert_prev" in scored.scores
     for e in index:
         html = (owners_dir / f"{e['slug']}.html").read_text()
         assert set(report_owners(html)) == {e["owner"]}
@@ -515,3 +518,65 @@ def test_score_prints_the_drift_banner_in_one_line() -> None:
     buf = StringIO()
     _print_run_warnings({"drift": {**DRIFT, "banner": False}}, Console(file=buf, width=80))
     assert buf.getvalue() == ""
+
+
+def test_a_run_whose_last_run_is_too_old_says_so_with_its_date() -> None:
+    """u-quarter: "(first run: changes are reported from next week on)" while earlier runs
+    existed, the last older than scoring.previous_run_max_days."""
+    from ka_ml.config import Config
+    from ka_ml.reporting.html import render_report
+    from ka_ml.scoring.score import run_facts
+
+    history = pd.DataFrame({"as_of": pd.to_datetime(["2026-03-30", "2026-04-06"])})
+    facts = run_facts(history, AS_OF, Config())
+    assert facts["last_run_as_of"] == "2026-04-06" and facts["previous_run_max_days"] == 21
+    assert run_facts(None, AS_OF, Config())["last_run_as_of"] is None
+    df = scores_frame().assign(health_prev=None, churn_probability_prev=float("nan"))
+    df.attrs.update(facts)
+    said = "the last run (6 Apr 2026) is more than 21 days old, too long ago to compare with"
+    report = " ".join(render_report(df, RUN).split())
+    assert said in report and "first run" not in report.lower()
+    alice = build_digests(df, RUN, delivery())[0]
+    assert f"No comparison this week: {said}; changes are reported from next week on." in (
+        alice.text
+    )
+    # read back from the files (no attrs): the run record's summary says it
+    from ka_ml.reporting.summary import portfolio_summary
+
+    run = {**RUN, "summary": portfolio_summary(df)}
+    df.attrs.clear()
+    assert said in build_digests(df, run, delivery())[0].text
+    assert "First run: changes" in build_digests(df, RUN, delivery())[0].text
+
+
+def test_a_small_dependency_alert_is_shown_precisely_new_and_with_one_action() -> None:
+    """qdep: with portfolio.dependency_alert 0.002 the report showed "Index 0.00" for 0.0044
+    and not the alert level; an account newly above it was not flagged as new, and the
+    digest gave two "Do:" lines ("Start a new-customer development plan" and "Dedicated
+    team: keep the quarterly strategic meeting.")."""
+    from ka_ml.reporting.html import render_report
+
+    df = scores_frame()
+    a4 = df["account_id"].eq("A4")
+    df["dependency_index"] = 0.001
+    df.loc[a4, "dependency_index"] = 0.0044
+    df["dependency_alert"] = a4
+    df["dependency_alert_prev"] = pd.array([False] * len(df), dtype="boolean")
+    df["recommended_action"] = "Dedicated team: keep the quarterly strategic meeting."
+    df.attrs["dependency_alert_level"] = 0.002
+    report = " ".join(render_report(df, RUN).split())
+    dep = report.split('id="dependency"')[1].split("</table>")[0]
+    assert "above the alert level 0.002)" in dep
+    assert "0.0044<small>new this week</small>" in dep and "0.00<" not in dep
+    alice = build_digests(df, RUN, delivery())[0]
+    section = alice.text.split("DEPENDENCY ALERT (1)")[1].split("\n\n")[0]
+    assert (
+        "Dependency: index 0.0044, above the alert level 0.002 (new this week); the business "
+        "depends too much on this account: keep it as below, and start a new-customer "
+        "development plan to spread the risk." in " ".join(section.split())
+    )
+    assert section.count("Do:") == 1
+    assert "Do: Dedicated team: keep the quarterly strategic meeting." in section
+    assert "(new this week)" in alice.html
+    df["dependency_alert_prev"] = pd.array([True] * len(df), dtype="boolean")
+    assert "new this week" not in build_digests(df, RUN, delivery())[0].text

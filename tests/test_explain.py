@@ -469,7 +469,9 @@ def test_the_scorer_reads_contract_lapses_within_the_churn_horizon_as_news(
     want = real(
         load_models(trained.cfg).churn, X, recent_lapse_days=trained.cfg.labels.horizon_days
     )
-    want = lead_flagged_with_what_raised(want.assign(health=out["health"].to_numpy()))
+    want = lead_flagged_with_what_raised(
+        want.assign(health=out["health"].to_numpy(), light_reason=out["light_reason"].to_numpy())
+    )
     assert out["reason_1"].tolist() == want["reason_1"].tolist()
 
 

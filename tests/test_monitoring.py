@@ -215,7 +215,7 @@ def test_the_next_scoring_run_carries_the_backtest_into_record_and_report(
 ) -> None:
     assert monitored.now.record["backtest"] == monitored.backtest.summary
     html = (monitored.now.out_dir / "report.html").read_text()
-    assert 'id="backtest"' in html and "red+yellow recall" in html
+    assert 'id="backtest"' in html and "red or yellow caught" in html
     recall = monitored.backtest.summary["red_recall"]
     assert f"caught {round(recall * 100)}%" in html
 

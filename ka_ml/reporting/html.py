@@ -48,6 +48,7 @@ from ka_ml.reporting.columns import (
 from ka_ml.reporting.formatting import (
     fmt_count,
     fmt_date,
+    fmt_index,
     fmt_money,
     fmt_num,
     fmt_pct,
@@ -64,6 +65,7 @@ from ka_ml.reporting.summary import (
     TIERS,
     attention_flags,
     is_first_run,
+    no_change_note,
     order_by_risk,
     portfolio_summary,
 )
@@ -305,7 +307,7 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
             f"horizon, and red caught {fmt_pct(recall)} of the accounts that churned"
             f"{capped}{wider}."
         )
-        where = "There"
+        where = "In the same backtest"
     quality = []
     if (auc := _share(bt.get("roc_auc"))) is not None:
         quality.append(f"ROC AUC {auc:.3f} (0.5 is chance, 1 a perfect ranking)")
@@ -487,6 +489,7 @@ def _context(
         "account_cards": Markup(cards),
         "rise": rise,
         "first_run": first_run,
+        "no_change": no_change_note(summary["last_run"]),
         "windows": forecast_windows(shown),
         "back_days": max(forecast_windows(shown), default=run.get("horizon_days")),
         **_layout_context(),
@@ -575,6 +578,7 @@ def _environment() -> jinja2.Environment:
         pct=fmt_pct,
         pts=fmt_points,
         num=fmt_num,
+        index=fmt_index,
         count=fmt_count,
         date=fmt_date,
         daterange=fmt_range,
