@@ -296,8 +296,7 @@ def score(
             f"[green]{lights.get('green', 0)} green[/] -> {res.out_dir}/ (report.html, scores.parquet, "
             "scores.csv, scores.xlsx, run_record.json)"
         )
-        if res.record.get("in_sample"):
-            Console().print(f"[yellow]warning[/]: {res.record['in_sample']['message']}")
+        _print_run_warnings(res.record, Console())
         _print_delivery(res.record)
         if notify_owners:
             from ka_ml.jobs.notify import notify as send_digests
@@ -310,6 +309,19 @@ def score(
         "the score run stopped; nothing of it was published (the previous outputs and score "
         "history are untouched); rerun it, reruns are idempotent",
     )
+
+
+def _print_run_warnings(record: dict, out: Console) -> None:
+    """What the report's banners say, a line each: the scores look back, the inputs drifted
+    (the drift banner's first sentence: the report lists the features)."""
+    from ka_ml.reporting.run_notes import drift_line
+
+    if record.get("in_sample"):
+        out.print(f"[yellow]warning[/]: {escape(record['in_sample']['message'])}", soft_wrap=True)
+    if line := drift_line(record):
+        out.print(
+            f"[yellow]warning[/]: input drift: {escape(line)} See report.html.", soft_wrap=True
+        )
 
 
 def _print_delivery(record: dict) -> None:

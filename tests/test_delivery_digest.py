@@ -150,9 +150,38 @@ def test_a_digest_says_why_an_account_turned_red_when_its_risk_did_not_move() ->
         "and new accounts, because 1 account ranked above it last week has lapsed or left the "
         "list." in turned
     )
-    turned = " ".join(bruno.text.split("TURNED RED THIS WEEK (1)")[1].split()[:40])
-    assert "Since last week: Back from lapsed" in turned
+    back = " ".join(bruno.text.split("BACK FROM LAPSED, STILL AT RISK (1)")[1].split()[:40])
+    assert "Since last week: Back from lapsed" in back
     assert "New on the list" not in bruno.text + bruno.html
+
+
+def test_an_account_back_from_lapsed_is_listed_apart_not_as_turned_red() -> None:
+    """u-quarter: "Turned red this week" listed "Harborcore AG: red, risk 41% (was 82%,
+    -41 pts) ... Back from lapsed after 273 days": 29 of 206 new reds over a quarter had just
+    ordered again and their risk fell. They are listed apart, and the report counts the same."""
+    from ka_ml.reporting.html import render_report
+    from ka_ml.reporting.summary import portfolio_summary
+
+    df = scores_frame()
+    b2 = df["account_id"].eq("B2")
+    df.loc[b2, ["churn_probability", "churn_probability_prev"]] = [0.41, 0.82]
+    df["lifecycle_prev"] = pd.Series(["active"] * len(df)).where(~b2, "lapsed")
+    df.loc[b2, "changes"] = "Back from lapsed after 273 days without an order."
+    bruno = build_digests(df, RUN, delivery())[1]
+    assert bruno.counts["turned_red"] == 0 and bruno.counts["back_red"] == 1
+    assert "TURNED RED" not in bruno.text and "turned red:" not in bruno.text
+    assert "No account turned red this week." in bruno.text
+    back = bruno.text.split("BACK FROM LAPSED, STILL AT RISK (1)")[1].split("\n\n")[0]
+    assert "B2 Holdings" in back and "risk 41% (was 82%, -41 pts)" in back
+    assert "Back from lapsed, still at risk (1)" in bruno.html
+    assert "turned red" not in bruno.subject
+    assert "1 account back from lapsed, still at risk: B2 Holdings" in bruno.text
+    summary = portfolio_summary(df)
+    assert summary["turned_red"] == 1 and summary["back_red"] == 1  # A1; B2 apart
+    report = " ".join(render_report(df, RUN).split())
+    assert "1 turned red, 1 back from lapsed (still red)," in report
+    attention = report.split('id="attention"')[1].split("</table>")[0]
+    assert "back from lapsed, still red" in attention
 
 
 def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
@@ -163,6 +192,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "yellow": 0,
         "green": 2,
         "turned_red": 1,
+        "back_red": 0,
         "rising": 0,
         "still_red": 1,
         "improved": 1,
@@ -319,6 +349,9 @@ def test_scoring_writes_one_report_and_digest_per_owner(scored: ScoreResult) -> 
     assert scored.record["delivery"]["owner_reports"] == len(owners)
     recorded = json.loads((scored.out_dir / "run_record.json").read_text())
     assert recorded["delivery"]["owner_reports"] == len(owners)
+    # the run facts the scorer carries on its frame reach the record (report, notify)
+    assert recorded["summary"]["dependency_alert_level"] == 0.4
+    assert "last_run" in recorded["summary"] and "dependency_alert_prev" in scored.scores
     for e in index:
         html = (owners_dir / f"{e['slug']}.html").read_text()
         assert set(report_owners(html)) == {e["owner"]}
@@ -410,3 +443,140 @@ def test_top_reasons_count_what_the_reasons_are_about_in_a_managers_words() -> N
         {"reason": "Time since last order", "accounts": 1},
     ]
     assert len(_top_reasons(rows)) == 3
+
+
+DRIFT = {  # u-quarter's run record, as written
+    "available": True,
+    "banner": True,
+    "features": [{"feature": "usage_recency_days", "level": "alert", "psi": 6.8006}],
+    "message": "1 input feature differs from the training data beyond PSI 0.25 (largest: "
+    "Days since the last day with any usage (count > 0), PSI 6.80). This week's scores may "
+    "be less reliable: check the data export, and retrain (ka-ml train) if the change is real.",
+}
+IN_SAMPLE = {
+    "churn_trained_as_of": "2026-08-10",
+    "message": "These scores look back, they do not forecast: the churn model in use (v2) was "
+    "trained on data up to 2026-08-10, after this date (2026-06-01), so it has seen what "
+    "happened next.",
+}
+MODEL_NOTES = [
+    "No purchase-timing model is champion yet: the next-order dates and the chances of an "
+    "order within each window are left empty this run; the churn scores and reasons do not "
+    "need them (`health.overdue_ratio_fallback`).",
+    "The purchase-timing model in use (v1) was promoted although a baseline does better out "
+    "of time, within chance (BG/NBD: P(order within 30 d) ROC AUC 0.846 against the model's "
+    "0.838): no comparable champion yet.",
+]
+
+
+def test_the_runs_warnings_reach_the_digest_at_the_top_in_a_managers_words() -> None:
+    """u-quarter: the drift banner, the look-back note and the model notes were only in
+    report.html; managers read the e-mail."""
+    run = {**RUN, "drift": DRIFT, "in_sample": IN_SAMPLE, "model_notes": MODEL_NOTES}
+    alice = build_digests(scores_frame(), run, delivery())[0]
+    head = alice.text.split("accounts: 2 red")[0]
+    assert (
+        "! Input data warning: one input looks different from the data the model learned "
+        "from (most: days since the last day with any usage); this week's scores may be less "
+        "reliable." in head
+    )
+    assert (
+        "! Not a forecast: the model was trained on data up to 10 Aug 2026, after this "
+        "week's date, so these scores look back at what it already saw happen." in head
+    )
+    assert "! About the models: no purchase-timing model is champion yet." in head
+    assert (
+        "! About the models: the purchase-timing model in use (v1) was promoted although a "
+        "baseline does better out of time, within chance." in head
+    )
+    assert "PSI" not in alice.text and "`" not in alice.text  # short, no jargon
+    html_head = alice.html.split("accounts:")[0]
+    assert "Please note" in html_head and "Not a forecast" in html_head
+    assert "Input data warning" in html_head and "no purchase-timing model" in html_head
+    quiet = build_digests(scores_frame(), RUN, delivery())[0]
+    assert "!" not in quiet.text.split("accounts:")[0] and "Please note" not in quiet.html
+
+
+def test_score_prints_the_drift_banner_in_one_line() -> None:
+    """u-quarter: `ka-ml score` printed the look-back note only; the drift banner was in the
+    report alone."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ka_ml.cli import _print_run_warnings
+
+    buf = StringIO()
+    _print_run_warnings({"drift": DRIFT, "in_sample": IN_SAMPLE}, Console(file=buf, width=80))
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("warning: These scores look back")
+    assert lines[1] == (
+        "warning: input drift: 1 input feature differs from the training data beyond PSI "
+        "0.25 (largest: Days since the last day with any usage (count > 0), PSI 6.80). See "
+        "report.html."
+    )
+    buf = StringIO()
+    _print_run_warnings({"drift": {**DRIFT, "banner": False}}, Console(file=buf, width=80))
+    assert buf.getvalue() == ""
+
+
+def test_a_run_whose_last_run_is_too_old_says_so_with_its_date() -> None:
+    """u-quarter: "(first run: changes are reported from next week on)" while earlier runs
+    existed, the last older than scoring.previous_run_max_days."""
+    from ka_ml.config import Config
+    from ka_ml.reporting.html import render_report
+    from ka_ml.scoring.score import run_facts
+
+    history = pd.DataFrame({"as_of": pd.to_datetime(["2026-03-30", "2026-04-06"])})
+    facts = run_facts(history, AS_OF, Config())
+    assert facts["last_run_as_of"] == "2026-04-06" and facts["previous_run_max_days"] == 21
+    assert run_facts(None, AS_OF, Config())["last_run_as_of"] is None
+    df = scores_frame().assign(health_prev=None, churn_probability_prev=float("nan"))
+    df.attrs.update(facts)
+    said = "the last run (6 Apr 2026) is more than 21 days old, too long ago to compare with"
+    report = " ".join(render_report(df, RUN).split())
+    assert said in report and "first run" not in report.lower()
+    alice = build_digests(df, RUN, delivery())[0]
+    assert f"No comparison this week: {said}; changes are reported from next week on." in (
+        alice.text
+    )
+    # read back from the files (no attrs): the run record's summary says it
+    from ka_ml.reporting.summary import portfolio_summary
+
+    run = {**RUN, "summary": portfolio_summary(df)}
+    df.attrs.clear()
+    assert said in build_digests(df, run, delivery())[0].text
+    assert "First run: changes" in build_digests(df, RUN, delivery())[0].text
+
+
+def test_a_small_dependency_alert_is_shown_precisely_new_and_with_one_action() -> None:
+    """qdep: with portfolio.dependency_alert 0.002 the report showed "Index 0.00" for 0.0044
+    and not the alert level; an account newly above it was not flagged as new, and the
+    digest gave two "Do:" lines ("Start a new-customer development plan" and "Dedicated
+    team: keep the quarterly strategic meeting.")."""
+    from ka_ml.reporting.html import render_report
+
+    df = scores_frame()
+    a4 = df["account_id"].eq("A4")
+    df["dependency_index"] = 0.001
+    df.loc[a4, "dependency_index"] = 0.0044
+    df["dependency_alert"] = a4
+    df["dependency_alert_prev"] = pd.array([False] * len(df), dtype="boolean")
+    df["recommended_action"] = "Dedicated team: keep the quarterly strategic meeting."
+    df.attrs["dependency_alert_level"] = 0.002
+    report = " ".join(render_report(df, RUN).split())
+    dep = report.split('id="dependency"')[1].split("</table>")[0]
+    assert "above the alert level 0.002)" in dep
+    assert "0.0044<small>new this week</small>" in dep and "0.00<" not in dep
+    alice = build_digests(df, RUN, delivery())[0]
+    section = alice.text.split("DEPENDENCY ALERT (1)")[1].split("\n\n")[0]
+    assert (
+        "Dependency: index 0.0044, above the alert level 0.002 (new this week); the business "
+        "depends too much on this account: keep it as below, and start a new-customer "
+        "development plan to spread the risk." in " ".join(section.split())
+    )
+    assert section.count("Do:") == 1
+    assert "Do: Dedicated team: keep the quarterly strategic meeting." in section
+    assert "(new this week)" in alice.html
+    df["dependency_alert_prev"] = pd.array([True] * len(df), dtype="boolean")
+    assert "new this week" not in build_digests(df, RUN, delivery())[0].text

@@ -534,7 +534,9 @@ def test_the_scorer_reads_contract_lapses_within_the_churn_horizon_as_news(
     want = real(
         load_models(trained.cfg).churn, X, recent_lapse_days=trained.cfg.labels.horizon_days
     )
-    want = lead_flagged_with_what_raised(want.assign(health=out["health"].to_numpy()))
+    want = lead_flagged_with_what_raised(
+        want.assign(health=out["health"].to_numpy(), light_reason=out["light_reason"].to_numpy())
+    )
     assert out["reason_1"].tolist() == want["reason_1"].tolist()
 
 
@@ -631,3 +633,65 @@ def test_stored_contributions_are_compared_only_under_the_model_that_made_them()
     assert Previous(stored, p, None, "").comparable("2")  # version unknown: taken as this one
     assert not Previous(stored, p, pd.Timestamp("2026-08-03"), "1").comparable("2")
     assert not Previous(pd.DataFrame(), p, pd.Timestamp("2026-08-03"), "2").comparable("2")
+
+
+def test_an_account_a_rule_lit_never_leads_with_what_lowers_its_risk() -> None:
+    """u-quarter: 75 yellow accounts raised by the overdue rule (churn probability ~0.05%)
+    led with "Contract ends in 194 days (lowers risk)": their raising reasons were worth
+    less than half a point, so they were not moved up. A rule-lit account leads with what
+    raised its risk whatever the size, else with the rule's own reason."""
+    from ka_ml.scoring.explain import lead_flagged_with_what_raised
+
+    overdue = (
+        "raised to yellow: overdue: no order for 188 days, 4.6x the typical gap of 41 days "
+        "(overdue beyond 3.7x) (churn probability 0%: not among the 30% highest churn probability)"
+    )
+    frame = pd.DataFrame(
+        {
+            "health": ["yellow", "yellow", "yellow", "red"],
+            "light_reason": [
+                overdue,
+                overdue,
+                "raised to yellow: an open critical complaint (churn probability 1%: not among "
+                "the 30% highest churn probability)",
+                "churn probability 62%: among the 10% highest churn probability",
+            ],
+            "reason_1": ["Contract ends in 194 days (lowers risk)"] * 4,
+            "reason_1_feature": ["contract_days_to_end"] * 4,
+            "reason_1_shap": [-0.036, -0.036, -0.02, -0.04],
+            "reason_1_direction": ["lowers risk"] * 4,
+            "reason_2": ["B (raises risk)", "B (lowers risk)", "B (lowers risk)", "B"],
+            "reason_2_feature": ["b"] * 4,
+            "reason_2_shap": [0.0022, -0.001, -0.001, 0.004],
+            "reason_2_direction": ["raises risk"] + ["lowers risk"] * 2 + ["raises risk"],
+            "reason_3": ["C (raises risk)", "C (lowers risk)", "C (lowers risk)", "C"],
+            "reason_3_feature": ["c"] * 4,
+            "reason_3_shap": [0.002, -0.0005, -0.0005, -0.001],
+            "reason_3_direction": ["raises risk"] + ["lowers risk"] * 3,
+        }
+    )
+    got = lead_flagged_with_what_raised(frame)
+    # a raising reason of 0.2 points leads a rule-lit account
+    assert got.loc[0, ["reason_1_feature", "reason_2_feature", "reason_3_feature"]].tolist() == [
+        "b",
+        "contract_days_to_end",
+        "c",
+    ]
+    # nothing shown raises it: the rule's own reason leads, the model's follow
+    assert got.loc[1, "reason_1"] == (
+        "Overdue: no order for 188 days, 4.6x the typical gap of 41 days (overdue beyond "
+        "3.7x) (raises risk)"
+    )
+    assert got.loc[1, "reason_1_feature"] == "overdue_ratio"
+    assert np.isnan(got.loc[1, "reason_1_shap"]) and got.loc[1, "reason_1_direction"] == (
+        "raises risk"
+    )
+    assert got.loc[1, ["reason_2_feature", "reason_3_feature"]].tolist() == [
+        "contract_days_to_end",
+        "b",
+    ]
+    assert got.loc[2, "reason_1"] == "An open critical complaint (raises risk)"
+    assert got.loc[2, "reason_1_feature"] == "open_critical_complaints"
+    # the ranking lit it: half a point still counts (0.4 points: as is)
+    pd.testing.assert_frame_equal(got.iloc[3:], frame.iloc[3:])
+    assert got["reason_1_direction"].iloc[:3].eq("raises risk").all()

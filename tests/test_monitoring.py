@@ -215,7 +215,7 @@ def test_the_next_scoring_run_carries_the_backtest_into_record_and_report(
 ) -> None:
     assert monitored.now.record["backtest"] == monitored.backtest.summary
     html = (monitored.now.out_dir / "report.html").read_text()
-    assert 'id="backtest"' in html and "red+yellow recall" in html
+    assert 'id="backtest"' in html and "red or yellow caught" in html
     recall = monitored.backtest.summary["red_recall"]
     assert f"caught {round(recall * 100)}%" in html
 
@@ -474,8 +474,8 @@ def test_a_red_budget_smaller_than_the_churners_is_no_reason_to_retrain() -> Non
         ],
     )
     assert ceiling_notes(good, cfg) == [
-        "Red recall 0.236 of at most 0.291: the light budget allows no more "
-        "(16 red accounts for 55 churners)."
+        "Red recall 0.236; the light budget caps it at 0.291 (16 red accounts for 55 "
+        "churners: even a perfect ranking would miss the rest)."
     ]
     no_ceiling = {k: v for k, v in good.items() if not k.endswith("_ceiling")}
     assert recommendation(no_ceiling, cfg)[1] == ["red recall 0.236 below the floor 0.300"]

@@ -279,7 +279,7 @@ def test_the_attention_list_says_why_an_account_without_a_light_last_week_turned
     df.loc[1, "churn_probability_prev"] = 0.551
     text = render_report(df, make_run())
     attention = text.split('id="attention"')[1].split("</table>")[0]
-    assert "turned red (back from lapsed)" in attention
+    assert "back from lapsed, still red" in attention and "turned red (back" not in attention
     assert "(new)" not in attention
     assert "turned red (was green)<small>Risk unchanged at 55%, yet now red: because.</small>" in (
         attention
@@ -465,8 +465,56 @@ def test_data_warnings_and_backtest_are_listed_when_present(scores: pd.DataFrame
     )
     text = render_report(scores, run)
     assert 'id="warnings"' in text and "orders: 12 rows with negative amounts" in text
-    assert "62% of the accounts flagged red did churn" in text
+    assert "62% of the accounts lit red did churn" in text
     assert 'id="warnings"' not in render_report(scores, make_run())
+
+
+USER_BACKTEST = {  # ux-ds: the backtest summary of a run record, as written
+    "account_weeks": 32311,
+    "backtest_as_of": "2026-10-01",
+    "brier": 0.1059,
+    "ece": 0.0211,
+    "interval_hit_rate": 0.8316,
+    "interval_n": 23449,
+    "interval_open": 6664,
+    "interval_open_not_early": 0.8704,
+    "interval_open_ordered": 3558,
+    "interval_windows": 32311,
+    "recommendation": "No retraining needed: every figure is within its threshold.",
+    "red_precision": 0.5589,
+    "red_recall": 0.4186,
+    "red_recall_ceiling": 0.749,
+    "red_yellow_precision": 0.328,
+    "red_yellow_recall": 0.8192,
+    "roc_auc": 0.8838,
+    "weeks": 18,
+    "window_accuracy": 0.7352,
+    "window_days": 30,
+    "window_majority_accuracy": 0.5159,
+}
+
+
+def test_the_backtest_paragraph_is_labelled_as_the_backtest_and_reads_as_sentences(
+    scores: pd.DataFrame,
+) -> None:
+    """Read: "In the last out-of-time test, 56% of the accounts flagged red ..." (it is the
+    backtest of past weekly scores, not training's test), then "account weeks: 32311 ·
+    brier: 11% · ece: 2% · ... roc auc: 88% · window days: 30": record keys, every 0-1
+    figure as a percent, the purchase-cycle figures said twice."""
+    text = " ".join(html.unescape(render_report(scores, make_run(backtest=USER_BACKTEST))).split())
+    para = text.split('id="backtest">')[1].split("</p>")[0]
+    assert para.startswith(
+        "In the backtest of past weekly scores (18 weeks, 32,311 account-weeks), 56% of the "
+        "accounts lit red did churn within the horizon, and red caught 42% of the accounts "
+        "that churned (with that many red accounts, at most 75% could be); red or yellow "
+        "caught 82%."
+    )
+    assert "ROC AUC 0.884" in para and "Brier score 0.106" in para
+    assert "Verdict: no retraining needed" in para
+    for raw in ("out-of-time", "account weeks:", "brier:", "roc auc", "window days", "88%"):
+        assert raw not in para
+    assert "interval" not in para and "83%" not in para  # the purchase cycle: said once
+    assert text.count("of the 23,449 account-weeks") == 1
 
 
 def test_filters_offer_every_owner_and_the_missing_owner(report: str) -> None:

@@ -41,12 +41,16 @@ from ka_ml.errors import KaMlError
 from ka_ml.features import catalog
 from ka_ml.io import atomic_write_json, atomic_write_text
 from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
-from ka_ml.reporting.formatting import fmt_date, fmt_money, fmt_pct, fmt_points
+from ka_ml.reporting.formatting import fmt_date, fmt_index, fmt_money, fmt_pct, fmt_points
 from ka_ml.reporting.html import render_report
+from ka_ml.reporting.run_notes import manager_notes
 from ka_ml.reporting.summary import (
     DEPENDENCY_RESPONSE,
     attention_flags,
     is_first_run,
+    last_run,
+    newly_alerted,
+    no_change_note,
     order_by_risk,
 )
 from ka_ml.scoring.explain import GROUPS, reason_group
@@ -139,7 +143,13 @@ def unique_slugs(labels: Sequence[str]) -> list[str]:
 
 
 SCORECARD_NAMES = {key: label.lower() for key, label in SCORECARD}
-DEPENDENCY_ACTION = f"{DEPENDENCY_RESPONSE.capitalize()}: the business depends too much on it."
+# beside the account's own action, not a second "Do:" (read: "Do: Start a new-customer
+# development plan" then "Do: Dedicated team: keep the quarterly strategic meeting."): the
+# response is the company's, about the rest of the portfolio, not about this account
+DEPENDENCY_ACTION = (
+    f"the business depends too much on this account: keep it as below, and "
+    f"{DEPENDENCY_RESPONSE} to spread the risk."
+)
 
 
 def _scorecard_text(shown: pd.DataFrame) -> pd.Series:
@@ -191,6 +201,8 @@ def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[s
             "scorecard": _scorecard_text(shown),
             "win_back": num_col(shown, "win_back_value"),
             "lapsed_why": text_col(shown, "lifecycle_reason"),
+            "dep_index": num_col(shown, "dependency_index"),
+            "dep_new": newly_alerted(shown),
         }
     )
     return [{str(k): v for k, v in r.items()} for r in view.to_dict("records")]
@@ -228,11 +240,19 @@ def digest_context(
     max_listed: int,
     currency: str = "",
     rise: float = 0.10,
+    notes: Sequence[str] = (),
+    facts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything one owner's digest says, computed from their rows (pure).
 
+    ``notes``: the run's warnings in a manager's words (:func:`manager_notes`: input drift,
+    scores that look back, how the models came to be in use), shown at the top. ``facts``: the run's summary (``run_record.json``), for what the
+    rows may not carry (scores read back from a file): the dependency alert level, the last
+    run.
+
     Sections: accounts that turned red this week, whose risk rose ``rise`` or more, that
-    are still red, that left red (improved), above the dependency alert, and lapsed ones
+    are back from lapsed and red, are still red, that left red (improved), above the
+    dependency alert, and lapsed ones
     worth a win-back call; counts per light; the commonest reasons.
     """
     masks = _section_masks(rows, rise)
@@ -246,6 +266,7 @@ def digest_context(
     }
     return {
         "label": label,
+        "notes": list(notes),
         "as_of": as_of,
         "as_of_text": fmt_date(pd.Timestamp(as_of)) if as_of else "",
         "counts": counts,
@@ -256,22 +277,34 @@ def digest_context(
         "turned_red_names": [
             i["name"] for i in _items(rows[masks["turned_red"].to_numpy()], max_listed)
         ],
+        "back_red_names": [
+            i["name"] for i in _items(rows[masks["back_red"].to_numpy()], max_listed)
+        ],
         "top_reasons": _top_reasons(rows),
         "dependency_action": DEPENDENCY_ACTION,
+        "dependency_level": rows.attrs.get(
+            "dependency_alert_level", (facts or {}).get("dependency_alert_level")
+        ),
+        "no_change": no_change_note(
+            last_run(rows) if "last_run_as_of" in rows.attrs else (facts or {}).get("last_run")
+        ),
     }
 
 
 def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
     """Which rows each section lists, in section order (an account is in one of the first
-    three at most)."""
+    four at most)."""
     flags = attention_flags(rows, rise=rise)
     health = text_col(rows, "health")
-    turned_red = flags["turned_red"]
-    rising = flags["rising"] & ~turned_red
+    turned_red, back_red = flags["turned_red"], flags["back_red"]
+    rising = flags["rising"] & ~turned_red & ~back_red
     return {
         "turned_red": turned_red,
+        # ordered again after being lapsed, risk usually down: no new red (u-quarter: 29 of
+        # 206 "turned red" were these, e.g. "risk 41% (was 82%, -41 pts)")
+        "back_red": back_red,
         "rising": rising,
-        "still_red": health.eq("red") & ~turned_red & ~rising,
+        "still_red": health.eq("red") & ~turned_red & ~back_red & ~rising,
         "improved": text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne(""),
         "dependency": flag_col(rows, "dependency_alert"),
         "lapsed": text_col(rows, "lifecycle").eq("lapsed"),
@@ -289,6 +322,7 @@ def _sections(
     """The non-empty sections with their first ``max_listed`` accounts and how many more."""
     titles = {
         "turned_red": "Turned red this week",
+        "back_red": "Back from lapsed, still at risk",
         "rising": f"Risk rising ({round(rise * 100)}+ points since last week)",
         "still_red": "Red" if first_run else "Still red",
         "improved": "No longer red",
@@ -335,15 +369,24 @@ def subject_line(
 
 _TEXT_TEMPLATE = """\
 {{ label }}: your key accounts as of {{ as_of_text }}
+{% for n in notes %}
+! {{ n }}
+{% endfor %}
+{% if notes %}
+  (details at the top of the report)
+{% endif %}
 {{ counts.accounts }} accounts: {{ counts.red }} red, {{ counts.yellow }} yellow, \
 {{ counts.green }} green; {{ at_risk|money(cur) }} revenue at risk.
 {% if turned_red_names %}
 {{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red: \
 {{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, ...{% endif %}.
 {% elif first_run %}
-First run: changes are reported from next week on.
+{{ no_change }}.
 {% else %}
 No account turned red this week.
+{% endif %}
+{% if back_red_names %}
+{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, ...{% endif %}.
 {% endif %}
 {% if top_reasons %}
 Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
@@ -361,7 +404,9 @@ Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
 {{ a.health or a.lifecycle }}, risk {{ a.p|pct }}{% if a.has_prev %} (was {{ a.p_prev|pct }}, \
 {{ a.change|pts }}){% endif %}, {{ a.at_risk|money(cur) }} at risk
 {% if s.key == "dependency" %}
-  Do: {{ dependency_action }}
+  Dependency: index {{ a.dep_index|index }}{% if dependency_level is not none %}, above the \
+alert level {{ dependency_level|index }}{% endif %}{% if a.dep_new %} (new this week){% endif %}; \
+{{ dependency_action }}
 {% endif %}
 {% if a.scorecard %}
   Scorecard: {{ a.scorecard }}
@@ -393,6 +438,12 @@ _HTML_TEMPLATE = """\
 max-width:720px;line-height:1.45">
 <h2 style="margin-bottom:4px">{{ label }}: your key accounts</h2>
 <p style="margin-top:0;color:#52606d">as of {{ as_of_text }}</p>
+{% if notes %}
+<div style="background:#fff4e5;border-left:4px solid #e67e22;padding:6px 12px;margin:8px 0">
+<b>Please note</b> <small>(details at the top of the report)</small>
+<ul style="margin:4px 0;padding-left:18px">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>
+</div>
+{% endif %}
 <p><b>{{ counts.accounts }}</b> accounts:
 <span style="color:#c81e1e"><b>{{ counts.red }}</b> red</span>,
 <span style="color:#b7791f"><b>{{ counts.yellow }}</b> yellow</span>,
@@ -402,9 +453,13 @@ max-width:720px;line-height:1.45">
 <p><b>{{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red:</b>
 {{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, …{% endif %}.</p>
 {% elif first_run %}
-<p>First run: changes are reported from next week on.</p>
+<p>{{ no_change }}.</p>
 {% else %}
 <p>No account turned red this week.</p>
+{% endif %}
+{% if back_red_names %}
+<p><b>{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk:</b>
+{{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, …{% endif %}.</p>
 {% endif %}
 {% if top_reasons %}
 <p><b>Top reasons:</b> {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }}){{ "; " if not loop.last }}{% endfor %}.</p>
@@ -421,7 +476,9 @@ max-width:720px;line-height:1.45">
 {% if a.tier %} · tier {{ a.tier }}{% endif %}</small>: {{ a.health or a.lifecycle }}, risk <b>{{ a.p|pct }}</b>\
 {% if a.has_prev %} (was {{ a.p_prev|pct }}, {{ a.change|pts }}){% endif %}, \
 {{ a.at_risk|money(cur) }} at risk
-{% if s.key == "dependency" %}<br><span style="color:#52606d">Do:</span> <b>{{ dependency_action }}</b>{% endif %}
+{% if s.key == "dependency" %}<br><span style="color:#52606d">Dependency:</span> index {{ a.dep_index|index }}\
+{% if dependency_level is not none %}, above the alert level {{ dependency_level|index }}{% endif %}\
+{% if a.dep_new %} <b>(new this week)</b>{% endif %}; {{ dependency_action }}{% endif %}
 {% if a.scorecard %}<br><span style="color:#52606d">Scorecard:</span> {{ a.scorecard }}{% endif %}
 {% if a.why %}<br><span style="color:#52606d">Why:</span> {{ a.why }}{% endif %}
 {% if a.changes %}<br><span style="color:#52606d">Since last week:</span> {{ a.changes }}{% endif %}
@@ -452,7 +509,7 @@ def _environment(html: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(money=fmt_money, pct=fmt_pct, pts=fmt_points)
+    env.filters.update(money=fmt_money, pct=fmt_pct, pts=fmt_points, index=fmt_index)
     return env
 
 
@@ -544,6 +601,8 @@ def _owner_digest(
         max_listed=delivery.max_listed,
         currency=str(run.get("currency") or ""),
         rise=float(run.get("risk_rise_points") or 0.10),
+        notes=manager_notes(dict(run)),
+        facts=run.get("summary") if isinstance(run.get("summary"), dict) else None,
     )
     subject = subject_line(
         delivery.subject_prefix, label, ctx["counts"], as_of, first_run=ctx["first_run"]

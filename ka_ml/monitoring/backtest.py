@@ -284,9 +284,12 @@ def ceiling_notes(metrics: dict[str, float], cfg: MonitoringConfig) -> list[str]
     for key, label in RECALLS.items():
         value, ceiling = metrics.get(key, float("nan")), metrics.get(f"{key}_ceiling", np.nan)
         if np.isfinite(value) and np.isfinite(ceiling) and ceiling < 1:
+            # the limit is the ceiling, not the recall: "0.419 of at most 0.749: the budget
+            # allows no more" read as if 0.419 were the limit
             notes.append(
-                f"{label[0].upper()}{label[1:]} {value:.3f} of at most {ceiling:.3f}: the "
-                f"light budget allows no more ({_ceiling_counts(metrics, key)})."
+                f"{label[0].upper()}{label[1:]} {value:.3f}; the light budget caps it at "
+                f"{ceiling:.3f} ({_ceiling_counts(metrics, key)}: even a perfect ranking "
+                "would miss the rest)."
             )
     return notes
 

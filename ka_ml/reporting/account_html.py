@@ -28,8 +28,8 @@ from markupsafe import escape
 from ka_ml.reporting.columns import N_REASONS, SCORECARD
 from ka_ml.reporting.formatting import (
     fmt_date,
+    fmt_index,
     fmt_money,
-    fmt_num,
     fmt_pct,
     fmt_points,
     fmt_range,
@@ -312,7 +312,7 @@ def _card_head(c: _Columns) -> list[str]:
         _cat(
             n,
             " · dependency index ",
-            c.fmt("dep", fmt_num),
+            c.fmt("dep", fmt_index),
             f": {escape(c.layout.dependency_response)}",
         ),
     )

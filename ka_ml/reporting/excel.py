@@ -176,6 +176,7 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ("Revenue at risk share", s["revenue_at_risk_share"], PCT1),
         ("Need attention", s["needs_attention"], "0"),
         ("Turned red this week", s["turned_red"], "0"),
+        ("Back from lapsed, still red", s.get("back_red", 0), "0"),
         (
             f"Risk up {fmt_points(float(run.get('risk_rise_points') or 0.1)).lstrip('+')} or more",
             s["rising"],

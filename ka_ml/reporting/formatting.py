@@ -77,6 +77,15 @@ def fmt_num(v: Any, decimals: int = 2) -> str:
     return "–" if is_missing(v) else f"{float(v):,.{decimals}f}"
 
 
+def fmt_index(v: Any) -> str:
+    """An index or level from 0 to 1 with its significant digits: 0.45 -> '0.45', 0.0044 ->
+    '0.0044' (two decimals read '0.00' for an alert a user set at 0.002)."""
+    if is_missing(v):
+        return "–"
+    x = float(v)
+    return f"{x:.2f}" if abs(x) >= 0.1 or x == 0 else f"{x:.2g}"
+
+
 def fmt_date(v: Any, missing: str = "open-ended") -> str:
     """A date as '14 Aug 2026'; NaT (beyond the model's range) as 'open-ended'."""
     if is_missing(v):
@@ -112,6 +121,7 @@ def sort_date(v: Any) -> str:
 __all__ = [
     "fmt_count",
     "fmt_date",
+    "fmt_index",
     "fmt_money",
     "fmt_num",
     "fmt_pct",

@@ -48,6 +48,7 @@ from ka_ml.reporting.columns import (
 from ka_ml.reporting.formatting import (
     fmt_count,
     fmt_date,
+    fmt_index,
     fmt_money,
     fmt_num,
     fmt_pct,
@@ -64,6 +65,7 @@ from ka_ml.reporting.summary import (
     TIERS,
     attention_flags,
     is_first_run,
+    no_change_note,
     order_by_risk,
     portfolio_summary,
 )
@@ -270,44 +272,61 @@ def _drift(run: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
-    """Back-test figures as plain sentences (when the run has them)."""
+    """The backtest of past weekly scores (``ka-ml backtest``, not training's out-of-time
+    test) in a few plain sentences: how the red and yellow lights turned out, how well the
+    probabilities rank and are calibrated (ROC AUC and Brier score as decimals, as a data
+    scientist reads them), and the verdict. The purchase-cycle figures are said in the
+    purchase-cycle sentence (:func:`_cycle_accuracy`), never twice; no record key is shown
+    by its name."""
     bt = run.get("backtest")
     if not isinstance(bt, dict) or not bt:
         return None
     sentences = []
-    told: set[str] = set()
-    precision, recall = bt.get("red_precision"), bt.get("red_recall")
-    if isinstance(precision, int | float) and isinstance(recall, int | float):
-        ceiling = bt.get("red_recall_ceiling")
+    weeks, rows = _count(bt.get("weeks")), _count(bt.get("account_weeks"))
+    scope = ", ".join(
+        part
+        for part in (
+            f"{weeks} {'week' if weeks == 1 else 'weeks'}" if weeks else "",
+            f"{rows:,} account-weeks" if rows else "",
+        )
+        if part
+    )
+    where = f"In the backtest of past weekly scores{f' ({scope})' if scope else ''}"
+    precision, recall = _share(bt.get("red_precision")), _share(bt.get("red_recall"))
+    if precision is not None and recall is not None:
+        ceiling = _share(bt.get("red_recall_ceiling"))
         capped = (
             f" (with that many red accounts, at most {fmt_pct(ceiling)} could be)"
-            if isinstance(ceiling, int | float) and ceiling < 1
+            if ceiling is not None and ceiling < 1
             else ""
         )
+        both = _share(bt.get("red_yellow_recall"))
+        wider = f"; red or yellow caught {fmt_pct(both)}" if both is not None else ""
         sentences.append(
-            f"In the last out-of-time test, {fmt_pct(precision)} of the accounts flagged red "
-            f"did churn, and the red flags caught {fmt_pct(recall)} of the accounts that "
-            f"churned{capped}."
+            f"{where}, {fmt_pct(precision)} of the accounts lit red did churn within the "
+            f"horizon, and red caught {fmt_pct(recall)} of the accounts that churned"
+            f"{capped}{wider}."
         )
-        told = {"red_precision", "red_recall", "red_recall_ceiling"}
-    told |= set(CYCLE_FIGURES)  # said in the purchase-cycle sentence
-    items = []
-    for key, val in bt.items():
-        if key in told or isinstance(val, bool) or not isinstance(val, int | float | str):
-            continue
-        label = str(key).replace("red_yellow", "red+yellow").replace("_", " ")
-        shown = fmt_pct(val, 0) if isinstance(val, float) and 0 <= val <= 1 else str(val)
-        items.append({"label": label, "value": shown})
-    return {"sentences": sentences, "figures": items}
+        where = "In the same backtest"
+    quality = []
+    if (auc := _share(bt.get("roc_auc"))) is not None:
+        quality.append(f"ROC AUC {auc:.3f} (0.5 is chance, 1 a perfect ranking)")
+    if (brier := _share(bt.get("brier"))) is not None:
+        quality.append(f"Brier score {brier:.3f} (lower is better)")
+    if quality:
+        sentences.append(f"{where}, the churn probabilities scored {' and '.join(quality)}.")
+    verdict = bt.get("recommendation")
+    if isinstance(verdict, str) and verdict.strip():
+        text = verdict.strip()
+        sentences.append(f"Verdict: {text[:1].lower()}{text[1:]}")
+    return {"sentences": sentences} if sentences else None
 
 
-CYCLE_FIGURES = (
-    "interval_n",
-    "interval_windows",
-    "interval_open",
-    "interval_open_ordered",
-    "interval_open_not_early",
-)
+def _share(value: Any) -> float | None:
+    """A figure from the record, when it is one (not a flag, not NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return float(value)
 
 
 def _count(value: Any) -> int | None:
@@ -470,6 +489,7 @@ def _context(
         "account_cards": Markup(cards),
         "rise": rise,
         "first_run": first_run,
+        "no_change": no_change_note(summary["last_run"]),
         "windows": forecast_windows(shown),
         "back_days": max(forecast_windows(shown), default=run.get("horizon_days")),
         **_layout_context(),
@@ -518,7 +538,9 @@ def _lists_context(view: pd.DataFrame, run: dict[str, Any], first_run: bool) -> 
     win_back_shown = int(run.get("win_back_rows") or shown)
     # a first run has no changes to report: its red accounts are this week's list
     attention = (
-        view[view["health"].eq("red")] if first_run else view[view["turned_red"] | view["rising"]]
+        view[view["health"].eq("red")]
+        if first_run
+        else view[view["turned_red"] | view["back_red"] | view["rising"]]
     )
     lapsed = view[view["lifecycle"].eq("lapsed")]
     win_back = lapsed.sort_values(["win_back", "p_back"], ascending=False, kind="stable")
@@ -556,6 +578,7 @@ def _environment() -> jinja2.Environment:
         pct=fmt_pct,
         pts=fmt_points,
         num=fmt_num,
+        index=fmt_index,
         count=fmt_count,
         date=fmt_date,
         daterange=fmt_range,

@@ -40,21 +40,25 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     """Why each account needs attention this week: it turned red, or its risk jumped.
 
     ``turned_red``: red now and not red last week (an account new to the list counts: it
-    was not red before). ``rising``: churn probability up by at least ``rise`` (0.10 = 10
-    points) since last week; unknown when there is no previous probability. Lapsed
-    accounts (already lost) are never flagged, and a first run (no previous run at all)
-    reports no changes.
+    was not red before). ``back_red``: red now and lapsed last week: it ordered again, so
+    its risk usually fell (82% to 41%), and it is no new red but a customer back and still
+    at risk; listed apart, never in ``turned_red``. ``rising``: churn probability up by at
+    least ``rise`` (0.10 = 10 points) since last week; unknown when there is no previous
+    probability. Lapsed accounts (already lost) are never flagged, and a first run (no
+    previous run at all) reports no changes.
     """
     health = text_col(scores, "health")
     prev = text_col(scores, "health_prev")
     change = num_col(scores, "churn_probability") - num_col(scores, "churn_probability_prev")
     first_run = is_first_run(scores)
     lit = text_col(scores, "lifecycle").ne("lapsed") & ~pd.Series(first_run, index=scores.index)
-    turned_red = health.eq("red") & prev.ne("red") & lit
+    new_red = health.eq("red") & prev.ne("red") & lit
+    back_red = new_red & text_col(scores, "lifecycle_prev").eq("lapsed")
     rising = change.ge(rise - 1e-9).fillna(False) & lit
     return pd.DataFrame(
         {
-            "turned_red": turned_red.astype(bool),
+            "turned_red": (new_red & ~back_red).astype(bool),
+            "back_red": back_red.astype(bool),
             "rising": rising.astype(bool),
             "risk_change": change,
         },
@@ -93,15 +97,16 @@ def order_by_risk(scores: pd.DataFrame) -> pd.Index:
 
 
 def needs_attention(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.DataFrame:
-    """Accounts that turned red this week or whose risk rose ``rise`` or more, by revenue at risk.
+    """Accounts that turned red this week, came back from lapsed still red, or whose risk
+    rose ``rise`` or more, by revenue at risk.
 
-    Returns the matching rows of ``scores`` plus ``turned_red``, ``rising`` and
-    ``risk_change`` (probability points as a fraction; NaN without last week's score).
+    Returns the matching rows of ``scores`` plus ``turned_red``, ``back_red``, ``rising``
+    and ``risk_change`` (probability points as a fraction; NaN without last week's score).
     """
     flags = attention_flags(scores, rise=rise)
     out = pd.concat([scores, flags], axis=1)
     out = out.loc[order_by_risk(scores)]
-    return out[out["turned_red"] | out["rising"]]
+    return out[out["turned_red"] | out["back_red"] | out["rising"]]
 
 
 # --------------------------------------------------------------------------- the portfolio
@@ -138,9 +143,13 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "tiers": _records(_totals(kept, ["tier"]).reindex(tiers, fill_value=0)),
         "light_by_tier": _light_by_tier(kept, lights, tiers),
         "dependency_alerts": _dependency_alerts(scores),
+        # run facts the scorer attaches to its frame (absent on frames made otherwise)
+        "dependency_alert_level": to_native(scores.attrs.get("dependency_alert_level")),
+        "last_run": last_run(scores),
         "turned_red": int(flags["turned_red"].sum()),
+        "back_red": int(flags["back_red"].sum()),
         "rising": int(flags["rising"].sum()),
-        "needs_attention": int((flags["turned_red"] | flags["rising"]).sum()),
+        "needs_attention": int((flags["turned_red"] | flags["back_red"] | flags["rising"]).sum()),
     }
 
 
@@ -236,8 +245,43 @@ def _light_by_tier(kept: pd.DataFrame, lights: list[str], tiers: list[str]) -> d
     return out
 
 
+def last_run(scores: pd.DataFrame) -> dict[str, Any] | None:
+    """The latest earlier run when it is too old to compare with (older than
+    ``scoring.previous_run_max_days``, so nothing has last week's figures): its date and the
+    limit. None when there was none, or when this run compares with it."""
+    day, limit = scores.attrs.get("last_run_as_of"), scores.attrs.get("previous_run_max_days")
+    if not day or not is_first_run(scores):
+        return None
+    return {"as_of": str(day), "max_days": to_native(limit)}
+
+
+def no_change_note(last: dict[str, Any] | None) -> str:
+    """Why a run reports no changes, as a sentence: a first run, or one whose last run is
+    too old to compare with (read: "first run" while four earlier runs existed)."""
+    if not last:
+        return "First run: changes are reported from next week on"
+    day = pd.Timestamp(last["as_of"])
+    limit = last.get("max_days")
+    older = f"more than {limit} days old" if limit else "too old"
+    return (
+        f"No comparison this week: the last run ({day.day} {day:%b %Y}) is {older}, too "
+        "long ago to compare with; changes are reported from next week on"
+    )
+
+
+def newly_alerted(scores: pd.DataFrame) -> pd.Series:
+    """Above the dependency alert this week and scored below it last week."""
+    prev = (
+        scores["dependency_alert_prev"].astype("boolean")
+        if "dependency_alert_prev" in scores
+        else pd.Series(pd.NA, index=scores.index, dtype="boolean")
+    )
+    return flag_col(scores, "dependency_alert") & prev.eq(False).fillna(False).astype(bool)
+
+
 def _dependency_alerts(scores: pd.DataFrame) -> list[dict[str, Any]]:
-    """The accounts above the dependency alert, most dependent first, with the response."""
+    """The accounts above the dependency alert, most dependent first, with the response and
+    whether the alert is new this week."""
     alert = flag_col(scores, "dependency_alert")
     dep = pd.DataFrame(
         {
@@ -245,6 +289,7 @@ def _dependency_alerts(scores: pd.DataFrame) -> list[dict[str, Any]]:
             "name": text_col(scores, "name"),
             "dependency_index": num_col(scores, "dependency_index"),
             "revenue_share": num_col(scores, "revenue_share"),
+            "new": newly_alerted(scores),
         }
     )[alert.to_numpy()].sort_values("dependency_index", ascending=False, kind="stable")
     return [
@@ -260,8 +305,11 @@ __all__ = [
     "TIERS",
     "attention_flags",
     "is_first_run",
+    "last_run",
     "lowest_lit",
     "needs_attention",
+    "newly_alerted",
+    "no_change_note",
     "order_by_risk",
     "portfolio_summary",
 ]

@@ -444,10 +444,24 @@ def _points(points: float) -> str:
     return f"{text} {catalog.points_unit(float(text))}"
 
 
+# the light a rule set ("raised to yellow: overdue: ... (churn probability 0%: ...)"): the
+# rule's own words, without the ranking's reason in the last parenthesis
+_RAISED_BY_RULE = re.compile(r"^raised to \w+: (?P<rule>.+?)(?: \([^()]*\))?$")
+# the features a rule's reason is filed under (the digest's "Top reasons" group it so)
+_RULE_FEATURES = (("overdue", "overdue_ratio"), ("critical complaint", "open_critical_complaints"))
+
+
 def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:
-    """Red and yellow accounts lead with the strongest shown reason that raises their risk
-    by at least MATERIAL_POINTS (half a point), when their first reason lowers it (the
-    others keep their order).
+    """A red or yellow account never leads with a reason that lowers its risk.
+
+    When its first reason lowers the risk, it leads with the strongest shown reason raising
+    it: by at least MATERIAL_POINTS (half a point) for an account the ranking lit; by any
+    amount for one a rule lit (``light_reason`` "raised to yellow: overdue ..." or "... an
+    open critical complaint"), whose churn probability may be 0.05%, so its raising reasons
+    are tiny: its light is the rule's, not the model's. A rule-lit account with no shown
+    reason raising its risk leads with the rule itself ("Overdue: no order for 188 days,
+    4.6x the typical gap of 41 days (raises risk)", no SHAP value), the model's reasons
+    after it. The others keep their order.
 
     :func:`top_reasons` orients each account by the model's reference (TreeSHAP's base,
     the average of every training row, for a model trained without a reason reference);
@@ -460,11 +474,25 @@ def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> p
     keys = [f"reason_{k}" for k in range(1, n_reasons + 1)]
     if not all(f"{k}_shap" in scores for k in keys) or "health" not in scores:
         return scores
-    shap = np.column_stack([scores[f"{k}_shap"].to_numpy(float) for k in keys])
+    shap = np.nan_to_num(np.column_stack([scores[f"{k}_shap"].to_numpy(float) for k in keys]))
     flagged = scores["health"].astype(object).isin(["red", "yellow"]).to_numpy()
-    raises = np.nan_to_num(shap) >= MATERIAL_POINTS
-    fix = flagged & (np.nan_to_num(shap[:, 0]) < 0) & raises[:, 1:].any(axis=1)
-    if not fix.any():
+    rule = (
+        scores["light_reason"]
+        .astype(object)
+        .fillna("")
+        .astype(str)
+        .str.extract(_RAISED_BY_RULE)["rule"]
+        .fillna("")
+        .to_numpy(object)
+        if "light_reason" in scores
+        else np.full(len(scores), "", dtype=object)
+    )
+    by_rule = rule != ""
+    raises = np.where(by_rule[:, None], shap > 0, shap >= MATERIAL_POINTS)
+    leads_lower = flagged & (shap[:, 0] < 0)
+    fix = leads_lower & raises[:, 1:].any(axis=1)
+    told = leads_lower & by_rule & ~raises.any(axis=1)  # nothing shown raises it
+    if not (fix.any() or told.any()):
         return scores
     out = scores.copy()
     fields = ("", "_feature", "_shap", "_direction")
@@ -474,6 +502,12 @@ def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> p
         order = [j, *(k for k in range(n_reasons) if k != j)]
         for f in fields:
             cols[f][i] = cols[f][i, order]
+    for i in np.flatnonzero(told):
+        text = str(rule[i])
+        feature = next((f for key, f in _RULE_FEATURES if key in text), "")
+        first = (f"{text[:1].upper()}{text[1:]} (raises risk)", feature, np.nan, "raises risk")
+        for f, value in zip(fields, first, strict=True):
+            cols[f][i] = np.r_[np.array([value], dtype=object), cols[f][i, :-1]]
     for f in fields:
         for k, key in enumerate(keys):
             col = f"{key}{f}"

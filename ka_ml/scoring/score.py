@@ -189,7 +189,27 @@ def score_and_explain(
     acc = history.accounts.set_index("account_id")
     for c in ACCOUNT_COLUMNS:
         out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
+    out.attrs.update(run_facts(score_history, as_of, cfg))
     return out, contrib
+
+
+def run_facts(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cfg: Config) -> dict:
+    """What the report and the digests say about the whole run, carried on the scores
+    frame (``DataFrame.attrs``; :func:`ka_ml.reporting.summary.portfolio_summary` copies
+    them into the run record's summary): the dependency alert level, and the latest
+    earlier run whatever its age, so a run whose last one is older than
+    ``scoring.previous_run_max_days`` says so instead of "first run"."""
+    earlier = (
+        pd.to_datetime(score_history["as_of"])
+        if score_history is not None and not score_history.empty
+        else pd.Series(dtype="datetime64[us]")
+    )
+    earlier = earlier[earlier < as_of]
+    return {
+        "dependency_alert_level": float(cfg.portfolio.dependency_alert),
+        "last_run_as_of": str(earlier.max().date()) if len(earlier) else None,
+        "previous_run_max_days": int(cfg.scoring.previous_run_max_days),
+    }
 
 
 def has_previous_run(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cfg: Config) -> bool:
@@ -434,6 +454,15 @@ def _said_since_last_week(
     known = "lifecycle" in prev
     ids = out["account_id"]
     out["lifecycle_prev"] = ids.map(prev["lifecycle"]).astype(object) if known else None
+    # last week's dependency alert (empty: not scored last week), so a new one is told apart
+    alert_prev = (
+        ids.map(prev["dependency_alert"])
+        if "dependency_alert" in prev
+        else pd.Series(pd.NA, index=ids.index)
+    )
+    out["dependency_alert_prev"] = pd.array(
+        [None if pd.isna(v) else bool(v) for v in alert_prev], dtype="boolean"
+    )
     if "changes" not in out or prev.empty:
         return out
     days_between = float((as_of - pd.Timestamp(prev["as_of"].max())).days)

@@ -27,6 +27,7 @@ from ka_ml.scoring.score import (
     has_previous_run,
     light_columns,
     portfolio_columns,
+    run_facts,
 )
 from ka_ml.spark import kernel
 from ka_ml.spark.data import SparkHistory
@@ -270,4 +271,5 @@ def score_with_features(
     acc = res.set_index("account_id")
     for c in ACCOUNT_COLUMNS:
         out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
+    out.attrs.update(run_facts(score_history, as_of, cfg))
     return out, (table if table is not None else pd.DataFrame())
