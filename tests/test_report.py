@@ -636,6 +636,34 @@ def test_the_spreadsheet_says_what_decided_the_lights_in_budget_mode(
     assert "Lowest red probability ranked this run" not in rows
 
 
+def test_the_spreadsheet_counts_who_to_call_as_the_report_does(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Read on a first run: the report said '24 to call this week', the spreadsheet's
+    summary 'Need attention 0' (turned red or rising: nothing can have, with no last week)."""
+    first = scores.assign(health_prev=pd.NA, churn_probability_prev=np.nan)
+    rows = {
+        r[0]: r[1]
+        for r in load_workbook(write_excel(first, make_run(), tmp_path / "first.xlsx"))[
+            "Summary"
+        ].iter_rows(values_only=True)
+    }
+    assert rows["To call this week"] == int(first["health"].eq("red").sum()) > 0
+    assert rows["Changes"].startswith("First run: changes are reported from next week on")
+    assert "Need attention" not in rows
+    named = write_excel(first, make_run(currency="EUR"), tmp_path / "eur.xlsx")
+    assert ("Currency", "EUR") in [
+        r[:2] for r in load_workbook(named)["Summary"].iter_rows(values_only=True)
+    ]
+    rows = {
+        r[0]: r[1]
+        for r in load_workbook(write_excel(scores, make_run(), tmp_path / "later.xlsx"))[
+            "Summary"
+        ].iter_rows(values_only=True)
+    }
+    assert rows["Need attention"] >= 1 and "To call this week" not in rows
+
+
 def test_lowest_lit_is_none_for_a_light_nobody_got() -> None:
     df = pd.DataFrame(
         {"health": ["red", "green", "red", None], "churn_probability": [0.6, 0.1, 0.47, 0.9]}

@@ -32,7 +32,13 @@ from ka_ml.io import atomic_write
 from ka_ml.reporting.columns import N_REASONS, SCORECARD, num_col, purchase_windows
 from ka_ml.reporting.formatting import fmt_points
 from ka_ml.reporting.sheet_rows import SheetColumn, SheetData, insert_rows
-from ka_ml.reporting.summary import attention_flags, order_by_risk, portfolio_summary
+from ka_ml.reporting.summary import (
+    attention_flags,
+    is_first_run,
+    no_change_note,
+    order_by_risk,
+    portfolio_summary,
+)
 
 LIGHT_FILLS: dict[str, str] = {"red": "FFC7CE", "yellow": "FFEB9C", "green": "C6EFCE"}
 HEADER_FILL = "E4E7EB"
@@ -171,10 +177,18 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         *_light_cut_rows(thresholds),
         ("Accounts", s["n_accounts"], MONEY),
         ("Revenue 365 days", s["total_revenue"], MONEY),
+        ("Currency", str(run.get("currency") or ""), ""),
         ("Revenue at risk", s["revenue_at_risk"], MONEY),
         ("Revenue at risk rule", str(run.get("revenue_at_risk_rule") or ""), ""),
         ("Revenue at risk share", s["revenue_at_risk_share"], PCT1),
-        ("Need attention", s["needs_attention"], "0"),
+        *(
+            [  # nothing to compare with: the report lists this week's reds to call
+                ("To call this week", s["lights"].get("red", {}).get("accounts", 0), "0"),
+                ("Changes", no_change_note(s.get("last_run")), ""),
+            ]
+            if is_first_run(scores)
+            else [("Need attention", s["needs_attention"], "0")]
+        ),
         ("Turned red this week", s["turned_red"], "0"),
         ("Back from lapsed, still red", s.get("back_red", 0), "0"),
         (
