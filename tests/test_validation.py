@@ -893,3 +893,25 @@ def test_amounts_in_several_currencies_are_warned_about(tmp_path: Path) -> None:
 
     assert currency_columns("orders", names) == names[:6]
     assert currency_columns("usage", names) == []
+
+
+def test_contracts_still_running_marked_renewed_are_said_to_be_unread(tmp_path: Path) -> None:
+    """Read on a CRM export mapping 'Auto Renewal: Yes' to renewed: 64 accounts got
+    'Contract ends in 1 day (raises risk)', and nothing said the column is not used."""
+    contracts = (
+        "account_id,start_date,end_date,renewed\n"
+        "A1,2023-01-01,2023-12-31,yes\n"  # ended, followed by the next: as the models expect
+        "A1,2024-01-01,2024-12-31,yes\n"  # still running at the newest order: auto-renewal?
+        "A2,2024-01-01,2024-12-31,no\n"
+    )
+    h = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": contracts}), DataConfig()
+    )
+    (said,) = [w for w in h.warnings if "marked renewed" in w]
+    assert "1 contracts still running at the newest order (2024-02-05) are marked renewed" in said
+    assert "account_id=A1, end_date=2024-12-31" in said and "auto-renewal term" in said
+    ended = contracts.replace("2024-12-31,yes", "2024-01-31,yes")
+    h = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": ended}), DataConfig()
+    )
+    assert not [w for w in h.warnings if "marked renewed" in w]

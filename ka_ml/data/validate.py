@@ -152,7 +152,46 @@ def validate_tables(
         dropped = [i for i in future + cased + unknown if i.table == "orders"]
         issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
-    return history, issues + notes
+    return history, issues + notes + _renewed_while_running(history)
+
+
+def _renewed_while_running(history: History) -> list[DataIssue]:
+    """A warning when contracts still running at the newest order are marked ``renewed``.
+
+    The models never read ``renewed``: it says a follow-on contract was signed, which for a
+    contract ending before an as-of date would tell the future. Marked on a contract still
+    running, it usually means an auto-renewal term, and "Contract ends in 1 day" reasons then
+    read wrong to a user who mapped it (read on a CRM export's "Auto Renewal: Yes")."""
+    c = history.contracts
+    if c is None or "renewed" not in c or history.orders.empty:
+        return []
+    newest = pd.Timestamp(history.orders["order_date"].max())
+    flagged = c["renewed"].astype("boolean").fillna(False).to_numpy(bool) & (
+        c["end_date"] >= newest
+    ).to_numpy(bool)
+    if not flagged.any():
+        return []
+    rows = c.loc[flagged]
+    examples = tuple(
+        f"account_id={_show(a)}, end_date={pd.Timestamp(e).date()}"
+        for a, e in zip(rows["account_id"].head(3), rows["end_date"].head(3), strict=True)
+    )
+    return [
+        DataIssue(
+            "contracts",
+            "renewed",
+            f"{int(flagged.sum()):,} contracts still running at the newest order "
+            f"({newest.date()}) are marked renewed: the models do not read 'renewed' (it would "
+            "tell whether a contract ending before a scoring date was followed by another), "
+            "so these accounts are scored as if their contract ended on end_date",
+            "if 'renewed' means an auto-renewal term, export the renewed term as a contract "
+            "row of its own (or its end date as end_date); nothing to do if it records a "
+            "renewal already signed (that next contract's row then follows).",
+            examples=examples,
+            n_rows=int(flagged.sum()),
+            level="warning",
+        )
+    ]
 
 
 # -- per table ----------------------------------------------------------------------------
