@@ -265,6 +265,14 @@ def score(
         ),
     ] = False,
     engine: EngineOpt = "local",
+    replace_forecast: Annotated[
+        bool,
+        typer.Option(
+            "--replace-forecast",
+            help="let a look back (a champion trained after --as-of) replace the forecast "
+            "that date holds in the score history",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
@@ -288,7 +296,15 @@ def score(
             log.warning(w)
         loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]
         # handed over (popped): the scorer alone holds the History and can let it go
-        res = run_scoring(loaded.pop(), cfg, when, out, writeback_url=url, engine=engine)
+        res = run_scoring(
+            loaded.pop(),
+            cfg,
+            when,
+            out,
+            writeback_url=url,
+            engine=engine,
+            replace_forecast=replace_forecast,
+        )
         lights = res.record["lights"]
         Console().print(
             f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "

@@ -408,6 +408,33 @@ def test_without_a_champion_scoring_says_so_and_writes_nothing(
     assert not history_path(empty_cfg).exists()
 
 
+def test_a_look_back_does_not_replace_the_forecast_a_date_holds(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Seen: backfilling 2026-06-22 with the champion trained on 2026-08-10 replaced that
+    week's forecast (by v1) in the score history; the backtest then dropped the week and the
+    overdue rule read the new model's p90 dates."""
+    import sqlite3
+
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
+    day = trained.history.default_as_of - pd.Timedelta(days=28)  # before the champion's data
+    run_scoring(trained.history, cfg, day, tmp_path / "runs" / "first")
+    path = history_path(cfg)
+    with sqlite3.connect(path) as con:  # as if a model of then had forecast that week
+        con.execute(
+            "UPDATE scores SET churn_model_version = '0' WHERE as_of LIKE ?", (f"{day.date()}%",)
+        )
+    before = path.read_bytes()
+    with pytest.raises(KaMlError) as err:
+        run_scoring(trained.history, cfg, day, tmp_path / "runs" / "again")
+    assert f"{day.date()} holds the forecast made then by" in err.value.message
+    assert "v0" in err.value.message and "--replace-forecast" in err.value.remedy
+    assert path.read_bytes() == before and not (tmp_path / "runs" / "again").exists()
+    done = run_scoring(
+        trained.history, cfg, day, tmp_path / "runs" / "again", replace_forecast=True
+    )
+    assert done.record["in_sample"]
+    assert set(score_history.read(path)["churn_model_version"].astype(str)) != {"0"}
+
+
 # -- the command line -----------------------------------------------------------------
 
 

@@ -135,6 +135,45 @@ def in_sample_note(models: Models, as_of: pd.Timestamp) -> str:
     )
 
 
+def check_forecast_kept(
+    path: Path, as_of: pd.Timestamp, models: Models, cfg: Config, *, replace: bool
+) -> None:
+    """Refuse to replace the forecast a date holds with a look back (:func:`in_sample_note`).
+
+    The score history's rows of ``as_of``, scored by another churn model version trained
+    before it, are what was forecast then: ``ka-ml backtest`` judges them and the overdue
+    rule reads their p90 dates. A look back (a champion trained after the date) would
+    replace them, and the only record of that week's forecast would be gone. ``replace``
+    (``--replace-forecast``) allows it."""
+    if replace or not in_sample_note(models, as_of) or not path.exists():
+        return
+    rows = score_history.read(path, before=as_of + pd.Timedelta(days=1))
+    there = rows.loc[rows["as_of"] == as_of, "churn_model_version"].dropna().astype(str)
+    others = sorted(set(there) - {models.churn_version})
+    if not others:
+        return
+    client = registry.connect(cfg)
+    name = cfg.mlflow.churn_model_name
+    forecasts = [
+        v
+        for v in others
+        if (trained := registry.trained_as_of(client, name, v)) is None or trained <= as_of
+    ]
+    if not forecasts:  # those were look backs too: nothing of that week's forecast is lost
+        return
+    then = forecasts[0]
+    raise KaMlError(
+        f"{as_of.date()} holds the forecast made then by {name} v{then}; these scores would "
+        f"look back (v{models.churn_version} was trained on data up to "
+        f"{models.churn_trained_as_of.date() if models.churn_trained_as_of else '?'}, after "
+        "that date) and replace it in the score history, which `ka-ml backtest` judges and "
+        "the overdue rule reads.",
+        f"leave that week as it is; to redo its forecast, make the model of then champion "
+        f"(`ka-ml promote {name} {then}`, and back afterwards); to replace it with the look "
+        "back anyway, rerun with --replace-forecast.",
+    )
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     out_dir: Path
@@ -181,11 +220,14 @@ def run_scoring(
     *,
     writeback_url: str | None = None,
     engine: str = "local",
+    replace_forecast: bool = False,
 ) -> ScoreResult:
     """Score, explain, light, write outputs atomically, append to the score history.
 
     The outputs include one report + digest per owner (``owners/``) when accounts have
     owners; ``writeback_url`` also upserts the scores into that database (one transaction).
+    A look back does not replace a date's forecast unless ``replace_forecast``
+    (:func:`check_forecast_kept`).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -195,6 +237,7 @@ def run_scoring(
     with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
         recover_staged(out_dir)
         models = load_models(cfg)
+        check_forecast_kept(hist_path, as_of, models, cfg, replace=replace_forecast)
         timings["load_models"] = round(time.perf_counter() - t0, 3)
         past = score_history.read(hist_path, before=as_of)
         t1 = time.perf_counter()
