@@ -355,7 +355,6 @@ def test_without_a_timing_champion_score_goes_on_without_timing_forecasts(
     note = [n for n in without.record["model_notes"] if "purchase-timing" in n]
     assert len(note) == 1 and f"`ka-ml promote {name} " in note[0], note
     assert "3x its typical gap" in note[0]
-    assert "challenger" not in note[0]  # v1 was champion until the alias was removed
     assert not [k for k in without.record["model_card"] if k.startswith("timing_")]
     assert "timing_coverage" in with_timing.record["model_card"]
     assert without.record["models"]["timing"] == f"{name}: none (no champion yet)"
