@@ -199,6 +199,70 @@ def test_window_deltas_are_paired_intervals_on_each_windows_known_rows() -> None
     assert len(none) == 6 and all(np.isnan(v) for v in none.values())
 
 
+def _two_origins(n: int = 2000) -> tuple[Any, np.ndarray, np.ndarray, Any]:
+    """Rows of two origins: the first followed for 120 days, the second for only 60; the
+    same true timing (exponential, mean 80 days) and a forecast that knows it."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    dates = np.repeat(pd.to_datetime(["2026-06-01", "2026-07-31"]).to_numpy(), n // 2)
+    follow = np.repeat([120.0, 60.0], n // 2)
+    t = rng.exponential(80, n)
+    e = t < follow
+    d = np.where(e, t, follow)
+    pred = pd.DataFrame({f"p_purchase_{k}d": np.full(n, 1 - np.exp(-k / 80)) for k in (30, 90)})
+    return dates, d, e, pred
+
+
+def test_a_window_longer_than_some_rows_follow_up_is_judged_on_the_fully_followed_rows() -> None:
+    """With a 60-day horizon and a 90-day window, the late origin's early orderers were kept
+    and its order-free rows dropped: P(order within 90 d) looked easier than it is."""
+    from ka_ml.modeling.evaluate import (
+        follow_up_days,
+        short_window_notes,
+        timing_scores,
+        window_deltas,
+    )
+
+    dates, d, e, pred = _two_origins()
+    f = follow_up_days(dates, d, e)
+    assert set(f) == {120.0, 60.0}
+    scores = timing_scores(pred, d, e, [30, 90], f)
+    first = np.arange(len(d)) < len(d) // 2
+    assert scores["p30_n"] == len(d)  # both origins followed for 30 days
+    assert scores["p90_n"] == first.sum()  # only the first origin, orderers and not alike
+    y90 = (e & (d < 90))[first]
+    assert scores["p90_brier"] == pytest.approx(
+        M.brier(y90.astype(float), np.full(len(y90), 1 - np.exp(-90 / 80)))
+    )
+    biased = timing_scores(pred, d, e, [90])  # the old rule: early orderers kept
+    assert biased["p90_n"] > scores["p90_n"]
+    # the paired deltas (BG/NBD's row, the first-champion rule) rest on the same rows
+    other = pred.assign(p_purchase_90d=0.5)
+    deltas = window_deltas(pred, other, d, e, [90], None, seed=0, follow_up=f)
+    against = timing_scores(other, d, e, [90], f)
+    assert deltas["model_minus_this_p90_brier"] == pytest.approx(
+        scores["p90_brier"] - against["p90_brier"]
+    )
+    (note,) = short_window_notes(dates, f, [30, 90])
+    assert "P(order within 90 d) is judged on 1 of 2 test origins (1,000 of 2,000 rows)" in note
+    assert "followed for only 60 days" in note
+    # an origin where every account ordered: every window's outcome is known
+    assert np.isinf(follow_up_days(np.zeros(3), np.array([5.0, 9.0, 1.0]), np.ones(3, bool))).all()
+
+
+def test_windows_within_the_follow_up_score_as_before() -> None:
+    """The default config (horizon 90, windows up to 90): every test row is followed for at
+    least the horizon, so no figure changes."""
+    from ka_ml.modeling.evaluate import follow_up_days, short_window_notes, timing_scores
+
+    dates, d, e, pred = _two_origins()
+    keep = d >= 0
+    f = follow_up_days(dates, d, e)
+    assert timing_scores(pred, d, e, [30], f) == timing_scores(pred, d, e, [30])
+    assert short_window_notes(dates[keep], f, [30, 60]) == []
+
+
 def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     report: TrainReport,
 ) -> None:
