@@ -262,9 +262,18 @@ show_figure(P.plot_slice_review(slices, calibration), FIG, "slice_metrics")
 #   fade, which no early warning can see; if it had visible warning signs, they are
 #   missing features.
 #
+# Each account is one snapshot (its `as_of`; the same account can appear twice) and is
+# picked by `p_out_of_time`, the probability used everywhere above. `p_champion` is the
+# champion's own score of that row, what its reasons explain: on the champion's own test
+# origins the champion was refitted on these outcomes, so it can differ (in-sample); on
+# newer rows the two are the same.
+#
 # The reasons are the ones the weekly report shows (related features grouped); the bars
 # are each feature's push on the probability in points, which add up with the remaining
-# features to the account's probability minus the portfolio base.
+# features to `p_champion` minus the **SHAP base**: the model's expected value, its
+# average raw output (log-odds) over the reference accounts (those that got a light on its
+# latest training snapshot; every training row for an older model), as a probability. It
+# is not a churn rate: the average of log-odds sits far below the average probability.
 
 # %%
 picks = A.pick_examples(y, p)
@@ -272,20 +281,23 @@ rows = list(picks.values())
 Xe = X.iloc[rows]
 contrib, pe, base = probability_contributions(model, Xe)
 reasons = top_reasons(model, Xe).reset_index(drop=True)
-examples = pd.DataFrame(
-    {
-        "example": list(picks),
-        "account_id": test["account_id"].iloc[rows].to_numpy(),
-        "churn_probability": pe.round(3),
-        "churned": y[rows].astype(bool),
-    }
+examples = A.example_accounts(picks, test, y, p, pe)
+display(pd.concat([examples.round(3), reasons[["reason_1", "reason_2", "reason_3"]]], axis=1))
+over = (
+    "the accounts that got a light on its latest training snapshot"
+    if getattr(model, "reason_reference_", None) is not None
+    else "the training rows"
 )
-display(pd.concat([examples, reasons[["reason_1", "reason_2", "reason_3"]]], axis=1))
+print(
+    f"SHAP base {base:.1%}: the model's average log-odds over {over}, as a probability "
+    f"(the churn rate of the rows reviewed here is {y.mean():.1%})"
+)
 explained = [
     P.AccountExplanation(
-        f"{kind}: {acc}\np = {prob:.1%} (base {base:.1%}), churned: {bool(churned)}",
+        f"{e.example}: {e.account_id} as of {e.as_of}\np = {e.p_out_of_time:.1%} out of time "
+        f"(champion {e.p_champion:.1%}, SHAP base {base:.1%}), churned: {e.churned}",
         A.top_contributions(contrib[i], model.features_, Xe.iloc[i], top=8),
     )
-    for i, (kind, acc, prob, churned) in enumerate(examples.itertuples(index=False))
+    for i, e in enumerate(examples.itertuples(index=False))
 ]
 show_figure(P.plot_account_explanations(explained), FIG, "example_accounts")
