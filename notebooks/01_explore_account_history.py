@@ -250,4 +250,4 @@ for key in ("abc_tier", "industry"):
 if history.usage is not None:
     late = usage["churned"].loc[-4:, "mean"].mean() / usage["retained"].loc[-4:, "mean"].mean()
     summary["churners' usage in the last 4 weeks vs retained"] = round(float(late), 2)
-pd.Series(summary, name="value").to_frame()
+display(pd.Series(summary, name="value").to_frame())

@@ -177,7 +177,7 @@ print(
     f"ECE {now['ece']:.3f} (ceiling {cfg.mlflow.calibration_ceiling}); lights: "
     f"{light_rule(cfg.health)}"
 )
-pd.Series(lights, name="lights").round(3).to_frame()
+display(pd.Series(lights, name="lights").round(3).to_frame())
 
 # %% [markdown]
 # ## 3. Lift
@@ -192,13 +192,17 @@ pd.Series(lights, name="lights").round(3).to_frame()
 show_png(M.plot_lift(y, p, FIG / "lift.png"))
 order = np.argsort(-p, kind="stable")
 reached = np.cumsum(y[order]) / max(y.sum(), 1)
-pd.Series(
-    {
-        f"top {q:.0%} of accounts": reached[max(int(np.ceil(q * len(y))) - 1, 0)]
-        for q in (0.1, 0.2, 0.3)
-    },
-    name="share of churners reached",
-).round(3).to_frame()
+display(
+    pd.Series(
+        {
+            f"top {q:.0%} of accounts": reached[max(int(np.ceil(q * len(y))) - 1, 0)]
+            for q in (0.1, 0.2, 0.3)
+        },
+        name="share of churners reached",
+    )
+    .round(3)
+    .to_frame()
+)
 
 # %% [markdown]
 # ## 4. SHAP summary

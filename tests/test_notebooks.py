@@ -126,6 +126,31 @@ def test_the_notebooks_are_committed_as_percent_scripts_with_a_python3_kernel() 
         assert kinds == {"markdown", "code"}
 
 
+def test_every_table_is_shown_explicitly_so_running_as_a_script_shows_it_too() -> None:
+    """Run as a script (`python notebooks/0X.py`, as the README says), a cell's bare last
+    expression is evaluated and dropped: notebook 01's Summary and notebook 02's light
+    precision/recall and lift tables never appeared. Each cell ends in an explicit call."""
+    import ast
+
+    shows = {"display", "print", "show_figure", "show_png"}
+    for name in ("01_explore_account_history.py", "02_model_review.py"):
+        for cell in jupytext.read(NOTEBOOKS / name).cells:
+            if cell.cell_type != "code":
+                continue
+            last = ast.parse(cell.source).body[-1]
+            if not isinstance(last, ast.Expr):
+                continue
+            call = last.value
+            called = (
+                call.func.id
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                else ""
+            )
+            assert called in shows, (
+                f"{name}: a cell ends in a bare expression:\n{ast.unparse(last)[:120]}"
+            )
+
+
 # -- the notebooks' edge ----------------------------------------------------------------
 def test_the_project_root_is_found_from_the_notebooks_folder(
     tmp_path_factory: pytest.TempPathFactory,
