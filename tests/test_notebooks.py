@@ -326,3 +326,22 @@ def test_the_champions_own_as_of_reviews_the_logged_out_of_time_predictions() ->
             lambda: logged,
             30,
         )
+
+
+def test_the_label_settings_are_said_as_the_config_has_them(tmp_path: Path) -> None:
+    """Notebook 01 said labels were counted only for accounts still active
+    (labels.at_risk_only, false by default) and snapshots came every
+    features.snapshot_every_days (null by default)."""
+    from ka_ml.analysis.notebook import label_settings
+
+    dates = pd.to_datetime(["2026-01-01", "2026-01-22", "2026-02-12"]).repeat(2)
+    text = label_settings(small_config(tmp_path), dates)
+    assert text.startswith("3 snapshots, every 21 days (chosen from the history")
+    assert "every scored account is labelled" in text and "at_risk_only = false" in text
+    assert "labels.horizon_days = 90" in text
+    cfg = small_config(
+        tmp_path, labels={"at_risk_only": True}, features={"snapshot_every_days": 21}
+    )
+    text = label_settings(cfg, dates)
+    assert "features.snapshot_every_days = 21" in text
+    assert "only accounts still active at a snapshot are labelled" in text

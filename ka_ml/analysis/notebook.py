@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,33 @@ def out_of_time_predictions(run_id: str) -> pd.DataFrame:
     path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/evaluation/test_predictions.csv")
     df = pd.read_csv(path, dtype={"account_id": "str"})
     return df.assign(as_of=pd.to_datetime(df["as_of"]))
+
+
+def label_settings(cfg: Config, snapshot_dates: Any) -> str:
+    """The labelling settings in force, in words: the snapshot cadence (set, or chosen from
+    the history when ``features.snapshot_every_days`` is null), the horizon and who is
+    labelled (``labels.at_risk_only``)."""
+    dates = sorted(pd.to_datetime(pd.Series(snapshot_dates).unique()))
+    steps = sorted({(b - a).days for a, b in pairwise(dates)})
+    every = (
+        f"every {steps[0]} days"
+        if len(steps) == 1
+        else (f"every {steps[0]}-{steps[-1]} days" if steps else "a single date")
+    )
+    cadence = (
+        f"features.snapshot_every_days = {cfg.features.snapshot_every_days}"
+        if cfg.features.snapshot_every_days
+        else "chosen from the history: features.snapshot_every_days is null"
+    )
+    who = (
+        "only accounts still active at a snapshot are labelled (labels.at_risk_only = true)"
+        if cfg.labels.at_risk_only
+        else "every scored account is labelled, lapsed ones included (labels.at_risk_only = false)"
+    )
+    return (
+        f"{len(dates)} snapshots, {every} ({cadence}); churn = {cfg.labels.churn_definition} "
+        f"definition within labels.horizon_days = {cfg.labels.horizon_days}; {who}"
+    )
 
 
 MODELLING_SECTIONS = ("seed", "labels", "features", "portfolio", "tuning")
