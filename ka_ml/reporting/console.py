@@ -327,9 +327,9 @@ def print_promotion(done: ManualPromotion, cfg: Config, out: Console) -> None:
     if not done.changed:
         out.print(f"{done.name} v{done.version} is already the champion; nothing changed.")
         return
-    was = f"v{done.previous} is now challenger" if done.previous else "there was none"
+    first, *rest = done.moves()
     out.print(
-        f"{done.name} v{done.version} is now the champion (the previous champion: {was}). "
+        f"{done.name} {first} ({'; '.join(rest)}). "
         f"Recorded in MLflow as run promote-{done.name}-v{done.version} ({done.run_id}).",
         soft_wrap=True,
     )

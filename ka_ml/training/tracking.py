@@ -423,6 +423,7 @@ def promote(
                     holds_baselines=beats_baselines.get(kind) or holds.get(kind),
                     beats_baselines=beats_baselines.get(kind),
                     champion_warning=champ.warning,
+                    by_hand=f"`ka-ml promote {name} {version}` by hand",
                 )
             else:
                 decision = registry.promotion_decision(
