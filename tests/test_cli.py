@@ -447,10 +447,12 @@ def test_reading_data_and_the_cli_load_no_model_library(module: str) -> None:
         assert out.stdout.strip() == "True"
 
 
-def test_models_in_a_narrow_terminal_folds_the_run_id_instead_of_cutting_it(
+def test_models_in_a_narrow_terminal_never_wraps_a_model_name_or_a_run_id(
     trained: Any, tmp_path: Path, mlflow_state: None
 ) -> None:
-    """The run id is the handle to MLflow: at 80 columns it was cut to 'bfb6fd341d7…'."""
+    """The run id is the handle to MLflow and the name what `ka-ml promote` takes: at 80
+    columns the run id was cut to 'bfb6fd341d7…', then folded, and the name wrapped as
+    'ka_ml_timin' / 'g'. Each now stands whole on one line."""
     cfg = isolated(trained.cfg, tmp_path)
     res = runner.invoke(
         app,
@@ -459,9 +461,11 @@ def test_models_in_a_narrow_terminal_folds_the_run_id_instead_of_cutting_it(
     )
     assert res.exit_code == 0, res.output
     assert "…" not in res.output
-    cells = [line.split("│") for line in res.output.splitlines() if line.count("│") == 7]
-    run_ids = "".join(c[5].strip() for c in cells)  # the run id column, top to bottom
-    assert trained.report.run_id in run_ids
+    lines = res.output.splitlines()
+    assert any(trained.report.run_id in line for line in lines), res.output
+    for name in (cfg.mlflow.churn_model_name, cfg.mlflow.timing_model_name):
+        assert any(line.startswith(f"{name} v") for line in lines), res.output
+    assert not any(line.strip() in ("g", "n") for line in lines)
 
 
 @pytest.mark.parametrize("command", ["features", "train", "score"])

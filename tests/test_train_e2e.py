@@ -278,6 +278,56 @@ def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     assert "…" not in text  # rich cuts a cell that does not fit with an ellipsis
     c = report.evaluation.timing["concordance"]
     assert re.search(rf"C-index \(time to next order\)\s*│\s*{c:.3f}\s*│", text)
+    # readable: the horizon in days, the split in words, the origin table's columns named
+    flat = " ".join(text.split())
+    assert "Churn within 90 days: the training procedure" in flat
+    assert "{'" not in text and "snapshots every " in flat
+    assert "(the test origins included)" in flat
+    assert "lowest" in text and "baseline" in text
+
+
+def test_the_split_and_the_origin_table_say_what_each_figure_is() -> None:
+    """`snapshots:` was a Python dict whose 'train' range included the test origins, and the
+    per-origin table had two columns headed "best baseline" and "best"."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from ka_ml.modeling.split import describe_line
+    from ka_ml.reporting.console import origin_table
+
+    line = describe_line(
+        {
+            "every": "21 days",
+            "train": "2023-10-26..2026-07-30 (49 snapshots)",
+            "test": "2026-07-30, 2026-07-09 (2 origins)",
+            "purge": "60 days",
+        }
+    )
+    assert line == (
+        "snapshots every 21 days; final fit on 2023-10-26..2026-07-30 (49 snapshots) (the "
+        "test origins included); test origins 2026-07-30, 2026-07-09 (2 origins); purge 60 days"
+    )
+    per_origin = pd.DataFrame(
+        {
+            "origin": ["2026-06-18"] * 3,
+            "predictor": ["ka_ml churn model", "BG/NBD", "recency only"],
+            "rows": [1806] * 3,
+            "roc_auc": [0.887, 0.736, 0.70],
+            "brier": [0.119, 0.175, 0.170],
+            "mean_p": [0.234] * 3,
+            "churn_rate": [0.255] * 3,
+        }
+    )
+    buf = io.StringIO()
+    Console(file=buf, width=80).print(origin_table(per_origin))
+    text = buf.getvalue()
+    heads = [row.split("┃")[1:-1] for row in text.splitlines() if row.startswith("┃")]
+    header = [" ".join(" ".join(col).split()) for col in zip(*heads, strict=True)]
+    assert "best baseline AUC" in header and "lowest baseline Brier" in header, header
+    assert "model AUC" in header and "model Brier" in header
+    assert "0.736 BG/NBD" in text and "0.170" in text  # the lowest Brier: another baseline
 
 
 def test_the_console_says_why_calibration_is_none_when_a_method_won_across_origins() -> None:

@@ -52,6 +52,19 @@ def tracking_uri(cfg: Config) -> str:
     return f"sqlite:///{(Path(cfg.paths.models) / 'mlflow.db').resolve()}"
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ka_ml.modeling.registry [--config PATH]``: print the tracking URI that
+    config resolves to (:func:`tracking_uri`), for ``make ui CONFIG=...``."""
+    import argparse
+
+    from ka_ml.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m ka_ml.modeling.registry")
+    parser.add_argument("--config", type=Path, default=None)
+    args = parser.parse_args(argv)
+    print(tracking_uri(load_config(args.config)))
+
+
 def connect(cfg: Config) -> Any:
     """Point MLflow at the store, make sure the experiment exists; return a client.
 
@@ -913,3 +926,7 @@ def promote_by_hand(
     client.set_terminated(run.info.run_id)
     log.info("%s v%s promoted to champion by hand (was %s)", name, target, previous or "none")
     return ManualPromotion(name, target, previous, run.info.run_id, True, challenger)
+
+
+if __name__ == "__main__":
+    main()
