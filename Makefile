@@ -82,9 +82,9 @@ identical: install ## same demo outputs as BASE=<git rev>? (scores, run record, 
 backtest: install ## outcome monitoring: past weekly scores against what happened (ka-ml backtest)
 	$(BIN)/ka-ml backtest --config $(CONFIG)
 
-ui: install ## open the MLflow UI on http://127.0.0.1:5000 over the local store
+ui: install ## open the MLflow UI on http://127.0.0.1:5000 over the store of $(CONFIG)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
-	  --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/models/mlflow.db}"
+	  --backend-store-uri "$$($(BIN)/python -m ka_ml.modeling.registry --config $(CONFIG))"
 
 clean: ## remove generated data, outputs and the local MLflow store (keeps .venv)
 	rm -rf data outputs models/mlflow.db models/artifacts

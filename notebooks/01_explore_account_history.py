@@ -50,7 +50,7 @@ from IPython.display import display
 
 from ka_ml.analysis import plots as P
 from ka_ml.analysis import tables as A
-from ka_ml.analysis.notebook import load_truth, notebook_inputs, show_figure
+from ka_ml.analysis.notebook import label_settings, load_truth, notebook_inputs, show_figure
 from ka_ml.data.loader import load_history
 from ka_ml.features.portfolio import abc_tiers, portfolio_revenue
 from ka_ml.features.snapshots import build_training_set
@@ -135,9 +135,11 @@ show_figure(P.plot_purchase_gaps(gaps, stats, tiers), FIG, "purchase_gaps")
 # %% [markdown]
 # ## 4. Churn by tier and industry
 #
-# The labels here are exactly the ones the model is trained on: point-in-time snapshots
-# every `features.snapshot_every_days`, churn = the configured definition within the
-# horizon, counted only for accounts still active at the snapshot (`labels.at_risk_only`).
+# The labels here are exactly the ones the model is trained on: point-in-time snapshots at
+# the training cadence (`features.snapshot_every_days`; when null, as by default, chosen
+# from the history), churn = the configured definition (`labels.churn_definition`) within
+# `labels.horizon_days`, for every scored account, or with `labels.at_risk_only: true` only
+# for accounts still active at the snapshot. The cell prints the settings in force.
 # Each account appears once per snapshot, so the Wilson intervals are somewhat optimistic.
 #
 # * Tiers and industries whose interval lies clearly off the overall rate are candidates
@@ -150,6 +152,7 @@ show_figure(P.plot_purchase_gaps(gaps, stats, tiers), FIG, "purchase_gaps")
 ts = build_training_set(history.before(as_of), cfg, as_of)
 labelled = ts[ts["churn"].notna()]
 overall = float(labelled["churn"].mean())
+print(label_settings(cfg, labelled["as_of"]))
 print(
     f"{len(labelled):,} labelled snapshot rows ({labelled['as_of'].nunique()} snapshots), "
     f"churn definition {sorted(labelled['churn_definition'].unique())}, overall rate {overall:.1%}"
@@ -250,4 +253,4 @@ for key in ("abc_tier", "industry"):
 if history.usage is not None:
     late = usage["churned"].loc[-4:, "mean"].mean() / usage["retained"].loc[-4:, "mean"].mean()
     summary["churners' usage in the last 4 weeks vs retained"] = round(float(late), 2)
-pd.Series(summary, name="value").to_frame()
+display(pd.Series(summary, name="value").to_frame())

@@ -29,8 +29,9 @@
 #
 # **Inputs** (environment variables): `KA_ML_CONFIG` (default `configs/ka_ml.yaml`),
 # `KA_ML_DATA` (default: the config's source, else the demo data), `KA_ML_AS_OF` (default:
-# the champion's own training date, to review it on the rows it was judged on; a date at
-# least a snapshot interval later reviews it on newer rows it never saw),
+# the champion's own training date, to review it on the out-of-time rows it was judged on; a
+# later date reviews it on newer rows it never saw: the snapshots dated on or after its
+# training date whose churn horizon has passed by then, scored by the champion itself),
 # `KA_ML_FIGURES` (default `outputs/figures/`). The MLflow store
 # is the config's, or `MLFLOW_TRACKING_URI` when set. Needs a champion: run `make train`.
 
@@ -63,6 +64,7 @@ from ka_ml.analysis.notebook import (
     notebook_inputs,
     out_of_time_predictions,
     review_config,
+    review_rows,
     show_figure,
     show_png,
 )
@@ -98,11 +100,13 @@ print(f"store    : {registry.tracking_uri(inp.cfg)}")
 print(f"data     : {inp.source}")
 print(f"as of    : {as_of.date()}")
 print(f"figures  : {FIG}")
-if run.data_fingerprint and known.fingerprint() != run.data_fingerprint:
+seen = history.before(run.as_of) if run.as_of else known  # what the champion was given
+if run.data_fingerprint and seen.fingerprint() != run.data_fingerprint:
     print(
-        "WARNING: this data (as cut at the as-of) is not the data the champion was trained on "
-        f"(fingerprint {known.fingerprint()} vs {run.data_fingerprint}): the test rows below "
-        "differ from the ones the promotion gate used."
+        "WARNING: this data (as cut at the champion's training date) is not the data the "
+        f"champion was trained on (fingerprint {seen.fingerprint()} vs "
+        f"{run.data_fingerprint}): the test rows below differ from the ones the promotion "
+        "gate used."
     )
 
 # %% [markdown]
@@ -115,33 +119,39 @@ if run.data_fingerprint and known.fingerprint() != run.data_fingerprint:
 # labelled snapshot, these rows included, so its own scores here would be in-sample: the
 # figures below use the run's logged out-of-time predictions for the same rows. If they
 # equal the logged metrics, this review is looking at the very rows the gate judged.
+#
+# With a `KA_ML_AS_OF` later than the champion's training date, the rows are instead the
+# snapshots dated on or after that date whose churn horizon has passed by `KA_ML_AS_OF`,
+# scored by the champion itself: it never saw their outcomes, so its own scores are out of
+# time. The logged metrics then describe other rows and are shown for comparison only.
 
 # %%
 ts = build_training_set(known, cfg, as_of)
 folds = make_folds(ts, cfg)
-test = folds.test.reset_index(drop=True)
+review = review_rows(
+    folds.labelled,
+    folds.test,
+    run,
+    as_of,
+    model,
+    lambda: out_of_time_predictions(run.run_id),
+    cfg.labels.horizon_days,
+)
+test, p = review.rows, review.probability
 X = test[model.features_]
-oot = out_of_time_predictions(run.run_id)
-p = test[["account_id", "as_of"]].merge(oot, on=["account_id", "as_of"], how="left")[
-    "churn_probability"
-].to_numpy(dtype=float)
 y = test["churn"].to_numpy(dtype=float)
 origins = sorted({str(pd.Timestamp(d).date()) for d in test["as_of"]})
 print(
-    f"test snapshot(s) {origins}: {len(test)} account-snapshots, {int(y.sum())} churned "
-    f"within {cfg.labels.horizon_days} days ({y.mean():.1%})"
+    f"{'newer' if review.newer else 'test'} snapshot(s) {origins}: {len(test)} "
+    f"account-snapshots, {int(y.sum())} churned within {cfg.labels.horizon_days} days "
+    f"({y.mean():.1%})"
 )
-if run.test_dates and [str(d.date()) for d in run.test_dates] != origins:
-    print(
-        "CAUTION: these test origins differ from the champion's own "
-        f"({[str(d.date()) for d in run.test_dates]}): rows without a logged out-of-time "
-        "prediction are left out. Use the run's KA_ML_AS_OF."
-    )
-keep = np.isfinite(p)
-test, X, y, p = test[keep].reset_index(drop=True), X[keep], y[keep], p[keep]
+if review.note:
+    print(review.note)
 now = M.churn_metrics(y, p)
 logged = {k: run.metrics.get(f"test_churn_{k}", np.nan) for k in now}
-display(pd.DataFrame({"recomputed": now, "logged at training": logged}).round(4))
+logged_name = "logged at training (other rows)" if review.newer else "logged at training"
+display(pd.DataFrame({"recomputed": now, logged_name: logged}).round(4))
 
 # %% [markdown]
 # ## 2. Reliability
@@ -167,7 +177,7 @@ print(
     f"ECE {now['ece']:.3f} (ceiling {cfg.mlflow.calibration_ceiling}); lights: "
     f"{light_rule(cfg.health)}"
 )
-pd.Series(lights, name="lights").round(3).to_frame()
+display(pd.Series(lights, name="lights").round(3).to_frame())
 
 # %% [markdown]
 # ## 3. Lift
@@ -182,13 +192,17 @@ pd.Series(lights, name="lights").round(3).to_frame()
 show_png(M.plot_lift(y, p, FIG / "lift.png"))
 order = np.argsort(-p, kind="stable")
 reached = np.cumsum(y[order]) / max(y.sum(), 1)
-pd.Series(
-    {
-        f"top {q:.0%} of accounts": reached[max(int(np.ceil(q * len(y))) - 1, 0)]
-        for q in (0.1, 0.2, 0.3)
-    },
-    name="share of churners reached",
-).round(3).to_frame()
+display(
+    pd.Series(
+        {
+            f"top {q:.0%} of accounts": reached[max(int(np.ceil(q * len(y))) - 1, 0)]
+            for q in (0.1, 0.2, 0.3)
+        },
+        name="share of churners reached",
+    )
+    .round(3)
+    .to_frame()
+)
 
 # %% [markdown]
 # ## 4. SHAP summary
@@ -252,9 +266,18 @@ show_figure(P.plot_slice_review(slices, calibration), FIG, "slice_metrics")
 #   fade, which no early warning can see; if it had visible warning signs, they are
 #   missing features.
 #
+# Each account is one snapshot (its `as_of`; the same account can appear twice) and is
+# picked by `p_out_of_time`, the probability used everywhere above. `p_champion` is the
+# champion's own score of that row, what its reasons explain: on the champion's own test
+# origins the champion was refitted on these outcomes, so it can differ (in-sample); on
+# newer rows the two are the same.
+#
 # The reasons are the ones the weekly report shows (related features grouped); the bars
 # are each feature's push on the probability in points, which add up with the remaining
-# features to the account's probability minus the portfolio base.
+# features to `p_champion` minus the **SHAP base**: the model's expected value, its
+# average raw output (log-odds) over the reference accounts (those that got a light on its
+# latest training snapshot; every training row for an older model), as a probability. It
+# is not a churn rate: the average of log-odds sits far below the average probability.
 
 # %%
 picks = A.pick_examples(y, p)
@@ -262,20 +285,23 @@ rows = list(picks.values())
 Xe = X.iloc[rows]
 contrib, pe, base = probability_contributions(model, Xe)
 reasons = top_reasons(model, Xe).reset_index(drop=True)
-examples = pd.DataFrame(
-    {
-        "example": list(picks),
-        "account_id": test["account_id"].iloc[rows].to_numpy(),
-        "churn_probability": pe.round(3),
-        "churned": y[rows].astype(bool),
-    }
+examples = A.example_accounts(picks, test, y, p, pe)
+display(pd.concat([examples.round(3), reasons[["reason_1", "reason_2", "reason_3"]]], axis=1))
+over = (
+    "the accounts that got a light on its latest training snapshot"
+    if getattr(model, "reason_reference_", None) is not None
+    else "the training rows"
 )
-display(pd.concat([examples, reasons[["reason_1", "reason_2", "reason_3"]]], axis=1))
+print(
+    f"SHAP base {base:.1%}: the model's average log-odds over {over}, as a probability "
+    f"(the churn rate of the rows reviewed here is {y.mean():.1%})"
+)
 explained = [
     P.AccountExplanation(
-        f"{kind}: {acc}\np = {prob:.1%} (base {base:.1%}), churned: {bool(churned)}",
+        f"{e.example}: {e.account_id} as of {e.as_of}\np = {e.p_out_of_time:.1%} out of time "
+        f"(champion {e.p_champion:.1%}, SHAP base {base:.1%}), churned: {e.churned}",
         A.top_contributions(contrib[i], model.features_, Xe.iloc[i], top=8),
     )
-    for i, (kind, acc, prob, churned) in enumerate(examples.itertuples(index=False))
+    for i, e in enumerate(examples.itertuples(index=False))
 ]
 show_figure(P.plot_account_explanations(explained), FIG, "example_accounts")

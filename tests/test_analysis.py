@@ -381,3 +381,23 @@ def test_aligned_curves_average_each_group_on_its_own_anchors() -> None:
     # a's baseline is (0 + 0 + 4) / 3; b has no activity, hence no baseline
     assert relative["churned"]["mean"].to_numpy().tolist() == pytest.approx([0, 0, 3, 2.25])
     assert relative["retained"]["n"].to_numpy().tolist() == [0, 0, 0, 0]
+
+
+def test_the_example_accounts_show_the_probability_they_were_picked_by_and_its_as_of() -> None:
+    """Notebook 02 picked KA00896 as the false alarm by its out-of-time 0.892 but showed the
+    champion's in-sample 0.755 and no date (the same account can be picked twice)."""
+    rows = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "a", "c"],
+            "as_of": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-02-01", "2026-02-01"]),
+        }
+    )
+    y, p = np.array([1, 0, 0, 1]), np.array([0.7, 0.1, 0.892, 0.2])
+    picks = A.pick_examples(y, p)
+    out = A.example_accounts(picks, rows, y, p, p_model=[0.6, 0.755, 0.3])
+    assert list(out["example"]) == ["caught churner", "false alarm", "missed churner"]
+    assert list(out["account_id"]) == ["a", "a", "c"]
+    assert list(out["as_of"]) == ["2026-01-01", "2026-02-01", "2026-02-01"]
+    assert list(out["p_out_of_time"]) == [0.7, 0.892, 0.2]
+    assert list(out["p_champion"]) == [0.6, 0.755, 0.3]
+    assert list(out["churned"]) == [True, False, True]

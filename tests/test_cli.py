@@ -249,6 +249,42 @@ def test_promote_moves_the_champion_by_hand_and_records_it_in_mlflow(
     assert rows[new] == "champion" and rows[old] == "challenger", rows
 
 
+def test_a_hand_promotion_leaves_no_stale_tag_and_says_where_every_alias_went(
+    store_copy: Config, tmp_path: Path
+) -> None:
+    """Promoting without --reason kept an earlier promotion's reason (the report paired it
+    with the new date), a demoted version kept promoted_by_hand=true, and promoting v2 while
+    v3 was challenger took the alias from v3 with no word of it."""
+    from ka_ml.modeling import registry
+
+    cfg, name = store_copy, store_copy.mlflow.churn_model_name
+    client = registry.connect(cfg)
+    old, new = aliases(cfg, name)["champion"], aliases(cfg, name)["challenger"]
+    config = str(write_config(cfg, tmp_path / "c.yaml"))
+
+    def promote(version: str, *reason: str) -> str:
+        res = runner.invoke(app, ["promote", name, version, *reason, "--config", config])
+        assert res.exit_code == 0, res.output
+        return flat(res.output)
+
+    promote(new, "--reason", "first look")
+    promote(old)
+    tags = client.get_model_version(name, new).tags
+    assert "promoted_by_hand" not in tags and "promotion_reason" not in tags  # demoted
+    text = promote(new)  # again, with no reason this time
+    tags = client.get_model_version(name, new).tags
+    assert tags["promoted_by_hand"] == "true" and "promotion_reason" not in tags
+    assert "first look" not in registry.champion_note(client, name, new, "churn", "churn")
+    assert f"the previous champion v{old} is now challenger" in text
+
+    one = client.get_model_version(name, new)
+    third = client.create_model_version(name, one.source, run_id=one.run_id).version
+    client.set_registered_model_alias(name, registry.CHALLENGER, third)
+    text = promote(old)
+    assert f"v{third} was challenger and now carries no alias" in text, text
+    assert aliases(cfg, name) == {"champion": old, "challenger": new}
+
+
 def test_promoting_the_champion_again_changes_nothing(store_copy: Config, tmp_path: Path) -> None:
     name = store_copy.mlflow.churn_model_name
     champion = aliases(store_copy, name)["champion"]
@@ -303,7 +339,9 @@ def test_without_a_champion_the_error_names_promote_and_promoting_by_hand_fixes_
     config = str(write_config(store_copy, tmp_path / "c.yaml"))
     res = runner.invoke(app, ["promote", name, new, "--config", config])
     assert res.exit_code == 0, res.output
-    assert "(the previous champion: there was none)" in flat(res.output)
+    assert f"(there was no champion before; v{new} no longer carries challenger)" in flat(
+        res.output
+    )
     assert aliases(store_copy, name) == {"champion": new}  # not champion and challenger at once
     assert client.get_model_version(name, new).tags["previous_champion"] == "none"
     assert registry.load_champion(client, name, "churn")[1] == new
@@ -438,10 +476,12 @@ def test_reading_data_and_the_cli_load_no_model_library(module: str) -> None:
         assert out.stdout.strip() == "True"
 
 
-def test_models_in_a_narrow_terminal_folds_the_run_id_instead_of_cutting_it(
+def test_models_in_a_narrow_terminal_never_wraps_a_model_name_or_a_run_id(
     trained: Any, tmp_path: Path, mlflow_state: None
 ) -> None:
-    """The run id is the handle to MLflow: at 80 columns it was cut to 'bfb6fd341d7…'."""
+    """The run id is the handle to MLflow and the name what `ka-ml promote` takes: at 80
+    columns the run id was cut to 'bfb6fd341d7…', then folded, and the name wrapped as
+    'ka_ml_timin' / 'g'. Each now stands whole on one line."""
     cfg = isolated(trained.cfg, tmp_path)
     res = runner.invoke(
         app,
@@ -450,9 +490,11 @@ def test_models_in_a_narrow_terminal_folds_the_run_id_instead_of_cutting_it(
     )
     assert res.exit_code == 0, res.output
     assert "…" not in res.output
-    cells = [line.split("│") for line in res.output.splitlines() if line.count("│") == 7]
-    run_ids = "".join(c[5].strip() for c in cells)  # the run id column, top to bottom
-    assert trained.report.run_id in run_ids
+    lines = res.output.splitlines()
+    assert any(trained.report.run_id in line for line in lines), res.output
+    for name in (cfg.mlflow.churn_model_name, cfg.mlflow.timing_model_name):
+        assert any(line.startswith(f"{name} v") for line in lines), res.output
+    assert not any(line.strip() in ("g", "n") for line in lines)
 
 
 @pytest.mark.parametrize("command", ["features", "train", "score"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import ClassVar
 
 import jupytext
 import nbformat
@@ -125,6 +126,31 @@ def test_the_notebooks_are_committed_as_percent_scripts_with_a_python3_kernel() 
         assert kinds == {"markdown", "code"}
 
 
+def test_every_table_is_shown_explicitly_so_running_as_a_script_shows_it_too() -> None:
+    """Run as a script (`python notebooks/0X.py`, as the README says), a cell's bare last
+    expression is evaluated and dropped: notebook 01's Summary and notebook 02's light
+    precision/recall and lift tables never appeared. Each cell ends in an explicit call."""
+    import ast
+
+    shows = {"display", "print", "show_figure", "show_png"}
+    for name in ("01_explore_account_history.py", "02_model_review.py"):
+        for cell in jupytext.read(NOTEBOOKS / name).cells:
+            if cell.cell_type != "code":
+                continue
+            last = ast.parse(cell.source).body[-1]
+            if not isinstance(last, ast.Expr):
+                continue
+            call = last.value
+            called = (
+                call.func.id
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                else ""
+            )
+            assert called in shows, (
+                f"{name}: a cell ends in a bare expression:\n{ast.unparse(last)[:120]}"
+            )
+
+
 # -- the notebooks' edge ----------------------------------------------------------------
 def test_the_project_root_is_found_from_the_notebooks_folder(
     tmp_path_factory: pytest.TempPathFactory,
@@ -210,3 +236,112 @@ def test_the_review_uses_the_modelling_settings_the_champion_was_trained_with(
     assert cfg.labels.horizon_days == trained.cfg.labels.horizon_days
     assert cfg.paths == today.paths
     assert review_config(today, "no-such-run") is today
+
+
+# -- which rows the review judges the champion on ---------------------------------------
+class _Scorer:
+    """A stand-in champion: P(churn) = the feature ``x``."""
+
+    features_: ClassVar[list[str]] = ["x"]
+
+    def predict_proba(self, X: pd.DataFrame) -> object:
+        import numpy as np
+
+        p = X["x"].to_numpy(float)
+        return np.column_stack([1 - p, p])
+
+
+def _labelled() -> pd.DataFrame:
+    dates = pd.to_datetime(["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"])
+    return pd.DataFrame(
+        {
+            "account_id": ["a", "b"] * 4,
+            "as_of": dates.repeat(2),
+            "x": [0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6],
+            "churn": [0.0, 1.0] * 4,
+        }
+    )
+
+
+def _run(as_of: str, tests: tuple[str, ...]) -> object:
+    from ka_ml.analysis.notebook import ChampionRun
+
+    return ChampionRun(
+        "1", "r1", pd.Timestamp(as_of), "", {}, tuple(pd.Timestamp(d) for d in tests)
+    )
+
+
+def test_a_later_as_of_reviews_the_champion_on_newer_rows_it_scores_itself() -> None:
+    """KA_ML_AS_OF after the champion's training date: the notebook printed a table of NaN
+    with n 0 and crashed in the lift cell; it reviews the newer labelled rows instead."""
+    from ka_ml.analysis.notebook import review_rows
+
+    labelled = _labelled()
+    run = _run("2026-03-01", ("2026-01-01",))
+
+    def no_logged() -> pd.DataFrame:
+        raise AssertionError("the logged predictions describe other rows")
+
+    got = review_rows(
+        labelled, labelled.iloc[:2], run, pd.Timestamp("2026-07-01"), _Scorer(), no_logged, 30
+    )
+    assert got.newer
+    assert list(got.rows["as_of"].dt.strftime("%Y-%m-%d").unique()) == ["2026-03-01", "2026-04-01"]
+    assert list(got.probability) == [0.3, 0.7, 0.4, 0.6]
+    assert "never saw" in got.note
+
+
+def test_a_later_as_of_without_newer_outcomes_stops_with_what_to_set() -> None:
+    from ka_ml.analysis.notebook import review_rows
+
+    labelled = _labelled()
+    run = _run("2026-05-01", ())
+    with pytest.raises(KaMlError, match="No snapshot dated on or after") as e:
+        review_rows(
+            labelled, labelled, run, pd.Timestamp("2026-06-01"), _Scorer(), pd.DataFrame, 90
+        )
+    assert "2026-07-30" in e.value.remedy
+
+
+def test_the_champions_own_as_of_reviews_the_logged_out_of_time_predictions() -> None:
+    from ka_ml.analysis.notebook import review_rows
+
+    labelled = _labelled()
+    test = labelled[labelled["as_of"] == "2026-02-01"].reset_index(drop=True)
+    run = _run("2026-05-01", ("2026-02-01",))
+    logged = test[["account_id", "as_of"]].assign(churn_probability=[0.25, 0.75])
+    got = review_rows(
+        labelled, test, run, pd.Timestamp("2026-05-01"), _Scorer(), lambda: logged, 30
+    )
+    assert not got.newer and got.note == ""
+    assert list(got.probability) == [0.25, 0.75]
+    # an earlier as-of whose origins the run never tested: a clear stop, not an empty table
+    with pytest.raises(KaMlError, match="has an out-of-time prediction"):
+        review_rows(
+            labelled,
+            labelled[labelled["as_of"] == "2026-01-01"],
+            run,
+            pd.Timestamp("2026-04-01"),
+            _Scorer(),
+            lambda: logged,
+            30,
+        )
+
+
+def test_the_label_settings_are_said_as_the_config_has_them(tmp_path: Path) -> None:
+    """Notebook 01 said labels were counted only for accounts still active
+    (labels.at_risk_only, false by default) and snapshots came every
+    features.snapshot_every_days (null by default)."""
+    from ka_ml.analysis.notebook import label_settings
+
+    dates = pd.to_datetime(["2026-01-01", "2026-01-22", "2026-02-12"]).repeat(2)
+    text = label_settings(small_config(tmp_path), dates)
+    assert text.startswith("3 snapshots, every 21 days (chosen from the history")
+    assert "every scored account is labelled" in text and "at_risk_only = false" in text
+    assert "labels.horizon_days = 90" in text
+    cfg = small_config(
+        tmp_path, labels={"at_risk_only": True}, features={"snapshot_every_days": 21}
+    )
+    text = label_settings(cfg, dates)
+    assert "features.snapshot_every_days = 21" in text
+    assert "only accounts still active at a snapshot are labelled" in text

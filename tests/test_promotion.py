@@ -344,12 +344,17 @@ def test_retraining_keeps_the_champion_and_registers_a_challenger(
 
     assert retrained.versions == {"churn": "2", "timing": "2"}
     as_of = trained.report.as_of.date()
+    names = {
+        "churn": trained.cfg.mlflow.churn_model_name,
+        "timing": trained.cfg.mlflow.timing_model_name,
+    }
     for kind in ("churn", "timing"):
         decision = retrained.decisions[kind]
         assert "v2 -> challenger" in decision and "(champion was v1)" in decision
         # v1 trained on every test row's outcome: nothing in-sample is compared
         assert f"the champion v1 (trained as of {as_of}) saw the outcomes of every" in decision
-        assert "not trained on newer data" in decision and "`ka-ml promote`" in decision
+        assert "not trained on newer data" in decision
+        assert f"`ka-ml promote {names[kind]} 2` by hand" in decision  # the exact command
 
     client = MlflowClient(tracking_uri=retrained.tracking_uri, registry_uri=retrained.tracking_uri)
     for name in (trained.cfg.mlflow.churn_model_name, trained.cfg.mlflow.timing_model_name):
@@ -447,6 +452,31 @@ def test_otherwise_the_new_model_stays_challenger_and_says_why(
     d = fresher_decision("v3", A, as_of, ece=ece, ece_ceiling=0.05, holds_baselines=beats)
     assert not d.promote and d.alias == CHALLENGER
     assert why in d.reason and "v3 (trained as of 2026-09-03)" in d.reason
+
+
+def test_the_gate_names_the_exact_promote_command_and_the_report_leaves_it_out() -> None:
+    """The gate said "compare the two runs in MLflow and `ka-ml promote` by hand" without
+    the name and version; the managers' "About the models" box repeated the instruction."""
+    from ka_ml.modeling.registry import manager_words
+
+    d = fresher_decision(
+        "v1", A, A, ece=0.02, ece_ceiling=0.05, by_hand="`ka-ml promote ka_ml_churn 2` by hand"
+    )
+    assert d.reason.endswith(
+        "compare the two runs in MLflow and `ka-ml promote ka_ml_churn 2` by hand"
+    )
+    words = manager_words(d.reason)
+    assert "ka-ml" not in words and "MLflow" not in words
+    assert words.endswith("and this model is not trained on newer data")
+    first = (
+        "no comparable champion yet, but a baseline does better out of time beyond chance "
+        "(recency only: ROC AUC 0.954 against the model's 0.630): a model that loses to a "
+        "baseline is not promoted; `ka-ml promote ka_ml_churn 3` makes it champion by hand"
+    )
+    assert manager_words(first) == first.split("; `ka-ml")[0]
+    assert manager_words("roc_auc 0.8 does not beat the champion's 0.9") == (
+        "roc_auc 0.8 does not beat the champion's 0.9"
+    )
 
 
 @pytest.mark.slow

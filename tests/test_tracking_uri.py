@@ -91,3 +91,38 @@ def test_a_file_that_is_not_a_database_is_reported_not_overwritten(
     with pytest.raises(KaMlError, match=r"cannot be used.*Fix:"):
         registry.connect(small_config(tmp_path))
     assert db.read_text().startswith("these are my notes")
+
+
+def test_make_ui_opens_the_store_of_the_config_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make ui CONFIG=...` opened models/mlflow.db whatever the config named."""
+    from ka_ml.modeling import registry
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"paths:\n  models: {tmp_path / 'elsewhere'}\n")
+    registry.main(["--config", str(config)])
+    assert capsys.readouterr().out.strip() == f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\nui:", 1)[1].split("\n\n", 1)[0]
+    assert "-m ka_ml.modeling.registry --config $(CONFIG)" in recipe
+    assert "models/mlflow.db" not in recipe
+
+
+def test_the_browse_hint_runs_mlflow_from_this_environment_when_it_is_not_on_the_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+    import sys
+
+    from ka_ml.reporting.console import browse
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    here = Path(sys.executable).parent / "mlflow"
+    assert here.exists()  # the test environment has mlflow installed beside python
+    assert browse("sqlite:////x/mlflow.db") == (
+        f"browse: {here} ui --backend-store-uri 'sqlite:////x/mlflow.db'"
+    )
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/mlflow")
+    assert browse("sqlite:////x/mlflow.db").startswith("browse: mlflow ui ")

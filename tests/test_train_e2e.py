@@ -199,6 +199,70 @@ def test_window_deltas_are_paired_intervals_on_each_windows_known_rows() -> None
     assert len(none) == 6 and all(np.isnan(v) for v in none.values())
 
 
+def _two_origins(n: int = 2000) -> tuple[Any, np.ndarray, np.ndarray, Any]:
+    """Rows of two origins: the first followed for 120 days, the second for only 60; the
+    same true timing (exponential, mean 80 days) and a forecast that knows it."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    dates = np.repeat(pd.to_datetime(["2026-06-01", "2026-07-31"]).to_numpy(), n // 2)
+    follow = np.repeat([120.0, 60.0], n // 2)
+    t = rng.exponential(80, n)
+    e = t < follow
+    d = np.where(e, t, follow)
+    pred = pd.DataFrame({f"p_purchase_{k}d": np.full(n, 1 - np.exp(-k / 80)) for k in (30, 90)})
+    return dates, d, e, pred
+
+
+def test_a_window_longer_than_some_rows_follow_up_is_judged_on_the_fully_followed_rows() -> None:
+    """With a 60-day horizon and a 90-day window, the late origin's early orderers were kept
+    and its order-free rows dropped: P(order within 90 d) looked easier than it is."""
+    from ka_ml.modeling.evaluate import (
+        follow_up_days,
+        short_window_notes,
+        timing_scores,
+        window_deltas,
+    )
+
+    dates, d, e, pred = _two_origins()
+    f = follow_up_days(dates, d, e)
+    assert set(f) == {120.0, 60.0}
+    scores = timing_scores(pred, d, e, [30, 90], f)
+    first = np.arange(len(d)) < len(d) // 2
+    assert scores["p30_n"] == len(d)  # both origins followed for 30 days
+    assert scores["p90_n"] == first.sum()  # only the first origin, orderers and not alike
+    y90 = (e & (d < 90))[first]
+    assert scores["p90_brier"] == pytest.approx(
+        M.brier(y90.astype(float), np.full(len(y90), 1 - np.exp(-90 / 80)))
+    )
+    biased = timing_scores(pred, d, e, [90])  # the old rule: early orderers kept
+    assert biased["p90_n"] > scores["p90_n"]
+    # the paired deltas (BG/NBD's row, the first-champion rule) rest on the same rows
+    other = pred.assign(p_purchase_90d=0.5)
+    deltas = window_deltas(pred, other, d, e, [90], None, seed=0, follow_up=f)
+    against = timing_scores(other, d, e, [90], f)
+    assert deltas["model_minus_this_p90_brier"] == pytest.approx(
+        scores["p90_brier"] - against["p90_brier"]
+    )
+    (note,) = short_window_notes(dates, f, [30, 90])
+    assert "P(order within 90 d) is judged on 1 of 2 test origins (1,000 of 2,000 rows)" in note
+    assert "followed for only 60 days" in note
+    # an origin where every account ordered: every window's outcome is known
+    assert np.isinf(follow_up_days(np.zeros(3), np.array([5.0, 9.0, 1.0]), np.ones(3, bool))).all()
+
+
+def test_windows_within_the_follow_up_score_as_before() -> None:
+    """The default config (horizon 90, windows up to 90): every test row is followed for at
+    least the horizon, so no figure changes."""
+    from ka_ml.modeling.evaluate import follow_up_days, short_window_notes, timing_scores
+
+    dates, d, e, pred = _two_origins()
+    keep = d >= 0
+    f = follow_up_days(dates, d, e)
+    assert timing_scores(pred, d, e, [30], f) == timing_scores(pred, d, e, [30])
+    assert short_window_notes(dates[keep], f, [30, 60]) == []
+
+
 def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     report: TrainReport,
 ) -> None:
@@ -214,6 +278,56 @@ def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     assert "…" not in text  # rich cuts a cell that does not fit with an ellipsis
     c = report.evaluation.timing["concordance"]
     assert re.search(rf"C-index \(time to next order\)\s*│\s*{c:.3f}\s*│", text)
+    # readable: the horizon in days, the split in words, the origin table's columns named
+    flat = " ".join(text.split())
+    assert "Churn within 90 days: the training procedure" in flat
+    assert "{'" not in text and "snapshots every " in flat
+    assert "(the test origins included)" in flat
+    assert "lowest" in text and "baseline" in text
+
+
+def test_the_split_and_the_origin_table_say_what_each_figure_is() -> None:
+    """`snapshots:` was a Python dict whose 'train' range included the test origins, and the
+    per-origin table had two columns headed "best baseline" and "best"."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from ka_ml.modeling.split import describe_line
+    from ka_ml.reporting.console import origin_table
+
+    line = describe_line(
+        {
+            "every": "21 days",
+            "train": "2023-10-26..2026-07-30 (49 snapshots)",
+            "test": "2026-07-30, 2026-07-09 (2 origins)",
+            "purge": "60 days",
+        }
+    )
+    assert line == (
+        "snapshots every 21 days; final fit on 2023-10-26..2026-07-30 (49 snapshots) (the "
+        "test origins included); test origins 2026-07-30, 2026-07-09 (2 origins); purge 60 days"
+    )
+    per_origin = pd.DataFrame(
+        {
+            "origin": ["2026-06-18"] * 3,
+            "predictor": ["ka_ml churn model", "BG/NBD", "recency only"],
+            "rows": [1806] * 3,
+            "roc_auc": [0.887, 0.736, 0.70],
+            "brier": [0.119, 0.175, 0.170],
+            "mean_p": [0.234] * 3,
+            "churn_rate": [0.255] * 3,
+        }
+    )
+    buf = io.StringIO()
+    Console(file=buf, width=80).print(origin_table(per_origin))
+    text = buf.getvalue()
+    heads = [row.split("┃")[1:-1] for row in text.splitlines() if row.startswith("┃")]
+    header = [" ".join(" ".join(col).split()) for col in zip(*heads, strict=True)]
+    assert "best baseline AUC" in header and "lowest baseline Brier" in header, header
+    assert "model AUC" in header and "model Brier" in header
+    assert "0.736 BG/NBD" in text and "0.170" in text  # the lowest Brier: another baseline
 
 
 def test_the_console_says_why_calibration_is_none_when_a_method_won_across_origins() -> None:

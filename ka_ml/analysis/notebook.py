@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from ka_ml.analysis.plots import save_figure
 from ka_ml.config import DEFAULT_CONFIG_PATH, Config, load_config
 from ka_ml.data.validate import parse_day
 from ka_ml.demo.world import TRUTH_PATH
+from ka_ml.errors import KaMlError
 from ka_ml.jobs.data import choose_source
 
 log = logging.getLogger("ka_ml.notebooks")
@@ -164,6 +167,33 @@ def out_of_time_predictions(run_id: str) -> pd.DataFrame:
     return df.assign(as_of=pd.to_datetime(df["as_of"]))
 
 
+def label_settings(cfg: Config, snapshot_dates: Any) -> str:
+    """The labelling settings in force, in words: the snapshot cadence (set, or chosen from
+    the history when ``features.snapshot_every_days`` is null), the horizon and who is
+    labelled (``labels.at_risk_only``)."""
+    dates = sorted(pd.to_datetime(pd.Series(snapshot_dates).unique()))
+    steps = sorted({(b - a).days for a, b in pairwise(dates)})
+    every = (
+        f"every {steps[0]} days"
+        if len(steps) == 1
+        else (f"every {steps[0]}-{steps[-1]} days" if steps else "a single date")
+    )
+    cadence = (
+        f"features.snapshot_every_days = {cfg.features.snapshot_every_days}"
+        if cfg.features.snapshot_every_days
+        else "chosen from the history: features.snapshot_every_days is null"
+    )
+    who = (
+        "only accounts still active at a snapshot are labelled (labels.at_risk_only = true)"
+        if cfg.labels.at_risk_only
+        else "every scored account is labelled, lapsed ones included (labels.at_risk_only = false)"
+    )
+    return (
+        f"{len(dates)} snapshots, {every} ({cadence}); churn = {cfg.labels.churn_definition} "
+        f"definition within labels.horizon_days = {cfg.labels.horizon_days}; {who}"
+    )
+
+
 MODELLING_SECTIONS = ("seed", "labels", "features", "portfolio", "tuning")
 
 
@@ -183,3 +213,85 @@ def review_config(current: Config, run_id: str) -> Config:
         log.warning("run %s: no usable resolved config (%s); using the current one", run_id, e)
         return current
     return current.model_copy(update={k: getattr(trained, k) for k in MODELLING_SECTIONS})
+
+
+@dataclass(frozen=True)
+class ReviewRows:
+    """The rows a review judges the champion on, with a probability it never fitted.
+
+    ``newer``: the labelled snapshots dated on or after the champion's training date,
+    scored by the champion itself (it never saw their outcomes); else the run's own test
+    origins with the out-of-time predictions logged at training. ``note``: what a reader
+    should know about these rows ("" when nothing)."""
+
+    rows: pd.DataFrame
+    probability: np.ndarray
+    newer: bool
+    note: str = ""
+
+
+def _days(dates: Any) -> list[str]:
+    return sorted({str(pd.Timestamp(d).date()) for d in dates})
+
+
+def review_rows(
+    labelled: pd.DataFrame,
+    test: pd.DataFrame,
+    run: ChampionRun,
+    as_of: pd.Timestamp,
+    model: Any,
+    logged: Callable[[], pd.DataFrame],
+    horizon_days: int,
+) -> ReviewRows:
+    """Which rows to review the champion on, and their churn probabilities.
+
+    ``as_of`` later than the champion's training date: the snapshots in ``labelled`` (churn
+    outcome known before ``as_of``) dated on or after it, scored by ``model``: rows whose
+    outcome the champion never saw. Otherwise ``test`` (the rebuilt test origins) with the
+    run's logged out-of-time predictions (``logged()``), rows without one left out.
+    Raises :class:`KaMlError` when no row is left to review.
+    """
+    if run.as_of is not None and as_of > run.as_of:
+        rows = labelled[labelled["as_of"] >= run.as_of].reset_index(drop=True)
+        if rows.empty:
+            raise KaMlError(
+                f"No snapshot dated on or after the champion's training date "
+                f"({run.as_of.date()}) has a churn outcome known before KA_ML_AS_OF "
+                f"{as_of.date()}: each needs its {horizon_days}-day horizon to have passed.",
+                f"set KA_ML_AS_OF later than {(run.as_of + pd.Timedelta(days=horizon_days)).date()} "
+                "by at least one snapshot interval (and within the data), or leave it unset to "
+                "review the champion on its own test origins.",
+            )
+        p = np.asarray(model.predict_proba(rows[model.features_])[:, 1], dtype=float)
+        note = (
+            f"newer rows: the {rows['as_of'].nunique()} snapshot(s) {_days(rows['as_of'])}, "
+            f"dated on or after the champion's training date {run.as_of.date()}, scored by "
+            "the champion itself (it never saw these outcomes); the metrics logged at "
+            "training describe other rows."
+        )
+        return ReviewRows(rows, p, True, note)
+    oot = logged()
+    p = (
+        test[["account_id", "as_of"]]
+        .merge(oot, on=["account_id", "as_of"], how="left")["churn_probability"]
+        .to_numpy(dtype=float)
+    )
+    keep = np.isfinite(p)
+    note = ""
+    origins = _days(test["as_of"])
+    if run.test_dates and _days(run.test_dates) != origins:
+        note = (
+            f"CAUTION: these test origins {origins} differ from the champion's own "
+            f"({_days(run.test_dates)}): {int((~keep).sum()):,} of {len(p):,} rows without a "
+            "logged out-of-time prediction are left out. Use the run's own as-of "
+            f"({run.as_of and run.as_of.date()}) to review the rows the gate judged."
+        )
+    if not keep.any():
+        raise KaMlError(
+            f"None of the {len(p):,} test rows rebuilt as of {as_of.date()} ({origins}) has an "
+            f"out-of-time prediction logged by the champion's training run {run.run_id} "
+            f"(its test origins: {_days(run.test_dates) or 'not recorded'}).",
+            "leave KA_ML_AS_OF unset (the champion's own training date), or set it later "
+            "than that date to review the champion on newer rows it never saw.",
+        )
+    return ReviewRows(test[keep].reset_index(drop=True), p[keep], False, note)

@@ -420,6 +420,32 @@ def pick_examples(y: ArrayLike, p: ArrayLike) -> dict[str, int]:
     return out
 
 
+def example_accounts(
+    picks: Mapping[str, int],
+    rows: pd.DataFrame,
+    y: ArrayLike,
+    p: ArrayLike,
+    p_model: ArrayLike,
+) -> pd.DataFrame:
+    """The picked accounts (:func:`pick_examples` on ``y``, ``p``) as a table: account, the
+    snapshot's as-of, the probability they were picked by (``p``, out of time), the model's
+    own score of the same row (``p_model``, in the picked order: what its reasons explain)
+    and whether the account churned."""
+    at = list(picks.values())
+    y_arr = np.asarray(y, dtype=np.float64)
+    p_arr = np.asarray(p, dtype=np.float64)
+    return pd.DataFrame(
+        {
+            "example": list(picks),
+            "account_id": rows["account_id"].iloc[at].astype(str).to_numpy(),
+            "as_of": pd.to_datetime(rows["as_of"].iloc[at]).dt.strftime("%Y-%m-%d").to_numpy(),
+            "p_out_of_time": p_arr[at],
+            "p_champion": np.asarray(p_model, dtype=np.float64),
+            "churned": y_arr[at].astype(bool),
+        }
+    )
+
+
 def mean_abs_contributions(contrib: ArrayLike, features: Sequence[str]) -> pd.Series:
     """Mean |SHAP value| per feature (global importance in the model's own units),
     largest first. ``contrib`` is n x f, or n x (f + 1) with the base value last."""

@@ -29,6 +29,7 @@ from ka_ml.features.build import feature_frames
 from ka_ml.features.snapshots import build_training_set
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
+from ka_ml.modeling.split import describe_line
 from ka_ml.modeling.tuning import budget_note
 from ka_ml.monitoring.drift import learned_snapshots, training_reference
 from ka_ml.scoring.explain import reason_reference
@@ -61,6 +62,7 @@ class TrainReport:
     run_id: str
     tracking_uri: str
     seconds: float
+    horizon_days: int | None = None  # labels.horizon_days
 
 
 WEEKDAYS = 7
@@ -127,7 +129,9 @@ def prepare(
     feats = feature_columns(ts)
     folds = make_folds(ts, cfg)
     definition = ",".join(sorted(ts["churn_definition"].dropna().unique()))
-    progress(f"{len(ts)} snapshot rows, {len(feats)} features; split {folds.split.describe()}")
+    progress(
+        f"{len(ts)} snapshot rows, {len(feats)} features; {describe_line(folds.split.describe())}"
+    )
     if folds.split.note:
         progress(f"note: {folds.split.note}")
     sampling = sampling_note(folds, count_timing_rows(ts, as_of), cfg)
@@ -188,4 +192,5 @@ def run_training(
         run.info.run_id,
         registry.tracking_uri(cfg),
         time.perf_counter() - t0,
+        cfg.labels.horizon_days,
     )

@@ -42,14 +42,58 @@ def light_scores(y: np.ndarray, red: np.ndarray, red_yellow: np.ndarray) -> dict
     return out
 
 
+def follow_up_days(dates: Any, duration: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Each row's follow-up in days: how long after its snapshot orders were watched for.
+
+    Every row of one snapshot date is watched up to the same end, and a row without an
+    order is censored exactly there, so a date's follow-up is its order-free rows'
+    duration; inf when every row of the date ordered (then each window's outcome is known).
+    """
+    d = np.asarray(duration, float)
+    e = np.asarray(event, bool)
+    codes, _ = pd.factorize(pd.Series(np.asarray(dates)), use_na_sentinel=False)
+    censored = pd.Series(np.where(e, -np.inf, d)).groupby(codes).transform("max")
+    out = censored.to_numpy(float)
+    return np.where(np.isneginf(out), np.inf, out)
+
+
 def window_outcomes(
-    duration: np.ndarray, event: np.ndarray, k: int
+    duration: np.ndarray, event: np.ndarray, k: int, follow_up: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(determinable mask, ordered-within-k label) for one purchase window."""
+    """(determinable mask, ordered-within-k label) for one purchase window.
+
+    ``follow_up`` (:func:`follow_up_days`): only rows followed for the whole window count,
+    those that ordered and those that did not alike. Keeping the early orderers of a row
+    followed for less than ``k`` days while its order-free rows (outcome unknown) drop out
+    would judge the window on rows biased towards ordering. None: every row was followed
+    for at least ``k`` days (an order-free row is then known not to have ordered).
+    """
     duration = np.asarray(duration, float)
     event = np.asarray(event, bool)
     known = event | (duration >= k)
+    if follow_up is not None:
+        known &= np.asarray(follow_up, float) >= k
     return known, event & (duration < k)
+
+
+def short_window_notes(dates: Any, follow_up: np.ndarray, windows: list[int]) -> list[str]:
+    """Per purchase window longer than some rows' follow-up: on how many test origins and
+    rows it is judged (:func:`window_outcomes`), in words."""
+    dates = pd.Series(np.asarray(dates))
+    f = np.asarray(follow_up, float)
+    notes = []
+    for k in windows:
+        ok = f >= k
+        if ok.all():
+            continue
+        lo, hi = int(f[~ok].min()), int(f[~ok].max())
+        notes.append(
+            f"P(order within {k} d) is judged on {dates[ok].nunique()} of {dates.nunique()} "
+            f"test origins ({int(ok.sum()):,} of {len(ok):,} rows): the others were followed "
+            f"for only {lo if lo == hi else f'{lo}-{hi}'} days, too short to know whether "
+            f"each account ordered within {k} days"
+        )
+    return notes
 
 
 def interval_coverage(
@@ -124,12 +168,17 @@ def ranking_time(pred: pd.DataFrame, windows: list[int]) -> np.ndarray:
 
 
 def timing_scores(
-    pred: pd.DataFrame, duration: np.ndarray, event: np.ndarray, windows: list[int]
+    pred: pd.DataFrame,
+    duration: np.ndarray,
+    event: np.ndarray,
+    windows: list[int],
+    follow_up: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Metrics of a timing forecast (``p_purchase_{k}d`` and, if present, q10/q50/q90)."""
+    """Metrics of a timing forecast (``p_purchase_{k}d`` and, if present, q10/q50/q90);
+    each window on the rows followed for all of it (``follow_up``, :func:`window_outcomes`)."""
     out: dict[str, float] = {}
     for k in windows:
-        known, y = window_outcomes(duration, event, k)
+        known, y = window_outcomes(duration, event, k, follow_up)
         known &= np.isfinite(pred[f"p_purchase_{k}d"].to_numpy(float))
         p = pred[f"p_purchase_{k}d"].to_numpy(float)[known]
         yk = y[known].astype(float)
@@ -163,15 +212,17 @@ def window_deltas(
     *,
     seed: int,
     n_boot: int = 200,
+    follow_up: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Model minus ``other`` on each purchase window's ROC AUC and Brier, with paired
     (account-clustered) bootstrap intervals: ``model_minus_this_p{k}_{auc,brier}`` and its
-    ``_lo`` / ``_hi``, on the rows whose window outcome is known and both forecast."""
+    ``_lo`` / ``_hi``, on the rows whose window outcome is known (:func:`window_outcomes`)
+    and both forecast."""
     out: dict[str, float] = {}
     for k in windows:
         col = f"p_purchase_{k}d"
         a, b = model[col].to_numpy(float), other[col].to_numpy(float)
-        known, y = window_outcomes(duration, event, k)
+        known, y = window_outcomes(duration, event, k, follow_up)
         known &= np.isfinite(a) & np.isfinite(b)
         if not known.any():  # no outcome known yet for this window: nothing to compare
             for metric in ("auc", "brier"):

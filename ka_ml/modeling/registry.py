@@ -52,6 +52,19 @@ def tracking_uri(cfg: Config) -> str:
     return f"sqlite:///{(Path(cfg.paths.models) / 'mlflow.db').resolve()}"
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ka_ml.modeling.registry [--config PATH]``: print the tracking URI that
+    config resolves to (:func:`tracking_uri`), for ``make ui CONFIG=...``."""
+    import argparse
+
+    from ka_ml.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m ka_ml.modeling.registry")
+    parser.add_argument("--config", type=Path, default=None)
+    args = parser.parse_args(argv)
+    print(tracking_uri(load_config(args.config)))
+
+
 def connect(cfg: Config) -> Any:
     """Point MLflow at the store, make sure the experiment exists; return a client.
 
@@ -280,6 +293,7 @@ def fresher_decision(
     holds_baselines: bool | None = None,
     beats_baselines: bool | None = None,
     champion_warning: str = "",
+    by_hand: str = "`ka-ml promote` by hand",
 ) -> Decision:
     """The gate when the champion was trained on the outcomes of every test row (a retrain
     within the horizon of it): its scores there would be in-sample, so the two are not
@@ -287,7 +301,8 @@ def fresher_decision(
     better out of time beyond chance (``holds_baselines``: :func:`baselines_beaten` with
     ``within_chance``; on a small portfolio a strict win on every figure is a coin toss)
     and its calibration passes (:func:`calibration_verdict`); otherwise it stays challenger
-    and the reason names the way to compare by hand.
+    and the reason names the way to compare by hand (``by_hand``: the command that
+    promotes it, ``ka-ml promote NAME VERSION``).
 
     A champion that was itself promoted above the calibration ceiling (``champion_warning``,
     the first-model rule of :func:`promotion_decision`) does not hold its successor to the
@@ -305,7 +320,7 @@ def fresher_decision(
             False,
             CHALLENGER,
             f"{seen}, and this model is not trained on newer data: compare the two runs in "
-            "MLflow and `ka-ml promote` by hand",
+            f"MLflow and {by_hand}",
         )
     if not holds_baselines:
         return Decision(
@@ -619,6 +634,13 @@ def trained_as_of(client: Any, name: str, version: str) -> pd.Timestamp | None:
         return None
 
 
+def manager_words(verdict: str) -> str:
+    """A gate verdict without its instructions to whoever runs the CLI ("...: compare the
+    two runs in MLflow and `ka-ml promote NAME VERSION` by hand", "...; `ka-ml promote ...`
+    makes it champion by hand"): a manager's report has no command line."""
+    return re.sub(r"[;:] [^;:]*`ka-ml [^;]*", "", verdict).strip()
+
+
 def champion_note(client: Any, name: str, version: str, what: str, kind: str) -> str:
     """What a manager's report should say about how VERSION became the model in use, when
     it is not the plain story (the gate promoted it, no warning): made champion by hand
@@ -631,7 +653,7 @@ def champion_note(client: Any, name: str, version: str, what: str, kind: str) ->
     run_tags = training_tags(client, mv)
     tags = dict(mv.tags or {})
     decision = str(run_tags.get(f"decision_{kind}", ""))
-    verdict = decision.split(": ", 1)[1] if ": " in decision else ""
+    verdict = manager_words(decision.split(": ", 1)[1]) if ": " in decision else ""
     if tags.get("promoted_by_hand") == "true":
         who = ", ".join(
             x for x in (str(tags.get("promoted_at", ""))[:10], tags.get("promoted_by", "")) if x
@@ -801,6 +823,40 @@ class ManualPromotion:
     previous: str | None  # the champion before, now `challenger`
     run_id: str  # the MLflow run that records it ("" when nothing changed)
     changed: bool
+    # the version that carried `challenger` before (None: none did): it loses the alias when
+    # it is neither the previous champion nor the promoted version
+    challenger_before: str | None = None
+
+    def moves(self) -> list[str]:
+        """Every alias the promotion moved, in words (the champion's first)."""
+        out = [f"v{self.version} is now the champion"]
+        if self.previous is not None:
+            out.append(f"the previous champion v{self.previous} is now challenger")
+        else:
+            out.append("there was no champion before")
+        was = self.challenger_before
+        if was == self.version:
+            out.append(f"v{self.version} no longer carries challenger")
+        elif was is not None and was != self.previous:
+            out.append(
+                f"v{was} was challenger and now carries no alias (the previous champion took it)"
+                if self.previous is not None
+                else f"v{was} is still challenger"
+            )
+        return out
+
+
+# what a hand promotion writes on the version it makes champion: they describe that
+# promotion, so a later one overwrites or clears them all and a demotion removes them
+HAND_TAGS = ("promoted_by_hand", "promoted_at", "promoted_by", "previous_champion")
+REASON_TAG = "promotion_reason"
+
+
+def _clear_tags(client: Any, name: str, version: str, keys: tuple[str, ...]) -> None:
+    present = dict(client.get_model_version(name, version).tags or {})
+    for key in keys:
+        if key in present:
+            client.delete_model_version_tag(name, version, key)
 
 
 def _who() -> str:
@@ -816,10 +872,13 @@ def promote_by_hand(
     """Move `champion` to a registered version by hand, and record who did it and why.
 
     The previous champion gets the `challenger` alias (so it stays visible in
-    `ka-ml models` and a rollback is `ka-ml promote NAME <its version>`); the promoted
-    version loses `challenger` if it had it; other aliases are left alone. The promoted
+    `ka-ml models` and a rollback is `ka-ml promote NAME <its version>`), taking it from
+    the version that had it; the promoted version loses `challenger` if it had it; other
+    aliases are left alone (:meth:`ManualPromotion.moves` says what moved). The promoted
     version gets the tags ``promoted_by_hand``, ``promoted_at``, ``promoted_by``,
-    ``previous_champion`` (and ``promotion_reason``), and the promotion is logged as a run
+    ``previous_champion`` and ``promotion_reason`` (removed when no reason is given: an
+    earlier promotion's reason is not this one's); the demoted champion loses them (it is
+    no longer a hand-made champion). The promotion is logged as a run
     ``promote-NAME-vVERSION`` in the configured experiment. Nothing changes, and no run is
     logged, when the name or version does not exist or the version is already champion.
     """
@@ -829,11 +888,15 @@ def promote_by_hand(
     previous = str(before.version) if before is not None else None
     if previous == target:
         return ManualPromotion(name, target, previous, "", changed=False)
+    challenger = aliases(client, name).get(CHALLENGER)
     set_alias(client, name, CHAMPION, target)
     if previous is not None:
         set_alias(client, name, CHALLENGER, previous)  # also takes it off the new champion
-    elif str(client.get_registered_model(name).aliases.get(CHALLENGER)) == target:
+        _clear_tags(client, name, previous, (*HAND_TAGS, REASON_TAG))
+    elif challenger == target:
         client.delete_registered_model_alias(name, CHALLENGER)  # not both at once
+    if not reason:
+        _clear_tags(client, name, target, (REASON_TAG,))
     who, now = _who(), datetime.now(UTC).isoformat(timespec="seconds")
     tags = {
         "promoted_by_hand": "true",
@@ -842,7 +905,7 @@ def promote_by_hand(
         "previous_champion": previous or "none",
     }
     if reason:
-        tags["promotion_reason"] = reason
+        tags[REASON_TAG] = reason
     for key, value in tags.items():
         client.set_model_version_tag(name, target, key, value)
     exp = client.get_experiment_by_name(cfg.mlflow.experiment)
@@ -862,4 +925,8 @@ def promote_by_hand(
     )
     client.set_terminated(run.info.run_id)
     log.info("%s v%s promoted to champion by hand (was %s)", name, target, previous or "none")
-    return ManualPromotion(name, target, previous, run.info.run_id, changed=True)
+    return ManualPromotion(name, target, previous, run.info.run_id, True, challenger)
+
+
+if __name__ == "__main__":
+    main()

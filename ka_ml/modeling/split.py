@@ -80,6 +80,9 @@ class Backtest:
         )
 
     def describe(self) -> dict[str, str]:
+        """every (cadence), train (the final fit's snapshots: every labelled date, the test
+        origins included), test (the origins), purge; :func:`describe_line` words it."""
+
         def span(d: tuple[pd.Timestamp, ...]) -> str:
             return f"{min(d).date()}..{max(d).date()} ({len(d)} snapshots)" if d else "none"
 
@@ -139,3 +142,14 @@ def grouped_origins(dates: list[pd.Timestamp], n_origins: int) -> list[Origin]:
     every labelled date up to its own. None when fewer than two dates are labelled."""
     usable = dates[1:][::-1][:n_origins]
     return [Origin(t, tuple(d for d in dates if d <= t), group=k) for k, t in enumerate(usable)]
+
+
+def describe_line(split: dict[str, str]) -> str:
+    """:meth:`Backtest.describe` in one readable line."""
+    words = {
+        "every": "snapshots every {}",
+        "train": "final fit on {} (the test origins included)",
+        "test": "test origins {}",
+        "purge": "purge {}",
+    }
+    return "; ".join(words.get(k, k + " {}").format(v) for k, v in split.items())

@@ -45,7 +45,12 @@ from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
 from ka_ml.features.labels import churn_labels, timing_labels
 from ka_ml.modeling import metrics as M
-from ka_ml.modeling.evaluate import interval_coverage, light_scores, window_outcomes
+from ka_ml.modeling.evaluate import (
+    follow_up_days,
+    interval_coverage,
+    light_scores,
+    window_outcomes,
+)
 from ka_ml.versions import package_versions
 
 log = logging.getLogger("ka_ml.backtest")
@@ -196,13 +201,14 @@ def timing_metrics(frame: pd.DataFrame, windows: list[int]) -> dict[str, float]:
     """Purchase-window Brier/AUC and the p10-p90 interval hit rate."""
     d = frame["days_to_next"].to_numpy(float)
     e = frame["next_order_observed"].to_numpy(bool)
+    follow_up = follow_up_days(frame["as_of"], d, e)
     out: dict[str, float] = {}
     for k in windows:
         col = f"p_purchase_{k}d"
         if col not in frame:
             continue
         p = frame[col].to_numpy(float)
-        known, y = window_outcomes(d, e, k)
+        known, y = window_outcomes(d, e, k, follow_up)
         known &= np.isfinite(p)
         yk, pk = y[known].astype(float), p[known]
         out[f"p{k}_brier"] = M.brier(yk, pk) if len(yk) else float("nan")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +15,7 @@ from rich.table import Table
 from ka_ml.config import Config
 from ka_ml.modeling import registry
 from ka_ml.modeling.registry import ManualPromotion, VersionInfo
+from ka_ml.modeling.split import describe_line
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -114,7 +118,17 @@ def origin_table(per_origin: pd.DataFrame, held_out_accounts: bool = False) -> T
         + ")",
         title_justify="left",
     )
-    for c in ("origin", "rows", "AUC", "best baseline", "Brier", "best", "mean P", "churn"):
+    # the best baseline by AUC is named; the lowest baseline Brier may be another baseline's
+    for c in (
+        "origin",
+        "rows",
+        "model\nAUC",
+        "best\nbaseline\nAUC",
+        "model\nBrier",
+        "lowest\nbaseline\nBrier",
+        "mean\nP",
+        "churn",
+    ):
         t.add_column(c, justify="left" if c == "origin" else "right", no_wrap=True)
     for origin, g in per_origin.groupby("origin", sort=False):
         model = g[g["predictor"] == "ka_ml churn model"].iloc[0]
@@ -206,18 +220,20 @@ def print_train_report(report: Any, out: Console) -> None:
         f"\n[bold]ka_ml train[/] as of {report.as_of.date()}  "
         f"(churn definition: {report.churn_definition}; {report.seconds:.0f} s)"
     )
-    out.print(f"snapshots: {report.split}")
+    out.print(describe_line(report.split))
     for note in ev.notes:
         out.print(f"[yellow]note:[/] {note}")
     n = ev.per_origin["origin"].nunique() if not ev.per_origin.empty else 0
     held_out = bool(getattr(ev, "held_out_accounts", False))
     how = "on held-out accounts, in time," if held_out else "out of time,"
     table_rows, all_rows = _churn_rows(ev)
+    days = getattr(report, "horizon_days", None)
+    horizon = f"{days} days" if days else "the horizon"
     on = f", on the {table_rows:,} rows every predictor can score" if table_rows else ""
     out.print(
         churn_table(
             ev.comparison,
-            f"Churn within the horizon: the training procedure {how} pooled over {n} "
+            f"Churn within {horizon}: the training procedure {how} pooled over {n} "
             f"test origins{on} (what the scores should achieve)",
         )
     )
@@ -274,10 +290,13 @@ def print_train_report(report: Any, out: Console) -> None:
 
 def browse(uri: str) -> str:
     """How to look at a tracking store: a server is opened in a browser; a file store with
-    the MLflow UI over that very store (`make ui` opens the default one only)."""
+    the MLflow UI over that very store (``make ui CONFIG=...`` does the same), from this
+    environment's ``bin`` when ``mlflow`` is not on the PATH (a virtualenv not activated)."""
     if uri.startswith(("http://", "https://", "databricks")):
         return f"browse: {uri}"
-    return f"browse: mlflow ui --backend-store-uri '{uri}'"
+    here = Path(sys.executable).parent / "mlflow"
+    exe = "mlflow" if shutil.which("mlflow") or not here.exists() else str(here)
+    return f"browse: {exe} ui --backend-store-uri '{uri}'"
 
 
 def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None:
@@ -291,27 +310,41 @@ def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None
             soft_wrap=True,
         )
         return
-    table = Table()
-    # the name is what `ka-ml promote` takes, the run id the handle to MLflow and the
-    # metrics the reason to look: folded across lines in a narrow terminal, never cut
-    # with an ellipsis
-    for header in ("model", "version", "aliases", "created (UTC)", "run id"):
-        table.add_column(header, overflow="fold")
-    table.add_column("test metrics", overflow="fold")
-    for v in versions:
-        metrics = registry.key_metrics(v.kind, v.metrics)
-        aliases = ", ".join(
-            f"[bold green]{a}[/]" if a == registry.CHAMPION else a for a in v.aliases
-        )
-        table.add_row(
+    rows = [
+        (
             v.name,
             v.version,
-            aliases or "-",
+            ", ".join(f"[bold green]{a}[/]" if a == registry.CHAMPION else a for a in v.aliases)
+            or "-",
             v.created.strftime("%Y-%m-%d %H:%M") if v.created else "-",
             v.run_id or "-",
-            "  ".join(f"{k} {val:.3f}" for k, val in metrics.items()) or "-",
+            "  ".join(
+                f"{k} {val:.3f}" for k, val in registry.key_metrics(v.kind, v.metrics).items()
+            )
+            or "-",
         )
-    out.print(table)
+        for v in versions
+    ]
+    # the name is what `ka-ml promote` takes and the run id the handle to MLflow: copied
+    # from the terminal, so never wrapped nor cut. A table whose name and run id columns
+    # leave the metrics too little room becomes one block per version.
+    fixed = max(len(r[0]) for r in rows) + max(len(r[4]) for r in rows) + 3 * 7 + 8 + 10 + 16
+    if out.width >= fixed + 24:
+        table = Table()
+        for header in ("model", "version"):
+            table.add_column(header, no_wrap=True)
+        table.add_column("aliases")
+        table.add_column("created (UTC)")
+        table.add_column("run id", no_wrap=True)
+        table.add_column("test metrics", overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:
+        for name, version, aliases, created, run_id, metrics in rows:
+            out.print(f"[bold]{name}[/] v{version}  {aliases}  created {created} UTC")
+            out.print(f"  run id {run_id}", no_wrap=True, overflow="ignore", crop=False)
+            out.print(f"  test metrics: {metrics}")
     for name in registry.model_kinds(cfg):
         if not any(v.name == name for v in versions):
             out.print(f"no versions of '{name}' yet: train with `ka-ml train`", soft_wrap=True)
@@ -327,9 +360,9 @@ def print_promotion(done: ManualPromotion, cfg: Config, out: Console) -> None:
     if not done.changed:
         out.print(f"{done.name} v{done.version} is already the champion; nothing changed.")
         return
-    was = f"v{done.previous} is now challenger" if done.previous else "there was none"
+    first, *rest = done.moves()
     out.print(
-        f"{done.name} v{done.version} is now the champion (the previous champion: {was}). "
+        f"{done.name} {first} ({'; '.join(rest)}). "
         f"Recorded in MLflow as run promote-{done.name}-v{done.version} ({done.run_id}).",
         soft_wrap=True,
     )

@@ -20,7 +20,9 @@ from ka_ml.modeling.churn import ChurnModel, sigmoid
 from ka_ml.modeling.evaluate import (
     compare,
     completed_interval_coverage,
+    follow_up_days,
     light_scores,
+    short_window_notes,
     tenure_band,
     timing_scores,
     window_deltas,
@@ -213,6 +215,7 @@ def evaluate(
     windows = cfg.labels.purchase_windows
     d = test["days_to_next"].to_numpy(float)
     e = test["next_order_observed"].to_numpy(bool)
+    f = follow_up_days(test["as_of"], d, e)
     base_churn = {b: oot[b].to_numpy(float) for b in BASELINES}
     comparison = compare(y, p, base_churn, account_groups(test), seed=cfg.seed)
     tpred = toot.drop(columns=["account_id", "as_of", "cdf"], errors="ignore")
@@ -221,7 +224,9 @@ def evaluate(
     trows = [
         {
             "predictor": name,
-            **timing_scores(pr[common].reset_index(drop=True), d[common], e[common], windows),
+            **timing_scores(
+                pr[common].reset_index(drop=True), d[common], e[common], windows, f[common]
+            ),
         }
         for name, pr in (("ka_ml timing model", tpred), ("BG/NBD", bg_timing))
     ]
@@ -233,6 +238,7 @@ def evaluate(
         windows,
         account_groups(test)[common],
         seed=cfg.seed,
+        follow_up=f[common],
     )
     preds = (
         test[["account_id", "as_of", "churn"]].assign(churn_probability=p).reset_index(drop=True)
@@ -247,7 +253,7 @@ def evaluate(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
         lights=origin_lights(test, y, p, cfg),
-        timing=timing_scores(tpred, d, e, windows) | completed_coverage(toot, d, e, windows),
+        timing=timing_scores(tpred, d, e, windows, f) | completed_coverage(toot, d, e, windows),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
         slices=_slices(test, y, p, cfg),
@@ -256,7 +262,7 @@ def evaluate(
         family=churn.family_,
         family_scores=family_scores,
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
-        notes=[n for n in (folds.split.note,) if n],
+        notes=[n for n in (folds.split.note,) if n] + short_window_notes(test["as_of"], f, windows),
         expected=expected,
         cautions=cautions(pooled, expected, cfg),
         calendar_rule=calendar_rule_metrics(test),

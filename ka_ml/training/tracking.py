@@ -22,7 +22,7 @@ from ka_ml.errors import ModelError
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
-from ka_ml.modeling.evaluate import timing_scores
+from ka_ml.modeling.evaluate import follow_up_days, timing_scores
 from ka_ml.modeling.timing import TimingModel
 from ka_ml.modeling.tuning import TuningResult, trials_run
 from ka_ml.training.evaluation import Evaluation
@@ -349,11 +349,10 @@ def _scores_on(kind: str, test: pd.DataFrame, pred: pd.DataFrame, cfg: Config) -
         return M.churn_metrics(
             test["churn"].to_numpy(float), pred["churn_probability"].to_numpy(float)
         )
+    d = test["days_to_next"].to_numpy(float)
+    e = test["next_order_observed"].to_numpy(bool)
     return timing_scores(
-        pred,
-        test["days_to_next"].to_numpy(float),
-        test["next_order_observed"].to_numpy(bool),
-        cfg.labels.purchase_windows,
+        pred, d, e, cfg.labels.purchase_windows, follow_up_days(test["as_of"], d, e)
     )
 
 
@@ -424,6 +423,7 @@ def promote(
                     holds_baselines=beats_baselines.get(kind) or holds.get(kind),
                     beats_baselines=beats_baselines.get(kind),
                     champion_warning=champ.warning,
+                    by_hand=f"`ka-ml promote {name} {version}` by hand",
                 )
             else:
                 decision = registry.promotion_decision(
