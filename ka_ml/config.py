@@ -221,6 +221,14 @@ class PortfolioConfig(_Strict):
     abc_share_b: float = Field(0.10, description="share rule: B when share >= this")
     pareto_a: float = Field(0.80, description="pareto rule: A = accounts making the top 80%")
     pareto_b: float = Field(0.95, description="pareto rule: B = up to 95% cumulative")
+    tier_hysteresis: float = Field(
+        0.02,
+        ge=0,
+        lt=0.5,
+        description="an account keeps last week's ABC tier while it stays within this much "
+        "portfolio revenue share of the cut between the two tiers (pareto: of the cumulative "
+        "share, share rule: of its own share); 0 = no hysteresis",
+    )
     concentration: Literal["industry_share", "industry_hhi"] = "industry_share"
     dependency_alert: float = 0.4
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ka_ml.config import HealthConfig
+from ka_ml.config import HealthConfig, PortfolioConfig
 from ka_ml.scoring.light_change import (
     BACK_FROM_LAPSED,
     FIRST_ORDER,
@@ -149,7 +149,10 @@ def test_the_scorer_keeps_last_weeks_lifecycle_and_rewrites_the_texts() -> None:
     ]
 
 
-def test_a_tier_change_is_said_with_where_the_account_now_stands() -> None:
+def test_a_tier_change_is_said_with_the_cut_it_crossed() -> None:
+    """Read over a quarter: 'Now tier B (tier C last week; its 12-month revenue is 0.01% of
+    the portfolio's)' and 'Now tier C (tier B last week; ... 0.01% ...)' both occurred: the
+    share alone did not say why the tier moved."""
     cfg = HealthConfig()
     prev = pd.DataFrame(
         {
@@ -158,7 +161,7 @@ def test_a_tier_change_is_said_with_where_the_account_now_stands() -> None:
             "health": ["red", "green", "green"],
             "churn_probability": [0.6, 0.1, 0.1],
             "lifecycle": ["active"] * 3,
-            "abc_tier": ["A", "B", None],
+            "abc_tier": ["A", "A", None],
         }
     ).set_index("account_id")
     out = pd.DataFrame(
@@ -167,8 +170,8 @@ def test_a_tier_change_is_said_with_where_the_account_now_stands() -> None:
             "health": ["red", "green", "green"],
             "churn_probability": [0.62, 0.1, 0.1],
             "lifecycle": ["active"] * 3,
-            "abc_tier": pd.Categorical(["B", "B", "C"], categories=["A", "B", "C"]),
-            "revenue_share": [0.0123, 0.02, 0.0006],
+            "abc_tier": pd.Categorical(["B", "A", "C"], categories=["A", "B", "C"]),
+            "revenue_share": [0.15, 0.82, 0.03],
             "changes": [
                 "Risk up 2 pts since last week.",
                 *["No material change since last week."] * 2,
@@ -176,24 +179,43 @@ def test_a_tier_change_is_said_with_where_the_account_now_stands() -> None:
         }
     )
     X = pd.DataFrame({"recency_days": [70.0, 20.0, 3.0], "active_span_days": [600.0] * 3})
-    got = _said_since_last_week(
-        out, X, prev, pd.Timestamp("2026-09-24"), "churn_probability", _Cfg(cfg)
-    )["changes"].tolist()
-    assert got[0] == (
-        "Risk up 2 pts since last week. Now tier B (tier A last week; its 12-month revenue "
-        "is 1.2% of the portfolio's)."
+    day = pd.Timestamp("2026-09-24")
+    got = _said_since_last_week(out, X, prev, day, "churn_probability", _Cfg(cfg))["changes"]
+    assert got.iloc[0] == (
+        "Risk up 2 pts since last week. Now tier B (tier A last week): the accounts ahead of it "
+        "make 82.0% of the portfolio's 12-month revenue, past the A cut at 80.0%; its own "
+        "share is 15.0%."
     )
-    assert got[1:] == ["No material change since last week."] * 2  # same tier; unknown before
-    tiny = out.assign(revenue_share=[0.0006, 0.02, 0.0006], changes=["Risk up 2 pts."] * 3)
-    small = _said_since_last_week(
-        tiny, X, prev, pd.Timestamp("2026-09-24"), "churn_probability", _Cfg(cfg)
-    )["changes"].iloc[0]  # one account of 1,800: not '0.0%'
-    assert small == (
-        "Risk up 2 pts. Now tier B (tier A last week; its 12-month revenue is 0.06% of the "
-        "portfolio's)."
-    )
+    assert got.iloc[1:].tolist() == ["No material change since last week."] * 2
+    share_rule = _Cfg(cfg, PortfolioConfig(abc_method="share"))
+    up = out.assign(abc_tier=pd.Categorical(["A", "A", "C"], categories=["A", "B", "C"]))
+    was_b = prev.assign(abc_tier=["B", "A", None])
+    said = _said_since_last_week(up, X, was_b, day, "churn_probability", share_rule)["changes"]
+    assert said.iloc[0].endswith(
+        "Now tier A (tier B last week): its 12-month revenue is 15.0% of the portfolio's, "
+        "above the A cut at 30.0%."
+    )  # (the share rule would not make 15% A: the sentence words whatever moved)
+
+
+def test_an_account_on_a_tier_cut_keeps_last_weeks_tier() -> None:
+    from ka_ml.features.portfolio import share_before, sticky_tiers
+
+    cfg = PortfolioConfig()  # pareto 80 / 95, hysteresis 0.02
+    tier = pd.Series(["B", "A", "C", "C", "B"])
+    prev = pd.Series(["A", "B", "B", "A", None])
+    position = pd.Series([0.81, 0.79, 0.96, 0.99, 0.85])
+    got = sticky_tiers(tier, prev, position, cfg).tolist()
+    # on the A cut both ways: kept; on the B cut: kept; A to C: never held; no last week: as is
+    assert got == ["A", "B", "B", "C", "B"]
+    far = pd.Series([0.83, 0.77, 0.98, 0.99, 0.85])
+    assert sticky_tiers(tier, prev, far, cfg).tolist() == tier.tolist()
+    off = PortfolioConfig(tier_hysteresis=0.0)
+    assert sticky_tiers(tier, prev, position, off).tolist() == tier.tolist()
+    share = pd.Series([0.5, 0.3, 0.2], index=["x", "y", "z"])
+    assert share_before(share.iloc[::-1]).reindex(share.index).tolist() == [0.0, 0.5, 0.8]
 
 
 class _Cfg:
-    def __init__(self, health: HealthConfig) -> None:
+    def __init__(self, health: HealthConfig, portfolio: PortfolioConfig | None = None) -> None:
         self.health = health
+        self.portfolio = portfolio or PortfolioConfig()

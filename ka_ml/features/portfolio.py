@@ -64,16 +64,59 @@ def abc_tiers(revenue: pd.Series, cfg: PortfolioConfig) -> pd.Series:
         tiers[s >= cfg.abc_share_b] = "B"
         tiers[s > cfg.abc_share_a] = "A"
     else:
-        # largest first; ties broken by account id so the result does not depend on row order
-        ids = np.asarray(share.index.astype(str))
-        order = np.lexsort((ids, -s))
-        before = np.cumsum(s[order]) - s[order]
-        ranked = np.full(len(s), "C", dtype=object)
-        positive = s[order] > 0
-        ranked[positive & (before < cfg.pareto_b)] = "B"
-        ranked[positive & (before < cfg.pareto_a)] = "A"
-        tiers[order] = ranked
+        before = share_before(share).to_numpy()
+        positive = s > 0
+        tiers[positive & (before < cfg.pareto_b)] = "B"
+        tiers[positive & (before < cfg.pareto_a)] = "A"
     return pd.Series(tiers, index=revenue.index, name="abc_tier", dtype=object)
+
+
+def share_before(share: pd.Series) -> pd.Series:
+    """The pareto rule's position: the revenue share of the accounts ranked above each one
+    (largest first; ties broken by account id, so row order does not matter)."""
+    s = share.to_numpy(float)
+    ids = np.asarray(share.index.astype(str))
+    order = np.lexsort((ids, -s))
+    before = np.empty(len(s))
+    before[order] = np.cumsum(s[order]) - s[order]
+    return pd.Series(before, index=share.index, name="share_before")
+
+
+def tier_position(share: pd.Series, cfg: PortfolioConfig) -> pd.Series:
+    """Where each account stands for its tier, in the rule's own unit: the share of the
+    accounts above it (pareto) or its own share (share rule)."""
+    return share_before(share) if cfg.abc_method == "pareto" else share.astype(float)
+
+
+def tier_cut(lower: str, upper: str, cfg: PortfolioConfig) -> float:
+    """The cut between two adjacent tiers in :func:`tier_position`'s unit."""
+    pareto = cfg.abc_method == "pareto"
+    if {lower, upper} == {"A", "B"}:
+        return cfg.pareto_a if pareto else cfg.abc_share_a
+    return cfg.pareto_b if pareto else cfg.abc_share_b
+
+
+def sticky_tiers(
+    tier: pd.Series, tier_prev: pd.Series, position: pd.Series, cfg: PortfolioConfig
+) -> pd.Series:
+    """This week's tiers, keeping last week's where the account moved to the next tier but
+    stays within ``tier_hysteresis`` of the cut between them: an account on the line
+    otherwise flips A, B, A, B week after week, and its recommended action with it (read:
+    23 accounts changed tier 3 or more times in 14 weeks). A jump over a whole tier (A to C)
+    is never held back."""
+    now = tier.astype(object).to_numpy()
+    was = tier_prev.astype(object).to_numpy()
+    pos = position.to_numpy(float)
+    out = now.copy()
+    band = cfg.tier_hysteresis
+    if band <= 0:
+        return pd.Series(out, index=tier.index, dtype=object)
+    for pair in (("A", "B"), ("B", "C")):
+        cut = tier_cut(*pair, cfg)
+        moved = ((now == pair[0]) & (was == pair[1])) | ((now == pair[1]) & (was == pair[0]))
+        keep = moved & (np.abs(pos - cut) <= band)
+        out[keep] = was[keep]
+    return pd.Series(out, index=tier.index, dtype=object)
 
 
 def industry_groups(industry: pd.Series) -> pd.Series:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ka_ml.config import HealthConfig
+from ka_ml.config import HealthConfig, PortfolioConfig
+from ka_ml.features.portfolio import tier_cut
 from ka_ml.scoring.explain import MATERIAL_POINTS
 
 NEW_ON_LIST = "New on the list this week."  # score_chunk's marker: no score last week
@@ -75,22 +76,57 @@ def no_light_last_week(
     return out
 
 
-def tier_moved(tier: pd.Series, tier_prev: pd.Series, revenue_share: pd.Series) -> np.ndarray:
+def tier_moved(
+    tier: pd.Series,
+    tier_prev: pd.Series,
+    revenue_share: pd.Series,
+    position: pd.Series | None = None,
+    portfolio: PortfolioConfig | None = None,
+) -> np.ndarray:
     """Per account, the sentence when its ABC tier changed since last week ('' elsewhere):
     the tier sets the recommended action, so a manager asks why the action changed. The
     share says where the account now stands; the tier moves when its own 12-month revenue
-    or the rest of the portfolio's does."""
+    or the rest of the portfolio's does. With ``position`` (:func:`tier_position`) and the
+    ``portfolio`` rule, the sentence says which cut it crossed ("its own share" alone read
+    the same, 0.01%, for a move up and a move down)."""
     now = tier.astype(object).to_numpy()
     was = tier_prev.astype(object).to_numpy()
     share = revenue_share.to_numpy(float)
+    pos = position.to_numpy(float) if position is not None else np.full(len(now), np.nan)
     texts = np.full(len(now), "", dtype=object)
     known = pd.notna(now) & pd.notna(was)
     for i in np.flatnonzero(known & (now.astype(str) != was.astype(str))):
+        if portfolio is not None and np.isfinite(pos[i]) and {now[i], was[i]} in _ADJACENT:
+            texts[i] = f"Now tier {now[i]} (tier {was[i]} last week): " + _crossed(
+                str(now[i]), str(was[i]), pos[i], share[i], portfolio
+            )
+            continue
         part = f"; its 12-month revenue is {_share(share[i])} of the portfolio's"
         texts[i] = (
             f"Now tier {now[i]} (tier {was[i]} last week{part if np.isfinite(share[i]) else ''})."
         )
     return texts
+
+
+_ADJACENT = ({"A", "B"}, {"B", "C"})
+
+
+def _crossed(now: str, was: str, pos: float, share: float, cfg: PortfolioConfig) -> str:
+    """Which cut a tier move crossed, in the rule's own terms."""
+    upper = min(now, was)  # "A" above "B" above "C"
+    cut = tier_cut(upper, max(now, was), cfg)
+    side = "within" if now == upper else "past"
+    if cfg.abc_method == "pareto":
+        own = f"; its own share is {_share(share)}" if np.isfinite(share) else ""
+        return (
+            f"the accounts ahead of it make {_share(pos)} of the portfolio's 12-month revenue, "
+            f"{side} the {upper} cut at {_share(cut)}{own}."
+        )
+    where = "above" if now == upper else "below"
+    return (
+        f"its 12-month revenue is {_share(pos)} of the portfolio's, {where} the {upper} cut "
+        f"at {_share(cut)}."
+    )
 
 
 def _share(share: float) -> str:

@@ -20,6 +20,7 @@ from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
 from ka_ml.features.catalog import ABC_CATEGORIES
+from ka_ml.features.portfolio import sticky_tiers, tier_position
 from ka_ml.scoring.explain import (
     changes_since,
     lead_flagged_with_what_raised,
@@ -433,6 +434,11 @@ def light_columns(
     out["health"] = health
     reasons[lapsed] = [f"lapsed: {r}" for r in out["lifecycle_reason"].to_numpy()[lapsed]]
     out["light_reason"] = reasons
+    if not prev.empty and "abc_tier" in prev:  # an account on a tier's cut keeps its tier
+        kept = sticky_tiers(
+            out["abc_tier"], ids.map(prev["abc_tier"]), _tier_position(out, cfg), cfg.portfolio
+        )
+        out["abc_tier"] = pd.Categorical(kept.to_numpy(), categories=list(ABC_CATEGORIES))
     actions = recommended_actions(lights, out["abc_tier"].astype("object"), cfg.health)
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
@@ -482,12 +488,25 @@ def _said_since_last_week(
         share = (
             out["revenue_share"] if "revenue_share" in out else pd.Series(np.nan, index=ids.index)
         )
-        tier = tier_moved(out["abc_tier"], ids.map(prev["abc_tier"]), share)
+        tier = tier_moved(
+            out["abc_tier"],
+            ids.map(prev["abc_tier"]),
+            share,
+            _tier_position(out, cfg),
+            cfg.portfolio,
+        )
         said = np.flatnonzero(tier != "")  # a few accounts: worded one by one
         changes = changes.astype(object)
         changes[said] = [f"{changes[i]} {tier[i]}".strip() for i in said]
     out["changes"] = changes
     return out
+
+
+def _tier_position(out: pd.DataFrame, cfg: Config) -> pd.Series:
+    """Each scored account's standing for its ABC tier (:func:`tier_position`), in row order."""
+    share = float_column(out, "revenue_share")
+    by_id = pd.Series(np.nan_to_num(share), index=out["account_id"].astype(str).to_numpy())
+    return pd.Series(tier_position(by_id, cfg.portfolio).to_numpy(), index=out.index)
 
 
 def _overdue_why(
