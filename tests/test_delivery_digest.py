@@ -71,6 +71,20 @@ def test_each_owner_report_shows_only_that_owners_accounts_with_the_owner_in_the
         assert f"· {d.label}</h1>" in d.report_html
 
 
+def test_the_owners_address_in_the_accounts_table_is_used() -> None:
+    """Read on a CRM export with a 'KAM Email' column: no way to map it, so every manager
+    got '{slug}@example.com' ('Ben Müller' as ben.muller@..., the real one ben.mueller)."""
+    scores = scores_frame()
+    emails = {"alice.meyer": "a.meyer@corp.example", "bruno.rossi": "not an address"}
+    scores["owner_email"] = scores["owner"].map(emails)
+    scores.loc[scores["account_id"] == "A4", "owner_email"] = "old.alice@corp.example"
+    got = {d.label: d.address for d in build_digests(scores, RUN, delivery())}
+    assert got["alice.meyer"] == "a.meyer@corp.example"  # the most frequent valid one
+    assert got["bruno.rossi"] == "bruno.rossi@example.com"  # invalid: the template's
+    mapped = delivery(recipients={"alice.meyer": "desk@corp.example"})
+    assert resolve_address("alice.meyer", mapped, "a.meyer@corp.example") == "desk@corp.example"
+
+
 def test_accounts_without_an_owner_go_to_the_default_recipient() -> None:
     digests = build_digests(scores_frame(), RUN, delivery(default_recipient="desk@corp.example"))
     unassigned = digests[-1]

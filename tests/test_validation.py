@@ -915,3 +915,11 @@ def test_contracts_still_running_marked_renewed_are_said_to_be_unread(tmp_path: 
         _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": ended}), DataConfig()
     )
     assert not [w for w in h.warnings if "marked renewed" in w]
+
+
+def test_the_owners_email_is_read_from_the_accounts_table(tmp_path: Path) -> None:
+    accounts = "account_id,name,owner,KAM Email\nA1,Acme,Ben Müller,ben.mueller@corp.example\nA2,Borealis,,\n"
+    cfg = DataConfig(columns={"accounts": {"owner_email": "KAM Email"}})
+    h = load_history(_folder(tmp_path, {"orders.csv": ORDERS, "accounts.csv": accounts}), cfg)
+    email = h.accounts.set_index("account_id")["owner_email"]
+    assert email["A1"] == "ben.mueller@corp.example" and pd.isna(email["A2"])

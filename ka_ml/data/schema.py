@@ -56,6 +56,7 @@ SCHEMA: dict[str, TableSpec] = {
             Column("region", "str"),
             Column("created_at", "date"),
             Column("owner", "str"),
+            Column("owner_email", "str"),  # where the owner's digest goes (delivery)
         ),
     ),
     "usage": TableSpec(

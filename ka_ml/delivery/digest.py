@@ -94,17 +94,23 @@ def is_address(value: str) -> bool:
     return bool(_ADDRESS.match(value))
 
 
-def resolve_address(owner: str | None, delivery: DeliveryConfig) -> str | None:
+def resolve_address(
+    owner: str | None, delivery: DeliveryConfig, given: str | None = None
+) -> str | None:
     """Where one owner's digest goes; ``None`` when nobody can be found.
 
-    Order: ``recipients[owner]``; the owner itself when it is an address; the
-    ``address_template`` filled with the owner; ``default_recipient``. The accounts without
-    an owner go to ``recipients[unassigned_label]``, else ``default_recipient``.
+    Order: ``recipients[owner]``; ``given``, the address the data holds for the owner
+    (``accounts.owner_email``, :func:`owner_address`); the owner itself when it is an
+    address; the ``address_template`` filled with the owner; ``default_recipient``. The
+    accounts without an owner go to ``recipients[unassigned_label]``, else
+    ``default_recipient``.
     """
     key = delivery.unassigned_label if owner is None else owner
     if key in delivery.recipients:
         return delivery.recipients[key]
     if owner is not None:
+        if given:
+            return given
         if is_address(owner):
             return owner
         if delivery.address_template:
@@ -112,6 +118,16 @@ def resolve_address(owner: str | None, delivery: DeliveryConfig) -> str | None:
             if is_address(filled):
                 return filled
     return delivery.default_recipient
+
+
+def owner_address(rows: pd.DataFrame) -> str | None:
+    """The address the data gives for an owner's accounts (``owner_email``, a CRM's "KAM
+    Email"): the most frequent valid one among ``rows``; None without one."""
+    if "owner_email" not in rows:
+        return None
+    emails = rows["owner_email"].astype("string").str.strip().dropna()
+    valid = emails[[is_address(str(e)) for e in emails]]
+    return str(valid.value_counts().index[0]) if len(valid) else None
 
 
 def owner_of(scores: pd.DataFrame) -> pd.Series:
@@ -614,7 +630,7 @@ def _owner_digest(
         owner=name,
         label=label,
         slug=slug,
-        address=resolve_address(name, delivery),
+        address=resolve_address(name, delivery, owner_address(rows)),
         as_of=as_of,
         account_ids=tuple(text_col(rows, "account_id").tolist()),
         counts=ctx["counts"],

@@ -47,6 +47,7 @@ from ka_ml.scoring.scorecard import scorecard
 log = logging.getLogger("ka_ml.score")
 
 ACCOUNT_COLUMNS = ("name", "owner", "industry", "region")
+OPTIONAL_ACCOUNT_COLUMNS = ("owner_email",)  # carried to the scores only when given
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,9 @@ def score_and_explain(
     acc = history.accounts.set_index("account_id")
     for c in ACCOUNT_COLUMNS:
         out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
+    for c in OPTIONAL_ACCOUNT_COLUMNS:
+        if c in acc:
+            out[c] = out["account_id"].map(acc[c])
     out.attrs.update(run_facts(score_history, as_of, cfg))
     return out, contrib
 

@@ -23,6 +23,7 @@ from ka_ml.features.catalog import ABC_CATEGORIES
 from ka_ml.scoring.explain import lead_flagged_with_what_raised
 from ka_ml.scoring.score import (
     ACCOUNT_COLUMNS,
+    OPTIONAL_ACCOUNT_COLUMNS,
     Models,
     has_previous_run,
     light_columns,
@@ -196,7 +197,11 @@ def _compare_day(
 def _with_account_names(scored: DataFrame, sh: SparkHistory) -> DataFrame:
     """The scores joined with the accounts' names, owners, industries and regions."""
     acc = sh.table("accounts")
-    names = [c for c in ACCOUNT_COLUMNS if acc is not None and c in acc.columns]
+    names = [
+        c
+        for c in (*ACCOUNT_COLUMNS, *OPTIONAL_ACCOUNT_COLUMNS)
+        if acc is not None and c in acc.columns
+    ]
     if acc is None or not names:
         return scored
     return scored.join(acc.select("account_id", *names), "account_id", "left")
@@ -271,5 +276,8 @@ def score_with_features(
     acc = res.set_index("account_id")
     for c in ACCOUNT_COLUMNS:
         out[c] = out["account_id"].map(acc[c]) if c in acc else pd.NA
+    for c in OPTIONAL_ACCOUNT_COLUMNS:
+        if c in acc:
+            out[c] = out["account_id"].map(acc[c])
     out.attrs.update(run_facts(score_history, as_of, cfg))
     return out, (table if table is not None else pd.DataFrame())
