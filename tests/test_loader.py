@@ -320,6 +320,30 @@ def test_thousands_separators_are_understood_with_a_decimal_point(tmp_path: Path
     assert orders["amount"].tolist() == [1234.5, 99.0, 1000.0]
 
 
+@pytest.mark.parametrize(
+    ("decimal", "text", "value"),
+    [
+        (",", "EUR 1.234,56", 1234.56),
+        (",", "1.234,56 EUR", 1234.56),
+        (",", "202,94-", -202.94),
+        (".", "USD 99", 99.0),
+        (".", "1,234.50-", -1234.5),
+        (".", "GBP -12.5", -12.5),
+    ],
+)
+def test_amounts_with_an_iso_currency_code_or_a_trailing_minus_are_read(
+    tmp_path: Path, decimal: str, text: str, value: float
+) -> None:
+    """Read on a CRM export: 'EUR 1.234,56' and SAP's '202,94-' were refused as 'not
+    numbers' while '€ 1.234,56' was accepted."""
+    sep = ";" if decimal == "," else ","
+    (tmp_path / "orders.csv").write_text(
+        f'account_id{sep}order_date{sep}amount\nA1{sep}2024-01-05{sep}"{text}"\n', encoding="utf-8"
+    )
+    got = load_history(tmp_path, DataConfig(read=ReadOptions(decimal=decimal, delimiter=sep)))
+    assert got.orders["amount"].tolist() == [value]
+
+
 def test_tab_separated_txt_file_is_sniffed(tmp_path: Path) -> None:
     (tmp_path / "orders.txt").write_text(
         "account_id\torder_date\tamount\nA1\t2024-01-05\t7\n", encoding="utf-8"

@@ -522,3 +522,27 @@ def test_spark_finds_the_same_lone_newest_order_day_as_the_local_engine(
     assert local is not None and on_spark == local
     assert "account KA00010, order SO_TYPO" in local.text
     assert lone_newest_orders(read_history(spark, str(demo_dir), cfg.data), 28) is None
+
+
+@apply(needs_spark)
+@pytest.mark.parametrize("decimal", [",", "."])
+def test_spark_reads_currency_codes_and_trailing_minus_like_the_loader(
+    spark: Any, tmp_path: Path, decimal: str
+) -> None:
+    from ka_ml.config import ReadOptions
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    sep = ";" if decimal == "," else ","
+    values = (
+        ["EUR 1.234,56", "1.234,56 EUR", "202,94-", "12,5"]
+        if decimal == ","
+        else ["USD 99", "1,234.50-", "GBP -12.5", "7"]
+    )
+    rows = "".join(f'A1{sep}2024-01-0{i + 1}{sep}"{v}"\n' for i, v in enumerate(values))
+    (tmp_path / "orders.csv").write_text(f"account_id{sep}order_date{sep}amount\n{rows}")
+    cfg = Config().data.model_copy(update={"read": ReadOptions(decimal=decimal, delimiter=sep)})
+    local = load_history(tmp_path, cfg).orders["amount"].tolist()
+    got = read_history(spark, str(tmp_path), cfg).frames["orders"].orderBy("order_date")
+    assert [r["amount"] for r in got.select("amount").collect()] == local
+    assert all(isinstance(v, float) for v in local)

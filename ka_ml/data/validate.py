@@ -87,7 +87,11 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = {
 }
 
 _MAX_EXAMPLE_CHARS = 40
-_NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"
+NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"  # spaces, apostrophes, currency signs
+# an ISO currency code before or after the number ('EUR 1.234,56', '99 USD'), read once the
+# noise is gone; and an accounting system's trailing minus ('202,94-', SAP) moved to the front
+CURRENCY_CODE = r"^[A-Z]{3}(?=[-+]?[\d.,])|(?<=[\d.,])[A-Z]{3}$"
+TRAILING_MINUS = r"^([\d.,]+)-$"
 _GROUPED_COMMA_DECIMAL = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"
 _GROUPED_POINT_DECIMAL = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
 # A leftover (non-ISO, non-guessed) date is only trusted with three numeric parts or a
@@ -1163,8 +1167,10 @@ def _to_float(text: pd.Series) -> pd.Series:
 
 
 def _clean_number(text: pd.Series, decimal: str) -> pd.Series:
-    """'1.234,56' / '1,234.56' / '€ 1 234' -> '1234.56' / '1234.56' / '1234'."""
-    t = text.str.replace(_NUMBER_NOISE, "", regex=True)
+    """'1.234,56' / '1,234.56' / '€ 1 234' / 'EUR 12,5' / '202,94-' -> '1234.56' /
+    '1234.56' / '1234' / '12.5' / '-202.94'."""
+    t = text.str.replace(NUMBER_NOISE, "", regex=True).str.replace(CURRENCY_CODE, "", regex=True)
+    t = t.str.replace(TRAILING_MINUS, r"-\1", regex=True)
     if decimal == ",":
         grouped = t.str.fullmatch(_GROUPED_COMMA_DECIMAL).fillna(False).astype(bool)
         t = t.mask(grouped, t.str.replace(".", "", regex=False))

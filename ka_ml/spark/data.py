@@ -52,11 +52,14 @@ from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
     BAD_PROBLEM,
     BOOL_TOKENS,
+    CURRENCY_CODE,
     IMPOSSIBLE,
     MISSING_TOKENS,
+    NUMBER_NOISE,
     SEVERITY_FIX,
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
+    TRAILING_MINUS,
     bad_remedy,
     case_twins_texts,
     currency_columns,
@@ -82,7 +85,6 @@ SPARK_TYPES: Mapping[Kind, str] = {
 }
 TRUE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if value)  # as the local reader
 FALSE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if not value)
-_NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"
 _GROUPED_COMMA = r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$"
 _GROUPED_POINT = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
 _STRFTIME = {
@@ -599,7 +601,8 @@ def _coerce_float(
         return F.lit(None).cast("double"), col.isNotNull()
     text = F.trim(col)
     present = F.when(~_missing(text), text)
-    clean = F.regexp_replace(present, _NUMBER_NOISE, "")
+    clean = F.regexp_replace(F.regexp_replace(present, NUMBER_NOISE, ""), CURRENCY_CODE, "")
+    clean = F.regexp_replace(clean, TRAILING_MINUS, "-$1")
     if read.decimal == ",":
         simple = F.when(~present.contains("."), F.regexp_replace(present, ",", "."))
         grouped = F.regexp_replace(F.regexp_replace(clean, r"\.", ""), ",", ".")
