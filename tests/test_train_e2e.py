@@ -348,3 +348,9 @@ def test_the_console_says_why_calibration_is_none_when_a_method_won_across_origi
         "accounts of the same period isotonic did better: no method holds in both, so none)"
     )
     assert "held-out" not in line({"method": "sigmoid", **briers})
+    held = {"in_period_none": 0.1101, "in_period_sigmoid": 0.1099, "in_period_isotonic": 0.1090}
+    with_figures = line({"method": "none", **briers, **held, "in_period_method": "isotonic"})
+    assert with_figures.endswith(  # read: the veto printed no figures, MLflow logged none
+        "of the same period isotonic did better (Brier: none 0.1101, Platt 0.1099, isotonic "
+        "0.1090): no method holds in both, so none)"
+    )

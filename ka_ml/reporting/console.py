@@ -171,9 +171,13 @@ def _choices(ev: Any) -> list[str]:
         there = (
             "none did better" if other == "none" else f"{names.get(str(other), other)} did better"
         )
+        held = ", ".join(
+            f"{names[k]} {cal[f'in_period_{k}']:.4f}" for k in names if f"in_period_{k}" in cal
+        )
         veto = (
             f"; {names.get(best, best)} was best across origins, but on held-out accounts of "
-            f"the same period {there}: no method holds in both, so none"
+            f"the same period {there}{f' (Brier: {held})' if held else ''}: no method holds "
+            "in both, so none"
         )
     return [
         f"model family: [bold]{ev.family}[/] (pooled {test} ROC AUC: {fam})",

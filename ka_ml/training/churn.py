@@ -250,7 +250,8 @@ def choose_calibration(
     in_period = Calibrator.choose(held_out, y_held, cfg.seed)
     if in_period.method == cal.method:
         return cal
-    scores = {**cal.cv_brier_, "in_period_method": in_period.method}
+    held = {f"in_period_{k}": v for k, v in in_period.cv_brier_.items() if isinstance(v, float)}
+    scores = {**cal.cv_brier_, **held, "in_period_method": in_period.method}
     return Calibrator(method="none", model_="none", cv_brier_=scores)  # type: ignore[arg-type]
 
 
