@@ -129,6 +129,27 @@ def test_a_lone_newest_order_day_is_named_and_a_run_dated_by_it_refused() -> Non
     assert lone_too == said
 
 
+def test_a_feed_that_stopped_before_the_orders_is_warned_about() -> None:
+    """Seen over a quarter: the weekly usage export (dated Sundays) missed 2026-10-04, and
+    the run of 2026-10-05 raised 439 accounts' risk by 10 points or more with only a drift
+    banner in the report; nothing said the usage table had stopped."""
+    from ka_ml.jobs.data import check_scoring_date
+
+    h = _orders_to("2026-09-30", [])
+    sundays = pd.date_range(end="2026-09-27", periods=20, freq="7D")
+    usage = pd.DataFrame({"account_id": "A1", "date": sundays, "count": 3.0})
+    tickets = pd.DataFrame({"account_id": "A1", "opened_at": pd.to_datetime(["2026-05-02"])})
+    h = replace(h, usage=usage, tickets=tickets)
+    cfg, today = Config(), pd.Timestamp("2026-10-06")
+    assert check_scoring_date(h, pd.Timestamp("2026-10-01"), cfg, explicit=True, today=today) == ()
+    (late,) = check_scoring_date(h, pd.Timestamp("2026-10-05"), cfg, explicit=True, today=today)
+    assert late.startswith(
+        "the usage table's newest row is from 2026-09-27, 8 days before the scoring date "
+        "2026-10-05: a longer silence than any in its last 90 days (at most 7 days), while "
+        "orders run to 2026-09-30"
+    )
+
+
 def test_train_refuses_a_date_taken_from_a_mistyped_order(
     trained: Any, demo_dir: Path, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.data.loader import load_history
+from ka_ml.data.schema import EVENT_DATE
 from ka_ml.demo.world import generate_world, write_world
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
@@ -191,6 +192,39 @@ def date_warnings(history: History, cfg: Config, today: pd.Timestamp) -> tuple[s
     return tuple(out)
 
 
+FEEDS = ("usage", "tickets", "surveys")  # tables that arrive as feeds beside the orders
+FEED_LOOKBACK_DAYS = 90  # a feed's usual silences are read over its last 90 days
+
+
+def late_feeds(history: History, as_of: pd.Timestamp) -> tuple[str, ...]:
+    """A warning per feed (usage, tickets, surveys) whose newest row is older than any
+    silence in its last 90 days and older than the newest order: read on a weekly usage
+    export that missed a Sunday, which made 439 accounts' risk rise 10 points or more with
+    only a drift banner to say why."""
+    last_order = history.last_order_date.normalize()
+    out = []
+    for table in FEEDS:
+        frame = getattr(history, table, None)
+        if frame is None or frame.empty:
+            continue
+        days = pd.DatetimeIndex(frame[EVENT_DATE[table]].dt.normalize().unique()).sort_values()
+        newest = days[-1]
+        recent = days[days > newest - pd.Timedelta(days=FEED_LOOKBACK_DAYS)]
+        if len(recent) < 8 or newest >= last_order:  # not a regular feed, or not behind
+            continue
+        usual = int(pd.Series(recent).diff().dt.days.max())
+        lag = (as_of - newest).days
+        if lag > usual:
+            out.append(
+                f"the {table} table's newest row is from {newest.date()}, {lag} days before "
+                f"the scoring date {as_of.date()}: a longer silence than any in its last "
+                f"{FEED_LOOKBACK_DAYS} days (at most {usual} days), while orders run to "
+                f"{last_order.date()}; if the {table} export is late, every account looks "
+                f"{lag} days quieter on it (check the export)"
+            )
+    return tuple(out)
+
+
 def check_scoring_date(
     history: History | SparkHistory,
     as_of: pd.Timestamp,
@@ -205,6 +239,19 @@ def check_scoring_date(
     account look that much quieter), or, for a date taken from the data, before ``today``
     (the week scored is not this week)."""
     check_as_of(history, as_of, cfg, explicit=explicit, today=today)
+    feeds = late_feeds(history, as_of) if isinstance(history, History) else ()
+    return _stale_orders(history, as_of, cfg, explicit=explicit, today=today, demo=demo) + feeds
+
+
+def _stale_orders(
+    history: History | SparkHistory,
+    as_of: pd.Timestamp,
+    cfg: Config,
+    *,
+    explicit: bool,
+    today: pd.Timestamp,
+    demo: bool,
+) -> tuple[str, ...]:
     last = history.default_as_of - pd.Timedelta(days=1)  # the newest order's day
     stale = cfg.scoring.stale_data_days
     lag = (as_of - last).days
