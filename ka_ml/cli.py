@@ -428,7 +428,7 @@ def serve(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Serve the read-only HTTP API over the score history (OpenAPI at /docs)."""
+    """Serve the read-only HTTP API over the score history (reference at /docs)."""
 
     def go() -> None:
         from ka_ml.jobs.serve import serve as run_api

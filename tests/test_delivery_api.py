@@ -370,6 +370,19 @@ def test_the_openapi_schema_documents_paths_errors_and_bearer_auth(client: httpx
     assert light["schema"]["anyOf"][0]["enum"] == ["red", "yellow", "green"]
 
 
+def test_the_docs_page_works_offline(client: httpx.Client) -> None:
+    """Read by an IT engineer on an intranet: /docs was blank (Swagger UI loads its scripts
+    from a CDN)."""
+    res = client.get("/docs")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/html")
+    page = res.text
+    assert "<script" not in page and "http" not in page.replace("openapi.json", "")
+    for path in ("/portfolio", "/accounts", "/accounts/{account_id}", "/models", "/healthz"):
+        assert f"GET {path}</code>" in page
+    assert "<code>light</code>" in page and "openapi.json" in page
+    assert client.get("/redoc").status_code == 404
+
+
 def test_without_scores_yet_the_api_says_to_run_score_first(tmp_path: Path) -> None:
     running = start(tmp_path / "missing.sqlite", None)
     try:

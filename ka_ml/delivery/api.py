@@ -54,6 +54,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date
 from functools import partial
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -61,6 +62,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -459,6 +461,60 @@ meta = APIRouter(tags=["meta"])
 data = APIRouter(tags=["scores"])
 
 
+@meta.get("/docs", include_in_schema=False)
+def docs(request: Request) -> HTMLResponse:
+    """The API's reference as one self-contained page (FastAPI's Swagger UI loads its
+    scripts from a CDN: a blank page on an intranet without internet)."""
+    return HTMLResponse(docs_page(request.app.openapi()))
+
+
+def docs_page(schema: Mapping[str, Any]) -> str:
+    """Every endpoint of an OpenAPI ``schema``: method, path, summary, parameters and
+    responses, as plain HTML with no script or outside resource."""
+    info = schema.get("info", {})
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>",
+        escape(str(info.get("title", "API"))),
+        "</title><style>body{font:14px system-ui,sans-serif;max-width:960px;margin:24px auto;"
+        "padding:0 16px;color:#222}code{background:#f3f3f3;padding:1px 4px}table{border-"
+        "collapse:collapse;margin:6px 0 18px}td,th{border:1px solid #ddd;padding:4px 8px;"
+        "text-align:left;vertical-align:top}h2{margin-top:28px}</style></head><body>",
+        f"<h1>{escape(str(info.get('title', 'API')))} {escape(str(info.get('version', '')))}</h1>",
+        f"<p>{escape(str(info.get('description', '')))} Machine-readable schema: "
+        "<a href='openapi.json'><code>/openapi.json</code></a>.</p>",
+    ]
+    for path, methods in sorted(schema.get("paths", {}).items()):
+        for method, op in methods.items():
+            parts.append(f"<h2><code>{escape(method.upper())} {escape(path)}</code></h2>")
+            text = op.get("description") or op.get("summary") or ""
+            parts.append(f"<p>{escape(str(text))}</p>")
+            params = op.get("parameters") or []
+            if params:
+                parts.append(
+                    "<table><tr><th>parameter</th><th>in</th><th>required</th><th>type</th>"
+                    "<th>meaning</th></tr>"
+                )
+                for p in params:
+                    kind = (p.get("schema") or {}).get("type") or next(
+                        (a.get("type") for a in (p.get("schema") or {}).get("anyOf", [])), ""
+                    )
+                    parts.append(
+                        f"<tr><td><code>{escape(str(p.get('name')))}</code></td>"
+                        f"<td>{escape(str(p.get('in')))}</td>"
+                        f"<td>{'yes' if p.get('required') else 'no'}</td>"
+                        f"<td>{escape(str(kind))}</td>"
+                        f"<td>{escape(str(p.get('description') or ''))}</td></tr>"
+                    )
+                parts.append("</table>")
+            responses = ", ".join(
+                f"{escape(str(code))} {escape(str(r.get('description', '')))}"
+                for code, r in (op.get("responses") or {}).items()
+            )
+            parts.append(f"<p>Responses: {responses}</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
 @meta.get("/healthz", response_model=Health)
 def healthz(store: Store) -> Health:
     """Liveness, and whether any scores exist yet (no token needed)."""
@@ -610,6 +666,8 @@ def create_app(history_path: Path, *, token: str | None = None, warm: bool = Fal
     every data endpoint needs it as a bearer token; ``warm`` (``ka-ml serve``): see
     :func:`_warm`."""
     app = FastAPI(
+        docs_url=None,  # /docs is served by `docs`, without a CDN
+        redoc_url=None,
         lifespan=_lifespan,
         title="ka_ml read API",
         version=__version__,
