@@ -406,6 +406,14 @@ def test_without_a_champion_scoring_says_so_and_writes_nothing(
     assert "make train" in err.value.remedy
     assert not out.exists()
     assert not history_path(empty_cfg).exists()
+    # and where nothing was ever trained, no empty store is left behind (read: mlflow.db)
+    paths = empty_cfg.paths.model_copy(update={"models": tmp_path / "never_trained"})
+    mlflow_cfg = empty_cfg.mlflow.model_copy(update={"tracking_uri": None})
+    nowhere = empty_cfg.model_copy(update={"paths": paths, "mlflow": mlflow_cfg})
+    with pytest.raises(NoChampionError) as err:
+        run_scoring(trained.history, nowhere, trained.history.default_as_of, out)
+    assert "does not exist yet" in err.value.message and "make train" in err.value.remedy
+    assert not (tmp_path / "never_trained").exists() and not out.exists()
 
 
 def test_a_look_back_does_not_replace_the_forecast_a_date_holds(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

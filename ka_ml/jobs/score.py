@@ -41,7 +41,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
 from ka_ml.delivery.writeback import check_target, resolve_url
-from ka_ml.errors import KaMlError
+from ka_ml.errors import KaMlError, NoChampionError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
 from ka_ml.jobs.backtest import latest_summary
@@ -95,6 +95,13 @@ def load_models(cfg: Config) -> Models:
     forecasts and a note, shown in the console and the report, says why and how to
     promote one: the lights rest on the churn model (the overdue rule then counts typical
     gaps instead of the forecast's p90)."""
+    if (path := registry.missing_store(cfg)) is not None:  # nothing trained there: create none
+        raise NoChampionError(
+            f"No churn model carries the 'champion' alias: the MLflow store {path} does not "
+            "exist yet.",
+            "train one first with `make train` (or `ka-ml train`), or point "
+            "MLFLOW_TRACKING_URI (or mlflow.tracking_uri) at the registry that holds it.",
+        )
     client = registry.connect(cfg)
     churn, cv = registry.load_champion(client, cfg.mlflow.churn_model_name, "churn")
     timing_name = cfg.mlflow.timing_model_name

@@ -128,6 +128,17 @@ def _fail_fast_http(uri: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def missing_store(cfg: Config) -> Path | None:
+    """The local SQLite store's file when the configured store is one and does not exist
+    yet (nothing was ever trained there); None otherwise. A reader checks this before
+    :func:`connect`, which would create an empty store."""
+    uri = tracking_uri(cfg)
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    return None if path.exists() else path
+
+
 def _check_sqlite_store(uri: str) -> None:
     """Open a local SQLite store once, directly.
 
