@@ -100,7 +100,9 @@ def _contracts() -> pd.DataFrame:
         {
             "account_id": ["00017", "00042", "B-7"],
             "start_date": pd.to_datetime(["2023-07-01", "2023-10-01", "2024-01-01"]),
-            "end_date": pd.to_datetime(["2024-06-30", "2024-09-30", "2024-12-31"]),
+            # the renewed one ended before the newest order: a running one marked renewed
+            # is warned about (an auto-renewal term?)
+            "end_date": pd.to_datetime(["2024-03-31", "2024-09-30", "2024-12-31"]),
             "value": [50000.0, 120000.0, None],
             "renewed": pd.array([True, False, None], dtype="boolean"),
         }

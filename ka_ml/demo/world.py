@@ -1051,6 +1051,7 @@ def _accounts_frame(
     load = rng.dirichlet(np.full(n_owners, 8.0))  # unequal books of business
     z = t["size_z"]
     segment = np.select([z > 2.0, z > 1.0, z > -0.3], [0, 1, 2], 3)
+    owner_codes = rng.choice(n_owners, n, p=load)
     df = pd.DataFrame(
         {
             "account_id": pd.Series(ids, dtype="str"),
@@ -1058,7 +1059,8 @@ def _accounts_frame(
             "industry": _labels([i[0] for i in INDUSTRIES], t["industry"]),
             "region": _labels([r[0] for r in REGIONS], t["region"]),
             "created_at": dates(t["created"]),
-            "owner": _labels(owners, rng.choice(n_owners, n, p=load)),
+            "owner": _labels(owners, owner_codes),
+            "owner_email": _labels([f"{o}@example.com" for o in owners], owner_codes),
             "segment": _labels(["strategic", "enterprise", "mid-market", "smb"], segment),
         }
     )
