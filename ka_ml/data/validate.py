@@ -758,14 +758,21 @@ def _case_twin_issues(tables: dict[str, _Table]) -> list[DataIssue]:
 
 def _case_twins(t: _Table) -> DataIssue | None:
     ids = pd.Series(t.frame["account_id"].dropna().unique(), dtype="str")
-    folded = ids.str.lower()
-    twins = folded.duplicated(keep=False)
+    return _twin_issue(t.name, ids, ids.str.lower(), case_twins_texts)
+
+
+def _twin_issue(
+    name: str, ids: pd.Series, key: pd.Series, texts: Callable[[int], tuple[str, str]]
+) -> DataIssue | None:
+    """The warning about distinct ``ids`` of one table that share a ``key`` (the same id
+    but for letter case, or leading zeros), each group an example; None without any."""
+    twins = key.duplicated(keep=False)
     if not twins.any():
         return None
-    groups = ids[twins].groupby(folded[twins].to_numpy(), sort=True)
+    groups = ids[twins].groupby(key[twins].to_numpy(), sort=True)
     examples = tuple(" and ".join(f"'{_show(v)}'" for v in sorted(g)) for _, g in groups)
-    problem, remedy = case_twins_texts(groups.ngroups)
-    return DataIssue(t.name, "account_id", problem, remedy, examples=examples, level="warning")
+    problem, remedy = texts(groups.ngroups)
+    return DataIssue(name, "account_id", problem, remedy, examples=examples, level="warning")
 
 
 def _case_strays(
@@ -812,14 +819,7 @@ def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
     ids = pd.Series(table.frame["account_id"].dropna().unique(), dtype="str")
     if ids.empty or not ids.str.startswith("0").any():
         return None
-    core = _zero_core(ids)
-    twins = core.duplicated(keep=False)
-    if not twins.any():
-        return None
-    groups = ids[twins].groupby(core[twins].to_numpy(), sort=True)
-    examples = tuple(" and ".join(f"'{_show(v)}'" for v in sorted(g)) for _, g in groups)
-    problem, remedy = zero_twins_texts(groups.ngroups)
-    return DataIssue(name, "account_id", problem, remedy, examples=examples, level="warning")
+    return _twin_issue(name, ids, _zero_core(ids), zero_twins_texts)
 
 
 def zero_twins_texts(groups: int) -> tuple[str, str]:

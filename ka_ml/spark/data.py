@@ -29,7 +29,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -790,16 +790,26 @@ def _case_twins(name: str, df: DataFrame) -> list[DataIssue]:
     """The loader's warning about ids that differ only in letter case ('KA-1', 'ka-1')."""
     from pyspark.sql import functions as F
 
+    return _twin_issues(name, df, F.lower("account_id"), case_twins_texts)
+
+
+def _twin_issues(
+    name: str, df: DataFrame, key: Column, texts: Callable[[int], tuple[str, str]]
+) -> list[DataIssue]:
+    """The warning about distinct ids of one table that share a ``key`` (the same id but
+    for letter case, or leading zeros), five groups as examples; [] without any."""
+    from pyspark.sql import functions as F
+
     ids = df.select("account_id").where(F.col("account_id").isNotNull()).distinct()
     twins = (
-        ids.groupBy(F.lower("account_id").alias("_folded"))
+        ids.groupBy(key.alias("_key"))
         .agg(F.sort_array(F.collect_list("account_id")).alias("ids"))
         .where(F.size("ids") > 1)
     )
-    rows = twins.orderBy("_folded").limit(5).collect()
+    rows = twins.orderBy("_key").limit(5).collect()
     if not rows:
         return []
-    problem, remedy = case_twins_texts(int(twins.count()))
+    problem, remedy = texts(int(twins.count()))
     examples = tuple(" and ".join(f"'{v}'" for v in r["ids"]) for r in rows)
     return [DataIssue(name, "account_id", problem, remedy, examples, level="warning")]
 
@@ -808,19 +818,8 @@ def _zero_padding_twins(name: str, df: DataFrame) -> list[DataIssue]:
     """The loader's warning about ids that differ only in leading zeros ('00017', '17')."""
     from pyspark.sql import functions as F
 
-    ids = df.select("account_id").where(F.col("account_id").isNotNull()).distinct()
     core = F.regexp_replace("account_id", "^0+", "")
-    twins = (
-        ids.groupBy(F.when(core == "", "0").otherwise(core).alias("_core"))
-        .agg(F.sort_array(F.collect_list("account_id")).alias("ids"))
-        .where(F.size("ids") > 1)
-    )
-    rows = twins.orderBy("_core").limit(5).collect()
-    if not rows:
-        return []
-    problem, remedy = zero_twins_texts(int(twins.count()))
-    examples = tuple(" and ".join(f"'{v}'" for v in r["ids"]) for r in rows)
-    return [DataIssue(name, "account_id", problem, remedy, examples, level="warning")]
+    return _twin_issues(name, df, F.when(core == "", "0").otherwise(core), zero_twins_texts)
 
 
 def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataIssue:
