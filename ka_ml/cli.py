@@ -304,6 +304,7 @@ def score(
             writeback_url=url,
             engine=engine,
             replace_forecast=replace_forecast,
+            freshness=stale,
         )
         lights = res.record["lights"]
         Console().print(

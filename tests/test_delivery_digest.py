@@ -511,6 +511,24 @@ def test_the_runs_warnings_reach_the_digest_at_the_top_in_a_managers_words() -> 
     assert "!" not in quiet.text.split("accounts:")[0] and "Please note" not in quiet.html
 
 
+def test_stale_data_leads_the_digest() -> None:
+    """A late weekly usage export (newest row 11 days before the scoring date) put six
+    accounts on a manager's 'turned red' list as 'No product usage for 11 days', and the
+    digest said nothing of the export."""
+    late = (
+        "the usage table's newest row is from 2026-09-27, 11 days before the scoring date "
+        "2026-10-08: a longer silence than any in its last 90 days (at most 7 days), while "
+        "orders run to 2026-09-30; if the usage export is late, every account looks 11 days "
+        "quieter on it (check the export)"
+    )
+    alice = build_digests(scores_frame(), {**RUN, "freshness": [late], "drift": DRIFT}, delivery())[
+        0
+    ]
+    head = alice.text.split("accounts: 2 red")[0]
+    assert f"! Data check: T{late[1:]}." in head
+    assert head.index("Data check") < head.index("Input data warning")
+
+
 def test_score_prints_the_drift_banner_in_one_line() -> None:
     """u-quarter: `ka-ml score` printed the look-back note only; the drift banner was in the
     report alone."""

@@ -228,13 +228,15 @@ def run_scoring(
     writeback_url: str | None = None,
     engine: str = "local",
     replace_forecast: bool = False,
+    freshness: tuple[str, ...] = (),
 ) -> ScoreResult:
     """Score, explain, light, write outputs atomically, append to the score history.
 
     The outputs include one report + digest per owner (``owners/``) when accounts have
     owners; ``writeback_url`` also upserts the scores into that database (one transaction).
     A look back does not replace a date's forecast unless ``replace_forecast``
-    (:func:`check_forecast_kept`).
+    (:func:`check_forecast_kept`). ``freshness``: what :func:`ka_ml.jobs.data.
+    check_scoring_date` said of stale data, recorded apart so the digests lead with it.
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -261,6 +263,8 @@ def run_scoring(
         record = _run_record(history, cfg, as_of, models, scores, timings)
         if models.notes:
             record["model_notes"] = list(models.notes)
+        if freshness:
+            record["freshness"] = list(freshness)
         if note := in_sample_note(models, as_of):
             log.warning(note)
             trained = models.churn_trained_as_of

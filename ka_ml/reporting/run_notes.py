@@ -107,8 +107,11 @@ def in_sample_note(run: dict[str, Any]) -> str:
 
 
 def manager_notes(run: dict[str, Any]) -> list[str]:
-    """Every warning of the run, one short sentence each: drift, look-back, the models."""
-    notes = [n for n in (drift_note(run), in_sample_note(run)) if n]
+    """Every warning of the run, one short sentence each: stale data, drift, look-back, the
+    models. Stale data comes first: a late usage export read as 'No product usage for 11
+    days' put six accounts on one manager's 'turned red' list."""
+    notes = [f"Data check: {str(w)[:1].upper()}{str(w)[1:]}." for w in run.get("freshness") or []]
+    notes += [n for n in (drift_note(run), in_sample_note(run)) if n]
     for note in run.get("model_notes") or []:
         head = first_clause(str(note))
         if head:
