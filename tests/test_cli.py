@@ -391,7 +391,7 @@ def test_without_a_timing_champion_score_goes_on_without_timing_forecasts(
     assert a.loc[lapsed, "win_back_value"].notna().all()
 
     note = [n for n in without.record["model_notes"] if "purchase-timing" in n]
-    assert len(note) == 1 and f"`ka-ml promote {name} " in note[0], note
+    assert len(note) == 1 and "ka-ml" not in note[0], note  # the report has no command line
     assert "3x its typical gap" in note[0]
     assert not [k for k in without.record["model_card"] if k.startswith("timing_")]
     assert "timing_coverage" in with_timing.record["model_card"]
@@ -421,6 +421,12 @@ def test_the_missing_timing_champion_note_quotes_the_gate_and_names_the_version(
         f"No purchase-timing model is champion yet (training kept v{newest.version} challenger: "
         f"{verdict}): dates left out. `ka-ml promote {name} {newest.version}` makes it champion "
         "by hand (`ka-ml models` lists the versions)."
+    )
+    assert registry.no_champion_note(
+        client, name, "purchase-timing", "timing", "dates left out", for_manager=True
+    ) == (
+        f"No purchase-timing model is champion yet (training kept v{newest.version} challenger: "
+        f"{verdict}): dates left out."
     )
     assert registry.no_champion_note(client, "nothing_here", "purchase-timing", "timing", "x") == (
         "No purchase-timing model is registered as 'nothing_here' yet: x. `ka-ml train` trains one."

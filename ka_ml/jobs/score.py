@@ -118,12 +118,10 @@ def load_models(cfg: Config) -> Models:
         )
         if version and (note := registry.champion_note(client, name, version, what, kind))
     )
-    if timing is None:
-        missing = registry.no_champion_note(
-            client, timing_name, "purchase-timing", "timing", timing_left_out(cfg)
-        )
-        log.warning(missing)
-        notes += (missing,)
+    if timing is None:  # the console names the command; the report does not
+        args = (client, timing_name, "purchase-timing", "timing", timing_left_out(cfg))
+        log.warning(registry.no_champion_note(*args))
+        notes += (registry.no_champion_note(*args, for_manager=True),)
     return Models(churn, timing, cv, tv, trained, notes)
 
 

@@ -681,12 +681,15 @@ def champion_note(client: Any, name: str, version: str, what: str, kind: str) ->
     return ""
 
 
-def no_champion_note(client: Any, name: str, what: str, kind: str, left_out: str) -> str:
+def no_champion_note(
+    client: Any, name: str, what: str, kind: str, left_out: str, *, for_manager: bool = False
+) -> str:
     """Why a run goes on without a ``what`` model: no version of NAME is champion.
 
     Names the newest registered version and the verdict that kept it challenger (its
     training run's ``decision_<kind>`` tag), and the command that promotes it by hand.
-    ``left_out``: what the outputs leave empty without it."""
+    ``left_out``: what the outputs leave empty without it. ``for_manager``: the report's
+    wording, without command lines (:func:`manager_words`)."""
     versions = _versions(client, name) if _registered(client, name) is not None else []
     if not versions:
         return (
@@ -695,7 +698,11 @@ def no_champion_note(client: Any, name: str, what: str, kind: str, left_out: str
     newest = str(versions[0].version)
     decision = str(training_tags(client, versions[0]).get(f"decision_{kind}", ""))
     verdict = decision.split(": ", 1)[1] if " -> challenger: " in decision else ""
+    if for_manager:
+        verdict = manager_words(verdict)
     why = f" (training kept v{newest} challenger: {verdict})" if verdict else ""
+    if for_manager:
+        return f"No {what} model is champion yet{why}: {left_out}."
     return (
         f"No {what} model is champion yet{why}: {left_out}. `ka-ml promote {name} {newest}` "
         "makes it champion by hand (`ka-ml models` lists the versions)."
