@@ -782,12 +782,15 @@ def _case_strays(
     letter case is ignored; None when there are none."""
     ids = t.frame["account_id"]
     folded_known = known.str.lower()
-    only_case = candidates & _is_in(ids.str.lower(), folded_known.unique())
-    if not only_case.any():
+    pool = ids[candidates]  # folded: the candidate rows only, not the whole table
+    hit = _is_in(pool.str.lower(), folded_known.unique()).to_numpy()
+    if not hit.any():
         return None
-    first = ids[only_case].iloc[0]
+    only_case = candidates.copy()
+    only_case[candidates] = hit
+    first = pool[hit].iloc[0]
     theirs = known[folded_known == first.lower()].iloc[0]
-    n_ids = ids[only_case].nunique()
+    n_ids = pool[hit].nunique()
     fate = (
         "were dropped: they are likely rows of those accounts, now lost"
         if dropped
@@ -850,23 +853,19 @@ def _no_orders_left(
         known = accounts.frame["account_id"].dropna()
         examples.append(f"account_ids in orders: {_quoted(ids)}")
         examples.append(f"account_ids in the accounts table: {_quoted(known)}")
-        core, known_core = _zero_core(ids), _zero_core(known)
-        padded = _is_in(core, known_core.unique())
-        if padded.any():
-            ours = ids[padded].iloc[0]
-            theirs = known[known_core == core[padded].iloc[0]].iloc[0]
+        if padded := _first_match(ids, known, _zero_core):
+            ours, theirs = padded
             fixes.append(
                 "orders and the accounts table spell the same ids differently: they differ "
                 f"in leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are "
                 "read as text, so they do not match); restore the zeros in the table that "
                 "lost them (export the id column as text, not as a number)"
             )
-        elif _is_in(ids.str.lower(), known.str.lower().unique()).any():
-            cased = ids[_is_in(ids.str.lower(), known.str.lower().unique())].iloc[0]
-            theirs = known[known.str.lower() == cased.lower()].iloc[0]
+        elif cased := _first_match(ids, known, lambda s: s.str.lower()):
+            ours, theirs = cased
             fixes.append(
                 "orders and the accounts table spell the same ids in another letter case "
-                f"('{cased}' in orders is '{theirs}' in accounts); set "
+                f"('{ours}' in orders is '{theirs}' in accounts); set "
                 "data.account_id_case: upper (or lower) so they match"
             )
         else:
@@ -883,6 +882,18 @@ def _no_orders_left(
         "; ".join(fixes) + "." if fixes else "correct the rows reported above.",
         examples=tuple(examples),
     )
+
+
+def _first_match(
+    ids: pd.Series, known: pd.Series, key: Callable[[pd.Series], pd.Series]
+) -> tuple[str, str] | None:
+    """The first of ``ids`` whose ``key`` (the id without leading zeros, in lower case) is a
+    ``known`` id's, and that known id; None when none is."""
+    mine, theirs = key(ids), key(known)
+    hit = _is_in(mine, theirs.unique())
+    if not hit.any():
+        return None
+    return ids[hit].iloc[0], known[theirs == mine[hit].iloc[0]].iloc[0]
 
 
 def _quoted(ids: pd.Series, n: int = 5) -> str:
