@@ -473,7 +473,8 @@ def _context(
     summary = portfolio_summary(scores, rise=rise)
     first_run = bool(len(scores)) and is_first_run(scores)
     view = _account_view(shown, rise)
-    rows, cards = account_html.build(view, _layout(shown, run)).render(
+    layout = _layout(shown, run)
+    rows, cards = account_html.build(view, layout).render(
         view["account_id"].tolist(), view["cid"].tolist()
     )
     return {
@@ -490,8 +491,8 @@ def _context(
         "rise": rise,
         "first_run": first_run,
         "no_change": no_change_note(summary["last_run"]),
-        "windows": forecast_windows(shown),
-        "back_days": max(forecast_windows(shown), default=run.get("horizon_days")),
+        "windows": list(layout.windows),
+        "back_days": max(layout.windows, default=run.get("horizon_days")),
         **_layout_context(),
     }
 

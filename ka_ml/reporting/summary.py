@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ka_ml.reporting.columns import flag_col, num_col, text_col
-from ka_ml.reporting.formatting import to_native
+from ka_ml.reporting.formatting import fmt_date, to_native
 from ka_ml.scoring.light_change import BY_RULE
 
 LIGHTS: tuple[str, ...] = ("red", "yellow", "green")
@@ -260,11 +260,10 @@ def no_change_note(last: dict[str, Any] | None) -> str:
     too old to compare with (read: "first run" while four earlier runs existed)."""
     if not last:
         return "First run: changes are reported from next week on"
-    day = pd.Timestamp(last["as_of"])
     limit = last.get("max_days")
     older = f"more than {limit} days old" if limit else "too old"
     return (
-        f"No comparison this week: the last run ({day.day} {day:%b %Y}) is {older}, too "
+        f"No comparison this week: the last run ({fmt_date(last['as_of'])}) is {older}, too "
         "long ago to compare with; changes are reported from next week on"
     )
 
