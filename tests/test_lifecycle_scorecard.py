@@ -17,6 +17,7 @@ from ka_ml.scoring.lifecycle import (
     expected_revenue,
     lifecycle_states,
     run_rate_text,
+    win_back_chance,
 )
 from ka_ml.scoring.scorecard import scorecard
 
@@ -68,6 +69,12 @@ def test_an_account_silent_well_past_the_horizon_but_within_its_own_cycle_stays_
         recency_days=[150.0], gap_median_days=[120.0], orders_lifetime=[5.0], tenure_days=[900.0]
     )
     assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["active"]  # 150 < 3 x 120
+
+
+def test_win_back_chance_is_the_largest_window_else_one_minus_churn() -> None:
+    # the scorer values win-back with it and the report ranks by it: one rule for both
+    got = win_back_chance(np.array([0.3, np.nan, 0.0]), np.array([0.9, 0.8, 0.1]))
+    np.testing.assert_allclose(got, [0.3, 0.2, 0.0])
 
 
 def test_lifecycle_rules_follow_the_config() -> None:

@@ -69,6 +69,7 @@ from ka_ml.reporting.summary import (
     order_by_risk,
     portfolio_summary,
 )
+from ka_ml.scoring.lifecycle import win_back_chance
 from ka_ml.scoring.light_change import UNCHANGED
 
 ATTENTION_SHOWN = 25  # default of report.attention_rows
@@ -102,8 +103,7 @@ def _account_view(scores: pd.DataFrame, rise: float = RISE_POINTS) -> pd.DataFra
     for k in windows:
         v[f"pw{k}"] = num_col(s, f"p_purchase_{k}d")
     back = num_col(s, f"p_purchase_{max(windows)}d") if windows else pd.Series(np.nan, v.index)
-    # no timing forecast (no timing champion): the scorer's P(order within the horizon)
-    v["p_back"] = back.where(back.notna(), 1.0 - v["p"])
+    v["p_back"] = win_back_chance(back.to_numpy(float), v["p"].to_numpy(float))
     _add_reasons(v, s)
     return v.reset_index(drop=True)
 

@@ -45,6 +45,15 @@ def bought_since_contract_end(X: pd.DataFrame) -> np.ndarray:
     return np.isfinite(recency) & np.isfinite(to_end) & (recency < -to_end)
 
 
+def win_back_chance(p_window: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """A lapsed account's chance of ordering again: P(order within the largest purchase
+    window) where a timing forecast exists, else P(order within the churn horizon) = 1 - ``p``
+    (a run without a timing champion leaves the windows empty). The scorer values win-back
+    with it and the report ranks by it: one rule for both."""
+    p_window = np.asarray(p_window, dtype=float)
+    return np.where(np.isfinite(p_window), p_window, 1.0 - np.asarray(p, dtype=float))
+
+
 def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """``lifecycle``, ``low_confidence`` and ``lifecycle_reason`` per row of ``X``."""
     lc = cfg.lifecycle

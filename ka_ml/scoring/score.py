@@ -33,6 +33,7 @@ from ka_ml.scoring.lifecycle import (
     expected_revenue,
     float_column,
     lifecycle_states,
+    win_back_chance,
 )
 from ka_ml.scoring.light_change import (
     NEW_ON_LIST,
@@ -371,7 +372,7 @@ def portfolio_columns(
     back = (
         out[f"p_purchase_{max(windows)}d"].to_numpy(float) if windows else np.full(len(X), np.nan)
     )
-    back = np.where(np.isfinite(back), back, 1.0 - p)  # no timing model: P(order in the horizon)
+    back = win_back_chance(back, p)
     if "spend_per_month" in X:
         yearly = np.clip(X["spend_per_month"].to_numpy(float), 0, None) * 12
     else:
