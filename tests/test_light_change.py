@@ -15,7 +15,7 @@ from ka_ml.scoring.light_change import (
     light_moved_alone,
     no_light_last_week,
 )
-from ka_ml.scoring.score import _said_since_last_week
+from ka_ml.scoring.score import _said_since_last_week, _tier_position
 
 
 def test_an_account_without_a_light_last_week_says_why_never_new() -> None:
@@ -137,8 +137,9 @@ def test_the_scorer_keeps_last_weeks_lifecycle_and_rewrites_the_texts() -> None:
         }
     )
     X = pd.DataFrame({"recency_days": [7.0, 20.0, 3.0], "active_span_days": [600.0, 300.0, 0.0]})
+    no_tiers = pd.Series(np.nan, index=out.index)  # last week had no tiers to move from
     got = _said_since_last_week(
-        out, X, prev, pd.Timestamp("2026-09-24"), "churn_probability", _Cfg(cfg)
+        out, X, prev, pd.Timestamp("2026-09-24"), "churn_probability", no_tiers, _Cfg(cfg)
     )
     assert got["lifecycle_prev"].tolist()[:2] == ["lapsed", "active"]
     assert pd.isna(got["lifecycle_prev"].iloc[2])
@@ -180,7 +181,8 @@ def test_a_tier_change_is_said_with_the_cut_it_crossed() -> None:
     )
     X = pd.DataFrame({"recency_days": [70.0, 20.0, 3.0], "active_span_days": [600.0] * 3})
     day = pd.Timestamp("2026-09-24")
-    got = _said_since_last_week(out, X, prev, day, "churn_probability", _Cfg(cfg))["changes"]
+    at = _tier_position(out, _Cfg(cfg))
+    got = _said_since_last_week(out, X, prev, day, "churn_probability", at, _Cfg(cfg))["changes"]
     assert got.iloc[0] == (
         "Risk up 2 pts since last week. Now tier B (tier A last week): the accounts ahead of it "
         "make 82.0% of the portfolio's 12-month revenue, past the A cut at 80.0%; its own "
@@ -190,7 +192,8 @@ def test_a_tier_change_is_said_with_the_cut_it_crossed() -> None:
     share_rule = _Cfg(cfg, PortfolioConfig(abc_method="share"))
     up = out.assign(abc_tier=pd.Categorical(["A", "A", "C"], categories=["A", "B", "C"]))
     was_b = prev.assign(abc_tier=["B", "A", None])
-    said = _said_since_last_week(up, X, was_b, day, "churn_probability", share_rule)["changes"]
+    at = _tier_position(up, share_rule)
+    said = _said_since_last_week(up, X, was_b, day, "churn_probability", at, share_rule)["changes"]
     assert said.iloc[0].endswith(
         "Now tier A (tier B last week): its 12-month revenue is 15.0% of the portfolio's, "
         "above the A cut at 30.0%."

@@ -439,15 +439,14 @@ def light_columns(
     out["health"] = health
     reasons[lapsed] = [f"lapsed: {r}" for r in out["lifecycle_reason"].to_numpy()[lapsed]]
     out["light_reason"] = reasons
+    position = _tier_position(out, cfg)
     if not prev.empty and "abc_tier" in prev:  # an account on a tier's cut keeps its tier
-        kept = sticky_tiers(
-            out["abc_tier"], ids.map(prev["abc_tier"]), _tier_position(out, cfg), cfg.portfolio
-        )
+        kept = sticky_tiers(out["abc_tier"], ids.map(prev["abc_tier"]), position, cfg.portfolio)
         out["abc_tier"] = pd.Categorical(kept.to_numpy(), categories=list(ABC_CATEGORIES))
     actions = recommended_actions(lights, out["abc_tier"].astype("object"), cfg.health)
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
-    return _said_since_last_week(out, X, prev, as_of, rank, cfg)
+    return _said_since_last_week(out, X, prev, as_of, rank, position, cfg)
 
 
 def _said_since_last_week(
@@ -456,6 +455,7 @@ def _said_since_last_week(
     prev: pd.DataFrame,
     as_of: pd.Timestamp,
     rank: str,
+    position: pd.Series,
     cfg: Config,
 ) -> pd.DataFrame:
     """``lifecycle_prev`` (last week's lifecycle; empty: not scored last week), and the
@@ -497,7 +497,7 @@ def _said_since_last_week(
             out["abc_tier"],
             ids.map(prev["abc_tier"]),
             share,
-            _tier_position(out, cfg),
+            position,
             cfg.portfolio,
         )
         said = np.flatnonzero(tier != "")  # a few accounts: worded one by one
