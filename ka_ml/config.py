@@ -31,8 +31,14 @@ DEFAULT_SEVERITY_SYNONYMS = {
     **dict.fromkeys(("normal", "p3", "mittel"), "medium"),
     **dict.fromkeys(("minor", "trivial", "lowest", "p4", "niedrig"), "low"),
 }
+# the file names a folder source reads as tables (the loader's, and data.tables's below)
+TEXT_SUFFIXES = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 # a file name given as a table name: data.tables {orders: sales_lines.csv} means sales_lines
-_TABLE_FILE_SUFFIX = re.compile(r"\.(?:(?:csv|tsv|txt)(?:\.gz)?|parquet|pq)$", re.IGNORECASE)
+_TABLE_FILE_SUFFIX = re.compile(
+    "(?:" + "|".join(re.escape(x) for x in TEXT_SUFFIXES + PARQUET_SUFFIXES) + ")$",
+    re.IGNORECASE,
+)
 
 
 class _Strict(BaseModel):

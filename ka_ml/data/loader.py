@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.engine import URL
 
-from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.config import PARQUET_SUFFIXES, TEXT_SUFFIXES, DataConfig, ReadOptions
 from ka_ml.data import sql
 from ka_ml.data.history import History
 from ka_ml.data.schema import EVENT_DATE, SCHEMA
@@ -55,8 +55,6 @@ log = logging.getLogger("ka_ml.data")
 
 SourceKind = Literal["folder", "duckdb", "sqlite", "sql"]
 
-TEXT_SUFFIXES = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
