@@ -176,6 +176,27 @@ def test_budget_mode_can_rank_by_revenue_at_risk_and_keeps_red_within_hysteresis
     assert "10% of active and new accounts" in light_rule(HealthConfig())
 
 
+def test_a_light_held_down_by_a_probability_floor_says_so_not_that_it_ranked_low() -> None:
+    # a low-churn portfolio: the riskiest accounts rank red but are below the floors (a user's
+    # 5th riskiest of 133 read "not among the 30% highest")
+    p = np.r_[0.20, 0.08, np.linspace(0.05, 0.0, 18)]
+    lights, why = assign_lights(p, None, HealthConfig())  # red >= 25%, yellow >= 10%
+    assert lights[:2].tolist() == ["yellow", "green"]
+    assert why[0] == (
+        "churn probability 20%: among the 10% highest churn probability, but red needs at "
+        "least 25%"
+    )
+    assert why[1] == (
+        "churn probability 8%: among the 10% highest churn probability, but red needs at "
+        "least 25% and yellow 10%"
+    )
+    assert why[2] == (
+        "churn probability 5%: among the 30% highest churn probability, but yellow needs at "
+        "least 10%"
+    )
+    assert why[6] == "churn probability 4%: not among the 30% highest churn probability"
+
+
 # -- the scorecard -----------------------------------------------------------------------
 
 

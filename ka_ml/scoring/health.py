@@ -132,7 +132,11 @@ def assign_lights(
     level = np.where(
         ok & floor_red & (d_red <= 0), 2, np.where(ok & floor_yellow & (d_yellow <= 0), 1, 0)
     )
-    reason = np.array([_why(x, lv, cfg) for x, lv in zip(p, level, strict=True)], dtype=object)
+    # how far the ranking alone would have lit it: a floor, not the rank, may have kept it lower
+    ranked = np.where(d_red <= 0, 2, np.where(d_yellow <= 0, 1, 0))
+    reason = np.array(
+        [_why(x, lv, rk, cfg) for x, lv, rk in zip(p, level, ranked, strict=True)], dtype=object
+    )
     if prev is not None:
         prev_level = pd.Series(np.asarray(prev, dtype=object)).map(ORDER).fillna(-1).to_numpy(int)
         keep_red = ok & (prev_level == 2) & (level < 2) & (d_red <= h + 1e-12) & floor_red
@@ -166,7 +170,9 @@ def assign_lights(
     return lights, reason
 
 
-def _why(x: float, level: int, cfg: HealthConfig) -> str:
+def _why(x: float, level: int, ranked: int, cfg: HealthConfig) -> str:
+    """The light's reason; ``ranked``: the level the budget's ranking alone gives (above
+    ``level`` where a probability floor kept the account lower)."""
     if cfg.mode == "threshold":
         red, yellow = cfg.red_threshold, cfg.yellow_threshold
         if level == 2:
@@ -178,8 +184,19 @@ def _why(x: float, level: int, cfg: HealthConfig) -> str:
     top = cfg.red_share + cfg.yellow_share
     if level == 2:
         return f"churn probability {x:.0%}: among the {cfg.red_share:.0%} highest {by}"
+    if ranked == 2:  # ranked red, kept below it by the red floor
+        return (
+            f"churn probability {x:.0%}: among the {cfg.red_share:.0%} highest {by}, but "
+            f"red needs at least {cfg.red_min_probability:.0%}"
+            + (f" and yellow {cfg.yellow_min_probability:.0%}" if level == 0 else "")
+        )
     if level == 1:
         return f"churn probability {x:.0%}: among the {top:.0%} highest {by}"
+    if ranked == 1:  # ranked yellow, kept green by the yellow floor
+        return (
+            f"churn probability {x:.0%}: among the {top:.0%} highest {by}, but yellow needs "
+            f"at least {cfg.yellow_min_probability:.0%}"
+        )
     return f"churn probability {x:.0%}: not among the {top:.0%} highest {by}"
 
 
