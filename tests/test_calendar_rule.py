@@ -153,19 +153,19 @@ def test_train_cautions_when_few_accounts_or_accounts_unlike_the_origins() -> No
     gap = population_gap(pooled, expected)
     assert gap["pooled_minus_expected"] == pytest.approx(0.076)
     assert gap["population_differs"] == 1.0
-    (said,) = cautions(pooled, expected | gap, cfg).values()
+    (said,) = cautions(pooled, expected | gap, {}, cfg).values()
     assert "the 247 accounts scored now are unlike the test origins'" in said
     assert "0.076 below the pooled 0.830" in said and "may overstate" in said
     # within what the estimate erred on the origins, or inside the interval: nothing said
     close = {**expected, "roc_auc": 0.80}
     assert population_gap(pooled, close)["population_differs"] == 0.0
-    assert cautions(pooled, close | population_gap(pooled, close), cfg) == {}
+    assert cautions(pooled, close | population_gap(pooled, close), {}, cfg) == {}
     # few accounts
     few = {**pooled, "accounts": 30.0, "churned_rows": 76.0, "kept_rows": 14.0}
-    (small,) = cautions(few, {}, cfg).values()
+    (small,) = cautions(few, {}, {}, cfg).values()
     assert small.startswith("only 30 accounts on the test origins (14 rows of the rarer")
     assert "mlflow.few_test_accounts = 200" in small
-    assert cautions(few, {}, cfg.model_copy(update={"mlflow": cfg.mlflow.model_copy(
+    assert cautions(few, {}, {}, cfg.model_copy(update={"mlflow": cfg.mlflow.model_copy(
         update={"few_test_accounts": 0})})) == {}  # fmt: skip
     # the console says the interval and the cautions
     report = _report({})
@@ -176,6 +176,39 @@ def test_train_cautions_when_few_accounts_or_accounts_unlike_the_origins() -> No
     text = buf.getvalue()
     assert "ka_ml churn ROC AUC 0.830, 95% interval [0.785, 0.866] over 300 accounts" in text
     assert "caution: only 30 accounts on the test origins" in text
+
+
+def test_an_empty_red_light_is_told_as_the_floor_not_as_a_precision_of_zero() -> None:
+    """Seen on a user's 140 accounts (2-3% churn): 'red 0% of them (0 rows, 0 churned),
+    precision 0.00 recall 0.00', and then no red account all autumn, with nothing saying
+    that the 25% floor, not the ranking, emptied the list."""
+    from ka_ml.config import Config
+    from ka_ml.modeling.evaluate import light_scores
+    from ka_ml.training.evaluation import cautions
+
+    y = np.array([1, 0, 0, 0, 0, 0, 0, 0], bool)
+    li = light_scores(y, np.zeros(8, bool), np.zeros(8, bool))
+    assert np.isnan(li["red_precision"]) and li["red_recall"] == 0.0
+    assert np.isnan(light_scores(~y & False, y, y)["red_recall"])  # no churner: no recall
+    li |= {"red_share": 0.0, "lit_share": 1.0, "lit_roc_auc": 0.8, "lit_max_probability": 0.12}
+    cfg = Config()
+    said = cautions({"accounts": 500.0}, {}, li, cfg)
+    assert said["red_floor"].startswith(
+        "no account on the test origins was red: the riskiest 10% would be, but red needs a "
+        "churn probability of at least 25% (health.red_min_probability) and the highest was 12%"
+    )
+    threshold = cfg.model_copy(
+        update={"health": cfg.health.model_copy(update={"mode": "threshold"})}
+    )
+    assert "red_floor" not in cautions({"accounts": 500.0}, {}, li, threshold)
+    report = _report({})
+    report.evaluation.lights = li
+    report.evaluation.cautions = said
+    buf = io.StringIO()
+    print_train_report(report, Console(file=buf, width=400))
+    text = buf.getvalue()
+    assert "red 0% of them (0 rows, 0 churned), precision n/a recall 0.00" in text
+    assert text.index("caution: no account on the test origins was red") > text.index("red 0%")
 
 
 def test_the_console_says_how_to_browse_the_store_the_run_went_to() -> None:

@@ -183,8 +183,7 @@ def test_a_light_held_down_by_a_probability_floor_says_so_not_that_it_ranked_low
     lights, why = assign_lights(p, None, HealthConfig())  # red >= 25%, yellow >= 10%
     assert lights[:2].tolist() == ["yellow", "green"]
     assert why[0] == (
-        "churn probability 20%: among the 10% highest churn probability, but red needs at "
-        "least 25%"
+        "churn probability 20%: among the 10% highest churn probability, but red needs at least 25%"
     )
     assert why[1] == (
         "churn probability 8%: among the 10% highest churn probability, but red needs at "

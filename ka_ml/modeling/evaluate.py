@@ -25,7 +25,9 @@ def churn_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def light_scores(y: np.ndarray, red: np.ndarray, red_yellow: np.ndarray) -> dict[str, float]:
     """Precision and recall of red, and of red+yellow, against the churn labels, with the
     counts behind them (``red_count``, ``red_churned``: how many rows were red and how many
-    of those churned; a precision of 0.00 on 8 rows reads differently from one on 800)."""
+    of those churned; a precision of 0.00 on 8 rows reads differently from one on 800). A
+    figure without a denominator (no red row, no churner) is NaN, not 0: nothing was
+    measured, which a 0.00 would misreport as a light that caught nobody."""
     y = np.asarray(y, bool)
     out: dict[str, float] = {}
     for name, flag in (
@@ -33,8 +35,8 @@ def light_scores(y: np.ndarray, red: np.ndarray, red_yellow: np.ndarray) -> dict
         ("red_yellow", np.asarray(red_yellow, bool)),
     ):
         tp = float(np.sum(flag & y))
-        out[f"{name}_precision"] = tp / max(float(flag.sum()), 1.0)
-        out[f"{name}_recall"] = tp / max(float(y.sum()), 1.0)
+        out[f"{name}_precision"] = tp / float(flag.sum()) if flag.any() else float("nan")
+        out[f"{name}_recall"] = tp / float(y.sum()) if y.any() else float("nan")
         out[f"{name}_share"] = float(flag.mean()) if len(flag) else float("nan")
         out[f"{name}_count"] = float(flag.sum())
         out[f"{name}_churned"] = tp

@@ -146,11 +146,6 @@ def light_metrics(
     out = light_scores(y, h == "red", np.isin(h, ["red", "yellow"]))
     del out["base_rate"]  # the caller's, over every row with a probability
     out["churners"] = float(y.sum())
-    for name in ("red", "red_yellow"):
-        if out[f"{name}_count"] == 0:
-            out[f"{name}_precision"] = float("nan")
-        if not y.any():
-            out[f"{name}_recall"] = float("nan")
     if weeks is not None:
         frame = pd.DataFrame(
             {"week": np.asarray(weeks)[lit], "y": y, "red": h == "red", "warm": h != "green"}

@@ -259,7 +259,9 @@ def print_train_report(report: Any, out: Console) -> None:
         out.print(origin_table(ev.per_origin, held_out))
     if getattr(ev, "expected", None):
         out.print(expected_line(ev.expected, report.as_of))
-    for caution in getattr(ev, "cautions", {}).values():
+    said = dict(getattr(ev, "cautions", {}))
+    red_floor = said.pop("red_floor", None)  # told after the lights it is about
+    for caution in said.values():
         out.print(f"[yellow]caution:[/] {caution}")
     for line in _choices(ev):
         out.print(line)
@@ -279,17 +281,24 @@ def print_train_report(report: Any, out: Console) -> None:
     out.print(
         f"health lights on the origins ({li.get('lit_share', float('nan')):.0%} of accounts "
         f"active or new, the rest lapsed): red {li['red_share']:.0%} of them{counted}, precision "
-        f"{li['red_precision']:.2f} recall {li['red_recall']:.2f}; red+yellow precision "
-        f"{li['red_yellow_precision']:.2f} recall {li['red_yellow_recall']:.2f} (base rate "
-        f"{li['base_rate']:.2f}); churn ROC AUC on them {li.get('lit_roc_auc', float('nan')):.3f}"
-        " (the ranking's lights: the scorer also raises overdue accounts and open critical "
-        "complaints to at least yellow)"
+        f"{_share2(li['red_precision'])} recall {_share2(li['red_recall'])}; red+yellow "
+        f"precision {_share2(li['red_yellow_precision'])} recall "
+        f"{_share2(li['red_yellow_recall'])} (base rate {li['base_rate']:.2f}); churn ROC AUC "
+        f"on them {li.get('lit_roc_auc', float('nan')):.3f} (the ranking's lights: the scorer "
+        "also raises overdue accounts and open critical complaints to at least yellow)"
     )
+    if red_floor:
+        out.print(f"[yellow]caution:[/] {red_floor}")
     for kind, d in report.decisions.items():
         out.print(f"[bold]{kind}[/]: {d}")
     out.print(
         f"MLflow: run {report.run_id} in {report.tracking_uri} ({browse(report.tracking_uri)})"
     )
+
+
+def _share2(x: float) -> str:
+    """A precision or recall to two decimals; n/a where nothing was there to measure."""
+    return f"{x:.2f}" if np.isfinite(x) else "n/a"
 
 
 def browse(uri: str) -> str:

@@ -170,11 +170,24 @@ def population_gap(pooled: dict[str, float], expected: dict[str, float]) -> dict
     return {"pooled_minus_expected": gap, "population_differs": float(abs(gap) > allowed)}
 
 
-def cautions(pooled: dict[str, float], expected: dict[str, float], cfg: Config) -> dict[str, str]:
+def cautions(
+    pooled: dict[str, float], expected: dict[str, float], lights: dict[str, float], cfg: Config
+) -> dict[str, str]:
     """The pooled figures' limits in words, by kind: too few accounts to judge
-    (``few_accounts``), and accounts being scored unlike those on the origins
-    (``population``: :func:`population_gap`)."""
+    (``few_accounts``), accounts being scored unlike those on the origins (``population``:
+    :func:`population_gap`), and a red light the probability floor kept empty on every
+    origin (``red_floor``)."""
     out = {}
+    h = cfg.health
+    top = lights.get("lit_max_probability", float("nan"))
+    if h.mode == "budget" and lights.get("red_count") == 0 and np.isfinite(top):
+        out["red_floor"] = (
+            f"no account on the test origins was red: the riskiest {h.red_share:.0%} would "
+            f"be, but red needs a churn probability of at least {h.red_min_probability:.0%} "
+            f"(health.red_min_probability) and the highest was {top:.0%}. On data like this "
+            "the weekly red list stays empty; lower the floor if the riskiest accounts should "
+            "be red whatever their probability"
+        )
     accounts = int(pooled.get("accounts", 0))
     if accounts < cfg.mlflow.few_test_accounts:
         rare = int(min(pooled.get("churned_rows", 0), pooled.get("kept_rows", 0)))
@@ -249,10 +262,11 @@ def evaluate(
     pooled = M.churn_metrics(y, p) | sample_figures(y, p, account_groups(test), cfg.seed)
     expected = {} if p_now is None else expected_at(p_now, per_origin)
     expected |= population_gap(pooled, expected)
+    lights = origin_lights(test, y, p, cfg)
     return Evaluation(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
-        lights=origin_lights(test, y, p, cfg),
+        lights=lights,
         timing=timing_scores(tpred, d, e, windows, f) | completed_coverage(toot, d, e, windows),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
@@ -264,7 +278,7 @@ def evaluate(
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
         notes=[n for n in (folds.split.note,) if n] + short_window_notes(test["as_of"], f, windows),
         expected=expected,
-        cautions=cautions(pooled, expected, cfg),
+        cautions=cautions(pooled, expected, lights, cfg),
         calendar_rule=calendar_rule_metrics(test),
         held_out_accounts=folds.split.grouped,
     )
@@ -286,6 +300,7 @@ def origin_lights(
     out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
     out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
     out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")
+    out["lit_max_probability"] = float(np.max(p[lit])) if lit.any() else float("nan")
     return out
 
 
