@@ -278,7 +278,7 @@ def score(
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
 
     def go() -> None:
-        from ka_ml.jobs.data import check_scoring_date
+        from ka_ml.jobs.data import check_scoring_date, hold_late_feeds
         from ka_ml.jobs.score import check_output, check_writeback, run_scoring, writeback_url
 
         cfg = load_config(config)
@@ -295,6 +295,7 @@ def score(
         for w in stale:
             log.warning(w)
         loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]
+        loaded = [hold_late_feeds(loaded[0], when)]  # a late feed: read as of its own end
         # handed over (popped): the scorer alone holds the History and can let it go
         res = run_scoring(
             loaded.pop(),

@@ -135,7 +135,7 @@ def test_a_feed_that_stopped_before_the_orders_is_warned_about() -> None:
     banner in the report; nothing said the usage table had stopped."""
     from ka_ml.jobs.data import check_scoring_date
 
-    h = _orders_to("2026-09-30", [])
+    h = _orders_to("2026-10-04", [])
     sundays = pd.date_range(end="2026-09-27", periods=20, freq="7D")
     usage = pd.DataFrame({"account_id": "A1", "date": sundays, "count": 3.0})
     tickets = pd.DataFrame({"account_id": "A1", "opened_at": pd.to_datetime(["2026-05-02"])})
@@ -146,8 +146,35 @@ def test_a_feed_that_stopped_before_the_orders_is_warned_about() -> None:
     assert late.startswith(
         "the usage table's newest row is from 2026-09-27, 8 days before the scoring date "
         "2026-10-05: a longer silence than any in its last 90 days (at most 7 days), while "
-        "orders run to 2026-09-30"
+        "orders run to 2026-10-04. The export looks late: its features are read as of "
+        "2026-09-28, so the missing days do not count as 8 days of silence"
     )
+
+
+def test_a_late_feed_is_read_as_of_its_own_end_and_the_orders_as_of_the_scoring_date() -> None:
+    """Seen on three Mondays scored beside a usage export that had stopped: 553 of 583
+    accounts' "risk up" and 50 of 54 "turned red" led with "No product usage for 11 days",
+    the days the export had not yet delivered."""
+    from ka_ml.features.build import build_features
+    from ka_ml.jobs.data import hold_late_feeds
+
+    h = _orders_to("2026-09-30", [])
+    days = pd.date_range(end="2026-09-27", periods=120, freq="D")
+    usage = pd.DataFrame({"account_id": "A1", "date": days, "count": 3.0})
+    h = replace(h, usage=usage)
+    cfg, day = Config(), pd.Timestamp("2026-10-08")
+    held = hold_late_feeds(h, day)
+    assert dict(held.feed_as_of) == {"usage": pd.Timestamp("2026-09-28")}
+    assert hold_late_feeds(h, pd.Timestamp("2026-09-28")) is h  # on time: as it is
+    now, raw = build_features(held, day, cfg), build_features(h, day, cfg)
+    at_end = build_features(h, pd.Timestamp("2026-09-28"), cfg)
+    usage_cols = [c for c in now.columns if c.startswith("usage_")]
+    pd.testing.assert_frame_equal(now[usage_cols], at_end[usage_cols])
+    a1 = (now["account_id"] == "A1").to_numpy()
+    assert now["usage_recency_days"][a1].item() == 1
+    assert raw["usage_recency_days"][a1].item() == 11
+    others = [c for c in now.columns if c not in usage_cols]
+    pd.testing.assert_frame_equal(now[others], raw[others])  # orders: as of the scoring date
 
 
 def test_train_refuses_a_date_taken_from_a_mistyped_order(
@@ -200,6 +227,38 @@ def test_scoring_dates_warn_when_the_data_looks_stale() -> None:
     )
     assert check_scoring_date(h, pd.Timestamp("2026-11-02"), quiet, explicit=True, today=nov) == ()
     assert check_scoring_date(h, pd.Timestamp("2026-10-03"), cfg, explicit=True, today=today) == ()
+
+
+def test_a_late_orders_export_is_warned_about_before_the_28_days() -> None:
+    """Seen: the demo orders every day (about 60 accounts a day), scored 8 and 15 days after
+    its newest order with no warning, while the overdue yellows grew 115 -> 157 -> 182."""
+    from ka_ml.jobs.data import check_scoring_date
+
+    h, cfg = _orders_to("2026-09-30", []), Config()  # ten orders a day
+    today = pd.Timestamp("2026-10-09")
+    assert check_scoring_date(h, pd.Timestamp("2026-10-01"), cfg, explicit=True, today=today) == ()
+    (late,) = check_scoring_date(h, pd.Timestamp("2026-10-08"), cfg, explicit=True, today=today)
+    assert late == (
+        "the newest order in the data is from 2026-09-30, 8 days before the scoring date "
+        "2026-10-08: a longer silence than any between order days in its last 90 days (at most "
+        "1 day). If the orders export is late, every account looks 8 days quieter and more of "
+        "them overdue than they are (check the export, or score --as-of 2026-10-01)"
+    )
+    weekdays = _orders_to("2026-10-02", [])
+    o = weekdays.orders
+    weekdays = replace(weekdays, orders=o[o["order_date"].dt.dayofweek < 5])  # no weekend orders
+    monday = pd.Timestamp("2026-10-05")  # the newest order on Friday: the usual weekend
+    assert check_scoring_date(weekdays, monday, cfg, explicit=True, today=monday) == ()
+    (tuesday,) = check_scoring_date(
+        weekdays, monday + pd.Timedelta(days=1), cfg, explicit=True, today=monday
+    )
+    assert "4 days before the scoring date 2026-10-06" in tuesday and "(at most 3 days)" in tuesday
+    quiet = cfg.model_copy(
+        update={"scoring": cfg.scoring.model_copy(update={"stale_data_days": None})}
+    )
+    assert (
+        check_scoring_date(h, pd.Timestamp("2026-10-08"), quiet, explicit=True, today=today) == ()
+    )
 
 
 def test_too_little_history_for_the_horizon_is_a_clear_model_error(

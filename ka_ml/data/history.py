@@ -12,6 +12,7 @@ Immutable by convention: functions take a History and return new frames; nothing
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -41,6 +42,9 @@ class History:
     source: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
     accounts_derived: bool = False  # no accounts table: one row per id seen in the data
+    # feeds known to stop early (a late export): their features are read as of this day,
+    # not the as-of, so the missing days do not read as silence (ka_ml.jobs.data.late_feeds)
+    feed_as_of: Mapping[str, pd.Timestamp] = field(default_factory=dict)
 
     # -- tables -------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -135,13 +135,15 @@ def account_block(enc: Encoded, as_of: pd.Timestamp, cfg: Config) -> tuple[pd.Da
     cols = order_features(o, days, gaps, n, t, windows, bands, enc.created)
     eligible = bands.window(bands.sums(o["purchase"], "purchases"), 1, elig_days) > 0
     for table, fn in (("usage", usage_features), ("surveys", survey_features)):
-        arrays = enc.upto(table, t)
+        at = enc.read_day(table, t)  # a late feed: as of its end, its missing days not silence
+        arrays = enc.upto(table, at)
         if arrays is not None:
-            cols.update(fn(arrays, n, t))
-    tk = enc.upto("tickets", t)
+            cols.update(fn(arrays, n, at))
+    at = enc.read_day("tickets", t)
+    tk = enc.upto("tickets", at)
     if tk is not None:
         orders_year = bands.window(bands.sums(o["new_order"], "orders"), 1, YEAR_DAYS)
-        cols.update(ticket_features(tk, n, t, orders_year, cols["tenure_days"]))
+        cols.update(ticket_features(tk, n, at, orders_year, cols["tenure_days"]))
     c = enc.upto("contracts", t)
     if c is not None:
         cols.update(contract_features(c, n, t))

@@ -110,10 +110,16 @@ class Encoded:
     # per account (aligned with ids)
     created: np.ndarray | None = None
     attributes: dict[str, pd.Categorical] = field(default_factory=dict)
+    feed_days: Mapping[str, int] = field(default_factory=dict)  # History.feed_as_of, as days
 
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    def read_day(self, table: str, day: int) -> int:
+        """The day ``table``'s features are read as of: ``day``, or the end of a feed known
+        to stop early (:attr:`History.feed_as_of`) when that comes first."""
+        return min(day, self.feed_days.get(table, day))
 
     def upto(self, table: str, day: int) -> Arrays | None:
         """Rows of ``table`` dated strictly before ``day`` (the leakage guard)."""
@@ -199,6 +205,7 @@ def encode(
         usage=None if history.usage is None else _encode_usage(history.usage, ids),
         tickets=None if history.tickets is None else _encode_tickets(history.tickets, ids),
         surveys=None if history.surveys is None else _encode_surveys(history.surveys, ids),
+        feed_days={k: to_day(v) for k, v in history.feed_as_of.items()},
     )
 
 
