@@ -346,6 +346,17 @@ class HealthConfig(_Strict):
         "Win-back: call to learn why they stopped and whether an offer would bring them back.",
         description="the action shown for lapsed accounts",
     )
+    renewal_due_days: int | None = Field(
+        60,
+        ge=0,
+        description="a running contract ending within this many days: the renewal action "
+        "replaces the tier and light's (null: never)",
+    )
+    renewal_action: str = Field(
+        "Renewal due in {days}: agree the renewal with the buyer now.",
+        description="the action shown while a renewal is due ({days}: e.g. '9 days' to the "
+        "contract's end)",
+    )
     actions: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {
             "A": {

@@ -196,6 +196,24 @@ def test_a_light_held_down_by_a_probability_floor_says_so_not_that_it_ranked_low
     assert why[6] == "churn probability 4%: not among the 30% highest churn probability"
 
 
+def test_a_renewal_falling_due_replaces_the_tier_and_light_action() -> None:
+    """Seen: tier A, contract ending the next day -> 'raise at the next quarterly strategic
+    meeting'; green, ending in 9 days -> 'keep the quarterly strategic meeting'."""
+    from ka_ml.scoring.health import recommended_actions, renewal_due
+
+    cfg = HealthConfig()
+    lights = np.array(["yellow", "green", "red", "green", "green"], dtype=object)
+    actions = recommended_actions(lights, np.array(["A"] * 5, dtype=object), cfg)
+    days = np.array([1.0, 9.0, 61.0, -3.0, np.nan])  # due, due, later, ended, no contract
+    running = np.array([True, True, True, False, False])
+    got = renewal_due(actions, days, running, cfg)
+    assert got[0] == "Renewal due in 1 day: agree the renewal with the buyer now."
+    assert got[1] == "Renewal due in 9 days: agree the renewal with the buyer now."
+    assert got[2:].tolist() == actions[2:].tolist()
+    never = renewal_due(actions, days, running, HealthConfig(renewal_due_days=None))
+    assert never.tolist() == actions.tolist()
+
+
 # -- the scorecard -----------------------------------------------------------------------
 
 

@@ -200,6 +200,25 @@ def _why(x: float, level: int, ranked: int, cfg: HealthConfig) -> str:
     return f"churn probability {x:.0%}: not among the {top:.0%} highest {by}"
 
 
+def renewal_due(
+    actions: np.ndarray, days_to_end: np.ndarray, running: np.ndarray, cfg: HealthConfig
+) -> np.ndarray:
+    """``actions`` with :attr:`HealthConfig.renewal_action` where a running contract ends
+    within ``renewal_due_days``: a tier-A account whose contract ended the next day was told
+    to "raise at the next quarterly strategic meeting", and a green one ending in 9 days to
+    "keep the quarterly strategic meeting"."""
+    if cfg.renewal_due_days is None:
+        return actions
+    d = np.asarray(days_to_end, float)
+    due = np.asarray(running, bool) & np.isfinite(d) & (d >= 0) & (d <= cfg.renewal_due_days)
+    out = np.asarray(actions, dtype=object).copy()
+    out[due] = [
+        cfg.renewal_action.replace("{days}", f"{int(x)} day{'s' * (int(x) != 1)}")
+        for x in d[due]
+    ]
+    return out
+
+
 def recommended_actions(
     lights: np.ndarray, tiers: pd.Series | np.ndarray, cfg: HealthConfig
 ) -> np.ndarray:

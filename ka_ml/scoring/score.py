@@ -27,7 +27,12 @@ from ka_ml.scoring.explain import (
     probability_contributions,
     top_reasons,
 )
-from ka_ml.scoring.health import assign_lights, overdue_multiple, recommended_actions
+from ka_ml.scoring.health import (
+    assign_lights,
+    overdue_multiple,
+    recommended_actions,
+    renewal_due,
+)
 from ka_ml.scoring.lifecycle import (
     churn_definitions,
     expected_revenue,
@@ -444,6 +449,8 @@ def light_columns(
         kept = sticky_tiers(out["abc_tier"], ids.map(prev["abc_tier"]), position, cfg.portfolio)
         out["abc_tier"] = pd.Categorical(kept.to_numpy(), categories=list(ABC_CATEGORIES))
     actions = recommended_actions(lights, out["abc_tier"].astype("object"), cfg.health)
+    running = np.nan_to_num(float_column(X, "has_active_contract")) > 0
+    actions = renewal_due(actions, float_column(X, "contract_days_to_end"), running, cfg.health)
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
     return _said_since_last_week(out, X, prev, as_of, rank, position, cfg)
