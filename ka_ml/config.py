@@ -616,6 +616,12 @@ class MonitoringConfig(_Strict):
     min_backtest_rows: int = Field(
         50, ge=1, description="labelled account-weeks needed before a retrain verdict"
     )
+    min_backtest_churners: int = Field(
+        10,
+        ge=1,
+        description="churners among them needed before the recalls and the ROC AUC count "
+        "in the verdict (0 of 3 churners caught says little)",
+    )
     min_red_recall: float = Field(0.3, ge=0, le=1, description="share of churners flagged red")
     min_red_yellow_recall: float = Field(
         0.5, ge=0, le=1, description="share of churners flagged red or yellow"

@@ -481,6 +481,29 @@ def test_a_red_budget_smaller_than_the_churners_is_no_reason_to_retrain() -> Non
     assert recommendation(no_ceiling, cfg)[1] == ["red recall 0.236 below the floor 0.300"]
 
 
+def test_a_handful_of_churners_is_no_reason_to_retrain() -> None:
+    """A user's 140 accounts: 'Retrain: red+yellow recall 0.000 below the floor 0.500' on 3
+    churners, while the same backtest measured ROC AUC 0.896."""
+    from ka_ml.config import MonitoringConfig
+    from ka_ml.monitoring.backtest import recommendation, too_few_churners
+
+    cfg = MonitoringConfig()
+    three = {"n": 400.0, "churners": 3.0, "red_recall": 0.0, "red_yellow_recall": 0.0}
+    assert recommendation({**three, "roc_auc": 0.52}, cfg) == (False, [])
+    assert too_few_churners(three, cfg) == (
+        "Only 3 churners (fewer than monitoring.min_backtest_churners 10): the recalls and the "
+        "ROC AUC are not judged yet."
+    )
+    # what does not rest on churners is still judged
+    assert recommendation({**three, "interval_hit_rate": 0.2}, cfg)[0]
+    ten = {**three, "churners": 10.0}
+    assert too_few_churners(ten, cfg) == ""
+    assert recommendation(ten, cfg) == (
+        True,
+        ["red recall 0.000 below the floor 0.300", "red+yellow recall 0.000 below the floor 0.500"],
+    )
+
+
 def test_an_open_ended_window_is_no_interval_hit_and_is_counted_apart() -> None:
     """u3: 286 of 300 windows had no p90 date; counting an order after p10 in them as a hit
     made the hit rate (0.948) a rate of accounts that ordered."""

@@ -295,6 +295,19 @@ def ceiling_notes(metrics: dict[str, float], cfg: MonitoringConfig) -> list[str]
     return notes
 
 
+def too_few_churners(metrics: dict[str, float], cfg: MonitoringConfig) -> str:
+    """Why the recalls and the ROC AUC are left out of the verdict ('' when they count):
+    a user's 140 accounts were told to retrain for a red+yellow recall of 0 on 3 churners,
+    on a run whose ROC AUC was 0.896."""
+    churners = metrics.get("churners", float("nan"))
+    if not np.isfinite(churners) or churners >= cfg.min_backtest_churners:
+        return ""
+    return (
+        f"Only {int(churners)} churners (fewer than monitoring.min_backtest_churners "
+        f"{cfg.min_backtest_churners}): the recalls and the ROC AUC are not judged yet."
+    )
+
+
 def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bool, list[str]]:
     """(retrain?, reasons): each figure measured and past its threshold is a reason."""
     n = metrics.get("n", 0.0)
@@ -302,14 +315,15 @@ def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bo
         return False, []
     reasons = []
     floors = {"red_recall": cfg.min_red_recall, "red_yellow_recall": cfg.min_red_yellow_recall}
-    for key, label in RECALLS.items():
+    ranked = not too_few_churners(metrics, cfg)  # else recalls and ROC AUC are noise
+    for key, label in RECALLS.items() if ranked else ():
         floor = floors[key]
         value = metrics.get(key, float("nan"))
         limit, capped = recall_floor(metrics, key, floor, cfg)
         if np.isfinite(value) and value < limit:
             reasons.append(f"{label} {value:.3f} below the floor {limit:.3f}{capped}")
     for key, label, limit in (
-        ("roc_auc", "ROC AUC", cfg.min_roc_auc),
+        *((("roc_auc", "ROC AUC", cfg.min_roc_auc),) if ranked else ()),
         ("interval_hit_rate", "p10-p90 interval hit rate", cfg.min_interval_hit_rate),
     ):
         value = metrics.get(key, float("nan"))
@@ -461,7 +475,9 @@ def compute_backtest(
         )
     else:
         message = "No retraining needed: every figure is within its threshold."
-        if notes := ceiling_notes(metrics, cfg.monitoring):
+        if few := too_few_churners(metrics, cfg.monitoring):
+            message = f"No retraining needed on what can be judged. {few}"
+        elif notes := ceiling_notes(metrics, cfg.monitoring):
             message = " ".join([message, *notes])
     versions = sorted(
         set(scores.loc[scores["as_of"].isin(weeks), "churn_model_version"].astype(str))
