@@ -307,16 +307,53 @@ def test_the_frame_from_curves_already_computed_is_the_predicted_frame(
         fitted.interval_levels_ = levels
 
 
-def test_the_anchor_is_the_horizon_only_when_churn_means_no_order() -> None:
+def test_the_anchor_is_the_horizon_where_churn_means_no_order() -> None:
+    """Seen on a user's portfolio with contracts: one contract anywhere switched the anchor
+    off for every account, and silent accounts without a contract read 'P(order within 90
+    days) 96-98%' (the hazard's own curve) beside a churn risk of 74%."""
     from ka_ml.config import Config
     from ka_ml.training.timing import timing_anchor
 
     cfg = Config()
+    h = cfg.labels.horizon_days
     ts = pd.DataFrame({"churn_definition": ["no_order", "no_order", None]})
-    assert timing_anchor(ts, cfg, EDGES) == cfg.labels.horizon_days
+    assert timing_anchor(ts, cfg, EDGES) == (h, False)
     mixed = pd.DataFrame({"churn_definition": ["no_order", "contract"]})
-    assert timing_anchor(mixed, cfg, EDGES) is None
-    assert timing_anchor(ts, cfg, np.array([0.0, 30.0, 60.0])) is None  # not an edge
+    assert timing_anchor(mixed, cfg, EDGES) == (h, True)  # anchored, contract rows apart
+    only = pd.DataFrame({"churn_definition": ["contract", "revenue_drop"]})
+    assert timing_anchor(only, cfg, EDGES) == (None, False)
+    assert timing_anchor(ts, cfg, np.array([0.0, 30.0, 60.0])) == (None, False)  # not an edge
+
+
+def test_rows_judged_by_their_contract_keep_the_hazards_own_curve(fitted: TimingModel) -> None:
+    from ka_ml.modeling.timing import anchor_cdf
+
+    X = pd.DataFrame(
+        {
+            "noise": np.zeros(6),
+            "recency_days": [5.0, 20.0, 40.0, 60.0, 80.0, 100.0],
+            "gap_median_days": np.full(6, 30.0),
+            "segment": pd.Series(["a"] * 6, dtype="str"),
+        }
+    )
+    X["has_active_contract"] = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    X["contract_days_to_end"] = [200.0, 10.0, -30.0, np.nan, np.nan, np.nan]
+    p = np.full(6, 0.8)
+    own = fitted.cdf(X)
+    anchored = anchor_cdf(own, fitted.edges_, p, 90)
+    k = int(np.searchsorted(fitted.edges_, 90)) - 1
+    np.testing.assert_allclose(anchored[:, k], 0.2)  # S(90) = P(no order) = 0.8
+    np.testing.assert_array_equal(anchor_cdf(own, fitted.edges_, np.full(6, np.nan), 90), own)
+    days, skips = fitted.anchor_days_, fitted.anchor_skips_contracts_
+    try:
+        fitted.attach(anchor_days=90, anchor_skips_contracts=True)
+        F = fitted.anchored_cdf(X, p)
+        np.testing.assert_array_equal(F[:2], own[:2])  # running, or ending after the as-of
+        np.testing.assert_allclose(F[2:], anchored[2:])  # lapsed contract, none: anchored
+        fitted.attach(anchor_skips_contracts=False)
+        np.testing.assert_allclose(fitted.anchored_cdf(X, p), anchored)
+    finally:
+        fitted.anchor_days_, fitted.anchor_skips_contracts_ = days, skips
 
 
 # -- interval coverage under a short follow-up -------------------------------------------

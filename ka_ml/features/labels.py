@@ -97,6 +97,17 @@ def churn_labels(
     return _frame(ids, churn, used)
 
 
+def contract_rule_rows(X: pd.DataFrame) -> np.ndarray:
+    """Feature rows whose churn the ``auto`` definition judges by their contract: one
+    running at the as-of or ending on or after it (:func:`churn_labels`, with the contracts
+    known at the as-of); the others by their orders."""
+    n = len(X)
+    nan = np.full(n, np.nan)
+    to_end = X["contract_days_to_end"].to_numpy(float) if "contract_days_to_end" in X else nan
+    active = X["has_active_contract"].to_numpy(float) if "has_active_contract" in X else nan
+    return (np.nan_to_num(active) > 0) | (np.isfinite(to_end) & (to_end >= 0))
+
+
 def _frame(ids: pd.Index, churn: np.ndarray, used: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {

@@ -39,6 +39,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ka_ml.errors import ModelError
+from ka_ml.features.labels import contract_rule_rows
 from ka_ml.modeling.churn import legacy_state_error
 from ka_ml.modeling.feature_frame import align_frame, category_levels
 from ka_ml.modeling.lightgbm_params import base_params, default_params, train_booster
@@ -193,6 +194,7 @@ class TimingModel(BaseEstimator):
         self.edges_ = data.edges.copy()
         self.interval_levels_: tuple[float, float] = (0.1, 0.9)
         self.anchor_days_: int | None = None
+        self.anchor_skips_contracts_ = False
         self.card_: dict[str, Any] | None = None
         self.features_, self.categories_ = list(data.features), dict(data.categories)
         self.booster_, self.best_iteration_ = train_booster(
@@ -248,16 +250,20 @@ class TimingModel(BaseEstimator):
         *,
         interval_levels: tuple[float, float] | None = None,
         anchor_days: int | None = None,
+        anchor_skips_contracts: bool | None = None,
         card: dict[str, Any] | None = None,
     ) -> TimingModel:
         """Set what training chose around the fitted hazard (each given one replaces the
-        current): the interval's CDF levels, the anchor horizon in days, the card of what
-        training measured of it (``card_``: the purchase-cycle record managers see)."""
+        current): the interval's CDF levels, the anchor horizon in days, whether rows whose
+        churn is their contract's are left unanchored (``auto`` with contracts), the card of
+        what training measured of it (``card_``: the purchase-cycle record managers see)."""
         check_is_fitted(self, "booster_")
         if interval_levels is not None:
             self.interval_levels_ = interval_levels
         if anchor_days is not None:
             self.anchor_days_ = anchor_days
+        if anchor_skips_contracts is not None:
+            self.anchor_skips_contracts_ = anchor_skips_contracts
         if card is not None:
             self.card_ = card
         return self
@@ -296,11 +302,16 @@ class TimingModel(BaseEstimator):
 
     def anchored_cdf(self, X: pd.DataFrame, p_no_order: np.ndarray | None) -> np.ndarray:
         """:meth:`cdf`, anchored to the churn model's ``P(no order within the horizon)`` when
-        the model was trained for it and the probabilities are given; else the hazard's own."""
+        the model was trained for it and the probabilities are given; else the hazard's own.
+        Where churn is judged by the contract (``auto`` with contracts: a churn probability
+        that is not the chance of no order), that row keeps the hazard's own curve."""
         F = self.cdf(X)
         if self.anchor_days_ is None or p_no_order is None:
             return F
-        return anchor_cdf(F, self.edges_, np.asarray(p_no_order, float), self.anchor_days_)
+        p = np.asarray(p_no_order, float)
+        if getattr(self, "anchor_skips_contracts_", False):  # older models: every row
+            p = np.where(contract_rule_rows(X), np.nan, p)
+        return anchor_cdf(F, self.edges_, p, self.anchor_days_)
 
     def predict_within(self, X: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
         F = self.cdf(X)
@@ -345,8 +356,8 @@ def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: i
     Proportional in the cumulative hazard: ``S'(t) = S(t) ** lam`` with
     ``lam = log(p_no_order) / log(S(days))``, so the curve stays non-decreasing, 0 at 0, and
     the relative timing of an account's orders (which intervals carry its hazard) is the
-    hazard model's. A curve with no hazard at all before ``days`` gets a constant one.
-    ``days`` must be an interval edge.
+    hazard model's. A curve with no hazard at all before ``days`` gets a constant one. A row
+    whose ``p_no_order`` is NaN keeps its curve. ``days`` must be an interval edge.
     """
     pos = int(np.searchsorted(edges, days))
     if pos >= len(edges) or edges[pos] != days or pos == 0:
@@ -359,7 +370,11 @@ def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: i
     flat = at_h < ANCHOR_EPS  # no hazard before the horizon at all: nothing to scale
     scale = np.where(flat, 0.0, target / np.where(flat, 1.0, at_h))
     linear = target[:, None] * (edges[1:] / days)[None, :]  # then a constant hazard
-    return 1.0 - np.exp(-np.where(flat[:, None], linear, cum * scale[:, None]))
+    out = 1.0 - np.exp(-np.where(flat[:, None], linear, cum * scale[:, None]))
+    own = ~np.isfinite(np.asarray(p_no_order, float))
+    if own.any():
+        out[own] = np.asarray(F, float)[own]
+    return out
 
 
 def cdf_at(F: np.ndarray, edges: np.ndarray, days: np.ndarray) -> np.ndarray:

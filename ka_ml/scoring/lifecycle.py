@@ -27,6 +27,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
+from ka_ml.features.labels import contract_rule_rows
 
 STATES: tuple[str, ...] = ("new", "active", "lapsed")
 
@@ -115,11 +116,7 @@ def churn_definitions(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     rule = cfg.labels.churn_definition
     if rule != "auto":
         return np.full(len(X), rule, dtype=object)
-    to_end = float_column(X, "contract_days_to_end")
-    running = (np.nan_to_num(float_column(X, "has_active_contract")) > 0) | (
-        np.isfinite(to_end) & (to_end >= 0)
-    )
-    return np.where(running, "contract", "no_order").astype(object)
+    return np.where(contract_rule_rows(X), "contract", "no_order").astype(object)
 
 
 def _run_rate_window(cfg: Config) -> int:

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
 from ka_ml.config import Config
+from ka_ml.features.labels import contract_rule_rows
 from ka_ml.modeling.evaluate import (
     completed_interval_coverage,
 )
@@ -166,21 +167,31 @@ def interval_levels(
     return best
 
 
-def timing_anchor(ts: pd.DataFrame, cfg: Config, edges: np.ndarray) -> int | None:
-    """The horizon, when every labelled row's churn means "no order within it" and it is an
-    interval edge: the timing curve is then anchored there to the churn model."""
+def timing_anchor(ts: pd.DataFrame, cfg: Config, edges: np.ndarray) -> tuple[int | None, bool]:
+    """(the horizon, when labelled rows' churn means "no order within it" and it is an
+    interval edge: the timing curve is then anchored there to the churn model; whether rows
+    whose churn is their contract's are left out of the anchor, as ``auto`` judges accounts
+    under contract by it: their churn probability is not the chance of no order)."""
     used = ts["churn_definition"].dropna()
     h = cfg.labels.horizon_days
-    if len(used) and bool((used == "no_order").all()) and h in set(edges.tolist()):
-        return int(h)
-    return None
+    if len(used) and bool((used == "no_order").any()) and h in set(edges.tolist()):
+        return int(h), bool((used != "no_order").any())
+    return None, False
 
 
 def anchor_backtest(
-    toot: pd.DataFrame, p_no_order: np.ndarray, edges: np.ndarray, days: int, cfg: Config
+    toot: pd.DataFrame,
+    p_no_order: np.ndarray,
+    edges: np.ndarray,
+    days: int,
+    cfg: Config,
+    test: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The origins' timing forecasts anchored to the churn procedure's out-of-time
-    probabilities on the same rows (as the scorer anchors the final model's)."""
+    probabilities on the same rows (as the scorer anchors the final model's); with ``test``
+    (the rows' features), rows judged by their contract keep their own curve."""
+    if test is not None:
+        p_no_order = np.where(contract_rule_rows(test), np.nan, p_no_order)
     F = anchor_cdf(np.stack(list(toot["cdf"])), edges, p_no_order, days)
     toot = toot.copy()
     toot["cdf"] = list(F)
@@ -264,10 +275,11 @@ def fit_timing(
     fitted.clear()
     toot = backtest_timing(ts, folds, feats, res.best_params, cfg, known)
     model = fit_timing_model(timing_rows(ts, as_of), as_of, feats, res.best_params, cfg)
-    anchor = timing_anchor(ts, cfg, edges) if p_no_order is not None else None
+    anchor, skips = timing_anchor(ts, cfg, edges) if p_no_order is not None else (None, False)
     if anchor is not None and p_no_order is not None:
-        toot = anchor_backtest(toot, p_no_order, edges, anchor, cfg)
-        model.attach(anchor_days=anchor)
+        test = folds.test.reset_index(drop=True) if skips else None
+        toot = anchor_backtest(toot, p_no_order, edges, anchor, cfg, test)
+        model.attach(anchor_days=anchor, anchor_skips_contracts=skips)
     model.attach(interval_levels=interval_levels(toot, folds.test, edges))
     lo, hi = model.interval_levels_
     q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, 0.5, hi))
