@@ -320,10 +320,11 @@ def fresher_decision(
     ceiling: one that beats every baseline replaces it, with the same warning. Otherwise a
     small portfolio whose first model missed the ceiling would keep that model for ever."""
     seen = (
-        f"the champion {champion} (trained as of {champion_as_of.date()}) saw the outcomes of "
-        "every test row, so they cannot be compared there"
+        f"the champion {champion} (trained as of {champion_as_of.date()}) learnt outcomes up "
+        "to that date, after every test origin, which overlap each test row's window (its "
+        "scores there are not out of time), so they cannot be compared there"
         if champion_as_of is not None
-        else f"the champion {champion} saw the outcomes of every test row"
+        else f"the champion {champion} learnt outcomes that overlap every test row's window"
     )
     newer = as_of is not None and champion_as_of is not None and as_of > champion_as_of
     if not newer:
