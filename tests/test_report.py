@@ -591,17 +591,57 @@ def test_the_spreadsheet_has_three_sheets_rows_and_light_fills(
     assert acc.column_dimensions["B"].width > 8
     reasons = wb["Reasons"]
     assert reasons.max_row == 3 * len(scores) + 1
-    assert [c.value for c in reasons[1]][:6] == [
+    assert [c.value for c in reasons[1]] == [
         "Account ID",
         "Account",
         "Rank",
         "Reason",
-        "Feature",
         "Contribution (pts)",
+        "Direction",
+        "Feature code",  # the model's name for it, for analysts: last
     ]
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0]}
     assert summary["Accounts"] == len(scores)
     assert summary["Revenue at risk"] == pytest.approx(scores["revenue_at_risk"].sum())
+
+
+def test_the_summary_sheet_shows_its_numbers_formatted_and_the_date_as_a_date(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Read in the Summary sheet: 'As of' stored as text, the light table's counts in the
+    General format. Every number there has its format (shares as percentages, money and
+    counts with thousands separators), the date is a date cell; the Reasons sheet keeps the
+    model's feature name, as its last column ('Feature code')."""
+    budget = {"red_share": 0.1, "yellow_share": 0.2, "red_min_probability": 0.25,
+              "yellow_min_probability": 0.1, **lowest_lit(scores)}  # fmt: skip
+    path = write_excel(scores, make_run(thresholds=budget), tmp_path / "scores.xlsx")
+    ws = load_workbook(path)["Summary"]
+    cells = {r[0].value: r[1] for r in ws.iter_rows(max_col=2) if r[0].value}
+    as_of = cells["As of"]
+    assert as_of.is_date and as_of.value == pd.Timestamp(AS_OF).to_pydatetime()
+    assert as_of.number_format == "yyyy-mm-dd"
+    formats = {
+        "Lowest red probability ranked this run": "0%",
+        "Revenue at risk share": "0.0%",
+        "Top 5 accounts' revenue share": "0.0%",
+        "Revenue 365 days": "#,##0",
+        "Revenue at risk": "#,##0",
+        "Accounts": "#,##0",
+        "Need attention": "#,##0",
+        "Dependency alerts": "#,##0",
+    }
+    for label, fmt in formats.items():
+        assert cells[label].number_format == fmt, label
+    numbers = [c for row in ws.iter_rows() for c in row if isinstance(c.value, int | float)]
+    assert len(numbers) > 20
+    assert all(c.number_format != "General" for c in numbers), [
+        (c.coordinate, c.value) for c in numbers if c.number_format == "General"
+    ]
+    # a record without a date leaves the cell empty; one that is no date stays its text
+    for raw, want in ((None, None), ("next week", "next week")):
+        path = write_excel(scores, make_run(as_of=raw), tmp_path / "other.xlsx")
+        rows = {r[0]: r[1] for r in load_workbook(path)["Summary"].iter_rows(values_only=True)}
+        assert rows["As of"] == want
 
 
 def test_the_spreadsheet_says_what_decided_the_lights_in_budget_mode(
@@ -816,3 +856,4 @@ def test_the_purchase_cycle_figure_says_its_denominator_and_the_open_ended_windo
         "whose next order was seen or is overdue); 87% of windows were open-ended"
     ) in text
     assert "72% of accounts" not in text
+
