@@ -857,3 +857,46 @@ def test_the_purchase_cycle_figure_says_its_denominator_and_the_open_ended_windo
     ) in text
     assert "72% of accounts" not in text
 
+
+# ------------------------------------------------------------------- a phone, colour-blind
+
+
+def with_win_back(scores: pd.DataFrame) -> pd.DataFrame:
+    """The test frame with stages: two lapsed accounts (a Win-back list), the rest active."""
+    df = scores.copy()
+    lapsed = df.index.isin([9, 12])
+    df["lifecycle"] = pd.Series(np.where(lapsed, "lapsed", "active"), index=df.index, dtype="str")
+    df["lifecycle_reason"] = pd.Series(
+        np.where(lapsed, "no order for 121 days (typical gap 14 days)", ""), dtype="str"
+    )
+    df["win_back_value"] = np.where(lapsed, df["revenue_365d"] * 0.3, 0.0)
+    df.loc[lapsed, ["health", "revenue_at_risk"]] = [None, 0.0]
+    return df
+
+
+def test_every_wide_table_scrolls_in_its_own_box_and_the_lists_stack_on_a_phone() -> None:
+    """Read on a 390 px phone: the call list showed Light, Account and Owner only, the rest
+    off-screen with no way to scroll; the Win-back list squeezed its reasons to one word per
+    line. Each summary table scrolls inside its own box, and the two lists are one block
+    per account on a narrow screen, each value named (data-h) since the header row is gone."""
+    text = render_report(with_win_back(make_scores()), make_run())
+    tables = re.findall(r'(.{0,20})<table class="x', text)
+    assert len(tables) >= 3 and all(t.endswith('<div class="sx">') for t in tables)
+    for section, names in (
+        ("attention", ["Churn probability", "Revenue at risk", "Why now", "Top reason"]),
+        ("winback", ["Lapsed because", "P(order, 90 days)", "Win-back value"]),
+    ):
+        part = text.split(f'id="{section}"')[1].split("</section>")[0]
+        assert '<table class="x st">' in part
+        for row in re.findall(r"<tr><td.*?</tr>", part):
+            assert re.findall(r'data-h="([^"]+)"', row) == ["Owner", *names]
+    css = text.split("<style>")[1].split("</style>")[0]
+    phone = css.split("@media (max-width:640px){")[1].split("\n}\n")[0]
+    assert ".st thead{display:none}" in phone and "attr(data-h)" in phone
+    # cards shrink with the screen instead of keeping 440 px, figures wrap to two columns
+    assert "minmax(min(440px,100%),1fr)" in css and "minmax(440px,1fr)" not in css
+    assert ".fig{grid-template-columns:repeat(2,minmax(0,1fr))}" in phone
+    # the definitions and the model text come after the lists on a phone
+    assert ".meta,#about,#model-notes{order:1}#accounts,#cards,footer{order:2}" in phone
+    about = text.split('<div id="about">')[1].split("</div>")[0]
+    assert "<strong>Churn probability</strong>" in about
