@@ -900,3 +900,26 @@ def test_every_wide_table_scrolls_in_its_own_box_and_the_lists_stack_on_a_phone(
     assert ".meta,#about,#model-notes{order:1}#accounts,#cards,footer{order:2}" in phone
     about = text.split('<div id="about">')[1].split("</div>")[0]
     assert "<strong>Churn probability</strong>" in about
+
+
+def test_an_owners_own_report_has_no_owner_column() -> None:
+    """Read in hugo.keller's report: an Owner column saying hugo.keller on every row, which
+    on a phone took the place of the figures. An owner's report leaves it out (and the owner
+    filter); the portfolio report keeps it."""
+    df = with_win_back(make_scores())
+    mine = df[df["owner"].eq("Ana Silva")]
+    assert {0, 9, 12} <= set(mine.index)  # 0 turned red, 9 and 12 lapsed: both lists
+    text = render_report(mine, make_run(owner="Ana Silva"))
+    for section in ("attention", "winback", "accounts"):
+        part = text.split(f'id="{section}"')[1].split("</section>")[0]
+        assert "<tbody>" in part
+        assert ">Owner</th>" not in part and 'data-h="Owner"' not in part
+        heads = part.split("<thead>")[1].split("</thead>")[0].count("<th")
+        for row in re.findall(r"<tr[^>]*><td.*?</tr>", part.split("<tbody>")[1], re.S):
+            assert row.count("<td") == heads
+        assert "Ana Silva" not in re.sub(r"<[^>]*>", " ", part.split("<tbody>")[1])  # shown
+    assert 'data-f="o"' not in text and "Search account, reason" in text
+    whole = render_report(df, make_run())
+    for section in ("attention", "winback", "accounts"):
+        part = whole.split(f'id="{section}"')[1].split("</section>")[0]
+        assert ">Owner</th>" in part and "Ana Silva" in part

@@ -50,6 +50,7 @@ class Layout:
     bar_center: str
     dependency_response: str
     rise: float  # the risk rise the attention flags of the display rows use
+    owner_column: bool = True  # False in an owner's own report: the same name on every row
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,6 +190,11 @@ def _row(c: _Columns) -> list[str]:
         c.flag("has_prev"), _cat(n, "<small>", c.fmt("risk_change", fmt_points), "</small>")
     )
     rank = [str(int(r)) for r in c.v["rank"].tolist()]
+    owner = (
+        _cat(n, '<td class="o">', c.fmt("owner", lambda o: o or "–", "or_dash"), "</td>")
+        if c.layout.owner_column
+        else ""
+    )
     return _cat(
         n,
         f'<tr data-c="{CID}" data-l="',
@@ -212,9 +218,8 @@ def _row(c: _Columns) -> list[str]:
         "</a>",
         named,
         "</td>",
-        '<td class="o">',
-        c.fmt("owner", lambda o: o or "–", "or_dash"),
-        "</td><td>",
+        owner,
+        "<td>",
         c.e("tier"),
         "</td>",
         '<td class="n" data-s="',
