@@ -874,6 +874,15 @@ def with_win_back(scores: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def with_scorecard(scores: pd.DataFrame) -> pd.DataFrame:
+    df = scores.copy()
+    levels = np.array(["red", "yellow", "green", ""], dtype=object)
+    for k, key in enumerate(("usage", "complaints", "renewal_intent", "purchase_rhythm")):
+        df[f"scorecard_{key}"] = pd.Series(levels[(np.arange(len(df)) + k) % 4], dtype="str")
+        df[f"scorecard_{key}_detail"] = pd.Series(f"{key} detail", index=df.index, dtype="str")
+    return df
+
+
 def test_every_wide_table_scrolls_in_its_own_box_and_the_lists_stack_on_a_phone() -> None:
     """Read on a 390 px phone: the call list showed Light, Account and Owner only, the rest
     off-screen with no way to scroll; the Win-back list squeezed its reasons to one word per
@@ -923,3 +932,35 @@ def test_an_owners_own_report_has_no_owner_column() -> None:
     for section in ("attention", "winback", "accounts"):
         part = whole.split(f'id="{section}"')[1].split("</section>")[0]
         assert ">Owner</th>" in part and "Ana Silva" in part
+
+
+def test_the_scorecard_light_is_written_not_only_coloured() -> None:
+    """A colour-blind manager could not tell the scorecard's red dot from its green one: the
+    table's dots said their light only on hover (no hover on a phone), the card's only by
+    colour. Each table dot holds its light's initial, explained below the table; each card
+    measure carries its light as a badge with the word."""
+    df = with_scorecard(make_scores())
+    text = render_report(df, make_run())
+    rows = re.findall(r'<tr data-c="a\d+".*?</tr>', text, re.S)
+    assert len(rows) == len(df)
+    dots = re.findall(r'<span class="dot ?([a-z]*)"[^>]*>([^<]*)</span>', "".join(rows))
+    assert len(dots) == 4 * len(df)
+    assert {(light, mark) for light, mark in dots} == {
+        ("red", "R"),
+        ("yellow", "Y"),
+        ("green", "G"),
+        ("", "–"),
+    }
+    legend = text.split('id="acct"')[1].split("</section>")[0]
+    assert "Scorecard: usage, complaints, renewal intent, purchase rhythm, in this order" in (
+        legend
+    )
+    assert '<span class="dot red">R</span>red' in legend
+    cards = re.findall(r'<ul class="sc">(.*?)</ul>', text)
+    assert len(cards) == len(df)
+    items = re.findall(r"<li>(.*?)</li>", "".join(cards))
+    assert items and all(
+        re.match(r'<span class="b (red|yellow|green)">\1</span><b>[A-Za-z ]+</b>: ', i)
+        for i in items
+    )
+    assert '<span class="b red">red</span><b>Usage</b>: usage detail' in text
