@@ -265,6 +265,47 @@ def test_each_scorecard_measure_is_red_yellow_and_green_on_accounts_built_for_it
     assert "3.0x the typical gap" in got.loc[0, "scorecard_purchase_rhythm_detail"]
 
 
+def test_one_day_is_said_as_one_day_not_one_days() -> None:
+    """Read on an account card: "Purchase rhythm: 1 days since the last order"."""
+    X = features(
+        usage_weekly_90d=[5.0, 5.0],
+        usage_trend_90d=[0.0, 0.0],
+        usage_recency_days=[1.0, 2.0],
+        recency_days=[1.0, 3.0],
+        gap_median_days=[1.0, 2.0],
+    )
+    surveys = pd.DataFrame(
+        {
+            "account_id": ["X0", "X1"],
+            "date": pd.to_datetime(["2026-05-31", "2026-05-30"]),
+            "score": [8.0, 8.0],
+            "kind": ["renewal_intent", "renewal_intent"],
+        }
+    )
+    got = scorecard(X, surveys, AS_OF, ScorecardConfig())
+    rhythm = got["scorecard_purchase_rhythm_detail"].tolist()
+    assert rhythm[0].startswith("1 day since the last order, 1.0x the typical gap of 1 day (")
+    assert rhythm[1].startswith("3 days since the last order, 1.5x the typical gap of 2 days (")
+    intent = got["scorecard_renewal_intent_detail"].tolist()
+    assert intent[0].startswith("renewal intent 8/10, 1 day ago (")
+    assert intent[1].startswith("renewal intent 8/10, 2 days ago (")
+    assert not any("1 days" in text for text in [*rhythm, *intent])
+    # the lifecycle's reasons say it the same way
+    states = lifecycle_states(
+        features(
+            recency_days=[400.0, 10.0, 5.0],
+            gap_median_days=[1.0, 30.0, 5.0],
+            contract_days_to_end=[np.nan, -1.0, np.nan],
+            has_active_contract=[0, 0, 0],
+            orders_lifetime=[50, 10, 1],
+            tenure_days=[900, 900, 1],
+        ),
+        CFG,
+    )
+    assert states.loc[0, "lifecycle_reason"] == "no order for 400 days (typical gap 1 day)"
+    assert states.loc[2, "lifecycle_reason"] == "1 order in 1 day: too little history to judge"
+
+
 def test_a_missing_table_leaves_its_measure_empty() -> None:
     X = features(recency_days=[10.0], gap_median_days=[20.0])
     got = scorecard(X, None, AS_OF, ScorecardConfig())

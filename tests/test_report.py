@@ -591,17 +591,57 @@ def test_the_spreadsheet_has_three_sheets_rows_and_light_fills(
     assert acc.column_dimensions["B"].width > 8
     reasons = wb["Reasons"]
     assert reasons.max_row == 3 * len(scores) + 1
-    assert [c.value for c in reasons[1]][:6] == [
+    assert [c.value for c in reasons[1]] == [
         "Account ID",
         "Account",
         "Rank",
         "Reason",
-        "Feature",
         "Contribution (pts)",
+        "Direction",
+        "Feature code",  # the model's name for it, for analysts: last
     ]
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0]}
     assert summary["Accounts"] == len(scores)
     assert summary["Revenue at risk"] == pytest.approx(scores["revenue_at_risk"].sum())
+
+
+def test_the_summary_sheet_shows_its_numbers_formatted_and_the_date_as_a_date(
+    scores: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Read in the Summary sheet: 'As of' stored as text, the light table's counts in the
+    General format. Every number there has its format (shares as percentages, money and
+    counts with thousands separators), the date is a date cell; the Reasons sheet keeps the
+    model's feature name, as its last column ('Feature code')."""
+    budget = {"red_share": 0.1, "yellow_share": 0.2, "red_min_probability": 0.25,
+              "yellow_min_probability": 0.1, **lowest_lit(scores)}  # fmt: skip
+    path = write_excel(scores, make_run(thresholds=budget), tmp_path / "scores.xlsx")
+    ws = load_workbook(path)["Summary"]
+    cells = {r[0].value: r[1] for r in ws.iter_rows(max_col=2) if r[0].value}
+    as_of = cells["As of"]
+    assert as_of.is_date and as_of.value == pd.Timestamp(AS_OF).to_pydatetime()
+    assert as_of.number_format == "yyyy-mm-dd"
+    formats = {
+        "Lowest red probability ranked this run": "0%",
+        "Revenue at risk share": "0.0%",
+        "Top 5 accounts' revenue share": "0.0%",
+        "Revenue 365 days": "#,##0",
+        "Revenue at risk": "#,##0",
+        "Accounts": "#,##0",
+        "Need attention": "#,##0",
+        "Dependency alerts": "#,##0",
+    }
+    for label, fmt in formats.items():
+        assert cells[label].number_format == fmt, label
+    numbers = [c for row in ws.iter_rows() for c in row if isinstance(c.value, int | float)]
+    assert len(numbers) > 20
+    assert all(c.number_format != "General" for c in numbers), [
+        (c.coordinate, c.value) for c in numbers if c.number_format == "General"
+    ]
+    # a record without a date leaves the cell empty; one that is no date stays its text
+    for raw, want in ((None, None), ("next week", "next week")):
+        path = write_excel(scores, make_run(as_of=raw), tmp_path / "other.xlsx")
+        rows = {r[0]: r[1] for r in load_workbook(path)["Summary"].iter_rows(values_only=True)}
+        assert rows["As of"] == want
 
 
 def test_the_spreadsheet_says_what_decided_the_lights_in_budget_mode(
@@ -816,3 +856,111 @@ def test_the_purchase_cycle_figure_says_its_denominator_and_the_open_ended_windo
         "whose next order was seen or is overdue); 87% of windows were open-ended"
     ) in text
     assert "72% of accounts" not in text
+
+
+# ------------------------------------------------------------------- a phone, colour-blind
+
+
+def with_win_back(scores: pd.DataFrame) -> pd.DataFrame:
+    """The test frame with stages: two lapsed accounts (a Win-back list), the rest active."""
+    df = scores.copy()
+    lapsed = df.index.isin([9, 12])
+    df["lifecycle"] = pd.Series(np.where(lapsed, "lapsed", "active"), index=df.index, dtype="str")
+    df["lifecycle_reason"] = pd.Series(
+        np.where(lapsed, "no order for 121 days (typical gap 14 days)", ""), dtype="str"
+    )
+    df["win_back_value"] = np.where(lapsed, df["revenue_365d"] * 0.3, 0.0)
+    df.loc[lapsed, ["health", "revenue_at_risk"]] = [None, 0.0]
+    return df
+
+
+def with_scorecard(scores: pd.DataFrame) -> pd.DataFrame:
+    df = scores.copy()
+    levels = np.array(["red", "yellow", "green", ""], dtype=object)
+    for k, key in enumerate(("usage", "complaints", "renewal_intent", "purchase_rhythm")):
+        df[f"scorecard_{key}"] = pd.Series(levels[(np.arange(len(df)) + k) % 4], dtype="str")
+        df[f"scorecard_{key}_detail"] = pd.Series(f"{key} detail", index=df.index, dtype="str")
+    return df
+
+
+def test_every_wide_table_scrolls_in_its_own_box_and_the_lists_stack_on_a_phone() -> None:
+    """Read on a 390 px phone: the call list showed Light, Account and Owner only, the rest
+    off-screen with no way to scroll; the Win-back list squeezed its reasons to one word per
+    line. Each summary table scrolls inside its own box, and the two lists are one block
+    per account on a narrow screen, each value named (data-h) since the header row is gone."""
+    text = render_report(with_win_back(make_scores()), make_run())
+    tables = re.findall(r'(.{0,20})<table class="x', text)
+    assert len(tables) >= 3 and all(t.endswith('<div class="sx">') for t in tables)
+    for section, names in (
+        ("attention", ["Churn probability", "Revenue at risk", "Why now", "Top reason"]),
+        ("winback", ["Lapsed because", "P(order, 90 days)", "Win-back value"]),
+    ):
+        part = text.split(f'id="{section}"')[1].split("</section>")[0]
+        assert '<table class="x st">' in part
+        for row in re.findall(r"<tr><td.*?</tr>", part):
+            assert re.findall(r'data-h="([^"]+)"', row) == ["Owner", *names]
+    css = text.split("<style>")[1].split("</style>")[0]
+    phone = css.split("@media (max-width:640px){")[1].split("\n}\n")[0]
+    assert ".st thead{display:none}" in phone and "attr(data-h)" in phone
+    # cards shrink with the screen instead of keeping 440 px, figures wrap to two columns
+    assert "minmax(min(440px,100%),1fr)" in css and "minmax(440px,1fr)" not in css
+    assert ".fig{grid-template-columns:repeat(2,minmax(0,1fr))}" in phone
+    # the definitions and the model text come after the lists on a phone
+    assert ".meta,#about,#model-notes{order:1}#accounts,#cards,footer{order:2}" in phone
+    about = text.split('<div id="about">')[1].split("</div>")[0]
+    assert "<strong>Churn probability</strong>" in about
+
+
+def test_an_owners_own_report_has_no_owner_column() -> None:
+    """Read in hugo.keller's report: an Owner column saying hugo.keller on every row, which
+    on a phone took the place of the figures. An owner's report leaves it out (and the owner
+    filter); the portfolio report keeps it."""
+    df = with_win_back(make_scores())
+    mine = df[df["owner"].eq("Ana Silva")]
+    assert {0, 9, 12} <= set(mine.index)  # 0 turned red, 9 and 12 lapsed: both lists
+    text = render_report(mine, make_run(owner="Ana Silva"))
+    for section in ("attention", "winback", "accounts"):
+        part = text.split(f'id="{section}"')[1].split("</section>")[0]
+        assert "<tbody>" in part
+        assert ">Owner</th>" not in part and 'data-h="Owner"' not in part
+        heads = part.split("<thead>")[1].split("</thead>")[0].count("<th")
+        for row in re.findall(r"<tr[^>]*><td.*?</tr>", part.split("<tbody>")[1], re.S):
+            assert row.count("<td") == heads
+        assert "Ana Silva" not in re.sub(r"<[^>]*>", " ", part.split("<tbody>")[1])  # shown
+    assert 'data-f="o"' not in text and "Search account, reason" in text
+    whole = render_report(df, make_run())
+    for section in ("attention", "winback", "accounts"):
+        part = whole.split(f'id="{section}"')[1].split("</section>")[0]
+        assert ">Owner</th>" in part and "Ana Silva" in part
+
+
+def test_the_scorecard_light_is_written_not_only_coloured() -> None:
+    """A colour-blind manager could not tell the scorecard's red dot from its green one: the
+    table's dots said their light only on hover (no hover on a phone), the card's only by
+    colour. Each table dot holds its light's initial, explained below the table; each card
+    measure carries its light as a badge with the word."""
+    df = with_scorecard(make_scores())
+    text = render_report(df, make_run())
+    rows = re.findall(r'<tr data-c="a\d+".*?</tr>', text, re.S)
+    assert len(rows) == len(df)
+    dots = re.findall(r'<span class="dot ?([a-z]*)"[^>]*>([^<]*)</span>', "".join(rows))
+    assert len(dots) == 4 * len(df)
+    assert {(light, mark) for light, mark in dots} == {
+        ("red", "R"),
+        ("yellow", "Y"),
+        ("green", "G"),
+        ("", "–"),
+    }
+    legend = text.split('id="acct"')[1].split("</section>")[0]
+    assert "Scorecard: usage, complaints, renewal intent, purchase rhythm, in this order" in (
+        legend
+    )
+    assert '<span class="dot red">R</span>red' in legend
+    cards = re.findall(r'<ul class="sc">(.*?)</ul>', text)
+    assert len(cards) == len(df)
+    items = re.findall(r"<li>(.*?)</li>", "".join(cards))
+    assert items and all(
+        re.match(r'<span class="b (red|yellow|green)">\1</span><b>[A-Za-z ]+</b>: ', i)
+        for i in items
+    )
+    assert '<span class="b red">red</span><b>Usage</b>: usage detail' in text

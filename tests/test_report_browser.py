@@ -198,3 +198,92 @@ def test_a_screenshot_is_kept_as_an_artifact(scores: pd.DataFrame, tmp_path: Pat
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 50_000  # a blank page compresses to a few KB
     shutil.copyfile(shot, SCREENSHOT_COPY)
+
+
+# ---------------------------------------------------------------- a phone (390 px) and a desk
+
+FRAMES = (("report", 390), ("owner", 390), ("report", 1400), ("owner", 1400))
+
+PROBE_FRAMES = """<!DOCTYPE html><html><body style="margin:0">%s<script>
+var out = {}, left = %d;
+function fits(w, el) { var r = el.getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= w.innerWidth + 0.5; }
+function look(f) {
+  var w = f.contentWindow, d = f.contentDocument, o = {};
+  try {
+    o.width = w.innerWidth; o.scrollWidth = d.documentElement.scrollWidth;
+    o.lists = Array.prototype.map.call(d.querySelectorAll("#attention tbody tr, #winback tbody tr"), function (tr) {
+      var cells = tr.querySelectorAll("td[data-h], td .b, td a");
+      return {cells: cells.length, fit: Array.prototype.every.call(cells, function (c) { return fits(w, c); })};
+    });
+    o.cards = Array.prototype.every.call(d.querySelectorAll("article.card"), function (c) { return fits(w, c); });
+    o.head = w.getComputedStyle(d.querySelector("#attention thead")).display;
+    var top = function (sel) { return d.querySelector(sel).getBoundingClientRect().top; };
+    o.aboutAfterLists = top(".def") > top("#winback") && top(".def") < top("#accounts");
+  } catch (e) { o.exception = String((e && e.stack) || e); }
+  out[f.id] = o;
+  if (--left === 0) {
+    var pre = document.createElement("pre"); pre.id = "test-result";
+    pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+  }
+}
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def screens(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The portfolio's and an owner's report, each seen 390 and 1400 px wide (in frames:
+    headless Chromium's window is never narrower than 500 px)."""
+    from test_report import with_win_back
+
+    tmp = tmp_path_factory.mktemp("screens")
+    df = with_win_back(make_scores())
+    write_report(df, make_run(), tmp / "report.html")
+    write_report(df[df["owner"].eq("Ana Silva")], make_run(owner="Ana Silva"), tmp / "owner.html")
+    frames = "".join(
+        f'<iframe id="{name}-{width}" src="{name}.html" onload="look(this)" '
+        f'style="border:0;display:block;width:{width}px;height:1500px"></iframe>'
+        for name, width in FRAMES
+    )
+    (tmp / "screens.html").write_text(PROBE_FRAMES % (frames, len(FRAMES)), encoding="utf-8")
+    done = _chromium(
+        tmp,
+        "--allow-file-access-from-files",  # the probe reads the frames' documents
+        "--window-size=1500,2000",
+        "--dump-dom",
+        "--virtual-time-budget=10000",
+        (tmp / "screens.html").as_uri(),
+    )
+    found = re.search(r'<pre id="test-result">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"the probe did not report; chromium said: {done.stderr[-2000:]}"
+    result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return result
+
+
+@pytest.mark.parametrize("name", ["report", "owner"])
+def test_on_a_phone_the_page_never_scrolls_sideways_and_the_lists_fit(
+    screens: dict[str, Any], name: str
+) -> None:
+    """Read on a 390 px phone: the call list showed Light, Account and Owner, the rest off
+    the screen; Win-back and the cards were cut on the right. Every value of both lists and
+    every card now lies within the screen, and the page is no wider than it."""
+    phone = screens[f"{name}-390"]
+    assert "exception" not in phone, phone.get("exception")
+    assert phone["width"] == 390 and phone["scrollWidth"] <= 390
+    owner = 1 if name == "report" else 0  # the Owner value: only in the portfolio report
+    assert phone["lists"] and all(r["fit"] for r in phone["lists"])
+    assert {r["cells"] for r in phone["lists"]} <= {4 + 2 + owner, 3 + 1 + owner}
+    assert phone["cards"] is True
+    assert phone["head"] == "none"  # one block per account, each value named
+    assert phone["aboutAfterLists"] is True  # the definitions after the lists
+
+
+@pytest.mark.parametrize("name", ["report", "owner"])
+def test_on_a_desk_the_lists_stay_tables_under_the_definitions(
+    screens: dict[str, Any], name: str
+) -> None:
+    desk = screens[f"{name}-1400"]
+    assert "exception" not in desk, desk.get("exception")
+    assert desk["scrollWidth"] <= desk["width"] == 1400
+    assert desk["head"] == "table-header-group"
+    assert desk["aboutAfterLists"] is False
+    assert desk["cards"] is True and all(r["fit"] for r in desk["lists"])

@@ -59,6 +59,15 @@ def _plural(n: float, word: str) -> str:
     return word if abs(n) == 1 else word + "s"
 
 
+def n_days(n: float) -> str:
+    """'1 day', '14 days': a number of days in words, rounded to whole days ('1 days since
+    the last order' was read on an account card)."""
+    if not math.isfinite(n):
+        return f"{n:.0f} days"
+    whole = round(n)
+    return f"{whole:.0f} {_plural(whole, 'day')}"
+
+
 def points_unit(n: float) -> str:
     """'pt' for one probability point (either sign), else 'pts': the reasons', the weekly
     changes' and the reports' one wording."""

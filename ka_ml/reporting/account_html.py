@@ -50,6 +50,7 @@ class Layout:
     bar_center: str
     dependency_response: str
     rise: float  # the risk rise the attention flags of the display rows use
+    owner_column: bool = True  # False in an owner's own report: the same name on every row
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,6 +190,11 @@ def _row(c: _Columns) -> list[str]:
         c.flag("has_prev"), _cat(n, "<small>", c.fmt("risk_change", fmt_points), "</small>")
     )
     rank = [str(int(r)) for r in c.v["rank"].tolist()]
+    owner = (
+        _cat(n, '<td class="o">', c.fmt("owner", lambda o: o or "–", "or_dash"), "</td>")
+        if c.layout.owner_column
+        else ""
+    )
     return _cat(
         n,
         f'<tr data-c="{CID}" data-l="',
@@ -212,9 +218,8 @@ def _row(c: _Columns) -> list[str]:
         "</a>",
         named,
         "</td>",
-        '<td class="o">',
-        c.fmt("owner", lambda o: o or "–", "or_dash"),
-        "</td><td>",
+        owner,
+        "<td>",
         c.e("tier"),
         "</td>",
         '<td class="n" data-s="',
@@ -248,6 +253,8 @@ def _row(c: _Columns) -> list[str]:
 
 
 def _dots(c: _Columns) -> list[str]:
+    """One dot per measure, its light's initial inside (R, Y, G; – not measured): the
+    light is read without telling the colours apart, and without hovering (a phone)."""
     parts: list[Part] = []
     for key, label in SCORECARD:
         sc = c.e(f"sc_{key}")
@@ -259,11 +266,18 @@ def _dots(c: _Columns) -> list[str]:
             sc,
             " · ",
             c.e(f"sc_{key}_d"),
-            '"></span>',
+            '">',
+            c.fmt(f"sc_{key}", _initial),
+            "</span>",
         )
-        off = f'<span class="dot" title="{escape(label)}: not measured"></span>'
+        off = f'<span class="dot" title="{escape(label)}: not measured">–</span>'
         parts.append(_when(c.v[f"sc_{key}"].ne("").to_numpy(), on, off))
     return _cat(c.n, *parts)
+
+
+def _initial(light: Any) -> str:
+    """'red' -> 'R' ('' when missing)."""
+    return light[:1].upper() if isinstance(light, str) else ""
 
 
 def _card(c: _Columns) -> list[str]:
@@ -375,14 +389,17 @@ def _card_why(c: _Columns) -> list[str]:
 
 
 def _card_scorecard(c: _Columns) -> list[str]:
+    """Each measure with its light as a badge (dot and word, like the account's light)."""
     items = [
         _when(
             c.v[f"sc_{key}"].ne("").to_numpy(),
             _cat(
                 c.n,
-                '<li><span class="dot ',
+                '<li><span class="b ',
                 c.e(f"sc_{key}"),
-                f'"></span><b>{escape(label)}</b>: ',
+                '">',
+                c.e(f"sc_{key}"),
+                f"</span><b>{escape(label)}</b>: ",
                 c.e(f"sc_{key}_d"),
                 "</li>",
             ),

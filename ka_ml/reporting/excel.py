@@ -43,6 +43,7 @@ from ka_ml.reporting.summary import (
 LIGHT_FILLS: dict[str, str] = {"red": "FFC7CE", "yellow": "FFEB9C", "green": "C6EFCE"}
 HEADER_FILL = "E4E7EB"
 PCT, PCT1, MONEY, DATE, POINTS, INDEX = "0%", "0.0%", "#,##0", "yyyy-mm-dd", "+0;-0;0", "0.00"
+COUNT = "#,##0"  # a number of accounts: whole, with thousands separators
 MAX_WIDTH = 60
 # XML 1.0 refuses these control characters (the same set openpyxl rejects)
 ILLEGAL_CHARACTERS = r"[\000-\010]|[\013-\014]|[\016-\037]"
@@ -158,9 +159,10 @@ def _reason_columns(scores: pd.DataFrame) -> list[Column]:
         Column("Account", long["name"]),
         Column("Rank", long["rank"], "0"),
         Column("Reason", long["reason"]),
-        Column("Feature", long["feature"]),
         Column("Contribution (pts)", long["shap"].round(2), "+0.0;-0.0;0.0"),
         Column("Direction", long["direction"]),
+        # the model's internal name of the reason, for analysts: last, out of the readers' way
+        Column("Feature code", long["feature"]),
     ]
 
 
@@ -170,12 +172,12 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
     models = run.get("models") if isinstance(run.get("models"), dict) else {}
     data = run.get("data") if isinstance(run.get("data"), dict) else {}
     rows: list[tuple[str, Any, str]] = [
-        ("As of", str(run.get("as_of") or ""), ""),
+        ("As of", _as_of_date(run.get("as_of")), DATE),
         ("Churn definition", str(run.get("churn_definition") or ""), ""),
         ("Horizon (days)", run.get("horizon_days"), "0"),
         ("Lights", str(run.get("light_rule") or ""), ""),
         *_light_cut_rows(thresholds),
-        ("Accounts", s["n_accounts"], MONEY),
+        ("Accounts", s["n_accounts"], COUNT),
         ("Revenue 365 days", s["total_revenue"], MONEY),
         *([("Currency", str(run["currency"]), "")] if run.get("currency") else []),
         ("Revenue at risk", s["revenue_at_risk"], MONEY),
@@ -183,26 +185,26 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ("Revenue at risk share", s["revenue_at_risk_share"], PCT1),
         *(
             [  # nothing to compare with: the report lists this week's reds to call
-                ("To call this week", s["lights"].get("red", {}).get("accounts", 0), "0"),
+                ("To call this week", s["lights"].get("red", {}).get("accounts", 0), COUNT),
                 ("Changes", no_change_note(s.get("last_run")), ""),
             ]
             if is_first_run(scores)
-            else [("Need attention", s["needs_attention"], "0")]
+            else [("Need attention", s["needs_attention"], COUNT)]
         ),
-        ("Turned red this week", s["turned_red"], "0"),
-        ("Back from lapsed, still red", s.get("back_red", 0), "0"),
+        ("Turned red this week", s["turned_red"], COUNT),
+        ("Back from lapsed, still red", s.get("back_red", 0), COUNT),
         (
             f"Risk up {fmt_points(float(run.get('risk_rise_points') or 0.1)).lstrip('+')} or more",
             s["rising"],
-            "0",
+            COUNT,
         ),
-        ("Lapsed (win-back)", s.get("win_back", {}).get("accounts", 0), "0"),
+        ("Lapsed (win-back)", s.get("win_back", {}).get("accounts", 0), COUNT),
         (
             "Top 5 accounts' revenue share",
             s.get("concentration", {}).get("top5_revenue_share"),
             PCT1,
         ),
-        ("Dependency alerts", len(s["dependency_alerts"]), "0"),
+        ("Dependency alerts", len(s["dependency_alerts"]), COUNT),
     ]
     rows += [(f"{k.capitalize()} model", str(v), "") for k, v in (models or {}).items()]
     fingerprint = run.get("data_fingerprint") or (data or {}).get("fingerprint")
@@ -212,6 +214,17 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         rows.append(("Owner", str(run["owner"]), ""))
     rows += [("Warning", str(w), "") for w in run.get("warnings") or []]
     return rows
+
+
+def _as_of_date(raw: Any) -> Any:
+    """The scoring date as a real date cell (sortable, Excel's own date display); text only
+    when the record holds something that is no date."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return pd.Timestamp(raw).normalize()
+    except (ValueError, TypeError):
+        return str(raw)
 
 
 def _light_cut_rows(thresholds: dict[str, Any]) -> list[tuple[str, Any, str]]:
@@ -372,8 +385,8 @@ def _summary_sheet(
         for j, value in enumerate(row):
             if j == 0:
                 _write_value(ws, i, j, value, formats.cell("", light))
-            else:
-                _write_value(ws, i, j, value, formats.cell(MONEY if j in (2, 3) else ""))
+            else:  # revenue in money, the rest counts of accounts
+                _write_value(ws, i, j, value, formats.cell(MONEY if j in (2, 3) else COUNT))
     ws.set_column(0, 0, 26)
     ws.set_column(1, 1, 48)
     if len(headers) > 2:

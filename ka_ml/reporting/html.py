@@ -452,6 +452,7 @@ def _layout(shown: pd.DataFrame, run: dict[str, Any]) -> account_html.Layout:
         svg_w=SVG_WIDTH,
         bar_center=f"{BAR_CENTER:g}",
         dependency_response=DEPENDENCY_RESPONSE,
+        owner_column=not run.get("owner"),  # an owner's own report: their name on every row
     )
 
 

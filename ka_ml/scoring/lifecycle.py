@@ -27,6 +27,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
+from ka_ml.features.catalog import n_days
 from ka_ml.features.labels import contract_rule_rows
 
 STATES: tuple[str, ...] = ("new", "active", "lapsed")
@@ -85,17 +86,17 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     state = np.where(lapsed, "lapsed", np.where(new, "new", "active"))
     reason = np.full(len(X), "", dtype=object)
     reason[contract_lapsed] = [
-        f"contract ended {int(-d)} days ago, none running" for d in to_end[contract_lapsed]
+        f"contract ended {n_days(int(-d))} ago, none running" for d in to_end[contract_lapsed]
     ]
     only_orders = order_lapsed & ~contract_lapsed
     reason[only_orders] = [
-        f"no order for {int(r)} days" + (f" (typical gap {g:.0f} days)" if np.isfinite(g) else "")
+        f"no order for {n_days(int(r))}" + (f" (typical gap {n_days(g)})" if np.isfinite(g) else "")
         if np.isfinite(r)
         else "no order on record"
         for r, g in zip(recency[only_orders], gap[only_orders], strict=True)
     ]
     reason[new] = [
-        f"{int(o)} order{'s' if o != 1 else ''} in {int(t)} days: too little history to judge"
+        f"{int(o)} order{'s' if o != 1 else ''} in {n_days(int(t))}: too little history to judge"
         for o, t in zip(np.nan_to_num(orders[new]), np.nan_to_num(tenure[new]), strict=True)
     ]
     return pd.DataFrame(

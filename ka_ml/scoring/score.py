@@ -19,7 +19,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
-from ka_ml.features.catalog import ABC_CATEGORIES
+from ka_ml.features.catalog import ABC_CATEGORIES, n_days
 from ka_ml.features.portfolio import sticky_tiers, tier_position
 from ka_ml.scoring.explain import (
     changes_since,
@@ -535,13 +535,13 @@ def _overdue_why(
     for i in np.flatnonzero(by_forecast):
         d = pd.Timestamp(p90[int(i)])
         why[i] = (
-            f"no order for {recency[i]:.0f} days; the forecast made after the last order "
+            f"no order for {n_days(recency[i])}; the forecast made after the last order "
             f"expected one by {d.day} {d:%b %Y} (9 chances in 10)"
         )
     for i in np.flatnonzero(by_gap):
         why[i] = (
-            f"no order for {recency[i]:.0f} days, {ratio[i]:.1f}x the typical gap of "
-            f"{gap[i]:.0f} days (overdue beyond {multiple:.1f}x)"
+            f"no order for {n_days(recency[i])}, {ratio[i]:.1f}x the typical gap of "
+            f"{n_days(gap[i])} (overdue beyond {multiple:.1f}x)"
         )
     return why
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import ScorecardConfig
+from ka_ml.features.catalog import n_days
 from ka_ml.scoring.lifecycle import float_column
 
 MEASURES: tuple[str, ...] = ("usage", "complaints", "renewal_intent", "purchase_rhythm")
@@ -37,7 +38,7 @@ def usage(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray
     yellow = ratio < cfg.usage_yellow_ratio
     text = [
         (
-            f"no usage for {idle_d:.0f} days"
+            f"no usage for {n_days(idle_d)}"
             if idle_d > 90
             else f"{w:.1f} uses a week, {t:+.0%} vs the 90 days before"
         )
@@ -70,7 +71,7 @@ def purchase_rhythm(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, 
     known = np.isfinite(ratio)
     red, yellow = ratio >= cfg.rhythm_red, ratio >= cfg.rhythm_yellow
     text = [
-        f"{r:.0f} days since the last order, {q:.1f}x the typical gap of {g:.0f} days "
+        f"{n_days(r)} since the last order, {q:.1f}x the typical gap of {n_days(g)} "
         f"(red from {cfg.rhythm_red:g}x, yellow from {cfg.rhythm_yellow:g}x)"
         if k
         else ""
@@ -125,7 +126,7 @@ def renewal_intent(
     known = np.isfinite(last)
     red, yellow = last <= cfg.intent_red, last <= cfg.intent_yellow
     text = [
-        f"renewal intent {v:g}/10, {d:.0f} days ago"
+        f"renewal intent {v:g}/10, {n_days(d)} ago"
         + (f", {v - p:+g} vs the answer before" if np.isfinite(p) else "")
         + f" (red at {cfg.intent_red:g} or below, yellow at {cfg.intent_yellow:g} or below)"
         if k
