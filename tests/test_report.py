@@ -268,6 +268,33 @@ def test_an_owner_report_states_the_owners_share_not_the_company_concentration()
     assert "The 1 account in this report makes 11.0%" in one
 
 
+def test_the_full_report_compares_the_account_managers_and_an_owners_report_does_not() -> None:
+    """A sales director over eleven managers had to open eleven owner reports to compare
+    them: the full report now has one row per manager, most revenue at risk first."""
+    df = make_scores(30)
+    df["lifecycle"] = np.where(np.arange(30) % 7 == 6, "lapsed", "active")
+    df.loc[df["lifecycle"].eq("lapsed"), ["health", "revenue_at_risk"]] = [None, 0.0]
+    s = portfolio_summary(df)
+    rows = {r["owner"]: r for r in s["by_owner"]}
+    lapsed = df["lifecycle"].eq("lapsed")
+    for owner, r in rows.items():
+        mine = df["owner"].fillna("").eq(owner)
+        kept = mine & ~lapsed
+        assert r["accounts"] == int(kept.sum()) and r["lapsed"] == int((mine & lapsed).sum())
+        assert r["red"] == int((kept & df["health"].eq("red")).sum())
+        assert r["revenue_at_risk"] == pytest.approx(df.loc[kept, "revenue_at_risk"].sum())
+    assert sum(r["accounts"] + r["lapsed"] for r in rows.values()) == len(df)
+    at_risk = [r["revenue_at_risk"] for r in s["by_owner"]]
+    assert at_risk == sorted(at_risk, reverse=True)
+    assert "" in rows  # the account without an owner
+    full = render_report(df, make_run())
+    table = full.split('id="by-owner"')[1].split("</table>")[0]
+    assert "(no owner)" in table and all(o in table for o in OWNERS)
+    assert 'id="by-owner"' not in render_report(df, make_run(owner=OWNERS[0]))
+    single = df.assign(owner="maria.meyer")
+    assert portfolio_summary(single)["by_owner"] == []
+
+
 def test_the_attention_list_says_why_an_account_without_a_light_last_week_turned_red() -> None:
     """Read: "Brightstone Ltd ... turned red (new)" for a customer back from lapsed; and an
     account that turned red with its risk unchanged showed nothing to explain it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ka_ml.reporting.columns import flag_col, num_col, text_col
@@ -150,7 +151,46 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "back_red": int(flags["back_red"].sum()),
         "rising": int(flags["rising"].sum()),
         "needs_attention": int((flags["turned_red"] | flags["back_red"] | flags["rising"]).sum()),
+        "by_owner": _by_owner(scores, frame, lapsed, flags),
     }
+
+
+def _by_owner(
+    scores: pd.DataFrame, frame: pd.DataFrame, lapsed: pd.Series, flags: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Per account manager (the ``owner`` column; empty with fewer than two owners): their
+    accounts still to keep, red and yellow among them, the revenue at risk, how many need
+    attention, and the lapsed ones; most revenue at risk first. A sales director over
+    eleven managers had to open eleven owner reports to compare them."""
+    owner = text_col(scores, "owner")
+    if owner[owner.ne("")].nunique() < 2:
+        return []
+    kept = ~lapsed.to_numpy()
+    attention = (flags["turned_red"] | flags["back_red"] | flags["rising"]).to_numpy()
+    per = pd.DataFrame(
+        {
+            "owner": owner.to_numpy(),
+            "accounts": kept.astype(int),
+            "red": (kept & frame["light"].eq("red").to_numpy()).astype(int),
+            "yellow": (kept & frame["light"].eq("yellow").to_numpy()).astype(int),
+            "revenue_at_risk": np.where(kept, frame["at_risk"].to_numpy(), 0.0),
+            "needs_attention": attention.astype(int),
+            "lapsed": (~kept).astype(int),
+        }
+    )
+    agg = per.groupby("owner", sort=False).agg(
+        accounts=("accounts", "sum"),
+        red=("red", "sum"),
+        yellow=("yellow", "sum"),
+        revenue_at_risk=("revenue_at_risk", fsum),
+        needs_attention=("needs_attention", "sum"),
+        lapsed=("lapsed", "sum"),
+    )
+    agg = agg.sort_values(["revenue_at_risk", "red"], ascending=False, kind="stable")
+    return [
+        {"owner": str(k), **{str(c): to_native(v) for c, v in row.items()}}
+        for k, row in agg.to_dict("index").items()
+    ]
 
 
 def _money(scores: pd.DataFrame) -> pd.DataFrame:
