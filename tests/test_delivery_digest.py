@@ -211,6 +211,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "still_red": 1,
         "improved": 1,
         "dependency": 0,
+        "lapsed_red": 0,
         "lapsed": 0,
     }
     assert "1 account turned red: A1 Holdings <b>&</b>." in alice.text
@@ -227,6 +228,66 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
     assert (
         alice.subject == "[ka-ml] alice.meyer: 1 turned red, 2 red of 4 accounts (as of 2026-06-01)"
     )
+
+
+def lapsed_this_week(df: pd.DataFrame, ids: dict[str, float]) -> pd.DataFrame:
+    """``ids`` (id -> win-back value) lapsed this week: no light, no revenue at risk."""
+    gone = df["account_id"].isin(list(ids))
+    df["lifecycle"] = pd.Series("active", index=df.index).where(~gone, "lapsed")
+    df["lifecycle_prev"] = "active"
+    df["lifecycle_reason"] = pd.Series("", index=df.index).where(
+        ~gone, "no order for 189 days (typical gap 61 days)"
+    )
+    df["win_back_value"] = df["account_id"].map(ids)
+    df.loc[gone, ["health", "revenue_at_risk"]] = [None, 0.0]
+    return df
+
+
+def test_an_account_red_last_week_that_lapsed_is_named_before_the_capped_win_back_list(
+    tmp_path: Path,
+) -> None:
+    """hugo.keller, 8 Oct: Alpbridge B.V. was red on 1 Oct and lapsed on 8 Oct, and the
+    digest named it nowhere: no light, so not "no longer red", and its win-back value too
+    small for the win-back list's first ten (8 such accounts that week, 9 the next)."""
+    from openpyxl import load_workbook
+
+    from ka_ml.reporting.excel import write_excel
+    from ka_ml.reporting.html import render_report
+    from ka_ml.reporting.summary import portfolio_summary
+
+    df = scores_frame()
+    df.loc[df["account_id"].eq("A2"), "name"] = "Alpbridge B.V."
+    df.loc[df["account_id"].eq("A2"), "churn_probability_prev"] = 0.84
+    # A2 was red and lapsed; A4 was green and lapsed, worth more to win back
+    df = lapsed_this_week(df, {"A2": 846.0, "A4": 50_000.0})
+    alice = build_digests(df, RUN, delivery(max_listed=1))[0]
+    assert alice.counts["lapsed_red"] == 1 and alice.counts["lapsed"] == 2
+    assert "\n1 account red last week has lapsed: Alpbridge B.V.\n" in alice.text
+    section = alice.text.split("LAPSED SINCE LAST WEEK (WAS RED) (1)\n")[1].split("\n\n")[0]
+    assert section.startswith(
+        "- Alpbridge B.V. (A2): lapsed, no order for 189 days (typical gap 61 days); red last "
+        "week (risk 84%); win-back value 846\n"
+    )
+    assert alice.text.index("LAPSED SINCE LAST WEEK") < alice.text.index("WIN-BACK: LAPSED")
+    win_back = alice.text.split("WIN-BACK: LAPSED ACCOUNTS (2)")[1]
+    assert "A4 Holdings" in win_back and "Alpbridge" not in win_back  # capped at 1, by value
+    assert "1 account red last week has lapsed:</b>\nAlpbridge B.V.</p>" in alice.html
+    assert "Lapsed since last week (was red) (1)" in alice.html
+    assert "red last week (risk 84%)" in alice.html
+    # the report and the spreadsheet count and name it too
+    assert portfolio_summary(df)["lapsed_red"] == 1
+    report = " ".join(render_report(df, RUN).split())
+    assert "win-back value 50,846; 1 of them red last week</span>" in report
+    table = report.split('id="lapsed-red"')[1].split("</table>")[0]
+    assert "Alpbridge B.V." in table and "A4 Holdings" not in table and ">84%<" in table
+    book = load_workbook(write_excel(df, RUN, tmp_path / "s.xlsx"), read_only=True)
+    rows = {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r}
+    assert rows["Lapsed since last week (was red)"] == 1
+    # an account lapsed for longer, or green last week, is only in the win-back list
+    df["lifecycle_prev"] = "lapsed"
+    df["health_prev"] = df["health_prev"].where(~df["account_id"].eq("A2"), None)
+    alice = build_digests(df, RUN, delivery())[0]
+    assert "LAPSED SINCE" not in alice.text and "has lapsed" not in alice.text
 
 
 def test_the_html_digest_escapes_crm_text() -> None:

@@ -48,6 +48,7 @@ from ka_ml.reporting.summary import (
     DEPENDENCY_RESPONSE,
     attention_flags,
     is_first_run,
+    lapsed_from_red,
     last_run,
     newly_alerted,
     no_change_note,
@@ -158,6 +159,7 @@ def unique_slugs(labels: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- sections
 
 
+LAPSED_SECTIONS = ("lapsed_red", "lapsed")  # accounts told by why they lapsed, not a light
 SCORECARD_NAMES = {key: label.lower() for key, label in SCORECARD}
 # beside the account's own action, not a second "Do:" (read: "Do: Start a new-customer
 # development plan" then "Do: Dedicated team: keep the quarterly strategic meeting."): the
@@ -268,7 +270,7 @@ def digest_context(
 
     Sections: accounts that turned red this week, whose risk rose ``rise`` or more, that
     are back from lapsed and red, are still red, that left red (improved), above the
-    dependency alert, and lapsed ones
+    dependency alert, that were red last week and have lapsed since, and lapsed ones
     worth a win-back call; counts per light; the commonest reasons.
     """
     masks = _section_masks(rows, rise)
@@ -296,8 +298,12 @@ def digest_context(
         "back_red_names": [
             i["name"] for i in _items(rows[masks["back_red"].to_numpy()], max_listed)
         ],
+        "lapsed_red_names": [
+            i["name"] for i in _items(rows[masks["lapsed_red"].to_numpy()], max_listed)
+        ],
         "top_reasons": _top_reasons(rows),
         "dependency_action": DEPENDENCY_ACTION,
+        "lapsed_sections": LAPSED_SECTIONS,
         "dependency_level": rows.attrs.get(
             "dependency_alert_level", (facts or {}).get("dependency_alert_level")
         ),
@@ -323,6 +329,8 @@ def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
         "still_red": health.eq("red") & ~turned_red & ~back_red & ~rising,
         "improved": text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne(""),
         "dependency": flag_col(rows, "dependency_alert"),
+        # the losses of the week: named apart, the win-back list below is capped by value
+        "lapsed_red": lapsed_from_red(rows),
         "lapsed": text_col(rows, "lifecycle").eq("lapsed"),
     }
 
@@ -343,6 +351,7 @@ def _sections(
         "still_red": "Red" if first_run else "Still red",
         "improved": "No longer red",
         "dependency": "Dependency alert",
+        "lapsed_red": "Lapsed since last week (was red)",
         "lapsed": "Win-back: lapsed accounts",
     }
     return [
@@ -353,7 +362,7 @@ def _sections(
             "rows": _items(
                 rows[masks[key].to_numpy()],
                 max_listed,
-                "win_back_value" if key == "lapsed" else None,
+                "win_back_value" if key in LAPSED_SECTIONS else None,
             ),
             "more": max(counts[key] - max_listed, 0),
         }
@@ -395,14 +404,17 @@ _TEXT_TEMPLATE = """\
 {{ counts.green }} green; {{ at_risk|money(cur) }} revenue at risk.
 {% if turned_red_names %}
 {{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red: \
-{{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, ...{% endif %}.
+{{ turned_red_names|names(counts.turned_red, "...") }}
 {% elif first_run %}
 {{ no_change }}.
 {% else %}
 No account turned red this week.
 {% endif %}
 {% if back_red_names %}
-{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, ...{% endif %}.
+{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|names(counts.back_red, "...") }}
+{% endif %}
+{% if lapsed_red_names %}
+{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} red last week {{ "have" if counts.lapsed_red != 1 else "has" }} lapsed: {{ lapsed_red_names|names(counts.lapsed_red, "...") }}
 {% endif %}
 {% if top_reasons %}
 Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
@@ -412,8 +424,9 @@ Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
 
 {{ s.title|upper }} ({{ s.count }})
 {% for a in s.rows %}
-{% if s.key == "lapsed" %}
-- {{ a.name }} ({{ a.account_id }}): lapsed, {{ a.lapsed_why }}; win-back value \
+{% if s.key in lapsed_sections %}
+- {{ a.name }} ({{ a.account_id }}): lapsed, {{ a.lapsed_why }}; \
+{% if s.key == "lapsed_red" %}red last week (risk {{ a.p_prev|pct }}); {% endif %}win-back value \
 {{ a.win_back|money(cur) }}
 {% else %}
 - {{ a.name }} ({{ a.account_id }}{% if a.tier %}, tier {{ a.tier }}{% endif %}): \
@@ -428,7 +441,7 @@ alert level {{ dependency_level|index }}{% endif %}{% if a.dep_new %} (new this 
   Scorecard: {{ a.scorecard }}
 {% endif %}
 {% endif %}
-{% if a.why and s.key != "lapsed" %}
+{% if a.why and s.key not in lapsed_sections %}
   Why: {{ a.why }}
 {% endif %}
 {% if a.changes %}
@@ -467,7 +480,7 @@ max-width:720px;line-height:1.45">
 <b>{{ at_risk|money(cur) }}</b> revenue at risk.</p>
 {% if turned_red_names %}
 <p><b>{{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red:</b>
-{{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, …{% endif %}.</p>
+{{ turned_red_names|names(counts.turned_red, "…") }}</p>
 {% elif first_run %}
 <p>{{ no_change }}.</p>
 {% else %}
@@ -475,7 +488,12 @@ max-width:720px;line-height:1.45">
 {% endif %}
 {% if back_red_names %}
 <p><b>{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk:</b>
-{{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, …{% endif %}.</p>
+{{ back_red_names|names(counts.back_red, "…") }}</p>
+{% endif %}
+{% if lapsed_red_names %}
+<p><b>{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} red last week \
+{{ "have" if counts.lapsed_red != 1 else "has" }} lapsed:</b>
+{{ lapsed_red_names|names(counts.lapsed_red, "…") }}</p>
 {% endif %}
 {% if top_reasons %}
 <p><b>Top reasons:</b> {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }}){{ "; " if not loop.last }}{% endfor %}.</p>
@@ -484,9 +502,10 @@ max-width:720px;line-height:1.45">
 <h3 style="margin-bottom:4px">{{ s.title }} ({{ s.count }})</h3>
 <ul style="padding-left:18px;margin-top:4px">
 {% for a in s.rows %}
-{% if s.key == "lapsed" %}
+{% if s.key in lapsed_sections %}
 <li style="margin-bottom:8px"><b>{{ a.name }}</b> <small>{{ a.account_id }}</small>: lapsed, \
-{{ a.lapsed_why }}; win-back value <b>{{ a.win_back|money(cur) }}</b></li>
+{{ a.lapsed_why }}; {% if s.key == "lapsed_red" %}red last week (risk {{ a.p_prev|pct }}); {% endif %}\
+win-back value <b>{{ a.win_back|money(cur) }}</b></li>
 {% else %}
 <li style="margin-bottom:8px"><b>{{ a.name }}</b> <small>{{ a.account_id }}\
 {% if a.tier %} · tier {{ a.tier }}{% endif %}</small>: {{ a.health or a.lifecycle }}, risk <b>{{ a.p|pct }}</b>\
@@ -525,8 +544,17 @@ def _environment(html: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(money=fmt_money, pct=fmt_pct, pts=fmt_points, index=fmt_index)
+    env.filters.update(
+        money=fmt_money, pct=fmt_pct, pts=fmt_points, index=fmt_index, names=_name_list
+    )
     return env
+
+
+def _name_list(names: Sequence[str], total: int, more: str) -> str:
+    """'A, B, ...' as a sentence's end: one period, none added after a name that ends
+    with one ('Alpbridge B.V.', not 'Alpbridge B.V..')."""
+    text = ", ".join(names) + (f", {more}" if total > len(names) else "")
+    return text if text.endswith((".", "…")) else text + "."
 
 
 def render_digest(context: Mapping[str, Any]) -> tuple[str, str]:

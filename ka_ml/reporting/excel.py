@@ -197,6 +197,7 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
             "0",
         ),
         ("Lapsed (win-back)", s.get("win_back", {}).get("accounts", 0), "0"),
+        ("Lapsed since last week (was red)", s.get("lapsed_red", 0), "0"),
         (
             "Top 5 accounts' revenue share",
             s.get("concentration", {}).get("top5_revenue_share"),
