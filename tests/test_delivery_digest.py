@@ -209,6 +209,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "back_red": 0,
         "rising": 0,
         "still_red": 1,
+        "left_red_not_lower": 0,
         "improved": 1,
         "dependency": 0,
         "lapsed_red": 0,
@@ -219,7 +220,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
     assert "A1 Holdings" in turned and "risk 62% (was 30%, +32 pts)" in turned
     assert "Why: No order for 40 days (raises risk)" in turned
     assert "Do: Call the buyer this week." in turned
-    assert "NO LONGER RED (1)" in alice.text and "A3 Holdings" in alice.text
+    assert "NO LONGER RED, RISK DOWN (1)" in alice.text and "A3 Holdings" in alice.text
     assert "Top reasons: Time since last order (2 accounts)" in alice.text
     # B2 is new (no previous light): it turned red; B1 rose 20 points
     assert bruno.counts["turned_red"] == 1 and bruno.counts["rising"] == 1
@@ -228,6 +229,39 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
     assert (
         alice.subject == "[ka-ml] alice.meyer: 1 turned red, 2 red of 4 accounts (as of 2026-06-01)"
     )
+
+
+def test_an_account_that_left_red_while_its_risk_rose_is_not_told_as_an_improvement() -> None:
+    """hugo.keller, 8 Oct, "NO LONGER RED (8)": Fjordcore GmbH "Risk up 7 pts since last
+    week", Kestrelbridge B.V. "Risk unchanged at 44%, yet now yellow ... because 202
+    accounts ranked below it last week are now riskier": budget lights rank the accounts,
+    so one leaves red when others overtake it. Only those whose risk fell are "no longer
+    red"; the others are listed apart, each with its own change."""
+    df = scores_frame()
+    moves = {  # id: (this week, last week), all red last week and yellow now
+        "A2": (0.52, 0.46),  # risk up 6 pts
+        "A3": (0.44, 0.442),  # unchanged (under half a point)
+        "A4": (0.45, 0.46),  # down 1 pt
+    }
+    for i, (p, p_prev) in moves.items():
+        df.loc[df["account_id"].eq(i), ["health", "health_prev"]] = ["yellow", "red"]
+        df.loc[df["account_id"].eq(i), ["churn_probability", "churn_probability_prev"]] = [
+            p,
+            p_prev,
+        ]
+    alice = build_digests(df, RUN, delivery())[0]
+    assert (alice.counts["left_red_not_lower"], alice.counts["improved"]) == (2, 1)
+    assert "NO LONGER RED (" not in alice.text
+    left = alice.text.split("LEFT RED, BUT RISK NOT LOWER (2)\n")[1].split("\n\n")[0]
+    assert "A2 Holdings <b>&</b> (A2, tier B): yellow, risk 52% (was 46%, +6 pts)" in left
+    assert "A3 Holdings <b>&</b> (A3, tier C): yellow, risk 44% (was 44%, ±0 pts)" in left
+    down = alice.text.split("NO LONGER RED, RISK DOWN (1)\n")[1].split("\n\n")[0]
+    assert "A4 Holdings <b>&</b> (A4, tier A): yellow, risk 45% (was 46%, -1 pt)" in down
+    assert "A2 Holdings" not in down and "A3 Holdings" not in down
+    # the worse news first: after "still red", before the good news
+    assert alice.text.index("LEFT RED, BUT") < alice.text.index("NO LONGER RED, RISK DOWN")
+    assert "Left red, but risk not lower (2)" in alice.html
+    assert "No longer red, risk down (1)" in alice.html
 
 
 def lapsed_this_week(df: pd.DataFrame, ids: dict[str, float]) -> pd.DataFrame:

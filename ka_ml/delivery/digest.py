@@ -55,6 +55,7 @@ from ka_ml.reporting.summary import (
     order_by_risk,
 )
 from ka_ml.scoring.explain import GROUPS, reason_group
+from ka_ml.scoring.light_change import UNCHANGED
 
 OWNERS_DIR = "owners"
 INDEX_FILE = "index.json"
@@ -269,7 +270,8 @@ def digest_context(
     run.
 
     Sections: accounts that turned red this week, whose risk rose ``rise`` or more, that
-    are back from lapsed and red, are still red, that left red (improved), above the
+    are back from lapsed and red, are still red, that left red with a risk no lower (others
+    overtook them in a budget ranking), that left red as their risk fell, above the
     dependency alert, that were red last week and have lapsed since, and lapsed ones
     worth a win-back call; counts per light; the commonest reasons.
     """
@@ -318,6 +320,12 @@ def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
     four at most)."""
     flags = attention_flags(rows, rise=rise)
     health = text_col(rows, "health")
+    left_red = text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne("")
+    # the light follows the ranking (budget lights): an account leaves red when others
+    # overtake it, its own risk unchanged or up (read under "No longer red": "Risk up 7 pts
+    # since last week"); only a fall of half a point or more (the "unchanged" threshold of
+    # the weekly change text) is told as good news
+    fell = flags["risk_change"].le(-UNCHANGED).fillna(False).astype(bool)
     turned_red, back_red = flags["turned_red"], flags["back_red"]
     rising = flags["rising"] & ~turned_red & ~back_red
     return {
@@ -327,7 +335,8 @@ def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
         "back_red": back_red,
         "rising": rising,
         "still_red": health.eq("red") & ~turned_red & ~back_red & ~rising,
-        "improved": text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne(""),
+        "left_red_not_lower": left_red & ~fell,
+        "improved": left_red & fell,
         "dependency": flag_col(rows, "dependency_alert"),
         # the losses of the week: named apart, the win-back list below is capped by value
         "lapsed_red": lapsed_from_red(rows),
@@ -349,7 +358,8 @@ def _sections(
         "back_red": "Back from lapsed, still at risk",
         "rising": f"Risk rising ({round(rise * 100)}+ points since last week)",
         "still_red": "Red" if first_run else "Still red",
-        "improved": "No longer red",
+        "left_red_not_lower": "Left red, but risk not lower",
+        "improved": "No longer red, risk down",
         "dependency": "Dependency alert",
         "lapsed_red": "Lapsed since last week (was red)",
         "lapsed": "Win-back: lapsed accounts",
