@@ -667,13 +667,21 @@ def test_a_run_whose_last_run_is_too_old_says_so_with_its_date() -> None:
     assert f"No comparison this week: {said}; changes are reported from next week on." in (
         alice.text
     )
+    # the subject agrees with the body (read: "[ka-ml] Anna Berger: first run, 1 red of 34
+    # accounts" above "the last run (31 Aug 2026) is more than 21 days old")
+    assert alice.subject.startswith(
+        "[ka-ml] alice.meyer: no comparison with the last run (6 Apr 2026), 2 red of 4 "
+    )
+    assert "first run" not in alice.subject
     # read back from the files (no attrs): the run record's summary says it
     from ka_ml.reporting.summary import portfolio_summary
 
     run = {**RUN, "summary": portfolio_summary(df)}
     df.attrs.clear()
-    assert said in build_digests(df, run, delivery())[0].text
-    assert "First run: changes" in build_digests(df, RUN, delivery())[0].text
+    alice = build_digests(df, run, delivery())[0]
+    assert said in alice.text and "no comparison with the last run (6 Apr 2026)" in alice.subject
+    alice = build_digests(df, RUN, delivery())[0]  # no earlier run at all
+    assert "First run: changes" in alice.text and ": first run, 2 red of 4 " in alice.subject
 
 
 def test_a_small_dependency_alert_is_shown_precisely_new_and_with_one_action() -> None:

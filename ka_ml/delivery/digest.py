@@ -279,6 +279,8 @@ def digest_context(
     health = text_col(rows, "health")
     # a first run has no last week: nothing "turned" or "stayed" red, the red list is the news
     first_run = bool(len(rows)) and is_first_run(rows)
+    # ... nor has a run whose last run is too old to compare with (its date, else None)
+    last = last_run(rows) if "last_run_as_of" in rows.attrs else (facts or {}).get("last_run")
     counts = {
         "accounts": len(rows),
         **{light: int(health.eq(light).sum()) for light in ("red", "yellow", "green")},
@@ -309,9 +311,8 @@ def digest_context(
         "dependency_level": rows.attrs.get(
             "dependency_alert_level", (facts or {}).get("dependency_alert_level")
         ),
-        "no_change": no_change_note(
-            last_run(rows) if "last_run_as_of" in rows.attrs else (facts or {}).get("last_run")
-        ),
+        "no_change": no_change_note(last),
+        "last_run_as_of": str(last["as_of"]) if first_run and last else None,
     }
 
 
@@ -382,16 +383,27 @@ def _sections(
 
 
 def subject_line(
-    prefix: str, label: str, counts: Mapping[str, int], as_of: str, *, first_run: bool = False
+    prefix: str,
+    label: str,
+    counts: Mapping[str, int],
+    as_of: str,
+    *,
+    first_run: bool = False,
+    last_run_as_of: str | None = None,
 ) -> str:
-    """One line, no control characters (owner names come from CRM data)."""
-    news = (
-        "first run"
-        if first_run
-        else f"{counts['turned_red']} turned red"
-        if counts["turned_red"]
-        else ("risk rising on " + str(counts["rising"]) if counts["rising"] else "no new red")
-    )
+    """One line, no control characters (owner names come from CRM data).
+
+    ``first_run``: no comparison with an earlier run; ``last_run_as_of`` the date of the
+    last run when there was one, too old to compare with (read: "first run" in the subject
+    above "the last run (31 Aug 2026) is more than 21 days old" in the body)."""
+    if first_run and last_run_as_of:
+        news = f"no comparison with the last run ({fmt_date(last_run_as_of)})"
+    elif first_run:
+        news = "first run"
+    elif counts["turned_red"]:
+        news = f"{counts['turned_red']} turned red"
+    else:
+        news = "risk rising on " + str(counts["rising"]) if counts["rising"] else "no new red"
     label = label if len(label) <= 80 else label[:79] + "…"
     line = (
         f"{prefix} {label}: {news}, {counts['red']} red of {counts['accounts']} accounts "
@@ -659,7 +671,12 @@ def _owner_digest(
         facts=run.get("summary") if isinstance(run.get("summary"), dict) else None,
     )
     subject = subject_line(
-        delivery.subject_prefix, label, ctx["counts"], as_of, first_run=ctx["first_run"]
+        delivery.subject_prefix,
+        label,
+        ctx["counts"],
+        as_of,
+        first_run=ctx["first_run"],
+        last_run_as_of=ctx["last_run_as_of"],
     )
     text, html = render_digest(
         {**ctx, "slug": slug, "subject": subject, "attach": delivery.attach_report}
