@@ -226,9 +226,11 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
     assert bruno.counts["turned_red"] == 1 and bruno.counts["rising"] == 1
     assert "RISK RISING (10+ POINTS SINCE LAST WEEK) (1)" in bruno.text
     assert "B1 Holdings" in bruno.text.split("RISK RISING")[1]
+    # the date as the body says it ("as of 1 Jun 2026"), not as "2026-06-01"
     assert (
-        alice.subject == "[ka-ml] alice.meyer: 1 turned red, 2 red of 4 accounts (as of 2026-06-01)"
+        alice.subject == "[ka-ml] alice.meyer: 1 turned red, 2 red of 4 accounts (as of 1 Jun 2026)"
     )
+    assert alice.text.startswith("alice.meyer: your key accounts as of 1 Jun 2026\n")
 
 
 def test_an_account_that_left_red_while_its_risk_rose_is_not_told_as_an_improvement() -> None:

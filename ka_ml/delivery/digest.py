@@ -405,9 +405,9 @@ def subject_line(
     else:
         news = "risk rising on " + str(counts["rising"]) if counts["rising"] else "no new red"
     label = label if len(label) <= 80 else label[:79] + "…"
-    line = (
-        f"{prefix} {label}: {news}, {counts['red']} red of {counts['accounts']} accounts "
-        f"(as of {as_of})"
+    # the date as the body and the report say it ("15 Oct 2026", not "2026-10-15")
+    line = f"{prefix} {label}: {news}, {counts['red']} red of {counts['accounts']} accounts" + (
+        f" (as of {fmt_date(as_of)})" if as_of else ""
     )
     return re.sub(r"\s+", " ", _CONTROL.sub(" ", line)).strip()
 
