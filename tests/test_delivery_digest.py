@@ -214,6 +214,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "dependency": 0,
         "lapsed_red": 0,
         "lapsed": 0,
+        "no_light": 0,
     }
     assert "1 account turned red: A1 Holdings <b>&</b>." in alice.text
     turned = alice.text.split("TURNED RED THIS WEEK (1)")[1].split("STILL RED")[0]
@@ -324,6 +325,49 @@ def test_an_account_red_last_week_that_lapsed_is_named_before_the_capped_win_bac
     df["health_prev"] = df["health_prev"].where(~df["account_id"].eq("A2"), None)
     alice = build_digests(df, RUN, delivery())[0]
     assert "LAPSED SINCE" not in alice.text and "has lapsed" not in alice.text
+
+
+def test_the_headline_counts_add_up_and_agree_with_the_report_and_the_spreadsheet(
+    tmp_path: Path,
+) -> None:
+    """Read: "180 accounts: 18 red, 40 yellow, 88 green" (146: the 34 lapsed unnamed), and
+    the report's "79 need attention: 8 turned red, 79 risk up ≥ 10 pts" beside the digest's
+    "RISK RISING (71)", which lists the 8 that turned red apart."""
+    from openpyxl import load_workbook
+
+    from ka_ml.reporting.excel import write_excel
+    from ka_ml.reporting.html import render_report
+
+    df = lapsed_this_week(scores_frame(), {"A2": 846.0, "A4": 50_000.0})
+    df.loc[df["account_id"].eq("B3"), "health"] = None  # no light, not lapsed
+    alice, bruno, _ = build_digests(df, RUN, delivery())
+    assert "\n4 accounts: 1 red, 0 yellow, 1 green, 2 lapsed; " in alice.text
+    assert "\n3 accounts: 1 red, 1 yellow, 0 green, 1 without a light; " in bruno.text
+    assert "</span>, <b>2</b> lapsed;" in " ".join(alice.html.split())
+    assert "</span>, <b>1</b> without a light;" in " ".join(bruno.html.split())
+    # A1 and B2 turned red (A1's risk also rose 32 pts), B1's risk rose 20 pts
+    assert "RISK RISING (10+ POINTS SINCE LAST WEEK) (1)" in bruno.text
+    assert "RISK RISING" not in alice.text
+    report = " ".join(render_report(df, RUN).split())
+    assert "<b>3</b><span>need attention: 2 turned red, 1 more with risk up ≥ 10 pts</span>" in (
+        report
+    )
+    book = load_workbook(write_excel(df, RUN, tmp_path / "s.xlsx"), read_only=True)
+    cells = [r for r in book["Summary"].iter_rows(values_only=True) if r[0]]
+    rows = {r[0]: r[1] for r in cells}
+    assert (
+        rows["Need attention"]
+        == 3
+        == (
+            rows["Turned red this week"]
+            + rows["Back from lapsed, still red"]
+            + rows["Risk up 10 pts or more, besides those above"]
+        )
+    )
+    lights = {r[0]: r[1] for r in cells[[r[0] for r in cells].index("Light") + 1 :]}
+    assert lights["lapsed (no light)"] == 2
+    # B3, without a light and not lapsed, is the report's "(none)" light already
+    assert sum(lights.values()) == rows["Accounts"] == len(df)
 
 
 def test_the_html_digest_escapes_crm_text() -> None:

@@ -281,10 +281,14 @@ def digest_context(
     first_run = bool(len(rows)) and is_first_run(rows)
     # ... nor has a run whose last run is too old to compare with (its date, else None)
     last = last_run(rows) if "last_run_as_of" in rows.attrs else (facts or {}).get("last_run")
+    lights = ("red", "yellow", "green")
     counts = {
         "accounts": len(rows),
-        **{light: int(health.eq(light).sum()) for light in ("red", "yellow", "green")},
+        **{light: int(health.eq(light).sum()) for light in lights},
         **{key: int(mask.sum()) for key, mask in masks.items()},
+        # the headline's counts add up to the accounts: lapsed ones carry no light ("180
+        # accounts: 18 red, 40 yellow, 88 green" left 34 lapsed unnamed), nor may others
+        "no_light": int((~health.isin(lights) & ~masks["lapsed"]).sum()),
     }
     return {
         "label": label,
@@ -423,7 +427,9 @@ _TEXT_TEMPLATE = """\
   (details at the top of the report)
 {% endif %}
 {{ counts.accounts }} accounts: {{ counts.red }} red, {{ counts.yellow }} yellow, \
-{{ counts.green }} green; {{ at_risk|money(cur) }} revenue at risk.
+{{ counts.green }} green{% if counts.lapsed %}, {{ counts.lapsed }} lapsed{% endif %}\
+{% if counts.no_light %}, {{ counts.no_light }} without a light{% endif %}; \
+{{ at_risk|money(cur) }} revenue at risk.
 {% if turned_red_names %}
 {{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red: \
 {{ turned_red_names|names(counts.turned_red, "...") }}
@@ -498,7 +504,9 @@ max-width:720px;line-height:1.45">
 <p><b>{{ counts.accounts }}</b> accounts:
 <span style="color:#c81e1e"><b>{{ counts.red }}</b> red</span>,
 <span style="color:#b7791f"><b>{{ counts.yellow }}</b> yellow</span>,
-<span style="color:#2f855a"><b>{{ counts.green }}</b> green</span>;
+<span style="color:#2f855a"><b>{{ counts.green }}</b> green</span>\
+{% if counts.lapsed %}, <b>{{ counts.lapsed }}</b> lapsed{% endif %}\
+{% if counts.no_light %}, <b>{{ counts.no_light }}</b> without a light{% endif %};
 <b>{{ at_risk|money(cur) }}</b> revenue at risk.</p>
 {% if turned_red_names %}
 <p><b>{{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red:</b>
