@@ -209,24 +209,165 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "back_red": 0,
         "rising": 0,
         "still_red": 1,
+        "left_red_not_lower": 0,
         "improved": 1,
         "dependency": 0,
+        "lapsed_red": 0,
         "lapsed": 0,
+        "no_light": 0,
     }
     assert "1 account turned red: A1 Holdings <b>&</b>." in alice.text
     turned = alice.text.split("TURNED RED THIS WEEK (1)")[1].split("STILL RED")[0]
     assert "A1 Holdings" in turned and "risk 62% (was 30%, +32 pts)" in turned
     assert "Why: No order for 40 days (raises risk)" in turned
     assert "Do: Call the buyer this week." in turned
-    assert "NO LONGER RED (1)" in alice.text and "A3 Holdings" in alice.text
+    assert "NO LONGER RED, RISK DOWN (1)" in alice.text and "A3 Holdings" in alice.text
     assert "Top reasons: Time since last order (2 accounts)" in alice.text
     # B2 is new (no previous light): it turned red; B1 rose 20 points
     assert bruno.counts["turned_red"] == 1 and bruno.counts["rising"] == 1
     assert "RISK RISING (10+ POINTS SINCE LAST WEEK) (1)" in bruno.text
     assert "B1 Holdings" in bruno.text.split("RISK RISING")[1]
+    # the date as the body says it ("as of 1 Jun 2026"), not as "2026-06-01"
     assert (
-        alice.subject == "[ka-ml] alice.meyer: 1 turned red, 2 red of 4 accounts (as of 2026-06-01)"
+        alice.subject == "[ka-ml] alice.meyer: 1 turned red, 2 red of 4 accounts (as of 1 Jun 2026)"
     )
+    assert alice.text.startswith("alice.meyer: your key accounts as of 1 Jun 2026\n")
+
+
+def test_an_account_that_left_red_while_its_risk_rose_is_not_told_as_an_improvement() -> None:
+    """hugo.keller, 8 Oct, "NO LONGER RED (8)": Fjordcore GmbH "Risk up 7 pts since last
+    week", Kestrelbridge B.V. "Risk unchanged at 44%, yet now yellow ... because 202
+    accounts ranked below it last week are now riskier": budget lights rank the accounts,
+    so one leaves red when others overtake it. Only those whose risk fell are "no longer
+    red"; the others are listed apart, each with its own change."""
+    df = scores_frame()
+    moves = {  # id: (this week, last week), all red last week and yellow now
+        "A2": (0.52, 0.46),  # risk up 6 pts
+        "A3": (0.44, 0.442),  # unchanged (under half a point)
+        "A4": (0.45, 0.46),  # down 1 pt
+    }
+    for i, (p, p_prev) in moves.items():
+        df.loc[df["account_id"].eq(i), ["health", "health_prev"]] = ["yellow", "red"]
+        df.loc[df["account_id"].eq(i), ["churn_probability", "churn_probability_prev"]] = [
+            p,
+            p_prev,
+        ]
+    alice = build_digests(df, RUN, delivery())[0]
+    assert (alice.counts["left_red_not_lower"], alice.counts["improved"]) == (2, 1)
+    assert "NO LONGER RED (" not in alice.text
+    left = alice.text.split("LEFT RED, BUT RISK NOT LOWER (2)\n")[1].split("\n\n")[0]
+    assert "A2 Holdings <b>&</b> (A2, tier B): yellow, risk 52% (was 46%, +6 pts)" in left
+    assert "A3 Holdings <b>&</b> (A3, tier C): yellow, risk 44% (was 44%, ±0 pts)" in left
+    down = alice.text.split("NO LONGER RED, RISK DOWN (1)\n")[1].split("\n\n")[0]
+    assert "A4 Holdings <b>&</b> (A4, tier A): yellow, risk 45% (was 46%, -1 pt)" in down
+    assert "A2 Holdings" not in down and "A3 Holdings" not in down
+    # the worse news first: after "still red", before the good news
+    assert alice.text.index("LEFT RED, BUT") < alice.text.index("NO LONGER RED, RISK DOWN")
+    assert "Left red, but risk not lower (2)" in alice.html
+    assert "No longer red, risk down (1)" in alice.html
+
+
+def lapsed_this_week(df: pd.DataFrame, ids: dict[str, float]) -> pd.DataFrame:
+    """``ids`` (id -> win-back value) lapsed this week: no light, no revenue at risk."""
+    gone = df["account_id"].isin(list(ids))
+    df["lifecycle"] = pd.Series("active", index=df.index).where(~gone, "lapsed")
+    df["lifecycle_prev"] = "active"
+    df["lifecycle_reason"] = pd.Series("", index=df.index).where(
+        ~gone, "no order for 189 days (typical gap 61 days)"
+    )
+    df["win_back_value"] = df["account_id"].map(ids)
+    df.loc[gone, ["health", "revenue_at_risk"]] = [None, 0.0]
+    return df
+
+
+def test_an_account_red_last_week_that_lapsed_is_named_before_the_capped_win_back_list(
+    tmp_path: Path,
+) -> None:
+    """hugo.keller, 8 Oct: Alpbridge B.V. was red on 1 Oct and lapsed on 8 Oct, and the
+    digest named it nowhere: no light, so not "no longer red", and its win-back value too
+    small for the win-back list's first ten (8 such accounts that week, 9 the next)."""
+    from openpyxl import load_workbook
+
+    from ka_ml.reporting.excel import write_excel
+    from ka_ml.reporting.html import render_report
+    from ka_ml.reporting.summary import portfolio_summary
+
+    df = scores_frame()
+    df.loc[df["account_id"].eq("A2"), "name"] = "Alpbridge B.V."
+    df.loc[df["account_id"].eq("A2"), "churn_probability_prev"] = 0.84
+    # A2 was red and lapsed; A4 was green and lapsed, worth more to win back
+    df = lapsed_this_week(df, {"A2": 846.0, "A4": 50_000.0})
+    alice = build_digests(df, RUN, delivery(max_listed=1))[0]
+    assert alice.counts["lapsed_red"] == 1 and alice.counts["lapsed"] == 2
+    assert "\n1 account red last week has lapsed: Alpbridge B.V.\n" in alice.text
+    section = alice.text.split("LAPSED SINCE LAST WEEK (WAS RED) (1)\n")[1].split("\n\n")[0]
+    assert section.startswith(
+        "- Alpbridge B.V. (A2): lapsed, no order for 189 days (typical gap 61 days); red last "
+        "week (risk 84%); win-back value 846\n"
+    )
+    assert alice.text.index("LAPSED SINCE LAST WEEK") < alice.text.index("WIN-BACK: LAPSED")
+    win_back = alice.text.split("WIN-BACK: LAPSED ACCOUNTS (2)")[1]
+    assert "A4 Holdings" in win_back and "Alpbridge" not in win_back  # capped at 1, by value
+    assert "1 account red last week has lapsed:</b>\nAlpbridge B.V.</p>" in alice.html
+    assert "Lapsed since last week (was red) (1)" in alice.html
+    assert "red last week (risk 84%)" in alice.html
+    # the report and the spreadsheet count and name it too
+    assert portfolio_summary(df)["lapsed_red"] == 1
+    report = " ".join(render_report(df, RUN).split())
+    assert "win-back value 50,846; 1 of them red last week</span>" in report
+    table = report.split('id="lapsed-red"')[1].split("</table>")[0]
+    assert "Alpbridge B.V." in table and "A4 Holdings" not in table and ">84%<" in table
+    book = load_workbook(write_excel(df, RUN, tmp_path / "s.xlsx"), read_only=True)
+    rows = {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r}
+    assert rows["Lapsed since last week (was red)"] == 1
+    # an account lapsed for longer, or green last week, is only in the win-back list
+    df["lifecycle_prev"] = "lapsed"
+    df["health_prev"] = df["health_prev"].where(~df["account_id"].eq("A2"), None)
+    alice = build_digests(df, RUN, delivery())[0]
+    assert "LAPSED SINCE" not in alice.text and "has lapsed" not in alice.text
+
+
+def test_the_headline_counts_add_up_and_agree_with_the_report_and_the_spreadsheet(
+    tmp_path: Path,
+) -> None:
+    """Read: "180 accounts: 18 red, 40 yellow, 88 green" (146: the 34 lapsed unnamed), and
+    the report's "79 need attention: 8 turned red, 79 risk up ≥ 10 pts" beside the digest's
+    "RISK RISING (71)", which lists the 8 that turned red apart."""
+    from openpyxl import load_workbook
+
+    from ka_ml.reporting.excel import write_excel
+    from ka_ml.reporting.html import render_report
+
+    df = lapsed_this_week(scores_frame(), {"A2": 846.0, "A4": 50_000.0})
+    df.loc[df["account_id"].eq("B3"), "health"] = None  # no light, not lapsed
+    alice, bruno, _ = build_digests(df, RUN, delivery())
+    assert "\n4 accounts: 1 red, 0 yellow, 1 green, 2 lapsed; " in alice.text
+    assert "\n3 accounts: 1 red, 1 yellow, 0 green, 1 without a light; " in bruno.text
+    assert "</span>, <b>2</b> lapsed;" in " ".join(alice.html.split())
+    assert "</span>, <b>1</b> without a light;" in " ".join(bruno.html.split())
+    # A1 and B2 turned red (A1's risk also rose 32 pts), B1's risk rose 20 pts
+    assert "RISK RISING (10+ POINTS SINCE LAST WEEK) (1)" in bruno.text
+    assert "RISK RISING" not in alice.text
+    report = " ".join(render_report(df, RUN).split())
+    assert "<b>3</b><span>need attention: 2 turned red, 1 more with risk up ≥ 10 pts</span>" in (
+        report
+    )
+    book = load_workbook(write_excel(df, RUN, tmp_path / "s.xlsx"), read_only=True)
+    cells = [r for r in book["Summary"].iter_rows(values_only=True) if r[0]]
+    rows = {r[0]: r[1] for r in cells}
+    assert (
+        rows["Need attention"]
+        == 3
+        == (
+            rows["Turned red this week"]
+            + rows["Back from lapsed, still red"]
+            + rows["Risk up 10 pts or more, besides those above"]
+        )
+    )
+    lights = {r[0]: r[1] for r in cells[[r[0] for r in cells].index("Light") + 1 :]}
+    assert lights["lapsed (no light)"] == 2
+    # B3, without a light and not lapsed, is the report's "(none)" light already
+    assert sum(lights.values()) == rows["Accounts"] == len(df)
 
 
 def test_the_html_digest_escapes_crm_text() -> None:
@@ -573,13 +714,21 @@ def test_a_run_whose_last_run_is_too_old_says_so_with_its_date() -> None:
     assert f"No comparison this week: {said}; changes are reported from next week on." in (
         alice.text
     )
+    # the subject agrees with the body (read: "[ka-ml] Anna Berger: first run, 1 red of 34
+    # accounts" above "the last run (31 Aug 2026) is more than 21 days old")
+    assert alice.subject.startswith(
+        "[ka-ml] alice.meyer: no comparison with the last run (6 Apr 2026), 2 red of 4 "
+    )
+    assert "first run" not in alice.subject
     # read back from the files (no attrs): the run record's summary says it
     from ka_ml.reporting.summary import portfolio_summary
 
     run = {**RUN, "summary": portfolio_summary(df)}
     df.attrs.clear()
-    assert said in build_digests(df, run, delivery())[0].text
-    assert "First run: changes" in build_digests(df, RUN, delivery())[0].text
+    alice = build_digests(df, run, delivery())[0]
+    assert said in alice.text and "no comparison with the last run (6 Apr 2026)" in alice.subject
+    alice = build_digests(df, RUN, delivery())[0]  # no earlier run at all
+    assert "First run: changes" in alice.text and ": first run, 2 red of 4 " in alice.subject
 
 
 def test_a_small_dependency_alert_is_shown_precisely_new_and_with_one_action() -> None:

@@ -144,7 +144,7 @@ def test_each_owner_receives_one_mail_with_only_their_accounts(
         assert m.mail_from == "ka-ml@example.com" and m.login is None
         assert m.message["To"] == address
         assert m.message["Subject"].startswith(f"[ka-ml] {label}: ")
-        assert m.message["Subject"].endswith("(as of 2026-06-01)")
+        assert m.message["Subject"].endswith("(as of 1 Jun 2026)")
         text, html = body(m.message, "plain"), body(m.message, "html")
         mine = owned_ids(owner)
         others = {i for o in ADDRESSES if o != owner for i in owned_ids(o)}

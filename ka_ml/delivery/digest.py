@@ -48,12 +48,14 @@ from ka_ml.reporting.summary import (
     DEPENDENCY_RESPONSE,
     attention_flags,
     is_first_run,
+    lapsed_from_red,
     last_run,
     newly_alerted,
     no_change_note,
     order_by_risk,
 )
 from ka_ml.scoring.explain import GROUPS, reason_group
+from ka_ml.scoring.light_change import UNCHANGED
 
 OWNERS_DIR = "owners"
 INDEX_FILE = "index.json"
@@ -158,6 +160,7 @@ def unique_slugs(labels: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- sections
 
 
+LAPSED_SECTIONS = ("lapsed_red", "lapsed")  # accounts told by why they lapsed, not a light
 SCORECARD_NAMES = {key: label.lower() for key, label in SCORECARD}
 # beside the account's own action, not a second "Do:" (read: "Do: Start a new-customer
 # development plan" then "Do: Dedicated team: keep the quarterly strategic meeting."): the
@@ -267,18 +270,25 @@ def digest_context(
     run.
 
     Sections: accounts that turned red this week, whose risk rose ``rise`` or more, that
-    are back from lapsed and red, are still red, that left red (improved), above the
-    dependency alert, and lapsed ones
+    are back from lapsed and red, are still red, that left red with a risk no lower (others
+    overtook them in a budget ranking), that left red as their risk fell, above the
+    dependency alert, that were red last week and have lapsed since, and lapsed ones
     worth a win-back call; counts per light; the commonest reasons.
     """
     masks = _section_masks(rows, rise)
     health = text_col(rows, "health")
     # a first run has no last week: nothing "turned" or "stayed" red, the red list is the news
     first_run = bool(len(rows)) and is_first_run(rows)
+    # ... nor has a run whose last run is too old to compare with (its date, else None)
+    last = last_run(rows) if "last_run_as_of" in rows.attrs else (facts or {}).get("last_run")
+    lights = ("red", "yellow", "green")
     counts = {
         "accounts": len(rows),
-        **{light: int(health.eq(light).sum()) for light in ("red", "yellow", "green")},
+        **{light: int(health.eq(light).sum()) for light in lights},
         **{key: int(mask.sum()) for key, mask in masks.items()},
+        # the headline's counts add up to the accounts: lapsed ones carry no light ("180
+        # accounts: 18 red, 40 yellow, 88 green" left 34 lapsed unnamed), nor may others
+        "no_light": int((~health.isin(lights) & ~masks["lapsed"]).sum()),
     }
     return {
         "label": label,
@@ -296,14 +306,17 @@ def digest_context(
         "back_red_names": [
             i["name"] for i in _items(rows[masks["back_red"].to_numpy()], max_listed)
         ],
+        "lapsed_red_names": [
+            i["name"] for i in _items(rows[masks["lapsed_red"].to_numpy()], max_listed)
+        ],
         "top_reasons": _top_reasons(rows),
         "dependency_action": DEPENDENCY_ACTION,
+        "lapsed_sections": LAPSED_SECTIONS,
         "dependency_level": rows.attrs.get(
             "dependency_alert_level", (facts or {}).get("dependency_alert_level")
         ),
-        "no_change": no_change_note(
-            last_run(rows) if "last_run_as_of" in rows.attrs else (facts or {}).get("last_run")
-        ),
+        "no_change": no_change_note(last),
+        "last_run_as_of": str(last["as_of"]) if first_run and last else None,
     }
 
 
@@ -312,6 +325,12 @@ def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
     four at most)."""
     flags = attention_flags(rows, rise=rise)
     health = text_col(rows, "health")
+    left_red = text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne("")
+    # the light follows the ranking (budget lights): an account leaves red when others
+    # overtake it, its own risk unchanged or up (read under "No longer red": "Risk up 7 pts
+    # since last week"); only a fall of half a point or more (the "unchanged" threshold of
+    # the weekly change text) is told as good news
+    fell = flags["risk_change"].le(-UNCHANGED).fillna(False).astype(bool)
     turned_red, back_red = flags["turned_red"], flags["back_red"]
     rising = flags["rising"] & ~turned_red & ~back_red
     return {
@@ -321,8 +340,11 @@ def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
         "back_red": back_red,
         "rising": rising,
         "still_red": health.eq("red") & ~turned_red & ~back_red & ~rising,
-        "improved": text_col(rows, "health_prev").eq("red") & health.ne("red") & health.ne(""),
+        "left_red_not_lower": left_red & ~fell,
+        "improved": left_red & fell,
         "dependency": flag_col(rows, "dependency_alert"),
+        # the losses of the week: named apart, the win-back list below is capped by value
+        "lapsed_red": lapsed_from_red(rows),
         "lapsed": text_col(rows, "lifecycle").eq("lapsed"),
     }
 
@@ -341,8 +363,10 @@ def _sections(
         "back_red": "Back from lapsed, still at risk",
         "rising": f"Risk rising ({round(rise * 100)}+ points since last week)",
         "still_red": "Red" if first_run else "Still red",
-        "improved": "No longer red",
+        "left_red_not_lower": "Left red, but risk not lower",
+        "improved": "No longer red, risk down",
         "dependency": "Dependency alert",
+        "lapsed_red": "Lapsed since last week (was red)",
         "lapsed": "Win-back: lapsed accounts",
     }
     return [
@@ -353,7 +377,7 @@ def _sections(
             "rows": _items(
                 rows[masks[key].to_numpy()],
                 max_listed,
-                "win_back_value" if key == "lapsed" else None,
+                "win_back_value" if key in LAPSED_SECTIONS else None,
             ),
             "more": max(counts[key] - max_listed, 0),
         }
@@ -363,20 +387,31 @@ def _sections(
 
 
 def subject_line(
-    prefix: str, label: str, counts: Mapping[str, int], as_of: str, *, first_run: bool = False
+    prefix: str,
+    label: str,
+    counts: Mapping[str, int],
+    as_of: str,
+    *,
+    first_run: bool = False,
+    last_run_as_of: str | None = None,
 ) -> str:
-    """One line, no control characters (owner names come from CRM data)."""
-    news = (
-        "first run"
-        if first_run
-        else f"{counts['turned_red']} turned red"
-        if counts["turned_red"]
-        else ("risk rising on " + str(counts["rising"]) if counts["rising"] else "no new red")
-    )
+    """One line, no control characters (owner names come from CRM data).
+
+    ``first_run``: no comparison with an earlier run; ``last_run_as_of`` the date of the
+    last run when there was one, too old to compare with (read: "first run" in the subject
+    above "the last run (31 Aug 2026) is more than 21 days old" in the body)."""
+    if first_run and last_run_as_of:
+        news = f"no comparison with the last run ({fmt_date(last_run_as_of)})"
+    elif first_run:
+        news = "first run"
+    elif counts["turned_red"]:
+        news = f"{counts['turned_red']} turned red"
+    else:
+        news = "risk rising on " + str(counts["rising"]) if counts["rising"] else "no new red"
     label = label if len(label) <= 80 else label[:79] + "…"
-    line = (
-        f"{prefix} {label}: {news}, {counts['red']} red of {counts['accounts']} accounts "
-        f"(as of {as_of})"
+    # the date as the body and the report say it ("15 Oct 2026", not "2026-10-15")
+    line = f"{prefix} {label}: {news}, {counts['red']} red of {counts['accounts']} accounts" + (
+        f" (as of {fmt_date(as_of)})" if as_of else ""
     )
     return re.sub(r"\s+", " ", _CONTROL.sub(" ", line)).strip()
 
@@ -392,17 +427,22 @@ _TEXT_TEMPLATE = """\
   (details at the top of the report)
 {% endif %}
 {{ counts.accounts }} accounts: {{ counts.red }} red, {{ counts.yellow }} yellow, \
-{{ counts.green }} green; {{ at_risk|money(cur) }} revenue at risk.
+{{ counts.green }} green{% if counts.lapsed %}, {{ counts.lapsed }} lapsed{% endif %}\
+{% if counts.no_light %}, {{ counts.no_light }} without a light{% endif %}; \
+{{ at_risk|money(cur) }} revenue at risk.
 {% if turned_red_names %}
 {{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red: \
-{{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, ...{% endif %}.
+{{ turned_red_names|names(counts.turned_red, "...") }}
 {% elif first_run %}
 {{ no_change }}.
 {% else %}
 No account turned red this week.
 {% endif %}
 {% if back_red_names %}
-{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, ...{% endif %}.
+{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|names(counts.back_red, "...") }}
+{% endif %}
+{% if lapsed_red_names %}
+{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} red last week {{ "have" if counts.lapsed_red != 1 else "has" }} lapsed: {{ lapsed_red_names|names(counts.lapsed_red, "...") }}
 {% endif %}
 {% if top_reasons %}
 Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
@@ -412,8 +452,9 @@ Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
 
 {{ s.title|upper }} ({{ s.count }})
 {% for a in s.rows %}
-{% if s.key == "lapsed" %}
-- {{ a.name }} ({{ a.account_id }}): lapsed, {{ a.lapsed_why }}; win-back value \
+{% if s.key in lapsed_sections %}
+- {{ a.name }} ({{ a.account_id }}): lapsed, {{ a.lapsed_why }}; \
+{% if s.key == "lapsed_red" %}red last week (risk {{ a.p_prev|pct }}); {% endif %}win-back value \
 {{ a.win_back|money(cur) }}
 {% else %}
 - {{ a.name }} ({{ a.account_id }}{% if a.tier %}, tier {{ a.tier }}{% endif %}): \
@@ -428,7 +469,7 @@ alert level {{ dependency_level|index }}{% endif %}{% if a.dep_new %} (new this 
   Scorecard: {{ a.scorecard }}
 {% endif %}
 {% endif %}
-{% if a.why and s.key != "lapsed" %}
+{% if a.why and s.key not in lapsed_sections %}
   Why: {{ a.why }}
 {% endif %}
 {% if a.changes %}
@@ -463,11 +504,13 @@ max-width:720px;line-height:1.45">
 <p><b>{{ counts.accounts }}</b> accounts:
 <span style="color:#c81e1e"><b>{{ counts.red }}</b> red</span>,
 <span style="color:#b7791f"><b>{{ counts.yellow }}</b> yellow</span>,
-<span style="color:#2f855a"><b>{{ counts.green }}</b> green</span>;
+<span style="color:#2f855a"><b>{{ counts.green }}</b> green</span>\
+{% if counts.lapsed %}, <b>{{ counts.lapsed }}</b> lapsed{% endif %}\
+{% if counts.no_light %}, <b>{{ counts.no_light }}</b> without a light{% endif %};
 <b>{{ at_risk|money(cur) }}</b> revenue at risk.</p>
 {% if turned_red_names %}
 <p><b>{{ counts.turned_red }} account{{ "s" if counts.turned_red != 1 }} turned red:</b>
-{{ turned_red_names|join(", ") }}{% if counts.turned_red > turned_red_names|length %}, …{% endif %}.</p>
+{{ turned_red_names|names(counts.turned_red, "…") }}</p>
 {% elif first_run %}
 <p>{{ no_change }}.</p>
 {% else %}
@@ -475,7 +518,12 @@ max-width:720px;line-height:1.45">
 {% endif %}
 {% if back_red_names %}
 <p><b>{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk:</b>
-{{ back_red_names|join(", ") }}{% if counts.back_red > back_red_names|length %}, …{% endif %}.</p>
+{{ back_red_names|names(counts.back_red, "…") }}</p>
+{% endif %}
+{% if lapsed_red_names %}
+<p><b>{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} red last week \
+{{ "have" if counts.lapsed_red != 1 else "has" }} lapsed:</b>
+{{ lapsed_red_names|names(counts.lapsed_red, "…") }}</p>
 {% endif %}
 {% if top_reasons %}
 <p><b>Top reasons:</b> {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }}){{ "; " if not loop.last }}{% endfor %}.</p>
@@ -484,9 +532,10 @@ max-width:720px;line-height:1.45">
 <h3 style="margin-bottom:4px">{{ s.title }} ({{ s.count }})</h3>
 <ul style="padding-left:18px;margin-top:4px">
 {% for a in s.rows %}
-{% if s.key == "lapsed" %}
+{% if s.key in lapsed_sections %}
 <li style="margin-bottom:8px"><b>{{ a.name }}</b> <small>{{ a.account_id }}</small>: lapsed, \
-{{ a.lapsed_why }}; win-back value <b>{{ a.win_back|money(cur) }}</b></li>
+{{ a.lapsed_why }}; {% if s.key == "lapsed_red" %}red last week (risk {{ a.p_prev|pct }}); {% endif %}\
+win-back value <b>{{ a.win_back|money(cur) }}</b></li>
 {% else %}
 <li style="margin-bottom:8px"><b>{{ a.name }}</b> <small>{{ a.account_id }}\
 {% if a.tier %} · tier {{ a.tier }}{% endif %}</small>: {{ a.health or a.lifecycle }}, risk <b>{{ a.p|pct }}</b>\
@@ -525,8 +574,17 @@ def _environment(html: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(money=fmt_money, pct=fmt_pct, pts=fmt_points, index=fmt_index)
+    env.filters.update(
+        money=fmt_money, pct=fmt_pct, pts=fmt_points, index=fmt_index, names=_name_list
+    )
     return env
+
+
+def _name_list(names: Sequence[str], total: int, more: str) -> str:
+    """'A, B, ...' as a sentence's end: one period, none added after a name that ends
+    with one ('Alpbridge B.V.', not 'Alpbridge B.V..')."""
+    text = ", ".join(names) + (f", {more}" if total > len(names) else "")
+    return text if text.endswith((".", "…")) else text + "."
 
 
 def render_digest(context: Mapping[str, Any]) -> tuple[str, str]:
@@ -621,7 +679,12 @@ def _owner_digest(
         facts=run.get("summary") if isinstance(run.get("summary"), dict) else None,
     )
     subject = subject_line(
-        delivery.subject_prefix, label, ctx["counts"], as_of, first_run=ctx["first_run"]
+        delivery.subject_prefix,
+        label,
+        ctx["counts"],
+        as_of,
+        first_run=ctx["first_run"],
+        last_run_as_of=ctx["last_run_as_of"],
     )
     text, html = render_digest(
         {**ctx, "slug": slug, "subject": subject, "attach": delivery.attach_report}

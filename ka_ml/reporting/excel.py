@@ -193,12 +193,14 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ),
         ("Turned red this week", s["turned_red"], COUNT),
         ("Back from lapsed, still red", s.get("back_red", 0), COUNT),
-        (
-            f"Risk up {fmt_points(float(run.get('risk_rise_points') or 0.1)).lstrip('+')} or more",
-            s["rising"],
+        (  # the rest of "Need attention": the three rows add up to it
+            f"Risk up {fmt_points(float(run.get('risk_rise_points') or 0.1)).lstrip('+')} or "
+            "more, besides those above",
+            s["rising_more"],
             COUNT,
         ),
         ("Lapsed (win-back)", s.get("win_back", {}).get("accounts", 0), COUNT),
+        ("Lapsed since last week (was red)", s.get("lapsed_red", 0), COUNT),
         (
             "Top 5 accounts' revenue share",
             s.get("concentration", {}).get("top5_revenue_share"),
@@ -379,9 +381,17 @@ def _summary_sheet(
     bold = formats.get(bold=True, bg_color=f"#{HEADER_FILL}")
     for j, h in enumerate(headers):
         ws.write_string(start, j, h, bold)
-    for i, (light, fig) in enumerate(s["lights"].items(), start=start + 1):
-        row = [light or "(none)", fig["accounts"], fig["revenue"], fig["revenue_at_risk"]]
-        row += [s["light_by_tier"][light][t]["accounts"] for t in tiers]
+    rows = [
+        [light or "(none)", fig["accounts"], fig["revenue"], fig["revenue_at_risk"]]
+        + [s["light_by_tier"][light][t]["accounts"] for t in tiers]
+        for light, fig in s["lights"].items()
+    ]
+    if s["win_back"]["accounts"]:  # no light, none at risk: the rows add up to "Accounts"
+        rows.append(
+            ["lapsed (no light)", s["win_back"]["accounts"], s["win_back"]["revenue_365d"], 0.0]
+        )
+    for i, row in enumerate(rows, start=start + 1):
+        light = str(row[0])
         for j, value in enumerate(row):
             if j == 0:
                 _write_value(ws, i, j, value, formats.cell("", light))

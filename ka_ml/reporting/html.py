@@ -65,6 +65,7 @@ from ka_ml.reporting.summary import (
     TIERS,
     attention_flags,
     is_first_run,
+    lapsed_from_red,
     no_change_note,
     order_by_risk,
     portfolio_summary,
@@ -535,7 +536,9 @@ def _portfolio_context(summary: dict[str, Any], accounts_total: int) -> dict[str
 
 
 def _lists_context(view: pd.DataFrame, run: dict[str, Any], first_run: bool) -> dict[str, Any]:
-    """The attention and win-back lists (capped, with how many more), and every account."""
+    """The attention and win-back lists (capped, with how many more), the accounts red last
+    week that have lapsed since (named above the win-back list, which ranks by value), and
+    every account."""
     shown = int(run.get("attention_rows") or ATTENTION_SHOWN)
     win_back_shown = int(run.get("win_back_rows") or shown)
     # a first run has no changes to report: its red accounts are this week's list
@@ -546,11 +549,13 @@ def _lists_context(view: pd.DataFrame, run: dict[str, Any], first_run: bool) -> 
     )
     lapsed = view[view["lifecycle"].eq("lapsed")]
     win_back = lapsed.sort_values(["win_back", "p_back"], ascending=False, kind="stable")
+    lapsed_red = win_back[lapsed_from_red(win_back).to_numpy()]
     return {
         "attention": attention.head(shown).to_dict("records"),
         "attention_more": max(len(attention) - shown, 0),
         "win_back": win_back.head(win_back_shown).to_dict("records"),
         "win_back_more": max(len(win_back) - win_back_shown, 0),
+        "lapsed_red": lapsed_red.head(win_back_shown).to_dict("records"),
         "owners": sorted(set(view["owner"]) - {""}),
         "no_owner": bool(view["owner"].eq("").any()),
     }

@@ -67,6 +67,17 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     )
 
 
+def lapsed_from_red(scores: pd.DataFrame) -> pd.Series:
+    """Lapsed this week and red last week: a loss the red light had warned of. Lapsed
+    accounts carry no light, so no attention flag, "no longer red" list or light count
+    catches them; told apart from the win-back list, which ranks every lapsed account by
+    its value (a hugo.keller digest: Alpbridge B.V., red on 1 Oct and lapsed on 8 Oct, was
+    named nowhere, its win-back value too small for the list's first ten)."""
+    return (
+        text_col(scores, "lifecycle").eq("lapsed") & text_col(scores, "health_prev").eq("red")
+    ).astype(bool)
+
+
 def lowest_lit(scores: pd.DataFrame) -> dict[str, float | int | None]:
     """This run's realised cuts: the lowest churn probability the ranking made red, and
     yellow (None where it made none). In budget mode these, not a fixed threshold, say
@@ -117,7 +128,8 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
     """Accounts, revenue and revenue at risk per light and per ABC tier, plus alerts.
 
     Lights, tiers and revenue at risk cover the accounts still to keep (``active`` and
-    ``new``); ``lifecycle`` counts every state and ``win_back`` sums the lapsed ones.
+    ``new``); ``lifecycle`` counts every state, ``win_back`` sums the lapsed ones and
+    ``lapsed_red`` counts those of them that were red last week (:func:`lapsed_from_red`).
     ``concentration``: the top five accounts' share of revenue and the Herfindahl index
     (sum of squared revenue shares: 1 = one customer, 1/n = n equal ones), and these
     accounts' total share of the company's revenue (below 1 for one owner's accounts).
@@ -136,6 +148,7 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "n_lit": len(kept),
         "lifecycle": _lifecycle_counts(scores),
         "win_back": _win_back(scores, frame, lapsed),
+        "lapsed_red": int(lapsed_from_red(scores).sum()),  # of them, red last week
         "concentration": _concentration(scores),
         "total_revenue": fsum(frame["revenue"]),  # every account's last 365 days
         "lit_revenue": fsum(kept["revenue"]),  # the active and new accounts' only
@@ -150,6 +163,10 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "turned_red": int(flags["turned_red"].sum()),
         "back_red": int(flags["back_red"].sum()),
         "rising": int(flags["rising"].sum()),
+        # risen as much but neither turned red nor back: turned_red + back_red + rising_more
+        # = needs_attention, the digests' "Risk rising" section (read: "79 need attention:
+        # 8 turned red, 79 risk up" beside a digest's "RISK RISING (71)")
+        "rising_more": int((flags["rising"] & ~flags["turned_red"] & ~flags["back_red"]).sum()),
         "needs_attention": int((flags["turned_red"] | flags["back_red"] | flags["rising"]).sum()),
         "by_owner": _by_owner(scores, frame, lapsed, flags),
     }
@@ -344,6 +361,7 @@ __all__ = [
     "TIERS",
     "attention_flags",
     "is_first_run",
+    "lapsed_from_red",
     "last_run",
     "lowest_lit",
     "needs_attention",
