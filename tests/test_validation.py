@@ -923,3 +923,16 @@ def test_the_owners_email_is_read_from_the_accounts_table(tmp_path: Path) -> Non
     h = load_history(_folder(tmp_path, {"orders.csv": ORDERS, "accounts.csv": accounts}), cfg)
     email = h.accounts.set_index("account_id")["owner_email"]
     assert email["A1"] == "ben.mueller@corp.example" and pd.isna(email["A2"])
+
+
+def test_a_credit_note_larger_than_all_the_account_bought_is_warned_about(tmp_path: Path) -> None:
+    """Seen in an operator's test: a -99,999,999 credit on an account with 135k of orders was
+    accepted without a word; its revenue read -99,984,242 (tier C)."""
+    orders = ORDERS + "A2,2024-03-01,-99999999\nA1,2024-03-02,-3\n"  # A1's return is fine
+    h = load_history(
+        _folder(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS}), DataConfig()
+    )
+    (said,) = [w for w in h.warnings if "credit notes" in w]
+    assert "1 account has credit notes (negative amounts) larger than everything bought" in said
+    assert "account_id=A2, order_date=2024-03-01, amount=-99,999,999.00 (bought 20.00" in said
+    assert "check the sign and scale" in said

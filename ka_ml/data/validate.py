@@ -156,7 +156,50 @@ def validate_tables(
         dropped = [i for i in future + cased + unknown if i.table == "orders"]
         issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
-    return history, issues + notes + _renewed_while_running(history)
+    return history, issues + notes + _renewed_while_running(history) + _credits_over_spend(history)
+
+
+def _credits_over_spend(history: History) -> list[DataIssue]:
+    """A warning naming credit notes larger than all the account ever bought.
+
+    A credit note subtracts from spend; one that outweighs every purchase on record makes
+    the account's revenue negative (a -99,999,999 credit on an account with 135k of orders:
+    revenue -99,984,242, tier C, no word anywhere), usually a wrong sign or scale."""
+    o = history.orders
+    if o.empty or not (o["amount"] < 0).any():
+        return []
+    ids = o["account_id"].astype(object)
+    credits = o["amount"].where(o["amount"] < 0, 0.0).groupby(ids, sort=False).sum()
+    bought = o["amount"].where(o["amount"] > 0, 0.0).groupby(ids, sort=False).sum()
+    over = credits.index[(-credits > bought).to_numpy()]
+    if len(over) == 0:
+        return []
+    culprits = o[ids.isin(over).to_numpy() & (o["amount"] < 0).to_numpy()]
+    rows = culprits.nsmallest(3, "amount")
+    examples = tuple(
+        f"account_id={_show(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f} "
+        f"(bought {float(bought.get(a, 0.0)):,.2f} in all)"
+        for a, d, x in zip(
+            rows["account_id"].astype(object),
+            rows["order_date"].to_numpy(),
+            rows["amount"].to_numpy(float),
+            strict=True,
+        )
+    )
+    return [
+        DataIssue(
+            "orders",
+            "amount",
+            f"{len(over):,} {'account has' if len(over) == 1 else 'accounts have'} credit "
+            "notes (negative amounts) larger than everything bought in the data: revenue "
+            "below zero",
+            "check the sign and scale of these credit notes (a return entered as a sale of "
+            "minus the price, cents read as units?); correct or remove them.",
+            examples=examples,
+            n_rows=len(culprits),
+            level="warning",
+        )
+    ]
 
 
 def _renewed_while_running(history: History) -> list[DataIssue]:
