@@ -494,7 +494,7 @@ def test_trial_states_read_only_the_trial_lines_not_the_tuning_summary() -> None
     lines = [
         "tuning the churn model on 3 rolling origins ...",
         "  churn trial 0: complete score=0.8895",
-        "  churn trial 1: pruned score=0.87",
+        "  churn trial 1: pruned after 1 of 3 origins, mean so far 0.8700",
         "churn tuning: 2 of 2 trials (1 complete, 1 pruned); the default parameters kept "
         "(best other trial 0.8700 vs their 0.8895)",
         "  timing trial 0: complete score=-0.392",

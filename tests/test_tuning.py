@@ -76,3 +76,32 @@ def test_the_timing_model_is_tuned_on_a_quarter_of_the_trials_or_not_at_all() ->
 
     assert budget(12) == (3, 45.0) and budget(8) == (2, 45.0)
     assert budget(7) == (0, 45.0) and budget(3) == (0, 45.0)  # one trial = the defaults again
+
+
+def test_a_pruned_trial_is_printed_with_how_far_it_got_not_as_a_score(
+    tmp_path: Path, mlflow_state: None
+) -> None:
+    """Read in a user's train console: 'pruned score=0.9924' beside a best complete trial
+    of 0.9507, as if a better trial had been thrown away; the 0.9924 was its first
+    origin only."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("tuning-pruned")
+    calls: list[int] = []
+
+    def scores(params: dict[str, Any], k: int) -> tuple[float, int]:
+        calls.append(k)
+        trial = sum(1 for c in calls if c == 0) - 1
+        return (0.1 if trial >= 3 else (0.8 if k == 0 else 0.9)), 10  # later: worse at once
+
+    said: list[tuple[int, float | None, str]] = []
+    with mlflow.start_run():
+        tune(
+            "churn", scores, 3, n_trials=5, timeout=None, seed=0, on_trial=lambda *a: said.append(a)
+        )
+    states = [s for _, _, s in said]
+    assert states[:3] == ["COMPLETE"] * 3
+    pruned = [(v, s) for _, v, s in said if s.startswith("pruned")]
+    assert pruned and all(v is None for v, _ in pruned)
+    assert all(
+        s.startswith("pruned after ") and " of 3 origins, mean so far " in s for _, s in pruned
+    )

@@ -100,7 +100,7 @@ def trial_printer(progress: Progress) -> Callable[[str], Callable[[int, float | 
 
     def on_trial(name: str) -> Callable[[int, float | None, str], None]:
         return lambda n, v, s: progress(
-            f"  {name} trial {n}: {s.lower()} score={v if v is None else round(v, 4)}"
+            f"  {name} trial {n}: {s.lower()}" + ("" if v is None else f" score={round(v, 4)}")
         )
 
     return on_trial

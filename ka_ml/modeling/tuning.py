@@ -77,8 +77,16 @@ def tune(
             return mean
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if on_trial:
-            on_trial(trial.number, trial.value, trial.state.name)
+        if not on_trial:
+            return
+        if trial.state == optuna.trial.TrialState.PRUNED:  # its value: a part of the folds
+            # 'pruned score=0.9924' beside a best complete trial of 0.9507 read as a
+            # better trial thrown away: the mean so far covers the folds it reached only
+            steps = len(trial.intermediate_values)
+            so_far = "" if trial.value is None else f", mean so far {trial.value:.4f}"
+            on_trial(trial.number, None, f"pruned after {steps} of {n_folds} origins{so_far}")
+            return
+        on_trial(trial.number, trial.value, trial.state.name)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
