@@ -347,7 +347,7 @@ class HealthConfig(_Strict):
         description="the action shown for lapsed accounts",
     )
     renewal_due_days: int | None = Field(
-        60,
+        90,
         ge=0,
         description="a running contract ending within this many days: the renewal action "
         "replaces the tier and light's (null: never)",

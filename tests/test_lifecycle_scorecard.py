@@ -204,7 +204,7 @@ def test_a_renewal_falling_due_replaces_the_tier_and_light_action() -> None:
     cfg = HealthConfig()
     lights = np.array(["yellow", "green", "red", "green", "green"], dtype=object)
     actions = recommended_actions(lights, np.array(["A"] * 5, dtype=object), cfg)
-    days = np.array([1.0, 9.0, 61.0, -3.0, np.nan])  # due, due, later, ended, no contract
+    days = np.array([1.0, 9.0, 91.0, -3.0, np.nan])  # due, due, later, ended, no contract
     running = np.array([True, True, True, False, False])
     got = renewal_due(actions, days, running, cfg)
     assert got[0] == "Renewal due in 1 day: agree the renewal with the buyer now."
