@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
+import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -388,3 +390,82 @@ def test_the_config_takes_a_table_or_schema_dot_table(name: str) -> None:
 def test_the_config_refuses_other_table_names(name: str) -> None:
     with pytest.raises(ValueError, match="writeback_table"):
         Config.model_validate({"delivery": {"writeback_table": name}})
+
+
+def _within(seconds: float, fn: Callable[[], object]) -> BaseException | None:
+    """What ``fn`` raised, run in a thread that must finish within ``seconds`` (a write-back
+    without timeouts hung a weekly run until it was killed, the log empty)."""
+    raised: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fn()
+            raised.append(None)
+        except BaseException as e:
+            raised.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still waiting after {seconds} s"
+    return raised[0]
+
+
+def test_a_write_back_target_that_never_answers_fails_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ka_ml.data.sql
+
+    monkeypatch.setattr(ka_ml.data.sql, "CONNECT_TIMEOUT_S", 2)  # libpq's minimum
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = f"postgresql+psycopg://crm_writer:pw@127.0.0.1:{port}/crm"
+        for attempt in (
+            lambda: writeback.check_target(url),
+            lambda: write_back(scores_frame(), url),
+        ):
+            err = _within(15, attempt)
+            assert isinstance(err, KaMlError), err
+            assert "127.0.0.1" in str(err) and "table 'ka_ml_scores'" in str(err)
+
+
+def test_a_table_another_session_locks_fails_the_write_back_naming_it(tmp_path: Path) -> None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set (bash .ci/postgres.sh starts a local PostgreSQL)")
+    from ka_ml.delivery.run_delivery import write_back_scores
+    from ka_ml.jobs.score import check_writeback
+
+    table = f"scores_{uuid.uuid4().hex[:10]}"
+    write_back(scores_frame(), url, table=table)
+    cfg = Config.model_validate(  # the run's own calls take the read side's setting
+        {"data": {"lock_timeout_seconds": 1}, "delivery": {"writeback_table": table}}
+    )
+    engine = sa.create_engine(parse_url(url))
+    try:
+        with engine.connect() as other, other.begin():  # a migration holding the table
+            other.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+            for attempt, done in (
+                (lambda: check_writeback(cfg, url), "nothing was scored or written"),
+                (lambda: write_back_scores(scores_frame(), url, cfg), "nothing was changed"),
+                (
+                    lambda: writeback.check_target(url, table=table, lock_timeout_s=1),
+                    "nothing was scored or written",
+                ),
+                (
+                    lambda: write_back(scores_frame(), url, table=table, lock_timeout_s=1),
+                    "nothing was changed there",
+                ),
+            ):
+                err = _within(20, attempt)
+                assert isinstance(err, KaMlError), err
+                text = str(err)
+                assert f"table '{table}'" in text and done in text
+                assert "waited longer than data.lock_timeout_seconds (1 s)" in text
+                assert "pg_locks" in err.remedy
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+        engine.dispose()

@@ -214,7 +214,9 @@ def check_writeback(cfg: Config, url: str | None) -> None:
     """Fail before any work when the write-back target cannot take the scores (it cannot be
     reached, the table cannot be created or written, or it has another layout)."""
     if url is not None:
-        check_target(url, table=cfg.delivery.writeback_table)
+        check_target(
+            url, table=cfg.delivery.writeback_table, lock_timeout_s=cfg.data.lock_timeout_seconds
+        )
 
 
 def run_scoring(
