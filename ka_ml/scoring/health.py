@@ -213,8 +213,7 @@ def renewal_due(
     due = np.asarray(running, bool) & np.isfinite(d) & (d >= 0) & (d <= cfg.renewal_due_days)
     out = np.asarray(actions, dtype=object).copy()
     out[due] = [
-        cfg.renewal_action.replace("{days}", f"{int(x)} day{'s' * (int(x) != 1)}")
-        for x in d[due]
+        cfg.renewal_action.replace("{days}", f"{int(x)} day{'s' * (int(x) != 1)}") for x in d[due]
     ]
     return out
 
