@@ -279,13 +279,21 @@ def score(
 
     def go() -> None:
         from ka_ml.jobs.data import check_scoring_date, hold_late_feeds
-        from ka_ml.jobs.score import check_output, check_writeback, run_scoring, writeback_url
+        from ka_ml.jobs.score import (
+            check_output,
+            check_writeback,
+            run_scoring,
+            writeback_fallback,
+            writeback_url,
+        )
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
         check_output(out)  # before the data is read
         url = writeback_url(cfg, os.environ) if writeback else None
-        check_writeback(cfg, url)  # likewise: a week's scoring is not lost to the database
+        fallback = writeback_fallback(cfg, os.environ) if writeback else ""
+        # likewise: a week's scoring is not lost to the database
+        check_writeback(cfg, url, fallback)
         loaded = [_load(cfg, data, day, engine)]
         when = day or loaded[0].default_as_of
         demo = not (data or cfg.data.source)  # the embedded demo ends when it ends
@@ -303,6 +311,7 @@ def score(
             when,
             out,
             writeback_url=url,
+            writeback_warning=fallback,
             engine=engine,
             replace_forecast=replace_forecast,
             freshness=stale,
@@ -353,8 +362,11 @@ def _print_delivery(record: dict) -> None:
     if wb:
         out.print(
             f"  wrote back {wb['rows']:,} rows to {wb['url']} table {wb['table']}"
-            + (f" (removed {wb['removed']:,} stale)" if wb["removed"] else "")
+            + (f" (removed {wb['removed']:,} stale)" if wb["removed"] else ""),
+            soft_wrap=True,
         )
+        if wb.get("warning"):
+            out.print(f"  [bold yellow]warning[/]: {escape(wb['warning'])}", soft_wrap=True)
 
 
 def _print_notify(res) -> None:

@@ -469,3 +469,53 @@ def test_a_table_another_session_locks_fails_the_write_back_naming_it(tmp_path: 
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
         engine.dispose()
+
+
+# -- the SQLite default when the URL variable is missing: said, never silent --------------
+def test_the_sqlite_default_is_noted_only_when_the_variable_is_missing(tmp_path: Path) -> None:
+    cfg = Config().model_copy(update={"paths": PathsConfig(outputs=tmp_path / "out")})
+    note = writeback.fallback_note(cfg, {})
+    assert "KA_ML_WRITEBACK_URL is not set" in note
+    assert str((tmp_path / "out" / "scores.db").resolve()) in note
+    assert writeback.fallback_note(cfg, {"KA_ML_WRITEBACK_URL": "postgresql://u@db/crm"}) == ""
+    with_url = Config.model_validate({"delivery": {"writeback_url": "sqlite:///x.db"}})
+    assert writeback.fallback_note(with_url, {}) == ""  # a configured URL is no fallback
+
+
+def test_a_sqlite_default_that_cannot_hold_the_table_says_why_and_leaves_no_file(
+    tmp_path: Path,
+) -> None:
+    from ka_ml.jobs.score import check_writeback, writeback_fallback, writeback_url
+
+    cfg = Config.model_validate(
+        {
+            "paths": {"outputs": str(tmp_path / "out")},
+            "delivery": {"writeback_table": "ops_out.ka_ml_scores"},  # no such SQLite schema
+        }
+    )
+    url, fallback = writeback_url(cfg, {}), writeback_fallback(cfg, {})
+    with pytest.raises(KaMlError) as err:
+        check_writeback(cfg, url, fallback)
+    text = str(err.value)
+    assert text.startswith("The write-back goes to the local SQLite file")
+    assert "KA_ML_WRITEBACK_URL is not set" in text and "nothing was scored" in text
+    assert not (tmp_path / "out" / "scores.db").exists()  # an empty one was left behind
+    check_writeback(cfg.model_copy(update={"delivery": Config().delivery}), url, fallback)
+    assert not (tmp_path / "out" / "scores.db").exists()  # the check writes no file either
+
+
+def test_a_write_back_to_the_sqlite_default_warns_on_the_console_and_in_the_record(
+    trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("KA_ML_WRITEBACK_URL", raising=False)  # the env file not sourced
+    _, args = _score_args(trained, demo_dir, tmp_path, "ka_ml_scores")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    db = (tmp_path / "outputs" / "scores.db").resolve()
+    text = " ".join(res.output.split())
+    assert f"warning: the write-back goes to the local SQLite file {db} because " in text
+    assert "KA_ML_WRITEBACK_URL is not set" in text
+    (folder,) = (tmp_path / "outputs").glob("20*")
+    record = json.loads((folder / "run_record.json").read_text())["delivery"]["writeback"]
+    assert "KA_ML_WRITEBACK_URL is not set" in record["warning"] and str(db) in record["warning"]
+    assert len(read_back(f"sqlite:///{db}")) == record["rows"] > 0

@@ -63,7 +63,25 @@ def resolve_url(cfg: Config, env: Mapping[str, str]) -> str:
     url = env.get(cfg.delivery.writeback_url_env) or cfg.delivery.writeback_url
     if url:
         return url
-    return f"sqlite:///{(Path(cfg.paths.outputs) / 'scores.db').resolve()}"
+    return f"sqlite:///{_default_file(cfg)}"
+
+
+def _default_file(cfg: Config) -> Path:
+    return (Path(cfg.paths.outputs) / "scores.db").resolve()
+
+
+def fallback_note(cfg: Config, env: Mapping[str, str]) -> str:
+    """Why the write-back goes to the local SQLite default, when it does because the
+    environment variable is not set ('' otherwise). An environment file a cron job did not
+    source had sent a week's scores there with exit 0, the CRM not updated."""
+    var = cfg.delivery.writeback_url_env
+    if env.get(var) or cfg.delivery.writeback_url:
+        return ""
+    return (
+        f"the write-back goes to the local SQLite file {_default_file(cfg)} because {var} "
+        f"is not set (was the environment file sourced?), and no other database is updated; "
+        f"set {var} (or delivery.writeback_url) to write back to your database"
+    )
 
 
 def _raw_password(url: str) -> str | None:
@@ -437,8 +455,11 @@ def check_target(
     :func:`write_back` does."""
     parsed = parse_url(url)
     where = f"{safe_url(parsed)} (table '{table}')"
+    created = None  # a SQLite file the check itself creates: removed again, whatever comes
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # as the run will
+        file = Path(parsed.database)
+        file.parent.mkdir(parents=True, exist_ok=True)  # as the run will
+        created = None if file.exists() else file
     eng = engine or _engine(parsed, lock_timeout_s)
     try:
         with eng.connect() as conn, conn.begin() as tx:
@@ -468,6 +489,8 @@ def check_target(
     finally:
         if engine is None:
             eng.dispose()
+        if created is not None:  # the write-back creates it when it writes
+            created.unlink(missing_ok=True)
     return safe_url(parsed)
 
 
@@ -511,6 +534,7 @@ def read_back(url: str, *, table: str = "ka_ml_scores") -> pd.DataFrame:
 __all__ = [
     "WritebackResult",
     "check_target",
+    "fallback_note",
     "parse_url",
     "read_back",
     "resolve_url",

@@ -40,7 +40,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
-from ka_ml.delivery.writeback import check_target, resolve_url
+from ka_ml.delivery.writeback import check_target, fallback_note, resolve_url
 from ka_ml.errors import KaMlError, NoChampionError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
@@ -210,13 +210,26 @@ def writeback_url(cfg: Config, env: Mapping[str, str]) -> str:
     return resolve_url(cfg, env)
 
 
-def check_writeback(cfg: Config, url: str | None) -> None:
+def writeback_fallback(cfg: Config, env: Mapping[str, str]) -> str:
+    """The warning that the write-back goes to the local SQLite default because the
+    environment variable is not set; '' when it does not."""
+    return fallback_note(cfg, env)
+
+
+def check_writeback(cfg: Config, url: str | None, fallback: str = "") -> None:
     """Fail before any work when the write-back target cannot take the scores (it cannot be
-    reached, the table cannot be created or written, or it has another layout)."""
-    if url is not None:
+    reached, the table cannot be created or written, or it has another layout); the error
+    then says too when that target is only the SQLite default (``fallback``)."""
+    if url is None:
+        return
+    try:
         check_target(
             url, table=cfg.delivery.writeback_table, lock_timeout_s=cfg.data.lock_timeout_seconds
         )
+    except KaMlError as e:
+        if not fallback:
+            raise
+        raise KaMlError(f"{fallback[0].upper()}{fallback[1:]}. {e.message}", e.remedy) from e
 
 
 def run_scoring(
@@ -226,6 +239,7 @@ def run_scoring(
     out_dir: Path | None = None,
     *,
     writeback_url: str | None = None,
+    writeback_warning: str = "",
     engine: str = "local",
     replace_forecast: bool = False,
     freshness: tuple[str, ...] = (),
@@ -233,7 +247,8 @@ def run_scoring(
     """Score, explain, light, write outputs atomically, append to the score history.
 
     The outputs include one report + digest per owner (``owners/``) when accounts have
-    owners; ``writeback_url`` also upserts the scores into that database (one transaction).
+    owners; ``writeback_url`` also upserts the scores into that database (one transaction),
+    and the run record keeps ``writeback_warning`` with it (:func:`writeback_fallback`).
     A look back does not replace a date's forecast unless ``replace_forecast``
     (:func:`check_forecast_kept`). ``freshness``: what :func:`ka_ml.jobs.data.
     check_scoring_date` said of stale data, recorded apart so the digests lead with it.
@@ -290,13 +305,18 @@ def run_scoring(
             lambda: score_history.write_run(hist_path, scores, reported),
         )
         if writeback_url:  # step 4, after everything else is published
-            _write_back(out_dir, scores, record, cfg, writeback_url)
+            _write_back(out_dir, scores, record, cfg, writeback_url, writeback_warning)
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
 
 
 def _write_back(
-    out_dir: Path, scores: pd.DataFrame, record: dict[str, Any], cfg: Config, url: str
+    out_dir: Path,
+    scores: pd.DataFrame,
+    record: dict[str, Any],
+    cfg: Config,
+    url: str,
+    warning: str = "",
 ) -> None:
     """Upsert the published scores into ``url``; the run record then says so. A failure
     says that the files and the history are published and how to retry."""
@@ -309,6 +329,8 @@ def _write_back(
             f"{e.remedy} The scores are in {out_dir}/; rerun with --writeback to retry; "
             "reruns are idempotent.",
         ) from e
+    if warning:
+        done["warning"] = warning
     record.setdefault("delivery", {})["writeback"] = done
     atomic_write_json(out_dir / "run_record.json", record)
 
