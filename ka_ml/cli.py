@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -108,10 +109,11 @@ def _terminated(signum: int, frame: object) -> None:
 INTERRUPTED = "what it was writing was not published"
 
 
-def _run(debug: bool, fn, interrupted: str = INTERRUPTED) -> None:
+def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) -> None:
     """Run a command's body: a KaMlError is one message and exit 2; Ctrl-C or SIGTERM say
-    in one line that the command was interrupted and ``interrupted`` (what that left),
-    then exit 130 as before."""
+    in one line that the command was interrupted and ``interrupted`` (what that left; a
+    callable: asked then, when it depends on how far the command got), then exit 130 as
+    before."""
     _setup_logging(debug)
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = signal.signal(signal.SIGTERM, _terminated) if main else None
@@ -125,8 +127,9 @@ def _run(debug: bool, fn, interrupted: str = INTERRUPTED) -> None:
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
         why = str(e) or "Ctrl-C"
+        left = interrupted() if callable(interrupted) else interrupted
         console.print(
-            f"[bold red]interrupted[/] ({why}): {interrupted}.", highlight=False, soft_wrap=True
+            f"[bold red]interrupted[/] ({why}): {escape(left)}.", highlight=False, soft_wrap=True
         )
         raise
     except typer.Exit:
@@ -276,10 +279,12 @@ def score(
     debug: DebugOpt = False,
 ) -> None:
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
+    progress: list = []  # the run's Progress, once it starts: what an interruption left
 
     def go() -> None:
         from ka_ml.jobs.data import check_scoring_date, hold_late_feeds
         from ka_ml.jobs.score import (
+            Progress,
             check_output,
             check_writeback,
             run_scoring,
@@ -304,6 +309,7 @@ def score(
             log.warning(w)
         loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]
         loaded = [hold_late_feeds(loaded[0], when)]  # a late feed: read as of its own end
+        progress.append(Progress())
         # handed over (popped): the scorer alone holds the History and can let it go
         res = run_scoring(
             loaded.pop(),
@@ -315,6 +321,7 @@ def score(
             engine=engine,
             replace_forecast=replace_forecast,
             freshness=stale,
+            progress=progress[0],
         )
         lights = res.record["lights"]
         Console().print(
@@ -329,13 +336,15 @@ def score(
             from ka_ml.jobs.notify import notify as send_digests
 
             _print_notify(send_digests(res.out_dir, cfg))
+            progress[0].notified = True
 
-    _run(
-        debug,
-        go,
-        "the score run stopped; nothing of it was published (the previous outputs and score "
-        "history are untouched); rerun it, reruns are idempotent",
-    )
+    def interrupted() -> str:
+        from ka_ml.jobs.score import Progress, interrupted_text
+
+        done = progress[0] if progress else Progress()
+        return interrupted_text(done, writeback=writeback, notify=notify_owners)
+
+    _run(debug, go, interrupted)
 
 
 def _print_run_warnings(record: dict, out: Console) -> None:

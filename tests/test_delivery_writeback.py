@@ -327,7 +327,10 @@ def test_a_write_back_failing_after_scoring_publishes_files_and_history_and_says
     )
     text = " ".join(res.output.split())
     assert "the database write-back failed" in text and "connection lost" in text
-    assert f"The scores are in {folder}/; rerun with --writeback to retry" in text
+    assert (
+        f"The scores are in {folder}/; rerun `ka-ml score --as-of {folder.name} --writeback`"
+        in text
+    )
     assert "reruns are idempotent" in text
     monkeypatch.undo()
     monkeypatch.setenv("KA_ML_WRITEBACK_URL", url)
@@ -519,3 +522,51 @@ def test_a_write_back_to_the_sqlite_default_warns_on_the_console_and_in_the_reco
     record = json.loads((folder / "run_record.json").read_text())["delivery"]["writeback"]
     assert "KA_ML_WRITEBACK_URL is not set" in record["warning"] and str(db) in record["warning"]
     assert len(read_back(f"sqlite:///{db}")) == record["rows"] > 0
+
+
+# -- an interruption once the files are published says so, and what is left to do --------
+@pytest.mark.parametrize("stage", ["write-back", "notify"])
+def test_an_interruption_after_publishing_says_what_was_published_and_what_was_not(
+    stage: str, trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A SIGTERM during the write-back said "nothing of it was published" while the files
+    and the score history of that date were."""
+    import ka_ml.jobs.notify
+    import ka_ml.jobs.score
+
+    def terminated(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("terminated by signal 15")
+
+    target = ka_ml.jobs.score if stage == "write-back" else ka_ml.jobs.notify
+    name = "write_back_scores" if stage == "write-back" else "notify"
+    monkeypatch.setattr(target, name, terminated)
+    monkeypatch.setenv("KA_ML_WRITEBACK_URL", f"sqlite:///{tmp_path / 'crm.db'}")
+    _, args = _score_args(trained, demo_dir, tmp_path, "ka_ml_scores")
+    res = CliRunner().invoke(app, [*args, "--notify"])
+    assert res.exit_code == 130, res.output
+    (folder,) = (tmp_path / "outputs").glob("20*")
+    day = folder.name
+    text = " ".join(res.output.split())
+    assert "nothing of it was published" not in text
+    assert f"the outputs and score history of {day} are published ({folder}/)" in text
+    sends = f"`ka-ml notify --as-of {day}` sends them"
+    if stage == "write-back":
+        assert f"the write-back was not done: rerun `ka-ml score --as-of {day} --writeback`" in text
+        assert "the digests were not sent" in text and sends in text
+    else:
+        assert "are published" in text and "and written back to the database" in text
+        assert "write-back was not done" not in text and sends in text
+
+
+def test_an_interruption_names_the_output_folder_of_a_run_with_out(tmp_path: Path) -> None:
+    from ka_ml.jobs.score import Progress, interrupted_text
+
+    nothing = interrupted_text(Progress(), writeback=True, notify=True)
+    assert nothing.startswith("the score run stopped; nothing of it was published")
+    done = Progress("2026-10-01", tmp_path / "wk40", default_dir=False, published=True)
+    text = interrupted_text(done, writeback=True, notify=True)
+    assert f"rerun `ka-ml score --as-of 2026-10-01 --out {tmp_path / 'wk40'} --writeback`" in text
+    assert f"`ka-ml notify --scores {tmp_path / 'wk40'}` sends them" in text
+    assert interrupted_text(done, writeback=False, notify=False) == (
+        f"the outputs and score history of 2026-10-01 are published ({tmp_path / 'wk40'}/)"
+    )
