@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,7 +37,17 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Key-account health: churn risk, purchase timing, explained health lights.",
 )
-console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich's console on a terminal. Elsewhere (cron's mail, journald, a pipe) Rich would
+    wrap every line at 80 columns (a success summary split mid-path): lines are not
+    wrapped there, and the terminal or the reader does."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, soft_wrap=True)
+
+
+console = _console(stderr=True)
 log = logging.getLogger("ka_ml")
 
 ConfigOpt = Annotated[
@@ -66,15 +77,36 @@ EngineOpt = Annotated[
 ]
 
 
+def _local_iso(when: datetime) -> str:
+    """``when`` (naive local time, as logging has it) in ISO 8601 with the zone's offset."""
+    return when.astimezone().isoformat(timespec="seconds")
+
+
+class _IsoFormatter(logging.Formatter):
+    """``2026-12-05T06:00:56+01:00 WARNING message``: one line a record, date and zone in
+    the time stamp (a weekly log read days later, a machine in another zone)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _local_iso(datetime.fromtimestamp(record.created))
+
+
 def _setup_logging(debug: bool) -> None:
     from rich.logging import RichHandler
+    from rich.text import Text
 
+    handler: logging.Handler
+    if console.is_terminal:  # Rich's columns, the time stamp with date and zone
+        handler = RichHandler(
+            console=console,
+            show_path=False,
+            log_time_format=lambda when: Text(f"[{_local_iso(when)}]"),
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # cron's mail, journald: plain lines, never wrapped or padded
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_IsoFormatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=console, show_path=False)],
-        force=True,
+        level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True
     )
     for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numba", "shap", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -161,7 +193,7 @@ def validate(
         cfg = load_config(config)
         h = _load(cfg, data, _parse_date(as_of, "--as-of"))
         s = h.summary()
-        out = Console()
+        out = _console()
         out.print(f"[bold green]valid[/]: {s['source']}")
         for t, n in s["tables"].items():  # type: ignore[union-attr]
             # accounts once: its rows are the accounts (one row per id, checked)
@@ -194,7 +226,7 @@ def demo_data(
         from ka_ml.jobs.data import write_demo
 
         paths, target = write_demo(load_config(config), out, accounts, years, seed, fmt)
-        Console().print(f"wrote {len(paths)} files to {target}")
+        _console().print(f"wrote {len(paths)} files to {target}")
 
     _run(debug, go)
 
@@ -215,7 +247,7 @@ def features(
 
         cfg = load_config(config)
         df, day = write_features(cfg, data, _parse_date(as_of, "--as-of"), out, engine)
-        Console().print(
+        _console().print(
             f"wrote {len(df):,} accounts x {df.shape[1] - 2} features as of {day.date()} to {out}"
         )
 
@@ -243,7 +275,7 @@ def train(
         when = day or h.default_as_of
         check_as_of(h, when, cfg, explicit=day is not None, today=_today(), what="training")
         report = run_training(h, cfg, when, log.info, engine)
-        print_train_report(report, Console())
+        print_train_report(report, _console())
 
     _run(debug, go)
 
@@ -324,13 +356,13 @@ def score(
             progress=progress[0],
         )
         lights = res.record["lights"]
-        Console().print(
+        _console().print(
             f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "
             f"[red]{lights.get('red', 0)} red[/], [yellow]{lights.get('yellow', 0)} yellow[/], "
             f"[green]{lights.get('green', 0)} green[/] -> {res.out_dir}/ (report.html, scores.parquet, "
             "scores.csv, scores.xlsx, run_record.json)"
         )
-        _print_run_warnings(res.record, Console())
+        _print_run_warnings(res.record, _console())
         _print_delivery(res.record)
         if notify_owners:
             from ka_ml.jobs.notify import notify as send_digests
@@ -362,7 +394,7 @@ def _print_run_warnings(record: dict, out: Console) -> None:
 
 def _print_delivery(record: dict) -> None:
     delivery = record.get("delivery") or {}
-    out = Console()
+    out = _console()
     if delivery.get("owner_reports"):
         out.print(f"  {delivery['owner_reports']} owner reports + digests in owners/")
     for label in delivery.get("unaddressed") or []:
@@ -391,7 +423,7 @@ def _print_notify(res) -> None:
             str(d.counts["red"]),
             str(d.counts["turned_red"]),
         )
-    out = Console()
+    out = _console()
     out.print(table)
     if res.sent:
         out.print(f"sent {len(res.outgoing)} digests from {res.folder}/")
@@ -481,7 +513,7 @@ def backtest(
         day = _parse_date(as_of, "--as-of")
         h = _load(cfg, data, day)
         res = run_backtest(h, cfg, day or h.default_as_of, out)
-        shown = Console()
+        shown = _console()
         s = res.summary
         shown.print(
             f"backtest as of {s['backtest_as_of']}: {s['weeks']} weekly scores, "
@@ -518,7 +550,7 @@ def models(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
         from ka_ml.reporting.console import print_models
 
         cfg = load_config(config)
-        print_models(list_models(cfg), cfg, Console())
+        print_models(list_models(cfg), cfg, _console())
 
     _run(debug, go)
 
@@ -544,7 +576,7 @@ def promote_cmd(
         from ka_ml.reporting.console import print_promotion
 
         cfg = load_config(config)
-        print_promotion(promote(cfg, name, version, reason or ""), cfg, Console())
+        print_promotion(promote(cfg, name, version, reason or ""), cfg, _console())
 
     _run(debug, go)
 

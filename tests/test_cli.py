@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -550,3 +551,51 @@ def test_help_shows_flags_without_a_value_and_no_markup(command: str) -> None:
     assert res.exit_code == 0, res.output
     assert "--debug " in res.output and "--config <path>" in res.output
     assert "<bool>" not in res.output and "\\[" not in res.output
+
+
+@pytest.fixture
+def tz_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone is Asia/Kolkata (+05:30) for the test."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_off_a_terminal_lines_are_not_wrapped_and_log_times_carry_date_and_zone(
+    tz_kolkata: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cron's mail had Rich's 80 columns: the success summary split mid-path, lines padded
+    with spaces, and log times as '[10:00:56]' (no date, no zone)."""
+    import re
+
+    from ka_ml.cli import _console, _run, log
+
+    long_path = "/srv/ka_ml/outputs/" + "/".join(["a-rather-long-folder-name"] * 6)
+
+    def body() -> None:
+        log.warning("the newest order in the data is from 2026-09-30: %s", long_path)
+        _console().print(f"scored 1,803 accounts as of 2026-10-01 -> {long_path}/ (report.html)")
+
+    _run(False, body)
+    out, err = capsys.readouterr()
+    assert out == f"scored 1,803 accounts as of 2026-10-01 -> {long_path}/ (report.html)\n"
+    (line,) = err.splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+05:30 WARNING the newest order in the data is "
+        rf"from 2026-09-30: {re.escape(long_path)}",
+        line,
+    ), line
+
+
+def test_a_look_back_is_warned_about_once(trained: Any, demo_dir: Path, tmp_path: Path) -> None:
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    earlier = (trained.history.default_as_of - pd.Timedelta(days=28)).date()
+    args = ["score", "--config", str(config), "--data", str(demo_dir), "--as-of", str(earlier)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("These scores look back") == 1, res.output

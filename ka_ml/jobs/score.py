@@ -338,8 +338,7 @@ def run_scoring(
             record["model_notes"] = list(models.notes)
         if freshness:
             record["freshness"] = list(freshness)
-        if note := in_sample_note(models, as_of):
-            log.warning(note)
+        if note := in_sample_note(models, as_of):  # the CLI prints it with the summary, once
             trained = models.churn_trained_as_of
             assert trained is not None
             record["in_sample"] = {"message": note, "churn_trained_as_of": str(trained.date())}
