@@ -131,11 +131,20 @@ def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str
     return load(cfg, data, as_of, engine)
 
 
+class Terminated(KeyboardInterrupt):
+    """A command stopped by a signal (SIGTERM): a KeyboardInterrupt, so the same clean-up
+    runs, that exits 128 + the signal's number as the shell's convention has it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
+
+
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (a scheduler's timeout, `kill`) stops a command as Ctrl-C does, so the same
     clean-up runs: the MLflow run is marked failed, a cut-short registration is rolled
-    back, staged outputs are left unpublished."""
-    raise KeyboardInterrupt(f"terminated by signal {signum}")
+    back, staged outputs are left unpublished; the exit code is 143, not Ctrl-C's 130."""
+    raise Terminated(signum)
 
 
 INTERRUPTED = "what it was writing was not published"
@@ -144,8 +153,8 @@ INTERRUPTED = "what it was writing was not published"
 def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) -> None:
     """Run a command's body: a KaMlError is one message and exit 2; Ctrl-C or SIGTERM say
     in one line that the command was interrupted and ``interrupted`` (what that left; a
-    callable: asked then, when it depends on how far the command got), then exit 130 as
-    before."""
+    callable: asked then, when it depends on how far the command got), then exit 130
+    (Ctrl-C) or 143 (SIGTERM)."""
     _setup_logging(debug)
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = signal.signal(signal.SIGTERM, _terminated) if main else None
@@ -163,6 +172,8 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
         console.print(
             f"[bold red]interrupted[/] ({why}): {escape(left)}.", highlight=False, soft_wrap=True
         )
+        if isinstance(e, Terminated):
+            raise typer.Exit(128 + e.signum) from None
         raise
     except typer.Exit:
         raise

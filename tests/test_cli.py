@@ -599,3 +599,25 @@ def test_a_look_back_is_warned_about_once(trained: Any, demo_dir: Path, tmp_path
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert res.output.count("These scores look back") == 1, res.output
+
+
+def test_a_score_run_stopped_by_sigterm_exits_143_and_ctrl_c_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM exited 130, Ctrl-C's code: a scheduler could not tell its own timeout."""
+    import os
+    import signal
+
+    import ka_ml.jobs.score
+
+    def sigterm(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def ctrl_c(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    for stop, code, why in ((sigterm, 143, "terminated by signal 15"), (ctrl_c, 130, "Ctrl-C")):
+        monkeypatch.setattr(ka_ml.jobs.score, "check_output", stop)
+        res = CliRunner().invoke(app, ["score"])
+        assert res.exit_code == code, res.output
+        assert f"interrupted ({why}): the score run stopped; nothing of it" in res.output
