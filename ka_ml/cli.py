@@ -120,9 +120,15 @@ def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
     return parse_day(value, what)
 
 
-def _today() -> pd.Timestamp:
-    """The run's clock: today in UTC, as a naive timestamp (the data's dates are naive)."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+def _today(now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The run's clock, as a naive day (the data's dates are naive): the later of today in
+    UTC and today on the machine's local clock. East of UTC an early-morning run's local
+    date is already the next day, and orders dated that day are not in the future; west
+    of UTC the UTC date is the later one. ``now``: an aware instant (tests), else now."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    utc = now.tz_convert("UTC").tz_localize(None).normalize()
+    local = pd.Timestamp(now.to_pydatetime().astimezone().replace(tzinfo=None)).normalize()
+    return max(utc, local)
 
 
 def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):

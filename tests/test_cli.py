@@ -621,3 +621,48 @@ def test_a_score_run_stopped_by_sigterm_exits_143_and_ctrl_c_130(
         res = CliRunner().invoke(app, ["score"])
         assert res.exit_code == code, res.output
         assert f"interrupted ({why}): the score run stopped; nothing of it" in res.output
+
+
+@pytest.mark.parametrize(
+    ("zone", "instant", "today"),
+    [
+        ("Asia/Tokyo", "2026-12-05T21:30:00+00:00", "2026-12-06"),  # 06:30 local, next day
+        ("America/Los_Angeles", "2026-12-06T05:00:00+00:00", "2026-12-06"),  # 21:00 the 5th
+        ("UTC", "2026-12-05T21:30:00+00:00", "2026-12-05"),
+    ],
+)
+def test_today_is_the_later_of_the_utc_and_the_local_date(
+    zone: str, instant: str, today: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run at 06:30 in Tokyo (21:30 UTC the day before) refused orders dated that local
+    day as "dated after today"."""
+    import time
+
+    from ka_ml.cli import _today
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert _today(pd.Timestamp(instant)) == pd.Timestamp(today)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_early_morning_run_east_of_utc_takes_orders_dated_local_today(
+    demo500: Path, tz_kolkata: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate (and score, train: the same clock) read orders dated the local day of an
+    early-morning run in Kolkata as dated after today."""
+    import ka_ml.cli
+
+    folder = demo500
+    orders = pd.read_csv(folder / "orders.csv", parse_dates=["order_date"])
+    newest = orders["order_date"].max()
+    at = pd.Timestamp(newest.date(), tz="Asia/Kolkata") + pd.Timedelta(hours=4)  # 04:00 local
+    real = ka_ml.cli._today
+    monkeypatch.setattr(ka_ml.cli, "_today", lambda now=None: real(at))
+    assert at.tz_convert("UTC").date() < newest.date()  # in UTC still the day before
+    res = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "dated after today" not in res.output, res.output
