@@ -626,9 +626,15 @@ def _relocated(recorded: Path, root: Path) -> Path | None:
     the models folder was moved or restored elsewhere. Model and run ids are unique, so
     the same relative path is the same model."""
     parts = recorded.parts
+    inside = root.resolve()
     for i, part in enumerate(parts[:-1]):
-        if part == "artifacts" and (candidate := root.joinpath(*parts[i + 1 :])).is_dir():
-            return candidate
+        candidate = root.joinpath(*parts[i + 1 :])
+        if (
+            part == "artifacts"
+            and candidate.is_dir()
+            and candidate.resolve().is_relative_to(inside)
+        ):
+            return candidate  # never a folder outside the store's own (a '..' in the record)
     return None
 
 
