@@ -11,7 +11,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,7 +37,17 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Key-account health: churn risk, purchase timing, explained health lights.",
 )
-console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich's console on a terminal. Elsewhere (cron's mail, journald, a pipe) Rich would
+    wrap every line at 80 columns (a success summary split mid-path): lines are not
+    wrapped there, and the terminal or the reader does."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, soft_wrap=True)
+
+
+console = _console(stderr=True)
 log = logging.getLogger("ka_ml")
 
 ConfigOpt = Annotated[
@@ -65,15 +77,36 @@ EngineOpt = Annotated[
 ]
 
 
+def _local_iso(when: datetime) -> str:
+    """``when`` (naive local time, as logging has it) in ISO 8601 with the zone's offset."""
+    return when.astimezone().isoformat(timespec="seconds")
+
+
+class _IsoFormatter(logging.Formatter):
+    """``2026-12-05T06:00:56+01:00 WARNING message``: one line a record, date and zone in
+    the time stamp (a weekly log read days later, a machine in another zone)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _local_iso(datetime.fromtimestamp(record.created))
+
+
 def _setup_logging(debug: bool) -> None:
     from rich.logging import RichHandler
+    from rich.text import Text
 
+    handler: logging.Handler
+    if console.is_terminal:  # Rich's columns, the time stamp with date and zone
+        handler = RichHandler(
+            console=console,
+            show_path=False,
+            log_time_format=lambda when: Text(f"[{_local_iso(when)}]"),
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # cron's mail, journald: plain lines, never wrapped or padded
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_IsoFormatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=console, show_path=False)],
-        force=True,
+        level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True
     )
     for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numba", "shap", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -87,9 +120,15 @@ def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
     return parse_day(value, what)
 
 
-def _today() -> pd.Timestamp:
-    """The run's clock: today in UTC, as a naive timestamp (the data's dates are naive)."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+def _today(now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The run's clock, as a naive day (the data's dates are naive): the later of today in
+    UTC and today on the machine's local clock. East of UTC an early-morning run's local
+    date is already the next day, and orders dated that day are not in the future; west
+    of UTC the UTC date is the later one. ``now``: an aware instant (tests), else now."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    utc = now.tz_convert("UTC").tz_localize(None).normalize()
+    local = pd.Timestamp(now.to_pydatetime().astimezone().replace(tzinfo=None)).normalize()
+    return max(utc, local)
 
 
 def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):
@@ -98,20 +137,30 @@ def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str
     return load(cfg, data, as_of, engine)
 
 
+class Terminated(KeyboardInterrupt):
+    """A command stopped by a signal (SIGTERM): a KeyboardInterrupt, so the same clean-up
+    runs, that exits 128 + the signal's number as the shell's convention has it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
+
+
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (a scheduler's timeout, `kill`) stops a command as Ctrl-C does, so the same
     clean-up runs: the MLflow run is marked failed, a cut-short registration is rolled
-    back, staged outputs are left unpublished."""
-    raise KeyboardInterrupt(f"terminated by signal {signum}")
+    back, staged outputs are left unpublished; the exit code is 143, not Ctrl-C's 130."""
+    raise Terminated(signum)
 
 
 INTERRUPTED = "what it was writing was not published"
 
 
-def _run(debug: bool, fn, interrupted: str = INTERRUPTED) -> None:
+def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) -> None:
     """Run a command's body: a KaMlError is one message and exit 2; Ctrl-C or SIGTERM say
-    in one line that the command was interrupted and ``interrupted`` (what that left),
-    then exit 130 as before."""
+    in one line that the command was interrupted and ``interrupted`` (what that left; a
+    callable: asked then, when it depends on how far the command got), then exit 130
+    (Ctrl-C) or 143 (SIGTERM)."""
     _setup_logging(debug)
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = signal.signal(signal.SIGTERM, _terminated) if main else None
@@ -125,9 +174,12 @@ def _run(debug: bool, fn, interrupted: str = INTERRUPTED) -> None:
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
         why = str(e) or "Ctrl-C"
+        left = interrupted() if callable(interrupted) else interrupted
         console.print(
-            f"[bold red]interrupted[/] ({why}): {interrupted}.", highlight=False, soft_wrap=True
+            f"[bold red]interrupted[/] ({why}): {escape(left)}.", highlight=False, soft_wrap=True
         )
+        if isinstance(e, Terminated):
+            raise typer.Exit(128 + e.signum) from None
         raise
     except typer.Exit:
         raise
@@ -158,7 +210,7 @@ def validate(
         cfg = load_config(config)
         h = _load(cfg, data, _parse_date(as_of, "--as-of"))
         s = h.summary()
-        out = Console()
+        out = _console()
         out.print(f"[bold green]valid[/]: {s['source']}")
         for t, n in s["tables"].items():  # type: ignore[union-attr]
             # accounts once: its rows are the accounts (one row per id, checked)
@@ -191,7 +243,7 @@ def demo_data(
         from ka_ml.jobs.data import write_demo
 
         paths, target = write_demo(load_config(config), out, accounts, years, seed, fmt)
-        Console().print(f"wrote {len(paths)} files to {target}")
+        _console().print(f"wrote {len(paths)} files to {target}")
 
     _run(debug, go)
 
@@ -212,7 +264,7 @@ def features(
 
         cfg = load_config(config)
         df, day = write_features(cfg, data, _parse_date(as_of, "--as-of"), out, engine)
-        Console().print(
+        _console().print(
             f"wrote {len(df):,} accounts x {df.shape[1] - 2} features as of {day.date()} to {out}"
         )
 
@@ -240,7 +292,7 @@ def train(
         when = day or h.default_as_of
         check_as_of(h, when, cfg, explicit=day is not None, today=_today(), what="training")
         report = run_training(h, cfg, when, log.info, engine)
-        print_train_report(report, Console())
+        print_train_report(report, _console())
 
     _run(debug, go)
 
@@ -276,16 +328,26 @@ def score(
     debug: DebugOpt = False,
 ) -> None:
     """Weekly batch scorer: champion models -> scores, reasons, health lights, report."""
+    progress: list = []  # the run's Progress, once it starts: what an interruption left
 
     def go() -> None:
         from ka_ml.jobs.data import check_scoring_date, hold_late_feeds
-        from ka_ml.jobs.score import check_output, check_writeback, run_scoring, writeback_url
+        from ka_ml.jobs.score import (
+            Progress,
+            check_output,
+            check_writeback,
+            run_scoring,
+            writeback_fallback,
+            writeback_url,
+        )
 
         cfg = load_config(config)
         day = _parse_date(as_of, "--as-of")
         check_output(out)  # before the data is read
         url = writeback_url(cfg, os.environ) if writeback else None
-        check_writeback(cfg, url)  # likewise: a week's scoring is not lost to the database
+        fallback = writeback_fallback(cfg, os.environ) if writeback else ""
+        # likewise: a week's scoring is not lost to the database
+        check_writeback(cfg, url, fallback)
         loaded = [_load(cfg, data, day, engine)]
         when = day or loaded[0].default_as_of
         demo = not (data or cfg.data.source)  # the embedded demo ends when it ends
@@ -296,6 +358,7 @@ def score(
             log.warning(w)
         loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]
         loaded = [hold_late_feeds(loaded[0], when)]  # a late feed: read as of its own end
+        progress.append(Progress())
         # handed over (popped): the scorer alone holds the History and can let it go
         res = run_scoring(
             loaded.pop(),
@@ -303,30 +366,34 @@ def score(
             when,
             out,
             writeback_url=url,
+            writeback_warning=fallback,
             engine=engine,
             replace_forecast=replace_forecast,
             freshness=stale,
+            progress=progress[0],
         )
         lights = res.record["lights"]
-        Console().print(
+        _console().print(
             f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "
             f"[red]{lights.get('red', 0)} red[/], [yellow]{lights.get('yellow', 0)} yellow[/], "
             f"[green]{lights.get('green', 0)} green[/] -> {res.out_dir}/ (report.html, scores.parquet, "
             "scores.csv, scores.xlsx, run_record.json)"
         )
-        _print_run_warnings(res.record, Console())
+        _print_run_warnings(res.record, _console())
         _print_delivery(res.record)
         if notify_owners:
             from ka_ml.jobs.notify import notify as send_digests
 
             _print_notify(send_digests(res.out_dir, cfg))
+            progress[0].notified = True
 
-    _run(
-        debug,
-        go,
-        "the score run stopped; nothing of it was published (the previous outputs and score "
-        "history are untouched); rerun it, reruns are idempotent",
-    )
+    def interrupted() -> str:
+        from ka_ml.jobs.score import Progress, interrupted_text
+
+        done = progress[0] if progress else Progress()
+        return interrupted_text(done, writeback=writeback, notify=notify_owners)
+
+    _run(debug, go, interrupted)
 
 
 def _print_run_warnings(record: dict, out: Console) -> None:
@@ -344,7 +411,7 @@ def _print_run_warnings(record: dict, out: Console) -> None:
 
 def _print_delivery(record: dict) -> None:
     delivery = record.get("delivery") or {}
-    out = Console()
+    out = _console()
     if delivery.get("owner_reports"):
         out.print(f"  {delivery['owner_reports']} owner reports + digests in owners/")
     for label in delivery.get("unaddressed") or []:
@@ -353,8 +420,11 @@ def _print_delivery(record: dict) -> None:
     if wb:
         out.print(
             f"  wrote back {wb['rows']:,} rows to {wb['url']} table {wb['table']}"
-            + (f" (removed {wb['removed']:,} stale)" if wb["removed"] else "")
+            + (f" (removed {wb['removed']:,} stale)" if wb["removed"] else ""),
+            soft_wrap=True,
         )
+        if wb.get("warning"):
+            out.print(f"  [bold yellow]warning[/]: {escape(wb['warning'])}", soft_wrap=True)
 
 
 def _print_notify(res) -> None:
@@ -370,7 +440,7 @@ def _print_notify(res) -> None:
             str(d.counts["red"]),
             str(d.counts["turned_red"]),
         )
-    out = Console()
+    out = _console()
     out.print(table)
     if res.sent:
         out.print(f"sent {len(res.outgoing)} digests from {res.folder}/")
@@ -460,7 +530,7 @@ def backtest(
         day = _parse_date(as_of, "--as-of")
         h = _load(cfg, data, day)
         res = run_backtest(h, cfg, day or h.default_as_of, out)
-        shown = Console()
+        shown = _console()
         s = res.summary
         shown.print(
             f"backtest as of {s['backtest_as_of']}: {s['weeks']} weekly scores, "
@@ -497,7 +567,7 @@ def models(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
         from ka_ml.reporting.console import print_models
 
         cfg = load_config(config)
-        print_models(list_models(cfg), cfg, Console())
+        print_models(list_models(cfg), cfg, _console())
 
     _run(debug, go)
 
@@ -523,7 +593,7 @@ def promote_cmd(
         from ka_ml.reporting.console import print_promotion
 
         cfg = load_config(config)
-        print_promotion(promote(cfg, name, version, reason or ""), cfg, Console())
+        print_promotion(promote(cfg, name, version, reason or ""), cfg, _console())
 
     _run(debug, go)
 

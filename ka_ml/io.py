@@ -8,6 +8,7 @@ swapped in, so a run killed mid-write leaves the previous outputs intact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -18,6 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from ka_ml.errors import KaMlError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def full_disk(e: BaseException, path: Path) -> KaMlError | None:
+    """The error to show for ``e`` when it is a full disk (or quota) while writing ``path``,
+    else None: "unexpected error: OSError ..." (exit 1) named no path."""
+    if not isinstance(e, OSError):
+        return None
+    if e.errno not in _FULL and "No space left on device" not in str(e):
+        return None
+    file = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
+    return KaMlError(
+        f"No space left on the disk holding '{path}'{file} while writing it; nothing of it "
+        "was published.",
+        "free space there (old outputs/<date>/ folders, MLflow artifacts of old runs) or "
+        "write to a disk with room (paths.outputs, --out), then rerun; reruns are idempotent.",
+    )
 
 
 def atomic_write(path: Path, writer: Callable[[Path], None]) -> Path:
@@ -30,9 +49,11 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> Path:
         writer(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if (full := full_disk(e, path)) is not None:
+            raise full from e
         raise
     return path
 
@@ -66,8 +87,10 @@ def staged_dir(target: Path) -> Iterator[Path]:
     os.chmod(stage, 0o777 & ~_umask())
     try:
         yield stage
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
+        if (full := full_disk(e, target)) is not None:
+            raise full from e
         raise
     old = target.parent / f".{target.name}.old"
     shutil.rmtree(old, ignore_errors=True)

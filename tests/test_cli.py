@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -550,3 +551,118 @@ def test_help_shows_flags_without_a_value_and_no_markup(command: str) -> None:
     assert res.exit_code == 0, res.output
     assert "--debug " in res.output and "--config <path>" in res.output
     assert "<bool>" not in res.output and "\\[" not in res.output
+
+
+@pytest.fixture
+def tz_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone is Asia/Kolkata (+05:30) for the test."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_off_a_terminal_lines_are_not_wrapped_and_log_times_carry_date_and_zone(
+    tz_kolkata: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cron's mail had Rich's 80 columns: the success summary split mid-path, lines padded
+    with spaces, and log times as '[10:00:56]' (no date, no zone)."""
+    import re
+
+    from ka_ml.cli import _console, _run, log
+
+    long_path = "/srv/ka_ml/outputs/" + "/".join(["a-rather-long-folder-name"] * 6)
+
+    def body() -> None:
+        log.warning("the newest order in the data is from 2026-09-30: %s", long_path)
+        _console().print(f"scored 1,803 accounts as of 2026-10-01 -> {long_path}/ (report.html)")
+
+    _run(False, body)
+    out, err = capsys.readouterr()
+    assert out == f"scored 1,803 accounts as of 2026-10-01 -> {long_path}/ (report.html)\n"
+    (line,) = err.splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+05:30 WARNING the newest order in the data is "
+        rf"from 2026-09-30: {re.escape(long_path)}",
+        line,
+    ), line
+
+
+def test_a_look_back_is_warned_about_once(trained: Any, demo_dir: Path, tmp_path: Path) -> None:
+    cfg = isolated(trained.cfg, tmp_path, owner_reports=False)
+    config = write_config(cfg, tmp_path / "ka_ml.yaml")
+    earlier = (trained.history.default_as_of - pd.Timedelta(days=28)).date()
+    args = ["score", "--config", str(config), "--data", str(demo_dir), "--as-of", str(earlier)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("These scores look back") == 1, res.output
+
+
+def test_a_score_run_stopped_by_sigterm_exits_143_and_ctrl_c_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM exited 130, Ctrl-C's code: a scheduler could not tell its own timeout."""
+    import os
+    import signal
+
+    import ka_ml.jobs.score
+
+    def sigterm(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def ctrl_c(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    for stop, code, why in ((sigterm, 143, "terminated by signal 15"), (ctrl_c, 130, "Ctrl-C")):
+        monkeypatch.setattr(ka_ml.jobs.score, "check_output", stop)
+        res = CliRunner().invoke(app, ["score"])
+        assert res.exit_code == code, res.output
+        assert f"interrupted ({why}): the score run stopped; nothing of it" in res.output
+
+
+@pytest.mark.parametrize(
+    ("zone", "instant", "today"),
+    [
+        ("Asia/Tokyo", "2026-12-05T21:30:00+00:00", "2026-12-06"),  # 06:30 local, next day
+        ("America/Los_Angeles", "2026-12-06T05:00:00+00:00", "2026-12-06"),  # 21:00 the 5th
+        ("UTC", "2026-12-05T21:30:00+00:00", "2026-12-05"),
+    ],
+)
+def test_today_is_the_later_of_the_utc_and_the_local_date(
+    zone: str, instant: str, today: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run at 06:30 in Tokyo (21:30 UTC the day before) refused orders dated that local
+    day as "dated after today"."""
+    import time
+
+    from ka_ml.cli import _today
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert _today(pd.Timestamp(instant)) == pd.Timestamp(today)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_early_morning_run_east_of_utc_takes_orders_dated_local_today(
+    demo500: Path, tz_kolkata: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate (and score, train: the same clock) read orders dated the local day of an
+    early-morning run in Kolkata as dated after today."""
+    import ka_ml.cli
+
+    folder = demo500
+    orders = pd.read_csv(folder / "orders.csv", parse_dates=["order_date"])
+    newest = orders["order_date"].max()
+    at = pd.Timestamp(newest.date(), tz="Asia/Kolkata") + pd.Timedelta(hours=4)  # 04:00 local
+    real = ka_ml.cli._today
+    monkeypatch.setattr(ka_ml.cli, "_today", lambda now=None: real(at))
+    assert at.tz_convert("UTC").date() < newest.date()  # in UTC still the day before
+    res = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "dated after today" not in res.output, res.output

@@ -187,11 +187,53 @@ def test_a_refused_recipient_is_reported_while_the_others_are_delivered(
     with pytest.raises(KaMlError, match=r"refused 1 of 3 digest\(s\) \(2 sent\)") as err:
         notify(scored_dir, cfg, env={})
     assert "bruno.rossi <bruno@refused.example>" in err.value.message
-    assert "--owner" in err.value.remedy
+    assert err.value.remedy.endswith(
+        f"send only those: ka-ml notify --scores {scored_dir} --owner bruno.rossi"
+    )
     assert sorted(m.rcpt_tos[0] for m in smtp_server.inbox.messages) == [
         "alice@corp.example",
         "desk@corp.example",
     ]
+
+
+def test_a_send_cut_short_names_who_was_not_sent_and_the_command_for_them(
+    smtp_server: Server, scored_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send cut short said "failed after 3 of 11 digest(s) ... rerun with --owner for
+    the missing ones", leaving the operator to find out who was sent."""
+    import shlex
+    import smtplib
+
+    original = smtplib.SMTP.send_message
+    calls: list[int] = []
+
+    def once_then_gone(self: smtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(smtplib.SMTP, "send_message", once_then_gone)
+    cfg = mail_config(smtp_server.port)
+    cfg = cfg.model_copy(
+        update={"paths": cfg.paths.model_copy(update={"outputs": scored_dir.parent})}
+    )
+    with pytest.raises(KaMlError, match=r"failed after 1 of 3 digest\(s\)") as err:
+        notify(scored_dir, cfg, env={})
+    (sent,) = smtp_server.inbox.messages
+    to = {v: str(k or "unassigned") for k, v in ADDRESSES.items()}
+    done = to[sent.rcpt_tos[0]]
+    missing = [label for label in to.values() if label != done]
+    shown = err.value.message.split("Not sent: ", 1)[1]
+    assert shown.endswith(f"; sent: {done}.")
+    assert sorted(shown.removesuffix(f"; sent: {done}.").split(", ")) == sorted(missing)
+    command = err.value.remedy.split("send only the missing ones: ", 1)[1]
+    assert command.startswith(f"ka-ml notify --as-of {AS_OF.date()} --owner ")
+    owners = shlex.split(command)[5::2]
+    assert sorted(owners) == sorted(missing)
+    monkeypatch.undo()
+    notify(scored_dir, cfg, env={}, owners=owners)  # the command's digests, and only those
+    assert sorted(to[m.rcpt_tos[0]] for m in smtp_server.inbox.messages[1:]) == sorted(missing)
 
 
 def test_a_digest_without_an_address_stops_the_run_before_the_first_mail(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
+import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -325,7 +327,10 @@ def test_a_write_back_failing_after_scoring_publishes_files_and_history_and_says
     )
     text = " ".join(res.output.split())
     assert "the database write-back failed" in text and "connection lost" in text
-    assert f"The scores are in {folder}/; rerun with --writeback to retry" in text
+    assert (
+        f"The scores are in {folder}/; rerun `ka-ml score --as-of {folder.name} --writeback`"
+        in text
+    )
     assert "reruns are idempotent" in text
     monkeypatch.undo()
     monkeypatch.setenv("KA_ML_WRITEBACK_URL", url)
@@ -388,3 +393,180 @@ def test_the_config_takes_a_table_or_schema_dot_table(name: str) -> None:
 def test_the_config_refuses_other_table_names(name: str) -> None:
     with pytest.raises(ValueError, match="writeback_table"):
         Config.model_validate({"delivery": {"writeback_table": name}})
+
+
+def _within(seconds: float, fn: Callable[[], object]) -> BaseException | None:
+    """What ``fn`` raised, run in a thread that must finish within ``seconds`` (a write-back
+    without timeouts hung a weekly run until it was killed, the log empty)."""
+    raised: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fn()
+            raised.append(None)
+        except BaseException as e:
+            raised.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still waiting after {seconds} s"
+    return raised[0]
+
+
+def test_a_write_back_target_that_never_answers_fails_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ka_ml.data.sql
+
+    monkeypatch.setattr(ka_ml.data.sql, "CONNECT_TIMEOUT_S", 2)  # libpq's minimum
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = f"postgresql+psycopg://crm_writer:pw@127.0.0.1:{port}/crm"
+        for attempt in (
+            lambda: writeback.check_target(url),
+            lambda: write_back(scores_frame(), url),
+        ):
+            err = _within(15, attempt)
+            assert isinstance(err, KaMlError), err
+            assert "127.0.0.1" in str(err) and "table 'ka_ml_scores'" in str(err)
+
+
+def test_a_table_another_session_locks_fails_the_write_back_naming_it(tmp_path: Path) -> None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set (bash .ci/postgres.sh starts a local PostgreSQL)")
+    from ka_ml.delivery.run_delivery import write_back_scores
+    from ka_ml.jobs.score import check_writeback
+
+    table = f"scores_{uuid.uuid4().hex[:10]}"
+    write_back(scores_frame(), url, table=table)
+    cfg = Config.model_validate(  # the run's own calls take the read side's setting
+        {"data": {"lock_timeout_seconds": 1}, "delivery": {"writeback_table": table}}
+    )
+    engine = sa.create_engine(parse_url(url))
+    try:
+        with engine.connect() as other, other.begin():  # a migration holding the table
+            other.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+            for attempt, done in (
+                (lambda: check_writeback(cfg, url), "nothing was scored or written"),
+                (lambda: write_back_scores(scores_frame(), url, cfg), "nothing was changed"),
+                (
+                    lambda: writeback.check_target(url, table=table, lock_timeout_s=1),
+                    "nothing was scored or written",
+                ),
+                (
+                    lambda: write_back(scores_frame(), url, table=table, lock_timeout_s=1),
+                    "nothing was changed there",
+                ),
+            ):
+                err = _within(20, attempt)
+                assert isinstance(err, KaMlError), err
+                text = str(err)
+                assert f"table '{table}'" in text and done in text
+                assert "waited longer than data.lock_timeout_seconds (1 s)" in text
+                assert "pg_locks" in err.remedy
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+        engine.dispose()
+
+
+# -- the SQLite default when the URL variable is missing: said, never silent --------------
+def test_the_sqlite_default_is_noted_only_when_the_variable_is_missing(tmp_path: Path) -> None:
+    cfg = Config().model_copy(update={"paths": PathsConfig(outputs=tmp_path / "out")})
+    note = writeback.fallback_note(cfg, {})
+    assert "KA_ML_WRITEBACK_URL is not set" in note
+    assert str((tmp_path / "out" / "scores.db").resolve()) in note
+    assert writeback.fallback_note(cfg, {"KA_ML_WRITEBACK_URL": "postgresql://u@db/crm"}) == ""
+    with_url = Config.model_validate({"delivery": {"writeback_url": "sqlite:///x.db"}})
+    assert writeback.fallback_note(with_url, {}) == ""  # a configured URL is no fallback
+
+
+def test_a_sqlite_default_that_cannot_hold_the_table_says_why_and_leaves_no_file(
+    tmp_path: Path,
+) -> None:
+    from ka_ml.jobs.score import check_writeback, writeback_fallback, writeback_url
+
+    cfg = Config.model_validate(
+        {
+            "paths": {"outputs": str(tmp_path / "out")},
+            "delivery": {"writeback_table": "ops_out.ka_ml_scores"},  # no such SQLite schema
+        }
+    )
+    url, fallback = writeback_url(cfg, {}), writeback_fallback(cfg, {})
+    with pytest.raises(KaMlError) as err:
+        check_writeback(cfg, url, fallback)
+    text = str(err.value)
+    assert text.startswith("The write-back goes to the local SQLite file")
+    assert "KA_ML_WRITEBACK_URL is not set" in text and "nothing was scored" in text
+    assert not (tmp_path / "out" / "scores.db").exists()  # an empty one was left behind
+    check_writeback(cfg.model_copy(update={"delivery": Config().delivery}), url, fallback)
+    assert not (tmp_path / "out" / "scores.db").exists()  # the check writes no file either
+
+
+def test_a_write_back_to_the_sqlite_default_warns_on_the_console_and_in_the_record(
+    trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("KA_ML_WRITEBACK_URL", raising=False)  # the env file not sourced
+    _, args = _score_args(trained, demo_dir, tmp_path, "ka_ml_scores")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    db = (tmp_path / "outputs" / "scores.db").resolve()
+    text = " ".join(res.output.split())
+    assert f"warning: the write-back goes to the local SQLite file {db} because " in text
+    assert "KA_ML_WRITEBACK_URL is not set" in text
+    (folder,) = (tmp_path / "outputs").glob("20*")
+    record = json.loads((folder / "run_record.json").read_text())["delivery"]["writeback"]
+    assert "KA_ML_WRITEBACK_URL is not set" in record["warning"] and str(db) in record["warning"]
+    assert len(read_back(f"sqlite:///{db}")) == record["rows"] > 0
+
+
+# -- an interruption once the files are published says so, and what is left to do --------
+@pytest.mark.parametrize("stage", ["write-back", "notify"])
+def test_an_interruption_after_publishing_says_what_was_published_and_what_was_not(
+    stage: str, trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A SIGTERM during the write-back said "nothing of it was published" while the files
+    and the score history of that date were."""
+    import ka_ml.jobs.notify
+    import ka_ml.jobs.score
+
+    def terminated(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("terminated by signal 15")
+
+    target = ka_ml.jobs.score if stage == "write-back" else ka_ml.jobs.notify
+    name = "write_back_scores" if stage == "write-back" else "notify"
+    monkeypatch.setattr(target, name, terminated)
+    monkeypatch.setenv("KA_ML_WRITEBACK_URL", f"sqlite:///{tmp_path / 'crm.db'}")
+    _, args = _score_args(trained, demo_dir, tmp_path, "ka_ml_scores")
+    res = CliRunner().invoke(app, [*args, "--notify"])
+    assert res.exit_code == 130, res.output
+    (folder,) = (tmp_path / "outputs").glob("20*")
+    day = folder.name
+    text = " ".join(res.output.split())
+    assert "nothing of it was published" not in text
+    assert f"the outputs and score history of {day} are published ({folder}/)" in text
+    sends = f"`ka-ml notify --as-of {day}` sends them"
+    if stage == "write-back":
+        assert f"the write-back was not done: rerun `ka-ml score --as-of {day} --writeback`" in text
+        assert "the digests were not sent" in text and sends in text
+    else:
+        assert "are published" in text and "and written back to the database" in text
+        assert "write-back was not done" not in text and sends in text
+
+
+def test_an_interruption_names_the_output_folder_of_a_run_with_out(tmp_path: Path) -> None:
+    from ka_ml.jobs.score import Progress, interrupted_text
+
+    nothing = interrupted_text(Progress(), writeback=True, notify=True)
+    assert nothing.startswith("the score run stopped; nothing of it was published")
+    done = Progress("2026-10-01", tmp_path / "wk40", default_dir=False, published=True)
+    text = interrupted_text(done, writeback=True, notify=True)
+    assert f"rerun `ka-ml score --as-of 2026-10-01 --out {tmp_path / 'wk40'} --writeback`" in text
+    assert f"`ka-ml notify --scores {tmp_path / 'wk40'}` sends them" in text
+    assert interrupted_text(done, writeback=False, notify=False) == (
+        f"the outputs and score history of 2026-10-01 are published ({tmp_path / 'wk40'}/)"
+    )

@@ -725,11 +725,16 @@ def test_a_registration_cut_short_leaves_the_registry_as_it_was(
 
 
 def test_sigterm_stops_a_command_as_ctrl_c_does() -> None:
+    """... with SIGTERM's own exit code, 143 (128 + 15), not Ctrl-C's 130."""
     import os
     import signal
 
-    from ka_ml.cli import _run
+    import typer
 
-    with pytest.raises(KeyboardInterrupt, match="terminated by signal"):
+    from ka_ml.cli import Terminated, _run
+
+    with pytest.raises(typer.Exit) as stopped:
         _run(False, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    assert stopped.value.exit_code == 143
+    assert isinstance(stopped.value.__context__, Terminated)  # the same clean-up ran
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back afterwards

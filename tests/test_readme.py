@@ -79,3 +79,15 @@ def test_the_default_config_file_names_every_key_with_its_default() -> None:
 
     assert missing(Config, raw, "") == []
     assert load_config(path) == Config()
+
+
+def test_the_env_file_example_has_no_comment_after_a_value() -> None:
+    """systemd's ``EnvironmentFile=`` takes everything after ``=`` as the value: the
+    example's ``KA_ML_WRITEBACK_URL='...'  # password URL-encoded`` put the comment into
+    the URL under systemd. Every assignment of the example stands alone on its line."""
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+    (example,) = [b for b in blocks if "KA_ML_WRITEBACK_URL=" in b]
+    assignments = [ln for ln in example.splitlines() if re.match(r"[A-Z_]+=", ln)]
+    assert len(assignments) >= 4
+    for line in assignments:
+        assert re.fullmatch(r"[A-Z_]+='[^']*'", line), line

@@ -51,3 +51,58 @@ def test_the_served_pyfunc_predicts_the_models_own_frame(
     got = served.predict(X[["gap_median_days", "recency_days"]].head(50))
     want = model.predict_frame(X.head(50), WINDOWS)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+
+def _moved_store(tmp_path: Path) -> tuple[object, str, str, Path]:
+    """A timing champion registered under ``tmp_path/a/models``, then that folder moved to
+    ``tmp_path/b/models`` (the original gone): (config of the new place, name, version,
+    the original folder)."""
+    import shutil
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"recency_days": rng.uniform(0, 200, 200)})
+    d, e = rng.exponential(40, 200), rng.uniform(size=200) < 0.8
+    model = TimingModel(edges=interval_edges(WINDOWS), params=FAST).fit(X, d, e, num_boost_round=5)
+    cfg = small_config(tmp_path / "a")
+    name = cfg.mlflow.timing_model_name
+    client = registry.connect(cfg)
+    with mlflow.start_run():
+        version = registry.log_and_register(model, "timing", name, X, WINDOWS)
+    client.set_registered_model_alias(name, registry.CHAMPION, version)
+    (tmp_path / "b").mkdir()
+    shutil.move(tmp_path / "a" / "models", tmp_path / "b" / "models")
+    moved = small_config(tmp_path / "b")
+    assert moved.paths.models == tmp_path / "b" / "models"
+    return moved, name, str(version), tmp_path / "a" / "models"
+
+
+def test_a_moved_models_folder_is_read_where_it_is_now(tmp_path: Path, mlflow_state: None) -> None:
+    """Copying paths.models elsewhere and removing the original failed every score with
+    "unexpected error: MlflowException: No such artifact: ''": the store records absolute
+    artifact paths."""
+    cfg, name, version, _ = _moved_store(tmp_path)
+    client = registry.connect(cfg)
+    model, got = registry.load_champion(client, name, "purchase-timing")
+    assert got == version and isinstance(model, TimingModel)
+
+
+def test_a_moved_models_folder_without_its_files_says_where_they_were_and_the_fix(
+    tmp_path: Path, mlflow_state: None
+) -> None:
+    import shutil
+
+    import pytest
+
+    from ka_ml.errors import ModelError
+
+    cfg, name, version, old = _moved_store(tmp_path)
+    shutil.rmtree(cfg.paths.models / "artifacts")  # only mlflow.db came along
+    client = registry.connect(cfg)
+    with pytest.raises(ModelError) as err:
+        registry.load_champion(client, name, "purchase-timing")
+    text = str(err.value)
+    assert f"Registered model '{name}' version {version} cannot be loaded" in text
+    assert f"says its files are in {old.resolve() / 'artifacts'}" in text
+    assert "was moved or copied since it was trained there" in text
+    assert f"move the models folder back to {old.resolve()}" in err.value.remedy
+    assert "retrain in the new place" in err.value.remedy

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from ka_ml.cli import app
 from ka_ml.config import Config
 from ka_ml.errors import KaMlError, NoChampionError
-from ka_ml.io import recover_staged, staged_dir
+from ka_ml.io import atomic_write, recover_staged, staged_dir
 from ka_ml.jobs.score import ScoreResult, exclusive_lock, run_scoring
 from ka_ml.modeling import registry
 from ka_ml.scoring import score_history
@@ -589,3 +589,28 @@ def test_the_run_record_states_the_churn_definition_that_applied() -> None:
         "contract lapse (contracted accounts) / no order (others)"
     )
     assert churn_definition_text("no_order", has_contracts=True) == "no order"
+
+
+def test_a_full_disk_names_the_folder_and_publishes_nothing(tmp_path: Path) -> None:
+    """A full disk was "unexpected error: OSError: No space left on device" (exit 1), no path."""
+    import errno
+
+    from ka_ml.io import atomic_write_text
+
+    target = tmp_path / "2026-10-01"
+    with staged_dir(target) as stage:
+        (stage / "scores.csv").write_text("before")
+    with pytest.raises(KaMlError) as err, staged_dir(target) as stage:
+        raise OSError(errno.ENOSPC, "No space left on device", str(stage / "scores.csv"))
+    assert err.value.exit_code == 2
+    assert f"No space left on the disk holding '{target}'" in err.value.message
+    assert "scores.csv" in err.value.message and "free space" in err.value.remedy
+    assert (target / "scores.csv").read_text() == "before"  # the previous outputs stand
+    assert [p.name for p in tmp_path.iterdir()] == ["2026-10-01"]  # no staging left
+
+    def full(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(KaMlError, match=f"disk holding '{tmp_path / 'run_record.json'}'"):
+        atomic_write(tmp_path / "run_record.json", full)
+    assert atomic_write_text(tmp_path / "ok.txt", "fine").read_text() == "fine"

@@ -149,15 +149,33 @@ def test_models_load_from_the_configured_registry_even_if_the_environment_names_
 
 def test_model_loading_goes_through_the_registry_by_name_and_version_only() -> None:
     """No code path loads a model from a file path, a run or a URL: only ``models:/`` URIs
-    of the configured registry, in one function."""
+    of the configured registry, in one function; and, when the path the registry records
+    for that version is gone (the models folder was moved), that same relative path inside
+    the configured store's own artifacts folder, never outside it."""
     callers = {
         str(p.relative_to(ROOT)): p.read_text().count("load_model(")
         for p in (ROOT / "ka_ml").rglob("*.py")
         if "load_model(" in p.read_text()
     }
-    assert callers == {"ka_ml/modeling/registry.py": 1}
+    assert callers == {"ka_ml/modeling/registry.py": 2}
     source = inspect.getsource(registry.load_version)
     assert 'load_model(f"models:/{name}/{version}")' in source
+    assert source.count("load_model(") == 1 and "_load_moved(name, version, e)" in source
+    moved = inspect.getsource(registry._load_moved)
+    assert moved.count("load_model(") == 1
+    assert "moved = _relocated(recorded, root)" in moved
+    assert "load_model(str(moved))" in moved
+
+
+def test_a_moved_store_is_never_read_outside_its_own_artifacts_folder(tmp_path: Path) -> None:
+    root = tmp_path / "models" / "artifacts"
+    (root / "models" / "m-1" / "artifacts").mkdir(parents=True)
+    (tmp_path / "evil").mkdir()
+    gone = Path("/gone/models/artifacts/models/m-1/artifacts")
+    assert registry._relocated(gone, root) == root / "models" / "m-1" / "artifacts"
+    escape = Path("/gone/models/artifacts/../../evil")
+    assert registry._relocated(escape, root) is None
+    assert registry._relocated(Path("/gone/models/artifacts/models/m-2/artifacts"), root) is None
 
 
 def test_the_default_config_file_validates(tmp_path: Path) -> None:

@@ -116,6 +116,30 @@ def connect_url(url: URL, env: Mapping[str, str]) -> URL:
     return url.set(password=password) if password else url
 
 
+def pg_connect_args(url: URL, lock_timeout_s: float | None) -> dict[str, Any]:
+    """libpq settings that keep a PostgreSQL session from waiting forever: a connect
+    timeout (:data:`CONNECT_TIMEOUT_S`: a host or listener that never answers fails the
+    connection) and ``lock_timeout`` (a table another session has locked, a migration or a
+    LOCK TABLE, fails the statement after ``lock_timeout_s``; None: no limit); each only
+    where the URL does not set it itself. Also names the session ``ka_ml``."""
+    args: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("connect_timeout", CONNECT_TIMEOUT_S),
+            ("application_name", APPLICATION_NAME),
+        )
+        if k not in url.query
+    }
+    if lock_timeout_s is not None and "options" not in url.query:
+        args["options"] = f"-c lock_timeout={max(1, round(lock_timeout_s * 1000))}"
+    return args
+
+
+def is_lock_timeout(e: BaseException) -> bool:
+    """``e`` is PostgreSQL's lock_timeout passing (SQLSTATE 55P03)."""
+    return sqlstate(e) == _LOCK_TIMEOUT
+
+
 # -- reading --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SqlColumn:
@@ -175,18 +199,7 @@ class SqlSource:
         kwargs: dict[str, Any] = {"poolclass": NullPool}
         options: dict[str, Any] = {}
         if self.url.get_backend_name() == "postgresql":
-            kwargs["connect_args"] = {
-                k: v
-                for k, v in (
-                    ("connect_timeout", CONNECT_TIMEOUT_S),
-                    ("application_name", APPLICATION_NAME),
-                )
-                if k not in self.url.query
-            }
-            if self.lock_timeout_s is not None and "options" not in self.url.query:
-                # a table locked by another session (a migration) fails the read, not hangs it
-                ms = max(1, round(self.lock_timeout_s * 1000))
-                kwargs["connect_args"]["options"] = f"-c lock_timeout={ms}"
+            kwargs["connect_args"] = pg_connect_args(self.url, self.lock_timeout_s)
             options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         try:
             self.engine = sa.create_engine(connect_url(self.url, self.env), **kwargs)

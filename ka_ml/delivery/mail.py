@@ -14,6 +14,7 @@ unencrypted connection except to a loopback relay.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -115,12 +116,30 @@ def _credentials(smtp: SmtpConfig, env: Mapping[str, str]) -> tuple[str, str] | 
     return user, password
 
 
-def send(outgoing: Sequence[Outgoing], smtp: SmtpConfig, env: Mapping[str, str]) -> None:
-    """Send every message over one SMTP connection; report every failure at the end."""
+def resend_command(labels: Sequence[str], rerun: str = "ka-ml notify") -> str:
+    """``rerun`` with one ``--owner`` per label (shell-quoted): the digests to send again."""
+    return " ".join([rerun, *(f"--owner {shlex.quote(label)}" for label in labels)])
+
+
+def _names(labels: Sequence[str], shown: int = 20) -> str:
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
+
+
+def send(
+    outgoing: Sequence[Outgoing],
+    smtp: SmtpConfig,
+    env: Mapping[str, str],
+    rerun: str = "ka-ml notify",
+) -> None:
+    """Send every message over one SMTP connection; report every failure at the end, naming
+    the owners whose digest was not sent and the command (``rerun`` with their ``--owner``)
+    that sends only theirs."""
     _check_addresses(outgoing)
     creds = _credentials(smtp, env)
     context = ssl.create_default_context()
     failed: list[str] = []
+    sent_to: set[str] = set()
     sent = 0
     try:
         server = (
@@ -145,18 +164,25 @@ def send(outgoing: Sequence[Outgoing], smtp: SmtpConfig, env: Mapping[str, str])
                     failed.append(f"{o.digest.label} <{o.digest.address}>: {problem}")
                 else:
                     sent += 1
+                    sent_to.add(o.digest.label)
     except (OSError, smtplib.SMTPException) as e:
+        missing = [o.digest.label for o in outgoing if o.digest.label not in sent_to]
+        done = [o.digest.label for o in outgoing if o.digest.label in sent_to]
         raise KaMlError(
             f"Sending over SMTP {smtp.host}:{smtp.port} failed after {sent} of "
-            f"{len(outgoing)} digest(s): {type(e).__name__}: {e}.",
+            f"{len(outgoing)} digest(s): {type(e).__name__}: {e}. Not sent: "
+            f"{_names(missing)}" + (f"; sent: {_names(done)}." if done else "."),
             "check delivery.smtp (host, port, tls) and the credentials in "
-            f"{smtp.user_env}/{smtp.password_env}; rerun with --owner for the missing ones.",
+            f"{smtp.user_env}/{smtp.password_env}; then send only the missing ones: "
+            f"{resend_command(missing, rerun)}",
         ) from e
     if failed:
+        missing = [o.digest.label for o in outgoing if o.digest.label not in sent_to]
         raise KaMlError(
             f"The SMTP server refused {len(failed)} of {len(outgoing)} digest(s) "
             f"({sent} sent): {' | '.join(failed[:10])}.",
-            "fix those addresses (delivery.recipients) and rerun with --owner NAME for each.",
+            "fix those addresses (delivery.recipients), then send only those: "
+            f"{resend_command(missing, rerun)}",
         )
 
 

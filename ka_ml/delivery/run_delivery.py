@@ -47,7 +47,12 @@ def stage_delivery(
 
 def write_back_scores(scores: pd.DataFrame, url: str, cfg: Config) -> dict[str, Any]:
     """Upsert ``scores`` into ``delivery.writeback_table`` at ``url``; what the record keeps."""
-    res = write_back(scores, url, table=cfg.delivery.writeback_table)
+    res = write_back(
+        scores,
+        url,
+        table=cfg.delivery.writeback_table,
+        lock_timeout_s=cfg.data.lock_timeout_seconds,
+    )
     return {
         "url": res.url,
         "table": res.table,

@@ -42,6 +42,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ka_ml.config import Config
+from ka_ml.data.sql import is_lock_timeout, pg_connect_args
 from ka_ml.errors import KaMlError
 
 KEY = ("account_id", "as_of")
@@ -62,7 +63,25 @@ def resolve_url(cfg: Config, env: Mapping[str, str]) -> str:
     url = env.get(cfg.delivery.writeback_url_env) or cfg.delivery.writeback_url
     if url:
         return url
-    return f"sqlite:///{(Path(cfg.paths.outputs) / 'scores.db').resolve()}"
+    return f"sqlite:///{_default_file(cfg)}"
+
+
+def _default_file(cfg: Config) -> Path:
+    return (Path(cfg.paths.outputs) / "scores.db").resolve()
+
+
+def fallback_note(cfg: Config, env: Mapping[str, str]) -> str:
+    """Why the write-back goes to the local SQLite default, when it does because the
+    environment variable is not set ('' otherwise). An environment file a cron job did not
+    source had sent a week's scores there with exit 0, the CRM not updated."""
+    var = cfg.delivery.writeback_url_env
+    if env.get(var) or cfg.delivery.writeback_url:
+        return ""
+    return (
+        f"the write-back goes to the local SQLite file {_default_file(cfg)} because {var} "
+        f"is not set (was the environment file sourced?), and no other database is updated; "
+        f"set {var} (or delivery.writeback_url) to write back to your database"
+    )
 
 
 def _raw_password(url: str) -> str | None:
@@ -361,24 +380,50 @@ def _prune(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     return removed
 
 
+def _engine(parsed: URL, lock_timeout_s: float | None) -> sa.Engine:
+    """An engine that never waits forever on PostgreSQL: the read side's connect timeout
+    and ``lock_timeout`` (:func:`ka_ml.data.sql.pg_connect_args`)."""
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(parsed, connect_args=pg_connect_args(parsed, lock_timeout_s))
+    return sa.create_engine(parsed)
+
+
+def _lock_timeout_error(
+    e: SQLAlchemyError, where: str, lock_timeout_s: float | None, done: str
+) -> KaMlError:
+    return KaMlError(
+        f"The write-back to {where} waited longer than data.lock_timeout_seconds "
+        f"({lock_timeout_s or 0:g} s) for a lock another session holds on that table; "
+        f"{done}: {_first_line(e)}",
+        "rerun when that session is done (a migration, a LOCK TABLE, a VACUUM FULL?): ask "
+        "the DBA which session holds the lock (pg_locks); or raise data.lock_timeout_seconds.",
+    )
+
+
 def write_back(
     scores: pd.DataFrame,
     url: str,
     *,
     table: str = "ka_ml_scores",
     engine: sa.Engine | None = None,
+    lock_timeout_s: float | None = None,
 ) -> WritebackResult:
-    """Upsert ``scores`` into ``table`` at ``url`` in one transaction (see module docstring)."""
+    """Upsert ``scores`` into ``table`` at ``url`` in one transaction (see module docstring).
+    On PostgreSQL the connection times out (:data:`ka_ml.data.sql.CONNECT_TIMEOUT_S`) and a
+    lock held by another session fails the write after ``lock_timeout_s``."""
     parsed = parse_url(url)
     frame = sql_frame(scores)
     wanted = _table(table, scores, sa.MetaData())
-    eng = engine or sa.create_engine(parsed)
+    eng = engine or _engine(parsed, lock_timeout_s)
     try:
         with eng.begin() as conn:
             live, added = _ensure_table(conn, wanted)
             removed = _prune(conn, live, frame)
             _upsert(conn, live, _records(frame))
     except SQLAlchemyError as e:
+        if is_lock_timeout(e):
+            where = f"{safe_url(parsed)} (table '{table}')"
+            raise _lock_timeout_error(e, where, lock_timeout_s, "nothing was changed there") from e
         raise KaMlError(
             f"Write-back to {safe_url(parsed)} (table '{table}') failed; nothing was "
             f"changed there: {_first_line(e)}",
@@ -395,17 +440,27 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
 
 
-def check_target(url: str, *, table: str = "ka_ml_scores", engine: sa.Engine | None = None) -> str:
+def check_target(
+    url: str,
+    *,
+    table: str = "ka_ml_scores",
+    engine: sa.Engine | None = None,
+    lock_timeout_s: float | None = None,
+) -> str:
     """Fail fast, before a scoring run, when the write-back cannot work: connect, then in a
     transaction that is always rolled back either create a probe table beside ``table``
     (it does not exist yet: ka_ml will create it) or check the existing table's layout and
     run no-op INSERT / UPDATE / DELETE statements on it (the upsert's privileges). Returns
-    the URL with the password hidden. Changes nothing in the database."""
+    the URL with the password hidden. Changes nothing in the database. Times out as
+    :func:`write_back` does."""
     parsed = parse_url(url)
     where = f"{safe_url(parsed)} (table '{table}')"
+    created = None  # a SQLite file the check itself creates: removed again, whatever comes
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # as the run will
-    eng = engine or sa.create_engine(parsed)
+        file = Path(parsed.database)
+        file.parent.mkdir(parents=True, exist_ok=True)  # as the run will
+        created = None if file.exists() else file
+    eng = engine or _engine(parsed, lock_timeout_s)
     try:
         with eng.connect() as conn, conn.begin() as tx:
             try:
@@ -419,6 +474,9 @@ def check_target(url: str, *, table: str = "ka_ml_scores", engine: sa.Engine | N
             finally:
                 tx.rollback()
     except SQLAlchemyError as e:
+        if is_lock_timeout(e):
+            done = "checked before scoring, nothing was scored or written"
+            raise _lock_timeout_error(e, where, lock_timeout_s, done) from e
         raise KaMlError(
             f"The write-back target {where} is not usable; checked before scoring, nothing "
             f"was scored or written: {_first_line(e)}",
@@ -431,6 +489,8 @@ def check_target(url: str, *, table: str = "ka_ml_scores", engine: sa.Engine | N
     finally:
         if engine is None:
             eng.dispose()
+        if created is not None:  # the write-back creates it when it writes
+            created.unlink(missing_ok=True)
     return safe_url(parsed)
 
 
@@ -474,6 +534,7 @@ def read_back(url: str, *, table: str = "ka_ml_scores") -> pd.DataFrame:
 __all__ = [
     "WritebackResult",
     "check_target",
+    "fallback_note",
     "parse_url",
     "read_back",
     "resolve_url",

@@ -133,7 +133,7 @@ def check_as_of(
     what: str = "scoring",
 ) -> None:
     """Refuse a ``what`` ("scoring" or "training") date after tomorrow (``today``: the run's
-    clock, in UTC), and a date taken from the data whose newest order day stands alone
+    clock, the later of the UTC and the local date), and a date taken from the data whose newest order day stands alone
     (:func:`lone_newest_orders`, over ``scoring.stale_data_days``): a run dated by the data
     (the day after its last order) would be dated by one mistyped order, and a scored week
     would stay the latest everywhere (the read API, the write-back table, the digests)."""

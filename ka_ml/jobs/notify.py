@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,5 +85,19 @@ def notify(
         outgoing, folder = prepare(folder, cfg, owners)
         return NotifyResult(folder, outgoing, tuple(write_eml(outgoing, out)), sent=False)
     outgoing, folder = prepare(folder, cfg, owners)
-    send(outgoing, cfg.delivery.smtp, os.environ if env is None else env)
+    send(
+        outgoing, cfg.delivery.smtp, os.environ if env is None else env, notify_command(folder, cfg)
+    )
     return NotifyResult(folder, outgoing, (), sent=True)
+
+
+def notify_command(folder: Path, cfg: Config) -> str:
+    """The ``ka-ml notify`` that sends the digests of ``folder`` again: ``--as-of`` for a
+    dated folder of paths.outputs, else ``--scores``."""
+    folder = Path(folder)
+    if (
+        _DATE_DIR.match(folder.name)
+        and folder.parent.resolve() == Path(cfg.paths.outputs).resolve()
+    ):
+        return f"ka-ml notify --as-of {folder.name}"
+    return f"ka-ml notify --scores {shlex.quote(str(folder))}"

@@ -40,7 +40,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
-from ka_ml.delivery.writeback import check_target, resolve_url
+from ka_ml.delivery.writeback import check_target, fallback_note, resolve_url
 from ka_ml.errors import KaMlError, NoChampionError
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
@@ -179,6 +179,58 @@ def check_forecast_kept(
     )
 
 
+@dataclass
+class Progress:
+    """How far a score run got, filled in by :func:`run_scoring` as it goes, so that an
+    interruption (Ctrl-C, SIGTERM) can say what was published and what was not
+    (:func:`interrupted_text`): a SIGTERM after the files were published had said that
+    nothing of the run was."""
+
+    as_of: str = ""
+    out_dir: Path | None = None
+    default_dir: bool = True  # out_dir is paths.outputs/<as-of> (no --out)
+    published: bool = False  # files and score history
+    written_back: bool = False
+    notified: bool = False
+
+    def score_command(self) -> str:
+        """The command that redoes this date (reruns are idempotent)."""
+        out = "" if self.default_dir else f" --out {self.out_dir}"
+        return f"ka-ml score --as-of {self.as_of}{out}"
+
+    def notify_command(self) -> str:
+        """The command that sends this run's digests."""
+        if self.default_dir:
+            return f"ka-ml notify --as-of {self.as_of}"
+        return f"ka-ml notify --scores {self.out_dir}"
+
+
+def interrupted_text(progress: Progress, *, writeback: bool, notify: bool) -> str:
+    """What an interrupted ``ka-ml score`` left: nothing published, or the outputs and
+    score history of the date published and the write-back and/or digests not done,
+    each with the command that does it."""
+    if not progress.published:
+        return (
+            "the score run stopped; nothing of it was published (the previous outputs and "
+            "score history are untouched); rerun it, reruns are idempotent"
+        )
+    done = f"the outputs and score history of {progress.as_of} are published ({progress.out_dir}/)"
+    todo = []
+    if writeback and progress.written_back:
+        done += " and written back to the database"
+    elif writeback:
+        todo.append(
+            f"the write-back was not done: rerun `{progress.score_command()} --writeback` "
+            "(idempotent)"
+        )
+    if notify and not progress.notified:
+        todo.append(
+            f"the digests were not sent, or not all of them: `{progress.notify_command()}` "
+            "sends them (with --owner NAME, only those missing)"
+        )
+    return "; ".join([done, *todo])
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     out_dir: Path
@@ -210,11 +262,26 @@ def writeback_url(cfg: Config, env: Mapping[str, str]) -> str:
     return resolve_url(cfg, env)
 
 
-def check_writeback(cfg: Config, url: str | None) -> None:
+def writeback_fallback(cfg: Config, env: Mapping[str, str]) -> str:
+    """The warning that the write-back goes to the local SQLite default because the
+    environment variable is not set; '' when it does not."""
+    return fallback_note(cfg, env)
+
+
+def check_writeback(cfg: Config, url: str | None, fallback: str = "") -> None:
     """Fail before any work when the write-back target cannot take the scores (it cannot be
-    reached, the table cannot be created or written, or it has another layout)."""
-    if url is not None:
-        check_target(url, table=cfg.delivery.writeback_table)
+    reached, the table cannot be created or written, or it has another layout); the error
+    then says too when that target is only the SQLite default (``fallback``)."""
+    if url is None:
+        return
+    try:
+        check_target(
+            url, table=cfg.delivery.writeback_table, lock_timeout_s=cfg.data.lock_timeout_seconds
+        )
+    except KaMlError as e:
+        if not fallback:
+            raise
+        raise KaMlError(f"{fallback[0].upper()}{fallback[1:]}. {e.message}", e.remedy) from e
 
 
 def run_scoring(
@@ -224,21 +291,29 @@ def run_scoring(
     out_dir: Path | None = None,
     *,
     writeback_url: str | None = None,
+    writeback_warning: str = "",
     engine: str = "local",
     replace_forecast: bool = False,
     freshness: tuple[str, ...] = (),
+    progress: Progress | None = None,
 ) -> ScoreResult:
     """Score, explain, light, write outputs atomically, append to the score history.
 
     The outputs include one report + digest per owner (``owners/``) when accounts have
-    owners; ``writeback_url`` also upserts the scores into that database (one transaction).
+    owners; ``writeback_url`` also upserts the scores into that database (one transaction),
+    and the run record keeps ``writeback_warning`` with it (:func:`writeback_fallback`).
     A look back does not replace a date's forecast unless ``replace_forecast``
     (:func:`check_forecast_kept`). ``freshness``: what :func:`ka_ml.jobs.data.
     check_scoring_date` said of stale data, recorded apart so the digests lead with it.
+    ``progress`` is filled in as the run goes (:class:`Progress`).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    out_dir = Path(out_dir) if out_dir else Path(cfg.paths.outputs) / str(as_of.date())
+    default_dir = Path(cfg.paths.outputs) / str(as_of.date())
+    out_dir = Path(out_dir) if out_dir else default_dir
+    progress = progress or Progress()
+    progress.as_of, progress.out_dir = str(as_of.date()), out_dir
+    progress.default_dir = out_dir == default_dir
     ensure_writable_dir(out_dir.parent, "output")
     hist_path = score_history.history_path(cfg)
     with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
@@ -263,8 +338,7 @@ def run_scoring(
             record["model_notes"] = list(models.notes)
         if freshness:
             record["freshness"] = list(freshness)
-        if note := in_sample_note(models, as_of):
-            log.warning(note)
+        if note := in_sample_note(models, as_of):  # the CLI prints it with the summary, once
             trained = models.churn_trained_as_of
             assert trained is not None
             record["in_sample"] = {"message": note, "churn_trained_as_of": str(trained.date())}
@@ -287,26 +361,38 @@ def run_scoring(
             cfg,
             lambda: score_history.write_run(hist_path, scores, reported),
         )
+        progress.published = True
         if writeback_url:  # step 4, after everything else is published
-            _write_back(out_dir, scores, record, cfg, writeback_url)
+            _write_back(progress, scores, record, cfg, writeback_url, writeback_warning)
+            progress.written_back = True
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
 
 
 def _write_back(
-    out_dir: Path, scores: pd.DataFrame, record: dict[str, Any], cfg: Config, url: str
+    progress: Progress,
+    scores: pd.DataFrame,
+    record: dict[str, Any],
+    cfg: Config,
+    url: str,
+    warning: str = "",
 ) -> None:
     """Upsert the published scores into ``url``; the run record then says so. A failure
-    says that the files and the history are published and how to retry."""
+    says that the files and the history are published and how to retry (that date: a
+    plain rerun after new orders arrived would score another)."""
+    out_dir = progress.out_dir
+    assert out_dir is not None
     try:
         done = write_back_scores(scores, url, cfg)
     except KaMlError as e:
         raise KaMlError(
             f"The scores as of {record['as_of']} are published (files in {out_dir}/, score "
             f"history updated), but the database write-back failed: {e.message}",
-            f"{e.remedy} The scores are in {out_dir}/; rerun with --writeback to retry; "
-            "reruns are idempotent.",
+            f"{e.remedy} The scores are in {out_dir}/; rerun "
+            f"`{progress.score_command()} --writeback` to retry; reruns are idempotent.",
         ) from e
+    if warning:
+        done["warning"] = warning
     record.setdefault("delivery", {})["writeback"] = done
     atomic_write_json(out_dir / "run_record.json", record)
 

@@ -594,7 +594,9 @@ def load_version(name: str, version: str) -> Any:
 
     A version registered before the models became scikit-learn estimators is refused with
     a :class:`ModelError` naming it and the remedy (retrain, or promote a newer version);
-    the training run's champion comparison treats it as not comparable.
+    the training run's champion comparison treats it as not comparable. A models folder
+    moved since training (the store records absolute artifact paths) is read where it is
+    now, or refused naming where the registry says the files are (:func:`_load_moved`).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -605,7 +607,74 @@ def load_version(name: str, version: str) -> Any:
                 f"Registered model '{name}' version {version}: {e.message}",
                 e.remedy.replace("NAME", name),
             ) from e
+        except (MlflowException, OSError) as e:
+            pf = _load_moved(name, version, e)
     return pf.unwrap_python_model().model
+
+
+def _artifacts_root() -> Path | None:
+    """The ``artifacts`` folder beside the current SQLite store (``<paths.models>/artifacts``
+    for the embedded default); None for another store."""
+    uri = _current_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent / "artifacts"
+
+
+def _relocated(recorded: Path, root: Path) -> Path | None:
+    """``recorded`` (an absolute path into some ``.../artifacts`` folder) under ``root``,
+    the current store's artifacts folder, when that same relative layout exists there:
+    the models folder was moved or restored elsewhere. Model and run ids are unique, so
+    the same relative path is the same model."""
+    parts = recorded.parts
+    inside = root.resolve()
+    for i, part in enumerate(parts[:-1]):
+        candidate = root.joinpath(*parts[i + 1 :])
+        if (
+            part == "artifacts"
+            and candidate.is_dir()
+            and candidate.resolve().is_relative_to(inside)
+        ):
+            return candidate  # never a folder outside the store's own (a '..' in the record)
+    return None
+
+
+def _load_moved(name: str, version: str, error: Exception) -> Any:
+    """The pyfunc of a version whose recorded artifact path is gone: read from the current
+    store's folder when its files are there (:func:`_relocated`), else a ModelError naming
+    where the registry says they are and the fix."""
+    try:
+        where = str(MlflowClient().get_model_version_download_uri(name, version))
+    except MlflowException:
+        where = ""
+    recorded = Path(where.removeprefix("file://")) if where.startswith("file://") else None
+    root = _artifacts_root()
+    if recorded is not None and root is not None and not recorded.exists():
+        moved = _relocated(recorded, root)
+        if moved is not None:
+            log.info(
+                "%s v%s: read from %s (the registry records %s)", name, version, moved, recorded
+            )
+            return mlflow.pyfunc.load_model(str(moved))
+    detail = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}"
+    if recorded is None or recorded.exists():
+        raise ModelError(
+            f"Registered model '{name}' version {version} cannot be loaded from the "
+            f"registry at {_current_uri()} ({where or 'no location recorded'}): {detail}.",
+            f"check that store's files; or retrain (`ka-ml train`), or promote another "
+            f"version (`ka-ml promote {name} VERSION`).",
+        ) from error
+    old = next((p for p in recorded.parents if p.name == "artifacts"), recorded).parent
+    raise ModelError(
+        f"Registered model '{name}' version {version} cannot be loaded: the registry at "
+        f"{_current_uri()} says its files are in {recorded}, which does not exist, and "
+        f"they are not under {root or 'the store'} either. The models folder (paths.models) "
+        f"was moved or copied since it was trained there ({old}): the registry records "
+        "absolute paths.",
+        f"move the models folder back to {old}; or copy it whole (mlflow.db with its "
+        "artifacts/ folder beside it) and point paths.models (or MLFLOW_TRACKING_URI) at "
+        "the copy; or retrain in the new place (`ka-ml train`).",
+    ) from error
 
 
 def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
