@@ -397,10 +397,17 @@ def score(
 
 
 def _print_run_warnings(record: dict, out: Console) -> None:
-    """What the report's banners say, a line each: the scores look back, the inputs drifted
-    (the drift banner's first sentence: the report lists the features)."""
+    """What the report's banners say, a line each: the data's warnings (rows dropped, values
+    read as they were; stale data was said before the run), the scores look back, the
+    inputs drifted (the drift banner's first sentence: the report lists the features). An
+    operator's cron log showed only the stale-data line while 3,112 duplicate orders were
+    dropped."""
     from ka_ml.reporting.run_notes import drift_line
 
+    said = set(record.get("freshness") or [])
+    for w in record.get("warnings") or []:
+        if w not in said:
+            out.print(f"[yellow]warning[/]: data: {escape(str(w))}", soft_wrap=True)
     if record.get("in_sample"):
         out.print(f"[yellow]warning[/]: {escape(record['in_sample']['message'])}", soft_wrap=True)
     if line := drift_line(record):

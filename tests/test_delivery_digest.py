@@ -692,6 +692,13 @@ def test_score_prints_the_drift_banner_in_one_line() -> None:
     buf = StringIO()
     _print_run_warnings({"drift": {**DRIFT, "banner": False}}, Console(file=buf, width=80))
     assert buf.getvalue() == ""
+    # the data's warnings reach the log too (an operator's cron log showed none of the
+    # 3,112 duplicate orders dropped); stale data, said before the run, is not said again
+    stale = "the newest order in the data is from 2026-09-30, 8 days before ..."
+    dropped = "table 'orders': 3,112 exact duplicate rows dropped"
+    buf = StringIO()
+    _print_run_warnings({"warnings": [dropped, stale], "freshness": [stale]}, Console(file=buf))
+    assert buf.getvalue().splitlines() == [f"warning: data: {dropped}"]
 
 
 def test_a_run_whose_last_run_is_too_old_says_so_with_its_date() -> None:
