@@ -354,6 +354,13 @@ def score(
         stale = check_scoring_date(
             loaded[0], when, cfg, explicit=day is not None, today=_today(), demo=demo
         )
+        if stale and cfg.scoring.refuse_stale:  # a scheduler watching exit codes sees it
+            raise KaMlError(
+                f"Stale data, scoring refused (scoring.refuse_stale): {stale[0]}"
+                + (f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""),
+                "refresh the export and rerun; or score a date the data covers with --as-of; "
+                "or set scoring.refuse_stale: false to score with a warning.",
+            )
         for w in stale:
             log.warning(w)
         loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]

@@ -495,6 +495,12 @@ class ScoringConfig(_Strict):
         description="score warns when the newest order is this many days before the scoring "
         "date (a stale export makes every account look quieter than it is); None = never",
     )
+    refuse_stale: bool = Field(
+        False,
+        description="true: stale or late data (the warnings of stale_data_days and of late "
+        "feeds or orders) stops score with exit 2 before anything is written, for a "
+        "scheduler that watches exit codes",
+    )
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -76,6 +76,22 @@ def test_a_future_scoring_date_is_refused_before_anything_is_written(
     assert not (tmp_path / "outputs").exists()
 
 
+def test_stale_data_can_stop_the_weekly_run_for_a_scheduler_watching_exit_codes(
+    trained: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """An operator: if the warehouse stops loading, every Monday scores the same data with
+    exit 0 and the digests go out again; nothing a monitor could catch."""
+    cfg = isolated(trained.cfg, tmp_path)
+    cfg = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"refuse_stale": True})})
+    conf = str(write_config(cfg, tmp_path / "c.yaml"))
+    late = (trained.history.last_order_date + pd.Timedelta(days=9)).date()
+    code, out = cli("score", "--config", conf, "--data", str(demo_dir), "--as-of", str(late))
+    assert code == 2, out
+    assert "Stale data, scoring refused (scoring.refuse_stale): the newest order" in out
+    assert "scoring.refuse_stale: false to score with a warning" in out
+    assert not (tmp_path / "outputs").exists()
+
+
 def _orders_to(last: str, extra: list[str]) -> History:
     """Ten orders a day over the 60 days up to ``last``, plus one order on each ``extra`` day."""
     days = pd.date_range(end=last, periods=60).repeat(10).append(pd.DatetimeIndex(extra))
