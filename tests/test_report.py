@@ -446,6 +446,27 @@ def test_how_the_models_came_to_be_in_use_is_said_when_it_is_not_the_plain_story
     assert 'id="model-notes"' not in render_report(scores, make_run())
 
 
+def test_the_report_says_how_far_to_trust_the_ranking_in_a_managers_words(
+    scores: pd.DataFrame,
+) -> None:
+    """A key-account manager read 'out-of-time ROC AUC 0.883 vs BG/NBD 0.761' in the header
+    and could not tell whether to trust the list."""
+    from ka_ml.reporting.html import ranking_record
+
+    card = {"oot_roc_auc": 0.883, "best_baseline": "BG/NBD", "best_baseline_roc_auc": 0.761}
+    said = ranking_record({**card, "origins": 3})
+    assert said == (
+        "How far to trust the ranking: tested on 3 past dates it had not learnt from, the "
+        "churn model ranked a customer who then left above one who stayed 88 times in 100 "
+        "(the best simple rule, BG/NBD: 76); 50 would be a coin toss."
+    )
+    assert "held out from training" in ranking_record({**card, "test": "held-out accounts"})
+    assert ranking_record(None) == "" and ranking_record({"oot_roc_auc": float("nan")}) == ""
+    text = render_report(scores, make_run(model_card={**card, "origins": 3}))
+    assert f'<p class="def" id="trust">{said}</p>' in text
+    assert 'id="trust"' not in render_report(scores, make_run())
+
+
 def test_the_header_says_which_model_family_won_and_by_how_much(scores: pd.DataFrame) -> None:
     card = {
         "family": "blend",
