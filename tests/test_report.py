@@ -884,10 +884,10 @@ def test_the_purchase_cycle_figure_says_its_denominator_and_the_open_ended_windo
     text = " ".join(html.unescape(render_report(scores, make_run(backtest=bt))).split())
     assert (
         "Purchase cycle, in the backtest of past weekly runs: of the 14 account-weeks with a "
-        "dated window (p10–p90, 80% nominal) whose outcome is known, the next order fell "
-        "inside it for 50%; 286 of 300 windows were open-ended (p90 beyond the model's "
-        "range), which only the early side can prove wrong: of the 120 of those accounts "
-        "that ordered, 94% not before p10;"
+        "dated window (the dates meant to hold 8 in 10 next orders) whose outcome is known, "
+        "the next order fell inside it for 50%; 286 of 300 windows were open-ended (no end "
+        "date: later than the model looks ahead), which only the early side can prove wrong: "
+        "of the 120 of those accounts that ordered, 94% not before the window's start;"
     ) in text
     assert "interval open:" not in text  # said once, in the sentence
     card = {
@@ -899,9 +899,10 @@ def test_the_purchase_cycle_figure_says_its_denominator_and_the_open_ended_windo
     text = " ".join(html.unescape(render_report(scores, make_run(model_card=card))).split())
     assert (
         "in training's out-of-time test: the next order fell inside the predicted window "
-        "(p10–p90, 80% nominal) for 79% of next orders within the model's range (orders the "
-        "follow-up did not reach estimated from the forecast; 72% of the 93 account-weeks "
-        "whose next order was seen or is overdue); 87% of windows were open-ended"
+        "(the dates meant to hold 8 in 10 next orders) for 79% of next orders within the time "
+        "the model looks ahead (orders the follow-up did not reach estimated from the "
+        "forecast; 72% of the 93 account-weeks whose next order was seen or is overdue); 87% "
+        "of windows were open-ended"
     ) in text
     assert "72% of accounts" not in text
 

@@ -334,6 +334,10 @@ def _count(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and value == value else None
 
 
+# the p10-p90 interval, as a manager reads it
+WINDOW_WORDS = "the predicted window (the dates meant to hold 8 in 10 next orders)"
+
+
 def _backtest_cycle(bt: dict[str, Any]) -> str:
     """The interval record of past weekly runs, with its denominators: dated windows judged,
     open-ended ones apart (they can only fail on their lower end)."""
@@ -343,23 +347,27 @@ def _backtest_cycle(bt: dict[str, Any]) -> str:
         if not isinstance(hit, int | float):
             return ""
         return (
-            f"the next order fell inside the predicted window (p10–p90, 80% nominal) for "
+            f"the next order fell inside {WINDOW_WORDS} for "
             f"{fmt_pct(hit)} of the account-weeks whose outcome was known"
         )
     parts = []
     if isinstance(hit, int | float) and n:
         parts.append(
-            f"of the {n:,} account-weeks with a dated window (p10–p90, 80% nominal) whose "
-            f"outcome is known, the next order fell inside it for {fmt_pct(hit)}"
+            f"of the {n:,} account-weeks with a dated window (the dates meant to hold 8 in 10 "
+            f"next orders) whose outcome is known, the next order fell inside it for "
+            f"{fmt_pct(hit)}"
         )
     if opened:
         text = (
-            f"{opened:,} of {total:,} windows were open-ended (p90 beyond the model's "
-            "range), which only the early side can prove wrong"
+            f"{opened:,} of {total:,} windows were open-ended (no end date: "
+            "later than the model looks ahead), which only the early side can prove wrong"
         )
         ordered, held = _count(bt.get("interval_open_ordered")), bt.get("interval_open_not_early")
         if ordered and isinstance(held, int | float):
-            text += f": of the {ordered:,} of those accounts that ordered, {fmt_pct(held)} not before p10"
+            text += (
+                f": of the {ordered:,} of those accounts that ordered, {fmt_pct(held)} not "
+                "before the window's start"
+            )
         parts.append(text)
     return "; ".join(parts)
 
@@ -374,19 +382,22 @@ def _card_cycle(card: dict[str, Any]) -> str:
     opened = card.get("timing_open_share")
     if isinstance(done, int | float):
         text = (
-            f"the next order fell inside the predicted window (p10–p90, 80% nominal) for "
-            f"{fmt_pct(done)} of next orders within the model's range (orders the follow-up "
-            f"did not reach estimated from the forecast; {fmt_pct(hit)} of the "
+            f"the next order fell inside {WINDOW_WORDS} for "
+            f"{fmt_pct(done)} of next orders within the time the model looks ahead (orders the "
+            f"follow-up did not reach estimated from the forecast; {fmt_pct(hit)} of the "
             f"{f'{n:,} ' if n else ''}account-weeks whose next order was seen or is overdue)"
         )
     else:
         text = (
-            f"the next order fell inside the predicted window (p10–p90, 80% nominal) for "
+            f"the next order fell inside {WINDOW_WORDS} for "
             f"{fmt_pct(hit)} of the {f'{n:,} ' if n else ''}account-weeks whose next order was "
             "seen or is overdue"
         )
     if isinstance(opened, int | float) and opened > 0:
-        text += f"; {fmt_pct(opened)} of windows were open-ended (p90 beyond the model's range)"
+        text += (
+            f"; {fmt_pct(opened)} of windows were open-ended (no end date: later than the "
+            "model looks ahead)"
+        )
     return text
 
 
