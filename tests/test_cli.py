@@ -403,7 +403,9 @@ def test_without_a_timing_champion_score_goes_on_without_timing_forecasts(
         "Order within" not in report
         and "Order within" in (with_timing.out_dir / "report.html").read_text()
     )
-    assert "P(order, 90 days)" in report  # the win-back list: 1 - P(churn in the horizon)
+    assert (
+        "Chance of an order within 90 days" in report
+    )  # the win-back list: 1 - P(churn in the horizon)
     assert not [n for n in with_timing.record.get("model_notes", []) if "No purchase" in n]
 
 

@@ -942,7 +942,7 @@ def test_every_wide_table_scrolls_in_its_own_box_and_the_lists_stack_on_a_phone(
     assert len(tables) >= 3 and all(t.endswith('<div class="sx">') for t in tables)
     for section, names in (
         ("attention", ["Churn probability", "Revenue at risk", "Why now", "Top reason"]),
-        ("winback", ["Lapsed because", "P(order, 90 days)", "Win-back value"]),
+        ("winback", ["Lapsed because", "Chance of an order within 90 days", "Win-back value"]),
     ):
         part = text.split(f'id="{section}"')[1].split("</section>")[0]
         assert '<table class="x st">' in part
