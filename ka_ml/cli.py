@@ -90,6 +90,20 @@ class _IsoFormatter(logging.Formatter):
         return _local_iso(datetime.fromtimestamp(record.created))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing to whatever ``sys.stderr`` is when a record comes (as
+    logging's own last-resort handler does), not the stream of the moment it was set up: a
+    library logging at interpreter exit (py4j's clean-up) met a closed test stream."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def _setup_logging(debug: bool) -> None:
     from rich.logging import RichHandler
     from rich.text import Text
@@ -103,7 +117,7 @@ def _setup_logging(debug: bool) -> None:
         )
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:  # cron's mail, journald: plain lines, never wrapped or padded
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_IsoFormatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True
