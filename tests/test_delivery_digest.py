@@ -299,7 +299,7 @@ def test_an_account_red_last_week_that_lapsed_is_named_before_the_capped_win_bac
     df = lapsed_this_week(df, {"A2": 846.0, "A4": 50_000.0})
     alice = build_digests(df, RUN, delivery(max_listed=1))[0]
     assert alice.counts["lapsed_red"] == 1 and alice.counts["lapsed"] == 2
-    assert "\n1 account red last week has lapsed: Alpbridge B.V.\n" in alice.text
+    assert "\n1 account that was red last week has lapsed: Alpbridge B.V.\n" in alice.text
     section = alice.text.split("LAPSED SINCE LAST WEEK (WAS RED) (1)\n")[1].split("\n\n")[0]
     assert section.startswith(
         "- Alpbridge B.V. (A2): lapsed, no order for 189 days (typical gap 61 days); red last "
@@ -308,7 +308,7 @@ def test_an_account_red_last_week_that_lapsed_is_named_before_the_capped_win_bac
     assert alice.text.index("LAPSED SINCE LAST WEEK") < alice.text.index("WIN-BACK: LAPSED")
     win_back = alice.text.split("WIN-BACK: LAPSED ACCOUNTS (2)")[1]
     assert "A4 Holdings" in win_back and "Alpbridge" not in win_back  # capped at 1, by value
-    assert "1 account red last week has lapsed:</b>\nAlpbridge B.V.</p>" in alice.html
+    assert "1 account that was red last week has lapsed:</b>\nAlpbridge B.V.</p>" in alice.html
     assert "Lapsed since last week (was red) (1)" in alice.html
     assert "red last week (risk 84%)" in alice.html
     # the report and the spreadsheet count and name it too

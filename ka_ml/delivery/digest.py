@@ -442,7 +442,7 @@ No account turned red this week.
 {{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|names(counts.back_red, "...") }}
 {% endif %}
 {% if lapsed_red_names %}
-{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} red last week {{ "have" if counts.lapsed_red != 1 else "has" }} lapsed: {{ lapsed_red_names|names(counts.lapsed_red, "...") }}
+{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} that {{ "were" if counts.lapsed_red != 1 else "was" }} red last week {{ "have" if counts.lapsed_red != 1 else "has" }} lapsed: {{ lapsed_red_names|names(counts.lapsed_red, "...") }}
 {% endif %}
 {% if top_reasons %}
 Top reasons: {% for r in top_reasons %}{{ r.reason }} ({{ r.accounts }} account\
@@ -521,7 +521,8 @@ max-width:720px;line-height:1.45">
 {{ back_red_names|names(counts.back_red, "…") }}</p>
 {% endif %}
 {% if lapsed_red_names %}
-<p><b>{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} red last week \
+<p><b>{{ counts.lapsed_red }} account{{ "s" if counts.lapsed_red != 1 }} that \
+{{ "were" if counts.lapsed_red != 1 else "was" }} red last week \
 {{ "have" if counts.lapsed_red != 1 else "has" }} lapsed:</b>
 {{ lapsed_red_names|names(counts.lapsed_red, "…") }}</p>
 {% endif %}
