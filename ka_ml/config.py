@@ -357,6 +357,11 @@ class HealthConfig(_Strict):
         description="the action shown while a renewal is due ({days}: e.g. '9 days' to the "
         "contract's end)",
     )
+    renewal_overdue_action: str = Field(
+        "Contract ended {days} ago without a renewal: agree the renewal with the buyer now.",
+        description="the action shown once the contract has ended, none running, within "
+        "lifecycle.contract_grace_days (while it may still be renewed; {days}: since its end)",
+    )
     actions: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {
             "A": {

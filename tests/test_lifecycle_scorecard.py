@@ -212,6 +212,15 @@ def test_a_renewal_falling_due_replaces_the_tier_and_light_action() -> None:
     assert got[2:].tolist() == actions[2:].tolist()
     never = renewal_due(actions, days, running, HealthConfig(renewal_due_days=None))
     assert never.tolist() == actions.tolist()
+    # ended, none running, within the grace: it may still be renewed (a tier-A account
+    # turned green the week its contract ended, told to "keep the quarterly meeting")
+    ended = renewal_due(actions, days, running, cfg, grace_days=30)
+    assert ended[3] == (
+        "Contract ended 3 days ago without a renewal: agree the renewal with the buyer now."
+    )
+    assert renewal_due(actions, np.array([-31.0] * 5), ~running, cfg, 30).tolist() == (
+        actions.tolist()
+    )  # past the grace: lapsed, the win-back action takes over
 
 
 # -- the scorecard -----------------------------------------------------------------------

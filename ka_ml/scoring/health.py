@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import HealthConfig
+from ka_ml.features.catalog import n_days
 
 ORDER = {"green": 0, "yellow": 1, "red": 2}
 NAMES = np.array(["green", "yellow", "red"])
@@ -201,20 +202,28 @@ def _why(x: float, level: int, ranked: int, cfg: HealthConfig) -> str:
 
 
 def renewal_due(
-    actions: np.ndarray, days_to_end: np.ndarray, running: np.ndarray, cfg: HealthConfig
+    actions: np.ndarray,
+    days_to_end: np.ndarray,
+    running: np.ndarray,
+    cfg: HealthConfig,
+    grace_days: int = 0,
 ) -> np.ndarray:
     """``actions`` with :attr:`HealthConfig.renewal_action` where a running contract ends
     within ``renewal_due_days``: a tier-A account whose contract ended the next day was told
     to "raise at the next quarterly strategic meeting", and a green one ending in 9 days to
-    "keep the quarterly strategic meeting"."""
+    "keep the quarterly strategic meeting". Once the contract has ended with none running,
+    for ``grace_days`` (``lifecycle.contract_grace_days``: it may still be renewed),
+    :attr:`HealthConfig.renewal_overdue_action`: a tier-A account turned green the week its
+    759,200 contract ended, told to "keep the quarterly strategic meeting"."""
     if cfg.renewal_due_days is None:
         return actions
     d = np.asarray(days_to_end, float)
-    due = np.asarray(running, bool) & np.isfinite(d) & (d >= 0) & (d <= cfg.renewal_due_days)
+    run = np.asarray(running, bool)
+    due = run & np.isfinite(d) & (d >= 0) & (d <= cfg.renewal_due_days)
+    ended = ~run & np.isfinite(d) & (d < 0) & (d >= -grace_days)
     out = np.asarray(actions, dtype=object).copy()
-    out[due] = [
-        cfg.renewal_action.replace("{days}", f"{int(x)} day{'s' * (int(x) != 1)}") for x in d[due]
-    ]
+    for mask, text in ((due, cfg.renewal_action), (ended, cfg.renewal_overdue_action)):
+        out[mask] = [text.replace("{days}", n_days(abs(x))) for x in d[mask]]
     return out
 
 

@@ -450,7 +450,13 @@ def light_columns(
         out["abc_tier"] = pd.Categorical(kept.to_numpy(), categories=list(ABC_CATEGORIES))
     actions = recommended_actions(lights, out["abc_tier"].astype("object"), cfg.health)
     running = np.nan_to_num(float_column(X, "has_active_contract")) > 0
-    actions = renewal_due(actions, float_column(X, "contract_days_to_end"), running, cfg.health)
+    actions = renewal_due(
+        actions,
+        float_column(X, "contract_days_to_end"),
+        running,
+        cfg.health,
+        cfg.lifecycle.contract_grace_days,
+    )
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
     return _said_since_last_week(out, X, prev, as_of, rank, position, cfg)
