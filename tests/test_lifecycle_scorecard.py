@@ -194,6 +194,14 @@ def test_a_light_held_down_by_a_probability_floor_says_so_not_that_it_ranked_low
         "least 10%"
     )
     assert why[6] == "churn probability 4%: not among the 30% highest churn probability"
+    # rounding never makes a probability read as its floor ("30%: ..., but yellow needs at
+    # least 30%" for 0.2974)
+    floors = HealthConfig(red_min_probability=0.5, yellow_min_probability=0.3)
+    _, near = assign_lights(np.r_[0.2974, 0.5457, np.zeros(18)], None, floors)
+    assert near[0].startswith("churn probability 29.7%: among the 10% highest")
+    floors = HealthConfig(red_min_probability=0.55, yellow_min_probability=0.3)
+    _, near = assign_lights(np.r_[0.2974, 0.5457, np.zeros(18)], None, floors)
+    assert near[1].startswith("churn probability 54.6%: among the 10% highest")
 
 
 def test_a_renewal_falling_due_replaces_the_tier_and_light_action() -> None:

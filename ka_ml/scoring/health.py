@@ -93,7 +93,8 @@ def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str
     return (
         f"red = the {cfg.red_share:.0%} of {scope} with the highest {by} (never below a "
         f"{cfg.red_min_probability:.0%} churn probability), yellow = the next "
-        f"{cfg.yellow_share:.0%} (from {cfg.yellow_min_probability:.0%}), green = the rest"
+        f"{cfg.yellow_share:.0%} (never below {cfg.yellow_min_probability:.0%}), green = the "
+        "rest"
     )
 
 
@@ -187,7 +188,10 @@ def _why(x: float, level: int, ranked: int, cfg: HealthConfig) -> str:
         return f"churn probability {x:.0%}: among the {cfg.red_share:.0%} highest {by}"
     if ranked == 2:  # ranked red, kept below it by the red floor
         return (
-            f"churn probability {x:.0%}: among the {cfg.red_share:.0%} highest {by}, but "
+            f"churn probability "
+            f"{_below(x, cfg.yellow_min_probability if level == 0 else cfg.red_min_probability)}"
+            ": among the "
+            f"{cfg.red_share:.0%} highest {by}, but "
             f"red needs at least {cfg.red_min_probability:.0%}"
             + (f" and yellow {cfg.yellow_min_probability:.0%}" if level == 0 else "")
         )
@@ -195,10 +199,21 @@ def _why(x: float, level: int, ranked: int, cfg: HealthConfig) -> str:
         return f"churn probability {x:.0%}: among the {top:.0%} highest {by}"
     if ranked == 1:  # ranked yellow, kept green by the yellow floor
         return (
-            f"churn probability {x:.0%}: among the {top:.0%} highest {by}, but yellow needs "
+            f"churn probability {_below(x, cfg.yellow_min_probability)}: among the {top:.0%} "
+            f"highest {by}, but yellow needs "
             f"at least {cfg.yellow_min_probability:.0%}"
         )
     return f"churn probability {x:.0%}: not among the {top:.0%} highest {by}"
+
+
+def _below(x: float, floor: float) -> str:
+    """``x`` as a percentage that reads below ``floor`` (29.7%, where whole percents would
+    print "30%: ..., but yellow needs at least 30%")."""
+    for digits in range(0, 4):
+        text = f"{x:.{digits}%}"
+        if float(text.rstrip("%")) / 100 < floor:
+            return text
+    return f"{x:.3%}"
 
 
 def renewal_due(
