@@ -668,3 +668,14 @@ def test_an_early_morning_run_east_of_utc_takes_orders_dated_local_today(
     res = CliRunner().invoke(app, ["validate", "--data", str(folder)])
     assert res.exit_code == 0, res.output
     assert "dated after today" not in res.output, res.output
+
+
+def test_the_score_summary_line_names_the_accounts_without_a_light() -> None:
+    """An operator read 'scored 1,803 accounts as of 2026-10-01: 157 red, 390 yellow, 1016
+    green' (1,563: the 240 lapsed unnamed, no thousands separator)."""
+    from ka_ml.cli import _unlit
+
+    scores = pd.DataFrame({"lifecycle": ["active"] * 3 + ["lapsed"] * 2 + ["new"]})
+    lights = {"red": 1, "yellow": 1, "green": 1}
+    assert _unlit(scores, lights) == ", 2 lapsed (no light), 1 without a light"
+    assert _unlit(scores.iloc[:3], lights) == ""
