@@ -249,13 +249,20 @@ def late_feeds(history: History, as_of: pd.Timestamp) -> tuple[str, ...]:
     """A warning per late feed (:func:`find_late_feeds`), saying how the scorer reads it
     (:func:`hold_late_feeds`)."""
     last_order = history.last_order_date.normalize()
+    usual = _longest_silence(history.orders, "order_date")
+    # the orders late as well (said in their own warning): not "while orders run to", which
+    # read as if they were current
+    orders = (
+        f"the orders, too, stop on {last_order.date()}"
+        if usual is not None and (as_of - last_order).days > usual
+        else f"while orders run to {last_order.date()}"
+    )
     return tuple(
         f"the {f.table} table's newest row is from {f.newest.date()}, {f.lag} days before "
         f"the scoring date {as_of.date()}: a longer silence than any in its last "
-        f"{FEED_LOOKBACK_DAYS} days (at most {f.usual} day{'s' * (f.usual != 1)}), while orders run to "
-        f"{last_order.date()}. The export looks late: its features are read as of "
-        f"{f.read_as_of.date()}, so the missing days do not count as {f.lag} days of silence "
-        f"(check the {f.table} export)"
+        f"{FEED_LOOKBACK_DAYS} days (at most {f.usual} day{'s' * (f.usual != 1)}), {orders}. "
+        f"The export looks late: its features are read as of {f.read_as_of.date()}, so the "
+        f"missing days do not count as {f.lag} days of silence (check the {f.table} export)"
         for f in find_late_feeds(history, as_of)
     )
 
