@@ -351,6 +351,10 @@ def test_the_console_says_why_calibration_is_none_when_a_method_won_across_origi
     held = {"in_period_none": 0.1101, "in_period_sigmoid": 0.1099, "in_period_isotonic": 0.1090}
     with_figures = line({"method": "none", **briers, **held, "in_period_method": "isotonic"})
     assert with_figures.endswith(  # read: the veto printed no figures, MLflow logged none
-        "of the same period isotonic did better (Brier: none 0.1101, Platt 0.1099, isotonic "
-        "0.1090): no method holds in both, so none)"
+        "of the same period isotonic did better (Brier: none 0.11010, Platt 0.10990, isotonic "
+        "0.10900): no method holds in both, so none)"
     )
+    # a tie at four decimals read "none did better (Brier: none 0.0966, Platt 0.0966, ...)"
+    tie = {"in_period_none": 0.096612, "in_period_sigmoid": 0.096631}
+    said = line({"method": "none", **briers, **tie, "in_period_method": "none"})
+    assert "no calibration did as well (Brier: none 0.09661, Platt 0.09663)" in said

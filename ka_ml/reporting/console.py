@@ -169,10 +169,12 @@ def _choices(ev: Any) -> list[str]:
     if (other := cal.get("in_period_method")) is not None:  # the second check disagreed
         best = min((k for k in names if k in cal), key=lambda k: float(cal[k]))
         there = (
-            "none did better" if other == "none" else f"{names.get(str(other), other)} did better"
+            "no calibration did as well"
+            if other == "none"
+            else f"{names.get(str(other), other)} did better"
         )
         held = ", ".join(
-            f"{names[k]} {cal[f'in_period_{k}']:.4f}" for k in names if f"in_period_{k}" in cal
+            f"{names[k]} {cal[f'in_period_{k}']:.5f}" for k in names if f"in_period_{k}" in cal
         )
         veto = (
             f"; {names.get(best, best)} was best across origins, but on held-out accounts of "
