@@ -295,6 +295,21 @@ def test_the_full_report_compares_the_account_managers_and_an_owners_report_does
     assert portfolio_summary(single)["by_owner"] == []
 
 
+def test_the_capped_attention_list_points_where_the_rest_can_be_found(scores: pd.DataFrame) -> None:
+    """'... and 6 more: filter the table below by light' under accounts that turned red or
+    rose: no light filter isolates them (a second manager test). Since last week, the
+    pointer is the spreadsheet's change column; on a first run (reds only) the filter."""
+    text = html.unescape(render_report(scores, make_run(attention_rows=1)))
+    assert re.search(
+        r"… and \d+ more: each with its change since last week in scores.xlsx \(column "
+        r'"Changes since last week"\)\.',
+        text,
+    )
+    first = scores.drop(columns=["health_prev", "churn_probability_prev"])
+    text = html.unescape(render_report(first, make_run(attention_rows=1)))
+    assert re.search(r"… and \d+ more: filter the table below by light\.", text)
+
+
 def test_the_attention_list_says_why_an_account_without_a_light_last_week_turned_red() -> None:
     """Read: "Brightstone Ltd ... turned red (new)" for a customer back from lapsed; and an
     account that turned red with its risk unchanged showed nothing to explain it."""
