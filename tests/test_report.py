@@ -389,6 +389,22 @@ def test_needs_attention_shows_the_turned_red_and_rising_accounts(report: str) -
     assert "was 31%" in section
 
 
+def test_a_rising_account_says_what_moved_its_risk(scores: pd.DataFrame) -> None:
+    """A second manager test: 'Why now: risk up +21 pts' for an account whose contract end
+    had just come within the 90-day horizon read as a new signal; the change text's mover
+    (what the since-last-week sentence names) now follows it."""
+    df = scores.copy()
+    df.loc[1, "changes"] = (
+        "Risk up 13 pts since last week; biggest mover: contract (+10 pts): Contract ends in "
+        "84 days."
+    )
+    section = render_report(df, make_run()).split('id="attention"')[1].split("</section>")[0]
+    row = section.split("Borealis AG 1")[1].split("</tr>")[0]
+    assert "risk up +13 pts<small>biggest mover: contract (+10 pts): Contract ends in 84 days." in (
+        html.unescape(row)
+    )
+
+
 def test_open_ended_dates_render_as_open_ended(report: str) -> None:
     card = report.split("<h3>KA-0003</h3>")[1].split("</article>")[0]
     assert "<b>open-ended</b>" in card
