@@ -123,8 +123,11 @@ def test_each_reason_names_the_rule_that_set_the_light() -> None:
     assert "red threshold" in reasons[0] and "60%" in reasons[0]
     assert "yellow threshold" in reasons[1]
     assert "below 25%" in reasons[2]
-    assert reasons[3].startswith("stays red") and "hysteresis" in reasons[3]
-    assert reasons[4].startswith("stays yellow") and "hysteresis" in reasons[4]
+    assert (
+        reasons[3].startswith("stays red")
+        and "just past the cut (within 5 points below the threshold)" in reasons[3]
+    )
+    assert reasons[4].startswith("stays yellow") and "does not flip back and forth" in reasons[4]
     assert reasons[5].startswith("raised to yellow") and "overdue" in reasons[5]
     assert reasons[6].startswith("raised to yellow") and "critical complaint" in reasons[6]
 

@@ -144,11 +144,16 @@ def assign_lights(
         keep_red = ok & (prev_level == 2) & (level < 2) & (d_red <= h + 1e-12) & floor_red
         keep_yellow = ok & (prev_level >= 1) & (level < 1) & (d_yellow <= h + 1e-12) & floor_yellow
         level = np.where(keep_red, 2, np.where(keep_yellow, 1, level))
-        band = "of the ranking" if cfg.mode == "budget" else "below the threshold"
+        # in words, not "the 5% hysteresis band" (read as jargon by a manager)
+        band = (
+            f"within {h:.0%} of the ranking"
+            if cfg.mode == "budget"
+            else f"within {h * 100:.0f} points below the threshold"
+        )
         for mask, light in ((keep_red, "red"), (keep_yellow, "yellow")):
             reason[mask] = [
-                f"stays {light}: churn probability {x:.0%}, within the {h:.0%} hysteresis "
-                f"band {band}"
+                f"stays {light}: churn probability {x:.0%}, just past the cut ({band}): a "
+                "light does not flip back and forth on a small change"
                 for x in p[mask]
             ]
     for flag, enabled, text in (
