@@ -133,8 +133,9 @@ def check_as_of(
     what: str = "scoring",
 ) -> None:
     """Refuse a ``what`` ("scoring" or "training") date after tomorrow (``today``: the run's
-    clock, the later of the UTC and the local date), and a date taken from the data whose newest order day stands alone
-    (:func:`lone_newest_orders`, over ``scoring.stale_data_days``): a run dated by the data
+    clock, the later of the UTC and the local date), and a date taken from the data whose
+    newest order day stands alone (:func:`lone_newest_orders`, over
+    ``scoring.stale_data_days``): a run dated by the data
     (the day after its last order) would be dated by one mistyped order, and a scored week
     would stay the latest everywhere (the read API, the write-back table, the digests)."""
     last = history.default_as_of - pd.Timedelta(days=1)  # the newest order's day
@@ -327,9 +328,8 @@ def _stale_orders(
             f"the newest order in the data is from {last.date()}, {lag} days before the "
             f"scoring date {as_of.date()}: a longer silence than any between order days "
             f"in its last {FEED_LOOKBACK_DAYS} days (at most {usual} day{'s' * (usual != 1)}). "
-            "If the orders "
-            f"export is late, every account looks {lag} days quieter and more of them "
-            f"overdue than they are (check the export, or score --as-of "
+            f"If the orders export is late, every account looks {lag} days quieter and more "
+            f"of them overdue than they are (check the export, or score --as-of "
             f"{history.default_as_of.date()})",
         )
     age = (today.normalize() - last).days
