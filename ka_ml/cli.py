@@ -345,7 +345,7 @@ def score(
     progress: list = []  # the run's Progress, once it starts: what an interruption left
 
     def go() -> None:
-        from ka_ml.jobs.data import check_scoring_date, hold_late_feeds
+        from ka_ml.jobs.data import scoring_data_check
         from ka_ml.jobs.score import (
             Progress,
             check_output,
@@ -365,7 +365,8 @@ def score(
         loaded = [_load(cfg, data, day, engine)]
         when = day or loaded[0].default_as_of
         demo = not (data or cfg.data.source)  # the embedded demo ends when it ends
-        stale = check_scoring_date(
+        # the warnings, and the history to score: a late feed read as of its own end
+        stale, checked = scoring_data_check(
             loaded[0], when, cfg, explicit=day is not None, today=_today(), demo=demo
         )
         if stale and cfg.scoring.refuse_stale:  # a scheduler watching exit codes sees it
@@ -377,8 +378,8 @@ def score(
             )
         for w in stale:
             log.warning(w)
-        loaded = [replace(loaded[0], warnings=(*loaded[0].warnings, *stale))]
-        loaded = [hold_late_feeds(loaded[0], when)]  # a late feed: read as of its own end
+        loaded = [replace(checked, warnings=(*checked.warnings, *stale))]
+        del checked
         progress.append(Progress())
         # handed over (popped): the scorer alone holds the History and can let it go
         res = run_scoring(

@@ -172,18 +172,22 @@ def test_a_late_feed_is_read_as_of_its_own_end_and_the_orders_as_of_the_scoring_
     accounts' "risk up" and 50 of 54 "turned red" led with "No product usage for 11 days",
     the days the export had not yet delivered."""
     from ka_ml.features.build import build_features
-    from ka_ml.jobs.data import hold_late_feeds, late_feeds
+    from ka_ml.jobs.data import scoring_data_check
 
     h = _orders_to("2026-09-30", [])
     days = pd.date_range(end="2026-09-27", periods=120, freq="D")
     usage = pd.DataFrame({"account_id": "A1", "date": days, "count": 3.0})
     h = replace(h, usage=usage)
     cfg, day = Config(), pd.Timestamp("2026-10-08")
-    held = hold_late_feeds(h, day)
+    (orders_late, said), held = scoring_data_check(h, day, cfg, explicit=True, today=day)
+    assert isinstance(held, History)
     assert dict(held.feed_as_of) == {"usage": pd.Timestamp("2026-09-28")}
-    (said,) = late_feeds(h, day)  # the orders stopped too: not "while orders run to"
+    assert orders_late.startswith("the newest order in the data is from 2026-09-30")
+    # the orders stopped too: not "while orders run to"
     assert "(at most 1 day), the orders, too, stop on 2026-09-30. The export looks late" in said
-    assert hold_late_feeds(h, pd.Timestamp("2026-09-28")) is h  # on time: as it is
+    on_time = pd.Timestamp("2026-09-28")
+    nothing, same = scoring_data_check(h, on_time, cfg, explicit=True, today=day)
+    assert nothing == () and same is h  # on time: as it is
     now, raw = build_features(held, day, cfg), build_features(h, day, cfg)
     at_end = build_features(h, pd.Timestamp("2026-09-28"), cfg)
     usage_cols = [c for c in now.columns if c.startswith("usage_")]

@@ -246,16 +246,17 @@ def _longest_silence(frame: pd.DataFrame, date: str) -> int | None:
     return int(pd.Series(recent).diff().dt.days.max())
 
 
-def late_feeds(history: History, as_of: pd.Timestamp) -> tuple[str, ...]:
-    """A warning per late feed (:func:`find_late_feeds`), saying how the scorer reads it
-    (:func:`hold_late_feeds`)."""
+def _late_feed_texts(
+    late: list[LateFeed], history: History, as_of: pd.Timestamp, orders_silence: int | None
+) -> tuple[str, ...]:
+    """A warning per late feed, saying how the scorer reads it (``orders_silence``: the
+    orders' own longest silence, :func:`_longest_silence`)."""
     last_order = history.last_order_date.normalize()
-    usual = _longest_silence(history.orders, "order_date")
     # the orders late as well (said in their own warning): not "while orders run to", which
     # read as if they were current
     orders = (
         f"the orders, too, stop on {last_order.date()}"
-        if usual is not None and (as_of - last_order).days > usual
+        if orders_silence is not None and (as_of - last_order).days > orders_silence
         else f"while orders run to {last_order.date()}"
     )
     return tuple(
@@ -264,22 +265,8 @@ def late_feeds(history: History, as_of: pd.Timestamp) -> tuple[str, ...]:
         f"{FEED_LOOKBACK_DAYS} days (at most {f.usual} day{'s' * (f.usual != 1)}), {orders}. "
         f"The export looks late: its features are read as of {f.read_as_of.date()}, so the "
         f"missing days do not count as {f.lag} days of silence (check the {f.table} export)"
-        for f in find_late_feeds(history, as_of)
+        for f in late
     )
-
-
-def hold_late_feeds(history: History | SparkHistory, as_of: pd.Timestamp) -> History | SparkHistory:
-    """``history`` with each late feed's features read as of its own end
-    (:attr:`History.feed_as_of`): a late usage export made every account look 11 days
-    quieter on it, and "No product usage for 11 days" then led 553 of 583 accounts'
-    "risk up" and 50 of 54 "turned red" in one week. (The Spark engine does not look for
-    late feeds: its history is returned as it is.)"""
-    if not isinstance(history, History):
-        return history
-    late = find_late_feeds(history, as_of)
-    if not late:
-        return history
-    return replace(history, feed_as_of={f.table: f.read_as_of for f in late})
 
 
 def check_scoring_date(
@@ -291,19 +278,50 @@ def check_scoring_date(
     today: pd.Timestamp,
     demo: bool = False,
 ) -> tuple[str, ...]:
-    """:func:`check_as_of`, then the warnings to record: the newest order lies
-    ``scoring.stale_data_days`` or more before the scoring date (a stale export makes every
-    account look that much quieter), or, for a date taken from the data, before ``today``
-    (the week scored is not this week)."""
+    """The warnings of :func:`scoring_data_check`."""
+    return scoring_data_check(history, as_of, cfg, explicit=explicit, today=today, demo=demo)[0]
+
+
+def scoring_data_check(
+    history: History | SparkHistory,
+    as_of: pd.Timestamp,
+    cfg: Config,
+    *,
+    explicit: bool,
+    today: pd.Timestamp,
+    demo: bool = False,
+) -> tuple[tuple[str, ...], History | SparkHistory]:
+    """:func:`check_as_of`, then (the warnings to record, the history to score).
+
+    Warnings: the newest order lies ``scoring.stale_data_days`` or more before the scoring
+    date, or beyond any silence between order days over the last 90 days (a stale export
+    makes every account look that much quieter), or, for a date taken from the data, before
+    ``today`` (the week scored is not this week); and each late feed
+    (:func:`find_late_feeds`). The history scored reads each late feed as of its own end
+    (:attr:`History.feed_as_of`): a late usage export made every account look 11 days
+    quieter on it, and "No product usage for 11 days" then led 553 of 583 accounts' "risk
+    up" and 50 of 54 "turned red" in one week. The Spark engine's history is scored as it
+    is (no late feeds or orders looked for). The orders' and each feed's days are read
+    once for both."""
     check_as_of(history, as_of, cfg, explicit=explicit, today=today)
-    feeds = late_feeds(history, as_of) if isinstance(history, History) else ()
-    return _stale_orders(history, as_of, cfg, explicit=explicit, today=today, demo=demo) + feeds
+    if not isinstance(history, History):
+        stale = _stale_orders(history, as_of, cfg, None, explicit=explicit, today=today, demo=demo)
+        return stale, history
+    silence = _longest_silence(history.orders, "order_date")
+    late = find_late_feeds(history, as_of)
+    said = _stale_orders(
+        history, as_of, cfg, silence, explicit=explicit, today=today, demo=demo
+    ) + _late_feed_texts(late, history, as_of, silence)
+    if late:
+        history = replace(history, feed_as_of={f.table: f.read_as_of for f in late})
+    return said, history
 
 
 def _stale_orders(
     history: History | SparkHistory,
     as_of: pd.Timestamp,
     cfg: Config,
+    orders_silence: int | None,
     *,
     explicit: bool,
     today: pd.Timestamp,
@@ -318,11 +336,7 @@ def _stale_orders(
             f"scoring date {as_of.date()}: if the export is stale, every account looks {lag} "
             "days quieter than it is (check the source; scoring.stale_data_days)",
         )
-    usual = (
-        _longest_silence(history.orders, "order_date")
-        if isinstance(history, History) and stale is not None
-        else None
-    )
+    usual = orders_silence if stale is not None else None
     if usual is not None and lag > usual:  # a portfolio ordering daily does not stop for a week
         return (
             f"the newest order in the data is from {last.date()}, {lag} days before the "
