@@ -398,7 +398,7 @@ def score(
         _console().print(
             f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "
             f"[red]{lights.get('red', 0):,} red[/], [yellow]{lights.get('yellow', 0):,} yellow[/], "
-            f"[green]{lights.get('green', 0):,} green[/]{_unlit(res.scores, lights)} -> "
+            f"[green]{lights.get('green', 0):,} green[/]{_unlit(res.record)} -> "
             f"{res.out_dir}/ (report.html, scores.parquet, scores.csv, scores.xlsx, "
             "run_record.json)"
         )
@@ -419,14 +419,16 @@ def score(
     _run(debug, go, interrupted)
 
 
-def _unlit(scores: pd.DataFrame, lights: dict) -> str:
-    """', 240 lapsed (no light)': the accounts the light counts leave out, so the summary line
-    adds up ("1,803 accounts: 157 red, 390 yellow, 1016 green" left 240 unnamed)."""
-    rest = len(scores) - sum(int(lights.get(k, 0)) for k in ("red", "yellow", "green"))
+def _unlit(record: dict) -> str:
+    """', 240 lapsed (no light)': the accounts the run record's light counts leave out, so
+    the summary line adds up ("1,803 accounts: 157 red, 390 yellow, 1016 green" left 240
+    unnamed)."""
+    lights = record.get("lights") or {}
+    lit = sum(int(lights.get(k, 0)) for k in ("red", "yellow", "green"))
+    rest = int(record.get("n_accounts") or 0) - lit
     if rest <= 0:
         return ""
-    stage = scores["lifecycle"].astype(str) if "lifecycle" in scores else None
-    lapsed = int((stage == "lapsed").sum()) if stage is not None else 0
+    lapsed = int((record.get("lifecycle") or {}).get("lapsed", 0))
     other = rest - lapsed
     return (f", {lapsed:,} lapsed (no light)" if lapsed else "") + (
         f", {other:,} without a light" if other > 0 else ""

@@ -675,7 +675,7 @@ def test_the_score_summary_line_names_the_accounts_without_a_light() -> None:
     green' (1,563: the 240 lapsed unnamed, no thousands separator)."""
     from ka_ml.cli import _unlit
 
-    scores = pd.DataFrame({"lifecycle": ["active"] * 3 + ["lapsed"] * 2 + ["new"]})
     lights = {"red": 1, "yellow": 1, "green": 1}
-    assert _unlit(scores, lights) == ", 2 lapsed (no light), 1 without a light"
-    assert _unlit(scores.iloc[:3], lights) == ""
+    record = {"lights": lights, "n_accounts": 6, "lifecycle": {"active": 3, "lapsed": 2, "new": 1}}
+    assert _unlit(record) == ", 2 lapsed (no light), 1 without a light"
+    assert _unlit({**record, "n_accounts": 3, "lifecycle": {"active": 3}}) == ""
