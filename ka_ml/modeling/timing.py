@@ -308,10 +308,8 @@ class TimingModel(BaseEstimator):
         F = self.cdf(X)
         if self.anchor_days_ is None or p_no_order is None:
             return F
-        p = np.asarray(p_no_order, float)
-        if getattr(self, "anchor_skips_contracts_", False):  # older models: every row
-            p = np.where(contract_rule_rows(X), np.nan, p)
-        return anchor_cdf(F, self.edges_, p, self.anchor_days_)
+        skips = getattr(self, "anchor_skips_contracts_", False)  # older models: every row
+        return anchor_cdf(F, self.edges_, anchor_targets(X, p_no_order, skips), self.anchor_days_)
 
     def predict_within(self, X: pd.DataFrame, windows: list[int]) -> pd.DataFrame:
         F = self.cdf(X)
@@ -348,6 +346,14 @@ class TimingModel(BaseEstimator):
         q = quantiles_from_cdf(F, self.edges_, (lo, 0.5, hi), index=index)
         q.columns = ["q10", "q50", "q90"]
         return pd.concat([within, q], axis=1)
+
+
+def anchor_targets(X: pd.DataFrame, p_no_order: Any, skips_contracts: bool) -> np.ndarray:
+    """The churn probabilities to anchor ``X``'s rows to: NaN (the hazard's own curve) for
+    rows judged by their contract when ``skips_contracts`` (their churn is the contract's
+    lapse, not the chance of no order); the scorer's and the backtest's one rule."""
+    p = np.asarray(p_no_order, float)
+    return np.where(contract_rule_rows(X), np.nan, p) if skips_contracts else p
 
 
 def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: int) -> np.ndarray:

@@ -15,7 +15,6 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
 from ka_ml.config import Config
-from ka_ml.features.labels import contract_rule_rows
 from ka_ml.modeling.evaluate import (
     completed_interval_coverage,
 )
@@ -24,6 +23,7 @@ from ka_ml.modeling.timing import (
     HazardData,
     TimingModel,
     anchor_cdf,
+    anchor_targets,
     interval_edges,
     quantiles_from_cdf,
     within_from_cdf,
@@ -191,7 +191,7 @@ def anchor_backtest(
     probabilities on the same rows (as the scorer anchors the final model's); with ``test``
     (the rows' features), rows judged by their contract keep their own curve."""
     if test is not None:
-        p_no_order = np.where(contract_rule_rows(test), np.nan, p_no_order)
+        p_no_order = anchor_targets(test, p_no_order, skips_contracts=True)
     F = anchor_cdf(np.stack(list(toot["cdf"])), edges, p_no_order, days)
     toot = toot.copy()
     toot["cdf"] = list(F)
