@@ -259,6 +259,14 @@ class LifecycleConfig(_Strict):
     lapsed_cycle_multiple: float = Field(
         3.0, ge=1, description="... and longer than this x the account's own typical gap"
     )
+    silence_seen_before: int | None = Field(
+        2,
+        ge=1,
+        description="an account with at least this many past gaps longer than its current "
+        "silence has come back from such a silence before (an annual buyer whose season's "
+        "call-offs make its typical gap 3 days, a project buyer between projects): not "
+        "lapsed, and not overdue by the typical-gap rule (null: off)",
+    )
     new_min_orders: int = Field(3, ge=1, description="fewer orders than this: new")
     new_min_tenure_days: int | None = Field(
         None, ge=0, description="a shorter tenure than this (null = the horizon): new"
@@ -341,6 +349,17 @@ class HealthConfig(_Strict):
     )
     critical_complaint_raises: bool = Field(
         True, description="an open critical complaint: at least yellow"
+    )
+    rhythm_quiet_min: float | None = Field(
+        0.85,
+        gt=0.5,
+        le=1,
+        description="an account judged by its orders (churn definition no_order) whose own "
+        "gaps make the next churn horizon without an order at least this likely "
+        "(rhythm_quiet_chance; 0.88 = three past gaps longer than its silence, all of them "
+        "also longer than the silence plus the horizon) is not lit by its churn probability, "
+        "which then only restates its rhythm (an annual buyer two months after its order): "
+        "green unless an override raises it (null: off)",
     )
     win_back_action: str = Field(
         "Win-back: call to learn why they stopped and whether an offer would bring them back.",

@@ -135,6 +135,10 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "gap_cv": math.sqrt(3424) / 96,
         "gap_last_days": 40.0,  # 60 - 20
         "overdue_ratio": 0.2,  # 20 / 100
+        # gaps 100, 200, 100, 40, 40: all 5 longer than the 20-day silence, 1 (200) longer
+        # than 20 + 90 days: (1 + 0.5) / (5 + 1)
+        "rhythm_quiet_chance": 0.25,
+        "gaps_longer_than_silence": 5.0,
         "orders_trend_90d": 1.0,  # (2 - 1) / 1
         "spend_trend_90d": (350 - 150) / 150,
         "spend_slope_12m": 1950 * 12 / (143 * 700),
@@ -195,6 +199,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "gap_cv": NAN,
         "gap_last_days": NAN,
         "overdue_ratio": NAN,
+        "rhythm_quiet_chance": NAN,
+        "gaps_longer_than_silence": NAN,
         "orders_trend_90d": 1.0,  # (1 - 0) / max(0, 1)
         "spend_trend_90d": 5.0,  # 80 / 1 clipped to 5
         "spend_slope_12m": 4.5 * 80 / 143 / (80 / 12),  # age 45 -> bucket 1 (x=10)
@@ -255,6 +261,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "gap_cv": NAN,
         "gap_last_days": NAN,
         "overdue_ratio": NAN,
+        "rhythm_quiet_chance": NAN,
+        "gaps_longer_than_silence": NAN,
         "orders_trend_90d": 0.0,
         "spend_trend_90d": 0.0,
         "spend_slope_12m": NAN,  # no spend
@@ -634,3 +642,54 @@ def test_a_credit_note_after_the_last_order_is_no_order() -> None:
         121.0, 0.0, 1.0, -250.0,
     )  # fmt: skip
     assert (r["orders_lifetime"], r["repeat_orders"], r["spend_lifetime"]) == (1.0, 0.0, 250.0)
+
+
+def test_the_rhythm_quiet_chance_reads_the_accounts_own_gaps_against_its_silence() -> None:
+    """(j + 0.5) / (k + 1): k = past gaps longer than the silence, j = those also longer than
+    the silence plus the 90-day horizon. An annual buyer 60 days after its order, with four
+    yearly gaps: 4.5 / 5; the same buyer 300 days after its order (only two of its gaps
+    reached 390 days): 2.5 / 5; a monthly buyer silent 60 days (no gap that long): 0.5; one
+    order day: no rhythm (NaN). Orders after the as-of are invisible."""
+    annual = [60, 425, 790, 1160, 1520]  # gaps 365, 365, 370, 360
+    late = [300, 700, 1100, 1465, 1835]  # gaps 400, 400, 365, 370
+    rows = [
+        *({"account_id": "A", "order_date": d(a), "amount": 10.0} for a in annual),
+        *({"account_id": "L", "order_date": d(a), "amount": 10.0} for a in late),
+        *({"account_id": "M", "order_date": d(60 + 30 * i), "amount": 10.0} for i in range(12)),
+        {"account_id": "O", "order_date": d(20), "amount": 10.0},
+        {"account_id": "A", "order_date": d(-5), "amount": 10.0},  # after the as-of
+    ]
+    df = build_features(make_history(rows), AS_OF, config()).set_index("account_id")
+    q = df["rhythm_quiet_chance"]
+    assert q["A"] == 4.5 / 5
+    assert q["L"] == 2.5 / 5
+    assert q["M"] == 0.5
+    assert np.isnan(q["O"])
+    k = df["gaps_longer_than_silence"]  # the k of each: silences this long it came back from
+    assert (k["A"], k["L"], k["M"]) == (4.0, 4.0, 0.0) and np.isnan(k["O"])
+
+
+def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
+    tmp_path: Path,
+) -> None:
+    """Built with the features (every engine and snapshot has it) for the lights' rule only:
+    the training columns and `ka-ml features` leave it out, so models and the benchmarks'
+    plain LightGBM read what they read before."""
+    from ka_ml.features.catalog import scorer_only
+    from ka_ml.jobs.data import write_features
+    from ka_ml.training.folds import feature_columns
+
+    assert scorer_only() == {"rhythm_quiet_chance", "gaps_longer_than_silence"}
+    rows = [{"account_id": "A", "order_date": d(a), "amount": 10.0} for a in (10, 40, 70)]
+    h = make_history(rows)
+    df = build_features(h, AS_OF, config())
+    assert "rhythm_quiet_chance" in df
+    assert "rhythm_quiet_chance" not in feature_columns(df)
+    src = tmp_path / "data"
+    src.mkdir()
+    h.orders.to_csv(src / "orders.csv", index=False)
+    h.accounts.to_csv(src / "accounts.csv", index=False)
+    out = tmp_path / "f.parquet"
+    written, _ = write_features(config(), str(src), AS_OF, out, "local")
+    assert not scorer_only() & set(pd.read_parquet(out).columns)
+    assert not scorer_only() & set(written.columns)

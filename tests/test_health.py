@@ -303,6 +303,11 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
         "raised to yellow: overdue: no order for 60 days, 6.0x the typical gap of 10 days "
         "(overdue beyond 3.0x)"
     )
+    # ... unless it has come back from silences longer than this before, twice or more (an
+    # annual buyer whose season's call-offs make its typical gap 10 days)
+    seen = X.assign(gaps_longer_than_silence=[2.0, 1.0] + [0.0] * (n - 2))
+    again = light_columns(out.copy(), seen, SimpleNamespace(), cfg, as_of, hist)  # type: ignore[arg-type]
+    assert list(again["light_reason"].str.contains("overdue")[:3]) == [False, True, True]
     # a3: its own forecast, from its order, is not yet due (1.2 gaps alone would not be either)
     assert not overdue[3]
     assert not overdue[4:].any()
@@ -319,3 +324,44 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
             "order expected one by 21 Oct 2026 (9 chances in 10)"
         )
     )
+
+
+def test_a_quiet_account_is_not_lit_by_a_probability_that_restates_its_rhythm() -> None:
+    """Budget mode: the riskiest account is quiet by its own rhythm: it ranks last and stays
+    green with its reason, the red slot goes to the next one, the budget's base still counts
+    it; red last week does not keep it red; an open critical complaint still raises it."""
+    from ka_ml.scoring.health import rhythm_quiet_why
+
+    cfg = HealthConfig(red_share=0.2, yellow_share=0.2, red_min_probability=0.1)
+    p = np.array([0.99, 0.8, 0.6, 0.3, 0.2, 0.15, 0.12, 0.11, 0.05, 0.01])
+    quiet = np.zeros(10, bool)
+    quiet[0] = True
+    why = rhythm_quiet_why(p, np.full(10, 0.9), np.full(10, 60.0), 90)
+    got, reason = assign_lights(p, None, cfg, quiet=quiet, quiet_why=why)
+    assert list(got[:5]) == ["green", "red", "red", "yellow", "yellow"]
+    assert reason[0].startswith("churn probability 99%, but long quiet spells are its usual")
+    assert "no order in the next 90 days is 90% likely (last order 60 days ago)" in reason[0]
+    prev = np.array(["red"] + ["green"] * 9, dtype=object)
+    kept, _ = assign_lights(p, prev, cfg, quiet=quiet)
+    assert kept[0] == "green"
+    raised, why_raised = assign_lights(
+        p, None, cfg, quiet=quiet, critical_complaint=np.eye(10, dtype=bool)[0]
+    )
+    assert raised[0] == "yellow" and why_raised[0].startswith("raised to yellow: an open")
+
+
+def test_threshold_mode_leaves_a_quiet_account_green_too() -> None:
+    got, _ = assign_lights(np.array([0.9, 0.9]), None, CFG, quiet=np.array([True, False]))
+    assert list(got) == ["green", "red"]
+
+
+def test_the_rhythm_rule_judges_only_accounts_judged_by_their_orders() -> None:
+    """A contract account's probability is its contract's end, a risk whatever its rhythm;
+    below the configured chance, or with no rhythm (NaN), or with the rule off: lit as ever."""
+    from ka_ml.scoring.health import rhythm_quiet
+
+    chance = np.array([0.9, 0.9, 0.8, np.nan])
+    by_orders = np.array([True, False, True, True])
+    assert list(rhythm_quiet(chance, by_orders, HealthConfig())) == [True, False, False, False]
+    off = HealthConfig(rhythm_quiet_min=None)
+    assert not rhythm_quiet(chance, by_orders, off).any()

@@ -71,6 +71,25 @@ def test_an_account_silent_well_past_the_horizon_but_within_its_own_cycle_stays_
     assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["active"]  # 150 < 3 x 120
 
 
+def test_an_account_back_from_silences_this_long_before_is_not_lapsed() -> None:
+    """An annual buyer whose season's call-offs a few days apart make its typical gap 3 days,
+    silent 298 days: it has come back from longer silences four times (its yearly gaps), so
+    it is not written off; once only, or never (a real stop), the typical-gap rule holds; the
+    setting follows the config (null: off)."""
+    X = features(
+        recency_days=[298.0, 298.0, 298.0],
+        gap_median_days=[3.0, 3.0, 3.0],
+        gaps_longer_than_silence=[4.0, 1.0, 0.0],
+        orders_lifetime=[20.0, 20.0, 20.0],
+        tenure_days=[1800.0, 1800.0, 1800.0],
+    )
+    assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["active", "lapsed", "lapsed"]
+    off = Config.model_validate({"lifecycle": {"silence_seen_before": None}})
+    assert lifecycle_states(X, off)["lifecycle"].tolist() == ["lapsed"] * 3
+    once = Config.model_validate({"lifecycle": {"silence_seen_before": 1}})
+    assert lifecycle_states(X, once)["lifecycle"].tolist() == ["active", "active", "lapsed"]
+
+
 def test_win_back_chance_is_the_largest_window_else_one_minus_churn() -> None:
     # the scorer values win-back with it and the report ranks by it: one rule for both
     got = win_back_chance(np.array([0.3, np.nan, 0.0]), np.array([0.9, 0.8, 0.1]))

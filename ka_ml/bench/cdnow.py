@@ -419,6 +419,7 @@ def plain_lightgbm_predictions(
     from sklearn.model_selection import GroupShuffleSplit
 
     from ka_ml.features.build import feature_frames
+    from ka_ml.features.catalog import scorer_only
 
     known = history.before(cutoff)
     horizon = cfg.labels.horizon_days
@@ -432,7 +433,9 @@ def plain_lightgbm_predictions(
     y = np.concatenate(
         [_no_order_within(known.orders, frames[s]["account_id"], s, horizon) for s in snaps]
     )
-    cols = [c for c in X.columns if c not in ("account_id", "as_of") and X[c].dtype.kind in "fiub"]
+    # the model inputs `ka-ml features` writes (not the scorer-only columns)
+    skip = {"account_id", "as_of", *scorer_only()}
+    cols = [c for c in X.columns if c not in skip and X[c].dtype.kind in "fiub"]
     split = GroupShuffleSplit(1, test_size=0.2, random_state=0)
     tr, va = next(split.split(X, y, X["account_id"]))
     early = lgb.LGBMClassifier(n_estimators=PLAIN_MAX_TREES, **PLAIN_PARAMS).fit(

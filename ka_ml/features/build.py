@@ -132,7 +132,9 @@ def account_block(enc: Encoded, as_of: pd.Timestamp, cfg: Config) -> tuple[pd.Da
     windows = cfg.features.windows_days
     elig_days, rev_days = cfg.features.eligibility_days, cfg.portfolio.revenue_days
     bands = Bands(o["code"], t - o["day"], n, order_bounds(windows, (elig_days, rev_days)))
-    cols = order_features(o, days, gaps, n, t, windows, bands, enc.created)
+    cols = order_features(
+        o, days, gaps, n, t, windows, bands, enc.created, horizon=cfg.labels.horizon_days
+    )
     eligible = bands.window(bands.sums(o["purchase"], "purchases"), 1, elig_days) > 0
     for table, fn in (("usage", usage_features), ("surveys", survey_features)):
         at = enc.read_day(table, t)  # a late feed: as of its end, its missing days not silence

@@ -167,6 +167,9 @@ class FeatureSpec:
     # gap between orders is 0: not "perfectly regular", just not measurable)
     measured_from: tuple[str, float] | None = None
     unmeasured: str = ""
+    # False: built with the features (so every engine and every snapshot has it) for the
+    # scorer's rules, never a model input (:func:`scorer_only`)
+    model: bool = True
 
     def format(self, value: object) -> str:
         return format_value(self.unit, value)
@@ -323,6 +326,36 @@ _ORDER_SPECS_TAIL = (
         missing="Fewer than two order days: cannot tell whether an order is overdue",
         high_means="overdue against its own purchase cycle",
         low_means="within its usual purchase cycle",
+    ),
+    FeatureSpec(
+        "rhythm_quiet_chance",
+        "orders",
+        "Chance, by the account's own gaps between order days, that no order comes in the "
+        "next churn horizon: of its past gaps longer than the current silence (k), the share "
+        "also longer than the silence plus the horizon (j), as (j + 0.5) / (k + 1); 0.5 with "
+        "no such gap. For the health lights' rhythm rule (health.rhythm_quiet_min), not a "
+        "model input",
+        "share",
+        "orders",
+        templates=("By its own past gaps, chance of no order within the churn horizon: {value}",),
+        missing="Fewer than two order days: no purchase rhythm yet",
+        high_means="a quiet spell is its usual rhythm",
+        low_means="its rhythm expects an order soon",
+        model=False,
+    ),
+    FeatureSpec(
+        "gaps_longer_than_silence",
+        "orders",
+        "How many of the account's past gaps between order days were longer than its current "
+        "silence: it has come back from a silence this long that many times "
+        "(lifecycle.silence_seen_before), not a model input",
+        "count",
+        "orders",
+        templates=("Past gaps longer than the current silence: {value}",),
+        missing="Fewer than two order days: no purchase rhythm yet",
+        high_means="has been this quiet before and came back",
+        low_means="quieter than ever before",
+        model=False,
     ),
     FeatureSpec(
         "orders_trend_90d",
@@ -838,6 +871,11 @@ def features_for(history: History, windows: Sequence[int] | None = None) -> list
     """The catalog features this data can produce (their table and columns exist)."""
     specs = catalog(DEFAULT_WINDOWS if windows is None else windows)
     return [s for s in specs if s.available(history)]
+
+
+def scorer_only(specs: Iterable[FeatureSpec] = FEATURES) -> frozenset[str]:
+    """Features built for the scorer's rules that no model reads (``FeatureSpec.model``)."""
+    return frozenset(s.name for s in specs if not s.model)
 
 
 def catalog_table_markdown(specs: Iterable[FeatureSpec] = FEATURES) -> str:

@@ -78,8 +78,11 @@ def order_features(
     windows: Sequence[int],
     bands: Bands,
     created: np.ndarray | None = None,
+    *,
+    horizon: int,
 ) -> dict[str, np.ndarray]:
-    """Every order feature for ``n`` accounts at as-of day ``t`` (in the catalog's order).
+    """Every order feature for ``n`` accounts at as-of day ``t`` (in the catalog's order);
+    ``horizon``: the churn horizon in days (:func:`quiet_chance`).
 
     ``o``: order rows before ``t``; ``days``: the distinct order days before ``t``;
     ``gaps``: the gaps between them sorted by (account, length) (see ``encode``);
@@ -95,7 +98,7 @@ def order_features(
     out: dict[str, np.ndarray] = {"recency_days": t - last_day}
     out.update(window_features(bands, n_orders, spend, windows))
     prev_day = per_account.pick(dday, ends - 1, ndays >= 2)
-    out.update(gap_features(gaps, n, last_day - prev_day, out["recency_days"]))
+    out.update(gap_features(gaps, n, last_day - prev_day, out["recency_days"], horizon))
     out.update(trend_features(bands, n_orders, spend))
     out.update(mix_features(o, bands, n_orders, spend, n, t))
     out["tenure_days"] = tenure_days(has, first_day, created, t)
@@ -114,10 +117,11 @@ def window_features(
 
 
 def gap_features(
-    gaps: Arrays, n: int, last_gap: np.ndarray, recency: np.ndarray
+    gaps: Arrays, n: int, last_gap: np.ndarray, recency: np.ndarray, horizon: int
 ) -> dict[str, np.ndarray]:
     """The account's own purchase rhythm: gaps between order days (mean, median, spread,
-    the latest) and how far the current silence is past the usual gap."""
+    the latest), how far the current silence is past the usual gap, and how likely its own
+    gaps make the next ``horizon`` days without an order (:func:`quiet_chance`)."""
     gcode, gap = gaps["code"], gaps["gap"].astype(np.float64)
     ngaps = per_account.count(gcode, n)
     mean = per_account.ratio(per_account.count(gcode, n, gap), ngaps)
@@ -131,6 +135,33 @@ def gap_features(
         "gap_cv": per_account.ratio(std, mean),
         "gap_last_days": last_gap,
         "overdue_ratio": per_account.ratio(recency, median),
+        **quiet_chance(gcode, gap, ngaps, recency, horizon),
+    }
+
+
+def quiet_chance(
+    gcode: np.ndarray, gap: np.ndarray, ngaps: np.ndarray, recency: np.ndarray, horizon: int
+) -> dict[str, np.ndarray]:
+    """``gaps_longer_than_silence``: how many of the account's past gaps were longer than
+    its current silence r (k; NaN without a gap), and ``rhythm_quiet_chance``:
+    P(no order in the next ``horizon`` days) by the account's own gaps alone: of its
+    past gaps longer than the current silence r (k of them), the share also longer than
+    r + ``horizon`` (j), smoothed as (j + 0.5) / (k + 1) (Jeffreys), so a rhythm seen once
+    or twice is not taken for certain: 1 / 2 / 3 / 4 such gaps, all longer, give 0.75 /
+    0.83 / 0.88 / 0.9. NaN without a gap (fewer than two order days).
+
+    An annual buyer that ordered 60 days ago, with four yearly gaps: 0.9 (its churn
+    probability, "no order within 90 days", only restates that); a monthly buyer silent 60
+    days, none of whose gaps was longer than 40: 0.5 (k = 0, nothing known).
+    """
+    n = len(ngaps)
+    r = recency[gcode] if len(gcode) else np.zeros(0)
+    k = per_account.count(gcode, n, (gap > r).astype(np.float64))
+    j = per_account.count(gcode, n, (gap > r + horizon).astype(np.float64))
+    some = ngaps > 0
+    return {
+        "rhythm_quiet_chance": np.where(some, (j + 0.5) / (k + 1.0), np.nan),
+        "gaps_longer_than_silence": np.where(some, k, np.nan),
     }
 
 

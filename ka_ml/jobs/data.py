@@ -21,6 +21,7 @@ from ka_ml.data.schema import EVENT_DATE
 from ka_ml.demo.world import generate_world, write_world
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
+from ka_ml.features.catalog import scorer_only
 from ka_ml.io import atomic_write
 from ka_ml.spark.session import check_engine, spark_session
 
@@ -380,7 +381,8 @@ def write_features(
     cfg: Config, data: str | None, as_of: pd.Timestamp | None, out: Path, engine: str
 ) -> tuple[pd.DataFrame, pd.Timestamp]:
     """The point-in-time feature table as of ``as_of`` (default: the data's), written to
-    ``out`` (.parquet or .csv) atomically."""
+    ``out`` (.parquet or .csv) atomically: the models' inputs, without the columns built
+    only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`)."""
     if out.suffix not in (".parquet", ".csv"):
         raise KaMlError(f"--out '{out}' must end in .parquet or .csv.", "pick one of them.")
     h = load(cfg, data, as_of, engine)
@@ -391,6 +393,7 @@ def write_features(
         df = spark_features.build_features(h, day, cfg)
     else:
         df = build_features(h, day, cfg)  # type: ignore[arg-type]
+    df = df.drop(columns=[c for c in scorer_only() if c in df.columns])
     if out.suffix == ".parquet":
         atomic_write(out, lambda p: df.to_parquet(p, index=False))
     else:

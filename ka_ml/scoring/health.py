@@ -84,17 +84,23 @@ def budget_rank(metric: np.ndarray, eligible: np.ndarray) -> np.ndarray:
 
 def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str:
     """The lights' rule in one line, for the report's legend and the run record."""
+    quiet = (
+        "; an account whose own past gaps make a quiet spell its usual rhythm is not lit by "
+        "its churn probability"
+        if cfg.rhythm_quiet_min is not None
+        else ""
+    )
     if cfg.mode == "threshold":
         return (
             f"red from a churn probability of {cfg.red_threshold:.0%}, yellow from "
-            f"{cfg.yellow_threshold:.0%}, green below"
+            f"{cfg.yellow_threshold:.0%}, green below{quiet}"
         )
     by = "churn probability" if cfg.rank_by == "churn_probability" else "revenue at risk"
     return (
         f"red = the {cfg.red_share:.0%} of {scope} with the highest {by} (never below a "
         f"{cfg.red_min_probability:.0%} churn probability), yellow = the next "
         f"{cfg.yellow_share:.0%} (never below {cfg.yellow_min_probability:.0%}), green = the "
-        "rest"
+        f"rest{quiet}"
     )
 
 
@@ -108,6 +114,8 @@ def assign_lights(
     eligible: np.ndarray | None = None,
     rank_metric: np.ndarray | None = None,
     overdue_why: np.ndarray | None = None,
+    quiet: np.ndarray | None = None,
+    quiet_why: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lights, reasons) for probabilities ``p`` given last week's lights ``prev``.
 
@@ -115,10 +123,15 @@ def assign_lights(
     reason). Budget mode ranks the eligible accounts by ``rank_metric`` (default ``p``).
     ``overdue_why``: per account, what made it overdue in words (the scorer's dates and
     gaps); where empty, the generic "the expected next order has not come".
+    ``quiet``: accounts whose own rhythm makes the horizon without an order the expected
+    course (:func:`rhythm_quiet`): their probability lights nothing (they rank last, keep no
+    light by hysteresis, and stay green unless an override raises them), ``quiet_why`` says
+    so in words.
     """
     p = np.asarray(p, float)
     n = len(p)
     ok = np.ones(n, bool) if eligible is None else np.asarray(eligible, bool)
+    calm = np.zeros(n, bool) if quiet is None else np.asarray(quiet, bool) & ok
     h = cfg.hysteresis
     # distance past each light's cut: <= 0 inside it, <= h inside its hysteresis band
     if cfg.mode == "threshold":
@@ -126,6 +139,7 @@ def assign_lights(
         floor_red = floor_yellow = np.ones(n, bool)
     else:
         metric = p if rank_metric is None else np.asarray(rank_metric, float)
+        metric = np.where(calm, -np.inf, metric)  # still counted in the budget's base
         above = 1.0 - budget_rank(metric, ok)  # share of eligible accounts ranked higher
         d_red = above - cfg.red_share + 1e-9
         d_yellow = above - cfg.red_share - cfg.yellow_share + 1e-9
@@ -134,6 +148,7 @@ def assign_lights(
     level = np.where(
         ok & floor_red & (d_red <= 0), 2, np.where(ok & floor_yellow & (d_yellow <= 0), 1, 0)
     )
+    level[calm] = 0
     # how far the ranking alone would have lit it: a floor, not the rank, may have kept it lower
     ranked = np.where(d_red <= 0, 2, np.where(d_yellow <= 0, 1, 0))
     reason = np.array(
@@ -141,8 +156,10 @@ def assign_lights(
     )
     if prev is not None:
         prev_level = pd.Series(np.asarray(prev, dtype=object)).map(ORDER).fillna(-1).to_numpy(int)
-        keep_red = ok & (prev_level == 2) & (level < 2) & (d_red <= h + 1e-12) & floor_red
-        keep_yellow = ok & (prev_level >= 1) & (level < 1) & (d_yellow <= h + 1e-12) & floor_yellow
+        keep_red = ok & ~calm & (prev_level == 2) & (level < 2) & (d_red <= h + 1e-12) & floor_red
+        keep_yellow = (
+            ok & ~calm & (prev_level >= 1) & (level < 1) & (d_yellow <= h + 1e-12) & floor_yellow
+        )
         level = np.where(keep_red, 2, np.where(keep_yellow, 1, level))
         # in words, not "the 5% hysteresis band" (read as jargon by a manager)
         band = (
@@ -156,6 +173,19 @@ def assign_lights(
                 "light does not flip back and forth on a small change"
                 for x in p[mask]
             ]
+    if calm.any():
+        why = (
+            np.full(n, "", dtype=object)
+            if quiet_why is None
+            else np.asarray(quiet_why, dtype=object)
+        )
+        reason[calm] = [
+            w
+            if isinstance(w, str) and w
+            else f"churn probability {x:.0%}, but a quiet spell "
+            "is this account's usual rhythm: not lit by it"
+            for w, x in zip(why[calm], p[calm], strict=True)
+        ]
     for flag, enabled, text in (
         (overdue, cfg.overdue_raises, "overdue: the expected next order has not come"),
         (critical_complaint, cfg.critical_complaint_raises, "an open critical complaint"),
@@ -175,6 +205,35 @@ def assign_lights(
     lights = np.where(ok, NAMES[level], "").astype(object)
     reason[~ok] = ""
     return lights, reason
+
+
+def rhythm_quiet(chance: np.ndarray, judged_by_orders: np.ndarray, cfg: HealthConfig) -> np.ndarray:
+    """Accounts whose churn probability only restates their rhythm: judged by their orders
+    (churn definition ``no_order``: a contract's end is a risk whatever the rhythm) and
+    whose own gaps make the horizon without an order at least ``rhythm_quiet_min`` likely
+    (the feature ``rhythm_quiet_chance``). None of them when the rule is off."""
+    c = np.asarray(chance, float)
+    if cfg.rhythm_quiet_min is None:
+        return np.zeros(len(c), bool)
+    by_orders = np.asarray(judged_by_orders, bool)
+    return by_orders & np.isfinite(c) & (c >= cfg.rhythm_quiet_min)
+
+
+def rhythm_quiet_why(
+    p: np.ndarray, chance: np.ndarray, recency: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Why a quiet account (:func:`rhythm_quiet`) has no light from its probability, in a
+    manager's words."""
+    return np.array(
+        [
+            f"churn probability {x:.0%}, but long quiet spells are its usual rhythm: by its "
+            f"own past gaps, no order in the next {n_days(horizon)} is {c:.0%} likely"
+            + (f" (last order {n_days(r)} ago)" if np.isfinite(r) else "")
+            + "; judged again as its next order comes due"
+            for x, c, r in zip(p, chance, recency, strict=True)
+        ],
+        dtype=object,
+    )
 
 
 def _why(x: float, level: int, ranked: int, cfg: HealthConfig) -> str:

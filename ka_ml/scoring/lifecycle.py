@@ -8,6 +8,8 @@ before it). The states decide what a manager is shown, not what is scored:
   longer than the horizon and longer than ``lapsed_cycle_multiple`` times the account's own
   typical gap. A running contract keeps an account out of ``lapsed`` however quiet it is:
   it is still a customer, and its silence is a risk to act on, not a loss to win back. An
+  account that has come back from silences this long before (``silence_seen_before``) is
+  not lapsed either: its typical gap may be a season's call-offs a few days apart. An
   account still ordering after its contract ended is a customer buying without one: judged
   by its orders, as its churn label judges it (``auto``: ``no_order`` once the contract is
   gone), not sent to Win-back while it orders every week.
@@ -47,6 +49,18 @@ def bought_since_contract_end(X: pd.DataFrame) -> np.ndarray:
     return np.isfinite(recency) & np.isfinite(to_end) & (recency < -to_end)
 
 
+def silence_seen_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """Rows that have come back from a silence as long as their current one at least
+    ``lifecycle.silence_seen_before`` times (``gaps_longer_than_silence``): an annual buyer
+    whose season's call-offs a few days apart make its typical gap 3 days, a project buyer
+    between projects. Neither lapsed nor overdue by the typical-gap rule. None when off."""
+    need = cfg.lifecycle.silence_seen_before
+    k = float_column(X, "gaps_longer_than_silence")
+    if need is None:
+        return np.zeros(len(X), bool)
+    return np.isfinite(k) & (k >= need)
+
+
 def win_back_chance(p_window: np.ndarray, p: np.ndarray) -> np.ndarray:
     """A lapsed account's chance of ordering again: P(order within the largest purchase
     window) where a timing forecast exists, else P(order within the churn horizon) = 1 - ``p``
@@ -77,7 +91,7 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     silent = np.where(
         np.isfinite(recency), (recency > quiet_days) & (recency > own_cycle), ~running
     )
-    order_lapsed = ~running & silent
+    order_lapsed = ~running & silent & ~silence_seen_before(X, cfg)
     lapsed = contract_lapsed | order_lapsed
     min_tenure = lc.new_min_tenure_days if lc.new_min_tenure_days is not None else horizon
     new = ~lapsed & (

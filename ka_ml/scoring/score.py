@@ -32,12 +32,15 @@ from ka_ml.scoring.health import (
     overdue_multiple,
     recommended_actions,
     renewal_due,
+    rhythm_quiet,
+    rhythm_quiet_why,
 )
 from ka_ml.scoring.lifecycle import (
     churn_definitions,
     expected_revenue,
     float_column,
     lifecycle_states,
+    silence_seen_before,
     win_back_chance,
 )
 from ka_ml.scoring.light_change import (
@@ -418,7 +421,7 @@ def light_columns(
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
     multiple = overdue_multiple(recency, gap, now_p90, cfg.health, cfg.scoring.change_lookback_days)
-    overdue_first = ~has_forecast & (np.nan_to_num(ratio) > multiple)
+    overdue_first = ~has_forecast & (np.nan_to_num(ratio) > multiple) & ~silence_seen_before(X, cfg)
     why = _overdue_why(
         pd.to_datetime(p90), overdue_hist, overdue_first, recency, gap, ratio, multiple
     )
@@ -429,6 +432,10 @@ def light_columns(
     )
     lapsed = (out["lifecycle"].astype(object) == "lapsed").to_numpy()
     rank = "revenue_at_risk" if cfg.health.rank_by == "revenue_at_risk" else "churn_probability"
+    chance = float_column(X, "rhythm_quiet_chance")
+    rule = out["churn_definition"] if "churn_definition" in out else churn_definitions(X, cfg)
+    quiet = rhythm_quiet(chance, np.asarray(rule, dtype=object) == "no_order", cfg.health)
+    p = out["churn_probability"].to_numpy(float)
     lights, reasons = assign_lights(
         out["churn_probability"].to_numpy(),
         prev_light,
@@ -438,6 +445,8 @@ def light_columns(
         eligible=~lapsed,
         rank_metric=out[rank].to_numpy(float),
         overdue_why=why,
+        quiet=quiet,
+        quiet_why=rhythm_quiet_why(p, chance, recency, cfg.labels.horizon_days),
     )
     health = np.asarray(lights, dtype=object)
     health[lapsed] = None  # no light: lost already

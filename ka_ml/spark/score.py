@@ -46,6 +46,8 @@ KEEP = (
     "spend_365d",
     "recency_days",
     "overdue_ratio",
+    "rhythm_quiet_chance",  # the lights' rhythm rule
+    "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
     "open_critical_complaints",
     # lifecycle states and forward revenue (ka_ml.scoring.lifecycle)
     "gap_median_days",

@@ -30,8 +30,8 @@ from ka_ml.modeling.evaluate import (
 from ka_ml.modeling.timing import (
     interval_edges,
 )
-from ka_ml.scoring.health import assign_lights
-from ka_ml.scoring.lifecycle import lifecycle_states
+from ka_ml.scoring.health import assign_lights, rhythm_quiet
+from ka_ml.scoring.lifecycle import float_column, lifecycle_states
 from ka_ml.training.churn import bgnbd_within_column
 from ka_ml.training.folds import Folds, account_groups
 
@@ -294,9 +294,15 @@ def origin_lights(
     """
 
     lit = (lifecycle_states(test, cfg)["lifecycle"] != "lapsed").to_numpy()
+    by_orders = (
+        test["churn_definition"].astype(object).to_numpy() == "no_order"
+        if "churn_definition" in test
+        else np.ones(len(test), bool)
+    )
+    quiet = rhythm_quiet(float_column(test, "rhythm_quiet_chance"), by_orders, cfg.health)
     light = np.full(len(test), "", dtype=object)
     for idx in test.groupby("as_of").indices.values():
-        light[idx], _ = assign_lights(p[idx], None, cfg.health, eligible=lit[idx])
+        light[idx], _ = assign_lights(p[idx], None, cfg.health, eligible=lit[idx], quiet=quiet[idx])
     out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
     out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
     out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")

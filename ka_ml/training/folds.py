@@ -16,6 +16,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.errors import ModelError
+from ka_ml.features.catalog import scorer_only
 from ka_ml.modeling.split import Backtest, Origin, rolling_origins
 
 KEY_COLUMNS = ("account_id", "as_of")
@@ -32,7 +33,10 @@ def account_groups(df: pd.DataFrame) -> np.ndarray:
 
 
 def feature_columns(ts: pd.DataFrame) -> list[str]:
-    return [c for c in ts.columns if c not in (*KEY_COLUMNS, *LABEL_COLUMNS)]
+    """The model inputs of a snapshot table: every column but keys, labels and the features
+    built only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`)."""
+    skip = {*KEY_COLUMNS, *LABEL_COLUMNS, *scorer_only()}
+    return [c for c in ts.columns if c not in skip]
 
 
 @dataclass(frozen=True)
