@@ -260,3 +260,32 @@ def test_bgnbd_churn_rejects_a_non_positive_horizon(orders: pd.DataFrame) -> Non
 def test_bgnbd_churn_fit_needs_orders_before_the_cutoff(orders: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no orders dated before 2021-06-01"):
         BGNBDChurn().fit(orders, pd.Timestamp("2021-06-01"))
+
+
+def test_a_bgnbd_baseline_that_stops_early_is_logged_in_words_not_warned(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user's train console printed "…/baselines.py:221: ConvergenceWarning: BG/NBD fit
+    did not converge … try a larger max_iter" twice: one log line in words instead."""
+    import logging
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from ka_ml.modeling.baselines import BGNBDChurn
+    from ka_ml.training.churn import fit_baseline_bgnbd
+
+    def stops_early(self: BGNBDChurn, *args: object, **kwargs: object) -> BGNBDChurn:
+        warnings.warn("BG/NBD fit did not converge", ConvergenceWarning, stacklevel=2)
+        return self
+
+    monkeypatch.setattr(BGNBDChurn, "fit", stops_early)
+    summary = pd.DataFrame({"frequency": [1.0, 2.0], "recency": [3.0, 4.0], "T": [5.0, 6.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning escaping fails the test
+        with caplog.at_level(logging.WARNING, logger="ka_ml.training.churn"):
+            fit_baseline_bgnbd(BGNBDChurn(), pd.DataFrame(), pd.Timestamp("2025-01-06"), summary)
+    assert caplog.messages == [
+        "the BG/NBD baseline's fit at the 2025-01-06 origin stopped before converging "
+        "(2 customers); it is judged as fitted"
+    ]

@@ -219,3 +219,13 @@ def test_the_console_says_how_to_browse_the_store_the_run_went_to() -> None:
         "mlflow ui --backend-store-uri 'sqlite:////srv/ka/models/mlflow.db'"
     )
     assert browse("https://mlflow.example.com") == "browse: https://mlflow.example.com"
+
+
+def test_the_train_header_says_the_churn_definitions_in_words() -> None:
+    """Read as a code by a user ("churn definition: contract,no_order")."""
+    from ka_ml.reporting.console import churn_words
+
+    assert churn_words("contract,no_order") == (
+        "a running contract's end without renewal where one runs, else no order within the horizon"
+    )
+    assert churn_words("no_order") == "no order within the horizon"

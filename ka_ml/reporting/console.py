@@ -215,6 +215,22 @@ def _all_rows_note(table_rows: int, all_rows: int) -> str:
     )
 
 
+_DEFINITION_WORDS = {
+    "contract": "a running contract's end without renewal",
+    "no_order": "no order within the horizon",
+}
+
+
+def churn_words(definition: str) -> str:
+    """The run's churn definitions ("contract,no_order", the snapshot rows' rules) in words:
+    read as a code in a user's train console."""
+    rules = [r for r in str(definition).split(",") if r]
+    words = [_DEFINITION_WORDS.get(r, r) for r in rules]
+    if rules == ["contract", "no_order"]:
+        return f"{words[0]} where one runs, else {words[1]}"
+    return " / ".join(words) or "-"
+
+
 def print_train_report(report: Any, out: Console) -> None:
     ev = report.evaluation
     windows = sorted(
@@ -224,7 +240,7 @@ def print_train_report(report: Any, out: Console) -> None:
     )
     out.print(
         f"\n[bold]ka_ml train[/] as of {report.as_of.date()}  "
-        f"(churn definition: {report.churn_definition}; {report.seconds:.0f} s)"
+        f"(churn: {churn_words(report.churn_definition)}; {report.seconds:.0f} s)"
     )
     out.print(describe_line(report.split))
     for note in ev.notes:

@@ -8,11 +8,14 @@ on those origins; the champion candidate is then refitted on every labelled snap
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GroupKFold
 
 from ka_ml.config import Config
@@ -23,6 +26,8 @@ from ka_ml.modeling.churn import Calibrator, ChurnModel, ProbeData
 from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.modeling.tuning import TuningResult, budget_note, params_key, tune
 from ka_ml.training.folds import Folds, Progress, account_groups, capped
+
+log = logging.getLogger(__name__)
 
 # -- churn ------------------------------------------------------------------------------
 FAMILIES = ("lightgbm", "blend", "logistic")
@@ -165,6 +170,27 @@ def bgnbd_within_column(k: int) -> str:
     return f"bgnbd_p_purchase_{k}d"
 
 
+def fit_baseline_bgnbd(
+    bg: BGNBDChurn, orders: pd.DataFrame, date: pd.Timestamp, summary: pd.DataFrame
+) -> None:
+    """Fit the BG/NBD baseline; a fit that stops before converging is said once, in words,
+    in the log (a user's train console showed it as a Python warning with a source path and
+    advice about settings they cannot reach): the baseline is judged as fitted."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        bg.fit(orders, date, summary)
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        log.warning(
+            "the BG/NBD baseline's fit at the %s origin stopped before converging (%s "
+            "customers); it is judged as fitted",
+            pd.Timestamp(date).date(),
+            f"{len(summary):,}",
+        )
+
+
 def origin_baselines(
     history: History, tr: pd.DataFrame, te: pd.DataFrame, date: pd.Timestamp, cfg: Config
 ) -> dict[str, np.ndarray]:
@@ -177,7 +203,7 @@ def origin_baselines(
     ids = te["account_id"].to_numpy()
     bg = BGNBDChurn()
     summary = bg.summary(history.orders, date)  # once, for the fit and the predictions
-    bg.fit(history.orders, date, summary)
+    fit_baseline_bgnbd(bg, history.orders, date, summary)
     windows = cfg.labels.purchase_windows
     silent = bg.predict_no_order_table(
         history.orders, date, [cfg.labels.horizon_days, *windows], ids, summary=summary
