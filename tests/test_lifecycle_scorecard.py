@@ -348,3 +348,22 @@ def test_a_missing_table_leaves_its_measure_empty() -> None:
     assert got.loc[0, "scorecard_usage"] == "" and got.loc[0, "scorecard_complaints"] == ""
     assert got.loc[0, "scorecard_renewal_intent"] == ""
     assert got.loc[0, "scorecard_purchase_rhythm"] == "green"
+
+
+def test_accounts_that_stopped_ordering_under_a_running_contract_are_counted() -> None:
+    """Frame contracts renewed every January while the customer stopped ordering: the churn
+    probability (the contract's end) stays near 0; train says how many such accounts its
+    latest origin holds, once, where the churn definition is chosen."""
+    from ka_ml.scoring.lifecycle import silent_under_contract
+
+    rows = features(
+        recency_days=[326.0, 152.0, 400.0, 100.0, 95.0],
+        overdue_ratio=[3.6, 2.1, 5.0, 1.0, 2.5],
+    ).assign(churn_definition=["contract", "contract", "no_order", "contract", "contract"])
+    got = silent_under_contract(rows, CFG)
+    assert got is not None and got.startswith(
+        "3 of the 4 accounts judged by a running contract on the latest test origin had "
+        "stopped ordering (silent over 90 days and 2x their typical gap)"
+    )
+    assert got.endswith("set labels.churn_definition: no_order")
+    assert silent_under_contract(rows.iloc[2:3], CFG) is None

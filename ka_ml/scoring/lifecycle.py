@@ -61,6 +61,34 @@ def silence_seen_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     return np.isfinite(k) & (k >= need)
 
 
+def silent_under_contract(rows: pd.DataFrame, cfg: Config) -> str | None:
+    """A note on feature rows of one date (with their ``churn_definition``): how many
+    accounts judged by a running contract have stopped ordering (silent longer than the
+    horizon and over ``scorecard.rhythm_red`` typical gaps). Their churn is the contract's
+    end, so they score low however long they are silent: right where the contract is the
+    relationship (the demo's), wrong where it does not bind orders (a user's frame
+    contracts renewed every January while customers stopped ordering: 280 such rows, 3 red).
+    Only the user knows which; ``train`` says so once. None when there are none."""
+    need = {"churn_definition", "recency_days", "overdue_ratio"}
+    if not need <= set(rows.columns) or rows.empty:
+        return None
+    contract = rows["churn_definition"].astype(object).to_numpy() == "contract"
+    silent = (np.nan_to_num(float_column(rows, "recency_days")) > cfg.labels.horizon_days) & (
+        np.nan_to_num(float_column(rows, "overdue_ratio")) > cfg.scorecard.rhythm_red
+    )
+    n, of = int((contract & silent).sum()), int(contract.sum())
+    if n == 0:
+        return None
+    return (
+        f"{n:,} of the {of:,} accounts judged by a running contract on the latest test origin "
+        f"had stopped ordering (silent over {cfg.labels.horizon_days} days and "
+        f"{cfg.scorecard.rhythm_red:g}x their typical gap): their churn is the contract's "
+        "end, so they score low however long the silence. Right where the contract is the "
+        "relationship; where contracts do not bind orders (frame contracts), set "
+        "labels.churn_definition: no_order"
+    )
+
+
 def win_back_chance(p_window: np.ndarray, p: np.ndarray) -> np.ndarray:
     """A lapsed account's chance of ordering again: P(order within the largest purchase
     window) where a timing forecast exists, else P(order within the churn horizon) = 1 - ``p``

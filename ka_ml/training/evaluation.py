@@ -31,7 +31,7 @@ from ka_ml.modeling.timing import (
     interval_edges,
 )
 from ka_ml.scoring.health import assign_lights, rhythm_quiet
-from ka_ml.scoring.lifecycle import float_column, lifecycle_states
+from ka_ml.scoring.lifecycle import float_column, lifecycle_states, silent_under_contract
 from ka_ml.training.churn import bgnbd_within_column
 from ka_ml.training.folds import Folds, account_groups
 
@@ -276,12 +276,20 @@ def evaluate(
         family=churn.family_,
         family_scores=family_scores,
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
-        notes=[n for n in (folds.split.note,) if n] + short_window_notes(test["as_of"], f, windows),
+        notes=[n for n in (folds.split.note, _contract_silence(test, cfg)) if n]
+        + short_window_notes(test["as_of"], f, windows),
         expected=expected,
         cautions=cautions(pooled, expected, lights, cfg),
         calendar_rule=calendar_rule_metrics(test),
         held_out_accounts=folds.split.grouped,
     )
+
+
+def _contract_silence(test: pd.DataFrame, cfg: Config) -> str | None:
+    """:func:`silent_under_contract` on the latest origin's rows."""
+    if test.empty:
+        return None
+    return silent_under_contract(test[test["as_of"] == test["as_of"].max()], cfg)
 
 
 def origin_lights(
