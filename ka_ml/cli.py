@@ -39,12 +39,21 @@ app = typer.Typer(
 )
 
 
+# tables written where there is no terminal (a file, cron's mail): wide enough for the
+# widest (train's per-origin table), which squeezed its churn column to "0.0…" at 80
+PLAIN_WIDTH = 160
+
+
 def _console(stderr: bool = False) -> Console:
     """Rich's console on a terminal. Elsewhere (cron's mail, journald, a pipe) Rich would
-    wrap every line at 80 columns (a success summary split mid-path): lines are not
-    wrapped there, and the terminal or the reader does."""
+    wrap every line at 80 columns (a success summary split mid-path) and squeeze tables:
+    lines are not wrapped there (the terminal or the reader does), and tables get
+    ``PLAIN_WIDTH`` columns unless ``COLUMNS`` says otherwise."""
     c = Console(stderr=stderr)
-    return c if c.is_terminal else Console(stderr=stderr, soft_wrap=True)
+    if c.is_terminal:
+        return c
+    width = None if os.environ.get("COLUMNS") else PLAIN_WIDTH
+    return Console(stderr=stderr, soft_wrap=True, width=width)
 
 
 console = _console(stderr=True)

@@ -679,3 +679,17 @@ def test_the_score_summary_line_names_the_accounts_without_a_light() -> None:
     record = {"lights": lights, "n_accounts": 6, "lifecycle": {"active": 3, "lapsed": 2, "new": 1}}
     assert _unlit(record) == ", 2 lapsed (no light), 1 without a light"
     assert _unlit({**record, "n_accounts": 3, "lifecycle": {"active": 3}}) == ""
+
+
+def test_tables_off_a_terminal_are_wide_enough_not_to_squeeze_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Train's per-origin table, written to a file, showed its churn column as "0.0…" (80
+    columns); off a terminal the console is PLAIN_WIDTH wide, or COLUMNS when set."""
+    from ka_ml import cli
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    c = cli._console()
+    assert not c.is_terminal and c.width == cli.PLAIN_WIDTH
+    monkeypatch.setenv("COLUMNS", "100")
+    assert cli._console().width == 100
