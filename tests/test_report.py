@@ -488,8 +488,8 @@ def test_the_report_says_how_far_to_trust_the_ranking_in_a_managers_words(
     said = ranking_record({**card, "origins": 3})
     assert said == (
         "How far to trust the ranking: tested on 3 past dates it had not learnt from, the "
-        "churn model ranked a customer who then left above one who stayed 88 times in 100 "
-        "(the best simple rule, BG/NBD: 76); 50 would be a coin toss."
+        "churn model ranked a customer who then churned (as defined above) above one who did "
+        "not 88 times in 100 (the best simple rule, BG/NBD: 76); 50 would be a coin toss."
     )
     assert "held out from training" in ranking_record({**card, "test": "held-out accounts"})
     assert ranking_record(None) == "" and ranking_record({"oot_roc_auc": float("nan")}) == ""

@@ -403,9 +403,10 @@ def _card_cycle(card: dict[str, Any]) -> str:
 
 def ranking_record(card: Any) -> str:
     """The churn ranking's out-of-time ROC AUC in a manager's words: the chance that a
-    customer who then left was ranked above one who stayed ("ka_ml_churn v1 (lightgbm,
+    customer who then churned was ranked above one who did not ("ka_ml_churn v1 (lightgbm,
     +0.0073 ROC AUC over blend; out-of-time ROC AUC 0.883 ...)" in the header meant nothing
-    to a key-account manager). '' without a model card."""
+    to a key-account manager; "who then left" overstated it where churn is 90 days without
+    an order, which an annual buyer does every year). '' without a model card."""
     if not isinstance(card, dict):
         return ""
     auc, base = card.get("oot_roc_auc"), card.get("best_baseline_roc_auc")
@@ -418,7 +419,8 @@ def ranking_record(card: Any) -> str:
     )
     text = (
         f"How far to trust the ranking: tested {where}, the churn model ranked a customer "
-        f"who then left above one who stayed {round(100 * auc)} times in 100"
+        f"who then churned (as defined above) above one who did not {round(100 * auc)} times "
+        "in 100"
     )
     if isinstance(base, int | float) and math.isfinite(base) and card.get("best_baseline"):
         text += f" (the best simple rule, {card['best_baseline']}: {round(100 * base)})"
