@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -546,3 +547,53 @@ def test_spark_reads_currency_codes_and_trailing_minus_like_the_loader(
     got = read_history(spark, str(tmp_path), cfg).frames["orders"].orderBy("order_date")
     assert [r["amount"] for r in got.select("amount").collect()] == local
     assert all(isinstance(v, float) for v in local)
+
+
+@apply(needs_spark)
+def test_spark_says_late_feeds_and_orders_and_rows_after_the_as_of_like_the_local_engine(
+    spark: Any,
+) -> None:
+    """A user's Spark run scored a usage export 25 days late without a word (357 of 516 red
+    and yellow accounts led by "No product usage for 25 days"), and ignored
+    `scoring.refuse_stale` and `data.future_rows: error`. The same warnings now, from each
+    table's dated days; the late feed said as read as it is (Spark does not re-read it)."""
+    from ka_ml.errors import KaMlError
+    from ka_ml.jobs.data import scoring_data_check
+    from ka_ml.spark.data import from_history
+
+    days = pd.date_range(end="2026-09-30", periods=60).repeat(10)
+    orders = pd.DataFrame(
+        {
+            "account_id": [f"A{i % 40}" for i in range(len(days))],
+            "order_date": days,
+            "amount": 1.0,
+            "order_id": [f"SO{i}" for i in range(len(days))],
+        }
+    )
+    usage = pd.DataFrame(
+        {"account_id": "A1", "date": pd.date_range(end="2026-09-06", periods=120), "count": 3.0}
+    )
+    h = History(
+        orders=orders,
+        accounts=pd.DataFrame({"account_id": [f"A{i}" for i in range(40)]}),
+        usage=usage,
+    )
+    cfg, day = Config(), pd.Timestamp("2026-10-08")
+    local, _ = scoring_data_check(h, day, cfg, explicit=True, today=day)
+    got, held = scoring_data_check(from_history(spark, h), day, cfg, explicit=True, today=day)
+    assert not isinstance(held, History)
+    assert got[0] == local[0]  # the orders stop 8 days early: the same words
+    assert got[1].startswith(local[1].split(" The export looks late")[0])
+    assert "the Spark engine reads it as it is: every account looks 32 days quieter" in got[1]
+    # a row after the as-of: said (left out by the features), or refused when configured
+    late_row = orders.assign(order_date=orders["order_date"].where(orders.index > 0, day))
+    h2 = replace(h, orders=late_row)
+    said, kept = scoring_data_check(from_history(spark, h2), day, cfg, explicit=True, today=day)
+    assert said == got  # not a stale-data warning (refuse_stale does not refuse it) ...
+    assert kept.warnings[-1].startswith(  # ... but the data's, as the loader's drop is
+        "table 'orders', column 'order_date': rows dated on or after the as-of date "
+        "2026-10-08 were dropped (1 row, dated 2026-10-08)"
+    )
+    strict = cfg.model_copy(update={"data": cfg.data.model_copy(update={"future_rows": "error"})})
+    with pytest.raises(KaMlError, match="rows dated on or after the as-of date 2026-10-08"):
+        scoring_data_check(from_history(spark, h2), day, strict, explicit=True, today=day)

@@ -8,6 +8,7 @@ the ``demo-data`` and ``features`` commands' writes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -18,6 +19,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.data.loader import load_history
 from ka_ml.data.schema import EVENT_DATE
+from ka_ml.data.validate import future_rows_texts
 from ka_ml.demo.world import generate_world, write_world
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
@@ -219,14 +221,26 @@ def find_late_feeds(history: History, as_of: pd.Timestamp) -> list[LateFeed]:
     """The feeds (usage, tickets, surveys) that stopped early: read on a weekly usage
     export that missed a Sunday, which made 439 accounts' risk rise 10 points or more with
     only a drift banner to say why."""
-    last_order = history.last_order_date.normalize()
+    days = {
+        t: _days(f[EVENT_DATE[t]])
+        for t in FEEDS
+        if (f := getattr(history, t, None)) is not None and not f.empty
+    }
+    return late_feeds(days, history.last_order_date.normalize(), as_of)
+
+
+def late_feeds(
+    days: Mapping[str, pd.DatetimeIndex], last_order: pd.Timestamp, as_of: pd.Timestamp
+) -> list[LateFeed]:
+    """:func:`find_late_feeds` on each feed's dated days (sorted, before the as-of), for
+    either engine."""
     out = []
     for table in FEEDS:
-        frame = getattr(history, table, None)
-        if frame is None or frame.empty:
+        d = days.get(table)
+        if d is None or len(d) == 0:
             continue
-        newest = frame[EVENT_DATE[table]].max().normalize()
-        usual = _longest_silence(frame, EVENT_DATE[table])
+        newest = d[-1]
+        usual = _silence_of(d)
         if usual is None or newest >= last_order:  # not a regular feed, or not behind
             continue
         lag = (as_of - newest).days
@@ -235,10 +249,18 @@ def find_late_feeds(history: History, as_of: pd.Timestamp) -> list[LateFeed]:
     return out
 
 
+def _days(dates: pd.Series) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(dates.dt.normalize().unique()).sort_values()
+
+
 def _longest_silence(frame: pd.DataFrame, date: str) -> int | None:
     """The longest run of days without a row over the table's last 90 days (days between
     consecutive dated days); None when it is not a regular feed (fewer than 8 days)."""
-    days = pd.DatetimeIndex(frame[date].dt.normalize().unique()).sort_values()
+    return _silence_of(_days(frame[date]))
+
+
+def _silence_of(days: pd.DatetimeIndex) -> int | None:
+    """:func:`_longest_silence` of sorted dated days."""
     if len(days) == 0:
         return None
     recent = days[days > days[-1] - pd.Timedelta(days=FEED_LOOKBACK_DAYS)]
@@ -248,11 +270,17 @@ def _longest_silence(frame: pd.DataFrame, date: str) -> int | None:
 
 
 def _late_feed_texts(
-    late: list[LateFeed], history: History, as_of: pd.Timestamp, orders_silence: int | None
+    late: list[LateFeed],
+    last_order: pd.Timestamp,
+    as_of: pd.Timestamp,
+    orders_silence: int | None,
+    *,
+    read_as_of_end: bool = True,
 ) -> tuple[str, ...]:
     """A warning per late feed, saying how the scorer reads it (``orders_silence``: the
-    orders' own longest silence, :func:`_longest_silence`)."""
-    last_order = history.last_order_date.normalize()
+    orders' own longest silence, :func:`_longest_silence`; ``read_as_of_end``: the local
+    engine reads it as of its own end, the Spark engine as it is)."""
+    last_order = last_order.normalize()
     # the orders late as well (said in their own warning): not "while orders run to", which
     # read as if they were current
     orders = (
@@ -264,8 +292,15 @@ def _late_feed_texts(
         f"the {f.table} table's newest row is from {f.newest.date()}, {f.lag} days before "
         f"the scoring date {as_of.date()}: a longer silence than any in its last "
         f"{FEED_LOOKBACK_DAYS} days (at most {f.usual} day{'s' * (f.usual != 1)}), {orders}. "
-        f"The export looks late: its features are read as of {f.read_as_of.date()}, so the "
-        f"missing days do not count as {f.lag} days of silence (check the {f.table} export)"
+        + (
+            f"The export looks late: its features are read as of {f.read_as_of.date()}, so "
+            f"the missing days do not count as {f.lag} days of silence (check the {f.table} "
+            "export)"
+            if read_as_of_end
+            else f"The export looks late, and the Spark engine reads it as it is: every "
+            f"account looks {f.lag} days quieter on it than it is (check the {f.table} "
+            "export, or score with --engine local, which reads it as of its own end)"
+        )
         for f in late
     )
 
@@ -302,24 +337,81 @@ def scoring_data_check(
     (:attr:`History.feed_as_of`): a late usage export made every account look 11 days
     quieter on it, and "No product usage for 11 days" then led 553 of 583 accounts' "risk
     up" and 50 of 54 "turned red" in one week. The Spark engine's history is scored as it
-    is (no late feeds or orders looked for). The orders' and each feed's days are read
-    once for both."""
+    is (:func:`_spark_data_check`: late feeds and orders said, not re-read). The orders'
+    and each feed's days are read once for both."""
     check_as_of(history, as_of, cfg, explicit=explicit, today=today)
     if not isinstance(history, History):
-        stale = _stale_orders(history, as_of, cfg, None, explicit=explicit, today=today, demo=demo)
-        return stale, history
+        return _spark_data_check(history, as_of, cfg, explicit=explicit, today=today, demo=demo)
     silence = _longest_silence(history.orders, "order_date")
     late = find_late_feeds(history, as_of)
+    last = history.last_order_date.normalize()
     said = _stale_orders(
-        history, as_of, cfg, silence, explicit=explicit, today=today, demo=demo
-    ) + _late_feed_texts(late, history, as_of, silence)
+        last, as_of, cfg, silence, explicit=explicit, today=today, demo=demo
+    ) + _late_feed_texts(late, last, as_of, silence)
     if late:
         history = replace(history, feed_as_of={f.table: f.read_as_of for f in late})
     return said, history
 
 
+def _spark_data_check(
+    history: SparkHistory,
+    as_of: pd.Timestamp,
+    cfg: Config,
+    *,
+    explicit: bool,
+    today: pd.Timestamp,
+    demo: bool,
+) -> tuple[tuple[str, ...], SparkHistory]:
+    """:func:`scoring_data_check` on Spark: the same stale-orders and late-feed warnings from
+    each table's dated days (collected: a few thousand), and the rows dated on or after the
+    as-of refused (``data.future_rows: error``) or added to the data's warnings (the
+    features leave them out), as the local loader does. A
+    user's Spark run scored a usage export 25 days late without a word, 357 of 516 red and
+    yellow accounts led by "No product usage for 25 days", and ignored refuse_stale and
+    future_rows: error. Late feeds are said, not re-read: Spark reads them as they are."""
+    counts = {t: history.day_counts(t) for t in ("orders", *FEEDS) if history.has(t)}
+    if future := _spark_future_rows(counts, as_of, cfg):  # the data's warnings, as loaded
+        history = replace(history, warnings=(*history.warnings, *future))
+    days = {t: pd.DatetimeIndex(c.index[c.index < as_of]) for t, c in counts.items()}
+    if len(days["orders"]) == 0:
+        return (), history
+    last = days["orders"][-1]
+    silence = _silence_of(days["orders"])
+    late = late_feeds(days, last, as_of)
+    said = _stale_orders(
+        last, as_of, cfg, silence, explicit=explicit, today=today, demo=demo
+    ) + _late_feed_texts(late, last, as_of, silence, read_as_of_end=False)
+    return said, history
+
+
+def _spark_future_rows(
+    counts: Mapping[str, pd.Series], as_of: pd.Timestamp, cfg: Config
+) -> tuple[str, ...]:
+    """Rows dated on or after the as-of, per table: refused under ``data.future_rows:
+    error`` (as the local loader does), else one warning each (the features leave them out,
+    as the local loader drops them)."""
+    found = {}
+    for table, c in counts.items():
+        after = c[c.index >= as_of.normalize()]
+        if after.sum() > 0:
+            found[table] = after
+    if not found:
+        return ()
+    level = "warning" if cfg.data.future_rows == "drop" else "error"
+    problem, remedy = future_rows_texts(as_of.normalize(), level)
+    texts = tuple(
+        f"table '{t}', column '{EVENT_DATE[t]}': {problem} ({int(a.sum()):,} "
+        f"row{'s' * (int(a.sum()) != 1)}, dated "
+        f"{a.index[0].date()}{'' if len(a) == 1 else f' to {a.index[-1].date()}'})"
+        for t, a in found.items()
+    )
+    if level == "error":
+        raise KaMlError("; ".join(texts) + ".", remedy)
+    return tuple(f"{t}. Fix: {remedy}" for t in texts)
+
+
 def _stale_orders(
-    history: History | SparkHistory,
+    last: pd.Timestamp,
     as_of: pd.Timestamp,
     cfg: Config,
     orders_silence: int | None,
@@ -328,7 +420,9 @@ def _stale_orders(
     today: pd.Timestamp,
     demo: bool,
 ) -> tuple[str, ...]:
-    last = history.default_as_of - pd.Timedelta(days=1)  # the newest order's day
+    """The warning when the orders stop ``scoring.stale_data_days`` or more before the
+    scoring date, or beyond their own longest silence, or (a date taken from the data) long
+    before today; ``last``: the newest order's day before the scoring date."""
     stale = cfg.scoring.stale_data_days
     lag = (as_of - last).days
     if stale is not None and lag >= stale:
@@ -345,7 +439,7 @@ def _stale_orders(
             f"in its last {FEED_LOOKBACK_DAYS} days (at most {usual} day{'s' * (usual != 1)}). "
             f"If the orders export is late, every account looks {lag} days quieter and more "
             f"of them overdue than they are (check the export, or score --as-of "
-            f"{history.default_as_of.date()})",
+            f"{(last + pd.Timedelta(days=1)).date()})",
         )
     age = (today.normalize() - last).days
     if stale is not None and not (explicit or demo) and age >= stale:  # dated by the data

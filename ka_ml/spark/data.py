@@ -47,7 +47,7 @@ from ka_ml.data.loader import (
     in_source_names,
     split_table_file,
 )
-from ka_ml.data.schema import SCHEMA, SEVERITIES, Kind
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind
 from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
     BAD_PROBLEM,
@@ -190,6 +190,22 @@ class SparkHistory:
         rows = on_newest.select(*cols).limit(3).collect()
         examples = [(str(r[0]), None if len(r) < 2 or r[1] is None else str(r[1])) for r in rows]
         return newest, previous, int(on_newest.count()), int(n_before), examples
+
+    def day_counts(self, table: str) -> pd.Series:
+        """Rows per day of ``table``'s event date (sorted by day): at most a few thousand
+        values, collected for the driver's data checks (late feeds and orders, rows after
+        the as-of), which read the same days as the local engine's."""
+        from pyspark.sql import functions as F
+
+        got = (
+            self.frames[table]
+            .groupBy(F.to_date(EVENT_DATE[table]).alias("day"))
+            .count()
+            .where(F.col("day").isNotNull())
+            .toPandas()
+        )
+        days = pd.DatetimeIndex(pd.to_datetime(got["day"]), name="day")
+        return pd.Series(got["count"].to_numpy("int64"), index=days).sort_index()
 
     @property
     def first_date(self) -> pd.Timestamp:
