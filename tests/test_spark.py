@@ -597,3 +597,36 @@ def test_spark_says_late_feeds_and_orders_and_rows_after_the_as_of_like_the_loca
     strict = cfg.model_copy(update={"data": cfg.data.model_copy(update={"future_rows": "error"})})
     with pytest.raises(KaMlError, match="rows dated on or after the as-of date 2026-10-08"):
         scoring_data_check(from_history(spark, h2), day, strict, explicit=True, today=day)
+
+
+@apply(needs_spark)
+def test_spark_reads_hive_partitioned_table_folders_and_names_a_folder_it_cannot_read(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """A lakehouse's orders/year=2024/month=1/part-*.parquet was refused as "no orders
+    table" (with the fix "add an orders/ folder", which was there), and a usage/ folder of
+    partitions was skipped in silence (every usage feature gone). Partitions read as one
+    table, as Spark reads them; a table folder with nothing readable is said."""
+    from pyspark.sql import functions as F
+
+    from ka_ml.spark.data import read_history
+
+    cfg = Config()
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    for name in ("accounts", "contracts", "surveys", "tickets"):
+        shutil.copy(demo_dir / f"{name}.csv", lake / f"{name}.csv")
+    orders = spark.read.option("header", True).csv(str(demo_dir / "orders.csv"))
+    orders.withColumn("year", F.substring("order_date", 1, 4)).write.partitionBy("year").parquet(
+        str(lake / "orders")
+    )
+    (lake / "usage").mkdir()
+    (lake / "usage" / "notes.json").write_text("{}")
+    got = read_history(spark, str(lake), cfg.data)
+    want = read_history(spark, str(demo_dir), cfg.data)
+    assert got.row_counts()["orders"] == want.row_counts()["orders"]
+    assert not got.has("usage")
+    assert any(
+        "the folder 'usage' holds no file Spark reads (Parquet, CSV, Delta)" in w
+        for w in got.warnings
+    )

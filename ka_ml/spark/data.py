@@ -328,7 +328,7 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
 
     refuse_database_url(source)
     raw, issues = _read_tables(spark, source, cfg)
-    if "orders" not in raw:
+    if "orders" not in raw and not any(i.table == "orders" for i in issues):
         issues.append(
             DataIssue(
                 "orders",
@@ -392,6 +392,7 @@ def _read_tables(
         text = os.path.abspath(text)  # the executors' working folder may differ
     entries = _list(spark, text)
     found: dict[str, list[tuple[str, str]]] = {}
+    unread: list[tuple[str, str]] = []  # (table, folder) of a table's folder with nothing read
     foreign: dict[str, list[str]] = {}  # as the loader: .xlsx, .json ... named like a table
     for path, name, is_dir in entries:
         if name.startswith((".", "_")):
@@ -408,7 +409,24 @@ def _read_tables(
         table = wanted.get(stem.strip().casefold())
         if table is not None and fmt:
             found.setdefault(table, []).append((path, fmt))
+        elif table is not None and is_dir:
+            unread.append((table, name))
     out, issues = {}, foreign_file_issues(foreign, found, cfg)
+    # a table's folder with nothing Spark reads: said, not skipped in silence (a user's
+    # usage folder dropped every usage feature, and a model trained with them then failed)
+    issues += [
+        DataIssue(
+            table,
+            None,
+            f"the folder '{name}' holds no file Spark reads (Parquet, CSV, Delta), so this "
+            "table is not read",
+            "put the table's part files in it (or in year=.../ partition folders), or "
+            "remove the folder",
+            level="warning" if not SCHEMA[table].required else "error",
+        )
+        for table, name in unread
+        if table not in found
+    ]
     names = sorted(name for _, name, _ in entries if not name.startswith((".", "_")))
     issues += [
         mapped_table_missing(t, cfg, names, text)
@@ -443,14 +461,19 @@ def _list(spark: SparkSession, source: str) -> list[tuple[str, str, bool]]:
 
 
 def _folder_format(spark: SparkSession, path: str) -> str:
-    names = [n.lower() for _, n, _ in _list(spark, path)]
+    """The format of a table folder's part files; a folder of Hive-style partitions
+    (``orders/year=2024/month=1/part-*.parquet``, a lakehouse's usual layout) has its
+    files' format (Spark reads the partitions as one table). '' when nothing is readable."""
+    entries = _list(spark, path)
+    names = [n.lower() for _, n, _ in entries]
     if "_delta_log" in names:
         return "delta"
     if any(n.endswith((".parquet", ".pq")) for n in names):
         return "parquet"
     if any(split_table_file(n) for n in names):
         return "text"
-    return ""
+    parts = [p for p, n, is_dir in entries if is_dir and "=" in n and not n.startswith(("_", "."))]
+    return _folder_format(spark, parts[0]) if parts else ""
 
 
 def _read_one(spark: SparkSession, path: str, fmt: str, read: ReadOptions) -> DataFrame:
