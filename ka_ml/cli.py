@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ka_ml.config import Config, load_config
-from ka_ml.errors import KaMlError
+from ka_ml.errors import SIGNALS_RECEIVED, KaMlError, note_signal
 
 if TYPE_CHECKING:
     pass
@@ -173,6 +173,7 @@ def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (a scheduler's timeout, `kill`) stops a command as Ctrl-C does, so the same
     clean-up runs: the MLflow run is marked failed, a cut-short registration is rolled
     back, staged outputs are left unpublished; the exit code is 143, not Ctrl-C's 130."""
+    note_signal(signum)
     raise Terminated(signum)
 
 
@@ -187,6 +188,7 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
     _setup_logging(debug)
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = signal.signal(signal.SIGTERM, _terminated) if main else None
+    SIGNALS_RECEIVED.clear()
     try:
         fn()
     except KaMlError as e:
@@ -209,6 +211,16 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
     except Exception as e:
         if debug:
             console.print_exception()
+        if SIGNALS_RECEIVED:  # a library's own error for our interruption (Spark: py4j)
+            signum = SIGNALS_RECEIVED[0]
+            left = interrupted() if callable(interrupted) else interrupted
+            why = "Ctrl-C" if signum == signal.SIGINT else f"terminated by signal {signum}"
+            console.print(
+                f"[bold red]interrupted[/] ({why}): {escape(left)}.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(128 + signum) from None
         console.print(
             f"[bold red]unexpected error:[/] {type(e).__name__}: {e}. "
             "Rerun with --debug for the traceback.",

@@ -73,3 +73,16 @@ class NoChampionError(KaMlError):
 
 class ModelError(KaMlError):
     """Training or scoring cannot proceed with these data/models."""
+
+
+# -- interruptions --------------------------------------------------------------------
+# The signals (Ctrl-C, SIGTERM) a command received while it ran. A library can turn one
+# into an error of its own: Spark cancels its jobs on Ctrl-C and py4j then fails with
+# "Broken pipe", which a user's scheduler saw as "unexpected error", exit 1. The CLI reads
+# this to report such a failure as the interruption it was (exit 130 / 143).
+SIGNALS_RECEIVED: list[int] = []
+
+
+def note_signal(signum: int) -> None:
+    """Record that ``signum`` arrived during the current command."""
+    SIGNALS_RECEIVED.append(int(signum))

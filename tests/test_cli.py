@@ -693,3 +693,36 @@ def test_tables_off_a_terminal_are_wide_enough_not_to_squeeze_columns(
     assert not c.is_terminal and c.width == cli.PLAIN_WIDTH
     monkeypatch.setenv("COLUMNS", "100")
     assert cli._console().width == 100
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "why"), [(15, 143, "terminated by signal 15"), (2, 130, "Ctrl-C")]
+)
+def test_a_library_error_caused_by_an_interruption_is_reported_as_the_interruption(
+    signum: int, code: int, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's SIGTERM and Ctrl-C during a Spark job came back as "unexpected error:
+    Py4JJavaError ... Broken pipe", exit 1: Spark cancels its jobs and py4j fails. With a
+    signal received during the command, such an error is the interruption (130 / 143)."""
+    import typer
+
+    from ka_ml import cli
+    from ka_ml.errors import note_signal
+
+    def body() -> None:
+        note_signal(signum)
+        raise RuntimeError("An error occurred while calling o3359.getResult: Broken pipe")
+
+    with pytest.raises(typer.Exit) as exc:
+        cli._run(False, body)
+    assert exc.value.exit_code == code
+    err = capsys.readouterr().err
+    assert f"interrupted ({why}): what it was writing was not published." in err
+    assert "unexpected error" not in err
+
+    def plain() -> None:  # no signal this time: still an unexpected error
+        raise RuntimeError("boom")
+
+    with pytest.raises(typer.Exit) as exc:
+        cli._run(False, plain)
+    assert exc.value.exit_code == 1

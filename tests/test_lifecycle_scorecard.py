@@ -367,3 +367,18 @@ def test_accounts_that_stopped_ordering_under_a_running_contract_are_counted() -
     )
     assert got.endswith("set labels.churn_definition: no_order")
     assert silent_under_contract(rows.iloc[2:3], CFG) is None
+
+
+def test_a_zero_renewal_intent_stored_as_minus_zero_reads_zero() -> None:
+    """A survey export's -0.0 read "renewal intent -0/10" on a card (the Spark engine: 0)."""
+    X = features(recency_days=[1.0], gap_median_days=[1.0])
+    surveys = pd.DataFrame(
+        {
+            "account_id": ["X0"],
+            "date": pd.to_datetime(["2026-05-31"]),
+            "score": [-0.0],
+            "kind": ["renewal_intent"],
+        }
+    )
+    got = scorecard(X, surveys, AS_OF, ScorecardConfig())
+    assert got["scorecard_renewal_intent_detail"].iloc[0].startswith("renewal intent 0/10,")

@@ -184,6 +184,7 @@ def test_the_run_record_says_what_was_scored_with_which_models(weekly: Weekly) -
     rec = json.loads((weekly.now.out_dir / "run_record.json").read_text())
     s = weekly.now.scores
     assert rec["as_of"] == str(weekly.as_of.date())
+    assert rec["engine"] == "local"  # which engine ran: Spark does not re-read late feeds
     assert rec["n_accounts"] == len(s)
     assert rec["lights"] == s["health"].value_counts().to_dict()
     assert rec["models"]["churn"].endswith(f"v{s['churn_model_version'].iloc[0]}")

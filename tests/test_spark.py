@@ -499,6 +499,7 @@ def test_score_engine_spark_writes_the_same_outputs_as_the_local_engine(
     for key in ("n_accounts", "lights", "summary"):
         same_record(records["spark"][key], records["local"][key], key)
     assert records["spark"]["data"]["rows"]["orders"] == records["local"]["data"]["rows"]["orders"]
+    assert (records["spark"]["engine"], records["local"]["engine"]) == ("spark", "local")
 
 
 @apply(needs_spark)

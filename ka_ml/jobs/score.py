@@ -333,7 +333,10 @@ def run_scoring(
                 history, cfg, as_of, models, past, features=feats, previous=previous
             )
         timings["score_and_explain"] = round(time.perf_counter() - t1, 3)
-        record = _run_record(history, cfg, as_of, models, scores, timings)
+        spark = engine == "spark" or not isinstance(history, History)
+        record = _run_record(history, cfg, as_of, models, scores, timings) | {
+            "engine": "spark" if spark else "local"  # a Spark run says no late feed is re-read
+        }
         if models.notes:
             record["model_notes"] = list(models.notes)
         if freshness:

@@ -126,8 +126,8 @@ def renewal_intent(
     known = np.isfinite(last)
     red, yellow = last <= cfg.intent_red, last <= cfg.intent_yellow
     text = [
-        f"renewal intent {v:g}/10, {n_days(d)} ago"
-        + (f", {v - p:+g} vs the answer before" if np.isfinite(p) else "")
+        f"renewal intent {v + 0.0:g}/10, {n_days(d)} ago"  # + 0.0: a -0.0 score read "-0/10"
+        + (f", {v - p + 0.0:+g} vs the answer before" if np.isfinite(p) else "")
         + f" (red at {cfg.intent_red:g} or below, yellow at {cfg.intent_yellow:g} or below)"
         if k
         else ""

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ka_ml.errors import KaMlError
+from ka_ml.errors import KaMlError, note_signal
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -111,4 +113,26 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
     for key, value in RUNTIME_CONF.items():
         active.conf.set(key, value)
+    _note_interrupts()
     return active
+
+
+def _note_interrupts() -> None:
+    """Wrap PySpark's Ctrl-C handler (it cancels the running jobs, which py4j then reports
+    as an error of its own) so the CLI knows the failure was the interruption."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if getattr(previous, "_ka_ml_notes", False):
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if previous == signal.SIG_IGN:
+            return
+        note_signal(signum)
+        if callable(previous):
+            previous(signum, frame)  # PySpark's: cancels the jobs, raises KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    on_interrupt._ka_ml_notes = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGINT, on_interrupt)
