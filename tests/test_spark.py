@@ -631,3 +631,27 @@ def test_spark_reads_hive_partitioned_table_folders_and_names_a_folder_it_cannot
         "the folder 'usage' holds no file Spark reads (Parquet, CSV, Delta)" in w
         for w in got.warnings
     )
+
+
+def test_every_feature_the_driver_side_scorer_reads_comes_back_from_spark() -> None:
+    """The Spark engine returns only ``KEEP`` of the features to the driver, where the
+    lifecycle, lights, scorecard and "since last week" are computed by the local code. A
+    user's second weekly Spark run said "Back from lapsed:" where the local engine said
+    "Back from lapsed after 115 days without an order:" (gap_last_days was not kept)."""
+    import re
+
+    import ka_ml.scoring.lifecycle as lifecycle
+    import ka_ml.scoring.score as score
+    import ka_ml.scoring.scorecard as card
+    from ka_ml.features.catalog import FEATURES
+    from ka_ml.spark.score import KEEP
+
+    names = {f.name for f in FEATURES}
+    read = set()
+    for module in (score, lifecycle, card):
+        text = Path(module.__file__).read_text()
+        read |= set(re.findall(r'float_column\(\s*X,\s*"([a-z0-9_]+)"', text))
+        read |= set(re.findall(r'X\["([a-z0-9_]+)"\]', text))
+    read &= names  # features, not the scores' own columns
+    read -= {"orders_365d"}  # the fallback for feature tables older than orders_lifetime
+    assert read and read <= set(KEEP), sorted(read - set(KEEP))

@@ -48,6 +48,9 @@ KEEP = (
     "overdue_ratio",
     "rhythm_quiet_chance",  # the lights' rhythm rule
     "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
+    # "since last week": back from lapsed after how long, first order since last week
+    "gap_last_days",
+    "active_span_days",
     "open_critical_complaints",
     # lifecycle states and forward revenue (ka_ml.scoring.lifecycle)
     "gap_median_days",
