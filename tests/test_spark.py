@@ -655,3 +655,60 @@ def test_every_feature_the_driver_side_scorer_reads_comes_back_from_spark() -> N
     read &= names  # features, not the scores' own columns
     read -= {"orders_365d"}  # the fallback for feature tables older than orders_lifetime
     assert read and read <= set(KEEP), sorted(read - set(KEEP))
+
+
+@apply(needs_spark)
+def test_a_model_needing_a_table_the_spark_source_lacks_is_one_message_before_scoring(
+    spark: Any, demo_history
+) -> None:
+    """On Spark the mismatch surfaced inside the buckets: 138 lines of Java and Python
+    trace, exit 1. It is now the local engine's message, from the driver."""
+    from types import SimpleNamespace
+
+    from ka_ml.errors import ModelError
+    from ka_ml.spark.data import from_history
+    from ka_ml.spark.score import score_frame
+
+    h = replace(demo_history, usage=None)
+    models = SimpleNamespace(
+        churn=SimpleNamespace(features_=["recency_days", "usage_weekly_90d"]), timing=None
+    )
+    day = demo_history.default_as_of
+    with pytest.raises(ModelError, match="usage"):
+        score_frame(from_history(spark, h), Config(), day, models, compare=False)  # type: ignore[arg-type]
+
+
+def test_a_spark_master_that_does_not_start_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """KA_ML_SPARK_MASTER='local[abc]' gave "unexpected error: Py4JJavaError ... Could not
+    parse Master URL", exit 1, naming neither the variable nor the fix."""
+    import sys
+    from types import ModuleType, SimpleNamespace
+
+    from ka_ml.spark import session
+
+    class Builder:
+        def appName(self, _: str) -> Builder:
+            return self
+
+        def master(self, _: str) -> Builder:
+            return self
+
+        def config(self, *_: object) -> Builder:
+            return self
+
+        def getOrCreate(self) -> None:
+            raise RuntimeError("Could not parse Master URL: 'local[abc]'\n\tat org.apache...")
+
+    fake = ModuleType("pyspark.sql")
+    fake.SparkSession = SimpleNamespace(  # type: ignore[attr-defined]
+        getActiveSession=lambda: None, builder=Builder()
+    )
+    monkeypatch.setitem(sys.modules, "pyspark.sql", fake)
+    monkeypatch.setattr(session, "require_spark", lambda: None)
+    with pytest.raises(KaMlError) as e:
+        session.spark_session("local[abc]")
+    text = e.value.render()
+    assert "Spark did not start with master 'local[abc]' (KA_ML_SPARK_MASTER)" in text
+    assert "Could not parse Master URL: 'local[abc]'" in text and "org.apache" not in text

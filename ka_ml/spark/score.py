@@ -20,6 +20,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.catalog import ABC_CATEGORIES
+from ka_ml.modeling.feature_frame import missing_features_error
 from ka_ml.scoring.explain import lead_flagged_with_what_raised
 from ka_ml.scoring.score import (
     ACCOUNT_COLUMNS,
@@ -147,6 +148,11 @@ def score_frame(
     dates = [day] if prev is None else [prev, day]
     feats = feature_frame(sh, dates, cfg, buckets=buckets)
     p = feats.plan
+    timing = getattr(models.timing, "features_", None) or []
+    missing = sorted({c for c in [*models.churn.features_, *timing] if c not in p.names})
+    if missing:  # on the driver: inside the buckets it was a Java trace, exit 1
+        feats.release()
+        raise missing_features_error(missing)
     keep = [c for c in KEEP if c in p.names]
     windows = list(cfg.labels.purchase_windows)
     schema = _schema(windows, keep)

@@ -106,7 +106,15 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
         settings.update(conf or {})
         for key, value in settings.items():
             builder = builder.config(key, value)
-        active = builder.getOrCreate()
+        try:
+            active = builder.getOrCreate()
+        except Exception as e:  # a Java trace named neither the variable nor the fix
+            raise KaMlError(
+                f"Spark did not start with master '{master or 'spark-submit default'}' "
+                f"({MASTER_VARIABLE}): {str(e).strip().splitlines()[0][:300]}",
+                f"check {MASTER_VARIABLE} (local[*], local[4], spark://host:7077, yarn) and "
+                "that the master is reachable; or unset it for local[*].",
+            ) from e
         active.sparkContext.setLogLevel("ERROR")  # our own errors say what to do
     # pyspark 4.3 warns on every pandas conversion that pandas 3 is "not yet fully
     # supported"; the parity tests are the check that matters here
