@@ -712,3 +712,40 @@ def test_a_spark_master_that_does_not_start_names_the_variable(
     text = e.value.render()
     assert "Spark did not start with master 'local[abc]' (KA_ML_SPARK_MASTER)" in text
     assert "Could not parse Master URL: 'local[abc]'" in text and "org.apache" not in text
+
+
+@pytest.mark.parametrize("submit_args", ["", "--conf spark.sql.shuffle.partitions=7 pyspark-shell"])
+def test_a_local_master_starts_with_a_few_buckets_per_core_unless_the_user_set_them(
+    monkeypatch: pytest.MonkeyPatch, submit_args: str
+) -> None:
+    import sys
+    from types import ModuleType, SimpleNamespace
+
+    from ka_ml.spark import session
+
+    seen: dict[str, str] = {}
+
+    class Builder:
+        def appName(self, _: str) -> Builder:
+            return self
+
+        def master(self, _: str) -> Builder:
+            return self
+
+        def config(self, key: str, value: str) -> Builder:
+            seen[key] = value
+            return self
+
+        def getOrCreate(self) -> Any:
+            conf = SimpleNamespace(set=lambda *_: None)
+            return SimpleNamespace(sparkContext=SimpleNamespace(setLogLevel=print), conf=conf)
+
+    fake = ModuleType("pyspark.sql")
+    fake.SparkSession = SimpleNamespace(getActiveSession=lambda: None, builder=Builder())  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pyspark.sql", fake)
+    monkeypatch.setattr(session, "require_spark", lambda: None)
+    monkeypatch.setattr(session, "_note_interrupts", lambda: None)
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", submit_args)
+    session.spark_session("local[2]")
+    want = None if submit_args else str(session.LOCAL_BUCKETS_PER_CORE * session._cores())
+    assert seen.get("spark.sql.shuffle.partitions") == want
