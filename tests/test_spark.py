@@ -749,3 +749,15 @@ def test_a_local_master_starts_with_a_few_buckets_per_core_unless_the_user_set_t
     session.spark_session("local[2]")
     want = None if submit_args else str(session.LOCAL_BUCKETS_PER_CORE * session._cores())
     assert seen.get("spark.sql.shuffle.partitions") == want
+
+
+@apply(needs_spark)
+def test_an_empty_catalog_namespace_says_namespace_and_metastore_not_files(spark: Any) -> None:
+    """'no orders table in catalog:sales' told the user to add orders.csv."""
+    from ka_ml.spark.data import read_history
+
+    with pytest.raises(DataValidationError) as e:
+        read_history(spark, "catalog:no_such_namespace", Config().data)
+    text = e.value.render()
+    assert "no orders table in 'catalog:no_such_namespace' (found: nothing)" in text
+    assert "check the namespace" in text and "orders.csv" not in text

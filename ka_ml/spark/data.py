@@ -329,13 +329,20 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     refuse_database_url(source)
     raw, issues = _read_tables(spark, source, cfg)
     if "orders" not in raw and not any(i.table == "orders" for i in issues):
+        catalog = source.strip().startswith(CATALOG_PREFIX)
         issues.append(
             DataIssue(
                 "orders",
                 None,
                 f"no orders table in '{source}' (found: {', '.join(sorted(raw)) or 'nothing'})",
-                "add orders.csv / orders.parquet (or an orders/ folder), or map your table's "
-                "name with data.tables: {orders: YOUR_NAME}.",
+                # a catalog source has no files: the namespace or the metastore is the fix
+                "check the namespace (SHOW TABLES IN it) and that this Spark session reaches "
+                "the metastore holding it (spark.sql.catalogImplementation=hive and its "
+                "warehouse outside Databricks), or map your table's name with data.tables: "
+                "{orders: YOUR_NAME}."
+                if catalog
+                else "add orders.csv / orders.parquet (or an orders/ folder), or map your "
+                "table's name with data.tables: {orders: YOUR_NAME}.",
             )
         )
     frames: dict[str, DataFrame] = {}
