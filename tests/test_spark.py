@@ -761,3 +761,32 @@ def test_an_empty_catalog_namespace_says_namespace_and_metastore_not_files(spark
     text = e.value.render()
     assert "no orders table in 'catalog:no_such_namespace' (found: nothing)" in text
     assert "check the namespace" in text and "orders.csv" not in text
+
+
+@apply(needs_spark)
+def test_spark_warns_of_credits_over_spend_and_renewed_running_contracts_like_the_loader(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """A -1e9 credit note (revenue below zero) and contracts still running at the newest
+    order marked renewed: warned by the local loader, passed in silence on Spark."""
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    orders = pd.read_csv(data / "orders.csv")
+    orders = orders[orders["order_date"] < "2026-09-01"]  # running contracts at the newest
+    extra = orders.iloc[[0]].assign(amount=-1e9, order_id="CN_TYPO")
+    pd.concat([orders, extra]).to_csv(data / "orders.csv", index=False)
+    cfg = Config()
+    local = [
+        w
+        for w in load_history(str(data), cfg.data).warnings
+        if "credit notes" in w or "marked renewed" in w
+    ]
+    got = [
+        w
+        for w in read_history(spark, str(data), cfg.data).warnings
+        if "credit notes" in w or "marked renewed" in w
+    ]
+    assert len(local) == 2 and sorted(got) == sorted(local)

@@ -156,7 +156,7 @@ def validate_tables(
         dropped = [i for i in future + cased + unknown if i.table == "orders"]
         issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
-    return history, issues + notes + _renewed_while_running(history) + _credits_over_spend(history)
+    return history, issues + notes + renewed_while_running(history) + _credits_over_spend(history)
 
 
 def _credits_over_spend(history: History) -> list[DataIssue]:
@@ -186,23 +186,26 @@ def _credits_over_spend(history: History) -> list[DataIssue]:
             strict=True,
         )
     )
-    return [
-        DataIssue(
-            "orders",
-            "amount",
-            f"{len(over):,} {'account has' if len(over) == 1 else 'accounts have'} credit "
-            "notes (negative amounts) larger than everything bought in the data: revenue "
-            "below zero",
-            "check the sign and scale of these credit notes (a return entered as a sale of "
-            "minus the price, cents read as units?); correct or remove them.",
-            examples=examples,
-            n_rows=len(culprits),
-            level="warning",
-        )
-    ]
+    return [credits_over_spend_issue(len(over), len(culprits), examples)]
 
 
-def _renewed_while_running(history: History) -> list[DataIssue]:
+def credits_over_spend_issue(accounts: int, rows: int, examples: tuple[str, ...]) -> DataIssue:
+    """The warning of :func:`_credits_over_spend` (the Spark engine finds the same)."""
+    return DataIssue(
+        "orders",
+        "amount",
+        f"{accounts:,} {'account has' if accounts == 1 else 'accounts have'} credit "
+        "notes (negative amounts) larger than everything bought in the data: revenue "
+        "below zero",
+        "check the sign and scale of these credit notes (a return entered as a sale of "
+        "minus the price, cents read as units?); correct or remove them.",
+        examples=examples,
+        n_rows=rows,
+        level="warning",
+    )
+
+
+def renewed_while_running(history: History) -> list[DataIssue]:
     """A warning when contracts still running at the newest order are marked ``renewed``.
 
     The models never read ``renewed``: it says a follow-on contract was signed, which for a

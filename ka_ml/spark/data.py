@@ -62,9 +62,11 @@ from ka_ml.data.validate import (
     TRAILING_MINUS,
     bad_remedy,
     case_twins_texts,
+    credits_over_spend_issue,
     currency_columns,
     currency_issue,
     mapped_table_missing,
+    renewed_while_running,
     small_scale_issue,
     zero_twins_texts,
 )
@@ -301,6 +303,47 @@ def from_history(spark: SparkSession, history: History) -> SparkHistory:
 
 
 # -- reading ------------------------------------------------------------------------------
+def _spark_order_notes(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
+    """The loader's warnings on the whole data, found with Spark: credit notes larger than
+    everything an account bought (revenue below zero), and contracts still running at the
+    newest order marked renewed (the contracts are small: read on the driver). A user's
+    -1e9 credit note and 57 such contracts passed without a word on Spark."""
+    from pyspark.sql import functions as F
+
+    orders = frames.get("orders")
+    if orders is None:
+        return []
+    out: list[DataIssue] = []
+    amount = F.col("amount")
+    per = orders.groupBy("account_id").agg(
+        F.sum(F.when(amount < 0, amount).otherwise(0.0)).alias("_credits"),
+        F.sum(F.when(amount > 0, amount).otherwise(0.0)).alias("_bought"),
+    )
+    over = per.where(-F.col("_credits") > F.col("_bought"))
+    n_over = over.count()
+    if n_over:
+        culprits = orders.where(amount < 0).join(over, "account_id")
+        rows = culprits.orderBy("amount").limit(3).collect()
+        examples = tuple(
+            f"account_id={r['account_id']}, order_date={pd.Timestamp(r['order_date']).date()}, "
+            f"amount={float(r['amount']):,.2f} (bought {float(r['_bought']):,.2f} in all)"
+            for r in rows
+        )
+        out.append(credits_over_spend_issue(n_over, culprits.count(), examples))
+    contracts = frames.get("contracts")
+    if contracts is not None and "renewed" in contracts.columns:
+        newest = orders.agg(F.max("order_date")).collect()[0][0]
+        if newest is not None:
+            small = contracts.select("account_id", "end_date", "renewed").toPandas()
+            stub = History(
+                orders=pd.DataFrame({"order_date": [pd.Timestamp(newest)]}),
+                accounts=pd.DataFrame(),
+                contracts=small,
+            )
+            out += renewed_while_running(stub)
+    return out
+
+
 def refuse_database_url(source: str) -> None:
     """Spark reads paths and catalog tables, not a database URL: say so, and what works.
 
@@ -357,6 +400,7 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     errors = [i for i in issues + found if i.level == "error"]
     if errors:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
+    found += _spark_order_notes(frames)
     warnings = [in_source_names(i, cfg) for i in issues + found if i.level == "warning"]
     for issue in warnings:
         log.warning(issue.render())
