@@ -790,3 +790,21 @@ def test_spark_warns_of_credits_over_spend_and_renewed_running_contracts_like_th
         if "credit notes" in w or "marked renewed" in w
     ]
     assert len(local) == 2 and sorted(got) == sorted(local)
+
+
+@apply(needs_spark)
+def test_validate_reads_a_source_with_the_spark_engine(spark: Any, demo_dir: Path) -> None:
+    """A lakehouse folder or a catalog: source could not be checked before a run
+    (`validate` had no --engine; the model error told users to run it)."""
+    from ka_ml.cli import app
+
+    res = CliRunner().invoke(app, ["validate", "--data", str(demo_dir), "--engine", "spark"])
+    assert res.exit_code == 0, res.output
+    local = CliRunner().invoke(app, ["validate", "--data", str(demo_dir)])
+
+    def tables(text: str) -> set[str]:
+        return {ln.split()[0] for ln in text.splitlines() if ln.strip().endswith(" rows")}
+
+    assert tables(res.output) == tables(local.output) >= {"orders", "accounts", "usage"}
+    orders = next(ln for ln in local.output.splitlines() if "orders from" in ln)
+    assert orders in res.output  # the same first and last order

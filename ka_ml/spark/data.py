@@ -162,6 +162,23 @@ class SparkHistory:
             return dict(self.counts)
         return {name: int(df.count()) for name, df in self.frames.items()}
 
+    @property
+    def accounts_derived(self) -> bool:
+        """No accounts table: each bucket derives it from the ids (as the loader does)."""
+        return not self.accounts_given
+
+    def summary(self) -> dict[str, object]:
+        """What `ka-ml validate --engine spark` prints (as :meth:`History.summary`)."""
+        first, last = self.order_dates()
+        return {
+            "source": self.source,
+            "tables": self.row_counts(),
+            "first_order": str(first.date()),
+            "last_order": str(last.date()),
+            "warnings": list(self.warnings),
+            "fingerprint": self.fingerprint(),
+        }
+
     def order_dates(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         """(first, last) order date (one small aggregation)."""
         from pyspark.sql import functions as F
