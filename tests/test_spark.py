@@ -749,6 +749,9 @@ def test_a_local_master_starts_with_a_few_buckets_per_core_unless_the_user_set_t
     session.spark_session("local[2]")
     want = None if submit_args else str(session.LOCAL_BUCKETS_PER_CORE * session._cores())
     assert seen.get("spark.sql.shuffle.partitions") == want
+    import logging
+
+    assert logging.getLogger("py4j").level == logging.WARNING  # no "Closing down ..." line
 
 
 @apply(needs_spark)

@@ -13,6 +13,7 @@ apart from the two runtime settings above.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -135,6 +136,9 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     for key, value in RUNTIME_CONF.items():
         active.conf.set(key, value)
     _note_interrupts()
+    # py4j logs "Closing down clientserver connection" at INFO through our handler at the
+    # end of every run: noise in a user's console
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return active
 
 
