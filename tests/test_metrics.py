@@ -498,3 +498,17 @@ def test_light_scores_count_the_rows_behind_each_precision() -> None:
     assert (got["red_count"], got["red_churned"], got["red_precision"]) == (2.0, 1.0, 0.5)
     assert (got["red_yellow_count"], got["red_yellow_churned"]) == (4.0, 2.0)
     assert got["red_yellow_recall"] == 1.0 and got["base_rate"] == pytest.approx(1 / 3)
+
+
+def test_purchase_cycle_bands_cover_every_account() -> None:
+    from ka_ml.modeling.evaluate import cycle_band
+
+    got = cycle_band(pd.Series([7.0, 30.0, 31.0, 120.0, 365.0, np.nan])).tolist()
+    assert got == [
+        "cycle <= 30 days",
+        "cycle <= 30 days",
+        "cycle 31-90 days",
+        "cycle 91-180 days",
+        "cycle > 180 days",
+        "one order day",
+    ]

@@ -129,6 +129,10 @@ def test_the_slices_include_the_lifecycle_states_over_every_test_row(report: Tra
     assert life.loc["lapsed", "base_rate"] > 2 * life.loc["active", "base_rate"]
     weighted = (life["base_rate"] * life["n"]).sum() / life["n"].sum()
     assert weighted == pytest.approx(ev.test_predictions["churn"].mean())
+    # by purchase cycle too (a seasonal portfolio's annual buyers: 62% "churn" rows)
+    cycle = ev.slices[ev.slices["slice"] == "purchase_cycle"].set_index("value")
+    assert int(cycle["n"].sum()) == len(ev.test_predictions)
+    assert {"cycle <= 30 days", "cycle 31-90 days"} <= set(cycle.index)
 
 
 def test_every_tuning_trial_is_a_nested_run_of_the_training_run(

@@ -278,6 +278,18 @@ def compare(
     return pd.DataFrame(rows)
 
 
+def cycle_band(gap_median_days: pd.Series) -> pd.Series:
+    """The account's purchase cycle (its median gap between order days) in bands: a user's
+    seasonal portfolio labelled 62% of its annual buyers' rows "churn" on every test origin,
+    and nothing in the slices showed it."""
+    bands = pd.cut(
+        gap_median_days,
+        [-np.inf, 30, 90, 180, np.inf],
+        labels=["cycle <= 30 days", "cycle 31-90 days", "cycle 91-180 days", "cycle > 180 days"],
+    )
+    return bands.astype("object").fillna("one order day")
+
+
 def tenure_band(tenure_days: pd.Series) -> pd.Series:
     bands = pd.cut(
         tenure_days, [-np.inf, 365, 730, np.inf], labels=["< 1 year", "1-2 years", "2+ years"]

@@ -20,6 +20,7 @@ from ka_ml.modeling.churn import ChurnModel, sigmoid
 from ka_ml.modeling.evaluate import (
     compare,
     completed_interval_coverage,
+    cycle_band,
     follow_up_days,
     light_scores,
     short_window_notes,
@@ -424,8 +425,9 @@ def bgnbd_within(oot: pd.DataFrame, cfg: Config) -> pd.DataFrame:
 
 
 def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config) -> pd.DataFrame:
-    """Churn metrics per tier, industry, tenure band and lifecycle state (lapsed accounts'
-    probabilities rank the Win-back list: their calibration is checked here too)."""
+    """Churn metrics per tier, industry, tenure band, purchase cycle and lifecycle state
+    (lapsed accounts' probabilities rank the Win-back list: their calibration is checked
+    here too)."""
     df = pd.DataFrame({"y": y, "p": p})
     df["lifecycle"] = lifecycle_states(test, cfg)["lifecycle"].astype("object").to_numpy()
     cols = ["lifecycle"]
@@ -436,4 +438,7 @@ def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config) -> pd
     if "tenure_days" in test:
         df["tenure_band"] = tenure_band(test["tenure_days"]).to_numpy()
         cols.append("tenure_band")
+    if "gap_median_days" in test:
+        df["purchase_cycle"] = cycle_band(test["gap_median_days"]).to_numpy()
+        cols.append("purchase_cycle")
     return M.slice_metrics(df, "y", "p", cols) if cols else pd.DataFrame()
