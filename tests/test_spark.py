@@ -282,6 +282,8 @@ def test_unreadable_values_read_by_spark_are_one_error_naming_table_column_and_r
     text = str(err.value)
     assert "table 'orders', column 'order_date'" in text and "03/01/2025x" in text
     assert "table 'orders', column 'amount'" in text and "'lots'" in text
+    # the row's date beside it (Spark has no row numbers to find it by)
+    assert "account_id='A3', amount='lots', order_date='2025-01-04'" in text
     assert "table 'accounts', column 'account_id'" in text and "more than one row" in text
     assert "required values are missing" not in text  # unreadable ones are not also blank
 

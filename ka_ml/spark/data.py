@@ -943,7 +943,7 @@ def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataI
         )
     else:
         rule = _rules(name, set(df.columns))[column]
-    examples = _examples(df, rule.broken, column)
+    examples = _examples(df, rule.broken, column, name)
     return DataIssue(name, column, rule.problem, rule.remedy, examples, n, rule.level)
 
 
@@ -966,10 +966,15 @@ def _duplicate_accounts(acc: DataFrame) -> list[DataIssue]:
     ]
 
 
-def _examples(typed: DataFrame, mask: Column, column: str) -> tuple[str, ...]:
-    """Up to three offending rows: the account and the value as the source wrote it."""
-    rows = typed.where(mask).select("_raw_account_id", f"_raw_{column}").limit(3).collect()
-    return tuple(f"account_id={r[0]!s}, {column}={r[1]!r}" for r in rows)
+def _examples(typed: DataFrame, mask: Column, column: str, table: str) -> tuple[str, ...]:
+    """Up to three offending rows as the source wrote them: the account, the value, and
+    the row's date and order id where the table has them (Spark has no row numbers: a
+    user's blank ids read "account_id=None, account_id=None", nothing to find them by)."""
+    near = [c for c in (EVENT_DATE.get(table), "order_id") if c and c != column]
+    cols = list(dict.fromkeys(["account_id", column, *near]))
+    have = [c for c in cols if f"_raw_{c}" in typed.columns]
+    rows = typed.where(mask).select(*[f"_raw_{c}" for c in have]).limit(3).collect()
+    return tuple(", ".join(f"{c}={r[f'_raw_{c}']!r}" for c in have) for r in rows)
 
 
 def _bad_message(kind: Kind, read: ReadOptions) -> tuple[str, str]:
