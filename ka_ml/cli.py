@@ -180,6 +180,14 @@ def _terminated(signum: int, frame: object) -> None:
 INTERRUPTED = "what it was writing was not published"
 
 
+def _say_interrupted(why: str, interrupted: str | Callable[[], str]) -> None:
+    """The one line an interrupted command ends with: why, and what it left."""
+    left = interrupted() if callable(interrupted) else interrupted
+    console.print(
+        f"[bold red]interrupted[/] ({why}): {escape(left)}.", highlight=False, soft_wrap=True
+    )
+
+
 def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) -> None:
     """Run a command's body: a KaMlError is one message and exit 2; Ctrl-C or SIGTERM say
     in one line that the command was interrupted and ``interrupted`` (what that left; a
@@ -198,11 +206,7 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
         console.print(f"[bold red]error:[/] {escape(e.render())}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
-        why = str(e) or "Ctrl-C"
-        left = interrupted() if callable(interrupted) else interrupted
-        console.print(
-            f"[bold red]interrupted[/] ({why}): {escape(left)}.", highlight=False, soft_wrap=True
-        )
+        _say_interrupted(str(e) or "Ctrl-C", interrupted)
         if isinstance(e, Terminated):
             raise typer.Exit(128 + e.signum) from None
         raise
@@ -213,12 +217,8 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
             console.print_exception()
         if SIGNALS_RECEIVED:  # a library's own error for our interruption (Spark: py4j)
             signum = SIGNALS_RECEIVED[0]
-            left = interrupted() if callable(interrupted) else interrupted
-            why = "Ctrl-C" if signum == signal.SIGINT else f"terminated by signal {signum}"
-            console.print(
-                f"[bold red]interrupted[/] ({why}): {escape(left)}.",
-                highlight=False,
-                soft_wrap=True,
+            _say_interrupted(
+                "Ctrl-C" if signum == signal.SIGINT else str(Terminated(signum)), interrupted
             )
             raise typer.Exit(128 + signum) from None
         console.print(
