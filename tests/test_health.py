@@ -274,6 +274,7 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
             "next_purchase_p90_date": last + pd.Timedelta(days=30),  # 3 gaps
             "lifecycle": "active",
             "lifecycle_reason": "",
+            "churn_definition": "no_order",  # set by portfolio_columns before the lights
             "abc_tier": "B",
             "revenue_at_risk": 0.0,
         }

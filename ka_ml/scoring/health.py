@@ -174,18 +174,15 @@ def assign_lights(
                 for x in p[mask]
             ]
     if calm.any():
-        why = (
-            np.full(n, "", dtype=object)
+        reason[calm] = (
+            [
+                f"churn probability {x:.0%}, but a quiet spell is this account's usual "
+                "rhythm: not lit by it"
+                for x in p[calm]
+            ]
             if quiet_why is None
-            else np.asarray(quiet_why, dtype=object)
+            else np.asarray(quiet_why, dtype=object)[calm]
         )
-        reason[calm] = [
-            w
-            if isinstance(w, str) and w
-            else f"churn probability {x:.0%}, but a quiet spell "
-            "is this account's usual rhythm: not lit by it"
-            for w, x in zip(why[calm], p[calm], strict=True)
-        ]
     for flag, enabled, text in (
         (overdue, cfg.overdue_raises, "overdue: the expected next order has not come"),
         (critical_complaint, cfg.critical_complaint_raises, "an open critical complaint"),

@@ -433,11 +433,11 @@ def light_columns(
     lapsed = (out["lifecycle"].astype(object) == "lapsed").to_numpy()
     rank = "revenue_at_risk" if cfg.health.rank_by == "revenue_at_risk" else "churn_probability"
     chance = float_column(X, "rhythm_quiet_chance")
-    rule = out["churn_definition"] if "churn_definition" in out else churn_definitions(X, cfg)
-    quiet = rhythm_quiet(chance, np.asarray(rule, dtype=object) == "no_order", cfg.health)
+    by_orders = out["churn_definition"].to_numpy(dtype=object) == "no_order"
+    quiet = rhythm_quiet(chance, by_orders, cfg.health)
     p = out["churn_probability"].to_numpy(float)
     lights, reasons = assign_lights(
-        out["churn_probability"].to_numpy(),
+        p,
         prev_light,
         cfg.health,
         overdue=overdue_hist | overdue_first,
