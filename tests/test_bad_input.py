@@ -30,6 +30,15 @@ from ka_ml.jobs.score import run_scoring
 from ka_ml.scoring.score_history import history_path
 
 
+def check_scoring_date(
+    h: History, as_of: pd.Timestamp, cfg: Config, **kw: object
+) -> tuple[str, ...]:
+    """The warnings :func:`ka_ml.jobs.data.scoring_data_check` records for ``as_of``."""
+    from ka_ml.jobs.data import scoring_data_check
+
+    return scoring_data_check(h, as_of, cfg, **kw)[0]  # type: ignore[arg-type]
+
+
 def cli(*args: str) -> tuple[int, str]:
     res = CliRunner().invoke(app, list(args))
     return res.exit_code, " ".join(res.output.split())
@@ -112,7 +121,7 @@ def _orders_to(last: str, extra: list[str]) -> History:
 def test_a_lone_newest_order_day_is_named_and_a_run_dated_by_it_refused() -> None:
     """Seen: one order typed 03.05.2026 among orders ending 2025-11-28 dated the weekly run
     2026-05-04, marked 270 of 284 accounts lapsed, and the only warning blamed a stale export."""
-    from ka_ml.jobs.data import check_scoring_date, date_warnings, lone_newest_orders
+    from ka_ml.jobs.data import date_warnings, lone_newest_orders
 
     cfg = Config()
     h = _orders_to("2025-11-28", ["2026-05-03"])
@@ -149,7 +158,6 @@ def test_a_feed_that_stopped_before_the_orders_is_warned_about() -> None:
     """Seen over a quarter: the weekly usage export (dated Sundays) missed 2026-10-04, and
     the run of 2026-10-05 raised 439 accounts' risk by 10 points or more with only a drift
     banner in the report; nothing said the usage table had stopped."""
-    from ka_ml.jobs.data import check_scoring_date
 
     h = _orders_to("2026-10-04", [])
     sundays = pd.date_range(end="2026-09-27", periods=20, freq="7D")
@@ -222,7 +230,6 @@ def test_train_refuses_a_date_taken_from_a_mistyped_order(
 
 
 def test_scoring_dates_warn_when_the_data_looks_stale() -> None:
-    from ka_ml.jobs.data import check_scoring_date
 
     cfg = Config()
     orders = pd.DataFrame(
@@ -254,7 +261,6 @@ def test_scoring_dates_warn_when_the_data_looks_stale() -> None:
 def test_a_late_orders_export_is_warned_about_before_the_28_days() -> None:
     """Seen: the demo orders every day (about 60 accounts a day), scored 8 and 15 days after
     its newest order with no warning, while the overdue yellows grew 115 -> 157 -> 182."""
-    from ka_ml.jobs.data import check_scoring_date
 
     h, cfg = _orders_to("2026-09-30", []), Config()  # ten orders a day
     today = pd.Timestamp("2026-10-09")

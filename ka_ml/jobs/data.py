@@ -305,19 +305,6 @@ def _late_feed_texts(
     )
 
 
-def check_scoring_date(
-    history: History | SparkHistory,
-    as_of: pd.Timestamp,
-    cfg: Config,
-    *,
-    explicit: bool,
-    today: pd.Timestamp,
-    demo: bool = False,
-) -> tuple[str, ...]:
-    """The warnings of :func:`scoring_data_check`."""
-    return scoring_data_check(history, as_of, cfg, explicit=explicit, today=today, demo=demo)[0]
-
-
 def scoring_data_check(
     history: History | SparkHistory,
     as_of: pd.Timestamp,

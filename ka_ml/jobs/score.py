@@ -304,7 +304,7 @@ def run_scoring(
     and the run record keeps ``writeback_warning`` with it (:func:`writeback_fallback`).
     A look back does not replace a date's forecast unless ``replace_forecast``
     (:func:`check_forecast_kept`). ``freshness``: what :func:`ka_ml.jobs.data.
-    check_scoring_date` said of stale data, recorded apart so the digests lead with it.
+    scoring_data_check` said of stale data, recorded apart so the digests lead with it.
     ``progress`` is filled in as the run goes (:class:`Progress`).
     """
     t0 = time.perf_counter()
