@@ -67,6 +67,12 @@ class ReadOptions(_Strict):
     decimal: str = Field(".", description="'.' or ','")
     date_format: str | None = Field(None, description="strftime format; None = ISO/auto")
     dayfirst: bool = False
+    grouping_check: bool = Field(
+        True,
+        description="refuse a number column that looks like whole numbers with thousands "
+        "grouped by the decimal mark ('1.266' beside '438' under decimal '.'); false when "
+        "three decimal places are real (amounts in KWD, BHD, OMR)",
+    )
 
 
 class DataConfig(_Strict):

@@ -322,6 +322,65 @@ def test_thousands_separators_are_understood_with_a_decimal_point(tmp_path: Path
     assert orders["amount"].tolist() == [1234.5, 99.0, 1000.0]
 
 
+def _amounts_file(tmp_path: Path, amounts: list[str], sep: str = ",") -> None:
+    rows = "".join(
+        f'A{i % 3}{sep}2024-01-{i % 28 + 1:02d}{sep}"{a}"\n' for i, a in enumerate(amounts)
+    )
+    (tmp_path / "orders.csv").write_text(f"account_id{sep}order_date{sep}amount\n{rows}")
+
+
+@pytest.mark.parametrize(
+    ("decimal", "sep", "grouped"),
+    [(".", ",", ["1.266", "12.500", "€ 407.453", "3.001", "1.000-"]), (",", ";", ["1,266"] * 5)],
+)
+def test_whole_numbers_grouped_by_the_decimal_mark_are_refused_not_read_1000_times_small(
+    tmp_path: Path, decimal: str, sep: str, grouped: list[str]
+) -> None:
+    """A user's German export of whole euros (1.266 beside 438) was read under the default
+    decimal '.' as 1.266: 12-month revenue 8.0M instead of 29.7M, ABC tiers scrambled, exit
+    0. Such a column is refused naming the setting that reads it (1.266 -> 1266); the
+    escape for real three-decimal amounts reads it as written."""
+    _amounts_file(tmp_path, [*grouped, "438", "97"], sep)
+    read = ReadOptions(decimal=decimal, delimiter=sep)
+    with pytest.raises(DataValidationError) as e:
+        load_history(tmp_path, DataConfig(read=read))
+    msg = str(e.value)
+    assert "'orders', column 'amount'" in msg and "grouping thousands" in msg
+    other = "," if decimal == "." else "."
+    assert f"data.read.decimal: '{other}'" in msg and "grouping_check: false" in msg
+    as_written = load_history(
+        tmp_path, DataConfig(read=read.model_copy(update={"grouping_check": False}))
+    )
+    assert sorted(as_written.orders["amount"])[-1] < 1000
+    if decimal == ".":  # the remedy reads them as the whole numbers they are
+        fixed = load_history(tmp_path, DataConfig(read=ReadOptions(decimal=",", delimiter=sep)))
+        assert sorted(fixed.orders["amount"].abs()) == [
+            97.0,
+            438.0,
+            1000.0,
+            1266.0,
+            3001.0,
+            12500.0,
+            407453.0,
+        ]
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        ["12.50", "1.266", "3.001", "4.500", "8.125", "438"],  # one value with two decimals
+        ["0.125", "1.266", "3.001", "4.500", "8.125", "438"],  # a leading 0 groups nothing
+        ["1.266", "3.001", "4.500", "8.125", "9.750", "2.500"],  # no whole number beside them
+        ["1.266", "3.001", "4.500", "8.125", "438", "97"],  # four values prove nothing
+        ["1,266.00", "2,500", "438", "97", "12.5", "3.25"],  # thousands by ',' with a '.'
+    ],
+)
+def test_decimals_are_not_taken_for_grouped_thousands(tmp_path: Path, amounts: list[str]) -> None:
+    _amounts_file(tmp_path, amounts)
+    got = load_history(tmp_path, DataConfig()).orders["amount"]
+    assert len(got) == len(amounts)
+
+
 @pytest.mark.parametrize(
     ("decimal", "text", "value"),
     [

@@ -94,6 +94,11 @@ CURRENCY_CODE = r"^[A-Z]{3}(?=[-+]?[\d.,])|(?<=[\d.,])[A-Z]{3}$"
 TRAILING_MINUS = r"^([\d.,]+)-$"
 _GROUPED_COMMA_DECIMAL = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"
 _GROUPED_POINT_DECIMAL = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
+# a number written with the decimal mark where a thousands separator would be: 1-3 digits,
+# the mark, exactly three ('1.266' under decimal '.'; '1,266' under ',')
+_LOOKS_GROUPED = {".": r"[+-]?[1-9]\d{0,2}\.\d{3}", ",": r"[+-]?[1-9]\d{0,2},\d{3}"}
+# fewer such values than this in a column prove nothing
+GROUPED_MIN_VALUES = 5
 # A leftover (non-ISO, non-guessed) date is only trusted with three numeric parts or a
 # month name with a 4-digit year: "5" or "12" must not become a date.
 _PLAUSIBLE_DATE = (
@@ -356,6 +361,8 @@ def _check_table(
             issues.append(_blank_issue(probe, col.name, coerced.blank))
         if coerced.ambiguous is not None and coerced.ambiguous.any():
             issues.append(_ambiguous_dates_issue(probe, col.name, coerced.ambiguous))
+        if coerced.grouped is not None:
+            issues.append(_grouped_numbers_issue(probe, col.name, coerced.grouped, read))
         if coerced.timed is not None:
             timed[col.name] = coerced.timed
     extras = [c for c in raw.columns if spec.kind(c) is None]
@@ -1029,13 +1036,14 @@ class _Coerced:
     bad: pd.Series  # present but unreadable as the column's kind
     ambiguous: pd.Series | None = None  # dates that read differently day-first
     timed: pd.Series | None = None  # dates with their time of day, when any has one
+    grouped: pd.Series | None = None  # numbers that look grouped by thousands (_grouped_like)
 
 
 def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
     if kind == "date":
         return _coerce_dates(raw, read)
     if kind == "float":
-        return _coerce_floats(raw, read.decimal)
+        return _coerce_floats(raw, read.decimal, check_grouping=read.grouping_check)
     if kind == "bool":
         return _coerce_bools(raw)
     text = _stripped(_to_text(raw))
@@ -1197,7 +1205,7 @@ def _fill(
     return out.mask(got, parsed), todo & ~got
 
 
-def _coerce_floats(raw: pd.Series, decimal: str) -> _Coerced:
+def _coerce_floats(raw: pd.Series, decimal: str, *, check_grouping: bool = False) -> _Coerced:
     if ptypes.is_numeric_dtype(raw.dtype) or ptypes.is_bool_dtype(raw.dtype):
         values = raw.astype("float64")
         inf = pd.Series(np.isinf(values.to_numpy()), index=raw.index)
@@ -1216,7 +1224,41 @@ def _coerce_floats(raw: pd.Series, decimal: str) -> _Coerced:
     if retry.any():
         values = values.mask(retry, _to_float(_clean_number(present[retry], decimal)))
     bad = ~blank & ~np.isfinite(values)
-    return _Coerced(values.mask(bad), blank, bad)
+    grouped = _grouped_like(present, decimal) if check_grouping else None
+    return _Coerced(values.mask(bad), blank, bad, grouped=grouped)
+
+
+def _grouped_like(present: pd.Series, decimal: str) -> pd.Series | None:
+    """The values of a number column read as decimals that look like whole numbers grouped
+    by thousands with the decimal mark, or None when the column does not look so.
+
+    A German export of whole euros writes 1.266 and 438: under decimal '.' they read 1.266
+    and 438, and a user's 12-month revenue came out 8.0M instead of 29.7M with no word. A
+    column looks so when at least ``GROUPED_MIN_VALUES`` values carry the mark, every one
+    of them with exactly three digits after it and one to three (the first not 0) before,
+    and some values are whole numbers without the mark. Decimals in a fixed format (12.50,
+    0.125, 7.000) never look so; amounts in a currency of three decimal places can
+    (``data.read.grouping_check: false``)."""
+    marked = present.str.contains(decimal, regex=False).fillna(False).astype(bool)
+    if decimal == ",":  # a '.' groups thousands already: 1.234,567 is no question
+        marked &= ~present.str.contains(".", regex=False).fillna(False).astype(bool)
+    rows = np.flatnonzero(marked.to_numpy())
+    if len(rows) < GROUPED_MIN_VALUES:
+        return None
+    for some in (rows[:1000], rows):  # a column of decimals fails on its first values
+        core = _strip_noise(present.iloc[some])
+        if not bool(core.str.fullmatch(_LOOKS_GROUPED[decimal]).fillna(False).all()):
+            return None
+    unmarked = present[present.notna() & ~marked]
+    if not bool(_strip_noise(unmarked).str.fullmatch(r"[+-]?\d+").fillna(False).any()):
+        return None
+    return marked
+
+
+def _strip_noise(text: pd.Series) -> pd.Series:
+    """Spaces, currency signs and codes gone, a trailing minus moved to the front."""
+    t = text.str.replace(NUMBER_NOISE, "", regex=True).str.replace(CURRENCY_CODE, "", regex=True)
+    return t.str.replace(TRAILING_MINUS, r"-\1", regex=True)
 
 
 def _to_float(text: pd.Series) -> pd.Series:
@@ -1226,8 +1268,7 @@ def _to_float(text: pd.Series) -> pd.Series:
 def _clean_number(text: pd.Series, decimal: str) -> pd.Series:
     """'1.234,56' / '1,234.56' / '€ 1 234' / 'EUR 12,5' / '202,94-' -> '1234.56' /
     '1234.56' / '1234' / '12.5' / '-202.94'."""
-    t = text.str.replace(NUMBER_NOISE, "", regex=True).str.replace(CURRENCY_CODE, "", regex=True)
-    t = t.str.replace(TRAILING_MINUS, r"-\1", regex=True)
+    t = _strip_noise(text)
     if decimal == ",":
         grouped = t.str.fullmatch(_GROUPED_COMMA_DECIMAL).fillna(False).astype(bool)
         t = t.mask(grouped, t.str.replace(".", "", regex=False))
@@ -1326,6 +1367,23 @@ def _ambiguous_dates_issue(t: _Table, column: str, ambiguous: pd.Series) -> Data
         "day comes first; nothing to do if month-first is right.",
         ambiguous,
         level="warning",
+    )
+
+
+def _grouped_numbers_issue(
+    t: _Table, column: str, grouped: pd.Series, read: ReadOptions
+) -> DataIssue:
+    mark, other = (".", ",") if read.decimal == "." else (",", ".")
+    return t.issue(
+        column,
+        f"numbers that look like whole numbers with '{mark}' grouping thousands (every "
+        f"value with a '{mark}' has exactly three digits after it; the others are whole) "
+        f"would be read with '{mark}' as the decimal mark (data.read.decimal: "
+        f"'{read.decimal}'): 1{mark}266 as 1.266, not 1266",
+        f"if '{mark}' groups thousands in this file, set data.read.decimal: '{other}' "
+        f"(1{mark}266 is then read as 1266); if these really are decimals with three places "
+        "(e.g. amounts in KWD or BHD), set data.read.grouping_check: false.",
+        grouped,
     )
 
 
