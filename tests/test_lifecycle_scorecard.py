@@ -14,6 +14,7 @@ from ka_ml.scoring.health import assign_lights, light_rule
 from ka_ml.scoring.lifecycle import (
     annual_contract_value,
     churn_definitions,
+    buying_cycle_days,
     expected_revenue,
     lifecycle_states,
     run_rate_text,
@@ -143,17 +144,22 @@ def test_a_buyer_with_a_long_cycle_is_judged_on_a_window_that_holds_one_cycle() 
     """Seen: a red, active account that bought 4,952 in the last 365 days, every 269 days,
     showed '0 revenue at risk of 0 expected in 12 months': nothing in the last 180 days."""
     h = History(orders=pd.DataFrame(), accounts=pd.DataFrame())
+    gaps = [[269.0, 269.0], [30.0] * 12, [], [500.0], [2.0, 5.0, 360.0, 3.0, 358.0]]
     X = features(
-        spend_180d=[0.0, 9_000.0, 0.0, 1_000.0],
-        spend_365d=[4_952.5, 20_000.0, 0.0, 1_000.0],
-        gap_median_days=[269.0, 30.0, np.nan, 500.0],
+        spend_180d=[0.0, 9_000.0, 0.0, 1_000.0, 141_498.0],
+        spend_365d=[4_952.5, 20_000.0, 0.0, 1_000.0, 141_498.0],
+        gap_mean_days=[np.mean(g) if g else np.nan for g in gaps],
+        gap_std_days=[np.std(g) if g else np.nan for g in gaps],
     )
     got = expected_revenue(X, h, AS_OF, CFG)
     assert got[0] == pytest.approx(4_952.5)  # one 269-day cycle fits in 365 days only
     assert got[1] == pytest.approx(9_000 * 365 / 180)  # a monthly buyer: the run rate
     assert got[2] == 0.0  # no gap known: the run rate
     assert got[3] == pytest.approx(1_000.0)  # longer than any window: the longest
-    assert "for accounts whose typical gap between orders is longer" in run_rate_text(CFG)
+    # a yearly season called off days apart (median gap 3 days): its year, not 2x it
+    assert got[4] == pytest.approx(141_498.0)
+    assert buying_cycle_days(X)[4] == pytest.approx(np.mean(np.square(gaps[4])) / np.mean(gaps[4]))
+    assert "for accounts whose buying cycle is longer" in run_rate_text(CFG)
 
 
 # -- budget lights -----------------------------------------------------------------------
