@@ -65,6 +65,23 @@ def test_each_lifecycle_rule_on_accounts_built_for_it() -> None:
     assert got.loc[3, "lifecycle_reason"] == "contract ended 45 days ago, none running"
 
 
+def test_an_account_silent_past_its_cycle_is_not_lapsed_while_its_contract_is_in_grace() -> None:
+    """A tier-A account went to Win-back on its contract's renewal day (silent 107 days,
+    typical gap 7): the order-silence rule did not wait for the contract's grace days, in
+    which the report asks for the renewal. Past the grace, lapsed by the contract."""
+    X = features(
+        recency_days=[107.0, 107.0, 107.0],
+        gap_median_days=[7.0, 7.0, 7.0],
+        contract_days_to_end=[-1.0, -30.0, -31.0],
+        has_active_contract=[0, 0, 0],
+        orders_lifetime=[40.0, 40.0, 40.0],
+        tenure_days=[900.0, 900.0, 900.0],
+    )
+    got = lifecycle_states(X, CFG)
+    assert got["lifecycle"].tolist() == ["active", "active", "lapsed"]
+    assert got.loc[2, "lifecycle_reason"] == "contract ended 31 days ago, none running"
+
+
 def test_an_account_silent_well_past_the_horizon_but_within_its_own_cycle_stays_active() -> None:
     X = features(
         recency_days=[150.0], gap_median_days=[120.0], orders_lifetime=[5.0], tenure_days=[900.0]

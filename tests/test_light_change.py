@@ -8,6 +8,8 @@ import pandas as pd
 from ka_ml.config import HealthConfig, PortfolioConfig
 from ka_ml.scoring.light_change import (
     BACK_FROM_LAPSED,
+    BACK_NO_ORDER,
+    BACK_UNDER_CONTRACT,
     FIRST_ORDER,
     NEW_ON_LIST,
     NO_LIGHT,
@@ -45,6 +47,21 @@ def test_an_account_without_a_light_last_week_says_why_never_new() -> None:
         "Back from lapsed after 138 days without an order: no light last week (lapsed), and "
         "it has ordered since."
     )
+    # no order since (a renewal's contract now runs): never "it has ordered since"
+    renewed = no_light_last_week(
+        np.array([NEW_ON_LIST, NEW_ON_LIST, "Risk down 9 pts since last week."]),
+        pd.Series(["lapsed", "lapsed", "lapsed"]), since_first[:3], 7.0, known=True,
+        lifecycle=np.array(["active"] * 3), silence=np.array([19.0, 19.0, 19.0]),
+        ordered_since=np.array([False, True, False]),
+        contract_running=np.array([True, False, False]),
+    )  # fmt: skip
+    assert renewed.tolist() == [
+        BACK_UNDER_CONTRACT,
+        "Back from lapsed after 19 days without an order: no light last week (lapsed), and "
+        "it has ordered since.",
+        f"{BACK_NO_ORDER} Risk down 9 pts since last week.",
+    ]
+    assert not any("ordered since" in t for t in (BACK_UNDER_CONTRACT, BACK_NO_ORDER))
     # an older history without lifecycles: nothing is claimed
     assert (
         no_light_last_week(changes[:1], pd.Series([None]), since_first[:1], 7.0, known=False)[0]

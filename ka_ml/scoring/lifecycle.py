@@ -6,7 +6,8 @@ before it). The states decide what a manager is shown, not what is scored:
 - ``lapsed``: already lost. The last contract ended more than ``contract_grace_days`` ago,
   none is running and no order came after its end; or (no contract running) no order for
   longer than the horizon and longer than ``lapsed_cycle_multiple`` times the account's own
-  typical gap. A running contract keeps an account out of ``lapsed`` however quiet it is:
+  typical gap. A running contract, or one ended within ``contract_grace_days`` (its renewal
+  is the question), keeps an account out of ``lapsed`` however quiet it is:
   it is still a customer, and its silence is a risk to act on, not a loss to win back. An
   account that has come back from silences this long before (``silence_seen_before``) is
   not lapsed either: its typical gap may be a season's call-offs a few days apart. An
@@ -119,7 +120,10 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     silent = np.where(
         np.isfinite(recency), (recency > quiet_days) & (recency > own_cycle), ~running
     )
-    order_lapsed = ~running & silent & ~silence_seen_before(X, cfg)
+    # a contract ended within the grace days: its renewal is the question, not a win-back
+    # (a tier-A account went to Win-back on its renewal day, silent 107 days under contract)
+    in_grace = ~running & np.isfinite(to_end) & (to_end >= -lc.contract_grace_days)
+    order_lapsed = ~running & ~in_grace & silent & ~silence_seen_before(X, cfg)
     lapsed = contract_lapsed | order_lapsed
     min_tenure = lc.new_min_tenure_days if lc.new_min_tenure_days is not None else horizon
     new = ~lapsed & (

@@ -26,6 +26,11 @@ from ka_ml.scoring.explain import MATERIAL_POINTS
 
 NEW_ON_LIST = "New on the list this week."  # score_chunk's marker: no score last week
 BACK_FROM_LAPSED = "Back from lapsed: no light last week (lapsed), and it has ordered since."
+# lapsed last week, not now, and no order since: a contract now runs (a renewal read)
+BACK_UNDER_CONTRACT = (
+    "No longer lapsed: no light last week (lapsed); no order since, but a contract runs now."
+)
+BACK_NO_ORDER = "No longer lapsed: no light last week (lapsed); no order since."
 FIRST_ORDER = "First scored this week: its first order on record came since last week."
 NOT_SCORED = "Not scored last week (no recent order or running contract then)."
 NO_LIGHT = "No light last week."  # last week's state unknown (an older score history)
@@ -46,6 +51,8 @@ def no_light_last_week(
     known: bool,
     lifecycle: np.ndarray | None = None,
     silence: np.ndarray | None = None,
+    ordered_since: np.ndarray | None = None,
+    contract_running: np.ndarray | None = None,
 ) -> np.ndarray:
     """``changes`` with the marker of an account that had no score last week replaced by
     why: lapsed last week (``lifecycle_prev``), first order since last week (its first
@@ -54,7 +61,12 @@ def no_light_last_week(
     ``lifecycle``: this week's; an account lapsed last week and not now that was scored
     then (its risk change is said) gets "Back from lapsed" before that change.
     ``silence``: the days without an order the return ended (the last gap between order
-    days), said where known ("Back from lapsed after 138 days without an order: ...")."""
+    days), said where known ("Back from lapsed after 138 days without an order: ...").
+    ``ordered_since``: whether each account ordered since last week (unknown: assumed);
+    one lapsed last week that did not is no longer lapsed for another reason, said as
+    such (``contract_running``: a contract runs now). A tier-A account lapsed on its
+    contract's renewal day was told "back from lapsed after 19 days without an order, it
+    has ordered since" while silent for 114 days."""
     if lifecycle is None:
         lifecycle = np.full(len(changes), "", dtype=object)
     out = np.asarray(changes, dtype=object).copy()
@@ -65,7 +77,14 @@ def no_light_last_week(
     lapsed = marked & (was == "lapsed")
     quiet = np.full(len(out), np.nan) if silence is None else np.asarray(silence, float)
     came_back = back | lapsed  # worded only for these few rows, not for the whole portfolio
-    said = {i: _back(quiet[i]) for i in np.flatnonzero(came_back)}
+    ordered = np.ones(len(out), bool) if ordered_since is None else np.asarray(ordered_since, bool)
+    running = (
+        np.zeros(len(out), bool) if contract_running is None else np.asarray(contract_running, bool)
+    )
+    said = {
+        i: _back(quiet[i]) if ordered[i] else (BACK_UNDER_CONTRACT if running[i] else BACK_NO_ORDER)
+        for i in np.flatnonzero(came_back)
+    }
     for i in np.flatnonzero(back):
         out[i] = f"{said[i]} {out[i]}".strip()
     fresh = marked & ~lapsed & (np.nan_to_num(since_first_days, nan=np.inf) <= days_between)

@@ -508,6 +508,8 @@ def _said_since_last_week(
         known=known,
         lifecycle=out["lifecycle"].astype(object).to_numpy(),
         silence=float_column(X, "gap_last_days"),  # the silence the latest order ended
+        ordered_since=np.nan_to_num(float_column(X, "recency_days"), nan=np.inf) <= days_between,
+        contract_running=np.nan_to_num(float_column(X, "has_active_contract")) > 0,
     )
     moved = light_moved_alone(out, prev, rank, cfg.health)
     changes = np.where(moved != "", moved, changes)
