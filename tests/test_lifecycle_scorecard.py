@@ -13,8 +13,8 @@ from ka_ml.data.history import History
 from ka_ml.scoring.health import assign_lights, light_rule
 from ka_ml.scoring.lifecycle import (
     annual_contract_value,
-    churn_definitions,
     buying_cycle_days,
+    churn_definitions,
     expected_revenue,
     lifecycle_states,
     run_rate_text,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import HealthConfig, PortfolioConfig
+from ka_ml.reporting.summary import compared_note
 from ka_ml.scoring.light_change import (
     BACK_FROM_LAPSED,
     BACK_NO_ORDER,
@@ -103,6 +104,33 @@ def test_a_light_that_moved_while_the_risk_did_not_says_why() -> None:
     assert (got[[0, 1, 3, 4]] == "").all()  # lapsed, or the risk moved, or no light change
 
 
+def test_a_light_that_moved_against_the_risk_says_why_before_the_weekly_change() -> None:
+    """Read in a digest: "TURNED RED THIS WEEK ... risk 37% (was 37%, -1 pt) ... Risk down 1
+    pt": its risk fell, and red accounts above it lapsed, so the red cut fell past it."""
+    cfg = HealthConfig()
+    ids = [f"K{i}" for i in range(10)]
+    prev = _week(
+        ids,
+        ["red", "red", "yellow", "yellow", *["green"] * 6],
+        [0.9, 0.8, 0.374, 0.36, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
+        ["active"] * 10,
+    ).set_index("account_id")
+    now = _week(
+        ids,
+        [None, None, "red", "yellow", *["green"] * 6],
+        [0.9, 0.8, 0.362, 0.37, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
+        ["lapsed", "lapsed", *["active"] * 8],
+    )
+    weekly = np.array(["", "", "Risk down 1 pt since last week.", *[""] * 7], dtype=object)
+    got = light_moved_alone(now, prev, "churn_probability", cfg, weekly)
+    assert got[2] == (
+        "Now red although its risk fell 1 pt to 36%: among the riskiest 10% of active and "
+        "new accounts, because 2 accounts ranked above it last week have lapsed or left the "
+        "list. Risk down 1 pt since last week."
+    )
+    assert got[3] == ""  # yellow both weeks
+
+
 def test_a_light_that_fell_while_the_risk_did_not_names_who_passed_it() -> None:
     cfg = HealthConfig()
     ids = [f"K{i}" for i in range(10)]
@@ -165,6 +193,31 @@ def test_the_scorer_keeps_last_weeks_lifecycle_and_rewrites_the_texts() -> None:
         "No material change since last week.",
         FIRST_ORDER,
     ]
+    # a skipped week: the run compared with is two weeks old, and the texts say so
+    skipped = _said_since_last_week(
+        out, X, prev, pd.Timestamp("2026-10-01"), "churn_probability", no_tiers, _Cfg(cfg)
+    )
+    assert skipped["changes"].iloc[1] == "No material change since 17 Sep (14 days)."
+    assert not any("last week" in t for t in skipped["changes"])
+
+
+def test_a_summary_names_the_run_it_compares_with_when_it_was_not_a_week_ago() -> None:
+    def run(days_back: int) -> pd.DataFrame:
+        scores = pd.DataFrame(
+            {"as_of": [pd.Timestamp("2026-07-16")] * 2, "health": ["red", "green"]}
+            | {"health_prev": ["green", "green"], "churn_probability_prev": [0.2, 0.1]}
+        )
+        scores.attrs["last_run_as_of"] = str(
+            (pd.Timestamp("2026-07-16") - pd.Timedelta(days=days_back)).date()
+        )
+        return scores
+
+    assert compared_note(run(7)) == compared_note(run(8)) == ""
+    assert compared_note(run(14)).startswith(
+        "Changes are since the run of 2 Jul 2026, 14 days earlier (not a week)"
+    )
+    first = run(14).assign(health_prev="", churn_probability_prev=np.nan)
+    assert compared_note(first) == ""  # a first run says so on its own
 
 
 def test_a_tier_change_is_said_with_the_cut_it_crossed() -> None:

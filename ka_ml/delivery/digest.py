@@ -47,6 +47,7 @@ from ka_ml.reporting.run_notes import manager_notes
 from ka_ml.reporting.summary import (
     DEPENDENCY_RESPONSE,
     attention_flags,
+    compared_note,
     is_first_run,
     lapsed_from_red,
     last_run,
@@ -316,6 +317,9 @@ def digest_context(
             "dependency_alert_level", (facts or {}).get("dependency_alert_level")
         ),
         "no_change": no_change_note(last),
+        "compared": compared_note(rows)
+        if "last_run_as_of" in rows.attrs
+        else str((facts or {}).get("compared") or ""),
         "last_run_as_of": str(last["as_of"]) if first_run and last else None,
     }
 
@@ -438,6 +442,9 @@ _TEXT_TEMPLATE = """\
 {% else %}
 No account turned red this week.
 {% endif %}
+{% if compared %}
+{{ compared }}
+{% endif %}
 {% if back_red_names %}
 {{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk: {{ back_red_names|names(counts.back_red, "...") }}
 {% endif %}
@@ -516,6 +523,7 @@ max-width:720px;line-height:1.45">
 {% else %}
 <p>No account turned red this week.</p>
 {% endif %}
+{% if compared %}<p>{{ compared }}</p>{% endif %}
 {% if back_red_names %}
 <p><b>{{ counts.back_red }} account{{ "s" if counts.back_red != 1 }} back from lapsed, still at risk:</b>
 {{ back_red_names|names(counts.back_red, "…") }}</p>

@@ -17,6 +17,7 @@ import pandas as pd
 from ka_ml.reporting.columns import flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, to_native
 from ka_ml.scoring.light_change import BY_RULE
+from ka_ml.scoring.score_history import A_WEEK_DAYS
 
 LIGHTS: tuple[str, ...] = ("red", "yellow", "green")
 TIERS: tuple[str, ...] = ("A", "B", "C")
@@ -160,6 +161,7 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         # run facts the scorer attaches to its frame (absent on frames made otherwise)
         "dependency_alert_level": to_native(scores.attrs.get("dependency_alert_level")),
         "last_run": last_run(scores),
+        "compared": compared_note(scores),
         "turned_red": int(flags["turned_red"].sum()),
         "back_red": int(flags["back_red"].sum()),
         "rising": int(flags["rising"].sum()),
@@ -312,6 +314,23 @@ def last_run(scores: pd.DataFrame) -> dict[str, Any] | None:
     return {"as_of": str(day), "max_days": to_native(limit)}
 
 
+def compared_note(scores: pd.DataFrame) -> str:
+    """When this run compares with a run that was not about a week ago (a skipped week), the
+    sentence naming it ("Changes are since the run of 2 Jul 2026, 14 days earlier."); ''
+    otherwise. A user's skipped week read "since last week" and "turned red this week"
+    against a run two weeks old, its date named nowhere."""
+    day = scores.attrs.get("last_run_as_of")
+    if not day or not len(scores) or is_first_run(scores) or "as_of" not in scores:
+        return ""
+    days = int((pd.Timestamp(scores["as_of"].max()) - pd.Timestamp(day)).days)
+    if days in A_WEEK_DAYS:
+        return ""
+    return (
+        f"Changes are since the run of {fmt_date(day)}, {days} days earlier (not a week): "
+        '"this week" covers them all.'
+    )
+
+
 def no_change_note(last: dict[str, Any] | None) -> str:
     """Why a run reports no changes, as a sentence: a first run, or one whose last run is
     too old to compare with (read: "first run" while four earlier runs existed)."""
@@ -360,6 +379,7 @@ __all__ = [
     "RISE_POINTS",
     "TIERS",
     "attention_flags",
+    "compared_note",
     "is_first_run",
     "lapsed_from_red",
     "last_run",

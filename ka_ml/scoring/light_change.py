@@ -167,7 +167,11 @@ def _back(silent_days: float) -> str:
 
 
 def light_moved_alone(
-    out: pd.DataFrame, prev: pd.DataFrame, rank: str, cfg: HealthConfig
+    out: pd.DataFrame,
+    prev: pd.DataFrame,
+    rank: str,
+    cfg: HealthConfig,
+    changes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per account of ``out`` (this week: ``health``, ``lifecycle``, ``churn_probability``,
     ``rank``, and ``light_reason`` when set), the reason in words when its light changed while its risk moved under half a
@@ -178,6 +182,10 @@ def light_moved_alone(
     accounts ranked above it last week leave the lit list (lapsed, or not scored) or fall
     below it, or the other way round. The counts are of those accounts. A light set by
     an override (overdue, critical complaint) or kept by hysteresis says its light reason.
+
+    A light that moved against the risk (up while the risk fell, down while it rose) is
+    said the same way, before its weekly change (``changes``, the texts so far): "turned red
+    ... Risk down 1 pt" had left a manager guessing (the red cut had fallen past it).
     """
     texts = np.full(len(out), "", dtype=object)
     if prev.empty or "health" not in prev:
@@ -189,7 +197,8 @@ def light_moved_alone(
     p_prev = ids.map(prev["churn_probability"]).to_numpy(float)
     moved = np.isfinite(now) & np.isfinite(before) & (now != before)
     still = moved & (np.abs(p - p_prev) < UNCHANGED)
-    if not still.any():
+    against = moved & ~still & ((now > before) == (p < p_prev))
+    if not (still | against).any():
         return texts
     lit_prev = prev[prev["health"].notna() & prev["health"].astype(object).ne("")]
     m_prev = lit_prev[rank].astype(float)
@@ -204,33 +213,42 @@ def light_moved_alone(
         if ("light_reason" in out)
         else np.full(len(out), "", dtype=object)
     )
-    for i in np.flatnonzero(still):
-        if rule[i].startswith(BY_RULE):  # an override or the hysteresis band, not the ranking
-            texts[i] = (
-                f"Risk unchanged at {p[i]:.0%}; the light changed by the light rule, not the "
-                f"risk: {rule[i]}."
+    for i in np.flatnonzero(still | against):
+        light, up = str(out["health"].iloc[i]), bool(now[i] > before[i])
+        if still[i]:
+            head, risk = (
+                f"Risk unchanged at {p[i]:.0%}, yet now {light}",
+                f"Risk unchanged at {p[i]:.0%}",
             )
-            continue
-        me_prev, me_now = float(ids.map(prev[rank]).iloc[i]), float(out[rank].iloc[i])
-        texts[i] = _said(
-            up=bool(now[i] > before[i]),
-            light=str(out["health"].iloc[i]),
-            p=p[i],
-            rule=rule[i],
-            gone=int((m_prev[left] > me_prev).sum()),
-            passed=int(((stayed > me_prev) & (m_now < me_now)).sum()),
-            joined=int(((stayed < me_prev) & (m_now > me_now)).sum()),
-            newcomers=int((~now_lit.index.isin(m_prev.index) & (now_lit > me_now)).sum()),
-            cfg=cfg,
-        )
+        else:
+            pts = f"{abs(p[i] - p_prev[i]) * 100:.0f} pt{'s' if abs(p[i] - p_prev[i]) >= 0.015 else ''}"
+            head = f"Now {light} although its risk {'fell' if up else 'rose'} {pts} to {p[i]:.0%}"
+            risk = head
+        if rule[i].startswith(BY_RULE):  # an override or the hysteresis band, not the ranking
+            texts[i] = f"{risk}; the light changed by the light rule, not the risk: {rule[i]}."
+        else:
+            me_prev, me_now = float(ids.map(prev[rank]).iloc[i]), float(out[rank].iloc[i])
+            texts[i] = _said(
+                head=head,
+                light=light,
+                up=up,
+                rule=rule[i],
+                gone=int((m_prev[left] > me_prev).sum()),
+                passed=int(((stayed > me_prev) & (m_now < me_now)).sum()),
+                joined=int(((stayed < me_prev) & (m_now > me_now)).sum()),
+                newcomers=int((~now_lit.index.isin(m_prev.index) & (now_lit > me_now)).sum()),
+                cfg=cfg,
+            )
+        if against[i] and changes is not None and str(changes[i]):
+            texts[i] = f"{texts[i]} {changes[i]}"
     return texts
 
 
 def _said(
     *,
+    head: str,
     up: bool,
     light: str,
-    p: float,
     gone: int,
     passed: int,
     joined: int,
@@ -239,7 +257,6 @@ def _said(
     rule: str = "",
 ) -> str:
     """One account's sentence (see :func:`light_moved_alone`)."""
-    head = f"Risk unchanged at {p:.0%}, yet now {light}"
     if cfg.mode != "budget":
         return f"{head}: the light rule or an override changed, not the risk."
     where = {

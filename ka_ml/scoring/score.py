@@ -50,7 +50,7 @@ from ka_ml.scoring.light_change import (
     tier_moved,
 )
 from ka_ml.scoring.score_history import COLUMNS as HISTORY_COLUMNS
-from ka_ml.scoring.score_history import open_forecast_p90, previous_week
+from ka_ml.scoring.score_history import dated_changes, open_forecast_p90, previous_week
 from ka_ml.scoring.scorecard import scorecard
 
 log = logging.getLogger("ka_ml.score")
@@ -511,7 +511,7 @@ def _said_since_last_week(
         ordered_since=np.nan_to_num(float_column(X, "recency_days"), nan=np.inf) <= days_between,
         contract_running=np.nan_to_num(float_column(X, "has_active_contract")) > 0,
     )
-    moved = light_moved_alone(out, prev, rank, cfg.health)
+    moved = light_moved_alone(out, prev, rank, cfg.health, changes)
     changes = np.where(moved != "", moved, changes)
     if "abc_tier" in prev and "abc_tier" in out:
         share = (
@@ -527,7 +527,7 @@ def _said_since_last_week(
         said = np.flatnonzero(tier != "")  # a few accounts: worded one by one
         changes = changes.astype(object)
         changes[said] = [f"{changes[i]} {tier[i]}".strip() for i in said]
-    out["changes"] = changes
+    out["changes"] = dated_changes(changes, pd.Timestamp(prev["as_of"].max()), int(days_between))
     return out
 
 

@@ -268,6 +268,29 @@ def previous_week(hist: pd.DataFrame, as_of: pd.Timestamp, max_days: int = 21) -
     return h[h["as_of"] == latest].set_index("account_id")
 
 
+# a previous run this many days back is "last week"; another is named by its date
+A_WEEK_DAYS = range(6, 9)
+
+
+def dated_changes(texts: np.ndarray, previous: pd.Timestamp, days: int) -> np.ndarray:
+    """The weekly change texts as they are when the previous run was about a week ago;
+    otherwise (a skipped week) with "since last week" dated ("since 2 Jul (14 days)") and
+    "last week" named ("no light on 2 Jul"): a user's skipped week read "since last week"
+    against a run two weeks old."""
+    if days in A_WEEK_DAYS:
+        return texts
+    day = f"{previous.day} {previous:%b}"
+    return np.array(
+        [
+            str(t)
+            .replace("since last week", f"since {day} ({days} days)")
+            .replace("last week", f"on {day}")
+            for t in texts
+        ],
+        dtype=object,
+    )
+
+
 def open_forecast_p90(
     hist: pd.DataFrame, last_order: pd.Series, within_days: int | None = None
 ) -> pd.Series:
