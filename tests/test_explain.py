@@ -307,6 +307,28 @@ def test_a_missing_value_reason_no_contract_on_record_does_not_lead_either() -> 
     assert got.loc[1, "reason_1"].startswith("Contract ends in 40 days")  # a real date: leads
 
 
+def test_an_account_that_never_used_the_product_reads_so_and_it_does_not_lead() -> None:
+    """Read over a quarter: accounts with no usage rows at all led with "Average weekly
+    usage in the last 90 days: 0 (raises risk)" (18 first reasons): they never used the
+    product. The value stays 0 for the model; the sentence says there is no usage, and
+    like "No contract on record" it is who the account is, not what it did."""
+    from types import SimpleNamespace
+
+    feats = ["usage_weekly_90d", "recency_days"]
+    X = pd.DataFrame(
+        {
+            "usage_weekly_90d": [0.0, 0.0],
+            "usage_recency_days": [np.nan, 120.0],
+            "recency_days": [70.0, 70.0],
+        }
+    )
+    contrib = np.array([[0.30, 0.04], [0.30, 0.04]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got["reason_1_feature"].tolist() == ["recency_days", "usage_weekly_90d"]
+    assert got.loc[0, "reason_2"].startswith("No product usage on record")
+    assert got.loc[1, "reason_1"].startswith("Average weekly usage in the last 90 days: 0")
+
+
 def test_reasons_keep_the_frame_index(churn: ChurnModel, X: pd.DataFrame) -> None:
     sub = X.iloc[[5, 2, 9]]
     got = top_reasons(churn, sub)

@@ -167,6 +167,10 @@ class FeatureSpec:
     # gap between orders is 0: not "perfectly regular", just not measurable)
     measured_from: tuple[str, float] | None = None
     unmeasured: str = ""
+    # a feature of the same table that is missing when the account has no rows of it: then
+    # ``missing`` is said instead of this one's value (an account that never used the
+    # product read "Average weekly usage in the last 90 days: 0 (raises risk)")
+    absent_with: str = ""
     # False: built with the features (so every engine and every snapshot has it) for the
     # scorer's rules, never a model input (:func:`scorer_only`)
     model: bool = True
@@ -179,6 +183,8 @@ class FeatureSpec:
         if _is_missing(value):
             return self.missing or f"{self.meaning}: not available"
         other = other or {}
+        if self.absent_with and _is_missing(other.get(self.absent_with, 0.0)):
+            return self.missing or f"{self.meaning}: not available"
         if self.measured_from is not None:
             name, minimum = self.measured_from
             known = other.get(name)
@@ -562,6 +568,8 @@ _OTHER_SPECS = (
         templates=("Average weekly usage in the last 90 days: {value}",),
         high_means="heavy product use",
         low_means="little product use",
+        missing="No product usage on record",
+        absent_with="usage_recency_days",
     ),
     FeatureSpec(
         "usage_trend_90d",
@@ -572,6 +580,8 @@ _OTHER_SPECS = (
         templates=("Usage in the last 90 days {value} versus the 90 days before",),
         high_means="usage growing",
         low_means="usage falling",
+        missing="No product usage on record",
+        absent_with="usage_recency_days",
     ),
     FeatureSpec(
         "usage_recency_days",
@@ -593,6 +603,8 @@ _OTHER_SPECS = (
         templates=("Active in {value} of the last 26 weeks",),
         high_means="uses the product every week",
         low_means="rarely uses the product",
+        missing="No product usage on record",
+        absent_with="usage_recency_days",
     ),
     # -- tickets --------------------------------------------------------------------------
     FeatureSpec(

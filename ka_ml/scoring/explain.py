@@ -173,11 +173,13 @@ def _group_leads(strength: np.ndarray, gidx: np.ndarray, n_groups: int) -> np.nd
 
 
 def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
-    """The other features a spec's templates (and its ``measured_from``) mention
+    """The other features a spec's templates (and its ``measured_from``, ``absent_with``) mention
     (``{value}`` is the spec's own)."""
     fields = {f for t in spec.templates for _, f, _, _ in string.Formatter().parse(t) if f}
     if spec.measured_from is not None:
         fields.add(spec.measured_from[0])
+    if spec.absent_with:
+        fields.add(spec.absent_with)
     return sorted(fields - {"value"})
 
 
@@ -232,7 +234,8 @@ def _static_groups(
     """Which reason groups state who each account is rather than what it does (n x groups).
 
     An account attribute (industry, region); a group whose leading feature (``leads``) has
-    no value on the row ("No contract on record"); a contract that ended more than
+    no value on the row ("No contract on record"), or is said as its table's absence
+    (``absent_with``: "No product usage on record"); a contract that ended more than
     ``recent_lapse_days`` before the account's last order (it buys without one: "Contract
     lapsed 775 days ago" is who it is now, not why it is at risk this week).
     """
@@ -249,8 +252,19 @@ def _static_groups(
     for j, f in enumerate(feats):
         if reason_group(f) == "contract":
             missing[:, j] |= past
+        absent = _absent_with(f)
+        if absent and absent in raw:  # said as its table's absence: "No product usage on record"
+            missing[:, j] |= raw[absent].isna().to_numpy()
     every = np.arange(len(raw))
     return np.array([n in STATIC_FEATURES for n in names])[None, :] | missing[every[:, None], leads]
+
+
+def _absent_with(feature: str) -> str:
+    """The catalog's ``absent_with`` of ``feature`` ('' for a feature outside the catalog)."""
+    try:
+        return catalog.get(feature).absent_with
+    except KeyError:
+        return ""
 
 
 def top_reasons(
