@@ -798,6 +798,28 @@ def test_spark_warns_of_credits_over_spend_and_renewed_running_contracts_like_th
 
 
 @apply(needs_spark)
+def test_spark_reads_owner_spellings_as_one_owner_like_the_loader(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\n" + "".join(f"A{i},2024-01-0{i},10\n" for i in range(1, 5))
+    )
+    (tmp_path / "accounts.csv").write_text(
+        "account_id,owner\nA1,Bernd Vogt\nA2,Bernd Vogt\nA3,bernd vogt\nA4,Alice\n"
+    )
+    cfg = Config().data
+    local = load_history(str(tmp_path), cfg)
+    got = read_history(spark, str(tmp_path), cfg)
+    owners = got.frames["accounts"].orderBy("account_id").select("owner").toPandas()["owner"]
+    assert owners.tolist() == local.accounts["owner"].tolist() == ["Bernd Vogt"] * 3 + ["Alice"]
+    said = [w for w in got.warnings if "column 'owner'" in w]
+    assert len(said) == 1 and "'bernd vogt' (1 accounts) as 'Bernd Vogt' (2)" in said[0]
+
+
+@apply(needs_spark)
 def test_validate_reads_a_source_with_the_spark_engine(spark: Any, demo_dir: Path) -> None:
     """A lakehouse folder or a catalog: source could not be checked before a run
     (`validate` had no --engine; the model error told users to run it)."""

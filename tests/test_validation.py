@@ -809,6 +809,26 @@ def test_errors_name_the_sources_own_table_and_column_where_the_config_maps_them
     assert plain.render().startswith("table 'orders', column 'amount': p")
 
 
+# -- owners -----------------------------------------------------------------------------------
+def test_owner_names_differing_only_in_case_or_spacing_are_one_owner_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A user's accounts table had 'bernd vogt' on some rows and 'Bernd Vogt' on most: two
+    owners, two reports, two digests to one address, and no word."""
+    accounts = (
+        "account_id,name,owner\nA1,Acme,Bernd Vogt\nA2,Beta,Bernd Vogt\nA3,Gamma,bernd  vogt\n"
+        "A4,Delta,Alice\nA5,Eps,\n"
+    )
+    orders = "".join(f"A{i},2024-01-0{i},10\n" for i in range(1, 6))
+    files = {"orders.csv": "account_id,order_date,amount\n" + orders, "accounts.csv": accounts}
+    history = load_history(_folder(tmp_path, files), DataConfig())
+    assert history.accounts["owner"].tolist()[:4] == ["Bernd Vogt"] * 3 + ["Alice"]
+    assert pd.isna(history.accounts["owner"].iloc[4])
+    (said,) = [w for w in history.warnings if "column 'owner'" in w]
+    assert "'bernd  vogt' (1 accounts) as 'Bernd Vogt' (2)" in said and "(1 rows)" in said
+    assert "row 4: account_id='A3', name='Gamma', owner='bernd  vogt'" in said
+
+
 # -- account ids in another letter case ------------------------------------------------------
 CASED_ORDERS = ORDERS + " a1,2024-03-05,7\n a2 ,2024-03-06,8\nZ9,2024-03-07,9\n"
 

@@ -66,6 +66,8 @@ from ka_ml.data.validate import (
     currency_columns,
     currency_issue,
     mapped_table_missing,
+    one_spelling,
+    owner_spellings_texts,
     renewed_while_running,
     small_scale_issue,
     zero_twins_texts,
@@ -418,6 +420,9 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     if errors:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
     found += _spark_order_notes(frames)
+    if "accounts" in frames and "owner" in frames["accounts"].columns:  # as the loader
+        frames["accounts"], said = _one_owner_spelling(frames["accounts"])
+        found += said
     warnings = [in_source_names(i, cfg) for i in issues + found if i.level == "warning"]
     for issue in warnings:
         log.warning(issue.render())
@@ -792,6 +797,25 @@ def _check(
     ):
         issues += _small_scale(surveys)
     return counts, issues
+
+
+def _one_owner_spelling(accounts: DataFrame) -> tuple[DataFrame, list[DataIssue]]:
+    """The loader's merge of owner names that differ only in case or spacing, and its
+    warning (one small group-by: a row per spelling)."""
+    from pyspark.sql import functions as F
+
+    rows = accounts.where(F.col("owner").isNotNull()).groupBy("owner").count().toPandas()
+    counts = rows.set_index("owner")["count"]
+    mapping = one_spelling(counts)
+    if not mapping:
+        return accounts, []
+    words = F.create_map(*[F.lit(x) for kv in sorted(mapping.items()) for x in kv])
+    merged = accounts.withColumn(
+        "owner", F.coalesce(F.try_element_at(words, F.col("owner")), F.col("owner"))
+    )
+    problem, remedy = owner_spellings_texts(mapping, counts)
+    examples = tuple(f"owner='{a}'" for a in sorted(mapping)[:5])
+    return merged, [DataIssue("accounts", "owner", problem, remedy, examples, level="warning")]
 
 
 def _currencies(name: str, column: str, raw: DataFrame) -> list[DataIssue]:
