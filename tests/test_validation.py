@@ -213,7 +213,7 @@ def test_blank_required_dates_are_an_error(tmp_path: Path) -> None:
     text = "account_id,order_date,amount\nA1,2024-01-05,1\nA2,,2\n"
     issue = _only(_errors(tmp_path, {"orders.csv": text}))
     assert (issue.table, issue.column) == ("orders", "order_date")
-    assert issue.problem == "rows without a order_date"
+    assert issue.problem == "rows without a value in order_date"
     assert issue.examples == ("row 3: account_id='A2', order_date=''",)
 
 
@@ -807,6 +807,24 @@ def test_errors_name_the_sources_own_table_and_column_where_the_config_maps_them
     ) in str(err.value)
     plain = DataIssue("orders", "amount", "p", "r")
     assert plain.render().startswith("table 'orders', column 'amount': p")
+
+
+def test_rows_with_every_cell_empty_are_skipped_with_a_warning_keeping_row_numbers(
+    tmp_path: Path,
+) -> None:
+    """A spreadsheet's CSV ended in ';;;;' lines: three errors ("rows without an
+    account_id", "... a order_date", "... a amount") for rows that hold nothing."""
+    orders = "account_id;order_date;amount\nA1;2024-01-02;5\n;;\nA1;x;6\n ; ;\n;;\n"
+    with pytest.raises(DataValidationError) as err:
+        load_history(_folder(tmp_path, {"orders.csv": orders}), DataConfig())
+    (bad,) = err.value.issues
+    assert "row 4: account_id='A1', order_date='x'" in bad.render()  # the file's own line
+    orders = orders.replace("A1;x;6", "A1;2024-01-03;6")
+    history = load_history(_folder(tmp_path, {"orders.csv": orders}), DataConfig())
+    assert history.orders["amount"].tolist() == [5.0, 6.0]
+    (said,) = history.warnings
+    assert said.startswith("table 'orders': rows with every cell empty were skipped")
+    assert "(3 rows)" in said and "row 3:" in said and "row 6:" in said
 
 
 # -- owners -----------------------------------------------------------------------------------

@@ -333,6 +333,19 @@ def _check_table(
     base = int(frame.attrs.get(ROW_BASE_ATTR, 1))
     raw = frame.reset_index(drop=True)
     raw.columns = [str(c) for c in raw.columns]
+    skipped: list[DataIssue] = []
+    empty = _empty_rows(raw)
+    if empty.any():  # the row labels stay: messages still name the file's lines
+        skipped.append(
+            _Table(spec, raw, raw, base).issue(
+                None,
+                "rows with every cell empty were skipped (an export's trailing ';;;;' lines)",
+                "nothing to do; remove them from the export to silence this.",
+                empty,
+                level="warning",
+            )
+        )
+        raw = raw[~empty.to_numpy()]
     if raw.empty:
         remedy = (
             "re-export the orders table with its rows (orders is required)."
@@ -343,7 +356,7 @@ def _check_table(
 
     missing = [c for c in spec.required_columns if c not in raw.columns]
     named = frame.attrs.get(SOURCE_COLUMNS_ATTR, list(raw.columns))  # as the user knows them
-    issues = [missing_column_issue(spec.name, c, named, cfg) for c in missing]
+    issues = skipped + [missing_column_issue(spec.name, c, named, cfg) for c in missing]
     probe = _Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
     timed: dict[str, pd.Series] = {}  # date columns with a time of day: as given
@@ -396,6 +409,29 @@ def _check_table(
         table.drop(dup)
     issues.extend(_table_rules(table))
     return table, issues
+
+
+def _empty_rows(raw: pd.DataFrame) -> pd.Series:
+    """Rows with every cell empty (missing or blank text): ';;;;' lines a spreadsheet saved
+    at the end of a CSV were three errors ("rows without an account_id", "... a
+    order_date", "... a amount"). Only rows without an account id are looked at whole."""
+    none = pd.Series(False, index=raw.index)
+    if "account_id" not in raw.columns:
+        return none
+    ids = raw["account_id"]
+    cand = ids.isna().to_numpy(dtype=bool, copy=True)
+    if not ptypes.is_numeric_dtype(ids.dtype):
+        text = ids.astype("string")
+        cand |= ((text == "") | text.str.isspace()).fillna(False).to_numpy(dtype=bool)
+    if not cand.any():
+        return none
+    sub = raw[cand]
+    blank = np.ones(len(sub), dtype=bool)
+    for c in sub.columns:
+        v = sub[c]
+        blank &= (v.isna() | v.astype("string").str.strip().eq("").fillna(True)).to_numpy(bool)
+    none[cand] = blank
+    return none
 
 
 def _repeated_with_times(
@@ -1401,7 +1437,7 @@ def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
         )
     return t.issue(
         column,
-        f"rows without a {column}",
+        f"rows without a value in {column}",
         f"fill in {column} or remove these rows.",
         blank,
     )
