@@ -827,6 +827,24 @@ def test_rows_with_every_cell_empty_are_skipped_with_a_warning_keeping_row_numbe
     assert "(3 rows)" in said and "row 3:" in said and "row 6:" in said
 
 
+def test_spreadsheet_serial_dates_and_decimal_ids_get_their_own_fix(tmp_path: Path) -> None:
+    """A user's exports: order dates as '45274' (a spreadsheet's serial days) were told to
+    set data.read.date_format, which cannot express them; account ids '1000.0' against
+    orders' '1000' got the generic 'make orders use the account_ids' fix."""
+    orders = "account_id,order_date,amount\n1000,45274,5\n1000,45299,6\n"
+    with pytest.raises(DataValidationError) as err:
+        load_history(_folder(tmp_path, {"orders.csv": orders}), DataConfig())
+    assert "spreadsheet serial day numbers (45274 is 2023-12-14)" in str(err.value)
+    orders = orders.replace("45274", "2023-12-14").replace("45299", "2024-01-08")
+    accounts = "account_id,name\n1000.0,Acme\n"
+    with pytest.raises(DataValidationError) as err:
+        load_history(
+            _folder(tmp_path, {"orders.csv": orders, "accounts.csv": accounts}), DataConfig()
+        )
+    assert "'1000' in orders is '1000.0' in accounts" in str(err.value)
+    assert "export the id column as text" in str(err.value)
+
+
 # -- owners -----------------------------------------------------------------------------------
 def test_owner_names_differing_only_in_case_or_spacing_are_one_owner_with_a_warning(
     tmp_path: Path,

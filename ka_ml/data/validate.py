@@ -369,6 +369,11 @@ def _check_table(
             typed[col.name] = fold_case(coerced.values, cfg.account_id_case)
         if coerced.bad.any():
             remedy = bad_remedy(col.kind, read)
+            if col.kind == "date" and (day := _serial_day(raw[col.name][coerced.bad])):
+                remedy = (
+                    f"these look like spreadsheet serial day numbers ({day}): format the "
+                    "column as dates (YYYY-MM-DD) in the spreadsheet before saving it; " + remedy
+                )
             issues.append(probe.issue(col.name, BAD_PROBLEM[col.kind], remedy, coerced.bad))
         if col.required and coerced.blank.any():
             issues.append(_blank_issue(probe, col.name, coerced.blank))
@@ -409,6 +414,18 @@ def _check_table(
         table.drop(dup)
     issues.extend(_table_rules(table))
     return table, issues
+
+
+def _serial_day(bad: pd.Series) -> str:
+    """'45274 is 2023-12-14' when most unreadable dates are whole numbers of a
+    spreadsheet's serial-day range (1954-2119, day 0 = 1899-12-30), else ''."""
+    text = bad.astype("string").str.strip()
+    serial = text.str.fullmatch(r"\d{5}(?:\.0+)?").fillna(False).astype(bool)
+    if not len(text) or serial.mean() < 0.8:
+        return ""
+    first = text[serial].iloc[0]
+    day = pd.Timestamp("1899-12-30") + pd.Timedelta(days=int(float(first)))
+    return f"{first} is {day.date()}"
 
 
 def _empty_rows(raw: pd.DataFrame) -> pd.Series:
@@ -953,6 +970,12 @@ def _zero_core(ids: pd.Series) -> pd.Series:
     return ids.str.lstrip("0").replace("", "0")
 
 
+def _whole_core(ids: pd.Series) -> pd.Series:
+    """Ids without a decimal part of zeros ('1000.0' -> '1000'): a spreadsheet that stored
+    the id column as numbers wrote them so."""
+    return ids.str.replace(r"\.0+$", "", regex=True)
+
+
 def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
     """A warning when one table spells account ids that differ only in leading zeros
     ('00017' and '17'): ids are text, so they are two accounts; an export that wrote the
@@ -998,6 +1021,13 @@ def _no_orders_left(
                 f"in leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are "
                 "read as text, so they do not match); restore the zeros in the table that "
                 "lost them (export the id column as text, not as a number)"
+            )
+        elif decimal := _first_match(ids, known, _whole_core):
+            ours, theirs = decimal
+            fixes.append(
+                "orders and the accounts table spell the same ids as whole numbers and as "
+                f"decimals ('{ours}' in orders is '{theirs}' in accounts: a spreadsheet "
+                "stored the id column as numbers); export the id column as text in both"
             )
         elif cased := _first_match(ids, known, lambda s: s.str.lower()):
             ours, theirs = cased
