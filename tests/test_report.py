@@ -546,6 +546,10 @@ def test_data_warnings_and_backtest_are_listed_when_present(scores: pd.DataFrame
     assert 'id="warnings"' in text and "orders: 12 rows with negative amounts" in text
     assert "62% of the accounts lit red did churn" in text
     assert 'id="warnings"' not in render_report(scores, make_run())
+    # folded to one line (a backtest's weeks opened with six long notes), open when stale
+    assert '<details class="warn" id="warnings"><summary><strong>Data warnings (1)' in text
+    stale = render_report(scores, {**run, "freshness": ["the newest order is 40 days old"]})
+    assert '<details class="warn" id="warnings" open>' in stale
 
 
 USER_BACKTEST = {  # ux-ds: the backtest summary of a run record, as written

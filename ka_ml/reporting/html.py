@@ -551,6 +551,9 @@ def _run_context(run: dict[str, Any]) -> dict[str, Any]:
         "in_sample": str((run.get("in_sample") or {}).get("message") or ""),
         "model_notes": [str(n) for n in run.get("model_notes") or []],
         "warnings": [str(w) for w in run.get("warnings") or []],
+        # folded to one line unless the data is stale (which is news to a manager): a
+        # backtest's weeks opened with six long notes that pushed the summary down
+        "warnings_open": bool(run.get("freshness")),
         "backtest": _backtest(run),
         "cur": str(run.get("currency") or ""),
         "light_rule": str(run.get("light_rule") or ""),
