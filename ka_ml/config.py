@@ -273,6 +273,14 @@ class LifecycleConfig(_Strict):
         "call-offs make its typical gap 3 days, a project buyer between projects): not "
         "lapsed, and not overdue by the typical-gap rule (null: off)",
     )
+    lapsed_min_churn_probability: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="an account is lapsed only when its churn probability is at least this: "
+        "silent past its cycle, but the model gives it better than even odds of ordering "
+        "within the horizon, it is judged, not written off (null: the silence alone)",
+    )
     new_min_orders: int = Field(3, ge=1, description="fewer orders than this: new")
     new_min_tenure_days: int | None = Field(
         None, ge=0, description="a shorter tenure than this (null = the horizon): new"

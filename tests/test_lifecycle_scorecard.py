@@ -82,6 +82,26 @@ def test_an_account_silent_past_its_cycle_is_not_lapsed_while_its_contract_is_in
     assert got.loc[2, "lifecycle_reason"] == "contract ended 31 days ago, none running"
 
 
+def test_an_account_the_model_expects_back_is_judged_not_written_off() -> None:
+    """A quarter of weekly runs wrote off 2,294 account-weeks as lapsed; the 900 the model
+    gave a churn probability under 50% ordered again within 90 days 56-74% of the time and
+    led the Win-back list. Silent past its cycle, an account is lapsed only from
+    lifecycle.lapsed_min_churn_probability; off (null), the silence alone decides."""
+    X = features(
+        recency_days=[200.0, 200.0, 200.0, 50.0],
+        gap_median_days=[30.0, 30.0, 30.0, 30.0],
+        contract_days_to_end=[np.nan, np.nan, np.nan, -45.0],
+        orders_lifetime=[12.0, 12.0, 12.0, 10.0],
+        tenure_days=[700.0, 700.0, 700.0, 800.0],
+    )
+    p = np.array([0.49, 0.5, np.nan, 0.2])
+    got = lifecycle_states(X, CFG, p)["lifecycle"].tolist()
+    assert got == ["active", "lapsed", "lapsed", "active"]  # NaN: no judgement, the silence
+    off = Config(lifecycle={"lapsed_min_churn_probability": None})
+    assert lifecycle_states(X, off, p)["lifecycle"].tolist()[:4] == ["lapsed"] * 4
+    assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["lapsed"] * 4
+
+
 def test_an_account_silent_well_past_the_horizon_but_within_its_own_cycle_stays_active() -> None:
     X = features(
         recency_days=[150.0], gap_median_days=[120.0], orders_lifetime=[5.0], tenure_days=[900.0]

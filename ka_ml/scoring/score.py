@@ -359,7 +359,7 @@ def portfolio_columns(
     forecast, P(order within the churn horizon) = 1 - ``p``.
     """
 
-    states = lifecycle_states(X, cfg)
+    states = lifecycle_states(X, cfg, out["churn_probability"].to_numpy(float))
     lapsed = (states["lifecycle"] == "lapsed").to_numpy()
     out["lifecycle"] = states["lifecycle"].to_numpy()
     out["low_confidence"] = states["low_confidence"].to_numpy(bool)

@@ -302,7 +302,7 @@ def origin_lights(
     and the churn ROC AUC on them (lapsed accounts, the easy part of any ranking, left out).
     """
 
-    lit = (lifecycle_states(test, cfg)["lifecycle"] != "lapsed").to_numpy()
+    lit = (lifecycle_states(test, cfg, p)["lifecycle"] != "lapsed").to_numpy()
     by_orders = (
         test["churn_definition"].astype(object).to_numpy() == "no_order"
         if "churn_definition" in test
@@ -429,7 +429,7 @@ def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config) -> pd
     (lapsed accounts' probabilities rank the Win-back list: their calibration is checked
     here too)."""
     df = pd.DataFrame({"y": y, "p": p})
-    df["lifecycle"] = lifecycle_states(test, cfg)["lifecycle"].astype("object").to_numpy()
+    df["lifecycle"] = lifecycle_states(test, cfg, p)["lifecycle"].astype("object").to_numpy()
     cols = ["lifecycle"]
     for c in ("abc_tier", "industry"):
         if c in test:
