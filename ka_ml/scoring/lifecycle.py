@@ -247,7 +247,6 @@ def run_rate_text(cfg: Config) -> str:
     if longer:
         text += (
             f"; over {'/'.join(str(v) for v in sorted(longer))} days for accounts whose "
-            "buying cycle is longer (gaps weighted by their length: a season's call-offs "
-            "days apart do not make a yearly buyer a weekly one)"
+            "buying cycle (long gaps counted by their length) is longer"
         )
     return text
