@@ -488,7 +488,12 @@ def _print_delivery(record: dict) -> None:
     if delivery.get("owner_reports"):
         out.print(f"  {delivery['owner_reports']} owner reports + digests in owners/")
     for label in delivery.get("unaddressed") or []:
-        out.print(f"  [yellow]warning[/]: no e-mail address for '{label}'", soft_wrap=True)
+        out.print(
+            f"  [yellow]warning[/]: no e-mail address for '{label}' (its digest is written "
+            "but not sent: name one in delivery.recipients, or delivery.default_recipient for "
+            "accounts without an owner)",
+            soft_wrap=True,
+        )
     wb = delivery.get("writeback")
     if wb:
         out.print(

@@ -409,6 +409,17 @@ def test_a_first_run_digest_lists_the_red_accounts_without_claiming_a_change() -
     assert ": no new red, " in d.subject
 
 
+def test_a_look_back_says_so_in_the_subject_not_first_run() -> None:
+    """A director's look-back weeks (a champion trained after the date) arrived as "...:
+    first run, 12 red of 180 accounts"; only the body said "Not a forecast"."""
+    look = {**RUN, "in_sample": {"message": "m", "churn_trained_as_of": "2026-10-01"}}
+    for d in build_digests(scores_frame(), look, delivery()):
+        assert ": not a forecast (a look back), " in d.subject and "first run" not in d.subject
+    assert not any(
+        "not a forecast" in d.subject for d in build_digests(scores_frame(), RUN, delivery())
+    )
+
+
 def test_subjects_and_headers_survive_hostile_owner_names() -> None:
     frame = scores_frame()
     frame["owner"] = "eve\r\nBcc: all@corp.example"

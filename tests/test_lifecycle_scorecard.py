@@ -281,6 +281,8 @@ def test_a_renewal_falling_due_replaces_the_tier_and_light_action() -> None:
     got = renewal_due(actions, days, running, cfg)
     assert got[0] == "Renewal due in 1 day: agree the renewal with the buyer now."
     assert got[1] == "Renewal due in 9 days: agree the renewal with the buyer now."
+    today = renewal_due(actions[:1], np.array([0.0]), running[:1], cfg)  # read "in 0 days"
+    assert today[0] == "Renewal due today: agree the renewal with the buyer now."
     assert got[2:].tolist() == actions[2:].tolist()
     never = renewal_due(actions, days, running, HealthConfig(renewal_due_days=None))
     assert never.tolist() == actions.tolist()

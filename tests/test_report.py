@@ -290,6 +290,10 @@ def test_the_full_report_compares_the_account_managers_and_an_owners_report_does
     full = render_report(df, make_run())
     table = full.split('id="by-owner"')[1].split("</table>")[0]
     assert "(no owner)" in table and all(o in table for o in OWNERS)
+    # named as the digests name them when the run says so (read: "(no owner)" in the
+    # report, "unassigned" in the digest)
+    named = render_report(df, make_run(unassigned_label="unassigned"))
+    assert "<td>unassigned</td>" in named.split('id="by-owner"')[1].split("</table>")[0]
     assert 'id="by-owner"' not in render_report(df, make_run(owner=OWNERS[0]))
     single = df.assign(owner="maria.meyer")
     assert portfolio_summary(single)["by_owner"] == []
@@ -588,7 +592,8 @@ def test_the_backtest_paragraph_is_labelled_as_the_backtest_and_reads_as_sentenc
     para = text.split('id="backtest">')[1].split("</p>")[0]
     assert para.startswith(
         "In the backtest of past weekly scores (18 weeks, 32,311 account-weeks), 56% of the "
-        "accounts lit red did churn within the horizon, and red caught 42% of the accounts "
+        "accounts lit red did churn (as defined above) within the horizon, and red caught 42% "
+        "of the accounts "
         "that churned (with that many red accounts, at most 75% could be); red or yellow "
         "caught 82%."
     )

@@ -43,7 +43,7 @@ from ka_ml.io import atomic_write_json, atomic_write_text
 from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, fmt_index, fmt_money, fmt_pct, fmt_points
 from ka_ml.reporting.html import render_report
-from ka_ml.reporting.run_notes import manager_notes
+from ka_ml.reporting.run_notes import in_sample_note, manager_notes
 from ka_ml.reporting.summary import (
     DEPENDENCY_RESPONSE,
     attention_flags,
@@ -398,13 +398,17 @@ def subject_line(
     *,
     first_run: bool = False,
     last_run_as_of: str | None = None,
+    look_back: bool = False,
 ) -> str:
     """One line, no control characters (owner names come from CRM data).
 
     ``first_run``: no comparison with an earlier run; ``last_run_as_of`` the date of the
     last run when there was one, too old to compare with (read: "first run" in the subject
-    above "the last run (31 Aug 2026) is more than 21 days old" in the body)."""
-    if first_run and last_run_as_of:
+    above "the last run (31 Aug 2026) is more than 21 days old" in the body); ``look_back``:
+    the scores look back (a champion trained after the date), said before anything else."""
+    if look_back:  # the body says "Not a forecast": a subject of "first run" hid it
+        news = "not a forecast (a look back)"
+    elif first_run and last_run_as_of:
         news = f"no comparison with the last run ({fmt_date(last_run_as_of)})"
     elif first_run:
         news = "first run"
@@ -694,6 +698,7 @@ def _owner_digest(
         as_of,
         first_run=ctx["first_run"],
         last_run_as_of=ctx["last_run_as_of"],
+        look_back=bool(in_sample_note(dict(run))),
     )
     text, html = render_digest(
         {**ctx, "slug": slug, "subject": subject, "attach": delivery.attach_report}

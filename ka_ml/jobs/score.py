@@ -484,6 +484,7 @@ def _run_record(
             f"else {run_rate_text(cfg)}) × churn probability; lapsed accounts carry none"
         ),
         "currency": cfg.report.currency,
+        "unassigned_label": cfg.delivery.unassigned_label,  # the report says what digests say
         "risk_rise_points": cfg.report.risk_rise_points,
         "attention_rows": cfg.report.attention_rows,
         "win_back_rows": cfg.report.win_back_rows,

@@ -304,8 +304,9 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
         both = _share(bt.get("red_yellow_recall"))
         wider = f"; red or yellow caught {fmt_pct(both)}" if both is not None else ""
         sentences.append(
-            f"{where}, {fmt_pct(precision)} of the accounts lit red did churn within the "
-            f"horizon, and red caught {fmt_pct(recall)} of the accounts that churned"
+            f"{where}, {fmt_pct(precision)} of the accounts lit red did churn (as defined "
+            f"above) within the horizon, and red caught {fmt_pct(recall)} of the accounts "
+            "that churned"
             f"{capped}{wider}."
         )
         where = "In the same backtest"
@@ -556,6 +557,8 @@ def _run_context(run: dict[str, Any]) -> dict[str, Any]:
         "warnings_open": bool(run.get("freshness")),
         "backtest": _backtest(run),
         "cur": str(run.get("currency") or ""),
+        # accounts without an owner, as the digests and e-mails call them
+        "unassigned": str(run.get("unassigned_label") or "(no owner)"),
         "light_rule": str(run.get("light_rule") or ""),
         "risk_rule": str(run.get("revenue_at_risk_rule") or ""),
         "cycle": _cycle_accuracy(run),

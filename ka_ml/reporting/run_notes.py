@@ -119,4 +119,4 @@ def manager_notes(run: dict[str, Any]) -> list[str]:
     return notes
 
 
-__all__ = ["drift_line", "first_clause", "first_sentence", "manager_notes"]
+__all__ = ["drift_line", "first_clause", "first_sentence", "in_sample_note", "manager_notes"]

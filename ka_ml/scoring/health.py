@@ -299,7 +299,12 @@ def renewal_due(
     ended = ~run & np.isfinite(d) & (d < 0) & (d >= -grace_days)
     out = np.asarray(actions, dtype=object).copy()
     for mask, text in ((due, cfg.renewal_action), (ended, cfg.renewal_overdue_action)):
-        out[mask] = [text.replace("{days}", n_days(abs(x))) for x in d[mask]]
+        out[mask] = [
+            text.replace("in {days}", "today").replace("{days}", "0 days")
+            if round(x) == 0
+            else text.replace("{days}", n_days(abs(x)))
+            for x in d[mask]
+        ]
     return out
 
 
