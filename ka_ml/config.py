@@ -121,6 +121,12 @@ class DataConfig(_Strict):
         "differ only in case are warned about) or fold them to upper / lower case so "
         "'ka-0287' and 'KA-0287' are one account",
     )
+    account_id_zeros: Literal["keep", "strip"] = Field(
+        "keep",
+        description="leading zeros of account ids in every table: keep (ids are text: "
+        "'00017' and '17' are two accounts, warned about) or strip them before anything "
+        "else, so an export that wrote the id as a number in part of the file still matches",
+    )
     severity_synonyms: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_SEVERITY_SYNONYMS),
         description="ticket severities of the export (any case) -> low/medium/high/critical; "

@@ -820,6 +820,21 @@ def test_spark_reads_owner_spellings_as_one_owner_like_the_loader(
 
 
 @apply(needs_spark)
+def test_spark_strips_leading_zeros_of_ids_like_the_loader(spark: Any, tmp_path: Path) -> None:
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\n00017,2024-01-02,1\n17,2024-01-03,2\n000,2024-01-04,3\n"
+    )
+    cfg = Config().data.model_copy(update={"account_id_zeros": "strip"})
+    local = sorted(load_history(str(tmp_path), cfg).orders["account_id"])
+    got = read_history(spark, str(tmp_path), cfg).frames["orders"]
+    assert sorted(r["account_id"] for r in got.select("account_id").collect()) == local
+    assert local == ["0", "17", "17"]
+
+
+@apply(needs_spark)
 def test_validate_reads_a_source_with_the_spark_engine(spark: Any, demo_dir: Path) -> None:
     """A lakehouse folder or a catalog: source could not be checked before a run
     (`validate` had no --engine; the model error told users to run it)."""

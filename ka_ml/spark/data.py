@@ -618,6 +618,8 @@ def _typed_table(
             value = F.coalesce(F.try_element_at(words, F.lower(value)), value)
         if c.name == "account_id" and cfg.account_id_case != "keep":  # as the loader
             value = F.upper(value) if cfg.account_id_case == "upper" else F.lower(value)
+        if c.name == "account_id" and cfg.account_id_zeros == "strip":  # as the loader
+            value = F.regexp_replace(value, "^0+(?=.)", "")
         if c.kind == "date":  # the day, and its time of day for telling repeats apart
             day = F.to_date(value).cast("timestamp_ntz")
             cols.append(_clock(value, day).alias(f"{CLOCK_PREFIX}{c.name}"))
