@@ -209,6 +209,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
         "back_red": 0,
         "rising": 0,
         "still_red": 1,
+        "turned_yellow": 0,
         "left_red_not_lower": 0,
         "improved": 1,
         "dependency": 0,
@@ -374,6 +375,19 @@ def test_the_html_digest_escapes_crm_text() -> None:
     alice = build_digests(scores_frame(), RUN, delivery())[0]
     assert "A1 Holdings &lt;b&gt;&amp;&lt;/b&gt;" in alice.html
     assert "<b>&</b>" not in alice.html
+
+
+def test_an_account_that_turned_yellow_reaches_its_manager() -> None:
+    """A tier-A account silent under its contract turned yellow (overdue) and was in no
+    digest: yellow had no section, so the early warning never left the report."""
+    frame = scores_frame()
+    frame["health_prev"] = frame["health"]
+    frame.loc[0, ["health", "health_prev"]] = ["yellow", "green"]
+    frame.loc[0, "churn_probability_prev"] = frame.loc[0, "churn_probability"]
+    alice = build_digests(frame, RUN, delivery())[0]
+    assert alice.counts["turned_yellow"] == 1
+    section = alice.text.split("TURNED YELLOW THIS WEEK (WAS GREEN) (1)")[1]
+    assert str(frame.loc[0, "name"]) in section.split("\n\n")[0]
 
 
 def test_a_long_section_lists_max_listed_accounts_and_counts_the_rest() -> None:

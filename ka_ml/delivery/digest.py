@@ -344,6 +344,9 @@ def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
         "back_red": back_red,
         "rising": rising,
         "still_red": health.eq("red") & ~turned_red & ~back_red & ~rising,
+        # green last week, yellow now: the early warning a manager had never been sent (a
+        # tier-A account silent under contract turned yellow as overdue, in no digest)
+        "turned_yellow": health.eq("yellow") & text_col(rows, "health_prev").eq("green") & ~rising,
         "left_red_not_lower": left_red & ~fell,
         "improved": left_red & fell,
         "dependency": flag_col(rows, "dependency_alert"),
@@ -367,6 +370,7 @@ def _sections(
         "back_red": "Back from lapsed, still at risk",
         "rising": f"Risk rising ({round(rise * 100)}+ points since last week)",
         "still_red": "Red" if first_run else "Still red",
+        "turned_yellow": "Turned yellow this week (was green)",
         "left_red_not_lower": "Left red, but risk not lower",
         "improved": "No longer red, risk down",
         "dependency": "Dependency alert",
