@@ -1056,30 +1056,11 @@ def _no_orders_left(
         known = accounts.frame["account_id"].dropna()
         examples.append(f"account_ids in orders: {_quoted(ids)}")
         examples.append(f"account_ids in the accounts table: {_quoted(known)}")
-        if padded := _first_match(ids, known, _zero_core):
-            ours, theirs = padded
-            fixes.append(
-                "orders and the accounts table spell the same ids differently: they differ "
-                f"in leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are "
-                "read as text, so they do not match); set data.account_id_zeros: strip, or "
-                "restore the zeros in the table that lost them (export the id column as "
-                "text, not as a number)"
-            )
-        elif decimal := _first_match(ids, known, _whole_core):
-            ours, theirs = decimal
-            fixes.append(
-                "orders and the accounts table spell the same ids as whole numbers and as "
-                f"decimals ('{ours}' in orders is '{theirs}' in accounts: a spreadsheet "
-                "stored the id column as numbers); export the id column as text in both"
-            )
-        elif cased := _first_match(ids, known, lambda s: s.str.lower()):
-            ours, theirs = cased
-            fixes.append(
-                "orders and the accounts table spell the same ids in another letter case "
-                f"('{ours}' in orders is '{theirs}' in accounts); set "
-                "data.account_id_case: upper (or lower) so they match"
-            )
-        else:
+        for key, fix in _SPELLINGS:
+            if match := _first_match(ids, known, key):
+                fixes.append(fix.format(ours=match[0], theirs=match[1]))
+                break
+        else:  # no spelling explains it
             fixes.append(
                 "make orders use the account_ids of the accounts table: no order's "
                 "account_id is in it (ids are read as text and must match exactly; compare "
@@ -1093,6 +1074,30 @@ def _no_orders_left(
         "; ".join(fixes) + "." if fixes else "correct the rows reported above.",
         examples=tuple(examples),
     )
+
+
+# the ways orders and the accounts table spell the same ids apart, each with its fix
+_SPELLINGS: tuple[tuple[Callable[[pd.Series], pd.Series], str], ...] = (
+    (
+        _zero_core,
+        "orders and the accounts table spell the same ids differently: they differ in "
+        "leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are read as text, "
+        "so they do not match); set data.account_id_zeros: strip, or restore the zeros in "
+        "the table that lost them (export the id column as text, not as a number)",
+    ),
+    (
+        _whole_core,
+        "orders and the accounts table spell the same ids as whole numbers and as decimals "
+        "('{ours}' in orders is '{theirs}' in accounts: a spreadsheet stored the id column "
+        "as numbers); export the id column as text in both",
+    ),
+    (
+        lambda s: s.str.lower(),
+        "orders and the accounts table spell the same ids in another letter case ('{ours}' "
+        "in orders is '{theirs}' in accounts); set data.account_id_case: upper (or lower) "
+        "so they match",
+    ),
+)
 
 
 def _first_match(
