@@ -316,7 +316,7 @@ def last_run(scores: pd.DataFrame) -> dict[str, Any] | None:
 
 def compared_note(scores: pd.DataFrame) -> str:
     """When this run compares with a run that was not about a week ago (a skipped week), the
-    sentence naming it ("Changes are since the run of 2 Jul 2026, 14 days earlier."); ''
+    sentence naming it ("Changes are since the run of 2 Jul 2026, 14 days earlier ..."); ''
     otherwise. A user's skipped week read "since last week" and "turned red this week"
     against a run two weeks old, its date named nowhere."""
     day = scores.attrs.get("last_run_as_of")
@@ -327,7 +327,7 @@ def compared_note(scores: pd.DataFrame) -> str:
         return ""
     return (
         f"Changes are since the run of {fmt_date(day)}, {days} days earlier (not a week): "
-        '"this week" covers them all.'
+        f"what turned red or rose did so over those {days} days."
     )
 
 
