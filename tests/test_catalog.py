@@ -106,6 +106,18 @@ def test_no_sales_reads_as_an_unmeasurable_credit_share_not_as_no_sales() -> Non
     assert not text.startswith("No sales")
 
 
+def test_money_in_a_reason_carries_the_reports_currency() -> None:
+    """Read in a RevOps user's report: "Average order value ... 25,706" beside figures in
+    EUR everywhere else."""
+    assert format_value("currency", 25706.4, "EUR") == "25,706 EUR"
+    assert format_value("currency", 25706.4, "€") == "€25,706"
+    assert format_value("currency", -0.3) == "0" and format_value("currency", 25706.4) == "25,706"
+    assert get("first_order_amount").describe(2500.0, currency="EUR") == (
+        "Spent 2,500 EUR on the first order day"
+    )
+    assert get("recency_days").describe(12.0, currency="EUR") == get("recency_days").describe(12.0)
+
+
 def test_units_format_as_a_manager_reads_them() -> None:
     assert format_value("days", 1) == "1 day"
     assert format_value("days", 2.4) == "2 days"

@@ -74,8 +74,10 @@ def points_unit(n: float) -> str:
     return _plural(n, "pt")
 
 
-def format_value(unit: Unit, value: object) -> str:
-    """The value in words a manager reads, according to its unit."""
+def format_value(unit: Unit, value: object, currency: str = "") -> str:
+    """The value in words a manager reads, according to its unit; money with ``currency``
+    (``report.currency``) as the report writes it: 'EUR' after, a one-character sign
+    before ('€25,706')."""
     if unit == "category":
         return str(value)
     v = float(value)  # type: ignore[arg-type]
@@ -95,7 +97,10 @@ def format_value(unit: Unit, value: object) -> str:
         n = round(v)
         return "unchanged" if n == 0 else (f"up {n:,}" if n > 0 else f"down {-n:,}")
     if unit == "currency":
-        return f"{v:,.0f}"
+        amount = "0" if f"{v:,.0f}" == "-0" else f"{v:,.0f}"
+        if not currency:
+            return amount
+        return f"{currency}{amount}" if len(currency) == 1 else f"{amount} {currency}"
     if unit == "share":
         pct = v * 100
         return f"{pct:.1f}%" if 0 < abs(pct) < 10 and not pct.is_integer() else f"{pct:.0f}%"
@@ -175,11 +180,14 @@ class FeatureSpec:
     # scorer's rules, never a model input (:func:`scorer_only`)
     model: bool = True
 
-    def format(self, value: object) -> str:
-        return format_value(self.unit, value)
+    def format(self, value: object, currency: str = "") -> str:
+        return format_value(self.unit, value, currency)
 
-    def describe(self, value: object, *, other: Mapping[str, object] | None = None) -> str:
-        """A plain sentence with the account's own value (and related values of its row)."""
+    def describe(
+        self, value: object, *, other: Mapping[str, object] | None = None, currency: str = ""
+    ) -> str:
+        """A plain sentence with the account's own value (and related values of its row);
+        money with ``currency`` ("Average order value ... 25,706" had no EUR)."""
         if _is_missing(value):
             return self.missing or f"{self.meaning}: not available"
         other = other or {}
@@ -195,15 +203,15 @@ class FeatureSpec:
             values: dict[str, str] = {}
             for f in fields:
                 if f == "value":
-                    values[f] = self.format(value)
+                    values[f] = self.format(value, currency)
                     continue
                 v = other.get(f)
                 if _is_missing(v):
                     break
-                values[f] = get(f).format(v)
+                values[f] = get(f).format(v, currency)
             else:
                 return template.format(**values)
-        return f"{self.meaning}: {self.format(value)}"
+        return f"{self.meaning}: {self.format(value, currency)}"
 
     def available(self, history: History) -> bool:
         """True when the data has this feature's table and every column it needs."""

@@ -184,7 +184,7 @@ def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
 
 
 def _describe_rows(
-    X: pd.DataFrame, rows: np.ndarray, lead: np.ndarray, feats: list[str]
+    X: pd.DataFrame, rows: np.ndarray, lead: np.ndarray, feats: list[str], currency: str = ""
 ) -> list[str]:
     """``catalog.get(feats[lead[i]]).describe(...)`` for row ``rows[i]`` of ``X``, for every i.
 
@@ -203,7 +203,9 @@ def _describe_rows(
             key = tuple(map(repr, values))  # exact: tells -0.0 from 0.0, 1 from 1.0
             text = memo.get(key)
             if text is None:
-                text = spec.describe(values[0], other=dict(zip(others, values[1:], strict=True)))
+                text = spec.describe(
+                    values[0], other=dict(zip(others, values[1:], strict=True)), currency=currency
+                )
                 memo[key] = text
             out[i] = text
     return out
@@ -274,6 +276,7 @@ def top_reasons(
     contributions: np.ndarray | None = None,
     *,
     recent_lapse_days: float = 0.0,
+    currency: str = "",
 ) -> pd.DataFrame:
     """reason_k, reason_k_feature, reason_k_shap, reason_k_direction for k = 1..n.
 
@@ -282,6 +285,7 @@ def top_reasons(
     ``recent_lapse_days``: a contract that ended at most this many days ago is news even
     when the account has ordered since (the scorer passes the churn horizon: the renewal
     that has not happened yet); an older one is who the account is now (static).
+    ``currency``: ``report.currency``, said with money values ("25,706 EUR").
     """
     contrib = probability_contributions(model, X)[0] if contributions is None else contributions
     feats = model.features_
@@ -324,7 +328,7 @@ def top_reasons(
         lead = leads[every, g]
         value = gsum[every, g]
         direction = np.where(value > 0, "raises risk", "lowers risk").tolist()
-        sentences = _describe_rows(raw, every, lead, feats)
+        sentences = _describe_rows(raw, every, lead, feats, currency)
         out[f"reason_{k + 1}"] = [f"{s} ({d})" for s, d in zip(sentences, direction, strict=True)]
         out[f"reason_{k + 1}_feature"] = [feats[j] for j in lead]
         out[f"reason_{k + 1}_shap"] = value.tolist()
@@ -342,6 +346,7 @@ def changes_since(
     before_contributions: np.ndarray | None = None,
     before_p: np.ndarray | None = None,
     recent_lapse_days: float = 0.0,
+    currency: str = "",
     reported_p: np.ndarray | None = None,
     new_model: str = "",
 ) -> pd.Series:
@@ -369,6 +374,7 @@ def changes_since(
     move of a point or more with no behavioural group moving half a point is said to be
     "from several small changes together", not "no material change", and no static fact
     is named.
+    ``currency``: as in :func:`top_reasons`.
     """
     c_now = (
         probability_contributions(model, now)[0] if now_contributions is None else now_contributions
@@ -410,7 +416,7 @@ def changes_since(
     told = np.flatnonzero(finite & named)
     if len(told):
         lead = leads[told, best[told]]
-        sentences = _describe_rows(now.reset_index(drop=True), told, lead, feats)
+        sentences = _describe_rows(now.reset_index(drop=True), told, lead, feats, currency)
         texts[told] = [
             f"{_risk_moved(d)} since last week; biggest mover: {names[g]} ({_points(v * 100)}"
             f"{', offset by the rest' if round(abs(d)) == 0 else ''}): {s}."

@@ -190,6 +190,7 @@ def score_and_explain(
         prev_p,
         recent_lapse_days=cfg.labels.horizon_days,
         change=change,
+        currency=cfg.report.currency,
     )
     p = out["churn_probability"].to_numpy()
     out = portfolio_columns(out, X, p, history, cfg, as_of)
@@ -246,6 +247,7 @@ def score_in_chunks(
     *,
     recent_lapse_days: float = 0.0,
     change: Change | None = None,
+    currency: str = "",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`score_chunk` over ``chunk_rows`` accounts at a time, concatenated."""
     change = change or Change()
@@ -260,6 +262,7 @@ def score_in_chunks(
             None if prev_p is None else prev_p[i : i + chunk_rows],
             recent_lapse_days=recent_lapse_days,
             change=change.rows(i, i + chunk_rows),
+            currency=currency,
         )
         for i in range(0, len(X), chunk_rows)
     ]
@@ -278,6 +281,7 @@ def score_chunk(
     *,
     recent_lapse_days: float = 0.0,
     change: Change | None = None,
+    currency: str = "",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Probabilities, timing forecast, reasons and weekly change for one chunk of accounts,
     and the chunk's churn contributions (``change``: see :class:`Change`).
@@ -285,7 +289,8 @@ def score_chunk(
     Chunks bound the memory of the wide intermediates (the timing model's person-period
     rows, the SHAP matrices, the reason texts) whatever the portfolio size.
     ``recent_lapse_days``: see :func:`ka_ml.scoring.explain.top_reasons` (the scorer passes
-    ``labels.horizon_days``).
+    ``labels.horizon_days``); ``currency`` (``report.currency``) is said with money in
+    the reasons and changes.
     """
     contrib, p, _ = probability_contributions(models.churn, X)  # one TreeSHAP pass
     timing = (
@@ -305,7 +310,11 @@ def score_chunk(
     out["next_purchase_p10_date"] = _days_to_dates(as_of, timing["q10"])
     out["next_purchase_p90_date"] = _days_to_dates(as_of, timing["q90"])
     reasons = top_reasons(
-        models.churn, X, contributions=contrib, recent_lapse_days=recent_lapse_days
+        models.churn,
+        X,
+        contributions=contrib,
+        recent_lapse_days=recent_lapse_days,
+        currency=currency,
     )
     out = pd.concat([out, reasons], axis=1)
     out["changes"] = ""
@@ -319,6 +328,7 @@ def score_chunk(
             before_contributions=prev_contributions,
             before_p=prev_p,
             recent_lapse_days=recent_lapse_days,
+            currency=currency,
         ).to_numpy()
         new = ~np.isfinite(prev_p) | np.isnan(prev_contributions).all(axis=1)
         out["changes"] = np.where(new, NEW_ON_LIST, changes)
@@ -333,6 +343,7 @@ def score_chunk(
             recent_lapse_days=recent_lapse_days,
             reported_p=change.reported_p,
             new_model=change.new_model,
+            currency=currency,
         ).to_numpy()
         new = before["as_of"].isna().to_numpy()
         if change.reported_p is not None:

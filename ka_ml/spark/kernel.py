@@ -363,6 +363,7 @@ def score_rows(
     keep: Sequence[str],
     chunk_rows: int,
     recent_lapse_days: float = 0.0,
+    currency: str = "",
 ) -> pd.DataFrame:
     """Scores, timing, reasons and week-on-week changes of one bucket's accounts.
 
@@ -383,7 +384,14 @@ def score_rows(
         then = rows[stamp == np.datetime64(pd.Timestamp(prev_day), "us")]
         before = align_to(restore(then, names, categories)[[*KEYS, *names]], X)
     out, _ = score_in_chunks(
-        models, X, before, list(windows), as_of, chunk_rows, recent_lapse_days=recent_lapse_days
+        models,
+        X,
+        before,
+        list(windows),
+        as_of,
+        chunk_rows,
+        recent_lapse_days=recent_lapse_days,
+        currency=currency,
     )
     for c in keep:
         out[c] = _plain(X[c])

@@ -83,6 +83,7 @@ def _score_udf(
     chunk_rows: int,
     columns: list[str],
     recent_lapse_days: float,
+    currency: str = "",
 ) -> pd.DataFrame:
     """One bucket of feature rows in, its scored accounts out (runs on executors)."""
     out = kernel.score_rows(
@@ -96,6 +97,7 @@ def _score_udf(
         keep,
         chunk_rows,
         recent_lapse_days,
+        currency,
     )
     if out.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -159,7 +161,7 @@ def score_frame(
     broadcast = sh.spark.sparkContext.broadcast(models)
     columns = [c for c, _ in schema]
     names_, categories, chunk_rows = p.names, p.all_categories, cfg.scoring.chunk_rows
-    horizon = cfg.labels.horizon_days
+    horizon, currency = cfg.labels.horizon_days, cfg.report.currency
 
     def fn(rows: pd.DataFrame) -> pd.DataFrame:  # a plain function: Spark reads its hints
         return _score_udf(
@@ -174,6 +176,7 @@ def score_frame(
             chunk_rows=chunk_rows,
             columns=columns,
             recent_lapse_days=horizon,
+            currency=currency,
         )
 
     n = buckets or default_buckets(sh)
