@@ -820,6 +820,29 @@ def test_spark_reads_owner_spellings_as_one_owner_like_the_loader(
 
 
 @apply(needs_spark)
+def test_spark_refuses_whole_numbers_grouped_by_the_decimal_mark_like_the_loader(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.data.loader import load_history
+    from ka_ml.errors import DataValidationError
+    from ka_ml.spark.data import read_history
+
+    amounts = ["1.266", "12.500", "407.453", "3.001", "1.000", "438", "97"]
+    rows = "".join(f"A{i % 3},2024-01-{i + 1:02d},{a}\n" for i, a in enumerate(amounts))
+    (tmp_path / "orders.csv").write_text("account_id,order_date,amount\n" + rows)
+    cfg = Config().data
+    with pytest.raises(DataValidationError) as local:
+        load_history(str(tmp_path), cfg)
+    with pytest.raises(DataValidationError) as got:
+        read_history(spark, str(tmp_path), cfg)
+    (mine,), (theirs,) = local.value.issues, got.value.issues
+    assert (theirs.problem, theirs.remedy, theirs.n_rows) == (mine.problem, mine.remedy, 5)
+    assert "amount='1.266'" in theirs.examples[0]
+    off = cfg.model_copy(update={"read": cfg.read.model_copy(update={"grouping_check": False})})
+    assert read_history(spark, str(tmp_path), off).frames["orders"].count() == 7
+
+
+@apply(needs_spark)
 def test_spark_strips_leading_zeros_of_ids_like_the_loader(spark: Any, tmp_path: Path) -> None:
     from ka_ml.data.loader import load_history
     from ka_ml.spark.data import read_history

@@ -96,7 +96,7 @@ _GROUPED_COMMA_DECIMAL = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"
 _GROUPED_POINT_DECIMAL = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
 # a number written with the decimal mark where a thousands separator would be: 1-3 digits,
 # the mark, exactly three ('1.266' under decimal '.'; '1,266' under ',')
-_LOOKS_GROUPED = {".": r"[+-]?[1-9]\d{0,2}\.\d{3}", ",": r"[+-]?[1-9]\d{0,2},\d{3}"}
+LOOKS_GROUPED = {".": r"[+-]?[1-9]\d{0,2}\.\d{3}", ",": r"[+-]?[1-9]\d{0,2},\d{3}"}
 # fewer such values than this in a column prove nothing
 GROUPED_MIN_VALUES = 5
 # A leftover (non-ISO, non-guessed) date is only trusted with three numeric parts or a
@@ -1410,7 +1410,7 @@ def _grouped_like(present: pd.Series, decimal: str) -> pd.Series | None:
         return None
     for some in (rows[:1000], rows):  # a column of decimals fails on its first values
         core = _strip_noise(present.iloc[some])
-        if not bool(core.str.fullmatch(_LOOKS_GROUPED[decimal]).fillna(False).all()):
+        if not bool(core.str.fullmatch(LOOKS_GROUPED[decimal]).fillna(False).all()):
             return None
     unmarked = present[present.notna() & ~marked]
     if not bool(_strip_noise(unmarked).str.fullmatch(r"[+-]?\d+").fillna(False).any()):
@@ -1533,12 +1533,11 @@ def _ambiguous_dates_issue(t: _Table, column: str, ambiguous: pd.Series) -> Data
     )
 
 
-def _grouped_numbers_issue(
-    t: _Table, column: str, grouped: pd.Series, read: ReadOptions
-) -> DataIssue:
+def grouped_numbers_texts(read: ReadOptions) -> tuple[str, str]:
+    """(problem, remedy) of the error about whole numbers grouped by the decimal mark
+    (:func:`_grouped_like`); the Spark reader words it the same way."""
     mark, other = (".", ",") if read.decimal == "." else (",", ".")
-    return t.issue(
-        column,
+    return (
         f"numbers that look like whole numbers with '{mark}' grouping thousands (every "
         f"value with a '{mark}' has exactly three digits after it; the others are whole) "
         f"would be read with '{mark}' as the decimal mark (data.read.decimal: "
@@ -1546,8 +1545,14 @@ def _grouped_numbers_issue(
         f"if '{mark}' groups thousands in this file, set data.read.decimal: '{other}' "
         f"(1{mark}266 is then read as 1266); if these really are decimals with three places "
         "(e.g. amounts in KWD or BHD), set data.read.grouping_check: false.",
-        grouped,
     )
+
+
+def _grouped_numbers_issue(
+    t: _Table, column: str, grouped: pd.Series, read: ReadOptions
+) -> DataIssue:
+    problem, remedy = grouped_numbers_texts(read)
+    return t.issue(column, problem, remedy, grouped)
 
 
 def _missing_table_issue(name: str, cfg: DataConfig, available: Sequence[str]) -> DataIssue:

@@ -53,7 +53,9 @@ from ka_ml.data.validate import (
     BAD_PROBLEM,
     BOOL_TOKENS,
     CURRENCY_CODE,
+    GROUPED_MIN_VALUES,
     IMPOSSIBLE,
+    LOOKS_GROUPED,
     MISSING_TOKENS,
     NUMBER_NOISE,
     SEVERITY_FIX,
@@ -65,6 +67,7 @@ from ka_ml.data.validate import (
     credits_over_spend_issue,
     currency_columns,
     currency_issue,
+    grouped_numbers_texts,
     mapped_table_missing,
     one_spelling,
     owner_spellings_texts,
@@ -776,9 +779,11 @@ def _check(
     counts: dict[str, int] = {}
     issues: list[DataIssue] = []
     for name, df in frames.items():
-        row = df.agg(*_check_aggregates(name, set(raw[name].columns))).first()
+        grouping = _grouping_aggregates(name, raw[name], cfg.read)
+        row = df.agg(*_check_aggregates(name, set(raw[name].columns)), *grouping).first()
         stats = row.asDict() if row is not None else {}
         counts[name] = int(stats.pop("_rows", 0) or 0)
+        issues += _grouped_numbers(name, df, stats, cfg.read)
         if stats.pop("_zeros", 0):
             issues += _zero_padding_twins(name, df)
         cased = bool(stats.pop("_lower", 0)) & bool(stats.pop("_upper", 0))
@@ -867,6 +872,60 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
         aggs.append(F.max((ids != F.upper(ids)).cast("long")).alias("_lower"))
         aggs.append(F.max((ids != F.lower(ids)).cast("long")).alias("_upper"))
     return aggs
+
+
+def _grouping_aggregates(name: str, raw: DataFrame, read: ReadOptions) -> list[Column]:
+    """The loader's look for whole numbers grouped by the decimal mark
+    (:func:`ka_ml.data.validate._grouped_like`), as three counts per number column read
+    from text: values with the mark, those of them that look grouped, whole ones."""
+    from pyspark.sql import functions as F
+
+    if not read.grouping_check:
+        return []
+    types = dict(raw.dtypes)
+    aggs = []
+    for c in SCHEMA[name].columns:
+        if c.kind != "float" or types.get(c.name) != "string":
+            continue
+        marked, looks, whole = _grouping_flags(c.name, read.decimal)
+        aggs += [
+            F.sum(marked.cast("long")).alias(f"_gmark:{c.name}"),
+            F.sum((marked & looks).cast("long")).alias(f"_glook:{c.name}"),
+            F.max(whole.cast("long")).alias(f"_gwhole:{c.name}"),
+        ]
+    return aggs
+
+
+def _grouping_flags(column: str, mark: str) -> tuple[Column, Column, Column]:
+    """(carries the mark, looks grouped, whole without it) of a column's source text."""
+    from pyspark.sql import functions as F
+
+    text = F.trim(F.col(f"_raw_{column}"))
+    clean = F.regexp_replace(F.regexp_replace(text, NUMBER_NOISE, ""), CURRENCY_CODE, "")
+    clean = F.regexp_replace(clean, TRAILING_MINUS, "-$1")
+    marked = F.coalesce(text.contains(mark), F.lit(False))
+    if mark == ",":  # a '.' groups thousands already
+        marked = marked & ~F.coalesce(text.contains("."), F.lit(False))
+    looks = F.coalesce(clean.rlike(f"^{LOOKS_GROUPED[mark]}$"), F.lit(False))
+    whole = ~marked & F.coalesce(clean.rlike(r"^[+-]?\d+$"), F.lit(False))
+    return marked, looks, whole
+
+
+def _grouped_numbers(name: str, df: DataFrame, stats: dict, read: ReadOptions) -> list[DataIssue]:
+    """The loader's error for a column of whole numbers grouped by the decimal mark, from
+    the counts of :func:`_grouping_aggregates` (popped from ``stats``)."""
+    issues = []
+    for key in [k for k in stats if k.startswith("_gmark:")]:
+        column = key.split(":", 1)[1]
+        marked = int(stats.pop(key) or 0)
+        looks = int(stats.pop(f"_glook:{column}") or 0)
+        whole = int(stats.pop(f"_gwhole:{column}") or 0)
+        if marked >= GROUPED_MIN_VALUES and looks == marked and whole:
+            problem, remedy = grouped_numbers_texts(read)
+            flag = _grouping_flags(column, read.decimal)[0]
+            examples = _examples(df, flag, column, name)
+            issues.append(DataIssue(name, column, problem, remedy, examples, marked))
+    return issues
 
 
 def _blank(column: str) -> Column:
