@@ -20,7 +20,7 @@ import pytest
 from conftest import write_config
 from typer.testing import CliRunner
 
-from ka_ml.config import Config, PathsConfig
+from ka_ml.config import Config, PathsConfig, ReadOptions
 from ka_ml.data.history import History
 from ka_ml.errors import DataValidationError, KaMlError
 from ka_ml.features.build import build_features
@@ -840,6 +840,25 @@ def test_spark_refuses_whole_numbers_grouped_by_the_decimal_mark_like_the_loader
     assert "amount='1.266'" in theirs.examples[0]
     off = cfg.model_copy(update={"read": cfg.read.model_copy(update={"grouping_check": False})})
     assert read_history(spark, str(tmp_path), off).frames["orders"].count() == 7
+
+
+@apply(needs_spark)
+def test_spark_skips_rows_with_every_cell_empty_like_the_loader(spark: Any, tmp_path: Path) -> None:
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id;order_date;amount\nA1;2024-01-02;5\n;;\nA2;2024-01-03;6\n ; ;\n;;\n"
+    )
+    (tmp_path / "accounts.csv").write_text("account_id;name\nA1;Acme\nA2;Beta\n;\n;\n")
+    cfg = Config().data.model_copy(update={"read": ReadOptions(delimiter=";")})
+    local = load_history(str(tmp_path), cfg)
+    got = read_history(spark, str(tmp_path), cfg)
+    assert got.frames["orders"].count() == len(local.orders) == 2
+    assert got.frames["accounts"].count() == len(local.accounts) == 2
+    said = sorted(w for w in got.warnings if "every cell empty" in w)
+    assert len(said) == 2 and "(3 rows)" in said[1] and "(2 rows)" in said[0]
+    assert len([w for w in local.warnings if "every cell empty" in w]) == 2
 
 
 @apply(needs_spark)

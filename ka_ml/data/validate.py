@@ -338,14 +338,9 @@ def _check_table(
     skipped: list[DataIssue] = []
     empty = _empty_rows(raw)
     if empty.any():  # the row labels stay: messages still name the file's lines
+        problem, remedy = EMPTY_ROWS
         skipped.append(
-            _Table(spec, raw, raw, base).issue(
-                None,
-                "rows with every cell empty were skipped (an export's trailing ';;;;' lines)",
-                "nothing to do; remove them from the export to silence this.",
-                empty,
-                level="warning",
-            )
+            _Table(spec, raw, raw, base).issue(None, problem, remedy, empty, level="warning")
         )
         raw = raw[~empty.to_numpy()]
     if raw.empty:
@@ -430,6 +425,13 @@ def _serial_day(bad: pd.Series) -> str:
     first = text[serial].iloc[0]
     day = pd.Timestamp("1899-12-30") + pd.Timedelta(days=int(float(first)))
     return f"{first} is {day.date()}"
+
+
+# (problem, remedy) of the warning about rows with every cell empty; the Spark reader's too
+EMPTY_ROWS = (
+    "rows with every cell empty were skipped (an export's trailing ';;;;' lines)",
+    "nothing to do; remove them from the export to silence this.",
+)
 
 
 def _empty_rows(raw: pd.DataFrame) -> pd.Series:

@@ -53,6 +53,7 @@ from ka_ml.data.validate import (
     BAD_PROBLEM,
     BOOL_TOKENS,
     CURRENCY_CODE,
+    EMPTY_ROWS,
     GROUPED_MIN_VALUES,
     IMPOSSIBLE,
     LOOKS_GROUPED,
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ka_ml.data")
 CATALOG_PREFIX = "catalog:"
+EMPTY = "_empty"  # the typed tables' flag of a row with every cell empty (skipped)
 SPARK_TYPES: Mapping[Kind, str] = {
     "id": "string",
     "str": "string",
@@ -419,6 +421,7 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     if any(i.level == "error" for i in issues):
         raise DataValidationError([in_source_names(i, cfg) for i in issues if i.level == "error"])
     counts, found = _check(raw, frames, cfg)
+    frames = {name: df.where(~F.col(EMPTY)) for name, df in frames.items()}
     errors = [i for i in issues + found if i.level == "error"]
     if errors:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
@@ -430,7 +433,9 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     for issue in warnings:
         log.warning(issue.render())
     typed_frames = {
-        name: df.select(*[c for c in df.columns if c != "_bad" and not c.startswith("_raw_")])
+        name: df.select(
+            *[c for c in df.columns if c not in ("_bad", EMPTY) and not c.startswith("_raw_")]
+        )
         for name, df in frames.items()
     }
     for name, rule in IMPOSSIBLE.items():  # as the loader: rows its rule drops (usage < 0)
@@ -632,7 +637,13 @@ def _typed_table(
     # the source text rides along for error examples; column pruning drops it afterwards
     raw = [F.col(f"`{c}`").cast("string").alias(f"_raw_{c}") for c in df.columns if spec.kind(c)]
     bad_names = F.filter(F.array(*bad), lambda x: x.isNotNull()).alias("_bad")
-    return df.select(*cols, *raw, bad_names), []
+    # every cell empty (a spreadsheet's trailing ';;;;' lines): skipped, as the loader does
+    blank = [
+        F.col(f"`{c}`").isNull() | (F.trim(F.col(f"`{c}`").cast("string")) == "")
+        for c in df.columns
+    ]
+    empty = F.coalesce(reduce(lambda a, b: a & b, blank), F.lit(False)).alias(EMPTY)
+    return df.select(*cols, *raw, bad_names, empty), []
 
 
 def _missing(text: Column) -> Column:
@@ -776,29 +787,37 @@ def _check(
     raw: Mapping[str, DataFrame], frames: Mapping[str, DataFrame], cfg: DataConfig
 ) -> tuple[dict[str, int], list[DataIssue]]:
     """One aggregation per table: rows, blank required values, unreadable values, rules."""
+    from pyspark.sql import functions as F
+
     counts: dict[str, int] = {}
     issues: list[DataIssue] = []
     for name, df in frames.items():
         grouping = _grouping_aggregates(name, raw[name], cfg.read)
         row = df.agg(*_check_aggregates(name, set(raw[name].columns)), *grouping).first()
         stats = row.asDict() if row is not None else {}
-        counts[name] = int(stats.pop("_rows", 0) or 0)
-        issues += _grouped_numbers(name, df, stats, cfg.read)
+        empty = int(stats.pop(EMPTY, 0) or 0)
+        counts[name] = int(stats.pop("_rows", 0) or 0) - empty
+        if empty:
+            problem, remedy = EMPTY_ROWS
+            issues.append(DataIssue(name, None, problem, remedy, (), empty, "warning"))
+        kept = df.where(~F.col(EMPTY))  # the rows every other check reads
+        issues += _grouped_numbers(name, kept, stats, cfg.read)
         if stats.pop("_zeros", 0):
-            issues += _zero_padding_twins(name, df)
+            issues += _zero_padding_twins(name, kept)
         cased = bool(stats.pop("_lower", 0)) & bool(stats.pop("_upper", 0))
         # as the loader: twins in the accounts table, or in every table without one (the
         # loader's check of other tables' ids against the accounts table is not repeated)
         if cased and cfg.account_id_case == "keep" and name in ("accounts", *_no(frames)):
-            issues += _case_twins(name, df)
-        issues += [_issue(name, df, key, int(n), cfg) for key, n in stats.items() if n]
+            issues += _case_twins(name, kept)
+        issues += [_issue(name, kept, key, int(n), cfg) for key, n in stats.items() if n]
     for name in frames:
         for column in currency_columns(name, raw[name].columns):  # as the loader
             issues += _currencies(name, column, raw[name])
     acc = frames.get("accounts")
     if acc is not None:
-        issues += _duplicate_accounts(acc)
+        issues += _duplicate_accounts(acc.where(~F.col(EMPTY)))
     surveys = frames.get("surveys")
+    surveys = None if surveys is None else surveys.where(~F.col(EMPTY))
     if surveys is not None and not any(
         i.table == "surveys" and i.column == "score" for i in issues
     ):
@@ -856,7 +875,7 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
     """Counts of a table's rows, unreadable and blank required values, broken rules."""
     from pyspark.sql import functions as F
 
-    aggs = [F.count(F.lit(1)).alias("_rows")]
+    aggs = [F.count(F.lit(1)).alias("_rows"), F.sum(F.col(EMPTY).cast("long")).alias(EMPTY)]
     for c in SCHEMA[name].columns:
         if c.name not in present:
             continue
@@ -932,7 +951,7 @@ def _blank(column: str) -> Column:
     """Missing required values (the unreadable ones are counted as such, not twice)."""
     from pyspark.sql import functions as F
 
-    return F.col(column).isNull() & ~F.array_contains("_bad", column)
+    return F.col(column).isNull() & ~F.array_contains("_bad", column) & ~F.col(EMPTY)
 
 
 class _Rule(NamedTuple):

@@ -55,6 +55,8 @@ KEEP = (
     "open_critical_complaints",
     # lifecycle states and forward revenue (ka_ml.scoring.lifecycle)
     "gap_median_days",
+    "gap_mean_days",  # the buying cycle of forward revenue: mean + std^2 / mean
+    "gap_std_days",
     "contract_days_to_end",
     "has_active_contract",
     "orders_lifetime",
