@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported (stack notes)
 
@@ -24,8 +25,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ka_ml.config import Config, load_config
-from ka_ml.errors import SIGNALS_RECEIVED, KaMlError, note_signal
+from ka_ml.config import DEFAULT_CONFIG_PATH, Config, load_config
+from ka_ml.errors import (
+    SIGNALS_RECEIVED,
+    KaMlError,
+    Terminated,
+    note_signal,
+    stop_if_signalled,
+)
 
 if TYPE_CHECKING:
     pass
@@ -154,19 +161,40 @@ def _today(now: pd.Timestamp | None = None) -> pd.Timestamp:
     return max(utc, local)
 
 
+def _config(config: Path | None) -> Config:
+    """The validated config; without --config and without configs/ka_ml.yaml here, the
+    built-in defaults, said once (they read the embedded demo data unless --data is given:
+    a scheduler run from the wrong folder had scored the demo without a word)."""
+    if config is None and not DEFAULT_CONFIG_PATH.exists():
+        log.warning(
+            "no --config given and no %s in %s: the built-in defaults are used (the "
+            "embedded demo data unless --data names yours)",
+            DEFAULT_CONFIG_PATH,
+            Path.cwd(),
+        )
+    return load_config(config)
+
+
+def _options(config: Path | None, data: str | None = None, engine: str = "local") -> str:
+    """This run's --config (the default file when it was used), --data and --engine as a
+    printed command repeats them, paths absolute so it works from any folder: a user who
+    ran a printed `ka-ml score --as-of D --writeback` without them wrote the demo's scores
+    over the production table."""
+    parts: list[str] = []
+    path = config if config is not None else DEFAULT_CONFIG_PATH
+    if config is not None or DEFAULT_CONFIG_PATH.exists():
+        parts += ["--config", str(Path(path).resolve())]
+    if data:
+        parts += ["--data", str(Path(data).resolve()) if Path(data).exists() else data]
+    if engine != "local":
+        parts += ["--engine", engine]
+    return "".join(f" {shlex.quote(x)}" for x in parts)
+
+
 def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):
     from ka_ml.jobs.data import load
 
     return load(cfg, data, as_of, engine)
-
-
-class Terminated(KeyboardInterrupt):
-    """A command stopped by a signal (SIGTERM): a KeyboardInterrupt, so the same clean-up
-    runs, that exits 128 + the signal's number as the shell's convention has it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"terminated by signal {signum}")
-        self.signum = signum
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -188,6 +216,12 @@ def _say_interrupted(why: str, interrupted: str | Callable[[], str]) -> None:
     )
 
 
+def _interrupted_by(signum: int, interrupted: str | Callable[[], str]) -> NoReturn:
+    """Say the interruption and exit 128 + ``signum``."""
+    _say_interrupted("Ctrl-C" if signum == signal.SIGINT else str(Terminated(signum)), interrupted)
+    raise typer.Exit(128 + signum) from None
+
+
 def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) -> None:
     """Run a command's body: a KaMlError is one message and exit 2; Ctrl-C or SIGTERM say
     in one line that the command was interrupted and ``interrupted`` (what that left; a
@@ -199,7 +233,10 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
     SIGNALS_RECEIVED.clear()
     try:
         fn()
+        stop_if_signalled()  # a signal whose exception was lost (see stop_if_signalled)
     except KaMlError as e:
+        if SIGNALS_RECEIVED:  # an error of our own that the interruption caused (SMTP)
+            _interrupted_by(SIGNALS_RECEIVED[0], interrupted)
         if debug:
             console.print_exception()
         # escaped: "pip install 'ka_ml[spark]'" lost its "[spark]" to Rich markup
@@ -216,11 +253,7 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
         if debug:
             console.print_exception()
         if SIGNALS_RECEIVED:  # a library's own error for our interruption (Spark: py4j)
-            signum = SIGNALS_RECEIVED[0]
-            _say_interrupted(
-                "Ctrl-C" if signum == signal.SIGINT else str(Terminated(signum)), interrupted
-            )
-            raise typer.Exit(128 + signum) from None
+            _interrupted_by(SIGNALS_RECEIVED[0], interrupted)
         console.print(
             f"[bold red]unexpected error:[/] {type(e).__name__}: {e}. "
             "Rerun with --debug for the traceback.",
@@ -246,7 +279,7 @@ def validate(
     def go() -> None:
         from ka_ml.jobs.data import date_warnings
 
-        cfg = load_config(config)
+        cfg = _config(config)
         # --engine spark: a lakehouse folder or catalog: source, read as `score` will read it
         h = _load(cfg, data, _parse_date(as_of, "--as-of"), engine)
         s = h.summary()
@@ -283,7 +316,7 @@ def demo_data(
     def go() -> None:
         from ka_ml.jobs.data import write_demo
 
-        paths, target = write_demo(load_config(config), out, accounts, years, seed, fmt)
+        paths, target = write_demo(_config(config), out, accounts, years, seed, fmt)
         _console().print(f"wrote {len(paths)} files to {target}")
 
     _run(debug, go)
@@ -303,7 +336,7 @@ def features(
     def go() -> None:
         from ka_ml.jobs.data import write_features
 
-        cfg = load_config(config)
+        cfg = _config(config)
         df, day = write_features(cfg, data, _parse_date(as_of, "--as-of"), out, engine)
         _console().print(
             f"wrote {len(df):,} accounts x {df.shape[1] - 2} features as of {day.date()} to {out}"
@@ -327,7 +360,7 @@ def train(
         from ka_ml.jobs.train import run_training
         from ka_ml.reporting.console import print_train_report
 
-        cfg = load_config(config)
+        cfg = _config(config)
         day = _parse_date(as_of, "--as-of")
         h = _load(cfg, data, day)  # training runs here; --engine spark builds the snapshots
         when = day or h.default_as_of
@@ -382,7 +415,7 @@ def score(
             writeback_url,
         )
 
-        cfg = load_config(config)
+        cfg = _config(config)
         day = _parse_date(as_of, "--as-of")
         check_output(out)  # before the data is read
         url = writeback_url(cfg, os.environ) if writeback else None
@@ -398,8 +431,7 @@ def score(
         )
         if stale and cfg.scoring.refuse_stale:  # a scheduler watching exit codes sees it
             raise KaMlError(
-                f"Stale data, scoring refused (scoring.refuse_stale): {stale[0]}"
-                + (f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""),
+                f"Stale data, scoring refused (scoring.refuse_stale): {'; '.join(stale)}",
                 "refresh the export and rerun; or score a date the data covers with --as-of; "
                 "or set scoring.refuse_stale: false to score with a warning.",
             )
@@ -407,20 +439,31 @@ def score(
             log.warning(w)
         loaded = [replace(checked, warnings=(*checked.warnings, *stale))]
         del checked
-        progress.append(Progress())
-        # handed over (popped): the scorer alone holds the History and can let it go
-        res = run_scoring(
-            loaded.pop(),
-            cfg,
-            when,
-            out,
-            writeback_url=url,
-            writeback_warning=fallback,
-            engine=engine,
-            replace_forecast=replace_forecast,
-            freshness=stale,
-            progress=progress[0],
+        progress.append(
+            Progress(options=_options(config, data, engine), config_option=_options(config))
         )
+        # handed over (popped): the scorer alone holds the History and can let it go
+        try:
+            res = run_scoring(
+                loaded.pop(),
+                cfg,
+                when,
+                out,
+                writeback_url=url,
+                writeback_warning=fallback,
+                engine=engine,
+                replace_forecast=replace_forecast,
+                freshness=stale,
+                progress=progress[0],
+            )
+        except KaMlError as e:  # published, the write-back failed: the digests were not sent
+            if not (notify_owners and progress[0].published):
+                raise
+            raise KaMlError(
+                e.message,
+                f"{e.remedy} The digests were not sent either: "
+                f"`{progress[0].notify_command()}` sends them.",
+            ) from e
         lights = res.record["lights"]
         _console().print(
             f"scored {len(res.scores):,} accounts as of {res.record['as_of']}: "
@@ -434,7 +477,7 @@ def score(
         if notify_owners:
             from ka_ml.jobs.notify import notify as send_digests
 
-            _print_notify(send_digests(res.out_dir, cfg))
+            _print_notify(send_digests(res.out_dir, cfg, config_option=progress[0].config_option))
             progress[0].notified = True
 
     def interrupted() -> str:
@@ -555,11 +598,18 @@ def notify(
         from ka_ml.jobs.notify import notify as send_digests
         from ka_ml.jobs.notify import scored_folder
 
-        cfg = load_config(config)
+        cfg = _config(config)
         if dry_run and out is None:
             raise KaMlError("--dry-run needs --out DIR.", "name a folder for the .eml files.")
         folder = scores or scored_folder(cfg.paths.outputs, _parse_date(as_of, "--as-of"))
-        res = send_digests(folder, cfg, dry_run=dry_run, out=out, owners=owner or ())
+        res = send_digests(
+            folder,
+            cfg,
+            dry_run=dry_run,
+            out=out,
+            owners=owner or (),
+            config_option=_options(config),
+        )
         _print_notify(res)
 
     _run(debug, go)
@@ -583,7 +633,7 @@ def serve(
     def go() -> None:
         from ka_ml.jobs.serve import serve as run_api
 
-        run_api(load_config(config), host, port, os.environ, workers)
+        run_api(_config(config), host, port, os.environ, workers)
 
     _run(debug, go)
 
@@ -604,7 +654,7 @@ def backtest(
     def go() -> None:
         from ka_ml.jobs.backtest import run_backtest
 
-        cfg = load_config(config)
+        cfg = _config(config)
         day = _parse_date(as_of, "--as-of")
         h = _load(cfg, data, day)
         res = run_backtest(h, cfg, day or h.default_as_of, out)
@@ -644,7 +694,7 @@ def models(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
         from ka_ml.jobs.models import list_models
         from ka_ml.reporting.console import print_models
 
-        cfg = load_config(config)
+        cfg = _config(config)
         print_models(list_models(cfg), cfg, _console())
 
     _run(debug, go)
@@ -670,7 +720,7 @@ def promote_cmd(
         from ka_ml.jobs.models import promote
         from ka_ml.reporting.console import print_promotion
 
-        cfg = load_config(config)
+        cfg = _config(config)
         print_promotion(promote(cfg, name, version, reason or ""), cfg, _console())
 
     _run(debug, go)

@@ -726,3 +726,26 @@ def test_a_library_error_caused_by_an_interruption_is_reported_as_the_interrupti
     with pytest.raises(typer.Exit) as exc:
         cli._run(False, plain)
     assert exc.value.exit_code == 1
+
+
+def test_without_a_config_file_the_defaults_are_said_and_printed_commands_repeat_the_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator followed a printed `ka-ml score --as-of D --writeback` from the job's
+    folder: without the run's --config it loaded the defaults (the demo data) and wrote its
+    scores over the production table, exit 0."""
+    import logging
+
+    from ka_ml.cli import _config, _options
+
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, "ka_ml"):
+        _config(None)
+    assert "no --config given and no configs/ka_ml.yaml" in caplog.text
+    (tmp_path / "prod.yaml").write_text("report: {currency: EUR}\n")
+    got = _options(Path("prod.yaml"), "postgresql+psycopg://reader@db/crm", "spark")
+    assert got == (
+        f" --config {tmp_path / 'prod.yaml'} --data postgresql+psycopg://reader@db/crm"
+        " --engine spark"
+    )
+    assert _options(None) == ""  # nothing to repeat: no config file was read

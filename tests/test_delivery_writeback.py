@@ -327,11 +327,20 @@ def test_a_write_back_failing_after_scoring_publishes_files_and_history_and_says
     )
     text = " ".join(res.output.split())
     assert "the database write-back failed" in text and "connection lost" in text
+    # the run's own config and data repeated: run without them, the printed command had
+    # scored the demo data and written it over a user's production table
+    again_cmd = f"ka-ml score --config {tmp_path / 'ka_ml.yaml'} --data {demo_dir.resolve()}"
     assert (
-        f"The scores are in {folder}/; rerun `ka-ml score --as-of {folder.name} --writeback`"
+        f"The scores are in {folder}/; rerun `{again_cmd} --as-of {folder.name} --writeback`"
         in text
     )
     assert "reruns are idempotent" in text
+    # with --notify the digests were not sent either, and the message says so
+    notified = " ".join(CliRunner().invoke(app, [*args, "--notify"]).output.split())
+    assert (
+        f"The digests were not sent either: `ka-ml notify --config {tmp_path / 'ka_ml.yaml'}"
+        in (notified)
+    )
     monkeypatch.undo()
     monkeypatch.setenv("KA_ML_WRITEBACK_URL", url)
     again = CliRunner().invoke(app, args)  # the retry the message promises
@@ -549,9 +558,11 @@ def test_an_interruption_after_publishing_says_what_was_published_and_what_was_n
     text = " ".join(res.output.split())
     assert "nothing of it was published" not in text
     assert f"the outputs and score history of {day} are published ({folder}/)" in text
-    sends = f"`ka-ml notify --as-of {day}` sends them"
+    config = tmp_path / "ka_ml.yaml"
+    sends = f"`ka-ml notify --config {config} --as-of {day}` sends them"
     if stage == "write-back":
-        assert f"the write-back was not done: rerun `ka-ml score --as-of {day} --writeback`" in text
+        rerun = f"ka-ml score --config {config} --data {demo_dir.resolve()} --as-of {day}"
+        assert f"the write-back was not done: rerun `{rerun} --writeback`" in text
         assert "the digests were not sent" in text and sends in text
     else:
         assert "are published" in text and "and written back to the database" in text

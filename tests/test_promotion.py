@@ -738,3 +738,16 @@ def test_sigterm_stops_a_command_as_ctrl_c_does() -> None:
     assert stopped.value.exit_code == 143
     assert isinstance(stopped.value.__context__, Terminated)  # the same clean-up ran
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back afterwards
+
+
+def test_a_sigterm_whose_exception_python_dropped_still_exits_143() -> None:
+    """Raised inside a garbage collector's weakref callback, the handler's exception is
+    printed ("Exception ignored in ...") and dropped; a user's run went on and exited 0."""
+    import typer
+
+    from ka_ml.cli import _run
+    from ka_ml.errors import note_signal
+
+    with pytest.raises(typer.Exit) as stopped:
+        _run(False, lambda: note_signal(15))  # noted, its exception lost
+    assert stopped.value.exit_code == 143

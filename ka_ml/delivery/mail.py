@@ -14,6 +14,7 @@ unencrypted connection except to a loopback relay.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import shlex
 import smtplib
 import ssl
@@ -26,8 +27,10 @@ from pathlib import Path
 
 from ka_ml.config import DeliveryConfig, SmtpConfig
 from ka_ml.delivery.digest import OwnerDigest
-from ka_ml.errors import KaMlError
+from ka_ml.errors import KaMlError, stop_if_signalled
 from ka_ml.io import atomic_write
+
+log = logging.getLogger("ka_ml.delivery")
 
 # CRLF, and lines up to the SMTP limit: short headers stay on one line (the default 78
 # makes the email package fold "Subject: [ka-ml] ..." right after the colon)
@@ -148,23 +151,42 @@ def send(
             else smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
         )
         with server:
-            if smtp.tls == "starttls":
-                server.starttls(context=context)
-            if creds:
-                server.login(*creds)
-            for o in outgoing:  # one message per owner
-                try:
-                    refused = server.send_message(o.message)
-                    problem = str(refused) if refused else ""
-                except smtplib.SMTPRecipientsRefused as e:
-                    problem = str(e.recipients)
-                except smtplib.SMTPResponseException as e:  # sender or data refused
-                    problem = f"{e.smtp_code} {e.smtp_error!r}"
-                if problem:
-                    failed.append(f"{o.digest.label} <{o.digest.address}>: {problem}")
-                else:
-                    sent += 1
-                    sent_to.add(o.digest.label)
+            try:
+                if smtp.tls == "starttls":
+                    server.starttls(context=context)
+                if creds:
+                    server.login(*creds)
+                for o in outgoing:  # one message per owner
+                    stop_if_signalled()  # a SIGTERM whose exception was lost sends no more
+                    try:
+                        refused = server.send_message(o.message)
+                        problem = str(refused) if refused else ""
+                    except smtplib.SMTPRecipientsRefused as e:
+                        problem = str(e.recipients)
+                    except smtplib.SMTPResponseException as e:  # sender or data refused
+                        problem = f"{e.smtp_code} {e.smtp_error!r}"
+                    if problem:
+                        failed.append(f"{o.digest.label} <{o.digest.address}>: {problem}")
+                    else:
+                        sent += 1
+                        sent_to.add(o.digest.label)
+            except KeyboardInterrupt:
+                # no QUIT: the reply to a message in flight would be read as QUIT's, and
+                # a SIGTERM was reported as "SMTPResponseException: (250, b'OK')", exit 2
+                server.close()
+                raise
+    except KeyboardInterrupt:
+        missing = [o.digest.label for o in outgoing if o.digest.label not in sent_to]
+        log.warning(
+            "interrupted while sending: %d of %d digest(s) sent%s; not sent: %s (the one "
+            "being sent may have gone out); %s sends only those",
+            sent,
+            len(outgoing),
+            f" ({_names(sorted(sent_to))})" if sent_to else "",
+            _names(missing),
+            resend_command(missing, rerun),
+        )
+        raise
     except (OSError, smtplib.SMTPException) as e:
         missing = [o.digest.label for o in outgoing if o.digest.label not in sent_to]
         done = [o.digest.label for o in outgoing if o.digest.label in sent_to]

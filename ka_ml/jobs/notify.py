@@ -77,8 +77,11 @@ def notify(
     out: Path | None = None,
     owners: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    config_option: str = "",
 ) -> NotifyResult:
-    """Send each owner their digest, or (``dry_run``) write ``out/<owner>.eml`` files."""
+    """Send each owner their digest, or (``dry_run``) write ``out/<owner>.eml`` files;
+    ``config_option`` (the run's own ``--config``) is repeated in the command a failure
+    prints."""
     if dry_run:
         if out is None:
             raise KaMlError("--dry-run needs --out DIR.", "name a folder for the .eml files.")
@@ -86,18 +89,22 @@ def notify(
         return NotifyResult(folder, outgoing, tuple(write_eml(outgoing, out)), sent=False)
     outgoing, folder = prepare(folder, cfg, owners)
     send(
-        outgoing, cfg.delivery.smtp, os.environ if env is None else env, notify_command(folder, cfg)
+        outgoing,
+        cfg.delivery.smtp,
+        os.environ if env is None else env,
+        notify_command(folder, cfg, config_option),
     )
     return NotifyResult(folder, outgoing, (), sent=True)
 
 
-def notify_command(folder: Path, cfg: Config) -> str:
+def notify_command(folder: Path, cfg: Config, config_option: str = "") -> str:
     """The ``ka-ml notify`` that sends the digests of ``folder`` again: ``--as-of`` for a
-    dated folder of paths.outputs, else ``--scores``."""
+    dated folder of paths.outputs, else ``--scores``; ``config_option`` repeats the run's
+    ``--config``."""
     folder = Path(folder)
     if (
         _DATE_DIR.match(folder.name)
         and folder.parent.resolve() == Path(cfg.paths.outputs).resolve()
     ):
-        return f"ka-ml notify --as-of {folder.name}"
-    return f"ka-ml notify --scores {shlex.quote(str(folder))}"
+        return f"ka-ml notify{config_option} --as-of {folder.name}"
+    return f"ka-ml notify{config_option} --scores {shlex.quote(str(folder))}"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import multiprocessing
+import shlex
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -41,7 +42,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
 from ka_ml.delivery.writeback import check_target, fallback_note, resolve_url
-from ka_ml.errors import KaMlError, NoChampionError
+from ka_ml.errors import KaMlError, NoChampionError, stop_if_signalled
 from ka_ml.features.build import build_features
 from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
 from ka_ml.jobs.backtest import latest_summary
@@ -192,17 +193,22 @@ class Progress:
     published: bool = False  # files and score history
     written_back: bool = False
     notified: bool = False
+    # the run's own --config / --data / --engine, repeated in the commands below: a user
+    # who ran a printed `ka-ml score --as-of D --writeback` without them wrote the demo's
+    # scores over the production table
+    options: str = ""
+    config_option: str = ""  # the --config alone (notify reads the outputs, not the data)
 
     def score_command(self) -> str:
         """The command that redoes this date (reruns are idempotent)."""
-        out = "" if self.default_dir else f" --out {self.out_dir}"
-        return f"ka-ml score --as-of {self.as_of}{out}"
+        out = "" if self.default_dir else f" --out {shlex.quote(str(self.out_dir))}"
+        return f"ka-ml score{self.options} --as-of {self.as_of}{out}"
 
     def notify_command(self) -> str:
         """The command that sends this run's digests."""
         if self.default_dir:
-            return f"ka-ml notify --as-of {self.as_of}"
-        return f"ka-ml notify --scores {self.out_dir}"
+            return f"ka-ml notify{self.config_option} --as-of {self.as_of}"
+        return f"ka-ml notify{self.config_option} --scores {shlex.quote(str(self.out_dir))}"
 
 
 def interrupted_text(progress: Progress, *, writeback: bool, notify: bool) -> str:
@@ -356,6 +362,7 @@ def run_scoring(
                 as_of, scores["account_id"], list(models.churn.features_), contrib
             )
         )
+        stop_if_signalled()  # nothing is published after a signal (one whose exception was lost)
         # steps 1-3 of the module docstring: stage, write the history, swap the files in
         _write_outputs(
             out_dir,
@@ -366,6 +373,7 @@ def run_scoring(
         )
         progress.published = True
         if writeback_url:  # step 4, after everything else is published
+            stop_if_signalled()
             _write_back(progress, scores, record, cfg, writeback_url, writeback_warning)
             progress.written_back = True
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
