@@ -581,3 +581,22 @@ def test_an_interruption_names_the_output_folder_of_a_run_with_out(tmp_path: Pat
     assert interrupted_text(done, writeback=False, notify=False) == (
         f"the outputs and score history of 2026-10-01 are published ({tmp_path / 'wk40'}/)"
     )
+
+
+def test_a_refused_login_at_the_write_back_target_names_the_password_not_grants() -> None:
+    """An operator's wrong write-back password got "... may create that table (PostgreSQL:
+    GRANT CREATE ON SCHEMA ...)" as the fix."""
+    from sqlalchemy.exc import OperationalError as SaOperationalError
+
+    class Refusing:
+        def connect(self) -> None:
+            raise SaOperationalError(
+                "connect", {}, Exception('FATAL:  password authentication failed for user "w"')
+            )
+
+    with pytest.raises(KaMlError) as err:
+        writeback.check_target(
+            "postgresql+psycopg://w:secret@127.0.0.1:5432/crm", engine=Refusing()
+        )
+    assert "refused the login" in err.value.message and "GRANT" not in err.value.remedy
+    assert "KA_ML_WRITEBACK_URL" in err.value.remedy and "secret" not in err.value.render()

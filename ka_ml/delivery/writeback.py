@@ -42,7 +42,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ka_ml.config import Config
-from ka_ml.data.sql import is_lock_timeout, pg_connect_args
+from ka_ml.data.sql import is_lock_timeout, pg_connect_args, sqlstate
 from ka_ml.errors import KaMlError
 
 KEY = ("account_id", "as_of")
@@ -477,6 +477,13 @@ def check_target(
         if is_lock_timeout(e):
             done = "checked before scoring, nothing was scored or written"
             raise _lock_timeout_error(e, where, lock_timeout_s, done) from e
+        if sqlstate(e) in ("28000", "28P01") or "authentication failed" in str(e).lower():
+            raise KaMlError(  # read: an auth failure answered with "GRANT CREATE ON SCHEMA"
+                f"The write-back target {where} refused the login; checked before scoring, "
+                f"nothing was scored or written: {_first_line(e)}",
+                "check the user name and the password in $KA_ML_WRITEBACK_URL (the password "
+                "URL-encoded there); or run without --writeback.",
+            ) from e
         raise KaMlError(
             f"The write-back target {where} is not usable; checked before scoring, nothing "
             f"was scored or written: {_first_line(e)}",
