@@ -262,6 +262,7 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
         )
         raise typer.Exit(1) from None
     finally:
+        SIGNALS_RECEIVED.clear()  # said above: the next command in this process starts clean
         if main:
             signal.signal(signal.SIGTERM, previous)
 
