@@ -599,6 +599,12 @@ class DeliveryConfig(_Strict):
         description="SQLAlchemy URL without a password (the environment variable wins); "
         "null = sqlite:///<paths.outputs>/scores.db",
     )
+    writeback_fallback: bool = Field(
+        True,
+        description="false: --writeback without the URL variable or writeback_url is an "
+        "error before anything is scored, not a write to the local SQLite file (for "
+        "production, where a missing environment file must stop the job)",
+    )
     writeback_table: str = Field(
         "ka_ml_scores",
         pattern=r"^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$",

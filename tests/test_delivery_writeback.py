@@ -516,6 +516,25 @@ def test_a_sqlite_default_that_cannot_hold_the_table_says_why_and_leaves_no_file
     assert not (tmp_path / "out" / "scores.db").exists()  # the check writes no file either
 
 
+def test_the_sqlite_default_can_be_refused_for_production(tmp_path: Path) -> None:
+    """An operator's job whose environment file went missing wrote back to the local SQLite
+    file with exit 0 every week, the CRM table no longer updated."""
+    from ka_ml.jobs.score import check_writeback, writeback_fallback, writeback_url
+
+    cfg = Config.model_validate(
+        {"paths": {"outputs": str(tmp_path / "out")}, "delivery": {"writeback_fallback": False}}
+    )
+    url, fallback = writeback_url(cfg, {}), writeback_fallback(cfg, {})
+    with pytest.raises(KaMlError) as err:
+        check_writeback(cfg, url, fallback)
+    assert "KA_ML_WRITEBACK_URL is not set" in err.value.message
+    assert "nothing was scored or written" in err.value.message
+    assert "writeback_fallback: true" in err.value.remedy
+    assert not (tmp_path / "out" / "scores.db").exists()
+    env = {"KA_ML_WRITEBACK_URL": f"sqlite:///{tmp_path / 'crm.db'}"}
+    check_writeback(cfg, writeback_url(cfg, env), writeback_fallback(cfg, env))  # set: fine
+
+
 def test_a_write_back_to_the_sqlite_default_warns_on_the_console_and_in_the_record(
     trained, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -277,9 +277,19 @@ def writeback_fallback(cfg: Config, env: Mapping[str, str]) -> str:
 def check_writeback(cfg: Config, url: str | None, fallback: str = "") -> None:
     """Fail before any work when the write-back target cannot take the scores (it cannot be
     reached, the table cannot be created or written, or it has another layout); the error
-    then says too when that target is only the SQLite default (``fallback``)."""
+    then says too when that target is only the SQLite default (``fallback``). That default
+    is refused outright under ``delivery.writeback_fallback: false``: an operator's job
+    whose environment file went missing wrote a week's scores to the local file, exit 0."""
     if url is None:
         return
+    if fallback and not cfg.delivery.writeback_fallback:  # an operator's env file went missing
+        raise KaMlError(
+            f"{fallback[0].upper()}{fallback[1:]}; delivery.writeback_fallback is false, so "
+            "the run stops here: nothing was scored or written.",
+            f"set {cfg.delivery.writeback_url_env} in the job's environment (or "
+            "delivery.writeback_url); or set delivery.writeback_fallback: true to write to "
+            "the local file.",
+        )
     try:
         check_target(
             url, table=cfg.delivery.writeback_table, lock_timeout_s=cfg.data.lock_timeout_seconds
