@@ -944,38 +944,51 @@ def _twin_issue(
     return DataIssue(name, "account_id", problem, remedy, examples=examples, level="warning")
 
 
+def _strays(
+    t: _Table,
+    candidates: pd.Series,
+    known: pd.Series,
+    key: Callable[[pd.Series], pd.Series],
+    describe: Callable[[int, str, str], tuple[str, str]],
+) -> tuple[DataIssue, pd.Series] | None:
+    """(the warning, the rows) of ``candidates`` whose id matches a ``known`` id once both
+    are read by ``key`` (in lower case, without leading zeros); None when there are none.
+    ``describe(ids, one of ours, its known spelling)`` gives the (problem, remedy)."""
+    pool = t.frame["account_id"][candidates]  # keyed: the candidate rows only, not the table
+    hit = _is_in(key(pool), key(known).unique()).to_numpy()
+    if not hit.any():
+        return None
+    rows = candidates.copy()
+    rows[candidates] = hit
+    match = _first_match(pool[hit], known, key)
+    assert match is not None  # every hit matches
+    problem, remedy = describe(pool[hit].nunique(), _show(match[0]), _show(match[1]))
+    return t.issue("account_id", problem, remedy, rows, [EVENT_DATE[t.name]], "warning"), rows
+
+
 def _case_strays(
     t: _Table, candidates: pd.Series, known: pd.Series, where: str, *, dropped: bool
 ) -> tuple[DataIssue, pd.Series] | None:
     """(the warning, the rows) of ``candidates`` whose id matches a ``known`` id only when
     letter case is ignored; None when there are none."""
-    ids = t.frame["account_id"]
-    folded_known = known.str.lower()
-    pool = ids[candidates]  # folded: the candidate rows only, not the whole table
-    hit = _is_in(pool.str.lower(), folded_known.unique()).to_numpy()
-    if not hit.any():
-        return None
-    only_case = candidates.copy()
-    only_case[candidates] = hit
-    first = pool[hit].iloc[0]
-    theirs = known[folded_known == first.lower()].iloc[0]
-    n_ids = pool[hit].nunique()
     fate = (
         "were dropped: they are likely rows of those accounts, now lost"
         if dropped
         else "are read as accounts of their own"
     )
-    problem = (
-        f"rows whose account_id matches an account of {where} only when letter case is "
-        f"ignored ({n_ids} ids; e.g. '{_show(first)}' is '{_show(theirs)}' there) {fate}"
+    return _strays(
+        t,
+        candidates,
+        known,
+        lambda s: s.str.lower(),
+        lambda n, ours, theirs: (
+            f"rows whose account_id matches an account of {where} only when letter case is "
+            f"ignored ({n} ids; e.g. '{ours}' is '{theirs}' there) {fate}",
+            "set data.account_id_case: upper (or lower) so ids match whatever their case, or "
+            "correct the ids in the export; keep data.account_id_case: keep only if your "
+            "system's ids are case-sensitive and these are different accounts.",
+        ),
     )
-    remedy = (
-        "set data.account_id_case: upper (or lower) so ids match whatever their case, or "
-        "correct the ids in the export; keep data.account_id_case: keep only if your "
-        "system's ids are case-sensitive and these are different accounts."
-    )
-    issue = t.issue("account_id", problem, remedy, only_case, [EVENT_DATE[t.name]], "warning")
-    return issue, only_case
 
 
 def _zero_strays(
@@ -983,28 +996,19 @@ def _zero_strays(
 ) -> tuple[DataIssue, pd.Series] | None:
     """(the warning, the rows) of ``candidates`` whose id matches an id of the accounts
     table only without leading zeros; None when there are none."""
-    ids = t.frame["account_id"]
-    core_known = _zero_core(known)
-    pool = ids[candidates]
-    hit = _is_in(_zero_core(pool), core_known.unique()).to_numpy()
-    if not hit.any():
-        return None
-    only_zeros = candidates.copy()
-    only_zeros[candidates] = hit
-    first = pool[hit].iloc[0]
-    theirs = known[core_known == _zero_core(pd.Series([first])).iloc[0]].iloc[0]
-    problem = (
-        "rows whose account_id matches an account of the accounts table only without "
-        f"leading zeros ({pool[hit].nunique()} ids; e.g. '{_show(first)}' is "
-        f"'{_show(theirs)}' there) were dropped: they are likely rows of those accounts, "
-        "now lost"
+    return _strays(
+        t,
+        candidates,
+        known,
+        _zero_core,
+        lambda n, ours, theirs: (
+            "rows whose account_id matches an account of the accounts table only without "
+            f"leading zeros ({n} ids; e.g. '{ours}' is '{theirs}' there) were dropped: they "
+            "are likely rows of those accounts, now lost",
+            "set data.account_id_zeros: strip so ids match with or without their leading "
+            "zeros, or export the id column as text everywhere so the zeros survive.",
+        ),
     )
-    remedy = (
-        "set data.account_id_zeros: strip so ids match with or without their leading zeros, "
-        "or export the id column as text everywhere so the zeros survive."
-    )
-    issue = t.issue("account_id", problem, remedy, only_zeros, [EVENT_DATE[t.name]], "warning")
-    return issue, only_zeros
 
 
 def _zero_core(ids: pd.Series) -> pd.Series:
@@ -1105,8 +1109,8 @@ _SPELLINGS: tuple[tuple[Callable[[pd.Series], pd.Series], str], ...] = (
 def _first_match(
     ids: pd.Series, known: pd.Series, key: Callable[[pd.Series], pd.Series]
 ) -> tuple[str, str] | None:
-    """The first of ``ids`` whose ``key`` (the id without leading zeros, in lower case) is a
-    ``known`` id's, and that known id; None when none is."""
+    """The first of ``ids`` whose ``key`` (the id without leading zeros, in lower case, ...)
+    is a ``known`` id's, and that known id; None when none is."""
     mine, theirs = key(ids), key(known)
     hit = _is_in(mine, theirs.unique())
     if not hit.any():
