@@ -263,7 +263,8 @@ def evaluate(
     pooled = M.churn_metrics(y, p) | sample_figures(y, p, account_groups(test), cfg.seed)
     expected = {} if p_now is None else expected_at(p_now, per_origin)
     expected |= population_gap(pooled, expected)
-    lights = origin_lights(test, y, p, cfg)
+    lifecycle = lifecycle_states(test, cfg, p)["lifecycle"].astype("object").to_numpy()
+    lights = origin_lights(test, y, p, cfg, lifecycle)
     return Evaluation(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
@@ -271,7 +272,7 @@ def evaluate(
         timing=timing_scores(tpred, d, e, windows, f) | completed_coverage(toot, d, e, windows),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
-        slices=_slices(test, y, p, cfg),
+        slices=_slices(test, y, p, cfg, lifecycle),
         test_predictions=preds,
         per_origin=per_origin,
         family=churn.family_,
@@ -294,15 +295,16 @@ def _contract_silence(test: pd.DataFrame, cfg: Config) -> str | None:
 
 
 def origin_lights(
-    test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config
+    test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config, lifecycle: np.ndarray
 ) -> dict[str, float]:
-    """The lights the scorer would have shown on each origin (its lifecycle states and light
-    rule, no previous week), judged against what happened: precision and recall of red and
-    of red + yellow among the accounts that get a light, the share of them that was red,
-    and the churn ROC AUC on them (lapsed accounts, the easy part of any ranking, left out).
+    """The lights the scorer would have shown on each origin (its lifecycle states, as
+    ``lifecycle`` holds them, and light rule, no previous week), judged against what
+    happened: precision and recall of red and of red + yellow among the accounts that get a
+    light, the share of them that was red, and the churn ROC AUC on them (lapsed accounts,
+    the easy part of any ranking, left out).
     """
 
-    lit = (lifecycle_states(test, cfg, p)["lifecycle"] != "lapsed").to_numpy()
+    lit = np.asarray(lifecycle) != "lapsed"
     by_orders = (
         test["churn_definition"].astype(object).to_numpy() == "no_order"
         if "churn_definition" in test
@@ -424,12 +426,14 @@ def bgnbd_within(oot: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     )
 
 
-def _slices(test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config) -> pd.DataFrame:
+def _slices(
+    test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config, lifecycle: np.ndarray
+) -> pd.DataFrame:
     """Churn metrics per tier, industry, tenure band, purchase cycle and lifecycle state
     (lapsed accounts' probabilities rank the Win-back list: their calibration is checked
     here too)."""
     df = pd.DataFrame({"y": y, "p": p})
-    df["lifecycle"] = lifecycle_states(test, cfg, p)["lifecycle"].astype("object").to_numpy()
+    df["lifecycle"] = lifecycle
     cols = ["lifecycle"]
     for c in ("abc_tier", "industry"):
         if c in test:
