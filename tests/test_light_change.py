@@ -78,25 +78,34 @@ def _week(
     )
 
 
-def test_a_light_that_moved_while_the_risk_did_not_says_why() -> None:
-    """Read in p120: "TURNED RED - Brightvale Oy: red, risk 47% (was 47%, ±0 pts) ...
-    Since last week: No material change since last week." Two red accounts above it had
-    lapsed, freeing red places in the 10% budget."""
-    cfg = HealthConfig()
+def _two_reds_lapse(
+    before: tuple[float, float], after: tuple[float, float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ten accounts, (last week indexed by account, this week): the two red ones lapse, and
+    K2 and K3 (yellow last week) have the given probabilities; K2 turns red."""
     ids = [f"K{i}" for i in range(10)]
+    rest = [0.2, 0.15, 0.1, 0.08, 0.05, 0.02]
     prev = _week(
         ids,
         ["red", "red", "yellow", "yellow", *["green"] * 6],
-        [0.9, 0.8, 0.47, 0.4, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
+        [0.9, 0.8, *before, *rest],
         ["active"] * 10,
     ).set_index("account_id")
     now = _week(
         ids,
         [None, None, "red", "yellow", *["green"] * 6],
-        [0.9, 0.8, 0.472, 0.45, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
+        [0.9, 0.8, *after, *rest],
         ["lapsed", "lapsed", *["active"] * 8],
     )
-    got = light_moved_alone(now, prev, "churn_probability", cfg)
+    return prev, now
+
+
+def test_a_light_that_moved_while_the_risk_did_not_says_why() -> None:
+    """Read in p120: "TURNED RED - Brightvale Oy: red, risk 47% (was 47%, ±0 pts) ...
+    Since last week: No material change since last week." Two red accounts above it had
+    lapsed, freeing red places in the 10% budget."""
+    prev, now = _two_reds_lapse((0.47, 0.4), (0.472, 0.45))
+    got = light_moved_alone(now, prev, "churn_probability", HealthConfig())
     assert got[2] == (
         "Risk unchanged at 47%, yet now red: among the riskiest 10% of active and new "
         "accounts, because 2 accounts ranked above it last week have lapsed or left the list."
@@ -107,22 +116,9 @@ def test_a_light_that_moved_while_the_risk_did_not_says_why() -> None:
 def test_a_light_that_moved_against_the_risk_says_why_before_the_weekly_change() -> None:
     """Read in a digest: "TURNED RED THIS WEEK ... risk 37% (was 37%, -1 pt) ... Risk down 1
     pt": its risk fell, and red accounts above it lapsed, so the red cut fell past it."""
-    cfg = HealthConfig()
-    ids = [f"K{i}" for i in range(10)]
-    prev = _week(
-        ids,
-        ["red", "red", "yellow", "yellow", *["green"] * 6],
-        [0.9, 0.8, 0.374, 0.36, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
-        ["active"] * 10,
-    ).set_index("account_id")
-    now = _week(
-        ids,
-        [None, None, "red", "yellow", *["green"] * 6],
-        [0.9, 0.8, 0.362, 0.37, 0.2, 0.15, 0.1, 0.08, 0.05, 0.02],
-        ["lapsed", "lapsed", *["active"] * 8],
-    )
+    prev, now = _two_reds_lapse((0.374, 0.36), (0.362, 0.37))
     weekly = np.array(["", "", "Risk down 1 pt since last week.", *[""] * 7], dtype=object)
-    got = light_moved_alone(now, prev, "churn_probability", cfg, weekly)
+    got = light_moved_alone(now, prev, "churn_probability", HealthConfig(), weekly)
     assert got[2] == (
         "Now red although its risk fell 1 pt to 36%: among the riskiest 10% of active and "
         "new accounts, because 2 accounts ranked above it last week have lapsed or left the "
