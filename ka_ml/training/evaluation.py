@@ -295,15 +295,20 @@ def _contract_silence(test: pd.DataFrame, cfg: Config) -> str | None:
 
 
 def origin_lights(
-    test: pd.DataFrame, y: np.ndarray, p: np.ndarray, cfg: Config, lifecycle: np.ndarray
+    test: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    cfg: Config,
+    lifecycle: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The lights the scorer would have shown on each origin (its lifecycle states, as
-    ``lifecycle`` holds them, and light rule, no previous week), judged against what
-    happened: precision and recall of red and of red + yellow among the accounts that get a
-    light, the share of them that was red, and the churn ROC AUC on them (lapsed accounts,
-    the easy part of any ranking, left out).
+    """The lights the scorer would have shown on each origin (its lifecycle states and light
+    rule, no previous week), judged against what happened: precision and recall of red and
+    of red + yellow among the accounts that get a light, the share of them that was red,
+    and the churn ROC AUC on them (lapsed accounts, the easy part of any ranking, left out).
+    ``lifecycle``: the rows' states when the caller has them (else computed here).
     """
-
+    if lifecycle is None:
+        lifecycle = lifecycle_states(test, cfg, p)["lifecycle"].astype("object").to_numpy()
     lit = np.asarray(lifecycle) != "lapsed"
     by_orders = (
         test["churn_definition"].astype(object).to_numpy() == "no_order"
