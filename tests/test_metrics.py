@@ -512,3 +512,22 @@ def test_purchase_cycle_bands_cover_every_account() -> None:
         "cycle > 180 days",
         "one order day",
     ]
+
+
+def test_a_season_ordered_in_call_offs_is_a_yearly_cycle_in_the_slices() -> None:
+    """Gaps 2, 5, 360, 3, 358 days: the median (5) would band the account as a monthly
+    buyer; the buying cycle counts the long gaps by their length, as the report's revenue
+    at risk does."""
+    from ka_ml.modeling.evaluate import cycle_band
+    from ka_ml.scoring.lifecycle import buying_cycle_days
+
+    gaps = np.array([2.0, 5.0, 360.0, 3.0, 358.0])
+    monthly = np.array([28.0, 30.0, 29.0, 30.0])
+    X = pd.DataFrame(
+        {
+            "gap_mean_days": [gaps.mean(), monthly.mean(), np.nan],
+            "gap_std_days": [gaps.std(), monthly.std(), np.nan],
+        }
+    )
+    got = cycle_band(buying_cycle_days(X)).tolist()
+    assert got == ["cycle > 180 days", "cycle <= 30 days", "one order day"]

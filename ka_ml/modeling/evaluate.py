@@ -278,12 +278,14 @@ def compare(
     return pd.DataFrame(rows)
 
 
-def cycle_band(gap_median_days: pd.Series) -> pd.Series:
-    """The account's purchase cycle (its median gap between order days) in bands: a user's
-    seasonal portfolio labelled 62% of its annual buyers' rows "churn" on every test origin,
-    and nothing in the slices showed it."""
+def cycle_band(cycle_days: pd.Series | np.ndarray) -> pd.Series:
+    """The account's purchase cycle in bands: a user's seasonal portfolio labelled 62% of its
+    annual buyers' rows "churn" on every test origin, and nothing in the slices showed it.
+    ``cycle_days``: the buying cycle (``scoring.lifecycle.buying_cycle_days``, long gaps
+    counted by their length, so a season ordered in call-offs a few days apart is a yearly
+    cycle, not a 5-day one); NaN = a single order day."""
     bands = pd.cut(
-        gap_median_days,
+        pd.Series(cycle_days, dtype=float),
         [-np.inf, 30, 90, 180, np.inf],
         labels=["cycle <= 30 days", "cycle 31-90 days", "cycle 91-180 days", "cycle > 180 days"],
     )

@@ -32,7 +32,12 @@ from ka_ml.modeling.timing import (
     interval_edges,
 )
 from ka_ml.scoring.health import assign_lights, rhythm_quiet
-from ka_ml.scoring.lifecycle import float_column, lifecycle_states, silent_under_contract
+from ka_ml.scoring.lifecycle import (
+    buying_cycle_days,
+    float_column,
+    lifecycle_states,
+    silent_under_contract,
+)
 from ka_ml.training.churn import bgnbd_within_column
 from ka_ml.training.folds import Folds, account_groups
 
@@ -447,7 +452,7 @@ def _slices(
     if "tenure_days" in test:
         df["tenure_band"] = tenure_band(test["tenure_days"]).to_numpy()
         cols.append("tenure_band")
-    if "gap_median_days" in test:
-        df["purchase_cycle"] = cycle_band(test["gap_median_days"]).to_numpy()
+    if "gap_mean_days" in test:
+        df["purchase_cycle"] = cycle_band(buying_cycle_days(test)).to_numpy()
         cols.append("purchase_cycle")
     return M.slice_metrics(df, "y", "p", cols) if cols else pd.DataFrame()
