@@ -593,6 +593,13 @@ class DeliveryConfig(_Strict):
     attach_report: bool = Field(True, description="attach the owner's report.html to the mail")
     smtp: SmtpConfig = SmtpConfig()
     api_token_env: str = Field("KA_ML_API_TOKEN", pattern=_ENV_NAME)
+    api_stale_after_days: int | None = Field(
+        8,
+        ge=0,
+        description="GET /healthz answers status 'stale' when the latest scores' as-of date "
+        "is more than this many days old (a weekly job that stopped: 8 = a week and a day); "
+        "null = never",
+    )
     writeback_url_env: str = Field("KA_ML_WRITEBACK_URL", pattern=_ENV_NAME)
     writeback_url: str | None = Field(
         None,

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,13 @@ class Running:
     thread: threading.Thread
 
 
-def start(history: Path, token: str | None) -> Running:
+def start(history: Path, token: str | None, **options: Any) -> Running:
     port = free_port()
     config = uvicorn.Config(
-        create_app(history, token=token), host="127.0.0.1", port=port, log_level="warning"
+        create_app(history, token=token, **options),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -109,11 +113,27 @@ def test_healthz_answers_without_a_token_and_names_the_latest_date(api: str) -> 
     r = httpx.get(f"{api}/healthz")
     assert r.status_code == 200
     assert r.json() == {
-        "status": "ok",
+        "status": "ok",  # this server was started without a staleness limit
         "version": r.json()["version"],
         "scores": True,
         "latest_as_of": "2026-06-01",
+        "scores_age_days": (date.today() - date(2026, 6, 1)).days,
     }
+
+
+def test_healthz_says_stale_once_the_latest_scores_are_older_than_the_limit(
+    history: Path,
+) -> None:
+    """A weekly job that stopped: the server is up (200) but a monitor sees 'stale'."""
+    age = (date.today() - date(2026, 6, 1)).days
+    for limit, status in ((age, "ok"), (age - 1, "stale")):
+        running = start(history, None, stale_after_days=limit)
+        try:
+            r = httpx.get(f"{running.url}/healthz")
+        finally:
+            stop(running)
+        assert r.status_code == 200
+        assert (r.json()["status"], r.json()["scores_age_days"]) == (status, age)
 
 
 @pytest.mark.parametrize("path", ["/portfolio", "/accounts", "/accounts/A1", "/models"])
@@ -603,3 +623,15 @@ def test_fuzzed_requests_never_get_a_server_error(
         case.call_and_validate()
 
     fuzz()
+
+
+def test_each_worker_process_takes_the_staleness_limit_from_the_environment(
+    history: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ka-ml serve --workers 2`: uvicorn's worker processes build the app themselves."""
+    from ka_ml.delivery import api as api_module
+
+    monkeypatch.setenv(api_module.HISTORY_ENV, str(history))
+    for value, limit in (("8", 8), ("", None)):
+        monkeypatch.setenv(api_module.STALE_ENV, value)
+        assert api_module.app_from_environment().state.stale_after_days == limit

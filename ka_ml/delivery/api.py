@@ -191,10 +191,16 @@ class Models(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "stale"] = Field(
+        description="'stale': the latest scores are older than delivery.api_stale_after_days "
+        "(the weekly job has stopped); the server itself is up either way (HTTP 200)"
+    )
     version: str
     scores: bool
     latest_as_of: date | None = None
+    scores_age_days: int | None = Field(
+        None, description="days from the latest scores' as-of date to today (server's clock)"
+    )
 
 
 # --------------------------------------------------------------------------- row helpers
@@ -516,18 +522,23 @@ def docs_page(schema: Mapping[str, Any]) -> str:
 
 
 @meta.get("/healthz", response_model=Health)
-def healthz(store: Store) -> Health:
-    """Liveness, and whether any scores exist yet (no token needed)."""
+def healthz(store: Store, request: Request) -> Health:
+    """Liveness, whether any scores exist yet, and how old the latest are: 'stale' once
+    they are older than ``delivery.api_stale_after_days`` (no token needed)."""
     try:
         with store.open() as q:
             latest = q.latest_as_of()
     except NoScores:
         latest = None
+    day = date.fromisoformat(latest) if latest else None
+    age = (date.today() - day).days if day else None
+    limit = request.app.state.stale_after_days
     return Health(
-        status="ok",
+        status="stale" if age is not None and limit is not None and age > limit else "ok",
         version=__version__,
-        scores=latest is not None,
-        latest_as_of=date.fromisoformat(latest) if latest else None,
+        scores=day is not None,
+        latest_as_of=day,
+        scores_age_days=age,
     )
 
 
@@ -661,10 +672,16 @@ async def _warm(app: FastAPI) -> None:
         log.warning("warming the portfolio summary failed", exc_info=True)
 
 
-def create_app(history_path: Path, *, token: str | None = None, warm: bool = False) -> FastAPI:
+def create_app(
+    history_path: Path,
+    *,
+    token: str | None = None,
+    warm: bool = False,
+    stale_after_days: int | None = None,
+) -> FastAPI:
     """The API over ``history_path`` (the scorer's score_history.sqlite); with ``token``,
     every data endpoint needs it as a bearer token; ``warm`` (``ka-ml serve``): see
-    :func:`_warm`."""
+    :func:`_warm`; ``stale_after_days``: see :func:`healthz` (None: never stale)."""
     app = FastAPI(
         docs_url=None,  # /docs is served by `docs`, without a CDN
         redoc_url=None,
@@ -678,6 +695,7 @@ def create_app(history_path: Path, *, token: str | None = None, warm: bool = Fal
     app.state.summaries = Summaries(history_path)
     app.state.token = token
     app.state.warm = warm
+    app.state.stale_after_days = stale_after_days
     app.include_router(meta)
     app.include_router(
         data,
@@ -716,13 +734,20 @@ def check_bind(host: str, token: str | None, token_env: str) -> None:
 # they find the history and the token's variable name here (the token stays in its own).
 HISTORY_ENV = "KA_ML_API_HISTORY"
 TOKEN_NAME_ENV = "KA_ML_API_TOKEN_ENV"
+STALE_ENV = "KA_ML_API_STALE_AFTER_DAYS"
 
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process (uvicorn's factory for ``--workers`` above 1)."""
     token_env = os.environ.get(TOKEN_NAME_ENV, "KA_ML_API_TOKEN")
     token = os.environ.get(token_env) or None
-    return create_app(Path(os.environ[HISTORY_ENV]), token=token, warm=True)
+    stale = os.environ.get(STALE_ENV) or None
+    return create_app(
+        Path(os.environ[HISTORY_ENV]),
+        token=token,
+        warm=True,
+        stale_after_days=int(stale) if stale else None,
+    )
 
 
 def serve(cfg: Config, host: str, port: int, env: Mapping[str, str], *, workers: int = 1) -> None:
@@ -733,12 +758,14 @@ def serve(cfg: Config, host: str, port: int, env: Mapping[str, str], *, workers:
     token = api_token(cfg, env)
     check_bind(host, token, cfg.delivery.api_token_env)
     options: dict[str, Any] = {"host": host, "port": port, "server_header": False}
+    stale = cfg.delivery.api_stale_after_days
     if workers <= 1:
-        app = create_app(history_path(cfg), token=token, warm=True)
+        app = create_app(history_path(cfg), token=token, warm=True, stale_after_days=stale)
         uvicorn.run(app, log_level="info", **options)
         return
     os.environ[HISTORY_ENV] = str(history_path(cfg).resolve())
     os.environ[TOKEN_NAME_ENV] = cfg.delivery.api_token_env
+    os.environ[STALE_ENV] = "" if stale is None else str(stale)
     uvicorn.run(
         "ka_ml.delivery.api:app_from_environment",
         factory=True,
