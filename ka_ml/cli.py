@@ -677,7 +677,11 @@ def backtest(
                 f"tell yet ({', '.join(beyond)}): {res.details['left_out_beyond_data_reason']}",
                 soft_wrap=True,
             )
-        figures = {k.replace("_", " "): v for k, v in s.items() if isinstance(v, float)}
+        figures = {
+            BACKTEST_LABELS.get(k, k.replace("_", " ")): v
+            for k, v in s.items()
+            if isinstance(v, float)
+        }
         width = max((len(k) for k in figures), default=0)
         for key, value in figures.items():
             shown.print(f"  {key:<{width}}  {value:.3f}")
@@ -685,6 +689,9 @@ def backtest(
         shown.print(f"[{colour}]{res.details['recommendation']['message']}[/]", soft_wrap=True)
 
     _run(debug, go)
+
+
+BACKTEST_LABELS = {"lit_roc_auc": "roc auc, accounts with a light"}
 
 
 @app.command()

@@ -158,6 +158,7 @@ def _direct(monitored: Monitored, history: Any) -> dict[str, float]:
         "red_yellow_precision": warm[y == 1].sum() / warm.sum(),
         "red_yellow_recall": warm[y == 1].sum() / ((y == 1) & lit).sum(),
         "roc_auc": roc_auc_score(y, p),
+        "lit_roc_auc": roc_auc_score(y[lit], p[lit]),
         "brier": brier_score_loss(y, p),
         "ece": M.expected_calibration_error(y, p),
         "n": float(len(y)),

@@ -500,6 +500,15 @@ def test_the_report_says_how_far_to_trust_the_ranking_in_a_managers_words(
     text = render_report(scores, make_run(model_card={**card, "origins": 3}))
     assert f'<p class="def" id="trust">{said}</p>' in text
     assert 'id="trust"' not in render_report(scores, make_run())
+    # a card with the ranking on the accounts that get a light: managers read that one
+    lit = {**card, "lit_roc_auc": 0.812, "lit_best_baseline": "recency only"}
+    lit |= {"lit_best_baseline_roc_auc": 0.701, "origins": 3}
+    assert ranking_record(lit) == (
+        "How far to trust the ranking: tested on 3 past dates it had not learnt from among "
+        "the accounts that get a light (lapsed ones left out), the churn model ranked a "
+        "customer who then churned (as defined above) above one who did not 81 times in 100 "
+        "(the best simple rule, recency only: 70); 50 would be a coin toss."
+    )
 
 
 def test_the_header_says_which_model_family_won_and_by_how_much(scores: pd.DataFrame) -> None:
@@ -603,6 +612,13 @@ def test_the_backtest_paragraph_is_labelled_as_the_backtest_and_reads_as_sentenc
         assert raw not in para
     assert "interval" not in para and "83%" not in para  # the purchase cycle: said once
     assert text.count("of the 23,449 account-weeks") == 1
+    # with the ranking of the accounts that had a light beside it
+    lit = {**USER_BACKTEST, "lit_roc_auc": 0.8412}
+    text = " ".join(html.unescape(render_report(scores, make_run(backtest=lit))).split())
+    assert (
+        "ROC AUC 0.884 over every scored account and 0.841 over those that had a light "
+        "(lapsed ones, already lost, left out) (0.5 is chance"
+    ) in text
 
 
 def test_filters_offer_every_owner_and_the_missing_owner(report: str) -> None:

@@ -362,3 +362,19 @@ def test_the_console_says_why_calibration_is_none_when_a_method_won_across_origi
     tie = {"in_period_none": 0.096612, "in_period_sigmoid": 0.096631}
     said = line({"method": "none", **briers, **tie, "in_period_method": "none"})
     assert "no calibration did as well (Brier: none 0.09661, Platt 0.09663)" in said
+
+
+def test_the_card_ranks_the_accounts_that_get_a_light_beside_the_best_baseline_there(
+    report: TrainReport,
+) -> None:
+    """Managers read the ranking of the accounts that get a light: lapsed ones, already lost
+    and the easy part of any ranking, would flatter it ("99 times in 100")."""
+    from ka_ml.training.evaluation import BASELINES, model_card
+
+    ev = report.evaluation
+    card = model_card(ev)
+    assert card["lit_roc_auc"] == ev.lights["lit_roc_auc"]
+    there = {b: ev.lights[f"lit_roc_auc:{b}"] for b in BASELINES}
+    assert card["lit_best_baseline"] == max(there, key=there.__getitem__)
+    assert card["lit_best_baseline_roc_auc"] == max(there.values())
+    assert 0.5 < card["lit_roc_auc"] < 1

@@ -62,6 +62,7 @@ SUMMARY_KEYS = (
     "red_yellow_precision",
     "red_yellow_recall",
     "roc_auc",
+    "lit_roc_auc",
     "ece",
     "brier",
     "interval_hit_rate",
@@ -172,9 +173,12 @@ def churn_metrics(
     y, p = y[ok], p[ok]
     weeks = frame["as_of"].to_numpy()[ok] if budget else None
     out = light_metrics(frame["health"][ok], y, weeks)
+    lit = frame["health"][ok].astype("string").fillna("").to_numpy() != ""
     out.update(
         {
             "roc_auc": M.roc_auc(y, p),
+            # the accounts that had a light: lapsed ones, already lost, rank easily
+            "lit_roc_auc": M.roc_auc(y[lit], p[lit]),
             "brier": M.brier(y, p),
             "ece": M.expected_calibration_error(y, p, n_bins) if len(y) else float("nan"),
             "base_rate": float(y.mean()) if len(y) else float("nan"),

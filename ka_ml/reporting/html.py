@@ -312,7 +312,14 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
         where = "In the same backtest"
     quality = []
     if (auc := _share(bt.get("roc_auc"))) is not None:
-        quality.append(f"ROC AUC {auc:.3f} (0.5 is chance, 1 a perfect ranking)")
+        lit = _share(bt.get("lit_roc_auc"))
+        among = (
+            f" over every scored account and {lit:.3f} over those that had a light (lapsed "
+            "ones, already lost, left out)"
+            if lit is not None and round(lit, 3) != round(auc, 3)
+            else ""
+        )
+        quality.append(f"ROC AUC {auc:.3f}{among} (0.5 is chance, 1 a perfect ranking)")
     if (brier := _share(bt.get("brier"))) is not None:
         quality.append(f"Brier score {brier:.3f} (lower is better)")
     if quality:
@@ -407,24 +414,30 @@ def ranking_record(card: Any) -> str:
     customer who then churned was ranked above one who did not ("ka_ml_churn v1 (lightgbm,
     +0.0073 ROC AUC over blend; out-of-time ROC AUC 0.883 ...)" in the header meant nothing
     to a key-account manager; "who then left" overstated it where churn is 90 days without
-    an order, which an annual buyer does every year). '' without a model card."""
+    an order, which an annual buyer does every year). On the accounts that get a light when
+    the card has that figure (a subscription portfolio read "99 times in 100" pooled over its
+    lapsed accounts, where the lit ones ranked at 0.96). '' without a model card."""
     if not isinstance(card, dict):
         return ""
-    auc, base = card.get("oot_roc_auc"), card.get("best_baseline_roc_auc")
-    if not isinstance(auc, int | float) or not math.isfinite(auc):
+    lit = _share(card.get("lit_roc_auc")) is not None
+    key = "lit_" if lit else ""  # cards from before the lit figures: the pooled ones
+    auc = _share(card.get("lit_roc_auc" if lit else "oot_roc_auc"))
+    base = _share(card.get(f"{key}best_baseline_roc_auc"))
+    if auc is None or math.isinf(auc):
         return ""
     where = (
         "on accounts held out from training"
         if card.get("test")
         else f"on {card.get('origins') or 'several'} past dates it had not learnt from"
     )
+    among = " among the accounts that get a light (lapsed ones left out)" if lit else ""
     text = (
-        f"How far to trust the ranking: tested {where}, the churn model ranked a customer "
-        f"who then churned (as defined above) above one who did not {round(100 * auc)} times "
-        "in 100"
+        f"How far to trust the ranking: tested {where}{among}, the churn model ranked a "
+        f"customer who then churned (as defined above) above one who did not "
+        f"{round(100 * auc)} times in 100"
     )
-    if isinstance(base, int | float) and math.isfinite(base) and card.get("best_baseline"):
-        text += f" (the best simple rule, {card['best_baseline']}: {round(100 * base)})"
+    if base is not None and math.isfinite(base) and card.get(f"{key}best_baseline"):
+        text += f" (the best simple rule, {card[f'{key}best_baseline']}: {round(100 * base)})"
     return text + "; 50 would be a coin toss."
 
 
