@@ -362,6 +362,13 @@ class HealthConfig(_Strict):
         description="no forecast made from the last order (a first run, or silent since "
         "before the score history): overdue past this x typical gap",
     )
+    overdue_min_gaps: int = Field(
+        2,
+        ge=1,
+        description="the typical-gap rule needs at least this many gaps between order days: "
+        "one gap is no rhythm (an annual subscription invoice and a one-off invoice 36 days "
+        "later made a healthy annual payer 'overdue, 5.8x the typical gap' half a year on)",
+    )
     overdue_ratio_measured: bool = Field(
         True,
         description="instead, this run's own p90 in typical gaps (median over the accounts "

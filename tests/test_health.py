@@ -309,6 +309,12 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
     seen = X.assign(gaps_longer_than_silence=[2.0, 1.0] + [0.0] * (n - 2))
     again = light_columns(out.copy(), seen, SimpleNamespace(), cfg, as_of, hist)  # type: ignore[arg-type]
     assert list(again["light_reason"].str.contains("overdue")[:3]) == [False, True, True]
+    # ... or when its typical gap is a single gap: no rhythm to be late against (an annual
+    # subscription invoice and a one-off invoice 36 days later)
+    one = X.assign(repeat_orders=[1.0, 2.0] + [5.0] * (n - 2))
+    single = light_columns(out.copy(), one, SimpleNamespace(), cfg, as_of, hist)  # type: ignore[arg-type]
+    assert list(single["light_reason"].str.contains("overdue")[:3]) == [False, True, True]
+    assert single["health"][0] == "green"
     # a3: its own forecast, from its order, is not yet due (1.2 gaps alone would not be either)
     assert not overdue[3]
     assert not overdue[4:].any()

@@ -17,7 +17,8 @@ The rule, in order:
 3. **Overrides** (each only raises, never lowers): an overdue account (past the p90 date of
    the purchase forecast made from its last order, with no order since; where the score
    history holds no such forecast, a first run or an account silent since before the
-   history began, silent for longer than :func:`overdue_multiple` times its typical gap) is
+   history began, silent for longer than :func:`overdue_multiple` times its typical gap,
+   given ``health.overdue_min_gaps`` gaps or more) is
    at least yellow; an open critical complaint makes it at least yellow.
 
 Every light carries its reason in words, and a recommended action per light and ABC tier.

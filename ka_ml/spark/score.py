@@ -49,6 +49,7 @@ KEEP = (
     "overdue_ratio",
     "rhythm_quiet_chance",  # the lights' rhythm rule
     "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
+    "repeat_orders",  # overdue by the typical gap: only with two gaps or more
     # "since last week": back from lapsed after how long, first order since last week
     "gap_last_days",
     "active_span_days",
