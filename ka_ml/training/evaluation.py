@@ -270,11 +270,7 @@ def evaluate(
     expected |= population_gap(pooled, expected)
     lifecycle = lifecycle_states(test, cfg, p)["lifecycle"].astype("object").to_numpy()
     lights = origin_lights(test, y, p, cfg, lifecycle)
-    lit = lifecycle != "lapsed"
-    lights |= {
-        f"lit_roc_auc:{b}": M.roc_auc(y[lit], v[lit]) if lit.any() else float("nan")
-        for b, v in base_churn.items()
-    }
+    lights |= lit_baselines(y, base_churn, lifecycle != "lapsed")
     return Evaluation(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
@@ -375,6 +371,19 @@ def model_card(ev: Evaluation) -> dict[str, Any]:
         # only when the origins held accounts out: the figures are then not out of time
         **({"test": "held-out accounts"} if ev.held_out_accounts else {}),
         **_card_cautions(ev),
+    }
+
+
+def lit_baselines(
+    y: np.ndarray, base_churn: dict[str, np.ndarray], lit: np.ndarray
+) -> dict[str, float]:
+    """Each baseline's ROC AUC on the rows that get a light and that every baseline scores
+    (as :func:`~ka_ml.modeling.evaluate.compare` judges them: BG/NBD has no score for an
+    account without purchase history)."""
+    ok = lit & np.all([np.isfinite(v) for v in base_churn.values()], axis=0)
+    return {
+        f"lit_roc_auc:{name}": M.roc_auc(y[ok], v[ok]) if ok.any() else float("nan")
+        for name, v in base_churn.items()
     }
 
 
