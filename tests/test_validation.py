@@ -910,6 +910,33 @@ def test_ids_matching_the_accounts_table_only_ignoring_case_are_a_warning_naming
     assert "(1 accounts) (1 rows)" in unknown and "Z9" in unknown  # a truly unknown one
 
 
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def test_a_table_whose_every_row_is_dropped_is_an_error_not_a_warning(tmp_path: Path) -> None:
+    """A user's usage export with lower-case ids: every row was dropped with a warning,
+    `validate` said 'valid' and 'usage 0 rows', exit 0, and every score went without usage."""
+    usage = "account_id,date,count\na1,2024-01-01,3\na2,2024-01-08,4\n"
+    files = {"orders.csv": ORDERS, "accounts.csv": ACCOUNTS, "usage.csv": usage}
+    with pytest.raises(DataValidationError) as err:
+        load_history(_folder(tmp_path, files), DataConfig())
+    said = str(err.value)
+    assert "table 'usage', column 'account_id'" in said
+    assert "only when letter case is ignored" in said and "data.account_id_case: upper" in said
+    assert "every row of the table" in said
+    # unknown ids of every row, not a case mismatch: an error too
+    other = {**files, "usage.csv": "account_id,date,count\nZ1,2024-01-01,3\n"}
+    with pytest.raises(DataValidationError, match="every row of the table"):
+        load_history(_folder(_mkdir(tmp_path / "b"), other), DataConfig())
+    # some rows left: still a warning
+    some = {**files, "usage.csv": usage + "A1,2024-01-15,5\n"}
+    history = load_history(_folder(_mkdir(tmp_path / "c"), some), DataConfig())
+    assert history.usage is not None and len(history.usage) == 1
+    assert any("only when letter case is ignored" in w for w in history.warnings)
+
+
 def test_account_id_case_upper_folds_the_ids_of_every_table_before_anything_else(
     tmp_path: Path,
 ) -> None:

@@ -38,7 +38,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -841,6 +841,11 @@ def _drop_unknown_accounts(
         unknown = ids.notna() & ~_is_in(ids, known.unique())
         if not unknown.any():
             continue
+        # a table none of whose rows is left would silently take its features with it
+        # (a user's usage export with lower-case ids: 'valid', exit 0, "usage 0 rows");
+        # orders have an error of their own for that (_no_orders_left)
+        whole = name != "orders" and bool(unknown.all())
+        mark = len(issues), len(case_issues)
         rest = unknown
         if case_checked:
             cased = _case_strays(t, unknown, known, "the accounts table", dropped=True)
@@ -866,8 +871,21 @@ def _drop_unknown_accounts(
                     level="warning",
                 )
             )
+        if whole:
+            issues[mark[0] :] = [_every_row(i) for i in issues[mark[0] :]]
+            case_issues[mark[1] :] = [_every_row(i) for i in case_issues[mark[1] :]]
         t.drop(unknown)
     return case_issues, issues
+
+
+def _every_row(issue: DataIssue) -> DataIssue:
+    """A warning about dropped rows that took every row of its table, as an error."""
+    return replace(
+        issue,
+        level="error",
+        problem=f"{issue.problem}; that is every row of the table, so its features would "
+        "silently be missing from every score",
+    )
 
 
 def fold_case(ids: pd.Series, case: str) -> pd.Series:
