@@ -693,3 +693,42 @@ def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
     written, _ = write_features(config(), str(src), AS_OF, out, "local")
     assert not scorer_only() & set(pd.read_parquet(out).columns)
     assert not scorer_only() & set(written.columns)
+
+
+# -- contracts signed ahead -------------------------------------------------------------------
+def test_a_renewal_signed_before_the_as_of_counts_from_its_signing_date() -> None:
+    """A subscription user's 34 renewals signed ahead were dropped as 'rows dated on or after
+    the as-of' and their accounts read 'Renewal due in N days: agree the renewal with the
+    buyer now'; a term starting on the scoring day read 'Contract lapsed 1 day ago'."""
+    orders = [
+        {"account_id": a, "order_date": d(40), "amount": 100.0} for a in ("R1", "R2", "R3", "R4")
+    ]
+    contracts = [
+        # R1: runs 20 more days; its renewal, signed 10 days ago, starts after the as-of
+        {"account_id": "R1", "start_date": d(345), "end_date": d(-20), "signed_date": d(360)},
+        {"account_id": "R1", "start_date": d(-21), "end_date": d(-385), "signed_date": d(10)},
+        # R2: ended yesterday; the next term starts on the as-of, signed a month ago
+        {"account_id": "R2", "start_date": d(365), "end_date": d(1), "signed_date": None},
+        {"account_id": "R2", "start_date": d(0), "end_date": d(-364), "signed_date": d(30)},
+        # R3: its renewal is signed only after the as-of: unknown
+        {"account_id": "R3", "start_date": d(345), "end_date": d(-20), "signed_date": None},
+        {"account_id": "R3", "start_date": d(-21), "end_date": d(-385), "signed_date": d(-5)},
+        # R4: no signing date: known from its start, as before
+        {"account_id": "R4", "start_date": d(345), "end_date": d(-20), "signed_date": None},
+        {"account_id": "R4", "start_date": d(-21), "end_date": d(-385), "signed_date": None},
+    ]
+    history = make_history(orders, contracts=contracts)
+    got = build_features(history, AS_OF, config()).set_index("account_id")
+    assert got["contract_days_to_end"].to_dict() == {"R1": 385, "R2": 364, "R3": 20, "R4": 20}
+    assert got["has_active_contract"].to_dict() == {"R1": 1.0, "R2": 1.0, "R3": 1.0, "R4": 1.0}
+    assert got["contract_renewals"].to_dict() == {"R1": 1, "R2": 1, "R3": 0, "R4": 0}
+    # the same cut as History.before (the scorer's and the labels' view of the as-of)
+    before = history.before(AS_OF).contracts
+    assert before is not None and sorted(before["account_id"]) == [
+        "R1",
+        "R1",
+        "R2",
+        "R2",
+        "R3",
+        "R4",
+    ]

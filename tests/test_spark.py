@@ -112,6 +112,42 @@ def test_packing_and_unpacking_a_history_keeps_every_kernel_column(demo_history)
         pd.testing.assert_frame_equal(df, original.reset_index(drop=True))
 
 
+def test_the_kernel_knows_contracts_signed_ahead_as_the_local_engine_does() -> None:
+    """A renewal signed before the as-of that starts after it counts from its signing date
+    (the contracts' signed_date rides in its own slot of the long frame)."""
+    day = pd.Timestamp("2025-03-01")  # the as-of: the day after the last order
+    orders = pd.DataFrame(
+        {
+            "account_id": pd.array(["A", "B", "C"], dtype="str"),
+            "order_date": pd.Series([day - pd.Timedelta(days=1)] * 3, dtype="datetime64[us]"),
+            "amount": [10.0, 5.0, 7.0],
+        }
+    )
+    ts = pd.to_datetime
+    contracts = pd.DataFrame(
+        {
+            "account_id": pd.array(["A", "A", "B", "B", "C"], dtype="str"),
+            "start_date": ts(
+                ["2024-03-21", "2025-03-21", "2024-03-01", "2025-03-01", "2024-06-01"]
+            ),
+            "end_date": ts(["2025-03-20", "2026-03-20", "2025-02-28", "2026-02-28", "2025-05-31"]),
+            "signed_date": ts(["2024-03-01", "2025-02-10", None, "2025-01-31", None]),
+        }
+    ).astype({"start_date": "datetime64[us]", "end_date": "datetime64[us]"})
+    contracts["signed_date"] = contracts["signed_date"].astype("datetime64[us]")
+    history = History(
+        orders=orders,
+        accounts=pd.DataFrame({"account_id": pd.array(["A", "B", "C"], dtype="str")}),
+        contracts=contracts,
+    )
+    back = kernel.unpack(kernel.pack(history), kernel.layout_of(history))
+    assert back.contracts is not None
+    pd.testing.assert_series_equal(back.contracts["signed_date"], contracts["signed_date"])
+    got = bucketed_features(history, Config(), 2).set_index("account_id")
+    assert got["contract_days_to_end"].to_dict() == {"A": 384.0, "B": 364.0, "C": 91.0}
+    assert got["has_active_contract"].to_dict() == {"A": 1.0, "B": 1.0, "C": 1.0}
+
+
 def test_a_bucket_drops_repeated_rows_and_rows_of_unknown_accounts_like_the_loader() -> None:
     day = pd.Timestamp("2025-01-10")
     orders = pd.DataFrame(
@@ -600,6 +636,40 @@ def test_spark_says_late_feeds_and_orders_and_rows_after_the_as_of_like_the_loca
     strict = cfg.model_copy(update={"data": cfg.data.model_copy(update={"future_rows": "error"})})
     with pytest.raises(KaMlError, match="rows dated on or after the as-of date 2026-10-08"):
         scoring_data_check(from_history(spark, h2), day, strict, explicit=True, today=day)
+
+
+@apply(needs_spark)
+def test_spark_counts_a_contract_signed_ahead_as_known_like_the_local_engine(spark: Any) -> None:
+    """Rows after the as-of: a contract counts from its signed_date when it has one."""
+    from ka_ml.jobs.data import scoring_data_check
+    from ka_ml.spark.data import from_history
+
+    day = pd.Timestamp("2026-10-08")
+    orders = pd.DataFrame(
+        {
+            "account_id": [f"A{i % 40}" for i in range(400)],
+            "order_date": pd.date_range(end="2026-10-07", periods=40).repeat(10),
+            "amount": 1.0,
+        }
+    )
+    contracts = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "start_date": pd.to_datetime(["2026-11-01", "2026-11-01"]),
+            "end_date": pd.to_datetime(["2027-10-31", "2027-10-31"]),
+            "signed_date": pd.to_datetime(["2026-09-20", None]),  # A2's: not known yet
+        }
+    ).astype({"start_date": "datetime64[us]", "end_date": "datetime64[us]"})
+    contracts["signed_date"] = contracts["signed_date"].astype("datetime64[us]")
+    h = History(
+        orders=orders,
+        accounts=pd.DataFrame({"account_id": [f"A{i}" for i in range(40)]}),
+        contracts=contracts,
+    )
+    cfg = Config()
+    _, held = scoring_data_check(from_history(spark, h), day, cfg, explicit=True, today=day)
+    (said,) = [w for w in held.warnings if w.startswith("table 'contracts'")]
+    assert "(1 row, dated 2026-11-01)" in said
 
 
 @apply(needs_spark)

@@ -549,6 +549,36 @@ def test_rows_on_or_after_the_as_of_are_dropped_with_a_warning(tmp_path: Path) -
     assert "data.future_rows: error" in orders_warning
 
 
+def test_a_contract_signed_before_the_as_of_is_kept_though_it_starts_after_it(
+    tmp_path: Path,
+) -> None:
+    """Renewals signed ahead were dropped as future rows: the warning now says how to keep
+    them (a signed_date column), and with one they are kept."""
+    as_of = pd.Timestamp("2024-02-01")
+    contracts = (
+        "account_id,start_date,end_date\nA1,2023-02-01,2024-02-29\nA1,2024-03-01,2025-02-28\n"
+    )
+    files = {"orders.csv": ORDERS, "contracts.csv": contracts}
+    history = load_history(_folder(tmp_path, files), DataConfig(), as_of)
+    assert history.contracts is not None and len(history.contracts) == 1
+    (said,) = [w for w in history.warnings if w.startswith("table 'contracts'")]
+    assert "give its signing date in a signed_date column" in said
+    signed = (
+        "account_id,start_date,end_date,signed_date\nA1,2023-02-01,2024-02-29,\n"
+        "A1,2024-03-01,2025-02-28,2024-01-15\nA2,2024-03-01,2025-02-28,2024-02-10\n"
+    )
+    later = _folder(_mkdir(tmp_path / "signed"), {**files, "contracts.csv": signed})
+    history = load_history(later, DataConfig(), as_of)
+    assert history.contracts is not None
+    assert history.contracts["start_date"].tolist() == [
+        pd.Timestamp("2023-02-01"),
+        pd.Timestamp("2024-03-01"),  # signed 2024-01-15: known
+    ]  # A2's, signed after the as-of, is dropped
+    (said,) = [w for w in history.warnings if w.startswith("table 'contracts'")]
+    assert "(1 rows)" in said and "signed_date='2024-02-10'" in said
+    assert "count from their signed_date" in said
+
+
 def test_future_rows_are_an_error_when_configured(tmp_path: Path) -> None:
     cfg = DataConfig(future_rows="error")
     issue = _only(_errors(tmp_path, {"orders.csv": ORDERS}, cfg, pd.Timestamp("2024-02-01")))

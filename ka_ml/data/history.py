@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from ka_ml.data.schema import EVENT_DATE
+from ka_ml.data.schema import EVENT_DATE, SIGNED_DATE
 
 OPTIONAL_TABLES = ("usage", "tickets", "surveys", "contracts")
 Amounts = TypeVar("Amounts", pd.Series, np.ndarray)
@@ -29,6 +29,20 @@ def is_purchase(amount: Amounts) -> Amounts:
     """Which order rows are orders: not a credit note or return (a negative amount). Those
     subtract from spend, but they do not make an order day, an order, or a next order."""
     return ~(amount < 0)
+
+
+def known_dates(table: str, frame: pd.DataFrame) -> pd.Series:
+    """The day each row of ``table`` is known from, for the half-open as-of rule: its event
+    date (:data:`~ka_ml.data.schema.EVENT_DATE`); for a contract with a ``signed_date``,
+    that day (a renewal signed before the as-of that starts after it is known at the
+    as-of: without it, 34 signed renewals of a user's portfolio read "Renewal due in N
+    days: agree the renewal with the buyer now", and a term starting on the scoring day
+    read "Contract lapsed 1 day ago"). A row without a signing date falls back to its
+    start."""
+    dates = frame[EVENT_DATE[table]]
+    if table == "contracts" and SIGNED_DATE in frame.columns:
+        return frame[SIGNED_DATE].fillna(dates)
+    return dates
 
 
 @dataclass(frozen=True)
@@ -78,16 +92,18 @@ class History:
         return self.last_order_date + pd.Timedelta(days=1)
 
     def before(self, as_of: pd.Timestamp) -> History:
-        """Rows dated strictly before ``as_of`` in every table (half-open time).
+        """Rows known strictly before ``as_of`` in every table (half-open time;
+        :func:`known_dates`).
 
-        Contracts are kept when they started before ``as_of``; their end dates may lie after
-        it (a running contract is known at signature). Accounts are never filtered here.
+        Contracts are kept when they started (or, with a ``signed_date``, were signed)
+        before ``as_of``; their end dates may lie after it (a contract is known at
+        signature). Accounts are never filtered here.
         """
         as_of = pd.Timestamp(as_of)
         kw: dict[str, pd.DataFrame | None] = {}
         for name in ("orders", *OPTIONAL_TABLES):
             df = getattr(self, name)
-            kw[name] = None if df is None else df[df[EVENT_DATE[name]] < as_of]
+            kw[name] = None if df is None else df[known_dates(name, df) < as_of]
         return replace(self, **kw)  # type: ignore[arg-type]
 
     # -- identity -----------------------------------------------------------------------

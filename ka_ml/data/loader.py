@@ -40,7 +40,7 @@ from sqlalchemy.engine import URL
 from ka_ml.config import PARQUET_SUFFIXES, TEXT_SUFFIXES, DataConfig, ReadOptions
 from ka_ml.data import sql
 from ka_ml.data.history import History
-from ka_ml.data.schema import EVENT_DATE, SCHEMA
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, SIGNED_DATE
 from ka_ml.data.validate import (
     ROW_BASE_ATTR,
     SOURCE_COLUMNS_ATTR,
@@ -516,8 +516,9 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
     date (:data:`~ka_ml.data.schema.EVENT_DATE`) is a DATE/TIMESTAMP column is read
     ``WHERE date < :as_of OR date IS NULL`` - the rows :func:`validate_tables` would drop
     anyway; they are counted instead, for the same warning (examples without row
-    numbers). Not pushed down: accounts (never filtered), text date columns (parsed here,
-    not comparable there), and ``future_rows: error`` (those rows must be seen to be
+    numbers). Not pushed down: accounts (never filtered), contracts with a ``signed_date``
+    (known from that day, :func:`~ka_ml.data.history.known_dates`), text date columns
+    (parsed here, not comparable there), and ``future_rows: error`` (those rows must be seen to be
     refused).
     """
     wanted, issues = _table_names(cfg)
@@ -540,7 +541,10 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
                 source_of.setdefault(target, column)
             date = source_of.get(EVENT_DATE[table])
             before = None
-            if cutoff is not None and table != "accounts" and date is not None and date.is_date:
+            # contracts with a signing date are known from it: cut after the read
+            signed = table == "contracts" and SIGNED_DATE in source_of
+            pushed = table != "accounts" and not signed
+            if cutoff is not None and pushed and date is not None and date.is_date:
                 before = sql.Before(date, cutoff)
             try:
                 arrow = db.read(actual, [c for c, _ in picked], before)

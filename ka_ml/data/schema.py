@@ -95,6 +95,7 @@ SCHEMA: dict[str, TableSpec] = {
             Column("end_date", "date", True),
             Column("value", "float"),
             Column("renewed", "bool"),
+            Column("signed_date", "date"),
         ),
     ),
 }
@@ -108,5 +109,9 @@ EVENT_DATE: dict[str, str] = {
     "contracts": "start_date",
     "accounts": "created_at",
 }
+
+# A contract row with this date is known from it instead of its EVENT_DATE: a renewal signed
+# before the as-of that starts after it (see ka_ml.data.history.known_dates).
+SIGNED_DATE = "signed_date"
 
 SEVERITIES = SEVERITY_LEVELS

@@ -49,9 +49,9 @@ from pandas.api import types as ptypes
 from pandas.tseries.api import guess_datetime_format
 
 from ka_ml.config import DataConfig, ReadOptions, close_matches
-from ka_ml.data.history import OPTIONAL_TABLES, History
+from ka_ml.data.history import OPTIONAL_TABLES, History, known_dates
 from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
-from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind, TableSpec
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind, TableSpec
 from ka_ml.errors import DataIssue, KaMlError
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
@@ -790,13 +790,27 @@ def _drop_future_rows(
         if name == "accounts":
             continue
         col = EVENT_DATE[name]
-        late = t.frame[col] >= cutoff
+        late = known_dates(name, t.frame) >= cutoff
         if not late.any():
             continue
         problem, remedy = future_rows_texts(cutoff, level)
-        issues.append(t.issue(col, problem, remedy, late, [col], level))
+        shown = [col]
+        if name == "contracts":
+            signed = SIGNED_DATE in t.frame.columns
+            remedy += SIGNED_REMEDY[signed]
+            shown += [SIGNED_DATE] if signed else []
+        issues.append(t.issue(col, problem, remedy, late, shown, level))
         t.drop(late)
     return issues
+
+
+# what the future-rows issue adds for contracts, without and with a signed_date column
+SIGNED_REMEDY = {
+    False: " A contract signed before the as-of that starts after it (a renewal signed "
+    "ahead) is known at the as-of: give its signing date in a signed_date column (or map "
+    "yours with data.columns) and it counts.",
+    True: " (Contracts count from their signed_date, else their start_date.)",
+}
 
 
 def future_rows_texts(cutoff: pd.Timestamp, level: str) -> tuple[str, str]:

@@ -9,15 +9,18 @@ from ka_ml.features.encode import Arrays
 
 
 def running(c: Arrays, t: int) -> np.ndarray:
-    """Contracts running at day ``t``: started before it, ending on or after it."""
-    return (c["start"] < t) & (c["end"] >= t)
+    """Contracts running at day ``t``: started on or before it, ending on or after it (a
+    contract known before ``t`` that starts on ``t``, signed ahead, covers ``t``; without a
+    ``signed_date`` every known contract started before ``t``)."""
+    return (c["start"] <= t) & (c["end"] >= t)
 
 
 def contract_features(c: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
-    """Contract features at as-of day ``t`` (``c`` holds contracts started before ``t``).
+    """Contract features at as-of day ``t`` (``c`` holds the contracts known before ``t``:
+    started before it, or signed before it when the data gives ``signed_date``).
 
     A contract known at the as-of is known with its end date (it is signed), so the days
-    to its end are not a leak.
+    to its end are not a leak; a renewal signed ahead moves them to its own end.
     """
     code, end = c["code"], c["end"]
     run = running(c, t)

@@ -24,8 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ka_ml.data.history import History, is_purchase
-from ka_ml.data.schema import EVENT_DATE
+from ka_ml.data.history import History, is_purchase, known_dates
 
 NO_DATE = np.int64(2**40)  # "never": later than any as-of
 Arrays = dict[str, np.ndarray]
@@ -34,7 +33,7 @@ TABLE_DATE = {
     "usage": "day",
     "tickets": "day",
     "surveys": "day",
-    "contracts": "start",
+    "contracts": "known",  # signed_date when given, else start (History.before)
     "order_days": "day",
     "gaps": "end",
 }
@@ -154,8 +153,7 @@ def known_before(history: History, as_of: pd.Timestamp) -> History:
     """
     as_of = pd.Timestamp(as_of)
     for name, df in history.tables().items():
-        date = EVENT_DATE[name]
-        if name != "accounts" and len(df) and not bool((df[date] < as_of).all()):
+        if name != "accounts" and len(df) and not bool((known_dates(name, df) < as_of).all()):
             return history.before(as_of)
     return history
 
@@ -263,6 +261,7 @@ def _encode_contracts(c: pd.DataFrame, ids: np.ndarray) -> Arrays:
         "code": _codes(c["account_id"], ids),
         "start": _days(c["start_date"]),
         "end": _days(c["end_date"]),
+        "known": _days(known_dates("contracts", c)),
     }
     if "value" in c.columns:
         arr["value"] = np.nan_to_num(c["value"].to_numpy(dtype="float64", na_value=0.0))

@@ -18,8 +18,8 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.data.loader import load_history
-from ka_ml.data.schema import EVENT_DATE
-from ka_ml.data.validate import future_rows_texts
+from ka_ml.data.schema import EVENT_DATE, SIGNED_DATE
+from ka_ml.data.validate import SIGNED_REMEDY, future_rows_texts
 from ka_ml.demo.world import generate_world, write_world
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
@@ -356,8 +356,9 @@ def _spark_data_check(
     user's Spark run scored a usage export 25 days late without a word, 357 of 516 red and
     yellow accounts led by "No product usage for 25 days", and ignored refuse_stale and
     future_rows: error. Late feeds are said, not re-read: Spark reads them as they are."""
-    counts = {t: history.day_counts(t) for t in ("orders", *FEEDS) if history.has(t)}
-    if future := _spark_future_rows(counts, as_of, cfg):  # the data's warnings, as loaded
+    counts = {t: history.day_counts(t) for t in ("orders", *FEEDS, "contracts") if history.has(t)}
+    signed = history.has("contracts") and SIGNED_DATE in history.frames["contracts"].columns
+    if future := _spark_future_rows(counts, as_of, cfg, signed):  # the data's warnings
         history = replace(history, warnings=(*history.warnings, *future))
     days = {t: pd.DatetimeIndex(c.index[c.index < as_of]) for t, c in counts.items()}
     if len(days["orders"]) == 0:
@@ -372,7 +373,7 @@ def _spark_data_check(
 
 
 def _spark_future_rows(
-    counts: Mapping[str, pd.Series], as_of: pd.Timestamp, cfg: Config
+    counts: Mapping[str, pd.Series], as_of: pd.Timestamp, cfg: Config, signed: bool = False
 ) -> tuple[str, ...]:
     """Rows dated on or after the as-of, per table: refused under ``data.future_rows:
     error`` (as the local loader does), else one warning each (the features leave them out,
@@ -394,7 +395,10 @@ def _spark_future_rows(
     )
     if level == "error":
         raise KaMlError("; ".join(texts) + ".", remedy)
-    return tuple(f"{t}. Fix: {remedy}" for t in texts)
+    return tuple(
+        f"{text}. Fix: {remedy}{SIGNED_REMEDY[signed] if t == 'contracts' else ''}"
+        for t, text in zip(found, texts, strict=True)
+    )
 
 
 def _stale_orders(

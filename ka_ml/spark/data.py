@@ -47,7 +47,7 @@ from ka_ml.data.loader import (
     in_source_names,
     split_table_file,
 )
-from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, Kind
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind
 from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
     BAD_PROBLEM,
@@ -223,9 +223,12 @@ class SparkHistory:
         the as-of), which read the same days as the local engine's."""
         from pyspark.sql import functions as F
 
+        frame = self.frames[table]
+        day = F.col(EVENT_DATE[table])
+        if table == "contracts" and SIGNED_DATE in frame.columns:  # known_dates
+            day = F.coalesce(F.col(SIGNED_DATE), day)
         got = (
-            self.frames[table]
-            .groupBy(F.to_date(EVENT_DATE[table]).alias("day"))
+            frame.groupBy(F.to_date(day).alias("day"))
             .count()
             .where(F.col("day").isNotNull())
             .toPandas()

@@ -49,6 +49,7 @@ TABLE_CODES: dict[str, int] = {
 SLOT_KINDS: dict[str, Kind] = {
     "d1": "date",
     "d2": "date",
+    "d3": "date",  # contracts' signed_date (no clock: the start and end dates tell repeats)
     "f1": "float",
     "f2": "float",
     "s1": "str",
@@ -73,7 +74,13 @@ SLOTS: dict[str, dict[str, str]] = {
     "usage": {"date": "d1", "count": "f1", "event_type": "s1"},
     "tickets": {"opened_at": "d1", "resolved_at": "d2", "severity": "s1", "is_complaint": "b1"},
     "surveys": {"date": "d1", "score": "f1", "kind": "s1"},
-    "contracts": {"start_date": "d1", "end_date": "d2", "value": "f1", "renewed": "b1"},
+    "contracts": {
+        "start_date": "d1",
+        "end_date": "d2",
+        "value": "f1",
+        "renewed": "b1",
+        "signed_date": "d3",
+    },
 }
 LONG_COLUMNS: tuple[str, ...] = ("_t", "account_id", *SLOT_KINDS)
 PORTFOLIO = ("revenue_share", "abc_tier", "dependency_index")
