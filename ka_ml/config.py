@@ -296,9 +296,11 @@ class LifecycleConfig(_Strict):
 class ScorecardConfig(_Strict):
     """The business's own health measures, each read as red / yellow / green beside the model.
 
-    Usage: weekly usage of the last 90 days against the 90 before (the catalog's
-    ``usage_trend_90d``; ratio red below ``usage_red_ratio``, yellow below
-    ``usage_yellow_ratio``; no usage at all for 90 days is red). Complaints: complaints
+    Usage: weekly usage of the last 90 days against the 90 before (``usage_trend_90d``), or
+    with ``usage_compare: year_before`` against the same days a year before where the
+    account's usage reaches back that far (``usage_yoy_90d``); ratio red below
+    ``usage_red_ratio``, yellow below ``usage_yellow_ratio``; no usage at all for 90 days
+    is red. Complaints: complaints
     opened in the last 90 days (red from ``complaints_red``, yellow from
     ``complaints_yellow``). Renewal intent: the latest answer of the survey
     kinds in ``renewal_intent_kinds`` (red at or below ``intent_red``, yellow at or below
@@ -309,6 +311,14 @@ class ScorecardConfig(_Strict):
 
     usage_red_ratio: float = Field(0.5, gt=0)
     usage_yellow_ratio: float = Field(0.8, gt=0)
+    usage_compare: Literal["previous_90d", "year_before"] = Field(
+        "previous_90d",
+        description="what the last 90 days of usage are compared with: the 90 days before; "
+        "or year_before: the same 90 days a year before where the account's usage reaches "
+        "back that far (else the 90 days before), for usage with strong seasons (a summer "
+        "or December dip is then judged against last year's, not against the busier "
+        "months before it); see the README for what it cost on a seasonal portfolio",
+    )
     complaints_red: int = Field(3, ge=1)
     complaints_yellow: int = Field(1, ge=1)
     renewal_intent_kinds: list[str] = Field(

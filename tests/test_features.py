@@ -160,6 +160,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "usage_trend_90d": (30 - 35) / 35,  # prior 90 d: 30 + 5
         "usage_recency_days": 5,
         "usage_active_weeks_26w": 4 / 26,  # weeks 0, 5, 14, 24 (age 12 had count 0)
+        "usage_yoy_90d": NAN,  # usage reaches back 200 days: no year to compare with
         "tickets_90d": 3,  # opened 10, 50, 30
         "tickets_365d": 4,  # + 200
         "complaints_90d": 1,
@@ -222,6 +223,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "usage_trend_90d": 0.0,
         "usage_recency_days": NAN,
         "usage_active_weeks_26w": 0.0,
+        "usage_yoy_90d": NAN,
         "tickets_90d": 0,
         "tickets_365d": 0,
         "complaints_90d": 0,
@@ -284,6 +286,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "usage_trend_90d": 0.0,
         "usage_recency_days": NAN,
         "usage_active_weeks_26w": 0.0,
+        "usage_yoy_90d": NAN,
         "tickets_90d": 0,
         "tickets_365d": 0,
         "complaints_90d": 0,
@@ -679,7 +682,7 @@ def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
     from ka_ml.jobs.data import write_features
     from ka_ml.training.folds import feature_columns
 
-    assert scorer_only() == {"rhythm_quiet_chance", "gaps_longer_than_silence"}
+    assert scorer_only() == {"rhythm_quiet_chance", "gaps_longer_than_silence", "usage_yoy_90d"}
     rows = [{"account_id": "A", "order_date": d(a), "amount": 10.0} for a in (10, 40, 70)]
     h = make_history(rows)
     df = build_features(h, AS_OF, config())
@@ -732,3 +735,23 @@ def test_a_renewal_signed_before_the_as_of_counts_from_its_signing_date() -> Non
         "R3",
         "R4",
     ]
+
+
+def test_usage_is_compared_with_the_same_days_a_year_before_once_it_reaches_back_that_far() -> None:
+    """A seasonal dip judged against last year's season, not the busier months before it."""
+    orders = [{"account_id": a, "order_date": d(30), "amount": 10.0} for a in ("U1", "U2")]
+    usage = [
+        # U1: 10 a week in the last 90 days, 20 in the 90 before, 12 a year earlier
+        *({"account_id": "U1", "date": d(a), "count": 10.0} for a in range(3, 90, 7)),
+        *({"account_id": "U1", "date": d(a), "count": 20.0} for a in range(94, 180, 7)),
+        *({"account_id": "U1", "date": d(a), "count": 12.0} for a in range(368, 455, 7)),
+        {"account_id": "U1", "date": d(460), "count": 0.0},  # the feed reaches back 460 days
+        # U2: the same, but its usage starts 400 days ago: the year before is not covered
+        *({"account_id": "U2", "date": d(a), "count": 10.0} for a in range(3, 90, 7)),
+        {"account_id": "U2", "date": d(400), "count": 5.0},
+    ]
+    got = build_features(make_history(orders, usage=usage), AS_OF, config())
+    got = got.set_index("account_id")
+    assert got.loc["U1", "usage_yoy_90d"] == pytest.approx((130 - 156) / 156)  # 13 weeks each
+    assert got.loc["U1", "usage_trend_90d"] == pytest.approx((130 - 260) / 260)
+    assert np.isnan(got.loc["U2", "usage_yoy_90d"])

@@ -300,6 +300,29 @@ def test_a_renewal_falling_due_replaces_the_tier_and_light_action() -> None:
 # -- the scorecard -----------------------------------------------------------------------
 
 
+def test_usage_is_judged_against_last_years_season_where_the_usage_reaches_back() -> None:
+    """A SaaS user's August dip made 30% of its healthy accounts yellow in the autumn; once
+    August was the earlier window, a real decline read "+36% vs the 90 days before"."""
+    X = features(
+        #          dip, as last year   decline hidden by the dip   no year on record
+        usage_weekly_90d=[7.0, 8.0, 7.0],
+        usage_trend_90d=[-0.3, 0.36, -0.3],
+        usage_yoy_90d=[0.02, -0.35, np.nan],
+        usage_recency_days=[1.0, 1.0, 1.0],
+    )
+    got = scorecard(X, None, AS_OF, ScorecardConfig(usage_compare="year_before"))
+    assert got["scorecard_usage"].tolist() == ["green", "yellow", "yellow"]
+    assert got["scorecard_usage_detail"].tolist() == [
+        "7.0 uses a week, +2% vs the same 90 days a year before (red below -50%, yellow "
+        "below -20%)",
+        "8.0 uses a week, -35% vs the same 90 days a year before (red below -50%, yellow "
+        "below -20%)",
+        "7.0 uses a week, -30% vs the 90 days before (red below -50%, yellow below -20%)",
+    ]
+    before = scorecard(X, None, AS_OF, ScorecardConfig())  # the default: the 90 days before
+    assert before["scorecard_usage"].tolist() == ["yellow", "green", "yellow"]
+
+
 def test_each_scorecard_measure_is_red_yellow_and_green_on_accounts_built_for_it() -> None:
     X = features(
         #                  red    yellow  green  idle   nothing

@@ -614,6 +614,21 @@ _OTHER_SPECS = (
         missing="No product usage on record",
         absent_with="usage_recency_days",
     ),
+    FeatureSpec(
+        "usage_yoy_90d",
+        "usage",
+        "Relative change in usage, last 90 days versus the same 90 days a year before: "
+        "(a-b)/max(b,1), clipped to [-1, 5]; missing unless the account's usage reaches back "
+        "that far. For the usage scorecard (a seasonal dip compared with the season, not with "
+        "the 90 days before), not a model input",
+        "change",
+        "usage",
+        templates=("Usage in the last 90 days {value} versus the same days a year before",),
+        high_means="usage growing",
+        low_means="usage falling",
+        missing="Less than 15 months of product usage: no year to compare with",
+        model=False,
+    ),
     # -- tickets --------------------------------------------------------------------------
     FeatureSpec(
         "tickets_90d",

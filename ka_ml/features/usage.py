@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ka_ml.features import per_account
-from ka_ml.features.catalog import ACTIVE_WEEKS, TREND_DAYS
+from ka_ml.features.catalog import ACTIVE_WEEKS, TREND_DAYS, YEAR_DAYS
 from ka_ml.features.encode import Arrays
 
 
@@ -16,6 +16,11 @@ def usage_features(u: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
     recent = age <= TREND_DAYS
     prior = (age > TREND_DAYS) & (age <= 2 * TREND_DAYS)
     level = per_account.count(code[recent], n, cnt[recent])
+    # the same 90 days a year before, for accounts whose usage reaches back that far
+    year_before = (age > YEAR_DAYS) & (age <= YEAR_DAYS + TREND_DAYS)
+    first_age = np.full(n, -1)
+    np.maximum.at(first_age, code, age)
+    covered = first_age >= YEAR_DAYS + TREND_DAYS
     active = cnt > 0
     acode, aday = code[active], day[active]
     nact, ends = per_account.last_index(acode, n)
@@ -29,4 +34,11 @@ def usage_features(u: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
         "usage_recency_days": t - per_account.pick(aday, ends, nact > 0),
         "usage_active_weeks_26w": per_account.distinct_per_account(code[weeks], week, n)
         / ACTIVE_WEEKS,
+        "usage_yoy_90d": np.where(
+            covered,
+            per_account.rel_change(
+                level, per_account.count(code[year_before], n, cnt[year_before])
+            ),
+            np.nan,
+        ),
     }

@@ -30,22 +30,31 @@ def _lights(red: np.ndarray, yellow: np.ndarray, known: np.ndarray) -> np.ndarra
 
 
 def usage(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Usage of the last 90 days against the 90 days before, or (``usage_compare:
+    year_before``) against the same days a year before where the account's usage reaches
+    back that far: a SaaS user's August dip made 30% of its healthy accounts yellow from
+    late August to October, and once August was the earlier window a real decline read
+    "+36%"."""
     weekly, trend = float_column(X, "usage_weekly_90d"), float_column(X, "usage_trend_90d")
+    yoy = float_column(X, "usage_yoy_90d")
+    by_year = np.isfinite(yoy) & (cfg.usage_compare == "year_before")
+    change = np.where(by_year, yoy, np.nan_to_num(trend))
     idle = float_column(X, "usage_recency_days")
     known = np.isfinite(idle)  # some usage on record
-    ratio = 1.0 + np.nan_to_num(trend)
+    ratio = 1.0 + change
     red = (idle > 90) | (ratio < cfg.usage_red_ratio)
     yellow = ratio < cfg.usage_yellow_ratio
     text = [
         (
             f"no usage for {n_days(idle_d)}"
             if idle_d > 90
-            else f"{w:.1f} uses a week, {t:+.0%} vs the 90 days before"
+            else f"{w:.1f} uses a week, {t:+.0%} vs "
+            + ("the same 90 days a year before" if y else "the 90 days before")
         )
         + f" (red below {cfg.usage_red_ratio - 1:+.0%}, yellow below {cfg.usage_yellow_ratio - 1:+.0%})"
         if k
         else ""
-        for w, t, idle_d, k in zip(weekly, np.nan_to_num(trend), idle, known, strict=True)
+        for w, t, y, idle_d, k in zip(weekly, change, by_year, idle, known, strict=True)
     ]
     return _lights(red, yellow, known), np.asarray(text, dtype=object)
 

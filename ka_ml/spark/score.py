@@ -65,6 +65,7 @@ KEEP = (
     "spend_per_month",
     *(f"spend_{w}d" for w in (30, 90, 180)),
     # the scorecard (ka_ml.scoring.scorecard)
+    "usage_yoy_90d",
     "usage_weekly_90d",
     "usage_trend_90d",
     "usage_recency_days",
