@@ -1002,6 +1002,8 @@ def _assemble(parts: dict[str, dict[str, Arr]], grid: _Grid, rng: np.random.Gene
             "end_date": dates(c["end"][key]),
             "value": c["value"][key].astype(np.float64),
             "renewed": c["renewed"][key].astype(bool),
+            # signed the day they start: known from the start, as without the column
+            "signed_date": dates(c["start"][key]),
         }
     )
     truth = _truth_frame(t, ids, number, dates, grid.n_days)
