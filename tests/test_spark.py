@@ -325,6 +325,21 @@ def test_unreadable_values_read_by_spark_are_one_error_naming_table_column_and_r
 
 
 @apply(needs_spark)
+def test_spark_says_how_to_export_a_contract_without_an_end_like_the_loader(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.data.validate import blank_remedy
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text("account_id,order_date,amount\nA1,2025-01-03,10\n")
+    (tmp_path / "contracts.csv").write_text("account_id,start_date,end_date\nA1,2024-01-01,\n")
+    with pytest.raises(DataValidationError) as err:
+        read_history(spark, str(tmp_path), Config().data)
+    assert "table 'contracts', column 'end_date'" in str(err.value)
+    assert blank_remedy("contracts", "end_date") in str(err.value)
+
+
+@apply(needs_spark)
 def test_spark_reads_times_after_the_date_format_and_keeps_orders_apart_by_time_of_day(
     spark: Any, tmp_path: Path
 ) -> None:

@@ -217,6 +217,17 @@ def test_blank_required_dates_are_an_error(tmp_path: Path) -> None:
     assert issue.examples == ("row 3: account_id='A2', order_date=''",)
 
 
+def test_a_contract_without_an_end_date_says_how_to_export_an_open_ended_one(
+    tmp_path: Path,
+) -> None:
+    """A user's month-to-month contracts came with an empty end_date: "fill in end_date"
+    did not say what to fill in."""
+    contracts = "account_id,start_date,end_date\nA1,2024-01-01,\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "contracts.csv": contracts}))
+    assert (issue.table, issue.column) == ("contracts", "end_date")
+    assert "month-to-month" in issue.remedy and "end of its current term" in issue.remedy
+
+
 def test_contracts_that_end_before_they_start_are_an_error(tmp_path: Path) -> None:
     contracts = (
         "account_id,start_date,end_date\nA1,2024-01-01,2024-12-31\nA2,2024-06-30,2024-01-01\n"

@@ -1541,6 +1541,21 @@ def bad_remedy(kind: Kind, read: ReadOptions) -> str:
     return "correct or remove these rows."
 
 
+# what to do about a blank required value, where there is more to say than "fill it in"
+BLANK_REMEDY: dict[tuple[str, str], str] = {
+    ("contracts", "end_date"): (
+        "fill in end_date or remove these rows. A contract without a fixed end (month-to-"
+        "month, evergreen, auto-renewing) is exported with the end of its current term: the "
+        "date it renews or can next be cancelled, updated as each term rolls on."
+    ),
+}
+
+
+def blank_remedy(table: str, column: str) -> str:
+    """The fix for rows without a value in a required ``column`` (both engines)."""
+    return BLANK_REMEDY.get((table, column), f"fill in {column} or remove these rows.")
+
+
 def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
     if column == "account_id":
         return t.issue(
@@ -1554,7 +1569,7 @@ def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
     return t.issue(
         column,
         f"rows without a value in {column}",
-        f"fill in {column} or remove these rows.",
+        blank_remedy(t.name, column),
         blank,
     )
 

@@ -64,6 +64,7 @@ from ka_ml.data.validate import (
     SURVEY_SCALE_FIX,
     TRAILING_MINUS,
     bad_remedy,
+    blank_remedy,
     case_twins_texts,
     credits_over_spend_issue,
     currency_columns,
@@ -1045,9 +1046,7 @@ def _issue(name: str, df: DataFrame, key: str, n: int, cfg: DataConfig) -> DataI
         problem, remedy = _bad_message(SCHEMA[name].kind(column) or "str", cfg.read)
         rule = _Rule(F.array_contains("_bad", column), problem, remedy)
     elif what == "blank":
-        rule = _Rule(
-            _blank(column), "required values are missing", "fill them in or remove these rows."
-        )
+        rule = _Rule(_blank(column), "required values are missing", blank_remedy(name, column))
     else:
         rule = _rules(name, set(df.columns))[column]
     examples = _examples(df, rule.broken, column, name)
