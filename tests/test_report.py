@@ -504,7 +504,7 @@ def test_the_report_says_how_far_to_trust_the_ranking_in_a_managers_words(
     lit = {**card, "lit_roc_auc": 0.812, "lit_best_baseline": "recency only"}
     lit |= {"lit_best_baseline_roc_auc": 0.701, "origins": 3}
     assert ranking_record(lit) == (
-        "How far to trust the ranking: tested on 3 past dates it had not learnt from among "
+        "How far to trust the ranking: tested on 3 past dates it had not learnt from, among "
         "the accounts that get a light (lapsed ones left out), the churn model ranked a "
         "customer who then churned (as defined above) above one who did not 81 times in 100 "
         "(the best simple rule, recency only: 70); 50 would be a coin toss."

@@ -430,7 +430,7 @@ def ranking_record(card: Any) -> str:
         if card.get("test")
         else f"on {card.get('origins') or 'several'} past dates it had not learnt from"
     )
-    among = " among the accounts that get a light (lapsed ones left out)" if lit else ""
+    among = ", among the accounts that get a light (lapsed ones left out)" if lit else ""
     text = (
         f"How far to trust the ranking: tested {where}{among}, the churn model ranked a "
         f"customer who then churned (as defined above) above one who did not "
