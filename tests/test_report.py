@@ -503,6 +503,12 @@ def test_the_report_says_how_far_to_trust_the_ranking_in_a_managers_words(
     # a card with the ranking on the accounts that get a light: managers read that one
     lit = {**card, "lit_roc_auc": 0.812, "lit_best_baseline": "recency only"}
     lit |= {"lit_best_baseline_roc_auc": 0.701, "origins": 3}
+    # the header's pooled figure says it is not the same population
+    page = render_report(scores, make_run(model_card={**lit, "family": "lightgbm"}))
+    assert (
+        "(lightgbm; out-of-time ROC AUC 0.883 vs BG/NBD 0.761, 3 test origins, lapsed "
+        "accounts included)"
+    ) in " ".join(html.unescape(page).split())
     assert ranking_record(lit) == (
         "How far to trust the ranking: tested on 3 past dates it had not learnt from, among "
         "the accounts that get a light (lapsed ones left out), the churn model ranked a "

@@ -230,10 +230,13 @@ def _card_text(card: Any) -> str:
             f"; the accounts scored at training looked unlike those on the test origins: about "
             f"{card['expected_roc_auc']:.3f} expected on them"
         )
+    # beside the trust sentence's figure on the accounts that get a light: this one pools
+    # every test row
+    pooled = ", lapsed accounts included" if _share(card.get("lit_roc_auc")) is not None else ""
     return (
         f" ({card['family']}{won_by}; {test} {card['oot_roc_auc']:.3f} vs "
         f"{card['best_baseline']} {card['best_baseline_roc_auc']:.3f}, "
-        f"{card['origins']} test origins{rough})"
+        f"{card['origins']} test origins{pooled}{rough})"
     )
 
 
