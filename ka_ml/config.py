@@ -468,6 +468,21 @@ class MlflowConfig(_Strict):
         "figures are rough: the accounts scored later can do far worse or better than an "
         "interval over so few shows (0 = never say it)",
     )
+    label_return_days: int = Field(
+        365,
+        ge=1,
+        description="how long after its churn window an account labelled churn by 'no order' "
+        "is watched for a next order, on snapshots the data follows that far",
+    )
+    max_label_return_share: float | None = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="train cautions when more than this share of those accounts ordered "
+        "again: the label then marks pauses more often than losses (annual or project "
+        "buyers), and its precision and ROC AUC say how well pauses are foreseen "
+        "(null = never say it)",
+    )
 
     @field_validator("tracking_uri")
     @classmethod

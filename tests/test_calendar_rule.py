@@ -229,3 +229,45 @@ def test_the_train_header_says_the_churn_definitions_in_words() -> None:
         "a running contract's end without renewal where one runs, else no order within the horizon"
     )
     assert churn_words("no_order") == "no order within the horizon"
+
+
+def test_train_cautions_when_the_churn_label_mostly_marks_pauses() -> None:
+    """A user's annual payers were 'churn' (no order in 90 days) every year: train reported
+    ROC AUC 0.996 and red precision 1.00 while none of its red accounts was lost."""
+    from ka_ml.config import Config
+    from ka_ml.training.evaluation import cautions, label_returns
+
+    cfg = Config()
+    day = pd.Timestamp("2026-10-01")
+    old, recent = day - pd.Timedelta(days=500), day - pd.Timedelta(days=200)
+    n = 100
+    # old snapshot: 100 churn rows, 60 ordered again 300 days after it, 10 after 480 days
+    # (beyond the horizon + 365), 30 never (censored at the as-of, 500 days on); a recent
+    # snapshot is not followed long enough to count
+    d = np.r_[np.full(60, 300.0), np.full(10, 480.0), np.full(30, 500.0), np.full(n, 200.0)]
+    labelled = pd.DataFrame(
+        {
+            "as_of": [old] * n + [recent] * n,
+            "churn": 1.0,
+            "churn_definition": "no_order",
+            "days_to_next": d,
+            "next_order_observed": np.r_[np.ones(70, bool), np.zeros(30 + n, bool)],
+        }
+    )
+    got = label_returns(labelled, cfg)
+    assert got == {"share": 0.6, "rows": 100.0}
+    said = cautions({"accounts": 500.0}, {}, {}, cfg, got)["pauses"]
+    assert said.startswith(
+        "60% of the 100 account-snapshots labelled churn for no order within 90 days (on "
+        "snapshots the data follows long enough) ordered again within 365 days after their "
+        "window: on this data the label marks pauses more often than losses"
+    )
+    assert "pauses" not in cautions({"accounts": 500.0}, {}, {}, cfg, {"share": 0.4, "rows": 1e3})
+    quiet = cfg.model_copy(
+        update={"mlflow": cfg.mlflow.model_copy(update={"max_label_return_share": None})}
+    )
+    assert cautions({"accounts": 500.0}, {}, {}, quiet, got) == {}
+    # rows judged by a contract, or too few followed that long: nothing to say
+    by_contract = labelled.assign(churn_definition="contract")
+    assert label_returns(by_contract, cfg) == {}
+    assert label_returns(labelled.iloc[60:], cfg) == {}  # 40 old rows left
