@@ -255,7 +255,7 @@ def test_train_cautions_when_the_churn_label_mostly_marks_pauses() -> None:
         }
     )
     got = label_returns(labelled, cfg)
-    assert got == {"share": 0.6, "rows": 100.0}
+    assert got == {"share": 0.6, "rows": 100.0, "days": 365.0, "horizon": 90.0}
     said = cautions({"accounts": 500.0}, {}, {}, cfg, got)["pauses"]
     assert said.startswith(
         "60% of the 100 account-snapshots labelled churn for no order within 90 days (on "

@@ -441,7 +441,16 @@ def ranking_record(card: Any) -> str:
     )
     if base is not None and math.isfinite(base) and card.get(f"{key}best_baseline"):
         text += f" (the best simple rule, {card[f'{key}best_baseline']}: {round(100 * base)})"
-    return text + "; 50 would be a coin toss."
+    text += "; 50 would be a coin toss."
+    back, days = _share(card.get("label_return_share")), _count(card.get("label_return_days"))
+    horizon = _count(card.get("label_horizon_days"))
+    if back is not None and days and horizon:
+        text += (
+            f" In the training data, {fmt_pct(back)} of the accounts that went {horizon} days "
+            f"without an order ordered again within the {days} days after: a red light often "
+            "marks a pause, not a lost customer."
+        )
+    return text
 
 
 def _cycle_accuracy(run: dict[str, Any]) -> str:

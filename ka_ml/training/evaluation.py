@@ -67,6 +67,8 @@ class Evaluation:
     # what a data scientist should weigh before trusting the pooled figures, by kind
     # ("few_accounts", "population"): said by train, tagged on the run
     cautions: dict[str, str] = field(default_factory=dict)
+    # label_returns(): how often accounts labelled churn for no order ordered again
+    label_returns: dict[str, float] = field(default_factory=dict)
 
 
 BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
@@ -267,7 +269,12 @@ def label_returns(labelled: pd.DataFrame, cfg: Config) -> dict[str, float]:
     if rows.sum() < MIN_RETURN_ROWS:
         return {}
     back = e[rows] & (d[rows] < span)
-    return {"share": float(back.mean()), "rows": float(rows.sum())}
+    return {
+        "share": float(back.mean()),
+        "rows": float(rows.sum()),
+        "days": float(cfg.mlflow.label_return_days),
+        "horizon": float(cfg.labels.horizon_days),
+    }
 
 
 def evaluate(
@@ -323,6 +330,7 @@ def evaluate(
     lifecycle = lifecycle_states(test, cfg, p)["lifecycle"].astype("object").to_numpy()
     lights = origin_lights(test, y, p, cfg, lifecycle)
     lights |= lit_baselines(y, base_churn, lifecycle != "lapsed")
+    returns = label_returns(folds.labelled, cfg)
     return Evaluation(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
@@ -339,7 +347,8 @@ def evaluate(
         notes=[n for n in (folds.split.note, _contract_silence(test, cfg)) if n]
         + short_window_notes(test["as_of"], f, windows),
         expected=expected,
-        cautions=cautions(pooled, expected, lights, cfg, label_returns(folds.labelled, cfg)),
+        cautions=cautions(pooled, expected, lights, cfg, returns),
+        label_returns=returns,
         calendar_rule=calendar_rule_metrics(test),
         held_out_accounts=folds.split.grouped,
     )
@@ -468,6 +477,10 @@ def _card_cautions(ev: Evaluation) -> dict[str, Any]:
         out["few_test_accounts"] = int(ev.churn.get("accounts", 0))
     if "population" in ev.cautions:
         out["expected_roc_auc"] = float(ev.expected["roc_auc"])
+    if "pauses" in ev.cautions:
+        out["label_return_share"] = float(ev.label_returns["share"])
+        out["label_return_days"] = float(ev.label_returns["days"])
+        out["label_horizon_days"] = float(ev.label_returns["horizon"])
     return out
 
 
