@@ -378,3 +378,18 @@ def test_the_card_ranks_the_accounts_that_get_a_light_beside_the_best_baseline_t
     assert card["lit_best_baseline"] == max(there, key=there.__getitem__)
     assert card["lit_best_baseline_roc_auc"] == max(there.values())
     assert 0.5 < card["lit_roc_auc"] < 1
+
+
+def test_how_often_the_churn_label_came_back_is_logged_and_cautioned_on(
+    report: TrainReport, client: Any
+) -> None:
+    """Accounts labelled churn for no order that ordered again within a year: the run logs
+    the share, and cautions above mlflow.max_label_return_share (a pause, not a loss)."""
+    back = report.evaluation.label_returns
+    logged = client.get_run(report.run_id).data.metrics
+    if not back:  # a history too short to follow a window for a year after
+        assert "label_return_share" not in logged
+        return
+    assert 0.0 <= back["share"] <= 1.0 and back["rows"] >= 50
+    assert logged["label_return_share"] == pytest.approx(back["share"])
+    assert ("pauses" in report.evaluation.cautions) == (back["share"] > 0.5)
