@@ -413,6 +413,13 @@ class HealthConfig(_Strict):
         description="the action shown while a renewal is due ({days}: e.g. '9 days' to the "
         "contract's end)",
     )
+    renewal_silent_action: str = Field(
+        "Renewal due in {days}, but no order for {silence}: ask what they still need before "
+        "agreeing the renewal.",
+        description="the renewal action for an account that has stopped ordering (silent "
+        "longer than the horizon and over scorecard.rhythm_red typical gaps) under the "
+        "running contract ({days}: to its end; {silence}: since the last order)",
+    )
     renewal_overdue_action: str = Field(
         "Contract ended {days} ago without a renewal: agree the renewal with the buyer now.",
         description="the action shown once the contract has ended, none running, within "

@@ -295,6 +295,16 @@ def test_a_renewal_falling_due_replaces_the_tier_and_light_action() -> None:
     assert renewal_due(actions, np.array([-31.0] * 5), ~running, cfg, 30).tolist() == (
         actions.tolist()
     )  # past the grace: lapsed, the win-back action takes over
+    # stopped ordering under the running contract: not "agree the renewal" first (a monthly
+    # payer silent 231 days, contract ending in 12)
+    silence = np.array([231.0, np.nan, 200.0, np.nan, np.nan])
+    quiet = renewal_due(actions, days, running, cfg, 30, silence)
+    assert quiet[0] == (
+        "Renewal due in 1 day, but no order for 231 days: ask what they still need before "
+        "agreeing the renewal."
+    )
+    assert quiet[1] == got[1] and quiet[2] == actions[2]  # ordering; not due yet
+    assert quiet[3] == ended[3]  # ended: the renewal question as before
 
 
 # -- the scorecard -----------------------------------------------------------------------
@@ -452,3 +462,11 @@ def test_a_zero_renewal_intent_stored_as_minus_zero_reads_zero() -> None:
     )
     got = scorecard(X, surveys, AS_OF, ScorecardConfig())
     assert got["scorecard_renewal_intent_detail"].iloc[0].startswith("renewal intent 0/10,")
+
+
+def test_the_accounts_that_stopped_ordering_are_silent_past_the_horizon_and_their_rhythm() -> None:
+    from ka_ml.config import Config
+    from ka_ml.scoring.lifecycle import stopped_ordering
+
+    X = features(recency_days=[231.0, 95.0, 60.0, np.nan], overdue_ratio=[7.5, 1.5, 6.0, np.nan])
+    assert stopped_ordering(X, Config()).tolist() == [True, False, False, False]

@@ -284,6 +284,7 @@ def renewal_due(
     running: np.ndarray,
     cfg: HealthConfig,
     grace_days: int = 0,
+    silence_days: np.ndarray | None = None,
 ) -> np.ndarray:
     """``actions`` with :attr:`HealthConfig.renewal_action` where a running contract ends
     within ``renewal_due_days``: a tier-A account whose contract ended the next day was told
@@ -291,22 +292,38 @@ def renewal_due(
     "keep the quarterly strategic meeting". Once the contract has ended with none running,
     for ``grace_days`` (``lifecycle.contract_grace_days``: it may still be renewed),
     :attr:`HealthConfig.renewal_overdue_action`: a tier-A account turned green the week its
-    759,200 contract ended, told to "keep the quarterly strategic meeting"."""
+    759,200 contract ended, told to "keep the quarterly strategic meeting".
+
+    ``silence_days``: days since the last order of the accounts that have stopped ordering
+    under the running contract (NaN for the others): their renewal action is
+    :attr:`HealthConfig.renewal_silent_action` (a monthly payer silent 231 days was told to
+    "agree the renewal with the buyer now")."""
     if cfg.renewal_due_days is None:
         return actions
     d = np.asarray(days_to_end, float)
     run = np.asarray(running, bool)
     due = run & np.isfinite(d) & (d >= 0) & (d <= cfg.renewal_due_days)
     ended = ~run & np.isfinite(d) & (d < 0) & (d >= -grace_days)
+    quiet = np.full(len(d), np.nan) if silence_days is None else np.asarray(silence_days, float)
+    silent = due & np.isfinite(quiet)
     out = np.asarray(actions, dtype=object).copy()
-    for mask, text in ((due, cfg.renewal_action), (ended, cfg.renewal_overdue_action)):
+    for mask, text in (
+        (due & ~silent, cfg.renewal_action),
+        (silent, cfg.renewal_silent_action),
+        (ended, cfg.renewal_overdue_action),
+    ):
         out[mask] = [
-            text.replace("in {days}", "today").replace("{days}", "0 days")
-            if round(x) == 0
-            else text.replace("{days}", n_days(abs(x)))
-            for x in d[mask]
+            _with_days(text, x).replace("{silence}", n_days(q) if np.isfinite(q) else "")
+            for x, q in zip(d[mask], quiet[mask], strict=True)
         ]
     return out
+
+
+def _with_days(text: str, days: float) -> str:
+    """``{days}`` said: 'in {days}' as 'today' on the day itself."""
+    if round(days) == 0:
+        return text.replace("in {days}", "today").replace("{days}", "0 days")
+    return text.replace("{days}", n_days(abs(days)))
 
 
 def recommended_actions(

@@ -66,6 +66,14 @@ def silence_seen_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     return np.isfinite(k) & (k >= need)
 
 
+def stopped_ordering(X: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """Rows silent longer than the horizon and over ``scorecard.rhythm_red`` typical gaps:
+    accounts that have stopped ordering, whatever their contract says."""
+    return (np.nan_to_num(float_column(X, "recency_days")) > cfg.labels.horizon_days) & (
+        np.nan_to_num(float_column(X, "overdue_ratio")) > cfg.scorecard.rhythm_red
+    )
+
+
 def silent_under_contract(rows: pd.DataFrame, cfg: Config) -> str | None:
     """A note on feature rows of one date (with their ``churn_definition``): how many
     accounts judged by a running contract have stopped ordering (silent longer than the
@@ -78,10 +86,7 @@ def silent_under_contract(rows: pd.DataFrame, cfg: Config) -> str | None:
     if not need <= set(rows.columns) or rows.empty:
         return None
     contract = rows["churn_definition"].astype(object).to_numpy() == "contract"
-    silent = (np.nan_to_num(float_column(rows, "recency_days")) > cfg.labels.horizon_days) & (
-        np.nan_to_num(float_column(rows, "overdue_ratio")) > cfg.scorecard.rhythm_red
-    )
-    n, of = int((contract & silent).sum()), int(contract.sum())
+    n, of = int((contract & stopped_ordering(rows, cfg)).sum()), int(contract.sum())
     if n == 0:
         return None
     return (

@@ -41,6 +41,7 @@ from ka_ml.scoring.lifecycle import (
     float_column,
     lifecycle_states,
     silence_seen_before,
+    stopped_ordering,
     win_back_chance,
 )
 from ka_ml.scoring.light_change import (
@@ -480,6 +481,7 @@ def light_columns(
         running,
         cfg.health,
         cfg.lifecycle.contract_grace_days,
+        np.where(stopped_ordering(X, cfg), recency, np.nan),
     )
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
