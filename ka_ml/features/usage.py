@@ -18,9 +18,7 @@ def usage_features(u: Arrays, n: int, t: int) -> dict[str, np.ndarray]:
     level = per_account.count(code[recent], n, cnt[recent])
     # the same 90 days a year before, for accounts whose usage reaches back that far
     year_before = (age > YEAR_DAYS) & (age <= YEAR_DAYS + TREND_DAYS)
-    first_age = np.full(n, -1)
-    np.maximum.at(first_age, code, age)
-    covered = first_age >= YEAR_DAYS + TREND_DAYS
+    covered = per_account.count(code[age >= YEAR_DAYS + TREND_DAYS], n) > 0
     active = cnt > 0
     acode, aday = code[active], day[active]
     nact, ends = per_account.last_index(acode, n)
