@@ -127,6 +127,11 @@ def outcomes(
     return pd.concat(parts, ignore_index=True)
 
 
+def had_light(health: pd.Series) -> np.ndarray:
+    """Rows that had a light (lapsed accounts have none)."""
+    return health.astype("string").fillna("").to_numpy() != ""
+
+
 def light_metrics(
     health: pd.Series, churn: np.ndarray, weeks: np.ndarray | None = None
 ) -> dict[str, float]:
@@ -141,7 +146,7 @@ def light_metrics(
     (sum of min(lit, churners) over the sum of churners). Budget lights cap it: 16 red
     accounts among 55 churners catch at most 16."""
     h = health.astype("string").fillna("").to_numpy()
-    lit = h != ""
+    lit = had_light(health)
     y = np.asarray(churn, bool)[lit]
     h = h[lit]
     out = light_scores(y, h == "red", np.isin(h, ["red", "yellow"]))
@@ -173,7 +178,7 @@ def churn_metrics(
     y, p = y[ok], p[ok]
     weeks = frame["as_of"].to_numpy()[ok] if budget else None
     out = light_metrics(frame["health"][ok], y, weeks)
-    lit = frame["health"][ok].astype("string").fillna("").to_numpy() != ""
+    lit = had_light(frame["health"][ok])
     out.update(
         {
             "roc_auc": M.roc_auc(y, p),
