@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pytest
 from fixtures import make_history
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ka_ml.features.catalog import (
     DEFAULT_WINDOWS,
@@ -172,3 +176,48 @@ def test_markdown_table_lists_every_feature_with_its_source() -> None:
     for f in FEATURES:
         assert f"| `{f.name}` |" in md
     assert "| tickets (resolved_at, severity, is_complaint) |" in md
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from([s.name for s in FEATURES if s.risk_rises_when]),
+    value=st.floats(-3.0, 50.0, allow_nan=False),
+    raises=st.booleans(),
+)
+def test_a_sentence_reads_backwards_exactly_when_its_words_contradict_the_direction(
+    name: str, value: float, raises: bool
+) -> None:
+    """What :meth:`FeatureSpec.reads_backwards` decides from numbers agrees with what the
+    manager reads: a rise or fall said against the direction, or a count at zero said as
+    the wrong extreme."""
+    spec = get(name)
+    if spec.unit not in ("change", "slope", "points", "count_change"):
+        value = abs(value)  # counts, money and shares of these features are never negative
+    text = spec.format(value)
+    got = bool(spec.reads_backwards(np.array([value]), np.array([raises]))[0])
+    good_if_up = spec.risk_rises_when == "lower"
+    if spec.unit in ("change", "slope", "points", "count_change"):
+        up = text.startswith(("rose", "up", "+")) and not re.fullmatch(r"[+-]0%", text)
+        down = text.startswith(("fell", "down", "-")) and not re.fullmatch(r"[+-]0%", text)
+        good, bad = (up, down) if good_if_up else (down, up)
+        assert got == ((good and raises) or (bad and not raises)), (text, raises)
+    else:
+        zero = re.fullmatch(r"0(\.0)?%?", text) is not None or text == "0"
+        if not zero:
+            assert not got, (text, raises)
+        elif round(value, 6) == 0:
+            assert got == (raises != good_if_up), (text, raises)
+
+
+def test_only_signed_changes_and_counts_at_zero_read_backwards() -> None:
+    survey = get("survey_score_change")
+    assert survey.reads_backwards(np.array([3.0, 3.0, -2.0, 0.04]), np.array([1, 0, 0, 1], bool)).tolist() == [
+        True, False, True, False
+    ]  # fmt: skip
+    complaints = get("complaints_90d")
+    assert complaints.reads_backwards(np.array([0.0, 0.0, 2.0]), np.array([1, 0, 0], bool)).tolist() == [
+        True, False, False
+    ]  # fmt: skip
+    tickets = get("tickets_90d")  # no one way: an account that never asks may be gone
+    assert not tickets.reads_backwards(np.array([0.0]), np.array([True])).any()
+    assert not get("survey_score_last").reads_backwards(np.array([10.0]), np.array([True])).any()

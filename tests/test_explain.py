@@ -159,6 +159,19 @@ def test_reasons_are_readable_sentences_with_a_direction(
         np.testing.assert_array_equal(raises, shap_k > 0)
 
 
+def test_no_shown_reason_on_the_demo_contradicts_its_own_sentence(
+    reasons: pd.DataFrame, X: pd.DataFrame
+) -> None:
+    raw = X.reset_index(drop=True)
+    for k in (1, 2, 3):
+        feats = reasons[f"reason_{k}_feature"].to_numpy(object)
+        raises = reasons[f"reason_{k}_direction"].eq("raises risk").to_numpy()
+        for f in set(feats):
+            rows = feats == f
+            backwards = catalog.get(f).reads_backwards(raw[f].to_numpy(float)[rows], raises[rows])
+            assert not backwards.any(), reasons.loc[rows, f"reason_{k}"][backwards].head().tolist()
+
+
 def test_reasons_name_model_features_from_three_different_groups_strongest_first(
     reasons: pd.DataFrame, churn: ChurnModel, X: pd.DataFrame
 ) -> None:
@@ -302,9 +315,90 @@ def test_a_missing_value_reason_no_contract_on_record_does_not_lead_either() -> 
     X = pd.DataFrame({"contract_days_to_end": [np.nan, 40.0], "recency_days": [70.0, 70.0]})
     contrib = np.array([[0.30, 0.04], [0.30, 0.04]])
     got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
-    assert got["reason_1_feature"].tolist() == ["recency_days", "contract_days_to_end"]
+    assert got["reason_1_feature"].tolist() == ["recency_days", "recency_days"]
     assert got.loc[0, "reason_2"].startswith("No contract on record")
-    assert got.loc[1, "reason_1"].startswith("Contract ends in 40 days")  # a real date: leads
+    # a real date is when, not why: second while behaviour carries a point (next test)
+    assert got.loc[1, "reason_2"].startswith("Contract ends in 40 days")
+
+
+def test_a_contract_date_to_come_gives_the_lead_to_what_makes_the_renewal_risky() -> None:
+    """Read in a subscription portfolio (contract churn label): reason 1 was "Contract ends
+    in N days" on all 140 red account-weeks of a quarter, beside an action that already
+    said "Renewal due in N days", while "Latest survey score 2, down 6 points" or "No
+    product usage for 190 days" came second. The date stays a reason; behaviour moving the
+    risk the same way by a point leads. Alone, or against a lapse, the date still leads."""
+    from types import SimpleNamespace
+
+    feats = ["contract_days_to_end", "survey_score_last", "usage_recency_days"]
+    X = pd.DataFrame(
+        {
+            "contract_days_to_end": [42.0, 42.0, -20.0, 0.0],
+            "survey_score_last": [2.0, 8.0, 2.0, 2.0],
+            "survey_score_change": [-6.0, 0.0, -6.0, -6.0],
+            "usage_recency_days": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    contrib = np.array(
+        [
+            [0.40, 0.06, -0.02],  # a risky renewal: the survey says why
+            [0.40, 0.004, -0.02],  # nothing behavioural carries a point: the date leads
+            [0.40, 0.06, -0.02],  # lapsed 20 days ago, unrenewed: news, it leads
+            [0.40, 0.06, -0.02],  # ends today: still a date
+        ]
+    )
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got["reason_1_feature"].tolist() == [
+        "survey_score_last", "contract_days_to_end", "contract_days_to_end", "survey_score_last"
+    ]  # fmt: skip
+    assert got.loc[0, "reason_1"] == "Latest survey score 2, down 6 points (raises risk)"
+    assert got.loc[0, "reason_2"] == "Contract ends in 42 days (raises risk)"
+    assert got.loc[0, "reason_3"] == "Product last used 1 day ago (lowers risk)"
+    assert got.loc[2, "reason_1"] == "Contract lapsed 20 days ago (raises risk)"
+    assert got.loc[3, "reason_2"] == "Contract ends today (raises risk)"
+
+
+def test_a_reason_whose_sentence_contradicts_its_direction_is_not_said() -> None:
+    """Read in a subscription portfolio: "Survey score up 3 points since the previous survey
+    (raises risk)", and on green accounts "Usage in the last 90 days fell 6% versus the 90
+    days before (lowers risk)" (against a reference account whose usage fell more). True to
+    the model, read by a manager as a mistake. A group is said through a member that reads
+    the way the group moves the risk; one with none goes after every other group."""
+    from types import SimpleNamespace
+
+    feats = ["survey_score_change", "survey_score_last", "usage_trend_90d", "recency_days"]
+    X = pd.DataFrame(
+        {
+            "survey_score_change": [3.0, 3.0, -2.0],
+            "survey_score_last": [6.0, 6.0, 9.0],
+            "usage_trend_90d": [-0.06, 0.25, 0.0],
+            "usage_recency_days": [2.0, 2.0, 2.0],
+            "recency_days": [40.0, 40.0, 5.0],
+        }
+    )
+    contrib = np.array(
+        [
+            # the survey group raises risk through the change (up 3): said by the level
+            [0.06, 0.04, -0.08, 0.02],
+            # the same; usage rose 25% and lowers risk: said as it is
+            [0.06, 0.04, -0.08, 0.02],
+            # survey down 2 "lowers" risk and the level 9 lowers it: the level says it;
+            # usage "did not change" reads neither way
+            [-0.07, -0.01, 0.03, -0.02],
+        ]
+    )
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    said = got[["reason_1", "reason_2", "reason_3"]]
+    assert not said.map(lambda t: "Survey score up" in t).any().any()
+    # the level says it, without the clause that would read against it
+    assert got.loc[0, "reason_1"] == "Latest survey score 6 (raises risk)"
+    # usage fell 6% yet "lowers risk": after every other group, here third of three
+    assert got.loc[0, "reason_3_feature"] == "usage_trend_90d"
+    assert got.loc[0, "reason_2_feature"] == "recency_days"
+    assert got.loc[1, "reason_2"] == (
+        "Usage in the last 90 days rose 25% versus the 90 days before (lowers risk)"
+    )
+    assert got.loc[2, "reason_1"] == "Latest survey score 9 (lowers risk)"
+    assert got.loc[2, "reason_2"].startswith("Usage in the last 90 days did not change")
 
 
 def test_an_account_that_never_used_the_product_reads_so_and_it_does_not_lead() -> None:

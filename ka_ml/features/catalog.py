@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from ka_ml.data.history import History
 
 Unit = Literal[
@@ -51,6 +53,13 @@ ACTIVE_WEEKS = 26  # usage activity: share of the last 26 weeks with any usage
 CHANGE_CLIP = (-1.0, 5.0)  # relative changes are clipped to [-100%, +500%]
 ABC_CATEGORIES: tuple[str, ...] = ("A", "B", "C")
 CATEGORICAL_FROM_ACCOUNTS: tuple[str, ...] = ("industry", "region")
+# units said with a sign ("rose 12%", "up 3 points"), and the factor of the digits said
+_SIGNED_UNITS: dict[str, float] = {
+    "change": 100.0,
+    "slope": 100.0,
+    "points": 1.0,
+    "count_change": 1.0,
+}
 # what the spread of the gaps says with two order days: one gap has no spread to measure
 ONE_GAP = "Only one gap between orders so far: too few orders to tell how regular they are"
 
@@ -179,6 +188,11 @@ class FeatureSpec:
     # False: built with the features (so every engine and every snapshot has it) for the
     # scorer's rules, never a model input (:func:`scorer_only`)
     model: bool = True
+    # which way a manager expects risk to go with the value: "lower" (a fall in usage, no
+    # order in 90 days), "higher" (complaints), "" (no one way: tickets, order value). Only
+    # read where the sentence itself says good or bad news (a signed change, or a count at
+    # zero), by :meth:`reads_backwards`
+    risk_rises_when: Literal["higher", "lower", ""] = ""
 
     def format(self, value: object, currency: str = "") -> str:
         return format_value(self.unit, value, currency)
@@ -213,6 +227,30 @@ class FeatureSpec:
                 return template.format(**values)
         return f"{self.meaning}: {self.format(value, currency)}"
 
+    def reads_backwards(self, values: np.ndarray, raises: np.ndarray) -> np.ndarray:
+        """Per value, True where "(raises risk)" (``raises``) or "(lowers risk)" after this
+        feature's sentence contradicts the sentence itself: "Survey score up 3 points since the
+        previous survey (raises risk)", "Usage ... fell 6% ... (lowers risk)", "Complaints in
+        the last 90 days: 0 (raises risk)". The model may mean it (against its reference
+        account, through what the feature interacts with), but a manager reads it as an
+        error. Signed changes read by the sign they are said with (a change said "did not
+        change" reads neither way); counts, money and shares only at zero; other units and
+        features without ``risk_rises_when`` never read backwards."""
+        v = np.asarray(values, float)
+        out = np.zeros(v.shape, bool)
+        if not self.risk_rises_when:
+            return out
+        worse_up = self.risk_rises_when == "higher"
+        if self.unit in _SIGNED_UNITS:
+            said = np.round(v * _SIGNED_UNITS[self.unit], 0 if self.unit != "points" else 1)
+            worse = said > 0 if worse_up else said < 0
+            better = said < 0 if worse_up else said > 0
+            out = (better & raises) | (worse & ~raises)
+        elif self.unit in ("count", "currency", "share"):
+            zero = np.round(v, 6) == 0  # the best value when risk rises with it, else the worst
+            out = zero & (raises if worse_up else ~raises)
+        return out & np.isfinite(v)
+
     def available(self, history: History) -> bool:
         """True when the data has this feature's table and every column it needs."""
         tables = history.tables()
@@ -236,6 +274,7 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             templates=(f"Orders in the last {w} days: {{value}}",),
             high_means="buys often",
             low_means="few or no recent orders",
+            risk_rises_when="lower",
         ),
         FeatureSpec(
             f"spend_{w}d",
@@ -246,6 +285,7 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             templates=(f"Spend in the last {w} days: {{value}}",),
             high_means="spends a lot",
             low_means="little recent spend",
+            risk_rises_when="lower",
         ),
     )
 
@@ -380,6 +420,7 @@ _ORDER_SPECS_TAIL = (
         templates=("Orders in the last 90 days {value} versus the 90 days before",),
         high_means="ordering more than before",
         low_means="ordering less than before",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "spend_trend_90d",
@@ -390,6 +431,7 @@ _ORDER_SPECS_TAIL = (
         templates=("Spend in the last 90 days {value} versus the 90 days before",),
         high_means="spending more than before",
         low_means="spending less than before",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "spend_slope_12m",
@@ -403,6 +445,7 @@ _ORDER_SPECS_TAIL = (
         missing="No positive spend in the last year: no spend trend",
         high_means="spend growing through the year",
         low_means="spend shrinking through the year",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "products_365d",
@@ -428,6 +471,7 @@ _ORDER_SPECS_TAIL = (
         ),
         high_means="product range widening",
         low_means="product range narrowing",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "aov_365d",
@@ -450,6 +494,7 @@ _ORDER_SPECS_TAIL = (
         missing="No orders in one of the last two years: no order-value comparison",
         high_means="orders getting larger",
         low_means="orders getting smaller",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "tenure_days",
@@ -578,6 +623,7 @@ _OTHER_SPECS = (
         low_means="little product use",
         missing="No product usage on record",
         absent_with="usage_recency_days",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "usage_trend_90d",
@@ -590,6 +636,7 @@ _OTHER_SPECS = (
         low_means="usage falling",
         missing="No product usage on record",
         absent_with="usage_recency_days",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "usage_recency_days",
@@ -597,7 +644,7 @@ _OTHER_SPECS = (
         "Days since the last day with any usage (count > 0)",
         "days",
         "usage",
-        templates=("No product usage for {value}",),
+        templates=("Product last used {value} ago",),
         missing="No product usage on record",
         high_means="product not used lately",
         low_means="product used recently",
@@ -613,6 +660,7 @@ _OTHER_SPECS = (
         low_means="rarely uses the product",
         missing="No product usage on record",
         absent_with="usage_recency_days",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "usage_yoy_90d",
@@ -628,6 +676,7 @@ _OTHER_SPECS = (
         low_means="usage falling",
         missing="Less than 15 months of product usage: no year to compare with",
         model=False,
+        risk_rises_when="lower",
     ),
     # -- tickets --------------------------------------------------------------------------
     FeatureSpec(
@@ -660,6 +709,7 @@ _OTHER_SPECS = (
         templates=("Complaints in the last 90 days: {value}",),
         high_means="recent complaints",
         low_means="no recent complaints",
+        risk_rises_when="higher",
     ),
     FeatureSpec(
         "complaints_365d",
@@ -671,6 +721,7 @@ _OTHER_SPECS = (
         templates=("Complaints in the last 365 days: {value}",),
         high_means="complaints this year",
         low_means="no complaints this year",
+        risk_rises_when="higher",
     ),
     FeatureSpec(
         "complaints_per_order_365d",
@@ -728,6 +779,7 @@ _OTHER_SPECS = (
         templates=("Open critical complaints: {value}",),
         high_means="an unresolved critical complaint",
         low_means="no open critical complaint",
+        risk_rises_when="higher",
     ),
     FeatureSpec(
         "resolve_days_mean_365d",
@@ -766,6 +818,7 @@ _OTHER_SPECS = (
         missing="Fewer than two surveys: no change",
         high_means="satisfaction improving",
         low_means="satisfaction falling",
+        risk_rises_when="lower",
     ),
     FeatureSpec(
         "survey_recency_days",

@@ -20,6 +20,16 @@ moving the risk the same way carries at least one probability point: "Region: Po
 true to the model and useless to a manager. An account whose risk rose from the reference
 leads with what raised it; once the lights are set a red or yellow account never leads with
 what lowers its risk while a shown reason raises it (:func:`lead_flagged_with_what_raised`).
+A contract date still to come ("Contract ends in 42 days") is when, not why: under a contract
+churn label it is most of every renewal's risk and the action already says it, so it gives
+the lead to behaviour moving the risk the same way by a point, as a static fact does.
+
+A reason never says the opposite of its own words: a group is said through the member that
+pushes hardest the way the group moves the risk, preferring one whose sentence agrees with
+that way (the catalog's ``risk_rises_when``: not "Survey score up 3 points (raises risk)" nor
+"Usage ... fell 6% (lowers risk)", which the model can mean against its reference account
+but a manager reads as an error); a group with no such member goes after every other group,
+and a clause that would read against the direction is left out of the sentence.
 """
 
 from __future__ import annotations
@@ -184,12 +194,21 @@ def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
 
 
 def _describe_rows(
-    X: pd.DataFrame, rows: np.ndarray, lead: np.ndarray, feats: list[str], currency: str = ""
+    X: pd.DataFrame,
+    rows: np.ndarray,
+    lead: np.ndarray,
+    feats: list[str],
+    currency: str = "",
+    raises: np.ndarray | None = None,
 ) -> list[str]:
     """``catalog.get(feats[lead[i]]).describe(...)`` for row ``rows[i]`` of ``X``, for every i.
 
     The same sentences as describing each row from its full record, built per lead feature
     from just the columns its templates read, and once per distinct set of those values.
+    ``raises`` (per i: the sentence is followed by "(raises risk)", else "(lowers risk)"):
+    a clause of another feature that would read against it is left out, so the template
+    without it is used ("Latest survey score 6 (raises risk)", not "Latest survey score 6,
+    up 3 points (raises risk)").
     """
     out: list[str] = [""] * len(rows)
     for j in np.unique(lead):
@@ -198,6 +217,10 @@ def _describe_rows(
         others = [f for f in _template_fields(spec) if f in X.columns]
         sub = X.iloc[rows[where]]
         columns = [sub[feats[j]].tolist(), *(sub[f].tolist() for f in others)]
+        if raises is not None:
+            for k, f in enumerate(others, start=1):
+                against = _reads_backwards(sub[[f]], [f], raises[where][:, None])[:, 0]
+                columns[k] = [np.nan if a else v for a, v in zip(against, columns[k], strict=True)]
         memo: dict[tuple[str, ...], str] = {}
         for i, values in zip(where, zip(*columns, strict=True), strict=True):
             key = tuple(map(repr, values))  # exact: tells -0.0 from 0.0, 1 from 1.0
@@ -261,6 +284,49 @@ def _static_groups(
     return np.array([n in STATIC_FEATURES for n in names])[None, :] | missing[every[:, None], leads]
 
 
+# added to a group's sort key to put it after every group that can be said (sizes are
+# probability points, below 1)
+_UNSAID = 10.0
+
+
+def _reads_backwards(raw: pd.DataFrame, feats: list[str], raises: np.ndarray) -> np.ndarray:
+    """Per row and feature (n x f), whether the feature's sentence followed by "(raises
+    risk)" (``raises``) or "(lowers risk)" contradicts itself
+    (:meth:`ka_ml.features.catalog.FeatureSpec.reads_backwards`). A value said as its table's
+    absence ("No product usage on record") is a fact, never backwards."""
+    out = np.zeros(raises.shape, bool)
+    for j, f in enumerate(feats):
+        try:
+            spec = catalog.get(f)
+        except KeyError:
+            continue
+        if not spec.risk_rises_when or f not in raw:
+            continue
+        values = pd.to_numeric(raw[f], errors="coerce").to_numpy(float)
+        out[:, j] = spec.reads_backwards(values, raises[:, j])
+        if spec.absent_with and spec.absent_with in raw:
+            out[:, j] &= raw[spec.absent_with].notna().to_numpy()
+    return out
+
+
+def _calendar_groups(
+    raw: pd.DataFrame, feats: list[str], names: list[str], leads: np.ndarray
+) -> np.ndarray:
+    """Which reason groups say when rather than why (n x groups): the contract group said
+    through a contract that has not ended ("Contract ends in 12 days"). Under a contract
+    churn label that date is the largest part of every renewal's risk, and the action says
+    it already ("Renewal due in 12 days: ..."); what makes this renewal risky (usage, a
+    survey, complaints) then leads. A lapsed contract is news and stays a reason like any
+    other."""
+    out = np.zeros((len(raw), len(names)), bool)
+    if "contract" not in names or "contract_days_to_end" not in feats:
+        return out
+    g = names.index("contract")
+    said = np.asarray(feats, dtype=object)[leads[:, g]] == "contract_days_to_end"
+    out[:, g] = said & (float_column(raw, "contract_days_to_end") >= 0)
+    return out
+
+
 def _absent_with(feature: str) -> str:
     """The catalog's ``absent_with`` of ``feature`` ('' for a feature outside the catalog)."""
     try:
@@ -291,12 +357,20 @@ def top_reasons(
     feats = model.features_
     names, gidx = _group_index(feats)
     gsum = _group_sums(contrib, gidx, len(names))
-    leads = _group_leads(np.abs(contrib), gidx, len(names))
     raw = X.reset_index(drop=True)
     every = np.arange(len(X))
+    # Each group is said through the member pushing hardest the way the group moves the
+    # risk, one whose sentence does not contradict that way if it has one; a group whose
+    # every member would ("Survey score up 3 points (raises risk)") goes after the others.
+    raises = gsum[:, gidx] > 0
+    backwards = _reads_backwards(raw, feats, raises)
+    push = np.where(raises, contrib, -contrib) - backwards * _UNSAID
+    leads = _group_leads(push, gidx, len(names))
+    unsaid = backwards[every[:, None], leads]
     static = _static_groups(raw, feats, names, leads, recent_lapse_days)
+    calendar = _calendar_groups(raw, feats, names, leads)
     strength = np.abs(gsum)
-    order = np.argsort(-strength, axis=1, kind="stable")
+    order = np.argsort(unsaid * _UNSAID - strength, axis=1, kind="stable")
     # The lead, in this order of preference: the strongest behavioural reason that moves
     # the risk by a point the way the account's risk moved from the reference (the
     # contributions' sum); else the strongest fact moving it that way by a point ("No
@@ -309,8 +383,9 @@ def top_reasons(
     total = gsum.sum(axis=1)
     moved = np.sign(gsum) == np.sign(total)[:, None]
     if len(names):
-        best = _preferred(strength, moved, static, BEHAVIOURAL_POINTS)
-        lead = np.where((total > 0) | static[every, order[:, 0]], best, order[:, 0])
+        aside = static | calendar  # what never leads while behaviour carries a point
+        best = _preferred(np.where(unsaid, -1.0, strength), moved, aside, BEHAVIOURAL_POINTS)
+        lead = np.where((total > 0) | aside[every, order[:, 0]], best, order[:, 0])
         for i in np.flatnonzero(lead != order[:, 0]):
             row = order[i]
             j = int(np.flatnonzero(row == lead[i])[0])
@@ -328,7 +403,7 @@ def top_reasons(
         lead = leads[every, g]
         value = gsum[every, g]
         direction = np.where(value > 0, "raises risk", "lowers risk").tolist()
-        sentences = _describe_rows(raw, every, lead, feats, currency)
+        sentences = _describe_rows(raw, every, lead, feats, currency, raises=value > 0)
         out[f"reason_{k + 1}"] = [f"{s} ({d})" for s, d in zip(sentences, direction, strict=True)]
         out[f"reason_{k + 1}_feature"] = [feats[j] for j in lead]
         out[f"reason_{k + 1}_shap"] = value.tolist()
