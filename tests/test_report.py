@@ -409,6 +409,21 @@ def test_a_rising_account_says_what_moved_its_risk(scores: pd.DataFrame) -> None
     )
 
 
+def test_a_card_says_when_its_churn_is_the_contract_ending_not_a_missing_order(
+    scores: pd.DataFrame,
+) -> None:
+    """Read in a subscription portfolio: a card showed "89% churn probability" beside "Order
+    within 90 days 76%" and did not say the two measure different things (its churn is the
+    contract lapsing unrenewed, however often the account orders)."""
+    df = scores.copy()
+    df["churn_definition"] = "no_order"
+    df.loc[1, "churn_definition"] = "contract"
+    page = html.unescape(render_report(df, make_run()))
+    cards = re.findall(r'<article class="card.*?</article>', page, flags=re.S)
+    said = [c for c in cards if "churn probability (the contract ending unrenewed)" in c]
+    assert len(said) == 1 and "Borealis AG 1" in said[0]
+
+
 def test_open_ended_dates_render_as_open_ended(report: str) -> None:
     card = report.split("<h3>KA-0003</h3>")[1].split("</article>")[0]
     assert "<b>open-ended</b>" in card

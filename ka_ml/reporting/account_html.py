@@ -369,6 +369,7 @@ def _card_figures(c: _Columns) -> list[str]:
         '<div class="fig"><div><b>',
         c.fmt("p", fmt_pct),
         "</b><span>churn probability",
+        _when(c.flag("by_contract"), " (the contract ending unrenewed)"),
         vs,
         "</span></div>",
         _when(_lapsed(c), lapsed, active),

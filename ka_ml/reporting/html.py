@@ -150,6 +150,9 @@ def _account_columns(s: pd.DataFrame) -> pd.DataFrame:
             "lifecycle": text_col(s, "lifecycle"),
             "lifecycle_reason": text_col(s, "lifecycle_reason"),
             "low_conf": flag_col(s, "low_confidence"),
+            # its churn is its contract ending unrenewed, not a missing order: the card says
+            # so beside "Order within 90 days", which then need not add up with it
+            "by_contract": text_col(s, "churn_definition").eq("contract"),
             "expected_rev": num_col(s, "expected_revenue_12m"),
             "win_back": num_col(s, "win_back_value"),
         }
