@@ -106,3 +106,31 @@ def test_a_moved_models_folder_without_its_files_says_where_they_were_and_the_fi
     assert "was moved or copied since it was trained there" in text
     assert f"move the models folder back to {old.resolve()}" in err.value.remedy
     assert "retrain in the new place" in err.value.remedy
+
+
+def test_training_into_a_copied_or_moved_models_folder_is_refused_before_writing(
+    tmp_path: Path, mlflow_state: None
+) -> None:
+    """User test: a retrain into a copy of the production models folder wrote its model
+    files into the original (the store keeps the experiment's artifact folder as an
+    absolute path); once they were moved aside, neither store could load them."""
+    import pytest
+
+    from ka_ml.errors import KaMlError
+
+    cfg, _, _, old = _moved_store(tmp_path)
+    client = registry.connect(cfg)
+    with pytest.raises(KaMlError) as err:
+        registry.check_writes_here(client, cfg)
+    text, fix = str(err.value), err.value.remedy
+    assert f"keeps the model files of its experiment '{cfg.mlflow.experiment}' in " in text
+    assert str(old.resolve() / "artifacts") in text and "nothing was written" in text
+    assert "a new, empty folder" in fix and "mlflow.experiment to a new name" in fix
+    # the fix it names works: a new experiment keeps its files in this folder
+    renamed = cfg.model_copy(
+        update={"mlflow": cfg.mlflow.model_copy(update={"experiment": "ka_ml_here"})}
+    )
+    registry.check_writes_here(registry.connect(renamed), renamed)
+    # and the store trained in place passes
+    fresh = small_config(tmp_path / "c")
+    registry.check_writes_here(registry.connect(fresh), fresh)

@@ -154,6 +154,7 @@ def run_training(
     """
     t0 = time.perf_counter()
     client = registry.connect(cfg)
+    registry.check_writes_here(client, cfg)
     pre = prepare(history, cfg, as_of, progress, engine)
     known, ts, feats, folds = pre.known, pre.ts, pre.feats, pre.folds
     on_trial = trial_printer(progress)

@@ -42,6 +42,11 @@ CHALLENGER = "challenger"
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
+def _embedded_uri(cfg: Config) -> str:
+    """The embedded store: the SQLite file in ``paths.models``."""
+    return f"sqlite:///{(Path(cfg.paths.models) / 'mlflow.db').resolve()}"
+
+
 def tracking_uri(cfg: Config) -> str:
     """``MLFLOW_TRACKING_URI`` when set, else config, else the embedded SQLite store."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
@@ -49,7 +54,7 @@ def tracking_uri(cfg: Config) -> str:
         return env
     if cfg.mlflow.tracking_uri:
         return cfg.mlflow.tracking_uri
-    return f"sqlite:///{(Path(cfg.paths.models) / 'mlflow.db').resolve()}"
+    return _embedded_uri(cfg)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +107,38 @@ def connect(cfg: Config) -> Any:
     with _fail_fast_http(uri):
         mlflow.set_experiment(cfg.mlflow.experiment)
     return client
+
+
+def check_writes_here(client: Any, cfg: Config) -> None:
+    """Refuse a training run whose model files would land outside ``paths.models``.
+
+    MLflow keeps each experiment's artifact folder as an absolute path in the store. A
+    models folder copied elsewhere (a sandbox retrain beside production) keeps the
+    original's path: a user's retrain into the copy wrote its model files into the
+    original folder, and once those were moved aside neither store could load them. Only
+    the embedded store (the SQLite file in ``paths.models``) is checked: a configured
+    server or ``MLFLOW_TRACKING_URI`` keeps its artifacts where its owner put them.
+    """
+    if tracking_uri(cfg) != _embedded_uri(cfg):
+        return
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    location = str(getattr(exp, "artifact_location", "") or "")
+    if not location.startswith("file:"):
+        return
+    folder = Path(cfg.paths.models).resolve()
+    kept = Path(location.removeprefix("file://").removeprefix("file:")).resolve()
+    if kept.is_relative_to(folder):
+        return
+    raise KaMlError(
+        f"The MLflow store in {folder} keeps the model files of its experiment "
+        f"'{cfg.mlflow.experiment}' in {kept}, outside that folder: the models folder was "
+        "copied or moved from there (MLflow records absolute paths). Training here would "
+        f"write the new models into {kept}; nothing was written.",
+        f"to train beside the original, point paths.models at a new, empty folder (a store "
+        f"of its own), or keep this copy and set mlflow.experiment to a new name (its "
+        f"model files then go to {folder / 'artifacts'}); to add to the original store, "
+        f"point paths.models at {kept.parent}.",
+    )
 
 
 # A server store is checked with one try and a short timeout: MLflow's own defaults (7
