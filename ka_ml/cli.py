@@ -661,10 +661,20 @@ def backtest(
         res = run_backtest(h, cfg, day or h.default_as_of, out)
         shown = _console()
         s = res.summary
+        weeks = int(s["weeks"])
         shown.print(
-            f"backtest as of {s['backtest_as_of']}: {s['weeks']} weekly scores, "
-            f"{s['account_weeks']:,} labelled account-weeks -> {res.path}"
+            f"backtest as of {s['backtest_as_of']}: {weeks} weekly "
+            f"{'score' if weeks == 1 else 'scores'}, {s['account_weeks']:,} labelled "
+            f"account-weeks -> {res.path}"
         )
+        if waiting := res.details.get("waiting_weeks"):
+            shown.print(
+                f"  {len(waiting)} later {'week waits' if len(waiting) == 1 else 'weeks wait'} "
+                f"for its {res.details['horizon_days']}-day horizon to pass: the next can be "
+                f"judged from {waiting[0][1]} (ka-ml backtest --as-of {waiting[0][1]} with data "
+                "up to then)",
+                soft_wrap=True,
+            )
         if left_out := res.details.get("left_out_look_back_weeks"):
             shown.print(
                 f"  [yellow]left out[/] {len(left_out)} week(s) scored by a churn model trained "

@@ -387,6 +387,16 @@ class HealthConfig(_Strict):
     critical_complaint_raises: bool = Field(
         True, description="an open critical complaint: at least yellow"
     )
+    seen_before_max_light: Literal["yellow", "green"] | None = Field(
+        None,
+        description="the highest light the churn ranking gives an account judged by its orders "
+        "(churn definition no_order) that is silent for longer than its typical gap and has "
+        "come back from a silence this long before (lifecycle.silence_seen_before times: a "
+        "project buyer between projects, a seasonal buyer off season); overrides still raise "
+        "it. Off (null) by default: it sharpened a distributor's red list (really lost among "
+        "the reds 28% -> 68%) and blunted the demo's (32% -> 29%); train's 'pauses' caution "
+        "names it",
+    )
     rhythm_quiet_min: float | None = Field(
         0.85,
         gt=0.5,

@@ -271,3 +271,19 @@ def test_train_cautions_when_the_churn_label_mostly_marks_pauses() -> None:
     by_contract = labelled.assign(churn_definition="contract")
     assert label_returns(by_contract, cfg) == {}
     assert label_returns(labelled.iloc[60:], cfg) == {}  # 40 old rows left
+
+
+def test_no_row_judged_by_its_contract_no_rule() -> None:
+    """User test: under churn_definition no_order the console still printed the calendar
+    rule's ROC AUC beside the model's, read as a baseline of a label it does not predict."""
+    rows = _rows().assign(churn_definition="no_order")
+    assert calendar_rule_metrics(rows) == {}
+    mixed = rows.assign(churn_definition=["contract", *["no_order"] * 5])
+    assert calendar_rule_metrics(mixed) == {"roc_auc": pytest.approx(7 / 8)}
+
+
+def test_two_figures_said_apart_never_print_equal() -> None:
+    from ka_ml.training.evaluation import _apart
+
+    assert _apart(0.0081, 0.0079) == "0.0081" and _apart(0.0079, 0.0081) == "0.0079"
+    assert _apart(0.012, 0.008) == "0.012"

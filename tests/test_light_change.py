@@ -157,6 +157,34 @@ def test_a_light_raised_by_an_override_says_the_rule_not_the_ranking() -> None:
     )
 
 
+def test_a_light_a_rhythm_rule_set_says_that_rule_not_the_ranking() -> None:
+    """Read in a distributor's digest (user test): a healthy project buyer, green by the
+    rhythm rule, read "Now green although its risk rose 34 pts to 90%: below the red and
+    yellow shares, because 2 accounts ranked below it last week are now riskier". The same
+    holds for an account quiet as before, at most yellow."""
+    from ka_ml.scoring.health import rhythm_quiet_why, seen_before_why
+
+    cfg = HealthConfig()
+    quiet = rhythm_quiet_why(np.array([0.9]), np.array([0.88]), np.array([130.0]), 90)[0]
+    capped = (
+        "yellow, not red: churn probability 80%: among the 10% highest churn probability; "
+        "but " + seen_before_why(np.array([113.0]), np.array([9.0]), np.array([3.0]))[0]
+    )
+    prev = _week(["A", "B", "C"], ["yellow", "red", "green"], [0.56, 0.7, 0.1], ["active"] * 3)
+    now = _week(["A", "B", "C"], ["green", "yellow", "green"], [0.9, 0.8, 0.1], ["active"] * 3)
+    now = now.assign(light_reason=[quiet, capped, "churn probability 10%: not among ..."])
+    got = light_moved_alone(now, prev.set_index("account_id"), "churn_probability", cfg)
+    assert got[0] == (
+        f"Now green although its risk rose 34 pts to 90%; the light changed by the light "
+        f"rule, not the risk: {quiet}."
+    )
+    assert got[1].startswith("Now yellow although its risk rose 10 pts to 80%; the light ")
+    assert got[1].endswith(
+        "come back from a silence this long 3 times before (no order for 113 days; typical gap 9 days)."
+    )
+    assert "ranked below it" not in got[0] + got[1]
+
+
 def test_the_scorer_keeps_last_weeks_lifecycle_and_rewrites_the_texts() -> None:
     cfg = HealthConfig()
     prev = pd.DataFrame(

@@ -434,6 +434,21 @@ def beyond_data(
     return judged, left_out, why
 
 
+def waiting_weeks(
+    score_dates: pd.Series, as_of: pd.Timestamp, horizon_days: int
+) -> list[list[str]]:
+    """The stored scoring dates whose churn window has not closed by ``as_of``, each with
+    the first backtest date that can judge it ([date, from], oldest first): a user read "1
+    weekly scores" and wondered where the other eleven were."""
+    horizon = pd.Timedelta(days=horizon_days)
+    dates = sorted({pd.Timestamp(d) for d in pd.to_datetime(score_dates)})
+    return [
+        [str(d.date()), str((d + horizon).date())]
+        for d in dates
+        if d + horizon > pd.Timestamp(as_of)
+    ]
+
+
 def compute_backtest(
     history: History, scores: pd.DataFrame, cfg: Config, as_of: pd.Timestamp
 ) -> dict[str, Any]:
@@ -499,6 +514,8 @@ def compute_backtest(
             "weeks": [str(d.date()) for d in weeks],
             "left_out_beyond_data_weeks": [str(d.date()) for d in past_data],
             "left_out_beyond_data_reason": why,
+            # stored weeks whose horizon has not passed: (date, first day it can be judged)
+            "waiting_weeks": waiting_weeks(scores["as_of"], as_of, horizon),
             "population": "at-risk accounts" if cfg.labels.at_risk_only else "all scored accounts",
             "metrics": metrics,
             "reliability": reliability.to_dict("records"),

@@ -90,6 +90,11 @@ def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str
         "its churn probability"
         if cfg.rhythm_quiet_min is not None
         else ""
+    ) + (
+        f"; one silent for longer than its typical gap that has come back from a silence "
+        f"this long before is at most {cfg.seen_before_max_light}"
+        if cfg.seen_before_max_light is not None
+        else ""
     )
     if cfg.mode == "threshold":
         return (
@@ -117,6 +122,8 @@ def assign_lights(
     overdue_why: np.ndarray | None = None,
     quiet: np.ndarray | None = None,
     quiet_why: np.ndarray | None = None,
+    seen_before: np.ndarray | None = None,
+    seen_before_why: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lights, reasons) for probabilities ``p`` given last week's lights ``prev``.
 
@@ -128,6 +135,11 @@ def assign_lights(
     course (:func:`rhythm_quiet`): their probability lights nothing (they rank last, keep no
     light by hysteresis, and stay green unless an override raises them), ``quiet_why`` says
     so in words.
+    ``seen_before``: accounts quiet as they have been before (:func:`ka_ml.scoring.lifecycle.
+    quiet_as_before`, judged by their orders): their ranking and hysteresis light them at
+    most ``health.seen_before_max_light``; the slots they leave in red are not refilled (red
+    is the riskiest accounts, up to its share). ``seen_before_why``: per account, the
+    silence and its precedents in words, added to the reason.
     """
     p = np.asarray(p, float)
     n = len(p)
@@ -174,6 +186,19 @@ def assign_lights(
                 "light does not flip back and forth on a small change"
                 for x in p[mask]
             ]
+    if seen_before is not None and cfg.seen_before_max_light is not None:
+        top = ORDER[cfg.seen_before_max_light]
+        cut = np.asarray(seen_before, bool) & ok & ~calm & (level > top)
+        why = (
+            np.full(n, "it has come back from a silence this long before", dtype=object)
+            if seen_before_why is None
+            else np.asarray(seen_before_why, dtype=object)
+        )
+        reason[cut] = [
+            f"{NAMES[top]}, not {NAMES[lv]}: {r}; but {w}"
+            for lv, r, w in zip(level[cut], reason[cut], why[cut], strict=True)
+        ]
+        level[cut] = top
     if calm.any():
         reason[calm] = (
             [
@@ -215,6 +240,20 @@ def rhythm_quiet(chance: np.ndarray, judged_by_orders: np.ndarray, cfg: HealthCo
         return np.zeros(len(c), bool)
     by_orders = np.asarray(judged_by_orders, bool)
     return by_orders & np.isfinite(c) & (c >= cfg.rhythm_quiet_min)
+
+
+def seen_before_why(silence: np.ndarray, gap: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Why an account quiet as before is not red, in a manager's words: "it has come back
+    from a silence this long 3 times before (no order for 113 days; typical gap 9 days)"."""
+    return np.array(
+        [
+            f"it has come back from a silence this long {k:.0f} "
+            f"{'time' if k == 1 else 'times'} before (no order for {n_days(r)}; typical gap "
+            f"{n_days(g)})"
+            for r, g, k in zip(silence, gap, times, strict=True)
+        ],
+        dtype=object,
+    )
 
 
 def rhythm_quiet_why(

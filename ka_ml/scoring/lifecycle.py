@@ -66,6 +66,17 @@ def silence_seen_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     return np.isfinite(k) & (k >= need)
 
 
+def quiet_as_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """Rows silent for longer than their typical gap (``gap_median_days``) that have come
+    back from a silence this long before (:func:`silence_seen_before`): a project buyer
+    between projects, a seasonal buyer off season. Their churn probability says, rightly,
+    that no order may come within the horizon; red says "slipping", which their history
+    does not (``health.seen_before_max_light``). A short silence is no part of such a red
+    (an account that ordered last week and is red for its complaints): not these rows."""
+    recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
+    return silence_seen_before(X, cfg) & np.isfinite(gap) & (recency > gap)
+
+
 def stopped_ordering(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     """Rows silent longer than the horizon and over ``scorecard.rhythm_red`` typical gaps:
     accounts that have stopped ordering, whatever their contract says."""

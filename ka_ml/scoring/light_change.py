@@ -35,8 +35,11 @@ FIRST_ORDER = "First scored this week: its first order on record came since last
 NOT_SCORED = "Not scored last week (no recent order or running contract then)."
 NO_LIGHT = "No light last week."  # last week's state unknown (an older score history)
 ORDER = {"green": 0, "yellow": 1, "red": 2}
-# light reasons (ka_ml.scoring.health) that are not the ranking: an override, hysteresis
-BY_RULE = ("raised to yellow", "stays ")
+# light reasons (ka_ml.scoring.health) that are not the ranking: an override, hysteresis,
+# the cap of an account quiet as before ("yellow, not red: ..."), and (below) the rhythm rule
+BY_RULE = ("raised to yellow", "stays ", "yellow, not red", "green, not red", "green, not yellow")
+# the rhythm rule's reasons (health.rhythm_quiet_why and assign_lights' own wording)
+QUIET = ("long quiet spells are its usual rhythm", "a quiet spell is this account's usual rhythm")
 # a risk move smaller than this (half a point) is no move: "Risk unchanged", the weekly
 # change's own threshold (explain.MATERIAL_POINTS)
 UNCHANGED = MATERIAL_POINTS
@@ -224,7 +227,10 @@ def light_moved_alone(
             pts = f"{abs(p[i] - p_prev[i]) * 100:.0f} pt{'s' if abs(p[i] - p_prev[i]) >= 0.015 else ''}"
             head = f"Now {light} although its risk {'fell' if up else 'rose'} {pts} to {p[i]:.0%}"
             risk = head
-        if rule[i].startswith(BY_RULE):  # an override or the hysteresis band, not the ranking
+        # an override, the hysteresis band or a rhythm rule, not the ranking: a healthy
+        # project buyer read "Now green although its risk rose 34 pts to 90%: below the red
+        # and yellow shares, because 2 accounts ranked below it last week are now riskier"
+        if rule[i].startswith(BY_RULE) or any(q in rule[i] for q in QUIET):
             texts[i] = f"{risk}; the light changed by the light rule, not the risk: {rule[i]}."
         else:
             me_prev, me_now = float(ids.map(prev[rank]).iloc[i]), float(out[rank].iloc[i])

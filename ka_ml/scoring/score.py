@@ -34,12 +34,14 @@ from ka_ml.scoring.health import (
     renewal_due,
     rhythm_quiet,
     rhythm_quiet_why,
+    seen_before_why,
 )
 from ka_ml.scoring.lifecycle import (
     churn_definitions,
     expected_revenue,
     float_column,
     lifecycle_states,
+    quiet_as_before,
     silence_seen_before,
     stopped_ordering,
     win_back_chance,
@@ -463,6 +465,8 @@ def light_columns(
         overdue_why=why,
         quiet=quiet,
         quiet_why=rhythm_quiet_why(p, chance, recency, cfg.labels.horizon_days),
+        seen_before=quiet_as_before(X, cfg) & by_orders,
+        seen_before_why=seen_before_why(recency, gap, float_column(X, "gaps_longer_than_silence")),
     )
     health = np.asarray(lights, dtype=object)
     health[lapsed] = None  # no light: lost already

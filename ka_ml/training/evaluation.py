@@ -36,6 +36,7 @@ from ka_ml.scoring.lifecycle import (
     buying_cycle_days,
     float_column,
     lifecycle_states,
+    quiet_as_before,
     silent_under_contract,
 )
 from ka_ml.training.churn import bgnbd_within_column
@@ -92,9 +93,16 @@ def calendar_rule_scores(test: pd.DataFrame) -> np.ndarray | None:
 
 def calendar_rule_metrics(test: pd.DataFrame) -> dict[str, float]:
     """ROC AUC of :func:`calendar_rule_scores` on the pooled out-of-time rows; empty
-    when there is no contract calendar."""
+    when there is no contract calendar, or when no row's churn is its contract's lapse
+    (``labels.churn_definition: no_order``: a user read the calendar rule's line as a
+    baseline of a label that has none)."""
     score = calendar_rule_scores(test)
-    if score is None:
+    by_contract = (
+        test["churn_definition"].astype(object).eq("contract").any()
+        if "churn_definition" in test
+        else True
+    )
+    if score is None or not by_contract:
         return {}
     return {"roc_auc": M.roc_auc(test["churn"].to_numpy(float), score)}
 
@@ -199,12 +207,13 @@ def cautions(
             f"no order within {cfg.labels.horizon_days} days (on snapshots the data follows "
             f"long enough) ordered again within {cfg.mlflow.label_return_days} days after "
             "their window: on this data the label marks pauses more often than losses "
-            "(annual, seasonal or project buyers), and the figures below say how well a "
+            "(annual, seasonal or project buyers), and the figures here say how well a "
             f"{cfg.labels.horizon_days}-day silence is foreseen, not a loss. If those "
             "customers are not lost, judge churn by contracts "
             "(labels.churn_definition), over a longer horizon (labels.horizon_days), or keep "
             "buyers quiet by their own rhythm out of red (health.rhythm_quiet_min; "
-            "mlflow.max_label_return_share)"
+            "health.seen_before_max_light for those that came back from such silences "
+            "before; mlflow.max_label_return_share)"
         )
     h = cfg.health
     top = lights.get("lit_max_probability", float("nan"))
@@ -228,16 +237,23 @@ def cautions(
         )
     if expected.get("population_differs"):
         gap = float(expected["pooled_minus_expected"])
+        err = float(expected.get("origin_abs_error", float("nan")))
         out["population"] = (
             f"the {int(expected['accounts']):,} accounts scored now are unlike the test "
             f"origins': on them the model expects ROC AUC {expected['roc_auc']:.3f}, "
-            f"{abs(gap):.3f} {'below' if gap > 0 else 'above'} the pooled "
+            f"{_apart(abs(gap), err)} {'below' if gap > 0 else 'above'} the pooled "
             f"{pooled['roc_auc']:.3f}, more than that estimate erred on the origins "
-            f"({expected.get('origin_abs_error', float('nan')):.3f}) and than the pooled "
+            f"({_apart(err, abs(gap))}) and than the pooled "
             f"figure's interval: the pooled figures, and the promotion resting on them, may "
             f"{'overstate' if gap > 0 else 'understate'} what the scores achieve"
         )
     return out
+
+
+def _apart(x: float, other: float) -> str:
+    """``x`` with 3 decimals, or 4 where 3 would print it equal to ``other`` ("0.008
+    below ..., more than that estimate erred (0.008)" was read as a contradiction)."""
+    return f"{x:.4f}" if f"{x:.3f}" == f"{other:.3f}" else f"{x:.3f}"
 
 
 MIN_RETURN_ROWS = 50  # fewer churn-labelled rows followed that long: no share worth saying
@@ -384,9 +400,12 @@ def origin_lights(
         else np.ones(len(test), bool)
     )
     quiet = rhythm_quiet(float_column(test, "rhythm_quiet_chance"), by_orders, cfg.health)
+    seen = quiet_as_before(test, cfg) & by_orders
     light = np.full(len(test), "", dtype=object)
     for idx in test.groupby("as_of").indices.values():
-        light[idx], _ = assign_lights(p[idx], None, cfg.health, eligible=lit[idx], quiet=quiet[idx])
+        light[idx], _ = assign_lights(
+            p[idx], None, cfg.health, eligible=lit[idx], quiet=quiet[idx], seen_before=seen[idx]
+        )
     out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
     out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
     out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")
