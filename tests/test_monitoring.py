@@ -537,9 +537,7 @@ def test_an_open_ended_window_is_no_interval_hit_and_is_counted_apart() -> None:
     assert (flat["interval_n"], flat["interval_windows"], flat["interval_open"]) == (2, 5, 3)
 
 
-def test_weeks_still_waiting_for_their_horizon_are_listed_with_the_day_they_can_be_judged() -> (
-    None
-):
+def test_weeks_still_waiting_for_their_horizon_are_listed_with_the_day_they_can_be_judged() -> None:
     """User test: `ka-ml backtest` said "1 weekly scores" after twelve weekly runs, without a
     word on the eleven whose 90-day horizon had not passed."""
     from ka_ml.monitoring.backtest import waiting_weeks
