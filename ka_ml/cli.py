@@ -357,7 +357,8 @@ def train(
     """Tune, train, evaluate (out of time, against baselines), track and register both models."""
 
     def go() -> None:
-        from ka_ml.jobs.data import check_as_of
+        from ka_ml.data.history import History
+        from ka_ml.jobs.data import check_as_of, orders_behind_feeds_of
         from ka_ml.jobs.train import run_training
         from ka_ml.reporting.console import print_train_report
 
@@ -366,6 +367,9 @@ def train(
         h = _load(cfg, data, day)  # training runs here; --engine spark builds the snapshots
         when = day or h.default_as_of
         check_as_of(h, when, cfg, explicit=day is not None, today=_today(), what="training")
+        if day is None and isinstance(h, History):
+            for text in orders_behind_feeds_of(h, "training"):
+                log.warning(text)
         report = run_training(h, cfg, when, log.info, engine)
         print_train_report(report, _console())
 

@@ -289,6 +289,46 @@ def test_a_late_orders_export_is_warned_about_before_the_28_days() -> None:
     )
 
 
+def test_an_orders_export_ending_weeks_before_the_other_feeds_is_warned_about() -> None:
+    """User test: an export whose orders stopped a month early (tickets to 2026-11-30,
+    orders to 2026-10-31) was validated, trained and scored as of 2026-11-01 without a
+    word: a date taken from the data left November out."""
+    from ka_ml.jobs.data import date_warnings, orders_behind_feeds_of
+
+    h = _orders_to("2026-10-31", [])
+    tickets = pd.DataFrame(
+        {
+            "account_id": "A1",
+            "opened_at": pd.date_range(end="2026-11-30", periods=40, freq="2D"),
+        }
+    )
+    short = replace(h, tickets=tickets)
+    (said,) = orders_behind_feeds_of(short, "training")
+    assert said.startswith(
+        "the orders end on 2026-10-31, but the tickets run to 2026-11-30, 30 days later: "
+        "longer than any silence between order days over their last 90 days (1 day). Is the "
+        "orders export missing its last weeks? A training date taken from the data "
+        "(2026-11-01, the day after the newest order) leaves the later tickets out"
+    )
+    assert said.endswith("Fix: export the orders up to date, or pass --as-of to choose the date")
+    today = pd.Timestamp("2026-12-01")
+    assert any("missing its last weeks" in w for w in date_warnings(short, Config(), today))
+    as_of = pd.Timestamp("2026-11-01")
+    assert any(
+        "missing its last weeks" in w
+        for w in check_scoring_date(short, as_of, Config(), explicit=False, today=as_of)
+    )
+    # an explicit date is the user's choice; a feed a silence ahead is no alarm
+    assert not any(
+        "missing its last weeks" in w
+        for w in check_scoring_date(short, as_of, Config(), explicit=True, today=as_of)
+    )
+    close = replace(
+        h, tickets=tickets.assign(opened_at=tickets["opened_at"] - pd.Timedelta(days=29))
+    )
+    assert orders_behind_feeds_of(close) == ()
+
+
 def test_too_little_history_for_the_horizon_is_a_clear_model_error(
     trained: Any, demo_dir: Path, tmp_path: Path
 ) -> None:

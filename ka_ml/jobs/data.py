@@ -23,7 +23,7 @@ from ka_ml.data.validate import SIGNED_REMEDY, future_rows_texts
 from ka_ml.demo.world import generate_world, write_world
 from ka_ml.errors import KaMlError
 from ka_ml.features.build import build_features
-from ka_ml.features.catalog import scorer_only
+from ka_ml.features.catalog import n_days, scorer_only
 from ka_ml.io import atomic_write
 from ka_ml.spark.session import check_engine, spark_session
 
@@ -194,6 +194,7 @@ def date_warnings(history: History, cfg: Config, today: pd.Timestamp) -> tuple[s
             f"{lone.text}: score and train, dated by the data, refuse it; correct that date "
             "(a typo in the year or month?) or pass --as-of"
         )
+    out += orders_behind_feeds_of(history, "scoring or training")
     return tuple(out)
 
 
@@ -247,6 +248,50 @@ def late_feeds(
         if lag > usual:
             out.append(LateFeed(table, newest, lag, usual))
     return out
+
+
+def orders_behind_feeds(
+    days: Mapping[str, pd.DatetimeIndex], orders: pd.DatetimeIndex, what: str = "scoring"
+) -> tuple[str, ...]:
+    """A warning per feed (usage, tickets, surveys) whose newest row lies further past the
+    newest order than any silence between order days over their last 90 days: the orders
+    export looks short, and a date taken from the data (the day after the newest order)
+    leaves the feed's later rows out. A user's export whose orders stopped a month early
+    (tickets to 2026-11-30, orders to 2026-10-31) was validated, trained and scored as of
+    2026-11-01 without a word. ``days``: each table's sorted dated days, all of them."""
+    silence = _silence_of(orders)
+    if silence is None or len(orders) == 0:
+        return ()
+    last, out = orders[-1], []
+    for table in FEEDS:
+        d = days.get(table)
+        if d is None or len(d) == 0 or (ahead := (d[-1] - last).days) <= silence:
+            continue
+        out.append(
+            f"the orders end on {last.date()}, but the {table} run to {d[-1].date()}, "
+            f"{ahead} days later: longer than any silence between order days over their last "
+            f"{FEED_LOOKBACK_DAYS} days ({n_days(silence)}). Is the orders export missing its "
+            f"last weeks? A {what} date taken from the data ({(last + pd.Timedelta(days=1)).date()}"
+            f", the day after the newest order) leaves the later {table} out and reads every "
+            "account's recent orders as missing if they are. Fix: export the orders up to date, "
+            "or pass --as-of to choose the date"
+        )
+    return tuple(out)
+
+
+def orders_behind_feeds_of(history: History, what: str = "scoring") -> tuple[str, ...]:
+    """:func:`orders_behind_feeds` of a loaded history."""
+    days = _table_days(history)
+    return orders_behind_feeds(days, days.get("orders", pd.DatetimeIndex([])), what)
+
+
+def _table_days(history: History) -> dict[str, pd.DatetimeIndex]:
+    """Each dated table's sorted days (orders and the feeds), all rows."""
+    return {
+        t: _days(f[EVENT_DATE[t]])
+        for t in ("orders", *FEEDS)
+        if (f := getattr(history, t, None)) is not None and not f.empty
+    }
 
 
 def _days(dates: pd.Series) -> pd.DatetimeIndex:
@@ -335,6 +380,8 @@ def scoring_data_check(
     said = _stale_orders(
         last, as_of, cfg, silence, explicit=explicit, today=today, demo=demo
     ) + _late_feed_texts(late, last, as_of, silence)
+    if not explicit:
+        said += orders_behind_feeds_of(history)
     if late:
         history = replace(history, feed_as_of={f.table: f.read_as_of for f in late})
     return said, history
@@ -369,6 +416,9 @@ def _spark_data_check(
     said = _stale_orders(
         last, as_of, cfg, silence, explicit=explicit, today=today, demo=demo
     ) + _late_feed_texts(late, last, as_of, silence, read_as_of_end=False)
+    if not explicit:
+        every = {t: pd.DatetimeIndex(c.index[c > 0]).sort_values() for t, c in counts.items()}
+        said += orders_behind_feeds(every, every["orders"])
     return said, history
 
 
