@@ -192,9 +192,11 @@ def test_models_lists_every_version_with_aliases_run_and_test_metrics(
         ]),
     ):  # fmt: skip
         row = next(r for r in table_rows(res.output, name) if r[1] == "1")
-        assert row[2] == "champion" and row[4] == run_id  # version 1: the session's training
+        assert row[2] == "champion" and row[5] == run_id  # version 1: the session's training
         assert pd.Timestamp(row[3]).date() <= pd.Timestamp.now(tz="UTC").date()
-        assert row[5] == "  ".join(shown)
+        # what it was trained as of: a user read v1 0.968 beside v2 0.973 as a comparison
+        assert row[4] == str(trained.report.as_of.date())
+        assert row[6] == "  ".join(shown)
     assert "ka-ml promote NAME VERSION" in flat(res.output)
 
 
@@ -749,3 +751,29 @@ def test_without_a_config_file_the_defaults_are_said_and_printed_commands_repeat
         " --engine spark"
     )
     assert _options(None) == ""  # nothing to repeat: no config file was read
+
+
+def test_models_says_versions_trained_as_of_different_dates_are_not_compared() -> None:
+    """User test: `ka-ml models` listed churn v1 (roc_auc 0.968) beside v2 (0.973), trained
+    as of dates three months apart and measured on different test origins, with nothing to
+    say that the two figures do not compare the versions."""
+    import io
+
+    from rich.console import Console
+
+    from ka_ml.config import Config
+    from ka_ml.modeling.registry import VersionInfo
+    from ka_ml.reporting.console import print_models
+
+    def shown(*dates: str) -> str:
+        buf = io.StringIO()
+        versions = [
+            VersionInfo("ka_ml_churn", "churn", str(i + 1), (), None, f"r{i}", {}, d)
+            for i, d in enumerate(dates)
+        ]
+        print_models(versions, Config(), Console(file=buf, width=200))
+        return " ".join(buf.getvalue().split())
+
+    assert "not a comparison" in shown("2026-09-01", "2026-12-01")
+    assert "not a comparison" not in shown("2026-09-01", "2026-09-01")
+    assert "2026-12-01" in shown("2026-09-01", "2026-12-01")

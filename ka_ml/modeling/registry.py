@@ -841,6 +841,7 @@ class VersionInfo:
     created: datetime | None
     run_id: str
     metrics: dict[str, float] = field(default_factory=dict)  # every test_* metric of the run
+    as_of: str = ""  # the date it was trained as of (its run's tag); '' when unknown
 
 
 def key_metrics(kind: str, metrics: dict[str, float], limit: int = 3) -> dict[str, float]:
@@ -884,6 +885,7 @@ def _registered(client: Any, name: str) -> Any | None:
 def list_versions(client: Any, cfg: Config) -> list[VersionInfo]:
     """Every registered version of both configured models, newest first per model."""
     runs: dict[str, dict[str, float]] = {}
+    as_of: dict[str, str] = {}
     out: list[VersionInfo] = []
     for name, kind in model_kinds(cfg).items():
         rm = _registered(client, name)
@@ -896,8 +898,11 @@ def list_versions(client: Any, cfg: Config) -> list[VersionInfo]:
             run_id = str(mv.run_id or "")
             if run_id and run_id not in runs:
                 try:
-                    data = client.get_run(run_id).data.metrics
-                    runs[run_id] = {k: float(v) for k, v in data.items() if k.startswith("test_")}
+                    data = client.get_run(run_id).data
+                    runs[run_id] = {
+                        k: float(v) for k, v in data.metrics.items() if k.startswith("test_")
+                    }
+                    as_of[run_id] = str(data.tags.get("as_of", ""))
                 except MlflowException:  # the run was deleted
                     runs[run_id] = {}
             ts = mv.creation_timestamp
@@ -910,6 +915,7 @@ def list_versions(client: Any, cfg: Config) -> list[VersionInfo]:
                     created=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts else None,
                     run_id=run_id,
                     metrics=runs.get(run_id, {}),
+                    as_of=as_of.get(run_id, ""),
                 )
             )
     return out

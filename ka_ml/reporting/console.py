@@ -348,6 +348,7 @@ def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None
             ", ".join(f"[bold green]{a}[/]" if a == registry.CHAMPION else a for a in v.aliases)
             or "-",
             v.created.strftime("%Y-%m-%d %H:%M") if v.created else "-",
+            v.as_of[:10] or "-",
             v.run_id or "-",
             "  ".join(
                 f"{k} {val:.3f}" for k, val in registry.key_metrics(v.kind, v.metrics).items()
@@ -359,26 +360,36 @@ def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None
     # the name is what `ka-ml promote` takes and the run id the handle to MLflow: copied
     # from the terminal, so never wrapped nor cut. A table whose name and run id columns
     # leave the metrics too little room becomes one block per version.
-    fixed = max(len(r[0]) for r in rows) + max(len(r[4]) for r in rows) + 3 * 7 + 8 + 10 + 16
+    fixed = max(len(r[0]) for r in rows) + max(len(r[5]) for r in rows) + 3 * 8 + 8 + 10 + 16 + 10
     if out.width >= fixed + 24:
         table = Table()
         for header in ("model", "version"):
             table.add_column(header, no_wrap=True)
         table.add_column("aliases")
         table.add_column("created (UTC)")
+        table.add_column("trained as of", no_wrap=True)
         table.add_column("run id", no_wrap=True)
         table.add_column("test metrics", overflow="fold")
         for row in rows:
             table.add_row(*row)
         out.print(table)
     else:
-        for name, version, aliases, created, run_id, metrics in rows:
-            out.print(f"[bold]{name}[/] v{version}  {aliases}  created {created} UTC")
+        for name, version, aliases, created, trained, run_id, metrics in rows:
+            out.print(
+                f"[bold]{name}[/] v{version}  {aliases}  created {created} UTC, trained as of "
+                f"{trained}"
+            )
             out.print(f"  run id {run_id}", no_wrap=True, overflow="ignore", crop=False)
             out.print(f"  test metrics: {metrics}")
     for name in registry.model_kinds(cfg):
         if not any(v.name == name for v in versions):
             out.print(f"no versions of '{name}' yet: train with `ka-ml train`", soft_wrap=True)
+    if len({v.as_of for v in versions if v.as_of}) > 1:  # read as a comparison by a user
+        out.print(
+            "Test metrics of versions trained as of different dates come from different test "
+            "origins: they are each version's own out-of-time estimate, not a comparison.",
+            soft_wrap=True,
+        )
     out.print(
         "`ka-ml score` uses the champions; promote another version by hand with "
         "`ka-ml promote NAME VERSION`.",
