@@ -82,6 +82,27 @@ def test_an_account_silent_past_its_cycle_is_not_lapsed_while_its_contract_is_in
     assert got.loc[2, "lifecycle_reason"] == "contract ended 31 days ago, none running"
 
 
+def test_under_the_no_order_label_a_running_frame_contract_does_not_hold_a_silent_account() -> None:
+    """User test (distributor, churn_definition: no_order): accounts silent 150-226 days
+    under running frame contracts sat 'active' and red at 99.5% week after week, 228 of 275
+    red account-weeks of customers long lost. Where the orders are the relationship, the
+    silence decides; under auto (and contract) a running contract still holds."""
+    X = features(
+        recency_days=[200.0, 200.0, 40.0],
+        gap_median_days=[20.0, 20.0, 20.0],
+        contract_days_to_end=[150.0, -10.0, 150.0],
+        has_active_contract=[1, 0, 1],
+        orders_lifetime=[30.0, 30.0, 30.0],
+        tenure_days=[900.0, 900.0, 900.0],
+    )
+    by_orders = Config(labels={"churn_definition": "no_order"})
+    got = lifecycle_states(X, by_orders)
+    # running contract; in its grace days; not silent long enough
+    assert got["lifecycle"].tolist() == ["lapsed", "lapsed", "active"]
+    assert got.loc[0, "lifecycle_reason"] == "no order for 200 days (typical gap 20 days)"
+    assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["active", "active", "active"]
+
+
 def test_an_account_the_model_expects_back_is_judged_not_written_off() -> None:
     """A quarter of weekly runs wrote off 2,294 account-weeks as lapsed; the 900 the model
     gave a churn probability under 50% ordered again within 90 days 56-74% of the time and

@@ -8,7 +8,10 @@ before it). The states decide what a manager is shown, not what is scored:
   longer than the horizon and longer than ``lapsed_cycle_multiple`` times the account's own
   typical gap. A running contract, or one ended within ``contract_grace_days`` (its renewal
   is the question), keeps an account out of ``lapsed`` however quiet it is:
-  it is still a customer, and its silence is a risk to act on, not a loss to win back. An
+  it is still a customer, and its silence is a risk to act on, not a loss to win back;
+  except under ``labels.churn_definition: no_order``, where the orders are the relationship
+  (frame contracts that do not bind orders) and a silent account lapses as one without a
+  contract would. An
   account that has come back from silences this long before (``silence_seen_before``) is
   not lapsed either: its typical gap may be a season's call-offs a few days apart. An
   account still ordering after its contract ended is a customer buying without one: judged
@@ -145,7 +148,11 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config, p: np.ndarray | None = None) 
     # a contract ended within the grace days: its renewal is the question, not a win-back
     # (a tier-A account went to Win-back on its renewal day, silent 107 days under contract)
     in_grace = ~running & np.isfinite(to_end) & (to_end >= -lc.contract_grace_days)
-    order_lapsed = ~running & ~in_grace & silent & ~silence_seen_before(X, cfg)
+    # under churn_definition no_order the orders are the relationship: a frame contract
+    # still running does not keep a silent account from lapsing (a user's accounts silent
+    # 150-226 days sat red at 99.5% week after week, 228 of 275 red weeks of the long lost)
+    held = (running | in_grace) & (cfg.labels.churn_definition != "no_order")
+    order_lapsed = ~held & silent & ~silence_seen_before(X, cfg)
     floor = lc.lapsed_min_churn_probability
     if p is not None and floor is not None:  # the model expects it back: judged, not lost
         expected_back = np.asarray(p, float) < floor
