@@ -88,19 +88,21 @@ def test_under_the_no_order_label_a_running_frame_contract_does_not_hold_a_silen
     red account-weeks of customers long lost. Where the orders are the relationship, the
     silence decides; under auto (and contract) a running contract still holds."""
     X = features(
-        recency_days=[200.0, 200.0, 40.0],
-        gap_median_days=[20.0, 20.0, 20.0],
-        contract_days_to_end=[150.0, -10.0, 150.0],
-        has_active_contract=[1, 0, 1],
-        orders_lifetime=[30.0, 30.0, 30.0],
-        tenure_days=[900.0, 900.0, 900.0],
+        recency_days=[200.0, 200.0, 40.0, 191.0],
+        gap_median_days=[20.0, 20.0, 20.0, 30.0],
+        contract_days_to_end=[150.0, -10.0, 150.0, 170.0],
+        has_active_contract=[1, 0, 1, 1],
+        orders_lifetime=[30.0, 30.0, 30.0, 3.0],
+        repeat_orders=[29.0, 29.0, 29.0, 1.0],
+        tenure_days=[900.0, 900.0, 900.0, 400.0],
     )
     by_orders = Config(labels={"churn_definition": "no_order"})
     got = lifecycle_states(X, by_orders)
-    # running contract; in its grace days; not silent long enough
-    assert got["lifecycle"].tolist() == ["lapsed", "lapsed", "active"]
+    # running contract; in its grace days; not silent long enough; one gap is no rhythm to
+    # be silent against (an annual subscriber: onboarding invoice, then its year)
+    assert got["lifecycle"].tolist() == ["lapsed", "lapsed", "active", "active"]
     assert got.loc[0, "lifecycle_reason"] == "no order for 200 days (typical gap 20 days)"
-    assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["active", "active", "active"]
+    assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["active"] * 4
 
 
 def test_an_account_the_model_expects_back_is_judged_not_written_off() -> None:

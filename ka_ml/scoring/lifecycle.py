@@ -150,8 +150,12 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config, p: np.ndarray | None = None) 
     in_grace = ~running & np.isfinite(to_end) & (to_end >= -lc.contract_grace_days)
     # under churn_definition no_order the orders are the relationship: a frame contract
     # still running does not keep a silent account from lapsing (a user's accounts silent
-    # 150-226 days sat red at 99.5% week after week, 228 of 275 red weeks of the long lost)
-    held = (running | in_grace) & (cfg.labels.churn_definition != "no_order")
+    # 150-226 days sat red at 99.5% week after week, 228 of 275 red weeks of the long lost),
+    # once it has an order rhythm to be silent against (health.overdue_min_gaps gaps: an
+    # annual subscriber with an onboarding invoice and one renewal has none)
+    rhythm = ~(float_column(X, "repeat_orders") < cfg.health.overdue_min_gaps)
+    by_orders = (cfg.labels.churn_definition == "no_order") & rhythm
+    held = (running | in_grace) & ~by_orders
     order_lapsed = ~held & silent & ~silence_seen_before(X, cfg)
     floor = lc.lapsed_min_churn_probability
     if p is not None and floor is not None:  # the model expects it back: judged, not lost
