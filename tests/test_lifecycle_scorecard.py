@@ -261,6 +261,12 @@ def test_budget_mode_can_rank_by_revenue_at_risk_and_keeps_red_within_hysteresis
     assert (kept[85:] == "red").all() and (kept == "red").sum() == 15
     assert why[85].startswith("stays red")
     assert "10% of active and new accounts" in light_rule(HealthConfig())
+    # the rule says the band, so 15% red under "red = 10%" is explained where it is read
+    assert (
+        "kept while the account stays within 5% of the ranking past its cut, so red can "
+        "run a little over 10%" in light_rule(HealthConfig())
+    )
+    assert "kept while" not in light_rule(HealthConfig(hysteresis=0.0))
 
 
 def test_a_light_held_down_by_a_probability_floor_says_so_not_that_it_ranked_low() -> None:

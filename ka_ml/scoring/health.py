@@ -102,11 +102,18 @@ def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str
             f"{cfg.yellow_threshold:.0%}, green below{quiet}"
         )
     by = "churn probability" if cfg.rank_by == "churn_probability" else "revenue at risk"
+    # a user counted 12.9% red under "red = 10%": last week's lights held within the band
+    held = (
+        f"; a light is kept while the account stays within {cfg.hysteresis:.0%} of the "
+        f"ranking past its cut, so red can run a little over {cfg.red_share:.0%}"
+        if cfg.hysteresis > 0
+        else ""
+    )
     return (
         f"red = the {cfg.red_share:.0%} of {scope} with the highest {by} (never below a "
         f"{cfg.red_min_probability:.0%} churn probability), yellow = the next "
         f"{cfg.yellow_share:.0%} (never below {cfg.yellow_min_probability:.0%}), green = the "
-        f"rest{quiet}"
+        f"rest{held}{quiet}"
     )
 
 
