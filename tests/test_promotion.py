@@ -751,3 +751,55 @@ def test_a_sigterm_whose_exception_python_dropped_still_exits_143() -> None:
     with pytest.raises(typer.Exit) as stopped:
         _run(False, lambda: note_signal(15))  # noted, its exception lost
     assert stopped.value.exit_code == 143
+
+
+def test_a_hand_promotion_says_when_the_two_champions_come_from_different_runs() -> None:
+    """User test: `ka-ml promote` made churn v1 champion beside timing v2 from a later run,
+    and nothing said the pair was mixed or how to pair it again."""
+    from types import SimpleNamespace
+
+    from mlflow.exceptions import MlflowException
+
+    from ka_ml.config import Config
+    from ka_ml.modeling.registry import _pair_note
+
+    cfg = Config()
+    churn, timing = cfg.mlflow.churn_model_name, cfg.mlflow.timing_model_name
+    versions = {
+        churn: [
+            SimpleNamespace(version="1", run_id="r1"),
+            SimpleNamespace(version="2", run_id="r2"),
+        ],
+        timing: [
+            SimpleNamespace(version="1", run_id="r1"),
+            SimpleNamespace(version="2", run_id="r2"),
+        ],
+    }
+    as_of = {"r1": "2026-09-01", "r2": "2026-12-01"}
+
+    class Client:
+        def __init__(self) -> None:
+            self.champion = {timing: versions[timing][1]}
+
+        def get_model_version_by_alias(self, name: str, alias: str) -> object:
+            if name not in self.champion:
+                raise MlflowException("no alias")
+            return self.champion[name]
+
+        def search_model_versions(self, query: str) -> list[object]:
+            return versions[query.split("'")[1]]
+
+        def get_model_version(self, name: str, version: str) -> object:
+            return next(v for v in versions[name] if v.version == version)
+
+        def get_run(self, run_id: str) -> object:
+            return SimpleNamespace(data=SimpleNamespace(tags={"as_of": as_of[run_id]}))
+
+    note = _pair_note(Client(), cfg, churn, versions[churn][0])
+    assert note == (
+        f"the {timing} champion (v2, trained as of 2026-12-01) comes from another training run "
+        f"than {churn} v1 (trained as of 2026-09-01); the scores use both as they are: "
+        f"`ka-ml promote {timing} 1` pairs them again"
+    )
+    assert _pair_note(Client(), cfg, churn, versions[churn][1]) == ""  # the same run
+    assert _pair_note(Client(), cfg, "another_model", versions[churn][0]) == ""

@@ -957,6 +957,9 @@ class ManualPromotion:
     # the version that carried `challenger` before (None: none did): it loses the alias when
     # it is neither the previous champion nor the promoted version
     challenger_before: str | None = None
+    # the other configured model's champion when it comes from another training run, in
+    # words ('' otherwise): a user mixed churn v1 with timing v2 without being told
+    pair_note: str = ""
 
     def moves(self) -> list[str]:
         """Every alias the promotion moved, in words (the champion's first)."""
@@ -1056,7 +1059,37 @@ def promote_by_hand(
     )
     client.set_terminated(run.info.run_id)
     log.info("%s v%s promoted to champion by hand (was %s)", name, target, previous or "none")
-    return ManualPromotion(name, target, previous, run.info.run_id, True, challenger)
+    note = _pair_note(client, cfg, name, mv)
+    return ManualPromotion(name, target, previous, run.info.run_id, True, challenger, note)
+
+
+def _pair_note(client: Any, cfg: Config, name: str, mv: Any) -> str:
+    """Where the other configured model's champion was trained in another run than the
+    version just promoted: both versions with their training dates, and how to pair them
+    again. '' when they share a run, or ``name`` is not one of the configured models."""
+    kinds = model_kinds(cfg)
+    if name not in kinds:
+        return ""
+    other = next((n for n in kinds if n != name), None)
+    partner = champion_version(client, other) if other else None
+    if partner is None or str(partner.run_id) == str(mv.run_id):
+        return ""
+    mine, theirs = (
+        trained_as_of(client, name, str(mv.version)),
+        trained_as_of(client, str(other), str(partner.version)),
+    )
+    same = next(
+        (str(v.version) for v in _versions(client, str(other)) if str(v.run_id) == str(mv.run_id)),
+        None,
+    )
+    return (
+        f"the {other} champion (v{partner.version}"
+        + (f", trained as of {theirs.date()}" if theirs is not None else "")
+        + f") comes from another training run than {name} v{mv.version}"
+        + (f" (trained as of {mine.date()})" if mine is not None else "")
+        + "; the scores use both as they are"
+        + (f": `ka-ml promote {other} {same}` pairs them again" if same is not None else "")
+    )
 
 
 if __name__ == "__main__":

@@ -408,6 +408,8 @@ def print_promotion(done: ManualPromotion, cfg: Config, out: Console) -> None:
         f"Recorded in MLflow as run promote-{done.name}-v{done.version} ({done.run_id}).",
         soft_wrap=True,
     )
+    if done.pair_note:
+        out.print(f"  [yellow]note[/]: {done.pair_note}.", soft_wrap=True)
     if done.name not in registry.model_kinds(cfg):
         out.print(
             f"  [yellow]warning[/]: the config scores "
