@@ -308,7 +308,8 @@ def test_an_orders_export_ending_weeks_before_the_other_feeds_is_warned_about() 
         "the orders end on 2026-10-31, but the tickets run to 2026-11-30, 30 days later: "
         "longer than any silence between order days over their last 90 days (1 day). Is the "
         "orders export missing its last weeks? A training date taken from the data "
-        "(2026-11-01, the day after the newest order) leaves the later tickets out"
+        "(2026-11-01, the day after the newest order) dates the run 30 days back and leaves "
+        "the later tickets out"
     )
     assert said.endswith("Fix: export the orders up to date, or pass --as-of to choose the date")
     today = pd.Timestamp("2026-12-01")

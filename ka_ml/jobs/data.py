@@ -260,7 +260,7 @@ def orders_behind_feeds(
     (tickets to 2026-11-30, orders to 2026-10-31) was validated, trained and scored as of
     2026-11-01 without a word. ``days``: each table's sorted dated days, all of them."""
     silence = _silence_of(orders)
-    if silence is None or len(orders) == 0:
+    if silence is None:  # no orders, or too few days to know their silences
         return ()
     last, out = orders[-1], []
     for table in FEEDS:
@@ -272,9 +272,9 @@ def orders_behind_feeds(
             f"{ahead} days later: longer than any silence between order days over their last "
             f"{FEED_LOOKBACK_DAYS} days ({n_days(silence)}). Is the orders export missing its "
             f"last weeks? A {what} date taken from the data ({(last + pd.Timedelta(days=1)).date()}"
-            f", the day after the newest order) leaves the later {table} out and reads every "
-            "account's recent orders as missing if they are. Fix: export the orders up to date, "
-            "or pass --as-of to choose the date"
+            f", the day after the newest order) dates the run {ahead} days back and leaves the "
+            f"later {table} out. Fix: export the orders up to date, or pass --as-of to choose "
+            "the date"
         )
     return tuple(out)
 
