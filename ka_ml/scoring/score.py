@@ -465,8 +465,16 @@ def light_columns(
         overdue_why=why,
         quiet=quiet,
         quiet_why=rhythm_quiet_why(p, chance, recency, cfg.labels.horizon_days),
-        seen_before=quiet_as_before(X, cfg) & by_orders,
-        seen_before_why=seen_before_why(recency, gap, float_column(X, "gaps_longer_than_silence")),
+        **(
+            {
+                "seen_before": quiet_as_before(X, cfg) & by_orders,
+                "seen_before_why": seen_before_why(
+                    recency, gap, float_column(X, "gaps_longer_than_silence")
+                ),
+            }
+            if cfg.health.seen_before_max_light is not None
+            else {}
+        ),
     )
     health = np.asarray(lights, dtype=object)
     health[lapsed] = None  # no light: lost already
