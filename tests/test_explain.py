@@ -323,7 +323,7 @@ def test_a_missing_value_reason_no_contract_on_record_does_not_lead_either() -> 
 
 def test_a_contract_date_to_come_gives_the_lead_to_what_makes_the_renewal_risky() -> None:
     """Read in a subscription portfolio (contract churn label): reason 1 was "Contract ends
-    in N days" on all 140 red account-weeks of a quarter, beside an action that already
+    in N days" on all 140 red account-weeks of seven weekly runs, beside an action that already
     said "Renewal due in N days", while "Latest survey score 2, down 6 points" or "No
     product usage for 190 days" came second. The date stays a reason; behaviour moving the
     risk the same way by a point leads. Alone, or against a lapse, the date still leads."""
