@@ -218,23 +218,13 @@ class LateFeed:
         return self.newest + pd.Timedelta(days=1)
 
 
-def find_late_feeds(history: History, as_of: pd.Timestamp) -> list[LateFeed]:
-    """The feeds (usage, tickets, surveys) that stopped early: read on a weekly usage
-    export that missed a Sunday, which made 439 accounts' risk rise 10 points or more with
-    only a drift banner to say why."""
-    days = {
-        t: _days(f[EVENT_DATE[t]])
-        for t in FEEDS
-        if (f := getattr(history, t, None)) is not None and not f.empty
-    }
-    return late_feeds(days, history.last_order_date.normalize(), as_of)
-
-
 def late_feeds(
     days: Mapping[str, pd.DatetimeIndex], last_order: pd.Timestamp, as_of: pd.Timestamp
 ) -> list[LateFeed]:
-    """:func:`find_late_feeds` on each feed's dated days (sorted, before the as-of), for
-    either engine."""
+    """The feeds (usage, tickets, surveys) that stopped early, from each table's dated days
+    (sorted; :func:`_table_days`), for either engine: read on a weekly usage export that
+    missed a Sunday, which made 439 accounts' risk rise 10 points or more with only a drift
+    banner to say why."""
     out = []
     for table in FEEDS:
         d = days.get(table)
@@ -251,7 +241,7 @@ def late_feeds(
 
 
 def orders_behind_feeds(
-    days: Mapping[str, pd.DatetimeIndex], orders: pd.DatetimeIndex, what: str = "scoring"
+    days: Mapping[str, pd.DatetimeIndex], what: str = "scoring"
 ) -> tuple[str, ...]:
     """A warning per feed (usage, tickets, surveys) whose newest row lies further past the
     newest order than any silence between order days over their last 90 days: the orders
@@ -259,6 +249,7 @@ def orders_behind_feeds(
     leaves the feed's later rows out. A user's export whose orders stopped a month early
     (tickets to 2026-11-30, orders to 2026-10-31) was validated, trained and scored as of
     2026-11-01 without a word. ``days``: each table's sorted dated days, all of them."""
+    orders = days.get("orders", pd.DatetimeIndex([]))
     silence = _silence_of(orders)
     if silence is None:  # no orders, or too few days to know their silences
         return ()
@@ -281,8 +272,7 @@ def orders_behind_feeds(
 
 def orders_behind_feeds_of(history: History, what: str = "scoring") -> tuple[str, ...]:
     """:func:`orders_behind_feeds` of a loaded history."""
-    days = _table_days(history)
-    return orders_behind_feeds(days, days.get("orders", pd.DatetimeIndex([])), what)
+    return orders_behind_feeds(_table_days(history), what)
 
 
 def _table_days(history: History) -> dict[str, pd.DatetimeIndex]:
@@ -298,14 +288,10 @@ def _days(dates: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(dates.dt.normalize().unique()).sort_values()
 
 
-def _longest_silence(frame: pd.DataFrame, date: str) -> int | None:
-    """The longest run of days without a row over the table's last 90 days (days between
-    consecutive dated days); None when it is not a regular feed (fewer than 8 days)."""
-    return _silence_of(_days(frame[date]))
-
-
 def _silence_of(days: pd.DatetimeIndex) -> int | None:
-    """:func:`_longest_silence` of sorted dated days."""
+    """The longest run of days without a row over a table's last 90 days (days between
+    consecutive dated days, sorted); None when it is not a regular feed (fewer than 8
+    days)."""
     if len(days) == 0:
         return None
     recent = days[days > days[-1] - pd.Timedelta(days=FEED_LOOKBACK_DAYS)]
@@ -323,7 +309,7 @@ def _late_feed_texts(
     read_as_of_end: bool = True,
 ) -> tuple[str, ...]:
     """A warning per late feed, saying how the scorer reads it (``orders_silence``: the
-    orders' own longest silence, :func:`_longest_silence`; ``read_as_of_end``: the local
+    orders' own longest silence, :func:`_silence_of`; ``read_as_of_end``: the local
     engine reads it as of its own end, the Spark engine as it is)."""
     last_order = last_order.normalize()
     # the orders late as well (said in their own warning): not "while orders run to", which
@@ -364,8 +350,9 @@ def scoring_data_check(
     Warnings: the newest order lies ``scoring.stale_data_days`` or more before the scoring
     date, or beyond any silence between order days over the last 90 days (a stale export
     makes every account look that much quieter), or, for a date taken from the data, before
-    ``today`` (the week scored is not this week); and each late feed
-    (:func:`find_late_feeds`). The history scored reads each late feed as of its own end
+    ``today`` (the week scored is not this week); each late feed (:func:`late_feeds`); and,
+    for a date taken from the data, each feed running past the orders
+    (:func:`orders_behind_feeds`). The history scored reads each late feed as of its own end
     (:attr:`History.feed_as_of`): a late usage export made every account look 11 days
     quieter on it, and "No product usage for 11 days" then led 553 of 583 accounts' "risk
     up" and 50 of 54 "turned red" in one week. The Spark engine's history is scored as it
@@ -374,14 +361,15 @@ def scoring_data_check(
     check_as_of(history, as_of, cfg, explicit=explicit, today=today)
     if not isinstance(history, History):
         return _spark_data_check(history, as_of, cfg, explicit=explicit, today=today, demo=demo)
-    silence = _longest_silence(history.orders, "order_date")
-    late = find_late_feeds(history, as_of)
+    days = _table_days(history)
+    silence = _silence_of(days.get("orders", pd.DatetimeIndex([])))
     last = history.last_order_date.normalize()
+    late = late_feeds(days, last, as_of)
     said = _stale_orders(
         last, as_of, cfg, silence, explicit=explicit, today=today, demo=demo
     ) + _late_feed_texts(late, last, as_of, silence)
     if not explicit:
-        said += orders_behind_feeds_of(history)
+        said += orders_behind_feeds(days)
     if late:
         history = replace(history, feed_as_of={f.table: f.read_as_of for f in late})
     return said, history
@@ -418,7 +406,7 @@ def _spark_data_check(
     ) + _late_feed_texts(late, last, as_of, silence, read_as_of_end=False)
     if not explicit:
         every = {t: pd.DatetimeIndex(c.index[c > 0]).sort_values() for t, c in counts.items()}
-        said += orders_behind_feeds(every, every["orders"])
+        said += orders_behind_feeds(every)
     return said, history
 
 
