@@ -69,6 +69,13 @@ def silence_seen_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     return np.isfinite(k) & (k >= need)
 
 
+def has_rhythm(X: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """Rows with an order rhythm to be silent against: at least ``health.overdue_min_gaps``
+    gaps between order days (one gap is no rhythm; NaN, an older feature table without the
+    count, is judged as before)."""
+    return ~(float_column(X, "repeat_orders") < cfg.health.overdue_min_gaps)
+
+
 def quiet_as_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     """Rows silent for longer than their typical gap (``gap_median_days``) that have come
     back from a silence this long before (:func:`silence_seen_before`): a project buyer
@@ -153,8 +160,7 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config, p: np.ndarray | None = None) 
     # 150-226 days sat red at 99.5% week after week, 228 of 275 red weeks of the long lost),
     # once it has an order rhythm to be silent against (health.overdue_min_gaps gaps: an
     # annual subscriber with an onboarding invoice and one renewal has none)
-    rhythm = ~(float_column(X, "repeat_orders") < cfg.health.overdue_min_gaps)
-    by_orders = (cfg.labels.churn_definition == "no_order") & rhythm
+    by_orders = (cfg.labels.churn_definition == "no_order") & has_rhythm(X, cfg)
     held = (running | in_grace) & ~by_orders
     order_lapsed = ~held & silent & ~silence_seen_before(X, cfg)
     floor = lc.lapsed_min_churn_probability

@@ -40,6 +40,7 @@ from ka_ml.scoring.lifecycle import (
     churn_definitions,
     expected_revenue,
     float_column,
+    has_rhythm,
     lifecycle_states,
     quiet_as_before,
     silence_seen_before,
@@ -435,10 +436,11 @@ def light_columns(
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
     multiple = overdue_multiple(recency, gap, now_p90, cfg.health, cfg.scoring.change_lookback_days)
-    # one gap is no rhythm (NaN: an older feature table without the count, judged as before)
-    rhythm = ~(float_column(X, "repeat_orders") < cfg.health.overdue_min_gaps)
     overdue_first = (
-        ~has_forecast & rhythm & (np.nan_to_num(ratio) > multiple) & ~silence_seen_before(X, cfg)
+        ~has_forecast
+        & has_rhythm(X, cfg)
+        & (np.nan_to_num(ratio) > multiple)
+        & ~silence_seen_before(X, cfg)
     )
     why = _overdue_why(
         pd.to_datetime(p90), overdue_hist, overdue_first, recency, gap, ratio, multiple
