@@ -16,7 +16,7 @@ import pandas as pd
 
 from ka_ml.reporting.columns import flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, to_native
-from ka_ml.scoring.light_change import BY_RULE
+from ka_ml.scoring.health import RULE_PREFIXES
 from ka_ml.scoring.score_history import A_WEEK_DAYS
 
 LIGHTS: tuple[str, ...] = ("red", "yellow", "green")
@@ -88,7 +88,7 @@ def lowest_lit(scores: pd.DataFrame) -> dict[str, float | int | None]:
     taken for the cut (a "lowest yellow" of 2% beside a 10% floor read as a broken floor)."""
     health = text_col(scores, "health")
     p = num_col(scores, "churn_probability")
-    by_rule = text_col(scores, "light_reason").str.startswith(BY_RULE)
+    by_rule = text_col(scores, "light_reason").str.startswith(RULE_PREFIXES)
     out: dict[str, float | int | None] = {}
     for light in ("red", "yellow"):
         ranked = p[health.eq(light) & ~by_rule].dropna()

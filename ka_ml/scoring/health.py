@@ -34,6 +34,18 @@ from ka_ml.features.catalog import n_days
 
 ORDER = {"green": 0, "yellow": 1, "red": 2}
 NAMES = np.array(["green", "yellow", "red"])
+# how a light reason set by a rule, not the ranking, begins: an override, the hysteresis
+# band, the cap of an account quiet as before ("yellow, not red: ...")
+RULE_PREFIXES = (
+    "raised to yellow",
+    "stays ",
+    *(f"{NAMES[top]}, not {NAMES[lv]}" for top in range(3) for lv in range(top + 1, 3)),
+)
+# what the rhythm rule's reasons say (a quiet account is not lit by its probability)
+QUIET_WORDS = (
+    "a quiet spell is this account's usual rhythm",
+    "long quiet spells are its usual rhythm",
+)
 # fewer accounts than this that just ordered: their median p90 is too noisy to replace the
 # configured multiple (its standard error is then about a quarter of the spread)
 MIN_MEASURED_ACCOUNTS = 30
@@ -208,11 +220,7 @@ def assign_lights(
         level[cut] = top
     if calm.any():
         reason[calm] = (
-            [
-                f"churn probability {x:.0%}, but a quiet spell is this account's usual "
-                "rhythm: not lit by it"
-                for x in p[calm]
-            ]
+            [f"churn probability {x:.0%}, but {QUIET_WORDS[0]}: not lit by it" for x in p[calm]]
             if quiet_why is None
             else np.asarray(quiet_why, dtype=object)[calm]
         )
@@ -270,14 +278,19 @@ def rhythm_quiet_why(
     manager's words."""
     return np.array(
         [
-            f"churn probability {x:.0%}, but long quiet spells are its usual rhythm: by its "
-            f"own past gaps, no order in the next {n_days(horizon)} is {c:.0%} likely"
+            f"churn probability {x:.0%}, but {QUIET_WORDS[1]}: by its own past gaps, no order in the next {n_days(horizon)} is {c:.0%} likely"
             + (f" (last order {n_days(r)} ago)" if np.isfinite(r) else "")
             + "; judged again as its next order comes due"
             for x, c, r in zip(p, chance, recency, strict=True)
         ],
         dtype=object,
     )
+
+
+def set_by_rule(reason: str) -> bool:
+    """Whether a light reason of :func:`assign_lights` is a rule's (an override, the
+    hysteresis band, a rhythm rule, the quiet-as-before cap), not the ranking's."""
+    return reason.startswith(RULE_PREFIXES) or any(q in reason for q in QUIET_WORDS)
 
 
 def _why(x: float, level: int, ranked: int, cfg: HealthConfig) -> str:

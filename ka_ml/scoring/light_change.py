@@ -23,6 +23,7 @@ import pandas as pd
 from ka_ml.config import HealthConfig, PortfolioConfig
 from ka_ml.features.portfolio import tier_cut
 from ka_ml.scoring.explain import MATERIAL_POINTS
+from ka_ml.scoring.health import set_by_rule
 
 NEW_ON_LIST = "New on the list this week."  # score_chunk's marker: no score last week
 BACK_FROM_LAPSED = "Back from lapsed: no light last week (lapsed), and it has ordered since."
@@ -35,11 +36,6 @@ FIRST_ORDER = "First scored this week: its first order on record came since last
 NOT_SCORED = "Not scored last week (no recent order or running contract then)."
 NO_LIGHT = "No light last week."  # last week's state unknown (an older score history)
 ORDER = {"green": 0, "yellow": 1, "red": 2}
-# light reasons (ka_ml.scoring.health) that are not the ranking: an override, hysteresis,
-# the cap of an account quiet as before ("yellow, not red: ..."), and (below) the rhythm rule
-BY_RULE = ("raised to yellow", "stays ", "yellow, not red", "green, not red", "green, not yellow")
-# the rhythm rule's reasons (health.rhythm_quiet_why and assign_lights' own wording)
-QUIET = ("long quiet spells are its usual rhythm", "a quiet spell is this account's usual rhythm")
 # a risk move smaller than this (half a point) is no move: "Risk unchanged", the weekly
 # change's own threshold (explain.MATERIAL_POINTS)
 UNCHANGED = MATERIAL_POINTS
@@ -230,7 +226,7 @@ def light_moved_alone(
         # an override, the hysteresis band or a rhythm rule, not the ranking: a healthy
         # project buyer read "Now green although its risk rose 34 pts to 90%: below the red
         # and yellow shares, because 2 accounts ranked below it last week are now riskier"
-        if rule[i].startswith(BY_RULE) or any(q in rule[i] for q in QUIET):
+        if set_by_rule(rule[i]):
             texts[i] = f"{risk}; the light changed by the light rule, not the risk: {rule[i]}."
         else:
             me_prev, me_now = float(ids.map(prev[rank]).iloc[i]), float(out[rank].iloc[i])
