@@ -72,6 +72,7 @@ def empty_store_copy(models: Path) -> None:
     a template and copied (0.1 s). Creating a store from nothing stays tested where that is
     the subject (test_tracking_uri, the CLI's first train).
     """
+    import atexit
     import shutil
     import tempfile
 
@@ -79,6 +80,8 @@ def empty_store_copy(models: Path) -> None:
         from mlflow import MlflowClient
 
         db = Path(tempfile.mkdtemp(prefix="ka_ml_empty_store_")) / "mlflow.db"
+        # the template outlives every test of the session, then goes with it
+        atexit.register(shutil.rmtree, db.parent, ignore_errors=True)
         MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
         _EMPTY_STORE.append(db)
     target = models / "mlflow.db"
