@@ -38,6 +38,8 @@ def test_weekly_snapshots_give_the_latest_three_origins_each_trained_90_days_ear
     assert bt.origins[2].train_dates == tuple(dates[:5])
     assert bt.final_dates == tuple(dates) and bt.note == ""
     assert bt.describe()["test"].endswith("(3 origins)")
+    one = rolling_origins(dates, purge_days=90, n_origins=1)
+    assert one.describe()["test"] == f"{dates[19].date()} (1 origin)"
 
 
 def test_a_short_history_gives_fewer_origins_and_says_so() -> None:

@@ -91,7 +91,7 @@ class Backtest:
             "every": f"{min(steps)} days" if steps else "-",
             "train": span(self.final_dates),
             "test": ", ".join(str(o.date.date()) for o in self.origins)
-            + f" ({len(self.origins)} origins)",
+            + f" ({len(self.origins)} origin{'' if len(self.origins) == 1 else 's'})",
             "purge": "none: accounts held out" if self.grouped else f"{self.purge_days} days",
         }
 

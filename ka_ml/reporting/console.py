@@ -256,7 +256,7 @@ def print_train_report(report: Any, out: Console) -> None:
         churn_table(
             ev.comparison,
             f"Churn within {horizon}: the training procedure {how} pooled over {n} "
-            f"test origins{on} (what the scores should achieve)",
+            f"test origin{'' if n == 1 else 's'}{on} (what the scores should achieve)",
         )
     )
     c = ev.churn

@@ -302,7 +302,8 @@ def train_churn(
     on_trial: Callable[[str], Any],
 ) -> tuple[ChurnModel, TuningResult, tuple[np.ndarray, pd.DataFrame, dict[str, float]]]:
     """Tune, backtest every family on the origins, choose, calibrate, refit on everything."""
-    progress(f"tuning the churn model on {len(folds.split.origins)} rolling origins ...")
+    n = len(folds.split.origins)
+    progress(f"tuning the churn model on {n} rolling origin{'' if n == 1 else 's'} ...")
     rounds: Rounds = {}
     tuning = tune_churn(folds, feats, cfg, on_trial("churn"), rounds)
     progress(
