@@ -81,6 +81,22 @@ def test_scores_are_per_origin_and_deltas_on_the_rows_both_predict() -> None:
     assert A.score(frame, flipped).rows == 7
 
 
+def test_a_verdict_names_what_held_a_gain_back() -> None:
+    """An alternative gaining the tuning threshold of pooled ROC AUC at a worse Brier score
+    is not a candidate, and its row says why (it read "within ±0.002" of a +0.004 gain)."""
+    frame = pd.DataFrame({"as_of": [pd.Timestamp("1997-06-01")] * 6, "churn": [0, 0, 0, 1, 1, 1.0]})
+    ref = np.array([0.1, 0.2, 0.7, 0.3, 0.8, 0.9])  # one pair out of order, well separated
+    ranked = np.array([0.50, 0.51, 0.52, 0.53, 0.54, 0.55])  # every pair in order, all ~0.5
+    d_auc, d_brier = A.delta(frame, ranked, ref)
+    assert d_auc > 0.002 and d_brier > 0
+    said = A.verdict(frame, ranked, ref, "7 days", "28 days")
+    assert said == "kept: 7 days (28 days gains pooled ROC AUC at a worse Brier score)"
+    assert A.verdict(frame, ref, ranked, "7 days", "28 days").startswith(
+        "kept: 7 days (28 days loses"
+    )
+    assert A.verdict(frame, ref, ref, "7 days", "28 days").endswith("within ±0.002)")
+
+
 def _rfm_rows(date: str, n: int, seed: int) -> pd.DataFrame:
     """Customers drawn from the BG/NBD process itself (so its fit is well defined)."""
     rng = np.random.default_rng(seed)

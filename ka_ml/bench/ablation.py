@@ -166,6 +166,9 @@ def verdict(
         return f"candidate: {alternative} (better here; confirm at the other cutoff)"
     if d_auc <= -TUNING_MIN_GAIN:
         return f"kept: {kept} ({alternative} loses pooled ROC AUC)"
+    if d_auc >= TUNING_MIN_GAIN:  # a gain the rule does not take: say what held it back
+        cost = "a worse Brier score" if d_brier > 0 else "a lower mean ROC AUC per origin"
+        return f"kept: {kept} ({alternative} gains pooled ROC AUC at {cost})"
     if mean_gain >= TUNING_MIN_GAIN and d_brier <= 0:
         return f"kept: {kept} ({alternative} ranks better within origins only)"
     return f"kept: {kept} (pooled ROC AUC within ±{TUNING_MIN_GAIN})"
