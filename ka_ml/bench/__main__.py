@@ -89,7 +89,7 @@ FULL = Plan(
 QUICK = Plan(
     "quick",
     e2e.QUICK_SIZES,
-    e2e.Budget(n_trials=1, n_folds=1, max_snapshots=18, backtest_origins=1),
+    e2e.Budget(n_trials=1, max_snapshots=18, backtest_origins=1),
     500,
     (300, 600),
     (1,),
@@ -99,7 +99,7 @@ QUICK = Plan(
     300,
     {
         "data": {"demo_accounts": 300},
-        "tuning": {"n_trials": 1, "n_folds": 1, "timeout_seconds": 30, "backtest_origins": 1},
+        "tuning": {"n_trials": 1, "timeout_seconds": 30, "backtest_origins": 1},
         "features": {"max_snapshots": 18},
     },
     {"n_trials": 1, "backtest_origins": 1},

@@ -201,8 +201,9 @@ def to_markdown(records: Sequence[dict[str, Any]], budget: e2e.Budget) -> str:
         "### The CLI end to end (`ka-ml features`, `train`, `score`)",
         "",
         f"Each command as a user runs it (a subprocess; peak RSS = its largest process); demo "
-        f"world as Parquet; training budget: {budget.n_trials} trials, {budget.n_folds} fold, "
-        f"{budget.max_snapshots} snapshots, {budget.backtest_origins} test origins; `score` "
+        f"world as Parquet; training budget: {budget.n_trials} trials, "
+        f"{budget.max_snapshots} snapshots, {budget.backtest_origins} test origins (tuning's "
+        "folds; `tuning.n_folds` is no longer used); `score` "
         "after an untimed run for the week before. Load = `load_history` in a fresh "
         "interpreter; DuckDB = `SELECT *` of the same files.",
         "",
