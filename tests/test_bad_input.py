@@ -169,10 +169,38 @@ def test_a_feed_that_stopped_before_the_orders_is_warned_about() -> None:
     (late,) = check_scoring_date(h, pd.Timestamp("2026-10-05"), cfg, explicit=True, today=today)
     assert late.startswith(
         "the usage table's newest row is from 2026-09-27, 8 days before the scoring date "
-        "2026-10-05: a longer silence than any in its last 90 days (at most 7 days), while "
+        "2026-10-05: a longer silence than any in its last year (at most 7 days), while "
         "orders run to 2026-10-04. The export looks late: its features are read as of "
         "2026-09-28, so the missing days do not count as 8 days of silence"
     )
+
+
+def test_a_survey_campaign_two_months_old_is_not_a_late_export() -> None:
+    """Seen on a packaging supplier's NPS surveys, answered in a March and a September
+    campaign: 10 of 13 weekly runs called the survey export late ("at most 1 day" of silence
+    in its last 90 days, the days inside the campaign), read it as of its end and showed
+    "Last survey answered 195 days ago" for weeks on an account answered 236 days before.
+    The silence leading into the 90 days, between campaigns, is the table's usual one."""
+    h = _orders_to("2026-11-23", [])
+    campaigns = [("2025-03-10", "2025-03-21"), ("2025-09-15", "2025-09-26")]
+    campaigns += [("2026-03-09", "2026-03-20"), ("2026-09-14", "2026-09-25")]
+    answered = pd.DatetimeIndex([d for a, b in campaigns for d in pd.date_range(a, b)])
+    surveys = pd.DataFrame({"account_id": "A1", "date": answered, "score": 8.0})
+    h = replace(h, surveys=surveys)
+    cfg, day = Config(), pd.Timestamp("2026-11-24")
+    assert check_scoring_date(h, day, cfg, explicit=True, today=day) == ()
+    # before September's campaign, March's is 165 days old: within the 178 days that
+    # separated March's and September's a year before
+    before = replace(h, surveys=surveys.iloc[:36])
+    assert (
+        check_scoring_date(before, pd.Timestamp("2026-09-01"), cfg, explicit=True, today=day) == ()
+    )
+    # a campaign table that has stopped for longer than its campaigns' gap is still late
+    spring = pd.Timestamp("2027-04-01")
+    later = replace(h, orders=_orders_to("2027-03-31", []).orders)
+    (late,) = check_scoring_date(later, spring, cfg, explicit=True, today=spring)
+    assert late.startswith("the surveys table's newest row is from 2026-09-25, 188 days before")
+    assert "a longer silence than any in its last year (at most 178 days)" in late
 
 
 def test_a_late_feed_is_read_as_of_its_own_end_and_the_orders_as_of_the_scoring_date() -> None:

@@ -683,7 +683,7 @@ def test_stale_data_leads_the_digest() -> None:
     digest said nothing of the export."""
     late = (
         "the usage table's newest row is from 2026-09-27, 11 days before the scoring date "
-        "2026-10-08: a longer silence than any in its last 90 days (at most 7 days), while "
+        "2026-10-08: a longer silence than any in its last year (at most 7 days), while "
         "orders run to 2026-09-30. The export looks late: its features are read as of "
         "2026-09-28, so the missing days do not count as 11 days of silence (check the usage "
         "export)"

@@ -199,18 +199,21 @@ def date_warnings(history: History, cfg: Config, today: pd.Timestamp) -> tuple[s
 
 
 FEEDS = ("usage", "tickets", "surveys")  # tables that arrive as feeds beside the orders
-FEED_LOOKBACK_DAYS = 90  # a feed's usual silences are read over its last 90 days
+FEED_LOOKBACK_DAYS = 90  # a table is a regular feed with 8+ dated days in its last 90
+# a feed's usual silence is the longest ending in its last year: a table answered in
+# campaigns (surveys in March and September) has its gaps between campaigns as its silences
+FEED_SILENCE_DAYS = 365
 
 
 @dataclass(frozen=True)
 class LateFeed:
-    """A feed whose newest row is older than any silence in its last 90 days and than the
+    """A feed whose newest row is older than any silence in its last year and than the
     newest order: its export is late, not its accounts quiet."""
 
     table: str
     newest: pd.Timestamp  # its newest row's day
     lag: int  # days from that row to the scoring date
-    usual: int  # its longest silence over the last 90 days
+    usual: int  # its longest silence ending in its last year (FEED_SILENCE_DAYS)
 
     @property
     def read_as_of(self) -> pd.Timestamp:
@@ -231,7 +234,7 @@ def late_feeds(
         if d is None or len(d) == 0:
             continue
         newest = d[-1]
-        usual = _silence_of(d)
+        usual = _silence_of(d, FEED_SILENCE_DAYS)
         if usual is None or newest >= last_order:  # not a regular feed, or not behind
             continue
         lag = (as_of - newest).days
@@ -288,16 +291,26 @@ def _days(dates: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(dates.dt.normalize().unique()).sort_values()
 
 
-def _silence_of(days: pd.DatetimeIndex) -> int | None:
-    """The longest run of days without a row over a table's last 90 days (days between
-    consecutive dated days, sorted); None when it is not a regular feed (fewer than 8
-    days)."""
+def _silence_of(days: pd.DatetimeIndex, over: int = FEED_LOOKBACK_DAYS) -> int | None:
+    """The longest run of days without a row ending in a table's last ``over`` days (days
+    between consecutive dated days, sorted; the silence leading into them counts); None when
+    it is not a regular feed (fewer than 8 dated days in its last 90).
+
+    The feeds are read over a year (:data:`FEED_SILENCE_DAYS`): a packaging supplier's NPS
+    surveys, answered in a March and a September campaign, had "at most 1 day" of silence
+    over their last 90 days (the days inside the campaign), so 10 of 13 weekly runs called
+    the export late, read it as of its end and showed "Last survey answered 195 days ago"
+    for weeks on an account answered 236 days before. The orders keep 90 days: a portfolio's
+    order days are daily, and a late orders export should be seen within days."""
     if len(days) == 0:
         return None
-    recent = days[days > days[-1] - pd.Timedelta(days=FEED_LOOKBACK_DAYS)]
-    if len(recent) < 8:
+    newest = days[-1]
+    if (days > newest - pd.Timedelta(days=FEED_LOOKBACK_DAYS)).sum() < 8:
         return None
-    return int(pd.Series(recent).diff().dt.days.max())
+    start = newest - pd.Timedelta(days=over)
+    recent, before = days[days > start], days[days <= start]
+    lead = (recent[0] - before[-1]).days if len(before) else 0
+    return max(int(pd.Series(recent).diff().dt.days.max()), lead)
 
 
 def _late_feed_texts(
@@ -321,8 +334,8 @@ def _late_feed_texts(
     )
     return tuple(
         f"the {f.table} table's newest row is from {f.newest.date()}, {f.lag} days before "
-        f"the scoring date {as_of.date()}: a longer silence than any in its last "
-        f"{FEED_LOOKBACK_DAYS} days (at most {f.usual} day{'s' * (f.usual != 1)}), {orders}. "
+        f"the scoring date {as_of.date()}: a longer silence than any in its last year "
+        f"(at most {f.usual} day{'s' * (f.usual != 1)}), {orders}. "
         + (
             f"The export looks late: its features are read as of {f.read_as_of.date()}, so "
             f"the missing days do not count as {f.lag} days of silence (check the {f.table} "
