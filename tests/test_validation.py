@@ -86,6 +86,50 @@ def test_a_column_remap_pointing_to_no_column_names_the_setting(tmp_path: Path) 
     assert "exact name of the source column" in issue.remedy
 
 
+def test_a_remap_to_a_missing_column_is_an_error_even_where_the_contract_name_exists(
+    tmp_path: Path,
+) -> None:
+    """Seen: orders: {amount: net_value_eur} on an orders table with a gross 'amount' and
+    no net_value_eur validated and trained on the gross amount without a word; the same
+    for an optional column (tickets: {severity: prio})."""
+    cfg = DataConfig(columns={"orders": {"amount": "net_value_eur"}})
+    text = "account_id,order_date,amount,net_value\nA1,2024-01-05,10,8\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}, cfg))
+    assert (issue.table, issue.column, issue.level) == ("orders", "amount", "error")
+    assert issue.problem == (
+        "data.columns.orders.amount points to 'net_value_eur', which is not among the columns "
+        "found: 'account_id', 'order_date', 'amount', 'net_value'; the source's own 'amount' "
+        "column would be read instead"
+    )
+    assert issue.remedy == (
+        "did you mean 'net_value'? Set data.columns.orders.amount: net_value, or remove "
+        "amount from data.columns.orders."
+    )
+    # an optional column: the table would be read without it
+    cfg = DataConfig(columns={"tickets": {"severity": "prio"}})
+    files = {
+        "orders.csv": "account_id,order_date,amount\nA1,2024-01-05,10\n",
+        "tickets.csv": "account_id,opened_at,priority\nA1,2024-01-06,high\n",
+    }
+    (tmp_path / "t").mkdir()
+    issue = _only(_errors(tmp_path / "t", files, cfg))
+    assert (issue.table, issue.column) == ("tickets", "severity")
+    assert "points to 'prio'" in issue.problem and "'severity' would be read as missing" in (
+        issue.problem
+    )
+    # the same from a database file, and a remap that is found reads its column
+    con = sqlite3.connect(tmp_path / "crm.sqlite")
+    con.execute("CREATE TABLE orders (account_id TEXT, order_date TEXT, amount REAL, net REAL)")
+    con.execute("INSERT INTO orders VALUES ('A1', '2024-01-05', 10, 8)")
+    con.commit()
+    con.close()
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path / "crm.sqlite", DataConfig(columns={"orders": {"amount": "nett"}}))
+    assert "points to 'nett'" in _only(err.value.issues).problem
+    h = load_history(tmp_path / "crm.sqlite", DataConfig(columns={"orders": {"amount": "net"}}))
+    assert h.orders["amount"].tolist() == [8.0]
+
+
 def test_a_mistyped_column_remap_lists_the_sources_own_names_and_the_close_one(
     tmp_path: Path,
 ) -> None:
@@ -408,12 +452,20 @@ def test_a_malformed_file_points_to_delimiter_and_quotes(tmp_path: Path) -> None
 
 
 def test_two_columns_landing_on_one_name_is_an_error(tmp_path: Path) -> None:
+    text = "account_id,order_date,Amount,amount\nK1,2024-01-05,1,2\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": text}))
+    assert (issue.table, issue.column) == ("orders", "amount")
+    assert "'Amount' and 'amount' both become 'amount'" in issue.problem
+    assert "data.columns: {orders: {amount_2: amount}}" in issue.remedy
+
+
+def test_a_remap_wins_over_a_source_column_of_the_contracts_name(tmp_path: Path) -> None:
+    """The config says which column is meant: a CRM's own 'account_id' (an internal key)
+    beside the mapped 'Kunde' is not read as the account id, and is no clash."""
     text = "Kunde,account_id,order_date,amount\nK1,X9,2024-01-05,1\n"
     cfg = DataConfig(columns={"orders": {"account_id": "Kunde"}})
-    issue = _only(_errors(tmp_path, {"orders.csv": text}, cfg))
-    assert (issue.table, issue.column) == ("orders", "account_id")
-    assert "'Kunde' and 'account_id' both become 'account_id'" in issue.problem
-    assert "data.columns: {orders: {account_id_2: account_id}}" in issue.remedy
+    h = load_history(_folder(tmp_path, {"orders.csv": text}), cfg)
+    assert h.orders["account_id"].tolist() == ["K1"]
 
 
 def test_every_error_is_collected_before_raising(tmp_path: Path) -> None:

@@ -37,7 +37,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.engine import URL
 
-from ka_ml.config import PARQUET_SUFFIXES, TEXT_SUFFIXES, DataConfig, ReadOptions
+from ka_ml.config import (
+    PARQUET_SUFFIXES,
+    TEXT_SUFFIXES,
+    DataConfig,
+    ReadOptions,
+    close_matches,
+)
 from ka_ml.data import sql
 from ka_ml.data.history import History
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SIGNED_DATE
@@ -563,7 +569,7 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
                 continue
             frame = arrow_to_frame(arrow)
             frame.attrs[ROW_BASE_ATTR] = 1
-            frame, col_issues = canonical_columns(frame, table, cfg)
+            frame, col_issues = canonical_columns(frame, table, cfg, [c.name for c in columns])
             issues.extend(col_issues)
             frames[table] = frame
     shown = [db.qualified(n) for n in available]
@@ -656,19 +662,33 @@ def _clean_names(columns: Iterable[object]) -> list[str]:
 
 
 def column_targets(
-    columns: Iterable[object], table: str, cfg: DataConfig
+    columns: Iterable[object],
+    table: str,
+    cfg: DataConfig,
+    found: Iterable[object] | None = None,
 ) -> tuple[list[str], list[DataIssue]]:
-    """(the canonical name of each source column, clash issues): the naming rule
+    """(the canonical name of each source column, issues): the naming rule
     both engines apply. ``data.columns`` remap first, then a case-insensitive match on the
     contract's names; other columns keep their name. Two source columns landing on the
-    same name is an error (which one is meant?); the first one is kept.
+    same name is an error (which one is meant?); the first one is kept. A remap wins over
+    a source column bearing the contract's name (that one is not read), and a remap naming
+    a column the source lacks is an error (:func:`stray_mappings`; ``found``: every column
+    the source has, when ``columns`` are only those read).
     """
     remap = {
         str(src).strip().casefold(): canon for canon, src in cfg.columns.get(table, {}).items()
     }
     known = {c.name.casefold(): c.name for c in SCHEMA[table].columns}
     names = _clean_names(columns)
-    targets = [remap.get(n.casefold()) or known.get(n.casefold()) or n for n in names]
+    present = {n.casefold() for n in names}
+    # contract names the config points at another source column: a same-named source column
+    # is not read as them (a gross 'amount' beside the mapped net one is not a clash)
+    elsewhere = {canon for src, canon in remap.items() if src in present and src != canon}
+    targets = [
+        remap.get(n.casefold())
+        or (t if (t := known.get(n.casefold()) or n) not in elsewhere else f"_not_read_{t}")
+        for n in names
+    ]
     issues: list[DataIssue] = []
     seen: dict[str, str] = {}
     for name, target in zip(names, targets, strict=True):
@@ -684,15 +704,61 @@ def column_targets(
             )
         else:
             seen[target] = name
-    return targets, issues
+    return targets, issues + stray_mappings(names, targets, table, cfg, found)
+
+
+def stray_mappings(
+    names: list[str],
+    targets: list[str],
+    table: str,
+    cfg: DataConfig,
+    found: Iterable[object] | None = None,
+) -> list[DataIssue]:
+    """An error per ``data.columns`` remap whose source column is not among ``names``.
+
+    A user's ``orders: {amount: net_value_eur}`` on an orders table without that column
+    (but with a gross ``amount``) validated, trained and scored on ``amount`` without a
+    word. A required column that ends up missing is left to :func:`missing_column_issue`,
+    which names the remap too."""
+    present = {n.casefold() for n in names}
+    shown = _clean_names(found) if found is not None else names
+    listed = ", ".join(f"'{c}'" for c in shown) or "none"
+    required = set(SCHEMA[table].required_columns)
+    out = []
+    for canon, src in cfg.columns.get(table, {}).items():
+        source = str(src).strip()
+        if source.casefold() in present or (canon in required and canon not in targets):
+            continue
+        instead = (
+            f"the source's own '{canon}' column would be read instead"
+            if canon in targets
+            else f"'{canon}' would be read as missing"
+        )
+        near = close_matches(source, shown)
+        fix = (
+            f"did you mean '{near[0]}'? Set data.columns.{table}.{canon}: {near[0]}"
+            if near
+            else f"set data.columns.{table}.{canon} to the exact name of the source column"
+        )
+        out.append(
+            DataIssue(
+                table,
+                canon,
+                f"data.columns.{table}.{canon} points to '{source}', which is not among the "
+                f"columns found: {listed}; {instead}",
+                fix + f", or remove {canon} from data.columns.{table}.",
+            )
+        )
+    return out
 
 
 def canonical_columns(
-    frame: pd.DataFrame, table: str, cfg: DataConfig
+    frame: pd.DataFrame, table: str, cfg: DataConfig, found: Iterable[object] | None = None
 ) -> tuple[pd.DataFrame, list[DataIssue]]:
-    """Rename source columns to canonical names (:func:`column_targets`); a clash drops
-    the later column and is reported."""
-    targets, issues = column_targets(frame.columns, table, cfg)
+    """Rename source columns to canonical names (:func:`column_targets`; ``found``: every
+    column of the source when ``frame`` holds only those read); a clash drops the later
+    column and is reported."""
+    targets, issues = column_targets(frame.columns, table, cfg, found)
     if issues:
         keep = [targets.index(t) == i for i, t in enumerate(targets)]
         frame = frame.loc[:, keep]
