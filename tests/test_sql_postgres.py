@@ -497,6 +497,36 @@ def test_hostile_table_names_from_the_config_never_reach_the_database(
     assert {"orders", "accounts"} <= tables
 
 
+def test_mixed_currencies_and_a_stray_remap_are_said_as_from_files(
+    crm: Crm, password: None
+) -> None:
+    """A user's orders table held 806 CHF lines among EUR ones: the CSV export warned that
+    they are added up as they are, the database said nothing (only the contract's columns
+    were selected). And a remap to a column the table lacks names the database's columns."""
+    s = crm.schema
+    crm.pg.run(
+        f"CREATE VIEW {s}.orders_fx AS SELECT account_id, order_date, amount, "
+        f"CASE WHEN amount > 1000 THEN 'CHF' ELSE 'EUR' END AS currency FROM {s}.orders"
+    )
+    try:
+        cfg = crm.cfg(tables={"orders": "orders_fx"})
+        warned = [w for w in load_history(crm.pg.url(), cfg).warnings if "currencies" in w]
+        stray = crm.cfg(tables={"orders": "orders_fx"}, columns={"orders": {"amount": "net"}})
+        with pytest.raises(DataValidationError) as err:
+            load_history(crm.pg.url(), stray)
+    finally:
+        crm.pg.run(f"DROP VIEW {s}.orders_fx")
+    (said,) = warned
+    assert said.startswith("table 'orders'") and "column 'currency'" in said
+    assert "'EUR' (" in said and "'CHF' (" in said
+    (issue,) = err.value.issues
+    assert issue.problem == (
+        "data.columns.orders.amount points to 'net', which is not among the columns found: "
+        "'account_id', 'order_date', 'amount', 'currency'; the source's own 'amount' column "
+        "would be read instead"
+    )
+
+
 def test_a_hostile_column_remap_is_only_a_missing_column(crm: Crm, password: None) -> None:
     """Column names from the config are only compared with the names the database
     reports: a hostile one is a column not found, named in the message, and never run."""

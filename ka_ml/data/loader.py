@@ -50,6 +50,7 @@ from ka_ml.data.schema import EVENT_DATE, SCHEMA, SIGNED_DATE
 from ka_ml.data.validate import (
     ROW_BASE_ATTR,
     SOURCE_COLUMNS_ATTR,
+    currency_columns,
     future_rows_texts,
     missing_column_issue,
     normalize_as_of,
@@ -517,7 +518,7 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
 
     Per table: the columns the database reports are named as in a file (``data.columns``
     remap, then case-insensitive contract names), and only those that become contract
-    columns are selected; a table lacking a required column is reported with every column
+    columns (and a currency column of orders or contracts) are selected; a table lacking a required column is reported with every column
     it has and not read. With an as-of and ``data.future_rows: drop``, a table whose event
     date (:data:`~ka_ml.data.schema.EVENT_DATE`) is a DATE/TIMESTAMP column is read
     ``WHERE date < :as_of OR date IS NULL`` - the rows :func:`validate_tables` would drop
@@ -540,7 +541,10 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
                 named = [c.name for c in columns]
                 issues += [missing_column_issue(table, c, named, cfg) for c in missing]
                 continue
+            # the contract's columns, and a currency column for the mixed-currency warning
+            # (a user's CHF lines were summed as EUR without the warning a file gets)
             contract = {c.name for c in SCHEMA[table].columns}
+            contract |= set(currency_columns(table, targets))
             picked = [(c, t) for c, t in zip(columns, targets, strict=True) if t in contract]
             source_of: dict[str, sql.SqlColumn] = {}
             for column, target in picked:  # a clash keeps the first (canonical_columns)
