@@ -857,8 +857,9 @@ def test_an_empty_catalog_namespace_says_namespace_and_metastore_not_files(spark
 def test_spark_warns_of_credits_over_spend_and_renewed_running_contracts_like_the_loader(
     spark: Any, demo_dir: Path, tmp_path: Path
 ) -> None:
-    """A -1e9 credit note (revenue below zero) and contracts still running at the newest
-    order marked renewed: warned by the local loader, passed in silence on Spark."""
+    """A -1e9 credit note (revenue below zero) and contracts running at the newest order
+    marked renewed with no later term: warned by the local loader, passed in silence on
+    Spark."""
     from ka_ml.data.loader import load_history
     from ka_ml.spark.data import read_history
 
@@ -868,6 +869,9 @@ def test_spark_warns_of_credits_over_spend_and_renewed_running_contracts_like_th
     orders = orders[orders["order_date"] < "2026-09-01"]  # running contracts at the newest
     extra = orders.iloc[[0]].assign(amount=-1e9, order_id="CN_TYPO")
     pd.concat([orders, extra]).to_csv(data / "orders.csv", index=False)
+    # the terms that follow them left out: renewed, with no renewal on record
+    contracts = pd.read_csv(data / "contracts.csv")
+    contracts[contracts["start_date"] < "2026-09-01"].to_csv(data / "contracts.csv", index=False)
     cfg = Config()
     local = [
         w

@@ -1107,11 +1107,21 @@ def test_contracts_still_running_marked_renewed_are_said_to_be_unread(tmp_path: 
         _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": contracts}), DataConfig()
     )
     (said,) = [w for w in h.warnings if "marked renewed" in w]
-    assert "1 contracts still running at the newest order (2024-02-05) are marked renewed" in said
+    assert (
+        "1 contracts running at the newest order (2024-02-05) with no later term in the "
+        "table are marked renewed"
+    ) in said
     assert "account_id=A1, end_date=2024-12-31" in said and "auto-renewal term" in said
     ended = contracts.replace("2024-12-31,yes", "2024-01-31,yes")
     h = load_history(
         _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": ended}), DataConfig()
+    )
+    assert not [w for w in h.warnings if "marked renewed" in w]
+    # a user's signed next terms (starting next year) were counted as "still running", and
+    # the terms they follow as unread: the renewal is on record, nothing to say
+    signed = contracts + "A1,2025-01-01,2025-12-31,no\n"
+    h = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "contracts.csv": signed}), DataConfig()
     )
     assert not [w for w in h.warnings if "marked renewed" in w]
 

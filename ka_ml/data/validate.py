@@ -213,7 +213,8 @@ def credits_over_spend_issue(accounts: int, rows: int, examples: tuple[str, ...]
 
 
 def renewed_while_running(history: History) -> list[DataIssue]:
-    """A warning when contracts still running at the newest order are marked ``renewed``.
+    """A warning when contracts running at the newest order, with no later term of theirs
+    in the table, are marked ``renewed``.
 
     The models never read ``renewed``: it says a follow-on contract was signed, which for a
     contract ending before an as-of date would tell the future. Marked on a contract still
@@ -223,9 +224,17 @@ def renewed_while_running(history: History) -> list[DataIssue]:
     if c is None or "renewed" not in c or history.orders.empty:
         return []
     newest = pd.Timestamp(history.orders["order_date"].max())
-    flagged = c["renewed"].astype("boolean").fillna(False).to_numpy(bool) & (
-        c["end_date"] >= newest
-    ).to_numpy(bool)
+    running = (c["start_date"] <= newest) & (c["end_date"] >= newest)
+    # a term with a later term of the same account in the table: the renewal is on record
+    # (a user's 54 signed terms starting next January were counted as "still running" and
+    # their accounts said to be scored as if the contract ended; they were not)
+    latest_start = c.groupby("account_id", sort=False)["start_date"].transform("max")
+    followed = latest_start > c["start_date"]
+    flagged = (
+        c["renewed"].astype("boolean").fillna(False).to_numpy(bool)
+        & running.to_numpy(bool)
+        & ~followed.to_numpy(bool)
+    )
     if not flagged.any():
         return []
     rows = c.loc[flagged]
@@ -237,8 +246,9 @@ def renewed_while_running(history: History) -> list[DataIssue]:
         DataIssue(
             "contracts",
             "renewed",
-            f"{int(flagged.sum()):,} contracts still running at the newest order "
-            f"({newest.date()}) are marked renewed: the models do not read 'renewed' (it would "
+            f"{int(flagged.sum()):,} contracts running at the newest order "
+            f"({newest.date()}) with no later term in the table are marked renewed: the "
+            "models do not read 'renewed' (it would "
             "tell whether a contract ending before a scoring date was followed by another), "
             "so these accounts are scored as if their contract ended on end_date",
             "if 'renewed' means an auto-renewal term, export the renewed term as a contract "

@@ -362,7 +362,7 @@ def _spark_order_notes(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
     if contracts is not None and "renewed" in contracts.columns:
         newest = orders.agg(F.max("order_date")).collect()[0][0]
         if newest is not None:
-            small = contracts.select("account_id", "end_date", "renewed").toPandas()
+            small = contracts.select("account_id", "start_date", "end_date", "renewed").toPandas()
             stub = History(
                 orders=pd.DataFrame({"order_date": [pd.Timestamp(newest)]}),
                 accounts=pd.DataFrame(),
