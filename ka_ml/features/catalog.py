@@ -349,7 +349,10 @@ _ORDER_SPECS_TAIL = (
         "Coefficient of variation of the gaps (std / mean): 0 = perfectly regular",
         "number",
         "orders",
-        templates=("Irregularity of the order rhythm (std / mean of gaps): {value}",),
+        # said in a manager's words: "std / mean of gaps" was read as jargon on red accounts
+        templates=(
+            "Spread of the gaps between orders: {value} times the average gap (0 = like clockwork)",
+        ),
         missing="Fewer than two order days: no purchase rhythm yet",
         measured_from=("repeat_orders", 2),
         unmeasured=ONE_GAP,
