@@ -699,6 +699,8 @@ def backtest(
         width = max((len(k) for k in figures), default=0)
         for key, value in figures.items():
             shown.print(f"  {key:<{width}}  {value:.3f}")
+        if pauses := res.details.get("pauses_caution"):
+            shown.print(f"  [yellow]caution:[/] {pauses}", soft_wrap=True)
         colour = "red" if res.details["recommendation"]["retrain"] else "green"
         shown.print(f"[{colour}]{res.details['recommendation']['message']}[/]", soft_wrap=True)
 

@@ -546,3 +546,42 @@ def test_weeks_still_waiting_for_their_horizon_are_listed_with_the_day_they_can_
     got = waiting_weeks(dates, pd.Timestamp("2026-12-01"), 90)
     assert got == [["2026-09-08", "2026-12-07"], ["2026-09-15", "2026-12-14"]]
     assert waiting_weeks(dates, pd.Timestamp("2027-01-01"), 90) == []
+
+
+def test_the_backtest_repeats_trains_pauses_caution_for_the_models_that_scored() -> None:
+    """A user's backtest printed red precision 0.643 and "No retraining needed" where 4 of
+    that week's 28 reds were really lost: train had said 76% of its churn labels were
+    pauses, the backtest did not."""
+    from types import SimpleNamespace
+
+    from mlflow.exceptions import MlflowException
+
+    from ka_ml.jobs.backtest import pauses_caution
+
+    shares = {"1": 0.76, "2": 0.30}
+
+    class Client:
+        def get_model_version(self, name: str, version: str) -> Any:
+            if version == "9":
+                raise MlflowException("gone")
+            return SimpleNamespace(run_id=f"run{version}")
+
+        def get_run(self, run_id: str) -> Any:
+            share = shares[run_id.removeprefix("run")]
+            metrics = {"label_return_share": share, "label_return_days": 365.0}
+            return SimpleNamespace(data=SimpleNamespace(metrics=metrics))
+
+    cfg = Config()
+    weeks = pd.DataFrame({"churn_model_version": ["2", "1", "1", "9"]})
+    said = pauses_caution(weeks, Client(), cfg)
+    assert said.startswith(
+        "the churn model that scored these weeks (version 1) was trained where 76% of the "
+        "account-snapshots labelled churn (no order within 90 days) ordered again within 365 "
+        "days: these figures say how well a 90-day silence was foreseen"
+    )
+    # under the limit (mlflow.max_label_return_share 0.5), a version gone, or no limit: none
+    assert pauses_caution(weeks.iloc[[0, 3]], Client(), cfg) == ""
+    off = cfg.model_copy(
+        update={"mlflow": cfg.mlflow.model_copy(update={"max_label_return_share": None})}
+    )
+    assert pauses_caution(weeks, Client(), off) == ""

@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
@@ -55,14 +56,19 @@ def run_backtest(
     due_before = as_of - pd.Timedelta(days=cfg.labels.horizon_days - 1)
     scores = score_history.read(hist, before=due_before, windows=True)
     left_out: list[str] = []
+    pauses = ""
     if scores.empty:
         scores = score_history.read(
             hist, windows=True
         )  # none due: the error names the earliest stored week
     else:
-        scores, left_out = _forecasts_only(scores, registry.connect(cfg), cfg)
+        client = registry.connect(cfg)
+        scores, left_out = _forecasts_only(scores, client, cfg)
+        pauses = pauses_caution(scores, client, cfg)
     details = compute_backtest(history, scores, cfg, as_of)  # seconds, no I/O
     details["left_out_look_back_weeks"] = left_out
+    if pauses:
+        details["pauses_caution"] = pauses
     ensure_writable_dir(path.parent, "backtest output")  # before MLflow or any file
     flat = summary(details)
     registry.connect(cfg)
@@ -117,6 +123,38 @@ def _forecasts_only(
             "only forward in time), then backtest once the horizon has passed.",
         )
     return scores[~look_back], left_out
+
+
+def pauses_caution(scores: pd.DataFrame, client: Any, cfg: Config) -> str:
+    """The caution train gave about its churn label, for the weeks a model trained under it
+    scored: '' when no such model scored them. A user's backtest printed red precision 0.643
+    and "No retraining needed" where 4 of that week's 28 reds were really lost: the label
+    (no order within the horizon) marked pauses, and train had said so, the backtest not."""
+    limit = cfg.mlflow.max_label_return_share
+    if limit is None or scores.empty:
+        return ""
+    name, found = cfg.mlflow.churn_model_name, []
+    for v in sorted(scores["churn_model_version"].astype(str).unique()):
+        try:
+            run_id = client.get_model_version(name, v).run_id
+            metrics = client.get_run(run_id).data.metrics
+        except MlflowException:
+            continue
+        share = metrics.get("label_return_share", float("nan"))
+        if np.isfinite(share) and share > limit:
+            found.append((v, share, metrics.get("label_return_days", float("nan"))))
+    if not found:
+        return ""
+    v, share, days = max(found, key=lambda f: f[1])
+    within = f"within {days:.0f} days" if np.isfinite(days) else "later"
+    return (
+        f"the churn model that scored these weeks (version {v}) was trained where {share:.0%} "
+        f"of the account-snapshots labelled churn (no order within {cfg.labels.horizon_days} "
+        f"days) ordered again {within}: these figures say how well a "
+        f"{cfg.labels.horizon_days}-day silence was foreseen, not how many customers were "
+        "lost (train's 'pauses' caution; health.rhythm_quiet_min and "
+        "health.seen_before_max_light keep rhythm buyers out of red)"
+    )
 
 
 def latest_summary(cfg: Config, as_of: pd.Timestamp) -> dict[str, Any] | None:
