@@ -435,6 +435,12 @@ class HealthConfig(_Strict):
         description="the action shown once the contract has ended, none running, within "
         "lifecycle.contract_grace_days (while it may still be renewed; {days}: since its end)",
     )
+    complaint_action: str | None = Field(
+        "Open critical complaint: have it resolved with the customer this week, before any "
+        "other conversation.",
+        description="the action shown while an account has an open critical complaint, "
+        "before the renewal and tier actions (null: those)",
+    )
     actions: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {
             "A": {

@@ -423,3 +423,56 @@ def test_quiet_as_before_needs_a_silence_past_the_typical_gap_and_its_precedents
     assert quiet_as_before(X, Config()).tolist() == [True, False, False, False, False]
     off = Config(lifecycle={"silence_seen_before": None})
     assert not quiet_as_before(X, off).any()
+
+
+def test_an_open_critical_complaint_sets_the_action_before_renewal_and_tier() -> None:
+    """User test: a tier-A account with an open critical complaint was told "Dedicated team:
+    raise at the next quarterly strategic meeting" and left 7 days later; another "Renewal
+    due in 86 days: agree the renewal with the buyer now"."""
+    from types import SimpleNamespace
+
+    from ka_ml.config import Config
+    from ka_ml.scoring.score import light_columns
+
+    as_of = pd.Timestamp("2026-10-01")
+    n = 30
+    ids = [f"a{i}" for i in range(n)]
+    out = pd.DataFrame(
+        {
+            "account_id": ids,
+            "as_of": as_of,
+            "churn_probability": np.linspace(0.01, 0.02, n),
+            "last_order_date": as_of - pd.Timedelta(days=3),
+            "next_purchase_p90_date": as_of + pd.Timedelta(days=20),
+            "lifecycle": ["lapsed"] + ["active"] * (n - 1),
+            "lifecycle_reason": "",
+            "churn_definition": "no_order",
+            "abc_tier": "A",
+            "revenue_at_risk": 0.0,
+        }
+    )
+    X = pd.DataFrame(
+        {
+            "account_id": ids,
+            "recency_days": 3.0,
+            "gap_median_days": 10.0,
+            "overdue_ratio": 0.3,
+            "open_critical_complaints": [1.0, 1.0, 2.0] + [0.0] * (n - 3),
+            "has_active_contract": [0.0, 0.0, 1.0, 1.0] + [0.0] * (n - 4),
+            "contract_days_to_end": [np.nan, np.nan, 86.0, 86.0] + [np.nan] * (n - 4),
+        }
+    )
+    hist = pd.DataFrame(columns=["account_id", "as_of", "health", "churn_probability"])
+    cfg = Config()
+    got = light_columns(out.copy(), X, SimpleNamespace(), cfg, as_of, hist)  # type: ignore[arg-type]
+    actions = got["recommended_action"].tolist()
+    assert actions[0] == cfg.health.win_back_action  # lapsed: already lost
+    assert actions[1] == actions[2] == cfg.health.complaint_action
+    assert actions[3] == "Renewal due in 86 days: agree the renewal with the buyer now."
+    assert actions[4] == "Dedicated team: keep the quarterly strategic meeting."
+    assert got["health"][1] == "yellow"  # the complaint raises the light too
+    off = cfg.model_copy(
+        update={"health": cfg.health.model_copy(update={"complaint_action": None})}
+    )
+    plain = light_columns(out.copy(), X, SimpleNamespace(), off, as_of, hist)  # type: ignore[arg-type]
+    assert plain["recommended_action"][2].startswith("Renewal due in 86 days")

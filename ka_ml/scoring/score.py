@@ -497,6 +497,10 @@ def light_columns(
         cfg.lifecycle.contract_grace_days,
         np.where(stopped_ordering(X, cfg), recency, np.nan),
     )
+    if cfg.health.complaint_action and critical is not None:
+        # a tier-A account with an open critical complaint was told "raise at the next
+        # quarterly strategic meeting" and left 7 days later (user test)
+        actions[critical] = cfg.health.complaint_action
     actions[lapsed] = cfg.health.win_back_action
     out["recommended_action"] = actions
     return _said_since_last_week(out, X, prev, as_of, rank, position, cfg)
