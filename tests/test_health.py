@@ -476,3 +476,28 @@ def test_an_open_critical_complaint_sets_the_action_before_renewal_and_tier() ->
     )
     plain = light_columns(out.copy(), X, SimpleNamespace(), off, as_of, hist)  # type: ignore[arg-type]
     assert plain["recommended_action"][2].startswith("Renewal due in 86 days")
+
+
+def test_a_risk_that_rose_the_week_the_account_ordered_names_the_order() -> None:
+    """User test: a quarterly buyer went from 5% to red at 47% the day after a 33,472 EUR
+    order; "Risk up 43 pts since last week; biggest mover: buying history" never said it had
+    ordered (27 of 54 "turned red" came within 7 days of an order)."""
+    from ka_ml.scoring.score import _ordered_yet_riskier
+
+    as_of = pd.Timestamp("2026-11-24")
+    out = pd.DataFrame(
+        {
+            "churn_probability": [0.47, 0.47, 0.20, 0.47, 0.47],
+            "churn_probability_prev": [0.05, 0.05, 0.30, 0.05, np.nan],
+            "health_prev": ["green", "green", "yellow", None, None],
+            "last_order_date": as_of - pd.to_timedelta([1, 20, 1, 1, 1], unit="D"),
+        }
+    )
+    X = pd.DataFrame({"recency_days": [1.0, 20.0, 1.0, 1.0, 1.0], "gap_median_days": 110.0})
+    texts = np.array(["Risk up 42 pts since last week."] * 5, dtype=object)
+    got = _ordered_yet_riskier(texts, out, X, 7.0)
+    assert (
+        got[0] == "Ordered on 23 Nov 2026 (typical gap 110 days). Risk up 42 pts since last week."
+    )
+    # ordered before last week's run, risk down after an order, no light last week: as it was
+    assert list(got[1:]) == list(texts[1:])
