@@ -32,7 +32,7 @@ from ka_ml.data import sql
 from ka_ml.data.history import History
 from ka_ml.data.loader import load_history, read_raw_tables
 from ka_ml.data.schema import SCHEMA
-from ka_ml.errors import DataValidationError
+from ka_ml.errors import DataValidationError, KaMlError
 from ka_ml.features.build import build_features
 from ka_ml.scoring import score_history
 from ka_ml.scoring.score_history import history_path
@@ -525,6 +525,23 @@ def test_mixed_currencies_and_a_stray_remap_are_said_as_from_files(
         "'account_id', 'order_date', 'amount', 'currency'; the source's own 'amount' column "
         "would be read instead"
     )
+
+
+def test_a_schema_without_tables_names_the_schema_holding_the_orders(
+    crm: Crm, password: None
+) -> None:
+    """A user's CRM tables sat in schema 'crm'; read without data.schema (the default
+    'public' holds none) the error said a file orders.csv was expected and found nothing."""
+    bare = f"{crm.empty}_bare"
+    crm.pg.run(f"CREATE SCHEMA {bare}")
+    try:
+        with pytest.raises(KaMlError) as err:
+            load_history(crm.pg.url(), crm.cfg(schema=bare))
+    finally:
+        crm.pg.run(f"DROP SCHEMA {bare}")
+    assert f"schema '{bare}' holds no table; a table 'orders' is in schema " in err.value.message
+    assert f"'{crm.schema}'" in err.value.message
+    assert err.value.remedy.startswith("set data.schema: ")
 
 
 def test_a_hostile_column_remap_is_only_a_missing_column(crm: Crm, password: None) -> None:

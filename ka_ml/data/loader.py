@@ -533,6 +533,8 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
     frames: dict[str, pd.DataFrame] = {}
     with sql.SqlSource(url, cfg.db_schema, lock_timeout_s=cfg.lock_timeout_seconds) as db:
         available = db.tables()
+        if "orders" in wanted:  # a name that is no plain identifier is its own error
+            _check_orders_schema(db, wanted["orders"], available, cfg)
         for table, actual in present_tables(wanted, available):
             columns = db.columns(actual)
             targets, _ = column_targets([c.name for c in columns], table, cfg)
@@ -578,6 +580,26 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
             frames[table] = frame
     shown = [db.qualified(n) for n in available]
     return RawRead(frames, issues, shown, "sql")
+
+
+def _check_orders_schema(
+    db: sql.SqlSource, orders: str, available: list[str], cfg: DataConfig
+) -> None:
+    """The error naming the schema to set when the schema read holds no table and another
+    one has the orders: a user's tables in schema 'crm', read without data.schema, got "the
+    required table is missing: expected a file orders.csv ... found nothing", with no word
+    of schemas (a wrong schema name lists them)."""
+    if available:  # tables, just not the orders: the missing-table error lists them
+        return
+    elsewhere = db.schemas_holding(orders)
+    if not elsewhere:
+        return
+    here = f"schema '{cfg.db_schema}'" if cfg.db_schema else "the connection's default schema"
+    shown = ", ".join(f"'{s}'" for s in elsewhere)
+    raise KaMlError(
+        f"{sql.safe_url(db.url)}: {here} holds no table; a table '{orders}' is in schema {shown}.",
+        f"set data.schema: {elsewhere[0]} (the schema holding the tables).",
+    )
 
 
 def _rows_left_behind(

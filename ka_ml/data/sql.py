@@ -275,6 +275,23 @@ class SqlSource:
 
         return list(self._inspect(names))
 
+    def schemas_holding(self, table: str) -> list[str]:
+        """The other schemas with a table or view named ``table`` (any case), for the hint
+        when the schema read lacks it (on PostgreSQL a CRM's tables often sit in their own
+        schema, not in the connection's default 'public')."""
+
+        def holding(insp: sa.Inspector) -> list[str]:
+            out = []
+            for schema in insp.get_schema_names():
+                if schema == self.schema or schema in ("information_schema", "pg_catalog"):
+                    continue
+                names = [*insp.get_table_names(schema), *insp.get_view_names(schema)]
+                if any(n.casefold() == table.casefold() for n in names):
+                    out.append(str(schema))
+            return sorted(out)
+
+        return list(self._inspect(holding))
+
     def columns(self, table: str) -> list[SqlColumn]:
         cols = self._inspect(lambda i: i.get_columns(table, self.schema))
         return [SqlColumn(str(c["name"]), c["type"]) for c in cols]
