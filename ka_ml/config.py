@@ -398,13 +398,14 @@ class HealthConfig(_Strict):
         "names it",
     )
     rhythm_quiet_min: float | None = Field(
-        0.85,
+        0.8,
         gt=0.5,
         le=1,
         description="an account judged by its orders (churn definition no_order) whose own "
         "gaps make the next churn horizon without an order at least this likely "
-        "(rhythm_quiet_chance; 0.88 = three past gaps longer than its silence, all of them "
-        "also longer than the silence plus the horizon) is not lit by its churn probability, "
+        "(rhythm_quiet_chance; 0.83 = two past gaps longer than its silence, both also "
+        "longer than the silence plus the horizon: a rhythm seen twice) is not lit by its "
+        "churn probability, "
         "which then only restates its rhythm (an annual buyer two months after its order): "
         "green unless an override raises it (null: off)",
     )
