@@ -518,9 +518,10 @@ def _read_sql(url: URL, cfg: DataConfig, as_of: pd.Timestamp | None) -> RawRead:
 
     Per table: the columns the database reports are named as in a file (``data.columns``
     remap, then case-insensitive contract names), and only those that become contract
-    columns (and a currency column of orders or contracts) are selected; a table lacking a required column is reported with every column
-    it has and not read. With an as-of and ``data.future_rows: drop``, a table whose event
-    date (:data:`~ka_ml.data.schema.EVENT_DATE`) is a DATE/TIMESTAMP column is read
+    columns (and a currency column of orders or contracts) are selected; a table lacking a
+    required column is reported with every column it has and not read. With an as-of and
+    ``data.future_rows: drop``, a table whose event date
+    (:data:`~ka_ml.data.schema.EVENT_DATE`) is a DATE/TIMESTAMP column is read
     ``WHERE date < :as_of OR date IS NULL`` - the rows :func:`validate_tables` would drop
     anyway; they are counted instead, for the same warning (examples without row
     numbers). Not pushed down: accounts (never filtered), contracts with a ``signed_date``
