@@ -570,8 +570,8 @@ def _said_since_last_week(
 def _ordered_yet_riskier(
     changes: np.ndarray, out: pd.DataFrame, X: pd.DataFrame, days_between: float
 ) -> np.ndarray:
-    """The weekly change of an account lit last week whose risk rose by a point or more the
-    week it ordered, said with that order and its typical gap: a quarterly buyer went from
+    """The weekly change of an account lit last week whose risk rose by half a point or more
+    (what the change text reports) the week it ordered, said with that order and its typical gap: a quarterly buyer went from
     5% to red at 47% the day after a 33,472 EUR order, and "Risk up 43 pts since last week;
     biggest mover: buying history" never named the order (user test: 27 of 54 "turned red"
     came within 7 days of an order). An order starts a new gap; for a buyer whose gaps run
