@@ -261,7 +261,7 @@ def test_changes_are_described_for_accounts_scored_both_weeks(weekly: Weekly) ->
 
 
 def test_the_real_run_keeps_red_a_short_list_with_hysteresis(weekly: Weekly) -> None:
-    from ka_ml.scoring.health import budget_rank
+    from ka_ml.scoring.health import QUIET_WORDS, budget_rank
 
     s = weekly.now.scores
     h = weekly.cfg.health
@@ -273,10 +273,15 @@ def test_the_real_run_keeps_red_a_short_list_with_hysteresis(weekly: Weekly) -> 
     assert (s.loc[capped, "health"] == "yellow").all()
     assert (s.loc[capped, "churn_definition"] == "no_order").all()
     assert s.loc[capped, "light_reason"].str.contains("come back from a silence this long").all()
-    top = lit & (above < h.red_share - 1e-9) & (p >= h.red_min_probability) & ~capped
+    # quiet by its own rhythm: not lit by its probability (ranks last), green, said so
+    quiet = s["light_reason"].fillna("").str.contains(QUIET_WORDS[1], regex=False).to_numpy()
+    assert (s.loc[quiet, "health"] == "green").all()
+    assert (s.loc[quiet, "churn_definition"] == "no_order").all()
+    ruled = capped | quiet
+    top = lit & (above < h.red_share - 1e-9) & (p >= h.red_min_probability) & ~ruled
     assert (s.loc[top, "health"] == "red").all()
     held = lit & (s["health_prev"] == "red") & (above < h.red_share + h.hysteresis - 1e-9)
-    assert (s.loc[held & (p >= h.red_min_probability) & ~capped, "health"] == "red").all()
+    assert (s.loc[held & (p >= h.red_min_probability) & ~ruled, "health"] == "red").all()
     red_share = (s.loc[lit, "health"] == "red").mean()
     assert red_share <= h.red_share + h.hysteresis + 1e-9
 
