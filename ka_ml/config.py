@@ -409,6 +409,16 @@ class HealthConfig(_Strict):
         "which then only restates its rhythm (an annual buyer two months after its order): "
         "green unless an override raises it (null: off)",
     )
+    rhythm_excess_min: float | None = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="an account judged by its orders with three or more past gaps longer "
+        "than its silence whose churn probability exceeds its own gaps' chance of no order "
+        "in the horizon (rhythm_quiet_chance) by less than this is not lit by its churn "
+        "probability either (a quarterly buyer the day after an order: 47% against 50%); "
+        "0: lit only above its rhythm's chance; null: off",
+    )
     win_back_action: str = Field(
         "Win-back: call to learn why they stopped and whether an offer would bring them back.",
         description="the action shown for lapsed accounts",

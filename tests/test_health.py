@@ -376,6 +376,46 @@ def test_the_rhythm_rule_judges_only_accounts_judged_by_their_orders() -> None:
     assert not rhythm_quiet(chance, by_orders, off).any()
 
 
+def test_a_probability_no_higher_than_the_own_rhythm_chance_lights_nothing_when_asked() -> None:
+    """User test: a quarterly buyer went red at 47% the day after an order, when its own
+    gaps made no order in the next 90 days 50% likely: the probability restated the rhythm.
+    health.rhythm_excess_min: such an account (three or more gaps longer than its silence)
+    is quiet unless its probability exceeds the rhythm's chance by at least the margin.
+    Its reason says so: "churn probability 47%, no higher than its own rhythm says: ..."."""
+    from ka_ml.scoring.health import rhythm_quiet_why
+
+    why = rhythm_quiet_why(np.array([0.47, 0.95]), np.array([0.5, 0.9]), np.array([1.0, 60.0]), 90)
+    assert why[0].startswith(
+        "churn probability 47%, no higher than its own rhythm says: by its own past gaps, no "
+        "order in the next 90 days is 50% likely (last order 1 day ago)"
+    )
+    assert why[1].startswith("churn probability 95%, but long quiet spells are its usual rhythm")
+    from ka_ml.scoring.health import rhythm_quiet
+
+    chance = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    p = np.array([0.47, 0.58, 0.62, 0.47, 0.47, np.nan])
+    gaps = np.array([10.0, 10.0, 10.0, 2.0, 10.0, 10.0])  # 2: too few gaps to compare with
+    by_orders = np.array([True, True, True, True, False, True])
+    off = HealthConfig(rhythm_excess_min=None)
+    assert not rhythm_quiet(chance, by_orders, off, p, gaps).any()
+    # the default, 0: lit only when the probability is above the rhythm's own chance
+    assert list(rhythm_quiet(chance, by_orders, HealthConfig(), p, gaps)) == [
+        True,
+        *[False] * 5,
+    ]
+    on = HealthConfig(rhythm_excess_min=0.1)
+    assert list(rhythm_quiet(chance, by_orders, on, p, gaps)) == [
+        True,  # 47% against 50%
+        True,  # 58%: 8 points over, under the 10-point margin
+        False,  # 62%: 12 points over its rhythm: lit by its probability
+        False,  # two gaps: no rhythm to compare with
+        False,  # judged by its contract
+        False,  # no probability
+    ]
+    # without the probabilities (an older caller) only rhythm_quiet_min applies
+    assert not rhythm_quiet(chance, by_orders, on).any()
+
+
 def test_an_account_quiet_as_it_has_been_before_is_at_most_yellow() -> None:
     """Read in a distributor's portfolio (user test, 2,500 accounts, 12 weeks): project
     buyers between projects were 1,590 of 2,772 red account-weeks, 96% of them not lost;

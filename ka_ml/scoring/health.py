@@ -45,6 +45,7 @@ RULE_PREFIXES = (
 QUIET_WORDS = (
     "a quiet spell is this account's usual rhythm",
     "long quiet spells are its usual rhythm",
+    "no higher than its own rhythm says",
 )
 # fewer accounts than this that just ordered: their median p90 is too noisy to replace the
 # configured multiple (its standard error is then about a quarter of the spread)
@@ -245,16 +246,40 @@ def assign_lights(
     return lights, reason
 
 
-def rhythm_quiet(chance: np.ndarray, judged_by_orders: np.ndarray, cfg: HealthConfig) -> np.ndarray:
+RHYTHM_EXCESS_MIN_GAPS = 3  # gaps longer than the silence for a rhythm chance to compare with
+
+
+def rhythm_quiet(
+    chance: np.ndarray,
+    judged_by_orders: np.ndarray,
+    cfg: HealthConfig,
+    p: np.ndarray | None = None,
+    gaps: np.ndarray | None = None,
+) -> np.ndarray:
     """Accounts whose churn probability only restates their rhythm: judged by their orders
     (churn definition ``no_order``: a contract's end is a risk whatever the rhythm) and
     whose own gaps make the horizon without an order at least ``rhythm_quiet_min`` likely
-    (the feature ``rhythm_quiet_chance``). None of them when the rule is off."""
+    (the feature ``rhythm_quiet_chance``); with ``rhythm_excess_min`` (and ``p``, ``gaps``:
+    the churn probabilities and ``gaps_longer_than_silence``), also those with at least
+    three past gaps longer than their silence whose churn probability exceeds that chance
+    by less than it (a quarterly buyer the day after an order: 47% against 50% by its own
+    gaps). None of them when the rules are off."""
     c = np.asarray(chance, float)
-    if cfg.rhythm_quiet_min is None:
-        return np.zeros(len(c), bool)
     by_orders = np.asarray(judged_by_orders, bool)
-    return by_orders & np.isfinite(c) & (c >= cfg.rhythm_quiet_min)
+    out = np.zeros(len(c), bool)
+    if cfg.rhythm_quiet_min is not None:
+        out |= by_orders & np.isfinite(c) & (c >= cfg.rhythm_quiet_min)
+    if cfg.rhythm_excess_min is not None and p is not None and gaps is not None:
+        k = np.nan_to_num(np.asarray(gaps, float))
+        excess = np.asarray(p, float) - c
+        out |= (
+            by_orders
+            & np.isfinite(c)
+            & (k >= RHYTHM_EXCESS_MIN_GAPS)
+            & np.isfinite(excess)
+            & (excess < cfg.rhythm_excess_min)
+        )
+    return out
 
 
 def seen_before_why(silence: np.ndarray, gap: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -275,10 +300,14 @@ def rhythm_quiet_why(
     p: np.ndarray, chance: np.ndarray, recency: np.ndarray, horizon: int
 ) -> np.ndarray:
     """Why a quiet account (:func:`rhythm_quiet`) has no light from its probability, in a
-    manager's words."""
+    manager's words: its probability "no higher than its own rhythm says" where it does not
+    exceed the rhythm's chance (``rhythm_excess_min``), else "but long quiet spells are its
+    usual rhythm"."""
     return np.array(
         [
-            f"churn probability {x:.0%}, but {QUIET_WORDS[1]}: by its own past gaps, no order in the next {n_days(horizon)} is {c:.0%} likely"
+            f"churn probability {x:.0%}, "
+            + (f"{QUIET_WORDS[2]}" if x <= c else f"but {QUIET_WORDS[1]}")
+            + f": by its own past gaps, no order in the next {n_days(horizon)} is {c:.0%} likely"
             + (f" (last order {n_days(r)} ago)" if np.isfinite(r) else "")
             + "; judged again as its next order comes due"
             for x, c, r in zip(p, chance, recency, strict=True)

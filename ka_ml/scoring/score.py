@@ -454,8 +454,10 @@ def light_columns(
     rank = "revenue_at_risk" if cfg.health.rank_by == "revenue_at_risk" else "churn_probability"
     chance = float_column(X, "rhythm_quiet_chance")
     by_orders = out["churn_definition"].to_numpy(dtype=object) == "no_order"
-    quiet = rhythm_quiet(chance, by_orders, cfg.health)
     p = out["churn_probability"].to_numpy(float)
+    quiet = rhythm_quiet(
+        chance, by_orders, cfg.health, p, float_column(X, "gaps_longer_than_silence")
+    )
     lights, reasons = assign_lights(
         p,
         prev_light,

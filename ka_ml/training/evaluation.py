@@ -399,7 +399,13 @@ def origin_lights(
         if "churn_definition" in test
         else np.ones(len(test), bool)
     )
-    quiet = rhythm_quiet(float_column(test, "rhythm_quiet_chance"), by_orders, cfg.health)
+    quiet = rhythm_quiet(
+        float_column(test, "rhythm_quiet_chance"),
+        by_orders,
+        cfg.health,
+        p,
+        float_column(test, "gaps_longer_than_silence"),
+    )
     seen = quiet_as_before(test, cfg) & by_orders
     light = np.full(len(test), "", dtype=object)
     for idx in test.groupby("as_of").indices.values():
