@@ -64,7 +64,8 @@ _SIGNED_UNITS: dict[str, float] = {
 ONE_GAP = "Only one gap between orders so far: too few orders to tell how regular they are"
 
 
-def _plural(n: float, word: str) -> str:
+def plural(n: float, word: str) -> str:
+    """``word`` for one, ``word + "s"`` otherwise ('1 origin', '3 origins')."""
     return word if abs(n) == 1 else word + "s"
 
 
@@ -74,13 +75,13 @@ def n_days(n: float) -> str:
     if not math.isfinite(n):
         return f"{n:.0f} days"
     whole = round(n)
-    return f"{whole:.0f} {_plural(whole, 'day')}"
+    return f"{whole:.0f} {plural(whole, 'day')}"
 
 
 def points_unit(n: float) -> str:
     """'pt' for one probability point (either sign), else 'pts': the reasons', the weekly
     changes' and the reports' one wording."""
-    return _plural(n, "pt")
+    return plural(n, "pt")
 
 
 def format_value(unit: Unit, value: object, currency: str = "") -> str:
@@ -92,14 +93,14 @@ def format_value(unit: Unit, value: object, currency: str = "") -> str:
     v = float(value)  # type: ignore[arg-type]
     if unit == "days":
         n = round(v)
-        return f"{n:,} {_plural(n, 'day')}"
+        return f"{n:,} {plural(n, 'day')}"
     if unit == "days_until":
         n = round(v)
         if n > 0:
-            return f"ends in {n:,} {_plural(n, 'day')}"
+            return f"ends in {n:,} {plural(n, 'day')}"
         if n == 0:
             return "ends today"
-        return f"lapsed {-n:,} {_plural(n, 'day')} ago"
+        return f"lapsed {-n:,} {plural(n, 'day')} ago"
     if unit == "count":
         return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
     if unit == "count_change":
@@ -139,7 +140,7 @@ def format_value(unit: Unit, value: object, currency: str = "") -> str:
         if p == 0:
             return "unchanged"
         s = f"{abs(p):g}"
-        return f"up {s} {_plural(p, 'point')}" if p > 0 else f"down {s} {_plural(p, 'point')}"
+        return f"up {s} {plural(p, 'point')}" if p > 0 else f"down {s} {plural(p, 'point')}"
     if unit == "flag":
         return "yes" if v >= 0.5 else "no"
     raise ValueError(f"unknown unit {unit!r}")

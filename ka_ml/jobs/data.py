@@ -335,7 +335,7 @@ def _late_feed_texts(
     return tuple(
         f"the {f.table} table's newest row is from {f.newest.date()}, {f.lag} days before "
         f"the scoring date {as_of.date()}: a longer silence than any in its last year "
-        f"(at most {f.usual} day{'s' * (f.usual != 1)}), {orders}. "
+        f"(at most {n_days(f.usual)}), {orders}. "
         + (
             f"The export looks late: its features are read as of {f.read_as_of.date()}, so "
             f"the missing days do not count as {f.lag} days of silence (check the {f.table} "
@@ -478,7 +478,7 @@ def _stale_orders(
         return (
             f"the newest order in the data is from {last.date()}, {lag} days before the "
             f"scoring date {as_of.date()}: a longer silence than any between order days "
-            f"in its last {FEED_LOOKBACK_DAYS} days (at most {usual} day{'s' * (usual != 1)}). "
+            f"in its last {FEED_LOOKBACK_DAYS} days (at most {n_days(usual)}). "
             f"If the orders export is late, every account looks {lag} days quieter and more "
             f"of them overdue than they are (check the export, or score --as-of "
             f"{(last + pd.Timedelta(days=1)).date()})",

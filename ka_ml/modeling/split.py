@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.errors import ModelError
+from ka_ml.features.catalog import plural
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Backtest:
             "every": f"{min(steps)} days" if steps else "-",
             "train": span(self.final_dates),
             "test": ", ".join(str(o.date.date()) for o in self.origins)
-            + f" ({len(self.origins)} origin{'' if len(self.origins) == 1 else 's'})",
+            + f" ({len(self.origins)} {plural(len(self.origins), 'origin')})",
             "purge": "none: accounts held out" if self.grouped else f"{self.purge_days} days",
         }
 

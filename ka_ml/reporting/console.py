@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ka_ml.config import Config
+from ka_ml.features.catalog import plural
 from ka_ml.modeling import registry
 from ka_ml.modeling.registry import ManualPromotion, VersionInfo
 from ka_ml.modeling.split import describe_line
@@ -256,7 +257,7 @@ def print_train_report(report: Any, out: Console) -> None:
         churn_table(
             ev.comparison,
             f"Churn within {horizon}: the training procedure {how} pooled over {n} "
-            f"test origin{'' if n == 1 else 's'}{on} (what the scores should achieve)",
+            f"test {plural(n, 'origin')}{on} (what the scores should achieve)",
         )
     )
     c = ev.churn

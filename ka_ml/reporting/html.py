@@ -239,7 +239,7 @@ def _card_text(card: Any) -> str:
     return (
         f" ({card['family']}{won_by}; {test} {card['oot_roc_auc']:.3f} vs "
         f"{card['best_baseline']} {card['best_baseline_roc_auc']:.3f}, "
-        f"{card['origins']} test origin{'' if card['origins'] == 1 else 's'}{pooled}{rough})"
+        f"{card['origins']} test {catalog.plural(card['origins'], 'origin')}{pooled}{rough})"
     )
 
 

@@ -20,6 +20,7 @@ from sklearn.model_selection import GroupKFold
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
+from ka_ml.features.catalog import plural
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.baselines import BGNBDChurn, RecencyBaseline, RFMLogistic
 from ka_ml.modeling.churn import Calibrator, ChurnModel, ProbeData
@@ -303,7 +304,7 @@ def train_churn(
 ) -> tuple[ChurnModel, TuningResult, tuple[np.ndarray, pd.DataFrame, dict[str, float]]]:
     """Tune, backtest every family on the origins, choose, calibrate, refit on everything."""
     n = len(folds.split.origins)
-    progress(f"tuning the churn model on {n} rolling origin{'' if n == 1 else 's'} ...")
+    progress(f"tuning the churn model on {n} rolling {plural(n, 'origin')} ...")
     rounds: Rounds = {}
     tuning = tune_churn(folds, feats, cfg, on_trial("churn"), rounds)
     progress(
