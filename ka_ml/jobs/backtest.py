@@ -17,7 +17,6 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
@@ -133,13 +132,9 @@ def pauses_caution(scores: pd.DataFrame, client: Any, cfg: Config) -> str:
     limit = cfg.mlflow.max_label_return_share
     if limit is None or scores.empty:
         return ""
-    name, found = cfg.mlflow.churn_model_name, []
+    found = []
     for v in sorted(scores["churn_model_version"].astype(str).unique()):
-        try:
-            run_id = client.get_model_version(name, v).run_id
-            metrics = client.get_run(run_id).data.metrics
-        except MlflowException:
-            continue
+        metrics = registry.training_metrics(client, cfg.mlflow.churn_model_name, v)
         share = metrics.get("label_return_share", float("nan"))
         if np.isfinite(share) and share > limit:
             found.append((v, share, metrics.get("label_return_days", float("nan"))))

@@ -752,6 +752,16 @@ def trained_as_of(client: Any, name: str, version: str) -> pd.Timestamp | None:
         return None
 
 
+def training_metrics(client: Any, name: str, version: str) -> dict[str, float]:
+    """The metrics of the run VERSION of NAME was trained in (``label_return_share``, ...);
+    empty when that run is gone or the version was registered elsewhere."""
+    try:
+        mv = client.get_model_version(name, str(version))
+        return dict(client.get_run(mv.run_id).data.metrics)
+    except MlflowException:
+        return {}
+
+
 def manager_words(verdict: str) -> str:
     """A gate verdict without its instructions to whoever runs the CLI ("...: compare the
     two runs in MLflow and `ka-ml promote NAME VERSION` by hand", "...; `ka-ml promote ...`

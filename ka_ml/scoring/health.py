@@ -265,20 +265,14 @@ def rhythm_quiet(
     by less than it (a quarterly buyer the day after an order: 47% against 50% by its own
     gaps). None of them when the rules are off."""
     c = np.asarray(chance, float)
-    by_orders = np.asarray(judged_by_orders, bool)
+    judged = np.asarray(judged_by_orders, bool) & np.isfinite(c)
     out = np.zeros(len(c), bool)
     if cfg.rhythm_quiet_min is not None:
-        out |= by_orders & np.isfinite(c) & (c >= cfg.rhythm_quiet_min)
+        out |= judged & (c >= cfg.rhythm_quiet_min)
     if cfg.rhythm_excess_min is not None and p is not None and gaps is not None:
         k = np.nan_to_num(np.asarray(gaps, float))
-        excess = np.asarray(p, float) - c
-        out |= (
-            by_orders
-            & np.isfinite(c)
-            & (k >= RHYTHM_EXCESS_MIN_GAPS)
-            & np.isfinite(excess)
-            & (excess < cfg.rhythm_excess_min)
-        )
+        excess = np.asarray(p, float) - c  # NaN (no probability) compares False
+        out |= judged & (k >= RHYTHM_EXCESS_MIN_GAPS) & (excess < cfg.rhythm_excess_min)
     return out
 
 
@@ -306,7 +300,7 @@ def rhythm_quiet_why(
     return np.array(
         [
             f"churn probability {x:.0%}, "
-            + (f"{QUIET_WORDS[2]}" if x <= c else f"but {QUIET_WORDS[1]}")
+            + (QUIET_WORDS[2] if x <= c else f"but {QUIET_WORDS[1]}")
             + f": by its own past gaps, no order in the next {n_days(horizon)} is {c:.0%} likely"
             + (f" (last order {n_days(r)} ago)" if np.isfinite(r) else "")
             + "; judged again as its next order comes due"

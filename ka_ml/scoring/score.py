@@ -582,8 +582,10 @@ def _ordered_yet_riskier(
     rose = (
         float_column(out, "churn_probability") - float_column(out, "churn_probability_prev")
     ) >= 0.005
-    lit_before = out["health_prev"].notna().to_numpy() if "health_prev" in out else rose & False
-    pick = np.flatnonzero((recency <= days_between) & np.nan_to_num(rose) & lit_before)
+    lit_before = (
+        out["health_prev"].notna().to_numpy() if "health_prev" in out else np.zeros(len(out), bool)
+    )
+    pick = np.flatnonzero((recency <= days_between) & rose & lit_before)
     if not len(pick):
         return changes
     gap = float_column(X, "gap_median_days")
