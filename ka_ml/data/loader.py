@@ -54,6 +54,7 @@ from ka_ml.data.validate import (
     future_rows_texts,
     missing_column_issue,
     normalize_as_of,
+    remap_fix,
     validate_tables,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
@@ -761,12 +762,7 @@ def stray_mappings(
             if canon in targets
             else f"'{canon}' would be read as missing"
         )
-        near = close_matches(source, shown)
-        fix = (
-            f"did you mean '{near[0]}'? Set data.columns.{table}.{canon}: {near[0]}"
-            if near
-            else f"set data.columns.{table}.{canon} to the exact name of the source column"
-        )
+        fix = remap_fix(table, canon, close_matches(source, shown))
         out.append(
             DataIssue(
                 table,

@@ -1670,17 +1670,12 @@ def missing_column_issue(
     mapped = cfg.columns.get(table, {}).get(column)
     near = close_matches(mapped or column, names)
     if mapped:
-        fix = (
-            f"did you mean '{near[0]}'? Set data.columns.{table}.{column}: {near[0]}"
-            if near
-            else f"set data.columns.{table}.{column} to the exact name of the source column"
-        )
         return DataIssue(
             table,
             column,
             f"the required column is missing: data.columns.{table}.{column} points to "
             f"'{mapped}', which is not among the columns found: {found}",
-            fix + ".",
+            remap_fix(table, column, near) + ".",
         )
     guess = near[0] if near else "<source column name>"
     return DataIssue(
@@ -1691,6 +1686,14 @@ def missing_column_issue(
         + f"rename the source column to '{column}', or map it in the config: "
         f"data.columns: {{{table}: {{{column}: {guess}}}}}.",
     )
+
+
+def remap_fix(table: str, column: str, near: list[str]) -> str:
+    """The fix for a ``data.columns`` remap naming no source column: the close one found
+    (``near``, from :func:`close_matches`), else the exact name to set."""
+    if near:
+        return f"did you mean '{near[0]}'? Set data.columns.{table}.{column}: {near[0]}"
+    return f"set data.columns.{table}.{column} to the exact name of the source column"
 
 
 def _show(value: object) -> str:
