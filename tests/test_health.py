@@ -524,7 +524,7 @@ def test_a_risk_that_rose_the_week_the_account_ordered_names_the_order() -> None
     """User test: a quarterly buyer went from 5% to red at 47% the day after a 33,472 EUR
     order; "Risk up 43 pts since last week; biggest mover: buying history" never said it had
     ordered (27 of 54 "turned red" came within 7 days of an order)."""
-    from ka_ml.scoring.score import _ordered_yet_riskier
+    from ka_ml.scoring.light_change import ordered_yet_riskier
 
     as_of = pd.Timestamp("2026-11-24")
     out = pd.DataFrame(
@@ -537,7 +537,7 @@ def test_a_risk_that_rose_the_week_the_account_ordered_names_the_order() -> None
     )
     X = pd.DataFrame({"recency_days": [1.0, 20.0, 1.0, 1.0, 1.0], "gap_median_days": 110.0})
     texts = np.array(["Risk up 42 pts since last week."] * 5, dtype=object)
-    got = _ordered_yet_riskier(texts, out, X, 7.0)
+    got = ordered_yet_riskier(texts, out, X, 7.0)
     assert (
         got[0] == "Ordered on 23 Nov 2026 (typical gap 110 days). Risk up 42 pts since last week."
     )

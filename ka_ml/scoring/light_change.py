@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import HealthConfig, PortfolioConfig
+from ka_ml.features.catalog import n_days
 from ka_ml.features.portfolio import tier_cut
 from ka_ml.scoring.explain import MATERIAL_POINTS
 from ka_ml.scoring.health import set_by_rule
+from ka_ml.scoring.lifecycle import float_column
 
 NEW_ON_LIST = "New on the list this week."  # score_chunk's marker: no score last week
 BACK_FROM_LAPSED = "Back from lapsed: no light last week (lapsed), and it has ordered since."
@@ -291,3 +293,33 @@ def _n(count: int, one: str, rest: str) -> str:
     many = one.replace("account", "accounts", 1).replace(" has", " have").replace(" is", " are")
     many = many.replace(" ranks", " rank")
     return f"{count} {many} {rest}"
+
+
+def ordered_yet_riskier(
+    changes: np.ndarray, out: pd.DataFrame, X: pd.DataFrame, days_between: float
+) -> np.ndarray:
+    """The weekly change of an account lit last week whose risk rose by half a point or more
+    (:data:`MATERIAL_POINTS`, what the change text reports) the week it ordered, said with
+    that order and its typical gap: a quarterly buyer went from 5% to red at 47% the day
+    after a 33,472 EUR order, and "Risk up 43 pts since last week; biggest mover: buying
+    history" never named the order (user test: 27 of 54 "turned red"
+    came within 7 days of an order). An order starts a new gap; for a buyer whose gaps run
+    past the horizon, the next one is then unlikely within it."""
+    recency = np.nan_to_num(float_column(X, "recency_days"), nan=np.inf)
+    rose = (
+        float_column(out, "churn_probability") - float_column(out, "churn_probability_prev")
+    ) >= MATERIAL_POINTS
+    lit_before = (
+        out["health_prev"].notna().to_numpy() if "health_prev" in out else np.zeros(len(out), bool)
+    )
+    pick = np.flatnonzero((recency <= days_between) & rose & lit_before)
+    if not len(pick):
+        return changes
+    gap = float_column(X, "gap_median_days")
+    last = pd.to_datetime(out["last_order_date"]).to_numpy()
+    changes = np.asarray(changes, dtype=object).copy()
+    for i in pick:
+        d = pd.Timestamp(last[i])
+        typical = f" (typical gap {n_days(gap[i])})" if np.isfinite(gap[i]) else ""
+        changes[i] = f"Ordered on {d.day} {d:%b %Y}{typical}. {changes[i]}".strip()
+    return changes

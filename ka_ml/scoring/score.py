@@ -51,6 +51,7 @@ from ka_ml.scoring.light_change import (
     NEW_ON_LIST,
     light_moved_alone,
     no_light_last_week,
+    ordered_yet_riskier,
     tier_moved,
 )
 from ka_ml.scoring.score_history import COLUMNS as HISTORY_COLUMNS
@@ -550,7 +551,7 @@ def _said_since_last_week(
     )
     moved = light_moved_alone(out, prev, rank, cfg.health, changes)
     changes = np.where(moved != "", moved, changes)
-    changes = _ordered_yet_riskier(changes, out, X, days_between)
+    changes = ordered_yet_riskier(changes, out, X, days_between)
     if "abc_tier" in prev and "abc_tier" in out:
         share = (
             out["revenue_share"] if "revenue_share" in out else pd.Series(np.nan, index=ids.index)
@@ -567,35 +568,6 @@ def _said_since_last_week(
         changes[said] = [f"{changes[i]} {tier[i]}".strip() for i in said]
     out["changes"] = dated_changes(changes, pd.Timestamp(prev["as_of"].max()), int(days_between))
     return out
-
-
-def _ordered_yet_riskier(
-    changes: np.ndarray, out: pd.DataFrame, X: pd.DataFrame, days_between: float
-) -> np.ndarray:
-    """The weekly change of an account lit last week whose risk rose by half a point or more
-    (what the change text reports) the week it ordered, said with that order and its typical gap: a quarterly buyer went from
-    5% to red at 47% the day after a 33,472 EUR order, and "Risk up 43 pts since last week;
-    biggest mover: buying history" never named the order (user test: 27 of 54 "turned red"
-    came within 7 days of an order). An order starts a new gap; for a buyer whose gaps run
-    past the horizon, the next one is then unlikely within it."""
-    recency = np.nan_to_num(float_column(X, "recency_days"), nan=np.inf)
-    rose = (
-        float_column(out, "churn_probability") - float_column(out, "churn_probability_prev")
-    ) >= 0.005
-    lit_before = (
-        out["health_prev"].notna().to_numpy() if "health_prev" in out else np.zeros(len(out), bool)
-    )
-    pick = np.flatnonzero((recency <= days_between) & rose & lit_before)
-    if not len(pick):
-        return changes
-    gap = float_column(X, "gap_median_days")
-    last = pd.to_datetime(out["last_order_date"]).to_numpy()
-    changes = np.asarray(changes, dtype=object).copy()
-    for i in pick:
-        d = pd.Timestamp(last[i])
-        typical = f" (typical gap {n_days(gap[i])})" if np.isfinite(gap[i]) else ""
-        changes[i] = f"Ordered on {d.day} {d:%b %Y}{typical}. {changes[i]}".strip()
-    return changes
 
 
 def _tier_position(out: pd.DataFrame, cfg: Config) -> pd.Series:
