@@ -338,7 +338,10 @@ def features(
         from ka_ml.jobs.data import write_features
 
         cfg = _config(config)
-        df, day = write_features(cfg, data, _parse_date(as_of, "--as-of"), out, engine)
+        day = _parse_date(as_of, "--as-of")
+        df, day, said = write_features(cfg, data, day, out, engine, _today())
+        for w in said:
+            log.warning(w)
         _console().print(
             f"wrote {len(df):,} accounts x {df.shape[1] - 2} features as of {day.date()} to {out}"
         )

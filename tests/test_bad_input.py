@@ -235,6 +235,32 @@ def test_a_late_feed_is_read_as_of_its_own_end_and_the_orders_as_of_the_scoring_
     pd.testing.assert_frame_equal(now[others], raw[others])  # orders: as of the scoring date
 
 
+def test_ka_ml_features_reads_a_late_feed_as_the_scorer_does(tmp_path: Path) -> None:
+    """The feature file is the models' inputs as of a date: a user comparing it with the
+    report read "Last survey answered 195 days ago" in one and 236 days in the other, for
+    the same account on the same day (the scorer read the late feed as of its end)."""
+    from ka_ml.jobs.data import write_features
+
+    h = _orders_to("2026-09-30", [])
+    src = tmp_path / "data"
+    src.mkdir()
+    h.orders.to_csv(src / "orders.csv", index=False)
+    h.accounts.to_csv(src / "accounts.csv", index=False)
+    days = pd.date_range(end="2026-09-27", periods=120, freq="D")
+    pd.DataFrame({"account_id": "A1", "date": days, "count": 3.0}).to_csv(
+        src / "usage.csv", index=False
+    )
+    day, out = pd.Timestamp("2026-10-08"), tmp_path / "f.csv"
+    _, when, said = write_features(Config(), str(src), day, out, "local", day)
+    assert when == day
+    assert any("usage table" in w and "read as of 2026-09-28" in w for w in said), said
+    a1 = pd.read_csv(out).set_index("account_id").loc["A1"]
+    assert a1["usage_recency_days"] == 1  # as the scorer reads it, not 11
+    assert a1["recency_days"] == 11  # its last order 2026-09-27: as of the scoring date
+    with pytest.raises(KaMlError, match="the features of a future date"):
+        write_features(Config(), str(src), day, out, "local", pd.Timestamp("2026-10-01"))
+
+
 def test_train_refuses_a_date_taken_from_a_mistyped_order(
     trained: Any, demo_dir: Path, tmp_path: Path
 ) -> None:

@@ -693,7 +693,7 @@ def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
     h.orders.to_csv(src / "orders.csv", index=False)
     h.accounts.to_csv(src / "accounts.csv", index=False)
     out = tmp_path / "f.parquet"
-    written, _ = write_features(config(), str(src), AS_OF, out, "local")
+    written, _, _ = write_features(config(), str(src), AS_OF, out, "local", AS_OF)
     assert not scorer_only() & set(pd.read_parquet(out).columns)
     assert not scorer_only() & set(written.columns)
 

@@ -126,6 +126,13 @@ def _order_day_counts(
     return newest, previous, len(on_newest), n_before, examples
 
 
+# why a date after tomorrow is refused, per kind of run (training: the default)
+_AFTER_TOMORROW = {
+    "scoring": "scores of a future date would be published as that week's.",
+    "features": "the features of a future date would read the days to come as silence.",
+}
+
+
 def check_as_of(
     history: History | SparkHistory,
     as_of: pd.Timestamp,
@@ -135,7 +142,7 @@ def check_as_of(
     today: pd.Timestamp,
     what: str = "scoring",
 ) -> None:
-    """Refuse a ``what`` ("scoring" or "training") date after tomorrow (``today``: the run's
+    """Refuse a ``what`` ("scoring", "training" or "features") date after tomorrow (``today``: the run's
     clock, the later of the UTC and the local date), and a date taken from the data whose
     newest order day stands alone (:func:`lone_newest_orders`, over
     ``scoring.stale_data_days``): a run dated by the data
@@ -147,11 +154,7 @@ def check_as_of(
         if explicit:
             raise KaMlError(
                 f"--as-of {as_of.date()} is after tomorrow ({tomorrow.date()}): "
-                + (
-                    "scores of a future date would be published as that week's."
-                    if what == "scoring"
-                    else "no outcome after today can be known."
-                ),
+                + _AFTER_TOMORROW.get(what, "no outcome after today can be known."),
                 f"pass a date up to {tomorrow.date()} (or leave --as-of out: the day after the "
                 "newest order).",
             )
@@ -357,8 +360,10 @@ def scoring_data_check(
     explicit: bool,
     today: pd.Timestamp,
     demo: bool = False,
+    what: str = "scoring",
 ) -> tuple[tuple[str, ...], History | SparkHistory]:
-    """:func:`check_as_of`, then (the warnings to record, the history to score).
+    """:func:`check_as_of` (of a ``what`` date), then (the warnings to record, the history
+    to score).
 
     Warnings: the newest order lies ``scoring.stale_data_days`` or more before the scoring
     date, or beyond any silence between order days over the last 90 days (a stale export
@@ -371,7 +376,7 @@ def scoring_data_check(
     up" and 50 of 54 "turned red" in one week. The Spark engine's history is scored as it
     is (:func:`_spark_data_check`: late feeds and orders said, not re-read). The orders'
     and each feed's days are read once for both."""
-    check_as_of(history, as_of, cfg, explicit=explicit, today=today)
+    check_as_of(history, as_of, cfg, explicit=explicit, today=today, what=what)
     if not isinstance(history, History):
         return _spark_data_check(history, as_of, cfg, explicit=explicit, today=today, demo=demo)
     days = _table_days(history)
@@ -514,15 +519,29 @@ def write_demo(
 
 
 def write_features(
-    cfg: Config, data: str | None, as_of: pd.Timestamp | None, out: Path, engine: str
-) -> tuple[pd.DataFrame, pd.Timestamp]:
+    cfg: Config,
+    data: str | None,
+    as_of: pd.Timestamp | None,
+    out: Path,
+    engine: str,
+    today: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.Timestamp, tuple[str, ...]]:
     """The point-in-time feature table as of ``as_of`` (default: the data's), written to
     ``out`` (.parquet or .csv) atomically: the models' inputs, without the columns built
-    only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`)."""
+    only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`); and the
+    warnings about the data's freshness.
+
+    The history is read as ``ka-ml score`` reads it (:func:`scoring_data_check`): a late
+    feed as of its own end. A user comparing the file with the report found "Last survey
+    answered 195 days ago" in one and 236 in the other for the same account and day."""
     if out.suffix not in (".parquet", ".csv"):
         raise KaMlError(f"--out '{out}' must end in .parquet or .csv.", "pick one of them.")
-    h = load(cfg, data, as_of, engine)
-    day = as_of or h.default_as_of
+    loaded = load(cfg, data, as_of, engine)
+    day = as_of or loaded.default_as_of
+    demo = not (data or cfg.data.source)  # the embedded demo ends when it ends
+    said, h = scoring_data_check(
+        loaded, day, cfg, explicit=as_of is not None, today=today, demo=demo, what="features"
+    )
     if engine == "spark":
         from ka_ml.spark import features as spark_features
 
@@ -534,4 +553,4 @@ def write_features(
         atomic_write(out, lambda p: df.to_parquet(p, index=False))
     else:
         atomic_write(out, lambda p: df.to_csv(p, index=False))
-    return df, day
+    return df, day, said
