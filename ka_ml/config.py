@@ -385,7 +385,14 @@ class HealthConfig(_Strict):
         "that ordered within scoring.change_lookback_days), when at least 30 did",
     )
     critical_complaint_raises: bool = Field(
-        True, description="an open critical complaint: at least yellow"
+        True, description="an open critical complaint: at least critical_complaint_light"
+    )
+    critical_complaint_light: Literal["yellow", "red"] = Field(
+        "yellow",
+        description="the light an open critical complaint raises an account to at least. "
+        "Yellow by default: red stays the churn ranking's list; red puts every such account "
+        "on it (a packaging supplier's 62 account-weeks with one open were all lost within "
+        "90 days, at a median churn probability of 8%: too few cases for its model to learn)",
     )
     seen_before_max_light: Literal["yellow", "green"] | None = Field(
         None,

@@ -100,6 +100,37 @@ def test_an_open_critical_complaint_makes_an_account_at_least_yellow() -> None:
     assert got == ["yellow", "green", "red"]
 
 
+def test_an_open_critical_complaint_can_be_set_to_raise_to_red() -> None:
+    """A packaging supplier's 62 account-weeks with one open were all lost within 90 days,
+    56 of them yellow at a median churn probability of 8%: the business may want them on the
+    red list. The overdue rule still raises to yellow only, and nothing is lowered."""
+    from ka_ml.reporting.summary import RULE_PREFIXES
+
+    cfg = HealthConfig(mode="threshold", critical_complaint_light="red")
+    p = np.array([0.05, YELLOW + 0.01, RED + 0.1, 0.05, 0.05])
+    critical = np.array([True, True, True, False, False])
+    overdue = np.array([False, False, False, True, False])
+    got, reasons = assign_lights(p, None, cfg, overdue=overdue, critical_complaint=critical)
+    assert list(got) == ["red", "red", "red", "yellow", "green"]
+    assert reasons[0].startswith("raised to red: an open critical complaint (")
+    assert reasons[1].startswith("raised to red") and not reasons[2].startswith("raised")
+    assert reasons[3].startswith("raised to yellow: overdue")
+    assert all(r.startswith(RULE_PREFIXES) for r in reasons[[0, 1, 3]])  # counted as by a rule
+    assert HealthConfig().critical_complaint_light == "yellow"
+    # the report's and the spreadsheet's rule says what the overrides do, as configured
+    from ka_ml.scoring.health import light_rule
+
+    said = light_rule(cfg)
+    assert said.endswith("; an account with an open critical complaint is red")
+    assert "overdue against its own purchase cycle is at least yellow" in said
+    assert light_rule(HealthConfig()).endswith(
+        "overdue against its own purchase cycle, or with an open critical complaint, is at "
+        "least yellow"
+    )
+    off = HealthConfig(overdue_raises=False, critical_complaint_raises=False)
+    assert "overdue" not in light_rule(off) and "complaint" not in light_rule(off)
+
+
 def test_overrides_never_lower_a_red_kept_by_hysteresis() -> None:
     got = lights(
         [RED - H / 2], prev=["red"], overdue=np.array([True]), critical_complaint=np.array([True])

@@ -304,7 +304,7 @@ def print_train_report(report: Any, out: Console) -> None:
         f"precision {_share2(li['red_yellow_precision'])} recall "
         f"{_share2(li['red_yellow_recall'])} (base rate {li['base_rate']:.2f}); churn ROC AUC "
         f"on them {li.get('lit_roc_auc', float('nan')):.3f} (the ranking's lights: the scorer "
-        "also raises overdue accounts and open critical complaints to at least yellow)"
+        "also raises overdue accounts and open critical complaints: see the run's light rule)"
     )
     if red_floor:
         out.print(f"[yellow]caution:[/] {red_floor}")

@@ -257,7 +257,7 @@ def _light_cut_rows(thresholds: dict[str, Any]) -> list[tuple[str, Any, str]]:
         (
             "Lit by a rule, below the ranking's cut",
             f"{thresholds.get('red_by_rule', 0)} red, {thresholds.get('yellow_by_rule', 0)} "
-            "yellow (overdue or an open critical complaint: raised to yellow; hysteresis: "
+            "yellow (raised by a rule: overdue, an open critical complaint; hysteresis: "
             "kept from last week)",
             "",
         ),

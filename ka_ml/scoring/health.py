@@ -19,7 +19,8 @@ The rule, in order:
    history holds no such forecast, a first run or an account silent since before the
    history began, silent for longer than :func:`overdue_multiple` times its typical gap,
    given ``health.overdue_min_gaps`` gaps or more) is
-   at least yellow; an open critical complaint makes it at least yellow.
+   at least yellow; an open critical complaint makes it at least
+   ``critical_complaint_light`` (yellow by default).
 
 Every light carries its reason in words, and a recommended action per light and ABC tier.
 """
@@ -38,6 +39,7 @@ NAMES = np.array(["green", "yellow", "red"])
 # band, the cap of an account quiet as before ("yellow, not red: ...")
 RULE_PREFIXES = (
     "raised to yellow",
+    "raised to red",
     "stays ",
     *(f"{NAMES[top]}, not {NAMES[lv]}" for top in range(3) for lv in range(top + 1, 3)),
 )
@@ -96,18 +98,38 @@ def budget_rank(metric: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     return out
 
 
+def _overrides_said(cfg: HealthConfig) -> str:
+    """The overrides that are on, in words, for :func:`light_rule`."""
+    overdue = "an account overdue against its own purchase cycle"
+    complaint = "an account with an open critical complaint"
+    if not cfg.critical_complaint_raises:
+        return f"; {overdue} is at least yellow" if cfg.overdue_raises else ""
+    if cfg.critical_complaint_light == "red":
+        return (f"; {overdue} is at least yellow" if cfg.overdue_raises else "") + (
+            f"; {complaint} is red"
+        )
+    if cfg.overdue_raises:
+        return f"; {overdue}, or with an open critical complaint, is at least yellow"
+    return f"; {complaint} is at least yellow"
+
+
 def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str:
-    """The lights' rule in one line, for the report's legend and the run record."""
+    """The lights' rule in one line, for the report's legend and the run record: the
+    ranking or thresholds, the hysteresis, the rhythm rules and the overrides."""
     quiet = (
-        "; an account whose own past gaps make a quiet spell its usual rhythm is not lit by "
-        "its churn probability"
-        if cfg.rhythm_quiet_min is not None
-        else ""
-    ) + (
-        f"; one silent for longer than its typical gap that has come back from a silence "
-        f"this long before is at most {cfg.seen_before_max_light}"
-        if cfg.seen_before_max_light is not None
-        else ""
+        (
+            "; an account whose own past gaps make a quiet spell its usual rhythm is not lit by "
+            "its churn probability"
+            if cfg.rhythm_quiet_min is not None
+            else ""
+        )
+        + (
+            f"; one silent for longer than its typical gap that has come back from a silence "
+            f"this long before is at most {cfg.seen_before_max_light}"
+            if cfg.seen_before_max_light is not None
+            else ""
+        )
+        + _overrides_said(cfg)
     )
     if cfg.mode == "threshold":
         return (
@@ -225,20 +247,25 @@ def assign_lights(
             if quiet_why is None
             else np.asarray(quiet_why, dtype=object)[calm]
         )
-    for flag, enabled, text in (
-        (overdue, cfg.overdue_raises, "overdue: the expected next order has not come"),
-        (critical_complaint, cfg.critical_complaint_raises, "an open critical complaint"),
+    for flag, enabled, text, to in (
+        (overdue, cfg.overdue_raises, "overdue: the expected next order has not come", 1),
+        (
+            critical_complaint,
+            cfg.critical_complaint_raises,
+            "an open critical complaint",
+            ORDER[cfg.critical_complaint_light],
+        ),
     ):
         if flag is None or not enabled:
             continue
-        raise_ = np.asarray(flag, bool) & (level < 1) & ok
-        level = np.where(raise_, 1, level)
+        raise_ = np.asarray(flag, bool) & (level < to) & ok
+        level = np.where(raise_, to, level)
         texts = np.full(n, text, dtype=object)
         if flag is overdue and overdue_why is not None:
             why = np.asarray(overdue_why, dtype=object)
             texts = np.where(pd.notna(why) & (why != ""), "overdue: " + why.astype(str), texts)
         reason[raise_] = [
-            f"raised to yellow: {t} ({r})"
+            f"raised to {NAMES[to]}: {t} ({r})"
             for t, r in zip(texts[raise_], reason[raise_], strict=True)
         ]
     lights = np.where(ok, NAMES[level], "").astype(object)
