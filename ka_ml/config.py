@@ -306,7 +306,10 @@ class ScorecardConfig(_Strict):
     kinds in ``renewal_intent_kinds`` (red at or below ``intent_red``, yellow at or below
     ``intent_yellow``), kept apart from NPS (``nps_kinds``, not a scorecard light).
     Purchase rhythm: days since the last order over the account's typical gap (red from
-    ``rhythm_red``, yellow from ``rhythm_yellow``).
+    ``rhythm_red``, yellow from ``rhythm_yellow``). Order value: the average order of the
+    last 90 days over that of the 9 months before (red below ``order_value_red_ratio``,
+    yellow below ``order_value_yellow_ratio``), on ``order_value_min_orders`` orders or more
+    in each.
     """
 
     usage_red_ratio: float = Field(0.5, gt=0)
@@ -331,6 +334,20 @@ class ScorecardConfig(_Strict):
     intent_max_age_days: int = Field(365, ge=1, description="older answers are not read")
     rhythm_red: float = Field(2.0, gt=0, description="days since the last order / typical gap")
     rhythm_yellow: float = Field(1.3, gt=0)
+    order_value_red_ratio: float = Field(
+        0.5,
+        gt=0,
+        description="average order value of the last 90 days / that of the 9 months before: "
+        "red below this",
+    )
+    order_value_yellow_ratio: float = Field(0.8, gt=0, description="... yellow below this")
+    order_value_min_orders: int = Field(
+        5,
+        ge=1,
+        description="the order-value measure (and health.basket_drop_raises) needs at least "
+        "this many orders in the last 90 days and in the 9 months before: an average of a "
+        "few lumpy orders (a caterer's events) is no basket size",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ScorecardConfig:
@@ -342,6 +359,8 @@ class ScorecardConfig(_Strict):
             raise ValueError("intent_red must be below intent_yellow")
         if self.rhythm_yellow >= self.rhythm_red:
             raise ValueError("rhythm_yellow must be below rhythm_red")
+        if self.order_value_red_ratio >= self.order_value_yellow_ratio:
+            raise ValueError("order_value_red_ratio must be below order_value_yellow_ratio")
         return self
 
 
@@ -384,6 +403,14 @@ class HealthConfig(_Strict):
         description="instead, this run's own p90 in typical gaps (median over the accounts "
         "that ordered within scoring.change_lookback_days), when at least 30 did",
     )
+    basket_drop_raises: bool = Field(
+        False,
+        description="an account whose baskets shrank (the order-value scorecard yellow or "
+        "red: its average order of the last 90 days below scorecard.order_value_yellow_ratio "
+        "of the 9 months before, on scorecard.order_value_min_orders orders or more in each) "
+        "is at least yellow: a customer moving its purchases to a competitor often keeps "
+        "ordering, smaller, and stays green by a churn probability of no order in 90 days",
+    )
     critical_complaint_raises: bool = Field(
         True, description="an open critical complaint: at least critical_complaint_light"
     )
@@ -403,6 +430,14 @@ class HealthConfig(_Strict):
         "it. Off (null) by default: it sharpened a distributor's red list (really lost among "
         "the reds 28% -> 68%) and blunted the demo's (32% -> 29%); train's 'pauses' caution "
         "names it",
+    )
+    season_quiet: bool = Field(
+        True,
+        description="the rhythm rule also reads the same days of past years "
+        "(season_quiet_chance at least rhythm_quiet_min: no order in the next horizon's days "
+        "in each of the last two or three years, and back after each time): a beer garden "
+        "in October, a ski hut in September, whose many short in-season gaps hide their "
+        "winters from the gaps alone",
     )
     rhythm_quiet_min: float | None = Field(
         0.8,

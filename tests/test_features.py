@@ -139,6 +139,10 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         # than 20 + 90 days: (1 + 0.5) / (5 + 1)
         "rhythm_quiet_chance": 0.25,
         "gaps_longer_than_silence": 5.0,
+        # a customer a year before (first order 500 days ago), no order in the days 365..276
+        # before, back after (200 days ago); two years before it was no customer yet
+        "season_quiet_chance": 1.5 / 2,
+        "season_quiet_years": 1.0,
         "orders_trend_90d": 1.0,  # (2 - 1) / 1
         "spend_trend_90d": (350 - 150) / 150,
         "spend_slope_12m": 1950 * 12 / (143 * 700),
@@ -146,6 +150,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "products_change_365d": 1,  # prior year p1, p2
         "aov_365d": 175.0,  # 700 / 4
         "aov_change_365d": -0.125,  # (175 - 200) / 200; prior year 400 / 2
+        "aov_ratio_90d": 1.0,  # 350 / 2 over the days 91..365's 350 / 2
+        "aov_ratio_orders_90d": 2.0,
         "tenure_days": 1000,  # created 1000 days ago, before the first order (500)
         "orders_lifetime": 6,  # o1..o7 but the credit o6 (o4's two lines once, o8 after the as-of)
         "spend_lifetime": 1100.0,  # 700 + 100 (age 500) + 300 (age 400)
@@ -202,6 +208,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "overdue_ratio": NAN,
         "rhythm_quiet_chance": NAN,
         "gaps_longer_than_silence": NAN,
+        "season_quiet_chance": NAN,  # no customer a year before
+        "season_quiet_years": NAN,
         "orders_trend_90d": 1.0,  # (1 - 0) / max(0, 1)
         "spend_trend_90d": 5.0,  # 80 / 1 clipped to 5
         "spend_slope_12m": 4.5 * 80 / 143 / (80 / 12),  # age 45 -> bucket 1 (x=10)
@@ -209,6 +217,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "products_change_365d": 1,
         "aov_365d": 80.0,
         "aov_change_365d": NAN,  # no order the year before
+        "aov_ratio_90d": NAN,  # no order in the days 91..365
+        "aov_ratio_orders_90d": 0.0,
         "tenure_days": 45,  # created_at after the as-of is ignored
         "orders_lifetime": 1,
         "spend_lifetime": 80.0,
@@ -265,6 +275,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "overdue_ratio": NAN,
         "rhythm_quiet_chance": NAN,
         "gaps_longer_than_silence": NAN,
+        "season_quiet_chance": NAN,  # no customer a year before
+        "season_quiet_years": NAN,
         "orders_trend_90d": 0.0,
         "spend_trend_90d": 0.0,
         "spend_slope_12m": NAN,  # no spend
@@ -672,6 +684,34 @@ def test_the_rhythm_quiet_chance_reads_the_accounts_own_gaps_against_its_silence
     assert (k["A"], k["L"], k["M"]) == (4.0, 4.0, 0.0) and np.isnan(k["O"])
 
 
+def test_the_season_quiet_chance_reads_the_same_days_of_past_years() -> None:
+    """A beer garden (May to September, two past seasons) scored in October; the same beer
+    garden in late September, still in season; a weekly restaurant; a customer of one
+    season only."""
+    as_of = pd.Timestamp("2026-10-06")
+
+    def season(start: str, end: str, years: tuple[int, ...], every: int = 3) -> list[pd.Timestamp]:
+        return [
+            day
+            for y in years
+            for day in pd.date_range(f"{y}-{start}", f"{y}-{end}", freq=f"{every}D")
+        ]
+
+    rows = [
+        *(("G", t) for t in season("05-02", "09-28", (2024, 2025, 2026))),
+        *(("R", t) for t in pd.date_range("2024-01-03", "2026-10-01", freq="7D")),
+        *(("N", t) for t in season("05-02", "09-28", (2025, 2026))),
+    ]
+    h = make_history([{"account_id": a, "order_date": t, "amount": 10.0} for a, t in rows])
+    df = build_features(h, as_of, config()).set_index("account_id")
+    q, n = df["season_quiet_chance"], df["season_quiet_years"]
+    assert q["G"] == pytest.approx(2.5 / 3) and n["G"] == 2  # 2025 and 2024: quiet, back
+    assert q["R"] == pytest.approx(0.5 / 3) and n["R"] == 0  # ordered in those days both years
+    assert q["N"] == pytest.approx(1.5 / 2) and n["N"] == 1  # one year: 0.75, below 0.8
+    in_season = build_features(h, pd.Timestamp("2026-09-20"), config()).set_index("account_id")
+    assert in_season.loc["G", "season_quiet_years"] == 0  # it ordered up to 28 Sep those years
+
+
 def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
     tmp_path: Path,
 ) -> None:
@@ -682,7 +722,15 @@ def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
     from ka_ml.jobs.data import write_features
     from ka_ml.training.folds import feature_columns
 
-    assert scorer_only() == {"rhythm_quiet_chance", "gaps_longer_than_silence", "usage_yoy_90d"}
+    assert scorer_only() == {
+        "rhythm_quiet_chance",
+        "gaps_longer_than_silence",
+        "season_quiet_chance",
+        "season_quiet_years",
+        "aov_ratio_90d",
+        "aov_ratio_orders_90d",
+        "usage_yoy_90d",
+    }
     rows = [{"account_id": "A", "order_date": d(a), "amount": 10.0} for a in (10, 40, 70)]
     h = make_history(rows)
     df = build_features(h, AS_OF, config())

@@ -407,6 +407,48 @@ def test_the_rhythm_rule_judges_only_accounts_judged_by_their_orders() -> None:
     assert not rhythm_quiet(chance, by_orders, off).any()
 
 
+def test_a_quiet_season_of_past_years_keeps_the_light_off_like_a_rhythm() -> None:
+    """User test (a food wholesaler): 201 of 487 red account-weeks were beer gardens and ski
+    huts off season, never lost; on one Monday 50 of 74 reds, 87% of the red revenue at
+    risk. Their gaps did not say it (many short in-season gaps); the same days of the last
+    two years did (season_quiet_chance 0.83). Off with health.season_quiet: false, and
+    only for accounts judged by their orders."""
+    from ka_ml.scoring.health import rhythm_quiet, rhythm_quiet_why
+
+    cfg = HealthConfig()
+    chance = np.array([0.2, 0.2, 0.2, 0.9])
+    season = np.array([2.5 / 3, 1.5 / 2, 2.5 / 3, np.nan])
+    by_orders = np.array([True, True, False, True])
+    assert list(rhythm_quiet(chance, by_orders, cfg, season=season)) == [True, False, False, True]
+    off = HealthConfig(season_quiet=False)
+    assert list(rhythm_quiet(chance, by_orders, off, season=season)) == [False] * 3 + [True]
+    why = rhythm_quiet_why(
+        np.array([0.91, 0.91, 0.91, 0.95]),
+        chance,
+        np.array([6.0, 6.0, 6.0, 60.0]),
+        90,
+        season=season,
+        season_years=np.array([2.0, 1.0, 2.0, np.nan]),
+        cfg=cfg,
+    )
+    assert why[0] == (
+        "churn probability 91%, but this is its quiet season: no order in the same 90 days in "
+        "each of the last 2 years, and back after each time (last order 6 days ago); judged "
+        "again as its season comes"
+    )
+    assert why[3].startswith("churn probability 95%, but long quiet spells are its usual")
+    two_of_three = rhythm_quiet_why(
+        np.array([0.9]),
+        np.array([0.1]),
+        np.array([5.0]),
+        90,
+        season=np.array([2.5 / 4]),
+        season_years=np.array([2.0]),
+        cfg=HealthConfig(rhythm_quiet_min=0.6),
+    )
+    assert "no order in the same 90 days in 2 of the last 3 years" in two_of_three[0]
+
+
 def test_a_probability_no_higher_than_the_own_rhythm_chance_lights_nothing_when_asked() -> None:
     """User test: a quarterly buyer went red at 47% the day after an order, when its own
     gaps made no order in the next 90 days 50% likely: the probability restated the rhythm.

@@ -185,6 +185,33 @@ def test_a_light_a_rhythm_rule_set_says_that_rule_not_the_ranking() -> None:
     assert "ranked below it" not in got[0] + got[1]
 
 
+def test_a_light_a_rule_no_longer_holds_down_says_so_not_the_ranking() -> None:
+    """User test (a food wholesaler): a ski hut green by the rhythm rule at 96% turned red
+    at 94% the week its silence outgrew its past off-seasons, and read "Now red although
+    its risk fell 2 pts to 94%: among the riskiest 10% ..., because 1 account ranked above
+    it last week has lapsed ...": 21 of the quarter's 23 such texts. Last week its place in
+    the ranking was red; a rule held it green. An account the ranking itself moves keeps
+    the ranking's words."""
+    cfg = HealthConfig(red_share=0.2, yellow_share=0.2)
+    ids = [f"K{i}" for i in range(10)]
+    p_prev = [0.96, 0.9, 0.8, 0.7, 0.5, 0.4, 0.2, 0.1, 0.05, 0.01]
+    prev = _week(
+        ids, ["green", "red", "red", "yellow", "yellow", *["green"] * 5], p_prev, ["active"] * 10
+    ).set_index("account_id")
+    p_now = [0.94, 0.9, 0.3, 0.7, 0.5, 0.41, 0.2, 0.1, 0.05, 0.01]
+    now = _week(
+        ids, ["red", "red", "yellow", "red", "yellow", *["green"] * 5], p_now, ["active"] * 10
+    ).assign(light_reason="churn probability ...: among the 20% highest churn probability")
+    got = light_moved_alone(now, prev, "churn_probability", cfg)
+    assert got[0] == (
+        "Now red although its risk fell 2 pts to 94%: last week the light rule held it down "
+        "(a quiet spell of its usual rhythm, or its quiet season); that no longer holds, so "
+        "its churn probability lights it again."
+    )
+    assert got[3].startswith("Risk unchanged at 70%, yet now red: among the riskiest 20%")
+    assert "held it down" not in "".join(got[1:])
+
+
 def test_the_scorer_keeps_last_weeks_lifecycle_and_rewrites_the_texts() -> None:
     cfg = HealthConfig()
     prev = pd.DataFrame(

@@ -799,7 +799,8 @@ def test_the_spreadsheet_says_what_decided_the_lights_in_budget_mode(
     )
     n_red, n_yellow = ((scores["health"].eq(c) & by_rule).sum() for c in ("red", "yellow"))
     assert rows["Lit by a rule, below the ranking's cut"].startswith(
-        f"{n_red} red, {n_yellow} yellow (overdue"
+        f"{n_red} red, {n_yellow} yellow (raised by a rule: overdue, an open critical complaint, "
+        "shrinking baskets; hysteresis"
     )
     # threshold mode keeps its two numbers
     path = write_excel(scores, make_run(), tmp_path / "t.xlsx")

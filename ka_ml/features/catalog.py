@@ -416,6 +416,38 @@ _ORDER_SPECS_TAIL = (
         model=False,
     ),
     FeatureSpec(
+        "season_quiet_chance",
+        "orders",
+        "Chance, by the same season of past years, that no order comes in the next churn "
+        "horizon: of the past years (up to 3) in which the account was already a customer, "
+        "the share with no order in the same days (the horizon's days 365, 730, 1095 days "
+        "before) and an order after them (it came back), as (q + 0.5) / (years + 1); NaN "
+        "with no such year. For the health lights' rhythm rule (a beer garden in October, a "
+        "ski hut in September), not a model input",
+        "share",
+        "orders",
+        templates=(
+            "By the same season of past years, chance of no order within the churn horizon: {value}",
+        ),
+        missing="No order a year before: no season to compare with",
+        high_means="a quiet season is its usual course",
+        low_means="it ordered in these days in past years",
+        model=False,
+    ),
+    FeatureSpec(
+        "season_quiet_years",
+        "orders",
+        "How many past years (up to 3) had no order in the same days as the next churn "
+        "horizon, and an order after them (season_quiet_chance's q), not a model input",
+        "count",
+        "orders",
+        templates=("Past years quiet in these days, then back: {value}",),
+        missing="No order a year before: no season to compare with",
+        high_means="quiet in this season before, and came back",
+        low_means="ordered in this season before",
+        model=False,
+    ),
+    FeatureSpec(
         "orders_trend_90d",
         "orders",
         "Relative change in order count, last 90 days versus the 90 before: (a-b)/max(b,1), clipped to [-1, 5]",
@@ -499,6 +531,35 @@ _ORDER_SPECS_TAIL = (
         high_means="orders getting larger",
         low_means="orders getting smaller",
         risk_rises_when="lower",
+    ),
+    FeatureSpec(
+        "aov_ratio_90d",
+        "orders",
+        "Average order value of the last 90 days over that of the 275 days before them (days "
+        "91 to 365); NaN unless both hold an order. For the order-value scorecard and the "
+        "shrinking-basket rule (a customer moving its purchases to a competitor often keeps "
+        "ordering, smaller), not a model input",
+        "number",
+        "orders",
+        templates=(
+            "Average order value of the last 90 days: {value} times that of the 9 months before",
+        ),
+        missing="No order in the last 90 days or in the 9 months before: no basket to compare",
+        high_means="baskets as large as before or larger",
+        low_means="baskets shrinking",
+        model=False,
+    ),
+    FeatureSpec(
+        "aov_ratio_orders_90d",
+        "orders",
+        "The fewer of the orders in the last 90 days and in the 275 days before them: what "
+        "aov_ratio_90d stands on (scorecard.order_value_min_orders), not a model input",
+        "count",
+        "orders",
+        templates=("Orders behind the order-value comparison: {value}",),
+        high_means="a comparison of many orders",
+        low_means="a comparison of few orders",
+        model=False,
     ),
     FeatureSpec(
         "tenure_days",

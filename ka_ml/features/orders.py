@@ -99,6 +99,7 @@ def order_features(
     out.update(window_features(bands, n_orders, spend, windows))
     prev_day = per_account.pick(dday, ends - 1, ndays >= 2)
     out.update(gap_features(gaps, n, last_day - prev_day, out["recency_days"], horizon))
+    out.update(season_chance(days, n, t, first_day, horizon))
     out.update(trend_features(bands, n_orders, spend))
     out.update(mix_features(o, bands, n_orders, spend, n, t))
     out["tenure_days"] = tenure_days(has, first_day, created, t)
@@ -165,6 +166,45 @@ def quiet_chance(
     }
 
 
+SEASON_YEARS = 3  # past years season_chance looks back
+
+
+def season_chance(
+    days: Arrays, n: int, t: int, first_day: np.ndarray, horizon: int
+) -> dict[str, np.ndarray]:
+    """``season_quiet_chance``: P(no order in the next ``horizon`` days) by the same days of
+    past years, and ``season_quiet_years``: in how many of them the account was quiet.
+
+    For each of the last :data:`SEASON_YEARS` years y in which the account was already a
+    customer (its first order day before the season's first day, ``t - 365 y``), the season
+    is the ``horizon`` days from that day; a year counts as quiet when the account had no
+    order day in them and one after them (it came back). Smoothed as (q + 0.5) / (years + 1)
+    like :func:`quiet_chance`, so two quiet years of two give 0.83 and one of one 0.75; NaN
+    without such a year. A beer garden scored in October that ordered from May to September
+    in each of the last two years: 0.83; a restaurant that ordered in those days: 0.17. The
+    gaps alone miss it (its many short in-season gaps outnumber the two winters), and a
+    ski hut's summer silence outgrows its longest past gap weeks before its season.
+    """
+    code, day = days["code"], days["day"]
+    age = t - day
+    quiet = np.zeros(n)
+    years = np.zeros(n)
+    for y in range(1, SEASON_YEARS + 1):
+        start = YEAR_DAYS * y  # the season runs over ages start .. start - horizon + 1
+        inside = (age <= start) & (age > start - horizon)
+        after = age <= start - horizon
+        customer = first_day <= t - start - 1  # NaN (no order) compares False
+        ordered = per_account.count(code[inside], n) > 0
+        back = per_account.count(code[after], n) > 0
+        years += customer
+        quiet += customer & ~ordered & back
+    some = years > 0
+    return {
+        "season_quiet_chance": np.where(some, (quiet + 0.5) / (years + 1.0), np.nan),
+        "season_quiet_years": np.where(some, quiet, np.nan),
+    }
+
+
 def trend_features(bands: Bands, n_orders: np.ndarray, spend: np.ndarray) -> dict[str, np.ndarray]:
     """Orders and spend of the last 90 days against the 90 before; the 12-month spend slope
     relative to the mean month."""
@@ -210,6 +250,14 @@ def mix_features(
     )
     out["aov_365d"] = aov
     out["aov_change_365d"] = per_account.rel_change(aov, aov_prior)
+    # the basket now against the account's usual one (the 9 months before), for the rules
+    T, n_now = TREND_DAYS, bands.window(n_orders, 1, TREND_DAYS)
+    n_before = bands.window(n_orders, T + 1, Y)
+    out["aov_ratio_90d"] = per_account.ratio(
+        per_account.ratio(bands.window(spend, 1, T), n_now),
+        per_account.ratio(bands.window(spend, T + 1, Y), n_before),
+    )
+    out["aov_ratio_orders_90d"] = np.minimum(n_now, n_before)
     return out
 
 

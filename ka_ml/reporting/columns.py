@@ -20,6 +20,7 @@ SCORECARD: tuple[tuple[str, str], ...] = (
     ("complaints", "Complaints"),
     ("renewal_intent", "Renewal intent"),
     ("purchase_rhythm", "Purchase rhythm"),
+    ("order_value", "Order value"),
 )
 _WINDOW_COL = re.compile(r"^p_purchase_(\d+)d$")
 

@@ -257,7 +257,8 @@ def _light_cut_rows(thresholds: dict[str, Any]) -> list[tuple[str, Any, str]]:
         (
             "Lit by a rule, below the ranking's cut",
             f"{thresholds.get('red_by_rule', 0)} red, {thresholds.get('yellow_by_rule', 0)} "
-            "yellow (raised by a rule: overdue, an open critical complaint; hysteresis: "
+            "yellow (raised by a rule: overdue, an open critical complaint, shrinking baskets; "
+            "hysteresis: "
             "kept from last week)",
             "",
         ),

@@ -543,7 +543,11 @@ def _points(points: float) -> str:
 # rule's own words, without the ranking's reason in the last parenthesis
 _RAISED_BY_RULE = re.compile(r"^raised to \w+: (?P<rule>.+?)(?: \([^()]*\))?$")
 # the features a rule's reason is filed under (the digest's "Top reasons" group it so)
-_RULE_FEATURES = (("overdue", "overdue_ratio"), ("critical complaint", "open_critical_complaints"))
+_RULE_FEATURES = (
+    ("overdue", "overdue_ratio"),
+    ("critical complaint", "open_critical_complaints"),
+    ("shrinking baskets", "aov_change_365d"),
+)
 
 
 def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:

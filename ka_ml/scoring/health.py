@@ -48,6 +48,7 @@ QUIET_WORDS = (
     "a quiet spell is this account's usual rhythm",
     "long quiet spells are its usual rhythm",
     "no higher than its own rhythm says",
+    "this is its quiet season",
 )
 # fewer accounts than this that just ordered: their median p90 is too noisy to replace the
 # configured multiple (its standard error is then about a quarter of the spread)
@@ -166,6 +167,8 @@ def assign_lights(
     quiet_why: np.ndarray | None = None,
     seen_before: np.ndarray | None = None,
     seen_before_why: np.ndarray | None = None,
+    basket_drop: np.ndarray | None = None,
+    basket_why: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lights, reasons) for probabilities ``p`` given last week's lights ``prev``.
 
@@ -182,6 +185,9 @@ def assign_lights(
     most ``health.seen_before_max_light``; the slots they leave in red are not refilled (red
     is the riskiest accounts, up to its share). ``seen_before_why``: per account, the
     silence and its precedents in words, added to the reason.
+    ``basket_drop``: accounts whose baskets shrank (the order-value scorecard yellow or red),
+    raised to at least yellow with ``health.basket_drop_raises``; ``basket_why``: how much,
+    in words.
     """
     p = np.asarray(p, float)
     n = len(p)
@@ -247,23 +253,35 @@ def assign_lights(
             if quiet_why is None
             else np.asarray(quiet_why, dtype=object)[calm]
         )
-    for flag, enabled, text, to in (
-        (overdue, cfg.overdue_raises, "overdue: the expected next order has not come", 1),
+    # each override: (accounts, on, its name, what it says without details, the details in
+    # words per account or None, the light it raises to)
+    for flag, enabled, name, plain, details, to in (
+        (
+            overdue,
+            cfg.overdue_raises,
+            "overdue",
+            "the expected next order has not come",
+            overdue_why,
+            1,
+        ),
         (
             critical_complaint,
             cfg.critical_complaint_raises,
             "an open critical complaint",
+            "",
+            None,
             ORDER[cfg.critical_complaint_light],
         ),
+        (basket_drop, cfg.basket_drop_raises, "shrinking baskets", "", basket_why, 1),
     ):
         if flag is None or not enabled:
             continue
         raise_ = np.asarray(flag, bool) & (level < to) & ok
         level = np.where(raise_, to, level)
-        texts = np.full(n, text, dtype=object)
-        if flag is overdue and overdue_why is not None:
-            why = np.asarray(overdue_why, dtype=object)
-            texts = np.where(pd.notna(why) & (why != ""), "overdue: " + why.astype(str), texts)
+        texts = np.full(n, f"{name}: {plain}" if plain else name, dtype=object)
+        if details is not None:
+            why = np.asarray(details, dtype=object)
+            texts = np.where(pd.notna(why) & (why != ""), f"{name}: " + why.astype(str), texts)
         reason[raise_] = [
             f"raised to {NAMES[to]}: {t} ({r})"
             for t, r in zip(texts[raise_], reason[raise_], strict=True)
@@ -282,25 +300,37 @@ def rhythm_quiet(
     cfg: HealthConfig,
     p: np.ndarray | None = None,
     gaps: np.ndarray | None = None,
+    season: np.ndarray | None = None,
 ) -> np.ndarray:
     """Accounts whose churn probability only restates their rhythm: judged by their orders
     (churn definition ``no_order``: a contract's end is a risk whatever the rhythm) and
     whose own gaps make the horizon without an order at least ``rhythm_quiet_min`` likely
-    (the feature ``rhythm_quiet_chance``); with ``rhythm_excess_min`` (and ``p``, ``gaps``:
-    the churn probabilities and ``gaps_longer_than_silence``), also those with at least
-    three past gaps longer than their silence whose churn probability exceeds that chance
-    by less than it (a quarterly buyer the day after an order: 47% against 50% by its own
-    gaps). None of them when the rules are off."""
+    (the feature ``rhythm_quiet_chance``), or (``season``: ``season_quiet_chance``, with
+    ``season_quiet``) the same days of past years do; with ``rhythm_excess_min`` (and
+    ``p``, ``gaps``: the churn probabilities and ``gaps_longer_than_silence``), also those
+    with at least three past gaps longer than their silence whose churn probability exceeds
+    that chance by less than it (a quarterly buyer the day after an order: 47% against 50%
+    by its own gaps). None of them when the rules are off."""
     c = np.asarray(chance, float)
-    judged = np.asarray(judged_by_orders, bool) & np.isfinite(c)
+    by_orders = np.asarray(judged_by_orders, bool)
+    judged = by_orders & np.isfinite(c)
     out = np.zeros(len(c), bool)
     if cfg.rhythm_quiet_min is not None:
         out |= judged & (c >= cfg.rhythm_quiet_min)
+        out |= by_orders & season_quiet(season, cfg)
     if cfg.rhythm_excess_min is not None and p is not None and gaps is not None:
         k = np.nan_to_num(np.asarray(gaps, float))
         excess = np.asarray(p, float) - c  # NaN (no probability) compares False
         out |= judged & (k >= RHYTHM_EXCESS_MIN_GAPS) & (excess < cfg.rhythm_excess_min)
     return out
+
+
+def season_quiet(season: np.ndarray | None, cfg: HealthConfig) -> np.ndarray | bool:
+    """Where the same days of past years make the horizon without an order at least
+    ``rhythm_quiet_min`` likely (``season_quiet_chance``; ``health.season_quiet``)."""
+    if season is None or not cfg.season_quiet or cfg.rhythm_quiet_min is None:
+        return False
+    return np.asarray(season, float) >= cfg.rhythm_quiet_min  # NaN compares False
 
 
 def seen_before_why(silence: np.ndarray, gap: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -318,23 +348,56 @@ def seen_before_why(silence: np.ndarray, gap: np.ndarray, times: np.ndarray) -> 
 
 
 def rhythm_quiet_why(
-    p: np.ndarray, chance: np.ndarray, recency: np.ndarray, horizon: int
+    p: np.ndarray,
+    chance: np.ndarray,
+    recency: np.ndarray,
+    horizon: int,
+    *,
+    season: np.ndarray | None = None,
+    season_years: np.ndarray | None = None,
+    cfg: HealthConfig | None = None,
 ) -> np.ndarray:
     """Why a quiet account (:func:`rhythm_quiet`) has no light from its probability, in a
     manager's words: its probability "no higher than its own rhythm says" where it does not
     exceed the rhythm's chance (``rhythm_excess_min``), else "but long quiet spells are its
-    usual rhythm"."""
-    return np.array(
-        [
-            f"churn probability {x:.0%}, "
-            + (QUIET_WORDS[2] if x <= c else f"but {QUIET_WORDS[1]}")
-            + f": by its own past gaps, no order in the next {n_days(horizon)} is {c:.0%} likely"
-            + (f" (last order {n_days(r)} ago)" if np.isfinite(r) else "")
-            + "; judged again as its next order comes due"
-            for x, c, r in zip(p, chance, recency, strict=True)
-        ],
-        dtype=object,
-    )
+    usual rhythm"; or, where its gaps do not say it but the same days of past years do
+    (``season``, ``season_years``: ``season_quiet_chance`` and ``season_quiet_years``, with
+    ``cfg``), "but this is its quiet season: no order in the same 90 days in each of the
+    last 2 years, and back after each time"."""
+    rhythm = np.asarray(chance, float)
+    seasonal = np.zeros(len(rhythm), bool)
+    if cfg is not None and cfg.rhythm_quiet_min is not None:  # the season, not the gaps
+        seasonal = np.asarray(season_quiet(season, cfg), bool) & ~(rhythm >= cfg.rhythm_quiet_min)
+    years = np.full(len(rhythm), np.nan) if season_years is None else np.asarray(season_years)
+    tail = [f" (last order {n_days(r)} ago)" if np.isfinite(r) else "" for r in np.asarray(recency)]
+    out = []
+    for i, (x, c) in enumerate(zip(p, rhythm, strict=True)):
+        if seasonal[i]:
+            q = float(years[i])
+            k = _season_years_seen(float(season[i]), q)  # type: ignore[index]
+            when = (
+                f"in each of the last {q:.0f} years"
+                if q == k
+                else f"in {q:.0f} of the last {k:.0f} years"
+            )
+            out.append(
+                f"churn probability {x:.0%}, but {QUIET_WORDS[3]}: no order in the same "
+                f"{n_days(horizon)} {when}, and back after each time{tail[i]}; judged again as "
+                "its season comes"
+            )
+        else:
+            out.append(
+                f"churn probability {x:.0%}, "
+                + (QUIET_WORDS[2] if x <= c else f"but {QUIET_WORDS[1]}")
+                + f": by its own past gaps, no order in the next {n_days(horizon)} is {c:.0%} "
+                f"likely{tail[i]}; judged again as its next order comes due"
+            )
+    return np.array(out, dtype=object)
+
+
+def _season_years_seen(chance: float, quiet: float) -> float:
+    """The past years a season chance was measured on: (q + 0.5) / (years + 1) solved."""
+    return round((quiet + 0.5) / chance - 1.0)
 
 
 def set_by_rule(reason: str) -> bool:

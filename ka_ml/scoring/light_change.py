@@ -214,6 +214,7 @@ def light_moved_alone(
         if ("light_reason" in out)
         else np.full(len(out), "", dtype=object)
     )
+    held = _held_down(ids, prev, rank, before, cfg)
     for i in np.flatnonzero(still | against):
         light, up = str(out["health"].iloc[i]), bool(now[i] > before[i])
         if still[i]:
@@ -230,6 +231,12 @@ def light_moved_alone(
         # and yellow shares, because 2 accounts ranked below it last week are now riskier"
         if set_by_rule(rule[i]):
             texts[i] = f"{risk}; the light changed by the light rule, not the risk: {rule[i]}."
+        elif up and held[i]:  # not the ranking: last week a rule kept it below its place
+            texts[i] = (
+                f"{head}: last week the light rule held it down (a quiet spell of its usual "
+                "rhythm, or its quiet season); that no longer holds, so its churn probability "
+                "lights it again."
+            )
         else:
             me_prev, me_now = float(ids.map(prev[rank]).iloc[i]), float(out[rank].iloc[i])
             texts[i] = _said(
@@ -246,6 +253,35 @@ def light_moved_alone(
         if against[i] and changes is not None and str(changes[i]):
             texts[i] = f"{texts[i]} {changes[i]}"
     return texts
+
+
+def _held_down(
+    ids: pd.Series, prev: pd.DataFrame, rank: str, before: np.ndarray, cfg: HealthConfig
+) -> np.ndarray:
+    """Per account, whether last week's light sat below the one its place in last week's
+    ranking gave it (the budget's shares over last week's lit accounts, with the probability
+    floors; thresholds in threshold mode): a rule held it down (the rhythm or season rule,
+    the seen-before cap). A ski hut unlit by its rhythm read "Now red although its risk
+    fell 2 pts: ... because 1 account ranked above it last week has lapsed" the week its
+    silence outgrew the rule."""
+    p = ids.map(prev["churn_probability"]).to_numpy(float)
+    if cfg.mode == "threshold":
+        ranked = np.where(p >= cfg.red_threshold, 2, np.where(p >= cfg.yellow_threshold, 1, 0))
+        return np.isfinite(before) & (before < ranked)
+    lit = prev["health"].notna() & prev["health"].astype(object).ne("")
+    metric = np.sort(pd.to_numeric(prev.loc[lit, rank], errors="coerce").dropna().to_numpy())
+    if not len(metric):
+        return np.zeros(len(ids), bool)
+
+    def cut(share: float) -> float:  # the metric of the last account inside the share
+        k = round(share * len(metric))
+        return float(metric[-k]) if k > 0 else np.inf
+
+    m = ids.map(pd.to_numeric(prev[rank], errors="coerce")).to_numpy(float)
+    red = (m >= cut(cfg.red_share)) & (p >= cfg.red_min_probability)
+    yellow = (m >= cut(cfg.red_share + cfg.yellow_share)) & (p >= cfg.yellow_min_probability)
+    ranked = np.where(red, 2, np.where(yellow, 1, 0))
+    return np.isfinite(before) & (before < ranked)
 
 
 def _said(

@@ -456,20 +456,40 @@ def light_columns(
     chance = float_column(X, "rhythm_quiet_chance")
     by_orders = out["churn_definition"].to_numpy(dtype=object) == "no_order"
     p = out["churn_probability"].to_numpy(float)
+    season = float_column(X, "season_quiet_chance")
     quiet = rhythm_quiet(
-        chance, by_orders, cfg.health, p, float_column(X, "gaps_longer_than_silence")
+        chance, by_orders, cfg.health, p, float_column(X, "gaps_longer_than_silence"), season
     )
+    # baskets shrinking: the order-value scorecard yellow or red (health.basket_drop_raises)
+    basket = (
+        out["scorecard_order_value"].astype(object).isin(["red", "yellow"]).to_numpy()
+        if "scorecard_order_value" in out
+        else None
+    )
+    aov_ratio = float_column(X, "aov_ratio_90d")
     lights, reasons = assign_lights(
         p,
         prev_light,
         cfg.health,
         overdue=overdue_hist | overdue_first,
         critical_complaint=critical,
+        basket_drop=basket,
+        basket_why=np.array(
+            [f"average order {r - 1:+.0%} vs the 9 months before" for r in aov_ratio], dtype=object
+        ),
         eligible=~lapsed,
         rank_metric=out[rank].to_numpy(float),
         overdue_why=why,
         quiet=quiet,
-        quiet_why=rhythm_quiet_why(p, chance, recency, cfg.labels.horizon_days),
+        quiet_why=rhythm_quiet_why(
+            p,
+            chance,
+            recency,
+            cfg.labels.horizon_days,
+            season=season,
+            season_years=float_column(X, "season_quiet_years"),
+            cfg=cfg.health,
+        ),
         **(
             {
                 "seen_before": quiet_as_before(X, cfg) & by_orders,

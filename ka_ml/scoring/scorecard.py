@@ -1,4 +1,4 @@
-"""The business's health scorecard: four measures, each its own red / yellow / green.
+"""The business's health scorecard: five measures, each its own red / yellow / green.
 
 The model's light is the headline; the scorecard says which of the business's own
 measures stands behind it (domain.md: usage frequency, complaint rate, renewal intent,
@@ -6,7 +6,7 @@ plus the purchase rhythm). Every measure is a transparent rule on one number (th
 and their cut-offs live in ``scorecard:`` of the config), with the value, its trend and
 the rule in one sentence. A measure is empty ('') where the table behind it is missing,
 or where the account has nothing to measure (no usage ever, no renewal-intent answer, fewer
-than two orders for a rhythm).
+than two orders for a rhythm, too few orders for an average order value).
 
 Pure: the feature table as of the date, the surveys before it, the config.
 """
@@ -20,7 +20,13 @@ from ka_ml.config import ScorecardConfig
 from ka_ml.features.catalog import n_days
 from ka_ml.scoring.lifecycle import float_column
 
-MEASURES: tuple[str, ...] = ("usage", "complaints", "renewal_intent", "purchase_rhythm")
+MEASURES: tuple[str, ...] = (
+    "usage",
+    "complaints",
+    "renewal_intent",
+    "purchase_rhythm",
+    "order_value",
+)
 LEVELS = np.array(["green", "yellow", "red"], dtype=object)
 
 
@@ -85,6 +91,26 @@ def purchase_rhythm(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, 
         if k
         else ""
         for r, g, q, k in zip(rec, gap, ratio, known, strict=True)
+    ]
+    return _lights(red, yellow, known), np.asarray(text, dtype=object)
+
+
+def order_value(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The average order of the last 90 days against that of the 9 months before
+    (``aov_ratio_90d``), measured on ``order_value_min_orders`` orders or more in each
+    (``aov_ratio_orders_90d``): a food wholesaler's customers drifting to a competitor kept
+    ordering twice a week while their baskets halved, green all the while."""
+    ratio = float_column(X, "aov_ratio_90d")
+    known = np.isfinite(ratio) & (
+        float_column(X, "aov_ratio_orders_90d") >= cfg.order_value_min_orders
+    )
+    red, yellow = ratio < cfg.order_value_red_ratio, ratio < cfg.order_value_yellow_ratio
+    text = [
+        f"average order {r - 1:+.0%} vs the 9 months before (red below "
+        f"{cfg.order_value_red_ratio - 1:+.0%}, yellow below {cfg.order_value_yellow_ratio - 1:+.0%})"
+        if k
+        else ""
+        for r, k in zip(ratio, known, strict=True)
     ]
     return _lights(red, yellow, known), np.asarray(text, dtype=object)
 
@@ -158,6 +184,7 @@ def scorecard(
         "complaints": complaints(X, cfg),
         "renewal_intent": renewal_intent(X, surveys, as_of, cfg),
         "purchase_rhythm": purchase_rhythm(X, cfg),
+        "order_value": order_value(X, cfg),
     }
     out = {}
     for name, (light, text) in parts.items():

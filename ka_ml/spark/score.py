@@ -48,6 +48,8 @@ KEEP = (
     "recency_days",
     "overdue_ratio",
     "rhythm_quiet_chance",  # the lights' rhythm rule
+    "season_quiet_chance",  # ... and its season
+    "season_quiet_years",
     "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
     "repeat_orders",  # overdue by the typical gap: only with two gaps or more
     # "since last week": back from lapsed after how long, first order since last week
@@ -71,6 +73,8 @@ KEEP = (
     "usage_recency_days",
     "complaints_90d",
     "complaints_365d",
+    "aov_ratio_90d",
+    "aov_ratio_orders_90d",
 )
 
 

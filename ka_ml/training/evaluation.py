@@ -405,6 +405,7 @@ def origin_lights(
         cfg.health,
         p,
         float_column(test, "gaps_longer_than_silence"),
+        float_column(test, "season_quiet_chance"),
     )
     seen = quiet_as_before(test, cfg) & by_orders
     light = np.full(len(test), "", dtype=object)
