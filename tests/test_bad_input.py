@@ -557,6 +557,7 @@ def _never_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(loader.pd, "read_csv", refuse)
     monkeypatch.setattr(loader, "_sniff_delimiter", refuse)
+    monkeypatch.setattr(loader, "_header_line", refuse)
 
 
 def test_a_2_gb_export_is_refused_before_a_byte_is_read(

@@ -732,3 +732,113 @@ def test_validate_prints_each_table_once_and_says_when_accounts_were_derived(
     (tmp_path / "accounts.csv").write_text("account_id\nA1\nA2\n")
     res = CliRunner().invoke(app, ["validate", "--data", str(tmp_path)])
     assert res.output.count("accounts") == 1 and "derived" not in res.output
+
+
+# -- a delimiter that does not split the header ----------------------------------------------
+
+GERMAN_ACCOUNTS = (
+    "Kundennummer;Name;Branche;Bundesland;Vertriebsmitarbeiter;EMail;Anlagedatum\n"
+    "K0001;Bäckerei Müller GmbH;Gastronomie;Bayern;Jörg Weiß;jw@example.de;01.03.2023\n"
+    "K0002;Hotel Zur Post;Hotellerie;Hessen;Jörg Weiß;jw@example.de;15.06.2023\n"
+)
+GERMAN_ORDERS = (
+    "Kunde;Belegdatum;Nettobetrag\n"
+    "K0001;05.01.2024;1.234,56\nK0001;02.02.2024;980,00\nK0002;20.01.2024;310,40\n"
+)
+GERMAN_COLUMNS = {
+    "accounts": {
+        "account_id": "Kundennummer",
+        "name": "Name",
+        "industry": "Branche",
+        "region": "Bundesland",
+        "owner": "Vertriebsmitarbeiter",
+        "owner_email": "EMail",
+        "created_at": "Anlagedatum",
+    },
+    "orders": {"account_id": "Kunde", "order_date": "Belegdatum", "amount": "Nettobetrag"},
+}
+
+
+def test_a_wrong_delimiter_is_one_error_per_file_naming_the_delimiter(tmp_path: Path) -> None:
+    """Seen: a wholesaler's ';'-separated cp1252 ERP export (German names mapped in
+    data.columns) read with data.read.delimiter ',' gave 15 errors, one per mapped column
+    ("data.columns.accounts.name points to 'Name', which is not among the columns found:
+    'Kundennummer;Name;Branche;...'"), none of them naming the delimiter."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from ka_ml.cli import app
+
+    data = tmp_path / "erp"
+    data.mkdir()
+    (data / "Kunden.csv").write_text(GERMAN_ACCOUNTS, encoding="cp1252")
+    (data / "Auftraege.csv").write_text(GERMAN_ORDERS, encoding="cp1252")
+    read = {"delimiter": ",", "decimal": ",", "encoding": "cp1252", "date_format": "%d.%m.%Y"}
+    settings = {
+        "source": str(data),
+        "tables": {"orders": "Auftraege", "accounts": "Kunden"},
+        "columns": GERMAN_COLUMNS,
+        "read": read,
+    }
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml.safe_dump({"data": settings}))
+    res = CliRunner().invoke(app, ["validate", "--config", str(config)])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2, out
+    assert "The input data has 2 errors" in out
+    assert "not among the columns found" not in out and "data.columns" not in out
+    fix = "Fix: set data.read.delimiter: ';' (or leave it out / null to let it be detected)."
+    assert out.count(fix) == 2
+    assert (
+        "table 'accounts' ('Kunden' in your data): under data.read.delimiter ',' the header of "
+        "'Kunden.csv' is one column, 'Kundennummer;Name;Branche;Bundesland;Vertriebsmitarbeiter;"
+        "EMail;Anlagedatum', which holds 7 names joined by ';': the file looks ';'-separated."
+    ) in out
+    assert "'Auftraege.csv' is one column, 'Kunde;Belegdatum;Nettobetrag'" in out
+    # the fix it names, and leaving the delimiter out, both read the export
+    for delimiter in (";", None):
+        config.write_text(
+            yaml.safe_dump({"data": settings | {"read": read | {"delimiter": delimiter}}})
+        )
+        res = CliRunner().invoke(app, ["validate", "--config", str(config)])
+        assert res.exit_code == 0, res.output
+        assert "orders 3 rows" in " ".join(res.output.split())
+
+
+@pytest.mark.parametrize(
+    ("configured", "sep", "said", "fix"),
+    [
+        (",", ";", "';'", "';'"),
+        (";", ",", "','", "','"),
+        (",", "\t", "tab", '"\\t"'),
+        ("tab", "|", "'|'", "'|'"),
+    ],
+)
+def test_without_a_column_mapping_a_wrong_delimiter_is_named_not_a_missing_account_id(
+    tmp_path: Path, configured: str, sep: str, said: str, fix: str
+) -> None:
+    """Seen: with data.read.delimiter ',' on a ';'-separated orders.csv (no data.columns),
+    "the required column is missing; columns found: 'account_id;order_date;amount'" asked to
+    rename or map account_id, order_date and amount, a fix that could not work."""
+    header = sep.join(["account_id", "order_date", "amount"])
+    rows = "".join(
+        sep.join(r) + "\n" for r in [("A1", "2024-01-05", "10"), ("A2", "2024-02-01", "7")]
+    )
+    (tmp_path / "orders.csv").write_text(header + "\n" + rows)
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, DataConfig(read=ReadOptions(delimiter=configured)))
+    [issue] = err.value.issues
+    assert issue.table == "orders" and issue.column is None
+    assert f"which holds 3 names joined by {said}: the file looks {said}-separated" in issue.problem
+    assert issue.remedy == (
+        f"set data.read.delimiter: {fix} (or leave it out / null to let it be detected)."
+    )
+    assert len(load_history(tmp_path, DataConfig()).orders) == 2  # detected when left out
+
+
+def test_a_table_of_one_column_is_not_taken_for_a_wrong_delimiter(tmp_path: Path) -> None:
+    """An accounts table holding only its ids has one column whatever the delimiter."""
+    (tmp_path / "orders.csv").write_text(ORDERS_CSV.replace(",", ";"))
+    (tmp_path / "accounts.csv").write_text("account_id\nA1\nA2\n")
+    h = load_history(tmp_path, DataConfig(read=ReadOptions(delimiter=";")))
+    assert sorted(h.accounts["account_id"]) == ["A1", "A2"]

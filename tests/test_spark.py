@@ -944,6 +944,27 @@ def test_spark_skips_rows_with_every_cell_empty_like_the_loader(spark: Any, tmp_
 
 
 @apply(needs_spark)
+def test_spark_names_a_wrong_delimiter_like_the_loader(spark: Any, tmp_path: Path) -> None:
+    """Seen (local engine): a ';'-separated export read with data.read.delimiter ',' gave an
+    error per mapped column, none naming the delimiter; Spark reads the same files."""
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id;order_date;amount\nA1;2024-01-02;5\nA2;2024-01-03;6\n"
+    )
+    (tmp_path / "accounts.csv").write_text("account_id;name\nA1;Acme\nA2;Beta\n")
+    cfg = Config().data.model_copy(update={"read": ReadOptions(delimiter=",")})
+    with pytest.raises(DataValidationError) as local:
+        load_history(str(tmp_path), cfg)
+    with pytest.raises(DataValidationError) as got:
+        read_history(spark, str(tmp_path), cfg)
+    assert [i.render() for i in got.value.issues] == [i.render() for i in local.value.issues]
+    assert [i.table for i in got.value.issues] == ["accounts", "orders"]
+    assert "the file looks ';'-separated" in got.value.issues[1].problem
+
+
+@apply(needs_spark)
 def test_spark_strips_leading_zeros_of_ids_like_the_loader(spark: Any, tmp_path: Path) -> None:
     from ka_ml.data.loader import load_history
     from ka_ml.spark.data import read_history

@@ -23,11 +23,12 @@ Files are recognised by their magic bytes first, their extension second.
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import logging
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -358,7 +359,13 @@ def _read_delimited(
         encoding = "utf-8-sig"  # strips a byte-order mark; identical for plain UTF-8
     delimiter = _DELIMITER_NAMES.get((read.delimiter or "").lower(), read.delimiter)
     try:
-        sep = delimiter or _sniff_delimiter(path, encoding)
+        header = _header_line(path, encoding)
+        sep = delimiter or _sniff_delimiter(header)
+        wrong = wrong_delimiter_issue(
+            table, path.name, _header_fields(header, sep), sep, configured=bool(delimiter)
+        )
+        if wrong is not None:  # before the file is parsed: its rows would not parse either
+            return None, wrong
         frame = pd.read_csv(
             path,
             sep=sep,
@@ -398,17 +405,67 @@ def _read_delimited(
     return frame, None
 
 
-def _sniff_delimiter(path: Path, encoding: str) -> str:
-    """The candidate delimiter occurring most often in the header line (',' on a tie)."""
+def _header_line(path: Path, encoding: str) -> str:
+    """The file's first line (its header), without the line break."""
     if path.name.lower().endswith(".gz"):
         with gzip.open(path, "rt", encoding=encoding, newline="") as gz:
-            header = gz.readline()
-    else:
-        with path.open(encoding=encoding, newline="") as f:
-            header = f.readline()
+            return gz.readline().rstrip("\r\n")
+    with path.open(encoding=encoding, newline="") as f:
+        return f.readline().rstrip("\r\n")
+
+
+def _sniff_delimiter(header: str) -> str:
+    """The candidate delimiter occurring most often in the header line (',' on a tie)."""
     counts = {d: header.count(d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])
     return best if counts[best] > 0 else ","
+
+
+def _header_fields(header: str, sep: str) -> list[str]:
+    """The header's names as ``sep`` splits them (quotes honoured); a delimiter of more
+    than one character (a pattern pandas reads) is not checked: [] then."""
+    if len(sep) != 1:
+        return []
+    return _clean_names(next(csv.reader([header], delimiter=sep), []))
+
+
+# a delimiter in a sentence, and as data.read.delimiter takes it in YAML
+DELIMITER_WORDS = {",": "','", ";": "';'", "|": "'|'", "\t": "tab"}
+DELIMITER_YAML = {",": "','", ";": "';'", "|": "'|'", "\t": '"\\t"'}
+
+
+def wrong_delimiter_issue(
+    table: str, file: str, columns: Sequence[str], sep: str, *, configured: bool
+) -> DataIssue | None:
+    """The error for a delimited file whose header was read as one column (``columns``, as
+    ``sep`` split it) holding names joined by another common delimiter (:data:`DELIMITERS`):
+    the file is ';'-separated and ``data.read.delimiter`` says ',' (``configured``; else the
+    delimiter was sniffed). A German wholesaler's export read with ``delimiter: ","`` got 15
+    errors, one per mapped column ("'Name' is not among the columns found:
+    'Kundennummer;Name;Branche;...'"), none naming the delimiter. None when the header has
+    several columns, or its one name holds no other delimiter (a table of one column)."""
+    if len(columns) != 1:
+        return None
+    header = columns[0]
+    names = {
+        d: sum(1 for part in header.split(d) if part.strip(' "')) for d in DELIMITERS if d != sep
+    }
+    best = max(names, key=lambda d: names[d])  # ties: the order of DELIMITERS
+    if names[best] < 2:
+        return None
+    shown = header.replace("\t", "\\t")
+    shown = shown if len(shown) <= 100 else shown[:99] + "…"
+    used = DELIMITER_WORDS.get(sep, repr(sep))
+    read_as = f"data.read.delimiter {used}" if configured else f"the detected delimiter {used}"
+    word = DELIMITER_WORDS[best]
+    return DataIssue(
+        table,
+        None,
+        f"under {read_as} the header of '{file}' is one column, '{shown}', which holds "
+        f"{names[best]} names joined by {word}: the file looks {word}-separated",
+        f"set data.read.delimiter: {DELIMITER_YAML[best]}"
+        + (" (or leave it out / null to let it be detected)." if configured else "."),
+    )
 
 
 def _read_parquet(path: Path, table: str) -> tuple[pd.DataFrame | None, DataIssue | None]:

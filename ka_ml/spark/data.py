@@ -46,6 +46,7 @@ from ka_ml.data.loader import (
     foreign_table,
     in_source_names,
     split_table_file,
+    wrong_delimiter_issue,
 )
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind
 from ka_ml.data.sql import safe_url, sql_url
@@ -523,7 +524,11 @@ def _read_tables(
             issues.append(ambiguous_table(table, [p.rsplit("/", 1)[-1] for p, _ in paths]))
             continue
         path, fmt = paths[0]
-        out[table] = _read_one(spark, path, fmt, cfg.read)
+        df, wrong = _read_one(spark, path, fmt, cfg.read, table)
+        if wrong is not None:  # the loader's error for a file read with the wrong delimiter
+            issues.append(wrong)
+            continue
+        out[table] = df
     return {t: _canonical(df, t, cfg, issues) for t, df in out.items()}, issues
 
 
@@ -561,20 +566,25 @@ def _folder_format(spark: SparkSession, path: str) -> str:
     return _folder_format(spark, parts[0]) if parts else ""
 
 
-def _read_one(spark: SparkSession, path: str, fmt: str, read: ReadOptions) -> DataFrame:
+def _read_one(
+    spark: SparkSession, path: str, fmt: str, read: ReadOptions, table: str
+) -> tuple[DataFrame, DataIssue | None]:
+    """The table's frame, and the loader's error when a delimited file's header is one
+    column holding another delimiter (:func:`wrong_delimiter_issue`)."""
     if fmt == "parquet":
-        return spark.read.parquet(path)
+        return spark.read.parquet(path), None
     if fmt == "delta":
-        return spark.read.format("delta").load(path)
+        return spark.read.format("delta").load(path), None
     names = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
     sep = names.get((read.delimiter or "").lower(), read.delimiter)
+    configured = bool(sep)
     if not sep:
         first = spark.read.text(path).limit(1).collect()
         header = str(first[0][0]) if first else ""
         best = max(DELIMITERS, key=header.count)
         sep = best if header.count(best) > 0 else ","
     encoding = "UTF-8" if read.encoding.lower().replace("_", "-") == "utf-8-sig" else read.encoding
-    return (
+    df = (
         spark.read.option("header", True)
         .option("sep", sep)
         .option("encoding", encoding)
@@ -582,6 +592,8 @@ def _read_one(spark: SparkSession, path: str, fmt: str, read: ReadOptions) -> Da
         .option("mode", "PERMISSIVE")
         .csv(path)
     )
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return df, wrong_delimiter_issue(table, name, df.columns, sep, configured=configured)
 
 
 def _canonical(df: DataFrame, table: str, cfg: DataConfig, issues: list[DataIssue]) -> DataFrame:
