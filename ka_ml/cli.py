@@ -278,11 +278,14 @@ def validate(
     """Check a data source: print a summary, or the errors and exit non-zero."""
 
     def go() -> None:
-        from ka_ml.jobs.data import date_warnings
+        from ka_ml.jobs.data import date_warnings, refuse_after_tomorrow
 
         cfg = _config(config)
+        day = _parse_date(as_of, "--as-of")
+        if day is not None:  # the date score, train and features refuse, before the data
+            refuse_after_tomorrow(day, _today(), "validation")
         # --engine spark: a lakehouse folder or catalog: source, read as `score` will read it
-        h = _load(cfg, data, _parse_date(as_of, "--as-of"), engine)
+        h = _load(cfg, data, day, engine)
         s = h.summary()
         out = _console()
         out.print(f"[bold green]valid[/]: {s['source']}")

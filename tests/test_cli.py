@@ -672,6 +672,52 @@ def test_an_early_morning_run_east_of_utc_takes_orders_dated_local_today(
     assert "dated after today" not in res.output, res.output
 
 
+def test_validate_refuses_an_as_of_after_tomorrow_as_score_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: `ka-ml validate --as-of 2027-06-01` said valid (exit 0, not a word) while `ka-ml
+    score --as-of 2027-06-01` refused it: "--as-of 2027-06-01 is after tomorrow (2026-12-07)
+    ... Fix: pass a date up to 2026-12-07", exit 2."""
+    import yaml
+
+    import ka_ml.cli
+
+    monkeypatch.setattr(ka_ml.cli, "_today", lambda now=None: pd.Timestamp("2026-12-06"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orders.csv").write_text(
+        "account_id,order_date,amount\n"
+        + "".join(f"A{i % 5},2026-{1 + i % 11:02d}-{1 + i % 27:02d},{10 + i}\n" for i in range(60))
+    )
+    config = tmp_path / "my.yaml"
+    paths = {"outputs": str(tmp_path / "out"), "models": str(tmp_path / "models")}
+    config.write_text(yaml.safe_dump({"data": {"source": str(data)}, "paths": paths}))
+    fix = (
+        "Fix: pass a date up to 2026-12-07 (or leave --as-of out: the day after the newest order)."
+    )
+
+    def run(*args: str) -> tuple[int, str]:
+        res = runner.invoke(app, [*args, "--config", str(config)])
+        return res.exit_code, " ".join(res.output.split())
+
+    code, out = run("validate", "--as-of", "2027-06-01")
+    assert code == 2, out
+    assert (
+        "error: --as-of 2027-06-01 is after tomorrow (2026-12-07): ka-ml score, train and "
+        "features refuse it" in out
+    )
+    assert fix in out and "valid:" not in out
+    code, said = run("score", "--as-of", "2027-06-01")  # the refusal validate announces
+    assert code == 2 and "--as-of 2027-06-01 is after tomorrow (2026-12-07)" in said
+    assert fix in said
+    # said before the data is read: the same answer for a source that is not there
+    code, out = run("validate", "--as-of", "2027-06-01", "--data", str(tmp_path / "nowhere"))
+    assert code == 2 and fix in out
+    code, out = run("validate", "--as-of", "2026-12-07")  # tomorrow is still a date
+    assert code == 0 and out.startswith("valid:"), out
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_score_summary_line_names_the_accounts_without_a_light() -> None:
     """An operator read 'scored 1,803 accounts as of 2026-10-01: 157 red, 390 yellow, 1016
     green' (1,563: the 240 lapsed unnamed, no thousands separator)."""

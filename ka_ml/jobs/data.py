@@ -130,7 +130,24 @@ def _order_day_counts(
 _AFTER_TOMORROW = {
     "scoring": "scores of a future date would be published as that week's.",
     "features": "the features of a future date would read the days to come as silence.",
+    "validation": "ka-ml score, train and features refuse it (scores of a future date would "
+    "be published as that week's; no outcome after today can be known).",
 }
+
+
+def refuse_after_tomorrow(as_of: pd.Timestamp, today: pd.Timestamp, what: str = "scoring") -> None:
+    """Refuse an ``--as-of`` after tomorrow (``today``: the run's clock, the later of the UTC
+    and the local date) for a ``what`` run ("scoring", "training", "features" or
+    "validation"). `validate` asks it too, before the data is read: a user's `ka-ml validate
+    --as-of 2027-06-01` said "valid", exit 0, and `ka-ml score` with the same date refused."""
+    tomorrow = today.normalize() + pd.Timedelta(days=1)
+    if as_of > tomorrow:
+        raise KaMlError(
+            f"--as-of {as_of.date()} is after tomorrow ({tomorrow.date()}): "
+            + _AFTER_TOMORROW.get(what, "no outcome after today can be known."),
+            f"pass a date up to {tomorrow.date()} (or leave --as-of out: the day after the "
+            "newest order).",
+        )
 
 
 def check_as_of(
@@ -150,14 +167,9 @@ def check_as_of(
     would stay the latest everywhere (the read API, the write-back table, the digests)."""
     last = history.default_as_of - pd.Timedelta(days=1)  # the newest order's day
     tomorrow = today.normalize() + pd.Timedelta(days=1)
-    if as_of > tomorrow:
-        if explicit:
-            raise KaMlError(
-                f"--as-of {as_of.date()} is after tomorrow ({tomorrow.date()}): "
-                + _AFTER_TOMORROW.get(what, "no outcome after today can be known."),
-                f"pass a date up to {tomorrow.date()} (or leave --as-of out: the day after the "
-                "newest order).",
-            )
+    if explicit:
+        refuse_after_tomorrow(as_of, today, what)
+    elif as_of > tomorrow:
         raise KaMlError(
             f"The {what} date {as_of.date()} (the day after the newest order) is after "
             f"tomorrow ({tomorrow.date()}): the data holds orders dated after today, newest "
