@@ -191,6 +191,15 @@ def _options(config: Path | None, data: str | None = None, engine: str = "local"
     return "".join(f" {shlex.quote(x)}" for x in parts)
 
 
+def _default_run(config: Path | None, data: str | None = None, engine: str = "local") -> bool:
+    """Whether this run reads what `make train` trains (configs/ka_ml.yaml, no --data, the
+    local engine): only then is `make train` a fix to print; a user scoring with --config
+    my.yaml was told to run it, and it trains the default config instead."""
+    if data or engine != "local" or not DEFAULT_CONFIG_PATH.exists():
+        return False
+    return config is None or Path(config).resolve() == DEFAULT_CONFIG_PATH.resolve()
+
+
 def _load(cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"):
     from ka_ml.jobs.data import load
 
@@ -451,7 +460,11 @@ def score(
         loaded = [replace(checked, warnings=(*checked.warnings, *stale))]
         del checked
         progress.append(
-            Progress(options=_options(config, data, engine), config_option=_options(config))
+            Progress(
+                options=_options(config, data, engine),
+                config_option=_options(config),
+                default_config=_default_run(config, data, engine),
+            )
         )
         # handed over (popped): the scorer alone holds the History and can let it go
         try:

@@ -115,9 +115,12 @@ def recover_staged(target: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def ensure_writable_dir(path: Path, what: str) -> Path:
-    """Fail before any work when an output folder cannot be created or written."""
+def ensure_writable_dir(path: Path, what: str, *, keep: bool = True) -> Path:
+    """Fail before any work when an output folder cannot be created or written; ``keep``
+    False: a check only, the folders it had to create are removed again (a run that then
+    fails before writing leaves no empty folder behind)."""
     path = Path(path)
+    made = missing_dirs(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
@@ -128,4 +131,31 @@ def ensure_writable_dir(path: Path, what: str) -> Path:
             f"The {what} folder '{path}' is not writable ({e.strerror}).",
             "choose another folder with --out or fix its permissions.",
         ) from e
+    finally:
+        if not keep:
+            remove_made_dirs(made)
     return path
+
+
+def missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parent folders that do not exist yet, deepest first: the
+    folders creating ``path`` makes (for :func:`remove_made_dirs`)."""
+    out: list[Path] = []
+    here = Path(path).absolute()
+    while not here.exists() and here != here.parent:
+        out.append(here)
+        here = here.parent
+    return out
+
+
+def remove_made_dirs(made: list[Path]) -> None:
+    """Remove the folders a run made (:func:`missing_dirs`, deepest first) that are still
+    empty, so a run that fails before writing anything leaves nothing behind (a user's
+    `ka-ml score` before any `train` left an output folder holding only its lock file).
+    A folder anything was written into since (another run's files) is kept, and so are
+    those above it."""
+    for folder in made:
+        try:
+            folder.rmdir()  # only an empty folder: nothing of anyone else's is removed
+        except OSError:
+            return

@@ -97,8 +97,10 @@ def empty_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def test_scoring_writes_every_output_file_and_nothing_else(weekly: Weekly) -> None:
+    """Seen besides: a 0-byte `.2026-12-01.lock` beside every week's outputs folder."""
     assert {p.name for p in weekly.now.out_dir.iterdir()} == OUTPUT_FILES
     assert leftovers(weekly.now.out_dir.parent) == []
+    assert sorted(p.name for p in weekly.now.out_dir.parent.iterdir()) == ["now", "prev"]
 
 
 def test_the_scores_table_has_every_contract_column_with_its_type(weekly: Weekly) -> None:
@@ -415,8 +417,8 @@ def test_without_a_champion_scoring_says_so_and_writes_nothing(
     with pytest.raises(NoChampionError) as err:
         run_scoring(trained.history, empty_cfg, trained.history.default_as_of, out)
     assert "champion" in err.value.message
-    assert "make train" in err.value.remedy
-    assert not out.exists()
+    assert "train one first with `ka-ml train`" in err.value.remedy
+    assert not out.parent.exists()  # nor the folder it would have been written in
     assert not history_path(empty_cfg).exists()
     # and where nothing was ever trained, no empty store is left behind (read: mlflow.db)
     paths = empty_cfg.paths.model_copy(update={"models": tmp_path / "never_trained"})
@@ -424,8 +426,96 @@ def test_without_a_champion_scoring_says_so_and_writes_nothing(
     nowhere = empty_cfg.model_copy(update={"paths": paths, "mlflow": mlflow_cfg})
     with pytest.raises(NoChampionError) as err:
         run_scoring(trained.history, nowhere, trained.history.default_as_of, out)
-    assert "does not exist yet" in err.value.message and "make train" in err.value.remedy
-    assert not (tmp_path / "never_trained").exists() and not out.exists()
+    assert "does not exist yet" in err.value.message and "`ka-ml train`" in err.value.remedy
+    assert not (tmp_path / "never_trained").exists() and not out.parent.exists()
+
+
+def test_the_lock_file_goes_with_its_run_and_a_removed_one_guards_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: a 0-byte `.2026-12-01.lock` stayed beside the outputs after every run. Removing
+    it must keep the one-scorer guarantee: a run that locked the file just as the run before
+    removed it, while a third run locked the new one, must not run beside that third."""
+    import fcntl
+
+    import ka_ml.jobs.score
+
+    lock = tmp_path / "outputs" / ".2026-12-01.lock"
+    with exclusive_lock(lock):
+        assert lock.exists()
+        with (
+            pytest.raises(KaMlError, match="Another ka-ml score run is writing"),
+            exclusive_lock(lock),
+        ):
+            pass
+    assert not lock.exists() and list(lock.parent.iterdir()) == []
+    # the race: between this run's open and its lock, the run before removes the file and
+    # a third run locks a new one at the same path
+    real = fcntl.flock
+    third: list[object] = []
+
+    def flock(fh: Any, op: int) -> None:
+        if not third and op & fcntl.LOCK_EX:
+            lock.unlink()  # the run before, done
+            third.append(open(lock, "a"))  # noqa: SIM115 - the third run, still running
+            real(third[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        real(fh, op)  # succeeds: the removed file's lock is free
+
+    monkeypatch.setattr(ka_ml.jobs.score.fcntl, "flock", flock)
+    try:
+        with (
+            pytest.raises(KaMlError, match="Another ka-ml score run is writing"),
+            exclusive_lock(lock),
+        ):
+            raise AssertionError("ran beside the run holding the lock file")
+    finally:
+        third[0].close()  # type: ignore[attr-defined]
+
+
+def test_score_before_any_train_leaves_nothing_and_names_train_with_the_users_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: `ka-ml score --config my.yaml` with a fresh models folder said "the MLflow
+    store .../models_future/mlflow.db does not exist yet. Fix: train one first with `make
+    train` (or `ka-ml train`)", but `make train` trains the default config, not theirs; and
+    it left out_future/ behind, holding a 0-byte .2026-12-01.lock."""
+    import yaml
+
+    data = tmp_path / "erp"
+    data.mkdir()
+    (data / "orders.csv").write_text(
+        "account_id,order_date,amount\n"
+        + "".join(f"A{i % 5},2024-{1 + i % 11:02d}-{1 + i % 27:02d},{10 + i}\n" for i in range(60))
+    )
+    settings = {
+        "data": {"source": str(data)},
+        "paths": {"outputs": "out_future", "models": "models_future"},
+    }
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(settings))
+
+    def score(*args: str) -> str:
+        res = CliRunner().invoke(app, ["score", *args])
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    said = score("--config", "my.yaml")
+    assert "the MLflow store" in said and "models_future/mlflow.db does not exist yet" in said
+    assert f"Fix: train one first with `ka-ml train --config {tmp_path / 'my.yaml'}`, or" in said
+    assert "make train" not in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erp", "my.yaml"]  # nothing created
+    said = score("--config", "my.yaml", "--writeback", "--out", "runs/week")
+    assert f"`ka-ml train --config {tmp_path / 'my.yaml'}`" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erp", "my.yaml"]
+    # the default config in use: `make train` trains exactly what this run scores
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "ka_ml.yaml").write_text(yaml.safe_dump(settings))
+    said = score()
+    assert "Fix: train one first with `make train` (or `ka-ml train`), or" in said
+    said = score("--data", str(data))  # not with data of its own: make passes no --data
+    assert "make train" not in said
+    assert f"`ka-ml train --config {tmp_path / 'configs' / 'ka_ml.yaml'} --data {data}`" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "erp", "my.yaml"]
 
 
 def test_a_look_back_does_not_replace_the_forecast_a_date_holds(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -491,7 +581,12 @@ def test_the_cli_exits_2_and_names_the_champion_when_there_is_none(
         app, ["score", "--config", str(config), "--data", str(demo_dir), "--out", str(out)]
     )
     assert res.exit_code == 2, res.output
-    assert "champion" in res.output and "make train" in res.output
+    said = " ".join(res.output.split())
+    assert "champion" in said and "make train" not in said
+    assert f"train one first with `ka-ml train --config {config} --data {demo_dir}`" in said
+    name = empty_cfg.mlflow.churn_model_name  # the same registry: the user's --config
+    assert f"(`ka-ml models --config {config}` lists them)" in said
+    assert f"`ka-ml promote --config {config} {name} VERSION`" in said
     assert not out.exists()
 
 

@@ -44,6 +44,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from ka_ml.config import Config
 from ka_ml.data.sql import is_lock_timeout, pg_connect_args, sqlstate
 from ka_ml.errors import KaMlError
+from ka_ml.io import missing_dirs, remove_made_dirs
 
 KEY = ("account_id", "as_of")
 CHUNK = 1000  # rows per statement: far below every driver's bind-parameter limit
@@ -456,8 +457,10 @@ def check_target(
     parsed = parse_url(url)
     where = f"{safe_url(parsed)} (table '{table}')"
     created = None  # a SQLite file the check itself creates: removed again, whatever comes
+    made: list[Path] = []  # and the folders it creates for that file
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         file = Path(parsed.database)
+        made = missing_dirs(file.parent)
         file.parent.mkdir(parents=True, exist_ok=True)  # as the run will
         created = None if file.exists() else file
     eng = engine or _engine(parsed, lock_timeout_s)
@@ -498,6 +501,7 @@ def check_target(
             eng.dispose()
         if created is not None:  # the write-back creates it when it writes
             created.unlink(missing_ok=True)
+        remove_made_dirs(made)  # those still empty: a run refused later leaves none
     return safe_url(parsed)
 
 

@@ -3,7 +3,8 @@
 Loads the champions from the registry, reads the score history (last week's lights and
 contributions), scores and explains every account (here or on Spark), adds monitoring
 (drift now, the latest backtest), and writes the outputs under a lock. Everything it calls
-is pure or owns one edge.
+is pure or owns one edge. The lock is taken once the champions are found, and a run that
+publishes nothing leaves no folder or lock file behind (:func:`exclusive_lock`).
 
 The order of the writes, so that no single failure leaves the outputs disagreeing (the
 files and the CRM saying one week, the API another):
@@ -26,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import multiprocessing
+import os
 import shlex
 import sqlite3
 import time
@@ -34,7 +36,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -44,7 +46,14 @@ from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
 from ka_ml.delivery.writeback import check_target, fallback_note, resolve_url
 from ka_ml.errors import KaMlError, NoChampionError, stop_if_signalled
 from ka_ml.features.build import build_features
-from ka_ml.io import atomic_write_json, ensure_writable_dir, recover_staged, staged_dir
+from ka_ml.io import (
+    atomic_write_json,
+    ensure_writable_dir,
+    missing_dirs,
+    recover_staged,
+    remove_made_dirs,
+    staged_dir,
+)
 from ka_ml.jobs.backtest import latest_summary
 from ka_ml.modeling import registry
 from ka_ml.monitoring.drift import drift_report
@@ -64,20 +73,46 @@ log = logging.getLogger("ka_ml.score")
 
 @contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
-    """One scorer per output folder at a time; a second one fails fast with the remedy."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
+    """One scorer per output folder at a time; a second one fails fast with the remedy.
+
+    The lock file is removed when the run ends (a user found a 0-byte ``.2026-12-01.lock``
+    beside every week's outputs), and the guarantee holds: the holder removes it while it
+    still holds the lock, and a run that locked a file no longer at ``path`` (removed by
+    the run before it, between this one's open and its lock) opens ``path`` anew, so two
+    runs never each hold a lock file of their own."""
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fh = open(path, "a")  # noqa: SIM115 - closed below, after the lock is let go
+        except FileNotFoundError:  # the folder was removed meanwhile (remove_made_dirs)
+            continue
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
+            fh.close()
             raise KaMlError(
                 f"Another ka-ml score run is writing '{path.parent}' right now (lock {path.name}).",
                 "wait for it to finish, then rerun if needed; reruns are idempotent.",
             ) from e
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        if _same_file(fh, path):
+            break
+        fh.close()  # a removed lock file: its lock guards nothing
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # still held: see above
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def _same_file(fh: IO[str], path: Path) -> bool:
+    """Whether the open file ``fh`` is still the file at ``path``."""
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fh.fileno())
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
 def timing_left_out(cfg: Config) -> str:
@@ -90,21 +125,26 @@ def timing_left_out(cfg: Config) -> str:
     )
 
 
-def load_models(cfg: Config) -> Models:
-    """The champions. The churn champion is required; without a purchase-timing champion
+def load_models(cfg: Config, progress: Progress | None = None) -> Models:
+    """The champions. The churn champion is required (without it the error's fix names the
+    commands with the run's own options, ``progress``: :meth:`Progress.train_command`);
+    without a purchase-timing champion
     (a first model a baseline beat, on a small portfolio) the run goes on without timing
     forecasts and a note, shown in the console and the report, says why and how to
     promote one: the lights rest on the churn model (the overdue rule then counts typical
     gaps instead of the forecast's p90)."""
+    progress = progress or Progress()
+    train = progress.train_command()
     if (path := registry.missing_store(cfg)) is not None:  # nothing trained there: create none
         raise NoChampionError(
             f"No churn model carries the 'champion' alias: the MLflow store {path} does not "
             "exist yet.",
-            "train one first with `make train` (or `ka-ml train`), or point "
-            "MLFLOW_TRACKING_URI (or mlflow.tracking_uri) at the registry that holds it.",
+            f"train one first with {train}, or point MLFLOW_TRACKING_URI (or "
+            "mlflow.tracking_uri) at the registry that holds it.",
         )
     client = registry.connect(cfg)
-    churn, cv = registry.load_champion(client, cfg.mlflow.churn_model_name, "churn")
+    name, option = cfg.mlflow.churn_model_name, progress.config_option
+    churn, cv = registry.load_champion(client, name, "churn", train, option)
     timing_name = cfg.mlflow.timing_model_name
     timing: Any = None
     tv = ""
@@ -198,6 +238,16 @@ class Progress:
     # scores over the production table
     options: str = ""
     config_option: str = ""  # the --config alone (notify reads the outputs, not the data)
+    # the run reads what `make train` trains: configs/ka_ml.yaml, no --data, the local engine
+    default_config: bool = False
+
+    def train_command(self) -> str:
+        """The command that trains the champions this run needs, quoted, with the run's own
+        options: a user scoring with --config my.yaml was told to run `make train`, which
+        trains the demo's configs/ka_ml.yaml."""
+        if self.default_config:
+            return "`make train` (or `ka-ml train`)"
+        return f"`ka-ml train{self.options}`"
 
     def score_command(self) -> str:
         """The command that redoes this date (reruns are idempotent)."""
@@ -251,7 +301,7 @@ def check_output(out_dir: Path | None) -> None:
     if out_dir is None:
         return
     out = Path(out_dir)
-    ensure_writable_dir(out.parent, "output")
+    ensure_writable_dir(out.parent, "output", keep=False)  # created when the run writes
     if out.is_dir() and not (out / "run_record.json").exists():
         found = sorted(p.name for p in out.iterdir())
         if found:
@@ -330,11 +380,15 @@ def run_scoring(
     progress = progress or Progress()
     progress.as_of, progress.out_dir = str(as_of.date()), out_dir
     progress.default_dir = out_dir == default_dir
-    ensure_writable_dir(out_dir.parent, "output")
+    ensure_writable_dir(out_dir.parent, "output", keep=False)  # before any work
+    # the models before anything is created: a run before any `train` leaves no folder
+    models = load_models(cfg, progress)
     hist_path = score_history.history_path(cfg)
-    with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
+    with (
+        _nothing_left_unless_published(out_dir.parent, progress),
+        exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"),
+    ):
         recover_staged(out_dir)
-        models = load_models(cfg)
         check_forecast_kept(hist_path, as_of, models, cfg, replace=replace_forecast)
         timings["load_models"] = round(time.perf_counter() - t0, 3)
         past = score_history.read(hist_path, before=as_of)
@@ -388,6 +442,20 @@ def run_scoring(
             progress.written_back = True
         record["timings"]["total"] = round(time.perf_counter() - t0, 3)
     return ScoreResult(out_dir, scores, record)
+
+
+@contextmanager
+def _nothing_left_unless_published(folder: Path, progress: Progress) -> Iterator[None]:
+    """Remove the folders ``folder`` did not have yet (those the run creates: the outputs
+    folder, its parents) when the run ends without publishing, if nothing else was written
+    into them (:func:`~ka_ml.io.remove_made_dirs`)."""
+    made = missing_dirs(folder)
+    try:
+        yield
+    except BaseException:
+        if not progress.published:
+            remove_made_dirs(made)
+        raise
 
 
 def _write_back(

@@ -714,16 +714,21 @@ def _load_moved(name: str, version: str, error: Exception) -> Any:
     ) from error
 
 
-def load_champion(client: Any, name: str, what: str) -> tuple[Any, str]:
-    """(model, version) of the champion, or a NoChampionError with the remedy."""
+def load_champion(
+    client: Any, name: str, what: str, train: str = "`ka-ml train`", config_option: str = ""
+) -> tuple[Any, str]:
+    """(model, version) of the champion, or a NoChampionError with the remedy: ``train``,
+    the command that trains one, and ``ka-ml models`` / ``ka-ml promote`` with
+    ``config_option`` (the run's own ``--config``, to reach the same registry)."""
     mv = champion_version(client, name)
     if mv is None:
         raise NoChampionError(
             f"No {what} model carries the 'champion' alias in the registry '{name}' at "
             f"{_current_uri()}.",
-            "train one first with `make train` (or `ka-ml train`); or, when versions are "
-            f"registered (`ka-ml models` lists them), promote one by hand with `ka-ml promote "
-            f"{name} VERSION`; or point MLFLOW_TRACKING_URI at the registry that holds it.",
+            f"train one first with {train}; or, when versions are registered (`ka-ml "
+            f"models{config_option}` lists them), promote one by hand with `ka-ml promote"
+            f"{config_option} {name} VERSION`; or point MLFLOW_TRACKING_URI at the registry "
+            "that holds it.",
         )
     return load_version(name, str(mv.version)), str(mv.version)
 
