@@ -687,7 +687,7 @@ class DeliveryConfig(_Strict):
     address_template: str | None = Field(
         "{slug}@example.com",
         description="address of an owner missing from recipients: {owner} or {slug} "
-        "(lower-case, dots); null = only recipients (an owner that is itself an address "
+        "(lower-case, dots, umlauts and ß spelled out: juergen.weiss); null = only recipients (an owner that is itself an address "
         "always works)",
     )
     default_recipient: str | None = Field(

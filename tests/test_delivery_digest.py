@@ -104,7 +104,7 @@ def test_without_any_owner_everything_is_one_unassigned_digest() -> None:
     [
         ("alice.meyer", {"recipients": {"alice.meyer": "am@corp.example"}}, "am@corp.example"),
         ("bob@corp.example", {}, "bob@corp.example"),
-        ("Anna Müller", {"address_template": "{slug}@corp.example"}, "anna.muller@corp.example"),
+        ("Anna Müller", {"address_template": "{slug}@corp.example"}, "anna.mueller@corp.example"),
         ("Anna Müller", {"address_template": "{owner}@corp.example"}, None),
         ("x", {"address_template": None, "default_recipient": "d@corp.example"}, "d@corp.example"),
         (None, {"recipients": {"unassigned": "u@corp.example"}}, "u@corp.example"),
@@ -450,12 +450,40 @@ def test_subjects_and_headers_survive_hostile_owner_names() -> None:
 
 
 def test_slugs_are_safe_readable_and_unique() -> None:
-    assert slugify("Anna Müller") == "anna.muller"
+    assert slugify("Anna Müller") == "anna.mueller"
     assert slugify("../../etc/passwd") == "etc.passwd"
     assert slugify("...") == "owner"
-    slugs = unique_slugs(["Anna Müller", "anna muller", "ANNA-MULLER"])
-    assert slugs == ["anna.muller", "anna.muller-2", "anna.muller-3"]
+    slugs = unique_slugs(["Anna Müller", "anna mueller", "ANNA-MUELLER"])
+    assert slugs == ["anna.mueller", "anna.mueller-2", "anna.mueller-3"]
     assert all(re.fullmatch(r"[a-z0-9][a-z0-9.-]*", s) for s in slugs)
+
+
+@pytest.mark.parametrize(
+    ("owner", "slug"),
+    [
+        ("Jürgen Weiß", "juergen.weiss"),
+        ("Sabine Köhler", "sabine.koehler"),
+        ("Anja Schröder", "anja.schroeder"),
+        ("Petra Hoffmann", "petra.hoffmann"),
+        ("ÄNNE ÖZTÜRK-GROẞ", "aenne.oeztuerk.gross"),
+        ("Ju\u0308rgen Weiß", "juergen.weiss"),  # ü as u + combining diaeresis (NFD)
+        ("François Béranger", "francois.beranger"),
+        ("Ayşe Çelik", "ayse.celik"),  # other accents are dropped, as before
+    ],
+)
+def test_slugs_spell_out_german_umlauts_and_sharp_s(owner: str, slug: str) -> None:
+    """Read: 'Jürgen Weiß' became owners/jurgen.wei.html and jurgen.wei.eml, 'Sabine
+    Köhler' sabine.kohler, and the address template would have mailed
+    jurgen.wei@yourcompany.com: German names are spelled out as German addresses are."""
+    assert slugify(owner) == slug
+    settings = delivery(address_template="{slug}@grosshandel.example")
+    assert resolve_address(owner, settings) == f"{slug}@grosshandel.example"
+
+
+def test_names_spelled_with_and_without_umlauts_still_get_their_own_files() -> None:
+    slugs = unique_slugs(["Jürgen Weiß", "Juergen Weiss", "Jurgen Weis"])
+    assert slugs == ["juergen.weiss", "juergen.weiss-2", "jurgen.weis"]
+    assert unique_slugs(["Jürgen Weiß", "Juergen Weiss"]) == slugs[:2]  # the same every run
 
 
 def test_owner_files_are_written_per_owner_with_an_index(tmp_path: Path) -> None:

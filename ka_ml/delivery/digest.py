@@ -63,6 +63,10 @@ INDEX_FILE = "index.json"
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)\s*$")
 _ADDRESS = re.compile(EMAIL_ADDRESS)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# letters a slug spells out rather than strips (NFKD drops the umlaut's dots, and ß entirely)
+_SPELLED_OUT = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss", "ẞ": "SS"}
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,14 @@ class OwnerDigest:
 
 
 def slugify(label: str) -> str:
-    """A safe, readable file-name key: 'Anna Müller' -> 'anna.muller' (never empty)."""
-    ascii_ = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    """A safe, readable file-name key: 'Anna Müller' -> 'anna.mueller' (never empty).
+
+    German umlauts and ß are spelled out as German writes them without (ä -> ae, ß -> ss:
+    'Jürgen Weiß' -> 'juergen.weiss', the form of a German company's addresses; dropping the
+    dots gave 'jurgen.wei'), other accents are dropped ('François' -> 'francois').
+    """
+    spelled = unicodedata.normalize("NFC", label).translate(_SPELLED_OUT)
+    ascii_ = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", ".", ascii_.lower()).strip(".")[:80].strip(".")
     return slug or "owner"
 
