@@ -561,6 +561,11 @@ def _print_delivery(record: dict) -> None:
             "accounts without an owner)",
             soft_wrap=True,
         )
+    _print_address_warnings(
+        delivery.get("placeholder_addressed") or {},
+        delivery.get("to_default_recipient") or {},
+        out,
+    )
     wb = delivery.get("writeback")
     if wb:
         out.print(
@@ -572,15 +577,37 @@ def _print_delivery(record: dict) -> None:
             out.print(f"  [bold yellow]warning[/]: {escape(wb['warning'])}", soft_wrap=True)
 
 
+def _print_address_warnings(
+    placeholder: dict[str, str], to_default: dict[str, str], out: Console
+) -> None:
+    """The owners without an address of their own: a placeholder (never sent), or the
+    default recipient standing in. A user's owner without an owner_email was addressed as
+    petra.hoffmann@example.com by validate, score and notify, without a word."""
+    from ka_ml.delivery.digest import address_warnings
+
+    for line in address_warnings(placeholder, to_default):
+        out.print(f"  [yellow]warning[/]: {escape(line)}", soft_wrap=True)
+
+
 def _print_notify(res) -> None:
     from rich.table import Table
 
+    from ka_ml.delivery.digest import is_placeholder
+
     table = Table("owner", "to", "accounts", "red", "turned red", box=None)
+    placeholder, to_default = {}, {}
     for o in res.outgoing:
         d = o.digest
+        to = escape(d.address) if d.address else "[yellow]no address[/]"
+        if d.address and is_placeholder(d.address):
+            placeholder[d.label] = d.address
+            to += " [yellow](placeholder: never sent)[/]"
+        elif d.address and d.owner is not None and not d.own_address:
+            to_default[d.label] = d.address
+            to += " (default_recipient)"
         table.add_row(
-            d.label,
-            d.address or "[yellow]no address[/]",
+            escape(d.label),
+            to,
             str(d.counts["accounts"]),
             str(d.counts["red"]),
             str(d.counts["turned_red"]),
@@ -592,6 +619,7 @@ def _print_notify(res) -> None:
     else:
         where = res.written[0].parent if res.written else "-"
         out.print(f"dry run: wrote {len(res.written)} .eml files to {where}/ (nothing sent)")
+    _print_address_warnings(placeholder, to_default, out)
 
 
 @app.command()

@@ -687,13 +687,16 @@ class DeliveryConfig(_Strict):
     address_template: str | None = Field(
         "{slug}@example.com",
         description="address of an owner missing from recipients: {owner} or {slug} "
-        "(lower-case, dots, umlauts and ß spelled out: juergen.weiss); null = only recipients (an owner that is itself an address "
+        "(lower-case, dots, umlauts and ß spelled out: juergen.weiss); an address at "
+        "example.com or another domain reserved for examples is a placeholder, never sent "
+        "to; null = only recipients (an owner that is itself an address "
         "always works)",
     )
     default_recipient: str | None = Field(
         None,
         pattern=EMAIL_ADDRESS,
-        description="gets the accounts without an owner, and owners without an address",
+        description="gets the accounts without an owner, and owners without a real address "
+        "(none, or only a placeholder such as {slug}@example.com)",
     )
     unassigned_label: str = Field("unassigned", min_length=1, description="the no-owner group")
     subject_prefix: str = "[ka-ml]"

@@ -26,6 +26,7 @@ from ka_ml.delivery.digest import (
     OwnerDigest,
     build_digests,
     has_owners,
+    is_placeholder,
     iter_digests,
     resolve_address,
     slugify,
@@ -115,6 +116,60 @@ def test_an_owners_address_comes_from_mapping_then_owner_then_template_then_defa
     owner: str | None, settings: dict[str, object], expected: str | None
 ) -> None:
     assert resolve_address(owner, delivery(**settings)) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "placeholder"),
+    [
+        ("petra.hoffmann@example.com", True),
+        ("a@mail.example.org", True),
+        ("a@EXAMPLE.NET", True),
+        ("a@corp.example", True),
+        ("a@crm.invalid", True),
+        ("a@shop.test", True),
+        ("a@box.localhost", True),
+        ("a@grosshandel.de", False),
+        ("a@example.de", False),  # a registered domain like any other
+        ("a@myexample.com", False),
+        ("a@example.com.de", False),
+        ("a@corp.internal", False),  # the private-network domain: a company's own relay
+    ],
+)
+def test_addresses_in_domains_reserved_for_examples_are_placeholders(
+    address: str, placeholder: bool
+) -> None:
+    assert is_placeholder(address) is placeholder
+
+
+def test_an_owner_without_a_real_address_gets_the_default_recipient_never_a_placeholder() -> None:
+    """Read: Petra Hoffmann's owner_email was blank on all her accounts; her digest was
+    addressed to petra.hoffmann@example.com, the default template's placeholder."""
+    scores = scores_frame()
+    scores["owner_email"] = scores["owner"].map({"alice.meyer": "alice@grosshandel.de"})
+    got = {d.label: (d.address, d.own_address) for d in build_digests(scores, RUN, delivery())}
+    assert got == {
+        "alice.meyer": ("alice@grosshandel.de", True),
+        "bruno.rossi": ("bruno.rossi@example.com", False),  # written, named, never sent
+        "unassigned": (None, False),
+    }
+    desk = delivery(default_recipient="desk@grosshandel.de")
+    got = {d.label: (d.address, d.own_address) for d in build_digests(scores, RUN, desk)}
+    assert got["bruno.rossi"] == ("desk@grosshandel.de", False)
+    # a placeholder in the data (the demo's owner_email) does not hide the company's pattern
+    company = delivery(address_template="{slug}@grosshandel.de")
+    assert (
+        resolve_address("bruno.rossi", company, "bruno@example.com") == "bruno.rossi@grosshandel.de"
+    )
+    mapped = delivery(recipients={"bruno.rossi": "b@crm.invalid"}, default_recipient="d@x.test")
+    assert resolve_address("bruno.rossi", mapped) == "b@crm.invalid"  # both placeholders: its own
+
+
+def test_the_owners_real_address_is_preferred_to_a_placeholder_in_the_accounts_table() -> None:
+    scores = scores_frame()
+    scores["owner_email"] = scores["owner"].map({"alice.meyer": "noreply@example.com"})
+    scores.loc[scores["account_id"].eq("A4"), "owner_email"] = "alice@grosshandel.de"  # 1 of 4
+    (d, *_) = build_digests(scores, RUN, delivery())
+    assert (d.label, d.address, d.own_address) == ("alice.meyer", "alice@grosshandel.de", True)
 
 
 def test_the_config_rejects_bad_addresses_templates_and_passwords_in_urls() -> None:
@@ -557,6 +612,11 @@ def test_scoring_writes_one_report_and_digest_per_owner(scored: ScoreResult) -> 
     assert scored.record["delivery"]["owner_reports"] == len(owners)
     recorded = json.loads((scored.out_dir / "run_record.json").read_text())
     assert recorded["delivery"]["owner_reports"] == len(owners)
+    # the demo's addresses are all example.com: named as placeholders, never sent
+    placeholders = {o: f"{o}@example.com" for o in owners}
+    assert recorded["delivery"]["placeholder_addressed"] == placeholders
+    assert recorded["delivery"]["to_default_recipient"] == {}
+    assert not any(e["own_address"] for e in index)
     # the run facts the scorer carries on its frame reach the record (report, notify)
     assert recorded["summary"]["dependency_alert_level"] == 0.4
     assert "last_run" in recorded["summary"] and "dependency_alert_prev" in scored.scores
@@ -578,10 +638,14 @@ def test_score_then_notify_dry_run_writes_one_eml_per_owner_with_only_their_acco
     res = runner.invoke(app, ["score", "--config", str(config), "--data", str(demo_dir)])
     assert res.exit_code == 0, res.output
     assert "owner reports + digests in owners/" in res.output
+    placeholders = "only a placeholder at example.com"
+    assert placeholders in " ".join(res.output.split())  # the scorer names them too
     mail = tmp_path / "mail"
     res = runner.invoke(app, ["notify", "--config", str(config), "--dry-run", "--out", str(mail)])
     assert res.exit_code == 0, res.output
     assert "dry run: wrote" in res.output
+    said = " ".join(res.output.split())
+    assert "@example.com (placeholder: never sent)" in said and placeholders in said
 
     (folder,) = (tmp_path / "outputs").glob("20*")
     scores = pd.read_parquet(folder / "scores.parquet")

@@ -1,4 +1,9 @@
-"""`ka-ml notify` against a real SMTP server (aiosmtpd) listening on 127.0.0.1."""
+"""`ka-ml notify` against a real SMTP server (aiosmtpd) listening on 127.0.0.1.
+
+The managers' addresses are at ``corp.internal`` (the top-level domain set aside for private
+networks): a send to a domain reserved for examples (example.com, ``*.example``, ...) is
+refused as a placeholder before it reaches any server.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,9 @@ from ka_ml.jobs.notify import notify
 
 USER, PASSWORD = "mailer", "s3cret-pass"
 ADDRESSES = {
-    "alice.meyer": "alice@corp.example",
-    "bruno.rossi": "bruno@corp.example",
-    None: "desk@corp.example",
+    "alice.meyer": "alice@corp.internal",
+    "bruno.rossi": "bruno@corp.internal",
+    None: "desk@corp.internal",
 }
 
 
@@ -44,14 +49,14 @@ class Received:
 
 @dataclass
 class Inbox:
-    """An aiosmtpd handler that keeps every message and refuses *@refused.example."""
+    """An aiosmtpd handler that keeps every message and refuses *@refused.internal."""
 
     messages: list[Received] = field(default_factory=list)
 
     async def handle_RCPT(  # aiosmtpd's hook names
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
-        if address.endswith("@refused.example"):
+        if address.endswith("@refused.internal"):
             return "550 5.1.1 no such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -182,17 +187,17 @@ def test_a_refused_recipient_is_reported_while_the_others_are_delivered(
 ) -> None:
     cfg = mail_config(
         smtp_server.port,
-        recipients={"alice.meyer": "alice@corp.example", "bruno.rossi": "bruno@refused.example"},
+        recipients={"alice.meyer": "alice@corp.internal", "bruno.rossi": "bruno@refused.internal"},
     )
     with pytest.raises(KaMlError, match=r"refused 1 of 3 digest\(s\) \(2 sent\)") as err:
         notify(scored_dir, cfg, env={})
-    assert "bruno.rossi <bruno@refused.example>" in err.value.message
+    assert "bruno.rossi <bruno@refused.internal>" in err.value.message
     assert err.value.remedy.endswith(
         f"send only those: ka-ml notify --scores {scored_dir} --owner bruno.rossi"
     )
     assert sorted(m.rcpt_tos[0] for m in smtp_server.inbox.messages) == [
-        "alice@corp.example",
-        "desk@corp.example",
+        "alice@corp.internal",
+        "desk@corp.internal",
     ]
 
 
@@ -291,6 +296,104 @@ def test_a_digest_without_an_address_stops_the_run_before_the_first_mail(
     assert smtp_server.inbox.messages == []
 
 
+def test_an_owner_with_only_a_placeholder_address_stops_the_run_before_the_first_mail(
+    smtp_server: Server, scored_dir: Path
+) -> None:
+    """Read: an owner with owner_email blank on all 162 accounts was sent to
+    petra.hoffmann@example.com, the default address_template's placeholder, and notify
+    exited 0. A placeholder is never sent to: the run names the owner, the fix and the
+    commands that send theirs and the others', and sends nothing."""
+    import shlex
+
+    cfg = mail_config(
+        smtp_server.port,
+        recipients={"alice.meyer": "alice@corp.internal", "unassigned": "desk@corp.internal"},
+        default_recipient=None,
+    )  # bruno.rossi: only the template's bruno.rossi@example.com
+    with pytest.raises(KaMlError) as err:
+        notify(scored_dir, cfg, env={})
+    assert err.value.message.startswith(
+        "Only a placeholder address for 1 digest(s), never sent to (example.com/.net/.org, "
+    )
+    assert err.value.message.endswith(": bruno.rossi <bruno.rossi@example.com>. Nothing was sent.")
+    assert smtp_server.inbox.messages == []
+    for fix in ("owner_email", "delivery.recipients", "delivery.address_template"):
+        assert fix in err.value.remedy
+    rerun = f"ka-ml notify --scores {scored_dir}"
+    assert err.value.remedy.endswith(
+        f"then send theirs: {rerun} --owner bruno.rossi; "
+        f"send the others now: {rerun} --owner alice.meyer --owner unassigned"
+    )
+    others = shlex.split(err.value.remedy.rsplit("send the others now: ", 1)[1])[5::2]
+    notify(scored_dir, cfg, env={}, owners=others)  # the command's digests go out
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.inbox.messages) == [
+        "alice@corp.internal",
+        "desk@corp.internal",
+    ]
+
+
+def test_a_placeholder_in_any_reserved_domain_goes_to_the_default_recipient_instead(
+    smtp_server: Server, scored_dir: Path
+) -> None:
+    """The owner's digest without an address of their own goes to default_recipient when
+    one is set (as an owner without any address did), never to the placeholder."""
+    cfg = mail_config(
+        smtp_server.port,
+        recipients={"alice.meyer": "alice@corp.internal", "bruno.rossi": "bruno@crm.invalid"},
+        address_template="{slug}@sales.example.org",
+    )
+    res = notify(scored_dir, cfg, env={})
+    got = {o.digest.label: (o.digest.address, o.digest.own_address) for o in res.outgoing}
+    assert got == {
+        "alice.meyer": ("alice@corp.internal", True),
+        "bruno.rossi": ("desk@corp.internal", False),
+        "unassigned": ("desk@corp.internal", False),
+    }
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.inbox.messages) == [
+        "alice@corp.internal",
+        "desk@corp.internal",
+        "desk@corp.internal",
+    ]
+
+
+def test_the_cli_says_which_recipients_are_placeholders_in_a_dry_run_and_refuses_to_send(
+    smtp_server: Server, scored_dir: Path, tmp_path: Path
+) -> None:
+    """notify's table read 'Petra Hoffmann  petra.hoffmann@example.com  162', exit 0."""
+    cfg = mail_config(smtp_server.port, recipients={}, default_recipient=None)
+    raw = cfg.model_dump(mode="json")
+    raw["paths"]["outputs"] = str(scored_dir.parent)
+    config = tmp_path / "ka_ml.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    mail = tmp_path / "mail"
+    res = CliRunner().invoke(
+        app, ["notify", "--config", str(config), "--dry-run", "--out", str(mail)]
+    )
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "alice.meyer@example.com (placeholder: never sent)" in said
+    assert (
+        "warning: no e-mail address of their own for 2 owner(s), only a placeholder at "
+        "example.com (example.com/.net/.org, *.example, *.invalid, *.test and *.localhost "
+        "are reserved for examples: nobody's mailbox), which `ka-ml notify` does not send "
+        "to: alice.meyer, bruno.rossi. To send their digests, fill owner_email"
+    ) in said
+    assert "no address" in said  # the accounts without an owner: no default_recipient
+    assert sorted(p.name for p in mail.glob("*.eml")) == [
+        "alice.meyer.eml",
+        "bruno.rossi.eml",
+        "unassigned.eml",
+    ]
+    res = CliRunner().invoke(app, ["notify", "--config", str(config)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert "No e-mail address for 1 digest(s): unassigned." in said
+    assert "Only a placeholder address for 2 digest(s)" in said
+    assert "Nothing was sent." in said
+    assert f"ka-ml notify --config {config} --as-of {AS_OF.date()} --owner alice.meyer" in said
+    assert smtp_server.inbox.messages == []
+
+
 def test_an_unreachable_server_is_a_clear_error(scored_dir: Path) -> None:
     port = free_port()  # nothing listens there
     with pytest.raises(KaMlError, match=f"SMTP 127.0.0.1:{port} failed after 0 of 3"):
@@ -301,8 +404,8 @@ def test_a_password_is_never_sent_unencrypted_to_a_remote_server(scored_dir: Pat
     cfg = Config.model_validate(
         {
             "delivery": {
-                "default_recipient": "desk@corp.example",
-                "smtp": {"host": "smtp.corp.example", "port": 25, "tls": "none"},
+                "default_recipient": "desk@corp.internal",
+                "smtp": {"host": "smtp.corp.internal", "port": 25, "tls": "none"},
             }
         }
     )

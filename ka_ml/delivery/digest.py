@@ -14,6 +14,10 @@ Why it is built this way:
 - Owner names come from CRM exports: the HTML digest is autoescaped, subjects are cleaned
   of line breaks (no header injection) and file names are slugs (``[a-z0-9.-]``, never a
   path or a hidden file).
+- A placeholder address (a domain reserved for examples, :func:`is_placeholder`, like the
+  default ``{slug}@example.com``) is nobody's mailbox: an owner's own address is the first
+  real one, else ``default_recipient`` stands in; a digest left with a placeholder is
+  written, named in the warnings, and never sent (:mod:`ka_ml.delivery.mail`).
 - Loops run over owners (a handful) and over the few accounts listed per section; every
   per-account computation is column-wise.
 - Bounded memory: :func:`iter_digests` makes one owner's digest at a time and
@@ -63,6 +67,18 @@ INDEX_FILE = "index.json"
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)\s*$")
 _ADDRESS = re.compile(EMAIL_ADDRESS)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# reserved for examples and tests (RFC 2606, RFC 6761): nobody's mailbox
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+PLACEHOLDER_TLDS = ("example", "invalid", "test", "localhost")
+PLACEHOLDERS_TEXT = (
+    "example.com/.net/.org, *.example, *.invalid, *.test and *.localhost are reserved for "
+    "examples: nobody's mailbox"
+)
+ADDRESS_FIX = (
+    "fill owner_email for their accounts, name them in delivery.recipients, set "
+    "delivery.address_template to your company's pattern (e.g. '{slug}@yourcompany.com'), "
+    "or set delivery.default_recipient to receive their digests"
+)
 # letters a slug spells out rather than strips (NFKD drops the umlaut's dots, and ß entirely)
 _SPELLED_OUT = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss", "ẞ": "SS"}
@@ -77,6 +93,7 @@ class OwnerDigest:
     label: str  # the owner, or delivery.unassigned_label
     slug: str  # file-name key: owners/<slug>.html, <slug>.eml
     address: str | None  # where it goes; None = no address could be resolved
+    own_address: bool  # a real address of the owner's own (not default_recipient, no placeholder)
     as_of: str  # YYYY-MM-DD
     account_ids: tuple[str, ...]
     counts: dict[str, int]
@@ -107,40 +124,97 @@ def is_address(value: str) -> bool:
     return bool(_ADDRESS.match(value))
 
 
+def is_placeholder(address: str) -> bool:
+    """An address in a domain reserved for examples and tests (RFC 2606, RFC 6761):
+    example.com/.net/.org and their subdomains, and any name under .example, .invalid,
+    .test or .localhost. Nobody's mailbox: the default ``{slug}@example.com`` is one."""
+    domain = address.rsplit("@", 1)[-1].strip().rstrip(".").lower()
+    return domain.rsplit(".", 1)[-1] in PLACEHOLDER_TLDS or any(
+        domain == d or domain.endswith(f".{d}") for d in PLACEHOLDER_DOMAINS
+    )
+
+
+def own_addresses(
+    owner: str | None, delivery: DeliveryConfig, given: str | None = None
+) -> list[str]:
+    """The addresses one owner's digest could go to as the owner's own, in order:
+    ``recipients[owner]``; ``given``, the address the data holds for the owner
+    (``accounts.owner_email``, :func:`owner_address`); the owner itself when it is an
+    address; the ``address_template`` filled with the owner. The accounts without an owner
+    have only ``recipients[unassigned_label]``. Placeholders included."""
+    key = delivery.unassigned_label if owner is None else owner
+    found = [delivery.recipients[key]] if key in delivery.recipients else []
+    if owner is not None:
+        found += [given] if given else []
+        found += [owner] if is_address(owner) else []
+        if delivery.address_template:
+            filled = delivery.address_template.format(owner=owner, slug=slugify(owner))
+            found += [filled] if is_address(filled) else []
+    return found
+
+
 def resolve_address(
     owner: str | None, delivery: DeliveryConfig, given: str | None = None
 ) -> str | None:
     """Where one owner's digest goes; ``None`` when nobody can be found.
 
-    Order: ``recipients[owner]``; ``given``, the address the data holds for the owner
-    (``accounts.owner_email``, :func:`owner_address`); the owner itself when it is an
-    address; the ``address_template`` filled with the owner; ``default_recipient``. The
-    accounts without an owner go to ``recipients[unassigned_label]``, else
+    The first of :func:`own_addresses` that is not a placeholder (:func:`is_placeholder`);
+    else ``default_recipient``; else the placeholder, which is shown and written but never
+    sent. The accounts without an owner go to ``recipients[unassigned_label]``, else
     ``default_recipient``.
     """
-    key = delivery.unassigned_label if owner is None else owner
-    if key in delivery.recipients:
-        return delivery.recipients[key]
-    if owner is not None:
-        if given:
-            return given
-        if is_address(owner):
-            return owner
-        if delivery.address_template:
-            filled = delivery.address_template.format(owner=owner, slug=slugify(owner))
-            if is_address(filled):
-                return filled
-    return delivery.default_recipient
+    return _resolve(own_addresses(owner, delivery, given), delivery.default_recipient)
+
+
+def _resolve(own: Sequence[str], default: str | None) -> str | None:
+    real = [a for a in own if not is_placeholder(a)]
+    if real:
+        return real[0]
+    if default and not is_placeholder(default):
+        return default
+    return own[0] if own else default
 
 
 def owner_address(rows: pd.DataFrame) -> str | None:
     """The address the data gives for an owner's accounts (``owner_email``, a CRM's "KAM
-    Email"): the most frequent valid one among ``rows``; None without one."""
+    Email"): the most frequent valid one among ``rows``, a real one before a placeholder
+    (:func:`is_placeholder`); None without one."""
     if "owner_email" not in rows:
         return None
     emails = rows["owner_email"].astype("string").str.strip().dropna()
     valid = emails[[is_address(str(e)) for e in emails]]
-    return str(valid.value_counts().index[0]) if len(valid) else None
+    if not len(valid):
+        return None
+    counts = valid.value_counts()
+    real = [str(e) for e in counts.index if not is_placeholder(str(e))]
+    return real[0] if real else str(counts.index[0])
+
+
+def address_warnings(placeholder: Mapping[str, str], to_default: Mapping[str, str]) -> list[str]:
+    """The warnings about owners without an address of their own, a line each: those whose
+    digest has only a placeholder (``label -> address``: not sent), and those whose digest
+    goes to ``delivery.default_recipient`` instead (``label -> address``)."""
+    lines = []
+    if placeholder:
+        domains = ", ".join(sorted({a.rsplit("@", 1)[-1] for a in placeholder.values()}))
+        lines.append(
+            f"no e-mail address of their own for {len(placeholder)} owner(s), only a "
+            f"placeholder at {domains} ({PLACEHOLDERS_TEXT}), which `ka-ml notify` does not "
+            f"send to: {listed_names(list(placeholder))}. To send their digests, {ADDRESS_FIX}."
+        )
+    if to_default:
+        lines.append(
+            f"no e-mail address of their own for {len(to_default)} owner(s): "
+            f"{listed_names(list(to_default))}; their digests go to delivery.default_recipient "
+            f"({', '.join(sorted(set(to_default.values())))})."
+        )
+    return lines
+
+
+def listed_names(labels: Sequence[str], shown: int = 20) -> str:
+    """'a, b, c' (the first ``shown``, then 'and N more')."""
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
 
 
 def owner_of(scores: pd.DataFrame) -> pd.Series:
@@ -705,6 +779,7 @@ def _owner_digest(
         notes=manager_notes(dict(run)),
         facts=run.get("summary") if isinstance(run.get("summary"), dict) else None,
     )
+    own = own_addresses(name, delivery, owner_address(rows))
     subject = subject_line(
         delivery.subject_prefix,
         label,
@@ -721,7 +796,8 @@ def _owner_digest(
         owner=name,
         label=label,
         slug=slug,
-        address=resolve_address(name, delivery, owner_address(rows)),
+        address=_resolve(own, delivery.default_recipient),
+        own_address=any(not is_placeholder(a) for a in own),
         as_of=as_of,
         account_ids=tuple(text_col(rows, "account_id").tolist()),
         counts=ctx["counts"],
@@ -750,6 +826,7 @@ def write_owner_files(digests: Iterable[OwnerDigest], folder: Path) -> list[dict
                 "label": d.label,
                 "slug": d.slug,
                 "address": d.address,
+                "own_address": d.own_address,
                 "subject": d.subject,
                 **d.counts,
             }
@@ -775,10 +852,16 @@ def read_scored(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 __all__ = [
+    "ADDRESS_FIX",
+    "PLACEHOLDERS_TEXT",
     "OwnerDigest",
+    "address_warnings",
     "build_digests",
     "digest_context",
     "has_owners",
+    "is_placeholder",
+    "listed_names",
+    "own_addresses",
     "read_scored",
     "render_digest",
     "resolve_address",

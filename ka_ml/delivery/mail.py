@@ -6,7 +6,9 @@ are standard ``multipart/alternative`` (text + HTML), with the owner's report at
 when ``delivery.attach_report`` is on; built with the standard library's ``email``.
 
 Safety: every address is resolved before the first message goes out, so a missing
-address fails the run up front instead of half-way; credentials come only from the
+address, or one that is only a placeholder (``{slug}@example.com``, any domain reserved for
+examples: :func:`~ka_ml.delivery.digest.is_placeholder`), fails the run up front instead of
+half-way, naming the owners and the commands that send theirs and the others'; credentials come only from the
 environment (``delivery.smtp.user_env`` / ``password_env``) and are never sent over an
 unencrypted connection except to a loopback relay.
 """
@@ -26,7 +28,13 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from ka_ml.config import DeliveryConfig, SmtpConfig
-from ka_ml.delivery.digest import OwnerDigest
+from ka_ml.delivery.digest import (
+    ADDRESS_FIX,
+    PLACEHOLDERS_TEXT,
+    OwnerDigest,
+    is_placeholder,
+    listed_names,
+)
 from ka_ml.errors import KaMlError, stop_if_signalled
 from ka_ml.io import atomic_write
 
@@ -91,15 +99,37 @@ def write_eml(outgoing: Sequence[Outgoing], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _check_addresses(outgoing: Sequence[Outgoing]) -> None:
+def _check_addresses(outgoing: Sequence[Outgoing], rerun: str = "ka-ml notify") -> None:
+    """Every digest has an address to send to, none a placeholder, before the first goes out."""
     missing = [o.digest.label for o in outgoing if not o.digest.address]
+    held = [
+        f"{o.digest.label} <{o.digest.address}>"
+        for o in outgoing
+        if o.digest.address and is_placeholder(o.digest.address)
+    ]
+    if not missing and not held:
+        return
+    said = []
     if missing:
-        raise KaMlError(
-            f"No e-mail address for {len(missing)} digest(s): {', '.join(missing[:10])}. "
-            "Nothing was sent.",
-            "map owners in delivery.recipients, set delivery.address_template, or set "
-            "delivery.default_recipient (it also gets the accounts without an owner).",
+        said.append(f"No e-mail address for {len(missing)} digest(s): {listed_names(missing)}.")
+    if held:
+        said.append(
+            f"Only a placeholder address for {len(held)} digest(s), never sent to "
+            f"({PLACEHOLDERS_TEXT}): {listed_names(held)}."
         )
+    unsent = [o.digest.label for o in outgoing if not sendable(o.digest)]
+    others = [o.digest.label for o in outgoing if sendable(o.digest)]
+    raise KaMlError(
+        " ".join([*said, "Nothing was sent."]),
+        f"{ADDRESS_FIX} (it also gets the accounts without an owner); then send theirs: "
+        f"{resend_command(unsent, rerun)}"
+        + (f"; send the others now: {resend_command(others, rerun)}" if others else ""),
+    )
+
+
+def sendable(digest: OwnerDigest) -> bool:
+    """Whether a real send may mail this digest: it has an address, and not a placeholder."""
+    return bool(digest.address) and not is_placeholder(str(digest.address))
 
 
 def _credentials(smtp: SmtpConfig, env: Mapping[str, str]) -> tuple[str, str] | None:
@@ -124,11 +154,6 @@ def resend_command(labels: Sequence[str], rerun: str = "ka-ml notify") -> str:
     return " ".join([rerun, *(f"--owner {shlex.quote(label)}" for label in labels)])
 
 
-def _names(labels: Sequence[str], shown: int = 20) -> str:
-    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
-    return ", ".join(labels[:shown]) + more
-
-
 def send(
     outgoing: Sequence[Outgoing],
     smtp: SmtpConfig,
@@ -138,7 +163,7 @@ def send(
     """Send every message over one SMTP connection; report every failure at the end, naming
     the owners whose digest was not sent and the command (``rerun`` with their ``--owner``)
     that sends only theirs."""
-    _check_addresses(outgoing)
+    _check_addresses(outgoing, rerun)
     creds = _credentials(smtp, env)
     context = ssl.create_default_context()
     failed: list[str] = []
@@ -182,8 +207,8 @@ def send(
             "being sent may have gone out); %s sends only those",
             sent,
             len(outgoing),
-            f" ({_names(sorted(sent_to))})" if sent_to else "",
-            _names(missing),
+            f" ({listed_names(sorted(sent_to))})" if sent_to else "",
+            listed_names(missing),
             resend_command(missing, rerun),
         )
         raise
@@ -193,7 +218,7 @@ def send(
         raise KaMlError(
             f"Sending over SMTP {smtp.host}:{smtp.port} failed after {sent} of "
             f"{len(outgoing)} digest(s): {type(e).__name__}: {e}. Not sent: "
-            f"{_names(missing)}" + (f"; sent: {_names(done)}." if done else "."),
+            f"{listed_names(missing)}" + (f"; sent: {listed_names(done)}." if done else "."),
             "check delivery.smtp (host, port, tls) and the credentials in "
             f"{smtp.user_env}/{smtp.password_env}; then send only the missing ones: "
             f"{resend_command(missing, rerun)}",
@@ -208,4 +233,12 @@ def send(
         )
 
 
-__all__ = ["MAIL_POLICY", "Outgoing", "compose", "is_loopback", "send", "write_eml"]
+__all__ = [
+    "MAIL_POLICY",
+    "Outgoing",
+    "compose",
+    "is_loopback",
+    "send",
+    "sendable",
+    "write_eml",
+]

@@ -18,7 +18,13 @@ from typing import Any
 import pandas as pd
 
 from ka_ml.config import Config
-from ka_ml.delivery.digest import OWNERS_DIR, has_owners, iter_digests, write_owner_files
+from ka_ml.delivery.digest import (
+    OWNERS_DIR,
+    has_owners,
+    is_placeholder,
+    iter_digests,
+    write_owner_files,
+)
 from ka_ml.delivery.writeback import write_back
 
 
@@ -34,13 +40,27 @@ def stage_delivery(
     cfg: Config,
 ) -> None:
     """Write ``stage/owners/`` (when accounts have owners; one owner at a time, each report
-    capped at ``report.max_accounts``)."""
+    capped at ``report.max_accounts``); the record names the digests without an address,
+    those with only a placeholder and the owners whose digest goes to
+    ``delivery.default_recipient``."""
     delivery: dict[str, Any] = {}
     if owner_reports_due(scores, cfg):
         digests = iter_digests(scores, record, cfg.delivery, max_accounts=cfg.report.max_accounts)
         index = write_owner_files(digests, Path(stage) / OWNERS_DIR)
         delivery["owner_reports"] = len(index)
         delivery["unaddressed"] = [e["label"] for e in index if not e["address"]]
+        # owners without an address of their own: a placeholder (never sent), or the stand-in
+        delivery["placeholder_addressed"] = {
+            e["label"]: e["address"] for e in index if e["address"] and is_placeholder(e["address"])
+        }
+        delivery["to_default_recipient"] = {
+            e["label"]: e["address"]
+            for e in index
+            if e["owner"] is not None
+            and not e["own_address"]
+            and e["address"]
+            and not is_placeholder(e["address"])
+        }
     if delivery:
         record["delivery"] = delivery
 
