@@ -306,10 +306,10 @@ class ScorecardConfig(_Strict):
     kinds in ``renewal_intent_kinds`` (red at or below ``intent_red``, yellow at or below
     ``intent_yellow``), kept apart from NPS (``nps_kinds``, not a scorecard light).
     Purchase rhythm: days since the last order over the account's typical gap (red from
-    ``rhythm_red``, yellow from ``rhythm_yellow``). Order value: the average order of the
-    last 90 days over that of the 9 months before (red below ``order_value_red_ratio``,
-    yellow below ``order_value_yellow_ratio``), on ``order_value_min_orders`` orders or more
-    in each.
+    ``rhythm_red``, yellow from ``rhythm_yellow``). Order value: the spend per order day of
+    the last 90 days over that of the 9 months before (red below ``order_value_red_ratio``,
+    yellow below ``order_value_yellow_ratio``), on ``order_value_min_orders`` order days or
+    more in each.
     """
 
     usage_red_ratio: float = Field(0.5, gt=0)
@@ -337,7 +337,7 @@ class ScorecardConfig(_Strict):
     order_value_red_ratio: float = Field(
         0.5,
         gt=0,
-        description="average order value of the last 90 days / that of the 9 months before: "
+        description="spend per order day of the last 90 days / that of the 9 months before: "
         "red below this",
     )
     order_value_yellow_ratio: float = Field(0.8, gt=0, description="... yellow below this")
@@ -345,8 +345,8 @@ class ScorecardConfig(_Strict):
         5,
         ge=1,
         description="the order-value measure (and health.basket_drop_raises) needs at least "
-        "this many orders in the last 90 days and in the 9 months before: an average of a "
-        "few lumpy orders (a caterer's events) is no basket size",
+        "this many order days in the last 90 days and in the 9 months before: an average of "
+        "a few lumpy orders (a caterer's events) is no basket size",
     )
 
     @model_validator(mode="after")
@@ -406,7 +406,7 @@ class HealthConfig(_Strict):
     basket_drop_raises: bool = Field(
         False,
         description="an account whose baskets shrank (the order-value scorecard yellow or "
-        "red: its average order of the last 90 days below scorecard.order_value_yellow_ratio "
+        "red: its spend per order day of the last 90 days below scorecard.order_value_yellow_ratio "
         "of the 9 months before, on scorecard.order_value_min_orders orders or more in each) "
         "is at least yellow: a customer moving its purchases to a competitor often keeps "
         "ordering, smaller, and stays green by a churn probability of no order in 90 days",

@@ -150,8 +150,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "products_change_365d": 1,  # prior year p1, p2
         "aov_365d": 175.0,  # 700 / 4
         "aov_change_365d": -0.125,  # (175 - 200) / 200; prior year 400 / 2
-        "aov_ratio_90d": 1.0,  # 350 / 2 over the days 91..365's 350 / 2
-        "aov_ratio_orders_90d": 2.0,
+        "basket_ratio_90d": 1.0,  # 350 over 2 order days, against days 91..365's 350 over 2
+        "basket_days_90d": 2.0,
         "tenure_days": 1000,  # created 1000 days ago, before the first order (500)
         "orders_lifetime": 6,  # o1..o7 but the credit o6 (o4's two lines once, o8 after the as-of)
         "spend_lifetime": 1100.0,  # 700 + 100 (age 500) + 300 (age 400)
@@ -217,8 +217,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "products_change_365d": 1,
         "aov_365d": 80.0,
         "aov_change_365d": NAN,  # no order the year before
-        "aov_ratio_90d": NAN,  # no order in the days 91..365
-        "aov_ratio_orders_90d": 0.0,
+        "basket_ratio_90d": NAN,  # no order in the days 91..365
+        "basket_days_90d": 0.0,
         "tenure_days": 45,  # created_at after the as-of is ignored
         "orders_lifetime": 1,
         "spend_lifetime": 80.0,
@@ -712,6 +712,40 @@ def test_the_season_quiet_chance_reads_the_same_days_of_past_years() -> None:
     assert in_season.loc["G", "season_quiet_years"] == 0  # it ordered up to 28 Sep those years
 
 
+def test_the_basket_ratio_is_spend_per_order_day_whatever_the_order_ids() -> None:
+    """A food wholesaler's export numbered each line of an order apart: a healthy
+    restaurant delivering the same spend a day read "average order -21%" because summer
+    deliveries held more lines. Spend per order day is the same whichever way the lines are
+    numbered; a basket halved reads 0.5."""
+    as_of = pd.Timestamp("2026-10-06")
+    days = pd.date_range("2025-10-10", "2026-10-05", freq="7D")
+    rows = []
+    for i, day in enumerate(days):
+        recent = (as_of - day).days <= 90
+        lines = 3 if recent else 2  # more lines a delivery lately, same spend a day
+        for k in range(lines):
+            rows.append(
+                {
+                    "account_id": "S",
+                    "order_date": day,
+                    "amount": 300.0 / lines,
+                    "order_id": f"S{i}-{k}",
+                }
+            )
+        rows.append(
+            {
+                "account_id": "H",
+                "order_date": day,
+                "amount": 150.0 if recent else 300.0,
+                "order_id": f"H{i}",
+            }
+        )
+    df = build_features(make_history(rows), as_of, config()).set_index("account_id")
+    assert df.loc["S", "basket_ratio_90d"] == pytest.approx(1.0)
+    assert df.loc["H", "basket_ratio_90d"] == pytest.approx(0.5)
+    assert df.loc["S", "basket_days_90d"] == 13  # weekly: 13 order days in the last 90
+
+
 def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
     tmp_path: Path,
 ) -> None:
@@ -727,8 +761,8 @@ def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
         "gaps_longer_than_silence",
         "season_quiet_chance",
         "season_quiet_years",
-        "aov_ratio_90d",
-        "aov_ratio_orders_90d",
+        "basket_ratio_90d",
+        "basket_days_90d",
         "usage_yoy_90d",
     }
     rows = [{"account_id": "A", "order_date": d(a), "amount": 10.0} for a in (10, 40, 70)]

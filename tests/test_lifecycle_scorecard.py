@@ -365,8 +365,8 @@ def test_usage_is_judged_against_last_years_season_where_the_usage_reaches_back(
 def test_the_order_value_measure_reads_the_basket_against_the_nine_months_before() -> None:
     """User test (a food wholesaler): customers drifting to a competitor kept ordering twice a
     week while their baskets halved, green in 112 of 120 account-weeks 60 days or more into
-    the drift. The measure: the average order of the last 90 days over that of the 9 months
-    before; not measured on fewer than scorecard.order_value_min_orders orders in either
+    the drift. The measure: spend per order day of the last 90 days over that of the 9
+    months before; not measured on fewer than scorecard.order_value_min_orders order days in either
     (a caterer's few lumpy events are no basket size). With health.basket_drop_raises a
     yellow or red measure raises the light to yellow, in the rule's words."""
     from ka_ml.scoring.scorecard import order_value
@@ -374,14 +374,15 @@ def test_the_order_value_measure_reads_the_basket_against_the_nine_months_before
     X = pd.DataFrame(
         {
             "account_id": list("ABCDE"),
-            "aov_ratio_90d": [0.45, 0.7, 0.95, 0.3, np.nan],
-            "aov_ratio_orders_90d": [12.0, 12.0, 12.0, 4.0, 0.0],
+            "basket_ratio_90d": [0.45, 0.7, 0.95, 0.3, np.nan],
+            "basket_days_90d": [12.0, 12.0, 12.0, 4.0, 0.0],
         }
     )
     light, text = order_value(X, ScorecardConfig())
     assert list(light) == ["red", "yellow", "green", "", ""]
     assert (
-        text[0] == "average order -55% vs the 9 months before (red below -50%, yellow below -20%)"
+        text[0]
+        == "spend per order day -55% vs the 9 months before (red below -50%, yellow below -20%)"
     )
     assert text[3] == "" and text[4] == ""
     assert list(order_value(X, ScorecardConfig(order_value_min_orders=3))[0])[3] == "red"
@@ -389,7 +390,7 @@ def test_the_order_value_measure_reads_the_basket_against_the_nine_months_before
         ScorecardConfig(order_value_red_ratio=0.9)
     drop = light != "green"
     drop &= light != ""
-    why = np.array(["average order -55% vs the 9 months before"] * 5, dtype=object)
+    why = np.array(["spend per order day -55% vs the 9 months before"] * 5, dtype=object)
     p = np.array([0.01, 0.02, 0.03, 0.01, 0.01])
     off, _ = assign_lights(p, None, HealthConfig(mode="threshold"), basket_drop=drop)
     assert list(off) == ["green"] * 5  # off by default
@@ -397,7 +398,7 @@ def test_the_order_value_measure_reads_the_basket_against_the_nine_months_before
     got, reason = assign_lights(p, None, on, basket_drop=drop, basket_why=why)
     assert list(got) == ["yellow", "yellow", "green", "green", "green"]
     assert reason[0].startswith(
-        "raised to yellow: shrinking baskets: average order -55% vs the 9 months before ("
+        "raised to yellow: shrinking baskets: spend per order day -55% vs the 9 months before ("
     )
 
 

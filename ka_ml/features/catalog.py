@@ -533,16 +533,17 @@ _ORDER_SPECS_TAIL = (
         risk_rises_when="lower",
     ),
     FeatureSpec(
-        "aov_ratio_90d",
+        "basket_ratio_90d",
         "orders",
-        "Average order value of the last 90 days over that of the 275 days before them (days "
-        "91 to 365); NaN unless both hold an order. For the order-value scorecard and the "
+        "Spend per order day of the last 90 days over that of the 275 days before them (days "
+        "91 to 365); NaN unless both hold an order day. Per order day, not per order id: "
+        "exports number an order's lines apart or not. For the order-value scorecard and the "
         "shrinking-basket rule (a customer moving its purchases to a competitor often keeps "
         "ordering, smaller), not a model input",
         "number",
         "orders",
         templates=(
-            "Average order value of the last 90 days: {value} times that of the 9 months before",
+            "Spend per order day in the last 90 days: {value} times that of the 9 months before",
         ),
         missing="No order in the last 90 days or in the 9 months before: no basket to compare",
         high_means="baskets as large as before or larger",
@@ -550,15 +551,15 @@ _ORDER_SPECS_TAIL = (
         model=False,
     ),
     FeatureSpec(
-        "aov_ratio_orders_90d",
+        "basket_days_90d",
         "orders",
-        "The fewer of the orders in the last 90 days and in the 275 days before them: what "
-        "aov_ratio_90d stands on (scorecard.order_value_min_orders), not a model input",
+        "The fewer of the order days in the last 90 days and in the 275 days before them: what "
+        "basket_ratio_90d stands on (scorecard.order_value_min_orders), not a model input",
         "count",
         "orders",
-        templates=("Orders behind the order-value comparison: {value}",),
-        high_means="a comparison of many orders",
-        low_means="a comparison of few orders",
+        templates=("Order days behind the basket comparison: {value}",),
+        high_means="a comparison of many order days",
+        low_means="a comparison of few order days",
         model=False,
     ),
     FeatureSpec(

@@ -6,7 +6,7 @@ plus the purchase rhythm). Every measure is a transparent rule on one number (th
 and their cut-offs live in ``scorecard:`` of the config), with the value, its trend and
 the rule in one sentence. A measure is empty ('') where the table behind it is missing,
 or where the account has nothing to measure (no usage ever, no renewal-intent answer, fewer
-than two orders for a rhythm, too few orders for an average order value).
+than two orders for a rhythm, too few order days for a basket size).
 
 Pure: the feature table as of the date, the surveys before it, the config.
 """
@@ -96,17 +96,15 @@ def purchase_rhythm(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, 
 
 
 def order_value(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The average order of the last 90 days against that of the 9 months before
-    (``aov_ratio_90d``), measured on ``order_value_min_orders`` orders or more in each
-    (``aov_ratio_orders_90d``): a food wholesaler's customers drifting to a competitor kept
+    """Spend per order day of the last 90 days against that of the 9 months before
+    (``basket_ratio_90d``), measured on ``order_value_min_orders`` order days or more in each
+    (``basket_days_90d``): a food wholesaler's customers drifting to a competitor kept
     ordering twice a week while their baskets halved, green all the while."""
-    ratio = float_column(X, "aov_ratio_90d")
-    known = np.isfinite(ratio) & (
-        float_column(X, "aov_ratio_orders_90d") >= cfg.order_value_min_orders
-    )
+    ratio = float_column(X, "basket_ratio_90d")
+    known = np.isfinite(ratio) & (float_column(X, "basket_days_90d") >= cfg.order_value_min_orders)
     red, yellow = ratio < cfg.order_value_red_ratio, ratio < cfg.order_value_yellow_ratio
     text = [
-        f"average order {r - 1:+.0%} vs the 9 months before (red below "
+        f"spend per order day {r - 1:+.0%} vs the 9 months before (red below "
         f"{cfg.order_value_red_ratio - 1:+.0%}, yellow below {cfg.order_value_yellow_ratio - 1:+.0%})"
         if k
         else ""

@@ -73,8 +73,8 @@ KEEP = (
     "usage_recency_days",
     "complaints_90d",
     "complaints_365d",
-    "aov_ratio_90d",
-    "aov_ratio_orders_90d",
+    "basket_ratio_90d",
+    "basket_days_90d",
 )
 
 
