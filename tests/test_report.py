@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
+from ka_ml.reporting.columns import SCORECARD
 from ka_ml.reporting.excel import LIGHT_FILLS, write_excel
 from ka_ml.reporting.formatting import fmt_money, fmt_pct, fmt_points, fmt_range
 from ka_ml.reporting.html import render_report, write_report
@@ -1011,7 +1012,7 @@ def with_win_back(scores: pd.DataFrame) -> pd.DataFrame:
 def with_scorecard(scores: pd.DataFrame) -> pd.DataFrame:
     df = scores.copy()
     levels = np.array(["red", "yellow", "green", ""], dtype=object)
-    for k, key in enumerate(("usage", "complaints", "renewal_intent", "purchase_rhythm")):
+    for k, (key, _) in enumerate(SCORECARD):
         df[f"scorecard_{key}"] = pd.Series(levels[(np.arange(len(df)) + k) % 4], dtype="str")
         df[f"scorecard_{key}_detail"] = pd.Series(f"{key} detail", index=df.index, dtype="str")
     return df
@@ -1078,7 +1079,7 @@ def test_the_scorecard_light_is_written_not_only_coloured() -> None:
     rows = re.findall(r'<tr data-c="a\d+".*?</tr>', text, re.S)
     assert len(rows) == len(df)
     dots = re.findall(r'<span class="dot ?([a-z]*)"[^>]*>([^<]*)</span>', "".join(rows))
-    assert len(dots) == 4 * len(df)
+    assert len(dots) == len(SCORECARD) * len(df)
     assert {(light, mark) for light, mark in dots} == {
         ("red", "R"),
         ("yellow", "Y"),
@@ -1086,8 +1087,9 @@ def test_the_scorecard_light_is_written_not_only_coloured() -> None:
         ("", "–"),
     }
     legend = text.split('id="acct"')[1].split("</section>")[0]
-    assert "Scorecard: usage, complaints, renewal intent, purchase rhythm, in this order" in (
-        legend
+    assert (
+        "Scorecard: usage, complaints, renewal intent, purchase rhythm, order value, in this order"
+        in (legend)
     )
     assert '<span class="dot red">R</span>red' in legend
     cards = re.findall(r'<ul class="sc">(.*?)</ul>', text)

@@ -119,8 +119,9 @@ def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str
     ranking or thresholds, the hysteresis, the rhythm rules and the overrides."""
     quiet = (
         (
-            "; an account whose own past gaps make a quiet spell its usual rhythm is not lit by "
-            "its churn probability"
+            "; an account whose own past gaps"
+            + (", or the same season of past years," if cfg.season_quiet else "")
+            + " make a quiet spell its usual rhythm is not lit by its churn probability"
             if cfg.rhythm_quiet_min is not None
             else ""
         )
