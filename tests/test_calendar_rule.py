@@ -211,6 +211,51 @@ def test_an_empty_red_light_is_told_as_the_floor_not_as_a_precision_of_zero() ->
     assert text.index("caution: no account on the test origins was red") > text.index("red 0%")
 
 
+def test_train_says_how_the_ranking_warns_before_a_silence_shows() -> None:
+    """A food wholesaler's `train` printed ROC AUC 0.98 against "no order in 90 days", which
+    accounts silent for weeks meet trivially; among the accounts still ordering the churn
+    probability ranked the customers really lost at 0.73. The origins' lights now carry the
+    ranking on the lit accounts still within their typical gap, and the console says it."""
+    import pandas as pd
+
+    from ka_ml.training.evaluation import early_warning
+
+    test = pd.DataFrame(
+        {
+            "recency_days": [3.0, 5.0, 6.0, 40.0, 50.0, 2.0, np.nan],
+            "gap_median_days": [7.0, 7.0, 7.0, 7.0, 7.0, 7.0, np.nan],
+        }
+    )
+    y = np.array([0, 1, 0, 1, 1, 0, 1], float)
+    p = np.array([0.1, 0.3, 0.2, 0.9, 0.8, 0.05, 0.5])
+    lit = np.array([True] * 6 + [False])
+    got = early_warning(test, y, p, lit)
+    assert got["early_share"] == pytest.approx(4 / 6)  # 3, 5, 6, 2 days: within 7
+    assert got["early_churn_rate"] == pytest.approx(0.25)
+    assert got["early_roc_auc"] == pytest.approx(1.0)
+    assert early_warning(test.drop(columns="gap_median_days"), y, p, lit) == {}
+    report = _report({})
+    report.evaluation.lights = {
+        **light_scores_zero(),
+        "lit_share": 1.0,
+        "lit_roc_auc": 0.98,
+        **got,
+    }
+    buf = io.StringIO()
+    print_train_report(report, Console(file=buf, width=400))
+    assert (
+        "early warning: on the accounts still within their typical gap (67% of those lit, "
+        "churn rate 0.25) churn ROC AUC 1.000: the ranking before a silence shows it"
+    ) in buf.getvalue()
+
+
+def light_scores_zero() -> dict[str, float]:
+    from ka_ml.modeling.evaluate import light_scores
+
+    y = np.array([1, 0], bool)
+    return {**light_scores(y, y, y), "red_share": 0.5}
+
+
 def test_the_console_says_how_to_browse_the_store_the_run_went_to() -> None:
     """Seen: 'browse: make ui' under a custom tracking URI (make ui opens models/mlflow.db)."""
     from ka_ml.reporting.console import browse

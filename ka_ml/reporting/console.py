@@ -306,6 +306,12 @@ def print_train_report(report: Any, out: Console) -> None:
         f"on them {li.get('lit_roc_auc', float('nan')):.3f} (the ranking's lights: the scorer "
         "also raises overdue accounts and open critical complaints: see the run's light rule)"
     )
+    if np.isfinite(li.get("early_roc_auc", float("nan"))):
+        out.print(
+            f"early warning: on the accounts still within their typical gap ("
+            f"{li['early_share']:.0%} of those lit, churn rate {li['early_churn_rate']:.2f}) "
+            f"churn ROC AUC {li['early_roc_auc']:.3f}: the ranking before a silence shows it"
+        )
     if red_floor:
         out.print(f"[yellow]caution:[/] {red_floor}")
     for kind, d in report.decisions.items():

@@ -416,8 +416,29 @@ def origin_lights(
     out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
     out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
     out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")
+    out |= early_warning(test, y, p, lit)
     out["lit_max_probability"] = float(np.max(p[lit])) if lit.any() else float("nan")
     return out
+
+
+def early_warning(
+    test: pd.DataFrame, y: np.ndarray, p: np.ndarray, lit: np.ndarray
+) -> dict[str, float]:
+    """The ranking where it warns early: among the lit accounts still within their typical
+    gap (days since the last order at most the median gap between order days), the share
+    of the lit they are, their churn rate and the churn ROC AUC on them. A food wholesaler's
+    `train` printed 0.98 against "no order in 90 days", which accounts silent for weeks meet
+    trivially; on the accounts still ordering it ranked the customers really lost at 0.73.
+    Empty without the gap features."""
+    if "recency_days" not in test or "gap_median_days" not in test or not lit.any():
+        return {}
+    rec, gap = float_column(test, "recency_days"), float_column(test, "gap_median_days")
+    early = lit & (rec <= gap)  # NaN (no gap yet) compares False
+    return {
+        "early_share": float(early.sum() / lit.sum()),
+        "early_churn_rate": float(y[early].mean()) if early.any() else float("nan"),
+        "early_roc_auc": M.roc_auc(y[early], p[early]) if early.any() else float("nan"),
+    }
 
 
 def completed_coverage(
