@@ -241,7 +241,7 @@ def test_duplicate_account_ids_are_an_error(tmp_path: Path) -> None:
         "row 2: account_id='A1', name='Acme'",
         "row 4: account_id='A1', name='Acme Holding'",
     )
-    assert "(1 ids)" in issue.problem
+    assert "(1 ids; their rows differ in name)" in issue.problem
     assert "one row per account" in issue.remedy
 
 
@@ -1145,3 +1145,14 @@ def test_a_credit_note_larger_than_all_the_account_bought_is_warned_about(tmp_pa
     assert "1 account has credit notes (negative amounts) larger than everything bought" in said
     assert "account_id=A2, order_date=2024-03-01, amount=-99,999,999.00 (bought 20.00" in said
     assert "check the sign and scale" in said
+
+
+def test_duplicate_accounts_are_shown_by_the_columns_they_disagree_on(tmp_path: Path) -> None:
+    """A food wholesaler's accounts table held 010030 twice, under two owners: the error
+    showed both rows' (identical) names, not the owner they disagreed on."""
+    accounts = "account_id,name,owner,region\nA1,Acme,anja,Nord\nA2,Borealis,bernd,Sued\nA1,Acme,bernd,Nord\n"
+    issue = _only(_errors(tmp_path, {"orders.csv": ORDERS, "accounts.csv": accounts}))
+    assert issue.table == "accounts" and issue.column == "account_id"
+    assert "(1 ids; their rows differ in owner)" in issue.problem
+    assert issue.examples[0] == "row 2: account_id='A1', name='Acme', owner='anja'"
+    assert issue.examples[1] == "row 4: account_id='A1', name='Acme', owner='bernd'"

@@ -507,14 +507,16 @@ def _table_rules(t: _Table) -> list[DataIssue]:
         dup = ids.duplicated(keep=False) & ids.notna()
         if dup.any():
             n_ids = ids[dup].nunique()
+            differ = _differing_columns(f[dup.to_numpy()], "account_id")
+            said = f"; their rows differ in {', '.join(differ)}" if differ else ""
             issues.append(
                 t.issue(
                     "account_id",
-                    f"account ids that appear on more than one row ({n_ids} ids)",
+                    f"account ids that appear on more than one row ({n_ids} ids{said})",
                     "keep exactly one row per account in the accounts table "
                     "(merge or remove the duplicates).",
                     dup,
-                    ["name"],
+                    ["name", *differ[:3]],
                 )
             )
     if t.name == "contracts":
@@ -788,6 +790,20 @@ def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
 
 
 # -- across tables ------------------------------------------------------------------------
+def _differing_columns(rows: pd.DataFrame, key: str) -> list[str]:
+    """The columns in which rows sharing a ``key`` disagree, in table order: a user's
+    duplicate accounts were shown by their (identical) names, not by the owner they
+    disagreed on."""
+    out = []
+    for c in rows.columns:
+        if c == key:
+            continue
+        values = rows[c].astype("string").fillna("")
+        if (values.groupby(rows[key].to_numpy()).nunique() > 1).any():
+            out.append(str(c))
+    return out
+
+
 def _drop_future_rows(
     tables: dict[str, _Table], cutoff: pd.Timestamp, policy: str
 ) -> list[DataIssue]:
