@@ -252,6 +252,22 @@ def test_needs_attention_lists_turned_red_and_rising_accounts_by_revenue_at_risk
     assert att["risk_change"].round(2).tolist() == [0.10, 0.35]
 
 
+def test_an_account_a_rhythm_or_season_rule_holds_unlit_does_not_need_attention() -> None:
+    """A food wholesaler's "Needs attention this week" listed 44 green beer gardens closing
+    for the winter, each "churn probability 91%, but this is its quiet season": their rise
+    is the season the rule already read. An account an override raised stays listed."""
+    from ka_ml.scoring.health import QUIET_WORDS
+
+    df = six_accounts()
+    df.loc[df["account_id"] == "A2", "health"] = "green"  # risen 35 points, held unlit
+    assert needs_attention(df)["account_id"].tolist() == ["A6", "A2"]
+    reasons = [""] * len(df)
+    reasons[1] = f"churn probability 55%, but {QUIET_WORDS[3]}: ..."
+    reasons[5] = "raised to yellow: overdue: ..."
+    att = needs_attention(df.assign(light_reason=reasons))
+    assert att["account_id"].tolist() == ["A6"]
+
+
 def test_an_owner_report_states_the_owners_share_not_the_company_concentration() -> None:
     """Read on an owner's page with 2 accounts: "the top 5 accounts make 36.0% of revenue;
     Herfindahl index 0.000": company figures computed over two rows. An owner's page says

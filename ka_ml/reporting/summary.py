@@ -16,7 +16,7 @@ import pandas as pd
 
 from ka_ml.reporting.columns import flag_col, num_col, text_col
 from ka_ml.reporting.formatting import fmt_date, to_native
-from ka_ml.scoring.health import RULE_PREFIXES
+from ka_ml.scoring.health import QUIET_WORDS, RULE_PREFIXES
 from ka_ml.scoring.score_history import A_WEEK_DAYS
 
 LIGHTS: tuple[str, ...] = ("red", "yellow", "green")
@@ -46,8 +46,11 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     its risk usually fell (82% to 41%), and it is no new red but a customer back and still
     at risk; listed apart, never in ``turned_red``. ``rising``: churn probability up by at
     least ``rise`` (0.10 = 10 points) since last week; unknown when there is no previous
-    probability. Lapsed accounts (already lost) are never flagged, and a first run (no
-    previous run at all) reports no changes.
+    probability; not for an account the rhythm or season rule holds unlit (its rise is its
+    usual quiet spell: a food wholesaler's "Needs attention" listed 44 green beer gardens
+    closing for the winter, "churn probability 91%, but this is its quiet season"). Lapsed
+    accounts (already lost) are never flagged, and a first run (no previous run at all)
+    reports no changes.
     """
     health = text_col(scores, "health")
     prev = text_col(scores, "health_prev")
@@ -56,7 +59,11 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     lit = text_col(scores, "lifecycle").ne("lapsed") & ~pd.Series(first_run, index=scores.index)
     new_red = health.eq("red") & prev.ne("red") & lit
     back_red = new_red & text_col(scores, "lifecycle_prev").eq("lapsed")
-    rising = change.ge(rise - 1e-9).fillna(False) & lit
+    reason = text_col(scores, "light_reason")
+    quiet = pd.Series(False, index=scores.index)
+    for words in QUIET_WORDS:
+        quiet |= reason.str.contains(words, regex=False)
+    rising = change.ge(rise - 1e-9).fillna(False) & lit & ~quiet
     return pd.DataFrame(
         {
             "turned_red": (new_red & ~back_red).astype(bool),
