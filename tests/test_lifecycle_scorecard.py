@@ -400,6 +400,8 @@ def test_the_order_value_measure_reads_the_basket_against_the_nine_months_before
     assert reason[0].startswith(
         "raised to yellow: shrinking baskets: spend per order day -55% vs the 9 months before ("
     )
+    assert light_rule(on).endswith("; an account whose baskets shrank is at least yellow")
+    assert "baskets" not in light_rule(HealthConfig())
 
 
 def test_each_scorecard_measure_is_red_yellow_and_green_on_accounts_built_for_it() -> None:

@@ -114,6 +114,11 @@ def _overrides_said(cfg: HealthConfig) -> str:
     return f"; {complaint} is at least yellow"
 
 
+def _basket_said(cfg: HealthConfig) -> str:
+    """The shrinking-basket override in words when it is on, for :func:`light_rule`."""
+    return "; an account whose baskets shrank is at least yellow" if cfg.basket_drop_raises else ""
+
+
 def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str:
     """The lights' rule in one line, for the report's legend and the run record: the
     ranking or thresholds, the hysteresis, the rhythm rules and the overrides."""
@@ -132,6 +137,7 @@ def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str
             else ""
         )
         + _overrides_said(cfg)
+        + _basket_said(cfg)
     )
     if cfg.mode == "threshold":
         return (
@@ -370,6 +376,7 @@ def rhythm_quiet_why(
     if cfg is not None and cfg.rhythm_quiet_min is not None:  # the season, not the gaps
         seasonal = np.asarray(season_quiet(season, cfg), bool) & ~(rhythm >= cfg.rhythm_quiet_min)
     years = np.full(len(rhythm), np.nan) if season_years is None else np.asarray(season_years)
+    seasonal &= np.isfinite(years)  # the years to say it with
     tail = [f" (last order {n_days(r)} ago)" if np.isfinite(r) else "" for r in np.asarray(recency)]
     out = []
     for i, (x, c) in enumerate(zip(p, rhythm, strict=True)):

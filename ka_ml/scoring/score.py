@@ -466,7 +466,7 @@ def light_columns(
         if "scorecard_order_value" in out
         else None
     )
-    aov_ratio = float_column(X, "basket_ratio_90d")
+    basket_ratio = float_column(X, "basket_ratio_90d")
     lights, reasons = assign_lights(
         p,
         prev_light,
@@ -475,7 +475,7 @@ def light_columns(
         critical_complaint=critical,
         basket_drop=basket,
         basket_why=np.array(
-            [f"spend per order day {r - 1:+.0%} vs the 9 months before" for r in aov_ratio],
+            [f"spend per order day {r - 1:+.0%} vs the 9 months before" for r in basket_ratio],
             dtype=object,
         ),
         eligible=~lapsed,
