@@ -232,8 +232,8 @@ def _instrument_scoring(clock: _Clock, keep: dict[str, Any]) -> None:
     TimingModel.predict_frame = clock.wrap(TIMING_PART, TimingModel.predict_frame)  # type: ignore[method-assign]
     load_models = clock.wrap("load models", R.load_models)
 
-    def load_and_keep(cfg: Any) -> Any:
-        keep["models"] = load_models(cfg)
+    def load_and_keep(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        keep["models"] = load_models(cfg, *args, **kwargs)
         return keep["models"]
 
     R.load_models = load_and_keep  # type: ignore[assignment]
