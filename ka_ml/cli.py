@@ -35,7 +35,7 @@ from ka_ml.errors import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from ka_ml.data.history import History
 
 app = typer.Typer(
     add_completion=False,
@@ -306,10 +306,21 @@ def validate(
         out.print(f"  orders from {s['first_order']} to {s['last_order']}")
         out.print(f"  fingerprint {s['fingerprint']}")
         dated = date_warnings(h, cfg, _today()) if engine == "local" else ()
-        for w in (*h.warnings, *dated):
+        mail = _address_warnings(h, cfg) if engine == "local" else []
+        for w in (*h.warnings, *dated, *mail):
             out.print(f"  [yellow]warning[/]: {w}", soft_wrap=True)
 
     _run(debug, go)
+
+
+def _address_warnings(h: History, cfg: Config) -> list[str]:
+    """The owners whose digests would have no address of their own, from the accounts
+    table (the digests are written only when ``delivery.owner_reports`` is on)."""
+    from ka_ml.delivery.addresses import owner_address_warnings
+
+    if not cfg.delivery.owner_reports:
+        return []
+    return owner_address_warnings(h.accounts, cfg.delivery)
 
 
 @app.command("demo-data")

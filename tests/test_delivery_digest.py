@@ -164,6 +164,37 @@ def test_an_owner_without_a_real_address_gets_the_default_recipient_never_a_plac
     assert resolve_address("bruno.rossi", mapped) == "b@crm.invalid"  # both placeholders: its own
 
 
+def test_validate_names_the_owners_without_an_address_from_the_accounts_table() -> None:
+    """The same user: validate said nothing; the owners without an address of their own
+    were first named by a score run. The accounts table says it before any run."""
+    from ka_ml.delivery.addresses import owner_address_warnings
+
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2", "A3", "A4"],
+            "owner": ["alice.meyer", "alice.meyer", "Petra Hoffmann", None],
+            "owner_email": ["alice@grosshandel.de", None, None, None],
+        }
+    )
+    (said,) = owner_address_warnings(accounts, delivery())
+    assert said.startswith(
+        "no e-mail address of their own for 1 owner(s), only a placeholder at example.com"
+    )
+    assert said.endswith(
+        "does not send to: Petra Hoffmann. To send their digests, fill "
+        "owner_email for their accounts, name them in delivery.recipients, set "
+        "delivery.address_template to your company's pattern (e.g. '{slug}@yourcompany.com'), "
+        "or set delivery.default_recipient to receive their digests."
+    )
+    (desk,) = owner_address_warnings(accounts, delivery(default_recipient="desk@grosshandel.de"))
+    assert desk.endswith(
+        "Petra Hoffmann; their digests go to delivery.default_recipient (desk@grosshandel.de)."
+    )
+    assert owner_address_warnings(accounts.drop(columns="owner"), delivery()) == []
+    mapped = delivery(recipients={"Petra Hoffmann": "petra@grosshandel.de"})
+    assert owner_address_warnings(accounts, mapped) == []
+
+
 def test_the_owners_real_address_is_preferred_to_a_placeholder_in_the_accounts_table() -> None:
     scores = scores_frame()
     scores["owner_email"] = scores["owner"].map({"alice.meyer": "noreply@example.com"})

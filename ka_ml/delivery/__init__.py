@@ -2,6 +2,8 @@
 
 - :mod:`ka_ml.delivery.digest`: per-owner reports and short digests (pure, plus the writer
   of ``owners/`` in the score output folder);
+- :mod:`ka_ml.delivery.addresses`: where each owner's digest goes (addresses, placeholders,
+  slugs; imports no model or report code);
 - :mod:`ka_ml.delivery.mail`: the digests as e-mails (SMTP, or ``.eml`` files);
 - :mod:`ka_ml.delivery.api`: the read-only HTTP API over the score history;
 - :mod:`ka_ml.delivery.writeback`: the scores table upserted into a SQL database;
