@@ -603,19 +603,20 @@ def _print_address_warnings(
 def _print_notify(res) -> None:
     from rich.table import Table
 
-    from ka_ml.delivery.digest import is_placeholder
+    from ka_ml.delivery.addresses import address_status
 
     table = Table("owner", "to", "accounts", "red", "turned red", box=None)
-    placeholder, to_default = {}, {}
+    found: dict[str, dict[str, str]] = {"placeholder": {}, "default": {}, "": {}}
+    marks = {
+        "placeholder": " [yellow](placeholder: never sent)[/]",
+        "default": " (default_recipient)",
+    }
     for o in res.outgoing:
         d = o.digest
         to = escape(d.address) if d.address else "[yellow]no address[/]"
-        if d.address and is_placeholder(d.address):
-            placeholder[d.label] = d.address
-            to += " [yellow](placeholder: never sent)[/]"
-        elif d.address and d.owner is not None and not d.own_address:
-            to_default[d.label] = d.address
-            to += " (default_recipient)"
+        status = address_status(d.address, d.own_address, d.owner is not None)
+        found[status][d.label] = d.address or ""
+        to += marks.get(status, "")
         table.add_row(
             escape(d.label),
             to,
@@ -630,7 +631,7 @@ def _print_notify(res) -> None:
     else:
         where = res.written[0].parent if res.written else "-"
         out.print(f"dry run: wrote {len(res.written)} .eml files to {where}/ (nothing sent)")
-    _print_address_warnings(placeholder, to_default, out)
+    _print_address_warnings(found["placeholder"], found["default"], out)
 
 
 @app.command()

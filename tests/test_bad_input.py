@@ -556,7 +556,7 @@ def _never_read(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("an oversized file was read")
 
     monkeypatch.setattr(loader.pd, "read_csv", refuse)
-    monkeypatch.setattr(loader, "_sniff_delimiter", refuse)
+    monkeypatch.setattr(loader, "sniff_delimiter", refuse)
     monkeypatch.setattr(loader, "_header_line", refuse)
 
 

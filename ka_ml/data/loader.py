@@ -72,7 +72,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URI = re.compile(r"^(?P<scheme>duckdb|sqlite)(?:\+\w+)?:///(?P<path>.*)$", re.IGNORECASE)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DUCKDB_MAGIC = b"DUCK"  # at byte offset 8 of a DuckDB file
-_DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
 @dataclass(frozen=True)
@@ -357,10 +357,10 @@ def _read_delimited(
         )
     if encoding == "utf-8":
         encoding = "utf-8-sig"  # strips a byte-order mark; identical for plain UTF-8
-    delimiter = _DELIMITER_NAMES.get((read.delimiter or "").lower(), read.delimiter)
+    delimiter = DELIMITER_NAMES.get((read.delimiter or "").lower(), read.delimiter)
     try:
         header = _header_line(path, encoding)
-        sep = delimiter or _sniff_delimiter(header)
+        sep = delimiter or sniff_delimiter(header)
         wrong = wrong_delimiter_issue(
             table, path.name, _header_fields(header, sep), sep, configured=bool(delimiter)
         )
@@ -414,7 +414,7 @@ def _header_line(path: Path, encoding: str) -> str:
         return f.readline().rstrip("\r\n")
 
 
-def _sniff_delimiter(header: str) -> str:
+def sniff_delimiter(header: str) -> str:
     """The candidate delimiter occurring most often in the header line (',' on a tie)."""
     counts = {d: header.count(d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])

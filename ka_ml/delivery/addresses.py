@@ -142,6 +142,18 @@ def address_warnings(placeholder: Mapping[str, str], to_default: Mapping[str, st
     return lines
 
 
+def address_status(address: str | None, own_address: bool, owned: bool = True) -> str:
+    """How a digest's address stands: "placeholder" (never sent), "default" (an owner's
+    digest with no address of its own, ``default_recipient`` standing in), or "" (its own
+    address, the unassigned accounts' recipient, or none at all). The one rule behind the
+    warnings of validate, score and notify (:func:`address_warnings`)."""
+    if address and is_placeholder(address):
+        return "placeholder"
+    if address and owned and not own_address:
+        return "default"
+    return ""
+
+
 def owner_address_warnings(accounts: pd.DataFrame, delivery: DeliveryConfig) -> list[str]:
     """:func:`address_warnings` from the accounts table alone, before any score run (what
     ``ka-ml validate`` says): the owners whose digest would have only a placeholder, or go
@@ -151,20 +163,15 @@ def owner_address_warnings(accounts: pd.DataFrame, delivery: DeliveryConfig) -> 
     if "owner" not in accounts:
         return []
     owners = accounts["owner"].astype("string").str.strip()
-    placeholder: dict[str, str] = {}
-    to_default: dict[str, str] = {}
+    found: dict[str, dict[str, str]] = {"placeholder": {}, "default": {}, "": {}}
     for owner, rows in accounts.groupby(owners.to_numpy(), sort=True):
         if not str(owner):
             continue
         own = own_addresses(str(owner), delivery, owner_address(rows))
-        if any(not is_placeholder(a) for a in own):
-            continue
         address = _resolve(own, delivery.default_recipient)
-        if address and not is_placeholder(address):
-            to_default[str(owner)] = address
-        elif address:
-            placeholder[str(owner)] = address
-    return address_warnings(placeholder, to_default)
+        mine = any(not is_placeholder(a) for a in own)
+        found[address_status(address, mine)][str(owner)] = address or ""
+    return address_warnings(found["placeholder"], found["default"])
 
 
 def listed_names(labels: Sequence[str], shown: int = 20) -> str:

@@ -18,13 +18,8 @@ from typing import Any
 import pandas as pd
 
 from ka_ml.config import Config
-from ka_ml.delivery.digest import (
-    OWNERS_DIR,
-    has_owners,
-    is_placeholder,
-    iter_digests,
-    write_owner_files,
-)
+from ka_ml.delivery.addresses import address_status
+from ka_ml.delivery.digest import OWNERS_DIR, has_owners, iter_digests, write_owner_files
 from ka_ml.delivery.writeback import write_back
 
 
@@ -50,17 +45,15 @@ def stage_delivery(
         delivery["owner_reports"] = len(index)
         delivery["unaddressed"] = [e["label"] for e in index if not e["address"]]
         # owners without an address of their own: a placeholder (never sent), or the stand-in
-        delivery["placeholder_addressed"] = {
-            e["label"]: e["address"] for e in index if e["address"] and is_placeholder(e["address"])
-        }
-        delivery["to_default_recipient"] = {
-            e["label"]: e["address"]
+        status = {
+            e["label"]: address_status(e["address"], e["own_address"], e["owner"] is not None)
             for e in index
-            if e["owner"] is not None
-            and not e["own_address"]
-            and e["address"]
-            and not is_placeholder(e["address"])
         }
+        for key, said in (
+            ("placeholder_addressed", "placeholder"),
+            ("to_default_recipient", "default"),
+        ):
+            delivery[key] = {e["label"]: e["address"] for e in index if status[e["label"]] == said}
     if delivery:
         record["delivery"] = delivery
 

@@ -39,12 +39,13 @@ import pandas as pd
 from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
 from ka_ml.data.loader import (
-    DELIMITERS,
+    DELIMITER_NAMES,
     ambiguous_table,
     column_targets,
     foreign_file_issues,
     foreign_table,
     in_source_names,
+    sniff_delimiter,
     split_table_file,
     wrong_delimiter_issue,
 )
@@ -575,14 +576,11 @@ def _read_one(
         return spark.read.parquet(path), None
     if fmt == "delta":
         return spark.read.format("delta").load(path), None
-    names = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-    sep = names.get((read.delimiter or "").lower(), read.delimiter)
+    sep = DELIMITER_NAMES.get((read.delimiter or "").lower(), read.delimiter)
     configured = bool(sep)
     if not sep:
         first = spark.read.text(path).limit(1).collect()
-        header = str(first[0][0]) if first else ""
-        best = max(DELIMITERS, key=header.count)
-        sep = best if header.count(best) > 0 else ","
+        sep = sniff_delimiter(str(first[0][0]) if first else "")
     encoding = "UTF-8" if read.encoding.lower().replace("_", "-") == "utf-8-sig" else read.encoding
     df = (
         spark.read.option("header", True)
