@@ -460,13 +460,16 @@ def light_columns(
     quiet = rhythm_quiet(
         chance, by_orders, cfg.health, p, float_column(X, "gaps_longer_than_silence"), season
     )
-    # baskets shrinking: the order-value scorecard yellow or red (health.basket_drop_raises)
-    basket = (
-        out["scorecard_order_value"].astype(object).isin(["red", "yellow"]).to_numpy()
-        if "scorecard_order_value" in out
-        else None
-    )
-    basket_ratio = float_column(X, "basket_ratio_90d")
+    # baskets shrinking: the order-value scorecard yellow or red (health.basket_drop_raises;
+    # its words only for those accounts, and only when the rule is on)
+    basket, basket_why = None, None
+    if cfg.health.basket_drop_raises and "scorecard_order_value" in out:
+        basket = out["scorecard_order_value"].astype(object).isin(["red", "yellow"]).to_numpy()
+        basket_why = np.full(len(out), "", dtype=object)
+        basket_why[basket] = [
+            f"spend per order day {r - 1:+.0%} vs the 9 months before"
+            for r in float_column(X, "basket_ratio_90d")[basket]
+        ]
     lights, reasons = assign_lights(
         p,
         prev_light,
@@ -474,10 +477,7 @@ def light_columns(
         overdue=overdue_hist | overdue_first,
         critical_complaint=critical,
         basket_drop=basket,
-        basket_why=np.array(
-            [f"spend per order day {r - 1:+.0%} vs the 9 months before" for r in basket_ratio],
-            dtype=object,
-        ),
+        basket_why=basket_why,
         eligible=~lapsed,
         rank_metric=out[rank].to_numpy(float),
         overdue_why=why,
