@@ -14,6 +14,7 @@ from ka_ml.monitoring.drift import (
     bin_counts,
     drift_report,
     feature_profile,
+    judged_psi,
     psi,
     reference_profile,
     training_reference,
@@ -217,3 +218,81 @@ def test_a_week_scored_on_another_weekday_is_not_drift() -> None:
     assert [
         f["feature"] for f in drift_report(reference, shifted, MonitoringConfig())["features"]
     ] == ["spend_365d"]
+
+
+# -- features filling in as history accrues -----------------------------------------
+
+
+def test_a_feature_filling_in_is_judged_on_its_values_and_one_emptying_out_on_every_bin() -> None:
+    # bins: two value bins, then missing; the values keep their 50/50 split
+    training = [0.02, 0.02, 0.96]
+    filled = [0.15, 0.15, 0.70]
+    assert psi(training, filled) > 0.5  # over every bin: far beyond the alert
+    assert judged_psi(training, filled) == pytest.approx(0.0, abs=1e-12)
+    emptied = [0.01, 0.01, 0.98]  # a feed going missing: the missing bin counts
+    assert judged_psi([0.3, 0.3, 0.4], emptied) == pytest.approx(psi([0.3, 0.3, 0.4], emptied))
+    # filled in with other values than training saw: still drift
+    assert judged_psi(training, [0.29, 0.01, 0.70]) > 0.25
+    assert math.isnan(judged_psi([0.0, 0.0, 1.0], [0.1, 0.1, 0.8]))  # never a value in training
+
+
+def _yearly_survey(n: int, seed: int, answered_twice: float) -> pd.DataFrame:
+    """'latest minus the previous answer' exists only for accounts with two campaigns."""
+    w = _world(n, seed)
+    rng = np.random.default_rng(seed + 1000)
+    change = rng.normal(0, 1.5, n).round()
+    w["survey_score_change"] = np.where(rng.random(n) < answered_twice, change, np.nan)
+    return w
+
+
+def test_a_yearly_survey_filling_in_raises_no_banner_but_is_recorded() -> None:
+    """Seen: a food wholesaler's third September campaign took the survey change from 4% of
+    the training rows to 30% of the accounts (PSI 0.59 over every bin): a banner in 8 of 12
+    weeks, atop every manager's digest, that no retrain could clear."""
+    snaps = pd.concat(
+        [
+            _yearly_survey(800, k, share).assign(
+                as_of=pd.Timestamp("2025-06-01") + pd.Timedelta(days=28 * k)
+            )
+            for k, share in enumerate([0.0, 0.0, 0.0, 0.05, 0.06, 0.07])
+        ],
+        ignore_index=True,
+    )
+    feats = [*FEATURES, "survey_score_change"]
+    profile = training_reference(snaps, feats, bins=10)
+    autumn = _yearly_survey(800, 99, 0.30)
+    rep = drift_report(profile, autumn, MonitoringConfig())
+    assert not rep["banner"] and rep["features"] == []
+    [entry] = rep["filled_in"]
+    assert entry["feature"] == "survey_score_change" and entry["psi_all_bins"] > 0.25
+    assert entry["with_value_training"] == pytest.approx(0.03, abs=0.01)
+    assert entry["with_value_now"] == pytest.approx(0.30, abs=0.04)
+    assert "now has a value for more accounts than in training" in rep["message"]
+    assert "Latest survey score minus the previous one" in rep["message"]
+    # a broken export filling the gaps with zeros is a change of values: still the banner
+    zeros = autumn.assign(survey_score_change=autumn["survey_score_change"].fillna(0.0))
+    broken = drift_report(profile, zeros, MonitoringConfig())
+    assert broken["banner"] and broken["features"][0]["feature"] == "survey_score_change"
+    # and a feed gone half missing empties its feature out: the banner
+    gone = autumn.assign(spend_365d=autumn["spend_365d"].where(autumn.index % 2 == 0))
+    emptied = drift_report(profile, gone, MonitoringConfig())
+    assert emptied["banner"] and [f["feature"] for f in emptied["features"]] == ["spend_365d"]
+
+
+def test_a_champion_trained_before_the_rule_is_judged_as_it_was() -> None:
+    """A version-1 profile measured its natural movement over every bin: judging its
+    features on their values alone would compare two different statistics."""
+    snaps = pd.concat(
+        [
+            _yearly_survey(800, k, share).assign(
+                as_of=pd.Timestamp("2025-06-01") + pd.Timedelta(days=28 * k)
+            )
+            for k, share in enumerate([0.0, 0.0, 0.0, 0.05, 0.06, 0.07])
+        ],
+        ignore_index=True,
+    )
+    profile = training_reference(snaps, [*FEATURES, "survey_score_change"], bins=10)
+    old = {**profile, "version": 1}
+    rep = drift_report(old, _yearly_survey(800, 99, 0.30), MonitoringConfig())
+    assert rep["banner"] and rep["filled_in"] == []
+    assert rep["features"][0]["feature"] == "survey_score_change"

@@ -26,6 +26,15 @@ feature also carries its ``natural_psi``, the largest PSI of a single training s
 against the pool, and is flagged only beyond ``max(psi_alert, natural_psi x
 psi_natural_margin)``. Stable features keep the plain thresholds; a real change (a unit
 or currency switch, a broken export, a new category) still stands out.
+
+A feature *filling in* (fewer accounts without a value than in training) is judged on its
+values alone (:func:`judged_psi`): history accrues, so a yearly survey's "latest minus the
+previous answer" exists for more accounts each autumn (a food wholesaler's third campaign
+took it from 4% of the training rows to ~30% of the accounts: PSI 0.59, a banner in 8 of 12
+weeks and atop every manager's digest, which no retrain could clear before the campaign's
+labels closed). That is more data, not a broken export; the record lists it under
+``filled_in``. A feature *emptying out* (a feed gone missing) keeps the missing bin in its
+PSI and still alarms.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import pandas as pd
 from ka_ml.config import MonitoringConfig
 from ka_ml.features import catalog
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2  # 2: natural_psi by judged_psi (a version-1 profile is judged on every bin)
 EPS = 1e-4
 MIN_ROWS = 30  # fewer scored accounts: bin proportions are noise, no drift verdict
 
@@ -184,14 +193,72 @@ def psi(
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def missing_share(counts: Sequence[float] | np.ndarray) -> float:
+    """The share of the last bin (missing values, in both kinds of profile entry)."""
+    c = np.asarray(counts, dtype=float)
+    return float(c[-1] / c.sum()) if c.sum() > 0 else float("nan")
+
+
+def judged_psi(
+    expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray, eps: float = EPS
+) -> float:
+    """The PSI a feature is judged by: over every bin, or over its values alone (the missing
+    bin dropped, both sides renormalised) when ``actual`` has fewer missing values than
+    ``expected`` (the feature filled in as history accrued). NaN without values on a side
+    (a feature the training rows never had: nothing learned from it to be misled)."""
+    e, a = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+    if e.shape != a.shape:
+        raise ValueError(f"expected and actual need the same bins; got {e.shape} and {a.shape}.")
+    if missing_share(a) < missing_share(e):
+        return psi(e[:-1], a[:-1], eps)
+    return psi(e, a, eps)
+
+
+def _judges_values(profile: Mapping[str, Any]) -> bool:
+    return int(profile.get("version", 1)) >= 2
+
+
 def feature_psi(profile: Mapping[str, Any], X: pd.DataFrame, eps: float = EPS) -> dict[str, float]:
-    """PSI of every profiled feature present in ``X``, largest first."""
+    """The judged PSI (:func:`judged_psi`) of every profiled feature present in ``X``,
+    largest first; a version-1 profile (a champion trained before features filling in were
+    judged on their values) keeps the PSI over every bin, which its ``natural_psi`` measured."""
+    judge = judged_psi if _judges_values(profile) else psi
     out = {
-        name: psi(entry["proportions"], bin_counts(entry, X[name]), eps)
+        name: judge(entry["proportions"], bin_counts(entry, X[name]), eps)
         for name, entry in profile["features"].items()
         if name in X.columns
     }
     return dict(sorted(out.items(), key=lambda kv: -np.nan_to_num(kv[1], nan=-1.0)))
+
+
+def filled_in(
+    profile: Mapping[str, Any], X: pd.DataFrame, cfg: MonitoringConfig
+) -> list[dict[str, Any]]:
+    """Features judged on their values alone that the missing bin would have put on alert:
+    per feature the share of rows with a value in training and now, and the PSI over every
+    bin. For the record and the data scientist; never a banner."""
+    if not _judges_values(profile):
+        return []
+    alert_at = alert_levels(profile, cfg)
+    out: list[dict[str, Any]] = []
+    for name, entry in profile["features"].items():
+        if name not in X.columns:
+            continue
+        expected, actual = entry["proportions"], bin_counts(entry, X[name])
+        before, now = missing_share(expected), missing_share(actual)
+        if not now < before:
+            continue
+        whole = psi(expected, actual)
+        if np.isfinite(whole) and whole >= alert_at[name]:
+            out.append(
+                {
+                    "feature": name,
+                    "with_value_training": round(1.0 - before, 4),
+                    "with_value_now": round(1.0 - now, 4),
+                    "psi_all_bins": round(whole, 4),
+                }
+            )
+    return sorted(out, key=lambda f: -f["psi_all_bins"])
 
 
 def _label(feature: str) -> str:
@@ -248,11 +315,13 @@ def drift_report(
     listed = shifted_features(profile, values, cfg)
     alerts = [f for f in listed if f["level"] == "alert"]
     banner = len(alerts) >= cfg.min_features_alerting
+    filled = filled_in(profile, X, cfg)
     return {
         "available": True,
         "banner": banner,
-        "message": _drift_message(listed, alerts, banner, cfg),
+        "message": _drift_message(listed, alerts, banner, cfg) + _filled_note(filled),
         "features": listed,
+        "filled_in": filled,
         "psi": {f: round(v, 4) if np.isfinite(v) else None for f, v in values.items()},
         "not_computed": sorted(set(profile["features"]) - set(X.columns)),
         "reference_rows": int(profile.get("n_rows", 0)),
@@ -293,6 +362,20 @@ def shifted_features(
                 }
             )
     return listed
+
+
+def _filled_note(filled: list[dict[str, Any]]) -> str:
+    """One sentence on the features that filled in ('' without any)."""
+    if not filled:
+        return ""
+    top, n = filled[0], len(filled)
+    return (
+        f" {n} feature{'s' if n != 1 else ''} now ha{'ve' if n != 1 else 's'} a value for more "
+        f"accounts than in training (largest: {_label(str(top['feature']))}, "
+        f"{top['with_value_now']:.0%} of the accounts vs {top['with_value_training']:.0%} of "
+        "the training rows): more history, judged on the values alone; the model learns from "
+        "them at a retrain once their labels have closed."
+    )
 
 
 def _drift_message(
