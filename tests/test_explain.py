@@ -18,6 +18,7 @@ from ka_ml.modeling.churn import Calibrator, ChurnModel
 from ka_ml.scoring.explain import (
     GROUPS,
     changes_since,
+    fold_implied,
     probability_contributions,
     reason_group,
     top_reasons,
@@ -179,22 +180,37 @@ def test_reasons_name_model_features_from_three_different_groups_strongest_first
     assert feats.isin(churn.features_).all().all()
     groups = feats.map(reason_group)
     assert (groups.nunique(axis=1) == 3).all()
-    strength = reasons[[f"reason_{k}_shap" for k in (1, 2, 3)]].abs().to_numpy()
-    second = feats["reason_2_feature"].to_numpy()
+    shap = reasons[[f"reason_{k}_shap" for k in (1, 2, 3)]].to_numpy()
+    strength = np.abs(shap)
     raw = X.reset_index(drop=True)  # the reasons' rows, in order
-    missing = np.array([pd.isna(raw.iloc[i][f]) for i, f in enumerate(second)])
     ended = raw["contract_days_to_end"].to_numpy(float)
-    past = (ended < 0) & (raw["recency_days"].to_numpy(float) < -ended)  # buys without one
-    past &= pd.Series(second).map(reason_group).eq("contract").to_numpy()
-    static = np.isin(second, ["industry", "region"]) | missing | past
-    # the rest keep their order; a weaker lead is there because it points the way the
-    # account's risk moved (the contributions' sum) or the stronger one is a static fact
-    assert (np.diff(strength[:, 1:], axis=1) <= 1e-12).all()
+    buys_without = (ended < 0) & (raw["recency_days"].to_numpy(float) < -ended)
+
+    def is_static(k: int) -> np.ndarray:
+        named = feats[f"reason_{k}_feature"].to_numpy()
+        missing = np.array([pd.isna(raw.iloc[i][f]) for i, f in enumerate(named)])
+        past = buys_without & pd.Series(named).map(reason_group).eq("contract").to_numpy()
+        absent = [catalog.get(f).absent_with for f in named]  # "No product usage on record"
+        unrecorded = np.array([bool(a) and pd.isna(raw.iloc[i][a]) for i, a in enumerate(absent)])
+        return np.isin(named, ["industry", "region"]) | missing | past | unrecorded
+
+    static = np.column_stack([is_static(k) for k in (1, 2, 3)])
     up = probability_contributions(churn, X)[0].sum(axis=1) > 0
+    # an account riskier than the reference: what it does that raises the risk by a point,
+    # then who it is, then what lowers it; by size within each
+    counts = strength >= 0.01
+    raising = shap > 0
+    rank = np.select([counts & ~static & raising, counts & raising, counts & ~static], [0, 1, 2], 3)
+    key = rank * 2.0 - strength
+    assert (np.diff(key[up], axis=1) >= -1e-12).all()
+    assert (rank[up][:, 1:] > rank[up][:, :1]).any()  # the demo has such accounts
+    assert (static[up][:, 2] & ~static[up][:, 1]).any()  # a static fact moved after behaviour
+    # the others keep their order after the lead; a weaker lead is there because it points
+    # the way the account's risk moved or the stronger one is a static fact
+    assert (np.diff(strength[~up][:, 1:], axis=1) <= 1e-12).all()
     weaker = strength[:, 0] < strength[:, 1] - 1e-12
-    along = (reasons["reason_1_shap"].to_numpy() > 0) == up
-    assert (along | static)[weaker].all()
-    assert weaker.any()  # the demo has such accounts: the rule is exercised
+    along = raising[:, 0] == up
+    assert (along | static[:, 1])[weaker & ~up].all()
 
 
 def test_a_static_attribute_never_leads_while_behaviour_carries_a_point() -> None:
@@ -379,7 +395,7 @@ def test_a_reason_whose_sentence_contradicts_its_direction_is_not_said() -> None
         [
             # the survey group raises risk through the change (up 3): said by the level
             [0.06, 0.04, -0.08, 0.02],
-            # the same; usage rose 25% and lowers risk: said as it is
+            # the same; usage rose 25% and lowers risk: said as it is, after what raises it
             [0.06, 0.04, -0.08, 0.02],
             # survey down 2 "lowers" risk and the level 9 lowers it: the level says it;
             # usage "did not change" reads neither way
@@ -394,7 +410,8 @@ def test_a_reason_whose_sentence_contradicts_its_direction_is_not_said() -> None
     # usage fell 6% yet "lowers risk": after every other group, here third of three
     assert got.loc[0, "reason_3_feature"] == "usage_trend_90d"
     assert got.loc[0, "reason_2_feature"] == "recency_days"
-    assert got.loc[1, "reason_2"] == (
+    assert got.loc[1, "reason_2"] == "No order for 40 days (raises risk)"
+    assert got.loc[1, "reason_3"] == (
         "Usage in the last 90 days rose 25% versus the 90 days before (lowers risk)"
     )
     assert got.loc[2, "reason_1"] == "Latest survey score 9 (lowers risk)"
@@ -813,3 +830,55 @@ def test_an_account_a_rule_lit_never_leads_with_what_lowers_its_risk() -> None:
     # the ranking lit it: half a point still counts (0.4 points: as is)
     pd.testing.assert_frame_equal(got.iloc[3:], frame.iloc[3:])
     assert got["reason_1_direction"].iloc[:3].eq("raises risk").all()
+
+
+def test_what_the_silence_already_says_is_not_a_second_reason() -> None:
+    """Seen on the demo: 95 of 167 red accounts read "Orders in the last 90 days: 0" and "No
+    order for 124 days" as two of their three reasons. A window that the silence covers,
+    with nothing in it, joins the time since the last order; the row's sum is kept."""
+    from types import SimpleNamespace
+
+    feats = [
+        "recency_days",
+        "orders_90d",
+        "orders_trend_90d",
+        "spend_90d",
+        "orders_30d",
+        "usage_trend_90d",
+    ]
+    X = pd.DataFrame(
+        {
+            "recency_days": [124.0, 60.0, 124.0, np.nan],
+            "orders_90d": [0.0, 1.0, 0.0, 0.0],
+            "orders_trend_90d": [-1.0, -0.5, -1.0, 0.0],
+            "spend_90d": [0.0, 800.0, -250.0, 0.0],  # row 2: a credit note in the window
+            "orders_30d": [0.0, 0.0, 0.0, 0.0],
+            "usage_trend_90d": [-0.4, -0.4, -0.4, -0.4],
+            "usage_recency_days": [3.0, 3.0, 3.0, 3.0],
+        }
+    )
+    contrib = np.array(
+        [
+            [0.05, 0.07, 0.02, 0.01, 0.004, 0.03],
+            [0.02, 0.04, 0.03, -0.01, 0.01, 0.03],
+            [0.05, 0.07, 0.02, 0.01, 0.004, 0.03],
+            [0.05, 0.07, 0.02, 0.01, 0.004, 0.03],
+        ]
+    )
+    folded = fold_implied(contrib, X, feats)
+    np.testing.assert_allclose(folded.sum(axis=1), contrib.sum(axis=1))
+    np.testing.assert_allclose(folded[0], [0.154, 0, 0, 0, 0, 0.03])
+    # still ordering within 90 days: its last-30-days silence (60 days) is said by recency,
+    # the 90-day count of 1 is its own fact
+    np.testing.assert_allclose(folded[1], [0.03, 0.04, 0.03, -0.01, 0, 0.03])
+    np.testing.assert_allclose(folded[2], [0.144, 0, 0, 0.01, 0, 0.03])  # the credit stays
+    np.testing.assert_allclose(folded[3], contrib[3])  # no order on record: nothing to fold
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    said = got.loc[0, ["reason_1", "reason_2", "reason_3"]].tolist()
+    assert said[0] == "No order for 124 days (raises risk)"
+    assert got.loc[0, "reason_1_shap"] == pytest.approx(0.154)
+    assert not any("Orders in the last" in t for t in said)
+    assert said[1].startswith("Usage in the last 90 days fell 40%")
+    # the order volume and spend groups kept no points: said as nothing, not "(lowers risk)"
+    assert said[2] == "" and got.loc[0, "reason_3_feature"] == ""
+    assert np.isnan(got.loc[0, "reason_3_shap"])

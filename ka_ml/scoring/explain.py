@@ -335,6 +335,35 @@ def _absent_with(feature: str) -> str:
         return ""
 
 
+_WINDOW_COUNT = re.compile(r"^(orders|spend)_(\d+)d$")
+_WINDOW_TREND = re.compile(r"^(orders|spend)_trend_(\d+)d$")
+
+
+def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np.ndarray:
+    """Contributions (n x f) with what the silence already says moved onto
+    ``recency_days``: a window count or spend of 0 ("Orders in the last 90 days: 0"), and
+    its trend against the window before ("Orders in the last 90 days -100% versus the 90
+    days before"), are "No order for 124 days" said again. On the demo 95 of 167 red
+    accounts read both as two of their three reasons, beside "No contract on record": one
+    fact twice and room for one real reason. Each row's sum is unchanged (the folded
+    points join the time since the last order); rows without a last order keep theirs."""
+    if "recency_days" not in feats or not len(raw):
+        return contrib
+    target = feats.index("recency_days")
+    recency = float_column(raw, "recency_days")  # NaN: no order on record, nothing folded
+    out = np.array(contrib, dtype=float, copy=True)
+    for j, f in enumerate(feats):
+        match = _WINDOW_COUNT.match(f) or _WINDOW_TREND.match(f)
+        if not match:
+            continue
+        # silent through the whole window, and nothing in it (credits would say more)
+        window = f"{match[1]}_{match[2]}d"
+        fold = (recency >= int(match[2])) & (float_column(raw, window) == 0)
+        out[fold, target] += out[fold, j]
+        out[fold, j] = 0.0
+    return out
+
+
 def top_reasons(
     model: ChurnModel,
     X: pd.DataFrame,
@@ -355,9 +384,10 @@ def top_reasons(
     """
     contrib = probability_contributions(model, X)[0] if contributions is None else contributions
     feats = model.features_
+    raw = X.reset_index(drop=True)
+    contrib = fold_implied(contrib, raw, feats)
     names, gidx = _group_index(feats)
     gsum = _group_sums(contrib, gidx, len(names))
-    raw = X.reset_index(drop=True)
     every = np.arange(len(X))
     # Each group is said through the member pushing hardest the way the group moves the
     # risk, one whose sentence does not contradict that way if it has one; a group whose
@@ -366,7 +396,8 @@ def top_reasons(
     backwards = _reads_backwards(raw, feats, raises)
     push = np.where(raises, contrib, -contrib) - backwards * _UNSAID
     leads = _group_leads(push, gidx, len(names))
-    unsaid = backwards[every[:, None], leads]
+    # a group with no contribution at all (its points folded into the silence) says nothing
+    unsaid = backwards[every[:, None], leads] | (gsum == 0)
     static = _static_groups(raw, feats, names, leads, recent_lapse_days)
     calendar = _calendar_groups(raw, feats, names, leads)
     strength = np.abs(gsum)
@@ -390,6 +421,16 @@ def top_reasons(
             row = order[i]
             j = int(np.flatnonzero(row == lead[i])[0])
             order[i] = np.r_[row[j], row[:j], row[j + 1 :]]
+        # An account riskier than the reference reads the rest in the same order: what it
+        # does that raises the risk, then who it is ("No contract on record", on every red
+        # of the demo, second of three after the lead), then what lowers it; each by size.
+        risen = np.flatnonzero(total > 0)
+        if len(risen):
+            counts = (strength[risen] >= BEHAVIOURAL_POINTS) & ~unsaid[risen]
+            up, side = moved[risen], aside[risen]
+            rank = np.select([counts & ~side & up, counts & up, counts & ~side], [0, 1, 2], 3)
+            key = unsaid[risen] * _UNSAID + rank * 2.0 - strength[risen]
+            order[risen] = np.argsort(key, axis=1, kind="stable")
     order = order[:, :n_reasons]
     out: dict[str, list[object]] = {}
     for k in range(n_reasons):
@@ -402,12 +443,18 @@ def top_reasons(
         g = order[:, k]
         lead = leads[every, g]
         value = gsum[every, g]
-        direction = np.where(value > 0, "raises risk", "lowers risk").tolist()
+        blank = value == 0  # fewer groups with points than reasons
+        direction = np.where(value > 0, "raises risk", "lowers risk").astype(object)
+        direction[blank] = ""
         sentences = _describe_rows(raw, every, lead, feats, currency, raises=value > 0)
-        out[f"reason_{k + 1}"] = [f"{s} ({d})" for s, d in zip(sentences, direction, strict=True)]
-        out[f"reason_{k + 1}_feature"] = [feats[j] for j in lead]
-        out[f"reason_{k + 1}_shap"] = value.tolist()
-        out[f"reason_{k + 1}_direction"] = direction
+        out[f"reason_{k + 1}"] = [
+            f"{s} ({d})" if d else "" for s, d in zip(sentences, direction, strict=True)
+        ]
+        out[f"reason_{k + 1}_feature"] = [
+            "" if b else feats[j] for j, b in zip(lead, blank, strict=True)
+        ]
+        out[f"reason_{k + 1}_shap"] = np.where(blank, np.nan, value).tolist()
+        out[f"reason_{k + 1}_direction"] = direction.tolist()
     return pd.DataFrame(out, index=X.index)
 
 
