@@ -362,6 +362,14 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
             "order expected one by 21 Oct 2026 (9 chances in 10)"
         )
     )
+    # ... but not when it has come back from a silence this long twice before, as without a
+    # forecast on record (school canteens after their holidays went yellow only where one
+    # had been recorded)
+    back = light_columns(
+        out3, X3.assign(gaps_longer_than_silence=2.0), SimpleNamespace(), cfg, later, hist
+    )  # type: ignore[arg-type]
+    assert not back["light_reason"].str.contains("overdue").any()
+    assert back["health"].iloc[0] == "green"
 
 
 def test_a_quiet_account_is_not_lit_by_a_probability_that_restates_its_rhythm() -> None:

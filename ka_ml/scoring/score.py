@@ -429,10 +429,13 @@ def light_columns(
     out["churn_probability_prev"] = ids.map(prev["churn_probability"]) if not prev.empty else np.nan
     last_order = pd.Series(out["last_order_date"].to_numpy(), index=ids)
     # overdue: past the p90 of the forecast made from the last order; without one (a first
-    # run, or silent since before the history began) past the run's typical p90 in gaps
+    # run, or silent since before the history began) past the run's typical p90 in gaps.
+    # Either way not an account that came back from a silence this long before (school
+    # canteens after the holidays went yellow only where a forecast had been recorded)
     p90 = open_forecast_p90(hist, last_order, cfg.scoring.previous_run_max_days).to_numpy()
     has_forecast = ~pd.isna(p90)
-    overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of)
+    seen = silence_seen_before(X, cfg)
+    overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of) & ~seen
     ratio = float_column(X, "overdue_ratio")
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
@@ -441,7 +444,7 @@ def light_columns(
         ~has_forecast
         & has_rhythm(X, cfg)
         & (np.nan_to_num(ratio) > multiple)
-        & ~silence_seen_before(X, cfg)
+        & ~seen
     )
     why = _overdue_why(
         pd.to_datetime(p90), overdue_hist, overdue_first, recency, gap, ratio, multiple
