@@ -201,6 +201,11 @@ def test_a_sentence_reads_backwards_exactly_when_its_words_contradict_the_direct
         down = text.startswith(("fell", "down", "-")) and not re.fullmatch(r"[+-]0%", text)
         good, bad = (up, down) if good_if_up else (down, up)
         assert got == ((good and raises) or (bad and not raises)), (text, raises)
+    elif spec.unit == "ratio":  # "2.0 times" the usual: bad past 1, good below a half
+        said = float(text.split()[0])
+        past, within = said > 1, said < 0.5
+        good, bad = (past, within) if good_if_up else (within, past)
+        assert got == ((good and raises) or (bad and not raises)), (text, raises)
     else:
         zero = re.fullmatch(r"0(\.0)?%?", text) is not None or text == "0"
         if not zero:

@@ -882,3 +882,42 @@ def test_what_the_silence_already_says_is_not_a_second_reason() -> None:
     # the order volume and spend groups kept no points: said as nothing, not "(lowers risk)"
     assert said[2] == "" and got.loc[0, "reason_3_feature"] == ""
     assert np.isnan(got.loc[0, "reason_3_shap"])
+
+
+def test_a_silence_within_the_accounts_own_cycle_never_reads_as_raising_the_risk() -> None:
+    """Seen on a software vendor's project buyer, red the day after an invoice: "No order for
+    1 day, 0.0 times the typical gap of 63 days (raises risk)" as its first reason. True to
+    the model (a project invoice is often followed by a quiet quarter), read by a manager as
+    an error: the silence is said by its side of the account's own cycle."""
+    from types import SimpleNamespace
+
+    feats = ["recency_days", "overdue_ratio", "usage_trend_90d", "orders_90d", "tickets_90d"]
+    X = pd.DataFrame(
+        {
+            "recency_days": [1.0, 190.0],
+            "overdue_ratio": [1 / 63, 190 / 63],
+            "gap_median_days": [63.0, 63.0],
+            "usage_trend_90d": [-0.3, -0.3],
+            "usage_recency_days": [2.0, 2.0],
+            "orders_90d": [2.0, 0.0],
+            "tickets_90d": [1.0, 1.0],
+        }
+    )
+    contrib = np.array(
+        [
+            [0.09, 0.03, 0.02, 0.015, 0.012],  # the silence "raises" a 1-day-old order's risk
+            [-0.05, -0.02, 0.03, 0.01, 0.012],  # 3x overdue "lowers" it (against the reference)
+        ]
+    )
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    said = got[["reason_1", "reason_2", "reason_3"]]
+    assert not said.map(lambda t: t.startswith("No order for 1 day")).any().any()
+    assert got.loc[0, "reason_1"].startswith("Usage in the last 90 days fell 30%")
+    # said against its words, the silence goes after every group that can be said
+    assert got.loc[1, "reason_1"].startswith("Usage in the last 90 days fell 30%")
+    assert got.loc[1, "reason_3"].startswith("No order for 190 days")
+    # within the cycle and lowering the risk, or overdue and raising it: said as before
+    turned = np.array([[-0.09, -0.03, 0.02, 0.015, 0.012], [0.05, 0.02, 0.03, 0.01, 0.012]])
+    fine = top_reasons(SimpleNamespace(features_=feats), X, contributions=turned)  # type: ignore[arg-type]
+    assert fine.loc[0, "reason_1"].startswith("No order for 1 day")
+    assert fine.loc[1, "reason_1"].startswith("No order for 190 days")

@@ -54,6 +54,9 @@ CHANGE_CLIP = (-1.0, 5.0)  # relative changes are clipped to [-100%, +500%]
 ABC_CATEGORIES: tuple[str, ...] = ("A", "B", "C")
 CATEGORICAL_FROM_ACCOUNTS: tuple[str, ...] = ("industry", "region")
 # units said with a sign ("rose 12%", "up 3 points"), and the factor of the digits said
+# a ratio to the usual below this is plainly within it ("No order for 20 days, 0.3 times
+# the typical gap"): said with "(raises risk)" it reads as a mistake
+RATIO_WELL_WITHIN = 0.5
 _SIGNED_UNITS: dict[str, float] = {
     "change": 100.0,
     "slope": 100.0,
@@ -194,6 +197,10 @@ class FeatureSpec:
     # read where the sentence itself says good or bad news (a signed change, or a count at
     # zero), by :meth:`reads_backwards`
     risk_rises_when: Literal["higher", "lower", ""] = ""
+    # another feature whose value says whether this one's sentence is good or bad news: "No
+    # order for 1 day (typical gap 63 days)" is news as good as the silence against the
+    # account's own cycle (``overdue_ratio``), whatever the days
+    reads_as: str = ""
 
     def format(self, value: object, currency: str = "") -> str:
         return format_value(self.unit, value, currency)
@@ -236,7 +243,11 @@ class FeatureSpec:
         account, through what the feature interacts with), but a manager reads it as an
         error. Signed changes read by the sign they are said with (a change said "did not
         change" reads neither way); counts, money and shares only at zero; other units and
-        features without ``risk_rises_when`` never read backwards."""
+        features without ``risk_rises_when`` never read backwards. A ratio to the usual
+        (unit "ratio": 1 = as usual) is bad news past 1 ("3.3 times the typical gap":
+        overdue) and good news below ``RATIO_WELL_WITHIN`` ("0.0 times": ordered yesterday);
+        between, nearly due, it reads either way ("0.9 times the typical gap (raises
+        risk)" is no contradiction)."""
         v = np.asarray(values, float)
         out = np.zeros(v.shape, bool)
         if not self.risk_rises_when:
@@ -246,6 +257,12 @@ class FeatureSpec:
             said = np.round(v * _SIGNED_UNITS[self.unit], 0 if self.unit != "points" else 1)
             worse = said > 0 if worse_up else said < 0
             better = said < 0 if worse_up else said > 0
+            out = (better & raises) | (worse & ~raises)
+        elif self.unit == "ratio":
+            said = np.round(v, 1)  # as said: "1.0 times" is as usual
+            past, well_within = said > 1, said < RATIO_WELL_WITHIN
+            worse = past if worse_up else well_within
+            better = well_within if worse_up else past
             out = (better & raises) | (worse & ~raises)
         elif self.unit in ("count", "currency", "share"):
             zero = np.round(v, 6) == 0  # the best value when risk rises with it, else the worst
@@ -305,6 +322,7 @@ _ORDER_SPECS_HEAD = (
         missing="No order on record",
         high_means="long time since the last order",
         low_means="ordered recently",
+        reads_as="overdue_ratio",
     ),
 )
 
@@ -384,6 +402,7 @@ _ORDER_SPECS_TAIL = (
         missing="Fewer than two order days: cannot tell whether an order is overdue",
         high_means="overdue against its own purchase cycle",
         low_means="within its usual purchase cycle",
+        risk_rises_when="higher",
     ),
     FeatureSpec(
         "rhythm_quiet_chance",
@@ -651,6 +670,7 @@ _ORDER_SPECS_TAIL = (
         missing="No order on record",
         high_means="quiet for much of the relationship",
         low_means="still buying late in the relationship",
+        reads_as="overdue_ratio",
     ),
     FeatureSpec(
         "first_order_amount",

@@ -300,6 +300,11 @@ def _reads_backwards(raw: pd.DataFrame, feats: list[str], raises: np.ndarray) ->
             spec = catalog.get(f)
         except KeyError:
             continue
+        if spec.reads_as and spec.reads_as in raw:  # "No order for 1 day" by its cycle
+            judge = catalog.get(spec.reads_as)
+            values = pd.to_numeric(raw[spec.reads_as], errors="coerce").to_numpy(float)
+            out[:, j] = judge.reads_backwards(values, raises[:, j])
+            continue
         if not spec.risk_rises_when or f not in raw:
             continue
         values = pd.to_numeric(raw[f], errors="coerce").to_numpy(float)

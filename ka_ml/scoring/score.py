@@ -440,12 +440,7 @@ def light_columns(
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
     multiple = overdue_multiple(recency, gap, now_p90, cfg.health, cfg.scoring.change_lookback_days)
-    overdue_first = (
-        ~has_forecast
-        & has_rhythm(X, cfg)
-        & (np.nan_to_num(ratio) > multiple)
-        & ~seen
-    )
+    overdue_first = ~has_forecast & has_rhythm(X, cfg) & (np.nan_to_num(ratio) > multiple) & ~seen
     why = _overdue_why(
         pd.to_datetime(p90), overdue_hist, overdue_first, recency, gap, ratio, multiple
     )
