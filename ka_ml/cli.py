@@ -758,6 +758,10 @@ def backtest(
         width = max((len(k) for k in figures), default=0)
         for key, value in figures.items():
             shown.print(f"  {key:<{width}}  {value:.3f}")
+        if split := res.details.get("lights_by_churn_definition"):
+            from ka_ml.reporting.console import lights_split_line
+
+            shown.print(f"  {lights_split_line(split)}", soft_wrap=True)
         if pauses := res.details.get("pauses_caution"):
             shown.print(f"  [yellow]caution:[/] {pauses}", soft_wrap=True)
         colour = "red" if res.details["recommendation"]["retrain"] else "green"

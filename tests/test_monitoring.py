@@ -585,3 +585,60 @@ def test_the_backtest_repeats_trains_pauses_caution_for_the_models_that_scored()
         update={"mlflow": cfg.mlflow.model_copy(update={"max_label_return_share": None})}
     )
     assert pauses_caution(weeks, Client(), off) == ""
+
+
+def test_the_lights_are_also_judged_per_churn_definition_when_a_red_list_mixes_two() -> None:
+    """Seen on a software vendor's weeks: reds judged by their contract 93% right, reds
+    judged by 'no order' (services buyers between projects) 59% by the label; the pooled
+    red precision 0.717 read as one healthy figure and 'No retraining needed'."""
+    from ka_ml.monitoring.backtest import lights_by_definition
+    from ka_ml.reporting.console import lights_split_line
+
+    weeks = pd.to_datetime(["2026-08-03"] * 6 + ["2026-08-10"] * 6)
+    frame = pd.DataFrame(
+        {
+            "as_of": weeks,
+            "health": pd.Series(
+                ["red", "red", "green", "red", "red", "yellow"] * 2, dtype="string"
+            ),
+            "churn": [1, 1, 0, 1, 0, 0] * 2,
+            "churn_definition": ["contract"] * 3
+            + ["no_order"] * 3
+            + ["contract"] * 3
+            + ["no_order"] * 3,
+        }
+    )
+    split = lights_by_definition(frame)
+    assert split["contract"]["red_precision"] == 1.0
+    assert split["no_order"]["red_precision"] == 0.5
+    assert split["contract"]["red_per_week"] == 2.0 and split["no_order"]["account_weeks"] == 6
+    assert lights_split_line(split) == (
+        "lights by churn definition: contract: red precision 1.00 (2.0 red a week), red recall "
+        "1.00; no_order: red precision 0.50 (2.0 red a week), red recall 1.00"
+    )
+    assert lights_by_definition(frame[frame["churn_definition"] == "contract"]) == {}
+    # written to JSON a missing precision is None: said n/a
+    assert "red precision n/a" in lights_split_line(
+        {"no_order": {"red_precision": None, "red_per_week": 0.0, "red_recall": None}}
+    )
+
+
+def test_train_reports_the_origins_red_precision_per_churn_definition() -> None:
+    from ka_ml.training.evaluation import origin_lights
+
+    n = 40
+    test = pd.DataFrame(
+        {
+            "as_of": pd.Timestamp("2026-05-01"),
+            "churn_definition": ["contract"] * 20 + ["no_order"] * 20,
+        }
+    )
+    p = np.r_[np.linspace(0.9, 0.01, 20), np.linspace(0.95, 0.02, 20)]
+    y = np.r_[[1, 1, 1] + [0] * 17, [1] + [0] * 19]  # the no-order reds mostly pause
+    got = origin_lights(test, y, p, Config(), lifecycle=np.array(["active"] * n))
+    assert got["red_count"] == got["contract_red_count"] + got["no_order_red_count"] > 0
+    assert got["contract_red_precision"] > got["no_order_red_precision"]
+    one = origin_lights(
+        test.iloc[:20], y[:20], p[:20], Config(), lifecycle=np.array(["active"] * 20)
+    )
+    assert "no_order_red_precision" not in one and "contract_red_precision" not in one

@@ -306,6 +306,16 @@ def print_train_report(report: Any, out: Console) -> None:
         f"on them {li.get('lit_roc_auc', float('nan')):.3f} (the ranking's lights: the scorer "
         "also raises overdue accounts and open critical complaints: see the run's light rule)"
     )
+    if "no_order_red_precision" in li and "contract_red_precision" in li:
+        out.print(
+            "  by churn definition: "
+            + "; ".join(
+                f"{name.replace('_', ' ')}: red precision {_share2(li[f'{name}_red_precision'])} "
+                f"({li[f'{name}_red_count']:,.0f} rows)"
+                for name in ("contract", "no_order")
+            )
+            + " (one red list, two populations: read each on its own)"
+        )
     if np.isfinite(li.get("early_roc_auc", float("nan"))):
         out.print(
             f"early warning: on the accounts still within their typical gap ("
@@ -321,9 +331,22 @@ def print_train_report(report: Any, out: Console) -> None:
     )
 
 
-def _share2(x: float) -> str:
-    """A precision or recall to two decimals; n/a where nothing was there to measure."""
-    return f"{x:.2f}" if np.isfinite(x) else "n/a"
+def _share2(x: float | None) -> str:
+    """A precision or recall to two decimals; n/a where nothing was there to measure (NaN,
+    or None once written to JSON)."""
+    return f"{x:.2f}" if x is not None and np.isfinite(x) else "n/a"
+
+
+def lights_split_line(split: dict[str, dict[str, Any]]) -> str:
+    """The lights per churn definition in one line (the backtest's
+    ``lights_by_churn_definition``): two populations in one red list, each with its own
+    precision."""
+    return "lights by churn definition: " + "; ".join(
+        f"{name}: red precision {_share2(m.get('red_precision'))} "
+        f"({float(m.get('red_per_week') or 0):.1f} red a week), red recall "
+        f"{_share2(m.get('red_recall'))}"
+        for name, m in split.items()
+    )
 
 
 def browse(uri: str) -> str:

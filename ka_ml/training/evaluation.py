@@ -414,6 +414,13 @@ def origin_lights(
             p[idx], None, cfg.health, eligible=lit[idx], quiet=quiet[idx], seen_before=seen[idx]
         )
     out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
+    if (lit & by_orders).any() and (lit & ~by_orders).any():  # two populations in one list
+        for name, part in (("contract", lit & ~by_orders), ("no_order", lit & by_orders)):
+            one = light_scores(
+                y[part], light[part] == "red", np.isin(light[part], ["red", "yellow"])
+            )
+            out[f"{name}_red_precision"] = one["red_precision"]
+            out[f"{name}_red_count"] = one["red_count"]
     out["lit_share"] = float(lit.mean()) if len(lit) else float("nan")
     out["lit_roc_auc"] = M.roc_auc(y[lit], p[lit]) if lit.any() else float("nan")
     out |= early_warning(test, y, p, lit)
