@@ -279,7 +279,12 @@ def test_an_owner_report_states_the_owners_share_not_the_company_concentration()
     assert "The 2 accounts in this report make 30.0% of the company's revenue" in owner
     assert "Herfindahl" not in owner and "top 5 accounts" not in owner
     whole = render_report(df, make_run())
-    assert "Concentration: the top 5 accounts make 44.0% of revenue" in whole
+    first = df.iloc[0]
+    named = f"{first['name']} ({first['account_id']})" if first.get("name") else first["account_id"]
+    assert (
+        f"Concentration: the largest account, {named}, makes 25.0% of revenue; the top 5 "
+        "accounts make 44.0% of revenue"
+    ) in whole
     one = render_report(df.iloc[[5]], make_run(owner="x"))
     assert "report make 11" not in one  # the verb agrees in number
     assert "The 1 account in this report makes 11.0%" in one
@@ -1116,3 +1121,15 @@ def test_the_scorecard_light_is_written_not_only_coloured() -> None:
         for i in items
     )
     assert '<span class="b red">red</span><b>Usage</b>: usage detail' in text
+
+
+def test_the_largest_account_is_named_whatever_its_dependency_index() -> None:
+    """A software vendor's 19% customer sat at dependency index 0.055 (its share times its
+    industry's): 'No account is above the dependency alert level' and the one real
+    concentration risk named nowhere."""
+    df = six_accounts().assign(revenue_share=[0.02, 0.188, 0.05, 0.188, 0.0, 0.01])
+    s = portfolio_summary(df)
+    assert s["largest_account"]["account_id"] == min(df["account_id"].iloc[[1, 3]])  # ties: id
+    assert s["largest_account"]["revenue_share"] == pytest.approx(0.188)
+    assert portfolio_summary(df.assign(revenue_share=0.0))["largest_account"] is None
+    assert "makes 18.8% of revenue" in render_report(df, make_run())

@@ -158,6 +158,7 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "win_back": _win_back(scores, frame, lapsed),
         "lapsed_red": int(lapsed_from_red(scores).sum()),  # of them, red last week
         "concentration": _concentration(scores),
+        "largest_account": _largest(scores),
         "total_revenue": fsum(frame["revenue"]),  # every account's last 365 days
         "lit_revenue": fsum(kept["revenue"]),  # the active and new accounts' only
         **_at_risk(kept),
@@ -259,6 +260,25 @@ def _concentration(scores: pd.DataFrame) -> dict[str, float]:
         # these accounts' share of the company's revenue (1 for the whole portfolio): what
         # an owner's report says instead of the company-wide figures
         "revenue_share_total": fsum(share),
+    }
+
+
+def _largest(scores: pd.DataFrame) -> dict[str, Any] | None:
+    """The account with the largest revenue share (ties: the smaller id), whatever its
+    dependency index: a software vendor's 19% customer sat at index 0.055 (its share times
+    its industry's), so the report said no account was above the alert level and named the
+    one real concentration risk nowhere. None without revenue."""
+    share = num_col(scores, "revenue_share").fillna(0.0)
+    if share.empty or not (share > 0).any():
+        return None
+    ids = text_col(scores, "account_id")
+    order = np.lexsort((ids.to_numpy(), -share.to_numpy(float)))
+    i = int(order[0])
+    name = text_col(scores, "name").iloc[i] if "name" in scores else ""
+    return {
+        "account_id": str(ids.iloc[i]),
+        "name": "" if pd.isna(name) else str(name),
+        "revenue_share": float(share.iloc[i]),
     }
 
 
