@@ -837,3 +837,39 @@ def test_usage_is_compared_with_the_same_days_a_year_before_once_it_reaches_back
     assert got.loc["U1", "usage_yoy_90d"] == pytest.approx((130 - 156) / 156)  # 13 weeks each
     assert got.loc["U1", "usage_trend_90d"] == pytest.approx((130 - 260) / 260)
     assert np.isnan(got.loc["U2", "usage_yoy_90d"])
+
+
+def test_the_survey_change_compares_an_answer_with_the_previous_one_of_its_kind() -> None:
+    """Seen on a software vendor's accounts: "Latest survey score 2.5, down 2.5 points" where
+    a renewal-intent answer of 2.5 followed an NPS of 5. The change now stays within a kind
+    (case-blind); without a kind column, or with one kind, every answer is one survey."""
+    orders = [{"account_id": a, "order_date": d(5), "amount": 10.0} for a in ("K", "L", "M", "N")]
+    surveys = [
+        # K: renewal intent 6 then NPS 5 then renewal intent 2.5 -> -3.5, not -2.5
+        {"account_id": "K", "date": d(200), "score": 6.0, "kind": "renewal_intent"},
+        {"account_id": "K", "date": d(30), "score": 5.0, "kind": "NPS"},
+        {"account_id": "K", "date": d(10), "score": 2.5, "kind": "Renewal_Intent"},
+        # L: the latest kind answered once: no change, though another kind came before
+        {"account_id": "L", "date": d(40), "score": 9.0, "kind": "nps"},
+        {"account_id": "L", "date": d(20), "score": 3.0, "kind": "renewal_intent"},
+        # M: no kind given: one survey, as before
+        {"account_id": "M", "date": d(40), "score": 9.0, "kind": None},
+        {"account_id": "M", "date": d(20), "score": 3.0, "kind": None},
+        # N: two kinds on the latest day (the larger kind name's change), scores averaged
+        {"account_id": "N", "date": d(60), "score": 8.0, "kind": "nps"},
+        {"account_id": "N", "date": d(50), "score": 7.0, "kind": "renewal_intent"},
+        {"account_id": "N", "date": d(10), "score": 4.0, "kind": "nps"},
+        {"account_id": "N", "date": d(10), "score": 6.0, "kind": "renewal_intent"},
+    ]
+    h = make_history(orders, surveys=surveys)
+    got = build_features(h, AS_OF, config()).set_index("account_id")
+    assert got.loc["K", "survey_score_last"] == 2.5
+    assert got.loc["K", "survey_score_change"] == -3.5
+    assert math.isnan(got.loc["L", "survey_score_change"])
+    assert got.loc["M", "survey_score_change"] == -6.0
+    assert got.loc["N", "survey_score_last"] == 5.0
+    assert got.loc["N", "survey_score_change"] == -1.0  # renewal intent 7 -> 6
+    # row order never matters
+    shuffled = make_history(orders, surveys=surveys[::-1])
+    again = build_features(shuffled, AS_OF, config()).set_index("account_id")
+    pd.testing.assert_series_equal(got["survey_score_change"], again["survey_score_change"])

@@ -252,6 +252,11 @@ def _encode_surveys(s: pd.DataFrame, ids: np.ndarray) -> Arrays:
         "day": _days(s["date"]),
         "score": s["score"].to_numpy(dtype="float64", na_value=np.nan),
     }
+    if "kind" in s.columns:  # codes of the kinds in sorted order (case-blind; none: -1)
+        kinds = s["kind"].astype("string").str.strip().str.lower()
+        arr["kind"] = pd.Categorical(
+            kinds, categories=sorted(kinds.dropna().unique())
+        ).codes.astype(np.int64)
     arr = {k: v[~np.isnan(arr["score"])] for k, v in arr.items()}
     return _sorted(arr, "day")
 
