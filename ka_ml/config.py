@@ -451,6 +451,15 @@ class HealthConfig(_Strict):
         "which then only restates its rhythm (an annual buyer two months after its order): "
         "green unless an override raises it (null: off)",
     )
+    quiet_spells_min: int | None = Field(
+        2,
+        ge=1,
+        description="an account judged by its orders that has gone longer than its current "
+        "silence plus the churn horizon without an order this many times before, and came "
+        "back each time, is not lit by its churn probability either: no order in the "
+        "horizon is something it has done and survived (a project buyer between projects, "
+        "a seasonal buyer); lit again once its silence outgrows them (null: off)",
+    )
     rhythm_excess_min: float | None = Field(
         0.0,
         ge=0,

@@ -476,15 +476,16 @@ def test_a_probability_no_higher_than_the_own_rhythm_chance_lights_nothing_when_
     chance = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
     p = np.array([0.47, 0.58, 0.62, 0.47, 0.47, np.nan])
     gaps = np.array([10.0, 10.0, 10.0, 2.0, 10.0, 10.0])  # 2: too few gaps to compare with
+    # (5 of the 10 also longer than silence + 90 days: quiet_spells_min alone would hold them)
     by_orders = np.array([True, True, True, True, False, True])
-    off = HealthConfig(rhythm_excess_min=None)
+    off = HealthConfig(rhythm_excess_min=None, quiet_spells_min=None)
     assert not rhythm_quiet(chance, by_orders, off, p, gaps).any()
     # the default, 0: lit only when the probability is above the rhythm's own chance
-    assert list(rhythm_quiet(chance, by_orders, HealthConfig(), p, gaps)) == [
+    assert list(rhythm_quiet(chance, by_orders, HealthConfig(quiet_spells_min=None), p, gaps)) == [
         True,
         *[False] * 5,
     ]
-    on = HealthConfig(rhythm_excess_min=0.1)
+    on = HealthConfig(rhythm_excess_min=0.1, quiet_spells_min=None)
     assert list(rhythm_quiet(chance, by_orders, on, p, gaps)) == [
         True,  # 47% against 50%
         True,  # 58%: 8 points over, under the 10-point margin
@@ -624,3 +625,42 @@ def test_a_risk_that_rose_the_week_the_account_ordered_names_the_order() -> None
     )
     # ordered before last week's run, risk down after an order, no light last week: as it was
     assert list(got[1:]) == list(texts[1:])
+
+
+def test_an_account_that_has_gone_this_quiet_before_is_not_lit_by_its_probability() -> None:
+    """Seen on a software vendor's services buyers (invoices 20-420 days apart, none lost):
+    60% of every week's red list, at churn probabilities of 35-76% that only restate that
+    90 days without an invoice is something they do. With health.quiet_spells_min, an
+    account judged by its orders that went longer than its silence plus the horizon
+    without an order that many times before, and came back, is held like the rhythm rule
+    holds; lit again once its silence outgrows them."""
+    from ka_ml.scoring.health import quiet_spells, rhythm_quiet, rhythm_quiet_why
+
+    # past gaps longer than the silence (k) and, of them, longer than silence + 90 days (j)
+    k = np.array([5.0, 5.0, 5.0, 0.0, np.nan, 5.0])
+    j = np.array([3.0, 2.0, 1.0, 0.0, 0.0, 3.0])
+    chance = np.where(np.isfinite(k), (j + 0.5) / (k + 1.0), np.nan)
+    np.testing.assert_array_equal(quiet_spells(chance, k), [3, 2, 1, 0, 0, 3])
+    p = np.array([0.62, 0.7, 0.7, 0.9, 0.9, 0.62])
+    by_orders = np.array([True, True, True, True, True, False])  # the last: a contract's end
+    off = HealthConfig(quiet_spells_min=None)
+    on = HealthConfig()  # the default: 2
+    assert not rhythm_quiet(chance, by_orders, off, p, k).any()  # all below its chance rules
+    held = rhythm_quiet(chance, by_orders, on, p, k)
+    assert held.tolist() == [True, True, False, False, False, False]
+    why = rhythm_quiet_why(p, chance, np.array([24.0] * 6), 90, cfg=on, gaps=k)
+    assert why[0] == (
+        "churn probability 62%, but long quiet spells are its usual rhythm: 3 times before it "
+        "went more than 114 days without an order and came back (last order 24 days ago); "
+        "judged again when its silence outgrows them"
+    )
+    # in budget mode its red place goes to the next account; an override still raises it
+    cfg = HealthConfig(red_share=0.2, yellow_share=0.2, red_min_probability=0.1, quiet_spells_min=2)
+    probs = np.array([0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.12, 0.11, 0.05])
+    quiet = np.zeros(10, bool)
+    quiet[0] = True
+    got, reason = assign_lights(probs, None, cfg, quiet=quiet, quiet_why=np.array([why[1]] * 10))
+    assert list(got[:3]) == ["green", "red", "red"]
+    assert "long quiet spells are its usual rhythm: 2 times before" in reason[0]
+    raised, _ = assign_lights(probs, None, cfg, quiet=quiet, overdue=np.r_[True, np.zeros(9, bool)])
+    assert raised[0] == "yellow"

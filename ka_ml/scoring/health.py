@@ -325,11 +325,23 @@ def rhythm_quiet(
     if cfg.rhythm_quiet_min is not None:
         out |= judged & (c >= cfg.rhythm_quiet_min)
         out |= by_orders & season_quiet(season, cfg)
+    if cfg.quiet_spells_min is not None and gaps is not None:
+        out |= judged & (quiet_spells(c, gaps) >= cfg.quiet_spells_min)
     if cfg.rhythm_excess_min is not None and p is not None and gaps is not None:
         k = np.nan_to_num(np.asarray(gaps, float))
         excess = np.asarray(p, float) - c  # NaN (no probability) compares False
         out |= judged & (k >= RHYTHM_EXCESS_MIN_GAPS) & (excess < cfg.rhythm_excess_min)
     return out
+
+
+def quiet_spells(chance: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    """How many past gaps were longer than the current silence plus the horizon: the j of
+    ``rhythm_quiet_chance`` = (j + 0.5) / (k + 1), k = ``gaps_longer_than_silence``
+    (0 where either is unknown)."""
+    c, k = np.asarray(chance, float), np.asarray(gaps, float)
+    with np.errstate(invalid="ignore"):
+        j = np.round(c * (k + 1.0) - 0.5)
+    return np.where(np.isfinite(j), j, 0.0)
 
 
 def season_quiet(season: np.ndarray | None, cfg: HealthConfig) -> np.ndarray | bool:
@@ -363,6 +375,7 @@ def rhythm_quiet_why(
     season: np.ndarray | None = None,
     season_years: np.ndarray | None = None,
     cfg: HealthConfig | None = None,
+    gaps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Why a quiet account (:func:`rhythm_quiet`) has no light from its probability, in a
     manager's words: its probability "no higher than its own rhythm says" where it does not
@@ -370,17 +383,33 @@ def rhythm_quiet_why(
     usual rhythm"; or, where its gaps do not say it but the same days of past years do
     (``season``, ``season_years``: ``season_quiet_chance`` and ``season_quiet_years``, with
     ``cfg``), "but this is its quiet season: no order in the same 90 days in each of the
-    last 2 years, and back after each time"."""
+    last 2 years, and back after each time"; or, where neither says it but the account has
+    gone longer than its silence plus the horizon without an order at least
+    ``quiet_spells_min`` times (``gaps``: ``gaps_longer_than_silence``, with ``cfg``), "but
+    long quiet spells are its usual rhythm: 3 times before it went more than 114 days
+    without an order and came back"."""
     rhythm = np.asarray(chance, float)
     seasonal = np.zeros(len(rhythm), bool)
+    by_gaps = ~(rhythm >= cfg.rhythm_quiet_min) if cfg and cfg.rhythm_quiet_min else True
     if cfg is not None and cfg.rhythm_quiet_min is not None:  # the season, not the gaps
-        seasonal = np.asarray(season_quiet(season, cfg), bool) & ~(rhythm >= cfg.rhythm_quiet_min)
+        seasonal = np.asarray(season_quiet(season, cfg), bool) & by_gaps
     years = np.full(len(rhythm), np.nan) if season_years is None else np.asarray(season_years)
     seasonal &= np.isfinite(years)  # the years to say it with
-    tail = [f" (last order {n_days(r)} ago)" if np.isfinite(r) else "" for r in np.asarray(recency)]
+    spells = np.zeros(len(rhythm)) if gaps is None else quiet_spells(rhythm, gaps)
+    spelled = np.zeros(len(rhythm), bool)
+    if cfg is not None and cfg.quiet_spells_min is not None:
+        spelled = (spells >= cfg.quiet_spells_min) & by_gaps & ~seasonal
+    silence = np.asarray(recency, float)
+    tail = [f" (last order {n_days(r)} ago)" if np.isfinite(r) else "" for r in silence]
     out = []
     for i, (x, c) in enumerate(zip(p, rhythm, strict=True)):
-        if seasonal[i]:
+        if spelled[i]:
+            out.append(
+                f"churn probability {x:.0%}, but {QUIET_WORDS[1]}: {spells[i]:.0f} times before "
+                f"it went more than {n_days(silence[i] + horizon)} without an order and came "
+                f"back{tail[i]}; judged again when its silence outgrows them"
+            )
+        elif seasonal[i]:
             q = float(years[i])
             k = _season_years_seen(float(season[i]), q)  # type: ignore[index]
             when = (

@@ -488,6 +488,7 @@ def light_columns(
             season=season,
             season_years=float_column(X, "season_quiet_years"),
             cfg=cfg.health,
+            gaps=float_column(X, "gaps_longer_than_silence"),
         ),
         **(
             {
