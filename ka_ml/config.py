@@ -309,7 +309,9 @@ class ScorecardConfig(_Strict):
     ``rhythm_red``, yellow from ``rhythm_yellow``). Order value: the spend per order day of
     the last 90 days over that of the 9 months before (red below ``order_value_red_ratio``,
     yellow below ``order_value_yellow_ratio``), on ``order_value_min_orders`` order days or
-    more in each.
+    more in each. Contract value: the latest renewal (started within
+    ``contract_value_max_age_days``) against the terms it replaced (red below
+    ``contract_value_red_ratio``, yellow below ``contract_value_yellow_ratio``).
     """
 
     usage_red_ratio: float = Field(0.5, gt=0)
@@ -341,6 +343,15 @@ class ScorecardConfig(_Strict):
         "red below this",
     )
     order_value_yellow_ratio: float = Field(0.8, gt=0, description="... yellow below this")
+    contract_value_red_ratio: float = Field(
+        0.6,
+        gt=0,
+        description="the latest renewal's value / that of the terms it replaced: red below this",
+    )
+    contract_value_yellow_ratio: float = Field(0.9, gt=0, description="... yellow below this")
+    contract_value_max_age_days: int = Field(
+        365, ge=1, description="renewals that started longer ago than this are not read"
+    )
     order_value_min_orders: int = Field(
         5,
         ge=1,
@@ -361,6 +372,8 @@ class ScorecardConfig(_Strict):
             raise ValueError("rhythm_yellow must be below rhythm_red")
         if self.order_value_red_ratio >= self.order_value_yellow_ratio:
             raise ValueError("order_value_red_ratio must be below order_value_yellow_ratio")
+        if self.contract_value_red_ratio >= self.contract_value_yellow_ratio:
+            raise ValueError("contract_value_red_ratio must be below contract_value_yellow_ratio")
         return self
 
 

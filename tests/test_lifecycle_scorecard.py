@@ -541,3 +541,50 @@ def test_the_accounts_that_stopped_ordering_are_silent_past_the_horizon_and_thei
 
     X = features(recency_days=[231.0, 95.0, 60.0, np.nan], overdue_ratio=[7.5, 1.5, 6.0, np.nan])
     assert stopped_ordering(X, Config()).tolist() == [True, False, False, False]
+
+
+def test_a_renewal_at_a_fraction_of_its_value_shows_on_the_scorecard() -> None:
+    """Seen on a software vendor's customers who renewed at 40-60% of the value: green in 86
+    of 86 account-weeks after it, the order-value measure blind to one invoice a year.
+    The latest renewal is compared with the terms it replaced; an add-on running on is no
+    term replaced; a renewal older than a year is not read."""
+    from ka_ml.config import ScorecardConfig
+    from ka_ml.scoring.scorecard import contract_value
+
+    as_of = pd.Timestamp("2026-10-01")
+    c = pd.DataFrame(
+        [
+            # A: downsell to 45% on 1 Mar
+            ("A", "2025-03-01", "2026-02-28", 20000.0),
+            ("A", "2026-03-01", "2027-02-28", 9000.0),
+            # B: renewed at 85% two terms, licence + maintenance, summed
+            ("B", "2025-06-01", "2026-05-31", 6000.0),
+            ("B", "2025-06-01", "2026-05-31", 4000.0),
+            ("B", "2026-06-01", "2027-05-31", 8500.0),
+            # C: a small add-on beside a running term: nothing replaced, not measured
+            ("C", "2025-01-01", "2027-12-31", 50000.0),
+            ("C", "2026-07-01", "2027-06-30", 1000.0),
+            # D: a downsell two years ago: too old to read
+            ("D", "2023-08-01", "2024-07-31", 10000.0),
+            ("D", "2024-08-01", "2027-07-31", 3000.0),
+            # E: renewed at 110%, signed ahead but starting after the as-of: unknown without
+            # a signing date
+            ("E", "2025-10-15", "2026-10-14", 1000.0),
+            ("E", "2026-10-15", "2027-10-14", 1100.0),
+        ],
+        columns=["account_id", "start_date", "end_date", "value"],
+    )
+    for col in ("start_date", "end_date"):
+        c[col] = pd.to_datetime(c[col])
+    X = pd.DataFrame({"account_id": list("ABCDEF")})
+    light, text = contract_value(X, c, as_of, ScorecardConfig())
+    assert list(light) == ["red", "yellow", "", "", "", ""]
+    assert text[0] == (
+        "renewed on 01 Mar 2026 at 45% of the value of the term before (9,000 vs 20,000; red "
+        "below 60%, yellow below 90%)"
+    )
+    assert text[1].startswith("renewed on 01 Jun 2026 at 85% of the value")
+    signed = c.assign(signed_date=c["start_date"] - pd.Timedelta(days=30))
+    light, text = contract_value(X, signed, as_of, ScorecardConfig())
+    assert light[4] == "green" and text[4].startswith("renewed from 15 Oct 2026 at 110%")
+    assert list(contract_value(X, None, as_of, ScorecardConfig())[0]) == [""] * 6

@@ -1109,8 +1109,8 @@ def test_the_scorecard_light_is_written_not_only_coloured() -> None:
     }
     legend = text.split('id="acct"')[1].split("</section>")[0]
     assert (
-        "Scorecard: usage, complaints, renewal intent, purchase rhythm, order value, in this order"
-        in (legend)
+        "Scorecard: usage, complaints, renewal intent, purchase rhythm, order value, contract "
+        "value, in this order" in (legend)
     )
     assert '<span class="dot red">R</span>red' in legend
     cards = re.findall(r'<ul class="sc">(.*?)</ul>', text)

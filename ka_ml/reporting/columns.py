@@ -21,6 +21,7 @@ SCORECARD: tuple[tuple[str, str], ...] = (
     ("renewal_intent", "Renewal intent"),
     ("purchase_rhythm", "Purchase rhythm"),
     ("order_value", "Order value"),
+    ("contract_value", "Contract value"),
 )
 _WINDOW_COL = re.compile(r"^p_purchase_(\d+)d$")
 

@@ -404,7 +404,9 @@ def portfolio_columns(
     out["win_back_value"] = np.where(lapsed, np.nan_to_num(back * yearly), np.nan)
     out["days_since_last_order"] = X["recency_days"].to_numpy(float)
     out["last_order_date"] = out["as_of"] - pd.to_timedelta(out["days_since_last_order"], unit="D")
-    card = scorecard(X.reset_index(drop=True), history.surveys, as_of, cfg.scorecard)
+    card = scorecard(
+        X.reset_index(drop=True), history.surveys, as_of, cfg.scorecard, history.contracts
+    )
     for c in card.columns:
         out[c] = card[c].to_numpy()
     return out
