@@ -268,7 +268,7 @@ def test_a_yearly_survey_filling_in_raises_no_banner_but_is_recorded() -> None:
     assert entry["with_value_training"] == pytest.approx(0.03, abs=0.01)
     assert entry["with_value_now"] == pytest.approx(0.30, abs=0.04)
     assert "now has a value for more accounts than in training" in rep["message"]
-    assert "Latest survey score minus the previous one" in rep["message"]
+    assert "Latest survey score minus the previous answer of the same kind" in rep["message"]
     # a broken export filling the gaps with zeros is a change of values: still the banner
     zeros = autumn.assign(survey_score_change=autumn["survey_score_change"].fillna(0.0))
     broken = drift_report(profile, zeros, MonitoringConfig())
