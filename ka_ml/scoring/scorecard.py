@@ -32,6 +32,10 @@ MEASURES: tuple[str, ...] = (
     "contract_value",
 )
 LEVELS = np.array(["green", "yellow", "red"], dtype=object)
+# a term replaced by a renewal ends at most this many days before the new term starts (a
+# lapse the renewal closed) or after it (an overlap while both were signed); an earlier
+# contract running on beyond that is an add-on beside the renewal, not the term it replaced
+RENEWAL_LAPSE_DAYS, RENEWAL_OVERLAP_DAYS = 60, 30
 
 
 def _lights(red: np.ndarray, yellow: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -122,9 +126,9 @@ def renewals(
 ) -> pd.DataFrame:
     """Per account, its latest renewal known at ``as_of`` (started, or signed, before it;
     started within ``max_age_days``): the value of the contracts starting on the latest
-    start day (``new``) against that of the earlier contracts ending within 60 days before
-    to 30 days after it (``old``: the terms it replaced; an add-on running on is no term
-    replaced), and that ``start``. Columns ``new``, ``old``, ``start``; no row where either
+    start day (``new``) against that of the earlier contracts ending within
+    ``RENEWAL_LAPSE_DAYS`` before to ``RENEWAL_OVERLAP_DAYS`` after it (``old``: the terms it
+    replaced; an add-on running on is no term replaced), and that ``start``. Columns ``new``, ``old``, ``start``; no row where either
     value is unknown or not positive."""
     empty = pd.DataFrame(columns=["new", "old", "start"])
     if contracts is None or contracts.empty or "value" not in contracts:
@@ -144,7 +148,8 @@ def renewals(
     recent = as_of - c["_latest"] <= pd.Timedelta(days=max_age_days)
     new = c[recent & (c["_start"] == c["_latest"])].groupby("account_id")["_value"].sum(min_count=1)
     lag = (c["_end"] - c["_latest"]).dt.days
-    replaced = recent & (c["_start"] < c["_latest"]) & lag.between(-60, 30)
+    replaced = recent & (c["_start"] < c["_latest"])
+    replaced &= lag.between(-RENEWAL_LAPSE_DAYS, RENEWAL_OVERLAP_DAYS)
     old = c[replaced].groupby("account_id")["_value"].sum(min_count=1)
     out = pd.DataFrame({"new": new, "old": old, "start": latest.reindex(new.index)}).dropna()
     return out[(out["new"] > 0) & (out["old"] > 0)]
