@@ -53,10 +53,10 @@ ACTIVE_WEEKS = 26  # usage activity: share of the last 26 weeks with any usage
 CHANGE_CLIP = (-1.0, 5.0)  # relative changes are clipped to [-100%, +500%]
 ABC_CATEGORIES: tuple[str, ...] = ("A", "B", "C")
 CATEGORICAL_FROM_ACCOUNTS: tuple[str, ...] = ("industry", "region")
-# units said with a sign ("rose 12%", "up 3 points"), and the factor of the digits said
 # a ratio to the usual below this is plainly within it ("No order for 20 days, 0.3 times
 # the typical gap"): said with "(raises risk)" it reads as a mistake
 RATIO_WELL_WITHIN = 0.5
+# units said with a sign ("rose 12%", "up 3 points"), and the factor of the digits said
 _SIGNED_UNITS: dict[str, float] = {
     "change": 100.0,
     "slope": 100.0,
