@@ -121,6 +121,11 @@ def order_value(X: pd.DataFrame, cfg: ScorecardConfig) -> tuple[np.ndarray, np.n
     return _lights(red, yellow, known), np.asarray(text, dtype=object)
 
 
+def _per_account(ids: pd.Series, table: pd.DataFrame, col: str) -> np.ndarray:
+    """``table[col]`` (indexed by account id) for each of ``ids``, NaN where absent."""
+    return ids.map(table[col]).to_numpy(float) if len(table) else np.full(len(ids), np.nan)
+
+
 def renewals(
     contracts: pd.DataFrame | None, as_of: pd.Timestamp, max_age_days: int
 ) -> pd.DataFrame:
@@ -166,8 +171,7 @@ def contract_value(
     86 account-weeks after it, the order-value measure blind to one invoice a year."""
     ren = renewals(contracts, as_of, cfg.contract_value_max_age_days)
     ids = X["account_id"].astype(str)
-    new = ids.map(ren["new"]).to_numpy(float) if len(ren) else np.full(len(X), np.nan)
-    old = ids.map(ren["old"]).to_numpy(float) if len(ren) else np.full(len(X), np.nan)
+    new, old = _per_account(ids, ren, "new"), _per_account(ids, ren, "old")
     start = pd.to_datetime(ids.map(ren["start"])) if len(ren) else pd.Series(pd.NaT, index=X.index)
     ratio = np.round(new / old, 2)  # as said: "at 60%" is not below 60%
     known = np.isfinite(ratio)
@@ -223,9 +227,8 @@ def renewal_intent(
 ) -> tuple[np.ndarray, np.ndarray]:
     ans = latest_answers(surveys, cfg.renewal_intent_kinds, as_of, cfg.intent_max_age_days)
     ids = X["account_id"].astype(str)
-    last = ids.map(ans["last"]).to_numpy(float) if len(ans) else np.full(len(X), np.nan)
-    prev = ids.map(ans["previous"]).to_numpy(float) if len(ans) else np.full(len(X), np.nan)
-    age = ids.map(ans["age_days"]).to_numpy(float) if len(ans) else np.full(len(X), np.nan)
+    last, prev = _per_account(ids, ans, "last"), _per_account(ids, ans, "previous")
+    age = _per_account(ids, ans, "age_days")
     known = np.isfinite(last)
     red, yellow = last <= cfg.intent_red, last <= cfg.intent_yellow
     text = [
