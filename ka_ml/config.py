@@ -247,6 +247,14 @@ class PortfolioConfig(_Strict):
         "portfolio revenue share of the cut between the two tiers (pareto: of the cumulative "
         "share, share rule: of its own share); 0 = no hysteresis",
     )
+    tier_a_note_share: float | None = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="pareto rule: the report notes when tier A holds more than this share of "
+        "the active and new accounts (revenue spread evenly makes most accounts key accounts), "
+        "with how many a lower pareto_a would keep; null: no note",
+    )
     concentration: Literal["industry_share", "industry_hhi"] = "industry_share"
     dependency_alert: float = 0.4
 

@@ -1133,3 +1133,34 @@ def test_the_largest_account_is_named_whatever_its_dependency_index() -> None:
     assert s["largest_account"]["revenue_share"] == pytest.approx(0.188)
     assert portfolio_summary(df.assign(revenue_share=0.0))["largest_account"] is None
     assert "makes 18.8% of revenue" in render_report(df, make_run())
+
+
+def test_a_tier_a_holding_most_accounts_is_noted_with_what_a_lower_cut_would_keep() -> None:
+    """A food wholesaler's flat revenue put 545 of 1,116 accounts in tier A, a software
+    vendor's 213 of 541 for five managers: every red one read 'Dedicated team: escalate
+    now'. The report says so, and how many a cut at half the revenue would keep."""
+    n = 10
+    df = pd.DataFrame(
+        {
+            "account_id": pd.Series([f"K{i}" for i in range(n)], dtype="str"),
+            "health": pd.Series(["green"] * n, dtype="str"),
+            "abc_tier": pd.Categorical(["A"] * 7 + ["B", "B", "C"], categories=["A", "B", "C"]),
+            "revenue_365d": [100.0] * n,
+            "revenue_share": [0.1] * n,  # flat: each a tenth
+            "lifecycle": "active",
+        }
+    )
+    df.attrs["tier_a_rule"] = {"pareto_a": 0.8, "note_share": 0.3}
+    note = portfolio_summary(df)["tier_a_note"]
+    assert note == {"accounts": 7, "of": 10, "pareto_a": 0.8, "at": 0.5, "at_accounts": 5}
+    html = render_report(df, make_run())
+    assert (
+        "Tier A holds 7 of these 10 accounts: revenue is spread evenly, so the accounts making "
+        "the first 80% of it are most of them; a cut at 50%"
+    ) in html
+    assert "would keep 5 in A" in html
+    few = df.assign(abc_tier=pd.Categorical(["A"] * 3 + ["B"] * 7, categories=["A", "B", "C"]))
+    few.attrs["tier_a_rule"] = df.attrs["tier_a_rule"]
+    assert portfolio_summary(few)["tier_a_note"] is None
+    df.attrs["tier_a_rule"] = None  # the share rule, or the note off
+    assert portfolio_summary(df)["tier_a_note"] is None

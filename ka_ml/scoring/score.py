@@ -225,8 +225,15 @@ def run_facts(score_history: pd.DataFrame | None, as_of: pd.Timestamp, cfg: Conf
         else pd.Series(dtype="datetime64[us]")
     )
     earlier = earlier[earlier < as_of]
+    pf = cfg.portfolio
     return {
-        "dependency_alert_level": float(cfg.portfolio.dependency_alert),
+        "dependency_alert_level": float(pf.dependency_alert),
+        # the pareto cut and when a wide tier A is noted (None: not the pareto rule, or off)
+        "tier_a_rule": (
+            {"pareto_a": float(pf.pareto_a), "note_share": float(pf.tier_a_note_share)}
+            if pf.abc_method == "pareto" and pf.tier_a_note_share is not None
+            else None
+        ),
         "last_run_as_of": str(earlier.max().date()) if len(earlier) else None,
         "previous_run_max_days": int(cfg.scoring.previous_run_max_days),
     }
