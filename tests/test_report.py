@@ -1155,8 +1155,8 @@ def test_a_tier_a_holding_most_accounts_is_noted_with_what_a_lower_cut_would_kee
     assert note == {"accounts": 7, "of": 10, "pareto_a": 0.8, "at": 0.5, "at_accounts": 5}
     html = render_report(df, make_run())
     assert (
-        "Tier A holds 7 of these 10 accounts: revenue is spread evenly, so the accounts making "
-        "the first 80% of it are most of them; a cut at 50%"
+        "Tier A holds 7 of these 10 accounts (70%): revenue is spread evenly, so it takes many "
+        "accounts to make the first 80% of it; a cut at 50%"
     ) in html
     assert "would keep 5 in A" in html
     few = df.assign(abc_tier=pd.Categorical(["A"] * 3 + ["B"] * 7, categories=["A", "B", "C"]))
