@@ -921,3 +921,48 @@ def test_a_silence_within_the_accounts_own_cycle_never_reads_as_raising_the_risk
     fine = top_reasons(SimpleNamespace(features_=feats), X, contributions=turned)  # type: ignore[arg-type]
     assert fine.loc[0, "reason_1"].startswith("No order for 1 day")
     assert fine.loc[1, "reason_1"].startswith("No order for 190 days")
+
+
+def test_the_reasons_say_which_survey_a_score_came_from() -> None:
+    """A software vendor's managers read "Latest survey score 2.5, down 2.5 points" with
+    NPS and renewal intent in one table: which survey? Now "Latest renewal intent score
+    2.5, down 2.5 points"; a table without kinds keeps "survey"."""
+    from ka_ml.scoring.explain import name_survey_kinds, survey_kind_label
+
+    assert survey_kind_label("nps") == "NPS" and survey_kind_label("CSAT") == "CSAT"
+    assert survey_kind_label("Renewal_Intent") == "renewal intent"
+    as_of = pd.Timestamp("2026-09-14")
+    surveys = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "B", "C"],
+            "date": pd.to_datetime(["2026-03-04", "2026-08-15", "2026-09-09", "2026-09-20"]),
+            "score": [6.0, 2.5, 5.0, 1.0],
+            "kind": ["nps", "renewal_intent", "nps", "nps"],  # C's answer is after the as-of
+        }
+    )
+    out = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "reason_1": [
+                "Latest survey score 2.5, down 2.5 points (raises risk)",
+                "Survey score down 2 points since the previous answer to the same survey (raises risk)",
+                "Latest survey score 1 (raises risk)",
+            ],
+            "reason_2": ["No order for 40 days (raises risk)", "", ""],
+            "changes": [
+                "Risk up 3 pts since last week; biggest mover: survey (+3 pts): Latest survey score 2.5.",
+                "",
+                "",
+            ],
+        }
+    )
+    got = name_survey_kinds(out.copy(), surveys, as_of)
+    assert (
+        got.loc[0, "reason_1"] == "Latest renewal intent score 2.5, down 2.5 points (raises risk)"
+    )
+    assert got.loc[0, "changes"].endswith("survey (+3 pts): Latest renewal intent score 2.5.")
+    assert got.loc[1, "reason_1"].startswith("NPS score down 2 points since the previous answer")
+    assert got.loc[2, "reason_1"] == "Latest survey score 1 (raises risk)"  # none known yet
+    assert got.loc[0, "reason_2"] == "No order for 40 days (raises risk)"
+    plain = name_survey_kinds(out.copy(), surveys.drop(columns="kind"), as_of)
+    pd.testing.assert_frame_equal(plain, out)

@@ -664,3 +664,59 @@ def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> p
             col = f"{key}{f}"
             out[col] = pd.Series(cols[f][:, k], index=out.index).astype(scores[col].dtype)
     return out
+
+
+SURVEY_WORDS = ("Latest survey score", "Survey score")
+
+
+def survey_kind_label(kind: str) -> str:
+    """A survey kind as a manager reads it: 'nps' -> 'NPS', 'renewal_intent' -> 'renewal
+    intent'."""
+    k = str(kind).strip()
+    return k.upper() if len(k) <= 4 and k.isalpha() else k.replace("_", " ").lower()
+
+
+def latest_survey_kinds(surveys: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.Series:
+    """Per account the kind of its latest answer before ``as_of`` (where kinds met on that
+    day, the last by name, as ``survey_score_change`` takes it); empty without kinds."""
+    if surveys is None or surveys.empty or "kind" not in surveys:
+        return pd.Series(dtype=object)
+    day = pd.to_datetime(surveys["date"])
+    kind = surveys["kind"].astype("string").str.strip().str.lower()
+    s = pd.DataFrame({"account_id": surveys["account_id"].astype(str), "day": day, "kind": kind})[
+        (day < as_of) & kind.notna() & surveys["score"].notna()
+    ]
+    if s.empty:
+        return pd.Series(dtype=object)
+    return s.sort_values(["account_id", "day", "kind"]).groupby("account_id")["kind"].last()
+
+
+def name_survey_kinds(
+    out: pd.DataFrame, surveys: pd.DataFrame | None, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """The reasons and the weekly change say which survey a score came from: "Latest NPS
+    score 5", "Latest renewal intent score 2.5, down 2.5 points" (a software vendor's
+    managers read "Latest survey score 2.5" with NPS and renewal intent in one table, and
+    could not tell which). Unchanged where the table has no kinds."""
+    kinds = latest_survey_kinds(surveys, as_of)
+    if kinds.empty:
+        return out
+    label = out["account_id"].astype(str).map(kinds).map(survey_kind_label, na_action="ignore")
+    has = label.notna().to_numpy()
+    if not has.any():
+        return out
+    cols = [c for c in out.columns if re.fullmatch(r"reason_\d+", c)] + (
+        ["changes"] if "changes" in out else []
+    )
+    for col in cols:
+        text = np.array(out[col].astype(object).to_numpy(), dtype=object, copy=True)
+        for i in np.flatnonzero(has):
+            t = text[i]
+            if isinstance(t, str) and "urvey score" in t:
+                t = t.replace(SURVEY_WORDS[0], f"Latest {label.iloc[i]} score")
+                t = t.replace(
+                    SURVEY_WORDS[1], f"{label.iloc[i][:1].upper()}{label.iloc[i][1:]} score"
+                )
+                text[i] = t
+        out[col] = pd.Series(text, index=out.index).astype(out[col].dtype)
+    return out

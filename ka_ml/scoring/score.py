@@ -24,6 +24,7 @@ from ka_ml.features.portfolio import sticky_tiers, tier_position
 from ka_ml.scoring.explain import (
     changes_since,
     lead_flagged_with_what_raised,
+    name_survey_kinds,
     probability_contributions,
     top_reasons,
 )
@@ -409,6 +410,7 @@ def portfolio_columns(
     else:
         yearly = np.clip(np.nan_to_num(revenue), 0, None)
     out["win_back_value"] = np.where(lapsed, np.nan_to_num(back * yearly), np.nan)
+    out = name_survey_kinds(out, history.surveys, as_of)
     out["days_since_last_order"] = X["recency_days"].to_numpy(float)
     out["last_order_date"] = out["as_of"] - pd.to_timedelta(out["days_since_last_order"], unit="D")
     card = scorecard(
