@@ -708,15 +708,18 @@ def name_survey_kinds(
     cols = [c for c in out.columns if re.fullmatch(r"reason_\d+", c)] + (
         ["changes"] if "changes" in out else []
     )
-    for col in cols:
-        text = np.array(out[col].astype(object).to_numpy(), dtype=object, copy=True)
-        for i in np.flatnonzero(has):
-            t = text[i]
-            if isinstance(t, str) and "urvey score" in t:
-                t = t.replace(SURVEY_WORDS[0], f"Latest {label.iloc[i]} score")
-                t = t.replace(
-                    SURVEY_WORDS[1], f"{label.iloc[i][:1].upper()}{label.iloc[i][1:]} score"
-                )
-                text[i] = t
-        out[col] = pd.Series(text, index=out.index).astype(out[col].dtype)
+    for col in cols:  # one pass per kind (a handful), not per account
+        text = out[col].astype("string")
+        said = text.str.contains("urvey score", regex=False).fillna(False).to_numpy()
+        for name in label[has].unique():
+            rows = said & label.eq(name).fillna(False).to_numpy(dtype=bool)
+            if not rows.any():
+                continue
+            upper = f"{name[:1].upper()}{name[1:]}"
+            text[rows] = (
+                text[rows]
+                .str.replace(SURVEY_WORDS[0], f"Latest {name} score", regex=False)
+                .str.replace(SURVEY_WORDS[1], f"{upper} score", regex=False)
+            )
+        out[col] = text.astype(out[col].dtype)
     return out
