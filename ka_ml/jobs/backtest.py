@@ -147,8 +147,8 @@ def pauses_caution(scores: pd.DataFrame, client: Any, cfg: Config) -> str:
         f"of the account-snapshots labelled churn (no order within {cfg.labels.horizon_days} "
         f"days) ordered again {within}: these figures say how well a "
         f"{cfg.labels.horizon_days}-day silence was foreseen, not how many customers were "
-        "lost (train's 'pauses' caution; health.rhythm_quiet_min and "
-        "health.seen_before_max_light keep rhythm buyers out of red)"
+        "lost (train's 'pauses' caution; health.rhythm_quiet_min, health.quiet_spells_min "
+        "and health.seen_before_max_light keep rhythm buyers out of red)"
     )
 
 

@@ -212,8 +212,9 @@ def cautions(
             "customers are not lost, judge churn by contracts "
             "(labels.churn_definition), over a longer horizon (labels.horizon_days), or keep "
             "buyers quiet by their own rhythm out of red (health.rhythm_quiet_min; "
-            "health.seen_before_max_light for those that came back from such silences "
-            "before; mlflow.max_label_return_share)"
+            "health.quiet_spells_min for those that went this long without an order and came "
+            "back twice or more; health.seen_before_max_light for those that came back from "
+            "such silences before; mlflow.max_label_return_share)"
         )
     h = cfg.health
     top = lights.get("lit_max_probability", float("nan"))
