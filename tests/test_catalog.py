@@ -226,3 +226,16 @@ def test_only_signed_changes_and_counts_at_zero_read_backwards() -> None:
     tickets = get("tickets_90d")  # no one way: an account that never asks may be gone
     assert not tickets.reads_backwards(np.array([0.0]), np.array([True])).any()
     assert not get("survey_score_last").reads_backwards(np.array([10.0]), np.array([True])).any()
+
+
+def test_long_durations_are_said_in_years() -> None:
+    """Read on a demo report: "Customer for 3,981 days", "2 orders in 3981 days: too little
+    history to judge". From two years on a duration is said in years."""
+    from ka_ml.features.catalog import n_days
+
+    assert n_days(1) == "1 day" and n_days(729) == "729 days"
+    assert n_days(730) == "2.0 years" and n_days(3981) == "10.9 years"
+    assert get("tenure_days").describe(3981.0) == "Customer for 10.9 years"
+    assert get("contract_days_to_end").format(-775.0) == "lapsed 2.1 years ago"
+    assert get("contract_days_to_end").format(1095.0) == "ends in 3.0 years"
+    assert get("recency_days").format(45.0) == "45 days"

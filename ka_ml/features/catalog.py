@@ -72,12 +72,20 @@ def plural(n: float, word: str) -> str:
     return word if abs(n) == 1 else word + "s"
 
 
+# from this many days on a duration is said in years ("Customer for 3,981 days" and "2
+# orders in 3981 days" were read on a demo report: "10.9 years" is what a manager says)
+YEARS_FROM_DAYS = 730
+
+
 def n_days(n: float) -> str:
-    """'1 day', '14 days': a number of days in words, rounded to whole days ('1 days since
-    the last order' was read on an account card)."""
+    """'1 day', '14 days', '2.1 years': a duration in words, rounded to whole days ('1
+    days since the last order' was read on an account card), in years with one decimal
+    from ``YEARS_FROM_DAYS`` days."""
     if not math.isfinite(n):
         return f"{n:.0f} days"
     whole = round(n)
+    if abs(whole) >= YEARS_FROM_DAYS:
+        return f"{abs(whole) / 365.25:.1f} years"
     return f"{whole:.0f} {plural(whole, 'day')}"
 
 
@@ -95,15 +103,14 @@ def format_value(unit: Unit, value: object, currency: str = "") -> str:
         return str(value)
     v = float(value)  # type: ignore[arg-type]
     if unit == "days":
-        n = round(v)
-        return f"{n:,} {plural(n, 'day')}"
+        return n_days(v)
     if unit == "days_until":
         n = round(v)
         if n > 0:
-            return f"ends in {n:,} {plural(n, 'day')}"
+            return f"ends in {n_days(n)}"
         if n == 0:
             return "ends today"
-        return f"lapsed {-n:,} {plural(n, 'day')} ago"
+        return f"lapsed {n_days(-n)} ago"
     if unit == "count":
         return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
     if unit == "count_change":
