@@ -218,33 +218,47 @@ def _judges_values(profile: Mapping[str, Any]) -> bool:
     return int(profile.get("version", 1)) >= 2
 
 
-def feature_psi(profile: Mapping[str, Any], X: pd.DataFrame, eps: float = EPS) -> dict[str, float]:
-    """The judged PSI (:func:`judged_psi`) of every profiled feature present in ``X``,
-    largest first; a version-1 profile (a champion trained before features filling in were
-    judged on their values) keeps the PSI over every bin, which its ``natural_psi`` measured."""
-    judge = judged_psi if _judges_values(profile) else psi
-    out = {
-        name: judge(entry["proportions"], bin_counts(entry, X[name]), eps)
+def feature_counts(profile: Mapping[str, Any], X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each profiled feature present in ``X``: its counts in the profile's bins."""
+    return {
+        name: bin_counts(entry, X[name])
         for name, entry in profile["features"].items()
         if name in X.columns
+    }
+
+
+def feature_psi(
+    profile: Mapping[str, Any],
+    X: pd.DataFrame,
+    eps: float = EPS,
+    counts: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """The judged PSI (:func:`judged_psi`) of every profiled feature present in ``X``,
+    largest first; a version-1 profile (a champion trained before features filling in were
+    judged on their values) keeps the PSI over every bin, which its ``natural_psi`` measured.
+    ``counts``: :func:`feature_counts` of ``X`` when the caller has them."""
+    judge = judged_psi if _judges_values(profile) else psi
+    counts = feature_counts(profile, X) if counts is None else counts
+    out = {
+        name: judge(profile["features"][name]["proportions"], actual, eps)
+        for name, actual in counts.items()
     }
     return dict(sorted(out.items(), key=lambda kv: -np.nan_to_num(kv[1], nan=-1.0)))
 
 
 def filled_in(
-    profile: Mapping[str, Any], X: pd.DataFrame, cfg: MonitoringConfig
+    profile: Mapping[str, Any], counts: Mapping[str, np.ndarray], cfg: MonitoringConfig
 ) -> list[dict[str, Any]]:
-    """Features judged on their values alone that the missing bin would have put on alert:
-    per feature the share of rows with a value in training and now, and the PSI over every
-    bin. For the record and the data scientist; never a banner."""
+    """Features judged on their values alone that the missing bin would have put on alert
+    (``counts``: :func:`feature_counts` of this week's rows): per feature the share of rows
+    with a value in training and now, and the PSI over every bin. For the record and the
+    data scientist; never a banner."""
     if not _judges_values(profile):
         return []
     alert_at = alert_levels(profile, cfg)
     out: list[dict[str, Any]] = []
-    for name, entry in profile["features"].items():
-        if name not in X.columns:
-            continue
-        expected, actual = entry["proportions"], bin_counts(entry, X[name])
+    for name, actual in counts.items():
+        expected = profile["features"][name]["proportions"]
         before, now = missing_share(expected), missing_share(actual)
         if not now < before:
             continue
@@ -311,11 +325,12 @@ def drift_report(
             thresholds,
             current_rows=len(X),
         )
-    values = feature_psi(profile, X)
+    counts = feature_counts(profile, X)  # once: the PSI and the filled-in check share them
+    values = feature_psi(profile, X, counts=counts)
     listed = shifted_features(profile, values, cfg)
     alerts = [f for f in listed if f["level"] == "alert"]
     banner = len(alerts) >= cfg.min_features_alerting
-    filled = filled_in(profile, X, cfg)
+    filled = filled_in(profile, counts, cfg)
     return {
         "available": True,
         "banner": banner,
