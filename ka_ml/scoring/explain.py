@@ -420,16 +420,19 @@ def top_reasons(
     moved = np.sign(gsum) == np.sign(total)[:, None]
     if len(names):
         aside = static | calendar  # what never leads while behaviour carries a point
+        # Where the risk fell: only a static lead is reconsidered, the others keep their order.
+        fell = ~(total > 0)
         best = _preferred(np.where(unsaid, -1.0, strength), moved, aside, BEHAVIOURAL_POINTS)
-        lead = np.where((total > 0) | aside[every, order[:, 0]], best, order[:, 0])
-        for i in np.flatnonzero(lead != order[:, 0]):
+        lead = np.where(aside[every, order[:, 0]], best, order[:, 0])
+        for i in np.flatnonzero(fell & (lead != order[:, 0])):
             row = order[i]
             j = int(np.flatnonzero(row == lead[i])[0])
             order[i] = np.r_[row[j], row[:j], row[j + 1 :]]
-        # An account riskier than the reference reads the rest in the same order: what it
-        # does that raises the risk, then who it is ("No contract on record", on every red
-        # of the demo, second of three after the lead), then what lowers it; each by size.
-        risen = np.flatnonzero(total > 0)
+        # An account riskier than the reference reads every reason in the same order, the
+        # lead included: what it does that raises the risk, then who it is ("No contract on
+        # record", on every red of the demo, second of three after the lead), then what
+        # lowers it; each by size.
+        risen = np.flatnonzero(~fell)
         if len(risen):
             counts = (strength[risen] >= BEHAVIOURAL_POINTS) & ~unsaid[risen]
             up, side = moved[risen], aside[risen]
