@@ -94,10 +94,13 @@ def resolve_address(
     sent. The accounts without an owner go to ``recipients[unassigned_label]``, else
     ``default_recipient``.
     """
-    return _resolve(own_addresses(owner, delivery, given), delivery.default_recipient)
+    return first_real_address(own_addresses(owner, delivery, given), delivery.default_recipient)
 
 
-def _resolve(own: Sequence[str], default: str | None) -> str | None:
+def first_real_address(own: Sequence[str], default: str | None) -> str | None:
+    """The first of ``own`` that is not a placeholder; else ``default`` when real; else the
+    placeholder (or ``default``). The one choice behind :func:`resolve_address`, the
+    digests and ``validate``'s warnings."""
     real = [a for a in own if not is_placeholder(a)]
     if real:
         return real[0]
@@ -168,7 +171,7 @@ def owner_address_warnings(accounts: pd.DataFrame, delivery: DeliveryConfig) -> 
         if not str(owner):
             continue
         own = own_addresses(str(owner), delivery, owner_address(rows))
-        address = _resolve(own, delivery.default_recipient)
+        address = first_real_address(own, delivery.default_recipient)
         mine = any(not is_placeholder(a) for a in own)
         found[address_status(address, mine)][str(owner)] = address or ""
     return address_warnings(found["placeholder"], found["default"])

@@ -43,8 +43,8 @@ from ka_ml.config import DeliveryConfig
 from ka_ml.delivery.addresses import (
     ADDRESS_FIX,
     PLACEHOLDERS_TEXT,
-    _resolve,
     address_warnings,
+    first_real_address,
     is_placeholder,
     listed_names,
     own_addresses,
@@ -680,7 +680,7 @@ def _owner_digest(
         owner=name,
         label=label,
         slug=slug,
-        address=_resolve(own, delivery.default_recipient),
+        address=first_real_address(own, delivery.default_recipient),
         own_address=any(not is_placeholder(a) for a in own),
         as_of=as_of,
         account_ids=tuple(text_col(rows, "account_id").tolist()),
