@@ -717,6 +717,7 @@ def backtest(
 
     def go() -> None:
         from ka_ml.jobs.backtest import run_backtest
+        from ka_ml.reporting.console import lights_split_line, versions_lines
 
         cfg = _config(config)
         day = _parse_date(as_of, "--as-of")
@@ -759,9 +760,9 @@ def backtest(
         for key, value in figures.items():
             shown.print(f"  {key:<{width}}  {value:.3f}")
         if split := res.details.get("lights_by_churn_definition"):
-            from ka_ml.reporting.console import lights_split_line
-
             shown.print(f"  {lights_split_line(split)}", soft_wrap=True)
+        for line in versions_lines(res.details.get("by_churn_model_version") or {}):
+            shown.print(f"  {line}", soft_wrap=True)
         if pauses := res.details.get("pauses_caution"):
             shown.print(f"  [yellow]caution:[/] {pauses}", soft_wrap=True)
         colour = "red" if res.details["recommendation"]["retrain"] else "green"

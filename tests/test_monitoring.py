@@ -623,6 +623,52 @@ def test_the_lights_are_also_judged_per_churn_definition_when_a_red_list_mixes_t
     )
 
 
+def test_the_backtest_gives_each_churn_model_version_its_own_figures_on_its_own_weeks() -> None:
+    """A software vendor retraining monthly: every retrain was promoted without a comparison
+    (its champion had learnt the test origins' outcomes), so whether v5 did better than v4
+    could only be known afterwards, from the weeks each scored."""
+    from sklearn.metrics import roc_auc_score
+
+    from ka_ml.monitoring.backtest import by_model_version
+    from ka_ml.reporting.console import versions_lines
+
+    rng = np.random.default_rng(3)
+    n = 60
+    weeks = pd.to_datetime(["2026-08-03"] * n + ["2026-08-10"] * n + ["2026-09-07"] * n)
+    churn = rng.integers(0, 2, 3 * n)
+    p = np.clip(churn * 0.3 + rng.uniform(0, 0.7, 3 * n), 0, 1)
+    frame = pd.DataFrame(
+        {
+            "as_of": weeks,
+            "churn_model_version": ["9"] * (2 * n) + ["10"] * n,
+            "churn_probability": p,
+            "churn": churn,
+            "health": pd.Series(np.where(p > 0.6, "red", "green"), dtype="string"),
+        }
+    )
+    split = by_model_version(frame)
+    assert list(split) == ["9", "10"]  # by version number, not as text
+    nine = split["9"]
+    assert (nine["first_week"], nine["last_week"], nine["weeks"], nine["n"]) == (
+        "2026-08-03",
+        "2026-08-10",
+        2.0,
+        2.0 * n,
+    )
+    assert nine["roc_auc"] == pytest.approx(roc_auc_score(churn[: 2 * n], p[: 2 * n]))
+    ten = split["10"]
+    red = p[2 * n :] > 0.6
+    assert ten["red_precision"] == pytest.approx(churn[2 * n :][red].mean())
+    assert ten["base_rate"] == pytest.approx(churn[2 * n :].mean())
+    lines = versions_lines(split)
+    assert lines[1].startswith("  v9: 2 weeks (2026-08-03..2026-08-10), 120 account-weeks")
+    assert lines[2].startswith("  v10: 1 week (2026-09-07), 60 account-weeks")
+    assert f"ROC AUC {ten['roc_auc']:.3f}" in lines[2]
+    # one version scored every week: nothing to split
+    assert by_model_version(frame[frame["churn_model_version"] == "9"]) == {}
+    assert versions_lines({}) == []
+
+
 def test_train_reports_the_origins_red_precision_per_churn_definition() -> None:
     from ka_ml.training.evaluation import origin_lights
 

@@ -432,6 +432,13 @@ def test_a_model_on_newer_data_replaces_a_champion_that_saw_every_test_row() -> 
     assert d.promote and d.alias == CHAMPION
     assert "v1 (trained as of 2026-09-03) learnt outcomes up to that date, after" in d.reason
     assert "newer data (as of 2026-10-01)" in d.reason
+    # the comparison it could not make is made afterwards, on the weeks each version scored;
+    # managers' words leave the command out
+    assert d.reason.endswith("`ka-ml backtest` tells how each version did on the weeks it "
+                             "scored, once their horizon has passed")  # fmt: skip
+    from ka_ml.modeling.registry import manager_words
+
+    assert manager_words(d.reason).endswith("beyond chance")
 
 
 @pytest.mark.parametrize(

@@ -330,6 +330,13 @@ def _is_above(refusal: str) -> str:
     return re.sub(r"^(calibration error [0-9.]+) above", r"\1 is above", refusal)
 
 
+# what replaces the comparison the gate cannot make (a champion retrained within the horizon)
+AFTERWARDS = (
+    "`ka-ml backtest` tells how each version did on the weeks it scored, once their horizon "
+    "has passed"
+)
+
+
 def fresher_decision(
     champion: str,
     champion_as_of: pd.Timestamp | None,
@@ -395,7 +402,8 @@ def fresher_decision(
         True,
         CHAMPION,
         f"{seen}; {newer_note} and no baseline does better out of time beyond chance"
-        + (f"; {note}" if note else ""),
+        + (f"; {note}" if note else "")
+        + f"; {AFTERWARDS}",
     )
 
 

@@ -185,6 +185,44 @@ def lights_by_definition(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+def by_model_version(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each churn model version's figures on the weeks it scored, where the weeks were
+    scored by more than one ({} otherwise). At a monthly retraining cadence the training
+    gate cannot compare a new model with a champion trained within the horizon (its test
+    rows are in the champion's past), so whether v5 did better than v4 is only known
+    afterwards, from the weeks each scored. The weeks differ, so do their churn rates: the
+    base rate is given beside the figures."""
+    if "churn_model_version" not in frame:
+        return {}
+    versions = frame["churn_model_version"].astype("string").fillna("")
+    if versions.nunique() < 2:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    order = sorted(versions.unique(), key=lambda v: (len(v), v))  # "10" after "9"
+    for version in order:
+        part = frame[(versions == version).to_numpy()]
+        m, _ = churn_metrics(part)
+        days = pd.to_datetime(part["as_of"])
+        out[str(version)] = {
+            "first_week": str(days.min().date()),
+            "last_week": str(days.max().date()),
+            "weeks": float(days.nunique()),
+            **{
+                k: m[k]
+                for k in (
+                    "n",
+                    "base_rate",
+                    "roc_auc",
+                    "lit_roc_auc",
+                    "brier",
+                    "red_precision",
+                    "red_recall",
+                )
+            },
+        }
+    return out
+
+
 def churn_metrics(
     frame: pd.DataFrame, n_bins: int = 10, *, chance: bool = False, budget: bool = False
 ) -> tuple[dict[str, float], pd.DataFrame]:
@@ -267,11 +305,17 @@ def timing_metrics(frame: pd.DataFrame, windows: list[int]) -> dict[str, float]:
     return out
 
 
+def churn_population(frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The rows churn is judged on: every scored account, or with ``labels.at_risk_only``
+    those that could still churn (the population the model is trained on)."""
+    return frame[frame["at_risk"]] if cfg.labels.at_risk_only else frame
+
+
 def backtest_metrics(
     frame: pd.DataFrame, cfg: Config
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """(pooled metrics, reliability table, per-week table) of the joined outcomes."""
-    population = frame[frame["at_risk"]] if cfg.labels.at_risk_only else frame
+    population = churn_population(frame, cfg)
     budget = cfg.health.mode == "budget"  # threshold lights: their count is the model's say
     churn, reliability = churn_metrics(population, chance=True, budget=budget)
     timing = timing_metrics(frame, cfg.labels.purchase_windows)
@@ -509,6 +553,7 @@ def compute_backtest(
     frame = outcomes(history, scores[scores["as_of"].isin(weeks)], cfg, end)
     metrics, reliability, per_week = backtest_metrics(frame, cfg)
     by_definition = lights_by_definition(frame)
+    by_version = by_model_version(churn_population(frame, cfg))
     retrain, reasons = recommendation(metrics, cfg.monitoring)
     n = int(metrics.get("n", 0))
     if retrain:
@@ -540,6 +585,7 @@ def compute_backtest(
             "population": "at-risk accounts" if cfg.labels.at_risk_only else "all scored accounts",
             "metrics": metrics,
             "lights_by_churn_definition": by_definition,
+            "by_churn_model_version": by_version,
             "reliability": reliability.to_dict("records"),
             "per_week": per_week.to_dict("records"),
             "recommendation": {"retrain": retrain, "reasons": reasons, "message": message},

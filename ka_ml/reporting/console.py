@@ -349,6 +349,31 @@ def lights_split_line(split: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def versions_lines(split: dict[str, dict[str, Any]]) -> list[str]:
+    """The backtest's figures per churn model version (``by_churn_model_version``), a line
+    each: how every version did on the weeks it scored, the comparison the training gate
+    cannot make when a model is retrained within the horizon of its champion."""
+    if not split:
+        return []
+
+    def auc(x: float | None) -> str:
+        return f"{x:.3f}" if x is not None and np.isfinite(x) else "n/a"
+
+    lines = ["by churn model version, each on the weeks it scored (the weeks differ):"]
+    for version, m in split.items():
+        weeks = int(m.get("weeks") or 0)
+        span = m["first_week"] if weeks == 1 else f"{m['first_week']}..{m['last_week']}"
+        rate = m.get("base_rate")
+        lines.append(
+            f"  v{version}: {weeks} {'week' if weeks == 1 else 'weeks'} ({span}), "
+            f"{int(m.get('n') or 0):,} account-weeks, churn rate {_share2(rate)}; ROC AUC "
+            f"{auc(m.get('roc_auc'))}, with a light {auc(m.get('lit_roc_auc'))}; red "
+            f"precision {_share2(m.get('red_precision'))}, red recall "
+            f"{_share2(m.get('red_recall'))}"
+        )
+    return lines
+
+
 def browse(uri: str) -> str:
     """How to look at a tracking store: a server is opened in a browser; a file store with
     the MLflow UI over that very store (``make ui CONFIG=...`` does the same), from this
