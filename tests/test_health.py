@@ -122,11 +122,14 @@ def test_an_open_critical_complaint_can_be_set_to_raise_to_red() -> None:
 
     said = light_rule(cfg)
     assert said.endswith("; an account with an open critical complaint is red")
-    assert "overdue against its own purchase cycle is at least yellow" in said
+    assert "overdue against its own purchase cycle (not one a running contract judges) is at " \
+        "least yellow" in said  # fmt: skip
     assert light_rule(HealthConfig()).endswith(
-        "overdue against its own purchase cycle, or with an open critical complaint, is at "
-        "least yellow"
+        "overdue against its own purchase cycle (not one a running contract judges), or with "
+        "an open critical complaint, is at least yellow"
     )
+    under = HealthConfig(overdue_under_contract=True)
+    assert "purchase cycle, or with an open critical complaint" in light_rule(under)
     off = HealthConfig(overdue_raises=False, critical_complaint_raises=False)
     assert "overdue" not in light_rule(off) and "complaint" not in light_rule(off)
 
@@ -370,6 +373,18 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
     )  # type: ignore[arg-type]
     assert not back["light_reason"].str.contains("overdue").any()
     assert back["health"].iloc[0] == "green"
+    # an account judged by a running contract is not overdue on its orders (a software
+    # vendor's annual licence payers buying occasional services: yellow for months, while
+    # their contract ran), unless health.overdue_under_contract says so
+    under = out.assign(churn_definition=["contract", "no_order"] + ["no_order"] * (n - 2))
+    held = light_columns(under.copy(), X, SimpleNamespace(), cfg, as_of, hist)  # type: ignore[arg-type]
+    assert list(held["light_reason"].str.contains("overdue")[:3]) == [False, True, True]
+    assert held["health"][0] == "green"
+    on = cfg.model_copy(
+        update={"health": cfg.health.model_copy(update={"overdue_under_contract": True})}
+    )
+    raised = light_columns(under.copy(), X, SimpleNamespace(), on, as_of, hist)  # type: ignore[arg-type]
+    assert raised["light_reason"].str.contains("overdue")[:3].all()
 
 
 def test_a_quiet_account_is_not_lit_by_a_probability_that_restates_its_rhythm() -> None:

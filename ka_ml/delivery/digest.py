@@ -313,7 +313,7 @@ def _section_masks(rows: pd.DataFrame, rise: float) -> dict[str, pd.Series]:
         "rising": rising,
         "still_red": health.eq("red") & ~turned_red & ~back_red & ~rising,
         # green last week, yellow now: the early warning a manager had never been sent (a
-        # tier-A account silent under contract turned yellow as overdue, in no digest)
+        # tier-A account silent for weeks turned yellow as overdue, in no digest)
         "turned_yellow": health.eq("yellow") & text_col(rows, "health_prev").eq("green") & ~rising,
         "left_red_not_lower": left_red & ~fell,
         "improved": left_red & fell,

@@ -101,7 +101,9 @@ def budget_rank(metric: np.ndarray, eligible: np.ndarray) -> np.ndarray:
 
 def _overrides_said(cfg: HealthConfig) -> str:
     """The overrides that are on, in words, for :func:`light_rule`."""
-    overdue = "an account overdue against its own purchase cycle"
+    overdue = "an account overdue against its own purchase cycle" + (
+        "" if cfg.overdue_under_contract else " (not one a running contract judges)"
+    )
     complaint = "an account with an open critical complaint"
     if not cfg.critical_complaint_raises:
         return f"; {overdue} is at least yellow" if cfg.overdue_raises else ""

@@ -464,6 +464,9 @@ def light_columns(
     rank = "revenue_at_risk" if cfg.health.rank_by == "revenue_at_risk" else "churn_probability"
     chance = float_column(X, "rhythm_quiet_chance")
     by_orders = out["churn_definition"].to_numpy(dtype=object) == "no_order"
+    # an account judged by its running contract is not overdue on its orders: they bill, the
+    # contract's lapse is the risk (health.overdue_under_contract)
+    overdue = (overdue_hist | overdue_first) & (by_orders | cfg.health.overdue_under_contract)
     p = out["churn_probability"].to_numpy(float)
     season = float_column(X, "season_quiet_chance")
     quiet = rhythm_quiet(
@@ -483,7 +486,7 @@ def light_columns(
         p,
         prev_light,
         cfg.health,
-        overdue=overdue_hist | overdue_first,
+        overdue=overdue,
         critical_complaint=critical,
         basket_drop=basket,
         basket_why=basket_why,
