@@ -535,6 +535,25 @@ def test_a_zero_renewal_intent_stored_as_minus_zero_reads_zero() -> None:
     assert got["scorecard_renewal_intent_detail"].iloc[0].startswith("renewal intent 0/10,")
 
 
+def test_the_scorecard_reads_survey_kinds_as_the_features_and_reasons_do() -> None:
+    """A padded " Renewal_Intent" cell is the features' and the reasons' kind
+    "renewal_intent"; the scorecard lowercased it without trimming and left it out."""
+    from ka_ml.data.history import survey_kinds
+
+    X = features(recency_days=[1.0, 1.0], gap_median_days=[1.0, 1.0])
+    surveys = pd.DataFrame(
+        {
+            "account_id": ["X0", "X1"],
+            "date": pd.to_datetime(["2026-05-31", "2026-05-30"]),
+            "score": [2.0, 9.0],
+            "kind": [" Renewal_Intent ", "renewal_intent"],
+        }
+    )
+    got = scorecard(X, surveys, AS_OF, ScorecardConfig())
+    assert got["scorecard_renewal_intent"].tolist() == ["red", "green"]
+    assert survey_kinds(pd.Series([" NPS", None, "nps "])).tolist() == ["nps", pd.NA, "nps"]
+
+
 def test_the_accounts_that_stopped_ordering_are_silent_past_the_horizon_and_their_rhythm() -> None:
     from ka_ml.config import Config
     from ka_ml.scoring.lifecycle import stopped_ordering

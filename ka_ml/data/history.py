@@ -31,6 +31,13 @@ def is_purchase(amount: Amounts) -> Amounts:
     return ~(amount < 0)
 
 
+def survey_kinds(kind: pd.Series) -> pd.Series:
+    """A survey's ``kind`` as every part compares it: case-blind, without surrounding
+    blanks (" NPS" and "nps" are one kind), missing stays missing. The features, the reasons
+    and the scorecard each read it; one spelling rule keeps them on the same answers."""
+    return kind.astype("string").str.strip().str.lower()
+
+
 def known_dates(table: str, frame: pd.DataFrame) -> pd.Series:
     """The day each row of ``table`` is known from, for the half-open as-of rule: its event
     date (:data:`~ka_ml.data.schema.EVENT_DATE`); for a contract with a ``signed_date``,

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ka_ml.data.history import History, is_purchase, known_dates
+from ka_ml.data.history import History, is_purchase, known_dates, survey_kinds
 
 NO_DATE = np.int64(2**40)  # "never": later than any as-of
 Arrays = dict[str, np.ndarray]
@@ -253,7 +253,7 @@ def _encode_surveys(s: pd.DataFrame, ids: np.ndarray) -> Arrays:
         "score": s["score"].to_numpy(dtype="float64", na_value=np.nan),
     }
     if "kind" in s.columns:  # codes of the kinds in sorted order (case-blind; none: -1)
-        kinds = s["kind"].astype("string").str.strip().str.lower()
+        kinds = survey_kinds(s["kind"])
         arr["kind"] = pd.Categorical(
             kinds, categories=sorted(kinds.dropna().unique())
         ).codes.astype(np.int64)

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import Config
+from ka_ml.data.history import survey_kinds
 from ka_ml.features import catalog
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.scoring.lifecycle import bought_since_contract_end, float_column, lifecycle_states
@@ -685,7 +686,7 @@ def latest_survey_kinds(surveys: pd.DataFrame | None, as_of: pd.Timestamp) -> pd
     if surveys is None or surveys.empty or "kind" not in surveys:
         return pd.Series(dtype=object)
     day = pd.to_datetime(surveys["date"])
-    kind = surveys["kind"].astype("string").str.strip().str.lower()
+    kind = survey_kinds(surveys["kind"])
     s = pd.DataFrame({"account_id": surveys["account_id"].astype(str), "day": day, "kind": kind})[
         (day < as_of) & kind.notna() & surveys["score"].notna()
     ]

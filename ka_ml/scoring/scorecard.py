@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import ScorecardConfig
-from ka_ml.data.history import known_dates
+from ka_ml.data.history import known_dates, survey_kinds
 from ka_ml.features.catalog import n_days
 from ka_ml.scoring.lifecycle import float_column
 
@@ -198,8 +198,8 @@ def latest_answers(
     empty = pd.DataFrame(columns=["last", "previous", "age_days"], dtype=float)
     if surveys is None or surveys.empty or "kind" not in surveys:
         return empty
-    wanted = {k.lower() for k in kinds}
-    s = surveys[surveys["kind"].astype("string").str.lower().isin(wanted).fillna(False)]
+    wanted = {k.strip().lower() for k in kinds}
+    s = surveys[survey_kinds(surveys["kind"]).isin(wanted).fillna(False)]
     day = pd.to_datetime(s["date"])
     s = s[(day < as_of) & (day >= as_of - pd.Timedelta(days=max_age_days))]
     if s.empty:
