@@ -302,6 +302,11 @@ def validate(
             # accounts once: its rows are the accounts (one row per id, checked)
             derived = " (no accounts table: derived from the ids in the data)"
             note = derived if t == "accounts" and h.accounts_derived else ""
+            if t == "accounts" and (merged := h.accounts_merged):
+                note = (
+                    f" (and {merged:,} merged into others: their rows count as the account "
+                    "they went into)"
+                )
             out.print(f"  {t:<10} {n:>9,} rows{note}", soft_wrap=True)
         out.print(f"  orders from {s['first_order']} to {s['last_order']}")
         out.print(f"  fingerprint {s['fingerprint']}")

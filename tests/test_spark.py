@@ -414,6 +414,38 @@ def test_spark_warns_like_the_loader_and_drops_negative_usage_counts(
 
 
 @apply(needs_spark)
+def test_spark_rolls_merged_accounts_up_as_the_loader_does(spark: Any, tmp_path: Path) -> None:
+    from ka_ml.config import DataConfig
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark import features as on_spark
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "accounts.csv").write_text(
+        "account_id,parent\np1,\nC1,P1\nC2,c1\nX1,\nZ1,NOPE\n"  # C2 -> C1 -> P1 (case folded)
+    )
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount\nP1,2025-01-10,100\nC1,2024-03-01,50\n"
+        "C2,2024-09-01,60\nX1,2025-02-01,10\nZ1,2025-02-02,5\n"
+    )
+    cfg = DataConfig(account_id_case="upper", columns={"accounts": {"merged_into": "parent"}})
+    local = load_history(tmp_path, cfg)
+    sh = read_history(spark, str(tmp_path), cfg)
+    assert sorted(local.accounts["account_id"]) == ["P1", "X1", "Z1"]
+    assert sorted(sh.table("accounts").toPandas()["account_id"]) == ["P1", "X1", "Z1"]
+    assert sh.accounts_merged == local.accounts_merged == 2
+
+    def heads(warnings: tuple[str, ...]) -> set[str]:
+        return {w.split(" Examples:")[0] for w in warnings}
+
+    assert any("not in the accounts table: kept as their own" in w for w in sh.warnings)
+    assert heads(sh.warnings) == heads(local.warnings)
+    as_of = pd.Timestamp("2025-03-01")
+    got = on_spark.build_features(sh, as_of, Config(data=cfg))
+    same(got, build_features(local, as_of, Config(data=cfg)))
+    assert got.set_index("account_id")["spend_lifetime"]["P1"] == 210.0
+
+
+@apply(needs_spark)
 def test_spark_refuses_what_the_loader_refuses_survey_scale_and_unknown_severities(
     spark: Any, tmp_path: Path
 ) -> None:

@@ -57,6 +57,7 @@ SCHEMA: dict[str, TableSpec] = {
             Column("created_at", "date"),
             Column("owner", "str"),
             Column("owner_email", "str"),  # where the owner's digest goes (delivery)
+            Column("merged_into", "id"),  # the account it was merged into (data.merges)
         ),
     ),
     "usage": TableSpec(

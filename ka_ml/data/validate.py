@@ -50,6 +50,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from ka_ml.config import DataConfig, ReadOptions, close_matches
 from ka_ml.data.history import OPTIONAL_TABLES, History, known_dates
+from ka_ml.data.merges import merge_map, merged_note, rekey
 from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind, TableSpec
 from ka_ml.errors import DataIssue, KaMlError
@@ -163,7 +164,36 @@ def validate_tables(
         dropped = [i for i in future + cased + unknown if i.table == "orders"]
         issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
-    return history, issues + notes + renewed_while_running(history) + _credits_over_spend(history)
+    history, merged = _roll_up_merged(history)
+    return (
+        history,
+        issues + notes + merged + renewed_while_running(history) + _credits_over_spend(history),
+    )
+
+
+def _roll_up_merged(history: History) -> tuple[History, list[DataIssue]]:
+    """Merged accounts' rows counted as the account they went into (:mod:`ka_ml.data.merges`),
+    the merged accounts' own rows gone from the accounts table."""
+    mapping, issues = merge_map(None if history.accounts_derived else history.accounts)
+    if not mapping or any(i.level == "error" for i in issues):
+        return history, issues
+
+    def moved(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
+        return None if frame is None else _finish(rekey(frame, mapping), SCHEMA[name])
+
+    accounts = history.accounts
+    kept = accounts[~accounts["account_id"].astype(str).isin(mapping).to_numpy()]
+    merged = replace(
+        history,
+        orders=_finish(rekey(history.orders, mapping), SCHEMA["orders"]),
+        accounts=kept.reset_index(drop=True),
+        usage=moved(history.usage, "usage"),
+        tickets=moved(history.tickets, "tickets"),
+        surveys=moved(history.surveys, "surveys"),
+        contracts=moved(history.contracts, "contracts"),
+        accounts_merged=len(mapping),
+    )
+    return merged, [*issues, merged_note(mapping)]
 
 
 def _credits_over_spend(history: History) -> list[DataIssue]:
@@ -372,7 +402,8 @@ def _check_table(
             continue
         coerced = _coerce(raw[col.name], col.kind, read)
         typed[col.name] = coerced.values
-        if col.name == "account_id":  # before anything compares ids (repeats, twins, joins)
+        # before anything compares ids (repeats, twins, joins); merged_into names one too
+        if col.name in ("account_id", "merged_into"):
             typed[col.name] = fold_case(coerced.values, cfg.account_id_case)
             if cfg.account_id_zeros == "strip":
                 typed[col.name] = _zero_core(typed[col.name])

@@ -49,6 +49,7 @@ from ka_ml.data.loader import (
     split_table_file,
     wrong_delimiter_issue,
 )
+from ka_ml.data.merges import merge_map, merged_note
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind
 from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
@@ -136,6 +137,7 @@ class SparkHistory:
     source: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
     counts: Mapping[str, int] | None = None
+    accounts_merged: int = 0  # as History's
 
     @property
     def spark(self) -> SparkSession:
@@ -374,6 +376,40 @@ def _spark_order_notes(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
     return out
 
 
+def _roll_up_merged(
+    frames: dict[str, DataFrame],
+) -> tuple[dict[str, DataFrame], list[DataIssue], int]:
+    """As the loader (:mod:`ka_ml.data.merges`): a merged account's rows of every table
+    count as the account it went into, its own accounts row dropped; with the issues and how
+    many accounts were merged. The marked accounts are few: they are collected, resolved in
+    pandas, and replaced in each frame."""
+    from pyspark.sql import functions as F
+
+    accounts = frames.get("accounts")
+    if accounts is None or "merged_into" not in accounts.columns:
+        return frames, [], 0
+    marked = (
+        accounts.where(F.col("merged_into").isNotNull() & ~F.col(EMPTY))
+        .select("account_id", "merged_into")
+        .toPandas()
+    )
+    known = accounts.where(F.col("account_id").isin(list(marked["merged_into"].astype(str))))
+    present = {str(r[0]) for r in known.select("account_id").distinct().collect()}
+    pairs = pd.concat(
+        [marked, pd.DataFrame({"account_id": sorted(present), "merged_into": None})],
+        ignore_index=True,
+    ).drop_duplicates("account_id")
+    mapping, issues = merge_map(pairs)
+    if not mapping or any(i.level == "error" for i in issues):
+        return frames, issues, 0
+    ids: dict[bool | float | int | str, bool | float | int | str | None] = {
+        k: v for k, v in mapping.items()
+    }
+    out = {name: df.replace(ids, subset=["account_id"]) for name, df in frames.items()}
+    out["accounts"] = accounts.where(~F.col("account_id").isin(list(mapping)))
+    return out, [*issues, merged_note(mapping)], len(mapping)
+
+
 def refuse_database_url(source: str) -> None:
     """Spark reads paths and catalog tables, not a database URL: say so, and what works.
 
@@ -432,6 +468,10 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     if errors:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
     found += _spark_order_notes(frames)
+    frames, merged, n_merged = _roll_up_merged(frames)
+    if errors := [i for i in merged if i.level == "error"]:
+        raise DataValidationError([in_source_names(i, cfg) for i in errors])
+    found += merged
     if "accounts" in frames and "owner" in frames["accounts"].columns:  # as the loader
         frames["accounts"], said = _one_owner_spelling(frames["accounts"])
         found += said
@@ -449,7 +489,8 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
         if rule.drop and frame is not None and rule.column in frame.columns:
             broken = _rules(name, set(frame.columns))[rule.column].broken
             typed_frames[name] = frame.where(~F.coalesce(broken, F.lit(False)))
-    return SparkHistory(typed_frames, source, tuple(i.render() for i in warnings), counts)
+    rendered = tuple(i.render() for i in warnings)
+    return SparkHistory(typed_frames, source, rendered, counts, accounts_merged=n_merged)
 
 
 def _read_tables(
@@ -638,9 +679,10 @@ def _typed_table(
         if c.name == "severity" and table == "tickets" and cfg.severity_synonyms:  # as the loader
             words = F.create_map(*[F.lit(x) for kv in cfg.severity_synonyms.items() for x in kv])
             value = F.coalesce(F.try_element_at(words, F.lower(value)), value)
-        if c.name == "account_id" and cfg.account_id_case != "keep":  # as the loader
+        ids = c.name in ("account_id", "merged_into")  # merged_into names an account too
+        if ids and cfg.account_id_case != "keep":  # as the loader
             value = F.upper(value) if cfg.account_id_case == "upper" else F.lower(value)
-        if c.name == "account_id" and cfg.account_id_zeros == "strip":  # as the loader
+        if ids and cfg.account_id_zeros == "strip":  # as the loader
             value = F.regexp_replace(value, "^0+(?=.)", "")
         if c.kind == "date":  # the day, and its time of day for telling repeats apart
             day = F.to_date(value).cast("timestamp_ntz")
