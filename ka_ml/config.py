@@ -510,6 +510,17 @@ class HealthConfig(_Strict):
         description="a running contract ending within this many days: the renewal action "
         "replaces the tier and light's (null: never)",
     )
+    renewal_unlearnt_min_lapses: int | None = Field(
+        10,
+        ge=1,
+        description="while the churn model has seen fewer accounts than this lapse under a "
+        "running contract in its training labels, an account whose contract ends within "
+        "renewal_due_days with no renewal on record is at least yellow: the model cannot "
+        "tell a renewal from a loss (a lab distributor's 15 months held no lapsed 2-year "
+        "tender; the model read 'contract ends in 13 days' as lowering the risk and every "
+        "lost tender stayed green). Models trained before this rule are judged as before "
+        "(null: off)",
+    )
     renewal_action: str = Field(
         "Renewal due in {days}: agree the renewal with the buyer now.",
         description="the action shown while a renewal is due ({days}: e.g. '9 days' to the "

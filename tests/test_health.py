@@ -387,6 +387,104 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
     assert raised["light_reason"].str.contains("overdue")[:3].all()
 
 
+def test_a_renewal_the_model_never_saw_fail_is_at_least_yellow() -> None:
+    """A lab distributor with 15 months of history: no 2-year tender had lapsed in the
+    labels, the model read "contract ends in 13 days" as lowering the risk, and every lost
+    tender stayed green. While the model has seen fewer lapses than
+    health.renewal_unlearnt_min_lapses, a contract ending within renewal_due_days with no
+    renewal on record raises its account to yellow; a model trained before the rule (no
+    count on its card), a model that learnt enough, or the rule off: as before."""
+    from types import SimpleNamespace
+
+    from ka_ml.config import Config
+    from ka_ml.scoring.score import light_columns
+
+    as_of = pd.Timestamp("2026-11-02")
+    cfg = Config()
+    n = 40
+    ids = [f"h{i}" for i in range(n)]
+    last = as_of - pd.Timedelta(days=5)
+    out = pd.DataFrame(
+        {
+            "account_id": ids,
+            "as_of": as_of,
+            "churn_probability": np.linspace(0.001, 0.01, n),  # green by the model
+            "last_order_date": last,
+            "next_purchase_p90_date": last + pd.Timedelta(days=30),
+            "lifecycle": "active",
+            "lifecycle_reason": "",
+            # h0-h2 judged by their contracts; h3 by its orders (a frame contract under no_order)
+            "churn_definition": ["contract"] * 3 + ["no_order"] * (n - 3),
+            "abc_tier": "B",
+            "revenue_at_risk": 0.0,
+        }
+    )
+    X = pd.DataFrame(
+        {
+            "account_id": ids,
+            "recency_days": 5.0,
+            "gap_median_days": 7.0,
+            "overdue_ratio": 5 / 7,
+            "has_active_contract": [1.0] * 4 + [0.0] * (n - 4),
+            # h0 ends in 13 days, h1 in 200 (a renewal on record moved it), h2 today, h3 in 20
+            "contract_days_to_end": [13.0, 200.0, 0.0, 20.0] + [np.nan] * (n - 4),
+        }
+    )
+
+    def lit(lapses: float | None, c: Config = cfg) -> pd.DataFrame:
+        hist = pd.DataFrame(
+            columns=[
+                "account_id",
+                "as_of",
+                "churn_probability",
+                "health",
+                "next_purchase_p90_date",
+                "last_order_date",
+            ]
+        )
+        return light_columns(
+            out.copy(), X, SimpleNamespace(), c, as_of, hist, contract_lapses=lapses
+        )  # type: ignore[arg-type]
+
+    got = lit(0.0)
+    assert list(got["health"][:4]) == ["yellow", "green", "yellow", "green"]
+    assert got["light_reason"][0].startswith(
+        "raised to yellow: renewal due: contract ends in 13 days, no renewal on record, and "
+        "the model has seen no account lapse under a contract: too few to judge renewals"
+    )
+    assert "ends in 0 days" in got["light_reason"][2]
+    assert "seen 9 accounts lapse" in lit(9.0)["light_reason"][0]
+    for unchanged in (lit(None), lit(10.0)):
+        assert (unchanged["health"][:4] == "green").all()
+    off = cfg.model_copy(
+        update={"health": cfg.health.model_copy(update={"renewal_unlearnt_min_lapses": None})}
+    )
+    assert (lit(0.0, off)["health"][:4] == "green").all()
+
+
+def test_train_counts_the_contract_lapses_its_labels_saw_and_says_when_too_few() -> None:
+    from ka_ml.config import Config
+    from ka_ml.training.evaluation import contract_lapses, few_lapses
+
+    labelled = pd.DataFrame(
+        {
+            "account_id": ["a", "a", "b", "c", "d"],
+            "churn_definition": ["contract", "contract", "contract", "contract", "no_order"],
+            "churn": [1, 1, 0, 1, 1],  # a lapsed (two snapshots), c lapsed, d stopped ordering
+        }
+    )
+    got = contract_lapses(labelled)
+    assert got == {"accounts": 2.0, "judged": 3.0}
+    assert contract_lapses(labelled[labelled["churn_definition"] == "no_order"]) == {}
+    note = few_lapses(got, Config())
+    assert note is not None and note.startswith(
+        "the labelled snapshots saw 2 of the 3 accounts judged by a running contract lapse "
+        "(fewer than health.renewal_unlearnt_min_lapses, 10)"
+    )
+    assert few_lapses({"accounts": 10.0, "judged": 40.0}, Config()) is None
+    assert few_lapses({}, Config()) is None
+
+
 def test_a_quiet_account_is_not_lit_by_a_probability_that_restates_its_rhythm() -> None:
     """Budget mode: the riskiest account is quiet by its own rhythm: it ranks last and stays
     green with its reason, the red slot goes to the next one, the budget's base still counts

@@ -178,6 +178,8 @@ def assign_lights(
     seen_before_why: np.ndarray | None = None,
     basket_drop: np.ndarray | None = None,
     basket_why: np.ndarray | None = None,
+    renewal: np.ndarray | None = None,
+    renewal_why: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lights, reasons) for probabilities ``p`` given last week's lights ``prev``.
 
@@ -197,6 +199,9 @@ def assign_lights(
     ``basket_drop``: accounts whose baskets shrank (the order-value scorecard yellow or red),
     raised to at least yellow with ``health.basket_drop_raises``; ``basket_why``: how much,
     in words.
+    ``renewal``: accounts whose contract is due for a renewal the model cannot judge (it
+    learnt too few lapses: ``health.renewal_unlearnt_min_lapses``), raised to at least
+    yellow; ``renewal_why``: the contract's end and the lapses learnt, in words.
     """
     p = np.asarray(p, float)
     n = len(p)
@@ -282,6 +287,7 @@ def assign_lights(
             ORDER[cfg.critical_complaint_light],
         ),
         (basket_drop, cfg.basket_drop_raises, "shrinking baskets", "", basket_why, 1),
+        (renewal, True, "renewal due", "", renewal_why, 1),  # the caller decides when
     ):
         if flag is None or not enabled:
             continue

@@ -200,7 +200,9 @@ def score_and_explain(
     )
     p = out["churn_probability"].to_numpy()
     out = portfolio_columns(out, X, p, history, cfg, as_of)
-    out = light_columns(out, X, history, cfg, as_of, score_history)
+    card = getattr(models.churn, "card_", None) or {}
+    lapses = card.get("contract_lapses")
+    out = light_columns(out, X, history, cfg, as_of, score_history, contract_lapses=lapses)
     out = lead_flagged_with_what_raised(out)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version
@@ -421,6 +423,33 @@ def portfolio_columns(
     return out
 
 
+def unlearnt_renewals(
+    X: pd.DataFrame, by_orders: np.ndarray, cfg: Config, contract_lapses: float | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(accounts whose renewal the churn model cannot judge, why in words), or (None, None).
+
+    While the model has seen fewer than ``health.renewal_unlearnt_min_lapses`` accounts
+    lapse under a running contract (``contract_lapses``, from its card; None for a model
+    trained before the rule: judged as before), an account judged by its running contract
+    that ends within ``health.renewal_due_days`` with no renewal on record (a signed one
+    moves the end) is due for a renewal nothing has taught it to judge."""
+    floor, due = cfg.health.renewal_unlearnt_min_lapses, cfg.health.renewal_due_days
+    if floor is None or due is None or contract_lapses is None or contract_lapses >= floor:
+        return None, None
+    to_end = float_column(X, "contract_days_to_end")
+    running = np.nan_to_num(float_column(X, "has_active_contract")) > 0
+    flag = running & ~by_orders & np.isfinite(to_end) & (to_end >= 0) & (to_end <= due)
+    k = int(contract_lapses)
+    seen = f"{k} account{'s' if k != 1 else ''}" if k else "no account"
+    why = np.full(len(X), "", dtype=object)
+    why[flag] = [
+        f"contract ends in {n_days(int(d))}, no renewal on record, and the model has seen "
+        f"{seen} lapse under a contract: too few to judge renewals"
+        for d in to_end[flag]
+    ]
+    return flag, why
+
+
 def light_columns(
     out: pd.DataFrame,
     X: pd.DataFrame,
@@ -428,6 +457,8 @@ def light_columns(
     cfg: Config,
     as_of: pd.Timestamp,
     score_history: pd.DataFrame | None,
+    *,
+    contract_lapses: float | None = None,
 ) -> pd.DataFrame:
 
     hist = (
@@ -482,11 +513,14 @@ def light_columns(
             f"spend per order day {r - 1:+.0%} vs the 9 months before"
             for r in float_column(X, "basket_ratio_90d")[basket]
         ]
+    renewal, renewal_why = unlearnt_renewals(X, by_orders, cfg, contract_lapses)
     lights, reasons = assign_lights(
         p,
         prev_light,
         cfg.health,
         overdue=overdue,
+        renewal=renewal,
+        renewal_why=renewal_why,
         critical_complaint=critical,
         basket_drop=basket,
         basket_why=basket_why,

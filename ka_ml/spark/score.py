@@ -291,7 +291,8 @@ def score_with_features(
         **{t: None if f is None else f.toPandas() for t, f in small.items()},  # type: ignore[arg-type]
     )
     out = portfolio_columns(out, X, p_churn, stub, cfg, as_of)
-    out = light_columns(out, X, stub, cfg, as_of, score_history)
+    lapses = (getattr(models.churn, "card_", None) or {}).get("contract_lapses")
+    out = light_columns(out, X, stub, cfg, as_of, score_history, contract_lapses=lapses)
     out = lead_flagged_with_what_raised(out)
     out["churn_model_version"] = models.churn_version
     out["timing_model_version"] = models.timing_version

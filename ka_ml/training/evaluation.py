@@ -70,6 +70,8 @@ class Evaluation:
     cautions: dict[str, str] = field(default_factory=dict)
     # label_returns(): how often accounts labelled churn for no order ordered again
     label_returns: dict[str, float] = field(default_factory=dict)
+    # contract_lapses(): how many contracts the labels saw lapse (empty: none judged by one)
+    contract_labels: dict[str, float] = field(default_factory=dict)
 
 
 BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
@@ -295,6 +297,26 @@ def label_returns(labelled: pd.DataFrame, cfg: Config) -> dict[str, float]:
     }
 
 
+def contract_lapses(labelled: pd.DataFrame) -> dict[str, float]:
+    """How much the labelled snapshots say about renewals: the accounts whose running
+    contract lapsed within the horizon of a snapshot (``accounts``), among the accounts
+    judged by one (``judged``). Empty when no row is judged by a contract. A lab distributor
+    with 15 months of history and 2-year tenders had none lapse: its model read "contract
+    ends in 13 days" as lowering the risk (every contract that had ended was renewed), and
+    each lost tender stayed green."""
+    if labelled.empty or "churn_definition" not in labelled:
+        return {}
+    judged = labelled["churn_definition"].astype(object).to_numpy() == "contract"
+    if not judged.any():
+        return {}
+    ids = labelled["account_id"].astype(str).to_numpy()
+    lapsed = judged & (labelled["churn"].to_numpy(float) == 1)
+    return {
+        "accounts": float(len(set(ids[lapsed]))),
+        "judged": float(len(set(ids[judged]))),
+    }
+
+
 def evaluate(
     folds: Folds,
     churn: ChurnModel,
@@ -349,6 +371,7 @@ def evaluate(
     lights = origin_lights(test, y, p, cfg, lifecycle)
     lights |= lit_baselines(y, base_churn, lifecycle != "lapsed")
     returns = label_returns(folds.labelled, cfg)
+    lapses = contract_lapses(folds.labelled)
     return Evaluation(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
@@ -362,13 +385,39 @@ def evaluate(
         family=churn.family_,
         family_scores=family_scores,
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
-        notes=[n for n in (folds.split.note, _contract_silence(test, cfg)) if n]
+        notes=[
+            n
+            for n in (folds.split.note, _contract_silence(test, cfg), few_lapses(lapses, cfg))
+            if n
+        ]
         + short_window_notes(test["as_of"], f, windows),
         expected=expected,
         cautions=cautions(pooled, expected, lights, cfg, returns),
         label_returns=returns,
+        contract_labels=lapses,
         calendar_rule=calendar_rule_metrics(test),
         held_out_accounts=folds.split.grouped,
+    )
+
+
+def few_lapses(lapses: dict[str, float], cfg: Config) -> str | None:
+    """The note when the labels saw too few contracts lapse to learn renewals from
+    (``health.renewal_unlearnt_min_lapses``), and what the scorer does instead."""
+    floor = cfg.health.renewal_unlearnt_min_lapses
+    if not lapses or floor is None or lapses["accounts"] >= floor:
+        return None
+    k, n = int(lapses["accounts"]), int(lapses["judged"])
+    due = cfg.health.renewal_due_days
+    return (
+        f"the labelled snapshots saw {k} of the {n} accounts judged by a running contract "
+        f"lapse (fewer than health.renewal_unlearnt_min_lapses, {floor}): too few to learn "
+        "which renewals fail, so the churn probability cannot tell a renewal from a loss; "
+        + (
+            f"the scorer raises an account whose contract ends within {due} days with no "
+            "renewal on record to at least yellow until the model has learnt more"
+            if due is not None
+            else "health.renewal_due_days is off, so nothing stands in for it"
+        )
     )
 
 
@@ -487,6 +536,8 @@ def model_card(ev: Evaluation) -> dict[str, Any]:
         **cycle_figures(ev.timing),
         # only when the origins held accounts out: the figures are then not out of time
         **({"test": "held-out accounts"} if ev.held_out_accounts else {}),
+        # the scorer's renewal rule reads it (health.renewal_unlearnt_min_lapses)
+        **({"contract_lapses": ev.contract_labels["accounts"]} if ev.contract_labels else {}),
         **_card_cautions(ev),
     }
 

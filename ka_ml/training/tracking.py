@@ -135,6 +135,7 @@ def log_evaluation_metrics(ev: Evaluation, ct: TuningResult, tt: TuningResult) -
     mlflow.log_metrics(_finite(ev.expected, "expected_churn_"))
     mlflow.log_metrics(_finite(ev.calendar_rule, "test_calendar_rule_"))
     mlflow.log_metrics(_finite(getattr(ev, "label_returns", {}), "label_return_"))
+    mlflow.log_metrics(_finite(getattr(ev, "contract_labels", {}), "label_contract_"))
     mlflow.log_metrics(
         _finite({"churn_cv_auc": ct.best_score, "timing_cv_loglik": tt.best_score}, "")
     )
