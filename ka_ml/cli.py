@@ -722,7 +722,11 @@ def backtest(
 
     def go() -> None:
         from ka_ml.jobs.backtest import run_backtest
-        from ka_ml.reporting.console import lights_split_line, versions_lines
+        from ka_ml.reporting.console import (
+            lights_split_line,
+            silent_reds_line,
+            versions_lines,
+        )
 
         cfg = _config(config)
         day = _parse_date(as_of, "--as-of")
@@ -766,6 +770,8 @@ def backtest(
             shown.print(f"  {key:<{width}}  {value:.3f}")
         if split := res.details.get("lights_by_churn_definition"):
             shown.print(f"  {lights_split_line(split)}", soft_wrap=True)
+        if silent := silent_reds_line(res.details.get("reds_already_silent") or {}):
+            shown.print(f"  [yellow]caution:[/] {silent}", soft_wrap=True)
         for line in versions_lines(res.details.get("by_churn_model_version") or {}):
             shown.print(f"  {line}", soft_wrap=True)
         if pauses := res.details.get("pauses_caution"):

@@ -349,6 +349,25 @@ def lights_split_line(split: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def silent_reds_line(found: dict[str, Any]) -> str:
+    """The backtest's ``reds_already_silent`` in one line ('' without any)."""
+    if not found:
+        return ""
+    n, k = int(found.get("red_count") or 0), int(found.get("silent_count") or 0)
+    others = int(found.get("others") or 0)
+    days = int(found.get("horizon_days") or 0)
+    rest = (
+        f"; red precision of the other {others:,}: {_share2(found.get('red_precision_others'))}"
+        if others
+        else ""
+    )
+    return (
+        f"{k:,} of the {n:,} red account-weeks were accounts already silent {days} days or "
+        f"more with no contract running when lit: counted as correct reds, but lost "
+        f"already, not foreseen{rest}"
+    )
+
+
 def versions_lines(split: dict[str, dict[str, Any]]) -> list[str]:
     """The backtest's figures per churn model version (``by_churn_model_version``), a line
     each: how every version did on the weeks it scored, the comparison the training gate
