@@ -123,6 +123,23 @@ def test_an_account_the_model_expects_back_is_judged_not_written_off() -> None:
     off = Config(lifecycle={"lapsed_min_churn_probability": None})
     assert lifecycle_states(X, off, p)["lifecycle"].tolist()[:4] == ["lapsed"] * 4
     assert lifecycle_states(X, CFG)["lifecycle"].tolist() == ["lapsed"] * 4
+    # ... within the silences the model learnt from: a lab distributor's model, trained on
+    # 8 months of labels (silences up to 225 days), gave a biotech closed 311 days earlier
+    # 27%, its answer for the longest silence it knew, and kept it red for weeks
+    learnt = lifecycle_states(X, CFG, p, longest_silence=225.0)["lifecycle"].tolist()
+    assert learnt[0] == "active"
+    beyond = lifecycle_states(X, CFG, p, longest_silence=150.0)["lifecycle"].tolist()
+    assert beyond == ["lapsed", "lapsed", "lapsed", "active"]  # 50 days: within, judged
+    assert lifecycle_states(X, CFG, p, longest_silence=float("nan"))["lifecycle"][0] == "active"
+
+
+def test_train_keeps_the_longest_silence_it_learnt_from() -> None:
+    from ka_ml.training.evaluation import longest_silence
+
+    labelled = pd.DataFrame({"recency_days": [3.0, np.nan, 225.0, 40.0]})
+    assert longest_silence(labelled) == 225.0
+    assert np.isnan(longest_silence(labelled.iloc[1:2]))
+    assert np.isnan(longest_silence(pd.DataFrame({"churn": [1]})))
 
 
 def test_an_account_silent_well_past_the_horizon_but_within_its_own_cycle_stays_active() -> None:

@@ -129,10 +129,19 @@ def win_back_chance(p_window: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(p_window), p_window, 1.0 - np.asarray(p, dtype=float))
 
 
-def lifecycle_states(X: pd.DataFrame, cfg: Config, p: np.ndarray | None = None) -> pd.DataFrame:
+def lifecycle_states(
+    X: pd.DataFrame,
+    cfg: Config,
+    p: np.ndarray | None = None,
+    *,
+    longest_silence: float | None = None,
+) -> pd.DataFrame:
     """``lifecycle``, ``low_confidence`` and ``lifecycle_reason`` per row of ``X``; ``p``
     (each row's churn probability, when known) keeps an account the model expects back out
-    of ``lapsed`` (``lifecycle.lapsed_min_churn_probability``)."""
+    of ``lapsed`` (``lifecycle.lapsed_min_churn_probability``), unless it has been silent
+    longer than any snapshot the model learnt from (``longest_silence``, days: from the
+    model's card; None: unknown): there its probability only repeats what it learnt for
+    the longest silence it knew."""
     lc = cfg.lifecycle
     horizon = cfg.labels.horizon_days
     recency = float_column(X, "recency_days")
@@ -166,6 +175,8 @@ def lifecycle_states(X: pd.DataFrame, cfg: Config, p: np.ndarray | None = None) 
     floor = lc.lapsed_min_churn_probability
     if p is not None and floor is not None:  # the model expects it back: judged, not lost
         expected_back = np.asarray(p, float) < floor
+        if longest_silence is not None and np.isfinite(longest_silence):
+            expected_back &= ~(np.nan_to_num(recency, nan=-np.inf) > longest_silence)
         contract_lapsed &= ~expected_back
         order_lapsed &= ~expected_back
     lapsed = contract_lapsed | order_lapsed

@@ -199,8 +199,9 @@ def score_and_explain(
         currency=cfg.report.currency,
     )
     p = out["churn_probability"].to_numpy()
-    out = portfolio_columns(out, X, p, history, cfg, as_of)
     card = getattr(models.churn, "card_", None) or {}
+    silence = card.get("longest_silence_days")
+    out = portfolio_columns(out, X, p, history, cfg, as_of, longest_silence=silence)
     lapses = card.get("contract_lapses")
     out = light_columns(out, X, history, cfg, as_of, score_history, contract_lapses=lapses)
     out = lead_flagged_with_what_raised(out)
@@ -374,6 +375,8 @@ def portfolio_columns(
     history: History,
     cfg: Config,
     as_of: pd.Timestamp,
+    *,
+    longest_silence: float | None = None,
 ) -> pd.DataFrame:
     """Lifecycle, portfolio position, dependency alert, revenue at risk and win-back value.
 
@@ -385,7 +388,8 @@ def portfolio_columns(
     forecast, P(order within the churn horizon) = 1 - ``p``.
     """
 
-    states = lifecycle_states(X, cfg, out["churn_probability"].to_numpy(float))
+    p_now = out["churn_probability"].to_numpy(float)
+    states = lifecycle_states(X, cfg, p_now, longest_silence=longest_silence)
     lapsed = (states["lifecycle"] == "lapsed").to_numpy()
     out["lifecycle"] = states["lifecycle"].to_numpy()
     out["low_confidence"] = states["low_confidence"].to_numpy(bool)

@@ -290,8 +290,10 @@ def score_with_features(
         accounts=pd.DataFrame(),
         **{t: None if f is None else f.toPandas() for t, f in small.items()},  # type: ignore[arg-type]
     )
-    out = portfolio_columns(out, X, p_churn, stub, cfg, as_of)
-    lapses = (getattr(models.churn, "card_", None) or {}).get("contract_lapses")
+    card = getattr(models.churn, "card_", None) or {}
+    silence = card.get("longest_silence_days")
+    out = portfolio_columns(out, X, p_churn, stub, cfg, as_of, longest_silence=silence)
+    lapses = card.get("contract_lapses")
     out = light_columns(out, X, stub, cfg, as_of, score_history, contract_lapses=lapses)
     out = lead_flagged_with_what_raised(out)
     out["churn_model_version"] = models.churn_version

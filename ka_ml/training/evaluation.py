@@ -72,6 +72,9 @@ class Evaluation:
     label_returns: dict[str, float] = field(default_factory=dict)
     # contract_lapses(): how many contracts the labels saw lapse (empty: none judged by one)
     contract_labels: dict[str, float] = field(default_factory=dict)
+    # the longest silence (days since the last order) among the labelled snapshots: beyond
+    # it the model's probability is an extrapolation (NaN: unknown)
+    longest_silence: float = float("nan")
 
 
 BASELINES = ("recency only", "RFM logistic regression", "BG/NBD")
@@ -395,9 +398,22 @@ def evaluate(
         cautions=cautions(pooled, expected, lights, cfg, returns),
         label_returns=returns,
         contract_labels=lapses,
+        longest_silence=longest_silence(folds.labelled),
         calendar_rule=calendar_rule_metrics(test),
         held_out_accounts=folds.split.grouped,
     )
+
+
+def longest_silence(labelled: pd.DataFrame) -> float:
+    """The most days since the last order of any labelled snapshot (NaN without any): the
+    longest silence the model has learnt an outcome for. A lab distributor's model, trained
+    on 8 months of labels, had seen silences up to about 240 days; at 311 days (10 times its
+    typical gap) a closed biotech still read 27% churn, the model's answer for the longest
+    silence it knew, and was kept out of lapsed as 'expected back'."""
+    if "recency_days" not in labelled or labelled.empty:
+        return float("nan")
+    days = labelled["recency_days"].to_numpy(float)
+    return float(np.nanmax(days)) if np.isfinite(days).any() else float("nan")
 
 
 def few_lapses(lapses: dict[str, float], cfg: Config) -> str | None:
@@ -536,6 +552,8 @@ def model_card(ev: Evaluation) -> dict[str, Any]:
         **cycle_figures(ev.timing),
         # only when the origins held accounts out: the figures are then not out of time
         **({"test": "held-out accounts"} if ev.held_out_accounts else {}),
+        # the scorer's lapsed rule reads it (lifecycle.lapsed_min_churn_probability)
+        **({"longest_silence_days": ev.longest_silence} if np.isfinite(ev.longest_silence) else {}),
         # the scorer's renewal rule reads it (health.renewal_unlearnt_min_lapses)
         **({"contract_lapses": ev.contract_labels["accounts"]} if ev.contract_labels else {}),
         **_card_cautions(ev),
