@@ -210,6 +210,27 @@ def test_whole_history_features_are_the_plain_totals_of_every_row_before_the_as_
     assert (got["orders_lifetime"] >= df["orders_365d"]).all()
 
 
+@SETTINGS
+@given(before=orders(past))
+def test_the_typical_gap_is_the_gap_half_the_time_between_orders_was_spent_in(
+    before: list[dict[str, Any]],
+) -> None:
+    """gap_typical_days (the overdue rule's typical gap): over the account's gaps between
+    purchase days, sorted, the first whose running total reaches half of all of them."""
+    df = build_features(make_history(before), AS_OF, config()).set_index("account_id")
+    for acc, got in df["gap_typical_days"].items():
+        days = sorted(
+            {r["order_date"] for r in before if r["account_id"] == acc and r["amount"] >= 0}
+        )
+        gaps = np.sort(np.diff(np.array(days, dtype="datetime64[D]")).astype(float))
+        if len(gaps) == 0:
+            assert np.isnan(got)
+            continue
+        run = np.cumsum(gaps)
+        assert got == gaps[np.argmax(2 * run >= run[-1])]
+        assert gaps[0] <= got <= gaps[-1]
+
+
 # -- labels ----------------------------------------------------------------------------------
 inside = st.integers(-(H - 1), 0)  # ages of days in [AS_OF, AS_OF + H)
 outside = st.integers(-400, -H) | st.integers(1, 400)  # before the as-of or from its end on

@@ -412,6 +412,22 @@ _ORDER_SPECS_TAIL = (
         risk_rises_when="higher",
     ),
     FeatureSpec(
+        "gap_typical_days",
+        "orders",
+        "The gap between order days that half of the account's time between orders was spent "
+        "in, or a shorter one (gaps weighted by their length): the silence it is usually in, "
+        "which a burst of orders a few days apart (a budget year-end) does not shorten as it "
+        "does the median gap. The typical gap of the health lights' overdue rule, not a model "
+        "input",
+        "days",
+        "orders",
+        templates=("Typical silence between orders: {value}",),
+        missing="Fewer than two order days",
+        high_means="long silences between orders are usual",
+        low_means="short silences between orders are usual",
+        model=False,
+    ),
+    FeatureSpec(
         "rhythm_quiet_chance",
         "orders",
         "Chance, by the account's own gaps between order days, that no order comes in the "

@@ -133,6 +133,7 @@ def gap_features(
     return {
         "gap_mean_days": mean,
         "gap_median_days": median,
+        "gap_typical_days": _time_weighted_median(gcode, gap, ngaps),
         "gap_std_days": std,
         "gap_cv": per_account.ratio(std, mean),
         "gap_last_days": last_gap,
@@ -330,6 +331,25 @@ def lifetime_features(
             has, per_account.count(code[on_first], len(ndays), amount[on_first]), np.nan
         ),
     }
+
+
+def _time_weighted_median(gcode: np.ndarray, gap: np.ndarray, ngaps: np.ndarray) -> np.ndarray:
+    """Per account, the gap that half of its time between orders was spent in, or shorter
+    (gaps weighted by their length; sorted by (account, length) as for the median): the
+    silence the account is usually in. A university's December budget run, five orders a
+    few days apart, made its median gap 10 days beside 42 the rest of the year; by time the
+    typical gap is 42."""
+    k = ngaps.astype(np.int64)
+    offset = np.cumsum(k) - k
+    valid = k > 0
+    if not len(gap):
+        return np.full(len(k), np.nan)
+    cum = np.cumsum(gap)
+    before = np.where(offset > 0, cum[np.maximum(offset - 1, 0)], 0.0)
+    total = np.where(valid, cum[np.maximum(offset + k - 1, 0)] - before, np.nan)
+    within = cum - before[gcode]  # each gap's running total within its account
+    below = per_account.count(gcode, len(k), (2 * within < total[gcode]).astype(np.float64))
+    return per_account.pick(gap, offset + below.astype(np.int64), valid)
 
 
 def _median_per_account(gcode: np.ndarray, gap: np.ndarray, ngaps: np.ndarray) -> np.ndarray:

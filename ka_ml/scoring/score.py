@@ -482,13 +482,17 @@ def light_columns(
     has_forecast = ~pd.isna(p90)
     seen = silence_seen_before(X, cfg)
     overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of) & ~seen
-    ratio = float_column(X, "overdue_ratio")
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
+    # the typical gap by time: a burst of orders (a budget year-end) does not shorten it
+    typical = float_column(X, "gap_typical_days") if "gap_typical_days" in X else gap
+    ratio = np.divide(recency, typical, out=np.full(len(X), np.nan), where=typical > 0)
     now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
-    multiple = overdue_multiple(recency, gap, now_p90, cfg.health, cfg.scoring.change_lookback_days)
+    multiple = overdue_multiple(
+        recency, typical, now_p90, cfg.health, cfg.scoring.change_lookback_days
+    )
     overdue_first = ~has_forecast & has_rhythm(X, cfg) & (np.nan_to_num(ratio) > multiple) & ~seen
     why = _overdue_why(
-        pd.to_datetime(p90), overdue_hist, overdue_first, recency, gap, ratio, multiple
+        pd.to_datetime(p90), overdue_hist, overdue_first, recency, typical, ratio, multiple
     )
     critical = (
         X["open_critical_complaints"].to_numpy(float) > 0

@@ -52,6 +52,7 @@ KEEP = (
     "season_quiet_years",
     "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
     "repeat_orders",  # overdue by the typical gap: only with two gaps or more
+    "gap_typical_days",  # ... the typical gap by time
     # "since last week": back from lapsed after how long, first order since last week
     "gap_last_days",
     "active_span_days",
