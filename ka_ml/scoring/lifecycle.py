@@ -115,7 +115,9 @@ def silent_under_contract(rows: pd.DataFrame, cfg: Config) -> str | None:
         f"had stopped ordering (silent over {cfg.labels.horizon_days} days and "
         f"{cfg.scorecard.rhythm_red:g}x their typical gap): their churn is the contract's "
         "end, so they score low however long the silence. Right where the contract is the "
-        "relationship; where contracts do not bind orders (frame contracts), set "
+        "relationship (a licence, a service contract or a subscription billed once a term: "
+        "under no_order such payers would read as churning between invoices, red for most "
+        "of the year); where contracts do not bind orders (frame contracts), set "
         "labels.churn_definition: no_order"
     )
 
