@@ -150,6 +150,11 @@ EXPECTED_DTYPE = {
 }
 
 
+# columns the demo world leaves out by design: its accounts never merge (a column of
+# blanks would only change its files' fingerprint)
+NOT_IN_THE_DEMO = {("accounts", "merged_into")}
+
+
 @pytest.mark.parametrize("table", list(SCHEMA))
 def test_every_table_has_the_contract_columns_with_their_kinds(
     world: DemoWorld, table: str
@@ -157,6 +162,9 @@ def test_every_table_has_the_contract_columns_with_their_kinds(
     df = world.tables[table]
     assert len(df) > 0
     for col in SCHEMA[table].columns:
+        if (table, col.name) in NOT_IN_THE_DEMO:
+            assert col.name not in df.columns
+            continue
         assert col.name in df.columns, f"{table}.{col.name}"
         assert str(df[col.name].dtype) == EXPECTED_DTYPE[col.kind], f"{table}.{col.name}"
         if col.required:
