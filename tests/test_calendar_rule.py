@@ -211,6 +211,41 @@ def test_an_empty_red_light_is_told_as_the_floor_not_as_a_precision_of_zero() ->
     assert text.index("caution: no account on the test origins was red") > text.index("red 0%")
 
 
+def test_lights_that_would_have_caught_few_churners_on_the_origins_are_a_caution() -> None:
+    """A lab distributor's train: ROC AUC 0.79, every baseline beaten, and on the same
+    origins lights catching 6% of the churners red or yellow, with no word; the weekly lists
+    then found none of its losses."""
+    import pandas as pd
+
+    from ka_ml.config import Config
+    from ka_ml.training.evaluation import cautions, origin_lights
+
+    n = 100
+    test = pd.DataFrame({"as_of": [pd.Timestamp("2026-04-27")] * n, "recency_days": 10.0})
+    y = np.zeros(n)
+    y[:10] = 1  # 10 churners, ranked low: the model's probabilities stay under yellow's 10%
+    p = np.r_[np.full(10, 0.02), np.linspace(0.3, 0.01, 90)]
+    li = origin_lights(test, y, p, Config())
+    assert li["red_yellow_recall"] == 0.0 and li["red_yellow_recall_ceiling"] == 1.0
+    said = cautions({"accounts": 500.0}, {}, li, Config())
+    assert said["few_caught"].startswith(
+        "on the test origins the lights would have caught 0% of the churners red or yellow, "
+        "under the 0.50 `ka-ml backtest` asks of the weekly lists"
+    )
+    assert "yellow needs a churn probability of at least 10%" in said["few_caught"]
+    caught = li | {"red_yellow_recall": 0.6, "red_yellow_churned": 6.0}
+    assert "few_caught" not in cautions({"accounts": 500.0}, {}, caught, Config())
+    # a budget that cannot reach the floor: asked 0.6 of what it allows
+    capped = li | {"red_yellow_recall": 0.25, "red_yellow_churned": 5.0,
+                   "red_yellow_recall_ceiling": 0.4}  # fmt: skip
+    assert "few_caught" not in cautions({"accounts": 500.0}, {}, capped, Config())
+    said = cautions({"accounts": 500.0}, {}, capped | {"red_yellow_recall": 0.2}, Config())
+    assert said["few_caught"].startswith(
+        "on the test origins the lights would have caught 20% of the churners red or yellow "
+        "(5 of 25), under the 0.24"
+    )
+
+
 def test_train_says_how_the_ranking_warns_before_a_silence_shows() -> None:
     """A food wholesaler's `train` printed ROC AUC 0.98 against "no order in 90 days", which
     accounts silent for weeks meet trivially; among the accounts still ordering the churn

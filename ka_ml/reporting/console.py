@@ -279,7 +279,8 @@ def print_train_report(report: Any, out: Console) -> None:
     if getattr(ev, "expected", None):
         out.print(expected_line(ev.expected, report.as_of))
     said = dict(getattr(ev, "cautions", {}))
-    red_floor = said.pop("red_floor", None)  # told after the lights it is about
+    # told after the lights they are about
+    about_lights = [c for k in ("red_floor", "few_caught") if (c := said.pop(k, None))]
     for caution in said.values():
         out.print(f"[yellow]caution:[/] {caution}")
     for line in _choices(ev):
@@ -322,8 +323,8 @@ def print_train_report(report: Any, out: Console) -> None:
             f"{li['early_share']:.0%} of those lit, churn rate {li['early_churn_rate']:.2f}) "
             f"churn ROC AUC {li['early_roc_auc']:.3f}: the ranking before a silence shows it"
         )
-    if red_floor:
-        out.print(f"[yellow]caution:[/] {red_floor}")
+    for caution in about_lights:
+        out.print(f"[yellow]caution:[/] {caution}")
     for kind, d in report.decisions.items():
         out.print(f"[bold]{kind}[/]: {d}")
     out.print(

@@ -191,6 +191,42 @@ def population_gap(pooled: dict[str, float], expected: dict[str, float]) -> dict
     return {"pooled_minus_expected": gap, "population_differs": float(abs(gap) > allowed)}
 
 
+def few_caught(lights: dict[str, float], cfg: Config) -> str | None:
+    """The caution when the lights on the test origins would have caught fewer churners red
+    or yellow than ``ka-ml backtest`` asks of the weekly lists (``monitoring.
+    min_red_yellow_recall``; with budget lights at most ``min_recall_of_ceiling`` of what
+    the budget allows). A lab distributor's train reported ROC AUC 0.79, a model beating
+    every baseline, and on the same origins lights that caught 6% of the churners; it said
+    nothing and promoted the model, and the weekly lists found none of the losses."""
+    rec = lights.get("red_yellow_recall", float("nan"))
+    if not np.isfinite(rec) or lights.get("red_count") == 0:  # red_floor says it already
+        return None
+    m = cfg.monitoring
+    floor = m.min_red_yellow_recall
+    ceiling = lights.get("red_yellow_recall_ceiling", float("nan"))
+    if cfg.health.mode == "budget" and np.isfinite(ceiling):
+        floor = min(floor, m.min_recall_of_ceiling * ceiling)
+    if rec >= floor:
+        return None
+    tp = float(lights.get("red_yellow_churned", 0.0))
+    churners = round(tp / rec) if rec > 0 else None
+    of = f" ({int(tp)} of {churners})" if churners else ""
+    h = cfg.health
+    low = (
+        f"; yellow needs a churn probability of at least {h.yellow_min_probability:.0%} "
+        f"(health.yellow_min_probability) and {lights.get('red_yellow_share', 0.0):.0%} of "
+        "the accounts reached it"
+        if h.mode == "budget"
+        else ""
+    )
+    return (
+        f"on the test origins the lights would have caught {rec:.0%} of the churners red or "
+        f"yellow{of}, under the {floor:.2f} `ka-ml backtest` asks of the weekly lists "
+        "(monitoring.min_red_yellow_recall): the ROC AUC says how the model orders accounts, "
+        f"not that the lists find the churners{low}"
+    )
+
+
 def cautions(
     pooled: dict[str, float],
     expected: dict[str, float],
@@ -231,6 +267,8 @@ def cautions(
             "the weekly red list stays empty; lower the floor if the riskiest accounts should "
             "be red whatever their probability"
         )
+    if caught := few_caught(lights, cfg):
+        out["few_caught"] = caught
     accounts = int(pooled.get("accounts", 0))
     if accounts < cfg.mlflow.few_test_accounts:
         rare = int(min(pooled.get("churned_rows", 0), pooled.get("kept_rows", 0)))
@@ -479,7 +517,16 @@ def origin_lights(
         light[idx], _ = assign_lights(
             p[idx], None, cfg.health, eligible=lit[idx], quiet=quiet[idx], seen_before=seen[idx]
         )
-    out = light_scores(y[lit], light[lit] == "red", np.isin(light[lit], ["red", "yellow"]))
+    warm = np.isin(light, ["red", "yellow"])
+    out = light_scores(y[lit], light[lit] == "red", warm[lit])
+    # the recall a perfect ranking reaches with as many lit accounts, origin by origin
+    # (as the backtest's ceiling): budget lights cap it
+    per = pd.DataFrame({"o": test["as_of"].to_numpy()[lit], "y": y[lit], "w": warm[lit]})
+    sums = per.groupby("o")[["y", "w"]].sum()
+    churners = float(sums["y"].sum())
+    out["red_yellow_recall_ceiling"] = (
+        float(np.minimum(sums["y"], sums["w"]).sum() / churners) if churners else float("nan")
+    )
     if (lit & by_orders).any() and (lit & ~by_orders).any():  # two populations in one list
         for name, part in (("contract", lit & ~by_orders), ("no_order", lit & by_orders)):
             one = light_scores(
