@@ -133,6 +133,50 @@ def test_an_account_the_model_expects_back_is_judged_not_written_off() -> None:
     assert lifecycle_states(X, CFG, p, longest_silence=float("nan"))["lifecycle"][0] == "active"
 
 
+def test_a_lapsed_account_beyond_the_silences_learnt_claims_no_win_back_chance() -> None:
+    """The lab distributor's Win-back list gave biotechs closed 277-319 days earlier a 73%
+    chance of an order within 90 days: the model's answer for the longest silence it knew
+    (225 days). Beyond it no chance, and so no win-back value, is claimed; the reason says
+    why, and the report shows the chance as unknown."""
+    from ka_ml.data.history import History
+    from ka_ml.scoring.score import portfolio_columns
+
+    as_of = pd.Timestamp("2026-11-16")
+    X = pd.DataFrame(
+        {
+            "account_id": ["b1", "b2", "a1"],
+            "recency_days": [311.0, 200.0, 5.0],
+            "gap_median_days": [8.0, 8.0, 7.0],
+            "orders_lifetime": [20.0, 20.0, 30.0],
+            "tenure_days": [700.0, 700.0, 700.0],
+            "spend_per_month": [200.0, 100.0, 500.0],
+            "spend_365d": [1000.0, 900.0, 6000.0],
+        }
+    )
+    out = pd.DataFrame(
+        {
+            "account_id": X["account_id"],
+            "as_of": as_of,
+            "churn_probability": [0.27, 0.6, 0.02],
+            "p_purchase_90d": [0.73, 0.4, 0.98],
+        }
+    )
+    h = History(
+        orders=pd.DataFrame({"account_id": [], "order_date": [], "amount": []}),
+        accounts=pd.DataFrame({"account_id": ["b1", "b2", "a1"]}),
+    )
+    p = out["churn_probability"].to_numpy()
+    got = portfolio_columns(out.copy(), X, p, h, CFG, as_of, longest_silence=225.0)
+    assert got["lifecycle"].tolist() == ["lapsed", "lapsed", "active"]
+    assert np.isnan(got.loc[0, "win_back_value"]) and got.loc[1, "win_back_value"] == 480.0
+    assert got.loc[0, "lifecycle_reason"].endswith(
+        "; longer than any silence the model learnt from (225 days): its chance of ordering "
+        "again is not known"
+    )
+    before = portfolio_columns(out.copy(), X, p, h, CFG, as_of)  # a model without the figure
+    assert before["lifecycle"].tolist() == ["active", "lapsed", "active"]  # 27%: expected back
+
+
 def test_train_keeps_the_longest_silence_it_learnt_from() -> None:
     from ka_ml.training.evaluation import longest_silence
 

@@ -105,6 +105,10 @@ def _account_view(scores: pd.DataFrame, rise: float = RISE_POINTS) -> pd.DataFra
         v[f"pw{k}"] = num_col(s, f"p_purchase_{k}d")
     back = num_col(s, f"p_purchase_{max(windows)}d") if windows else pd.Series(np.nan, v.index)
     v["p_back"] = win_back_chance(back.to_numpy(float), v["p"].to_numpy(float))
+    # a lapsed account without a win-back value: silent beyond what the model learnt, its
+    # chance is not known (:func:`ka_ml.scoring.score.portfolio_columns`)
+    unknown = (text_col(s, "lifecycle") == "lapsed") & num_col(s, "win_back_value").isna()
+    v.loc[unknown.to_numpy(), "p_back"] = np.nan
     _add_reasons(v, s)
     return v.reset_index(drop=True)
 

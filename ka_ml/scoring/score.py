@@ -416,6 +416,19 @@ def portfolio_columns(
     else:
         yearly = np.clip(np.nan_to_num(revenue), 0, None)
     out["win_back_value"] = np.where(lapsed, np.nan_to_num(back * yearly), np.nan)
+    # silent longer than any snapshot the model learnt from: its chance of an order is the
+    # one it learnt for the longest silence it knew (73% for biotechs closed 277-319 days
+    # earlier), so none is claimed
+    if longest_silence is not None and np.isfinite(longest_silence):
+        beyond = lapsed & (np.nan_to_num(float_column(X, "recency_days")) > longest_silence)
+        out.loc[beyond, "win_back_value"] = np.nan
+        reason = out["lifecycle_reason"].to_numpy(dtype=object)
+        reason[beyond] = [
+            f"{r}; longer than any silence the model learnt from ({n_days(longest_silence)}): "
+            "its chance of ordering again is not known"
+            for r in reason[beyond]
+        ]
+        out["lifecycle_reason"] = reason
     out = name_survey_kinds(out, history.surveys, as_of)
     out["days_since_last_order"] = X["recency_days"].to_numpy(float)
     out["last_order_date"] = out["as_of"] - pd.to_timedelta(out["days_since_last_order"], unit="D")
