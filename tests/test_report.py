@@ -358,6 +358,32 @@ def test_the_attention_list_says_why_an_account_without_a_light_last_week_turned
     assert "turned red (no light last week)" in old
 
 
+def test_an_account_a_rule_raised_to_yellow_this_week_needs_attention() -> None:
+    """A lab distributor's lost tenders turned yellow 85 days ahead as "renewal due" and
+    reached no attention list: "No account turned red or rose by 10 pts". Green last week
+    and raised to yellow by a rule now, an account is listed, the rule named."""
+    df = six_accounts()
+    # A4: green last week, yellow now by the renewal rule, its risk unchanged
+    df.loc[3, "health"] = "yellow"
+    reasons = [""] * len(df)
+    reasons[3] = (
+        "raised to yellow: renewal due: contract ends in 13 days, no renewal on record, and "
+        "the model has seen no account lapse under a contract: too few to judge renewals "
+        "(churn probability 5%: not among the 30% highest churn probability)"
+    )
+    reasons[2] = "raised to yellow: overdue: ..."  # A3 was yellow already: not new
+    df = df.assign(light_reason=reasons)
+    assert needs_attention(df)["account_id"].tolist() == ["A6", "A2", "A4"]
+    flags = attention_flags(df)
+    assert flags["raised"].tolist() == [False, False, False, True, False, False]
+    s = portfolio_summary(df)
+    assert (s["raised"], s["needs_attention"]) == (1, 3)
+    text = render_report(df, make_run())
+    attention = text.split('id="attention"')[1].split("</table>")[0]
+    assert "raised to yellow: renewal due (was green)" in attention
+    assert "1 raised to yellow by a rule" in text
+
+
 def test_numbers_are_formatted_for_people() -> None:
     assert fmt_money(1234567.8) == "1,234,568"
     assert fmt_money(1234.4, "€") == "€1,234"

@@ -193,12 +193,13 @@ def _summary_rows(scores: pd.DataFrame, run: dict[str, Any]) -> list[tuple[str, 
         ),
         ("Turned red this week", s["turned_red"], COUNT),
         ("Back from lapsed, still red", s.get("back_red", 0), COUNT),
-        (  # the rest of "Need attention": the three rows add up to it
+        (  # the rest of "Need attention": the four rows add up to it
             f"Risk up {fmt_points(float(run.get('risk_rise_points') or 0.1)).lstrip('+')} or "
             "more, besides those above",
             s["rising_more"],
             COUNT,
         ),
+        ("Raised to yellow by a rule (was green), besides those above", s.get("raised", 0), COUNT),
         ("Lapsed (win-back)", s.get("win_back", {}).get("accounts", 0), COUNT),
         ("Lapsed since last week (was red)", s.get("lapsed_red", 0), COUNT),
         (

@@ -66,9 +66,11 @@ from ka_ml.reporting.summary import (
     attention_flags,
     is_first_run,
     lapsed_from_red,
+    needs_attention_rows,
     no_change_note,
     order_by_risk,
     portfolio_summary,
+    raised_by,
 )
 from ka_ml.scoring.lifecycle import win_back_chance
 from ka_ml.scoring.light_change import UNCHANGED
@@ -97,6 +99,7 @@ def _account_view(scores: pd.DataFrame, rise: float = RISE_POINTS) -> pd.DataFra
         v[f"sc_{key}_d"] = text_col(s, f"scorecard_{key}_detail")
     v["sc_red"] = pd.concat([v[f"sc_{k}"].eq("red") for k, _ in SCORECARD], axis=1).any(axis=1)
     v = pd.concat([v, attention_flags(s, rise=rise)], axis=1)
+    v["raised_by"] = raised_by(text_col(s, "light_reason")).to_numpy()
     v["has_prev"] = v["risk_change"].notna()
     v["risk_unchanged"] = v["has_prev"] & (v["risk_change"].abs() < UNCHANGED)
     v["rank"] = v["health"].map({light: i for i, light in enumerate(LIGHTS)}).fillna(len(LIGHTS))
@@ -618,11 +621,7 @@ def _lists_context(view: pd.DataFrame, run: dict[str, Any], first_run: bool) -> 
     shown = int(run.get("attention_rows") or ATTENTION_SHOWN)
     win_back_shown = int(run.get("win_back_rows") or shown)
     # a first run has no changes to report: its red accounts are this week's list
-    attention = (
-        view[view["health"].eq("red")]
-        if first_run
-        else view[view["turned_red"] | view["back_red"] | view["rising"]]
-    )
+    attention = view[view["health"].eq("red")] if first_run else view[needs_attention_rows(view)]
     lapsed = view[view["lifecycle"].eq("lapsed")]
     win_back = lapsed.sort_values(["win_back", "p_back"], ascending=False, kind="stable")
     lapsed_red = win_back[lapsed_from_red(win_back).to_numpy()]

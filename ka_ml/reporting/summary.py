@@ -48,9 +48,10 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     least ``rise`` (0.10 = 10 points) since last week; unknown when there is no previous
     probability; not for an account the rhythm or season rule holds unlit (its rise is its
     usual quiet spell: a food wholesaler's "Needs attention" listed 44 green beer gardens
-    closing for the winter, "churn probability 91%, but this is its quiet season"). Lapsed
-    accounts (already lost) are never flagged, and a first run (no previous run at all)
-    reports no changes.
+    closing for the winter, "churn probability 91%, but this is its quiet season").
+    ``raised``: green last week and raised to yellow by a rule this week (renewal due,
+    overdue, an open critical complaint). Lapsed accounts (already lost) are never flagged,
+    and a first run (no previous run at all) reports no changes.
     """
     health = text_col(scores, "health")
     prev = text_col(scores, "health_prev")
@@ -64,15 +65,38 @@ def attention_flags(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     for words in QUIET_WORDS:
         quiet |= reason.str.contains(words, regex=False)
     rising = change.ge(rise - 1e-9).fillna(False) & lit & ~quiet
+    # green last week, yellow now by a rule (renewal due, overdue, a complaint): the early
+    # warning a rule exists for; a lab distributor's lost tenders turned yellow 85 days
+    # ahead as "renewal due" and reached no attention list
+    raised = health.eq("yellow") & prev.eq("green") & reason.str.startswith(RAISED_YELLOW) & lit
     return pd.DataFrame(
         {
             "turned_red": (new_red & ~back_red).astype(bool),
             "back_red": back_red.astype(bool),
             "rising": rising.astype(bool),
+            "raised": raised.astype(bool),
             "risk_change": change,
         },
         index=scores.index,
     )
+
+
+RAISED_YELLOW = "raised to yellow: "
+
+
+def needs_attention_rows(flags: pd.DataFrame) -> pd.Series:
+    """The rows of :func:`attention_flags` that need attention this week: turned red, back
+    from lapsed still red, risk up, or raised to yellow by a rule."""
+    return flags["turned_red"] | flags["back_red"] | flags["rising"] | flags["raised"]
+
+
+def raised_by(reason: pd.Series) -> pd.Series:
+    """The rule that raised a light, from its reason: "raised to yellow: renewal due:
+    contract ends in 13 days ..." -> "renewal due" ('' where no rule raised it)."""
+    text = reason.astype("string").fillna("")
+    rest = text.str.removeprefix(RAISED_YELLOW)
+    name = rest.str.split(r"[:(]", n=1, regex=True).str[0].str.strip()
+    return name.where(text.str.startswith(RAISED_YELLOW), "")
 
 
 def lapsed_from_red(scores: pd.DataFrame) -> pd.Series:
@@ -126,7 +150,7 @@ def needs_attention(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> pd.Da
     flags = attention_flags(scores, rise=rise)
     out = pd.concat([scores, flags], axis=1)
     out = out.loc[order_by_risk(scores)]
-    return out[out["turned_red"] | out["back_red"] | out["rising"]]
+    return out[needs_attention_rows(out)]
 
 
 # --------------------------------------------------------------------------- the portfolio
@@ -178,7 +202,9 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         # = needs_attention, the digests' "Risk rising" section (read: "79 need attention:
         # 8 turned red, 79 risk up" beside a digest's "RISK RISING (71)")
         "rising_more": int((flags["rising"] & ~flags["turned_red"] & ~flags["back_red"]).sum()),
-        "needs_attention": int((flags["turned_red"] | flags["back_red"] | flags["rising"]).sum()),
+        # raised to yellow by a rule, and not risen as much: the rest of needs_attention
+        "raised": int((flags["raised"] & ~flags["rising"]).sum()),
+        "needs_attention": int(needs_attention_rows(flags).sum()),
         "by_owner": _by_owner(scores, frame, lapsed, flags),
     }
 
@@ -194,7 +220,7 @@ def _by_owner(
     if owner[owner.ne("")].nunique() < 2:
         return []
     kept = ~lapsed.to_numpy()
-    attention = (flags["turned_red"] | flags["back_red"] | flags["rising"]).to_numpy()
+    attention = needs_attention_rows(flags).to_numpy()
     per = pd.DataFrame(
         {
             "owner": owner.to_numpy(),
