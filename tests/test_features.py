@@ -131,6 +131,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "spend_365d": 700.0,  # + 200
         "gap_mean_days": 96.0,
         "gap_median_days": 100.0,
+        # by time: 40 + 40 + 100 = 180 < 240 (half of 480), + 100 = 280: the second 100
+        "gap_typical_days": 100.0,
         "gap_std_days": math.sqrt(3424),
         "gap_cv": math.sqrt(3424) / 96,
         "gap_last_days": 40.0,  # 60 - 20
@@ -202,6 +204,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "spend_365d": 80.0,
         "gap_mean_days": NAN,
         "gap_median_days": NAN,
+        "gap_typical_days": NAN,
         "gap_std_days": NAN,
         "gap_cv": NAN,
         "gap_last_days": NAN,
@@ -269,6 +272,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "spend_365d": 0.0,
         "gap_mean_days": NAN,
         "gap_median_days": NAN,
+        "gap_typical_days": NAN,
         "gap_std_days": NAN,
         "gap_cv": NAN,
         "gap_last_days": NAN,
@@ -757,6 +761,7 @@ def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
     from ka_ml.training.folds import feature_columns
 
     assert scorer_only() == {
+        "gap_typical_days",
         "rhythm_quiet_chance",
         "gaps_longer_than_silence",
         "season_quiet_chance",
