@@ -513,6 +513,18 @@ def test_each_scorecard_measure_is_red_yellow_and_green_on_accounts_built_for_it
     assert "3.0x the typical gap" in got.loc[0, "scorecard_purchase_rhythm_detail"]
 
 
+def two_answers(scores: list[float], kinds: list[str]) -> pd.DataFrame:
+    """Survey answers of X0 (a day before AS_OF) and X1 (two days before)."""
+    return pd.DataFrame(
+        {
+            "account_id": ["X0", "X1"],
+            "date": pd.to_datetime(["2026-05-31", "2026-05-30"]),
+            "score": scores,
+            "kind": kinds,
+        }
+    )
+
+
 def test_one_day_is_said_as_one_day_not_one_days() -> None:
     """Read on an account card: "Purchase rhythm: 1 days since the last order"."""
     X = features(
@@ -522,14 +534,7 @@ def test_one_day_is_said_as_one_day_not_one_days() -> None:
         recency_days=[1.0, 3.0],
         gap_median_days=[1.0, 2.0],
     )
-    surveys = pd.DataFrame(
-        {
-            "account_id": ["X0", "X1"],
-            "date": pd.to_datetime(["2026-05-31", "2026-05-30"]),
-            "score": [8.0, 8.0],
-            "kind": ["renewal_intent", "renewal_intent"],
-        }
-    )
+    surveys = two_answers([8.0, 8.0], ["renewal_intent", "renewal_intent"])
     got = scorecard(X, surveys, AS_OF, ScorecardConfig())
     rhythm = got["scorecard_purchase_rhythm_detail"].tolist()
     assert rhythm[0].startswith("1 day since the last order, 1.0x the typical gap of 1 day (")
@@ -602,14 +607,7 @@ def test_the_scorecard_reads_survey_kinds_as_the_features_and_reasons_do() -> No
     from ka_ml.data.history import survey_kinds
 
     X = features(recency_days=[1.0, 1.0], gap_median_days=[1.0, 1.0])
-    surveys = pd.DataFrame(
-        {
-            "account_id": ["X0", "X1"],
-            "date": pd.to_datetime(["2026-05-31", "2026-05-30"]),
-            "score": [2.0, 9.0],
-            "kind": [" Renewal_Intent ", "renewal_intent"],
-        }
-    )
+    surveys = two_answers([2.0, 9.0], [" Renewal_Intent ", "renewal_intent"])
     got = scorecard(X, surveys, AS_OF, ScorecardConfig())
     assert got["scorecard_renewal_intent"].tolist() == ["red", "green"]
     assert survey_kinds(pd.Series([" NPS", None, "nps "])).tolist() == ["nps", pd.NA, "nps"]
