@@ -335,7 +335,8 @@ def test_an_account_silent_since_before_the_score_history_stays_overdue_week_aft
     assert overdue[:3].all()
     assert (got["health"][:3] == "yellow").all()
     assert got["light_reason"][0].startswith(
-        "raised to yellow: overdue: no order for 60 days, 6.0x the typical gap of 10 days "
+        "raised to yellow: overdue: no order for 60 days, 6.0x its usual silence between "
+        "orders of 10 days "
         "(overdue beyond 3.0x)"
     )
     # ... unless it has come back from silences longer than this before, twice or more (an

@@ -685,8 +685,8 @@ def _overdue_why(
         )
     for i in np.flatnonzero(by_gap):
         why[i] = (
-            f"no order for {n_days(recency[i])}, {ratio[i]:.1f}x the typical gap of "
-            f"{n_days(gap[i])} (overdue beyond {multiple:.1f}x)"
+            f"no order for {n_days(recency[i])}, {ratio[i]:.1f}x its usual silence between "
+            f"orders of {n_days(gap[i])} (overdue beyond {multiple:.1f}x)"
         )
     return why
 
