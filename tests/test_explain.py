@@ -830,6 +830,17 @@ def test_an_account_a_rule_lit_never_leads_with_what_lowers_its_risk() -> None:
     # the ranking lit it: half a point still counts (0.4 points: as is)
     pd.testing.assert_frame_equal(got.iloc[3:], frame.iloc[3:])
     assert got["reason_1_direction"].iloc[:3].eq("raises risk").all()
+    # who the account is never leads a rule-lit account (a lab distributor's overdue pharma
+    # account read "Industry: Pharma F&E" under "raised to yellow: overdue (was green)")
+    industry = frame.iloc[[0, 1, 3]].reset_index(drop=True)
+    industry[["reason_1", "reason_1_feature", "reason_1_shap", "reason_1_direction"]] = [
+        "Industry: Pharma F&E (raises risk)", "industry", 0.001, "raises risk"
+    ]  # fmt: skip
+    led = lead_flagged_with_what_raised(industry)
+    assert led.loc[0, "reason_1_feature"] == "b"  # behaviour raising it leads
+    assert led.loc[1, "reason_1"].startswith("Overdue: no order for 188 days")
+    assert led.loc[1, "reason_2_feature"] == "industry"
+    assert led.loc[2, "reason_1_feature"] == "industry"  # the ranking lit it: as it was
 
 
 def test_what_the_silence_already_says_is_not_a_second_reason() -> None:

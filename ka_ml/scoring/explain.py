@@ -603,6 +603,7 @@ _RULE_FEATURES = (
     ("overdue", "overdue_ratio"),
     ("critical complaint", "open_critical_complaints"),
     ("shrinking baskets", "aov_change_365d"),
+    ("renewal due", "contract_days_to_end"),
 )
 
 
@@ -643,8 +644,13 @@ def lead_flagged_with_what_raised(scores: pd.DataFrame, n_reasons: int = 3) -> p
         else np.full(len(scores), "", dtype=object)
     )
     by_rule = rule != ""
-    raises = np.where(by_rule[:, None], shap > 0, shap >= MATERIAL_POINTS)
-    leads_lower = flagged & (shap[:, 0] < 0)
+    # who the account is (its industry, a missing table) never leads a rule-lit account: a
+    # lab distributor's "raised to yellow: overdue (was green)" read "Industry: Pharma F&E"
+    static = np.column_stack(
+        [scores[f"{k}_feature"].astype(object).isin(STATIC_FEATURES).to_numpy() for k in keys]
+    )
+    raises = np.where(by_rule[:, None], (shap > 0) & ~static, shap >= MATERIAL_POINTS)
+    leads_lower = flagged & ((shap[:, 0] < 0) | (by_rule & static[:, 0]))
     fix = leads_lower & raises[:, 1:].any(axis=1)
     told = leads_lower & by_rule & ~raises.any(axis=1)  # nothing shown raises it
     if not (fix.any() or told.any()):
