@@ -519,14 +519,17 @@ def origin_lights(
         )
     warm = np.isin(light, ["red", "yellow"])
     out = light_scores(y[lit], light[lit] == "red", warm[lit])
-    # the recall a perfect ranking reaches with as many lit accounts, origin by origin
-    # (as the backtest's ceiling): budget lights cap it
-    per = pd.DataFrame({"o": test["as_of"].to_numpy()[lit], "y": y[lit], "w": warm[lit]})
-    sums = per.groupby("o")[["y", "w"]].sum()
-    churners = float(sums["y"].sum())
-    out["red_yellow_recall_ceiling"] = (
-        float(np.minimum(sums["y"], sums["w"]).sum() / churners) if churners else float("nan")
-    )
+    # the recall a perfect ranking reaches with as many red and yellow accounts as the
+    # budget allows, origin by origin (budget lights cap it; their floors do not count:
+    # the caution names them)
+    if cfg.health.mode == "budget":
+        per = pd.DataFrame({"o": test["as_of"].to_numpy()[lit], "y": y[lit]})
+        sums = per.groupby("o")["y"].agg(["sum", "size"])
+        budget = np.floor((cfg.health.red_share + cfg.health.yellow_share) * sums["size"])
+        churners = float(sums["sum"].sum())
+        out["red_yellow_recall_ceiling"] = (
+            float(np.minimum(sums["sum"], budget).sum() / churners) if churners else float("nan")
+        )
     if (lit & by_orders).any() and (lit & ~by_orders).any():  # two populations in one list
         for name, part in (("contract", lit & ~by_orders), ("no_order", lit & by_orders)):
             one = light_scores(
