@@ -235,6 +235,38 @@ def test_a_late_feed_is_read_as_of_its_own_end_and_the_orders_as_of_the_scoring_
     pd.testing.assert_frame_equal(now[others], raw[others])  # orders: as of the scoring date
 
 
+def test_a_weekly_feed_is_read_as_the_model_saw_it_on_another_weekday() -> None:
+    """A weekly usage feed dated Mondays, a model trained on Tuesdays (the day after the
+    newest order), scored on Mondays: every account read 6 days quieter than anything the
+    model had learnt, 80 red and 156 yellow, "Product last used 7 days ago" the first reason
+    of 713 of 782 accounts. The model's card keeps how long after the feed's newest row it
+    saw it; the scorer reads the feed as of that many days after its newest row."""
+    from ka_ml.jobs.data import align_feed_lags, feed_lags
+
+    h = _orders_to("2026-11-30", [])
+    mondays = pd.date_range("2026-01-05", "2026-11-23", freq="7D")  # one row a week
+    h = replace(h, usage=pd.DataFrame({"account_id": "A1", "date": mondays, "count": 3.0}))
+    tuesdays = pd.date_range("2026-03-03", "2026-08-25", freq="14D")
+    assert feed_lags(h, tuesdays) == {"usage": 1}
+    assert feed_lags(h, tuesdays + pd.Timedelta(days=6)) == {"usage": 7}  # Mondays: 7
+    monday = pd.Timestamp("2026-11-30")
+    held, (said,) = align_feed_lags(h, monday, {"usage": 1})
+    assert dict(held.feed_as_of) == {"usage": pd.Timestamp("2026-11-24")}
+    assert said.startswith(
+        "the usage table's newest row before 2026-11-30 is from 2026-11-23, 7 days earlier, and "
+        "the churn model never saw it more than 1 day after its newest row"
+    )
+    a1 = lambda f: f[f["account_id"] == "A1"]  # noqa: E731
+    assert a1(build_features(held, monday, Config()))["usage_recency_days"].item() == 1
+    assert a1(build_features(h, monday, Config()))["usage_recency_days"].item() == 7
+    # on the model's weekday, within what it saw, or a feed read as late already: as it is
+    assert align_feed_lags(h, pd.Timestamp("2026-11-24"), {"usage": 1}) == (h, ())
+    assert align_feed_lags(h, monday, {"usage": 7}) == (h, ())
+    late = replace(h, feed_as_of={"usage": pd.Timestamp("2026-11-20")})
+    assert align_feed_lags(late, monday, {"usage": 1}) == (late, ())
+    assert align_feed_lags(h, monday, {}) == (h, ())
+
+
 def test_ka_ml_features_reads_a_late_feed_as_the_scorer_does(tmp_path: Path) -> None:
     """The feature file is the models' inputs as of a date: a user comparing it with the
     report read "Last survey answered 195 days ago" in one and 236 days in the other, for

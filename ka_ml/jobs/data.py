@@ -8,7 +8,7 @@ the ``demo-data`` and ``features`` commands' writes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -234,6 +234,60 @@ class LateFeed:
     def read_as_of(self) -> pd.Timestamp:
         """The day its features are read as of: the day after its newest row."""
         return self.newest + pd.Timedelta(days=1)
+
+
+def feed_lags(history: History, dates: Iterable[pd.Timestamp]) -> dict[str, int]:
+    """Per regular feed (usage, tickets, surveys): the most days between a date of
+    ``dates`` (the training snapshots) and the feed's newest row before it: how long after
+    its newest row the model saw the feed. Kept on the model's card for
+    :func:`align_feed_lags`."""
+    days = _table_days(history)
+    out: dict[str, int] = {}
+    for table in FEEDS:
+        d = days.get(table)
+        if d is None or _silence_of(d, FEED_SILENCE_DAYS) is None:
+            continue
+        lags = [(t - d[i - 1]).days for t in dates if (i := int(d.searchsorted(t))) > 0]
+        if lags:
+            out[table] = int(max(lags))
+    return out
+
+
+def align_feed_lags(
+    history: History, as_of: pd.Timestamp, learnt: Mapping[str, int]
+) -> tuple[History, tuple[str, ...]]:
+    """The history with each feed read as the model saw it: where the feed's newest row lies
+    more days before ``as_of`` than the model ever saw it (``learnt``, from
+    :func:`feed_lags`), its features are read as of that many days after the row
+    (:attr:`History.feed_as_of`), with a warning each. A weekly usage feed dated Mondays,
+    a model trained on Tuesdays (the day after the newest order) and scored on Mondays read
+    every account 6 days quieter than anything it had learnt: 80 red and 156 yellow, "Product
+    last used 7 days ago" the first reason of 713 of 782 accounts. Late feeds
+    (:func:`late_feeds`) are read as of their own end already and left as they are."""
+    if not learnt:
+        return history, ()
+    days = _table_days(history)
+    reads, said = dict(history.feed_as_of), []
+    for table, most in sorted(learnt.items()):
+        d = days.get(table)
+        if table in reads or d is None or (i := int(d.searchsorted(as_of))) == 0:
+            continue
+        newest = d[i - 1]
+        lag = (as_of - newest).days
+        if lag <= most:
+            continue
+        reads[table] = newest + pd.Timedelta(days=int(most))
+        said.append(
+            f"the {table} table's newest row before {as_of.date()} is from {newest.date()}, "
+            f"{lag} days earlier, and the churn model never saw it more than {n_days(most)} "
+            f"after its newest row (its training snapshots fell on another day of the "
+            f"feed's cycle): its features are read as of {reads[table].date()}, as the model "
+            f"saw them, so the {lag - most} days do not count as silence (score on the "
+            "weekday the model was trained on, or train as of a scoring day)"
+        )
+    if not said:
+        return history, ()
+    return replace(history, feed_as_of=reads), tuple(said)
 
 
 def late_feeds(

@@ -55,6 +55,7 @@ from ka_ml.io import (
     staged_dir,
 )
 from ka_ml.jobs.backtest import latest_summary
+from ka_ml.jobs.data import align_feed_lags
 from ka_ml.modeling import registry
 from ka_ml.monitoring.drift import drift_report
 from ka_ml.reporting.excel import write_excel
@@ -397,6 +398,11 @@ def run_scoring(
             scores, feats = score_with_features(history, cfg, as_of, models, past)
             contrib = None
         else:
+            lags = (getattr(models.churn, "card_", None) or {}).get("feed_lag_days") or {}
+            history, aligned = align_feed_lags(history, as_of, lags)
+            for text in aligned:
+                log.warning(text)
+            freshness = (*freshness, *aligned)
             feats = build_features(history, as_of, cfg)
             previous = previous_run(hist_path, past, as_of, cfg, models)
             scores, contrib = score_and_explain(

@@ -27,6 +27,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.features.build import feature_frames
 from ka_ml.features.snapshots import build_training_set
+from ka_ml.jobs.data import feed_lags
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.split import describe_line
@@ -175,6 +176,11 @@ def run_training(
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now)
         card = model_card(ev)
+        # how long after each feed's newest row the model saw it (the scorer reads a feed
+        # further behind as the model saw it: jobs.data.align_feed_lags)
+        dates = pd.to_datetime(folds.labelled["as_of"]).unique()
+        if lags := feed_lags(known, sorted(dates)):
+            card["feed_lag_days"] = lags
         churn.attach(card=card)
         # the report quotes the purchase-cycle record of the timing champion in use, which
         # may come from another run than the churn champion's
