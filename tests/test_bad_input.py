@@ -267,6 +267,32 @@ def test_a_weekly_feed_is_read_as_the_model_saw_it_on_another_weekday() -> None:
     assert align_feed_lags(h, monday, {}) == (h, ())
 
 
+def test_a_hole_in_the_usage_feed_is_said_by_validate_and_score() -> None:
+    """A user's usage feed was down three weeks and never backfilled: from the first
+    Monday after, 73 of 81 newly lit accounts were healthy, 69 led by "Usage in the last 90
+    days fell", with no word anywhere."""
+    from ka_ml.jobs.data import date_warnings, feed_holes, scoring_data_check
+
+    h = _orders_to("2026-11-30", [])
+    mondays = pd.date_range("2026-01-05", "2026-11-30", freq="7D")
+    down = mondays.isin(pd.to_datetime(["2026-10-05", "2026-10-12", "2026-10-19"]))
+    usage = pd.DataFrame({"account_id": "A1", "date": mondays[~down], "count": 3.0})
+    h = replace(h, usage=usage)
+    day = pd.Timestamp("2026-12-01")
+    (hole,) = feed_holes({"usage": pd.DatetimeIndex(mondays[~down])}, day)
+    assert hole.startswith(
+        "the usage table has no row for any account from 2026-09-29 to 2026-10-25 (27 days), "
+        "in a feed with a row every 7 days otherwise"
+    )
+    assert "until 2027-04-25" in hole
+    said, _ = scoring_data_check(h, day, Config(), explicit=True, today=day)
+    assert hole in said
+    assert hole in date_warnings(h, Config(), day)
+    # a feed without a hole, or one whose silence is still running (late, said apart)
+    assert feed_holes({"usage": pd.DatetimeIndex(mondays)}, day) == ()
+    assert feed_holes({"usage": pd.DatetimeIndex(mondays[:-8])}, day) == ()
+
+
 def test_ka_ml_features_reads_a_late_feed_as_the_scorer_does(tmp_path: Path) -> None:
     """The feature file is the models' inputs as of a date: a user comparing it with the
     report read "Last survey answered 195 days ago" in one and 236 days in the other, for
