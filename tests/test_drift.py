@@ -192,6 +192,24 @@ def test_a_shift_on_the_training_date_fires_since_unlabelled_snapshots_are_no_re
     assert rep["banner"] and [f["feature"] for f in rep["features"]] == ["spend_365d"]
 
 
+def test_a_tiny_early_snapshot_does_not_set_the_natural_movement() -> None:
+    """A portfolio whose first snapshots held 12-86 accounts (before its subscriptions
+    began) had natural PSIs of 9-13, so a PSI of 7.8 after a three-week usage outage
+    raised no banner."""
+    snaps = [
+        _world(500, seed).assign(as_of=pd.Timestamp("2026-01-01") + pd.Timedelta(days=30 * k))
+        for k, seed in enumerate(range(4))
+    ]
+    early = _world(12, 7).assign(as_of=pd.Timestamp("2025-06-01"))
+    early["spend_365d"] *= 50  # nothing like the later book
+    reference = training_reference(pd.concat([early, *snaps]), FEATURES, bins=10)
+    assert reference["natural_frames_left_out"] == 1
+    assert reference["features"]["spend_365d"]["natural_psi"] < 0.1
+    shifted = _world(500, 99).assign(as_of=pd.Timestamp("2026-06-01"))
+    shifted["spend_365d"] *= 4
+    assert drift_report(reference, shifted, MonitoringConfig())["banner"]
+
+
 def test_a_week_scored_on_another_weekday_is_not_drift() -> None:
     """Seen: usage exported weekly (dated Sundays), snapshots 28 days apart (all Mondays),
     and a week scored on a Thursday raised 'Model drift warning' (days since usage: PSI 6.8);

@@ -48,6 +48,8 @@ import pandas as pd
 from ka_ml.config import MonitoringConfig
 from ka_ml.features import catalog
 
+NATURAL_MIN_ROWS = 50  # natural_psi reads frames of at least this many rows ...
+NATURAL_MIN_SHARE = 0.25  # ... and this share of the median snapshot's
 PROFILE_VERSION = 2  # 2: natural_psi by judged_psi (a version-1 profile is judged on every bin)
 EPS = 1e-4
 MIN_ROWS = 30  # fewer scored accounts: bin proportions are noise, no drift verdict
@@ -137,7 +139,15 @@ def training_reference(
     snapshots = learned_snapshots(snapshots)
     profile = reference_profile(snapshots, features, bins)
     natural: dict[str, float] = dict.fromkeys(profile["features"], 0.0)
-    groups = [g for _, g in snapshots.groupby("as_of", sort=True)] + list(between)
+    dated = [g for _, g in snapshots.groupby("as_of", sort=True)]
+    # a frame far smaller than the usual snapshot is noise to a PSI, not movement: a
+    # portfolio whose first snapshots held 12-86 accounts (before its subscriptions began)
+    # set natural PSIs of 9-13, and a PSI of 7.8 after a three-week usage outage raised
+    # no banner
+    usual = float(np.median([len(g) for g in dated])) if dated else 0.0
+    floor = max(NATURAL_MIN_ROWS, NATURAL_MIN_SHARE * usual)
+    groups = [g for g in [*dated, *between] if len(g) >= floor]
+    profile["natural_frames_left_out"] = len(dated) + len(between) - len(groups)
     for group in groups:
         for name, value in feature_psi(profile, group).items():
             if np.isfinite(value):
