@@ -619,6 +619,12 @@ def test_the_accounts_that_stopped_ordering_are_silent_past_the_horizon_and_thei
 
     X = features(recency_days=[231.0, 95.0, 60.0, np.nan], overdue_ratio=[7.5, 1.5, 6.0, np.nan])
     assert stopped_ordering(X, Config()).tolist() == [True, False, False, False]
+    # by the typical gap by time where the features have it: an annual invoice beside small
+    # orders (median gap 30, by time 300) is not 'stopped' 275 days on
+    by_time = features(
+        recency_days=[275.0, 231.0], overdue_ratio=[9.2, 7.5], gap_typical_days=[300.0, 30.0]
+    )
+    assert stopped_ordering(by_time, Config()).tolist() == [False, True]
 
 
 def test_a_renewal_at_a_fraction_of_its_value_shows_on_the_scorecard() -> None:

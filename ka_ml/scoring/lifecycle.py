@@ -89,10 +89,18 @@ def quiet_as_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
 
 def stopped_ordering(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     """Rows silent longer than the horizon and over ``scorecard.rhythm_red`` typical gaps:
-    accounts that have stopped ordering, whatever their contract says."""
-    return (np.nan_to_num(float_column(X, "recency_days")) > cfg.labels.horizon_days) & (
-        np.nan_to_num(float_column(X, "overdue_ratio")) > cfg.scorecard.rhythm_red
-    )
+    accounts that have stopped ordering, whatever their contract says. The typical gap is
+    the one by time (``gap_typical_days``, as the overdue rule reads it) where the frame
+    has it: a utility paying one annual invoice beside hardware and services orders was
+    told "Renewal due in 89 days, but no order for 275 days: ask what they still need",
+    its median gap shortened by the smaller orders."""
+    recency = np.nan_to_num(float_column(X, "recency_days"))
+    if "gap_typical_days" in X:
+        typical = float_column(X, "gap_typical_days")
+        ratio = np.divide(recency, typical, out=np.zeros(len(X)), where=typical > 0)
+    else:
+        ratio = np.nan_to_num(float_column(X, "overdue_ratio"))
+    return (recency > cfg.labels.horizon_days) & (ratio > cfg.scorecard.rhythm_red)
 
 
 def silent_under_contract(rows: pd.DataFrame, cfg: Config) -> str | None:
