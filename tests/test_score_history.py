@@ -185,6 +185,23 @@ def test_a_run_stores_its_contributions_for_the_next_run(db: Path) -> None:
     assert score_history.read_contributions(db, day(0), ["orders_90d"]).empty
 
 
+def test_rescoring_past_weeks_keeps_each_weeks_contributions_for_the_next(db: Path) -> None:
+    """A user rescored 18 past Mondays in order with the later weeks already stored: each
+    week's contributions were pruned as soon as written (only the latest 4 dates were
+    kept), so the next week explained it again and named another "biggest mover" than the
+    first run had, for 821 of 875 accounts one week."""
+    weeks = [day(-7 * k) for k in range(10, -1, -1)]  # 11 Mondays, oldest first
+    feats = ["recency_days", "orders_90d"]
+    for w in weeks:
+        score_history.write_run(db, scores(w, ["a"], [0.5]), contributions(w, ["a"], feats))
+    for w in weeks[:5]:  # the past again, in order, the later weeks still stored
+        score_history.write_run(db, scores(w, ["a"], [0.5]), contributions(w, ["a"], feats))
+        assert not score_history.read_contributions(db, w, feats).empty
+    # the latest weeks stay, for the next weekly run
+    assert not score_history.read_contributions(db, weeks[-1], feats).empty
+    assert score_history.read_contributions(db, weeks[5], feats).empty  # beyond both: pruned
+
+
 def test_a_run_whose_contributions_fail_leaves_the_history_as_it_was(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
