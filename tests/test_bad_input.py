@@ -265,6 +265,9 @@ def test_a_weekly_feed_is_read_as_the_model_saw_it_on_another_weekday() -> None:
     late = replace(h, feed_as_of={"usage": pd.Timestamp("2026-11-20")})
     assert align_feed_lags(late, monday, {"usage": 1}) == (late, ())
     assert align_feed_lags(h, monday, {}) == (h, ())
+    # a feed answered in campaigns, seen up to months after its newest row: its own lag
+    assert align_feed_lags(h, monday, {"usage": 60})[1] == ()
+    assert align_feed_lags(h, pd.Timestamp("2027-03-01"), {"usage": 30}) == (h, ())
 
 
 def test_a_hole_in_the_usage_feed_is_said_by_validate_and_score() -> None:

@@ -257,6 +257,11 @@ def feed_lags(history: History, dates: Iterable[pd.Timestamp]) -> dict[str, int]
     return out
 
 
+# a feed the model always saw within this many days of its newest row (daily or weekly) is
+# read as the model saw it; a feed answered in campaigns (surveys) keeps its own lag
+ALIGN_MAX_LAG_DAYS = 7
+
+
 def align_feed_lags(
     history: History, as_of: pd.Timestamp, learnt: Mapping[str, int]
 ) -> tuple[History, tuple[str, ...]]:
@@ -278,7 +283,7 @@ def align_feed_lags(
             continue
         newest = d[i - 1]
         lag = (as_of - newest).days
-        if lag <= most:
+        if lag <= most or most >= ALIGN_MAX_LAG_DAYS:  # a campaign feed: its lag is its own
             continue
         reads[table] = newest + pd.Timedelta(days=int(most))
         said.append(
