@@ -199,7 +199,7 @@ def portfolio_summary(scores: pd.DataFrame, *, rise: float = RISE_POINTS) -> dic
         "back_red": int(flags["back_red"].sum()),
         "rising": int(flags["rising"].sum()),
         # risen as much but neither turned red nor back: turned_red + back_red + rising_more
-        # = needs_attention, the digests' "Risk rising" section (read: "79 need attention:
+        # + raised = needs_attention; the digests' "Risk rising" section (read: "79 need attention:
         # 8 turned red, 79 risk up" beside a digest's "RISK RISING (71)")
         "rising_more": int((flags["rising"] & ~flags["turned_red"] & ~flags["back_red"]).sum()),
         # raised to yellow by a rule, and not risen as much: the rest of needs_attention
