@@ -87,6 +87,32 @@ def quiet_as_before(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     return silence_seen_before(X, cfg) & np.isfinite(gap) & (recency > gap)
 
 
+def typical_gap(X: pd.DataFrame) -> np.ndarray:
+    """Each row's typical gap between order days by time (``gap_typical_days``: bursts of
+    orders do not shorten it), or its median gap in a frame without it (an older feature
+    table). The overdue rule and :func:`stopped_ordering` read it."""
+    name = "gap_typical_days" if "gap_typical_days" in X else "gap_median_days"
+    return float_column(X, name)
+
+
+def silence_in_gaps(X: pd.DataFrame) -> np.ndarray:
+    """Days since the last order over :func:`typical_gap` (NaN without a gap); in a frame
+    without the typical gap by time, the ``overdue_ratio`` feature (over the median gap)."""
+    if "gap_typical_days" not in X:
+        return float_column(X, "overdue_ratio")
+    typical = typical_gap(X)
+    recency = float_column(X, "recency_days")
+    return np.divide(recency, typical, out=np.full(len(X), np.nan), where=typical > 0)
+
+
+def beyond_learnt(X: pd.DataFrame, longest_silence: float | None) -> np.ndarray:
+    """Rows silent longer than any snapshot the model learnt from (``longest_silence``,
+    days, from its card; None or NaN: unknown, none)."""
+    if longest_silence is None or not np.isfinite(longest_silence):
+        return np.zeros(len(X), bool)
+    return np.nan_to_num(float_column(X, "recency_days"), nan=-np.inf) > longest_silence
+
+
 def stopped_ordering(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     """Rows silent longer than the horizon and over ``scorecard.rhythm_red`` typical gaps:
     accounts that have stopped ordering, whatever their contract says. The typical gap is
@@ -95,11 +121,7 @@ def stopped_ordering(X: pd.DataFrame, cfg: Config) -> np.ndarray:
     told "Renewal due in 89 days, but no order for 275 days: ask what they still need",
     its median gap shortened by the smaller orders."""
     recency = np.nan_to_num(float_column(X, "recency_days"))
-    if "gap_typical_days" in X:
-        typical = float_column(X, "gap_typical_days")
-        ratio = np.divide(recency, typical, out=np.zeros(len(X)), where=typical > 0)
-    else:
-        ratio = np.nan_to_num(float_column(X, "overdue_ratio"))
+    ratio = np.nan_to_num(silence_in_gaps(X))
     return (recency > cfg.labels.horizon_days) & (ratio > cfg.scorecard.rhythm_red)
 
 
@@ -185,8 +207,7 @@ def lifecycle_states(
     floor = lc.lapsed_min_churn_probability
     if p is not None and floor is not None:  # the model expects it back: judged, not lost
         expected_back = np.asarray(p, float) < floor
-        if longest_silence is not None and np.isfinite(longest_silence):
-            expected_back &= ~(np.nan_to_num(recency, nan=-np.inf) > longest_silence)
+        expected_back &= ~beyond_learnt(X, longest_silence)
         contract_lapsed &= ~expected_back
         order_lapsed &= ~expected_back
     lapsed = contract_lapsed | order_lapsed

@@ -38,14 +38,17 @@ from ka_ml.scoring.health import (
     seen_before_why,
 )
 from ka_ml.scoring.lifecycle import (
+    beyond_learnt,
     churn_definitions,
     expected_revenue,
     float_column,
     has_rhythm,
     lifecycle_states,
     quiet_as_before,
+    silence_in_gaps,
     silence_seen_before,
     stopped_ordering,
+    typical_gap,
     win_back_chance,
 )
 from ka_ml.scoring.light_change import (
@@ -419,8 +422,9 @@ def portfolio_columns(
     # silent longer than any snapshot the model learnt from: its chance of an order is the
     # one it learnt for the longest silence it knew (73% for biotechs closed 277-319 days
     # earlier), so none is claimed
-    if longest_silence is not None and np.isfinite(longest_silence):
-        beyond = lapsed & (np.nan_to_num(float_column(X, "recency_days")) > longest_silence)
+    beyond = lapsed & beyond_learnt(X, longest_silence)
+    if beyond.any():
+        assert longest_silence is not None
         out.loc[beyond, "win_back_value"] = np.nan
         reason = out["lifecycle_reason"].to_numpy(dtype=object)
         reason[beyond] = [
@@ -497,8 +501,7 @@ def light_columns(
     overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of) & ~seen
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     # the typical gap by time: a burst of orders (a budget year-end) does not shorten it
-    typical = float_column(X, "gap_typical_days") if "gap_typical_days" in X else gap
-    ratio = np.divide(recency, typical, out=np.full(len(X), np.nan), where=typical > 0)
+    typical, ratio = typical_gap(X), silence_in_gaps(X)
     now_p90 = (out["next_purchase_p90_date"] - out["last_order_date"]).dt.days.to_numpy(float)
     multiple = overdue_multiple(
         recency, typical, now_p90, cfg.health, cfg.scoring.change_lookback_days
