@@ -210,10 +210,9 @@ def date_warnings(history: History, cfg: Config, today: pd.Timestamp) -> tuple[s
             f"{lone.text}: score and train, dated by the data, refuse it; correct that date "
             "(a typo in the year or month?) or pass --as-of"
         )
-    out += orders_behind_feeds_of(history, "scoring or training")
-    out += feed_holes(
-        _table_days(history), history.last_order_date.normalize() + pd.Timedelta(days=1)
-    )
+    days = _table_days(history)  # once for both checks
+    out += orders_behind_feeds(days, "scoring or training")
+    out += feed_holes(days, history.last_order_date.normalize() + pd.Timedelta(days=1))
     return tuple(out)
 
 
@@ -245,7 +244,7 @@ def feed_lags(history: History, dates: Iterable[pd.Timestamp]) -> dict[str, int]
     ``dates`` (the training snapshots) and the feed's newest row before it: how long after
     its newest row the model saw the feed. Kept on the model's card for
     :func:`align_feed_lags`."""
-    days = _table_days(history)
+    days = _table_days(history, FEEDS)
     out: dict[str, int] = {}
     for table in FEEDS:
         d = days.get(table)
@@ -275,7 +274,7 @@ def align_feed_lags(
     (:func:`late_feeds`) are read as of their own end already and left as they are."""
     if not learnt:
         return history, ()
-    days = _table_days(history)
+    days = _table_days(history, learnt)  # the feeds the model saw, not the orders
     reads, said = dict(history.feed_as_of), []
     for table, most in sorted(learnt.items()):
         d = days.get(table)
@@ -390,11 +389,13 @@ def orders_behind_feeds_of(history: History, what: str = "scoring") -> tuple[str
     return orders_behind_feeds(_table_days(history), what)
 
 
-def _table_days(history: History) -> dict[str, pd.DatetimeIndex]:
-    """Each dated table's sorted days (orders and the feeds), all rows."""
+def _table_days(
+    history: History, tables: Iterable[str] = ("orders", *FEEDS)
+) -> dict[str, pd.DatetimeIndex]:
+    """Each dated table's sorted days (by default the orders and the feeds), all rows."""
     return {
         t: _days(f[EVENT_DATE[t]])
-        for t in ("orders", *FEEDS)
+        for t in tables
         if (f := getattr(history, t, None)) is not None and not f.empty
     }
 
