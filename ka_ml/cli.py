@@ -724,7 +724,7 @@ def backtest(
         from ka_ml.jobs.backtest import run_backtest
         from ka_ml.reporting.console import (
             lights_split_line,
-            silent_reds_line,
+            reds_silence_line,
             versions_lines,
         )
 
@@ -770,7 +770,7 @@ def backtest(
             shown.print(f"  {key:<{width}}  {value:.3f}")
         if split := res.details.get("lights_by_churn_definition"):
             shown.print(f"  {lights_split_line(split)}", soft_wrap=True)
-        if silent := silent_reds_line(res.details.get("reds_already_silent") or {}):
+        if silent := reds_silence_line(res.details.get("reds_by_silence") or {}):
             shown.print(f"  [yellow]caution:[/] {silent}", soft_wrap=True)
         for line in versions_lines(res.details.get("by_churn_model_version") or {}):
             shown.print(f"  {line}", soft_wrap=True)
@@ -782,7 +782,10 @@ def backtest(
     _run(debug, go)
 
 
-BACKTEST_LABELS = {"lit_roc_auc": "roc auc, accounts with a light"}
+BACKTEST_LABELS = {
+    "lit_roc_auc": "roc auc, accounts with a light",
+    "red_precision_early": "red precision, reds within rhythm",
+}
 
 
 @app.command()

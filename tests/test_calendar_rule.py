@@ -264,11 +264,17 @@ def test_train_says_how_the_ranking_warns_before_a_silence_shows() -> None:
     y = np.array([0, 1, 0, 1, 1, 0, 1], float)
     p = np.array([0.1, 0.3, 0.2, 0.9, 0.8, 0.05, 0.5])
     lit = np.array([True] * 6 + [False])
-    got = early_warning(test, y, p, lit)
+    # red: one within its gap (5 days, churned) and the two silent for weeks
+    red = np.array([False, True, False, True, True, False, False])
+    got = early_warning(test, y, p, lit, red)
     assert got["early_share"] == pytest.approx(4 / 6)  # 3, 5, 6, 2 days: within 7
     assert got["early_churn_rate"] == pytest.approx(0.25)
     assert got["early_roc_auc"] == pytest.approx(1.0)
+    assert (got["early_red_count"], got["early_red_precision"]) == (1.0, 1.0)
     assert early_warning(test.drop(columns="gap_median_days"), y, p, lit) == {}
+    # the typical gap by time, where the frame has it, is the one read (as the overdue rule)
+    by_time = early_warning(test.assign(gap_typical_days=45.0), y, p, lit)
+    assert by_time["early_share"] == pytest.approx(5 / 6)  # 40 days: within 45
     report = _report({})
     report.evaluation.lights = {
         **light_scores_zero(),
@@ -280,7 +286,9 @@ def test_train_says_how_the_ranking_warns_before_a_silence_shows() -> None:
     print_train_report(report, Console(file=buf, width=400))
     assert (
         "early warning: on the accounts still within their typical gap (67% of those lit, "
-        "churn rate 0.25) churn ROC AUC 1.000: the ranking before a silence shows it"
+        "churn rate 0.25) churn ROC AUC 1.000: the ranking before a silence shows it; red "
+        "precision among them 1.00 (1 row; the red precision above also counts silences "
+        "already under way)"
     ) in buf.getvalue()
 
 

@@ -627,7 +627,6 @@ def test_the_backtest_says_which_correct_reds_were_lost_before_they_were_lit() -
     """A lab distributor's backtest: red precision 0.633 where all 19 hits had been silent
     for months when lit, and none of the reds was lost in the next 90 days."""
     from ka_ml.monitoring.backtest import reds_already_silent
-    from ka_ml.reporting.console import silent_reds_line
 
     frame = pd.DataFrame(
         {
@@ -645,13 +644,81 @@ def test_the_backtest_says_which_correct_reds_were_lost_before_they_were_lit() -
         "red_precision_others": 0.5,
         "others": 2.0,
     }
-    assert silent_reds_line(got) == (
-        "3 of the 5 red account-weeks were accounts already silent 90 days or more with no "
-        "contract running when lit: counted as correct reds, but lost already, not foreseen; "
-        "red precision of the other 2: 0.50"
-    )
     assert reds_already_silent(frame.assign(at_risk=True), 90) == {}
-    assert silent_reds_line({}) == ""
+
+
+def test_the_backtest_counts_apart_reds_whose_silence_was_under_way_when_lit() -> None:
+    """A software vendor: red precision 0.87 where 99 of 131 reds were monthly subscribers
+    silent 30-89 days after cancelling (the silent-only caution named 20): the reds still
+    within their rhythm are the list's early warnings, and their precision is said."""
+    from ka_ml.monitoring.backtest import reds_by_silence
+    from ka_ml.reporting.console import reds_silence_line
+
+    frame = pd.DataFrame(
+        {
+            "health": pd.Series(["red"] * 7 + ["green"] * 2, dtype="string"),
+            "churn": [1, 1, 1, 1, 0, 1, 0, 1, 0],
+            # silent 120 days, no contract: lost already
+            "at_risk": [False] + [True] * 8,
+            "silence_days": [120.0, 60, 45, 20, 10, 70, np.nan, 80, 5],
+            "typical_gap_days": [30.0, 30, 30, 30, 30, 30, np.nan, 10, 30],
+            # the 70-day silence under a running contract is not the label coming true
+            "churn_definition": ["no_order"] * 5 + ["contract"] + ["no_order"] * 3,
+        }
+    )
+    got = reds_by_silence(frame, 90)
+    assert got["red_count"] == 7 and got["horizon_days"] == 90
+    assert (got["silent_count"], got["silent_precision"]) == (1, 1.0)
+    # 60 and 45 days past a 30-day gap, judged by 'no order'
+    assert (got["late_count"], got["late_precision"]) == (2, 1.0)
+    # within the gap (20, 10), under a contract, and no gap yet (one order day)
+    assert (got["early_count"], got["early_precision"]) == (4, 0.5)
+    assert reds_silence_line(got) == (
+        "of the 7 red account-weeks, 1 silent 90 days or more with no contract running "
+        "(precision 1.00) and 2 past their typical gap between orders, judged by 'no order' "
+        "(precision 1.00): their silence was under way when lit, and a red there counts as "
+        "correct when it simply went on; red precision of the 4 still within their rhythm, "
+        "the list's early warnings: 0.50"
+    )
+    # every red within its rhythm: nothing to say
+    calm = frame.assign(at_risk=True, silence_days=1.0)
+    assert reds_by_silence(calm, 90) == {} and reds_silence_line({}) == ""
+    # an older frame without the gaps: nothing claimed
+    assert reds_by_silence(frame.drop(columns="typical_gap_days"), 90) == {}
+    # every red under way: the line says the list foresaw nothing
+    late = reds_by_silence(frame.iloc[:3], 90)
+    assert late["early_count"] == 0
+    assert reds_silence_line(late).endswith(
+        "none was still within its rhythm: the list foresaw nothing not already under way"
+    )
+
+
+def test_the_backtests_silences_are_the_scorers_own_at_each_week(
+    monitored: Monitored, trained: Any
+) -> None:
+    """The gap the backtest splits the reds by is the one the scorer's overdue rule read
+    that week (the feature table as of the week), and the report says the split."""
+    from ka_ml.features.build import build_features
+    from ka_ml.monitoring.backtest import outcomes
+
+    cfg, end = monitored.cfg, monitored.end
+    stored = score_history.read(history_path(cfg))
+    week = pd.Timestamp(monitored.backtest.details["weeks"][0])
+    frame = outcomes(trained.history, stored[stored["as_of"] == week], cfg, end)
+    feats = build_features(trained.history, week, cfg).set_index("account_id")
+    ids = frame["account_id"].astype(object)
+    np.testing.assert_allclose(
+        frame["typical_gap_days"], feats.loc[ids, "gap_typical_days"].to_numpy(float)
+    )
+    np.testing.assert_allclose(
+        frame["silence_days"], feats.loc[ids, "recency_days"].to_numpy(float)
+    )
+    split = monitored.backtest.details["reds_by_silence"]
+    summary = monitored.backtest.summary
+    if split:
+        assert summary["red_early_count"] + summary["red_late_count"] + summary[
+            "red_silent_count"
+        ] == int(split["red_count"])
 
 
 def test_the_backtest_gives_each_churn_model_version_its_own_figures_on_its_own_weeks() -> None:

@@ -43,6 +43,7 @@ import pandas as pd
 from ka_ml.config import Config, MonitoringConfig
 from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
+from ka_ml.features.build import feature_frames
 from ka_ml.features.labels import churn_labels, timing_labels
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.evaluate import (
@@ -94,10 +95,14 @@ def outcomes(
     """The due weeks' scores joined with what happened.
 
     Adds ``churn`` (0/1), ``churn_definition``, ``at_risk``, ``days_to_next`` (days from
-    the scoring date to the next order, or the censoring time) and ``next_order_observed``.
+    the scoring date to the next order, or the censoring time), ``next_order_observed``,
+    and ``silence_days`` / ``typical_gap_days``: how long the account had been without an
+    order at the scoring date, and its typical gap between orders then (the one the
+    overdue rule reads, NaN before a second order day; :func:`reds_by_silence`).
     The loop runs over weeks (a handful), each week vectorised over its accounts.
     """
     weeks = due_weeks(scores["as_of"], data_as_of, cfg.labels.horizon_days)
+    gaps = typical_gaps(history, weeks, cfg)
     parts = []
     for d in weeks:
         week = scores[scores["as_of"] == d].reset_index(drop=True)
@@ -114,6 +119,8 @@ def outcomes(
                 | (np.nan_to_num(recency, nan=np.inf) <= cfg.labels.horizon_days),
                 days_to_next=timing["days_to_next"].to_numpy(),
                 next_order_observed=timing["next_order_observed"].to_numpy(),
+                silence_days=recency,
+                typical_gap_days=gaps[d].reindex(ids).to_numpy(float),
             )
         )
     if not parts:
@@ -123,8 +130,27 @@ def outcomes(
             at_risk=pd.Series(dtype=bool),
             days_to_next=pd.Series(dtype="float64"),
             next_order_observed=pd.Series(dtype=bool),
+            silence_days=pd.Series(dtype="float64"),
+            typical_gap_days=pd.Series(dtype="float64"),
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def typical_gaps(
+    history: History, weeks: list[pd.Timestamp], cfg: Config
+) -> dict[pd.Timestamp, pd.Series]:
+    """Each week's typical gap between order days per account (``gap_typical_days``, as the
+    scorer's overdue rule read it that week; NaN before a second order day), from the
+    history known before the week."""
+    if not weeks:
+        return {}
+    frames = feature_frames(history, weeks, cfg)
+    out = {}
+    for d in weeks:
+        f = frames[pd.Timestamp(d).normalize()]
+        gap = f["gap_typical_days"] if "gap_typical_days" in f else f["gap_median_days"]
+        out[d] = pd.Series(gap.to_numpy(float), index=pd.Index(f["account_id"].astype(object)))
+    return out
 
 
 def had_light(health: pd.Series) -> np.ndarray:
@@ -207,6 +233,40 @@ def reds_already_silent(frame: pd.DataFrame, horizon_days: int) -> dict[str, flo
         "red_precision_others": float(y[fresh].mean()) if fresh.any() else float("nan"),
         "others": float(fresh.sum()),
     }
+
+
+def reds_by_silence(frame: pd.DataFrame, horizon_days: int) -> dict[str, float]:
+    """The red account-weeks by how far the account's silence had gone when it was lit, each
+    group with its red precision ({} when every red was still within its rhythm):
+
+    - ``silent``: no order for the whole horizon and no contract running (lost already,
+      :func:`reds_already_silent`);
+    - ``late``: judged by 'no order', silent past its typical gap between orders but not yet
+      the horizon: the label was already coming true, often a customer gone already;
+    - ``early``: the rest, still within its rhythm (or with none yet, or judged by a running
+      contract): what the list foresaw.
+
+    A software vendor's backtest read red precision 0.87 where 99 of 131 red account-weeks
+    were monthly subscribers silent 30-89 days after cancelling: the silent-only caution
+    named 20 of them. Its early warnings are the figure to read."""
+    if frame.empty or "at_risk" not in frame or "typical_gap_days" not in frame:
+        return {}
+    red = frame["health"].astype("string").fillna("").to_numpy() == "red"
+    silent = red & ~frame["at_risk"].to_numpy(bool)
+    gap = frame["typical_gap_days"].to_numpy(float)
+    silence = frame["silence_days"].to_numpy(float)
+    by_orders = frame["churn_definition"].astype("string").fillna("").to_numpy() == "no_order"
+    past_gap = np.nan_to_num(silence, nan=-np.inf) > np.nan_to_num(gap, nan=np.inf)
+    late = red & ~silent & by_orders & past_gap
+    if not (silent.any() or late.any()):
+        return {}
+    early = red & ~silent & ~late
+    y = frame["churn"].to_numpy(float)
+    out = {"red_count": float(red.sum()), "horizon_days": float(horizon_days)}
+    for name, part in (("silent", silent), ("late", late), ("early", early)):
+        out[f"{name}_count"] = float(part.sum())
+        out[f"{name}_precision"] = float(y[part].mean()) if part.any() else float("nan")
+    return out
 
 
 def by_model_version(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -460,6 +520,14 @@ def summary(details: dict[str, Any]) -> dict[str, Any]:
         out["window_days"] = k
         out["window_accuracy"] = round(float(m[f"p{k}_accuracy"]), 4)
         out["window_majority_accuracy"] = round(float(m[f"p{k}_majority_accuracy"]), 4)
+    if split := details.get("reds_by_silence"):
+        # the reds whose silence was under way when lit, and the early warnings' precision
+        out["red_count"] = int(split.get("red_count") or 0)
+        for key in ("silent", "late", "early"):
+            out[f"red_{key}_count"] = int(split.get(f"{key}_count") or 0)
+        early = split.get("early_precision")
+        if isinstance(early, float) and np.isfinite(early):
+            out["red_precision_early"] = round(early, 4)
     rec = details["recommendation"]
     for key in ("interval_n", "interval_windows", "interval_open", "interval_open_ordered"):
         if np.isfinite(m.get(key, np.nan)):
@@ -611,6 +679,7 @@ def compute_backtest(
             "lights_by_churn_definition": by_definition,
             "by_churn_model_version": by_version,
             "reds_already_silent": reds_already_silent(frame, horizon),
+            "reds_by_silence": reds_by_silence(frame, horizon),
             "reliability": reliability.to_dict("records"),
             "per_week": per_week.to_dict("records"),
             "recommendation": {"retrain": retrain, "reasons": reasons, "message": message},

@@ -322,6 +322,15 @@ def print_train_report(report: Any, out: Console) -> None:
             f"early warning: on the accounts still within their typical gap ("
             f"{li['early_share']:.0%} of those lit, churn rate {li['early_churn_rate']:.2f}) "
             f"churn ROC AUC {li['early_roc_auc']:.3f}: the ranking before a silence shows it"
+            + (
+                f"; red precision among them {_share2(li.get('early_red_precision'))} "
+                f"({li['early_red_count']:,.0f} "
+                f"{'row' if li['early_red_count'] == 1 else 'rows'}; the red precision above "
+                "also counts "
+                "silences already under way)"
+                if li.get("early_red_count")
+                else ""
+            )
         )
     for caution in about_lights:
         out.print(f"[yellow]caution:[/] {caution}")
@@ -350,22 +359,34 @@ def lights_split_line(split: dict[str, dict[str, Any]]) -> str:
     )
 
 
-def silent_reds_line(found: dict[str, Any]) -> str:
-    """The backtest's ``reds_already_silent`` in one line ('' without any)."""
-    if not found:
+def reds_silence_line(split: dict[str, Any]) -> str:
+    """The backtest's ``reds_by_silence`` in one line ('' without it): how many correct reds
+    were silences already under way, and the precision of the reds still within their
+    rhythm, the list's early warnings."""
+    if not split:
         return ""
-    n, k = int(found.get("red_count") or 0), int(found.get("silent_count") or 0)
-    others = int(found.get("others") or 0)
-    days = int(found.get("horizon_days") or 0)
+    n, days = int(split.get("red_count") or 0), int(split.get("horizon_days") or 0)
+    parts = []
+    if silent := int(split.get("silent_count") or 0):
+        parts.append(
+            f"{silent:,} silent {days} days or more with no contract running (precision "
+            f"{_share2(split.get('silent_precision'))})"
+        )
+    if late := int(split.get("late_count") or 0):
+        parts.append(
+            f"{late:,} past their typical gap between orders, judged by 'no order' (precision "
+            f"{_share2(split.get('late_precision'))})"
+        )
+    early = int(split.get("early_count") or 0)
     rest = (
-        f"; red precision of the other {others:,}: {_share2(found.get('red_precision_others'))}"
-        if others
-        else ""
+        f"; red precision of the {early:,} still within their rhythm, the list's early "
+        f"warnings: {_share2(split.get('early_precision'))}"
+        if early
+        else "; none was still within its rhythm: the list foresaw nothing not already under way"
     )
     return (
-        f"{k:,} of the {n:,} red account-weeks were accounts already silent {days} days or "
-        f"more with no contract running when lit: counted as correct reds, but lost "
-        f"already, not foreseen{rest}"
+        f"of the {n:,} red account-weeks, {' and '.join(parts)}: their silence was under way "
+        f"when lit, and a red there counts as correct when it simply went on{rest}"
     )
 
 

@@ -322,6 +322,24 @@ def _backtest(run: dict[str, Any]) -> dict[str, Any] | None:
             "that churned"
             f"{capped}{wider}."
         )
+        under_way = (_count(bt.get("red_silent_count")) or 0) + (
+            _count(bt.get("red_late_count")) or 0
+        )
+        if under_way:
+            early = _share(bt.get("red_precision_early"))
+            k = _count(bt.get("red_early_count")) or 0
+            foresaw = (
+                f"; of the {k:,} still within their rhythm, {fmt_pct(early)} churned"
+                if early is not None and k
+                else ""
+            )
+            of = f"the {n:,}" if (n := _count(bt.get("red_count"))) else "those"
+            sentences.append(
+                f"{under_way:,} of {of} red account-weeks were silences already under way "
+                "when lit (past the account's usual gap between orders, or silent the whole "
+                "horizon), counted as correct when the silence went on"
+                + (f"{foresaw}: the list's early warnings." if foresaw else ".")
+            )
         where = "In the same backtest"
     quality = []
     if (auc := _share(bt.get("roc_auc"))) is not None:
