@@ -469,6 +469,23 @@ class HealthConfig(_Strict):
         "in October, a ski hut in September, whose many short in-season gaps hide their "
         "winters from the gaps alone",
     )
+    season_peers: Literal["industry", "region"] | None = Field(
+        "industry",
+        description="an account with fewer than two past years of its own to read its "
+        "season from (a first-season landscaper in December) borrows the season of its "
+        "peers: the accounts of the same industry (or region) with two years or more. Where "
+        "their same days of past years were quiet (no order in the horizon's days, back "
+        "after) at least rhythm_quiet_min of the time, and its own past year, if any, was "
+        "too, it is not lit by its churn probability and not written off as lapsed; an "
+        "account silent for a year minus the horizon or more missed its season and is "
+        "judged as any other (null: off; needs season_quiet)",
+    )
+    season_peers_min: int = Field(
+        5,
+        ge=1,
+        description="peers with two years or more of their own a group needs before it "
+        "lends its season",
+    )
     rhythm_quiet_min: float | None = Field(
         0.8,
         gt=0.5,

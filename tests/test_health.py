@@ -778,3 +778,128 @@ def test_an_account_that_has_gone_this_quiet_before_is_not_lit_by_its_probabilit
     assert "long quiet spells are its usual rhythm: 2 times before" in reason[0]
     raised, _ = assign_lights(probs, None, cfg, quiet=quiet, overdue=np.r_[True, np.zeros(9, bool)])
     assert raised[0] == "yellow"
+
+
+def _season_rows(rows: list[tuple[str, float, float, float]]) -> pd.DataFrame:
+    """Feature rows (industry, own past years measured, of them quiet, silence in days)
+    with the season features as the feature table holds them."""
+    industry, years, quiet, silence = (list(c) for c in zip(*rows, strict=True))
+    y, q = np.array(years), np.array(quiet)
+    return pd.DataFrame(
+        {
+            "industry": pd.Series(industry, dtype="category"),
+            "season_quiet_chance": np.where(y > 0, (q + 0.5) / (y + 1), np.nan),
+            "season_quiet_years": np.where(y > 0, q, np.nan),
+            "recency_days": silence,
+        }
+    )
+
+
+def test_an_account_too_young_for_a_season_of_its_own_borrows_its_peers_season() -> None:
+    """A RevOps lead's December list: 9 of 41 reds were first-season landscapers at 90-99%
+    ("usage fell 57%", "no order for 40 days"), all healthy, while landscapers with two
+    seasons behind them were green by their own season; snow-removal contractors in their
+    first summer were written off as lapsed. The industry's established accounts lend their
+    season (health.season_peers) to those with fewer than two years of their own."""
+    from ka_ml.config import Config
+    from ka_ml.scoring.lifecycle import own_season_years, peer_season
+
+    cfg = Config()
+    landscapers = [("Landscaping", 2.0, 2.0, 50.0)] * 4 + [("Landscaping", 3.0, 3.0, 60.0)]
+    frame = _season_rows(
+        [
+            *landscapers,  # 5 established peers: 11 quiet years of 11
+            ("Landscaping", 0.0, 0.0, 40.0),  # first season: borrows
+            ("Landscaping", 1.0, 1.0, 45.0),  # one quiet year of its own (0.75): borrows
+            ("Landscaping", 1.0, 0.0, 45.0),  # ordered in these days last year: its own
+            ("Landscaping", 0.0, 0.0, 300.0),  # silent past a year minus the horizon
+            ("Catering", 0.0, 0.0, 40.0),  # its peers say it is no season
+            *[("Catering", 2.0, 0.0, 10.0)] * 5,  # established, never quiet
+            ("Catering", 1.0, 1.0, 40.0),  # nor for one quiet year of its own
+        ]
+    )
+    np.testing.assert_array_equal(own_season_years(frame)[:9], [2, 2, 2, 2, 3, 0, 1, 1, 0])
+    peer = peer_season(frame, cfg)
+    want = (11 + 0.5) / (11 + 1)
+    np.testing.assert_allclose(peer.chance[5:7], [want, want])
+    assert np.isnan(peer.chance[:5]).all() and np.isnan(peer.chance[7:9]).all()
+    assert peer.chance[9] == peer.chance[-1] == 0.5 / 11  # borrowed: no quiet season
+    assert list(peer.quiet(cfg)) == [False] * 5 + [True, True] + [False] * 9
+    assert (peer.peers[5], peer.quiet_years[5], peer.years[5], peer.group[5]) == (
+        5,
+        11,
+        11,
+        "Landscaping",
+    )
+    # fewer established peers than health.season_peers_min: no season to lend
+    assert not peer_season(frame, Config(health={"season_peers_min": 6})).quiet(cfg).any()
+    # off, or with the season rule off, or without the column
+    for off in (Config(health={"season_peers": None}), Config(health={"season_quiet": False})):
+        assert np.isnan(peer_season(frame, off).chance).all()
+    assert np.isnan(peer_season(frame.drop(columns="industry"), cfg).chance).all()
+    # training's origins stack dates: peers of the same date only
+    stacked = pd.concat(
+        [
+            frame.assign(as_of=pd.Timestamp("2026-01-05")),
+            frame.iloc[5:7].assign(as_of=pd.Timestamp("2026-07-06")),
+        ],
+        ignore_index=True,
+    )
+    borrowed = peer_season(stacked, cfg).chance
+    np.testing.assert_allclose(borrowed[5:7], [want, want])
+    assert np.isnan(borrowed[-2:]).all()  # no established peer on that date
+
+
+def test_the_peers_season_keeps_the_light_off_and_says_whose_season_it_is() -> None:
+    from ka_ml.config import Config
+    from ka_ml.scoring.health import rhythm_quiet, rhythm_quiet_why, set_by_rule
+    from ka_ml.scoring.lifecycle import peer_season
+
+    cfg = Config()
+    frame = _season_rows([("Landscaping", 2.0, 2.0, 50.0)] * 5 + [("Landscaping", 0, 0, 40.0)])
+    peer = peer_season(frame, cfg)
+    season = np.fmax(frame["season_quiet_chance"].to_numpy(), peer.chance)
+    chance = np.full(6, 0.3)  # its gaps say nothing
+    by_orders = np.ones(6, bool)
+    assert rhythm_quiet(chance, by_orders, cfg.health, season=season)[5]
+    # judged by a running contract: the contract's end is the risk, whatever the season
+    assert not rhythm_quiet(chance, np.zeros(6, bool), cfg.health, season=season)[5]
+    why = rhythm_quiet_why(
+        np.full(6, 0.93),
+        chance,
+        frame["recency_days"].to_numpy(),
+        90,
+        season=frame["season_quiet_chance"].to_numpy(),
+        season_years=frame["season_quiet_years"].to_numpy(),
+        cfg=cfg.health,
+        peer=peer,
+    )
+    assert why[5] == (
+        "churn probability 93%, but this is the quiet season of its industry (Landscaping): "
+        "10 of the 10 past years of its 5 peers with two years or more had no order in the "
+        "same 90 days, and back after; too little history of its own to say (last order 40 "
+        "days ago); judged again as its season comes"
+    )
+    assert set_by_rule(why[5])
+    assert why[0].startswith("churn probability 93%, but this is its quiet season: no order")
+
+
+def test_an_account_in_its_peers_quiet_season_is_not_written_off_as_lapsed() -> None:
+    from ka_ml.config import Config
+    from ka_ml.scoring.lifecycle import lifecycle_states
+
+    rows = _season_rows(
+        [("Snow Removal", 2.0, 2.0, 150.0)] * 5
+        + [("Snow Removal", 0.0, 0.0, 140.0), ("Catering", 0.0, 0.0, 140.0)]
+    ).assign(
+        gap_median_days=30.0,
+        orders_lifetime=8.0,
+        tenure_days=240.0,
+        repeat_orders=7.0,
+        has_active_contract=0.0,
+    )
+    got = lifecycle_states(rows, Config(), np.full(7, 0.96))["lifecycle"].astype(str)
+    # the first-summer snow remover is judged, the caterer silent as long is lapsed
+    assert (got.iloc[5], got.iloc[6]) == ("active", "lapsed")
+    off = lifecycle_states(rows, Config(health={"season_peers": None}), np.full(7, 0.96))
+    assert off["lifecycle"].astype(str).iloc[5] == "lapsed"

@@ -32,6 +32,7 @@ import pandas as pd
 
 from ka_ml.config import HealthConfig
 from ka_ml.features.catalog import n_days
+from ka_ml.scoring.lifecycle import PeerSeason
 
 ORDER = {"green": 0, "yellow": 1, "red": 2}
 NAMES = np.array(["green", "yellow", "red"])
@@ -49,6 +50,7 @@ QUIET_WORDS = (
     "long quiet spells are its usual rhythm",
     "no higher than its own rhythm says",
     "this is its quiet season",
+    "this is the quiet season of its",
 )
 # fewer accounts than this that just ordered: their median p90 is too noisy to replace the
 # configured multiple (its standard error is then about a quarter of the spread)
@@ -384,6 +386,7 @@ def rhythm_quiet_why(
     season_years: np.ndarray | None = None,
     cfg: HealthConfig | None = None,
     gaps: np.ndarray | None = None,
+    peer: PeerSeason | None = None,
 ) -> np.ndarray:
     """Why a quiet account (:func:`rhythm_quiet`) has no light from its probability, in a
     manager's words: its probability "no higher than its own rhythm says" where it does not
@@ -395,7 +398,10 @@ def rhythm_quiet_why(
     gone longer than its silence plus the horizon without an order at least
     ``quiet_spells_min`` times (``gaps``: ``gaps_longer_than_silence``, with ``cfg``), "but
     long quiet spells are its usual rhythm: 3 times before it went more than 114 days
-    without an order and came back"."""
+    without an order and came back"; or, where it borrows its peers' season (``peer``,
+    :func:`~ka_ml.scoring.lifecycle.peer_season`), "but this is the quiet season of its
+    industry (Landscaping): 17 of the 19 past years of its 9 peers with two years or more
+    had no order in the same 90 days, and back after"."""
     rhythm = np.asarray(chance, float)
     seasonal = np.zeros(len(rhythm), bool)
     by_gaps = ~(rhythm >= cfg.rhythm_quiet_min) if cfg and cfg.rhythm_quiet_min else True
@@ -403,10 +409,13 @@ def rhythm_quiet_why(
         seasonal = np.asarray(season_quiet(season, cfg), bool) & by_gaps
     years = np.full(len(rhythm), np.nan) if season_years is None else np.asarray(season_years)
     seasonal &= np.isfinite(years)  # the years to say it with
+    borrowed = np.zeros(len(rhythm), bool)
+    if peer is not None and cfg is not None and cfg.rhythm_quiet_min is not None:
+        borrowed = (peer.chance >= cfg.rhythm_quiet_min) & by_gaps & ~seasonal
     spells = np.zeros(len(rhythm)) if gaps is None else quiet_spells(rhythm, gaps)
     spelled = np.zeros(len(rhythm), bool)
     if cfg is not None and cfg.quiet_spells_min is not None:
-        spelled = (spells >= cfg.quiet_spells_min) & by_gaps & ~seasonal
+        spelled = (spells >= cfg.quiet_spells_min) & by_gaps & ~seasonal & ~borrowed
     silence = np.asarray(recency, float)
     tail = [f" (last order {n_days(r)} ago)" if np.isfinite(r) else "" for r in silence]
     out = []
@@ -416,6 +425,14 @@ def rhythm_quiet_why(
                 f"churn probability {x:.0%}, but {QUIET_WORDS[1]}: {spells[i]:.0f} times before "
                 f"it went more than {n_days(silence[i] + horizon)} without an order and came "
                 f"back{tail[i]}; judged again when its silence outgrows them"
+            )
+        elif borrowed[i] and peer is not None:
+            out.append(
+                f"churn probability {x:.0%}, but {QUIET_WORDS[4]} {peer.column} "
+                f"({peer.group[i]}): {peer.quiet_years[i]:.0f} of the {peer.years[i]:.0f} past "
+                f"years of its {peer.peers[i]:.0f} peers with two years or more had no order "
+                f"in the same {n_days(horizon)}, and back after; too little history of its "
+                f"own to say{tail[i]}; judged again as its season comes"
             )
         elif seasonal[i]:
             q = float(years[i])

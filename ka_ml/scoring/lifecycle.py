@@ -32,12 +32,14 @@ their value.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.features.catalog import n_days
+from ka_ml.features.catalog import YEAR_DAYS, n_days
 from ka_ml.features.labels import contract_rule_rows
 
 STATES: tuple[str, ...] = ("new", "active", "lapsed")
@@ -103,6 +105,85 @@ def silence_in_gaps(X: pd.DataFrame) -> np.ndarray:
     typical = typical_gap(X)
     recency = float_column(X, "recency_days")
     return np.divide(recency, typical, out=np.full(len(X), np.nan), where=typical > 0)
+
+
+OWN_SEASON_YEARS = 2  # past years of its own from which an account's season is its own
+
+
+@dataclass(frozen=True)
+class PeerSeason:
+    """The season an account borrows from its peers (:func:`peer_season`), per row:
+    ``chance`` (the peers' pooled chance of no order in the horizon, NaN where the account
+    does not borrow it), ``peers`` (established peers in its group), ``quiet_years`` of
+    ``years`` (their pooled past years), ``group`` (the group's name) and ``column``."""
+
+    chance: np.ndarray
+    peers: np.ndarray
+    quiet_years: np.ndarray
+    years: np.ndarray
+    group: np.ndarray
+    column: str
+
+    def quiet(self, cfg: Config) -> np.ndarray:
+        """Rows in their peers' quiet season (the chance at least ``rhythm_quiet_min``)."""
+        floor = cfg.health.rhythm_quiet_min
+        if floor is None:
+            return np.zeros(len(self.chance), bool)
+        return self.chance >= floor  # NaN compares False
+
+
+def own_season_years(X: pd.DataFrame) -> np.ndarray:
+    """The past years each row's own season chance was measured on (0 without one):
+    ``season_quiet_chance`` = (q + 0.5) / (years + 1) solved for years."""
+    c, q = float_column(X, "season_quiet_chance"), float_column(X, "season_quiet_years")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        years = np.round((np.nan_to_num(q) + 0.5) / c - 1.0)
+    return np.where(np.isfinite(years) & (c > 0), years, 0.0)
+
+
+def peer_season(X: pd.DataFrame, cfg: Config) -> PeerSeason:
+    """The quiet season an account with too few past years of its own borrows from its
+    peers (``health.season_peers``: the accounts of its industry or region with at least
+    two past years each, ``health.season_peers_min`` of them or more; grouped per as-of
+    date when ``X`` stacks several). Their quiet years and years are pooled into one chance,
+    (q + 0.5) / (years + 1) as the own season's. A row borrows it when its own past years
+    number fewer than two and were all quiet (none, or one quiet), and its silence is
+    shorter than a year minus the horizon (longer, it missed its season). A first-season
+    landscaper in December, silent 40 days, whose usage fell off with the season: red at
+    93% while those with two seasons behind them were green by their own."""
+    n, h = len(X), cfg.health
+    none = PeerSeason(
+        np.full(n, np.nan), np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, "", object), ""
+    )
+    col = h.season_peers
+    if col is None or col not in X or not h.season_quiet or "season_quiet_chance" not in X:
+        return none
+    years = own_season_years(X)
+    quiet = np.nan_to_num(float_column(X, "season_quiet_years"))
+    established = years >= OWN_SEASON_YEARS
+    group = X[col].astype("string").fillna("").to_numpy(dtype=object)
+    keys = [pd.Series(group)]
+    if "as_of" in X:  # training's origins: peers of the same date only
+        keys.append(pd.Series(pd.to_datetime(X["as_of"]).to_numpy()))
+    pooled = (
+        pd.DataFrame(
+            {"q": np.where(established, quiet, 0.0), "y": np.where(established, years, 0.0)}
+        )
+        .assign(e=established.astype(float))
+        .groupby(keys, sort=False)
+        .transform("sum")
+    )
+    q_sum, y_sum, peers = (pooled[c].to_numpy(float) for c in ("q", "y", "e"))
+    recency = float_column(X, "recency_days")
+    borrows = (
+        ~established
+        & (quiet >= years)  # its own past year, if any, was quiet too
+        & (peers >= h.season_peers_min)
+        & (group != "")
+        & (np.nan_to_num(recency, nan=np.inf) < YEAR_DAYS - cfg.labels.horizon_days)
+    )
+    chance = np.where(borrows, (q_sum + 0.5) / (y_sum + 1.0), np.nan)
+    return PeerSeason(chance, peers, q_sum, y_sum, group, col)
 
 
 def beyond_learnt(X: pd.DataFrame, longest_silence: float | None) -> np.ndarray:
@@ -203,7 +284,8 @@ def lifecycle_states(
     # annual subscriber with an onboarding invoice and one renewal has none)
     by_orders = (cfg.labels.churn_definition == "no_order") & has_rhythm(X, cfg)
     held = (running | in_grace) & ~by_orders
-    order_lapsed = ~held & silent & ~silence_seen_before(X, cfg)
+    # a first-season seasonal buyer off season, by its peers' seasons (health.season_peers)
+    order_lapsed = ~held & silent & ~silence_seen_before(X, cfg) & ~peer_season(X, cfg).quiet(cfg)
     floor = lc.lapsed_min_churn_probability
     if p is not None and floor is not None:  # the model expects it back: judged, not lost
         expected_back = np.asarray(p, float) < floor

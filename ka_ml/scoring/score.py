@@ -44,6 +44,7 @@ from ka_ml.scoring.lifecycle import (
     float_column,
     has_rhythm,
     lifecycle_states,
+    peer_season,
     quiet_as_before,
     silence_in_gaps,
     silence_seen_before,
@@ -494,10 +495,13 @@ def light_columns(
     # overdue: past the p90 of the forecast made from the last order; without one (a first
     # run, or silent since before the history began) past the run's typical p90 in gaps.
     # Either way not an account that came back from a silence this long before (school
-    # canteens after the holidays went yellow only where a forecast had been recorded)
+    # canteens after the holidays went yellow only where a forecast had been recorded), nor
+    # one too young to have a season of its own in its peers' quiet season (first-season
+    # landscapers in December: health.season_peers)
     p90 = open_forecast_p90(hist, last_order, cfg.scoring.previous_run_max_days).to_numpy()
     has_forecast = ~pd.isna(p90)
-    seen = silence_seen_before(X, cfg)
+    peer = peer_season(X, cfg)
+    seen = silence_seen_before(X, cfg) | peer.quiet(cfg)
     overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of) & ~seen
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     # the typical gap by time: a burst of orders (a budget year-end) does not shorten it
@@ -523,9 +527,15 @@ def light_columns(
     # contract's lapse is the risk (health.overdue_under_contract)
     overdue = (overdue_hist | overdue_first) & (by_orders | cfg.health.overdue_under_contract)
     p = out["churn_probability"].to_numpy(float)
+    # an account with too few seasons of its own reads its peers' (health.season_peers)
     season = float_column(X, "season_quiet_chance")
     quiet = rhythm_quiet(
-        chance, by_orders, cfg.health, p, float_column(X, "gaps_longer_than_silence"), season
+        chance,
+        by_orders,
+        cfg.health,
+        p,
+        float_column(X, "gaps_longer_than_silence"),
+        np.fmax(season, peer.chance),
     )
     # baskets shrinking: the order-value scorecard yellow or red (health.basket_drop_raises;
     # its words only for those accounts, and only when the rule is on)
@@ -561,6 +571,7 @@ def light_columns(
             season_years=float_column(X, "season_quiet_years"),
             cfg=cfg.health,
             gaps=float_column(X, "gaps_longer_than_silence"),
+            peer=peer,
         ),
         **(
             {

@@ -50,6 +50,8 @@ KEEP = (
     "rhythm_quiet_chance",  # the lights' rhythm rule
     "season_quiet_chance",  # ... and its season
     "season_quiet_years",
+    "industry",  # ... and the peers' season (health.season_peers)
+    "region",
     "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
     "repeat_orders",  # overdue by the typical gap: only with two gaps or more
     "gap_typical_days",  # ... the typical gap by time

@@ -36,6 +36,7 @@ from ka_ml.scoring.lifecycle import (
     buying_cycle_days,
     float_column,
     lifecycle_states,
+    peer_season,
     quiet_as_before,
     silent_under_contract,
     typical_gap,
@@ -510,7 +511,7 @@ def origin_lights(
         cfg.health,
         p,
         float_column(test, "gaps_longer_than_silence"),
-        float_column(test, "season_quiet_chance"),
+        np.fmax(float_column(test, "season_quiet_chance"), peer_season(test, cfg).chance),
     )
     seen = quiet_as_before(test, cfg) & by_orders
     light = np.full(len(test), "", dtype=object)
