@@ -433,6 +433,8 @@ def test_spark_rolls_merged_accounts_up_as_the_loader_does(spark: Any, tmp_path:
     assert sorted(local.accounts["account_id"]) == ["P1", "X1", "Z1"]
     assert sorted(sh.table("accounts").toPandas()["account_id"]) == ["P1", "X1", "Z1"]
     assert sh.accounts_merged == local.accounts_merged == 2
+    # the run record's and validate's counts: after the roll-up in both engines
+    assert sh.row_counts() == local.row_counts() == {"orders": 5, "accounts": 3}
 
     def heads(warnings: tuple[str, ...]) -> set[str]:
         return {w.split(" Examples:")[0] for w in warnings}

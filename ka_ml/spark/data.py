@@ -471,6 +471,8 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     frames, merged, n_merged = _roll_up_merged(frames)
     if errors := [i for i in merged if i.level == "error"]:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
+    if n_merged and "accounts" in counts:  # as the loader counts: after the roll-up
+        counts["accounts"] -= n_merged
     found += merged
     if "accounts" in frames and "owner" in frames["accounts"].columns:  # as the loader
         frames["accounts"], said = _one_owner_spelling(frames["accounts"])

@@ -49,9 +49,7 @@ KEEP = (
     "overdue_ratio",
     "rhythm_quiet_chance",  # the lights' rhythm rule
     "season_quiet_chance",  # ... and its season
-    "season_quiet_years",
-    "industry",  # ... and the peers' season (health.season_peers)
-    "region",
+    "season_quiet_years",  # (the peers' groups come with the accounts' names)
     "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
     "repeat_orders",  # overdue by the typical gap: only with two gaps or more
     "gap_typical_days",  # ... the typical gap by time
@@ -275,6 +273,9 @@ def score_with_features(
     X = pd.DataFrame(
         {c: res[c].to_numpy(np.float64, na_value=np.nan) for c in keep if c != "abc_tier"}
     )
+    for c in ("industry", "region"):  # the peers' groups (health.season_peers): joined
+        if c in res:
+            X[c] = res[c].astype("string").to_numpy(dtype=object)
     if "abc_tier" in keep:
         tier = res["abc_tier"].astype(object)
         X["abc_tier"] = pd.Categorical(tier.where(tier.notna(), None), list(ABC_CATEGORIES))
