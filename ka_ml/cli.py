@@ -312,6 +312,8 @@ def validate(
         out.print(f"  fingerprint {s['fingerprint']}")
         dated = date_warnings(h, cfg, _today()) if engine == "local" else ()
         mail = _address_warnings(h, cfg) if engine == "local" else []
+        for note in getattr(h, "conversions", ()):  # money in other currencies, converted
+            out.print(f"  note: {note}", soft_wrap=True)
         for w in (*h.warnings, *dated, *mail):
             out.print(f"  [yellow]warning[/]: {w}", soft_wrap=True)
 

@@ -133,6 +133,16 @@ class DataConfig(_Strict):
         "replaces the default list, so keep its entries you need; other values than these "
         "and low/medium/high/critical are an error",
     )
+    currency_rates: dict[str, float] | None = Field(
+        None,
+        description="the value of one unit of each currency in the currency the report "
+        "shows (report.currency), e.g. {USD: 1, CAD: 0.73}: order amounts and contract "
+        "values are converted row by row by their currency column (found by its name, as "
+        "the mixed-currency warning finds it: currency, CurrencyIsoCode, WAERS, ...); a blank "
+        "currency is taken as already in the report's; a currency without a rate is an "
+        "error naming its rows. One rate per currency (a year's or a month's average): for "
+        "the rate of each row's date, convert before the export (null: amounts as they are)",
+    )
     future_rows: Literal["error", "drop"] = Field(
         "drop", description="rows dated on/after the as-of: drop with a warning, or error"
     )
@@ -178,6 +188,19 @@ class DataConfig(_Strict):
                 f"maps to {bad}, which are not severities; map each value to one of "
                 f"{list(SEVERITY_LEVELS)}"
             )
+        return out
+
+    @field_validator("currency_rates")
+    @classmethod
+    def _positive_rates(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        """Codes as the rows are compared (trimmed, upper case); every rate above zero."""
+        if v is None:
+            return None
+        out = {str(k).strip().upper(): float(r) for k, r in v.items()}
+        if len(out) < len(v):
+            raise ValueError("names a currency twice (codes are compared in upper case)")
+        if bad := sorted(k for k, r in out.items() if not r > 0 or r == float("inf")):
+            raise ValueError(f"needs a rate above zero for {bad}")
         return out
 
 

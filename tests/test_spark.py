@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_config
@@ -445,6 +446,46 @@ def test_spark_rolls_merged_accounts_up_as_the_loader_does(spark: Any, tmp_path:
     got = on_spark.build_features(sh, as_of, Config(data=cfg))
     same(got, build_features(local, as_of, Config(data=cfg)))
     assert got.set_index("account_id")["spend_lifetime"]["P1"] == 210.0
+
+
+@apply(needs_spark)
+def test_spark_converts_currencies_by_the_configured_rates_as_the_loader(
+    spark: Any, tmp_path: Path
+) -> None:
+    from ka_ml.config import DataConfig
+    from ka_ml.data.loader import load_history
+    from ka_ml.errors import DataValidationError
+    from ka_ml.spark.data import read_history
+
+    (tmp_path / "orders.csv").write_text(
+        "account_id,order_date,amount,CurrencyIsoCode\nA1,2025-01-05,100,USD\n"
+        "A2,2025-01-06,200, cad\nA1,2025-02-05,50,\n"
+    )
+    (tmp_path / "contracts.csv").write_text(
+        "account_id,start_date,end_date,value,Currency\nA2,2025-01-01,2025-12-31,1000,CAD\n"
+    )
+    cfg = DataConfig(currency_rates={"USD": 1, "CAD": 0.73})
+    local = load_history(tmp_path, cfg)
+    sh = read_history(spark, str(tmp_path), cfg)
+    got = sh.table("orders").toPandas().sort_values(["account_id", "order_date"])
+    want = local.orders.sort_values(["account_id", "order_date"])
+    np.testing.assert_allclose(got["amount"], want["amount"])
+    np.testing.assert_allclose(sh.table("contracts").toPandas()["value"], [730.0])
+    assert sh.warnings == local.warnings == ()
+    assert sorted(sh.conversions) == sorted(local.conversions) and len(sh.conversions) == 2
+
+    def heads(issues: list[Any]) -> list[str]:
+        return sorted(i.render().split(" Examples:")[0] for i in issues)
+
+    errors = {}
+    for engine, read in (
+        ("local", lambda c: load_history(tmp_path, c)),
+        ("spark", lambda c: read_history(spark, str(tmp_path), c)),
+    ):
+        with pytest.raises(DataValidationError) as err:
+            read(DataConfig(currency_rates={"USD": 1}))
+        errors[engine] = heads(err.value.issues)
+    assert errors["spark"] == errors["local"] and len(errors["local"]) == 2
 
 
 @apply(needs_spark)

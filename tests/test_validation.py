@@ -1156,3 +1156,61 @@ def test_duplicate_accounts_are_shown_by_the_columns_they_disagree_on(tmp_path: 
     assert "(1 ids; their rows differ in owner)" in issue.problem
     assert issue.examples[0] == "row 2: account_id='A1', name='Acme', owner='anja'"
     assert issue.examples[1] == "row 4: account_id='A1', name='Acme', owner='bernd'"
+
+
+def test_amounts_in_several_currencies_are_converted_by_the_configured_rates(
+    tmp_path: Path,
+) -> None:
+    """A RevOps lead's Salesforce export held USD and CAD rows: summed as they were, a
+    Canadian customer's revenue read 146,886 'USD' where it was 107,216, and its tier A.
+    data.currency_rates converts each row by its currency (blank: the report's own)."""
+    orders = (
+        "account_id,order_date,amount,CurrencyIsoCode\nA1,2024-01-05,100,USD\n"
+        "A2,2024-01-06,200, cad\nA1,2024-02-05,50,\n"
+    )
+    contracts = "account_id,start_date,end_date,value,Currency\nA2,2024-01-01,2024-12-31,1000,CAD\n"
+    folder = _folder(tmp_path, {"orders.csv": orders, "contracts.csv": contracts})
+    cfg = DataConfig(currency_rates={"usd": 1, "CAD": 0.73})
+    history = load_history(folder, cfg)
+    got = history.orders.set_index(["account_id", "order_date"])["amount"]
+    assert got.to_dict() == {
+        ("A1", pd.Timestamp("2024-01-05")): 100.0,
+        ("A1", pd.Timestamp("2024-02-05")): 50.0,
+        ("A2", pd.Timestamp("2024-01-06")): pytest.approx(146.0),
+    }
+    assert history.contracts["value"].tolist() == [pytest.approx(730.0)]
+    assert history.warnings == ()  # converted: no mixed-currency warning
+    contracts_note, orders_note = sorted(history.conversions)
+    assert orders_note.startswith(
+        "table 'orders', column 'CurrencyIsoCode': order amounts converted with "
+        "data.currency_rates: 'CAD' (1 rows at 0.73), 'USD' (1 rows at 1); 1 blank rows taken "
+        "as already in the report's currency"
+    )
+    assert "contract values converted" in contracts_note
+    # a currency without a rate: an error naming its rows, nothing loaded
+    with pytest.raises(DataValidationError) as err:
+        load_history(folder, DataConfig(currency_rates={"USD": 1}))
+    issue, in_contracts = sorted(err.value.issues, key=lambda i: i.table != "orders")
+    assert (issue.table, issue.column, issue.n_rows) == ("orders", "CurrencyIsoCode", 1)
+    assert issue.problem.endswith("has no rate for: 'CAD'")
+    assert in_contracts.table == "contracts" and in_contracts.column == "Currency"
+    assert "data.currency_rates" in issue.remedy and "{CAD: 1.17}" in issue.remedy
+    assert issue.examples[0].startswith("row 3: account_id='A2'")
+    # rates set, no currency column: read as they are, with a warning
+    (tmp_path / "bare").mkdir()
+    bare = _folder(
+        tmp_path / "bare", {"orders.csv": "account_id,order_date,amount\nA1,2024-01-05,9\n"}
+    )
+    plain = load_history(bare, cfg)
+    assert plain.orders["amount"].tolist() == [9.0]
+    (warning,) = plain.warnings
+    assert "data.currency_rates is set, but the table has no currency column" in warning
+
+
+def test_currency_rates_are_checked_when_the_config_is_read() -> None:
+    from pydantic import ValidationError
+
+    assert DataConfig(currency_rates={" eur ": 1}).currency_rates == {"EUR": 1.0}
+    for bad in ({"EUR": 0}, {"eur": 1, "EUR": 1}, {"USD": -1}):
+        with pytest.raises(ValidationError):
+            DataConfig(currency_rates=bad)

@@ -64,6 +64,8 @@ class History:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     accounts_derived: bool = False  # no accounts table: one row per id seen in the data
     accounts_merged: int = 0  # accounts rolled up into the one they merged into (data.merges)
+    # money converted by data.currency_rates: what, how many rows, at which rates (rendered)
+    conversions: tuple[str, ...] = field(default_factory=tuple)
     # feeds known to stop early (a late export): their features are read as of this day,
     # not the as-of, so the missing days do not read as silence (ka_ml.jobs.data.scoring_data_check)
     feed_as_of: Mapping[str, pd.Timestamp] = field(default_factory=dict)

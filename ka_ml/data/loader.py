@@ -53,6 +53,7 @@ from ka_ml.data.validate import (
     SOURCE_COLUMNS_ATTR,
     currency_columns,
     future_rows_texts,
+    is_conversion,
     missing_column_issue,
     normalize_as_of,
     remap_fix,
@@ -121,7 +122,8 @@ def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None
     for issue in issues:
         log.log(logging.WARNING if issue.level == "warning" else logging.INFO, issue.render())
     warnings = tuple(i.render() for i in issues if i.level == "warning")
-    return replace(history, source=source_name(source), warnings=warnings)
+    conversions = tuple(i.render() for i in issues if is_conversion(i))
+    return replace(history, source=source_name(source), warnings=warnings, conversions=conversions)
 
 
 def source_name(source: str | Path) -> str:

@@ -452,8 +452,36 @@ def _check_table(
             )
         )
         table.drop(dup)
-    issues.extend(_table_rules(table))
+    converted, converted_issues = _convert_currencies(table, cfg.currency_rates)
+    issues.extend(converted_issues)
+    issues.extend(_table_rules(table, converted=converted))
     return table, issues
+
+
+def _convert_currencies(
+    t: _Table, rates: Mapping[str, float] | None
+) -> tuple[bool, list[DataIssue]]:
+    """(converted?, issues): with ``data.currency_rates``, the table's money column
+    (:data:`MONEY_COLUMNS`) times the rate of each row's currency (its currency column,
+    found by name; a blank one is the report's). A currency without a rate is an error
+    naming its rows; a money table without a currency column is read as it is, with a
+    warning."""
+    money = MONEY_COLUMNS.get(t.name)
+    if rates is None or money is None or money not in t.frame:
+        return False, []
+    columns = currency_columns(t.name, t.frame.columns)
+    if not columns:
+        return False, [no_currency_column_issue(t.name)]
+    column = columns[0]
+    code = currency_codes(t.frame[column])
+    rate = code.map(rates).astype("float64")
+    unknown = (code != "") & rate.isna()
+    if unknown.any():
+        counts = code[unknown].value_counts()
+        problem, remedy = unknown_currency_texts(t.name, counts)
+        return True, [t.issue(column, problem, remedy, unknown, show=[column, money])]
+    t.frame[money] = t.frame[money] * rate.fillna(1.0).to_numpy()
+    return True, [converted_note(t.name, column, code.value_counts(), rates)]
 
 
 def _serial_day(bad: pd.Series) -> str:
@@ -517,9 +545,11 @@ def _repeated_with_times(
     return out
 
 
-def _table_rules(t: _Table) -> list[DataIssue]:
+def _table_rules(t: _Table, *, converted: bool = False) -> list[DataIssue]:
     """Checks specific to one table: unique accounts, contracts that end after they start,
-    survey scores on the 0-10 scale, known ticket severities, impossible values."""
+    survey scores on the 0-10 scale, known ticket severities, impossible values, and (unless
+    its amounts were ``converted`` by ``data.currency_rates``) amounts in several
+    currencies."""
     f = t.frame
     issues: list[DataIssue] = []
     if t.name == "surveys":
@@ -527,7 +557,7 @@ def _table_rules(t: _Table) -> list[DataIssue]:
     if t.name == "tickets" and "severity" in f.columns:
         issues.extend(_unknown_severity_issue(t))
     issues.extend(_impossible_values(t))
-    for column in currency_columns(t.name, f.columns):
+    for column in () if converted else currency_columns(t.name, f.columns):
         text = f[column].dropna().str.strip().str.upper()
         issue = currency_issue(t.name, column, text[text != ""].value_counts())
         issues.extend([issue] if issue is not None else [])
@@ -684,6 +714,12 @@ _CURRENCY_NAME = re.compile(
     r"(code|iso|isocode|id)?$"
 )
 MONEY_TABLES = {"orders": "order amounts", "contracts": "contract values"}
+MONEY_COLUMNS = {"orders": "amount", "contracts": "value"}
+CONVERTED = "converted with data.currency_rates"
+RATES_FIX = (
+    "add each currency's rate to data.currency_rates (the value of one unit in the "
+    "currency the report shows, e.g. {{{example}: 1.17}}), or correct these rows."
+)
 
 
 def currency_columns(table: str, columns: Iterable[object]) -> list[str]:
@@ -710,8 +746,72 @@ def currency_issue(table: str, column: str, counts: pd.Series) -> DataIssue | No
         f"{money} in {len(counts)} currencies are added up as they are: {listed} "
         "(report.currency is only the label shown with every sum)",
         f"convert {money} to one currency before the export (e.g. with the rate of each "
-        "row's date) and set report.currency to it; nothing to do if this column does not "
-        f"describe {money}.",
+        "row's date) and set report.currency to it, or give each currency's rate in "
+        f"data.currency_rates (e.g. {{{_show(counts.index[0])}: 1, {_show(counts.index[1])}: "
+        "<rate>}: the value of one unit in the report's currency); nothing to do if this "
+        f"column does not describe {money}.",
+        level="warning",
+    )
+
+
+def currency_codes(values: pd.Series) -> pd.Series:
+    """A currency column as the rates are keyed: trimmed, upper case, '' when blank."""
+    return values.astype("string").str.strip().str.upper().fillna("")
+
+
+def _listed(counts: pd.Series, rates: Mapping[str, float] | None = None) -> str:
+    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    shown = [
+        f"'{_show(code)}' ({int(n):,} rows"
+        + (f" at {rates[str(code)]:g})" if rates is not None else ")")
+        for code, n in counts.head(8).items()
+    ]
+    more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
+    return ", ".join(shown) + more
+
+
+def unknown_currency_texts(table: str, counts: pd.Series) -> tuple[str, str]:
+    """(problem, remedy) for rows whose currency ``data.currency_rates`` has no rate for
+    (``counts``: rows per code)."""
+    first = str(counts.sort_values(ascending=False, kind="stable").index[0])
+    which = f"'{_show(first)}'" if len(counts) == 1 else _listed(counts)  # rows: said after
+    return (
+        f"{MONEY_TABLES[table]} in a currency data.currency_rates has no rate for: {which}",
+        RATES_FIX.format(example=first),
+    )
+
+
+def converted_note(
+    table: str, column: str, counts: pd.Series, rates: Mapping[str, float]
+) -> DataIssue:
+    """The note that the money was converted (``counts``: rows per code, '' = blank)."""
+    blank = int(counts.get("", 0))
+    coded = counts[counts.index != ""]
+    said = _listed(coded, rates) if len(coded) else "none had a currency"
+    rest = f"; {blank:,} blank rows taken as already in the report's currency" if blank else ""
+    return DataIssue(
+        table,
+        column,
+        f"{MONEY_TABLES[table]} {CONVERTED}: {said}{rest}",
+        "none; keep data.currency_rates up to date as the rates move.",
+        level="info",
+    )
+
+
+def is_conversion(issue: DataIssue) -> bool:
+    """Whether ``issue`` is :func:`converted_note`'s (``validate`` says it)."""
+    return issue.level == "info" and CONVERTED in issue.problem
+
+
+def no_currency_column_issue(table: str) -> DataIssue:
+    money = MONEY_TABLES[table]
+    return DataIssue(
+        table,
+        None,
+        f"data.currency_rates is set, but the table has no currency column (a column named "
+        f"currency, CurrencyIsoCode, curr, ccy, WAERS, ...): its {money} are read as they are",
+        f"export each row's currency beside its {money} in a column so named, or leave "
+        "data.currency_rates unset if they are all in the report's currency.",
         level="warning",
     )
 

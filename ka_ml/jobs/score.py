@@ -591,6 +591,8 @@ def _run_record(
             "source": history.source,
             "fingerprint": history.fingerprint(),
             "rows": history.row_counts(),
+            # money converted by data.currency_rates, for the audit of a run's sums
+            **({"conversions": list(c)} if (c := getattr(history, "conversions", ())) else {}),
         },
         "config_hash": cfg.hash(),
         "n_accounts": len(scores),

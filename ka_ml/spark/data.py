@@ -61,6 +61,7 @@ from ka_ml.data.validate import (
     IMPOSSIBLE,
     LOOKS_GROUPED,
     MISSING_TOKENS,
+    MONEY_COLUMNS,
     NUMBER_NOISE,
     SEVERITY_FIX,
     SURVEY_SCALE,
@@ -69,15 +70,19 @@ from ka_ml.data.validate import (
     bad_remedy,
     blank_remedy,
     case_twins_texts,
+    converted_note,
     credits_over_spend_issue,
     currency_columns,
     currency_issue,
     grouped_numbers_texts,
+    is_conversion,
     mapped_table_missing,
+    no_currency_column_issue,
     one_spelling,
     owner_spellings_texts,
     renewed_while_running,
     small_scale_issue,
+    unknown_currency_texts,
     zero_twins_texts,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
@@ -138,6 +143,7 @@ class SparkHistory:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     counts: Mapping[str, int] | None = None
     accounts_merged: int = 0  # as History's
+    conversions: tuple[str, ...] = field(default_factory=tuple)  # as History's
 
     @property
     def spark(self) -> SparkSession:
@@ -492,7 +498,10 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
             broken = _rules(name, set(frame.columns))[rule.column].broken
             typed_frames[name] = frame.where(~F.coalesce(broken, F.lit(False)))
     rendered = tuple(i.render() for i in warnings)
-    return SparkHistory(typed_frames, source, rendered, counts, accounts_merged=n_merged)
+    converted = tuple(in_source_names(i, cfg).render() for i in found if is_conversion(i))
+    return SparkHistory(
+        typed_frames, source, rendered, counts, accounts_merged=n_merged, conversions=converted
+    )
 
 
 def _read_tables(
@@ -681,6 +690,8 @@ def _typed_table(
         if c.name == "severity" and table == "tickets" and cfg.severity_synonyms:  # as the loader
             words = F.create_map(*[F.lit(x) for kv in cfg.severity_synonyms.items() for x in kv])
             value = F.coalesce(F.try_element_at(words, F.lower(value)), value)
+        if c.name == MONEY_COLUMNS.get(table) and cfg.currency_rates is not None:
+            value = value * _rate(df, table, cfg.currency_rates)  # as the loader
         ids = c.name in ("account_id", "merged_into")  # merged_into names an account too
         if ids and cfg.account_id_case != "keep":  # as the loader
             value = F.upper(value) if cfg.account_id_case == "upper" else F.lower(value)
@@ -869,7 +880,14 @@ def _check(
             issues += _case_twins(name, kept)
         issues += [_issue(name, kept, key, int(n), cfg) for key, n in stats.items() if n]
     for name in frames:
-        for column in currency_columns(name, raw[name].columns):  # as the loader
+        columns = currency_columns(name, raw[name].columns)
+        if cfg.currency_rates is not None and name in MONEY_COLUMNS:  # as the loader
+            if not columns and MONEY_COLUMNS[name] in raw[name].columns:
+                issues.append(no_currency_column_issue(name))
+            for column in columns[:1]:
+                issues += _converted(name, column, raw[name], cfg.currency_rates)
+            continue
+        for column in columns:  # as the loader
             issues += _currencies(name, column, raw[name])
     acc = frames.get("accounts")
     if acc is not None:
@@ -900,6 +918,46 @@ def _one_owner_spelling(accounts: DataFrame) -> tuple[DataFrame, list[DataIssue]
     problem, remedy = owner_spellings_texts(mapping, counts)
     examples = tuple(f"owner='{a}'" for a in sorted(mapping)[:5])
     return merged, [DataIssue("accounts", "owner", problem, remedy, examples, level="warning")]
+
+
+def _codes(column: str) -> Column:
+    """A currency column as the rates are keyed (the loader's ``currency_codes``)."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(F.upper(F.trim(F.col(f"`{column}`").cast("string"))), F.lit(""))
+
+
+def _rate(df: DataFrame, table: str, rates: Mapping[str, float]) -> Column:
+    """Each row's rate by its currency column (1 without one, for a blank currency, and for
+    an unknown one, which :func:`_converted` refuses)."""
+    from pyspark.sql import functions as F
+
+    columns = currency_columns(table, df.columns)
+    if not columns:
+        return F.lit(1.0)
+    words = F.create_map(*[F.lit(x) for kv in sorted(rates.items()) for x in kv])
+    return F.coalesce(F.try_element_at(words, _codes(columns[0])), F.lit(1.0))
+
+
+def _converted(
+    name: str, column: str, raw: DataFrame, rates: Mapping[str, float]
+) -> list[DataIssue]:
+    """The loader's note on converted money, or its error for currencies without a rate
+    (one small group-by: a row per currency)."""
+
+    code = _codes(column)
+    counts = raw.groupBy(code.alias("v")).count().toPandas().set_index("v")["count"]
+    unknown = counts[(counts.index != "") & ~counts.index.isin(list(rates))]
+    if unknown.empty:
+        return [converted_note(name, column, counts, rates)]
+    problem, remedy = unknown_currency_texts(name, unknown)
+    money = MONEY_COLUMNS[name]
+    rows = raw.where(code.isin(list(unknown.index))).limit(5).collect()
+    examples = tuple(
+        ", ".join(f"{c}='{r[c]}'" for c in ("account_id", column, money) if c in raw.columns)
+        for r in rows
+    )
+    return [DataIssue(name, column, problem, remedy, examples, int(unknown.sum()))]
 
 
 def _currencies(name: str, column: str, raw: DataFrame) -> list[DataIssue]:
