@@ -810,8 +810,8 @@ def no_currency_column_issue(table: str) -> DataIssue:
         None,
         f"data.currency_rates is set, but the table has no currency column (a column named "
         f"currency, CurrencyIsoCode, curr, ccy, WAERS, ...): its {money} are read as they are",
-        f"export each row's currency beside its {money} in a column so named, or leave "
-        "data.currency_rates unset if they are all in the report's currency.",
+        f"export each row's currency beside its {money} in a column so named; nothing to "
+        f"do if its {money} are all in the report's currency.",
         level="warning",
     )
 
