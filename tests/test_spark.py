@@ -454,7 +454,6 @@ def test_spark_converts_currencies_by_the_configured_rates_as_the_loader(
 ) -> None:
     from ka_ml.config import DataConfig
     from ka_ml.data.loader import load_history
-    from ka_ml.errors import DataValidationError
     from ka_ml.spark.data import read_history
 
     (tmp_path / "orders.csv").write_text(
