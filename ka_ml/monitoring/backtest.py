@@ -136,20 +136,24 @@ def outcomes(
     return pd.concat(parts, ignore_index=True)
 
 
+GAP_WEEKS_PER_PASS = 4  # weeks whose whole feature tables are held at once (memory)
+
+
 def typical_gaps(
     history: History, weeks: list[pd.Timestamp], cfg: Config
 ) -> dict[pd.Timestamp, pd.Series]:
     """Each week's typical gap between order days per account (``gap_typical_days``, as the
     scorer's overdue rule read it that week; NaN before a second order day), from the
     history known before the week."""
-    if not weeks:
-        return {}
-    frames = feature_frames(history, weeks, cfg)
     out = {}
-    for d in weeks:
-        f = frames[pd.Timestamp(d).normalize()]
-        gap = f["gap_typical_days"] if "gap_typical_days" in f else f["gap_median_days"]
-        out[d] = pd.Series(gap.to_numpy(float), index=pd.Index(f["account_id"].astype(object)))
+    for lo in range(0, len(weeks), GAP_WEEKS_PER_PASS):  # a few whole feature tables at once
+        batch = weeks[lo : lo + GAP_WEEKS_PER_PASS]
+        frames = feature_frames(history, batch, cfg)
+        for d in batch:
+            f = frames.pop(pd.Timestamp(d).normalize())
+            gap = f["gap_typical_days"] if "gap_typical_days" in f else f["gap_median_days"]
+            ids = pd.Index(f["account_id"].astype(object))
+            out[d] = pd.Series(gap.to_numpy(float), index=ids)
     return out
 
 
