@@ -786,3 +786,34 @@ def test_train_reports_the_origins_red_precision_per_churn_definition() -> None:
         test.iloc[:20], y[:20], p[:20], Config(), lifecycle=np.array(["active"] * 20)
     )
     assert "no_order_red_precision" not in one and "contract_red_precision" not in one
+
+
+def test_the_backtests_gaps_are_each_weeks_own_across_several_passes() -> None:
+    """Six weeks are read four feature tables at a time: every week's typical gap is the
+    one a feature table as of that week holds."""
+    from ka_ml.config import Config
+    from ka_ml.data.history import History
+    from ka_ml.features.build import build_features
+    from ka_ml.monitoring.backtest import GAP_WEEKS_PER_PASS, typical_gaps
+
+    days = pd.to_datetime(
+        ["2025-01-02", "2025-01-20", "2025-02-03", "2025-03-01", "2025-03-05", "2025-04-10"]
+    )
+    orders = pd.DataFrame(
+        {
+            "account_id": ["A"] * 6 + ["B"] * 3,
+            "order_date": [*days, *days[[0, 2, 5]]],
+            "amount": 10.0,
+        }
+    )
+    history = History(orders=orders, accounts=pd.DataFrame({"account_id": ["A", "B"]}))
+    cfg = Config()
+    weeks = list(pd.date_range("2025-02-10", periods=GAP_WEEKS_PER_PASS + 2, freq="14D"))
+    got = typical_gaps(history, weeks, cfg)
+    assert list(got) == weeks
+    for d in weeks:
+        want = build_features(history, d, cfg).set_index("account_id")["gap_typical_days"]
+        assert got[d].sort_index().to_dict() == pytest.approx(
+            want.astype(float).sort_index().to_dict(), nan_ok=True
+        )
+    assert got[weeks[-1]]["A"] != got[weeks[0]]["A"]  # the gaps move with the weeks
