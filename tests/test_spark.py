@@ -1069,3 +1069,31 @@ def test_validate_reads_a_source_with_the_spark_engine(spark: Any, demo_dir: Pat
     assert tables(res.output) == tables(local.output) >= {"orders", "accounts", "usage"}
     orders = next(ln for ln in local.output.splitlines() if "orders from" in ln)
     assert orders in res.output  # the same first and last order
+
+
+def test_the_spark_drivers_features_carry_the_peers_groups_for_the_season_rule() -> None:
+    """The driver's lights read each account's industry (health.season_peers) from the
+    accounts joined to the scores: with it, the peers' season is the local scorer's."""
+    from ka_ml.config import Config
+    from ka_ml.scoring.lifecycle import peer_season
+    from ka_ml.spark.score import driver_features
+
+    n = 7
+    res = pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(n)],
+            "season_quiet_chance": [2.5 / 3] * 5 + [np.nan, np.nan],
+            "season_quiet_years": [2.0] * 5 + [np.nan, np.nan],
+            "recency_days": [50.0] * n,
+            "abc_tier": ["A", "B", "C", "C", None, "C", "C"],
+            "industry": pd.Series(["Landscaping"] * 6 + [None], dtype=object),
+            "region": "CO",
+        }
+    )
+    keep = ["season_quiet_chance", "season_quiet_years", "recency_days", "abc_tier"]
+    X = driver_features(res, keep)
+    assert list(X["industry"].iloc[:6]) == ["Landscaping"] * 6 and pd.isna(X["industry"].iloc[6])
+    assert list(X["abc_tier"].cat.categories) == ["A", "B", "C"]
+    quiet = peer_season(X, Config()).quiet(Config())
+    # the young landscaper borrows its 5 peers' season; the one without an industry does not
+    assert list(quiet) == [False] * 5 + [True, False]

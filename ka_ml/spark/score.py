@@ -217,6 +217,24 @@ def _compare_day(
     return None if prev <= sh.first_date else prev
 
 
+def driver_features(res: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
+    """The features the driver's portfolio columns and lights read, from the scored rows:
+    the kept features (``keep``), the ABC tier as the local scorer's categories, and the
+    accounts' industry and region joined with their names (the peers' groups of
+    ``health.season_peers``, as text)."""
+    X = pd.DataFrame(
+        {c: res[c].to_numpy(np.float64, na_value=np.nan) for c in keep if c != "abc_tier"}
+    )
+    for c in ("industry", "region"):
+        if c in res:
+            X[c] = res[c].astype("string").to_numpy(dtype=object)
+    if "abc_tier" in keep:
+        tier = res["abc_tier"].astype(object)
+        X["abc_tier"] = pd.Categorical(tier.where(tier.notna(), None), list(ABC_CATEGORIES))
+    X.insert(0, "account_id", res["account_id"].astype(str).to_numpy())  # contracts, surveys
+    return X
+
+
 def _with_account_names(scored: DataFrame, sh: SparkHistory) -> DataFrame:
     """The scores joined with the accounts' names, owners, industries and regions."""
     acc = sh.table("accounts")
@@ -269,17 +287,7 @@ def score_with_features(
             f"No account is eligible for scoring as of {as_of.date()}.",
             "check --as-of against the data's dates (features.eligibility_days).",
         )
-    keep = [c for c in KEEP if c in p.names]
-    X = pd.DataFrame(
-        {c: res[c].to_numpy(np.float64, na_value=np.nan) for c in keep if c != "abc_tier"}
-    )
-    for c in ("industry", "region"):  # the peers' groups (health.season_peers): joined
-        if c in res:
-            X[c] = res[c].astype("string").to_numpy(dtype=object)
-    if "abc_tier" in keep:
-        tier = res["abc_tier"].astype(object)
-        X["abc_tier"] = pd.Categorical(tier.where(tier.notna(), None), list(ABC_CATEGORIES))
-    X.insert(0, "account_id", res["account_id"].astype(str).to_numpy())  # contracts, surveys
+    X = driver_features(res, [c for c in KEEP if c in p.names])
     chunk_columns = [c for c, _ in _schema(list(cfg.labels.purchase_windows), [])]
     out = res[chunk_columns].copy()
     out["account_id"] = out["account_id"].astype(str)
