@@ -32,7 +32,7 @@ import pandas as pd
 
 from ka_ml.config import HealthConfig
 from ka_ml.features.catalog import n_days
-from ka_ml.scoring.lifecycle import PeerSeason
+from ka_ml.scoring.lifecycle import PeerSeason, season_years_measured
 
 ORDER = {"green": 0, "yellow": 1, "red": 2}
 NAMES = np.array(["green", "yellow", "red"])
@@ -409,6 +409,7 @@ def rhythm_quiet_why(
         seasonal = np.asarray(season_quiet(season, cfg), bool) & by_gaps
     years = np.full(len(rhythm), np.nan) if season_years is None else np.asarray(season_years)
     seasonal &= np.isfinite(years)  # the years to say it with
+    measured = np.zeros(len(rhythm)) if season is None else season_years_measured(season, years)
     borrowed = np.zeros(len(rhythm), bool)
     if peer is not None and cfg is not None and cfg.rhythm_quiet_min is not None:
         borrowed = (peer.chance >= cfg.rhythm_quiet_min) & by_gaps & ~seasonal
@@ -435,8 +436,7 @@ def rhythm_quiet_why(
                 f"own to say{tail[i]}; judged again as its season comes"
             )
         elif seasonal[i]:
-            q = float(years[i])
-            k = _season_years_seen(float(season[i]), q)  # type: ignore[index]
+            q, k = float(years[i]), float(measured[i])
             when = (
                 f"in each of the last {q:.0f} years"
                 if q == k
@@ -455,11 +455,6 @@ def rhythm_quiet_why(
                 f"likely{tail[i]}; judged again as its next order comes due"
             )
     return np.array(out, dtype=object)
-
-
-def _season_years_seen(chance: float, quiet: float) -> float:
-    """The past years a season chance was measured on: (q + 0.5) / (years + 1) solved."""
-    return round((quiet + 0.5) / chance - 1.0)
 
 
 def set_by_rule(reason: str) -> bool:

@@ -131,14 +131,26 @@ class PeerSeason:
             return np.zeros(len(self.chance), bool)
         return self.chance >= floor  # NaN compares False
 
+    def season(self, X: pd.DataFrame) -> np.ndarray:
+        """Each row's season chance as the rhythm rule reads it: its own
+        (``season_quiet_chance``), or its peers' where it borrows theirs."""
+        return np.fmax(float_column(X, "season_quiet_chance"), self.chance)
+
+
+def season_years_measured(chance: np.ndarray, quiet: np.ndarray) -> np.ndarray:
+    """The past years a season chance was measured on (0 without one): (q + 0.5) /
+    (years + 1) solved for years."""
+    c, q = np.asarray(chance, float), np.nan_to_num(np.asarray(quiet, float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        years = np.round((q + 0.5) / c - 1.0)
+    return np.where(np.isfinite(years) & (c > 0), years, 0.0)
+
 
 def own_season_years(X: pd.DataFrame) -> np.ndarray:
-    """The past years each row's own season chance was measured on (0 without one):
-    ``season_quiet_chance`` = (q + 0.5) / (years + 1) solved for years."""
-    c, q = float_column(X, "season_quiet_chance"), float_column(X, "season_quiet_years")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        years = np.round((np.nan_to_num(q) + 0.5) / c - 1.0)
-    return np.where(np.isfinite(years) & (c > 0), years, 0.0)
+    """The past years each row's own season chance was measured on (0 without one)."""
+    return season_years_measured(
+        float_column(X, "season_quiet_chance"), float_column(X, "season_quiet_years")
+    )
 
 
 def peer_season(X: pd.DataFrame, cfg: Config) -> PeerSeason:
@@ -184,6 +196,14 @@ def peer_season(X: pd.DataFrame, cfg: Config) -> PeerSeason:
     )
     chance = np.where(borrows, (q_sum + 0.5) / (y_sum + 1.0), np.nan)
     return PeerSeason(chance, peers, q_sum, y_sum, group, col)
+
+
+def silent_as_expected(X: pd.DataFrame, cfg: Config, peer: PeerSeason | None = None) -> np.ndarray:
+    """Rows whose silence says nothing of a loss: they came back from one this long before
+    (:func:`silence_seen_before`), or are in their peers' quiet season (``peer``, else
+    :func:`peer_season`). Neither lapsed nor overdue."""
+    peer = peer_season(X, cfg) if peer is None else peer
+    return silence_seen_before(X, cfg) | peer.quiet(cfg)
 
 
 def beyond_learnt(X: pd.DataFrame, longest_silence: float | None) -> np.ndarray:
@@ -284,8 +304,8 @@ def lifecycle_states(
     # annual subscriber with an onboarding invoice and one renewal has none)
     by_orders = (cfg.labels.churn_definition == "no_order") & has_rhythm(X, cfg)
     held = (running | in_grace) & ~by_orders
-    # a first-season seasonal buyer off season, by its peers' seasons (health.season_peers)
-    order_lapsed = ~held & silent & ~silence_seen_before(X, cfg) & ~peer_season(X, cfg).quiet(cfg)
+    # nor one back from as long before, or a first-season buyer off its peers' season
+    order_lapsed = ~held & silent & ~silent_as_expected(X, cfg)
     floor = lc.lapsed_min_churn_probability
     if p is not None and floor is not None:  # the model expects it back: judged, not lost
         expected_back = np.asarray(p, float) < floor

@@ -47,7 +47,7 @@ from ka_ml.scoring.lifecycle import (
     peer_season,
     quiet_as_before,
     silence_in_gaps,
-    silence_seen_before,
+    silent_as_expected,
     stopped_ordering,
     typical_gap,
     win_back_chance,
@@ -501,7 +501,7 @@ def light_columns(
     p90 = open_forecast_p90(hist, last_order, cfg.scoring.previous_run_max_days).to_numpy()
     has_forecast = ~pd.isna(p90)
     peer = peer_season(X, cfg)
-    seen = silence_seen_before(X, cfg) | peer.quiet(cfg)
+    seen = silent_as_expected(X, cfg, peer)
     overdue_hist = has_forecast & (pd.to_datetime(p90) < as_of) & ~seen
     recency, gap = float_column(X, "recency_days"), float_column(X, "gap_median_days")
     # the typical gap by time: a burst of orders (a budget year-end) does not shorten it
@@ -535,7 +535,7 @@ def light_columns(
         cfg.health,
         p,
         float_column(X, "gaps_longer_than_silence"),
-        np.fmax(season, peer.chance),
+        peer.season(X),
     )
     # baskets shrinking: the order-value scorecard yellow or red (health.basket_drop_raises;
     # its words only for those accounts, and only when the rule is on)

@@ -882,10 +882,10 @@ def _check(
     for name in frames:
         columns = currency_columns(name, raw[name].columns)
         if cfg.currency_rates is not None and name in MONEY_COLUMNS:  # as the loader
-            if not columns and MONEY_COLUMNS[name] in raw[name].columns:
+            if columns:  # the first, as the loader
+                issues += _converted(name, columns[0], raw[name], cfg.currency_rates)
+            elif MONEY_COLUMNS[name] in raw[name].columns:
                 issues.append(no_currency_column_issue(name))
-            for column in columns[:1]:
-                issues += _converted(name, column, raw[name], cfg.currency_rates)
             continue
         for column in columns:  # as the loader
             issues += _currencies(name, column, raw[name])

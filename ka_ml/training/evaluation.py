@@ -511,7 +511,7 @@ def origin_lights(
         cfg.health,
         p,
         float_column(test, "gaps_longer_than_silence"),
-        np.fmax(float_column(test, "season_quiet_chance"), peer_season(test, cfg).chance),
+        peer_season(test, cfg).season(test),
     )
     seen = quiet_as_before(test, cfg) & by_orders
     light = np.full(len(test), "", dtype=object)
