@@ -309,7 +309,7 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
     assert "Why: No order for 40 days (raises risk)" in turned
     assert "Do: Call the buyer this week." in turned
     assert "NO LONGER RED, RISK DOWN (1)" in alice.text and "A3 Holdings" in alice.text
-    assert "Top reasons: Time since last order (2 accounts)" in alice.text
+    assert "Top reasons: Purchase rhythm (2 accounts)" in alice.text
     # B2 is new (no previous light): it turned red; B1 rose 20 points
     assert bruno.counts["turned_red"] == 1 and bruno.counts["rising"] == 1
     assert "RISK RISING (10+ POINTS SINCE LAST WEEK) (1)" in bruno.text
@@ -743,7 +743,7 @@ def test_top_reasons_count_what_the_reasons_are_about_in_a_managers_words() -> N
         {"reason": "Order volume", "accounts": 2},  # 30 and 90 days: one thing; green not counted
         {"reason": "Contract", "accounts": 1},  # ties in the order of what they are about
         {"reason": "not_in_the_catalog", "accounts": 1},
-        {"reason": "Time since last order", "accounts": 1},
+        {"reason": "Purchase rhythm", "accounts": 1},
     ]
     assert len(_top_reasons(rows)) == 3
 

@@ -451,9 +451,9 @@ def test_related_features_share_a_reason_group() -> None:
     assert {reason_group(f) for f in ("orders_30d", "orders_365d", "orders_trend_90d")} == {
         "order volume"
     }
-    assert reason_group("recency_days") == reason_group("overdue_ratio") == "time since last order"
-    assert reason_group("gap_median_days") == "purchase cycle"
-    assert reason_group("recency_tenure_ratio") == "time since last order"
+    rhythm = ("recency_days", "overdue_ratio", "recency_tenure_ratio", "gap_median_days",
+              "gap_mean_days", "gap_last_days")  # fmt: skip
+    assert {reason_group(f) for f in rhythm} == {"purchase rhythm"}
     lifetime = ("orders_lifetime", "spend_lifetime", "orders_per_month", "spend_per_month",
                 "repeat_orders", "active_span_days")  # fmt: skip
     assert {reason_group(f) for f in lifetime} == {"buying history"}
@@ -686,7 +686,7 @@ def test_one_point_is_singular_in_the_weekly_change() -> None:
         SimpleNamespace(features_=feats), now, None, c_now.sum(axis=1), c_now,
         before_contributions=np.zeros((2, 2)), before_p=np.zeros(2),
     )  # fmt: skip
-    assert got[0].startswith("Risk up 1 pt since last week; biggest mover: time since last")
+    assert got[0].startswith("Risk up 1 pt since last week; biggest mover: purchase rhythm")
     assert "(+1 pt): No order for 40 days." in got[0]
     assert got[1].startswith("Risk down 1 pt since last week")
     assert "(-1 pt)" in got[1]
@@ -716,7 +716,7 @@ def test_the_mover_named_is_what_the_account_did_the_way_its_risk_moved() -> Non
         model, now, None, c_now.sum(axis=1), c_now, before_contributions=before,
         before_p=np.zeros(4),
     )  # fmt: skip
-    assert got[0].startswith("Risk up 4 pts since last week; biggest mover: time since last")
+    assert got[0].startswith("Risk up 4 pts since last week; biggest mover: purchase rhythm")
     assert "(+1 pt)" in got[0]  # one point is singular
     # only the missing contract's points moved: a fact, not this week's news (read over a
     # quarter: "biggest mover: contract (+1 pt): No contract on record", 80-123 a week)

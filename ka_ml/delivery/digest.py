@@ -198,7 +198,7 @@ def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[s
 
 def _top_reasons(rows: pd.DataFrame, n: int = 3) -> list[dict[str, Any]]:
     """The most common first reasons among the owner's red and yellow accounts, by what
-    they are about (the reasons' own groups: order volume, time since last order,
+    they are about (the reasons' own groups: order volume, purchase rhythm,
     contract, ...), in a manager's words rather than the catalog's definitions ("Days from
     the as-of date to the end of the current (or latest) contract; negative when lapsed")."""
     risky = rows[text_col(rows, "health").isin(["red", "yellow"])]
