@@ -102,6 +102,20 @@ def test_the_spread_of_a_single_gap_reads_as_not_measurable_not_as_zero(name: st
     assert get(name).describe(4.0) == get(name).describe(4.0, other={"repeat_orders": math.nan})
 
 
+def test_a_usage_silence_says_how_often_the_product_was_in_use() -> None:
+    """Read on a red account: "Product last used 11 days ago (raises risk)" - 11 days is
+    nothing to a manager unless the product was in use every week. A clause whose value is
+    0 says the silence again and is left out."""
+    spec = get("usage_recency_days")
+    weekly = spec.describe(11.0, other={"usage_active_weeks_26w": 25 / 26})
+    assert weekly == "Product last used 11 days ago (in use 96% of the last 26 weeks)"
+    assert spec.describe(522.0, other={"usage_active_weeks_26w": 0.0}) == (
+        "Product last used 522 days ago"
+    )
+    assert spec.describe(11.0) == spec.describe(11.0, other={"usage_active_weeks_26w": math.nan})
+    assert spec.describe(11.0) == "Product last used 11 days ago"
+
+
 def test_no_sales_reads_as_an_unmeasurable_credit_share_not_as_no_sales() -> None:
     """Read as "No sales in the last 365 days (lowers risk)": no sales is bad news to a
     manager; the reason is about the share of returns, which needs sales to exist."""

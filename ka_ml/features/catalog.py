@@ -208,6 +208,10 @@ class FeatureSpec:
     # order for 1 day (typical gap 63 days)" is news as good as the silence against the
     # account's own cycle (``overdue_ratio``), whatever the days
     reads_as: str = ""
+    # other features a template names that say nothing at zero: a template naming one whose
+    # value is 0 is passed over for the next ("Product last used 522 days ago (in use 0% of
+    # the last 26 weeks)" says the silence twice)
+    clause_nonzero: tuple[str, ...] = ()
 
     def format(self, value: object, currency: str = "") -> str:
         return format_value(self.unit, value, currency)
@@ -235,7 +239,7 @@ class FeatureSpec:
                     values[f] = self.format(value, currency)
                     continue
                 v = other.get(f)
-                if _is_missing(v):
+                if _is_missing(v) or (f in self.clause_nonzero and float(v) == 0):  # type: ignore[arg-type]
                     break
                 values[f] = get(f).format(v, currency)
             else:
@@ -753,7 +757,13 @@ _OTHER_SPECS = (
         "Days since the last day with any usage (count > 0)",
         "days",
         "usage",
-        templates=("Product last used {value} ago",),
+        # the clause says whether the silence is news: 11 days is long for an account in
+        # use every week ("Product last used 11 days ago (raises risk)" read as nothing)
+        templates=(
+            "Product last used {value} ago (in use {usage_active_weeks_26w} of the last 26 weeks)",
+            "Product last used {value} ago",
+        ),
+        clause_nonzero=("usage_active_weeks_26w",),
         missing="No product usage on record",
         high_means="product not used lately",
         low_means="product used recently",
