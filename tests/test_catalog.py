@@ -116,6 +116,23 @@ def test_a_usage_silence_says_how_often_the_product_was_in_use() -> None:
     assert spec.describe(11.0) == "Product last used 11 days ago"
 
 
+def test_a_single_order_day_reads_as_no_repeat_order_yet() -> None:
+    """ "Days with a repeat order after the first order day: 0" is what a new account's
+    reasons mean; said plainly, with the one order's amount where the row has it."""
+    spec = get("repeat_orders")
+    assert spec.describe(0.0, other={"first_order_amount": 9777.0}, currency="EUR") == (
+        "One order day so far (9,777 EUR), no repeat order yet"
+    )
+    assert spec.describe(0.0) == "One order day so far, no repeat order yet"
+    assert spec.describe(2.0, other={"first_order_amount": 9777.0}) == (
+        "Days with a repeat order after the first order day: 2"
+    )
+    # "no repeat order yet (lowers risk)" contradicts itself; a repeat order never does
+    assert spec.reads_backwards(np.array([0.0, 0.0, 2.0]), np.array([False, True, False])).tolist() == [
+        True, False, False,
+    ]  # fmt: skip
+
+
 def test_no_sales_reads_as_an_unmeasurable_credit_share_not_as_no_sales() -> None:
     """Read as "No sales in the last 365 days (lowers risk)": no sales is bad news to a
     manager; the reason is about the share of returns, which needs sales to exist."""

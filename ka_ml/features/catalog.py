@@ -212,6 +212,9 @@ class FeatureSpec:
     # value is 0 is passed over for the next ("Product last used 522 days ago (in use 0% of
     # the last 26 weeks)" says the silence twice)
     clause_nonzero: tuple[str, ...] = ()
+    # sentences tried before ``templates`` when the value is 0 ("One order day so far" says
+    # what "Days with a repeat order after the first order day: 0" means)
+    zero_templates: tuple[str, ...] = ()
 
     def format(self, value: object, currency: str = "") -> str:
         return format_value(self.unit, value, currency)
@@ -231,7 +234,8 @@ class FeatureSpec:
             known = other.get(name)
             if not _is_missing(known) and float(known) < minimum:  # type: ignore[arg-type]
                 return self.unmeasured
-        for template in self.templates:
+        zero = self.kind == "num" and float(value) == 0  # type: ignore[arg-type]
+        for template in (*self.zero_templates, *self.templates) if zero else self.templates:
             fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
             values: dict[str, str] = {}
             for f in fields:
@@ -669,6 +673,11 @@ _ORDER_SPECS_TAIL = (
         "count",
         "orders",
         templates=("Days with a repeat order after the first order day: {value}",),
+        zero_templates=(
+            "One order day so far ({first_order_amount}), no repeat order yet",
+            "One order day so far, no repeat order yet",
+        ),
+        risk_rises_when="lower",
         missing="No order on record",
         high_means="a loyal repeat buyer",
         low_means="bought once or rarely came back",

@@ -188,7 +188,8 @@ def _group_leads(strength: np.ndarray, gidx: np.ndarray, n_groups: int) -> np.nd
 def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
     """The other features a spec's templates (and its ``measured_from``, ``absent_with``) mention
     (``{value}`` is the spec's own)."""
-    fields = {f for t in spec.templates for _, f, _, _ in string.Formatter().parse(t) if f}
+    templates = (*spec.zero_templates, *spec.templates)
+    fields = {f for t in templates for _, f, _, _ in string.Formatter().parse(t) if f}
     if spec.measured_from is not None:
         fields.add(spec.measured_from[0])
     if spec.absent_with:
@@ -347,6 +348,10 @@ _WINDOW_COUNT = re.compile(r"^(orders|spend)_(\d+)d$")
 _WINDOW_TREND = re.compile(r"^(orders|spend)_trend_(\d+)d$")
 
 
+# what the one order of an account with a single order day says again
+_ONE_ORDER_GROUPS = frozenset({"order volume", "spend", "order value", "buying history"})
+
+
 def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np.ndarray:
     """Contributions (n x f) with what the silence already says moved onto
     ``recency_days``: a window count or spend of 0 ("Orders in the last 90 days: 0"), and
@@ -354,12 +359,34 @@ def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np
     days before"), are "No order for 124 days" said again. On the demo 95 of 167 red
     accounts read both as two of their three reasons, beside "No contract on record": one
     fact twice and room for one real reason. Each row's sum is unchanged (the folded
-    points join the time since the last order); rows without a last order keep theirs."""
-    if "recency_days" not in feats or not len(raw):
+    points join the time since the last order); rows without a last order keep theirs.
+
+    Then, for an account with a single order day (``repeat_orders`` 0), what is left of its
+    order counts, spends, order value and whole-history totals moves onto
+    ``repeat_orders``: they are that one order said again. A distributor's new account, red
+    the week of its first order, read "Average order value in the last 365 days: 9,777
+    (raises risk)", "Orders in the last 90 days: 1 (raises risk)", "Spend in the last 30
+    days: 9,777 (raises risk)"; it now reads "One order day so far (9,777), no repeat order
+    yet (raises risk)": what the model weighs, a first order not yet followed by another."""
+    if not len(raw):
         return contrib
+    out = np.array(contrib, dtype=float, copy=True)
+    if "recency_days" in feats:
+        _fold_silence(out, raw, feats)
+    if "repeat_orders" in feats:
+        target = feats.index("repeat_orders")
+        one = float_column(raw, "repeat_orders") == 0
+        for j, f in enumerate(feats):
+            if j != target and reason_group(f) in _ONE_ORDER_GROUPS:
+                out[one, target] += out[one, j]
+                out[one, j] = 0.0
+    return out
+
+
+def _fold_silence(out: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> None:
+    """:func:`fold_implied`'s first step, in place on ``out``."""
     target = feats.index("recency_days")
     recency = float_column(raw, "recency_days")  # NaN: no order on record, nothing folded
-    out = np.array(contrib, dtype=float, copy=True)
     for j, f in enumerate(feats):
         match = _WINDOW_COUNT.match(f) or _WINDOW_TREND.match(f)
         if not match:
@@ -369,7 +396,6 @@ def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np
         fold = (recency >= int(match[2])) & (float_column(raw, window) == 0)
         out[fold, target] += out[fold, j]
         out[fold, j] = 0.0
-    return out
 
 
 def top_reasons(
