@@ -188,3 +188,36 @@ def test_a_credit_note_is_no_order_for_the_churn_or_the_timing_label() -> None:
     t = timing_labels(h, AS_OF, d(100), pd.Index(["refunded", "bought"]))
     assert t["days_to_next"].tolist() == [100.0, 30.0]
     assert t["next_order_observed"].tolist() == [False, True]
+
+
+def test_contract_end_silences_read_whether_orders_stop_before_contracts_do() -> None:
+    """A distributor's frame contracts ran on a median 204 days past their accounts' last
+    orders (87 of 104 ended contracts); the demo's accounts mostly bought until the end."""
+    from ka_ml.features.labels import ContractEnds, contract_end_silences
+
+    h = make_history(
+        [
+            order("stopped", -400), order("stopped", -300),  # silent 200 days at the end
+            order("to_the_end", -120), order("to_the_end", -105),  # silent 5 days at the end
+            order("credit", -250), order("credit", -50, -80.0),  # a credit note is no order
+            order("dropped", -200), order("dropped", -10),  # bought on after the end: not lost
+            order("running", -300),  # its contract runs past the as-of
+            order("renewed", -300),  # a later term ended after the as-of
+            order("seen_late", -400), order("seen_late", 5),  # ordered after the as-of: unknown
+        ],
+        contracts=[
+            contract("stopped", -465, -100),
+            contract("to_the_end", -465, -100),
+            contract("credit", -465, -100),
+            contract("dropped", -465, -100),
+            contract("running", -465, 100),
+            contract("renewed", -465, -100), contract("renewed", -99, 200),
+            contract("seen_late", -465, -100),
+            contract("never_bought", -465, -100),  # no order at all: nothing to read
+        ],
+    )  # fmt: skip
+    got = contract_end_silences(h, AS_OF, H)
+    # gone: stopped (200 d), to_the_end (5 d), credit (150 d), seen_late (300 d)
+    assert got == ContractEnds(ended=4, stopped_first=3, median_silence=175.0)
+    assert contract_end_silences(h, d(-100), H) is None  # none had ended yet
+    assert contract_end_silences(make_history([order("a", -5)]), AS_OF, H) is None

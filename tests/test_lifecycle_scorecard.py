@@ -579,11 +579,40 @@ def test_accounts_that_stopped_ordering_under_a_running_contract_are_counted() -
     ).assign(churn_definition=["contract", "contract", "no_order", "contract", "contract"])
     got = silent_under_contract(rows, CFG)
     assert got is not None and got.startswith(
-        "3 of the 4 accounts judged by a running contract on the latest test origin had "
-        "stopped ordering (silent over 90 days and 2x their typical gap)"
+        "3 of the 4 accounts judged by a running contract on the latest test origin have "
+        "stopped ordering (silent over 90 days and 2x their typical gap). An account with a "
+        "running contract is judged by the contract's end"
     )
     assert got.endswith("set labels.churn_definition: no_order")
     assert silent_under_contract(rows.iloc[2:3], CFG) is None
+
+
+def test_the_contract_note_says_whether_orders_stopped_before_the_contracts_ended() -> None:
+    """A distributor read "10 of the 370 accounts ... had stopped ordering" as rare and kept
+    churn_definition auto, while 87 of its 104 ended contracts had run on a median 204
+    days past the account's last order: the losses its red list could not see."""
+    from ka_ml.features.labels import ContractEnds
+    from ka_ml.scoring.lifecycle import silent_under_contract
+
+    rows = features(recency_days=[326.0, 20.0], overdue_ratio=[3.6, 1.0]).assign(
+        churn_definition=["contract", "contract"]
+    )
+    frame = silent_under_contract(rows, CFG, ContractEnds(104, 87, 203.5))
+    assert frame is not None and frame.startswith(
+        "87 of the 104 accounts whose last contract ended with no order since had stopped "
+        "ordering over 90 days before it ended (median silence at the end 204 days): on this "
+        "data orders stop first, and a loss shows in them months before the contract ends; "
+        "1 of the 2 accounts judged by a running contract"
+    )
+    demo = silent_under_contract(rows.iloc[1:], CFG, ContractEnds(97, 32, 42.0))
+    assert demo is not None and demo.startswith(
+        "32 of the 97 accounts whose last contract ended with no order since had stopped "
+        "ordering over 90 days before it ended (median silence at the end 42 days). An "
+    )
+    assert silent_under_contract(rows.iloc[1:], CFG, ContractEnds(97, 0, 12.0)) is None
+    # nobody judged by a contract (churn_definition no_order): nothing to say
+    judged_by_orders = rows.assign(churn_definition="no_order")
+    assert silent_under_contract(judged_by_orders, CFG, ContractEnds(104, 87, 203.5)) is None
 
 
 def test_a_zero_renewal_intent_stored_as_minus_zero_reads_zero() -> None:

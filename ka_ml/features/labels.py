@@ -26,6 +26,8 @@ visible, so accounts without an observed next order are censored at ``data_end -
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -95,6 +97,48 @@ def churn_labels(
     churn = np.where(by_contract, lapsed, no_order)
     used = np.where(by_contract, "contract", "no_order").astype(object)
     return _frame(ids, churn, used)
+
+
+class ContractEnds(NamedTuple):
+    """How the accounts whose contracts ended stopped ordering (:func:`contract_end_silences`)."""
+
+    ended: int  # accounts whose last contract ended before the as-of, no order since
+    stopped_first: int  # of them, silent longer than the horizon when it ended
+    median_silence: float  # days from their last order to that end, median over ``ended``
+
+
+def contract_end_silences(
+    history: History, as_of: pd.Timestamp, horizon_days: int
+) -> ContractEnds | None:
+    """Whether orders stop before contracts do, read from the contracts that ended before
+    ``as_of``: of the accounts whose last contract ended then with no order since (a lost
+    account, by its contract and by its orders), how many had already been silent longer
+    than ``horizon_days`` at that end, and the median silence at the end. Where contracts
+    bind orders most of them bought until the end (the demo: 32 of 97, median 42 days);
+    a distributor's frame contracts ran on for months after its customers' last orders
+    (87 of 104, median 204 days), which ``auto``, judging such accounts by the contract,
+    sees only when the contract ends. None without contracts or such accounts. Orders and
+    contracts known before ``as_of`` only."""
+    c = history.contracts
+    if c is None or c.empty:
+        return None
+    as_of = pd.Timestamp(as_of)
+    known = c[c["start_date"] < as_of]
+    last_end = known.groupby(known["account_id"].astype(object), sort=False)["end_date"].max()
+    last_end = last_end[last_end < as_of]
+    o = _purchases(history.orders[history.orders["order_date"] < as_of])
+    o = o[o["account_id"].astype(object).isin(last_end.index)]
+    if last_end.empty or o.empty:
+        return None
+    ids = o["account_id"].astype(object)
+    end = ids.map(last_end)
+    after = ids[(o["order_date"] > end).to_numpy()].unique()
+    last_before = o["order_date"].where(o["order_date"] <= end).groupby(ids, sort=False).max()
+    gone = last_before[~last_before.index.isin(after)].dropna()
+    if gone.empty:
+        return None
+    silence = (last_end.reindex(gone.index) - gone).dt.days.to_numpy(float)
+    return ContractEnds(len(gone), int((silence > horizon_days).sum()), float(np.median(silence)))
 
 
 def contract_rule_rows(X: pd.DataFrame) -> np.ndarray:

@@ -26,6 +26,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.features.build import feature_frames
+from ka_ml.features.labels import contract_end_silences
 from ka_ml.features.snapshots import build_training_set
 from ka_ml.jobs.data import feed_lags
 from ka_ml.modeling import registry
@@ -174,7 +175,8 @@ def run_training(
         progress("timing tuning: " + budget + untuned_reason(cfg))
         progress("evaluating on the origins and logging to MLflow ...")
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
-        ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now)
+        ends = contract_end_silences(known, as_of, cfg.labels.horizon_days)
+        ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now, ends)
         card = model_card(ev)
         # how long after each feed's newest row the model saw it (the scorer reads a feed
         # further behind as the model saw it: jobs.data.align_feed_lags)

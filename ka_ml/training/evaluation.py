@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import Config
+from ka_ml.features.labels import ContractEnds
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling.churn import ChurnModel, sigmoid
 from ka_ml.modeling.evaluate import (
@@ -369,8 +370,11 @@ def evaluate(
     cfg: Config,
     family_scores: dict[str, float],
     p_now: np.ndarray | None = None,
+    contract_ends: ContractEnds | None = None,
 ) -> Evaluation:
-    """The procedure's pooled out-of-time metrics beside the baselines on the same rows."""
+    """The procedure's pooled out-of-time metrics beside the baselines on the same rows.
+    ``contract_ends``: how the history's ended contracts relate to their accounts' last
+    orders (:func:`ka_ml.features.labels.contract_end_silences`), for the notes."""
     test = folds.test
     y = test["churn"].to_numpy(float)
     windows = cfg.labels.purchase_windows
@@ -430,7 +434,11 @@ def evaluate(
         calibration={"method": cal.method if cal else "none", **(cal.cv_brier_ if cal else {})},
         notes=[
             n
-            for n in (folds.split.note, _contract_silence(test, cfg), few_lapses(lapses, cfg))
+            for n in (
+                folds.split.note,
+                _contract_silence(test, cfg, contract_ends),
+                few_lapses(lapses, cfg),
+            )
             if n
         ]
         + short_window_notes(test["as_of"], f, windows),
@@ -477,11 +485,13 @@ def few_lapses(lapses: dict[str, float], cfg: Config) -> str | None:
     )
 
 
-def _contract_silence(test: pd.DataFrame, cfg: Config) -> str | None:
+def _contract_silence(
+    test: pd.DataFrame, cfg: Config, ends: ContractEnds | None = None
+) -> str | None:
     """:func:`silent_under_contract` on the latest origin's rows."""
     if test.empty:
         return None
-    return silent_under_contract(test[test["as_of"] == test["as_of"].max()], cfg)
+    return silent_under_contract(test[test["as_of"] == test["as_of"].max()], cfg, ends)
 
 
 def origin_lights(
