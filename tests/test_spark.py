@@ -954,6 +954,35 @@ def test_spark_warns_of_credits_over_spend_and_renewed_running_contracts_like_th
 
 
 @apply(needs_spark)
+def test_spark_warns_of_order_lines_posted_twice_and_shared_order_ids_like_the_loader(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """An ERP export's lines posted again a day later, and order ids re-booked for another
+    customer: the same counts and examples from both engines."""
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    orders = pd.read_csv(data / "orders.csv")
+    again = orders.iloc[[10, 200, 3000]].assign(
+        order_date=lambda f: (pd.to_datetime(f["order_date"]) + pd.Timedelta(days=1)).dt.strftime(
+            "%Y-%m-%d"
+        )
+    )
+    elsewhere = orders.iloc[[500, 501]].assign(account_id=orders["account_id"].iloc[0])
+    pd.concat([orders, again, elsewhere]).to_csv(data / "orders.csv", index=False)
+    cfg = Config()
+    picked = ("on a later day", "more than one account")
+    local = [w for w in load_history(str(data), cfg.data).warnings if any(p in w for p in picked)]
+    got = [
+        w for w in read_history(spark, str(data), cfg.data).warnings if any(p in w for p in picked)
+    ]
+    assert len(local) == 2 and sorted(got) == sorted(local)
+    assert any("3 order lines repeat a line" in w for w in local)
+
+
+@apply(needs_spark)
 def test_spark_reads_owner_spellings_as_one_owner_like_the_loader(
     spark: Any, tmp_path: Path
 ) -> None:

@@ -1147,6 +1147,45 @@ def test_a_credit_note_larger_than_all_the_account_bought_is_warned_about(tmp_pa
     assert "check the sign and scale" in said
 
 
+def test_order_lines_posted_twice_and_order_ids_of_two_customers_are_warned_about(
+    tmp_path: Path,
+) -> None:
+    """A distributor's ERP export: 100 order lines posted again a day later under the same
+    document number, and 30 document numbers re-booked for another customer, passed without
+    a word; the first inflated revenue, tiers and order values. The rows are kept."""
+    orders = (
+        "account_id,order_date,amount,order_id,product,quantity\n"
+        "A1,2024-01-05,100,SO1,bolt,10\n"
+        "A1,2024-01-05,40,SO1,nut,4\n"  # another line of the same order
+        "A1,2024-01-06,100,SO1,bolt,10\n"  # the first line again, a day later
+        "A1,2024-01-09,100,SO1,bolt,10\n"  # and again
+        "A1,2024-01-07,40,SO1,nut,5\n"  # a later delivery of another quantity: fine
+        "A1,2024-02-05,100,SO2,bolt,10\n"  # the same goods on a new order: a repeat purchase
+        "A2,2024-03-01,-40,SO1,nut,4\n"  # SO1 credited on another customer
+        "A2,2024-03-02,20,,bolt,2\n"  # no order id: nothing to compare
+        "A2,2024-03-09,20,,bolt,2\n"
+    )
+    h = load_history(
+        _folder(tmp_path, {"orders.csv": orders, "accounts.csv": ACCOUNTS}), DataConfig()
+    )
+    assert len(h.orders) == 9
+    (twice,) = [w for w in h.warnings if "on a later day" in w]
+    assert "2 order lines repeat a line of the same order on a later day" in twice
+    assert (
+        "account_id=A1, order_id=SO1, order_date=2024-01-06 (first 2024-01-05), amount=100.00; "
+        "account_id=A1, order_id=SO1, order_date=2024-01-09 (first 2024-01-05)"
+    ) in twice
+    assert "remove the repeated postings" in twice
+    (shared,) = [w for w in h.warnings if "more than one account" in w]
+    assert "1 order id appears under more than one account" in shared and "(6 rows)" in shared
+    assert "order_id=SO1, account_id=A1, order_date=2024-01-05" in shared
+    assert "order_id=SO1, account_id=A2, order_date=2024-03-01" in shared
+    clean = load_history(
+        _folder(tmp_path, {"orders.csv": ORDERS, "accounts.csv": ACCOUNTS}), DataConfig()
+    )
+    assert not [w for w in clean.warnings if "order_id" in w]
+
+
 def test_duplicate_accounts_are_shown_by_the_columns_they_disagree_on(tmp_path: Path) -> None:
     """A food wholesaler's accounts table held 010030 twice, under two owners: the error
     showed both rows' (identical) names, not the owner they disagreed on."""

@@ -167,7 +167,12 @@ def validate_tables(
     history, merged = _roll_up_merged(history)
     return (
         history,
-        issues + notes + merged + renewed_while_running(history) + _credits_over_spend(history),
+        issues
+        + notes
+        + merged
+        + renewed_while_running(history)
+        + _credits_over_spend(history)
+        + order_id_issues(history.orders),
     )
 
 
@@ -214,7 +219,7 @@ def _credits_over_spend(history: History) -> list[DataIssue]:
     culprits = o[ids.isin(over).to_numpy() & (o["amount"] < 0).to_numpy()]
     rows = culprits.nsmallest(3, "amount")
     examples = tuple(
-        f"account_id={_show(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f} "
+        f"account_id={show_cell(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f} "
         f"(bought {float(bought.get(a, 0.0)):,.2f} in all)"
         for a, d, x in zip(
             rows["account_id"].astype(object),
@@ -236,6 +241,138 @@ def credits_over_spend_issue(accounts: int, rows: int, examples: tuple[str, ...]
         "below zero",
         "check the sign and scale of these credit notes (a return entered as a sale of "
         "minus the price, cents read as units?); correct or remove them.",
+        examples=examples,
+        n_rows=rows,
+        level="warning",
+    )
+
+
+# what makes two order rows the same line of the same order, but for the day
+ORDER_LINE = ("account_id", "order_id", "product", "quantity", "amount")
+
+
+def order_id_issues(orders: pd.DataFrame) -> list[DataIssue]:
+    """Warnings on order ids that say a row was posted twice or to the wrong customer (the
+    rows are kept: only the user can tell). A distributor's ERP export held 100 order lines
+    posted again a day later under the same document number, and 30 document numbers
+    re-booked for another customer; both passed without a word, the first inflating
+    revenue, tiers and order values. Exact repeats (the day included) are dropped earlier.
+
+    - the same line of an order (account, order_id, product, quantity, amount) dated after
+      its first day: a double posting counts the amount twice;
+    - an order id under more than one account (after merges are rolled up).
+
+    One hash encoding of the ids and one integer sort (about 2 s for 4.8M rows); the lines
+    are compared only where an account's order id spans several days."""
+    if "order_id" not in orders or orders.empty or not orders["order_id"].notna().any():
+        return []
+    o = orders[orders["order_id"].notna().to_numpy()]
+    idc = _hash_codes(o["order_id"])
+    acc = _hash_codes(o["account_id"])
+    day = o["order_date"].to_numpy("datetime64[D]").view(np.int64)
+    pair = idc * (int(acc.max()) + 1) + acc
+    order = np.argsort(pair, kind="stable")
+    p, i, d = pair[order], idc[order], day[order]
+    same_pair = p[1:] == p[:-1]
+    out: list[DataIssue] = []
+    # an account's order id on more than one day: its lines are compared
+    spans = np.unique(p[1:][same_pair & (d[1:] != d[:-1])])
+    if len(spans):
+        rows = o.iloc[np.sort(order[np.isin(p, spans)])]
+        later = _later_lines(rows)
+        if later.any():
+            shown = rows[later].sort_values(
+                [*(c for c in ORDER_LINE if c in rows), "order_date"], kind="stable"
+            )
+            out.append(lines_posted_twice_issue(int(later.sum()), _twice_examples(rows, shown)))
+    cross = (i[1:] == i[:-1]) & ~same_pair  # one id, another account
+    if cross.any():
+        codes = np.unique(i[1:][cross])
+        shared = np.isin(idc, codes)
+        ids = o["order_id"][shared]
+        first_ids = np.sort(ids.drop_duplicates().to_numpy(dtype=object))[:3]
+        firsts = (
+            o[o["order_id"].isin(first_ids).to_numpy()]
+            .sort_values(["order_id", "account_id", "order_date"], kind="stable")
+            .drop_duplicates(["order_id", "account_id"])  # each account of an id, once
+        )
+        out.append(
+            order_ids_shared_issue(
+                len(codes),
+                int(shared.sum()),
+                tuple(
+                    f"order_id={show_cell(i)}, account_id={show_cell(a)}, "
+                    f"order_date={pd.Timestamp(t).date()}"
+                    for i, a, t in zip(
+                        firsts["order_id"].head(3),
+                        firsts["account_id"].head(3),
+                        firsts["order_date"].head(3),
+                        strict=True,
+                    )
+                ),
+            )
+        )
+    return out
+
+
+def _hash_codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of a column's values, equal where the values are (unordered)."""
+    codes = pc.dictionary_encode(pa.array(values, from_pandas=True)).indices
+    return codes.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _later_lines(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, whether it repeats a line of its order (:data:`ORDER_LINE`) dated earlier."""
+    line = row_key(rows, [c for c in ORDER_LINE if c in rows.columns])
+    day = rows["order_date"].to_numpy("datetime64[D]").view(np.int64)
+    first = pd.Series(day).groupby(line).transform("min").to_numpy()
+    return day > first
+
+
+def _twice_examples(rows: pd.DataFrame, shown: pd.DataFrame) -> tuple[str, ...]:
+    """Up to three lines posted again, each with the first day of its line."""
+    line = [c for c in ORDER_LINE if c in rows.columns]
+    first = rows.groupby(line, dropna=False, sort=False)["order_date"].transform("min")
+    return tuple(
+        f"account_id={show_cell(a)}, order_id={show_cell(i)}, order_date="
+        f"{pd.Timestamp(t).date()} (first {pd.Timestamp(f).date()}), amount={float(x):,.2f}"
+        for a, i, t, f, x in zip(
+            shown["account_id"].head(3),
+            shown["order_id"].head(3),
+            shown["order_date"].head(3),
+            first.loc[shown.index[:3]],
+            shown["amount"].head(3),
+            strict=True,
+        )
+    )
+
+
+def lines_posted_twice_issue(rows: int, examples: tuple[str, ...]) -> DataIssue:
+    """The warning of :func:`order_id_issues` on lines posted again (both engines)."""
+    return DataIssue(
+        "orders",
+        "order_id",
+        f"{rows:,} order {'line repeats' if rows == 1 else 'lines repeat'} a line of the same "
+        "order on a later day (same account_id, order_id, product, quantity and amount): a "
+        "double posting counts its amount twice in revenue, tiers and order values",
+        "remove the repeated postings, keeping each line once; nothing to do if these orders "
+        "were delivered and dated in equal parts on several days.",
+        examples=examples,
+        n_rows=rows,
+        level="warning",
+    )
+
+
+def order_ids_shared_issue(ids: int, rows: int, examples: tuple[str, ...]) -> DataIssue:
+    """The warning of :func:`order_id_issues` on ids under several accounts (both engines)."""
+    return DataIssue(
+        "orders",
+        "order_id",
+        f"{ids:,} order {'id appears' if ids == 1 else 'ids appear'} under more than one "
+        "account: an order belongs to one customer",
+        "correct account_id where rows were booked to the wrong customer; if your order "
+        "numbers restart (per company or per year), make order_id unique, e.g. prefixed with "
+        "the company code (each account's orders are counted apart, so nothing else changes).",
         examples=examples,
         n_rows=rows,
         level="warning",
@@ -269,7 +406,7 @@ def renewed_while_running(history: History) -> list[DataIssue]:
         return []
     rows = c.loc[flagged]
     examples = tuple(
-        f"account_id={_show(a)}, end_date={pd.Timestamp(e).date()}"
+        f"account_id={show_cell(a)}, end_date={pd.Timestamp(e).date()}"
         for a, e in zip(rows["account_id"].head(3), rows["end_date"].head(3), strict=True)
     )
     return [
@@ -337,7 +474,7 @@ class _Table:
         cols = [c for c in dict.fromkeys(("account_id", *columns)) if c in self.raw.columns]
         out = []
         for label in labels:
-            shown = ", ".join(f"{c}='{_show(self.raw.at[label, c])}'" for c in cols)
+            shown = ", ".join(f"{c}='{show_cell(self.raw.at[label, c])}'" for c in cols)
             out.append(f"row {int(label) + self.base}: {shown}")
         return tuple(out)
 
@@ -736,7 +873,7 @@ def currency_issue(table: str, column: str, counts: pd.Series) -> DataIssue | No
     if len(counts) < 2:
         return None
     counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-    listed = ", ".join(f"'{_show(v)}' ({int(n):,} rows)" for v, n in counts.head(8).items())
+    listed = ", ".join(f"'{show_cell(v)}' ({int(n):,} rows)" for v, n in counts.head(8).items())
     if len(counts) > 8:
         listed += f" and {len(counts) - 8} more"
     money = MONEY_TABLES[table]
@@ -747,7 +884,7 @@ def currency_issue(table: str, column: str, counts: pd.Series) -> DataIssue | No
         "(report.currency is only the label shown with every sum)",
         f"convert {money} to one currency before the export (e.g. with the rate of each "
         "row's date) and set report.currency to it, or give each currency's rate in "
-        f"data.currency_rates (e.g. {{{_show(counts.index[0])}: 1, {_show(counts.index[1])}: "
+        f"data.currency_rates (e.g. {{{show_cell(counts.index[0])}: 1, {show_cell(counts.index[1])}: "
         "<rate>}: the value of one unit in the report's currency); nothing to do if this "
         f"column does not describe {money}.",
         level="warning",
@@ -762,7 +899,7 @@ def currency_codes(values: pd.Series) -> pd.Series:
 def _listed(counts: pd.Series, rates: Mapping[str, float] | None = None) -> str:
     counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
     shown = [
-        f"'{_show(code)}' ({int(n):,} rows"
+        f"'{show_cell(code)}' ({int(n):,} rows"
         + (f" at {rates[str(code)]:g})" if rates is not None else ")")
         for code, n in counts.head(8).items()
     ]
@@ -774,7 +911,7 @@ def unknown_currency_texts(table: str, counts: pd.Series) -> tuple[str, str]:
     """(problem, remedy) for rows whose currency ``data.currency_rates`` has no rate for
     (``counts``: rows per code)."""
     first = str(counts.sort_values(ascending=False, kind="stable").index[0])
-    which = f"'{_show(first)}'" if len(counts) == 1 else _listed(counts)  # rows: said after
+    which = f"'{show_cell(first)}'" if len(counts) == 1 else _listed(counts)  # rows: said after
     return (
         f"{MONEY_TABLES[table]} in a currency data.currency_rates has no rate for: {which}",
         RATES_FIX.format(example=first),
@@ -851,7 +988,7 @@ def small_scale_issue(stats: pd.DataFrame) -> DataIssue | None:
     if small.empty:
         return None
     examples = tuple(
-        f"kind={'(none)' if _blank_kind(k) else _show(k)}: {int(r['count'])} answers, all between "
+        f"kind={'(none)' if _blank_kind(k) else show_cell(k)}: {int(r['count'])} answers, all between "
         f"{r['min']:g} and {r['max']:g}"
         for k, r in small.iterrows()
     )
@@ -904,9 +1041,9 @@ def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
         return []
     counts = t.frame["severity"][unknown].value_counts(sort=True)
     if len(counts) == 1:  # the issue counts its rows: one value needs no count of its own
-        listed = f"'{_show(counts.index[0])}'"
+        listed = f"'{show_cell(counts.index[0])}'"
     else:
-        listed = ", ".join(f"'{_show(v)}' ({n} rows)" for v, n in counts.head(8).items())
+        listed = ", ".join(f"'{show_cell(v)}' ({n} rows)" for v, n in counts.head(8).items())
     if len(counts) > 8:
         listed += f" and {len(counts) - 8} more"
     return [
@@ -1128,7 +1265,7 @@ def _twin_issue(
     if not twins.any():
         return None
     groups = ids[twins].groupby(key[twins].to_numpy(), sort=True)
-    examples = tuple(" and ".join(f"'{_show(v)}'" for v in sorted(g)) for _, g in groups)
+    examples = tuple(" and ".join(f"'{show_cell(v)}'" for v in sorted(g)) for _, g in groups)
     problem, remedy = texts(groups.ngroups)
     return DataIssue(name, "account_id", problem, remedy, examples=examples, level="warning")
 
@@ -1151,7 +1288,7 @@ def _strays(
     rows[candidates] = hit
     match = _first_match(pool[hit], known, key)
     assert match is not None  # every hit matches
-    problem, remedy = describe(pool[hit].nunique(), _show(match[0]), _show(match[1]))
+    problem, remedy = describe(pool[hit].nunique(), show_cell(match[0]), show_cell(match[1]))
     return t.issue("account_id", problem, remedy, rows, [EVENT_DATE[t.name]], "warning"), rows
 
 
@@ -1310,7 +1447,7 @@ def _first_match(
 def _quoted(ids: pd.Series, n: int = 5) -> str:
     """The first ``n`` distinct ids, quoted as the data spell them."""
     first = ids.drop_duplicates()
-    shown = ", ".join(f"'{_show(v)}'" for v in first.head(n))
+    shown = ", ".join(f"'{show_cell(v)}'" for v in first.head(n))
     return shown + (f" and {len(first) - n} more" if len(first) > n else "")
 
 
@@ -1843,7 +1980,7 @@ def remap_fix(table: str, column: str, near: list[str]) -> str:
     return f"set data.columns.{table}.{column} to the exact name of the source column"
 
 
-def _show(value: object) -> str:
+def show_cell(value: object) -> str:
     """A raw cell as the user would recognise it (dates at midnight without the time)."""
     if isinstance(value, pd.Timestamp) and value == value.normalize():
         text = str(value.date())

@@ -63,6 +63,7 @@ from ka_ml.data.validate import (
     MISSING_TOKENS,
     MONEY_COLUMNS,
     NUMBER_NOISE,
+    ORDER_LINE,
     SEVERITY_FIX,
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
@@ -76,11 +77,14 @@ from ka_ml.data.validate import (
     currency_issue,
     grouped_numbers_texts,
     is_conversion,
+    lines_posted_twice_issue,
     mapped_table_missing,
     no_currency_column_issue,
     one_spelling,
+    order_ids_shared_issue,
     owner_spellings_texts,
     renewed_while_running,
+    show_cell,
     small_scale_issue,
     unknown_currency_texts,
     zero_twins_texts,
@@ -368,6 +372,8 @@ def _spark_order_notes(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
             for r in rows
         )
         out.append(credits_over_spend_issue(n_over, culprits.count(), examples))
+    if "order_id" in orders.columns:
+        out += _spark_order_id_issues(orders.where(F.col("order_id").isNotNull()))
     contracts = frames.get("contracts")
     if contracts is not None and "renewed" in contracts.columns:
         newest = orders.agg(F.max("order_date")).collect()[0][0]
@@ -379,6 +385,50 @@ def _spark_order_notes(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
                 contracts=small,
             )
             out += renewed_while_running(stub)
+    return out
+
+
+def _spark_order_id_issues(orders: DataFrame) -> list[DataIssue]:
+    """:func:`ka_ml.data.validate.order_id_issues` with Spark: order lines posted again on a
+    later day, and order ids under more than one account (same counts and examples)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    out: list[DataIssue] = []
+    line = [c for c in ORDER_LINE if c in orders.columns]
+    first = F.min("order_date").over(Window.partitionBy(*line))
+    later = orders.withColumn("_first", first).where(F.col("order_date") > F.col("_first"))
+    n_later = later.count()
+    if n_later:
+        rows = later.orderBy(*(F.asc_nulls_last(c) for c in [*line, "order_date"])).limit(3)
+        examples = tuple(
+            f"account_id={show_cell(r['account_id'])}, order_id={show_cell(r['order_id'])}, "
+            f"order_date={pd.Timestamp(r['order_date']).date()} "
+            f"(first {pd.Timestamp(r['_first']).date()}), amount={float(r['amount']):,.2f}"
+            for r in rows.collect()
+        )
+        out.append(lines_posted_twice_issue(n_later, examples))
+    shared = (
+        orders.select("order_id", "account_id")
+        .distinct()
+        .groupBy("order_id")
+        .count()
+        .where(F.col("count") > 1)
+        .select("order_id")
+    )
+    n_ids = shared.count()
+    if n_ids:
+        rows_of = orders.join(shared, "order_id")
+        firsts = rows_of.groupBy("order_id", "account_id").agg(
+            F.min("order_date").alias("order_date")
+        )
+        first3 = firsts.orderBy("order_id", "account_id").limit(3).collect()
+        examples = tuple(
+            f"order_id={show_cell(r['order_id'])}, account_id={show_cell(r['account_id'])}, "
+            f"order_date={pd.Timestamp(r['order_date']).date()}"
+            for r in first3
+        )
+        out.append(order_ids_shared_issue(n_ids, rows_of.count(), examples))
     return out
 
 
