@@ -285,6 +285,22 @@ def test_a_buyer_with_a_long_cycle_is_judged_on_a_window_that_holds_one_cycle() 
     )
 
 
+def test_an_account_silent_through_the_run_rate_window_is_valued_by_its_last_order() -> None:
+    """A project buyer silent for 335 days (call-offs a few days apart inside a project, so
+    a cycle under 180 days), 37,345 bought in the year, was red with 0 revenue at risk."""
+    h = History(orders=pd.DataFrame(), accounts=pd.DataFrame())
+    X = features(
+        recency_days=[335.0, 200.0, 400.0, 20.0],
+        spend_180d=[0.0, 0.0, 0.0, 9_000.0],
+        spend_365d=[37_345.0, 12_000.0, 0.0, 20_000.0],
+        gap_mean_days=[30.0, 30.0, 30.0, 30.0],
+        gap_std_days=[30.0, 0.0, 0.0, 0.0],
+    )
+    got = expected_revenue(X, h, AS_OF, CFG)
+    assert got.tolist() == pytest.approx([37_345.0, 12_000.0, 0.0, 9_000 * 365 / 180])
+    assert "or that bought nothing in it" in run_rate_text(CFG)
+
+
 # -- budget lights -----------------------------------------------------------------------
 
 
