@@ -778,7 +778,8 @@ def backtest(
             shown.print(f"  {line}", soft_wrap=True)
         if pauses := res.details.get("pauses_caution"):
             shown.print(f"  [yellow]caution:[/] {pauses}", soft_wrap=True)
-        colour = "red" if res.details["recommendation"]["retrain"] else "green"
+        rec = res.details["recommendation"]
+        colour = "red" if rec["retrain"] else "yellow" if rec.get("lights") else "green"
         shown.print(f"[{colour}]{res.details['recommendation']['message']}[/]", soft_wrap=True)
 
     _run(debug, go)

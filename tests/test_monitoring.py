@@ -189,7 +189,7 @@ def test_the_reliability_table_covers_every_labelled_account_week(monitored: Mon
 
 def test_a_healthy_model_gets_no_retrain_recommendation(monitored: Monitored) -> None:
     rec = monitored.backtest.details["recommendation"]
-    assert rec == {"retrain": False, "reasons": [], "message": rec["message"]}
+    assert rec == {"retrain": False, "reasons": [], "message": rec["message"], "lights": False}
     assert "No retraining needed" in monitored.backtest.summary["recommendation"]
 
 
@@ -480,6 +480,45 @@ def test_a_red_budget_smaller_than_the_churners_is_no_reason_to_retrain() -> Non
     ]
     no_ceiling = {k: v for k, v in good.items() if not k.endswith("_ceiling")}
     assert recommendation(no_ceiling, cfg)[1] == ["red recall 0.236 below the floor 0.300"]
+
+
+def test_the_ranking_alone_with_the_lights_counts_tells_the_rules_from_the_model() -> None:
+    """A distributor's backtest: "Retrain" for a red recall of 0.214 beside a ROC AUC of
+    0.903; by probability alone, as many reds a week would have caught 0.309: the light
+    rules, not the model, lost the recall."""
+    from ka_ml.config import MonitoringConfig
+    from ka_ml.monitoring.backtest import lights_not_model, recall_by_rank, recommendation
+
+    # two weeks; the highest probability of each week churned, but a rule lit another red
+    health = pd.Series(["green", "red", "yellow", "green", "red", "green", pd.NA], dtype="string")
+    y = np.array([1, 0, 1, 1, 1, 0, 1])
+    p = np.array([0.9, 0.2, 0.5, 0.8, 0.7, 0.1, 0.99])  # the last row is lapsed: no light
+    weeks = np.array(["w1"] * 3 + ["w2"] * 4)
+    got = recall_by_rank(health, y, p, weeks)
+    # w1: 1 red -> top 1 = 0.9 (churned); w2: 1 red -> top 1 = 0.8 (churned): 2 of 4
+    assert got["red_recall_by_rank"] == 0.5
+    # red or yellow: w1 2 -> 0.9, 0.5 (both churned); w2 1 -> 0.8: 3 of 4
+    assert got["red_yellow_recall_by_rank"] == 0.75
+    assert recall_by_rank(health, np.zeros(7), p, weeks) == {}
+
+    cfg = MonitoringConfig()
+    seen = {
+        "n": 14_755.0, "roc_auc": 0.903, "churners": 2726.0, "red_count": 1262.0,
+        "red_recall": 0.214, "red_recall_ceiling": 0.463, "red_yellow_recall": 0.329,
+        "red_recall_by_rank": 0.309, "red_yellow_recall_by_rank": 0.606,
+    }  # fmt: skip
+    retrain, reasons = recommendation(seen, cfg)
+    assert retrain and len(reasons) == 2
+    said = lights_not_model(seen, reasons, cfg)
+    assert said.startswith("Check the lights before retraining: red recall 0.214 below")
+    assert "would have reached red recall 0.309 and red+yellow recall 0.606" in said
+    assert "health.quiet_spells_min" in said and said.endswith("a retrain would not raise them.")
+    # the ranking's own head misses too: the model's doing
+    weak = {**seen, "red_recall_by_rank": 0.22}
+    assert lights_not_model(weak, recommendation(weak, cfg)[1], cfg) == ""
+    # a failed ROC AUC beside the recalls: retrain
+    shuffled = {**seen, "roc_auc": 0.55}
+    assert lights_not_model(shuffled, recommendation(shuffled, cfg)[1], cfg) == ""
 
 
 def test_a_handful_of_churners_is_no_reason_to_retrain() -> None:

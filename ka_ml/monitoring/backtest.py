@@ -339,8 +339,36 @@ def churn_metrics(
     )
     if chance:
         out["ece_chance"] = M.chance_calibration_error(p, n_bins) if len(y) else float("nan")
+    if weeks is not None:
+        out.update(recall_by_rank(frame["health"][ok], y, p, weeks))
     table = M.reliability_table(y, p, n_bins) if len(y) else pd.DataFrame()
     return out, table
+
+
+def recall_by_rank(
+    health: pd.Series, y: np.ndarray, p: np.ndarray, weeks: np.ndarray
+) -> dict[str, float]:
+    """The recalls of the churn probability alone with the lights' own counts: each week,
+    among the accounts that had a light, the as many highest probabilities as there were
+    red (``red_recall_by_rank``) and red or yellow (``red_yellow_recall_by_rank``) accounts.
+    Beside the lights' recalls it tells the ranking from the light rules (hysteresis, the
+    overdue and complaint rules, the quiet rules): a recall the ranking reaches and the
+    lights do not is the rules' doing, not the model's."""
+    lit = had_light(health)
+    h = health.astype("string").fillna("").to_numpy()[lit]
+    frame = pd.DataFrame(
+        {"week": np.asarray(weeks)[lit], "y": np.asarray(y, bool)[lit], "p": p[lit]}
+    )
+    churners = float(frame["y"].sum())
+    if not churners:
+        return {}
+    rank = frame.groupby("week", sort=False)["p"].rank(method="first", ascending=False)
+    out: dict[str, float] = {}
+    for name, lit_as in (("red", h == "red"), ("red_yellow", np.isin(h, ["red", "yellow"]))):
+        count = pd.Series(lit_as).groupby(frame["week"].to_numpy(), sort=False).transform("sum")
+        top = rank.to_numpy() <= count.to_numpy()
+        out[f"{name}_recall_by_rank"] = float((top & frame["y"].to_numpy()).sum() / churners)
+    return out
 
 
 def _days_until(frame: pd.DataFrame, col: str) -> np.ndarray:
@@ -500,6 +528,40 @@ def recommendation(metrics: dict[str, float], cfg: MonitoringConfig) -> tuple[bo
     return bool(reasons), reasons
 
 
+# the light settings that move the recalls away from the ranking's
+LIGHT_SETTINGS = (
+    "the rules that raise accounts into the lights or hold them out (health.hysteresis, "
+    "health.overdue_raises, health.critical_complaint_light, health.rhythm_quiet_min, "
+    "health.quiet_spells_min, health.seen_before_max_light)"
+)
+
+
+def lights_not_model(metrics: dict[str, float], reasons: list[str], cfg: MonitoringConfig) -> str:
+    """The verdict on the lights ('' otherwise) when only the recalls failed, and the churn
+    probability alone, with as many red (and red or yellow) accounts a week, would have met
+    each failed floor (:func:`recall_by_rank`): the light rules lost the recall, and a
+    retrain would not bring it back. A distributor's backtest said "Retrain" for a red
+    recall of 0.214 beside a ROC AUC of 0.903."""
+    floors = {"red_recall": cfg.min_red_recall, "red_yellow_recall": cfg.min_red_yellow_recall}
+    failed = [k for k, label in RECALLS.items() if any(r.startswith(f"{label} ") for r in reasons)]
+    if not failed or len(failed) != len(reasons):
+        return ""
+    reached = []
+    for key in failed:
+        by_rank = metrics.get(f"{key}_by_rank", float("nan"))
+        limit, _ = recall_floor(metrics, key, floors[key], cfg)
+        if not (np.isfinite(by_rank) and by_rank >= limit):
+            return ""
+        reached.append(f"{RECALLS[key]} {by_rank:.3f}")
+    return (
+        f"Check the lights before retraining: {'; '.join(reasons)}. Ranked by churn "
+        f"probability alone, as many lit accounts each week would have reached "
+        f"{' and '.join(reached)}: the light rules (hysteresis, the overdue, complaint and "
+        f"quiet rules) put other accounts where the churners would have been. The recalls "
+        f"follow {LIGHT_SETTINGS}; a retrain would not raise them."
+    )
+
+
 def summary(details: dict[str, Any]) -> dict[str, Any]:
     """The flat figures the run record and the report show (see SUMMARY_KEYS)."""
     m = details["metrics"]
@@ -540,7 +602,7 @@ def summary(details: dict[str, Any]) -> dict[str, Any]:
         out["interval_open_not_early"] = round(float(m["interval_open_not_early"]), 4)
     out["recommendation"] = (
         "retrain: " + "; ".join(rec["reasons"]) if rec["retrain"] else rec["message"]
-    )
+    )  # the lights' verdict (rec["lights"]) is its message
     return out
 
 
@@ -652,7 +714,10 @@ def compute_backtest(
     by_version = by_model_version(churn_population(frame, cfg))
     retrain, reasons = recommendation(metrics, cfg.monitoring)
     n = int(metrics.get("n", 0))
-    if retrain:
+    lights = lights_not_model(metrics, reasons, cfg.monitoring) if retrain else ""
+    if lights:
+        retrain, message = False, lights
+    elif retrain:
         message = "Retrain (ka-ml train): " + "; ".join(reasons) + "."
     elif n < cfg.monitoring.min_backtest_rows:
         message = (
@@ -686,7 +751,12 @@ def compute_backtest(
             "reds_by_silence": reds_by_silence(frame, horizon),
             "reliability": reliability.to_dict("records"),
             "per_week": per_week.to_dict("records"),
-            "recommendation": {"retrain": retrain, "reasons": reasons, "message": message},
+            "recommendation": {
+                "retrain": retrain,
+                "reasons": reasons,
+                "message": message,
+                "lights": bool(lights),  # the recalls failed, the ranking held
+            },
             "thresholds": cfg.monitoring.model_dump(),
             "data": {"source": history.source, "fingerprint": history.fingerprint()},
             "config_hash": cfg.hash(),
