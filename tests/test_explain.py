@@ -902,7 +902,7 @@ def test_a_single_order_day_is_one_reason_not_three() -> None:
     from types import SimpleNamespace
 
     feats = ["recency_days", "orders_90d", "spend_30d", "aov_365d", "repeat_orders",
-             "first_order_amount", "products_365d", "survey_score_last"]  # fmt: skip
+             "first_order_amount", "products_365d", "survey_score_last", "gap_median_days"]  # fmt: skip
     X = pd.DataFrame(
         {
             "recency_days": [3.0, 3.0, 120.0],
@@ -913,24 +913,26 @@ def test_a_single_order_day_is_one_reason_not_three() -> None:
             "first_order_amount": [9777.0, 4888.5, 9777.0],
             "products_365d": [4.0, 4.0, 4.0],
             "survey_score_last": [5.0, 5.0, 5.0],
+            "gap_median_days": [np.nan, 3.0, np.nan],  # "no purchase rhythm yet": the same
         }
     )
-    row = [-0.02, 0.06, 0.05, 0.04, 0.01, 0.005, 0.015, 0.03]
+    row = [-0.02, 0.06, 0.05, 0.04, 0.01, 0.005, 0.015, 0.03, 0.02]
     contrib = np.array([row, row, row])
     folded = fold_implied(contrib, X, feats)
     np.testing.assert_allclose(folded.sum(axis=1), contrib.sum(axis=1))
     # one order day: counts, spend, order value and first-order totals join repeat_orders;
     # the products bought and the recency are facts of their own
-    np.testing.assert_allclose(folded[0], [-0.02, 0, 0, 0, 0.165, 0, 0.015, 0.03])
+    np.testing.assert_allclose(folded[0], [-0.02, 0, 0, 0, 0.185, 0, 0.015, 0.03, 0])
     np.testing.assert_allclose(folded[1], contrib[1])  # a repeat order: nothing folded
     # silent past the windows: their empty count and spend join the silence first, the
     # rest the one order
-    np.testing.assert_allclose(folded[2], [0.09, 0, 0, 0, 0.055, 0, 0.015, 0.03])
+    np.testing.assert_allclose(folded[2], [0.09, 0, 0, 0, 0.075, 0, 0.015, 0.03, 0])
     got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
     said = got.loc[0, ["reason_1", "reason_2", "reason_3"]].tolist()
     assert said[0] == "One order day so far (9,777), no repeat order yet (raises risk)"
     assert not any(
-        t.startswith(("Orders in the last", "Spend in the last", "Average order")) for t in said
+        t.startswith(("Orders in the last", "Spend in the last", "Average order", "Fewer than two"))
+        for t in said
     )
 
 

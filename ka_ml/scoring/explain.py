@@ -348,8 +348,12 @@ _WINDOW_COUNT = re.compile(r"^(orders|spend)_(\d+)d$")
 _WINDOW_TREND = re.compile(r"^(orders|spend)_trend_(\d+)d$")
 
 
-# what the one order of an account with a single order day says again
-_ONE_ORDER_GROUPS = frozenset({"order volume", "spend", "order value", "buying history"})
+# what the one order of an account with a single order day says again: its counts, spend,
+# order value and totals, and its rhythm but for the days since that order ("Fewer than two
+# order days: no purchase rhythm yet", "100% of the time since the first order")
+_ONE_ORDER_GROUPS = frozenset(
+    {"order volume", "spend", "order value", "buying history", "purchase rhythm"}
+)
 
 
 def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np.ndarray:
@@ -362,8 +366,9 @@ def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np
     points join the time since the last order); rows without a last order keep theirs.
 
     Then, for an account with a single order day (``repeat_orders`` 0), what is left of its
-    order counts, spends, order value and whole-history totals moves onto
-    ``repeat_orders``: they are that one order said again. A distributor's new account, red
+    order counts, spends, order value, whole-history totals and purchase rhythm (the days
+    since that order apart) moves onto ``repeat_orders``: they are that one order said
+    again. A distributor's new account, red
     the week of its first order, read "Average order value in the last 365 days: 9,777
     (raises risk)", "Orders in the last 90 days: 1 (raises risk)", "Spend in the last 30
     days: 9,777 (raises risk)"; it now reads "One order day so far (9,777), no repeat order
@@ -377,7 +382,7 @@ def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np
         target = feats.index("repeat_orders")
         one = float_column(raw, "repeat_orders") == 0
         for j, f in enumerate(feats):
-            if j != target and reason_group(f) in _ONE_ORDER_GROUPS:
+            if j != target and f != "recency_days" and reason_group(f) in _ONE_ORDER_GROUPS:
                 out[one, target] += out[one, j]
                 out[one, j] = 0.0
     return out
