@@ -462,23 +462,32 @@ def ranking_record(card: Any) -> str:
         else f"on {card.get('origins') or 'several'} past dates it had not learnt from"
     )
     among = ", among the accounts that get a light (lapsed ones left out)" if lit else ""
-    text = (
-        f"How far to trust the ranking: tested {where}{among}, the churn model ranked a "
-        f"customer who then churned (as defined above) above one who did not "
-        f"{round(100 * auc)} times in 100"
+    ranked = (
+        f"tested {where}{among}, the churn model ranked a customer who then churned (as "
+        f"defined above) above one who did not {round(100 * auc)} times in 100"
     )
     if base is not None and math.isfinite(base) and card.get(f"{key}best_baseline"):
-        text += f" (the best simple rule, {card[f'{key}best_baseline']}: {round(100 * base)})"
-    text += "; 50 would be a coin toss."
+        ranked += f" (the best simple rule, {card[f'{key}best_baseline']}: {round(100 * base)})"
+    ranked += "; 50 would be a coin toss."
     back, days = _share(card.get("label_return_share")), _count(card.get("label_return_days"))
     horizon = _count(card.get("label_horizon_days"))
-    if back is not None and days and horizon:
-        text += (
-            f" In the training data, {fmt_pct(back)} of the accounts that went {horizon} days "
-            f"without an order ordered again within the {days} days after: a red light often "
-            "marks a pause, not a lost customer."
+    if back is None or not days or not horizon:
+        return f"How far to trust the ranking: {ranked}"
+    returned = (
+        f"{fmt_pct(back)} of the accounts that went {horizon} days without an order ordered "
+        f"again within the {days} days after"
+    )
+    if back > 0.5:
+        # most "churn" came back: what red means comes before how well it is foreseen (a
+        # distributor's managers read "91 times in 100" first, then called pauses)
+        return (
+            f"How far to trust the ranking: in the training data {returned}, so a red light "
+            f"here more often marks a pause than a lost customer. The ranking: {ranked}"
         )
-    return text
+    return (
+        f"How far to trust the ranking: {ranked} In the training data, {returned}: a red "
+        "light often marks a pause, not a lost customer."
+    )
 
 
 def _cycle_accuracy(run: dict[str, Any]) -> str:
