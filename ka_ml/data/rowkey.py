@@ -94,17 +94,24 @@ def _dense_ints(values: np.ndarray) -> tuple[np.ndarray, int]:
     return code_of[offset].astype(np.int64, copy=False), int(present.sum())
 
 
-def _text_codes(s: pd.Series) -> tuple[np.ndarray, int]:
+def hash_codes(s: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """Codes 0..len(words)-1 of a text column in order of first appearance (equal where the
+    values are; missing values get len(words)), and the distinct words: a hash, no sort."""
     arr = pa.array(s.array, from_pandas=True)  # Arrow-backed strings: no copy
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     encoded = pc.dictionary_encode(arr)
     words = encoded.dictionary
+    idx = encoded.indices.fill_null(len(words)).to_numpy(zero_copy_only=False)
+    return idx.astype(np.int64, copy=False), words
+
+
+def _text_codes(s: pd.Series) -> tuple[np.ndarray, int]:
+    idx, words = hash_codes(s)
     rank = np.empty(len(words) + 1, dtype=np.int64)  # the extra slot: missing, last
     rank[pc.array_sort_indices(words).to_numpy()] = np.arange(len(words))
     rank[len(words)] = len(words)
-    idx = encoded.indices.fill_null(len(words)).to_numpy(zero_copy_only=False)
-    codes = rank[idx.astype(np.int64, copy=False)]
+    codes = rank[idx]
     return codes, len(words) + int(codes.max(initial=-1) == len(words))
 
 
@@ -134,4 +141,4 @@ def sort_order(key: np.ndarray) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-__all__ = ["DAY_US", "dense_codes", "repeated", "row_key", "sort_order"]
+__all__ = ["DAY_US", "dense_codes", "hash_codes", "repeated", "row_key", "sort_order"]

@@ -51,7 +51,7 @@ from pandas.tseries.api import guess_datetime_format
 from ka_ml.config import DataConfig, ReadOptions, close_matches
 from ka_ml.data.history import OPTIONAL_TABLES, History, known_dates
 from ka_ml.data.merges import merge_map, merged_note, rekey
-from ka_ml.data.rowkey import DAY_US, repeated, row_key, sort_order
+from ka_ml.data.rowkey import DAY_US, hash_codes, repeated, row_key, sort_order
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind, TableSpec
 from ka_ml.errors import DataIssue, KaMlError
 
@@ -267,8 +267,8 @@ def order_id_issues(orders: pd.DataFrame) -> list[DataIssue]:
     if "order_id" not in orders or orders.empty or not orders["order_id"].notna().any():
         return []
     o = orders[orders["order_id"].notna().to_numpy()]
-    idc = _hash_codes(o["order_id"])
-    acc = _hash_codes(o["account_id"])
+    idc = hash_codes(o["order_id"])[0]
+    acc = hash_codes(o["account_id"])[0]
     day = o["order_date"].to_numpy("datetime64[D]").view(np.int64)
     pair = idc * (int(acc.max()) + 1) + acc
     order = np.argsort(pair, kind="stable")
@@ -324,12 +324,6 @@ def order_id_issues(orders: pd.DataFrame) -> list[DataIssue]:
             )
         )
     return out
-
-
-def _hash_codes(values: pd.Series) -> np.ndarray:
-    """Integer codes of a column's values, equal where the values are (unordered)."""
-    codes = pc.dictionary_encode(pa.array(values, from_pandas=True)).indices
-    return codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _later_lines(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
