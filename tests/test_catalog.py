@@ -133,6 +133,45 @@ def test_a_single_order_day_reads_as_no_repeat_order_yet() -> None:
     ]  # fmt: skip
 
 
+def test_a_silence_past_the_typical_gap_says_when_the_account_was_quieter_before() -> None:
+    """Read on a distributor's red list: "No order for 124 days, 17.7 times the typical gap of
+    7 days" for a project buyer whose 7 days are between call-offs within a project; it had
+    gone longer without an order twice before and come back. The clause is said only of a
+    silence past the typical gap, and only when there was such a silence."""
+    ratio, recency = get("overdue_ratio"), get("recency_days")
+    row = {"recency_days": 124.0, "gap_median_days": 7.0, "overdue_ratio": 124 / 7}
+    assert ratio.describe(124 / 7, other={**row, "gaps_longer_than_silence": 2.0}) == (
+        "No order for 124 days, 17.7 times the typical gap of 7 days; it went longer without "
+        "an order twice before and came back"
+    )
+    assert recency.describe(124.0, other={**row, "gaps_longer_than_silence": 1.0}) == (
+        "No order for 124 days (typical gap 7 days; it went longer without an order once "
+        "before and came back)"
+    )
+    # never quieter before, or no count (an older feature table): the sentence as it was
+    for k in (0.0, math.nan):
+        other = {**row, "gaps_longer_than_silence": k}
+        assert ratio.describe(124 / 7, other=other) == (
+            "No order for 124 days, 17.7 times the typical gap of 7 days"
+        )
+        assert recency.describe(124.0, other=other) == "No order for 124 days (typical gap 7 days)"
+    # within its rhythm (said "1.0 times" or less) most past gaps are longer: nothing to say
+    within = {"recency_days": 15.6, "gap_median_days": 15.0, "gaps_longer_than_silence": 40.0}
+    assert "went longer" not in ratio.describe(1.04, other=within)
+    assert "went longer" not in recency.describe(15.6, other={**within, "overdue_ratio": 1.04})
+    # the recency sentence is late by its overdue ratio: without one it cannot say so
+    assert recency.describe(
+        124.0, other={**row, "overdue_ratio": math.nan, "gaps_longer_than_silence": 2.0}
+    ) == ("No order for 124 days (typical gap 7 days)")
+
+
+@pytest.mark.parametrize(
+    ("n", "said"), [(1.0, "once"), (2.0, "twice"), (3.0, "3 times"), (1200.0, "1,200 times")]
+)
+def test_how_often_is_said_in_words(n: float, said: str) -> None:
+    assert format_value("times", n) == said
+
+
 def test_no_sales_reads_as_an_unmeasurable_credit_share_not_as_no_sales() -> None:
     """Read as "No sales in the last 365 days (lowers risk)": no sales is bad news to a
     manager; the reason is about the share of returns, which needs sales to exist."""

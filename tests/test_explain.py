@@ -975,6 +975,42 @@ def test_a_silence_within_the_accounts_own_cycle_never_reads_as_raising_the_risk
     assert fine.loc[1, "reason_1"].startswith("No order for 190 days")
 
 
+def test_a_late_silence_says_when_the_account_went_longer_before_and_came_back() -> None:
+    """A distributor's project buyer, red: "No order for 124 days, 17.7 times the typical gap of
+    7 days" (its 7 days are between call-offs within a project) read as an emergency; it had
+    gone longer without an order twice before. The reasons carry it from the scorer's own
+    count (``gaps_longer_than_silence``, not a model input); never quieter before, the plain
+    sentence."""
+    from types import SimpleNamespace
+
+    feats = ["overdue_ratio", "usage_trend_90d", "tickets_90d"]
+    X = pd.DataFrame(
+        {
+            "recency_days": [124.0, 124.0, 30.0],
+            "overdue_ratio": [124 / 7, 124 / 7, 30 / 7],
+            "gap_median_days": [7.0, 7.0, 7.0],
+            "gaps_longer_than_silence": [2.0, 2.0, 0.0],
+            "usage_trend_90d": [-0.3, -0.3, -0.3],
+            "usage_recency_days": [2.0, 2.0, 2.0],
+            "tickets_90d": [1.0, 1.0, 1.0],
+        }
+    )
+    contrib = np.array([[0.09, 0.03, 0.01], [-0.09, 0.03, 0.01], [0.09, 0.03, 0.01]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got.loc[0, "reason_1"] == (
+        "No order for 124 days, 17.7 times the typical gap of 7 days; it went longer without "
+        "an order twice before and came back (raises risk)"
+    )
+    # said against the model's direction the silence goes last, and the clause is why
+    assert got.loc[1, "reason_3"] == (
+        "No order for 124 days, 17.7 times the typical gap of 7 days; it went longer without "
+        "an order twice before and came back (lowers risk)"
+    )
+    assert got.loc[2, "reason_1"] == (
+        "No order for 30 days, 4.3 times the typical gap of 7 days (raises risk)"
+    )
+
+
 def test_the_reasons_say_which_survey_a_score_came_from() -> None:
     """A software vendor's managers read "Latest survey score 2.5, down 2.5 points" with
     NPS and renewal intent in one table: which survey? Now "Latest renewal intent score

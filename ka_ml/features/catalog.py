@@ -36,6 +36,7 @@ Unit = Literal[
     "change",  # relative change: -1 = fell to zero, +5 = rose 500% (the clip)
     "slope",  # relative change per month
     "ratio",  # x times something
+    "times",  # how often: once, twice, 3 times
     "rate",  # things per month (orders a month): 2 significant digits below 1
     "number",  # a plain decimal number
     "score",  # a survey score
@@ -137,6 +138,9 @@ def format_value(unit: Unit, value: object, currency: str = "") -> str:
         return f"{v * 100:+.0f}%"
     if unit == "ratio":
         return f"{v:.1f} times"
+    if unit == "times":
+        n = round(v)
+        return {1: "once", 2: "twice"}.get(n, f"{n:,} times")
     if unit == "rate":
         if v == 0 or abs(v) >= 10:
             return f"{v:,.0f}"
@@ -215,6 +219,18 @@ class FeatureSpec:
     # sentences tried before ``templates`` when the value is 0 ("One order day so far" says
     # what "Days with a repeat order after the first order day: 0" means)
     zero_templates: tuple[str, ...] = ()
+    # other features a template names only when the account is silent past its typical gap
+    # (this feature's value, or its ``reads_as`` one, said above 1 time the usual): "it went
+    # longer without an order twice before and came back" tells a project buyer's pause from
+    # a loss ("No order for 124 days, 17.7 times the typical gap of 7 days" alone read as an
+    # emergency); of an account within its rhythm it says nothing
+    clause_when_late: tuple[str, ...] = ()
+
+    def is_late(self, value: object, other: Mapping[str, object]) -> bool:
+        """Whether the row is silent past its typical gap as its sentence says it: the ratio
+        (this feature's value, or its ``reads_as`` feature's) said above "1.0 times"."""
+        ratio = value if self.unit == "ratio" else other.get(self.reads_as)
+        return not _is_missing(ratio) and round(float(ratio), 1) > 1  # type: ignore[arg-type]
 
     def format(self, value: object, currency: str = "") -> str:
         return format_value(self.unit, value, currency)
@@ -235,6 +251,7 @@ class FeatureSpec:
             if not _is_missing(known) and float(known) < minimum:  # type: ignore[arg-type]
                 return self.unmeasured
         zero = self.kind == "num" and float(value) == 0  # type: ignore[arg-type]
+        late = bool(self.clause_when_late) and self.is_late(value, other)
         for template in (*self.zero_templates, *self.templates) if zero else self.templates:
             fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
             values: dict[str, str] = {}
@@ -243,7 +260,11 @@ class FeatureSpec:
                     values[f] = self.format(value, currency)
                     continue
                 v = other.get(f)
-                if _is_missing(v) or (f in self.clause_nonzero and float(v) == 0):  # type: ignore[arg-type]
+                if (
+                    _is_missing(v)
+                    or (f in self.clause_nonzero and float(v) == 0)  # type: ignore[arg-type]
+                    or (f in self.clause_when_late and not late)
+                ):
                     break
                 values[f] = get(f).format(v, currency)
             else:
@@ -331,6 +352,8 @@ _ORDER_SPECS_HEAD = (
         "days",
         "orders",
         templates=(
+            "No order for {value} (typical gap {gap_median_days}; it went longer without an "
+            "order {gaps_longer_than_silence} before and came back)",
             "No order for {value} (typical gap {gap_median_days})",
             "No order for {value}",
         ),
@@ -338,6 +361,8 @@ _ORDER_SPECS_HEAD = (
         high_means="long time since the last order",
         low_means="ordered recently",
         reads_as="overdue_ratio",
+        clause_nonzero=("gaps_longer_than_silence",),
+        clause_when_late=("gaps_longer_than_silence",),
     ),
 )
 
@@ -411,9 +436,13 @@ _ORDER_SPECS_TAIL = (
         "ratio",
         "orders",
         templates=(
+            "No order for {recency_days}, {value} the typical gap of {gap_median_days}; it "
+            "went longer without an order {gaps_longer_than_silence} before and came back",
             "No order for {recency_days}, {value} the typical gap of {gap_median_days}",
             "Time since the last order is {value} the typical gap",
         ),
+        clause_nonzero=("gaps_longer_than_silence",),
+        clause_when_late=("gaps_longer_than_silence",),
         missing="Fewer than two order days: cannot tell whether an order is overdue",
         high_means="overdue against its own purchase cycle",
         low_means="within its usual purchase cycle",
@@ -457,9 +486,9 @@ _ORDER_SPECS_TAIL = (
         "How many of the account's past gaps between order days were longer than its current "
         "silence: it has come back from a silence this long that many times "
         "(lifecycle.silence_seen_before), not a model input",
-        "count",
+        "times",
         "orders",
-        templates=("Past gaps longer than the current silence: {value}",),
+        templates=("It went longer than its current silence without an order {value} before",),
         missing="Fewer than two order days: no purchase rhythm yet",
         high_means="has been this quiet before and came back",
         low_means="quieter than ever before",

@@ -186,14 +186,16 @@ def _group_leads(strength: np.ndarray, gidx: np.ndarray, n_groups: int) -> np.nd
 
 
 def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
-    """The other features a spec's templates (and its ``measured_from``, ``absent_with``) mention
-    (``{value}`` is the spec's own)."""
+    """The other features a spec's templates (and its ``measured_from``, ``absent_with``, and
+    the ``reads_as`` of its ``clause_when_late``) mention (``{value}`` is the spec's own)."""
     templates = (*spec.zero_templates, *spec.templates)
     fields = {f for t in templates for _, f, _, _ in string.Formatter().parse(t) if f}
     if spec.measured_from is not None:
         fields.add(spec.measured_from[0])
     if spec.absent_with:
         fields.add(spec.absent_with)
+    if spec.clause_when_late and spec.reads_as:
+        fields.add(spec.reads_as)
     return sorted(fields - {"value"})
 
 
