@@ -263,6 +263,13 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
             console.print_exception()
         if SIGNALS_RECEIVED:  # a library's own error for our interruption (Spark: py4j)
             _interrupted_by(SIGNALS_RECEIVED[0], interrupted)
+        from ka_ml.spark.session import out_of_memory
+
+        if (oom := out_of_memory(e)) is not None:  # a Java trace named neither cause nor fix
+            console.print(
+                f"[bold red]error:[/] {escape(oom.render())}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(oom.exit_code) from None
         console.print(
             f"[bold red]unexpected error:[/] {type(e).__name__}: {e}. "
             "Rerun with --debug for the traceback.",
@@ -391,13 +398,15 @@ def train(
 
     def go() -> None:
         from ka_ml.data.history import History
-        from ka_ml.jobs.data import check_as_of, orders_behind_feeds_of
+        from ka_ml.jobs.data import check_as_of, load_for_training, orders_behind_feeds_of
         from ka_ml.jobs.train import run_training
         from ka_ml.reporting.console import print_train_report
 
         cfg = _config(config)
         day = _parse_date(as_of, "--as-of")
-        h = _load(cfg, data, day)  # training runs here; --engine spark builds the snapshots
+        # training runs here (--engine spark builds the snapshots, and reads a source only
+        # Spark reads: metastore tables, a file system URI, a Delta table)
+        h = load_for_training(cfg, data, day, engine)
         when = day or h.default_as_of
         check_as_of(h, when, cfg, explicit=day is not None, today=_today(), what="training")
         if day is None and isinstance(h, History):

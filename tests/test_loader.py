@@ -148,6 +148,32 @@ def _write_sqlite(path: Path) -> Path:
     return path
 
 
+def _write_lake(folder: Path) -> Path:
+    """Every table as a folder of Parquet parts, as a lake keeps them: orders in Hive-style
+    ``year=/month=`` partitions, the others as Spark writes a table (``accounts.parquet/`` with
+    ``part-*.parquet``, ``_SUCCESS`` and hidden ``.crc`` files)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, make in TABLES.items():
+        df = make()
+        if name == "orders":
+            dates = df["order_date"]
+            parted = df.assign(year=dates.dt.year, month=dates.dt.month)
+            table = pa.Table.from_pandas(parted, preserve_index=False)
+            pq.write_to_dataset(table, folder / "orders", partition_cols=["year", "month"])
+            continue
+        part = folder / f"{name}.parquet"
+        part.mkdir()
+        half = len(df) // 2
+        df.iloc[:half].to_parquet(part / "part-00000-a.snappy.parquet", index=False)
+        df.iloc[half:].to_parquet(part / "part-00001-a.snappy.parquet", index=False)
+        (part / "_SUCCESS").write_text("")
+        (part / ".part-00000-a.snappy.parquet.crc").write_bytes(b"\x00crc")
+    return folder
+
+
 WRITERS: dict[str, Callable[[Path], str | Path]] = {
     "csv.gz": lambda tmp: _write_folder(tmp / "gz", ".csv.gz"),
     "parquet": lambda tmp: _write_folder(tmp / "pq", ".parquet"),
@@ -655,6 +681,101 @@ def test_random_orders_round_trip_csv_and_parquet_identically(
     kept = frame.drop_duplicates()
     assert len(from_csv.orders) == len(kept)
     assert sorted(from_csv.orders["amount"]) == sorted(kept["amount"])
+
+
+# -- a lake's table folders ------------------------------------------------------------------
+
+
+def test_a_lake_folder_is_read_by_the_local_engine_as_spark_reads_it(
+    tmp_path: Path, csv_history: History
+) -> None:
+    """Seen (a distributor's data platform): orders as ``orders/year=/month=/part-0.parquet``
+    read by ``--engine spark`` but "the required table is missing ... found nothing" locally,
+    and so by ``train``, which reads its data on this machine. The parts are read as one
+    table with the partition keys as columns, as Spark reads them (not contract columns:
+    no feature reads them)."""
+    history = load_history(_write_lake(tmp_path / "lake"), DataConfig())
+    dates = history.orders["order_date"]  # other columns than the contract's are text
+    assert (history.orders["year"] == dates.dt.year.astype(str)).all()
+    assert (history.orders["month"] == dates.dt.month.astype(str)).all()
+    pd.testing.assert_frame_equal(
+        history.orders.drop(columns=["year", "month"]), csv_history.orders
+    )
+    for name, frame in csv_history.tables().items():
+        if name != "orders":
+            pd.testing.assert_frame_equal(history.tables()[name], frame, obj=name)
+
+
+def test_parts_that_disagree_on_a_columns_type_are_an_error_naming_both(tmp_path: Path) -> None:
+    """One month re-exported with the amounts as text: which type wins would depend on the
+    reader (and the Spark engine's reading differs), so neither is guessed."""
+    lake = _write_lake(tmp_path / "lake")
+    odd = next((lake / "orders").rglob("*.parquet"))
+    frame = pd.read_parquet(odd).drop(columns=["year", "month"], errors="ignore")
+    odd.unlink()
+    frame.assign(amount=frame["amount"].astype(str)).to_parquet(odd, index=False)
+    with pytest.raises(DataValidationError) as err:
+        load_history(lake, DataConfig())
+    (issue,) = err.value.issues
+    assert (issue.table, issue.column) == ("orders", "amount")
+    assert "the part files of the folder 'orders' disagree on this column's type" in issue.problem
+    assert "double" in issue.problem and "string" in issue.problem
+    assert str(odd.relative_to(lake / "orders")) in issue.problem
+    assert "same column types" in issue.remedy
+
+
+@pytest.mark.parametrize(
+    ("layout", "why"),
+    [
+        ("delta", "it is a Delta table, which only the Spark engine reads"),
+        ("csv parts", "it holds CSV/text part files"),
+        ("empty", "it holds no Parquet file"),
+    ],
+)
+def test_a_table_folder_this_engine_cannot_read_says_why_and_what_reads_it(
+    tmp_path: Path, layout: str, why: str
+) -> None:
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    if layout == "delta":
+        (folder / "_delta_log").mkdir()
+        _orders().to_parquet(folder / "part-0.parquet", index=False)
+    elif layout == "csv parts":
+        _orders().to_csv(folder / "part-00000.csv", index=False)
+    with pytest.raises(DataValidationError) as err:
+        load_history(tmp_path, DataConfig())
+    (issue,) = err.value.issues  # not also "the required table is missing"
+    assert issue.table == "orders" and f"the folder 'orders' is not read: {why}" in issue.problem
+    assert "--engine spark" in issue.remedy and "orders.parquet" in issue.remedy
+    # an optional table's folder: a warning, the run goes on without it
+    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
+    folder.rename(tmp_path / "tickets")
+    history = load_history(tmp_path, DataConfig())
+    assert history.tickets is None
+    assert any("the folder 'tickets' is not read" in w for w in history.warnings)
+
+
+def test_a_table_both_as_a_file_and_as_a_folder_is_ambiguous(tmp_path: Path) -> None:
+    lake = _write_lake(tmp_path / "lake")
+    _orders().to_csv(lake / "orders.csv", index=False)
+    with pytest.raises(DataValidationError) as err:
+        load_history(lake, DataConfig())
+    assert any(
+        i.table == "orders" and "'orders' and 'orders.csv'" in i.problem for i in err.value.issues
+    )
+
+
+def test_the_file_size_limit_counts_every_part_of_a_table_folder(tmp_path: Path) -> None:
+    lake = _write_lake(tmp_path / "lake")
+    parts = sum(p.stat().st_size for p in (lake / "orders").rglob("*.parquet"))
+    largest = max(p.stat().st_size for p in (lake / "orders").rglob("*.parquet"))
+    limit = (largest + 1) / 2**20  # every part is under it, the table is not
+    assert parts > limit * 2**20
+    with pytest.raises(DataValidationError) as err:
+        load_history(lake, DataConfig(max_file_mb=limit))
+    assert any(
+        "'orders' is" in i.problem and "data.max_file_mb" in i.problem for i in err.value.issues
+    )
 
 
 # -- tables the user names ------------------------------------------------------------------

@@ -209,6 +209,48 @@ def test_snapshots_too_big_for_this_machine_are_refused_with_the_remedy() -> Non
     check_fits(1_000, 60, available=8 * 2**30)  # small enough: no error
 
 
+def test_snapshots_too_big_for_the_drivers_heap_are_refused_naming_the_setting() -> None:
+    """A user's 25,000 accounts: "unexpected error: Py4JJavaError ... OutOfMemoryError: Java
+    heap space" a minute into `train --engine spark`, exit 1, on a machine with 21 GB free:
+    the snapshots are collected through the driver, whose heap Spark starts at 1 GiB."""
+    from ka_ml.spark.features import check_driver_fits
+
+    with pytest.raises(KaMlError) as err:
+        check_driver_fits(1_000_000, 70, heap=2**30)
+    text = str(err.value)
+    assert "1,000,000 rows x 70 columns" in text and "has 1.0 GiB (spark.driver.memory)" in text
+    assert 'PYSPARK_SUBMIT_ARGS="--driver-memory 2g pyspark-shell"' in text
+    check_driver_fits(880_000, 70, heap=6 * 2**30)  # enough: no error
+    check_driver_fits(880_000, 70, heap=None)  # a platform that hides the JVM: not judged
+
+
+def test_a_local_spark_driver_gets_a_quarter_of_the_machines_memory() -> None:
+    from ka_ml.spark.session import local_driver_memory
+
+    assert local_driver_memory(24 * 2**30) == "6g"
+    assert local_driver_memory(2 * 2**30) == "1g"  # never below Spark's own default
+    assert local_driver_memory(512 * 2**30) == "32g"
+
+
+def test_a_java_heap_exhausted_in_spark_is_an_error_a_user_can_act_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ka_ml.cli import app
+    from ka_ml.jobs import data
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "An error occurred while calling o678.getResult.\n: org.apache.spark.SparkException:"
+            " Exception thrown in awaitResult:\nCaused by: java.lang.OutOfMemoryError: Java heap space"
+        )
+
+    monkeypatch.setattr(data, "load_for_training", boom)
+    res = CliRunner().invoke(app, ["train", "--engine", "spark", "--data", str(tmp_path)])
+    assert res.exit_code == 2, res.output
+    assert "Spark ran out of memory" in res.output and "--driver-memory" in res.output
+    assert "unexpected error" not in res.output
+
+
 def test_strftime_formats_become_spark_patterns() -> None:
     from ka_ml.spark.data import java_pattern
 
@@ -785,6 +827,48 @@ def test_spark_reads_hive_partitioned_table_folders_and_names_a_folder_it_cannot
         "the folder 'usage' holds no file Spark reads (Parquet, CSV, Delta)" in w
         for w in got.warnings
     )
+    # the local engine reads the lake Spark wrote (and so does `train`, which reads here);
+    # Spark's own reading, brought here and checked by the loader, is the same history
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import collect_history
+
+    local = load_history(lake, cfg.data)
+    pd.testing.assert_frame_equal(  # the partition key a column, as Spark reads it
+        local.orders.drop(columns="year"), load_history(demo_dir, cfg.data).orders
+    )
+    assert local.usage is None  # its folder holds nothing readable
+    assert any(
+        "the folder 'usage' is not read: it holds no Parquet file" in w for w in local.warnings
+    )
+    collected = collect_history(spark, str(lake), cfg.data, None)
+    assert collected.fingerprint() == local.fingerprint()
+
+
+def test_train_reads_with_spark_only_what_this_machine_cannot_read(tmp_path: Path) -> None:
+    """`train --engine spark --data catalog:main.sales` refused ("the required table is
+    missing ... found nothing"): training reads its data on this machine, where metastore
+    tables, s3a:// paths and Delta tables are not readable. Those are read by Spark and
+    brought here; what this machine reads (folders, lakes of Parquet, databases) is read here."""
+    from ka_ml.spark.data import spark_only_source
+
+    for source in (
+        "catalog:main.sales",
+        "s3a://bucket/ka/",
+        "abfss://c@acct.dfs.core.windows.net/ka",
+        "dbfs:/mnt/ka",
+    ):
+        assert spark_only_source(source), source
+    delta = tmp_path / "delta"
+    (delta / "orders" / "_delta_log").mkdir(parents=True)
+    assert spark_only_source(str(delta))
+    for source in (
+        str(tmp_path),
+        "postgresql+psycopg://reader@db:5432/erp",
+        "duckdb:///data/ka.duckdb",
+        "sqlite:///data/ka.db",
+        str(tmp_path / "missing"),
+    ):
+        assert not spark_only_source(source), source
 
 
 def test_every_feature_the_driver_side_scorer_reads_comes_back_from_spark() -> None:

@@ -8,8 +8,10 @@ while reading becomes a :class:`DataIssue`, collected rather than raised one at 
 
 Sources accepted:
 - a folder: files directly inside whose stem names a table (``orders.csv``,
-  ``orders.csv.gz``, ``orders.parquet``, ``.tsv``/``.txt``); subfolders (like the demo's
-  ``_truth/``) and other files are never read;
+  ``orders.csv.gz``, ``orders.parquet``, ``.tsv``/``.txt``), or a subfolder so named that
+  holds the table's Parquet part files, Hive-style partition folders included
+  (``orders/year=2024/month=1/part-0.parquet``: a lake's layout, read as the Spark engine
+  reads it); other subfolders (like the demo's ``_truth/``) and other files are never read;
 - a DuckDB file (``.duckdb``/``.ddb`` or ``duckdb:///path``), read through DuckDB;
 - a SQLite file (``.sqlite``/``.sqlite3``/``.db`` or ``sqlite:///path``), read through the
   standard library's ``sqlite3`` (no DuckDB extension download needed offline);
@@ -35,6 +37,7 @@ from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from sqlalchemy.engine import URL
 
@@ -108,7 +111,15 @@ def load_history(source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None
     user fixes their export in one round. Warnings (rows dropped safely) are logged on the
     ``ka_ml.data`` logger and kept, rendered, in ``History.warnings`` for the run record.
     """
-    read = read_source(source, cfg, as_of=as_of)
+    return history_from_read(read_source(source, cfg, as_of=as_of), source, cfg, as_of)
+
+
+def history_from_read(
+    read: RawRead, source: str | Path, cfg: DataConfig, as_of: pd.Timestamp | None = None
+) -> History:
+    """:func:`load_history`'s typing and checks of what a reader read (this module's, or the
+    Spark engine's raw tables collected here: ``train --engine spark`` on a source only
+    Spark reads)."""
     history, found = validate_tables(
         read.frames, cfg, as_of, available=read.available, source=source_name(source)
     )
@@ -166,13 +177,15 @@ def read_source(
 
 
 def _size_issue(path: Path, table: str, limit_mb: float | None) -> DataIssue | None:
-    """A file above ``data.max_file_mb`` is refused before any byte is read.
+    """A file (or a table folder's parts together) above ``data.max_file_mb`` is refused
+    before any byte is read.
 
     Tables are read whole into memory (delimited text as strings: several times the file
     size), so a multi-GB export would exhaust the machine minutes in; refusing up front
     with the size and the setting is the predictable behaviour.
     """
-    size = path.stat().st_size
+    parts = _parquet_parts(path) if path.is_dir() else [path]
+    size = sum(p.stat().st_size for p in parts)
     if limit_mb is None or size <= limit_mb * 2**20:
         return None
     return DataIssue(
@@ -304,11 +317,125 @@ def ambiguous_table(table: str, names: list[str]) -> DataIssue:
     )
 
 
+FolderFormat = Literal["text", "parquet", "parquet_folder"]
+
+
+def _hidden(name: str) -> bool:
+    """Entries a lake's writers keep beside the data (``_SUCCESS``, ``_delta_log``,
+    ``.crc`` files): never a table's rows."""
+    return name.startswith((".", "_"))
+
+
+def _table_folder(path: Path) -> tuple[FolderFormat | None, str]:
+    """How a subfolder named like a table is read: its Parquet part files as one table
+    (Hive-style ``key=value`` folders included), or why it is not (a Delta table, CSV part
+    files, nothing readable)."""
+    if (path / "_delta_log").is_dir():
+        return None, "it is a Delta table, which only the Spark engine reads"
+    if _parquet_parts(path):
+        return "parquet_folder", ""
+    if any(
+        split_table_file(p.name) for p in path.rglob("*") if p.is_file() and not _hidden(p.name)
+    ):
+        return None, "it holds CSV/text part files; a table folder is read when it holds Parquet"
+    return None, "it holds no Parquet file"
+
+
+def _parquet_parts(path: Path) -> list[Path]:
+    """A table folder's Parquet part files, in path order (hidden entries left out)."""
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and p.name.lower().endswith(PARQUET_SUFFIXES)
+        and not any(_hidden(part) for part in p.relative_to(path).parts)
+    )
+
+
+def _read_parquet_folder(path: Path, table: str) -> tuple[pd.DataFrame | None, DataIssue | None]:
+    """A table folder's Parquet part files as one table, as Spark reads it: the columns of
+    every part (a part without a column has it missing), Hive-style partition folders as
+    columns (``year=2024`` -> ``year``). Parts that disagree on a column's type are an error
+    naming the column, the types and a part file of each (the parts would be read as one
+    type or the other depending on the reader)."""
+    parts = _parquet_parts(path)
+    try:
+        schemas = [(p, pq.read_schema(p)) for p in parts]
+    except (pa.ArrowException, OSError) as e:
+        return None, DataIssue(
+            table,
+            None,
+            f"the folder '{path.name}' holds a Parquet part that is not readable: {e}",
+            "re-export the table, or remove the broken part file.",
+        )
+    seen: dict[str, tuple[pa.DataType, Path]] = {}
+    for part, schema in schemas:
+        for f in schema:
+            if (
+                f.name in seen
+                and not seen[f.name][0].equals(f.type)
+                and not pa.types.is_null(f.type)
+            ):
+                first_type, first_part = seen[f.name]
+                if pa.types.is_null(first_type):
+                    seen[f.name] = (f.type, part)
+                    continue
+                return None, DataIssue(
+                    table,
+                    f.name,
+                    f"the part files of the folder '{path.name}' disagree on this column's "
+                    f"type: {first_type} in '{first_part.relative_to(path)}', {f.type} in "
+                    f"'{part.relative_to(path)}'",
+                    "write every part of the table with the same column types (re-export the "
+                    "odd part, or cast the column in the export).",
+                )
+            seen.setdefault(f.name, (f.type, part))
+    try:
+        unified = pa.unify_schemas([s for _, s in schemas], promote_options="permissive")
+        files = [str(p) for p in parts]
+        hive = {"format": "parquet", "partitioning": "hive", "partition_base_dir": str(path)}
+        keys = [f for f in pads.dataset(files, **hive).schema if f.name not in unified.names]
+        dataset = pads.dataset(files, schema=pa.unify_schemas([unified, pa.schema(keys)]), **hive)
+        arrow = dataset.to_table()
+    except (pa.ArrowException, OSError) as e:
+        return None, DataIssue(
+            table,
+            None,
+            f"the Parquet parts of the folder '{path.name}' cannot be read as one table: {e}",
+            "re-export the table with the same columns and types in every part.",
+        )
+    frame = arrow_to_frame(arrow)
+    frame.attrs[ROW_BASE_ATTR] = 1
+    return frame, None
+
+
 def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    files = [p for p in entries if p.is_file()]
     wanted = {cfg.tables.get(t, t).casefold(): t for t in SCHEMA}
-    by_table: dict[str, list[tuple[Path, Literal["text", "parquet"]]]] = {}
+    by_table: dict[str, list[tuple[Path, FolderFormat]]] = {}
     foreign: dict[str, list[str]] = {}  # tables' files in a format not read (.xlsx, .json)
+    unread: list[DataIssue] = []  # a table's folder that cannot be read here
+    for path in (p for p in entries if p.is_dir() and not _hidden(p.name)):
+        split = split_table_file(path.name)  # Spark writes folders named orders.parquet/
+        table = wanted.get((split[0] if split else path.name).strip().casefold())
+        if table is None:
+            continue
+        fmt, why = _table_folder(path)
+        if fmt is not None:
+            by_table.setdefault(table, []).append((path, fmt))
+            continue
+        unread.append(
+            DataIssue(
+                table,
+                None,
+                f"the folder '{path.name}' is not read: {why}",
+                f"run with --engine spark, which reads it, or export the table as one file "
+                f"({cfg.tables.get(table, table)}.parquet or .csv) or as Parquet part files in "
+                "that folder.",
+                level="error" if SCHEMA[table].required or table in cfg.tables else "warning",
+            )
+        )
     for path in files:
         split = split_table_file(path.name)
         if split is None:
@@ -322,6 +449,7 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
 
     frames: dict[str, pd.DataFrame] = {}
     issues = foreign_file_issues(foreign, by_table, cfg)
+    issues += [i for i in unread if i.table not in by_table]
     for table, found in sorted(by_table.items()):
         if len(found) > 1:
             issues.append(ambiguous_table(table, [p.name for p, _ in found]))
@@ -333,6 +461,8 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
             continue
         if fmt == "text":
             frame, issue = _read_delimited(path, table, cfg.read)
+        elif fmt == "parquet_folder":
+            frame, issue = _read_parquet_folder(path, table)
         else:
             frame, issue = _read_parquet(path, table)
         if issue is not None:
@@ -341,7 +471,8 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
             frame, col_issues = canonical_columns(frame, table, cfg)
             issues.extend(col_issues)
             frames[table] = frame
-    return RawRead(frames, issues, [p.name for p in files], "folder")
+    names = [p.name for p in entries if p.is_file() or not _hidden(p.name)]
+    return RawRead(frames, issues, names, "folder")
 
 
 def _read_delimited(

@@ -67,6 +67,22 @@ def load(
     return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
 
 
+def load_for_training(
+    cfg: Config, data: str | None, as_of: pd.Timestamp | None, engine: str = "local"
+) -> History:
+    """The history ``train`` works on, always on this machine (training runs here): read here,
+    or, with ``--engine spark`` on a source only Spark reads (metastore tables, a file system
+    URI, a Delta table), read by Spark and typed and checked here as the loader does, so
+    ``train --engine spark`` trains on what ``score --engine spark`` scores."""
+    if check_engine(engine) == "spark":
+        from ka_ml.spark import data as spark_data
+
+        source = choose_source(cfg, data)
+        if spark_data.spark_only_source(source):
+            return spark_data.collect_history(spark_session(), source, cfg.data, as_of)
+    return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
+
+
 LONE_DAY_FACTOR = 10
 """The newest order day "stands alone" when the ``stale_data_days`` before the silence held at
 least this many times its orders: one mistyped date, not a portfolio coming back."""

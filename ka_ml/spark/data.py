@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
@@ -40,10 +41,13 @@ from ka_ml.config import DataConfig, ReadOptions
 from ka_ml.data.history import History
 from ka_ml.data.loader import (
     DELIMITER_NAMES,
+    RawRead,
     ambiguous_table,
+    arrow_to_frame,
     column_targets,
     foreign_file_issues,
     foreign_table,
+    history_from_read,
     in_source_names,
     sniff_delimiter,
     split_table_file,
@@ -485,6 +489,36 @@ def refuse_database_url(source: str) -> None:
         "or export the tables to Parquet first (one file or folder per table, e.g. "
         "orders.parquet) and pass that folder, or catalog:NAMESPACE, to --engine spark.",
     )
+
+
+def spark_only_source(source: str) -> bool:
+    """A source the local loader cannot read whole and Spark can: metastore tables
+    (``catalog:NAMESPACE``), a file system URI (``s3a://``, ``abfss://``, ``dbfs:/`` ...), or a
+    folder holding a Delta table."""
+    text = source.strip()
+    if text.startswith((CATALOG_PREFIX, "dbfs:")):
+        return True
+    if sql_url(text) is not None or re.match(r"^(duckdb|sqlite)(\+\w+)?://", text, re.I):
+        return False  # a database: read on this machine
+    if "://" in text:
+        return True
+    return os.path.isdir(text) and any(
+        (Path(text) / name / "_delta_log").is_dir() for name in os.listdir(text)
+    )
+
+
+def collect_history(
+    spark: SparkSession, source: str, cfg: DataConfig, as_of: pd.Timestamp | None
+) -> History:
+    """The tables Spark reads from ``source``, brought to this machine and typed and checked
+    by the local loader (:func:`~ka_ml.data.loader.history_from_read`): what ``train
+    --engine spark`` trains on when only Spark reads the source (training runs here; its
+    snapshots are built on Spark from this History)."""
+    refuse_database_url(source)
+    raw, issues = _read_tables(spark, source, cfg)
+    frames = {name: arrow_to_frame(df.toArrow()) for name, df in raw.items()}
+    read = RawRead(frames, issues, sorted(raw), "folder")
+    return history_from_read(read, source, cfg, as_of)
 
 
 def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHistory:

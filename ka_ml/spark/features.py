@@ -37,7 +37,7 @@ from ka_ml.spark.data import SparkHistory, from_history
 from ka_ml.spark.session import spark_session
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("ka_ml.spark")
 
@@ -215,7 +215,9 @@ def feature_frame(
         collected = revenue.toPandas()
         if check_memory:
             n = int(collected["_eligible"].astype(bool).sum())
-            check_fits(n, len(p.names) + len(KEYS) + len(kernel.LABELS))
+            width = len(p.names) + len(KEYS) + len(kernel.LABELS)
+            check_fits(n, width)
+            check_driver_fits(n, width, driver_heap(sh.spark))
         folio = portfolio(collected, cfg, p)
     except BaseException:
         rows.unpersist()
@@ -331,6 +333,35 @@ def available_memory() -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return 2**62
+
+
+HEAP_FACTOR = 2  # a collected frame's Arrow batches and their copies in the driver's heap
+
+
+def driver_heap(spark: SparkSession) -> int | None:
+    """The driver JVM's maximum heap in bytes (``spark.driver.memory``), None if unknown."""
+    try:
+        return int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())  # type: ignore[union-attr]
+    except Exception:  # a platform that hides the JVM (Spark Connect)
+        return None
+
+
+def check_driver_fits(rows: int, columns: int, heap: int | None) -> None:
+    """Refuse to collect the training snapshots through a driver heap too small for them
+    (a user's 25,000 accounts died in the JVM, "OutOfMemoryError: Java heap space", after
+    a minute under the 1 GiB Spark starts with), naming the setting."""
+    need = rows * columns * 8 * HEAP_FACTOR
+    if heap is None or need <= heap:
+        return
+    gib = max(2, -(-need * 3 // 2 // 2**30))  # half as much again, in whole GiB
+    raise KaMlError(
+        f"The training snapshots ({rows:,} rows x {columns} columns) pass through Spark's "
+        f"driver, which needs about {need / 2**30:.1f} GiB of heap for them ({HEAP_FACTOR} x "
+        f"rows x columns x 8 bytes) and has {heap / 2**30:.1f} GiB (spark.driver.memory).",
+        f'give the driver more memory: PYSPARK_SUBMIT_ARGS="--driver-memory {gib}g '
+        f'pyspark-shell" ka-ml train ... (spark-submit: --driver-memory {gib}g); or fewer '
+        "snapshots (features.max_snapshots, features.snapshot_every_days).",
+    )
 
 
 def check_fits(rows: int, columns: int, available: int | None = None) -> None:

@@ -54,6 +54,40 @@ LOCAL_CONF = {
 }
 
 
+# local[*]: the driver JVM's heap when the user sets none (Spark's own default is 1 GiB, in
+# which a user's 25,000-account training snapshots died): this share of the machine's
+# memory, within these bounds (the Python workers and the training itself need the rest)
+LOCAL_DRIVER_MEMORY_SHARE = 0.25
+LOCAL_DRIVER_MEMORY_GIB = (1, 32)
+
+
+def local_driver_memory(total_bytes: int | None = None) -> str:
+    """``spark.driver.memory`` for a local master: a quarter of the machine's memory, 1-32 GiB."""
+    if total_bytes is None:
+        try:
+            total_bytes = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            total_bytes = 4 * 2**30
+    low, high = LOCAL_DRIVER_MEMORY_GIB
+    gib = int(total_bytes * LOCAL_DRIVER_MEMORY_SHARE // 2**30)
+    return f"{min(max(gib, low), high)}g"
+
+
+def out_of_memory(error: BaseException) -> KaMlError | None:
+    """A Java heap exhausted in Spark (a py4j error whose text names the JVM's
+    OutOfMemoryError) as the error a user can act on, else None."""
+    if "java.lang.OutOfMemoryError" not in str(error):
+        return None
+    return KaMlError(
+        "Spark ran out of memory (java.lang.OutOfMemoryError: the driver's or an executor's "
+        "Java heap).",
+        'give Spark more memory: PYSPARK_SUBMIT_ARGS="--driver-memory 8g pyspark-shell" '
+        "before ka-ml (a local master runs everything in the driver); on a cluster "
+        "spark-submit --driver-memory / --executor-memory; or fewer snapshots for train "
+        "(features.max_snapshots).",
+    )
+
+
 def check_engine(engine: str) -> str:
     """The engine name, or a KaMlError naming the allowed ones."""
     if engine not in ENGINES:
@@ -111,10 +145,13 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
                 settings.update(LOCAL_CONF)
                 # account buckets (one task each): Spark's default 200 cost a user's demo run
                 # 2 min 8 s against 55-70 s with 4, on 2 cores; a user's own setting wins
-                if "spark.sql.shuffle.partitions" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+                submit_args = os.environ.get("PYSPARK_SUBMIT_ARGS", "")
+                if "spark.sql.shuffle.partitions" not in submit_args:
                     settings["spark.sql.shuffle.partitions"] = str(
                         LOCAL_BUCKETS_PER_CORE * _cores()
                     )
+                if not any(k in submit_args for k in ("--driver-memory", "spark.driver.memory")):
+                    settings["spark.driver.memory"] = local_driver_memory()
                 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
                 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         settings.update(conf or {})
