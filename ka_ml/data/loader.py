@@ -30,7 +30,7 @@ import gzip
 import logging
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -390,23 +390,22 @@ def _read_parquet_folder(path: Path, table: str) -> tuple[pd.DataFrame | None, D
                     "odd part, or cast the column in the export).",
                 )
             seen.setdefault(f.name, (f.type, part))
-    try:
+
+    def read() -> pa.Table:
         unified = pa.unify_schemas([s for _, s in schemas], promote_options="permissive")
         files = [str(p) for p in parts]
         hive = {"format": "parquet", "partitioning": "hive", "partition_base_dir": str(path)}
         keys = [f for f in pads.dataset(files, **hive).schema if f.name not in unified.names]
-        dataset = pads.dataset(files, schema=pa.unify_schemas([unified, pa.schema(keys)]), **hive)
-        arrow = dataset.to_table()
-    except (pa.ArrowException, OSError) as e:
-        return None, DataIssue(
-            table,
-            None,
-            f"the Parquet parts of the folder '{path.name}' cannot be read as one table: {e}",
-            "re-export the table with the same columns and types in every part.",
-        )
-    frame = arrow_to_frame(arrow)
-    frame.attrs[ROW_BASE_ATTR] = 1
-    return frame, None
+        return pads.dataset(
+            files, schema=pa.unify_schemas([unified, pa.schema(keys)]), **hive
+        ).to_table()
+
+    return _arrow_frame(
+        read,
+        table,
+        f"the Parquet parts of the folder '{path.name}' cannot be read as one table",
+        "re-export the table with the same columns and types in every part.",
+    )
 
 
 def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
@@ -602,15 +601,22 @@ def wrong_delimiter_issue(
 
 
 def _read_parquet(path: Path, table: str) -> tuple[pd.DataFrame | None, DataIssue | None]:
+    return _arrow_frame(
+        lambda: pq.read_table(path),
+        table,
+        f"'{path.name}' is not a readable Parquet file",
+        "re-export the file as Parquet, or export it as CSV instead.",
+    )
+
+
+def _arrow_frame(
+    read: Callable[[], pa.Table], table: str, problem: str, remedy: str
+) -> tuple[pd.DataFrame | None, DataIssue | None]:
+    """``read()``'s Arrow table as the loader's frame, or the issue ``problem: why``."""
     try:
-        arrow = pq.read_table(path)
+        arrow = read()
     except (pa.ArrowException, OSError) as e:
-        return None, DataIssue(
-            table,
-            None,
-            f"'{path.name}' is not a readable Parquet file: {e}",
-            "re-export the file as Parquet, or export it as CSV instead.",
-        )
+        return None, DataIssue(table, None, f"{problem}: {e}", remedy)
     frame = arrow_to_frame(arrow)
     frame.attrs[ROW_BASE_ATTR] = 1
     return frame, None
