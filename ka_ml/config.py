@@ -212,6 +212,19 @@ class PathsConfig(_Strict):
 class LabelsConfig(_Strict):
     horizon_days: int = Field(90, ge=7)
     churn_definition: Literal["auto", "no_order", "contract", "revenue_drop"] = "auto"
+    auto_orders_first_share: float | None = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="auto: where more than this share of the accounts whose last contract "
+        "ended with no order since had stopped ordering over the horizon before it ended, "
+        "contracts do not bind orders on this data and train judges every account by its "
+        "orders (no_order), the champion's scores too; null = running contracts always by "
+        "their end",
+    )
+    auto_min_contract_ends: int = Field(
+        20, ge=1, description="auto: ... judged on at least this many such accounts"
+    )
     revenue_drop_fraction: float = Field(
         0.2, gt=0, lt=1, description="revenue_drop: churn when window revenue < fraction x prior"
     )

@@ -221,3 +221,52 @@ def test_contract_end_silences_read_whether_orders_stop_before_contracts_do() ->
     assert got == ContractEnds(ended=4, stopped_first=3, median_silence=175.0)
     assert contract_end_silences(h, d(-100), H) is None  # none had ended yet
     assert contract_end_silences(make_history([order("a", -5)]), AS_OF, H) is None
+
+
+@pytest.mark.parametrize(
+    ("ended", "stopped", "share", "minimum", "definition", "by_orders"),
+    [
+        (104, 87, 0.5, 20, "auto", True),  # a distributor's frame contracts
+        (202, 151, 0.5, 20, "auto", True),  # an electronics distributor's
+        (97, 32, 0.5, 20, "auto", False),  # the demo's contracts bind orders
+        (20, 10, 0.5, 20, "auto", False),  # half is not more than half
+        (19, 19, 0.5, 20, "auto", False),  # too few ended contracts to say
+        (104, 87, None, 20, "auto", False),  # the user keeps contracts by their end
+        (104, 87, 0.5, 20, "contract", False),  # only auto is resolved
+        (104, 87, 0.9, 20, "auto", False),
+    ],
+)
+def test_auto_judges_by_orders_where_most_ended_contracts_ran_on_past_the_last_order(
+    ended: int,
+    stopped: int,
+    share: float | None,
+    minimum: int,
+    definition: str,
+    by_orders: bool,
+) -> None:
+    """An electronics distributor kept the default auto: its key accounts, under frame
+    contracts, scored a median 0.002 while they stopped buying (14 lost in four months, 1
+    red); train's note had given the evidence, 151 of the 202 ended contracts had run on
+    past the last order. auto now reads that evidence itself."""
+    from ka_ml.config import LabelsConfig
+    from ka_ml.features.labels import ContractEnds, orders_stop_first
+
+    labels = LabelsConfig(
+        churn_definition=definition, auto_orders_first_share=share, auto_min_contract_ends=minimum
+    )
+    ends = ContractEnds(ended=ended, stopped_first=stopped, median_silence=200.0)
+    assert orders_stop_first(labels, ends) is by_orders
+    assert orders_stop_first(labels, None) is False
+
+
+def test_judged_by_orders_changes_the_definition_and_nothing_else() -> None:
+    from ka_ml.config import Config
+    from ka_ml.features.labels import judged_by_orders
+
+    cfg = Config()
+    got = judged_by_orders(cfg)
+    assert got.labels.churn_definition == "no_order" and cfg.labels.churn_definition == "auto"
+    assert got.model_dump(exclude={"labels"}) == cfg.model_dump(exclude={"labels"})
+    assert got.labels.model_dump(exclude={"churn_definition"}) == cfg.labels.model_dump(
+        exclude={"churn_definition"}
+    )

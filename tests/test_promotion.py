@@ -810,3 +810,33 @@ def test_a_hand_promotion_says_when_the_two_champions_come_from_different_runs()
     )
     assert _pair_note(Client(), cfg, churn, versions[churn][1]) == ""  # the same run
     assert _pair_note(Client(), cfg, "another_model", versions[churn][0]) == ""
+
+
+@pytest.mark.slow
+def test_auto_on_contracts_that_do_not_bind_orders_trains_and_registers_by_the_orders(
+    trained: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_state: None
+) -> None:
+    """Where most ended contracts ran on past the last order (an electronics distributor:
+    151 of 202), auto labels every account by its orders, says so first among the notes,
+    and the champion carries it for the scorer and the backtest."""
+    import ka_ml.jobs.train as job
+    from ka_ml.features.labels import ORDERS_FIRST, ContractEnds
+    from ka_ml.jobs.train import run_training
+    from ka_ml.modeling import registry
+
+    ends = ContractEnds(ended=202, stopped_first=151, median_silence=196.0)
+    monkeypatch.setattr(job, "contract_end_silences", lambda *a: ends)
+    cfg = small_config(tmp_path, tuning={"n_trials": 1, "timeout_seconds": 60, "n_folds": 2})
+    said: list[str] = []
+    report = run_training(trained.history, cfg, trained.report.as_of, progress=said.append)
+    assert report.churn_definition == "no_order"  # no snapshot row judged by a contract
+    assert report.evaluation.notes[0].startswith(
+        "labels.churn_definition auto judges every account by its orders (no_order): 151 of "
+        "the 202 accounts whose last contract ended with no order since"
+    )
+    assert not any("judged by a running contract" in n for n in report.evaluation.notes)
+    models = registry.load_champion(registry.connect(cfg), cfg.mlflow.churn_model_name, "churn")
+    assert models[0].card_[ORDERS_FIRST] is True
+    v = registry.champion_version(registry.connect(cfg), cfg.mlflow.churn_model_name).version
+    metrics = registry.training_metrics(registry.connect(cfg), cfg.mlflow.churn_model_name, v)
+    assert metrics[ORDERS_FIRST] == 1.0

@@ -721,3 +721,36 @@ def test_a_full_disk_names_the_folder_and_publishes_nothing(tmp_path: Path) -> N
     with pytest.raises(KaMlError, match=f"disk holding '{tmp_path / 'run_record.json'}'"):
         atomic_write(tmp_path / "run_record.json", full)
     assert atomic_write_text(tmp_path / "ok.txt", "fine").read_text() == "fine"
+
+
+def test_a_champion_that_learnt_orders_stop_first_is_scored_by_the_orders(  # type: ignore[no-untyped-def]
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto resolved to no_order in train (frame contracts that do not bind orders): the
+    weekly scores, lights and run record judge every account by its orders as the model
+    learnt, not a running contract by its end."""
+    import copy
+
+    import ka_ml.jobs.score as job
+    from ka_ml.features.labels import ORDERS_FIRST
+
+    cfg = isolated(trained.cfg, tmp_path)
+    as_of = trained.history.default_as_of
+    plain = run_scoring(trained.history, cfg, as_of, tmp_path / "runs" / "plain")
+    assert "contract" in set(plain.scores["churn_definition"].astype(str))  # the demo: auto
+    load = job.load_models
+
+    def orders_first(*args: Any, **kwargs: Any) -> Any:
+        models = load(*args, **kwargs)
+        churn = copy.copy(models.churn)
+        churn.card_ = {**(models.churn.card_ or {}), ORDERS_FIRST: True}
+        return type(models)(**{**models.__dict__, "churn": churn})
+
+    monkeypatch.setattr(job, "load_models", orders_first)
+    got = run_scoring(trained.history, cfg, as_of, tmp_path / "runs" / "by_orders")
+    assert set(got.scores["churn_definition"].astype(str)) == {"no_order"}
+    assert got.record["churn_definition"] == job.churn_definition_text("no_order", True)
+    assert got.record["churn_definition"] != plain.record["churn_definition"]
+    pd.testing.assert_series_equal(  # the same model: only the judging moved
+        got.scores["churn_probability"], plain.scores["churn_probability"]
+    )

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ka_ml.config import Config
+from ka_ml.config import Config, LabelsConfig
 from ka_ml.data.history import History, is_purchase
 from ka_ml.errors import ConfigError
 
@@ -139,6 +139,45 @@ def contract_end_silences(
         return None
     silence = (last_end.reindex(gone.index) - gone).dt.days.to_numpy(float)
     return ContractEnds(len(gone), int((silence > horizon_days).sum()), float(np.median(silence)))
+
+
+def orders_stop_first(labels: LabelsConfig, ends: ContractEnds | None) -> bool:
+    """Whether ``auto`` judges every account by its orders on this data: more than
+    ``labels.auto_orders_first_share`` of the accounts whose last contract ended with no order
+    since (at least ``labels.auto_min_contract_ends`` of them) had stopped ordering over the
+    horizon before it ended (:func:`contract_end_silences`). A distributor's frame contracts
+    (87 of 104) and an electronics distributor's (151 of 202) ran on for months after the
+    last order: judged by the contract, their key accounts scored 0.002 while they stopped
+    buying. The demo's contracts bind orders (32 of 97): kept."""
+    share = labels.auto_orders_first_share
+    if labels.churn_definition != "auto" or share is None or ends is None:
+        return False
+    return ends.ended >= labels.auto_min_contract_ends and ends.stopped_first > share * ends.ended
+
+
+ORDERS_FIRST = "orders_first"  # model card key / training metric: auto judged by orders
+
+
+def judged_by_orders(cfg: Config) -> Config:
+    """``cfg`` with ``labels.churn_definition: no_order``: what ``auto`` became where orders
+    stop before contracts (:func:`orders_stop_first`), for the training that found it and for
+    every run of the model it trained (scores, lights, backtest judge as it learnt)."""
+    return cfg.model_copy(
+        update={"labels": cfg.labels.model_copy(update={"churn_definition": "no_order"})}
+    )
+
+
+def orders_first_note(ends: ContractEnds, horizon_days: int) -> str:
+    """What ``train`` says when ``auto`` judges every account by its orders."""
+    return (
+        f"labels.churn_definition auto judges every account by its orders (no_order): "
+        f"{ends.stopped_first:,} of the {ends.ended:,} accounts whose last contract ended with "
+        f"no order since had stopped ordering over {horizon_days} days before it ended (median "
+        f"silence at the end {ends.median_silence:.0f} days), so on this data contracts do not "
+        "bind orders and a loss shows in the orders months before the contract ends. To judge "
+        "accounts with a running contract by its end anyway (licences, subscriptions billed "
+        "once a term), set labels.auto_orders_first_share: null"
+    )
 
 
 def contract_rule_rows(X: pd.DataFrame) -> np.ndarray:

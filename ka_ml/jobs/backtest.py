@@ -21,6 +21,7 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import KaMlError
+from ka_ml.features.labels import ORDERS_FIRST, judged_by_orders
 from ka_ml.io import atomic_write_json, ensure_writable_dir
 from ka_ml.modeling import registry
 from ka_ml.monitoring.backtest import backtest_dir, compute_backtest, in_sample_weeks, summary
@@ -64,6 +65,11 @@ def run_backtest(
         client = registry.connect(cfg)
         scores, left_out = _forecasts_only(scores, client, cfg)
         pauses = pauses_caution(scores, client, cfg)
+        if cfg.labels.churn_definition == "auto" and any(  # judged as the model learnt
+            registry.training_metrics(client, cfg.mlflow.churn_model_name, v).get(ORDERS_FIRST)
+            for v in sorted(scores["churn_model_version"].astype(str).unique())
+        ):
+            cfg = judged_by_orders(cfg)
     details = compute_backtest(history, scores, cfg, as_of)  # seconds, no I/O
     details["left_out_look_back_weeks"] = left_out
     if pauses:

@@ -46,6 +46,7 @@ from ka_ml.delivery.run_delivery import stage_delivery, write_back_scores
 from ka_ml.delivery.writeback import check_target, fallback_note, resolve_url
 from ka_ml.errors import KaMlError, NoChampionError, stop_if_signalled
 from ka_ml.features.build import build_features
+from ka_ml.features.labels import ORDERS_FIRST, judged_by_orders
 from ka_ml.io import (
     atomic_write_json,
     ensure_writable_dir,
@@ -384,6 +385,8 @@ def run_scoring(
     ensure_writable_dir(out_dir.parent, "output", keep=False)  # before any work
     # the models before anything is created: a run before any `train` leaves no folder
     models = load_models(cfg, progress)
+    if (getattr(models.churn, "card_", None) or {}).get(ORDERS_FIRST):
+        cfg = judged_by_orders(cfg)  # auto, where the champion learnt that orders stop first
     hist_path = score_history.history_path(cfg)
     with (
         _nothing_left_unless_published(out_dir.parent, progress),

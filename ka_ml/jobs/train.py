@@ -26,7 +26,13 @@ import pandas as pd
 from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.features.build import feature_frames
-from ka_ml.features.labels import contract_end_silences
+from ka_ml.features.labels import (
+    ORDERS_FIRST,
+    contract_end_silences,
+    judged_by_orders,
+    orders_first_note,
+    orders_stop_first,
+)
 from ka_ml.features.snapshots import build_training_set
 from ka_ml.jobs.data import feed_lags
 from ka_ml.modeling import registry
@@ -157,6 +163,12 @@ def run_training(
     t0 = time.perf_counter()
     client = registry.connect(cfg)
     registry.check_writes_here(client, cfg)
+    ends = contract_end_silences(history.before(as_of), as_of, cfg.labels.horizon_days)
+    orders_first = orders_stop_first(cfg.labels, ends)
+    if orders_first:  # auto on data whose contracts do not bind orders: by the orders
+        assert ends is not None
+        progress("labels.churn_definition auto: every account judged by its orders (see the note)")
+        cfg = judged_by_orders(cfg)
     pre = prepare(history, cfg, as_of, progress, engine)
     known, ts, feats, folds = pre.known, pre.ts, pre.feats, pre.folds
     on_trial = trial_printer(progress)
@@ -175,9 +187,14 @@ def run_training(
         progress("timing tuning: " + budget + untuned_reason(cfg))
         progress("evaluating on the origins and logging to MLflow ...")
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
-        ends = contract_end_silences(known, as_of, cfg.labels.horizon_days)
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now, ends)
+        if orders_first:
+            assert ends is not None
+            ev.notes.insert(0, orders_first_note(ends, cfg.labels.horizon_days))
         card = model_card(ev)
+        if orders_first:  # the scorer and the backtest judge as this model learnt
+            card[ORDERS_FIRST] = True
+            mlflow.log_metric(ORDERS_FIRST, 1.0)
         # how long after each feed's newest row the model saw it (the scorer reads a feed
         # further behind as the model saw it: jobs.data.align_feed_lags)
         dates = pd.to_datetime(folds.labelled["as_of"]).unique()
