@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm is imported (stack notes)
 
@@ -33,9 +33,6 @@ from ka_ml.errors import (
     note_signal,
     stop_if_signalled,
 )
-
-if TYPE_CHECKING:
-    from ka_ml.data.history import History
 
 app = typer.Typer(
     add_completion=False,
@@ -263,15 +260,16 @@ def _run(debug: bool, fn, interrupted: str | Callable[[], str] = INTERRUPTED) ->
             console.print_exception()
         if SIGNALS_RECEIVED:  # a library's own error for our interruption (Spark: py4j)
             _interrupted_by(SIGNALS_RECEIVED[0], interrupted)
-        from ka_ml.spark.session import out_of_memory
+        from ka_ml.spark.session import out_of_memory, unreadable_part
 
-        if (oom := out_of_memory(e)) is not None:  # a Java trace named neither cause nor fix
+        # a Java trace that named neither the cause nor the fix
+        if (said := out_of_memory(e) or unreadable_part(e)) is not None:
             console.print(
-                f"[bold red]error:[/] {escape(oom.render())}", highlight=False, soft_wrap=True
+                f"[bold red]error:[/] {escape(said.render())}", highlight=False, soft_wrap=True
             )
-            raise typer.Exit(oom.exit_code) from None
-        console.print(
-            f"[bold red]unexpected error:[/] {type(e).__name__}: {e}. "
+            raise typer.Exit(said.exit_code) from None
+        console.print(  # escaped: "Parquet column [amount]" lost its name to Rich markup
+            f"[bold red]unexpected error:[/] {type(e).__name__}: {escape(str(e))}. "
             "Rerun with --debug for the traceback.",
             highlight=False,
             soft_wrap=True,
@@ -317,8 +315,8 @@ def validate(
             out.print(f"  {t:<10} {n:>9,} rows{note}", soft_wrap=True)
         out.print(f"  orders from {s['first_order']} to {s['last_order']}")
         out.print(f"  fingerprint {s['fingerprint']}")
-        dated = date_warnings(h, cfg, _today()) if engine == "local" else ()
-        mail = _address_warnings(h, cfg) if engine == "local" else []
+        dated = date_warnings(h, cfg, _today())
+        mail = _address_warnings(h, cfg)
         for note in getattr(h, "conversions", ()):  # money in other currencies, converted
             out.print(f"  note: {note}", soft_wrap=True)
         for w in (*h.warnings, *dated, *mail):
@@ -327,14 +325,22 @@ def validate(
     _run(debug, go)
 
 
-def _address_warnings(h: History, cfg: Config) -> list[str]:
+def _address_warnings(h: Any, cfg: Config) -> list[str]:
     """The owners whose digests would have no address of their own, from the accounts
-    table (the digests are written only when ``delivery.owner_reports`` is on)."""
+    table (the digests are written only when ``delivery.owner_reports`` is on); ``h`` a
+    History or the Spark engine's (`validate --engine spark` had said none of this)."""
+    from ka_ml.data.history import History
     from ka_ml.delivery.addresses import owner_address_warnings
 
     if not cfg.delivery.owner_reports:
         return []
-    return owner_address_warnings(h.accounts, cfg.delivery)
+    if isinstance(h, History):
+        return owner_address_warnings(h.accounts, cfg.delivery)
+    accounts = h.table("accounts")  # Spark: only the owners' columns come to the driver
+    if accounts is None:
+        return []
+    wanted = [c for c in ("account_id", "owner", "owner_email") if c in accounts.columns]
+    return owner_address_warnings(accounts.select(*wanted).toPandas(), cfg.delivery)
 
 
 @app.command("demo-data")

@@ -251,6 +251,46 @@ def test_a_java_heap_exhausted_in_spark_is_an_error_a_user_can_act_on(
     assert "unexpected error" not in res.output
 
 
+SPARK_MISMATCH = (
+    "An error occurred while calling o2084.collectToPython.\n: org.apache.spark.SparkException: "
+    "[FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH] Encountered error while reading file "
+    "file:///data/lake/orders/year=2026/month=9/part-0.parquet. Data type mismatches when "
+    "reading Parquet column [amount]. Expected Spark type double, actual Parquet type BINARY. "
+    "SQLSTATE: KD001"
+)
+
+
+def test_a_lake_part_of_another_type_read_by_spark_is_named_with_its_column() -> None:
+    """A month re-exported with its amounts as text: Spark fails when it reads the rows,
+    'unexpected error: Py4JJavaError ... Parquet column .', exit 1 (the column's name taken
+    as console markup). Now the loader's kind of error: the file, the column, the fix."""
+    from ka_ml.spark.session import out_of_memory, unreadable_part
+
+    err = unreadable_part(RuntimeError(SPARK_MISMATCH))
+    assert err is not None and out_of_memory(RuntimeError(SPARK_MISMATCH)) is None
+    assert str(err).startswith(
+        "Spark could not read '/data/lake/orders/year=2026/month=9/part-0.parquet': its column "
+        "'amount' is BINARY there and double in the table's other parts."
+    )
+    assert "same column types" in str(err)
+    assert unreadable_part(RuntimeError("Connection refused")) is None
+
+
+def test_an_unexpected_errors_text_is_printed_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ka_ml.cli import app
+    from ka_ml.jobs import data
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("cannot cast Parquet column [amount] to [double]")
+
+    monkeypatch.setattr(data, "load_for_training", boom)
+    res = CliRunner().invoke(app, ["train", "--data", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "cannot cast Parquet column [amount] to [double]" in " ".join(res.output.split())
+
+
 def test_strftime_formats_become_spark_patterns() -> None:
     from ka_ml.spark.data import java_pattern
 
@@ -1182,6 +1222,28 @@ def test_validate_reads_a_source_with_the_spark_engine(spark: Any, demo_dir: Pat
     assert tables(res.output) == tables(local.output) >= {"orders", "accounts", "usage"}
     orders = next(ln for ln in local.output.splitlines() if "orders from" in ln)
     assert orders in res.output  # the same first and last order
+
+
+@apply(needs_spark)
+def test_validate_on_spark_warns_of_dates_and_addresses_as_locally(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """A lake with an order dated 2027-06-01 was "valid" with no warning on Spark (locally:
+    "1 orders are dated after today ..."), and the owners without an e-mail of their own
+    were named only by the local engine."""
+    from ka_ml.cli import app
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data, ignore=shutil.ignore_patterns("_*"))
+    with (data / "orders.csv").open("a") as f:
+        f.write("KA00001,2031-06-01,10.0,SO9999999,Spare Parts,1\n")
+    for engine in ("local", "spark"):
+        res = CliRunner().invoke(app, ["validate", "--data", str(data), "--engine", engine])
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.output.split())
+        assert "1 orders are dated after today" in text and "the earliest 2031-06-01" in text
+        assert "(account KA00001)" in text
+        assert "no e-mail address of their own" in text
 
 
 def test_the_spark_drivers_features_carry_the_peers_groups_for_the_season_rule() -> None:

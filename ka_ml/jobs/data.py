@@ -208,17 +208,21 @@ def check_as_of(
         )
 
 
-def date_warnings(history: History, cfg: Config, today: pd.Timestamp) -> tuple[str, ...]:
+def date_warnings(
+    history: History | SparkHistory, cfg: Config, today: pd.Timestamp
+) -> tuple[str, ...]:
     """What `validate` says of the order dates that `score` and `train` would refuse to be
-    dated by: orders after tomorrow, a newest order day that stands alone."""
+    dated by: orders after tomorrow, a newest order day that stands alone; and of feeds
+    behind the orders or with holes. Read the same way by Spark (`validate --engine spark`
+    had said "valid" of a lake with an order dated 2027-06-01)."""
     out = []
-    future = history.orders["order_date"] >= today.normalize() + pd.Timedelta(days=1)
-    if future.any():
-        first = history.orders.loc[future].nsmallest(1, "order_date").iloc[0]
+    tomorrow = today.normalize() + pd.Timedelta(days=1)
+    if future := _future_orders(history, tomorrow):
+        n, first, account = future
         out.append(
-            f"{int(future.sum()):,} orders are dated after today ({today.date()}), the "
-            f"earliest {first['order_date'].date()} (account {first['account_id']}): score "
-            "and train refuse to be dated by them; correct the dates (a typo in the year?)"
+            f"{n:,} orders are dated after today ({today.date()}), the earliest "
+            f"{first.date()} (account {account}): score and train refuse to be dated by them; "
+            "correct the dates (a typo in the year?)"
         )
     silence = cfg.scoring.stale_data_days
     if silence is not None and (lone := lone_newest_orders(history, silence)):
@@ -228,8 +232,35 @@ def date_warnings(history: History, cfg: Config, today: pd.Timestamp) -> tuple[s
         )
     days = _table_days(history)  # once for both checks
     out += orders_behind_feeds(days, "scoring or training")
-    out += feed_holes(days, history.last_order_date.normalize() + pd.Timedelta(days=1))
+    out += feed_holes(days, days["orders"].max() + pd.Timedelta(days=1))
     return tuple(out)
+
+
+def _future_orders(
+    history: History | SparkHistory, tomorrow: pd.Timestamp
+) -> tuple[int, pd.Timestamp, str] | None:
+    """(orders dated on or after ``tomorrow``, the earliest such date, its account) or None."""
+    if isinstance(history, History):
+        future = history.orders["order_date"] >= tomorrow
+        if not future.any():
+            return None
+        first = history.orders.loc[future].nsmallest(1, "order_date").iloc[0]
+        return int(future.sum()), pd.Timestamp(first["order_date"]), str(first["account_id"])
+    counts = history.day_counts("orders")
+    later = counts[counts.index >= tomorrow]
+    if later.empty:
+        return None
+    from pyspark.sql import functions as F
+
+    day = later.index.min()
+    row = (
+        history.frames["orders"]
+        .where(F.to_date("order_date") == day.date())
+        .orderBy("order_date", "account_id")
+        .select("account_id")
+        .first()
+    )
+    return int(later.sum()), pd.Timestamp(day), str(row[0]) if row is not None else "?"
 
 
 FEEDS = ("usage", "tickets", "surveys")  # tables that arrive as feeds beside the orders
@@ -406,9 +437,11 @@ def orders_behind_feeds_of(history: History, what: str = "scoring") -> tuple[str
 
 
 def _table_days(
-    history: History, tables: Iterable[str] = ("orders", *FEEDS)
+    history: History | SparkHistory, tables: Iterable[str] = ("orders", *FEEDS)
 ) -> dict[str, pd.DatetimeIndex]:
     """Each dated table's sorted days (by default the orders and the feeds), all rows."""
+    if not isinstance(history, History):
+        return {t: pd.DatetimeIndex(history.day_counts(t).index) for t in tables if history.has(t)}
     return {
         t: _days(f[EVENT_DATE[t]])
         for t in tables

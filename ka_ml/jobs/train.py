@@ -163,7 +163,7 @@ def run_training(
     t0 = time.perf_counter()
     client = registry.connect(cfg)
     registry.check_writes_here(client, cfg)
-    ends = contract_end_silences(history.before(as_of), as_of, cfg.labels.horizon_days)
+    ends = contract_end_silences(history, as_of, cfg.labels.horizon_days)  # reads before as_of
     orders_first = orders_stop_first(cfg.labels, ends)
     if orders_first:  # auto on data whose contracts do not bind orders: by the orders
         assert ends is not None

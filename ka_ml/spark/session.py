@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -85,6 +86,32 @@ def out_of_memory(error: BaseException) -> KaMlError | None:
         "before ka-ml (a local master runs everything in the driver); on a cluster "
         "spark-submit --driver-memory / --executor-memory; or fewer snapshots for train "
         "(features.max_snapshots).",
+    )
+
+
+_MISMATCH = re.compile(
+    r"reading file (?P<file>\S+?)\.? Data type mismatches when reading Parquet column "
+    r"\[?(?P<column>[^\].]*)\]?\. Expected Spark type (?P<want>\w+), actual Parquet type "
+    r"(?P<got>\w+)",
+    re.S,
+)
+
+
+def unreadable_part(error: BaseException) -> KaMlError | None:
+    """Spark's failure to read a lake's part file whose column has another type than the
+    table's (a re-exported month with its amounts as text) as the loader's kind of error:
+    the file, the column, both types, the fix; else None. It surfaces when the rows are
+    read, as a py4j error ("unexpected error", exit 1, with the column's name lost)."""
+    match = _MISMATCH.search(str(error))
+    if match is None:
+        return None
+    part = match["file"].removeprefix("file://")
+    return KaMlError(
+        f"Spark could not read '{part}': its column '{match['column'] or '?'}' is "
+        f"{match['got']} there and {match['want']} in the table's other parts.",
+        "write every part of the table with the same column types (re-export that file, or "
+        "cast the column in the export); `ka-ml validate` with the local engine names every "
+        "part that differs.",
     )
 
 
