@@ -719,7 +719,7 @@ def test_parts_that_disagree_on_a_columns_type_are_an_error_naming_both(tmp_path
     (issue,) = err.value.issues
     assert (issue.table, issue.column) == ("orders", "amount")
     assert "the part files of the folder 'orders' disagree on this column's type" in issue.problem
-    assert "double" in issue.problem and "string" in issue.problem
+    assert "number (double) in" in issue.problem and "text (large_string) in" in issue.problem
     assert str(odd.relative_to(lake / "orders")) in issue.problem
     assert "same column types" in issue.remedy
 

@@ -352,6 +352,21 @@ def _parquet_parts(path: Path) -> list[Path]:
     )
 
 
+def _type_words(t: pa.DataType) -> str:
+    """An Arrow type as a user reads it: 'text (large_string)', 'number (double)'."""
+    kinds = (
+        (pa.types.is_string, "text"),
+        (pa.types.is_large_string, "text"),
+        (pa.types.is_floating, "number"),
+        (pa.types.is_integer, "whole number"),
+        (pa.types.is_timestamp, "date and time"),
+        (pa.types.is_date, "date"),
+        (pa.types.is_boolean, "true/false"),
+    )
+    word = next((w for test, w in kinds if test(t)), "")
+    return f"{word} ({t})" if word else str(t)
+
+
 def _read_parquet_folder(path: Path, table: str) -> tuple[pd.DataFrame | None, DataIssue | None]:
     """A table folder's Parquet part files as one table, as Spark reads it: the columns of
     every part (a part without a column has it missing), Hive-style partition folders as
@@ -384,8 +399,8 @@ def _read_parquet_folder(path: Path, table: str) -> tuple[pd.DataFrame | None, D
                     table,
                     f.name,
                     f"the part files of the folder '{path.name}' disagree on this column's "
-                    f"type: {first_type} in '{first_part.relative_to(path)}', {f.type} in "
-                    f"'{part.relative_to(path)}'",
+                    f"type: {_type_words(first_type)} in '{first_part.relative_to(path)}', "
+                    f"{_type_words(f.type)} in '{part.relative_to(path)}'",
                     "write every part of the table with the same column types (re-export the "
                     "odd part, or cast the column in the export).",
                 )
