@@ -724,6 +724,34 @@ def test_parts_that_disagree_on_a_columns_type_are_an_error_naming_both(tmp_path
     assert "same column types" in issue.remedy
 
 
+@pytest.mark.parametrize(("column", "level"), [("amount", "error"), ("product", "warning")])
+def test_parts_without_a_column_the_others_have_are_named(
+    tmp_path: Path, column: str, level: str
+) -> None:
+    """One month exported without the amounts: "rows without a value in amount (14,768
+    rows)" named rows, not the file. A required column missing from parts is an error
+    naming them; an optional one a warning, its rows read without it."""
+    lake = _write_lake(tmp_path / "lake")
+    odd = sorted((lake / "orders").rglob("*.parquet"))[-1]
+    frame = pd.read_parquet(odd).drop(columns=[column, "year", "month"], errors="ignore")
+    odd.unlink()
+    frame.to_parquet(odd, index=False)
+    parts = len(list((lake / "orders").rglob("*.parquet")))
+    said = (
+        f"1 of the {parts} part files of the folder 'orders' has no column '{column}' "
+        f"('{odd.relative_to(lake / 'orders')}')"
+    )
+    if level == "error":
+        with pytest.raises(DataValidationError) as err:
+            load_history(lake, DataConfig())
+        (issue,) = err.value.issues  # not also "rows without a value in amount"
+        assert (issue.table, issue.column) == ("orders", "amount") and issue.problem == said
+        return
+    history = load_history(lake, DataConfig())
+    assert any(said + ": their rows are read without it" in w for w in history.warnings)
+    assert history.orders["product"].isna().sum() >= len(frame)
+
+
 @pytest.mark.parametrize(
     ("layout", "why"),
     [

@@ -367,12 +367,15 @@ def _type_words(t: pa.DataType) -> str:
     return f"{word} ({t})" if word else str(t)
 
 
-def _read_parquet_folder(path: Path, table: str) -> tuple[pd.DataFrame | None, DataIssue | None]:
+def _read_parquet_folder(
+    path: Path, table: str, cfg: DataConfig
+) -> tuple[pd.DataFrame | None, DataIssue | None]:
     """A table folder's Parquet part files as one table, as Spark reads it: the columns of
-    every part (a part without a column has it missing), Hive-style partition folders as
-    columns (``year=2024`` -> ``year``). Parts that disagree on a column's type are an error
-    naming the column, the types and a part file of each (the parts would be read as one
-    type or the other depending on the reader)."""
+    every part, Hive-style partition folders as columns (``year=2024`` -> ``year``). Parts
+    that disagree on a column's type are an error naming the column, the types and a part
+    file of each (the parts would be read as one type or the other depending on the reader);
+    parts without a column the others have are named (an error for a required column: "rows
+    without a value in amount (14,768 rows)" had not said they were one month's file)."""
     parts = _parquet_parts(path)
     try:
         schemas = [(p, pq.read_schema(p)) for p in parts]
@@ -405,6 +408,9 @@ def _read_parquet_folder(path: Path, table: str) -> tuple[pd.DataFrame | None, D
                     "odd part, or cast the column in the export).",
                 )
             seen.setdefault(f.name, (f.type, part))
+    lacking = _parts_lacking(path, table, cfg, schemas)
+    if lacking is not None and lacking.level == "error":
+        return None, lacking
 
     def read() -> pa.Table:
         unified = pa.unify_schemas([s for _, s in schemas], promote_options="permissive")
@@ -415,12 +421,41 @@ def _read_parquet_folder(path: Path, table: str) -> tuple[pd.DataFrame | None, D
             files, schema=pa.unify_schemas([unified, pa.schema(keys)]), **hive
         ).to_table()
 
-    return _arrow_frame(
+    frame, issue = _arrow_frame(
         read,
         table,
         f"the Parquet parts of the folder '{path.name}' cannot be read as one table",
         "re-export the table with the same columns and types in every part.",
     )
+    return frame, issue or lacking
+
+
+def _parts_lacking(
+    path: Path, table: str, cfg: DataConfig, schemas: list[tuple[Path, pa.Schema]]
+) -> DataIssue | None:
+    """The first column some parts of a table folder lack and others have, with the parts:
+    an error when the contract requires it, else a warning (read as missing there)."""
+    names = list(dict.fromkeys(f.name for _, schema in schemas for f in schema))
+    canonical, _ = column_targets(names, table, cfg)
+    required = set(SCHEMA[table].required_columns)
+    for name, canon in zip(names, canonical, strict=True):
+        parts = [p for p, schema in schemas if name not in schema.names]
+        if not parts:
+            continue
+        error = canon in required
+        shown = ", ".join(f"'{p.relative_to(path)}'" for p in parts[:3])
+        return DataIssue(
+            table,
+            name,
+            f"{len(parts)} of the {len(schemas)} part files of the folder '{path.name}' "
+            f"{'has' if len(parts) == 1 else 'have'} no column '{name}' "
+            f"({shown}{', ...' if len(parts) > 3 else ''})"
+            + ("" if error else ": their rows are read without it"),
+            "re-export those parts with the column"
+            + ("." if error else ", or nothing to do if the column was added later."),
+            level="error" if error else "warning",
+        )
+    return None
 
 
 def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
@@ -476,7 +511,7 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
         if fmt == "text":
             frame, issue = _read_delimited(path, table, cfg.read)
         elif fmt == "parquet_folder":
-            frame, issue = _read_parquet_folder(path, table)
+            frame, issue = _read_parquet_folder(path, table, cfg)
         else:
             frame, issue = _read_parquet(path, table)
         if issue is not None:
