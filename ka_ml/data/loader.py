@@ -176,16 +176,17 @@ def read_source(
     return _read_database(kind, path, cfg)
 
 
-def _size_issue(path: Path, table: str, limit_mb: float | None) -> DataIssue | None:
-    """A file (or a table folder's parts together) above ``data.max_file_mb`` is refused
+def _size_issue(
+    path: Path, table: str, limit_mb: float | None, parts: list[Path] | None = None
+) -> DataIssue | None:
+    """A file (or a table folder's ``parts`` together) above ``data.max_file_mb`` is refused
     before any byte is read.
 
     Tables are read whole into memory (delimited text as strings: several times the file
     size), so a multi-GB export would exhaust the machine minutes in; refusing up front
     with the size and the setting is the predictable behaviour.
     """
-    parts = _parquet_parts(path) if path.is_dir() else [path]
-    size = sum(p.stat().st_size for p in parts)
+    size = sum(p.stat().st_size for p in (parts or [path]))
     if limit_mb is None or size <= limit_mb * 2**20:
         return None
     return DataIssue(
@@ -326,19 +327,19 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def _table_folder(path: Path) -> tuple[FolderFormat | None, str]:
-    """How a subfolder named like a table is read: its Parquet part files as one table
-    (Hive-style ``key=value`` folders included), or why it is not (a Delta table, CSV part
-    files, nothing readable)."""
+def _table_folder(path: Path) -> tuple[list[Path], str]:
+    """A subfolder named like a table: its Parquet part files (Hive-style ``key=value``
+    folders included), read as one table, or none and why (a Delta table, CSV part files,
+    nothing readable)."""
     if (path / "_delta_log").is_dir():
-        return None, "it is a Delta table, which only the Spark engine reads"
-    if _parquet_parts(path):
-        return "parquet_folder", ""
+        return [], "it is a Delta table, which only the Spark engine reads"
+    if parts := _parquet_parts(path):
+        return parts, ""
     if any(
         split_table_file(p.name) for p in path.rglob("*") if p.is_file() and not _hidden(p.name)
     ):
-        return None, "it holds CSV/text part files; a table folder is read when it holds Parquet"
-    return None, "it holds no Parquet file"
+        return [], "it holds CSV/text part files; a table folder is read when it holds Parquet"
+    return [], "it holds no Parquet file"
 
 
 def _parquet_parts(path: Path) -> list[Path]:
@@ -368,15 +369,14 @@ def _type_words(t: pa.DataType) -> str:
 
 
 def _read_parquet_folder(
-    path: Path, table: str, cfg: DataConfig
+    path: Path, parts: list[Path], table: str, cfg: DataConfig
 ) -> tuple[pd.DataFrame | None, DataIssue | None]:
-    """A table folder's Parquet part files as one table, as Spark reads it: the columns of
+    """A table folder's Parquet part files (``parts``) as one table, as Spark reads it: the columns of
     every part, Hive-style partition folders as columns (``year=2024`` -> ``year``). Parts
     that disagree on a column's type are an error naming the column, the types and a part
     file of each (the parts would be read as one type or the other depending on the reader);
     parts without a column the others have are named (an error for a required column: "rows
     without a value in amount (14,768 rows)" had not said they were one month's file)."""
-    parts = _parquet_parts(path)
     try:
         schemas = [(p, pq.read_schema(p)) for p in parts]
     except (pa.ArrowException, OSError) as e:
@@ -465,14 +465,16 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
     by_table: dict[str, list[tuple[Path, FolderFormat]]] = {}
     foreign: dict[str, list[str]] = {}  # tables' files in a format not read (.xlsx, .json)
     unread: list[DataIssue] = []  # a table's folder that cannot be read here
+    folder_parts: dict[Path, list[Path]] = {}  # a table folder's Parquet parts, listed once
     for path in (p for p in entries if p.is_dir() and not _hidden(p.name)):
         split = split_table_file(path.name)  # Spark writes folders named orders.parquet/
         table = wanted.get((split[0] if split else path.name).strip().casefold())
         if table is None:
             continue
-        fmt, why = _table_folder(path)
-        if fmt is not None:
-            by_table.setdefault(table, []).append((path, fmt))
+        parts, why = _table_folder(path)
+        if parts:
+            folder_parts[path] = parts
+            by_table.setdefault(table, []).append((path, "parquet_folder"))
             continue
         unread.append(
             DataIssue(
@@ -504,14 +506,14 @@ def _read_folder(folder: Path, cfg: DataConfig) -> RawRead:
             issues.append(ambiguous_table(table, [p.name for p, _ in found]))
             continue
         path, fmt = found[0]
-        too_big = _size_issue(path, table, cfg.max_file_mb)
+        too_big = _size_issue(path, table, cfg.max_file_mb, folder_parts.get(path))
         if too_big is not None:
             issues.append(too_big)
             continue
         if fmt == "text":
             frame, issue = _read_delimited(path, table, cfg.read)
         elif fmt == "parquet_folder":
-            frame, issue = _read_parquet_folder(path, table, cfg)
+            frame, issue = _read_parquet_folder(path, folder_parts[path], table, cfg)
         else:
             frame, issue = _read_parquet(path, table)
         if issue is not None:

@@ -74,13 +74,13 @@ def load_for_training(
     or, with ``--engine spark`` on a source only Spark reads (metastore tables, a file system
     URI, a Delta table), read by Spark and typed and checked here as the loader does, so
     ``train --engine spark`` trains on what ``score --engine spark`` scores."""
+    source = choose_source(cfg, data)
     if check_engine(engine) == "spark":
         from ka_ml.spark import data as spark_data
 
-        source = choose_source(cfg, data)
         if spark_data.spark_only_source(source):
             return spark_data.collect_history(spark_session(), source, cfg.data, as_of)
-    return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
+    return load_history(source, cfg.data, as_of=as_of)
 
 
 LONE_DAY_FACTOR = 10

@@ -491,6 +491,13 @@ def refuse_database_url(source: str) -> None:
     )
 
 
+def _database_file(text: str) -> bool:
+    """A DuckDB or SQLite file, by its URI or its name: read by the local loader only."""
+    return bool(re.match(r"^(duckdb|sqlite)(\+\w+)?://", text, re.IGNORECASE)) or (
+        text.lower().endswith((".duckdb", ".ddb", ".sqlite", ".sqlite3", ".db"))
+    )
+
+
 def spark_only_source(source: str) -> bool:
     """A source the local loader cannot read whole and Spark can: metastore tables
     (``catalog:NAMESPACE``), a file system URI (``s3a://``, ``abfss://``, ``dbfs:/`` ...), or a
@@ -498,7 +505,7 @@ def spark_only_source(source: str) -> bool:
     text = source.strip()
     if text.startswith((CATALOG_PREFIX, "dbfs:")):
         return True
-    if sql_url(text) is not None or re.match(r"^(duckdb|sqlite)(\+\w+)?://", text, re.I):
+    if sql_url(text) is not None or _database_file(text):
         return False  # a database: read on this machine
     if "://" in text:
         return True
@@ -603,9 +610,7 @@ def _read_tables(
             elif canon in cfg.tables:  # as the loader: a mapped table must be there
                 missing.append(mapped_table_missing(canon, cfg, [], text))
         return out, missing
-    if re.match(r"^(duckdb|sqlite)(\+\w+)?://", text, re.IGNORECASE) or text.lower().endswith(
-        (".duckdb", ".ddb", ".sqlite", ".sqlite3", ".db")
-    ):
+    if _database_file(text):
         raise KaMlError(
             f"The Spark engine cannot read the database file '{text}'.",
             "export its tables to Parquet (a folder with orders.parquet, ...), or run with "
