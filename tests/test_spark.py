@@ -1078,6 +1078,73 @@ def test_spark_warns_of_credits_over_spend_and_renewed_running_contracts_like_th
 
 
 @apply(needs_spark)
+def test_spark_judges_renewed_running_contracts_and_credits_as_of_the_scoring_date(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """Scored as of a past Monday, the warnings that look at the newest order read the rows
+    known then on both engines: a user's Spark report lacked the "contracts running at the
+    newest order ... marked renewed" line the local one gave for the same week (Spark had
+    judged them at the data's end, when their next terms were on record)."""
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    as_of = pd.Timestamp("2026-09-01")
+    orders = pd.read_csv(data / "orders.csv")
+    extra = orders[orders["order_date"] < "2026-08-01"].iloc[[0]]
+    pd.concat([orders, extra.assign(amount=-1e9, order_id="CN_TYPO")]).to_csv(
+        data / "orders.csv", index=False
+    )
+    cfg = Config()
+
+    def said(warnings: tuple[str, ...]) -> list[str]:
+        return sorted(w for w in warnings if "credit notes" in w or "marked renewed" in w)
+
+    local = said(load_history(str(data), cfg.data, as_of=as_of).warnings)
+    assert len(local) == 2 and "(2026-08-31)" in next(w for w in local if "renewed" in w)
+    assert said(read_history(spark, str(data), cfg.data, as_of).warnings) == local
+    at_end = said(read_history(spark, str(data), cfg.data).warnings)
+    assert at_end == said(load_history(str(data), cfg.data).warnings) != local
+
+
+@apply(needs_spark)
+def test_spark_warns_of_rows_repeated_exactly_like_the_loader(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """A partition file copied twice (a re-run ingestion job) read "valid" on Spark while the
+    local engine named the repeated rows: both now say how many, per table; rows that
+    differ only in their time of day are not repeats on either engine."""
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    orders = pd.read_csv(data / "orders.csv")
+    pd.concat([orders, orders.iloc[10:25], orders.iloc[[10]]]).to_csv(
+        data / "orders.csv", index=False
+    )
+    tickets = pd.read_csv(data / "tickets.csv")
+    again = tickets.iloc[[3]].assign(opened_at=lambda t: t["opened_at"].str[:10] + " 23:59:00")
+    pd.concat([tickets, again]).to_csv(data / "tickets.csv", index=False)
+    cfg = Config()
+
+    def said(warnings: tuple[str, ...]) -> list[str]:
+        return [w.split(". Examples")[0] for w in warnings if "exactly repeat" in w]
+
+    local = said(load_history(str(data), cfg.data).warnings)
+    spark_said = read_history(spark, str(data), cfg.data).warnings
+    assert local == [
+        "table 'orders': rows that exactly repeat an earlier row were dropped (16 rows)",
+        "table 'tickets': rows that exactly repeat an earlier row were dropped (1 rows)",
+    ]  # the demo's own repeated ticket; the one at 23:59 is not a repeat
+    assert sorted(said(spark_said)) == local
+    shown = next(w for w in spark_said if "'orders': rows that exactly repeat" in w)
+    first = orders.iloc[10]
+    assert f"account_id={first['account_id']}, order_date=" in shown and "(3 times)" in shown
+
+
+@apply(needs_spark)
 def test_spark_warns_of_order_lines_posted_twice_and_shared_order_ids_like_the_loader(
     spark: Any, demo_dir: Path, tmp_path: Path
 ) -> None:

@@ -569,8 +569,8 @@ def _check_table(
         issues.append(
             table.issue(
                 None,
-                "rows that exactly repeat an earlier row were dropped",
-                _DUPLICATE_REMEDY.get(spec.name, _DUPLICATE_REMEDY[""]),
+                REPEATED_ROWS,
+                repeated_rows_remedy(spec.name),
                 dup,
                 [c for c in SORT_KEYS[spec.name] if c in raw.columns],
                 level="warning",
@@ -1784,6 +1784,14 @@ BAD_PROBLEM: Mapping[Kind, str] = {
     "id": "unreadable ids",
     "str": "unreadable text",
 }
+REPEATED_ROWS = "rows that exactly repeat an earlier row were dropped"
+
+
+def repeated_rows_remedy(table: str) -> str:
+    """The fix of :data:`REPEATED_ROWS` for ``table`` (both engines say the same)."""
+    return _DUPLICATE_REMEDY.get(table, _DUPLICATE_REMEDY[""])
+
+
 _DUPLICATE_REMEDY = {
     "orders": "nothing to do if the export repeated rows; if these are genuine repeat "
     "orders, give every order its own order_id so they are kept.",

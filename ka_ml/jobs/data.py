@@ -63,7 +63,7 @@ def load(
 
         source = choose_source(cfg, data)
         spark_data.refuse_database_url(source)  # before a JVM starts
-        return spark_data.read_history(spark_session(), source, cfg.data)
+        return spark_data.read_history(spark_session(), source, cfg.data, as_of)
     return load_history(choose_source(cfg, data), cfg.data, as_of=as_of)
 
 

@@ -20,7 +20,8 @@ guessing of other formats is not repeated on Spark: set ``date_format`` for such
 Dates are days; each date column's time of day rides along hidden (``_clock_<column>``) so
 that exact duplicate rows - equal with their time of day, as in the loader - and rows of
 accounts missing from the accounts table are dropped inside each account bucket
-(:func:`ka_ml.spark.kernel.unpack`), which costs no extra shuffle.
+(:func:`ka_ml.spark.kernel.unpack`), which costs no extra shuffle; the repeats are also
+counted once per table for the loader's warning (one aggregation each).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -68,7 +70,9 @@ from ka_ml.data.validate import (
     MONEY_COLUMNS,
     NUMBER_NOISE,
     ORDER_LINE,
+    REPEATED_ROWS,
     SEVERITY_FIX,
+    SORT_KEYS,
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
     TRAILING_MINUS,
@@ -88,6 +92,7 @@ from ka_ml.data.validate import (
     order_ids_shared_issue,
     owner_spellings_texts,
     renewed_while_running,
+    repeated_rows_remedy,
     show_cell,
     small_scale_issue,
     unknown_currency_texts,
@@ -243,11 +248,8 @@ class SparkHistory:
         from pyspark.sql import functions as F
 
         frame = self.frames[table]
-        day = F.col(EVENT_DATE[table])
-        if table == "contracts" and SIGNED_DATE in frame.columns:  # known_dates
-            day = F.coalesce(F.col(SIGNED_DATE), day)
         got = (
-            frame.groupBy(F.to_date(day).alias("day"))
+            frame.groupBy(F.to_date(_known_date(table, frame)).alias("day"))
             .count()
             .where(F.col("day").isNotNull())
             .toPandas()
@@ -349,16 +351,32 @@ def from_history(spark: SparkSession, history: History) -> SparkHistory:
 
 
 # -- reading ------------------------------------------------------------------------------
-def _spark_order_notes(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
+def _spark_order_notes(
+    frames: Mapping[str, DataFrame], as_of: pd.Timestamp | None = None
+) -> list[DataIssue]:
     """The loader's warnings on the whole data, found with Spark: credit notes larger than
     everything an account bought (revenue below zero), and contracts still running at the
     newest order marked renewed (the contracts are small: read on the driver). A user's
-    -1e9 credit note and 57 such contracts passed without a word on Spark."""
+    -1e9 credit note and 57 such contracts passed without a word on Spark.
+
+    With ``as_of``, judged on the rows known before it, as the local loader judges them
+    after dropping later rows: a user's Spark report lacked "10 contracts running at the
+    newest order (2026-10-23) ... marked renewed" that the local one gave for the same
+    week, Spark having looked at the data's newest order a month later."""
     from pyspark.sql import functions as F
 
     orders = frames.get("orders")
     if orders is None:
         return []
+    if as_of is not None:
+        frames = {
+            name: df.where(
+                _known_date(name, df) < F.lit(pd.Timestamp(as_of).normalize().to_pydatetime())
+            )
+            for name, df in frames.items()
+            if name in ("orders", "contracts")
+        }
+        orders = frames["orders"]
     out: list[DataIssue] = []
     amount = F.col("amount")
     per = orders.groupBy("account_id").agg(
@@ -390,6 +408,59 @@ def _spark_order_notes(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
             )
             out += renewed_while_running(stub)
     return out
+
+
+def _repeated_rows(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
+    """The loader's warning on rows that exactly repeat an earlier row (equal with their time
+    of day), per table, with the count and three examples. The kernel drops them inside each
+    account's bucket without a word; a user's lake with one partition file copied twice (a
+    re-run ingestion job, 14,768 order rows) read "valid" on Spark while the local engine
+    named them. One aggregation per table (the same class of cost as the order-id check)."""
+    from pyspark.sql import functions as F
+
+    out: list[DataIssue] = []
+    for name, df in frames.items():
+        cols = [c for c in df.columns if c not in ("_bad", EMPTY) and not c.startswith("_raw_")]
+        twice = df.groupBy(*cols).agg(F.count(F.lit(1)).alias("_times")).where("_times > 1")
+        n = twice.agg(F.sum(F.col("_times") - 1)).first()
+        if n is None or not n[0]:
+            continue
+        keys = [c for c in SORT_KEYS[name] if c in cols]
+        shown = twice.orderBy(*(F.asc_nulls_last(c) for c in keys)).limit(3).collect()
+        examples = tuple(
+            ", ".join(f"{c}={_shown(r[c])}" for c in keys) + f" ({r['_times']} times)"
+            for r in shown
+        )
+        out.append(
+            DataIssue(
+                name,
+                None,
+                REPEATED_ROWS,
+                repeated_rows_remedy(name),
+                examples,
+                int(n[0]),
+                "warning",
+            )
+        )
+    return out
+
+
+def _shown(value: Any) -> str:
+    """A cell of an example row: a date as its day, anything else as the loader shows it."""
+    if isinstance(value, datetime):  # pd.Timestamp too
+        return str(pd.Timestamp(value).date())
+    return show_cell(value)
+
+
+def _known_date(table: str, frame: DataFrame) -> Column:
+    """The date a row of ``table`` is known from (:func:`ka_ml.data.validate.known_dates`):
+    its event date; a contract's signed_date where it has one."""
+    from pyspark.sql import functions as F
+
+    day = F.col(EVENT_DATE[table])
+    if table == "contracts" and SIGNED_DATE in frame.columns:
+        day = F.coalesce(F.col(SIGNED_DATE), day)
+    return day
 
 
 def _spark_order_id_issues(orders: DataFrame) -> list[DataIssue]:
@@ -528,8 +599,12 @@ def collect_history(
     return history_from_read(read, source, cfg, as_of)
 
 
-def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHistory:
-    """Read, type and check a source with Spark (see the module doc); raises every error."""
+def read_history(
+    spark: SparkSession, source: str, cfg: DataConfig, as_of: pd.Timestamp | None = None
+) -> SparkHistory:
+    """Read, type and check a source with Spark (see the module doc); raises every error.
+    The whole source is read (the features leave out what is dated on or after a scoring
+    date); ``as_of`` dates the warnings that look at the newest order, as the loader's."""
     from pyspark.sql import functions as F
 
     refuse_database_url(source)
@@ -564,7 +639,7 @@ def read_history(spark: SparkSession, source: str, cfg: DataConfig) -> SparkHist
     errors = [i for i in issues + found if i.level == "error"]
     if errors:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
-    found += _spark_order_notes(frames)
+    found += _repeated_rows(frames) + _spark_order_notes(frames, as_of)
     frames, merged, n_merged = _roll_up_merged(frames)
     if errors := [i for i in merged if i.level == "error"]:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
