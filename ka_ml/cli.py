@@ -317,9 +317,11 @@ def validate(
         out.print(f"  fingerprint {s['fingerprint']}")
         dated = date_warnings(h, cfg, _today())
         mail = _address_warnings(h, cfg)
+        # Spark: the repeated rows are counted here only (the loader says them as it reads)
+        repeats = h.repeated_rows(cfg.data) if hasattr(h, "repeated_rows") else ()
         for note in getattr(h, "conversions", ()):  # money in other currencies, converted
             out.print(f"  note: {note}", soft_wrap=True)
-        for w in (*h.warnings, *dated, *mail):
+        for w in (*h.warnings, *repeats, *dated, *mail):
             out.print(f"  [yellow]warning[/]: {w}", soft_wrap=True)
 
     _run(debug, go)

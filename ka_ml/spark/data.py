@@ -20,8 +20,9 @@ guessing of other formats is not repeated on Spark: set ``date_format`` for such
 Dates are days; each date column's time of day rides along hidden (``_clock_<column>``) so
 that exact duplicate rows - equal with their time of day, as in the loader - and rows of
 accounts missing from the accounts table are dropped inside each account bucket
-(:func:`ka_ml.spark.kernel.unpack`), which costs no extra shuffle; the repeats are also
-counted once per table for the loader's warning (one aggregation each).
+(:func:`ka_ml.spark.kernel.unpack`), which costs no extra shuffle; ``validate --engine
+spark`` also counts the repeats per table for the loader's warning
+(:meth:`SparkHistory.repeated_rows`, one aggregation each).
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class SparkHistory:
     counts: Mapping[str, int] | None = None
     accounts_merged: int = 0  # as History's
     conversions: tuple[str, ...] = field(default_factory=tuple)  # as History's
+    read_frames: Mapping[str, DataFrame] = field(default_factory=dict)  # typed, as read
 
     @property
     def spark(self) -> SparkSession:
@@ -168,6 +170,14 @@ class SparkHistory:
 
     def has(self, table: str) -> bool:
         return table in self.frames
+
+    def repeated_rows(self, cfg: DataConfig) -> tuple[str, ...]:
+        """The loader's warning on rows that exactly repeat an earlier row, per table
+        (:func:`_repeated_rows`): asked by ``validate --engine spark``. Score and train
+        drop the repeats inside each account's bucket without a line; counting them costs
+        an aggregation of every table over all its columns (+10 s on 2.4M rows on 2 cores,
+        about half again a read), which a weekly run on a cluster should not pay."""
+        return tuple(in_source_names(i, cfg).render() for i in _repeated_rows(self.read_frames))
 
     def table(self, name: str) -> DataFrame | None:
         """A table's contract columns (without the hidden times of day), or None."""
@@ -415,7 +425,7 @@ def _repeated_rows(frames: Mapping[str, DataFrame]) -> list[DataIssue]:
     of day), per table, with the count and three examples. The kernel drops them inside each
     account's bucket without a word; a user's lake with one partition file copied twice (a
     re-run ingestion job, 14,768 order rows) read "valid" on Spark while the local engine
-    named them. One aggregation per table (the same class of cost as the order-id check)."""
+    named them."""
     from pyspark.sql import functions as F
 
     out: list[DataIssue] = []
@@ -639,7 +649,8 @@ def read_history(
     errors = [i for i in issues + found if i.level == "error"]
     if errors:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
-    found += _repeated_rows(frames) + _spark_order_notes(frames, as_of)
+    found += _spark_order_notes(frames, as_of)
+    read_frames = frames
     frames, merged, n_merged = _roll_up_merged(frames)
     if errors := [i for i in merged if i.level == "error"]:
         raise DataValidationError([in_source_names(i, cfg) for i in errors])
@@ -666,7 +677,13 @@ def read_history(
     rendered = tuple(i.render() for i in warnings)
     converted = tuple(in_source_names(i, cfg).render() for i in found if is_conversion(i))
     return SparkHistory(
-        typed_frames, source, rendered, counts, accounts_merged=n_merged, conversions=converted
+        typed_frames,
+        source,
+        rendered,
+        counts,
+        accounts_merged=n_merged,
+        conversions=converted,
+        read_frames=read_frames,
     )
 
 
