@@ -159,6 +159,7 @@ class SparkHistory:
     accounts_merged: int = 0  # as History's
     conversions: tuple[str, ...] = field(default_factory=tuple)  # as History's
     read_frames: Mapping[str, DataFrame] = field(default_factory=dict)  # typed, as read
+    _days: dict[str, pd.Series] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def spark(self) -> SparkSession:
@@ -254,9 +255,12 @@ class SparkHistory:
     def day_counts(self, table: str) -> pd.Series:
         """Rows per day of ``table``'s event date (sorted by day): at most a few thousand
         values, collected for the driver's data checks (late feeds and orders, rows after
-        the as-of), which read the same days as the local engine's."""
+        the as-of), which read the same days as the local engine's. Aggregated once per
+        table (``validate`` asks for the orders' twice)."""
         from pyspark.sql import functions as F
 
+        if table in self._days:
+            return self._days[table]
         frame = self.frames[table]
         got = (
             frame.groupBy(F.to_date(_known_date(table, frame)).alias("day"))
@@ -265,7 +269,8 @@ class SparkHistory:
             .toPandas()
         )
         days = pd.DatetimeIndex(pd.to_datetime(got["day"]), name="day")
-        return pd.Series(got["count"].to_numpy("int64"), index=days).sort_index()
+        self._days[table] = pd.Series(got["count"].to_numpy("int64"), index=days).sort_index()
+        return self._days[table]
 
     @property
     def first_date(self) -> pd.Timestamp:
