@@ -884,6 +884,41 @@ def test_spark_reads_hive_partitioned_table_folders_and_names_a_folder_it_cannot
     assert collected.fingerprint() == local.fingerprint()
 
 
+@apply(needs_spark)
+def test_spark_names_the_part_file_of_a_lake_table_that_lacks_a_required_value(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """One partition file written without ``amount``: 14,768 rows "required values are
+    missing" on a user's lake, and no word of which of its files to re-export. The examples
+    say the part (from the table's folder); a table read from one file says no part."""
+    from pyspark.sql import functions as F
+
+    from ka_ml.spark.data import read_history
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    shutil.copy(demo_dir / "accounts.csv", lake / "accounts.csv")
+    orders = spark.read.option("header", True).csv(str(demo_dir / "orders.csv"))
+    year = F.substring("order_date", 1, 4)
+    orders = orders.withColumn(
+        "amount", F.when(year == "2025", F.lit(None)).otherwise(F.col("amount"))
+    )
+    orders.withColumn("year", year).write.partitionBy("year").parquet(str(lake / "orders"))
+    with pytest.raises(DataValidationError) as e:
+        read_history(spark, str(lake), Config().data)
+    text = e.value.render()
+    assert "column 'amount': required values are missing" in text
+    assert text.count(" in orders/year=2025/part-") == 3, text
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(demo_dir / "accounts.csv", flat / "accounts.csv")
+    orders.toPandas().to_csv(flat / "orders.csv", index=False)
+    with pytest.raises(DataValidationError) as e:
+        read_history(spark, str(flat), Config().data)
+    assert "required values are missing" in e.value.render()
+    assert " in orders" not in e.value.render()
+
+
 def test_train_reads_with_spark_only_what_this_machine_cannot_read(tmp_path: Path) -> None:
     """`train --engine spark --data catalog:main.sales` refused ("the required table is
     missing ... found nothing"): training reads its data on this machine, where metastore
