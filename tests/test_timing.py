@@ -373,7 +373,7 @@ def test_completed_coverage_recovers_the_true_share_that_determinable_rows_miss(
     q = quantiles_from_cdf(F, EDGES, (0.1, 0.9))
     lo, hi = q.iloc[:, 0].to_numpy(), q.iloc[:, 1].to_numpy()
     assert np.isnan(hi).all()  # F tops out at 0.75: the interval is open
-    f = cdf_at(F[:1], EDGES, lo[:1])[0]
+    f = cdf_at(F[:1], EDGES, np.floor(lo[:1]))[0]  # from the start of the p10 date's day
     truth = (0.75 * (1 - np.exp(-365 / 40)) - f) / (0.75 * (1 - np.exp(-365 / 40)))
     done = completed_interval_coverage(F, EDGES, d, e, lo, hi)
     seen, _ = interval_coverage(d, e, lo, hi)
@@ -391,3 +391,23 @@ def test_completed_coverage_equals_the_plain_share_when_every_row_is_determinabl
     seen, n = interval_coverage(d, e, lo, hi)
     assert n == 4 and seen == pytest.approx(0.25)
     assert completed_interval_coverage(F, EDGES, d, e, lo, hi) == pytest.approx(0.25)
+
+
+def test_forecast_dates_name_the_day_a_quantile_falls_on() -> None:
+    """A weekly buyer certain to order within the week, any day alike (days 0-6 after the
+    as-of, 0 the as-of day): its median day is 3 (an order by it 4 times in 7, before it 3),
+    its p10 day 0 and its p90 day 6. The dates were ceil(t): day 4, and a p10 of day 1 that
+    never covered an order on the as-of day (a user's weekly buyers ordered before the p10
+    date 39% of the time). Coverage is judged on the same days, ends included."""
+    from ka_ml.modeling.evaluate import interval_coverage
+    from ka_ml.modeling.timing import forecast_day
+
+    edges = np.array([0.0, 7.0, 14.0])
+    F = np.array([[1.0, 1.0]])
+    q = quantiles_from_cdf(F, edges, (0.1, 0.5, 0.9))
+    assert q.to_numpy().tolist() == [[pytest.approx(0.7), 3.5, pytest.approx(6.3)]]
+    assert forecast_day(q.to_numpy()[0]).tolist() == [0.0, 3.0, 6.0]
+    days = np.arange(7.0)
+    lo, hi = np.full(7, q.iloc[0, 0]), np.full(7, q.iloc[0, 2])
+    assert interval_coverage(days, np.ones(7, bool), lo, hi) == (1.0, 7)
+    assert np.isnan(forecast_day(np.array([np.nan]))).all()  # open stays open

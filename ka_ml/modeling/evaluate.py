@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.modeling import metrics as M
-from ka_ml.modeling.timing import cdf_at
+from ka_ml.modeling.timing import cdf_at, forecast_day
 
 
 def churn_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -98,18 +98,25 @@ def short_window_notes(dates: Any, follow_up: np.ndarray, windows: list[int]) ->
     return notes
 
 
+def _interval_days(q10: Any, q90: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last day of the [p10, p90] dates (an open end: day 0, no last day)."""
+    lo = np.nan_to_num(forecast_day(q10), nan=0.0)
+    hi = forecast_day(q90)
+    return lo, np.where(np.isnan(hi), np.inf, hi)
+
+
 def interval_coverage(
     duration: np.ndarray, event: np.ndarray, q10: np.ndarray, q90: np.ndarray
 ) -> tuple[float, int]:
-    """Share of determinable rows whose next order falls inside [p10, p90].
+    """Share of determinable rows whose next order falls inside [p10, p90]: on the days the
+    dates name (:func:`~ka_ml.modeling.timing.forecast_day`), ends included.
 
     Determinable: the order was observed (covered iff inside), or the row was censored
     after p90 (then certainly not covered). Rows censored before p90 are undetermined.
     """
     d = np.asarray(duration, float)
     e = np.asarray(event, bool)
-    hi = np.where(np.isnan(q90), np.inf, q90)
-    lo = np.nan_to_num(q10, nan=0.0)
+    lo, hi = _interval_days(q10, q90)
     covered = e & (d >= lo) & (d <= hi)
     known = e | (d > hi)
     n = int(known.sum())
@@ -139,17 +146,17 @@ def completed_interval_coverage(
     d = np.asarray(duration, float)
     e = np.asarray(event, bool)
     R = float(edges[-1])
-    lo = np.nan_to_num(np.asarray(q10, float), nan=0.0)
-    hi = np.where(np.isnan(q90), np.inf, q90)
+    lo, hi = _interval_days(q10, q90)
     covered = (e & (d >= lo) & (d <= hi)).astype(float)
     known = (e | (d > hi)).astype(float)
     open_ = ~e & (d <= hi) & (d < R)
     surv = np.clip(1.0 - cdf_at(F, edges, d), 1e-12, 1.0)
     f_end = cdf_at(F, edges, np.full(len(d), R))
-    a, b = np.maximum(lo, d), np.minimum(hi, R)
+    end = hi + 1.0  # the curve's time where the p90 date's day ends
+    a, b = np.maximum(lo, d), np.minimum(end, R)
     inside = np.clip(cdf_at(F, edges, b) - cdf_at(F, edges, np.minimum(a, R)), 0.0, None)
     p_cov = np.where(b > a, inside / surv, 0.0)
-    p_det = np.where(hi < R, 1.0, np.clip(f_end - (1.0 - surv), 0.0, None) / surv)
+    p_det = np.where(end < R, 1.0, np.clip(f_end - (1.0 - surv), 0.0, None) / surv)
     covered = np.where(open_, p_cov, covered)
     known = np.where(open_, p_det, known)
     total = float(known.sum())

@@ -21,6 +21,7 @@ from ka_ml.errors import ModelError
 from ka_ml.features.build import build_features
 from ka_ml.features.catalog import ABC_CATEGORIES, n_days
 from ka_ml.features.portfolio import sticky_tiers, tier_position
+from ka_ml.modeling.timing import forecast_day
 from ka_ml.scoring.explain import (
     changes_since,
     lead_flagged_with_what_raised,
@@ -114,8 +115,9 @@ class Models:
 _QUANTILES = ("q10", "q50", "q90")  # the timing model's interval and median, in days
 
 
-def _days_to_dates(as_of: pd.Timestamp, days: pd.Series) -> pd.Series:
-    d = pd.to_timedelta(np.ceil(days.to_numpy(float)), unit="D")
+def _days_to_dates(as_of: pd.Timestamp, days: pd.Series) -> pd.Index:
+    """The date of each forecast's day (:func:`ka_ml.modeling.timing.forecast_day`)."""
+    d = pd.to_timedelta(forecast_day(days.to_numpy(float)), unit="D")
     return (as_of + d).astype("datetime64[us]")
 
 
