@@ -1144,6 +1144,33 @@ def test_spark_judges_renewed_running_contracts_and_credits_as_of_the_scoring_da
 
 
 @apply(needs_spark)
+def test_spark_warns_of_order_amounts_in_cents_from_one_day_on_like_the_loader(
+    spark: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    """A new ERP's cents from one day on: the same warning, day and factor on both engines,
+    judged on the rows before the as-of."""
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    orders = pd.read_csv(data / "orders.csv")
+    late = orders["order_date"] >= "2026-03-02"
+    orders.loc[late, "amount"] = orders.loc[late, "amount"] * 100
+    orders.to_csv(data / "orders.csv", index=False)
+    cfg = Config()
+
+    def said(warnings: tuple[str, ...]) -> list[str]:
+        return [w.split(". Examples")[0] for w in warnings if "change of units" in w]
+
+    local = said(load_history(str(data), cfg.data).warnings)
+    assert len(local) == 1 and "from 2026-03-02 on are about 100 times" in local[0]
+    assert said(read_history(spark, str(data), cfg.data).warnings) == local
+    before = pd.Timestamp("2026-03-01")
+    assert not said(read_history(spark, str(data), cfg.data, before).warnings)
+
+
+@apply(needs_spark)
 def test_spark_warns_of_rows_repeated_exactly_like_the_loader(
     spark: Any, demo_dir: Path, tmp_path: Path
 ) -> None:

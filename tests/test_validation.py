@@ -1253,3 +1253,66 @@ def test_currency_rates_are_checked_when_the_config_is_read() -> None:
     for bad in ({"EUR": 0}, {"eur": 1, "EUR": 1}, {"USD": -1}):
         with pytest.raises(ValidationError):
             DataConfig(currency_rates=bad)
+
+
+def _amount_days(jump_day: str, factor: float, seed: int = 0) -> pd.DataFrame:
+    """A year of order lines (40 a day, log-normal amounts around 500) whose amounts are
+    ``factor`` times larger from ``jump_day`` on."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2025-01-01", "2025-12-31", freq="D").repeat(40)
+    amount = np.exp(rng.normal(np.log(500), 0.8, len(days)))
+    amount = np.where(days >= pd.Timestamp(jump_day), amount * factor, amount)
+    return pd.DataFrame({"order_date": days, "amount": amount})
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    day=st.dates(
+        min_value=pd.Timestamp("2025-03-01").date(), max_value=pd.Timestamp("2025-11-20").date()
+    ),
+    factor=st.sampled_from([100.0, 1000.0, 0.01, 0.001, 25.0]),
+    seed=st.integers(0, 1000),
+)
+def test_a_change_of_units_in_the_order_amounts_is_found_on_its_day(
+    day: object, factor: float, seed: int
+) -> None:
+    """A new ERP sending cents from one day on: found on that day, with both levels."""
+    from ka_ml.data.validate import amount_scale_break, order_amount_days
+
+    found = amount_scale_break(order_amount_days(_amount_days(str(day), factor, seed)))
+    assert found is not None and found.day == pd.Timestamp(str(day))
+    assert found.after / found.before == pytest.approx(factor, rel=0.25)
+
+
+@settings(max_examples=25, deadline=None)
+@given(factor=st.sampled_from([1.08, 0.9, 3.0, 0.2, 12.0]), seed=st.integers(0, 1000))
+def test_price_moves_and_new_segments_are_not_a_change_of_units(factor: float, seed: int) -> None:
+    from ka_ml.data.validate import amount_scale_break, order_amount_days
+
+    assert amount_scale_break(order_amount_days(_amount_days("2025-07-14", factor, seed))) is None
+
+
+def test_validate_warns_of_order_amounts_in_cents_from_one_day_on(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """u31: order lines from 1 September in cents; validate said "valid" and 50 of 94 reds
+    read "Spend in the last 30 days: 5,322,759 EUR". The loader names the day and the factor."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    orders = pd.read_csv(data / "orders.csv")
+    late = orders["order_date"] >= "2026-03-02"
+    orders.loc[late, "amount"] = orders.loc[late, "amount"] * 100
+    orders.to_csv(data / "orders.csv", index=False)
+    said = [w for w in load_history(str(data), DataConfig()).warnings if "change of units" in w]
+    assert len(said) == 1
+    assert said[0].startswith(
+        "table 'orders', column 'amount': order amounts from 2026-03-02 on are about 100 "
+        "times those before"
+    )
+    assert not any(
+        "change of units" in w for w in load_history(str(demo_dir), DataConfig()).warnings
+    )

@@ -172,6 +172,7 @@ def validate_tables(
         + merged
         + renewed_while_running(history)
         + _credits_over_spend(history)
+        + _amount_scale(history)
         + order_id_issues(history.orders),
     )
 
@@ -229,6 +230,127 @@ def _credits_over_spend(history: History) -> list[DataIssue]:
         )
     )
     return [credits_over_spend_issue(len(over), len(culprits), examples)]
+
+
+SCALE_JUMP = 20.0
+"""Order amounts whose level moves this many times (or to this fraction) from one month to
+the next, and stays there, changed units (cents, thousands), not business: a price rise is
+a few percent, a new segment a few times."""
+SCALE_MIN_ROWS = 30  # order lines a month needs for its level to count
+
+
+@dataclass(frozen=True)
+class ScaleBreak:
+    """Where the order amounts' level jumps: the first day at the new level, the levels
+    (median amount per order line) before and after, and the order lines from it on."""
+
+    day: pd.Timestamp
+    before: float
+    after: float
+    rows: int
+
+
+def amount_scale_break(days: pd.DataFrame) -> ScaleBreak | None:
+    """The first lasting jump of :data:`SCALE_JUMP` in the order amounts' level, or None.
+
+    ``days``: per order day, ``rows`` (positive amounts) and ``log_median`` (the lower
+    median of those amounts' base-10 logarithms): what both engines aggregate. A month's level is the row-weighted
+    median of its days'; a jump between months with :data:`SCALE_MIN_ROWS` lines each
+    counts when the months after it, together, stay that far from the months before. The
+    day is where a split of the two months fits the two levels best (a user's new ERP sent
+    cents from 1 September: validate said "valid", and 50 of 94 reds read "Spend in the last
+    30 days: 5,322,759 EUR")."""
+    if days.empty:
+        return None
+    d = days.sort_values("day").reset_index(drop=True)
+    month = d["day"].dt.to_period("M")
+
+    def level(rows: pd.DataFrame) -> float:
+        order = rows.sort_values("log_median")
+        cum = order["rows"].cumsum().to_numpy()
+        return float(order["log_median"].to_numpy()[np.searchsorted(cum, cum[-1] / 2.0)])
+
+    months = [(m, g) for m, g in d.groupby(month, sort=True) if g["rows"].sum() >= SCALE_MIN_ROWS]
+    jump = np.log10(SCALE_JUMP)
+    for k in range(1, len(months)):
+        prev, cur = months[k - 1][1], months[k][1]
+        if abs(level(cur) - level(prev)) < jump:
+            continue
+        before = pd.concat([g for _, g in months[:k]])
+        after = pd.concat([g for _, g in months[k:]])
+        lb, la = level(before), level(after)
+        if abs(la - lb) < jump:
+            continue
+        window = pd.concat([prev, cur])
+        w, lm = window["rows"].to_numpy(float), window["log_median"].to_numpy(float)
+        cost_b = np.concatenate([[0.0], np.cumsum(w * np.abs(lm - lb))])
+        cost_a = np.concatenate([np.cumsum((w * np.abs(lm - la))[::-1])[::-1], [0.0]])
+        split = int(np.argmin(cost_b[:-1] + cost_a[:-1]))  # at least one day after
+        day = pd.Timestamp(window["day"].iloc[split])
+        rows = int(d.loc[d["day"] >= day, "rows"].sum())
+        return ScaleBreak(day, float(10**lb), float(10**la), rows)
+    return None
+
+
+def order_amount_days(orders: pd.DataFrame) -> pd.DataFrame:
+    """:func:`amount_scale_break`'s input from an orders frame."""
+    pos = orders.loc[orders["amount"] > 0, ["order_date", "amount"]]
+    if pos.empty:
+        return pd.DataFrame(
+            {"day": pd.Series(dtype="datetime64[ns]"), "rows": [], "log_median": []}
+        )
+    g = np.log10(pos["amount"].to_numpy(float))
+    by = pd.Series(g).groupby(pos["order_date"].dt.normalize().to_numpy())
+    # the lower median (an amount of the day, as Spark's percentile_approx gives it)
+    out = pd.DataFrame(
+        {"rows": by.size(), "log_median": by.quantile(0.5, interpolation="lower")}
+    ).reset_index(names="day")
+    return out
+
+
+def amount_scale_issue(found: ScaleBreak, examples: tuple[str, ...]) -> DataIssue:
+    """The warning of a :class:`ScaleBreak` (both engines say the same)."""
+    ratio = found.after / found.before
+    up = ratio >= 1
+    factor = ratio if up else 1 / ratio
+    power = 10 ** round(np.log10(factor))
+    near = abs(factor / power - 1) < 0.2  # 100 times, not 97
+    said = f"{power:,.0f}" if near else f"{factor:,.0f}"
+    how = f"about {said} times" if up else f"about 1/{said} of"
+    return DataIssue(
+        "orders",
+        "amount",
+        f"order amounts from {found.day.date()} on are {how} those before (median per "
+        f"order line {found.after:,.2f} against {found.before:,.2f}): a change of units in "
+        "the export (cents, thousands)? Spend, revenue shares, tiers and revenue at risk read "
+        "them as they are, and the models see customers whose spend leapt",
+        "export every order in one unit (restate the amounts on one side of that day), or "
+        "correct the export; nothing to do if the business really changed this much.",
+        examples=examples,
+        n_rows=found.rows,
+        level="warning",
+    )
+
+
+def _amount_scale(history: History) -> list[DataIssue]:
+    """:func:`amount_scale_issue` of the orders, with three lines from the jump's day on."""
+    o = history.orders
+    if o.empty or "amount" not in o:
+        return []
+    found = amount_scale_break(order_amount_days(o))
+    if found is None:
+        return []
+    rows = o[(o["order_date"] >= found.day) & (o["amount"] > 0)].nsmallest(3, "order_date")
+    examples = tuple(
+        f"account_id={show_cell(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f}"
+        for a, d, x in zip(
+            rows["account_id"].astype(object),
+            rows["order_date"].to_numpy(),
+            rows["amount"].to_numpy(float),
+            strict=True,
+        )
+    )
+    return [amount_scale_issue(found, examples)]
 
 
 def credits_over_spend_issue(accounts: int, rows: int, examples: tuple[str, ...]) -> DataIssue:

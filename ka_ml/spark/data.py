@@ -77,6 +77,8 @@ from ka_ml.data.validate import (
     SURVEY_SCALE,
     SURVEY_SCALE_FIX,
     TRAILING_MINUS,
+    amount_scale_break,
+    amount_scale_issue,
     bad_remedy,
     blank_remedy,
     case_twins_texts,
@@ -409,6 +411,7 @@ def _spark_order_notes(
             for r in rows
         )
         out.append(credits_over_spend_issue(n_over, culprits.count(), examples))
+    out += _spark_amount_scale(orders)
     if "order_id" in orders.columns:
         out += _spark_order_id_issues(orders.where(F.col("order_id").isNotNull()))
     contracts = frames.get("contracts")
@@ -465,6 +468,34 @@ def _shown(value: Any) -> str:
     if isinstance(value, datetime):  # pd.Timestamp too
         return str(pd.Timestamp(value).date())
     return show_cell(value)
+
+
+def _spark_amount_scale(orders: DataFrame) -> list[DataIssue]:
+    """:func:`ka_ml.data.validate.amount_scale_break` with Spark: the order days' line counts
+    and median log amounts (a few thousand rows) come to the driver; the same warning."""
+    from pyspark.sql import functions as F
+
+    pos = orders.where(F.col("amount") > 0)
+    days = (
+        pos.groupBy(F.to_date("order_date").alias("day"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.percentile_approx(F.log10("amount"), 0.5, 10_000).alias("log_median"),
+        )
+        .toPandas()
+    )
+    days["day"] = pd.to_datetime(days["day"])
+    found = amount_scale_break(days)
+    if found is None:
+        return []
+    first = pos.where(F.col("order_date") >= F.lit(found.day.to_pydatetime()))
+    rows = first.orderBy("order_date", "account_id").limit(3).collect()
+    examples = tuple(
+        f"account_id={show_cell(r['account_id'])}, order_date={pd.Timestamp(r['order_date']).date()}"
+        f", amount={float(r['amount']):,.2f}"
+        for r in rows
+    )
+    return [amount_scale_issue(found, examples)]
 
 
 def _known_date(table: str, frame: DataFrame) -> Column:
