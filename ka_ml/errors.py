@@ -6,7 +6,8 @@ The CLI turns any :class:`KaMlError` into a one-paragraph message and a non-zero
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -107,3 +108,39 @@ def stop_if_signalled() -> None:
     if SIGNALS_RECEIVED:
         signum = SIGNALS_RECEIVED[0]
         raise KeyboardInterrupt("Ctrl-C") if signum == 2 else Terminated(signum)
+
+
+@contextmanager
+def signals_held(what: str) -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the block to end, then stop the command as they would
+    have: for writes a database must finish or roll back in one piece. A user's Ctrl-C while
+    `train` registered its models cut an SQLite insert short; its open transaction held the
+    database, marking the run failed waited 20 s and gave "database is locked", exit 1, the
+    run left RUNNING. Outside the main thread (no signal handlers there) the block just runs.
+    """
+    import logging
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if not held:
+            logging.getLogger("ka_ml").warning(
+                "%s: finishing %s first (a few seconds), then stopping",
+                "Ctrl-C" if signum == signal.SIGINT else f"signal {signum}",
+                what,
+            )
+        held.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if held:
+        raise KeyboardInterrupt("Ctrl-C") if held[0] == signal.SIGINT else Terminated(held[0])

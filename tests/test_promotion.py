@@ -731,6 +731,48 @@ def test_a_registration_cut_short_leaves_the_registry_as_it_was(
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
+def test_ctrl_c_while_registering_waits_for_the_database_then_rolls_back(
+    trained: Any, tmp_path: Path, mlflow_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real Ctrl-C (SIGINT) while the churn model is being registered: the registration's
+    writes finish (a user's Ctrl-C had cut an SQLite insert short, and marking the run
+    failed then met "database is locked": exit 1, run RUNNING), then the command stops as
+    Ctrl-C does: both versions rolled back, the run FAILED, the handlers put back."""
+    import os
+    import signal
+
+    from conftest import registry_state
+    from mlflow.tracking import MlflowClient
+
+    from ka_ml.jobs.train import run_training
+    from ka_ml.modeling import registry
+
+    cfg = small_config(tmp_path, tuning={"n_trials": 1, "timeout_seconds": 60, "n_folds": 2})
+    run_training(trained.history, cfg, trained.report.as_of, progress=lambda s: None)
+    before = {k: v for k, v in registry_state(cfg).items() if k != "runs"}
+    real = registry.log_and_register
+    registered: list[str] = []
+
+    def interrupted(model: Any, kind: str, *args: Any) -> str:
+        if kind == "churn":
+            os.kill(os.getpid(), signal.SIGINT)  # held: the registration goes on
+        registered.append(kind)
+        return real(model, kind, *args)
+
+    monkeypatch.setattr(registry, "log_and_register", interrupted)
+    newer = trained.report.as_of + pd.Timedelta(days=7)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(trained.history, cfg, newer, progress=lambda s: None)
+    assert registered == ["churn", "timing"]  # both written whole, then undone
+    assert {k: v for k, v in registry_state(cfg).items() if k != "runs"} == before
+    client = MlflowClient(tracking_uri=registry.tracking_uri(cfg))
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    runs = client.search_runs([exp.experiment_id], f"attributes.run_name = 'train-{newer.date()}'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
 def test_sigterm_stops_a_command_as_ctrl_c_does() -> None:
     """... with SIGTERM's own exit code, 143 (128 + 15), not Ctrl-C's 130."""
     import os

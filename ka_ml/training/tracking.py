@@ -18,7 +18,7 @@ import yaml
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.errors import ModelError
+from ka_ml.errors import ModelError, signals_held
 from ka_ml.modeling import metrics as M
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
@@ -408,55 +408,56 @@ def promote(
     # scheduler) leaves no half-registered pair and no moved alias behind
     before = {name: registry.aliases(client, name) for _, name, *_ in plan}
     try:
-        for kind, name, model, metric, ece in plan:
-            p_churn = ev.test_predictions["churn_probability"].to_numpy(float)
-            champ = _champion_scores(client, name, kind, folds, cfg, p_churn)
-            version = registry.log_and_register(
-                model, kind, name, example, cfg.labels.purchase_windows
-            )
-            ceiling = cfg.mlflow.calibration_ceiling if ece is not None else None
-            if champ.saw_every_row(metric):
-                decision = registry.fresher_decision(
-                    f"v{champ.version}",
-                    champ.trained_as_of,
-                    as_of,
-                    ece=ece,
-                    ece_ceiling=ceiling,
-                    ece_chance=chance,
-                    holds_baselines=beats_baselines.get(kind) or holds.get(kind),
-                    beats_baselines=beats_baselines.get(kind),
-                    champion_warning=champ.warning,
-                    by_hand=f"`ka-ml promote {name} {version}` by hand",
+        with signals_held("registering the models"):
+            for kind, name, model, metric, ece in plan:
+                p_churn = ev.test_predictions["churn_probability"].to_numpy(float)
+                champ = _champion_scores(client, name, kind, folds, cfg, p_churn)
+                version = registry.log_and_register(
+                    model, kind, name, example, cfg.labels.purchase_windows
                 )
-            else:
-                decision = registry.promotion_decision(
-                    candidate_scores(kind, ev, folds, champ.unseen, cfg),
-                    champ.scores,
-                    metric=metric,
-                    margin=cfg.mlflow.promotion_margin,
-                    ece=ece,
-                    ece_ceiling=ceiling,
-                    ece_chance=chance,
-                    beats_baselines=beats_baselines.get(kind),
-                    champion_warning=champ.warning,
-                    trails=trails.get(kind, ""),
-                    ahead=ahead.get(kind, ""),
-                    by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
+                ceiling = cfg.mlflow.calibration_ceiling if ece is not None else None
+                if champ.saw_every_row(metric):
+                    decision = registry.fresher_decision(
+                        f"v{champ.version}",
+                        champ.trained_as_of,
+                        as_of,
+                        ece=ece,
+                        ece_ceiling=ceiling,
+                        ece_chance=chance,
+                        holds_baselines=beats_baselines.get(kind) or holds.get(kind),
+                        beats_baselines=beats_baselines.get(kind),
+                        champion_warning=champ.warning,
+                        by_hand=f"`ka-ml promote {name} {version}` by hand",
+                    )
+                else:
+                    decision = registry.promotion_decision(
+                        candidate_scores(kind, ev, folds, champ.unseen, cfg),
+                        champ.scores,
+                        metric=metric,
+                        margin=cfg.mlflow.promotion_margin,
+                        ece=ece,
+                        ece_ceiling=ceiling,
+                        ece_chance=chance,
+                        beats_baselines=beats_baselines.get(kind),
+                        champion_warning=champ.warning,
+                        trails=trails.get(kind, ""),
+                        ahead=ahead.get(kind, ""),
+                        by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
+                    )
+                registry.set_alias(client, name, decision.alias, version)
+                replaced = before[name].get(registry.CHAMPION)
+                if decision.promote and replaced and replaced != version:
+                    # the replaced champion stays in view for a rollback, as `ka-ml promote` does
+                    registry.set_alias(client, name, registry.CHALLENGER, replaced)
+                versions[kind] = version
+                decisions[kind] = record_decision(
+                    kind,
+                    name,
+                    version,
+                    decision,
+                    (champ.version, champ.scores),
+                    beats_baselines.get(kind),
                 )
-            registry.set_alias(client, name, decision.alias, version)
-            replaced = before[name].get(registry.CHAMPION)
-            if decision.promote and replaced and replaced != version:
-                # the replaced champion stays in view for a rollback, as `ka-ml promote` does
-                registry.set_alias(client, name, registry.CHALLENGER, replaced)
-            versions[kind] = version
-            decisions[kind] = record_decision(
-                kind,
-                name,
-                version,
-                decision,
-                (champ.version, champ.scores),
-                beats_baselines.get(kind),
-            )
     except BaseException:
         run = mlflow.active_run()
         if run is not None:
