@@ -308,6 +308,9 @@ def test_the_digest_names_who_turned_red_why_and_what_to_do() -> None:
     assert "A1 Holdings" in turned and "risk 62% (was 30%, +32 pts)" in turned
     assert "Why: No order for 40 days (raises risk)" in turned
     assert "Do: Call the buyer this week." in turned
+    # when to call: the forecast the report's table gives (a user found it in no digest)
+    assert "Next order expected: 21 Jun 2026 (window 6 Jun – 31 Jul 2026)" in turned
+    assert "Next order expected:</span> 21 Jun 2026 (window 6 Jun – 31 Jul 2026)" in alice.html
     assert "NO LONGER RED, RISK DOWN (1)" in alice.text and "A3 Holdings" in alice.text
     assert "Top reasons: Purchase rhythm (2 accounts)" in alice.text
     # B2 is new (no previous light): it turned red; B1 rose 20 points

@@ -56,8 +56,15 @@ from ka_ml.delivery.addresses import (
 from ka_ml.errors import KaMlError
 from ka_ml.features import catalog
 from ka_ml.io import atomic_write_json, atomic_write_text
-from ka_ml.reporting.columns import SCORECARD, flag_col, num_col, text_col
-from ka_ml.reporting.formatting import fmt_date, fmt_index, fmt_money, fmt_pct, fmt_points
+from ka_ml.reporting.columns import SCORECARD, date_col, flag_col, num_col, text_col
+from ka_ml.reporting.formatting import (
+    fmt_date,
+    fmt_index,
+    fmt_money,
+    fmt_pct,
+    fmt_points,
+    fmt_range,
+)
 from ka_ml.reporting.html import render_report
 from ka_ml.reporting.run_notes import in_sample_note, manager_notes
 from ka_ml.reporting.summary import (
@@ -191,9 +198,24 @@ def _items(rows: pd.DataFrame, limit: int, by: str | None = None) -> list[dict[s
             "lapsed_why": text_col(shown, "lifecycle_reason"),
             "dep_index": num_col(shown, "dependency_index"),
             "dep_new": newly_alerted(shown),
+            "next": _next_order_text(shown),
         }
     )
     return [{str(k): v for k, v in r.items()} for r in view.to_dict("records")]
+
+
+def _next_order_text(shown: pd.DataFrame) -> pd.Series:
+    """'8 Dec 2026 (7 – 10 Dec 2026)': the expected next order and its 80% window, as the
+    report's table gives them ('' without a dated forecast). A user planning calls before
+    customers would order found the dates only in the report, none in the digests."""
+    nxt = date_col(shown, "expected_next_purchase_date")
+    lo = date_col(shown, "next_purchase_p10_date")
+    hi = date_col(shown, "next_purchase_p90_date")
+    texts = [
+        "" if pd.isna(n) else f"{fmt_date(n)} (window {fmt_range(a, b)})"
+        for n, a, b in zip(nxt, lo, hi, strict=True)
+    ]
+    return pd.Series(texts, index=shown.index, dtype=object)
 
 
 def _top_reasons(rows: pd.DataFrame, n: int = 3) -> list[dict[str, Any]]:
@@ -458,6 +480,9 @@ alert level {{ dependency_level|index }}{% endif %}{% if a.dep_new %} (new this 
 {% if a.changes %}
   Since last week: {{ a.changes }}
 {% endif %}
+{% if a.next and s.key not in lapsed_sections %}
+  Next order expected: {{ a.next }}
+{% endif %}
 {% if a.action %}
   Do: {{ a.action }}
 {% endif %}
@@ -532,6 +557,7 @@ win-back value <b>{{ a.win_back|money(cur) }}</b></li>
 {% if a.scorecard %}<br><span style="color:#52606d">Scorecard:</span> {{ a.scorecard }}{% endif %}
 {% if a.why %}<br><span style="color:#52606d">Why:</span> {{ a.why }}{% endif %}
 {% if a.changes %}<br><span style="color:#52606d">Since last week:</span> {{ a.changes }}{% endif %}
+{% if a.next %}<br><span style="color:#52606d">Next order expected:</span> {{ a.next }}{% endif %}
 {% if a.action %}<br><span style="color:#52606d">Do:</span> <b>{{ a.action }}</b>{% endif %}
 </li>
 {% endif %}
