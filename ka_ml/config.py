@@ -73,6 +73,16 @@ class ReadOptions(_Strict):
         "grouped by the decimal mark ('1.266' beside '438' under decimal '.'); false when "
         "three decimal places are real (amounts in KWD, BHD, OMR)",
     )
+    yes_no: dict[str, bool] = Field(
+        default_factory=dict,
+        description="more words (any case) read in the yes/no columns (tickets.is_complaint, "
+        "contracts.renewed), e.g. {complaint: true, question: false} for a ticket type column",
+    )
+
+    @field_validator("yes_no")
+    @classmethod
+    def _yes_no_words(cls, v: dict[str, bool]) -> dict[str, bool]:
+        return {str(k).strip().lower(): bool(b) for k, b in v.items()}
 
 
 class DataConfig(_Strict):

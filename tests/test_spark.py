@@ -1171,6 +1171,35 @@ def test_spark_warns_of_order_amounts_in_cents_from_one_day_on_like_the_loader(
 
 
 @apply(needs_spark)
+def test_spark_reads_the_users_yes_no_words_like_the_loader(spark: Any, tmp_path: Path) -> None:
+    """``data.read.yes_no``: a ticket type column read as is_complaint on both engines."""
+    from ka_ml.config import DataConfig, ReadOptions
+    from ka_ml.data.loader import load_history
+    from ka_ml.spark.data import read_history
+
+    pd.DataFrame(
+        {"account_id": ["A1", "A2"], "order_date": ["2024-01-02", "2024-01-03"], "amount": [1, 2]}
+    ).to_csv(tmp_path / "orders.csv", index=False)
+    pd.DataFrame(
+        {
+            "account_id": ["A1", "A2", "A1"],
+            "opened_at": ["2024-01-05", "2024-01-06", "2024-01-07"],
+            "type": ["Complaint", "question", "QUESTION"],
+        }
+    ).to_csv(tmp_path / "tickets.csv", index=False)
+    cfg = DataConfig(
+        columns={"tickets": {"is_complaint": "type"}},
+        read=ReadOptions(yes_no={"complaint": True, "question": False}),
+    )
+    local = load_history(tmp_path, cfg).tickets
+    got = read_history(spark, str(tmp_path), cfg).frames["tickets"].toPandas()
+    key = ["account_id", "opened_at"]
+    assert local is not None
+    want = local.sort_values(key)["is_complaint"].tolist()
+    assert got.sort_values(key)["is_complaint"].tolist() == want == [True, False, False]
+
+
+@apply(needs_spark)
 def test_spark_warns_of_rows_repeated_exactly_like_the_loader(
     spark: Any, demo_dir: Path, tmp_path: Path
 ) -> None:

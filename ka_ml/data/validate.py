@@ -1650,7 +1650,7 @@ def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
     if kind == "float":
         return _coerce_floats(raw, read.decimal, check_grouping=read.grouping_check)
     if kind == "bool":
-        return _coerce_bools(raw)
+        return _coerce_bools(raw, read.yes_no)
     text = _stripped(_to_text(raw))
     blank = _is_missing(text) if kind == "id" else (text.isna() | (text == ""))
     none = pd.Series(False, index=raw.index)
@@ -1882,7 +1882,12 @@ def _clean_number(text: pd.Series, decimal: str) -> pd.Series:
     return t.mask(grouped, t.str.replace(",", "", regex=False))
 
 
-def _coerce_bools(raw: pd.Series) -> _Coerced:
+def yes_no_words(extra: Mapping[str, bool]) -> dict[str, bool]:
+    """The words read as yes/no: :data:`BOOL_TOKENS` and the user's ``data.read.yes_no``."""
+    return {**BOOL_TOKENS, **extra}
+
+
+def _coerce_bools(raw: pd.Series, extra: Mapping[str, bool] | None = None) -> _Coerced:
     if ptypes.is_bool_dtype(raw.dtype):
         values = raw.astype("boolean")
         return _Coerced(values, values.isna(), pd.Series(False, index=raw.index))
@@ -1893,7 +1898,7 @@ def _coerce_bools(raw: pd.Series) -> _Coerced:
         return _Coerced((f == 1).astype("boolean").mask(blank | bad), blank, bad)
     text = _to_text(raw).str.strip()
     blank = _is_missing(text)
-    values = text.str.lower().map(BOOL_TOKENS)
+    values = text.str.lower().map(yes_no_words(extra or {}))
     bad = ~blank & values.isna()
     return _Coerced(values.astype("boolean"), blank, bad)
 
@@ -1948,7 +1953,9 @@ def bad_remedy(kind: Kind, read: ReadOptions) -> str:
     if kind == "bool":
         return (
             "use true/false, yes/no, y/n or 1/0 (any case; ja/nein, oui/non, si/no, "
-            "wahr/falsch, vrai/faux are read too), or leave the cell blank."
+            "wahr/falsch, vrai/faux are read too), or leave the cell blank; for other words "
+            "(a ticket type: complaint, question) say what each means with data.read.yes_no: "
+            "{complaint: true, question: false}."
         )
     return "correct or remove these rows."
 

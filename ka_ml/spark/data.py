@@ -61,7 +61,6 @@ from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind
 from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
     BAD_PROBLEM,
-    BOOL_TOKENS,
     CURRENCY_CODE,
     EMPTY_ROWS,
     GROUPED_MIN_VALUES,
@@ -99,6 +98,7 @@ from ka_ml.data.validate import (
     show_cell,
     small_scale_issue,
     unknown_currency_texts,
+    yes_no_words,
     zero_twins_texts,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
@@ -117,8 +117,6 @@ SPARK_TYPES: Mapping[Kind, str] = {
     "float": "double",
     "bool": "boolean",
 }
-TRUE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if value)  # as the local reader
-FALSE_TOKENS = tuple(word for word, value in BOOL_TOKENS.items() if not value)
 _GROUPED_COMMA = r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$"
 _GROUPED_POINT = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
 _STRFTIME = {
@@ -949,7 +947,7 @@ def _coerce(col: Column, dtype: str, kind: Kind, read: ReadOptions) -> tuple[Col
         return _coerce_date(col, dtype, read)
     if kind == "float":
         return _coerce_float(col, dtype, numeric, read)
-    return _coerce_bool(col, dtype, numeric)
+    return _coerce_bool(col, dtype, numeric, read.yes_no)
 
 
 def _coerce_text(col: Column, kind: Kind, numeric: bool) -> tuple[Column, Column]:
@@ -1032,8 +1030,10 @@ def _coerce_float(
     return F.when(~infinite, value), present.isNotNull() & (value.isNull() | infinite)
 
 
-def _coerce_bool(col: Column, dtype: str, numeric: bool) -> tuple[Column, Column]:
-    """Booleans: typed as they are, 1/0, or the true/false words."""
+def _coerce_bool(
+    col: Column, dtype: str, numeric: bool, extra: Mapping[str, bool] | None = None
+) -> tuple[Column, Column]:
+    """Booleans: typed as they are, 1/0, or the true/false words (and ``data.read.yes_no``)."""
     from pyspark.sql import functions as F
 
     if dtype == "boolean":
@@ -1042,7 +1042,10 @@ def _coerce_bool(col: Column, dtype: str, numeric: bool) -> tuple[Column, Column
         f = col.cast("double")
         return F.when(f == 1, True).when(f == 0, False), col.isNotNull() & ~f.isin(0.0, 1.0)
     text = F.lower(F.trim(col.cast("string")))
-    value = F.when(text.isin(*TRUE_TOKENS), True).when(text.isin(*FALSE_TOKENS), False)
+    words = yes_no_words(extra or {})
+    true = [w for w, v in words.items() if v]
+    false = [w for w, v in words.items() if not v]
+    value = F.when(text.isin(*true), True).when(text.isin(*false), False)
     return value, ~_missing(text) & value.isNull()
 
 
