@@ -254,10 +254,11 @@ def amount_scale_break(days: pd.DataFrame) -> ScaleBreak | None:
     """The first lasting jump of :data:`SCALE_JUMP` in the order amounts' level, or None.
 
     ``days``: per order day, ``rows`` (positive amounts) and ``log_median`` (the lower
-    median of those amounts' base-10 logarithms): what both engines aggregate. A month's level is the row-weighted
-    median of its days'; a jump between months with :data:`SCALE_MIN_ROWS` lines each
-    counts when the months after it, together, stay that far from the months before. The
-    day is where a split of the two months fits the two levels best (a user's new ERP sent
+    median of those amounts' base-10 logarithms): what both engines aggregate. A month's
+    level is the row-weighted median of its days'; a jump between months with
+    :data:`SCALE_MIN_ROWS` lines each (or across one month, when it fell mid-month) counts
+    when the months after it, together, stay that far from the months before. The day is
+    where a split of those months fits the two levels best (a user's new ERP sent
     cents from 1 September: validate said "valid", and 50 of 94 reds read "Spend in the last
     30 days: 5,322,759 EUR")."""
     if days.empty:
@@ -270,25 +271,26 @@ def amount_scale_break(days: pd.DataFrame) -> ScaleBreak | None:
         cum = order["rows"].cumsum().to_numpy()
         return float(order["log_median"].to_numpy()[np.searchsorted(cum, cum[-1] / 2.0)])
 
-    months = [(m, g) for m, g in d.groupby(month, sort=True) if g["rows"].sum() >= SCALE_MIN_ROWS]
+    months = [g for _, g in d.groupby(month, sort=True) if g["rows"].sum() >= SCALE_MIN_ROWS]
     jump = np.log10(SCALE_JUMP)
     for k in range(1, len(months)):
-        prev, cur = months[k - 1][1], months[k][1]
-        if abs(level(cur) - level(prev)) < jump:
-            continue
-        before = pd.concat([g for _, g in months[:k]])
-        after = pd.concat([g for _, g in months[k:]])
-        lb, la = level(before), level(after)
-        if abs(la - lb) < jump:
-            continue
-        window = pd.concat([prev, cur])
-        w, lm = window["rows"].to_numpy(float), window["log_median"].to_numpy(float)
-        cost_b = np.concatenate([[0.0], np.cumsum(w * np.abs(lm - lb))])
-        cost_a = np.concatenate([np.cumsum((w * np.abs(lm - la))[::-1])[::-1], [0.0]])
-        split = int(np.argmin(cost_b[:-1] + cost_a[:-1]))  # at least one day after
-        day = pd.Timestamp(window["day"].iloc[split])
-        rows = int(d.loc[d["day"] >= day, "rows"].sum())
-        return ScaleBreak(day, float(10**lb), float(10**la), rows)
+        # the month before, or the one before that when the jump fell mid-month (that
+        # month's level then lies between the two and neither step reaches the factor)
+        for gap in (1, 2)[: min(k, 2)]:
+            if abs(level(months[k]) - level(months[k - gap])) < jump:
+                continue
+            lb = level(pd.concat(months[: k - gap + 1]))
+            la = level(pd.concat(months[k:]))
+            if abs(la - lb) < jump:
+                continue
+            window = pd.concat(months[k - gap : k + 1])
+            w, lm = window["rows"].to_numpy(float), window["log_median"].to_numpy(float)
+            cost_b = np.concatenate([[0.0], np.cumsum(w * np.abs(lm - lb))])
+            cost_a = np.concatenate([np.cumsum((w * np.abs(lm - la))[::-1])[::-1], [0.0]])
+            split = int(np.argmin(cost_b[:-1] + cost_a[:-1]))  # at least one day after
+            day = pd.Timestamp(window["day"].iloc[split])
+            rows = int(d.loc[d["day"] >= day, "rows"].sum())
+            return ScaleBreak(day, float(10**lb), float(10**la), rows)
     return None
 
 
