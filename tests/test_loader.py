@@ -1016,3 +1016,27 @@ def test_a_ticket_type_column_maps_to_is_complaint_with_read_yes_no(tmp_path: Pa
     h = load_history(tmp_path, DataConfig(columns=columns, read=read))
     assert h.tickets is not None
     assert h.tickets["is_complaint"].tolist() == [True, False, False]
+
+
+def test_a_table_whose_every_row_is_dropped_says_so_once_not_of_each_part(tmp_path: Path) -> None:
+    """u31: tickets with leading zeros (1,394 ids) and one unknown account: the one row's
+    issue read "that is every row of the table"; it is the two together."""
+    from ka_ml.errors import DataValidationError
+
+    pd.DataFrame(
+        {"account_id": ["17", "18"], "order_date": ["2024-01-02", "2024-01-03"], "amount": [1, 2]}
+    ).to_csv(tmp_path / "orders.csv", index=False)
+    pd.DataFrame({"account_id": ["17", "18"], "industry": ["x", "y"]}).to_csv(
+        tmp_path / "accounts.csv", index=False
+    )
+    pd.DataFrame({"account_id": ["0017", "0018", "99"], "opened_at": ["2024-01-05"] * 3}).to_csv(
+        tmp_path / "tickets.csv", index=False
+    )
+    with pytest.raises(DataValidationError) as e:
+        load_history(tmp_path, DataConfig())
+    said = [i.problem for i in e.value.issues if i.table == "tickets"]
+    assert len(said) == 2, said
+    assert said[0].endswith(
+        "; that is every row of the table, so its features would silently be missing from every score"
+    )
+    assert "; with the rows above, that is every row of the table" in said[1]

@@ -1291,20 +1291,28 @@ def _drop_unknown_accounts(
                     level="warning",
                 )
             )
-        if whole:
-            issues[mark[0] :] = [_every_row(i) for i in issues[mark[0] :]]
-            case_issues[mark[1] :] = [_every_row(i) for i in case_issues[mark[1] :]]
+        if whole:  # the first said of the table takes the sentence; the rest point to it
+            n_case = len(case_issues) - mark[1]
+            case_issues[mark[1] :] = [
+                _every_row(i, k > 0) for k, i in enumerate(case_issues[mark[1] :])
+            ]
+            issues[mark[0] :] = [
+                _every_row(i, n_case + k > 0) for k, i in enumerate(issues[mark[0] :])
+            ]
         t.drop(unknown)
     return case_issues, issues
 
 
-def _every_row(issue: DataIssue) -> DataIssue:
-    """A warning about dropped rows that took every row of its table, as an error."""
+def _every_row(issue: DataIssue, with_others: bool = False) -> DataIssue:
+    """A warning about dropped rows that took every row of its table, as an error;
+    ``with_others``: not alone (a user's 1 unknown row read "that is every row of the table"
+    beside 1,394 rows dropped for leading zeros)."""
+    whole = "with the rows above, " if with_others else ""
     return replace(
         issue,
         level="error",
-        problem=f"{issue.problem}; that is every row of the table, so its features would "
-        "silently be missing from every score",
+        problem=f"{issue.problem}; {whole}that is every row of the table, so its features "
+        "would silently be missing from every score",
     )
 
 
