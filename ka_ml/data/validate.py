@@ -1942,7 +1942,9 @@ def bad_remedy(kind: Kind, read: ReadOptions) -> str:
         return (
             f"these values match neither data.read.date_format '{read.date_format}' (a "
             "time of day may follow) nor YYYY-MM-DD: change date_format to the format of "
-            "these dates, or correct or remove these rows."
+            "these dates if every table writes them so (it applies to all tables), else "
+            "export this column as YYYY-MM-DD (read in every table beside date_format), or "
+            "correct or remove these rows."
         )
     if kind == "date":
         return (
