@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -72,3 +74,30 @@ def config(**sections: Mapping[str, Any]) -> Config:
     for name, values in sections.items():
         base[name] = {**base[name], **values}
     return Config.model_validate(base)
+
+
+def demo_in_cents(demo_dir: Path, folder: Path, from_day: str) -> Path:
+    """A copy of the demo CSVs whose order amounts are in cents from ``from_day`` on (a new
+    ERP's export, u31)."""
+    shutil.copytree(demo_dir, folder)
+    orders = pd.read_csv(folder / "orders.csv")
+    late = orders["order_date"] >= from_day
+    orders.loc[late, "amount"] = orders.loc[late, "amount"] * 100
+    orders.to_csv(folder / "orders.csv", index=False)
+    return folder
+
+
+def write_ticket_types(folder: Path) -> dict[str, dict[str, str]]:
+    """Two orders and three tickets whose type column says Complaint / question / QUESTION;
+    the column remap that reads it as is_complaint."""
+    pd.DataFrame(
+        {"account_id": ["A1", "A2"], "order_date": ["2024-01-02", "2024-01-03"], "amount": [1, 2]}
+    ).to_csv(folder / "orders.csv", index=False)
+    pd.DataFrame(
+        {
+            "account_id": ["A1", "A2", "A1"],
+            "opened_at": ["2024-01-05", "2024-01-06", "2024-01-07"],
+            "type": ["Complaint", "question", "QUESTION"],
+        }
+    ).to_csv(folder / "tickets.csv", index=False)
+    return {"tickets": {"is_complaint": "type"}}

@@ -996,19 +996,11 @@ def test_a_table_of_one_column_is_not_taken_for_a_wrong_delimiter(tmp_path: Path
 def test_a_ticket_type_column_maps_to_is_complaint_with_read_yes_no(tmp_path: Path) -> None:
     """u31: a CRM's ticket type ('Complaint' / 'question') mapped to is_complaint was
     refused ("values that are not yes/no") with no setting to say what the words mean."""
+    from fixtures import write_ticket_types
+
     from ka_ml.errors import DataValidationError
 
-    pd.DataFrame(
-        {"account_id": ["A1", "A2"], "order_date": ["2024-01-02", "2024-01-03"], "amount": [1, 2]}
-    ).to_csv(tmp_path / "orders.csv", index=False)
-    pd.DataFrame(
-        {
-            "account_id": ["A1", "A2", "A1"],
-            "opened_at": ["2024-01-05", "2024-01-06", "2024-01-07"],
-            "type": ["Complaint", "question", "QUESTION"],
-        }
-    ).to_csv(tmp_path / "tickets.csv", index=False)
-    columns = {"tickets": {"is_complaint": "type"}}
+    columns = write_ticket_types(tmp_path)
     with pytest.raises(DataValidationError) as e:
         load_history(tmp_path, DataConfig(columns=columns))
     assert "data.read.yes_no: {complaint: true, question: false}" in e.value.render()

@@ -1149,15 +1149,12 @@ def test_spark_warns_of_order_amounts_in_cents_from_one_day_on_like_the_loader(
 ) -> None:
     """A new ERP's cents from one day on: the same warning, day and factor on both engines,
     judged on the rows before the as-of."""
+    from fixtures import demo_in_cents
+
     from ka_ml.data.loader import load_history
     from ka_ml.spark.data import read_history
 
-    data = tmp_path / "data"
-    shutil.copytree(demo_dir, data)
-    orders = pd.read_csv(data / "orders.csv")
-    late = orders["order_date"] >= "2026-03-02"
-    orders.loc[late, "amount"] = orders.loc[late, "amount"] * 100
-    orders.to_csv(data / "orders.csv", index=False)
+    data = demo_in_cents(demo_dir, tmp_path / "data", "2026-03-02")
     cfg = Config()
 
     def said(warnings: tuple[str, ...]) -> list[str]:
@@ -1173,22 +1170,15 @@ def test_spark_warns_of_order_amounts_in_cents_from_one_day_on_like_the_loader(
 @apply(needs_spark)
 def test_spark_reads_the_users_yes_no_words_like_the_loader(spark: Any, tmp_path: Path) -> None:
     """``data.read.yes_no``: a ticket type column read as is_complaint on both engines."""
+    from fixtures import write_ticket_types
+
     from ka_ml.config import DataConfig, ReadOptions
     from ka_ml.data.loader import load_history
     from ka_ml.spark.data import read_history
 
-    pd.DataFrame(
-        {"account_id": ["A1", "A2"], "order_date": ["2024-01-02", "2024-01-03"], "amount": [1, 2]}
-    ).to_csv(tmp_path / "orders.csv", index=False)
-    pd.DataFrame(
-        {
-            "account_id": ["A1", "A2", "A1"],
-            "opened_at": ["2024-01-05", "2024-01-06", "2024-01-07"],
-            "type": ["Complaint", "question", "QUESTION"],
-        }
-    ).to_csv(tmp_path / "tickets.csv", index=False)
+    columns = write_ticket_types(tmp_path)
     cfg = DataConfig(
-        columns={"tickets": {"is_complaint": "type"}},
+        columns=columns,
         read=ReadOptions(yes_no={"complaint": True, "question": False}),
     )
     local = load_history(tmp_path, cfg).tickets

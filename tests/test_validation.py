@@ -1299,14 +1299,9 @@ def test_validate_warns_of_order_amounts_in_cents_from_one_day_on(
 ) -> None:
     """u31: order lines from 1 September in cents; validate said "valid" and 50 of 94 reds
     read "Spend in the last 30 days: 5,322,759 EUR". The loader names the day and the factor."""
-    import shutil
+    from fixtures import demo_in_cents
 
-    data = tmp_path / "data"
-    shutil.copytree(demo_dir, data)
-    orders = pd.read_csv(data / "orders.csv")
-    late = orders["order_date"] >= "2026-03-02"
-    orders.loc[late, "amount"] = orders.loc[late, "amount"] * 100
-    orders.to_csv(data / "orders.csv", index=False)
+    data = demo_in_cents(demo_dir, tmp_path / "data", "2026-03-02")
     said = [w for w in load_history(str(data), DataConfig()).warnings if "change of units" in w]
     assert len(said) == 1
     assert said[0].startswith(

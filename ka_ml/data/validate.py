@@ -218,10 +218,20 @@ def _credits_over_spend(history: History) -> list[DataIssue]:
     if len(over) == 0:
         return []
     culprits = o[ids.isin(over).to_numpy() & (o["amount"] < 0).to_numpy()]
-    rows = culprits.nsmallest(3, "amount")
-    examples = tuple(
-        f"account_id={show_cell(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f} "
-        f"(bought {float(bought.get(a, 0.0)):,.2f} in all)"
+    examples = _order_examples(
+        culprits.nsmallest(3, "amount"),
+        lambda a: f" (bought {float(bought.get(a, 0.0)):,.2f} in all)",
+    )
+    return [credits_over_spend_issue(len(over), len(culprits), examples)]
+
+
+def _order_examples(
+    rows: pd.DataFrame, more: Callable[[Any], str] | None = None
+) -> tuple[str, ...]:
+    """Order rows as examples: account, day and amount (and ``more(account)`` after it)."""
+    return tuple(
+        f"account_id={show_cell(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f}"
+        + (more(a) if more is not None else "")
         for a, d, x in zip(
             rows["account_id"].astype(object),
             rows["order_date"].to_numpy(),
@@ -229,7 +239,6 @@ def _credits_over_spend(history: History) -> list[DataIssue]:
             strict=True,
         )
     )
-    return [credits_over_spend_issue(len(over), len(culprits), examples)]
 
 
 SCALE_JUMP = 20.0
@@ -343,16 +352,7 @@ def _amount_scale(history: History) -> list[DataIssue]:
     if found is None:
         return []
     rows = o[(o["order_date"] >= found.day) & (o["amount"] > 0)].nsmallest(3, "order_date")
-    examples = tuple(
-        f"account_id={show_cell(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f}"
-        for a, d, x in zip(
-            rows["account_id"].astype(object),
-            rows["order_date"].to_numpy(),
-            rows["amount"].to_numpy(float),
-            strict=True,
-        )
-    )
-    return [amount_scale_issue(found, examples)]
+    return [amount_scale_issue(found, _order_examples(rows))]
 
 
 def credits_over_spend_issue(accounts: int, rows: int, examples: tuple[str, ...]) -> DataIssue:
