@@ -218,27 +218,28 @@ def _credits_over_spend(history: History) -> list[DataIssue]:
     if len(over) == 0:
         return []
     culprits = o[ids.isin(over).to_numpy() & (o["amount"] < 0).to_numpy()]
-    examples = _order_examples(
-        culprits.nsmallest(3, "amount"),
-        lambda a: f" (bought {float(bought.get(a, 0.0)):,.2f} in all)",
-    )
+    rows = culprits.nsmallest(3, "amount")
+    examples = order_examples(rows, {a: bought.get(a, 0.0) for a in rows["account_id"]})
     return [credits_over_spend_issue(len(over), len(culprits), examples)]
 
 
-def _order_examples(
-    rows: pd.DataFrame, more: Callable[[Any], str] | None = None
+def order_examples(
+    rows: pd.DataFrame, bought: Mapping[Any, float] | None = None
 ) -> tuple[str, ...]:
-    """Order rows as examples: account, day and amount (and ``more(account)`` after it)."""
-    return tuple(
-        f"account_id={show_cell(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f}"
-        + (more(a) if more is not None else "")
-        for a, d, x in zip(
-            rows["account_id"].astype(object),
-            rows["order_date"].to_numpy(),
-            rows["amount"].to_numpy(float),
-            strict=True,
-        )
-    )
+    """Order rows as a warning's examples: account, day and amount, and with ``bought``
+    (per account) all the account bought; both engines write them so."""
+    lines = []
+    for a, d, x in zip(
+        rows["account_id"].astype(object),
+        rows["order_date"].to_numpy(),
+        rows["amount"].to_numpy(float),
+        strict=True,
+    ):
+        line = f"account_id={show_cell(a)}, order_date={pd.Timestamp(d).date()}, amount={x:,.2f}"
+        if bought is not None:
+            line += f" (bought {float(bought.get(a, 0.0)):,.2f} in all)"
+        lines.append(line)
+    return tuple(lines)
 
 
 SCALE_JUMP = 20.0
@@ -352,7 +353,7 @@ def _amount_scale(history: History) -> list[DataIssue]:
     if found is None:
         return []
     rows = o[(o["order_date"] >= found.day) & (o["amount"] > 0)].nsmallest(3, "order_date")
-    return [amount_scale_issue(found, _order_examples(rows))]
+    return [amount_scale_issue(found, order_examples(rows))]
 
 
 def credits_over_spend_issue(accounts: int, rows: int, examples: tuple[str, ...]) -> DataIssue:

@@ -91,6 +91,7 @@ from ka_ml.data.validate import (
     mapped_table_missing,
     no_currency_column_issue,
     one_spelling,
+    order_examples,
     order_ids_shared_issue,
     owner_spellings_texts,
     renewed_while_running,
@@ -402,12 +403,9 @@ def _spark_order_notes(
     n_over = over.count()
     if n_over:
         culprits = orders.where(amount < 0).join(over, "account_id")
-        rows = culprits.orderBy("amount").limit(3).collect()
-        examples = tuple(
-            f"account_id={r['account_id']}, order_date={pd.Timestamp(r['order_date']).date()}, "
-            f"amount={float(r['amount']):,.2f} (bought {float(r['_bought']):,.2f} in all)"
-            for r in rows
-        )
+        rows = _collected(culprits.orderBy("amount").limit(3))
+        bought = dict(zip(rows["account_id"], rows["_bought"], strict=True))
+        examples = order_examples(rows, bought)
         out.append(credits_over_spend_issue(n_over, culprits.count(), examples))
     out += _spark_amount_scale(orders)
     if "order_id" in orders.columns:
@@ -487,13 +485,15 @@ def _spark_amount_scale(orders: DataFrame) -> list[DataIssue]:
     if found is None:
         return []
     first = pos.where(F.col("order_date") >= F.lit(found.day.to_pydatetime()))
-    rows = first.orderBy("order_date", "account_id").limit(3).collect()
-    examples = tuple(
-        f"account_id={show_cell(r['account_id'])}, order_date={pd.Timestamp(r['order_date']).date()}"
-        f", amount={float(r['amount']):,.2f}"
-        for r in rows
-    )
-    return [amount_scale_issue(found, examples)]
+    rows = _collected(first.orderBy("order_date", "account_id").limit(3))
+    return [amount_scale_issue(found, order_examples(rows))]
+
+
+def _collected(rows: DataFrame) -> pd.DataFrame:
+    """A few example rows (already limited) on the driver, as :func:`order_examples` reads
+    them."""
+    got = rows.collect()
+    return pd.DataFrame([r.asDict() for r in got], columns=rows.columns)
 
 
 def _known_date(table: str, frame: DataFrame) -> Column:
