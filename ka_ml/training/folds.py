@@ -33,10 +33,13 @@ def account_groups(df: pd.DataFrame) -> np.ndarray:
 
 
 def feature_columns(ts: pd.DataFrame) -> list[str]:
-    """The model inputs of a snapshot table: every column but keys, labels and the features
-    built only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`)."""
+    """The model inputs of a snapshot table: every column but keys, labels, the features
+    built only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`) and those
+    no snapshot has a value of (a year-ago feature on less than a year of history, a region
+    column left empty): they teach nothing, and a column LightGBM cannot split still moves
+    which columns each tree samples."""
     skip = {*KEY_COLUMNS, *LABEL_COLUMNS, *scorer_only()}
-    return [c for c in ts.columns if c not in skip]
+    return [c for c in ts.columns if c not in skip and bool(ts[c].notna().any())]
 
 
 @dataclass(frozen=True)
