@@ -145,6 +145,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         # before, back after (200 days ago); two years before it was no customer yet
         "season_quiet_chance": 1.5 / 2,
         "season_quiet_years": 1.0,
+        "next_order_days_years_before": 365 - 200,  # its first order day after age 365
         "orders_trend_90d": 1.0,  # (2 - 1) / 1
         "spend_trend_90d": (350 - 150) / 150,
         "spend_slope_12m": 1950 * 12 / (143 * 700),
@@ -213,6 +214,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "gaps_longer_than_silence": NAN,
         "season_quiet_chance": NAN,  # no customer a year before
         "season_quiet_years": NAN,
+        "next_order_days_years_before": NAN,
         "orders_trend_90d": 1.0,  # (1 - 0) / max(0, 1)
         "spend_trend_90d": 5.0,  # 80 / 1 clipped to 5
         "spend_slope_12m": 4.5 * 80 / 143 / (80 / 12),  # age 45 -> bucket 1 (x=10)
@@ -281,6 +283,7 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "gaps_longer_than_silence": NAN,
         "season_quiet_chance": NAN,  # no customer a year before
         "season_quiet_years": NAN,
+        "next_order_days_years_before": NAN,
         "orders_trend_90d": 0.0,
         "spend_trend_90d": 0.0,
         "spend_slope_12m": NAN,  # no spend
@@ -878,3 +881,64 @@ def test_the_survey_change_compares_an_answer_with_the_previous_one_of_its_kind(
     shuffled = make_history(orders, surveys=surveys[::-1])
     again = build_features(shuffled, AS_OF, config()).set_index("account_id")
     pd.testing.assert_series_equal(got["survey_score_change"], again["survey_score_change"])
+
+
+def _weekly_with_august_shutdowns(years: int, as_of: pd.Timestamp) -> list[dict[str, Any]]:
+    """A weekly buyer for ``years`` years before ``as_of`` (and a year after it), closed
+    from 1 to 21 August every year."""
+    rows = []
+    day = as_of - pd.DateOffset(years=years)
+    while day < as_of + pd.DateOffset(years=1):
+        if not (day.month == 8 and day.day <= 21):
+            rows.append({"account_id": "F", "order_date": day, "amount": 100.0})
+        day += pd.Timedelta(days=7)
+    return rows
+
+
+def test_the_days_to_the_next_order_after_the_same_date_of_past_years() -> None:
+    """A weekly buyer scored on 1 August, the first day of its yearly three-week shutdown:
+    in each past year its next order came ~21 days after 1 August (its gaps say a week);
+    orders after the as-of change nothing; with no past year as a customer it is NaN."""
+    as_of = pd.Timestamp("2026-08-01")
+    rows = _weekly_with_august_shutdowns(3, as_of)
+    X = build_features(make_history(rows), as_of, config()).set_index("account_id")
+    v = X.loc["F", "next_order_days_years_before"]
+    assert 21 <= v <= 27
+    assert X.loc["F", "gap_median_days"] == 7
+    before = [r for r in rows if r["order_date"] < as_of]
+    X_cut = build_features(make_history(before), as_of, config()).set_index("account_id")
+    assert X_cut.loc["F", "next_order_days_years_before"] == v
+    young = [r for r in before if r["order_date"] >= as_of - pd.Timedelta(days=300)]
+    X_young = build_features(make_history(young), as_of, config()).set_index("account_id")
+    assert math.isnan(X_young.loc["F", "next_order_days_years_before"])
+
+
+def test_a_past_year_without_an_order_after_the_date_counts_365_and_years_give_a_median() -> None:
+    """Three past years as a customer: next orders 10 and 30 days after the date in two of
+    them, none in the year after it in the third (365): the median, 30."""
+    as_of = pd.Timestamp("2026-06-01")
+    y = [as_of - pd.Timedelta(days=365 * k) for k in (1, 2, 3)]
+    dates = [
+        y[0] + pd.Timedelta(days=10),  # a year ago: 10 days after the date
+        y[1] + pd.Timedelta(days=30),  # two years ago: 30 days after it
+        y[2] - pd.Timedelta(days=400),  # first order, before every date; then none for years
+    ]
+    rows = [{"account_id": "S", "order_date": t, "amount": 50.0} for t in dates]
+    X = build_features(make_history(rows), as_of, config()).set_index("account_id")
+    # three years back: the next order came 3 * 365 - 2 * 365 + 30 = 395 days later: 365
+    assert X.loc["S", "next_order_days_years_before"] == 30
+
+
+def test_features_no_snapshot_has_a_value_of_are_no_model_input() -> None:
+    """An empty region column or a year-ago feature on a short history: left out of the
+    model inputs, so the columns a tree samples are the ones that can teach it."""
+    from ka_ml.training.folds import feature_columns
+
+    rows = [{"account_id": "A", "order_date": d(a), "amount": 10.0} for a in (10, 40, 70)]
+    df = build_features(make_history(rows), AS_OF, config())
+    assert df["next_order_days_years_before"].isna().all()
+    cols = feature_columns(df)
+    assert "next_order_days_years_before" not in cols
+    assert "recency_days" in cols
+    df.loc[0, "next_order_days_years_before"] = 12.0
+    assert "next_order_days_years_before" in feature_columns(df)

@@ -527,6 +527,21 @@ _ORDER_SPECS_TAIL = (
         model=False,
     ),
     FeatureSpec(
+        "next_order_days_years_before",
+        "orders",
+        "Days from the same date of past years to the account's next order then: the median "
+        "over the past years (up to 3) in which it was already a customer, 365 for a year "
+        "with no order in the year after the date; NaN with no such year. A yearly shutdown "
+        "or season (a plant closed three weeks every August, a landscaper's spring) shows "
+        "here and in no gap or window",
+        "days",
+        "orders",
+        templates=("In past years its next order came {value} after this date",),
+        missing="Not a customer a year before: no past year to compare with",
+        high_means="a long pause usually follows this date",
+        low_means="it usually ordered soon after this date",
+    ),
+    FeatureSpec(
         "orders_trend_90d",
         "orders",
         "Relative change in order count, last 90 days versus the 90 before: (a-b)/max(b,1), clipped to [-1, 5]",

@@ -204,7 +204,35 @@ def season_chance(
     return {
         "season_quiet_chance": np.where(some, (quiet + 0.5) / (years + 1.0), np.nan),
         "season_quiet_years": np.where(some, quiet, np.nan),
+        "next_order_days_years_before": season_next_order(days, n, t, first_day),
     }
+
+
+def season_next_order(days: Arrays, n: int, t: int, first_day: np.ndarray) -> np.ndarray:
+    """``next_order_days_years_before``: how many days after the same date of past years the
+    account's next order came, the median over the last :data:`SEASON_YEARS` years in which
+    it was already a customer (its first order day before that date); 365 for a year with no
+    order in the year after the date; NaN without such a year.
+
+    A food producer scored in mid-August that shuts for three weeks every August: 21, where
+    its gaps (a week) and its silence say nothing of a shutdown; a landscaper scored in
+    January: the days to its spring order. Only order days before ``t`` are read (the year
+    after a date ``365 y`` days back ends before ``t``)."""
+    code, day = days["code"], days["day"]
+    per_year = np.full((SEASON_YEARS, n), np.nan)
+    for y in range(1, SEASON_YEARS + 1):
+        since = t - YEAR_DAYS * y
+        customer = first_day <= since - 1  # NaN (no order) compares False
+        after = day >= since  # days are sorted by (account, day): the first per account
+        codes, first = np.unique(code[after], return_index=True)
+        wait = np.full(n, float(YEAR_DAYS))
+        wait[codes] = np.minimum(day[after][first] - since, YEAR_DAYS)
+        per_year[y - 1] = np.where(customer, wait, np.nan)
+    some = np.isfinite(per_year).any(axis=0)
+    out = np.full(n, np.nan)
+    if some.any():
+        out[some] = np.nanmedian(per_year[:, some], axis=0)
+    return out
 
 
 def trend_features(bands: Bands, n_orders: np.ndarray, spend: np.ndarray) -> dict[str, np.ndarray]:

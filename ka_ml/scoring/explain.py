@@ -54,6 +54,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     # third reason on 152 of the demo's 500 red and yellow accounts
     (r"^gap_|^recency_days$|^overdue_ratio$|^recency_tenure_ratio$", "purchase rhythm"),
     (r"^(orders|spend)_(lifetime|per_month)$|^repeat_orders$|^active_span_days$", "buying history"),
+    (r"^next_order_days_years_before$", "season"),
     (r"^products_", "product breadth"),
     (r"^aov_|^first_order_amount$", "order value"),
     (r"^usage_", "product usage"),
