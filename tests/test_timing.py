@@ -242,12 +242,16 @@ def test_quantiles_interpolate_linearly_inside_intervals_by_hand() -> None:
 
 # -- anchoring the curve to the churn model ---------------------------------------------
 def test_anchoring_a_constant_hazard_by_hand() -> None:
-    """S(t) = exp(-t/40) anchored to S(90) = 0.5 is S(t) = 0.5 ** (t / 90): the rate
-    becomes log(2)/90 at every t (proportional in the cumulative hazard)."""
+    """S(t) = exp(-t/40) anchored to S(90) = 0.5 is S(t) = 0.5 ** (t / 90) up to 90 days
+    (the rate becomes log(2)/90: proportional in the cumulative hazard), and after it the
+    model's own rate again: S(t) = 0.5 * exp(-(t - 90) / 40)."""
     F = 1 - np.exp(-EDGES[1:] * RATE)[None, :]
     out = anchor_cdf(np.vstack([F, F]), EDGES, np.array([0.5, 0.25]), 90)
-    np.testing.assert_allclose(1 - out[0], 0.5 ** (EDGES[1:] / 90), rtol=1e-12)
-    np.testing.assert_allclose(1 - out[1], 0.25 ** (EDGES[1:] / 90), rtol=1e-12)
+    t = EDGES[1:]
+    for row, p in ((0, 0.5), (1, 0.25)):
+        want = np.where(t <= 90, p ** (t / 90), p * np.exp(-(t - 90) * RATE))
+        np.testing.assert_allclose(1 - out[row], want, rtol=1e-12)
+    assert (t > 90).sum() >= 3  # the grid goes on after the horizon
     within = within_from_cdf(out, EDGES, WINDOWS)
     np.testing.assert_allclose(within["p_purchase_90d"], [0.5, 0.75])
 
@@ -261,8 +265,19 @@ def test_an_anchored_curve_is_a_cdf_that_hits_the_churn_probability(
     out = anchor_cdf(F, EDGES, np.full(len(F), p), 90)
     assert np.all((out >= 0) & (out <= 1))
     assert np.all(np.diff(out, axis=1) >= -1e-12)
-    at_90 = out[:, list(EDGES).index(90) - 1]
-    np.testing.assert_allclose(at_90, 1 - np.clip(p, 1e-9, 1 - 1e-9), atol=1e-6)
+    k = list(EDGES).index(90) - 1
+    np.testing.assert_allclose(out[:, k], 1 - np.clip(p, 1e-9, 1 - 1e-9), atol=1e-6)
+    # after the horizon the hazard model's own conditional chances of an order
+    s_own, s_new = np.clip(1 - F, 1e-9, 1.0), 1 - out  # the survivals anchoring reads
+    # (rows certain of an order before 90 days keep the scaled curve; ratios of survivals
+    # near 0 are left out, where 1 - F has lost its digits)
+    ok = (s_own[:, k] > 1e-6) & (s_new[:, k] > 1e-6)
+    np.testing.assert_allclose(
+        (s_new[:, k + 1 :] / np.maximum(s_new[:, [k]], 1e-300))[ok],
+        (s_own[:, k + 1 :] / np.maximum(s_own[:, [k]], 1e-300))[ok],
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def test_anchoring_refuses_a_horizon_that_is_not_an_edge() -> None:

@@ -21,9 +21,10 @@ training row's definition is ``no_order``) the churn model forecasts ``S(horizon
 and on CDNOW's rolling origins it ranks that event better than the hazard model's own
 ``S(horizon)`` does (the hazard is learned from few, partly censored snapshots). The model
 then records ``anchor_days_`` and its survival curve is rescaled at prediction time so that
-``S(horizon) = P(churn)`` (:func:`anchor_cdf`): the cumulative hazard is multiplied by one
-factor per account, which keeps the curve's shape, keeps it monotone, and keeps the window
-probabilities consistent with the churn score the user sees beside them.
+``S(horizon) = P(churn)`` (:func:`anchor_cdf`): up to the horizon the cumulative hazard is
+multiplied by one factor per account, which keeps the curve's shape, keeps it monotone, and
+keeps the window probabilities consistent with the churn score the user sees beside them;
+after it the hazard model's own conditional hazards go on.
 """
 
 from __future__ import annotations
@@ -359,11 +360,19 @@ def anchor_targets(X: pd.DataFrame, p_no_order: Any, skips_contracts: bool) -> n
 def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: int) -> np.ndarray:
     """The CDF rescaled so that ``S(days) = p_no_order`` per row, shape kept.
 
-    Proportional in the cumulative hazard: ``S'(t) = S(t) ** lam`` with
+    Up to ``days``, proportional in the cumulative hazard: ``S'(t) = S(t) ** lam`` with
     ``lam = log(p_no_order) / log(S(days))``, so the curve stays non-decreasing, 0 at 0, and
     the relative timing of an account's orders (which intervals carry its hazard) is the
-    hazard model's. A curve with no hazard at all before ``days`` gets a constant one. A row
-    whose ``p_no_order`` is NaN keeps its curve. ``days`` must be an interval edge.
+    hazard model's; a curve with no hazard at all before ``days`` gets a constant one there.
+    After ``days``, the hazard model's own hazards: ``S'(t) = S'(days) * S(t) / S(days)``.
+    The churn model knows the chance of no order within its horizon, nothing of when an
+    account silent through it orders next: scaling the whole curve by ``lam`` carried its
+    correction to every later interval, and a user's seasonal accounts scored in October
+    (P(churn) 0.98, spring orders 150-170 days out, which the hazard model saw: its own
+    P(order within 180 d) 0.9) read P(order within 180 d) 0.08 and an open median; kept
+    conditional, their medians came within 7 days of the order (median error). Where the
+    hazard model is certain of an order before ``days`` (S(days) ~ 0), the scaled curve
+    goes on. A row whose ``p_no_order`` is NaN keeps its curve. ``days`` must be an edge.
     """
     pos = int(np.searchsorted(edges, days))
     if pos >= len(edges) or edges[pos] != days or pos == 0:
@@ -377,6 +386,12 @@ def anchor_cdf(F: np.ndarray, edges: np.ndarray, p_no_order: np.ndarray, days: i
     scale = np.where(flat, 0.0, target / np.where(flat, 1.0, at_h))
     linear = target[:, None] * (edges[1:] / days)[None, :]  # then a constant hazard
     out = 1.0 - np.exp(-np.where(flat[:, None], linear, cum * scale[:, None]))
+    # after the anchor: the anchored survival at it times the hazard's own conditional one
+    s_at = np.exp(-at_h)
+    later = s_at > ANCHOR_EPS
+    if later.any() and pos < len(edges) - 1:
+        cond = np.exp(-(cum[later, pos:] - at_h[later, None]))  # S(t) / S(days)
+        out[later, pos:] = 1.0 - (1.0 - out[later, pos - 1])[:, None] * cond
     own = ~np.isfinite(np.asarray(p_no_order, float))
     if own.any():
         out[own] = np.asarray(F, float)[own]
