@@ -426,3 +426,44 @@ def test_forecast_dates_name_the_day_a_quantile_falls_on() -> None:
     lo, hi = np.full(7, q.iloc[0, 0]), np.full(7, q.iloc[0, 2])
     assert interval_coverage(days, np.ones(7, bool), lo, hi) == (1.0, 7)
     assert np.isnan(forecast_day(np.array([np.nan]))).all()  # open stays open
+
+
+def test_next_order_dates_are_judged_beside_the_own_cycle_rule() -> None:
+    """The rule: last order + median gap (0 once passed), NaN without a gap. Judged on the
+    rows both date whose next order came; the model's day is floor(q50)."""
+    from ka_ml.modeling.evaluate import cycle_rule_days, date_errors
+
+    test = pd.DataFrame(
+        {"gap_median_days": [7.0, 30.0, np.nan, 10.0, 20.0], "recency_days": [3.0, 40.0, 5, 2, 1]}
+    )
+    rule = cycle_rule_days(test)
+    np.testing.assert_array_equal(rule[[0, 1, 3, 4]], [4.0, 0.0, 8.0, 19.0])
+    assert np.isnan(rule[2])
+    model_q50 = np.array([4.9, 2.2, 6.0, np.nan, 30.0])
+    d = np.array([4.0, 12.0, 6.0, 8.0, 50.0])
+    e = np.array([True, True, True, True, False])
+    out = date_errors(model_q50, rule, d, e)
+    # rows 0 and 1 only: row 2 has no rule date, row 3 no model date, row 4 no order seen
+    assert out["date_rows"] == 2
+    assert out["date_median_error_days"] == np.median([0.0, 10.0])  # days 4 and 2
+    assert out["date_median_error_days_cycle_rule"] == np.median([0.0, 12.0])
+    assert out["date_close_share"] == 0.5 and out["date_close_share_cycle_rule"] == 0.5
+    assert date_errors(model_q50, rule, d, np.zeros(5, bool)) == {}
+
+
+def test_the_console_says_when_the_rule_dates_better() -> None:
+    from ka_ml.reporting.console import date_line
+
+    t = {
+        "date_rows": 1234.0,
+        "date_median_error_days": 3.0,
+        "date_median_error_days_cycle_rule": 4.0,
+        "date_close_share": 0.86,
+        "date_close_share_cycle_rule": 0.81,
+    }
+    line = date_line(t)
+    assert line is not None and "1,234 test rows" in line and "rule 4" in line
+    assert "dates these accounts better" not in line
+    worse = date_line({**t, "date_close_share": 0.7})
+    assert worse is not None and "dates these accounts better" in worse
+    assert date_line({}) is None

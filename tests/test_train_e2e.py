@@ -78,6 +78,12 @@ def test_timing_interval_coverage_is_a_share(report: TrainReport) -> None:
     assert timing["coverage_n"] > 0
     cmp = report.evaluation.timing_comparison
     assert list(cmp["predictor"]) == ["ka_ml timing model", "BG/NBD"]
+    # the dates beside the own-cycle rule, on the rows both date whose next order came
+    test = report.evaluation.test_predictions
+    assert 0 < timing["date_rows"] <= len(test)
+    assert 0.0 <= timing["date_close_share"] <= 1.0
+    assert 0.0 <= timing["date_close_share_cycle_rule"] <= 1.0
+    assert timing["date_median_error_days"] >= 0
 
 
 def test_the_run_is_tagged_with_data_definition_and_config(
@@ -95,6 +101,9 @@ def test_the_run_is_tagged_with_data_definition_and_config(
     )
     assert run.data.metrics["test_timing_p10_p90_coverage"] == pytest.approx(
         report.evaluation.timing["p10_p90_coverage"]
+    )
+    assert run.data.metrics["test_timing_date_close_share_cycle_rule"] == pytest.approx(
+        report.evaluation.timing["date_close_share_cycle_rule"]
     )
 
 

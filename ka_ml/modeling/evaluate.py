@@ -176,6 +176,43 @@ def ranking_time(pred: pd.DataFrame, windows: list[int]) -> np.ndarray:
     return np.where(np.isnan(q50), later, q50)
 
 
+CLOSE_DAYS = 7  # a next-order date "close" when the order came within a week of it
+
+
+def cycle_rule_days(test: pd.DataFrame) -> np.ndarray:
+    """The naive next-order forecast a sales team keeps in a spreadsheet: the last order plus
+    the account's median gap, in days after the as-of (0 when that day has passed); NaN
+    without a gap (fewer than two order days)."""
+    gap = test["gap_median_days"].to_numpy(float) if "gap_median_days" in test else None
+    rec = test["recency_days"].to_numpy(float) if "recency_days" in test else None
+    if gap is None or rec is None:
+        return np.full(len(test), np.nan)
+    return np.maximum(gap - rec, 0.0)
+
+
+def date_errors(
+    model_days: np.ndarray, rule_days: np.ndarray, duration: np.ndarray, event: np.ndarray
+) -> dict[str, float]:
+    """The model's next-order day (:func:`~ka_ml.modeling.timing.forecast_day` of its
+    median) against :func:`cycle_rule_days` on the rows both date and whose next order was
+    seen: median absolute error in days and the share within :data:`CLOSE_DAYS` of it, for
+    each, and the rows (``date_rows``). Empty without such rows."""
+    m = forecast_day(model_days)
+    r = np.floor(np.asarray(rule_days, float))
+    d = np.asarray(duration, float)
+    both = np.asarray(event, bool) & np.isfinite(m) & np.isfinite(r)
+    if not both.any():
+        return {}
+    em, er = np.abs(m[both] - d[both]), np.abs(r[both] - d[both])
+    return {
+        "date_rows": float(both.sum()),
+        "date_median_error_days": float(np.median(em)),
+        "date_median_error_days_cycle_rule": float(np.median(er)),
+        "date_close_share": float(np.mean(em <= CLOSE_DAYS)),
+        "date_close_share_cycle_rule": float(np.mean(er <= CLOSE_DAYS)),
+    }
+
+
 def timing_scores(
     pred: pd.DataFrame,
     duration: np.ndarray,

@@ -232,6 +232,31 @@ def churn_words(definition: str) -> str:
     return " / ".join(words) or "-"
 
 
+def date_line(timing: dict[str, float]) -> str | None:
+    """The next-order date against the spreadsheet rule (last order + median gap), on the
+    test rows both date and whose next order came (None when there are none)."""
+    n = timing.get("date_rows", float("nan"))
+    if not np.isfinite(n):
+        return None
+    close = timing["date_close_share"]
+    rule_close = timing["date_close_share_cycle_rule"]
+    err = timing["date_median_error_days"]
+    rule_err = timing["date_median_error_days_cycle_rule"]
+    behind = err > rule_err or close < rule_close
+    verdict = (
+        " [yellow](the rule dates these accounts better: read the expected dates of regular "
+        "buyers with care)[/]"
+        if behind
+        else ""
+    )
+    return (
+        f"next-order date against the own-cycle rule (last order + the account's median gap) "
+        f"on the {n:,.0f} test rows both date whose next order came: median error "
+        f"{err:.0f} days (rule {rule_err:.0f}); within a week {close:.0%} (rule "
+        f"{rule_close:.0%}){verdict}"
+    )
+
+
 def print_train_report(report: Any, out: Console) -> None:
     ev = report.evaluation
     windows = sorted(
@@ -292,6 +317,8 @@ def print_train_report(report: Any, out: Console) -> None:
         for k in windows
     )
     out.print(f"purchase-window accuracy: {acc}")
+    if (dates := date_line(t)) is not None:
+        out.print(dates)
     li = ev.lights
     counted = (
         f" ({li['red_count']:,.0f} rows, {li['red_churned']:,.0f} churned)"

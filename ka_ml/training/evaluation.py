@@ -22,6 +22,8 @@ from ka_ml.modeling.evaluate import (
     compare,
     completed_interval_coverage,
     cycle_band,
+    cycle_rule_days,
+    date_errors,
     follow_up_days,
     light_scores,
     short_window_notes,
@@ -423,7 +425,9 @@ def evaluate(
         churn=pooled | {"ece_chance": M.chance_calibration_error(p, seed=cfg.seed)},
         churn_uncalibrated=M.churn_metrics(y, sigmoid(oot[f"margin_{churn.family_}"].to_numpy())),
         lights=lights,
-        timing=timing_scores(tpred, d, e, windows, f) | completed_coverage(toot, d, e, windows),
+        timing=timing_scores(tpred, d, e, windows, f)
+        | completed_coverage(toot, d, e, windows)
+        | date_errors(tpred["q50"].to_numpy(float), cycle_rule_days(test), d, e),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
         slices=_slices(test, y, p, cfg, lifecycle),
