@@ -929,16 +929,20 @@ def test_a_past_year_without_an_order_after_the_date_counts_365_and_years_give_a
     assert X.loc["S", "next_order_days_years_before"] == 30
 
 
-def test_features_no_snapshot_has_a_value_of_are_no_model_input() -> None:
-    """An empty region column or a year-ago feature on a short history: left out of the
-    model inputs, so the columns a tree samples are the ones that can teach it."""
+def test_a_past_year_feature_no_snapshot_has_is_no_model_input() -> None:
+    """On a history under a year the year-ago feature is empty: left out of the model inputs
+    (an empty column still moves LightGBM's column sampling, so a short history would get
+    other trees for a column it cannot have); other empty columns stay as they were."""
+    from ka_ml.features.catalog import past_years
     from ka_ml.training.folds import feature_columns
 
+    assert past_years() == {"next_order_days_years_before"}
     rows = [{"account_id": "A", "order_date": d(a), "amount": 10.0} for a in (10, 40, 70)]
     df = build_features(make_history(rows), AS_OF, config())
     assert df["next_order_days_years_before"].isna().all()
+    assert df["aov_change_365d"].isna().all()
     cols = feature_columns(df)
     assert "next_order_days_years_before" not in cols
-    assert "recency_days" in cols
+    assert "aov_change_365d" in cols and "recency_days" in cols
     df.loc[0, "next_order_days_years_before"] = 12.0
     assert "next_order_days_years_before" in feature_columns(df)

@@ -203,6 +203,9 @@ class FeatureSpec:
     # False: built with the features (so every engine and every snapshot has it) for the
     # scorer's rules, never a model input (:func:`scorer_only`)
     model: bool = True
+    # read from the same dates of past years: left out of the model inputs when no training
+    # snapshot reaches a year back (:func:`past_years`)
+    past_years: bool = False
     # which way a manager expects risk to go with the value: "lower" (a fall in usage, no
     # order in 90 days), "higher" (complaints), "" (no one way: tickets, order value). Only
     # read where the sentence itself says good or bad news (a signed change, or a count at
@@ -540,6 +543,7 @@ _ORDER_SPECS_TAIL = (
         missing="Not a customer a year before: no past year to compare with",
         high_means="a long pause usually follows this date",
         low_means="it usually ordered soon after this date",
+        past_years=True,
     ),
     FeatureSpec(
         "orders_trend_90d",
@@ -1131,6 +1135,11 @@ def features_for(history: History, windows: Sequence[int] | None = None) -> list
     """The catalog features this data can produce (their table and columns exist)."""
     specs = catalog(DEFAULT_WINDOWS if windows is None else windows)
     return [s for s in specs if s.available(history)]
+
+
+def past_years(specs: Iterable[FeatureSpec] = FEATURES) -> frozenset[str]:
+    """Model features read from the same dates of past years (``FeatureSpec.past_years``)."""
+    return frozenset(s.name for s in specs if s.past_years and s.model)
 
 
 def scorer_only(specs: Iterable[FeatureSpec] = FEATURES) -> frozenset[str]:

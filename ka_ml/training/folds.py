@@ -16,7 +16,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.errors import ModelError
-from ka_ml.features.catalog import scorer_only
+from ka_ml.features.catalog import past_years, scorer_only
 from ka_ml.modeling.split import Backtest, Origin, rolling_origins
 
 KEY_COLUMNS = ("account_id", "as_of")
@@ -34,12 +34,14 @@ def account_groups(df: pd.DataFrame) -> np.ndarray:
 
 def feature_columns(ts: pd.DataFrame) -> list[str]:
     """The model inputs of a snapshot table: every column but keys, labels, the features
-    built only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`) and those
-    no snapshot has a value of (a year-ago feature on less than a year of history, a region
-    column left empty): they teach nothing, and a column LightGBM cannot split still moves
-    which columns each tree samples."""
+    built only for the scorer's rules (:func:`ka_ml.features.catalog.scorer_only`), and the
+    ones read from the same dates of past years (:func:`ka_ml.features.catalog.past_years`)
+    when no snapshot reaches a year back: they would teach nothing, and a column LightGBM
+    cannot split still moves which columns each tree samples (feature_fraction), so a
+    history under a year would get other trees for a column it cannot have."""
     skip = {*KEY_COLUMNS, *LABEL_COLUMNS, *scorer_only()}
-    return [c for c in ts.columns if c not in skip and bool(ts[c].notna().any())]
+    empty = {c for c in past_years() if c in ts and not bool(ts[c].notna().any())}
+    return [c for c in ts.columns if c not in skip | empty]
 
 
 @dataclass(frozen=True)
