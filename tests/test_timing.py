@@ -465,5 +465,7 @@ def test_the_console_says_when_the_rule_dates_better() -> None:
     assert line is not None and "1,234 test rows" in line and "rule 4" in line
     assert "dates these accounts better" not in line
     worse = date_line({**t, "date_close_share": 0.7})
-    assert worse is not None and "dates these accounts better" in worse
+    assert worse is not None and "dates these accounts better: it comes within a week" in worse
+    both = date_line({**t, "date_close_share": 0.7, "date_median_error_days": 5.0})
+    assert both is not None and "its median error is smaller and it comes within" in both
     assert date_line({}) is None

@@ -242,11 +242,18 @@ def date_line(timing: dict[str, float]) -> str | None:
     rule_close = timing["date_close_share_cycle_rule"]
     err = timing["date_median_error_days"]
     rule_err = timing["date_median_error_days_cycle_rule"]
-    behind = err > rule_err or close < rule_close
+    worse = [
+        said
+        for lost, said in (
+            (err > rule_err, "its median error is smaller"),
+            (close < rule_close, "it comes within a week more often"),
+        )
+        if lost
+    ]
     verdict = (
-        " [yellow](the rule dates these accounts better: read the expected dates of regular "
-        "buyers with care)[/]"
-        if behind
+        f" [yellow](the rule dates these accounts better: {' and '.join(worse)}; read the "
+        "expected dates of regular buyers with care)[/]"
+        if worse
         else ""
     )
     return (
