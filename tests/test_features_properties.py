@@ -332,3 +332,33 @@ def test_account_codes_are_positions_in_the_universe_whatever_the_row_order(
     where = {v: i for i, v in enumerate(ids)}
     expected = [where.get(v, -1) if v is not None else -1 for v in values]
     assert _codes(col, ids).tolist() == expected
+
+
+@SETTINGS
+@given(before=orders(st.integers(1, 1300)))
+def test_the_next_order_after_the_same_date_of_past_years_by_brute_force(
+    before: list[dict[str, Any]],
+) -> None:
+    """next_order_days_years_before: for each of the last three years in which the account
+    had ordered before the date 365 y days back, the days from that date to its first
+    order day on or after it (at most 365); the median of those years; NaN without one."""
+    df = build_features(make_history(before), AS_OF, config()).set_index("account_id")
+    for acc, got in df["next_order_days_years_before"].items():
+        ages = sorted(
+            {
+                (AS_OF - r["order_date"]).days
+                for r in before
+                if r["account_id"] == acc and r["amount"] >= 0
+            }
+        )
+        waits = []
+        for y in (1, 2, 3):
+            since = 365 * y  # the date's age
+            if not ages or ages[-1] <= since:  # no order day before that date
+                continue
+            later = [since - a for a in ages if a <= since]
+            waits.append(min(min(later), 365) if later else 365)
+        if waits:
+            assert got == np.median(waits)
+        else:
+            assert np.isnan(got)
