@@ -174,8 +174,10 @@ SEASON_YEARS = 3  # past years season_chance looks back
 def season_chance(
     days: Arrays, n: int, t: int, first_day: np.ndarray, horizon: int
 ) -> dict[str, np.ndarray]:
-    """``season_quiet_chance``: P(no order in the next ``horizon`` days) by the same days of
-    past years, and ``season_quiet_years``: in how many of them the account was quiet.
+    """What the same dates of past years say: ``season_quiet_chance``, P(no order in the
+    next ``horizon`` days) by them, ``season_quiet_years``, in how many of them the account
+    was quiet, and ``next_order_days_years_before``, how many days after the date its next
+    order came.
 
     For each of the last :data:`SEASON_YEARS` years y in which the account was already a
     customer (its first order day before the season's first day, ``t - 365 y``), the season
@@ -186,11 +188,19 @@ def season_chance(
     in each of the last two years: 0.83; a restaurant that ordered in those days: 0.17. The
     gaps alone miss it (its many short in-season gaps outnumber the two winters), and a
     ski hut's summer silence outgrows its longest past gap weeks before its season.
+
+    The days to the next order are the median over the same years (365 for a year with no
+    order in the year after the date; NaN without such a year): a food producer scored in
+    mid-August that shuts for three weeks every August gets 21, where its gaps (a week) and
+    its silence say nothing of a shutdown; a landscaper scored in January, the days to its
+    spring order. Only order days before ``t`` are read (the year after a date ``365 y``
+    days back ends before ``t``).
     """
     code, day = days["code"], days["day"]
     age = t - day
     quiet = np.zeros(n)
     years = np.zeros(n)
+    waits = np.full((SEASON_YEARS, n), np.nan)
     for y in range(1, SEASON_YEARS + 1):
         start = YEAR_DAYS * y  # the season runs over ages start .. start - horizon + 1
         inside = (age <= start) & (age > start - horizon)
@@ -200,39 +210,25 @@ def season_chance(
         back = per_account.count(code[after], n) > 0
         years += customer
         quiet += customer & ~ordered & back
+        waits[y - 1] = np.where(customer, _days_to_next(code, age, start, n), np.nan)
     some = years > 0
+    out = np.full(n, np.nan)
+    out[some] = np.nanmedian(waits[:, some], axis=0)  # every such column has a year
     return {
         "season_quiet_chance": np.where(some, (quiet + 0.5) / (years + 1.0), np.nan),
         "season_quiet_years": np.where(some, quiet, np.nan),
-        "next_order_days_years_before": season_next_order(days, n, t, first_day),
+        "next_order_days_years_before": out,
     }
 
 
-def season_next_order(days: Arrays, n: int, t: int, first_day: np.ndarray) -> np.ndarray:
-    """``next_order_days_years_before``: how many days after the same date of past years the
-    account's next order came, the median over the last :data:`SEASON_YEARS` years in which
-    it was already a customer (its first order day before that date); 365 for a year with no
-    order in the year after the date; NaN without such a year.
-
-    A food producer scored in mid-August that shuts for three weeks every August: 21, where
-    its gaps (a week) and its silence say nothing of a shutdown; a landscaper scored in
-    January: the days to its spring order. Only order days before ``t`` are read (the year
-    after a date ``365 y`` days back ends before ``t``)."""
-    code, day = days["code"], days["day"]
-    per_year = np.full((SEASON_YEARS, n), np.nan)
-    for y in range(1, SEASON_YEARS + 1):
-        since = t - YEAR_DAYS * y
-        customer = first_day <= since - 1  # NaN (no order) compares False
-        after = day >= since  # days are sorted by (account, day): the first per account
-        codes, first = np.unique(code[after], return_index=True)
-        wait = np.full(n, float(YEAR_DAYS))
-        wait[codes] = np.minimum(day[after][first] - since, YEAR_DAYS)
-        per_year[y - 1] = np.where(customer, wait, np.nan)
-    some = np.isfinite(per_year).any(axis=0)
-    out = np.full(n, np.nan)
-    if some.any():
-        out[some] = np.nanmedian(per_year[:, some], axis=0)
-    return out
+def _days_to_next(code: np.ndarray, age: np.ndarray, start: int, n: int) -> np.ndarray:
+    """Days from the date ``start`` days before the as-of to each account's first order day
+    on or after it, at most a year (a year: none in the year after it)."""
+    on_or_after = age <= start  # days are sorted by (account, day): the first per account
+    codes, first = np.unique(code[on_or_after], return_index=True)
+    wait = np.full(n, float(YEAR_DAYS))
+    wait[codes] = np.minimum(start - age[on_or_after][first], YEAR_DAYS)
+    return wait
 
 
 def trend_features(bands: Bands, n_orders: np.ndarray, spend: np.ndarray) -> dict[str, np.ndarray]:
