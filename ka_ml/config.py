@@ -705,6 +705,14 @@ class TuningConfig(_Strict):
         "horizon, and never shorter than it (a shorter purge lets the model recognise "
         "accounts whose outcome it saw)",
     )
+    max_accounts: int | None = Field(
+        25_000,
+        ge=100,
+        description="accounts training learns from (snapshots, tuning, every test origin, "
+        "the final fits); above it, a seeded random sample of that many of the accounts "
+        "with an order before the as-of date. Scoring always covers every account. None = "
+        "every account. Large portfolios only: a quicker retrain at a small cost in ROC AUC",
+    )
     max_churn_rows: int | None = Field(
         500_000,
         ge=1000,

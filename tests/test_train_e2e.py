@@ -160,6 +160,12 @@ def test_every_tuning_trial_is_a_nested_run_of_the_training_run(
     assert finished and all("cv_score" in c.data.metrics for c in finished)
     # the run says how many trials ran within the budget (the session's is trials, not time)
     assert run.data.params["churn_tuning.trials_run"] == str(n_churn)
+    # every account with an order learnt from (the demo is far below tuning.max_accounts)
+    p = run.data.params
+    assert p["chosen.training_accounts"] == p["chosen.accounts_with_orders"]
+    known = trained.history.before(report.as_of).orders
+    assert int(p["chosen.training_accounts"]) == known["account_id"].nunique()
+    assert "sampling_note" not in run.data.tags
 
 
 def test_comparison_measures_every_predictor_on_the_rows_all_of_them_can_score() -> None:

@@ -22,7 +22,7 @@ from ka_ml.modeling.timing import TimingModel
 from ka_ml.modeling.tuning import params_key
 from ka_ml.training import timing as timing_module
 from ka_ml.training.churn import Rounds, backtest_churn, fit_churn_model, tune_churn
-from ka_ml.training.folds import account_groups, capped, sampling_note
+from ka_ml.training.folds import account_groups, capped, sample_accounts, sampling_note
 from ka_ml.training.timing import (
     backtest_timing,
     count_timing_rows,
@@ -130,9 +130,89 @@ def test_the_run_says_when_its_fits_are_sampled(prepared: tuple[Config, Prepared
     assert note.startswith("purchase-timing fits at most 1,000") and "20% of 5,000" in note
 
 
+def _ids(h: object, table: str) -> set[str]:
+    df = getattr(h, table)
+    return set() if df is None else set(df["account_id"])
+
+
+def test_an_account_sample_keeps_whole_histories_of_a_reproducible_subset(
+    demo_history: object,
+) -> None:
+    known = demo_history.before(demo_history.default_as_of)  # type: ignore[attr-defined]
+    customers = pd.unique(known.orders["account_id"])
+    assert sample_accounts(known, None, 0).history is known
+    assert sample_accounts(known, len(customers), 0).history is known  # at the cap: untouched
+    cap = len(customers) // 4
+    s = sample_accounts(known, cap, 3)
+    assert (s.customers, s.kept) == (len(customers), cap)
+    kept = _ids(s.history, "orders")
+    assert len(kept) == cap and kept <= set(customers)
+    for table in ("accounts", "usage", "tickets", "surveys", "contracts"):
+        assert _ids(s.history, table) <= kept  # no row of an account left out
+    # every row of a kept account, in the loader's order
+    whole = known.orders[known.orders["account_id"].isin(kept)]
+    pd.testing.assert_frame_equal(s.history.orders, whole)
+    assert sample_accounts(known, cap, 3).history.orders.equals(s.history.orders)
+    assert _ids(sample_accounts(known, cap, 4).history, "orders") != kept
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    owners=st.lists(st.integers(0, 40), min_size=1, max_size=120),
+    cap=st.integers(1, 50),
+    seed=st.integers(0, 3),
+)
+def test_an_account_sample_holds_min_of_cap_and_customers(
+    owners: list[int], cap: int, seed: int
+) -> None:
+    from ka_ml.data.history import History
+
+    orders = pd.DataFrame(
+        {
+            "account_id": [f"A{i:03d}" for i in owners],
+            "order_date": pd.Timestamp("2025-01-01") + pd.to_timedelta(range(len(owners)), "D"),
+        }
+    )
+    accounts = pd.DataFrame({"account_id": [f"A{i:03d}" for i in range(45)]})
+    s = sample_accounts(History(orders=orders, accounts=accounts), cap, seed)
+    n = len(set(owners))
+    assert s.customers == n and s.kept == min(cap, n) == len(_ids(s.history, "orders"))
+    assert len(s.history.orders) == orders["account_id"].isin(_ids(s.history, "orders")).sum()
+
+
+def test_the_run_says_when_it_learns_from_a_sample_of_accounts(
+    prepared: tuple[Config, Prepared], demo_history: object
+) -> None:
+    cfg, pre = prepared
+    assert pre.sample.kept == pre.sample.customers  # the demo is far below the default
+    assert pre.sample.history is pre.known
+    sample = sample_accounts(pre.known, 100, cfg.seed)
+    note = sampling_note(pre.folds, 5000, cfg, sample)
+    assert note.startswith(
+        f"training learns from a seeded sample of 100 of the {sample.customers:,}"
+    )
+    assert "tuning.max_accounts" in note
+
+
+def test_training_on_an_account_sample_builds_snapshots_of_those_accounts_only(
+    tmp_path: Path, demo_history: object
+) -> None:
+    cfg = small_config(tmp_path, tuning={"n_trials": 1, "max_accounts": 150})
+    as_of = demo_history.default_as_of  # type: ignore[attr-defined]
+    pre = prepare(demo_history, cfg, as_of, lambda s: None, "local")  # type: ignore[arg-type]
+    assert pre.sample.kept == 150 < pre.sample.customers
+    assert set(pre.ts["account_id"]) <= _ids(pre.sample.history, "orders")
+    assert set(pre.known.orders["account_id"]) == set(
+        demo_history.before(as_of).orders["account_id"]  # type: ignore[attr-defined]
+    )
+    assert "tuning.max_accounts" in pre.sampling
+
+
 def test_row_caps_are_validated() -> None:
     with pytest.raises(ValueError, match="max_churn_rows"):
         Config.model_validate({"tuning": {"max_churn_rows": 10}})
+    with pytest.raises(ValueError, match="max_accounts"):
+        Config.model_validate({"tuning": {"max_accounts": 5}})
     assert (
         Config.model_validate({"tuning": {"max_timing_rows": None}}).tuning.max_timing_rows is None
     )

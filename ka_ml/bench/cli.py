@@ -202,8 +202,10 @@ def to_markdown(records: Sequence[dict[str, Any]], budget: e2e.Budget) -> str:
         "",
         f"Each command as a user runs it (a subprocess; peak RSS = its largest process); demo "
         f"world as Parquet; training budget: {budget.n_trials} trials, "
-        f"{budget.max_snapshots} snapshots, {budget.backtest_origins} test origins (tuning's "
-        "folds; `tuning.n_folds` is no longer used); `score` "
+        f"{budget.max_snapshots} snapshots, {budget.backtest_origins} test "
+        f"origin{'s' if budget.backtest_origins != 1 else ''} (tuning's folds: issue 17's "
+        '"1 fold"), the default `tuning.max_accounts` (above it, `train` learns from a '
+        "seeded sample of the accounts; `score` scores every one); `score` "
         "after an untimed run for the week before. Load = `load_history` in a fresh "
         "interpreter; DuckDB = `SELECT *` of the same files.",
         "",

@@ -56,9 +56,9 @@ class Budget:
     n_trials: int = 2
     max_snapshots: int = 15  # about the fewest that leave purged CV folds (30-day cadence)
     timeout_seconds: float = 3600.0  # large: the trial count, not the clock, is the budget
-    # the default config's; quick mode: 1 (a smoke test). Tuning's folds are these origins
-    # (issue 13): the "1 fold" of issue 17's budget has no setting of its own any more
-    backtest_origins: int = 3
+    # issue 17's budget ("2 trials, 1 fold, 15 snapshots"): tuning's folds are the test
+    # origins since issue 13, so its one fold is one origin (the default config has 3)
+    backtest_origins: int = 1
 
     def overrides(self, root: Path) -> dict[str, Any]:
         return {

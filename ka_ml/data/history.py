@@ -116,6 +116,14 @@ class History:
             kw[name] = None if df is None else df[known_dates(name, df) < as_of]
         return replace(self, **kw)  # type: ignore[arg-type]
 
+    def for_accounts(self, ids: pd.Index) -> History:
+        """Only the rows of the accounts in ``ids``, in every table (row order kept)."""
+        kw: dict[str, pd.DataFrame | None] = {}
+        for name in ("orders", "accounts", *OPTIONAL_TABLES):
+            df = getattr(self, name)
+            kw[name] = None if df is None else df[df["account_id"].isin(ids)]
+        return replace(self, **kw)  # type: ignore[arg-type]
+
     # -- identity -----------------------------------------------------------------------
     def fingerprint(self) -> str:
         """Content hash of every table (row-order sensitive; the loader sorts rows)."""

@@ -45,11 +45,13 @@ from ka_ml.spark.features import build_training_set as build_on_spark
 from ka_ml.training.churn import train_churn
 from ka_ml.training.evaluation import CYCLE_CARD_KEYS, Evaluation, evaluate, model_card
 from ka_ml.training.folds import (
+    AccountSample,
     Folds,
     Progress,
     check_labels,
     feature_columns,
     make_folds,
+    sample_accounts,
     sampling_note,
 )
 from ka_ml.training.timing import count_timing_rows, fit_timing, timing_budget, untuned_reason
@@ -118,12 +120,13 @@ def trial_printer(progress: Progress) -> Callable[[str], Callable[[int, float | 
 class Prepared:
     """What training starts from: the known history, its snapshots and their split."""
 
-    known: History
+    known: History  # every account's history before the as-of
+    sample: AccountSample  # what training learns from: ``known`` or a sample of its accounts
     ts: pd.DataFrame
     feats: list[str]
     folds: Folds
     definition: str
-    sampling: str  # what the row caps do to the fits ('' = every fit uses every row)
+    sampling: str  # what the caps do to the fits ('' = every fit uses every row)
 
 
 def prepare(
@@ -132,8 +135,9 @@ def prepare(
     """Snapshots as of ``as_of`` and their rolling origins, checked before any MLflow run
     starts (a refused training leaves no trace)."""
     known = history.before(as_of)
+    sample = sample_accounts(known, cfg.tuning.max_accounts, cfg.seed)
     progress(f"building training snapshots as of {as_of.date()} ...")
-    ts = training_snapshots(known, cfg, as_of, engine)
+    ts = training_snapshots(sample.history, cfg, as_of, engine)
     feats = feature_columns(ts)
     folds = make_folds(ts, cfg)
     definition = ",".join(sorted(ts["churn_definition"].dropna().unique()))
@@ -142,11 +146,11 @@ def prepare(
     )
     if folds.split.note:
         progress(f"note: {folds.split.note}")
-    sampling = sampling_note(folds, count_timing_rows(ts, as_of), cfg)
+    sampling = sampling_note(folds, count_timing_rows(ts, as_of), cfg, sample)
     if sampling:
         progress(f"note: {sampling}")
     check_labels(folds)
-    return Prepared(known, ts, feats, folds, definition, sampling)
+    return Prepared(known, sample, ts, feats, folds, definition, sampling)
 
 
 def run_training(
@@ -174,10 +178,18 @@ def run_training(
     on_trial = trial_printer(progress)
     with mlflow.start_run(run_name=f"train-{as_of.date()}") as run:
         log_inputs(known, cfg, as_of, feats, folds, pre.definition)
+        mlflow.log_params(
+            {
+                "chosen.accounts_with_orders": pre.sample.customers,
+                "chosen.training_accounts": pre.sample.kept,
+            }
+        )
         if pre.sampling:
             mlflow.set_tag("sampling_note", pre.sampling)
-        churn, churn_tuning, ev_parts = train_churn(known, folds, feats, cfg, progress, on_trial)
-        log_reference(churn, ts, feats, cfg, known)
+        churn, churn_tuning, ev_parts = train_churn(
+            pre.sample.history, folds, feats, cfg, progress, on_trial
+        )
+        log_reference(churn, ts, feats, cfg, pre.sample.history)
         churn.attach(reason_reference=reason_reference(churn, ts, cfg))
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(
@@ -191,6 +203,8 @@ def run_training(
         if orders_first:
             assert ends is not None
             ev.notes.insert(0, orders_first_note(ends, cfg.labels.horizon_days))
+        if pre.sampling:  # what the figures above were estimated on
+            ev.notes.append(pre.sampling)
         card = model_card(ev)
         if orders_first:  # the scorer and the backtest judge as this model learnt
             card[ORDERS_FIRST] = True

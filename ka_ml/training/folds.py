@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ka_ml.config import Config
+from ka_ml.data.history import History
 from ka_ml.errors import ModelError
 from ka_ml.features.catalog import past_years, scorer_only
 from ka_ml.modeling.split import Backtest, Origin, rolling_origins
@@ -137,11 +138,40 @@ def capped(rows: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
     return rows.iloc[np.sort(keep)]
 
 
-def sampling_note(folds: Folds, timing_rows: int, cfg: Config) -> str:
-    """What the row caps (``tuning.max_churn_rows`` / ``max_timing_rows``) do to this run's
-    fits: '' when every fit uses every row."""
+@dataclass(frozen=True)
+class AccountSample:
+    """The history training learns from: every account, or a seeded sample of them."""
+
+    history: History
+    customers: int  # accounts with an order before the as-of date
+    kept: int  # of them, the ones in ``history``
+
+
+def sample_accounts(known: History, max_accounts: int | None, seed: int) -> AccountSample:
+    """``known`` itself when at most ``max_accounts`` accounts have an order in it (or there
+    is no cap), else only the rows of a seeded uniform sample of ``max_accounts`` of those
+    accounts, in every table. Accounts without an order make no snapshot row either way.
+    The same history and seed give the same sample."""
+    ids = pd.Index(pd.unique(known.orders["account_id"])).sort_values()
+    if max_accounts is None or len(ids) <= max_accounts:
+        return AccountSample(known, len(ids), len(ids))
+    keep = np.random.default_rng(seed).choice(len(ids), size=max_accounts, replace=False)
+    return AccountSample(known.for_accounts(ids[np.sort(keep)]), len(ids), max_accounts)
+
+
+def sampling_note(
+    folds: Folds, timing_rows: int, cfg: Config, accounts: AccountSample | None = None
+) -> str:
+    """What the caps (``tuning.max_accounts``, ``max_churn_rows``, ``max_timing_rows``) do
+    to this run's fits: '' when every fit uses every row of every account."""
     t = cfg.tuning
     parts = []
+    if accounts is not None and accounts.kept < accounts.customers:
+        parts.append(
+            f"training learns from a seeded sample of {accounts.kept:,} of the "
+            f"{accounts.customers:,} accounts with orders (tuning.max_accounts; scoring covers "
+            "every account)"
+        )
     n = len(folds.labelled)
     if t.max_churn_rows is not None and n > t.max_churn_rows:
         parts.append(
