@@ -515,6 +515,16 @@ class HealthConfig(_Strict):
         "in October, a ski hut in September, whose many short in-season gaps hide their "
         "winters from the gaps alone",
     )
+    pause_min_gaps: float | None = Field(
+        1.5,
+        ge=1.0,
+        description="... and the same date of past years (season_pause_chance at least "
+        "rhythm_quiet_min: a gap between orders around that date at least as long as the "
+        "silence now, ended within the horizon, in each of the last two or three years) "
+        "for an account silent at least this many typical gaps: a plant closed three weeks "
+        "every August. Shorter silences are left to the other rules (just past its gap, any "
+        "account's past gaps look as long); null = off",
+    )
     season_peers: Literal["industry", "region"] | None = Field(
         "industry",
         description="an account with fewer than two past years of its own to read its "

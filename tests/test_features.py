@@ -146,6 +146,10 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "season_quiet_chance": 1.5 / 2,
         "season_quiet_years": 1.0,
         "next_order_days_years_before": 365 - 200,  # its first order day after age 365
+        # the gap around the date a year before: 400 -> 200 (200 days, at least the silence
+        # of 20 less a week), but it ended 165 days after the date, past the 90: no pause
+        "season_pause_chance": 0.5 / 2,
+        "season_pause_years": 0.0,
         "orders_trend_90d": 1.0,  # (2 - 1) / 1
         "spend_trend_90d": (350 - 150) / 150,
         "spend_slope_12m": 1950 * 12 / (143 * 700),
@@ -215,6 +219,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "season_quiet_chance": NAN,  # no customer a year before
         "season_quiet_years": NAN,
         "next_order_days_years_before": NAN,
+        "season_pause_chance": NAN,
+        "season_pause_years": NAN,
         "orders_trend_90d": 1.0,  # (1 - 0) / max(0, 1)
         "spend_trend_90d": 5.0,  # 80 / 1 clipped to 5
         "spend_slope_12m": 4.5 * 80 / 143 / (80 / 12),  # age 45 -> bucket 1 (x=10)
@@ -284,6 +290,8 @@ EXPECTED: dict[str, dict[str, float | str | None]] = {
         "season_quiet_chance": NAN,  # no customer a year before
         "season_quiet_years": NAN,
         "next_order_days_years_before": NAN,
+        "season_pause_chance": NAN,
+        "season_pause_years": NAN,
         "orders_trend_90d": 0.0,
         "spend_trend_90d": 0.0,
         "spend_slope_12m": NAN,  # no spend
@@ -769,6 +777,8 @@ def test_the_rhythm_quiet_chance_is_no_model_input_and_not_in_the_feature_file(
         "gaps_longer_than_silence",
         "season_quiet_chance",
         "season_quiet_years",
+        "season_pause_chance",
+        "season_pause_years",
         "basket_ratio_90d",
         "basket_days_90d",
         "usage_yoy_90d",
@@ -911,6 +921,33 @@ def test_the_days_to_the_next_order_after_the_same_date_of_past_years() -> None:
     young = [r for r in before if r["order_date"] >= as_of - pd.Timedelta(days=300)]
     X_young = build_features(make_history(young), as_of, config()).set_index("account_id")
     assert math.isnan(X_young.loc["F", "next_order_days_years_before"])
+
+
+def test_a_yearly_shutdown_reads_as_a_pause_on_the_same_date_of_past_years() -> None:
+    """Nineteen days into its August shutdown (last order 31 July, scored 19 August) the
+    weekly buyer had been about as long without an order on 19 August of each of the three
+    past years, and ordered again within days of it: 3 of 3 years, (3 + 0.5) / 4. A buyer
+    that simply stopped in May was never that quiet on 19 August before."""
+    as_of = pd.Timestamp("2026-08-19")
+    rows = [r for r in _weekly_with_august_shutdowns(4, as_of) if r["order_date"] < as_of]
+    stopped = [
+        {"account_id": "G", "order_date": r["order_date"], "amount": 100.0}
+        for r in rows
+        if r["order_date"] < pd.Timestamp("2026-05-01")
+    ]
+    X = build_features(make_history(rows + stopped), as_of, config()).set_index("account_id")
+    assert X.loc["F", "recency_days"] == 19  # inside the shutdown
+    assert X.loc["F", "season_pause_years"] == 3
+    assert X.loc["F", "season_pause_chance"] == pytest.approx(3.5 / 4)
+    assert X.loc["F", "next_order_days_years_before"] <= 7  # back within days of the date
+    # stopped in May: as silent as never before on 19 August, nor back soon after it then
+    assert X.loc["G", "season_pause_years"] == 0
+    assert X.loc["G", "season_pause_chance"] == pytest.approx(0.5 / 4)
+    # no past year as a customer: NaN, like the other season features
+    young = [r for r in rows if r["order_date"] >= as_of - pd.Timedelta(days=300)]
+    X_young = build_features(make_history(young), as_of, config()).set_index("account_id")
+    assert math.isnan(X_young.loc["F", "season_pause_chance"])
+    assert math.isnan(X_young.loc["F", "season_pause_years"])
 
 
 def test_a_past_year_without_an_order_after_the_date_counts_365_and_years_give_a_median() -> None:

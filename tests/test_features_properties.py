@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from fixtures import config, make_history
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from ka_ml.data.history import History
 from ka_ml.features import build_features, churn_labels, timing_labels
 from ka_ml.features.encode import _codes
+from ka_ml.features.orders import PAUSE_SLACK_DAYS
 
 AS_OF = pd.Timestamp("2024-07-01")
 H = 90
@@ -362,3 +364,42 @@ def test_the_next_order_after_the_same_date_of_past_years_by_brute_force(
             assert got == np.median(waits)
         else:
             assert np.isnan(got)
+
+
+@SETTINGS
+@given(before=orders(st.integers(1, 1300)))
+def test_the_yearly_pause_on_the_same_date_of_past_years_by_brute_force(
+    before: list[dict[str, Any]],
+) -> None:
+    """season_pause_years: of the last three years in which the account had ordered before
+    the date 365 y days back, those in which the gap around that date (last order day
+    before it to the next on or after it, at most 365 days after) was at least its silence
+    now less PAUSE_SLACK_DAYS and ended within the horizon after the date;
+    season_pause_chance = (q + 0.5) / (years + 1); NaN without such a year."""
+    cfg = config()
+    df = build_features(make_history(before), AS_OF, cfg).set_index("account_id")
+    for acc in df.index:
+        ages = sorted(
+            {
+                (AS_OF - r["order_date"]).days
+                for r in before
+                if r["account_id"] == acc and r["amount"] >= 0
+            }
+        )
+        now = min(ages) if ages else np.nan
+        years = paused = 0
+        for y in (1, 2, 3):
+            since = 365 * y
+            if not ages or ages[-1] <= since:
+                continue
+            years += 1
+            then = min(a for a in ages if a > since) - since
+            later = [since - a for a in ages if a <= since]
+            wait = min(min(later), 365) if later else 365
+            paused += then + wait >= now - PAUSE_SLACK_DAYS and wait <= cfg.labels.horizon_days
+        q, c = df.loc[acc, "season_pause_years"], df.loc[acc, "season_pause_chance"]
+        if years:
+            assert q == paused
+            assert c == pytest.approx((paused + 0.5) / (years + 1))
+        else:
+            assert np.isnan(q) and np.isnan(c)

@@ -571,6 +571,61 @@ def test_a_quiet_season_of_past_years_keeps_the_light_off_like_a_rhythm() -> Non
     assert "no order in the same 90 days in 2 of the last 3 years" in two_of_three[0]
 
 
+def test_a_yearly_pause_on_the_same_date_of_past_years_keeps_the_light_off() -> None:
+    """User test (a packaging supplier): food plants close three weeks every August; on
+    24 August 28 of 75 reds were such accounts, weekly buyers at 30-64% churn probability,
+    back in September as every year. Neither the gaps (a week) nor a 90-day quiet season
+    say it; the same date of past years does: as long without an order on it, back days
+    later. Only at health.pause_min_gaps typical gaps of silence or more, whatever the churn
+    definition (12 of the 28 were judged by their contracts), off with season_quiet."""
+    from ka_ml.config import Config
+    from ka_ml.scoring.health import rhythm_quiet, rhythm_quiet_why
+    from ka_ml.scoring.lifecycle import pause_season
+
+    X = pd.DataFrame(
+        {
+            "recency_days": [19.0, 19.0, 10.0, 19.0, 19.0],
+            "gap_typical_days": [7.0, 7.0, 7.0, 7.0, 7.0],
+            "season_pause_chance": [3.5 / 4, 2.5 / 3, 3.5 / 4, 1.5 / 4, 3.5 / 4],
+            "season_pause_years": [3.0, 2.0, 3.0, 1.0, 3.0],
+            "next_order_days_years_before": [4.0, 9.0, 4.0, 40.0, 4.0],
+        }
+    )
+    pause = pause_season(X, Config())
+    assert np.isnan(pause.chance[2])  # 1.4 gaps: short of pause_min_gaps (1.5)
+    never = pause_season(X, Config.model_validate({"health": {"pause_min_gaps": None}}))
+    assert np.isnan(never.chance).all()
+    assert list(pause.measured) == [3.0, 2.0, 3.0, 3.0, 3.0]
+    cfg = HealthConfig()
+    chance = np.full(5, 0.1)  # the gaps do not say it
+    by_orders = np.array([True, True, True, True, False])
+    quiet = rhythm_quiet(chance, by_orders, cfg, pause=pause.chance)
+    # the fifth is judged by its contract: a pause kept every year says nothing of it either
+    assert list(quiet) == [True, True, False, False, True]
+    off = HealthConfig(season_quiet=False)
+    assert not rhythm_quiet(chance, by_orders, off, pause=pause.chance).any()
+    why = rhythm_quiet_why(
+        np.array([0.56, 0.4, 0.3, 0.3, 0.3]),
+        chance,
+        X["recency_days"].to_numpy(),
+        90,
+        cfg=cfg,
+        pause=pause,
+    )
+    assert why[0] == (
+        "churn probability 56%, but this is its yearly pause: as long without an order on "
+        "this date in each of the last 3 years, and an order 4 days after it (the median) "
+        "(last order 19 days ago); judged again as the pause ends"
+    )
+    assert "in 2 of the last 2 years" not in why[1]
+    assert "on this date in each of the last 2 years, and an order 9 days after it" in why[1]
+    # the lights: the paused account stays green, its reason is the rule's
+    lights, reasons = assign_lights(
+        np.array([0.56, 0.4, 0.3, 0.3, 0.3]), None, cfg, quiet=quiet, quiet_why=why
+    )
+    assert lights[0] == "green" and "yearly pause" in reasons[0]
+
+
 def test_a_probability_no_higher_than_the_own_rhythm_chance_lights_nothing_when_asked() -> None:
     """User test: a quarterly buyer went red at 47% the day after an order, when its own
     gaps made no order in the next 90 days 50% likely: the probability restated the rhythm.

@@ -530,6 +530,40 @@ _ORDER_SPECS_TAIL = (
         model=False,
     ),
     FeatureSpec(
+        "season_pause_chance",
+        "orders",
+        "Chance, by the same date of past years, that the account's current silence is a "
+        "pause it takes every year: of the past years (up to 3) in which it was already a "
+        "customer, the share in which the gap between its orders around the same date was "
+        "at least as long as its silence now (less a week) and ended within the churn "
+        "horizon after the date, as (q + 0.5) / (years + 1); NaN with no such year. For the "
+        "health "
+        "lights' rhythm rule (a plant closed three weeks every August), not a model input",
+        "share",
+        "orders",
+        templates=(
+            "By the same date of past years, chance this silence is its yearly pause: {value}",
+        ),
+        missing="No order a year before: no past year to compare with",
+        high_means="as quiet on this date before, and back soon after",
+        low_means="not this quiet on this date before",
+        model=False,
+    ),
+    FeatureSpec(
+        "season_pause_years",
+        "orders",
+        "How many past years (up to 3) the gap between the account's orders around the same "
+        "date was at least as long as its silence now (less a week) and ended within the "
+        "churn horizon after the date (season_pause_chance's q), not a model input",
+        "count",
+        "orders",
+        templates=("Past years with a gap this long around this date, then back: {value}",),
+        missing="No order a year before: no past year to compare with",
+        high_means="as quiet on this date before, and back soon after",
+        low_means="not this quiet on this date before",
+        model=False,
+    ),
+    FeatureSpec(
         "next_order_days_years_before",
         "orders",
         "Days from the same date of past years to the account's next order then: the median "

@@ -177,7 +177,10 @@ def season_chance(
     """What the same dates of past years say: ``season_quiet_chance``, P(no order in the
     next ``horizon`` days) by them, ``season_quiet_years``, in how many of them the account
     was quiet, and ``next_order_days_years_before``, how many days after the date its next
-    order came.
+    order came; ``season_pause_chance`` and ``season_pause_years``, the same for a pause:
+    a year counts when the gap between orders around the same date (from the last order
+    day before it to the next on or after it) was at least as long as the account's silence
+    now (less :data:`PAUSE_SLACK_DAYS`) and ended within the ``horizon`` after the date.
 
     For each of the last :data:`SEASON_YEARS` years y in which the account was already a
     customer (its first order day before the season's first day, ``t - 365 y``), the season
@@ -200,6 +203,8 @@ def season_chance(
     age = t - day
     quiet = np.zeros(n)
     years = np.zeros(n)
+    paused = np.zeros(n)
+    silence = _days_since_last(code, age, 0, n)  # now (NaN: no order day)
     waits = np.full((SEASON_YEARS, n), np.nan)
     for y in range(1, SEASON_YEARS + 1):
         start = YEAR_DAYS * y  # the season runs over ages start .. start - horizon + 1
@@ -210,7 +215,13 @@ def season_chance(
         back = per_account.count(code[after], n) > 0
         years += customer
         quiet += customer & ~ordered & back
-        waits[y - 1] = np.where(customer, _days_to_next(code, age, start, n), np.nan)
+        wait = _days_to_next(code, age, start, n)
+        waits[y - 1] = np.where(customer, wait, np.nan)
+        then = _days_since_last(code, age, start, n)  # NaN compares False
+        # the gap around the date at least as long as the silence now: a monthly buyer's
+        # last order before a shutdown falls on other days each year, its gap does not
+        long = then + wait >= silence - PAUSE_SLACK_DAYS  # NaN compares False
+        paused += customer & long & (wait <= horizon)
     some = years > 0
     out = np.full(n, np.nan)
     out[some] = np.nanmedian(waits[:, some], axis=0)  # every such column has a year
@@ -218,7 +229,23 @@ def season_chance(
         "season_quiet_chance": np.where(some, (quiet + 0.5) / (years + 1.0), np.nan),
         "season_quiet_years": np.where(some, quiet, np.nan),
         "next_order_days_years_before": out,
+        "season_pause_chance": np.where(some, (paused + 0.5) / (years + 1.0), np.nan),
+        "season_pause_years": np.where(some, paused, np.nan),
     }
+
+
+PAUSE_SLACK_DAYS = 7  # a past year's gap around the date counts when at most this much shorter
+
+
+def _days_since_last(code: np.ndarray, age: np.ndarray, start: int, n: int) -> np.ndarray:
+    """Days from each account's last order day before the date ``start`` days before the
+    as-of to that date (NaN: no order day before it)."""
+    before = age > start  # days are sorted by (account, day): the last per account
+    count, ends = per_account.last_index(code[before], n)
+    since = np.full(n, np.nan)
+    has = count > 0
+    since[has] = age[before][ends[has]] - start
+    return since
 
 
 def _days_to_next(code: np.ndarray, age: np.ndarray, start: int, n: int) -> np.ndarray:

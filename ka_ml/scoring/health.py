@@ -32,7 +32,7 @@ import pandas as pd
 
 from ka_ml.config import HealthConfig
 from ka_ml.features.catalog import n_days
-from ka_ml.scoring.lifecycle import PeerSeason, season_years_measured
+from ka_ml.scoring.lifecycle import Pause, PeerSeason, season_years_measured
 
 ORDER = {"green": 0, "yellow": 1, "red": 2}
 NAMES = np.array(["green", "yellow", "red"])
@@ -51,6 +51,7 @@ QUIET_WORDS = (
     "no higher than its own rhythm says",
     "this is its quiet season",
     "this is the quiet season of its",
+    "this is its yearly pause",
 )
 # fewer accounts than this that just ordered: their median p90 is too noisy to replace the
 # configured multiple (its standard error is then about a quarter of the spread)
@@ -129,7 +130,15 @@ def light_rule(cfg: HealthConfig, scope: str = "active and new accounts") -> str
     quiet = (
         (
             "; an account whose own past gaps"
-            + (", or the same season of past years," if cfg.season_quiet else "")
+            + (
+                (
+                    ", or the same season"
+                    + (" or date" if cfg.pause_min_gaps is not None else "")
+                    + " of past years,"
+                )
+                if cfg.season_quiet
+                else ""
+            )
             + " make a quiet spell its usual rhythm is not lit by its churn probability"
             if cfg.rhythm_quiet_min is not None
             else ""
@@ -318,12 +327,19 @@ def rhythm_quiet(
     p: np.ndarray | None = None,
     gaps: np.ndarray | None = None,
     season: np.ndarray | None = None,
+    pause: np.ndarray | None = None,
 ) -> np.ndarray:
     """Accounts whose churn probability only restates their rhythm: judged by their orders
     (churn definition ``no_order``: a contract's end is a risk whatever the rhythm) and
     whose own gaps make the horizon without an order at least ``rhythm_quiet_min`` likely
     (the feature ``rhythm_quiet_chance``), or (``season``: ``season_quiet_chance``, with
-    ``season_quiet``) the same days of past years do; with ``rhythm_excess_min`` (and
+    ``season_quiet``) the same days of past years do; or, whatever its churn definition
+    (``pause``: ``season_pause_chance`` where the silence is long enough,
+    :func:`~ka_ml.scoring.lifecycle.pause_season`), the same date of past years makes its
+    silence a pause it takes every year: a silence kept every August says nothing of a
+    contract's renewal either (on a user test's August, 12 of 28 such reds were accounts
+    judged by their contracts; holding them too, no red on a real loss went); with
+    ``rhythm_excess_min`` (and
     ``p``, ``gaps``: the churn probabilities and ``gaps_longer_than_silence``), also those
     with at least three past gaps longer than their silence whose churn probability exceeds
     that chance by less than it (a quarterly buyer the day after an order: 47% against 50%
@@ -335,6 +351,7 @@ def rhythm_quiet(
     if cfg.rhythm_quiet_min is not None:
         out |= judged & (c >= cfg.rhythm_quiet_min)
         out |= by_orders & season_quiet(season, cfg)
+        out |= season_quiet(pause, cfg)  # by orders or not: see above
     if cfg.quiet_spells_min is not None and gaps is not None:
         out |= judged & (quiet_spells(c, gaps) >= cfg.quiet_spells_min)
     if cfg.rhythm_excess_min is not None and p is not None and gaps is not None:
@@ -387,6 +404,7 @@ def rhythm_quiet_why(
     cfg: HealthConfig | None = None,
     gaps: np.ndarray | None = None,
     peer: PeerSeason | None = None,
+    pause: Pause | None = None,
 ) -> np.ndarray:
     """Why a quiet account (:func:`rhythm_quiet`) has no light from its probability, in a
     manager's words: its probability "no higher than its own rhythm says" where it does not
@@ -394,7 +412,10 @@ def rhythm_quiet_why(
     usual rhythm"; or, where its gaps do not say it but the same days of past years do
     (``season``, ``season_years``: ``season_quiet_chance`` and ``season_quiet_years``, with
     ``cfg``), "but this is its quiet season: no order in the same 90 days in each of the
-    last 2 years, and back after each time"; or, where neither says it but the account has
+    last 2 years, and back after each time"; or, where the same date of past years makes its
+    silence a yearly pause (``pause``), "but this is its yearly pause: as long without an
+    order on this date in each of the last 3 years, and an order 12 days after it (the
+    median)"; or, where none of these says it but the account has
     gone longer than its silence plus the horizon without an order at least
     ``quiet_spells_min`` times (``gaps``: ``gaps_longer_than_silence``, with ``cfg``), "but
     long quiet spells are its usual rhythm: 3 times before it went more than 114 days
@@ -410,13 +431,16 @@ def rhythm_quiet_why(
     years = np.full(len(rhythm), np.nan) if season_years is None else np.asarray(season_years)
     seasonal &= np.isfinite(years)  # the years to say it with
     measured = np.zeros(len(rhythm)) if season is None else season_years_measured(season, years)
+    paused = np.zeros(len(rhythm), bool)
+    if pause is not None and cfg is not None and cfg.rhythm_quiet_min is not None:
+        paused = np.asarray(season_quiet(pause.chance, cfg), bool) & by_gaps & ~seasonal
     borrowed = np.zeros(len(rhythm), bool)
     if peer is not None and cfg is not None and cfg.rhythm_quiet_min is not None:
-        borrowed = (peer.chance >= cfg.rhythm_quiet_min) & by_gaps & ~seasonal
+        borrowed = (peer.chance >= cfg.rhythm_quiet_min) & by_gaps & ~seasonal & ~paused
     spells = np.zeros(len(rhythm)) if gaps is None else quiet_spells(rhythm, gaps)
     spelled = np.zeros(len(rhythm), bool)
     if cfg is not None and cfg.quiet_spells_min is not None:
-        spelled = (spells >= cfg.quiet_spells_min) & by_gaps & ~seasonal & ~borrowed
+        spelled = (spells >= cfg.quiet_spells_min) & by_gaps & ~seasonal & ~borrowed & ~paused
     silence = np.asarray(recency, float)
     tail = [f" (last order {n_days(r)} ago)" if np.isfinite(r) else "" for r in silence]
     out = []
@@ -434,6 +458,18 @@ def rhythm_quiet_why(
                 f"years of its {peer.peers[i]:.0f} peers with two years or more had no order "
                 f"in the same {n_days(horizon)}, and back after; too little history of its "
                 f"own to say{tail[i]}; judged again as its season comes"
+            )
+        elif paused[i] and pause is not None:
+            q, k = float(pause.years[i]), float(pause.measured[i])
+            when = (
+                f"in each of the last {q:.0f} years"
+                if q == k
+                else f"in {q:.0f} of the last {k:.0f} years"
+            )
+            out.append(
+                f"churn probability {x:.0%}, but {QUIET_WORDS[5]}: as long without an order on "
+                f"this date {when}, and an order {n_days(pause.wait[i])} after it (the median)"
+                f"{tail[i]}; judged again as the pause ends"
             )
         elif seasonal[i]:
             q, k = float(years[i]), float(measured[i])

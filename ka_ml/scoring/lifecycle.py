@@ -146,6 +146,40 @@ def season_years_measured(chance: np.ndarray, quiet: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(years) & (c > 0), years, 0.0)
 
 
+@dataclass(frozen=True)
+class Pause:
+    """A silence the same date of past years makes a pause the account takes every year
+    (:func:`pause_season`), per row: ``chance`` (``season_pause_chance``, NaN where the
+    account is not silent past its typical gap), ``years`` of ``measured`` (the past years
+    as quiet on that date, then back, of those it was a customer in) and ``wait`` (days
+    from the date to its next order then, the median: ``next_order_days_years_before``)."""
+
+    chance: np.ndarray
+    years: np.ndarray
+    measured: np.ndarray
+    wait: np.ndarray
+
+
+def pause_season(X: pd.DataFrame, cfg: Config) -> Pause:
+    """Each row's yearly pause: a plant closed three weeks every August is, three weeks into
+    it, as long without an order as it was on the same date of the last three years, and
+    ordered again a week or two after it each time; its churn probability (a weekly buyer
+    silent three weeks) says "slipping", its past Augusts do not. Only rows silent for at
+    least ``health.pause_min_gaps`` typical gaps (:func:`silence_in_gaps`; None: none): just
+    past its typical gap any account's past gaps around a date look as long, which says
+    nothing of a pause."""
+    chance = float_column(X, "season_pause_chance")
+    years = float_column(X, "season_pause_years")
+    floor = cfg.health.pause_min_gaps
+    beyond = np.nan_to_num(silence_in_gaps(X)) >= (np.inf if floor is None else floor)
+    return Pause(
+        np.where(beyond, chance, np.nan),
+        np.nan_to_num(years),
+        season_years_measured(chance, years),
+        float_column(X, "next_order_days_years_before"),
+    )
+
+
 def own_season_years(X: pd.DataFrame) -> np.ndarray:
     """The past years each row's own season chance was measured on (0 without one)."""
     return season_years_measured(

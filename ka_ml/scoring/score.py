@@ -45,6 +45,7 @@ from ka_ml.scoring.lifecycle import (
     float_column,
     has_rhythm,
     lifecycle_states,
+    pause_season,
     peer_season,
     quiet_as_before,
     silence_in_gaps,
@@ -531,6 +532,7 @@ def light_columns(
     p = out["churn_probability"].to_numpy(float)
     # an account with too few seasons of its own reads its peers' (health.season_peers)
     season = float_column(X, "season_quiet_chance")
+    pause = pause_season(X, cfg)  # a yearly pause (a plant's August shutdown)
     quiet = rhythm_quiet(
         chance,
         by_orders,
@@ -538,6 +540,7 @@ def light_columns(
         p,
         float_column(X, "gaps_longer_than_silence"),
         peer.season(X),
+        pause.chance,
     )
     # baskets shrinking: the order-value scorecard yellow or red (health.basket_drop_raises;
     # its words only for those accounts, and only when the rule is on)
@@ -574,6 +577,7 @@ def light_columns(
             cfg=cfg.health,
             gaps=float_column(X, "gaps_longer_than_silence"),
             peer=peer,
+            pause=pause,
         ),
         **(
             {

@@ -50,6 +50,9 @@ KEEP = (
     "rhythm_quiet_chance",  # the lights' rhythm rule
     "season_quiet_chance",  # ... and its season
     "season_quiet_years",  # (the peers' groups come with the accounts' names)
+    "season_pause_chance",  # ... and a yearly pause: how often, how soon back
+    "season_pause_years",
+    "next_order_days_years_before",
     "gaps_longer_than_silence",  # lapsed and overdue: silent this long before
     "repeat_orders",  # overdue by the typical gap: only with two gaps or more
     "gap_typical_days",  # ... the typical gap by time

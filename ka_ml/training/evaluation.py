@@ -39,6 +39,7 @@ from ka_ml.scoring.lifecycle import (
     buying_cycle_days,
     float_column,
     lifecycle_states,
+    pause_season,
     peer_season,
     quiet_as_before,
     silent_under_contract,
@@ -526,6 +527,7 @@ def origin_lights(
         p,
         float_column(test, "gaps_longer_than_silence"),
         peer_season(test, cfg).season(test),
+        pause_season(test, cfg).chance,
     )
     seen = quiet_as_before(test, cfg) & by_orders
     light = np.full(len(test), "", dtype=object)
