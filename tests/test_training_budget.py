@@ -206,6 +206,17 @@ def test_training_on_an_account_sample_builds_snapshots_of_those_accounts_only(
         demo_history.before(as_of).orders["account_id"]  # type: ignore[attr-defined]
     )
     assert "tuning.max_accounts" in pre.sampling
+    # the portfolio features are the whole portfolio's, as the scorer reads them: every
+    # feature of a sampled account is what the full history gives it
+    from ka_ml.features.snapshots import build_training_set
+
+    full = build_training_set(demo_history, cfg, as_of).set_index(["account_id", "as_of"])  # type: ignore[arg-type]
+    got = pre.ts.set_index(["account_id", "as_of"])
+    want = full.loc[got.index, got.columns]
+    for col in ("revenue_share", "dependency_index", "abc_tier"):
+        pd.testing.assert_series_equal(got[col], want[col])
+    assert got["revenue_share"].sum() < 0.5 * got.groupby(level="as_of").ngroups
+    pd.testing.assert_frame_equal(got, want)
 
 
 def test_row_caps_are_validated() -> None:

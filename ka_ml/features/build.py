@@ -121,6 +121,20 @@ def add_portfolio_features(
     )
 
 
+def with_portfolio_of(frame: pd.DataFrame, history: History, cfg: Config) -> pd.DataFrame:
+    """``frame`` (rows of some accounts at one or more ``as_of`` dates) with its portfolio
+    features recomputed against ``history``'s whole portfolio at each date: features built
+    on a sample of the accounts (``tuning.max_accounts``) would read each account's share
+    of the sample's revenue, four times its share of the company's in a sample of a
+    quarter, and the scorer reads the company's."""
+    if frame.empty:
+        return frame
+    dates = pd.DatetimeIndex(pd.to_datetime(frame["as_of"]))
+    parts = [add_portfolio_features(frame[dates == d], history, d, cfg) for d in dates.unique()]
+    out = pd.concat(parts)
+    return out.loc[frame.index, frame.columns]
+
+
 def account_block(enc: Encoded, as_of: pd.Timestamp, cfg: Config) -> tuple[pd.DataFrame, pd.Series]:
     """(eligible accounts' per-account features, portfolio revenue of every account)."""
     t = to_day(as_of)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ka_ml.config import Config
 from ka_ml.data.history import History
-from ka_ml.features.build import feature_frames
+from ka_ml.features.build import feature_frames, with_portfolio_of
 from ka_ml.features.labels import (
     ORDERS_FIRST,
     contract_end_silences,
@@ -79,16 +79,19 @@ WEEKDAYS = 7
 
 
 def log_reference(
-    churn: ChurnModel, ts: pd.DataFrame, feats: list[str], cfg: Config, known: History
+    churn: ChurnModel, ts: pd.DataFrame, feats: list[str], cfg: Config, pre: Prepared
 ) -> None:
     """Attach the drift reference to the churn model (it travels to the scorer with the
     champion) and log it, with the package versions, to the active MLflow run. The week
     after the last learned snapshot, one frame a day, shows each feature's weekday
-    movement (:func:`training_reference`'s ``between``)."""
+    movement (:func:`training_reference`'s ``between``), on the accounts training learns
+    from (their portfolio features against every account's, as the snapshots')."""
     learned = pd.to_datetime(learned_snapshots(ts)["as_of"])
     last = learned.max() if len(learned) else None
     days = [last + pd.Timedelta(days=k) for k in range(1, WEEKDAYS)] if last is not None else []
-    between = list(feature_frames(known, days, cfg).values())
+    between = [
+        pre.portfolio(f, cfg) for f in feature_frames(pre.sample.history, days, cfg).values()
+    ]
     profile = training_reference(ts, feats, cfg.monitoring.psi_bins, between)
     churn.attach(reference_profile=profile)
     mlflow.log_dict(profile, "monitoring/reference_profile.json")
@@ -128,6 +131,12 @@ class Prepared:
     definition: str
     sampling: str  # what the caps do to the fits ('' = every fit uses every row)
 
+    def portfolio(self, frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+        """``frame``, built on the sample, with the whole portfolio's shares and tiers."""
+        if self.sample.history is self.known:
+            return frame
+        return with_portfolio_of(frame, self.known, cfg)
+
 
 def prepare(
     history: History, cfg: Config, as_of: pd.Timestamp, progress: Progress, engine: str
@@ -138,6 +147,8 @@ def prepare(
     sample = sample_accounts(known, cfg.tuning.max_accounts, cfg.seed)
     progress(f"building training snapshots as of {as_of.date()} ...")
     ts = training_snapshots(sample.history, cfg, as_of, engine)
+    if sample.history is not known:  # shares of the company's revenue, not the sample's
+        ts = with_portfolio_of(ts, known, cfg)
     feats = feature_columns(ts)
     folds = make_folds(ts, cfg)
     definition = ",".join(sorted(ts["churn_definition"].dropna().unique()))
@@ -189,7 +200,7 @@ def run_training(
         churn, churn_tuning, ev_parts = train_churn(
             pre.sample.history, folds, feats, cfg, progress, on_trial
         )
-        log_reference(churn, ts, feats, cfg, pre.sample.history)
+        log_reference(churn, ts, feats, cfg, pre)
         churn.attach(reason_reference=reason_reference(churn, ts, cfg))
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(
