@@ -575,7 +575,7 @@ def test_a_yearly_pause_on_the_same_date_of_past_years_keeps_the_light_off() -> 
     """User test (a packaging supplier): food plants close three weeks every August; on
     24 August 28 of 75 reds were such accounts, weekly buyers at 30-64% churn probability,
     back in September as every year. Neither the gaps (a week) nor a 90-day quiet season
-    say it; the same date of past years does: as long without an order on it, back days
+    say it; the same date of past years does: as long without an order around it, back days
     later. Only at health.pause_min_gaps typical gaps of silence or more, whatever the churn
     definition (12 of the 28 were judged by their contracts), off with season_quiet."""
     from ka_ml.config import Config
@@ -613,12 +613,12 @@ def test_a_yearly_pause_on_the_same_date_of_past_years_keeps_the_light_off() -> 
         pause=pause,
     )
     assert why[0] == (
-        "churn probability 56%, but this is its yearly pause: as long without an order on "
-        "this date in each of the last 3 years, and an order 4 days after it (the median) "
-        "(last order 19 days ago); judged again as the pause ends"
+        "churn probability 56%, but this is its yearly pause: it went as long without an "
+        "order around this date in each of the last 3 years, and ordered again 4 days after "
+        "it (the median) (last order 19 days ago); judged again as the pause ends"
     )
     assert "in 2 of the last 2 years" not in why[1]
-    assert "on this date in each of the last 2 years, and an order 9 days after it" in why[1]
+    assert "around this date in each of the last 2 years, and ordered again 9 days" in why[1]
     # the lights: the paused account stays green, its reason is the rule's
     lights, reasons = assign_lights(
         np.array([0.56, 0.4, 0.3, 0.3, 0.3]), None, cfg, quiet=quiet, quiet_why=why

@@ -413,9 +413,9 @@ def rhythm_quiet_why(
     (``season``, ``season_years``: ``season_quiet_chance`` and ``season_quiet_years``, with
     ``cfg``), "but this is its quiet season: no order in the same 90 days in each of the
     last 2 years, and back after each time"; or, where the same date of past years makes its
-    silence a yearly pause (``pause``), "but this is its yearly pause: as long without an
-    order on this date in each of the last 3 years, and an order 12 days after it (the
-    median)"; or, where none of these says it but the account has
+    silence a yearly pause (``pause``), "but this is its yearly pause: it went as long
+    without an order around this date in each of the last 3 years, and ordered again 12
+    days after it (the median)"; or, where none of these says it but the account has
     gone longer than its silence plus the horizon without an order at least
     ``quiet_spells_min`` times (``gaps``: ``gaps_longer_than_silence``, with ``cfg``), "but
     long quiet spells are its usual rhythm: 3 times before it went more than 114 days
@@ -467,9 +467,9 @@ def rhythm_quiet_why(
                 else f"in {q:.0f} of the last {k:.0f} years"
             )
             out.append(
-                f"churn probability {x:.0%}, but {QUIET_WORDS[5]}: as long without an order on "
-                f"this date {when}, and an order {n_days(pause.wait[i])} after it (the median)"
-                f"{tail[i]}; judged again as the pause ends"
+                f"churn probability {x:.0%}, but {QUIET_WORDS[5]}: it went as long without an "
+                f"order around this date {when}, and ordered again {n_days(pause.wait[i])} "
+                f"after it (the median){tail[i]}; judged again as the pause ends"
             )
         elif seasonal[i]:
             q, k = float(years[i]), float(measured[i])

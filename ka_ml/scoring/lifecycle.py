@@ -150,9 +150,10 @@ def season_years_measured(chance: np.ndarray, quiet: np.ndarray) -> np.ndarray:
 class Pause:
     """A silence the same date of past years makes a pause the account takes every year
     (:func:`pause_season`), per row: ``chance`` (``season_pause_chance``, NaN where the
-    account is not silent past its typical gap), ``years`` of ``measured`` (the past years
-    as quiet on that date, then back, of those it was a customer in) and ``wait`` (days
-    from the date to its next order then, the median: ``next_order_days_years_before``)."""
+    account is silent for fewer than ``health.pause_min_gaps`` typical gaps), ``years`` of
+    ``measured`` (the past years with a gap this long around that date, then back, of those
+    it was a customer in) and ``wait`` (days from the date to its next order then, the
+    median: ``next_order_days_years_before``)."""
 
     chance: np.ndarray
     years: np.ndarray
