@@ -619,6 +619,17 @@ def test_a_yearly_pause_on_the_same_date_of_past_years_keeps_the_light_off() -> 
     )
     assert "in 2 of the last 2 years" not in why[1]
     assert "around this date in each of the last 2 years, and ordered again 9 days" in why[1]
+    # where its gaps would hold it too (a no-order account) or could not (a contract's), the
+    # pause is what its reason says
+    gappy = rhythm_quiet_why(
+        np.array([0.56]),
+        np.array([0.9]),
+        np.array([19.0]),
+        90,
+        cfg=cfg,
+        pause=pause_season(X.iloc[:1], Config()),
+    )
+    assert "this is its yearly pause" in gappy[0]
     # the lights: the paused account stays green, its reason is the rule's
     lights, reasons = assign_lights(
         np.array([0.56, 0.4, 0.3, 0.3, 0.3]), None, cfg, quiet=quiet, quiet_why=why

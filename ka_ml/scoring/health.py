@@ -433,7 +433,9 @@ def rhythm_quiet_why(
     measured = np.zeros(len(rhythm)) if season is None else season_years_measured(season, years)
     paused = np.zeros(len(rhythm), bool)
     if pause is not None and cfg is not None and cfg.rhythm_quiet_min is not None:
-        paused = np.asarray(season_quiet(pause.chance, cfg), bool) & by_gaps & ~seasonal
+        # before the gaps' words: it holds accounts judged by their contracts too, which
+        # the gaps do not (and is the more telling reason where both hold)
+        paused = np.asarray(season_quiet(pause.chance, cfg), bool) & ~seasonal
     borrowed = np.zeros(len(rhythm), bool)
     if peer is not None and cfg is not None and cfg.rhythm_quiet_min is not None:
         borrowed = (peer.chance >= cfg.rhythm_quiet_min) & by_gaps & ~seasonal & ~paused
