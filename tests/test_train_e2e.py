@@ -162,9 +162,10 @@ def test_every_tuning_trial_is_a_nested_run_of_the_training_run(
     assert run.data.params["churn_tuning.trials_run"] == str(n_churn)
     # every account with an order learnt from (the demo is far below tuning.max_accounts)
     p = run.data.params
-    assert p["chosen.training_accounts"] == p["chosen.accounts_with_orders"]
-    known = trained.history.before(report.as_of).orders
-    assert int(p["chosen.training_accounts"]) == known["account_id"].nunique()
+    assert p["chosen.training_accounts"] == p["chosen.accounts_with_orders_or_contracts"]
+    known = trained.history.before(report.as_of)
+    held = set(known.orders["account_id"]) | set(known.contracts["account_id"])
+    assert int(p["chosen.training_accounts"]) == len(held)
     assert "sampling_note" not in run.data.tags
 
 

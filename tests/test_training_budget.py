@@ -139,21 +139,22 @@ def test_an_account_sample_keeps_whole_histories_of_a_reproducible_subset(
     demo_history: object,
 ) -> None:
     known = demo_history.before(demo_history.default_as_of)  # type: ignore[attr-defined]
-    customers = pd.unique(known.orders["account_id"])
+    # every account with an order or a contract (a running contract alone makes a row)
+    customers = pd.unique(pd.concat([known.orders["account_id"], known.contracts["account_id"]]))
     assert sample_accounts(known, None, 0).history is known
     assert sample_accounts(known, len(customers), 0).history is known  # at the cap: untouched
     cap = len(customers) // 4
     s = sample_accounts(known, cap, 3)
     assert (s.customers, s.kept) == (len(customers), cap)
-    kept = _ids(s.history, "orders")
+    kept = _ids(s.history, "orders") | _ids(s.history, "contracts")
     assert len(kept) == cap and kept <= set(customers)
-    for table in ("accounts", "usage", "tickets", "surveys", "contracts"):
+    for table in ("accounts", "usage", "tickets", "surveys"):
         assert _ids(s.history, table) <= kept  # no row of an account left out
     # every row of a kept account, in the loader's order
     whole = known.orders[known.orders["account_id"].isin(kept)]
     pd.testing.assert_frame_equal(s.history.orders, whole)
     assert sample_accounts(known, cap, 3).history.orders.equals(s.history.orders)
-    assert _ids(sample_accounts(known, cap, 4).history, "orders") != kept
+    assert _ids(sample_accounts(known, cap, 4).history, "orders") != _ids(s.history, "orders")
 
 
 @settings(max_examples=30, deadline=None)
@@ -201,7 +202,8 @@ def test_training_on_an_account_sample_builds_snapshots_of_those_accounts_only(
     as_of = demo_history.default_as_of  # type: ignore[attr-defined]
     pre = prepare(demo_history, cfg, as_of, lambda s: None, "local")  # type: ignore[arg-type]
     assert pre.sample.kept == 150 < pre.sample.customers
-    assert set(pre.ts["account_id"]) <= _ids(pre.sample.history, "orders")
+    held = _ids(pre.sample.history, "orders") | _ids(pre.sample.history, "contracts")
+    assert set(pre.ts["account_id"]) <= held
     assert set(pre.known.orders["account_id"]) == set(
         demo_history.before(as_of).orders["account_id"]  # type: ignore[attr-defined]
     )

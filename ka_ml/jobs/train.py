@@ -191,7 +191,7 @@ def run_training(
         log_inputs(known, cfg, as_of, feats, folds, pre.definition)
         mlflow.log_params(
             {
-                "chosen.accounts_with_orders": pre.sample.customers,
+                "chosen.accounts_with_orders_or_contracts": pre.sample.customers,
                 "chosen.training_accounts": pre.sample.kept,
             }
         )

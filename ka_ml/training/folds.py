@@ -143,16 +143,20 @@ class AccountSample:
     """The history training learns from: every account, or a seeded sample of them."""
 
     history: History
-    customers: int  # accounts with an order before the as-of date
+    customers: int  # accounts with an order or a contract before the as-of date
     kept: int  # of them, the ones in ``history``
 
 
 def sample_accounts(known: History, max_accounts: int | None, seed: int) -> AccountSample:
-    """``known`` itself when at most ``max_accounts`` accounts have an order in it (or there
-    is no cap), else only the rows of a seeded uniform sample of ``max_accounts`` of those
-    accounts, in every table. Accounts without an order make no snapshot row either way.
-    The same history and seed give the same sample."""
-    ids = pd.Index(pd.unique(known.orders["account_id"])).sort_values()
+    """``known`` itself when at most ``max_accounts`` accounts have an order or a contract
+    in it (or there is no cap), else only the rows of a seeded uniform sample of
+    ``max_accounts`` of those accounts, in every table (an account with a running contract
+    and no order is a snapshot row too; one with neither is none). The same history and
+    seed give the same sample."""
+    held = [known.orders["account_id"]]
+    if known.contracts is not None:
+        held.append(known.contracts["account_id"])
+    ids = pd.Index(pd.unique(pd.concat(held, ignore_index=True))).sort_values()
     if max_accounts is None or len(ids) <= max_accounts:
         return AccountSample(known, len(ids), len(ids))
     keep = np.random.default_rng(seed).choice(len(ids), size=max_accounts, replace=False)
@@ -169,8 +173,8 @@ def sampling_note(
     if accounts is not None and accounts.kept < accounts.customers:
         parts.append(
             f"training learns from a seeded sample of {accounts.kept:,} of the "
-            f"{accounts.customers:,} accounts with orders (tuning.max_accounts; scoring covers "
-            "every account)"
+            f"{accounts.customers:,} accounts with orders or contracts (tuning.max_accounts; "
+            "scoring covers every account)"
         )
     n = len(folds.labelled)
     if t.max_churn_rows is not None and n > t.max_churn_rows:
