@@ -99,7 +99,7 @@ def order_features(
     out.update(window_features(bands, n_orders, spend, windows))
     prev_day = per_account.pick(dday, ends - 1, ndays >= 2)
     out.update(gap_features(gaps, n, last_day - prev_day, out["recency_days"], horizon))
-    out.update(season_chance(days, n, t, first_day, horizon))
+    out.update(season_chance(days, n, t, first_day, horizon, out["recency_days"]))
     out.update(trend_features(bands, n_orders, spend))
     out.update(mix_features(o, bands, n_orders, spend, n, t))
     out.update(basket_features(days, bands, spend, n, t))
@@ -172,7 +172,7 @@ SEASON_YEARS = 3  # past years season_chance looks back
 
 
 def season_chance(
-    days: Arrays, n: int, t: int, first_day: np.ndarray, horizon: int
+    days: Arrays, n: int, t: int, first_day: np.ndarray, horizon: int, silence: np.ndarray
 ) -> dict[str, np.ndarray]:
     """What the same dates of past years say: ``season_quiet_chance``, P(no order in the
     next ``horizon`` days) by them, ``season_quiet_years``, in how many of them the account
@@ -180,7 +180,8 @@ def season_chance(
     order came; ``season_pause_chance`` and ``season_pause_years``, the same for a pause:
     a year counts when the gap between orders around the same date (from the last order
     day before it to the next on or after it) was at least as long as the account's silence
-    now (less :data:`PAUSE_SLACK_DAYS`) and ended within the ``horizon`` after the date.
+    now (``silence``, the recency in days; less :data:`PAUSE_SLACK_DAYS`) and ended within
+    the ``horizon`` after the date.
 
     For each of the last :data:`SEASON_YEARS` years y in which the account was already a
     customer (its first order day before the season's first day, ``t - 365 y``), the season
@@ -204,7 +205,6 @@ def season_chance(
     quiet = np.zeros(n)
     years = np.zeros(n)
     paused = np.zeros(n)
-    silence = _days_since_last(code, age, 0, n)  # now (NaN: no order day)
     waits = np.full((SEASON_YEARS, n), np.nan)
     for y in range(1, SEASON_YEARS + 1):
         start = YEAR_DAYS * y  # the season runs over ages start .. start - horizon + 1
@@ -242,10 +242,7 @@ def _days_since_last(code: np.ndarray, age: np.ndarray, start: int, n: int) -> n
     as-of to that date (NaN: no order day before it)."""
     before = age > start  # days are sorted by (account, day): the last per account
     count, ends = per_account.last_index(code[before], n)
-    since = np.full(n, np.nan)
-    has = count > 0
-    since[has] = age[before][ends[has]] - start
-    return since
+    return per_account.pick(age[before], ends, count > 0) - start
 
 
 def _days_to_next(code: np.ndarray, age: np.ndarray, start: int, n: int) -> np.ndarray:
