@@ -97,3 +97,28 @@ def test_many_columns_do_not_overflow() -> None:
     expected = frame.sort_values(list(frame.columns), kind="stable").index.to_numpy()
     np.testing.assert_array_equal(sort_order(key), expected)
     np.testing.assert_array_equal(repeated(key), frame.duplicated().to_numpy())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(0, 5_000),
+    distinct=st.integers(1, 6_000),
+    presorted=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sort_order_is_the_stable_sort_on_arrays_big_enough_for_introsort(
+    n: int, distinct: int, presorted: bool, seed: int
+) -> None:
+    """sort_order uses NumPy's unstable sort and re-sorts tied rows: the same positions as
+    the stable sort, on arrays past the small sizes where any sort is stable, with few and
+    many ties, and on keys that arrive sorted but for a few rows."""
+    rng = np.random.default_rng(seed)
+    key = rng.integers(0, distinct, n).astype(np.int64)
+    if presorted and n > 2:
+        key.sort()
+        swap = rng.integers(0, n, 2)
+        key[swap] = key[swap[::-1]]
+    np.testing.assert_array_equal(sort_order(key), np.argsort(key, kind="stable"))
+    first = np.zeros(n, dtype=bool)
+    first[np.unique(key, return_index=True)[1]] = True
+    np.testing.assert_array_equal(repeated(key), ~first)

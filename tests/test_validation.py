@@ -1294,6 +1294,44 @@ def test_price_moves_and_new_segments_are_not_a_change_of_units(factor: float, s
     assert amount_scale_break(order_amount_days(_amount_days("2025-07-14", factor, seed))) is None
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 70_000),  # days after 1900: some spans need more than 16 bits
+            st.one_of(st.floats(-50, 1e9, allow_nan=False), st.just(0.0), st.just(12.5)),
+        ),
+        max_size=60,
+    )
+)
+def test_order_amount_days_is_the_lower_median_of_each_days_positive_amounts(
+    rows: list[tuple[int, float]],
+) -> None:
+    """The radix sort and partition give pandas' groupby lower median of the log amounts,
+    day by day (ties, lone days, credits, zero amounts and spans past 16 bits included)."""
+    import numpy as np
+
+    from ka_ml.data.validate import order_amount_days
+
+    orders = pd.DataFrame(
+        {
+            "order_date": pd.Timestamp("1900-01-01")
+            + pd.to_timedelta([d for d, _ in rows], unit="D"),
+            "amount": [a for _, a in rows],
+        }
+    )
+    got = order_amount_days(orders)
+    pos = orders[orders["amount"] > 0]
+    by = pd.Series(np.log10(pos["amount"].to_numpy(float))).groupby(pos["order_date"].to_numpy())
+    want = pd.DataFrame(
+        {"rows": by.size(), "log_median": by.quantile(0.5, interpolation="lower")}
+    ).reset_index(names="day")
+    assert list(got.columns) == ["day", "rows", "log_median"]
+    assert got["day"].tolist() == want["day"].tolist()
+    assert got["rows"].tolist() == want["rows"].tolist()
+    assert got["log_median"].tolist() == want["log_median"].tolist()
+
+
 def test_validate_warns_of_order_amounts_in_cents_from_one_day_on(
     demo_dir: Path, tmp_path: Path
 ) -> None:

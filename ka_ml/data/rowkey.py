@@ -117,7 +117,7 @@ def _text_codes(s: pd.Series) -> tuple[np.ndarray, int]:
 
 def _tied(key: np.ndarray) -> np.ndarray:
     """Positions whose key some other row shares (a sort: faster than hashing 10^7 keys)."""
-    order = sort_order(key)
+    order = _in_key_order(key)  # ties in any order: only whether a key repeats counts
     same = key[order[1:]] == key[order[:-1]]
     mask = np.zeros(len(key), dtype=bool)
     mask[1:] = same
@@ -133,12 +133,28 @@ def repeated(key: np.ndarray) -> np.ndarray:
     return out
 
 
-def sort_order(key: np.ndarray) -> np.ndarray:
-    """Row positions in key order; ties keep their order (stable). Rows already in order
+def _in_key_order(key: np.ndarray) -> np.ndarray:
+    """Row positions in key order, ties in no particular order. Rows already in order
     (exports sorted by account and date) cost one comparison pass, not a sort."""
     if len(key) < 2 or bool((key[1:] >= key[:-1]).all()):
         return np.arange(len(key))
-    return np.argsort(key, kind="stable")
+    return np.argsort(key)  # NumPy's SIMD introsort: ~2.5x its stable sort of 5M int64
+
+
+def sort_order(key: np.ndarray) -> np.ndarray:
+    """Row positions in key order; ties keep their order (stable), at the speed of an
+    unstable sort: only the rows of tied keys (repeats, usually few) are sorted again by
+    key and position, in the slots their keys hold."""
+    order = _in_key_order(key)
+    ordered = key[order]
+    same = ordered[1:] == ordered[:-1]
+    if same.any():
+        run = np.zeros(len(key), dtype=bool)
+        run[1:] = same
+        run[:-1] |= same
+        slots = np.flatnonzero(run)
+        order[slots] = order[slots][np.lexsort((order[slots], ordered[slots]))]
+    return order
 
 
 __all__ = ["DAY_US", "dense_codes", "hash_codes", "repeated", "row_key", "sort_order"]
