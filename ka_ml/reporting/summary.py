@@ -128,13 +128,17 @@ def lowest_lit(scores: pd.DataFrame) -> dict[str, float | int | None]:
     return out
 
 
+RISK_ORDER = ("revenue_at_risk", "churn_probability", "account_id")  # what orders by risk
+
+
 def order_by_risk(scores: pd.DataFrame) -> pd.Index:
     """Row order used everywhere: revenue at risk desc, then probability desc, then id."""
+    risk, p, account = RISK_ORDER
     key = pd.DataFrame(
         {
-            "risk": num_col(scores, "revenue_at_risk").fillna(-1.0),
-            "p": num_col(scores, "churn_probability").fillna(-1.0),
-            "id": text_col(scores, "account_id"),
+            "risk": num_col(scores, risk).fillna(-1.0),
+            "p": num_col(scores, p).fillna(-1.0),
+            "id": text_col(scores, account),
         }
     )
     return key.sort_values(["risk", "p", "id"], ascending=[False, False, True], kind="stable").index
