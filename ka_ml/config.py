@@ -721,8 +721,8 @@ class TuningConfig(_Strict):
         description="accounts training learns from (snapshots, tuning, every test origin, "
         "the final fits); above it, a seeded random sample of that many of the accounts "
         "with an order or a contract before the as-of date. Scoring always covers every "
-        "account. None = "
-        "every account. Large portfolios only: a quicker retrain at a small cost in ROC AUC",
+        "account. None = every account. Large portfolios only: a quicker retrain at a small "
+        "cost in ROC AUC",
     )
     max_churn_rows: int | None = Field(
         500_000,
