@@ -16,9 +16,12 @@ from ka_ml.modeling.timing import (
     anchor_cdf,
     expand_person_period,
     interval_edges,
+    learnt_days,
+    open_beyond,
     quantiles_from_cdf,
     within_from_cdf,
 )
+from ka_ml.training.timing import learnt_range_note
 
 WINDOWS = [30, 60, 90]
 EDGES = interval_edges(WINDOWS)  # 0, 7, 14, 21, 30, 45, 60, ...
@@ -238,6 +241,52 @@ def test_quantiles_interpolate_linearly_inside_intervals_by_hand() -> None:
     # row b: only 0.05 is reached, exactly at the last edge
     assert q.loc["b", "q05"] == 30.0
     assert q.loc["b", ["q10", "q40", "q65", "q90"]].isna().all()
+
+
+# -- the learnt range -------------------------------------------------------------------
+def test_the_learnt_range_is_the_last_edge_the_training_rows_were_watched_to() -> None:
+    assert learnt_days(EDGES, np.array([3.0, 217.0, 50.0])) == 180
+    assert learnt_days(EDGES, np.array([365.0])) == 365
+    assert learnt_days(EDGES, np.array([400.0, 2.0])) == 365
+    assert learnt_days(EDGES, np.array([90.0, np.nan])) == 90
+    assert learnt_days(EDGES, np.array([5.0])) == 7  # no interval reached whole: the first
+
+
+def test_open_beyond_takes_one_limit_or_one_per_row() -> None:
+    q = pd.DataFrame({"q10": [5.0, 50.0, np.nan], "q90": [100.0, 200.0, np.nan]})
+    one = open_beyond(q, 90)
+    assert one["q10"].tolist()[:2] == [5.0, 50.0] and one["q90"].isna().all()
+    rows = open_beyond(q, np.array([120.0, 40.0, 365.0]))
+    assert rows.loc[0].tolist() == [5.0, 100.0]
+    assert rows.loc[1].isna().all() and rows.loc[2].isna().all()
+
+
+def test_dates_past_the_learnt_range_are_open_and_the_others_unchanged() -> None:
+    """Watched at most 120 days, the model has no interval past 90 learnt: a median the
+    trees extrapolate past it is open; watched 400 days, the same accounts get dates."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    t = rng.exponential(150.0, n)  # median 104 days: many medians past 90
+    X = pd.DataFrame({"noise": rng.normal(size=n)})
+    for watched, learnt in ((120.0, 90.0), (400.0, 365.0)):
+        c = rng.uniform(0, watched, n)
+        model = TimingModel(edges=EDGES, params=FAST, random_state=0).fit(
+            X, np.minimum(t, c), t < c, num_boost_round=30
+        )
+        assert model.learnt_days_ == learnt
+        full = quantiles_from_cdf(model.cdf(X), EDGES, (0.1, 0.5, 0.9), index=X.index)
+        cut = model.predict_quantiles(X)
+        frame = model.predict_frame(X, WINDOWS)
+        past = full.to_numpy() > learnt
+        assert cut.to_numpy()[past].size == 0 or np.isnan(cut.to_numpy()[past]).all()
+        np.testing.assert_array_equal(cut.to_numpy()[~past], full.to_numpy()[~past])
+        np.testing.assert_array_equal(frame[["q10", "q50", "q90"]].to_numpy(), cut.to_numpy())
+        if learnt == 90.0:
+            assert (full["q50"] > 90).mean() > 0.3  # the cut had medians to open
+            assert "up to 90 days ahead, not 365" in str(learnt_range_note(model))
+        else:
+            assert learnt_range_note(model) is None
+            assert np.isfinite(cut["q50"]).all()
 
 
 # -- anchoring the curve to the churn model ---------------------------------------------

@@ -54,7 +54,13 @@ from ka_ml.training.folds import (
     sample_accounts,
     sampling_note,
 )
-from ka_ml.training.timing import count_timing_rows, fit_timing, timing_budget, untuned_reason
+from ka_ml.training.timing import (
+    count_timing_rows,
+    fit_timing,
+    learnt_range_note,
+    timing_budget,
+    untuned_reason,
+)
 from ka_ml.training.tracking import log_evaluation, log_inputs, promote
 from ka_ml.versions import package_versions
 
@@ -216,6 +222,8 @@ def run_training(
             ev.notes.insert(0, orders_first_note(ends, cfg.labels.horizon_days))
         if pre.sampling:  # what the figures above were estimated on
             ev.notes.append(pre.sampling)
+        if note := learnt_range_note(timing):
+            ev.notes.append(note)
         card = model_card(ev)
         if orders_first:  # the scorer and the backtest judge as this model learnt
             card[ORDERS_FIRST] = True

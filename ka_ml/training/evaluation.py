@@ -386,7 +386,7 @@ def evaluate(
     f = follow_up_days(test["as_of"], d, e)
     base_churn = {b: oot[b].to_numpy(float) for b in BASELINES}
     comparison = compare(y, p, base_churn, account_groups(test), seed=cfg.seed)
-    tpred = toot.drop(columns=["account_id", "as_of", "cdf"], errors="ignore")
+    tpred = toot.drop(columns=["account_id", "as_of", "cdf", "learnt_days"], errors="ignore")
     bg_timing = bgnbd_within(oot, cfg)
     common = np.isfinite(bg_timing.to_numpy(float)).all(axis=1)
     trows = [

@@ -25,6 +25,7 @@ from ka_ml.modeling.timing import (
     anchor_cdf,
     anchor_targets,
     interval_edges,
+    open_beyond,
     quantiles_from_cdf,
     within_from_cdf,
 )
@@ -135,6 +136,7 @@ def backtest_timing(
         pred = m.frame_from_cdf(F, cfg.labels.purchase_windows, index=te.index)
         frame = pd.concat([te[["account_id", "as_of"]], pred], axis=1)
         frame["cdf"] = list(F)
+        frame["learnt_days"] = m.learnt_days_  # its quantiles past it are open
         out.append(frame)
     pooled = pd.concat(out, ignore_index=True)
     order = folds.test[["account_id", "as_of"]]
@@ -223,6 +225,18 @@ def untuned_reason(cfg: Config) -> str:
     )
 
 
+def learnt_range_note(model: TimingModel) -> str | None:
+    """What the console says when the history is too short for the timing grid's range."""
+    learnt, last = model.learnt_days_, float(model.edges_[-1])
+    if learnt >= last:
+        return None
+    return (
+        f"next-order dates are forecast up to {learnt:.0f} days ahead, not {last:.0f}: the "
+        "timing model's training snapshots were watched no longer, so a date further out "
+        "would be the trees' extrapolation; it is shown open-ended. A longer history lifts it."
+    )
+
+
 def fit_timing(
     ts: pd.DataFrame,
     folds: Folds,
@@ -283,5 +297,5 @@ def fit_timing(
     model.attach(interval_levels=interval_levels(toot, folds.test, edges))
     lo, hi = model.interval_levels_
     q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, 0.5, hi))
-    toot[["q10", "q50", "q90"]] = q.to_numpy()
+    toot[["q10", "q50", "q90"]] = open_beyond(q, toot["learnt_days"]).to_numpy()
     return model, res, toot

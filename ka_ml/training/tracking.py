@@ -171,6 +171,7 @@ def log_chosen(
             "churn_family": ev.family,
             "timing_interval_levels": str(tuple(round(x, 2) for x in timing.interval_levels_)),
             "timing_anchor_days": str(timing.anchor_days_),
+            "timing_learnt_days": str(timing.learnt_days_),
             "timing_anchor_skips_contracts": str(timing.anchor_skips_contracts_),
             "churn_tuning.trials_run": trials_run(ct)["run"],
             "timing_tuning.trials_run": trials_run(tt)["run"],
