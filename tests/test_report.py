@@ -1064,6 +1064,11 @@ def test_the_purchase_cycle_figure_says_its_denominator_and_the_open_ended_windo
         "of windows were open-ended"
     ) in text
     assert "72% of accounts" not in text
+    # the timing model's learnt range, when the card has it, says how far it looks ahead
+    card["timing_learnt_days"] = 180.0
+    text = " ".join(html.unescape(render_report(scores, make_run(model_card=card))).split())
+    assert "for 79% of next orders within the 180 days the model looks ahead" in text
+    assert "87% of windows were open-ended (no end date: later than the 180 days the" in text
 
 
 # ------------------------------------------------------------------- a phone, colour-blind

@@ -224,7 +224,7 @@ def run_training(
             ev.notes.append(pre.sampling)
         if note := learnt_range_note(timing):
             ev.notes.append(note)
-        card = model_card(ev)
+        card = model_card(ev) | {"timing_learnt_days": timing.learnt_days_}
         if orders_first:  # the scorer and the backtest judge as this model learnt
             card[ORDERS_FIRST] = True
             mlflow.log_metric(ORDERS_FIRST, 1.0)

@@ -418,11 +418,17 @@ def _card_cycle(card: dict[str, Any]) -> str:
     if not isinstance(hit, int | float):
         return ""
     n, done = _count(card.get("timing_coverage_n")), card.get("timing_coverage_completed")
-    opened = card.get("timing_open_share")
+    opened, ahead = card.get("timing_open_share"), card.get("timing_learnt_days")
+    # how far the timing model dates (its learnt range), when the card records it
+    looks = (
+        f"the {ahead:,.0f} days the model looks ahead"
+        if isinstance(ahead, int | float) and ahead > 0
+        else "the time the model looks ahead"
+    )
     if isinstance(done, int | float):
         text = (
             f"the next order fell inside {WINDOW_WORDS} for "
-            f"{fmt_pct(done)} of next orders within the time the model looks ahead (orders the "
+            f"{fmt_pct(done)} of next orders within {looks} (orders the "
             f"follow-up did not reach estimated from the forecast; {fmt_pct(hit)} of the "
             f"{f'{n:,} ' if n else ''}account-weeks whose next order was seen or is overdue)"
         )
@@ -433,10 +439,7 @@ def _card_cycle(card: dict[str, Any]) -> str:
             "seen or is overdue"
         )
     if isinstance(opened, int | float) and opened > 0:
-        text += (
-            f"; {fmt_pct(opened)} of windows were open-ended (no end date: later than the "
-            "model looks ahead)"
-        )
+        text += f"; {fmt_pct(opened)} of windows were open-ended (no end date: later than {looks})"
     return text
 
 

@@ -692,6 +692,7 @@ CYCLE_CARD_KEYS = (
     "timing_coverage_n",
     "timing_coverage_completed",
     "timing_open_share",
+    "timing_learnt_days",
     "window_days",
     "window_accuracy",
     "window_majority_accuracy",
