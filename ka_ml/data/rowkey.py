@@ -115,14 +115,19 @@ def _text_codes(s: pd.Series) -> tuple[np.ndarray, int]:
     return codes, len(words) + int(codes.max(initial=-1) == len(words))
 
 
+def _in_runs(ordered: np.ndarray) -> np.ndarray:
+    """For keys in sorted order: True where a key equals its neighbour's (a run of ties)."""
+    same = ordered[1:] == ordered[:-1]
+    run = np.zeros(len(ordered), dtype=bool)
+    run[1:] = same
+    run[:-1] |= same
+    return run
+
+
 def _tied(key: np.ndarray) -> np.ndarray:
     """Positions whose key some other row shares (a sort: faster than hashing 10^7 keys)."""
     order = _in_key_order(key)  # ties in any order: only whether a key repeats counts
-    same = key[order[1:]] == key[order[:-1]]
-    mask = np.zeros(len(key), dtype=bool)
-    mask[1:] = same
-    mask[:-1] |= same
-    return np.sort(order[mask])
+    return np.sort(order[_in_runs(key[order])])
 
 
 def repeated(key: np.ndarray) -> np.ndarray:
@@ -147,12 +152,8 @@ def sort_order(key: np.ndarray) -> np.ndarray:
     key and position, in the slots their keys hold."""
     order = _in_key_order(key)
     ordered = key[order]
-    same = ordered[1:] == ordered[:-1]
-    if same.any():
-        run = np.zeros(len(key), dtype=bool)
-        run[1:] = same
-        run[:-1] |= same
-        slots = np.flatnonzero(run)
+    slots = np.flatnonzero(_in_runs(ordered))
+    if len(slots):
         order[slots] = order[slots][np.lexsort((order[slots], ordered[slots]))]
     return order
 
