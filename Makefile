@@ -73,7 +73,7 @@ bench: install ## speed + memory: make train, 10k/100k end to end, features, 1M-
 bench-real: install ## CDNOW real data, default + CDNOW config, 2 cutoffs: ka_ml train+score vs plain LightGBM, BG/NBD, RFM, recency; issue-13 acceptance (~12 min) -> ka_ml/bench/results/cdnow.md
 	$(BIN)/python -m ka_ml.bench.cdnow
 
-ablation: install ## CDNOW, pre-cutoff origins only: family, tuning, calibration, fit window, cadence, features one at a time (~7 min) -> ka_ml/bench/results/ablation.md
+ablation: install ## CDNOW, pre-cutoff origins only: family, tuning, calibration, fit window, cadence, features, monotone trees one at a time (~9-14 min) -> ka_ml/bench/results/ablation.md
 	$(BIN)/python -m ka_ml.bench.ablation
 
 identical: install ## same demo outputs as BASE=<git rev>? (scores, run record, MLflow metrics; ~15 min)

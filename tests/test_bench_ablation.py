@@ -138,6 +138,18 @@ def test_bgnbd_features_of_a_date_depend_only_on_that_dates_rows() -> None:
     assert A.with_bgnbd_features(gone, 90)[cols].iloc[0].isna().all()
 
 
+def test_monotone_constraints_follow_the_feature_order() -> None:
+    feats = ["orders_90d", "industry", "recency_days", "spend_90d", "orders_lifetime"]
+    assert A.monotone(feats, A.RISK_RISES, A.RISK_FALLS_ORDERS) == [-1, 0, 1, 0, -1]
+    both = A.RISK_FALLS_ORDERS + A.RISK_FALLS_SPEND
+    assert A.monotone(feats, A.RISK_RISES, both) == [-1, 0, 1, -1, -1]
+    # every constrained name is a catalog feature (a renamed feature would silently go free)
+    from ka_ml.features import catalog
+
+    for name in (*A.RISK_RISES, *both):
+        assert catalog.get(name).name == name
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("ablation") / "ablation.md"
@@ -168,12 +180,13 @@ def test_the_table_has_every_block_at_both_cutoffs_with_a_decision(results: str)
             "4 final fit": 2,
             "5 cadence": 3,
             "6 features": 4,
+            "7 constraints": 3,
         }
         family = rows[rows["ablation"] == "1 family"]
         assert family["decision"].str.startswith("chosen:").sum() == 1
         assert set(family["what changed"]) >= {"BG/NBD", "RFM logistic regression"}
         assert (rows["decision"].str.len() > 0).all()
-        assert (rows["Δ AUC"] == "ref").sum() == 7  # one reference per block and row 0
+        assert (rows["Δ AUC"] == "ref").sum() == 8  # one reference per block and row 0
 
 
 @pytest.mark.slow

@@ -20,7 +20,12 @@ cross-fitted Brier across origins). Each block changes one thing against it:
 6. feature sets: all, without the whole-history order features, without tenure-like ones,
    and with BG/NBD features added (issue 13 point 5's "LightGBM with BG/NBD features": P(alive),
    expected orders and P(no order) within the horizon, the model fitted per snapshot date on
-   that date's accounts only, so each row still sees nothing after its date).
+   that date's accounts only, so each row still sees nothing after its date);
+7. shape constraints: the trees made monotone where the direction is the textbook one
+   (risk rises with the days since the last order, falls with the order counts; then also
+   with spend), LightGBM's ``monotone_constraints``: a model that cannot bend the wrong way
+   where the scored population lies beyond the training rows (an older cohort) might rank it
+   better.
 
 Deltas are against the chosen procedure measured the same way on the same rows (the row
 marked "ref" in each block).
@@ -80,6 +85,25 @@ ORDER_HISTORY = (
 )
 TENURE_LIKE = ("tenure_days", "active_span_days")
 BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_expected_orders", "bgnbd_p_no_order")
+# monotone directions of the churn risk (+1 rises with the feature, -1 falls with it)
+RISK_RISES = ("recency_days",)
+RISK_FALLS_ORDERS = (
+    "orders_30d",
+    "orders_90d",
+    "orders_180d",
+    "orders_365d",
+    "orders_lifetime",
+    "repeat_orders",
+    "orders_per_month",
+)
+RISK_FALLS_SPEND = (
+    "spend_30d",
+    "spend_90d",
+    "spend_180d",
+    "spend_365d",
+    "spend_lifetime",
+    "spend_per_month",
+)
 KEYS = ["account_id", "as_of"]
 
 Progress = Callable[[str], None]
@@ -707,6 +731,43 @@ def with_bgnbd_features(ts: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     return ts.assign(**out)
 
 
+# -- 7. shape constraints ---------------------------------------------------------------
+def monotone(feats: Sequence[str], rises: Sequence[str], falls: Sequence[str]) -> list[int]:
+    """LightGBM's ``monotone_constraints`` for ``feats`` in order: +1 where the risk may only
+    rise with the feature, -1 where it may only fall, 0 elsewhere."""
+    return [1 if f in rises else -1 if f in falls else 0 for f in feats]
+
+
+def constraint_rows(ch: Chosen, progress: Progress) -> list[Row]:
+    """The chosen family refitted with monotone trees (recency and order counts; then spend)."""
+    s, name, col = ch.setup, "7 constraints", f"margin_{ch.family}"
+    p_ref = _sigmoid(ch.oot[col])
+    rows = [
+        Row(
+            name,
+            "unconstrained trees",
+            ch.family,
+            score(ch.oot, p_ref),
+            None,
+            "kept: unconstrained",
+        )
+    ]
+    for label, falls in (
+        ("recency and order counts", RISK_FALLS_ORDERS),
+        ("recency, order counts and spend", RISK_FALLS_ORDERS + RISK_FALLS_SPEND),
+    ):
+        progress(f"{ch.family} with monotone trees ({label}) ...")
+        cons = monotone(s.feats, RISK_RISES, falls)
+        params = {**ch.params, "monotone_constraints": cons}
+        m = origin_margins(s.folds, s.feats, params, s.cfg, ch.family)
+        p = _sigmoid(aligned(ch.oot, m, col))
+        decision = verdict(ch.oot, p, p_ref, "unconstrained trees", "monotone trees")
+        n = sum(c != 0 for c in cons)
+        change = f"monotone trees: {label} ({n} features constrained)"
+        rows.append(measured(name, change, ch.family, ch.oot, p, p_ref, decision))
+    return rows
+
+
 # -- one cutoff -------------------------------------------------------------------------
 @dataclass
 class CutoffRun:
@@ -760,6 +821,7 @@ def ablate(setup: Setup, n_trials: int, progress: Progress) -> tuple[list[Row], 
         *window_rows(ch, progress),
         *cadence_rows(ch, progress),
         *feature_rows(ch, progress),
+        *constraint_rows(ch, progress),
     ]
     return rows, facts(ch)
 
