@@ -307,7 +307,9 @@ def test_the_sample_benchmark_reports_every_metric_as_a_probability_like_number(
         assert ((values >= 0) & (values <= 1)).all()
     # plain LightGBM forecasts churn only: no window metrics, rather than made-up ones
     assert m.loc[cdnow.PLAIN, ["p30_auc", "p90_brier"]].isna().all()
-    timing = m.loc[[cdnow.PRODUCT, cdnow.BGNBD], ["concordance", "p10_p90_coverage"]]
+    timing = m.loc[
+        [cdnow.PRODUCT, cdnow.BGNBD], ["concordance", "p10_p90_coverage", "median_by_share"]
+    ]
     assert ((timing >= 0) & (timing <= 1)).all().all()
     # logistic baselines give no time forecast: no concordance, rather than a made-up one
     assert m.loc[[cdnow.RFM, cdnow.RECENCY, cdnow.PLAIN], "concordance"].isna().all()
