@@ -152,10 +152,10 @@ class TimingModel(BaseEstimator):
     and what training sets with :meth:`attach`: ``interval_levels_`` (the CDF levels of the
     reported "p10" / "p90" dates: (0.1, 0.9) unless training widened or narrowed them so
     the interval held 80% of next orders out of time, conformal), ``median_level_`` (the
-    level of the median date: 0.5 unless half the accounts did not order by it out of
-    time) and ``anchor_days_`` (the
-    horizon in days where the curve is anchored to the churn model's P(no order), or None:
-    churn is not "no order within the horizon", or the horizon is not an edge).
+    CDF level of the median date: 0.5 unless half the accounts did not order by it out of
+    time) and ``anchor_days_`` (the horizon in days where the curve is anchored to the
+    churn model's P(no order), or None: churn is not "no order within the horizon", or the
+    horizon is not an edge).
     """
 
     def __init__(
@@ -286,9 +286,10 @@ class TimingModel(BaseEstimator):
         card: dict[str, Any] | None = None,
     ) -> TimingModel:
         """Set what training chose around the fitted hazard (each given one replaces the
-        current): the interval's CDF levels, the median date's level, the anchor horizon in days, whether rows whose
-        churn is their contract's are left unanchored (``auto`` with contracts), the card of
-        what training measured of it (``card_``: the purchase-cycle record managers see)."""
+        current): the interval's CDF levels, the median date's level, the anchor horizon in
+        days, whether rows whose churn is their contract's are left unanchored (``auto``
+        with contracts), the card of what training measured of it (``card_``: the
+        purchase-cycle record managers see)."""
         check_is_fitted(self, "booster_")
         if interval_levels is not None:
             self.interval_levels_ = interval_levels
