@@ -487,56 +487,6 @@ def test_the_share_ordered_by_the_date_counts_only_rows_whose_answer_is_known() 
     assert np.isnan(by_day_share(d[4:], e[4:], q[4:])[0])
 
 
-def _median_world(curve_days: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Orders ~ Exp(1/40) (a quarter never reorder) followed 60-120 days, forecast by the
-    curve of Exp(1/curve_days) with the same quarter: the origins' toot and test rows."""
-    rng = np.random.default_rng(seed)
-    n = 20_000
-    t = np.where(rng.random(n) < 0.75, rng.exponential(40.0, n), np.inf)
-    c = rng.uniform(60, 120, n)
-    F = 0.75 * (1 - np.exp(-EDGES[1:] / curve_days))
-    toot = pd.DataFrame({"cdf": [F] * n, "learnt_days": 90.0})
-    test = pd.DataFrame({"days_to_next": np.floor(np.minimum(t, c)), "next_order_observed": t < c})
-    return toot, test
-
-
-def test_the_median_level_stays_half_on_a_calibrated_curve_and_moves_on_a_late_one() -> None:
-    from ka_ml.modeling.evaluate import completed_by_day_share
-    from ka_ml.training.timing import median_level
-
-    toot, test = _median_world(40.0)
-    assert median_level(toot, test, EDGES) == 0.5
-    # a curve half as fast dates every median late: more than half order by it, so a
-    # lower level of the same curve is the date half the accounts order by
-    late, test = _median_world(80.0)
-    level = median_level(late, test, EDGES)
-    assert 0.3 <= level < 0.45
-    F = np.stack(list(late["cdf"]))
-    d, e = test["days_to_next"].to_numpy(float), test["next_order_observed"].to_numpy(bool)
-    q_half = quantiles_from_cdf(F, EDGES, (0.5,)).iloc[:, 0].to_numpy()
-    q_level = quantiles_from_cdf(F, EDGES, (level,)).iloc[:, 0].to_numpy()
-    assert completed_by_day_share(F, EDGES, d, e, q_half)[0] > 0.6
-    assert completed_by_day_share(F, EDGES, d, e, q_level)[0] == pytest.approx(0.5, abs=0.03)
-
-
-def test_the_median_date_is_read_at_the_models_median_level(fitted: TimingModel) -> None:
-    X = pd.DataFrame(
-        {"noise": [0.1, -0.3, 1.0, 0.0], "recency_days": [5.0, 100.0, 40.0, 10.0]}
-        | {"gap_median_days": [30.0, 20.0, 60.0, 15.0], "segment": ["a", "b", "a", "b"]}
-    )
-    before = fitted.predict_frame(X, WINDOWS)
-    fitted.attach(median_level=0.3)
-    try:
-        earlier = fitted.predict_frame(X, WINDOWS)
-        del fitted.median_level_  # a model saved before the level was chosen reads 0.5
-        pd.testing.assert_frame_equal(fitted.predict_frame(X, WINDOWS), before)
-    finally:
-        fitted.median_level_ = 0.5
-    dated = before["q50"].notna()
-    assert dated.any() and (earlier["q50"][dated] < before["q50"][dated]).all()
-    pd.testing.assert_frame_equal(earlier.drop(columns="q50"), before.drop(columns="q50"))
-
-
 def test_forecast_dates_name_the_day_a_quantile_falls_on() -> None:
     """A weekly buyer certain to order within the week, any day alike (days 0-6 after the
     as-of, 0 the as-of day): its median day is 3 (an order by it 4 times in 7, before it 3),

@@ -105,12 +105,6 @@ def test_the_run_is_tagged_with_data_definition_and_config(
     assert run.data.metrics["test_timing_date_close_share_cycle_rule"] == pytest.approx(
         report.evaluation.timing["date_close_share_cycle_rule"]
     )
-    # the median date's level and how many ordered by it on the origins (0.5: on time)
-    level = float(run.data.params["timing_median_level"])
-    assert 0.3 <= level <= 0.7
-    by = run.data.metrics["test_timing_median_by_share_completed"]
-    assert by == pytest.approx(report.evaluation.timing["median_by_share_completed"])
-    assert 0.0 < by < 1.0
 
 
 def test_the_run_holds_plots_evaluation_tables_and_tuning_trials(
@@ -304,8 +298,6 @@ def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     assert "…" not in text  # rich cuts a cell that does not fit with an ellipsis
     c = report.evaluation.timing["concordance"]
     assert re.search(rf"C-index \(time to next order\)\s*│\s*{c:.3f}\s*│", text)
-    by = report.evaluation.timing["median_by_share_completed"]
-    assert re.search(rf"ordered by the median date\s*│\s*{by:.3f}\s*│", text)
     # readable: the horizon in days, the split in words, the origin table's columns named
     flat = " ".join(text.split())
     assert "Churn within 90 days: the training procedure" in flat

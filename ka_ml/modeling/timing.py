@@ -151,11 +151,9 @@ class TimingModel(BaseEstimator):
     Fitted: ``edges_``, ``features_``, ``categories_``, ``booster_``, ``best_iteration_``,
     and what training sets with :meth:`attach`: ``interval_levels_`` (the CDF levels of the
     reported "p10" / "p90" dates: (0.1, 0.9) unless training widened or narrowed them so
-    the interval held 80% of next orders out of time, conformal), ``median_level_`` (the
-    CDF level of the median date: 0.5 unless half the accounts did not order by it out of
-    time) and ``anchor_days_`` (the horizon in days where the curve is anchored to the
-    churn model's P(no order), or None: churn is not "no order within the horizon", or the
-    horizon is not an edge).
+    the interval held 80% of next orders out of time, conformal) and ``anchor_days_`` (the
+    horizon in days where the curve is anchored to the churn model's P(no order), or None:
+    churn is not "no order within the horizon", or the horizon is not an edge).
     """
 
     def __init__(
@@ -220,7 +218,6 @@ class TimingModel(BaseEstimator):
         self.edges_ = data.edges.copy()
         self.learnt_days_ = float(data.learnt_days)
         self.interval_levels_: tuple[float, float] = (0.1, 0.9)
-        self.median_level_ = 0.5
         self.anchor_days_: int | None = None
         self.anchor_skips_contracts_ = False
         self.card_: dict[str, Any] | None = None
@@ -280,21 +277,17 @@ class TimingModel(BaseEstimator):
         self,
         *,
         interval_levels: tuple[float, float] | None = None,
-        median_level: float | None = None,
         anchor_days: int | None = None,
         anchor_skips_contracts: bool | None = None,
         card: dict[str, Any] | None = None,
     ) -> TimingModel:
         """Set what training chose around the fitted hazard (each given one replaces the
-        current): the interval's CDF levels, the median date's level, the anchor horizon in
-        days, whether rows whose churn is their contract's are left unanchored (``auto``
-        with contracts), the card of what training measured of it (``card_``: the
-        purchase-cycle record managers see)."""
+        current): the interval's CDF levels, the anchor horizon in days, whether rows whose
+        churn is their contract's are left unanchored (``auto`` with contracts), the card of
+        what training measured of it (``card_``: the purchase-cycle record managers see)."""
         check_is_fitted(self, "booster_")
         if interval_levels is not None:
             self.interval_levels_ = interval_levels
-        if median_level is not None:
-            self.median_level_ = median_level
         if anchor_days is not None:
             self.anchor_days_ = anchor_days
         if anchor_skips_contracts is not None:
@@ -382,8 +375,7 @@ class TimingModel(BaseEstimator):
         check_is_fitted(self, "booster_")
         within = within_from_cdf(F, self.edges_, list(windows), index=index)
         lo, hi = self.interval_levels_
-        mid = getattr(self, "median_level_", 0.5)  # models saved before it was chosen: 0.5
-        q = self._learnt(quantiles_from_cdf(F, self.edges_, (lo, mid, hi), index=index))
+        q = self._learnt(quantiles_from_cdf(F, self.edges_, (lo, 0.5, hi), index=index))
         q.columns = ["q10", "q50", "q90"]
         return pd.concat([within, q], axis=1)
 

@@ -76,7 +76,6 @@ def timing_table(
         *((f"P(order within {k} d) Brier", f"p{k}_brier") for k in windows),
         ("C-index (time to next order)", "concordance"),
         ("p10-p90 interval coverage", "p10_p90_coverage"),
-        ("ordered by the median date", "median_by_share_completed"),
     ]
     rows = [r for _, r in df.iterrows()]
     # the paired bootstrap interval of model - baseline, where the evaluation measured one

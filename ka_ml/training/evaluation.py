@@ -20,7 +20,6 @@ from ka_ml.modeling import metrics as M
 from ka_ml.modeling.churn import ChurnModel, sigmoid
 from ka_ml.modeling.evaluate import (
     compare,
-    completed_by_day_share,
     completed_interval_coverage,
     cycle_band,
     cycle_rule_days,
@@ -596,9 +595,8 @@ def early_warning(
 def completed_coverage(
     toot: pd.DataFrame, d: np.ndarray, e: np.ndarray, windows: list[int]
 ) -> dict[str, float]:
-    """The interval's coverage of next orders within the model's range, and the share of
-    the accounts with a median date that ordered by it, rows censored by the origins' short
-    follow-up completed by their forecast (what the levels were chosen on)."""
+    """The interval's coverage of next orders within the model's range, rows censored by the
+    origins' short follow-up completed by their forecast (what the levels were chosen on)."""
     if "cdf" not in toot:
         return {}
     edges = interval_edges(windows)
@@ -606,8 +604,7 @@ def completed_coverage(
     cov = completed_interval_coverage(
         F, edges, d, e, toot["q10"].to_numpy(float), toot["q90"].to_numpy(float)
     )
-    by, _ = completed_by_day_share(F, edges, d, e, toot["q50"].to_numpy(float))
-    return {"p10_p90_coverage_completed": cov, "median_by_share_completed": by}
+    return {"p10_p90_coverage_completed": cov}
 
 
 def model_card(ev: Evaluation) -> dict[str, Any]:

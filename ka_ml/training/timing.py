@@ -3,9 +3,7 @@
 The hazard model (:class:`ka_ml.modeling.timing.TimingModel`) is fitted on the latest
 snapshots with labels censored at each origin (and at the as-of for the final model), anchored
 to the churn model at the horizon when churn means "no order", and its interval levels are
-chosen so that the p10-p90 window covers ~80% of the next orders on the origins; its median
-level so that half the accounts order by their median date there, when the origins show
-the 0.5 level early or late beyond their noise.
+chosen so that the p10-p90 window covers ~80% of the next orders on the origins.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from ka_ml.config import Config
 from ka_ml.modeling.evaluate import (
-    completed_by_day_share,
     completed_interval_coverage,
 )
 from ka_ml.modeling.lightgbm_params import default_params
@@ -172,38 +169,6 @@ def interval_levels(
     return best
 
 
-MEDIAN_LEVELS = np.round(np.arange(0.30, 0.705, 0.01), 2)  # the interval's levels stay outside
-
-
-def median_level(toot: pd.DataFrame, test: pd.DataFrame, edges: np.ndarray) -> float:
-    """The CDF level of the reported median date: 0.5 unless the origins say otherwise.
-
-    On the origins' predictions, the share of the accounts with a median date (inside the
-    learnt range, as the scorer dates them) whose next order came by its day
-    (:func:`completed_by_day_share`: rows the follow-up cut short count with their chance).
-    When that share at 0.5 is off 0.5 by more than two binomial standard errors, the level
-    whose share is nearest 0.5 replaces it (split-conformal, as :func:`interval_levels`).
-    On CDNOW before 1997-09-30 62% of the accounts ordered by their median date (timing
-    models watched 119-147 days); the demo and CDNOW before 1997-12-31 are within noise.
-    """
-    F = np.stack(list(toot["cdf"]))
-    d = test["days_to_next"].to_numpy(float)
-    e = test["next_order_observed"].to_numpy(bool)
-    limit = toot["learnt_days"].to_numpy(float)
-
-    def share(level: float) -> tuple[float, int]:
-        q = open_beyond(quantiles_from_cdf(F, edges, (level,)), limit).iloc[:, 0]
-        return completed_by_day_share(F, edges, d, e, q.to_numpy(float))
-
-    at_half, n = share(0.5)
-    if not n or not np.isfinite(at_half) or abs(at_half - 0.5) <= 2 * np.sqrt(0.25 / n):
-        return 0.5
-    errors = {float(m): abs(share(float(m))[0] - 0.5) for m in MEDIAN_LEVELS}
-    usable = {m: err for m, err in errors.items() if np.isfinite(err)}
-    # nearest 0.5 first among equally good levels
-    return min(usable, key=lambda m: (round(usable[m], 9), abs(m - 0.5))) if usable else 0.5
-
-
 def timing_anchor(ts: pd.DataFrame, cfg: Config, edges: np.ndarray) -> tuple[int | None, bool]:
     """(the horizon, when labelled rows' churn means "no order within it" and it is an
     interval edge: the timing curve is then anchored there to the churn model; whether rows
@@ -329,11 +294,8 @@ def fit_timing(
         test = folds.test.reset_index(drop=True) if skips else None
         toot = anchor_backtest(toot, p_no_order, edges, anchor, cfg, test)
         model.attach(anchor_days=anchor, anchor_skips_contracts=skips)
-    model.attach(
-        interval_levels=interval_levels(toot, folds.test, edges),
-        median_level=median_level(toot, folds.test, edges),
-    )
+    model.attach(interval_levels=interval_levels(toot, folds.test, edges))
     lo, hi = model.interval_levels_
-    q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, model.median_level_, hi))
+    q = quantiles_from_cdf(np.stack(list(toot["cdf"])), edges, (lo, 0.5, hi))
     toot[["q10", "q50", "q90"]] = open_beyond(q, toot["learnt_days"]).to_numpy()
     return model, res, toot

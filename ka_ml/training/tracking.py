@@ -160,7 +160,7 @@ def log_chosen(
     ev: Evaluation, churn: ChurnModel, timing: TimingModel, ct: TuningResult, tt: TuningResult
 ) -> None:
     """What training chose, as parameters: tuned settings, rounds, calibration, family,
-    the timing interval's levels, the median date's level and the anchor."""
+    the timing interval's levels and anchor."""
     mlflow.log_params(
         {f"churn_best.{k}": v for k, v in ct.best_params.items()}
         | {f"timing_best.{k}": v for k, v in tt.best_params.items()}
@@ -170,7 +170,6 @@ def log_chosen(
             "churn_calibration": churn.calibrator_.method if churn.calibrator_ else "none",
             "churn_family": ev.family,
             "timing_interval_levels": str(tuple(round(x, 2) for x in timing.interval_levels_)),
-            "timing_median_level": str(round(timing.median_level_, 2)),
             "timing_anchor_days": str(timing.anchor_days_),
             "timing_learnt_days": str(timing.learnt_days_),
             "timing_anchor_skips_contracts": str(timing.anchor_skips_contracts_),
