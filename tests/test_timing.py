@@ -457,24 +457,6 @@ def test_completed_coverage_equals_the_plain_share_when_every_row_is_determinabl
     assert completed_interval_coverage(F, EDGES, d, e, lo, hi) == pytest.approx(0.25)
 
 
-def test_the_share_ordered_by_the_date_counts_cut_short_rows_by_their_chance() -> None:
-    from ka_ml.modeling.evaluate import completed_by_day_share
-    from ka_ml.modeling.timing import cdf_at
-
-    F = np.tile(1 - np.exp(-EDGES[1:] / 20.0), (6, 1))
-    q = np.array([10.6, 10.6, 10.6, 10.6, np.nan, 10.6])  # day 10; one row without a date
-    d = np.array([4.0, 10.0, 11.0, 30.0, 2.0, 6.0])
-    e = np.array([True, True, True, False, True, False])
-    share, n = completed_by_day_share(F, EDGES, d, e, q)
-    # by day 10: yes, yes (on it), no (day 11), no (followed past it); the last row was
-    # watched to day 6 without an order: its chance of one on days 6..10 from its curve
-    at = cdf_at(F[:1], EDGES, np.array([6.0]))[0], cdf_at(F[:1], EDGES, np.array([11.0]))[0]
-    chance = (at[1] - at[0]) / (1 - at[0])
-    assert n == 5
-    assert share == pytest.approx((1 + 1 + 0 + 0 + chance) / 5)
-    assert completed_by_day_share(F[:0], EDGES, d[:0], e[:0], q[:0])[1] == 0
-
-
 def test_the_share_ordered_by_the_date_counts_only_rows_whose_answer_is_known() -> None:
     from ka_ml.modeling.evaluate import by_day_share
 

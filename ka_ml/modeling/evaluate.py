@@ -150,61 +150,30 @@ def completed_interval_coverage(
     covered = (e & (d >= lo) & (d <= hi)).astype(float)
     known = (e | (d > hi)).astype(float)
     open_ = ~e & (d <= hi) & (d < R)
+    surv = np.clip(1.0 - cdf_at(F, edges, d), 1e-12, 1.0)
+    f_end = cdf_at(F, edges, np.full(len(d), R))
     end = hi + 1.0  # the curve's time where the p90 date's day ends
     a, b = np.maximum(lo, d), np.minimum(end, R)
-    p_cov = np.where(b > a, _chance_between(F, edges, d, np.minimum(a, R), b), 0.0)
-    p_det = np.where(end < R, 1.0, _chance_between(F, edges, d, d, np.full(len(d), R)))
+    inside = np.clip(cdf_at(F, edges, b) - cdf_at(F, edges, np.minimum(a, R)), 0.0, None)
+    p_cov = np.where(b > a, inside / surv, 0.0)
+    p_det = np.where(end < R, 1.0, np.clip(f_end - (1.0 - surv), 0.0, None) / surv)
     covered = np.where(open_, p_cov, covered)
     known = np.where(open_, p_det, known)
     total = float(known.sum())
     return float(covered.sum() / total) if total > 0 else float("nan")
 
 
-def _chance_between(
-    F: np.ndarray, edges: np.ndarray, waited: np.ndarray, a: np.ndarray, b: np.ndarray
-) -> np.ndarray:
-    """Each row's chance of its next order in curve time [a, b), given none before
-    ``waited`` days: (F(b) - F(a)) / (1 - F(waited)), from its own curve ``F``."""
-    surv = np.clip(1.0 - cdf_at(F, edges, waited), 1e-12, 1.0)
-    return np.clip(cdf_at(F, edges, b) - cdf_at(F, edges, a), 0.0, None) / surv
-
-
 def by_day_share(duration: np.ndarray, event: np.ndarray, q: np.ndarray) -> tuple[float, int]:
     """Share of the dated rows (``q`` finite, curve time) whose next order came by the day
     the date names, among those whose answer is known (ordered, or followed past the day),
-    and how many those are. A long follow-up's figure; with a short one see
-    :func:`completed_by_day_share` (the known rows are then mostly early orders)."""
+    and how many those are. A long follow-up's figure: with a short one the known rows
+    are mostly early orders."""
     day = forecast_day(q)
     d = np.asarray(duration, float)
     e = np.asarray(event, bool)
     known = np.isfinite(day) & (e | (d > day))
     by = e[known] & (d[known] <= day[known])
     return (float(by.mean()) if known.any() else float("nan")), int(known.sum())
-
-
-def completed_by_day_share(
-    F: np.ndarray, edges: np.ndarray, duration: np.ndarray, event: np.ndarray, q: np.ndarray
-) -> tuple[float, int]:
-    """Share of the dated rows (``q`` finite, curve time) whose next order came by the day
-    the date names (:func:`~ka_ml.modeling.timing.forecast_day`), and how many rows that is.
-
-    For ``q`` at the curve's level ``m`` a calibrated forecast gives ``m``: half the
-    accounts order by their median date. A row censored at ``c`` on or before the day (the
-    follow-up ended first) counts with its chance P(c <= T <= day | T >= c) from its own
-    curve, as :func:`completed_interval_coverage` counts such rows.
-    """
-    day = forecast_day(q)
-    dated = np.isfinite(day)
-    d = np.asarray(duration, float)[dated]
-    e = np.asarray(event, bool)[dated]
-    day = day[dated]
-    by = (e & (d <= day)).astype(float)
-    waiting = ~e & (d <= day)
-    if waiting.any():
-        rows = np.flatnonzero(waiting)
-        Fw, dw = np.asarray(F, float)[dated][rows], d[rows]
-        by[rows] = _chance_between(Fw, edges, dw, dw, day[rows] + 1.0)
-    return (float(by.mean()) if len(by) else float("nan")), int(dated.sum())
 
 
 def ranking_time(pred: pd.DataFrame, windows: list[int]) -> np.ndarray:
