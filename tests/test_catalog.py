@@ -102,6 +102,31 @@ def test_the_spread_of_a_single_gap_reads_as_not_measurable_not_as_zero(name: st
     assert get(name).describe(4.0) == get(name).describe(4.0, other={"repeat_orders": math.nan})
 
 
+def test_a_window_level_is_said_beside_the_accounts_own_average_for_the_window() -> None:
+    """Read on an A account's red list: "Spend in the last 180 days: 180,970 (raises
+    risk)" - high or low against what? The account's own average over the window since its
+    first order says it; an account younger than two windows has no average to speak of."""
+    spec = get("orders_90d")
+    old = {"orders_per_month": 1.8, "tenure_days": 900.0}
+    assert (
+        spec.describe(1.0, other=old) == "Orders in the last 90 days: 1 (5.3 in an average 90 days)"
+    )
+    assert spec.usual(old) == pytest.approx(1.8 * 90 / (365 / 12))
+    young = {"orders_per_month": 1.8, "tenure_days": 179.0}
+    assert spec.describe(1.0, other=young) == "Orders in the last 90 days: 1"
+    assert spec.describe(1.0) == "Orders in the last 90 days: 1"
+    spend = get("spend_180d").describe(
+        180970.0, other={"spend_per_month": 40000.0, "tenure_days": 3000.0}, currency="EUR"
+    )
+    assert spend == "Spend in the last 180 days: 180,970 EUR (236,712 EUR in an average 180 days)"
+    # below the average reads as bad news, above it as good news, within 5% either way
+    assert spec.usual_reads_against(1.0, old, raises=False)
+    assert not spec.usual_reads_against(1.0, old, raises=True)
+    assert spec.usual_reads_against(9.0, old, raises=True)
+    assert not spec.usual_reads_against(5.2, old, raises=True)
+    assert not spec.usual_reads_against(1.0, young, raises=False)  # no average: nothing said
+
+
 def test_a_usage_silence_says_how_often_the_product_was_in_use() -> None:
     """Read on a red account: "Product last used 11 days ago (raises risk)" - 11 days is
     nothing to a manager unless the product was in use every week. A clause whose value is

@@ -895,6 +895,31 @@ def test_what_the_silence_already_says_is_not_a_second_reason() -> None:
     assert np.isnan(got.loc[0, "reason_3_shap"])
 
 
+def test_a_window_level_names_the_accounts_average_only_when_it_reads_the_way_of_the_risk() -> None:
+    """ "Orders in the last 90 days: 1 (5.3 in an average 90 days) (raises risk)" says why;
+    beside "(lowers risk)" the same comparison would read as a mistake, so it is left out,
+    as is an average above the count said with "(raises risk)"."""
+    from types import SimpleNamespace
+
+    feats = ["orders_90d", "survey_score_last"]
+    X = pd.DataFrame(
+        {
+            "orders_90d": [1.0, 1.0, 9.0, 1.0],
+            "survey_score_last": [5.0, 5.0, 5.0, 5.0],
+            "orders_per_month": [1.8, 1.8, 1.8, 1.8],
+            "tenure_days": [900.0, 900.0, 900.0, 120.0],  # the last one: too young
+        }
+    )
+    contrib = np.array([[0.08, 0.01], [-0.08, 0.01], [0.08, 0.01], [0.08, 0.01]])
+    got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
+    assert got["reason_1"].tolist() == [
+        "Orders in the last 90 days: 1 (5.3 in an average 90 days) (raises risk)",
+        "Orders in the last 90 days: 1 (lowers risk)",
+        "Orders in the last 90 days: 9 (raises risk)",
+        "Orders in the last 90 days: 1 (raises risk)",
+    ]
+
+
 def test_a_single_order_day_is_one_reason_not_three() -> None:
     """A distributor's new account, red the week of its first order, read "Average order
     value in the last 365 days: 9,777 (raises risk)", "Orders in the last 90 days: 1 (raises

@@ -57,6 +57,11 @@ CATEGORICAL_FROM_ACCOUNTS: tuple[str, ...] = ("industry", "region")
 # a ratio to the usual below this is plainly within it ("No order for 20 days, 0.3 times
 # the typical gap"): said with "(raises risk)" it reads as a mistake
 RATIO_WELL_WITHIN = 0.5
+# a window's count or spend is said beside the account's average over such a window when
+# its tenure holds this many windows (a younger account's average is mostly the window),
+# and reads either way within this share of that average
+USUAL_MIN_WINDOWS = 2
+USUAL_SAME_WITHIN = 0.05
 # units said with a sign ("rose 12%", "up 3 points"), and the factor of the digits said
 _SIGNED_UNITS: dict[str, float] = {
     "change": 100.0,
@@ -228,6 +233,36 @@ class FeatureSpec:
     # a loss ("No order for 124 days, 17.7 times the typical gap of 7 days" alone read as an
     # emergency); of an account within its rhythm it says nothing
     clause_when_late: tuple[str, ...] = ()
+    # a rate per month since the first order (``orders_per_month``) that, over this feature's
+    # window of ``window_days``, is the account's own average for the window: a template's
+    # ``{usual}`` ("Orders in the last 90 days: 1 (5.4 in an average 90 days)"; "Spend in
+    # the last 180 days: 180,970 (raises risk)" said a level without saying against what).
+    # Only for accounts whose tenure holds ``USUAL_MIN_WINDOWS`` windows
+    per_month: str = ""
+    window_days: int = 0
+
+    def usual(self, other: Mapping[str, object]) -> float:
+        """The account's average over this feature's window since its first order (NaN when
+        the spec has none, or the account's tenure is under two windows)."""
+        rate, tenure = other.get(self.per_month), other.get("tenure_days")
+        if not self.per_month or _is_missing(rate) or _is_missing(tenure):
+            return math.nan
+        if float(tenure) < USUAL_MIN_WINDOWS * self.window_days:  # type: ignore[arg-type]
+            return math.nan
+        return float(rate) * self.window_days / MONTH_DAYS  # type: ignore[arg-type]
+
+    def usual_reads_against(self, value: object, other: Mapping[str, object], raises: bool) -> bool:
+        """Whether "(raises risk)" (``raises``) or "(lowers risk)" after the comparison with
+        the usual contradicts it: below the usual is bad news where the risk rises when the
+        feature is lower, above it good news (within ``USUAL_SAME_WITHIN`` either way)."""
+        usual = self.usual(other)
+        if _is_missing(value) or not np.isfinite(usual) or not self.risk_rises_when:
+            return False
+        v = float(value)  # type: ignore[arg-type]
+        below = v < (1 - USUAL_SAME_WITHIN) * usual
+        above = v > (1 + USUAL_SAME_WITHIN) * usual
+        worse, better = (below, above) if self.risk_rises_when == "lower" else (above, below)
+        return (better and raises) or (worse and not raises)
 
     def is_late(self, value: object, other: Mapping[str, object]) -> bool:
         """Whether the row is silent past its typical gap as its sentence says it: the ratio
@@ -261,6 +296,13 @@ class FeatureSpec:
             for f in fields:
                 if f == "value":
                     values[f] = self.format(value, currency)
+                    continue
+                if f == "usual":
+                    usual = self.usual(other)
+                    if not np.isfinite(usual):
+                        break
+                    unit = "rate" if self.unit == "count" else self.unit
+                    values[f] = format_value(unit, usual, currency)
                     continue
                 v = other.get(f)
                 if (
@@ -328,10 +370,15 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             f"Number of orders in the {w} days before the as-of date (distinct order_id when given, else rows)",
             "count",
             "orders",
-            templates=(f"Orders in the last {w} days: {{value}}",),
+            templates=(
+                f"Orders in the last {w} days: {{value}} ({{usual}} in an average {w} days)",
+                f"Orders in the last {w} days: {{value}}",
+            ),
             high_means="buys often",
             low_means="few or no recent orders",
             risk_rises_when="lower",
+            per_month="orders_per_month",
+            window_days=w,
         ),
         FeatureSpec(
             f"spend_{w}d",
@@ -339,10 +386,15 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             f"Order amount summed over the {w} days before the as-of date (credits subtract)",
             "currency",
             "orders",
-            templates=(f"Spend in the last {w} days: {{value}}",),
+            templates=(
+                f"Spend in the last {w} days: {{value}} ({{usual}} in an average {w} days)",
+                f"Spend in the last {w} days: {{value}}",
+            ),
             high_means="spends a lot",
             low_means="little recent spend",
             risk_rises_when="lower",
+            per_month="spend_per_month",
+            window_days=w,
         ),
     )
 

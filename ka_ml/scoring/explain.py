@@ -197,7 +197,9 @@ def _template_fields(spec: catalog.FeatureSpec) -> list[str]:
         fields.add(spec.absent_with)
     if spec.clause_when_late and spec.reads_as:
         fields.add(spec.reads_as)
-    return sorted(fields - {"value"})
+    if "usual" in fields:
+        fields |= {spec.per_month, "tenure_days"}
+    return sorted(fields - {"value", "usual"})
 
 
 def _describe_rows(
@@ -228,6 +230,15 @@ def _describe_rows(
             for k, f in enumerate(others, start=1):
                 against = _reads_backwards(sub[[f]], [f], raises[where][:, None])[:, 0]
                 columns[k] = [np.nan if a else v for a, v in zip(against, columns[k], strict=True)]
+            if spec.per_month in others:  # "1 (3.4 in an average 90 days)" said with its way
+                k = others.index(spec.per_month) + 1
+                rows_other = [
+                    dict(zip(others, vals, strict=True)) for vals in zip(*columns[1:], strict=True)
+                ]
+                columns[k] = [
+                    np.nan if spec.usual_reads_against(v0, o, bool(r)) else o[spec.per_month]
+                    for v0, o, r in zip(columns[0], rows_other, raises[where], strict=True)
+                ]
         memo: dict[tuple[str, ...], str] = {}
         for i, values in zip(where, zip(*columns, strict=True), strict=True):
             key = tuple(map(repr, values))  # exact: tells -0.0 from 0.0, 1 from 1.0
