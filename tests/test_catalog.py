@@ -119,11 +119,18 @@ def test_a_window_level_is_said_beside_the_accounts_own_average_for_the_window()
         180970.0, other={"spend_per_month": 40000.0, "tenure_days": 3000.0}, currency="EUR"
     )
     assert spend == "Spend in the last 180 days: 180,970 EUR (236,712 EUR in an average 180 days)"
-    # below the average reads as bad news, above it as good news, within 5% either way
+    # below the average reads as bad news; at it (within 5%) or above it, not
     assert spec.usual_reads_against(1.0, old, raises=False)
     assert not spec.usual_reads_against(1.0, old, raises=True)
     assert spec.usual_reads_against(9.0, old, raises=True)
-    assert not spec.usual_reads_against(5.2, old, raises=True)
+    assert not spec.usual_reads_against(9.0, old, raises=False)
+    assert spec.usual_reads_against(5.2, old, raises=True)  # 5.3 as usual: steady
+    assert not spec.usual_reads_against(5.2, old, raises=False)
+    # orders come whole: 1 against an average of 1.1 (or 1.4) is as usual
+    for rate in (1.1, 1.4):
+        steady = {"orders_per_month": rate * (365 / 12) / 90, "tenure_days": 900.0}
+        assert spec.usual_reads_against(1.0, steady, raises=True)
+    assert not spec.usual_reads_against(1.0, {**steady, "orders_per_month": 0.6}, raises=True)
     assert not spec.usual_reads_against(1.0, young, raises=False)  # no average: nothing said
 
 

@@ -59,7 +59,7 @@ CATEGORICAL_FROM_ACCOUNTS: tuple[str, ...] = ("industry", "region")
 RATIO_WELL_WITHIN = 0.5
 # a window's count or spend is said beside the account's average over such a window when
 # its tenure holds this many windows (a younger account's average is mostly the window),
-# and reads either way within this share of that average
+# and reads as steady, not as bad news, within this share of that average
 USUAL_MIN_WINDOWS = 2
 USUAL_SAME_WITHIN = 0.05
 # units said with a sign ("rose 12%", "up 3 points"), and the factor of the digits said
@@ -253,16 +253,20 @@ class FeatureSpec:
 
     def usual_reads_against(self, value: object, other: Mapping[str, object], raises: bool) -> bool:
         """Whether "(raises risk)" (``raises``) or "(lowers risk)" after the comparison with
-        the usual contradicts it: below the usual is bad news where the risk rises when the
-        feature is lower, above it good news (within ``USUAL_SAME_WITHIN`` either way)."""
+        the usual contradicts it. Below the usual (by more than ``USUAL_SAME_WITHIN``) is bad
+        news where the risk rises when the feature is lower; at or above it is not: "1 (1.0
+        in an average 90 days) (raises risk)" reads as a steady account called a risk."""
         usual = self.usual(other)
         if _is_missing(value) or not np.isfinite(usual) or not self.risk_rises_when:
             return False
         v = float(value)  # type: ignore[arg-type]
-        below = v < (1 - USUAL_SAME_WITHIN) * usual
-        above = v > (1 + USUAL_SAME_WITHIN) * usual
-        worse, better = (below, above) if self.risk_rises_when == "lower" else (above, below)
-        return (better and raises) or (worse and not raises)
+        # orders come whole: 1 in a window whose average is 1.1 is as usual, not below it
+        usual = math.floor(usual + 0.5) if self.unit == "count" else usual
+        if self.risk_rises_when == "lower":
+            worse = v < (1 - USUAL_SAME_WITHIN) * usual
+        else:
+            worse = v > (1 + USUAL_SAME_WITHIN) * usual
+        return worse != raises
 
     def is_late(self, value: object, other: Mapping[str, object]) -> bool:
         """Whether the row is silent past its typical gap as its sentence says it: the ratio
