@@ -243,7 +243,7 @@ class FeatureSpec:
 
     def usual(self, other: Mapping[str, object]) -> float:
         """The account's average over this feature's window since its first order (NaN when
-        the spec has none, or the account's tenure is under two windows)."""
+        the spec has none, or the account's tenure is under ``USUAL_MIN_WINDOWS`` windows)."""
         rate, tenure = other.get(self.per_month), other.get("tenure_days")
         if not self.per_month or _is_missing(rate) or _is_missing(tenure):
             return math.nan
