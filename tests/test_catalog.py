@@ -111,27 +111,32 @@ def test_a_window_level_is_said_beside_the_accounts_own_average_for_the_window()
     assert (
         spec.describe(1.0, other=old) == "Orders in the last 90 days: 1 (5.3 in an average 90 days)"
     )
-    assert spec.usual(old) == pytest.approx(1.8 * 90 / (365 / 12))
+    assert spec.usual(1.8, 900.0) == pytest.approx(1.8 * 90 / (365 / 12))
     young = {"orders_per_month": 1.8, "tenure_days": 179.0}
     assert spec.describe(1.0, other=young) == "Orders in the last 90 days: 1"
+    assert np.isnan(spec.usual(1.8, 179.0))
     assert spec.describe(1.0) == "Orders in the last 90 days: 1"
     spend = get("spend_180d").describe(
         180970.0, other={"spend_per_month": 40000.0, "tenure_days": 3000.0}, currency="EUR"
     )
     assert spend == "Spend in the last 180 days: 180,970 EUR (236,712 EUR in an average 180 days)"
     # below the average reads as bad news; at it (within 5%) or above it, not
-    assert spec.usual_reads_against(1.0, old, raises=False)
-    assert not spec.usual_reads_against(1.0, old, raises=True)
-    assert spec.usual_reads_against(9.0, old, raises=True)
-    assert not spec.usual_reads_against(9.0, old, raises=False)
-    assert spec.usual_reads_against(5.2, old, raises=True)  # 5.3 as usual: steady
-    assert not spec.usual_reads_against(5.2, old, raises=False)
+    usual = spec.usual(1.8, 900.0)  # 5.3 orders in 90 days
+    assert spec.usual_reads_against(1.0, usual, raises=False)
+    assert not spec.usual_reads_against(1.0, usual, raises=True)
+    assert spec.usual_reads_against(9.0, usual, raises=True)
+    assert not spec.usual_reads_against(9.0, usual, raises=False)
+    assert spec.usual_reads_against(5.2, usual, raises=True)  # 5.3 as usual: steady
+    assert not spec.usual_reads_against(5.2, usual, raises=False)
     # orders come whole: 1 against an average of 1.1 (or 1.4) is as usual
-    for rate in (1.1, 1.4):
-        steady = {"orders_per_month": rate * (365 / 12) / 90, "tenure_days": 900.0}
-        assert spec.usual_reads_against(1.0, steady, raises=True)
-    assert not spec.usual_reads_against(1.0, {**steady, "orders_per_month": 0.6}, raises=True)
-    assert not spec.usual_reads_against(1.0, young, raises=False)  # no average: nothing said
+    assert spec.usual_reads_against([1.0, 1.0], [1.1, 1.4], raises=True).all()
+    assert not spec.usual_reads_against(1.0, 1.78, raises=True)
+    # no average (too young): nothing is said, so nothing reads against
+    assert not spec.usual_reads_against(1.0, spec.usual(1.8, 179.0), raises=False)
+    # the words passed by a caller that computed them for many rows are used as they are
+    assert spec.describe(1.0, other={"usual": "5.3"}) == (
+        "Orders in the last 90 days: 1 (5.3 in an average 90 days)"
+    )
 
 
 def test_a_usage_silence_says_how_often_the_product_was_in_use() -> None:

@@ -20,7 +20,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -241,32 +241,38 @@ class FeatureSpec:
     per_month: str = ""
     window_days: int = 0
 
-    def usual(self, other: Mapping[str, object]) -> float:
-        """The account's average over this feature's window since its first order (NaN when
-        the spec has none, or the account's tenure is under ``USUAL_MIN_WINDOWS`` windows)."""
-        rate, tenure = other.get(self.per_month), other.get("tenure_days")
-        if not self.per_month or _is_missing(rate) or _is_missing(tenure):
-            return math.nan
-        if float(tenure) < USUAL_MIN_WINDOWS * self.window_days:  # type: ignore[arg-type]
-            return math.nan
-        return float(rate) * self.window_days / MONTH_DAYS  # type: ignore[arg-type]
+    def usual(self, rate: Any, tenure: Any) -> np.ndarray:
+        """The account's average over this feature's window since its first order, from its
+        ``per_month`` rate and ``tenure_days`` (arrays or numbers); NaN when the spec has
+        none, or the tenure is under ``USUAL_MIN_WINDOWS`` windows."""
+        r, t = np.asarray(rate, dtype=float), np.asarray(tenure, dtype=float)
+        if not self.per_month:
+            return np.full(np.broadcast(r, t).shape, np.nan)
+        with np.errstate(invalid="ignore"):
+            old_enough = t >= USUAL_MIN_WINDOWS * self.window_days
+        return np.where(old_enough, r * self.window_days / MONTH_DAYS, np.nan)
 
-    def usual_reads_against(self, value: object, other: Mapping[str, object], raises: bool) -> bool:
-        """Whether "(raises risk)" (``raises``) or "(lowers risk)" after the comparison with
-        the usual contradicts it. Below the usual (by more than ``USUAL_SAME_WITHIN``) is bad
-        news where the risk rises when the feature is lower; at or above it is not: "1 (1.0
-        in an average 90 days) (raises risk)" reads as a steady account called a risk."""
-        usual = self.usual(other)
-        if _is_missing(value) or not np.isfinite(usual) or not self.risk_rises_when:
-            return False
-        v = float(value)  # type: ignore[arg-type]
+    def usual_reads_against(self, value: Any, usual: Any, raises: Any) -> np.ndarray:
+        """Where "(raises risk)" (``raises``) or "(lowers risk)" after the comparison with
+        the usual contradicts it (arrays or numbers). Below the usual (by more than
+        ``USUAL_SAME_WITHIN``) is bad news where the risk rises when the feature is lower;
+        at or above it is not: "1 (1.0 in an average 90 days) (raises risk)" reads as a
+        steady account called a risk. Without a usual or a value: never."""
+        v, u = np.asarray(value, dtype=float), np.asarray(usual, dtype=float)
+        if not self.risk_rises_when:
+            return np.zeros(np.broadcast(v, u).shape, dtype=bool)
         # orders come whole: 1 in a window whose average is 1.1 is as usual, not below it
-        usual = math.floor(usual + 0.5) if self.unit == "count" else usual
-        if self.risk_rises_when == "lower":
-            worse = v < (1 - USUAL_SAME_WITHIN) * usual
-        else:
-            worse = v > (1 + USUAL_SAME_WITHIN) * usual
-        return worse != raises
+        u = np.floor(u + 0.5) if self.unit == "count" else u
+        with np.errstate(invalid="ignore"):
+            if self.risk_rises_when == "lower":
+                worse = v < (1 - USUAL_SAME_WITHIN) * u
+            else:
+                worse = v > (1 + USUAL_SAME_WITHIN) * u
+        return (worse != np.asarray(raises, dtype=bool)) & np.isfinite(v) & np.isfinite(u)
+
+    def say_usual(self, usual: float, currency: str = "") -> str:
+        """The usual as a template's ``{usual}`` says it (a count's average with decimals)."""
+        return format_value("rate" if self.unit == "count" else self.unit, usual, currency)
 
     def is_late(self, value: object, other: Mapping[str, object]) -> bool:
         """Whether the row is silent past its typical gap as its sentence says it: the ratio
@@ -301,12 +307,15 @@ class FeatureSpec:
                 if f == "value":
                     values[f] = self.format(value, currency)
                     continue
-                if f == "usual":
-                    usual = self.usual(other)
-                    if not np.isfinite(usual):
+                if f == "usual":  # the words, when the caller computed them for many rows
+                    said = other.get("usual")
+                    rate, tenure = other.get(self.per_month), other.get("tenure_days")
+                    if said is None and not (_is_missing(rate) or _is_missing(tenure)):
+                        u = float(self.usual(rate, tenure))
+                        said = self.say_usual(u, currency) if np.isfinite(u) else None
+                    if _is_missing(said):
                         break
-                    unit = "rate" if self.unit == "count" else self.unit
-                    values[f] = format_value(unit, usual, currency)
+                    values[f] = str(said)
                     continue
                 v = other.get(f)
                 if (

@@ -230,15 +230,18 @@ def _describe_rows(
             for k, f in enumerate(others, start=1):
                 against = _reads_backwards(sub[[f]], [f], raises[where][:, None])[:, 0]
                 columns[k] = [np.nan if a else v for a, v in zip(against, columns[k], strict=True)]
-            if spec.per_month in others:  # "1 (3.4 in an average 90 days)" said with its way
-                k = others.index(spec.per_month) + 1
-                rows_other = [
-                    dict(zip(others, vals, strict=True)) for vals in zip(*columns[1:], strict=True)
-                ]
-                columns[k] = [
-                    np.nan if spec.usual_reads_against(v0, o, bool(r)) else o[spec.per_month]
-                    for v0, o, r in zip(columns[0], rows_other, raises[where], strict=True)
-                ]
+        if {spec.per_month, "tenure_days"} <= set(others):
+            # "1 (5.4 in an average 90 days)": the average for every row at once, left out
+            # where it reads against the risk's way, and passed as its words, so rows that
+            # say the same share one sentence (raw rates and tenures never repeat)
+            k, t = others.index(spec.per_month) + 1, others.index("tenure_days") + 1
+            usual = spec.usual(columns[k], columns[t])
+            if raises is not None:
+                usual[spec.usual_reads_against(columns[0], usual, raises[where])] = np.nan
+            words = {u: spec.say_usual(u, currency) for u in np.unique(usual[np.isfinite(usual)])}
+            said = [words.get(u, np.nan) for u in usual.tolist()]
+            columns = [c for i, c in enumerate(columns) if i not in (k, t)] + [said]
+            others = [f for f in others if f not in (spec.per_month, "tenure_days")] + ["usual"]
         memo: dict[tuple[str, ...], str] = {}
         for i, values in zip(where, zip(*columns, strict=True), strict=True):
             key = tuple(map(repr, values))  # exact: tells -0.0 from 0.0, 1 from 1.0
