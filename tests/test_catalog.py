@@ -142,15 +142,35 @@ def test_a_window_level_is_said_beside_the_accounts_own_average_for_the_window()
 def test_a_usage_silence_says_how_often_the_product_was_in_use() -> None:
     """Read on a red account: "Product last used 11 days ago (raises risk)" - 11 days is
     nothing to a manager unless the product was in use every week. A clause whose value is
-    0 says the silence again and is left out."""
+    0 says the silence again and is left out. Said as a silence, as the orders' "No order for
+    124 days" is: "Product last used 11 days ago (in use 96% of the last 26 weeks)" led the
+    demo's red list and read as good news."""
     spec = get("usage_recency_days")
     weekly = spec.describe(11.0, other={"usage_active_weeks_26w": 25 / 26})
-    assert weekly == "Product last used 11 days ago (in use 96% of the last 26 weeks)"
+    assert weekly == "Product not used for 11 days (in use 96% of the last 26 weeks)"
     assert spec.describe(522.0, other={"usage_active_weeks_26w": 0.0}) == (
-        "Product last used 522 days ago"
+        "Product not used for 522 days"
     )
     assert spec.describe(11.0) == spec.describe(11.0, other={"usage_active_weeks_26w": math.nan})
-    assert spec.describe(11.0) == "Product last used 11 days ago"
+    assert spec.describe(1.0) == "Product not used for 1 day"
+
+
+def test_a_survey_change_without_a_survey_says_no_survey_was_answered() -> None:
+    """On the demo 21 of the 32 reasons "No earlier answer to the same survey: no change" were
+    of accounts that never answered a survey: the table's absence is said as such, and one
+    answer without an earlier one of its kind as what it is."""
+    spec = get("survey_score_change")
+    assert spec.describe(math.nan, other={"survey_recency_days": math.nan}) == "No survey answered"
+    assert spec.describe(math.nan, other={"survey_recency_days": 40.0}) == (
+        "Only one answer to this survey so far: no trend yet"
+    )
+    assert spec.describe(-2.0, other={"survey_recency_days": 40.0}) == (
+        "Survey score down 2 points since the previous answer to the same survey"
+    )
+    # usage keeps its own sentence: the absent feature's is the same
+    assert get("usage_weekly_90d").describe(0.0, other={"usage_recency_days": math.nan}) == (
+        "No product usage on record"
+    )
 
 
 def test_a_single_order_day_reads_as_no_repeat_order_yet() -> None:
@@ -158,7 +178,7 @@ def test_a_single_order_day_reads_as_no_repeat_order_yet() -> None:
     reasons mean; said plainly, with the one order's amount where the row has it."""
     spec = get("repeat_orders")
     assert spec.describe(0.0, other={"first_order_amount": 9777.0}, currency="EUR") == (
-        "One order day so far (9,777 EUR), no repeat order yet"
+        "One order day so far (9,777 EUR spent), no repeat order yet"
     )
     assert spec.describe(0.0) == "One order day so far, no repeat order yet"
     assert spec.describe(2.0, other={"first_order_amount": 9777.0}) == (
@@ -236,6 +256,10 @@ def test_units_format_as_a_manager_reads_them() -> None:
     assert format_value("points", 0) == "unchanged"
     assert format_value("count_change", 0) == "unchanged"
     assert format_value("share", 0.25) == "25%"
+    # one account of 2,000 holds about 0.05% of revenue: "0.0%" said nothing
+    assert [format_value("share", v) for v in (0, 0.00004, 0.0005, 0.0042, 0.034, 0.05)] == [
+        "0%", "under 0.01%", "0.05%", "0.42%", "3.4%", "5%",
+    ]  # fmt: skip
     assert format_value("slope", -0.05) == "-5%"
     assert format_value("ratio", 1.04) == "1.0 times"
     assert [format_value("rate", v) for v in (0, 0.083, 0.5, 0.998, 1.34, 12.4)] == [
@@ -314,7 +338,8 @@ def test_a_sentence_reads_backwards_exactly_when_its_words_contradict_the_direct
         good, bad = (past, within) if good_if_up else (within, past)
         assert got == ((good and raises) or (bad and not raises)), (text, raises)
     else:
-        zero = re.fullmatch(r"0(\.0)?%?", text) is not None or text == "0"
+        # "under 0.01%" reads as next to nothing, as "0%" does
+        zero = re.fullmatch(r"0(\.0)?%?|under 0\.01%", text) is not None or text == "0"
         if not zero:
             assert not got, (text, raises)
         elif round(value, 6) == 0:

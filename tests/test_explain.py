@@ -368,7 +368,7 @@ def test_a_contract_date_to_come_gives_the_lead_to_what_makes_the_renewal_risky(
     ]  # fmt: skip
     assert got.loc[0, "reason_1"] == "Latest survey score 2, down 6 points (raises risk)"
     assert got.loc[0, "reason_2"] == "Contract ends in 42 days (raises risk)"
-    assert got.loc[0, "reason_3"] == "Product last used 1 day ago (lowers risk)"
+    assert got.loc[0, "reason_3"] == "Product not used for 1 day (lowers risk)"
     assert got.loc[2, "reason_1"] == "Contract lapsed 20 days ago (raises risk)"
     assert got.loc[3, "reason_2"] == "Contract ends today (raises risk)"
 
@@ -954,7 +954,7 @@ def test_a_single_order_day_is_one_reason_not_three() -> None:
     np.testing.assert_allclose(folded[2], [0.09, 0, 0, 0, 0.075, 0, 0.015, 0.03, 0])
     got = top_reasons(SimpleNamespace(features_=feats), X, contributions=contrib)  # type: ignore[arg-type]
     said = got.loc[0, ["reason_1", "reason_2", "reason_3"]].tolist()
-    assert said[0] == "One order day so far (9,777), no repeat order yet (raises risk)"
+    assert said[0] == "One order day so far (9,777 spent), no repeat order yet (raises risk)"
     assert not any(
         t.startswith(("Orders in the last", "Spend in the last", "Average order", "Fewer than two"))
         for t in said

@@ -128,7 +128,12 @@ def format_value(unit: Unit, value: object, currency: str = "") -> str:
             return amount
         return f"{currency}{amount}" if len(currency) == 1 else f"{amount} {currency}"
     if unit == "share":
+        # "Share of company revenue: 0.0%" said nothing of one account in 2,000 (0.03%)
         pct = v * 100
+        if 0 < pct < 0.01:
+            return "under 0.01%"
+        if 0 < abs(pct) < 1:
+            return f"{pct:.2f}%"
         return f"{pct:.1f}%" if 0 < abs(pct) < 10 and not pct.is_integer() else f"{pct:.0f}%"
     if unit == "change":
         pct = round(v * 100)
@@ -202,8 +207,9 @@ class FeatureSpec:
     measured_from: tuple[str, float] | None = None
     unmeasured: str = ""
     # a feature of the same table that is missing when the account has no rows of it: then
-    # ``missing`` is said instead of this one's value (an account that never used the
-    # product read "Average weekly usage in the last 90 days: 0 (raises risk)")
+    # that feature's ``missing`` (else this one's) is said instead of this one's value (an
+    # account that never used the product read "Average weekly usage in the last 90 days: 0
+    # (raises risk)"; one that never answered a survey, "No earlier answer to the same survey")
     absent_with: str = ""
     # False: built with the features (so every engine and every snapshot has it) for the
     # scorer's rules, never a model input (:func:`scorer_only`)
@@ -221,7 +227,7 @@ class FeatureSpec:
     # account's own cycle (``overdue_ratio``), whatever the days
     reads_as: str = ""
     # other features a template names that say nothing at zero: a template naming one whose
-    # value is 0 is passed over for the next ("Product last used 522 days ago (in use 0% of
+    # value is 0 is passed over for the next ("Product not used for 522 days (in use 0% of
     # the last 26 weeks)" says the silence twice)
     clause_nonzero: tuple[str, ...] = ()
     # sentences tried before ``templates`` when the value is 0 ("One order day so far" says
@@ -288,10 +294,11 @@ class FeatureSpec:
     ) -> str:
         """A plain sentence with the account's own value (and related values of its row);
         money with ``currency`` ("Average order value ... 25,706" had no EUR)."""
-        if _is_missing(value):
-            return self.missing or f"{self.meaning}: not available"
         other = other or {}
         if self.absent_with and _is_missing(other.get(self.absent_with, 0.0)):
+            # the table's absence, as the feature that tells it says it ("No survey answered")
+            return get(self.absent_with).missing or self.missing or f"{self.meaning}: not available"
+        if _is_missing(value):
             return self.missing or f"{self.meaning}: not available"
         if self.measured_from is not None:
             name, minimum = self.measured_from
@@ -821,7 +828,7 @@ _ORDER_SPECS_TAIL = (
         "orders",
         templates=("Days with a repeat order after the first order day: {value}",),
         zero_templates=(
-            "One order day so far ({first_order_amount}), no repeat order yet",
+            "One order day so far ({first_order_amount} spent), no repeat order yet",
             "One order day so far, no repeat order yet",
         ),
         risk_rises_when="lower",
@@ -914,10 +921,12 @@ _OTHER_SPECS = (
         "days",
         "usage",
         # the clause says whether the silence is news: 11 days is long for an account in
-        # use every week ("Product last used 11 days ago (raises risk)" read as nothing)
+        # use every week ("Product last used 11 days ago (raises risk)" read as nothing);
+        # said as a silence, like "No order for 124 days" ("Product last used 11 days ago (in
+        # use 96% of the last 26 weeks)" led a red account and read as good news)
         templates=(
-            "Product last used {value} ago (in use {usage_active_weeks_26w} of the last 26 weeks)",
-            "Product last used {value} ago",
+            "Product not used for {value} (in use {usage_active_weeks_26w} of the last 26 weeks)",
+            "Product not used for {value}",
         ),
         clause_nonzero=("usage_active_weeks_26w",),
         missing="No product usage on record",
@@ -1090,7 +1099,10 @@ _OTHER_SPECS = (
         "points",
         "surveys",
         templates=("Survey score {value} since the previous answer to the same survey",),
-        missing="No earlier answer to the same survey: no change",
+        # an account that never answered says so ("No earlier answer to the same survey: no
+        # change" was said of 21 of the demo's 32 such reasons, with no survey at all)
+        missing="Only one answer to this survey so far: no trend yet",
+        absent_with="survey_recency_days",
         high_means="satisfaction improving",
         low_means="satisfaction falling",
         risk_rises_when="lower",

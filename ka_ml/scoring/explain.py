@@ -388,7 +388,7 @@ def fold_implied(contrib: np.ndarray, raw: pd.DataFrame, feats: list[str]) -> np
     again. A distributor's new account, red
     the week of its first order, read "Average order value in the last 365 days: 9,777
     (raises risk)", "Orders in the last 90 days: 1 (raises risk)", "Spend in the last 30
-    days: 9,777 (raises risk)"; it now reads "One order day so far (9,777), no repeat order
+    days: 9,777 (raises risk)"; it now reads "One order day so far (9,777 spent), no repeat order
     yet (raises risk)": what the model weighs, a first order not yet followed by another."""
     if not len(raw):
         return contrib
