@@ -47,11 +47,15 @@ lint: install ## ruff check + ruff format --check, mypy on ka_ml, and the layers
 	$(BIN)/mypy ka_ml
 	$(BIN)/lint-imports --no-cache
 
-test: install ## run the whole test suite (CI, .ci/run, runs make lint and this)
-	$(BIN)/pytest -q
+# -n auto: one worker per core (pytest-xdist); --dist loadfile keeps a file's tests on one
+# worker, so a module's Spark session, PostgreSQL schema or trained model is built once
+PYTEST := $(BIN)/pytest -q -n auto --dist loadfile
+
+test: install ## run the whole test suite on every core (CI, .ci/run, runs make lint and this)
+	$(PYTEST)
 
 test-fast: install ## the tests without the slow end-to-end ones
-	$(BIN)/pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 demo: install ## generate the demo data set (data/demo) and validate it
 	$(BIN)/ka-ml demo-data --config $(CONFIG)

@@ -12,6 +12,11 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("KA_ML_THREADS", "2")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# Off a terminal the CLI sizes its tables by COLUMNS (ka_ml.cli._console); pytest-xdist's
+# workers export COLUMNS=80 and LINES=24 (so do some shells), which wrapped the tables the
+# tests read. A test about the width sets it itself.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 from collections.abc import Iterator
 from dataclasses import dataclass
