@@ -380,6 +380,36 @@ def test_the_console_says_why_calibration_is_none_when_a_method_won_across_origi
     assert "no calibration did as well (Brier: none 0.09661, Platt 0.09663)" in said
 
 
+def test_the_console_says_which_rule_kept_none_against_a_lower_brier() -> None:
+    """Seen on the demo: 'calibration: none (cross-fitted Brier: none 0.1090, Platt 0.1085,
+    isotonic 0.1082)', the lowest Brier passed over with nothing saying why (Platt's gain was
+    under the 0.5% that counts, isotonic's steps cost 0.0015 ROC AUC)."""
+    from types import SimpleNamespace
+
+    from ka_ml.reporting.console import _choices
+
+    def line(cal: dict[str, Any]) -> str:
+        ev = SimpleNamespace(family_scores={"lightgbm": 0.8}, family="lightgbm", calibration=cal)
+        return _choices(ev)[1]
+
+    aucs = {"auc_none": 0.87984, "auc_sigmoid": 0.87985, "auc_isotonic": 0.87838}
+    said = line(
+        {"method": "none", "none": 0.10897, "sigmoid": 0.10854, "isotonic": 0.10817, **aucs}
+    )
+    assert said.endswith(
+        "isotonic 0.1082; Platt 0.39% lower, under the 0.5% that counts; isotonic 0.73% lower, "
+        "but its steps tie accounts: ROC AUC 0.8784 against 0.8798 (at most 0.001 may be "
+        "lost): so none)"
+    )
+    # nothing to explain: no method beat none, or one was chosen
+    assert line(
+        {"method": "none", "none": 0.1, "sigmoid": 0.11, "isotonic": 0.12, **aucs}
+    ).endswith("isotonic 0.1200)")
+    assert "counts" not in line(
+        {"method": "isotonic", "none": 0.11, "sigmoid": 0.1099, "isotonic": 0.1}
+    )
+
+
 def test_the_card_ranks_the_accounts_that_get_a_light_beside_the_best_baseline_there(
     report: TrainReport,
 ) -> None:

@@ -98,6 +98,13 @@ def _check_two_classes(y: np.ndarray, where: str) -> None:
         )
 
 
+# Calibrator.choose's rule: a method must lower the out-of-sample Brier by this share of
+# none's (less is noise), and isotonic (whose steps tie accounts) may lose at most this
+# much ROC AUC; `train`'s console says which rule kept "none"
+CALIBRATION_MIN_GAIN = 0.005
+CALIBRATION_MAX_AUC_LOSS = 1e-3
+
+
 @dataclass
 class Calibrator:
     """Maps raw booster margins to calibrated probabilities.
@@ -147,8 +154,8 @@ class Calibrator:
         seed: int,
         groups: np.ndarray | None = None,
         *,
-        min_gain: float = 0.005,
-        max_auc_loss: float = 1e-3,
+        min_gain: float = CALIBRATION_MIN_GAIN,
+        max_auc_loss: float = CALIBRATION_MAX_AUC_LOSS,
     ) -> Calibrator:
         """None, Platt or isotonic, by out-of-sample Brier on out-of-time predictions.
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from ka_ml.config import Config
 from ka_ml.features.catalog import plural
 from ka_ml.modeling import registry
+from ka_ml.modeling.churn import CALIBRATION_MAX_AUC_LOSS, CALIBRATION_MIN_GAIN
 from ka_ml.modeling.registry import ManualPromotion, VersionInfo
 from ka_ml.modeling.split import describe_line
 
@@ -160,6 +161,38 @@ def expected_line(x: dict[str, float], as_of: pd.Timestamp) -> str:
     )
 
 
+def _why_none(cal: dict[str, Any], names: dict[str, str]) -> str:
+    """Why "none" stayed where a method's cross-fitted Brier is lower (``Calibrator.choose``'s
+    rule): "calibration: none (... none 0.1090, Platt 0.1085, isotonic 0.1082)" left a data
+    scientist asking why isotonic lost."""
+    none = cal.get("none")
+    if not isinstance(none, float) or none <= 0:
+        return ""
+    said = []
+    for k in ("sigmoid", "isotonic"):
+        brier = cal.get(k)
+        if not isinstance(brier, float) or brier >= none:
+            continue
+        gain = 1 - brier / none
+        auc, auc_none = cal.get(f"auc_{k}"), cal.get("auc_none")
+        if gain < CALIBRATION_MIN_GAIN:
+            said.append(
+                f"{names[k]} {gain:.2%} lower, under the {CALIBRATION_MIN_GAIN:.1%} that counts"
+            )
+        elif (
+            k == "isotonic"
+            and isinstance(auc, float)
+            and isinstance(auc_none, float)
+            and auc < auc_none - CALIBRATION_MAX_AUC_LOSS
+        ):
+            said.append(
+                f"isotonic {gain:.2%} lower, but its steps tie accounts: ROC AUC "
+                f"{auc:.4f} against {auc_none:.4f} (at most {CALIBRATION_MAX_AUC_LOSS:g} "
+                "may be lost)"
+            )
+    return "; " + "; ".join(said) + ": so none" if said else ""
+
+
 def _choices(ev: Any) -> list[str]:
     fam = ", ".join(f"{k} {v:.4f}" for k, v in ev.family_scores.items())
     test = "held-out accounts" if getattr(ev, "held_out_accounts", False) else "out-of-time"
@@ -182,6 +215,8 @@ def _choices(ev: Any) -> list[str]:
             f"the same period {there}{f' (Brier: {held})' if held else ''}: no method holds "
             "in both, so none"
         )
+    elif cal.get("method", "none") == "none":
+        veto = _why_none(cal, names)
     return [
         f"model family: [bold]{ev.family}[/] (pooled {test} ROC AUC: {fam})",
         f"calibration: [bold]{names.get(cal.get('method', 'none'), cal.get('method'))}[/]"
