@@ -105,6 +105,26 @@ CALIBRATION_MIN_GAIN = 0.005
 CALIBRATION_MAX_AUC_LOSS = 1e-3
 
 
+def calibration_passed_over(
+    method: str,
+    brier: float,
+    brier_best: float,
+    auc: float,
+    auc_none: float,
+    *,
+    min_gain: float = CALIBRATION_MIN_GAIN,
+    max_auc_loss: float = CALIBRATION_MAX_AUC_LOSS,
+) -> Literal["", "gain", "ties"]:
+    """Why :meth:`Calibrator.choose` does not take ``method`` over the best so far: "gain"
+    (its cross-fitted Brier is not ``min_gain`` of ``brier_best`` lower), "ties" (isotonic
+    losing more than ``max_auc_loss`` of the uncalibrated ROC AUC); "" when it takes it."""
+    if not brier < brier_best * (1 - min_gain):
+        return "gain"
+    if method == "isotonic" and not auc >= auc_none - max_auc_loss:
+        return "ties"
+    return ""
+
+
 @dataclass
 class Calibrator:
     """Maps raw booster margins to calibrated probabilities.
@@ -181,9 +201,16 @@ class Calibrator:
             aucs[method] = M.roc_auc(y[judged], p)
         best: Literal["none", "isotonic", "sigmoid"] = "none"
         for method in ("sigmoid", "isotonic"):
-            better = scores[method] < scores[best] * (1 - min_gain)
-            ranks = method == "sigmoid" or aucs[method] >= aucs["none"] - max_auc_loss
-            if better and ranks:
+            why_not = calibration_passed_over(
+                method,
+                scores[method],
+                scores[best],
+                aucs[method],
+                aucs["none"],
+                min_gain=min_gain,
+                max_auc_loss=max_auc_loss,
+            )
+            if not why_not:
                 best = method  # type: ignore[assignment]
         out = cls(
             method=best,

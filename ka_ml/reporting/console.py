@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +16,11 @@ from rich.table import Table
 from ka_ml.config import Config
 from ka_ml.features.catalog import plural
 from ka_ml.modeling import registry
-from ka_ml.modeling.churn import CALIBRATION_MAX_AUC_LOSS, CALIBRATION_MIN_GAIN
+from ka_ml.modeling.churn import (
+    CALIBRATION_MAX_AUC_LOSS,
+    CALIBRATION_MIN_GAIN,
+    calibration_passed_over,
+)
 from ka_ml.modeling.registry import ManualPromotion, VersionInfo
 from ka_ml.modeling.split import describe_line
 
@@ -174,17 +179,13 @@ def _why_none(cal: dict[str, Any], names: dict[str, str]) -> str:
         if not isinstance(brier, float) or brier >= none:
             continue
         gain = 1 - brier / none
-        auc, auc_none = cal.get(f"auc_{k}"), cal.get("auc_none")
-        if gain < CALIBRATION_MIN_GAIN:
+        auc, auc_none = cal.get(f"auc_{k}", math.nan), cal.get("auc_none", math.nan)
+        why_not = calibration_passed_over(k, brier, none, auc, auc_none)
+        if why_not == "gain":
             said.append(
                 f"{names[k]} {gain:.2%} lower, under the {CALIBRATION_MIN_GAIN:.1%} that counts"
             )
-        elif (
-            k == "isotonic"
-            and isinstance(auc, float)
-            and isinstance(auc_none, float)
-            and auc < auc_none - CALIBRATION_MAX_AUC_LOSS
-        ):
+        elif why_not == "ties" and np.isfinite(auc) and np.isfinite(auc_none):
             said.append(
                 f"isotonic {gain:.2%} lower, but its steps tie accounts: ROC AUC "
                 f"{auc:.4f} against {auc_none:.4f} (at most {CALIBRATION_MAX_AUC_LOSS:g} "
