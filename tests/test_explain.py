@@ -366,7 +366,7 @@ def test_a_contract_date_to_come_gives_the_lead_to_what_makes_the_renewal_risky(
     assert got["reason_1_feature"].tolist() == [
         "survey_score_last", "contract_days_to_end", "contract_days_to_end", "survey_score_last"
     ]  # fmt: skip
-    assert got.loc[0, "reason_1"] == "Latest survey score 2, down 6 points (raises risk)"
+    assert got.loc[0, "reason_1"] == "Latest survey score 2/10, down 6 points (raises risk)"
     assert got.loc[0, "reason_2"] == "Contract ends in 42 days (raises risk)"
     assert got.loc[0, "reason_3"] == "Product not used for 1 day (lowers risk)"
     assert got.loc[2, "reason_1"] == "Contract lapsed 20 days ago (raises risk)"
@@ -406,7 +406,7 @@ def test_a_reason_whose_sentence_contradicts_its_direction_is_not_said() -> None
     said = got[["reason_1", "reason_2", "reason_3"]]
     assert not said.map(lambda t: "Survey score up" in t).any().any()
     # the level says it, without the clause that would read against it
-    assert got.loc[0, "reason_1"] == "Latest survey score 6 (raises risk)"
+    assert got.loc[0, "reason_1"] == "Latest survey score 6/10 (raises risk)"
     # usage fell 6% yet "lowers risk": after every other group, here third of three
     assert got.loc[0, "reason_3_feature"] == "usage_trend_90d"
     assert got.loc[0, "reason_2_feature"] == "recency_days"
@@ -414,7 +414,7 @@ def test_a_reason_whose_sentence_contradicts_its_direction_is_not_said() -> None
     assert got.loc[1, "reason_3"] == (
         "Usage in the last 90 days rose 25% versus the 90 days before (lowers risk)"
     )
-    assert got.loc[2, "reason_1"] == "Latest survey score 9 (lowers risk)"
+    assert got.loc[2, "reason_1"] == "Latest survey score 9/10 (lowers risk)"
     assert got.loc[2, "reason_2"].startswith("Usage in the last 90 days did not change")
 
 
@@ -1057,13 +1057,13 @@ def test_the_reasons_say_which_survey_a_score_came_from() -> None:
         {
             "account_id": ["A", "B", "C"],
             "reason_1": [
-                "Latest survey score 2.5, down 2.5 points (raises risk)",
+                "Latest survey score 2.5/10, down 2.5 points (raises risk)",
                 "Survey score down 2 points since the previous answer to the same survey (raises risk)",
-                "Latest survey score 1 (raises risk)",
+                "Latest survey score 1/10 (raises risk)",
             ],
             "reason_2": ["No order for 40 days (raises risk)", "", ""],
             "changes": [
-                "Risk up 3 pts since last week; biggest mover: survey (+3 pts): Latest survey score 2.5.",
+                "Risk up 3 pts since last week; biggest mover: survey (+3 pts): Latest survey score 2.5/10.",
                 "",
                 "",
             ],
@@ -1071,11 +1071,12 @@ def test_the_reasons_say_which_survey_a_score_came_from() -> None:
     )
     got = name_survey_kinds(out.copy(), surveys, as_of)
     assert (
-        got.loc[0, "reason_1"] == "Latest renewal intent score 2.5, down 2.5 points (raises risk)"
+        got.loc[0, "reason_1"]
+        == "Latest renewal intent score 2.5/10, down 2.5 points (raises risk)"
     )
-    assert got.loc[0, "changes"].endswith("survey (+3 pts): Latest renewal intent score 2.5.")
+    assert got.loc[0, "changes"].endswith("survey (+3 pts): Latest renewal intent score 2.5/10.")
     assert got.loc[1, "reason_1"].startswith("NPS score down 2 points since the previous answer")
-    assert got.loc[2, "reason_1"] == "Latest survey score 1 (raises risk)"  # none known yet
+    assert got.loc[2, "reason_1"] == "Latest survey score 1/10 (raises risk)"  # none known yet
     assert got.loc[0, "reason_2"] == "No order for 40 days (raises risk)"
     plain = name_survey_kinds(out.copy(), surveys.drop(columns="kind"), as_of)
     pd.testing.assert_frame_equal(plain, out)

@@ -1084,9 +1084,12 @@ _OTHER_SPECS = (
         "Latest survey score (NPS 0-10 or renewal intent; same-day answers averaged)",
         "score",
         "surveys",
+        # out of 10, as the scorecard says it ("renewal intent 3/10"): the loader refuses
+        # scores off the 0-10 scale, and "Latest renewal intent score 2" left a manager
+        # asking "of 5? of 10?"
         templates=(
-            "Latest survey score {value}, {survey_score_change}",
-            "Latest survey score {value}",
+            "Latest survey score {value}/10, {survey_score_change}",
+            "Latest survey score {value}/10",
         ),
         missing="No survey answered",
         high_means="satisfied",

@@ -216,7 +216,7 @@ def _describe_rows(
     from just the columns its templates read, and once per distinct set of those values.
     ``raises`` (per i: the sentence is followed by "(raises risk)", else "(lowers risk)"):
     a clause of another feature that would read against it is left out, so the template
-    without it is used ("Latest survey score 6 (raises risk)", not "Latest survey score 6,
+    without it is used ("Latest survey score 6/10 (raises risk)", not "Latest survey score 6/10,
     up 3 points (raises risk)").
     """
     out: list[str] = [""] * len(rows)
@@ -755,7 +755,7 @@ def name_survey_kinds(
     out: pd.DataFrame, surveys: pd.DataFrame | None, as_of: pd.Timestamp
 ) -> pd.DataFrame:
     """The reasons and the weekly change say which survey a score came from: "Latest NPS
-    score 5", "Latest renewal intent score 2.5, down 2.5 points" (a software vendor's
+    score 5/10", "Latest renewal intent score 2.5/10, down 2.5 points" (a software vendor's
     managers read "Latest survey score 2.5" with NPS and renewal intent in one table, and
     could not tell which). Unchanged where the table has no kinds."""
     kinds = latest_survey_kinds(surveys, as_of)
