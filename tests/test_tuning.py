@@ -65,6 +65,34 @@ def test_the_console_says_why_the_default_parameters_were_kept() -> None:
     assert defaults_note(res([0.85, 0.88], {**default_params(), "num_leaves": 63})) == ""
 
 
+def test_the_console_says_which_timing_parameters_won() -> None:
+    """Read in the demo's train console: "timing tuning: 3 of 3 trials (3 complete, 0
+    pruned)" said nothing of what was chosen (the defaults, trial 0, had the best score)."""
+    from ka_ml.modeling.tuning import winner_note
+
+    def res(values: list[float], states: list[str] | None = None) -> TuningResult:
+        trials = pd.DataFrame(
+            {
+                "number": range(len(values)),
+                "state": states or ["COMPLETE"] * len(values),
+                "value": values,
+            }
+        )
+        return TuningResult({}, max(v for v in values if v == v), 100, trials)
+
+    what = "mean log-likelihood"
+    assert winner_note(res([-0.3899, -0.3901, -0.3909]), what) == (
+        "; the default parameters kept (no other trial beat their mean log-likelihood -0.3899)"
+    )
+    assert winner_note(res([-0.3899, -0.3901, -0.3880]), what) == (
+        "; trial 2's parameters (mean log-likelihood -0.3880 against the defaults' -0.3899)"
+    )
+    # a pruned trial's partial score is not a result; a tie keeps the defaults
+    pruned = res([-0.3899, -0.1, -0.3899], ["COMPLETE", "PRUNED", "COMPLETE"])
+    assert winner_note(pruned, what).startswith("; the default parameters kept")
+    assert winner_note(TuningResult({}, float("nan"), 0, pd.DataFrame()), what) == ""
+
+
 def test_the_timing_model_is_tuned_on_a_quarter_of_the_trials_or_not_at_all() -> None:
     from ka_ml.config import Config
     from ka_ml.training.timing import timing_budget

@@ -38,7 +38,7 @@ from ka_ml.jobs.data import feed_lags
 from ka_ml.modeling import registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.split import describe_line
-from ka_ml.modeling.tuning import budget_note
+from ka_ml.modeling.tuning import budget_note, winner_note
 from ka_ml.monitoring.drift import learned_snapshots, training_reference
 from ka_ml.scoring.explain import reason_reference
 from ka_ml.spark.features import build_training_set as build_on_spark
@@ -213,7 +213,8 @@ def run_training(
             ts, folds, feats, as_of, cfg, on_trial("timing"), p_no_order=ev_parts[0]
         )
         budget = budget_note(timing_tuning, *timing_budget(cfg))
-        progress("timing tuning: " + budget + untuned_reason(cfg))
+        chosen = winner_note(timing_tuning, "mean log-likelihood on the latest origin")
+        progress("timing tuning: " + budget + chosen + untuned_reason(cfg))
         progress("evaluating on the origins and logging to MLflow ...")
         p_now = churn.predict_proba(feature_frames(known, [as_of], cfg)[as_of])[:, 1]
         ev = evaluate(folds, churn, ev_parts[0], ev_parts[1], toot, cfg, ev_parts[2], p_now, ends)

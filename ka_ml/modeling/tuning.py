@@ -118,6 +118,28 @@ def trials_run(res: TuningResult) -> dict[str, int]:
     }
 
 
+def winner_note(res: TuningResult, what: str) -> str:
+    """Which parameters tuning chose, for the console, where the best trial wins (no
+    minimum gain; ``what`` names the score): '; the default parameters kept (no other
+    trial beat their mean log-likelihood on the latest origin -0.3899)', or '; trial 2's
+    parameters (mean log-likelihood on the latest origin -0.3880 against the defaults'
+    -0.3899)'. '' when no trial completed or the defaults (trial 0) did not."""
+    t = res.trials
+    if t.empty or not {"number", "value", "state"} <= set(t) or not np.isfinite(res.best_score):
+        return ""
+    done = t[t["state"] == "COMPLETE"]
+    first = done.loc[done["number"] == 0, "value"]
+    if first.empty:
+        return ""
+    default = float(first.iloc[0])
+    values = done["value"].to_numpy(float)
+    k = int(np.argmax(values))
+    if values[k] <= default:
+        return f"; the default parameters kept (no other trial beat their {what} {default:.4f})"
+    number = int(done["number"].to_numpy()[k])
+    return f"; trial {number}'s parameters ({what} {values[k]:.4f} against the defaults' {default:.4f})"
+
+
 def budget_note(res: TuningResult, n_trials: int, timeout: float) -> str:
     """What tuning did within its budget, for the console: '12 of 12 trials (10 complete,
     2 pruned)'; when the time budget stopped it early, say so (the number of trials, and so
