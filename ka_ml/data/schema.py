@@ -9,6 +9,10 @@ from ka_ml.config import SEVERITY_LEVELS
 
 Kind = Literal["id", "date", "float", "str", "bool"]
 
+# NPS and renewal intent are read on this scale: the loader refuses scores outside it,
+# and the reasons and the scorecard say a score out of its top ("renewal intent 3/10")
+SURVEY_SCALE = (0.0, 10.0)
+
 
 @dataclass(frozen=True)
 class Column:

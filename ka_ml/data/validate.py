@@ -52,7 +52,15 @@ from ka_ml.config import DataConfig, ReadOptions, close_matches
 from ka_ml.data.history import OPTIONAL_TABLES, History, known_dates
 from ka_ml.data.merges import merge_map, merged_note, rekey
 from ka_ml.data.rowkey import DAY_US, hash_codes, repeated, row_key, sort_order
-from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind, TableSpec
+from ka_ml.data.schema import (
+    EVENT_DATE,
+    SCHEMA,
+    SEVERITIES,
+    SIGNED_DATE,
+    SURVEY_SCALE,
+    Kind,
+    TableSpec,
+)
 from ka_ml.errors import DataIssue, KaMlError
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
@@ -1105,7 +1113,6 @@ def no_currency_column_issue(table: str) -> DataIssue:
     )
 
 
-SURVEY_SCALE = (0.0, 10.0)  # NPS and renewal intent, as the contract and the catalog read them
 SURVEY_SCALE_FIX = (
     "survey scores (NPS, renewal intent) are read on a 0-10 scale: rescale them to 0-10 "
     "(e.g. divide a 0-100 score by 10), or correct or remove these rows."

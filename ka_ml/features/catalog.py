@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ka_ml.data.history import History
+from ka_ml.data.schema import SURVEY_SCALE
 
 Unit = Literal[
     "days",  # a duration in days
@@ -1084,12 +1085,12 @@ _OTHER_SPECS = (
         "Latest survey score (NPS 0-10 or renewal intent; same-day answers averaged)",
         "score",
         "surveys",
-        # out of 10, as the scorecard says it ("renewal intent 3/10"): the loader refuses
-        # scores off the 0-10 scale, and "Latest renewal intent score 2" left a manager
-        # asking "of 5? of 10?"
+        # out of the scale's top, as the scorecard says it ("renewal intent 3/10"): the
+        # loader refuses scores off SURVEY_SCALE, and "Latest renewal intent score 2" left a
+        # manager asking "of 5? of 10?"
         templates=(
-            "Latest survey score {value}/10, {survey_score_change}",
-            "Latest survey score {value}/10",
+            f"Latest survey score {{value}}/{SURVEY_SCALE[1]:g}, {{survey_score_change}}",
+            f"Latest survey score {{value}}/{SURVEY_SCALE[1]:g}",
         ),
         missing="No survey answered",
         high_means="satisfied",

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ka_ml.config import ScorecardConfig
 from ka_ml.data.history import known_dates, survey_kinds
+from ka_ml.data.schema import SURVEY_SCALE
 from ka_ml.features.catalog import n_days
 from ka_ml.scoring.lifecycle import float_column
 
@@ -230,9 +231,10 @@ def renewal_intent(
     last, prev = _per_account(ids, ans, "last"), _per_account(ids, ans, "previous")
     age = _per_account(ids, ans, "age_days")
     known = np.isfinite(last)
+    top = SURVEY_SCALE[1]
     red, yellow = last <= cfg.intent_red, last <= cfg.intent_yellow
     text = [
-        f"renewal intent {v + 0.0:g}/10, {n_days(d)} ago"  # + 0.0: a -0.0 score read "-0/10"
+        f"renewal intent {v + 0.0:g}/{top:g}, {n_days(d)} ago"  # + 0.0: -0.0 read "-0/10"
         + (f", {v - p + 0.0:+g} vs the answer before" if np.isfinite(p) else "")
         + f" (red at {cfg.intent_red:g} or below, yellow at {cfg.intent_yellow:g} or below)"
         if k

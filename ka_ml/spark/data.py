@@ -57,7 +57,7 @@ from ka_ml.data.loader import (
     wrong_delimiter_issue,
 )
 from ka_ml.data.merges import merge_map, merged_note
-from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, Kind
+from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, SURVEY_SCALE, Kind
 from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.validate import (
     BAD_PROBLEM,
@@ -73,7 +73,6 @@ from ka_ml.data.validate import (
     REPEATED_ROWS,
     SEVERITY_FIX,
     SORT_KEYS,
-    SURVEY_SCALE,
     SURVEY_SCALE_FIX,
     TRAILING_MINUS,
     amount_scale_break,
