@@ -530,3 +530,31 @@ def test_the_console_says_when_the_rule_dates_better() -> None:
     both = date_line({**t, "date_close_share": 0.7, "date_median_error_days": 5.0})
     assert both is not None and "its median error is smaller and it comes within" in both
     assert date_line({}) is None
+
+
+def test_the_console_says_what_the_coverage_figure_counts() -> None:
+    """The table's coverage counts only the rows the follow-up decided; the line beside it
+    gives the completed figure the levels were set on, says it is a fit, and explains a
+    large gap (CDNOW before 1997-09-30: 0.567 decided, 0.790 completed, >99% open)."""
+    from ka_ml.reporting.console import coverage_line
+
+    t = {
+        "p10_p90_coverage": 0.5667,
+        "coverage_n": 13768.0,
+        "p10_p90_coverage_completed": 0.7902,
+        "open_interval_share": 0.99979,
+    }
+    line = coverage_line(t)
+    assert line is not None
+    assert "0.567 on the 13,768 test rows" in line and "0.790 with the rows" in line
+    assert "a fit, not a test" in line and "bring to 0.80" in line
+    assert "decides early orders first" in line  # 0.22 apart: explained
+    assert ">99% of the intervals open-ended" in line  # not a rounded "100%"
+    close = coverage_line({**t, "p10_p90_coverage": 0.78, "open_interval_share": 0.0})
+    assert close is not None and "early orders" not in close and "open-ended" not in close
+    alone = coverage_line({"p10_p90_coverage": 0.8, "coverage_n": 10.0})
+    assert alone == (
+        "p10-p90 coverage 0.800 on the 10 test rows whose next order the follow-up decided "
+        "(an order seen, or none by the p90 date)"
+    )
+    assert coverage_line({}) is None

@@ -304,6 +304,9 @@ def test_the_train_console_fits_an_80_column_terminal_without_cutting_a_figure(
     assert "{'" not in text and "snapshots every " in flat
     assert "(the test origins included)" in flat
     assert "lowest" in text and "baseline" in text
+    # the table's coverage is said with the rows it counts and the completed figure beside it
+    cov = report.evaluation.timing["p10_p90_coverage"]
+    assert f"p10-p90 coverage {cov:.3f} on the" in flat and "a fit, not a test" in flat
 
 
 def test_the_split_and_the_origin_table_say_what_each_figure_is() -> None:

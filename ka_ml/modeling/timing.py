@@ -53,6 +53,9 @@ from ka_ml.modeling.lightgbm_params import base_params, default_params, train_bo
 
 DEFAULT_GRID = (7, 14, 21, 30, 45, 60, 75, 90, 120, 150, 180, 240, 365)
 ANCHOR_EPS = 1e-9  # keeps log(S) finite where a curve or a churn probability is 0 or 1
+# the share of next orders a p10-p90 interval should hold; training sets the interval's
+# levels on the origins to reach it (ka_ml.training.timing.interval_levels)
+INTERVAL_TARGET = 0.8
 TIME_COLUMNS = ("t_start", "t_width", "recency_at_t", "overdue_at_t")
 
 

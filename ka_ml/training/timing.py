@@ -20,6 +20,7 @@ from ka_ml.modeling.evaluate import (
 )
 from ka_ml.modeling.lightgbm_params import default_params
 from ka_ml.modeling.timing import (
+    INTERVAL_TARGET,
     HazardData,
     TimingModel,
     anchor_cdf,
@@ -144,7 +145,7 @@ def backtest_timing(
 
 
 def interval_levels(
-    toot: pd.DataFrame, test: pd.DataFrame, edges: np.ndarray, target: float = 0.8
+    toot: pd.DataFrame, test: pd.DataFrame, edges: np.ndarray, target: float = INTERVAL_TARGET
 ) -> tuple[float, float]:
     """Symmetric CDF levels whose interval held ``target`` of next orders out of time.
 
