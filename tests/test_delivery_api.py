@@ -38,6 +38,10 @@ from ka_ml.scoring import score_history
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# seconds a request may take: these tests check answers, not speed. A first /portfolio
+# request starts the summaries' worker process, and on a busy 2-core machine (CI beside a
+# CDNOW training) it took over 10 s, which failed the run with a ReadTimeout
+ANSWER_SECONDS = 120.0
 DATES = [AS_OF - pd.Timedelta(days=14), AS_OF - pd.Timedelta(days=7), AS_OF]
 
 
@@ -102,7 +106,7 @@ def api(history: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def client(api: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api, headers=AUTH, timeout=10) as c:
+    with httpx.Client(base_url=api, headers=AUTH, timeout=ANSWER_SECONDS) as c:
         yield c
 
 
@@ -179,7 +183,7 @@ def test_a_cached_portfolio_follows_a_rerun_of_its_week(tmp_path: Path) -> None:
     path = write_history(tmp_path / "score_history.sqlite")
     running = start(path, None)
     try:
-        with httpx.Client(base_url=running.url, timeout=10) as c:
+        with httpx.Client(base_url=running.url, timeout=ANSWER_SECONDS) as c:
             first = c.get("/portfolio").json()
             assert c.get("/portfolio").json() == first  # served from the cache
             rerun = scores_frame(AS_OF)
@@ -204,7 +208,7 @@ def test_accounts_say_last_weeks_lifecycle_so_a_crm_can_tell_back_from_lapsed(
     score_history.write_run(path, frame)
     running = start(path, None)
     try:
-        with httpx.Client(base_url=running.url, timeout=10) as c:
+        with httpx.Client(base_url=running.url, timeout=ANSWER_SECONDS) as c:
             items = {a["account_id"]: a for a in c.get("/accounts").json()["items"]}
             detail = c.get("/accounts/A1").json()
     finally:
@@ -515,7 +519,7 @@ def test_ka_ml_serve_answers_over_http_with_the_token_from_the_environment(
                     raise
                 time.sleep(0.1)
         assert health.json()["latest_as_of"] == "2026-06-01"
-        wait = 30  # a worker's first answer imports the app: slow on a busy 2-core machine
+        wait = ANSWER_SECONDS  # a worker's first answer imports the app: slow when busy
         assert httpx.get(f"{url}/accounts", timeout=wait).status_code == 401
         for _ in range(4):  # whichever worker answers
             page = httpx.get(
@@ -551,7 +555,10 @@ def test_the_portfolio_worker_exits_when_the_server_is_killed(
         while True:
             try:
                 assert (
-                    httpx.get(f"http://127.0.0.1:{port}/portfolio", timeout=30).status_code == 200
+                    httpx.get(
+                        f"http://127.0.0.1:{port}/portfolio", timeout=ANSWER_SECONDS
+                    ).status_code
+                    == 200
                 )
                 break
             except httpx.TransportError:
