@@ -139,6 +139,36 @@ def test_a_window_level_is_said_beside_the_accounts_own_average_for_the_window()
     )
 
 
+def test_a_window_level_as_usual_says_the_typical_account_the_risk_is_measured_against() -> None:
+    """Read on the demo's yellow list: "Orders in the last 90 days: 1 (raises risk)" led 34
+    yellow accounts with no comparison at all, since their own average (1.1) would read
+    against the risk. The risk is measured against the typical lit account; where that
+    account's count shows the direction, it is said beside the account's own average."""
+    spec = get("orders_90d")
+    both = {"usual": "1.1", "typical": "3"}
+    assert spec.describe(1.0, other=both) == (
+        "Orders in the last 90 days: 1 (1.1 in an average 90 days; 3 at a typical account)"
+    )
+    assert spec.describe(1.0, other={"typical": "3"}) == (
+        "Orders in the last 90 days: 1 (3 at a typical account)"
+    )
+    assert spec.describe(1.0, other={"usual": "5.3", "typical": math.nan}) == (
+        "Orders in the last 90 days: 1 (5.3 in an average 90 days)"
+    )
+    # the typical account shows why only where the value is on the direction's side of it
+    assert spec.agrees_with(1.0, 3.0, raises=True)
+    assert not spec.agrees_with(1.0, 3.0, raises=False)
+    assert spec.agrees_with(4.0, 3.0, raises=False)
+    assert not spec.agrees_with(4.0, 3.0, raises=True)
+    # as good as the typical account (orders come whole: 2.5 is 3) says neither way
+    assert not spec.agrees_with([3.0, 3.0], [2.5, 3.0], raises=True).any()
+    assert not spec.agrees_with([3.0, 3.0], [2.5, 3.0], raises=False).any()
+    assert not spec.agrees_with(math.nan, 3.0, raises=True)
+    assert not get("tenure_days").agrees_with(1.0, 3.0, raises=True)  # no way to read it
+    spend = get("spend_365d").describe(5000.0, other={"typical": "12,000 EUR"}, currency="EUR")
+    assert spend == "Spend in the last 365 days: 5,000 EUR (12,000 EUR at a typical account)"
+
+
 def test_a_usage_silence_says_how_often_the_product_was_in_use() -> None:
     """Read on a red account: "Product last used 11 days ago (raises risk)" - 11 days is
     nothing to a manager unless the product was in use every week. A clause whose value is

@@ -173,6 +173,36 @@ def test_no_shown_reason_on_the_demo_contradicts_its_own_sentence(
             assert not backwards.any(), reasons.loc[rows, f"reason_{k}"][backwards].head().tolist()
 
 
+def test_a_window_count_or_spend_is_said_against_the_typical_account_only_where_it_shows_why(
+    reasons: pd.DataFrame, churn: ChurnModel, X: pd.DataFrame
+) -> None:
+    """ "Orders in the last 90 days: 1 (raises risk)" said no comparison where the account's
+    own average (1.1) reads against the risk; the typical lit account the risk is measured
+    from ("3 at a typical account") is said there, and only where it shows the direction."""
+    typical = churn.reason_typical_
+    assert typical and {"orders_90d", "spend_90d"} <= set(typical)  # training attached them
+    assert all("{typical}" in catalog.get(f).templates[0] for f in typical)
+    raw = X.reset_index(drop=True)
+    said = 0
+    for k in (1, 2, 3):
+        feats = reasons[f"reason_{k}_feature"].to_numpy(object)
+        texts = reasons[f"reason_{k}"].astype(str).to_numpy(object)
+        raises = reasons[f"reason_{k}_direction"].eq("raises risk").to_numpy()
+        for f in set(feats) & set(typical):
+            rows = np.flatnonzero(feats == f)
+            spec = catalog.get(f)
+            agrees = spec.agrees_with(raw.loc[rows, f].to_numpy(float), typical[f], raises[rows])
+            with_typical = np.array(["at a typical account" in t for t in texts[rows]])
+            averaged = np.array(["in an average" in t for t in texts[rows]])
+            assert not (with_typical & ~agrees).any(), texts[rows][with_typical & ~agrees][:3]
+            # left out only where the account's own average says why (said alone), or where
+            # the typical account would not show it either
+            missed = ~with_typical & agrees & ~averaged
+            assert not missed.any(), texts[rows][missed][:3]
+            said += int(with_typical.sum())
+    assert said > 0  # the demo has such accounts: the check above is not vacuous
+
+
 def test_reasons_name_model_features_from_three_different_groups_strongest_first(
     reasons: pd.DataFrame, churn: ChurnModel, X: pd.DataFrame
 ) -> None:

@@ -244,7 +244,12 @@ class FeatureSpec:
     # window of ``window_days``, is the account's own average for the window: a template's
     # ``{usual}`` ("Orders in the last 90 days: 1 (5.4 in an average 90 days)"; "Spend in
     # the last 180 days: 180,970 (raises risk)" said a level without saying against what).
-    # Only for accounts whose tenure holds ``USUAL_MIN_WINDOWS`` windows
+    # Only for accounts whose tenure holds ``USUAL_MIN_WINDOWS`` windows. A template's
+    # ``{typical}`` is the same window at the typical account the reasons are measured
+    # from (:func:`ka_ml.scoring.explain.reason_typical`), in words: said only where it
+    # shows why the value moves the risk the way it does ("Orders in the last 90 days: 1
+    # (1.1 in an average 90 days; 3 at a typical account) (raises risk)": steady for this
+    # account, and fewer than the accounts the lights compare it with)
     per_month: str = ""
     window_days: int = 0
 
@@ -259,6 +264,26 @@ class FeatureSpec:
             old_enough = t >= USUAL_MIN_WINDOWS * self.window_days
         return np.where(old_enough, r * self.window_days / MONTH_DAYS, np.nan)
 
+    def _sides(self, value: Any, other: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(worse, better): where ``value`` is bad or good news against ``other`` (beyond
+        ``USUAL_SAME_WITHIN``; counts against ``other`` rounded, as orders come whole)."""
+        v, u = np.asarray(value, dtype=float), np.asarray(other, dtype=float)
+        u = np.floor(u + 0.5) if self.unit == "count" else u
+        with np.errstate(invalid="ignore"):
+            below, above = v < (1 - USUAL_SAME_WITHIN) * u, v > (1 + USUAL_SAME_WITHIN) * u
+        return (below, above) if self.risk_rises_when == "lower" else (above, below)
+
+    def agrees_with(self, value: Any, other: Any, raises: Any) -> np.ndarray:
+        """Where ``value`` against ``other`` (the typical account's) is the news the
+        direction says: worse where "(raises risk)" (``raises``), better where "(lowers
+        risk)"; as good as ``other`` agrees with neither. Never without
+        ``risk_rises_when`` or either value."""
+        v, u = np.asarray(value, dtype=float), np.asarray(other, dtype=float)
+        if not self.risk_rises_when:
+            return np.zeros(np.broadcast(v, u).shape, dtype=bool)
+        worse, better = self._sides(v, u)
+        return np.where(np.asarray(raises, dtype=bool), worse, better) & np.isfinite(v + u)
+
     def usual_reads_against(self, value: Any, usual: Any, raises: Any) -> np.ndarray:
         """Where "(raises risk)" (``raises``) or "(lowers risk)" after the comparison with
         the usual contradicts it (arrays or numbers). Below the usual (by more than
@@ -269,17 +294,15 @@ class FeatureSpec:
         if not self.risk_rises_when:
             return np.zeros(np.broadcast(v, u).shape, dtype=bool)
         # orders come whole: 1 in a window whose average is 1.1 is as usual, not below it
-        u = np.floor(u + 0.5) if self.unit == "count" else u
-        with np.errstate(invalid="ignore"):
-            if self.risk_rises_when == "lower":
-                worse = v < (1 - USUAL_SAME_WITHIN) * u
-            else:
-                worse = v > (1 + USUAL_SAME_WITHIN) * u
+        worse, _ = self._sides(v, u)
         return (worse != np.asarray(raises, dtype=bool)) & np.isfinite(v) & np.isfinite(u)
 
     def say_usual(self, usual: float, currency: str = "") -> str:
-        """The usual as a template's ``{usual}`` says it (a count's average with decimals)."""
-        return format_value("rate" if self.unit == "count" else self.unit, usual, currency)
+        """The usual as a template's ``{usual}`` says it (a count's average with decimals;
+        a whole count, as the typical account's median often is, without: "2", not "2.0")."""
+        whole = self.unit == "count" and float(usual).is_integer()
+        unit: Unit = "rate" if self.unit == "count" and not whole else self.unit
+        return format_value(unit, usual, currency)
 
     def is_late(self, value: object, other: Mapping[str, object]) -> bool:
         """Whether the row is silent past its typical gap as its sentence says it: the ratio
@@ -314,6 +337,11 @@ class FeatureSpec:
             for f in fields:
                 if f == "value":
                     values[f] = self.format(value, currency)
+                    continue
+                if f == "typical":  # the typical account's value, in words (the caller's)
+                    if _is_missing(other.get(f)):
+                        break
+                    values[f] = str(other[f])
                     continue
                 if f == "usual":  # the words, when the caller computed them for many rows
                     said = other.get("usual")
@@ -392,7 +420,10 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             "count",
             "orders",
             templates=(
+                f"Orders in the last {w} days: {{value}} ({{usual}} in an average {w} days; "
+                f"{{typical}} at a typical account)",
                 f"Orders in the last {w} days: {{value}} ({{usual}} in an average {w} days)",
+                f"Orders in the last {w} days: {{value}} ({{typical}} at a typical account)",
                 f"Orders in the last {w} days: {{value}}",
             ),
             high_means="buys often",
@@ -408,7 +439,10 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             "currency",
             "orders",
             templates=(
+                f"Spend in the last {w} days: {{value}} ({{usual}} in an average {w} days; "
+                f"{{typical}} at a typical account)",
                 f"Spend in the last {w} days: {{value}} ({{usual}} in an average {w} days)",
+                f"Spend in the last {w} days: {{value}} ({{typical}} at a typical account)",
                 f"Spend in the last {w} days: {{value}}",
             ),
             high_means="spends a lot",

@@ -288,7 +288,9 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     scorer's run record and report), ``reference_profile_`` (the training reference of
     the input-drift checks, :mod:`ka_ml.monitoring.drift`) and ``reason_reference_`` (the
     mean log-odds contribution of each feature over the accounts that get a light, the
-    point the reasons are measured from: :func:`ka_ml.scoring.explain.reason_reference`).
+    point the reasons are measured from: :func:`ka_ml.scoring.explain.reason_reference`)
+    with ``reason_typical_`` (that typical account's window counts and spends, said beside
+    them: :func:`ka_ml.scoring.explain.reason_typical`).
     """
 
     def __init__(
@@ -373,6 +375,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.card_: dict[str, Any] | None = None
         self.reference_profile_: dict[str, Any] | None = None
         self.reason_reference_: np.ndarray | None = None
+        self.reason_typical_: dict[str, float] | None = None
 
     def _probe_data(
         self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, shared: bool = False
@@ -461,13 +464,16 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         reference_profile: dict[str, Any] | None = None,
         card: dict[str, Any] | None = None,
         reason_reference: np.ndarray | None = None,
+        reason_typical: Mapping[str, float] | None = None,
     ) -> ChurnModel:
         """Attach what training chose or measured around the fitted model (each given one
         replaces the current): the calibrator, the drift reference, the model card, the
-        reasons' reference."""
+        reasons' reference and its typical values."""
         check_is_fitted(self, "booster_")
         if reason_reference is not None:
             self.reason_reference_ = np.asarray(reason_reference, float)
+        if reason_typical is not None:
+            self.reason_typical_ = dict(reason_typical)
         if calibrator is not None:
             self.calibrator_ = calibrator
         if reference_profile is not None:
