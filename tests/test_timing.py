@@ -491,25 +491,35 @@ def test_forecast_dates_name_the_day_a_quantile_falls_on() -> None:
 
 def test_next_order_dates_are_judged_beside_the_own_cycle_rule() -> None:
     """The rule: last order + median gap (0 once passed), NaN without a gap. Judged on the
-    rows both date whose next order came; the model's day is floor(q50)."""
+    rows both date a week before their follow-up ends, whether the order came or not (a row
+    with no order: an error of at least the days seen past the date); the model's day is
+    floor(q50)."""
     from ka_ml.modeling.evaluate import cycle_rule_days, date_errors
 
     test = pd.DataFrame(
-        {"gap_median_days": [7.0, 30.0, np.nan, 10.0, 20.0], "recency_days": [3.0, 40.0, 5, 2, 1]}
+        {
+            "gap_median_days": [7.0, 30.0, np.nan, 10.0, 20.0, 5.0, 9.0],
+            "recency_days": [3.0, 40.0, 5, 2, 1, 1, 1],
+        }
     )
     rule = cycle_rule_days(test)
-    np.testing.assert_array_equal(rule[[0, 1, 3, 4]], [4.0, 0.0, 8.0, 19.0])
+    np.testing.assert_array_equal(rule[[0, 1, 3, 4, 5, 6]], [4.0, 0.0, 8.0, 19.0, 4.0, 8.0])
     assert np.isnan(rule[2])
-    model_q50 = np.array([4.9, 2.2, 6.0, np.nan, 30.0])
-    d = np.array([4.0, 12.0, 6.0, 8.0, 50.0])
-    e = np.array([True, True, True, True, False])
-    out = date_errors(model_q50, rule, d, e)
-    # rows 0 and 1 only: row 2 has no rule date, row 3 no model date, row 4 no order seen
-    assert out["date_rows"] == 2
-    assert out["date_median_error_days"] == np.median([0.0, 10.0])  # days 4 and 2
-    assert out["date_median_error_days_cycle_rule"] == np.median([0.0, 12.0])
-    assert out["date_close_share"] == 0.5 and out["date_close_share_cycle_rule"] == 0.5
-    assert date_errors(model_q50, rule, d, np.zeros(5, bool)) == {}
+    model_q50 = np.array([4.9, 2.2, 6.0, np.nan, 30.0, 10.0, 3.0])
+    d = np.array([4.0, 12.0, 6.0, 8.0, 95.0, 20.0, 95.0])
+    e = np.array([True, True, True, True, False, True, False])
+    f = np.array([95.0, 95.0, 95.0, 95.0, 95.0, 16.0, 95.0])
+    out = date_errors(model_q50, rule, d, e, f)
+    # rows 0, 1, 4 and 6: row 2 has no rule date, row 3 no model date, row 5's model date
+    # (day 10) is not a week inside its 16-day follow-up (it ordered on day 20: it counts
+    # only because it came, so it is left out whatever happened)
+    assert out["date_rows"] == 4 and out["date_ordered_share"] == 0.5
+    # errors: model 0, 10, >= 65, >= 92; rule 0, 12, >= 76, >= 87
+    assert out["date_median_error_days"] == np.median([0.0, 10.0, 65.0, 92.0])
+    assert out["date_median_error_days_cycle_rule"] == np.median([0.0, 12.0, 76.0, 87.0])
+    assert out["date_close_share"] == 0.25 and out["date_close_share_cycle_rule"] == 0.25
+    # the rows whose order came alone would have said 0.5 and 5 days: the outcome chose them
+    assert date_errors(model_q50, rule, d, e, np.full(7, 5.0)) == {}
 
 
 def test_the_console_says_when_the_rule_dates_better() -> None:
@@ -517,6 +527,7 @@ def test_the_console_says_when_the_rule_dates_better() -> None:
 
     t = {
         "date_rows": 1234.0,
+        "date_ordered_share": 0.77,
         "date_median_error_days": 3.0,
         "date_median_error_days_cycle_rule": 4.0,
         "date_close_share": 0.86,
@@ -524,6 +535,7 @@ def test_the_console_says_when_the_rule_dates_better() -> None:
     }
     line = date_line(t)
     assert line is not None and "1,234 test rows" in line and "rule 4" in line
+    assert "77% of them ordered within it" in line and "at least" in line
     assert "dates these accounts better" not in line
     worse = date_line({**t, "date_close_share": 0.7})
     assert worse is not None and "dates these accounts better: it comes within a week" in worse

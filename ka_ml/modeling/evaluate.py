@@ -204,26 +204,40 @@ def cycle_rule_days(test: pd.DataFrame) -> np.ndarray:
 
 
 def date_errors(
-    model_days: np.ndarray, rule_days: np.ndarray, duration: np.ndarray, event: np.ndarray
+    model_days: np.ndarray,
+    rule_days: np.ndarray,
+    duration: np.ndarray,
+    event: np.ndarray,
+    follow_up: np.ndarray,
 ) -> dict[str, float]:
     """The model's next-order day (:func:`~ka_ml.modeling.timing.forecast_day` of its
-    median) against :func:`cycle_rule_days` on the rows both date and whose next order was
-    seen: median absolute error in days and the share within :data:`CLOSE_DAYS` of it, for
-    each, and the rows (``date_rows``). Empty without such rows."""
+    median) against :func:`cycle_rule_days`, on the rows both date at least
+    :data:`CLOSE_DAYS` before their follow-up ends (``follow_up``, days), whether the order
+    came or not: whether it came within :data:`CLOSE_DAYS` of each date is then known on
+    every such row. The share within a week of it (``date_close_share``), the median absolute
+    error in days (a row with no order counts the days the follow-up saw past the date: a
+    lower bound, so the median is one too), for each; the rows (``date_rows``) and the share
+    of them whose order came (``date_ordered_share``). Empty without such rows.
+
+    Counting only the rows whose order came (as before) judged the dates on an outcome: on
+    CDNOW before 1997-09-30 it set the model's median error at 35 days against the rule's 14
+    on 2,030 rows; on the 2,181 rows both date a week inside the follow-up (77% ordered) it is
+    at least 30 against 23, and within a week 9% against 27%."""
     m = forecast_day(model_days)
     r = np.floor(np.asarray(rule_days, float))
     d = np.asarray(duration, float)
-    both = np.asarray(event, bool) & np.isfinite(m) & np.isfinite(r)
-    if not both.any():
+    e = np.asarray(event, bool)
+    f = np.asarray(follow_up, float)
+    with np.errstate(invalid="ignore"):
+        rows = np.isfinite(m) & np.isfinite(r) & (np.maximum(m, r) + CLOSE_DAYS <= f)
+    if not rows.any():
         return {}
-    em, er = np.abs(m[both] - d[both]), np.abs(r[both] - d[both])
-    return {
-        "date_rows": float(both.sum()),
-        "date_median_error_days": float(np.median(em)),
-        "date_median_error_days_cycle_rule": float(np.median(er)),
-        "date_close_share": float(np.mean(em <= CLOSE_DAYS)),
-        "date_close_share_cycle_rule": float(np.mean(er <= CLOSE_DAYS)),
-    }
+    out = {"date_rows": float(rows.sum()), "date_ordered_share": float(e[rows].mean())}
+    for suffix, day in (("", m), ("_cycle_rule", r)):
+        err = np.where(e, np.abs(day - d), f - day)[rows]
+        out[f"date_median_error_days{suffix}"] = float(np.median(err))
+        out[f"date_close_share{suffix}"] = float(np.mean(e[rows] & (err <= CLOSE_DAYS)))
+    return out
 
 
 def timing_scores(

@@ -313,7 +313,8 @@ def coverage_line(timing: dict[str, float]) -> str | None:
 
 def date_line(timing: dict[str, float]) -> str | None:
     """The next-order date against the spreadsheet rule (last order + median gap), on the
-    test rows both date and whose next order came (None when there are none)."""
+    test rows both date a week before their follow-up ends, whether the order came or not
+    (None when there are none)."""
     n = timing.get("date_rows", float("nan"))
     if not np.isfinite(n):
         return None
@@ -335,11 +336,14 @@ def date_line(timing: dict[str, float]) -> str | None:
         if worse
         else ""
     )
+    ordered = timing.get("date_ordered_share", float("nan"))
+    came = f", {fmt_pct(ordered)} of them ordered within it" if np.isfinite(ordered) else ""
     return (
         f"next-order date against the own-cycle rule (last order + the account's median gap) "
-        f"on the {n:,.0f} test rows both date whose next order came: median error "
-        f"{err:.0f} days (rule {rule_err:.0f}); within a week {close:.0%} (rule "
-        f"{rule_close:.0%}){verdict}"
+        f"on the {n:,.0f} test rows both date a week before their follow-up ends{came}: "
+        f"within a week {close:.0%} (rule {rule_close:.0%}); median error {err:.0f} days "
+        f"(rule {rule_err:.0f}; a row with no order counts the days seen past the date, so "
+        f"both are at least that){verdict}"
     )
 
 

@@ -428,7 +428,7 @@ def evaluate(
         lights=lights,
         timing=timing_scores(tpred, d, e, windows, f)
         | completed_coverage(toot, d, e, windows)
-        | date_errors(tpred["q50"].to_numpy(float), cycle_rule_days(test), d, e),
+        | date_errors(tpred["q50"].to_numpy(float), cycle_rule_days(test), d, e, f),
         comparison=comparison,
         timing_comparison=pd.DataFrame(trows),
         slices=_slices(test, y, p, cfg, lifecycle),
