@@ -61,6 +61,7 @@ from ka_ml.data.schema import (
     Kind,
     TableSpec,
 )
+from ka_ml.data.table import Table, is_in, show_cell
 from ka_ml.errors import DataIssue, KaMlError
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
@@ -95,7 +96,6 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = {
     "contracts": ("account_id", "start_date", "end_date"),
 }
 
-_MAX_EXAMPLE_CHARS = 40
 NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"  # spaces, apostrophes, currency signs
 # an ISO currency code before or after the number ('EUR 1.234,56', '99 USD'), read once the
 # noise is gone; and an accounting system's trailing minus ('202,94-', SAP) moved to the front
@@ -142,7 +142,7 @@ def validate_tables(
     """
     cutoff = normalize_as_of(as_of)
     issues: list[DataIssue] = []
-    tables: dict[str, _Table] = {}
+    tables: dict[str, Table] = {}
     given = {name: frame for name, frame in raw.items() if name in SCHEMA and frame is not None}
     checked = _per_table(lambda name, frame: _check_table(frame, SCHEMA[name], cfg), given)
     for name, spec in SCHEMA.items():
@@ -614,60 +614,9 @@ def _per_table(fn: Callable[[str, _T], _R], tables: Mapping[str, _T]) -> dict[st
     return dict(zip(names, done, strict=True))
 
 
-@dataclass
-class _Table:
-    """One table under validation: typed rows whose index labels point into ``raw``."""
-
-    spec: TableSpec
-    raw: pd.DataFrame
-    frame: pd.DataFrame
-    base: int
-    key: np.ndarray | None = None  # row_key of ``frame`` in sort order (see _sort_columns)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def examples(self, mask: pd.Series, columns: Sequence[str]) -> tuple[str, ...]:
-        """Up to five offending rows rendered as ``row 12: account_id='A1', x='...'``."""
-        labels = mask.index[mask.to_numpy(dtype=bool)][:5]
-        cols = [c for c in dict.fromkeys(("account_id", *columns)) if c in self.raw.columns]
-        out = []
-        for label in labels:
-            shown = ", ".join(f"{c}='{show_cell(self.raw.at[label, c])}'" for c in cols)
-            out.append(f"row {int(label) + self.base}: {shown}")
-        return tuple(out)
-
-    def issue(
-        self,
-        column: str | None,
-        problem: str,
-        remedy: str,
-        mask: pd.Series,
-        show: Sequence[str] = (),
-        level: str = "error",
-    ) -> DataIssue:
-        cols = list(show) or ([column] if column else [])
-        return DataIssue(
-            self.name,
-            column,
-            problem,
-            remedy,
-            self.examples(mask, cols),
-            int(mask.sum()),
-            level,
-        )
-
-    def drop(self, mask: pd.Series | np.ndarray) -> None:
-        keep = ~np.asarray(mask, dtype=bool)
-        self.frame = self.frame[keep]
-        if self.key is not None:
-            self.key = self.key[keep]
-
-
 def _check_table(
     frame: pd.DataFrame, spec: TableSpec, cfg: DataConfig
-) -> tuple[_Table | None, list[DataIssue]]:
+) -> tuple[Table | None, list[DataIssue]]:
     read = cfg.read
     base = int(frame.attrs.get(ROW_BASE_ATTR, 1))
     raw = frame.reset_index(drop=True)
@@ -677,7 +626,7 @@ def _check_table(
     if empty.any():  # the row labels stay: messages still name the file's lines
         problem, remedy = EMPTY_ROWS
         skipped.append(
-            _Table(spec, raw, raw, base).issue(None, problem, remedy, empty, level="warning")
+            Table(spec, raw, raw, base).issue(None, problem, remedy, empty, level="warning")
         )
         raw = raw[~empty.to_numpy()]
     if raw.empty:
@@ -691,7 +640,7 @@ def _check_table(
     missing = [c for c in spec.required_columns if c not in raw.columns]
     named = frame.attrs.get(SOURCE_COLUMNS_ATTR, list(raw.columns))  # as the user knows them
     issues = skipped + [missing_column_issue(spec.name, c, named, cfg) for c in missing]
-    probe = _Table(spec, raw, raw, base)
+    probe = Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
     timed: dict[str, pd.Series] = {}  # date columns with a time of day: as given
     for col in spec.columns:
@@ -732,7 +681,7 @@ def _check_table(
     frame = pd.DataFrame(typed, index=raw.index)
     # one key orders the rows (at the end) and finds the exact repeats (now)
     key = row_key(frame, _sort_columns(frame, spec))
-    table = _Table(spec, raw, frame, base, key)
+    table = Table(spec, raw, frame, base, key)
     repeats = repeated(key)
     if timed and repeats.any():
         repeats = _repeated_with_times(frame, timed, _sort_columns(frame, spec), key, repeats)
@@ -756,7 +705,7 @@ def _check_table(
 
 
 def _convert_currencies(
-    t: _Table, rates: Mapping[str, float] | None
+    t: Table, rates: Mapping[str, float] | None
 ) -> tuple[bool, list[DataIssue]]:
     """(converted?, issues): with ``data.currency_rates``, the table's money column
     (:data:`MONEY_COLUMNS`) times the rate of each row's currency (its currency column,
@@ -842,7 +791,7 @@ def _repeated_with_times(
     return out
 
 
-def _table_rules(t: _Table, *, converted: bool = False) -> list[DataIssue]:
+def _table_rules(t: Table, *, converted: bool = False) -> list[DataIssue]:
     """Checks specific to one table: unique accounts, contracts that end after they start,
     survey scores on the 0-10 scale, known ticket severities, impossible values, and (unless
     its amounts were ``converted`` by ``data.currency_rates``) amounts in several
@@ -925,7 +874,7 @@ def owner_spellings_texts(mapping: Mapping[str, str], counts: pd.Series) -> tupl
     )
 
 
-def _owner_spellings(t: _Table) -> list[DataIssue]:
+def _owner_spellings(t: Table) -> list[DataIssue]:
     """Owner names that differ only in case or spacing are one owner (:func:`one_spelling`),
     said as a warning."""
     owner = t.frame["owner"]
@@ -985,7 +934,7 @@ IMPOSSIBLE: dict[str, Impossible] = {
 }
 
 
-def _impossible_values(t: _Table) -> list[DataIssue]:
+def _impossible_values(t: Table) -> list[DataIssue]:
     """The :data:`IMPOSSIBLE` warning of a table, with its examples (rows dropped where
     the rule says so)."""
     f = t.frame
@@ -1167,7 +1116,7 @@ def _blank_kind(kind: object) -> bool:
     return kind is None or (isinstance(kind, float) and np.isnan(kind))
 
 
-def _survey_scale_issue(t: _Table) -> list[DataIssue]:
+def _survey_scale_issue(t: Table) -> list[DataIssue]:
     """Scores outside 0-10 (a 0-100 scale, negative values) would pass for very high or
     low intent and colour the renewal-intent scorecard: refused, not rescaled by guess.
     Scores that all sit on 0-5 for a kind are warned about (:func:`small_scale_issue`)."""
@@ -1191,11 +1140,11 @@ def _survey_scale_issue(t: _Table) -> list[DataIssue]:
     ]
 
 
-def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
+def _unknown_severity_issue(t: Table) -> list[DataIssue]:
     """Severities other than low/medium/high/critical (any case, blank = unknown) would
     count as not severe without a word (features.encode reads only high and critical)."""
     severity = t.frame["severity"].str.lower()  # stripped already; blanks are missing
-    unknown = severity.notna() & ~_is_in(severity, np.array([*SEVERITIES, *MISSING_TOKENS]))
+    unknown = severity.notna() & ~is_in(severity, np.array([*SEVERITIES, *MISSING_TOKENS]))
     if not unknown.any():
         return []
     counts = t.frame["severity"][unknown].value_counts(sort=True)
@@ -1232,7 +1181,7 @@ def _differing_columns(rows: pd.DataFrame, key: str) -> list[str]:
 
 
 def _drop_future_rows(
-    tables: dict[str, _Table], cutoff: pd.Timestamp, policy: str
+    tables: dict[str, Table], cutoff: pd.Timestamp, policy: str
 ) -> list[DataIssue]:
     """Rows dated on/after the as-of are unknowable at that date: drop or refuse them.
 
@@ -1284,7 +1233,7 @@ def future_rows_texts(cutoff: pd.Timestamp, level: str) -> tuple[str, str]:
 
 
 def _drop_unknown_accounts(
-    tables: dict[str, _Table], *, case_checked: bool, zeros_checked: bool = False
+    tables: dict[str, Table], *, case_checked: bool, zeros_checked: bool = False
 ) -> tuple[list[DataIssue], list[DataIssue]]:
     """When an accounts table is given, rows of other accounts are dropped with a warning.
 
@@ -1305,7 +1254,7 @@ def _drop_unknown_accounts(
         if name == "accounts":
             continue
         ids = t.frame["account_id"]
-        unknown = ids.notna() & ~_is_in(ids, known.unique())
+        unknown = ids.notna() & ~is_in(ids, known.unique())
         if not unknown.any():
             continue
         # a table none of whose rows is left would silently take its features with it
@@ -1389,7 +1338,7 @@ CASE_FIX = (
 )
 
 
-def _case_twin_issues(tables: dict[str, _Table]) -> list[DataIssue]:
+def _case_twin_issues(tables: dict[str, Table]) -> list[DataIssue]:
     """Warnings about ids that differ only in letter case ('KA-0287', 'ka-0287'), which
     ``data.account_id_case: keep`` reads as two accounts.
 
@@ -1411,14 +1360,14 @@ def _case_twin_issues(tables: dict[str, _Table]) -> list[DataIssue]:
         if name == "orders":
             continue
         ids = t.frame["account_id"]
-        other = ids.notna() & ~_is_in(ids, known_ids)
+        other = ids.notna() & ~is_in(ids, known_ids)
         cased = _case_strays(t, other, known, "orders", dropped=False) if other.any() else None
         if cased is not None:
             issues.append(cased[0])
     return issues
 
 
-def _case_twins(t: _Table) -> DataIssue | None:
+def _case_twins(t: Table) -> DataIssue | None:
     ids = pd.Series(t.frame["account_id"].dropna().unique(), dtype="str")
     return _twin_issue(t.name, ids, ids.str.lower(), case_twins_texts)
 
@@ -1438,7 +1387,7 @@ def _twin_issue(
 
 
 def _strays(
-    t: _Table,
+    t: Table,
     candidates: pd.Series,
     known: pd.Series,
     key: Callable[[pd.Series], pd.Series],
@@ -1448,7 +1397,7 @@ def _strays(
     are read by ``key`` (in lower case, without leading zeros); None when there are none.
     ``describe(ids, one of ours, its known spelling)`` gives the (problem, remedy)."""
     pool = t.frame["account_id"][candidates]  # keyed: the candidate rows only, not the table
-    hit = _is_in(key(pool), key(known).unique()).to_numpy()
+    hit = is_in(key(pool), key(known).unique()).to_numpy()
     if not hit.any():
         return None
     rows = candidates.copy()
@@ -1460,7 +1409,7 @@ def _strays(
 
 
 def _case_strays(
-    t: _Table, candidates: pd.Series, known: pd.Series, where: str, *, dropped: bool
+    t: Table, candidates: pd.Series, known: pd.Series, where: str, *, dropped: bool
 ) -> tuple[DataIssue, pd.Series] | None:
     """(the warning, the rows) of ``candidates`` whose id matches a ``known`` id only when
     letter case is ignored; None when there are none."""
@@ -1485,7 +1434,7 @@ def _case_strays(
 
 
 def _zero_strays(
-    t: _Table, candidates: pd.Series, known: pd.Series
+    t: Table, candidates: pd.Series, known: pd.Series
 ) -> tuple[DataIssue, pd.Series] | None:
     """(the warning, the rows) of ``candidates`` whose id matches an id of the accounts
     table only without leading zeros; None when there are none."""
@@ -1516,7 +1465,7 @@ def _whole_core(ids: pd.Series) -> pd.Series:
     return ids.str.replace(r"\.0+$", "", regex=True)
 
 
-def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
+def _zero_padding_twins(name: str, table: Table) -> DataIssue | None:
     """A warning when one table spells account ids that differ only in leading zeros
     ('00017' and '17'): ids are text, so they are two accounts; an export that wrote the
     column as a number in part of the file would split one customer in two."""
@@ -1538,7 +1487,7 @@ def zero_twins_texts(groups: int) -> tuple[str, str]:
 
 
 def _no_orders_left(
-    dropped: Sequence[DataIssue], unknown_ids: pd.Series, accounts: _Table | None
+    dropped: Sequence[DataIssue], unknown_ids: pd.Series, accounts: Table | None
 ) -> DataIssue:
     """The error when dropping rows left no order, with the fix for its cause.
 
@@ -1605,7 +1554,7 @@ def _first_match(
     """The first of ``ids`` whose ``key`` (the id without leading zeros, in lower case, ...)
     is a ``known`` id's, and that known id; None when none is."""
     mine, theirs = key(ids), key(known)
-    hit = _is_in(mine, theirs.unique())
+    hit = is_in(mine, theirs.unique())
     if not hit.any():
         return None
     return ids[hit].iloc[0], known[theirs == mine[hit].iloc[0]].iloc[0]
@@ -1618,7 +1567,7 @@ def _quoted(ids: pd.Series, n: int = 5) -> str:
     return shown + (f" and {len(first) - n} more" if len(first) > n else "")
 
 
-def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
+def _assemble(tables: dict[str, Table]) -> tuple[History, list[DataIssue]]:
     """Final frames (contract columns, sorted, fresh index) and derived accounts."""
     frames = _per_table(lambda _, t: _finish(t.frame, t.spec, t.key), tables)
     orders = frames.get("orders", _empty(SCHEMA["orders"]))
@@ -1677,13 +1626,6 @@ def _sort_columns(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
     """The table's sort keys, then every other column in the frame's order."""
     keys = [c for c in SORT_KEYS[spec.name] if c in frame.columns]
     return keys + [c for c in frame.columns if c not in keys]
-
-
-def _is_in(values: pd.Series, allowed: np.ndarray) -> pd.Series:
-    """``values.isin(allowed)`` for text, by Arrow's hash lookup (pandas' is per value)."""
-    arr = pa.array(values.array, from_pandas=True)
-    found = pc.is_in(arr, value_set=pa.array(allowed, from_pandas=True), skip_nulls=True)
-    return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=values.index)
 
 
 def _empty(spec: TableSpec) -> pd.DataFrame:
@@ -2034,7 +1976,7 @@ def blank_remedy(table: str, column: str) -> str:
     return BLANK_REMEDY.get((table, column), f"fill in {column} or remove these rows.")
 
 
-def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
+def _blank_issue(t: Table, column: str, blank: pd.Series) -> DataIssue:
     if column == "account_id":
         return t.issue(
             column,
@@ -2052,7 +1994,7 @@ def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
     )
 
 
-def _ambiguous_dates_issue(t: _Table, column: str, ambiguous: pd.Series) -> DataIssue:
+def _ambiguous_dates_issue(t: Table, column: str, ambiguous: pd.Series) -> DataIssue:
     return t.issue(
         column,
         "dates that read differently day-first and month-first were read month-first "
@@ -2080,7 +2022,7 @@ def grouped_numbers_texts(read: ReadOptions) -> tuple[str, str]:
 
 
 def _grouped_numbers_issue(
-    t: _Table, column: str, grouped: pd.Series, read: ReadOptions
+    t: Table, column: str, grouped: pd.Series, read: ReadOptions
 ) -> DataIssue:
     problem, remedy = grouped_numbers_texts(read)
     return t.issue(column, problem, remedy, grouped)
@@ -2162,17 +2104,6 @@ def remap_fix(table: str, column: str, near: list[str]) -> str:
     if near:
         return f"did you mean '{near[0]}'? Set data.columns.{table}.{column}: {near[0]}"
     return f"set data.columns.{table}.{column} to the exact name of the source column"
-
-
-def show_cell(value: object) -> str:
-    """A raw cell as the user would recognise it (dates at midnight without the time)."""
-    if isinstance(value, pd.Timestamp) and value == value.normalize():
-        text = str(value.date())
-    elif value is None or (not isinstance(value, str) and bool(pd.isna(value))):  # type: ignore[call-overload]
-        text = ""
-    else:
-        text = str(value)
-    return text if len(text) <= _MAX_EXAMPLE_CHARS else text[: _MAX_EXAMPLE_CHARS - 1] + "…"
 
 
 def parse_day(value: str | None, what: str) -> pd.Timestamp | None:

@@ -59,6 +59,7 @@ from ka_ml.data.loader import (
 from ka_ml.data.merges import merge_map, merged_note
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, SURVEY_SCALE, Kind
 from ka_ml.data.sql import safe_url, sql_url
+from ka_ml.data.table import show_cell
 from ka_ml.data.validate import (
     BAD_PROBLEM,
     CURRENCY_CODE,
@@ -95,7 +96,6 @@ from ka_ml.data.validate import (
     owner_spellings_texts,
     renewed_while_running,
     repeated_rows_remedy,
-    show_cell,
     small_scale_issue,
     unknown_currency_texts,
     yes_no_words,
