@@ -1089,7 +1089,7 @@ def test_amounts_in_several_currencies_are_warned_about(tmp_path: Path) -> None:
     one = orders.replace("gbp", "EUR").replace("Currency", "curr_code")
     assert load_history(_folder(tmp_path, {"orders.csv": one}), DataConfig()).warnings == ()
     names = ["Currency Code", "CURR", "ccy", "WAERS", "waehrung", "Devise", "amount", "Cursor"]
-    from ka_ml.data.validate import currency_columns
+    from ka_ml.data.currency import currency_columns
 
     assert currency_columns("orders", names) == names[:6]
     assert currency_columns("usage", names) == []

@@ -53,6 +53,15 @@ from ka_ml.data.coerce import (
     grouped_numbers_texts,
     yes_no_words,
 )
+from ka_ml.data.currency import (
+    MONEY_COLUMNS,
+    converted_note,
+    currency_columns,
+    currency_issue,
+    is_conversion,
+    no_currency_column_issue,
+    unknown_currency_texts,
+)
 from ka_ml.data.history import History
 from ka_ml.data.loader import (
     DELIMITER_NAMES,
@@ -75,7 +84,6 @@ from ka_ml.data.table import show_cell
 from ka_ml.data.validate import (
     EMPTY_ROWS,
     IMPOSSIBLE,
-    MONEY_COLUMNS,
     ORDER_LINE,
     REPEATED_ROWS,
     SEVERITY_FIX,
@@ -85,14 +93,9 @@ from ka_ml.data.validate import (
     amount_scale_issue,
     blank_remedy,
     case_twins_texts,
-    converted_note,
     credits_over_spend_issue,
-    currency_columns,
-    currency_issue,
-    is_conversion,
     lines_posted_twice_issue,
     mapped_table_missing,
-    no_currency_column_issue,
     one_spelling,
     order_examples,
     order_ids_shared_issue,
@@ -100,7 +103,6 @@ from ka_ml.data.validate import (
     renewed_while_running,
     repeated_rows_remedy,
     small_scale_issue,
-    unknown_currency_texts,
     zero_twins_texts,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
