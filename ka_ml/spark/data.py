@@ -79,6 +79,12 @@ from ka_ml.data.loader import (
 )
 from ka_ml.data.merges import merge_map, merged_note
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, SURVEY_SCALE, Kind
+from ka_ml.data.spellings import (
+    case_twins_texts,
+    one_spelling,
+    owner_spellings_texts,
+    zero_twins_texts,
+)
 from ka_ml.data.sql import safe_url, sql_url
 from ka_ml.data.table import show_cell
 from ka_ml.data.validate import (
@@ -92,18 +98,14 @@ from ka_ml.data.validate import (
     amount_scale_break,
     amount_scale_issue,
     blank_remedy,
-    case_twins_texts,
     credits_over_spend_issue,
     lines_posted_twice_issue,
     mapped_table_missing,
-    one_spelling,
     order_examples,
     order_ids_shared_issue,
-    owner_spellings_texts,
     renewed_while_running,
     repeated_rows_remedy,
     small_scale_issue,
-    zero_twins_texts,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import CLOCKS, SLOT_KINDS, SLOTS, TABLE_CODES, Layout
