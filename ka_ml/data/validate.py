@@ -6,17 +6,16 @@ collected before anyone raises, so a user fixes an export in one round. Each fin
 files, where the header is line 1; 1-based row position for Parquet and databases), the
 row count and the remedy.
 
-:func:`validate_tables` orchestrates: each table's cells are typed
-(:mod:`ka_ml.data.coerce`) and its checks run (those of one table here; its currencies in
-:mod:`ka_ml.data.currency`; account ids and owner names written two ways in
-:mod:`ka_ml.data.spellings`), rows dated on or after the as-of are dropped or refused, rows
-of accounts the accounts table lacks are dropped (:mod:`ka_ml.data.spellings`), and the
-History is assembled, merged accounts are rolled up (:mod:`ka_ml.data.merges`) and the
-whole is checked (order ids, credit notes, units, renewals). The table under validation is
-a :class:`ka_ml.data.table.Table`.
+:func:`validate_tables` orchestrates: each table's cells are typed (:mod:`ka_ml.data.coerce`)
+and the table is checked (here; its currencies in :mod:`ka_ml.data.currency`; its account
+ids and owner names in :mod:`ka_ml.data.spellings`, which also drops the rows of accounts
+the accounts table lacks); rows dated on or after the as-of are dropped or refused; the
+History is assembled, merged accounts are rolled up (:mod:`ka_ml.data.merges`) and the whole
+is checked here (order ids, credit notes, units, renewals). The table under validation is a
+:class:`ka_ml.data.table.Table`.
 
-Each table's cells are typed by :mod:`ka_ml.data.coerce`, whose docstring holds the typing
-rules (the History conventions); beyond them:
+The typing rules of the cells (the History conventions) are :mod:`ka_ml.data.coerce`'s;
+beyond them:
 - extra (non-contract) columns are kept as text, unstripped, blanks missing;
 - every contract column exists in the result (all-missing when the source lacks it).
 
