@@ -142,7 +142,7 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
-    from ka_ml.data.validate import parse_day
+    from ka_ml.data.coerce import parse_day
 
     return parse_day(value, what)
 

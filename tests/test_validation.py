@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data.coerce import MISSING_TOKENS, is_missing, stripped
 from ka_ml.data.loader import load_history
-from ka_ml.data.validate import MISSING_TOKENS, _is_missing, _stripped, validate_tables
+from ka_ml.data.validate import validate_tables
 from ka_ml.errors import DataIssue, DataValidationError
 
 ORDERS = "account_id,order_date,amount\nA1,2024-01-05,10\nA2,2024-01-06,20\nA1,2024-02-05,5\n"
@@ -827,7 +828,7 @@ def test_missing_markers_are_found_in_any_case_whatever_their_neighbours(
     """The length-filtered lookup equals lower-casing and looking up every value."""
     text = pd.Series(values, dtype="str")
     expected = [v is None or v.lower() in MISSING_TOKENS for v in values]
-    assert _is_missing(text).tolist() == expected
+    assert is_missing(text).tolist() == expected
 
 
 @pytest.mark.parametrize("padded", [False, True])
@@ -874,7 +875,7 @@ def test_stripping_keeps_the_column_itself_when_no_value_changes(
     values: list[str | None], kept: bool
 ) -> None:
     text = pd.Series(values, dtype="str")
-    out = _stripped(text)
+    out = stripped(text)
     assert (out is text) == kept
     assert out.fillna("<NA>").tolist() == text.str.strip().fillna("<NA>").tolist()
 
@@ -1088,7 +1089,7 @@ def test_amounts_in_several_currencies_are_warned_about(tmp_path: Path) -> None:
     one = orders.replace("gbp", "EUR").replace("Currency", "curr_code")
     assert load_history(_folder(tmp_path, {"orders.csv": one}), DataConfig()).warnings == ()
     names = ["Currency Code", "CURR", "ccy", "WAERS", "waehrung", "Devise", "amount", "Cursor"]
-    from ka_ml.data.validate import currency_columns
+    from ka_ml.data.currency import currency_columns
 
     assert currency_columns("orders", names) == names[:6]
     assert currency_columns("usage", names) == []

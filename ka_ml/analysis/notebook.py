@@ -28,7 +28,7 @@ import pandas as pd
 
 from ka_ml.analysis.plots import save_figure
 from ka_ml.config import DEFAULT_CONFIG_PATH, Config, load_config
-from ka_ml.data.validate import parse_day
+from ka_ml.data.coerce import parse_day
 from ka_ml.demo.world import TRUTH_PATH
 from ka_ml.errors import KaMlError
 from ka_ml.jobs.data import choose_source

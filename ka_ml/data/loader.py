@@ -49,16 +49,15 @@ from ka_ml.config import (
     close_matches,
 )
 from ka_ml.data import sql
+from ka_ml.data.coerce import normalize_as_of
+from ka_ml.data.currency import currency_columns, is_conversion
 from ka_ml.data.history import History
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SIGNED_DATE
 from ka_ml.data.validate import (
     ROW_BASE_ATTR,
     SOURCE_COLUMNS_ATTR,
-    currency_columns,
     future_rows_texts,
-    is_conversion,
     missing_column_issue,
-    normalize_as_of,
     remap_fix,
     validate_tables,
 )

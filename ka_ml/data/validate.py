@@ -6,23 +6,16 @@ collected before anyone raises, so a user fixes an export in one round. Each fin
 files, where the header is line 1; 1-based row position for Parquet and databases), the
 row count and the remedy.
 
-Typing rules (the History conventions):
-- ids: strings, whitespace stripped; integer ids from typed sources render without ".0";
-- dates: ``datetime64[us]`` at midnight. Read with ``data.read.date_format`` when set
-  (a time of day may follow it), else as ISO 8601, else with a format guessed from the
-  data (day-first when ``data.read.dayfirst`` is set or the data prove it), else per
-  value when plausible (never bare numbers like "12"). Time-zone-aware values are
-  converted to UTC before the time zone and time of day are dropped, so a CSV with
-  offsets, a tz-aware Parquet column and a DuckDB TIMESTAMPTZ agree; rows that differ
-  only in time of day are not exact repeats;
-- numbers: ``float64``; decimal comma (``data.read.decimal: ','``), thousands separators
-  (``1.234,56``, ``1,234.56``, ``1 234``, ``1'234``) and currency signs are understood;
-- booleans: pandas nullable ``boolean`` from true/false/1/0/yes/no/y/n/t/f and the
-  German, French, Spanish and Italian words (ja/nein, wahr/falsch, oui/non, vrai/faux,
-  si/sí/sì/no, verdadero/vero/falso), any case;
-- text: ``str``, stripped; blanks are missing;
-- missing markers for ids, dates, numbers and booleans: blank, NA, N/A, #N/A, NaN, NaT,
-  null, None (any case). Text columns treat only blanks as missing (``NA`` may be a region);
+:func:`validate_tables` orchestrates: each table's cells are typed (:mod:`ka_ml.data.coerce`)
+and the table is checked (here; its currencies in :mod:`ka_ml.data.currency`; its account
+ids and owner names in :mod:`ka_ml.data.spellings`, which also drops the rows of accounts
+the accounts table lacks); rows dated on or after the as-of are dropped or refused; the
+History is assembled, merged accounts are rolled up (:mod:`ka_ml.data.merges`) and the whole
+is checked here (order ids, credit notes, units, renewals). The table under validation is a
+:class:`ka_ml.data.table.Table`.
+
+The typing rules of the cells (the History conventions) are :mod:`ka_ml.data.coerce`'s;
+beyond them:
 - extra (non-contract) columns are kept as text, unstripped, blanks missing;
 - every contract column exists in the result (all-missing when the source lacks it).
 
@@ -34,8 +27,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -46,12 +37,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types as ptypes
-from pandas.tseries.api import guess_datetime_format
 
 from ka_ml.config import DataConfig, ReadOptions, close_matches
+from ka_ml.data.coerce import (
+    BAD_PROBLEM,
+    MISSING_TOKENS,
+    bad_remedy,
+    coerce,
+    grouped_numbers_texts,
+    normalize_as_of,
+    to_text,
+)
+from ka_ml.data.currency import convert_currencies, currency_columns, currency_issue
 from ka_ml.data.history import OPTIONAL_TABLES, History, known_dates
 from ka_ml.data.merges import merge_map, merged_note, rekey
-from ka_ml.data.rowkey import DAY_US, hash_codes, repeated, row_key, sort_order
+from ka_ml.data.rowkey import hash_codes, repeated, row_key, sort_order
 from ka_ml.data.schema import (
     EVENT_DATE,
     SCHEMA,
@@ -61,24 +61,22 @@ from ka_ml.data.schema import (
     Kind,
     TableSpec,
 )
-from ka_ml.errors import DataIssue, KaMlError
+from ka_ml.data.spellings import (
+    case_twin_issues,
+    drop_unknown_accounts,
+    fold_case,
+    no_orders_left,
+    owner_spellings,
+    zero_core,
+    zero_padding_twins,
+)
+from ka_ml.data.table import Table, is_in, show_cell
+from ka_ml.errors import DataIssue
 
 ROW_BASE_ATTR = "ka_ml_row_base"  # frame.attrs key: the row number of the first data row
 # frame.attrs key: the source's own column names, before data.columns renamed them
 SOURCE_COLUMNS_ATTR = "ka_ml_source_columns"
 
-MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "nat", "null", "none"})
-_LONGEST_MISSING_TOKEN = max(map(len, MISSING_TOKENS))
-# English, then the yes/no words of the exports we meet most (German, French, Spanish,
-# Italian): "no" is no in all of them
-BOOL_TOKENS: Mapping[str, bool] = {
-    **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), True),
-    **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
-    **dict.fromkeys(
-        ("ja", "j", "wahr", "oui", "vrai", "si", "sí", "sì", "verdadero", "vero"), True
-    ),
-    **dict.fromkeys(("nein", "falsch", "non", "faux", "falso"), False),
-}
 DTYPES: Mapping[Kind, Any] = {  # Any: pandas-stubs overloads astype on literals
     "id": "str",
     "date": "datetime64[us]",
@@ -94,33 +92,6 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = {
     "surveys": ("account_id", "date", "kind"),
     "contracts": ("account_id", "start_date", "end_date"),
 }
-
-_MAX_EXAMPLE_CHARS = 40
-NUMBER_NOISE = r"[\s\u00a0\u202f'’€$£¥]"  # spaces, apostrophes, currency signs
-# an ISO currency code before or after the number ('EUR 1.234,56', '99 USD'), read once the
-# noise is gone; and an accounting system's trailing minus ('202,94-', SAP) moved to the front
-CURRENCY_CODE = r"^[A-Z]{3}(?=[-+]?[\d.,])|(?<=[\d.,])[A-Z]{3}$"
-TRAILING_MINUS = r"^([\d.,]+)-$"
-_GROUPED_COMMA_DECIMAL = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"
-_GROUPED_POINT_DECIMAL = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
-# a number written with the decimal mark where a thousands separator would be: 1-3 digits,
-# the mark, exactly three ('1.266' under decimal '.'; '1,266' under ',')
-LOOKS_GROUPED = {".": r"[+-]?[1-9]\d{0,2}\.\d{3}", ",": r"[+-]?[1-9]\d{0,2},\d{3}"}
-# fewer such values than this in a column prove nothing
-GROUPED_MIN_VALUES = 5
-# A leftover (non-ISO, non-guessed) date is only trusted with three numeric parts or a
-# month name with a 4-digit year: "5" or "12" must not become a date.
-_PLAUSIBLE_DATE = (
-    r"(?:.*?\d+\D+\d+\D+\d+.*)|(?:.*[A-Za-z]{3,}.*\d{4}.*)|(?:.*\d{4}.*[A-Za-z]{3,}.*)"
-)
-_DAY_MONTH = r"^\s*(?P<a>\d{1,2})[./-](?P<b>\d{1,2})[./-]\d{2,4}\b"
-# times of day that may follow data.read.date_format (an offset converts to UTC first)
-_TIME_SUFFIXES = tuple(
-    sep + clock + zone
-    for sep in (" ", "T")
-    for clock in ("%H:%M:%S", "%H:%M", "%H:%M:%S.%f")
-    for zone in ("", "%z")
-)
 
 
 # -- public API ---------------------------------------------------------------------------
@@ -142,7 +113,7 @@ def validate_tables(
     """
     cutoff = normalize_as_of(as_of)
     issues: list[DataIssue] = []
-    tables: dict[str, _Table] = {}
+    tables: dict[str, Table] = {}
     given = {name: frame for name, frame in raw.items() if name in SCHEMA and frame is not None}
     checked = _per_table(lambda name, frame: _check_table(frame, SCHEMA[name], cfg), given)
     for name, spec in SCHEMA.items():
@@ -156,21 +127,21 @@ def validate_tables(
         issues.extend(found)
         if table is not None:
             tables[name] = table
-    issues.extend(i for name, t in tables.items() if (i := _zero_padding_twins(name, t)))
+    issues.extend(i for name, t in tables.items() if (i := zero_padding_twins(name, t)))
     future = _drop_future_rows(tables, cutoff, cfg.future_rows) if cutoff is not None else []
     orders = tables.get("orders")
     before_unknown = orders.frame["account_id"] if orders is not None else None
     # ids that match only when letter case is ignored come first: they cost real rows
     keep_case = cfg.account_id_case == "keep"
-    twins = _case_twin_issues(tables) if keep_case else []
-    cased, unknown = _drop_unknown_accounts(
+    twins = case_twin_issues(tables) if keep_case else []
+    cased, unknown = drop_unknown_accounts(
         tables, case_checked=keep_case, zeros_checked=cfg.account_id_zeros == "keep"
     )
     issues[:0] = twins + cased
     issues.extend(future + unknown)
     if orders is not None and before_unknown is not None and orders.frame.empty:
         dropped = [i for i in future + cased + unknown if i.table == "orders"]
-        issues.append(_no_orders_left(dropped, before_unknown, tables.get("accounts")))
+        issues.append(no_orders_left(dropped, before_unknown, tables.get("accounts")))
     history, notes = _assemble(tables)
     # the typed, unsorted tables are done with: freed (~0.5 GB at 100k accounts) before the
     # checks of the whole history, which ran at the load's peak memory
@@ -591,10 +562,6 @@ def renewed_while_running(history: History) -> list[DataIssue]:
 # -- per table ----------------------------------------------------------------------------
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-# warnings.catch_warnings swaps process-wide filters: our own block runs one thread at a
-# time (pandas' internal ones may still interleave, as under Dask's threaded scheduler: that
-# can only change which warnings are shown, never a result)
-_WARNINGS_LOCK = threading.Lock()
 
 
 def _per_table(fn: Callable[[str, _T], _R], tables: Mapping[str, _T]) -> dict[str, _R]:
@@ -614,60 +581,9 @@ def _per_table(fn: Callable[[str, _T], _R], tables: Mapping[str, _T]) -> dict[st
     return dict(zip(names, done, strict=True))
 
 
-@dataclass
-class _Table:
-    """One table under validation: typed rows whose index labels point into ``raw``."""
-
-    spec: TableSpec
-    raw: pd.DataFrame
-    frame: pd.DataFrame
-    base: int
-    key: np.ndarray | None = None  # row_key of ``frame`` in sort order (see _sort_columns)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def examples(self, mask: pd.Series, columns: Sequence[str]) -> tuple[str, ...]:
-        """Up to five offending rows rendered as ``row 12: account_id='A1', x='...'``."""
-        labels = mask.index[mask.to_numpy(dtype=bool)][:5]
-        cols = [c for c in dict.fromkeys(("account_id", *columns)) if c in self.raw.columns]
-        out = []
-        for label in labels:
-            shown = ", ".join(f"{c}='{show_cell(self.raw.at[label, c])}'" for c in cols)
-            out.append(f"row {int(label) + self.base}: {shown}")
-        return tuple(out)
-
-    def issue(
-        self,
-        column: str | None,
-        problem: str,
-        remedy: str,
-        mask: pd.Series,
-        show: Sequence[str] = (),
-        level: str = "error",
-    ) -> DataIssue:
-        cols = list(show) or ([column] if column else [])
-        return DataIssue(
-            self.name,
-            column,
-            problem,
-            remedy,
-            self.examples(mask, cols),
-            int(mask.sum()),
-            level,
-        )
-
-    def drop(self, mask: pd.Series | np.ndarray) -> None:
-        keep = ~np.asarray(mask, dtype=bool)
-        self.frame = self.frame[keep]
-        if self.key is not None:
-            self.key = self.key[keep]
-
-
 def _check_table(
     frame: pd.DataFrame, spec: TableSpec, cfg: DataConfig
-) -> tuple[_Table | None, list[DataIssue]]:
+) -> tuple[Table | None, list[DataIssue]]:
     read = cfg.read
     base = int(frame.attrs.get(ROW_BASE_ATTR, 1))
     raw = frame.reset_index(drop=True)
@@ -677,7 +593,7 @@ def _check_table(
     if empty.any():  # the row labels stay: messages still name the file's lines
         problem, remedy = EMPTY_ROWS
         skipped.append(
-            _Table(spec, raw, raw, base).issue(None, problem, remedy, empty, level="warning")
+            Table(spec, raw, raw, base).issue(None, problem, remedy, empty, level="warning")
         )
         raw = raw[~empty.to_numpy()]
     if raw.empty:
@@ -691,19 +607,19 @@ def _check_table(
     missing = [c for c in spec.required_columns if c not in raw.columns]
     named = frame.attrs.get(SOURCE_COLUMNS_ATTR, list(raw.columns))  # as the user knows them
     issues = skipped + [missing_column_issue(spec.name, c, named, cfg) for c in missing]
-    probe = _Table(spec, raw, raw, base)
+    probe = Table(spec, raw, raw, base)
     typed: dict[str, pd.Series] = {}
     timed: dict[str, pd.Series] = {}  # date columns with a time of day: as given
     for col in spec.columns:
         if col.name not in raw.columns:
             continue
-        coerced = _coerce(raw[col.name], col.kind, read)
+        coerced = coerce(raw[col.name], col.kind, read)
         typed[col.name] = coerced.values
         # before anything compares ids (repeats, twins, joins); merged_into names one too
         if col.name in ("account_id", "merged_into"):
             typed[col.name] = fold_case(coerced.values, cfg.account_id_case)
             if cfg.account_id_zeros == "strip":
-                typed[col.name] = _zero_core(typed[col.name])
+                typed[col.name] = zero_core(typed[col.name])
         if coerced.bad.any():
             remedy = bad_remedy(col.kind, read)
             if col.kind == "date" and (day := _serial_day(raw[col.name][coerced.bad])):
@@ -722,7 +638,7 @@ def _check_table(
             timed[col.name] = coerced.timed
     extras = [c for c in raw.columns if spec.kind(c) is None]
     for c in extras:
-        text = _to_text(raw[c])
+        text = to_text(raw[c])
         typed[c] = text.mask(text == "").astype("str")
     if missing:
         return None, issues
@@ -732,7 +648,7 @@ def _check_table(
     frame = pd.DataFrame(typed, index=raw.index)
     # one key orders the rows (at the end) and finds the exact repeats (now)
     key = row_key(frame, _sort_columns(frame, spec))
-    table = _Table(spec, raw, frame, base, key)
+    table = Table(spec, raw, frame, base, key)
     repeats = repeated(key)
     if timed and repeats.any():
         repeats = _repeated_with_times(frame, timed, _sort_columns(frame, spec), key, repeats)
@@ -749,36 +665,10 @@ def _check_table(
             )
         )
         table.drop(dup)
-    converted, converted_issues = _convert_currencies(table, cfg.currency_rates)
+    converted, converted_issues = convert_currencies(table, cfg.currency_rates)
     issues.extend(converted_issues)
     issues.extend(_table_rules(table, converted=converted))
     return table, issues
-
-
-def _convert_currencies(
-    t: _Table, rates: Mapping[str, float] | None
-) -> tuple[bool, list[DataIssue]]:
-    """(converted?, issues): with ``data.currency_rates``, the table's money column
-    (:data:`MONEY_COLUMNS`) times the rate of each row's currency (its currency column,
-    found by name; a blank one is the report's). A currency without a rate is an error
-    naming its rows; a money table without a currency column is read as it is, with a
-    warning."""
-    money = MONEY_COLUMNS.get(t.name)
-    if rates is None or money is None or money not in t.frame:
-        return False, []
-    columns = currency_columns(t.name, t.frame.columns)
-    if not columns:
-        return False, [no_currency_column_issue(t.name)]
-    column = columns[0]
-    code = currency_codes(t.frame[column])
-    rate = code.map(rates).astype("float64")
-    unknown = (code != "") & rate.isna()
-    if unknown.any():
-        counts = code[unknown].value_counts()
-        problem, remedy = unknown_currency_texts(t.name, counts)
-        return True, [t.issue(column, problem, remedy, unknown, show=[column, money])]
-    t.frame[money] = t.frame[money] * rate.fillna(1.0).to_numpy()
-    return True, [converted_note(t.name, column, code.value_counts(), rates)]
 
 
 def _serial_day(bad: pd.Series) -> str:
@@ -842,7 +732,7 @@ def _repeated_with_times(
     return out
 
 
-def _table_rules(t: _Table, *, converted: bool = False) -> list[DataIssue]:
+def _table_rules(t: Table, *, converted: bool = False) -> list[DataIssue]:
     """Checks specific to one table: unique accounts, contracts that end after they start,
     survey scores on the 0-10 scale, known ticket severities, impossible values, and (unless
     its amounts were ``converted`` by ``data.currency_rates``) amounts in several
@@ -859,7 +749,7 @@ def _table_rules(t: _Table, *, converted: bool = False) -> list[DataIssue]:
         issue = currency_issue(t.name, column, text[text != ""].value_counts())
         issues.extend([issue] if issue is not None else [])
     if t.name == "accounts" and "owner" in f.columns:
-        issues.extend(_owner_spellings(t))
+        issues.extend(owner_spellings(t))
     if t.name == "accounts":
         ids = f["account_id"]
         dup = ids.duplicated(keep=False) & ids.notna()
@@ -891,53 +781,6 @@ def _table_rules(t: _Table, *, converted: bool = False) -> list[DataIssue]:
                 )
             )
     return issues
-
-
-def one_spelling(counts: pd.Series) -> dict[str, str]:
-    """Each spelling of an owner name (``counts``: accounts per spelling) that differs from
-    another only in letter case or spacing -> the spelling most of its accounts use (ties:
-    the first in sorted order); empty when every owner is written one way. A user's 'bernd
-    vogt' on 35 accounts and 'Bernd Vogt' on 148 became two owners, two reports and two
-    digests to one address."""
-    counts = counts[[isinstance(n, str) and n.strip() != "" for n in counts.index]]
-    if counts.empty:
-        return {}
-    keys = pd.Series([" ".join(str(n).casefold().split()) for n in counts.index], counts.index)
-    out: dict[str, str] = {}
-    for _, spellings in keys.groupby(keys.to_numpy()):
-        if len(spellings) < 2:
-            continue
-        ranked = sorted(spellings.index, key=lambda n: (-int(counts[n]), str(n)))
-        out.update({str(n): str(ranked[0]) for n in ranked[1:]})
-    return out
-
-
-def owner_spellings_texts(mapping: Mapping[str, str], counts: pd.Series) -> tuple[str, str]:
-    """(problem, remedy) of the warning that owner spellings were read as one owner."""
-    said = "; ".join(
-        f"'{a}' ({int(counts[a])} accounts) as '{b}' ({int(counts[b])})"
-        for a, b in sorted(mapping.items())[:5]
-    ) + (f"; and {len(mapping) - 5} more" if len(mapping) > 5 else "")
-    return (
-        f"owner names that differ only in letter case or spacing were read as one owner: {said}",
-        "nothing to do if each is one person; otherwise tell them apart in the export "
-        "(owners are matched ignoring case and spacing).",
-    )
-
-
-def _owner_spellings(t: _Table) -> list[DataIssue]:
-    """Owner names that differ only in case or spacing are one owner (:func:`one_spelling`),
-    said as a warning."""
-    owner = t.frame["owner"]
-    counts = owner.value_counts()
-    mapping = one_spelling(counts)
-    if not mapping:
-        return []
-    renamed = owner.isin(list(mapping))
-    t.frame["owner"] = owner.replace(mapping)
-    problem, remedy = owner_spellings_texts(mapping, counts)
-    show = ["name", "owner"] if "name" in t.frame.columns else ["owner"]
-    return [t.issue("owner", problem, remedy, renamed, show, level="warning")]
 
 
 class Impossible(NamedTuple):
@@ -985,7 +828,7 @@ IMPOSSIBLE: dict[str, Impossible] = {
 }
 
 
-def _impossible_values(t: _Table) -> list[DataIssue]:
+def _impossible_values(t: Table) -> list[DataIssue]:
     """The :data:`IMPOSSIBLE` warning of a table, with its examples (rows dropped where
     the rule says so)."""
     f = t.frame
@@ -1002,115 +845,6 @@ def _impossible_values(t: _Table) -> list[DataIssue]:
     if rule.drop:
         t.drop(broken)
     return [issue]
-
-
-# Column names that say "currency" (currency, Currency Code, curr, ccy, SAP's WAERS,
-# Währung/waehrung, devise, moneda, divisa, valuta), compared without case and punctuation
-_CURRENCY_NAME = re.compile(
-    r"(currenc|wahrung|waehrung|währung)|^(curr|cur|ccy|waers|devise|moneda|divisa|valuta)"
-    r"(code|iso|isocode|id)?$"
-)
-MONEY_TABLES = {"orders": "order amounts", "contracts": "contract values"}
-MONEY_COLUMNS = {"orders": "amount", "contracts": "value"}
-CONVERTED = "converted with data.currency_rates"
-RATES_FIX = (
-    "add each currency's rate to data.currency_rates (the value of one unit in the "
-    "currency the report shows, e.g. {{{example}: 1.17}}), or correct these rows."
-)
-
-
-def currency_columns(table: str, columns: Iterable[object]) -> list[str]:
-    """The columns of orders or contracts whose name says they hold a currency."""
-    if table not in MONEY_TABLES:
-        return []
-    names = [str(c) for c in columns]
-    return [c for c in names if _CURRENCY_NAME.search(re.sub(r"[\W_]+", "", c.lower()))]
-
-
-def currency_issue(table: str, column: str, counts: pd.Series) -> DataIssue | None:
-    """The warning when a currency column holds more than one currency (``counts``: rows
-    per value, most first): the amounts are summed as they are, whatever their currency."""
-    if len(counts) < 2:
-        return None
-    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-    listed = ", ".join(f"'{show_cell(v)}' ({int(n):,} rows)" for v, n in counts.head(8).items())
-    if len(counts) > 8:
-        listed += f" and {len(counts) - 8} more"
-    money = MONEY_TABLES[table]
-    return DataIssue(
-        table,
-        column,
-        f"{money} in {len(counts)} currencies are added up as they are: {listed} "
-        "(report.currency is only the label shown with every sum)",
-        f"convert {money} to one currency before the export (e.g. with the rate of each "
-        "row's date) and set report.currency to it, or give each currency's rate in "
-        f"data.currency_rates (e.g. {{{show_cell(counts.index[0])}: 1, {show_cell(counts.index[1])}: "
-        "<rate>}: the value of one unit in the report's currency); nothing to do if this "
-        f"column does not describe {money}.",
-        level="warning",
-    )
-
-
-def currency_codes(values: pd.Series) -> pd.Series:
-    """A currency column as the rates are keyed: trimmed, upper case, '' when blank."""
-    return values.astype("string").str.strip().str.upper().fillna("")
-
-
-def _listed(counts: pd.Series, rates: Mapping[str, float] | None = None) -> str:
-    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-    shown = [
-        f"'{show_cell(code)}' ({int(n):,} rows"
-        + (f" at {rates[str(code)]:g})" if rates is not None else ")")
-        for code, n in counts.head(8).items()
-    ]
-    more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
-    return ", ".join(shown) + more
-
-
-def unknown_currency_texts(table: str, counts: pd.Series) -> tuple[str, str]:
-    """(problem, remedy) for rows whose currency ``data.currency_rates`` has no rate for
-    (``counts``: rows per code)."""
-    first = str(counts.sort_values(ascending=False, kind="stable").index[0])
-    which = f"'{show_cell(first)}'" if len(counts) == 1 else _listed(counts)  # rows: said after
-    return (
-        f"{MONEY_TABLES[table]} in a currency data.currency_rates has no rate for: {which}",
-        RATES_FIX.format(example=first),
-    )
-
-
-def converted_note(
-    table: str, column: str, counts: pd.Series, rates: Mapping[str, float]
-) -> DataIssue:
-    """The note that the money was converted (``counts``: rows per code, '' = blank)."""
-    blank = int(counts.get("", 0))
-    coded = counts[counts.index != ""]
-    said = _listed(coded, rates) if len(coded) else "none had a currency"
-    rest = f"; {blank:,} blank rows taken as already in the report's currency" if blank else ""
-    return DataIssue(
-        table,
-        column,
-        f"{MONEY_TABLES[table]} {CONVERTED}: {said}{rest}",
-        "none; keep data.currency_rates up to date as the rates move.",
-        level="info",
-    )
-
-
-def is_conversion(issue: DataIssue) -> bool:
-    """Whether ``issue`` is :func:`converted_note`'s (``validate`` says it)."""
-    return issue.level == "info" and CONVERTED in issue.problem
-
-
-def no_currency_column_issue(table: str) -> DataIssue:
-    money = MONEY_TABLES[table]
-    return DataIssue(
-        table,
-        None,
-        f"data.currency_rates is set, but the table has no currency column (a column named "
-        f"currency, CurrencyIsoCode, curr, ccy, WAERS, ...): its {money} are read as they are",
-        f"export each row's currency beside its {money} in a column so named; nothing to "
-        f"do if its {money} are all in the report's currency.",
-        level="warning",
-    )
 
 
 SURVEY_SCALE_FIX = (
@@ -1167,7 +901,7 @@ def _blank_kind(kind: object) -> bool:
     return kind is None or (isinstance(kind, float) and np.isnan(kind))
 
 
-def _survey_scale_issue(t: _Table) -> list[DataIssue]:
+def _survey_scale_issue(t: Table) -> list[DataIssue]:
     """Scores outside 0-10 (a 0-100 scale, negative values) would pass for very high or
     low intent and colour the renewal-intent scorecard: refused, not rescaled by guess.
     Scores that all sit on 0-5 for a kind are warned about (:func:`small_scale_issue`)."""
@@ -1191,11 +925,11 @@ def _survey_scale_issue(t: _Table) -> list[DataIssue]:
     ]
 
 
-def _unknown_severity_issue(t: _Table) -> list[DataIssue]:
+def _unknown_severity_issue(t: Table) -> list[DataIssue]:
     """Severities other than low/medium/high/critical (any case, blank = unknown) would
     count as not severe without a word (features.encode reads only high and critical)."""
     severity = t.frame["severity"].str.lower()  # stripped already; blanks are missing
-    unknown = severity.notna() & ~_is_in(severity, np.array([*SEVERITIES, *MISSING_TOKENS]))
+    unknown = severity.notna() & ~is_in(severity, np.array([*SEVERITIES, *MISSING_TOKENS]))
     if not unknown.any():
         return []
     counts = t.frame["severity"][unknown].value_counts(sort=True)
@@ -1232,7 +966,7 @@ def _differing_columns(rows: pd.DataFrame, key: str) -> list[str]:
 
 
 def _drop_future_rows(
-    tables: dict[str, _Table], cutoff: pd.Timestamp, policy: str
+    tables: dict[str, Table], cutoff: pd.Timestamp, policy: str
 ) -> list[DataIssue]:
     """Rows dated on/after the as-of are unknowable at that date: drop or refuse them.
 
@@ -1283,342 +1017,7 @@ def future_rows_texts(cutoff: pd.Timestamp, level: str) -> tuple[str, str]:
     )
 
 
-def _drop_unknown_accounts(
-    tables: dict[str, _Table], *, case_checked: bool, zeros_checked: bool = False
-) -> tuple[list[DataIssue], list[DataIssue]]:
-    """When an accounts table is given, rows of other accounts are dropped with a warning.
-
-    With ``case_checked`` (``data.account_id_case: keep``), the rows whose id matches a
-    known id once letter case is ignored get a warning of their own that names the setting:
-    they are real rows of known accounts, not test or deleted accounts. Likewise with
-    ``zeros_checked`` (``data.account_id_zeros: keep``) for ids that match only without
-    their leading zeros (a user's export lost them from one month on: 41,036 of 85,140
-    order rows dropped as "test or deleted accounts"). Returns (those warnings, the
-    others)."""
-    accounts = tables.get("accounts")
-    if accounts is None:
-        return [], []
-    known = accounts.frame["account_id"].dropna()
-    issues: list[DataIssue] = []
-    case_issues: list[DataIssue] = []
-    for name, t in tables.items():
-        if name == "accounts":
-            continue
-        ids = t.frame["account_id"]
-        unknown = ids.notna() & ~_is_in(ids, known.unique())
-        if not unknown.any():
-            continue
-        # a table none of whose rows is left would silently take its features with it
-        # (a user's usage export with lower-case ids: 'valid', exit 0, "usage 0 rows");
-        # orders have an error of their own for that (_no_orders_left)
-        whole = name != "orders" and bool(unknown.all())
-        mark = len(issues), len(case_issues)
-        rest = unknown
-        if case_checked:
-            cased = _case_strays(t, unknown, known, "the accounts table", dropped=True)
-            if cased is not None:
-                case_issues.append(cased[0])
-                rest = unknown & ~cased[1]
-        if zeros_checked and rest.any():
-            padded = _zero_strays(t, rest, known)
-            if padded is not None:
-                case_issues.append(padded[0])
-                rest = rest & ~padded[1]
-        if rest.any():
-            n_ids = ids[rest].nunique()
-            issues.append(
-                t.issue(
-                    "account_id",
-                    f"rows of accounts missing from the accounts table were dropped ({n_ids} "
-                    "accounts)",
-                    "add these accounts to the accounts table, or remove their rows; nothing "
-                    "to do if they are test or deleted accounts.",
-                    rest,
-                    [EVENT_DATE[name]],
-                    level="warning",
-                )
-            )
-        if whole:  # the first said of the table takes the sentence; the rest point to it
-            n_case = len(case_issues) - mark[1]
-            case_issues[mark[1] :] = [
-                _every_row(i, k > 0) for k, i in enumerate(case_issues[mark[1] :])
-            ]
-            issues[mark[0] :] = [
-                _every_row(i, n_case + k > 0) for k, i in enumerate(issues[mark[0] :])
-            ]
-        t.drop(unknown)
-    return case_issues, issues
-
-
-def _every_row(issue: DataIssue, with_others: bool = False) -> DataIssue:
-    """A warning about dropped rows that took every row of its table, as an error;
-    ``with_others``: not alone (a user's 1 unknown row read "that is every row of the table"
-    beside 1,394 rows dropped for leading zeros)."""
-    whole = "with the rows above, " if with_others else ""
-    return replace(
-        issue,
-        level="error",
-        problem=f"{issue.problem}; {whole}that is every row of the table, so its features "
-        "would silently be missing from every score",
-    )
-
-
-def fold_case(ids: pd.Series, case: str) -> pd.Series:
-    """Account ids in one letter case (``data.account_id_case``); ``keep`` leaves them."""
-    if case == "upper":
-        return ids.str.upper()
-    if case == "lower":
-        return ids.str.lower()
-    return ids
-
-
-def case_twins_texts(groups: int) -> tuple[str, str]:
-    """(problem, fix) of the warning about ids of one table that differ only in case."""
-    return (
-        f"account_ids that differ only in letter case ({groups} groups): they are read as "
-        "different accounts",
-        CASE_FIX,
-    )
-
-
-CASE_FIX = (
-    "if they are the same customer (an id typed by hand in another case), set "
-    "data.account_id_case: upper (or lower) so ids are read in one case; keep "
-    "data.account_id_case: keep only if your system's ids are case-sensitive (as "
-    "Salesforce's 15-character ids are) and these are different accounts."
-)
-
-
-def _case_twin_issues(tables: dict[str, _Table]) -> list[DataIssue]:
-    """Warnings about ids that differ only in letter case ('KA-0287', 'ka-0287'), which
-    ``data.account_id_case: keep`` reads as two accounts.
-
-    With an accounts table: twins inside it (the other tables' ids are compared with it
-    where rows are dropped, see :func:`_drop_unknown_accounts`). Without one: twins inside
-    orders (each spelling would become an account of its own), and rows of the other
-    tables whose id matches an id in orders only when case is ignored."""
-    accounts = tables.get("accounts")
-    if accounts is not None:
-        twins = _case_twins(accounts)
-        return [twins] if twins is not None else []
-    issues = [i for t in tables.values() if (i := _case_twins(t)) is not None]
-    orders = tables.get("orders")
-    if orders is None:
-        return issues
-    known = orders.frame["account_id"].dropna()
-    known_ids = known.unique()
-    for name, t in tables.items():
-        if name == "orders":
-            continue
-        ids = t.frame["account_id"]
-        other = ids.notna() & ~_is_in(ids, known_ids)
-        cased = _case_strays(t, other, known, "orders", dropped=False) if other.any() else None
-        if cased is not None:
-            issues.append(cased[0])
-    return issues
-
-
-def _case_twins(t: _Table) -> DataIssue | None:
-    ids = pd.Series(t.frame["account_id"].dropna().unique(), dtype="str")
-    return _twin_issue(t.name, ids, ids.str.lower(), case_twins_texts)
-
-
-def _twin_issue(
-    name: str, ids: pd.Series, key: pd.Series, texts: Callable[[int], tuple[str, str]]
-) -> DataIssue | None:
-    """The warning about distinct ``ids`` of one table that share a ``key`` (the same id
-    but for letter case, or leading zeros), each group an example; None without any."""
-    twins = key.duplicated(keep=False)
-    if not twins.any():
-        return None
-    groups = ids[twins].groupby(key[twins].to_numpy(), sort=True)
-    examples = tuple(" and ".join(f"'{show_cell(v)}'" for v in sorted(g)) for _, g in groups)
-    problem, remedy = texts(groups.ngroups)
-    return DataIssue(name, "account_id", problem, remedy, examples=examples, level="warning")
-
-
-def _strays(
-    t: _Table,
-    candidates: pd.Series,
-    known: pd.Series,
-    key: Callable[[pd.Series], pd.Series],
-    describe: Callable[[int, str, str], tuple[str, str]],
-) -> tuple[DataIssue, pd.Series] | None:
-    """(the warning, the rows) of ``candidates`` whose id matches a ``known`` id once both
-    are read by ``key`` (in lower case, without leading zeros); None when there are none.
-    ``describe(ids, one of ours, its known spelling)`` gives the (problem, remedy)."""
-    pool = t.frame["account_id"][candidates]  # keyed: the candidate rows only, not the table
-    hit = _is_in(key(pool), key(known).unique()).to_numpy()
-    if not hit.any():
-        return None
-    rows = candidates.copy()
-    rows[candidates] = hit
-    match = _first_match(pool[hit], known, key)
-    assert match is not None  # every hit matches
-    problem, remedy = describe(pool[hit].nunique(), show_cell(match[0]), show_cell(match[1]))
-    return t.issue("account_id", problem, remedy, rows, [EVENT_DATE[t.name]], "warning"), rows
-
-
-def _case_strays(
-    t: _Table, candidates: pd.Series, known: pd.Series, where: str, *, dropped: bool
-) -> tuple[DataIssue, pd.Series] | None:
-    """(the warning, the rows) of ``candidates`` whose id matches a ``known`` id only when
-    letter case is ignored; None when there are none."""
-    fate = (
-        "were dropped: they are likely rows of those accounts, now lost"
-        if dropped
-        else "are read as accounts of their own"
-    )
-    return _strays(
-        t,
-        candidates,
-        known,
-        lambda s: s.str.lower(),
-        lambda n, ours, theirs: (
-            f"rows whose account_id matches an account of {where} only when letter case is "
-            f"ignored ({n} ids; e.g. '{ours}' is '{theirs}' there) {fate}",
-            "set data.account_id_case: upper (or lower) so ids match whatever their case, or "
-            "correct the ids in the export; keep data.account_id_case: keep only if your "
-            "system's ids are case-sensitive and these are different accounts.",
-        ),
-    )
-
-
-def _zero_strays(
-    t: _Table, candidates: pd.Series, known: pd.Series
-) -> tuple[DataIssue, pd.Series] | None:
-    """(the warning, the rows) of ``candidates`` whose id matches an id of the accounts
-    table only without leading zeros; None when there are none."""
-    return _strays(
-        t,
-        candidates,
-        known,
-        _zero_core,
-        lambda n, ours, theirs: (
-            "rows whose account_id matches an account of the accounts table only without "
-            f"leading zeros ({n} ids; e.g. '{ours}' is '{theirs}' there) were dropped: they "
-            "are likely rows of those accounts, now lost",
-            "set data.account_id_zeros: strip so ids match with or without their leading "
-            "zeros, or export the id column as text everywhere so the zeros survive.",
-        ),
-    )
-
-
-def _zero_core(ids: pd.Series) -> pd.Series:
-    """Ids without their leading zeros ('00017' -> '17', '000' -> '0'): equal cores are the
-    same id spelled with and without the zeros a numeric export drops."""
-    return ids.str.lstrip("0").replace("", "0")
-
-
-def _whole_core(ids: pd.Series) -> pd.Series:
-    """Ids without a decimal part of zeros ('1000.0' -> '1000'): a spreadsheet that stored
-    the id column as numbers wrote them so."""
-    return ids.str.replace(r"\.0+$", "", regex=True)
-
-
-def _zero_padding_twins(name: str, table: _Table) -> DataIssue | None:
-    """A warning when one table spells account ids that differ only in leading zeros
-    ('00017' and '17'): ids are text, so they are two accounts; an export that wrote the
-    column as a number in part of the file would split one customer in two."""
-    ids = pd.Series(table.frame["account_id"].dropna().unique(), dtype="str")
-    if ids.empty or not ids.str.startswith("0").any():
-        return None
-    return _twin_issue(name, ids, _zero_core(ids), zero_twins_texts)
-
-
-def zero_twins_texts(groups: int) -> tuple[str, str]:
-    """(problem, fix) of the warning about ids that differ only in leading zeros."""
-    return (
-        f"account_ids that differ only in leading zeros ({groups} groups): they are read as "
-        "different accounts",
-        "if they are the same customer, set data.account_id_zeros: strip (or export the id "
-        "column as text everywhere so the zeros survive); nothing to do if they are different "
-        "accounts.",
-    )
-
-
-def _no_orders_left(
-    dropped: Sequence[DataIssue], unknown_ids: pd.Series, accounts: _Table | None
-) -> DataIssue:
-    """The error when dropping rows left no order, with the fix for its cause.
-
-    ``dropped``: the orders' issues of the steps that dropped rows (their warnings are not
-    shown with an error: say why here). ``unknown_ids``: the orders' account_ids that were
-    left after the as-of cut, all missing from the accounts table (empty when none were).
-    """
-    examples = [f"{i.problem} ({i.n_rows} rows)" for i in dropped]
-    fixes = []
-    if any(i.column == EVENT_DATE["orders"] for i in dropped):
-        fixes.append("pass a later --as-of (orders dated on or after it were dropped)")
-    ids = unknown_ids.dropna()
-    if len(ids) and accounts is not None:
-        known = accounts.frame["account_id"].dropna()
-        examples.append(f"account_ids in orders: {_quoted(ids)}")
-        examples.append(f"account_ids in the accounts table: {_quoted(known)}")
-        for key, fix in _SPELLINGS:
-            if match := _first_match(ids, known, key):
-                fixes.append(fix.format(ours=match[0], theirs=match[1]))
-                break
-        else:  # no spelling explains it
-            fixes.append(
-                "make orders use the account_ids of the accounts table: no order's "
-                "account_id is in it (ids are read as text and must match exactly; compare "
-                "the examples, e.g. for prefixes, leading zeros or another id column, "
-                "which data.columns can map)"
-            )
-    return DataIssue(
-        "orders",
-        None,
-        "no orders remain after dropping the rows reported in the warnings",
-        "; ".join(fixes) + "." if fixes else "correct the rows reported above.",
-        examples=tuple(examples),
-    )
-
-
-# the ways orders and the accounts table spell the same ids apart, each with its fix
-_SPELLINGS: tuple[tuple[Callable[[pd.Series], pd.Series], str], ...] = (
-    (
-        _zero_core,
-        "orders and the accounts table spell the same ids differently: they differ in "
-        "leading zeros ('{ours}' in orders is '{theirs}' in accounts; ids are read as text, "
-        "so they do not match); set data.account_id_zeros: strip, or restore the zeros in "
-        "the table that lost them (export the id column as text, not as a number)",
-    ),
-    (
-        _whole_core,
-        "orders and the accounts table spell the same ids as whole numbers and as decimals "
-        "('{ours}' in orders is '{theirs}' in accounts: a spreadsheet stored the id column "
-        "as numbers); export the id column as text in both",
-    ),
-    (
-        lambda s: s.str.lower(),
-        "orders and the accounts table spell the same ids in another letter case ('{ours}' "
-        "in orders is '{theirs}' in accounts); set data.account_id_case: upper (or lower) "
-        "so they match",
-    ),
-)
-
-
-def _first_match(
-    ids: pd.Series, known: pd.Series, key: Callable[[pd.Series], pd.Series]
-) -> tuple[str, str] | None:
-    """The first of ``ids`` whose ``key`` (the id without leading zeros, in lower case, ...)
-    is a ``known`` id's, and that known id; None when none is."""
-    mine, theirs = key(ids), key(known)
-    hit = _is_in(mine, theirs.unique())
-    if not hit.any():
-        return None
-    return ids[hit].iloc[0], known[theirs == mine[hit].iloc[0]].iloc[0]
-
-
-def _quoted(ids: pd.Series, n: int = 5) -> str:
-    """The first ``n`` distinct ids, quoted as the data spell them."""
-    first = ids.drop_duplicates()
-    shown = ", ".join(f"'{show_cell(v)}'" for v in first.head(n))
-    return shown + (f" and {len(first) - n} more" if len(first) > n else "")
-
-
-def _assemble(tables: dict[str, _Table]) -> tuple[History, list[DataIssue]]:
+def _assemble(tables: dict[str, Table]) -> tuple[History, list[DataIssue]]:
     """Final frames (contract columns, sorted, fresh index) and derived accounts."""
     frames = _per_table(lambda _, t: _finish(t.frame, t.spec, t.key), tables)
     orders = frames.get("orders", _empty(SCHEMA["orders"]))
@@ -1679,295 +1078,11 @@ def _sort_columns(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
     return keys + [c for c in frame.columns if c not in keys]
 
 
-def _is_in(values: pd.Series, allowed: np.ndarray) -> pd.Series:
-    """``values.isin(allowed)`` for text, by Arrow's hash lookup (pandas' is per value)."""
-    arr = pa.array(values.array, from_pandas=True)
-    found = pc.is_in(arr, value_set=pa.array(allowed, from_pandas=True), skip_nulls=True)
-    return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=values.index)
-
-
 def _empty(spec: TableSpec) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series(dtype=DTYPES[c.kind]) for c in spec.columns})
 
 
-# -- coercion -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Coerced:
-    values: pd.Series
-    blank: pd.Series  # missing in the source
-    bad: pd.Series  # present but unreadable as the column's kind
-    ambiguous: pd.Series | None = None  # dates that read differently day-first
-    timed: pd.Series | None = None  # dates with their time of day, when any has one
-    grouped: pd.Series | None = None  # numbers that look grouped by thousands (_grouped_like)
-
-
-def _coerce(raw: pd.Series, kind: Kind, read: ReadOptions) -> _Coerced:
-    if kind == "date":
-        return _coerce_dates(raw, read)
-    if kind == "float":
-        return _coerce_floats(raw, read.decimal, check_grouping=read.grouping_check)
-    if kind == "bool":
-        return _coerce_bools(raw, read.yes_no)
-    text = _stripped(_to_text(raw))
-    blank = _is_missing(text) if kind == "id" else (text.isna() | (text == ""))
-    none = pd.Series(False, index=raw.index)
-    return _Coerced(text.mask(blank).astype("str"), blank, none)
-
-
-def _at_midnight(values: pd.Series) -> bool:
-    """Every (non-missing) ``datetime64[us]`` value is at midnight."""
-    arr = values.to_numpy()
-    return bool((np.isnat(arr) | (arr.view("int64") % DAY_US == 0)).all())
-
-
-def _stripped(text: pd.Series) -> pd.Series:
-    """``text.str.strip()``, or ``text`` itself when stripping changes no value: the typed
-    column then shares the source's strings instead of keeping a second copy of them
-    (ids from typed sources rarely carry spaces; ~0.4 GB at 100k accounts' 12M rows)."""
-    stripped = text.str.strip()
-    # stripping only removes characters: equal lengths mean equal values (missing stay missing)
-    before = text.str.len().to_numpy(dtype="float64", na_value=np.nan)
-    after = stripped.str.len().to_numpy(dtype="float64", na_value=np.nan)
-    return text if np.array_equal(before, after, equal_nan=True) else stripped
-
-
-def _is_missing(text: pd.Series) -> pd.Series:
-    """Missing, or a missing marker in any case. Only values as short as the longest marker
-    are lower-cased and looked up (lower-casing never shortens a value), so a column of
-    real ids costs one length pass instead of a lower-cased copy and a hash per value."""
-    missing = text.isna()
-    short = (text.str.len() <= _LONGEST_MISSING_TOKEN).fillna(False).to_numpy(bool)
-    if not short.any():
-        return missing
-    token = np.zeros(len(text), dtype=bool)
-    token[short] = text[short].str.lower().isin(MISSING_TOKENS).to_numpy(bool)
-    return missing | token
-
-
-def _to_text(s: pd.Series) -> pd.Series:
-    """Any column as ``str`` (NaN when missing); integral numbers without a trailing .0."""
-    dtype = s.dtype
-    if isinstance(dtype, pd.StringDtype):
-        return s.astype("str")
-    if ptypes.is_bool_dtype(dtype):
-        return s.map({True: "true", False: "false"}).astype("str")
-    if ptypes.is_integer_dtype(dtype):
-        return s.astype("str")
-    if ptypes.is_float_dtype(dtype):
-        f = s.astype("float64")
-        integral = np.isfinite(f) & (f == np.round(f)) & (f.abs() < 2**53)
-        ints = f.where(integral, 0).astype("int64").astype("str")
-        return f.astype("str").mask(integral, ints).mask(f.isna())
-    if ptypes.is_object_dtype(dtype):
-        return s.map(_scalar_text, na_action="ignore").astype("str")
-    return s.astype("str").mask(s.isna())
-
-
-def _scalar_text(v: object) -> str:
-    if isinstance(v, bool | np.bool_):
-        return "true" if v else "false"
-    if isinstance(v, float | np.floating) and np.isfinite(v) and float(v).is_integer():
-        return str(int(v))
-    if isinstance(v, bytes):
-        return v.decode("utf-8", errors="replace")
-    return str(v)
-
-
-def _coerce_dates(raw: pd.Series, read: ReadOptions) -> _Coerced:
-    if ptypes.is_datetime64_any_dtype(raw.dtype):
-        values = raw
-        if isinstance(raw.dtype, pd.DatetimeTZDtype):
-            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        values = values.astype("datetime64[us]")
-        days, timed = _dates_and_times(values)
-        none = pd.Series(False, index=raw.index)
-        return _Coerced(days, values.isna(), none, timed=timed)
-    text = _to_text(raw).str.strip()
-    blank = _is_missing(text)
-    parsed, ambiguous = _parse_dates(text.mask(blank), read)
-    bad = ~blank & parsed.isna()
-    days, timed = _dates_and_times(parsed)
-    return _Coerced(days, blank, bad, ambiguous, timed)
-
-
-def _dates_and_times(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
-    """The dates (at midnight) and, when any value has a time of day, the values as given:
-    only rows equal with their time of day are repeats (see ``_check_table``)."""
-    if _at_midnight(values):  # else normalize would only copy them
-        return values, None
-    return values.dt.normalize(), values
-
-
-def _parse_dates(text: pd.Series, read: ReadOptions) -> tuple[pd.Series, pd.Series | None]:
-    """Parse date strings in stages: configured format, ISO 8601, then (no format set) a
-    format guessed from the data and, for what is left, pandas' per-value parser.
-
-    Day/month order of the non-ISO values: day-first when configured, or when the data
-    prove it (a first number above 12 and never a second one). Returns the dates (with
-    their time of day, if any) and, when the order was a default guess, the values it
-    changed (for a warning).
-    """
-    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
-    todo = text.notna()
-    if read.date_format:
-        out, todo = _fill(out, todo, text, read.date_format, read.dayfirst)
-    out, todo = _fill(out, todo, text, "ISO8601", read.dayfirst)
-    if read.date_format is not None:
-        # the configured date followed by a time of day ("25.09.2023 20:06:17"): dates
-        # are dates, so the time is read and dropped like an ISO value's
-        timed = todo & text.str.contains(":", regex=False).fillna(False).astype(bool)
-        for suffix in _TIME_SUFFIXES:
-            out, timed = _fill(out, timed, text, read.date_format + suffix, read.dayfirst)
-        return out, None
-    if not todo.any():
-        return out, None
-    parts = _day_month_parts(text[todo])
-    day_first = read.dayfirst or bool((parts[0] > 12).any() and not (parts[1] > 12).any())
-    guessed = guess_datetime_format(str(text[todo].iloc[0]), dayfirst=day_first)
-    if guessed is not None:
-        out, todo = _fill(out, todo, text, guessed, day_first)
-    plausible = todo & text.str.fullmatch(_PLAUSIBLE_DATE).fillna(False).astype(bool)
-    out, _ = _fill(out, plausible, text, "mixed", day_first)
-    if day_first:
-        return out, None
-    ambiguous = (parts[0] <= 12) & (parts[1] <= 12) & (parts[0] != parts[1])
-    return out, ambiguous.reindex(text.index, fill_value=False)
-
-
-def _day_month_parts(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """The first two numbers of dates like 03.01.2024 (NaN otherwise), via Arrow's regex
-    engine: pandas' ``str.extract`` loops in Python, too slow for millions of rows."""
-    arr = pa.array(text.astype("str"), from_pandas=True, type=pa.string())
-    found = pc.extract_regex(arr, pattern=_DAY_MONTH)
-    first, second = (
-        pd.Series(
-            pc.cast(pc.struct_field(found, name), pa.float64()).to_numpy(zero_copy_only=False),
-            index=text.index,
-        )
-        for name in ("a", "b")
-    )
-    return first, second
-
-
-def _fill(
-    out: pd.Series, todo: pd.Series, text: pd.Series, fmt: str, dayfirst: bool
-) -> tuple[pd.Series, pd.Series]:
-    if not todo.any():
-        return out, todo
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            parsed = pd.to_datetime(
-                text[todo], format=fmt, dayfirst=dayfirst, errors="coerce", utc=True
-            )
-        except (ValueError, TypeError, OverflowError):
-            return out, todo
-    parsed = parsed.dt.tz_localize(None).astype("datetime64[us]").reindex(text.index)
-    got = parsed.notna()
-    return out.mask(got, parsed), todo & ~got
-
-
-def _coerce_floats(raw: pd.Series, decimal: str, *, check_grouping: bool = False) -> _Coerced:
-    if ptypes.is_numeric_dtype(raw.dtype) or ptypes.is_bool_dtype(raw.dtype):
-        values = raw.astype("float64")
-        inf = pd.Series(np.isinf(values.to_numpy()), index=raw.index)
-        return _Coerced(values.mask(inf), values.isna(), inf)
-    text = _to_text(raw).str.strip()
-    blank = _is_missing(text)
-    present = text.mask(blank)
-    if decimal == ",":
-        # "12,5" needs only the comma swapped; values with a "." may use it to group thousands.
-        simple = present.notna() & ~present.str.contains(".", regex=False).fillna(False)
-        values = _to_float(present[simple].str.replace(",", ".", regex=False))
-        values = values.reindex(raw.index)
-    else:
-        values = _to_float(present)
-    retry = present.notna() & values.isna()
-    if retry.any():
-        values = values.mask(retry, _to_float(_clean_number(present[retry], decimal)))
-    bad = ~blank & ~np.isfinite(values)
-    grouped = _grouped_like(present, decimal) if check_grouping else None
-    return _Coerced(values.mask(bad), blank, bad, grouped=grouped)
-
-
-def _grouped_like(present: pd.Series, decimal: str) -> pd.Series | None:
-    """The values of a number column read as decimals that look like whole numbers grouped
-    by thousands with the decimal mark, or None when the column does not look so.
-
-    A German export of whole euros writes 1.266 and 438: under decimal '.' they read 1.266
-    and 438, and a user's 12-month revenue came out 8.0M instead of 29.7M with no word. A
-    column looks so when at least ``GROUPED_MIN_VALUES`` values carry the mark, every one
-    of them with exactly three digits after it and one to three (the first not 0) before,
-    and some values are whole numbers without the mark. Decimals in a fixed format (12.50,
-    0.125, 7.000) never look so; amounts in a currency of three decimal places can
-    (``data.read.grouping_check: false``)."""
-    marked = present.str.contains(decimal, regex=False).fillna(False).astype(bool)
-    if decimal == ",":  # a '.' groups thousands already: 1.234,567 is no question
-        marked &= ~present.str.contains(".", regex=False).fillna(False).astype(bool)
-    rows = np.flatnonzero(marked.to_numpy())
-    if len(rows) < GROUPED_MIN_VALUES:
-        return None
-    for some in (rows[:1000], rows):  # a column of decimals fails on its first values
-        core = _strip_noise(present.iloc[some])
-        if not bool(core.str.fullmatch(LOOKS_GROUPED[decimal]).fillna(False).all()):
-            return None
-    unmarked = present[present.notna() & ~marked]
-    if not bool(_strip_noise(unmarked).str.fullmatch(r"[+-]?\d+").fillna(False).any()):
-        return None
-    return marked
-
-
-def _strip_noise(text: pd.Series) -> pd.Series:
-    """Spaces, currency signs and codes gone, a trailing minus moved to the front."""
-    t = text.str.replace(NUMBER_NOISE, "", regex=True).str.replace(CURRENCY_CODE, "", regex=True)
-    return t.str.replace(TRAILING_MINUS, r"-\1", regex=True)
-
-
-def _to_float(text: pd.Series) -> pd.Series:
-    return pd.to_numeric(text, errors="coerce").astype("float64").reindex(text.index)
-
-
-def _clean_number(text: pd.Series, decimal: str) -> pd.Series:
-    """'1.234,56' / '1,234.56' / '€ 1 234' / 'EUR 12,5' / '202,94-' -> '1234.56' /
-    '1234.56' / '1234' / '12.5' / '-202.94'."""
-    t = _strip_noise(text)
-    if decimal == ",":
-        grouped = t.str.fullmatch(_GROUPED_COMMA_DECIMAL).fillna(False).astype(bool)
-        t = t.mask(grouped, t.str.replace(".", "", regex=False))
-        return t.str.replace(",", ".", regex=False)
-    grouped = t.str.fullmatch(_GROUPED_POINT_DECIMAL).fillna(False).astype(bool)
-    return t.mask(grouped, t.str.replace(",", "", regex=False))
-
-
-def yes_no_words(extra: Mapping[str, bool]) -> dict[str, bool]:
-    """The words read as yes/no: :data:`BOOL_TOKENS` and the user's ``data.read.yes_no``."""
-    return {**BOOL_TOKENS, **extra}
-
-
-def _coerce_bools(raw: pd.Series, extra: Mapping[str, bool] | None = None) -> _Coerced:
-    if ptypes.is_bool_dtype(raw.dtype):
-        values = raw.astype("boolean")
-        return _Coerced(values, values.isna(), pd.Series(False, index=raw.index))
-    if ptypes.is_numeric_dtype(raw.dtype):
-        f = raw.astype("float64")
-        blank = f.isna()
-        bad = ~blank & ~f.isin([0.0, 1.0])
-        return _Coerced((f == 1).astype("boolean").mask(blank | bad), blank, bad)
-    text = _to_text(raw).str.strip()
-    blank = _is_missing(text)
-    values = text.str.lower().map(yes_no_words(extra or {}))
-    bad = ~blank & values.isna()
-    return _Coerced(values.astype("boolean"), blank, bad)
-
-
 # -- messages -----------------------------------------------------------------------------
-BAD_PROBLEM: Mapping[Kind, str] = {
-    "date": "values that cannot be read as dates",
-    "float": "values that are not numbers",
-    "bool": "values that are not yes/no",
-    "id": "unreadable ids",
-    "str": "unreadable text",
-}
 REPEATED_ROWS = "rows that exactly repeat an earlier row were dropped"
 
 
@@ -1982,41 +1097,6 @@ _DUPLICATE_REMEDY = {
     "": "nothing to do if the export repeated rows; otherwise add a column that tells "
     "the rows apart.",
 }
-
-
-def bad_remedy(kind: Kind, read: ReadOptions) -> str:
-    if kind == "date" and read.date_format:
-        return (
-            f"these values match neither data.read.date_format '{read.date_format}' (a "
-            "time of day may follow) nor YYYY-MM-DD: change date_format to the format of "
-            "these dates if every table writes them so (it applies to all tables), else "
-            "export this column as YYYY-MM-DD (read in every table beside date_format), or "
-            "correct or remove these rows."
-        )
-    if kind == "date":
-        return (
-            "write dates as YYYY-MM-DD (a time or time zone may follow), or set "
-            "data.read.date_format (e.g. '%d.%m.%Y') for another fixed format; "
-            "otherwise correct or remove these rows."
-        )
-    if kind == "float":
-        if read.decimal == ",":
-            return (
-                "a decimal comma is configured (data.read.decimal: ','): write numbers like "
-                "1.234,56 or 1234,56; otherwise correct or remove these rows."
-            )
-        return (
-            "write plain numbers like 1234.56; if the file uses decimal commas (1.234,56) "
-            "set data.read.decimal: ','; otherwise correct or remove these rows."
-        )
-    if kind == "bool":
-        return (
-            "use true/false, yes/no, y/n or 1/0 (any case; ja/nein, oui/non, si/no, "
-            "wahr/falsch, vrai/faux are read too), or leave the cell blank; for other words "
-            "(a ticket type: complaint, question) say what each means with data.read.yes_no: "
-            "{complaint: true, question: false}."
-        )
-    return "correct or remove these rows."
 
 
 # what to do about a blank required value, where there is more to say than "fill it in"
@@ -2034,7 +1114,7 @@ def blank_remedy(table: str, column: str) -> str:
     return BLANK_REMEDY.get((table, column), f"fill in {column} or remove these rows.")
 
 
-def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
+def _blank_issue(t: Table, column: str, blank: pd.Series) -> DataIssue:
     if column == "account_id":
         return t.issue(
             column,
@@ -2052,7 +1132,7 @@ def _blank_issue(t: _Table, column: str, blank: pd.Series) -> DataIssue:
     )
 
 
-def _ambiguous_dates_issue(t: _Table, column: str, ambiguous: pd.Series) -> DataIssue:
+def _ambiguous_dates_issue(t: Table, column: str, ambiguous: pd.Series) -> DataIssue:
     return t.issue(
         column,
         "dates that read differently day-first and month-first were read month-first "
@@ -2064,23 +1144,8 @@ def _ambiguous_dates_issue(t: _Table, column: str, ambiguous: pd.Series) -> Data
     )
 
 
-def grouped_numbers_texts(read: ReadOptions) -> tuple[str, str]:
-    """(problem, remedy) of the error about whole numbers grouped by the decimal mark
-    (:func:`_grouped_like`); the Spark reader words it the same way."""
-    mark, other = (".", ",") if read.decimal == "." else (",", ".")
-    return (
-        f"numbers that look like whole numbers with '{mark}' grouping thousands (every "
-        f"value with a '{mark}' has exactly three digits after it; the others are whole) "
-        f"would be read with '{mark}' as the decimal mark (data.read.decimal: "
-        f"'{read.decimal}'): 1{mark}266 as 1.266, not 1266",
-        f"if '{mark}' groups thousands in this file, set data.read.decimal: '{other}' "
-        f"(1{mark}266 is then read as 1266); if these really are decimals with three places "
-        "(e.g. amounts in KWD or BHD), set data.read.grouping_check: false.",
-    )
-
-
 def _grouped_numbers_issue(
-    t: _Table, column: str, grouped: pd.Series, read: ReadOptions
+    t: Table, column: str, grouped: pd.Series, read: ReadOptions
 ) -> DataIssue:
     problem, remedy = grouped_numbers_texts(read)
     return t.issue(column, problem, remedy, grouped)
@@ -2162,41 +1227,3 @@ def remap_fix(table: str, column: str, near: list[str]) -> str:
     if near:
         return f"did you mean '{near[0]}'? Set data.columns.{table}.{column}: {near[0]}"
     return f"set data.columns.{table}.{column} to the exact name of the source column"
-
-
-def show_cell(value: object) -> str:
-    """A raw cell as the user would recognise it (dates at midnight without the time)."""
-    if isinstance(value, pd.Timestamp) and value == value.normalize():
-        text = str(value.date())
-    elif value is None or (not isinstance(value, str) and bool(pd.isna(value))):  # type: ignore[call-overload]
-        text = ""
-    else:
-        text = str(value)
-    return text if len(text) <= _MAX_EXAMPLE_CHARS else text[: _MAX_EXAMPLE_CHARS - 1] + "…"
-
-
-def parse_day(value: str | None, what: str) -> pd.Timestamp | None:
-    """A day a user typed (``--as-of``, ``KA_ML_AS_OF``): YYYY-MM-DD, and only so. pandas
-    would read 01.10.2026 month-first (2026-01-10) without a word, a silent shift of the
-    as-of by months. None for None or blank."""
-    if value is None or not value.strip():
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        raise KaMlError(
-            f"{what} '{value}' is not a date of the form YYYY-MM-DD.",
-            "use the form YYYY-MM-DD (e.g. 2026-10-01 for 1 October 2026).",
-        )
-    try:
-        return pd.Timestamp(value.strip())
-    except (ValueError, TypeError) as e:
-        raise KaMlError(f"{what} '{value}' is not a date.", "use the form YYYY-MM-DD.") from e
-
-
-def normalize_as_of(as_of: pd.Timestamp | None) -> pd.Timestamp | None:
-    """The as-of as the day the half-open rule cuts at (UTC, midnight)."""
-    if as_of is None:
-        return None
-    ts = pd.Timestamp(as_of)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.normalize()

@@ -41,6 +41,27 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from ka_ml.config import DataConfig, ReadOptions
+from ka_ml.data.coerce import (
+    BAD_PROBLEM,
+    CURRENCY_CODE,
+    GROUPED_MIN_VALUES,
+    LOOKS_GROUPED,
+    MISSING_TOKENS,
+    NUMBER_NOISE,
+    TRAILING_MINUS,
+    bad_remedy,
+    grouped_numbers_texts,
+    yes_no_words,
+)
+from ka_ml.data.currency import (
+    MONEY_COLUMNS,
+    converted_note,
+    currency_columns,
+    currency_issue,
+    is_conversion,
+    no_currency_column_issue,
+    unknown_currency_texts,
+)
 from ka_ml.data.history import History
 from ka_ml.data.loader import (
     DELIMITER_NAMES,
@@ -58,48 +79,33 @@ from ka_ml.data.loader import (
 )
 from ka_ml.data.merges import merge_map, merged_note
 from ka_ml.data.schema import EVENT_DATE, SCHEMA, SEVERITIES, SIGNED_DATE, SURVEY_SCALE, Kind
+from ka_ml.data.spellings import (
+    case_twins_texts,
+    one_spelling,
+    owner_spellings_texts,
+    zero_twins_texts,
+)
 from ka_ml.data.sql import safe_url, sql_url
+from ka_ml.data.table import show_cell
 from ka_ml.data.validate import (
-    BAD_PROBLEM,
-    CURRENCY_CODE,
     EMPTY_ROWS,
-    GROUPED_MIN_VALUES,
     IMPOSSIBLE,
-    LOOKS_GROUPED,
-    MISSING_TOKENS,
-    MONEY_COLUMNS,
-    NUMBER_NOISE,
     ORDER_LINE,
     REPEATED_ROWS,
     SEVERITY_FIX,
     SORT_KEYS,
     SURVEY_SCALE_FIX,
-    TRAILING_MINUS,
     amount_scale_break,
     amount_scale_issue,
-    bad_remedy,
     blank_remedy,
-    case_twins_texts,
-    converted_note,
     credits_over_spend_issue,
-    currency_columns,
-    currency_issue,
-    grouped_numbers_texts,
-    is_conversion,
     lines_posted_twice_issue,
     mapped_table_missing,
-    no_currency_column_issue,
-    one_spelling,
     order_examples,
     order_ids_shared_issue,
-    owner_spellings_texts,
     renewed_while_running,
     repeated_rows_remedy,
-    show_cell,
     small_scale_issue,
-    unknown_currency_texts,
-    yes_no_words,
-    zero_twins_texts,
 )
 from ka_ml.errors import DataIssue, DataValidationError, KaMlError
 from ka_ml.spark.kernel import CLOCKS, SLOT_KINDS, SLOTS, TABLE_CODES, Layout
@@ -1230,7 +1236,7 @@ def _check_aggregates(name: str, present: set[str]) -> list[Column]:
 
 def _grouping_aggregates(name: str, raw: DataFrame, read: ReadOptions) -> list[Column]:
     """The loader's look for whole numbers grouped by the decimal mark
-    (:func:`ka_ml.data.validate._grouped_like`), as three counts per number column read
+    (:func:`ka_ml.data.coerce._grouped_like`), as three counts per number column read
     from text: values with the mark, those of them that look grouped, whole ones."""
     from pyspark.sql import functions as F
 
