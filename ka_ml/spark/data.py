@@ -502,7 +502,7 @@ def _collected(rows: DataFrame) -> pd.DataFrame:
 
 
 def _known_date(table: str, frame: DataFrame) -> Column:
-    """The date a row of ``table`` is known from (:func:`ka_ml.data.validate.known_dates`):
+    """The date a row of ``table`` is known from (:func:`ka_ml.data.history.known_dates`):
     its event date; a contract's signed_date where it has one."""
     from pyspark.sql import functions as F
 
