@@ -40,7 +40,7 @@ from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.split import describe_line
 from ka_ml.modeling.tuning import budget_note, winner_note
 from ka_ml.monitoring.drift import learned_snapshots, training_reference
-from ka_ml.scoring.explain import reason_reference, reason_typical
+from ka_ml.scoring.explain import reason_accounts, reason_reference, reason_typical
 from ka_ml.spark.features import build_training_set as build_on_spark
 from ka_ml.training.churn import train_churn
 from ka_ml.training.evaluation import CYCLE_CARD_KEYS, Evaluation, evaluate, model_card
@@ -207,9 +207,10 @@ def run_training(
             pre.sample.history, folds, feats, cfg, progress, on_trial
         )
         log_reference(churn, ts, feats, cfg, pre)
+        lit = reason_accounts(ts, cfg)
         churn.attach(
-            reason_reference=reason_reference(churn, ts, cfg),
-            reason_typical=reason_typical(churn, ts, cfg),
+            reason_reference=reason_reference(churn, lit),
+            reason_typical=reason_typical(churn, lit),
         )
         progress("tuning, backtesting and fitting the purchase-timing model ...")
         timing, timing_tuning, toot = fit_timing(

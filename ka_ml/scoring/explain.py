@@ -131,9 +131,11 @@ def probability_contributions(
 REFERENCE_ROWS = 5000
 
 
-def _lit_sample(rows: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """The accounts that would get a light (not lapsed) on the latest snapshot of ``rows``,
-    a seeded sample of at most REFERENCE_ROWS (empty when there are none)."""
+def reason_accounts(rows: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The accounts the reasons are measured from: those that would get a light (not
+    lapsed) on the latest snapshot of ``rows``, a seeded sample of at most REFERENCE_ROWS
+    (empty when there are none). Training draws them once for :func:`reason_reference`
+    and :func:`reason_typical`."""
     if rows.empty:
         return rows
     latest = rows[rows["as_of"] == rows["as_of"].max()]
@@ -141,38 +143,37 @@ def _lit_sample(rows: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return lit.sample(min(len(lit), REFERENCE_ROWS), random_state=cfg.seed)
 
 
-def reason_reference(model: ChurnModel, rows: pd.DataFrame, cfg: Config) -> np.ndarray | None:
+def reason_reference(model: ChurnModel, lit: pd.DataFrame) -> np.ndarray | None:
     """The point the reasons are measured from: each feature's mean log-odds contribution
-    over the accounts that would get a light (:func:`_lit_sample`). None when there are none.
+    over the accounts that would get a light (``lit``: :func:`reason_accounts`). None when
+    there are none.
 
     TreeSHAP measures from the average of every training row; where most of those are lost
     customers (CDNOW: 72% lapsed, base near 0.8) a yellow account at 59% reads three reasons
     that "lower" its risk. Measured from the typical lit account, "raises risk" means
     riskier than that account, which is what the lights compare.
     """
-    sample = _lit_sample(rows, cfg)
-    if sample.empty:
+    if lit.empty:
         return None
-    return np.asarray(model.contributions(sample)[:, :-1].mean(axis=0), float)
+    return np.asarray(model.contributions(lit)[:, :-1].mean(axis=0), float)
 
 
-def reason_typical(model: ChurnModel, rows: pd.DataFrame, cfg: Config) -> dict[str, float]:
+def reason_typical(model: ChurnModel, lit: pd.DataFrame) -> dict[str, float]:
     """The typical account the reasons are measured from, in values a manager can compare
     with: the median of each window count and spend (``orders_90d``, ``spend_180d``: the
     catalog features whose sentences say ``{typical}``) over the same accounts as
-    :func:`reason_reference`. Empty when there are none.
+    :func:`reason_reference` (``lit``). Empty when there are none.
 
     "Orders in the last 90 days: 1 (raises risk)" was said without the account's average
     where that average reads against the risk (1.1): 100 of the demo's ~1,500 red and
     yellow reasons, 37 of them a first reason. Steady for the account, it raises the risk
     against the accounts the lights compare it with, and 67 of them now say so ("2 at a
     typical account"); the other 33 sit at the typical value."""
-    sample = _lit_sample(rows, cfg)
     out: dict[str, float] = {}
     for f in model.features_:
-        if f not in sample or not _says_typical(f):
+        if f not in lit or not _says_typical(f):
             continue
-        values = pd.to_numeric(sample[f], errors="coerce").dropna()
+        values = pd.to_numeric(lit[f], errors="coerce").dropna()
         if len(values):
             out[f] = float(values.median())
     return out
