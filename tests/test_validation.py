@@ -1280,7 +1280,7 @@ def test_a_change_of_units_in_the_order_amounts_is_found_on_its_day(
     day: object, factor: float, seed: int
 ) -> None:
     """A new ERP sending cents from one day on: found on that day, with both levels."""
-    from ka_ml.data.validate import amount_scale_break, order_amount_days
+    from ka_ml.data.history_checks import amount_scale_break, order_amount_days
 
     found = amount_scale_break(order_amount_days(_amount_days(str(day), factor, seed)))
     assert found is not None and found.day == pd.Timestamp(str(day))
@@ -1290,7 +1290,7 @@ def test_a_change_of_units_in_the_order_amounts_is_found_on_its_day(
 @settings(max_examples=25, deadline=None)
 @given(factor=st.sampled_from([1.08, 0.9, 3.0, 0.2, 12.0]), seed=st.integers(0, 1000))
 def test_price_moves_and_new_segments_are_not_a_change_of_units(factor: float, seed: int) -> None:
-    from ka_ml.data.validate import amount_scale_break, order_amount_days
+    from ka_ml.data.history_checks import amount_scale_break, order_amount_days
 
     assert amount_scale_break(order_amount_days(_amount_days("2025-07-14", factor, seed))) is None
 
@@ -1312,7 +1312,7 @@ def test_order_amount_days_is_the_lower_median_of_each_days_positive_amounts(
     day by day (ties, lone days, credits, zero amounts and spans past 16 bits included)."""
     import numpy as np
 
-    from ka_ml.data.validate import order_amount_days
+    from ka_ml.data.history_checks import order_amount_days
 
     orders = pd.DataFrame(
         {

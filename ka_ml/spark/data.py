@@ -63,6 +63,16 @@ from ka_ml.data.currency import (
     unknown_currency_texts,
 )
 from ka_ml.data.history import History
+from ka_ml.data.history_checks import (
+    ORDER_LINE,
+    amount_scale_break,
+    amount_scale_issue,
+    credits_over_spend_issue,
+    lines_posted_twice_issue,
+    order_examples,
+    order_ids_shared_issue,
+    renewed_while_running,
+)
 from ka_ml.data.loader import (
     DELIMITER_NAMES,
     RawRead,
@@ -90,20 +100,12 @@ from ka_ml.data.table import show_cell
 from ka_ml.data.validate import (
     EMPTY_ROWS,
     IMPOSSIBLE,
-    ORDER_LINE,
     REPEATED_ROWS,
     SEVERITY_FIX,
     SORT_KEYS,
     SURVEY_SCALE_FIX,
-    amount_scale_break,
-    amount_scale_issue,
     blank_remedy,
-    credits_over_spend_issue,
-    lines_posted_twice_issue,
     mapped_table_missing,
-    order_examples,
-    order_ids_shared_issue,
-    renewed_while_running,
     repeated_rows_remedy,
     small_scale_issue,
 )
@@ -472,8 +474,8 @@ def _shown(value: Any) -> str:
 
 
 def _spark_amount_scale(orders: DataFrame) -> list[DataIssue]:
-    """:func:`ka_ml.data.validate.amount_scale_break` with Spark: the order days' line counts
-    and median log amounts (a few thousand rows) come to the driver; the same warning."""
+    """:func:`ka_ml.data.history_checks.amount_scale_break` with Spark: the order days' line
+    counts and median log amounts (a few thousand rows) come to the driver; the same warning."""
     from pyspark.sql import functions as F
 
     pos = orders.where(F.col("amount") > 0)
@@ -513,8 +515,8 @@ def _known_date(table: str, frame: DataFrame) -> Column:
 
 
 def _spark_order_id_issues(orders: DataFrame) -> list[DataIssue]:
-    """:func:`ka_ml.data.validate.order_id_issues` with Spark: order lines posted again on a
-    later day, and order ids under more than one account (same counts and examples)."""
+    """:func:`ka_ml.data.history_checks.order_id_issues` with Spark: order lines posted again
+    on a later day, and order ids under more than one account (same counts and examples)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
