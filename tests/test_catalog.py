@@ -19,6 +19,7 @@ from ka_ml.features.catalog import (
     features_for,
     format_value,
     get,
+    with_typical,
 )
 
 
@@ -164,9 +165,71 @@ def test_a_window_level_as_usual_says_the_typical_account_the_risk_is_measured_a
     assert not spec.agrees_with([3.0, 3.0], [2.5, 3.0], raises=True).any()
     assert not spec.agrees_with([3.0, 3.0], [2.5, 3.0], raises=False).any()
     assert not spec.agrees_with(math.nan, 3.0, raises=True)
-    assert not get("tenure_days").agrees_with(1.0, 3.0, raises=True)  # no way to read it
     spend = get("spend_365d").describe(5000.0, other={"typical": "12,000 EUR"}, currency="EUR")
     assert spend == "Spend in the last 365 days: 5,000 EUR (12,000 EUR at a typical account)"
+
+
+def test_a_level_with_no_yardstick_gets_a_variant_saying_the_typical_account() -> None:
+    """Read on the demo's red list: "Average time between orders: 96 days (raises risk)",
+    "Customer for 10.4 years (raises risk)", "Complaints per order in the last 365 days: 0.14
+    (raises risk)": a level with nothing to read it against. Every model feature said as a
+    level gets a variant with the typical account's value, tried before the plain sentence."""
+    gap = get("gap_mean_days")
+    assert gap.templates == (
+        "Average time between orders: {value} ({typical} at a typical account)",
+        "Average time between orders: {value}",
+    )
+    assert gap.describe(96.0, other={"typical": "34 days"}) == (
+        "Average time between orders: 96 days (34 days at a typical account)"
+    )
+    assert gap.describe(96.0, other={"typical": math.nan}) == "Average time between orders: 96 days"
+    # a richer sentence keeps its place; the variant goes before the plain one
+    usage = get("usage_recency_days").templates
+    assert usage[0].endswith("(in use {usage_active_weeks_26w} of the last 26 weeks)")
+    assert usage[1:] == (
+        "Product not used for {value} ({typical} at a typical account)",
+        "Product not used for {value}",
+    )
+    # signed changes, dates to come, flags, categories and scorer-only features: none
+    for name in ("orders_trend_90d", "contract_days_to_end", "has_active_contract", "industry"):
+        assert not any("{typical}" in t for t in get(name).templates), name
+    assert not any("{typical}" in t for s in FEATURES if not s.model for t in s.templates)
+    # a window's templates already say it where they should: not twice
+    assert sum("{typical}" in t for t in get("orders_90d").templates) == 2
+    assert with_typical(get("orders_90d")) == get("orders_90d")
+
+
+def test_the_typical_account_is_said_on_the_side_the_direction_says() -> None:
+    """With a good and a bad side (orders, a silence) the typical account is said only where
+    the value is on the direction's side of it; a feature with neither (a tenure, an order
+    value) says it on either side, beyond 5% of it, the way the risk moved being the model's."""
+    tenure = get("tenure_days")
+    assert tenure.agrees_with([1000.0, 4000.0], 2000.0, raises=[True, True]).all()
+    assert tenure.agrees_with([1000.0, 4000.0], 2000.0, raises=[False, False]).all()
+    assert not tenure.agrees_with([1950.0, 2050.0], 2000.0, raises=True).any()  # within 5%
+    assert not tenure.agrees_with(math.nan, 2000.0, raises=True)
+    silence = get("recency_days")
+    assert silence.agrees_with(52.0, 22.0, raises=True)
+    assert not silence.agrees_with(12.0, 22.0, raises=True)
+    assert silence.agrees_with(12.0, 22.0, raises=False)
+    # "none", not "0.00", for a typical account with nothing; days stay days
+    assert get("complaints_per_order_365d").say_typical(0.0) == "none"
+    assert get("tickets_90d").say_typical(0.0) == "none"
+    assert get("complaints_per_order_365d").say_typical(0.25) == "0.25"
+    assert silence.say_typical(22.0) == "22 days"
+
+
+def test_a_silence_past_or_well_within_the_own_cycle_shows_the_news_itself() -> None:
+    """ "No order for 124 days (typical gap 13 days) (raises risk)" needs no other yardstick;
+    "No order for 52 days (typical gap 78 days) (raises risk)" does. ``shows`` is the mirror
+    of ``reads_backwards``: the ratio as said, past 1 (bad news) or under 0.5 (good news)."""
+    ratio = get("overdue_ratio")
+    values = np.array([124 / 13, 52 / 78, 0.2, 1.04])
+    assert ratio.shows(values, raises=True).tolist() == [True, False, False, False]
+    assert ratio.shows(values, raises=False).tolist() == [False, False, True, False]
+    assert ratio.reads_backwards(values, np.ones(4, bool)).tolist() == [False, False, True, False]
+    assert not ratio.shows(math.nan, raises=True)
+    assert not get("tenure_days").shows(4000.0, raises=True)  # no good or bad side
 
 
 def test_a_usage_silence_says_how_often_the_product_was_in_use() -> None:

@@ -173,17 +173,25 @@ def test_no_shown_reason_on_the_demo_contradicts_its_own_sentence(
             assert not backwards.any(), reasons.loc[rows, f"reason_{k}"][backwards].head().tolist()
 
 
-def test_a_window_count_or_spend_is_said_against_the_typical_account_only_where_it_shows_why(
+def test_a_level_is_said_against_the_typical_account_only_where_it_shows_why(
     reasons: pd.DataFrame, churn: ChurnModel, X: pd.DataFrame
 ) -> None:
-    """ "Orders in the last 90 days: 1 (raises risk)" said no comparison where the account's
-    own average (1.1) reads against the risk; the typical lit account the risk is measured
-    from ("3 at a typical account") is said there, and only where it shows the direction."""
+    """ "Orders in the last 90 days: 1 (raises risk)", "Average time between orders: 96 days
+    (raises risk)", "No order for 52 days (typical gap 78 days) (raises risk)": levels said
+    with no yardstick, or one that reads against the risk. The typical lit account the risk
+    is measured from ("34 days at a typical account") is said there, in its own words, and
+    only where the value is on the side of it the direction says (either side for a feature
+    with no good or bad side); never where the sentence's own comparison already says why."""
     typical = churn.reason_typical_
-    assert typical and {"orders_90d", "spend_90d"} <= set(typical)  # training attached them
-    assert all("{typical}" in catalog.get(f).templates[0] for f in typical)
+    assert typical is not None
+    # training attached every feature whose sentences can say it, from its lit accounts
+    assert {"orders_90d", "spend_90d", "recency_days", "gap_mean_days", "tenure_days"} <= set(
+        typical
+    )
+    assert all(any("{typical}" in t for t in catalog.get(f).templates) for f in typical)
     raw = X.reset_index(drop=True)
-    said = 0
+    ratio = raw["overdue_ratio"].to_numpy(float)
+    said: dict[str, int] = {}
     for k in (1, 2, 3):
         feats = reasons[f"reason_{k}_feature"].to_numpy(object)
         texts = reasons[f"reason_{k}"].astype(str).to_numpy(object)
@@ -191,16 +199,39 @@ def test_a_window_count_or_spend_is_said_against_the_typical_account_only_where_
         for f in set(feats) & set(typical):
             rows = np.flatnonzero(feats == f)
             spec = catalog.get(f)
-            agrees = spec.agrees_with(raw.loc[rows, f].to_numpy(float), typical[f], raises[rows])
+            values = raw.loc[rows, f].to_numpy(float)
+            agrees = spec.agrees_with(values, typical[f], raises[rows])
+            words = spec.say_typical(typical[f])
+            clause = re.compile(rf"[(;] {{0,1}}{re.escape(words)} at a typical account\)")
             with_typical = np.array(["at a typical account" in t for t in texts[rows]])
-            averaged = np.array(["in an average" in t for t in texts[rows]])
+            assert all(clause.search(t) for t in texts[rows][with_typical]), texts[rows][:3]
             assert not (with_typical & ~agrees).any(), texts[rows][with_typical & ~agrees][:3]
-            # left out only where the account's own average says why (said alone), or where
-            # the typical account would not show it either
-            missed = ~with_typical & agrees & ~averaged
+            # left out where the own comparison says why: the account's own average, or
+            # the silence past its own cycle
+            own = np.array(["in an average" in t for t in texts[rows]])
+            if f == "recency_days":
+                own |= catalog.get("overdue_ratio").shows(ratio[rows], raises[rows])
+                assert not (with_typical & own).any(), texts[rows][with_typical & own][:3]
+            bare = {
+                t.format(value=spec.format(v)) + d
+                for t in spec.templates
+                if re.fullmatch(r"[^{}]*\{value\}[^{}]*", t)
+                for v in values
+                for d in (" (raises risk)", " (lowers risk)")
+            }
+            if f == "recency_days":  # "No order for 52 days (typical gap 78 days)"
+                bare |= {
+                    f"No order for {spec.format(v)} (typical gap "
+                    f"{catalog.get('gap_median_days').format(g)}){d}"
+                    for v, g in zip(values, raw.loc[rows, "gap_median_days"], strict=True)
+                    for d in (" (raises risk)", " (lowers risk)")
+                }
+            same_words = np.array([spec.format(v) == words for v in values])
+            missed = np.array([t in bare for t in texts[rows]]) & agrees & ~own & ~same_words
             assert not missed.any(), texts[rows][missed][:3]
-            said += int(with_typical.sum())
-    assert said > 0  # the demo has such accounts: the check above is not vacuous
+            said[f] = said.get(f, 0) + int(with_typical.sum())
+    # the demo has such accounts for several kinds of level: the checks are not vacuous
+    assert {f for f, n in said.items() if n} >= {"orders_90d", "recency_days", "gap_mean_days"}
 
 
 def test_reasons_name_model_features_from_three_different_groups_strongest_first(

@@ -19,7 +19,7 @@ import math
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -63,6 +63,13 @@ RATIO_WELL_WITHIN = 0.5
 # and reads as steady, not as bad news, within this share of that average
 USUAL_MIN_WINDOWS = 2
 USUAL_SAME_WITHIN = 0.05
+# units whose value alone leaves a manager asking "against what?" ("Average time between
+# orders: 96 days (raises risk)"): a model feature in one of them whose sentence says no
+# comparison gets a variant saying the typical account's value (:func:`with_typical`)
+TYPICAL_UNITS: frozenset[str] = frozenset(
+    {"days", "count", "currency", "number", "rate", "share", "score"}
+)
+TYPICAL_CLAUSE = "{typical} at a typical account"
 # units said with a sign ("rose 12%", "up 3 points"), and the factor of the digits said
 _SIGNED_UNITS: dict[str, float] = {
     "change": 100.0,
@@ -219,9 +226,10 @@ class FeatureSpec:
     # snapshot reaches a year back (:func:`past_years`)
     past_years: bool = False
     # which way a manager expects risk to go with the value: "lower" (a fall in usage, no
-    # order in 90 days), "higher" (complaints), "" (no one way: tickets, order value). Only
-    # read where the sentence itself says good or bad news (a signed change, or a count at
-    # zero), by :meth:`reads_backwards`
+    # order in 90 days), "higher" (complaints, a silence), "" (no one way: tickets, order
+    # value). Read where the sentence itself says good or bad news (a signed change, or a
+    # count at zero), by :meth:`reads_backwards`, and for which side of the typical account
+    # a value must be to say it (:meth:`agrees_with`)
     risk_rises_when: Literal["higher", "lower", ""] = ""
     # another feature whose value says whether this one's sentence is good or bad news: "No
     # order for 1 day (typical gap 63 days)" is news as good as the silence against the
@@ -276,13 +284,17 @@ class FeatureSpec:
     def agrees_with(self, value: Any, other: Any, raises: Any) -> np.ndarray:
         """Where ``value`` against ``other`` (the typical account's) is the news the
         direction says: worse where "(raises risk)" (``raises``), better where "(lowers
-        risk)"; as good as ``other`` agrees with neither. Never without
-        ``risk_rises_when`` or either value."""
+        risk)"; as good as ``other`` agrees with neither. A feature without
+        ``risk_rises_when`` has no good or bad side (an order value, a tenure, a typical
+        gap): there any value beyond ``USUAL_SAME_WITHIN`` of ``other`` agrees, the way the
+        risk moved being the model's alone. Never without either value."""
         v, u = np.asarray(value, dtype=float), np.asarray(other, dtype=float)
-        if not self.risk_rises_when:
-            return np.zeros(np.broadcast(v, u).shape, dtype=bool)
         worse, better = self._sides(v, u)
-        return np.where(np.asarray(raises, dtype=bool), worse, better) & np.isfinite(v + u)
+        if self.risk_rises_when:
+            said = np.where(np.asarray(raises, dtype=bool), worse, better)
+        else:
+            said = np.broadcast_to(worse | better, np.broadcast(v, u, raises).shape)
+        return said & np.isfinite(v + u)
 
     def usual_reads_against(self, value: Any, usual: Any, raises: Any) -> np.ndarray:
         """Where "(raises risk)" (``raises``) or "(lowers risk)" after the comparison with
@@ -303,6 +315,15 @@ class FeatureSpec:
         whole = self.unit == "count" and float(usual).is_integer()
         unit: Unit = "rate" if self.unit == "count" and not whole else self.unit
         return format_value(unit, usual, currency)
+
+    def say_typical(self, typical: float, currency: str = "") -> str:
+        """The typical account's value as a template's ``{typical}`` says it: as
+        :meth:`say_usual`, and "none" for a count, amount, rate or share of 0
+        ("Complaints per order in the last 365 days: 0.22 (none at a typical account)", not
+        "(0.00 at a typical account)")."""
+        if typical == 0 and self.unit != "days":
+            return "none"
+        return self.say_usual(typical, currency)
 
     def is_late(self, value: object, other: Mapping[str, object]) -> bool:
         """Whether the row is silent past its typical gap as its sentence says it: the ratio
@@ -378,26 +399,40 @@ class FeatureSpec:
         overdue) and good news below ``RATIO_WELL_WITHIN`` ("0.0 times": ordered yesterday);
         between, nearly due, it reads either way ("0.9 times the typical gap (raises
         risk)" is no contradiction)."""
+        worse, better = self._news(values)
+        raises = np.asarray(raises, dtype=bool)
+        return (better & raises) | (worse & ~raises)
+
+    def shows(self, values: Any, raises: Any) -> np.ndarray:
+        """Per value, True where this feature's sentence itself says the news that "(raises
+        risk)" (``raises``) or "(lowers risk)" after it says: "No order for 124 days, 3.3
+        times the typical gap" before "(raises risk)" needs no other yardstick; "0.7 times"
+        does. The mirror of :meth:`reads_backwards`."""
+        worse, better = self._news(values)
+        raises = np.asarray(raises, dtype=bool)
+        return (worse & raises) | (better & ~raises)
+
+    def _news(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(bad news, good news) per value, as the sentence says it (see
+        :meth:`reads_backwards`); neither without ``risk_rises_when`` or a value."""
         v = np.asarray(values, float)
-        out = np.zeros(v.shape, bool)
+        worse = better = np.zeros(v.shape, bool)
         if not self.risk_rises_when:
-            return out
+            return worse, better
         worse_up = self.risk_rises_when == "higher"
         if self.unit in _SIGNED_UNITS:
             said = np.round(v * _SIGNED_UNITS[self.unit], 0 if self.unit != "points" else 1)
-            worse = said > 0 if worse_up else said < 0
-            better = said < 0 if worse_up else said > 0
-            out = (better & raises) | (worse & ~raises)
+            up, down = said > 0, said < 0
+            worse, better = (up, down) if worse_up else (down, up)
         elif self.unit == "ratio":
             said = np.round(v, 1)  # as said: "1.0 times" is as usual
             past, well_within = said > 1, said < RATIO_WELL_WITHIN
-            worse = past if worse_up else well_within
-            better = well_within if worse_up else past
-            out = (better & raises) | (worse & ~raises)
+            worse, better = (past, well_within) if worse_up else (well_within, past)
         elif self.unit in ("count", "currency", "share"):
             zero = np.round(v, 6) == 0  # the best value when risk rises with it, else the worst
-            out = zero & (raises if worse_up else ~raises)
-        return out & np.isfinite(v)
+            worse, better = (worse, zero) if worse_up else (zero, better)
+        finite = np.isfinite(v)
+        return worse & finite, better & finite
 
     def available(self, history: History) -> bool:
         """True when the data has this feature's table and every column it needs."""
@@ -464,12 +499,17 @@ _ORDER_SPECS_HEAD = (
         templates=(
             "No order for {value} (typical gap {gap_median_days}; it went longer without an "
             "order {gaps_longer_than_silence} before and came back)",
+            # within its own cycle, the silence raises the risk against the accounts the
+            # lights compare it with: "No order for 52 days (typical gap 78 days; 21 days at
+            # a typical account)"
+            f"No order for {{value}} (typical gap {{gap_median_days}}; {TYPICAL_CLAUSE})",
             "No order for {value} (typical gap {gap_median_days})",
             "No order for {value}",
         ),
         missing="No order on record",
         high_means="long time since the last order",
         low_means="ordered recently",
+        risk_rises_when="higher",
         reads_as="overdue_ratio",
         clause_nonzero=("gaps_longer_than_silence",),
         clause_when_late=("gaps_longer_than_silence",),
@@ -1255,12 +1295,32 @@ _OTHER_SPECS = (
 )
 
 
+def with_typical(spec: FeatureSpec) -> FeatureSpec:
+    """``spec`` with, before each template that says the value alone, the same sentence
+    with the typical account's value (``{typical}``, :data:`TYPICAL_CLAUSE`): for model
+    features in :data:`TYPICAL_UNITS`. "Average time between orders: 96 days (raises risk)"
+    left a manager asking against what; "(31 days at a typical account)" says it. The
+    caller decides where it is said (:func:`ka_ml.scoring.explain.reason_frame`); without
+    it the plain sentence follows."""
+    if not spec.model or spec.kind != "num" or spec.unit not in TYPICAL_UNITS:
+        return spec
+    templates: list[str] = []
+    for t in spec.templates:
+        fields = {f for _, f, _, _ in string.Formatter().parse(t) if f}
+        variant = f"{t} ({TYPICAL_CLAUSE})"
+        if fields == {"value"} and variant not in spec.templates:
+            templates.append(variant)
+        templates.append(t)
+    return replace(spec, templates=tuple(templates))
+
+
 def catalog(windows: Iterable[int] = DEFAULT_WINDOWS) -> tuple[FeatureSpec, ...]:
     """Every feature for these count/spend windows, in catalog (= column) order."""
     ws = sorted(set(int(w) for w in windows))
     counts = tuple(_window_specs(w)[0] for w in ws)
     spends = tuple(_window_specs(w)[1] for w in ws)
-    return (*_ORDER_SPECS_HEAD, *counts, *spends, *_ORDER_SPECS_TAIL, *_OTHER_SPECS)
+    specs = (*_ORDER_SPECS_HEAD, *counts, *spends, *_ORDER_SPECS_TAIL, *_OTHER_SPECS)
+    return tuple(with_typical(s) for s in specs)
 
 
 FEATURES: tuple[FeatureSpec, ...] = catalog()

@@ -160,15 +160,19 @@ def reason_reference(model: ChurnModel, lit: pd.DataFrame) -> np.ndarray | None:
 
 def reason_typical(model: ChurnModel, lit: pd.DataFrame) -> dict[str, float]:
     """The typical account the reasons are measured from, in values a manager can compare
-    with: the median of each window count and spend (``orders_90d``, ``spend_180d``: the
-    catalog features whose sentences say ``{typical}``) over the same accounts as
+    with: the median of each model feature whose sentences say ``{typical}`` (window counts
+    and spends, the silence, gaps, tenure, order values, complaint rates, ...:
+    :func:`ka_ml.features.catalog.with_typical`) over the same accounts as
     :func:`reason_reference` (``lit``). Empty when there are none.
 
     "Orders in the last 90 days: 1 (raises risk)" was said without the account's average
     where that average reads against the risk (1.1): 100 of the demo's ~1,500 red and
     yellow reasons, 37 of them a first reason. Steady for the account, it raises the risk
     against the accounts the lights compare it with, and 67 of them now say so ("2 at a
-    typical account"); the other 33 sit at the typical value."""
+    typical account"); the other 33 sit at the typical value. Levels said with no yardstick
+    at all ("Average time between orders: 96 days", "Customer for 10.4 years", "No order
+    for 52 days (typical gap 78 days)", each "(raises risk)") now say the typical
+    account's value too."""
     out: dict[str, float] = {}
     for f in model.features_:
         if f not in lit or not _says_typical(f):
@@ -256,10 +260,11 @@ def _describe_rows(
     ``raises`` (per i: the sentence is followed by "(raises risk)", else "(lowers risk)"):
     a clause of another feature that would read against it is left out, so the template
     without it is used ("Latest survey score 6/10 (raises risk)", not "Latest survey score 6/10,
-    up 3 points (raises risk)"). ``typical`` (:func:`reason_typical`): a window's count or
-    spend at the typical account, said where the account's own average does not show why
-    the value moves the risk the way it does (against it, or none) and the typical account's
-    does.
+    up 3 points (raises risk)"). ``typical`` (:func:`reason_typical`): the value at the
+    typical account, said where the sentence's own comparison (a window's average, the
+    silence against the own cycle) does not show why the value moves the risk the way it
+    does (against it, or none) and the typical account's does
+    (:meth:`ka_ml.features.catalog.FeatureSpec.agrees_with`).
     """
     out: list[str] = [""] * len(rows)
     for j in np.unique(lead):
@@ -272,29 +277,48 @@ def _describe_rows(
             for k, f in enumerate(others, start=1):
                 against = _reads_backwards(sub[[f]], [f], raises[where][:, None])[:, 0]
                 columns[k] = [np.nan if a else v for a, v in zip(against, columns[k], strict=True)]
+        # the typical account's value where it shows why the value moves the risk the way
+        # it does ("Average time between orders: 96 days (31 days at a typical account)")
+        ref = np.full(len(where), np.nan)
+        if raises is not None and typical and feats[j] in typical and _says_typical(feats[j]):
+            at = np.full(len(where), typical[feats[j]])
+            ref = np.where(spec.agrees_with(columns[0], at, raises[where]), at, np.nan)
+            if spec.reads_as and spec.reads_as in sub:
+                # "No order for 124 days (typical gap 13 days)" says it by the own cycle;
+                # "No order for 52 days (typical gap 78 days)" does not
+                ratio = pd.to_numeric(sub[spec.reads_as], errors="coerce").to_numpy(float)
+                ref[catalog.get(spec.reads_as).shows(ratio, raises[where])] = np.nan
         if {spec.per_month, "tenure_days"} <= set(others):
             # "1 (5.4 in an average 90 days)": the average for every row at once, left out
             # where it reads against the risk's way, and passed as its words, so rows that
             # say the same share one sentence (raw rates and tenures never repeat)
             k, t = others.index(spec.per_month) + 1, others.index("tenure_days") + 1
             usual = spec.usual(columns[k], columns[t])
-            ref = np.full(len(where), np.nan)
             if raises is not None:
                 against = spec.usual_reads_against(columns[0], usual, raises[where])
-                if typical and feats[j] in typical:
-                    # "1 (1.1 in an average 90 days; 3 at a typical account) (raises risk)"
-                    at = np.full(len(where), typical[feats[j]])
-                    agrees = spec.agrees_with(columns[0], at, raises[where])
-                    ref = np.where((against | ~np.isfinite(usual)) & agrees, at, np.nan)
+                # "1 (1.1 in an average 90 days; 3 at a typical account) (raises risk)": the
+                # typical account only where the own average does not say why
+                ref[~(against | ~np.isfinite(usual))] = np.nan
                 usual[against & ~np.isfinite(ref)] = np.nan
-            words = {
-                u: spec.say_usual(u, currency)
-                for u in np.unique(np.r_[usual[np.isfinite(usual)], ref[np.isfinite(ref)]])
-            }
-            said = [words.get(u, np.nan) for u in usual.tolist()]
-            said_ref = [words.get(u, np.nan) for u in ref.tolist()]
-            columns = [c for i, c in enumerate(columns) if i not in (k, t)] + [said, said_ref]
+            else:
+                ref[:] = np.nan
+            columns = [c for i, c in enumerate(columns) if i not in (k, t)]
             others = [f for f in others if f not in (spec.per_month, "tenure_days")]
+        else:
+            usual = np.full(len(where), np.nan)
+        if np.isfinite(usual).any() or np.isfinite(ref).any():
+            words = {u: spec.say_usual(u, currency) for u in np.unique(usual[np.isfinite(usual)])}
+            said_ref: list[object] = [np.nan] * len(where)
+            shown = np.flatnonzero(np.isfinite(ref))
+            if len(shown):  # one typical value per feature
+                at_words = spec.say_typical(float(ref[shown[0]]), currency)
+                said = {v: spec.format(v, currency) for v in {columns[0][i] for i in shown}}
+                for i in shown:
+                    # apart by more than 5% but the same in words ("0.00 (0.00 at a typical
+                    # account)") shows nothing
+                    if said[columns[0][i]] != at_words:
+                        said_ref[i] = at_words
+            columns += [[words.get(u, np.nan) for u in usual.tolist()], said_ref]
             others += ["usual", "typical"]
         memo: dict[tuple[str, ...], str] = {}
         for i, values in zip(where, zip(*columns, strict=True), strict=True):
