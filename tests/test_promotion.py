@@ -344,24 +344,62 @@ def test_retraining_keeps_the_champion_and_registers_a_challenger(
 
     assert retrained.versions == {"churn": "2", "timing": "2"}
     as_of = trained.report.as_of.date()
-    names = {
-        "churn": trained.cfg.mlflow.churn_model_name,
-        "timing": trained.cfg.mlflow.timing_model_name,
-    }
+    metric = {"churn": "roc_auc", "timing": "concordance"}
     for kind in ("churn", "timing"):
         decision = retrained.decisions[kind]
         assert "v2 -> challenger" in decision and "(champion was v1)" in decision
-        # v1 trained on every test row's outcome: nothing in-sample is compared
-        assert (
-            f"the champion v1 (trained as of {as_of}) learnt outcomes up to that date" in decision
-        )
-        assert "not trained on newer data" in decision
-        assert f"`ka-ml promote {names[kind]} 2` by hand" in decision  # the exact command
+        # v1 trained on every test row's outcome: it is not re-scored there (in-sample);
+        # its own run's out-of-time figures on the same rows are what v2 is held against
+        assert f"trained as of {as_of}" not in decision
+        assert SAME_ROWS in decision, decision
+        assert f"{metric[kind]} " in decision and "does not beat the champion's" in decision
+        figure = getattr(retrained.evaluation, kind)[metric[kind]]
+        assert decision.count(f"{figure:.4f}") == 2  # same data and seed: the same figure
 
     client = MlflowClient(tracking_uri=retrained.tracking_uri, registry_uri=retrained.tracking_uri)
     for name in (trained.cfg.mlflow.churn_model_name, trained.cfg.mlflow.timing_model_name):
         assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
         assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == "2"
+
+
+SAME_ROWS = (
+    "compared with the out-of-time figures the champion's own training run measured on these "
+    "same test rows"
+)
+
+
+@pytest.mark.slow
+def test_a_retrain_on_the_same_rows_is_held_against_the_champions_own_backtest(
+    trained: Any, tmp_path: Path, mlflow_state: None
+) -> None:
+    """`make train` again on the same data and as-of (another config, new code): the champion
+    saw every test row's outcome, so it cannot be re-scored there, and every such retrain
+    stayed challenger ("compare the two runs in MLflow and promote by hand"), however much
+    better. The champion's own training run measured its procedure on the very same rows
+    (the same test-rows fingerprint): the two backtests compare, figure for figure."""
+    from ka_ml.jobs.train import run_training
+    from ka_ml.modeling import registry
+    from ka_ml.training.tracking import TEST_ROWS_TAG
+
+    cfg = small_config(tmp_path)
+    as_of = trained.report.as_of
+    first = run_training(trained.history, cfg, as_of, progress=lambda s: None)
+    assert first.decisions["churn"].startswith("v1 -> champion")
+    client = registry.connect(cfg)
+    run_id = client.get_model_version(cfg.mlflow.churn_model_name, "1").run_id
+    assert len(client.get_run(run_id).data.tags[TEST_ROWS_TAG]) == 16
+    # as if the champion's procedure had done worse on these rows than the new one does
+    client.log_metric(run_id, "test_churn_roc_auc", 0.5, step=1)
+    again = run_training(trained.history, cfg, as_of, progress=lambda s: None)
+    churn, timing = again.decisions["churn"], again.decisions["timing"]
+    assert churn.startswith("v2 -> champion") and SAME_ROWS in churn, churn
+    assert "beats the champion's 0.5000" in churn and "(champion was v1)" in churn
+    # the timing figures are the same procedure's on the same rows: no gain, no promotion
+    assert timing.startswith("v2 -> challenger") and SAME_ROWS in timing, timing
+    held = registry.aliases(client, cfg.mlflow.churn_model_name)
+    assert held == {registry.CHAMPION: "2", registry.CHALLENGER: "1"}
+    # another as-of tests other rows (another fingerprint): the rule of
+    # test_a_weekly_retrain_on_newer_data_replaces_the_champion stands there
 
 
 def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_and_warns(

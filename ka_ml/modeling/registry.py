@@ -19,7 +19,7 @@ import re
 import sqlite3
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,19 @@ def promotion_decision(
         CHALLENGER,
         f"{metric} {new:.4f} does not beat the champion's {old:.4f} by the margin {margin}",
     )
+
+
+def same_backtest(decision: Decision) -> Decision:
+    """``decision`` (:func:`promotion_decision` of the new model's out-of-time figures
+    against those the champion's own training run measured) said as what it is: a champion
+    retrained on the same data and as-of (another config, new code) saw every test row's
+    outcome, so it cannot be re-scored there, but its run tested its procedure on the very
+    same rows (the same ``test_rows_fingerprint``), as this run tested its own."""
+    said = (
+        "compared with the out-of-time figures the champion's own training run measured on "
+        f"these same test rows: {decision.reason}"
+    )
+    return replace(decision, reason=said)
 
 
 def _is_above(refusal: str) -> str:

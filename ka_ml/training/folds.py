@@ -8,6 +8,7 @@ its date could not have known.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,6 +56,14 @@ class Folds:
     labelled: pd.DataFrame
     test: pd.DataFrame  # every origin's test rows, pooled (in ``labelled`` order)
     groups: np.ndarray | None = None
+
+    def test_fingerprint(self) -> str:
+        """Content hash of the pooled test rows (account, date, labels): two training runs
+        with the same one measured their procedures on the very same out-of-time rows, so
+        their backtest figures compare (:mod:`ka_ml.training.tracking`'s gate)."""
+        cols = ["account_id", "as_of", *(c for c in LABEL_COLUMNS if c in self.test.columns)]
+        rows = pd.util.hash_pandas_object(self.test[cols], index=False).to_numpy()
+        return hashlib.sha256(rows.tobytes() + ",".join(cols).encode()).hexdigest()[:16]
 
     def train_rows(self, origin: Origin) -> pd.DataFrame:
         return self.labelled[_origin_rows(self.labelled, self.groups, origin, tested=False)]

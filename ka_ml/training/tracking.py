@@ -30,6 +30,10 @@ from ka_ml.training.folds import Folds
 
 log = logging.getLogger("ka_ml.tracking")
 
+# the run's pooled out-of-time test rows (Folds.test_fingerprint): a later run with the same
+# one compares its backtest with this run's, figure for figure
+TEST_ROWS_TAG = "test_rows_fingerprint"
+
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -74,6 +78,7 @@ def log_inputs(
             "churn_definition": definition,
             "config_hash": cfg.hash(),
             "n_features": str(len(feats)),
+            TEST_ROWS_TAG: folds.test_fingerprint(),
         }
     )
     mlflow.log_dict(resolved, "config/resolved_config.json")
@@ -267,6 +272,10 @@ class ChampionCheck:
     unseen: np.ndarray | None = None
     trained_as_of: pd.Timestamp | None = None
     warning: str = ""  # what the champion was promoted despite (its run's warning tag)
+    # its training run's own out-of-time figures (metric -> value, ``test_<kind>_`` dropped)
+    # when that run tested its procedure on the very same rows as this one (same
+    # TEST_ROWS_TAG), else None
+    backtest: dict[str, float] | None = None
 
     def saw_every_row(self, metric: str) -> bool:
         """A champion was trained on the outcomes of every test row (a retrain within the
@@ -307,7 +316,12 @@ def _champion_scores(
     trained = registry.tagged_as_of(tags)
     warning = tags.get(f"warning_{kind}", "")
     rows = unseen_rows(folds.test, trained)
-    check = ChampionCheck(str(mv.version), None, rows, trained, warning)
+    backtest = None
+    if tags.get(TEST_ROWS_TAG) == folds.test_fingerprint():
+        prefix = f"test_{kind}_"
+        ran = registry.training_metrics(client, name, str(mv.version))
+        backtest = {k[len(prefix) :]: v for k, v in ran.items() if k.startswith(prefix)}
+    check = ChampionCheck(str(mv.version), None, rows, trained, warning, backtest)
     if not rows.any():
         return check
     try:
@@ -327,7 +341,7 @@ def _champion_scores(
             "champion %s v%s cannot score the current data: %s", name, mv.version, e.message
         )
         return ChampionCheck(str(mv.version))
-    return ChampionCheck(str(mv.version), scores, rows, trained, warning)
+    return ChampionCheck(str(mv.version), scores, rows, trained, warning, backtest)
 
 
 def candidate_scores(
@@ -417,7 +431,23 @@ def promote(
                     model, kind, name, example, cfg.labels.purchase_windows
                 )
                 ceiling = cfg.mlflow.calibration_ceiling if ece is not None else None
-                if champ.saw_every_row(metric):
+                if champ.saw_every_row(metric) and champ.backtest is not None:
+                    # retrained on the same rows (another config, new code): the two
+                    # procedures' own out-of-time figures, measured on them, compare
+                    decision = registry.same_backtest(
+                        registry.promotion_decision(
+                            ev.churn if kind == "churn" else ev.timing,
+                            champ.backtest,
+                            metric=metric,
+                            margin=cfg.mlflow.promotion_margin,
+                            ece=ece,
+                            ece_ceiling=ceiling,
+                            ece_chance=chance,
+                            beats_baselines=beats_baselines.get(kind),
+                            champion_warning=champ.warning,
+                        )
+                    )
+                elif champ.saw_every_row(metric):
                     decision = registry.fresher_decision(
                         f"v{champ.version}",
                         champ.trained_as_of,
@@ -456,7 +486,7 @@ def promote(
                     name,
                     version,
                     decision,
-                    (champ.version, champ.scores),
+                    (champ.version, champ.scores if champ.backtest is None else champ.backtest),
                     beats_baselines.get(kind),
                 )
     except BaseException:
