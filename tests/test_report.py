@@ -1120,8 +1120,27 @@ def test_every_wide_table_scrolls_in_its_own_box_and_the_lists_stack_on_a_phone(
     assert ".fig{grid-template-columns:repeat(2,minmax(0,1fr))}" in phone
     # the definitions and the model text come after the lists on a phone
     assert ".meta,#about,#model-notes{order:1}#accounts,#cards,footer{order:2}" in phone
-    about = text.split('<div id="about">')[1].split("</div>")[0]
+    about = text.split('<details id="about">')[1].split("</details>")[0]
     assert "<strong>Churn probability</strong>" in about
+
+
+def test_the_definitions_fold_away_under_one_line_and_open_for_print() -> None:
+    """Read as a manager on Monday morning: three paragraphs of definitions (churn, the
+    lights' rule, revenue at risk, lapsed, how far to trust the ranking and the dates) stood
+    between the title and the call list. They fold under one line that says what is there,
+    closed, before the summary; printing opens them."""
+    text = render_report(with_win_back(make_scores()), make_run())
+    about = text.split('<details id="about">')[1].split("</details>")[0]
+    summary = about.split("<summary>")[1].split("</summary>")[0]
+    assert summary.startswith("<strong>How to read this report</strong>: what the churn")
+    assert "revenue at risk" in summary and "lapsed and new accounts" in summary
+    assert '<details id="about" open' not in text  # closed on screen
+    for p in ("<strong>Churn probability</strong>", "<strong>Revenue at risk</strong>"):
+        assert p in about.split("</summary>")[1]
+    assert text.index('<details id="about">') < text.index('id="summary"')
+    assert text.index('id="summary"') < text.index('id="attention"')
+    script = text.split("<script>")[1]
+    assert 'addEventListener("beforeprint"' in script and "d.open = true" in script
 
 
 def test_an_owners_own_report_has_no_owner_column() -> None:
