@@ -148,7 +148,7 @@ def store_copy(trained: Any, tmp_path: Path, mlflow_state: None) -> Config:
     The churn model gets a non-champion version when the copy has only the champion
     (registered from the champion's own artifacts, as a retrain's `challenger` would be).
     """
-    from ka_ml.modeling import registry
+    from ka_ml.modeling import promotion, registry
 
     db = tmp_path / "store" / "mlflow.db"
     db.parent.mkdir()
@@ -161,7 +161,7 @@ def store_copy(trained: Any, tmp_path: Path, mlflow_state: None) -> Config:
     if len(versions) == 1:
         one = versions[0]
         two = client.create_model_version(name, one.source, run_id=one.run_id)
-        client.set_registered_model_alias(name, registry.CHALLENGER, two.version)
+        client.set_registered_model_alias(name, promotion.CHALLENGER, two.version)
     return cfg
 
 
@@ -258,7 +258,7 @@ def test_a_hand_promotion_leaves_no_stale_tag_and_says_where_every_alias_went(
     """Promoting without --reason kept an earlier promotion's reason (the report paired it
     with the new date), a demoted version kept promoted_by_hand=true, and promoting v2 while
     v3 was challenger took the alias from v3 with no word of it."""
-    from ka_ml.modeling import registry
+    from ka_ml.modeling import promotion, registry
 
     cfg, name = store_copy, store_copy.mlflow.churn_model_name
     client = registry.connect(cfg)
@@ -282,7 +282,7 @@ def test_a_hand_promotion_leaves_no_stale_tag_and_says_where_every_alias_went(
 
     one = client.get_model_version(name, new)
     third = client.create_model_version(name, one.source, run_id=one.run_id).version
-    client.set_registered_model_alias(name, registry.CHALLENGER, third)
+    client.set_registered_model_alias(name, promotion.CHALLENGER, third)
     text = promote(old)
     assert f"v{third} was challenger and now carries no alias" in text, text
     assert aliases(cfg, name) == {"champion": old, "challenger": new}
@@ -328,11 +328,11 @@ def test_without_a_champion_the_error_names_promote_and_promoting_by_hand_fixes_
     store_copy: Config, tmp_path: Path
 ) -> None:
     from ka_ml.errors import NoChampionError
-    from ka_ml.modeling import registry
+    from ka_ml.modeling import promotion, registry
 
     name = store_copy.mlflow.churn_model_name
     client = registry.connect(store_copy)
-    client.delete_registered_model_alias(name, registry.CHAMPION)
+    client.delete_registered_model_alias(name, promotion.CHAMPION)
     with pytest.raises(NoChampionError) as err:
         registry.load_champion(client, name, "churn")
     assert f"`ka-ml promote {name} VERSION`" in err.value.remedy
@@ -362,17 +362,17 @@ def test_without_a_timing_champion_score_goes_on_without_timing_forecasts(
     and lights, the timing columns empty, and a note naming `ka-ml promote` in the record
     and the report."""
     from ka_ml.jobs.score import run_scoring
-    from ka_ml.modeling import registry
+    from ka_ml.modeling import promotion, registry
 
     client = registry.connect(store_copy)
     name = store_copy.mlflow.timing_model_name
-    champion = str(client.get_model_version_by_alias(name, registry.CHAMPION).version)
+    champion = str(client.get_model_version_by_alias(name, promotion.CHAMPION).version)
     as_of = trained.history.default_as_of
     owners = store_copy.delivery.model_copy(update={"owner_reports": False})
     cfg = store_copy.model_copy(update={"delivery": owners})
-    client.delete_registered_model_alias(name, registry.CHAMPION)
+    client.delete_registered_model_alias(name, promotion.CHAMPION)
     without = run_scoring(trained.history, cfg, as_of, tmp_path / "without")
-    client.set_registered_model_alias(name, registry.CHAMPION, champion)
+    client.set_registered_model_alias(name, promotion.CHAMPION, champion)
     with_timing = run_scoring(trained.history, cfg, as_of, tmp_path / "with")
 
     a, b = without.scores, with_timing.scores
@@ -445,18 +445,18 @@ def test_the_week_after_a_retrain_says_so_and_reruns_identically(
     model did, and nothing said the model had changed; rerunning that week once last week's
     contributions were pruned changed 1,304 of 1,814 texts."""
     from ka_ml.jobs.score import run_scoring
-    from ka_ml.modeling import registry
+    from ka_ml.modeling import promotion, registry
 
     client = registry.connect(store_copy)
     name = store_copy.mlflow.churn_model_name
-    old = str(client.get_model_version_by_alias(name, registry.CHAMPION).version)
+    old = str(client.get_model_version_by_alias(name, promotion.CHAMPION).version)
     new = aliases(store_copy, name)["challenger"]
     cfg = store_copy.model_copy(
         update={"delivery": store_copy.delivery.model_copy(update={"owner_reports": False})}
     )
     as_of = trained.history.default_as_of
     run_scoring(trained.history, cfg, as_of - pd.Timedelta(days=7), tmp_path / "w1")
-    client.set_registered_model_alias(name, registry.CHAMPION, new)
+    client.set_registered_model_alias(name, promotion.CHAMPION, new)
     first = run_scoring(trained.history, cfg, as_of, tmp_path / "w2").scores
     texts = first["changes"]  # "Risk unchanged at 1%, yet now green": the light's own story
     told = texts[texts.str.startswith("Risk") & ~texts.str.startswith("Risk unchanged at")]

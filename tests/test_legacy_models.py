@@ -15,7 +15,7 @@ from conftest import small_config
 
 from ka_ml.errors import KaMlError, ModelError
 from ka_ml.jobs.score import load_models
-from ka_ml.modeling import registry
+from ka_ml.modeling import promotion, registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.timing import TimingModel, interval_edges
 
@@ -77,7 +77,7 @@ def test_an_old_champion_is_refused_with_the_remedy(
             ),
             registered_model_name=name,
         )
-    registry.set_alias(client, name, registry.CHAMPION, "1")
+    registry.set_alias(client, name, promotion.CHAMPION, "1")
 
     with pytest.raises(ModelError) as err:
         registry.load_champion(client, name, kind)
@@ -99,6 +99,6 @@ def test_ka_ml_score_stops_on_an_old_champion_with_a_ka_ml_error(
             registered_model_name=cfg.mlflow.churn_model_name,
         )
     client = registry.connect(cfg)
-    registry.set_alias(client, cfg.mlflow.churn_model_name, registry.CHAMPION, "1")
+    registry.set_alias(client, cfg.mlflow.churn_model_name, promotion.CHAMPION, "1")
     with pytest.raises(KaMlError, match=r"older ka_ml.*Fix: retrain with `ka-ml train`"):
         load_models(cfg)  # what `ka-ml score` does first

@@ -16,14 +16,14 @@ import pytest
 from conftest import small_config
 
 from ka_ml.jobs.train import TrainReport
-from ka_ml.modeling.registry import (
+from ka_ml.modeling.metrics import calibration_verdict
+from ka_ml.modeling.promotion import (
     CHALLENGER,
     CHAMPION,
     Decision,
     baseline_ahead,
     baselines_beaten,
     beats_every_baseline,
-    calibration_verdict,
     fresher_decision,
     promotion_decision,
 )
@@ -228,7 +228,7 @@ def test_baseline_ahead_names_the_figure_furthest_ahead_and_respects_chance() ->
 def test_figures_that_round_equal_get_the_digits_that_tell_them_apart() -> None:
     """'a baseline does better ... Brier score 0.056 against the model's 0.056' read as a
     tie; the verdict is about the fourth decimal, so it is shown."""
-    from ka_ml.modeling.registry import distinct_figures
+    from ka_ml.modeling.promotion import distinct_figures
 
     brier_wins = _table(("ka_ml churn model", 0.80, 0.0563), ("recency only", 0.70, 0.0558))
     assert baseline_ahead(brier_wins, "ka_ml churn model", HIGHER_AUC_LOWER_BRIER) == (
@@ -397,7 +397,7 @@ def test_a_retrain_on_the_same_rows_is_held_against_the_champions_own_backtest(
     # the timing figures are the same procedure's on the same rows: no gain, no promotion
     assert timing.startswith("v2 -> challenger") and SAME_ROWS in timing, timing
     held = registry.aliases(client, cfg.mlflow.churn_model_name)
-    assert held == {registry.CHAMPION: "2", registry.CHALLENGER: "1"}
+    assert held == {CHAMPION: "2", CHALLENGER: "1"}
     # another as-of tests other rows (another fingerprint): the rule of
     # test_a_weekly_retrain_on_newer_data_replaces_the_champion stands there
 
@@ -474,7 +474,7 @@ def test_a_model_on_newer_data_replaces_a_champion_that_saw_every_test_row() -> 
     # managers' words leave the command out
     assert d.reason.endswith("`ka-ml backtest` tells how each version did on the weeks it "
                              "scored, once their horizon has passed")  # fmt: skip
-    from ka_ml.modeling.registry import manager_words
+    from ka_ml.modeling.promotion import manager_words
 
     assert manager_words(d.reason).endswith("beyond chance")
 
@@ -504,7 +504,7 @@ def test_otherwise_the_new_model_stays_challenger_and_says_why(
 def test_the_gate_names_the_exact_promote_command_and_the_report_leaves_it_out() -> None:
     """The gate said "compare the two runs in MLflow and `ka-ml promote` by hand" without
     the name and version; the managers' "About the models" box repeated the instruction."""
-    from ka_ml.modeling.registry import manager_words
+    from ka_ml.modeling.promotion import manager_words
 
     d = fresher_decision(
         "v1", A, A, ece=0.02, ece_ceiling=0.05, by_hand="`ka-ml promote ka_ml_churn 2` by hand"
@@ -553,7 +553,7 @@ def test_a_weekly_retrain_on_newer_data_replaces_the_champion(
     from ka_ml.modeling import registry
 
     held = registry.aliases(registry.connect(cfg), cfg.mlflow.churn_model_name)
-    assert held == {registry.CHAMPION: "2", registry.CHALLENGER: "1"}
+    assert held == {CHAMPION: "2", CHALLENGER: "1"}
 
 
 def test_the_new_model_is_scored_on_the_same_rows_as_the_champion() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from conftest import small_config
 
-from ka_ml.modeling import registry
+from ka_ml.modeling import promotion, registry
 from ka_ml.modeling.timing import TimingModel, interval_edges
 
 FAST = {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.1}
@@ -68,7 +68,7 @@ def _moved_store(tmp_path: Path) -> tuple[object, str, str, Path]:
     client = registry.connect(cfg)
     with mlflow.start_run():
         version = registry.log_and_register(model, "timing", name, X, WINDOWS)
-    client.set_registered_model_alias(name, registry.CHAMPION, version)
+    client.set_registered_model_alias(name, promotion.CHAMPION, version)
     (tmp_path / "b").mkdir()
     shutil.move(tmp_path / "a" / "models", tmp_path / "b" / "models")
     moved = small_config(tmp_path / "b")

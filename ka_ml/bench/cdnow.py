@@ -195,7 +195,7 @@ def _ensure_champions(cfg: Config, report: TrainReport) -> list[str]:
     The store is empty before the run, so the gate can only refuse a model on its own
     calibration; the benchmark still measures what ``train`` produced, and says so.
     """
-    from ka_ml.modeling import registry
+    from ka_ml.modeling import promotion, registry
 
     client = registry.connect(cfg)
     notes = []
@@ -206,7 +206,7 @@ def _ensure_champions(cfg: Config, report: TrainReport) -> list[str]:
         mv = registry.champion_version(client, name)
         version = report.versions[kind]
         if mv is None or str(mv.version) != version:
-            registry.set_alias(client, name, registry.CHAMPION, version)
+            registry.set_alias(client, name, promotion.CHAMPION, version)
             notes.append(
                 f"{kind} model v{version} was not promoted by the gate "
                 f"({report.decisions[kind]}); the benchmark scores it anyway."

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ka_ml.config import Config
 from ka_ml.features.catalog import plural
-from ka_ml.modeling import registry
+from ka_ml.modeling import promotion, registry
 from ka_ml.modeling.churn import (
     CALIBRATION_MAX_AUC_LOSS,
     CALIBRATION_MIN_GAIN,
@@ -560,7 +560,7 @@ def print_models(versions: list[VersionInfo], cfg: Config, out: Console) -> None
         (
             v.name,
             v.version,
-            ", ".join(f"[bold green]{a}[/]" if a == registry.CHAMPION else a for a in v.aliases)
+            ", ".join(f"[bold green]{a}[/]" if a == promotion.CHAMPION else a for a in v.aliases)
             or "-",
             v.created.strftime("%Y-%m-%d %H:%M") if v.created else "-",
             v.as_of[:10] or "-",

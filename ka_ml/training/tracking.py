@@ -20,7 +20,7 @@ from ka_ml.config import Config
 from ka_ml.data.history import History
 from ka_ml.errors import ModelError, signals_held
 from ka_ml.modeling import metrics as M
-from ka_ml.modeling import registry
+from ka_ml.modeling import promotion, registry
 from ka_ml.modeling.churn import ChurnModel
 from ka_ml.modeling.evaluate import follow_up_days, timing_scores
 from ka_ml.modeling.timing import TimingModel
@@ -393,7 +393,7 @@ def promote(
     ``as_of``), scores on them would be in-sample and beat any honest estimate, so nothing
     is compared: the new model replaces it only when trained on newer data, with no
     baseline doing better out of time beyond chance, under the calibration ceiling
-    (:func:`registry.fresher_decision`). The ceiling allows for the calibration error a
+    (:func:`promotion.fresher_decision`). The ceiling allows for the calibration error a
     perfectly calibrated model shows by chance on the test rows (``ece_chance``).
 
     ``beats_baselines`` ("churn"/"timing" -> beats every baseline) lets a first model with
@@ -403,12 +403,12 @@ def promote(
 
     windows = cfg.labels.purchase_windows
     if beats_baselines is None:
-        beats_baselines = registry.baselines_beaten(ev.comparison, ev.timing_comparison, windows)
-    holds = registry.baselines_beaten(
+        beats_baselines = promotion.baselines_beaten(ev.comparison, ev.timing_comparison, windows)
+    holds = promotion.baselines_beaten(
         ev.comparison, ev.timing_comparison, windows, within_chance=True
     )
-    trails = registry.baselines_ahead(ev.comparison, ev.timing_comparison, windows)
-    ahead = registry.baselines_ahead(
+    trails = promotion.baselines_ahead(ev.comparison, ev.timing_comparison, windows)
+    ahead = promotion.baselines_ahead(
         ev.comparison, ev.timing_comparison, windows, within_chance=True
     )
     example = folds.test[feats].head(5).reset_index(drop=True)
@@ -434,8 +434,8 @@ def promote(
                 if champ.saw_every_row(metric) and champ.backtest is not None:
                     # retrained on the same rows (another config, new code): the two
                     # procedures' own out-of-time figures, measured on them, compare
-                    decision = registry.same_backtest(
-                        registry.promotion_decision(
+                    decision = promotion.same_backtest(
+                        promotion.promotion_decision(
                             ev.churn if kind == "churn" else ev.timing,
                             champ.backtest,
                             metric=metric,
@@ -448,7 +448,7 @@ def promote(
                         )
                     )
                 elif champ.saw_every_row(metric):
-                    decision = registry.fresher_decision(
+                    decision = promotion.fresher_decision(
                         f"v{champ.version}",
                         champ.trained_as_of,
                         as_of,
@@ -461,7 +461,7 @@ def promote(
                         by_hand=f"`ka-ml promote {name} {version}` by hand",
                     )
                 else:
-                    decision = registry.promotion_decision(
+                    decision = promotion.promotion_decision(
                         candidate_scores(kind, ev, folds, champ.unseen, cfg),
                         champ.scores,
                         metric=metric,
@@ -476,10 +476,10 @@ def promote(
                         by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
                     )
                 registry.set_alias(client, name, decision.alias, version)
-                replaced = before[name].get(registry.CHAMPION)
+                replaced = before[name].get(promotion.CHAMPION)
                 if decision.promote and replaced and replaced != version:
                     # the replaced champion stays in view for a rollback, as `ka-ml promote` does
-                    registry.set_alias(client, name, registry.CHALLENGER, replaced)
+                    registry.set_alias(client, name, promotion.CHALLENGER, replaced)
                 versions[kind] = version
                 decisions[kind] = record_decision(
                     kind,
@@ -501,7 +501,7 @@ def record_decision(
     kind: str,
     name: str,
     version: str,
-    decision: registry.Decision,
+    decision: promotion.Decision,
     champion: tuple[str, dict[str, float] | None],
     beats_baselines: bool | None,
 ) -> str:
