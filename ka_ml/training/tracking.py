@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -431,22 +432,21 @@ def promote(
                     model, kind, name, example, cfg.labels.purchase_windows
                 )
                 ceiling = cfg.mlflow.calibration_ceiling if ece is not None else None
+                judge = functools.partial(
+                    promotion.promotion_decision,
+                    metric=metric,
+                    margin=cfg.mlflow.promotion_margin,
+                    ece=ece,
+                    ece_ceiling=ceiling,
+                    ece_chance=chance,
+                    beats_baselines=beats_baselines.get(kind),
+                    champion_warning=champ.warning,
+                )
                 if champ.saw_every_row(metric) and champ.backtest is not None:
                     # retrained on the same rows (another config, new code): the two
                     # procedures' own out-of-time figures, measured on them, compare
-                    decision = promotion.same_backtest(
-                        promotion.promotion_decision(
-                            ev.churn if kind == "churn" else ev.timing,
-                            champ.backtest,
-                            metric=metric,
-                            margin=cfg.mlflow.promotion_margin,
-                            ece=ece,
-                            ece_ceiling=ceiling,
-                            ece_chance=chance,
-                            beats_baselines=beats_baselines.get(kind),
-                            champion_warning=champ.warning,
-                        )
-                    )
+                    own = ev.churn if kind == "churn" else ev.timing
+                    decision = promotion.same_backtest(judge(own, champ.backtest))
                 elif champ.saw_every_row(metric):
                     decision = promotion.fresher_decision(
                         f"v{champ.version}",
@@ -461,16 +461,9 @@ def promote(
                         by_hand=f"`ka-ml promote {name} {version}` by hand",
                     )
                 else:
-                    decision = promotion.promotion_decision(
+                    decision = judge(
                         candidate_scores(kind, ev, folds, champ.unseen, cfg),
                         champ.scores,
-                        metric=metric,
-                        margin=cfg.mlflow.promotion_margin,
-                        ece=ece,
-                        ece_ceiling=ceiling,
-                        ece_chance=chance,
-                        beats_baselines=beats_baselines.get(kind),
-                        champion_warning=champ.warning,
                         trails=trails.get(kind, ""),
                         ahead=ahead.get(kind, ""),
                         by_hand=f"`ka-ml promote {name} {version}` makes it champion by hand",
