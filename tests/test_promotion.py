@@ -402,6 +402,18 @@ def test_a_retrain_on_the_same_rows_is_held_against_the_champions_own_backtest(
     # test_a_weekly_retrain_on_newer_data_replaces_the_champion stands there
 
 
+def test_only_a_measured_figure_of_the_champions_own_backtest_is_compared() -> None:
+    """A champion run that logged no figure for the gate's metric (NaN, or none: a timing
+    model without a concordance) would read as "no comparable champion yet" and let any
+    retrain through as a first model: it falls back to the rule for in-sample champions."""
+    from ka_ml.training.tracking import ChampionCheck
+
+    assert ChampionCheck("1", backtest={"roc_auc": 0.8}).same_rows("roc_auc")
+    assert not ChampionCheck("1", backtest={"roc_auc": math.nan}).same_rows("roc_auc")
+    assert not ChampionCheck("1", backtest={"brier": 0.1}).same_rows("roc_auc")
+    assert not ChampionCheck("1").same_rows("roc_auc")  # another fingerprint, or none
+
+
 def test_a_first_training_above_the_calibration_ceiling_still_leaves_a_champion_and_warns(
     trained: Any,
     tmp_path: Path,

@@ -278,6 +278,11 @@ class ChampionCheck:
     # TEST_ROWS_TAG), else None
     backtest: dict[str, float] | None = None
 
+    def same_rows(self, metric: str) -> bool:
+        """Its training run measured ``metric`` out of time on this run's very test rows
+        (:attr:`backtest`), so the two runs' figures compare as they stand."""
+        return self.backtest is not None and bool(np.isfinite(self.backtest.get(metric, np.nan)))
+
     def saw_every_row(self, metric: str) -> bool:
         """A champion was trained on the outcomes of every test row (a retrain within the
         horizon of it), or the rows it did not see cannot measure ``metric`` (one class):
@@ -442,11 +447,13 @@ def promote(
                     beats_baselines=beats_baselines.get(kind),
                     champion_warning=champ.warning,
                 )
-                if champ.saw_every_row(metric) and champ.backtest is not None:
+                compared = champ.scores
+                if champ.saw_every_row(metric) and champ.same_rows(metric):
                     # retrained on the same rows (another config, new code): the two
                     # procedures' own out-of-time figures, measured on them, compare
+                    compared = champ.backtest
                     own = ev.churn if kind == "churn" else ev.timing
-                    decision = promotion.same_backtest(judge(own, champ.backtest))
+                    decision = promotion.same_backtest(judge(own, compared))
                 elif champ.saw_every_row(metric):
                     decision = promotion.fresher_decision(
                         f"v{champ.version}",
@@ -479,7 +486,7 @@ def promote(
                     name,
                     version,
                     decision,
-                    (champ.version, champ.scores if champ.backtest is None else champ.backtest),
+                    (champ.version, compared),
                     beats_baselines.get(kind),
                 )
     except BaseException:
