@@ -218,7 +218,7 @@ function look(f) {
     o.cards = Array.prototype.every.call(d.querySelectorAll("article.card"), function (c) { return fits(w, c); });
     o.head = w.getComputedStyle(d.querySelector("#attention thead")).display;
     var top = function (sel) { return d.querySelector(sel).getBoundingClientRect().top; };
-    o.aboutAfterLists = top(".def") > top("#winback") && top(".def") < top("#accounts");
+    o.aboutAfterLists = top("#about") > top("#winback") && top("#about") < top("#accounts");
   } catch (e) { o.exception = String((e && e.stack) || e); }
   out[f.id] = o;
   if (--left === 0) {
