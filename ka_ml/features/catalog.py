@@ -253,8 +253,9 @@ class FeatureSpec:
     # ``{usual}`` ("Orders in the last 90 days: 1 (5.4 in an average 90 days)"; "Spend in
     # the last 180 days: 180,970 (raises risk)" said a level without saying against what).
     # Only for accounts whose tenure holds ``USUAL_MIN_WINDOWS`` windows. A template's
-    # ``{typical}`` is the same window at the typical account the reasons are measured
-    # from (:func:`ka_ml.scoring.explain.reason_typical`), in words: said only where it
+    # ``{typical}`` is the same feature at the typical account the reasons are measured
+    # from (:func:`ka_ml.scoring.explain.reason_typical`; every level feature has such a
+    # template, :func:`with_typical`), in words: said only where it
     # shows why the value moves the risk the way it does ("Orders in the last 90 days: 1
     # (1.1 in an average 90 days; 3 at a typical account) (raises risk)": steady for this
     # account, and fewer than the accounts the lights compare it with)
