@@ -448,7 +448,9 @@ class FeatureSpec:
 
 
 def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
-    return (
+    """The order count and the spend over ``w`` days (any window: :func:`get` resolves
+    ``orders_45d``), each with its typical-account variant (:func:`with_typical`)."""
+    counts, spends = (
         FeatureSpec(
             f"orders_{w}d",
             "orders",
@@ -457,9 +459,8 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             "orders",
             templates=(
                 f"Orders in the last {w} days: {{value}} ({{usual}} in an average {w} days; "
-                f"{{typical}} at a typical account)",
+                f"{TYPICAL_CLAUSE})",
                 f"Orders in the last {w} days: {{value}} ({{usual}} in an average {w} days)",
-                f"Orders in the last {w} days: {{value}} ({{typical}} at a typical account)",
                 f"Orders in the last {w} days: {{value}}",
             ),
             high_means="buys often",
@@ -476,9 +477,8 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             "orders",
             templates=(
                 f"Spend in the last {w} days: {{value}} ({{usual}} in an average {w} days; "
-                f"{{typical}} at a typical account)",
+                f"{TYPICAL_CLAUSE})",
                 f"Spend in the last {w} days: {{value}} ({{usual}} in an average {w} days)",
-                f"Spend in the last {w} days: {{value}} ({{typical}} at a typical account)",
                 f"Spend in the last {w} days: {{value}}",
             ),
             high_means="spends a lot",
@@ -488,6 +488,7 @@ def _window_specs(w: int) -> tuple[FeatureSpec, FeatureSpec]:
             window_days=w,
         ),
     )
+    return with_typical(counts), with_typical(spends)
 
 
 _ORDER_SPECS_HEAD = (
@@ -1301,7 +1302,7 @@ def with_typical(spec: FeatureSpec) -> FeatureSpec:
     with the typical account's value (``{typical}``, :data:`TYPICAL_CLAUSE`): for model
     features in :data:`TYPICAL_UNITS`. "Average time between orders: 96 days (raises risk)"
     left a manager asking against what; "(31 days at a typical account)" says it. The
-    caller decides where it is said (:func:`ka_ml.scoring.explain.reason_frame`); without
+    caller decides where it is said (:func:`ka_ml.scoring.explain.top_reasons`); without
     it the plain sentence follows."""
     if not spec.model or spec.kind != "num" or spec.unit not in TYPICAL_UNITS:
         return spec

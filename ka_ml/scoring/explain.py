@@ -280,7 +280,7 @@ def _describe_rows(
         # the typical account's value where it shows why the value moves the risk the way
         # it does ("Average time between orders: 96 days (31 days at a typical account)")
         ref = np.full(len(where), np.nan)
-        if raises is not None and typical and feats[j] in typical and _says_typical(feats[j]):
+        if raises is not None and typical and feats[j] in typical:
             at = np.full(len(where), typical[feats[j]])
             ref = np.where(spec.agrees_with(columns[0], at, raises[where]), at, np.nan)
             if spec.reads_as and spec.reads_as in sub:
@@ -300,8 +300,6 @@ def _describe_rows(
                 # typical account only where the own average does not say why
                 ref[~(against | ~np.isfinite(usual))] = np.nan
                 usual[against & ~np.isfinite(ref)] = np.nan
-            else:
-                ref[:] = np.nan
             columns = [c for i, c in enumerate(columns) if i not in (k, t)]
             others = [f for f in others if f not in (spec.per_month, "tenure_days")]
         else:
